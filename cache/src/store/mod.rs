@@ -1,0 +1,1 @@
+//! Storage: the RAM tier and single-flight fills.

@@ -1,0 +1,77 @@
+//! Command-line types (clap derive only; the work lives in `cmd/`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// strait: L4 director, HTTP cache cluster and topology simulator in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "strait", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a cache node in the foreground (SIGHUP reloads, SIGTERM drains and exits).
+    Node {
+        /// The node's TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate config files; exit 0, or exit 2 printing `FILE:LINE:COL: message` per problem.
+    Check {
+        /// Config files to validate.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Talk to a running node's admin endpoint.
+    Ctl(CtlArgs),
+    /// Simulation helpers.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Admin address of the node.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin: SocketAddr,
+    /// Print JSON instead of a human table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// One line: node id, uptime, requests, hit ratio.
+    Status,
+    /// Counters and pools.
+    Stats,
+    /// Remove one URL's object(s) from the cache.
+    Purge {
+        /// Absolute URL, e.g. http://example.com/a.png
+        url: String,
+    },
+    /// Invalidate every object whose key starts with PREFIX.
+    Ban {
+        /// Key prefix, e.g. http://example.com/img/
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// A small origin server for demos and tests.
+    Origin {
+        /// Address to listen on (port 0 picks one; the chosen address is printed on stdout).
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}

@@ -1,0 +1,4 @@
+//! `strait ctl`.
+pub fn run(_args: crate::cli::CtlArgs) -> anyhow::Result<i32> {
+    anyhow::bail!("unfinished")
+}

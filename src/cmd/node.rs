@@ -1,0 +1,5 @@
+//! `strait node`.
+use std::path::Path;
+pub fn run(_config: &Path) -> anyhow::Result<i32> {
+    anyhow::bail!("unfinished")
+}

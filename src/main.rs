@@ -1,0 +1,36 @@
+//! The `strait` binary: tracing setup and dispatch to `cmd/`.
+
+mod cli;
+mod cmd;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRAIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("strait: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        cli::Command::Node { config } => cmd::node::run(&config),
+        cli::Command::Check { files } => cmd::check::run(&files),
+        cli::Command::Ctl(args) => cmd::ctl::run(args),
+        cli::Command::Sim { command } => match command {
+            cli::SimCommand::Origin { listen } => cmd::sim::origin(listen),
+        },
+    }
+}
