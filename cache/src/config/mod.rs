@@ -1,1 +1,6 @@
-//! Node configuration.
+//! Node configuration: types (`types`), loading with `FILE:LINE:COL` diagnostics and
+//! semantic validation.
+
+mod types;
+
+pub use types::*;

@@ -1,0 +1,221 @@
+//! The node config as plain data: what `config.toml` deserializes into.
+//!
+//! `node.toml -> NodeConfig (serde, unknown keys rejected) -> validate() -> Arc<NodeConfig>`.
+//! Defaults are named `DEFAULT_*` consts; durations are humantime strings ("500ms", "2s"),
+//! sizes are bytesize strings ("64MiB").
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// Default admin listener.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+/// Default RAM tier bound.
+pub const DEFAULT_RAM: ByteSize = ByteSize::mib(256);
+/// Default largest object kept in the RAM tier; larger ones are streamed, not stored.
+pub const DEFAULT_MAX_OBJECT_SIZE: ByteSize = ByteSize::mib(16);
+/// How long a request waits on another request's fill of the same key before going to the
+/// origin itself.
+pub const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Heuristic freshness: share of (Date - Last-Modified) (RFC 9111 §4.2.2).
+pub const DEFAULT_HEURISTIC_PERCENT: u32 = 10;
+/// Heuristic freshness cap.
+pub const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Largest request head (request line + headers) accepted; larger gets 431.
+pub const DEFAULT_MAX_REQUEST_HEADER: ByteSize = ByteSize::kib(64);
+/// Origin connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Origin time to the response head.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections to one origin server are closed after this.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle keep-alive connections kept per origin server.
+pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 64;
+/// Time a draining node gives in-flight requests on SIGTERM.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A whole node config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub cache: CacheSection,
+    #[serde(rename = "pool", default)]
+    pub pools: Vec<Spanned<PoolConfig>>,
+    #[serde(rename = "route", default)]
+    pub routes: Vec<Spanned<RouteConfig>>,
+}
+
+/// `[node]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Unique in the cluster; shown in `Cache-Status` and `Via`.
+    pub id: Spanned<String>,
+    /// Client-facing HTTP/1.1 + h2c listeners. Port 0 picks a free port (printed at start).
+    pub listen: Spanned<Vec<SocketAddr>>,
+    /// Admin listener (loopback clients only).
+    #[serde(default = "default_admin")]
+    pub admin: SocketAddr,
+    /// Worker threads; absent: one per CPU the process may run on.
+    #[serde(default)]
+    pub workers: Option<Spanned<usize>>,
+    /// Time in-flight requests get to finish on SIGTERM.
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// RAM tier bound: bodies plus metadata.
+    #[serde(default = "default_ram")]
+    pub ram: Spanned<ByteSize>,
+    /// Objects larger than this are streamed to clients but not stored.
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: Spanned<ByteSize>,
+}
+
+/// `[cache]`: RFC 9111 knobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// An operator-named targeted cache-control header (RFC 9213), honoured before
+    /// `CDN-Cache-Control` and `Cache-Control`, e.g. "Strait-Cache-Control".
+    #[serde(default)]
+    pub target_header: Option<Spanned<String>>,
+    /// Bounded wait of a request coalesced onto another request's fill.
+    #[serde(default = "default_coalesce_timeout", with = "humantime_serde")]
+    pub coalesce_timeout: Duration,
+    /// Heuristic freshness: percent of (Date - Last-Modified).
+    #[serde(default = "default_heuristic_percent")]
+    pub heuristic_percent: Spanned<u32>,
+    /// Heuristic freshness cap.
+    #[serde(default = "default_heuristic_max", with = "humantime_serde")]
+    pub heuristic_max: Duration,
+    /// Largest request head accepted (431 beyond).
+    #[serde(default = "default_max_request_header")]
+    pub max_request_header: Spanned<ByteSize>,
+}
+
+/// One `[[pool]]` of origin servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    pub servers: Spanned<Vec<Spanned<ServerConfig>>>,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(default = "default_max_idle_per_server")]
+    pub max_idle_per_server: usize,
+}
+
+/// Scheduling algorithm of a pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Smooth weighted round robin.
+    #[default]
+    Roundrobin,
+}
+
+impl Algorithm {
+    /// Name as written in configs and shown in stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Roundrobin => "roundrobin",
+        }
+    }
+}
+
+/// One origin server of a pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+/// One `[[route]]`. Routing rules (`match`) arrive with the origin-pools issue; until then a
+/// config has exactly one route, the default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub pool: Spanned<String>,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            ram: default_ram(),
+            max_object_size: default_max_object_size(),
+        }
+    }
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            target_header: None,
+            coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
+            heuristic_percent: default_heuristic_percent(),
+            heuristic_max: DEFAULT_HEURISTIC_MAX,
+            max_request_header: default_max_request_header(),
+        }
+    }
+}
+
+fn default_admin() -> SocketAddr {
+    // A constant that always parses.
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+fn default_drain_timeout() -> Duration {
+    DEFAULT_DRAIN_TIMEOUT
+}
+fn default_ram() -> Spanned<ByteSize> {
+    Spanned::new(0..0, DEFAULT_RAM)
+}
+fn default_max_object_size() -> Spanned<ByteSize> {
+    Spanned::new(0..0, DEFAULT_MAX_OBJECT_SIZE)
+}
+fn default_coalesce_timeout() -> Duration {
+    DEFAULT_COALESCE_TIMEOUT
+}
+fn default_heuristic_percent() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_HEURISTIC_PERCENT)
+}
+fn default_heuristic_max() -> Duration {
+    DEFAULT_HEURISTIC_MAX
+}
+fn default_max_request_header() -> Spanned<ByteSize> {
+    Spanned::new(0..0, DEFAULT_MAX_REQUEST_HEADER)
+}
+fn default_connect_timeout() -> Duration {
+    DEFAULT_CONNECT_TIMEOUT
+}
+fn default_first_byte_timeout() -> Duration {
+    DEFAULT_FIRST_BYTE_TIMEOUT
+}
+fn default_idle_timeout() -> Duration {
+    DEFAULT_IDLE_TIMEOUT
+}
+fn default_max_idle_per_server() -> usize {
+    DEFAULT_MAX_IDLE_PER_SERVER
+}
+fn default_weight() -> u32 {
+    1
+}
