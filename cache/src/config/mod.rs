@@ -1,6 +1,10 @@
-//! Node configuration: types (`types`), loading with `FILE:LINE:COL` diagnostics and
-//! semantic validation.
+//! Node configuration: types (`types`), loading with `FILE:LINE:COL` diagnostics (`load`),
+//! positions in the document (`locate`) and semantic validation (`validate`).
 
+mod load;
+mod locate;
 mod types;
+mod validate;
 
+pub use load::{load, parse, render, ConfigError, ConfigKind, Diagnostic};
 pub use types::*;

@@ -1,1 +1,16 @@
 //! Storage: the RAM tier and single-flight fills.
+//!
+//! * [`ram`]: the size-bounded, scan-resistant RAM tier ([`RamStore`]) holding immutable objects
+//!   by primary key, with up to `MAX_VARIANTS` Vary variants per key.
+//! * [`fill`]: request coalescing: one origin fetch per key, every concurrent request reads
+//!   the body while it is written.
+//!
+//! Generic code: the store does not know HTTP; the caller supplies the object type ([`Entry`]).
+
+mod eviction;
+pub mod fill;
+pub mod ram;
+
+pub use eviction::KEY_OVERHEAD_BYTES;
+pub use fill::{FillReader, FillWriter, Fills, FollowError, Join, STREAM_WINDOW};
+pub use ram::{Entry, RamStore, MAX_VARIANTS};

@@ -1,0 +1,92 @@
+//! `GET /`: the stats page. Plain HTML that refreshes itself every 5 s (a meta refresh, no
+//! JavaScript), cache counters on top and a table per pool.
+
+use std::fmt::Write;
+
+use super::Snapshot;
+
+/// Render the page.
+pub fn render(s: &Snapshot) -> String {
+    let mut h = String::with_capacity(4096);
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"5\"><title>strait {node}</title>\
+         <style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse;margin-bottom:1em}}\
+         td,th{{border:1px solid #999;padding:2px 8px;text-align:right}}th{{background:#eee}}\
+         td.l,th.l{{text-align:left}}.up{{background:#cfc}}.down{{background:#fcc}}</style></head><body>\
+         <h1>strait node {node}</h1><p>up {up}s &middot; refreshes every 5 s</p>",
+        node = escape(&s.node),
+        up = s.uptime_secs
+    );
+    h.push_str("<h2>Cache</h2><table><tr><th class=\"l\">counter</th><th>value</th></tr>");
+    for (k, v) in &s.values {
+        let _ = write!(h, "<tr><td class=\"l\">{k}</td><td>{v}</td></tr>");
+    }
+    h.push_str("</table>");
+    for p in &s.pools {
+        let _ = write!(
+            h,
+            "<h2>Pool {} ({})</h2><table><tr><th class=\"l\">server</th><th>state</th>\
+             <th>weight</th><th>requests</th><th>active</th><th>errors</th></tr>",
+            escape(&p.name),
+            p.algorithm
+        );
+        for srv in &p.servers {
+            let (class, state) = if srv.up {
+                ("up", "UP")
+            } else {
+                ("down", "DOWN")
+            };
+            let _ = write!(
+                h,
+                "<tr class=\"{class}\"><td class=\"l\">{}</td><td>{state}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&srv.addr),
+                srv.weight,
+                srv.requests,
+                srv.active,
+                srv.errors
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// Minimal HTML escaping for text content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_escapes_names_and_refreshes_without_javascript() {
+        let s = Snapshot {
+            node: "<a>".into(),
+            uptime_secs: 3,
+            values: vec![("requests", 2)],
+            pools: vec![],
+        };
+        let p = render(&s);
+        assert!(p.contains("strait node &lt;a&gt;"));
+        assert!(p.contains("http-equiv=\"refresh\""));
+        assert!(!p.contains("<script"));
+        assert!(p.contains("<td class=\"l\">requests</td><td>2</td>"));
+    }
+}

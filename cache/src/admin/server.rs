@@ -1,0 +1,187 @@
+//! Admin HTTP listener (HTTP/1.1). Routes: `GET /`, `GET /stats.json`, `GET /metrics`,
+//! `POST /purge?url=URL`, `POST /ban?prefix=PREFIX`. Non-loopback peers get 403.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{metrics, page, Snapshot};
+use crate::http::ctx::Ctx;
+use crate::policy::key::primary_key;
+use crate::stats::add;
+
+/// Serve the admin listener until `stop` turns true.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let ctx = Arc::clone(&ctx);
+                let svc = service_fn(move |req| {
+                    let ctx = Arc::clone(&ctx);
+                    async move { Ok::<_, Infallible>(route(&ctx, peer, req)) }
+                });
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Answer one admin request.
+pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !peer.ip().is_loopback() {
+        tracing::info!(%peer, "admin request refused: not a loopback client");
+        return text(
+            StatusCode::FORBIDDEN,
+            "403 admin is for loopback clients only\n",
+        );
+    }
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::GET, "/") => {
+            let body = page::render(&Snapshot::take(ctx));
+            respond(StatusCode::OK, "text/html; charset=utf-8", body)
+        }
+        (&Method::GET, "/stats.json") => {
+            let body = Snapshot::take(ctx).to_json().to_string();
+            respond(StatusCode::OK, "application/json", body)
+        }
+        (&Method::GET, "/metrics") => {
+            let body = metrics::render(&Snapshot::take(ctx));
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            )
+        }
+        (&Method::POST, "/purge") => {
+            let Some(url) = query_param(req.uri(), "url") else {
+                return text(StatusCode::BAD_REQUEST, "400 purge needs ?url=\n");
+            };
+            let Some(key) = url_key(&url) else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "400 url must be absolute, e.g. http://host/path\n",
+                );
+            };
+            let n = ctx.store.purge(&key);
+            add(&ctx.counters.invalidated, n as u64);
+            tracing::info!(key = %key, removed = n, "purge");
+            removed(n)
+        }
+        (&Method::POST, "/ban") => {
+            let Some(prefix) = query_param(req.uri(), "prefix") else {
+                return text(StatusCode::BAD_REQUEST, "400 ban needs ?prefix=\n");
+            };
+            let n = ctx.store.ban_prefix(&prefix);
+            add(&ctx.counters.invalidated, n as u64);
+            tracing::info!(prefix = %prefix, removed = n, "ban");
+            removed(n)
+        }
+        (_, "/" | "/stats.json" | "/metrics" | "/purge" | "/ban") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "404 not found\n"),
+    }
+}
+
+fn removed(n: usize) -> Response<Full<Bytes>> {
+    respond(
+        StatusCode::OK,
+        "application/json",
+        format!("{{\"removed\":{n}}}"),
+    )
+}
+
+/// The cache key of an absolute URL, as the request path computes it.
+fn url_key(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    uri.authority()?;
+    primary_key(&uri, &http::HeaderMap::new())
+}
+
+/// The percent-decoded value of a query parameter.
+pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    let q = uri.query()?;
+    for pair in q.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == name {
+            return percent_decode(v);
+        }
+    }
+    None
+}
+
+/// Decode `%XX` escapes and `+` (as space); None on a malformed escape or non-UTF-8 result.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_are_percent_decoded() {
+        let u: Uri = "/purge?x=1&url=http%3A%2F%2Fa.example%2Fp%3Fq%3D1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            query_param(&u, "url").as_deref(),
+            Some("http://a.example/p?q=1")
+        );
+        assert_eq!(query_param(&u, "nope"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
+    }
+}

@@ -1,0 +1,583 @@
+//! Going forward to the origin: coalesced fills (misses and revalidations), background
+//! refreshes, and passes for requests the cache does not keep.
+//!
+//! A fill's leader sends one request; the requests coalesced on it wait (bounded) for the
+//! head and then read the body while it arrives. A response that cannot be stored releases them
+//! at once and they go forward on their own.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Either, Empty};
+use hyper::body::Incoming;
+
+use super::body::ProxyBody;
+use super::ctx::{Ctx, ReqHead, Runtime};
+use super::object::{FillHead, Object};
+use super::respond;
+use crate::origin::pool::OutRequest;
+use crate::origin::OriginError;
+use crate::policy::cache_control::CacheControl;
+use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::conditional::{merge_not_modified, revalidation_headers, strip_conditionals};
+use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
+use crate::policy::invalidate::invalidation_keys;
+use crate::policy::reuse::may_serve_stale_on_error;
+use crate::policy::storable::{storability, StoreParams};
+use crate::policy::vary::{variant_id, vary_of, Vary};
+use crate::stats::{add, bump};
+use crate::store::fill::{FillWriter, Fills, Join};
+
+/// A GET miss or a revalidation: coalesced on the key.
+pub async fn miss(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    key: String,
+    fwd: Fwd,
+    stale: Option<Arc<Object>>,
+    req_cc: CacheControl,
+) -> Response<ProxyBody> {
+    let rt = ctx.rt.load_full();
+    match ctx.fills.join(&key) {
+        Join::Lead(w) => lead(&ctx, &rt, req, &key, w, fwd, stale, &req_cc, false).await,
+        Join::Follow(mut reader) => {
+            bump(&ctx.counters.coalesced);
+            match reader.head(rt.coalesce_timeout).await {
+                Ok(head) => {
+                    let matches = head.vary.is_empty()
+                        || variant_id(&head.vary, &req.headers) == head.variant_id;
+                    let error = head.status.is_server_error();
+                    if let (true, Some(s)) = (error, &stale) {
+                        if may_serve_stale_on_error(&s.meta, &req_cc, SystemTime::now()) {
+                            return serve_stale(&ctx, &req, s, head.status.as_u16());
+                        }
+                    }
+                    if matches {
+                        let mut cs = CacheStatus::fwd(&ctx.node_id, head.fwd);
+                        cs.fwd_status = head.fwd_status;
+                        cs.stored = head.meta.is_some();
+                        cs.collapsed = true;
+                        return respond::fill(&ctx, &req, &head, reader, &cs);
+                    }
+                    drop(reader);
+                    solo(&ctx, &rt, req, &key, Fwd::VaryMiss, stale, &req_cc).await
+                }
+                Err(e) => {
+                    tracing::debug!(key = %key, reason = e.as_str(), "coalesced request goes forward alone");
+                    drop(reader);
+                    solo(&ctx, &rt, req, &key, fwd, stale, &req_cc).await
+                }
+            }
+        }
+    }
+}
+
+/// Go forward without joining the shared fill table (released or timed-out followers), still
+/// storing what is storable.
+async fn solo(
+    ctx: &Arc<Ctx>,
+    rt: &Arc<Runtime>,
+    req: ReqHead,
+    key: &str,
+    fwd: Fwd,
+    stale: Option<Arc<Object>>,
+    req_cc: &CacheControl,
+) -> Response<ProxyBody> {
+    let private: Fills<FillHead> = Fills::new();
+    match private.join(key) {
+        Join::Lead(w) => lead(ctx, rt, req, key, w, fwd, stale, req_cc, false).await,
+        Join::Follow(_) => respond::error(
+            ctx,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "fill table inconsistent",
+            None,
+        ),
+    }
+}
+
+/// RFC 5861 stale-while-revalidate: refresh once in the background (a refresh already under way
+/// for the key is joined, not repeated).
+pub fn refresh_in_background(ctx: Arc<Ctx>, req: ReqHead, key: String, stale: Arc<Object>) {
+    let Join::Lead(w) = ctx.fills.join(&key) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let rt = ctx.rt.load_full();
+        let cc = CacheControl::default();
+        let resp = lead(&ctx, &rt, req, &key, w, Fwd::Stale, Some(stale), &cc, true).await;
+        // The body (if any) is read by the fill's own driver; the response is dropped.
+        drop(resp);
+    });
+}
+
+/// Request headers to send forward: hop-by-hop removed, `Host` kept (or taken from an h2
+/// `:authority`), our `Via` appended.
+fn forward_headers(ctx: &Ctx, req: &ReqHead) -> HeaderMap {
+    let mut h = req.headers.clone();
+    strip_hop_by_hop(&mut h);
+    if !h.contains_key(HOST) {
+        if let Some(a) = req.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                h.insert(HOST, v);
+            }
+        }
+    }
+    append_via(&mut h, req.version, &ctx.node_id);
+    h
+}
+
+fn path_and_query(req: &ReqHead) -> String {
+    req.uri
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string())
+}
+
+/// Response headers as served: hop-by-hop removed, `Date` ensured, our `Via` appended.
+fn clean_response_headers(ctx: &Ctx, h: &mut HeaderMap, version: http::Version) {
+    strip_hop_by_hop(h);
+    ensure_date(h, SystemTime::now());
+    append_via(h, version, &ctx.node_id);
+}
+
+/// Does the response carry one of the targeted cache-control fields?
+fn has_any(h: &HeaderMap, targets: &[http::HeaderName]) -> bool {
+    targets.iter().any(|t| h.contains_key(t))
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn lead(
+    ctx: &Arc<Ctx>,
+    rt: &Arc<Runtime>,
+    req: ReqHead,
+    key: &str,
+    mut w: FillWriter<FillHead>,
+    fwd: Fwd,
+    stale: Option<Arc<Object>>,
+    req_cc: &CacheControl,
+    background: bool,
+) -> Response<ProxyBody> {
+    let mut headers = forward_headers(ctx, &req);
+    strip_conditionals(&mut headers);
+    headers.remove(http::header::RANGE);
+    if let Some(s) = &stale {
+        for (name, value) in revalidation_headers(&s.headers).iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        bump(&ctx.counters.revalidated);
+    }
+    let out = OutRequest {
+        method: Method::GET,
+        path_and_query: path_and_query(&req),
+        headers,
+        body: Either::Left(Empty::new()),
+    };
+    let request_time = SystemTime::now();
+    let sent = rt.default_pool.send(out, &ctx.counters).await;
+    let response_time = SystemTime::now();
+    let node = ctx.node_id.as_str();
+    let (resp, _server) = match sent {
+        Ok(r) => r,
+        Err(e) => return origin_failed(ctx, &req, w, e, stale.as_ref(), req_cc, background),
+    };
+    let (mut rparts, incoming) = resp.into_parts();
+    clean_response_headers(ctx, &mut rparts.headers, rparts.version);
+
+    // A 304 to our revalidation: refresh the stored object's headers, serve its body.
+    if let (StatusCode::NOT_MODIFIED, Some(s)) = (rparts.status, &stale) {
+        return revalidated(
+            ctx,
+            rt,
+            &req,
+            key,
+            w,
+            s,
+            &rparts.headers,
+            request_time,
+            response_time,
+        );
+    }
+    if rparts.status.is_server_error() {
+        if let Some(s) = &stale {
+            if may_serve_stale_on_error(&s.meta, req_cc, SystemTime::now()) {
+                w.publish(Arc::new(error_head(rparts.status, fwd)), false);
+                return serve_stale(ctx, &req, s, rparts.status.as_u16());
+            }
+        }
+    }
+
+    let params = StoreParams {
+        freshness: rt.freshness,
+        targets: &rt.targets,
+        default_ttl: None,
+    };
+    let clen = content_length(&rparts.headers);
+    let decision = storability(
+        &Method::GET,
+        &req.headers,
+        req_cc,
+        rparts.status,
+        &rparts.headers,
+        request_time,
+        response_time,
+        &params,
+    );
+    let too_big = clen.is_some_and(|n| n > rt.max_object_size);
+    let vary = match vary_of(&rparts.headers) {
+        Vary::Fields(f) => f,
+        _ => Vec::new(),
+    };
+    let vid = variant_id(&vary, &req.headers);
+    let has_targeted = has_any(&rparts.headers, &rt.targets);
+    let meta = match decision {
+        Ok(m) if !too_big => Some(m),
+        Ok(_) => {
+            tracing::debug!(key = %key, "not stored: larger than max_object_size");
+            None
+        }
+        Err(reason) => {
+            tracing::debug!(key = %key, reason = reason.as_str(), "not stored");
+            None
+        }
+    };
+    let head = Arc::new(FillHead {
+        status: rparts.status,
+        headers: rparts.headers,
+        vary,
+        variant_id: vid,
+        meta,
+        content_length: clen,
+        fwd,
+        fwd_status: stale.as_ref().map(|_| rparts.status.as_u16()),
+        has_targeted,
+    });
+    let mut cs = CacheStatus::fwd(node, fwd);
+    cs.fwd_status = head.fwd_status;
+    if head.meta.is_none() {
+        bump(&ctx.counters.uncacheable);
+        w.publish(Arc::clone(&head), false);
+        if stale.is_some() && rparts.status == StatusCode::OK {
+            // The new representation can't be stored: the stale one must not be served again.
+            ctx.store.remove_variant(key, &head.variant_id);
+        }
+        return respond_upstream(ctx, &req, &head, incoming, &cs);
+    }
+    cs.stored = true;
+    let reader = w.reader();
+    w.publish(Arc::clone(&head), true);
+    tokio::spawn(drive(
+        Arc::clone(ctx),
+        w,
+        incoming,
+        key.to_string(),
+        Arc::clone(&head),
+        rt.max_object_size,
+    ));
+    respond::fill(ctx, &req, &head, reader, &cs)
+}
+
+/// Read the origin body into the fill, then store it when it arrived whole.
+async fn drive(
+    ctx: Arc<Ctx>,
+    mut w: FillWriter<FillHead>,
+    mut incoming: Incoming,
+    key: String,
+    head: Arc<FillHead>,
+    max_object_size: u64,
+) {
+    let mut total: u64 = 0;
+    let mut storing = true;
+    loop {
+        match incoming.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                total += data.len() as u64;
+                if storing && total > max_object_size {
+                    storing = false;
+                    w.stream_only();
+                }
+                w.push(data).await;
+            }
+            Some(Err(e)) => {
+                bump(&ctx.counters.origin_errors);
+                tracing::warn!(key = %key, error = %e, received = total, "origin body cut short; not stored");
+                w.abort();
+                return;
+            }
+            None => break,
+        }
+    }
+    let Some(body) = w.finish() else {
+        return;
+    };
+    if !storing || head.content_length.is_some_and(|n| n != body.len() as u64) {
+        return;
+    }
+    let Some(meta) = head.meta.clone() else {
+        return;
+    };
+    let obj = Object::new(
+        head.status,
+        with_length(&head.headers, body.len() as u64),
+        body,
+        meta,
+        head.vary.clone(),
+        head.variant_id.clone(),
+        head.has_targeted,
+    );
+    ctx.store.insert(&key, Arc::new(obj));
+}
+
+fn with_length(h: &HeaderMap, len: u64) -> HeaderMap {
+    let mut h = h.clone();
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    h
+}
+
+#[allow(clippy::too_many_arguments)]
+fn revalidated(
+    ctx: &Arc<Ctx>,
+    rt: &Runtime,
+    req: &ReqHead,
+    key: &str,
+    mut w: FillWriter<FillHead>,
+    stale: &Arc<Object>,
+    not_modified: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Response<ProxyBody> {
+    let merged = merge_not_modified(&stale.headers, not_modified);
+    let params = StoreParams {
+        freshness: rt.freshness,
+        targets: &rt.targets,
+        default_ttl: None,
+    };
+    let req_cc = CacheControl::from_headers(&req.headers);
+    let decision = storability(
+        &Method::GET,
+        &req.headers,
+        &req_cc,
+        stale.status,
+        &merged,
+        request_time,
+        response_time,
+        &params,
+    );
+    let meta = match decision {
+        Ok(m) => m,
+        Err(reason) => {
+            tracing::debug!(key = %key, reason = reason.as_str(), "revalidated object no longer storable");
+            ctx.store.remove_variant(key, &stale.variant_id);
+            let mut m = stale.meta.clone();
+            m.freshness_lifetime = std::time::Duration::ZERO;
+            m
+        }
+    };
+    let has_targeted = has_any(&merged, &rt.targets);
+    let obj = Arc::new(Object::new(
+        stale.status,
+        with_length(&merged, stale.body.len() as u64),
+        stale.body.clone(),
+        meta.clone(),
+        stale.vary.clone(),
+        stale.variant_id.clone(),
+        has_targeted,
+    ));
+    if meta.freshness_lifetime > std::time::Duration::ZERO || meta.no_cache {
+        ctx.store.insert(key, Arc::clone(&obj));
+    }
+    // Requests coalesced on this revalidation get the refreshed object too.
+    let head = Arc::new(FillHead {
+        status: obj.status,
+        headers: obj.headers.clone(),
+        vary: obj.vary.clone(),
+        variant_id: obj.variant_id.clone(),
+        meta: Some(meta),
+        content_length: Some(obj.body.len() as u64),
+        fwd: Fwd::Stale,
+        fwd_status: Some(304),
+        has_targeted,
+    });
+    w.publish(head, true);
+    let body = obj.body.clone();
+    tokio::spawn(async move {
+        w.push(body).await;
+        let _ = w.finish();
+    });
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Stale);
+    cs.fwd_status = Some(304);
+    cs.ttl = Some(obj.meta.ttl(SystemTime::now()));
+    respond::object(ctx, req, &obj, &cs, SystemTime::now())
+}
+
+fn error_head(status: StatusCode, fwd: Fwd) -> FillHead {
+    FillHead {
+        status,
+        headers: HeaderMap::new(),
+        vary: Vec::new(),
+        variant_id: Vec::new(),
+        meta: None,
+        content_length: Some(0),
+        fwd,
+        fwd_status: None,
+        has_targeted: false,
+    }
+}
+
+/// The origin could not be reached or answered nothing usable.
+fn origin_failed(
+    ctx: &Arc<Ctx>,
+    req: &ReqHead,
+    mut w: FillWriter<FillHead>,
+    e: OriginError,
+    stale: Option<&Arc<Object>>,
+    req_cc: &CacheControl,
+    background: bool,
+) -> Response<ProxyBody> {
+    let status = e.status();
+    if !background {
+        tracing::warn!(error = %e, "origin request failed");
+    }
+    if let Some(s) = stale {
+        if may_serve_stale_on_error(&s.meta, req_cc, SystemTime::now()) {
+            w.publish(Arc::new(error_head(status, Fwd::Stale)), false);
+            return serve_stale(ctx, req, s, status.as_u16());
+        }
+    }
+    w.publish(Arc::new(error_head(status, Fwd::Miss)), false);
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    cs.detail = Some(origin_detail(&e).to_string());
+    respond::error(ctx, status, &e.to_string(), Some(&cs))
+}
+
+fn origin_detail(e: &OriginError) -> &'static str {
+    match e {
+        OriginError::Connect { .. } => "origin-unreachable",
+        OriginError::Timeout { .. } => "origin-timeout",
+        OriginError::Broken { .. } => "origin-broken",
+        OriginError::NoServer { .. } => "no-server",
+    }
+}
+
+/// RFC 5861 stale-if-error: serve the stale object because the origin failed.
+fn serve_stale(ctx: &Ctx, req: &ReqHead, s: &Object, fwd_status: u16) -> Response<ProxyBody> {
+    bump(&ctx.counters.stale_served);
+    let now = SystemTime::now();
+    let mut cs = CacheStatus::hit(&ctx.node_id, s.meta.ttl(now));
+    cs.fwd = Some(Fwd::Stale);
+    cs.fwd_status = Some(fwd_status);
+    cs.detail = Some("stale-if-error".to_string());
+    respond::object(ctx, req, s, &cs, now)
+}
+
+/// Stream an origin response that is not stored straight to the client.
+fn respond_upstream(
+    ctx: &Ctx,
+    req: &ReqHead,
+    head: &FillHead,
+    incoming: Incoming,
+    cs: &CacheStatus,
+) -> Response<ProxyBody> {
+    let mut headers = head.headers.clone();
+    if head.has_targeted {
+        ctx.strip_targeted(&mut headers);
+    }
+    crate::policy::cache_status::append_cache_status(&mut headers, cs);
+    let body = if req.method == Method::HEAD {
+        ProxyBody::Empty
+    } else {
+        ProxyBody::Upstream(incoming)
+    };
+    respond::build(head.status, headers, body)
+}
+
+/// Forward without storing (HEAD misses, `no-store` requests).
+pub async fn forward_uncached(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    _key: String,
+    fwd: Fwd,
+) -> Response<ProxyBody> {
+    let rt = ctx.rt.load_full();
+    let out = OutRequest {
+        method: req.method.clone(),
+        path_and_query: path_and_query(&req),
+        headers: forward_headers(&ctx, &req),
+        body: Either::Left(Empty::new()),
+    };
+    let cs = CacheStatus::fwd(&ctx.node_id, fwd);
+    send_and_stream(&ctx, &rt, &req, out, cs, None).await
+}
+
+/// Any other method (or a GET/HEAD with a body): forward with the body streamed both ways; after
+/// a non-error answer to an unsafe method, invalidate the target (RFC 9111 §4.4).
+pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> Response<ProxyBody> {
+    bump(&ctx.counters.passed);
+    let rt = ctx.rt.load_full();
+    let out = OutRequest {
+        method: req.method.clone(),
+        path_and_query: path_and_query(&req),
+        headers: forward_headers(&ctx, &req),
+        body: Either::Right(body),
+    };
+    let fwd = if req.method == Method::GET || req.method == Method::HEAD {
+        Fwd::Bypass
+    } else {
+        Fwd::Method
+    };
+    let cs = CacheStatus::fwd(&ctx.node_id, fwd);
+    send_and_stream(&ctx, &rt, &req, out, cs, Some(&key)).await
+}
+
+async fn send_and_stream(
+    ctx: &Arc<Ctx>,
+    rt: &Runtime,
+    req: &ReqHead,
+    out: OutRequest,
+    mut cs: CacheStatus,
+    invalidate_key: Option<&str>,
+) -> Response<ProxyBody> {
+    let (resp, _server) = match rt.default_pool.send(out, &ctx.counters).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, method = %req.method, "origin request failed");
+            cs.detail = Some(origin_detail(&e).to_string());
+            return respond::error(ctx, e.status(), &e.to_string(), Some(&cs));
+        }
+    };
+    let (mut rparts, incoming) = resp.into_parts();
+    if let Some(key) = invalidate_key {
+        let mut n = 0;
+        for k in invalidation_keys(&req.method, rparts.status, key, &rparts.headers) {
+            n += ctx.store.purge(&k);
+        }
+        add(&ctx.counters.invalidated, n as u64);
+    }
+    clean_response_headers(ctx, &mut rparts.headers, rparts.version);
+    let head = FillHead {
+        status: rparts.status,
+        has_targeted: has_any(&rparts.headers, &rt.targets),
+        headers: rparts.headers,
+        vary: Vec::new(),
+        variant_id: Vec::new(),
+        meta: None,
+        content_length: None,
+        fwd: cs.fwd.unwrap_or(Fwd::Miss),
+        fwd_status: None,
+    };
+    respond_upstream(ctx, req, &head, incoming, &cs)
+}
+
+/// Body bytes of a generated response (tests).
+#[allow(dead_code)]
+fn bytes_of(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}

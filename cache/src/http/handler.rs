@@ -1,0 +1,138 @@
+//! The request path of a cache node: validate, key, look up, decide (RFC 9111 §4), then serve
+//! from the store or go forward (`fetch`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::body::ProxyBody;
+use super::ctx::{Ctx, ReqHead};
+use super::fetch;
+use super::respond;
+use crate::policy::cache_control::CacheControl;
+use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::headers::check_request_framing;
+use crate::policy::key::primary_key;
+use crate::policy::reuse::{reuse, Reuse};
+use crate::policy::vary::variant_id;
+use crate::stats::bump;
+
+/// Serve one client request.
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody> {
+    bump(&ctx.counters.requests);
+    let (parts, body) = req.into_parts();
+    if let Err(why) = check_request_framing(&parts.headers) {
+        bump(&ctx.counters.bad_requests);
+        tracing::info!(reason = why, "bad request");
+        return respond::error(&ctx, StatusCode::BAD_REQUEST, why, None);
+    }
+    let Some(key) = primary_key(&parts.uri, &parts.headers) else {
+        bump(&ctx.counters.bad_requests);
+        tracing::info!(uri = %parts.uri, "bad request: no valid host");
+        return respond::error(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            "missing or invalid Host",
+            None,
+        );
+    };
+    let req = ReqHead {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+    };
+    let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
+    if cacheable_method && !has_body(&req.headers) {
+        lookup(ctx, req, key).await
+    } else {
+        fetch::pass(ctx, req, body, key).await
+    }
+}
+
+/// A request that announces a body (RFC 9112 §6.3).
+fn has_body(h: &HeaderMap) -> bool {
+    h.contains_key(http::header::TRANSFER_ENCODING)
+        || h.get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// `Pragma: no-cache` counts only when the request has no Cache-Control (RFC 9111 §5.4).
+fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
+    cc.is_empty()
+        && !h.contains_key(http::header::CACHE_CONTROL)
+        && h.get_all(http::header::PRAGMA)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"))
+}
+
+async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody> {
+    let now = SystemTime::now();
+    let req_cc = CacheControl::from_headers(&req.headers);
+    let found = ctx.store.get(&key, |o| {
+        o.vary.is_empty() || variant_id(&o.vary, &req.headers) == o.variant_id
+    });
+    let node = ctx.node_id.as_str();
+    if let Some(obj) = found {
+        let pragma = pragma_no_cache(&req.headers, &req_cc);
+        match reuse(&obj.meta, &req_cc, pragma, now) {
+            Reuse::Fresh => {
+                bump(&ctx.counters.local_hit);
+                let ttl = obj.meta.ttl(now);
+                let mut cs = CacheStatus::hit(node, ttl);
+                if ttl < 0 {
+                    // served stale because the request allowed it (max-stale)
+                    bump(&ctx.counters.stale_served);
+                    cs.fwd = Some(Fwd::Stale);
+                }
+                return respond::object(&ctx, &req, &obj, &cs, now);
+            }
+            Reuse::StaleWhileRevalidate => {
+                bump(&ctx.counters.local_hit);
+                bump(&ctx.counters.stale_served);
+                let mut cs = CacheStatus::hit(node, obj.meta.ttl(now));
+                cs.fwd = Some(Fwd::Stale);
+                let resp = respond::object(&ctx, &req, &obj, &cs, now);
+                fetch::refresh_in_background(Arc::clone(&ctx), req, key, obj);
+                return resp;
+            }
+            Reuse::Revalidate => {
+                if req_cc.only_if_cached {
+                    return only_if_cached(&ctx);
+                }
+                bump(&ctx.counters.local_miss);
+                return fetch::miss(ctx, req, key, Fwd::Stale, Some(obj), req_cc).await;
+            }
+        }
+    }
+    if req_cc.only_if_cached {
+        return only_if_cached(&ctx);
+    }
+    bump(&ctx.counters.local_miss);
+    let fwd = if req_cc.no_cache || pragma_no_cache(&req.headers, &req_cc) {
+        Fwd::Request
+    } else if ctx.store.get(&key, |_| true).is_some() {
+        Fwd::VaryMiss
+    } else {
+        Fwd::Miss
+    };
+    if req.method == Method::HEAD || req_cc.no_store {
+        // Not stored: HEAD can't fill a GET object, and `no-store` forbids keeping the answer.
+        return fetch::forward_uncached(ctx, req, key, fwd).await;
+    }
+    fetch::miss(ctx, req, key, fwd, None, req_cc).await
+}
+
+/// RFC 9111 §5.2.1.7: nothing suitable stored -> 504.
+fn only_if_cached(ctx: &Ctx) -> Response<ProxyBody> {
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    cs.detail = Some("only-if-cached".to_string());
+    respond::error(
+        ctx,
+        StatusCode::GATEWAY_TIMEOUT,
+        "only-if-cached: not in cache",
+        Some(&cs),
+    )
+}

@@ -1,0 +1,126 @@
+//! A running cache node: load the config, bind listeners, serve, reload on SIGHUP, drain on
+//! SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::config::{self, NodeConfig};
+use crate::http::ctx::{Ctx, Runtime};
+use crate::http::server;
+use crate::stats::Counters;
+use crate::store::fill::Fills;
+use crate::store::ram::RamStore;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("the config has no usable default route")]
+    NoRoute,
+}
+
+/// Worker threads a config asks for (its `workers`, else the CPUs this process may use).
+pub fn worker_threads(cfg: &NodeConfig) -> usize {
+    cfg.node
+        .workers
+        .as_ref()
+        .map(|w| *w.get_ref())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Run a node until SIGTERM/SIGINT; inside a tokio runtime.
+///
+/// Prints one line per bound listener on stderr, `strait-node listening http ADDR` and
+/// `strait-node listening admin ADDR` (tests and scripts read the actual ports from them).
+pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
+    let rt = Runtime::from_config(&cfg).ok_or(NodeError::NoRoute)?;
+    let ctx = Arc::new(Ctx {
+        node_id: cfg.node.id.get_ref().clone(),
+        store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
+        fills: Fills::new(),
+        counters: Counters::default(),
+        started: Instant::now(),
+        rt: ArcSwap::from_pointee(rt),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;
+    let mut tasks = Vec::new();
+    for addr in cfg.node.listen.get_ref() {
+        let l = server::bind(*addr).map_err(|source| NodeError::Bind {
+            addr: *addr,
+            source,
+        })?;
+        let local = l.local_addr().unwrap_or(*addr);
+        eprintln!("strait-node listening http {local}");
+        tasks.push(tokio::spawn(server::serve(
+            l,
+            Arc::clone(&ctx),
+            max_head,
+            stop_rx.clone(),
+            cfg.node.drain_timeout,
+        )));
+    }
+    let admin = server::bind(cfg.node.admin).map_err(|source| NodeError::Bind {
+        addr: cfg.node.admin,
+        source,
+    })?;
+    eprintln!(
+        "strait-node listening admin {}",
+        admin.local_addr().unwrap_or(cfg.node.admin)
+    );
+    tokio::spawn(crate::admin::server::serve(
+        admin,
+        Arc::clone(&ctx),
+        stop_rx.clone(),
+    ));
+    tracing::info!(node = %ctx.node_id, "node started");
+
+    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&ctx, path),
+        }
+    }
+    tracing::info!("draining");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-read the config file and swap pools and knobs; the store and in-flight requests are kept.
+/// An invalid file is refused with its reasons and the running config stays.
+pub fn reload(ctx: &Ctx, path: &Path) {
+    let path: PathBuf = path.to_path_buf();
+    match config::load(&path) {
+        Ok(cfg) => match Runtime::from_config(&cfg) {
+            Some(rt) => {
+                ctx.rt.store(Arc::new(rt));
+                tracing::info!(path = %path.display(), "config reloaded");
+            }
+            None => tracing::error!("reload refused: the config has no usable default route"),
+        },
+        Err(e) => tracing::error!("reload refused, keeping the running config:\n{e}"),
+    }
+}

@@ -1,0 +1,261 @@
+//! The Cache-Status response field (RFC 9211).
+//!
+//! Contract: [`CacheStatus::to_member`] serialises one list member as
+//! `node[; hit][; fwd=..][; fwd-status=N][; ttl=N][; stored][; collapsed][; detail=..]`;
+//! the node and `detail` are sf-tokens when valid, else sf-strings (non-printable characters
+//! dropped). [`append_cache_status`] adds our member after the existing ones (the cache
+//! nearest the origin first, §2) and combines everything into one field line.
+
+use http::{HeaderMap, HeaderName};
+
+use super::headers::append_list_member;
+
+/// The field name.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Why a request went forward (RFC 9211 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fwd {
+    Bypass,
+    Method,
+    UriMiss,
+    VaryMiss,
+    Miss,
+    Request,
+    Stale,
+}
+
+impl Fwd {
+    /// The RFC 9211 token.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fwd::Bypass => "bypass",
+            Fwd::Method => "method",
+            Fwd::UriMiss => "uri-miss",
+            Fwd::VaryMiss => "vary-miss",
+            Fwd::Miss => "miss",
+            Fwd::Request => "request",
+            Fwd::Stale => "stale",
+        }
+    }
+}
+
+/// One Cache-Status member: what this node did with the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheStatus {
+    pub node: String,
+    pub hit: bool,
+    pub fwd: Option<Fwd>,
+    pub fwd_status: Option<u16>,
+    pub ttl: Option<i64>,
+    pub stored: bool,
+    pub collapsed: bool,
+    pub detail: Option<String>,
+}
+
+impl CacheStatus {
+    /// A hit with `ttl` seconds of freshness left (negative when served stale).
+    pub fn hit(node: &str, ttl: i64) -> Self {
+        CacheStatus {
+            ttl: Some(ttl),
+            hit: true,
+            ..CacheStatus::empty(node)
+        }
+    }
+
+    /// A request forwarded for `fwd`.
+    pub fn fwd(node: &str, fwd: Fwd) -> Self {
+        CacheStatus {
+            fwd: Some(fwd),
+            ..CacheStatus::empty(node)
+        }
+    }
+
+    fn empty(node: &str) -> Self {
+        CacheStatus {
+            node: node.to_owned(),
+            hit: false,
+            fwd: None,
+            fwd_status: None,
+            ttl: None,
+            stored: false,
+            collapsed: false,
+            detail: None,
+        }
+    }
+
+    /// The list member, e.g. `a; hit; ttl=3590` or `a; fwd=miss; stored`.
+    pub fn to_member(&self) -> String {
+        let mut out = sf_token_or_string(&self.node);
+        if self.hit {
+            out.push_str("; hit");
+        }
+        if let Some(fwd) = self.fwd {
+            out.push_str("; fwd=");
+            out.push_str(fwd.as_str());
+        }
+        if let Some(status) = self.fwd_status {
+            out.push_str(&format!("; fwd-status={status}"));
+        }
+        if let Some(ttl) = self.ttl {
+            out.push_str(&format!("; ttl={ttl}"));
+        }
+        if self.stored {
+            out.push_str("; stored");
+        }
+        if self.collapsed {
+            out.push_str("; collapsed");
+        }
+        if let Some(detail) = &self.detail {
+            out.push_str("; detail=");
+            out.push_str(&sf_token_or_string(detail));
+        }
+        out
+    }
+}
+
+/// `s` as an sf-token when it is one, else as an sf-string.
+fn sf_token_or_string(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let is_token = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'*')
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b));
+    if is_token {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| (' '..='~').contains(c)) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Appends `status` to the Cache-Status list of `h` as one combined field line.
+pub fn append_cache_status(h: &mut HeaderMap, status: &CacheStatus) {
+    if let Some(value) = append_list_member(h, &CACHE_STATUS, status.to_member().as_bytes()) {
+        h.insert(CACHE_STATUS, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hit_member() {
+        assert_eq!(CacheStatus::hit("a", 3590).to_member(), "a; hit; ttl=3590");
+    }
+
+    #[test]
+    fn miss_stored_member() {
+        let s = CacheStatus {
+            stored: true,
+            ..CacheStatus::fwd("a", Fwd::Miss)
+        };
+        assert_eq!(s.to_member(), "a; fwd=miss; stored");
+    }
+
+    #[test]
+    fn stale_hit_and_revalidated_member() {
+        let s = CacheStatus {
+            fwd: Some(Fwd::Stale),
+            ttl: None,
+            ..CacheStatus::hit("a", -3)
+        };
+        assert_eq!(s.to_member(), "a; hit; fwd=stale");
+        let s = CacheStatus {
+            fwd_status: Some(304),
+            ..CacheStatus::fwd("a", Fwd::Stale)
+        };
+        assert_eq!(s.to_member(), "a; fwd=stale; fwd-status=304");
+    }
+
+    #[test]
+    fn parameter_order_is_fixed() {
+        let s = CacheStatus {
+            node: "a".into(),
+            hit: false,
+            fwd: Some(Fwd::VaryMiss),
+            fwd_status: Some(200),
+            ttl: Some(-5),
+            stored: true,
+            collapsed: true,
+            detail: Some("peer".into()),
+        };
+        assert_eq!(
+            s.to_member(),
+            "a; fwd=vary-miss; fwd-status=200; ttl=-5; stored; collapsed; detail=peer"
+        );
+    }
+
+    #[test]
+    fn non_tokens_become_sf_strings() {
+        let s = CacheStatus {
+            detail: Some("origin \"x\" down\n".into()),
+            ..CacheStatus::fwd("node 1", Fwd::Request)
+        };
+        assert_eq!(
+            s.to_member(),
+            r#""node 1"; fwd=request; detail="origin \"x\" down""#
+        );
+        assert_eq!(
+            CacheStatus::fwd("1a", Fwd::Bypass).to_member(),
+            "\"1a\"; fwd=bypass"
+        );
+    }
+
+    #[test]
+    fn fwd_names() {
+        let all = [
+            Fwd::Bypass,
+            Fwd::Method,
+            Fwd::UriMiss,
+            Fwd::VaryMiss,
+            Fwd::Miss,
+            Fwd::Request,
+            Fwd::Stale,
+        ];
+        let names: Vec<&str> = all.iter().map(Fwd::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "bypass",
+                "method",
+                "uri-miss",
+                "vary-miss",
+                "miss",
+                "request",
+                "stale"
+            ]
+        );
+    }
+
+    #[test]
+    fn appended_after_upstream_members_in_one_line() {
+        let mut h = HeaderMap::new();
+        h.append(CACHE_STATUS, HeaderValue::from_static("origin-cache; hit"));
+        h.append(CACHE_STATUS, HeaderValue::from_static("b; hit"));
+        let ours = CacheStatus {
+            detail: Some("peer".into()),
+            ..CacheStatus::fwd("a", Fwd::Miss)
+        };
+        append_cache_status(&mut h, &ours);
+        let lines: Vec<_> = h.get_all(CACHE_STATUS).iter().collect();
+        assert_eq!(
+            lines,
+            ["origin-cache; hit, b; hit, a; fwd=miss; detail=peer"]
+        );
+        let mut h = HeaderMap::new();
+        append_cache_status(&mut h, &CacheStatus::hit("a", 1));
+        assert_eq!(h.get(CACHE_STATUS).unwrap(), "a; hit; ttl=1");
+    }
+}

@@ -1,0 +1,262 @@
+//! Header hygiene for a proxy: hop-by-hop fields (RFC 9110 §7.6.1), Via (§7.6.3), Age
+//! (RFC 9111 §5.1), Date (RFC 9110 §6.6.1) and request framing checks (RFC 9112 §6.3).
+//!
+//! Contract:
+//! * [`strip_hop_by_hop`] removes Connection, every field it names, and the fixed hop-by-hop set.
+//! * [`append_via`] keeps existing Via entries first and emits one combined field line.
+//! * [`check_request_framing`] rejects messages whose body length is ambiguous, so a request
+//!   can't be read one way here and another way upstream (request smuggling).
+
+use std::time::{Duration, SystemTime};
+
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, DATE, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE, VIA,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Version};
+
+use super::cache_control::DELTA_SECONDS_MAX;
+
+/// Fields that are hop-by-hop whether or not Connection lists them.
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == CONNECTION
+        || *name == TE
+        || *name == TRAILER
+        || *name == TRANSFER_ENCODING
+        || *name == UPGRADE
+        || *name == PROXY_AUTHENTICATE
+        || *name == PROXY_AUTHORIZATION
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// The field names listed in Connection (invalid tokens skipped).
+pub(crate) fn connection_tokens(h: &HeaderMap) -> Vec<HeaderName> {
+    h.get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
+        .collect()
+}
+
+/// Removes hop-by-hop fields: Connection and every field it names, Keep-Alive,
+/// Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate and
+/// Proxy-Authorization.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    for name in connection_tokens(h) {
+        h.remove(name);
+    }
+    let fixed: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    for name in fixed {
+        h.remove(name);
+    }
+}
+
+/// Appends `"<proto> <node_id> (strait)"` to Via (`proto` is "1.0", "1.1", "2" ...). Existing
+/// entries stay first; all are combined in one field line. A `node_id` that can't appear in a
+/// header value leaves `h` unchanged (config validation rejects such ids).
+pub fn append_via(h: &mut HeaderMap, version: Version, node_id: &str) {
+    let proto = match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    let entry = format!("{proto} {node_id} (strait)");
+    if let Some(value) = append_list_member(h, &VIA, entry.as_bytes()) {
+        h.insert(VIA, value);
+    }
+}
+
+/// The value of the `name` list with `member` appended, all field lines combined with ", ".
+pub(crate) fn append_list_member(
+    h: &HeaderMap,
+    name: &HeaderName,
+    member: &[u8],
+) -> Option<HeaderValue> {
+    let mut combined = Vec::new();
+    for value in h.get_all(name) {
+        let value = value.as_bytes().trim_ascii();
+        if value.is_empty() {
+            continue;
+        }
+        combined.extend_from_slice(value);
+        combined.extend_from_slice(b", ");
+    }
+    combined.extend_from_slice(member);
+    HeaderValue::from_bytes(&combined).ok()
+}
+
+/// The Age value for `age`: whole seconds, capped at 2^31 (RFC 9111 §1.2.2).
+pub fn age_value(age: Duration) -> HeaderValue {
+    HeaderValue::from(age.as_secs().min(DELTA_SECONDS_MAX))
+}
+
+/// Adds a Date field for `now` when the message has none.
+pub fn ensure_date(h: &mut HeaderMap, now: SystemTime) {
+    if h.contains_key(DATE) {
+        return;
+    }
+    // An IMF-fixdate is always visible ASCII, so this conversion does not fail.
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+        h.insert(DATE, value);
+    }
+}
+
+/// Request framing checks: Err when both Content-Length and Transfer-Encoding are present,
+/// when Content-Length values are not all the same valid number, or when Transfer-Encoding is
+/// present but its final coding is not `chunked` (or chunked is applied twice).
+pub fn check_request_framing(h: &HeaderMap) -> Result<(), &'static str> {
+    let has_te = h.contains_key(TRANSFER_ENCODING);
+    if has_te && h.contains_key(CONTENT_LENGTH) {
+        return Err("both Content-Length and Transfer-Encoding");
+    }
+    let mut length = None;
+    for value in h.get_all(CONTENT_LENGTH) {
+        for member in value.as_bytes().split(|&b| b == b',') {
+            let member = member.trim_ascii();
+            if member.is_empty() || member.len() > 19 || !member.iter().all(u8::is_ascii_digit) {
+                return Err("invalid Content-Length");
+            }
+            let n = member
+                .iter()
+                .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting Content-Length values");
+            }
+            length = Some(n);
+        }
+    }
+    if has_te {
+        let codings: Vec<Vec<u8>> = h
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|c| {
+                let name = c.split(|&b| b == b';').next().unwrap_or_default();
+                name.trim_ascii().to_ascii_lowercase()
+            })
+            .filter(|c| !c.is_empty())
+            .collect();
+        let chunked = codings
+            .iter()
+            .filter(|c| c.as_slice() == b"chunked")
+            .count();
+        if codings.last().map(Vec::as_slice) != Some(b"chunked".as_slice()) || chunked != 1 {
+            return Err("Transfer-Encoding must end with a single chunked");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn strips_fixed_and_connection_named_fields() {
+        let mut h = map(&[
+            ("connection", "close, X-Trace"),
+            ("connection", "x-other"),
+            ("x-trace", "1"),
+            ("x-other", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-authorization", "Basic eA=="),
+            ("content-type", "text/plain"),
+            ("cache-control", "max-age=1"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["cache-control", "content-type"]);
+    }
+
+    #[test]
+    fn via_is_appended_after_upstream_entries() {
+        let mut h = map(&[("via", "1.1 b (strait)")]);
+        append_via(&mut h, Version::HTTP_11, "a");
+        assert_eq!(h.get_all(VIA).iter().count(), 1);
+        assert_eq!(h.get(VIA).unwrap(), "1.1 b (strait), 1.1 a (strait)");
+        let mut h = HeaderMap::new();
+        append_via(&mut h, Version::HTTP_2, "a");
+        assert_eq!(h.get(VIA).unwrap(), "2 a (strait)");
+        let mut h = HeaderMap::new();
+        append_via(&mut h, Version::HTTP_10, "a");
+        assert_eq!(h.get(VIA).unwrap(), "1.0 a (strait)");
+    }
+
+    #[test]
+    fn via_with_invalid_node_id_is_skipped() {
+        let mut h = HeaderMap::new();
+        append_via(&mut h, Version::HTTP_11, "bad\nid");
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn age_is_whole_seconds_and_capped() {
+        assert_eq!(age_value(Duration::from_millis(1999)), "1");
+        assert_eq!(age_value(Duration::from_secs(u64::MAX)), "2147483648");
+    }
+
+    #[test]
+    fn date_added_only_when_missing() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        ensure_date(&mut h, now);
+        assert_eq!(h.get(DATE).unwrap(), "Tue, 14 Nov 2023 22:13:20 GMT");
+        let mut h = map(&[("date", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        ensure_date(&mut h, now);
+        assert_eq!(h.get(DATE).unwrap(), "Mon, 01 Jan 2024 00:00:00 GMT");
+    }
+
+    #[test]
+    fn framing_accepts_plain_messages() {
+        assert_eq!(check_request_framing(&map(&[])), Ok(()));
+        assert_eq!(
+            check_request_framing(&map(&[("content-length", "10")])),
+            Ok(())
+        );
+        let same = map(&[("content-length", "10, 10"), ("content-length", "10")]);
+        assert_eq!(check_request_framing(&same), Ok(()));
+        let te = map(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "Chunked"),
+        ]);
+        assert_eq!(check_request_framing(&te), Ok(()));
+    }
+
+    #[test]
+    fn framing_rejects_ambiguous_lengths() {
+        let both = map(&[("content-length", "3"), ("transfer-encoding", "chunked")]);
+        assert!(check_request_framing(&both).is_err());
+        for bad in ["10, 11", "-1", "1 0", "", "0x10", "99999999999999999999"] {
+            let h = map(&[("content-length", bad)]);
+            assert!(check_request_framing(&h).is_err(), "{bad:?}");
+        }
+        let two = map(&[("content-length", "3"), ("content-length", "4")]);
+        assert!(check_request_framing(&two).is_err());
+    }
+
+    #[test]
+    fn framing_rejects_non_chunked_final_coding() {
+        for bad in ["gzip", "chunked, gzip", "chunked, chunked", "", "chunkedx"] {
+            let h = map(&[("transfer-encoding", bad)]);
+            assert!(check_request_framing(&h).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Test support: real `strait` processes (a node, the test origin) on loopback ports chosen by
+//! the kernel, and a small blocking HTTP/1.1 client that can also send malformed bytes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a process to print its listening lines.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Socket read timeout of the test client.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
+
+static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh scratch directory for one test.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("strait-test-{}-{}-{}", std::process::id(), tag, n));
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// A child process killed on drop, with its output lines readable.
+pub struct Proc {
+    pub child: Child,
+    pub lines: Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], from_stderr: bool) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strait"));
+        cmd.args(args).stdin(Stdio::null());
+        cmd.env("STRAIT_LOG", std::env::var("STRAIT_LOG").unwrap_or_else(|_| "info".into()));
+        if from_stderr {
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        }
+        let mut child = cmd.spawn().expect("spawn strait");
+        let (tx, rx) = channel();
+        let out: Box<dyn Read + Send> = if from_stderr {
+            Box::new(child.stderr.take().expect("stderr"))
+        } else {
+            Box::new(child.stdout.take().expect("stdout"))
+        };
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var("STRAIT_TEST_ECHO").is_ok() {
+                    eprintln!("[child] {line}");
+                }
+                if tx.send(line).is_err() {
+                    // receiver gone: keep draining so the child never blocks on a full pipe
+                }
+            }
+        });
+        Proc { child, lines: rx }
+    }
+
+    /// Wait for a line containing `needle`; returns it.
+    pub fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => continue,
+                Err(_) => panic!("no line containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Send a signal to the process.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn last_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .last()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}
+
+/// `strait sim origin` on 127.0.0.1, a port picked by the kernel.
+pub struct Origin {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Origin {
+    pub fn start() -> Origin {
+        let proc = Proc::spawn(&["sim", "origin", "--listen", "127.0.0.1:0"], false);
+        let line = proc.wait_line("listening on", START_TIMEOUT);
+        let addr = last_addr(&line);
+        Origin { proc, addr }
+    }
+
+    /// The origin's per-path request counts.
+    pub fn stats(&self) -> serde_json::Value {
+        let r = get(self.addr, "/_origin/stats", &[]);
+        serde_json::from_slice(&r.body).expect("origin stats json")
+    }
+
+    /// Requests the origin answered for `path` (no query).
+    pub fn count(&self, path: &str) -> u64 {
+        self.stats().get(path).and_then(|v| v.as_u64()).unwrap_or(0)
+    }
+}
+
+/// A config for one node in front of `origins`; `extra` is appended (more tables).
+pub fn node_config(origins: &[SocketAddr], extra: &str) -> String {
+    let servers: Vec<String> = origins
+        .iter()
+        .map(|a| format!("{{ addr = \"{a}\" }}"))
+        .collect();
+    format!(
+        "[node]\nid = \"a\"\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n\n\
+         [[pool]]\nname = \"origin\"\nservers = [{}]\n\n[[route]]\npool = \"origin\"\n\n{extra}\n",
+        servers.join(", ")
+    )
+}
+
+/// A running `strait node`.
+pub struct Node {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub config: PathBuf,
+}
+
+impl Node {
+    /// Start a node in front of `origins` with `extra` config tables.
+    pub fn start(origins: &[SocketAddr], extra: &str) -> Node {
+        Node::start_config(&node_config(origins, extra))
+    }
+
+    /// Start a node with a whole config text.
+    pub fn start_config(text: &str) -> Node {
+        let dir = scratch_dir("node");
+        let config = dir.join("node.toml");
+        std::fs::write(&config, text).expect("write config");
+        let proc = Proc::spawn(
+            &["node", "--config", config.to_str().expect("utf-8 path")],
+            true,
+        );
+        let http = last_addr(&proc.wait_line("listening http", START_TIMEOUT));
+        let admin = last_addr(&proc.wait_line("listening admin", START_TIMEOUT));
+        Node {
+            proc,
+            addr: http,
+            admin,
+            config,
+        }
+    }
+
+    /// The node's `/stats.json`.
+    pub fn stats(&self) -> serde_json::Value {
+        let r = get(self.admin, "/stats.json", &[]);
+        assert_eq!(r.status, 200, "stats.json: {}", r.text());
+        serde_json::from_slice(&r.body).expect("stats json")
+    }
+
+    /// One counter of `/stats.json`.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.stats()
+            .get(name)
+            .and_then(|v| v.as_u64())
+            .unwrap_or_else(|| panic!("no counter {name}"))
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body ended early (connection closed before Content-Length / last chunk).
+    pub truncated: bool,
+}
+
+impl Resp {
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.header(name).is_some()
+    }
+
+    pub fn cache_status(&self) -> &str {
+        self.header("cache-status").unwrap_or("")
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// GET `path` with extra headers (Host is added).
+pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    request(addr, "GET", path, headers, b"")
+}
+
+/// Send one request on a new connection and read the response.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        raw.push_str("Host: test.example\r\n");
+    }
+    for (n, v) in headers {
+        raw.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("Connection: close\r\n\r\n");
+    let mut bytes = raw.into_bytes();
+    bytes.extend_from_slice(body);
+    raw_request(addr, &bytes, method == "HEAD")
+}
+
+/// Send raw bytes, read one response.
+pub fn raw_request(addr: SocketAddr, bytes: &[u8], head_only: bool) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut r = BufReader::new(s);
+    read_response(&mut r, head_only).expect("a response")
+}
+
+/// Read one response from a buffered stream; None if the connection closed before a head.
+pub fn read_response(r: &mut impl BufRead, head_only: bool) -> Option<Resp> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).ok()? == 0 {
+            return None;
+        }
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':')?;
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    let mut resp = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+        truncated: false,
+    };
+    if head_only || status == 304 || status == 204 || (100..200).contains(&status) {
+        return Some(resp);
+    }
+    let chunked = resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            if r.read_line(&mut size_line).unwrap_or(0) == 0 {
+                resp.truncated = true;
+                break;
+            }
+            let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+            if size == 0 {
+                let mut end = String::new();
+                let _ = r.read_line(&mut end);
+                break;
+            }
+            let mut chunk = vec![0; size];
+            if r.read_exact(&mut chunk).is_err() {
+                resp.truncated = true;
+                break;
+            }
+            resp.body.extend_from_slice(&chunk);
+            let mut crlf = String::new();
+            let _ = r.read_line(&mut crlf);
+        }
+    } else if let Some(n) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        let mut body = Vec::with_capacity(n);
+        let _ = r.take(n as u64).read_to_end(&mut body);
+        resp.truncated = body.len() < n;
+        resp.body = body;
+    } else {
+        let _ = r.read_to_end(&mut resp.body);
+    }
+    Some(resp)
+}
+
+/// Poll `f` until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// The deterministic content of the origin's `/obj/<name>?size=N`.
+pub fn object_bytes(name: &str, size: usize) -> Vec<u8> {
+    strait_topology::origin::object_bytes(name, size)
+}
