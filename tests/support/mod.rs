@@ -35,7 +35,10 @@ impl Proc {
     fn spawn(args: &[&str], from_stderr: bool) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strait"));
         cmd.args(args).stdin(Stdio::null());
-        cmd.env("STRAIT_LOG", std::env::var("STRAIT_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.env(
+            "STRAIT_LOG",
+            std::env::var("STRAIT_LOG").unwrap_or_else(|_| "info".into()),
+        );
         if from_stderr {
             cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         } else {
@@ -311,7 +314,10 @@ pub fn read_response(r: &mut impl BufRead, head_only: bool) -> Option<Resp> {
             let mut crlf = String::new();
             let _ = r.read_line(&mut crlf);
         }
-    } else if let Some(n) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+    } else if let Some(n) = resp
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let mut body = Vec::with_capacity(n);
         let _ = r.take(n as u64).read_to_end(&mut body);
         resp.truncated = body.len() < n;
@@ -338,3 +344,81 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn object_bytes(name: &str, size: usize) -> Vec<u8> {
     strait_topology::origin::object_bytes(name, size)
 }
+
+// ===== Raw test origins (added for tests/proxy.rs) =====
+
+/// A raw TCP origin on 127.0.0.1 (kernel-chosen port) for tests that must see exactly what a
+/// node forwards, or that need answers no real server gives. Each connection's request head
+/// (request line and fields, without the blank line) is recorded; then the current reply is
+/// written and the connection closed. An empty reply never answers: the connection is held open
+/// until the peer closes it. Request bodies are not read.
+pub struct RecordingOrigin {
+    pub addr: SocketAddr,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reply: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl RecordingOrigin {
+    /// Start the origin; it lives until the test process exits.
+    pub fn start(reply: &[u8]) -> RecordingOrigin {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind recording origin");
+        let addr = listener.local_addr().expect("recording origin address");
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reply = std::sync::Arc::new(std::sync::Mutex::new(reply.to_vec()));
+        let (shared_heads, shared_reply) = (heads.clone(), reply.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let heads = std::sync::Arc::clone(&shared_heads);
+                let reply = std::sync::Arc::clone(&shared_reply);
+                std::thread::spawn(move || serve_recorded(conn, &heads, &reply));
+            }
+        });
+        RecordingOrigin { addr, heads, reply }
+    }
+
+    /// Answer later requests with `reply` instead.
+    pub fn set_reply(&self, reply: &[u8]) {
+        *self.reply.lock().expect("reply lock") = reply.to_vec();
+    }
+
+    /// The request heads received so far, in arrival order.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("heads lock").clone()
+    }
+}
+
+fn serve_recorded(
+    conn: TcpStream,
+    heads: &std::sync::Mutex<Vec<String>>,
+    reply: &std::sync::Mutex<Vec<u8>>,
+) {
+    let mut r = BufReader::new(conn);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line == "\r\n" || line == "\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    heads.lock().expect("heads lock").push(head);
+    let reply = reply.lock().expect("reply lock").clone();
+    if reply.is_empty() {
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+        return;
+    }
+    let _ = r.get_mut().write_all(&reply);
+}
+
+/// A loopback address with nothing listening (a port bound by the kernel, then released).
+pub fn closed_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("local addr")
+}
+
+// ===== end of tests/proxy.rs helpers =====

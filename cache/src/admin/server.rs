@@ -45,7 +45,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
 
 /// Answer one admin request.
 pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if !peer.ip().is_loopback() {
+    if !is_allowed(peer) {
         tracing::info!(%peer, "admin request refused: not a loopback client");
         return text(
             StatusCode::FORBIDDEN,
@@ -98,6 +98,17 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
             text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "404 not found\n"),
+    }
+}
+
+/// Only loopback clients may use the admin listener (IPv4 127/8, IPv6 ::1, and IPv4-mapped
+/// loopback), whatever address it is bound to.
+pub fn is_allowed(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -170,6 +181,29 @@ fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Fu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_peers_are_allowed() {
+        let ok = [
+            "127.0.0.1:5",
+            "127.9.8.7:5",
+            "[::1]:5",
+            "[::ffff:127.0.0.1]:5",
+        ];
+        let refused = [
+            "10.0.0.1:5",
+            "192.168.1.2:5",
+            "[2001:db8::1]:5",
+            "[::ffff:10.0.0.1]:5",
+            "0.0.0.0:5",
+        ];
+        for a in ok {
+            assert!(is_allowed(a.parse().unwrap()), "{a}");
+        }
+        for a in refused {
+            assert!(!is_allowed(a.parse().unwrap()), "{a}");
+        }
+    }
 
     #[test]
     fn query_params_are_percent_decoded() {

@@ -184,7 +184,15 @@ async fn lead(
     let node = ctx.node_id.as_str();
     let (resp, _server) = match sent {
         Ok(r) => r,
-        Err(e) => return origin_failed(ctx, &req, w, e, stale.as_ref(), req_cc, background),
+        Err(e) => {
+            let fail = Failure {
+                fwd,
+                stale: stale.as_ref(),
+                req_cc,
+                background,
+            };
+            return origin_failed(ctx, &req, w, e, fail);
+        }
     };
     let (mut rparts, incoming) = resp.into_parts();
     clean_response_headers(ctx, &mut rparts.headers, rparts.version);
@@ -201,7 +209,8 @@ async fn lead(
             &rparts.headers,
             request_time,
             response_time,
-        );
+        )
+        .await;
     }
     if rparts.status.is_server_error() {
         if let Some(s) = &stale {
@@ -315,25 +324,30 @@ async fn drive(
             None => break,
         }
     }
-    let Some(body) = w.finish() else {
-        return;
-    };
-    if !storing || head.content_length.is_some_and(|n| n != body.len() as u64) {
-        return;
-    }
-    let Some(meta) = head.meta.clone() else {
-        return;
-    };
-    let obj = Object::new(
-        head.status,
-        with_length(&head.headers, body.len() as u64),
-        body,
-        meta,
-        head.vary.clone(),
-        head.variant_id.clone(),
-        head.has_targeted,
-    );
-    ctx.store.insert(&key, Arc::new(obj));
+    w.finish_with(|body| {
+        let Some(body) = body else {
+            return;
+        };
+        if !storing || head.content_length.is_some_and(|n| n != body.len() as u64) {
+            return;
+        }
+        let Some(meta) = head.meta.clone() else {
+            return;
+        };
+        // One exact-size copy: the chunks were slices of hyper's read buffers, which a stored
+        // object must not pin.
+        let body = bytes::Bytes::copy_from_slice(&body);
+        let obj = Object::new(
+            head.status,
+            with_length(&head.headers, body.len() as u64),
+            body,
+            meta,
+            head.vary.clone(),
+            head.variant_id.clone(),
+            head.has_targeted,
+        );
+        ctx.store.insert(&key, Arc::new(obj));
+    });
 }
 
 fn with_length(h: &HeaderMap, len: u64) -> HeaderMap {
@@ -343,7 +357,7 @@ fn with_length(h: &HeaderMap, len: u64) -> HeaderMap {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn revalidated(
+async fn revalidated(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
     req: &ReqHead,
@@ -406,12 +420,11 @@ fn revalidated(
         fwd_status: Some(304),
         has_targeted,
     });
+    // The body is in memory: complete the fill before answering, so that a request arriving
+    // after this answer starts its own revalidation instead of joining this one.
     w.publish(head, true);
-    let body = obj.body.clone();
-    tokio::spawn(async move {
-        w.push(body).await;
-        let _ = w.finish();
-    });
+    w.push(obj.body.clone()).await;
+    let _ = w.finish();
     let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Stale);
     cs.fwd_status = Some(304);
     cs.ttl = Some(obj.meta.ttl(SystemTime::now()));
@@ -432,28 +445,34 @@ fn error_head(status: StatusCode, fwd: Fwd) -> FillHead {
     }
 }
 
+/// What `origin_failed` needs to know about the request that failed.
+struct Failure<'a> {
+    fwd: Fwd,
+    stale: Option<&'a Arc<Object>>,
+    req_cc: &'a CacheControl,
+    background: bool,
+}
+
 /// The origin could not be reached or answered nothing usable.
 fn origin_failed(
     ctx: &Arc<Ctx>,
     req: &ReqHead,
     mut w: FillWriter<FillHead>,
     e: OriginError,
-    stale: Option<&Arc<Object>>,
-    req_cc: &CacheControl,
-    background: bool,
+    f: Failure<'_>,
 ) -> Response<ProxyBody> {
     let status = e.status();
-    if !background {
+    if !f.background {
         tracing::warn!(error = %e, "origin request failed");
     }
-    if let Some(s) = stale {
-        if may_serve_stale_on_error(&s.meta, req_cc, SystemTime::now()) {
+    if let Some(s) = f.stale {
+        if may_serve_stale_on_error(&s.meta, f.req_cc, SystemTime::now()) {
             w.publish(Arc::new(error_head(status, Fwd::Stale)), false);
             return serve_stale(ctx, req, s, status.as_u16());
         }
     }
-    w.publish(Arc::new(error_head(status, Fwd::Miss)), false);
-    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    w.publish(Arc::new(error_head(status, f.fwd)), false);
+    let mut cs = CacheStatus::fwd(&ctx.node_id, f.fwd);
     cs.detail = Some(origin_detail(&e).to_string());
     respond::error(ctx, status, &e.to_string(), Some(&cs))
 }

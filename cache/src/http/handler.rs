@@ -38,6 +38,9 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody
             None,
         );
     };
+    if parts.uri.path() == "*" {
+        return asterisk(&ctx, &parts.method);
+    }
     let req = ReqHead {
         method: parts.method,
         uri: parts.uri,
@@ -50,6 +53,27 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody
     } else {
         fetch::pass(ctx, req, body, key).await
     }
+}
+
+/// Asterisk-form targets (RFC 9112 §3.2.4) are for `OPTIONS` only and concern the server
+/// itself: the node answers them (the origin client cannot send `*`); any other method is 400.
+fn asterisk(ctx: &Ctx, method: &Method) -> Response<ProxyBody> {
+    if method != Method::OPTIONS {
+        bump(&ctx.counters.bad_requests);
+        return respond::error(
+            ctx,
+            StatusCode::BAD_REQUEST,
+            "asterisk-form target is only valid with OPTIONS",
+            None,
+        );
+    }
+    let mut h = HeaderMap::new();
+    h.insert(
+        http::header::ALLOW,
+        http::HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+    );
+    h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0u64));
+    respond::build(StatusCode::NO_CONTENT, h, ProxyBody::Empty)
 }
 
 /// A request that announces a body (RFC 9112 §6.3).
@@ -82,7 +106,7 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
                 bump(&ctx.counters.local_hit);
                 let ttl = obj.meta.ttl(now);
                 let mut cs = CacheStatus::hit(node, ttl);
-                if ttl < 0 {
+                if !obj.meta.is_fresh(now) {
                     // served stale because the request allowed it (max-stale)
                     bump(&ctx.counters.stale_served);
                     cs.fwd = Some(Fwd::Stale);

@@ -41,6 +41,7 @@ impl Object {
         variant_id: Vec<u8>,
         has_targeted: bool,
     ) -> Object {
+        let headers = compact_headers(&headers);
         let weight = head_weight(&headers) + body.len() as u64 + variant_id.len() as u64;
         Object {
             status,
@@ -53,6 +54,37 @@ impl Object {
             weight,
         }
     }
+}
+
+/// A copy of `h` whose values live in one exact-size allocation.
+///
+/// Header values parsed by hyper are slices of the connection's read buffer; keeping them in a
+/// stored object would pin that whole buffer (kilobytes) for the object's lifetime.
+pub fn compact_headers(h: &HeaderMap) -> HeaderMap {
+    let total: usize = h.values().map(|v| v.len()).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for v in h.values() {
+        buf.extend_from_slice(v.as_bytes());
+    }
+    let buf = buf.freeze();
+    let mut out = HeaderMap::with_capacity(h.keys_len());
+    let mut at = 0;
+    for (name, v) in h.iter() {
+        let len = v.len();
+        let slice = buf.slice(at..at + len);
+        at += len;
+        // The bytes were a valid header value a moment ago; re-validation cannot fail.
+        match http::HeaderValue::from_maybe_shared(slice) {
+            Ok(mut nv) => {
+                nv.set_sensitive(v.is_sensitive());
+                out.append(name.clone(), nv);
+            }
+            Err(_) => {
+                out.append(name.clone(), v.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Bytes charged for a header map.
@@ -89,4 +121,22 @@ pub struct FillHead {
     pub fwd: Fwd,
     pub fwd_status: Option<u16>,
     pub has_targeted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacted_headers_keep_every_value_in_order() {
+        let mut h = HeaderMap::new();
+        h.insert("etag", http::HeaderValue::from_static("\"x\""));
+        h.append("vary", http::HeaderValue::from_static("a"));
+        h.append("vary", http::HeaderValue::from_static("b"));
+        h.insert("content-length", http::HeaderValue::from_static("10"));
+        let c = compact_headers(&h);
+        assert_eq!(c, h);
+        let vary: Vec<_> = c.get_all("vary").iter().collect();
+        assert_eq!(vary, vec!["a", "b"]);
+    }
 }

@@ -43,16 +43,16 @@ pub fn object(
     headers.insert(AGE, age);
     append_cache_status(&mut headers, status);
     let len = obj.body.len() as u64;
-    if obj.status == StatusCode::OK && req.headers.contains_key(http::header::RANGE) {
+    // RFC 9110 §14.2: Range is only meaningful for GET.
+    if obj.status == StatusCode::OK
+        && req.method == Method::GET
+        && req.headers.contains_key(http::header::RANGE)
+    {
         match evaluate_range(&req.headers, &obj.headers, len) {
             RangeOutcome::Partial { start, end } => {
                 headers.insert(CONTENT_RANGE, content_range(start, end, len));
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
-                let body = if req.method == Method::HEAD {
-                    ProxyBody::Empty
-                } else {
-                    ProxyBody::full(obj.body.slice(start as usize..(end + 1) as usize))
-                };
+                let body = ProxyBody::full(obj.body.slice(start as usize..(end + 1) as usize));
                 return build(StatusCode::PARTIAL_CONTENT, headers, body);
             }
             RangeOutcome::Unsatisfiable => return unsatisfiable(headers, len),

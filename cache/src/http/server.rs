@@ -58,7 +58,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -68,6 +68,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let conn_ctx = Arc::clone(&ctx);
                 let ctx = Arc::clone(&ctx);
                 let svc = service_fn(move |req| {
                     let ctx = Arc::clone(&ctx);
@@ -75,9 +76,10 @@ pub async fn serve(
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                 let conn = graceful.watch(conn);
+                let ctx = Arc::clone(&conn_ctx);
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "client connection ended with an error");
+                        connection_error(&ctx, peer, e.as_ref());
                     }
                 });
             }
@@ -90,5 +92,18 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("drain timeout: closing remaining client connections");
+    }
+}
+
+/// A connection ended with an error. Requests hyper refused while parsing (it answered 400 or
+/// 431 itself) are counted as bad requests and logged; the rest (resets, timeouts) only at debug.
+fn connection_error(ctx: &Ctx, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    match e.downcast_ref::<hyper::Error>() {
+        Some(he) if he.is_parse() || he.is_parse_too_large() => {
+            crate::stats::bump(&ctx.counters.bad_requests);
+            crate::stats::bump(&ctx.counters.errors);
+            tracing::info!(%peer, error = %he, "bad request refused by the HTTP parser");
+        }
+        _ => tracing::debug!(%peer, error = %e, "client connection ended with an error"),
     }
 }

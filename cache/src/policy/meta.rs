@@ -37,11 +37,14 @@ impl StoredMeta {
         self.corrected_initial_age.saturating_add(resident)
     }
 
-    /// Remaining freshness in whole seconds (`lifetime - age`); negative once stale.
+    /// Remaining freshness in whole seconds: `lifetime - age` rounded down, so it is negative
+    /// as soon as the response is stale (RFC 9211 §2.5) and never negative while fresh.
     pub fn ttl(&self, now: SystemTime) -> i64 {
-        let lifetime = i128::from(self.freshness_lifetime.as_secs());
-        let age = i128::from(self.current_age(now).as_secs());
-        (lifetime - age).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        let lifetime = self.freshness_lifetime.as_nanos() as i128;
+        let age = self.current_age(now).as_nanos() as i128;
+        (lifetime - age)
+            .div_euclid(1_000_000_000)
+            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
     /// §4.2: `freshness_lifetime > current_age`.

@@ -122,6 +122,8 @@ impl<E> Lifecycle<String, Arc<Variants<E>>> for Departures {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ram::tests::{any, obj, MIB};
+    use super::super::ram::RamStore;
     use super::*;
 
     #[test]
@@ -164,5 +166,76 @@ mod tests {
         assert_eq!(admission_limit(1000), 970);
         assert_eq!(admission_limit(1), 1);
         assert_eq!(admission_limit(0), 0);
+    }
+
+    #[test]
+    fn bound_is_never_exceeded() {
+        let store = RamStore::new(MIB);
+        let mut inserted = 0u64;
+        let mut i = 0u64;
+        while inserted < 10 * MIB {
+            let weight = 1000 + (i * 7919) % 20_000;
+            assert!(store.insert(&format!("/obj/{i}"), obj(weight, "", 0)));
+            assert!(
+                store.bytes() <= store.capacity(),
+                "step {i}: {}",
+                store.bytes()
+            );
+            inserted += weight;
+            i += 1;
+        }
+        assert!(
+            store.bytes() > MIB / 2,
+            "store barely used: {}",
+            store.bytes()
+        );
+        assert!(store.evictions() > 0);
+    }
+
+    #[test]
+    fn a_one_pass_scan_keeps_the_hot_set() {
+        // 100 hot keys of 20 kB = ~2 MB, i.e. ~48% of 4 MiB; then a scan of distinct keys worth
+        // 5x the capacity, each inserted once. With LRU (or FIFO) the store keeps the most
+        // recently inserted ~4 MiB, which after the scan are all scan keys: the 2 MB of hot keys
+        // fall out after the first ~2.1 MB of the 21 MB scan, and 0 of 100 survive. CLOCK-Pro
+        // admits scan keys to the cold part once the hot part is full and evicts them from
+        // there, so the referenced hot keys stay.
+        let capacity = 4 * MIB;
+        let store = RamStore::new(capacity);
+        let hot: Vec<String> = (0..100).map(|i| format!("/hot/{i}")).collect();
+        for key in &hot {
+            assert!(store.insert(key, obj(20_000, "", 0)));
+        }
+        for _ in 0..3 {
+            for key in &hot {
+                assert!(
+                    store.get(key, any).is_some(),
+                    "{key} missing before the scan"
+                );
+            }
+        }
+        let scan_keys = 5 * capacity / 20_000;
+        for i in 0..scan_keys {
+            store.insert(&format!("/scan/{i}"), obj(20_000, "", 0));
+            assert!(store.bytes() <= capacity);
+        }
+        let survivors = hot.iter().filter(|k| store.get(k, any).is_some()).count();
+        assert!(
+            survivors >= 90,
+            "only {survivors} of 100 hot keys survived the scan"
+        );
+    }
+
+    #[test]
+    fn objects_stay_exact_after_evictions() {
+        let store = RamStore::new(MIB);
+        let keys: Vec<String> = (0..500).map(|i| format!("/o/{i}")).collect();
+        for key in &keys {
+            assert!(store.insert(key, obj(10_000, "", 0)));
+        }
+        let present = keys.iter().filter(|k| store.get(k, any).is_some()).count() as u64;
+        assert!(store.evictions() > 0);
+        assert_eq!(store.objects(), present);
+        assert_eq!(store.objects() + store.evictions(), 500);
     }
 }
