@@ -27,6 +27,9 @@ pub struct Object {
     pub variant_id: Vec<u8>,
     /// The headers hold a targeted cache-control field that must not go downstream.
     pub has_targeted: bool,
+    /// Status line and headers serialized for the HTTP/1.1 fast path (`fast::wire_head`);
+    /// None when this object's answers must be built by the general path.
+    pub wire: Option<Bytes>,
     weight: u64,
 }
 
@@ -42,7 +45,15 @@ impl Object {
         has_targeted: bool,
     ) -> Object {
         let headers = compact_headers(&headers);
-        let weight = head_weight(&headers) + body.len() as u64 + variant_id.len() as u64;
+        let wire = if has_targeted || !vary.is_empty() {
+            None
+        } else {
+            super::fast::wire_head(status, &headers).map(Bytes::from)
+        };
+        let weight = head_weight(&headers)
+            + body.len() as u64
+            + variant_id.len() as u64
+            + wire.as_ref().map_or(0, |w| w.len() as u64);
         Object {
             status,
             headers,
@@ -51,6 +62,7 @@ impl Object {
             vary,
             variant_id,
             has_targeted,
+            wire,
             weight,
         }
     }

@@ -4,20 +4,19 @@
 //! graceful shutdown: on drain, listeners close, idle keep-alive connections are closed and
 //! in-flight requests get until the drain deadline.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::conn::{self, ConnEnv};
 use super::ctx::Ctx;
-use super::handler::handle;
 
 /// Listen backlog of client and admin sockets.
 pub const LISTEN_BACKLOG: i32 = 4096;
@@ -54,6 +53,13 @@ pub async fn serve(
         .max_headers(MAX_HEADERS)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let env = Arc::new(ConnEnv {
+        ctx,
+        builder,
+        max_head: max_head.max(8192),
+        stop: stop.clone(),
+        live: AtomicUsize::new(0),
+    });
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -68,42 +74,21 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn_ctx = Arc::clone(&ctx);
-                let ctx = Arc::clone(&ctx);
-                let svc = service_fn(move |req| {
-                    let ctx = Arc::clone(&ctx);
-                    async move { Ok::<_, Infallible>(handle(ctx, req).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
-                let ctx = Arc::clone(&conn_ctx);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        connection_error(&ctx, peer, e.as_ref());
-                    }
-                });
+                tokio::spawn(conn::serve(Arc::clone(&env), stream, peer, graceful.watcher()));
             }
             _ = stop.changed() => break,
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + drain_timeout;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("drain timeout: closing remaining client connections");
     }
-}
-
-/// A connection ended with an error. Requests hyper refused while parsing (it answered 400 or
-/// 431 itself) are counted as bad requests and logged; the rest (resets, timeouts) only at debug.
-fn connection_error(ctx: &Ctx, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
-    match e.downcast_ref::<hyper::Error>() {
-        Some(he) if he.is_parse() || he.is_parse_too_large() => {
-            crate::stats::bump(&ctx.counters.bad_requests);
-            crate::stats::bump(&ctx.counters.errors);
-            tracing::info!(%peer, error = %he, "bad request refused by the HTTP parser");
-        }
-        _ => tracing::debug!(%peer, error = %e, "client connection ended with an error"),
+    // Fast-path connections close when idle; wait for the busy ones.
+    while env.live.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -154,13 +154,7 @@ pub fn check_request_framing(h: &HeaderMap) -> Result<(), &'static str> {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::policy::test_map as map;
 
     #[test]
     fn strips_fixed_and_connection_named_fields() {

@@ -36,6 +36,20 @@ pub fn primary_key(uri: &Uri, headers: &HeaderMap) -> Option<String> {
     Some(format!("{SCHEME}{origin}{path_and_query}"))
 }
 
+/// The primary key of an origin-form request (`target` starts with '/') with this `Host`
+/// value: the same key [`primary_key`] gives for it (used by the raw HTTP/1 fast path).
+pub fn key_from_host_and_target(host: &str, target: &str) -> Option<String> {
+    if !target.starts_with('/') {
+        return None;
+    }
+    let origin = normalize_authority(host.trim())?;
+    let mut key = String::with_capacity(SCHEME.len() + origin.len() + target.len());
+    key.push_str(SCHEME);
+    key.push_str(&origin);
+    key.push_str(target);
+    Some(key)
+}
+
 /// Lowercase `host[:port]` with the default port (and an empty port) removed.
 fn normalize_authority(raw: &str) -> Option<String> {
     if raw.is_empty() || raw.contains('@') {
@@ -284,5 +298,29 @@ mod tests {
             assert_eq!(same_origin_key(base, other), None, "{other}");
         }
         assert_eq!(same_origin_key(base, "/a b"), None);
+    }
+
+    #[test]
+    fn raw_host_and_target_give_the_same_key_as_a_parsed_request() {
+        let cases = [
+            ("Example.COM", "/a/b?c=1&d"),
+            ("example.com:80", "/"),
+            ("example.com:8080", "/x?"),
+            ("  example.com ", "/%7Euser/"),
+            ("[::1]:8080", "/v6"),
+        ];
+        for (host, target) in cases {
+            let uri: Uri = target.parse().unwrap();
+            let mut h = HeaderMap::new();
+            h.insert(HOST, http::HeaderValue::from_str(host).unwrap());
+            assert_eq!(
+                key_from_host_and_target(host, target),
+                primary_key(&uri, &h),
+                "{host} {target}"
+            );
+        }
+        assert_eq!(key_from_host_and_target("a@b", "/"), None);
+        assert_eq!(key_from_host_and_target("", "/"), None);
+        assert_eq!(key_from_host_and_target("a", "*"), None);
     }
 }

@@ -43,3 +43,13 @@ pub use range::{content_range, evaluate_range, unsatisfied_range, RangeOutcome};
 pub use reuse::{may_serve_stale_on_error, reuse, Reuse};
 pub use storable::{storability, NoStoreReason, StoreParams};
 pub use vary::{variant_id, vary_of, Vary};
+
+/// Test helper: a header map from (name, value) pairs, in order (repeated names appended).
+#[cfg(test)]
+pub(crate) fn test_map(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, http::HeaderValue::from_static(v));
+    }
+    h
+}

@@ -135,13 +135,7 @@ mod tests {
     use super::*;
     use RangeOutcome::{Full, Partial, Unsatisfiable};
 
-    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::policy::test_map as map;
 
     fn eval(range: &'static str, len: u64) -> RangeOutcome {
         evaluate_range(&map(&[("range", range)]), &HeaderMap::new(), len)

@@ -81,15 +81,8 @@ pub fn variant_id(fields: &[HeaderName], req: &HeaderMap) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::policy::test_map as map;
 
     fn names(list: &[&'static str]) -> Vec<HeaderName> {
         list.iter().map(|n| HeaderName::from_static(n)).collect()

@@ -1,0 +1,181 @@
+//! One client connection: plain fresh hits are answered straight from the raw bytes (`fast`);
+//! at the first request that needs more, the connection — with every byte read so far — goes to
+//! hyper (HTTP/1.1 and h2c) for the rest of its life.
+
+use std::convert::Infallible;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::ctx::Ctx;
+use super::fast::{self, Parse};
+use super::handler::handle;
+use super::io::{FlattenSmall, FLATTEN_MAX};
+use super::rewind::Rewind;
+use crate::stats::bump;
+
+/// Read buffer of a fast-path connection (grows up to the request head limit).
+pub const READ_BUF: usize = 8 * 1024;
+/// A fast-path connection with no complete request for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every connection of a listener shares.
+pub struct ConnEnv {
+    pub ctx: Arc<Ctx>,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub max_head: usize,
+    pub stop: watch::Receiver<bool>,
+    /// Connections alive on this listener (fast path or hyper).
+    pub live: AtomicUsize,
+}
+
+/// Serve one accepted connection to its end.
+pub async fn serve(env: Arc<ConnEnv>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    env.live.fetch_add(1, Ordering::Relaxed);
+    fast_loop(&env, FlattenSmall::new(stream), peer, watcher).await;
+    env.live.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn fast_loop(
+    env: &Arc<ConnEnv>,
+    mut io: FlattenSmall<TcpStream>,
+    peer: SocketAddr,
+    watcher: Watcher,
+) {
+    let ctx = &env.ctx;
+    let mut stop = env.stop.clone();
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(idle);
+    let mut idle_armed_at = Instant::now();
+    loop {
+        // Answer every complete request already buffered.
+        loop {
+            let req = match fast::parse(&buf) {
+                Parse::Partial => break,
+                Parse::Fallback => return handoff(env, io, buf, peer, watcher).await,
+                Parse::Fast(r) => r,
+            };
+            let Some(key) = crate::policy::key::key_from_host_and_target(req.host, req.target)
+            else {
+                return handoff(env, io, buf, peer, watcher).await;
+            };
+            let Some(obj) = ctx.store.get(&key, |o| o.wire.is_some()) else {
+                return handoff(env, io, buf, peer, watcher).await;
+            };
+            out.clear();
+            if fast::write_hit(&mut out, &obj, &ctx.node_id, req.close, SystemTime::now()).is_none()
+            {
+                return handoff(env, io, buf, peer, watcher).await;
+            }
+            let (head_len, close, head_only) = (req.head_len, req.close, req.head);
+            bump(&ctx.counters.requests);
+            bump(&ctx.counters.local_hit);
+            let body: &[u8] = if head_only { &[] } else { &obj.body };
+            if body.len() <= FLATTEN_MAX {
+                out.extend_from_slice(body);
+                if io.write_all(&out).await.is_err() {
+                    return;
+                }
+            } else if write_two(&mut io, &out, body).await.is_err() {
+                return;
+            }
+            buf.advance(head_len);
+            if close {
+                let _ = io.shutdown().await;
+                return;
+            }
+            if idle_armed_at.elapsed() >= Duration::from_secs(1) {
+                idle_armed_at = Instant::now();
+                idle.as_mut()
+                    .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+            }
+        }
+        if buf.len() >= env.max_head {
+            // Too big for the fast path; hyper answers 431.
+            return handoff(env, io, buf, peer, watcher).await;
+        }
+        if *stop.borrow() && buf.is_empty() {
+            return; // draining: an idle keep-alive connection closes
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(READ_BUF);
+        }
+        tokio::select! {
+            biased;
+            r = io.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = &mut idle => return,
+            _ = stop.changed(), if !*stop.borrow() => {}
+        }
+    }
+}
+
+/// Write `a` then `b` with gathered writes until both are out.
+async fn write_two<W: AsyncWrite + Unpin>(io: &mut W, a: &[u8], b: &[u8]) -> std::io::Result<()> {
+    let mut done = 0usize;
+    let total = a.len() + b.len();
+    while done < total {
+        let n = if done < a.len() {
+            io.write_vectored(&[IoSlice::new(&a[done..]), IoSlice::new(b)])
+                .await?
+        } else {
+            io.write(&b[done - a.len()..]).await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Give the connection, and the bytes read so far, to hyper.
+async fn handoff(
+    env: &Arc<ConnEnv>,
+    io: FlattenSmall<TcpStream>,
+    buf: BytesMut,
+    peer: SocketAddr,
+    watcher: Watcher,
+) {
+    let ctx = Arc::clone(&env.ctx);
+    let svc = service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+    });
+    let io = Rewind::new(buf.freeze(), io);
+    let conn = env
+        .builder
+        .serve_connection(TokioIo::new(io), svc)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        connection_error(&env.ctx, peer, e.as_ref());
+    }
+}
+
+/// A connection ended with an error. Requests hyper refused while parsing (it answered 400 or
+/// 431 itself) are counted as bad requests and logged; the rest (resets, timeouts) only at debug.
+fn connection_error(ctx: &Ctx, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    match e.downcast_ref::<hyper::Error>() {
+        Some(he) if he.is_parse() || he.is_parse_too_large() => {
+            bump(&ctx.counters.bad_requests);
+            bump(&ctx.counters.errors);
+            tracing::info!(%peer, error = %he, "bad request refused by the HTTP parser");
+        }
+        _ => tracing::debug!(%peer, error = %e, "client connection ended with an error"),
+    }
+}

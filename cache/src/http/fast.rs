@@ -1,0 +1,237 @@
+//! The HTTP/1.1 fast path for fresh hits: decide from the raw request head whether a request
+//! is a plain one the store can answer byte for byte, and build that answer.
+//!
+//! Contract: [`parse`] accepts only HTTP/1.1 `GET`/`HEAD` requests in origin form with one
+//! `Host`, no body, no `Expect`/`Upgrade`, and none of the fields that change what the cache
+//! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine). Any
+//! other request — or any doubt — is [`Parse::Fallback`]: the connection is handed, with every
+//! byte read so far, to the general (hyper) path, which makes the same decision slowly. The
+//! answer written by [`write_hit`] is what the general path sends for a fresh hit.
+
+use std::time::SystemTime;
+
+use super::object::Object;
+
+/// Request header fields parsed per request on the fast path; more falls back.
+pub const MAX_FAST_HEADERS: usize = 64;
+
+/// A request the fast path may answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FastReq<'a> {
+    /// Bytes of the request head (the request ends there: no body).
+    pub head_len: usize,
+    /// `HEAD` (no body in the answer).
+    pub head: bool,
+    pub host: &'a str,
+    pub target: &'a str,
+    /// The client asked to close after this response.
+    pub close: bool,
+}
+
+/// What the fast path makes of the bytes read so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parse<'a> {
+    /// The head is not complete yet.
+    Partial,
+    Fast(FastReq<'a>),
+    /// Anything else: the general path takes the connection.
+    Fallback,
+}
+
+/// Decide on the request head at the start of `buf`.
+pub fn parse(buf: &[u8]) -> Parse<'_> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_FAST_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parse::Partial,
+        Err(_) => return Parse::Fallback,
+    };
+    let head = match req.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => return Parse::Fallback,
+    };
+    if req.version != Some(1) {
+        return Parse::Fallback;
+    }
+    let Some(target) = req.path.filter(|p| p.starts_with('/')) else {
+        return Parse::Fallback;
+    };
+    let mut host = None;
+    let mut close = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"host") {
+            if host.is_some() {
+                return Parse::Fallback;
+            }
+            match std::str::from_utf8(h.value) {
+                Ok(v) => host = Some(v),
+                Err(_) => return Parse::Fallback,
+            }
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            if h.value.eq_ignore_ascii_case(b"close") {
+                close = true;
+            } else if !h.value.eq_ignore_ascii_case(b"keep-alive") {
+                return Parse::Fallback;
+            }
+        } else if is_special(name) {
+            return Parse::Fallback;
+        }
+    }
+    let Some(host) = host else {
+        return Parse::Fallback;
+    };
+    Parse::Fast(FastReq {
+        head_len,
+        head,
+        host,
+        target,
+        close,
+    })
+}
+
+/// Fields that change framing or the cache decision: their requests take the general path.
+fn is_special(name: &[u8]) -> bool {
+    const SPECIAL: &[&[u8]] = &[
+        b"cache-control",
+        b"pragma",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+        b"if-unmodified-since",
+        b"if-range",
+        b"range",
+        b"content-length",
+        b"transfer-encoding",
+        b"expect",
+        b"upgrade",
+        b"te",
+        b"keep-alive",
+        b"proxy-connection",
+        b"http2-settings",
+    ];
+    SPECIAL.iter().any(|s| name.eq_ignore_ascii_case(s))
+}
+
+/// The serialized status line and stored headers of an object, when its answers can be written
+/// by the fast path (no Vary, no upstream Cache-Status, nothing to strip on the way out).
+pub fn wire_head(obj_status: http::StatusCode, headers: &http::HeaderMap) -> Option<Vec<u8>> {
+    if headers.contains_key(http::header::VARY)
+        || headers.contains_key("cache-status")
+        || headers.contains_key(http::header::AGE)
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(obj_status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(obj_status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers.iter() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Some(out)
+}
+
+/// Append a fresh hit's answer head to `out` (the body, unless HEAD, follows separately):
+/// the stored head, `Age`, `Cache-Status`, `Connection: close` when asked. None when the
+/// object can't be answered here (not fresh, must revalidate, no wire head).
+pub fn write_hit(
+    out: &mut Vec<u8>,
+    obj: &Object,
+    node: &str,
+    close: bool,
+    now: SystemTime,
+) -> Option<()> {
+    let wire = obj.wire.as_ref()?;
+    if obj.meta.no_cache || !obj.meta.is_fresh(now) {
+        return None;
+    }
+    let mut num = itoa::Buffer::new();
+    out.extend_from_slice(wire);
+    out.extend_from_slice(b"age: ");
+    out.extend_from_slice(num.format(obj.meta.current_age(now).as_secs()).as_bytes());
+    out.extend_from_slice(b"\r\ncache-status: ");
+    out.extend_from_slice(node.as_bytes());
+    out.extend_from_slice(b"; hit; ttl=");
+    out.extend_from_slice(num.format(obj.meta.ttl(now)).as_bytes());
+    if close {
+        out.extend_from_slice(b"\r\nconnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast(buf: &[u8]) -> FastReq<'_> {
+        match parse(buf) {
+            Parse::Fast(f) => f,
+            other => panic!("not fast: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_get_is_fast() {
+        let raw = b"GET /obj/a?x=1 HTTP/1.1\r\nHost: Example.com\r\nUser-Agent: t\r\nAccept: */*\r\n\r\nGET";
+        let f = fast(raw);
+        assert_eq!(f.target, "/obj/a?x=1");
+        assert_eq!(f.host, "Example.com");
+        assert_eq!(f.head_len, raw.len() - 3);
+        assert!(!f.head && !f.close);
+        let f = fast(b"HEAD / HTTP/1.1\r\nhost: a\r\nConnection: close\r\n\r\n");
+        assert!(f.head && f.close);
+    }
+
+    #[test]
+    fn incomplete_heads_wait_for_more_bytes() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n"), Parse::Partial);
+        assert_eq!(parse(b""), Parse::Partial);
+    }
+
+    #[test]
+    fn anything_unusual_falls_back() {
+        let cases: &[&[u8]] = &[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            b"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+            b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nCache-Control: no-cache\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nRange: bytes=0-1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"x\"\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHo st: a\r\n\r\n",
+            b"\x16\x03\x01\x02\x00",
+        ];
+        for c in cases {
+            assert_eq!(parse(c), Parse::Fallback, "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    #[test]
+    fn wire_head_serializes_status_and_headers_and_refuses_vary() {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-length", http::HeaderValue::from_static("3"));
+        h.append("x-a", http::HeaderValue::from_static("1"));
+        h.append("x-a", http::HeaderValue::from_static("2"));
+        let w = wire_head(http::StatusCode::OK, &h).unwrap();
+        assert_eq!(
+            String::from_utf8(w).unwrap(),
+            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-a: 1\r\nx-a: 2\r\n"
+        );
+        h.insert("vary", http::HeaderValue::from_static("accept"));
+        assert!(wire_head(http::StatusCode::OK, &h).is_none());
+    }
+}

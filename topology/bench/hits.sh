@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Cache-hit benchmark, strait against HAProxy 2.6's cache (Debian package) side by side:
+# same objects (from `strait sim origin`), server pinned to CPU 1, `wrk -t1` pinned to CPU 0,
+# rounds interleaved, medians reported with CPU time per request (server CPU seconds during the
+# run / requests). Needs: wrk, haproxy, taskset, curl; STRAIT_BIN (default target/release/strait).
+#   ./topology/bench/hits.sh                 # 3 rounds x 10 s per cell
+#   ROUNDS=1 DUR=5s ./topology/bench/hits.sh # quicker
+#   TARGETS="strait" CELLS="1k:50" ./topology/bench/hits.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${STRAIT_BIN:-$PWD/target/release/strait}
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-10s}
+TARGETS=${TARGETS:-"strait haproxy"}
+CELLS=${CELLS:-"1k:50 1k:200 16k:50 256k:50"}
+RUN=$(mktemp -d /tmp/strait-bench.XXXXXX)
+ORIGIN_PORT=28080
+declare -A PORT=([strait]=28107 [haproxy]=28105)
+declare -A BYTES=([1k]=1024 [16k]=16384 [256k]=262144)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN"; }
+trap cleanup EXIT
+
+cat >"$RUN/node.toml" <<TOML
+[node]
+id = "bench"
+listen = ["127.0.0.1:${PORT[strait]}"]
+admin = "127.0.0.1:28197"
+[storage]
+ram = "256MiB"
+[[pool]]
+name = "origin"
+servers = [{ addr = "127.0.0.1:$ORIGIN_PORT" }]
+[[route]]
+pool = "origin"
+TOML
+cat >"$RUN/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 8000
+    tune.bufsize 16384
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout http-keep-alive 120s
+cache hits
+    total-max-size 256
+    max-object-size 1048576
+    max-age 3600
+frontend fe
+    bind 127.0.0.1:${PORT[haproxy]}
+    http-request cache-use hits
+    http-response cache-store hits
+    default_backend origin
+backend origin
+    http-reuse always
+    server origin 127.0.0.1:$ORIGIN_PORT
+CFG
+
+taskset -c 0 "$BIN" sim origin --listen 127.0.0.1:$ORIGIN_PORT >/dev/null & pids+=($!)
+sleep 0.3
+
+start() {  # start TARGET -> SERVER_PID
+    case $1 in
+        strait) taskset -c 1 "$BIN" node --config "$RUN/node.toml" 2>"$RUN/strait.log" & ;;
+        haproxy) taskset -c 1 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    pids+=("$SERVER_PID")
+    for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:${PORT[$1]}/" && return 0; sleep 0.05; done
+    echo "$1 did not start" >&2; exit 1
+}
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+url() { echo "http://127.0.0.1:${PORT[$1]}/obj/$2?size=${BYTES[$2]}&ttl=3600"; }
+
+: >"$RUN/results"
+for round in $(seq 1 "$ROUNDS"); do
+    for t in $TARGETS; do
+        start "$t"
+        for cell in $CELLS; do
+            size=${cell%%:*}; conns=${cell##*:}
+            for _ in 1 2 3 4; do curl -s -o /dev/null "$(url "$t" "$size")"; done
+            c0=$(cpu_ticks "$SERVER_PID")
+            out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency "$(url "$t" "$size")")
+            c1=$(cpu_ticks "$SERVER_PID")
+            rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+            reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+            p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' <<<"$out")
+            errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+            cpu_us=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b-a)/hz*1e6/n}')
+            echo "$t $size $conns $rps $p99 $cpu_us $errs" | tee -a "$RUN/results" >&2
+        done
+        stop "$SERVER_PID"
+    done
+done
+
+echo
+printf '| server | object | conns | median req/s | median p99 ms | median CPU µs/req | req/s vs haproxy | CPU vs haproxy |\n|---|---|---:|---:|---:|---:|---:|---:|\n'
+python3 - "$RUN/results" <<'PY'
+import sys, statistics as st
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    rows.setdefault((f[0], f[1], f[2]), []).append((float(f[3]), float(f[4]), float(f[5])))
+med = {k: (st.median(a for a, _, _ in v), st.median(b for _, b, _ in v), st.median(c for _, _, c in v)) for k, v in rows.items()}
+for (t, size, c), (rps, p99, cpu) in sorted(med.items(), key=lambda kv: (kv[0][1], int(kv[0][2]), kv[0][0])):
+    h = med.get(("haproxy", size, c))
+    r1 = f"{rps / h[0]:.2f}" if h else "-"
+    r2 = f"{cpu / h[2]:.2f}" if h else "-"
+    print(f"| {t} | {size} | {c} | {rps:.0f} | {p99:.2f} | {cpu:.2f} | {r1} | {r2} |")
+PY
