@@ -59,6 +59,8 @@ pub enum CtlCommand {
         /// Absolute URL, e.g. http://example.com/a.png
         url: String,
     },
+    /// Re-read the node's config file (an invalid one is refused and the running config stays).
+    Reload,
     /// Invalidate every object whose key starts with PREFIX.
     Ban {
         /// Key prefix, e.g. http://example.com/img/

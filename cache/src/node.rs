@@ -2,7 +2,7 @@
 //! SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,8 +30,8 @@ pub enum NodeError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-    #[error("the config has no usable default route")]
-    NoRoute,
+    #[error(transparent)]
+    Runtime(#[from] crate::http::ctx::RuntimeError),
 }
 
 /// Worker threads a config asks for (its `workers`, else the CPUs this process may use).
@@ -48,7 +48,7 @@ pub fn worker_threads(cfg: &NodeConfig) -> usize {
 /// Prints one line per bound listener on stderr, `strait-node listening http ADDR` and
 /// `strait-node listening admin ADDR` (tests and scripts read the actual ports from them).
 pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
-    let rt = Runtime::from_config(&cfg).ok_or(NodeError::NoRoute)?;
+    let rt = Runtime::from_config(&cfg, None)?;
     let ctx = Arc::new(Ctx {
         node_id: cfg.node.id.get_ref().clone(),
         store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
@@ -56,6 +56,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         counters: Counters::default(),
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),
+        config_path: path.to_path_buf(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;
@@ -97,7 +98,9 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(&ctx, path),
+            _ = hup.recv() => {
+                let _ = reload(&ctx);
+            }
         }
     }
     tracing::info!("draining");
@@ -109,18 +112,23 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Re-read the config file and swap pools and knobs; the store and in-flight requests are kept.
+/// Re-read the config file and swap pools, routes and knobs; the store, in-flight requests
+/// (they finish on the pools they started with) and the health of unchanged servers are kept.
 /// An invalid file is refused with its reasons and the running config stays.
-pub fn reload(ctx: &Ctx, path: &Path) {
-    let path: PathBuf = path.to_path_buf();
-    match config::load(&path) {
-        Ok(cfg) => match Runtime::from_config(&cfg) {
-            Some(rt) => {
-                ctx.rt.store(Arc::new(rt));
-                tracing::info!(path = %path.display(), "config reloaded");
-            }
-            None => tracing::error!("reload refused: the config has no usable default route"),
-        },
-        Err(e) => tracing::error!("reload refused, keeping the running config:\n{e}"),
-    }
+pub fn reload(ctx: &Ctx) -> Result<(), String> {
+    let path = &ctx.config_path;
+    let cfg = config::load(path).map_err(|e| {
+        let msg = e.to_string();
+        tracing::error!("reload refused, keeping the running config:\n{msg}");
+        msg
+    })?;
+    let current = ctx.rt.load();
+    let rt = Runtime::from_config(&cfg, Some(&current)).map_err(|e| {
+        let msg = format!("{}: {e}", path.display());
+        tracing::error!("reload refused, keeping the running config: {msg}");
+        msg
+    })?;
+    ctx.rt.store(Arc::new(rt));
+    tracing::info!(path = %path.display(), "config reloaded");
+    Ok(())
 }

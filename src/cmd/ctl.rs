@@ -51,13 +51,16 @@ const KNOWN_COUNTERS: [&str; 16] = [
 ];
 
 /// Columns of the per-pool server table: (header, JSON field).
-const SERVER_COLUMNS: [(&str, &str); 6] = [
+const SERVER_COLUMNS: [(&str, &str); 9] = [
     ("server", "addr"),
     ("up", "up"),
+    ("state", "state"),
     ("weight", "weight"),
     ("requests", "requests"),
     ("active", "active"),
     ("errors", "errors"),
+    ("last check", "last_check"),
+    ("resp ms", "response_ms"),
 ];
 
 /// Runs one `strait ctl` command; returns the exit code.
@@ -90,6 +93,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
             CtlCommand::Status => render_status(&value),
             CtlCommand::Stats => render_stats(&value),
             CtlCommand::Purge { .. } | CtlCommand::Ban { .. } => render_removed(&value),
+            CtlCommand::Reload => "reloaded\n".to_string(),
         }
     };
     print!("{text}");
@@ -105,6 +109,7 @@ fn request_for(command: &CtlCommand) -> (Method, String) {
             Method::POST,
             format!("/ban?prefix={}", percent_encode(prefix)),
         ),
+        CtlCommand::Reload => (Method::POST, "/reload".to_owned()),
     }
 }
 
@@ -342,7 +347,8 @@ mod tests {
         "revalidated":0,"not_modified":0,"uncacheable":0,"errors":0,"stored_objects":3,
         "stored_bytes":4096,"capacity_bytes":268435456,"evictions":0,
         "pools":[{"name":"origin","algorithm":"roundrobin","servers":[{"addr":"127.0.0.1:18080",
-        "up":true,"weight":1,"requests":3,"active":0,"errors":0}]}]}"#;
+        "up":true,"state":"up","weight":1,"requests":3,"active":0,"errors":0,
+        "last_check":"200","response_ms":1.25}]}]}"#;
 
     fn sample() -> Value {
         serde_json::from_str(SAMPLE).unwrap()
@@ -388,8 +394,8 @@ evictions       0
 uptime_secs     12 (12s)
 
 pool origin (roundrobin)
-server           up   weight  requests  active  errors
-127.0.0.1:18080  yes  1       3         0       0
+server           up   state  weight  requests  active  errors  last check  resp ms
+127.0.0.1:18080  yes  up     1       3         0       0       200         1.25
 ";
         assert_eq!(render_stats(&sample()), want);
     }
@@ -406,9 +412,9 @@ alpha     2.5
 zeta      1
 
 pool p
-server  up  weight  requests  active  errors
-s1      no  -       -         -       -
--       -   -       -         -       -
+server  up  state  weight  requests  active  errors  last check  resp ms
+s1      no  -      -       -         -       -       -           -
+-       -   -      -       -         -       -       -           -
 ";
         assert_eq!(render_stats(&v), want);
         assert_eq!(render_stats(&serde_json::json!([1])), "[1]\n");

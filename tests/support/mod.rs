@@ -422,3 +422,24 @@ pub fn closed_addr() -> SocketAddr {
 }
 
 // ===== end of tests/proxy.rs helpers =====
+
+// ---- lead: origin restarts (tests/health.rs)
+impl Proc {
+    /// `strait sim origin` on a given address.
+    pub fn spawn_origin_on(addr: SocketAddr) -> Proc {
+        Proc::spawn(&["sim", "origin", "--listen", &addr.to_string()], false)
+    }
+
+    /// Like `wait_line`, but None instead of a panic (e.g. the process exited: port busy).
+    pub fn try_wait_line(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Some(l),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! `/metrics`: the snapshot in Prometheus text format, via the prometheus-client crate.
 //! Counters are `strait_<name>_total`; store sizes and per-server state are gauges.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -37,6 +39,8 @@ pub fn render(s: &Snapshot) -> String {
     let requests: Family<Labels, Counter> = Family::default();
     let errors: Family<Labels, Counter> = Family::default();
     let active: Family<Labels, Gauge> = Family::default();
+    let bytes: Family<Labels, Counter> = Family::default();
+    let resp: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     for p in &s.pools {
         for srv in &p.servers {
             let l = vec![
@@ -44,6 +48,8 @@ pub fn render(s: &Snapshot) -> String {
                 ("server".to_string(), srv.addr.clone()),
             ];
             up.get_or_create(&l).set(i64::from(srv.up));
+            bytes.get_or_create(&l).inc_by(srv.bytes);
+            resp.get_or_create(&l).set(srv.response_ms);
             requests.get_or_create(&l).inc_by(srv.requests);
             errors.get_or_create(&l).inc_by(srv.errors);
             active
@@ -99,10 +105,15 @@ mod tests {
                 servers: vec![ServerSnapshot {
                     addr: "127.0.0.1:1".into(),
                     up: true,
+                    state: "up",
+                    since_secs: 5,
+                    check: Some(("200".into(), 1.5)),
                     weight: 1,
                     requests: 3,
                     active: 0,
                     errors: 1,
+                    bytes: 10,
+                    response_ms: 2.5,
                 }],
             }],
         };

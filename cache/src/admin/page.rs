@@ -28,31 +28,47 @@ pub fn render(s: &Snapshot) -> String {
         let _ = write!(
             h,
             "<h2>Pool {} ({})</h2><table><tr><th class=\"l\">server</th><th>state</th>\
-             <th>weight</th><th>requests</th><th>active</th><th>errors</th></tr>",
+             <th>since</th><th class=\"l\">last check</th><th>check ms</th><th>weight</th>\
+             <th>active</th><th>requests</th><th>errors</th><th>bytes</th><th>resp ms</th></tr>",
             escape(&p.name),
             p.algorithm
         );
         for srv in &p.servers {
-            let (class, state) = if srv.up {
-                ("up", "UP")
-            } else {
-                ("down", "DOWN")
+            let class = if srv.up { "up" } else { "down" };
+            let (check, check_ms) = match &srv.check {
+                Some((d, ms)) => (escape(d), format!("{ms:.1}")),
+                None => ("-".to_string(), "-".to_string()),
             };
             let _ = write!(
                 h,
-                "<tr class=\"{class}\"><td class=\"l\">{}</td><td>{state}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr class=\"{class}\"><td class=\"l\">{}</td><td>{}</td><td>{}</td>\
+                 <td class=\"l\">{check}</td><td>{check_ms}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
                 escape(&srv.addr),
+                srv.state.to_uppercase(),
+                human_secs(srv.since_secs),
                 srv.weight,
-                srv.requests,
                 srv.active,
-                srv.errors
+                srv.requests,
+                srv.errors,
+                srv.bytes,
+                srv.response_ms
             );
         }
         h.push_str("</table>");
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// "3d 4h", "5m 2s", "40s".
+fn human_secs(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
 }
 
 /// Minimal HTML escaping for text content and attribute values.

@@ -80,7 +80,7 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
                     "400 url must be absolute, e.g. http://host/path\n",
                 );
             };
-            let n = ctx.store.purge(&key);
+            let n = crate::http::purge_url(&ctx.store, &key);
             add(&ctx.counters.invalidated, n as u64);
             tracing::info!(key = %key, removed = n, "purge");
             removed(n)
@@ -94,7 +94,19 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
             tracing::info!(prefix = %prefix, removed = n, "ban");
             removed(n)
         }
-        (_, "/" | "/stats.json" | "/metrics" | "/purge" | "/ban") => {
+        (&Method::POST, "/reload") => match crate::node::reload(ctx) {
+            Ok(()) => respond(
+                StatusCode::OK,
+                "application/json",
+                "{\"reloaded\":true}".to_string(),
+            ),
+            Err(why) => respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "text/plain; charset=utf-8",
+                format!("422 reload refused, the running config stays:\n{why}\n"),
+            ),
+        },
+        (_, "/" | "/stats.json" | "/metrics" | "/purge" | "/ban" | "/reload") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "404 not found\n"),

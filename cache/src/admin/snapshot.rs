@@ -1,6 +1,10 @@
 //! One consistent read of a node's counters, rendered as JSON (`/stats.json`).
 
 use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use crate::origin::health::ServerState;
+use crate::origin::Server;
 
 use serde_json::{json, Map, Value};
 
@@ -25,11 +29,51 @@ pub struct PoolSnapshot {
 /// One origin server in a snapshot.
 pub struct ServerSnapshot {
     pub addr: String,
+    /// Takes new requests now (state up, not ejected, weight > 0).
     pub up: bool,
+    /// "up", "down", "ejected" (passive back-off) or "draining" (weight 0).
+    pub state: &'static str,
+    /// Seconds since the last up/down change.
+    pub since_secs: u64,
+    /// Last active check: result and latency (ms), when the pool has checks.
+    pub check: Option<(String, f64)>,
     pub weight: u32,
     pub requests: u64,
     pub active: u64,
     pub errors: u64,
+    pub bytes: u64,
+    /// Moving average of the time to the response head, ms.
+    pub response_ms: f64,
+}
+
+fn server_snapshot(s: &Server) -> ServerSnapshot {
+    let now = Instant::now();
+    let weight = s.weight.load(Ordering::Relaxed);
+    let h = s.health.lock();
+    let available = h.available(now);
+    let state = match (h.state(), available, weight) {
+        (ServerState::Down, _, _) => "down",
+        (ServerState::Up, false, _) => "ejected",
+        (ServerState::Up, true, 0) => "draining",
+        (ServerState::Up, true, _) => "up",
+    };
+    ServerSnapshot {
+        addr: s.addr.to_string(),
+        up: available && weight > 0,
+        state,
+        since_secs: SystemTime::now()
+            .duration_since(h.since())
+            .map_or(0, |d| d.as_secs()),
+        check: h
+            .last_check()
+            .map(|c| (c.detail.clone(), c.latency.as_secs_f64() * 1000.0)),
+        weight,
+        requests: s.requests.load(Ordering::Relaxed),
+        active: s.active.load(Ordering::Relaxed),
+        errors: s.errors.load(Ordering::Relaxed),
+        bytes: s.bytes.load(Ordering::Relaxed),
+        response_ms: s.response_us.load(Ordering::Relaxed) as f64 / 1000.0,
+    }
 }
 
 impl Snapshot {
@@ -48,18 +92,7 @@ impl Snapshot {
             .map(|p| PoolSnapshot {
                 name: p.name.clone(),
                 algorithm: p.algorithm.as_str(),
-                servers: p
-                    .servers
-                    .iter()
-                    .map(|s| ServerSnapshot {
-                        addr: s.addr.to_string(),
-                        up: true,
-                        weight: s.weight,
-                        requests: s.requests.load(Ordering::Relaxed),
-                        active: s.active.load(Ordering::Relaxed),
-                        errors: s.errors.load(Ordering::Relaxed),
-                    })
-                    .collect(),
+                servers: p.servers.iter().map(|s| server_snapshot(s)).collect(),
             })
             .collect();
         Snapshot {
@@ -86,8 +119,12 @@ impl Snapshot {
                     "name": p.name,
                     "algorithm": p.algorithm,
                     "servers": p.servers.iter().map(|s| json!({
-                        "addr": s.addr, "up": s.up, "weight": s.weight,
-                        "requests": s.requests, "active": s.active, "errors": s.errors,
+                        "addr": s.addr, "up": s.up, "state": s.state, "since_secs": s.since_secs,
+                        "last_check": s.check.as_ref().map(|c| c.0.clone()),
+                        "check_ms": s.check.as_ref().map(|c| (c.1 * 1000.0).round() / 1000.0),
+                        "weight": s.weight, "requests": s.requests, "active": s.active,
+                        "errors": s.errors, "bytes": s.bytes,
+                        "response_ms": (s.response_ms * 1000.0).round() / 1000.0,
                     })).collect::<Vec<_>>(),
                 })
             })

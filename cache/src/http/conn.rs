@@ -18,12 +18,14 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::ctx::Ctx;
+use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::handler::handle;
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::rewind::Rewind;
+use crate::origin::route::RouteInput;
 use crate::stats::bump;
+use http::{HeaderMap, Method};
 
 /// Read buffer of a fast-path connection (grows up to the request head limit).
 pub const READ_BUF: usize = 8 * 1024;
@@ -72,6 +74,9 @@ async fn fast_loop(
             else {
                 return handoff(env, io, buf, peer, watcher).await;
             };
+            if !fast_route_caches(ctx, &req, &key) {
+                return handoff(env, io, buf, peer, watcher).await;
+            }
             let Some(obj) = ctx.store.get(&key, |o| o.wire.is_some()) else {
                 return handoff(env, io, buf, peer, watcher).await;
             };
@@ -125,6 +130,24 @@ async fn fast_loop(
     }
 }
 
+/// Route a fast-path request: true when its route caches with the plain key. Tables that route
+/// on request headers are left to the general path.
+fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
+    let rt = ctx.rt.load();
+    if !rt.fast_routing {
+        return false;
+    }
+    let method = if req.head { Method::HEAD } else { Method::GET };
+    let path = req.target.split('?').next().unwrap_or(req.target);
+    let route = rt.routes.select(&RouteInput {
+        method: &method,
+        host: key_host(key),
+        path,
+        headers: &HeaderMap::new(),
+    });
+    route.cache && route.key_headers.is_empty()
+}
+
 /// Write `a` then `b` with gathered writes until both are out.
 async fn write_two<W: AsyncWrite + Unpin>(io: &mut W, a: &[u8], b: &[u8]) -> std::io::Result<()> {
     let mut done = 0usize;
@@ -155,7 +178,7 @@ async fn handoff(
     let ctx = Arc::clone(&env.ctx);
     let svc = service_fn(move |req| {
         let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, Infallible>(handle(ctx, req).await) }
+        async move { Ok::<_, Infallible>(handle(ctx, req, Some(peer)).await) }
     });
     let io = Rewind::new(buf.freeze(), io);
     let conn = env

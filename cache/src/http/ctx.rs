@@ -1,6 +1,7 @@
 //! The state every request handler shares: store, fills, counters and the swappable runtime
 //! config (pools and knobs) that a reload replaces.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
 use super::object::{FillHead, Object};
 use crate::config::NodeConfig;
+use crate::origin::route::{host_without_port, RouteError, RouteInput, RouteTable};
 use crate::origin::Pool;
 use crate::policy::freshness::FreshnessParams;
 use crate::stats::Counters;
@@ -21,8 +23,11 @@ pub const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-con
 /// What a reload replaces as one unit.
 pub struct Runtime {
     pub pools: Vec<Arc<Pool>>,
-    /// The pool of the default route.
-    pub default_pool: Arc<Pool>,
+    pub routes: RouteTable,
+    /// The pool of each route, by route index.
+    pub route_pools: Vec<Arc<Pool>>,
+    /// The fast path may route by itself: no route looks at request headers.
+    pub fast_routing: bool,
     /// Targeted cache-control fields, most specific first (operator's, then CDN-Cache-Control).
     pub targets: Vec<HeaderName>,
     pub freshness: FreshnessParams,
@@ -30,24 +35,60 @@ pub struct Runtime {
     pub coalesce_timeout: Duration,
 }
 
+/// Why a runtime can't be built from a (validated) config.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error("route {route} names unknown pool {pool:?}")]
+    UnknownPool { route: usize, pool: String },
+    #[error("invalid target_header {0:?}")]
+    TargetHeader(String),
+}
+
 impl Runtime {
-    /// Build pools and knobs from a validated config.
-    pub fn from_config(cfg: &NodeConfig) -> Option<Runtime> {
+    /// Build pools, routes and knobs from a validated config. Servers of `previous` pools with
+    /// the same pool name and address are carried over (their health and counters survive a
+    /// reload).
+    pub fn from_config(
+        cfg: &NodeConfig,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, RuntimeError> {
         let pools: Vec<Arc<Pool>> = cfg
             .pools
             .iter()
-            .map(|p| Arc::new(Pool::new(p.get_ref())))
+            .map(|p| {
+                let p = p.get_ref();
+                let old =
+                    previous.and_then(|r| r.pools.iter().find(|o| o.name == *p.name.get_ref()));
+                Arc::new(Pool::new(p, old.map(|o| o.as_ref())))
+            })
             .collect();
-        let default_name = cfg.routes.last()?.get_ref().pool.get_ref().clone();
-        let default_pool = pools.iter().find(|p| p.name == default_name)?.clone();
+        let route_cfgs: Vec<_> = cfg.routes.iter().map(|r| r.get_ref().clone()).collect();
+        let routes = RouteTable::new(&route_cfgs)?;
+        let mut route_pools = Vec::with_capacity(routes.routes().len());
+        for r in routes.routes() {
+            let pool = pools.iter().find(|p| p.name == r.pool).ok_or_else(|| {
+                RuntimeError::UnknownPool {
+                    route: r.index,
+                    pool: r.pool.clone(),
+                }
+            })?;
+            route_pools.push(Arc::clone(pool));
+        }
         let mut targets = Vec::new();
         if let Some(t) = &cfg.cache.target_header {
-            targets.push(HeaderName::from_bytes(t.get_ref().as_bytes()).ok()?);
+            targets.push(
+                HeaderName::from_bytes(t.get_ref().as_bytes())
+                    .map_err(|_| RuntimeError::TargetHeader(t.get_ref().clone()))?,
+            );
         }
         targets.push(CDN_CACHE_CONTROL);
-        Some(Runtime {
+        Ok(Runtime {
+            fast_routing: !routes.uses_headers(),
             pools,
-            default_pool,
+            routes,
+            route_pools,
             targets,
             freshness: FreshnessParams {
                 heuristic_percent: *cfg.cache.heuristic_percent.get_ref(),
@@ -57,6 +98,52 @@ impl Runtime {
             coalesce_timeout: cfg.cache.coalesce_timeout,
         })
     }
+
+    /// The route a request takes, with its pool.
+    pub fn route(
+        &self,
+        method: &Method,
+        key: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> RouteChoice {
+        let route = self.routes.select(&RouteInput {
+            method,
+            host: key_host(key),
+            path,
+            headers,
+        });
+        RouteChoice {
+            index: route.index,
+            pool: Arc::clone(&self.route_pools[route.index]),
+            cache: route.cache,
+            ttl: route.ttl,
+            store_set_cookie: route.store_set_cookie,
+            key_headers: !route.key_headers.is_empty(),
+        }
+    }
+}
+
+/// The host of a primary key ("http://host:port/path" -> "host"), for routing.
+pub fn key_host(key: &str) -> &str {
+    let rest = key.strip_prefix("http://").unwrap_or(key);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    host_without_port(authority)
+}
+
+/// The route a request took.
+#[derive(Clone)]
+pub struct RouteChoice {
+    pub index: usize,
+    pub pool: Arc<Pool>,
+    /// false: pass to the origin, never cache.
+    pub cache: bool,
+    /// Lifetime for responses without freshness information.
+    pub ttl: Option<Duration>,
+    /// Responses with Set-Cookie may be stored.
+    pub store_set_cookie: bool,
+    /// The route extends the cache key with request fields.
+    pub key_headers: bool,
 }
 
 /// Shared by every connection of a node.
@@ -67,6 +154,8 @@ pub struct Ctx {
     pub counters: Counters,
     pub started: Instant,
     pub rt: ArcSwap<Runtime>,
+    /// The config file (re-read on reload).
+    pub config_path: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -80,10 +169,13 @@ impl Ctx {
 
 /// The parts of a client request the cache logic needs; cheap to move, cloned only for
 /// background refreshes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReqHead {
     pub method: Method,
     pub uri: Uri,
     pub version: Version,
     pub headers: HeaderMap,
+    /// The client's address (X-Forwarded-For, Forwarded, `source` scheduling).
+    pub client: Option<SocketAddr>,
+    pub route: RouteChoice,
 }

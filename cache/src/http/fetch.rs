@@ -18,8 +18,9 @@ use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::object::{FillHead, Object};
 use super::respond;
-use crate::origin::pool::OutRequest;
+use crate::origin::pool::{OutRequest, Sent, Server};
 use crate::origin::OriginError;
+use crate::origin::PickInput;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::conditional::{merge_not_modified, revalidation_headers, strip_conditionals};
@@ -126,7 +127,34 @@ fn forward_headers(ctx: &Ctx, req: &ReqHead) -> HeaderMap {
         }
     }
     append_via(&mut h, req.version, &ctx.node_id);
+    if let Some(client) = req.client {
+        add_forwarded(&mut h, client.ip());
+    }
     h
+}
+
+/// Append the client to `X-Forwarded-For` and `Forwarded` (RFC 7239; IPv6 quoted in brackets).
+fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
+    let mut prev: Vec<&str> = h
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let ip_text = ip.to_string();
+    prev.push(&ip_text);
+    let xff = prev.join(", ");
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    let element = match ip {
+        std::net::IpAddr::V4(v4) => format!("for={v4};proto=http"),
+        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+    };
+    if let Ok(v) = HeaderValue::from_str(&element) {
+        h.append(http::header::FORWARDED, v);
+    }
 }
 
 fn path_and_query(req: &ReqHead) -> String {
@@ -179,10 +207,18 @@ async fn lead(
         body: Either::Left(Empty::new()),
     };
     let request_time = SystemTime::now();
-    let sent = rt.default_pool.send(out, &ctx.counters).await;
+    let sent = req
+        .route
+        .pool
+        .send(out, &pick_input(&req), &ctx.counters)
+        .await;
     let response_time = SystemTime::now();
     let node = ctx.node_id.as_str();
-    let (resp, _server) = match sent {
+    let Sent {
+        response: resp,
+        server,
+        set_cookie,
+    } = match sent {
         Ok(r) => r,
         Err(e) => {
             let fail = Failure {
@@ -224,7 +260,7 @@ async fn lead(
     let params = StoreParams {
         freshness: rt.freshness,
         targets: &rt.targets,
-        default_ttl: None,
+        default_ttl: req.route.ttl,
     };
     let clen = content_length(&rparts.headers);
     let decision = storability(
@@ -238,6 +274,17 @@ async fn lead(
         &params,
     );
     let too_big = clen.is_some_and(|n| n > rt.max_object_size);
+    // Set-Cookie answers are personal unless the route says they may be shared.
+    let decision = match decision {
+        Ok(_)
+            if !req.route.store_set_cookie
+                && rparts.headers.contains_key(http::header::SET_COOKIE) =>
+        {
+            tracing::debug!(key = %key, "not stored: Set-Cookie on a route without store_set_cookie");
+            Err(crate::policy::storable::NoStoreReason::SetCookie)
+        }
+        d => d,
+    };
     let vary = match vary_of(&rparts.headers) {
         Vary::Fields(f) => f,
         _ => Vec::new(),
@@ -275,7 +322,10 @@ async fn lead(
             // The new representation can't be stored: the stale one must not be served again.
             ctx.store.remove_variant(key, &head.variant_id);
         }
-        return respond_upstream(ctx, &req, &head, incoming, &cs);
+        return with_cookie(
+            respond_upstream(ctx, &req, &head, incoming, &cs),
+            set_cookie,
+        );
     }
     cs.stored = true;
     let reader = w.reader();
@@ -286,9 +336,25 @@ async fn lead(
         incoming,
         key.to_string(),
         Arc::clone(&head),
-        rt.max_object_size,
+        (rt.max_object_size, server),
     ));
-    respond::fill(ctx, &req, &head, reader, &cs)
+    with_cookie(respond::fill(ctx, &req, &head, reader, &cs), set_cookie)
+}
+
+/// What the scheduler may hash on: the client address and the path.
+fn pick_input(req: &ReqHead) -> PickInput<'_> {
+    PickInput {
+        client: req.client.map(|c| c.ip()),
+        path: req.uri.path(),
+    }
+}
+
+/// Add this client's persistence cookie (never stored with the object).
+fn with_cookie(mut resp: Response<ProxyBody>, cookie: Option<HeaderValue>) -> Response<ProxyBody> {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(http::header::SET_COOKIE, c);
+    }
+    resp
 }
 
 /// Read the origin body into the fill, then store it when it arrived whole.
@@ -298,7 +364,7 @@ async fn drive(
     mut incoming: Incoming,
     key: String,
     head: Arc<FillHead>,
-    max_object_size: u64,
+    (max_object_size, server): (u64, Arc<Server>),
 ) {
     let mut total: u64 = 0;
     let mut storing = true;
@@ -323,6 +389,9 @@ async fn drive(
             }
             None => break,
         }
+    }
+    if head.content_length.is_none() {
+        add(&server.bytes, total);
     }
     w.finish_with(|body| {
         let Some(body) = body else {
@@ -372,7 +441,7 @@ async fn revalidated(
     let params = StoreParams {
         freshness: rt.freshness,
         targets: &rt.targets,
-        default_ttl: None,
+        default_ttl: req.route.ttl,
     };
     let req_cc = CacheControl::from_headers(&req.headers);
     let decision = storability(
@@ -564,7 +633,16 @@ async fn send_and_stream(
     mut cs: CacheStatus,
     invalidate_key: Option<&str>,
 ) -> Response<ProxyBody> {
-    let (resp, _server) = match rt.default_pool.send(out, &ctx.counters).await {
+    let Sent {
+        response: resp,
+        set_cookie,
+        ..
+    } = match req
+        .route
+        .pool
+        .send(out, &pick_input(req), &ctx.counters)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, method = %req.method, "origin request failed");
@@ -576,7 +654,7 @@ async fn send_and_stream(
     if let Some(key) = invalidate_key {
         let mut n = 0;
         for k in invalidation_keys(&req.method, rparts.status, key, &rparts.headers) {
-            n += ctx.store.purge(&k);
+            n += purge_url(&ctx.store, &k);
         }
         add(&ctx.counters.invalidated, n as u64);
     }
@@ -592,7 +670,12 @@ async fn send_and_stream(
         fwd: cs.fwd.unwrap_or(Fwd::Miss),
         fwd_status: None,
     };
-    respond_upstream(ctx, req, &head, incoming, &cs)
+    with_cookie(respond_upstream(ctx, req, &head, incoming, &cs), set_cookie)
+}
+
+/// Remove every object of a URL: its primary key and every route `cache_key` extension of it.
+pub fn purge_url(store: &crate::store::ram::RamStore<Object>, key: &str) -> usize {
+    store.purge(key) + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
 }
 
 /// Body bytes of a generated response (tests).

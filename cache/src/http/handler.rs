@@ -1,6 +1,7 @@
 //! The request path of a cache node: validate, key, look up, decide (RFC 9111 §4), then serve
 //! from the store or go forward (`fetch`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,7 +21,11 @@ use crate::policy::vary::variant_id;
 use crate::stats::bump;
 
 /// Serve one client request.
-pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody> {
+pub async fn handle(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+    client: Option<SocketAddr>,
+) -> Response<ProxyBody> {
     bump(&ctx.counters.requests);
     let (parts, body) = req.into_parts();
     if let Err(why) = check_request_framing(&parts.headers) {
@@ -28,7 +33,7 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody
         tracing::info!(reason = why, "bad request");
         return respond::error(&ctx, StatusCode::BAD_REQUEST, why, None);
     }
-    let Some(key) = primary_key(&parts.uri, &parts.headers) else {
+    let Some(primary) = primary_key(&parts.uri, &parts.headers) else {
         bump(&ctx.counters.bad_requests);
         tracing::info!(uri = %parts.uri, "bad request: no valid host");
         return respond::error(
@@ -41,17 +46,32 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<ProxyBody
     if parts.uri.path() == "*" {
         return asterisk(&ctx, &parts.method);
     }
+    let rt = ctx.rt.load();
+    let route = rt.route(&parts.method, &primary, parts.uri.path(), &parts.headers);
+    let mut key = primary.clone();
+    if route.key_headers {
+        extend_key(
+            &mut key,
+            &rt.routes.routes()[route.index].key_headers,
+            &parts.headers,
+        );
+    }
+    drop(rt);
+    let cache = route.cache;
     let req = ReqHead {
         method: parts.method,
         uri: parts.uri,
         version: parts.version,
         headers: parts.headers,
+        client,
+        route,
     };
     let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
-    if cacheable_method && !has_body(&req.headers) {
+    if cache && cacheable_method && !has_body(&req.headers) {
         lookup(ctx, req, key).await
     } else {
-        fetch::pass(ctx, req, body, key).await
+        // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
+        fetch::pass(ctx, req, body, primary).await
     }
 }
 
@@ -74,6 +94,28 @@ fn asterisk(ctx: &Ctx, method: &Method) -> Response<ProxyBody> {
     );
     h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0u64));
     respond::build(StatusCode::NO_CONTENT, h, ProxyBody::Empty)
+}
+
+/// Separates a primary key from a route's `cache_key` extension.
+pub const KEY_EXTENSION: &str = " | ";
+
+/// A route's `cache_key` fields become part of the key: `<primary key> | name=value ...`
+/// (absent fields as `name=`; several lines joined with ", "). The primary key stays a
+/// prefix, so purge of the URL and bans by prefix still reach these objects.
+pub fn extend_key(key: &mut String, names: &[http::HeaderName], headers: &HeaderMap) {
+    for name in names {
+        key.push_str(KEY_EXTENSION);
+        key.push_str(name.as_str());
+        key.push('=');
+        let mut first = true;
+        for v in headers.get_all(name) {
+            if !first {
+                key.push_str(", ");
+            }
+            first = false;
+            key.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        }
+    }
 }
 
 /// A request that announces a body (RFC 9112 §6.3).

@@ -11,3 +11,5 @@ pub mod object;
 mod respond;
 mod rewind;
 pub mod server;
+
+pub use fetch::purge_url;

@@ -1,6 +1,13 @@
-//! Origin pools: the servers a node forwards misses and passes to.
+//! Origin pools: the servers a node forwards misses and passes to — routing (`route`),
+//! scheduling (`schedule`), health (`health`, `checker`), persistence (`persist`), and the
+//! pool itself (`pool`).
 
+pub mod checker;
+pub mod health;
+pub mod persist;
 pub mod pool;
-mod schedule;
+pub mod route;
+pub mod schedule;
+pub use schedule::PickInput;
 
 pub use pool::{OriginError, OutBody, Pool, Server};

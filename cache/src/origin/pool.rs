@@ -1,25 +1,32 @@
-//! One origin pool: its servers, their counters, a keep-alive HTTP client and the scheduler.
+//! One origin pool: its servers (counters, health), a keep-alive HTTP client, the scheduler,
+//! active health checks, passive ejection and cookie persistence.
 //!
-//! `Pool::send` picks a server (smooth weighted round robin), sends the request with the
-//! pool's connect and first-byte timeouts, and retries an idempotent request without a body
-//! once on another server when the first attempt could not connect.
+//! `Pool::send` picks an available server (the pool's algorithm; the persistence cookie first
+//! when it names an available server), sends the request with the pool's connect and
+//! first-byte timeouts, records the outcome (passive ejection after N consecutive failures or
+//! 5xx), and retries an idempotent request without a body once on another server when the
+//! first attempt could not connect or was reset before a response head.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
-use super::schedule::SmoothWrr;
-use crate::config::PoolConfig;
+use super::checker::{self, ProbeKind};
+use super::health::{CheckOutcome, Health, ServerState};
+use super::persist;
+use super::schedule::{Candidate, PickInput, Scheduler};
+use crate::config::{CheckKind, HealthConfig, PassiveConfig, PoolConfig};
 use crate::stats::{bump, Counters};
 
 /// Body of a request sent to an origin: nothing (fills, revalidations) or the client's body.
@@ -63,17 +70,57 @@ impl OriginError {
     }
 }
 
-/// One origin server and its counters.
+/// One origin server, its counters and health.
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
-    pub weight: u32,
+    /// Opaque id used in persistence cookies.
+    pub id: String,
+    /// Current weight (a reload may change it; 0 = draining: no new requests).
+    pub weight: AtomicU32,
     /// Requests sent to it.
     pub requests: AtomicU64,
     /// Requests waiting for its response head right now.
     pub active: AtomicU64,
-    /// Failed requests (connect, timeout, broken response).
+    /// Failed requests (connect, timeout, broken response, 5xx).
     pub errors: AtomicU64,
+    /// Response body bytes received from it (by Content-Length, or counted while filling).
+    pub bytes: AtomicU64,
+    /// Moving average (1/8) of the time to the response head, in microseconds.
+    pub response_us: AtomicU64,
+    pub health: Mutex<Health>,
+}
+
+impl Server {
+    fn new(addr: SocketAddr, weight: u32) -> Server {
+        Server {
+            addr,
+            id: persist::server_id(&addr),
+            weight: AtomicU32::new(weight),
+            requests: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            response_us: AtomicU64::new(0),
+            health: Mutex::new(Health::new(SystemTime::now())),
+        }
+    }
+
+    /// Takes new requests now: up, not ejected.
+    pub fn available(&self, now: Instant) -> bool {
+        self.health.lock().available(now)
+    }
+
+    fn record_time(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let old = self.response_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.response_us.store(new, Ordering::Relaxed);
+    }
 }
 
 /// An origin pool.
@@ -81,9 +128,15 @@ pub struct Pool {
     pub name: String,
     pub algorithm: crate::config::Algorithm,
     pub servers: Vec<Arc<Server>>,
-    wrr: Mutex<SmoothWrr>,
+    scheduler: Scheduler,
     client: Client<HttpConnector, OutBody>,
     first_byte_timeout: Duration,
+    passive: PassiveConfig,
+    /// Cookie name of cookie persistence.
+    pub persistence: Option<String>,
+    pub health: Option<HealthConfig>,
+    /// Dropping the pool stops its health checker.
+    _checker_stop: Option<watch::Sender<bool>>,
 }
 
 /// What a pool send needs of the client's request.
@@ -95,9 +148,19 @@ pub struct OutRequest {
     pub body: OutBody,
 }
 
+/// A response head from a server, and what the caller must add for persistence.
+pub struct Sent {
+    pub response: Response<Incoming>,
+    pub server: Arc<Server>,
+    /// `Set-Cookie` to add to this client's response (persistence), if any.
+    pub set_cookie: Option<HeaderValue>,
+}
+
 impl Pool {
-    /// Build a pool (and its connection pool) from config.
-    pub fn new(cfg: &PoolConfig) -> Pool {
+    /// Build a pool (and its connection pool) from config. Servers of `previous` (the same pool
+    /// before a reload) with the same address are carried over with their counters and health.
+    /// Starts the health checker when the pool has `health` (must run inside a tokio runtime).
+    pub fn new(cfg: &PoolConfig, previous: Option<&Pool>) -> Pool {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cfg.connect_timeout));
         connector.set_nodelay(true);
@@ -112,43 +175,86 @@ impl Pool {
             .get_ref()
             .iter()
             .map(|s| {
-                Arc::new(Server {
-                    addr: s.get_ref().addr,
-                    weight: s.get_ref().weight,
-                    requests: AtomicU64::new(0),
-                    active: AtomicU64::new(0),
-                    errors: AtomicU64::new(0),
-                })
+                let s = s.get_ref();
+                if let Some(old) =
+                    previous.and_then(|p| p.servers.iter().find(|o| o.addr == s.addr))
+                {
+                    old.weight.store(s.weight, Ordering::Relaxed);
+                    return Arc::clone(old);
+                }
+                Arc::new(Server::new(s.addr, s.weight))
             })
             .collect();
+        let ids: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+        let health = cfg.health.as_ref().map(|h| h.get_ref().clone());
+        let checker_stop = health
+            .as_ref()
+            .map(|h| spawn_checker(cfg.name.get_ref(), &servers, h));
         Pool {
             name: cfg.name.get_ref().clone(),
             algorithm: cfg.algorithm,
-            wrr: Mutex::new(SmoothWrr::new(servers.len())),
+            scheduler: Scheduler::new(cfg.algorithm, &ids),
             servers,
             client,
             first_byte_timeout: cfg.first_byte_timeout,
+            passive: cfg.passive.clone(),
+            persistence: cfg.persistence.as_ref().map(|p| p.cookie.get_ref().clone()),
+            health,
+            _checker_stop: checker_stop,
         }
     }
 
-    fn pick(&self, exclude: Option<usize>) -> Option<usize> {
-        self.wrr
-            .lock()
-            .pick(|i| self.servers[i].weight, |i| Some(i) != exclude)
+    /// Choose a server: the persistence cookie's server when it is available, else the
+    /// scheduler's pick. Returns the index and whether a (new) cookie must be set.
+    fn choose(
+        &self,
+        input: &PickInput<'_>,
+        headers: &HeaderMap,
+        exclude: Option<usize>,
+    ) -> Option<(usize, bool)> {
+        let now = Instant::now();
+        let candidates: Vec<Candidate> = self
+            .servers
+            .iter()
+            .map(|s| Candidate {
+                weight: s.weight.load(Ordering::Relaxed),
+                available: s.available(now),
+                active: s.active.load(Ordering::Relaxed),
+            })
+            .collect();
+        let mut needs_cookie = false;
+        if let Some(name) = &self.persistence {
+            match persist::cookie_value(headers, name) {
+                Some(id) => {
+                    let pinned = self.servers.iter().position(|s| s.id == id);
+                    if let Some(i) = pinned {
+                        if candidates[i].available && Some(i) != exclude {
+                            return Some((i, false));
+                        }
+                    }
+                    needs_cookie = true;
+                }
+                None => needs_cookie = true,
+            }
+        }
+        self.scheduler
+            .pick(input, &candidates, exclude)
+            .map(|i| (i, needs_cookie))
     }
 
     /// Send a request to one of the pool's servers and wait for the response head.
-    ///
-    /// A request without a body whose method is idempotent is retried once on another server
-    /// when the connection could not be made.
     pub async fn send(
         &self,
         req: OutRequest,
+        input: &PickInput<'_>,
         counters: &Counters,
-    ) -> Result<(Response<Incoming>, Arc<Server>), OriginError> {
-        let first = self.pick(None).ok_or_else(|| OriginError::NoServer {
+    ) -> Result<Sent, OriginError> {
+        let no_server = || OriginError::NoServer {
             pool: self.name.clone(),
-        })?;
+        };
+        let (first, cookie) = self
+            .choose(input, &req.headers, None)
+            .ok_or_else(no_server)?;
         let retryable = matches!(req.body, Either::Left(_)) && is_idempotent(&req.method);
         let retry_copy = if retryable && self.servers.len() > 1 {
             Some((
@@ -159,12 +265,12 @@ impl Pool {
         } else {
             None
         };
-        match self.send_to(first, req, counters).await {
-            Err(e @ OriginError::Connect { .. }) => {
+        let result = match self.send_to(first, req, counters).await {
+            Err(e @ (OriginError::Connect { .. } | OriginError::Broken { .. })) => {
                 let Some((method, path_and_query, headers)) = retry_copy else {
                     return Err(e);
                 };
-                let Some(second) = self.pick(Some(first)) else {
+                let Some((second, _)) = self.choose(input, &headers, Some(first)) else {
                     return Err(e);
                 };
                 tracing::debug!(pool = %self.name, error = %e, "retrying on another server");
@@ -174,10 +280,22 @@ impl Pool {
                     headers,
                     body: Either::Left(Empty::new()),
                 };
-                self.send_to(second, again, counters).await
+                self.send_to(second, again, counters)
+                    .await
+                    .map(|s| (s, true))
             }
-            other => other,
-        }
+            other => other.map(|s| (s, false)),
+        };
+        let ((response, server), retried) = result?;
+        let set_cookie = match &self.persistence {
+            Some(name) if cookie || retried => persist::set_cookie(name, &server.id),
+            _ => None,
+        };
+        Ok(Sent {
+            response,
+            server,
+            set_cookie,
+        })
     }
 
     async fn send_to(
@@ -205,38 +323,106 @@ impl Pool {
         bump(&server.requests);
         bump(&counters.origin_fetches);
         bump(&server.active);
+        let started = Instant::now();
         let result =
             tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await;
-        server
-            .active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        match result {
-            Ok(Ok(resp)) => Ok((resp, server)),
-            Ok(Err(e)) => {
-                bump(&server.errors);
-                bump(&counters.origin_errors);
-                if e.is_connect() {
-                    Err(OriginError::Connect {
-                        addr: server.addr,
-                        source: e,
-                    })
-                } else {
-                    Err(OriginError::Broken {
-                        addr: server.addr,
-                        source: e,
-                    })
+        server.active.fetch_sub(1, Ordering::Relaxed);
+        let outcome = match result {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) if e.is_connect() => Err(OriginError::Connect {
+                addr: server.addr,
+                source: e,
+            }),
+            Ok(Err(e)) => Err(OriginError::Broken {
+                addr: server.addr,
+                source: e,
+            }),
+            Err(_) => Err(OriginError::Timeout {
+                addr: server.addr,
+                timeout: self.first_byte_timeout,
+            }),
+        };
+        let failed = match &outcome {
+            Ok(resp) => {
+                server.record_time(started.elapsed());
+                if let Some(n) = content_length(resp.headers()) {
+                    server.bytes.fetch_add(n, Ordering::Relaxed);
                 }
+                resp.status().is_server_error()
             }
-            Err(_) => {
-                bump(&server.errors);
+            Err(_) => true,
+        };
+        if failed {
+            bump(&server.errors);
+            if outcome.is_err() {
                 bump(&counters.origin_errors);
-                Err(OriginError::Timeout {
-                    addr: server.addr,
-                    timeout: self.first_byte_timeout,
-                })
             }
         }
+        self.passive_result(&server, failed);
+        outcome.map(|r| (r, server))
     }
+
+    fn passive_result(&self, server: &Server, failed: bool) {
+        if self.passive.failures == 0 {
+            return;
+        }
+        let ejected = server.health.lock().on_response(
+            failed,
+            self.passive.failures,
+            self.passive.backoff,
+            Instant::now(),
+        );
+        if ejected {
+            tracing::warn!(pool = %self.name, server = %server.addr, backoff = ?self.passive.backoff,
+                "server ejected after consecutive failed requests");
+        }
+    }
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Start the pool's active checker; it stops when the returned sender is dropped.
+fn spawn_checker(pool: &str, servers: &[Arc<Server>], h: &HealthConfig) -> watch::Sender<bool> {
+    let (tx, rx) = watch::channel(false);
+    let kind = match h.kind {
+        CheckKind::Http => ProbeKind::Http {
+            path: h.path.clone(),
+            expect: h.expect,
+        },
+        CheckKind::Tcp => ProbeKind::Tcp,
+    };
+    let targets: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let servers: Vec<Arc<Server>> = servers.to_vec();
+    let (rise, fall) = (h.rise, h.fall);
+    let pool = pool.to_string();
+    let report = move |i: usize, outcome: CheckOutcome| {
+        let Some(server) = servers.get(i) else { return };
+        let detail = outcome.detail.clone();
+        let changed = server
+            .health
+            .lock()
+            .on_check(outcome, rise, fall, SystemTime::now());
+        match changed {
+            Some(ServerState::Down) => {
+                tracing::warn!(pool = %pool, server = %server.addr, check = %detail, "server is DOWN")
+            }
+            Some(ServerState::Up) => {
+                tracing::info!(pool = %pool, server = %server.addr, check = %detail, "server is UP")
+            }
+            None => {}
+        }
+    };
+    tokio::spawn(checker::run(
+        targets, kind, h.interval, h.timeout, report, rx,
+    ));
+    tx
 }
 
 /// RFC 9110 §9.2.2 idempotent methods.

@@ -10,8 +10,8 @@
 //! 6. no `Vary: *`;
 //! 7. a status that isn't heuristically cacheable needs `public`, `max-age`, `s-maxage` or
 //!    Expires;
-//! 8. a freshness lifetime (explicit or heuristic), else `default_ttl`, else a validator
-//!    (stored with lifetime 0: always revalidated), else not stored.
+//! 8. an explicit freshness lifetime, else `default_ttl` (a route's `ttl`), else a heuristic
+//!    one, else a validator (stored with lifetime 0: always revalidated), else not stored.
 
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +37,8 @@ pub enum NoStoreReason {
     NoFreshnessInfo,
     VaryStar,
     Partial,
+    /// `Set-Cookie` on a route that doesn't allow storing it (decided by the caller).
+    SetCookie,
 }
 
 impl NoStoreReason {
@@ -52,6 +54,7 @@ impl NoStoreReason {
             NoStoreReason::NoFreshnessInfo => "no_freshness_info",
             NoStoreReason::VaryStar => "vary_star",
             NoStoreReason::Partial => "partial",
+            NoStoreReason::SetCookie => "set_cookie",
         }
     }
 }
@@ -123,6 +126,11 @@ pub fn storability(
         &params.freshness,
         use_expires,
     );
+    // A route's ttl stands in for missing *explicit* freshness: it beats the heuristic.
+    let life = match (explicit, params.default_ttl) {
+        (false, Some(ttl)) => Some(ttl),
+        _ => life,
+    };
     let freshness_lifetime = match (life, params.default_ttl) {
         (Some(life), _) => life,
         (None, Some(ttl)) => ttl,

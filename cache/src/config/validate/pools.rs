@@ -37,6 +37,7 @@ pub(super) fn check_pools(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<
         }
 
         check_servers(pool, i, loc, out);
+        check_pool_health(pool, i, loc, out);
 
         let timeouts = [
             ("connect_timeout", pool.connect_timeout),
@@ -105,8 +106,9 @@ fn check_servers(pool: &PoolConfig, i: usize, loc: &Locator<'_>, out: &mut Vec<D
     }
 }
 
-/// Routes: at least one; each names an existing pool; first match wins, so a route after
-/// one without `match` (today: every route) can never be taken.
+/// Routes: at least one; each names an existing pool; matchers compile; first match wins, so
+/// a route after one without `match` can never be taken, and the last route must have no
+/// `match` (else a request could be left unrouted).
 pub(super) fn check_routes(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
     if config.routes.is_empty() {
         out.push(loc.at(0..0, &[], "at least one [[route]] is required".into()));
@@ -129,8 +131,16 @@ pub(super) fn check_routes(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec
                 "unreachable: an earlier route has no `match` and takes every request".into(),
             ));
         }
-        // No route has a `match` table yet: each one is a default route.
-        default_seen = true;
+        if route.matcher.is_none() {
+            default_seen = true;
+        }
+        if let Err(e) = crate::origin::route::RouteTable::check_one(i, route) {
+            let span = route
+                .matcher
+                .as_ref()
+                .map_or_else(|| spanned.span(), |m| m.span());
+            out.push(loc.at(span, &here, e.to_string()));
+        }
         let pool = route.pool.get_ref();
         if !config
             .pools
@@ -146,6 +156,83 @@ pub(super) fn check_routes(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec
                 route.pool.span(),
                 &[here[0], here[1], Seg::Key("pool")],
                 format!("route pool {pool:?} does not exist ({known})"),
+            ));
+        }
+    }
+    if let Some(last) = config.routes.last() {
+        if let Some(m) = &last.get_ref().matcher {
+            out.push(
+                loc.at(
+                    m.span(),
+                    &[Seg::Key("route"), Seg::Idx(config.routes.len() - 1)],
+                    "a request matching no route would be left unrouted: the last route must have \
+                 no `match`"
+                        .into(),
+                ),
+            );
+        }
+    }
+}
+
+/// Health checks, passive ejection and persistence of pool number `i`.
+pub(super) fn check_pool_health(
+    pool: &PoolConfig,
+    i: usize,
+    loc: &Locator<'_>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let name = pool.name.get_ref();
+    if let Some(h) = &pool.health {
+        let path = [Seg::Key("pool"), Seg::Idx(i), Seg::Key("health")];
+        let hc = h.get_ref();
+        let mut bad = |msg: String| out.push(loc.at(h.span(), &path, msg));
+        if hc.interval.is_zero() || hc.timeout.is_zero() {
+            bad(format!(
+                "pool {name:?}: health interval and timeout must be greater than 0"
+            ));
+        }
+        if hc.timeout > hc.interval {
+            bad(format!(
+                "pool {name:?}: health timeout ({:?}) is longer than the interval ({:?})",
+                hc.timeout, hc.interval
+            ));
+        }
+        if hc.rise == 0 || hc.fall == 0 {
+            bad(format!(
+                "pool {name:?}: health rise and fall must be at least 1"
+            ));
+        }
+        if !(100..=599).contains(&hc.expect) {
+            bad(format!(
+                "pool {name:?}: health expect {} is not an HTTP status",
+                hc.expect
+            ));
+        }
+        if !hc.path.starts_with('/') {
+            bad(format!(
+                "pool {name:?}: health path {:?} must start with '/'",
+                hc.path
+            ));
+        }
+    }
+    if pool.passive.failures > 0 && pool.passive.backoff.is_zero() {
+        out.push(loc.at(
+            0..0,
+            &[Seg::Key("pool"), Seg::Idx(i), Seg::Key("passive")],
+            format!("pool {name:?}: passive backoff must be greater than 0"),
+        ));
+    }
+    if let Some(p) = &pool.persistence {
+        let cookie = p.cookie.get_ref();
+        let token = !cookie.is_empty()
+            && cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            out.push(loc.at(
+                p.cookie.span(),
+                &[Seg::Key("pool"), Seg::Idx(i), Seg::Key("persistence")],
+                format!("pool {name:?}: cookie name {cookie:?} is not a valid cookie name"),
             ));
         }
     }

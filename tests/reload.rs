@@ -1,0 +1,95 @@
+//! Reload: `strait ctl reload` / `POST /reload` / SIGHUP apply a new config; in-flight requests
+//! finish, stored objects survive, an invalid config is refused and the old one stays.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{get, node_config, wait_until, Node, Origin};
+
+fn ctl(node: &Node, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(["ctl", "--admin", &node.admin.to_string()])
+        .args(args)
+        .output()
+        .expect("run strait ctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rewrite(node: &Node, text: &str) {
+    // Keep the ports the node already has: the listeners are not rebound by a reload.
+    let text = text
+        .replace("127.0.0.1:0\"]", &format!("{}\"]", node.addr))
+        .replace(
+            "admin = \"127.0.0.1:0\"",
+            &format!("admin = \"{}\"", node.admin),
+        );
+    std::fs::write(&node.config, text).expect("write config");
+}
+
+#[test]
+fn ctl_reload_switches_pools_keeps_objects_and_finishes_in_flight_requests() {
+    let a = Origin::start();
+    let b = Origin::start();
+    let node = Node::start(&[a.addr], "");
+    assert_eq!(get(node.addr, "/obj/kept", &[]).status, 200);
+    assert!(wait_until(Duration::from_secs(5), || node
+        .counter("stored_objects")
+        == 1));
+
+    // A slow request in flight on the old pool while the config changes.
+    let addr = node.addr;
+    let slow = std::thread::spawn(move || get(addr, "/dyn/slow?delay=700", &[]));
+    assert!(wait_until(Duration::from_secs(5), || a.count("/dyn/slow") == 1));
+    rewrite(&node, &node_config(&[b.addr], ""));
+    let (code, out, err) = ctl(&node, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "reloaded");
+
+    let r = slow.join().expect("slow request");
+    assert_eq!(r.status, 200, "in-flight request failed across the reload");
+    assert_eq!(r.text(), "dyn slow 1\n");
+
+    // New requests go to the new pool; the stored object is still a hit.
+    assert_eq!(get(node.addr, "/dyn/new", &[]).status, 200);
+    assert_eq!(b.count("/dyn/new"), 1);
+    assert_eq!(a.count("/dyn/new"), 0);
+    let hit = get(node.addr, "/obj/kept", &[]);
+    assert!(
+        hit.cache_status().starts_with("a; hit"),
+        "{}",
+        hit.cache_status()
+    );
+}
+
+#[test]
+fn an_invalid_config_is_refused_with_its_reason_and_the_old_one_stays() {
+    let a = Origin::start();
+    let node = Node::start(&[a.addr], "");
+    let bad = node_config(&[a.addr], "").replace("pool = \"origin\"", "pool = \"nope\"");
+    rewrite(&node, &bad);
+    let (code, _out, err) = ctl(&node, &["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("422"), "{err}");
+    assert!(err.contains("route pool \"nope\" does not exist"), "{err}");
+    // Still serving with the old config.
+    assert_eq!(get(node.addr, "/dyn/still", &[]).status, 200);
+    assert_eq!(a.count("/dyn/still"), 1);
+}
+
+#[test]
+fn sighup_reloads_too() {
+    let a = Origin::start();
+    let b = Origin::start();
+    let node = Node::start(&[a.addr], "");
+    rewrite(&node, &node_config(&[b.addr], ""));
+    node.proc.signal("HUP");
+    assert!(wait_until(Duration::from_secs(5), || {
+        get(node.addr, "/dyn/hup", &[]).status == 200 && b.count("/dyn/hup") >= 1
+    }));
+}
