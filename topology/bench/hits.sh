@@ -6,6 +6,10 @@
 #   ./topology/bench/hits.sh                 # 3 rounds x 10 s per cell
 #   ROUNDS=1 DUR=5s ./topology/bench/hits.sh # quicker
 #   TARGETS="strait" CELLS="1k:50" ./topology/bench/hits.sh
+#   TARGETS="strait strait-routes" ./topology/bench/hits.sh   # + the same node behind a 5-route
+#                                   table with host/prefix/regex/method matchers (routing cost)
+#   MISS=1 ./topology/bench/hits.sh  # miss path instead: `Cache-Control: no-store` objects, every
+#                                   request goes to the origin (strait sim origin, on CPU 0 too)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
@@ -15,7 +19,8 @@ TARGETS=${TARGETS:-"strait haproxy"}
 CELLS=${CELLS:-"1k:50 1k:200 16k:50 256k:50"}
 RUN=$(mktemp -d /tmp/strait-bench.XXXXXX)
 ORIGIN_PORT=28080
-declare -A PORT=([strait]=28107 [haproxy]=28105)
+declare -A PORT=([strait]=28107 [haproxy]=28105 [strait-routes]=28108)
+MISS=${MISS:-0}
 declare -A BYTES=([1k]=1024 [16k]=16384 [256k]=262144)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN"; }
@@ -31,6 +36,35 @@ ram = "256MiB"
 [[pool]]
 name = "origin"
 servers = [{ addr = "127.0.0.1:$ORIGIN_PORT" }]
+max_idle_per_server = ${MAX_IDLE:-1024}
+[[route]]
+pool = "origin"
+TOML
+cat >"$RUN/node-routes.toml" <<TOML
+[node]
+id = "bench"
+listen = ["127.0.0.1:${PORT[strait-routes]}"]
+admin = "127.0.0.1:28198"
+[storage]
+ram = "256MiB"
+[[pool]]
+name = "origin"
+servers = [{ addr = "127.0.0.1:$ORIGIN_PORT" }]
+[[pool]]
+name = "other"
+servers = [{ addr = "127.0.0.1:$ORIGIN_PORT" }]
+[[route]]
+match = { host = "*.images.example" }
+pool = "other"
+[[route]]
+match = { path_prefix = "/api/" }
+pool = "other"
+[[route]]
+match = { path_regex = '\.(png|jpe?g|gif|css|js)$' }
+pool = "other"
+[[route]]
+match = { method = ["POST", "PUT", "DELETE"] }
+pool = "other"
 [[route]]
 pool = "origin"
 TOML
@@ -66,6 +100,7 @@ sleep 0.3
 start() {  # start TARGET -> SERVER_PID
     case $1 in
         strait) taskset -c 1 "$BIN" node --config "$RUN/node.toml" 2>"$RUN/strait.log" & ;;
+        strait-routes) taskset -c 1 "$BIN" node --config "$RUN/node-routes.toml" 2>"$RUN/strait-routes.log" & ;;
         haproxy) taskset -c 1 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 & ;;
     esac
     SERVER_PID=$!
@@ -75,7 +110,13 @@ start() {  # start TARGET -> SERVER_PID
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-url() { echo "http://127.0.0.1:${PORT[$1]}/obj/$2?size=${BYTES[$2]}&ttl=3600"; }
+url() {
+    if [ "$MISS" = 1 ]; then
+        echo "http://127.0.0.1:${PORT[$1]}/obj/$2?size=${BYTES[$2]}&cc=no-store"
+    else
+        echo "http://127.0.0.1:${PORT[$1]}/obj/$2?size=${BYTES[$2]}&ttl=3600"
+    fi
+}
 
 : >"$RUN/results"
 for round in $(seq 1 "$ROUNDS"); do

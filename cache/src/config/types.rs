@@ -33,7 +33,7 @@ pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle keep-alive connections to one origin server are closed after this.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle keep-alive connections kept per origin server.
-pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 64;
+pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 1024;
 /// Time a draining node gives in-flight requests on SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
@@ -157,10 +158,11 @@ fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
     }
 }
 
-fn path_and_query(req: &ReqHead) -> String {
+fn path_and_query(req: &ReqHead) -> PathAndQuery {
     req.uri
         .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string())
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
 }
 
 /// Response headers as served: hop-by-hop removed, `Date` ensured, our `Via` appended.

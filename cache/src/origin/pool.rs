@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
@@ -74,6 +75,8 @@ impl OriginError {
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
+    /// `addr` as a URI authority (built once: no formatting per request).
+    pub authority: Authority,
     /// Opaque id used in persistence cookies.
     pub id: String,
     /// Current weight (a reload may change it; 0 = draining: no new requests).
@@ -95,6 +98,9 @@ impl Server {
     fn new(addr: SocketAddr, weight: u32) -> Server {
         Server {
             addr,
+            // An ip:port always parses as an authority; the fallback is never used.
+            authority: Authority::try_from(addr.to_string().as_str())
+                .unwrap_or_else(|_| Authority::from_static("invalid")),
             id: persist::server_id(&addr),
             weight: AtomicU32::new(weight),
             requests: AtomicU64::new(0),
@@ -143,7 +149,7 @@ pub struct Pool {
 pub struct OutRequest {
     pub method: Method,
     /// Path and query ("/a?b").
-    pub path_and_query: String,
+    pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
     pub body: OutBody,
 }
@@ -305,8 +311,11 @@ impl Pool {
         counters: &Counters,
     ) -> Result<(Response<Incoming>, Arc<Server>), OriginError> {
         let server = Arc::clone(&self.servers[idx]);
-        let uri: Uri = format!("http://{}{}", server.addr, req.path_and_query)
-            .parse()
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(server.authority.clone())
+            .path_and_query(req.path_and_query)
+            .build()
             .map_err(|_| OriginError::NoServer {
                 pool: self.name.clone(),
             })?;
