@@ -93,3 +93,41 @@ fn sighup_reloads_too() {
         get(node.addr, "/dyn/hup", &[]).status == 200 && b.count("/dyn/hup") >= 1
     }));
 }
+
+#[test]
+fn reload_keeps_the_health_state_of_unchanged_servers() {
+    let a = Origin::start();
+    let dead = support::closed_addr();
+    let pool = |servers: &str| {
+        format!(
+            "[node]\nid = \"a\"\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n\
+             [[pool]]\nname = \"origin\"\nservers = [{servers}]\n\
+             health = {{ kind = \"tcp\", interval = \"400ms\", timeout = \"200ms\", rise = 2, fall = 2 }}\n\
+             [[route]]\npool = \"origin\"\n"
+        )
+    };
+    let two = format!("{{ addr = \"{}\" }}, {{ addr = \"{dead}\" }}", a.addr);
+    let node = Node::start_config(&pool(&two));
+    let state = |node: &Node, addr: std::net::SocketAddr| -> String {
+        let s = node.stats();
+        s["pools"][0]["servers"]
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["addr"] == addr.to_string()))
+            .and_then(|x| x["state"].as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    // Two check rounds (at start, then 400 ms later) take the dead server down (fall = 2).
+    assert!(wait_until(Duration::from_secs(3), || state(&node, dead) == "down"));
+    // Reload with one more server. A server whose health had been reset would show "up" until
+    // two more failed checks (the new checker's first round fails once at once, the second is
+    // 400 ms away). It must still be down right after the reload; the new one starts up.
+    let b = Origin::start();
+    let three = format!("{two}, {{ addr = \"{}\" }}", b.addr);
+    rewrite(&node, &pool(&three));
+    let (code, out, err) = ctl(&node, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(state(&node, dead), "down");
+    assert_eq!(state(&node, a.addr), "up");
+    assert_eq!(state(&node, b.addr), "up");
+}
