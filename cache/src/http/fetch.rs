@@ -1,5 +1,5 @@
-//! Going forward to the origin: coalesced fills (misses and revalidations), background
-//! refreshes, and passes for requests the cache does not keep.
+//! Going forward to the origin for what the cache keeps: coalesced fills (misses and
+//! revalidations), background refreshes, stale-if-error. Passes live in `pass`.
 //!
 //! A fill's leader sends one request; the requests coalesced on it wait (bounded) for the
 //! head and then read the body while it arrives. A response that cannot be stored releases them
@@ -8,25 +8,24 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
-use http::uri::PathAndQuery;
+use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Empty};
 use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
+use super::forward::{
+    clean_response_headers, content_length, forward_headers, has_any, origin_detail,
+    path_and_query, pick_input, respond_upstream, with_cookie,
+};
 use super::object::{FillHead, Object};
 use super::respond;
 use crate::origin::pool::{OutRequest, Sent, Server};
 use crate::origin::OriginError;
-use crate::origin::PickInput;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::conditional::{merge_not_modified, revalidation_headers, strip_conditionals};
-use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
-use crate::policy::invalidate::invalidation_keys;
 use crate::policy::reuse::may_serve_stale_on_error;
 use crate::policy::storable::{storability, StoreParams};
 use crate::policy::vary::{variant_id, vary_of, Vary};
@@ -113,72 +112,6 @@ pub fn refresh_in_background(ctx: Arc<Ctx>, req: ReqHead, key: String, stale: Ar
         // The body (if any) is read by the fill's own driver; the response is dropped.
         drop(resp);
     });
-}
-
-/// Request headers to send forward: hop-by-hop removed, `Host` kept (or taken from an h2
-/// `:authority`), our `Via` appended.
-fn forward_headers(ctx: &Ctx, req: &ReqHead) -> HeaderMap {
-    let mut h = req.headers.clone();
-    strip_hop_by_hop(&mut h);
-    if !h.contains_key(HOST) {
-        if let Some(a) = req.uri.authority() {
-            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                h.insert(HOST, v);
-            }
-        }
-    }
-    append_via(&mut h, req.version, &ctx.node_id);
-    if let Some(client) = req.client {
-        add_forwarded(&mut h, client.ip());
-    }
-    h
-}
-
-/// Append the client to `X-Forwarded-For` and `Forwarded` (RFC 7239; IPv6 quoted in brackets).
-fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
-    let mut prev: Vec<&str> = h
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    let ip_text = ip.to_string();
-    prev.push(&ip_text);
-    let xff = prev.join(", ");
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
-    }
-    let element = match ip {
-        std::net::IpAddr::V4(v4) => format!("for={v4};proto=http"),
-        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
-    };
-    if let Ok(v) = HeaderValue::from_str(&element) {
-        h.append(http::header::FORWARDED, v);
-    }
-}
-
-fn path_and_query(req: &ReqHead) -> PathAndQuery {
-    req.uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"))
-}
-
-/// Response headers as served: hop-by-hop removed, `Date` ensured, our `Via` appended.
-fn clean_response_headers(ctx: &Ctx, h: &mut HeaderMap, version: http::Version) {
-    strip_hop_by_hop(h);
-    ensure_date(h, SystemTime::now());
-    append_via(h, version, &ctx.node_id);
-}
-
-/// Does the response carry one of the targeted cache-control fields?
-fn has_any(h: &HeaderMap, targets: &[http::HeaderName]) -> bool {
-    targets.iter().any(|t| h.contains_key(t))
-}
-
-fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -341,22 +274,6 @@ async fn lead(
         (rt.max_object_size, server),
     ));
     with_cookie(respond::fill(ctx, &req, &head, reader, &cs), set_cookie)
-}
-
-/// What the scheduler may hash on: the client address and the path.
-fn pick_input(req: &ReqHead) -> PickInput<'_> {
-    PickInput {
-        client: req.client.map(|c| c.ip()),
-        path: req.uri.path(),
-    }
-}
-
-/// Add this client's persistence cookie (never stored with the object).
-fn with_cookie(mut resp: Response<ProxyBody>, cookie: Option<HeaderValue>) -> Response<ProxyBody> {
-    if let Some(c) = cookie {
-        resp.headers_mut().append(http::header::SET_COOKIE, c);
-    }
-    resp
 }
 
 /// Read the origin body into the fill, then store it when it arrived whole.
@@ -548,15 +465,6 @@ fn origin_failed(
     respond::error(ctx, status, &e.to_string(), Some(&cs))
 }
 
-fn origin_detail(e: &OriginError) -> &'static str {
-    match e {
-        OriginError::Connect { .. } => "origin-unreachable",
-        OriginError::Timeout { .. } => "origin-timeout",
-        OriginError::Broken { .. } => "origin-broken",
-        OriginError::NoServer { .. } => "no-server",
-    }
-}
-
 /// RFC 5861 stale-if-error: serve the stale object because the origin failed.
 fn serve_stale(ctx: &Ctx, req: &ReqHead, s: &Object, fwd_status: u16) -> Response<ProxyBody> {
     bump(&ctx.counters.stale_served);
@@ -566,122 +474,4 @@ fn serve_stale(ctx: &Ctx, req: &ReqHead, s: &Object, fwd_status: u16) -> Respons
     cs.fwd_status = Some(fwd_status);
     cs.detail = Some("stale-if-error".to_string());
     respond::object(ctx, req, s, &cs, now)
-}
-
-/// Stream an origin response that is not stored straight to the client.
-fn respond_upstream(
-    ctx: &Ctx,
-    req: &ReqHead,
-    head: &FillHead,
-    incoming: Incoming,
-    cs: &CacheStatus,
-) -> Response<ProxyBody> {
-    let mut headers = head.headers.clone();
-    if head.has_targeted {
-        ctx.strip_targeted(&mut headers);
-    }
-    crate::policy::cache_status::append_cache_status(&mut headers, cs);
-    let body = if req.method == Method::HEAD {
-        ProxyBody::Empty
-    } else {
-        ProxyBody::Upstream(incoming)
-    };
-    respond::build(head.status, headers, body)
-}
-
-/// Forward without storing (HEAD misses, `no-store` requests).
-pub async fn forward_uncached(
-    ctx: Arc<Ctx>,
-    req: ReqHead,
-    _key: String,
-    fwd: Fwd,
-) -> Response<ProxyBody> {
-    let rt = ctx.rt.load_full();
-    let out = OutRequest {
-        method: req.method.clone(),
-        path_and_query: path_and_query(&req),
-        headers: forward_headers(&ctx, &req),
-        body: Either::Left(Empty::new()),
-    };
-    let cs = CacheStatus::fwd(&ctx.node_id, fwd);
-    send_and_stream(&ctx, &rt, &req, out, cs, None).await
-}
-
-/// Any other method (or a GET/HEAD with a body): forward with the body streamed both ways; after
-/// a non-error answer to an unsafe method, invalidate the target (RFC 9111 §4.4).
-pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> Response<ProxyBody> {
-    bump(&ctx.counters.passed);
-    let rt = ctx.rt.load_full();
-    let out = OutRequest {
-        method: req.method.clone(),
-        path_and_query: path_and_query(&req),
-        headers: forward_headers(&ctx, &req),
-        body: Either::Right(body),
-    };
-    let fwd = if req.method == Method::GET || req.method == Method::HEAD {
-        Fwd::Bypass
-    } else {
-        Fwd::Method
-    };
-    let cs = CacheStatus::fwd(&ctx.node_id, fwd);
-    send_and_stream(&ctx, &rt, &req, out, cs, Some(&key)).await
-}
-
-async fn send_and_stream(
-    ctx: &Arc<Ctx>,
-    rt: &Runtime,
-    req: &ReqHead,
-    out: OutRequest,
-    mut cs: CacheStatus,
-    invalidate_key: Option<&str>,
-) -> Response<ProxyBody> {
-    let Sent {
-        response: resp,
-        set_cookie,
-        ..
-    } = match req
-        .route
-        .pool
-        .send(out, &pick_input(req), &ctx.counters)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, method = %req.method, "origin request failed");
-            cs.detail = Some(origin_detail(&e).to_string());
-            return respond::error(ctx, e.status(), &e.to_string(), Some(&cs));
-        }
-    };
-    let (mut rparts, incoming) = resp.into_parts();
-    if let Some(key) = invalidate_key {
-        let mut n = 0;
-        for k in invalidation_keys(&req.method, rparts.status, key, &rparts.headers) {
-            n += purge_url(&ctx.store, &k);
-        }
-        add(&ctx.counters.invalidated, n as u64);
-    }
-    clean_response_headers(ctx, &mut rparts.headers, rparts.version);
-    let head = FillHead {
-        status: rparts.status,
-        has_targeted: has_any(&rparts.headers, &rt.targets),
-        headers: rparts.headers,
-        vary: Vec::new(),
-        variant_id: Vec::new(),
-        meta: None,
-        content_length: None,
-        fwd: cs.fwd.unwrap_or(Fwd::Miss),
-        fwd_status: None,
-    };
-    with_cookie(respond_upstream(ctx, req, &head, incoming, &cs), set_cookie)
-}
-
-/// Remove every object of a URL: its primary key and every route `cache_key` extension of it.
-pub fn purge_url(store: &crate::store::ram::RamStore<Object>, key: &str) -> usize {
-    store.purge(key) + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
-}
-
-/// Body bytes of a generated response (tests).
-#[allow(dead_code)]
-fn bytes_of(s: &str) -> Bytes {
-    Bytes::copy_from_slice(s.as_bytes())
 }

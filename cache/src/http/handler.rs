@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::fetch;
+use super::pass;
 use super::respond;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
@@ -71,7 +72,7 @@ pub async fn handle(
         lookup(ctx, req, key).await
     } else {
         // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
-        fetch::pass(ctx, req, body, primary).await
+        pass::pass(ctx, req, body, primary).await
     }
 }
 
@@ -186,7 +187,7 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
     };
     if req.method == Method::HEAD || req_cc.no_store {
         // Not stored: HEAD can't fill a GET object, and `no-store` forbids keeping the answer.
-        return fetch::forward_uncached(ctx, req, key, fwd).await;
+        return pass::forward_uncached(ctx, req, key, fwd).await;
     }
     fetch::miss(ctx, req, key, fwd, None, req_cc).await
 }

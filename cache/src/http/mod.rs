@@ -5,11 +5,13 @@ mod conn;
 pub mod ctx;
 mod fast;
 mod fetch;
+mod forward;
 mod handler;
 mod io;
 pub mod object;
+mod pass;
 mod respond;
 mod rewind;
 pub mod server;
 
-pub use fetch::purge_url;
+pub use forward::purge_url;

@@ -1,0 +1,137 @@
+//! What every trip to the origin shares: the request headers sent forward (hop-by-hop
+//! removed, `Host`, `Via`, `X-Forwarded-For`, `Forwarded`), the response headers as served,
+//! scheduler input, persistence cookies, and streaming an unstored response to the client.
+
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Response};
+use hyper::body::Incoming;
+use std::time::SystemTime;
+
+use super::body::ProxyBody;
+use super::ctx::{Ctx, ReqHead};
+use super::object::{FillHead, Object};
+use super::respond;
+use crate::origin::{OriginError, PickInput};
+use crate::policy::cache_status::CacheStatus;
+use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
+
+/// Request headers to send forward: hop-by-hop removed, `Host` kept (or taken from an h2
+/// `:authority`), our `Via` appended.
+pub(super) fn forward_headers(ctx: &Ctx, req: &ReqHead) -> HeaderMap {
+    let mut h = req.headers.clone();
+    strip_hop_by_hop(&mut h);
+    if !h.contains_key(HOST) {
+        if let Some(a) = req.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                h.insert(HOST, v);
+            }
+        }
+    }
+    append_via(&mut h, req.version, &ctx.node_id);
+    if let Some(client) = req.client {
+        add_forwarded(&mut h, client.ip());
+    }
+    h
+}
+
+/// Append the client to `X-Forwarded-For` and `Forwarded` (RFC 7239; IPv6 quoted in brackets).
+pub(super) fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
+    let mut prev: Vec<&str> = h
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let ip_text = ip.to_string();
+    prev.push(&ip_text);
+    let xff = prev.join(", ");
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    let element = match ip {
+        std::net::IpAddr::V4(v4) => format!("for={v4};proto=http"),
+        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+    };
+    if let Ok(v) = HeaderValue::from_str(&element) {
+        h.append(http::header::FORWARDED, v);
+    }
+}
+
+pub(super) fn path_and_query(req: &ReqHead) -> PathAndQuery {
+    req.uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"))
+}
+
+/// Response headers as served: hop-by-hop removed, `Date` ensured, our `Via` appended.
+pub(super) fn clean_response_headers(ctx: &Ctx, h: &mut HeaderMap, version: http::Version) {
+    strip_hop_by_hop(h);
+    ensure_date(h, SystemTime::now());
+    append_via(h, version, &ctx.node_id);
+}
+
+/// Does the response carry one of the targeted cache-control fields?
+pub(super) fn has_any(h: &HeaderMap, targets: &[http::HeaderName]) -> bool {
+    targets.iter().any(|t| h.contains_key(t))
+}
+
+pub(super) fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// What the scheduler may hash on: the client address and the path.
+pub(super) fn pick_input(req: &ReqHead) -> PickInput<'_> {
+    PickInput {
+        client: req.client.map(|c| c.ip()),
+        path: req.uri.path(),
+    }
+}
+
+/// Add this client's persistence cookie (never stored with the object).
+pub(super) fn with_cookie(
+    mut resp: Response<ProxyBody>,
+    cookie: Option<HeaderValue>,
+) -> Response<ProxyBody> {
+    if let Some(c) = cookie {
+        resp.headers_mut().append(http::header::SET_COOKIE, c);
+    }
+    resp
+}
+
+pub(super) fn origin_detail(e: &OriginError) -> &'static str {
+    match e {
+        OriginError::Connect { .. } => "origin-unreachable",
+        OriginError::Timeout { .. } => "origin-timeout",
+        OriginError::Broken { .. } => "origin-broken",
+        OriginError::NoServer { .. } => "no-server",
+    }
+}
+
+/// Stream an origin response that is not stored straight to the client.
+pub(super) fn respond_upstream(
+    ctx: &Ctx,
+    req: &ReqHead,
+    head: &FillHead,
+    incoming: Incoming,
+    cs: &CacheStatus,
+) -> Response<ProxyBody> {
+    let mut headers = head.headers.clone();
+    if head.has_targeted {
+        ctx.strip_targeted(&mut headers);
+    }
+    crate::policy::cache_status::append_cache_status(&mut headers, cs);
+    let body = if req.method == Method::HEAD {
+        ProxyBody::Empty
+    } else {
+        ProxyBody::Upstream(incoming)
+    };
+    respond::build(head.status, headers, body)
+}
+
+/// Remove every object of a URL: its primary key and every route `cache_key` extension of it.
+pub fn purge_url(store: &crate::store::ram::RamStore<Object>, key: &str) -> usize {
+    store.purge(key) + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+}
