@@ -154,7 +154,8 @@ pub fn write_hit(
         return None;
     }
     let mut num = itoa::Buffer::new();
-    out.extend_from_slice(wire);
+    // The stored wire head ends with the blank line; Age and Cache-Status go before it.
+    out.extend_from_slice(&wire[..wire.len() - 2]);
     out.extend_from_slice(b"age: ");
     out.extend_from_slice(num.format(obj.meta.current_age(now).as_secs()).as_bytes());
     out.extend_from_slice(b"\r\ncache-status: ");

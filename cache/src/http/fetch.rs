@@ -130,7 +130,7 @@ async fn lead(
     strip_conditionals(&mut headers);
     headers.remove(http::header::RANGE);
     if let Some(s) = &stale {
-        for (name, value) in revalidation_headers(&s.headers).iter() {
+        for (name, value) in revalidation_headers(&s.headers()).iter() {
             headers.insert(name.clone(), value.clone());
         }
         bump(&ctx.counters.revalidated);
@@ -356,7 +356,7 @@ async fn revalidated(
     request_time: SystemTime,
     response_time: SystemTime,
 ) -> Response<ProxyBody> {
-    let merged = merge_not_modified(&stale.headers, not_modified);
+    let merged = merge_not_modified(&stale.headers(), not_modified);
     let params = StoreParams {
         freshness: rt.freshness,
         targets: &rt.targets,
@@ -399,7 +399,7 @@ async fn revalidated(
     // Requests coalesced on this revalidation get the refreshed object too.
     let head = Arc::new(FillHead {
         status: obj.status,
-        headers: obj.headers.clone(),
+        headers: obj.headers().into_owned(),
         vary: obj.vary.clone(),
         variant_id: obj.variant_id.clone(),
         meta: Some(meta),

@@ -1,5 +1,7 @@
 //! The HTTP object kept in the store, and the response head a fill shares with its followers.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 
@@ -16,10 +18,8 @@ pub const HEADER_OVERHEAD: u64 = 32;
 #[derive(Debug)]
 pub struct Object {
     pub status: StatusCode,
-    /// End-to-end headers as served: hop-by-hop fields removed, `Via` of this node appended,
-    /// `Content-Length` equal to the body length. Targeted cache-control fields are kept (they
-    /// decide freshness again after a 304) and removed on the way out when `has_targeted`.
-    pub headers: HeaderMap,
+    /// The headers as a map, kept only when there is no `wire` form (see `headers()`).
+    map: Option<HeaderMap>,
     pub body: Bytes,
     pub meta: StoredMeta,
     /// Selecting header fields (from `Vary`), and this variant's values of them.
@@ -27,8 +27,9 @@ pub struct Object {
     pub variant_id: Vec<u8>,
     /// The headers hold a targeted cache-control field that must not go downstream.
     pub has_targeted: bool,
-    /// Status line and headers serialized for the HTTP/1.1 fast path (`fast::wire_head`);
-    /// None when this object's answers must be built by the general path.
+    /// Status line and headers serialized for the HTTP/1.1 fast path (`fast::wire_head`),
+    /// followed by the blank line; None when this object's answers must be built by the
+    /// general path. When present it is the only copy of the headers (memory per object).
     pub wire: Option<Bytes>,
     weight: u64,
 }
@@ -44,19 +45,28 @@ impl Object {
         variant_id: Vec<u8>,
         has_targeted: bool,
     ) -> Object {
-        let headers = compact_headers(&headers);
         let wire = if has_targeted || !vary.is_empty() {
             None
         } else {
-            super::fast::wire_head(status, &headers).map(Bytes::from)
+            super::fast::wire_head(status, &headers).and_then(|mut w| {
+                w.extend_from_slice(b"\r\n");
+                let w = Bytes::from(w);
+                // Keep only the wire form when it reads back to the same headers.
+                (parse_wire(&w).as_ref() == Some(&headers)).then_some(w)
+            })
         };
-        let weight = head_weight(&headers)
-            + body.len() as u64
-            + variant_id.len() as u64
-            + wire.as_ref().map_or(0, |w| w.len() as u64);
+        let (map, head_bytes) = match &wire {
+            Some(w) => (None, w.len() as u64 + OBJECT_OVERHEAD),
+            None => {
+                let h = compact_headers(&headers);
+                let weight = head_weight(&h);
+                (Some(h), weight)
+            }
+        };
+        let weight = head_bytes + body.len() as u64 + variant_id.len() as u64;
         Object {
             status,
-            headers,
+            map,
             body,
             meta,
             vary,
@@ -66,6 +76,41 @@ impl Object {
             weight,
         }
     }
+}
+
+impl Object {
+    /// End-to-end headers as served: hop-by-hop fields removed, `Via` of this node appended,
+    /// `Content-Length` equal to the body length. Targeted cache-control fields are kept (they
+    /// decide freshness again after a 304) and removed on the way out when `has_targeted`.
+    /// Objects with a wire form rebuild the map from it (general-path hits only); the values are
+    /// zero-copy slices of the wire bytes.
+    pub fn headers(&self) -> Cow<'_, HeaderMap> {
+        match (&self.map, &self.wire) {
+            (Some(m), _) => Cow::Borrowed(m),
+            (None, Some(w)) => Cow::Owned(parse_wire(w).unwrap_or_default()),
+            (None, None) => Cow::Owned(HeaderMap::new()),
+        }
+    }
+}
+
+/// Header fields read back from a wire head (`HTTP/1.1 ... CRLF fields CRLF CRLF`).
+fn parse_wire(w: &Bytes) -> Option<HeaderMap> {
+    let mut fields = [httparse::EMPTY_HEADER; super::fast::MAX_FAST_HEADERS];
+    let mut resp = httparse::Response::new(&mut fields);
+    match resp.parse(w) {
+        Ok(httparse::Status::Complete(n)) if n == w.len() => {}
+        _ => return None,
+    }
+    let base = w.as_ptr() as usize;
+    let mut map = HeaderMap::with_capacity(resp.headers.len());
+    for f in resp.headers.iter() {
+        let name = HeaderName::from_bytes(f.name.as_bytes()).ok()?;
+        let start = f.value.as_ptr() as usize - base;
+        let value =
+            http::HeaderValue::from_maybe_shared(w.slice(start..start + f.value.len())).ok()?;
+        map.append(name, value);
+    }
+    Some(map)
 }
 
 /// A copy of `h` whose values live in one exact-size allocation.
@@ -150,5 +195,53 @@ mod tests {
         assert_eq!(c, h);
         let vary: Vec<_> = c.get_all("vary").iter().collect();
         assert_eq!(vary, vec!["a", "b"]);
+    }
+
+    fn meta() -> StoredMeta {
+        StoredMeta {
+            request_time: std::time::SystemTime::UNIX_EPOCH,
+            response_time: std::time::SystemTime::UNIX_EPOCH,
+            corrected_initial_age: std::time::Duration::ZERO,
+            freshness_lifetime: std::time::Duration::from_secs(60),
+            no_cache: false,
+            must_revalidate: false,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+        }
+    }
+
+    #[test]
+    fn an_object_with_a_wire_head_keeps_only_that_and_reads_the_same_headers_back() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", http::HeaderValue::from_static("3"));
+        h.insert("etag", http::HeaderValue::from_static("\"v1\""));
+        h.append("x-a", http::HeaderValue::from_static("1"));
+        h.append("x-a", http::HeaderValue::from_static("2"));
+        let o = Object::new(
+            StatusCode::OK,
+            h.clone(),
+            Bytes::from_static(b"abc"),
+            meta(),
+            vec![],
+            vec![],
+            false,
+        );
+        assert!(o.map.is_none(), "the map is not kept twice");
+        let wire = o.wire.clone().unwrap();
+        assert!(wire.ends_with(b"x-a: 2\r\n\r\n"));
+        assert_eq!(*o.headers(), h);
+        // A Vary object has no wire form and keeps its map.
+        h.insert("vary", http::HeaderValue::from_static("accept"));
+        let v = Object::new(
+            StatusCode::OK,
+            h.clone(),
+            Bytes::from_static(b"abc"),
+            meta(),
+            vec![http::header::ACCEPT],
+            b"x".to_vec(),
+            false,
+        );
+        assert!(v.wire.is_none());
+        assert_eq!(*v.headers(), h);
     }
 }

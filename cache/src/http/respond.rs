@@ -29,14 +29,19 @@ pub fn object(
     now: SystemTime,
 ) -> Response<ProxyBody> {
     let age = age_value(obj.meta.current_age(now));
-    if client_not_modified(&req.method, &req.headers, obj.status, &obj.headers) {
+    let stored = obj.headers();
+    if client_not_modified(&req.method, &req.headers, obj.status, &stored) {
         bump(&ctx.counters.not_modified);
-        let mut h = not_modified_headers(&obj.headers);
+        let mut h = not_modified_headers(&stored);
         h.insert(AGE, age);
         append_cache_status(&mut h, status);
         return build(StatusCode::NOT_MODIFIED, h, ProxyBody::Empty);
     }
-    let mut headers = obj.headers.clone();
+    let range_req = obj.status == StatusCode::OK
+        && req.method == Method::GET
+        && req.headers.contains_key(http::header::RANGE);
+    let range = range_req.then(|| evaluate_range(&req.headers, &stored, obj.body.len() as u64));
+    let mut headers = stored.into_owned();
     if obj.has_targeted {
         ctx.strip_targeted(&mut headers);
     }
@@ -44,11 +49,8 @@ pub fn object(
     append_cache_status(&mut headers, status);
     let len = obj.body.len() as u64;
     // RFC 9110 §14.2: Range is only meaningful for GET.
-    if obj.status == StatusCode::OK
-        && req.method == Method::GET
-        && req.headers.contains_key(http::header::RANGE)
-    {
-        match evaluate_range(&req.headers, &obj.headers, len) {
+    if let Some(range) = range {
+        match range {
             RangeOutcome::Partial { start, end } => {
                 headers.insert(CONTENT_RANGE, content_range(start, end, len));
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
