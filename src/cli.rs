@@ -76,4 +76,19 @@ pub enum SimCommand {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Build a topology of network namespaces and start its hosts' commands (root).
+    Up {
+        /// The topology TOML file.
+        #[arg(long)]
+        topology: PathBuf,
+        /// Where each command's output goes (default: /tmp/strait-sim/<topology name>).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+    },
+    /// Stop a topology's processes and remove its namespaces (also after a crash).
+    Down {
+        /// The topology TOML file.
+        #[arg(long)]
+        topology: PathBuf,
+    },
 }

@@ -37,6 +37,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
         cli::Command::Ctl(args) => cmd::ctl::run(args),
         cli::Command::Sim { command } => match command {
             cli::SimCommand::Origin { listen } => cmd::sim::origin(listen),
+            cli::SimCommand::Up { topology, logs } => cmd::sim::up(&topology, logs),
+            cli::SimCommand::Down { topology } => cmd::sim::down(&topology),
         },
     }
 }

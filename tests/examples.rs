@@ -29,3 +29,20 @@ fn example_configs_are_valid() {
         files.len()
     );
 }
+
+#[test]
+fn example_topologies_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/topology/examples/topologies");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("topologies dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            if let Err(e) = strait_topology::spec::Topology::from_toml(&text) {
+                panic!("{}: {e}", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}

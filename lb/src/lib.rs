@@ -8,3 +8,4 @@
 //! issue (#4).
 
 pub mod maglev;
+pub mod packet;

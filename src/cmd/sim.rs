@@ -7,8 +7,68 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use strait_topology::{netns, spec::Topology, supervisor};
+
+fn load(path: &Path) -> anyhow::Result<Topology> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Topology::from_toml(&text).with_context(|| format!("{}: invalid topology", path.display()))
+}
+
+/// `strait sim up`: build the topology (removing leftovers of an earlier run first) and start
+/// its hosts' commands; returns once everything is started.
+pub fn up(path: &Path, logs: Option<PathBuf>) -> anyhow::Result<i32> {
+    let topo = load(path)?;
+    let logs = logs.unwrap_or_else(|| PathBuf::from("/tmp/strait-sim").join(&topo.name));
+    netns::up(&topo).context("cannot build the topology (needs root and `ip`)")?;
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let started = match supervisor::start(&topo, &logs, &exe) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = netns::down(&topo.prefix());
+            return Err(e).context("cannot start the topology's commands (torn down)");
+        }
+    };
+    println!("topology {} up: {} hosts", topo.name, topo.hosts.len());
+    for h in &topo.hosts {
+        println!("  host {:<12} netns {}", h.name, topo.host_netns(h));
+    }
+    for s in &started {
+        println!(
+            "  started [{}] {} (pid {}, log {})",
+            s.host,
+            s.argv.join(" "),
+            s.pid,
+            s.log.display()
+        );
+    }
+    println!(
+        "stop it with: strait sim down --topology {}",
+        path.display()
+    );
+    Ok(0)
+}
+
+/// `strait sim down`: SIGTERM the topology's processes (bounded wait), then remove every
+/// namespace with its prefix, killing what is left. Nothing to remove is not an error.
+pub fn down(path: &Path) -> anyhow::Result<i32> {
+    let topo = load(path)?;
+    let prefix = topo.prefix();
+    let left = supervisor::stop(&prefix)?;
+    if left > 0 {
+        println!("{left} process(es) ignored SIGTERM; killing them");
+    }
+    let removed = netns::down(&prefix)?;
+    println!(
+        "topology {}: removed {} namespace(s)",
+        topo.name,
+        removed.len()
+    );
+    Ok(0)
+}
 
 /// Runs the test origin on `listen` until SIGTERM or ctrl-c.
 pub fn origin(listen: SocketAddr) -> anyhow::Result<i32> {

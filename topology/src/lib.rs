@@ -1,2 +1,6 @@
 //! strait-topology: network-namespace topologies and the test origin (`strait sim origin`).
+pub mod netns;
 pub mod origin;
+pub mod plan;
+pub mod spec;
+pub mod supervisor;

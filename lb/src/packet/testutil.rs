@@ -1,0 +1,170 @@
+//! Test helpers: a packet builder with correct checksums, a xorshift generator and a service
+//! fixture. Test-only (`#[cfg(test)]`).
+
+use super::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
+use super::parse::{PROTO_TCP, PROTO_UDP};
+use super::rewrite::Director;
+use super::service::{Backend, Mode, Service, ServiceKey, Services};
+
+/// Director used by the fixtures.
+pub const DIRECTOR: Director = Director {
+    mac: [0x02, 0, 0, 0, 0, 0xd1],
+    ip: [10, 0, 0, 2],
+};
+/// Client address of the fixtures.
+pub const CLIENT: [u8; 4] = [192, 168, 1, 10];
+/// VIP of the fixtures (port 80 = DR, 81 = TUN, 82 = NAT, on TCP and UDP).
+pub const VIP: [u8; 4] = [10, 0, 0, 100];
+
+/// A frame to build.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub vlan: Option<u16>,
+    pub options: Vec<u8>,
+    pub proto: u8,
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub payload: Vec<u8>,
+    /// Raw flags + fragment offset word.
+    pub frag: u16,
+    pub tos: u8,
+    pub id: u16,
+    /// UDP only: send checksum 0 (none).
+    pub udp_no_csum: bool,
+    /// Bytes of Ethernet padding after the datagram.
+    pub padding: usize,
+}
+
+impl Spec {
+    /// A TCP packet from the client to the VIP, DF set, no options.
+    pub fn tcp(sport: u16, dport: u16) -> Spec {
+        Spec {
+            vlan: None,
+            options: Vec::new(),
+            proto: PROTO_TCP,
+            src: CLIENT,
+            dst: VIP,
+            sport,
+            dport,
+            payload: b"hello".to_vec(),
+            frag: 0x4000,
+            tos: 0,
+            id: 0x1234,
+            udp_no_csum: false,
+            padding: 0,
+        }
+    }
+
+    /// A UDP packet from the client to the VIP.
+    pub fn udp(sport: u16, dport: u16) -> Spec {
+        Spec {
+            proto: PROTO_UDP,
+            ..Spec::tcp(sport, dport)
+        }
+    }
+
+    /// The frame bytes, with correct IPv4 and TCP/UDP checksums.
+    pub fn build(&self) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1];
+        if let Some(v) = self.vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let l3 = f.len();
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&self.sport.to_be_bytes());
+        l4.extend_from_slice(&self.dport.to_be_bytes());
+        if self.proto == PROTO_UDP {
+            let len = (8 + self.payload.len()) as u16;
+            l4.extend_from_slice(&len.to_be_bytes());
+            l4.extend_from_slice(&[0, 0]);
+        } else {
+            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        }
+        l4.extend_from_slice(&self.payload);
+        let at = l4_csum_offset(self.proto);
+        if !(self.proto == PROTO_UDP && self.udp_no_csum) {
+            let mut c = l4_checksum(self.src, self.dst, self.proto, &l4, at);
+            if self.proto == PROTO_UDP && c == 0 {
+                c = 0xffff;
+            }
+            l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        let hlen = 20 + self.options.len();
+        let total = (hlen + l4.len()) as u16;
+        f.push(0x40 | (hlen / 4) as u8);
+        f.push(self.tos);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&self.id.to_be_bytes());
+        f.extend_from_slice(&self.frag.to_be_bytes());
+        f.extend_from_slice(&[64, self.proto, 0, 0]);
+        f.extend_from_slice(&self.src);
+        f.extend_from_slice(&self.dst);
+        f.extend_from_slice(&self.options);
+        let c = ipv4_header_checksum(&f[l3..l3 + hlen]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&l4);
+        f.resize(f.len() + self.padding, 0);
+        f
+    }
+}
+
+/// Xorshift64 generator (Marsaglia), deterministic per seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform-ish in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Backend `i` (1-based): 10.0.1.i, MAC 02:00:00:00:01:i, NAT port 8000 + i.
+pub fn backend(i: u8, weight: u32) -> Backend {
+    Backend {
+        ip: [10, 0, 1, i],
+        mac: [0x02, 0, 0, 0, 0x01, i],
+        port: 8000 + u16::from(i),
+        weight,
+    }
+}
+
+/// Services on [`VIP`]: port 80 DR, 81 TUN, 82 NAT, for TCP and UDP, three equal backends,
+/// Maglev size 65537.
+pub fn services() -> Services {
+    let mut s = Services::new();
+    for (port, mode) in [(80, Mode::Dr), (81, Mode::Tun), (82, Mode::Nat)] {
+        for proto in [PROTO_TCP, PROTO_UDP] {
+            let bs = vec![backend(1, 100), backend(2, 100), backend(3, 100)];
+            let svc = match Service::new(mode, bs, crate::maglev::DEFAULT_TABLE_SIZE) {
+                Ok(svc) => svc,
+                Err(e) => panic!("fixture service: {e}"),
+            };
+            s.insert(
+                ServiceKey {
+                    vip: VIP,
+                    port,
+                    proto,
+                },
+                svc,
+            );
+        }
+    }
+    s
+}
