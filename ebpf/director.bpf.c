@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * director.bpf.c: the XDP L4 director (one SEC("xdp") entry, strait_director).
+ *
+ * Contract: for every frame it returns the verdict and output bytes of the reference model
+ * lb::packet::process (lb/src/packet.rs) for DR and TUN services:
+ * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
+ *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
+ * 2. a flow to a service: the recorded backend when it is still inside the backend list,
+ *    else a new Maglev pick on strait_flow_hash, recorded in the LRU connection table; a
+ *    service without table drops new flows (no_backend), a table entry outside the backend
+ *    list drops (bad_backend), a TUN datagram that cannot be encapsulated within 65535
+ *    bytes drops (encap_too_big);
+ *    a new NAT flow also records its reply direction;
+ * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
+ *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX;
+ *    NAT: destination address and port := the backend's (lib/nat.h), same MACs, redirected
+ *    to STRAIT_DIRECTOR.nat_ifindex;
+ * 4. a flow to no service that matches a NAT reply entry: source := VIP and port, MACs
+ *    untouched, redirected to STRAIT_DIRECTOR.client_ifindex.
+ * Not done yet: next-hop MACs of NAT replies (bpf_fib_lookup) and a devmap for redirects.
+ * The director's addresses come from the volatile const global STRAIT_DIRECTOR.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "strait.h"
+#include "lib/parse.h"
+#include "lib/maglev.h"
+#include "lib/conntrack.h"
+#include "lib/stats.h"
+#include "lib/tun.h"
+#include "lib/nat.h"
+
+volatile const struct strait_director STRAIT_DIRECTOR = {};
+
+static __always_inline void strait_set_macs(void *data, const struct strait_backend *b)
+{
+	__u8 *mac = data;
+
+	__builtin_memcpy(mac, b->mac, 6);
+	mac[6] = STRAIT_DIRECTOR.mac[0];
+	mac[7] = STRAIT_DIRECTOR.mac[1];
+	mac[8] = STRAIT_DIRECTOR.mac[2];
+	mac[9] = STRAIT_DIRECTOR.mac[3];
+	mac[10] = STRAIT_DIRECTOR.mac[4];
+	mac[11] = STRAIT_DIRECTOR.mac[5];
+}
+
+static __always_inline int strait_pass_class(int class)
+{
+	switch (class) {
+	case STRAIT_PARSE_NOT_IPV4:
+		strait_count(STRAIT_CNT_PASS_NOT_IPV4);
+		break;
+	case STRAIT_PARSE_MALFORMED:
+		strait_count(STRAIT_CNT_PASS_MALFORMED);
+		break;
+	case STRAIT_PARSE_FRAGMENT:
+		strait_count(STRAIT_CNT_PASS_FRAGMENT);
+		break;
+	default:
+		strait_count(STRAIT_CNT_PASS_OTHER);
+		break;
+	}
+	return XDP_PASS;
+}
+
+/* Step 4 of the contract: a backend's reply of a NAT flow, or a pass. */
+static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct strait_flow *flow)
+{
+	struct strait_conn *origin = strait_nat_reply_of(flow);
+
+	if (!origin)
+		return strait_pass_class(STRAIT_PARSE_OTHER);
+	__be32 vip = origin->vip;
+	__be16 vport = origin->vport;
+
+	if (strait_nat(ctx, flow, STRAIT_NAT_SRC, vip, vport))
+		return XDP_DROP;
+	strait_count(STRAIT_CNT_NAT_REPLY);
+	return bpf_redirect(STRAIT_DIRECTOR.client_ifindex, 0);
+}
+
+SEC("xdp")
+int strait_director(struct xdp_md *ctx)
+{
+	struct strait_flow flow = {};
+	struct strait_service *svc;
+	struct strait_backend *b;
+	int class = strait_parse(ctx, &flow);
+	long index;
+	int is_new = 0;
+
+	if (class != STRAIT_PARSE_FLOW)
+		return strait_pass_class(class);
+	svc = strait_service_of(&flow);
+	if (!svc)
+		return strait_nat_reply(ctx, &flow);
+	if (svc->mode > STRAIT_MODE_NAT)
+		return strait_pass_class(STRAIT_PARSE_OTHER);
+	if (svc->mode == STRAIT_MODE_TUN && flow.l3_end - flow.l3_off + 20 > 65535) {
+		strait_count(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
+		return XDP_DROP;
+	}
+
+	index = strait_conn_backend(&flow);
+	if (index < 0 || index >= svc->backend_count) {
+		index = strait_maglev_pick(svc, strait_flow_hash(&flow));
+		if (index < 0) {
+			strait_count(STRAIT_CNT_DROP_NO_BACKEND);
+			return XDP_DROP;
+		}
+		if (index >= svc->backend_count) {
+			strait_count(STRAIT_CNT_DROP_BAD_BACKEND);
+			return XDP_DROP;
+		}
+		is_new = 1;
+	}
+	b = strait_backend_at(svc, (__u32)index);
+	if (!b) {
+		strait_count(STRAIT_CNT_DROP_BAD_BACKEND);
+		return XDP_DROP;
+	}
+	if (is_new) {
+		strait_conn_record(&flow, (__u32)index);
+		if (svc->mode == STRAIT_MODE_NAT)
+			strait_nat_record_reply(&flow, b);
+	}
+	/* Copy what the rewrite needs: the map value must not be read after adjust_head. */
+	struct strait_backend target = *b;
+	__u32 stat_index = svc->backend_base + (__u32)index;
+	__u8 mode = svc->mode;
+
+	if (mode == STRAIT_MODE_TUN && strait_encapsulate(ctx, &flow, STRAIT_DIRECTOR.ip, target.ip)) {
+		strait_count(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
+		return XDP_DROP;
+	}
+	if (mode == STRAIT_MODE_NAT && strait_nat(ctx, &flow, STRAIT_NAT_DST, target.ip, target.port))
+		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + 12 > data_end)
+		return XDP_DROP;
+	strait_set_macs(data, &target);
+	strait_count(is_new ? STRAIT_CNT_TX_NEW : STRAIT_CNT_TX_ESTABLISHED);
+	strait_count_backend(stat_index, (__u64)(data_end - data));
+	if (mode == STRAIT_MODE_NAT)
+		return bpf_redirect(STRAIT_DIRECTOR.nat_ifindex, 0);
+	return XDP_TX;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * strait.h: the whole ABI between the XDP director (director.bpf.c) and its control plane
+ * (lb/src/abi.rs mirrors every struct below with #[repr(C)] and tests sizes and offsets).
+ *
+ * Contract:
+ * - Fixed-width types only; __be* where the bytes are in network order (as in the headers).
+ * - Every struct has explicit pad fields (no implicit padding) and a _Static_assert size.
+ * - Map layouts (names are the symbol names; aya finds maps by them):
+ *   services  HASH     struct strait_service_key -> struct strait_service
+ *   backends  ARRAY    u32 (service.backend_base + index) -> struct strait_backend
+ *   maglev    ARRAY    u32 (slot * STRAIT_MAGLEV_MAX + hash % table_size) -> u32 backend index
+ *   conns     LRU_HASH struct strait_conn_key -> struct strait_conn
+ *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64
+ *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
+ * - Maglev tables are double-buffered: the control plane fills a free slot, then replaces
+ *   the service entry (one atomic map update) to point at it, so a reader never sees half a
+ *   table. A service with table_size == 0 has no backend of weight > 0 (new flows dropped).
+ * - Connection entries are indexed by the backend's index inside its service, as the model's
+ *   connection table (lb/src/packet/service.rs); dir separates forward and NAT-reply entries.
+ */
+#ifndef STRAIT_H
+#define STRAIT_H
+
+#include <linux/types.h>
+
+/* Offsets are asserted too; lb/src/abi.rs parses these lines and compares. */
+#define STRAIT_OFFSET(s, f, n) _Static_assert(__builtin_offsetof(struct s, f) == n, #s "." #f)
+
+/* Largest Maglev table (the default M, prime). */
+#define STRAIT_MAGLEV_MAX 65537
+/* Maglev slots (two per service: active and being filled). */
+#define STRAIT_MAGLEV_SLOTS 64
+#define STRAIT_MAX_SERVICES 32
+#define STRAIT_MAX_BACKENDS 4096
+/* Default connection table bound (lb::packet::service::DEFAULT_CONN_CAPACITY). */
+#define STRAIT_MAX_CONNS (1 << 20)
+
+/* Forwarding modes (lb::packet::service::Mode). */
+#define STRAIT_MODE_DR 0
+#define STRAIT_MODE_TUN 1
+#define STRAIT_MODE_NAT 2
+
+/* Connection entry directions. */
+#define STRAIT_DIR_FORWARD 0
+#define STRAIT_DIR_REPLY 1
+
+struct strait_service_key {
+	__be32 vip;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct strait_service_key) == 8, "strait_service_key size");
+STRAIT_OFFSET(strait_service_key, vip, 0);
+STRAIT_OFFSET(strait_service_key, port, 4);
+STRAIT_OFFSET(strait_service_key, proto, 6);
+STRAIT_OFFSET(strait_service_key, pad, 7);
+
+struct strait_service {
+	__u32 table_slot;    /* < STRAIT_MAGLEV_SLOTS */
+	__u32 table_size;    /* prime <= STRAIT_MAGLEV_MAX; 0 = no table */
+	__u32 backend_base;  /* first entry in backends */
+	__u32 backend_count; /* entries in backends */
+	__u8 mode;           /* STRAIT_MODE_* */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct strait_service) == 20, "strait_service size");
+STRAIT_OFFSET(strait_service, table_slot, 0);
+STRAIT_OFFSET(strait_service, table_size, 4);
+STRAIT_OFFSET(strait_service, backend_base, 8);
+STRAIT_OFFSET(strait_service, backend_count, 12);
+STRAIT_OFFSET(strait_service, mode, 16);
+STRAIT_OFFSET(strait_service, pad, 17);
+
+struct strait_backend {
+	__be32 ip;
+	__u8 mac[6];
+	__be16 port; /* NAT destination port */
+};
+_Static_assert(sizeof(struct strait_backend) == 12, "strait_backend size");
+STRAIT_OFFSET(strait_backend, ip, 0);
+STRAIT_OFFSET(strait_backend, mac, 4);
+STRAIT_OFFSET(strait_backend, port, 10);
+
+struct strait_conn_key {
+	__be32 src;
+	__be32 dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir; /* STRAIT_DIR_* */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct strait_conn_key) == 16, "strait_conn_key size");
+STRAIT_OFFSET(strait_conn_key, src, 0);
+STRAIT_OFFSET(strait_conn_key, dst, 4);
+STRAIT_OFFSET(strait_conn_key, sport, 8);
+STRAIT_OFFSET(strait_conn_key, dport, 10);
+STRAIT_OFFSET(strait_conn_key, proto, 12);
+STRAIT_OFFSET(strait_conn_key, dir, 13);
+STRAIT_OFFSET(strait_conn_key, pad, 14);
+
+struct strait_conn {
+	__u32 backend; /* forward: index in the service's backends */
+	__be32 vip;    /* reply: source address to restore */
+	__be16 vport;  /* reply: source port to restore */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct strait_conn) == 12, "strait_conn size");
+STRAIT_OFFSET(strait_conn, backend, 0);
+STRAIT_OFFSET(strait_conn, vip, 4);
+STRAIT_OFFSET(strait_conn, vport, 8);
+STRAIT_OFFSET(strait_conn, pad, 10);
+
+struct strait_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct strait_stats) == 16, "strait_stats size");
+STRAIT_OFFSET(strait_stats, packets, 0);
+STRAIT_OFFSET(strait_stats, bytes, 8);
+
+/* The director's own addresses (a volatile const global, set at load time). */
+struct strait_director {
+	__u8 mac[6];
+	__u8 pad[2];
+	__be32 ip;
+	__u32 nat_ifindex;    /* NAT forwards leave here (towards the backends) */
+	__u32 client_ifindex; /* NAT replies leave here (towards the clients) */
+};
+_Static_assert(sizeof(struct strait_director) == 20, "strait_director size");
+STRAIT_OFFSET(strait_director, mac, 0);
+STRAIT_OFFSET(strait_director, pad, 6);
+STRAIT_OFFSET(strait_director, ip, 8);
+STRAIT_OFFSET(strait_director, nat_ifindex, 12);
+STRAIT_OFFSET(strait_director, client_ifindex, 16);
+
+/* Indices of the counters map. */
+enum strait_counter {
+	STRAIT_CNT_PASS_NOT_IPV4 = 0,
+	STRAIT_CNT_PASS_MALFORMED = 1,
+	STRAIT_CNT_PASS_FRAGMENT = 2,
+	STRAIT_CNT_PASS_OTHER = 3, /* other protocol, or not a service */
+	STRAIT_CNT_TX_NEW = 4,         /* forwarded (TX or NAT redirect), new flow */
+	STRAIT_CNT_TX_ESTABLISHED = 5, /* forwarded, established flow */
+	STRAIT_CNT_DROP_NO_BACKEND = 6,
+	STRAIT_CNT_DROP_BAD_BACKEND = 7,
+	STRAIT_CNT_DROP_ENCAP_TOO_BIG = 8,
+	STRAIT_CNT_NAT_REPLY = 9,
+	STRAIT_CNT_MAX = 10,
+};
+
+#endif /* STRAIT_H */

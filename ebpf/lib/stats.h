@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * stats.h: per-CPU counters (enum strait_counter) and per-backend packet/byte totals.
+ *
+ * Contract: per-CPU maps, so plain increments are race-free; the control plane sums the
+ * CPUs. Out-of-range indices are ignored (never fail the packet path).
+ */
+#ifndef STRAIT_LIB_STATS_H
+#define STRAIT_LIB_STATS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "strait.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STRAIT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STRAIT_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct strait_stats);
+} backend_stats SEC(".maps");
+
+static __always_inline void strait_count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &counter);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void strait_count_backend(__u32 index, __u64 bytes)
+{
+	struct strait_stats *s = bpf_map_lookup_elem(&backend_stats, &index);
+
+	if (s) {
+		s->packets += 1;
+		s->bytes += bytes;
+	}
+}
+
+#endif /* STRAIT_LIB_STATS_H */

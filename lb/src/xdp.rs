@@ -1,0 +1,229 @@
+//! The XDP datapath's userspace half: load the embedded director object with aya, fill its
+//! maps, and run it on bytes with `BPF_PROG_TEST_RUN`.
+//!
+//! Contract:
+//! * [`object`] is `ebpf/director.bpf.o` as built by `build.rs`, 8-byte aligned.
+//! * [`XdpDirector::load`] sets the `STRAIT_DIRECTOR` global (MAC, IP, NAT egress
+//!   interfaces), bounds the `conns`
+//!   LRU map, loads the maps and verifies the program (needs `CAP_BPF`/root); nothing is
+//!   attached to an interface.
+//! * [`XdpDirector::install_service`] writes a model service (`packet::service::Service`):
+//!   backends first, then its Maglev table into a *free* slot, then the service entry that
+//!   points at both — one map update, so the program sees the old service or the new one,
+//!   never half a table. Callers alternate slots between updates of a service.
+//! * [`XdpDirector::test_run`] runs the program once on a frame and returns its action and
+//!   the output frame (`BPF_PROG_TEST_RUN`; frames shorter than 14 bytes are refused by the
+//!   kernel).
+
+use aya::maps::{Array, HashMap, MapError, PerCpuArray};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfError, EbpfLoader};
+
+use crate::abi;
+use crate::packet::service::{Mode, Service, ServiceKey};
+
+/// Extra room in the output buffer for a frame grown at its head (TUN adds 20 bytes).
+const OUTPUT_HEADROOM: usize = 256;
+
+/// The compiled director object.
+pub fn object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/director.bpf.o"))
+}
+
+/// Errors of the XDP datapath.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object could not be loaded (maps created, relocations applied).
+    #[error("loading the XDP director object")]
+    Load(#[source] Box<EbpfError>),
+    /// The program was rejected (verifier) or could not be run.
+    #[error("XDP program {what}")]
+    Program {
+        /// What was attempted.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// A map operation failed.
+    #[error("BPF map {map}")]
+    Map {
+        /// The map's name.
+        map: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<MapError>,
+    },
+    /// The object lacks a map or program this code expects.
+    #[error("the XDP object has no {0}")]
+    Missing(&'static str),
+    /// A service does not fit the maps' bounds.
+    #[error("service does not fit the BPF maps: {0}")]
+    OutOfBounds(String),
+}
+
+fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
+    move |e| Error::Map {
+        map,
+        source: Box::new(e),
+    }
+}
+
+/// What one test run returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRunOutput {
+    /// The XDP action (`XDP_DROP` = 1, `XDP_PASS` = 2, `XDP_TX` = 3, `XDP_REDIRECT` = 4).
+    pub action: u32,
+    /// The frame after the program.
+    pub frame: Vec<u8>,
+}
+
+/// The loaded (not attached) director program and its maps.
+pub struct XdpDirector {
+    ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for XdpDirector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpDirector").finish_non_exhaustive()
+    }
+}
+
+impl XdpDirector {
+    /// Loads the object with the director's addresses and a `conns` bound (see module doc).
+    pub fn load(director: abi::Director, max_conns: u32) -> Result<XdpDirector, Error> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global(abi::names::DIRECTOR, &director, true)
+            .map_max_entries(abi::names::CONNS, max_conns.max(1))
+            .load(object())
+            .map_err(|e| Error::Load(Box::new(e)))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(abi::names::PROGRAM)
+            .ok_or(Error::Missing("program strait_director"))?
+            .try_into()
+            .map_err(|e| Error::Program {
+                what: "type",
+                source: Box::new(e),
+            })?;
+        program.load().map_err(|e| Error::Program {
+            what: "load",
+            source: Box::new(e),
+        })?;
+        Ok(XdpDirector { ebpf })
+    }
+
+    /// Writes a service of the model (see the module doc for the order).
+    pub fn install_service(
+        &mut self,
+        key: &ServiceKey,
+        service: &Service,
+        slot: u32,
+        backend_base: u32,
+    ) -> Result<(), Error> {
+        let count = u32::try_from(service.backends.len())
+            .map_err(|_| Error::OutOfBounds("too many backends".into()))?;
+        let fits = matches!(backend_base.checked_add(count), Some(end) if end <= abi::MAX_BACKENDS);
+        if !fits {
+            return Err(Error::OutOfBounds(format!(
+                "backends {backend_base}+{count} beyond {}",
+                abi::MAX_BACKENDS
+            )));
+        }
+        if slot >= abi::MAGLEV_SLOTS {
+            return Err(Error::OutOfBounds(format!("maglev slot {slot}")));
+        }
+        {
+            let m = abi::names::BACKENDS;
+            let mut backends: Array<_, abi::Backend> =
+                Array::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
+                    .map_err(map_err(m))?;
+            for (i, b) in (backend_base..).zip(&service.backends) {
+                let value = abi::Backend {
+                    ip: b.ip,
+                    mac: b.mac,
+                    port: b.port.to_be_bytes(),
+                };
+                backends.set(i, value, 0).map_err(map_err(m))?;
+            }
+        }
+        let table_size = match &service.table {
+            Some(table) => {
+                if table.size() > abi::MAGLEV_MAX {
+                    return Err(Error::OutOfBounds(format!("table size {}", table.size())));
+                }
+                let m = abi::names::MAGLEV;
+                let mut maglev: Array<_, u32> =
+                    Array::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
+                        .map_err(map_err(m))?;
+                let base = slot * abi::MAGLEV_MAX;
+                for (i, entry) in (base..).zip(table.entries()) {
+                    maglev.set(i, entry, 0).map_err(map_err(m))?;
+                }
+                table.size()
+            }
+            None => 0,
+        };
+        let value = abi::Service {
+            table_slot: slot,
+            table_size,
+            backend_base,
+            backend_count: count,
+            mode: match service.mode {
+                Mode::Dr => abi::MODE_DR,
+                Mode::Tun => abi::MODE_TUN,
+                Mode::Nat => abi::MODE_NAT,
+            },
+            pad: [0; 3],
+        };
+        let k = abi::ServiceKey {
+            vip: key.vip,
+            port: key.port.to_be_bytes(),
+            proto: key.proto,
+            pad: 0,
+        };
+        let m = abi::names::SERVICES;
+        let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
+            HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        services.insert(k, value, 0).map_err(map_err(m))
+    }
+
+    /// Runs the program once on `frame` (see the module doc).
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<TestRunOutput, Error> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(abi::names::PROGRAM)
+            .ok_or(Error::Missing("program strait_director"))?
+            .try_into()
+            .map_err(|e| Error::Program {
+                what: "type",
+                source: Box::new(e),
+            })?;
+        let mut out = vec![0u8; frame.len() + OUTPUT_HEADROOM];
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..TestRunOptions::new()
+            })
+            .map_err(|e| Error::Program {
+                what: "test run",
+                source: Box::new(e),
+            })?;
+        out.truncate(result.data_size_out as usize);
+        Ok(TestRunOutput {
+            action: result.return_value,
+            frame: out,
+        })
+    }
+
+    /// A counter summed over CPUs.
+    pub fn counter(&self, counter: abi::Counter) -> Result<u64, Error> {
+        let m = abi::names::COUNTERS;
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        let values = map.get(&(counter as u32), 0).map_err(map_err(m))?;
+        Ok(values.iter().sum())
+    }
+}

@@ -1,0 +1,379 @@
+//! Differential test: the XDP director (`ebpf/director.bpf.c`, run with `BPF_PROG_TEST_RUN`)
+//! against the reference model `strait_lb::packet::process`, frame by frame.
+//!
+//! Contract checked: for 3000 generated frames (TCP/UDP, new and established flows, DR, TUN
+//! and NAT services, NAT replies from the backends, a service without backends, misses, VLAN tags, IP options, padding, first
+//! and later fragments, truncated and corrupted headers, non-IP), both return the same
+//! verdict (PASS/TX/REDIRECT/DROP) and, for TX and REDIRECT, the same output bytes; a passed frame leaves the
+//! program unmodified. The model's connection table is kept in step (same inserts), and the
+//! services are replaced once mid-run (weights change, table slot switches) so established
+//! flows must keep their backend in both. Needs root (BPF): otherwise prints `SKIP`, and
+//! with `CI=true` fails instead. Frames under 14 bytes are not generated: the kernel refuses
+//! them as test input.
+
+/// Whether a skip must fail the test (CI).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn skip(test: &str, reason: &str) {
+    assert!(!in_ci(), "{test} cannot run in CI: {reason}");
+    println!("SKIP {test}: {reason}");
+}
+
+#[cfg(strait_no_bpf)]
+#[test]
+fn xdp_matches_the_model() {
+    skip("xdp_matches_the_model", "clang not found");
+}
+
+#[cfg(not(strait_no_bpf))]
+mod diff {
+    use super::skip;
+    use strait_lb::abi;
+    use strait_lb::maglev::DEFAULT_TABLE_SIZE;
+    use strait_lb::packet::csum::{
+        ipv4_header_checksum, l4_checksum, l4_csum_offset, update16, update32,
+    };
+    use strait_lb::packet::parse::parse;
+    use strait_lb::packet::rewrite::Director;
+    use strait_lb::packet::service::{Backend, MemConnTable, Mode, Service, ServiceKey, Services};
+    use strait_lb::packet::{process, Action};
+    use strait_lb::xdp::{TestRunOutput, XdpDirector};
+
+    const XDP_DROP: u32 = 1;
+    const XDP_PASS: u32 = 2;
+    const XDP_TX: u32 = 3;
+    const XDP_REDIRECT: u32 = 4;
+    const DIRECTOR: Director = Director {
+        mac: [0x02, 0, 0, 0, 0, 0xd1],
+        ip: [10, 0, 0, 2],
+    };
+    const VIP: [u8; 4] = [10, 0, 0, 100];
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+    /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends; 443 is not a service.
+    const PORTS: [u16; 5] = [80, 81, 82, 83, 443];
+
+    fn is_root() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    }
+
+    /// Xorshift64, deterministic per seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn backend(i: u8, weight: u32) -> Backend {
+        Backend {
+            ip: [10, 0, 1, i],
+            mac: [0x02, 0, 0, 0, 0x01, i],
+            port: 8000 + u16::from(i),
+            weight,
+        }
+    }
+
+    fn services(weights: [u32; 3]) -> Vec<(ServiceKey, Service)> {
+        let mut out = Vec::new();
+        let modes = [
+            (80, Mode::Dr, false),
+            (81, Mode::Tun, false),
+            (82, Mode::Nat, false),
+            (83, Mode::Dr, true),
+        ];
+        for (port, mode, empty) in modes {
+            for proto in [TCP, UDP] {
+                let bs = if empty {
+                    Vec::new()
+                } else {
+                    (1..=3u8)
+                        .map(|i| backend(i, weights[usize::from(i) - 1]))
+                        .collect()
+                };
+                let svc = Service::new(mode, bs, DEFAULT_TABLE_SIZE).unwrap();
+                out.push((
+                    ServiceKey {
+                        vip: VIP,
+                        port,
+                        proto,
+                    },
+                    svc,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Installs `list` in both datapaths; service `i` uses Maglev slot `2 i + generation`.
+    fn install(
+        xdp: &mut XdpDirector,
+        model: &mut Services,
+        list: &[(ServiceKey, Service)],
+        generation: u32,
+    ) {
+        for (i, (key, svc)) in (0u32..).zip(list) {
+            xdp.install_service(key, svc, 2 * i + generation, 3 * i)
+                .unwrap();
+            model.insert(*key, svc.clone());
+        }
+    }
+
+    /// What a generated frame looks like before corruption.
+    struct Shape {
+        vlan: Option<u16>,
+        options: usize,
+        proto: u8,
+        src: [u8; 4],
+        dst: [u8; 4],
+        sport: u16,
+        dport: u16,
+        payload: usize,
+        frag: u16,
+        padding: usize,
+        /// UDP only: send checksum 0 ("none", RFC 768).
+        udp_no_csum: bool,
+    }
+
+    /// A well-formed frame with correct checksums.
+    fn frame(s: &Shape) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1];
+        if let Some(v) = s.vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let l3 = f.len();
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&s.sport.to_be_bytes());
+        l4.extend_from_slice(&s.dport.to_be_bytes());
+        if s.proto == UDP {
+            l4.extend_from_slice(&((8 + s.payload) as u16).to_be_bytes());
+            l4.extend_from_slice(&[0, 0]);
+        } else {
+            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        }
+        l4.extend((0..s.payload).map(|i| i as u8));
+        let at = l4_csum_offset(s.proto);
+        let c = l4_checksum(s.src, s.dst, s.proto, &l4, at);
+        if !(s.proto == UDP && s.udp_no_csum) {
+            l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        let hlen = 20 + s.options;
+        f.push(0x40 | (hlen / 4) as u8);
+        f.push(0x10);
+        f.extend_from_slice(&((hlen + l4.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&s.sport.wrapping_mul(31).to_be_bytes());
+        f.extend_from_slice(&s.frag.to_be_bytes());
+        f.extend_from_slice(&[64, s.proto, 0, 0]);
+        f.extend_from_slice(&s.src);
+        f.extend_from_slice(&s.dst);
+        f.resize(f.len() + s.options, 1);
+        let c = ipv4_header_checksum(&f[l3..l3 + hlen]);
+        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&l4);
+        f.resize(f.len() + s.padding, 0);
+        f
+    }
+
+    /// One frame of the run: mostly well-formed, some corrupted (see the module doc).
+    fn generate(rng: &mut Rng) -> Vec<u8> {
+        // Few sources and ports, so flows repeat (established) about as often as they start.
+        let vlan = (rng.below(4) == 0).then(|| rng.below(4096) as u16);
+        let client = [192, 168, 1, 1 + rng.below(8) as u8];
+        let client_port = 40000 + rng.below(16) as u16;
+        // One frame in three comes from a backend's service port (or a neighbour) to a client.
+        let reply = rng.below(3) == 0;
+        let b = backend(1 + rng.below(3) as u8, 0);
+        let shape = Shape {
+            vlan,
+            options: 4 * rng.below(11) as usize,
+            proto: if rng.below(2) == 0 { TCP } else { UDP },
+            src: if reply { b.ip } else { client },
+            dst: if reply { client } else { VIP },
+            sport: if reply {
+                b.port + u16::from(rng.below(4) == 0)
+            } else {
+                client_port
+            },
+            dport: if reply {
+                client_port
+            } else {
+                PORTS[rng.below(PORTS.len() as u64) as usize]
+            },
+            payload: rng.below(60) as usize,
+            frag: match rng.below(12) {
+                0 => 0x2000,
+                1 => 0x2000 | (1 + rng.below(50) as u16),
+                2 => 1 + rng.below(50) as u16,
+                3 => 0,
+                _ => 0x4000,
+            },
+            padding: 4 * rng.below(3) as usize,
+            udp_no_csum: rng.below(6) == 0,
+        };
+        let mut f = frame(&shape);
+        match rng.below(10) {
+            // Truncated anywhere from the end of the Ethernet header on.
+            0 => {
+                let n = 14 + rng.below((f.len() - 13) as u64) as usize;
+                f.truncate(n);
+            }
+            // One bit flipped in the headers.
+            1 => {
+                let i = rng.below(f.len().min(80) as u64) as usize;
+                f[i] ^= 1 << rng.below(8);
+            }
+            // Not IP (ARP, IPv6, a stacked VLAN tag).
+            2 => {
+                let at = if vlan.is_some() { 16 } else { 12 };
+                let t: [[u8; 2]; 3] = [[0x08, 0x06], [0x86, 0xdd], [0x81, 0x00]];
+                f[at..at + 2].copy_from_slice(&t[rng.below(3) as usize]);
+            }
+            _ => {}
+        }
+        f
+    }
+
+    fn check(n: usize, input: &[u8], model: &Action, got: &TestRunOutput) {
+        match model {
+            Action::Pass => {
+                assert_eq!(got.action, XDP_PASS, "frame {n}: {input:02x?}");
+                assert_eq!(got.frame, input, "frame {n}: passed frames are unmodified");
+            }
+            Action::Drop(_) => assert_eq!(got.action, XDP_DROP, "frame {n}: {input:02x?}"),
+            Action::Tx(want) => {
+                assert_eq!(got.action, XDP_TX, "frame {n}: {input:02x?}");
+                assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
+            }
+            Action::Redirect(want) => {
+                assert_eq!(got.action, XDP_REDIRECT, "frame {n}: {input:02x?}");
+                assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
+            }
+        }
+    }
+
+    /// The program with the fixture director (NAT egress ifindex 1: the test run only
+    /// returns XDP_REDIRECT, nothing is sent).
+    fn load() -> XdpDirector {
+        let director = abi::Director {
+            mac: DIRECTOR.mac,
+            pad: [0; 2],
+            ip: DIRECTOR.ip,
+            nat_ifindex: 1,
+            client_ifindex: 1,
+        };
+        XdpDirector::load(director, 1 << 16).unwrap()
+    }
+
+    #[test]
+    fn xdp_matches_the_model() {
+        if !is_root() {
+            return skip("xdp_matches_the_model", "needs root for BPF_PROG_TEST_RUN");
+        }
+        let mut xdp = load();
+        let mut model = Services::new();
+        install(&mut xdp, &mut model, &services([100, 100, 100]), 0);
+        let mut conns = MemConnTable::new(1 << 16);
+        let mut rng = Rng(0x5eed_0000_d1ff_0004);
+        // Passed, dropped, transmitted, NAT forwards, NAT replies; TUN among the transmitted.
+        let mut seen = [0u64; 5];
+        let mut tun = 0;
+        for n in 0..3000 {
+            if n == 1500 {
+                // Weights change: new flows follow the new table, established ones stay.
+                install(&mut xdp, &mut model, &services([0, 100, 300]), 1);
+            }
+            let input = generate(&mut rng);
+            let want = process(&input, &model, &mut conns, &DIRECTOR);
+            let got = xdp.test_run(&input).unwrap();
+            check(n, &input, &want, &got);
+            match want {
+                Action::Pass => seen[0] += 1,
+                Action::Drop(_) => seen[1] += 1,
+                Action::Tx(ref out) => {
+                    seen[2] += 1;
+                    tun += u64::from(out.len() == input.len() + 20);
+                }
+                Action::Redirect(_) => {
+                    let to_vip = parse(&input).flow().map(|f| f.tuple.dst) == Some(VIP);
+                    seen[if to_vip { 3 } else { 4 }] += 1;
+                }
+            }
+        }
+        // The run covered every verdict, all modes, new and established flows.
+        assert!(seen[..4].iter().all(|&k| k > 200), "verdicts {seen:?}");
+        assert!(seen[4] > 30, "verdicts {seen:?}");
+        assert!(tun > 50, "{tun} TUN frames");
+        let new = xdp.counter(abi::Counter::TxNew).unwrap();
+        let established = xdp.counter(abi::Counter::TxEstablished).unwrap();
+        assert_eq!(new + established, seen[2] + seen[3]);
+        assert_eq!(xdp.counter(abi::Counter::NatReply).unwrap(), seen[4]);
+        assert_eq!(new, conns.len() as u64);
+        assert!(established > 100, "{established} established");
+        assert_eq!(xdp.counter(abi::Counter::DropNoBackend).unwrap(), seen[1]);
+        println!("pass/drop/tx/nat/reply {seen:?}, tun {tun}, new {new}");
+    }
+
+    /// RFC 768: a UDP checksum that the NAT update turns into 0 is sent as 0xffff. Searches
+    /// the payload word that makes the update land on 0, then compares both datapaths.
+    #[test]
+    fn nat_writes_a_zero_udp_checksum_as_ffff() {
+        if !is_root() {
+            return skip("nat_writes_a_zero_udp_checksum_as_ffff", "needs root");
+        }
+        let mut xdp = load();
+        let mut model = Services::new();
+        install(&mut xdp, &mut model, &services([100, 100, 100]), 0);
+        let mut conns = MemConnTable::new(16);
+        let base = Shape {
+            vlan: None,
+            options: 0,
+            proto: UDP,
+            src: [192, 168, 1, 1],
+            dst: VIP,
+            sport: 40000,
+            dport: 82,
+            payload: 2,
+            frag: 0x4000,
+            padding: 0,
+            udp_no_csum: false,
+        };
+        let probe = frame(&base);
+        let Action::Redirect(out) = process(&probe, &model, &mut conns, &DIRECTOR) else {
+            panic!("UDP to port 82 is NAT");
+        };
+        let (new_ip, new_port) = ([out[30], out[31], out[32], out[33]], [out[36], out[37]]);
+        let zeroing = (0..=u16::MAX).find_map(|w| {
+            let mut f = probe.clone();
+            f[42..44].copy_from_slice(&w.to_be_bytes());
+            let c = l4_checksum([192, 168, 1, 1], VIP, UDP, &f[34..44], 6);
+            f[40..42].copy_from_slice(&c.to_be_bytes());
+            let old = u16::from_be_bytes([f[36], f[37]]);
+            let updated = update16(update32(c, VIP, new_ip), old, u16::from_be_bytes(new_port));
+            (c != 0 && updated == 0).then_some(f)
+        });
+        let input = zeroing.unwrap();
+        let want = process(&input, &model, &mut conns, &DIRECTOR);
+        let Action::Redirect(ref bytes) = want else {
+            panic!("{want:?}");
+        };
+        assert_eq!(bytes[40..42], [0xff, 0xff]);
+        let got = xdp.test_run(&input).unwrap();
+        check(0, &input, &want, &got);
+    }
+}
