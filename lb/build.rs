@@ -1,10 +1,12 @@
-//! Build script: compiles the XDP director (`ebpf/director.bpf.c`) into `$OUT_DIR/director.bpf.o`.
+//! Build script: compiles the XDP director (`ebpf/director.bpf.c`) into
+//! `$OUT_DIR/director.bpf.o`, and the benchmark's control programs (`ebpf/bench/xdp_tx.bpf.c`,
+//! used by `benches/xdp.rs`) into `$OUT_DIR/xdp_tx.bpf.o`.
 //!
 //! Contract: `clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -I ebpf/include`
 //! (BTF included through `-g`), `rerun-if-changed` for every file under `ebpf/`. When clang
 //! cannot be started (not installed), the build does not fail: it warns and sets
-//! `cfg(strait_no_bpf)`, under which the code that embeds the object is left out. A clang that
-//! runs but rejects the program fails the build. `$CLANG` overrides the compiler's name.
+//! `cfg(strait_no_bpf)`, under which the code that embeds the objects is left out. A clang that
+//! runs but rejects a program fails the build. `$CLANG` overrides the compiler's name.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,33 +24,51 @@ fn watch(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Compiles `src` into `out`: `Ok(false)` when clang cannot be started, an error when it fails.
+fn compile(clang: &str, include: &Path, src: &Path, out: &Path) -> Result<bool, String> {
+    let status = Command::new(clang)
+        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+        .arg("-I/usr/include/x86_64-linux-gnu")
+        .arg("-I")
+        .arg(include)
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .status();
+    match status {
+        Err(e) => {
+            println!(
+                "cargo:warning=clang not found ({clang}: {e}); building without the XDP objects"
+            );
+            Ok(false)
+        }
+        Ok(s) if s.success() => Ok(true),
+        Ok(s) => Err(format!("{clang} failed on {}: {s}", src.display())),
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rustc-check-cfg=cfg(strait_no_bpf)");
     println!("cargo:rerun-if-env-changed=CLANG");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let ebpf = manifest.join("..").join("ebpf");
     watch(&ebpf)?;
-    let out = PathBuf::from(std::env::var("OUT_DIR")?).join("director.bpf.o");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
-    let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
-        .arg("-I/usr/include/x86_64-linux-gnu")
-        .arg("-I")
-        .arg(ebpf.join("include"))
-        .arg("-c")
-        .arg(ebpf.join("director.bpf.c"))
-        .arg("-o")
-        .arg(&out)
-        .status();
-    match status {
-        Err(e) => {
-            println!(
-                "cargo:warning=clang not found ({clang}: {e}); building without the XDP object"
-            );
+    let include = ebpf.join("include");
+    let objects = [
+        (ebpf.join("director.bpf.c"), out_dir.join("director.bpf.o")),
+        (
+            ebpf.join("bench").join("xdp_tx.bpf.c"),
+            out_dir.join("xdp_tx.bpf.o"),
+        ),
+    ];
+    for (src, out) in &objects {
+        if !compile(&clang, &include, src, out)? {
             println!("cargo:rustc-cfg=strait_no_bpf");
-            Ok(())
+            return Ok(());
         }
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("{clang} failed on ebpf/director.bpf.c: {s}").into()),
     }
+    Ok(())
 }

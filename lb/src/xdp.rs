@@ -14,6 +14,9 @@
 //! * [`XdpDirector::test_run`] runs the program once on a frame and returns its action and
 //!   the output frame (`BPF_PROG_TEST_RUN`; frames shorter than 14 bytes are refused by the
 //!   kernel).
+//! * [`test_run_timed`] runs any loaded XDP program `repeat` times on one frame and returns
+//!   the last action, the output frame and the kernel-measured average duration per
+//!   repetition (the benchmark's primitive; [`XdpDirector::program`] exposes the director).
 
 use aya::maps::{Array, HashMap, MapError, PerCpuArray};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
@@ -217,6 +220,18 @@ impl XdpDirector {
         })
     }
 
+    /// The loaded director program (to time it, or to place it in a program array).
+    pub fn program(&self) -> Result<&Xdp, Error> {
+        self.ebpf
+            .program(abi::names::PROGRAM)
+            .ok_or(Error::Missing("program strait_director"))?
+            .try_into()
+            .map_err(|e| Error::Program {
+                what: "type",
+                source: Box::new(e),
+            })
+    }
+
     /// A counter summed over CPUs.
     pub fn counter(&self, counter: abi::Counter) -> Result<u64, Error> {
         let m = abi::names::COUNTERS;
@@ -226,4 +241,40 @@ impl XdpDirector {
         let values = map.get(&(counter as u32), 0).map_err(map_err(m))?;
         Ok(values.iter().sum())
     }
+}
+
+/// What a timed test run returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedRun {
+    /// The XDP action of the last repetition.
+    pub action: u32,
+    /// The frame after the last repetition.
+    pub frame: Vec<u8>,
+    /// The kernel's average duration of one repetition, in nanoseconds (whole ns).
+    pub ns_per_run: u64,
+}
+
+/// Runs `program` `repeat` times (at least once) on `frame` with `BPF_PROG_TEST_RUN`.
+///
+/// The kernel reuses one buffer for all repetitions: from the second on, the program sees its
+/// own output.
+pub fn test_run_timed(program: &Xdp, frame: &[u8], repeat: u32) -> Result<TimedRun, Error> {
+    let mut out = vec![0u8; frame.len() + OUTPUT_HEADROOM];
+    let result = program
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat: repeat.max(1),
+            ..TestRunOptions::new()
+        })
+        .map_err(|e| Error::Program {
+            what: "test run",
+            source: Box::new(e),
+        })?;
+    out.truncate(result.data_size_out as usize);
+    Ok(TimedRun {
+        action: result.return_value,
+        frame: out,
+        ns_per_run: u64::try_from(result.duration.as_nanos()).unwrap_or(u64::MAX),
+    })
 }

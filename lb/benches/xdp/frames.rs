@@ -1,0 +1,150 @@
+//! Frames and services of the XDP benchmark (`benches/xdp.rs`), and the reference model's
+//! verdict for a frame.
+//!
+//! Contract: [`tcp_frame`] builds a 64-byte frame (Ethernet to the director's MAC, IPv4 without
+//! options, TCP ACK|PSH with 10 payload bytes, valid checksums) from `src:sport` to the VIP;
+//! [`Fixture`] holds the three services (DR, TUN, NAT on [`DR_PORT`], [`TUN_PORT`],
+//! [`NAT_PORT`]; three backends each) and the model's connection table, and [`Fixture::model`]
+//! runs `strait_lb::packet::process` on a frame, returning the XDP action and output bytes the
+//! director must produce. (A `harness = false` bench runs no `#[test]`s: the bench itself
+//! checks every frame with `csum::frame_ok` and against the model before timing.)
+
+use strait_lb::abi;
+use strait_lb::maglev::DEFAULT_TABLE_SIZE;
+use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
+use strait_lb::packet::rewrite::Director;
+use strait_lb::packet::service::{
+    Backend, MemConnTable, Mode, Service, ServiceKey, Services, DEFAULT_CONN_CAPACITY,
+};
+use strait_lb::packet::{process, Action};
+
+/// The DR service's port.
+pub const DR_PORT: u16 = 80;
+/// The TUN service's port.
+pub const TUN_PORT: u16 = 81;
+/// The NAT service's port.
+pub const NAT_PORT: u16 = 82;
+
+const TCP: u8 = 6;
+const VIP: [u8; 4] = [10, 0, 0, 100];
+const DIRECTOR: Director = Director {
+    mac: [0x02, 0, 0, 0, 0, 0xd1],
+    ip: [10, 0, 0, 2],
+};
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
+
+/// The director's addresses as the BPF program's global.
+pub fn bpf_director() -> abi::Director {
+    abi::Director {
+        mac: DIRECTOR.mac,
+        pad: [0; 2],
+        ip: DIRECTOR.ip,
+        nat_ifindex: 1,
+        client_ifindex: 1,
+    }
+}
+
+/// The `i`-th (< 65 536) client address of series `series`: distinct for distinct arguments.
+pub fn client(series: u8, i: u32) -> [u8; 4] {
+    let [_, _, hi, lo] = i.to_be_bytes();
+    [172, 16u8.wrapping_add(series), hi, lo]
+}
+
+/// A 64-byte TCP frame `src:sport` -> VIP:`dport` (see the module doc).
+pub fn tcp_frame(src: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&DIRECTOR.mac);
+    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut l4 = Vec::with_capacity(30);
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    // seq 1, ack 1, data offset 5, ACK|PSH, window 65535, checksum 0, urgent 0.
+    l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    l4.extend((0..10u8).map(|i| b'a' + i));
+    let at = l4_csum_offset(TCP);
+    let c = l4_checksum(src, VIP, TCP, &l4, at);
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    let l3 = f.len();
+    let total = (20 + l4.len()) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0x12, 0x34, 0x40, 0x00, 64, TCP, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&VIP);
+    let c = ipv4_header_checksum(&f[l3..l3 + 20]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&l4);
+    f
+}
+
+/// The model side: services and connection table.
+pub struct Fixture {
+    services: Services,
+    conns: MemConnTable,
+}
+
+impl Fixture {
+    /// The three services (see the module doc), installed in the model.
+    pub fn new() -> Result<Fixture, Box<dyn std::error::Error>> {
+        let mut services = Services::new();
+        for (key, svc) in Self::build()? {
+            services.insert(key, svc);
+        }
+        Ok(Fixture {
+            services,
+            conns: MemConnTable::new(DEFAULT_CONN_CAPACITY),
+        })
+    }
+
+    fn build() -> Result<Vec<(ServiceKey, Service)>, Box<dyn std::error::Error>> {
+        let mut out = Vec::new();
+        for (port, mode) in [
+            (DR_PORT, Mode::Dr),
+            (TUN_PORT, Mode::Tun),
+            (NAT_PORT, Mode::Nat),
+        ] {
+            let backends = (1..=3u8)
+                .map(|i| Backend {
+                    ip: [10, 0, 1, i],
+                    mac: [0x02, 0, 0, 0, 0x01, i],
+                    port: 8000 + u16::from(i),
+                    weight: 1,
+                })
+                .collect();
+            let svc = Service::new(mode, backends, DEFAULT_TABLE_SIZE)?;
+            let key = ServiceKey {
+                vip: VIP,
+                port,
+                proto: TCP,
+            };
+            out.push((key, svc));
+        }
+        Ok(out)
+    }
+
+    /// The services in install order (DR, TUN, NAT).
+    pub fn services_list(&self) -> Vec<(ServiceKey, Service)> {
+        [DR_PORT, TUN_PORT, NAT_PORT]
+            .iter()
+            .filter_map(|&port| {
+                let key = ServiceKey {
+                    vip: VIP,
+                    port,
+                    proto: TCP,
+                };
+                self.services.get(&key).map(|s| (key, s.clone()))
+            })
+            .collect()
+    }
+
+    /// The XDP action and output bytes the model gives `frame` (recording new flows).
+    pub fn model(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
+        match process(frame, &self.services, &mut self.conns, &DIRECTOR) {
+            Action::Pass => (2, frame.to_vec()),
+            Action::Drop(_) => (1, frame.to_vec()),
+            Action::Tx(out) => (3, out),
+            Action::Redirect(out) => (4, out),
+        }
+    }
+}
