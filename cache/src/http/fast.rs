@@ -155,7 +155,7 @@ pub fn write_hit(
     }
     let mut num = itoa::Buffer::new();
     // The stored wire head ends with the blank line; Age and Cache-Status go before it.
-    out.extend_from_slice(&wire[..wire.len() - 2]);
+    out.extend_from_slice(wire.strip_suffix(b"\r\n").unwrap_or(wire));
     out.extend_from_slice(b"age: ");
     out.extend_from_slice(num.format(obj.meta.current_age(now).as_secs()).as_bytes());
     out.extend_from_slice(b"\r\ncache-status: ");
