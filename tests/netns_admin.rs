@@ -2,30 +2,11 @@
 //! a node in one network namespace, a client in another (both created here, joined by a veth
 //! pair; nothing is added to the root namespace). Needs root; outside CI it says SKIP.
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn require_root(test: &str) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let ip = Command::new("ip").arg("-V").output().is_ok();
-    if root && ip {
-        return true;
-    }
-    let why = if root {
-        "no `ip` command"
-    } else {
-        "needs root"
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {why} (CI=true: namespace tests must run)");
-    }
-    eprintln!("SKIP {test}: {why}");
-    false
-}
+use support::require_root;
 
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().expect("run ip");
@@ -45,7 +26,7 @@ impl Drop for Netns {
 
 #[test]
 fn admin_refuses_a_client_from_another_host() {
-    if !require_root("admin_refuses_a_client_from_another_host") {
+    if !require_root("admin_refuses_a_client_from_another_host", &["ip"]) {
         return;
     }
     let tag = std::process::id() % 100_000;

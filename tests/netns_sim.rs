@@ -2,32 +2,11 @@
 //! hosts and talk across the LAN, and `down` leaves nothing behind. Needs root; outside CI it
 //! says SKIP.
 
+mod support;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn require_root(test: &str) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let tools = ["ip", "curl"]
-        .iter()
-        .all(|t| Command::new(t).arg("-V").output().is_ok());
-    if root && tools {
-        return true;
-    }
-    let why = if root {
-        "`ip` or `curl` missing"
-    } else {
-        "needs root"
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {why} (CI=true: namespace tests must run)");
-    }
-    eprintln!("SKIP {test}: {why}");
-    false
-}
+use support::require_root;
 
 fn strait(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_strait"))
@@ -51,7 +30,10 @@ fn namespaces(prefix: &str) -> Vec<String> {
 
 #[test]
 fn sim_up_runs_the_hosts_commands_and_sim_down_removes_everything() {
-    if !require_root("sim_up_runs_the_hosts_commands_and_sim_down_removes_everything") {
+    if !require_root(
+        "sim_up_runs_the_hosts_commands_and_sim_down_removes_everything",
+        &["ip", "curl"],
+    ) {
         return;
     }
     let name = format!("t{}", std::process::id() % 10_000);

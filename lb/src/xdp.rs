@@ -193,30 +193,10 @@ impl XdpDirector {
 
     /// Runs the program once on `frame` (see the module doc).
     pub fn test_run(&mut self, frame: &[u8]) -> Result<TestRunOutput, Error> {
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(abi::names::PROGRAM)
-            .ok_or(Error::Missing("program strait_director"))?
-            .try_into()
-            .map_err(|e| Error::Program {
-                what: "type",
-                source: Box::new(e),
-            })?;
-        let mut out = vec![0u8; frame.len() + OUTPUT_HEADROOM];
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..TestRunOptions::new()
-            })
-            .map_err(|e| Error::Program {
-                what: "test run",
-                source: Box::new(e),
-            })?;
-        out.truncate(result.data_size_out as usize);
+        let run = test_run_timed(self.program()?, frame, 1)?;
         Ok(TestRunOutput {
-            action: result.return_value,
-            frame: out,
+            action: run.action,
+            frame: run.frame,
         })
     }
 

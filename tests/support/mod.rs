@@ -443,3 +443,32 @@ impl Proc {
         }
     }
 }
+
+// ---- lead: root-only tests (namespaces)
+/// True when the test may run: root, and every tool in `tools` answers `-V`. Otherwise prints
+/// `SKIP <test>: <reason>` and returns false — except with `CI=true`, where it panics.
+pub fn require_root(test: &str, tools: &[&str]) -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| Command::new(t).arg("-V").output().is_err())
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let why = if root {
+        format!("missing {}", missing.join(", "))
+    } else {
+        "needs root".to_string()
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why} (CI=true: namespace tests must run)");
+    }
+    eprintln!("SKIP {test}: {why}");
+    false
+}

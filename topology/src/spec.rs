@@ -179,12 +179,13 @@ name = "back"
 subnet = "10.1.0.0/24"
 "#;
 
-    fn parse(hosts: &str) -> Result<Topology, Error> {
+    /// BASE (two LANs) followed by `hosts`, parsed (shared with `validate`'s tests).
+    pub(super) fn parse(hosts: &str) -> Result<Topology, Error> {
         Topology::from_toml(&format!("{BASE}{hosts}"))
     }
 
     /// The `Invalid` error's text, or a panic.
-    fn invalid_message(hosts: &str) -> String {
+    pub(super) fn invalid_message(hosts: &str) -> String {
         match parse(hosts) {
             Err(e @ Error::Invalid { .. }) => e.to_string(),
             Err(e) => panic!("expected a validation error, got {e}"),

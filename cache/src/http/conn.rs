@@ -22,7 +22,6 @@ use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::handler::handle;
 use super::io::{FlattenSmall, FLATTEN_MAX};
-use super::rewind::Rewind;
 use crate::origin::route::RouteInput;
 use crate::stats::bump;
 use http::{HeaderMap, Method};
@@ -170,7 +169,7 @@ async fn write_two<W: AsyncWrite + Unpin>(io: &mut W, a: &[u8], b: &[u8]) -> std
 /// Give the connection, and the bytes read so far, to hyper.
 async fn handoff(
     env: &Arc<ConnEnv>,
-    io: FlattenSmall<TcpStream>,
+    mut io: FlattenSmall<TcpStream>,
     buf: BytesMut,
     peer: SocketAddr,
     watcher: Watcher,
@@ -180,7 +179,7 @@ async fn handoff(
         let ctx = Arc::clone(&ctx);
         async move { Ok::<_, Infallible>(handle(ctx, req, Some(peer)).await) }
     });
-    let io = Rewind::new(buf.freeze(), io);
+    io.rewind(buf.freeze());
     let conn = env
         .builder
         .serve_connection(TokioIo::new(io), svc)

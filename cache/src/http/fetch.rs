@@ -16,8 +16,8 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::forward::{
-    clean_response_headers, content_length, forward_headers, has_any, origin_detail,
-    path_and_query, pick_input, respond_upstream, with_cookie,
+    clean_response_headers, forward_headers, has_any, origin_detail, path_and_query, pick_input,
+    respond_upstream, with_cookie,
 };
 use super::object::{FillHead, Object};
 use super::respond;
@@ -26,6 +26,7 @@ use crate::origin::OriginError;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::conditional::{merge_not_modified, revalidation_headers, strip_conditionals};
+use crate::policy::headers::content_length;
 use crate::policy::reuse::may_serve_stale_on_error;
 use crate::policy::storable::{storability, StoreParams};
 use crate::policy::vary::{variant_id, vary_of, Vary};

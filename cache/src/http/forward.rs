@@ -2,7 +2,7 @@
 //! removed, `Host`, `Via`, `X-Forwarded-For`, `Forwarded`), the response headers as served,
 //! scheduler input, persistence cookies, and streaming an unstored response to the client.
 
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::header::{HeaderValue, HOST};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Response};
 use hyper::body::Incoming;
@@ -76,10 +76,6 @@ pub(super) fn clean_response_headers(ctx: &Ctx, h: &mut HeaderMap, version: http
 /// Does the response carry one of the targeted cache-control fields?
 pub(super) fn has_any(h: &HeaderMap, targets: &[http::HeaderName]) -> bool {
     targets.iter().any(|t| h.contains_key(t))
-}
-
-pub(super) fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// What the scheduler may hash on: the client address and the path.

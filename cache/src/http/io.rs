@@ -3,21 +3,27 @@
 //! hyper queues a response as separate buffers (head, then body `Bytes`) and writes them with
 //! `writev`. For a small response one copy into a contiguous buffer plus `write` costs less
 //! than the kernel's iovec handling (measured on 1 KiB hits); for large bodies the copy costs
-//! more, so they keep `writev`. The wrapper is transparent otherwise.
+//! more, so they keep `writev`.
+//!
+//! It also puts bytes already read back in front of the stream (`rewind`): how the fast path
+//! hands a connection to the general path without losing what it read.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Gathered writes up to this many bytes are copied and sent with one `write`.
 pub const FLATTEN_MAX: usize = 16 * 1024;
 
-/// A stream whose small vectored writes are flattened.
+/// A stream whose small vectored writes are flattened, with read-ahead bytes put back.
 pub struct FlattenSmall<T> {
     inner: T,
     scratch: Vec<u8>,
+    /// Bytes read ahead and put back: reads return them before reading `inner` again.
+    prefix: Bytes,
 }
 
 impl<T> FlattenSmall<T> {
@@ -26,7 +32,13 @@ impl<T> FlattenSmall<T> {
         FlattenSmall {
             inner,
             scratch: Vec::new(),
+            prefix: Bytes::new(),
         }
+    }
+
+    /// Put `prefix` back: the next reads return it first.
+    pub fn rewind(&mut self, prefix: Bytes) {
+        self.prefix = prefix;
     }
 }
 
@@ -36,7 +48,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for FlattenSmall<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.prefix.has_remaining() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
@@ -104,5 +123,17 @@ mod tests {
         assert_eq!(&got[..9], b"head body");
         assert_eq!(got[9], b'x');
         assert_eq!(got.len(), 10 + big.len());
+    }
+
+    #[tokio::test]
+    async fn rewound_bytes_are_read_before_the_stream() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        b.write_all(b" world").await.unwrap();
+        drop(b);
+        let mut r = FlattenSmall::new(a);
+        r.rewind(Bytes::from_static(b"hello"));
+        let mut s = String::new();
+        r.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "hello world");
     }
 }

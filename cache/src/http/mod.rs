@@ -11,7 +11,6 @@ mod io;
 pub mod object;
 mod pass;
 mod respond;
-mod rewind;
 pub mod server;
 
 pub use forward::purge_url;

@@ -28,6 +28,7 @@ use super::health::{CheckOutcome, Health, ServerState};
 use super::persist;
 use super::schedule::{Candidate, PickInput, Scheduler};
 use crate::config::{CheckKind, HealthConfig, PassiveConfig, PoolConfig};
+use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
 
 /// Body of a request sent to an origin: nothing (fills, revalidations) or the client's body.
@@ -386,15 +387,6 @@ impl Pool {
                 "server ejected after consecutive failed requests");
         }
     }
-}
-
-fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Start the pool's active checker; it stops when the returned sender is dropped.

@@ -88,6 +88,16 @@ pub(crate) fn append_list_member(
     HeaderValue::from_bytes(&combined).ok()
 }
 
+/// The `Content-Length` value, when present and a number.
+pub fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The Age value for `age`: whole seconds, capped at 2^31 (RFC 9111 §1.2.2).
 pub fn age_value(age: Duration) -> HeaderValue {
     HeaderValue::from(age.as_secs().min(DELTA_SECONDS_MAX))

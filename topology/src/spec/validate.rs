@@ -265,28 +265,7 @@ fn route(at: &str, lans: &[Lan], host: &Host, raw: &RawRoute) -> Result<Route, E
 mod tests {
     use super::*;
 
-    const BASE: &str = r#"
-name = "demo"
-[[lan]]
-name = "front"
-subnet = "10.0.0.0/24"
-[[lan]]
-name = "back"
-subnet = "10.1.0.0/24"
-"#;
-
-    fn parse(hosts: &str) -> Result<Topology, Error> {
-        Topology::from_toml(&format!("{BASE}{hosts}"))
-    }
-
-    /// The `Invalid` error's text, or a panic.
-    fn invalid_message(hosts: &str) -> String {
-        match parse(hosts) {
-            Err(e @ Error::Invalid { .. }) => e.to_string(),
-            Err(e) => panic!("expected a validation error, got {e}"),
-            Ok(t) => panic!("expected an error, got {t:?}"),
-        }
-    }
+    use crate::spec::tests::invalid_message;
 
     #[test]
     fn duplicate_hosts_are_refused() {
