@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet
-BIN=target/release/strait
+BIN=${CARGO_TARGET_DIR:-target}/release/strait
 CONF=topology/examples/loopback-node.toml
 $BIN check "$CONF"
 pids=()
