@@ -12,6 +12,8 @@
 //! issue (#4).
 
 pub mod abi;
+pub mod datapath;
+pub mod iface;
 pub mod maglev;
 pub mod packet;
 #[cfg(not(strait_no_bpf))]

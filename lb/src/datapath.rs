@@ -1,0 +1,141 @@
+//! The seam between the director's control plane and its datapaths (XDP, userspace).
+//!
+//! Contract:
+//! * The control plane owns the truth: it builds every [`Service`] (backends with resolved
+//!   MACs, weights, Maglev-style table) and hands the whole set to [`Datapath::apply`] whenever
+//!   health or config changes. A datapath installs each service so that a packet sees either
+//!   the old or the new version of it, never a mix; services absent from the set are removed.
+//! * Backend indices are stable identities (see `packet::service`): the control plane keeps a
+//!   removed-from-config backend at weight 0 only as long as it wants its flows to drain, and
+//!   a datapath never renumbers them.
+//! * Statistics are cumulative since the datapath was opened; `flows` counts new flows
+//!   assigned to a backend (not the live entries in the connection table).
+//! * [`Datapath::shutdown`] detaches everything the datapath attached (XDP programs, packet
+//!   sockets, nftables rules); it is idempotent and also runs on drop.
+
+use std::net::Ipv4Addr;
+
+use crate::packet::service::{Mode, Service, ServiceKey};
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// Native (driver) mode, falling back to generic (skb) mode with a warning.
+    #[default]
+    Auto,
+    /// Native mode only; failing to attach is an error.
+    Native,
+    /// Generic (skb) mode.
+    Generic,
+}
+
+impl XdpMode {
+    /// Name in config, logs and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        }
+    }
+}
+
+/// Where a datapath runs: interfaces resolved by [`crate::iface::Interface::by_name`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatapathOptions {
+    /// The client-facing interface (where the VIPs are reached); DR and TUN forwards leave
+    /// through it too.
+    pub interface: crate::iface::Interface,
+    /// NAT: the interface towards the backends (NAT forwards leave here, NAT replies arrive
+    /// here). `None`: the same as `interface` (one-armed NAT).
+    pub inner_interface: Option<crate::iface::Interface>,
+    /// XDP attach mode (ignored by the userspace datapath).
+    pub xdp_mode: XdpMode,
+    /// Bound of the connection table (entries).
+    pub max_conns: u32,
+}
+
+/// Counters of one backend of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackendStats {
+    /// Packets forwarded to it.
+    pub packets: u64,
+    /// Bytes forwarded to it (frame bytes as sent).
+    pub bytes: u64,
+    /// New flows assigned to it.
+    pub flows: u64,
+}
+
+/// One forward entry of the connection table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnEntry {
+    /// Client address and port.
+    pub client: (Ipv4Addr, u16),
+    /// VIP and port the client connected to.
+    pub vip: (Ipv4Addr, u16),
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Backend index inside the service of `vip`.
+    pub backend: u32,
+}
+
+/// Datapath-wide counters, by stable name (`"pass_not_ipv4"`, `"tx_new"`, …), as the
+/// `abi::Counter` names for XDP; the userspace datapath uses the same names.
+pub type Counters = Vec<(&'static str, u64)>;
+
+/// An error of a datapath operation, with what was attempted.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {detail}")]
+pub struct DatapathError {
+    /// What was attempted, e.g. `"attach XDP to eth0"`.
+    pub what: String,
+    /// The cause, rendered with its sources.
+    pub detail: String,
+}
+
+impl DatapathError {
+    /// An error from any `std::error::Error`, rendering its whole source chain.
+    pub fn new(what: impl Into<String>, err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut detail = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        DatapathError {
+            what: what.into(),
+            detail,
+        }
+    }
+
+    /// An error from a message.
+    pub fn msg(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        DatapathError {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A datapath (see the module doc).
+pub trait Datapath: Send {
+    /// Short name: `"xdp/native"`, `"xdp/generic"`, `"userspace"`.
+    fn name(&self) -> String;
+    /// Installs exactly this set of services (see the module doc).
+    fn apply(&mut self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError>;
+    /// Counters of each backend of the service, by backend index (length = its backends).
+    fn backend_stats(&self, key: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError>;
+    /// Up to `limit` forward entries of the connection table.
+    fn conns(&self, limit: usize) -> Result<Vec<ConnEntry>, DatapathError>;
+    /// Number of forward entries in the connection table (may be approximate for XDP, which
+    /// counts by iterating the LRU map).
+    fn conn_count(&self) -> Result<u64, DatapathError>;
+    /// Datapath-wide counters.
+    fn counters(&self) -> Result<Counters, DatapathError>;
+    /// Detaches everything (see the module doc).
+    fn shutdown(&mut self) -> Result<(), DatapathError>;
+}
+
+/// The forwarding modes a datapath can serve, for config validation messages.
+pub const MODES: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];

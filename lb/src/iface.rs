@@ -1,0 +1,150 @@
+//! Network interfaces of the current network namespace: index, MAC and IPv4 address.
+//!
+//! Contract: [`Interface::by_name`] reads `/sys/class/net/<name>/{ifindex,address}` and the
+//! interface's first IPv4 address (`getifaddrs`), or fails with a message naming the interface
+//! and what is missing. [`parse_mac`] and [`format_mac`] are the text forms used in logs,
+//! stats and `/sys`.
+
+use std::ffi::CStr;
+use std::net::Ipv4Addr;
+
+/// One interface as the director needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Name, e.g. `eth0`.
+    pub name: String,
+    /// Kernel interface index.
+    pub ifindex: u32,
+    /// Hardware address.
+    pub mac: [u8; 6],
+    /// First IPv4 address.
+    pub ip: Ipv4Addr,
+}
+
+/// A failure to describe an interface.
+#[derive(Debug, thiserror::Error)]
+#[error("interface {name}: {detail}")]
+pub struct IfaceError {
+    /// The interface asked for.
+    pub name: String,
+    /// What went wrong.
+    pub detail: String,
+}
+
+impl Interface {
+    /// Describes `name` (see the module doc).
+    pub fn by_name(name: &str) -> Result<Interface, IfaceError> {
+        let err = |detail: String| IfaceError {
+            name: name.to_owned(),
+            detail,
+        };
+        if name.is_empty() || name.contains('/') || name.len() > 15 {
+            return Err(err("not a valid interface name".into()));
+        }
+        let dir = format!("/sys/class/net/{name}");
+        let read = |file: &str| {
+            std::fs::read_to_string(format!("{dir}/{file}"))
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| err(format!("{dir}/{file}: {e}")))
+        };
+        let ifindex = read("ifindex")?
+            .parse::<u32>()
+            .map_err(|e| err(format!("ifindex: {e}")))?;
+        let mac_text = read("address")?;
+        let mac = parse_mac(&mac_text).ok_or_else(|| err(format!("MAC {mac_text:?}")))?;
+        let ip = first_ipv4(name)
+            .map_err(|e| err(format!("getifaddrs: {e}")))?
+            .ok_or_else(|| err("has no IPv4 address".into()))?;
+        Ok(Interface {
+            name: name.to_owned(),
+            ifindex,
+            mac,
+            ip,
+        })
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` → bytes.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Bytes → `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+/// The first IPv4 address of interface `name`, from `getifaddrs`.
+fn first_ipv4(name: &str) -> std::io::Result<Option<Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) };
+        // SAFETY: ifa_addr is non-null and points at a sockaddr of at least sa_family.
+        let family = unsafe { (*ifa.ifa_addr).sa_family };
+        if ifname.to_bytes() != name.as_bytes() || i32::from(family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: family AF_INET means the sockaddr is a sockaddr_in.
+        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+        found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        break;
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_round_trip_and_bad_ones_are_refused() {
+        let mac = parse_mac("02:00:0a:ff:00:0B").unwrap();
+        assert_eq!(mac, [2, 0, 10, 255, 0, 11]);
+        assert_eq!(format_mac(mac), "02:00:0a:ff:00:0b");
+        for bad in [
+            "",
+            "02:00:0a:ff:00",
+            "02:00:0a:ff:00:0b:01",
+            "2:00:0a:ff:00:0b",
+            "zz:00:0a:ff:00:0b",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_is_described_and_unknown_names_fail_clearly() {
+        let lo = Interface::by_name("lo").unwrap();
+        assert_eq!(lo.ip, Ipv4Addr::LOCALHOST);
+        assert!(lo.ifindex >= 1);
+        assert_eq!(lo.mac, [0; 6]);
+        let e = Interface::by_name("nonexistent0").unwrap_err();
+        assert!(e.to_string().starts_with("interface nonexistent0: "), "{e}");
+        assert!(Interface::by_name("a/b").is_err());
+    }
+}
