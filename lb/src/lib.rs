@@ -15,6 +15,7 @@ pub mod abi;
 pub mod datapath;
 pub mod iface;
 pub mod maglev;
+pub mod neigh;
 pub mod packet;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;

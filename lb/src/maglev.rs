@@ -143,6 +143,24 @@ impl Table {
         })
     }
 
+    /// A table with given entries over a backend list (for schedulers other than Maglev,
+    /// e.g. weighted round robin laid out over the slots): every entry must index `ids`.
+    pub fn from_entries(entries: Vec<u32>, ids: Vec<String>) -> Result<Table, MaglevError> {
+        if entries.is_empty() || ids.is_empty() {
+            return Err(MaglevError::NoBackends);
+        }
+        if entries.len() > crate::abi::MAGLEV_MAX as usize {
+            return Err(MaglevError::SizeTooLarge(entries.len()));
+        }
+        if let Some(&bad) = entries.iter().find(|&&e| e as usize >= ids.len()) {
+            return Err(MaglevError::EntryOutOfRange {
+                entry: bad,
+                backends: ids.len(),
+            });
+        }
+        Ok(Table { entries, ids })
+    }
+
     /// Number of slots (`M`).
     pub fn size(&self) -> u32 {
         // Lossless: built from a `u32` size.

@@ -19,6 +19,15 @@ pub enum MaglevError {
     },
     /// No backend has weight > 0.
     NoBackends,
+    /// A given table has more entries than the datapath holds (`abi::MAGLEV_MAX`).
+    SizeTooLarge(usize),
+    /// A given table entry names no backend of the list.
+    EntryOutOfRange {
+        /// The entry.
+        entry: u32,
+        /// Length of the backend list.
+        backends: usize,
+    },
 }
 
 impl fmt::Display for MaglevError {
@@ -32,6 +41,15 @@ impl fmt::Display for MaglevError {
                 2 * backends
             ),
             Self::NoBackends => write!(f, "maglev table has no backend with weight > 0"),
+            Self::SizeTooLarge(n) => write!(
+                f,
+                "table of {n} entries is larger than {}",
+                crate::abi::MAGLEV_MAX
+            ),
+            Self::EntryOutOfRange { entry, backends } => write!(
+                f,
+                "table entry {entry} is outside the list of {backends} backends"
+            ),
         }
     }
 }

@@ -21,7 +21,6 @@
 
 use super::parse::{Flow, Parsed, IPV4_MIN_HLEN};
 use super::service::{ConnTable, Mode, NatOrigin, Service, ServiceKey, Services};
-use crate::maglev::flow_hash;
 
 /// Why a packet is dropped; each reason has one counter in the datapath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,7 +108,7 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
     let Some(table) = &service.table else {
         return Verdict::Drop(DropReason::NoBackend);
     };
-    let Some(b) = table.lookup(flow_hash(t.src, t.dst, t.sport, t.dport, t.proto)) else {
+    let Some(b) = table.lookup(service.hash.of(t)) else {
         return Verdict::Drop(DropReason::NoBackend);
     };
     let Some(backend) = service.backends.get(b as usize) else {
@@ -141,7 +140,7 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maglev::DEFAULT_TABLE_SIZE;
+    use crate::maglev::{flow_hash, DEFAULT_TABLE_SIZE};
     use crate::packet::parse::{parse, PROTO_TCP};
     use crate::packet::service::{MemConnTable, Service};
     use crate::packet::testutil::{backend, services, Spec, CLIENT, VIP};

@@ -37,6 +37,27 @@ impl Mode {
     }
 }
 
+/// Which fields of a new flow choose its table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FlowHash {
+    /// The whole 5-tuple (`maglev::flow_hash(src, dst, sport, dport, proto)`): Maglev and wrr.
+    #[default]
+    FiveTuple,
+    /// The client address only (`maglev::flow_hash(src, 0.0.0.0, 0, 0, 0)`): source hashing,
+    /// so every connection of one client goes to one backend.
+    Source,
+}
+
+impl FlowHash {
+    /// The hash of a flow under this rule.
+    pub fn of(self, t: &FiveTuple) -> u64 {
+        match self {
+            FlowHash::FiveTuple => maglev::flow_hash(t.src, t.dst, t.sport, t.dport, t.proto),
+            FlowHash::Source => maglev::flow_hash(t.src, [0; 4], 0, 0, 0),
+        }
+    }
+}
+
 /// One backend of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
@@ -78,6 +99,8 @@ pub struct Service {
     pub table: Option<Table>,
     /// Backends, indexed by the table and the connection table.
     pub backends: Vec<Backend>,
+    /// Which fields of a new flow pick its table entry.
+    pub hash: FlowHash,
 }
 
 impl Service {
@@ -106,6 +129,7 @@ impl Service {
             mode,
             table,
             backends,
+            hash: FlowHash::FiveTuple,
         })
     }
 }
@@ -294,5 +318,18 @@ mod tests {
             Err(MaglevError::SizeNotPrime(8))
         );
         assert_eq!(Mode::Tun.as_str(), "tun");
+    }
+
+    #[test]
+    fn source_hash_ignores_everything_but_the_client_address() {
+        let a = tuple(1);
+        let mut b = tuple(2);
+        b.dst = [10, 9, 9, 9];
+        b.proto = 17;
+        assert_eq!(FlowHash::Source.of(&a), FlowHash::Source.of(&b));
+        assert_ne!(FlowHash::FiveTuple.of(&a), FlowHash::FiveTuple.of(&b));
+        let mut c = tuple(1);
+        c.src = [10, 0, 0, 2];
+        assert_ne!(FlowHash::Source.of(&a), FlowHash::Source.of(&c));
     }
 }
