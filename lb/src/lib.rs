@@ -19,3 +19,6 @@ pub mod neigh;
 pub mod packet;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;
+pub mod config;
+pub mod control;
+pub mod sched;
