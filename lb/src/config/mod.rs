@@ -11,3 +11,6 @@ mod validate;
 pub use load::{load, parse};
 pub use strait_cache::config::{render, ConfigError, Diagnostic};
 pub use types::*;
+
+#[cfg(test)]
+mod tests;
