@@ -105,7 +105,11 @@ fn unknown_keys_and_unsupported_tables_are_errors() {
         "[{ addr = \"10.0.1.11:8080\", weight = 3 }, { addr = \"10.0.1.12\" }]",
         "\"cluster\"",
     );
-    let (code, _, stderr, p) = check(&[("typo.toml", &typo), ("ha.toml", &ha), ("cluster.toml", &cluster)]);
+    let (code, _, stderr, p) = check(&[
+        ("typo.toml", &typo),
+        ("ha.toml", &ha),
+        ("cluster.toml", &cluster),
+    ]);
     assert_eq!(code, 2);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
@@ -114,7 +118,10 @@ fn unknown_keys_and_unsupported_tables_are_errors() {
         "{stderr}"
     );
     assert!(
-        lines[1].starts_with(&format!("{}:25:1: [ha] (director failover) is not supported yet", p[1])),
+        lines[1].starts_with(&format!(
+            "{}:25:1: [ha] (director failover) is not supported yet",
+            p[1]
+        )),
         "{stderr}"
     );
     assert!(

@@ -50,7 +50,9 @@ impl Datapath for Recorder {
     }
     fn backend_stats(&self, key: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError> {
         let applied = self.applied.lock().unwrap();
-        let last = applied.last().ok_or_else(|| DatapathError::msg("stats", "nothing applied"))?;
+        let last = applied
+            .last()
+            .ok_or_else(|| DatapathError::msg("stats", "nothing applied"))?;
         let (_, service) = last
             .iter()
             .find(|(k, _)| k == key)
@@ -72,7 +74,10 @@ impl Datapath for Recorder {
             proto: key.proto,
             backend: 1,
         };
-        Ok([entry(40000), entry(40001)].into_iter().take(limit).collect())
+        Ok([entry(40000), entry(40001)]
+            .into_iter()
+            .take(limit)
+            .collect())
     }
     fn conn_count(&self) -> Result<u64, DatapathError> {
         Ok(2)
@@ -94,7 +99,9 @@ struct Backend {
 
 impl Backend {
     async fn start(ip: [u8; 4]) -> Backend {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let mut b = Backend { addr, task: None };
         b.serve(listener);
@@ -108,7 +115,9 @@ impl Backend {
                     let mut buf = [0u8; 1024];
                     let _ = s.read(&mut buf).await;
                     let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
                         .await;
                 });
             }
@@ -208,16 +217,25 @@ async fn wait_for(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> 
 fn admin(addr: SocketAddr, method: &str, target: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
 async fn admin_async(addr: SocketAddr, method: &'static str, target: String) -> (u16, String) {
-    tokio::task::spawn_blocking(move || admin(addr, method, &target)).await.unwrap()
+    tokio::task::spawn_blocking(move || admin(addr, method, &target))
+        .await
+        .unwrap()
 }
 
 fn finish(dir: &Path) {
@@ -229,31 +247,54 @@ async fn health_changes_reach_the_datapath_within_their_bounds() {
     let mut t = setup("dctl-health").await;
     let ids: Vec<String> = t.backends.iter().map(|b| b.addr.to_string()).collect();
     let first = t.applied.lock().unwrap()[0].clone();
-    let weights: Vec<_> = first[0].1.backends.iter().map(|b| (b.id(), b.weight)).collect();
-    assert_eq!(weights, ids.iter().map(|i| (i.clone(), 100)).collect::<Vec<_>>());
+    let weights: Vec<_> = first[0]
+        .1
+        .backends
+        .iter()
+        .map(|b| (b.id(), b.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        ids.iter().map(|i| (i.clone(), 100)).collect::<Vec<_>>()
+    );
     assert!(first[0].1.table.is_some());
     // Wait until the checks have run once, so the kill is what changes the state.
     wait_for(SLACK, "first checks", || {
         let s = t.director.snapshot().unwrap();
-        s.services[0].backends.iter().all(|b| b.last_check.is_some())
+        s.services[0]
+            .backends
+            .iter()
+            .all(|b| b.last_check.is_some())
     })
     .await;
 
     t.backends[1].kill().await;
     let bound = INTERVAL * FALL + TIMEOUT + SLACK;
-    let took = wait_for(bound, "killed backend at weight 0", || last_weights(&t.applied)[1].1 == 0).await;
-    eprintln!("down after {took:?} (configured bound {:?})", INTERVAL * FALL + TIMEOUT);
+    let took = wait_for(bound, "killed backend at weight 0", || {
+        last_weights(&t.applied)[1].1 == 0
+    })
+    .await;
+    eprintln!(
+        "down after {took:?} (configured bound {:?})",
+        INTERVAL * FALL + TIMEOUT
+    );
     let w = last_weights(&t.applied);
     assert_eq!((w[0].1, w[2].1), (100, 100));
-    let table = t.applied.lock().unwrap().last().unwrap()[0].1.table.clone().unwrap();
+    let table = t.applied.lock().unwrap().last().unwrap()[0]
+        .1
+        .table
+        .clone()
+        .unwrap();
     assert_eq!(table.shares()[1], 0);
     let snap = t.director.snapshot().unwrap();
     assert_eq!(snap.services[0].backends[1].state, "down");
 
     t.backends[1].revive().await;
-    wait_for(INTERVAL * RISE + TIMEOUT + SLACK, "revived backend weighted again", || {
-        last_weights(&t.applied)[1].1 == 100
-    })
+    wait_for(
+        INTERVAL * RISE + TIMEOUT + SLACK,
+        "revived backend weighted again",
+        || last_weights(&t.applied)[1].1 == 100,
+    )
     .await;
     t.director.stop().await.unwrap();
     assert!(*t.shut.lock().unwrap());
@@ -266,7 +307,11 @@ async fn reload_keeps_indices_and_drains_removed_backends() {
     let a: Vec<SocketAddr> = t.backends.iter().map(|b| b.addr).collect();
     let extra = Backend::start([127, 0, 0, 5]).await;
     // Weight of #0 changed, #2 removed, a new one first in the file.
-    std::fs::write(&t.path, config_text(&[(extra.addr, 100), (a[0], 50), (a[1], 100)])).unwrap();
+    std::fs::write(
+        &t.path,
+        config_text(&[(extra.addr, 100), (a[0], 50), (a[1], 100)]),
+    )
+    .unwrap();
     let (status, body) = admin_async(t.director.admin_addr(), "POST", "/reload".into()).await;
     assert_eq!((status, body.as_str()), (200, "{\"reloaded\":true}"));
     assert_eq!(
@@ -314,12 +359,24 @@ async fn admin_endpoints_answer() {
     assert_eq!(v["conntrack_entries"], 2);
     assert_eq!(v["counters"]["tx_new"], 3);
     let s = &v["services"][0];
-    assert_eq!((s["vip"].as_str(), s["proto"].as_str()), (Some("127.0.0.1:8"), Some("tcp")));
-    assert_eq!((s["mode"].as_str(), s["scheduler"].as_str()), (Some("nat"), Some("maglev")));
+    assert_eq!(
+        (s["vip"].as_str(), s["proto"].as_str()),
+        (Some("127.0.0.1:8"), Some("tcp"))
+    );
+    assert_eq!(
+        (s["mode"].as_str(), s["scheduler"].as_str()),
+        (Some("nat"), Some("maglev"))
+    );
     let b = &s["backends"][1];
     assert_eq!(b["addr"], t.backends[1].addr.to_string());
-    assert_eq!((b["weight"].as_u64(), b["packets"].as_u64()), (Some(100), Some(11)));
-    assert_eq!((b["bytes"].as_u64(), b["flows"].as_u64()), (Some(1001), Some(1)));
+    assert_eq!(
+        (b["weight"].as_u64(), b["packets"].as_u64()),
+        (Some(100), Some(11))
+    );
+    assert_eq!(
+        (b["bytes"].as_u64(), b["flows"].as_u64()),
+        (Some(1001), Some(1))
+    );
     for key in ["up", "state", "detail", "since"] {
         assert!(!b[key].is_null(), "{key} missing: {b}");
     }
@@ -342,14 +399,22 @@ async fn admin_endpoints_answer() {
         t.backends[0].addr
     );
     assert!(body.contains(&line), "{body}");
-    assert!(body.contains("strait_director_conntrack_entries 2"), "{body}");
+    assert!(
+        body.contains("strait_director_conntrack_entries 2"),
+        "{body}"
+    );
 
     let (status, body) = admin_async(addr, "GET", "/".into()).await;
     assert_eq!(status, 200);
     assert!(body.contains(&t.backends[2].addr.to_string()), "{body}");
     assert_eq!(admin_async(addr, "GET", "/nope".into()).await.0, 404);
     assert_eq!(admin_async(addr, "POST", "/stats.json".into()).await.0, 405);
-    assert_eq!(admin_async(addr, "GET", "/conns.json?limit=x".into()).await.0, 400);
+    assert_eq!(
+        admin_async(addr, "GET", "/conns.json?limit=x".into())
+            .await
+            .0,
+        400
+    );
     t.director.stop().await.unwrap();
     finish(&t.dir);
 }
@@ -360,9 +425,13 @@ async fn start_fails_clearly_without_a_datapath_or_interface() {
     let path = dir.join("director.toml");
     let backend: SocketAddr = "127.0.0.2:9".parse().unwrap();
     std::fs::write(&path, config_text(&[(backend, 100)])).unwrap();
-    let refuse = |_: &DirectorConfig, o: DatapathOptions| -> Result<Box<dyn Datapath>, DatapathError> {
-        Err(DatapathError::msg(format!("attach XDP to {}", o.interface.name), "no such thing"))
-    };
+    let refuse =
+        |_: &DirectorConfig, o: DatapathOptions| -> Result<Box<dyn Datapath>, DatapathError> {
+            Err(DatapathError::msg(
+                format!("attach XDP to {}", o.interface.name),
+                "no such thing",
+            ))
+        };
     let e = Director::start(&path, &refuse).await.err().unwrap();
     assert!(matches!(e, StartError::Datapath(_)), "{e:?}");
     assert_eq!(e.to_string(), "datapath: attach XDP to lo: no such thing");

@@ -53,7 +53,11 @@ impl Scheduler {
 
     /// The table of `size` slots over `backends` (see the module doc); `None` when no backend
     /// has a weight above 0.
-    pub fn table(self, backends: &[maglev::Backend], size: u32) -> Result<Option<Table>, MaglevError> {
+    pub fn table(
+        self,
+        backends: &[maglev::Backend],
+        size: u32,
+    ) -> Result<Option<Table>, MaglevError> {
         let built = match self {
             Scheduler::Maglev | Scheduler::Sh => Table::build(backends, size),
             Scheduler::Wrr => {
@@ -157,7 +161,10 @@ mod tests {
             for (i, &w) in weights.iter().enumerate() {
                 let want = f64::from(w) / f64::from(total);
                 let have = f64::from(got[i]) / 65_537.0;
-                assert!((want - have).abs() < 0.01, "{s:?} backend {i}: {have} vs {want}");
+                assert!(
+                    (want - have).abs() < 0.01,
+                    "{s:?} backend {i}: {have} vs {want}"
+                );
             }
         }
         // wrr is exact to one slot.
@@ -192,11 +199,7 @@ mod tests {
         // No long runs in a big table either: the longest run of one backend is bounded by
         // its weight ratio.
         let e = wrr_entries(&[300, 100], 65_537).unwrap();
-        let longest = e
-            .chunk_by(|a, b| a == b)
-            .map(<[u32]>::len)
-            .max()
-            .unwrap();
+        let longest = e.chunk_by(|a, b| a == b).map(<[u32]>::len).max().unwrap();
         assert!(longest <= 3, "{longest}");
     }
 
@@ -205,8 +208,12 @@ mod tests {
         assert_eq!(Scheduler::Sh.flow_hash(), FlowHash::Source);
         assert_eq!(Scheduler::Maglev.flow_hash(), FlowHash::FiveTuple);
         assert_eq!(Scheduler::Wrr.flow_hash(), FlowHash::FiveTuple);
-        let a = Scheduler::Sh.table(&backends(&[100, 100, 100]), 251).unwrap();
-        let b = Scheduler::Sh.table(&backends(&[100, 100, 100]), 251).unwrap();
+        let a = Scheduler::Sh
+            .table(&backends(&[100, 100, 100]), 251)
+            .unwrap();
+        let b = Scheduler::Sh
+            .table(&backends(&[100, 100, 100]), 251)
+            .unwrap();
         assert_eq!(a, b);
         let table = a.unwrap();
         let client = |port: u16| crate::packet::parse::FiveTuple {
@@ -235,8 +242,14 @@ mod tests {
             assert!(after.entries().iter().all(|&e| e == 0 || e == 2), "{s:?}");
         }
         // Maglev keeps the untouched backends' slots where they were.
-        let before = Scheduler::Maglev.table(&backends(&[100, 100, 100]), 251).unwrap().unwrap();
-        let after = Scheduler::Maglev.table(&backends(&[100, 0, 100]), 251).unwrap().unwrap();
+        let before = Scheduler::Maglev
+            .table(&backends(&[100, 100, 100]), 251)
+            .unwrap()
+            .unwrap();
+        let after = Scheduler::Maglev
+            .table(&backends(&[100, 0, 100]), 251)
+            .unwrap()
+            .unwrap();
         let kept = before
             .entries()
             .iter()

@@ -26,7 +26,10 @@ pub(super) fn check_service(s: &RawService, r: &mut Report<'_, '_>) -> Option<Se
         _ => {
             r.at(
                 s.vip.span(),
-                format!("vip {:?} must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"", s.vip.get_ref()),
+                format!(
+                    "vip {:?} must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"",
+                    s.vip.get_ref()
+                ),
             );
             None
         }
@@ -37,7 +40,10 @@ pub(super) fn check_service(s: &RawService, r: &mut Report<'_, '_>) -> Option<Se
             "tcp" => Proto::Tcp,
             "udp" => Proto::Udp,
             other => {
-                r.at(p.span(), format!("proto {other:?} is unknown; use \"tcp\" or \"udp\""));
+                r.at(
+                    p.span(),
+                    format!("proto {other:?} is unknown; use \"tcp\" or \"udp\""),
+                );
                 Proto::default()
             }
         },
@@ -47,7 +53,10 @@ pub(super) fn check_service(s: &RawService, r: &mut Report<'_, '_>) -> Option<Se
         "tun" => Some(Mode::Tun),
         "nat" => Some(Mode::Nat),
         other => {
-            r.at(s.mode.span(), format!("mode {other:?} is unknown; use \"dr\", \"tun\" or \"nat\""));
+            r.at(
+                s.mode.span(),
+                format!("mode {other:?} is unknown; use \"dr\", \"tun\" or \"nat\""),
+            );
             None
         }
     };
@@ -107,13 +116,19 @@ fn check_backends(
             return Vec::new();
         }
         RawBackends::Word(w) => {
-            r.at(raw.span(), format!("backends {w:?} is not a list of backends"));
+            r.at(
+                raw.span(),
+                format!("backends {w:?} is not a list of backends"),
+            );
             return Vec::new();
         }
         RawBackends::List(list) => list,
     };
     if list.is_empty() {
-        r.at(raw.span(), "backends is empty: a service needs at least one".into());
+        r.at(
+            raw.span(),
+            "backends is empty: a service needs at least one".into(),
+        );
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -122,11 +137,17 @@ fn check_backends(
         let text = b.addr.get_ref();
         let parsed = match text.parse::<Ipv4Addr>() {
             Ok(ip) => Some((ip, None)),
-            Err(_) => text.parse::<SocketAddrV4>().ok().map(|a| (*a.ip(), Some(a.port()))),
+            Err(_) => text
+                .parse::<SocketAddrV4>()
+                .ok()
+                .map(|a| (*a.ip(), Some(a.port()))),
         };
         let weight = int_in(b.weight.as_ref(), 0, 65_535, "weight", r).unwrap_or(DEFAULT_WEIGHT);
         let Some((ip, port)) = parsed else {
-            r.at(b.addr.span(), format!("backend addr {text:?} must be an IPv4 address (or ip:port in nat mode)"));
+            r.at(
+                b.addr.span(),
+                format!("backend addr {text:?} must be an IPv4 address (or ip:port in nat mode)"),
+            );
             continue;
         };
         if port.is_some() && mode.is_some_and(|m| m != Mode::Nat) {
@@ -137,12 +158,18 @@ fn check_backends(
             continue;
         }
         if port == Some(0) {
-            r.at(b.addr.span(), format!("backend addr {text:?}: port 0 is not a port"));
+            r.at(
+                b.addr.span(),
+                format!("backend addr {text:?}: port 0 is not a port"),
+            );
             continue;
         }
         let port = port.unwrap_or(vip_port);
         if !seen.insert((ip, port)) {
-            r.at(b.addr.span(), format!("backend {ip}:{port} is listed twice in this service"));
+            r.at(
+                b.addr.span(),
+                format!("backend {ip}:{port} is listed twice in this service"),
+            );
             continue;
         }
         out.push(BackendConfig { ip, port, weight });
@@ -160,7 +187,13 @@ fn check_health(raw: Option<&Spanned<RawHealth>>, r: &mut Report<'_, '_>) -> Hea
             p.get_ref().clone()
         }
         Some(p) => {
-            r.at(p.span(), format!("health.path {:?} must start with '/' and hold no spaces", p.get_ref()));
+            r.at(
+                p.span(),
+                format!(
+                    "health.path {:?} must start with '/' and hold no spaces",
+                    p.get_ref()
+                ),
+            );
             "/".to_owned()
         }
     };
@@ -171,7 +204,10 @@ fn check_health(raw: Option<&Spanned<RawHealth>>, r: &mut Report<'_, '_>) -> Hea
         Some(("http", _)) => CheckKind::Http { path, expect },
         Some(("none", _)) => CheckKind::None,
         Some((other, span)) => {
-            r.at(span, format!("health.kind {other:?} is unknown; use \"tcp\", \"http\" or \"none\""));
+            r.at(
+                span,
+                format!("health.kind {other:?} is unknown; use \"tcp\", \"http\" or \"none\""),
+            );
             CheckKind::Tcp
         }
     };
@@ -218,7 +254,13 @@ fn duration(
             default
         }
         Err(_) => {
-            r.at(v.span(), format!("{key} {:?} is not a duration such as \"500ms\" or \"2s\"", v.get_ref()));
+            r.at(
+                v.span(),
+                format!(
+                    "{key} {:?} is not a duration such as \"500ms\" or \"2s\"",
+                    v.get_ref()
+                ),
+            );
             default
         }
     }

@@ -47,11 +47,17 @@ fn the_example_parses_with_every_value() {
     let c = parse(EXAMPLE).unwrap();
     assert_eq!(c.id, "dir-a");
     assert_eq!(c.inner_interface.as_deref(), Some("eth1"));
-    assert_eq!((c.datapath, c.xdp_mode), (DatapathKind::Userspace, XdpMode::Generic));
+    assert_eq!(
+        (c.datapath, c.xdp_mode),
+        (DatapathKind::Userspace, XdpMode::Generic)
+    );
     assert_eq!(c.admin, "127.0.0.1:9191".parse().unwrap());
     assert_eq!((c.max_conns, c.table_size), (1000, 251));
     let s = &c.services[0];
-    assert_eq!((s.proto, s.mode, s.scheduler), (Proto::Tcp, Mode::Dr, Scheduler::Maglev));
+    assert_eq!(
+        (s.proto, s.mode, s.scheduler),
+        (Proto::Tcp, Mode::Dr, Scheduler::Maglev)
+    );
     assert_eq!(s.backends[1].weight, 100);
     assert_eq!(s.backends[1].port, 80);
     assert_eq!(
@@ -69,7 +75,10 @@ fn the_example_parses_with_every_value() {
         }
     );
     let s = &c.services[1];
-    assert_eq!((s.proto, s.mode, s.scheduler), (Proto::Udp, Mode::Nat, Scheduler::Sh));
+    assert_eq!(
+        (s.proto, s.mode, s.scheduler),
+        (Proto::Udp, Mode::Nat, Scheduler::Sh)
+    );
     assert_eq!((s.backends[0].port, s.backends[0].weight), (5353, 0));
     assert_eq!(s.backends[1].port, 53);
 }
@@ -87,9 +96,10 @@ fn defaults_are_filled_in() {
 
 #[test]
 fn director_rules_are_reported_at_their_values() {
-    let text = MINIMAL
-        .replace("\"d\"", "\"bad id!\"")
-        .replace("\"eth0\"", "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0");
+    let text = MINIMAL.replace("\"d\"", "\"bad id!\"").replace(
+        "\"eth0\"",
+        "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0",
+    );
     assert_eq!(
         errors(&text),
         [
@@ -108,8 +118,14 @@ fn unsupported_features_are_refused_with_their_reason() {
         + "[ha]\nvrid = 51\n";
     let e = errors(&text);
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].starts_with("7:13: scheduler \"wlc\" is not supported yet: wlc needs per-backend"), "{e:?}");
-    assert!(e[1].starts_with("9:1: [ha] (director failover) is not supported yet"), "{e:?}");
+    assert!(
+        e[0].starts_with("7:13: scheduler \"wlc\" is not supported yet: wlc needs per-backend"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("9:1: [ha] (director failover) is not supported yet"),
+        "{e:?}"
+    );
     let text = MINIMAL.replace("[{ addr = \"10.0.0.11\" }]", "\"cluster\"");
     let e = errors(&text);
     assert_eq!(e.len(), 1, "{e:?}");
@@ -138,7 +154,9 @@ fn service_rules_are_reported_at_their_values() {
 #[test]
 fn duplicate_services_and_bad_vips_are_reported() {
     let service = "[[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\nbackends = [{ addr = \"10.0.0.11\" }]\n";
-    let text = format!("{MINIMAL}{service}[[service]]\nvip = \"10.0.0.100\"\nmode = \"fast\"\nbackends = []\n");
+    let text = format!(
+        "{MINIMAL}{service}[[service]]\nvip = \"10.0.0.100\"\nmode = \"fast\"\nbackends = []\n"
+    );
     assert_eq!(
         errors(&text),
         [
@@ -159,7 +177,10 @@ fn serde_errors_name_their_key() {
     let text = MINIMAL.replace("mode = \"tun\"", "mode = \"tun\"\ncolour = 1");
     let e = errors(&text);
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("7:1: service: unknown field `colour`"), "{e:?}");
+    assert!(
+        e[0].starts_with("7:1: service: unknown field `colour`"),
+        "{e:?}"
+    );
     let text = MINIMAL.replace("\"10.0.0.11\" }", "\"10.0.0.11\", wieght = 1 }");
     let e = errors(&text);
     assert!(e[0].contains("unknown field `wieght`"), "{e:?}");
@@ -167,10 +188,12 @@ fn serde_errors_name_their_key() {
 
 #[test]
 fn table_size_must_hold_twice_the_backends() {
-    let text = MINIMAL.replace("\"eth0\"", "\"eth0\"\ntable_size = 3").replace(
-        "[{ addr = \"10.0.0.11\" }]",
-        "[{ addr = \"10.0.0.11\" }, { addr = \"10.0.0.12\" }]",
-    );
+    let text = MINIMAL
+        .replace("\"eth0\"", "\"eth0\"\ntable_size = 3")
+        .replace(
+            "[{ addr = \"10.0.0.11\" }]",
+            "[{ addr = \"10.0.0.11\" }, { addr = \"10.0.0.12\" }]",
+        );
     assert_eq!(
         errors(&text),
         ["4:14: table_size 3 is too small for service 10.0.0.100:80's 2 backends (need a prime of at least 4)"]

@@ -33,7 +33,10 @@ impl Report<'_, '_> {
 }
 
 /// Every problem in `raw`, or the config it describes.
-pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<DirectorConfig, Vec<Diagnostic>> {
+pub(crate) fn validate(
+    raw: &RawConfig,
+    loc: &Locator<'_>,
+) -> Result<DirectorConfig, Vec<Diagnostic>> {
     let mut r = Report {
         loc,
         out: Vec::new(),
@@ -51,39 +54,62 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<DirectorCon
             "xdp" => DatapathKind::Xdp,
             "userspace" => DatapathKind::Userspace,
             other => {
-                r.at(s.span(), format!("datapath {other:?} is unknown; use \"xdp\" or \"userspace\""));
+                r.at(
+                    s.span(),
+                    format!("datapath {other:?} is unknown; use \"xdp\" or \"userspace\""),
+                );
                 DatapathKind::default()
             }
         },
     };
     let xdp_mode = match d.xdp_mode.as_ref() {
         None => XdpMode::default(),
-        Some(s) => match s.get_ref().as_str() {
-            "auto" => XdpMode::Auto,
-            "native" => XdpMode::Native,
-            "generic" => XdpMode::Generic,
-            other => {
-                r.at(
+        Some(s) => {
+            match s.get_ref().as_str() {
+                "auto" => XdpMode::Auto,
+                "native" => XdpMode::Native,
+                "generic" => XdpMode::Generic,
+                other => {
+                    r.at(
                     s.span(),
                     format!("xdp_mode {other:?} is unknown; use \"auto\", \"native\" or \"generic\""),
                 );
-                XdpMode::default()
+                    XdpMode::default()
+                }
             }
-        },
+        }
     };
     let admin = match d.admin.as_ref() {
         None => DEFAULT_ADMIN.parse().ok(),
         Some(s) => s.get_ref().parse::<SocketAddr>().ok().or_else(|| {
-            r.at(s.span(), format!("admin {:?} is not an ip:port address", s.get_ref()));
+            r.at(
+                s.span(),
+                format!("admin {:?} is not an ip:port address", s.get_ref()),
+            );
             None
         }),
     };
-    let max_conns = int_in(d.max_conns.as_ref(), 1, i64::from(MAX_MAX_CONNS), "max_conns", &mut r)
-        .unwrap_or(DEFAULT_MAX_CONNS);
-    let table_size = int_in(d.table_size.as_ref(), 1, i64::from(DEFAULT_TABLE_SIZE), "table_size", &mut r);
+    let max_conns = int_in(
+        d.max_conns.as_ref(),
+        1,
+        i64::from(MAX_MAX_CONNS),
+        "max_conns",
+        &mut r,
+    )
+    .unwrap_or(DEFAULT_MAX_CONNS);
+    let table_size = int_in(
+        d.table_size.as_ref(),
+        1,
+        i64::from(DEFAULT_TABLE_SIZE),
+        "table_size",
+        &mut r,
+    );
     if let (Some(size), Some(span)) = (table_size, d.table_size.as_ref().map(Spanned::span)) {
         if !is_prime(size) {
-            r.at(span, format!("table_size {size} is not prime (65537, 4099 and 251 are)"));
+            r.at(
+                span,
+                format!("table_size {size} is not prime (65537, 4099 and 251 are)"),
+            );
         }
     }
     let table_size = table_size.unwrap_or(DEFAULT_TABLE_SIZE);
@@ -115,12 +141,18 @@ pub(crate) fn validate(raw: &RawConfig, loc: &Locator<'_>) -> Result<DirectorCon
 /// The services, and the rules that span several of them.
 fn check_services(raw: &RawConfig, table_size: u32, r: &mut Report<'_, '_>) -> Vec<ServiceConfig> {
     if raw.services.is_empty() {
-        r.at(raw.director.span(), "no [[service]]: a director needs 1 to 32 services".into());
+        r.at(
+            raw.director.span(),
+            "no [[service]]: a director needs 1 to 32 services".into(),
+        );
     }
     if raw.services.len() > MAX_SERVICES {
         r.at(
             raw.services[MAX_SERVICES].span(),
-            format!("{} services; at most {MAX_SERVICES} are allowed", raw.services.len()),
+            format!(
+                "{} services; at most {MAX_SERVICES} are allowed",
+                raw.services.len()
+            ),
         );
     }
     let mut seen: HashMap<(std::net::SocketAddrV4, Proto), usize> = HashMap::new();
@@ -140,7 +172,9 @@ fn check_services(raw: &RawConfig, table_size: u32, r: &mut Report<'_, '_>) -> V
                 format!("more than {MAX_BACKENDS} backends in all services"),
             );
         }
-        let Some(service) = check_service(s, r) else { continue };
+        let Some(service) = check_service(s, r) else {
+            continue;
+        };
         if let Some(first) = seen.insert((service.vip, service.proto), i + 1) {
             r.at(
                 s.vip.span(),
@@ -177,7 +211,9 @@ fn check_services(raw: &RawConfig, table_size: u32, r: &mut Report<'_, '_>) -> V
 fn check_id(id: &Spanned<String>, r: &mut Report<'_, '_>) {
     let text = id.get_ref();
     let ok = (1..=32).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
         r.at(
             id.span(),
@@ -193,7 +229,9 @@ fn interface_name(name: &Spanned<String>, key: &str, r: &mut Report<'_, '_>) -> 
         && text.len() <= 15
         && text != "."
         && text != ".."
-        && !text.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+        && !text
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
     if !ok {
         r.at(
             name.span(),
@@ -223,5 +261,5 @@ pub(super) fn int_in(
 
 /// Whether `n` is prime (trial division; `n` is at most 65537 here).
 fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| n % d != 0)
+    n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| !n.is_multiple_of(d))
 }

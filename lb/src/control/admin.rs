@@ -26,7 +26,11 @@ use super::{lock, Inner};
 pub const DEFAULT_CONNS_LIMIT: usize = 1000;
 
 /// Serves until `stop` turns true.
-pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -48,7 +52,11 @@ pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, mut stop: wa
 fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
     if !is_allowed(peer) {
         tracing::info!(%peer, "admin request refused: not a loopback client");
-        return respond(StatusCode::FORBIDDEN, TEXT, "403 admin is for loopback clients only\n".into());
+        return respond(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "403 admin is for loopback clients only\n".into(),
+        );
     }
     let snapshot = || Snapshot::take(inner);
     let answer = match (req.method(), req.uri().path()) {
@@ -57,7 +65,11 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
             snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))
         }
         (&Method::GET, "/metrics") => snapshot().map(|s| {
-            respond(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", s.to_metrics())
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                s.to_metrics(),
+            )
         }),
         (&Method::GET, "/conns.json") => {
             let limit = match query_param(req.uri(), "limit") {
@@ -66,7 +78,11 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
             };
             match limit {
                 Some(limit) => conns(inner, limit),
-                None => Ok(respond(StatusCode::BAD_REQUEST, TEXT, "400 limit must be a number\n".into())),
+                None => Ok(respond(
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    "400 limit must be a number\n".into(),
+                )),
             }
         }
         (&Method::POST, "/reload") => Ok(match inner.reload() {
@@ -82,16 +98,27 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
             TEXT,
             "405 method not allowed\n".into(),
         )),
-        _ => Ok(respond(StatusCode::NOT_FOUND, TEXT, "404 not found\n".into())),
+        _ => Ok(respond(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "404 not found\n".into(),
+        )),
     };
     answer.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "admin: datapath query failed");
-        respond(StatusCode::INTERNAL_SERVER_ERROR, TEXT, format!("500 {e}\n"))
+        respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            format!("500 {e}\n"),
+        )
     })
 }
 
 /// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend"}]}`.
-fn conns(inner: &Inner, limit: usize) -> Result<Response<Full<Bytes>>, crate::datapath::DatapathError> {
+fn conns(
+    inner: &Inner,
+    limit: usize,
+) -> Result<Response<Full<Bytes>>, crate::datapath::DatapathError> {
     let (entries, count) = {
         let datapath = lock(&inner.datapath);
         (datapath.conns(limit)?, datapath.conn_count()?)
@@ -129,7 +156,9 @@ const JSON: &str = "application/json";
 fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }

@@ -90,13 +90,17 @@ async fn check_loop(inner: Arc<Inner>, t: Target, mut stop: watch::Receiver<bool
             let known = lock(&inner.state)
                 .backend_mut(t.service, t.index)
                 .and_then(|b| b.mac);
-            let mac = resolve(t.ip, device, t.timeout, known.is_none()).await.or(known);
+            let mac = resolve(t.ip, device, t.timeout, known.is_none())
+                .await
+                .or(known);
             if *stop.borrow() {
                 return;
             }
             if lock(&inner.state).set_mac(t.service, t.index, mac) {
                 match mac {
-                    Some(m) => tracing::info!(backend = %addr, mac = %format_mac(m), "backend MAC resolved"),
+                    Some(m) => {
+                        tracing::info!(backend = %addr, mac = %format_mac(m), "backend MAC resolved")
+                    }
                     None => tracing::warn!(backend = %addr, "backend down: no ARP reply"),
                 }
                 inner.rebuild("MAC change");
@@ -149,8 +153,14 @@ pub(super) async fn resolve_all(state: &mut State, links: &Links) {
         if device.mac == [0; 6] {
             continue;
         }
-        for (index, b) in s.backends.iter().enumerate().filter(|(_, b)| b.mac.is_none()) {
-            let (id, ip, name, timeout) = (s.id(), b.ip, device.name.clone(), s.config.health.timeout);
+        for (index, b) in s
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.mac.is_none())
+        {
+            let (id, ip, name, timeout) =
+                (s.id(), b.ip, device.name.clone(), s.config.health.timeout);
             jobs.spawn(async move { (id, index, resolve(ip, &name, timeout, true).await) });
         }
     }

@@ -38,8 +38,9 @@ use state::State;
 pub use view::{BackendView, ServiceView, Snapshot};
 
 /// Opens a datapath for a config (chosen by `config.datapath`).
-pub type Opener =
-    dyn Fn(&DirectorConfig, DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError> + Send + Sync;
+pub type Opener = dyn Fn(&DirectorConfig, DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError>
+    + Send
+    + Sync;
 
 /// Why the director could not start.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +132,10 @@ impl Inner {
             let old = &*running;
             let fixed = [
                 ("interface", old.interface != new.interface),
-                ("inner_interface", old.inner_interface != new.inner_interface),
+                (
+                    "inner_interface",
+                    old.inner_interface != new.inner_interface,
+                ),
                 ("datapath", old.datapath != new.datapath),
                 ("xdp_mode", old.xdp_mode != new.xdp_mode),
                 ("admin", old.admin != new.admin),
@@ -190,9 +194,10 @@ impl Director {
         let datapath_name = datapath.name();
         let mut state = State::new(&config, SystemTime::now(), |m| links.initial_mac(m));
         health::resolve_all(&mut state, &links).await;
-        let first = state.build().map_err(StartError::from).and_then(|services| {
-            datapath.apply(&services).map_err(StartError::from)
-        });
+        let first = state
+            .build()
+            .map_err(StartError::from)
+            .and_then(|services| datapath.apply(&services).map_err(StartError::from));
         let listener = match first {
             Ok(()) => tokio::net::TcpListener::bind(config.admin)
                 .await

@@ -117,7 +117,11 @@ pub struct State {
 impl State {
     /// The state of a freshly loaded config. `initial_mac(mode)` is the MAC a backend starts
     /// with: `Some([0; 6])` when its interface needs no resolution (loopback), else `None`.
-    pub fn new(cfg: &DirectorConfig, now: SystemTime, initial_mac: impl Fn(Mode) -> Option<[u8; 6]>) -> State {
+    pub fn new(
+        cfg: &DirectorConfig,
+        now: SystemTime,
+        initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
+    ) -> State {
         let mut s = State {
             table_size: cfg.table_size,
             services: Vec::new(),

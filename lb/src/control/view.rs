@@ -195,7 +195,9 @@ impl Snapshot {
                 bytes.get_or_create(&labels).inc_by(b.bytes);
                 flows.get_or_create(&labels).inc_by(b.flows);
                 up.get_or_create(&labels).set(i64::from(b.up));
-                weight.get_or_create(&labels).set(i64::from(b.effective_weight));
+                weight
+                    .get_or_create(&labels)
+                    .set(i64::from(b.effective_weight));
             }
         }
         reg.register("backend_packets", "Packets forwarded to a backend", packets);
@@ -205,7 +207,11 @@ impl Snapshot {
         reg.register("backend_weight", "A backend's weight in its table", weight);
         let entries: Gauge = Gauge::default();
         entries.set(i64::try_from(self.conntrack_entries).unwrap_or(i64::MAX));
-        reg.register("conntrack_entries", "Entries in the connection table", entries);
+        reg.register(
+            "conntrack_entries",
+            "Entries in the connection table",
+            entries,
+        );
         for (name, value) in &self.counters {
             let c: Counter = Counter::default();
             c.inc_by(*value);
@@ -308,7 +314,10 @@ mod tests {
         let b = &v["services"][0]["backends"][0];
         assert_eq!(b["addr"], "10.0.0.11:80");
         assert_eq!(b["since"], "1970-01-01T00:00:00Z");
-        assert_eq!((b["packets"].as_u64(), b["flows"].as_u64()), (Some(5), Some(2)));
+        assert_eq!(
+            (b["packets"].as_u64(), b["flows"].as_u64()),
+            (Some(5), Some(2))
+        );
         assert_eq!(v["services"][0]["scheduler"], "maglev");
     }
 

@@ -75,7 +75,9 @@ pub fn render_stats(stats: &Value) -> String {
         }
     }
     out.push('\n');
-    let columns = ["service", "backend", "state", "weight", "packets", "bytes", "flows"];
+    let columns = [
+        "service", "backend", "state", "weight", "packets", "bytes", "flows",
+    ];
     let mut rows: Vec<Vec<String>> = vec![columns.iter().map(|c| (*c).to_owned()).collect()];
     for s in services(stats) {
         let service = format!("{} {}", cell(s.get("vip")), cell(s.get("proto")));

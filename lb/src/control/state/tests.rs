@@ -72,15 +72,24 @@ fn reload_keeps_indices_drains_removed_and_reuses_old_slots() {
     let service = &built[0].1;
     assert_eq!(service.backends.len(), 3);
     assert_eq!(service.table.as_ref().unwrap().size(), 251);
-    assert_eq!(service.table.as_ref().unwrap().backend_id(1), Some("10.0.0.12:80"));
+    assert_eq!(
+        service.table.as_ref().unwrap().backend_id(1),
+        Some("10.0.0.12:80")
+    );
 }
 
 #[test]
 fn down_and_unresolved_backends_weigh_nothing() {
     let now = SystemTime::now();
     let mut s = State::new(&config(&format!("{A}, {B}")), now, |_| None);
-    assert_eq!(weights(&s), [("10.0.0.11:80".into(), 0), ("10.0.0.12:80".into(), 0)]);
-    assert_eq!(s.services[0].backends[0].status(), ("down", "no ARP reply".into()));
+    assert_eq!(
+        weights(&s),
+        [("10.0.0.11:80".into(), 0), ("10.0.0.12:80".into(), 0)]
+    );
+    assert_eq!(
+        s.services[0].backends[0].status(),
+        ("down", "no ARP reply".into())
+    );
     let id = s.services[0].id();
     assert!(s.set_mac(id, 0, Some([2, 0, 0, 0, 0, 11])));
     assert!(!s.set_mac(id, 0, Some([2, 0, 0, 0, 0, 11])));
@@ -89,9 +98,15 @@ fn down_and_unresolved_backends_weigh_nothing() {
     assert_eq!(s.build().unwrap()[0].1.backends[0].mac, [2, 0, 0, 0, 0, 11]);
     // fall = 2: the second failure takes it down, rise = 2 brings it back.
     assert_eq!(s.on_check(id, 0, outcome(false), now), None);
-    assert_eq!(s.on_check(id, 0, outcome(false), now), Some(ServerState::Down));
+    assert_eq!(
+        s.on_check(id, 0, outcome(false), now),
+        Some(ServerState::Down)
+    );
     assert_eq!(weights(&s)[0].1, 0);
-    assert_eq!(s.services[0].backends[0].status(), ("down", "connect: refused".into()));
+    assert_eq!(
+        s.services[0].backends[0].status(),
+        ("down", "connect: refused".into())
+    );
     let table = s.build().unwrap()[0].1.table.clone().unwrap();
     assert_eq!(table.shares()[0], 0);
     assert_eq!(s.on_check(id, 0, outcome(true), now), None);
@@ -104,7 +119,11 @@ fn down_and_unresolved_backends_weigh_nothing() {
 #[test]
 fn a_service_without_live_backends_has_no_table_and_gone_services_are_dropped() {
     let now = SystemTime::now();
-    let mut s = State::new(&config("{ addr = \"10.0.0.11\", weight = 0 }"), now, zero_mac);
+    let mut s = State::new(
+        &config("{ addr = \"10.0.0.11\", weight = 0 }"),
+        now,
+        zero_mac,
+    );
     assert_eq!(s.services[0].backends[0].status().0, "draining");
     assert!(s.build().unwrap()[0].1.table.is_none());
     let other = config(A).services[0].clone();
