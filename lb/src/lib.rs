@@ -7,7 +7,6 @@
 //! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
 //!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
-//!
 //! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
 //!   diagnostics.
 //! * [`sched`]: schedulers (maglev, wrr, sh) from backends to a service's table.

@@ -484,6 +484,10 @@ s1      no  -      -       -         -       -       -           -
             request_for(&CtlCommand::Stats),
             (Method::GET, "/stats.json".into())
         );
+        assert_eq!(
+            request_for(&CtlCommand::Conns { limit: 5 }),
+            (Method::GET, "/conns.json?limit=5".into())
+        );
     }
 
     /// A one-shot admin on 127.0.0.1:0 answering `status` and `body`; the thread returns the

@@ -261,5 +261,8 @@ pub(super) fn int_in(
 
 /// Whether `n` is prime (trial division; `n` is at most 65537 here).
 fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| !n.is_multiple_of(d))
+    n >= 2
+        && (2..)
+            .take_while(|d: &u32| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }

@@ -77,6 +77,9 @@ fn targets(state: &State, links: &Links) -> Vec<Target> {
 }
 
 async fn check_loop(inner: Arc<Inner>, t: Target, mut stop: watch::Receiver<bool>) {
+    if t.device.is_none() && t.probe.is_none() {
+        return; // Nothing to check: the backend stays up.
+    }
     let mut ticker = tokio::time::interval(t.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let addr = t.probe_addr;

@@ -53,10 +53,10 @@ pub enum StartError {
     Interface(#[from] IfaceError),
     /// The datapath could not be opened or programmed.
     #[error("datapath: {0}")]
-    Datapath(#[from] DatapathError),
+    Datapath(DatapathError),
     /// A table could not be built.
     #[error("table: {0}")]
-    Table(#[from] MaglevError),
+    Table(MaglevError),
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -69,6 +69,20 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+// Not `#[from]`: that would also make them the error's source, and `{:#}` would print the
+// message twice.
+impl From<DatapathError> for StartError {
+    fn from(e: DatapathError) -> Self {
+        StartError::Datapath(e)
+    }
+}
+
+impl From<MaglevError> for StartError {
+    fn from(e: MaglevError) -> Self {
+        StartError::Table(e)
+    }
 }
 
 /// Which interface carries a mode's backends, and whether its MACs need resolving.
