@@ -442,3 +442,60 @@ async fn start_fails_clearly_without_a_datapath_or_interface() {
     assert!(e.to_string().starts_with("interface nosuchif0: "), "{e}");
     finish(&dir);
 }
+
+/// `kill -SIG <this process>`.
+fn signal_self(sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{sig}"), std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_sigterm_stops_the_director() {
+    let dir = support::scratch_dir("dctl-signals");
+    let path = dir.join("director.toml");
+    let backend = Backend::start([127, 0, 0, 6]).await;
+    let admin_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = |weight| {
+        config_text(&[(backend.addr, weight)]).replace("127.0.0.1:0", &admin_addr.to_string())
+    };
+    std::fs::write(&path, text(100)).unwrap();
+    let applied: Applied = Arc::default();
+    let shut = Arc::new(Mutex::new(false));
+    let (a, s) = (Arc::clone(&applied), Arc::clone(&shut));
+    let open = move |_: &DirectorConfig, _: DatapathOptions| {
+        Ok(Box::new(Recorder {
+            applied: Arc::clone(&a),
+            shut: Arc::clone(&s),
+        }) as Box<dyn Datapath>)
+    };
+    let run_path = path.clone();
+    let running = tokio::spawn(async move { strait_lb::control::run(&run_path, &open).await });
+    wait_for(SLACK, "admin listening", || {
+        TcpStream::connect(admin_addr).is_ok()
+    })
+    .await;
+    assert_eq!(last_weights(&applied), [(backend.addr.to_string(), 100)]);
+
+    std::fs::write(&path, text(40)).unwrap();
+    signal_self("HUP");
+    wait_for(SLACK, "SIGHUP reload applied", || {
+        last_weights(&applied)[0].1 == 40
+    })
+    .await;
+
+    signal_self("TERM");
+    let result = tokio::time::timeout(SLACK, running).await.unwrap().unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(*shut.lock().unwrap());
+    assert!(
+        TcpStream::connect(admin_addr).is_err(),
+        "admin still listening"
+    );
+    finish(&dir);
+}

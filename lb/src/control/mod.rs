@@ -290,21 +290,11 @@ impl Director {
 /// Runs a director until SIGTERM or SIGINT (exit) and reloads on SIGHUP.
 pub async fn run(config_path: &Path, open: &Opener) -> Result<(), StartError> {
     use tokio::signal::unix::{signal, SignalKind};
+    // Installed first, so a signal that arrives while starting is not fatal and not lost.
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
     let director = Director::start(config_path, open).await?;
-    let signals = (|| {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::terminate())?,
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::hangup())?,
-        ))
-    })();
-    let (mut term, mut int, mut hup) = match signals {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = director.stop().await;
-            return Err(StartError::Signals(e));
-        }
-    };
     loop {
         tokio::select! {
             _ = term.recv() => break,
