@@ -164,13 +164,13 @@ pub(super) async fn resolve_all(state: &mut State, links: &Links) {
         {
             let (id, ip, name, timeout) =
                 (s.id(), b.ip, device.name.clone(), s.config.health.timeout);
-            jobs.spawn(async move { (id, index, resolve(ip, &name, timeout, true).await) });
+            jobs.spawn(async move { (id, index, ip, resolve(ip, &name, timeout, true).await) });
         }
     }
     while let Some(joined) = jobs.join_next().await {
-        if let Ok((id, index, mac)) = joined {
+        if let Ok((id, index, ip, mac)) = joined {
             if mac.is_none() {
-                tracing::warn!(service = %id.0, backend = index, "no ARP reply; backend down until it answers");
+                tracing::warn!(service = %id.0, backend = %ip, "no ARP reply; backend down until it answers");
             }
             state.set_mac(id, index, mac);
         }

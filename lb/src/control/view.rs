@@ -119,7 +119,15 @@ impl Snapshot {
             .unzip();
         let datapath = lock(&inner.datapath);
         for (key, view) in keys.iter().zip(services.iter_mut()) {
-            let stats = datapath.backend_stats(key)?;
+            // A service the datapath does not hold (its last apply failed) shows zeros
+            // rather than hiding every other service.
+            let stats = match datapath.backend_stats(key) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    tracing::warn!(vip = %view.vip, error = %e, "no counters for service");
+                    Vec::new()
+                }
+            };
             for (b, st) in view.backends.iter_mut().zip(stats) {
                 b.packets = st.packets;
                 b.bytes = st.bytes;
