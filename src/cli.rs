@@ -21,13 +21,19 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run an L4 director in the foreground (SIGHUP reloads, SIGTERM/SIGINT detach and exit).
+    Director {
+        /// The director's TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Validate config files; exit 0, or exit 2 printing `FILE:LINE:COL: message` per problem.
     Check {
         /// Config files to validate.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Talk to a running node's admin endpoint.
+    /// Talk to a running node's or director's admin endpoint.
     Ctl(CtlArgs),
     /// Simulation helpers.
     Sim {
@@ -38,7 +44,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// Admin address of the node.
+    /// Admin address of the node or director.
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub admin: SocketAddr,
     /// Print JSON instead of a human table.
@@ -50,10 +56,16 @@ pub struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
-    /// One line: node id, uptime, requests, hit ratio.
+    /// One line: node id, uptime, requests, hit ratio (director: one line per service).
     Status,
-    /// Counters and pools.
+    /// Counters and pools (director: counters and one backend table per service).
     Stats,
+    /// A director's connection table.
+    Conns {
+        /// Most connections listed.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// Remove one URL's object(s) from the cache.
     Purge {
         /// Absolute URL, e.g. http://example.com/a.png

@@ -33,6 +33,7 @@ fn main() {
 fn run(cli: cli::Cli) -> anyhow::Result<i32> {
     match cli.command {
         cli::Command::Node { config } => cmd::node::run(&config),
+        cli::Command::Director { config } => cmd::director::run(&config),
         cli::Command::Check { files } => cmd::check::run(&files),
         cli::Command::Ctl(args) => cmd::ctl::run(args),
         cli::Command::Sim { command } => match command {

@@ -187,8 +187,7 @@ fn director_and_foreign_configs_are_told_apart() {
     assert_eq!(
         stderr,
         format!(
-            "{}:1:1: director configs are not supported by this build yet (the L4 director \
-             arrives with issue #4)\n{}:1:1: not a strait config: expected a [node] or \
+            "{}:1:1: director: missing field `interface`\n{}:1:1: not a strait config: expected a [node] or \
              [director] table\n",
             p[0], p[1]
         )

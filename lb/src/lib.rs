@@ -7,15 +7,20 @@
 //! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
 //!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
-//!
-//! The datapaths, connection tracking, health checks and HA sync arrive with the director
-//! issue (#4).
+//! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
+//!   diagnostics.
+//! * [`sched`]: schedulers (maglev, wrr, sh) from backends to a service's table.
+//! * [`control`]: the running director: state with stable backend indices, health checks,
+//!   MAC resolution, admin endpoints, reload; programs a [`datapath::Datapath`].
 
 pub mod abi;
+pub mod config;
+pub mod control;
 pub mod datapath;
 pub mod iface;
 pub mod maglev;
 pub mod neigh;
 pub mod packet;
+pub mod sched;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;

@@ -1,8 +1,8 @@
 //! `strait check FILE...`: validate config files without running anything.
 //!
 //! Each file is told apart by its top-level table: `[node]` is a cache node config (parsed
-//! and validated by `strait_cache::config::parse`), `[director]` an L4 director config (not
-//! in this build yet), anything else is not a strait config. Every problem is printed on
+//! and validated by `strait_cache::config::parse`), `[director]` an L4 director config
+//! (`strait_lb::config::parse`), anything else is not a strait config. Every problem is printed on
 //! stderr as `FILE:LINE:COL: message`; each good file prints `FILE: ok` on stdout. Returns
 //! exit code 2 if any file had a problem (an unreadable file included), else 0.
 
@@ -44,11 +44,7 @@ fn check_file(path: &Path) -> Vec<Diagnostic> {
     match ConfigKind::of(&text) {
         Err(syntax) => vec![syntax],
         Ok(ConfigKind::Node) => config::parse(&text).err().unwrap_or_default(),
-        Ok(ConfigKind::Director) => vec![at_start(
-            "director configs are not supported by this build yet (the L4 director arrives \
-             with issue #4)"
-                .into(),
-        )],
+        Ok(ConfigKind::Director) => strait_lb::config::parse(&text).err().unwrap_or_default(),
         Ok(ConfigKind::Unknown) => vec![at_start(
             "not a strait config: expected a [node] or [director] table".into(),
         )],

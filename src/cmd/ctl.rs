@@ -1,15 +1,17 @@
-//! `strait ctl`: a small admin client for a running node.
+//! `strait ctl`: a small admin client for a running node or director.
 //!
 //! Contract:
 //! * One HTTP/1.1 exchange with the node's admin listener (`--admin`, default
 //!   127.0.0.1:9090) over a fresh TCP connection, bounded by [`ADMIN_TIMEOUT`] overall:
 //!   `status`/`stats` -> `GET /stats.json`; `purge URL` -> `POST /purge?url=<URL>`;
 //!   `ban PREFIX` -> `POST /ban?prefix=<PREFIX>` (query values percent-encoded, RFC 3986
-//!   §2.1: everything but unreserved characters is escaped).
+//!   §2.1: everything but unreserved characters is escaped); `conns --limit N` ->
+//!   `GET /conns.json?limit=N` (directors).
 //! * A transport failure or timeout is the error `cannot reach admin at ADDR: <reason>` (exit 1).
 //!   A non-2xx answer prints `admin at ADDR answered <status>` and the body on stderr (exit 1).
-//! * `--json` prints the answer's JSON pretty; otherwise [`render_status`], [`render_stats`]
-//!   or [`render_removed`] print a human view. Renderers are pure and tolerate missing fields:
+//! * `--json` prints the answer's JSON pretty; otherwise [`render_status`], [`render_stats`],
+//!   [`render_conns`] or [`render_removed`] print a human view; a director's stats (they have
+//!   `"services"`) are shown by the `director_view` renderers. Renderers are pure and tolerate missing fields:
 //!   they print what is there.
 
 use std::fmt::Write as _;
@@ -24,6 +26,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::cli::{CtlArgs, CtlCommand};
+
+mod director_view;
 
 /// Bound on the whole exchange with the admin listener.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,8 +94,15 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
         format!("{}\n", serde_json::to_string_pretty(&value)?)
     } else {
         match args.command {
+            CtlCommand::Status if director_view::is_director(&value) => {
+                director_view::render_status(&value)
+            }
+            CtlCommand::Stats if director_view::is_director(&value) => {
+                director_view::render_stats(&value)
+            }
             CtlCommand::Status => render_status(&value),
             CtlCommand::Stats => render_stats(&value),
+            CtlCommand::Conns { .. } => director_view::render_conns(&value),
             CtlCommand::Purge { .. } | CtlCommand::Ban { .. } => render_removed(&value),
             CtlCommand::Reload => "reloaded\n".to_string(),
         }
@@ -110,6 +121,7 @@ fn request_for(command: &CtlCommand) -> (Method, String) {
             format!("/ban?prefix={}", percent_encode(prefix)),
         ),
         CtlCommand::Reload => (Method::POST, "/reload".to_owned()),
+        CtlCommand::Conns { limit } => (Method::GET, format!("/conns.json?limit={limit}")),
     }
 }
 
@@ -260,7 +272,7 @@ fn render_pool(pool: &Value) -> String {
 }
 
 /// A table cell: strings bare, booleans as yes/no, missing as `-`.
-fn cell(value: Option<&Value>) -> String {
+pub(crate) fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => "-".to_owned(),
         Some(Value::String(s)) => s.clone(),
@@ -271,7 +283,7 @@ fn cell(value: Option<&Value>) -> String {
 }
 
 /// Left-aligned columns separated by two spaces, no trailing blanks.
-fn align(rows: &[Vec<String>]) -> String {
+pub(crate) fn align(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -471,6 +483,10 @@ s1      no  -      -       -         -       -       -           -
         assert_eq!(
             request_for(&CtlCommand::Stats),
             (Method::GET, "/stats.json".into())
+        );
+        assert_eq!(
+            request_for(&CtlCommand::Conns { limit: 5 }),
+            (Method::GET, "/conns.json?limit=5".into())
         );
     }
 

@@ -14,8 +14,10 @@ use super::load::Diagnostic;
 
 /// One step of a path into the document: a table key or an array index.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Seg<'a> {
+pub enum Seg<'a> {
+    /// A table key.
     Key(&'a str),
+    /// An array index.
     Idx(usize),
 }
 
@@ -78,7 +80,7 @@ impl<'de> Visitor<'de> for SpanTreeVisitor {
 }
 
 /// Turns spans and document paths into diagnostics.
-pub(crate) struct Locator<'t> {
+pub struct Locator<'t> {
     text: &'t str,
     tree: Option<Spanned<SpanTree>>,
 }
@@ -86,25 +88,25 @@ pub(crate) struct Locator<'t> {
 impl<'t> Locator<'t> {
     /// A locator over `text` with its span tree. A document whose tree cannot be built
     /// (implicit tables carry no span) still parses; unspanned values then report at 1:1.
-    pub(crate) fn new(text: &'t str) -> Self {
+    pub fn new(text: &'t str) -> Self {
         let tree = toml::from_str::<Spanned<SpanTree>>(text).ok();
         Locator { text, tree }
     }
 
     /// A locator that only converts offsets (for text that is not a node config).
-    pub(crate) fn bare(text: &'t str) -> Self {
+    pub fn bare(text: &'t str) -> Self {
         Locator { text, tree: None }
     }
 
     /// A diagnostic at `span`, or (when the value has no real span, e.g. a default) at
     /// the deepest node of `path` present in the document, or at 1:1.
-    pub(crate) fn at(&self, span: Range<usize>, path: &[Seg<'_>], message: String) -> Diagnostic {
+    pub fn at(&self, span: Range<usize>, path: &[Seg<'_>], message: String) -> Diagnostic {
         let (line, col) = self.position(span, path);
         Diagnostic { line, col, message }
     }
 
     /// The `(line, col)` that [`Locator::at`] reports for `span` and `path`.
-    pub(crate) fn position(&self, span: Range<usize>, path: &[Seg<'_>]) -> (usize, usize) {
+    pub fn position(&self, span: Range<usize>, path: &[Seg<'_>]) -> (usize, usize) {
         let offset = if span.end > 0 {
             span.start
         } else {
@@ -164,7 +166,7 @@ impl<'t> Locator<'t> {
     }
 
     /// A toml/serde error as a diagnostic: at its span, prefixed with its key when known.
-    pub(crate) fn toml_error(&self, e: &toml::de::Error) -> Diagnostic {
+    pub fn toml_error(&self, e: &toml::de::Error) -> Diagnostic {
         let span = e.span().unwrap_or(0..0);
         // Syntax errors span several lines ("invalid table header\nexpected ..."): join them.
         let lines: Vec<&str> = e
@@ -200,7 +202,7 @@ impl<'t> Locator<'t> {
 }
 
 /// 1-based line and character column of byte `offset` in `text` (clamped to the text).
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;

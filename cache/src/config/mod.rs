@@ -7,4 +7,5 @@ mod types;
 mod validate;
 
 pub use load::{load, parse, render, ConfigError, ConfigKind, Diagnostic};
+pub use locate::{line_col, Locator, Seg};
 pub use types::*;

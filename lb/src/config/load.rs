@@ -1,0 +1,38 @@
+//! Reading a director config: TOML text -> `RawConfig` -> `validate` -> `DirectorConfig`, or
+//! every problem as a [`Diagnostic`] at `LINE:COL` (1-based; columns count characters).
+//!
+//! Contract:
+//! * Syntax, type and unknown-key errors come from toml/serde, one at a time, at their span,
+//!   prefixed with the dotted key they concern when it is known (the node config's rules,
+//!   through the same `Locator`).
+//! * Once the text deserializes, validation reports every problem it finds, each at the
+//!   offending value (or, for a default, at its enclosing table), sorted by position.
+
+use std::path::Path;
+
+use strait_cache::config::{ConfigError, Diagnostic, Locator};
+
+use super::types::{DirectorConfig, RawConfig};
+use super::validate::validate;
+
+/// Reads, parses and validates a director config file.
+pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text).map_err(|diagnostics| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    })
+}
+
+/// Parses and validates a director config.
+pub fn parse(text: &str) -> Result<DirectorConfig, Vec<Diagnostic>> {
+    let locator = Locator::new(text);
+    let raw = toml::from_str::<RawConfig>(text).map_err(|e| vec![locator.toml_error(&e)])?;
+    validate(&raw, &locator).map_err(|mut diagnostics| {
+        diagnostics.sort_by_key(|d| (d.line, d.col));
+        diagnostics
+    })
+}

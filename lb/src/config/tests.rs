@@ -1,0 +1,201 @@
+//! Tests of director config loading: defaults, and each rule at its LINE:COL.
+
+use std::time::Duration;
+
+use super::*;
+use crate::datapath::XdpMode;
+use crate::packet::service::Mode;
+use crate::sched::Scheduler;
+
+const EXAMPLE: &str = r#"[director]
+id = "dir-a"
+interface = "eth0"
+inner_interface = "eth1"
+datapath = "userspace"
+xdp_mode = "generic"
+admin = "127.0.0.1:9191"
+max_conns = 1000
+table_size = 251
+
+[[service]]
+vip = "10.0.0.100:80"
+mode = "dr"
+backends = [{ addr = "10.0.0.11", weight = 100 }, { addr = "10.0.0.12" }]
+health = { kind = "http", path = "/health", port = 8080, interval = "500ms", timeout = "300ms", rise = 3, fall = 2, expect = 204 }
+
+[[service]]
+vip = "10.0.0.100:53"
+proto = "udp"
+mode = "nat"
+scheduler = "sh"
+backends = [{ addr = "10.0.1.11:5353", weight = 0 }, { addr = "10.0.1.12" }]
+"#;
+
+const MINIMAL: &str = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
+                       [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"tun\"\n\
+                       backends = [{ addr = \"10.0.0.11\" }]\n";
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(c) => panic!("expected problems, got {c:?}\n{text}"),
+        Err(d) => d.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_example_parses_with_every_value() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.id, "dir-a");
+    assert_eq!(c.inner_interface.as_deref(), Some("eth1"));
+    assert_eq!(
+        (c.datapath, c.xdp_mode),
+        (DatapathKind::Userspace, XdpMode::Generic)
+    );
+    assert_eq!(c.admin, "127.0.0.1:9191".parse().unwrap());
+    assert_eq!((c.max_conns, c.table_size), (1000, 251));
+    let s = &c.services[0];
+    assert_eq!(
+        (s.proto, s.mode, s.scheduler),
+        (Proto::Tcp, Mode::Dr, Scheduler::Maglev)
+    );
+    assert_eq!(s.backends[1].weight, 100);
+    assert_eq!(s.backends[1].port, 80);
+    assert_eq!(
+        s.health,
+        HealthCheck {
+            kind: CheckKind::Http {
+                path: "/health".into(),
+                expect: 204
+            },
+            port: Some(8080),
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_millis(300),
+            rise: 3,
+            fall: 2,
+        }
+    );
+    let s = &c.services[1];
+    assert_eq!(
+        (s.proto, s.mode, s.scheduler),
+        (Proto::Udp, Mode::Nat, Scheduler::Sh)
+    );
+    assert_eq!((s.backends[0].port, s.backends[0].weight), (5353, 0));
+    assert_eq!(s.backends[1].port, 53);
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.datapath, DatapathKind::Xdp);
+    assert_eq!(c.xdp_mode, XdpMode::Auto);
+    assert_eq!(c.admin, DEFAULT_ADMIN.parse().unwrap());
+    assert_eq!((c.max_conns, c.table_size), (DEFAULT_MAX_CONNS, 65_537));
+    assert_eq!(c.services[0].health, HealthCheck::default());
+    assert_eq!(c.services[0].backends[0].weight, DEFAULT_WEIGHT);
+}
+
+#[test]
+fn director_rules_are_reported_at_their_values() {
+    let text = MINIMAL.replace("\"d\"", "\"bad id!\"").replace(
+        "\"eth0\"",
+        "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "2:6: director.id \"bad id!\" must be 1 to 32 letters, digits, '_' or '-'",
+            "3:13: interface \"eth0/x\" is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)",
+            "4:12: datapath \"dpdk\" is unknown; use \"xdp\" or \"userspace\"",
+            "5:14: table_size 100 is not prime (65537, 4099 and 251 are)",
+            "6:13: max_conns 0 is out of range 1..=16777216",
+        ]
+    );
+}
+
+#[test]
+fn unsupported_features_are_refused_with_their_reason() {
+    let text = MINIMAL.replace("mode = \"tun\"", "mode = \"tun\"\nscheduler = \"wlc\"")
+        + "[ha]\nvrid = 51\n";
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("7:13: scheduler \"wlc\" is not supported yet: wlc needs per-backend"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("9:1: [ha] (director failover) is not supported yet"),
+        "{e:?}"
+    );
+    let text = MINIMAL.replace("[{ addr = \"10.0.0.11\" }]", "\"cluster\"");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("7:12: backends = \"cluster\""), "{e:?}");
+}
+
+#[test]
+fn service_rules_are_reported_at_their_values() {
+    let text = MINIMAL.replace(
+        "backends = [{ addr = \"10.0.0.11\" }]",
+        "backends = [{ addr = \"10.0.0.11:8080\" }, { addr = \"10.0.0.12\", weight = 70000 }, \
+         { addr = \"10.0.0.12\" }]\nhealth = { interval = \"1s\", timeout = \"1s\", rise = 0 }",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "7:22: backend addr \"10.0.0.11:8080\": a port is only allowed in nat mode (dr and tun keep the VIP's port)",
+            "7:73: weight 70000 is out of range 0..=65535",
+            "7:91: backend 10.0.0.12:80 is listed twice in this service",
+            "8:39: health.timeout (1s) must be shorter than health.interval (1s)",
+            "8:52: health.rise 0 is out of range 1..=100",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_services_and_bad_vips_are_reported() {
+    let service = "[[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\nbackends = [{ addr = \"10.0.0.11\" }]\n";
+    let text = format!(
+        "{MINIMAL}{service}[[service]]\nvip = \"10.0.0.100\"\nmode = \"fast\"\nbackends = []\n"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "9:7: service 10.0.0.100:80 tcp is already defined by service #1",
+            "13:7: vip \"10.0.0.100\" must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"",
+            "14:8: mode \"fast\" is unknown; use \"dr\", \"tun\" or \"nat\"",
+            "15:12: backends is empty: a service needs at least one",
+        ]
+    );
+    assert_eq!(
+        errors("[director]\nid = \"d\"\ninterface = \"lo\"\n"),
+        ["1:1: no [[service]]: a director needs 1 to 32 services"]
+    );
+}
+
+#[test]
+fn serde_errors_name_their_key() {
+    let text = MINIMAL.replace("mode = \"tun\"", "mode = \"tun\"\ncolour = 1");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("7:1: service: unknown field `colour`"),
+        "{e:?}"
+    );
+    let text = MINIMAL.replace("\"10.0.0.11\" }", "\"10.0.0.11\", wieght = 1 }");
+    let e = errors(&text);
+    assert!(e[0].contains("unknown field `wieght`"), "{e:?}");
+}
+
+#[test]
+fn table_size_must_hold_twice_the_backends() {
+    let text = MINIMAL
+        .replace("\"eth0\"", "\"eth0\"\ntable_size = 3")
+        .replace(
+            "[{ addr = \"10.0.0.11\" }]",
+            "[{ addr = \"10.0.0.11\" }, { addr = \"10.0.0.12\" }]",
+        );
+    assert_eq!(
+        errors(&text),
+        ["4:14: table_size 3 is too small for service 10.0.0.100:80's 2 backends (need a prime of at least 4)"]
+    );
+}

@@ -1,0 +1,298 @@
+//! The director config as written (serde, spans kept) and as used (validated, plain data).
+//!
+//! `director.toml -> RawConfig (serde, unknown keys rejected) -> validate -> DirectorConfig`.
+//! Raw values that need checking beyond their type keep their span (`Spanned`) so that a
+//! problem is reported at the offending value; strings with a closed set of values the
+//! validator explains itself (modes, schedulers, durations) stay strings here.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::datapath::XdpMode;
+use crate::packet::service::Mode;
+use crate::sched::Scheduler;
+
+/// Default admin listener of a director.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9190";
+/// Default bound of the connection table.
+pub const DEFAULT_MAX_CONNS: u32 = 1 << 20;
+/// Largest accepted `max_conns`.
+pub const MAX_MAX_CONNS: u32 = 1 << 24;
+/// Default (and largest) table size.
+pub const DEFAULT_TABLE_SIZE: u32 = crate::maglev::DEFAULT_TABLE_SIZE;
+/// Default backend weight.
+pub const DEFAULT_WEIGHT: u32 = 100;
+/// Most services per director.
+pub const MAX_SERVICES: usize = 32;
+/// Most backends over all services.
+pub const MAX_BACKENDS: usize = 4096;
+/// Default health-check interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+/// Default health-check timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default consecutive successes to come back up.
+pub const DEFAULT_RISE: u32 = 2;
+/// Default consecutive failures to go down.
+pub const DEFAULT_FALL: u32 = 3;
+/// Default HTTP status a check expects.
+pub const DEFAULT_EXPECT: u16 = 200;
+
+/// A whole director file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub director: Spanned<RawDirector>,
+    #[serde(rename = "service", default)]
+    pub services: Vec<Spanned<RawService>>,
+    /// Not supported yet: present only to be refused with a clear message.
+    #[serde(default)]
+    pub ha: Option<Spanned<toml::Value>>,
+}
+
+/// `[director]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirector {
+    pub id: Spanned<String>,
+    pub interface: Spanned<String>,
+    #[serde(default)]
+    pub inner_interface: Option<Spanned<String>>,
+    #[serde(default)]
+    pub datapath: Option<Spanned<String>>,
+    #[serde(default)]
+    pub xdp_mode: Option<Spanned<String>>,
+    #[serde(default)]
+    pub admin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_conns: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub table_size: Option<Spanned<i64>>,
+}
+
+/// `[[service]]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub vip: Spanned<String>,
+    #[serde(default)]
+    pub proto: Option<Spanned<String>>,
+    pub mode: Spanned<String>,
+    #[serde(default)]
+    pub scheduler: Option<Spanned<String>>,
+    pub backends: Spanned<RawBackends>,
+    #[serde(default)]
+    pub health: Option<Spanned<RawHealth>>,
+}
+
+/// `backends = [...]`, or the not-yet-supported `backends = "cluster"`.
+#[derive(Debug)]
+pub enum RawBackends {
+    /// A list of backends.
+    List(Vec<Spanned<RawBackend>>),
+    /// A word (only `"cluster"` means anything, and it is not supported yet).
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawBackends {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawBackends;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of backends such as [{ addr = \"10.0.0.11\" }]")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<RawBackends, E> {
+                Ok(RawBackends::Word(s.to_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawBackends, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(RawBackends::List(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One backend as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub addr: Spanned<String>,
+    #[serde(default)]
+    pub weight: Option<Spanned<i64>>,
+}
+
+/// `health = { ... }` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub port: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rise: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub fall: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub expect: Option<Spanned<i64>>,
+}
+
+/// Which datapath forwards packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DatapathKind {
+    /// The XDP program (the default).
+    #[default]
+    Xdp,
+    /// Rust over AF_PACKET.
+    Userspace,
+}
+
+impl DatapathKind {
+    /// Name in config and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatapathKind::Xdp => "xdp",
+            DatapathKind::Userspace => "userspace",
+        }
+    }
+}
+
+/// A validated director config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorConfig {
+    /// Director id.
+    pub id: String,
+    /// Client-facing interface.
+    pub interface: String,
+    /// NAT: the interface towards the backends (`None`: one-armed).
+    pub inner_interface: Option<String>,
+    /// Datapath.
+    pub datapath: DatapathKind,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// Connection-table bound.
+    pub max_conns: u32,
+    /// Slots of every service's table (prime).
+    pub table_size: u32,
+    /// Services, in file order.
+    pub services: Vec<ServiceConfig>,
+}
+
+/// IP protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Proto {
+    /// TCP (the default).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// Name in config and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+}
+
+/// A validated `[[service]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// VIP and port.
+    pub vip: SocketAddrV4,
+    /// Protocol.
+    pub proto: Proto,
+    /// Forwarding mode.
+    pub mode: Mode,
+    /// Scheduler.
+    pub scheduler: Scheduler,
+    /// Backends, in file order.
+    pub backends: Vec<BackendConfig>,
+    /// Health check.
+    pub health: HealthCheck,
+}
+
+/// A validated backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendConfig {
+    /// Address.
+    pub ip: Ipv4Addr,
+    /// Port packets go to (NAT: as configured or the VIP port; DR/TUN: the VIP port).
+    pub port: u16,
+    /// Weight (0 drains).
+    pub weight: u32,
+}
+
+/// What a health check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// TCP connect (the default).
+    Tcp,
+    /// HTTP `GET path`, passing on status `expect`.
+    Http {
+        /// Request path.
+        path: String,
+        /// Passing status.
+        expect: u16,
+    },
+    /// No check: backends are always up.
+    None,
+}
+
+/// A validated `health = { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// What is probed.
+    pub kind: CheckKind,
+    /// Port probed (`None`: the backend's port).
+    pub port: Option<u16>,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Bound of one probe (< interval).
+    pub timeout: Duration,
+    /// Consecutive successes to come back up.
+    pub rise: u32,
+    /// Consecutive failures to go down.
+    pub fall: u32,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            kind: CheckKind::Tcp,
+            port: None,
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+            rise: DEFAULT_RISE,
+            fall: DEFAULT_FALL,
+        }
+    }
+}

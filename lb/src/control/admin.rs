@@ -1,0 +1,164 @@
+//! The director's admin listener (HTTP/1.1, loopback clients only: others get 403, as the
+//! node's). Routes: `GET /` (page), `GET /stats.json`, `GET /conns.json?limit=N` (default
+//! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 `{"reloaded":true}`, or 422
+//! with the reasons while the running config stays). A datapath error answers 500.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use strait_cache::admin::server::{is_allowed, query_param};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::view::Snapshot;
+use super::{lock, Inner};
+
+/// Connections listed by `/conns.json` without `?limit=`.
+pub const DEFAULT_CONNS_LIMIT: usize = 1000;
+
+/// Serves until `stop` turns true.
+pub(super) async fn serve(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let inner = Arc::clone(&inner);
+                let svc = service_fn(move |req| {
+                    let inner = Arc::clone(&inner);
+                    async move { Ok::<_, Infallible>(route(&inner, peer, &req)) }
+                });
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
+    if !is_allowed(peer) {
+        tracing::info!(%peer, "admin request refused: not a loopback client");
+        return respond(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "403 admin is for loopback clients only\n".into(),
+        );
+    }
+    let snapshot = || Snapshot::take(inner);
+    let answer = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/") => snapshot().map(|s| respond(StatusCode::OK, HTML, s.to_html())),
+        (&Method::GET, "/stats.json") => {
+            snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))
+        }
+        (&Method::GET, "/metrics") => snapshot().map(|s| {
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                s.to_metrics(),
+            )
+        }),
+        (&Method::GET, "/conns.json") => {
+            let limit = match query_param(req.uri(), "limit") {
+                None => Some(DEFAULT_CONNS_LIMIT),
+                Some(v) => v.parse::<usize>().ok(),
+            };
+            match limit {
+                Some(limit) => conns(inner, limit),
+                None => Ok(respond(
+                    StatusCode::BAD_REQUEST,
+                    TEXT,
+                    "400 limit must be a number\n".into(),
+                )),
+            }
+        }
+        (&Method::POST, "/reload") => Ok(match inner.reload() {
+            Ok(()) => respond(StatusCode::OK, JSON, "{\"reloaded\":true}".into()),
+            Err(why) => respond(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                TEXT,
+                format!("422 reload refused, the running config stays:\n{why}\n"),
+            ),
+        }),
+        (_, "/" | "/stats.json" | "/metrics" | "/conns.json" | "/reload") => Ok(respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            TEXT,
+            "405 method not allowed\n".into(),
+        )),
+        _ => Ok(respond(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "404 not found\n".into(),
+        )),
+    };
+    answer.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "admin: datapath query failed");
+        respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            TEXT,
+            format!("500 {e}\n"),
+        )
+    })
+}
+
+/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend"}]}`.
+fn conns(
+    inner: &Inner,
+    limit: usize,
+) -> Result<Response<Full<Bytes>>, crate::datapath::DatapathError> {
+    let (entries, count) = {
+        let datapath = lock(&inner.datapath);
+        (datapath.conns(limit)?, datapath.conn_count()?)
+    };
+    let state = lock(&inner.state);
+    let list: Vec<_> = entries
+        .iter()
+        .map(|c| {
+            let vip = std::net::SocketAddrV4::new(c.vip.0, c.vip.1);
+            let backend = state
+                .services
+                .iter()
+                .find(|s| s.config.vip == vip && s.config.proto.number() == c.proto)
+                .and_then(|s| s.backends.get(c.backend as usize))
+                .map_or_else(|| format!("#{}", c.backend), |b| b.addr().to_string());
+            let proto = match c.proto {
+                6 => "tcp".to_owned(),
+                17 => "udp".to_owned(),
+                n => n.to_string(),
+            };
+            json!({
+                "client": std::net::SocketAddrV4::new(c.client.0, c.client.1).to_string(),
+                "vip": vip.to_string(), "proto": proto, "backend": backend,
+            })
+        })
+        .collect();
+    let body = json!({"count": count, "conns": list}).to_string();
+    Ok(respond(StatusCode::OK, JSON, body))
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+const JSON: &str = "application/json";
+
+fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}

@@ -1,0 +1,310 @@
+//! The running director: config, datapath, health checks, admin, reload and shutdown.
+//!
+//! Contract:
+//! * [`Director::start`] loads the config, describes the interfaces, opens the datapath with
+//!   the caller's factory, resolves the backends' MACs, applies every service once, then
+//!   starts one health task per backend and the admin listener. Any failure before that is a
+//!   [`StartError`] and leaves nothing running (the datapath is shut down if it was opened).
+//! * Every health or MAC change and every reload rebuilds all services from the state and
+//!   hands them to [`Datapath::apply`], in order (one rebuild at a time, under the datapath's
+//!   lock, so a later state is never overwritten by an earlier one).
+//! * [`Director::reload`] re-reads the file: an invalid config is refused with its
+//!   diagnostics and the running one stays. Services change in place (see `state`); the
+//!   `[director]` settings other than `table_size` need a restart (a warning says so).
+//! * [`Director::stop`] stops the tasks and shuts the datapath down; [`run`] does it on
+//!   SIGTERM/SIGINT and reloads on SIGHUP.
+
+mod admin;
+mod health;
+pub mod state;
+mod view;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use strait_cache::config::ConfigError;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::DirectorConfig;
+use crate::datapath::{Datapath, DatapathError, DatapathOptions};
+use crate::iface::{IfaceError, Interface};
+use crate::maglev::MaglevError;
+use crate::packet::service::Mode;
+use state::State;
+
+pub use view::{BackendView, ServiceView, Snapshot};
+
+/// Opens a datapath for a config (chosen by `config.datapath`).
+pub type Opener = dyn Fn(&DirectorConfig, DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError>
+    + Send
+    + Sync;
+
+/// Why the director could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An interface is missing or unusable.
+    #[error(transparent)]
+    Interface(#[from] IfaceError),
+    /// The datapath could not be opened or programmed.
+    #[error("datapath: {0}")]
+    Datapath(DatapathError),
+    /// A table could not be built.
+    #[error("table: {0}")]
+    Table(MaglevError),
+    /// The signal handlers could not be installed.
+    #[error("signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The admin listener could not be bound.
+    #[error("admin listener {addr}: {source}")]
+    Admin {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+// Not `#[from]`: that would also make them the error's source, and `{:#}` would print the
+// message twice.
+impl From<DatapathError> for StartError {
+    fn from(e: DatapathError) -> Self {
+        StartError::Datapath(e)
+    }
+}
+
+impl From<MaglevError> for StartError {
+    fn from(e: MaglevError) -> Self {
+        StartError::Table(e)
+    }
+}
+
+/// Which interface carries a mode's backends, and whether its MACs need resolving.
+#[derive(Debug, Clone)]
+struct Links {
+    outer: Interface,
+    inner: Option<Interface>,
+}
+
+impl Links {
+    /// The interface backends of `mode` are reached on.
+    fn device(&self, mode: Mode) -> &Interface {
+        match (mode, &self.inner) {
+            (Mode::Nat, Some(inner)) => inner,
+            _ => &self.outer,
+        }
+    }
+
+    /// The MAC a backend starts with: 0 on an interface without MACs (loopback), else unknown.
+    fn initial_mac(&self, mode: Mode) -> Option<[u8; 6]> {
+        (self.device(mode).mac == [0; 6]).then_some([0; 6])
+    }
+}
+
+/// Shared by the tasks of a running director.
+struct Inner {
+    config_path: PathBuf,
+    config: Mutex<DirectorConfig>,
+    state: Mutex<State>,
+    datapath: Mutex<Box<dyn Datapath>>,
+    datapath_name: String,
+    links: Links,
+    /// Stops the current generation of health tasks (replaced on reload).
+    health_stop: Mutex<watch::Sender<bool>>,
+}
+
+/// Locks a mutex, taking over a poisoned one (a panicked task left plain data behind).
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    /// Builds every service from the state and applies it (see the module doc).
+    fn rebuild(&self, why: &str) {
+        let mut datapath = lock(&self.datapath);
+        let built = lock(&self.state).build();
+        let result = match built {
+            Ok(services) => datapath.apply(&services).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, why, "applying the services failed; the datapath keeps the previous ones");
+        }
+    }
+
+    /// Re-reads the config (see the module doc).
+    fn reload(self: &Arc<Self>) -> Result<(), String> {
+        let new = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
+        {
+            let mut running = lock(&self.config);
+            let old = &*running;
+            let fixed = [
+                ("interface", old.interface != new.interface),
+                (
+                    "inner_interface",
+                    old.inner_interface != new.inner_interface,
+                ),
+                ("datapath", old.datapath != new.datapath),
+                ("xdp_mode", old.xdp_mode != new.xdp_mode),
+                ("admin", old.admin != new.admin),
+                ("max_conns", old.max_conns != new.max_conns),
+            ];
+            for (key, changed) in fixed {
+                if changed {
+                    tracing::warn!(key, "director.{key} changed: it takes effect on restart");
+                }
+            }
+            let mut kept = new.clone();
+            kept.interface = old.interface.clone();
+            kept.inner_interface = old.inner_interface.clone();
+            kept.datapath = old.datapath;
+            kept.xdp_mode = old.xdp_mode;
+            kept.admin = old.admin;
+            kept.max_conns = old.max_conns;
+            let links = self.links.clone();
+            lock(&self.state).reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
+            *running = kept;
+        }
+        self.rebuild("reload");
+        health::restart(self);
+        tracing::info!(path = %self.config_path.display(), "config reloaded");
+        Ok(())
+    }
+}
+
+/// A running director (see the module doc).
+pub struct Director {
+    inner: Arc<Inner>,
+    admin_addr: SocketAddr,
+    admin_stop: watch::Sender<bool>,
+    admin_task: JoinHandle<()>,
+}
+
+impl Director {
+    /// Starts a director from its config file (see the module doc). Must run inside a tokio
+    /// runtime.
+    pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
+        let config = crate::config::load(config_path)?;
+        let links = Links {
+            outer: Interface::by_name(&config.interface)?,
+            inner: match &config.inner_interface {
+                Some(name) => Some(Interface::by_name(name)?),
+                None => None,
+            },
+        };
+        let options = DatapathOptions {
+            interface: links.outer.clone(),
+            inner_interface: links.inner.clone(),
+            xdp_mode: config.xdp_mode,
+            max_conns: config.max_conns,
+        };
+        let mut datapath = open(&config, options)?;
+        let datapath_name = datapath.name();
+        let mut state = State::new(&config, SystemTime::now(), |m| links.initial_mac(m));
+        health::resolve_all(&mut state, &links).await;
+        let first = state
+            .build()
+            .map_err(StartError::from)
+            .and_then(|services| datapath.apply(&services).map_err(StartError::from));
+        let listener = match first {
+            Ok(()) => tokio::net::TcpListener::bind(config.admin)
+                .await
+                .map_err(|source| StartError::Admin {
+                    addr: config.admin,
+                    source,
+                }),
+            Err(e) => Err(e),
+        };
+        let listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                if let Err(stop) = datapath.shutdown() {
+                    tracing::error!(error = %stop, "datapath shutdown failed");
+                }
+                return Err(e);
+            }
+        };
+        let admin_addr = listener.local_addr().map_err(|source| StartError::Admin {
+            addr: config.admin,
+            source,
+        })?;
+        tracing::info!(
+            id = %config.id,
+            datapath = %datapath_name,
+            services = config.services.len(),
+            admin = %admin_addr,
+            "director started"
+        );
+        let inner = Arc::new(Inner {
+            config_path: config_path.to_path_buf(),
+            config: Mutex::new(config),
+            state: Mutex::new(state),
+            datapath: Mutex::new(datapath),
+            datapath_name,
+            links,
+            health_stop: Mutex::new(watch::channel(false).0),
+        });
+        health::restart(&inner);
+        let (admin_stop, stop_rx) = watch::channel(false);
+        let admin_task = tokio::spawn(admin::serve(listener, Arc::clone(&inner), stop_rx));
+        Ok(Director {
+            inner,
+            admin_addr,
+            admin_stop,
+            admin_task,
+        })
+    }
+
+    /// Where the admin listener is bound (the real port when the config said 0).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Re-reads the config file; an invalid one is refused with its diagnostics.
+    pub fn reload(&self) -> Result<(), String> {
+        self.inner.reload()
+    }
+
+    /// The current stats, as `/stats.json` shows them.
+    pub fn snapshot(&self) -> Result<Snapshot, DatapathError> {
+        Snapshot::take(&self.inner)
+    }
+
+    /// Stops health checks and the admin listener, then shuts the datapath down.
+    pub async fn stop(self) -> Result<(), DatapathError> {
+        let _ = lock(&self.inner.health_stop).send(true);
+        let _ = self.admin_stop.send(true);
+        let _ = self.admin_task.await;
+        let result = lock(&self.inner.datapath).shutdown();
+        tracing::info!("director stopped");
+        result
+    }
+}
+
+/// Runs a director until SIGTERM or SIGINT (exit) and reloads on SIGHUP.
+pub async fn run(config_path: &Path, open: &Opener) -> Result<(), StartError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Installed first, so a signal that arrives while starting is not fatal and not lost.
+    let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+    let director = Director::start(config_path, open).await?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Err(why) = director.reload() {
+                    tracing::error!("reload refused, the running config stays:\n{why}");
+                }
+            }
+        }
+    }
+    director.stop().await.map_err(StartError::from)
+}

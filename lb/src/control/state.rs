@@ -1,0 +1,263 @@
+//! The control plane's truth, as plain data: per service, its backends with stable indices,
+//! config weight, health and resolved MAC; and the services built from them for a datapath.
+//!
+//! Contract:
+//! * A backend's index never changes while the process runs. [`State::reconcile`] (a reload)
+//!   keeps every known backend where it is: one still in the config takes the new weight,
+//!   one removed from it stays at effective weight 0 (draining: its established flows keep it
+//!   through the connection table), one re-added gets its old index back, and new ones are
+//!   appended. Services are matched by (VIP, protocol); a service gone from the config is
+//!   dropped (the datapath removes it).
+//! * Effective weight = config weight, or 0 when the backend is removed from the config,
+//!   down by its health checks, or has no resolved MAC ("no ARP reply").
+//! * [`State::build`] is a pure function of the state: every service with its table laid
+//!   out by its scheduler over the effective weights.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::SystemTime;
+
+use strait_cache::origin::health::{CheckOutcome, Health, ServerState};
+
+use crate::config::{BackendConfig, DirectorConfig, Proto, ServiceConfig};
+use crate::maglev::{self, MaglevError};
+use crate::packet::service::{Backend, Mode, Service, ServiceKey};
+
+/// Identity of a service: VIP and protocol.
+pub type ServiceId = (SocketAddrV4, Proto);
+
+/// One backend as the control plane knows it.
+#[derive(Debug, Clone)]
+pub struct BackendState {
+    /// Address.
+    pub ip: Ipv4Addr,
+    /// Port packets go to.
+    pub port: u16,
+    /// Weight from the config.
+    pub weight: u32,
+    /// Still listed in the config (false: draining until restart).
+    pub in_config: bool,
+    /// Active-check state.
+    pub health: Health,
+    /// Resolved MAC; `None` while unresolved.
+    pub mac: Option<[u8; 6]>,
+}
+
+impl BackendState {
+    /// `ip:port`.
+    pub fn addr(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.ip, self.port)
+    }
+
+    /// The weight the tables use (see the module doc).
+    pub fn effective_weight(&self) -> u32 {
+        if self.in_config && self.mac.is_some() && self.health.state() == ServerState::Up {
+            self.weight
+        } else {
+            0
+        }
+    }
+
+    /// Name and detail of the backend's state for stats: `up`, `down` (health or no ARP
+    /// reply) or `draining` (weight 0 or removed from the config).
+    pub fn status(&self) -> (&'static str, String) {
+        let last = || self.health.last_check().map(|c| c.detail.clone());
+        if !self.in_config {
+            ("draining", "removed from config".into())
+        } else if self.mac.is_none() {
+            ("down", "no ARP reply".into())
+        } else if self.health.state() == ServerState::Down {
+            ("down", last().unwrap_or_default())
+        } else if self.weight == 0 {
+            ("draining", "weight 0".into())
+        } else {
+            ("up", last().unwrap_or_else(|| "not checked yet".into()))
+        }
+    }
+}
+
+/// One service: its config and its backends by stable index.
+#[derive(Debug, Clone)]
+pub struct ServiceState {
+    /// The service's current config (its backend list is the config's, not the index list).
+    pub config: ServiceConfig,
+    /// Backends by stable index.
+    pub backends: Vec<BackendState>,
+}
+
+impl ServiceState {
+    /// Identity.
+    pub fn id(&self) -> ServiceId {
+        (self.config.vip, self.config.proto)
+    }
+
+    /// The datapath's key.
+    pub fn key(&self) -> ServiceKey {
+        key_of(&self.config)
+    }
+}
+
+/// The datapath's key of a service config.
+pub fn key_of(c: &ServiceConfig) -> ServiceKey {
+    ServiceKey {
+        vip: c.vip.ip().octets(),
+        port: c.vip.port(),
+        proto: c.proto.number(),
+    }
+}
+
+/// Every service's state.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Table size of every service.
+    pub table_size: u32,
+    /// Services in config order.
+    pub services: Vec<ServiceState>,
+}
+
+impl State {
+    /// The state of a freshly loaded config. `initial_mac(mode)` is the MAC a backend starts
+    /// with: `Some([0; 6])` when its interface needs no resolution (loopback), else `None`.
+    pub fn new(
+        cfg: &DirectorConfig,
+        now: SystemTime,
+        initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
+    ) -> State {
+        let mut s = State {
+            table_size: cfg.table_size,
+            services: Vec::new(),
+        };
+        s.reconcile(cfg, now, initial_mac);
+        s
+    }
+
+    /// Applies a reloaded config (see the module doc).
+    pub fn reconcile(
+        &mut self,
+        cfg: &DirectorConfig,
+        now: SystemTime,
+        initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
+    ) {
+        let mut old = std::mem::take(&mut self.services);
+        self.table_size = cfg.table_size;
+        for sc in &cfg.services {
+            let found = old.iter().position(|s| s.id() == (sc.vip, sc.proto));
+            let mut service = match found {
+                Some(i) => old.swap_remove(i),
+                None => ServiceState {
+                    config: sc.clone(),
+                    backends: Vec::new(),
+                },
+            };
+            if service.config.mode != sc.mode {
+                // Another interface may carry the backends now: resolve again.
+                for b in &mut service.backends {
+                    b.mac = initial_mac(sc.mode);
+                }
+            }
+            service.config = sc.clone();
+            for b in &mut service.backends {
+                b.in_config = false;
+            }
+            for bc in &sc.backends {
+                upsert(&mut service.backends, bc, now, initial_mac(sc.mode));
+            }
+            self.services.push(service);
+        }
+    }
+
+    /// The service with this identity.
+    pub fn service_mut(&mut self, id: ServiceId) -> Option<&mut ServiceState> {
+        self.services.iter_mut().find(|s| s.id() == id)
+    }
+
+    /// The backend at `index` of service `id`.
+    pub fn backend_mut(&mut self, id: ServiceId, index: usize) -> Option<&mut BackendState> {
+        self.service_mut(id)?.backends.get_mut(index)
+    }
+
+    /// Records a check result; returns the new state when it changed.
+    pub fn on_check(
+        &mut self,
+        id: ServiceId,
+        index: usize,
+        outcome: CheckOutcome,
+        now: SystemTime,
+    ) -> Option<ServerState> {
+        let (rise, fall) = {
+            let h = &self.service_mut(id)?.config.health;
+            (h.rise, h.fall)
+        };
+        self.backend_mut(id, index)?
+            .health
+            .on_check(outcome, rise, fall, now)
+    }
+
+    /// Records a MAC (or its absence); returns whether it changed.
+    pub fn set_mac(&mut self, id: ServiceId, index: usize, mac: Option<[u8; 6]>) -> bool {
+        match self.backend_mut(id, index) {
+            Some(b) if b.mac != mac => {
+                b.mac = mac;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every service for [`crate::datapath::Datapath::apply`] (see the module doc).
+    pub fn build(&self) -> Result<Vec<(ServiceKey, Service)>, MaglevError> {
+        self.services
+            .iter()
+            .map(|s| {
+                let backends: Vec<Backend> = s
+                    .backends
+                    .iter()
+                    .map(|b| Backend {
+                        ip: b.ip.octets(),
+                        mac: b.mac.unwrap_or([0; 6]),
+                        port: b.port,
+                        weight: b.effective_weight(),
+                    })
+                    .collect();
+                let weighted: Vec<maglev::Backend> = backends
+                    .iter()
+                    .map(|b| maglev::Backend {
+                        id: b.id(),
+                        weight: b.weight,
+                    })
+                    .collect();
+                let scheduler = s.config.scheduler;
+                let table = scheduler.table(&weighted, self.table_size)?;
+                Ok((
+                    s.key(),
+                    Service {
+                        mode: s.config.mode,
+                        table,
+                        backends,
+                        hash: scheduler.flow_hash(),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Updates the backend `bc` in `list` or appends it.
+fn upsert(list: &mut Vec<BackendState>, bc: &BackendConfig, now: SystemTime, mac: Option<[u8; 6]>) {
+    match list.iter_mut().find(|b| b.ip == bc.ip && b.port == bc.port) {
+        Some(b) => {
+            b.weight = bc.weight;
+            b.in_config = true;
+        }
+        None => list.push(BackendState {
+            ip: bc.ip,
+            port: bc.port,
+            weight: bc.weight,
+            in_config: true,
+            health: Health::new(now),
+            mac,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! Tests of the control plane's state: stable indices, reload, effective weights.
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::config::parse;
+
+fn config(backends: &str) -> DirectorConfig {
+    let text = format!(
+        "[director]\nid = \"d\"\ninterface = \"lo\"\ntable_size = 251\n\
+         [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\nbackends = [{backends}]\n\
+         health = {{ rise = 2, fall = 2, interval = \"100ms\", timeout = \"50ms\" }}\n"
+    );
+    parse(&text).unwrap_or_else(|d| panic!("{d:?}"))
+}
+
+fn zero_mac(_: Mode) -> Option<[u8; 6]> {
+    Some([0; 6])
+}
+
+fn weights(s: &State) -> Vec<(String, u32)> {
+    s.services[0]
+        .backends
+        .iter()
+        .map(|b| (b.addr().to_string(), b.effective_weight()))
+        .collect()
+}
+
+fn outcome(ok: bool) -> CheckOutcome {
+    CheckOutcome {
+        ok,
+        detail: if ok { "connected" } else { "connect: refused" }.into(),
+        latency: Duration::from_millis(1),
+    }
+}
+
+const A: &str = "{ addr = \"10.0.0.11\" }";
+const B: &str = "{ addr = \"10.0.0.12\", weight = 50 }";
+const C: &str = "{ addr = \"10.0.0.13\" }";
+
+#[test]
+fn reload_keeps_indices_drains_removed_and_reuses_old_slots() {
+    let now = SystemTime::now();
+    let mut s = State::new(&config(&format!("{A}, {B}")), now, zero_mac);
+    assert_eq!(
+        weights(&s),
+        [("10.0.0.11:80".into(), 100), ("10.0.0.12:80".into(), 50)]
+    );
+    // B removed, C added: B stays at index 1 with weight 0, C is appended.
+    s.reconcile(&config(&format!("{C}, {A}")), now, zero_mac);
+    assert_eq!(
+        weights(&s),
+        [
+            ("10.0.0.11:80".into(), 100),
+            ("10.0.0.12:80".into(), 0),
+            ("10.0.0.13:80".into(), 100)
+        ]
+    );
+    assert_eq!(s.services[0].backends[1].status().0, "draining");
+    // B back with a new weight: its old index.
+    s.reconcile(&config(&format!("{B}, {C}, {A}")), now, zero_mac);
+    assert_eq!(
+        weights(&s),
+        [
+            ("10.0.0.11:80".into(), 100),
+            ("10.0.0.12:80".into(), 50),
+            ("10.0.0.13:80".into(), 100)
+        ]
+    );
+    let built = s.build().unwrap();
+    assert_eq!(built.len(), 1);
+    let service = &built[0].1;
+    assert_eq!(service.backends.len(), 3);
+    assert_eq!(service.table.as_ref().unwrap().size(), 251);
+    assert_eq!(
+        service.table.as_ref().unwrap().backend_id(1),
+        Some("10.0.0.12:80")
+    );
+}
+
+#[test]
+fn down_and_unresolved_backends_weigh_nothing() {
+    let now = SystemTime::now();
+    let mut s = State::new(&config(&format!("{A}, {B}")), now, |_| None);
+    assert_eq!(
+        weights(&s),
+        [("10.0.0.11:80".into(), 0), ("10.0.0.12:80".into(), 0)]
+    );
+    assert_eq!(
+        s.services[0].backends[0].status(),
+        ("down", "no ARP reply".into())
+    );
+    let id = s.services[0].id();
+    assert!(s.set_mac(id, 0, Some([2, 0, 0, 0, 0, 11])));
+    assert!(!s.set_mac(id, 0, Some([2, 0, 0, 0, 0, 11])));
+    assert!(s.set_mac(id, 1, Some([2, 0, 0, 0, 0, 12])));
+    assert_eq!(weights(&s)[0].1, 100);
+    assert_eq!(s.build().unwrap()[0].1.backends[0].mac, [2, 0, 0, 0, 0, 11]);
+    // fall = 2: the second failure takes it down, rise = 2 brings it back.
+    assert_eq!(s.on_check(id, 0, outcome(false), now), None);
+    assert_eq!(
+        s.on_check(id, 0, outcome(false), now),
+        Some(ServerState::Down)
+    );
+    assert_eq!(weights(&s)[0].1, 0);
+    assert_eq!(
+        s.services[0].backends[0].status(),
+        ("down", "connect: refused".into())
+    );
+    let table = s.build().unwrap()[0].1.table.clone().unwrap();
+    assert_eq!(table.shares()[0], 0);
+    assert_eq!(s.on_check(id, 0, outcome(true), now), None);
+    assert_eq!(s.on_check(id, 0, outcome(true), now), Some(ServerState::Up));
+    assert_eq!(weights(&s)[0].1, 100);
+    // Unknown service or index: nothing happens.
+    assert_eq!(s.on_check(id, 9, outcome(false), now), None);
+}
+
+#[test]
+fn a_service_without_live_backends_has_no_table_and_gone_services_are_dropped() {
+    let now = SystemTime::now();
+    let mut s = State::new(
+        &config("{ addr = \"10.0.0.11\", weight = 0 }"),
+        now,
+        zero_mac,
+    );
+    assert_eq!(s.services[0].backends[0].status().0, "draining");
+    assert!(s.build().unwrap()[0].1.table.is_none());
+    let other = config(A).services[0].clone();
+    let mut moved = config(A);
+    moved.services[0].vip = "10.0.0.101:80".parse().unwrap();
+    s.reconcile(&moved, now, zero_mac);
+    assert_eq!(s.services.len(), 1);
+    assert_ne!(s.services[0].config.vip, other.vip);
+    assert_eq!(s.services[0].backends.len(), 1);
+}

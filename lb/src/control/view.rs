@@ -1,0 +1,348 @@
+//! What the admin endpoints show: a [`Snapshot`] of state and datapath counters, rendered as
+//! `/stats.json`, the HTML page and `/metrics` (pure functions of the snapshot).
+//!
+//! `/stats.json` = `{"id", "role": "standalone", "datapath", "conntrack_entries", "counters":
+//! {name: value}, "services": [{"vip", "proto", "mode", "scheduler", "backends": [{"addr",
+//! "weight", "effective_weight", "up", "state", "detail", "since", "last_check", "packets",
+//! "bytes", "flows"}]}]}`; `since` is RFC 3339 (UTC, seconds). Metrics are prefixed
+//! `strait_director_`: per-backend `backend_{packets,bytes,flows}_total`, `backend_up`,
+//! `backend_weight` (labels `vip`, `proto`, `backend`), `conntrack_entries`, and each
+//! datapath counter as `<name>_total`.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+
+use super::{lock, Inner};
+use crate::datapath::DatapathError;
+
+/// One backend as shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendView {
+    /// `ip:port`.
+    pub addr: String,
+    /// Config weight.
+    pub weight: u32,
+    /// Weight in the table now.
+    pub effective_weight: u32,
+    /// Takes new flows.
+    pub up: bool,
+    /// `up`, `down` or `draining`.
+    pub state: &'static str,
+    /// Why (last check result, "no ARP reply", "removed from config").
+    pub detail: String,
+    /// Last state change.
+    pub since: SystemTime,
+    /// Last check result, if any ran.
+    pub last_check: Option<String>,
+    /// Packets forwarded.
+    pub packets: u64,
+    /// Bytes forwarded.
+    pub bytes: u64,
+    /// New flows assigned.
+    pub flows: u64,
+}
+
+/// One service as shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView {
+    /// `ip:port`.
+    pub vip: String,
+    /// `tcp`/`udp`.
+    pub proto: &'static str,
+    /// `dr`/`tun`/`nat`.
+    pub mode: &'static str,
+    /// `maglev`/`wrr`/`sh`.
+    pub scheduler: &'static str,
+    /// Backends by stable index.
+    pub backends: Vec<BackendView>,
+}
+
+/// Everything the admin endpoints show, at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Director id.
+    pub id: String,
+    /// Datapath name.
+    pub datapath: String,
+    /// Entries in the connection table.
+    pub conntrack_entries: u64,
+    /// Datapath-wide counters.
+    pub counters: Vec<(String, u64)>,
+    /// Services in config order.
+    pub services: Vec<ServiceView>,
+}
+
+impl Snapshot {
+    /// Reads the state, then the datapath's counters.
+    pub(super) fn take(inner: &Inner) -> Result<Snapshot, DatapathError> {
+        let id = lock(&inner.config).id.clone();
+        let (keys, mut services): (Vec<_>, Vec<_>) = lock(&inner.state)
+            .services
+            .iter()
+            .map(|s| {
+                let backends = s
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let (state, detail) = b.status();
+                        BackendView {
+                            addr: b.addr().to_string(),
+                            weight: b.weight,
+                            effective_weight: b.effective_weight(),
+                            up: state == "up",
+                            state,
+                            detail,
+                            since: b.health.since(),
+                            last_check: b.health.last_check().map(|c| c.detail.clone()),
+                            packets: 0,
+                            bytes: 0,
+                            flows: 0,
+                        }
+                    })
+                    .collect();
+                let view = ServiceView {
+                    vip: s.config.vip.to_string(),
+                    proto: s.config.proto.as_str(),
+                    mode: s.config.mode.as_str(),
+                    scheduler: s.config.scheduler.as_str(),
+                    backends,
+                };
+                (s.key(), view)
+            })
+            .unzip();
+        let datapath = lock(&inner.datapath);
+        for (key, view) in keys.iter().zip(services.iter_mut()) {
+            // A service the datapath does not hold (its last apply failed) shows zeros
+            // rather than hiding every other service.
+            let stats = match datapath.backend_stats(key) {
+                Ok(stats) => stats,
+                Err(e) => {
+                    tracing::warn!(vip = %view.vip, error = %e, "no counters for service");
+                    Vec::new()
+                }
+            };
+            for (b, st) in view.backends.iter_mut().zip(stats) {
+                b.packets = st.packets;
+                b.bytes = st.bytes;
+                b.flows = st.flows;
+            }
+        }
+        Ok(Snapshot {
+            id,
+            datapath: inner.datapath_name.clone(),
+            conntrack_entries: datapath.conn_count()?,
+            counters: datapath
+                .counters()?
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect(),
+            services,
+        })
+    }
+
+    /// `/stats.json` (see the module doc).
+    pub fn to_json(&self) -> Value {
+        let counters: serde_json::Map<String, Value> = self
+            .counters
+            .iter()
+            .map(|(n, v)| (n.clone(), json!(v)))
+            .collect();
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|s| {
+                let backends: Vec<Value> = s
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        json!({
+                            "addr": b.addr, "weight": b.weight,
+                            "effective_weight": b.effective_weight, "up": b.up,
+                            "state": b.state, "detail": b.detail,
+                            "since": humantime::format_rfc3339_seconds(b.since).to_string(),
+                            "last_check": b.last_check, "packets": b.packets,
+                            "bytes": b.bytes, "flows": b.flows,
+                        })
+                    })
+                    .collect();
+                json!({"vip": s.vip, "proto": s.proto, "mode": s.mode,
+                       "scheduler": s.scheduler, "backends": backends})
+            })
+            .collect();
+        json!({
+            "id": self.id, "role": "standalone", "datapath": self.datapath,
+            "conntrack_entries": self.conntrack_entries, "counters": counters,
+            "services": services,
+        })
+    }
+
+    /// `/metrics` (see the module doc).
+    pub fn to_metrics(&self) -> String {
+        type Labels = Vec<(String, String)>;
+        let mut reg = Registry::with_prefix("strait_director");
+        let packets: Family<Labels, Counter> = Family::default();
+        let bytes: Family<Labels, Counter> = Family::default();
+        let flows: Family<Labels, Counter> = Family::default();
+        let up: Family<Labels, Gauge> = Family::default();
+        let weight: Family<Labels, Gauge> = Family::default();
+        for s in &self.services {
+            for b in &s.backends {
+                let labels: Labels = vec![
+                    ("vip".into(), s.vip.clone()),
+                    ("proto".into(), s.proto.into()),
+                    ("backend".into(), b.addr.clone()),
+                ];
+                packets.get_or_create(&labels).inc_by(b.packets);
+                bytes.get_or_create(&labels).inc_by(b.bytes);
+                flows.get_or_create(&labels).inc_by(b.flows);
+                up.get_or_create(&labels).set(i64::from(b.up));
+                weight
+                    .get_or_create(&labels)
+                    .set(i64::from(b.effective_weight));
+            }
+        }
+        reg.register("backend_packets", "Packets forwarded to a backend", packets);
+        reg.register("backend_bytes", "Bytes forwarded to a backend", bytes);
+        reg.register("backend_flows", "New flows assigned to a backend", flows);
+        reg.register("backend_up", "Whether a backend takes new flows", up);
+        reg.register("backend_weight", "A backend's weight in its table", weight);
+        let entries: Gauge = Gauge::default();
+        entries.set(i64::try_from(self.conntrack_entries).unwrap_or(i64::MAX));
+        reg.register(
+            "conntrack_entries",
+            "Entries in the connection table",
+            entries,
+        );
+        for (name, value) in &self.counters {
+            let c: Counter = Counter::default();
+            c.inc_by(*value);
+            reg.register(name.as_str(), format!("Datapath counter {name}"), c);
+        }
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = encode(&mut out, &reg);
+        out
+    }
+
+    /// The admin page: one table per service (HTML, no script).
+    pub fn to_html(&self) -> String {
+        let mut out = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>strait director {id}</title>\
+             <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\
+             td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}</style></head><body>\
+             <h1>strait director {id}</h1><p>datapath {dp} · connections {conns}</p>",
+            id = escape(&self.id),
+            dp = escape(&self.datapath),
+            conns = self.conntrack_entries
+        );
+        for s in &self.services {
+            let _ = write!(
+                out,
+                "<h2>{} {} ({}, {})</h2><table><tr><th>backend</th><th>state</th><th>weight</th>\
+                 <th>packets</th><th>bytes</th><th>flows</th><th>last check</th></tr>",
+                escape(&s.vip),
+                s.proto,
+                s.mode,
+                s.scheduler
+            );
+            for b in &s.backends {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{} ({})</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&b.addr),
+                    b.state,
+                    escape(&b.detail),
+                    b.effective_weight,
+                    b.weight,
+                    b.packets,
+                    b.bytes,
+                    b.flows,
+                    escape(b.last_check.as_deref().unwrap_or("-")),
+                );
+            }
+            out.push_str("</table>");
+        }
+        out.push_str("</body></html>\n");
+        out
+    }
+}
+
+/// Escapes text for HTML.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Snapshot {
+        Snapshot {
+            id: "d1".into(),
+            datapath: "test".into(),
+            conntrack_entries: 3,
+            counters: vec![("tx_new".into(), 7)],
+            services: vec![ServiceView {
+                vip: "10.0.0.100:80".into(),
+                proto: "tcp",
+                mode: "dr",
+                scheduler: "maglev",
+                backends: vec![BackendView {
+                    addr: "10.0.0.11:80".into(),
+                    weight: 100,
+                    effective_weight: 0,
+                    up: false,
+                    state: "down",
+                    detail: "connect: <refused>".into(),
+                    since: SystemTime::UNIX_EPOCH,
+                    last_check: Some("connect: <refused>".into()),
+                    packets: 5,
+                    bytes: 300,
+                    flows: 2,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let v = sample().to_json();
+        assert_eq!(v["role"], "standalone");
+        assert_eq!(v["counters"]["tx_new"], 7);
+        let b = &v["services"][0]["backends"][0];
+        assert_eq!(b["addr"], "10.0.0.11:80");
+        assert_eq!(b["since"], "1970-01-01T00:00:00Z");
+        assert_eq!(
+            (b["packets"].as_u64(), b["flows"].as_u64()),
+            (Some(5), Some(2))
+        );
+        assert_eq!(v["services"][0]["scheduler"], "maglev");
+    }
+
+    #[test]
+    fn metrics_are_prefixed_and_labelled() {
+        let m = sample().to_metrics();
+        assert!(m.contains(
+            "strait_director_backend_packets_total{vip=\"10.0.0.100:80\",proto=\"tcp\",backend=\"10.0.0.11:80\"} 5"
+        ), "{m}");
+        assert!(m.contains("strait_director_tx_new_total 7"), "{m}");
+        assert!(m.contains("strait_director_conntrack_entries 3"), "{m}");
+    }
+
+    #[test]
+    fn page_escapes_details() {
+        let page = sample().to_html();
+        assert!(page.contains("connect: &lt;refused&gt;"));
+        assert!(!page.contains("<refused>"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Human views of a director's admin answers (pure; missing fields print as `-`).
+//!
+//! * `status`: `director <id>  <role>  datapath <name>  conns <n>`, then one line per service:
+//!   `<vip> <proto> <mode>/<scheduler>  up <u>/<n> backends`.
+//! * `stats`: the header line, the datapath counters (`name  value`, sorted), then one table:
+//!   service, backend, state, weight, packets, bytes, flows.
+//! * `conns`: a table client, vip, proto, backend, then `<shown> of <count> connections`.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::{align, cell};
+
+/// Whether a stats answer comes from a director (it lists services).
+pub fn is_director(stats: &Value) -> bool {
+    stats.get("services").is_some_and(Value::is_array)
+}
+
+fn services(stats: &Value) -> impl Iterator<Item = &Value> {
+    stats
+        .get("services")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn backends(service: &Value) -> impl Iterator<Item = &Value> {
+    service
+        .get("backends")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn header(stats: &Value) -> String {
+    format!(
+        "director {}  {}  datapath {}  conns {}\n",
+        cell(stats.get("id")),
+        cell(stats.get("role")),
+        cell(stats.get("datapath")),
+        cell(stats.get("conntrack_entries"))
+    )
+}
+
+/// `strait ctl status` for a director.
+pub fn render_status(stats: &Value) -> String {
+    let mut out = header(stats);
+    for s in services(stats) {
+        let total = backends(s).count();
+        let up = backends(s)
+            .filter(|b| b.get("up").and_then(Value::as_bool) == Some(true))
+            .count();
+        let _ = writeln!(
+            out,
+            "{} {} {}/{}  up {up}/{total} backends",
+            cell(s.get("vip")),
+            cell(s.get("proto")),
+            cell(s.get("mode")),
+            cell(s.get("scheduler"))
+        );
+    }
+    out
+}
+
+/// `strait ctl stats` for a director.
+pub fn render_stats(stats: &Value) -> String {
+    let mut out = header(stats);
+    if let Some(counters) = stats.get("counters").and_then(Value::as_object) {
+        let mut names: Vec<&String> = counters.keys().collect();
+        names.sort();
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+        for name in names {
+            let _ = writeln!(out, "{name:<width$}  {}", counters[name]);
+        }
+    }
+    out.push('\n');
+    let columns = [
+        "service", "backend", "state", "weight", "packets", "bytes", "flows",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![columns.iter().map(|c| (*c).to_owned()).collect()];
+    for s in services(stats) {
+        let service = format!("{} {}", cell(s.get("vip")), cell(s.get("proto")));
+        for b in backends(s) {
+            rows.push(vec![
+                service.clone(),
+                cell(b.get("addr")),
+                cell(b.get("state")),
+                cell(b.get("weight")),
+                cell(b.get("packets")),
+                cell(b.get("bytes")),
+                cell(b.get("flows")),
+            ]);
+        }
+    }
+    out.push_str(&align(&rows));
+    out
+}
+
+/// `strait ctl conns`.
+pub fn render_conns(answer: &Value) -> String {
+    let list = answer.get("conns").and_then(Value::as_array);
+    let mut rows: Vec<Vec<String>> = vec![["client", "vip", "proto", "backend"]
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect()];
+    for c in list.into_iter().flatten() {
+        rows.push(
+            ["client", "vip", "proto", "backend"]
+                .iter()
+                .map(|k| cell(c.get(*k)))
+                .collect(),
+        );
+    }
+    let mut out = align(&rows);
+    let _ = writeln!(
+        out,
+        "{} of {} connections",
+        list.map_or(0, Vec::len),
+        cell(answer.get("count"))
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"id":"dir-a","role":"standalone","datapath":"xdp/native",
+        "conntrack_entries":2,"counters":{"tx_new":5,"pass_not_ipv4":1},
+        "services":[{"vip":"10.0.0.100:80","proto":"tcp","mode":"dr","scheduler":"maglev",
+        "backends":[{"addr":"10.0.0.11:80","weight":100,"up":true,"state":"up","packets":10,
+        "bytes":1500,"flows":2},{"addr":"10.0.0.12:80","weight":100,"up":false,"state":"down",
+        "packets":0,"bytes":0,"flows":0}]}]}"#;
+
+    fn sample() -> Value {
+        serde_json::from_str(SAMPLE).unwrap()
+    }
+
+    #[test]
+    fn director_answers_are_recognised() {
+        assert!(is_director(&sample()));
+        assert!(!is_director(&serde_json::json!({"node": "a", "pools": []})));
+    }
+
+    #[test]
+    fn status_has_one_line_per_service() {
+        assert_eq!(
+            render_status(&sample()),
+            "director dir-a  standalone  datapath xdp/native  conns 2\n\
+             10.0.0.100:80 tcp dr/maglev  up 1/2 backends\n"
+        );
+    }
+
+    #[test]
+    fn stats_table_lists_every_backend() {
+        let want = "\
+director dir-a  standalone  datapath xdp/native  conns 2
+pass_not_ipv4  1
+tx_new         5
+
+service            backend       state  weight  packets  bytes  flows
+10.0.0.100:80 tcp  10.0.0.11:80  up     100     10       1500   2
+10.0.0.100:80 tcp  10.0.0.12:80  down   100     0        0      0
+";
+        assert_eq!(render_stats(&sample()), want);
+    }
+
+    #[test]
+    fn conns_table_and_count() {
+        let v = serde_json::json!({"count": 7, "conns": [
+            {"client": "192.0.2.1:40000", "vip": "10.0.0.100:80", "proto": "tcp",
+             "backend": "10.0.0.11:80"}]});
+        assert_eq!(
+            render_conns(&v),
+            "client           vip            proto  backend\n\
+             192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80\n\
+             1 of 7 connections\n"
+        );
+        assert_eq!(
+            render_conns(&serde_json::json!({})),
+            "client  vip  proto  backend\n0 of - connections\n"
+        );
+    }
+}
