@@ -5,6 +5,7 @@
 //!   and the 5-tuple flow hash shared with the BPF C datapath.
 //! * [`packet`]: the reference model of the datapath (parse, decide, rewrite).
 //! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
+//! * [`decap`]: the nodes' IP-in-IP decapsulation program (TUN mode) and its model.
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
 //!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
 //!
@@ -13,6 +14,7 @@
 
 pub mod abi;
 pub mod datapath;
+pub mod decap;
 pub mod iface;
 pub mod maglev;
 pub mod neigh;
