@@ -65,9 +65,15 @@ fn symbol(name: u32, info: u8, shndx: u16, size: u64) -> Vec<u8> {
 
 /// The object's bytes (see the module doc).
 pub fn object() -> Vec<u8> {
-    // r0 = XDP_PASS (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT).
+    object_returning(XDP_PASS)
+}
+
+/// The same object with a program that returns `action` for every frame (tests use
+/// `XDP_TX` = 3 to bounce frames back out of a host's interface).
+pub fn object_returning(action: u8) -> Vec<u8> {
+    // r0 = action (BPF_ALU64 | BPF_MOV | BPF_K); exit (BPF_JMP | BPF_EXIT).
     let code = vec![
-        0xb7, 0, 0, 0, XDP_PASS, 0, 0, 0, //
+        0xb7, 0, 0, 0, action, 0, 0, 0, //
         0x95, 0, 0, 0, 0, 0, 0, 0,
     ];
     let strtab = format!("\0{PROGRAM}\0").into_bytes();
@@ -238,6 +244,14 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["xdp", "license", ".symtab", ".strtab", ".shstrtab"]);
+    }
+
+    #[test]
+    fn only_the_returned_action_differs() {
+        let (pass, tx) = (object(), object_returning(3));
+        let diff: Vec<usize> = (0..pass.len()).filter(|&i| pass[i] != tx[i]).collect();
+        assert_eq!(diff, [EHDR_LEN + 4]);
+        assert_eq!(tx[EHDR_LEN + 4], 3);
     }
 
     #[test]
