@@ -5,6 +5,8 @@
 //!   datagrams (a raw socket, protocol 4) whose inner UDP datagram goes to the VIP; each one
 //!   reaches a UDP socket bound to the VIP inside the backend, with the client as source, and
 //!   an inner datagram to another address does not; on SIGTERM the node reports its counters.
+//! * `example_topologies_serve_from_every_backend`, `example_node_configs_pass_check`: the
+//!   DR/TUN/NAT examples come up and serve (see their doc comments).
 //! * `xdp_tx_frames_leave_a_host_through_the_bridge_at_once`: a host bouncing every frame
 //!   with a native `XDP_TX` program: the bridge port receives the 20 bounced frames within a
 //!   second because it runs the pass-all program (a few stray multicast frames may come back
@@ -319,4 +321,118 @@ fn xdp_tx_frames_leave_a_host_through_the_bridge_at_once() {
     assert!((20..=30).contains(&with), "{with} frames came back");
     ip(&["-n", &switch, "link", "set", "dev", "a-0", "xdpdrv", "off"]);
     assert_eq!(send_and_count("without it"), 0);
+}
+
+/// `Via` of a GET from `client` to `http://addr/...`, or `None` when it did not answer.
+fn via(client: &str, addr: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            client,
+            "curl",
+            "-s",
+            "-m",
+            "2",
+            "-D-",
+            "-o",
+            "/dev/null",
+        ])
+        .arg(format!("http://{addr}/obj/example?size=10"))
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    head.lines()
+        .find_map(|l| l.strip_prefix("via: ").or_else(|| l.strip_prefix("Via: ")))
+        .map(|v| v.trim().to_owned())
+}
+
+/// The example topologies (topology/examples/topologies/{dr,tun,nat}.toml) come up, every
+/// backend's node answers the client on the backend's own address, DR/TUN backends hold the
+/// VIP on `lo` and TUN backends run the decapsulation program; when this build has `strait
+/// director`, the VIP answers too. Each is torn down after.
+#[test]
+fn example_topologies_serve_from_every_backend() {
+    let test = "example_topologies_serve_from_every_backend";
+    if !require_root(test, &["ip", "ethtool", "curl"]) {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let has_director = strait(&["director", "--help"]).status.success();
+    for (name, vip, backends) in [
+        ("dr", "10.71.0.100", "10.71.0"),
+        ("tun", "10.73.0.100", "10.73.0"),
+        ("nat", "10.72.0.100", "10.72.1"),
+    ] {
+        let topo = format!("{root}/topology/examples/topologies/{name}.toml");
+        let logs = support::scratch_dir(&format!("example-{name}")).join("logs");
+        let up = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .current_dir(root)
+            .args(["sim", "up", "--topology", &topo, "--logs"])
+            .arg(&logs)
+            .output()
+            .expect("sim up");
+        let sim = Sim {
+            topo: topo.clone(),
+            name: name.to_owned(),
+        };
+        assert!(
+            up.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let client = sim.netns("client");
+        for i in 1..=3 {
+            let addr = format!("{backends}.1{i}");
+            let expected = format!("1.1 b{i} (strait)");
+            wait_for(
+                &format!("{name}: b{i} on {addr}"),
+                Duration::from_secs(20),
+                || via(&client, &addr).as_deref() == Some(expected.as_str()),
+            );
+            let backend = sim.netns(&format!("b{i}"));
+            let lo = ip(&["-n", &backend, "-4", "-o", "address", "show", "dev", "lo"]);
+            assert_eq!(
+                lo.contains(&format!("inet {vip}/32")),
+                name != "nat",
+                "{name} b{i}: {lo}"
+            );
+            let eth0 = ip(&["-n", &backend, "link", "show", "dev", "eth0"]);
+            assert_eq!(
+                eth0.contains("strait_decap"),
+                name == "tun",
+                "{name} b{i}: {eth0}"
+            );
+        }
+        if has_director {
+            wait_for(
+                &format!("{name}: the VIP {vip}"),
+                Duration::from_secs(20),
+                || via(&client, vip).is_some_and(|v| v.starts_with("1.1 b")),
+            );
+        }
+        sim.down();
+    }
+}
+
+/// `strait check` accepts every node config of the director examples (no root needed).
+#[test]
+fn example_node_configs_pass_check() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/topology/examples/director");
+    let mut files = Vec::new();
+    for mode in ["dr", "tun", "nat"] {
+        for i in 1..=3 {
+            files.push(format!("{dir}/{mode}/node-{i}.toml"));
+        }
+    }
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let out = strait(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
 }
