@@ -144,13 +144,13 @@ pub fn object_returning(action: u8) -> Vec<u8> {
     let mut body = Vec::new();
     let mut offsets = Vec::new();
     for s in &sections {
-        while (EHDR_LEN + body.len()) % s.align as usize != 0 {
+        while !(EHDR_LEN + body.len()).is_multiple_of(s.align as usize) {
             body.push(0);
         }
         offsets.push((EHDR_LEN + body.len()) as u64);
         body.extend_from_slice(&s.data);
     }
-    while (EHDR_LEN + body.len()) % 8 != 0 {
+    while !(EHDR_LEN + body.len()).is_multiple_of(8) {
         body.push(0);
     }
     let shoff = (EHDR_LEN + body.len()) as u64;
