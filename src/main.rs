@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod l4;
 
 use clap::Parser;
 

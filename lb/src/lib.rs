@@ -5,6 +5,7 @@
 //!   and the 5-tuple flow hash shared with the BPF C datapath.
 //! * [`packet`]: the reference model of the datapath (parse, decide, rewrite).
 //! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
+//! * [`decap`]: the nodes' IP-in-IP decapsulation program (TUN mode) and its model.
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
 //!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
 //! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
@@ -17,6 +18,7 @@ pub mod abi;
 pub mod config;
 pub mod control;
 pub mod datapath;
+pub mod decap;
 pub mod iface;
 pub mod maglev;
 pub mod neigh;

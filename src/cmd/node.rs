@@ -1,4 +1,8 @@
 //! `strait node --config FILE`: run a cache node in the foreground.
+//!
+//! Order: load the config, apply its `[l4]` section (`crate::l4`: VIPs on `lo`, ARP sysctls,
+//! TUN decapsulation; an error there exits 1 before anything is served), run the node until
+//! SIGTERM has drained it, then undo what `[l4]` added (also when the node failed to start).
 
 use std::path::Path;
 
@@ -20,6 +24,9 @@ pub fn run(config: &Path) -> anyhow::Result<i32> {
             .build()
     }
     .context("cannot start the async runtime")?;
-    rt.block_on(strait_cache::node::run(config, cfg))?;
+    let l4 = cfg.l4.as_ref().map(crate::l4::apply).transpose()?;
+    let served = rt.block_on(strait_cache::node::run(config, cfg));
+    drop(l4);
+    served?;
     Ok(0)
 }

@@ -4,3 +4,4 @@ pub mod origin;
 pub mod plan;
 pub mod spec;
 pub mod supervisor;
+pub mod xdp_pass;

@@ -1,8 +1,9 @@
 //! Executes [`plan`] steps with the `ip` command (iproute2), and tears topologies down.
 //!
 //! Contract:
-//! * [`up`] first removes whatever a previous run of the same topology left (by prefix), then
-//!   runs [`plan::up`] step by step; if a step fails it tears down what it built and returns
+//! * [`up`] first removes whatever a previous run of the same topology left (by prefix), writes
+//!   the bridge ports' pass-all XDP object ([`crate::xdp_pass::write_object`]), then runs
+//!   [`plan::up`] step by step; if a step fails it tears down what it built and returns
 //!   the failing command with its exit status and stderr.
 //! * [`down`] is idempotent and needs no spec: it lists `ip netns list`, kills the processes
 //!   still running in each namespace whose name starts with the prefix (`ip netns pids`, then
@@ -86,6 +87,11 @@ pub fn up(topology: &Topology) -> Result<(), Error> {
     if !stale.is_empty() {
         tracing::info!(?stale, "removed namespaces left by a previous run");
     }
+    let object = Path::new(crate::xdp_pass::OBJECT_PATH);
+    crate::xdp_pass::write_object(object).map_err(|source| Error::Spawn {
+        command: format!("write {}", object.display()),
+        source,
+    })?;
     if let Err(e) = apply(&plan::up(topology)) {
         if let Err(cleanup) = down(&prefix) {
             tracing::warn!(error = %cleanup, "teardown after a failed build also failed");

@@ -9,9 +9,20 @@
 //! * membership `i` of a host is `eth<i>` in the host and `<host>-<i>` (a bridge port) in the
 //!   switch namespace.
 //! * order: namespaces; `lo` and bridges up; per host `lo` up, then per membership the veth
-//!   pair, bridge port, address, link up, and transmit checksum offload off (a veth otherwise
-//!   leaves locally sent TCP/UDP checksums partial, which native XDP peers drop); then sysctls
-//!   (after the interfaces, so per-interface keys exist), then routes.
+//!   pair, bridge port, the pass-all XDP program on the bridge port, addresses (the
+//!   membership's, then its `extra` ones), link up, and transmit checksum offload off (a veth
+//!   otherwise leaves locally sent TCP/UDP checksums partial, which native XDP peers drop);
+//!   then sysctls (after the interfaces, so per-interface keys exist), then routes.
+//! * native XDP on veths: a host's XDP program (the director's `XDP_TX`, a decapsulation
+//!   program) runs on its `eth<i>`; the frames it sends back reach the bridge only if the
+//!   bridge port (the veth peer) runs an XDP program itself, so every bridge port gets
+//!   [`crate::xdp_pass`]'s program (`xdpdrv`, loaded by `ip` from
+//!   [`crate::xdp_pass::OBJECT_PATH`], which `netns::up` writes first). GRO on the port
+//!   (`ethtool -K <port> gro on`) is not enough on kernel 6.18: it gives the port a NAPI
+//!   context, so the frames are queued, but the sender flushes the port's XDP ring only when
+//!   the port has a program, so they wait for unrelated traffic (tried: 0 of 20 UDP echoes
+//!   bounced by an `XDP_TX` program came back within 1 s with GRO, 20 of 20 with the
+//!   program). `tests/netns_topology_xdp.rs` checks both directions end to end.
 //!
 //! [`down`] deletes namespaces by prefix, from a list of the existing ones, hosts before the
 //! switch: deleting a namespace deletes its veths and their peers, so no other step is needed.
@@ -50,6 +61,13 @@ pub enum Step {
     },
     /// `ip -n <netns> link set <dev> up`.
     LinkUp { netns: String, dev: String },
+    /// `ip -n <netns> link set dev <dev> xdpdrv obj <object> sec xdp`: the pass-all program
+    /// on a bridge port (see the module doc).
+    AttachXdpPass {
+        netns: String,
+        dev: String,
+        object: String,
+    },
     /// `ip netns exec <netns> ethtool -K <dev> tx off`: full checksums on sent packets.
     DisableTxChecksum { netns: String, dev: String },
     /// `ip -n <netns> route add <to> via <via>`.
@@ -96,6 +114,20 @@ impl Step {
                 strings(&["ip", "-n", netns, "address", "add", &addr, "dev", dev])
             }
             Self::LinkUp { netns, dev } => strings(&["ip", "-n", netns, "link", "set", dev, "up"]),
+            Self::AttachXdpPass { netns, dev, object } => strings(&[
+                "ip",
+                "-n",
+                netns,
+                "link",
+                "set",
+                "dev",
+                dev,
+                "xdpdrv",
+                "obj",
+                object,
+                "sec",
+                crate::xdp_pass::SECTION,
+            ]),
             Self::DisableTxChecksum { netns, dev } => strings(&[
                 "ip", "netns", "exec", netns, "ethtool", "-K", dev, "tx", "off",
             ]),
@@ -168,13 +200,22 @@ pub fn up(topology: &Topology) -> Vec<Step> {
                 },
                 Step::LinkUp {
                     netns: switch.clone(),
-                    dev: peer,
+                    dev: peer.clone(),
                 },
-                Step::AddAddress {
+                Step::AttachXdpPass {
+                    netns: switch.clone(),
+                    dev: peer,
+                    object: crate::xdp_pass::OBJECT_PATH.to_owned(),
+                },
+            ]);
+            for addr in std::iter::once(m.addr).chain(m.extra.iter().copied()) {
+                steps.push(Step::AddAddress {
                     netns: netns.clone(),
                     dev: dev.clone(),
-                    addr: m.addr,
-                },
+                    addr,
+                });
+            }
+            steps.extend([
                 Step::LinkUp {
                     netns: netns.clone(),
                     dev: dev.clone(),
@@ -228,162 +269,4 @@ pub fn namespaces(topology: &Topology) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TWO_HOSTS: &str = r#"
-name = "demo"
-[[lan]]
-name = "front"
-subnet = "10.0.0.0/24"
-[[host]]
-name = "client"
-lan = [{ lan = "front", addr = "10.0.0.2/24" }]
-routes = [{ to = "10.1.0.0/24", via = "10.0.0.3" }]
-sysctls = { "net.ipv4.ip_forward" = "1" }
-[[host]]
-name = "server"
-lan = [{ lan = "front", addr = "10.0.0.3" }]
-routes = [{ to = "default", via = "10.0.0.2" }]
-"#;
-
-    fn topology() -> Topology {
-        match Topology::from_toml(TWO_HOSTS) {
-            Ok(t) => t,
-            Err(e) => panic!("fixture must parse: {e}"),
-        }
-    }
-
-    fn lines(steps: &[Step]) -> Vec<String> {
-        steps.iter().map(|s| s.argv().join(" ")).collect()
-    }
-
-    #[test]
-    fn up_of_two_hosts_on_one_lan_is_the_exact_command_sequence() {
-        let expected = [
-            "ip netns add st-demo-sw",
-            "ip netns add st-demo-client",
-            "ip netns add st-demo-server",
-            "ip -n st-demo-sw link set lo up",
-            "ip -n st-demo-sw link add br-front type bridge",
-            "ip -n st-demo-sw link set br-front up",
-            "ip -n st-demo-client link set lo up",
-            "ip -n st-demo-client link add eth0 type veth peer name client-0 netns st-demo-sw",
-            "ip -n st-demo-sw link set client-0 master br-front",
-            "ip -n st-demo-sw link set client-0 up",
-            "ip -n st-demo-client address add 10.0.0.2/24 dev eth0",
-            "ip -n st-demo-client link set eth0 up",
-            "ip netns exec st-demo-client ethtool -K eth0 tx off",
-            "ip netns exec st-demo-client sysctl -q -w net.ipv4.ip_forward=1",
-            "ip -n st-demo-client route add 10.1.0.0/24 via 10.0.0.3",
-            "ip -n st-demo-server link set lo up",
-            "ip -n st-demo-server link add eth0 type veth peer name server-0 netns st-demo-sw",
-            "ip -n st-demo-sw link set server-0 master br-front",
-            "ip -n st-demo-sw link set server-0 up",
-            "ip -n st-demo-server address add 10.0.0.3/24 dev eth0",
-            "ip -n st-demo-server link set eth0 up",
-            "ip netns exec st-demo-server ethtool -K eth0 tx off",
-            "ip -n st-demo-server route add default via 10.0.0.2",
-        ];
-        assert_eq!(lines(&up(&topology())), expected);
-    }
-
-    #[test]
-    fn argv_keeps_each_argument_separate() {
-        let step = Step::AddVethPair {
-            netns: "st-a-h".to_owned(),
-            dev: "eth1".to_owned(),
-            peer_netns: "st-a-sw".to_owned(),
-            peer: "h-1".to_owned(),
-        };
-        let expected = [
-            "ip", "-n", "st-a-h", "link", "add", "eth1", "type", "veth", "peer", "name", "h-1",
-            "netns", "st-a-sw",
-        ];
-        assert_eq!(step.argv(), expected);
-        assert_eq!(step.tool(), None);
-        let tx = Step::DisableTxChecksum {
-            netns: "n".to_owned(),
-            dev: "eth0".to_owned(),
-        };
-        assert_eq!(tx.tool(), Some("ethtool"));
-    }
-
-    #[test]
-    fn every_generated_name_fits_ifnamsiz() {
-        let text = r#"
-name = "abcdefgh"
-[[lan]]
-name = "lan-name-12c"
-subnet = "10.0.0.0/16"
-[[host]]
-name = "abc"
-lan = [{ lan = "lan-name-12c", addr = "10.0.9.9/16" }]
-"#;
-        let topology = match Topology::from_toml(text) {
-            Ok(t) => t,
-            Err(e) => panic!("must parse: {e}"),
-        };
-        let mut longest = 0;
-        for step in up(&topology).iter().chain(up(&self::topology()).iter()) {
-            let argv = step.argv();
-            // Every name follows `-n`, `add`, `name`, `netns`, `set`, `master` or `dev`.
-            for pair in argv.windows(2) {
-                if ["-n", "name", "netns", "set", "master", "dev"].contains(&pair[0].as_str())
-                    || (pair[0] == "add" && argv[1] != "address" && argv[3] != "route")
-                {
-                    assert!(
-                        pair[1].len() <= spec::MAX_NAME_LEN,
-                        "{} in {argv:?}",
-                        pair[1]
-                    );
-                    longest = longest.max(pair[1].len());
-                }
-            }
-        }
-        // `st-abcdefgh-abc` and `br-lan-name-12c` are exactly 15 bytes.
-        assert_eq!(longest, 15);
-    }
-
-    #[test]
-    fn down_deletes_only_the_prefix_hosts_first_switch_last() {
-        let existing: Vec<String> = [
-            "st-demo-sw",
-            "st-demo-server",
-            "other",
-            "st-demox-a",
-            "st-demo-client",
-            "st-demo-client",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        assert_eq!(
-            lines(&down("st-demo-", &existing)),
-            [
-                "ip netns delete st-demo-client",
-                "ip netns delete st-demo-server",
-                "ip netns delete st-demo-sw",
-            ]
-        );
-        assert_eq!(
-            lines(&down(&topology().prefix(), &[])),
-            Vec::<String>::new()
-        );
-    }
-
-    #[test]
-    fn down_refuses_prefixes_that_are_not_ours() {
-        let existing = ["st-demo-sw".to_owned(), "mine".to_owned()];
-        assert!(down("", &existing).is_empty());
-        assert!(down("st-", &existing).is_empty());
-        assert!(down("mi", &existing).is_empty());
-    }
-
-    #[test]
-    fn namespaces_lists_switch_then_hosts() {
-        assert_eq!(
-            namespaces(&topology()),
-            ["st-demo-sw", "st-demo-client", "st-demo-server"]
-        );
-    }
-}
+mod tests;

@@ -9,7 +9,8 @@
 //! another's); every generated namespace and interface name fits IFNAMSIZ (at most 15 bytes);
 //! LAN and host names are unique; a subnet has no host bits set; a host address lies inside
 //! its LAN's subnet, is neither its network nor its broadcast address, and is unique on the
-//! LAN; a route's gateway is on one of the host's LANs. All names of a topology start with
+//! LAN (`extra` addresses of a membership follow the same rules); a route's gateway is on one
+//! of the host's LANs. All names of a topology start with
 //! [`Topology::prefix`] (`st-<name>-`), which is how `sim down` finds leftovers.
 
 mod cidr;
@@ -106,6 +107,9 @@ pub struct Membership {
     pub lan: usize,
     /// The address, with the LAN's prefix length.
     pub addr: Ipv4Cidr,
+    /// More addresses on the same interface (`extra = [...]`, e.g. a director's VIP), each
+    /// with the LAN's prefix length, added after `addr` (so they are secondary addresses).
+    pub extra: Vec<Ipv4Cidr>,
 }
 
 /// A static route.

@@ -179,7 +179,7 @@ pool = "origin"
             errors(&text),
             [
                 "12:2: unknown field `cluster`, expected one of `node`, `storage`, `cache`, \
-              `pool`, `route`"
+              `pool`, `route`, `l4`"
             ]
         );
         let text = EXAMPLE.replace(

@@ -1,11 +1,14 @@
 //! Node configuration: types (`types`), loading with `FILE:LINE:COL` diagnostics (`load`),
-//! positions in the document (`locate`) and semantic validation (`validate`).
+//! positions in the document (`locate`), semantic validation (`validate`) and the `[l4]`
+//! section (`l4`).
 
+mod l4;
 mod load;
 mod locate;
 mod types;
 mod validate;
 
+pub use l4::{L4Mode, L4Section, L4XdpMode, DEFAULT_L4_INTERFACE, MAX_L4_VIPS};
 pub use load::{load, parse, render, ConfigError, ConfigKind, Diagnostic};
 pub use locate::{line_col, Locator, Seg};
 pub use types::*;

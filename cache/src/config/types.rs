@@ -50,6 +50,9 @@ pub struct NodeConfig {
     pub pools: Vec<Spanned<PoolConfig>>,
     #[serde(rename = "route", default)]
     pub routes: Vec<Spanned<RouteConfig>>,
+    /// What this node does for the L4 director (`super::l4`); absent: nothing.
+    #[serde(default)]
+    pub l4: Option<super::l4::L4Section>,
 }
 
 /// `[node]`

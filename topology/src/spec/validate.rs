@@ -47,6 +47,8 @@ struct RawHost {
 struct RawMembership {
     lan: String,
     addr: String,
+    #[serde(default)]
+    extra: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -155,19 +157,24 @@ pub(super) fn validate(raw: RawTopology) -> Result<Topology, Error> {
             if host.lans.iter().any(|o| o.lan == lan) {
                 return Err(invalid(&at, format!("already on LAN `{}`", m.lan)));
             }
+            let mut addrs = vec![host_addr(&at, &lans[lan], &m.addr)?];
+            for (j, text) in m.extra.iter().enumerate() {
+                addrs.push(host_addr(&format!("{at} extra[{j}]"), &lans[lan], text)?);
+            }
+            for addr in &addrs {
+                if !taken.insert((lan, addr.addr)) {
+                    return Err(invalid(
+                        &at,
+                        format!("address {} is already used on LAN `{}`", addr.addr, m.lan),
+                    ));
+                }
+            }
+            let addr = addrs.remove(0);
             host.lans.push(Membership {
                 lan,
-                addr: host_addr(&at, &lans[lan], &m.addr)?,
+                addr,
+                extra: addrs,
             });
-            if !taken.insert((lan, host.lans[i].addr.addr)) {
-                return Err(invalid(
-                    &at,
-                    format!(
-                        "address {} is already used on LAN `{}`",
-                        host.lans[i].addr.addr, m.lan
-                    ),
-                ));
-            }
         }
         for (i, r) in h.routes.into_iter().enumerate() {
             let at = format!("{at} routes[{i}]");
@@ -345,6 +352,37 @@ mod tests {
         assert_eq!(
             invalid_message(twice),
             "topology host \"b\" lan[0]: address 10.0.0.2 is already used on LAN `front`"
+        );
+    }
+
+    #[test]
+    fn extra_addresses_follow_the_lan_rules() {
+        let t = crate::spec::tests::parse(
+            "[[host]]\nname = \"d\"\nlan = [{ lan = \"front\", addr = \"10.0.0.3\", \
+             extra = [\"10.0.0.100\", \"10.0.0.101/24\"] }]\n",
+        )
+        .expect("valid");
+        let extra: Vec<String> = t.hosts[0].lans[0]
+            .extra
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(extra, ["10.0.0.100/24", "10.0.0.101/24"]);
+        let msg = invalid_message(
+            "[[host]]\nname = \"d\"\nlan = [{ lan = \"front\", addr = \"10.0.0.3\", \
+             extra = [\"10.1.0.100\"] }]\n",
+        );
+        assert_eq!(
+            msg,
+            "topology host \"d\" lan[0] extra[0]: address 10.1.0.100 is outside LAN `front` (10.0.0.0/24)"
+        );
+        let msg = invalid_message(
+            "[[host]]\nname = \"d\"\nlan = [{ lan = \"front\", addr = \"10.0.0.3\", \
+             extra = [\"10.0.0.3\"] }]\n",
+        );
+        assert_eq!(
+            msg,
+            "topology host \"d\" lan[0]: address 10.0.0.3 is already used on LAN `front`"
         );
     }
 
