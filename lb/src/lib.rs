@@ -5,6 +5,8 @@
 //!   and the 5-tuple flow hash shared with the BPF C datapath.
 //! * [`packet`]: the reference model of the datapath (parse, decide, rewrite).
 //! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
+//! * [`userspace`]: the userspace datapath (AF_PACKET sockets, nftables to keep the kernel
+//!   out of balanced traffic).
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
 //!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
 //!
@@ -17,5 +19,6 @@ pub mod iface;
 pub mod maglev;
 pub mod neigh;
 pub mod packet;
+pub mod userspace;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;
