@@ -252,7 +252,10 @@ mod tests {
             port: 80,
             proto: PROTO_TCP,
         };
-        services.insert(key, Service::new(Mode::Nat, vec![backend.clone()], 7).unwrap());
+        services.insert(
+            key,
+            Service::new(Mode::Nat, vec![backend.clone()], 7).unwrap(),
+        );
         let director = Director {
             mac: [2, 0, 0, 0, 0, 3],
             ip: [10, 0, 0, 3],

@@ -87,9 +87,9 @@ fn check_interface(iface: &Interface) -> Result<(), DatapathError> {
 }
 
 fn open_socket(iface: &Interface) -> Result<Arc<PacketSocket>, DatapathError> {
-    PacketSocket::open(iface.ifindex).map(Arc::new).map_err(|e| {
-        DatapathError::new(format!("open a packet socket on {}", iface.name), &e)
-    })
+    PacketSocket::open(iface.ifindex)
+        .map(Arc::new)
+        .map_err(|e| DatapathError::new(format!("open a packet socket on {}", iface.name), &e))
 }
 
 impl UserspaceDatapath {

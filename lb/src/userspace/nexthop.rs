@@ -16,8 +16,8 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,10 +105,13 @@ pub fn current_routes() -> Vec<Route> {
 /// A request to resolve `ip` on `device`.
 pub type ResolveRequest = (Ipv4Addr, String);
 
+/// A cached answer: the MAC (`None`: unknown) and when it was read.
+type Answer = (Option<[u8; 6]>, Instant);
+
 /// Per-thread cache of next-hop MACs (see the module doc).
 #[derive(Debug)]
 pub struct NeighbourCache {
-    entries: HashMap<(Ipv4Addr, String), (Option<[u8; 6]>, Instant)>,
+    entries: HashMap<(Ipv4Addr, String), Answer>,
     resolver: SyncSender<ResolveRequest>,
 }
 
@@ -125,7 +128,11 @@ impl NeighbourCache {
     pub fn mac(&mut self, ip: Ipv4Addr, device: &str, now: Instant) -> Option<[u8; 6]> {
         let key = (ip, device.to_owned());
         if let Some((mac, at)) = self.entries.get(&key) {
-            let ttl = if mac.is_some() { NEIGH_TTL } else { NEIGH_MISS_TTL };
+            let ttl = if mac.is_some() {
+                NEIGH_TTL
+            } else {
+                NEIGH_MISS_TTL
+            };
             if now.duration_since(*at) < ttl {
                 return *mac;
             }
@@ -169,23 +176,45 @@ mod tests {
     }
 
     fn sample() -> String {
-        let line = |dev: &str, dest: [u8; 4], gw: [u8; 4], flags: u32, metric: u32, mask: [u8; 4]| {
-            format!(
-                "{dev}\t{}\t{}\t{flags:04X}\t0\t0\t{metric}\t{}\t0\t0\t0\n",
-                hex(dest),
-                hex(gw),
-                hex(mask)
-            )
-        };
+        let line =
+            |dev: &str, dest: [u8; 4], gw: [u8; 4], flags: u32, metric: u32, mask: [u8; 4]| {
+                format!(
+                    "{dev}\t{}\t{}\t{flags:04X}\t0\t0\t{metric}\t{}\t0\t0\t0\n",
+                    hex(dest),
+                    hex(gw),
+                    hex(mask)
+                )
+            };
         let mut s = String::from(
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
         );
         s += &line("eth0", [0; 4], [10, 0, 0, 1], 3, 0, [0; 4]);
         s += &line("eth0", [10, 0, 0, 0], [0; 4], 1, 0, [255, 255, 255, 0]);
         s += &line("eth1", [10, 0, 1, 0], [0; 4], 1, 0, [255, 255, 255, 0]);
-        s += &line("eth1", [10, 9, 0, 0], [10, 0, 1, 254], 3, 5, [255, 255, 0, 0]);
-        s += &line("eth1", [10, 9, 0, 0], [10, 0, 1, 253], 3, 1, [255, 255, 0, 0]);
-        s += &line("eth1", [10, 8, 0, 0], [10, 0, 1, 252], 2, 0, [255, 255, 0, 0]);
+        s += &line(
+            "eth1",
+            [10, 9, 0, 0],
+            [10, 0, 1, 254],
+            3,
+            5,
+            [255, 255, 0, 0],
+        );
+        s += &line(
+            "eth1",
+            [10, 9, 0, 0],
+            [10, 0, 1, 253],
+            3,
+            1,
+            [255, 255, 0, 0],
+        );
+        s += &line(
+            "eth1",
+            [10, 8, 0, 0],
+            [10, 0, 1, 252],
+            2,
+            0,
+            [255, 255, 0, 0],
+        );
         s += "garbage\n";
         s
     }
@@ -225,6 +254,9 @@ mod tests {
         assert_eq!(c.mac(ip, "nonexistent0", t0 + NEIGH_MISS_TTL / 2), None);
         assert_eq!(rx.try_iter().count(), 1);
         assert_eq!(c.mac(ip, "nonexistent0", t0 + NEIGH_MISS_TTL), None);
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![(ip, "nonexistent0".into())]);
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            vec![(ip, "nonexistent0".into())]
+        );
     }
 }

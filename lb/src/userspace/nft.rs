@@ -62,7 +62,11 @@ pub fn script(table: &str, services: &[(ServiceKey, Service)]) -> Result<String,
                 key.proto
             )
         })?;
-        let rule = format!("\t\tip daddr {} {proto} dport {} drop\n", ip(key.vip), key.port);
+        let rule = format!(
+            "\t\tip daddr {} {proto} dport {} drop\n",
+            ip(key.vip),
+            key.port
+        );
         input.push_str(&rule);
         forward.push_str(&rule);
         if service.mode == Mode::Nat {
@@ -105,7 +109,18 @@ impl Nft {
         let netns = File::open("/proc/thread-self/ns/net")
             .map_err(|e| DatapathError::new("open /proc/thread-self/ns/net", &e))?;
         let nft = Nft { netns, table };
-        nft.run(&format!("create table ip {}\n", nft.table))?;
+        nft.run(&format!("create table ip {}\n", nft.table))
+            .map_err(|e| {
+                if e.detail.contains("File exists") {
+                    DatapathError::msg(
+                        e.what,
+                        "the table already exists: a userspace datapath of this process \
+                         already runs in this network namespace",
+                    )
+                } else {
+                    e
+                }
+            })?;
         Ok(nft)
     }
 
@@ -116,8 +131,8 @@ impl Nft {
 
     /// Replaces the table's rules with those for `services`.
     pub fn install(&self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
-        let text = script(&self.table, services)
-            .map_err(|e| DatapathError::msg("nftables rules", e))?;
+        let text =
+            script(&self.table, services).map_err(|e| DatapathError::msg("nftables rules", e))?;
         self.run(&text)
     }
 
@@ -208,8 +223,20 @@ mod tests {
             ],
         )
         .unwrap();
-        let input = s.split("chain input").nth(1).unwrap().split('}').next().unwrap();
-        let forward = s.split("chain forward").nth(1).unwrap().split('}').next().unwrap();
+        let input = s
+            .split("chain input")
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap();
+        let forward = s
+            .split("chain forward")
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap();
         assert!(input.contains("hook input priority -10; policy accept;"));
         assert!(input.contains("ip daddr 10.0.0.100 tcp dport 80 drop"));
         assert!(input.contains("ip daddr 10.0.0.101 udp dport 53 drop"));

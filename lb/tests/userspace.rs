@@ -1,0 +1,516 @@
+//! Namespace tests of the userspace datapath (`UserspaceDatapath`), DR and NAT.
+//!
+//! Contract checked, per mode: through a director running the datapath (opened from a thread
+//! inside the director's namespace), 300 TCP connections from a client namespace to the VIP
+//! are all answered by one of three backends (each answers with its name); each backend gets
+//! 33% ± 6%; the connection table lists exactly the client's connections with the backend
+//! that answered each; the backend counters agree; while it runs the nftables table holds
+//! the drop rules, and after shutdown (twice: idempotent) no table is left.
+//!
+//! Topology (prefix `st-tus-<mode><pid>-`, all removed by a guard, nothing in the root
+//! namespace): a namespace holding the bridge(s), and client, director and three backend
+//! namespaces, each with a veth into a bridge (`tx off`: full checksums, as a real NIC).
+//! DR: one LAN; the director and the backends hold the VIP (backends on `lo`, with
+//! `arp_ignore=1`/`arp_announce=2`). NAT: the client and the director's `eth0` on one LAN,
+//! the director's `eth1` and the backends on another; the backends route via the director,
+//! which forwards IP (so a missing nftables rule would leak un-NATed replies) and the client
+//! routes via the director too (so such a reply would reset its connection).
+//!
+//! Root only: otherwise prints `SKIP` and passes; with `CI=true` it fails instead.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+use strait_lb::datapath::{Datapath, DatapathOptions, XdpMode};
+use strait_lb::iface::Interface;
+use strait_lb::maglev::DEFAULT_TABLE_SIZE;
+use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
+use strait_lb::userspace::{table_name, UserspaceDatapath};
+
+const CONNECTIONS: usize = 300;
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the test may run; prints `SKIP` (or fails with `CI=true`) when it may not.
+fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: needs root (CI=true: namespace tests must run)");
+    }
+    eprintln!("SKIP {test}: needs root");
+    false
+}
+
+/// Runs a command, panicking with its output if it fails; returns stdout.
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The namespaces of one test, deleted on drop (also when the test fails).
+struct Namespaces {
+    prefix: String,
+    created: Vec<String>,
+}
+
+impl Namespaces {
+    fn new(tag: &str) -> Namespaces {
+        Namespaces {
+            prefix: format!("st-tus-{tag}{}-", std::process::id()),
+            created: Vec::new(),
+        }
+    }
+
+    fn name(&self, short: &str) -> String {
+        format!("{}{short}", self.prefix)
+    }
+
+    fn add(&mut self, short: &str) -> String {
+        let ns = self.name(short);
+        run(&["ip", "netns", "add", &ns]);
+        self.created.push(ns.clone());
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A host namespace with a veth `dev` into `bridge` (in namespace `br`), given MAC and
+    /// address, checksum offload off.
+    fn host(
+        &mut self,
+        br: &str,
+        bridge: &str,
+        short: &str,
+        dev: &str,
+        mac: [u8; 6],
+        cidr: &str,
+    ) -> String {
+        let ns = if self.created.contains(&self.name(short)) {
+            self.name(short)
+        } else {
+            self.add(short)
+        };
+        let port = format!("{short}-{dev}");
+        run(&[
+            "ip", "-n", br, "link", "add", &port, "type", "veth", "peer", "name", dev, "netns", &ns,
+        ]);
+        run(&["ip", "-n", br, "link", "set", &port, "master", bridge, "up"]);
+        let mac = strait_lb::iface::format_mac(mac);
+        run(&["ip", "-n", &ns, "link", "set", dev, "address", &mac]);
+        run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", dev]);
+        run(&["ip", "-n", &ns, "link", "set", dev, "up"]);
+        run(&[
+            "ip", "netns", "exec", &ns, "ethtool", "-K", dev, "tx", "off",
+        ]);
+        ns
+    }
+
+    fn bridge(&self, br: &str, bridge: &str) {
+        run(&["ip", "-n", br, "link", "add", bridge, "type", "bridge"]);
+        run(&["ip", "-n", br, "link", "set", bridge, "up"]);
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in self.created.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Runs `f` on a new thread inside namespace `ns` (a thread's namespace is its own).
+fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a namespace file we hold open; affects this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// TCP servers answering each connection with their name; stopped on drop.
+#[derive(Default)]
+struct Servers {
+    running: Vec<(i32, std::thread::JoinHandle<()>)>,
+}
+
+impl Servers {
+    fn start(&mut self, ns: &str, addr: SocketAddr, name: &'static str) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = in_netns(ns, move || {
+            let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+            tx.send(listener.as_raw_fd()).unwrap();
+            // Ends when the listener is shut down (accept then fails).
+            while let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(name.as_bytes());
+            }
+        });
+        let fd = rx.recv().expect("server started");
+        self.running.push((fd, t));
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for (fd, t) in self.running.drain(..) {
+            // SAFETY: fd is the listener's, alive until its thread ends, which we await.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            let _ = t.join();
+        }
+    }
+}
+
+/// `n` connections from namespace `ns` to `to`: (client port, answer) for each.
+fn connect_many(ns: &str, to: SocketAddr, n: usize) -> Vec<(u16, String)> {
+    in_netns(ns, move || {
+        (0..n)
+            .map(|i| {
+                let mut s = TcpStream::connect_timeout(&to, IO_TIMEOUT)
+                    .unwrap_or_else(|e| panic!("connection {i} to {to}: {e}"));
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let port = s.local_addr().unwrap().port();
+                let mut answer = String::new();
+                s.read_to_string(&mut answer)
+                    .unwrap_or_else(|e| panic!("connection {i} to {to}: {e}"));
+                (port, answer)
+            })
+            .collect()
+    })
+    .join()
+    .expect("client thread")
+}
+
+/// The interface `name` of the calling thread's namespace, with the MAC and address we gave.
+fn interface(name: &str, mac: [u8; 6], ip: Ipv4Addr) -> Interface {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: c is a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(ifindex, 0, "{name}");
+    Interface {
+        name: name.into(),
+        ifindex,
+        mac,
+        ip,
+    }
+}
+
+fn mac(host: u8, lan: u8) -> [u8; 6] {
+    [2, 0, 0, 0, lan, host]
+}
+
+fn nft_tables(ns: &str) -> String {
+    run(&["ip", "netns", "exec", ns, "nft", "list", "tables"])
+}
+
+/// One balanced setup ready to be driven.
+struct Setup {
+    client_ns: String,
+    dir_ns: String,
+    vip: SocketAddr,
+    key: ServiceKey,
+    service: Service,
+    names: [&'static str; 3],
+}
+
+/// Drives `CONNECTIONS` connections through `dp` and checks everything the module doc says.
+fn drive_and_check(setup: &Setup, mut dp: UserspaceDatapath) {
+    dp.apply(&[(setup.key, setup.service.clone())])
+        .expect("apply");
+    let table = nft_tables(&setup.dir_ns);
+    assert!(table.contains(&table_name()), "{table}");
+    let rules = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &setup.dir_ns,
+        "nft",
+        "list",
+        "table",
+        "ip",
+        &table_name(),
+    ]);
+    assert!(
+        rules.contains(&format!("tcp dport {} drop", setup.vip.port())),
+        "{rules}"
+    );
+
+    let answers = connect_many(&setup.client_ns, setup.vip, CONNECTIONS);
+    let by_port: HashMap<u16, &str> = answers.iter().map(|(p, a)| (*p, a.as_str())).collect();
+    for (i, name) in setup.names.iter().enumerate() {
+        let n = answers.iter().filter(|(_, a)| a == name).count();
+        let share = n as f64 / CONNECTIONS as f64;
+        assert!(
+            (0.27..=0.39).contains(&share),
+            "backend {i} ({name}) got {n} of {CONNECTIONS}"
+        );
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|(_, a)| setup.names.contains(&a.as_str())),
+        "{answers:?}"
+    );
+
+    // The table lists exactly the client's connections (a reused port is one 5-tuple), each
+    // with the backend that answered it.
+    let conns = dp.conns(10 * CONNECTIONS).unwrap();
+    assert_eq!(conns.len() as u64, dp.conn_count().unwrap());
+    let ports: HashSet<u16> = conns.iter().map(|c| c.client.1).collect();
+    assert_eq!(ports, by_port.keys().copied().collect::<HashSet<_>>());
+    assert_eq!(conns.len(), by_port.len());
+    let vip = match setup.vip {
+        SocketAddr::V4(v) => (*v.ip(), v.port()),
+        SocketAddr::V6(_) => unreachable!(),
+    };
+    for c in &conns {
+        assert_eq!((c.vip, c.proto), (vip, 6), "{c:?}");
+        assert_eq!(
+            by_port[&c.client.1], setup.names[c.backend as usize],
+            "{c:?}"
+        );
+    }
+
+    let stats = dp.backend_stats(&setup.key).unwrap();
+    assert_eq!(stats.len(), 3);
+    for (i, s) in stats.iter().enumerate() {
+        let flows = by_port.values().filter(|a| **a == setup.names[i]).count() as u64;
+        assert_eq!(s.flows, flows, "backend {i}: {s:?}");
+        // At least SYN, ACK and FIN of each of its connections.
+        assert!(
+            s.packets >= 3 * flows && s.bytes >= 54 * s.packets,
+            "backend {i}: {s:?}"
+        );
+    }
+    let counters: HashMap<&str, u64> = dp.counters().unwrap().into_iter().collect();
+    assert_eq!(counters["tx_new"], by_port.len() as u64, "{counters:?}");
+    assert!(
+        counters["tx_established"] >= 2 * by_port.len() as u64,
+        "{counters:?}"
+    );
+    if setup.service.mode == Mode::Nat {
+        assert!(
+            counters["nat_reply"] >= 3 * by_port.len() as u64,
+            "{counters:?}"
+        );
+    }
+
+    dp.shutdown().expect("shutdown");
+    dp.shutdown().expect("second shutdown");
+    let tables = nft_tables(&setup.dir_ns);
+    assert!(!tables.contains("strait_us_"), "left behind: {tables}");
+    assert!(dp.apply(&[]).is_err(), "apply after shutdown");
+}
+
+fn backends(ips: [[u8; 4]; 3], lan: u8, port: u16) -> Vec<Backend> {
+    ips.iter()
+        .enumerate()
+        .map(|(i, ip)| Backend {
+            ip: *ip,
+            mac: mac(11 + i as u8, lan),
+            port,
+            weight: 100,
+        })
+        .collect()
+}
+
+#[test]
+fn dr_spreads_connections_over_three_backends() {
+    if !require_root("dr_spreads_connections_over_three_backends") {
+        return;
+    }
+    let mut ns = Namespaces::new("d");
+    let br = ns.add("br");
+    ns.bridge(&br, "br0");
+    let vip = Ipv4Addr::new(10, 77, 0, 100);
+    let client_ns = ns.host(&br, "br0", "cli", "eth0", mac(2, 0), "10.77.0.2/24");
+    let dir_ns = ns.host(&br, "br0", "dir", "eth0", mac(3, 0), "10.77.0.3/24");
+    run(&[
+        "ip",
+        "-n",
+        &dir_ns,
+        "addr",
+        "add",
+        "10.77.0.100/32",
+        "dev",
+        "eth0",
+    ]);
+    let names = ["b1", "b2", "b3"];
+    let ips = [[10, 77, 0, 11], [10, 77, 0, 12], [10, 77, 0, 13]];
+    let mut servers = Servers::default();
+    for (i, name) in names.iter().enumerate() {
+        let [a, b, c, d] = ips[i];
+        let b_ns = ns.host(
+            &br,
+            "br0",
+            name,
+            "eth0",
+            mac(11 + i as u8, 0),
+            &format!("{a}.{b}.{c}.{d}/24"),
+        );
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &b_ns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &b_ns,
+            "addr",
+            "add",
+            "10.77.0.100/32",
+            "dev",
+            "lo",
+        ]);
+        servers.start(&b_ns, SocketAddr::from((vip, 80)), name);
+    }
+    let dp = in_netns(&dir_ns, || {
+        let opts = DatapathOptions {
+            interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 77, 0, 3)),
+            inner_interface: None,
+            xdp_mode: XdpMode::Auto,
+            max_conns: 4096,
+        };
+        let dp = UserspaceDatapath::open(&opts).expect("open");
+        // A second datapath in the same namespace would forward every frame twice.
+        let e = UserspaceDatapath::open(&opts).expect_err("second open");
+        assert!(e.to_string().contains(&table_name()), "{e}");
+        dp
+    })
+    .join()
+    .expect("director thread");
+    let key = ServiceKey {
+        vip: vip.octets(),
+        port: 80,
+        proto: 6,
+    };
+    let service = Service::new(Mode::Dr, backends(ips, 0, 80), DEFAULT_TABLE_SIZE).unwrap();
+    let setup = Setup {
+        client_ns,
+        dir_ns,
+        vip: SocketAddr::from((vip, 80)),
+        key,
+        service,
+        names,
+    };
+    drive_and_check(&setup, dp);
+}
+
+#[test]
+fn nat_spreads_connections_and_rewrites_replies() {
+    if !require_root("nat_spreads_connections_and_rewrites_replies") {
+        return;
+    }
+    let mut ns = Namespaces::new("n");
+    let br = ns.add("br");
+    ns.bridge(&br, "br0");
+    ns.bridge(&br, "br1");
+    let vip = Ipv4Addr::new(10, 78, 0, 100);
+    let client_ns = ns.host(&br, "br0", "cli", "eth0", mac(2, 0), "10.78.0.2/24");
+    run(&[
+        "ip",
+        "-n",
+        &client_ns,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.78.0.3",
+    ]);
+    let dir_ns = ns.host(&br, "br0", "dir", "eth0", mac(3, 0), "10.78.0.3/24");
+    ns.host(&br, "br1", "dir", "eth1", mac(1, 1), "10.78.1.1/24");
+    run(&[
+        "ip",
+        "-n",
+        &dir_ns,
+        "addr",
+        "add",
+        "10.78.0.100/32",
+        "dev",
+        "eth0",
+    ]);
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &dir_ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    let names = ["n1", "n2", "n3"];
+    let ips = [[10, 78, 1, 11], [10, 78, 1, 12], [10, 78, 1, 13]];
+    let mut servers = Servers::default();
+    for (i, name) in names.iter().enumerate() {
+        let [a, b, c, d] = ips[i];
+        let b_ns = ns.host(
+            &br,
+            "br1",
+            name,
+            "eth0",
+            mac(11 + i as u8, 1),
+            &format!("{a}.{b}.{c}.{d}/24"),
+        );
+        run(&[
+            "ip",
+            "-n",
+            &b_ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.78.1.1",
+        ]);
+        servers.start(&b_ns, SocketAddr::from((ips[i], 8080)), name);
+    }
+    let dp = in_netns(&dir_ns, || {
+        let opts = DatapathOptions {
+            interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 78, 0, 3)),
+            inner_interface: Some(interface("eth1", mac(1, 1), Ipv4Addr::new(10, 78, 1, 1))),
+            xdp_mode: XdpMode::Auto,
+            max_conns: 4096,
+        };
+        UserspaceDatapath::open(&opts).expect("open")
+    })
+    .join()
+    .expect("director thread");
+    let key = ServiceKey {
+        vip: vip.octets(),
+        port: 80,
+        proto: 6,
+    };
+    let service = Service::new(Mode::Nat, backends(ips, 1, 8080), DEFAULT_TABLE_SIZE).unwrap();
+    let setup = Setup {
+        client_ns,
+        dir_ns,
+        vip: SocketAddr::from((vip, 80)),
+        key,
+        service,
+        names,
+    };
+    drive_and_check(&setup, dp);
+}
