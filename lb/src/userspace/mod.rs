@@ -260,3 +260,38 @@ impl Drop for UserspaceDatapath {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::XdpMode;
+
+    fn options(name: &str, ifindex: u32, max_conns: u32) -> DatapathOptions {
+        DatapathOptions {
+            interface: Interface {
+                name: name.into(),
+                ifindex,
+                mac: [0; 6],
+                ip: Ipv4Addr::LOCALHOST,
+            },
+            inner_interface: None,
+            xdp_mode: XdpMode::Auto,
+            max_conns,
+        }
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_anything_is_opened() {
+        let e = UserspaceDatapath::open(&options("lo", 1, 0)).unwrap_err();
+        assert!(
+            e.to_string().contains("max_conns must be at least 1"),
+            "{e}"
+        );
+        let e = UserspaceDatapath::open(&options("nonexistent0", 1, 16)).unwrap_err();
+        assert!(e.to_string().contains("no such interface"), "{e}");
+        let e = UserspaceDatapath::open(&options("lo", 4_000_000, 16)).unwrap_err();
+        assert!(e.to_string().contains("index is 1 here but 4000000"), "{e}");
+        let e = UserspaceDatapath::open(&options("a\0b", 1, 16)).unwrap_err();
+        assert!(e.to_string().contains("NUL"), "{e}");
+    }
+}
