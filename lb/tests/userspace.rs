@@ -1,9 +1,9 @@
 //! Namespace tests of the userspace datapath (`UserspaceDatapath`), DR and NAT.
 //!
 //! Contract checked, per mode: through a director running the datapath (opened from a thread
-//! inside the director's namespace), 300 TCP connections from a client namespace to the VIP
+//! inside the director's namespace), 3000 TCP connections from a client namespace to the VIP
 //! are all answered by one of three backends (each answers with its name); each backend gets
-//! 33% ± 6%; the connection table lists exactly the client's connections with the backend
+//! 33% ± 3%; the connection table lists exactly the client's connections with the backend
 //! that answered each; the backend counters agree; while it runs the nftables table holds
 //! the drop rules, and after shutdown (twice: idempotent) no table is left.
 //!
@@ -32,7 +32,12 @@ use userspace_support::{
 };
 
 /// Connections per test.
-const CONNECTIONS: usize = 300;
+const CONNECTIONS: usize = 3000;
+/// Allowed distance of each backend's share from a third: ±3% of 3000 connections is about
+/// 3.5 standard deviations of a fair split (±6% of 300 would be only 2.2).
+const SPREAD: f64 = 0.03;
+/// The client's source ports, one per connection (see `connect_many`).
+const CLIENT_PORTS: std::ops::Range<u16> = 20_000..20_000 + CONNECTIONS as u16;
 
 fn mac(host: u8, lan: u8) -> [u8; 6] {
     [2, 0, 0, 0, lan, host]
@@ -74,13 +79,24 @@ fn drive_and_check(setup: &Setup, mut dp: UserspaceDatapath) {
         "{rules}"
     );
 
-    let answers = connect_many(&setup.client_ns, setup.vip, CONNECTIONS);
+    let started = std::time::Instant::now();
+    let answers = connect_many(&setup.client_ns, setup.vip, CLIENT_PORTS);
+    let rate = CONNECTIONS as f64 / started.elapsed().as_secs_f64();
     let by_port: HashMap<u16, &str> = answers.iter().map(|(p, a)| (*p, a.as_str())).collect();
+    let spread: Vec<usize> = setup
+        .names
+        .iter()
+        .map(|name| answers.iter().filter(|(_, a)| a == name).count())
+        .collect();
+    println!(
+        "{}: connections per backend {spread:?}",
+        setup.service.mode.as_str()
+    );
     for (i, name) in setup.names.iter().enumerate() {
-        let n = answers.iter().filter(|(_, a)| a == name).count();
+        let n = spread[i];
         let share = n as f64 / CONNECTIONS as f64;
         assert!(
-            (0.27..=0.39).contains(&share),
+            (1.0 / 3.0 - SPREAD..=1.0 / 3.0 + SPREAD).contains(&share),
             "backend {i} ({name}) got {n} of {CONNECTIONS}"
         );
     }
@@ -91,8 +107,8 @@ fn drive_and_check(setup: &Setup, mut dp: UserspaceDatapath) {
         "{answers:?}"
     );
 
-    // The table lists exactly the client's connections (a reused port is one 5-tuple), each
-    // with the backend that answered it.
+    // The table lists exactly the client's connections, each with the backend that
+    // answered it.
     let conns = dp.conns(10 * CONNECTIONS).unwrap();
     assert_eq!(conns.len() as u64, dp.conn_count().unwrap());
     let ports: HashSet<u16> = conns.iter().map(|c| c.client.1).collect();
@@ -214,7 +230,7 @@ fn dr_spreads_connections_over_three_backends() {
             interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 77, 0, 3)),
             inner_interface: None,
             xdp_mode: XdpMode::Auto,
-            max_conns: 4096,
+            max_conns: 2 * CONNECTIONS as u32,
         };
         let dp = UserspaceDatapath::open(&opts).expect("open");
         // A second datapath in the same namespace would forward every frame twice.
@@ -313,7 +329,7 @@ fn nat_spreads_connections_and_rewrites_replies() {
             interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 78, 0, 3)),
             inner_interface: Some(interface("eth1", mac(1, 1), Ipv4Addr::new(10, 78, 1, 1))),
             xdp_mode: XdpMode::Auto,
-            max_conns: 4096,
+            max_conns: 2 * CONNECTIONS as u32,
         };
         UserspaceDatapath::open(&opts).expect("open")
     })

@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
 use strait_lb::iface::Interface;
 
 /// Connect and read timeout of the test clients.
@@ -168,18 +169,26 @@ impl Drop for Servers {
     }
 }
 
-/// `n` connections from namespace `ns` to `to`: (client port, answer) for each.
-pub fn connect_many(ns: &str, to: SocketAddr, n: usize) -> Vec<(u16, String)> {
+/// One connection from each client port in `ports`, from namespace `ns` to `to`:
+/// (client port, answer) for each.
+///
+/// Fixed client ports make the 5-tuples, hence the balancing, the same on every run: with
+/// ports the kernel picks, a small sample strays beyond a tight tolerance now and then.
+pub fn connect_many(ns: &str, to: SocketAddr, ports: std::ops::Range<u16>) -> Vec<(u16, String)> {
     in_netns(ns, move || {
-        (0..n)
-            .map(|i| {
-                let mut s = TcpStream::connect_timeout(&to, IO_TIMEOUT)
-                    .unwrap_or_else(|e| panic!("connection {i} to {to}: {e}"));
+        ports
+            .map(|port| {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+                s.set_reuse_address(true).unwrap();
+                s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
+                    .unwrap_or_else(|e| panic!("bind client port {port}: {e}"));
+                s.connect_timeout(&to.into(), IO_TIMEOUT)
+                    .unwrap_or_else(|e| panic!("connection from port {port} to {to}: {e}"));
+                let mut s = TcpStream::from(s);
                 s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                let port = s.local_addr().unwrap().port();
                 let mut answer = String::new();
                 s.read_to_string(&mut answer)
-                    .unwrap_or_else(|e| panic!("connection {i} to {to}: {e}"));
+                    .unwrap_or_else(|e| panic!("connection from port {port} to {to}: {e}"));
                 (port, answer)
             })
             .collect()
