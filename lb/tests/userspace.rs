@@ -89,7 +89,7 @@ fn drive_and_check(setup: &Setup, mut dp: UserspaceDatapath) {
         .map(|name| answers.iter().filter(|(_, a)| a == name).count())
         .collect();
     println!(
-        "{}: connections per backend {spread:?}",
+        "{}: connections per backend {spread:?}, {rate:.0} connections/s (one at a time)",
         setup.service.mode.as_str()
     );
     for (i, name) in setup.names.iter().enumerate() {
