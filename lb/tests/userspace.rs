@@ -28,7 +28,7 @@ use strait_lb::maglev::DEFAULT_TABLE_SIZE;
 use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
 use strait_lb::userspace::{table_name, UserspaceDatapath};
 use userspace_support::{
-    connect_many, in_netns, interface, require_root, run, Namespaces, Servers,
+    connect_many, connect_once, in_netns, interface, require_root, run, Namespaces, Servers,
 };
 
 /// Connections per test.
@@ -138,6 +138,7 @@ fn drive_and_check(setup: &Setup, mut dp: UserspaceDatapath) {
         );
     }
     let counters: HashMap<&str, u64> = dp.counters().unwrap().into_iter().collect();
+    println!("{}: counters {counters:?}", setup.service.mode.as_str());
     assert_eq!(counters["tx_new"], by_port.len() as u64, "{counters:?}");
     assert!(
         counters["tx_established"] >= 2 * by_port.len() as u64,
@@ -149,6 +150,35 @@ fn drive_and_check(setup: &Setup, mut dp: UserspaceDatapath) {
             "{counters:?}"
         );
     }
+
+    assert_eq!(
+        (counters["tx_error"], counters["rx_error"]),
+        (0, 0),
+        "{counters:?}"
+    );
+
+    // A service removed is removed from the kernel's rules too: the director's kernel, which
+    // holds the VIP and has no listener, now refuses the connection itself.
+    dp.apply(&[]).expect("apply nothing");
+    let rules = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &setup.dir_ns,
+        "nft",
+        "list",
+        "table",
+        "ip",
+        &table_name(),
+    ]);
+    assert!(!rules.contains("dport"), "{rules}");
+    let refused = connect_once(&setup.client_ns, setup.vip, CLIENT_PORTS.end);
+    assert_eq!(
+        refused.as_ref().map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{refused:?}"
+    );
+    assert!(dp.backend_stats(&setup.key).is_err());
 
     dp.shutdown().expect("shutdown");
     dp.shutdown().expect("second shutdown");

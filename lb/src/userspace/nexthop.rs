@@ -7,9 +7,10 @@
 //!   itself when the route is direct or no route on that interface matches (on-link).
 //! * [`NeighbourCache`] answers "MAC of this next hop on this interface" from the kernel's
 //!   neighbour table ([`neigh::lookup`]), remembering answers for [`NEIGH_TTL`]. An unknown
-//!   next hop is handed to the resolver thread ([`neigh::resolve`], off the hot path, through
-//!   a queue of [`RESOLVE_QUEUE`] requests; a full queue drops the request) and answered
-//!   `None` (the caller drops the frame) for [`NEIGH_MISS_TTL`] before it is looked up again.
+//!   address is handed to the resolver thread ([`neigh::resolve`] of its next hop, off the
+//!   hot path, through a queue of [`RESOLVE_QUEUE`] requests; a full queue drops the request)
+//!   and answered `None` (the caller drops the frame) for [`NEIGH_MISS_TTL`] before it is
+//!   looked up again.
 //!
 //! The kernel files are read through `/proc/thread-self/`, the namespace of the calling
 //! thread (`/proc/net` follows the process's main thread instead).
@@ -29,8 +30,10 @@ pub const NEIGH_TTL: Duration = Duration::from_secs(1);
 pub const NEIGH_MISS_TTL: Duration = Duration::from_millis(100);
 /// Bound of the queue of resolution requests.
 pub const RESOLVE_QUEUE: usize = 64;
-/// How long the resolver waits for one answer.
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the resolver waits for one answer: not at all. Asking is enough (the kernel
+/// completes the resolution, with its own retries, and the caches find the answer in its
+/// table), and a resolver that does not wait keeps shutdown prompt.
+pub const RESOLVE_WAIT: Duration = Duration::ZERO;
 
 /// `RTF_UP` and `RTF_GATEWAY` of `/proc/net/route`.
 const RTF_UP: u32 = 0x1;
@@ -157,9 +160,11 @@ impl NeighbourCache {
 pub fn run_resolver(requests: Receiver<ResolveRequest>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         match requests.recv_timeout(crate::userspace::socket::RECV_TIMEOUT) {
-            // The answer lands in the kernel's table, where the caches find it.
+            // The answer lands in the kernel's table, where the caches find it. The next hop
+            // is recomputed here: `apply` asks for backends, whose next hop may be a gateway.
             Ok((ip, device)) => {
-                let _ = neigh::resolve(ip, &device, RESOLVE_TIMEOUT);
+                let hop = next_hop(&current_routes(), ip, &device);
+                let _ = neigh::resolve(hop, &device, RESOLVE_WAIT);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

@@ -170,7 +170,7 @@ impl Drop for Servers {
 }
 
 /// One connection from each client port in `ports`, from namespace `ns` to `to`:
-/// (client port, answer) for each.
+/// (client port, answer) for each; panics on the first failure.
 ///
 /// Fixed client ports make the 5-tuples, hence the balancing, the same on every run: with
 /// ports the kernel picks, a small sample strays beyond a tight tolerance now and then.
@@ -178,16 +178,7 @@ pub fn connect_many(ns: &str, to: SocketAddr, ports: std::ops::Range<u16>) -> Ve
     in_netns(ns, move || {
         ports
             .map(|port| {
-                let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-                s.set_reuse_address(true).unwrap();
-                s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
-                    .unwrap_or_else(|e| panic!("bind client port {port}: {e}"));
-                s.connect_timeout(&to.into(), IO_TIMEOUT)
-                    .unwrap_or_else(|e| panic!("connection from port {port} to {to}: {e}"));
-                let mut s = TcpStream::from(s);
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                let mut answer = String::new();
-                s.read_to_string(&mut answer)
+                let answer = connect_from(port, to)
                     .unwrap_or_else(|e| panic!("connection from port {port} to {to}: {e}"));
                 (port, answer)
             })
@@ -195,6 +186,26 @@ pub fn connect_many(ns: &str, to: SocketAddr, ports: std::ops::Range<u16>) -> Ve
     })
     .join()
     .expect("client thread")
+}
+
+/// One connection from client port `port` in namespace `ns` to `to`: the answer or the error.
+pub fn connect_once(ns: &str, to: SocketAddr, port: u16) -> std::io::Result<String> {
+    in_netns(ns, move || connect_from(port, to))
+        .join()
+        .expect("client thread")
+}
+
+/// Connects from local port `port` to `to` and reads the answer to its end.
+fn connect_from(port: u16, to: SocketAddr) -> std::io::Result<String> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    s.connect_timeout(&to.into(), IO_TIMEOUT)?;
+    let mut s = TcpStream::from(s);
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
 }
 
 /// The interface `name` of the calling thread's namespace, with the MAC and address we gave.
