@@ -5,7 +5,10 @@
 //! are all answered by one of three backends (each answers with its name); each backend gets
 //! 33% ± 3%; the connection table lists exactly the client's connections with the backend
 //! that answered each; the backend counters agree; while it runs the nftables table holds
-//! the drop rules, and after shutdown (twice: idempotent) no table is left.
+//! the drop rules; a service removed is refused by the director's kernel again; after
+//! shutdown (twice: idempotent) no table is left. DR also checks that opening sweeps a table
+//! left by a dead process (and keeps a live one's), and that a second datapath in the same
+//! namespace is refused.
 //!
 //! Topology (prefix `st-tus-<mode><pid>-`, all removed by a guard, nothing in the root
 //! namespace): a namespace holding the bridge(s), and client, director and three backend
@@ -255,6 +258,13 @@ fn dr_spreads_connections_over_three_backends() {
         ]);
         servers.start(&b_ns, SocketAddr::from((vip, 80)), name);
     }
+    // A table left by a killed datapath (no such pid) is swept; one of a live process stays.
+    let (dead, live) = (format!("strait_us_{}", u32::MAX), "strait_us_1");
+    for t in [dead.as_str(), live] {
+        run(&[
+            "ip", "netns", "exec", &dir_ns, "nft", "add", "table", "ip", t,
+        ]);
+    }
     let dp = in_netns(&dir_ns, || {
         let opts = DatapathOptions {
             interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 77, 0, 3)),
@@ -270,6 +280,11 @@ fn dr_spreads_connections_over_three_backends() {
     })
     .join()
     .expect("director thread");
+    let tables = nft_tables(&dir_ns);
+    assert!(!tables.contains(&dead) && tables.contains(live), "{tables}");
+    run(&[
+        "ip", "netns", "exec", &dir_ns, "nft", "delete", "table", "ip", live,
+    ]);
     let key = ServiceKey {
         vip: vip.octets(),
         port: 80,

@@ -7,9 +7,10 @@
 //!   packet socket per interface (`interface`, and `inner_interface` when it is another one),
 //!   one receive thread per socket and one neighbour-resolver thread, and creates the
 //!   nftables table `ip strait_us_<pid>` (module `nft`: why the kernel must be kept out of
-//!   balanced traffic). It fails with a clear error when `nft` is missing, when an interface
-//!   index does not match its name in this namespace, when `max_conns` is 0, or when a
-//!   datapath of this process already runs in this namespace.
+//!   balanced traffic), deleting any such table whose process is gone. It fails with a
+//!   clear error when `nft` is missing, when an interface index does not match its name in
+//!   this namespace, when `max_conns` is 0, or when a datapath of this process already runs
+//!   in this namespace.
 //! * Decisions are `packet::process` against one shared service table and one connection
 //!   table of `max_conns` entries per direction (module `worker` has the per-frame rules).
 //! * [`Datapath::apply`] first replaces the nftables rules (refusing protocols other than
@@ -109,6 +110,13 @@ impl UserspaceDatapath {
         check_interface(&outer_iface)?;
         check_interface(&inner_iface)?;
         let nft = nft::Nft::create(table_name())?;
+        match nft.sweep_stale() {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(tables = ?gone, "removed nftables tables of dead userspace datapaths");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for stale nftables tables"),
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             services: ArcSwap::from_pointee(Services::new()),

@@ -13,7 +13,8 @@
 //! Contract: [`script`] (pure) renders the whole table as one `nft -f` transaction that
 //! replaces its previous content atomically; [`Nft`] runs `nft -f -` inside the network
 //! namespace captured when it was created, whichever thread calls it, and fails with a clear
-//! error when `nft` is missing or refuses the script.
+//! error when `nft` is missing or refuses the script. [`Nft::sweep_stale`] deletes the tables
+//! that killed datapaths left in the namespace ([`stale_tables`]: their pid is gone).
 
 use std::fs::File;
 use std::io::Write;
@@ -32,6 +33,21 @@ pub const CHAIN_PRIORITY: i32 = -10;
 /// The table name for this process: `strait_us_<pid>`.
 pub fn table_name() -> String {
     format!("strait_us_{}", std::process::id())
+}
+
+/// The `ip strait_us_<pid>` tables of a `nft list tables` listing whose process is not
+/// `alive`: left by a datapath that was killed before it could delete its table.
+pub fn stale_tables(listing: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("table ip "))
+        .filter(|name| {
+            name.strip_prefix("strait_us_")
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !alive(pid))
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// nft keyword of an IP protocol, or `None` for protocols the datapath does not balance.
@@ -110,6 +126,7 @@ impl Nft {
             .map_err(|e| DatapathError::new("open /proc/thread-self/ns/net", &e))?;
         let nft = Nft { netns, table };
         nft.run(&format!("create table ip {}\n", nft.table))
+            .map(drop)
             .map_err(|e| {
                 if e.detail.contains("File exists") {
                     DatapathError::msg(
@@ -133,22 +150,36 @@ impl Nft {
     pub fn install(&self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
         let text =
             script(&self.table, services).map_err(|e| DatapathError::msg("nftables rules", e))?;
-        self.run(&text)
+        self.run(&text).map(drop)
     }
 
     /// Deletes the table.
     pub fn delete(&self) -> Result<(), DatapathError> {
         self.run(&format!("delete table ip {}\n", self.table))
+            .map(drop)
     }
 
-    /// Feeds `text` to `nft -f -` inside the captured namespace.
-    fn run(&self, text: &str) -> Result<(), DatapathError> {
+    /// Deletes the tables of this namespace left by datapaths whose process is gone (see
+    /// [`stale_tables`]); returns their names.
+    pub fn sweep_stale(&self) -> Result<Vec<String>, DatapathError> {
+        let listing = self.run("list tables\n")?;
+        let stale = stale_tables(&listing, |pid| {
+            std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        for table in &stale {
+            self.run(&format!("delete table ip {table}\n"))?;
+        }
+        Ok(stale)
+    }
+
+    /// Feeds `text` to `nft -f -` inside the captured namespace; returns its output.
+    fn run(&self, text: &str) -> Result<String, DatapathError> {
         let what = format!("nft -f - (table ip {})", self.table);
         let fd = self.netns.as_raw_fd();
         let mut cmd = Command::new("nft");
         cmd.args(["-f", "-"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: setns is a single async-signal-safe system call on a descriptor that stays
         // open for the life of self; it only moves the child into the captured namespace.
@@ -180,7 +211,7 @@ impl Nft {
             .wait_with_output()
             .map_err(|e| DatapathError::new(what.clone(), &e))?;
         if out.status.success() {
-            Ok(())
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             Err(DatapathError::msg(
                 what,
@@ -259,6 +290,19 @@ mod tests {
         let e = script("t", &[(key([10, 0, 0, 1], 1, 1), service(Mode::Dr))]).unwrap_err();
         assert!(e.contains("10.0.0.1:1 has protocol 1"), "{e}");
         assert!(table_name().starts_with("strait_us_"));
+        assert_eq!(proto_name(1), None);
+    }
+
+    #[test]
+    fn only_tables_of_dead_datapaths_are_stale() {
+        let listing = "table ip strait_us_10\ntable ip strait_us_11\ntable inet strait_us_12\n\
+                       table ip strait_us_x\ntable ip filter\ntable ip strait_us_13\n";
+        let alive = |pid: u32| pid == 11;
+        assert_eq!(
+            stale_tables(listing, alive),
+            vec!["strait_us_10", "strait_us_13"]
+        );
+        assert!(stale_tables("", alive).is_empty());
         assert_eq!(proto_name(17), Some("udp"));
     }
 }
