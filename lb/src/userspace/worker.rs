@@ -117,8 +117,10 @@ impl Worker {
             mac: self.rx.iface.mac,
             ip: self.rx.iface.ip.octets(),
         };
-        let services = shared.services.load();
-        let (action, seen) = lock(&shared.conns).observe(frame, &services, &director);
+        let (action, seen) = {
+            let services = shared.services.load();
+            lock(&shared.conns).observe(frame, &services, &director)
+        };
         let (mut out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
             Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
