@@ -6,6 +6,8 @@
 //! * [`packet`]: the reference model of the datapath (parse, decide, rewrite).
 //! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
 //! * [`decap`]: the nodes' IP-in-IP decapsulation program (TUN mode) and its model.
+//! * [`userspace`]: the userspace datapath (AF_PACKET sockets, nftables to keep the kernel
+//!   out of balanced traffic).
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
 //!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
 //! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
@@ -24,5 +26,6 @@ pub mod maglev;
 pub mod neigh;
 pub mod packet;
 pub mod sched;
+pub mod userspace;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;

@@ -49,9 +49,11 @@ pub fn parse_arp(text: &str) -> Vec<Neighbour> {
         .collect()
 }
 
-/// The MAC of `ip` on `device`, if the kernel has a complete entry for it now.
+/// The MAC of `ip` on `device`, if the kernel has a complete entry for it now, in the calling
+/// thread's network namespace (`/proc/thread-self/net/arp`; `/proc/net` would follow the
+/// process's main thread).
 pub fn lookup(ip: Ipv4Addr, device: &str) -> std::io::Result<Option<[u8; 6]>> {
-    let text = std::fs::read_to_string("/proc/net/arp")?;
+    let text = std::fs::read_to_string("/proc/thread-self/net/arp")?;
     Ok(parse_arp(&text)
         .into_iter()
         .find(|n| n.ip == ip && n.device == device)

@@ -35,7 +35,7 @@ pub fn open_datapath(
     match config.datapath {
         // MERGE: strait_lb::xdp::XdpDatapath::open(&options).map(|d| Box::new(d) as Box<dyn Datapath>)
         DatapathKind::Xdp => Err(DatapathError::msg(what, "not built into this branch")),
-        // MERGE: strait_lb::userspace::UserspaceDatapath::open(&options).map(|d| Box::new(d) as Box<dyn Datapath>)
-        DatapathKind::Userspace => Err(DatapathError::msg(what, "not built into this branch")),
+        DatapathKind::Userspace => strait_lb::userspace::UserspaceDatapath::open(&options)
+            .map(|d| Box::new(d) as Box<dyn Datapath>),
     }
 }

@@ -1,0 +1,287 @@
+//! The userspace datapath's connection table, and what one decision did to it.
+//!
+//! Contract:
+//! * [`Conns`] holds the one [`MemConnTable`] the decisions use, plus a copy of its forward
+//!   entries ([`ConnIndex`]) for listing (`MemConnTable` has no iterator). The copy applies
+//!   the same bound and the same rule (a new key is appended; when over the bound the oldest
+//!   insert goes; re-inserting a key keeps its age), so it holds exactly the same entries.
+//! * [`Conns::observe`] runs `packet::process` on one frame and reports, besides the action,
+//!   what the decision consulted and recorded ([`Observed`]): the flow's 5-tuple, the backend
+//!   of an established flow, the backend of a new one, whether it was a NAT reply.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+
+use crate::datapath::ConnEntry;
+use crate::packet::parse::FiveTuple;
+use crate::packet::rewrite::Director;
+use crate::packet::service::{ConnTable, MemConnTable, NatOrigin, Services};
+use crate::packet::{process, Action};
+
+/// Forward entries (client → VIP 5-tuple → backend index), bounded like `MemConnTable`.
+#[derive(Debug, Clone)]
+pub struct ConnIndex {
+    map: HashMap<FiveTuple, u32>,
+    order: VecDeque<FiveTuple>,
+    capacity: usize,
+}
+
+impl ConnIndex {
+    /// An index of at most `capacity` entries (at least 1).
+    pub fn new(capacity: usize) -> ConnIndex {
+        ConnIndex {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records a forward entry (see the module doc for the eviction rule).
+    pub fn insert(&mut self, key: FiveTuple, backend: u32) {
+        if self.map.insert(key, backend).is_some() {
+            return;
+        }
+        self.order.push_back(key);
+        while self.map.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Number of entries.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Up to `limit` entries, oldest first.
+    pub fn entries(&self, limit: usize) -> Vec<ConnEntry> {
+        self.order
+            .iter()
+            .filter_map(|t| self.map.get(t).map(|b| (t, *b)))
+            .take(limit)
+            .map(|(t, backend)| ConnEntry {
+                client: (t.src.into(), t.sport),
+                vip: (t.dst.into(), t.dport),
+                proto: t.proto,
+                backend,
+            })
+            .collect()
+    }
+}
+
+/// What one decision consulted and recorded (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// The balanced flow's 5-tuple (set when a service's connection entry was consulted).
+    pub flow: Option<FiveTuple>,
+    /// Backend of the flow in the table before the decision.
+    pub established: Option<u32>,
+    /// Backend recorded for a new flow.
+    pub new_flow: Option<u32>,
+    /// The frame was a NAT reply.
+    pub nat_reply: bool,
+}
+
+/// The decision's connection table (see the module doc).
+#[derive(Debug)]
+pub struct Conns {
+    table: MemConnTable,
+    index: ConnIndex,
+}
+
+/// A [`ConnTable`] that notes what `decide` does with the real one.
+struct Recorder<'a> {
+    conns: &'a mut Conns,
+    flow: Cell<Option<FiveTuple>>,
+    established: Cell<Option<u32>>,
+    new_flow: Option<u32>,
+    nat_reply: Cell<bool>,
+}
+
+impl ConnTable for Recorder<'_> {
+    fn get(&self, flow: &FiveTuple) -> Option<u32> {
+        let b = self.conns.table.get(flow);
+        self.flow.set(Some(*flow));
+        self.established.set(b);
+        b
+    }
+
+    fn insert(&mut self, flow: FiveTuple, backend: u32) {
+        self.conns.table.insert(flow, backend);
+        self.conns.index.insert(flow, backend);
+        self.flow.set(Some(flow));
+        self.new_flow = Some(backend);
+    }
+
+    fn get_reply(&self, reply: &FiveTuple) -> Option<NatOrigin> {
+        let o = self.conns.table.get_reply(reply);
+        self.nat_reply.set(o.is_some());
+        o
+    }
+
+    fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
+        self.conns.table.insert_reply(reply, origin);
+    }
+}
+
+impl Conns {
+    /// Empty tables bounded at `capacity` entries per direction.
+    pub fn new(capacity: usize) -> Conns {
+        Conns {
+            table: MemConnTable::new(capacity),
+            index: ConnIndex::new(capacity),
+        }
+    }
+
+    /// Runs the packet model on `frame` (see the module doc).
+    pub fn observe(
+        &mut self,
+        frame: &[u8],
+        services: &Services,
+        director: &Director,
+    ) -> (Action, Observed) {
+        let mut r = Recorder {
+            conns: self,
+            flow: Cell::new(None),
+            established: Cell::new(None),
+            new_flow: None,
+            nat_reply: Cell::new(false),
+        };
+        let action = process(frame, services, &mut r, director);
+        let seen = Observed {
+            flow: r.flow.get(),
+            established: r.established.get(),
+            new_flow: r.new_flow,
+            nat_reply: r.nat_reply.get(),
+        };
+        (action, seen)
+    }
+
+    /// Number of forward entries.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Up to `limit` forward entries, oldest first.
+    pub fn entries(&self, limit: usize) -> Vec<ConnEntry> {
+        self.index.entries(limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::parse::PROTO_TCP;
+    use crate::packet::service::{Backend, Mode, Service, ServiceKey};
+
+    fn tuple(n: u32) -> FiveTuple {
+        FiveTuple {
+            src: [10, 0, (n >> 8) as u8, n as u8],
+            dst: [10, 0, 0, 100],
+            sport: 1000 + (n % 7) as u16,
+            dport: 80,
+            proto: PROTO_TCP,
+        }
+    }
+
+    #[test]
+    fn the_index_holds_exactly_what_the_table_holds() {
+        let mut table = MemConnTable::new(50);
+        let mut index = ConnIndex::new(50);
+        let mut x: u32 = 12345;
+        for _ in 0..2000 {
+            // A small LCG: repeats keys often, so re-inserts and evictions interleave.
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let t = tuple((x >> 16) % 120);
+            let b = x % 3;
+            table.insert(t, b);
+            index.insert(t, b);
+            assert_eq!(table.len(), index.len());
+        }
+        let listed = index.entries(usize::MAX);
+        assert_eq!(listed.len(), table.len());
+        for e in &listed {
+            let t = FiveTuple {
+                src: e.client.0.octets(),
+                dst: e.vip.0.octets(),
+                sport: e.client.1,
+                dport: e.vip.1,
+                proto: e.proto,
+            };
+            assert_eq!(table.get(&t), Some(e.backend));
+        }
+        assert_eq!(index.entries(3).len(), 3);
+    }
+
+    /// An Ethernet/IPv4/TCP frame from `src`:`sport` to `dst`:`dport`.
+    fn frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 3]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        let ip = &mut f[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = PROTO_TCP;
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        let tcp = &mut f[34..54];
+        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+        tcp[12] = 0x50;
+        f
+    }
+
+    #[test]
+    fn observe_reports_new_established_and_nat_reply() {
+        let backend = Backend {
+            ip: [10, 0, 1, 11],
+            mac: [2, 0, 0, 0, 1, 11],
+            port: 8080,
+            weight: 1,
+        };
+        let mut services = Services::new();
+        let key = ServiceKey {
+            vip: [10, 0, 0, 100],
+            port: 80,
+            proto: PROTO_TCP,
+        };
+        services.insert(
+            key,
+            Service::new(Mode::Nat, vec![backend.clone()], 7).unwrap(),
+        );
+        let director = Director {
+            mac: [2, 0, 0, 0, 0, 3],
+            ip: [10, 0, 0, 3],
+        };
+        let mut c = Conns::new(16);
+        let client = [10, 0, 0, 1];
+        let f = frame(client, 5555, key.vip, 80);
+        let (a, seen) = c.observe(&f, &services, &director);
+        assert!(matches!(a, Action::Redirect(_)), "{a:?}");
+        assert_eq!(seen.new_flow, Some(0));
+        assert_eq!(seen.established, None);
+        assert_eq!(seen.flow.map(|t| t.sport), Some(5555));
+        let (_, seen) = c.observe(&f, &services, &director);
+        assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
+        let reply = frame(backend.ip, 8080, client, 5555);
+        let (a, seen) = c.observe(&reply, &services, &director);
+        assert!(matches!(a, Action::Redirect(_)), "{a:?}");
+        assert!(seen.nat_reply);
+        assert_eq!(seen.flow, None);
+        let other = frame(client, 5555, key.vip, 81);
+        let (a, seen) = c.observe(&other, &services, &director);
+        assert_eq!((a, seen), (Action::Pass, Observed::default()));
+        assert_eq!(c.len(), 1);
+        let e = c.entries(10);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].client, (client.into(), 5555));
+        assert_eq!(e[0].vip, (key.vip.into(), 80));
+    }
+}

@@ -1,0 +1,224 @@
+//! Counters of the userspace datapath: datapath-wide by name, and per service backend.
+//!
+//! Contract:
+//! * Datapath-wide counters reuse the XDP program's names ([`abi::Counter::as_str`]) for the
+//!   same events, and add the events only this datapath has ([`Extra`]).
+//! * [`pass_counter`] says which pass counter a frame handed to the kernel belongs to, from
+//!   its classification, as the XDP program counts it.
+//! * [`BackendCounters`] keeps packets, bytes and new flows per (service, backend index),
+//!   cumulative since open; a service's counters outlive its removal, so a service put back
+//!   continues where it was.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::abi::Counter;
+use crate::datapath::{BackendStats, Counters};
+use crate::packet::decide::DropReason;
+use crate::packet::parse::{parse, Parsed};
+use crate::packet::service::ServiceKey;
+
+/// Events of the userspace datapath that the XDP program does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extra {
+    /// A redirected frame whose next hop has no MAC in the neighbour table yet (dropped; a
+    /// resolution was asked for).
+    DropNoNeighbour = 0,
+    /// A frame the packet socket refused to send.
+    TxError = 1,
+    /// A received frame longer than the receive buffer (left to the kernel).
+    RxTruncated = 2,
+    /// A receive that failed (other than a timeout).
+    RxError = 3,
+}
+
+impl Extra {
+    /// Number of extra counters.
+    pub const COUNT: usize = 4;
+    /// All of them, in index order.
+    pub const ALL: [Extra; Extra::COUNT] = [
+        Extra::DropNoNeighbour,
+        Extra::TxError,
+        Extra::RxTruncated,
+        Extra::RxError,
+    ];
+
+    /// Stable name for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Extra::DropNoNeighbour => "drop_no_neighbour",
+            Extra::TxError => "tx_error",
+            Extra::RxTruncated => "rx_truncated",
+            Extra::RxError => "rx_error",
+        }
+    }
+}
+
+/// The XDP counters, in `abi::Counter` index order.
+const XDP_COUNTERS: [Counter; Counter::COUNT as usize] = [
+    Counter::PassNotIpv4,
+    Counter::PassMalformed,
+    Counter::PassFragment,
+    Counter::PassOther,
+    Counter::TxNew,
+    Counter::TxEstablished,
+    Counter::DropNoBackend,
+    Counter::DropBadBackend,
+    Counter::DropEncapTooBig,
+    Counter::NatReply,
+];
+
+/// Datapath-wide counters, shared by the receive threads.
+#[derive(Debug, Default)]
+pub struct DatapathCounters {
+    xdp: [AtomicU64; Counter::COUNT as usize],
+    extra: [AtomicU64; Extra::COUNT],
+}
+
+impl DatapathCounters {
+    /// Adds one to an XDP-named counter.
+    pub fn bump(&self, c: Counter) {
+        self.xdp[c as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds one to a userspace-only counter.
+    pub fn bump_extra(&self, e: Extra) {
+        self.extra[e as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// All counters by name: the XDP ones in index order, then the extra ones.
+    pub fn snapshot(&self) -> Counters {
+        XDP_COUNTERS
+            .iter()
+            .map(|c| (c.as_str(), self.xdp[*c as usize].load(Ordering::Relaxed)))
+            .chain(
+                Extra::ALL
+                    .iter()
+                    .map(|e| (e.as_str(), self.extra[*e as usize].load(Ordering::Relaxed))),
+            )
+            .collect()
+    }
+}
+
+/// The counter of a dropped frame.
+pub fn drop_counter(r: DropReason) -> Counter {
+    match r {
+        DropReason::NoBackend => Counter::DropNoBackend,
+        DropReason::BadBackendIndex => Counter::DropBadBackend,
+        DropReason::EncapTooBig => Counter::DropEncapTooBig,
+    }
+}
+
+/// The counter of a frame handed to the kernel (see the module doc).
+pub fn pass_counter(frame: &[u8]) -> Counter {
+    match parse(frame) {
+        Parsed::NotIpv4 => Counter::PassNotIpv4,
+        Parsed::Malformed(_) => Counter::PassMalformed,
+        Parsed::Fragment { .. } => Counter::PassFragment,
+        _ => Counter::PassOther,
+    }
+}
+
+/// Per (service, backend index) counters (see the module doc).
+#[derive(Debug, Default)]
+pub struct BackendCounters {
+    map: HashMap<ServiceKey, Vec<BackendStats>>,
+}
+
+impl BackendCounters {
+    fn slot(&mut self, key: ServiceKey, backend: u32) -> &mut BackendStats {
+        let v = self.map.entry(key).or_default();
+        let i = backend as usize;
+        if v.len() <= i {
+            v.resize(i + 1, BackendStats::default());
+        }
+        &mut v[i]
+    }
+
+    /// A new flow was assigned to `backend`.
+    pub fn add_flow(&mut self, key: ServiceKey, backend: u32) {
+        self.slot(key, backend).flows += 1;
+    }
+
+    /// A frame of `bytes` bytes was sent to `backend`.
+    pub fn add_packet(&mut self, key: ServiceKey, backend: u32, bytes: usize) {
+        let s = self.slot(key, backend);
+        s.packets += 1;
+        s.bytes += bytes as u64;
+    }
+
+    /// The counters of the first `backends` backends of `key` (zeros where none yet).
+    pub fn get(&self, key: &ServiceKey, backends: usize) -> Vec<BackendStats> {
+        let mut v = self.map.get(key).cloned().unwrap_or_default();
+        v.resize(backends, BackendStats::default());
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_like_the_xdp_ones_plus_extras() {
+        let c = DatapathCounters::default();
+        c.bump(Counter::TxNew);
+        c.bump(Counter::TxNew);
+        c.bump_extra(Extra::DropNoNeighbour);
+        let s = c.snapshot();
+        assert_eq!(s.len(), Counter::COUNT as usize + Extra::COUNT);
+        assert_eq!(s[Counter::TxNew as usize], ("tx_new", 2));
+        assert!(s.contains(&("drop_no_neighbour", 1)));
+        assert!(s.contains(&("nat_reply", 0)));
+        for (i, c) in XDP_COUNTERS.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+        for (i, e) in Extra::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i);
+        }
+    }
+
+    #[test]
+    fn passed_frames_are_classified_like_the_xdp_program() {
+        assert_eq!(pass_counter(&[0u8; 10]), Counter::PassMalformed);
+        let mut arp = [0u8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(pass_counter(&arp), Counter::PassNotIpv4);
+        let mut icmp = [0u8; 14 + 28];
+        icmp[12..14].copy_from_slice(&[0x08, 0x00]);
+        icmp[14] = 0x45;
+        icmp[16..18].copy_from_slice(&28u16.to_be_bytes());
+        icmp[23] = 1;
+        assert_eq!(pass_counter(&icmp), Counter::PassOther);
+        let mut frag = icmp;
+        frag[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+        assert_eq!(pass_counter(&frag), Counter::PassFragment);
+        assert_eq!(drop_counter(DropReason::NoBackend), Counter::DropNoBackend);
+    }
+
+    #[test]
+    fn backend_counters_accumulate_and_pad() {
+        let key = ServiceKey {
+            vip: [10, 0, 0, 100],
+            port: 80,
+            proto: 6,
+        };
+        let mut b = BackendCounters::default();
+        b.add_flow(key, 1);
+        b.add_packet(key, 1, 60);
+        b.add_packet(key, 1, 1514);
+        let v = b.get(&key, 3);
+        assert_eq!(v[0], BackendStats::default());
+        assert_eq!(
+            v[1],
+            BackendStats {
+                packets: 2,
+                bytes: 1574,
+                flows: 1
+            }
+        );
+        assert_eq!(b.get(&key, 1).len(), 1);
+        let other = ServiceKey { port: 81, ..key };
+        assert_eq!(b.get(&other, 2), vec![BackendStats::default(); 2]);
+    }
+}

@@ -1,0 +1,175 @@
+//! One receive thread per packet socket: read a frame, decide, act, count.
+//!
+//! Contract of [`Worker::run`] (until [`Shared::stop`] is set; it notices within
+//! `socket::RECV_TIMEOUT`):
+//! * only frames addressed to this host (`PACKET_HOST`) are considered; broadcast, multicast
+//!   and other hosts' frames are the kernel's alone;
+//! * each frame goes through `packet::process` against the current service table (swapped
+//!   whole by `apply`) and the shared connection table;
+//! * `Tx` is sent back out of the receiving interface; `Redirect` (NAT) out of the inner
+//!   interface for a forward and out of the client-facing one for a reply, with the source
+//!   MAC of that interface and the destination MAC of the route's next hop from the
+//!   neighbour table; an unknown next hop drops the frame (counted, resolution asked for);
+//! * `Pass` does nothing: the kernel received its own copy; `Drop` is counted.
+//! * Per-backend packets and bytes count frames actually sent; flows count new flows.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::conns::Conns;
+use super::nexthop::{current_routes, next_hop, NeighbourCache, Route};
+use super::socket::{PacketSocket, PACKET_HOST};
+use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters, Extra};
+use crate::abi::Counter;
+use crate::iface::Interface;
+use crate::packet::parse::parse;
+use crate::packet::rewrite::{rewrite_macs, Director};
+use crate::packet::service::{ServiceKey, Services};
+use crate::packet::Action;
+
+/// Receive buffer per thread: the largest IPv4 datagram plus its Ethernet and VLAN headers
+/// (larger frames, from GRO, are left to the kernel and counted as `rx_truncated`).
+pub const RECV_BUF_BYTES: usize = 65_535 + 18;
+/// Pause after a failed receive (interface down, …) before trying again.
+pub const RX_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a thread reuses its copy of the routing table.
+pub const ROUTES_TTL: Duration = Duration::from_secs(1);
+
+/// State shared by the receive threads and the datapath handle.
+#[derive(Debug)]
+pub struct Shared {
+    /// The service table, replaced whole by `apply`.
+    pub services: ArcSwap<Services>,
+    /// The connection table.
+    pub conns: Mutex<Conns>,
+    /// Per-backend counters.
+    pub backends: Mutex<BackendCounters>,
+    /// Datapath-wide counters.
+    pub counters: DatapathCounters,
+    /// Set to stop every thread.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Locks a mutex, going on with the data if a thread panicked while holding it (every
+/// update under these locks leaves the data consistent).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An interface frames leave by.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    /// Its socket.
+    pub socket: Arc<PacketSocket>,
+    /// Its name, MAC and address.
+    pub iface: Interface,
+}
+
+/// One receive thread's state (see the module doc).
+#[derive(Debug)]
+pub struct Worker {
+    /// Shared tables and counters.
+    pub shared: Arc<Shared>,
+    /// The interface this thread reads (and sends `Tx` frames on).
+    pub rx: Egress,
+    /// The client-facing interface (NAT replies leave here).
+    pub outer: Egress,
+    /// The backend-facing interface (NAT forwards leave here).
+    pub inner: Egress,
+    /// Next-hop MACs.
+    pub neighbours: NeighbourCache,
+}
+
+impl Worker {
+    /// The receive loop (see the module doc).
+    pub fn run(mut self) {
+        let mut buf = vec![0u8; RECV_BUF_BYTES];
+        let mut routes = (current_routes(), Instant::now());
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            match self.rx.socket.recv(&mut buf) {
+                Ok(None) => {}
+                Ok(Some((_, kind))) if kind != PACKET_HOST => {}
+                Ok(Some((n, _))) if n > buf.len() => {
+                    self.shared.counters.bump_extra(Extra::RxTruncated);
+                }
+                Ok(Some((n, _))) => {
+                    let now = Instant::now();
+                    if now.duration_since(routes.1) >= ROUTES_TTL {
+                        routes = (current_routes(), now);
+                    }
+                    self.handle(&buf[..n], &routes.0, now);
+                }
+                Err(_) => {
+                    self.shared.counters.bump_extra(Extra::RxError);
+                    std::thread::sleep(RX_ERROR_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Decides and acts on one frame addressed to this host.
+    fn handle(&mut self, frame: &[u8], routes: &[Route], now: Instant) {
+        let shared = &self.shared;
+        let director = Director {
+            mac: self.rx.iface.mac,
+            ip: self.rx.iface.ip.octets(),
+        };
+        let (action, seen) = {
+            let services = shared.services.load();
+            lock(&shared.conns).observe(frame, &services, &director)
+        };
+        let (mut out, redirect) = match action {
+            Action::Pass => return shared.counters.bump(pass_counter(frame)),
+            Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
+            Action::Tx(out) => (out, false),
+            Action::Redirect(out) => (out, true),
+        };
+        let target = match (seen.flow, seen.new_flow.or(seen.established)) {
+            (Some(t), Some(b)) if !seen.nat_reply => Some((
+                ServiceKey {
+                    vip: t.dst,
+                    port: t.dport,
+                    proto: t.proto,
+                },
+                b,
+            )),
+            _ => None,
+        };
+        shared.counters.bump(if seen.nat_reply {
+            Counter::NatReply
+        } else if seen.new_flow.is_some() {
+            Counter::TxNew
+        } else {
+            Counter::TxEstablished
+        });
+        if let (Some((key, b)), Some(_)) = (target, seen.new_flow) {
+            lock(&shared.backends).add_flow(key, b);
+        }
+        let egress = match (redirect, seen.nat_reply) {
+            (false, _) => &self.rx,
+            (true, true) => &self.outer,
+            (true, false) => &self.inner,
+        };
+        if redirect {
+            let Some(dst) = parse(&out).flow().map(|f| f.tuple.dst) else {
+                return shared.counters.bump_extra(Extra::TxError);
+            };
+            let hop = next_hop(routes, dst.into(), &egress.iface.name);
+            let Some(mac) = self.neighbours.mac(hop, &egress.iface.name, now) else {
+                return shared.counters.bump_extra(Extra::DropNoNeighbour);
+            };
+            rewrite_macs(&mut out, mac, egress.iface.mac);
+        }
+        match egress.socket.send(&out) {
+            Ok(()) => {
+                if let Some((key, b)) = target {
+                    lock(&shared.backends).add_packet(key, b, out.len());
+                }
+            }
+            Err(_) => shared.counters.bump_extra(Extra::TxError),
+        }
+    }
+}

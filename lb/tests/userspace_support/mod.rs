@@ -1,0 +1,223 @@
+//! Helpers of the userspace datapath's namespace tests: root check, commands, namespaces
+//! (deleted by a guard), threads inside a namespace, name-answering TCP servers and clients.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use strait_lb::iface::Interface;
+
+/// Connect and read timeout of the test clients.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Commands the tests run.
+const TOOLS: [&str; 4] = ["ip", "nft", "ethtool", "sysctl"];
+
+/// Whether the test may run (root, and every tool of [`TOOLS`] present); prints
+/// `SKIP <test>: <reason>` when it may not, or fails instead with `CI=true`.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let missing: Vec<&str> = TOOLS
+        .into_iter()
+        .filter(|t| Command::new(t).arg("-V").output().is_err())
+        .collect();
+    let why = match (root, missing.is_empty()) {
+        (true, true) => return true,
+        (false, _) => "needs root".to_string(),
+        (true, false) => format!("missing {}", missing.join(", ")),
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: {why} (CI=true: namespace tests must run)");
+    }
+    eprintln!("SKIP {test}: {why}");
+    false
+}
+
+/// Runs a command, panicking with its output if it fails; returns stdout.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The namespaces of one test, deleted on drop (also when the test fails).
+pub struct Namespaces {
+    prefix: String,
+    created: Vec<String>,
+}
+
+impl Namespaces {
+    pub fn new(tag: &str) -> Namespaces {
+        Namespaces {
+            prefix: format!("st-tus-{tag}{}-", std::process::id()),
+            created: Vec::new(),
+        }
+    }
+
+    pub fn name(&self, short: &str) -> String {
+        format!("{}{short}", self.prefix)
+    }
+
+    pub fn add(&mut self, short: &str) -> String {
+        let ns = self.name(short);
+        run(&["ip", "netns", "add", &ns]);
+        self.created.push(ns.clone());
+        run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A host namespace with a veth `dev` into `bridge` (in namespace `br`), given MAC and
+    /// address, checksum offload off.
+    pub fn host(
+        &mut self,
+        br: &str,
+        bridge: &str,
+        short: &str,
+        dev: &str,
+        mac: [u8; 6],
+        cidr: &str,
+    ) -> String {
+        let ns = if self.created.contains(&self.name(short)) {
+            self.name(short)
+        } else {
+            self.add(short)
+        };
+        let port = format!("{short}-{dev}");
+        run(&[
+            "ip", "-n", br, "link", "add", &port, "type", "veth", "peer", "name", dev, "netns", &ns,
+        ]);
+        run(&["ip", "-n", br, "link", "set", &port, "master", bridge, "up"]);
+        let mac = strait_lb::iface::format_mac(mac);
+        run(&["ip", "-n", &ns, "link", "set", dev, "address", &mac]);
+        run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", dev]);
+        run(&["ip", "-n", &ns, "link", "set", dev, "up"]);
+        run(&[
+            "ip", "netns", "exec", &ns, "ethtool", "-K", dev, "tx", "off",
+        ]);
+        ns
+    }
+
+    pub fn bridge(&self, br: &str, bridge: &str) {
+        run(&["ip", "-n", br, "link", "add", bridge, "type", "bridge"]);
+        run(&["ip", "-n", br, "link", "set", bridge, "up"]);
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in self.created.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Runs `f` on a new thread inside namespace `ns` (a thread's namespace is its own).
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a namespace file we hold open; affects this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// TCP servers answering each connection with their name; stopped on drop.
+#[derive(Default)]
+pub struct Servers {
+    running: Vec<(i32, std::thread::JoinHandle<()>)>,
+}
+
+impl Servers {
+    pub fn start(&mut self, ns: &str, addr: SocketAddr, name: &'static str) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = in_netns(ns, move || {
+            let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+            tx.send(listener.as_raw_fd()).unwrap();
+            // Ends when the listener is shut down (accept then fails).
+            while let Ok((mut s, _)) = listener.accept() {
+                let _ = s.write_all(name.as_bytes());
+            }
+        });
+        let fd = rx.recv().expect("server started");
+        self.running.push((fd, t));
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for (fd, t) in self.running.drain(..) {
+            // SAFETY: fd is the listener's, alive until its thread ends, which we await.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            let _ = t.join();
+        }
+    }
+}
+
+/// One connection from each client port in `ports`, from namespace `ns` to `to`:
+/// (client port, answer) for each; panics on the first failure.
+///
+/// Fixed client ports make the 5-tuples, hence the balancing, the same on every run: with
+/// ports the kernel picks, a small sample strays beyond a tight tolerance now and then.
+pub fn connect_many(ns: &str, to: SocketAddr, ports: std::ops::Range<u16>) -> Vec<(u16, String)> {
+    in_netns(ns, move || {
+        ports
+            .map(|port| {
+                let answer = connect_from(port, to)
+                    .unwrap_or_else(|e| panic!("connection from port {port} to {to}: {e}"));
+                (port, answer)
+            })
+            .collect()
+    })
+    .join()
+    .expect("client thread")
+}
+
+/// One connection from client port `port` in namespace `ns` to `to`: the answer or the error.
+pub fn connect_once(ns: &str, to: SocketAddr, port: u16) -> std::io::Result<String> {
+    in_netns(ns, move || connect_from(port, to))
+        .join()
+        .expect("client thread")
+}
+
+/// Connects from local port `port` to `to` and reads the answer to its end.
+fn connect_from(port: u16, to: SocketAddr) -> std::io::Result<String> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    s.connect_timeout(&to.into(), IO_TIMEOUT)?;
+    let mut s = TcpStream::from(s);
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+/// The interface `name` of the calling thread's namespace, with the MAC and address we gave.
+pub fn interface(name: &str, mac: [u8; 6], ip: Ipv4Addr) -> Interface {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: c is a valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(ifindex, 0, "{name}");
+    Interface {
+        name: name.into(),
+        ifindex,
+        mac,
+        ip,
+    }
+}
