@@ -35,6 +35,7 @@ fn spec(mode: &'static str, test_name: &'static str, net: u8, back: u8, vip_net:
         vip: Ipv4Addr::new(10, net, vip_net, 100),
         backend_ips: [11, 12, 13].map(|h| Ipv4Addr::new(10, net, back, h)),
         inner_interface: (mode == "nat").then_some("eth1"),
+        datapath: "xdp",
     }
 }
 
@@ -58,4 +59,11 @@ fn tun_mode_balances_by_maglev_and_survives_changes() {
 #[test]
 fn nat_mode_balances_by_maglev_and_survives_changes() {
     run("nat_mode", spec("nat", "xna", 72, 1, 0));
+}
+
+#[test]
+fn userspace_datapath_dr_mode() {
+    let mut m = spec("dr", "ud", 71, 0, 0);
+    m.datapath = "userspace";
+    run("userspace_dr_mode", m);
 }
