@@ -105,7 +105,7 @@ int strait_director(struct xdp_md *ctx)
 
 	index = strait_conn_backend(&flow);
 	if (index < 0 || index >= svc->backend_count) {
-		index = strait_maglev_pick(svc, strait_flow_hash(&flow));
+		index = strait_maglev_pick(svc, strait_flow_hash(&flow, svc->hash));
 		if (index < 0) {
 			strait_count(STRAIT_CNT_DROP_NO_BACKEND);
 			return XDP_DROP;

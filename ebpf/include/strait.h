@@ -41,6 +41,10 @@
 #define STRAIT_MODE_TUN 1
 #define STRAIT_MODE_NAT 2
 
+/* Flow hash of new flows (lb::packet::service::FlowHash). */
+#define STRAIT_HASH_FIVE_TUPLE 0 /* src, dst, sport, dport, proto: maglev, wrr */
+#define STRAIT_HASH_SOURCE 1     /* src only (dst 0.0.0.0, ports 0, proto 0): sh */
+
 /* Connection entry directions. */
 #define STRAIT_DIR_FORWARD 0
 #define STRAIT_DIR_REPLY 1
@@ -63,7 +67,8 @@ struct strait_service {
 	__u32 backend_base;  /* first entry in backends */
 	__u32 backend_count; /* entries in backends */
 	__u8 mode;           /* STRAIT_MODE_* */
-	__u8 pad[3];
+	__u8 hash;           /* STRAIT_HASH_*: which fields pick a new flow's table entry */
+	__u8 pad[2];
 };
 _Static_assert(sizeof(struct strait_service) == 20, "strait_service size");
 STRAIT_OFFSET(strait_service, table_slot, 0);
@@ -71,7 +76,8 @@ STRAIT_OFFSET(strait_service, table_size, 4);
 STRAIT_OFFSET(strait_service, backend_base, 8);
 STRAIT_OFFSET(strait_service, backend_count, 12);
 STRAIT_OFFSET(strait_service, mode, 16);
-STRAIT_OFFSET(strait_service, pad, 17);
+STRAIT_OFFSET(strait_service, hash, 17);
+STRAIT_OFFSET(strait_service, pad, 18);
 
 struct strait_backend {
 	__be32 ip;

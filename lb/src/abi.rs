@@ -23,6 +23,10 @@ pub const MODE_DR: u8 = 0;
 pub const MODE_TUN: u8 = 1;
 /// `STRAIT_MODE_NAT`.
 pub const MODE_NAT: u8 = 2;
+/// `STRAIT_HASH_FIVE_TUPLE`: new flows hashed on the 5-tuple (maglev, wrr).
+pub const HASH_FIVE_TUPLE: u8 = 0;
+/// `STRAIT_HASH_SOURCE`: new flows hashed on the client address (sh).
+pub const HASH_SOURCE: u8 = 1;
 /// `STRAIT_DIR_FORWARD`: a client → VIP entry of `conns`.
 pub const DIR_FORWARD: u8 = 0;
 /// `STRAIT_DIR_REPLY`: a backend → client (NAT reply) entry of `conns`.
@@ -123,8 +127,10 @@ pub struct Service {
     pub backend_count: u32,
     /// `MODE_*`.
     pub mode: u8,
+    /// `HASH_*`.
+    pub hash: u8,
     /// Zero.
-    pub pad: [u8; 3],
+    pub pad: [u8; 2],
 }
 
 /// `struct strait_backend`.
@@ -249,7 +255,9 @@ mod tests {
     fn define(name: &str) -> String {
         let prefix = format!("#define {name} ");
         let line = HEADER.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
-        line.unwrap().trim().to_string()
+        let value = line.unwrap();
+        let value = value.split("/*").next().unwrap_or(value);
+        value.trim().to_string()
     }
 
     /// `(name, value)` of the `STRAIT_CNT_NAME = N,` enum lines, name lower-cased.
@@ -312,6 +320,7 @@ mod tests {
                 offset_of!(Service, backend_count),
             ),
             ("strait_service", "mode", offset_of!(Service, mode)),
+            ("strait_service", "hash", offset_of!(Service, hash)),
             ("strait_service", "pad", offset_of!(Service, pad)),
             ("strait_backend", "ip", offset_of!(Backend, ip)),
             ("strait_backend", "mac", offset_of!(Backend, mac)),
@@ -362,6 +371,8 @@ mod tests {
         assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());
         assert_eq!(define("STRAIT_MODE_TUN"), MODE_TUN.to_string());
         assert_eq!(define("STRAIT_MODE_NAT"), MODE_NAT.to_string());
+        assert_eq!(define("STRAIT_HASH_FIVE_TUPLE"), HASH_FIVE_TUPLE.to_string());
+        assert_eq!(define("STRAIT_HASH_SOURCE"), HASH_SOURCE.to_string());
         assert_eq!(define("STRAIT_DIR_FORWARD"), DIR_FORWARD.to_string());
         assert_eq!(define("STRAIT_DIR_REPLY"), DIR_REPLY.to_string());
         assert_eq!(

@@ -23,7 +23,7 @@ use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 
 use crate::abi;
-use crate::packet::service::{Mode, Service, ServiceKey};
+use crate::packet::service::{FlowHash, Mode, Service, ServiceKey};
 
 /// Extra room in the output buffer for a frame grown at its head (TUN adds 20 bytes).
 const OUTPUT_HEADROOM: usize = 256;
@@ -176,7 +176,11 @@ impl XdpDirector {
                 Mode::Tun => abi::MODE_TUN,
                 Mode::Nat => abi::MODE_NAT,
             },
-            pad: [0; 3],
+            hash: match service.hash {
+                FlowHash::FiveTuple => abi::HASH_FIVE_TUPLE,
+                FlowHash::Source => abi::HASH_SOURCE,
+            },
+            pad: [0; 2],
         };
         let k = abi::ServiceKey {
             vip: key.vip,

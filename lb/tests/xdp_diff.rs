@@ -37,7 +37,9 @@ mod diff {
     };
     use strait_lb::packet::parse::parse;
     use strait_lb::packet::rewrite::Director;
-    use strait_lb::packet::service::{Backend, MemConnTable, Mode, Service, ServiceKey, Services};
+    use strait_lb::packet::service::{
+        Backend, FlowHash, MemConnTable, Mode, Service, ServiceKey, Services,
+    };
     use strait_lb::packet::{process, Action};
     use strait_lb::xdp::{TestRunOutput, XdpDirector};
 
@@ -52,8 +54,9 @@ mod diff {
     const VIP: [u8; 4] = [10, 0, 0, 100];
     const TCP: u8 = 6;
     const UDP: u8 = 17;
-    /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends; 443 is not a service.
-    const PORTS: [u16; 5] = [80, 81, 82, 83, 443];
+    /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends, 84 DR and 85 NAT with
+    /// source hashing (sh); 443 is not a service.
+    const PORTS: [u16; 7] = [80, 81, 82, 83, 84, 85, 443];
 
     fn is_root() -> bool {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -91,12 +94,14 @@ mod diff {
     fn services(weights: [u32; 3]) -> Vec<(ServiceKey, Service)> {
         let mut out = Vec::new();
         let modes = [
-            (80, Mode::Dr, false),
-            (81, Mode::Tun, false),
-            (82, Mode::Nat, false),
-            (83, Mode::Dr, true),
+            (80, Mode::Dr, false, FlowHash::FiveTuple),
+            (81, Mode::Tun, false, FlowHash::FiveTuple),
+            (82, Mode::Nat, false, FlowHash::FiveTuple),
+            (83, Mode::Dr, true, FlowHash::FiveTuple),
+            (84, Mode::Dr, false, FlowHash::Source),
+            (85, Mode::Nat, false, FlowHash::Source),
         ];
-        for (port, mode, empty) in modes {
+        for (port, mode, empty, hash) in modes {
             for proto in [TCP, UDP] {
                 let bs = if empty {
                     Vec::new()
@@ -105,7 +110,8 @@ mod diff {
                         .map(|i| backend(i, weights[usize::from(i) - 1]))
                         .collect()
                 };
-                let svc = Service::new(mode, bs, DEFAULT_TABLE_SIZE).unwrap();
+                let mut svc = Service::new(mode, bs, DEFAULT_TABLE_SIZE).unwrap();
+                svc.hash = hash;
                 out.push((
                     ServiceKey {
                         vip: VIP,
@@ -293,6 +299,8 @@ mod diff {
         // Passed, dropped, transmitted, NAT forwards, NAT replies; TUN among the transmitted.
         let mut seen = [0u64; 5];
         let mut tun = 0;
+        // Forwards of the source-hashed services.
+        let mut sh = 0;
         for n in 0..3000 {
             if n == 1500 {
                 // Weights change: new flows follow the new table, established ones stay.
@@ -302,6 +310,11 @@ mod diff {
             let want = process(&input, &model, &mut conns, &DIRECTOR);
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
+            let dport = parse(&input).flow().map(|f| f.tuple.dport);
+            if matches!(want, Action::Tx(_) | Action::Redirect(_)) && matches!(dport, Some(84 | 85))
+            {
+                sh += 1;
+            }
             match want {
                 Action::Pass => seen[0] += 1,
                 Action::Drop(_) => seen[1] += 1,
@@ -316,9 +329,11 @@ mod diff {
             }
         }
         // The run covered every verdict, all modes, new and established flows.
-        assert!(seen[..4].iter().all(|&k| k > 200), "verdicts {seen:?}");
+        assert!(seen[1] > 100, "verdicts {seen:?}");
+        assert!([0, 2, 3].iter().all(|&i| seen[i] > 200), "verdicts {seen:?}");
         assert!(seen[4] > 30, "verdicts {seen:?}");
         assert!(tun > 50, "{tun} TUN frames");
+        assert!(sh > 100, "{sh} source-hashed forwards");
         let new = xdp.counter(abi::Counter::TxNew).unwrap();
         let established = xdp.counter(abi::Counter::TxEstablished).unwrap();
         assert_eq!(new + established, seen[2] + seen[3]);
@@ -326,7 +341,7 @@ mod diff {
         assert_eq!(new, conns.len() as u64);
         assert!(established > 100, "{established} established");
         assert_eq!(xdp.counter(abi::Counter::DropNoBackend).unwrap(), seen[1]);
-        println!("pass/drop/tx/nat/reply {seen:?}, tun {tun}, new {new}");
+        println!("pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, new {new}");
     }
 
     /// RFC 768: a UDP checksum that the NAT update turns into 0 is sent as 0xffff. Searches
