@@ -15,10 +15,9 @@
  * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
  *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX;
  *    NAT: destination address and port := the backend's (lib/nat.h), same MACs, redirected
- *    to STRAIT_DIRECTOR.nat_ifindex;
+ *    through the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h);
  * 4. a flow to no service that matches a NAT reply entry: source := VIP and port, MACs
- *    untouched, redirected to STRAIT_DIRECTOR.client_ifindex.
- * Not done yet: next-hop MACs of NAT replies (bpf_fib_lookup) and a devmap for redirects.
+ *    untouched, redirected through STRAIT_EGRESS_CLIENT.
  * The director's addresses come from the volatile const global STRAIT_DIRECTOR.
  */
 #include <linux/bpf.h>
@@ -30,6 +29,7 @@
 #include "lib/stats.h"
 #include "lib/tun.h"
 #include "lib/nat.h"
+#include "lib/egress.h"
 
 volatile const struct strait_director STRAIT_DIRECTOR = {};
 
@@ -78,7 +78,7 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 	if (strait_nat(ctx, flow, STRAIT_NAT_SRC, vip, vport))
 		return XDP_DROP;
 	strait_count(STRAIT_CNT_NAT_REPLY);
-	return bpf_redirect(STRAIT_DIRECTOR.client_ifindex, 0);
+	return strait_redirect(STRAIT_EGRESS_CLIENT);
 }
 
 SEC("xdp")
@@ -144,9 +144,9 @@ int strait_director(struct xdp_md *ctx)
 		return XDP_DROP;
 	strait_set_macs(data, &target);
 	strait_count(is_new ? STRAIT_CNT_TX_NEW : STRAIT_CNT_TX_ESTABLISHED);
-	strait_count_backend(stat_index, (__u64)(data_end - data));
+	strait_count_backend(stat_index, (__u64)(data_end - data), is_new);
 	if (mode == STRAIT_MODE_NAT)
-		return bpf_redirect(STRAIT_DIRECTOR.nat_ifindex, 0);
+		return strait_redirect(STRAIT_EGRESS_NAT);
 	return XDP_TX;
 }
 

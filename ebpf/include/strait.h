@@ -13,6 +13,7 @@
  *   conns     LRU_HASH struct strait_conn_key -> struct strait_conn
  *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
+ *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
  * - Maglev tables are double-buffered: the control plane fills a free slot, then replaces
  *   the service entry (one atomic map update) to point at it, so a reader never sees half a
  *   table. A service with table_size == 0 has no backend of weight > 0 (new flows dropped).
@@ -44,6 +45,11 @@
 /* Flow hash of new flows (lb::packet::service::FlowHash). */
 #define STRAIT_HASH_FIVE_TUPLE 0 /* src, dst, sport, dport, proto: maglev, wrr */
 #define STRAIT_HASH_SOURCE 1     /* src only (dst 0.0.0.0, ports 0, proto 0): sh */
+
+/* Entries of the egress devmap. */
+#define STRAIT_EGRESS_NAT 0    /* NAT forwards leave here (towards the backends) */
+#define STRAIT_EGRESS_CLIENT 1 /* NAT replies leave here (towards the clients) */
+#define STRAIT_EGRESS_MAX 2
 
 /* Connection entry directions. */
 #define STRAIT_DIR_FORWARD 0
@@ -122,10 +128,12 @@ STRAIT_OFFSET(strait_conn, pad, 10);
 struct strait_stats {
 	__u64 packets;
 	__u64 bytes;
+	__u64 flows; /* new flows assigned to the backend */
 };
-_Static_assert(sizeof(struct strait_stats) == 16, "strait_stats size");
+_Static_assert(sizeof(struct strait_stats) == 24, "strait_stats size");
 STRAIT_OFFSET(strait_stats, packets, 0);
 STRAIT_OFFSET(strait_stats, bytes, 8);
+STRAIT_OFFSET(strait_stats, flows, 16);
 
 /* The director's own addresses (a volatile const global, set at load time). */
 struct strait_director {

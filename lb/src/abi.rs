@@ -27,6 +27,12 @@ pub const MODE_NAT: u8 = 2;
 pub const HASH_FIVE_TUPLE: u8 = 0;
 /// `STRAIT_HASH_SOURCE`: new flows hashed on the client address (sh).
 pub const HASH_SOURCE: u8 = 1;
+/// `STRAIT_EGRESS_NAT`: egress devmap entry of NAT forwards.
+pub const EGRESS_NAT: u32 = 0;
+/// `STRAIT_EGRESS_CLIENT`: egress devmap entry of NAT replies.
+pub const EGRESS_CLIENT: u32 = 1;
+/// `STRAIT_EGRESS_MAX`: entries of the egress devmap.
+pub const EGRESS_MAX: u32 = 2;
 /// `STRAIT_DIR_FORWARD`: a client → VIP entry of `conns`.
 pub const DIR_FORWARD: u8 = 0;
 /// `STRAIT_DIR_REPLY`: a backend → client (NAT reply) entry of `conns`.
@@ -46,6 +52,8 @@ pub mod names {
     pub const COUNTERS: &str = "counters";
     /// `backend_stats` per-CPU array.
     pub const BACKEND_STATS: &str = "backend_stats";
+    /// `egress` devmap.
+    pub const EGRESS: &str = "egress";
     /// The `volatile const` director settings.
     pub const DIRECTOR: &str = "STRAIT_DIRECTOR";
     /// The XDP program.
@@ -81,6 +89,20 @@ pub enum Counter {
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
     pub const COUNT: u32 = 10;
+
+    /// Every counter, in index order.
+    pub const ALL: [Counter; Counter::COUNT as usize] = [
+        Counter::PassNotIpv4,
+        Counter::PassMalformed,
+        Counter::PassFragment,
+        Counter::PassOther,
+        Counter::TxNew,
+        Counter::TxEstablished,
+        Counter::DropNoBackend,
+        Counter::DropBadBackend,
+        Counter::DropEncapTooBig,
+        Counter::NatReply,
+    ];
 
     /// Stable name for metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -187,6 +209,8 @@ pub struct Stats {
     pub packets: u64,
     /// Bytes forwarded (as transmitted).
     pub bytes: u64,
+    /// New flows assigned.
+    pub flows: u64,
 }
 
 /// `struct strait_director` (the `STRAIT_DIRECTOR` global).
@@ -338,6 +362,7 @@ mod tests {
             ("strait_conn", "pad", offset_of!(Conn, pad)),
             ("strait_stats", "packets", offset_of!(Stats, packets)),
             ("strait_stats", "bytes", offset_of!(Stats, bytes)),
+            ("strait_stats", "flows", offset_of!(Stats, flows)),
             ("strait_director", "mac", offset_of!(Director, mac)),
             ("strait_director", "pad", offset_of!(Director, pad)),
             ("strait_director", "ip", offset_of!(Director, ip)),
@@ -385,21 +410,14 @@ mod tests {
             MAX_CONNS as usize
         );
         // enum strait_counter values, in order.
+        assert_eq!(define("STRAIT_EGRESS_NAT"), EGRESS_NAT.to_string());
+        assert_eq!(define("STRAIT_EGRESS_CLIENT"), EGRESS_CLIENT.to_string());
+        assert_eq!(define("STRAIT_EGRESS_MAX"), EGRESS_MAX.to_string());
         let c = counters();
-        let all = [
-            Counter::PassNotIpv4,
-            Counter::PassMalformed,
-            Counter::PassFragment,
-            Counter::PassOther,
-            Counter::TxNew,
-            Counter::TxEstablished,
-            Counter::DropNoBackend,
-            Counter::DropBadBackend,
-            Counter::DropEncapTooBig,
-            Counter::NatReply,
-        ];
+        let all = Counter::ALL;
         assert_eq!(c.len(), all.len() + 1);
-        for k in all {
+        for (i, k) in all.into_iter().enumerate() {
+            assert_eq!(k as usize, i);
             assert!(c.contains(&(k.as_str().to_string(), k as u32)), "{k:?}");
         }
         assert!(c.contains(&("max".to_string(), Counter::COUNT)));

@@ -4,9 +4,9 @@
 //! Contract:
 //! * [`object`] is `ebpf/director.bpf.o` as built by `build.rs`, 8-byte aligned.
 //! * [`XdpDirector::load`] sets the `STRAIT_DIRECTOR` global (MAC, IP, NAT egress
-//!   interfaces), bounds the `conns`
-//!   LRU map, loads the maps and verifies the program (needs `CAP_BPF`/root); nothing is
-//!   attached to an interface.
+//!   interfaces), bounds the `conns` LRU map, loads the maps and verifies the program (needs
+//!   `CAP_BPF`/root) and fills the egress devmap with the non-zero NAT egress interfaces;
+//!   nothing is attached to an interface ([`XdpDatapath`] attaches).
 //! * [`XdpDirector::install_service`] writes a model service (`packet::service::Service`):
 //!   backends first, then its Maglev table into a *free* slot, then the service entry that
 //!   points at both — one map update, so the program sees the old service or the new one,
@@ -17,6 +17,15 @@
 //! * [`test_run_timed`] runs any loaded XDP program `repeat` times on one frame and returns
 //!   the last action, the output frame and the kernel-measured average duration per
 //!   repetition (the benchmark's primitive; [`XdpDirector::program`] exposes the director).
+
+mod attach;
+mod datapath;
+mod layout;
+mod maps;
+
+pub use attach::{attach_plan, AttachMode};
+pub use datapath::XdpDatapath;
+pub use layout::{Layout, LayoutError, Placement, Region};
 
 use aya::maps::{Array, HashMap, MapError, PerCpuArray};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
@@ -112,7 +121,16 @@ impl XdpDirector {
             what: "load",
             source: Box::new(e),
         })?;
-        Ok(XdpDirector { ebpf })
+        let mut loaded = XdpDirector { ebpf };
+        for (slot, ifindex) in [
+            (abi::EGRESS_NAT, director.nat_ifindex),
+            (abi::EGRESS_CLIENT, director.client_ifindex),
+        ] {
+            if ifindex != 0 {
+                loaded.set_egress(slot, ifindex)?;
+            }
+        }
+        Ok(loaded)
     }
 
     /// Writes a service of the model (see the module doc for the order).
@@ -182,12 +200,7 @@ impl XdpDirector {
             },
             pad: [0; 2],
         };
-        let k = abi::ServiceKey {
-            vip: key.vip,
-            port: key.port.to_be_bytes(),
-            proto: key.proto,
-            pad: 0,
-        };
+        let k = maps::abi_key(key);
         let m = abi::names::SERVICES;
         let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
             HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
@@ -208,6 +221,18 @@ impl XdpDirector {
     pub fn program(&self) -> Result<&Xdp, Error> {
         self.ebpf
             .program(abi::names::PROGRAM)
+            .ok_or(Error::Missing("program strait_director"))?
+            .try_into()
+            .map_err(|e| Error::Program {
+                what: "type",
+                source: Box::new(e),
+            })
+    }
+
+    /// The loaded director program, to attach it.
+    pub fn program_mut(&mut self) -> Result<&mut Xdp, Error> {
+        self.ebpf
+            .program_mut(abi::names::PROGRAM)
             .ok_or(Error::Missing("program strait_director"))?
             .try_into()
             .map_err(|e| Error::Program {
