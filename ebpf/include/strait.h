@@ -142,13 +142,17 @@ struct strait_director {
 	__be32 ip;
 	__u32 nat_ifindex;    /* NAT forwards leave here (towards the backends) */
 	__u32 client_ifindex; /* NAT replies leave here (towards the clients) */
+	__u8 nat_mac[6];      /* MAC of nat_ifindex (NAT forwards without a neighbour entry) */
+	__u8 pad2[2];
 };
-_Static_assert(sizeof(struct strait_director) == 20, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 28, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
 STRAIT_OFFSET(strait_director, nat_ifindex, 12);
 STRAIT_OFFSET(strait_director, client_ifindex, 16);
+STRAIT_OFFSET(strait_director, nat_mac, 20);
+STRAIT_OFFSET(strait_director, pad2, 26);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -162,7 +166,9 @@ enum strait_counter {
 	STRAIT_CNT_DROP_BAD_BACKEND = 7,
 	STRAIT_CNT_DROP_ENCAP_TOO_BIG = 8,
 	STRAIT_CNT_NAT_REPLY = 9,
-	STRAIT_CNT_MAX = 10,
+	STRAIT_CNT_DROP_NO_ROUTE = 10, /* NAT frame without a route through its egress */
+	STRAIT_CNT_DROP_NO_NEIGH = 11, /* NAT frame whose next hop has no MAC */
+	STRAIT_CNT_MAX = 12,
 };
 
 #endif /* STRAIT_H */

@@ -3,6 +3,8 @@
 //! and exits 0; also `SKIP` when the build found no clang).
 //!
 //! Contract and method:
+//! * Runs inside a private network namespace (`tests/netns`, the differential test's next-hop
+//!   fixture) so NAT forwards get their next hop from the kernel's FIB as in production.
 //! * Frames: 64-byte TCP segments (Ethernet, IPv4 without options, TCP ACK|PSH, 10 payload
 //!   bytes, valid checksums) from a client to a VIP; services DR (port 80), TUN (81) and NAT
 //!   (82), three backends each, Maglev tables of 65 537 slots, a connection table of 2^20
@@ -42,6 +44,21 @@ fn main() {
 
 #[cfg(not(strait_no_bpf))]
 fn main() -> std::process::ExitCode {
+    if !bench::is_root() {
+        println!("SKIP xdp bench: needs root (BPF_PROG_TEST_RUN, map creation, netns)");
+        return std::process::ExitCode::SUCCESS;
+    }
+    if !netns::in_child() {
+        // NAT next hops come from the kernel's FIB: run inside a namespace built for it.
+        let ns = netns::Netns::new("st-bxdp-");
+        netns::nexthops::setup(&ns);
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        return if ns.run_self(&args) {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        };
+    }
     match bench::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -62,6 +79,9 @@ mod frames;
 #[cfg(not(strait_no_bpf))]
 #[path = "xdp/harness.rs"]
 mod harness;
+#[cfg(not(strait_no_bpf))]
+#[path = "../tests/netns/mod.rs"]
+mod netns;
 
 #[cfg(not(strait_no_bpf))]
 mod bench {
@@ -84,7 +104,7 @@ mod bench {
         ("NAT", frames::NAT_PORT, XDP_REDIRECT),
     ];
 
-    fn is_root() -> bool {
+    pub fn is_root() -> bool {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         status
             .lines()
@@ -102,10 +122,6 @@ mod bench {
     }
 
     pub fn run() -> Result<(), BoxError> {
-        if !is_root() {
-            println!("SKIP xdp bench: needs root (BPF_PROG_TEST_RUN, map creation)");
-            return Ok(());
-        }
         let mut fx = Fixture::new()?;
         let mut director = load_director(&fx)?;
         let mut controls = Controls::load()?;

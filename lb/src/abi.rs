@@ -84,11 +84,15 @@ pub enum Counter {
     DropEncapTooBig = 8,
     /// A NAT reply rewritten back to its VIP and redirected.
     NatReply = 9,
+    /// A NAT frame without a route through its egress interface, dropped.
+    DropNoRoute = 10,
+    /// A NAT frame whose next hop has no MAC, dropped.
+    DropNoNeigh = 11,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 12;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -102,7 +106,21 @@ impl Counter {
         Counter::DropBadBackend,
         Counter::DropEncapTooBig,
         Counter::NatReply,
+        Counter::DropNoRoute,
+        Counter::DropNoNeigh,
     ];
+
+    /// The counter of a drop reason of the model.
+    pub fn of_drop(reason: crate::packet::decide::DropReason) -> Counter {
+        use crate::packet::decide::DropReason;
+        match reason {
+            DropReason::NoBackend => Counter::DropNoBackend,
+            DropReason::BadBackendIndex => Counter::DropBadBackend,
+            DropReason::EncapTooBig => Counter::DropEncapTooBig,
+            DropReason::NoRoute => Counter::DropNoRoute,
+            DropReason::NoNeighbour => Counter::DropNoNeigh,
+        }
+    }
 
     /// Stable name for metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -117,6 +135,8 @@ impl Counter {
             Counter::DropBadBackend => "drop_bad_backend",
             Counter::DropEncapTooBig => "drop_encap_too_big",
             Counter::NatReply => "nat_reply",
+            Counter::DropNoRoute => "drop_no_route",
+            Counter::DropNoNeigh => "drop_no_neigh",
         }
     }
 }
@@ -227,6 +247,10 @@ pub struct Director {
     pub nat_ifindex: u32,
     /// Interface NAT replies are redirected to (towards the clients).
     pub client_ifindex: u32,
+    /// MAC of `nat_ifindex` (source MAC of NAT forwards sent without a neighbour entry).
+    pub nat_mac: [u8; 6],
+    /// Zero.
+    pub pad2: [u8; 2],
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad
@@ -376,6 +400,8 @@ mod tests {
                 "client_ifindex",
                 offset_of!(Director, client_ifindex),
             ),
+            ("strait_director", "nat_mac", offset_of!(Director, nat_mac)),
+            ("strait_director", "pad2", offset_of!(Director, pad2)),
         ];
         let c = offsets();
         assert_eq!(c.len(), rust.len());
@@ -396,7 +422,10 @@ mod tests {
         assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());
         assert_eq!(define("STRAIT_MODE_TUN"), MODE_TUN.to_string());
         assert_eq!(define("STRAIT_MODE_NAT"), MODE_NAT.to_string());
-        assert_eq!(define("STRAIT_HASH_FIVE_TUPLE"), HASH_FIVE_TUPLE.to_string());
+        assert_eq!(
+            define("STRAIT_HASH_FIVE_TUPLE"),
+            HASH_FIVE_TUPLE.to_string()
+        );
         assert_eq!(define("STRAIT_HASH_SOURCE"), HASH_SOURCE.to_string());
         assert_eq!(define("STRAIT_DIR_FORWARD"), DIR_FORWARD.to_string());
         assert_eq!(define("STRAIT_DIR_REPLY"), DIR_REPLY.to_string());

@@ -74,7 +74,10 @@ mod attach {
             proto: 6,
         };
         let backends = (0..n).map(backend).collect();
-        (key, Service::new(Mode::Dr, backends, DEFAULT_TABLE_SIZE).unwrap())
+        (
+            key,
+            Service::new(Mode::Dr, backends, DEFAULT_TABLE_SIZE).unwrap(),
+        )
     }
 
     /// A TCP frame client:sport -> VIP:80 with valid checksums.
@@ -100,7 +103,10 @@ mod attach {
         let mut dp = XdpDatapath::open(&options("a0", None, mode)).unwrap();
         assert_eq!(dp.name(), name);
         let shown_before = link("a0");
-        assert!(shown_before.contains(shown), "{shown} missing:\n{shown_before}");
+        assert!(
+            shown_before.contains(shown),
+            "{shown} missing:\n{shown_before}"
+        );
         assert!(!link("a1").contains("prog/xdp"), "{}", link("a1"));
 
         let (key, svc) = service(3);
@@ -126,7 +132,10 @@ mod attach {
         let (_, grown) = service(5);
         dp.apply(&[(key, grown)]).unwrap();
         let b = conns[0].backend as usize;
-        assert_eq!(dp.director_mut().test_run(&frame(1000)).unwrap().action, XDP_TX);
+        assert_eq!(
+            dp.director_mut().test_run(&frame(1000)).unwrap().action,
+            XDP_TX
+        );
         let stats = dp.backend_stats(&key).unwrap();
         assert_eq!(stats.len(), 5);
         assert_eq!(stats[b].packets, 3);
@@ -135,7 +144,10 @@ mod attach {
         // Removing it: no service, the frame passes.
         dp.apply(&[]).unwrap();
         assert!(dp.backend_stats(&key).is_err());
-        assert_eq!(dp.director_mut().test_run(&frame(1000)).unwrap().action, XDP_PASS);
+        assert_eq!(
+            dp.director_mut().test_run(&frame(1000)).unwrap().action,
+            XDP_PASS
+        );
 
         dp.shutdown().unwrap();
         dp.shutdown().unwrap();
@@ -174,7 +186,11 @@ mod attach {
         assert!(link("lo").contains("xdpgeneric"), "{}", link("lo"));
         // Native on a0 plus generic on lo as the inner interface: both reported.
         drop(dp);
-        assert!(!link("lo").contains("xdp"), "drop detaches:\n{}", link("lo"));
+        assert!(
+            !link("lo").contains("xdp"),
+            "drop detaches:\n{}",
+            link("lo")
+        );
         dp = XdpDatapath::open(&options("a0", Some("lo"), XdpMode::Auto)).unwrap();
         assert_eq!(dp.name(), "xdp/native+generic");
         assert!(link("a0").contains("prog/xdp"));

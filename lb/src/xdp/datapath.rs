@@ -81,9 +81,11 @@ impl XdpDatapath {
             ip: outer.ip.octets(),
             nat_ifindex: inner.ifindex,
             client_ifindex: outer.ifindex,
+            nat_mac: inner.mac,
+            pad2: [0; 2],
         };
-        let director = XdpDirector::load(settings, opts.max_conns)
-            .map_err(err("load the XDP director"))?;
+        let director =
+            XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;
         let mut dp = XdpDatapath {
             director,
             layout: Layout::new(abi::MAX_SERVICES, abi::MAX_BACKENDS),
@@ -101,7 +103,11 @@ impl XdpDatapath {
                 .program_mut()
                 .map_err(err("find the XDP program"))?;
             let (link, mode) = attach::attach(program, name, opts.xdp_mode)?;
-            tracing::info!(interface = name, mode = mode.as_str(), "XDP director attached");
+            tracing::info!(
+                interface = name,
+                mode = mode.as_str(),
+                "XDP director attached"
+            );
             dp.attachments.push(Attachment {
                 interface: name.to_owned(),
                 link,
@@ -129,7 +135,10 @@ impl XdpDatapath {
             .place(*key, count)
             .map_err(|e| DatapathError::new(what(), &e))?;
         if let Some(old) = placed.moved_from {
-            let before = self.installed.get(key).map_or(0, |s| s.backends.len() as u32);
+            let before = self
+                .installed
+                .get(key)
+                .map_or(0, |s| s.backends.len() as u32);
             let stats = self
                 .director
                 .stats(old.base, before.min(old.capacity))

@@ -220,8 +220,20 @@ mod tests {
         l.place(key(80), 3).unwrap();
         l.place(key(81), 2).unwrap();
         let grown = l.place(key(80), 4).unwrap();
-        assert_eq!(grown.region, Region { base: 5, capacity: 4 });
-        assert_eq!(grown.moved_from, Some(Region { base: 0, capacity: 3 }));
+        assert_eq!(
+            grown.region,
+            Region {
+                base: 5,
+                capacity: 4
+            }
+        );
+        assert_eq!(
+            grown.moved_from,
+            Some(Region {
+                base: 0,
+                capacity: 3
+            })
+        );
         assert!(grown.fresh);
         assert_eq!(grown.slot, 1);
         // The old region is retired: not reused before release.
@@ -231,7 +243,13 @@ mod tests {
         );
         l.release();
         let c = l.place(key(82), 2).unwrap();
-        assert_eq!(c.region, Region { base: 0, capacity: 2 });
+        assert_eq!(
+            c.region,
+            Region {
+                base: 0,
+                capacity: 2
+            }
+        );
         assert_eq!(l.region_of(&key(80)), Some(grown.region));
     }
 
@@ -248,9 +266,6 @@ mod tests {
         let c = l.place(key(82), 1).unwrap();
         assert_eq!((c.slot, c.region.base), (0, 0));
         assert_eq!(l.keys().count(), 2);
-        assert_eq!(
-            l.place(key(83), 1),
-            Err(LayoutError::TooManyServices(2))
-        );
+        assert_eq!(l.place(key(83), 1), Err(LayoutError::TooManyServices(2)));
     }
 }

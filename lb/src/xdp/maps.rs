@@ -50,11 +50,13 @@ impl XdpDirector {
         (base..base.saturating_add(count))
             .map(|i| {
                 let values = map.get(&i, 0).map_err(map_err(m))?;
-                Ok(values.iter().fold(abi::Stats::default(), |a, v| abi::Stats {
-                    packets: a.packets + v.packets,
-                    bytes: a.bytes + v.bytes,
-                    flows: a.flows + v.flows,
-                }))
+                Ok(values
+                    .iter()
+                    .fold(abi::Stats::default(), |a, v| abi::Stats {
+                        packets: a.packets + v.packets,
+                        bytes: a.bytes + v.bytes,
+                        flows: a.flows + v.flows,
+                    }))
             })
             .collect()
     }
@@ -62,8 +64,8 @@ impl XdpDirector {
     /// Zeroes the statistics of `count` backends from index `base` on every CPU.
     pub fn zero_stats(&mut self, base: u32, count: u32) -> Result<(), Error> {
         let m = abi::names::BACKEND_STATS;
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(what, e)| Error::OutOfBounds(format!("{what}: {e}")))?;
+        let cpus =
+            aya::util::nr_cpus().map_err(|(what, e)| Error::OutOfBounds(format!("{what}: {e}")))?;
         let mut map: PerCpuArray<_, abi::Stats> =
             PerCpuArray::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
                 .map_err(map_err(m))?;
@@ -79,8 +81,7 @@ impl XdpDirector {
     pub fn conns(&self, limit: usize) -> Result<Vec<(abi::ConnKey, abi::Conn)>, Error> {
         let m = abi::names::CONNS;
         let map: HashMap<_, abi::ConnKey, abi::Conn> =
-            HashMap::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
-                .map_err(map_err(m))?;
+            HashMap::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
         let mut out = Vec::new();
         for key in map.keys() {
             if out.len() >= limit {
@@ -114,8 +115,8 @@ impl XdpDirector {
     /// Sets entry `slot` (`abi::EGRESS_*`) of the egress devmap to interface `ifindex`.
     pub fn set_egress(&mut self, slot: u32, ifindex: u32) -> Result<(), Error> {
         let m = abi::names::EGRESS;
-        let mut map = DevMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
-            .map_err(map_err(m))?;
+        let mut map =
+            DevMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
         map.set(slot, ifindex, None, 0).map_err(|e| match e {
             XdpMapError::MapError(e) => map_err(m)(e),
             other => Error::OutOfBounds(format!("egress devmap: {other}")),

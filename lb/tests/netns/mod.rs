@@ -5,9 +5,12 @@
 //! to the root namespace. [`Netns::run_test`] re-runs one test of the current test binary
 //! under `ip netns exec` (so `/sys/class/net` and netlink see the namespace) with
 //! `STRAIT_NETNS_CHILD` set, and panics with the child's output when it fails;
-//! [`in_child`] tells the test body it is that child. [`require_root`] prints `SKIP` and
+//! [`in_child`] tells the test body it is that child ([`Netns::run_self`]: the same for a
+//! whole executable). [`require_root`] prints `SKIP` and
 //! returns false when not root, or panics under `CI=true`.
 #![allow(dead_code)]
+
+pub mod nexthops;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -88,6 +91,22 @@ impl Netns {
         assert!(out.status.success(), "{test} in {}:\n{text}", self.name);
         assert!(text.contains("1 passed"), "{test} did not run:\n{text}");
         print!("{text}");
+    }
+}
+
+impl Netns {
+    /// Runs this executable again inside the namespace with `args` and `STRAIT_NETNS_CHILD`
+    /// set, its output going to ours; returns whether it succeeded (for `harness = false`
+    /// benchmarks).
+    pub fn run_self(&self, args: &[String]) -> bool {
+        let exe = std::env::current_exe().unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(exe)
+            .args(args)
+            .env(CHILD_ENV, &self.name)
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
