@@ -11,7 +11,8 @@
  *    service without table drops new flows (no_backend), a table entry outside the backend
  *    list drops (bad_backend), a TUN datagram that cannot be encapsulated within 65535
  *    bytes drops (encap_too_big);
- *    a new NAT flow also records its reply direction;
+ *    a new NAT flow also records its reply direction; every recorded new flow queues one
+ *    flow event (lib/events.h; a full ring loses the event, counted, never the packet);
  * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
  *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX;
  *    NAT: destination address and port := the backend's (lib/nat.h), MACs of the next hop
@@ -36,6 +37,7 @@
 #include "lib/nat.h"
 #include "lib/egress.h"
 #include "lib/fib.h"
+#include "lib/events.h"
 
 volatile const struct strait_director STRAIT_DIRECTOR = {};
 
@@ -168,6 +170,7 @@ int strait_director(struct xdp_md *ctx)
 		strait_conn_record(&flow, (__u32)index);
 		if (svc->mode == STRAIT_MODE_NAT)
 			strait_nat_record_reply(&flow, b);
+		strait_flow_event(&flow, svc->mode, (__u32)index);
 	}
 	/* Copy what the rewrite needs: the map value must not be read after adjust_head. */
 	struct strait_backend target = *b;

@@ -14,6 +14,7 @@
  *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
+ *   flow_events RINGBUF of struct strait_flow_event (one per new flow recorded)
  * - Maglev tables are double-buffered: the control plane fills a free slot, then replaces
  *   the service entry (one atomic map update) to point at it, so a reader never sees half a
  *   table. A service with table_size == 0 has no backend of weight > 0 (new flows dropped).
@@ -45,6 +46,9 @@
 /* Flow hash of new flows (lb::packet::service::FlowHash). */
 #define STRAIT_HASH_FIVE_TUPLE 0 /* src, dst, sport, dport, proto: maglev, wrr */
 #define STRAIT_HASH_SOURCE 1     /* src only (dst 0.0.0.0, ports 0, proto 0): sh */
+
+/* Bytes of the flow_events ring buffer (a power of two, a multiple of the page size). */
+#define STRAIT_FLOW_EVENTS_BYTES (1 << 18)
 
 /* Entries of the egress devmap. */
 #define STRAIT_EGRESS_NAT 0    /* NAT forwards leave here (towards the backends) */
@@ -135,6 +139,31 @@ STRAIT_OFFSET(strait_stats, packets, 0);
 STRAIT_OFFSET(strait_stats, bytes, 8);
 STRAIT_OFFSET(strait_stats, flows, 16);
 
+/* A new flow, as recorded in conns (ring buffer flow_events; for the HA sync). */
+struct strait_flow_event {
+	__be32 src;
+	__be32 dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 mode; /* STRAIT_MODE_* of the service */
+	__u8 pad[2];
+	struct strait_service_key service;
+	__u32 backend; /* index in the service's backends */
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct strait_flow_event) == 32, "strait_flow_event size");
+STRAIT_OFFSET(strait_flow_event, src, 0);
+STRAIT_OFFSET(strait_flow_event, dst, 4);
+STRAIT_OFFSET(strait_flow_event, sport, 8);
+STRAIT_OFFSET(strait_flow_event, dport, 10);
+STRAIT_OFFSET(strait_flow_event, proto, 12);
+STRAIT_OFFSET(strait_flow_event, mode, 13);
+STRAIT_OFFSET(strait_flow_event, pad, 14);
+STRAIT_OFFSET(strait_flow_event, service, 16);
+STRAIT_OFFSET(strait_flow_event, backend, 24);
+STRAIT_OFFSET(strait_flow_event, pad2, 28);
+
 /* The director's own addresses (a volatile const global, set at load time). */
 struct strait_director {
 	__u8 mac[6];
@@ -168,7 +197,8 @@ enum strait_counter {
 	STRAIT_CNT_NAT_REPLY = 9,
 	STRAIT_CNT_DROP_NO_ROUTE = 10, /* NAT frame without a route through its egress */
 	STRAIT_CNT_DROP_NO_NEIGH = 11, /* NAT frame whose next hop has no MAC */
-	STRAIT_CNT_MAX = 12,
+	STRAIT_CNT_EVENT_LOST = 12,    /* flow event not queued (ring full); packet unaffected */
+	STRAIT_CNT_MAX = 13,
 };
 
 #endif /* STRAIT_H */

@@ -2,7 +2,8 @@
 //! `a0`/`a1`, and `lo`): attach in generic and native mode (the program shows in
 //! `ip -d link show`), apply services and read them back (stats, connections, counters,
 //! a region move keeping statistics, removal), shut down (no XDP left on the links), and
-//! `Auto` falling back to generic on `lo`, which has no native XDP. Each test re-runs itself
+//! `Auto` falling back to generic on `lo`, which has no native XDP, and the new-flow events
+//! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd`). Each test re-runs itself
 //! inside its namespace (`netns::Netns::run_test`); not root: `SKIP` (CI=true: fail).
 
 mod netns;
@@ -197,5 +198,79 @@ mod attach {
         assert!(link("lo").contains("xdpgeneric"));
         dp.shutdown().unwrap();
         assert!(!link("a0").contains("xdp") && !link("lo").contains("xdp"));
+    }
+
+    #[test]
+    fn every_new_flow_yields_one_event() {
+        if !in_child() {
+            return in_netns("attach::every_new_flow_yields_one_event");
+        }
+        const FLOWS: u16 = 200;
+        let mut dp = XdpDatapath::open(&options("a0", None, XdpMode::Generic)).unwrap();
+        let (key, svc) = service(3);
+        dp.apply(&[(key, svc)]).unwrap();
+        let mut events = dp.flow_events().unwrap();
+        assert!(dp.flow_events().is_none(), "taken once");
+        assert_eq!(events.try_next(), None);
+        for sport in 0..FLOWS {
+            // Each flow twice: the second packet is established, no event.
+            for _ in 0..2 {
+                let r = dp.director_mut().test_run(&frame(10_000 + sport)).unwrap();
+                assert_eq!(r.action, XDP_TX);
+            }
+        }
+        let conns = dp.conns(usize::MAX).unwrap();
+        assert_eq!(conns.len(), usize::from(FLOWS));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let mut got = Vec::new();
+            for _ in 0..FLOWS {
+                let wait = tokio::time::timeout(std::time::Duration::from_secs(5), events.next());
+                got.push(wait.await.expect("an event per flow").unwrap());
+            }
+            got
+        });
+        assert_eq!(events.try_next(), None, "exactly one event per flow");
+        for (i, e) in got.iter().enumerate() {
+            let sport = 10_000 + i as u16;
+            assert_eq!(e.client, (Ipv4Addr::new(192, 168, 7, 1), sport));
+            assert_eq!(e.service, key);
+            assert_eq!(e.mode, Some(Mode::Dr));
+            let c = conns.iter().find(|c| c.client.1 == sport).unwrap();
+            assert_eq!(e.backend, c.backend);
+        }
+        let counters = dp.counters().unwrap();
+        assert!(counters.contains(&("event_lost", 0)), "{counters:?}");
+    }
+
+    #[test]
+    fn a_full_ring_loses_events_not_packets() {
+        if !in_child() {
+            return in_netns("attach::a_full_ring_loses_events_not_packets");
+        }
+        // 2^18 bytes hold about 6500 events of 32 bytes (+ 8 of header each).
+        const FLOWS: u16 = 8000;
+        let mut dp = XdpDatapath::open(&options("a0", None, XdpMode::Generic)).unwrap();
+        dp.apply(&[service(3)]).unwrap();
+        let mut events = dp.flow_events().unwrap();
+        for sport in 0..FLOWS {
+            let r = dp.director_mut().test_run(&frame(1 + sport)).unwrap();
+            assert_eq!(r.action, XDP_TX, "the packet is forwarded");
+        }
+        let mut read = 0u64;
+        while events.try_next().is_some() {
+            read += 1;
+        }
+        let counters = dp.counters().unwrap();
+        let lost = counters.iter().find(|c| c.0 == "event_lost").unwrap().1;
+        assert!(lost > 0 && read > 6000, "read {read}, lost {lost}");
+        assert_eq!(read + lost, u64::from(FLOWS));
+        assert!(
+            counters.contains(&("tx_new", u64::from(FLOWS))),
+            "{counters:?}"
+        );
     }
 }

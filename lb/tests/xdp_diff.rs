@@ -369,7 +369,13 @@ mod diff {
             }
             let want = counts.get(c).copied().unwrap_or(0);
             assert_eq!(*v, want, "counter {}", c.as_str());
-            if *c != Counter::DropBadBackend && *c != Counter::DropEncapTooBig {
+            // Control-plane bugs, 64 KiB datagrams and a full ring are not generated here.
+            let rare = [
+                Counter::DropBadBackend,
+                Counter::DropEncapTooBig,
+                Counter::EventLost,
+            ];
+            if !rare.contains(c) {
                 assert!(want > 10, "counter {} barely exercised: {want}", c.as_str());
             }
         }

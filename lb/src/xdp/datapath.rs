@@ -117,6 +117,11 @@ impl XdpDatapath {
         Ok(dp)
     }
 
+    /// The reader of new-flow events (`xdp::FlowEvents`); `None` once taken.
+    pub fn flow_events(&mut self) -> Option<super::FlowEvents> {
+        self.director.take_flow_events()
+    }
+
     /// The loaded director, to run frames through it (`XdpDirector::test_run`) in tests and
     /// benchmarks; changing its maps directly bypasses the layout.
     pub fn director_mut(&mut self) -> &mut XdpDirector {

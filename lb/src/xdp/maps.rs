@@ -1,6 +1,6 @@
 //! Map operations of the loaded director beyond installing a service: removing services,
 //! per-backend statistics (summed over CPUs), the connection table, the counters and the
-//! egress devmap.
+//! egress devmap, and taking the flow event ring.
 //!
 //! Contract:
 //! * Per-CPU values are summed over the possible CPUs; [`XdpDirector::zero_stats`] writes
@@ -11,9 +11,9 @@
 //! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
 
 use aya::maps::xdp::XdpMapError;
-use aya::maps::{DevMap, HashMap, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{DevMap, HashMap, MapError, PerCpuArray, PerCpuValues, RingBuf};
 
-use super::{map_err, Error, XdpDirector};
+use super::{map_err, Error, FlowEvents, XdpDirector};
 use crate::abi::{self, Counter};
 use crate::packet::service::ServiceKey;
 
@@ -110,6 +110,12 @@ impl XdpDirector {
             .iter()
             .map(|&c| Ok((c, self.counter(c)?)))
             .collect()
+    }
+
+    /// The reader of the new-flow events; `None` after the first call (taken once).
+    pub fn take_flow_events(&mut self) -> Option<FlowEvents> {
+        let map = self.ebpf.take_map(abi::names::FLOW_EVENTS)?;
+        RingBuf::try_from(map).ok().map(FlowEvents::new)
     }
 
     /// Sets entry `slot` (`abi::EGRESS_*`) of the egress devmap to interface `ifindex`.

@@ -20,11 +20,13 @@
 
 mod attach;
 mod datapath;
+mod events;
 mod layout;
 mod maps;
 
 pub use attach::{attach_plan, AttachMode};
 pub use datapath::XdpDatapath;
+pub use events::{decode, FlowEvent, FlowEvents};
 pub use layout::{Layout, LayoutError, Placement, Region};
 
 use aya::maps::{Array, HashMap, MapError, PerCpuArray};
