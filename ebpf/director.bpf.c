@@ -207,7 +207,7 @@ int strait_director(struct xdp_md *ctx)
 	if (data + 12 > data_end)
 		return XDP_DROP;
 	strait_set_macs(data, dmac, smac);
-	strait_count(is_new ? STRAIT_CNT_TX_NEW : STRAIT_CNT_TX_ESTABLISHED);
+	/* The one per-CPU update of a forwarded packet: tx_new/tx_established are derived. */
 	strait_count_backend(stat_index, (__u64)(data_end - data), is_new);
 	if (mode == STRAIT_MODE_NAT)
 		return strait_redirect(STRAIT_EGRESS_NAT);

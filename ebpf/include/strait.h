@@ -11,7 +11,7 @@
  *   backends  ARRAY    u32 (service.backend_base + index) -> struct strait_backend
  *   maglev    ARRAY    u32 (slot * STRAIT_MAGLEV_MAX + hash % table_size) -> u32 backend index
  *   conns     LRU_HASH struct strait_conn_key -> struct strait_conn
- *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64
+ *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64 (tx_* derived, see the enum)
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
  *   flow_events RINGBUF of struct strait_flow_event (one per new flow recorded)
@@ -189,8 +189,11 @@ enum strait_counter {
 	STRAIT_CNT_PASS_MALFORMED = 1,
 	STRAIT_CNT_PASS_FRAGMENT = 2,
 	STRAIT_CNT_PASS_OTHER = 3, /* other protocol, or not a service */
-	STRAIT_CNT_TX_NEW = 4,         /* forwarded (TX or NAT redirect), new flow */
-	STRAIT_CNT_TX_ESTABLISHED = 5, /* forwarded, established flow */
+	/* Forwarded (TX or NAT redirect), new / established flow: not incremented here, the
+	 * control plane derives them from backend_stats (sum of flows / of packets - flows), so a
+	 * forwarded packet updates one per-CPU entry only. */
+	STRAIT_CNT_TX_NEW = 4,
+	STRAIT_CNT_TX_ESTABLISHED = 5,
 	STRAIT_CNT_DROP_NO_BACKEND = 6,
 	STRAIT_CNT_DROP_BAD_BACKEND = 7,
 	STRAIT_CNT_DROP_ENCAP_TOO_BIG = 8,

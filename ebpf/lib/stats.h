@@ -3,7 +3,9 @@
  * stats.h: per-CPU counters (enum strait_counter) and per-backend packet/byte/new-flow totals.
  *
  * Contract: per-CPU maps, so plain increments are race-free; the control plane sums the
- * CPUs. Out-of-range indices are ignored (never fail the packet path).
+ * CPUs. Out-of-range indices are ignored (never fail the packet path). A forwarded packet
+ * touches only its backend's entry (packets, bytes, and flows when new): the forwarded-packet
+ * counters tx_new / tx_established are sums over backend_stats, not counters entries.
  */
 #ifndef STRAIT_LIB_STATS_H
 #define STRAIT_LIB_STATS_H

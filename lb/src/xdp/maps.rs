@@ -4,7 +4,8 @@
 //!
 //! Contract:
 //! * Per-CPU values are summed over the possible CPUs; [`XdpDirector::zero_stats`] writes
-//!   zeros on every CPU (a region about to serve another service starts from zero).
+//!   zeros on every CPU (a region about to serve another service starts from zero) and keeps
+//!   what it wiped for the derived `tx_new` / `tx_established` counters.
 //! * [`XdpDirector::conns`] walks the LRU map's keys and returns up to `limit` forward
 //!   entries; an entry evicted between the key walk and its read is skipped, so the walk
 //!   never fails because the table changes under it.
@@ -61,8 +62,14 @@ impl XdpDirector {
             .collect()
     }
 
-    /// Zeroes the statistics of `count` backends from index `base` on every CPU.
+    /// Zeroes the statistics of `count` backends from index `base` on every CPU (what they
+    /// held stays in the derived tx counters).
     pub fn zero_stats(&mut self, base: u32, count: u32) -> Result<(), Error> {
+        for s in self.stats(base, count)? {
+            self.wiped.packets += s.packets;
+            self.wiped.bytes += s.bytes;
+            self.wiped.flows += s.flows;
+        }
         let m = abi::names::BACKEND_STATS;
         let cpus =
             aya::util::nr_cpus().map_err(|(what, e)| Error::OutOfBounds(format!("{what}: {e}")))?;

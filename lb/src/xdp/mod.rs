@@ -95,6 +95,8 @@ pub struct TestRunOutput {
 /// The loaded (not attached) director program and its maps.
 pub struct XdpDirector {
     ebpf: Ebpf,
+    /// Backend statistics wiped by `zero_stats` (kept in the derived tx counters).
+    wiped: abi::Stats,
 }
 
 impl std::fmt::Debug for XdpDirector {
@@ -123,7 +125,10 @@ impl XdpDirector {
             what: "load",
             source: Box::new(e),
         })?;
-        let mut loaded = XdpDirector { ebpf };
+        let mut loaded = XdpDirector {
+            ebpf,
+            wiped: abi::Stats::default(),
+        };
         for (slot, ifindex) in [
             (abi::EGRESS_NAT, director.nat_ifindex),
             (abi::EGRESS_CLIENT, director.client_ifindex),
@@ -244,7 +249,22 @@ impl XdpDirector {
     }
 
     /// A counter summed over CPUs.
+    ///
+    /// `TxNew` and `TxEstablished` are derived from every backend's statistics (flows, and
+    /// packets − flows), including those wiped since load: the program does not count them.
     pub fn counter(&self, counter: abi::Counter) -> Result<u64, Error> {
+        if matches!(counter, abi::Counter::TxNew | abi::Counter::TxEstablished) {
+            let all = self.stats(0, abi::MAX_BACKENDS)?;
+            let (packets, flows) = all
+                .iter()
+                .fold((self.wiped.packets, self.wiped.flows), |a, s| {
+                    (a.0 + s.packets, a.1 + s.flows)
+                });
+            return Ok(match counter {
+                abi::Counter::TxNew => flows,
+                _ => packets.saturating_sub(flows),
+            });
+        }
         let m = abi::names::COUNTERS;
         let map: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
