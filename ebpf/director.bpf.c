@@ -3,7 +3,7 @@
  * director.bpf.c: the XDP L4 director (one SEC("xdp") entry, strait_director).
  *
  * Contract: for every frame it returns the verdict and output bytes of the reference model
- * lb::packet::process (lb/src/packet.rs) for DR and TUN services:
+ * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops:
  * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
  * 2. a flow to a service: the recorded backend when it is still inside the backend list,
@@ -11,14 +11,19 @@
  *    service without table drops new flows (no_backend), a table entry outside the backend
  *    list drops (bad_backend), a TUN datagram that cannot be encapsulated within 65535
  *    bytes drops (encap_too_big);
- *    a new NAT flow also records its reply direction;
+ *    a new NAT flow also records its reply direction; every recorded new flow queues one
+ *    flow event (lib/events.h; a full ring loses the event, counted, never the packet);
  * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
  *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX;
- *    NAT: destination address and port := the backend's (lib/nat.h), same MACs, redirected
- *    to STRAIT_DIRECTOR.nat_ifindex;
- * 4. a flow to no service that matches a NAT reply entry: source := VIP and port, MACs
- *    untouched, redirected to STRAIT_DIRECTOR.client_ifindex.
- * Not done yet: next-hop MACs of NAT replies (bpf_fib_lookup) and a devmap for redirects.
+ *    NAT: destination address and port := the backend's (lib/nat.h), MACs of the next hop
+ *    towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h), redirected through
+ *    the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a neighbour entry the
+ *    backend's MAC from the backends map (source: nat_mac) if it is not zero, else drop
+ *    (drop_no_neigh); without a route drop (drop_no_route). The flow stays recorded;
+ * 4. a flow to no service that matches a NAT reply entry: source := VIP and port, MACs of
+ *    the next hop towards the client through client_ifindex, redirected through
+ *    STRAIT_EGRESS_CLIENT; no neighbour or no route: drop (never pass: the kernel would
+ *    forward it un-NATed).
  * The director's addresses come from the volatile const global STRAIT_DIRECTOR.
  */
 #include <linux/bpf.h>
@@ -30,20 +35,48 @@
 #include "lib/stats.h"
 #include "lib/tun.h"
 #include "lib/nat.h"
+#include "lib/egress.h"
+#include "lib/fib.h"
+#include "lib/events.h"
 
 volatile const struct strait_director STRAIT_DIRECTOR = {};
 
-static __always_inline void strait_set_macs(void *data, const struct strait_backend *b)
+static __always_inline void strait_set_macs(void *data, const __u8 *dmac, const __u8 *smac)
 {
-	__u8 *mac = data;
+	__builtin_memcpy(data, dmac, 6);
+	__builtin_memcpy(data + 6, smac, 6);
+}
 
-	__builtin_memcpy(mac, b->mac, 6);
-	mac[6] = STRAIT_DIRECTOR.mac[0];
-	mac[7] = STRAIT_DIRECTOR.mac[1];
-	mac[8] = STRAIT_DIRECTOR.mac[2];
-	mac[9] = STRAIT_DIRECTOR.mac[3];
-	mac[10] = STRAIT_DIRECTOR.mac[4];
-	mac[11] = STRAIT_DIRECTOR.mac[5];
+static __always_inline int strait_drop(__u32 counter)
+{
+	strait_count(counter);
+	return XDP_DROP;
+}
+
+/* The director's MAC (a volatile const global: read byte by byte). */
+static __always_inline void strait_own_mac(__u8 *mac)
+{
+	mac[0] = STRAIT_DIRECTOR.mac[0];
+	mac[1] = STRAIT_DIRECTOR.mac[1];
+	mac[2] = STRAIT_DIRECTOR.mac[2];
+	mac[3] = STRAIT_DIRECTOR.mac[3];
+	mac[4] = STRAIT_DIRECTOR.mac[4];
+	mac[5] = STRAIT_DIRECTOR.mac[5];
+}
+
+static __always_inline void strait_nat_mac(__u8 *mac)
+{
+	mac[0] = STRAIT_DIRECTOR.nat_mac[0];
+	mac[1] = STRAIT_DIRECTOR.nat_mac[1];
+	mac[2] = STRAIT_DIRECTOR.nat_mac[2];
+	mac[3] = STRAIT_DIRECTOR.nat_mac[3];
+	mac[4] = STRAIT_DIRECTOR.nat_mac[4];
+	mac[5] = STRAIT_DIRECTOR.nat_mac[5];
+}
+
+static __always_inline int strait_mac_is_zero(const __u8 *m)
+{
+	return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
 }
 
 static __always_inline int strait_pass_class(int class)
@@ -69,16 +102,28 @@ static __always_inline int strait_pass_class(int class)
 static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct strait_flow *flow)
 {
 	struct strait_conn *origin = strait_nat_reply_of(flow);
+	__u8 dmac[6], smac[6];
 
 	if (!origin)
 		return strait_pass_class(STRAIT_PARSE_OTHER);
 	__be32 vip = origin->vip;
 	__be16 vport = origin->vport;
+	int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.client_ifindex, vip, flow->dst, dmac, smac);
 
+	if (hop == STRAIT_HOP_NO_NEIGH)
+		return strait_drop(STRAIT_CNT_DROP_NO_NEIGH);
+	if (hop != STRAIT_HOP_FOUND)
+		return strait_drop(STRAIT_CNT_DROP_NO_ROUTE);
 	if (strait_nat(ctx, flow, STRAIT_NAT_SRC, vip, vport))
 		return XDP_DROP;
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + 12 > data_end)
+		return XDP_DROP;
+	strait_set_macs(data, dmac, smac);
 	strait_count(STRAIT_CNT_NAT_REPLY);
-	return bpf_redirect(STRAIT_DIRECTOR.client_ifindex, 0);
+	return strait_redirect(STRAIT_EGRESS_CLIENT);
 }
 
 SEC("xdp")
@@ -105,7 +150,7 @@ int strait_director(struct xdp_md *ctx)
 
 	index = strait_conn_backend(&flow);
 	if (index < 0 || index >= svc->backend_count) {
-		index = strait_maglev_pick(svc, strait_flow_hash(&flow));
+		index = strait_maglev_pick(svc, strait_flow_hash(&flow, svc->hash));
 		if (index < 0) {
 			strait_count(STRAIT_CNT_DROP_NO_BACKEND);
 			return XDP_DROP;
@@ -125,11 +170,30 @@ int strait_director(struct xdp_md *ctx)
 		strait_conn_record(&flow, (__u32)index);
 		if (svc->mode == STRAIT_MODE_NAT)
 			strait_nat_record_reply(&flow, b);
+		strait_flow_event(&flow, svc->mode, (__u32)index);
 	}
 	/* Copy what the rewrite needs: the map value must not be read after adjust_head. */
 	struct strait_backend target = *b;
 	__u32 stat_index = svc->backend_base + (__u32)index;
 	__u8 mode = svc->mode;
+	__u8 dmac[6], smac[6];
+
+	if (mode == STRAIT_MODE_NAT) {
+		int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.nat_ifindex, flow.src, target.ip,
+					  dmac, smac);
+
+		if (hop == STRAIT_HOP_NO_NEIGH) {
+			if (strait_mac_is_zero(target.mac))
+				return strait_drop(STRAIT_CNT_DROP_NO_NEIGH);
+			__builtin_memcpy(dmac, target.mac, 6);
+			strait_nat_mac(smac);
+		} else if (hop != STRAIT_HOP_FOUND) {
+			return strait_drop(STRAIT_CNT_DROP_NO_ROUTE);
+		}
+	} else {
+		__builtin_memcpy(dmac, target.mac, 6);
+		strait_own_mac(smac);
+	}
 
 	if (mode == STRAIT_MODE_TUN && strait_encapsulate(ctx, &flow, STRAIT_DIRECTOR.ip, target.ip)) {
 		strait_count(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
@@ -142,11 +206,11 @@ int strait_director(struct xdp_md *ctx)
 
 	if (data + 12 > data_end)
 		return XDP_DROP;
-	strait_set_macs(data, &target);
-	strait_count(is_new ? STRAIT_CNT_TX_NEW : STRAIT_CNT_TX_ESTABLISHED);
-	strait_count_backend(stat_index, (__u64)(data_end - data));
+	strait_set_macs(data, dmac, smac);
+	/* The one per-CPU update of a forwarded packet: tx_new/tx_established are derived. */
+	strait_count_backend(stat_index, (__u64)(data_end - data), is_new);
 	if (mode == STRAIT_MODE_NAT)
-		return bpf_redirect(STRAIT_DIRECTOR.nat_ifindex, 0);
+		return strait_redirect(STRAIT_EGRESS_NAT);
 	return XDP_TX;
 }
 

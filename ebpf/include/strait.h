@@ -11,8 +11,10 @@
  *   backends  ARRAY    u32 (service.backend_base + index) -> struct strait_backend
  *   maglev    ARRAY    u32 (slot * STRAIT_MAGLEV_MAX + hash % table_size) -> u32 backend index
  *   conns     LRU_HASH struct strait_conn_key -> struct strait_conn
- *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64
+ *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64 (tx_* derived, see the enum)
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
+ *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
+ *   flow_events RINGBUF of struct strait_flow_event (one per new flow recorded)
  * - Maglev tables are double-buffered: the control plane fills a free slot, then replaces
  *   the service entry (one atomic map update) to point at it, so a reader never sees half a
  *   table. A service with table_size == 0 has no backend of weight > 0 (new flows dropped).
@@ -41,6 +43,18 @@
 #define STRAIT_MODE_TUN 1
 #define STRAIT_MODE_NAT 2
 
+/* Flow hash of new flows (lb::packet::service::FlowHash). */
+#define STRAIT_HASH_FIVE_TUPLE 0 /* src, dst, sport, dport, proto: maglev, wrr */
+#define STRAIT_HASH_SOURCE 1     /* src only (dst 0.0.0.0, ports 0, proto 0): sh */
+
+/* Bytes of the flow_events ring buffer (a power of two, a multiple of the page size). */
+#define STRAIT_FLOW_EVENTS_BYTES (1 << 18)
+
+/* Entries of the egress devmap. */
+#define STRAIT_EGRESS_NAT 0    /* NAT forwards leave here (towards the backends) */
+#define STRAIT_EGRESS_CLIENT 1 /* NAT replies leave here (towards the clients) */
+#define STRAIT_EGRESS_MAX 2
+
 /* Connection entry directions. */
 #define STRAIT_DIR_FORWARD 0
 #define STRAIT_DIR_REPLY 1
@@ -63,7 +77,8 @@ struct strait_service {
 	__u32 backend_base;  /* first entry in backends */
 	__u32 backend_count; /* entries in backends */
 	__u8 mode;           /* STRAIT_MODE_* */
-	__u8 pad[3];
+	__u8 hash;           /* STRAIT_HASH_*: which fields pick a new flow's table entry */
+	__u8 pad[2];
 };
 _Static_assert(sizeof(struct strait_service) == 20, "strait_service size");
 STRAIT_OFFSET(strait_service, table_slot, 0);
@@ -71,7 +86,8 @@ STRAIT_OFFSET(strait_service, table_size, 4);
 STRAIT_OFFSET(strait_service, backend_base, 8);
 STRAIT_OFFSET(strait_service, backend_count, 12);
 STRAIT_OFFSET(strait_service, mode, 16);
-STRAIT_OFFSET(strait_service, pad, 17);
+STRAIT_OFFSET(strait_service, hash, 17);
+STRAIT_OFFSET(strait_service, pad, 18);
 
 struct strait_backend {
 	__be32 ip;
@@ -116,10 +132,37 @@ STRAIT_OFFSET(strait_conn, pad, 10);
 struct strait_stats {
 	__u64 packets;
 	__u64 bytes;
+	__u64 flows; /* new flows assigned to the backend */
 };
-_Static_assert(sizeof(struct strait_stats) == 16, "strait_stats size");
+_Static_assert(sizeof(struct strait_stats) == 24, "strait_stats size");
 STRAIT_OFFSET(strait_stats, packets, 0);
 STRAIT_OFFSET(strait_stats, bytes, 8);
+STRAIT_OFFSET(strait_stats, flows, 16);
+
+/* A new flow, as recorded in conns (ring buffer flow_events; for the HA sync). */
+struct strait_flow_event {
+	__be32 src;
+	__be32 dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 mode; /* STRAIT_MODE_* of the service */
+	__u8 pad[2];
+	struct strait_service_key service;
+	__u32 backend; /* index in the service's backends */
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct strait_flow_event) == 32, "strait_flow_event size");
+STRAIT_OFFSET(strait_flow_event, src, 0);
+STRAIT_OFFSET(strait_flow_event, dst, 4);
+STRAIT_OFFSET(strait_flow_event, sport, 8);
+STRAIT_OFFSET(strait_flow_event, dport, 10);
+STRAIT_OFFSET(strait_flow_event, proto, 12);
+STRAIT_OFFSET(strait_flow_event, mode, 13);
+STRAIT_OFFSET(strait_flow_event, pad, 14);
+STRAIT_OFFSET(strait_flow_event, service, 16);
+STRAIT_OFFSET(strait_flow_event, backend, 24);
+STRAIT_OFFSET(strait_flow_event, pad2, 28);
 
 /* The director's own addresses (a volatile const global, set at load time). */
 struct strait_director {
@@ -128,13 +171,17 @@ struct strait_director {
 	__be32 ip;
 	__u32 nat_ifindex;    /* NAT forwards leave here (towards the backends) */
 	__u32 client_ifindex; /* NAT replies leave here (towards the clients) */
+	__u8 nat_mac[6];      /* MAC of nat_ifindex (NAT forwards without a neighbour entry) */
+	__u8 pad2[2];
 };
-_Static_assert(sizeof(struct strait_director) == 20, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 28, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
 STRAIT_OFFSET(strait_director, nat_ifindex, 12);
 STRAIT_OFFSET(strait_director, client_ifindex, 16);
+STRAIT_OFFSET(strait_director, nat_mac, 20);
+STRAIT_OFFSET(strait_director, pad2, 26);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -142,13 +189,19 @@ enum strait_counter {
 	STRAIT_CNT_PASS_MALFORMED = 1,
 	STRAIT_CNT_PASS_FRAGMENT = 2,
 	STRAIT_CNT_PASS_OTHER = 3, /* other protocol, or not a service */
-	STRAIT_CNT_TX_NEW = 4,         /* forwarded (TX or NAT redirect), new flow */
-	STRAIT_CNT_TX_ESTABLISHED = 5, /* forwarded, established flow */
+	/* Forwarded (TX or NAT redirect), new / established flow: not incremented here, the
+	 * control plane derives them from backend_stats (sum of flows / of packets - flows), so a
+	 * forwarded packet updates one per-CPU entry only. */
+	STRAIT_CNT_TX_NEW = 4,
+	STRAIT_CNT_TX_ESTABLISHED = 5,
 	STRAIT_CNT_DROP_NO_BACKEND = 6,
 	STRAIT_CNT_DROP_BAD_BACKEND = 7,
 	STRAIT_CNT_DROP_ENCAP_TOO_BIG = 8,
 	STRAIT_CNT_NAT_REPLY = 9,
-	STRAIT_CNT_MAX = 10,
+	STRAIT_CNT_DROP_NO_ROUTE = 10, /* NAT frame without a route through its egress */
+	STRAIT_CNT_DROP_NO_NEIGH = 11, /* NAT frame whose next hop has no MAC */
+	STRAIT_CNT_EVENT_LOST = 12,    /* flow event not queued (ring full); packet unaffected */
+	STRAIT_CNT_MAX = 13,
 };
 
 #endif /* STRAIT_H */

@@ -5,7 +5,8 @@
  * Contract: strait_flow_hash() equals lb::maglev::flow_hash (lb/src/maglev/hash.rs) bit for
  * bit: FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the 13 bytes
  * src(4) dst(4) sport(2, big-endian) dport(2, big-endian) proto(1), then the MurmurHash3
- * fmix64 finalizer. strait_maglev_pick() returns the backend index stored at
+ * fmix64 finalizer; under STRAIT_HASH_SOURCE (sh) only src counts, the rest hashed as zeros
+ * (lb::packet::service::FlowHash::Source). strait_maglev_pick() returns the backend index stored at
  * hash % table_size of the service's slot, or -1 when the service has no table or the slot
  * is out of range.
  */
@@ -53,16 +54,25 @@ static __always_inline __u64 strait_fmix64(__u64 k)
 	return k;
 }
 
-static __always_inline __u64 strait_flow_hash(const struct strait_flow *f)
+static __always_inline __u64 strait_hash5(__be32 src, __be32 dst, __be16 sport, __be16 dport,
+					  __u8 proto)
 {
 	__u64 h = STRAIT_FNV_OFFSET;
 
-	h = strait_fnv_be32(h, f->src);
-	h = strait_fnv_be32(h, f->dst);
-	h = strait_fnv_be16(h, f->sport);
-	h = strait_fnv_be16(h, f->dport);
-	h = strait_fnv_byte(h, f->proto);
+	h = strait_fnv_be32(h, src);
+	h = strait_fnv_be32(h, dst);
+	h = strait_fnv_be16(h, sport);
+	h = strait_fnv_be16(h, dport);
+	h = strait_fnv_byte(h, proto);
 	return strait_fmix64(h);
+}
+
+/* The hash of a new flow under the service's rule (STRAIT_HASH_*; unknown = 5-tuple). */
+static __always_inline __u64 strait_flow_hash(const struct strait_flow *f, __u8 rule)
+{
+	if (rule == STRAIT_HASH_SOURCE)
+		return strait_hash5(f->src, 0, 0, 0, 0);
+	return strait_hash5(f->src, f->dst, f->sport, f->dport, f->proto);
 }
 
 struct {

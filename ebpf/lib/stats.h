@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * stats.h: per-CPU counters (enum strait_counter) and per-backend packet/byte totals.
+ * stats.h: per-CPU counters (enum strait_counter) and per-backend packet/byte/new-flow totals.
  *
  * Contract: per-CPU maps, so plain increments are race-free; the control plane sums the
- * CPUs. Out-of-range indices are ignored (never fail the packet path).
+ * CPUs. Out-of-range indices are ignored (never fail the packet path). A forwarded packet
+ * touches only its backend's entry (packets, bytes, and flows when new): the forwarded-packet
+ * counters tx_new / tx_established are sums over backend_stats, not counters entries.
  */
 #ifndef STRAIT_LIB_STATS_H
 #define STRAIT_LIB_STATS_H
@@ -34,13 +36,14 @@ static __always_inline void strait_count(__u32 counter)
 		*v += 1;
 }
 
-static __always_inline void strait_count_backend(__u32 index, __u64 bytes)
+static __always_inline void strait_count_backend(__u32 index, __u64 bytes, int is_new)
 {
 	struct strait_stats *s = bpf_map_lookup_elem(&backend_stats, &index);
 
 	if (s) {
 		s->packets += 1;
 		s->bytes += bytes;
+		s->flows += is_new ? 1 : 0;
 	}
 }
 

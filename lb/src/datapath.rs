@@ -137,5 +137,22 @@ pub trait Datapath: Send {
     fn shutdown(&mut self) -> Result<(), DatapathError>;
 }
 
+/// Opens the XDP datapath ([`crate::xdp::XdpDatapath`]), or explains that this build has none
+/// (clang was missing when `lb` was built: `cfg(strait_no_bpf)`).
+pub fn open_xdp(opts: &DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError> {
+    #[cfg(not(strait_no_bpf))]
+    {
+        crate::xdp::XdpDatapath::open(opts).map(|d| Box::new(d) as Box<dyn Datapath>)
+    }
+    #[cfg(strait_no_bpf)]
+    {
+        Err(DatapathError::msg(
+            format!("open the xdp datapath on {}", opts.interface.name),
+            "this build has no XDP program (clang was missing when strait was built): \
+             install clang and rebuild, or set datapath = \"userspace\"",
+        ))
+    }
+}
+
 /// The forwarding modes a datapath can serve, for config validation messages.
 pub const MODES: [Mode; 3] = [Mode::Dr, Mode::Tun, Mode::Nat];

@@ -8,8 +8,9 @@
 //! * [`decap`]: the nodes' IP-in-IP decapsulation program (TUN mode) and its model.
 //! * [`userspace`]: the userspace datapath (AF_PACKET sockets, nftables to keep the kernel
 //!   out of balanced traffic).
-//! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`
-//!   (absent when the build found no clang: `cfg(strait_no_bpf)`).
+//! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`,
+//!   and [`xdp::XdpDatapath`], the XDP implementation of [`datapath::Datapath`] (absent when
+//!   the build found no clang: `cfg(strait_no_bpf)`).
 //! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
 //!   diagnostics.
 //! * [`sched`]: schedulers (maglev, wrr, sh) from backends to a service's table.

@@ -8,13 +8,22 @@
 //! verdict (consulting and filling the connection table), and [`rewrite`] produces the bytes:
 //! * DR and TUN forwards leave on the receiving interface ([`Action::Tx`], `XDP_TX`);
 //! * NAT forwards and NAT replies leave through another interface ([`Action::Redirect`],
-//!   `XDP_REDIRECT` after a route lookup; replies' MACs are the datapath's to fill).
+//!   `XDP_REDIRECT` through the egress devmap) with the MACs of a next-hop lookup
+//!   ([`nexthop::NextHops`], the kernel's `bpf_fib_lookup` in XDP):
+//!   - found: destination MAC := the next hop's, source MAC := the egress interface's;
+//!   - NAT forward, no neighbour entry: the backend's configured MAC if it is not all zero
+//!     (source MAC := the egress interface's), else [`DropReason::NoNeighbour`];
+//!   - NAT reply, no neighbour entry: [`DropReason::NoNeighbour`]; no route (either way):
+//!     [`DropReason::NoRoute`]. Never passed: the kernel would forward the frame un-NATed.
+//!   A NAT forward dropped this way has still been recorded in the connection table (its
+//!   next packet is established and looked up again); nothing else changes.
 //!
 //! Known limits, shared with the XDP program: later fragments go to the kernel (with NAT they
 //! therefore do not reach the backend); packets are not checked against the egress MTU.
 
 pub mod csum;
 pub mod decide;
+pub mod nexthop;
 pub mod parse;
 pub mod rewrite;
 pub mod service;
@@ -25,6 +34,7 @@ mod props;
 pub(crate) mod testutil;
 
 use decide::{decide, service_key, DropReason, Verdict};
+use nexthop::{Egress, NextHop, NextHops};
 use parse::parse;
 use rewrite::Director;
 use service::{ConnTable, Mode, Services};
@@ -48,6 +58,7 @@ pub fn process<C: ConnTable + ?Sized>(
     services: &Services,
     conns: &mut C,
     director: &Director,
+    hops: &dyn NextHops,
 ) -> Action {
     let parsed = parse(frame);
     let verdict = decide(&parsed, services, conns);
@@ -58,8 +69,14 @@ pub fn process<C: ConnTable + ?Sized>(
         Verdict::Pass => Action::Pass,
         Verdict::Drop(r) => Action::Drop(r),
         Verdict::NatReply(origin) => {
+            let (dmac, smac) = match hops.resolve(Egress::Client, origin.vip, flow.tuple.dst) {
+                NextHop::Found { dmac, smac } => (dmac, smac),
+                NextHop::NoNeighbour { .. } => return Action::Drop(DropReason::NoNeighbour),
+                NextHop::NoRoute => return Action::Drop(DropReason::NoRoute),
+            };
             let mut out = frame.to_vec();
             rewrite::nat_source(&mut out, flow, origin.vip, origin.port);
+            rewrite::rewrite_macs(&mut out, dmac, smac);
             Action::Redirect(out)
         }
         Verdict::Forward { backend, .. } => {
@@ -82,12 +99,118 @@ pub fn process<C: ConnTable + ?Sized>(
                     Action::Tx(out)
                 }
                 Mode::Nat => {
+                    let (dmac, smac) = match hops.resolve(Egress::Nat, flow.tuple.src, b.ip) {
+                        NextHop::Found { dmac, smac } => (dmac, smac),
+                        NextHop::NoNeighbour { smac } if b.mac != [0; 6] => (b.mac, smac),
+                        NextHop::NoNeighbour { .. } => {
+                            return Action::Drop(DropReason::NoNeighbour)
+                        }
+                        NextHop::NoRoute => return Action::Drop(DropReason::NoRoute),
+                    };
                     let mut out = frame.to_vec();
                     rewrite::nat_destination(&mut out, flow, b.ip, b.port);
-                    rewrite::rewrite_macs(&mut out, b.mac, director.mac);
+                    rewrite::rewrite_macs(&mut out, dmac, smac);
                     Action::Redirect(out)
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nexthop::{Egress, NextHop};
+    use super::service::{MemConnTable, ServiceKey};
+    use super::testutil::*;
+    use super::*;
+
+    fn nat_forward(hops: &dyn NextHops, services: &Services) -> (Action, MemConnTable) {
+        let mut conns = MemConnTable::new(16);
+        let a = process(
+            &Spec::udp(5000, 82).build(),
+            services,
+            &mut conns,
+            &DIRECTOR,
+            hops,
+        );
+        (a, conns)
+    }
+
+    #[test]
+    fn nat_frames_take_the_next_hop_macs_or_drop() {
+        let s = services();
+        let t = hops();
+        let (Action::Redirect(out), conns) = nat_forward(&t, &s) else {
+            panic!("NAT forward with a neighbour");
+        };
+        let b = backend(out[33], 0);
+        assert_eq!(out[0..6], b.mac);
+        assert_eq!(out[6..12], NAT_EGRESS_MAC);
+        // The reply: through the client-side gateway, source MAC of the client egress.
+        let mut reply = Spec::udp(b.port, 5000);
+        reply.src = b.ip;
+        reply.dst = CLIENT;
+        let mut c = conns;
+        let Action::Redirect(r) = process(&reply.build(), &s, &mut c, &DIRECTOR, &t) else {
+            panic!("NAT reply");
+        };
+        assert_eq!(
+            (r[0..6].to_vec(), r[6..12].to_vec()),
+            (GATEWAY_MAC.to_vec(), CLIENT_EGRESS_MAC.to_vec())
+        );
+        // No neighbour: forwards fall back to the backend's MAC, replies drop.
+        let mut no_neigh = t.clone();
+        no_neigh.neighbours.clear();
+        let (Action::Redirect(out), _) = nat_forward(&no_neigh, &s) else {
+            panic!("fallback to the backend MAC");
+        };
+        assert_eq!(
+            (out[0..6].to_vec(), out[6..12].to_vec()),
+            (b.mac.to_vec(), NAT_EGRESS_MAC.to_vec())
+        );
+        assert_eq!(
+            process(&reply.build(), &s, &mut c, &DIRECTOR, &no_neigh),
+            Action::Drop(DropReason::NoNeighbour)
+        );
+        // ... unless the backend has no MAC configured.
+        let mut zero_mac = services();
+        for proto in [6, 17] {
+            let key = ServiceKey {
+                vip: VIP,
+                port: 82,
+                proto,
+            };
+            let mut svc = zero_mac.get(&key).unwrap().clone();
+            svc.backends.iter_mut().for_each(|b| b.mac = [0; 6]);
+            zero_mac.insert(key, svc);
+        }
+        let (a, conns) = nat_forward(&no_neigh, &zero_mac);
+        assert_eq!(a, Action::Drop(DropReason::NoNeighbour));
+        assert_eq!(conns.len(), 1, "the flow is recorded even so");
+        // No route: both drop.
+        let mut no_route = t.clone();
+        no_route.routes.clear();
+        assert_eq!(
+            nat_forward(&no_route, &s).0,
+            Action::Drop(DropReason::NoRoute)
+        );
+        assert_eq!(
+            process(&reply.build(), &s, &mut c, &DIRECTOR, &no_route),
+            Action::Drop(DropReason::NoRoute)
+        );
+        assert_eq!(
+            no_route.resolve(Egress::Nat, CLIENT, b.ip),
+            NextHop::NoRoute
+        );
+        // DR ignores next hops entirely.
+        let mut conns = MemConnTable::new(16);
+        let dr = process(
+            &Spec::tcp(1, 80).build(),
+            &s,
+            &mut conns,
+            &DIRECTOR,
+            &no_route,
+        );
+        assert!(matches!(dr, Action::Tx(_)), "{dr:?}");
     }
 }

@@ -27,14 +27,8 @@ pub fn open_datapath(
     config: &DirectorConfig,
     options: DatapathOptions,
 ) -> Result<Box<dyn Datapath>, DatapathError> {
-    let what = format!(
-        "open the {} datapath on {}",
-        config.datapath.as_str(),
-        options.interface.name
-    );
     match config.datapath {
-        // MERGE: strait_lb::xdp::XdpDatapath::open(&options).map(|d| Box::new(d) as Box<dyn Datapath>)
-        DatapathKind::Xdp => Err(DatapathError::msg(what, "not built into this branch")),
+        DatapathKind::Xdp => strait_lb::datapath::open_xdp(&options),
         DatapathKind::Userspace => strait_lb::userspace::UserspaceDatapath::open(&options)
             .map(|d| Box::new(d) as Box<dyn Datapath>),
     }

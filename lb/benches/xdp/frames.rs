@@ -9,9 +9,11 @@
 //! director must produce. (A `harness = false` bench runs no `#[test]`s: the bench itself
 //! checks every frame with `csum::frame_ok` and against the model before timing.)
 
+use super::netns::nexthops;
 use strait_lb::abi;
 use strait_lb::maglev::DEFAULT_TABLE_SIZE;
 use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
+use strait_lb::packet::nexthop::StaticNextHops;
 use strait_lb::packet::rewrite::Director;
 use strait_lb::packet::service::{
     Backend, MemConnTable, Mode, Service, ServiceKey, Services, DEFAULT_CONN_CAPACITY,
@@ -33,15 +35,10 @@ const DIRECTOR: Director = Director {
 };
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
 
-/// The director's addresses as the BPF program's global.
+/// The director's addresses as the BPF program's global, with the egress interfaces of the
+/// namespace built by `netns::nexthops::setup` (the benchmark runs inside it).
 pub fn bpf_director() -> abi::Director {
-    abi::Director {
-        mac: DIRECTOR.mac,
-        pad: [0; 2],
-        ip: DIRECTOR.ip,
-        nat_ifindex: 1,
-        client_ifindex: 1,
-    }
+    nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
 }
 
 /// The `i`-th (< 65 536) client address of series `series`: distinct for distinct arguments.
@@ -82,6 +79,7 @@ pub fn tcp_frame(src: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
 pub struct Fixture {
     services: Services,
     conns: MemConnTable,
+    hops: StaticNextHops,
 }
 
 impl Fixture {
@@ -94,6 +92,7 @@ impl Fixture {
         Ok(Fixture {
             services,
             conns: MemConnTable::new(DEFAULT_CONN_CAPACITY),
+            hops: nexthops::table(),
         })
     }
 
@@ -140,7 +139,13 @@ impl Fixture {
 
     /// The XDP action and output bytes the model gives `frame` (recording new flows).
     pub fn model(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
-        match process(frame, &self.services, &mut self.conns, &DIRECTOR) {
+        match process(
+            frame,
+            &self.services,
+            &mut self.conns,
+            &DIRECTOR,
+            &self.hops,
+        ) {
             Action::Pass => (2, frame.to_vec()),
             Action::Drop(_) => (1, frame.to_vec()),
             Action::Tx(out) => (3, out),

@@ -31,6 +31,10 @@ pub enum DropReason {
     BadBackendIndex,
     /// IP-in-IP encapsulation would exceed the IPv4 maximum of 65535 bytes.
     EncapTooBig,
+    /// A NAT frame has no route through its egress interface (`packet::nexthop`).
+    NoRoute,
+    /// A NAT frame's next hop has no neighbour entry (and, forwards, no backend MAC).
+    NoNeighbour,
 }
 
 impl DropReason {
@@ -40,6 +44,8 @@ impl DropReason {
             DropReason::NoBackend => "no_backend",
             DropReason::BadBackendIndex => "bad_backend_index",
             DropReason::EncapTooBig => "encap_too_big",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoNeighbour => "no_neighbour",
         }
     }
 }

@@ -11,7 +11,7 @@ mod tests {
     use crate::packet::parse::{parse, Parsed, PROTO_TCP, PROTO_UDP};
     use crate::packet::rewrite::nat_destination;
     use crate::packet::service::MemConnTable;
-    use crate::packet::testutil::{services, Rng, Spec, DIRECTOR, VIP};
+    use crate::packet::testutil::{hops, services, Rng, Spec, DIRECTOR, VIP};
     use crate::packet::{process, Action};
 
     /// A random well-formed spec: VLAN or not, options, TCP/UDP, one of the service ports or
@@ -67,6 +67,7 @@ mod tests {
         let s = services();
         let mut conns = MemConnTable::new(4096);
         let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let hops = hops();
         let (mut forwarded, mut nat_checked, mut mutated) = (0, 0, 0);
         for _ in 0..2000 {
             let sp = spec(&mut rng);
@@ -90,7 +91,7 @@ mod tests {
                 }
                 _ => {}
             }
-            let action = process(&frame, &s, &mut conns, &DIRECTOR);
+            let action = process(&frame, &s, &mut conns, &DIRECTOR, &hops);
             if mutation != 3 {
                 mutated += 1;
                 continue;
@@ -126,7 +127,7 @@ mod tests {
             reply.dport = sp.sport;
             reply.frag = 0x4000;
             let rframe = reply.build();
-            let Action::Redirect(rout) = process(&rframe, &s, &mut conns, &DIRECTOR) else {
+            let Action::Redirect(rout) = process(&rframe, &s, &mut conns, &DIRECTOR, &hops) else {
                 panic!("reply not rewritten");
             };
             assert_eq!(frame_ok(&rout), Ok(()));

@@ -1,7 +1,8 @@
-//! Test helpers: a packet builder with correct checksums, a xorshift generator and a service
-//! fixture. Test-only (`#[cfg(test)]`).
+//! Test helpers: a packet builder with correct checksums, a xorshift generator, a service
+//! fixture and a next-hop table. Test-only (`#[cfg(test)]`).
 
 use super::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
+use super::nexthop::{Egress, Route, StaticNextHops};
 use super::parse::{PROTO_TCP, PROTO_UDP};
 use super::rewrite::Director;
 use super::service::{Backend, Mode, Service, ServiceKey, Services};
@@ -167,4 +168,38 @@ pub fn services() -> Services {
         }
     }
     s
+}
+
+/// MAC of the NAT egress interface in [`hops`].
+pub const NAT_EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
+/// MAC of the client egress interface in [`hops`].
+pub const CLIENT_EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe0];
+/// MAC of the client-side gateway in [`hops`].
+pub const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+/// Next hops: backends on-link on the NAT egress (each with its own MAC as neighbour), every
+/// client through gateway 10.0.0.1 on the client egress.
+pub fn hops() -> StaticNextHops {
+    let mut t = StaticNextHops::default();
+    t.macs.insert(Egress::Nat, NAT_EGRESS_MAC);
+    t.macs.insert(Egress::Client, CLIENT_EGRESS_MAC);
+    t.routes.push(Route {
+        prefix: [10, 0, 1, 0],
+        len: 24,
+        egress: Egress::Nat,
+        via: None,
+    });
+    t.routes.push(Route {
+        prefix: [0; 4],
+        len: 0,
+        egress: Egress::Client,
+        via: Some([10, 0, 0, 1]),
+    });
+    for i in 1..=3 {
+        let b = backend(i, 0);
+        t.neighbours.insert((Egress::Nat, b.ip), b.mac);
+    }
+    t.neighbours
+        .insert((Egress::Client, [10, 0, 0, 1]), GATEWAY_MAC);
+    t
 }

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 
 use crate::datapath::ConnEntry;
+use crate::packet::nexthop::NextHops;
 use crate::packet::parse::FiveTuple;
 use crate::packet::rewrite::Director;
 use crate::packet::service::{ConnTable, MemConnTable, NatOrigin, Services};
@@ -144,6 +145,7 @@ impl Conns {
         frame: &[u8],
         services: &Services,
         director: &Director,
+        hops: &dyn NextHops,
     ) -> (Action, Observed) {
         let mut r = Recorder {
             conns: self,
@@ -152,7 +154,7 @@ impl Conns {
             new_flow: None,
             nat_reply: Cell::new(false),
         };
-        let action = process(frame, services, &mut r, director);
+        let action = process(frame, services, &mut r, director, hops);
         let seen = Observed {
             flow: r.flow.get(),
             established: r.established.get(),
@@ -176,6 +178,7 @@ impl Conns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::nexthop::NextHop;
     use crate::packet::parse::PROTO_TCP;
     use crate::packet::service::{Backend, Mode, Service, ServiceKey};
 
@@ -238,6 +241,18 @@ mod tests {
         f
     }
 
+    /// Every next hop known, one MAC for all.
+    struct AllKnown;
+
+    impl NextHops for AllKnown {
+        fn resolve(&self, _: crate::packet::nexthop::Egress, _: [u8; 4], _: [u8; 4]) -> NextHop {
+            NextHop::Found {
+                dmac: [2, 0, 0, 0, 9, 9],
+                smac: [2, 0, 0, 0, 0, 3],
+            }
+        }
+    }
+
     #[test]
     fn observe_reports_new_established_and_nat_reply() {
         let backend = Backend {
@@ -263,20 +278,20 @@ mod tests {
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];
         let f = frame(client, 5555, key.vip, 80);
-        let (a, seen) = c.observe(&f, &services, &director);
+        let (a, seen) = c.observe(&f, &services, &director, &AllKnown);
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert_eq!(seen.new_flow, Some(0));
         assert_eq!(seen.established, None);
         assert_eq!(seen.flow.map(|t| t.sport), Some(5555));
-        let (_, seen) = c.observe(&f, &services, &director);
+        let (_, seen) = c.observe(&f, &services, &director, &AllKnown);
         assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
         let reply = frame(backend.ip, 8080, client, 5555);
-        let (a, seen) = c.observe(&reply, &services, &director);
+        let (a, seen) = c.observe(&reply, &services, &director, &AllKnown);
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert!(seen.nat_reply);
         assert_eq!(seen.flow, None);
         let other = frame(client, 5555, key.vip, 81);
-        let (a, seen) = c.observe(&other, &services, &director);
+        let (a, seen) = c.observe(&other, &services, &director, &AllKnown);
         assert_eq!((a, seen), (Action::Pass, Observed::default()));
         assert_eq!(c.len(), 1);
         let e = c.entries(10);

@@ -21,32 +21,23 @@ use crate::packet::service::ServiceKey;
 /// Events of the userspace datapath that the XDP program does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extra {
-    /// A redirected frame whose next hop has no MAC in the neighbour table yet (dropped; a
-    /// resolution was asked for).
-    DropNoNeighbour = 0,
     /// A frame the packet socket refused to send.
-    TxError = 1,
+    TxError = 0,
     /// A received frame longer than the receive buffer (left to the kernel).
-    RxTruncated = 2,
+    RxTruncated = 1,
     /// A receive that failed (other than a timeout).
-    RxError = 3,
+    RxError = 2,
 }
 
 impl Extra {
     /// Number of extra counters.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 3;
     /// All of them, in index order.
-    pub const ALL: [Extra; Extra::COUNT] = [
-        Extra::DropNoNeighbour,
-        Extra::TxError,
-        Extra::RxTruncated,
-        Extra::RxError,
-    ];
+    pub const ALL: [Extra; Extra::COUNT] = [Extra::TxError, Extra::RxTruncated, Extra::RxError];
 
     /// Stable name for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Extra::DropNoNeighbour => "drop_no_neighbour",
             Extra::TxError => "tx_error",
             Extra::RxTruncated => "rx_truncated",
             Extra::RxError => "rx_error",
@@ -55,18 +46,7 @@ impl Extra {
 }
 
 /// The XDP counters, in `abi::Counter` index order.
-const XDP_COUNTERS: [Counter; Counter::COUNT as usize] = [
-    Counter::PassNotIpv4,
-    Counter::PassMalformed,
-    Counter::PassFragment,
-    Counter::PassOther,
-    Counter::TxNew,
-    Counter::TxEstablished,
-    Counter::DropNoBackend,
-    Counter::DropBadBackend,
-    Counter::DropEncapTooBig,
-    Counter::NatReply,
-];
+const XDP_COUNTERS: [Counter; Counter::COUNT as usize] = Counter::ALL;
 
 /// Datapath-wide counters, shared by the receive threads.
 #[derive(Debug, Default)]
@@ -106,6 +86,8 @@ pub fn drop_counter(r: DropReason) -> Counter {
         DropReason::NoBackend => Counter::DropNoBackend,
         DropReason::BadBackendIndex => Counter::DropBadBackend,
         DropReason::EncapTooBig => Counter::DropEncapTooBig,
+        DropReason::NoRoute => Counter::DropNoRoute,
+        DropReason::NoNeighbour => Counter::DropNoNeigh,
     }
 }
 
@@ -164,11 +146,13 @@ mod tests {
         let c = DatapathCounters::default();
         c.bump(Counter::TxNew);
         c.bump(Counter::TxNew);
-        c.bump_extra(Extra::DropNoNeighbour);
+        c.bump(Counter::DropNoNeigh);
+        c.bump_extra(Extra::TxError);
         let s = c.snapshot();
         assert_eq!(s.len(), Counter::COUNT as usize + Extra::COUNT);
         assert_eq!(s[Counter::TxNew as usize], ("tx_new", 2));
-        assert!(s.contains(&("drop_no_neighbour", 1)));
+        assert!(s.contains(&("drop_no_neigh", 1)));
+        assert!(s.contains(&("tx_error", 1)));
         assert!(s.contains(&("nat_reply", 0)));
         for (i, c) in XDP_COUNTERS.iter().enumerate() {
             assert_eq!(*c as usize, i);

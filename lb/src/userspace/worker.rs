@@ -7,12 +7,14 @@
 //! * each frame goes through `packet::process` against the current service table (swapped
 //!   whole by `apply`) and the shared connection table;
 //! * `Tx` is sent back out of the receiving interface; `Redirect` (NAT) out of the inner
-//!   interface for a forward and out of the client-facing one for a reply, with the source
-//!   MAC of that interface and the destination MAC of the route's next hop from the
-//!   neighbour table; an unknown next hop drops the frame (counted, resolution asked for);
+//!   interface for a forward and out of the client-facing one for a reply; the model asks
+//!   [`KernelHops`] for the MACs: the source MAC of that interface and the destination MAC of
+//!   the route's next hop from the neighbour table (an unknown next hop: the model drops the
+//!   frame, `drop_no_neigh`, and a resolution is asked for);
 //! * `Pass` does nothing: the kernel received its own copy; `Drop` is counted.
 //! * Per-backend packets and bytes count frames actually sent; flows count new flows.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -25,8 +27,8 @@ use super::socket::{PacketSocket, PACKET_HOST};
 use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters, Extra};
 use crate::abi::Counter;
 use crate::iface::Interface;
-use crate::packet::parse::parse;
-use crate::packet::rewrite::{rewrite_macs, Director};
+use crate::packet::nexthop::{Egress as HopEgress, NextHop, NextHops};
+use crate::packet::rewrite::Director;
 use crate::packet::service::{ServiceKey, Services};
 use crate::packet::Action;
 
@@ -117,11 +119,18 @@ impl Worker {
             mac: self.rx.iface.mac,
             ip: self.rx.iface.ip.octets(),
         };
+        let hops = KernelHops {
+            routes,
+            neighbours: RefCell::new(&mut self.neighbours),
+            outer: &self.outer.iface,
+            inner: &self.inner.iface,
+            now,
+        };
         let (action, seen) = {
             let services = shared.services.load();
-            lock(&shared.conns).observe(frame, &services, &director)
+            lock(&shared.conns).observe(frame, &services, &director, &hops)
         };
-        let (mut out, redirect) = match action {
+        let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
             Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
             Action::Tx(out) => (out, false),
@@ -153,16 +162,6 @@ impl Worker {
             (true, true) => &self.outer,
             (true, false) => &self.inner,
         };
-        if redirect {
-            let Some(dst) = parse(&out).flow().map(|f| f.tuple.dst) else {
-                return shared.counters.bump_extra(Extra::TxError);
-            };
-            let hop = next_hop(routes, dst.into(), &egress.iface.name);
-            let Some(mac) = self.neighbours.mac(hop, &egress.iface.name, now) else {
-                return shared.counters.bump_extra(Extra::DropNoNeighbour);
-            };
-            rewrite_macs(&mut out, mac, egress.iface.mac);
-        }
         match egress.socket.send(&out) {
             Ok(()) => {
                 if let Some((key, b)) = target {
@@ -170,6 +169,33 @@ impl Worker {
                 }
             }
             Err(_) => shared.counters.bump_extra(Extra::TxError),
+        }
+    }
+}
+
+/// The kernel's answer to the model's next-hop questions: the main routing table (re-read
+/// every [`ROUTES_TTL`]) and the neighbour cache, for the egress interface of each side.
+struct KernelHops<'a> {
+    routes: &'a [Route],
+    neighbours: RefCell<&'a mut NeighbourCache>,
+    outer: &'a Interface,
+    inner: &'a Interface,
+    now: Instant,
+}
+
+impl NextHops for KernelHops<'_> {
+    fn resolve(&self, egress: HopEgress, _src: [u8; 4], dst: [u8; 4]) -> NextHop {
+        let iface = match egress {
+            HopEgress::Nat => self.inner,
+            HopEgress::Client => self.outer,
+        };
+        let hop = next_hop(self.routes, dst.into(), &iface.name);
+        match self.neighbours.borrow_mut().mac(hop, &iface.name, self.now) {
+            Some(dmac) => NextHop::Found {
+                dmac,
+                smac: iface.mac,
+            },
+            None => NextHop::NoNeighbour { smac: iface.mac },
         }
     }
 }

@@ -4,9 +4,9 @@
 //! Contract:
 //! * [`object`] is `ebpf/director.bpf.o` as built by `build.rs`, 8-byte aligned.
 //! * [`XdpDirector::load`] sets the `STRAIT_DIRECTOR` global (MAC, IP, NAT egress
-//!   interfaces), bounds the `conns`
-//!   LRU map, loads the maps and verifies the program (needs `CAP_BPF`/root); nothing is
-//!   attached to an interface.
+//!   interfaces), bounds the `conns` LRU map, loads the maps and verifies the program (needs
+//!   `CAP_BPF`/root) and fills the egress devmap with the non-zero NAT egress interfaces;
+//!   nothing is attached to an interface ([`XdpDatapath`] attaches).
 //! * [`XdpDirector::install_service`] writes a model service (`packet::service::Service`):
 //!   backends first, then its Maglev table into a *free* slot, then the service entry that
 //!   points at both — one map update, so the program sees the old service or the new one,
@@ -18,12 +18,23 @@
 //!   the last action, the output frame and the kernel-measured average duration per
 //!   repetition (the benchmark's primitive; [`XdpDirector::program`] exposes the director).
 
+mod attach;
+mod datapath;
+mod events;
+mod layout;
+mod maps;
+
+pub use attach::{attach_plan, AttachMode};
+pub use datapath::XdpDatapath;
+pub use events::{decode, FlowEvent, FlowEvents};
+pub use layout::{Layout, LayoutError, Placement, Region};
+
 use aya::maps::{Array, HashMap, MapError, PerCpuArray};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 
 use crate::abi;
-use crate::packet::service::{Mode, Service, ServiceKey};
+use crate::packet::service::{FlowHash, Mode, Service, ServiceKey};
 
 /// Extra room in the output buffer for a frame grown at its head (TUN adds 20 bytes).
 const OUTPUT_HEADROOM: usize = 256;
@@ -84,6 +95,8 @@ pub struct TestRunOutput {
 /// The loaded (not attached) director program and its maps.
 pub struct XdpDirector {
     ebpf: Ebpf,
+    /// Backend statistics wiped by `zero_stats` (kept in the derived tx counters).
+    wiped: abi::Stats,
 }
 
 impl std::fmt::Debug for XdpDirector {
@@ -112,7 +125,19 @@ impl XdpDirector {
             what: "load",
             source: Box::new(e),
         })?;
-        Ok(XdpDirector { ebpf })
+        let mut loaded = XdpDirector {
+            ebpf,
+            wiped: abi::Stats::default(),
+        };
+        for (slot, ifindex) in [
+            (abi::EGRESS_NAT, director.nat_ifindex),
+            (abi::EGRESS_CLIENT, director.client_ifindex),
+        ] {
+            if ifindex != 0 {
+                loaded.set_egress(slot, ifindex)?;
+            }
+        }
+        Ok(loaded)
     }
 
     /// Writes a service of the model (see the module doc for the order).
@@ -176,14 +201,13 @@ impl XdpDirector {
                 Mode::Tun => abi::MODE_TUN,
                 Mode::Nat => abi::MODE_NAT,
             },
-            pad: [0; 3],
+            hash: match service.hash {
+                FlowHash::FiveTuple => abi::HASH_FIVE_TUPLE,
+                FlowHash::Source => abi::HASH_SOURCE,
+            },
+            pad: [0; 2],
         };
-        let k = abi::ServiceKey {
-            vip: key.vip,
-            port: key.port.to_be_bytes(),
-            proto: key.proto,
-            pad: 0,
-        };
+        let k = maps::abi_key(key);
         let m = abi::names::SERVICES;
         let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
             HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
@@ -212,8 +236,35 @@ impl XdpDirector {
             })
     }
 
+    /// The loaded director program, to attach it.
+    pub fn program_mut(&mut self) -> Result<&mut Xdp, Error> {
+        self.ebpf
+            .program_mut(abi::names::PROGRAM)
+            .ok_or(Error::Missing("program strait_director"))?
+            .try_into()
+            .map_err(|e| Error::Program {
+                what: "type",
+                source: Box::new(e),
+            })
+    }
+
     /// A counter summed over CPUs.
+    ///
+    /// `TxNew` and `TxEstablished` are derived from every backend's statistics (flows, and
+    /// packets − flows), including those wiped since load: the program does not count them.
     pub fn counter(&self, counter: abi::Counter) -> Result<u64, Error> {
+        if matches!(counter, abi::Counter::TxNew | abi::Counter::TxEstablished) {
+            let all = self.stats(0, abi::MAX_BACKENDS)?;
+            let (packets, flows) = all
+                .iter()
+                .fold((self.wiped.packets, self.wiped.flows), |a, s| {
+                    (a.0 + s.packets, a.1 + s.flows)
+                });
+            return Ok(match counter {
+                abi::Counter::TxNew => flows,
+                _ => packets.saturating_sub(flows),
+            });
+        }
         let m = abi::names::COUNTERS;
         let map: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)

@@ -1,0 +1,284 @@
+//! [`XdpDatapath`]: the director program attached to the interfaces, behind the
+//! [`Datapath`] seam.
+//!
+//! Contract (beyond `crate::datapath`):
+//! * [`XdpDatapath::open`] loads the director with the MAC and IPv4 address of
+//!   `opts.interface`; NAT forwards leave by `inner_interface` (or `interface` when there is
+//!   none), NAT replies by `interface` (the egress devmap). It attaches to `interface`, and to
+//!   `inner_interface` when that is another interface (so NAT replies are seen), in the mode
+//!   asked (`xdp::attach_plan`); [`Datapath::name`] reports the modes really used. A failure
+//!   detaches whatever was attached before it.
+//! * [`Datapath::apply`] places every service with `xdp::Layout` (its own slot pair,
+//!   alternating; a stable region of the backends array that moves only when the backend
+//!   count outgrows it), fills the backends and the free table slot, then switches the service
+//!   entry in one map update; a service identical to the installed one is not rewritten.
+//!   Services absent from the set are deleted afterwards, then retired regions released.
+//! * Per-backend statistics survive a region move: the old region's totals are carried and
+//!   added; a fresh region is zeroed before use.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use aya::programs::xdp::XdpLinkId;
+
+use super::attach::{self, AttachMode};
+use super::layout::Layout;
+use super::XdpDirector;
+use crate::abi;
+use crate::datapath::{
+    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
+};
+use crate::packet::service::{Service, ServiceKey};
+
+/// One attachment of the program.
+#[derive(Debug)]
+struct Attachment {
+    interface: String,
+    link: XdpLinkId,
+    mode: AttachMode,
+}
+
+/// The XDP datapath (see the module doc).
+pub struct XdpDatapath {
+    director: XdpDirector,
+    layout: Layout,
+    installed: HashMap<ServiceKey, Service>,
+    /// Statistics of regions a service moved away from, by backend index.
+    carried: HashMap<ServiceKey, Vec<BackendStats>>,
+    attachments: Vec<Attachment>,
+}
+
+impl std::fmt::Debug for XdpDatapath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpDatapath")
+            .field("attachments", &self.attachments)
+            .field("services", &self.installed.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(what: impl Into<String>) -> impl FnOnce(super::Error) -> DatapathError {
+    let what = what.into();
+    move |e| DatapathError::new(what, &e)
+}
+
+fn add(a: BackendStats, s: abi::Stats) -> BackendStats {
+    BackendStats {
+        packets: a.packets + s.packets,
+        bytes: a.bytes + s.bytes,
+        flows: a.flows + s.flows,
+    }
+}
+
+impl XdpDatapath {
+    /// Loads and attaches the director (see the module doc).
+    pub fn open(opts: &DatapathOptions) -> Result<XdpDatapath, DatapathError> {
+        let outer = &opts.interface;
+        let inner = opts.inner_interface.as_ref().unwrap_or(outer);
+        let settings = abi::Director {
+            mac: outer.mac,
+            pad: [0; 2],
+            ip: outer.ip.octets(),
+            nat_ifindex: inner.ifindex,
+            client_ifindex: outer.ifindex,
+            nat_mac: inner.mac,
+            pad2: [0; 2],
+        };
+        let director =
+            XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;
+        let mut dp = XdpDatapath {
+            director,
+            layout: Layout::new(abi::MAX_SERVICES, abi::MAX_BACKENDS),
+            installed: HashMap::new(),
+            carried: HashMap::new(),
+            attachments: Vec::new(),
+        };
+        let mut names = vec![outer.name.as_str()];
+        if inner.name != outer.name {
+            names.push(inner.name.as_str());
+        }
+        for name in names {
+            let program = dp
+                .director
+                .program_mut()
+                .map_err(err("find the XDP program"))?;
+            let (link, mode) = attach::attach(program, name, opts.xdp_mode)?;
+            tracing::info!(
+                interface = name,
+                mode = mode.as_str(),
+                "XDP director attached"
+            );
+            dp.attachments.push(Attachment {
+                interface: name.to_owned(),
+                link,
+                mode,
+            });
+        }
+        Ok(dp)
+    }
+
+    /// The reader of new-flow events (`xdp::FlowEvents`); `None` once taken.
+    pub fn flow_events(&mut self) -> Option<super::FlowEvents> {
+        self.director.take_flow_events()
+    }
+
+    /// The loaded director, to run frames through it (`XdpDirector::test_run`) in tests and
+    /// benchmarks; changing its maps directly bypasses the layout.
+    pub fn director_mut(&mut self) -> &mut XdpDirector {
+        &mut self.director
+    }
+
+    fn install(&mut self, key: &ServiceKey, svc: &Service) -> Result<(), DatapathError> {
+        if self.installed.get(key) == Some(svc) {
+            return Ok(());
+        }
+        let what = || format!("install service {}", describe(key));
+        let count = u32::try_from(svc.backends.len())
+            .map_err(|_| DatapathError::msg(what(), "too many backends"))?;
+        let placed = self
+            .layout
+            .place(*key, count)
+            .map_err(|e| DatapathError::new(what(), &e))?;
+        if let Some(old) = placed.moved_from {
+            let before = self
+                .installed
+                .get(key)
+                .map_or(0, |s| s.backends.len() as u32);
+            let stats = self
+                .director
+                .stats(old.base, before.min(old.capacity))
+                .map_err(err(what()))?;
+            let carried = self.carried.entry(*key).or_default();
+            if carried.len() < stats.len() {
+                carried.resize(stats.len(), BackendStats::default());
+            }
+            for (c, s) in carried.iter_mut().zip(stats) {
+                *c = add(*c, s);
+            }
+        }
+        if placed.fresh {
+            let r = placed.region;
+            self.director
+                .zero_stats(r.base, r.capacity)
+                .map_err(err(what()))?;
+        }
+        self.director
+            .install_service(key, svc, placed.slot, placed.region.base)
+            .map_err(err(what()))?;
+        self.installed.insert(*key, svc.clone());
+        Ok(())
+    }
+}
+
+/// `vip:port/proto` for messages.
+fn describe(key: &ServiceKey) -> String {
+    format!("{}:{}/{}", Ipv4Addr::from(key.vip), key.port, key.proto)
+}
+
+impl Datapath for XdpDatapath {
+    fn name(&self) -> String {
+        let mut modes: Vec<&str> = Vec::new();
+        for a in &self.attachments {
+            if !modes.contains(&a.mode.as_str()) {
+                modes.push(a.mode.as_str());
+            }
+        }
+        if modes.is_empty() {
+            return "xdp/detached".to_owned();
+        }
+        format!("xdp/{}", modes.join("+"))
+    }
+
+    fn apply(&mut self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
+        for (key, svc) in services {
+            self.install(key, svc)?;
+        }
+        let gone: Vec<ServiceKey> = self
+            .layout
+            .keys()
+            .filter(|k| !services.iter().any(|(key, _)| key == *k))
+            .copied()
+            .collect();
+        for key in gone {
+            self.director
+                .remove_service(&key)
+                .map_err(err(format!("remove service {}", describe(&key))))?;
+            self.layout.remove(&key);
+            self.installed.remove(&key);
+            self.carried.remove(&key);
+        }
+        self.layout.release();
+        Ok(())
+    }
+
+    fn backend_stats(&self, key: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError> {
+        let what = || format!("backend stats of {}", describe(key));
+        let (Some(svc), Some(region)) = (self.installed.get(key), self.layout.region_of(key))
+        else {
+            return Err(DatapathError::msg(what(), "no such service"));
+        };
+        let stats = self
+            .director
+            .stats(region.base, svc.backends.len() as u32)
+            .map_err(err(what()))?;
+        let carried = self.carried.get(key);
+        Ok(stats
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let base = carried.and_then(|c| c.get(i)).copied().unwrap_or_default();
+                add(base, s)
+            })
+            .collect())
+    }
+
+    fn conns(&self, limit: usize) -> Result<Vec<ConnEntry>, DatapathError> {
+        let entries = self
+            .director
+            .conns(limit)
+            .map_err(err("read the connection table"))?;
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| ConnEntry {
+                client: (Ipv4Addr::from(k.src), u16::from_be_bytes(k.sport)),
+                vip: (Ipv4Addr::from(k.dst), u16::from_be_bytes(k.dport)),
+                proto: k.proto,
+                backend: v.backend,
+            })
+            .collect())
+    }
+
+    fn conn_count(&self) -> Result<u64, DatapathError> {
+        Ok(self.conns(usize::MAX)?.len() as u64)
+    }
+
+    fn counters(&self) -> Result<Counters, DatapathError> {
+        let c = self.director.counters().map_err(err("read the counters"))?;
+        Ok(c.into_iter().map(|(k, v)| (k.as_str(), v)).collect())
+    }
+
+    fn shutdown(&mut self) -> Result<(), DatapathError> {
+        let mut first_error = None;
+        while let Some(a) = self.attachments.pop() {
+            let program = self
+                .director
+                .program_mut()
+                .map_err(err("find the XDP program"))?;
+            match attach::detach(program, a.link, &a.interface) {
+                Ok(()) => tracing::info!(interface = %a.interface, "XDP director detached"),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for XdpDatapath {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "XDP detach on drop failed");
+        }
+    }
+}

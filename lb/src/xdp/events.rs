@@ -1,0 +1,175 @@
+//! The new-flow events of the XDP director (`flow_events` ring buffer), decoded.
+//!
+//! Contract:
+//! * [`decode`] (pure) turns one ring item into a [`FlowEvent`]; an item of another size is
+//!   `None` (skipped by the reader, never a panic).
+//! * [`FlowEvents`] owns the ring buffer (taken once from the loaded object): [`try_next`]
+//!   returns a queued event without waiting; [`next`] waits for one through tokio's `AsyncFd`
+//!   (it must run inside a tokio runtime with I/O enabled; the first call registers the ring's
+//!   descriptor). Events come in the order the program queued them; events lost to a full
+//!   ring are counted by the `event_lost` counter, not reported here.
+//!
+//! [`try_next`]: FlowEvents::try_next
+//! [`next`]: FlowEvents::next
+
+use std::io;
+use std::net::Ipv4Addr;
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::abi;
+use crate::packet::service::{Mode, ServiceKey};
+
+/// One new flow, as recorded in the connection table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// Client address and port.
+    pub client: (Ipv4Addr, u16),
+    /// The service the flow belongs to.
+    pub service: ServiceKey,
+    /// Its forwarding mode (`None` if the program sent an unknown value).
+    pub mode: Option<Mode>,
+    /// The backend index inside the service.
+    pub backend: u32,
+}
+
+/// Decodes one ring item (see the module doc).
+pub fn decode(item: &[u8]) -> Option<FlowEvent> {
+    if item.len() != std::mem::size_of::<abi::FlowEvent>() {
+        return None;
+    }
+    // SAFETY: the length matches and abi::FlowEvent is plain data valid for any bytes;
+    // read_unaligned copes with the ring's alignment.
+    let e: abi::FlowEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+    let mode = match e.mode {
+        abi::MODE_DR => Some(Mode::Dr),
+        abi::MODE_TUN => Some(Mode::Tun),
+        abi::MODE_NAT => Some(Mode::Nat),
+        _ => None,
+    };
+    Some(FlowEvent {
+        client: (Ipv4Addr::from(e.src), u16::from_be_bytes(e.sport)),
+        service: ServiceKey {
+            vip: e.service.vip,
+            port: u16::from_be_bytes(e.service.port),
+            proto: e.service.proto,
+        },
+        mode,
+        backend: e.backend,
+    })
+}
+
+/// The reader of the ring (see the module doc).
+pub struct FlowEvents {
+    ring: Option<RingBuf<MapData>>,
+    registered: Option<AsyncFd<RingBuf<MapData>>>,
+}
+
+impl std::fmt::Debug for FlowEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowEvents")
+            .field("registered", &self.registered.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The next decodable item of `ring`, skipping undecodable ones.
+fn pop(ring: &mut RingBuf<MapData>) -> Option<FlowEvent> {
+    loop {
+        let item = ring.next()?;
+        if let Some(e) = decode(&item) {
+            return Some(e);
+        }
+    }
+}
+
+impl FlowEvents {
+    pub(crate) fn new(ring: RingBuf<MapData>) -> FlowEvents {
+        FlowEvents {
+            ring: Some(ring),
+            registered: None,
+        }
+    }
+
+    /// A queued event, without waiting.
+    pub fn try_next(&mut self) -> Option<FlowEvent> {
+        match (&mut self.ring, &mut self.registered) {
+            (Some(ring), _) => pop(ring),
+            (None, Some(fd)) => pop(fd.get_mut()),
+            (None, None) => None,
+        }
+    }
+
+    /// The next event, waiting for one (see the module doc).
+    pub async fn next(&mut self) -> io::Result<FlowEvent> {
+        if let Some(ring) = self.ring.take() {
+            // SAFETY: the ring owns its descriptor (the map's) and nothing replaces or closes
+            // it while the AsyncFd owns the ring.
+            let fd = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) };
+            self.registered = Some(fd.map_err(io::Error::from)?);
+        }
+        let Some(fd) = self.registered.as_mut() else {
+            return Err(io::Error::other("flow event ring lost"));
+        };
+        loop {
+            if let Some(e) = pop(fd.get_mut()) {
+                return Ok(e);
+            }
+            let mut guard = fd.readable_mut().await?;
+            if let Some(e) = pop(guard.get_inner_mut()) {
+                return Ok(e);
+            }
+            guard.clear_ready();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_decode_and_other_sizes_are_refused() {
+        let e = abi::FlowEvent {
+            src: [192, 168, 1, 7],
+            dst: [10, 0, 0, 100],
+            sport: 40000u16.to_be_bytes(),
+            dport: 80u16.to_be_bytes(),
+            proto: 6,
+            mode: abi::MODE_NAT,
+            pad: [0; 2],
+            service: abi::ServiceKey {
+                vip: [10, 0, 0, 100],
+                port: 80u16.to_be_bytes(),
+                proto: 6,
+                pad: 0,
+            },
+            backend: 2,
+            pad2: 0,
+        };
+        // SAFETY: a #[repr(C)] struct without padding viewed as its bytes.
+        let bytes: &[u8] = unsafe {
+            std::slice::from_raw_parts(
+                (&e as *const abi::FlowEvent).cast(),
+                std::mem::size_of::<abi::FlowEvent>(),
+            )
+        };
+        let d = decode(bytes).unwrap();
+        assert_eq!(d.client, (Ipv4Addr::new(192, 168, 1, 7), 40000));
+        assert_eq!(
+            d.service,
+            ServiceKey {
+                vip: [10, 0, 0, 100],
+                port: 80,
+                proto: 6
+            }
+        );
+        assert_eq!((d.mode, d.backend), (Some(Mode::Nat), 2));
+        assert_eq!(decode(&bytes[1..]), None);
+        let mut odd = bytes.to_vec();
+        odd[13] = 9;
+        assert_eq!(decode(&odd).unwrap().mode, None);
+    }
+}

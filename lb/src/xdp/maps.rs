@@ -1,0 +1,138 @@
+//! Map operations of the loaded director beyond installing a service: removing services,
+//! per-backend statistics (summed over CPUs), the connection table, the counters and the
+//! egress devmap, and taking the flow event ring.
+//!
+//! Contract:
+//! * Per-CPU values are summed over the possible CPUs; [`XdpDirector::zero_stats`] writes
+//!   zeros on every CPU (a region about to serve another service starts from zero) and keeps
+//!   what it wiped for the derived `tx_new` / `tx_established` counters.
+//! * [`XdpDirector::conns`] walks the LRU map's keys and returns up to `limit` forward
+//!   entries; an entry evicted between the key walk and its read is skipped, so the walk
+//!   never fails because the table changes under it.
+//! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
+
+use aya::maps::xdp::XdpMapError;
+use aya::maps::{DevMap, HashMap, MapError, PerCpuArray, PerCpuValues, RingBuf};
+
+use super::{map_err, Error, FlowEvents, XdpDirector};
+use crate::abi::{self, Counter};
+use crate::packet::service::ServiceKey;
+
+/// The `services` map key of a model key.
+pub(crate) fn abi_key(key: &ServiceKey) -> abi::ServiceKey {
+    abi::ServiceKey {
+        vip: key.vip,
+        port: key.port.to_be_bytes(),
+        proto: key.proto,
+        pad: 0,
+    }
+}
+
+impl XdpDirector {
+    /// Deletes the service entry of `key`; `Ok(false)` when there was none.
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<bool, Error> {
+        let m = abi::names::SERVICES;
+        let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
+            HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        match services.remove(&abi_key(key)) {
+            Ok(()) => Ok(true),
+            Err(MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(map_err(m)(e)),
+        }
+    }
+
+    /// Statistics of `count` backends from index `base`, each summed over CPUs.
+    pub fn stats(&self, base: u32, count: u32) -> Result<Vec<abi::Stats>, Error> {
+        let m = abi::names::BACKEND_STATS;
+        let map: PerCpuArray<_, abi::Stats> =
+            PerCpuArray::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        (base..base.saturating_add(count))
+            .map(|i| {
+                let values = map.get(&i, 0).map_err(map_err(m))?;
+                Ok(values
+                    .iter()
+                    .fold(abi::Stats::default(), |a, v| abi::Stats {
+                        packets: a.packets + v.packets,
+                        bytes: a.bytes + v.bytes,
+                        flows: a.flows + v.flows,
+                    }))
+            })
+            .collect()
+    }
+
+    /// Zeroes the statistics of `count` backends from index `base` on every CPU (what they
+    /// held stays in the derived tx counters).
+    pub fn zero_stats(&mut self, base: u32, count: u32) -> Result<(), Error> {
+        for s in self.stats(base, count)? {
+            self.wiped.packets += s.packets;
+            self.wiped.bytes += s.bytes;
+            self.wiped.flows += s.flows;
+        }
+        let m = abi::names::BACKEND_STATS;
+        let cpus =
+            aya::util::nr_cpus().map_err(|(what, e)| Error::OutOfBounds(format!("{what}: {e}")))?;
+        let mut map: PerCpuArray<_, abi::Stats> =
+            PerCpuArray::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        for i in base..base.saturating_add(count) {
+            let zeros = PerCpuValues::try_from(vec![abi::Stats::default(); cpus])
+                .map_err(|e| Error::OutOfBounds(format!("per-CPU values: {e}")))?;
+            map.set(i, zeros, 0).map_err(map_err(m))?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` forward entries of the connection table (see the module doc).
+    pub fn conns(&self, limit: usize) -> Result<Vec<(abi::ConnKey, abi::Conn)>, Error> {
+        let m = abi::names::CONNS;
+        let map: HashMap<_, abi::ConnKey, abi::Conn> =
+            HashMap::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            if out.len() >= limit {
+                break;
+            }
+            let key = match key {
+                Ok(k) => k,
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(m)(e)),
+            };
+            if key.dir != abi::DIR_FORWARD {
+                continue;
+            }
+            match map.get(&key, 0) {
+                Ok(v) => out.push((key, v)),
+                Err(MapError::KeyNotFound) => continue,
+                Err(e) => return Err(map_err(m)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every counter summed over CPUs, in index order.
+    pub fn counters(&self) -> Result<Vec<(Counter, u64)>, Error> {
+        Counter::ALL
+            .iter()
+            .map(|&c| Ok((c, self.counter(c)?)))
+            .collect()
+    }
+
+    /// The reader of the new-flow events; `None` after the first call (taken once).
+    pub fn take_flow_events(&mut self) -> Option<FlowEvents> {
+        let map = self.ebpf.take_map(abi::names::FLOW_EVENTS)?;
+        RingBuf::try_from(map).ok().map(FlowEvents::new)
+    }
+
+    /// Sets entry `slot` (`abi::EGRESS_*`) of the egress devmap to interface `ifindex`.
+    pub fn set_egress(&mut self, slot: u32, ifindex: u32) -> Result<(), Error> {
+        let m = abi::names::EGRESS;
+        let mut map =
+            DevMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+        map.set(slot, ifindex, None, 0).map_err(|e| match e {
+            XdpMapError::MapError(e) => map_err(m)(e),
+            other => Error::OutOfBounds(format!("egress devmap: {other}")),
+        })
+    }
+}

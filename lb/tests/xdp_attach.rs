@@ -1,0 +1,276 @@
+//! Root tests of `strait_lb::xdp::XdpDatapath` in private network namespaces (a veth pair
+//! `a0`/`a1`, and `lo`): attach in generic and native mode (the program shows in
+//! `ip -d link show`), apply services and read them back (stats, connections, counters,
+//! a region move keeping statistics, removal), shut down (no XDP left on the links), and
+//! `Auto` falling back to generic on `lo`, which has no native XDP, and the new-flow events
+//! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd`). Each test re-runs itself
+//! inside its namespace (`netns::Netns::run_test`); not root: `SKIP` (CI=true: fail).
+
+mod netns;
+
+#[cfg(strait_no_bpf)]
+#[test]
+fn xdp_attach_needs_the_bpf_object() {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "built without clang in CI"
+    );
+    eprintln!("SKIP xdp_attach: built without clang");
+}
+
+#[cfg(not(strait_no_bpf))]
+mod attach {
+    use super::netns::{in_child, require_root, sh, Netns};
+    use std::net::Ipv4Addr;
+    use strait_lb::datapath::{Datapath, DatapathOptions, XdpMode};
+    use strait_lb::iface::Interface;
+    use strait_lb::maglev::DEFAULT_TABLE_SIZE;
+    use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum};
+    use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
+    use strait_lb::xdp::XdpDatapath;
+
+    const VIP: [u8; 4] = [10, 9, 0, 100];
+    const XDP_PASS: u32 = 2;
+    const XDP_TX: u32 = 3;
+
+    /// Prepares a namespace with the veth pair and re-runs `test` inside it.
+    fn in_netns(test: &str) {
+        if !require_root(test) {
+            return;
+        }
+        let ns = Netns::new("st-txa-");
+        ns.exec(
+            "ip link add a0 type veth peer name a1 && ip addr add 10.9.0.1/24 dev a0 && \
+             ip addr add 10.9.1.1/24 dev a1 && ip link set a0 up && ip link set a1 up",
+        );
+        ns.run_test(test);
+    }
+
+    fn options(iface: &str, inner: Option<&str>, mode: XdpMode) -> DatapathOptions {
+        DatapathOptions {
+            interface: Interface::by_name(iface).unwrap(),
+            inner_interface: inner.map(|n| Interface::by_name(n).unwrap()),
+            xdp_mode: mode,
+            max_conns: 1024,
+        }
+    }
+
+    fn link(iface: &str) -> String {
+        sh(&format!("ip -d link show {iface}"))
+    }
+
+    fn backend(i: u8) -> Backend {
+        Backend {
+            ip: [10, 9, 1, 10 + i],
+            mac: [2, 0, 0, 0, 1, i],
+            port: 8080,
+            weight: 100,
+        }
+    }
+
+    fn service(n: u8) -> (ServiceKey, Service) {
+        let key = ServiceKey {
+            vip: VIP,
+            port: 80,
+            proto: 6,
+        };
+        let backends = (0..n).map(backend).collect();
+        (
+            key,
+            Service::new(Mode::Dr, backends, DEFAULT_TABLE_SIZE).unwrap(),
+        )
+    }
+
+    /// A TCP frame client:sport -> VIP:80 with valid checksums.
+    fn frame(sport: u16) -> Vec<u8> {
+        let client = [192, 168, 7, 1];
+        let mut f = vec![2, 0, 0, 0, 0, 0xd1, 2, 0, 0, 0, 0, 0xc1, 8, 0];
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&sport.to_be_bytes());
+        l4.extend_from_slice(&80u16.to_be_bytes());
+        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        let c = l4_checksum(client, VIP, 6, &l4, 16);
+        l4[16..18].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        f.extend_from_slice(&client);
+        f.extend_from_slice(&VIP);
+        let c = ipv4_header_checksum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&l4);
+        f
+    }
+
+    fn open_apply_shutdown(mode: XdpMode, shown: &str, name: &str) {
+        let mut dp = XdpDatapath::open(&options("a0", None, mode)).unwrap();
+        assert_eq!(dp.name(), name);
+        let shown_before = link("a0");
+        assert!(
+            shown_before.contains(shown),
+            "{shown} missing:\n{shown_before}"
+        );
+        assert!(!link("a1").contains("prog/xdp"), "{}", link("a1"));
+
+        let (key, svc) = service(3);
+        dp.apply(&[(key, svc)]).unwrap();
+        let run = dp.director_mut().test_run(&frame(1000)).unwrap();
+        assert_eq!(run.action, XDP_TX);
+        dp.director_mut().test_run(&frame(1000)).unwrap();
+        let stats = dp.backend_stats(&key).unwrap();
+        assert_eq!(stats.len(), 3);
+        assert_eq!(stats.iter().map(|s| s.packets).sum::<u64>(), 2);
+        assert_eq!(stats.iter().map(|s| s.flows).sum::<u64>(), 1);
+        assert_eq!(stats.iter().map(|s| s.bytes).sum::<u64>(), 2 * 54);
+        let conns = dp.conns(10).unwrap();
+        assert_eq!(conns.len(), 1);
+        assert_eq!(conns[0].client, (Ipv4Addr::new(192, 168, 7, 1), 1000));
+        assert_eq!(conns[0].vip, (Ipv4Addr::from(VIP), 80));
+        assert_eq!(dp.conn_count().unwrap(), 1);
+        let counters = dp.counters().unwrap();
+        assert!(counters.contains(&("tx_new", 1)), "{counters:?}");
+        assert!(counters.contains(&("tx_established", 1)), "{counters:?}");
+
+        // Growing to 5 backends moves the region; statistics and the flow stay.
+        let (_, grown) = service(5);
+        dp.apply(&[(key, grown)]).unwrap();
+        let b = conns[0].backend as usize;
+        assert_eq!(
+            dp.director_mut().test_run(&frame(1000)).unwrap().action,
+            XDP_TX
+        );
+        let stats = dp.backend_stats(&key).unwrap();
+        assert_eq!(stats.len(), 5);
+        assert_eq!(stats[b].packets, 3);
+        assert_eq!(stats.iter().map(|s| s.flows).sum::<u64>(), 1);
+
+        // Removing it: no service, the frame passes.
+        dp.apply(&[]).unwrap();
+        assert!(dp.backend_stats(&key).is_err());
+        assert_eq!(
+            dp.director_mut().test_run(&frame(1000)).unwrap().action,
+            XDP_PASS
+        );
+
+        dp.shutdown().unwrap();
+        dp.shutdown().unwrap();
+        assert_eq!(dp.name(), "xdp/detached");
+        let after = link("a0");
+        assert!(!after.contains("xdp"), "still attached:\n{after}");
+    }
+
+    #[test]
+    fn generic_attach_shows_applies_and_detaches() {
+        if !in_child() {
+            return in_netns("attach::generic_attach_shows_applies_and_detaches");
+        }
+        open_apply_shutdown(XdpMode::Generic, "xdpgeneric", "xdp/generic");
+    }
+
+    #[test]
+    fn native_attach_shows_applies_and_detaches() {
+        if !in_child() {
+            return in_netns("attach::native_attach_shows_applies_and_detaches");
+        }
+        open_apply_shutdown(XdpMode::Native, "prog/xdp", "xdp/native");
+    }
+
+    #[test]
+    fn auto_falls_back_to_generic_where_native_fails() {
+        if !in_child() {
+            return in_netns("attach::auto_falls_back_to_generic_where_native_fails");
+        }
+        // lo has no native XDP: Native fails, Auto falls back.
+        let err = XdpDatapath::open(&options("lo", None, XdpMode::Native)).unwrap_err();
+        assert!(err.what.contains("attach XDP to lo"), "{err}");
+        assert!(!link("lo").contains("xdp"), "{}", link("lo"));
+        let mut dp = XdpDatapath::open(&options("lo", None, XdpMode::Auto)).unwrap();
+        assert_eq!(dp.name(), "xdp/generic");
+        assert!(link("lo").contains("xdpgeneric"), "{}", link("lo"));
+        // Native on a0 plus generic on lo as the inner interface: both reported.
+        drop(dp);
+        assert!(
+            !link("lo").contains("xdp"),
+            "drop detaches:\n{}",
+            link("lo")
+        );
+        dp = XdpDatapath::open(&options("a0", Some("lo"), XdpMode::Auto)).unwrap();
+        assert_eq!(dp.name(), "xdp/native+generic");
+        assert!(link("a0").contains("prog/xdp"));
+        assert!(link("lo").contains("xdpgeneric"));
+        dp.shutdown().unwrap();
+        assert!(!link("a0").contains("xdp") && !link("lo").contains("xdp"));
+    }
+
+    #[test]
+    fn every_new_flow_yields_one_event() {
+        if !in_child() {
+            return in_netns("attach::every_new_flow_yields_one_event");
+        }
+        const FLOWS: u16 = 200;
+        let mut dp = XdpDatapath::open(&options("a0", None, XdpMode::Generic)).unwrap();
+        let (key, svc) = service(3);
+        dp.apply(&[(key, svc)]).unwrap();
+        let mut events = dp.flow_events().unwrap();
+        assert!(dp.flow_events().is_none(), "taken once");
+        assert_eq!(events.try_next(), None);
+        for sport in 0..FLOWS {
+            // Each flow twice: the second packet is established, no event.
+            for _ in 0..2 {
+                let r = dp.director_mut().test_run(&frame(10_000 + sport)).unwrap();
+                assert_eq!(r.action, XDP_TX);
+            }
+        }
+        let conns = dp.conns(usize::MAX).unwrap();
+        assert_eq!(conns.len(), usize::from(FLOWS));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let mut got = Vec::new();
+            for _ in 0..FLOWS {
+                let wait = tokio::time::timeout(std::time::Duration::from_secs(5), events.next());
+                got.push(wait.await.expect("an event per flow").unwrap());
+            }
+            got
+        });
+        assert_eq!(events.try_next(), None, "exactly one event per flow");
+        for (i, e) in got.iter().enumerate() {
+            let sport = 10_000 + i as u16;
+            assert_eq!(e.client, (Ipv4Addr::new(192, 168, 7, 1), sport));
+            assert_eq!(e.service, key);
+            assert_eq!(e.mode, Some(Mode::Dr));
+            let c = conns.iter().find(|c| c.client.1 == sport).unwrap();
+            assert_eq!(e.backend, c.backend);
+        }
+        let counters = dp.counters().unwrap();
+        assert!(counters.contains(&("event_lost", 0)), "{counters:?}");
+    }
+
+    #[test]
+    fn a_full_ring_loses_events_not_packets() {
+        if !in_child() {
+            return in_netns("attach::a_full_ring_loses_events_not_packets");
+        }
+        // 2^18 bytes hold about 6500 events of 32 bytes (+ 8 of header each).
+        const FLOWS: u16 = 8000;
+        let mut dp = XdpDatapath::open(&options("a0", None, XdpMode::Generic)).unwrap();
+        dp.apply(&[service(3)]).unwrap();
+        let mut events = dp.flow_events().unwrap();
+        for sport in 0..FLOWS {
+            let r = dp.director_mut().test_run(&frame(1 + sport)).unwrap();
+            assert_eq!(r.action, XDP_TX, "the packet is forwarded");
+        }
+        let mut read = 0u64;
+        while events.try_next().is_some() {
+            read += 1;
+        }
+        let counters = dp.counters().unwrap();
+        let lost = counters.iter().find(|c| c.0 == "event_lost").unwrap().1;
+        assert!(lost > 0 && read > 6000, "read {read}, lost {lost}");
+        assert_eq!(read + lost, u64::from(FLOWS));
+        assert!(
+            counters.contains(&("tx_new", u64::from(FLOWS))),
+            "{counters:?}"
+        );
+    }
+}
