@@ -191,7 +191,10 @@ pub fn object_returning(action: u8) -> Vec<u8> {
 
 /// Writes [`object`] to `path` atomically (see the module doc).
 pub fn write_object(path: &Path) -> io::Result<()> {
-    let tmp = path.with_extension(format!("o.{}", std::process::id()));
+    // Unique per process and per call: threads of one process (tests) write concurrently too.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("o.{}.{n}", std::process::id()));
     std::fs::write(&tmp, object())?;
     std::fs::rename(&tmp, path)
 }
