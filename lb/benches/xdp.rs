@@ -119,7 +119,7 @@ mod bench {
     fn load_director(fx: &Fixture) -> Result<XdpDirector, BoxError> {
         let mut director = XdpDirector::load(frames::bpf_director(), abi::MAX_CONNS)?;
         for (slot, (key, svc)) in (0u32..).zip(fx.services_list()) {
-            director.install_service(&key, &svc, slot, 3 * slot)?;
+            director.install_service(&key, &svc, 2 * slot, 3 * slot)?;
         }
         Ok(director)
     }
