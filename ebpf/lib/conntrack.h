@@ -45,7 +45,6 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, STRAIT_MAX_CONNS);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct strait_conn_key);
 	__type(value, struct strait_conn);
 } conns SEC(".maps");
