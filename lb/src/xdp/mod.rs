@@ -319,3 +319,15 @@ pub fn test_run_timed(program: &Xdp, frame: &[u8], repeat: u32) -> Result<TimedR
         ns_per_run: u64::try_from(result.duration.as_nanos()).unwrap_or(u64::MAX),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// The datapath and the event reader move into tasks and threads.
+    #[test]
+    fn datapath_and_events_are_send() {
+        fn send<T: Send>() {}
+        send::<super::XdpDatapath>();
+        send::<super::FlowEvents>();
+        send::<super::XdpDirector>();
+    }
+}
