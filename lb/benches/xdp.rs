@@ -39,6 +39,8 @@
 //! * Targets (issue 4): established ≤ 3.5× trivial, new flow ≤ 8× trivial.
 //! * Sections: `cargo bench -p strait-lb --bench xdp -- [cold] [warm]` runs the established
 //!   table and only the named new-flow sections (default: all).
+//! * The same established-DR figure the reference measurements' way (`bpftool prog run`):
+//!   `lb/benches/xdp/bpftool.sh`. On this machine both give the same trivial floor (8–11 ns).
 
 #[cfg(strait_no_bpf)]
 fn main() {
