@@ -7,7 +7,11 @@
  * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
  * 2. a flow to a service: the recorded backend when it is still inside the backend list,
- *    else a new Maglev pick on strait_flow_hash, recorded in the LRU connection table; a
+ *    else a new Maglev pick on strait_flow_hash, recorded in the LRU connection table. Fast
+ *    path: an entry recorded under the service version installed now (service_gen[id] ==
+ *    its gen, lib/conntrack.h) carries the mode and backends index, so the services lookup
+ *    is skipped (the same decision: that version holds the recorded index); an entry of an
+ *    older version goes through the service entry and is refreshed with the new version; a
  *    service without table drops new flows (no_backend), a table entry outside the backend
  *    list drops (bad_backend), a TUN datagram that cannot be encapsulated within 65535
  *    bytes drops (encap_too_big);
@@ -126,60 +130,17 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 	return strait_redirect(STRAIT_EGRESS_CLIENT);
 }
 
-SEC("xdp")
-int strait_director(struct xdp_md *ctx)
+/* Step 3 of the contract, for backend b (stat_index in backend_stats) in mode `mode`. */
+static __always_inline int strait_forward(struct xdp_md *ctx, const struct strait_flow *flow,
+					  const struct strait_backend *b, __u32 stat_index,
+					  __u8 mode, int is_new)
 {
-	struct strait_flow flow = {};
-	struct strait_service *svc;
-	struct strait_backend *b;
-	int class = strait_parse(ctx, &flow);
-	long index;
-	int is_new = 0;
-
-	if (class != STRAIT_PARSE_FLOW)
-		return strait_pass_class(class);
-	svc = strait_service_of(&flow);
-	if (!svc)
-		return strait_nat_reply(ctx, &flow);
-	if (svc->mode > STRAIT_MODE_NAT)
-		return strait_pass_class(STRAIT_PARSE_OTHER);
-	if (svc->mode == STRAIT_MODE_TUN && flow.l3_end - flow.l3_off + 20 > 65535) {
-		strait_count(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
-		return XDP_DROP;
-	}
-
-	index = strait_conn_backend(&flow);
-	if (index < 0 || index >= svc->backend_count) {
-		index = strait_maglev_pick(svc, strait_flow_hash(&flow, svc->hash));
-		if (index < 0) {
-			strait_count(STRAIT_CNT_DROP_NO_BACKEND);
-			return XDP_DROP;
-		}
-		if (index >= svc->backend_count) {
-			strait_count(STRAIT_CNT_DROP_BAD_BACKEND);
-			return XDP_DROP;
-		}
-		is_new = 1;
-	}
-	b = strait_backend_at(svc, (__u32)index);
-	if (!b) {
-		strait_count(STRAIT_CNT_DROP_BAD_BACKEND);
-		return XDP_DROP;
-	}
-	if (is_new) {
-		strait_conn_record(&flow, (__u32)index);
-		if (svc->mode == STRAIT_MODE_NAT)
-			strait_nat_record_reply(&flow, b);
-		strait_flow_event(&flow, svc->mode, (__u32)index);
-	}
 	/* Copy what the rewrite needs: the map value must not be read after adjust_head. */
 	struct strait_backend target = *b;
-	__u32 stat_index = svc->backend_base + (__u32)index;
-	__u8 mode = svc->mode;
 	__u8 dmac[6], smac[6];
 
 	if (mode == STRAIT_MODE_NAT) {
-		int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.nat_ifindex, flow.src, target.ip,
+		int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.nat_ifindex, flow->src, target.ip,
 					  dmac, smac);
 
 		if (hop == STRAIT_HOP_NO_NEIGH) {
@@ -195,11 +156,9 @@ int strait_director(struct xdp_md *ctx)
 		strait_own_mac(smac);
 	}
 
-	if (mode == STRAIT_MODE_TUN && strait_encapsulate(ctx, &flow, STRAIT_DIRECTOR.ip, target.ip)) {
-		strait_count(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
-		return XDP_DROP;
-	}
-	if (mode == STRAIT_MODE_NAT && strait_nat(ctx, &flow, STRAIT_NAT_DST, target.ip, target.port))
+	if (mode == STRAIT_MODE_TUN && strait_encapsulate(ctx, flow, STRAIT_DIRECTOR.ip, target.ip))
+		return strait_drop(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
+	if (mode == STRAIT_MODE_NAT && strait_nat(ctx, flow, STRAIT_NAT_DST, target.ip, target.port))
 		return XDP_DROP;
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -212,6 +171,72 @@ int strait_director(struct xdp_md *ctx)
 	if (mode == STRAIT_MODE_NAT)
 		return strait_redirect(STRAIT_EGRESS_NAT);
 	return XDP_TX;
+}
+
+static __always_inline int strait_too_big(const struct strait_flow *flow, __u8 mode)
+{
+	return mode == STRAIT_MODE_TUN && flow->l3_end - flow->l3_off + 20 > 65535;
+}
+
+SEC("xdp")
+int strait_director(struct xdp_md *ctx)
+{
+	struct strait_flow flow = {};
+	struct strait_service *svc;
+	struct strait_backend *b;
+	struct strait_conn *c;
+	int class = strait_parse(ctx, &flow);
+	long index;
+	int is_new = 0;
+
+	if (class != STRAIT_PARSE_FLOW)
+		return strait_pass_class(class);
+
+	/* Fast path: established under the installed version of its service (step 2). */
+	c = strait_conn_of(&flow);
+	if (c && strait_conn_current(c)) {
+		__u8 mode = c->mode;
+		__u32 slot = c->slot;
+
+		if (mode > STRAIT_MODE_NAT)
+			return strait_pass_class(STRAIT_PARSE_OTHER);
+		if (strait_too_big(&flow, mode))
+			return strait_drop(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
+		b = bpf_map_lookup_elem(&backends, &slot);
+		if (!b)
+			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
+		return strait_forward(ctx, &flow, b, slot, mode, 0);
+	}
+
+	svc = strait_service_of(&flow);
+	if (!svc)
+		return strait_nat_reply(ctx, &flow);
+	if (svc->mode > STRAIT_MODE_NAT)
+		return strait_pass_class(STRAIT_PARSE_OTHER);
+	if (strait_too_big(&flow, svc->mode))
+		return strait_drop(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
+
+	if (c && c->backend < svc->backend_count) {
+		index = c->backend;
+	} else {
+		index = strait_maglev_pick(svc, strait_flow_hash(&flow, svc->hash));
+		if (index < 0)
+			return strait_drop(STRAIT_CNT_DROP_NO_BACKEND);
+		if (index >= svc->backend_count)
+			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
+		is_new = 1;
+	}
+	b = strait_backend_at(svc, (__u32)index);
+	if (!b)
+		return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
+	/* New: record. Established under an older version: refresh (same backend index). */
+	strait_conn_record(&flow, svc, (__u32)index);
+	if (is_new) {
+		if (svc->mode == STRAIT_MODE_NAT)
+			strait_nat_record_reply(&flow, b);
+		strait_flow_event(&flow, svc->mode, (__u32)index);
+	}
+	return strait_forward(ctx, &flow, b, svc->backend_base + (__u32)index, svc->mode, is_new);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -8,6 +8,7 @@
  * - Every struct has explicit pad fields (no implicit padding) and a _Static_assert size.
  * - Map layouts (names are the symbol names; aya finds maps by them):
  *   services  HASH     struct strait_service_key -> struct strait_service
+ *   service_gen ARRAY  u32 (service.id) -> u32 gen of the installed version (0: none)
  *   backends  ARRAY    u32 (service.backend_base + index) -> struct strait_backend
  *   maglev    ARRAY    u32 (slot * STRAIT_MAGLEV_MAX + hash % table_size) -> u32 backend index
  *   conns     LRU_HASH struct strait_conn_key -> struct strait_conn
@@ -15,6 +16,8 @@
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
  *   flow_events RINGBUF of struct strait_flow_event (one per new flow recorded)
+ * - Every install of a service gets a new gen: the control plane writes service_gen[id]
+ *   first, then the service entry (removal: service_gen[id] = 0, then the entry).
  * - Maglev tables are double-buffered: the control plane fills a free slot, then replaces
  *   the service entry (one atomic map update) to point at it, so a reader never sees half a
  *   table. A service with table_size == 0 has no backend of weight > 0 (new flows dropped).
@@ -78,16 +81,20 @@ struct strait_service {
 	__u32 backend_count; /* entries in backends */
 	__u8 mode;           /* STRAIT_MODE_* */
 	__u8 hash;           /* STRAIT_HASH_*: which fields pick a new flow's table entry */
-	__u8 pad[2];
+	__u8 id;             /* < STRAIT_MAX_SERVICES: its entry in service_gen (table_slot / 2) */
+	__u8 pad;
+	__u32 gen;           /* this version's generation (non-zero, never reused) */
 };
-_Static_assert(sizeof(struct strait_service) == 20, "strait_service size");
+_Static_assert(sizeof(struct strait_service) == 24, "strait_service size");
 STRAIT_OFFSET(strait_service, table_slot, 0);
 STRAIT_OFFSET(strait_service, table_size, 4);
 STRAIT_OFFSET(strait_service, backend_base, 8);
 STRAIT_OFFSET(strait_service, backend_count, 12);
 STRAIT_OFFSET(strait_service, mode, 16);
 STRAIT_OFFSET(strait_service, hash, 17);
-STRAIT_OFFSET(strait_service, pad, 18);
+STRAIT_OFFSET(strait_service, id, 18);
+STRAIT_OFFSET(strait_service, pad, 19);
+STRAIT_OFFSET(strait_service, gen, 20);
 
 struct strait_backend {
 	__be32 ip;
@@ -117,17 +124,28 @@ STRAIT_OFFSET(strait_conn_key, proto, 12);
 STRAIT_OFFSET(strait_conn_key, dir, 13);
 STRAIT_OFFSET(strait_conn_key, pad, 14);
 
+/*
+ * Forward entries also carry what the established fast path needs (id, mode, gen, slot: the
+ * service version they were recorded or refreshed under); they are valid only while
+ * service_gen[id] == gen (see director.bpf.c).
+ */
 struct strait_conn {
 	__u32 backend; /* forward: index in the service's backends */
 	__be32 vip;    /* reply: source address to restore */
 	__be16 vport;  /* reply: source port to restore */
-	__u8 pad[2];
+	__u8 id;       /* forward: the service's id */
+	__u8 mode;     /* forward: the service's STRAIT_MODE_* */
+	__u32 gen;     /* forward: the service's gen when recorded (0: none) */
+	__u32 slot;    /* forward: backend_base + backend (backends, backend_stats index) */
 };
-_Static_assert(sizeof(struct strait_conn) == 12, "strait_conn size");
+_Static_assert(sizeof(struct strait_conn) == 20, "strait_conn size");
 STRAIT_OFFSET(strait_conn, backend, 0);
 STRAIT_OFFSET(strait_conn, vip, 4);
 STRAIT_OFFSET(strait_conn, vport, 8);
-STRAIT_OFFSET(strait_conn, pad, 10);
+STRAIT_OFFSET(strait_conn, id, 10);
+STRAIT_OFFSET(strait_conn, mode, 11);
+STRAIT_OFFSET(strait_conn, gen, 12);
+STRAIT_OFFSET(strait_conn, slot, 16);
 
 struct strait_stats {
 	__u64 packets;

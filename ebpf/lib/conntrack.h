@@ -4,9 +4,12 @@
  *
  * Contract (the C twin of lb/src/packet/service.rs and decide.rs step 2):
  * - strait_service_of() finds the service a flow is addressed to (dst, dport, proto);
- * - strait_conn_backend() returns the recorded backend index of a client -> VIP flow, or -1;
- * - strait_conn_record() records a new flow (an LRU map: old entries may be evicted, as the
- *   model's bounded table evicts its oldest);
+ * - strait_conn_of() returns the forward entry of a client -> VIP flow, or NULL;
+ *   strait_conn_current() tells whether it was recorded under the service version installed
+ *   now (service_gen[id] == gen), i.e. whether its id, mode and slot may be used without the
+ *   service entry;
+ * - strait_conn_record() records a new flow, or refreshes an entry of an older version (an
+ *   LRU map: old entries may be evicted, as the model's bounded table evicts its oldest);
  * - strait_backend_at() returns the backend at index i of a service, or NULL when i is not
  *   below backend_count or outside the backends array.
  */
@@ -27,6 +30,13 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, STRAIT_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+} service_gen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, STRAIT_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct strait_backend);
@@ -35,7 +45,6 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, STRAIT_MAX_CONNS);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct strait_conn_key);
 	__type(value, struct strait_conn);
 } conns SEC(".maps");
@@ -65,25 +74,34 @@ static __always_inline void strait_conn_key_of(const struct strait_flow *f,
 	key->pad[1] = 0;
 }
 
-static __always_inline long strait_conn_backend(const struct strait_flow *f)
+static __always_inline struct strait_conn *strait_conn_of(const struct strait_flow *f)
 {
 	struct strait_conn_key key;
-	struct strait_conn *c;
 
 	strait_conn_key_of(f, &key);
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
-		return -1;
-	return c->backend;
+	return bpf_map_lookup_elem(&conns, &key);
 }
 
-static __always_inline void strait_conn_record(const struct strait_flow *f, __u32 backend)
+/* Whether a forward entry was recorded under the installed version of its service. */
+static __always_inline int strait_conn_current(const struct strait_conn *c)
+{
+	__u32 id = c->id;
+	__u32 *gen = bpf_map_lookup_elem(&service_gen, &id);
+
+	return gen && c->gen != 0 && *gen == c->gen;
+}
+
+/* Records (or refreshes) a forward entry: backend index and the service version's data. */
+static __always_inline void strait_conn_record(const struct strait_flow *f,
+					       const struct strait_service *svc, __u32 backend)
 {
 	struct strait_conn_key key;
 	struct strait_conn value = {
 		.backend = backend,
-		.vip = 0,
-		.vport = 0,
+		.id = svc->id,
+		.mode = svc->mode,
+		.gen = svc->gen,
+		.slot = svc->backend_base + backend,
 	};
 
 	strait_conn_key_of(f, &key);

@@ -44,6 +44,8 @@ pub const DIR_REPLY: u8 = 1;
 pub mod names {
     /// `services` hash map.
     pub const SERVICES: &str = "services";
+    /// `service_gen` array.
+    pub const SERVICE_GEN: &str = "service_gen";
     /// `backends` array.
     pub const BACKENDS: &str = "backends";
     /// `maglev` array.
@@ -179,8 +181,12 @@ pub struct Service {
     pub mode: u8,
     /// `HASH_*`.
     pub hash: u8,
+    /// Entry in `service_gen` (`< MAX_SERVICES`).
+    pub id: u8,
     /// Zero.
-    pub pad: [u8; 2],
+    pub pad: u8,
+    /// Generation of this version (non-zero, never reused).
+    pub gen: u32,
 }
 
 /// `struct strait_backend`.
@@ -225,8 +231,14 @@ pub struct Conn {
     pub vip: [u8; 4],
     /// Reply entries: port to restore (network order).
     pub vport: [u8; 2],
-    /// Zero.
-    pub pad: [u8; 2],
+    /// Forward entries: the service's id.
+    pub id: u8,
+    /// Forward entries: the service's `MODE_*`.
+    pub mode: u8,
+    /// Forward entries: the service's generation when recorded (0: none).
+    pub gen: u32,
+    /// Forward entries: index in `backends` / `backend_stats`.
+    pub slot: u32,
 }
 
 /// `struct strait_stats` (per CPU; sum over CPUs).

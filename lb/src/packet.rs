@@ -15,8 +15,9 @@
 //!     (source MAC := the egress interface's), else [`DropReason::NoNeighbour`];
 //!   - NAT reply, no neighbour entry: [`DropReason::NoNeighbour`]; no route (either way):
 //!     [`DropReason::NoRoute`]. Never passed: the kernel would forward the frame un-NATed.
-//!   A NAT forward dropped this way has still been recorded in the connection table (its
-//!   next packet is established and looked up again); nothing else changes.
+//!
+//! A NAT forward dropped for its next hop has still been recorded in the connection table
+//! (its next packet is established and looked up again); nothing else changes.
 //!
 //! Known limits, shared with the XDP program: later fragments go to the kernel (with NAT they
 //! therefore do not reach the backend); packets are not checked against the egress MTU.

@@ -142,6 +142,20 @@ mod attach {
         assert_eq!(stats[b].packets, 3);
         assert_eq!(stats.iter().map(|s| s.flows).sum::<u64>(), 1);
 
+        // A set that cannot be installed is refused before anything changes.
+        let twice = [service(5), service(5)];
+        let err = dp.apply(&twice).unwrap_err();
+        assert!(err.detail.contains("twice"), "{err}");
+        let too_many: Vec<_> = (0..40u16)
+            .map(|p| {
+                let (mut k, s) = service(1);
+                k.port = 1000 + p;
+                (k, s)
+            })
+            .collect();
+        assert!(dp.apply(&too_many).is_err());
+        assert_eq!(dp.backend_stats(&key).unwrap()[b].packets, 3);
+
         // Removing it: no service, the frame passes.
         dp.apply(&[]).unwrap();
         assert!(dp.backend_stats(&key).is_err());

@@ -16,6 +16,7 @@
 //! Needs root: otherwise prints `SKIP`, and with `CI=true` fails instead. Frames under 14
 //! bytes are not generated: the kernel refuses them as test input.
 
+mod frames;
 mod netns;
 
 #[cfg(strait_no_bpf)]
@@ -30,13 +31,12 @@ fn xdp_matches_the_model() {
 
 #[cfg(not(strait_no_bpf))]
 mod diff {
+    use super::frames::{frame, Rng, Shape};
     use super::netns::{in_child, nexthops, require_root, Netns};
     use std::collections::HashMap;
     use strait_lb::abi::Counter;
     use strait_lb::maglev::DEFAULT_TABLE_SIZE;
-    use strait_lb::packet::csum::{
-        ipv4_header_checksum, l4_checksum, l4_csum_offset, update16, update32,
-    };
+    use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::nexthop::StaticNextHops;
     use strait_lb::packet::parse::parse;
     use strait_lb::packet::rewrite::Director;
@@ -61,21 +61,6 @@ mod diff {
     /// source hashing (sh), 86 NAT with backends of no MAC (one without neighbour, one
     /// without route); 443 is not a service.
     const PORTS: [u16; 8] = [80, 81, 82, 83, 84, 85, 86, 443];
-
-    /// Xorshift64, deterministic per seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     fn backend(i: u8, weight: u32) -> Backend {
         Backend {
@@ -139,63 +124,6 @@ mod diff {
                 .unwrap();
             model.insert(*key, svc.clone());
         }
-    }
-
-    /// What a generated frame looks like before corruption.
-    struct Shape {
-        vlan: Option<u16>,
-        options: usize,
-        proto: u8,
-        src: [u8; 4],
-        dst: [u8; 4],
-        sport: u16,
-        dport: u16,
-        payload: usize,
-        frag: u16,
-        padding: usize,
-        /// UDP only: send checksum 0 ("none", RFC 768).
-        udp_no_csum: bool,
-    }
-
-    /// A well-formed frame with correct checksums.
-    fn frame(s: &Shape) -> Vec<u8> {
-        let mut f = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1];
-        if let Some(v) = s.vlan {
-            f.extend_from_slice(&[0x81, 0x00]);
-            f.extend_from_slice(&v.to_be_bytes());
-        }
-        f.extend_from_slice(&[0x08, 0x00]);
-        let l3 = f.len();
-        let mut l4 = Vec::new();
-        l4.extend_from_slice(&s.sport.to_be_bytes());
-        l4.extend_from_slice(&s.dport.to_be_bytes());
-        if s.proto == UDP {
-            l4.extend_from_slice(&((8 + s.payload) as u16).to_be_bytes());
-            l4.extend_from_slice(&[0, 0]);
-        } else {
-            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-        }
-        l4.extend((0..s.payload).map(|i| i as u8));
-        let at = l4_csum_offset(s.proto);
-        let c = l4_checksum(s.src, s.dst, s.proto, &l4, at);
-        if !(s.proto == UDP && s.udp_no_csum) {
-            l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-        }
-        let hlen = 20 + s.options;
-        f.push(0x40 | (hlen / 4) as u8);
-        f.push(0x10);
-        f.extend_from_slice(&((hlen + l4.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&s.sport.wrapping_mul(31).to_be_bytes());
-        f.extend_from_slice(&s.frag.to_be_bytes());
-        f.extend_from_slice(&[64, s.proto, 0, 0]);
-        f.extend_from_slice(&s.src);
-        f.extend_from_slice(&s.dst);
-        f.resize(f.len() + s.options, 1);
-        let c = ipv4_header_checksum(&f[l3..l3 + hlen]);
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&l4);
-        f.resize(f.len() + s.padding, 0);
-        f
     }
 
     /// One frame of the run: mostly well-formed, some corrupted (see the module doc).

@@ -170,6 +170,44 @@ impl XdpDatapath {
     }
 }
 
+/// Refuses a set that cannot fit the maps, before anything is written.
+fn validate(services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
+    let what = "apply services";
+    if services.len() > abi::MAX_SERVICES as usize {
+        return Err(DatapathError::msg(
+            what,
+            format!("{} services, at most {}", services.len(), abi::MAX_SERVICES),
+        ));
+    }
+    let mut total = 0usize;
+    for (i, (key, svc)) in services.iter().enumerate() {
+        if services[..i].iter().any(|(k, _)| k == key) {
+            return Err(DatapathError::msg(what, format!("{} twice", describe(key))));
+        }
+        if let Some(t) = &svc.table {
+            if t.size() > abi::MAGLEV_MAX {
+                return Err(DatapathError::msg(
+                    what,
+                    format!(
+                        "{}: table size {} above {}",
+                        describe(key),
+                        t.size(),
+                        abi::MAGLEV_MAX
+                    ),
+                ));
+            }
+        }
+        total += svc.backends.len().max(1);
+    }
+    if total > abi::MAX_BACKENDS as usize {
+        return Err(DatapathError::msg(
+            what,
+            format!("{total} backends in all, at most {}", abi::MAX_BACKENDS),
+        ));
+    }
+    Ok(())
+}
+
 /// `vip:port/proto` for messages.
 fn describe(key: &ServiceKey) -> String {
     format!("{}:{}/{}", Ipv4Addr::from(key.vip), key.port, key.proto)
@@ -190,6 +228,7 @@ impl Datapath for XdpDatapath {
     }
 
     fn apply(&mut self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
+        validate(services)?;
         for (key, svc) in services {
             self.install(key, svc)?;
         }

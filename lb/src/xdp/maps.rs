@@ -12,7 +12,7 @@
 //! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
 
 use aya::maps::xdp::XdpMapError;
-use aya::maps::{DevMap, HashMap, MapError, PerCpuArray, PerCpuValues, RingBuf};
+use aya::maps::{Array, DevMap, HashMap, MapError, PerCpuArray, PerCpuValues, RingBuf};
 
 use super::{map_err, Error, FlowEvents, XdpDirector};
 use crate::abi::{self, Counter};
@@ -29,9 +29,29 @@ pub(crate) fn abi_key(key: &ServiceKey) -> abi::ServiceKey {
 }
 
 impl XdpDirector {
-    /// Deletes the service entry of `key`; `Ok(false)` when there was none.
+    /// Sets `service_gen[id]` (0: no installed version).
+    pub(crate) fn set_service_gen(&mut self, id: u32, gen: u32) -> Result<(), Error> {
+        let m = abi::names::SERVICE_GEN;
+        let mut map: Array<_, u32> =
+            Array::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+        map.set(id, gen, 0).map_err(map_err(m))
+    }
+
+    /// Deletes the service entry of `key` (its generation first, so connection entries leave
+    /// the fast path); `Ok(false)` when there was none.
     pub fn remove_service(&mut self, key: &ServiceKey) -> Result<bool, Error> {
         let m = abi::names::SERVICES;
+        let id = {
+            let services: HashMap<_, abi::ServiceKey, abi::Service> =
+                HashMap::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
+                    .map_err(map_err(m))?;
+            match services.get(&abi_key(key), 0) {
+                Ok(v) => v.id,
+                Err(MapError::KeyNotFound) => return Ok(false),
+                Err(e) => return Err(map_err(m)(e)),
+            }
+        };
+        self.set_service_gen(u32::from(id), 0)?;
         let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
             HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
                 .map_err(map_err(m))?;

@@ -10,7 +10,10 @@
 //! * [`XdpDirector::install_service`] writes a model service (`packet::service::Service`):
 //!   backends first, then its Maglev table into a *free* slot, then the service entry that
 //!   points at both — one map update, so the program sees the old service or the new one,
-//!   never half a table. Callers alternate slots between updates of a service.
+//!   never half a table. Callers alternate slots between updates of a service, and give each
+//!   service its own slot pair (`2p`, `2p + 1`): `p` is the service's id in `service_gen`.
+//!   Every install gets a new generation, written to `service_gen[p]` before the entry, so
+//!   connection entries of older versions leave the program's fast path.
 //! * [`XdpDirector::test_run`] runs the program once on a frame and returns its action and
 //!   the output frame (`BPF_PROG_TEST_RUN`; frames shorter than 14 bytes are refused by the
 //!   kernel).
@@ -97,6 +100,8 @@ pub struct XdpDirector {
     ebpf: Ebpf,
     /// Backend statistics wiped by `zero_stats` (kept in the derived tx counters).
     wiped: abi::Stats,
+    /// The generation of the next install (never 0, never reused).
+    next_gen: u32,
 }
 
 impl std::fmt::Debug for XdpDirector {
@@ -128,6 +133,7 @@ impl XdpDirector {
         let mut loaded = XdpDirector {
             ebpf,
             wiped: abi::Stats::default(),
+            next_gen: 1,
         };
         for (slot, ifindex) in [
             (abi::EGRESS_NAT, director.nat_ifindex),
@@ -205,8 +211,12 @@ impl XdpDirector {
                 FlowHash::FiveTuple => abi::HASH_FIVE_TUPLE,
                 FlowHash::Source => abi::HASH_SOURCE,
             },
-            pad: [0; 2],
+            id: (slot / 2) as u8,
+            pad: 0,
+            gen: self.next_gen,
         };
+        self.next_gen = self.next_gen.checked_add(1).unwrap_or(1);
+        self.set_service_gen(slot / 2, value.gen)?;
         let k = maps::abi_key(key);
         let m = abi::names::SERVICES;
         let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
@@ -308,4 +318,16 @@ pub fn test_run_timed(program: &Xdp, frame: &[u8], repeat: u32) -> Result<TimedR
         frame: out,
         ns_per_run: u64::try_from(result.duration.as_nanos()).unwrap_or(u64::MAX),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The datapath and the event reader move into tasks and threads.
+    #[test]
+    fn datapath_and_events_are_send() {
+        fn send<T: Send>() {}
+        send::<super::XdpDatapath>();
+        send::<super::FlowEvents>();
+        send::<super::XdpDirector>();
+    }
 }

@@ -1,0 +1,80 @@
+//! Frames of the differential test: a xorshift generator and a builder of well-formed
+//! Ethernet/IPv4/TCP-or-UDP frames with correct checksums (optional VLAN tag, IP options,
+//! fragment word, Ethernet padding, UDP without checksum).
+#![allow(dead_code)]
+
+use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
+
+const UDP: u8 = 17;
+
+/// Xorshift64, deterministic per seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What a generated frame looks like before corruption.
+pub struct Shape {
+    pub vlan: Option<u16>,
+    pub options: usize,
+    pub proto: u8,
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub payload: usize,
+    pub frag: u16,
+    pub padding: usize,
+    /// UDP only: send checksum 0 ("none", RFC 768).
+    pub udp_no_csum: bool,
+}
+
+/// A well-formed frame with correct checksums.
+pub fn frame(s: &Shape) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1];
+    if let Some(v) = s.vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&v.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let l3 = f.len();
+    let mut l4 = Vec::new();
+    l4.extend_from_slice(&s.sport.to_be_bytes());
+    l4.extend_from_slice(&s.dport.to_be_bytes());
+    if s.proto == UDP {
+        l4.extend_from_slice(&((8 + s.payload) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+    } else {
+        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    }
+    l4.extend((0..s.payload).map(|i| i as u8));
+    let at = l4_csum_offset(s.proto);
+    let c = l4_checksum(s.src, s.dst, s.proto, &l4, at);
+    if !(s.proto == UDP && s.udp_no_csum) {
+        l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    let hlen = 20 + s.options;
+    f.push(0x40 | (hlen / 4) as u8);
+    f.push(0x10);
+    f.extend_from_slice(&((hlen + l4.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&s.sport.wrapping_mul(31).to_be_bytes());
+    f.extend_from_slice(&s.frag.to_be_bytes());
+    f.extend_from_slice(&[64, s.proto, 0, 0]);
+    f.extend_from_slice(&s.src);
+    f.extend_from_slice(&s.dst);
+    f.resize(f.len() + s.options, 1);
+    let c = ipv4_header_checksum(&f[l3..l3 + hlen]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&l4);
+    f.resize(f.len() + s.padding, 0);
+    f
+}
