@@ -150,13 +150,31 @@ mod tests {
     #[test]
     fn config_argument_in_every_spelling() {
         let want = Some(PathBuf::from("d.toml"));
-        assert_eq!(config_of(&args("strait director --config d.toml"), "director"), want);
-        assert_eq!(config_of(&args("/opt/bin/strait director -c d.toml"), "director"), want);
-        assert_eq!(config_of(&args("strait director --config=d.toml"), "director"), want);
-        assert_eq!(config_of(&args("strait node --config d.toml"), "director"), None);
-        assert_eq!(config_of(&args("strait director --config"), "director"), None);
+        assert_eq!(
+            config_of(&args("strait director --config d.toml"), "director"),
+            want
+        );
+        assert_eq!(
+            config_of(&args("/opt/bin/strait director -c d.toml"), "director"),
+            want
+        );
+        assert_eq!(
+            config_of(&args("strait director --config=d.toml"), "director"),
+            want
+        );
+        assert_eq!(
+            config_of(&args("strait node --config d.toml"), "director"),
+            None
+        );
+        assert_eq!(
+            config_of(&args("strait director --config"), "director"),
+            None
+        );
         assert_eq!(config_of(&args("strait director"), "director"), None);
-        assert_eq!(config_of(&args("mystrait director -c d.toml"), "director"), None);
+        assert_eq!(
+            config_of(&args("mystrait director -c d.toml"), "director"),
+            None
+        );
         assert_eq!(config_of(&[], "director"), None);
     }
 
@@ -226,16 +244,26 @@ lan = [{ lan = "lan", addr = "10.9.0.5/24" }]
 
     #[test]
     fn missing_or_ambiguous_roles_are_errors() {
-        let director = "[[host]]\nname = \"d\"\nlan = [{ lan = \"lan\", addr = \"10.9.0.3/24\" }]\n\
+        let director =
+            "[[host]]\nname = \"d\"\nlan = [{ lan = \"lan\", addr = \"10.9.0.3/24\" }]\n\
                         run = [\"strait director --config d.toml\"]\n";
         let node = "[[host]]\nname = \"n\"\nlan = [{ lan = \"lan\", addr = \"10.9.0.4/24\" }]\n\
                     run = [\"strait node --config n.toml\"]\n";
         let client = "[[host]]\nname = \"c\"\nlan = [{ lan = \"lan\", addr = \"10.9.0.5/24\" }]\n";
         let second = "[[host]]\nname = \"d2\"\nlan = [{ lan = \"lan\", addr = \"10.9.0.6/24\" }]\n\
                       run = [\"strait director -c e.toml\"]\n";
-        assert_eq!(roles(&topo(&format!("{node}{client}"))), Err(RolesError::NoDirector));
-        assert_eq!(roles(&topo(&format!("{director}{client}"))), Err(RolesError::NoBackends));
-        assert_eq!(roles(&topo(&format!("{director}{node}"))), Err(RolesError::NoClient));
+        assert_eq!(
+            roles(&topo(&format!("{node}{client}"))),
+            Err(RolesError::NoDirector)
+        );
+        assert_eq!(
+            roles(&topo(&format!("{director}{client}"))),
+            Err(RolesError::NoBackends)
+        );
+        assert_eq!(
+            roles(&topo(&format!("{director}{node}"))),
+            Err(RolesError::NoClient)
+        );
         assert_eq!(
             roles(&topo(&format!("{director}{second}{node}{client}"))),
             Err(RolesError::SeveralDirectors("d, d2".into()))

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// Failure reasons kept per phase.
 pub const MAX_KEPT_ERRORS: usize = 3;
 /// Width the report paragraph is wrapped at.
-pub const REPORT_WIDTH: usize = 92;
+pub const REPORT_WIDTH: usize = 86;
 
 /// The node id in a `Via` field value: the received-by of its last entry, `1.1 b1 (strait)`
 /// → `b1`. Each hop appends its entry (RFC 9110 §7.6.3), so on a response the last one is the
@@ -86,7 +86,10 @@ impl Tally {
 
     fn summary(&self) -> String {
         let total = self.answered_total() + self.failed;
-        let mut s = format!("{} of {total} requests were answered", self.answered_total());
+        let mut s = format!(
+            "{} of {total} requests were answered",
+            self.answered_total()
+        );
         if !self.per_node.is_empty() {
             let nodes: Vec<String> = self
                 .per_node
@@ -96,7 +99,12 @@ impl Tally {
             let _ = write!(s, " ({})", nodes.join(", "));
         }
         if self.failed > 0 {
-            let _ = write!(s, ", {} failed (first: {})", self.failed, self.errors.join("; "));
+            let _ = write!(
+                s,
+                ", {} failed (first: {})",
+                self.failed,
+                self.errors.join("; ")
+            );
         }
         s
     }
