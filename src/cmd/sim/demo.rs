@@ -94,7 +94,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     match result {
         Ok(outcome) if outcome.passed() => Ok(0),
         Ok(_) => Ok(1),
-        Err(e) if guard::is_interrupted(&e) => Ok(guard::INTERRUPTED_EXIT),
+        // An interrupt also kills short-lived helpers (`ip`) in our process group: whatever
+        // failed then, the cause was the interrupt.
+        Err(e) if guard::is_interrupted(&e) || guard::check().is_err() => {
+            Ok(guard::INTERRUPTED_EXIT)
+        }
         Err(e) => Err(e),
     }
 }

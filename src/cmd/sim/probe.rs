@@ -95,7 +95,7 @@ async fn exchange(addr: SocketAddr, target: &str) -> anyhow::Result<Answer> {
             .headers()
             .get_all(http::header::VIA)
             .iter()
-            .last()
+            .next_back()
             .and_then(|v| v.to_str().ok())
             .and_then(via_node)
             .map(str::to_owned);
