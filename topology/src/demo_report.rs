@@ -7,11 +7,15 @@
 //! * [`Tally::spread`] is one line `b1 201 (33.5%)  b2 …`, nodes in name order;
 //! * [`Outcome::passed`] holds when both phases had requests and every one was answered;
 //!   [`Outcome::report`] is the closing paragraph, wrapped at [`REPORT_WIDTH`] columns;
+//! * [`up_count`] and [`backend_up`] read a director's `/stats.json` (first service): a
+//!   backend counts as up only once it has been checked;
 //! * [`tail`] gives the last lines of a log for error messages.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+use serde_json::Value;
 
 /// Failure reasons kept per phase.
 pub const MAX_KEPT_ERRORS: usize = 3;
@@ -157,6 +161,32 @@ impl Outcome {
     }
 }
 
+/// `(up, total)` backends of the first service in a director's stats; a backend counts as up
+/// when it is `up` and has been checked (`last_check` set).
+pub fn up_count(stats: &Value) -> (usize, usize) {
+    let backends = stats["services"][0]["backends"].as_array();
+    let all = backends.map_or(0, Vec::len);
+    let up = backends.map_or(0, |b| {
+        b.iter()
+            .filter(|b| b["up"].as_bool() == Some(true) && !b["last_check"].is_null())
+            .count()
+    });
+    (up, all)
+}
+
+/// Whether the first service's backend at `ip` (any port) is up; `None`: not listed.
+pub fn backend_up(stats: &Value, ip: &str) -> Option<bool> {
+    stats["services"][0]["backends"]
+        .as_array()?
+        .iter()
+        .find(|b| {
+            b["addr"]
+                .as_str()
+                .is_some_and(|a| a.split(':').next() == Some(ip))
+        })
+        .and_then(|b| b["up"].as_bool())
+}
+
 /// `1.23s`.
 pub fn seconds(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
@@ -205,6 +235,28 @@ mod tests {
             t.failed(*f);
         }
         t
+    }
+
+    fn sample() -> Value {
+        serde_json::json!({"services": [{"backends": [
+            {"addr": "10.0.0.11:80", "up": true, "last_check": "HTTP 200"},
+            {"addr": "10.0.0.12:80", "up": false, "last_check": "connect: refused"},
+            {"addr": "10.0.0.13:80"},
+            {"addr": "10.0.0.14:80", "up": true, "last_check": null}]}]})
+    }
+
+    #[test]
+    fn counts_up_backends_of_the_first_service() {
+        assert_eq!(up_count(&sample()), (1, 4));
+        assert_eq!(up_count(&serde_json::json!({})), (0, 0));
+    }
+
+    #[test]
+    fn finds_a_backend_by_address() {
+        assert_eq!(backend_up(&sample(), "10.0.0.11"), Some(true));
+        assert_eq!(backend_up(&sample(), "10.0.0.12"), Some(false));
+        assert_eq!(backend_up(&sample(), "10.0.0.13"), None);
+        assert_eq!(backend_up(&sample(), "10.0.0.1"), None);
     }
 
     #[test]

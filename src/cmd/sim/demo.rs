@@ -18,49 +18,24 @@
 //! The topology is torn down on every path (success, error, Ctrl-C, panic). Exit 0 when every
 //! request of both phases was answered, 1 otherwise or on an error, 130 when interrupted.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use serde_json::Value;
-use strait_lb::config::{CheckKind, DirectorConfig, Proto, ServiceConfig};
-use strait_topology::demo::{self, Roles, DEFAULT_TOPOLOGY};
-use strait_topology::demo_report::{seconds, tail, Outcome, Tally};
-use strait_topology::spec::Topology;
+use strait_lb::config::ServiceConfig;
+use strait_topology::demo_report::{backend_up, seconds, tail, up_count, Outcome, Tally};
 use strait_topology::{netns, plan, supervisor};
 
 use super::guard::{self, Teardown};
 use super::probe;
+use super::setup::{prepare, DemoArgs, Setup};
 use crate::cmd::ctl::director_view;
 
 /// Bound on the wait for the director to report every backend up.
 pub const UP_WAIT: Duration = Duration::from_secs(20);
 /// Lines of the director's log shown when it never gets there.
 const LOG_TAIL_LINES: usize = 20;
-
-/// What `sim run demo` was asked for.
-pub struct DemoArgs {
-    /// The topology file (`None`: [`DEFAULT_TOPOLOGY`] under the current directory).
-    pub topology: Option<PathBuf>,
-    /// Log directory (`None`: `/tmp/strait-sim/<name>`).
-    pub logs: Option<PathBuf>,
-    /// GETs per traffic phase.
-    pub requests: u32,
-}
-
-/// Everything read before anything is built.
-struct Setup {
-    path: PathBuf,
-    topology: Topology,
-    roles: Roles,
-    director: DirectorConfig,
-    service: ServiceConfig,
-    admin: SocketAddr,
-    node_ids: Vec<String>,
-    logs: PathBuf,
-    requests: u32,
-}
 
 /// Runs the demo; returns the exit code.
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
@@ -101,77 +76,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// Reads the topology, finds the roles, reads the director's and the nodes' configs.
-fn prepare(args: DemoArgs) -> anyhow::Result<Setup> {
-    let path = match args.topology {
-        Some(p) => p,
-        None => {
-            let p = PathBuf::from(DEFAULT_TOPOLOGY);
-            if !p.is_file() {
-                bail!(
-                    "{DEFAULT_TOPOLOGY} not found in {}: run from the repository root or pass \
-                     --topology FILE",
-                    std::env::current_dir().map_or("?".into(), |d| d.display().to_string())
-                );
-            }
-            p
-        }
-    };
-    let topology = super::load(&path)?;
-    let roles = demo::roles(&topology)
-        .with_context(|| format!("{}: cannot run the demo", path.display()))?;
-    let named_in = |host: &str| {
-        format!("named in host {host}'s run line; paths are relative to the current directory")
-    };
-    let director = strait_lb::config::load(&roles.director.config).map_err(|e| {
-        anyhow!(
-            "director config {} ({}): {e}",
-            roles.director.config.display(),
-            named_in(&roles.director.host)
-        )
-    })?;
-    let service = director
-        .services
-        .first()
-        .cloned()
-        .ok_or_else(|| anyhow!("director config has no [[service]]"))?;
-    if service.proto != Proto::Tcp {
-        bail!("the demo drives HTTP: the director's first service must be tcp");
-    }
-    if service.health.kind == CheckKind::None {
-        bail!("the director's first service has no health check: a killed backend would never be marked down");
-    }
-    let mut admin = director.admin;
-    if admin.ip().is_unspecified() {
-        admin.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    }
-    let mut node_ids = Vec::with_capacity(roles.backends.len());
-    for b in &roles.backends {
-        let node = strait_cache::config::load(&b.config).map_err(|e| {
-            anyhow!(
-                "node config {} ({}): {e}",
-                b.config.display(),
-                named_in(&b.host)
-            )
-        })?;
-        node_ids.push(node.node.id.get_ref().clone());
-    }
-    let logs = args
-        .logs
-        .unwrap_or_else(|| PathBuf::from("/tmp/strait-sim").join(&topology.name));
-    Ok(Setup {
-        path,
-        topology,
-        roles,
-        director,
-        service,
-        admin,
-        node_ids,
-        logs,
-        requests: args.requests,
-    })
 }
 
 /// Steps 1 to 5 (without the teardown).
@@ -224,33 +128,41 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         );
     }
     let total = s.service.backends.len();
-    let waited = probe::wait_for(&director_ns, s.admin, start, UP_WAIT, move |v| {
-        up_count(v) == (total, total)
-    })?;
+    let director = started
+        .iter()
+        .find(|p| p.host == s.roles.director.host)
+        .ok_or_else(|| anyhow!("the director was not started"))?;
+    let director_pid = director.pid;
+    let waited = probe::wait_for(
+        &director_ns,
+        s.admin,
+        start,
+        UP_WAIT,
+        move |v| up_count(v) == (total, total),
+        move || exited(director_pid),
+    )?;
     let Some(took) = waited.took else {
-        let log = started
-            .iter()
-            .find(|p| p.host == s.roles.director.host)
-            .map(|p| {
-                (
-                    p.log.clone(),
-                    std::fs::read_to_string(&p.log).unwrap_or_default(),
-                )
-            });
-        let seen = match (&waited.last, &waited.last_error) {
-            (Some(v), _) => {
-                let (up, n) = up_count(v);
-                format!("{up} of {n} backends up")
-            }
-            (None, Some(e)) => format!("admin at {}: {e}", s.admin),
-            (None, None) => "no answer".to_owned(),
+        let log = std::fs::read_to_string(&director.log).unwrap_or_default();
+        let why = if waited.gave_up {
+            "the director exited".to_owned()
+        } else {
+            let seen = match (&waited.last, &waited.last_error) {
+                (Some(v), _) => {
+                    let (up, n) = up_count(v);
+                    format!("{up} of {n} backends up")
+                }
+                (None, Some(e)) => format!("admin at {}: {e}", s.admin),
+                (None, None) => "no answer".to_owned(),
+            };
+            format!(
+                "the director did not report all {total} backends up within {}s ({seen})",
+                UP_WAIT.as_secs()
+            )
         };
-        let (file, text) = log.unwrap_or_default();
         bail!(
-            "the director did not report all {total} backends up within {}s ({seen}); last lines of {}:\n{}",
-            UP_WAIT.as_secs(),
-            file.display(),
-            tail(&text, LOG_TAIL_LINES)
+            "{why}; last lines of {}:\n{}",
+            director.log.display(),
+            tail(&log, LOG_TAIL_LINES)
         );
     };
     println!(
@@ -307,6 +219,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         killed_at,
         down_wait(bound),
         move |v| backend_up(v, &backend_ip) == Some(false),
+        || false,
     )?;
     let marked_down_after = waited.took.ok_or_else(|| {
         anyhow!(
@@ -367,32 +280,6 @@ fn indent(line: &str) -> String {
     }
 }
 
-/// `(up, total)` backends of the first service in a director's stats; a backend counts as up
-/// when it is `up` and has been checked (`last_check` set).
-fn up_count(stats: &Value) -> (usize, usize) {
-    let backends = stats["services"][0]["backends"].as_array();
-    let all = backends.map_or(0, Vec::len);
-    let up = backends.map_or(0, |b| {
-        b.iter()
-            .filter(|b| b["up"].as_bool() == Some(true) && !b["last_check"].is_null())
-            .count()
-    });
-    (up, all)
-}
-
-/// Whether the first service's backend at `ip` (any port) is up; `None`: not listed.
-fn backend_up(stats: &Value, ip: &str) -> Option<bool> {
-    stats["services"][0]["backends"]
-        .as_array()?
-        .iter()
-        .find(|b| {
-            b["addr"]
-                .as_str()
-                .is_some_and(|a| a.split(':').next() == Some(ip))
-        })
-        .and_then(|b| b["up"].as_bool())
-}
-
 /// `fall × interval + timeout`: when the health checks must have seen a dead backend.
 fn down_bound(service: &ServiceConfig) -> Duration {
     service.health.interval * service.health.fall + service.health.timeout
@@ -401,6 +288,18 @@ fn down_bound(service: &ServiceConfig) -> Duration {
 /// How long the demo waits for the mark-down: thrice the promise, at least 5 s.
 fn down_wait(bound: Duration) -> Duration {
     (bound * 3).max(Duration::from_secs(5))
+}
+
+/// Whether process `pid` has exited (gone, or a zombie waiting for us to reap it).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| state == 'Z' || state == 'X'),
+        Err(_) => true,
+    }
 }
 
 /// SIGKILL to `pid`, after checking it is a `strait node` (a pid the supervisor started).
@@ -426,33 +325,29 @@ fn kill_node(pid: u32) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn sample() -> Value {
-        serde_json::json!({"services": [{"backends": [
-            {"addr": "10.0.0.11:80", "up": true, "last_check": "HTTP 200"},
-            {"addr": "10.0.0.12:80", "up": false, "last_check": "connect: refused"},
-            {"addr": "10.0.0.13:80"},
-            {"addr": "10.0.0.14:80", "up": true, "last_check": null}]}]})
-    }
-
     #[test]
-    fn counts_up_backends_of_the_first_service() {
-        assert_eq!(up_count(&sample()), (1, 4));
-        assert_eq!(up_count(&serde_json::json!({})), (0, 0));
-    }
-
-    #[test]
-    fn finds_a_backend_by_address() {
-        assert_eq!(backend_up(&sample(), "10.0.0.11"), Some(true));
-        assert_eq!(backend_up(&sample(), "10.0.0.12"), Some(false));
-        assert_eq!(backend_up(&sample(), "10.0.0.13"), None);
-        assert_eq!(backend_up(&sample(), "10.0.0.1"), None);
+    fn a_running_process_has_not_exited_a_zombie_or_unknown_pid_has() {
+        assert!(!exited(std::process::id()));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        // Not reaped yet: a zombie once it has finished.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !exited(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(exited(pid), "a finished child counts as exited");
+        child.wait().expect("reap");
+        assert!(exited(pid));
+        assert!(exited(u32::MAX));
     }
 
     #[test]
     fn mark_down_bound_and_wait_follow_the_health_settings() {
         let mut service = ServiceConfig {
             vip: "10.0.0.100:80".parse().expect("vip"),
-            proto: Proto::Tcp,
+            proto: strait_lb::config::Proto::Tcp,
             mode: strait_lb::packet::service::Mode::Dr,
             scheduler: strait_lb::sched::Scheduler::Maglev,
             backends: Vec::new(),

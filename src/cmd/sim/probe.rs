@@ -196,25 +196,33 @@ pub struct Waited {
     pub last: Option<Value>,
     /// The last failure to get an answer.
     pub last_error: Option<String>,
+    /// The wait stopped because `give_up` said so.
+    pub gave_up: bool,
 }
 
-/// Polls the director's stats until `done` holds for an answer or `bound` (from `since`)
-/// passes.
+/// Polls the director's stats until `done` holds for an answer, `give_up` holds (checked
+/// before each poll), or `bound` (from `since`) passes.
 pub fn wait_for(
     netns: &str,
     admin: SocketAddr,
     since: Instant,
     bound: Duration,
     done: impl Fn(&Value) -> bool + Send + 'static,
+    give_up: impl Fn() -> bool + Send + 'static,
 ) -> anyhow::Result<Waited> {
     in_netns(netns, move || async move {
         let mut waited = Waited {
             took: None,
             last: None,
             last_error: None,
+            gave_up: false,
         };
         loop {
             guard::check()?;
+            if give_up() {
+                waited.gave_up = true;
+                return Ok(waited);
+            }
             match stats_json(admin).await {
                 Ok(v) => {
                     let ok = done(&v);
