@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use strait_lb::config::ServiceConfig;
 use strait_topology::demo_report::{backend_up, seconds, tail, up_count, Outcome, Tally};
-use strait_topology::{netns, plan, supervisor};
+use strait_topology::supervisor::{self, Started};
+use strait_topology::{netns, plan};
 
 use super::guard::{self, Teardown};
 use super::probe;
@@ -95,7 +96,41 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         s.logs.display()
     );
 
-    // 1. Build and start; wait for every backend up.
+    let started = bring_up(s, &director_ns)?;
+    let before = phase(s, "[2/5]", &client_ns, vip)?;
+
+    // 3. The director's table.
+    let table = probe::stats(&director_ns, s.admin).context("cannot read the director's stats")?;
+    println!(
+        "[3/5] the director's table (strait ctl --admin {} stats):",
+        s.admin
+    );
+    for line in director_view::render_stats(&table).lines() {
+        println!("{}", indent(line));
+    }
+
+    let killed = kill_last_backend(s, &started, &director_ns)?;
+    let after = phase(s, "[4/5]", &client_ns, vip)?;
+
+    // 5. Report.
+    let outcome = Outcome {
+        before,
+        killed_node: killed.node,
+        killed_backend: killed.backend,
+        marked_down_after: killed.marked_down_after,
+        down_bound: killed.bound,
+        after,
+    };
+    println!(
+        "[5/5] {}",
+        outcome.report().trim_end().replace('\n', "\n      ")
+    );
+    Ok(outcome)
+}
+
+/// Step 1: build, start, wait until the nodes answer and the director has them all up.
+fn bring_up(s: &Setup, director_ns: &str) -> anyhow::Result<Vec<Started>> {
+    let topo = &s.topology;
     let stale = netns::down(&topo.prefix()).context("cannot remove leftovers")?;
     if !stale.is_empty() {
         println!(
@@ -120,7 +155,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         .iter()
         .map(|b| SocketAddr::from((b.ip, b.port)))
         .collect();
-    if let Err(why) = probe::wait_answering(&director_ns, direct, start, UP_WAIT)? {
+    if let Err(why) = probe::wait_answering(director_ns, direct, start, UP_WAIT)? {
         bail!(
             "not every backend answered within {}s (last: {why}); logs in {}",
             UP_WAIT.as_secs(),
@@ -134,7 +169,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         .ok_or_else(|| anyhow!("the director was not started"))?;
     let director_pid = director.pid;
     let waited = probe::wait_for(
-        &director_ns,
+        director_ns,
         s.admin,
         start,
         UP_WAIT,
@@ -170,21 +205,22 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         s.director.id,
         seconds(took)
     );
+    Ok(started)
+}
 
-    // 2. Traffic.
-    let before = phase(s, "[2/5]", &client_ns, vip)?;
+/// What step 4 did.
+struct Killed {
+    /// Node id of the killed backend.
+    node: String,
+    /// The backend as the director names it (`ip:port`).
+    backend: String,
+    marked_down_after: Duration,
+    /// `fall × interval + timeout`.
+    bound: Duration,
+}
 
-    // 3. The director's table.
-    let table = probe::stats(&director_ns, s.admin).context("cannot read the director's stats")?;
-    println!(
-        "[3/5] the director's table (strait ctl --admin {} stats):",
-        s.admin
-    );
-    for line in director_view::render_stats(&table).lines() {
-        println!("{}", indent(line));
-    }
-
-    // 4. Kill the last backend's node; time until it is down; traffic again.
+/// Step 4: SIGKILL the last backend's node and time how long the director takes to see it.
+fn kill_last_backend(s: &Setup, started: &[Started], director_ns: &str) -> anyhow::Result<Killed> {
     let victim = s
         .roles
         .backends
@@ -214,7 +250,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
     let killed_at = Instant::now();
     let bound = down_bound(&s.service);
     let waited = probe::wait_for(
-        &director_ns,
+        director_ns,
         s.admin,
         killed_at,
         down_wait(bound),
@@ -235,22 +271,12 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         seconds(marked_down_after),
         seconds(bound)
     );
-    let after = phase(s, "[4/5]", &client_ns, vip)?;
-
-    // 5. Report.
-    let outcome = Outcome {
-        before,
-        killed_node,
-        killed_backend,
+    Ok(Killed {
+        node: killed_node,
+        backend: killed_backend,
         marked_down_after,
-        down_bound: bound,
-        after,
-    };
-    println!(
-        "[5/5] {}",
-        outcome.report().trim_end().replace('\n', "\n      ")
-    );
-    Ok(outcome)
+        bound,
+    })
 }
 
 /// One traffic phase, printed.
