@@ -116,10 +116,10 @@ pub enum SimCommand {
         /// Where the processes' logs go (default: /tmp/strait-sim/<topology name>).
         #[arg(long)]
         logs: Option<PathBuf>,
-        /// HTTP GETs per traffic phase.
+        /// HTTP GETs per traffic phase (1 to 10000), each a new connection.
         #[arg(long, default_value_t = 600,
-              value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        requests: u32,
+              value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        requests: u16,
     },
 }
 

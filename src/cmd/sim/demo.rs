@@ -9,7 +9,8 @@
 //!    (a director counts a backend up until its first checks say otherwise); if not, the
 //!    error shows the director's log tail;
 //! 2. `--requests` GETs from the client host to the VIP of that service, each on its own
-//!    connection; the answers are counted per node (`Via`);
+//!    connection from its own client port (the two phases use disjoint ports, so no request
+//!    meets a connection-table entry of the first phase); answers are counted per node (`Via`);
 //! 3. the director's table, rendered as `strait ctl stats` renders it;
 //! 4. the last backend host's `strait node` gets SIGKILL; the time until the director marks it
 //!    down is measured (bounded by [`down_wait`]); the same traffic again;
@@ -35,6 +36,10 @@ use crate::cmd::ctl::director_view;
 
 /// Bound on the wait for the director to report every backend up.
 pub const UP_WAIT: Duration = Duration::from_secs(20);
+/// First client port of the traffic phases (below the kernel's ephemeral range, 32768 on).
+const FIRST_CLIENT_PORT: u16 = 10_000;
+/// Most requests per phase: two phases of client ports must fit under the ephemeral range.
+pub const MAX_REQUESTS: u16 = 10_000;
 /// Lines of the director's log shown when it never gets there.
 const LOG_TAIL_LINES: usize = 20;
 
@@ -97,7 +102,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
     );
 
     let started = bring_up(s, &director_ns)?;
-    let before = phase(s, "[2/5]", &client_ns, vip)?;
+    let before = phase(s, "[2/5]", &client_ns, vip, 0)?;
 
     // 3. The director's table.
     let table = probe::stats(&director_ns, s.admin).context("cannot read the director's stats")?;
@@ -110,7 +115,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
     }
 
     let killed = kill_last_backend(s, &started, &director_ns)?;
-    let after = phase(s, "[4/5]", &client_ns, vip)?;
+    let after = phase(s, "[4/5]", &client_ns, vip, 1)?;
 
     // 5. Report.
     let outcome = Outcome {
@@ -279,9 +284,15 @@ fn kill_last_backend(s: &Setup, started: &[Started], director_ns: &str) -> anyho
     })
 }
 
-/// One traffic phase, printed.
-fn phase(s: &Setup, step: &str, client_ns: &str, vip: SocketAddr) -> anyhow::Result<Tally> {
-    let (tally, took) = probe::drive(client_ns, vip, s.requests)?;
+/// Traffic phase `index` (0, 1), printed. Each phase has its own client ports.
+fn phase(
+    s: &Setup,
+    step: &str,
+    client_ns: &str,
+    vip: SocketAddr,
+    index: u16,
+) -> anyhow::Result<Tally> {
+    let (tally, took) = probe::drive(client_ns, vip, client_ports(index, s.requests))?;
     println!(
         "{step} {} GETs from {} to {vip} in {}: {} answered, {} failed",
         s.requests,
@@ -295,6 +306,12 @@ fn phase(s: &Setup, step: &str, client_ns: &str, vip: SocketAddr) -> anyhow::Res
         println!("      failed: {e}");
     }
     Ok(tally)
+}
+
+/// Client ports of traffic phase `index`: [`FIRST_CLIENT_PORT`] on, `requests` per phase.
+fn client_ports(index: u16, requests: u16) -> std::ops::Range<u16> {
+    let start = FIRST_CLIENT_PORT + index * requests;
+    start..start + requests
 }
 
 /// `line` indented under a step's first line (an empty line stays empty).
@@ -367,6 +384,13 @@ mod tests {
         child.wait().expect("reap");
         assert!(exited(pid));
         assert!(exited(u32::MAX));
+    }
+
+    #[test]
+    fn phases_use_disjoint_client_ports_below_the_ephemeral_range() {
+        assert_eq!(client_ports(0, 600), 10_000..10_600);
+        assert_eq!(client_ports(1, 600), 10_600..11_200);
+        assert!(client_ports(1, MAX_REQUESTS).end <= 32_768);
     }
 
     #[test]

@@ -68,18 +68,32 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// One GET of `target` on a fresh connection to `addr` (`Connection: close`).
-pub async fn get(addr: SocketAddr, target: &str) -> anyhow::Result<Answer> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, exchange(addr, target)).await {
+/// One GET of `target` on a fresh connection to `addr` (`Connection: close`), from client
+/// port `from_port` (`None`: one the kernel picks).
+pub async fn get(addr: SocketAddr, target: &str, from_port: Option<u16>) -> anyhow::Result<Answer> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, exchange(addr, target, from_port)).await {
         Ok(answer) => answer,
         Err(_) => Err(anyhow!("no answer within {}s", REQUEST_TIMEOUT.as_secs())),
     }
 }
 
-async fn exchange(addr: SocketAddr, target: &str) -> anyhow::Result<Answer> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .context("connect")?;
+async fn exchange(
+    addr: SocketAddr,
+    target: &str,
+    from_port: Option<u16>,
+) -> anyhow::Result<Answer> {
+    let stream = match from_port {
+        None => tokio::net::TcpStream::connect(addr).await,
+        Some(port) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket
+                .bind(SocketAddr::from(([0, 0, 0, 0], port)))
+                .with_context(|| format!("bind client port {port}"))?;
+            socket.connect(addr).await
+        }
+    }
+    .context("connect")?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // Owned here and aborted below: the connection never outlives the exchange.
@@ -111,15 +125,21 @@ async fn exchange(addr: SocketAddr, target: &str) -> anyhow::Result<Answer> {
     answer
 }
 
-/// `n` GETs of [`DEMO_PATH`] to `vip`, one after the other, from namespace `netns`; returns
-/// what they got and how long they took.
-pub fn drive(netns: &str, vip: SocketAddr, n: u32) -> anyhow::Result<(Tally, Duration)> {
+/// `ports.len()` GETs of [`DEMO_PATH`] to `vip`, one after the other, from namespace `netns`,
+/// each from the next client port of `ports` (so every request is a new flow for the
+/// director, never one its connection table already maps); returns what they got and how
+/// long they took.
+pub fn drive(
+    netns: &str,
+    vip: SocketAddr,
+    ports: std::ops::Range<u16>,
+) -> anyhow::Result<(Tally, Duration)> {
     in_netns(netns, move || async move {
         let mut tally = Tally::default();
         let start = Instant::now();
-        for _ in 0..n {
+        for port in ports {
             guard::check()?;
-            match get(vip, DEMO_PATH).await {
+            match get(vip, DEMO_PATH, Some(port)).await {
                 Ok(a) => match (a.status, a.node) {
                     (StatusCode::OK, Some(node)) => tally.answered(&node),
                     (StatusCode::OK, None) => tally.failed("200 without a Via node id"),
@@ -150,7 +170,7 @@ pub fn wait_answering(
             let mut last_failure = String::new();
             let mut still = Vec::new();
             for target in pending {
-                match get(target, DEMO_PATH).await {
+                match get(target, DEMO_PATH, None).await {
                     Ok(a) if a.status == StatusCode::OK => {}
                     Ok(a) => {
                         last_failure = format!("{target} answered {}", a.status);
@@ -176,7 +196,7 @@ pub fn wait_answering(
 
 /// `GET /stats.json` on the admin address (from inside the director's namespace).
 async fn stats_json(admin: SocketAddr) -> anyhow::Result<Value> {
-    let a = get(admin, "/stats.json").await?;
+    let a = get(admin, "/stats.json", None).await?;
     if !a.status.is_success() {
         return Err(anyhow!("admin answered {}", a.status));
     }

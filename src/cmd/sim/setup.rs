@@ -11,14 +11,16 @@ use strait_lb::config::{CheckKind, DirectorConfig, Proto, ServiceConfig};
 use strait_topology::demo::{self, Roles, DEFAULT_TOPOLOGY};
 use strait_topology::spec::Topology;
 
+use super::demo::MAX_REQUESTS;
+
 /// What `sim run demo` was asked for.
 pub struct DemoArgs {
     /// The topology file (`None`: [`DEFAULT_TOPOLOGY`] under the current directory).
     pub topology: Option<PathBuf>,
     /// Log directory (`None`: `/tmp/strait-sim/<name>`).
     pub logs: Option<PathBuf>,
-    /// GETs per traffic phase.
-    pub requests: u32,
+    /// GETs per traffic phase (at most `demo::MAX_REQUESTS`).
+    pub requests: u16,
 }
 
 /// Everything read before anything is built.
@@ -37,12 +39,15 @@ pub struct Setup {
     pub node_ids: Vec<String>,
     /// Log directory of the topology's processes.
     pub logs: PathBuf,
-    /// GETs per traffic phase.
-    pub requests: u32,
+    /// GETs per traffic phase (at most `demo::MAX_REQUESTS`).
+    pub requests: u16,
 }
 
 /// Reads the topology, finds the roles, reads the director's and the nodes' configs.
 pub fn prepare(args: DemoArgs) -> anyhow::Result<Setup> {
+    if !(1..=MAX_REQUESTS).contains(&args.requests) {
+        bail!("--requests must be 1 to {MAX_REQUESTS}");
+    }
     let path = match args.topology {
         Some(p) => p,
         None => {
