@@ -34,6 +34,15 @@ use super::probe;
 use super::setup::{prepare, DemoArgs, Setup};
 use crate::cmd::ctl::director_view;
 
+/// `println!` that ignores a closed stdout (`strait sim run demo | head`): the demo goes on
+/// and still tears down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Bound on the wait for the director to report every backend up.
 pub const UP_WAIT: Duration = Duration::from_secs(20);
 /// First client port of the traffic phases (below the kernel's ephemeral range, 32768 on).
@@ -63,7 +72,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let result = scenario(&setup);
     let removed = teardown.finish();
     match &removed {
-        Ok(n) => println!(
+        Ok(n) => say!(
             "topology {} torn down ({n} namespaces removed)",
             setup.topology.name
         ),
@@ -90,7 +99,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
     let director_ns = topo.prefix() + &s.roles.director.host;
     let client_ns = topo.prefix() + &s.roles.client;
     let vip = SocketAddr::V4(s.service.vip);
-    println!(
+    say!(
         "strait demo: topology {} ({}): client {}, director {} ({}), backends {}; logs in {}",
         topo.name,
         s.path.display(),
@@ -106,12 +115,12 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
 
     // 3. The director's table.
     let table = probe::stats(&director_ns, s.admin).context("cannot read the director's stats")?;
-    println!(
+    say!(
         "[3/5] the director's table (strait ctl --admin {} stats):",
         s.admin
     );
     for line in director_view::render_stats(&table).lines() {
-        println!("{}", indent(line));
+        say!("{}", indent(line));
     }
 
     let killed = kill_last_backend(s, &started, &director_ns)?;
@@ -126,7 +135,7 @@ fn scenario(s: &Setup) -> anyhow::Result<Outcome> {
         down_bound: killed.bound,
         after,
     };
-    println!(
+    say!(
         "[5/5] {}",
         outcome.report().trim_end().replace('\n', "\n      ")
     );
@@ -138,7 +147,7 @@ fn bring_up(s: &Setup, director_ns: &str) -> anyhow::Result<Vec<Started>> {
     let topo = &s.topology;
     let stale = netns::down(&topo.prefix()).context("cannot remove leftovers")?;
     if !stale.is_empty() {
-        println!(
+        say!(
             "[1/5] removed {} namespaces left by an earlier run",
             stale.len()
         );
@@ -147,7 +156,7 @@ fn bring_up(s: &Setup, director_ns: &str) -> anyhow::Result<Vec<Started>> {
     let exe = std::env::current_exe().context("cannot find this binary")?;
     let started =
         supervisor::start(topo, &s.logs, &exe).context("cannot start the topology's commands")?;
-    println!(
+    say!(
         "[1/5] topology up: {} hosts, {} processes started",
         topo.hosts.len(),
         started.len()
@@ -205,7 +214,7 @@ fn bring_up(s: &Setup, director_ns: &str) -> anyhow::Result<Vec<Started>> {
             tail(&log, LOG_TAIL_LINES)
         );
     };
-    println!(
+    say!(
         "[1/5] the nodes answer, and director {} reports {total}/{total} backends up, after {}",
         s.director.id,
         seconds(took)
@@ -268,7 +277,7 @@ fn kill_last_backend(s: &Setup, started: &[Started], director_ns: &str) -> anyho
             seconds(down_wait(bound))
         )
     })?;
-    println!(
+    say!(
         "[4/5] killed `strait node` on {} (pid {}, SIGKILL): the director marked {killed_backend} \
          down after {} (health promises at most {})",
         victim.host,
@@ -293,7 +302,7 @@ fn phase(
     index: u16,
 ) -> anyhow::Result<Tally> {
     let (tally, took) = probe::drive(client_ns, vip, client_ports(index, s.requests))?;
-    println!(
+    say!(
         "{step} {} GETs from {} to {vip} in {}: {} answered, {} failed",
         s.requests,
         s.roles.client,
@@ -301,9 +310,9 @@ fn phase(
         tally.answered_total(),
         tally.failed_total()
     );
-    println!("      per backend: {}", tally.spread());
+    say!("      per backend: {}", tally.spread());
     for e in tally.errors() {
-        println!("      failed: {e}");
+        say!("      failed: {e}");
     }
     Ok(tally)
 }
