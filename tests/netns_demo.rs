@@ -131,7 +131,10 @@ fn finish(mut child: std::process::Child, bound: Duration) -> (Option<i32>, Stri
 
 #[test]
 fn demo_answers_every_request_reports_and_leaves_nothing_behind() {
-    if !support::require_root("demo_runs", &["ip", "ethtool"]) {
+    if !support::require_root(
+        "demo_answers_every_request_reports_and_leaves_nothing_behind",
+        &["ip", "ethtool"],
+    ) {
         return;
     }
     let name = "dmt";
@@ -192,7 +195,10 @@ fn demo_answers_every_request_reports_and_leaves_nothing_behind() {
 
 #[test]
 fn ctrl_c_in_the_middle_still_tears_everything_down() {
-    if !support::require_root("demo_ctrl_c", &["ip", "ethtool"]) {
+    if !support::require_root(
+        "ctrl_c_in_the_middle_still_tears_everything_down",
+        &["ip", "ethtool"],
+    ) {
         return;
     }
     let name = "dmi";
