@@ -18,6 +18,7 @@ use strait_topology::{netns, spec::Topology, supervisor};
 mod demo;
 mod guard;
 mod probe;
+mod process;
 mod setup;
 
 pub use demo::run as run_demo;
