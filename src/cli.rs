@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// strait: L4 director, HTTP cache cluster and topology simulator in one binary.
 #[derive(Debug, Parser)]
@@ -103,4 +103,29 @@ pub enum SimCommand {
         #[arg(long)]
         topology: PathBuf,
     },
+    /// Run a scenario end to end and tear it down (root). `demo`: build the topology, wait for
+    /// the director to see every backend, drive traffic through the VIP, print the director's
+    /// table, kill a backend, drive traffic again, report; exit 0 if every request was answered.
+    Run {
+        /// The scenario.
+        scenario: Scenario,
+        /// The topology TOML file [default: topology/examples/topologies/dr.toml, relative to
+        /// the current directory, i.e. run from the repository root].
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Where the processes' logs go (default: /tmp/strait-sim/<topology name>).
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        /// HTTP GETs per traffic phase (1 to 10000), each a new connection.
+        #[arg(long, default_value_t = 600,
+              value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        requests: u16,
+    },
+}
+
+/// Scenarios of `strait sim run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// A director in front of cache nodes: traffic, a killed node, a report.
+    Demo,
 }

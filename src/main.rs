@@ -14,11 +14,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = cli::Cli::parse();
+    // `sim run` talks to the operator in plain lines; its own logs would only be noise.
+    let default_filter = match cli.command {
+        cli::Command::Sim {
+            command: cli::SimCommand::Run { .. },
+        } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRAIT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let code = match run(cli) {
@@ -41,6 +48,16 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
             cli::SimCommand::Origin { listen } => cmd::sim::origin(listen),
             cli::SimCommand::Up { topology, logs } => cmd::sim::up(&topology, logs),
             cli::SimCommand::Down { topology } => cmd::sim::down(&topology),
+            cli::SimCommand::Run {
+                scenario: cli::Scenario::Demo,
+                topology,
+                logs,
+                requests,
+            } => cmd::sim::run_demo(cmd::sim::DemoArgs {
+                topology,
+                logs,
+                requests,
+            }),
         },
     }
 }

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::cli::{CtlArgs, CtlCommand};
 
-mod director_view;
+pub(crate) mod director_view;
 
 /// Bound on the whole exchange with the admin listener.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,5 +1,8 @@
 //! `strait sim`: simulation helpers.
 //!
+//! `strait sim run demo` lives in `demo` (what it reads first in `setup`, its namespace I/O
+//! in `probe`, its teardown guard in `guard`); `up` and `down` build and remove a topology.
+//!
 //! `strait sim origin --listen ADDR` binds ADDR (port 0 picks a free port), prints exactly one
 //! line `strait-origin listening on <actual address>` on stdout (flushed, so a parent process
 //! can read the port), then serves the test origin (`strait_topology::origin`) until SIGTERM
@@ -11,6 +14,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use strait_topology::{netns, spec::Topology, supervisor};
+
+mod demo;
+mod guard;
+mod probe;
+mod process;
+mod setup;
+
+pub use demo::run as run_demo;
+pub use setup::DemoArgs;
 
 fn load(path: &Path) -> anyhow::Result<Topology> {
     let text =

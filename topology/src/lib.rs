@@ -1,4 +1,6 @@
 //! strait-topology: network-namespace topologies and the test origin (`strait sim origin`).
+pub mod demo;
+pub mod demo_report;
 pub mod netns;
 pub mod origin;
 pub mod plan;
