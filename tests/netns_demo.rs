@@ -12,9 +12,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Datapath of the test's director copy. The example's `xdp` needs the XDP datapath in this
-/// build; the userspace one works everywhere the topology does.
-const DATAPATH: &str = "userspace";
+/// Datapath of the test's director copy: the example's own (`xdp`); the director scenario
+/// tests (tests/netns_director.rs) also cover the userspace one.
+const DATAPATH: &str = "xdp";
 /// Bound on a whole demo run (the demo's own waits are all shorter).
 const RUN_BOUND: Duration = Duration::from_secs(120);
 const EXAMPLE: &str = "topology/examples/topologies/dr.toml";
