@@ -158,7 +158,7 @@ fn demo_answers_every_request_reports_and_leaves_nothing_behind() {
         "[1/5] topology up: 5 hosts, 7 processes started",
         "director dir-dr reports 3/3 backends up",
         "[3/5] the director's table",
-        "datapath userspace",
+        "datapath xdp/native",
         "10.71.0.100:80 tcp  10.71.0.13:80  up",
         "[4/5] killed `strait node` on b3",
         "the director marked 10.71.0.13:80 down after",
