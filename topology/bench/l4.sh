@@ -7,7 +7,8 @@
 #   ./topology/bench/l4.sh                                  # 3 rounds x 10 s, every mode
 #   ROUNDS=1 DUR=5s MODES="direct-dr xdp-dr" ./topology/bench/l4.sh
 # Modes: direct-dr xdp-dr us-dr (layout l4-dr.toml: one LAN, backends hold the VIP on lo);
-#        direct-nat nft xdp-nat us-nat (layout l4-nat.toml: the director joins two LANs).
+#        direct-nat nft xdp-nat us-nat (layout l4-nat.toml: the director joins two LANs);
+#        xdpgen-dr xdpgen-nat: the XDP director attached in generic (skb) mode.
 # Load: `wrk -t1 -c50 -d$DUR -H 'Connection: close'` (one request per connection) and the same
 # without the header (keep-alive), as the shared L4 anchors (/work/shared/bench/l4) measure.
 # Everything lives in namespaces st-l4dr-* / st-l4nat-*; they are removed on exit.
@@ -79,7 +80,7 @@ layout_up() { # dr | nat
   for b in $(backends "$1"); do
     mkdir -p "$RUN/b$i/tmp"; nginx_conf "b$i" >"$RUN/b$i/nginx.conf"
     [[ $1 == dr ]] && nsx ${p}b$i ip addr add "$v/32" dev lo
-    nsx ${p}b$i nginx -c "$RUN/b$i/nginx.conf" >/dev/null 2>&1 & pids+=($!)
+    ip netns exec ${p}b$i nginx -c "$RUN/b$i/nginx.conf" >/dev/null 2>&1 & pids+=($!)
     i=$((i + 1))
   done
   for b in $(backends "$1"); do wait_http "$1" "http://$b/" || { echo "backend $b down" >&2; exit 1; }; done
@@ -91,7 +92,7 @@ wait_http() { # layout url
   return 1
 }
 
-director_conf() { # layout mode datapath
+director_conf() { # layout mode datapath [xdp_mode]
   local b addrs=""
   for b in $(backends "$1"); do addrs+="{ addr = \"$b\" }, "; done
   local inner=""; [[ $1 == nat ]] && inner='inner_interface = "eth1"'
@@ -101,6 +102,7 @@ id = "bench"
 interface = "eth0"
 $inner
 datapath = "$3"
+xdp_mode = "${4:-auto}"
 admin = "127.0.0.1:9190"
 [[service]]
 vip = "$(vip "$1"):80"
@@ -124,11 +126,12 @@ table ip strait_bench {
 }
 EOF
       URL="http://10.74.0.100/" ;;
-    xdp-dr | us-dr | xdp-nat | us-nat)
-      local lay=${1#*-} dp=xdp; [[ $1 == us-* ]] && dp=userspace
+    xdp-dr | us-dr | xdp-nat | us-nat | xdpgen-dr | xdpgen-nat)
+      local lay=${1#*-} dp=xdp xm=auto; [[ $1 == us-* ]] && dp=userspace; [[ $1 == xdpgen-* ]] && xm=generic
       layout_up "$lay"
-      director_conf "$lay" "$lay" "$dp" >"$RUN/director-$1.toml"
-      nsx "st-l4$lay-lb" "$BIN" director --config "$RUN/director-$1.toml" >"$RUN/director-$1.log" 2>&1 &
+      director_conf "$lay" "$lay" "$dp" "$xm" >"$RUN/director-$1.toml"
+      # `ip netns exec` execs the director: $! is the director itself (not a subshell).
+      ip netns exec "st-l4$lay-lb" "$BIN" director --config "$RUN/director-$1.toml" >"$RUN/director-$1.log" 2>&1 &
       DIRECTOR_PID=$!
       sleep 1
       wait_http "$lay" "http://$(vip "$lay")/" || { echo "director ($1) does not forward:" >&2; cat "$RUN/director-$1.log" >&2; exit 1; }
@@ -140,7 +143,12 @@ EOF
 mode_down() {
   case $1 in
     nft) nsx st-l4nat-lb nft delete table ip strait_bench ;;
-    xdp-* | us-*) kill "$DIRECTOR_PID"; wait "$DIRECTOR_PID" || true; DIRECTOR_PID="" ;;
+    xdp-* | us-* | xdpgen-*)
+      if ! kill "$DIRECTOR_PID" 2>/dev/null; then
+        echo "the director of $1 exited during the run; its log:" >&2
+        tail -20 "$RUN/director-$1.log" >&2
+      fi
+      wait "$DIRECTOR_PID" || true; DIRECTOR_PID="" ;;
   esac
 }
 

@@ -61,7 +61,7 @@ pub enum StartError {
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
     /// The admin listener could not be bound.
-    #[error("admin listener {addr}: {source}")]
+    #[error("admin listener {addr}")]
     Admin {
         /// The configured address.
         addr: SocketAddr,
