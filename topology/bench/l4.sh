@@ -11,6 +11,8 @@
 #        xdpgen-dr xdpgen-nat: the XDP director attached in generic (skb) mode.
 # Load: `wrk -t1 -c50 -d$DUR -H 'Connection: close'` (one request per connection) and the same
 # without the header (keep-alive), as the shared L4 anchors (/work/shared/bench/l4) measure.
+# "director pkt/s" = frames the director forwarded during the run (its per-backend packet counters
+# plus NAT replies, from its admin) / duration.
 # Everything lives in namespaces st-l4dr-* / st-l4nat-*; they are removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -152,11 +154,21 @@ mode_down() {
   esac
 }
 
+fwd_packets() { # layout -> packets the running director forwarded so far (backends' packets + NAT replies), or "-"
+  [[ -n $DIRECTOR_PID ]] || { echo -; return; }
+  ip netns exec "st-l4$1-lb" "$BIN" ctl --admin 127.0.0.1:9190 --json stats 2>/dev/null | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+n = sum(b["packets"] for s in v["services"] for b in s["backends"]) + v["counters"].get("nat_reply", 0)
+print(n)' 2>/dev/null || echo -
+}
+
 spread() { # layout url -> "b1:n b2:n b3:n" over 30 fresh connections
   local i; for i in $(seq 30); do nsx "st-l4$1-client" curl -s -m 1 "$2" || echo fail; done | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}'
 }
 
-printf 'mode\tkind\tround\treq_per_s\tp99\terrors\n' >"$RES"
+printf 'mode\tkind\tround\treq_per_s\tp99\terrors\tpkt_per_s\n' >"$RES"
+secs=${DUR%s}
 for r in $(seq "$ROUNDS"); do
   for m in $MODES; do
     mode_up "$m"; url=$URL
@@ -164,11 +176,14 @@ for r in $(seq "$ROUNDS"); do
     log "round $r $m $url spread: $(spread $lay "$url")"
     for k in $KINDS; do
       hdr=(); [[ $k == close ]] && hdr=(-H 'Connection: close')
+      before=$(fwd_packets $lay)
       out=$(nsx "st-l4$lay-client" wrk -t1 -c"$CONNS" -d"$DUR" --latency "${hdr[@]}" "$url" 2>&1)
       rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
       p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
       errs=$(awk '/Socket errors|Non-2xx/ {printf "%s ", $0}' <<<"$out")
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$k" "$r" "$rps" "$p99" "${errs:-0}" | tee -a "$RES" >&2
+      after=$(fwd_packets $lay)
+      pps=-; [[ $before != - && $after != - ]] && pps=$(( (after - before) / secs ))
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$k" "$r" "$rps" "$p99" "${errs:-0}" "$pps" | tee -a "$RES" >&2
     done
     mode_down "$m"
   done
@@ -183,11 +198,17 @@ for kind in ("close", "keepalive"):
         v = [float(r["req_per_s"]) for r in rows if r["mode"] == m and r["kind"] == kind and r["req_per_s"]]
         if v:
             med[(m, kind)] = statistics.median(v)
-print(f"{'mode':<12}{'kind':<11}{'median req/s':>14}{'vs direct':>11}{'vs nft':>9}")
+pps = {}
+for (m, kind) in med:
+    v = [float(r["pkt_per_s"]) for r in rows if r["mode"] == m and r["kind"] == kind and r["pkt_per_s"] not in ("", "-")]
+    if v:
+        pps[(m, kind)] = statistics.median(v)
+print(f"{'mode':<12}{'kind':<11}{'median req/s':>14}{'vs direct':>11}{'vs nft':>9}{'director pkt/s':>16}")
 for (m, kind), v in med.items():
     base = med.get(("direct-dr" if m.endswith("dr") else "direct-nat", kind))
     nft = med.get(("nft", kind))
     rd = f"{v / base:.2f}x" if base else "-"
     rn = f"{v / nft:.2f}x" if nft and not m.endswith("dr") else "-"
-    print(f"{m:<12}{kind:<11}{v:>14,.0f}{rd:>11}{rn:>9}")
+    p = f"{pps[(m, kind)]:,.0f}" if (m, kind) in pps else "-"
+    print(f"{m:<12}{kind:<11}{v:>14,.0f}{rd:>11}{rn:>9}{p:>16}")
 PY
