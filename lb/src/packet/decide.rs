@@ -5,10 +5,14 @@
 //!    without ports, other protocols) is [`Verdict::Pass`]: the kernel handles it. Nothing is
 //!    dropped silently.
 //! 2. A flow whose (destination, port, protocol) is a service:
-//!    * established (in the connection table, with an index inside the backend list): that
-//!      backend, even if the Maglev table changed or the backend now has weight 0 (draining);
+//!    * established (in the connection table, with an index inside the backend list, on a
+//!      backend that is `alive`): that backend, even if the Maglev table changed or the
+//!      backend now has weight 0 (draining);
 //!    * new: `table.lookup(flow_hash(src, dst, sport, dport, proto))`, recorded in the
-//!      connection table (and, for NAT, the reply direction too);
+//!      connection table (and, for NAT, the reply direction too). A flow recorded on a
+//!      backend that is not alive (down) is new too: re-picked, its entry overwritten
+//!      (LVS `expire_nodest_conn=1`; a TCP segment mid-stream then gets a reset from the new
+//!      backend, a reused 5-tuple's SYN simply works);
 //!    * a new flow of a service with no backend of weight > 0 is
 //!      [`Verdict::Drop`]`(`[`DropReason::NoBackend`]`)`, as LVS and Katran do: the VIP is
 //!      owned by the director, so the kernel could only answer with a reset;
@@ -101,9 +105,8 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
     if service.mode == Mode::Tun && inner_len + IPV4_MIN_HLEN > usize::from(u16::MAX) {
         return Verdict::Drop(DropReason::EncapTooBig);
     }
-    let n = service.backends.len();
     if let Some(b) = conns.get(&flow.tuple) {
-        if (b as usize) < n {
+        if service.backends.get(b as usize).is_some_and(|be| be.alive) {
             return Verdict::Forward {
                 backend: b,
                 new_flow: false,
@@ -148,7 +151,7 @@ mod tests {
     use super::*;
     use crate::maglev::{flow_hash, DEFAULT_TABLE_SIZE};
     use crate::packet::parse::{parse, PROTO_TCP};
-    use crate::packet::service::{MemConnTable, Service};
+    use crate::packet::service::{Backend, FlowHash, MemConnTable, Service};
     use crate::packet::testutil::{backend, services, Spec, CLIENT, VIP};
 
     fn run(spec: &Spec, s: &Services, c: &mut MemConnTable) -> Verdict {
@@ -304,6 +307,87 @@ mod tests {
             Verdict::Drop(DropReason::NoBackend)
         );
         assert_eq!(DropReason::NoBackend.as_str(), "no_backend");
+    }
+
+    /// DR on TCP port 80 and NAT on UDP port 82 of the fixture VIP, with these backends.
+    fn with_backends(s: &mut Services, weights: [u32; 3], alive: [bool; 3]) {
+        for (port, proto, mode) in [(80, PROTO_TCP, Mode::Dr), (82, 17, Mode::Nat)] {
+            let bs = (0..3)
+                .map(|i| Backend {
+                    alive: alive[i],
+                    ..backend(i as u8 + 1, weights[i])
+                })
+                .collect();
+            let svc = Service::new(mode, bs, DEFAULT_TABLE_SIZE).unwrap();
+            s.insert(ServiceKey { vip: VIP, port, proto }, svc);
+        }
+    }
+
+    /// Forwards of `spec` on ports `ports`: (backend, new_flow) each.
+    fn forwards(s: &Services, c: &mut MemConnTable, spec: fn(u16) -> Spec) -> Vec<(u32, bool)> {
+        (1000..1200)
+            .map(|p| match run(&spec(p), s, c) {
+                Verdict::Forward { backend, new_flow } => (backend, new_flow),
+                v => panic!("port {p}: {v:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flows_of_a_dead_backend_are_rescheduled_drained_ones_stay() {
+        let dr = |p| Spec::tcp(p, 80);
+        let nat = |p| Spec::udp(p, 82);
+        for spec in [dr as fn(u16) -> Spec, nat] {
+            let mut s = services();
+            let mut c = MemConnTable::new(4096);
+            let first = forwards(&s, &mut c, spec);
+            assert!(first.iter().all(|&(_, new)| new));
+            assert!((0..3).all(|b| first.iter().any(|&(x, _)| x == b)));
+            // Alive, weight > 0: established.
+            with_backends(&mut s, [100; 3], [true; 3]);
+            let same: Vec<_> = first.iter().map(|&(b, _)| (b, false)).collect();
+            assert_eq!(forwards(&s, &mut c, spec), same);
+            // Alive, weight 0 (drained): established flows keep backend 0.
+            with_backends(&mut s, [0, 100, 100], [true; 3]);
+            assert_eq!(forwards(&s, &mut c, spec), same);
+            // Dead, weight > 0: backend 0's flows are new again, picked by the table (which
+            // still holds backend 0); the others stay.
+            with_backends(&mut s, [100; 3], [false, true, true]);
+            let table = s.get(&service_key(parse(&spec(1000).build()).flow().unwrap()));
+            let table = table.unwrap().table.as_ref().unwrap();
+            for (p, (got, want)) in (1000..).zip(forwards(&s, &mut c, spec).iter().zip(&first)) {
+                let t = parse(&spec(p).build()).flow().unwrap().tuple;
+                if want.0 == 0 {
+                    assert_eq!(*got, (table.lookup(FlowHash::FiveTuple.of(&t)).unwrap(), true));
+                } else {
+                    assert_eq!(*got, (want.0, false));
+                }
+            }
+            // Dead, weight 0 (the control plane's down backend): moved to 1 or 2, recorded
+            // there (established on the next packet), the reply entry too for NAT.
+            with_backends(&mut s, [0, 100, 100], [false, true, true]);
+            let moved = forwards(&s, &mut c, spec);
+            for (got, want) in moved.iter().zip(&first) {
+                assert_ne!(got.0, 0);
+                assert_eq!(got.1, want.0 == 0, "{got:?} was {want:?}");
+            }
+            let settled: Vec<_> = moved.iter().map(|&(b, _)| (b, false)).collect();
+            assert_eq!(forwards(&s, &mut c, spec), settled);
+            if spec(1).proto == 17 {
+                let (p, &(b, _)) = (1000..).zip(&moved).find(|(_, m)| m.1).unwrap();
+                let be = backend(b as u8 + 1, 0);
+                let mut reply = Spec::udp(be.port, p);
+                reply.src = be.ip;
+                reply.dst = CLIENT;
+                assert_eq!(
+                    run(&reply, &s, &mut c),
+                    Verdict::NatReply(NatOrigin { vip: VIP, port: 82 })
+                );
+            }
+            // Every backend dead: no table, established flows drop as new ones would.
+            with_backends(&mut s, [0; 3], [false; 3]);
+            assert_eq!(run(&spec(1000), &s, &mut c), Verdict::Drop(DropReason::NoBackend));
+        }
     }
 
     #[test]
