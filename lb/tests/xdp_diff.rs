@@ -1,15 +1,17 @@
 //! Differential test: the XDP director (`ebpf/director.bpf.c`, run with `BPF_PROG_TEST_RUN`)
 //! against the reference model `strait_lb::packet::process`, frame by frame.
 //!
-//! Contract checked: for 3000 generated frames (TCP/UDP, new and established flows, DR, TUN
+//! Contract checked: for 6000 generated frames (TCP/UDP, new and established flows, DR, TUN
 //! and NAT services, 5-tuple and source hashing, NAT replies from the backends, a service
 //! without backends, misses, VLAN tags, IP options, padding, first and later fragments,
 //! truncated and corrupted headers, non-IP), both return the same verdict
 //! (PASS/TX/REDIRECT/DROP) and, for TX and REDIRECT, the same output bytes; a passed frame
 //! leaves the program unmodified; every counter moves as the model's verdicts say. The
 //! model's connection table is kept in step (same inserts), and the services are replaced
-//! once mid-run (weights change, table slot switches) so established flows must keep their
-//! backend in both. NAT next hops: each test re-runs itself inside a private namespace whose
+//! every 500 frames (`PHASES`: weights change, backends go down and come back, table slot
+//! switches) so established flows must keep their backend in both while it is alive, also
+//! drained at weight 0, and be rescheduled as new flows in both once it is dead (LVS
+//! `expire_nodest_conn`), every backend dead included. NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
 //! no neighbour (fallback to the backend MAC, or drop), no route, for forwards and replies.
@@ -33,15 +35,17 @@ fn xdp_matches_the_model() {
 mod diff {
     use super::frames::{frame, Rng, Shape};
     use super::netns::{in_child, nexthops, require_root, Netns};
+    use std::cell::Cell;
     use std::collections::HashMap;
     use strait_lb::abi::Counter;
     use strait_lb::maglev::DEFAULT_TABLE_SIZE;
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::nexthop::StaticNextHops;
-    use strait_lb::packet::parse::parse;
+    use strait_lb::packet::parse::{parse, FiveTuple};
     use strait_lb::packet::rewrite::Director;
     use strait_lb::packet::service::{
-        Backend, FlowHash, MemConnTable, Mode, Service, ServiceKey, Services,
+        Backend, ConnTable, FlowHash, MemConnTable, Mode, NatOrigin, Service, ServiceKey,
+        Services,
     };
     use strait_lb::packet::{process, Action};
     use strait_lb::xdp::{TestRunOutput, XdpDirector};
@@ -68,10 +72,58 @@ mod diff {
             mac: [0x02, 0, 0, 0, 0x01, i],
             port: 8000 + u16::from(i),
             weight,
+            alive: true,
+        }
+    }
+
+    /// (weights, alive) of the three backends, one phase per 500 frames.
+    const PHASES: [([u32; 3], [bool; 3]); 12] = [
+        ([100, 100, 100], [true, true, true]),
+        ([0, 100, 100], [false, true, true]),
+        ([100, 100, 100], [true, true, true]),
+        ([0, 100, 100], [true, true, true]),
+        ([0, 100, 300], [true, true, true]),
+        ([0, 0, 300], [true, false, true]),
+        ([100, 0, 0], [true, false, false]),
+        ([0, 0, 0], [false, false, false]),
+        ([100, 100, 100], [false, true, true]),
+        ([0, 100, 300], [true, true, true]),
+        ([100, 0, 100], [true, false, true]),
+        ([100, 100, 100], [true, true, true]),
+    ];
+
+    /// A connection table that notes what `decide` did with it (the model's own, inside).
+    struct Noting {
+        table: MemConnTable,
+        /// The last `get` found an entry.
+        found: Cell<bool>,
+        /// An `insert` happened (a new or rescheduled flow).
+        inserted: bool,
+    }
+
+    impl ConnTable for Noting {
+        fn get(&self, flow: &FiveTuple) -> Option<u32> {
+            let b = self.table.get(flow);
+            self.found.set(b.is_some());
+            b
+        }
+        fn insert(&mut self, flow: FiveTuple, backend: u32) {
+            self.inserted = true;
+            self.table.insert(flow, backend);
+        }
+        fn get_reply(&self, reply: &FiveTuple) -> Option<NatOrigin> {
+            self.table.get_reply(reply)
+        }
+        fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
+            self.table.insert_reply(reply, origin);
         }
     }
 
     fn services(weights: [u32; 3]) -> Vec<(ServiceKey, Service)> {
+        services_alive(weights, [true; 3])
+    }
+
+    fn services_alive(weights: [u32; 3], alive: [bool; 3]) -> Vec<(ServiceKey, Service)> {
         let mut out = Vec::new();
         let modes = [
             (86, Mode::Nat, false, FlowHash::FiveTuple),
@@ -88,7 +140,10 @@ mod diff {
                     Vec::new()
                 } else {
                     (1..=3u8)
-                        .map(|i| backend(i, weights[usize::from(i) - 1]))
+                        .map(|i| Backend {
+                            alive: alive[usize::from(i) - 1],
+                            ..backend(i, weights[usize::from(i) - 1])
+                        })
                         .collect()
                 };
                 if port == 86 {
@@ -242,28 +297,44 @@ mod diff {
         }
         let (mut xdp, hops) = load();
         let mut model = Services::new();
-        install(&mut xdp, &mut model, &services([100, 100, 100]), 0);
-        let mut conns = MemConnTable::new(1 << 16);
+        let mut conns = Noting {
+            table: MemConnTable::new(1 << 16),
+            found: Cell::new(false),
+            inserted: false,
+        };
         let mut rng = Rng(0x5eed_0000_d1ff_0004);
+        // Forwards of flows recorded on a dead backend (rescheduled), of flows kept by a
+        // drained backend (alive, weight 0).
+        let (mut rescheduled, mut drained) = (0, 0);
         // Passed, dropped, transmitted, NAT forwards, NAT replies; TUN among the transmitted.
         let mut seen = [0u64; 5];
         let mut tun = 0;
         // Forwards of the source-hashed services.
         let mut sh = 0;
         let mut counts = HashMap::new();
-        for n in 0..3000 {
-            if n == 1500 {
-                // Weights change: new flows follow the new table, established ones stay.
-                install(&mut xdp, &mut model, &services([0, 100, 300]), 1);
+        for n in 0..6000 {
+            let phase = n / 500;
+            let (weights, alive) = PHASES[phase];
+            if n % 500 == 0 {
+                // Weights and health change: new flows follow the new table, established
+                // ones stay unless their backend is dead.
+                let list = services_alive(weights, alive);
+                install(&mut xdp, &mut model, &list, phase as u32 % 2);
             }
             let input = generate(&mut rng);
-            let before = conns.len();
+            conns.found.set(false);
+            conns.inserted = false;
             let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
             let flow = parse(&input).flow().map(|f| f.tuple);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
-            expect(&want, to_vip, conns.len() > before, &mut counts);
+            expect(&want, to_vip, conns.inserted, &mut counts);
+            if matches!(want, Action::Tx(_) | Action::Redirect(_)) && to_vip {
+                let b = flow.and_then(|t| conns.table.get(&t)).unwrap() as usize;
+                rescheduled += u64::from(conns.found.get() && conns.inserted);
+                drained += u64::from(!conns.inserted && weights[b] == 0 && alive[b]);
+            }
             let dport = flow.map(|t| t.dport);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && matches!(dport, Some(84 | 85))
             {
@@ -288,6 +359,8 @@ mod diff {
         assert!(seen[4] > 20, "verdicts {seen:?}");
         assert!(tun > 50, "{tun} TUN frames");
         assert!(sh > 100, "{sh} source-hashed forwards");
+        assert!(rescheduled > 50, "{rescheduled} rescheduled flows");
+        assert!(drained > 30, "{drained} flows kept by drained backends");
         let got: Vec<(Counter, u64)> = xdp.counters().unwrap();
         let mut pass = 0;
         for (c, v) in &got {
@@ -308,7 +381,10 @@ mod diff {
             }
         }
         assert_eq!(pass, seen[0]);
-        println!("pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, counters {got:?}");
+        println!(
+            "pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, rescheduled {rescheduled}, \
+             drained {drained}, counters {got:?}"
+        );
     }
 
     /// RFC 768: a UDP checksum that the NAT update turns into 0 is sent as 0xffff. Searches
