@@ -263,7 +263,11 @@ pub fn run(m: &ModeSpec) {
     );
 
     let dp = stats(&topo, m).map(|v| v["datapath"].as_str().unwrap_or("").to_owned());
-    let want = if m.datapath == "xdp" { "xdp/native" } else { "userspace" };
+    let want = if m.datapath == "xdp" {
+        "xdp/native"
+    } else {
+        "userspace"
+    };
     assert_eq!(dp.as_deref(), Some(want), "{}: datapath in use", m.mode);
 
     // 1. 3000 short connections: all answered, each by the backend Maglev predicts.
