@@ -6,11 +6,14 @@
  * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops:
  * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
- * 2. a flow to a service: the recorded backend when it is still inside the backend list,
- *    else a new Maglev pick on strait_flow_hash, recorded in the LRU connection table. Fast
+ * 2. a flow to a service: the recorded backend when it is still inside the backend list
+ *    and not STRAIT_BACKEND_DEAD, else a new Maglev pick on strait_flow_hash, recorded in
+ *    the LRU connection table (a dead backend's entry is overwritten: LVS
+ *    expire_nodest_conn=1; a drained backend, weight 0 but alive, keeps its flows). Fast
  *    path: an entry recorded under the service version installed now (service_gen[id] ==
  *    its gen, lib/conntrack.h) carries the mode and backends index, so the services lookup
- *    is skipped (the same decision: that version holds the recorded index); an entry of an
+ *    is skipped (the same decision: that version holds the recorded index) unless the
+ *    backend read there for its MAC is dead (then the slow path reschedules); an entry of an
  *    older version goes through the service entry and is refreshed with the new version; a
  *    service without table drops new flows (no_backend), a table entry outside the backend
  *    list drops (bad_backend), a TUN datagram that cannot be encapsulated within 65535
@@ -192,7 +195,8 @@ int strait_director(struct xdp_md *ctx)
 	if (class != STRAIT_PARSE_FLOW)
 		return strait_pass_class(class);
 
-	/* Fast path: established under the installed version of its service (step 2). */
+	/* Fast path: established under the installed version of its service (step 2), on a
+	 * live backend; a dead one's flow is rescheduled below. */
 	c = strait_conn_of(&flow);
 	if (c && strait_conn_current(c)) {
 		__u8 mode = c->mode;
@@ -205,7 +209,8 @@ int strait_director(struct xdp_md *ctx)
 		b = bpf_map_lookup_elem(&backends, &slot);
 		if (!b)
 			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
-		return strait_forward(ctx, &flow, b, slot, mode, 0);
+		if (!(b->flags & STRAIT_BACKEND_DEAD))
+			return strait_forward(ctx, &flow, b, slot, mode, 0);
 	}
 
 	svc = strait_service_of(&flow);
@@ -216,20 +221,28 @@ int strait_director(struct xdp_md *ctx)
 	if (strait_too_big(&flow, svc->mode))
 		return strait_drop(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
 
+	b = NULL;
 	if (c && c->backend < svc->backend_count) {
 		index = c->backend;
-	} else {
+		b = strait_backend_at(svc, (__u32)index);
+		if (!b)
+			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
+		if (b->flags & STRAIT_BACKEND_DEAD)
+			b = NULL; /* its backend is down: a new flow (expire_nodest_conn) */
+	}
+	if (!b) {
 		index = strait_maglev_pick(svc, strait_flow_hash(&flow, svc->hash));
 		if (index < 0)
 			return strait_drop(STRAIT_CNT_DROP_NO_BACKEND);
 		if (index >= svc->backend_count)
 			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
+		b = strait_backend_at(svc, (__u32)index);
+		if (!b)
+			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
 		is_new = 1;
 	}
-	b = strait_backend_at(svc, (__u32)index);
-	if (!b)
-		return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
-	/* New: record. Established under an older version: refresh (same backend index). */
+	/* New (or rescheduled): record, overwriting. Established under an older version:
+	 * refresh (same backend index). */
 	strait_conn_record(&flow, svc, (__u32)index);
 	if (is_new) {
 		if (svc->mode == STRAIT_MODE_NAT)

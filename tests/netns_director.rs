@@ -4,7 +4,9 @@
 //! answered, each by the backend the Maglev model predicts for its 5-tuple (so 33% ± 3% each);
 //! a weight change moves exactly the flows the new table says; a long-lived connection stays
 //! on its backend when a backend is added; a killed backend is out within
-//! `fall × interval + timeout` and new connections all succeed; SIGTERM leaves no XDP program.
+//! `fall × interval + timeout` and new connections all succeed, as do connections reusing
+//! 5-tuples recorded on it (rescheduled: LVS `expire_nodest_conn`); SIGTERM leaves no XDP
+//! program.
 //! Needs root; outside CI it says SKIP.
 
 mod support;

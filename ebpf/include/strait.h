@@ -96,15 +96,24 @@ STRAIT_OFFSET(strait_service, id, 18);
 STRAIT_OFFSET(strait_service, pad, 19);
 STRAIT_OFFSET(strait_service, gen, 20);
 
+/* strait_backend.flags: down by its health checks (lb::packet::service::Backend::alive is
+ * false): its recorded flows are rescheduled on their next packet (LVS expire_nodest_conn=1);
+ * without it a backend keeps its flows, also at weight 0 (draining). */
+#define STRAIT_BACKEND_DEAD 1
+
 struct strait_backend {
 	__be32 ip;
 	__u8 mac[6];
 	__be16 port; /* NAT destination port */
+	__u8 flags;  /* STRAIT_BACKEND_* */
+	__u8 pad[3];
 };
-_Static_assert(sizeof(struct strait_backend) == 12, "strait_backend size");
+_Static_assert(sizeof(struct strait_backend) == 16, "strait_backend size");
 STRAIT_OFFSET(strait_backend, ip, 0);
 STRAIT_OFFSET(strait_backend, mac, 4);
 STRAIT_OFFSET(strait_backend, port, 10);
+STRAIT_OFFSET(strait_backend, flags, 12);
+STRAIT_OFFSET(strait_backend, pad, 13);
 
 struct strait_conn_key {
 	__be32 src;

@@ -39,6 +39,8 @@ pub const EGRESS_MAX: u32 = 2;
 pub const DIR_FORWARD: u8 = 0;
 /// `STRAIT_DIR_REPLY`: a backend → client (NAT reply) entry of `conns`.
 pub const DIR_REPLY: u8 = 1;
+/// `STRAIT_BACKEND_DEAD` (`Backend::flags`): down, its recorded flows are rescheduled.
+pub const BACKEND_DEAD: u8 = 1;
 
 /// Names of the maps and globals in the object (symbol names).
 pub mod names {
@@ -199,6 +201,10 @@ pub struct Backend {
     pub mac: [u8; 6],
     /// NAT port (network order).
     pub port: [u8; 2],
+    /// `BACKEND_*` flags.
+    pub flags: u8,
+    /// Zero.
+    pub pad: [u8; 3],
 }
 
 /// `struct strait_conn_key`.

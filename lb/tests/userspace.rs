@@ -198,6 +198,7 @@ fn backends(ips: [[u8; 4]; 3], lan: u8, port: u16) -> Vec<Backend> {
             mac: mac(11 + i as u8, lan),
             port,
             weight: 100,
+            alive: true,
         })
         .collect()
 }

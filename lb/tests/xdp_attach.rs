@@ -65,6 +65,7 @@ mod attach {
             mac: [2, 0, 0, 0, 1, i],
             port: 8080,
             weight: 100,
+            alive: true,
         }
     }
 

@@ -1,15 +1,17 @@
 //! Differential test: the XDP director (`ebpf/director.bpf.c`, run with `BPF_PROG_TEST_RUN`)
 //! against the reference model `strait_lb::packet::process`, frame by frame.
 //!
-//! Contract checked: for 3000 generated frames (TCP/UDP, new and established flows, DR, TUN
+//! Contract checked: for 6000 generated frames (TCP/UDP, new and established flows, DR, TUN
 //! and NAT services, 5-tuple and source hashing, NAT replies from the backends, a service
 //! without backends, misses, VLAN tags, IP options, padding, first and later fragments,
 //! truncated and corrupted headers, non-IP), both return the same verdict
 //! (PASS/TX/REDIRECT/DROP) and, for TX and REDIRECT, the same output bytes; a passed frame
 //! leaves the program unmodified; every counter moves as the model's verdicts say. The
 //! model's connection table is kept in step (same inserts), and the services are replaced
-//! once mid-run (weights change, table slot switches) so established flows must keep their
-//! backend in both. NAT next hops: each test re-runs itself inside a private namespace whose
+//! every 500 frames (`PHASES`: weights change, backends go down and come back, table slot
+//! switches) so established flows must keep their backend in both while it is alive, also
+//! drained at weight 0, and be rescheduled as new flows in both once it is dead (LVS
+//! `expire_nodest_conn`), every backend dead included. NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
 //! no neighbour (fallback to the backend MAC, or drop), no route, for forwards and replies.
@@ -18,6 +20,7 @@
 
 mod frames;
 mod netns;
+mod services;
 
 #[cfg(strait_no_bpf)]
 #[test]
@@ -33,16 +36,15 @@ fn xdp_matches_the_model() {
 mod diff {
     use super::frames::{frame, Rng, Shape};
     use super::netns::{in_child, nexthops, require_root, Netns};
+    use super::services::{backend, services, services_alive, Noting, PHASES, TCP, UDP, VIP};
+    use std::cell::Cell;
     use std::collections::HashMap;
     use strait_lb::abi::Counter;
-    use strait_lb::maglev::DEFAULT_TABLE_SIZE;
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::nexthop::StaticNextHops;
     use strait_lb::packet::parse::parse;
     use strait_lb::packet::rewrite::Director;
-    use strait_lb::packet::service::{
-        Backend, FlowHash, MemConnTable, Mode, Service, ServiceKey, Services,
-    };
+    use strait_lb::packet::service::{ConnTable, MemConnTable, Service, ServiceKey, Services};
     use strait_lb::packet::{process, Action};
     use strait_lb::xdp::{TestRunOutput, XdpDirector};
 
@@ -54,63 +56,10 @@ mod diff {
         mac: [0x02, 0, 0, 0, 0, 0xd1],
         ip: [10, 0, 0, 2],
     };
-    const VIP: [u8; 4] = [10, 0, 0, 100];
-    const TCP: u8 = 6;
-    const UDP: u8 = 17;
     /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends, 84 DR and 85 NAT with
     /// source hashing (sh), 86 NAT with backends of no MAC (one without neighbour, one
     /// without route); 443 is not a service.
     const PORTS: [u16; 8] = [80, 81, 82, 83, 84, 85, 86, 443];
-
-    fn backend(i: u8, weight: u32) -> Backend {
-        Backend {
-            ip: [10, 0, 1, i],
-            mac: [0x02, 0, 0, 0, 0x01, i],
-            port: 8000 + u16::from(i),
-            weight,
-        }
-    }
-
-    fn services(weights: [u32; 3]) -> Vec<(ServiceKey, Service)> {
-        let mut out = Vec::new();
-        let modes = [
-            (86, Mode::Nat, false, FlowHash::FiveTuple),
-            (80, Mode::Dr, false, FlowHash::FiveTuple),
-            (81, Mode::Tun, false, FlowHash::FiveTuple),
-            (82, Mode::Nat, false, FlowHash::FiveTuple),
-            (83, Mode::Dr, true, FlowHash::FiveTuple),
-            (84, Mode::Dr, false, FlowHash::Source),
-            (85, Mode::Nat, false, FlowHash::Source),
-        ];
-        for (port, mode, empty, hash) in modes {
-            for proto in [TCP, UDP] {
-                let mut bs: Vec<Backend> = if empty {
-                    Vec::new()
-                } else {
-                    (1..=3u8)
-                        .map(|i| backend(i, weights[usize::from(i) - 1]))
-                        .collect()
-                };
-                if port == 86 {
-                    // 10.0.1.1 (neighbour), 10.0.1.3 (none), 10.0.2.3 (no route); no MACs.
-                    bs[2].ip = [10, 0, 2, 3];
-                    bs[1].ip = [10, 0, 1, 3];
-                    bs.iter_mut().for_each(|b| b.mac = [0; 6]);
-                }
-                let mut svc = Service::new(mode, bs, DEFAULT_TABLE_SIZE).unwrap();
-                svc.hash = hash;
-                out.push((
-                    ServiceKey {
-                        vip: VIP,
-                        port,
-                        proto,
-                    },
-                    svc,
-                ));
-            }
-        }
-        out
-    }
 
     /// Installs `list` in both datapaths; service `i` uses Maglev slot `2 i + generation`.
     fn install(
@@ -242,28 +191,44 @@ mod diff {
         }
         let (mut xdp, hops) = load();
         let mut model = Services::new();
-        install(&mut xdp, &mut model, &services([100, 100, 100]), 0);
-        let mut conns = MemConnTable::new(1 << 16);
+        let mut conns = Noting {
+            table: MemConnTable::new(1 << 16),
+            found: Cell::new(false),
+            inserted: false,
+        };
         let mut rng = Rng(0x5eed_0000_d1ff_0004);
+        // Forwards of flows recorded on a dead backend (rescheduled), of flows kept by a
+        // drained backend (alive, weight 0).
+        let (mut rescheduled, mut drained) = (0, 0);
         // Passed, dropped, transmitted, NAT forwards, NAT replies; TUN among the transmitted.
         let mut seen = [0u64; 5];
         let mut tun = 0;
         // Forwards of the source-hashed services.
         let mut sh = 0;
         let mut counts = HashMap::new();
-        for n in 0..3000 {
-            if n == 1500 {
-                // Weights change: new flows follow the new table, established ones stay.
-                install(&mut xdp, &mut model, &services([0, 100, 300]), 1);
+        for n in 0..6000 {
+            let phase = n / 500;
+            let (weights, alive) = PHASES[phase];
+            if n % 500 == 0 {
+                // Weights and health change: new flows follow the new table, established
+                // ones stay unless their backend is dead.
+                let list = services_alive(weights, alive);
+                install(&mut xdp, &mut model, &list, phase as u32 % 2);
             }
             let input = generate(&mut rng);
-            let before = conns.len();
+            conns.found.set(false);
+            conns.inserted = false;
             let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
             let flow = parse(&input).flow().map(|f| f.tuple);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
-            expect(&want, to_vip, conns.len() > before, &mut counts);
+            expect(&want, to_vip, conns.inserted, &mut counts);
+            if matches!(want, Action::Tx(_) | Action::Redirect(_)) && to_vip {
+                let b = flow.and_then(|t| conns.table.get(&t)).unwrap() as usize;
+                rescheduled += u64::from(conns.found.get() && conns.inserted);
+                drained += u64::from(!conns.inserted && weights[b] == 0 && alive[b]);
+            }
             let dport = flow.map(|t| t.dport);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && matches!(dport, Some(84 | 85))
             {
@@ -288,6 +253,8 @@ mod diff {
         assert!(seen[4] > 20, "verdicts {seen:?}");
         assert!(tun > 50, "{tun} TUN frames");
         assert!(sh > 100, "{sh} source-hashed forwards");
+        assert!(rescheduled > 50, "{rescheduled} rescheduled flows");
+        assert!(drained > 30, "{drained} flows kept by drained backends");
         let got: Vec<(Counter, u64)> = xdp.counters().unwrap();
         let mut pass = 0;
         for (c, v) in &got {
@@ -308,7 +275,10 @@ mod diff {
             }
         }
         assert_eq!(pass, seen[0]);
-        println!("pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, counters {got:?}");
+        println!(
+            "pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, rescheduled {rescheduled}, \
+             drained {drained}, counters {got:?}"
+        );
     }
 
     /// RFC 768: a UDP checksum that the NAT update turns into 0 is sent as 0xffff. Searches

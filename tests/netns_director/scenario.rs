@@ -150,10 +150,15 @@ fn backend_view(v: &serde_json::Value) -> Vec<(String, u64, bool)> {
 }
 
 /// Short connections from client ports `ports`; returns the node id that answered each.
-fn short_connections(topo: &Topo, m: &ModeSpec, ports: std::ops::Range<u16>) -> Vec<String> {
+fn short_connections(
+    topo: &Topo,
+    m: &ModeSpec,
+    ports: impl IntoIterator<Item = u16> + Send + 'static,
+) -> Vec<String> {
     let (client, vip) = (m.client_ip, SocketAddr::V4(SocketAddrV4::new(m.vip, PORT)));
     in_netns(&topo.ns(m.client_host), move || {
         ports
+            .into_iter()
             .map(
                 |p| match short_get(SocketAddrV4::new(client, p), vip, "/obj/lb?size=16") {
                     Ok(a) if a.status == 200 => a.node,
@@ -258,7 +263,11 @@ pub fn run(m: &ModeSpec) {
     );
 
     let dp = stats(&topo, m).map(|v| v["datapath"].as_str().unwrap_or("").to_owned());
-    let want = if m.datapath == "xdp" { "xdp/native" } else { "userspace" };
+    let want = if m.datapath == "xdp" {
+        "xdp/native"
+    } else {
+        "userspace"
+    };
     assert_eq!(dp.as_deref(), Some(want), "{}: datapath in use", m.mode);
 
     // 1. 3000 short connections: all answered, each by the backend Maglev predicts.
@@ -420,6 +429,29 @@ pub fn run(m: &ModeSpec) {
         m.mode,
         bad.len(),
         &bad[..bad.len().min(5)]
+    );
+    // Flows recorded on the dead backend in step 1 are rescheduled (LVS expire_nodest_conn):
+    // reusing their 5-tuples (TIME_WAIT is on the server side) reaches a live backend.
+    let on_dead: Vec<u16> = (20_000..23_000u16)
+        .filter(|&port| p.backend(SocketAddrV4::new(m.client_ip, port), vip) == 1)
+        .take(50)
+        .collect();
+    assert_eq!(on_dead.len(), 50, "{}: step 1 flows on b2", m.mode);
+    let answers = short_connections(&topo, m, on_dead);
+    let bad: Vec<&String> = answers
+        .iter()
+        .filter(|a| !(a == &m.node_ids[0] || a == &m.node_ids[2]))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{}: {} of 50 reused 5-tuples recorded on the dead backend failed: {:?}",
+        m.mode,
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    eprintln!(
+        "{}: 50 connections reusing 5-tuples recorded on the dead backend all answered by live ones",
+        m.mode
     );
 
     // 5. The director exits on SIGTERM and leaves no XDP program attached.

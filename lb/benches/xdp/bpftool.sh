@@ -44,10 +44,10 @@ h() { python3 -c "import sys; print(' '.join(str(b) for b in bytes.fromhex(sys.a
 bpftool prog loadall "$W/trivial.o" $P/t type xdp
 bpftool prog loadall "$W/director.o" $P/d type xdp pinmaps $P/dm
 # strait_service_key {vip, port, proto}; strait_service {slot 0, size 1, base 0, count 1,
-# mode DR, hash, id 0, pad, gen 1}; strait_backend {ip, mac, port}; service_gen[0] = 1.
+# mode DR, hash, id 0, pad, gen 1}; strait_backend {ip, mac, port, flags 0, pad}; service_gen[0] = 1.
 bpftool map update pinned $P/dm/services key $(h 0aca006400500600) \
   value $(h 000000000100000000000000010000000000000001000000)
-bpftool map update pinned $P/dm/backends key 0 0 0 0 value $(h 0aca020b02000000bb110000)
+bpftool map update pinned $P/dm/backends key 0 0 0 0 value $(h 0aca020b02000000bb11000000000000)
 bpftool map update pinned $P/dm/service_gen key 0 0 0 0 value 1 0 0 0
 run() { bpftool prog run pinned "$1" data_in "$W/ack.bin" repeat 1000000 |
   sed -n 's/.*Return value: \([0-9]*\).*average): \([0-9]*\)ns.*/\1 \2/p'; }

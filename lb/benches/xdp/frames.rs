@@ -109,6 +109,7 @@ impl Fixture {
                     mac: [0x02, 0, 0, 0, 0x01, i],
                     port: 8000 + u16::from(i),
                     weight: 1,
+                    alive: true,
                 })
                 .collect();
             let svc = Service::new(mode, backends, DEFAULT_TABLE_SIZE)?;

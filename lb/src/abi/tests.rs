@@ -108,6 +108,8 @@ fn offsets_match_the_header() {
         ("strait_backend", "ip", offset_of!(Backend, ip)),
         ("strait_backend", "mac", offset_of!(Backend, mac)),
         ("strait_backend", "port", offset_of!(Backend, port)),
+        ("strait_backend", "flags", offset_of!(Backend, flags)),
+        ("strait_backend", "pad", offset_of!(Backend, pad)),
         ("strait_conn_key", "src", offset_of!(ConnKey, src)),
         ("strait_conn_key", "dst", offset_of!(ConnKey, dst)),
         ("strait_conn_key", "sport", offset_of!(ConnKey, sport)),
@@ -185,6 +187,7 @@ fn constants_match_the_header() {
     assert_eq!(define("STRAIT_HASH_SOURCE"), HASH_SOURCE.to_string());
     assert_eq!(define("STRAIT_DIR_FORWARD"), DIR_FORWARD.to_string());
     assert_eq!(define("STRAIT_DIR_REPLY"), DIR_REPLY.to_string());
+    assert_eq!(define("STRAIT_BACKEND_DEAD"), BACKEND_DEAD.to_string());
     assert_eq!(
         crate::maglev::DEFAULT_TABLE_SIZE,
         MAGLEV_MAX,

@@ -10,8 +10,11 @@
 //!   dropped (the datapath removes it).
 //! * Effective weight = config weight, or 0 when the backend is removed from the config,
 //!   down by its health checks, or has no resolved MAC ("no ARP reply").
+//! * Alive (may keep established flows) = not down by its health checks and a resolved MAC;
+//!   a backend drained on purpose (weight 0, removed from the config) stays alive, so its
+//!   flows stay; a dead one's flows are rescheduled by the datapath on their next packet.
 //! * [`State::build`] is a pure function of the state: every service with its table laid
-//!   out by its scheduler over the effective weights.
+//!   out by its scheduler over the effective weights, and each backend's liveness.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::SystemTime;
@@ -55,6 +58,11 @@ impl BackendState {
         } else {
             0
         }
+    }
+
+    /// Whether its established flows may stay on it (see the module doc).
+    pub fn is_alive(&self) -> bool {
+        self.mac.is_some() && self.health.state() != ServerState::Down
     }
 
     /// Name and detail of the backend's state for stats: `up`, `down` (health or no ARP
@@ -216,6 +224,7 @@ impl State {
                         mac: b.mac.unwrap_or([0; 6]),
                         port: b.port,
                         weight: b.effective_weight(),
+                        alive: b.is_alive(),
                     })
                     .collect();
                 let weighted: Vec<maglev::Backend> = backends

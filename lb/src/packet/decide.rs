@@ -5,10 +5,14 @@
 //!    without ports, other protocols) is [`Verdict::Pass`]: the kernel handles it. Nothing is
 //!    dropped silently.
 //! 2. A flow whose (destination, port, protocol) is a service:
-//!    * established (in the connection table, with an index inside the backend list): that
-//!      backend, even if the Maglev table changed or the backend now has weight 0 (draining);
+//!    * established (in the connection table, with an index inside the backend list, on a
+//!      backend that is `alive`): that backend, even if the Maglev table changed or the
+//!      backend now has weight 0 (draining);
 //!    * new: `table.lookup(flow_hash(src, dst, sport, dport, proto))`, recorded in the
-//!      connection table (and, for NAT, the reply direction too);
+//!      connection table (and, for NAT, the reply direction too). A flow recorded on a
+//!      backend that is not alive (down) is new too: re-picked, its entry overwritten
+//!      (LVS `expire_nodest_conn=1`; a TCP segment mid-stream then gets a reset from the new
+//!      backend, a reused 5-tuple's SYN simply works);
 //!    * a new flow of a service with no backend of weight > 0 is
 //!      [`Verdict::Drop`]`(`[`DropReason::NoBackend`]`)`, as LVS and Katran do: the VIP is
 //!      owned by the director, so the kernel could only answer with a reset;
@@ -101,9 +105,8 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
     if service.mode == Mode::Tun && inner_len + IPV4_MIN_HLEN > usize::from(u16::MAX) {
         return Verdict::Drop(DropReason::EncapTooBig);
     }
-    let n = service.backends.len();
     if let Some(b) = conns.get(&flow.tuple) {
-        if (b as usize) < n {
+        if service.backends.get(b as usize).is_some_and(|be| be.alive) {
             return Verdict::Forward {
                 backend: b,
                 new_flow: false,
@@ -144,187 +147,4 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::maglev::{flow_hash, DEFAULT_TABLE_SIZE};
-    use crate::packet::parse::{parse, PROTO_TCP};
-    use crate::packet::service::{MemConnTable, Service};
-    use crate::packet::testutil::{backend, services, Spec, CLIENT, VIP};
-
-    fn run(spec: &Spec, s: &Services, c: &mut MemConnTable) -> Verdict {
-        decide(&parse(&spec.build()), s, c)
-    }
-
-    #[test]
-    fn non_service_traffic_passes() {
-        let s = services();
-        let mut c = MemConnTable::new(16);
-        assert_eq!(run(&Spec::tcp(1, 443), &s, &mut c), Verdict::Pass);
-        let mut other_ip = Spec::tcp(1, 80);
-        other_ip.dst = [10, 0, 0, 101];
-        assert_eq!(run(&other_ip, &s, &mut c), Verdict::Pass);
-        let mut later = Spec::tcp(1, 80);
-        later.frag = 100;
-        assert_eq!(run(&later, &s, &mut c), Verdict::Pass);
-        assert_eq!(decide(&Parsed::NotIpv4, &s, &mut c), Verdict::Pass);
-        assert_eq!(decide(&parse(&[0u8; 10]), &s, &mut c), Verdict::Pass);
-        assert!(c.is_empty());
-    }
-
-    #[test]
-    fn new_flow_follows_maglev_and_is_recorded() {
-        let s = services();
-        let mut c = MemConnTable::new(16);
-        let spec = Spec::tcp(40000, 80);
-        let t = parse(&spec.build()).flow().unwrap().tuple;
-        let want = s
-            .get(&ServiceKey {
-                vip: VIP,
-                port: 80,
-                proto: PROTO_TCP,
-            })
-            .unwrap()
-            .table
-            .as_ref()
-            .unwrap()
-            .lookup(flow_hash(CLIENT, VIP, 40000, 80, PROTO_TCP))
-            .unwrap();
-        assert_eq!(
-            run(&spec, &s, &mut c),
-            Verdict::Forward {
-                backend: want,
-                new_flow: true
-            }
-        );
-        assert_eq!(c.get(&t), Some(want));
-        assert_eq!(
-            run(&spec, &s, &mut c),
-            Verdict::Forward {
-                backend: want,
-                new_flow: false
-            }
-        );
-        // First fragments are balanced like whole datagrams of the same flow.
-        let mut first = spec.clone();
-        first.frag = 0x2000;
-        assert_eq!(
-            run(&first, &s, &mut c),
-            Verdict::Forward {
-                backend: want,
-                new_flow: false
-            }
-        );
-    }
-
-    #[test]
-    fn established_flows_survive_table_changes_and_draining() {
-        let mut s = services();
-        let mut c = MemConnTable::new(1024);
-        let key = ServiceKey {
-            vip: VIP,
-            port: 80,
-            proto: PROTO_TCP,
-        };
-        let mut chosen = Vec::new();
-        for port in 1000..1300 {
-            match run(&Spec::tcp(port, 80), &s, &mut c) {
-                Verdict::Forward { backend, new_flow } => {
-                    assert!(new_flow);
-                    chosen.push(backend);
-                }
-                v => panic!("{v:?}"),
-            }
-        }
-        assert!((0..3).all(|b| chosen.contains(&b)));
-        // Drain backend 0, add a fourth: old flows stay, new ones avoid backend 0.
-        let bs = vec![
-            backend(1, 0),
-            backend(2, 100),
-            backend(3, 100),
-            backend(4, 100),
-        ];
-        s.insert(key, Service::new(Mode::Dr, bs, DEFAULT_TABLE_SIZE).unwrap());
-        for (i, port) in (1000..1300).enumerate() {
-            let v = run(&Spec::tcp(port, 80), &s, &mut c);
-            assert_eq!(
-                v,
-                Verdict::Forward {
-                    backend: chosen[i],
-                    new_flow: false
-                }
-            );
-        }
-        let mut fresh = Vec::new();
-        for port in 2000..2300 {
-            match run(&Spec::tcp(port, 80), &s, &mut c) {
-                Verdict::Forward {
-                    backend,
-                    new_flow: true,
-                } => fresh.push(backend),
-                v => panic!("{v:?}"),
-            }
-        }
-        assert!(!fresh.contains(&0));
-        assert!((1..4).all(|b| fresh.contains(&b)));
-    }
-
-    #[test]
-    fn no_backend_drops_new_flows_only() {
-        let mut s = services();
-        let mut c = MemConnTable::new(16);
-        let key = ServiceKey {
-            vip: VIP,
-            port: 80,
-            proto: PROTO_TCP,
-        };
-        let old = run(&Spec::tcp(1, 80), &s, &mut c);
-        let bs = vec![backend(1, 0), backend(2, 0), backend(3, 0)];
-        s.insert(key, Service::new(Mode::Dr, bs, DEFAULT_TABLE_SIZE).unwrap());
-        assert_eq!(
-            run(&Spec::tcp(2, 80), &s, &mut c),
-            Verdict::Drop(DropReason::NoBackend)
-        );
-        let Verdict::Forward { backend, .. } = old else {
-            panic!("{old:?}");
-        };
-        assert_eq!(
-            run(&Spec::tcp(1, 80), &s, &mut c),
-            Verdict::Forward {
-                backend,
-                new_flow: false
-            }
-        );
-        // A stale index (backend list shrank) is rebalanced, here into "no backend".
-        s.insert(
-            key,
-            Service::new(Mode::Dr, Vec::new(), DEFAULT_TABLE_SIZE).unwrap(),
-        );
-        assert_eq!(
-            run(&Spec::tcp(1, 80), &s, &mut c),
-            Verdict::Drop(DropReason::NoBackend)
-        );
-        assert_eq!(DropReason::NoBackend.as_str(), "no_backend");
-    }
-
-    #[test]
-    fn nat_flows_record_their_reply_direction() {
-        let s = services();
-        let mut c = MemConnTable::new(16);
-        let v = run(&Spec::udp(5000, 82), &s, &mut c);
-        let Verdict::Forward { backend: b, .. } = v else {
-            panic!("{v:?}");
-        };
-        let be = backend(b as u8 + 1, 100);
-        let mut reply = Spec::udp(be.port, 5000);
-        reply.src = be.ip;
-        reply.dst = CLIENT;
-        assert_eq!(
-            run(&reply, &s, &mut c),
-            Verdict::NatReply(NatOrigin { vip: VIP, port: 82 })
-        );
-        // DR flows have no reply entry.
-        run(&Spec::udp(5001, 80), &s, &mut c);
-        reply.dport = 5001;
-        assert_eq!(run(&reply, &s, &mut c), Verdict::Pass);
-    }
-}
+mod tests;

@@ -5,6 +5,9 @@
 //! * A [`Service`]'s Maglev table indexes its `backends` vector; a backend's index is its
 //!   identity in the connection table, so the control plane keeps indices stable while flows
 //!   may use them (it drains a backend with weight 0 instead of removing it).
+//! * A backend's `alive` flag says whether it may keep its flows: a drained backend (weight
+//!   0, alive) keeps them; a dead one (health says down) loses them, as LVS does with
+//!   `expire_nodest_conn=1`: `decide` reschedules their next packet as a new flow.
 //! * [`ConnTable`] holds two maps, both filled by `decide` when a new flow is balanced: the
 //!   forward map (client → VIP 5-tuple → backend index) and, for NAT, the reply map (backend →
 //!   client 5-tuple → the VIP and port to restore). The XDP program keeps both in one LRU hash
@@ -69,6 +72,8 @@ pub struct Backend {
     pub port: u16,
     /// Maglev weight; 0 drains (no new flows, established ones stay).
     pub weight: u32,
+    /// May keep its established flows (false: down, they are rescheduled).
+    pub alive: bool,
 }
 
 impl Backend {
@@ -307,6 +312,7 @@ mod tests {
             mac: [2, 0, 0, 0, 0, 11],
             port: 8080,
             weight: 0,
+            alive: true,
         };
         assert_eq!(b.id(), "10.0.0.11:8080");
         let s = Service::new(Mode::Dr, vec![b.clone()], 7).unwrap();

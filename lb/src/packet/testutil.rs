@@ -143,6 +143,7 @@ pub fn backend(i: u8, weight: u32) -> Backend {
         mac: [0x02, 0, 0, 0, 0x01, i],
         port: 8000 + u16::from(i),
         weight,
+        alive: true,
     }
 }
 

@@ -260,6 +260,7 @@ mod tests {
             mac: [2, 0, 0, 0, 1, 11],
             port: 8080,
             weight: 1,
+            alive: true,
         };
         let mut services = Services::new();
         let key = ServiceKey {

@@ -240,6 +240,7 @@ mod tests {
             mac: [2, 0, 0, 0, 0, i],
             port: 8080,
             weight: 1,
+            alive: true,
         };
         Service::new(mode, vec![b(11), b(12)], 7).unwrap()
     }

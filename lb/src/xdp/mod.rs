@@ -14,6 +14,8 @@
 //!   service its own slot pair (`2p`, `2p + 1`): `p` is the service's id in `service_gen`.
 //!   Every install gets a new generation, written to `service_gen[p]` before the entry, so
 //!   connection entries of older versions leave the program's fast path.
+//!   A backend that is not `alive` is written with `abi::BACKEND_DEAD`: the program then
+//!   reschedules its recorded flows (fast path included) as the model does.
 //! * [`XdpDirector::test_run`] runs the program once on a frame and returns its action and
 //!   the output frame (`BPF_PROG_TEST_RUN`; frames shorter than 14 bytes are refused by the
 //!   kernel).
@@ -176,6 +178,8 @@ impl XdpDirector {
                     ip: b.ip,
                     mac: b.mac,
                     port: b.port.to_be_bytes(),
+                    flags: if b.alive { 0 } else { abi::BACKEND_DEAD },
+                    pad: [0; 3],
                 };
                 backends.set(i, value, 0).map_err(map_err(m))?;
             }

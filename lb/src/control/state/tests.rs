@@ -134,3 +134,43 @@ fn a_service_without_live_backends_has_no_table_and_gone_services_are_dropped() 
     assert_ne!(s.services[0].config.vip, other.vip);
     assert_eq!(s.services[0].backends.len(), 1);
 }
+
+/// (weight, alive) of every built backend of the first service.
+fn built(s: &State) -> Vec<(u32, bool)> {
+    let services = s.build().unwrap();
+    services[0]
+        .1
+        .backends
+        .iter()
+        .map(|b| (b.weight, b.alive))
+        .collect()
+}
+
+#[test]
+fn down_or_unresolved_backends_are_dead_drained_ones_stay_alive() {
+    let now = SystemTime::now();
+    let zero_b = "{ addr = \"10.0.0.12\", weight = 0 }";
+    let mut s = State::new(&config(&format!("{A}, {zero_b}, {C}")), now, zero_mac);
+    assert_eq!(built(&s), [(100, true), (0, true), (100, true)]);
+    let id = s.services[0].id();
+    // A down by its health checks: weight 0 and dead.
+    s.on_check(id, 0, outcome(false), now);
+    assert_eq!(built(&s)[0], (100, true), "one failure of fall = 2");
+    assert_eq!(
+        s.on_check(id, 0, outcome(false), now),
+        Some(ServerState::Down)
+    );
+    assert_eq!(built(&s), [(0, false), (0, true), (100, true)]);
+    // C loses its MAC (no ARP reply): dead too.
+    assert!(s.set_mac(id, 2, None));
+    assert_eq!(built(&s), [(0, false), (0, true), (0, false)]);
+    // Removed from the config (draining until restart) with a MAC and up: alive.
+    assert!(s.set_mac(id, 2, Some([2, 0, 0, 0, 0, 13])));
+    s.reconcile(&config(&format!("{A}, {zero_b}")), now, zero_mac);
+    assert_eq!(s.services[0].backends[2].status().0, "draining");
+    assert_eq!(built(&s), [(0, false), (0, true), (0, true)]);
+    // A back up: alive again with its weight.
+    s.on_check(id, 0, outcome(true), now);
+    s.on_check(id, 0, outcome(true), now);
+    assert_eq!(built(&s), [(100, true), (0, true), (0, true)]);
+}
