@@ -9,6 +9,8 @@
 # Modes: direct-dr xdp-dr us-dr (layout l4-dr.toml: one LAN, backends hold the VIP on lo);
 #        direct-nat nft xdp-nat us-nat (layout l4-nat.toml: the director joins two LANs);
 #        xdpgen-dr xdpgen-nat: the XDP director attached in generic (skb) mode.
+# PORT_XDP=off removes the pass-all XDP programs `sim up` puts on the bridge ports (then only
+# the generic-mode director forwards: native XDP_TX on a veth needs a program on the peer).
 # Load: `wrk -t1 -c50 -d$DUR -H 'Connection: close'` (one request per connection) and the same
 # without the header (keep-alive), as the shared L4 anchors (/work/shared/bench/l4) measure.
 # "director pkt/s" = frames the director forwarded during the run (its per-backend packet counters
@@ -85,6 +87,11 @@ layout_up() { # dr | nat
     ip netns exec ${p}b$i nginx -c "$RUN/b$i/nginx.conf" >/dev/null 2>&1 & pids+=($!)
     i=$((i + 1))
   done
+  if [[ ${PORT_XDP:-on} == off ]]; then # investigation knob: no pass program on the bridge ports
+    for dev in $(ip -n ${p}sw -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$\|^br-'); do
+      ip -n ${p}sw link set dev "$dev" xdp off
+    done
+  fi
   for b in $(backends "$1"); do wait_http "$1" "http://$b/" || { echo "backend $b down" >&2; exit 1; }; done
 }
 
