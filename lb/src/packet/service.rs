@@ -244,6 +244,14 @@ impl MemConnTable {
     pub fn is_empty(&self) -> bool {
         self.forward.map.is_empty()
     }
+
+    /// The forward entries (client → VIP 5-tuple, backend index), oldest insert first.
+    pub fn forward_entries(&self) -> impl Iterator<Item = (&FiveTuple, u32)> + '_ {
+        let f = &self.forward;
+        f.order
+            .iter()
+            .filter_map(move |t| f.map.get(t).map(|&b| (t, b)))
+    }
 }
 
 impl Default for MemConnTable {
@@ -296,6 +304,8 @@ mod tests {
         assert_eq!(t.get(&tuple(1)), None);
         assert_eq!(t.get(&tuple(2)), Some(1));
         assert_eq!(t.get(&tuple(3)), Some(0));
+        let listed: Vec<(FiveTuple, u32)> = t.forward_entries().map(|(k, b)| (*k, b)).collect();
+        assert_eq!(listed, vec![(tuple(2), 1), (tuple(3), 0)]);
         let o = NatOrigin {
             vip: [1, 2, 3, 4],
             port: 80,

@@ -1,16 +1,13 @@
 //! The userspace datapath's connection table, and what one decision did to it.
 //!
 //! Contract:
-//! * [`Conns`] holds the one [`MemConnTable`] the decisions use, plus a copy of its forward
-//!   entries ([`ConnIndex`]) for listing (`MemConnTable` has no iterator). The copy applies
-//!   the same bound and the same rule (a new key is appended; when over the bound the oldest
-//!   insert goes; re-inserting a key keeps its age), so it holds exactly the same entries.
+//! * [`Conns`] holds the one [`MemConnTable`] the decisions use and lists its forward entries
+//!   (oldest insert first).
 //! * [`Conns::observe`] runs `packet::process` on one frame and reports, besides the action,
 //!   what the decision consulted and recorded ([`Observed`]): the flow's 5-tuple, the backend
 //!   of an established flow, the backend of a new one, whether it was a NAT reply.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
 
 use crate::datapath::ConnEntry;
 use crate::packet::nexthop::NextHops;
@@ -18,62 +15,6 @@ use crate::packet::parse::FiveTuple;
 use crate::packet::rewrite::Director;
 use crate::packet::service::{ConnTable, MemConnTable, NatOrigin, Services};
 use crate::packet::{process, Action};
-
-/// Forward entries (client → VIP 5-tuple → backend index), bounded like `MemConnTable`.
-#[derive(Debug, Clone)]
-pub struct ConnIndex {
-    map: HashMap<FiveTuple, u32>,
-    order: VecDeque<FiveTuple>,
-    capacity: usize,
-}
-
-impl ConnIndex {
-    /// An index of at most `capacity` entries (at least 1).
-    pub fn new(capacity: usize) -> ConnIndex {
-        ConnIndex {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// Records a forward entry (see the module doc for the eviction rule).
-    pub fn insert(&mut self, key: FiveTuple, backend: u32) {
-        if self.map.insert(key, backend).is_some() {
-            return;
-        }
-        self.order.push_back(key);
-        while self.map.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
-                }
-                None => break,
-            }
-        }
-    }
-
-    /// Number of entries.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Up to `limit` entries, oldest first.
-    pub fn entries(&self, limit: usize) -> Vec<ConnEntry> {
-        self.order
-            .iter()
-            .filter_map(|t| self.map.get(t).map(|b| (t, *b)))
-            .take(limit)
-            .map(|(t, backend)| ConnEntry {
-                client: (t.src.into(), t.sport),
-                vip: (t.dst.into(), t.dport),
-                proto: t.proto,
-                backend,
-            })
-            .collect()
-    }
-}
 
 /// What one decision consulted and recorded (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,7 +33,6 @@ pub struct Observed {
 #[derive(Debug)]
 pub struct Conns {
     table: MemConnTable,
-    index: ConnIndex,
 }
 
 /// A [`ConnTable`] that notes what `decide` does with the real one.
@@ -114,7 +54,6 @@ impl ConnTable for Recorder<'_> {
 
     fn insert(&mut self, flow: FiveTuple, backend: u32) {
         self.conns.table.insert(flow, backend);
-        self.conns.index.insert(flow, backend);
         self.flow.set(Some(flow));
         self.new_flow = Some(backend);
     }
@@ -135,7 +74,6 @@ impl Conns {
     pub fn new(capacity: usize) -> Conns {
         Conns {
             table: MemConnTable::new(capacity),
-            index: ConnIndex::new(capacity),
         }
     }
 
@@ -171,7 +109,16 @@ impl Conns {
 
     /// Up to `limit` forward entries, oldest first.
     pub fn entries(&self, limit: usize) -> Vec<ConnEntry> {
-        self.index.entries(limit)
+        self.table
+            .forward_entries()
+            .take(limit)
+            .map(|(t, backend)| ConnEntry {
+                client: (t.src.into(), t.sport),
+                vip: (t.dst.into(), t.dport),
+                proto: t.proto,
+                backend,
+            })
+            .collect()
     }
 }
 
@@ -193,21 +140,17 @@ mod tests {
     }
 
     #[test]
-    fn the_index_holds_exactly_what_the_table_holds() {
-        let mut table = MemConnTable::new(50);
-        let mut index = ConnIndex::new(50);
+    fn listed_entries_are_exactly_the_tables_oldest_first() {
+        let mut conns = Conns::new(50);
         let mut x: u32 = 12345;
         for _ in 0..2000 {
             // A small LCG: repeats keys often, so re-inserts and evictions interleave.
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            let t = tuple((x >> 16) % 120);
-            let b = x % 3;
-            table.insert(t, b);
-            index.insert(t, b);
-            assert_eq!(table.len(), index.len());
+            conns.table.insert(tuple((x >> 16) % 120), x % 3);
         }
-        let listed = index.entries(usize::MAX);
-        assert_eq!(listed.len(), table.len());
+        let listed = conns.entries(usize::MAX);
+        assert_eq!(listed.len(), conns.len());
+        assert_eq!(conns.len(), 50);
         for e in &listed {
             let t = FiveTuple {
                 src: e.client.0.octets(),
@@ -216,9 +159,9 @@ mod tests {
                 dport: e.vip.1,
                 proto: e.proto,
             };
-            assert_eq!(table.get(&t), Some(e.backend));
+            assert_eq!(conns.table.get(&t), Some(e.backend));
         }
-        assert_eq!(index.entries(3).len(), 3);
+        assert_eq!(conns.entries(3), listed[..3].to_vec());
     }
 
     /// An Ethernet/IPv4/TCP frame from `src`:`sport` to `dst`:`dport`.
