@@ -1,17 +1,39 @@
-//! Every example config in topology/examples passes `strait check`.
+//! Every example config in topology/examples (and its subfolders, e.g. the director
+//! examples' director and node configs) passes `strait check`; every example topology parses.
 
+use std::path::Path;
 use std::process::Command;
+
+/// Config files below `dir`, except topology files (checked below) and benchmark layouts.
+fn configs(dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir)
+        .expect("examples dir")
+        .filter_map(|e| e.ok())
+    {
+        let path = entry.path();
+        if path.is_dir() {
+            if !path.ends_with("topologies") {
+                configs(&path, out);
+            }
+        } else if path.extension().is_some_and(|x| x == "toml") {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+}
 
 #[test]
 fn example_configs_are_valid() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/topology/examples");
-    let mut files: Vec<String> = std::fs::read_dir(dir)
-        .expect("examples dir")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let mut files = Vec::new();
+    configs(Path::new(dir), &mut files);
+    assert!(
+        files
+            .iter()
+            .filter(|f| f.ends_with("director.toml"))
+            .count()
+            >= 3,
+        "the director examples' configs are checked too: {files:?}"
+    );
     files.sort();
     assert!(files.len() >= 2, "{files:?}");
     let out = Command::new(env!("CARGO_BIN_EXE_strait"))
