@@ -22,15 +22,25 @@ use crate::policy::key::primary_key;
 use crate::stats::add;
 
 /// Serve the admin listener until `stop` turns true.
-pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
+    accept_loop(listener, stop, move |peer, req| route(&ctx, peer, req)).await;
+}
+
+/// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request is
+/// answered by `handle` with the client's address (the node's and the director's admin).
+pub async fn accept_loop<H>(listener: TcpListener, mut stop: watch::Receiver<bool>, handle: H)
+where
+    H: Fn(SocketAddr, Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
-                let ctx = Arc::clone(&ctx);
+                let handle = Arc::clone(&handle);
                 let svc = service_fn(move |req| {
-                    let ctx = Arc::clone(&ctx);
-                    async move { Ok::<_, Infallible>(route(&ctx, peer, req)) }
+                    let answer = handle(peer, req);
+                    async move { Ok::<_, Infallible>(answer) }
                 });
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
@@ -38,7 +48,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
                         .await;
                 });
             }
-            _ = stop.changed() => break,
+            _ = stop.wait_for(|s| *s) => break,
         }
     }
 }

@@ -3,7 +3,6 @@
 //! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 `{"reloaded":true}`, or 422
 //! with the reasons while the running config stays). A datapath error answers 500.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -11,11 +10,8 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
-use strait_cache::admin::server::{is_allowed, query_param};
+use strait_cache::admin::server::{accept_loop, is_allowed, query_param};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,27 +22,8 @@ use super::{lock, Inner};
 pub const DEFAULT_CONNS_LIMIT: usize = 1000;
 
 /// Serves until `stop` turns true.
-pub(super) async fn serve(
-    listener: TcpListener,
-    inner: Arc<Inner>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let inner = Arc::clone(&inner);
-                let svc = service_fn(move |req| {
-                    let inner = Arc::clone(&inner);
-                    async move { Ok::<_, Infallible>(route(&inner, peer, &req)) }
-                });
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-            _ = stop.wait_for(|s| *s) => break,
-        }
-    }
+pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
+    accept_loop(listener, stop, move |peer, req| route(&inner, peer, &req)).await;
 }
 
 fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
