@@ -48,6 +48,11 @@ pub fn worker_threads(cfg: &NodeConfig) -> usize {
 /// Prints one line per bound listener on stderr, `strait-node listening http ADDR` and
 /// `strait-node listening admin ADDR` (tests and scripts read the actual ports from them).
 pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
+    // Before the listening lines: a script may signal the node as soon as it reads them (a
+    // SIGHUP before the handler exists would end the process).
+    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
     let rt = Runtime::from_config(&cfg, None)?;
     let ctx = Arc::new(Ctx {
         node_id: cfg.node.id.get_ref().clone(),
@@ -91,9 +96,6 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     ));
     tracing::info!(node = %ctx.node_id, "node started");
 
-    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
