@@ -42,6 +42,9 @@ impl Interface {
             return Err(err("not a valid interface name".into()));
         }
         let dir = format!("/sys/class/net/{name}");
+        if !std::path::Path::new(&dir).exists() {
+            return Err(err("no such interface in this network namespace".into()));
+        }
         let read = |file: &str| {
             std::fs::read_to_string(format!("{dir}/{file}"))
                 .map(|s| s.trim().to_owned())
@@ -144,7 +147,10 @@ mod tests {
         assert!(lo.ifindex >= 1);
         assert_eq!(lo.mac, [0; 6]);
         let e = Interface::by_name("nonexistent0").unwrap_err();
-        assert!(e.to_string().starts_with("interface nonexistent0: "), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "interface nonexistent0: no such interface in this network namespace"
+        );
         assert!(Interface::by_name("a/b").is_err());
     }
 }
