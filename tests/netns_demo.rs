@@ -66,19 +66,6 @@ fn topology_copy(name: &str, dir: &Path) -> PathBuf {
     file
 }
 
-fn namespaces(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// `strait sim run demo` on `file`, started with piped stdout (lines sent on the receiver).
 fn start_demo(
     file: &Path,
@@ -187,9 +174,9 @@ fn demo_answers_every_request_reports_and_leaves_nothing_behind() {
         "{spread_after}"
     );
     assert!(
-        namespaces(&prefix).is_empty(),
+        support::namespaces(&prefix).is_empty(),
         "namespaces left: {:?}",
-        namespaces(&prefix)
+        support::namespaces(&prefix)
     );
 }
 
@@ -230,7 +217,7 @@ fn ctrl_c_in_the_middle_still_tears_everything_down() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!namespaces(&prefix).is_empty(), "topology not up");
+    assert!(!support::namespaces(&prefix).is_empty(), "topology not up");
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
@@ -249,9 +236,9 @@ fn ctrl_c_in_the_middle_still_tears_everything_down() {
         seen.join("\n")
     );
     assert!(
-        namespaces(&prefix).is_empty(),
+        support::namespaces(&prefix).is_empty(),
         "namespaces left: {:?}",
-        namespaces(&prefix)
+        support::namespaces(&prefix)
     );
 }
 

@@ -15,19 +15,6 @@ fn strait(args: &[&str]) -> std::process::Output {
         .expect("run strait")
 }
 
-fn namespaces(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(prefix))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn sim_up_runs_the_hosts_commands_and_sim_down_removes_everything() {
     if !require_root(
@@ -90,7 +77,11 @@ fn sim_up_runs_the_hosts_commands_and_sim_down_removes_everything() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(body, strait_topology::origin::object_bytes("hello", 32));
-    assert_eq!(namespaces(&prefix).len(), 3, "two hosts and the switch");
+    assert_eq!(
+        support::namespaces(&prefix).len(),
+        3,
+        "two hosts and the switch"
+    );
 
     let down = strait(&["sim", "down", "--topology", topo]);
     assert!(
@@ -99,9 +90,9 @@ fn sim_up_runs_the_hosts_commands_and_sim_down_removes_everything() {
         String::from_utf8_lossy(&down.stderr)
     );
     assert!(
-        namespaces(&prefix).is_empty(),
+        support::namespaces(&prefix).is_empty(),
         "namespaces left: {:?}",
-        namespaces(&prefix)
+        support::namespaces(&prefix)
     );
     // Down again: nothing to do, still success.
     assert!(strait(&["sim", "down", "--topology", topo])

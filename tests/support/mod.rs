@@ -445,6 +445,15 @@ impl Proc {
 }
 
 // ---- lead: root-only tests (namespaces)
+/// The network namespaces whose names start with `prefix` (the topology builder's own list).
+pub fn namespaces(prefix: &str) -> Vec<String> {
+    strait_topology::netns::list()
+        .expect("ip netns list")
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
 /// True when the test may run: root, and every tool in `tools` answers `-V`. Otherwise prints
 /// `SKIP <test>: <reason>` and returns false — except with `CI=true`, where it panics.
 pub fn require_root(test: &str, tools: &[&str]) -> bool {

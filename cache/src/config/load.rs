@@ -59,6 +59,14 @@ pub fn render(path: &Path, diagnostics: &[Diagnostic]) -> String {
 
 /// Read and parse a node config file.
 pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+    load_with(path, parse)
+}
+
+/// Read a config file and parse it with `parse` (node or director), the errors carrying the path.
+pub fn load_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, Vec<Diagnostic>>,
+) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,

@@ -9,6 +9,6 @@ mod types;
 mod validate;
 
 pub use l4::{L4Mode, L4Section, L4XdpMode, DEFAULT_L4_INTERFACE, MAX_L4_VIPS};
-pub use load::{load, parse, render, ConfigError, ConfigKind, Diagnostic};
+pub use load::{load, load_with, parse, render, ConfigError, ConfigKind, Diagnostic};
 pub use locate::{line_col, Locator, Seg};
 pub use types::*;

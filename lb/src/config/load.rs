@@ -17,14 +17,7 @@ use super::validate::validate;
 
 /// Reads, parses and validates a director config file.
 pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text).map_err(|diagnostics| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        diagnostics,
-    })
+    strait_cache::config::load_with(path, parse)
 }
 
 /// Parses and validates a director config.

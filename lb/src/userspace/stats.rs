@@ -45,9 +45,6 @@ impl Extra {
     }
 }
 
-/// The XDP counters, in `abi::Counter` index order.
-const XDP_COUNTERS: [Counter; Counter::COUNT as usize] = Counter::ALL;
-
 /// Datapath-wide counters, shared by the receive threads.
 #[derive(Debug, Default)]
 pub struct DatapathCounters {
@@ -68,7 +65,7 @@ impl DatapathCounters {
 
     /// All counters by name: the XDP ones in index order, then the extra ones.
     pub fn snapshot(&self) -> Counters {
-        XDP_COUNTERS
+        Counter::ALL
             .iter()
             .map(|c| (c.as_str(), self.xdp[*c as usize].load(Ordering::Relaxed)))
             .chain(
@@ -154,7 +151,7 @@ mod tests {
         assert!(s.contains(&("drop_no_neigh", 1)));
         assert!(s.contains(&("tx_error", 1)));
         assert!(s.contains(&("nat_reply", 0)));
-        for (i, c) in XDP_COUNTERS.iter().enumerate() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
             assert_eq!(*c as usize, i);
         }
         for (i, e) in Extra::ALL.iter().enumerate() {
