@@ -6,7 +6,8 @@
 //! on its backend when a backend is added; a killed backend is out within
 //! `fall × interval + timeout` and new connections all succeed, as do connections reusing
 //! 5-tuples recorded on it (rescheduled: LVS `expire_nodest_conn`); SIGTERM leaves no XDP
-//! program.
+//! program. TUN runs with `threaded_napi = true`: `eth0` is threaded while the director runs
+//! and back as it was after.
 //! Needs root; outside CI it says SKIP.
 
 mod support;
@@ -38,6 +39,7 @@ fn spec(mode: &'static str, test_name: &'static str, net: u8, back: u8, vip_net:
         backend_ips: [11, 12, 13].map(|h| Ipv4Addr::new(10, net, back, h)),
         inner_interface: (mode == "nat").then_some("eth1"),
         datapath: "xdp",
+        threaded_napi: false,
     }
 }
 
@@ -55,7 +57,9 @@ fn dr_mode_balances_by_maglev_and_survives_changes() {
 
 #[test]
 fn tun_mode_balances_by_maglev_and_survives_changes() {
-    run("tun_mode", spec("tun", "xtu", 73, 0, 0));
+    let mut m = spec("tun", "xtu", 73, 0, 0);
+    m.threaded_napi = true;
+    run("tun_mode", m);
 }
 
 #[test]

@@ -24,6 +24,7 @@ pub mod datapath;
 pub mod decap;
 pub mod iface;
 pub mod maglev;
+pub mod napi;
 pub mod neigh;
 pub mod packet;
 pub mod sched;

@@ -34,6 +34,9 @@ pub struct ModeSpec {
     pub inner_interface: Option<&'static str>,
     /// `xdp` or `userspace`.
     pub datapath: &'static str,
+    /// `threaded_napi = true` in the director's config: `eth0` must be threaded while it runs
+    /// and back to softirq polling after it exits.
+    pub threaded_napi: bool,
 }
 
 /// Health settings of the test's director (the kill deadline derives from them).
@@ -91,6 +94,11 @@ fn write_director_config(path: &Path, m: &ModeSpec, backends: &[(Ipv4Addr, u32)]
         .inner_interface
         .map(|i| format!("inner_interface = \"{i}\"\n"))
         .unwrap_or_default();
+    let inner = if m.threaded_napi {
+        format!("{inner}threaded_napi = true\n")
+    } else {
+        inner
+    };
     let text = format!(
         "[director]\nid = \"test-{mode}\"\ninterface = \"eth0\"\n{inner}datapath = \"{datapath}\"\n\
          admin = \"{ADMIN}\"\n\n[[service]]\nvip = \"{vip}:{PORT}\"\nproto = \"tcp\"\n\
@@ -106,7 +114,7 @@ fn write_director_config(path: &Path, m: &ModeSpec, backends: &[(Ipv4Addr, u32)]
 }
 
 /// The test's copy of the example topology: its own name, the director host's commands
-/// removed (the test runs the director itself).
+/// removed (the test runs the director itself) and `port_xdp = true` on it.
 fn topology_copy(m: &ModeSpec, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(m.topology).expect("example topology");
     let mut doc: toml::Table = text.parse().expect("topology toml");
@@ -116,6 +124,8 @@ fn topology_copy(m: &ModeSpec, dir: &Path) -> PathBuf {
             let t = h.as_table_mut().expect("host table");
             if t.get("name").and_then(|n| n.as_str()) == Some(m.director_host) {
                 t.remove("run");
+                // No `strait director` run line left: say that it forwards with XDP.
+                t.insert("port_xdp".into(), toml::Value::Boolean(true));
             }
         }
     }
@@ -269,6 +279,14 @@ pub fn run(m: &ModeSpec) {
         "userspace"
     };
     assert_eq!(dp.as_deref(), Some(want), "{}: datapath in use", m.mode);
+    if m.threaded_napi {
+        assert_eq!(
+            threaded(&topo.ns(m.director_host)),
+            "1",
+            "{}: threaded NAPI",
+            m.mode
+        );
+    }
 
     // 1. 3000 short connections: all answered, each by the backend Maglev predicts.
     let p = Predictor::new(&weights, PORT);
@@ -475,6 +493,34 @@ pub fn run(m: &ModeSpec) {
         "{}: XDP left attached:\n{links}",
         m.mode
     );
+    if m.threaded_napi {
+        assert_eq!(
+            threaded(&topo.ns(m.director_host)),
+            "0",
+            "{}: NAPI mode restored",
+            m.mode
+        );
+        eprintln!(
+            "{}: eth0 was threaded while the director ran, restored after",
+            m.mode
+        );
+    }
+}
+
+/// `eth0`'s NAPI mode in a namespace (`/sys/class/net/eth0/threaded`, as `ip netns exec`
+/// mounts `/sys` for it).
+fn threaded(netns: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "cat",
+            "/sys/class/net/eth0/threaded",
+        ])
+        .output()
+        .expect("cat threaded");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 fn read(p: &Path) -> String {

@@ -8,9 +8,15 @@
 #   ROUNDS=1 DUR=5s MODES="direct-dr xdp-dr" ./topology/bench/l4.sh
 # Modes: direct-dr xdp-dr us-dr (layout l4-dr.toml: one LAN, backends hold the VIP on lo);
 #        direct-nat nft xdp-nat us-nat (layout l4-nat.toml: the director joins two LANs);
-#        xdpgen-dr xdpgen-nat: the XDP director attached in generic (skb) mode.
-# PORT_XDP=off removes the pass-all XDP programs `sim up` puts on the bridge ports (then only
-# the generic-mode director forwards: native XDP_TX on a veth needs a program on the peer).
+#        xdpgen-dr xdpgen-nat: the XDP director attached in generic (skb) mode;
+#        xdpthr-dr xdpthr-nat: the XDP director with `threaded_napi = true`;
+#        bare-dr: not strait: ebpf/bench/xdp_fwd_one.bpf.c, every frame to the VIP sent to b1
+#        with no logic at all, on the director host (the floor of any XDP forwarder here);
+#        bare-thr-dr: the same with threaded NAPI on the director's eth0.
+# Bridge ports: `sim up` puts the pass-all XDP program only on the director's ports (port_xdp
+# in l4-*.toml). PORT_XDP=all puts it on every port (the layout before port_xdp existed: each
+# port then copies every frame), PORT_XDP=off on none (then only a generic-mode director
+# forwards: native XDP_TX on a veth needs a program on the peer).
 # Load: `wrk -t1 -c50 -d$DUR -H 'Connection: close'` (one request per connection) and the same
 # without the header (keep-alive), as the shared L4 anchors (/work/shared/bench/l4) measure.
 # "director pkt/s" = frames the director forwarded during the run (its per-backend packet counters
@@ -22,7 +28,7 @@ BIN=${STRAIT_BIN:-$PWD/target/release/strait}
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-10s}
 CONNS=${CONNS:-50}
-MODES=${MODES:-"direct-dr xdp-dr us-dr direct-nat nft xdp-nat us-nat"}
+MODES=${MODES:-"direct-dr bare-dr xdp-dr xdpthr-dr us-dr direct-nat nft xdp-nat xdpthr-nat us-nat"}
 KINDS=${KINDS:-"close keepalive"}
 RUN=$(mktemp -d /tmp/strait-l4bench.XXXXXX)
 RES=$RUN/results.tsv
@@ -87,12 +93,22 @@ layout_up() { # dr | nat
     ip netns exec ${p}b$i nginx -c "$RUN/b$i/nginx.conf" >/dev/null 2>&1 & pids+=($!)
     i=$((i + 1))
   done
-  if [[ ${PORT_XDP:-on} == off ]]; then # investigation knob: no pass program on the bridge ports
-    for dev in $(ip -n ${p}sw -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$\|^br-'); do
-      ip -n ${p}sw link set dev "$dev" xdp off
-    done
-  fi
+  local dev
+  for dev in $(ip -n ${p}sw -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -v '^lo$\|^br-'); do
+    case ${PORT_XDP:-director} in
+      off) ip -n ${p}sw link set dev "$dev" xdp off ;;
+      all) ip -n ${p}sw link show dev "$dev" | grep -q prog/xdp ||
+             ip -n ${p}sw link set dev "$dev" xdpdrv obj /tmp/strait-xdp-pass.o sec xdp ;;
+      director) ;;
+      *) echo "PORT_XDP must be director, all or off" >&2; exit 1 ;;
+    esac
+  done
   for b in $(backends "$1"); do wait_http "$1" "http://$b/" || { echo "backend $b down" >&2; exit 1; }; done
+}
+
+mac_list() { # netns dev -> the MAC as a C byte list (0xaa,0xbb,...)
+  ip -n "$1" -o link show dev "$2" | grep -o 'link/ether [0-9a-f:]*' | awk '{print $2}' |
+    sed 's/\([0-9a-f][0-9a-f]\)/0x\1/g; s/:/,/g'
 }
 
 wait_http() { # layout url
@@ -101,7 +117,7 @@ wait_http() { # layout url
   return 1
 }
 
-director_conf() { # layout mode datapath [xdp_mode]
+director_conf() { # layout mode datapath [xdp_mode] [threaded_napi]
   local b addrs=""
   for b in $(backends "$1"); do addrs+="{ addr = \"$b\" }, "; done
   local inner=""; [[ $1 == nat ]] && inner='inner_interface = "eth1"'
@@ -112,6 +128,7 @@ interface = "eth0"
 $inner
 datapath = "$3"
 xdp_mode = "${4:-auto}"
+${5:+threaded_napi = $5}
 admin = "127.0.0.1:9190"
 [[service]]
 vip = "$(vip "$1"):80"
@@ -135,10 +152,21 @@ table ip strait_bench {
 }
 EOF
       URL="http://10.74.0.100/" ;;
-    xdp-dr | us-dr | xdp-nat | us-nat | xdpgen-dr | xdpgen-nat)
-      local lay=${1#*-} dp=xdp xm=auto; [[ $1 == us-* ]] && dp=userspace; [[ $1 == xdpgen-* ]] && xm=generic
+    bare-dr | bare-thr-dr)
+      layout_up dr
+      local dm sm
+      dm=$(mac_list st-l4dr-b1 eth0); sm=$(mac_list st-l4dr-lb eth0)
+      clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -DVIP=0x0a490064 "-DDMAC=$dm" "-DSMAC=$sm" \
+        -c ebpf/bench/xdp_fwd_one.bpf.c -o "$RUN/fwd_one.o"
+      nsx st-l4dr-lb ip link set dev eth0 xdpdrv obj "$RUN/fwd_one.o" sec xdp
+      [[ $1 == bare-thr-dr ]] && nsx st-l4dr-lb sh -c 'echo 1 > /sys/class/net/eth0/threaded'
+      wait_http dr http://10.73.0.100/ || { echo "the bare forwarder does not forward" >&2; exit 1; }
+      URL="http://10.73.0.100/" ;;
+    xdp-dr | us-dr | xdp-nat | us-nat | xdpgen-dr | xdpgen-nat | xdpthr-dr | xdpthr-nat)
+      local lay=${1#*-} dp=xdp xm=auto thr=""; [[ $1 == us-* ]] && dp=userspace; [[ $1 == xdpgen-* ]] && xm=generic
+      [[ $1 == xdpthr-* ]] && thr=true
       layout_up "$lay"
-      director_conf "$lay" "$lay" "$dp" "$xm" >"$RUN/director-$1.toml"
+      director_conf "$lay" "$lay" "$dp" "$xm" "$thr" >"$RUN/director-$1.toml"
       # `ip netns exec` execs the director: $! is the director itself (not a subshell).
       ip netns exec "st-l4$lay-lb" "$BIN" director --config "$RUN/director-$1.toml" >"$RUN/director-$1.log" 2>&1 &
       DIRECTOR_PID=$!
@@ -152,7 +180,10 @@ EOF
 mode_down() {
   case $1 in
     nft) nsx st-l4nat-lb nft delete table ip strait_bench ;;
-    xdp-* | us-* | xdpgen-*)
+    bare-dr | bare-thr-dr)
+      nsx st-l4dr-lb ip link set dev eth0 xdpdrv off
+      nsx st-l4dr-lb sh -c 'echo 0 > /sys/class/net/eth0/threaded' 2>/dev/null || true ;;
+    xdp-* | us-* | xdpgen-* | xdpthr-*)
       if ! kill "$DIRECTOR_PID" 2>/dev/null; then
         echo "the director of $1 exited during the run; its log:" >&2
         tail -20 "$RUN/director-$1.log" >&2

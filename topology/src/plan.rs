@@ -9,15 +9,21 @@
 //! * membership `i` of a host is `eth<i>` in the host and `<host>-<i>` (a bridge port) in the
 //!   switch namespace.
 //! * order: namespaces; `lo` and bridges up; per host `lo` up, then per membership the veth
-//!   pair, bridge port, the pass-all XDP program on the bridge port, addresses (the
+//!   pair, bridge port, the pass-all XDP program on the bridge port (hosts with `port_xdp`
+//!   only, see below), addresses (the
 //!   membership's, then its `extra` ones), link up, and transmit checksum offload off (a veth
 //!   otherwise leaves locally sent TCP/UDP checksums partial, which native XDP peers drop);
 //!   then sysctls (after the interfaces, so per-interface keys exist), then routes.
 //! * native XDP on veths: a host's XDP program (the director's `XDP_TX`, a decapsulation
 //!   program) runs on its `eth<i>`; the frames it sends back reach the bridge only if the
-//!   bridge port (the veth peer) runs an XDP program itself, so every bridge port gets
-//!   [`crate::xdp_pass`]'s program (`xdpdrv`, loaded by `ip` from
-//!   [`crate::xdp_pass::OBJECT_PATH`], which `netns::up` writes first). GRO on the port
+//!   bridge port (the veth peer) runs an XDP program itself, so the bridge ports of a host
+//!   with [`crate::spec::Host::port_xdp`] (by default: a host that runs `strait director`)
+//!   get [`crate::xdp_pass`]'s program (`xdpdrv`, loaded by `ip` from
+//!   [`crate::xdp_pass::OBJECT_PATH`], which `netns::up` writes first). Other hosts' ports go
+//!   without: a port with a program makes the veth copy every frame sent into it (an skb a
+//!   TCP sender still holds is cloned, and XDP needs a private one), which cost the
+//!   namespace benchmark's direct path 22% of its connections/s. Frames sent *to* a host's
+//!   own XDP program (a TUN node's decapsulation) need nothing on the port. GRO on the port
 //!   (`ethtool -K <port> gro on`) is not enough on kernel 6.18: it gives the port a NAPI
 //!   context, so the frames are queued, but the sender flushes the port's XDP ring only when
 //!   the port has a program, so they wait for unrelated traffic (tried: 0 of 20 UDP echoes
@@ -202,12 +208,14 @@ pub fn up(topology: &Topology) -> Vec<Step> {
                     netns: switch.clone(),
                     dev: peer.clone(),
                 },
-                Step::AttachXdpPass {
+            ]);
+            if host.port_xdp {
+                steps.push(Step::AttachXdpPass {
                     netns: switch.clone(),
                     dev: peer,
                     object: crate::xdp_pass::OBJECT_PATH.to_owned(),
-                },
-            ]);
+                });
+            }
             for addr in std::iter::once(m.addr).chain(m.extra.iter().copied()) {
                 steps.push(Step::AddAddress {
                     netns: netns.clone(),

@@ -16,6 +16,7 @@ xdp_mode = "generic"
 admin = "127.0.0.1:9191"
 max_conns = 1000
 table_size = 251
+threaded_napi = true
 
 [[service]]
 vip = "10.0.0.100:80"
@@ -53,6 +54,7 @@ fn the_example_parses_with_every_value() {
     );
     assert_eq!(c.admin, "127.0.0.1:9191".parse().unwrap());
     assert_eq!((c.max_conns, c.table_size), (1000, 251));
+    assert_eq!(c.threaded_napi, Some(true));
     let s = &c.services[0];
     assert_eq!(
         (s.proto, s.mode, s.scheduler),
@@ -90,6 +92,7 @@ fn defaults_are_filled_in() {
     assert_eq!(c.xdp_mode, XdpMode::Auto);
     assert_eq!(c.admin, DEFAULT_ADMIN.parse().unwrap());
     assert_eq!((c.max_conns, c.table_size), (DEFAULT_MAX_CONNS, 65_537));
+    assert_eq!(c.threaded_napi, None);
     assert_eq!(c.services[0].health, HealthCheck::default());
     assert_eq!(c.services[0].backends[0].weight, DEFAULT_WEIGHT);
 }
@@ -184,6 +187,12 @@ fn serde_errors_name_their_key() {
     let text = MINIMAL.replace("\"10.0.0.11\" }", "\"10.0.0.11\", wieght = 1 }");
     let e = errors(&text);
     assert!(e[0].contains("unknown field `wieght`"), "{e:?}");
+    let text = MINIMAL.replace("\"eth0\"", "\"eth0\"\nthreaded_napi = \"yes\"");
+    let e = errors(&text);
+    assert!(
+        e[0].starts_with("4:17: ") && e[0].contains("expected a boolean"),
+        "{e:?}"
+    );
 }
 
 #[test]

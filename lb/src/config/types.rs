@@ -72,6 +72,8 @@ pub struct RawDirector {
     pub max_conns: Option<Spanned<i64>>,
     #[serde(default)]
     pub table_size: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub threaded_napi: Option<Spanned<bool>>,
 }
 
 /// `[[service]]` as written.
@@ -191,6 +193,9 @@ pub struct DirectorConfig {
     pub max_conns: u32,
     /// Slots of every service's table (prime).
     pub table_size: u32,
+    /// `threaded_napi`: `Some(on)` sets the interfaces' NAPI mode while running
+    /// (`crate::napi`), `None` leaves it as it is.
+    pub threaded_napi: Option<bool>,
     /// Services, in file order.
     pub services: Vec<ServiceConfig>,
 }

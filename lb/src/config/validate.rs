@@ -132,6 +132,7 @@ pub(crate) fn validate(
             admin,
             max_conns,
             table_size,
+            threaded_napi: d.threaded_napi.as_ref().map(|b| *b.get_ref()),
             services,
         }),
         _ => Err(r.out),

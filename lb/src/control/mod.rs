@@ -105,6 +105,15 @@ impl Links {
     fn initial_mac(&self, mode: Mode) -> Option<[u8; 6]> {
         (self.device(mode).mac == [0; 6]).then_some([0; 6])
     }
+
+    /// The interfaces the datapath receives on, as `(name, ifindex)`, each once.
+    fn napi_targets(&self) -> Vec<(&str, u32)> {
+        let mut v = vec![(self.outer.name.as_str(), self.outer.ifindex)];
+        if let Some(i) = self.inner.as_ref().filter(|i| i.name != self.outer.name) {
+            v.push((i.name.as_str(), i.ifindex));
+        }
+        v
+    }
 }
 
 /// Shared by the tasks of a running director.
@@ -117,6 +126,8 @@ struct Inner {
     links: Links,
     /// Stops the current generation of health tasks (replaced on reload).
     health_stop: Mutex<watch::Sender<bool>>,
+    /// The interfaces' NAPI mode before `threaded_napi` changed it (restored on stop).
+    napi: Mutex<crate::napi::NapiGuard>,
 }
 
 /// Locks a mutex, taking over a poisoned one (a panicked task left plain data behind).
@@ -154,6 +165,7 @@ impl Inner {
                 ("xdp_mode", old.xdp_mode != new.xdp_mode),
                 ("admin", old.admin != new.admin),
                 ("max_conns", old.max_conns != new.max_conns),
+                ("threaded_napi", old.threaded_napi != new.threaded_napi),
             ];
             for (key, changed) in fixed {
                 if changed {
@@ -167,6 +179,7 @@ impl Inner {
             kept.xdp_mode = old.xdp_mode;
             kept.admin = old.admin;
             kept.max_conns = old.max_conns;
+            kept.threaded_napi = old.threaded_napi;
             let links = self.links.clone();
             lock(&self.state).reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
             *running = kept;
@@ -205,6 +218,11 @@ impl Director {
             max_conns: config.max_conns,
         };
         let mut datapath = open(&config, options)?;
+        // After the attach: a veth has a NAPI context only once native XDP runs on it.
+        let napi = match config.threaded_napi {
+            Some(on) => crate::napi::apply(&links.napi_targets(), on),
+            None => crate::napi::NapiGuard::default(),
+        };
         let datapath_name = datapath.name();
         let mut state = State::new(&config, SystemTime::now(), |m| links.initial_mac(m));
         health::resolve_all(&mut state, &links).await;
@@ -224,6 +242,8 @@ impl Director {
         let listener = match listener {
             Ok(l) => l,
             Err(e) => {
+                let mut napi = napi;
+                napi.restore();
                 if let Err(stop) = datapath.shutdown() {
                     tracing::error!(error = %stop, "datapath shutdown failed");
                 }
@@ -249,6 +269,7 @@ impl Director {
             datapath_name,
             links,
             health_stop: Mutex::new(watch::channel(false).0),
+            napi: Mutex::new(napi),
         });
         health::restart(&inner);
         let (admin_stop, stop_rx) = watch::channel(false);
@@ -281,6 +302,9 @@ impl Director {
         let _ = lock(&self.inner.health_stop).send(true);
         let _ = self.admin_stop.send(true);
         let _ = self.admin_task.await;
+        // Before the detach: a veth loses its NAPI context with its XDP program, and with it
+        // the `threaded` file's write.
+        lock(&self.inner.napi).restore();
         let result = lock(&self.inner.datapath).shutdown();
         tracing::info!("director stopped");
         result

@@ -15,6 +15,7 @@ sysctls = { "net.ipv4.ip_forward" = "1" }
 [[host]]
 name = "server"
 lan = [{ lan = "front", addr = "10.0.0.3" }]
+port_xdp = true
 routes = [{ to = "default", via = "10.0.0.2" }]
 "#;
 
@@ -42,7 +43,6 @@ fn up_of_two_hosts_on_one_lan_is_the_exact_command_sequence() {
         "ip -n st-demo-client link add eth0 type veth peer name client-0 netns st-demo-sw",
         "ip -n st-demo-sw link set client-0 master br-front",
         "ip -n st-demo-sw link set client-0 up",
-        "ip -n st-demo-sw link set dev client-0 xdpdrv obj /tmp/strait-xdp-pass.o sec xdp",
         "ip -n st-demo-client address add 10.0.0.2/24 dev eth0",
         "ip -n st-demo-client link set eth0 up",
         "ip netns exec st-demo-client ethtool -K eth0 tx off",
@@ -96,7 +96,7 @@ fn argv_keeps_each_argument_separate() {
 }
 
 #[test]
-fn every_bridge_port_runs_the_pass_program_and_extra_addresses_follow_the_main_one() {
+fn director_ports_run_the_pass_program_and_extra_addresses_follow_the_main_one() {
     let text = r#"
 name = "x"
 [[lan]]
@@ -108,9 +108,20 @@ subnet = "10.1.0.0/24"
 [[host]]
 name = "d"
 lan = [{ lan = "a", addr = "10.0.0.3", extra = ["10.0.0.100"] }, { lan = "b", addr = "10.1.0.1" }]
+run = ["/usr/local/bin/strait director --config d.toml"]
 [[host]]
 name = "c"
 lan = [{ lan = "a", addr = "10.0.0.2" }]
+run = [["strait", "node", "--config", "director.toml"]]
+[[host]]
+name = "e"
+lan = [{ lan = "a", addr = "10.0.0.4" }]
+port_xdp = true
+[[host]]
+name = "f"
+lan = [{ lan = "a", addr = "10.0.0.5" }]
+run = ["strait director --config f.toml"]
+port_xdp = false
 "#;
     let topology = match Topology::from_toml(text) {
         Ok(t) => t,
@@ -122,7 +133,7 @@ lan = [{ lan = "a", addr = "10.0.0.2" }]
         .filter(|l| l.contains(" xdpdrv obj "))
         .filter_map(|l| l.split_whitespace().nth(6))
         .collect();
-    assert_eq!(ports, ["d-0", "d-1", "c-0"]);
+    assert_eq!(ports, ["d-0", "d-1", "e-0"]);
     let addrs: Vec<&String> = all.iter().filter(|l| l.contains(" address add ")).collect();
     assert_eq!(
         addrs,
@@ -131,6 +142,8 @@ lan = [{ lan = "a", addr = "10.0.0.2" }]
             "ip -n st-x-d address add 10.0.0.100/24 dev eth0",
             "ip -n st-x-d address add 10.1.0.1/24 dev eth1",
             "ip -n st-x-c address add 10.0.0.2/24 dev eth0",
+            "ip -n st-x-e address add 10.0.0.4/24 dev eth0",
+            "ip -n st-x-f address add 10.0.0.5/24 dev eth0",
         ]
     );
 }

@@ -40,6 +40,8 @@ struct RawHost {
     run: Vec<RunCommand>,
     #[serde(default)]
     sysctls: BTreeMap<String, String>,
+    #[serde(default)]
+    port_xdp: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -140,12 +142,16 @@ pub(super) fn validate(raw: RawTopology) -> Result<Topology, Error> {
         if h.lan.len() > MAX_MEMBERSHIPS {
             return Err(invalid(at, format!("more than {MAX_MEMBERSHIPS} LANs")));
         }
+        let port_xdp = h
+            .port_xdp
+            .unwrap_or_else(|| h.run.iter().any(runs_director));
         let mut host = Host {
             name: h.name,
             lans: Vec::with_capacity(h.lan.len()),
             routes: Vec::with_capacity(h.routes.len()),
             run: h.run,
             sysctls: BTreeMap::new(),
+            port_xdp,
         };
         check_len(&at, &switch_dev(&host, h.lan.len().saturating_sub(1)))?;
         for (i, m) in h.lan.into_iter().enumerate() {
@@ -203,6 +209,18 @@ pub(super) fn validate(raw: RawTopology) -> Result<Topology, Error> {
         lans,
         hosts,
     })
+}
+
+/// Whether a run command starts `strait director` (a program named `strait`, then `director`).
+fn runs_director(cmd: &RunCommand) -> bool {
+    let words: Vec<&str> = match cmd {
+        RunCommand::Line(line) => line.split_whitespace().collect(),
+        RunCommand::Argv(v) => v.iter().map(String::as_str).collect(),
+    };
+    let is_strait = words
+        .first()
+        .is_some_and(|p| p.rsplit('/').next() == Some("strait"));
+    is_strait && words.get(1) == Some(&"director")
 }
 
 /// `addr` is `a.b.c.d/len` (len must be the LAN's) or a bare `a.b.c.d`.
