@@ -6,8 +6,16 @@
  * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops:
  * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
- * 2. a flow to a service: the recorded backend when it is still inside the backend list
- *    and not STRAIT_BACKEND_DEAD, else a new Maglev pick on strait_flow_hash, recorded in
+ * 2. a flow to a service: an opening TCP SYN (SYN set, ACK clear: flow.opening_syn,
+ *    lib/parse.h) skips the connection table, fast path included: it is always a new flow,
+ *    picked, recorded (overwriting its 5-tuple's entry), counted and reported below, as
+ *    Katran does. A SYN opens a connection, so an entry for its 5-tuple is a previous
+ *    connection's (a reused 5-tuple): following it would send a new connection to a draining
+ *    (weight 0) backend; a SYN retransmitted after a table change may move (the half-open
+ *    connection on the first backend times out), as with Katran and LVS's new-SYN handling.
+ *    It also spares the SYN an LRU lookup before its update. Every other segment (SYN+ACK,
+ *    ACK, data, FIN, RST) and UDP: the recorded backend when it is still inside the backend
+ *    list and not STRAIT_BACKEND_DEAD, else a new Maglev pick on strait_flow_hash, recorded in
  *    the LRU connection table (a dead backend's entry is overwritten: LVS
  *    expire_nodest_conn=1; a drained backend, weight 0 but alive, keeps its flows). Fast
  *    path: an entry recorded under the service version installed now (service_gen[id] ==
@@ -196,8 +204,9 @@ int strait_director(struct xdp_md *ctx)
 		return strait_pass_class(class);
 
 	/* Fast path: established under the installed version of its service (step 2), on a
-	 * live backend; a dead one's flow is rescheduled below. */
-	c = strait_conn_of(&flow);
+	 * live backend; a dead one's flow is rescheduled below. An opening SYN never looks its
+	 * 5-tuple up: always scheduled anew (step 2). */
+	c = flow.opening_syn ? NULL : strait_conn_of(&flow);
 	if (c && strait_conn_current(c)) {
 		__u8 mode = c->mode;
 		__u32 slot = c->slot;

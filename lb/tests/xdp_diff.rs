@@ -11,7 +11,11 @@
 //! every 500 frames (`PHASES`: weights change, backends go down and come back, table slot
 //! switches) so established flows must keep their backend in both while it is alive, also
 //! drained at weight 0, and be rescheduled as new flows in both once it is dead (LVS
-//! `expire_nodest_conn`), every backend dead included. NAT next hops: each test re-runs itself inside a private namespace whose
+//! `expire_nodest_conn`), every backend dead included. TCP frames carry a mix of flags
+//! (`frames::tcp_flags`): opening SYNs (SYN without ACK) must be scheduled anew in both even
+//! when their 5-tuple is recorded (reused tuples, some recorded on another backend than the
+//! new pick), while SYN+ACK and the other segments of recorded tuples follow the table.
+//! NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
 //! no neighbour (fallback to the backend MAC, or drop), no route, for forwards and replies.
@@ -34,7 +38,7 @@ fn xdp_matches_the_model() {
 
 #[cfg(not(strait_no_bpf))]
 mod diff {
-    use super::frames::{frame, Rng, Shape};
+    use super::frames::{frame, tcp_flags, Rng, Shape, SYN_ACK};
     use super::netns::{in_child, nexthops, require_root, Netns};
     use super::services::{backend, services, services_alive, Noting, PHASES, TCP, UDP, VIP};
     use std::cell::Cell;
@@ -80,7 +84,7 @@ mod diff {
         // Few sources and ports, so flows repeat (established) about as often as they start.
         let vlan = (rng.below(4) == 0).then(|| rng.below(4096) as u16);
         let client = [192, 168, 1, 1 + rng.below(8) as u8];
-        let client_port = 40000 + rng.below(16) as u16;
+        let client_port = 40000 + rng.below(8) as u16;
         // One frame in three comes from a backend's service port (or a neighbour) to a client.
         let reply = rng.below(3) == 0;
         let b = backend(1 + rng.below(3) as u8, 0);
@@ -110,6 +114,7 @@ mod diff {
             },
             padding: 4 * rng.below(3) as usize,
             udp_no_csum: rng.below(6) == 0,
+            tcp_flags: tcp_flags(rng),
         };
         let mut f = frame(&shape);
         match rng.below(10) {
@@ -205,6 +210,9 @@ mod diff {
         let mut tun = 0;
         // Forwards of the source-hashed services.
         let mut sh = 0;
+        // Opening SYNs forwarded on a recorded 5-tuple, those moved to another backend than
+        // the recorded one, and SYN+ACKs that followed a recorded entry.
+        let (mut syn_reused, mut syn_moved, mut syn_ack_followed) = (0, 0, 0);
         let mut counts = HashMap::new();
         for n in 0..6000 {
             let phase = n / 500;
@@ -216,18 +224,34 @@ mod diff {
                 install(&mut xdp, &mut model, &list, phase as u32 % 2);
             }
             let input = generate(&mut rng);
+            let parsed = parse(&input);
+            let flow = parsed.flow().map(|f| f.tuple);
+            let syn = parsed.flow().is_some_and(|f| f.opening_syn);
+            let syn_ack = flow.is_some_and(|t| t.proto == TCP) && !syn && {
+                let l4 = parsed.flow().map_or(0, |f| f.l4_offset);
+                input.get(l4 + 13) == Some(&SYN_ACK)
+            };
+            let recorded = flow.and_then(|t| conns.table.get(&t));
             conns.found.set(false);
             conns.inserted = false;
             let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
-            let flow = parse(&input).flow().map(|f| f.tuple);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
             expect(&want, to_vip, conns.inserted, &mut counts);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && to_vip {
-                let b = flow.and_then(|t| conns.table.get(&t)).unwrap() as usize;
+                let b = flow.and_then(|t| conns.table.get(&t)).unwrap();
                 rescheduled += u64::from(conns.found.get() && conns.inserted);
-                drained += u64::from(!conns.inserted && weights[b] == 0 && alive[b]);
+                let bi = b as usize;
+                drained += u64::from(!conns.inserted && weights[bi] == 0 && alive[bi]);
+                if syn && recorded.is_some() {
+                    assert!(conns.inserted, "frame {n}: a SYN is always a new flow");
+                    syn_reused += 1;
+                    syn_moved += u64::from(recorded != Some(b));
+                }
+                if syn_ack && recorded.is_some() && !conns.inserted {
+                    syn_ack_followed += 1;
+                }
             }
             let dport = flow.map(|t| t.dport);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && matches!(dport, Some(84 | 85))
@@ -255,6 +279,15 @@ mod diff {
         assert!(sh > 100, "{sh} source-hashed forwards");
         assert!(rescheduled > 50, "{rescheduled} rescheduled flows");
         assert!(drained > 30, "{drained} flows kept by drained backends");
+        assert!(syn_reused > 80, "{syn_reused} SYNs on recorded 5-tuples");
+        assert!(
+            syn_moved > 25,
+            "{syn_moved} SYNs moved off their recorded backend"
+        );
+        assert!(
+            syn_ack_followed > 20,
+            "{syn_ack_followed} SYN+ACKs following the table"
+        );
         let got: Vec<(Counter, u64)> = xdp.counters().unwrap();
         let mut pass = 0;
         for (c, v) in &got {
@@ -277,7 +310,8 @@ mod diff {
         assert_eq!(pass, seen[0]);
         println!(
             "pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, rescheduled {rescheduled}, \
-             drained {drained}, counters {got:?}"
+             drained {drained}, SYNs reused {syn_reused} (moved {syn_moved}), SYN+ACKs \
+             following {syn_ack_followed}, counters {got:?}"
         );
     }
 
@@ -304,6 +338,7 @@ mod diff {
             frag: 0x4000,
             padding: 0,
             udp_no_csum: false,
+            tcp_flags: 0,
         };
         let probe = frame(&base);
         let Action::Redirect(out) = process(&probe, &model, &mut conns, &DIRECTOR, &hops) else {

@@ -5,6 +5,14 @@
 //!    without ports, other protocols) is [`Verdict::Pass`]: the kernel handles it. Nothing is
 //!    dropped silently.
 //! 2. A flow whose (destination, port, protocol) is a service:
+//!    * an opening TCP SYN ([`Flow::opening_syn`]: SYN set, ACK clear) is always new: the
+//!      connection table is not consulted, the flow is scheduled as below and its entry
+//!      overwritten, as Katran does (and LVS for a new SYN on a reused tuple). A SYN opens a
+//!      connection, so an entry for its 5-tuple is a previous connection's (a reused
+//!      5-tuple): following it would send a new connection to a draining (weight 0) backend.
+//!      A SYN retransmitted after a table change may therefore move: the half-open
+//!      connection on the first backend times out there. SYN+ACK, ACK, data, FIN, RST and
+//!      UDP follow the rules below;
 //!    * established (in the connection table, with an index inside the backend list, on a
 //!      backend that is `alive`): that backend, even if the Maglev table changed or the
 //!      backend now has weight 0 (draining);
@@ -12,7 +20,7 @@
 //!      connection table (and, for NAT, the reply direction too). A flow recorded on a
 //!      backend that is not alive (down) is new too: re-picked, its entry overwritten
 //!      (LVS `expire_nodest_conn=1`; a TCP segment mid-stream then gets a reset from the new
-//!      backend, a reused 5-tuple's SYN simply works);
+//!      backend);
 //!    * a new flow of a service with no backend of weight > 0 is
 //!      [`Verdict::Drop`]`(`[`DropReason::NoBackend`]`)`, as LVS and Katran do: the VIP is
 //!      owned by the director, so the kernel could only answer with a reset;
@@ -105,7 +113,13 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
     if service.mode == Mode::Tun && inner_len + IPV4_MIN_HLEN > usize::from(u16::MAX) {
         return Verdict::Drop(DropReason::EncapTooBig);
     }
-    if let Some(b) = conns.get(&flow.tuple) {
+    // An opening SYN skips the lookup: always scheduled anew (see the module doc).
+    let recorded = if flow.opening_syn {
+        None
+    } else {
+        conns.get(&flow.tuple)
+    };
+    if let Some(b) = recorded {
         if service.backends.get(b as usize).is_some_and(|be| be.alive) {
             return Verdict::Forward {
                 backend: b,
