@@ -29,7 +29,17 @@
  *    a new NAT flow also records its reply direction; every recorded new flow queues one
  *    flow event (lib/events.h; a full ring loses the event, counted, never the packet);
  * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
- *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX;
+ *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX; but a
+ *    datagram whose encapsulation exceeds STRAIT_DIRECTOR.mtu (the client-facing
+ *    interface's MTU, 0: unchecked; lib/icmp.h) is not forwarded: with DF set the frame
+ *    becomes the ICMP "fragmentation needed" (next-hop MTU = mtu - 20) to the client, from
+ *    the VIP, XDP_TX (icmp_too_big), so its path-MTU discovery lowers the segment size; with
+ *    DF clear it is dropped (drop_too_big): XDP cannot fragment, and a client that does not
+ *    set DF does no PMTUD. This check comes after scheduling: the flow is recorded (and its
+ *    event queued) as for a forward, so a later smaller segment goes to the same backend;
+ *    the backend's packet and flow stats count forwarded packets only. DR and NAT keep the
+ *    frame's size and are not checked (an inner interface with a smaller MTU than the
+ *    client side is a known limit);
  *    NAT: destination address and port := the backend's (lib/nat.h), MACs of the next hop
  *    towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h), redirected through
  *    the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a neighbour entry the
@@ -49,6 +59,7 @@
 #include "lib/conntrack.h"
 #include "lib/stats.h"
 #include "lib/tun.h"
+#include "lib/icmp.h"
 #include "lib/nat.h"
 #include "lib/egress.h"
 #include "lib/fib.h"
@@ -167,6 +178,15 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 		strait_own_mac(smac);
 	}
 
+	/* Path MTU (step 3, TUN): after scheduling, so the flow stays recorded; no backend stats. */
+	if (mode == STRAIT_MODE_TUN && strait_over_mtu(flow, STRAIT_DIRECTOR.mtu)) {
+		if (!flow->dont_fragment)
+			return strait_drop(STRAIT_CNT_DROP_TOO_BIG);
+		if (strait_frag_needed(ctx, flow, smac, STRAIT_DIRECTOR.mtu))
+			return XDP_DROP;
+		strait_count(STRAIT_CNT_ICMP_TOO_BIG);
+		return XDP_TX;
+	}
 	if (mode == STRAIT_MODE_TUN && strait_encapsulate(ctx, flow, STRAIT_DIRECTOR.ip, target.ip))
 		return strait_drop(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
 	if (mode == STRAIT_MODE_NAT && strait_nat(ctx, flow, STRAIT_NAT_DST, target.ip, target.port))

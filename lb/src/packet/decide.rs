@@ -25,8 +25,11 @@
 //!      [`Verdict::Drop`]`(`[`DropReason::NoBackend`]`)`, as LVS and Katran do: the VIP is
 //!      owned by the director, so the kernel could only answer with a reset;
 //!    * a TUN packet whose encapsulation would exceed 65535 bytes is dropped
-//!      ([`DropReason::EncapTooBig`]), as is a table entry outside the backend list
-//!      ([`DropReason::BadBackendIndex`], a control-plane bug).
+//!      ([`DropReason::EncapTooBig`]) before scheduling (not recorded), as is a table entry
+//!      outside the backend list ([`DropReason::BadBackendIndex`], a control-plane bug). The
+//!      director's MTU is not checked here but by `process` after this step
+//!      ([`super::icmp`]): a TUN flow over the MTU is scheduled and recorded like any other,
+//!      then answered with ICMP or dropped ([`DropReason::TooBig`]).
 //! 3. A flow matching the reply map of the connection table is a NAT reply:
 //!    [`Verdict::NatReply`] with the VIP and port to restore as its source.
 //! 4. Anything else is [`Verdict::Pass`].
@@ -47,6 +50,9 @@ pub enum DropReason {
     NoRoute,
     /// A NAT frame's next hop has no neighbour entry (and, forwards, no backend MAC).
     NoNeighbour,
+    /// A TUN datagram without DF whose encapsulation exceeds the director's MTU
+    /// ([`super::icmp`]; decided by `process`, after this module recorded the flow).
+    TooBig,
 }
 
 impl DropReason {
@@ -58,6 +64,7 @@ impl DropReason {
             DropReason::EncapTooBig => "encap_too_big",
             DropReason::NoRoute => "no_route",
             DropReason::NoNeighbour => "no_neighbour",
+            DropReason::TooBig => "too_big",
         }
     }
 }

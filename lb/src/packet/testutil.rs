@@ -11,6 +11,7 @@ use super::service::{Backend, Mode, Service, ServiceKey, Services};
 pub const DIRECTOR: Director = Director {
     mac: [0x02, 0, 0, 0, 0, 0xd1],
     ip: [10, 0, 0, 2],
+    mtu: 1500,
 };
 /// Client address of the fixtures.
 pub const CLIENT: [u8; 4] = [192, 168, 1, 10];
