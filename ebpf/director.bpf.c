@@ -6,8 +6,16 @@
  * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops:
  * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
- * 2. a flow to a service: the recorded backend when it is still inside the backend list
- *    and not STRAIT_BACKEND_DEAD, else a new Maglev pick on strait_flow_hash, recorded in
+ * 2. a flow to a service: an opening TCP SYN (SYN set, ACK clear: flow.opening_syn,
+ *    lib/parse.h) skips the connection table, fast path included: it is always a new flow,
+ *    picked, recorded (overwriting its 5-tuple's entry), counted and reported below, as
+ *    Katran does. A SYN opens a connection, so an entry for its 5-tuple is a previous
+ *    connection's (a reused 5-tuple): following it would send a new connection to a draining
+ *    (weight 0) backend; a SYN retransmitted after a table change may move (the half-open
+ *    connection on the first backend times out), as with Katran and LVS's new-SYN handling.
+ *    It also spares the SYN an LRU lookup before its update. Every other segment (SYN+ACK,
+ *    ACK, data, FIN, RST) and UDP: the recorded backend when it is still inside the backend
+ *    list and not STRAIT_BACKEND_DEAD, else a new Maglev pick on strait_flow_hash, recorded in
  *    the LRU connection table (a dead backend's entry is overwritten: LVS
  *    expire_nodest_conn=1; a drained backend, weight 0 but alive, keeps its flows). Fast
  *    path: an entry recorded under the service version installed now (service_gen[id] ==
@@ -21,7 +29,17 @@
  *    a new NAT flow also records its reply direction; every recorded new flow queues one
  *    flow event (lib/events.h; a full ring loses the event, counted, never the packet);
  * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
- *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX;
+ *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX; but a
+ *    datagram whose encapsulation exceeds STRAIT_DIRECTOR.mtu (the client-facing
+ *    interface's MTU, 0: unchecked; lib/icmp.h) is not forwarded: with DF set the frame
+ *    becomes the ICMP "fragmentation needed" (next-hop MTU = mtu - 20) to the client, from
+ *    the VIP, XDP_TX (icmp_too_big), so its path-MTU discovery lowers the segment size; with
+ *    DF clear it is dropped (drop_too_big): XDP cannot fragment, and a client that does not
+ *    set DF does no PMTUD. This check comes after scheduling: the flow is recorded (and its
+ *    event queued) as for a forward, so a later smaller segment goes to the same backend;
+ *    the backend's packet and flow stats count forwarded packets only. DR and NAT keep the
+ *    frame's size and are not checked (an inner interface with a smaller MTU than the
+ *    client side is a known limit);
  *    NAT: destination address and port := the backend's (lib/nat.h), MACs of the next hop
  *    towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h), redirected through
  *    the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a neighbour entry the
@@ -41,6 +59,7 @@
 #include "lib/conntrack.h"
 #include "lib/stats.h"
 #include "lib/tun.h"
+#include "lib/icmp.h"
 #include "lib/nat.h"
 #include "lib/egress.h"
 #include "lib/fib.h"
@@ -159,6 +178,15 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 		strait_own_mac(smac);
 	}
 
+	/* Path MTU (step 3, TUN): after scheduling, so the flow stays recorded; no backend stats. */
+	if (mode == STRAIT_MODE_TUN && strait_over_mtu(flow, STRAIT_DIRECTOR.mtu)) {
+		if (!flow->dont_fragment)
+			return strait_drop(STRAIT_CNT_DROP_TOO_BIG);
+		if (strait_frag_needed(ctx, flow, smac, STRAIT_DIRECTOR.mtu))
+			return XDP_DROP;
+		strait_count(STRAIT_CNT_ICMP_TOO_BIG);
+		return XDP_TX;
+	}
 	if (mode == STRAIT_MODE_TUN && strait_encapsulate(ctx, flow, STRAIT_DIRECTOR.ip, target.ip))
 		return strait_drop(STRAIT_CNT_DROP_ENCAP_TOO_BIG);
 	if (mode == STRAIT_MODE_NAT && strait_nat(ctx, flow, STRAIT_NAT_DST, target.ip, target.port))
@@ -196,8 +224,9 @@ int strait_director(struct xdp_md *ctx)
 		return strait_pass_class(class);
 
 	/* Fast path: established under the installed version of its service (step 2), on a
-	 * live backend; a dead one's flow is rescheduled below. */
-	c = strait_conn_of(&flow);
+	 * live backend; a dead one's flow is rescheduled below. An opening SYN never looks its
+	 * 5-tuple up: always scheduled anew (step 2). */
+	c = flow.opening_syn ? NULL : strait_conn_of(&flow);
 	if (c && strait_conn_current(c)) {
 		__u8 mode = c->mode;
 		__u32 slot = c->slot;

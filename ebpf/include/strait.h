@@ -200,8 +200,9 @@ struct strait_director {
 	__u32 client_ifindex; /* NAT replies leave here (towards the clients) */
 	__u8 nat_mac[6];      /* MAC of nat_ifindex (NAT forwards without a neighbour entry) */
 	__u8 pad2[2];
+	__u32 mtu;            /* MTU of the client-facing interface (TUN: lib/icmp.h); 0: none */
 };
-_Static_assert(sizeof(struct strait_director) == 28, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 32, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -209,6 +210,7 @@ STRAIT_OFFSET(strait_director, nat_ifindex, 12);
 STRAIT_OFFSET(strait_director, client_ifindex, 16);
 STRAIT_OFFSET(strait_director, nat_mac, 20);
 STRAIT_OFFSET(strait_director, pad2, 26);
+STRAIT_OFFSET(strait_director, mtu, 28);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -228,7 +230,9 @@ enum strait_counter {
 	STRAIT_CNT_DROP_NO_ROUTE = 10, /* NAT frame without a route through its egress */
 	STRAIT_CNT_DROP_NO_NEIGH = 11, /* NAT frame whose next hop has no MAC */
 	STRAIT_CNT_EVENT_LOST = 12,    /* flow event not queued (ring full); packet unaffected */
-	STRAIT_CNT_MAX = 13,
+	STRAIT_CNT_DROP_TOO_BIG = 13,  /* TUN datagram over the MTU once encapsulated, DF clear */
+	STRAIT_CNT_ICMP_TOO_BIG = 14,  /* ... DF set: ICMP fragmentation needed sent back */
+	STRAIT_CNT_MAX = 15,
 };
 
 #endif /* STRAIT_H */

@@ -9,7 +9,9 @@
  * section 2.3): a later fragment has no ports; a first fragment and a whole datagram carry
  * their 5-tuple when the fixed TCP (20, RFC 9293 section 3.1) or UDP (8, RFC 768) header is
  * complete inside the datagram. Returns a STRAIT_PARSE_* class; only STRAIT_PARSE_FLOW fills
- * *flow completely. Never reads outside [data, data_end).
+ * *flow completely, opening_syn included: TCP (whole or first fragment) with SYN set and ACK
+ * clear in its flags byte (offset 13 of the fixed header), as parse::Flow::opening_syn; 0 for
+ * UDP. Never reads outside [data, data_end).
  */
 #ifndef STRAIT_LIB_PARSE_H
 #define STRAIT_LIB_PARSE_H
@@ -30,6 +32,9 @@
 #define STRAIT_ETH_HLEN 14
 #define STRAIT_VLAN_HLEN 4
 #define STRAIT_ETH_P_8021Q 0x8100
+#define STRAIT_TCP_FLAGS_OFF 13
+#define STRAIT_TCP_SYN 0x02
+#define STRAIT_TCP_ACK 0x10
 
 struct strait_flow {
 	__be32 src;
@@ -39,7 +44,7 @@ struct strait_flow {
 	__u8 proto;
 	__u8 dont_fragment;
 	__u8 first_fragment;
-	__u8 pad;
+	__u8 opening_syn; /* TCP SYN without ACK: scheduled anew (director.bpf.c step 2) */
 	__u32 l3_off; /* 14 or 18 */
 	__u32 l4_off; /* l3_off + IHL * 4 */
 	__u32 l3_end; /* l3_off + total length */
@@ -109,6 +114,16 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 
 	if ((void *)(ports + 2) > data_end)
 		return STRAIT_PARSE_MALFORMED;
+	__u8 opening_syn = 0;
+
+	if (proto == IPPROTO_TCP) {
+		/* Inside the datagram (20 TCP bytes from l4, checked above): for the verifier. */
+		__u8 *flags = data + l4 + STRAIT_TCP_FLAGS_OFF;
+
+		if ((void *)(flags + 1) > data_end)
+			return STRAIT_PARSE_MALFORMED;
+		opening_syn = (*flags & (STRAIT_TCP_SYN | STRAIT_TCP_ACK)) == STRAIT_TCP_SYN;
+	}
 	flow->src = ip->saddr;
 	flow->dst = ip->daddr;
 	flow->sport = ports[0];
@@ -116,7 +131,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 	flow->proto = proto;
 	flow->dont_fragment = (frag & 0x4000) != 0;
 	flow->first_fragment = more;
-	flow->pad = 0;
+	flow->opening_syn = opening_syn;
 	flow->l3_off = l3;
 	flow->l4_off = l4;
 	flow->l3_end = l3_end;

@@ -98,11 +98,16 @@ pub enum Counter {
     DropNoNeigh = 11,
     /// A flow event lost (ring buffer full); the packet was handled normally.
     EventLost = 12,
+    /// A TUN datagram over the MTU once encapsulated, DF clear: dropped (XDP cannot fragment).
+    DropTooBig = 13,
+    /// A TUN datagram over the MTU once encapsulated, DF set: ICMP "fragmentation needed" sent
+    /// back to the client.
+    IcmpTooBig = 14,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 15;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -119,6 +124,8 @@ impl Counter {
         Counter::DropNoRoute,
         Counter::DropNoNeigh,
         Counter::EventLost,
+        Counter::DropTooBig,
+        Counter::IcmpTooBig,
     ];
 
     /// The counter of a drop reason of the model.
@@ -130,6 +137,7 @@ impl Counter {
             DropReason::EncapTooBig => Counter::DropEncapTooBig,
             DropReason::NoRoute => Counter::DropNoRoute,
             DropReason::NoNeighbour => Counter::DropNoNeigh,
+            DropReason::TooBig => Counter::DropTooBig,
         }
     }
 
@@ -149,6 +157,8 @@ impl Counter {
             Counter::DropNoRoute => "drop_no_route",
             Counter::DropNoNeigh => "drop_no_neigh",
             Counter::EventLost => "event_lost",
+            Counter::DropTooBig => "drop_too_big",
+            Counter::IcmpTooBig => "icmp_too_big",
         }
     }
 }
@@ -303,6 +313,9 @@ pub struct Director {
     pub nat_mac: [u8; 6],
     /// Zero.
     pub pad2: [u8; 2],
+    /// MTU of the client-facing interface: TUN forwards over it get an ICMP "fragmentation
+    /// needed" (DF set) or are dropped (`packet::icmp`); 0: not checked.
+    pub mtu: u32,
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad

@@ -1,6 +1,6 @@
-//! Network interfaces of the current network namespace: index, MAC and IPv4 address.
+//! Network interfaces of the current network namespace: index, MAC, IPv4 address and MTU.
 //!
-//! Contract: [`Interface::by_name`] reads `/sys/class/net/<name>/{ifindex,address}` and the
+//! Contract: [`Interface::by_name`] reads `/sys/class/net/<name>/{ifindex,address,mtu}` and the
 //! interface's first IPv4 address (`getifaddrs`), or fails with a message naming the interface
 //! and what is missing. [`parse_mac`] and [`format_mac`] are the text forms used in logs,
 //! stats and `/sys`.
@@ -19,6 +19,8 @@ pub struct Interface {
     pub mac: [u8; 6],
     /// First IPv4 address.
     pub ip: Ipv4Addr,
+    /// MTU (`/sys/class/net/<name>/mtu`).
+    pub mtu: u32,
 }
 
 /// A failure to describe an interface.
@@ -55,6 +57,9 @@ impl Interface {
             .map_err(|e| err(format!("ifindex: {e}")))?;
         let mac_text = read("address")?;
         let mac = parse_mac(&mac_text).ok_or_else(|| err(format!("MAC {mac_text:?}")))?;
+        let mtu = read("mtu")?
+            .parse::<u32>()
+            .map_err(|e| err(format!("mtu: {e}")))?;
         let ip = first_ipv4(name)
             .map_err(|e| err(format!("getifaddrs: {e}")))?
             .ok_or_else(|| err("has no IPv4 address".into()))?;
@@ -63,6 +68,7 @@ impl Interface {
             ifindex,
             mac,
             ip,
+            mtu,
         })
     }
 }
@@ -146,6 +152,9 @@ mod tests {
         assert_eq!(lo.ip, Ipv4Addr::LOCALHOST);
         assert!(lo.ifindex >= 1);
         assert_eq!(lo.mac, [0; 6]);
+        let mtu = std::fs::read_to_string("/sys/class/net/lo/mtu").unwrap();
+        assert_eq!(lo.mtu.to_string(), mtu.trim());
+        assert!(lo.mtu >= 68, "{}", lo.mtu);
         let e = Interface::by_name("nonexistent0").unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -16,14 +16,24 @@
 //!   - NAT reply, no neighbour entry: [`DropReason::NoNeighbour`]; no route (either way):
 //!     [`DropReason::NoRoute`]. Never passed: the kernel would forward the frame un-NATed.
 //!
-//! A NAT forward dropped for its next hop has still been recorded in the connection table
-//! (its next packet is established and looked up again); nothing else changes.
+//! * a TUN forward whose encapsulation exceeds the director's MTU ([`icmp::over_mtu`],
+//!   `Director::mtu`, the client-facing interface's) is not forwarded: DF set, the ICMP
+//!   "fragmentation needed" to the client ([`Action::TooBig`], `XDP_TX`, [`icmp`]); DF clear,
+//!   [`DropReason::TooBig`] (XDP cannot fragment; without DF the client does no path-MTU
+//!   discovery).
+//!
+//! A NAT forward dropped for its next hop, and a TUN forward over the MTU, have still been
+//! recorded in the connection table (the check follows scheduling: the next packet is
+//! established and goes to the same backend); nothing else changes.
 //!
 //! Known limits, shared with the XDP program: later fragments go to the kernel (with NAT they
-//! therefore do not reach the backend); packets are not checked against the egress MTU.
+//! therefore do not reach the backend); DR and NAT keep the frame's size and are not checked
+//! against an egress MTU (an inner interface with a smaller MTU than the client side drops
+//! what does not fit).
 
 pub mod csum;
 pub mod decide;
+pub mod icmp;
 pub mod nexthop;
 pub mod parse;
 pub mod rewrite;
@@ -51,6 +61,10 @@ pub enum Action {
     Tx(Vec<u8>),
     /// Send these bytes out of another interface (`XDP_REDIRECT`).
     Redirect(Vec<u8>),
+    /// Transmit this ICMP "fragmentation needed" back to the client on the receiving
+    /// interface (`XDP_TX`): a TUN datagram with DF set over the MTU ([`icmp`]); nothing was
+    /// forwarded.
+    TooBig(Vec<u8>),
 }
 
 /// Runs the whole model on one frame (see the module doc).
@@ -94,6 +108,13 @@ pub fn process<C: ConnTable + ?Sized>(
                     rewrite::rewrite_macs(&mut out, b.mac, director.mac);
                     Action::Tx(out)
                 }
+                Mode::Tun if icmp::over_mtu(flow, director.mtu) => {
+                    if flow.dont_fragment {
+                        Action::TooBig(icmp::frag_needed(frame, flow, director.mac, director.mtu))
+                    } else {
+                        Action::Drop(DropReason::TooBig)
+                    }
+                }
                 Mode::Tun => {
                     let mut out = rewrite::encapsulate(frame, flow, director, b.ip);
                     rewrite::rewrite_macs(&mut out, b.mac, director.mac);
@@ -135,6 +156,53 @@ mod tests {
             hops,
         );
         (a, conns)
+    }
+
+    #[test]
+    fn tun_over_the_mtu_answers_icmp_or_drops_and_keeps_the_flow() {
+        let s = services();
+        let t = hops();
+        let mut conns = MemConnTable::new(16);
+        // Inner 1481 bytes: 1501 once encapsulated, one over DIRECTOR.mtu.
+        let mut big = Spec::tcp(7000, 81);
+        big.payload = vec![5; 1500 - 20 - 20 - 20 + 1];
+        let f = big.build();
+        let flow = *parse(&f).flow().unwrap();
+        let a = process(&f, &s, &mut conns, &DIRECTOR, &t);
+        let want = icmp::frag_needed(&f, &flow, DIRECTOR.mac, DIRECTOR.mtu);
+        assert_eq!(a, Action::TooBig(want));
+        let b = conns.get(&flow.tuple).expect("the flow is recorded");
+        // One byte less fits: forwarded, established, to the recorded backend.
+        big.payload.pop();
+        let Action::Tx(out) = process(&big.build(), &s, &mut conns, &DIRECTOR, &t) else {
+            panic!("a fitting segment is forwarded");
+        };
+        assert_eq!(out.len(), big.build().len() + 20);
+        assert_eq!(conns.get(&flow.tuple), Some(b));
+        let be = &s.get(&service_key(&flow)).unwrap().backends[b as usize];
+        assert_eq!(
+            (out[0..6].to_vec(), out[30..34].to_vec()),
+            (be.mac.to_vec(), be.ip.to_vec())
+        );
+        // DF clear: dropped, recorded too.
+        let mut udp = Spec::udp(7001, 81);
+        udp.frag = 0;
+        udp.payload = vec![1; 1500 - 20 - 8 - 20 + 1];
+        let mut c2 = MemConnTable::new(16);
+        let a = process(&udp.build(), &s, &mut c2, &DIRECTOR, &t);
+        assert_eq!(a, Action::Drop(DropReason::TooBig));
+        assert_eq!(c2.len(), 1);
+        // DR and NAT keep the size: not checked.
+        for port in [80, 82] {
+            let mut dr = Spec::udp(7002, port);
+            dr.payload = udp.payload.clone();
+            let a = process(&dr.build(), &s, &mut c2, &DIRECTOR, &t);
+            assert!(matches!(a, Action::Tx(_) | Action::Redirect(_)), "{a:?}");
+        }
+        // An MTU of 0 disables the check.
+        let unchecked = Director { mtu: 0, ..DIRECTOR };
+        let a = process(&udp.build(), &s, &mut c2, &unchecked, &t);
+        assert!(matches!(a, Action::Tx(ref out) if out.len() == udp.build().len() + 20));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! `ip -d link show`), apply services and read them back (stats, connections, counters,
 //! a region move keeping statistics, removal), shut down (no XDP left on the links), and
 //! `Auto` falling back to generic on `lo`, which has no native XDP, and the new-flow events
-//! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd`). Each test re-runs itself
+//! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd`), the
+//! interface's MTU reaching the program (TUN: ICMP "fragmentation needed" or drop over it,
+//! forward under it, the same bytes as the model's). Each test re-runs itself
 //! inside its namespace (`netns::Netns::run_test`); not root: `SKIP` (CI=true: fail).
 
 mod netns;
@@ -26,10 +28,13 @@ mod attach {
     use strait_lb::iface::Interface;
     use strait_lb::maglev::DEFAULT_TABLE_SIZE;
     use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum};
+    use strait_lb::packet::icmp;
+    use strait_lb::packet::parse::parse;
     use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
     use strait_lb::xdp::XdpDatapath;
 
     const VIP: [u8; 4] = [10, 9, 0, 100];
+    const XDP_DROP: u32 = 1;
     const XDP_PASS: u32 = 2;
     const XDP_TX: u32 = 3;
 
@@ -84,15 +89,23 @@ mod attach {
 
     /// A TCP frame client:sport -> VIP:80 with valid checksums.
     fn frame(sport: u16) -> Vec<u8> {
+        sized_frame(sport, 0, true)
+    }
+
+    /// As [`frame`], with `payload` bytes after the TCP header, DF set or clear.
+    fn sized_frame(sport: u16, payload: usize, df: bool) -> Vec<u8> {
         let client = [192, 168, 7, 1];
         let mut f = vec![2, 0, 0, 0, 0, 0xd1, 2, 0, 0, 0, 0, 0xc1, 8, 0];
         let mut l4 = Vec::new();
         l4.extend_from_slice(&sport.to_be_bytes());
         l4.extend_from_slice(&80u16.to_be_bytes());
         l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        l4.extend((0..payload).map(|i| i as u8));
         let c = l4_checksum(client, VIP, 6, &l4, 16);
         l4[16..18].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+        let [hi, lo] = ((20 + l4.len()) as u16).to_be_bytes();
+        let flags = if df { 0x40 } else { 0 };
+        f.extend_from_slice(&[0x45, 0, hi, lo, 0, 1, flags, 0, 64, 6, 0, 0]);
         f.extend_from_slice(&client);
         f.extend_from_slice(&VIP);
         let c = ipv4_header_checksum(&f[14..34]);
@@ -213,6 +226,61 @@ mod attach {
         assert!(link("lo").contains("xdpgeneric"));
         dp.shutdown().unwrap();
         assert!(!link("a0").contains("xdp") && !link("lo").contains("xdp"));
+    }
+
+    #[test]
+    fn tun_frames_over_the_interface_mtu_get_icmp_or_drop() {
+        if !in_child() {
+            return in_netns("attach::tun_frames_over_the_interface_mtu_get_icmp_or_drop");
+        }
+        const MTU: u32 = 1000;
+        sh(&format!("ip link set a0 mtu {MTU}"));
+        let opts = options("a0", None, XdpMode::Generic);
+        assert_eq!(opts.interface.mtu, MTU, "read from /sys at load");
+        let mut dp = XdpDatapath::open(&opts).unwrap();
+        let (key, svc) = service(3);
+        let svc = Service::new(Mode::Tun, svc.backends, DEFAULT_TABLE_SIZE).unwrap();
+        dp.apply(&[(key, svc.clone())]).unwrap();
+        // Inner total length 981: 1001 bytes once encapsulated, one over the MTU.
+        let big = sized_frame(2000, 981 - 40, true);
+        let run = dp.director_mut().test_run(&big).unwrap();
+        assert_eq!(run.action, XDP_TX);
+        let flow = *parse(&big).flow().unwrap();
+        let director = opts.interface.mac;
+        assert_eq!(run.frame, icmp::frag_needed(&big, &flow, director, MTU));
+        assert_eq!(
+            run.frame[34..36],
+            [3, 4],
+            "destination unreachable, frag. needed"
+        );
+        assert_eq!(run.frame[40..42], (MTU as u16 - 20).to_be_bytes());
+        // Recorded, not forwarded: no backend packet.
+        let conns = dp.conns(10).unwrap();
+        assert_eq!(conns.len(), 1);
+        let stats = dp.backend_stats(&key).unwrap();
+        assert_eq!(stats.iter().map(|s| s.packets).sum::<u64>(), 0);
+        // One byte less fits: forwarded, established, to the recorded backend.
+        let fits = sized_frame(2000, 980 - 40, true);
+        let run = dp.director_mut().test_run(&fits).unwrap();
+        assert_eq!(run.action, XDP_TX);
+        assert_eq!(run.frame.len(), fits.len() + 20);
+        let b = &svc.backends[conns[0].backend as usize];
+        assert_eq!(run.frame[30..34], b.ip);
+        // DF clear: dropped.
+        let run = dp
+            .director_mut()
+            .test_run(&sized_frame(2001, 981 - 40, false));
+        assert_eq!(run.unwrap().action, XDP_DROP);
+        let counters = dp.counters().unwrap();
+        for (name, n) in [
+            ("icmp_too_big", 1),
+            ("drop_too_big", 1),
+            ("tx_established", 1),
+            ("tx_new", 0),
+        ] {
+            assert!(counters.contains(&(name, n)), "{name}: {counters:?}");
+        }
+        dp.shutdown().unwrap();
     }
 
     #[test]

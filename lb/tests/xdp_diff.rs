@@ -11,7 +11,19 @@
 //! every 500 frames (`PHASES`: weights change, backends go down and come back, table slot
 //! switches) so established flows must keep their backend in both while it is alive, also
 //! drained at weight 0, and be rescheduled as new flows in both once it is dead (LVS
-//! `expire_nodest_conn`), every backend dead included. NAT next hops: each test re-runs itself inside a private namespace whose
+//! `expire_nodest_conn`), every backend dead included. TCP frames carry a mix of flags
+//! (`frames::tcp_flags`): opening SYNs (SYN without ACK) must be scheduled anew in both even
+//! when their 5-tuple is recorded (reused tuples, some recorded on another backend than the
+//! new pick), while SYN+ACK and the other segments of recorded tuples follow the table.
+//! TUN path MTU: the director's MTU is 600 (`DIRECTOR.mtu`, also the program's setting), and
+//! one frame in ten is a TUN datagram (TCP or UDP, with or without VLAN tag and IP options,
+//! DF set or clear) whose inner total length is 579, 580 or 581 (mtu - 21, mtu - 20,
+//! mtu - 19): the first two fit once encapsulated and are forwarded; the last one, over the
+//! MTU by one byte, must give the same ICMP "fragmentation
+//! needed" bytes (DF set: `icmp_too_big`) or the same drop (DF clear: `drop_too_big`) in
+//! both, still record the flow, and a later segment of such a flow that fits is forwarded
+//! to the recorded backend (established) in both.
+//! NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
 //! no neighbour (fallback to the backend MAC, or drop), no route, for forwards and replies.
@@ -34,15 +46,16 @@ fn xdp_matches_the_model() {
 
 #[cfg(not(strait_no_bpf))]
 mod diff {
-    use super::frames::{frame, Rng, Shape};
+    use super::frames::{frame, tcp_flags, Rng, Shape, SYN_ACK};
     use super::netns::{in_child, nexthops, require_root, Netns};
     use super::services::{backend, services, services_alive, Noting, PHASES, TCP, UDP, VIP};
     use std::cell::Cell;
     use std::collections::HashMap;
-    use strait_lb::abi::Counter;
+    use strait_lb::abi::{self, Counter};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
+    use strait_lb::packet::decide::DropReason;
     use strait_lb::packet::nexthop::StaticNextHops;
-    use strait_lb::packet::parse::parse;
+    use strait_lb::packet::parse::{parse, FiveTuple};
     use strait_lb::packet::rewrite::Director;
     use strait_lb::packet::service::{ConnTable, MemConnTable, Service, ServiceKey, Services};
     use strait_lb::packet::{process, Action};
@@ -55,7 +68,10 @@ mod diff {
     const DIRECTOR: Director = Director {
         mac: [0x02, 0, 0, 0, 0, 0xd1],
         ip: [10, 0, 0, 2],
+        mtu: MTU,
     };
+    /// The director's MTU: small, so that frames around it stay small.
+    const MTU: u32 = 600;
     /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends, 84 DR and 85 NAT with
     /// source hashing (sh), 86 NAT with backends of no MAC (one without neighbour, one
     /// without route); 443 is not a service.
@@ -80,11 +96,13 @@ mod diff {
         // Few sources and ports, so flows repeat (established) about as often as they start.
         let vlan = (rng.below(4) == 0).then(|| rng.below(4096) as u16);
         let client = [192, 168, 1, 1 + rng.below(8) as u8];
-        let client_port = 40000 + rng.below(16) as u16;
+        let client_port = 40000 + rng.below(8) as u16;
+        // One frame in ten: a TUN datagram around the MTU (see the module doc).
+        let boundary = rng.below(10) == 0;
         // One frame in three comes from a backend's service port (or a neighbour) to a client.
         let reply = rng.below(3) == 0;
         let b = backend(1 + rng.below(3) as u8, 0);
-        let shape = Shape {
+        let mut shape = Shape {
             vlan,
             options: 4 * rng.below(11) as usize,
             proto: if rng.below(2) == 0 { TCP } else { UDP },
@@ -110,7 +128,18 @@ mod diff {
             },
             padding: 4 * rng.below(3) as usize,
             udp_no_csum: rng.below(6) == 0,
+            tcp_flags: tcp_flags(rng),
         };
+        if boundary {
+            let inner = MTU as usize - 21 + rng.below(3) as usize;
+            let l4 = if shape.proto == TCP { 20 } else { 8 };
+            shape.src = client;
+            shape.dst = VIP;
+            shape.sport = client_port;
+            shape.dport = 81;
+            shape.payload = inner - 20 - shape.options - l4;
+            shape.frag = if rng.below(2) == 0 { 0x4000 } else { 0 };
+        }
         let mut f = frame(&shape);
         match rng.below(10) {
             // Truncated anywhere from the end of the Ethernet header on.
@@ -149,13 +178,20 @@ mod diff {
                 assert_eq!(got.action, XDP_REDIRECT, "frame {n}: {input:02x?}");
                 assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
             }
+            Action::TooBig(want) => {
+                assert_eq!(got.action, XDP_TX, "frame {n}: {input:02x?}");
+                assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
+            }
         }
     }
 
     /// The program with the fixture director and the namespace's egress interfaces (the
     /// test run only returns XDP_REDIRECT, nothing is sent), and the model's next hops.
     fn load() -> (XdpDirector, StaticNextHops) {
-        let director = nexthops::director(DIRECTOR.mac, DIRECTOR.ip);
+        let director = abi::Director {
+            mtu: DIRECTOR.mtu,
+            ..nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
+        };
         (
             XdpDirector::load(director, 1 << 16).unwrap(),
             nexthops::table(),
@@ -178,6 +214,7 @@ mod diff {
             Action::Pass => return,
             Action::Drop(r) => Counter::of_drop(*r),
             Action::Redirect(_) if !to_vip => Counter::NatReply,
+            Action::TooBig(_) => Counter::IcmpTooBig,
             _ if new => Counter::TxNew,
             _ => Counter::TxEstablished,
         };
@@ -205,7 +242,18 @@ mod diff {
         let mut tun = 0;
         // Forwards of the source-hashed services.
         let mut sh = 0;
+        // Opening SYNs forwarded on a recorded 5-tuple, those moved to another backend than
+        // the recorded one, and SYN+ACKs that followed a recorded entry.
+        let (mut syn_reused, mut syn_moved, mut syn_ack_followed) = (0, 0, 0);
         let mut counts = HashMap::new();
+        // Flows refused for the MTU (ICMP or drop), with their recorded backend; ICMP replies,
+        // such drops and TUN forwards by inner length (579, 580, 581); later segments of the
+        // refused flows forwarded to their backend.
+        let mut too_big_flows: HashMap<FiveTuple, u32> = HashMap::new();
+        let (mut icmp, mut too_big_drops, mut fitting) = ([0u64; 3], [0u64; 3], [0u64; 3]);
+        let mut after_too_big = 0u64;
+        // ICMP replies to frames with a VLAN tag, with IP options.
+        let (mut icmp_vlan, mut icmp_options) = (0u64, 0u64);
         for n in 0..6000 {
             let phase = n / 500;
             let (weights, alive) = PHASES[phase];
@@ -216,18 +264,69 @@ mod diff {
                 install(&mut xdp, &mut model, &list, phase as u32 % 2);
             }
             let input = generate(&mut rng);
+            let parsed = parse(&input);
+            let flow = parsed.flow().map(|f| f.tuple);
+            let syn = parsed.flow().is_some_and(|f| f.opening_syn);
+            let syn_ack = flow.is_some_and(|t| t.proto == TCP) && !syn && {
+                let l4 = parsed.flow().map_or(0, |f| f.l4_offset);
+                input.get(l4 + 13) == Some(&SYN_ACK)
+            };
+            let recorded = flow.and_then(|t| conns.table.get(&t));
             conns.found.set(false);
             conns.inserted = false;
             let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
-            let flow = parse(&input).flow().map(|f| f.tuple);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
             expect(&want, to_vip, conns.inserted, &mut counts);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && to_vip {
-                let b = flow.and_then(|t| conns.table.get(&t)).unwrap() as usize;
+                let b = flow.and_then(|t| conns.table.get(&t)).unwrap();
                 rescheduled += u64::from(conns.found.get() && conns.inserted);
-                drained += u64::from(!conns.inserted && weights[b] == 0 && alive[b]);
+                let bi = b as usize;
+                drained += u64::from(!conns.inserted && weights[bi] == 0 && alive[bi]);
+                if syn && recorded.is_some() {
+                    assert!(conns.inserted, "frame {n}: a SYN is always a new flow");
+                    syn_reused += 1;
+                    syn_moved += u64::from(recorded != Some(b));
+                }
+                if syn_ack && recorded.is_some() && !conns.inserted {
+                    syn_ack_followed += 1;
+                }
+            }
+            let inner_len = parsed.flow().map(|f| f.l3_end - f.l3_offset);
+            let at = |len: Option<usize>| len.map_or(3, |l| l.wrapping_sub(MTU as usize - 21));
+            match want {
+                Action::TooBig(_) | Action::Drop(DropReason::TooBig) => {
+                    let t = flow.unwrap();
+                    let b = conns.table.get(&t);
+                    assert!(b.is_some(), "frame {n}: a flow over the MTU is recorded");
+                    too_big_flows.insert(t, b.unwrap());
+                    let i = at(inner_len);
+                    assert_eq!(i, 2, "frame {n}: inner length {inner_len:?}");
+                    if matches!(want, Action::TooBig(_)) {
+                        icmp[i] += 1;
+                        let f = parsed.flow().unwrap();
+                        icmp_vlan += u64::from(f.l3_offset == 18);
+                        icmp_options += u64::from(f.l4_offset - f.l3_offset > 20);
+                    } else {
+                        too_big_drops[i] += 1;
+                    }
+                }
+                Action::Tx(_) => {
+                    let i = at(inner_len);
+                    if flow.map(|t| t.dport) == Some(81) && i < 3 {
+                        fitting[i] += 1;
+                    }
+                    let t = flow.unwrap();
+                    if let Some(&b) = too_big_flows.get(&t) {
+                        if !conns.inserted {
+                            assert_eq!(conns.table.get(&t), Some(b), "frame {n}");
+                            after_too_big += 1;
+                        }
+                        too_big_flows.remove(&t);
+                    }
+                }
+                _ => {}
             }
             let dport = flow.map(|t| t.dport);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && matches!(dport, Some(84 | 85))
@@ -242,6 +341,7 @@ mod diff {
                     tun += u64::from(out.len() == input.len() + 20);
                 }
                 Action::Redirect(_) => seen[if to_vip { 3 } else { 4 }] += 1,
+                Action::TooBig(_) => {}
             }
         }
         // The run covered every verdict, all modes, new and established flows, every drop.
@@ -252,9 +352,36 @@ mod diff {
         );
         assert!(seen[4] > 20, "verdicts {seen:?}");
         assert!(tun > 50, "{tun} TUN frames");
+        // Around the MTU: mtu - 21 and mtu - 20 fit (forwarded), mtu - 19 does not (ICMP with
+        // DF, drop without).
+        assert!(
+            fitting[..2].iter().all(|&c| c > 10) && fitting[2] == 0,
+            "TUN forwards {fitting:?} by inner length mtu - 21 + i"
+        );
+        assert!(
+            icmp[2] > 10 && too_big_drops[2] > 10,
+            "ICMP {icmp:?}, drops {too_big_drops:?} by inner length mtu - 21 + i"
+        );
+        assert!(
+            after_too_big > 5,
+            "{after_too_big} forwards after a too-big"
+        );
+        assert!(
+            icmp_vlan > 5 && icmp_options > 20,
+            "ICMP replies: {icmp_vlan} with VLAN, {icmp_options} with IP options"
+        );
         assert!(sh > 100, "{sh} source-hashed forwards");
         assert!(rescheduled > 50, "{rescheduled} rescheduled flows");
         assert!(drained > 30, "{drained} flows kept by drained backends");
+        assert!(syn_reused > 80, "{syn_reused} SYNs on recorded 5-tuples");
+        assert!(
+            syn_moved > 25,
+            "{syn_moved} SYNs moved off their recorded backend"
+        );
+        assert!(
+            syn_ack_followed > 20,
+            "{syn_ack_followed} SYN+ACKs following the table"
+        );
         let got: Vec<(Counter, u64)> = xdp.counters().unwrap();
         let mut pass = 0;
         for (c, v) in &got {
@@ -277,7 +404,9 @@ mod diff {
         assert_eq!(pass, seen[0]);
         println!(
             "pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, rescheduled {rescheduled}, \
-             drained {drained}, counters {got:?}"
+             drained {drained}, SYNs reused {syn_reused} (moved {syn_moved}), SYN+ACKs \
+             following {syn_ack_followed}, MTU: ICMP {icmp:?} drops {too_big_drops:?} \
+             fitting {fitting:?} followed {after_too_big}, counters {got:?}"
         );
     }
 
@@ -304,6 +433,7 @@ mod diff {
             frag: 0x4000,
             padding: 0,
             udp_no_csum: false,
+            tcp_flags: 0,
         };
         let probe = frame(&base);
         let Action::Redirect(out) = process(&probe, &model, &mut conns, &DIRECTOR, &hops) else {

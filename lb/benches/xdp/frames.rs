@@ -32,13 +32,17 @@ const VIP: [u8; 4] = [10, 0, 0, 100];
 const DIRECTOR: Director = Director {
     mac: [0x02, 0, 0, 0, 0, 0xd1],
     ip: [10, 0, 0, 2],
+    mtu: 1500,
 };
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
 
 /// The director's addresses as the BPF program's global, with the egress interfaces of the
 /// namespace built by `netns::nexthops::setup` (the benchmark runs inside it).
 pub fn bpf_director() -> abi::Director {
-    nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
+    abi::Director {
+        mtu: DIRECTOR.mtu,
+        ..nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
+    }
 }
 
 /// The `i`-th (< 65 536) client address of series `series`: distinct for distinct arguments.
@@ -149,7 +153,7 @@ impl Fixture {
         ) {
             Action::Pass => (2, frame.to_vec()),
             Action::Drop(_) => (1, frame.to_vec()),
-            Action::Tx(out) => (3, out),
+            Action::Tx(out) | Action::TooBig(out) => (3, out),
             Action::Redirect(out) => (4, out),
         }
     }

@@ -5,6 +5,14 @@
 //!    without ports, other protocols) is [`Verdict::Pass`]: the kernel handles it. Nothing is
 //!    dropped silently.
 //! 2. A flow whose (destination, port, protocol) is a service:
+//!    * an opening TCP SYN ([`Flow::opening_syn`]: SYN set, ACK clear) is always new: the
+//!      connection table is not consulted, the flow is scheduled as below and its entry
+//!      overwritten, as Katran does (and LVS for a new SYN on a reused tuple). A SYN opens a
+//!      connection, so an entry for its 5-tuple is a previous connection's (a reused
+//!      5-tuple): following it would send a new connection to a draining (weight 0) backend.
+//!      A SYN retransmitted after a table change may therefore move: the half-open
+//!      connection on the first backend times out there. SYN+ACK, ACK, data, FIN, RST and
+//!      UDP follow the rules below;
 //!    * established (in the connection table, with an index inside the backend list, on a
 //!      backend that is `alive`): that backend, even if the Maglev table changed or the
 //!      backend now has weight 0 (draining);
@@ -12,13 +20,16 @@
 //!      connection table (and, for NAT, the reply direction too). A flow recorded on a
 //!      backend that is not alive (down) is new too: re-picked, its entry overwritten
 //!      (LVS `expire_nodest_conn=1`; a TCP segment mid-stream then gets a reset from the new
-//!      backend, a reused 5-tuple's SYN simply works);
+//!      backend);
 //!    * a new flow of a service with no backend of weight > 0 is
 //!      [`Verdict::Drop`]`(`[`DropReason::NoBackend`]`)`, as LVS and Katran do: the VIP is
 //!      owned by the director, so the kernel could only answer with a reset;
 //!    * a TUN packet whose encapsulation would exceed 65535 bytes is dropped
-//!      ([`DropReason::EncapTooBig`]), as is a table entry outside the backend list
-//!      ([`DropReason::BadBackendIndex`], a control-plane bug).
+//!      ([`DropReason::EncapTooBig`]) before scheduling (not recorded), as is a table entry
+//!      outside the backend list ([`DropReason::BadBackendIndex`], a control-plane bug). The
+//!      director's MTU is not checked here but by `process` after this step
+//!      ([`super::icmp`]): a TUN flow over the MTU is scheduled and recorded like any other,
+//!      then answered with ICMP or dropped ([`DropReason::TooBig`]).
 //! 3. A flow matching the reply map of the connection table is a NAT reply:
 //!    [`Verdict::NatReply`] with the VIP and port to restore as its source.
 //! 4. Anything else is [`Verdict::Pass`].
@@ -39,6 +50,9 @@ pub enum DropReason {
     NoRoute,
     /// A NAT frame's next hop has no neighbour entry (and, forwards, no backend MAC).
     NoNeighbour,
+    /// A TUN datagram without DF whose encapsulation exceeds the director's MTU
+    /// ([`super::icmp`]; decided by `process`, after this module recorded the flow).
+    TooBig,
 }
 
 impl DropReason {
@@ -50,6 +64,7 @@ impl DropReason {
             DropReason::EncapTooBig => "encap_too_big",
             DropReason::NoRoute => "no_route",
             DropReason::NoNeighbour => "no_neighbour",
+            DropReason::TooBig => "too_big",
         }
     }
 }
@@ -105,7 +120,13 @@ fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C)
     if service.mode == Mode::Tun && inner_len + IPV4_MIN_HLEN > usize::from(u16::MAX) {
         return Verdict::Drop(DropReason::EncapTooBig);
     }
-    if let Some(b) = conns.get(&flow.tuple) {
+    // An opening SYN skips the lookup: always scheduled anew (see the module doc).
+    let recorded = if flow.opening_syn {
+        None
+    } else {
+        conns.get(&flow.tuple)
+    };
+    if let Some(b) = recorded {
         if service.backends.get(b as usize).is_some_and(|be| be.alive) {
             return Verdict::Forward {
                 backend: b,

@@ -16,6 +16,10 @@
 //! * [`Parsed::OtherProtocol`]: a whole IPv4 datagram that is neither TCP nor UDP (ICMP, …);
 //! * [`Parsed::Flow`]: an unfragmented TCP or UDP datagram.
 //!
+//! A flow (whole datagram or first fragment with ports) also carries
+//! [`Flow::opening_syn`]: TCP with SYN set and ACK clear in its fixed header (RFC 9293 §3.1,
+//! the flags byte at offset 13), the segment that opens a connection; never for UDP.
+//!
 //! Checksums are not verified here (the kernel or the backend does it), as in the XDP program.
 
 /// IPv4 EtherType.
@@ -38,6 +42,12 @@ pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 /// IP protocol number of IP-in-IP (RFC 2003).
 pub const PROTO_IPIP: u8 = 4;
+/// Offset of the flags byte in the TCP header (CWR ECE URG ACK PSH RST SYN FIN).
+pub const TCP_FLAGS_OFFSET: usize = 13;
+/// TCP flag SYN.
+pub const TCP_SYN: u8 = 0x02;
+/// TCP flag ACK.
+pub const TCP_ACK: u8 = 0x10;
 
 /// Why a frame is [`Parsed::Malformed`]; each reason has one counter in the datapath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +135,9 @@ pub struct Flow {
     /// True for the first fragment of a fragmented datagram (its L4 checksum covers data
     /// not present in this frame).
     pub first_fragment: bool,
+    /// A TCP segment with SYN set and ACK clear (a connection opening: `decide` schedules it
+    /// anew instead of following the connection table). False for UDP and SYN+ACK.
+    pub opening_syn: bool,
 }
 
 /// Classification of one frame (see the module doc).
@@ -236,6 +249,8 @@ pub fn parse(frame: &[u8]) -> Parsed {
         other => return Parsed::OtherProtocol(other),
     };
     let complete = l3_end - l4 >= l4_len;
+    // Inside the datagram whenever `complete` (TCP: 20 bytes from l4); unused otherwise.
+    let tcp_flags = frame.get(l4 + TCP_FLAGS_OFFSET).copied().unwrap_or(0);
     let flow = Flow {
         tuple: FiveTuple {
             src: addr(frame, l3 + 12),
@@ -250,6 +265,7 @@ pub fn parse(frame: &[u8]) -> Parsed {
         l3_end,
         dont_fragment: frag & 0x4000 != 0,
         first_fragment: more_fragments,
+        opening_syn: complete && proto == PROTO_TCP && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
     };
     match (more_fragments, complete) {
         (true, true) => Parsed::Fragment {
@@ -302,6 +318,34 @@ mod tests {
             (PROTO_UDP, 5353, 53)
         );
         assert_eq!((f.l4_offset, f.l3_end), (34, 34 + 13));
+    }
+
+    #[test]
+    fn opening_syn_is_tcp_syn_without_ack() {
+        let syn_of = |proto: u8, flags: u8, frag: u16| {
+            let mut s = Spec::tcp(40000, 80);
+            s.proto = proto;
+            s.tcp_flags = flags;
+            s.frag = frag;
+            parse(&s.build()).flow().map(|f| f.opening_syn)
+        };
+        // SYN, SYN with FIN or PSH (still no ACK): openings; also in a first fragment.
+        for flags in [0x02, 0x03, 0x0a, 0xc2] {
+            assert_eq!(syn_of(PROTO_TCP, flags, 0x4000), Some(true), "{flags:#x}");
+            assert_eq!(syn_of(PROTO_TCP, flags, 0x2000), Some(true), "{flags:#x}");
+        }
+        // SYN+ACK, ACK, PSH+ACK, FIN+ACK, RST, nothing: not openings.
+        for flags in [0x12, 0x10, 0x18, 0x11, 0x04, 0x00] {
+            assert_eq!(syn_of(PROTO_TCP, flags, 0x4000), Some(false), "{flags:#x}");
+            assert_eq!(syn_of(PROTO_TCP, flags, 0x2000), Some(false), "{flags:#x}");
+        }
+        // UDP: the byte where TCP keeps its flags (payload here) is never read as flags.
+        let mut udp = Spec::udp(40000, 80);
+        udp.payload = vec![0x02; 20];
+        let f = udp.build();
+        assert_eq!(f[34 + TCP_FLAGS_OFFSET], 0x02);
+        assert!(!flow_of(parse(&f)).opening_syn);
+        assert_eq!(syn_of(PROTO_UDP, 0x02, 0x4000), Some(false));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Director {
     pub mac: [u8; 6],
     /// Interface IPv4 address (outer source of IP-in-IP).
     pub ip: [u8; 4],
+    /// Interface MTU: the limit of an encapsulated TUN frame ([`super::icmp`]); 0: none.
+    pub mtu: u32,
 }
 
 /// DR: destination MAC := `dst`, source MAC := `src`. Frames shorter than 12 bytes are left

@@ -11,6 +11,7 @@ use super::service::{Backend, Mode, Service, ServiceKey, Services};
 pub const DIRECTOR: Director = Director {
     mac: [0x02, 0, 0, 0, 0, 0xd1],
     ip: [10, 0, 0, 2],
+    mtu: 1500,
 };
 /// Client address of the fixtures.
 pub const CLIENT: [u8; 4] = [192, 168, 1, 10];
@@ -36,10 +37,12 @@ pub struct Spec {
     pub udp_no_csum: bool,
     /// Bytes of Ethernet padding after the datagram.
     pub padding: usize,
+    /// TCP only: the flags byte (default PSH|ACK, mid-connection).
+    pub tcp_flags: u8,
 }
 
 impl Spec {
-    /// A TCP packet from the client to the VIP, DF set, no options.
+    /// A TCP segment (PSH|ACK) from the client to the VIP, DF set, no options.
     pub fn tcp(sport: u16, dport: u16) -> Spec {
         Spec {
             vlan: None,
@@ -55,6 +58,15 @@ impl Spec {
             id: 0x1234,
             udp_no_csum: false,
             padding: 0,
+            tcp_flags: 0x18,
+        }
+    }
+
+    /// An opening TCP SYN from the client to the VIP (otherwise as [`Spec::tcp`]).
+    pub fn syn(sport: u16, dport: u16) -> Spec {
+        Spec {
+            tcp_flags: 0x02,
+            ..Spec::tcp(sport, dport)
         }
     }
 
@@ -83,7 +95,8 @@ impl Spec {
             l4.extend_from_slice(&len.to_be_bytes());
             l4.extend_from_slice(&[0, 0]);
         } else {
-            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+            l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, self.tcp_flags]);
+            l4.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
         }
         l4.extend_from_slice(&self.payload);
         let at = l4_csum_offset(self.proto);

@@ -218,6 +218,7 @@ mod tests {
         let director = Director {
             mac: [2, 0, 0, 0, 0, 3],
             ip: [10, 0, 0, 3],
+            mtu: 1500,
         };
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];

@@ -281,6 +281,7 @@ mod tests {
                 ifindex,
                 mac: [0; 6],
                 ip: Ipv4Addr::LOCALHOST,
+                mtu: 1500,
             },
             inner_interface: None,
             xdp_mode: XdpMode::Auto,

@@ -85,6 +85,7 @@ pub fn drop_counter(r: DropReason) -> Counter {
         DropReason::EncapTooBig => Counter::DropEncapTooBig,
         DropReason::NoRoute => Counter::DropNoRoute,
         DropReason::NoNeighbour => Counter::DropNoNeigh,
+        DropReason::TooBig => Counter::DropTooBig,
     }
 }
 

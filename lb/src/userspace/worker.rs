@@ -118,6 +118,7 @@ impl Worker {
         let director = Director {
             mac: self.rx.iface.mac,
             ip: self.rx.iface.ip.octets(),
+            mtu: self.rx.iface.mtu,
         };
         let hops = KernelHops {
             routes,
@@ -133,6 +134,15 @@ impl Worker {
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
             Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
+            Action::TooBig(out) => {
+                // The ICMP reply to the client (counted as XDP counts it, before sending): no
+                // backend packet or new-flow stat, the flow is recorded all the same.
+                shared.counters.bump(Counter::IcmpTooBig);
+                if self.rx.socket.send(&out).is_err() {
+                    shared.counters.bump_extra(Extra::TxError);
+                }
+                return;
+            }
             Action::Tx(out) => (out, false),
             Action::Redirect(out) => (out, true),
         };

@@ -83,6 +83,7 @@ impl XdpDatapath {
             client_ifindex: outer.ifindex,
             nat_mac: inner.mac,
             pad2: [0; 2],
+            mtu: outer.mtu,
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;

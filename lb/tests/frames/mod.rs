@@ -1,6 +1,7 @@
 //! Frames of the differential test: a xorshift generator and a builder of well-formed
 //! Ethernet/IPv4/TCP-or-UDP frames with correct checksums (optional VLAN tag, IP options,
-//! fragment word, Ethernet padding, UDP without checksum).
+//! fragment word, Ethernet padding, UDP without checksum, TCP flags: opening SYN, SYN+ACK,
+//! ACK, PSH|ACK, FIN, RST), and [`tcp_flags`], the generator's mix of TCP flags.
 #![allow(dead_code)]
 
 use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
@@ -36,6 +37,28 @@ pub struct Shape {
     pub padding: usize,
     /// UDP only: send checksum 0 ("none", RFC 768).
     pub udp_no_csum: bool,
+    /// TCP only: the flags byte (CWR ECE URG ACK PSH RST SYN FIN).
+    pub tcp_flags: u8,
+}
+
+/// TCP flags SYN, SYN+ACK, ACK, PSH+ACK, FIN+ACK, RST+ACK, SYN+FIN (an opening SYN too).
+pub const SYN: u8 = 0x02;
+pub const SYN_ACK: u8 = 0x12;
+pub const ACK: u8 = 0x10;
+pub const PSH_ACK: u8 = 0x18;
+
+/// A TCP flags byte: an opening SYN one time in four (SYN+FIN among them), SYN+ACK one in
+/// eight, else mid-connection segments (ACK, PSH+ACK, FIN+ACK, RST+ACK).
+pub fn tcp_flags(rng: &mut Rng) -> u8 {
+    match rng.below(16) {
+        0..=2 => SYN,
+        3 => SYN | 0x01,
+        4 | 5 => SYN_ACK,
+        6..=8 => ACK,
+        9 => 0x11,
+        10 => 0x14,
+        _ => PSH_ACK,
+    }
 }
 
 /// A well-formed frame with correct checksums.
@@ -54,7 +77,8 @@ pub fn frame(s: &Shape) -> Vec<u8> {
         l4.extend_from_slice(&((8 + s.payload) as u16).to_be_bytes());
         l4.extend_from_slice(&[0, 0]);
     } else {
-        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, s.tcp_flags]);
+        l4.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
     }
     l4.extend((0..s.payload).map(|i| i as u8));
     let at = l4_csum_offset(s.proto);

@@ -106,7 +106,8 @@ pub fn table() -> StaticNextHops {
     t
 }
 
-/// The program's settings: `mac`/`ip` as given, NAT egress `in0`, client egress `out0`.
+/// The program's settings: `mac`/`ip` as given, NAT egress `in0`, client egress `out0`, no
+/// MTU check (`mtu` 0: callers that want one set it).
 pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
     let out0 = Interface::by_name("out0").unwrap();
     let in0 = Interface::by_name("in0").unwrap();
@@ -119,5 +120,6 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         client_ifindex: out0.ifindex,
         nat_mac: in0.mac,
         pad2: [0; 2],
+        mtu: 0,
     }
 }

@@ -219,5 +219,28 @@ pub fn interface(name: &str, mac: [u8; 6], ip: Ipv4Addr) -> Interface {
         ifindex,
         mac,
         ip,
+        mtu: mtu_of(name),
     }
+}
+
+/// The MTU of interface `name` in the calling thread's namespace (`SIOCGIFMTU`: `/sys` may
+/// show another namespace's interfaces).
+fn mtu_of(name: &str) -> u32 {
+    // SAFETY: plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifru_mtu of the ifreq we own.
+    let r = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) };
+    let e = std::io::Error::last_os_error();
+    // SAFETY: fd is ours, closed once.
+    unsafe { libc::close(fd) };
+    assert_eq!(r, 0, "SIOCGIFMTU {name}: {e}");
+    // SAFETY: the ioctl succeeded, so ifru_mtu is the field it wrote.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).unwrap()
 }

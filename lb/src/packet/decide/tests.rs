@@ -277,3 +277,173 @@ fn nat_flows_record_their_reply_direction() {
     reply.dport = 5001;
     assert_eq!(run(&reply, &s, &mut c), Verdict::Pass);
 }
+
+/// `spec` with TCP flags `flags`.
+fn flagged(mut spec: Spec, flags: u8) -> Spec {
+    spec.tcp_flags = flags;
+    spec
+}
+
+#[test]
+fn an_opening_syn_is_always_scheduled_anew() {
+    for (port, mode) in [(80, Mode::Dr), (82, Mode::Nat)] {
+        let mut s = services();
+        let mut c = MemConnTable::new(4096);
+        let key = ServiceKey {
+            vip: VIP,
+            port,
+            proto: PROTO_TCP,
+        };
+        // Flows on every backend (established by ACK segments: no SYN seen).
+        let first: Vec<(u16, u32)> = (1000..1100)
+            .map(|p| match run(&Spec::tcp(p, port), &s, &mut c) {
+                Verdict::Forward { backend, .. } => (p, backend),
+                v => panic!("{v:?}"),
+            })
+            .collect();
+        // A SYN on a recorded tuple, same table: new flow (counted, recorded), same pick.
+        let (p0, b0) = first[0];
+        assert_eq!(
+            run(&Spec::syn(p0, port), &s, &mut c),
+            Verdict::Forward {
+                backend: b0,
+                new_flow: true
+            }
+        );
+        // Backend 0 drained (alive, weight 0): SYNs of its reused tuples go to a backend
+        // with weight; SYN+ACK, ACK, FIN, RST on its other tuples stay on it.
+        let bs = vec![backend(1, 0), backend(2, 100), backend(3, 100)];
+        s.insert(key, Service::new(mode, bs, DEFAULT_TABLE_SIZE).unwrap());
+        let on_drained: Vec<u16> = first
+            .iter()
+            .filter(|&&(_, b)| b == 0)
+            .map(|&(p, _)| p)
+            .collect();
+        assert!(on_drained.len() > 10, "{on_drained:?}");
+        let (reused, kept) = on_drained.split_at(on_drained.len() / 2);
+        for &p in reused {
+            let v = run(&Spec::syn(p, port), &s, &mut c);
+            let Verdict::Forward {
+                backend,
+                new_flow: true,
+            } = v
+            else {
+                panic!("SYN on port {p}: {v:?}");
+            };
+            assert_ne!(backend, 0, "port {p}");
+            let t = parse(&Spec::syn(p, port).build()).flow().unwrap().tuple;
+            assert_eq!(c.get(&t), Some(backend), "recorded, overwriting");
+            // The connection's next segments follow the new entry.
+            assert_eq!(
+                run(&Spec::tcp(p, port), &s, &mut c),
+                Verdict::Forward {
+                    backend,
+                    new_flow: false
+                }
+            );
+            if mode == Mode::Nat {
+                // The reply direction is recorded for the new backend.
+                let be = backend_of(backend);
+                let mut reply = Spec::tcp(be.port, p);
+                reply.src = be.ip;
+                reply.dst = CLIENT;
+                assert_eq!(
+                    run(&reply, &s, &mut c),
+                    Verdict::NatReply(NatOrigin { vip: VIP, port })
+                );
+            }
+        }
+        for &p in kept {
+            for flags in [0x12, 0x10, 0x18, 0x11, 0x04] {
+                assert_eq!(
+                    run(&flagged(Spec::tcp(p, port), flags), &s, &mut c),
+                    Verdict::Forward {
+                        backend: 0,
+                        new_flow: false
+                    },
+                    "port {p} flags {flags:#x}"
+                );
+            }
+        }
+    }
+}
+
+/// Backend at index `i` of the fixture (weights do not matter for addresses).
+fn backend_of(i: u32) -> Backend {
+    backend(i as u8 + 1, 0)
+}
+
+#[test]
+fn udp_is_unaffected_by_syn_scheduling() {
+    let mut s = services();
+    let mut c = MemConnTable::new(4096);
+    let key = ServiceKey {
+        vip: VIP,
+        port: 80,
+        proto: 17,
+    };
+    // UDP datagrams whose payload starts like a TCP SYN at the flags offset.
+    let udp = |p: u16| {
+        let mut spec = Spec::udp(p, 80);
+        spec.payload = vec![0x02; 20];
+        spec
+    };
+    let first: Vec<(u16, u32)> = (1000..1100)
+        .map(|p| match run(&udp(p), &s, &mut c) {
+            Verdict::Forward {
+                backend,
+                new_flow: true,
+            } => (p, backend),
+            v => panic!("{v:?}"),
+        })
+        .collect();
+    let bs = vec![backend(1, 0), backend(2, 100), backend(3, 100)];
+    s.insert(key, Service::new(Mode::Dr, bs, DEFAULT_TABLE_SIZE).unwrap());
+    for (p, b) in first {
+        assert_eq!(
+            run(&udp(p), &s, &mut c),
+            Verdict::Forward {
+                backend: b,
+                new_flow: false
+            },
+            "port {p}"
+        );
+    }
+}
+
+#[test]
+fn a_syn_to_a_service_without_backends_drops_even_when_recorded() {
+    let mut s = services();
+    let mut c = MemConnTable::new(16);
+    let key = ServiceKey {
+        vip: VIP,
+        port: 80,
+        proto: PROTO_TCP,
+    };
+    let Verdict::Forward { backend: b, .. } = run(&Spec::tcp(1, 80), &s, &mut c) else {
+        panic!("forward");
+    };
+    let bs = vec![backend(1, 0), backend(2, 0), backend(3, 0)];
+    s.insert(key, Service::new(Mode::Dr, bs, DEFAULT_TABLE_SIZE).unwrap());
+    // The established flow keeps its drained backend; a SYN on its tuple is a new flow,
+    // and there is no backend for new flows.
+    assert_eq!(
+        run(&Spec::tcp(1, 80), &s, &mut c),
+        Verdict::Forward {
+            backend: b,
+            new_flow: false
+        }
+    );
+    assert_eq!(
+        run(&Spec::syn(1, 80), &s, &mut c),
+        Verdict::Drop(DropReason::NoBackend)
+    );
+    // The entry is left as it was (nothing recorded for a dropped SYN).
+    assert_eq!(
+        run(&Spec::tcp(1, 80), &s, &mut c),
+        Verdict::Forward {
+            backend: b,
+            new_flow: false
+        }
+    );
+}
