@@ -2,6 +2,8 @@
 //! {dr,tun,nat}.toml: a client, the director, three backends each running `strait node` in front
 //! of `strait sim origin`), with the XDP datapath. For each mode: 3000 short connections all
 //! answered, each by the backend the Maglev model predicts for its 5-tuple (so 33% ± 3% each);
+//! a 200 000-byte upload through the VIP completes (TUN: full-sized segments get the
+//! director's ICMP "fragmentation needed", counted, and path-MTU discovery does the rest);
 //! a weight change moves exactly the flows the new table says; a long-lived connection stays
 //! on its backend when a backend is added; a killed backend is out within
 //! `fall × interval + timeout` and new connections all succeed, as do connections reusing

@@ -101,6 +101,27 @@ pub fn short_get(src: SocketAddrV4, dst: SocketAddr, path: &str) -> std::io::Res
     exchange(&mut s, &dst.to_string(), path, true)
 }
 
+/// One connection from any port to `dst`: POST `len` bytes to `path` and return the status
+/// and the response body (the test origin answers `... body <len>`; read until close).
+pub fn post(dst: SocketAddr, path: &str, len: usize) -> std::io::Result<(u16, String)> {
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    let mut s = connect_from(any, dst, Duration::from_secs(10))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {dst}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )?;
+    s.write_all(&vec![b'p'; len])?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.trim().to_owned()))
+}
+
 /// GET `path` on the admin address (from inside the director's namespace) and parse JSON.
 pub fn admin_json(admin: SocketAddr, path: &str) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;
