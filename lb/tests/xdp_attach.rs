@@ -3,9 +3,10 @@
 //! `ip -d link show`), apply services and read them back (stats, connections, counters,
 //! a region move keeping statistics, removal), shut down (no XDP left on the links), and
 //! `Auto` falling back to generic on `lo`, which has no native XDP, and the new-flow events
-//! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd`), the
-//! interface's MTU reaching the program (TUN: ICMP "fragmentation needed" or drop over it,
-//! forward under it, the same bytes as the model's). Each test re-runs itself
+//! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd` and the
+//! reader's timer: the program does not wake it), the interface's MTU reaching the program
+//! (TUN: ICMP "fragmentation needed" or drop over it, forward under it, the same bytes as the
+//! model's). Each test re-runs itself
 //! inside its namespace (`netns::Netns::run_test`); not root: `SKIP` (CI=true: fail).
 
 mod netns;
@@ -89,17 +90,28 @@ mod attach {
 
     /// A TCP frame client:sport -> VIP:80 with valid checksums.
     fn frame(sport: u16) -> Vec<u8> {
-        sized_frame(sport, 0, true)
+        build_frame(sport, 0, true, 0x10)
+    }
+
+    /// [`frame`] with TCP flags `tcp_flags`.
+    fn frame_flags(sport: u16, tcp_flags: u8) -> Vec<u8> {
+        build_frame(sport, 0, true, tcp_flags)
     }
 
     /// As [`frame`], with `payload` bytes after the TCP header, DF set or clear.
     fn sized_frame(sport: u16, payload: usize, df: bool) -> Vec<u8> {
+        build_frame(sport, payload, df, 0x10)
+    }
+
+    fn build_frame(sport: u16, payload: usize, df: bool, tcp_flags: u8) -> Vec<u8> {
         let client = [192, 168, 7, 1];
         let mut f = vec![2, 0, 0, 0, 0, 0xd1, 2, 0, 0, 0, 0, 0xc1, 8, 0];
         let mut l4 = Vec::new();
         l4.extend_from_slice(&sport.to_be_bytes());
         l4.extend_from_slice(&80u16.to_be_bytes());
-        l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        l4.extend_from_slice(&[
+            0, 0, 0, 1, 0, 0, 0, 0, 0x50, tcp_flags, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
         l4.extend((0..payload).map(|i| i as u8));
         let c = l4_checksum(client, VIP, 6, &l4, 16);
         l4[16..18].copy_from_slice(&c.to_be_bytes());
@@ -327,6 +339,62 @@ mod attach {
         }
         let counters = dp.counters().unwrap();
         assert!(counters.contains(&("event_lost", 0)), "{counters:?}");
+    }
+
+    #[test]
+    fn a_waiting_reader_gets_events_queued_without_a_wakeup() {
+        if !in_child() {
+            return in_netns("attach::a_waiting_reader_gets_events_queued_without_a_wakeup");
+        }
+        let mut dp = XdpDatapath::open(&options("a0", None, XdpMode::Generic)).unwrap();
+        let (key, svc) = service(3);
+        dp.apply(&[(key, svc)]).unwrap();
+        let mut events = dp.flow_events().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // The reader waits first; the program queues without waking it (the ring stays far
+        // below half full), so only the reader's timer finds the events. An opening SYN is a
+        // new flow every time, its 5-tuple recorded or not; the ACK that follows is not.
+        let producer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let sent = std::time::Instant::now();
+            for flags in [0x02, 0x02, 0x10] {
+                let r = dp
+                    .director_mut()
+                    .test_run(&frame_flags(7000, flags))
+                    .unwrap();
+                assert_eq!(r.action, XDP_TX);
+            }
+            (dp, sent)
+        });
+        let got = rt.block_on(async {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let wait = tokio::time::timeout(std::time::Duration::from_secs(5), events.next());
+                got.push((
+                    wait.await.expect("an event").unwrap(),
+                    std::time::Instant::now(),
+                ));
+            }
+            got
+        });
+        let (dp, sent) = producer.join().unwrap();
+        for (e, at) in &got {
+            assert_eq!(e.client, (Ipv4Addr::new(192, 168, 7, 1), 7000));
+            let late = at.duration_since(sent);
+            assert!(
+                late < strait_lb::xdp::EVENT_POLL_INTERVAL * 10,
+                "read {late:?} after it was queued"
+            );
+        }
+        std::thread::sleep(strait_lb::xdp::EVENT_POLL_INTERVAL * 2);
+        assert_eq!(events.try_next(), None, "the ACK is no new flow");
+        let counters = dp.counters().unwrap();
+        assert!(counters.contains(&("tx_new", 2)), "{counters:?}");
+        assert!(counters.contains(&("tx_established", 1)), "{counters:?}");
+        assert_eq!(dp.conns(usize::MAX).unwrap().len(), 1);
     }
 
     #[test]

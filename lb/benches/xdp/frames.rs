@@ -3,6 +3,9 @@
 //!
 //! Contract: [`tcp_frame`] builds a 64-byte frame (Ethernet to the director's MAC, IPv4 without
 //! options, TCP ACK|PSH with 10 payload bytes, valid checksums) from `src:sport` to the VIP;
+//! [`syn_frame`] a 64-byte opening SYN (IPv4 total length 48: TCP header with the options MSS
+//! 1460, NOP, window scale 7, as the reference measurements' `mkpkt.py`, then 2 bytes of
+//! Ethernet padding);
 //! [`Fixture`] holds the three services (DR, TUN, NAT on [`DR_PORT`], [`TUN_PORT`],
 //! [`NAT_PORT`]; three backends each) and the model's connection table, and [`Fixture::model`]
 //! runs `strait_lb::packet::process` on a frame, returning the XDP action and output bytes the
@@ -53,16 +56,34 @@ pub fn client(series: u8, i: u32) -> [u8; 4] {
 
 /// A 64-byte TCP frame `src:sport` -> VIP:`dport` (see the module doc).
 pub fn tcp_frame(src: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
-    let mut f = Vec::with_capacity(64);
-    f.extend_from_slice(&DIRECTOR.mac);
-    f.extend_from_slice(&CLIENT_MAC);
-    f.extend_from_slice(&[0x08, 0x00]);
     let mut l4 = Vec::with_capacity(30);
     l4.extend_from_slice(&sport.to_be_bytes());
     l4.extend_from_slice(&dport.to_be_bytes());
     // seq 1, ack 1, data offset 5, ACK|PSH, window 65535, checksum 0, urgent 0.
     l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
     l4.extend((0..10u8).map(|i| b'a' + i));
+    frame_of(src, l4, 0)
+}
+
+/// A 64-byte opening SYN `src:sport` -> VIP:`dport` (see the module doc).
+pub fn syn_frame(src: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut l4 = Vec::with_capacity(28);
+    l4.extend_from_slice(&sport.to_be_bytes());
+    l4.extend_from_slice(&dport.to_be_bytes());
+    // seq 1000, ack 0, data offset 7, SYN, window 64240, checksum 0, urgent 0, options.
+    l4.extend_from_slice(&[
+        0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x70, 0x02, 0xfa, 0xf0, 0, 0, 0, 0,
+    ]);
+    l4.extend_from_slice(&[2, 4, 0x05, 0xb4, 1, 3, 3, 7]);
+    frame_of(src, l4, 2)
+}
+
+/// Ethernet + IPv4 (no options, DF) + `l4` (its checksum filled in) + `padding` zero bytes.
+fn frame_of(src: [u8; 4], mut l4: Vec<u8>, padding: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&DIRECTOR.mac);
+    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
     let at = l4_csum_offset(TCP);
     let c = l4_checksum(src, VIP, TCP, &l4, at);
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
@@ -76,6 +97,7 @@ pub fn tcp_frame(src: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     let c = ipv4_header_checksum(&f[l3..l3 + 20]);
     f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&l4);
+    f.resize(f.len() + padding, 0);
     f
 }
 

@@ -6,7 +6,11 @@
 //!   [`Egress::Client`]: NAT replies towards the clients) and the rewritten frame's source and
 //!   destination addresses. The XDP program asks with `BPF_FIB_LOOKUP_OUTPUT` and the egress
 //!   interface as output interface: the longest matching route *through that interface*, no
-//!   forwarding sysctl involved; TOS, ports and the MTU are not part of the lookup.
+//!   forwarding sysctl involved; TOS, ports and the MTU are not part of the lookup. It also
+//!   sets `BPF_FIB_LOOKUP_DIRECT`: only the main table (or the interface's VRF table) is
+//!   searched and **ip rules are ignored** (no policy routing for NAT frames; routes only in
+//!   another table are not seen), as the userspace datapath, which reads the main table from
+//!   `/proc/net/route`.
 //! * [`NextHop::Found`]: the route's gateway (or the destination itself when on-link) has a
 //!   valid neighbour entry; the frame leaves with `dmac` = its MAC, `smac` = the egress MAC.
 //!   [`NextHop::NoNeighbour`]: a route, but no valid neighbour entry for the next hop.

@@ -5,15 +5,19 @@
 //!   `None` (skipped by the reader, never a panic).
 //! * [`FlowEvents`] owns the ring buffer (taken once from the loaded object): [`try_next`]
 //!   returns a queued event without waiting; [`next`] waits for one through tokio's `AsyncFd`
-//!   (it must run inside a tokio runtime with I/O enabled; the first call registers the ring's
-//!   descriptor). Events come in the order the program queued them; events lost to a full
-//!   ring are counted by the `event_lost` counter, not reported here.
+//!   and a timer (it must run inside a tokio runtime with I/O and time enabled; the first call
+//!   registers the ring's descriptor). The program queues events without waking the reader,
+//!   except when the ring fills past half (`ebpf/lib/events.h`), so [`next`] also looks at the
+//!   ring every [`EVENT_POLL_INTERVAL`]: an event is returned at most that long after it was queued
+//!   (sooner in a burst). Events come in the order the program queued them; events lost to a
+//!   full ring are counted by the `event_lost` counter, not reported here.
 //!
 //! [`try_next`]: FlowEvents::try_next
 //! [`next`]: FlowEvents::next
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
@@ -21,6 +25,9 @@ use tokio::io::Interest;
 
 use crate::abi;
 use crate::packet::service::{Mode, ServiceKey};
+
+/// How often [`FlowEvents::next`] looks at the ring without a wakeup (see the module doc).
+pub const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// One new flow, as recorded in the connection table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +124,12 @@ impl FlowEvents {
             if let Some(e) = pop(fd.get_mut()) {
                 return Ok(e);
             }
-            let mut guard = fd.readable_mut().await?;
+            // Woken (the ring filled past half) or the timer: look again either way.
+            let Ok(ready) = tokio::time::timeout(EVENT_POLL_INTERVAL, fd.readable_mut()).await
+            else {
+                continue;
+            };
+            let mut guard = ready?;
             if let Some(e) = pop(guard.get_inner_mut()) {
                 return Ok(e);
             }

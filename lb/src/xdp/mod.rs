@@ -31,7 +31,7 @@ mod maps;
 
 pub use attach::{attach_plan, AttachMode};
 pub use datapath::XdpDatapath;
-pub use events::{decode, FlowEvent, FlowEvents};
+pub use events::{decode, FlowEvent, FlowEvents, EVENT_POLL_INTERVAL};
 pub use layout::{Layout, LayoutError, Placement, Region};
 
 use aya::maps::{Array, HashMap, MapError, PerCpuArray};

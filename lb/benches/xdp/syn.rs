@@ -1,0 +1,147 @@
+//! The SYN section of the XDP benchmark (`benches/xdp.rs`): new flows the issue's way.
+//!
+//! Contract: one 64-byte opening SYN per mode (`frames::syn_frame`), repeated `repeat` times;
+//! an opening SYN never follows the connection table, so every repetition is a new flow:
+//! Maglev pick, LRU update of the same key (a new node replacing the old one), NAT's reply
+//! entry, per-backend counters and one flow event. DR runs directly; TUN and NAT behind the
+//! restore harness, as in the established table. Before timing, one run of each frame is
+//! compared with the reference model (action and bytes); every timed run must give the model's
+//! output and move the service's `flows` by exactly `repeat` (trivial runs: 0). The flow
+//! events are read while the director runs, as in production: a thread runs the control
+//! plane's reader (`xdp::FlowEvents::next`) on the director's ring (production size), and after
+//! each run every event must be accounted for, read or lost (`event_lost`), within 2 s.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::frames::{self, Fixture};
+use super::harness::{BoxError, Controls};
+use super::table::{self, case, trivial};
+use strait_lb::abi::{self, Counter};
+use strait_lb::packet::csum::frame_ok;
+use strait_lb::xdp::{FlowEvents, XdpDirector};
+
+/// The reader thread: counts the events `FlowEvents::next` returns until `stop` is sent.
+fn reader(
+    mut events: FlowEvents,
+    read: Arc<AtomicU64>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::thread::JoinHandle<Result<(), String>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    e = events.next() => {
+                        e.map_err(|e| e.to_string())?;
+                        read.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ = &mut stop => return Ok(()),
+                }
+            }
+        })
+    })
+}
+
+/// The section (see the module doc); `modes` as in the benchmark: (name, port, action).
+pub fn run(
+    fx: &mut Fixture,
+    controls: &mut Controls,
+    modes: &[(&str, u16, u32)],
+    runs: usize,
+    repeat: u32,
+) -> Result<(), BoxError> {
+    let mut director = XdpDirector::load(frames::bpf_director(), abi::MAX_CONNS)?;
+    let list = fx.services_list();
+    for (slot, (key, svc)) in (0u32..).zip(&list) {
+        director.install_service(key, svc, 2 * slot, 3 * slot)?;
+    }
+    let backends = 3 * list.len() as u32;
+    let mut io = Vec::new();
+    for &(mode, port, _) in modes {
+        let frame = frames::syn_frame([10, 9, 0, 2], 40_000, port);
+        if frame.len() != 64 || frame_ok(&frame).is_err() {
+            return Err(format!("{mode}: bad SYN frame").into());
+        }
+        let expected = fx.model(&frame);
+        let got = director.test_run(&frame)?;
+        if (got.action, &got.frame) != (expected.0, &expected.1) {
+            return Err(format!("{mode} SYN: director and model disagree").into());
+        }
+        io.push((frame, expected.1));
+    }
+    let [dr, tun, nat] = &io[..] else {
+        return Err("three modes expected".into());
+    };
+    let [(_, _, dr_a), (_, _, tun_a), (_, _, nat_a)] = modes else {
+        return Err("three modes expected".into());
+    };
+    let mut cases = vec![
+        trivial("trivial (return XDP_TX)", false, &dr.0),
+        case("DR SYN", false, dr, *dr_a),
+        trivial("harness + trivial", true, &dr.0),
+        case("harness + DR SYN", true, dr, *dr_a),
+        case("harness + NAT SYN", true, nat, *nat_a),
+        case("harness + TUN SYN", true, tun, *tun_a),
+    ];
+    let events = director.take_flow_events().ok_or("no flow event ring")?;
+    let read = Arc::new(AtomicU64::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let thread = reader(events, read.clone(), stopped);
+    let flows = |d: &XdpDirector| -> Result<u64, BoxError> {
+        Ok(d.stats(0, backends)?.iter().map(|s| s.flows).sum())
+    };
+    // Events of the model checks above: one per mode.
+    let mut accounted = modes.len() as u64;
+    let mut last_flows = flows(&director)?;
+    let result = table::interleave(&director, controls, &mut cases, runs, repeat, |c| {
+        let now = flows(&director)?;
+        let want = if c.director { u64::from(repeat) } else { 0 };
+        if now - last_flows != want {
+            return Err(format!(
+                "{}: {} new flows, {want} expected",
+                c.name,
+                now - last_flows
+            )
+            .into());
+        }
+        last_flows = now;
+        accounted += want;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let seen = read.load(Ordering::Relaxed) + director.counter(Counter::EventLost)?;
+            if seen == accounted {
+                return Ok(());
+            }
+            if seen > accounted || Instant::now() > deadline {
+                return Err(
+                    format!("{}: {seen} events read or lost, {accounted} sent", c.name).into(),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let _ = stop.send(());
+    thread.join().map_err(|_| "reader thread panicked")??;
+    result?;
+    let lost = director.counter(Counter::EventLost)?;
+    println!();
+    println!(
+        "New flows, SYN (the issue's method): one opening SYN per mode, repeat = {repeat}, \
+         every repetition a new flow (LRU update of one key), median of {runs} interleaved runs \
+         (ns/pkt)"
+    );
+    table::print(&cases);
+    println!(
+        "flow events: {} read by FlowEvents::next while the runs went on, {lost} lost (ring of \
+         {} KiB). Target: new flow <= 8x trivial.",
+        read.load(Ordering::Relaxed),
+        abi::FLOW_EVENTS_BYTES >> 10
+    );
+    Ok(())
+}
