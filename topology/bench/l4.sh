@@ -12,7 +12,8 @@
 #        xdpthr-dr xdpthr-nat: the XDP director with `threaded_napi = true`;
 #        bare-dr: not strait: ebpf/bench/xdp_fwd_one.bpf.c, every frame to the VIP sent to b1
 #        with no logic at all, on the director host (the floor of any XDP forwarder here);
-#        bare-thr-dr: the same with threaded NAPI on the director's eth0.
+#        bare-thr-dr: the same with threaded NAPI on the director's eth0;
+#        xdp1-dr: the XDP director with b1 as its only backend (as direct and bare-dr: one nginx).
 # Bridge ports: `sim up` puts the pass-all XDP program only on the director's ports (port_xdp
 # in l4-*.toml). PORT_XDP=all puts it on every port (the layout before port_xdp existed: each
 # port then copies every frame), PORT_XDP=off on none (then only a generic-mode director
@@ -119,7 +120,7 @@ wait_http() { # layout url
 
 director_conf() { # layout mode datapath [xdp_mode] [threaded_napi]
   local b addrs=""
-  for b in $(backends "$1"); do addrs+="{ addr = \"$b\" }, "; done
+  for b in $(backends "$1"); do addrs+="{ addr = \"$b\" }, "; [[ -n ${ONE_BACKEND:-} ]] && break; done
   local inner=""; [[ $1 == nat ]] && inner='inner_interface = "eth1"'
   cat <<EOF
 [director]
@@ -162,11 +163,12 @@ EOF
       [[ $1 == bare-thr-dr ]] && nsx st-l4dr-lb sh -c 'echo 1 > /sys/class/net/eth0/threaded'
       wait_http dr http://10.73.0.100/ || { echo "the bare forwarder does not forward" >&2; exit 1; }
       URL="http://10.73.0.100/" ;;
-    xdp-dr | us-dr | xdp-nat | us-nat | xdpgen-dr | xdpgen-nat | xdpthr-dr | xdpthr-nat)
-      local lay=${1#*-} dp=xdp xm=auto thr=""; [[ $1 == us-* ]] && dp=userspace; [[ $1 == xdpgen-* ]] && xm=generic
+    xdp-dr | us-dr | xdp-nat | us-nat | xdpgen-dr | xdpgen-nat | xdpthr-dr | xdpthr-nat | xdp1-dr)
+      local lay=${1#*-} dp=xdp xm=auto thr="" one=""; [[ $1 == us-* ]] && dp=userspace; [[ $1 == xdpgen-* ]] && xm=generic
       [[ $1 == xdpthr-* ]] && thr=true
+      [[ $1 == xdp1-* ]] && one=1
       layout_up "$lay"
-      director_conf "$lay" "$lay" "$dp" "$xm" "$thr" >"$RUN/director-$1.toml"
+      ONE_BACKEND=$one director_conf "$lay" "$lay" "$dp" "$xm" "$thr" >"$RUN/director-$1.toml"
       # `ip netns exec` execs the director: $! is the director itself (not a subshell).
       ip netns exec "st-l4$lay-lb" "$BIN" director --config "$RUN/director-$1.toml" >"$RUN/director-$1.log" 2>&1 &
       DIRECTOR_PID=$!
@@ -183,7 +185,7 @@ mode_down() {
     bare-dr | bare-thr-dr)
       nsx st-l4dr-lb ip link set dev eth0 xdpdrv off
       nsx st-l4dr-lb sh -c 'echo 0 > /sys/class/net/eth0/threaded' 2>/dev/null || true ;;
-    xdp-* | us-* | xdpgen-* | xdpthr-*)
+    xdp-* | us-* | xdpgen-* | xdpthr-* | xdp1-*)
       if ! kill "$DIRECTOR_PID" 2>/dev/null; then
         echo "the director of $1 exited during the run; its log:" >&2
         tail -20 "$RUN/director-$1.log" >&2
