@@ -137,12 +137,15 @@ pub trait Datapath: Send {
     fn shutdown(&mut self) -> Result<(), DatapathError>;
 }
 
-/// Opens the XDP datapath ([`crate::xdp::XdpDatapath`]), or explains that this build has none
-/// (clang was missing when `lb` was built: `cfg(strait_no_bpf)`).
+/// Opens the XDP datapath ([`crate::xdp::XdpDatapath`]) and starts reading its new-flow
+/// events (`drain_flow_events`), or explains that this build has none (clang was missing when
+/// `lb` was built: `cfg(strait_no_bpf)`).
 pub fn open_xdp(opts: &DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError> {
     #[cfg(not(strait_no_bpf))]
     {
-        crate::xdp::XdpDatapath::open(opts).map(|d| Box::new(d) as Box<dyn Datapath>)
+        let mut dp = crate::xdp::XdpDatapath::open(opts)?;
+        dp.drain_flow_events();
+        Ok(Box::new(dp) as Box<dyn Datapath>)
     }
     #[cfg(strait_no_bpf)]
     {

@@ -319,6 +319,22 @@ pub fn run(m: &ModeSpec) {
         m.mode
     );
 
+    // The director reads its new-flow events (what connection sync will ship): none lost.
+    if m.datapath == "xdp" {
+        let counter = |v: &serde_json::Value, name: &str| v["counters"][name].as_u64();
+        let read = time_until(Duration::from_secs(5), || {
+            stats(&topo, m).is_some_and(|v| counter(&v, "flow_events_read") >= Some(3000))
+        });
+        let v = stats(&topo, m).expect("stats");
+        assert!(
+            read.is_some() && counter(&v, "event_lost") == Some(0),
+            "{}: flow events read {:?}, lost {:?}",
+            m.mode,
+            counter(&v, "flow_events_read"),
+            counter(&v, "event_lost")
+        );
+    }
+
     // 1b. A large upload crosses the director at full frame size. TUN adds 20 bytes to a
     // full-sized segment: the director answers ICMP "fragmentation needed" and the client's
     // path-MTU discovery sends smaller ones, so the upload completes.

@@ -18,6 +18,8 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use aya::programs::xdp::XdpLinkId;
 
@@ -46,6 +48,9 @@ pub struct XdpDatapath {
     /// Statistics of regions a service moved away from, by backend index.
     carried: HashMap<ServiceKey, Vec<BackendStats>>,
     attachments: Vec<Attachment>,
+    /// New-flow events read by [`XdpDatapath::drain_flow_events`]'s task.
+    events_read: Arc<AtomicU64>,
+    drain: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for XdpDatapath {
@@ -93,6 +98,8 @@ impl XdpDatapath {
             installed: HashMap::new(),
             carried: HashMap::new(),
             attachments: Vec::new(),
+            events_read: Arc::new(AtomicU64::new(0)),
+            drain: None,
         };
         let mut names = vec![outer.name.as_str()];
         if inner.name != outer.name {
@@ -116,6 +123,34 @@ impl XdpDatapath {
             });
         }
         Ok(dp)
+    }
+
+    /// Reads the new-flow events on a task of the current tokio runtime and counts them
+    /// (`flow_events_read`), until [`Datapath::shutdown`]. The running director does this
+    /// until connection sync consumes them (director HA): a ring nobody reads is full after a
+    /// few thousand flows, and `event_lost` would then count every new flow instead of what a
+    /// burst really overflowed. Does nothing outside a runtime or once the events are taken.
+    pub fn drain_flow_events(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(mut events) = self.director.take_flow_events() else {
+            return;
+        };
+        let read = Arc::clone(&self.events_read);
+        self.drain = Some(runtime.spawn(async move {
+            loop {
+                match events.next().await {
+                    Ok(_) => {
+                        read.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading new-flow events failed; stopped");
+                        return;
+                    }
+                }
+            }
+        }));
     }
 
     /// The reader of new-flow events (`xdp::FlowEvents`); `None` once taken.
@@ -294,10 +329,15 @@ impl Datapath for XdpDatapath {
 
     fn counters(&self) -> Result<Counters, DatapathError> {
         let c = self.director.counters().map_err(err("read the counters"))?;
-        Ok(c.into_iter().map(|(k, v)| (k.as_str(), v)).collect())
+        let mut out: Counters = c.into_iter().map(|(k, v)| (k.as_str(), v)).collect();
+        out.push(("flow_events_read", self.events_read.load(Ordering::Relaxed)));
+        Ok(out)
     }
 
     fn shutdown(&mut self) -> Result<(), DatapathError> {
+        if let Some(task) = self.drain.take() {
+            task.abort();
+        }
         let mut first_error = None;
         while let Some(a) = self.attachments.pop() {
             let program = self
