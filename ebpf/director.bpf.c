@@ -40,15 +40,25 @@
  *    the backend's packet and flow stats count forwarded packets only. DR and NAT keep the
  *    frame's size and are not checked (an inner interface with a smaller MTU than the
  *    client side is a known limit);
- *    NAT: destination address and port := the backend's (lib/nat.h), MACs of the next hop
- *    towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h), redirected through
- *    the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a neighbour entry the
- *    backend's MAC from the backends map (source: nat_mac) if it is not zero, else drop
- *    (drop_no_neigh); without a route drop (drop_no_route). The flow stays recorded;
- * 4. a flow to no service that matches a NAT reply entry: source := VIP and port, MACs of
- *    the next hop towards the client through client_ifindex, redirected through
- *    STRAIT_EGRESS_CLIENT; no neighbour or no route: drop (never pass: the kernel would
- *    forward it un-NATed).
+ *    NAT: the director is the backends' router (as the kernel's forwarding path behind
+ *    nftables DNAT): a frame that arrived with TTL <= 1 is not forwarded but becomes the ICMP
+ *    "time exceeded" (lib/icmp.h) to the client, from STRAIT_DIRECTOR.mac and .ip (the
+ *    client-facing interface it arrived on), XDP_TX (icmp_time_exceeded); checked after
+ *    scheduling (the flow is recorded and its event queued, later packets with a normal TTL
+ *    follow it) and before the next-hop lookup, no backend stats. Otherwise the TTL is
+ *    decremented and destination address and port := the backend's (lib/nat.h), MACs of
+ *    the next hop towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h),
+ *    redirected through the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a
+ *    neighbour entry the backend's MAC from the backends map (source: nat_mac) if it is not
+ *    zero, else drop (drop_no_neigh); without a route drop (drop_no_route). The flow stays
+ *    recorded;
+ *    DR (an L2 rewrite on the same link) and TUN (a new outer header, TTL 64) keep the TTL;
+ * 4. a flow to no service that matches a NAT reply entry: with TTL <= 1 the ICMP "time
+ *    exceeded" to the backend, from STRAIT_DIRECTOR.nat_mac and .nat_ip (the inner interface
+ *    it arrived on), XDP_TX (icmp_time_exceeded), before the next-hop lookup; else TTL - 1,
+ *    source := VIP and port, MACs of the next hop towards the client through
+ *    client_ifindex, redirected through STRAIT_EGRESS_CLIENT; no neighbour or no route:
+ *    drop (never pass: the kernel would forward it un-NATed).
  * The director's addresses come from the volatile const global STRAIT_DIRECTOR.
  */
 #include <linux/bpf.h>
@@ -132,6 +142,14 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 
 	if (!origin)
 		return strait_pass_class(STRAIT_PARSE_OTHER);
+	if (strait_ttl_expired(flow)) {
+		/* Back out of the inner interface it arrived on, from its MAC and address. */
+		strait_nat_mac(smac);
+		if (strait_time_exceeded(ctx, flow, smac, STRAIT_DIRECTOR.nat_ip))
+			return XDP_DROP;
+		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
+		return XDP_TX;
+	}
 	__be32 vip = origin->vip;
 	__be16 vport = origin->vport;
 	int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.client_ifindex, vip, flow->dst, dmac, smac);
@@ -161,6 +179,14 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 	struct strait_backend target = *b;
 	__u8 dmac[6], smac[6];
 
+	/* TTL (step 3, NAT): after scheduling, before the next hop; no backend stats. */
+	if (mode == STRAIT_MODE_NAT && strait_ttl_expired(flow)) {
+		strait_own_mac(smac);
+		if (strait_time_exceeded(ctx, flow, smac, STRAIT_DIRECTOR.ip))
+			return XDP_DROP;
+		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
+		return XDP_TX;
+	}
 	if (mode == STRAIT_MODE_NAT) {
 		int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.nat_ifindex, flow->src, target.ip,
 					  dmac, smac);

@@ -201,8 +201,9 @@ struct strait_director {
 	__u8 nat_mac[6];      /* MAC of nat_ifindex (NAT forwards without a neighbour entry) */
 	__u8 pad2[2];
 	__u32 mtu;            /* MTU of the client-facing interface (TUN: lib/icmp.h); 0: none */
+	__be32 nat_ip;        /* IPv4 address of nat_ifindex (ICMP time exceeded to replies) */
 };
-_Static_assert(sizeof(struct strait_director) == 32, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 36, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -211,6 +212,7 @@ STRAIT_OFFSET(strait_director, client_ifindex, 16);
 STRAIT_OFFSET(strait_director, nat_mac, 20);
 STRAIT_OFFSET(strait_director, pad2, 26);
 STRAIT_OFFSET(strait_director, mtu, 28);
+STRAIT_OFFSET(strait_director, nat_ip, 32);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -232,7 +234,8 @@ enum strait_counter {
 	STRAIT_CNT_EVENT_LOST = 12,    /* flow event not queued (ring full); packet unaffected */
 	STRAIT_CNT_DROP_TOO_BIG = 13,  /* TUN datagram over the MTU once encapsulated, DF clear */
 	STRAIT_CNT_ICMP_TOO_BIG = 14,  /* ... DF set: ICMP fragmentation needed sent back */
-	STRAIT_CNT_MAX = 15,
+	STRAIT_CNT_ICMP_TIME_EXCEEDED = 15, /* NAT frame with TTL <= 1: ICMP time exceeded sent */
+	STRAIT_CNT_MAX = 16,
 };
 
 #endif /* STRAIT_H */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * icmp.h: path-MTU handling of TUN forwards, the C twin of lb::packet::icmp.
+ * icmp.h: the ICMP errors the director sends instead of forwarding (path MTU of TUN forwards,
+ * TTL of NAT frames), the C twin of lb::packet::icmp.
  *
  * Contract:
  * - strait_over_mtu(): a TUN datagram is too big when mtu != 0 and its inner total length
@@ -20,6 +21,17 @@
  *   header and its 8 bytes are not moved: the head grows by 28 bytes and the L2 header
  *   moves to the new front. Returns 0, or -1 when the head cannot grow, the tail cannot
  *   shrink or a bound check fails (the caller drops).
+ * - strait_icmp_reply() builds both replies: the same bytes with the ICMP type and code, the
+ *   second word and the IPv4 source as parameters (strait_frag_needed(): 3, 4, the next-hop
+ *   MTU, the VIP).
+ * - strait_time_exceeded(): type 11 "time exceeded", code 0 "TTL exceeded in transit"
+ *   (RFC 792), second word 0, the quoted datagram as received (TTL included), IPv4 source =
+ *   `saddr`, the address of the interface the frame arrived on and the reply leaves by (RFC
+ *   1812 4.3.2.4; not the VIP): a NAT forward STRAIT_DIRECTOR.ip from .mac, a NAT reply
+ *   .nat_ip from .nat_mac. strait_ttl_expired(): TTL <= 1. NAT makes the director the
+ *   backends' router (as the kernel's ip_forward behind nftables DNAT): frames with TTL <= 1
+ *   are answered, the others forwarded with TTL - 1 (lib/nat.h). DR (an L2 rewrite on the
+ *   same link) and TUN (a new outer header with TTL 64) keep the TTL.
  */
 #ifndef STRAIT_LIB_ICMP_H
 #define STRAIT_LIB_ICMP_H
@@ -35,6 +47,8 @@
 #define STRAIT_IPPROTO_ICMP 1
 #define STRAIT_ICMP_DEST_UNREACH 3
 #define STRAIT_ICMP_FRAG_NEEDED 4
+#define STRAIT_ICMP_TIME_EXCEEDED 11
+#define STRAIT_ICMP_TTL_EXCEEDED 0
 /* Outer IPv4 header and ICMP header pushed in front of the quoted datagram. */
 #define STRAIT_ICMP_PUSH 28
 /* ICMP header, longest IPv4 header (IHL 15), 8 payload bytes: 76 bytes, 38 words. */
@@ -46,13 +60,13 @@ static __always_inline int strait_over_mtu(const struct strait_flow *f, __u32 mt
 }
 
 /* The reply for an L2 header of l2 bytes (a constant at each call: 14 or 18). */
-static __always_inline int strait_frag_needed_l2(struct xdp_md *ctx, const struct strait_flow *f,
-						 const __u8 *smac, __u32 mtu, __u32 l2)
+static __always_inline int strait_icmp_reply_l2(struct xdp_md *ctx, const struct strait_flow *f,
+						const __u8 *smac, __be32 saddr, __u8 type,
+						__u8 code, __u32 rest, __u32 l2)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	__u32 quoted = f->l4_off - f->l3_off + 8; /* original header + 8 bytes */
-	__u32 next_hop = mtu < 20 ? 0 : mtu - 20;
 	struct iphdr ip = {};
 	__u8 dmac[6];
 
@@ -68,7 +82,7 @@ static __always_inline int strait_frag_needed_l2(struct xdp_md *ctx, const struc
 	ip.tot_len = bpf_htons((__u16)(STRAIT_ICMP_PUSH + quoted));
 	ip.ttl = STRAIT_ICMP_TTL;
 	ip.protocol = STRAIT_IPPROTO_ICMP;
-	ip.saddr = orig->daddr;
+	ip.saddr = saddr;
 	ip.daddr = orig->saddr;
 	ip.check = strait_ipv4_csum(&ip);
 
@@ -86,14 +100,14 @@ static __always_inline int strait_frag_needed_l2(struct xdp_md *ctx, const struc
 	__builtin_memcpy(data + l2, &ip, sizeof(ip));
 	__u8 *icmp = data + l2 + sizeof(struct iphdr);
 
-	icmp[0] = STRAIT_ICMP_DEST_UNREACH;
-	icmp[1] = STRAIT_ICMP_FRAG_NEEDED;
+	icmp[0] = type;
+	icmp[1] = code;
 	icmp[2] = 0;
 	icmp[3] = 0;
-	icmp[4] = 0;
-	icmp[5] = 0;
-	icmp[6] = (__u8)(next_hop >> 8);
-	icmp[7] = (__u8)next_hop;
+	icmp[4] = (__u8)(rest >> 24);
+	icmp[5] = (__u8)(rest >> 16);
+	icmp[6] = (__u8)(rest >> 8);
+	icmp[7] = (__u8)rest;
 
 	/* The ICMP message: 8 + quoted bytes, an even count (IHL * 4 + 16). */
 	__u32 words = (8 + quoted) / 2;
@@ -121,14 +135,40 @@ static __always_inline int strait_frag_needed_l2(struct xdp_md *ctx, const struc
 	return 0;
 }
 
+/* The ICMP error (type, code, second word rest) answering the frame, from smac and saddr. */
+static __always_inline int strait_icmp_reply(struct xdp_md *ctx, const struct strait_flow *f,
+					     const __u8 *smac, __be32 saddr, __u8 type, __u8 code,
+					     __u32 rest)
+{
+	if (f->l3_off == STRAIT_ETH_HLEN)
+		return strait_icmp_reply_l2(ctx, f, smac, saddr, type, code, rest,
+					    STRAIT_ETH_HLEN);
+	if (f->l3_off == STRAIT_ETH_HLEN + STRAIT_VLAN_HLEN)
+		return strait_icmp_reply_l2(ctx, f, smac, saddr, type, code, rest,
+					    STRAIT_ETH_HLEN + STRAIT_VLAN_HLEN);
+	return -1;
+}
+
 static __always_inline int strait_frag_needed(struct xdp_md *ctx, const struct strait_flow *f,
 					      const __u8 *smac, __u32 mtu)
 {
-	if (f->l3_off == STRAIT_ETH_HLEN)
-		return strait_frag_needed_l2(ctx, f, smac, mtu, STRAIT_ETH_HLEN);
-	if (f->l3_off == STRAIT_ETH_HLEN + STRAIT_VLAN_HLEN)
-		return strait_frag_needed_l2(ctx, f, smac, mtu, STRAIT_ETH_HLEN + STRAIT_VLAN_HLEN);
-	return -1;
+	__u32 next_hop = mtu < 20 ? 0 : mtu - 20;
+
+	return strait_icmp_reply(ctx, f, smac, f->dst, STRAIT_ICMP_DEST_UNREACH,
+				 STRAIT_ICMP_FRAG_NEEDED, next_hop);
+}
+
+/* A NAT frame with TTL <= 1 is not forwarded (a router's rule, RFC 1812 5.3.1). */
+static __always_inline int strait_ttl_expired(const struct strait_flow *f)
+{
+	return f->ttl <= 1;
+}
+
+static __always_inline int strait_time_exceeded(struct xdp_md *ctx, const struct strait_flow *f,
+						const __u8 *smac, __be32 saddr)
+{
+	return strait_icmp_reply(ctx, f, smac, saddr, STRAIT_ICMP_TIME_EXCEEDED,
+				 STRAIT_ICMP_TTL_EXCEEDED, 0);
 }
 
 #endif /* STRAIT_LIB_ICMP_H */

@@ -7,6 +7,10 @@
  * address and port of a parsed TCP/UDP flow and updates the IPv4 header checksum and the
  * TCP/UDP checksum incrementally (RFC 1624; the address is in the L4 pseudo-header). A UDP
  * checksum of 0 (none, RFC 768) stays 0; an updated UDP checksum of 0 is written as 0xffff.
+ * Both directions also decrement the TTL by one (NAT makes the director the backends' router,
+ * as the kernel's forwarding path behind nftables DNAT), updating the IPv4 header checksum
+ * incrementally for the TTL/protocol word (TTL the high byte) before the address; callers
+ * answer TTL <= 1 with ICMP time exceeded instead (lib/icmp.h).
  * strait_nat_record_reply() stores the reply direction of a new NAT flow (backend -> client)
  * with the VIP and port to restore; strait_nat_reply_of() finds it. Returns 0, or -1 when a
  * bound check fails (frame unchanged).
@@ -41,6 +45,12 @@ static __always_inline int strait_nat_l4(struct iphdr *ip, __u8 *l4h, void *data
 	__be16 old_port = *port_at;
 	__u16 lc = *csum_at;
 
+	/* TTL - 1 first (the caller checked TTL > 1): the high byte of the TTL/protocol word. */
+	__u16 *ttl_proto = (__u16 *)&ip->ttl;
+	__u16 old_ttl_proto = *ttl_proto;
+
+	ip->ttl = ip->ttl - 1;
+	ip->check = strait_csum_update16(ip->check, old_ttl_proto, *ttl_proto);
 	ip->check = strait_csum_update32(ip->check, old_addr, addr);
 	if (!(udp && lc == 0)) {
 		lc = strait_csum_update16(strait_csum_update32(lc, old_addr, addr), old_port, port);

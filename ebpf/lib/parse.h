@@ -45,6 +45,8 @@ struct strait_flow {
 	__u8 dont_fragment;
 	__u8 first_fragment;
 	__u8 opening_syn; /* TCP SYN without ACK: scheduled anew (director.bpf.c step 2) */
+	__u8 ttl;         /* IPv4 TTL as received (NAT: decremented, <= 1 answered, lib/icmp.h) */
+	__u8 pad[3];
 	__u32 l3_off; /* 14 or 18 */
 	__u32 l4_off; /* l3_off + IHL * 4 */
 	__u32 l3_end; /* l3_off + total length */
@@ -132,6 +134,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 	flow->dont_fragment = (frag & 0x4000) != 0;
 	flow->first_fragment = more;
 	flow->opening_syn = opening_syn;
+	flow->ttl = ip->ttl;
 	flow->l3_off = l3;
 	flow->l4_off = l4;
 	flow->l3_end = l3_end;

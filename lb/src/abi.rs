@@ -103,11 +103,14 @@ pub enum Counter {
     /// A TUN datagram over the MTU once encapsulated, DF set: ICMP "fragmentation needed" sent
     /// back to the client.
     IcmpTooBig = 14,
+    /// A NAT forward or reply that arrived with TTL <= 1: ICMP "time exceeded" sent back to
+    /// its sender.
+    IcmpTimeExceeded = 15,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 15;
+    pub const COUNT: u32 = 16;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -126,6 +129,7 @@ impl Counter {
         Counter::EventLost,
         Counter::DropTooBig,
         Counter::IcmpTooBig,
+        Counter::IcmpTimeExceeded,
     ];
 
     /// The counter of a drop reason of the model.
@@ -159,6 +163,7 @@ impl Counter {
             Counter::EventLost => "event_lost",
             Counter::DropTooBig => "drop_too_big",
             Counter::IcmpTooBig => "icmp_too_big",
+            Counter::IcmpTimeExceeded => "icmp_time_exceeded",
         }
     }
 }
@@ -316,6 +321,9 @@ pub struct Director {
     /// MTU of the client-facing interface: TUN forwards over it get an ICMP "fragmentation
     /// needed" (DF set) or are dropped (`packet::icmp`); 0: not checked.
     pub mtu: u32,
+    /// IPv4 address of `nat_ifindex` (network order): source of the ICMP "time exceeded"
+    /// answering a NAT reply with TTL <= 1 (`packet::icmp`).
+    pub nat_ip: [u8; 4],
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad

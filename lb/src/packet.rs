@@ -22,9 +22,16 @@
 //!   [`DropReason::TooBig`] (XDP cannot fragment; without DF the client does no path-MTU
 //!   discovery).
 //!
-//! A NAT forward dropped for its next hop, and a TUN forward over the MTU, have still been
-//! recorded in the connection table (the check follows scheduling: the next packet is
-//! established and goes to the same backend); nothing else changes.
+//! * NAT forwards and NAT replies are routed: the TTL is decremented ([`rewrite`]); one that
+//!   arrived with TTL <= 1 is not forwarded but answered with the ICMP "time exceeded"
+//!   ([`Action::TimeExceeded`], `XDP_TX`, [`icmp::time_exceeded`]): a forward from the
+//!   client-facing interface (`Director::mac`, `Director::ip`), a reply from the inner one
+//!   (`Director::nat_mac`, `Director::nat_ip`). Checked before the next-hop lookup. DR and TUN
+//!   keep the TTL (L2 rewrite; a new outer header).
+//!
+//! A NAT forward dropped for its next hop or answered for its TTL, and a TUN forward over the
+//! MTU, have still been recorded in the connection table (the check follows scheduling: the
+//! next packet is established and goes to the same backend); nothing else changes.
 //!
 //! Known limits, shared with the XDP program: later fragments go to the kernel (with NAT they
 //! therefore do not reach the backend); DR and NAT keep the frame's size and are not checked
@@ -65,6 +72,10 @@ pub enum Action {
     /// interface (`XDP_TX`): a TUN datagram with DF set over the MTU ([`icmp`]); nothing was
     /// forwarded.
     TooBig(Vec<u8>),
+    /// Transmit this ICMP "time exceeded" back to the sender on the receiving interface
+    /// (`XDP_TX`): a NAT forward or reply that arrived with TTL <= 1 ([`icmp`]); nothing was
+    /// forwarded.
+    TimeExceeded(Vec<u8>),
 }
 
 /// Runs the whole model on one frame (see the module doc).
@@ -84,6 +95,15 @@ pub fn process<C: ConnTable + ?Sized>(
         Verdict::Pass => Action::Pass,
         Verdict::Drop(r) => Action::Drop(r),
         Verdict::NatReply(origin) => {
+            if icmp::ttl_expired(flow) {
+                // Arrived on the inner interface: answered from its MAC and address.
+                return Action::TimeExceeded(icmp::time_exceeded(
+                    frame,
+                    flow,
+                    director.nat_mac,
+                    director.nat_ip,
+                ));
+            }
             let (dmac, smac) = match hops.resolve(Egress::Client, origin.vip, flow.tuple.dst) {
                 NextHop::Found { dmac, smac } => (dmac, smac),
                 NextHop::NoNeighbour { .. } => return Action::Drop(DropReason::NoNeighbour),
@@ -120,6 +140,12 @@ pub fn process<C: ConnTable + ?Sized>(
                     rewrite::rewrite_macs(&mut out, b.mac, director.mac);
                     Action::Tx(out)
                 }
+                Mode::Nat if icmp::ttl_expired(flow) => Action::TimeExceeded(icmp::time_exceeded(
+                    frame,
+                    flow,
+                    director.mac,
+                    director.ip,
+                )),
                 Mode::Nat => {
                     let (dmac, smac) = match hops.resolve(Egress::Nat, flow.tuple.src, b.ip) {
                         NextHop::Found { dmac, smac } => (dmac, smac),
@@ -203,6 +229,92 @@ mod tests {
         let unchecked = Director { mtu: 0, ..DIRECTOR };
         let a = process(&udp.build(), &s, &mut c2, &unchecked, &t);
         assert!(matches!(a, Action::Tx(ref out) if out.len() == udp.build().len() + 20));
+    }
+
+    #[test]
+    fn nat_answers_ttl_1_and_0_with_time_exceeded_and_decrements_the_rest() {
+        let s = services();
+        let t = hops();
+        for vlan in [None, Some(5)] {
+            let l3 = if vlan.is_some() { 18 } else { 14 };
+            let mut conns = MemConnTable::new(16);
+            for ttl in [0u8, 1] {
+                // Forward: from the client-facing interface's MAC and address.
+                let mut fwd = Spec::udp(6000, 82);
+                fwd.ttl = ttl;
+                fwd.vlan = vlan;
+                let f = fwd.build();
+                let flow = *parse(&f).flow().unwrap();
+                let Action::TimeExceeded(out) = process(&f, &s, &mut conns, &DIRECTOR, &t) else {
+                    panic!("TTL {ttl} forward");
+                };
+                assert_eq!(
+                    out,
+                    icmp::time_exceeded(&f, &flow, DIRECTOR.mac, DIRECTOR.ip)
+                );
+                assert_eq!(
+                    (out[0..6].to_vec(), out[6..12].to_vec()),
+                    (f[6..12].to_vec(), DIRECTOR.mac.to_vec())
+                );
+                assert_eq!(out[12..l3], f[12..l3], "VLAN tag kept");
+                assert_eq!(out[l3 + 9], 1, "ICMP");
+                assert_eq!(out[l3 + 12..l3 + 16], DIRECTOR.ip, "not the VIP");
+                assert_eq!(out[l3 + 16..l3 + 20], CLIENT);
+                assert_eq!(out[l3 + 20..l3 + 22], [11, 0]);
+                assert!(conns.get(&flow.tuple).is_some(), "recorded");
+            }
+            // TTL 2: forwarded with TTL 1, to the recorded backend.
+            let mut fwd = Spec::udp(6000, 82);
+            fwd.vlan = vlan;
+            fwd.ttl = 2;
+            let f = fwd.build();
+            let flow = *parse(&f).flow().unwrap();
+            let recorded = conns.get(&flow.tuple).unwrap();
+            let Action::Redirect(out) = process(&f, &s, &mut conns, &DIRECTOR, &t) else {
+                panic!("TTL 2 forward");
+            };
+            assert_eq!(out[l3 + 8], 1);
+            let b = &s.get(&service_key(&flow)).unwrap().backends[recorded as usize];
+            assert_eq!(out[l3 + 16..l3 + 20], b.ip, "the recorded backend");
+            // Replies: from the inner interface's MAC and address.
+            let mut reply = Spec::udp(b.port, 6000);
+            reply.src = b.ip;
+            reply.dst = CLIENT;
+            reply.vlan = vlan;
+            for ttl in [0u8, 1] {
+                reply.ttl = ttl;
+                let r = reply.build();
+                let Action::TimeExceeded(out) = process(&r, &s, &mut conns, &DIRECTOR, &t) else {
+                    panic!("TTL {ttl} reply");
+                };
+                assert_eq!(out[6..12], DIRECTOR.nat_mac);
+                assert_eq!(out[0..6], r[6..12]);
+                assert_eq!(out[12..l3], r[12..l3], "VLAN tag kept");
+                assert_eq!(out[l3 + 12..l3 + 16], DIRECTOR.nat_ip);
+                assert_eq!(out[l3 + 16..l3 + 20], b.ip);
+                assert_eq!(out[l3 + 20..l3 + 22], [11, 0]);
+            }
+            reply.ttl = 64;
+            let Action::Redirect(out) = process(&reply.build(), &s, &mut conns, &DIRECTOR, &t)
+            else {
+                panic!("TTL 64 reply");
+            };
+            assert_eq!(
+                (out[l3 + 8], out[l3 + 12..l3 + 16].to_vec()),
+                (63, VIP.to_vec())
+            );
+        }
+        // DR and TUN forward TTL 1 and 0 as they are.
+        for (port, ttl) in [(80, 1), (80, 0), (81, 1), (81, 0)] {
+            let mut spec = Spec::tcp(6001, port);
+            spec.ttl = ttl;
+            let f = spec.build();
+            let mut conns = MemConnTable::new(16);
+            let Action::Tx(out) = process(&f, &s, &mut conns, &DIRECTOR, &t) else {
+                panic!("port {port} TTL {ttl}");
+            };
+            assert_eq!(out[out.len() - f.len() + 14 + 8], ttl);
+        }
     }
 
     #[test]

@@ -23,6 +23,12 @@
 //! needed" bytes (DF set: `icmp_too_big`) or the same drop (DF clear: `drop_too_big`) in
 //! both, still record the flow, and a later segment of such a flow that fits is forwarded
 //! to the recorded backend (established) in both.
+//! TTL: frames carry TTL 0, 1 or 2 (one in sixteen each) or 64. NAT forwards and replies
+//! must leave with TTL - 1 (checked on the output bytes here, besides their identity), and
+//! those with TTL 0 or 1 must give the same ICMP "time exceeded" bytes in both
+//! (`icmp_time_exceeded`), forwards and replies, with and without VLAN tag and IP options; a
+//! forward answered so is recorded, and a later packet of its flow with a normal TTL goes to
+//! the recorded backend in both.
 //! NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
@@ -69,6 +75,8 @@ mod diff {
         mac: [0x02, 0, 0, 0, 0, 0xd1],
         ip: [10, 0, 0, 2],
         mtu: MTU,
+        nat_mac: nexthops::IN_MAC,
+        nat_ip: nexthops::IN_IP,
     };
     /// The director's MTU: small, so that frames around it stay small.
     const MTU: u32 = 600;
@@ -129,6 +137,10 @@ mod diff {
             padding: 4 * rng.below(3) as usize,
             udp_no_csum: rng.below(6) == 0,
             tcp_flags: tcp_flags(rng),
+            ttl: match rng.below(16) {
+                t @ 0..=2 => t as u8,
+                _ => 64,
+            },
         };
         if boundary {
             let inner = MTU as usize - 21 + rng.below(3) as usize;
@@ -178,7 +190,7 @@ mod diff {
                 assert_eq!(got.action, XDP_REDIRECT, "frame {n}: {input:02x?}");
                 assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
             }
-            Action::TooBig(want) => {
+            Action::TooBig(want) | Action::TimeExceeded(want) => {
                 assert_eq!(got.action, XDP_TX, "frame {n}: {input:02x?}");
                 assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
             }
@@ -213,6 +225,7 @@ mod diff {
         let c = match action {
             Action::Pass => return,
             Action::Drop(r) => Counter::of_drop(*r),
+            Action::TimeExceeded(_) => Counter::IcmpTimeExceeded,
             Action::Redirect(_) if !to_vip => Counter::NatReply,
             Action::TooBig(_) => Counter::IcmpTooBig,
             _ if new => Counter::TxNew,
@@ -254,6 +267,13 @@ mod diff {
         let mut after_too_big = 0u64;
         // ICMP replies to frames with a VLAN tag, with IP options.
         let (mut icmp_vlan, mut icmp_options) = (0u64, 0u64);
+        // ICMP time exceeded to forwards and to replies, to frames with VLAN tag, with IP
+        // options, by TTL (0, 1); NAT forwards and replies by input TTL (2, 64); flows
+        // answered for their TTL and later forwards of them to the recorded backend.
+        let (mut ttl_fwd, mut ttl_reply, mut ttl_vlan, mut ttl_options) = (0u64, 0, 0, 0);
+        let (mut ttl_by, mut nat_by) = ([0u64; 2], [[0u64; 2]; 2]);
+        let mut ttl_flows: HashMap<FiveTuple, u32> = HashMap::new();
+        let mut after_ttl = 0u64;
         for n in 0..6000 {
             let phase = n / 500;
             let (weights, alive) = PHASES[phase];
@@ -328,6 +348,56 @@ mod diff {
                 }
                 _ => {}
             }
+            if let Some(f) = parsed.flow().filter(|_| conns.inserted) {
+                // Rescheduled (a SYN, a dead backend): no longer the answered flow's backend.
+                ttl_flows.remove(&f.tuple);
+            }
+            if let Some(f) = parsed.flow() {
+                let ttl = input[f.l3_offset + 8];
+                match want {
+                    Action::TimeExceeded(ref out) => {
+                        assert!(ttl <= 1, "frame {n}: TTL {ttl}");
+                        // Type 11, code 0, second word 0; to the sender, quoting its header.
+                        let icmp = f.l3_offset + 20;
+                        assert_eq!(out[icmp..icmp + 2], [11, 0], "frame {n}");
+                        assert_eq!(out[icmp + 4..icmp + 8], [0; 4], "frame {n}");
+                        assert_eq!(out[f.l3_offset + 16..icmp], f.tuple.src, "frame {n}");
+                        assert_eq!(out[0..6], input[6..12], "frame {n}");
+                        let (smac, saddr) = if to_vip {
+                            ttl_fwd += 1;
+                            let b = conns.table.get(&f.tuple);
+                            assert!(b.is_some(), "frame {n}: answered, still recorded");
+                            ttl_flows.insert(f.tuple, b.unwrap());
+                            (DIRECTOR.mac, DIRECTOR.ip)
+                        } else {
+                            ttl_reply += 1;
+                            (DIRECTOR.nat_mac, DIRECTOR.nat_ip)
+                        };
+                        assert_eq!(out[6..12], smac, "frame {n}");
+                        assert_eq!(out[f.l3_offset + 12..f.l3_offset + 16], saddr, "frame {n}");
+                        ttl_by[usize::from(ttl)] += 1;
+                        ttl_vlan += u64::from(f.l3_offset == 18);
+                        ttl_options += u64::from(f.l4_offset - f.l3_offset > 20);
+                    }
+                    Action::Redirect(ref out) => {
+                        assert!(ttl > 1, "frame {n}: TTL {ttl} forwarded");
+                        assert_eq!(out[f.l3_offset + 8], ttl - 1, "frame {n}: TTL - 1");
+                        nat_by[usize::from(to_vip)][usize::from(ttl == 64)] += 1;
+                        if to_vip {
+                            if let Some(b) = ttl_flows.remove(&f.tuple) {
+                                assert_eq!(conns.table.get(&f.tuple), Some(b), "frame {n}");
+                                after_ttl += 1;
+                            }
+                        }
+                    }
+                    Action::Tx(ref out) => {
+                        // DR keeps the TTL; TUN's outer header has TTL 64, the inner keeps it.
+                        let inner = f.l3_offset + 8 + out.len() - input.len();
+                        assert_eq!(out[inner], ttl, "frame {n}: DR/TUN keep the TTL");
+                    }
+                    _ => {}
+                }
+            }
             let dport = flow.map(|t| t.dport);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && matches!(dport, Some(84 | 85))
             {
@@ -341,7 +411,7 @@ mod diff {
                     tun += u64::from(out.len() == input.len() + 20);
                 }
                 Action::Redirect(_) => seen[if to_vip { 3 } else { 4 }] += 1,
-                Action::TooBig(_) => {}
+                Action::TooBig(_) | Action::TimeExceeded(_) => {}
             }
         }
         // The run covered every verdict, all modes, new and established flows, every drop.
@@ -370,6 +440,19 @@ mod diff {
             icmp_vlan > 5 && icmp_options > 20,
             "ICMP replies: {icmp_vlan} with VLAN, {icmp_options} with IP options"
         );
+        assert!(
+            ttl_fwd > 10 && ttl_reply > 10 && ttl_by.iter().all(|&c| c > 5),
+            "ICMP time exceeded: {ttl_fwd} forwards, {ttl_reply} replies, by TTL {ttl_by:?}"
+        );
+        assert!(
+            ttl_vlan > 3 && ttl_options > 10,
+            "ICMP time exceeded: {ttl_vlan} with VLAN, {ttl_options} with IP options"
+        );
+        assert!(
+            nat_by.iter().flatten().all(|&c| c > 5),
+            "NAT [replies, forwards] by TTL [2, 64]: {nat_by:?}"
+        );
+        assert!(after_ttl > 3, "{after_ttl} forwards after a time exceeded");
         assert!(sh > 100, "{sh} source-hashed forwards");
         assert!(rescheduled > 50, "{rescheduled} rescheduled flows");
         assert!(drained > 30, "{drained} flows kept by drained backends");
@@ -406,7 +489,8 @@ mod diff {
             "pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, rescheduled {rescheduled}, \
              drained {drained}, SYNs reused {syn_reused} (moved {syn_moved}), SYN+ACKs \
              following {syn_ack_followed}, MTU: ICMP {icmp:?} drops {too_big_drops:?} \
-             fitting {fitting:?} followed {after_too_big}, counters {got:?}"
+             fitting {fitting:?} followed {after_too_big}, TTL: ICMP {ttl_fwd}/{ttl_reply} \
+             by TTL {ttl_by:?} followed {after_ttl}, NAT by TTL {nat_by:?}, counters {got:?}"
         );
     }
 
@@ -434,6 +518,7 @@ mod diff {
             padding: 0,
             udp_no_csum: false,
             tcp_flags: 0,
+            ttl: 64,
         };
         let probe = frame(&base);
         let Action::Redirect(out) = process(&probe, &model, &mut conns, &DIRECTOR, &hops) else {

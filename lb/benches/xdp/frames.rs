@@ -36,6 +36,8 @@ const DIRECTOR: Director = Director {
     mac: [0x02, 0, 0, 0, 0, 0xd1],
     ip: [10, 0, 0, 2],
     mtu: 1500,
+    nat_mac: nexthops::IN_MAC,
+    nat_ip: nexthops::IN_IP,
 };
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
 
@@ -175,7 +177,7 @@ impl Fixture {
         ) {
             Action::Pass => (2, frame.to_vec()),
             Action::Drop(_) => (1, frame.to_vec()),
-            Action::Tx(out) | Action::TooBig(out) => (3, out),
+            Action::Tx(out) | Action::TooBig(out) | Action::TimeExceeded(out) => (3, out),
             Action::Redirect(out) => (4, out),
         }
     }

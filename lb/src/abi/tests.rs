@@ -161,6 +161,7 @@ fn offsets_match_the_header() {
         ("strait_director", "nat_mac", offset_of!(Director, nat_mac)),
         ("strait_director", "pad2", offset_of!(Director, pad2)),
         ("strait_director", "mtu", offset_of!(Director, mtu)),
+        ("strait_director", "nat_ip", offset_of!(Director, nat_ip)),
     ];
     let c = offsets();
     assert_eq!(c.len(), rust.len());

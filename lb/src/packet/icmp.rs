@@ -1,4 +1,5 @@
-//! Path MTU of TUN forwards: the too-big test and the ICMP "fragmentation needed" reply.
+//! ICMP errors the director sends instead of forwarding: "fragmentation needed" (path MTU of
+//! TUN forwards) and "time exceeded" (NAT forwards and replies whose TTL runs out).
 //!
 //! Contract (the C twin is `ebpf/lib/icmp.h`):
 //! * [`over_mtu`]: a TUN datagram is too big when `mtu != 0` and its inner total length + 20
@@ -19,6 +20,23 @@
 //!   [`frag_needed`] (`Action::TooBig`); DF clear, dropped (`DropReason::TooBig`): XDP cannot
 //!   fragment, and a sender that leaves DF clear does no path-MTU discovery anyway. DR and
 //!   NAT keep the frame's size and are not checked.
+//! * [`reply`] builds both: the same bytes with the ICMP type and code, the second word
+//!   (`rest`) and the IPv4 source as parameters.
+//! * [`time_exceeded`]: ICMP type 11 "time exceeded", code 0 "time to live exceeded in
+//!   transit" (RFC 792), second word 0, same Ethernet, IPv4 and quoted payload as
+//!   [`frag_needed`] (the quoted header is the datagram as received, TTL included), but the
+//!   IPv4 source is the address of the interface the frame arrived on and the reply leaves by
+//!   (RFC 1812 §4.3.2.4), not the VIP: NAT forwards (client side) `Director::ip` from
+//!   `Director::mac`, NAT replies (inner side) `Director::nat_ip` from `Director::nat_mac`.
+//! * [`ttl_expired`]: NAT makes the director the backends' router, so it forwards as a router
+//!   does (RFC 1812 §5.3.1, the kernel's `ip_forward`, which nftables DNAT goes through): a
+//!   frame arriving with TTL <= 1 is not forwarded but answered with [`time_exceeded`]
+//!   (`Action::TimeExceeded`, `XDP_TX`); any other is forwarded with its TTL decremented
+//!   (`rewrite::nat_destination` / `nat_source`). `process` checks it after `decide`
+//!   scheduled and recorded the flow (as the MTU check: a later packet with a normal TTL
+//!   follows the recorded backend) and before the next-hop lookup (the reply needs none).
+//!   DR forwards on the same link (L2 only, not a hop) and TUN sends a new outer header with
+//!   TTL 64 (the inner datagram is the backend's to route): neither touches the TTL.
 
 use super::csum::{ipv4_header_checksum, ones_sum};
 use super::parse::{Flow, IPV4_MIN_HLEN};
@@ -31,6 +49,10 @@ pub const PROTO_ICMP: u8 = 1;
 pub const ICMP_DEST_UNREACH: u8 = 3;
 /// Its code "fragmentation needed and DF set".
 pub const ICMP_FRAG_NEEDED: u8 = 4;
+/// ICMP type "time exceeded".
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+/// Its code "time to live exceeded in transit".
+pub const ICMP_TTL_EXCEEDED: u8 = 0;
 /// Bytes of the original datagram's payload quoted after its header (RFC 792).
 pub const QUOTED_PAYLOAD: usize = 8;
 
@@ -42,9 +64,48 @@ pub fn over_mtu(flow: &Flow, mtu: u32) -> bool {
 
 /// The ICMP "fragmentation needed" reply to `frame` (see the module doc), from `smac`.
 pub fn frag_needed(frame: &[u8], flow: &Flow, smac: [u8; 6], mtu: u32) -> Vec<u8> {
+    let next_hop = u16::try_from(mtu.saturating_sub(20)).unwrap_or(u16::MAX);
+    reply(
+        frame,
+        flow,
+        smac,
+        flow.tuple.dst,
+        [ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED],
+        u32::from(next_hop),
+    )
+}
+
+/// The ICMP "time exceeded in transit" reply to `frame` (see the module doc): from `smac`
+/// and `saddr`, the MAC and address of the interface the frame arrived on (and the reply
+/// leaves by).
+pub fn time_exceeded(frame: &[u8], flow: &Flow, smac: [u8; 6], saddr: [u8; 4]) -> Vec<u8> {
+    reply(
+        frame,
+        flow,
+        smac,
+        saddr,
+        [ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED],
+        0,
+    )
+}
+
+/// Whether a NAT frame is not forwarded for its TTL (see the module doc).
+pub fn ttl_expired(flow: &Flow) -> bool {
+    flow.ttl <= 1
+}
+
+/// The ICMP error `kind` (type, code) with second word `rest` answering `frame`: back to its
+/// source MAC and address, from `smac` and `saddr` (see the module doc).
+pub fn reply(
+    frame: &[u8],
+    flow: &Flow,
+    smac: [u8; 6],
+    saddr: [u8; 4],
+    kind: [u8; 2],
+    rest: u32,
+) -> Vec<u8> {
     let l2 = flow.l3_offset;
     let quoted = &frame[l2..flow.l4_offset + QUOTED_PAYLOAD];
-    let next_hop = u16::try_from(mtu.saturating_sub(20)).unwrap_or(u16::MAX);
     let mut out = Vec::with_capacity(l2 + 28 + quoted.len());
     out.extend_from_slice(&frame[6..12]);
     out.extend_from_slice(&smac);
@@ -55,14 +116,14 @@ pub fn frag_needed(frame: &[u8], flow: &Flow, smac: [u8; 6], mtu: u32) -> Vec<u8
     ip[2..4].copy_from_slice(&((28 + quoted.len()) as u16).to_be_bytes());
     ip[8] = ICMP_TTL;
     ip[9] = PROTO_ICMP;
-    ip[12..16].copy_from_slice(&flow.tuple.dst);
+    ip[12..16].copy_from_slice(&saddr);
     ip[16..20].copy_from_slice(&flow.tuple.src);
     let c = ipv4_header_checksum(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     out.extend_from_slice(&ip);
     let icmp = out.len();
-    out.extend_from_slice(&[ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0, 0, 0]);
-    out.extend_from_slice(&next_hop.to_be_bytes());
+    out.extend_from_slice(&[kind[0], kind[1], 0, 0]);
+    out.extend_from_slice(&rest.to_be_bytes());
     out.extend_from_slice(quoted);
     let c = !ones_sum(0, &out[icmp..]);
     out[icmp + 2..icmp + 4].copy_from_slice(&c.to_be_bytes());
@@ -153,6 +214,66 @@ mod tests {
             icmp.icmp_type().calc_checksum(icmp.payload())
         );
         assert_eq!(icmp.payload(), &inp[14..14 + 28]);
+    }
+
+    #[test]
+    fn time_exceeded_is_type_11_code_0_from_the_given_address() {
+        let mut s = Spec::udp(5000, 82);
+        s.ttl = 1;
+        s.vlan = Some(7);
+        s.options = vec![1; 12];
+        s.payload = vec![3; 40];
+        s.padding = 4;
+        let inp = s.build();
+        let f = flow(&inp);
+        let from = [10, 0, 1, 254];
+        let out = time_exceeded(&inp, &f, DIRECTOR.nat_mac, from);
+        let quoted = 32 + 8;
+        assert_eq!(out.len(), 18 + 28 + quoted);
+        assert_eq!(out[0..6], inp[6..12]);
+        assert_eq!(out[6..12], DIRECTOR.nat_mac);
+        assert_eq!(out[12..18], inp[12..18], "VLAN tag and EtherType");
+        assert!(sums_to_ffff(&out[18..38]), "IPv4 header checksum");
+        assert!(sums_to_ffff(&out[38..]), "ICMP checksum");
+        assert_eq!(out[38..46], [11, 0, out[40], out[41], 0, 0, 0, 0]);
+        assert_eq!(
+            out[46..],
+            inp[18..18 + quoted],
+            "as received, TTL 1 included"
+        );
+        let p = SlicedPacket::from_ethernet(&out).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = p.net else {
+            panic!("{:?}", p.net);
+        };
+        let h = ip.header();
+        assert_eq!((h.source(), h.destination()), (from, CLIENT));
+        assert_eq!((h.ttl(), h.protocol().0, h.identification()), (64, 1, 0));
+        let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+            panic!("{:?}", p.transport);
+        };
+        assert_eq!(
+            icmp.icmp_type(),
+            Icmpv4Type::TimeExceeded(etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit)
+        );
+        assert_eq!(
+            icmp.checksum(),
+            icmp.icmp_type().calc_checksum(icmp.payload())
+        );
+        assert!(ttl_expired(&f));
+        s.ttl = 0;
+        assert!(ttl_expired(&flow(&s.build())));
+        s.ttl = 2;
+        assert!(!ttl_expired(&flow(&s.build())));
+    }
+
+    #[test]
+    fn frag_needed_is_the_generic_reply_from_the_vip() {
+        let inp = Spec::tcp(40000, 81).build();
+        let f = flow(&inp);
+        let out = frag_needed(&inp, &f, DIRECTOR.mac, 1500);
+        let generic = reply(&inp, &f, DIRECTOR.mac, VIP, [3, 4], 1480);
+        assert_eq!(out, generic);
+        assert_eq!(out[26..30], VIP);
     }
 
     #[test]

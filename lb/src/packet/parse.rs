@@ -138,6 +138,8 @@ pub struct Flow {
     /// A TCP segment with SYN set and ACK clear (a connection opening: `decide` schedules it
     /// anew instead of following the connection table). False for UDP and SYN+ACK.
     pub opening_syn: bool,
+    /// The IPv4 TTL as received (NAT decrements it; <= 1: ICMP time exceeded, `packet::icmp`).
+    pub ttl: u8,
 }
 
 /// Classification of one frame (see the module doc).
@@ -266,6 +268,7 @@ pub fn parse(frame: &[u8]) -> Parsed {
         dont_fragment: frag & 0x4000 != 0,
         first_fragment: more_fragments,
         opening_syn: complete && proto == PROTO_TCP && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
+        ttl: frame[l3 + 8],
     };
     match (more_fragments, complete) {
         (true, true) => Parsed::Fragment {

@@ -41,6 +41,7 @@ mod tests {
         s.id = rng.next() as u16;
         s.udp_no_csum = rng.below(8) == 0;
         s.padding = rng.below(3) as usize * 4;
+        s.ttl = 2 + rng.below(254) as u8;
         s
     }
 
@@ -118,7 +119,15 @@ mod tests {
             assert_eq!(fwd.tuple.sport, sp.sport);
             let mut back = out.clone();
             nat_destination(&mut back, &fwd, VIP, 82);
-            assert_eq!(back[12..], frame[12..]);
+            // ... but for the TTL, decremented on each pass (header checksum kept right).
+            let ttl_at = fwd.l3_offset + 8;
+            assert_eq!(out[ttl_at], sp.ttl - 1);
+            assert_eq!(back[ttl_at], sp.ttl.wrapping_sub(2));
+            check_output(&back, whole);
+            let mut want = frame.clone();
+            want[ttl_at] = back[ttl_at];
+            want[ttl_at + 2..ttl_at + 4].copy_from_slice(&back[ttl_at + 2..ttl_at + 4]);
+            assert_eq!(back[12..], want[12..]);
             // The backend's reply is rewritten back to come from the VIP.
             let mut reply = sp.clone();
             reply.src = fwd.tuple.dst;
@@ -126,6 +135,7 @@ mod tests {
             reply.sport = fwd.tuple.dport;
             reply.dport = sp.sport;
             reply.frag = 0x4000;
+            reply.ttl = 2 + (sp.ttl % 200);
             let rframe = reply.build();
             let Action::Redirect(rout) = process(&rframe, &s, &mut conns, &DIRECTOR, &hops) else {
                 panic!("reply not rewritten");
@@ -136,6 +146,7 @@ mod tests {
             };
             assert_eq!((r.tuple.src, r.tuple.sport), (VIP, 82));
             assert_eq!((r.tuple.dst, r.tuple.dport), (sp.src, sp.sport));
+            assert_eq!(rout[r.l3_offset + 8], reply.ttl - 1);
             assert!(r.tuple.proto == PROTO_TCP || r.tuple.proto == PROTO_UDP);
             nat_checked += 1;
         }

@@ -13,6 +13,12 @@
 //!   address and port, updating the IPv4 header checksum and the TCP/UDP checksum
 //!   incrementally (RFC 1624 eqn. 3; the address is part of the L4 pseudo-header). A UDP
 //!   checksum of 0 stays 0; an updated UDP checksum of 0 is written as `0xffff` (RFC 768).
+//!   Both also decrement the TTL by one (the director is the backends' router in NAT mode,
+//!   as the kernel's forwarding path behind nftables DNAT), updating the IPv4 header checksum
+//!   incrementally for the TTL/protocol word (TTL the high byte) before the address; the
+//!   caller has checked TTL > 1 (`process` answers TTL <= 1 with ICMP time exceeded,
+//!   [`super::icmp`]). DR (L2 only) and TUN (the outer header has its own TTL 64) leave the
+//!   TTL alone.
 //!   NAT replies keep their MACs: the datapath fills them from its route lookup.
 
 use super::csum::{l4_csum_offset, update16, update32};
@@ -30,6 +36,11 @@ pub struct Director {
     pub ip: [u8; 4],
     /// Interface MTU: the limit of an encapsulated TUN frame ([`super::icmp`]); 0: none.
     pub mtu: u32,
+    /// MAC of the inner interface (towards the backends, NAT): source MAC of the ICMP "time
+    /// exceeded" answering a NAT reply ([`super::icmp::time_exceeded`]).
+    pub nat_mac: [u8; 6],
+    /// IPv4 address of the inner interface: source address of that ICMP.
+    pub nat_ip: [u8; 4],
 }
 
 /// DR: destination MAC := `dst`, source MAC := `src`. Frames shorter than 12 bytes are left
@@ -98,7 +109,11 @@ fn nat(frame: &mut [u8], flow: &Flow, end: End, ip: [u8; 4], port: u16) {
     let old_ip = super::parse::addr(frame, addr_at);
     let old_port = be16(frame, port_at);
 
-    let hc = update32(be16(frame, l3 + 10), old_ip, ip);
+    // TTL first: the high byte of the TTL/protocol word (the caller checked TTL > 1).
+    let old_ttl_proto = be16(frame, l3 + 8);
+    frame[l3 + 8] = frame[l3 + 8].wrapping_sub(1);
+    let hc = update16(be16(frame, l3 + 10), old_ttl_proto, be16(frame, l3 + 8));
+    let hc = update32(hc, old_ip, ip);
     frame[l3 + 10..l3 + 12].copy_from_slice(&hc.to_be_bytes());
 
     let lc = be16(frame, csum_at);
@@ -156,10 +171,10 @@ mod tests {
         0x67,
     ];
 
-    /// NAT to 10.0.1.2:8002.
+    /// NAT to 10.0.1.2:8002, TTL 63.
     const NAT_OUT: [u8; 46] = [
         0x02, 0x00, 0x00, 0x00, 0x01, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0xd1, 0x08, 0x00, 0x45,
-        0x00, 0x00, 0x20, 0x12, 0x34, 0x40, 0x00, 0x40, 0x11, 0x5b, 0xe5, 0xc0, 0xa8, 0x01, 0x0a,
+        0x00, 0x00, 0x20, 0x12, 0x34, 0x40, 0x00, 0x3f, 0x11, 0x5c, 0xe5, 0xc0, 0xa8, 0x01, 0x0a,
         0x0a, 0x00, 0x01, 0x02, 0x13, 0x88, 0x1f, 0x42, 0x00, 0x0c, 0x21, 0x87, 0x70, 0x69, 0x6e,
         0x67,
     ];
@@ -213,10 +228,13 @@ mod tests {
         rewrite_macs(&mut out, b.mac, DIRECTOR.mac);
         assert_eq!(out, NAT_OUT);
         assert_eq!(frame_ok(&out), Ok(()));
-        // And back: the reply direction restores the VIP as source.
+        // And back: the VIP restored, the TTL decremented once more (62).
         let mut back = out.clone();
         nat_destination(&mut back, &flow(&out), VIP, 82);
-        assert_eq!(back[12..], UDP_IN[12..]);
+        assert_eq!(frame_ok(&back), Ok(()));
+        assert_eq!((back[22], back[23]), (62, 17));
+        assert_eq!(back[12..22], UDP_IN[12..22]);
+        assert_eq!(back[26..], UDP_IN[26..]);
         // TCP and IP options.
         let mut s = Spec::tcp(4000, 82);
         s.options = vec![1; 8];
@@ -231,6 +249,71 @@ mod tests {
         assert_eq!(
             (flow(&out).tuple.src, flow(&out).tuple.sport),
             ([1, 2, 3, 4], 9)
+        );
+    }
+
+    /// RFC 1071 over the IPv4 header, recomputed from scratch: the sum including the
+    /// checksum field is 0xffff.
+    fn header_sums_to_ffff(h: &[u8]) -> bool {
+        let mut sum: u32 = h
+            .chunks(2)
+            .map(|w| u32::from(w[0]) << 8 | u32::from(w[1]))
+            .sum();
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn nat_decrements_the_ttl_in_both_directions() {
+        for (ttl, vlan, options) in [(2u8, None, 0), (64, Some(7), 8), (255, None, 40)] {
+            let mut s = Spec::tcp(4000, 82);
+            s.ttl = ttl;
+            s.vlan = vlan;
+            s.options = vec![1; options];
+            let inp = s.build();
+            let f = flow(&inp);
+            let l3 = f.l3_offset;
+            let hdr = l3..f.l4_offset;
+            let mut out = inp.clone();
+            nat_destination(&mut out, &f, [10, 0, 1, 2], 8002);
+            assert_eq!(out[l3 + 8], ttl - 1, "forward TTL");
+            assert_eq!(out[l3 + 9], inp[l3 + 9], "protocol kept");
+            assert!(header_sums_to_ffff(&out[hdr.clone()]), "forward {ttl}");
+            assert_eq!(frame_ok(&out), Ok(()));
+            // etherparse agrees: its own header checksum of the output header.
+            let h = etherparse::Ipv4HeaderSlice::from_slice(&out[l3..]).unwrap();
+            assert_eq!(h.ttl(), ttl - 1);
+            assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+            let mut reply = out.clone();
+            nat_source(&mut reply, &flow(&out), VIP, 82);
+            assert_eq!(reply[l3 + 8], ttl - 2, "reply TTL");
+            assert!(header_sums_to_ffff(&reply[hdr.clone()]), "reply {ttl}");
+            assert_eq!(frame_ok(&reply), Ok(()));
+            // Nothing else of the header moved but TTL, checksum and the addresses.
+            for i in (0..8).chain(20..f.l4_offset - l3) {
+                assert_eq!(reply[l3 + i], inp[l3 + i], "header byte {i}");
+            }
+            assert_eq!(reply[..l3], inp[..l3], "L2 and VLAN tag kept");
+        }
+    }
+
+    #[test]
+    fn dr_and_tun_keep_the_ttl() {
+        let b = backend(2, 1);
+        let mut s = Spec::udp(1, 81);
+        s.ttl = 1;
+        let inp = s.build();
+        let mut dr = inp.clone();
+        rewrite_macs(&mut dr, b.mac, DIRECTOR.mac);
+        assert_eq!(dr[12..], inp[12..]);
+        let tun = encapsulate(&inp, &flow(&inp), &DIRECTOR, b.ip);
+        assert_eq!(tun[14 + 8], TUN_TTL, "outer TTL");
+        assert_eq!(
+            tun[34..],
+            inp[14..],
+            "inner datagram untouched, TTL 1 included"
         );
     }
 

@@ -12,6 +12,8 @@ pub const DIRECTOR: Director = Director {
     mac: [0x02, 0, 0, 0, 0, 0xd1],
     ip: [10, 0, 0, 2],
     mtu: 1500,
+    nat_mac: NAT_EGRESS_MAC,
+    nat_ip: [10, 0, 1, 254],
 };
 /// Client address of the fixtures.
 pub const CLIENT: [u8; 4] = [192, 168, 1, 10];
@@ -39,6 +41,8 @@ pub struct Spec {
     pub padding: usize,
     /// TCP only: the flags byte (default PSH|ACK, mid-connection).
     pub tcp_flags: u8,
+    /// The IPv4 TTL (default 64).
+    pub ttl: u8,
 }
 
 impl Spec {
@@ -59,6 +63,7 @@ impl Spec {
             udp_no_csum: false,
             padding: 0,
             tcp_flags: 0x18,
+            ttl: 64,
         }
     }
 
@@ -114,7 +119,7 @@ impl Spec {
         f.extend_from_slice(&total.to_be_bytes());
         f.extend_from_slice(&self.id.to_be_bytes());
         f.extend_from_slice(&self.frag.to_be_bytes());
-        f.extend_from_slice(&[64, self.proto, 0, 0]);
+        f.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
         f.extend_from_slice(&self.src);
         f.extend_from_slice(&self.dst);
         f.extend_from_slice(&self.options);

@@ -219,6 +219,8 @@ mod tests {
             mac: [2, 0, 0, 0, 0, 3],
             ip: [10, 0, 0, 3],
             mtu: 1500,
+            nat_mac: [2, 0, 0, 0, 0, 4],
+            nat_ip: [10, 0, 1, 3],
         };
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];

@@ -119,6 +119,8 @@ impl Worker {
             mac: self.rx.iface.mac,
             ip: self.rx.iface.ip.octets(),
             mtu: self.rx.iface.mtu,
+            nat_mac: self.inner.iface.mac,
+            nat_ip: self.inner.iface.ip.octets(),
         };
         let hops = KernelHops {
             routes,
@@ -138,6 +140,15 @@ impl Worker {
                 // The ICMP reply to the client (counted as XDP counts it, before sending): no
                 // backend packet or new-flow stat, the flow is recorded all the same.
                 shared.counters.bump(Counter::IcmpTooBig);
+                if self.rx.socket.send(&out).is_err() {
+                    shared.counters.bump_extra(Extra::TxError);
+                }
+                return;
+            }
+            Action::TimeExceeded(out) => {
+                // The ICMP reply to the sender of a NAT frame with TTL <= 1, on the interface
+                // it arrived on; counted and recorded as for TooBig.
+                shared.counters.bump(Counter::IcmpTimeExceeded);
                 if self.rx.socket.send(&out).is_err() {
                     shared.counters.bump_extra(Extra::TxError);
                 }

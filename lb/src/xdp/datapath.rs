@@ -89,6 +89,7 @@ impl XdpDatapath {
             nat_mac: inner.mac,
             pad2: [0; 2],
             mtu: outer.mtu,
+            nat_ip: inner.ip.octets(),
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;

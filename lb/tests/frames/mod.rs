@@ -1,7 +1,7 @@
 //! Frames of the differential test: a xorshift generator and a builder of well-formed
 //! Ethernet/IPv4/TCP-or-UDP frames with correct checksums (optional VLAN tag, IP options,
 //! fragment word, Ethernet padding, UDP without checksum, TCP flags: opening SYN, SYN+ACK,
-//! ACK, PSH|ACK, FIN, RST), and [`tcp_flags`], the generator's mix of TCP flags.
+//! ACK, PSH|ACK, FIN, RST, any TTL), and [`tcp_flags`], the generator's mix of TCP flags.
 #![allow(dead_code)]
 
 use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
@@ -39,6 +39,8 @@ pub struct Shape {
     pub udp_no_csum: bool,
     /// TCP only: the flags byte (CWR ECE URG ACK PSH RST SYN FIN).
     pub tcp_flags: u8,
+    /// The IPv4 TTL.
+    pub ttl: u8,
 }
 
 /// TCP flags SYN, SYN+ACK, ACK, PSH+ACK, FIN+ACK, RST+ACK, SYN+FIN (an opening SYN too).
@@ -92,7 +94,7 @@ pub fn frame(s: &Shape) -> Vec<u8> {
     f.extend_from_slice(&((hlen + l4.len()) as u16).to_be_bytes());
     f.extend_from_slice(&s.sport.wrapping_mul(31).to_be_bytes());
     f.extend_from_slice(&s.frag.to_be_bytes());
-    f.extend_from_slice(&[64, s.proto, 0, 0]);
+    f.extend_from_slice(&[s.ttl, s.proto, 0, 0]);
     f.extend_from_slice(&s.src);
     f.extend_from_slice(&s.dst);
     f.resize(f.len() + s.options, 1);

@@ -22,6 +22,8 @@ use super::Netns;
 pub const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xe0];
 /// MAC of `in0`.
 pub const IN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xe1];
+/// IPv4 address of `in0`.
+pub const IN_IP: [u8; 4] = [10, 0, 1, 254];
 const GATEWAY: [u8; 4] = [10, 0, 0, 1];
 const GATEWAY_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x01];
 
@@ -112,6 +114,7 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
     let out0 = Interface::by_name("out0").unwrap();
     let in0 = Interface::by_name("in0").unwrap();
     assert_eq!((out0.mac, in0.mac), (OUT_MAC, IN_MAC));
+    assert_eq!(in0.ip.octets(), IN_IP);
     abi::Director {
         mac,
         pad: [0; 2],
@@ -121,5 +124,6 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         nat_mac: in0.mac,
         pad2: [0; 2],
         mtu: 0,
+        nat_ip: in0.ip.octets(),
     }
 }
