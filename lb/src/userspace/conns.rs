@@ -237,6 +237,30 @@ mod tests {
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert!(seen.nat_reply);
         assert_eq!(seen.flow, None);
+        // TTL 1 (the worker sends these on the receiving socket, counted icmp_time_exceeded):
+        // a reply is answered from the inner interface, a forward from the receiving one.
+        let mut expiring = reply.clone();
+        expiring[22] = 1;
+        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown);
+        let Action::TimeExceeded(out) = a else {
+            panic!("{a:?}");
+        };
+        assert!(seen.nat_reply);
+        assert_eq!(
+            (out[6..12].to_vec(), out[26..30].to_vec()),
+            (director.nat_mac.to_vec(), director.nat_ip.to_vec())
+        );
+        let mut expiring = f.clone();
+        expiring[22] = 1;
+        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown);
+        let Action::TimeExceeded(out) = a else {
+            panic!("{a:?}");
+        };
+        assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
+        assert_eq!(
+            (out[6..12].to_vec(), out[26..30].to_vec()),
+            (director.mac.to_vec(), director.ip.to_vec())
+        );
         let other = frame(client, 5555, key.vip, 81);
         let (a, seen) = c.observe(&other, &services, &director, &AllKnown);
         assert_eq!((a, seen), (Action::Pass, Observed::default()));
