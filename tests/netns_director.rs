@@ -7,7 +7,8 @@
 //! a weight change moves exactly the flows the new table says; a long-lived connection stays
 //! on its backend when a backend is added; a killed backend is out within
 //! `fall × interval + timeout` and new connections all succeed, as do connections reusing
-//! 5-tuples recorded on it (rescheduled: LVS `expire_nodest_conn`); SIGTERM leaves no XDP
+//! 5-tuples recorded on it (rescheduled: LVS `expire_nodest_conn`); NAT answers a TTL 1 SYN
+//! with ICMP time exceeded; SIGTERM leaves no XDP
 //! program. TUN runs with `threaded_napi = true`: `eth0` is threaded while the director runs
 //! and back as it was after.
 //! Needs root; outside CI it says SKIP.

@@ -122,6 +122,13 @@ pub fn post(dst: SocketAddr, path: &str, len: usize) -> std::io::Result<(u16, St
     Ok((status, body.trim().to_owned()))
 }
 
+/// A TCP connect to `dst` from a socket sending with IP TTL `ttl`, waiting at most `wait`.
+pub fn connect_with_ttl(dst: SocketAddr, ttl: u32, wait: Duration) -> std::io::Result<()> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.set_ttl(ttl)?;
+    s.connect_timeout(&dst.into(), wait)
+}
+
 /// GET `path` on the admin address (from inside the director's namespace) and parse JSON.
 pub fn admin_json(admin: SocketAddr, path: &str) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;

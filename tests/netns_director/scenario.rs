@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::harness::{
-    admin_json, connect_from, exchange, in_netns, post, short_get, time_until, Predictor,
+    admin_json, connect_from, connect_with_ttl, exchange, in_netns, post, short_get, time_until,
+    Predictor,
 };
 
 /// What differs between the modes.
@@ -332,6 +333,24 @@ pub fn run(m: &ModeSpec) {
             m.mode,
             counter(&v, "flow_events_read"),
             counter(&v, "event_lost")
+        );
+    }
+
+    // NAT routes: a SYN sent with TTL 1 is answered with ICMP time exceeded, not forwarded.
+    if m.mode == "nat" {
+        let vip = SocketAddr::V4(SocketAddrV4::new(m.vip, PORT));
+        let r = in_netns(&topo.ns(m.client_host), move || {
+            connect_with_ttl(vip, 1, Duration::from_millis(1500))
+        });
+        let sent = stats(&topo, m).and_then(|v| v["counters"]["icmp_time_exceeded"].as_u64());
+        assert!(
+            r.is_err() && sent.is_some_and(|n| n > 0),
+            "{}: TTL 1 connect {r:?}, icmp_time_exceeded {sent:?}",
+            m.mode
+        );
+        eprintln!(
+            "{}: a TTL 1 SYN got ICMP time exceeded ({sent:?} sent)",
+            m.mode
         );
     }
 
