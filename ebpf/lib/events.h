@@ -34,7 +34,8 @@ struct {
 static __always_inline void strait_flow_event(const struct strait_flow *f, __u8 mode,
 					      __u32 backend)
 {
-	__u64 half = bpf_ringbuf_query(&flow_events, BPF_RB_RING_SIZE) / 2;
+	/* The ring's size is fixed at load (max_entries): no query for it. */
+	__u64 half = STRAIT_FLOW_EVENTS_BYTES / 2;
 	__u64 queued = bpf_ringbuf_query(&flow_events, BPF_RB_AVAIL_DATA);
 	/* Wake the reader only with the event that fills the ring past half (see above). */
 	__u64 flags = queued < half && queued + STRAIT_FLOW_EVENT_RECORD >= half ?

@@ -99,9 +99,10 @@ pub struct Host {
     /// `sysctl` keys and values set in the host's namespace.
     pub sysctls: BTreeMap<String, String>,
     /// Whether the host's bridge ports run the pass-all XDP program (`port_xdp`; default:
-    /// true when one of its `run` commands is `strait director`). Native `XDP_TX`/redirect
-    /// from a host reaches the bridge only through a port with a program; a port with one
-    /// copies every frame sent into it, so hosts that do not forward with XDP go without.
+    /// true when one of its `run` commands is `strait director --config FILE`). Native
+    /// `XDP_TX`/redirect from a host reaches the bridge only through a port with a program;
+    /// a port with one copies every frame sent into it, so hosts that do not forward with XDP
+    /// go without.
     pub port_xdp: bool,
 }
 

@@ -112,6 +112,14 @@ impl Worker {
         }
     }
 
+    /// Sends an ICMP reply the model built back out of the receiving interface.
+    fn icmp_reply(&self, counter: Counter, out: &[u8]) {
+        self.shared.counters.bump(counter);
+        if self.rx.socket.send(out).is_err() {
+            self.shared.counters.bump_extra(Extra::TxError);
+        }
+    }
+
     /// Decides and acts on one frame addressed to this host.
     fn handle(&mut self, frame: &[u8], routes: &[Route], now: Instant) {
         let shared = &self.shared;
@@ -136,24 +144,11 @@ impl Worker {
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
             Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
-            Action::TooBig(out) => {
-                // The ICMP reply to the client (counted as XDP counts it, before sending): no
-                // backend packet or new-flow stat, the flow is recorded all the same.
-                shared.counters.bump(Counter::IcmpTooBig);
-                if self.rx.socket.send(&out).is_err() {
-                    shared.counters.bump_extra(Extra::TxError);
-                }
-                return;
-            }
-            Action::TimeExceeded(out) => {
-                // The ICMP reply to the sender of a NAT frame with TTL <= 1, on the interface
-                // it arrived on; counted and recorded as for TooBig.
-                shared.counters.bump(Counter::IcmpTimeExceeded);
-                if self.rx.socket.send(&out).is_err() {
-                    shared.counters.bump_extra(Extra::TxError);
-                }
-                return;
-            }
+            // ICMP replies (TUN over the MTU; NAT with TTL <= 1) go back out of the receiving
+            // interface, counted as XDP counts them, before sending: no backend packet or
+            // new-flow stat, the flow is recorded all the same.
+            Action::TooBig(out) => return self.icmp_reply(Counter::IcmpTooBig, &out),
+            Action::TimeExceeded(out) => return self.icmp_reply(Counter::IcmpTimeExceeded, &out),
             Action::Tx(out) => (out, false),
             Action::Redirect(out) => (out, true),
         };

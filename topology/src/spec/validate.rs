@@ -211,16 +211,11 @@ pub(super) fn validate(raw: RawTopology) -> Result<Topology, Error> {
     })
 }
 
-/// Whether a run command starts `strait director` (a program named `strait`, then `director`).
+/// Whether a run command is `strait director --config FILE`: the same test that makes a host
+/// the demo's director ([`crate::demo::config_of`]).
 fn runs_director(cmd: &RunCommand) -> bool {
-    let words: Vec<&str> = match cmd {
-        RunCommand::Line(line) => line.split_whitespace().collect(),
-        RunCommand::Argv(v) => v.iter().map(String::as_str).collect(),
-    };
-    let is_strait = words
-        .first()
-        .is_some_and(|p| p.rsplit('/').next() == Some("strait"));
-    is_strait && words.get(1) == Some(&"director")
+    let argv = crate::supervisor::argv(cmd, std::path::Path::new("strait"));
+    crate::demo::config_of(&argv, "director").is_some()
 }
 
 /// `addr` is `a.b.c.d/len` (len must be the LAN's) or a bare `a.b.c.d`.
