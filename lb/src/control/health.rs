@@ -99,14 +99,16 @@ async fn check_loop(inner: Arc<Inner>, t: Target, mut stop: watch::Receiver<bool
             if *stop.borrow() {
                 return;
             }
-            if lock(&inner.state).set_mac(t.service, t.index, mac) {
+            if inner.change("MAC change", |s| {
+                let changed = s.set_mac(t.service, t.index, mac);
+                (changed, changed)
+            }) {
                 match mac {
                     Some(m) => {
                         tracing::info!(backend = %addr, mac = %format_mac(m), "backend MAC resolved")
                     }
                     None => tracing::warn!(backend = %addr, "backend down: no ARP reply"),
                 }
-                inner.rebuild("MAC change");
             }
         }
         let Some(kind) = &t.probe else { continue };
@@ -116,10 +118,13 @@ async fn check_loop(inner: Arc<Inner>, t: Target, mut stop: watch::Receiver<bool
             o = probe(addr, kind, t.timeout) => o,
         };
         let detail = outcome.detail.clone();
-        let changed = lock(&inner.state).on_check(t.service, t.index, outcome, SystemTime::now());
+        let changed = inner.change("health change", |s| {
+            let changed = s.on_check(t.service, t.index, outcome, SystemTime::now());
+            let apply = changed.is_some();
+            (changed, apply)
+        });
         if let Some(new) = changed {
             tracing::info!(backend = %addr, vip = %t.service.0, state = new.as_str(), %detail, "backend health changed");
-            inner.rebuild("health change");
         }
     }
 }

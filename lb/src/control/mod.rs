@@ -7,7 +7,8 @@
 //!   [`StartError`] and leaves nothing running (the datapath is shut down if it was opened).
 //! * Every health or MAC change and every reload rebuilds all services from the state and
 //!   hands them to [`Datapath::apply`], in order (one rebuild at a time, under the datapath's
-//!   lock, so a later state is never overwritten by an earlier one).
+//!   lock, so a later state is never overwritten by an earlier one). The state changes under
+//!   that lock too, so the admin view never shows a state the datapath does not hold yet.
 //! * [`Director::reload`] re-reads the file: an invalid config is refused with its
 //!   diagnostics and the running one stays. Services change in place (see `state`); the
 //!   `[director]` settings other than `table_size` need a restart (a warning says so).
@@ -136,10 +137,19 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// Builds every service from the state and applies it (see the module doc).
-    fn rebuild(&self, why: &str) {
+    /// Changes the state with `f` and, when `f` says so, builds every service from it and
+    /// applies them (see the module doc), all under the datapath's lock: whoever sees the new state (the admin view reads the state, then the
+    /// datapath) sees it only once the datapath holds it too. Returns `f`'s value.
+    fn change<R>(&self, why: &str, f: impl FnOnce(&mut State) -> (R, bool)) -> R {
         let mut datapath = lock(&self.datapath);
-        let built = lock(&self.state).build();
+        let (value, built) = {
+            let mut state = lock(&self.state);
+            let (value, apply) = f(&mut state);
+            if !apply {
+                return value;
+            }
+            (value, state.build())
+        };
         let result = match built {
             Ok(services) => datapath.apply(&services).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -147,6 +157,7 @@ impl Inner {
         if let Err(e) = result {
             tracing::error!(error = %e, why, "applying the services failed; the datapath keeps the previous ones");
         }
+        value
     }
 
     /// Re-reads the config (see the module doc).
@@ -181,10 +192,12 @@ impl Inner {
             kept.max_conns = old.max_conns;
             kept.threaded_napi = old.threaded_napi;
             let links = self.links.clone();
-            lock(&self.state).reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
+            self.change("reload", |state| {
+                state.reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
+                ((), true)
+            });
             *running = kept;
         }
-        self.rebuild("reload");
         health::restart(self);
         tracing::info!(path = %self.config_path.display(), "config reloaded");
         Ok(())
