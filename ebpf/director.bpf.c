@@ -13,10 +13,10 @@
  *    connection's (a reused 5-tuple): following it would send a new connection to a draining
  *    (weight 0) backend; a SYN retransmitted after a table change may move (the half-open
  *    connection on the first backend times out), as with Katran and LVS's new-SYN handling.
- *    It also spares the SYN an LRU lookup before its update. Every other segment (SYN+ACK,
+ *    It also spares the SYN a table lookup before its update. Every other segment (SYN+ACK,
  *    ACK, data, FIN, RST) and UDP: the recorded backend when it is still inside the backend
  *    list and not STRAIT_BACKEND_DEAD, else a new Maglev pick on strait_flow_hash, recorded in
- *    the LRU connection table (a dead backend's entry is overwritten: LVS
+ *    the connection table (lib/conntrack.h; a dead backend's entry is overwritten: LVS
  *    expire_nodest_conn=1; a drained backend, weight 0 but alive, keeps its flows). Fast
  *    path: an entry recorded under the service version installed now (service_gen[id] ==
  *    its gen, lib/conntrack.h) carries the mode and backends index, so the services lookup
@@ -137,10 +137,10 @@ static __always_inline int strait_pass_class(int class)
 /* Step 4 of the contract: a backend's reply of a NAT flow, or a pass. */
 static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct strait_flow *flow)
 {
-	struct strait_conn *origin = strait_nat_reply_of(flow);
+	struct strait_conn origin;
 	__u8 dmac[6], smac[6];
 
-	if (!origin)
+	if (!strait_nat_reply_of(flow, &origin))
 		return strait_pass_class(STRAIT_PARSE_OTHER);
 	if (strait_ttl_expired(flow)) {
 		/* Back out of the inner interface it arrived on, from its MAC and address. */
@@ -150,8 +150,8 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
 		return XDP_TX;
 	}
-	__be32 vip = origin->vip;
-	__be16 vport = origin->vport;
+	__be32 vip = origin.vip;
+	__be16 vport = origin.vport;
 	int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.client_ifindex, vip, flow->dst, dmac, smac);
 
 	if (hop == STRAIT_HOP_NO_NEIGH)
@@ -241,7 +241,7 @@ int strait_director(struct xdp_md *ctx)
 	struct strait_flow flow = {};
 	struct strait_service *svc;
 	struct strait_backend *b;
-	struct strait_conn *c;
+	struct strait_conn conn, *c = NULL;
 	int class = strait_parse(ctx, &flow);
 	long index;
 	int is_new = 0;
@@ -252,7 +252,8 @@ int strait_director(struct xdp_md *ctx)
 	/* Fast path: established under the installed version of its service (step 2), on a
 	 * live backend; a dead one's flow is rescheduled below. An opening SYN never looks its
 	 * 5-tuple up: always scheduled anew (step 2). */
-	c = flow.opening_syn ? NULL : strait_conn_of(&flow);
+	if (!flow.opening_syn && strait_conn_of(&flow, &conn))
+		c = &conn;
 	if (c && strait_conn_current(c)) {
 		__u8 mode = c->mode;
 		__u32 slot = c->slot;

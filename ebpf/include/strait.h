@@ -11,7 +11,12 @@
  *   service_gen ARRAY  u32 (service.id) -> u32 gen of the installed version (0: none)
  *   backends  ARRAY    u32 (service.backend_base + index) -> struct strait_backend
  *   maglev    ARRAY    u32 (slot * STRAIT_MAGLEV_MAX + hash % table_size) -> u32 backend index
- *   conns     LRU_HASH struct strait_conn_key -> struct strait_conn
+ *   conns     ARRAY    u32 (set index) -> struct strait_conn_set: the connection table,
+ *             set-associative (STRAIT_CONN_WAYS entries per set, a bpf_spin_lock each;
+ *             lib/conntrack.h); the set count is conn_mask + 1 of struct strait_director
+ *   conn_cache PERCPU_ARRAY u32 -> struct strait_conn_cached: each CPU's copies of entries
+ *             it used (direct-mapped, conn_cache_mask + 1 entries; lib/conntrack.h)
+ *   conn_forward PERCPU_ARRAY u32 (0) -> s64: forward entries held (summed over CPUs)
  *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64 (tx_* derived, see the enum)
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
@@ -28,6 +33,7 @@
 #define STRAIT_H
 
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 /* Offsets are asserted too; lb/src/abi.rs parses these lines and compares. */
 #define STRAIT_OFFSET(s, f, n) _Static_assert(__builtin_offsetof(struct s, f) == n, #s "." #f)
@@ -38,8 +44,13 @@
 #define STRAIT_MAGLEV_SLOTS 64
 #define STRAIT_MAX_SERVICES 32
 #define STRAIT_MAX_BACKENDS 4096
-/* Default connection table bound (lb::packet::service::DEFAULT_CONN_CAPACITY). */
+/* Default connection table bound (lb::packet::service::DEFAULT_CONN_CAPACITY); the table
+ * has twice as many ways (lb::packet::conntable::sets_for). */
 #define STRAIT_MAX_CONNS (1 << 20)
+/* Entries per set of the connection table (lb::packet::conntable::WAYS). */
+#define STRAIT_CONN_WAYS 8
+/* Largest per-CPU connection cache, in entries (a power of two). */
+#define STRAIT_CONN_CACHE_MAX (1 << 15)
 
 /* Forwarding modes (lb::packet::service::Mode). */
 #define STRAIT_MODE_DR 0
@@ -156,6 +167,44 @@ STRAIT_OFFSET(strait_conn, mode, 11);
 STRAIT_OFFSET(strait_conn, gen, 12);
 STRAIT_OFFSET(strait_conn, slot, 16);
 
+/*
+ * One set of the connection table (lib/conntrack.h). An empty way has an all-zero key (a
+ * recorded key's proto is never 0). stamp orders the ways by last use: the set's clock is
+ * advanced by every record and by a hit on a way that is not the most recent one, and the
+ * way used gets the new clock; the way with the largest clock - stamp (wrapping) is the least
+ * recently used. seq[w] counts the writes of way w (a per-CPU copy is valid while it is
+ * unchanged). The lock is held by the program for every write of key, value and seq and for
+ * reading a value, and by the kernel for a control-plane read or write with BPF_F_LOCK.
+ */
+struct strait_conn_set {
+	struct bpf_spin_lock lock;
+	__u32 clock;
+	__u32 stamp[STRAIT_CONN_WAYS];
+	__u32 seq[STRAIT_CONN_WAYS];
+	struct strait_conn_key key[STRAIT_CONN_WAYS];
+	struct strait_conn value[STRAIT_CONN_WAYS];
+};
+_Static_assert(sizeof(struct strait_conn_set) == 360, "strait_conn_set size");
+STRAIT_OFFSET(strait_conn_set, lock, 0);
+STRAIT_OFFSET(strait_conn_set, clock, 4);
+STRAIT_OFFSET(strait_conn_set, stamp, 8);
+STRAIT_OFFSET(strait_conn_set, seq, 40);
+STRAIT_OFFSET(strait_conn_set, key, 72);
+STRAIT_OFFSET(strait_conn_set, value, 200);
+
+/* A CPU's copy of way `way` of the set of `key`, taken when its seq was `seq`. */
+struct strait_conn_cached {
+	struct strait_conn_key key;
+	struct strait_conn value;
+	__u32 seq;
+	__u32 way;
+};
+_Static_assert(sizeof(struct strait_conn_cached) == 44, "strait_conn_cached size");
+STRAIT_OFFSET(strait_conn_cached, key, 0);
+STRAIT_OFFSET(strait_conn_cached, value, 16);
+STRAIT_OFFSET(strait_conn_cached, seq, 36);
+STRAIT_OFFSET(strait_conn_cached, way, 40);
+
 struct strait_stats {
 	__u64 packets;
 	__u64 bytes;
@@ -202,8 +251,12 @@ struct strait_director {
 	__u8 pad2[2];
 	__u32 mtu;            /* MTU of the client-facing interface (TUN: lib/icmp.h); 0: none */
 	__be32 nat_ip;        /* IPv4 address of nat_ifindex (ICMP time exceeded to replies) */
+	__u32 conn_mask;      /* sets of conns - 1 (a power of two - 1) */
+	__u64 conn_seed;      /* key of the set index hash (random per load) */
+	__u32 conn_cache_mask; /* entries of conn_cache - 1 (a power of two - 1) */
+	__u32 pad3;
 };
-_Static_assert(sizeof(struct strait_director) == 36, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 56, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -213,6 +266,10 @@ STRAIT_OFFSET(strait_director, nat_mac, 20);
 STRAIT_OFFSET(strait_director, pad2, 26);
 STRAIT_OFFSET(strait_director, mtu, 28);
 STRAIT_OFFSET(strait_director, nat_ip, 32);
+STRAIT_OFFSET(strait_director, conn_mask, 36);
+STRAIT_OFFSET(strait_director, conn_seed, 40);
+STRAIT_OFFSET(strait_director, conn_cache_mask, 48);
+STRAIT_OFFSET(strait_director, pad3, 52);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -235,7 +292,8 @@ enum strait_counter {
 	STRAIT_CNT_DROP_TOO_BIG = 13,  /* TUN datagram over the MTU once encapsulated, DF clear */
 	STRAIT_CNT_ICMP_TOO_BIG = 14,  /* ... DF set: ICMP fragmentation needed sent back */
 	STRAIT_CNT_ICMP_TIME_EXCEEDED = 15, /* NAT frame with TTL <= 1: ICMP time exceeded sent */
-	STRAIT_CNT_MAX = 16,
+	STRAIT_CNT_CONN_EVICTED = 16, /* a record replaced the least recently used entry of a full set */
+	STRAIT_CNT_MAX = 17,
 };
 
 #endif /* STRAIT_H */

@@ -4,12 +4,21 @@
  *
  * Contract (the C twin of lb/src/packet/service.rs and decide.rs step 2):
  * - strait_service_of() finds the service a flow is addressed to (dst, dport, proto);
- * - strait_conn_of() returns the forward entry of a client -> VIP flow, or NULL;
+ * - strait_conn_of() copies the forward entry of a client -> VIP flow (0 without one);
  *   strait_conn_current() tells whether it was recorded under the service version installed
  *   now (service_gen[id] == gen), i.e. whether its id, mode and slot may be used without the
  *   service entry;
- * - strait_conn_record() records a new flow, or refreshes an entry of an older version (an
- *   LRU map: old entries may be evicted, as the model's bounded table evicts its oldest);
+ * - strait_conn_record() records a new flow, or refreshes an entry of an older version;
+ * - the connection table (conns) is set-associative, the model's lb::packet::conntable bit
+ *   for bit: the key's set from strait_conn_hash(), STRAIT_CONN_WAYS ways per set ordered by
+ *   last use, a record into a full set replaces its least recently used way (counted
+ *   conn_evicted). Not the kernel's LRU hash: its update takes a node from a shared free
+ *   list, 7-9x the cost of the test-run loop on the reference host, more than the whole
+ *   new-flow budget. Not per CPU either: on veths (and with RPS) a flow's frames arrive on
+ *   whichever CPU sent them, and a per-CPU miss would re-pick an established flow after a
+ *   table change. Writes and value reads hold the set's bpf_spin_lock; established flows
+ *   avoid it through each CPU's copy of the ways it used (conn_cache, see strait_table_get),
+ *   valid while the way's write count (seq) is unchanged;
  * - strait_backend_at() returns the backend at index i of a service, or NULL when i is not
  *   below backend_count or outside the backends array.
  */
@@ -20,6 +29,10 @@
 #include <bpf/bpf_helpers.h>
 #include "strait.h"
 #include "parse.h"
+#include "stats.h"
+
+/* Defined by the program (director.bpf.c): conn_mask and conn_seed. */
+extern volatile const struct strait_director STRAIT_DIRECTOR;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -42,12 +55,206 @@ struct {
 	__type(value, struct strait_backend);
 } backends SEC(".maps");
 
+/* max_entries is set by the loader: conn_mask + 1 sets (lb/src/xdp/mod.rs). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, STRAIT_MAX_CONNS);
-	__type(key, struct strait_conn_key);
-	__type(value, struct strait_conn);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * STRAIT_MAX_CONNS / STRAIT_CONN_WAYS);
+	__type(key, __u32);
+	__type(value, struct strait_conn_set);
 } conns SEC(".maps");
+
+/* max_entries is set by the loader: conn_cache_mask + 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STRAIT_CONN_CACHE_MAX);
+	__type(key, __u32);
+	__type(value, struct strait_conn_cached);
+} conn_cache SEC(".maps");
+
+/* Forward entries held, as per-CPU deltas (a CPU's value may be negative; the sum is the
+ * count): the control plane's conn_count without reading the table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} conn_forward SEC(".maps");
+
+static __always_inline void strait_conn_forward_add(__s64 delta)
+{
+	__u32 zero = 0;
+	__s64 *v;
+
+	if (delta == 0)
+		return;
+	v = bpf_map_lookup_elem(&conn_forward, &zero);
+	if (v)
+		*v += delta;
+}
+
+/* The hash of a key: its set is the low bits (lb::packet::conntable::set_of, bit for bit:
+ * the key's two 64-bit words as stored, little-endian, keyed by STRAIT_DIRECTOR.conn_seed,
+ * so which flows share a set is not predictable from outside); its per-CPU cache entry the
+ * high 32 bits. */
+static __always_inline __u64 strait_conn_hash(const struct strait_conn_key *k)
+{
+	const __u64 *w = (const __u64 *)k;
+	__u64 h = (w[0] ^ STRAIT_DIRECTOR.conn_seed) * 0x9e3779b97f4a7c15ULL;
+
+	h = (h ^ (h >> 32) ^ w[1]) * 0xbf58476d1ce4e5b9ULL;
+	return h ^ (h >> 31);
+}
+
+/* The set of key k and this CPU's cache entry for it: 0, or -1 when a lookup fails. */
+static __always_inline int strait_conn_locate(const struct strait_conn_key *k,
+					      struct strait_conn_set **set,
+					      struct strait_conn_cached **cached)
+{
+	__u64 h = strait_conn_hash(k);
+	__u32 index = (__u32)h & STRAIT_DIRECTOR.conn_mask;
+	__u32 slot = (__u32)(h >> 32) & STRAIT_DIRECTOR.conn_cache_mask;
+
+	*set = bpf_map_lookup_elem(&conns, &index);
+	*cached = bpf_map_lookup_elem(&conn_cache, &slot);
+	return *set && *cached ? 0 : -1;
+}
+
+static __always_inline int strait_conn_key_eq(const struct strait_conn_key *a,
+					      const struct strait_conn_key *b)
+{
+	const __u64 *x = (const __u64 *)a;
+	const __u64 *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* Marks way w most recently used. Under the set's lock from the locked paths; without it
+ * from the cached path: two CPUs racing may give two ways one stamp, which only changes
+ * which of them a full set evicts first (ties: the lowest way), never an entry. */
+static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w)
+{
+	__u32 clock = s->clock;
+
+	w &= STRAIT_CONN_WAYS - 1;
+	if (s->stamp[w] != clock) {
+		s->clock = clock + 1;
+		s->stamp[w] = clock + 1;
+	}
+}
+
+/* Copies the entry of key k into *out and marks its way most recently used: 1, or 0 when k
+ * is not in the table.
+ * 1. The CPU's cache entry for k, if it holds k and its way has not been written since it
+ *    was copied (seq unchanged: one 32-bit load, atomic on every architecture), is the entry.
+ * 2. Else the set's keys are compared without the lock: no match, no entry. A way being
+ *    rewritten at that moment is either leaving (its key is replaced) or rewritten with the
+ *    same key (same bytes): reading it as absent is reading it an instant later.
+ * 3. Else the way is read under the lock and copied into the CPU's cache. */
+static __always_inline int strait_table_get(const struct strait_conn_key *k,
+					    struct strait_conn *out)
+{
+	struct strait_conn_set *s;
+	struct strait_conn_cached *c;
+	__u32 seq = 0, way = 0;
+	int seen = 0, found = 0;
+
+	if (strait_conn_locate(k, &s, &c))
+		return 0;
+	if (strait_conn_key_eq(&c->key, k)) {
+		way = c->way & (STRAIT_CONN_WAYS - 1);
+		if (*(volatile __u32 *)&s->seq[way] == c->seq) {
+			*out = c->value;
+			strait_conn_touch(s, way);
+			return 1;
+		}
+	}
+#pragma unroll
+	for (int w = 0; w < STRAIT_CONN_WAYS; w++)
+		seen |= strait_conn_key_eq(&s->key[w], k);
+	if (!seen)
+		return 0;
+	bpf_spin_lock(&s->lock);
+#pragma unroll
+	for (int w = 0; w < STRAIT_CONN_WAYS; w++) {
+		if (!found && strait_conn_key_eq(&s->key[w], k)) {
+			*out = s->value[w];
+			seq = s->seq[w];
+			way = w;
+			strait_conn_touch(s, w);
+			found = 1;
+		}
+	}
+	bpf_spin_unlock(&s->lock);
+	if (found) {
+		c->key = *k;
+		c->value = *out;
+		c->seq = seq;
+		c->way = way;
+	}
+	return found;
+}
+
+/* Records k -> v in k's set: in the way that holds k, else the first empty way, else the
+ * least recently used way (the lowest on a tie), which is counted as an eviction; the CPU's
+ * cache takes the new entry. */
+static __always_inline void strait_table_put(const struct strait_conn_key *k,
+					     const struct strait_conn *v)
+{
+	struct strait_conn_set *s;
+	struct strait_conn_cached *c;
+	__u32 pick = 0, oldest = 0, seq;
+	int match = -1, empty = -1, evict = 0;
+	/* Forward entries gained: the new key's, less the evicted one's. */
+	__s64 forward = 0;
+
+	if (strait_conn_locate(k, &s, &c))
+		return;
+	bpf_spin_lock(&s->lock);
+#pragma unroll
+	for (int w = 0; w < STRAIT_CONN_WAYS; w++) {
+		if (strait_conn_key_eq(&s->key[w], k)) {
+			match = w;
+			break;
+		}
+		if (empty < 0 && s->key[w].proto == 0)
+			empty = w;
+	}
+	if (match >= 0) {
+		pick = match;
+	} else if (empty >= 0) {
+		pick = empty;
+	} else {
+		/* Full: the least recently used way, the lowest on a tie. */
+		evict = 1;
+#pragma unroll
+		for (int w = 0; w < STRAIT_CONN_WAYS; w++) {
+			__u32 age = s->clock - s->stamp[w];
+
+			if (w == 0 || age > oldest) {
+				pick = w;
+				oldest = age;
+			}
+		}
+	}
+	pick &= STRAIT_CONN_WAYS - 1;
+	if (match < 0)
+		forward = (k->dir == STRAIT_DIR_FORWARD) -
+			  (evict && s->key[pick].dir == STRAIT_DIR_FORWARD);
+	s->key[pick] = *k;
+	s->value[pick] = *v;
+	seq = s->seq[pick] + 1;
+	s->seq[pick] = seq;
+	s->clock += 1;
+	s->stamp[pick] = s->clock;
+	bpf_spin_unlock(&s->lock);
+	c->key = *k;
+	c->value = *v;
+	c->seq = seq;
+	c->way = pick;
+	if (evict)
+		strait_count(STRAIT_CNT_CONN_EVICTED);
+	strait_conn_forward_add(forward);
+}
 
 static __always_inline struct strait_service *strait_service_of(const struct strait_flow *f)
 {
@@ -74,12 +281,13 @@ static __always_inline void strait_conn_key_of(const struct strait_flow *f,
 	key->pad[1] = 0;
 }
 
-static __always_inline struct strait_conn *strait_conn_of(const struct strait_flow *f)
+/* Copies the forward entry of a client -> VIP flow into *out: 1, or 0 without one. */
+static __always_inline int strait_conn_of(const struct strait_flow *f, struct strait_conn *out)
 {
 	struct strait_conn_key key;
 
 	strait_conn_key_of(f, &key);
-	return bpf_map_lookup_elem(&conns, &key);
+	return strait_table_get(&key, out);
 }
 
 /* Whether a forward entry was recorded under the installed version of its service. */
@@ -105,7 +313,7 @@ static __always_inline void strait_conn_record(const struct strait_flow *f,
 	};
 
 	strait_conn_key_of(f, &key);
-	bpf_map_update_elem(&conns, &key, &value, BPF_ANY);
+	strait_table_put(&key, &value);
 }
 
 static __always_inline struct strait_backend *strait_backend_at(const struct strait_service *svc,

@@ -3,9 +3,9 @@
  * maglev.h: the 5-tuple flow hash and the Maglev table lookup.
  *
  * Contract: strait_flow_hash() equals lb::maglev::flow_hash (lb/src/maglev/hash.rs) bit for
- * bit: FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the 13 bytes
- * src(4) dst(4) sport(2, big-endian) dport(2, big-endian) proto(1), then the MurmurHash3
- * fmix64 finalizer; under STRAIT_HASH_SOURCE (sh) only src counts, the rest hashed as zeros
+ * bit: w0 = src | dst << 32, w1 = sport | dport << 16 | proto << 32 (the header fields as
+ * loaded, network-order bytes on a little-endian target), then the MurmurHash3 fmix64
+ * finalizer of w0 * 0x9e3779b97f4a7c15 ^ w1 * 0xc2b2ae3d27d4eb4f; under STRAIT_HASH_SOURCE (sh) only src counts, the rest hashed as zeros
  * (lb::packet::service::FlowHash::Source). strait_maglev_pick() returns the backend index stored at
  * hash % table_size of the service's slot, or -1 when the service has no table or the slot
  * is out of range.
@@ -18,32 +18,6 @@
 #include "strait.h"
 #include "parse.h"
 
-#define STRAIT_FNV_OFFSET 0xcbf29ce484222325ULL
-#define STRAIT_FNV_PRIME 0x100000001b3ULL
-
-static __always_inline __u64 strait_fnv_byte(__u64 h, __u8 b)
-{
-	return (h ^ b) * STRAIT_FNV_PRIME;
-}
-
-static __always_inline __u64 strait_fnv_be32(__u64 h, __be32 v)
-{
-	const __u8 *p = (const __u8 *)&v;
-
-	h = strait_fnv_byte(h, p[0]);
-	h = strait_fnv_byte(h, p[1]);
-	h = strait_fnv_byte(h, p[2]);
-	return strait_fnv_byte(h, p[3]);
-}
-
-static __always_inline __u64 strait_fnv_be16(__u64 h, __be16 v)
-{
-	const __u8 *p = (const __u8 *)&v;
-
-	h = strait_fnv_byte(h, p[0]);
-	return strait_fnv_byte(h, p[1]);
-}
-
 static __always_inline __u64 strait_fmix64(__u64 k)
 {
 	k ^= k >> 33;
@@ -54,17 +28,15 @@ static __always_inline __u64 strait_fmix64(__u64 k)
 	return k;
 }
 
+/* The header fields as loaded (network-order bytes in a little-endian register) are the
+ * little-endian readings the Rust side builds from bytes. */
 static __always_inline __u64 strait_hash5(__be32 src, __be32 dst, __be16 sport, __be16 dport,
 					  __u8 proto)
 {
-	__u64 h = STRAIT_FNV_OFFSET;
+	__u64 w0 = (__u64)(__u32)src | (__u64)(__u32)dst << 32;
+	__u64 w1 = (__u64)(__u16)sport | (__u64)(__u16)dport << 16 | (__u64)proto << 32;
 
-	h = strait_fnv_be32(h, src);
-	h = strait_fnv_be32(h, dst);
-	h = strait_fnv_be16(h, sport);
-	h = strait_fnv_be16(h, dport);
-	h = strait_fnv_byte(h, proto);
-	return strait_fmix64(h);
+	return strait_fmix64(w0 * 0x9e3779b97f4a7c15ULL ^ w1 * 0xc2b2ae3d27d4eb4fULL);
 }
 
 /* The hash of a new flow under the service's rule (STRAIT_HASH_*; unknown = 5-tuple). */

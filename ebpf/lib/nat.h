@@ -95,16 +95,17 @@ static __always_inline void strait_nat_record_reply(const struct strait_flow *f,
 		.vport = f->dport,
 	};
 
-	bpf_map_update_elem(&conns, &key, &value, BPF_ANY);
+	strait_table_put(&key, &value);
 }
 
-static __always_inline struct strait_conn *strait_nat_reply_of(const struct strait_flow *f)
+/* Copies the reply entry of a backend -> client frame into *out: 1, or 0 without one. */
+static __always_inline int strait_nat_reply_of(const struct strait_flow *f, struct strait_conn *out)
 {
 	struct strait_conn_key key;
 
 	strait_conn_key_of(f, &key);
 	key.dir = STRAIT_DIR_REPLY;
-	return bpf_map_lookup_elem(&conns, &key);
+	return strait_table_get(&key, out);
 }
 
 #endif /* STRAIT_LIB_NAT_H */

@@ -26,7 +26,7 @@
 //!   - SYN (`syn`, the issue's own method, as its reference "bare DR program with an LRU
 //!     insert" and Katran): one 64-byte opening SYN per mode repeated `repeat` = 1 000 000
 //!     times. An opening SYN never follows the connection table, so every repetition is a new
-//!     flow: Maglev pick, an LRU update of the same key (a new node replaces the old one),
+//!     flow: Maglev pick, a table record of the same key (the set's way rewritten under its lock),
 //!     NAT's reply entry, per-backend counters and a flow event, read meanwhile by a thread
 //!     running the control plane's reader (`FlowEvents::next`) on the production ring, as in
 //!     production (events it could not keep up with are lost and counted, as there). Median of

@@ -14,8 +14,12 @@ pub const MAGLEV_SLOTS: u32 = 64;
 pub const MAX_SERVICES: u32 = 32;
 /// Entries of the `backends` and `backend_stats` maps (`STRAIT_MAX_BACKENDS`).
 pub const MAX_BACKENDS: u32 = 4096;
-/// Default bound of the `conns` LRU map (`STRAIT_MAX_CONNS`).
+/// Default bound of the connection table, in entries (`STRAIT_MAX_CONNS`).
 pub const MAX_CONNS: u32 = 1 << 20;
+/// Entries per set of the connection table (`STRAIT_CONN_WAYS`).
+pub const CONN_WAYS: usize = 8;
+/// Largest per-CPU connection cache, in entries (`STRAIT_CONN_CACHE_MAX`).
+pub const CONN_CACHE_MAX: u32 = 1 << 15;
 
 /// `STRAIT_MODE_DR`.
 pub const MODE_DR: u8 = 0;
@@ -52,8 +56,12 @@ pub mod names {
     pub const BACKENDS: &str = "backends";
     /// `maglev` array.
     pub const MAGLEV: &str = "maglev";
-    /// `conns` LRU hash map.
+    /// `conns` array of [`super::ConnSet`] (the set-associative connection table).
     pub const CONNS: &str = "conns";
+    /// `conn_cache` per-CPU array of [`super::ConnCached`].
+    pub const CONN_CACHE: &str = "conn_cache";
+    /// `conn_forward` per-CPU array (one `i64`: forward entries held, summed over CPUs).
+    pub const CONN_FORWARD: &str = "conn_forward";
     /// `counters` per-CPU array.
     pub const COUNTERS: &str = "counters";
     /// `backend_stats` per-CPU array.
@@ -106,11 +114,14 @@ pub enum Counter {
     /// A NAT forward or reply that arrived with TTL <= 1: ICMP "time exceeded" sent back to
     /// its sender.
     IcmpTimeExceeded = 15,
+    /// A new flow's record replaced the least recently used entry of a full set of the
+    /// connection table (the table is too small for the flows it sees).
+    ConnEvicted = 16,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -130,6 +141,7 @@ impl Counter {
         Counter::DropTooBig,
         Counter::IcmpTooBig,
         Counter::IcmpTimeExceeded,
+        Counter::ConnEvicted,
     ];
 
     /// The counter of a drop reason of the model.
@@ -164,6 +176,7 @@ impl Counter {
             Counter::DropTooBig => "drop_too_big",
             Counter::IcmpTooBig => "icmp_too_big",
             Counter::IcmpTimeExceeded => "icmp_time_exceeded",
+            Counter::ConnEvicted => "conn_evicted",
         }
     }
 }
@@ -262,6 +275,39 @@ pub struct Conn {
     pub slot: u32,
 }
 
+/// `struct strait_conn_set`: one set of the connection table (`lib/conntrack.h`; the model's
+/// rule is `packet::conntable`). A way with an all-zero key is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
+pub struct ConnSet {
+    /// `struct bpf_spin_lock` (the kernel's; zero in copies read with `BPF_F_LOCK`).
+    pub lock: u32,
+    /// The set's use clock.
+    pub clock: u32,
+    /// Each way's last use (clock value).
+    pub stamp: [u32; CONN_WAYS],
+    /// Each way's write count.
+    pub seq: [u32; CONN_WAYS],
+    /// Each way's key.
+    pub key: [ConnKey; CONN_WAYS],
+    /// Each way's entry.
+    pub value: [Conn; CONN_WAYS],
+}
+
+/// `struct strait_conn_cached`: a CPU's copy of one way (`conn_cache`, program-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
+pub struct ConnCached {
+    /// The way's key.
+    pub key: ConnKey,
+    /// The way's entry.
+    pub value: Conn,
+    /// The way's write count when copied.
+    pub seq: u32,
+    /// The way.
+    pub way: u32,
+}
+
 /// `struct strait_stats` (per CPU; sum over CPUs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
@@ -324,6 +370,14 @@ pub struct Director {
     /// IPv4 address of `nat_ifindex` (network order): source of the ICMP "time exceeded"
     /// answering a NAT reply with TTL <= 1 (`packet::icmp`).
     pub nat_ip: [u8; 4],
+    /// Sets of the connection table − 1 (a power of two − 1; set by `XdpDirector::load`).
+    pub conn_mask: u32,
+    /// Key of the connection table's set hash (`packet::conntable::set_of`).
+    pub conn_seed: u64,
+    /// Entries of the per-CPU connection cache − 1 (set by `XdpDirector::load`).
+    pub conn_cache_mask: u32,
+    /// Zero.
+    pub pad3: u32,
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad
@@ -335,6 +389,7 @@ mod pod {
     unsafe impl aya::Pod for super::Backend {}
     unsafe impl aya::Pod for super::ConnKey {}
     unsafe impl aya::Pod for super::Conn {}
+    unsafe impl aya::Pod for super::ConnSet {}
     unsafe impl aya::Pod for super::Stats {}
     unsafe impl aya::Pod for super::Director {}
     unsafe impl aya::Pod for super::FlowEvent {}

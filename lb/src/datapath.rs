@@ -128,8 +128,8 @@ pub trait Datapath: Send {
     fn backend_stats(&self, key: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError>;
     /// Up to `limit` forward entries of the connection table.
     fn conns(&self, limit: usize) -> Result<Vec<ConnEntry>, DatapathError>;
-    /// Number of forward entries in the connection table (may be approximate for XDP, which
-    /// counts by iterating the LRU map).
+    /// Number of forward entries in the connection table (XDP: the program's gauge, without
+    /// reading the table).
     fn conn_count(&self) -> Result<u64, DatapathError>;
     /// Datapath-wide counters.
     fn counters(&self) -> Result<Counters, DatapathError>;

@@ -38,6 +38,7 @@
 //! against an egress MTU (an inner interface with a smaller MTU than the client side drops
 //! what does not fit).
 
+pub mod conntable;
 pub mod csum;
 pub mod decide;
 pub mod icmp;

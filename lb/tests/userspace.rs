@@ -271,7 +271,7 @@ fn dr_spreads_connections_over_three_backends() {
             interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 77, 0, 3)),
             inner_interface: None,
             xdp_mode: XdpMode::Auto,
-            max_conns: 2 * CONNECTIONS as u32,
+            max_conns: 8 * CONNECTIONS as u32,
         };
         let dp = UserspaceDatapath::open(&opts).expect("open");
         // A second datapath in the same namespace would forward every frame twice.
@@ -375,7 +375,7 @@ fn nat_spreads_connections_and_rewrites_replies() {
             interface: interface("eth0", mac(3, 0), Ipv4Addr::new(10, 78, 0, 3)),
             inner_interface: Some(interface("eth1", mac(1, 1), Ipv4Addr::new(10, 78, 1, 1))),
             xdp_mode: XdpMode::Auto,
-            max_conns: 2 * CONNECTIONS as u32,
+            max_conns: 8 * CONNECTIONS as u32,
         };
         UserspaceDatapath::open(&opts).expect("open")
     })

@@ -52,18 +52,18 @@ fn xdp_matches_the_model() {
 
 #[cfg(not(strait_no_bpf))]
 mod diff {
-    use super::frames::{frame, tcp_flags, Rng, Shape, SYN_ACK};
+    use super::frames::{frame, tcp_flags, Rng, Shape, ACK, SYN, SYN_ACK};
     use super::netns::{in_child, nexthops, require_root, Netns};
     use super::services::{backend, services, services_alive, Noting, PHASES, TCP, UDP, VIP};
     use std::cell::Cell;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
     use strait_lb::abi::{self, Counter};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::decide::DropReason;
     use strait_lb::packet::nexthop::StaticNextHops;
     use strait_lb::packet::parse::{parse, FiveTuple};
     use strait_lb::packet::rewrite::Director;
-    use strait_lb::packet::service::{ConnTable, MemConnTable, Service, ServiceKey, Services};
+    use strait_lb::packet::service::{MemConnTable, Service, ServiceKey, Services};
     use strait_lb::packet::{process, Action};
     use strait_lb::xdp::{TestRunOutput, XdpDirector};
 
@@ -200,14 +200,136 @@ mod diff {
     /// The program with the fixture director and the namespace's egress interfaces (the
     /// test run only returns XDP_REDIRECT, nothing is sent), and the model's next hops.
     fn load() -> (XdpDirector, StaticNextHops) {
+        load_bounded(1 << 16)
+    }
+
+    /// [`load`] with a connection table bounded at `max_conns` entries.
+    fn load_bounded(max_conns: u32) -> (XdpDirector, StaticNextHops) {
         let director = abi::Director {
             mtu: DIRECTOR.mtu,
             ..nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
         };
         (
-            XdpDirector::load(director, 1 << 16).unwrap(),
+            XdpDirector::load(director, max_conns).unwrap(),
             nexthops::table(),
         )
+    }
+
+    /// The forward entries of the program's table, as the model lists them.
+    fn xdp_forward(xdp: &XdpDirector) -> HashSet<(FiveTuple, u32)> {
+        let listed = xdp.conns(usize::MAX).unwrap();
+        listed
+            .iter()
+            .map(|(k, c)| {
+                let t = FiveTuple {
+                    src: k.src,
+                    dst: k.dst,
+                    sport: u16::from_be_bytes(k.sport),
+                    dport: u16::from_be_bytes(k.dport),
+                    proto: k.proto,
+                };
+                (t, c.backend)
+            })
+            .collect()
+    }
+
+    /// A full connection table replaces the same entries in both: a table of 24 entries (8
+    /// sets of 8 ways) under the fixture's seed, 4000 TCP frames of 512 client tuples to the
+    /// DR (80) and NAT (82) services — segments of established flows, opening SYNs, and (one in
+    /// three) NAT replies to one of the last NAT forwards, whose entry may be evicted — with
+    /// the weights and health changing every 400 frames (`PHASES`), so a flow evicted
+    /// in one datapath and kept in the other would be rescheduled differently. Same verdict and
+    /// bytes frame by frame, the same forward entries every 25 frames (and the program's count
+    /// of them, its gauge), the same eviction count.
+    #[test]
+    fn eviction_matches_the_model() {
+        if !in_child() {
+            return in_netns("diff::eviction_matches_the_model");
+        }
+        let (mut xdp, hops) = load_bounded(24);
+        let mut model = Services::new();
+        let mut conns = MemConnTable::with_seed(24, nexthops::CONN_SEED);
+        let mut rng = Rng(0x5eed_0000_e71c_0001);
+        let (mut compared, mut replies) = (0, 0);
+        let mut recent = std::collections::VecDeque::new();
+        for n in 0..4000 {
+            let phase = n / 400;
+            if n % 400 == 0 {
+                let (weights, alive) = PHASES[phase];
+                let list = services_alive(weights, alive);
+                install(&mut xdp, &mut model, &list, phase as u32 % 2);
+            }
+            // Clients routed through the fixture's gateway (192.168.1.0/30).
+            let mut client = [192, 168, 1, rng.below(4) as u8];
+            let mut client_port = 40000 + rng.below(128) as u16;
+            // A reply answers one of the last NAT forwards (its entry may be gone already).
+            let reply = !recent.is_empty() && rng.below(3) == 0;
+            let (mut b_ip, mut b_port) = ([0; 4], 0);
+            if reply {
+                let i = rng.below(recent.len() as u64) as usize;
+                (client, client_port, b_ip, b_port) = recent[i];
+            }
+            let shape = Shape {
+                vlan: None,
+                options: 0,
+                proto: TCP,
+                src: if reply { b_ip } else { client },
+                dst: if reply { client } else { VIP },
+                sport: if reply { b_port } else { client_port },
+                dport: if reply {
+                    client_port
+                } else {
+                    [80, 82][rng.below(2) as usize]
+                },
+                payload: rng.below(20) as usize,
+                frag: 0x4000,
+                padding: 0,
+                udp_no_csum: false,
+                tcp_flags: if rng.below(6) == 0 { SYN } else { ACK },
+                ttl: 64,
+            };
+            let input = frame(&shape);
+            let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
+            let got = xdp.test_run(&input).unwrap();
+            check(n, &input, &want, &got);
+            match &want {
+                Action::Redirect(_) if reply => replies += 1,
+                Action::Redirect(out) => {
+                    let ip = [out[30], out[31], out[32], out[33]];
+                    recent.push_back((
+                        client,
+                        client_port,
+                        ip,
+                        u16::from_be_bytes([out[36], out[37]]),
+                    ));
+                    if recent.len() > 4 {
+                        recent.pop_front();
+                    }
+                }
+                _ => {}
+            }
+            if n % 25 == 24 {
+                let held: HashSet<(FiveTuple, u32)> = conns.forward_entries().into_iter().collect();
+                assert_eq!(xdp_forward(&xdp), held, "frame {n}");
+                assert_eq!(xdp.conn_forward().unwrap(), conns.len() as u64, "frame {n}");
+                compared += 1;
+            }
+        }
+        let evicted = xdp
+            .counters()
+            .unwrap()
+            .into_iter()
+            .find(|(c, _)| *c == Counter::ConnEvicted)
+            .map(|(_, v)| v);
+        assert_eq!(evicted, Some(conns.evicted()));
+        assert!(conns.evicted() > 1000, "{} evictions", conns.evicted());
+        assert!(replies > 200, "{replies} NAT replies rewritten");
+        println!(
+            "evictions {}, NAT replies {replies}, tables compared {compared} times, {} forward \
+             entries held at the end",
+            conns.evicted(),
+            conns.len()
+        );
     }
 
     /// Re-runs `test` inside a namespace with the next-hop fixture.
@@ -242,7 +364,7 @@ mod diff {
         let (mut xdp, hops) = load();
         let mut model = Services::new();
         let mut conns = Noting {
-            table: MemConnTable::new(1 << 16),
+            table: MemConnTable::with_seed(1 << 16, nexthops::CONN_SEED),
             found: Cell::new(false),
             inserted: false,
         };
@@ -291,7 +413,7 @@ mod diff {
                 let l4 = parsed.flow().map_or(0, |f| f.l4_offset);
                 input.get(l4 + 13) == Some(&SYN_ACK)
             };
-            let recorded = flow.and_then(|t| conns.table.get(&t));
+            let recorded = flow.and_then(|t| conns.table.peek(&t));
             conns.found.set(false);
             conns.inserted = false;
             let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
@@ -300,7 +422,7 @@ mod diff {
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
             expect(&want, to_vip, conns.inserted, &mut counts);
             if matches!(want, Action::Tx(_) | Action::Redirect(_)) && to_vip {
-                let b = flow.and_then(|t| conns.table.get(&t)).unwrap();
+                let b = flow.and_then(|t| conns.table.peek(&t)).unwrap();
                 rescheduled += u64::from(conns.found.get() && conns.inserted);
                 let bi = b as usize;
                 drained += u64::from(!conns.inserted && weights[bi] == 0 && alive[bi]);
@@ -318,7 +440,7 @@ mod diff {
             match want {
                 Action::TooBig(_) | Action::Drop(DropReason::TooBig) => {
                     let t = flow.unwrap();
-                    let b = conns.table.get(&t);
+                    let b = conns.table.peek(&t);
                     assert!(b.is_some(), "frame {n}: a flow over the MTU is recorded");
                     too_big_flows.insert(t, b.unwrap());
                     let i = at(inner_len);
@@ -340,7 +462,7 @@ mod diff {
                     let t = flow.unwrap();
                     if let Some(&b) = too_big_flows.get(&t) {
                         if !conns.inserted {
-                            assert_eq!(conns.table.get(&t), Some(b), "frame {n}");
+                            assert_eq!(conns.table.peek(&t), Some(b), "frame {n}");
                             after_too_big += 1;
                         }
                         too_big_flows.remove(&t);
@@ -365,7 +487,7 @@ mod diff {
                         assert_eq!(out[0..6], input[6..12], "frame {n}");
                         let (smac, saddr) = if to_vip {
                             ttl_fwd += 1;
-                            let b = conns.table.get(&f.tuple);
+                            let b = conns.table.peek(&f.tuple);
                             assert!(b.is_some(), "frame {n}: answered, still recorded");
                             ttl_flows.insert(f.tuple, b.unwrap());
                             (DIRECTOR.mac, DIRECTOR.ip)
@@ -385,7 +507,7 @@ mod diff {
                         nat_by[usize::from(to_vip)][usize::from(ttl == 64)] += 1;
                         if to_vip {
                             if let Some(b) = ttl_flows.remove(&f.tuple) {
-                                assert_eq!(conns.table.get(&f.tuple), Some(b), "frame {n}");
+                                assert_eq!(conns.table.peek(&f.tuple), Some(b), "frame {n}");
                                 after_ttl += 1;
                             }
                         }
@@ -475,10 +597,13 @@ mod diff {
             let want = counts.get(c).copied().unwrap_or(0);
             assert_eq!(*v, want, "counter {}", c.as_str());
             // Control-plane bugs, 64 KiB datagrams and a full ring are not generated here.
+            // The table is far larger than the flows here: evictions are
+            // `eviction_matches_the_model`'s.
             let rare = [
                 Counter::DropBadBackend,
                 Counter::DropEncapTooBig,
                 Counter::EventLost,
+                Counter::ConnEvicted,
             ];
             if !rare.contains(c) {
                 assert!(want > 10, "counter {} barely exercised: {want}", c.as_str());

@@ -308,7 +308,7 @@ pub fn run(m: &ModeSpec) {
         m.mode
     );
     let conns = in_netns(&topo.ns(m.director_host), || {
-        admin_json(ADMIN.parse().expect("admin"), "/conns.json?limit=10")
+        admin_json(ADMIN.parse().expect("admin"), "/conns.json?limit=1000000")
     });
     let count = conns
         .as_ref()
@@ -319,6 +319,12 @@ pub fn run(m: &ModeSpec) {
         "{}: connection table holds {count} entries",
         m.mode
     );
+    // The listing (the whole table, read in batches of sets) holds what the count says.
+    let listed = conns
+        .as_ref()
+        .and_then(|c| c["conns"].as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(listed as u64, count, "{}: /conns.json lists", m.mode);
 
     // The director reads its new-flow events (what connection sync will ship): none lost.
     if m.datapath == "xdp" {

@@ -2,14 +2,14 @@
 //!
 //! Contract: one 64-byte opening SYN per mode (`frames::syn_frame`), repeated `repeat` times;
 //! an opening SYN never follows the connection table, so every repetition is a new flow:
-//! Maglev pick, LRU update of the same key (a new node replacing the old one), NAT's reply
-//! entry, per-backend counters and one flow event. DR runs directly; TUN and NAT behind the
-//! restore harness, as in the established table. Before timing, one run of each frame is
-//! compared with the reference model (action and bytes); every timed run must give the model's
-//! output and move the service's `flows` by exactly `repeat` (trivial runs: 0). The flow
-//! events are read while the director runs, as in production: a thread runs the control
-//! plane's reader (`xdp::FlowEvents::next`) on the director's ring (production size), and after
-//! each run every event must be accounted for, read or lost (`event_lost`), within 2 s.
+//! Maglev pick, a table record of the same key (its way rewritten under the set's lock),
+//! NAT's reply entry, per-backend counters and one flow event. DR runs directly; TUN and NAT
+//! behind the restore harness, as in the established table. Before timing, one run of each
+//! frame is compared with the reference model (action and bytes); every timed run must give
+//! the model's output and move the service's `flows` by exactly `repeat` (trivial runs: 0).
+//! The flow events are read while the director runs, as in production: a thread runs the
+//! control plane's reader (`xdp::FlowEvents::next`) on the director's ring (production size),
+//! and after each run every event must be accounted for, read or lost (`event_lost`), within 2 s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -133,7 +133,7 @@ pub fn run(
     println!();
     println!(
         "New flows, SYN (the issue's method): one opening SYN per mode, repeat = {repeat}, \
-         every repetition a new flow (LRU update of one key), median of {runs} interleaved runs \
+         every repetition a new flow (a record of one key), median of {runs} interleaved runs \
          (ns/pkt)"
     );
     table::print(&cases);

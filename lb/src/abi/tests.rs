@@ -63,6 +63,8 @@ fn sizes_match_the_header() {
         ("strait_conn", size_of::<Conn>()),
         ("strait_stats", size_of::<Stats>()),
         ("strait_director", size_of::<Director>()),
+        ("strait_conn_set", size_of::<ConnSet>()),
+        ("strait_conn_cached", size_of::<ConnCached>()),
         ("strait_flow_event", size_of::<FlowEvent>()),
     ];
     let c = sizes();
@@ -162,6 +164,32 @@ fn offsets_match_the_header() {
         ("strait_director", "pad2", offset_of!(Director, pad2)),
         ("strait_director", "mtu", offset_of!(Director, mtu)),
         ("strait_director", "nat_ip", offset_of!(Director, nat_ip)),
+        (
+            "strait_director",
+            "conn_mask",
+            offset_of!(Director, conn_mask),
+        ),
+        (
+            "strait_director",
+            "conn_seed",
+            offset_of!(Director, conn_seed),
+        ),
+        ("strait_conn_set", "lock", offset_of!(ConnSet, lock)),
+        ("strait_conn_set", "clock", offset_of!(ConnSet, clock)),
+        ("strait_conn_set", "stamp", offset_of!(ConnSet, stamp)),
+        ("strait_conn_set", "seq", offset_of!(ConnSet, seq)),
+        ("strait_conn_cached", "key", offset_of!(ConnCached, key)),
+        ("strait_conn_cached", "value", offset_of!(ConnCached, value)),
+        ("strait_conn_cached", "seq", offset_of!(ConnCached, seq)),
+        ("strait_conn_cached", "way", offset_of!(ConnCached, way)),
+        (
+            "strait_director",
+            "conn_cache_mask",
+            offset_of!(Director, conn_cache_mask),
+        ),
+        ("strait_director", "pad3", offset_of!(Director, pad3)),
+        ("strait_conn_set", "key", offset_of!(ConnSet, key)),
+        ("strait_conn_set", "value", offset_of!(ConnSet, value)),
     ];
     let c = offsets();
     assert_eq!(c.len(), rust.len());
@@ -179,6 +207,10 @@ fn constants_match_the_header() {
     assert_eq!(define("STRAIT_MAX_BACKENDS"), MAX_BACKENDS.to_string());
     assert_eq!(define("STRAIT_MAX_CONNS"), "(1 << 20)");
     assert_eq!(MAX_CONNS, 1 << 20);
+    assert_eq!(define("STRAIT_CONN_WAYS"), CONN_WAYS.to_string());
+    assert_eq!(CONN_WAYS, crate::packet::conntable::WAYS);
+    assert_eq!(define("STRAIT_CONN_CACHE_MAX"), "(1 << 15)");
+    assert_eq!(CONN_CACHE_MAX, 1 << 15);
     assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());
     assert_eq!(define("STRAIT_MODE_TUN"), MODE_TUN.to_string());
     assert_eq!(define("STRAIT_MODE_NAT"), MODE_NAT.to_string());

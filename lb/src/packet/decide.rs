@@ -4,7 +4,10 @@
 //! 1. Anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
 //!    without ports, other protocols) is [`Verdict::Pass`]: the kernel handles it. Nothing is
 //!    dropped silently.
-//! 2. A flow whose (destination, port, protocol) is a service:
+//! 2. Every flow but an opening SYN is first looked up in the forward map, before its
+//!    service is (as the XDP program's fast path does): a hit marks the entry used for the
+//!    table's replacement rule (`packet::conntable`), whatever follows.
+//!    A flow whose (destination, port, protocol) is a service:
 //!    * an opening TCP SYN ([`Flow::opening_syn`]: SYN set, ACK clear) is always new: the
 //!      connection table is not consulted, the flow is scheduled as below and its entry
 //!      overwritten, as Katran does (and LVS for a new SYN on a reused tuple). A SYN opens a
@@ -105,8 +108,15 @@ pub fn decide<C: ConnTable + ?Sized>(
     let Some(flow) = parsed.flow() else {
         return Verdict::Pass;
     };
+    // The forward entry is looked up first, service or not, as the XDP program's fast path
+    // does: a hit marks the entry used (`packet::conntable`). An opening SYN skips it.
+    let recorded = if flow.opening_syn {
+        None
+    } else {
+        conns.get(&flow.tuple)
+    };
     if let Some(service) = services.get(&service_key(flow)) {
-        return balance(flow, service, conns);
+        return balance(flow, service, conns, recorded);
     }
     match conns.get_reply(&flow.tuple) {
         Some(origin) => Verdict::NatReply(origin),
@@ -115,17 +125,16 @@ pub fn decide<C: ConnTable + ?Sized>(
 }
 
 /// Step 2 of the module doc.
-fn balance<C: ConnTable + ?Sized>(flow: &Flow, service: &Service, conns: &mut C) -> Verdict {
+fn balance<C: ConnTable + ?Sized>(
+    flow: &Flow,
+    service: &Service,
+    conns: &mut C,
+    recorded: Option<u32>,
+) -> Verdict {
     let inner_len = flow.l3_end - flow.l3_offset;
     if service.mode == Mode::Tun && inner_len + IPV4_MIN_HLEN > usize::from(u16::MAX) {
         return Verdict::Drop(DropReason::EncapTooBig);
     }
-    // An opening SYN skips the lookup: always scheduled anew (see the module doc).
-    let recorded = if flow.opening_syn {
-        None
-    } else {
-        conns.get(&flow.tuple)
-    };
     if let Some(b) = recorded {
         if service.backends.get(b as usize).is_some_and(|be| be.alive) {
             return Verdict::Forward {

@@ -10,11 +10,13 @@
 //!   `expire_nodest_conn=1`: `decide` reschedules their next packet as a new flow.
 //! * [`ConnTable`] holds two maps, both filled by `decide` when a new flow is balanced: the
 //!   forward map (client → VIP 5-tuple → backend index) and, for NAT, the reply map (backend →
-//!   client 5-tuple → the VIP and port to restore). The XDP program keeps both in one LRU hash
-//!   map; [`MemConnTable`] is a bounded in-memory model of it (oldest insert evicted first).
+//!   client 5-tuple → the VIP and port to restore). The XDP program keeps both in one
+//!   set-associative table; [`MemConnTable`] is its model (`packet::conntable`: a full set
+//!   replaces its least recently used entry).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
+use super::conntable::{self, Put, SetTable};
 use super::parse::FiveTuple;
 use crate::maglev::{self, MaglevError, Table};
 
@@ -173,84 +175,114 @@ pub struct NatOrigin {
 
 /// The connection table (see the module doc).
 pub trait ConnTable {
-    /// Backend index of an established client → VIP flow.
-    fn get(&self, flow: &FiveTuple) -> Option<u32>;
+    /// Backend index of an established client → VIP flow (marks the entry used).
+    fn get(&mut self, flow: &FiveTuple) -> Option<u32>;
     /// Records the backend of a new flow (may evict an old entry).
     fn insert(&mut self, flow: FiveTuple, backend: u32);
-    /// For a backend → client reply of a NAT flow: the VIP and port to restore.
-    fn get_reply(&self, reply: &FiveTuple) -> Option<NatOrigin>;
+    /// For a backend → client reply of a NAT flow: the VIP and port to restore (marks the
+    /// entry used).
+    fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin>;
     /// Records the reply direction of a new NAT flow (may evict an old entry).
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin);
 }
 
-/// Default bound of [`MemConnTable`] (entries per map), as the BPF LRU map's `max_entries`.
+/// Default bound of [`MemConnTable`] (entries, both directions), as the XDP table's.
 pub const DEFAULT_CONN_CAPACITY: usize = 1 << 20;
 
-/// A bounded map that evicts its oldest insert when full.
-#[derive(Debug, Clone)]
-struct Bounded<V> {
-    map: HashMap<FiveTuple, V>,
-    order: VecDeque<FiveTuple>,
-    capacity: usize,
+/// An entry of [`MemConnTable`] (the key's direction says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Forward(u32),
+    Reply(NatOrigin),
 }
 
-impl<V> Bounded<V> {
-    fn new(capacity: usize) -> Self {
-        Bounded {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
+/// `DIR_FORWARD` / `DIR_REPLY` of the XDP table's keys.
+const DIR_FORWARD: u8 = 0;
+const DIR_REPLY: u8 = 1;
 
-    fn insert(&mut self, key: FiveTuple, value: V) {
-        if self.map.insert(key, value).is_some() {
-            return;
-        }
-        self.order.push_back(key);
-        while self.map.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.map.remove(&old);
-                }
-                None => break,
-            }
-        }
+fn key_of(t: &FiveTuple, dir: u8) -> [u8; 16] {
+    conntable::key_bytes(t.src, t.dst, t.sport, t.dport, t.proto, dir)
+}
+
+fn tuple_of(k: &[u8; 16]) -> FiveTuple {
+    FiveTuple {
+        src: [k[0], k[1], k[2], k[3]],
+        dst: [k[4], k[5], k[6], k[7]],
+        sport: u16::from_be_bytes([k[8], k[9]]),
+        dport: u16::from_be_bytes([k[10], k[11]]),
+        proto: k[12],
     }
 }
 
-/// In-memory [`ConnTable`]: two bounded maps (see [`DEFAULT_CONN_CAPACITY`]).
+/// In-memory [`ConnTable`]: one set-associative table for both directions, the XDP
+/// program's (`packet::conntable`: same sets, hash and replacement under the same seed).
 #[derive(Debug, Clone)]
 pub struct MemConnTable {
-    forward: Bounded<u32>,
-    reply: Bounded<NatOrigin>,
+    table: SetTable<Entry>,
+    forward: usize,
+    evicted: u64,
 }
 
 impl MemConnTable {
-    /// A table holding at most `capacity` entries per direction (at least 1).
+    /// A table bounded at `capacity` entries (see `conntable::sets_for`), set hash seed 0.
     pub fn new(capacity: usize) -> MemConnTable {
+        MemConnTable::with_seed(capacity, 0)
+    }
+
+    /// A table bounded at `capacity` entries whose set hash is keyed by `seed`.
+    pub fn with_seed(capacity: usize, seed: u64) -> MemConnTable {
         MemConnTable {
-            forward: Bounded::new(capacity),
-            reply: Bounded::new(capacity),
+            table: SetTable::new(capacity, seed),
+            forward: 0,
+            evicted: 0,
         }
     }
 
     /// Number of forward entries.
     pub fn len(&self) -> usize {
-        self.forward.map.len()
+        self.forward
     }
 
-    /// Whether the forward map is empty.
+    /// Whether the table holds no forward entry.
     pub fn is_empty(&self) -> bool {
-        self.forward.map.is_empty()
+        self.forward == 0
     }
 
-    /// The forward entries (client → VIP 5-tuple, backend index), oldest insert first.
-    pub fn forward_entries(&self) -> impl Iterator<Item = (&FiveTuple, u32)> + '_ {
-        let f = &self.forward;
-        f.order
-            .iter()
-            .filter_map(move |t| f.map.get(t).map(|&b| (t, b)))
+    /// Entries (either direction) replaced as least recently used of a full set.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// The backend of a forward entry, without marking it used.
+    pub fn peek(&self, flow: &FiveTuple) -> Option<u32> {
+        match self.table.peek(&key_of(flow, DIR_FORWARD)) {
+            Some(Entry::Forward(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The forward entries (client → VIP 5-tuple, backend index), set by set.
+    pub fn forward_entries(&self) -> Vec<(FiveTuple, u32)> {
+        self.table
+            .entries()
+            .into_iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Forward(b) => Some((tuple_of(&k), b)),
+                Entry::Reply(_) => None,
+            })
+            .collect()
+    }
+
+    fn put(&mut self, key: [u8; 16], entry: Entry) {
+        match self.table.put(key, entry) {
+            Put::Replaced => {}
+            Put::Added => self.forward += usize::from(key[13] == DIR_FORWARD),
+            Put::Evicted(old) => {
+                self.evicted += 1;
+                self.forward += usize::from(key[13] == DIR_FORWARD);
+                self.forward -= usize::from(old[13] == DIR_FORWARD);
+            }
+        }
     }
 }
 
@@ -261,20 +293,26 @@ impl Default for MemConnTable {
 }
 
 impl ConnTable for MemConnTable {
-    fn get(&self, flow: &FiveTuple) -> Option<u32> {
-        self.forward.map.get(flow).copied()
+    fn get(&mut self, flow: &FiveTuple) -> Option<u32> {
+        match self.table.get(&key_of(flow, DIR_FORWARD)) {
+            Some(Entry::Forward(b)) => Some(b),
+            _ => None,
+        }
     }
 
     fn insert(&mut self, flow: FiveTuple, backend: u32) {
-        self.forward.insert(flow, backend);
+        self.put(key_of(&flow, DIR_FORWARD), Entry::Forward(backend));
     }
 
-    fn get_reply(&self, reply: &FiveTuple) -> Option<NatOrigin> {
-        self.reply.map.get(reply).copied()
+    fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
+        match self.table.get(&key_of(reply, DIR_REPLY)) {
+            Some(Entry::Reply(o)) => Some(o),
+            _ => None,
+        }
     }
 
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
-        self.reply.insert(reply, origin);
+        self.put(key_of(&reply, DIR_REPLY), Entry::Reply(origin));
     }
 }
 
@@ -293,26 +331,49 @@ mod tests {
     }
 
     #[test]
-    fn conn_table_is_bounded_and_evicts_the_oldest() {
-        let mut t = MemConnTable::new(2);
+    fn conn_table_keeps_both_directions_in_one_bounded_table() {
+        use crate::packet::conntable::WAYS;
+        // A bound of 4: one set of WAYS ways; the key after that evicts the least recently used.
+        let mut t = MemConnTable::new(4);
         t.insert(tuple(1), 0);
         t.insert(tuple(2), 1);
         t.insert(tuple(1), 2);
         assert_eq!(t.get(&tuple(1)), Some(2));
-        t.insert(tuple(3), 0);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t.get(&tuple(1)), None);
-        assert_eq!(t.get(&tuple(2)), Some(1));
-        assert_eq!(t.get(&tuple(3)), Some(0));
-        let listed: Vec<(FiveTuple, u32)> = t.forward_entries().map(|(k, b)| (*k, b)).collect();
-        assert_eq!(listed, vec![(tuple(2), 1), (tuple(3), 0)]);
         let o = NatOrigin {
             vip: [1, 2, 3, 4],
             port: 80,
         };
-        t.insert_reply(tuple(9), o);
-        assert_eq!(t.get_reply(&tuple(9)), Some(o));
+        t.insert_reply(tuple(900), o);
+        assert_eq!(t.get_reply(&tuple(900)), Some(o));
+        assert_eq!(
+            t.get(&tuple(900)),
+            None,
+            "a reply entry is not a forward one"
+        );
         assert_eq!(t.get_reply(&tuple(1)), None);
+        let fill = 3..WAYS as u16;
+        for n in fill.clone() {
+            t.insert(tuple(n), 0);
+        }
+        assert_eq!((t.len(), t.evicted()), (WAYS - 1, 0));
+        // Recency: 2 (oldest), 1, 900 (reply), 3, ...: the lookups above changed nothing (the
+        // entries they hit were the most recent; misses touch nothing).
+        t.insert(tuple(500), 3);
+        assert_eq!((t.len(), t.evicted()), (WAYS - 1, 1));
+        assert_eq!(t.peek(&tuple(2)), None);
+        let mut listed = t.forward_entries();
+        listed.sort_by_key(|e| e.0.sport);
+        let mut want: Vec<(FiveTuple, u32)> = vec![(tuple(1), 2)];
+        want.extend(fill.map(|n| (tuple(n), 0)));
+        want.push((tuple(500), 3));
+        assert_eq!(listed, want);
+        t.insert(tuple(501), 1);
+        assert_eq!(t.peek(&tuple(1)), None);
+        assert_eq!((t.len(), t.evicted()), (WAYS - 1, 2));
+        // The reply is the least recently used now.
+        t.insert(tuple(502), 1);
+        assert_eq!(t.get_reply(&tuple(900)), None);
+        assert_eq!((t.len(), t.evicted()), (WAYS, 3));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   this namespace, when `max_conns` is 0, or when a datapath of this process already runs
 //!   in this namespace.
 //! * Decisions are `packet::process` against one shared service table and one connection
-//!   table of `max_conns` entries per direction (module `worker` has the per-frame rules).
+//!   table bounded at `max_conns` entries, both directions (`packet::conntable`; module
+//!   `worker` has the per-frame rules).
 //! * [`Datapath::apply`] first replaces the nftables rules (refusing protocols other than
 //!   TCP and UDP), then swaps the service table whole, then asks for the MACs of the NAT
 //!   backends so the first frames of their flows are not dropped for want of one.

@@ -90,6 +90,10 @@ impl XdpDatapath {
             pad2: [0; 2],
             mtu: outer.mtu,
             nat_ip: inner.ip.octets(),
+            conn_mask: 0, // conn_mask and conn_cache_mask: set by load from max_conns
+            conn_seed: crate::packet::conntable::random_seed(),
+            conn_cache_mask: 0,
+            pad3: 0,
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;
@@ -325,7 +329,9 @@ impl Datapath for XdpDatapath {
     }
 
     fn conn_count(&self) -> Result<u64, DatapathError> {
-        Ok(self.conns(usize::MAX)?.len() as u64)
+        self.director
+            .conn_forward()
+            .map_err(err("read the connection count"))
     }
 
     fn counters(&self) -> Result<Counters, DatapathError> {

@@ -6,17 +6,29 @@
 //! * Per-CPU values are summed over the possible CPUs; [`XdpDirector::zero_stats`] writes
 //!   zeros on every CPU (a region about to serve another service starts from zero) and keeps
 //!   what it wiped for the derived `tx_new` / `tx_established` counters.
-//! * [`XdpDirector::conns`] walks the LRU map's keys and returns up to `limit` forward
-//!   entries; an entry evicted between the key walk and its read is skipped, so the walk
-//!   never fails because the table changes under it.
+//! * [`XdpDirector::conns`] reads the connection table in batches of sets (`batch`), each set
+//!   copied under its lock (`BPF_F_LOCK`: every way whole), and returns up to `limit` forward
+//!   entries.
+//! * [`XdpDirector::conn_forward`] counts the forward entries from the program's gauge
+//!   (updated by every record that fills an empty way or evicts), not by reading the table.
 //! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
 
 use aya::maps::xdp::XdpMapError;
 use aya::maps::{Array, DevMap, HashMap, MapError, PerCpuArray, PerCpuValues, RingBuf};
 
+use std::os::fd::AsFd;
+
+use aya::maps::IterableMap;
+
+use super::batch::ArrayBatches;
 use super::{map_err, Error, FlowEvents, XdpDirector};
 use crate::abi::{self, Counter};
 use crate::packet::service::ServiceKey;
+
+/// `BPF_F_LOCK` (uapi `linux/bpf.h`): copy a map value under its `bpf_spin_lock`.
+const BPF_F_LOCK: u64 = 4;
+/// Sets of the connection table read per system call (360 KiB).
+const SETS_PER_CALL: usize = 1024;
 
 /// The `services` map key of a model key.
 pub(crate) fn abi_key(key: &ServiceKey) -> abi::ServiceKey {
@@ -107,28 +119,37 @@ impl XdpDirector {
     /// Up to `limit` forward entries of the connection table (see the module doc).
     pub fn conns(&self, limit: usize) -> Result<Vec<(abi::ConnKey, abi::Conn)>, Error> {
         let m = abi::names::CONNS;
-        let map: HashMap<_, abi::ConnKey, abi::Conn> =
-            HashMap::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+        let map: Array<_, abi::ConnSet> =
+            Array::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+        let fd = map.map().fd().as_fd();
+        // BPF_F_LOCK: the kernel copies each set under its spin lock (never half a way).
+        let mut batches = ArrayBatches::<abi::ConnSet>::new(fd, SETS_PER_CALL, BPF_F_LOCK);
         let mut out = Vec::new();
-        for key in map.keys() {
-            if out.len() >= limit {
+        while out.len() < limit {
+            let sets = batches.next().map_err(|e| Error::Batch(m, e))?;
+            if sets.is_empty() {
                 break;
             }
-            let key = match key {
-                Ok(k) => k,
-                Err(MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(m)(e)),
-            };
-            if key.dir != abi::DIR_FORWARD {
-                continue;
-            }
-            match map.get(&key, 0) {
-                Ok(v) => out.push((key, v)),
-                Err(MapError::KeyNotFound) => continue,
-                Err(e) => return Err(map_err(m)(e)),
+            for set in sets {
+                for (key, value) in set.key.iter().zip(set.value.iter()) {
+                    if key.proto != 0 && key.dir == abi::DIR_FORWARD && out.len() < limit {
+                        out.push((*key, *value));
+                    }
+                }
             }
         }
         Ok(out)
+    }
+
+    /// Forward entries in the connection table: the program's per-CPU gauge, summed.
+    pub fn conn_forward(&self) -> Result<u64, Error> {
+        let m = abi::names::CONN_FORWARD;
+        let map: PerCpuArray<_, i64> =
+            PerCpuArray::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        let values = map.get(&0, 0).map_err(map_err(m))?;
+        let sum = values.iter().fold(0i64, |a, v| a.wrapping_add(*v));
+        Ok(u64::try_from(sum).unwrap_or(0))
     }
 
     /// Every counter summed over CPUs, in index order.

@@ -4,8 +4,10 @@
 //! Contract:
 //! * [`object`] is `ebpf/director.bpf.o` as built by `build.rs`, 8-byte aligned.
 //! * [`XdpDirector::load`] sets the `STRAIT_DIRECTOR` global (MAC, IP, NAT egress
-//!   interfaces), bounds the `conns` LRU map, loads the maps and verifies the program (needs
-//!   `CAP_BPF`/root) and fills the egress devmap with the non-zero NAT egress interfaces;
+//!   interfaces, the connection table's masks), sizes the `conns` table
+//!   (`packet::conntable::sets_for(max_conns)` sets; the caller's `conn_seed` keys its hash)
+//!   and the per-CPU `conn_cache` (`cache_entries_for`), loads the maps and verifies the
+//!   program (needs `CAP_BPF`/root) and fills the egress devmap with the non-zero NAT egress interfaces;
 //!   nothing is attached to an interface ([`XdpDatapath`] attaches).
 //! * [`XdpDirector::install_service`] writes a model service (`packet::service::Service`):
 //!   backends first, then its Maglev table into a *free* slot, then the service entry that
@@ -24,6 +26,7 @@
 //!   repetition (the benchmark's primitive; [`XdpDirector::program`] exposes the director).
 
 mod attach;
+mod batch;
 mod datapath;
 mod events;
 mod layout;
@@ -39,6 +42,7 @@ use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 
 use crate::abi;
+use crate::packet::conntable;
 use crate::packet::service::{FlowHash, Mode, Service, ServiceKey};
 
 /// Extra room in the output buffer for a frame grown at its head (TUN adds 20 bytes).
@@ -79,6 +83,9 @@ pub enum Error {
     /// A service does not fit the maps' bounds.
     #[error("service does not fit the BPF maps: {0}")]
     OutOfBounds(String),
+    /// A batch read of a map failed.
+    #[error("BPF map {0}: batch lookup")]
+    Batch(&'static str, #[source] std::io::Error),
 }
 
 fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
@@ -114,10 +121,16 @@ impl std::fmt::Debug for XdpDirector {
 
 impl XdpDirector {
     /// Loads the object with the director's addresses and a `conns` bound (see module doc).
-    pub fn load(director: abi::Director, max_conns: u32) -> Result<XdpDirector, Error> {
+    pub fn load(mut director: abi::Director, max_conns: u32) -> Result<XdpDirector, Error> {
+        let sets = conntable::sets_for(max_conns as usize) as u32;
+        let cache =
+            conntable::cache_entries_for(max_conns as usize, abi::CONN_CACHE_MAX as usize) as u32;
+        director.conn_mask = sets - 1;
+        director.conn_cache_mask = cache - 1;
         let mut ebpf = EbpfLoader::new()
             .override_global(abi::names::DIRECTOR, &director, true)
-            .map_max_entries(abi::names::CONNS, max_conns.max(1))
+            .map_max_entries(abi::names::CONNS, sets)
+            .map_max_entries(abi::names::CONN_CACHE, cache)
             .load(object())
             .map_err(|e| Error::Load(Box::new(e)))?;
         let program: &mut Xdp = ebpf

@@ -109,7 +109,9 @@ pub fn table() -> StaticNextHops {
 }
 
 /// The program's settings: `mac`/`ip` as given, NAT egress `in0`, client egress `out0`, no
-/// MTU check (`mtu` 0: callers that want one set it).
+/// MTU check (`mtu` 0: callers that want one set it), the connection table's set hash keyed
+/// by [`CONN_SEED`] (a model table `MemConnTable::with_seed(n, CONN_SEED)` of the same bound
+/// then holds the same keys in the same sets).
 pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
     let out0 = Interface::by_name("out0").unwrap();
     let in0 = Interface::by_name("in0").unwrap();
@@ -125,5 +127,12 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         pad2: [0; 2],
         mtu: 0,
         nat_ip: in0.ip.octets(),
+        conn_mask: 0,
+        conn_seed: CONN_SEED,
+        conn_cache_mask: 0,
+        pad3: 0,
     }
 }
+
+/// The set hash seed of [`director`].
+pub const CONN_SEED: u64 = 0x5eed_0f5e_7a55_0c1a;

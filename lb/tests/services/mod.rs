@@ -57,7 +57,7 @@ pub struct Noting {
 }
 
 impl ConnTable for Noting {
-    fn get(&self, flow: &FiveTuple) -> Option<u32> {
+    fn get(&mut self, flow: &FiveTuple) -> Option<u32> {
         let b = self.table.get(flow);
         self.found.set(b.is_some());
         b
@@ -66,7 +66,7 @@ impl ConnTable for Noting {
         self.inserted = true;
         self.table.insert(flow, backend);
     }
-    fn get_reply(&self, reply: &FiveTuple) -> Option<NatOrigin> {
+    fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
         self.table.get_reply(reply)
     }
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {

@@ -1,0 +1,336 @@
+//! The connection table's layout and replacement rule: a set-associative table, the model of
+//! the XDP program's `conns` map (`ebpf/lib/conntrack.h`), bit for bit where it matters.
+//!
+//! Contract:
+//! * A table bounded at `capacity` entries has [`sets_for`]`(capacity)` sets of [`WAYS`] ways:
+//!   twice `capacity` ways, rounded up to a power of two sets. Keys fall into sets at random,
+//!   so a set can fill while the table is not: at `capacity` live entries a set holds 4 on
+//!   average and about 2% of sets are asked for a ninth (an eviction, counted); at half of it
+//!   0.02%. The kernel's LRU hash costs about the same memory per entry.
+//! * A key is the 16 bytes of `struct strait_conn_key` ([`key_bytes`]); its set is
+//!   [`set_of`]: a multiply-xorshift hash of the key's two little-endian 64-bit words keyed by
+//!   a seed (random per load in production, so which flows share a set cannot be chosen from
+//!   outside), masked by `sets − 1`.
+//! * Each set has a clock and each way a stamp. [`SetTable::get`] of a present key marks its
+//!   way most recently used (when it is not already: the clock advances and the way takes
+//!   it); [`SetTable::put`] writes the way that holds the key, else the first empty way, else
+//!   the least recently used one (largest `clock − stamp`, wrapping; the lowest way on a
+//!   tie), which is an eviction, then advances the clock and stamps the way. So an active
+//!   connection is never the one evicted while its set holds an idler one.
+//! * Sets are allocated when first written ([`SetTable`] is a sparse map of sets), so a large
+//!   bound costs nothing until flows arrive.
+
+use std::collections::HashMap;
+
+/// Entries per set (`STRAIT_CONN_WAYS`).
+pub const WAYS: usize = 8;
+
+/// Number of sets of a table bounded at `capacity` entries (see the module doc).
+pub fn sets_for(capacity: usize) -> usize {
+    capacity
+        .max(1)
+        .saturating_mul(2)
+        .div_ceil(WAYS)
+        .next_power_of_two()
+}
+
+/// Entries of the XDP program's per-CPU connection cache for a table of `capacity`
+/// entries: the capacity rounded up to a power of two, at most `cache_max`.
+pub fn cache_entries_for(capacity: usize, cache_max: usize) -> usize {
+    capacity.max(1).next_power_of_two().min(cache_max)
+}
+
+/// The 16 bytes of `struct strait_conn_key` for a 5-tuple and a direction (`DIR_*`).
+pub fn key_bytes(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    dir: u8,
+) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[0..4].copy_from_slice(&src);
+    k[4..8].copy_from_slice(&dst);
+    k[8..10].copy_from_slice(&sport.to_be_bytes());
+    k[10..12].copy_from_slice(&dport.to_be_bytes());
+    k[12] = proto;
+    k[13] = dir;
+    k
+}
+
+/// The set of `key` in a table of `mask + 1` sets under `seed` (`strait_conn_set_of`).
+pub fn set_of(key: &[u8; 16], seed: u64, mask: u32) -> u32 {
+    let w0 = u64::from_le_bytes(key[0..8].try_into().expect("8 bytes"));
+    let w1 = u64::from_le_bytes(key[8..16].try_into().expect("8 bytes"));
+    let mut h = (w0 ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h = (h ^ (h >> 32) ^ w1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 31;
+    (h as u32) & mask
+}
+
+/// A seed for [`set_of`] that differs from process to process and from call to call (the
+/// standard library's randomly keyed hasher over the time): not a secret key, but not
+/// predictable from outside.
+pub fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::collections::hash_map::RandomState::new().hash_one(now)
+}
+
+/// One set: the clock, and per way its stamp and entry.
+#[derive(Debug, Clone)]
+struct Set<V> {
+    clock: u32,
+    stamp: [u32; WAYS],
+    ways: [Option<([u8; 16], V)>; WAYS],
+}
+
+impl<V> Default for Set<V> {
+    fn default() -> Self {
+        Set {
+            clock: 0,
+            stamp: [0; WAYS],
+            ways: std::array::from_fn(|_| None),
+        }
+    }
+}
+
+/// What [`SetTable::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The key was present: its entry was replaced.
+    Replaced,
+    /// The key took an empty way.
+    Added,
+    /// The key took the least recently used way of a full set, whose entry (this key's) is
+    /// gone.
+    Evicted([u8; 16]),
+}
+
+/// The set-associative table (see the module doc).
+#[derive(Debug, Clone)]
+pub struct SetTable<V> {
+    sets: HashMap<u32, Set<V>>,
+    mask: u32,
+    seed: u64,
+    len: usize,
+}
+
+impl<V: Copy> SetTable<V> {
+    /// A table of [`sets_for`]`(capacity)` sets, hashed under `seed`.
+    pub fn new(capacity: usize, seed: u64) -> SetTable<V> {
+        let sets = sets_for(capacity).min(1 << 31);
+        SetTable {
+            sets: HashMap::new(),
+            mask: (sets - 1) as u32,
+            seed,
+            len: 0,
+        }
+    }
+
+    /// Sets − 1.
+    pub fn mask(&self) -> u32 {
+        self.mask
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn way_of(set: &Set<V>, key: &[u8; 16]) -> Option<usize> {
+        set.ways
+            .iter()
+            .position(|w| w.as_ref().is_some_and(|(k, _)| k == key))
+    }
+
+    /// The entry of `key`, without marking it used.
+    pub fn peek(&self, key: &[u8; 16]) -> Option<V> {
+        let set = self.sets.get(&set_of(key, self.seed, self.mask))?;
+        Self::way_of(set, key).and_then(|w| set.ways[w].map(|(_, v)| v))
+    }
+
+    /// The entry of `key`, marking its way most recently used.
+    pub fn get(&mut self, key: &[u8; 16]) -> Option<V> {
+        let set = self.sets.get_mut(&set_of(key, self.seed, self.mask))?;
+        let w = Self::way_of(set, key)?;
+        if set.stamp[w] != set.clock {
+            set.clock = set.clock.wrapping_add(1);
+            set.stamp[w] = set.clock;
+        }
+        set.ways[w].map(|(_, v)| v)
+    }
+
+    /// Records `key` → `value` (see the module doc for the way it takes).
+    pub fn put(&mut self, key: [u8; 16], value: V) -> Put {
+        let set = self
+            .sets
+            .entry(set_of(&key, self.seed, self.mask))
+            .or_default();
+        let (w, put) = if let Some(w) = Self::way_of(set, &key) {
+            (w, Put::Replaced)
+        } else if let Some(w) = set.ways.iter().position(Option::is_none) {
+            (w, Put::Added)
+        } else {
+            let age = |w: usize| set.clock.wrapping_sub(set.stamp[w]);
+            // The first way of the largest age: ties keep the lowest.
+            let w = (1..WAYS).fold(0, |best, w| if age(w) > age(best) { w } else { best });
+            let old = set.ways[w].map(|(k, _)| k).unwrap_or_default();
+            (w, Put::Evicted(old))
+        };
+        set.ways[w] = Some((key, value));
+        set.clock = set.clock.wrapping_add(1);
+        set.stamp[w] = set.clock;
+        if put == Put::Added {
+            self.len += 1;
+        }
+        put
+    }
+
+    /// Every entry, set by set (ascending set index), way by way.
+    pub fn entries(&self) -> Vec<([u8; 16], V)> {
+        let mut sets: Vec<_> = self.sets.iter().collect();
+        sets.sort_unstable_by_key(|(i, _)| **i);
+        sets.into_iter()
+            .flat_map(|(_, s)| s.ways.iter().flatten().copied())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u16) -> [u8; 16] {
+        key_bytes([10, 0, 0, 1], [10, 0, 0, 100], n, 80, 6, 0)
+    }
+
+    /// `n` distinct keys that fall in set 0 of a table of `mask + 1` sets.
+    fn same_set(n: usize, mask: u32, seed: u64) -> Vec<[u8; 16]> {
+        (1..u16::MAX)
+            .map(key)
+            .filter(|k| set_of(k, seed, mask) == 0)
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn sets_are_a_power_of_two_holding_the_capacity() {
+        assert_eq!(sets_for(0), 1);
+        assert_eq!(sets_for(1), 1);
+        assert_eq!(sets_for(4), 1);
+        assert_eq!(sets_for(5), 2);
+        assert_eq!(sets_for(1000), 256);
+        assert_eq!(sets_for(1 << 20), 1 << 18);
+        assert_eq!(sets_for((1 << 20) + 1), 1 << 19);
+        assert_eq!(sets_for(1 << 20) * WAYS, 2 << 20);
+        assert_eq!(cache_entries_for(0, 1 << 15), 1);
+        assert_eq!(cache_entries_for(1000, 1 << 15), 1024);
+        assert_eq!(cache_entries_for(1 << 20, 1 << 15), 1 << 15);
+    }
+
+    #[test]
+    fn key_bytes_are_the_abi_key() {
+        let k = crate::abi::ConnKey {
+            src: [1, 2, 3, 4],
+            dst: [5, 6, 7, 8],
+            sport: 0x1234u16.to_be_bytes(),
+            dport: 80u16.to_be_bytes(),
+            proto: 17,
+            dir: 1,
+            pad: [0; 2],
+        };
+        // SAFETY: ConnKey is repr(C), 16 bytes, no implicit padding (abi tests).
+        let raw: [u8; 16] = unsafe { std::mem::transmute(k) };
+        assert_eq!(
+            key_bytes([1, 2, 3, 4], [5, 6, 7, 8], 0x1234, 80, 17, 1),
+            raw
+        );
+    }
+
+    #[test]
+    fn set_index_spreads_and_depends_on_the_seed() {
+        let mask = 255;
+        let mut counts = vec![0u32; 256];
+        for n in 0..25_600u32 {
+            let k = key_bytes(
+                [10, 0, (n >> 8) as u8, n as u8],
+                [10, 0, 0, 100],
+                40_000,
+                80,
+                6,
+                0,
+            );
+            counts[set_of(&k, 7, mask) as usize] += 1;
+        }
+        // 100 per set on average: a uniform hash keeps every set within 50..150.
+        assert!(counts.iter().all(|&c| (50..150).contains(&c)), "{counts:?}");
+        let moved = (1..1000).filter(|&n| set_of(&key(n), 1, mask) != set_of(&key(n), 2, mask));
+        assert!(moved.count() > 900);
+    }
+
+    #[test]
+    fn a_full_set_evicts_its_least_recently_used_way() {
+        let mask = 63;
+        let mut t = SetTable::new(256, 9);
+        assert_eq!(t.mask(), mask);
+        let k = same_set(WAYS + 2, mask, 9);
+        for (i, key) in k[..WAYS].iter().enumerate() {
+            assert_eq!(t.put(*key, i as u32), Put::Added);
+        }
+        assert_eq!(t.put(k[0], 100), Put::Replaced);
+        assert_eq!(t.get(&k[1]), Some(1));
+        // Recency now: k2 (oldest), k3, ..., k0, k1.
+        assert_eq!(t.put(k[WAYS], 200), Put::Evicted(k[2]));
+        assert_eq!(t.peek(&k[2]), None);
+        assert_eq!(t.peek(&k[0]), Some(100));
+        // peek does not mark: k3 is the oldest now and goes next.
+        assert_eq!(t.peek(&k[3]), Some(3));
+        assert_eq!(t.put(k[WAYS + 1], 300), Put::Evicted(k[3]));
+        assert_eq!(t.peek(&k[3]), None);
+        assert_eq!(t.len(), WAYS);
+        let mut held: Vec<u32> = t.entries().iter().map(|e| e.1).collect();
+        held.sort_unstable();
+        let mut want: Vec<u32> = (4..WAYS as u32).chain([1, 100, 200, 300]).collect();
+        want.sort_unstable();
+        assert_eq!(held, want);
+    }
+
+    #[test]
+    fn a_hit_on_the_most_recent_way_keeps_the_clock() {
+        let mut t = SetTable::new(4, 0);
+        t.put(key(1), 1u32);
+        let clock = |t: &SetTable<u32>| t.sets[&0].clock;
+        let before = clock(&t);
+        assert_eq!(t.get(&key(1)), Some(1));
+        assert_eq!(clock(&t), before);
+        t.put(key(2), 2);
+        assert_eq!(t.get(&key(1)), Some(1));
+        assert_eq!(clock(&t), before + 2);
+    }
+
+    #[test]
+    fn ages_survive_the_clock_wrapping() {
+        let mut t = SetTable::new(4, 0);
+        for n in 1..=WAYS as u16 {
+            t.put(key(n), u32::from(n));
+        }
+        let s = t.sets.get_mut(&0).unwrap();
+        // Stamps on both sides of the wrap, key 1 the least recently used.
+        for (w, stamp) in s.stamp.iter_mut().enumerate() {
+            *stamp = (w as u32).wrapping_sub(2);
+        }
+        s.clock = WAYS as u32;
+        assert_eq!(t.put(key(99), 99), Put::Evicted(key(1)));
+        assert_eq!(t.peek(&key(1)), None);
+        assert_eq!(t.peek(&key(2)), Some(2));
+    }
+}
