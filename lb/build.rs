@@ -28,7 +28,9 @@ fn watch(dir: &Path) -> std::io::Result<()> {
 /// Compiles `src` into `out`: `Ok(false)` when clang cannot be started, an error when it fails.
 fn compile(clang: &str, include: &Path, src: &Path, out: &Path) -> Result<bool, String> {
     let status = Command::new(clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+        .args([
+            "-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+        ])
         .arg("-I/usr/include/x86_64-linux-gnu")
         .arg("-I")
         .arg(include)

@@ -33,7 +33,6 @@
 #define STRAIT_H
 
 #include <linux/types.h>
-#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 /* Offsets are asserted too; lb/src/abi.rs parses these lines and compares. */
 #define STRAIT_OFFSET(s, f, n) _Static_assert(__builtin_offsetof(struct s, f) == n, #s "." #f)
@@ -49,6 +48,8 @@
 #define STRAIT_MAX_CONNS (1 << 20)
 /* Entries per set of the connection table (lb::packet::conntable::WAYS). */
 #define STRAIT_CONN_WAYS 8
+/* Attempts at claiming a set of the connection table before going on without it. */
+#define STRAIT_CONN_CLAIM_TRIES 64
 /* Largest per-CPU connection cache, in entries (a power of two). */
 #define STRAIT_CONN_CACHE_MAX (1 << 15)
 
@@ -173,11 +174,12 @@ STRAIT_OFFSET(strait_conn, slot, 16);
  * advanced by every record and by a hit on a way that is not the most recent one, and the
  * way used gets the new clock; the way with the largest clock - stamp (wrapping) is the least
  * recently used. seq[w] counts the writes of way w (a per-CPU copy is valid while it is
- * unchanged). The lock is held by the program for every write of key, value and seq and for
- * reading a value, and by the kernel for a control-plane read or write with BPF_F_LOCK.
+ * unchanged). busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
+ * compare-and-exchange): held by the program for every write of key, value and seq and for
+ * reading a value; the control plane reads sets without it (lb/src/xdp/maps.rs).
  */
 struct strait_conn_set {
-	struct bpf_spin_lock lock;
+	__u32 busy;
 	__u32 clock;
 	__u32 stamp[STRAIT_CONN_WAYS];
 	__u32 seq[STRAIT_CONN_WAYS];
@@ -185,7 +187,7 @@ struct strait_conn_set {
 	struct strait_conn value[STRAIT_CONN_WAYS];
 };
 _Static_assert(sizeof(struct strait_conn_set) == 360, "strait_conn_set size");
-STRAIT_OFFSET(strait_conn_set, lock, 0);
+STRAIT_OFFSET(strait_conn_set, busy, 0);
 STRAIT_OFFSET(strait_conn_set, clock, 4);
 STRAIT_OFFSET(strait_conn_set, stamp, 8);
 STRAIT_OFFSET(strait_conn_set, seq, 40);
@@ -293,7 +295,8 @@ enum strait_counter {
 	STRAIT_CNT_ICMP_TOO_BIG = 14,  /* ... DF set: ICMP fragmentation needed sent back */
 	STRAIT_CNT_ICMP_TIME_EXCEEDED = 15, /* NAT frame with TTL <= 1: ICMP time exceeded sent */
 	STRAIT_CNT_CONN_EVICTED = 16, /* a record replaced the least recently used entry of a full set */
-	STRAIT_CNT_MAX = 17,
+	STRAIT_CNT_CONN_BUSY = 17, /* a set stayed claimed by other CPUs: a record or read skipped */
+	STRAIT_CNT_MAX = 18,
 };
 
 #endif /* STRAIT_H */

@@ -117,11 +117,14 @@ pub enum Counter {
     /// A new flow's record replaced the least recently used entry of a full set of the
     /// connection table (the table is too small for the flows it sees).
     ConnEvicted = 16,
+    /// A set of the connection table stayed claimed by other CPUs: a record skipped (the
+    /// packet forwarded as decided) or an entry read as absent (the flow scheduled as new).
+    ConnBusy = 17,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 18;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -142,6 +145,7 @@ impl Counter {
         Counter::IcmpTooBig,
         Counter::IcmpTimeExceeded,
         Counter::ConnEvicted,
+        Counter::ConnBusy,
     ];
 
     /// The counter of a drop reason of the model.
@@ -177,6 +181,7 @@ impl Counter {
             Counter::IcmpTooBig => "icmp_too_big",
             Counter::IcmpTimeExceeded => "icmp_time_exceeded",
             Counter::ConnEvicted => "conn_evicted",
+            Counter::ConnBusy => "conn_busy",
         }
     }
 }
@@ -280,8 +285,8 @@ pub struct Conn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
 pub struct ConnSet {
-    /// `struct bpf_spin_lock` (the kernel's; zero in copies read with `BPF_F_LOCK`).
-    pub lock: u32,
+    /// The set's claim: 0 free, 1 held by the program (writing, or reading a value).
+    pub busy: u32,
     /// The set's use clock.
     pub clock: u32,
     /// Each way's last use (clock value).

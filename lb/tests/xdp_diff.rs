@@ -58,6 +58,7 @@ mod diff {
     use std::cell::Cell;
     use std::collections::{HashMap, HashSet};
     use strait_lb::abi::{self, Counter};
+    use strait_lb::packet::conntable::{key_bytes, set_of};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::decide::DropReason;
     use strait_lb::packet::nexthop::StaticNextHops;
@@ -65,7 +66,7 @@ mod diff {
     use strait_lb::packet::rewrite::Director;
     use strait_lb::packet::service::{MemConnTable, Service, ServiceKey, Services};
     use strait_lb::packet::{process, Action};
-    use strait_lb::xdp::{TestRunOutput, XdpDirector};
+    use strait_lb::xdp::{test_run_timed, TestRunOutput, XdpDirector};
 
     const XDP_DROP: u32 = 1;
     const XDP_PASS: u32 = 2;
@@ -604,6 +605,7 @@ mod diff {
                 Counter::DropEncapTooBig,
                 Counter::EventLost,
                 Counter::ConnEvicted,
+                Counter::ConnBusy,
             ];
             if !rare.contains(c) {
                 assert!(want > 10, "counter {} barely exercised: {want}", c.as_str());
@@ -617,6 +619,108 @@ mod diff {
              fitting {fitting:?} followed {after_too_big}, TTL: ICMP {ttl_fwd}/{ttl_reply} \
              by TTL {ttl_by:?} followed {after_ttl}, NAT by TTL {nat_by:?}, counters {got:?}"
         );
+    }
+
+    /// Two CPUs recording into the same sets at once keep the table whole: a table of 24
+    /// entries (8 sets), two threads pinned to CPUs 0 and 1 each running 50 000 frames of the
+    /// same 2048 flows (DR and NAT, one SYN in three) whose forward entries all fall into 2
+    /// sets, through the program. With the services unchanged every flow's backend is its
+    /// Maglev pick whether the table kept it or not, so every output must be the model's;
+    /// afterwards no key may be held twice (two CPUs recording one new key at once, both
+    /// missing it, would put it in two ways), every forward entry must hold its own tuple's
+    /// backend (a way written by two CPUs at once could pair one flow's key with another's
+    /// value) and the program's count must match the listing. Without the set claim this
+    /// fails within a few runs (checked); with it, it must never.
+    #[test]
+    fn concurrent_records_keep_entries_whole() {
+        if !in_child() {
+            return in_netns("diff::concurrent_records_keep_entries_whole");
+        }
+        let (mut xdp, hops) = load_bounded(24);
+        let mut model = Services::new();
+        install(&mut xdp, &mut model, &services([100, 100, 100]), 0);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let program = xdp.program().unwrap();
+        let tables: Vec<MemConnTable> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..2u8)
+                .map(|t| {
+                    let (model, hops) = (&model, &hops);
+                    scope.spawn(move || {
+                        pin_to_cpu(usize::from(t) % cpus);
+                        let mut table = MemConnTable::new(1 << 16);
+                        let mut rng = Rng(0x5eed_0000_c0c0_0000 + u64::from(t));
+                        // Both threads send the same flows, whose forward entries fall into two
+                        // of the 8 sets.
+                        let tuples: Vec<(u8, u16, u16)> = (0..4u8)
+                            .flat_map(|a| (40000..40256u16).map(move |p| (a, p)))
+                            .flat_map(|(a, p)| [(a, p, 80u16), (a, p, 82)])
+                            .filter(|&(a, p, d)| {
+                                let k = key_bytes([192, 168, 1, a], VIP, p, d, TCP, 0);
+                                set_of(&k, nexthops::CONN_SEED, 7) < 2
+                            })
+                            .collect();
+                        for n in 0..50_000 {
+                            let (a, sport, dport) = tuples[rng.below(tuples.len() as u64) as usize];
+                            let shape = Shape {
+                                vlan: None,
+                                options: 0,
+                                proto: TCP,
+                                src: [192, 168, 1, a],
+                                dst: VIP,
+                                sport,
+                                dport,
+                                payload: 4,
+                                frag: 0x4000,
+                                padding: 0,
+                                udp_no_csum: false,
+                                tcp_flags: if rng.below(3) == 0 { SYN } else { ACK },
+                                ttl: 64,
+                            };
+                            let input = frame(&shape);
+                            let want = process(&input, model, &mut table, &DIRECTOR, hops);
+                            let run = test_run_timed(program, &input, 1).unwrap();
+                            let got = TestRunOutput {
+                                action: run.action,
+                                frame: run.frame,
+                            };
+                            check(n, &input, &want, &got);
+                        }
+                        table
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let listed = xdp.conns(usize::MAX).unwrap();
+        let keys: HashSet<_> = listed.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys.len(), listed.len(), "a key held twice");
+        let held = xdp_forward(&xdp);
+        for (t, b) in &held {
+            let want = tables.iter().find_map(|table| table.peek(t));
+            assert_eq!(want, Some(*b), "entry {t:?}");
+        }
+        assert_eq!(xdp.conn_forward().unwrap(), held.len() as u64);
+        let counter = |c: Counter| {
+            let all = xdp.counters().unwrap();
+            all.into_iter().find(|(k, _)| *k == c).map_or(0, |(_, v)| v)
+        };
+        assert!(counter(Counter::ConnEvicted) > 1000);
+        println!(
+            "{} entries held, {} evictions, {} claims given up (conn_busy), on {cpus} CPUs",
+            held.len(),
+            counter(Counter::ConnEvicted),
+            counter(Counter::ConnBusy)
+        );
+    }
+
+    /// Pins the calling thread to `cpu` (best effort: the test stays valid unpinned).
+    fn pin_to_cpu(cpu: usize) {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
     }
 
     /// RFC 768: a UDP checksum that the NAT update turns into 0 is sent as 0xffff. Searches

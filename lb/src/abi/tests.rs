@@ -174,7 +174,7 @@ fn offsets_match_the_header() {
             "conn_seed",
             offset_of!(Director, conn_seed),
         ),
-        ("strait_conn_set", "lock", offset_of!(ConnSet, lock)),
+        ("strait_conn_set", "busy", offset_of!(ConnSet, busy)),
         ("strait_conn_set", "clock", offset_of!(ConnSet, clock)),
         ("strait_conn_set", "stamp", offset_of!(ConnSet, stamp)),
         ("strait_conn_set", "seq", offset_of!(ConnSet, seq)),
@@ -211,6 +211,7 @@ fn constants_match_the_header() {
     assert_eq!(CONN_WAYS, crate::packet::conntable::WAYS);
     assert_eq!(define("STRAIT_CONN_CACHE_MAX"), "(1 << 15)");
     assert_eq!(CONN_CACHE_MAX, 1 << 15);
+    assert_eq!(define("STRAIT_CONN_CLAIM_TRIES"), "64");
     assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());
     assert_eq!(define("STRAIT_MODE_TUN"), MODE_TUN.to_string());
     assert_eq!(define("STRAIT_MODE_NAT"), MODE_NAT.to_string());

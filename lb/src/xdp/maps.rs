@@ -6,9 +6,12 @@
 //! * Per-CPU values are summed over the possible CPUs; [`XdpDirector::zero_stats`] writes
 //!   zeros on every CPU (a region about to serve another service starts from zero) and keeps
 //!   what it wiped for the derived `tx_new` / `tx_established` counters.
-//! * [`XdpDirector::conns`] reads the connection table in batches of sets (`batch`), each set
-//!   copied under its lock (`BPF_F_LOCK`: every way whole), and returns up to `limit` forward
-//!   entries.
+//! * [`XdpDirector::conns`] reads the connection table in batches of sets (`batch`) while the
+//!   program runs and returns up to `limit` forward entries. A set copied while the program
+//!   held its claim (`busy`, being written) is read again until a copy shows it free (at most
+//!   8 times, else left out of this listing); a copy is not atomic, so an entry written at
+//!   that very instant may still show old and new halves: the listing is an operator's view,
+//!   never an input of the datapath.
 //! * [`XdpDirector::conn_forward`] counts the forward entries from the program's gauge
 //!   (updated by every record that fills an empty way or evicts), not by reading the table.
 //! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
@@ -25,10 +28,25 @@ use super::{map_err, Error, FlowEvents, XdpDirector};
 use crate::abi::{self, Counter};
 use crate::packet::service::ServiceKey;
 
-/// `BPF_F_LOCK` (uapi `linux/bpf.h`): copy a map value under its `bpf_spin_lock`.
-const BPF_F_LOCK: u64 = 4;
 /// Sets of the connection table read per system call (360 KiB).
 const SETS_PER_CALL: usize = 1024;
+/// Reads of a set found claimed before it is left out of a listing.
+const SET_READS: usize = 8;
+
+/// Set `index` read again until a copy shows it unclaimed, or `None` (see the module doc).
+fn settled_set<T: std::borrow::Borrow<aya::maps::MapData>>(
+    map: &Array<T, abi::ConnSet>,
+    index: u32,
+) -> Result<Option<abi::ConnSet>, Error> {
+    for _ in 0..SET_READS {
+        let set = map.get(&index, 0).map_err(map_err(abi::names::CONNS))?;
+        if set.busy == 0 {
+            return Ok(Some(set));
+        }
+        std::thread::yield_now();
+    }
+    Ok(None)
+}
 
 /// The `services` map key of a model key.
 pub(crate) fn abi_key(key: &ServiceKey) -> abi::ServiceKey {
@@ -122,15 +140,21 @@ impl XdpDirector {
         let map: Array<_, abi::ConnSet> =
             Array::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
         let fd = map.map().fd().as_fd();
-        // BPF_F_LOCK: the kernel copies each set under its spin lock (never half a way).
-        let mut batches = ArrayBatches::<abi::ConnSet>::new(fd, SETS_PER_CALL, BPF_F_LOCK);
+        let mut batches = ArrayBatches::<abi::ConnSet>::new(fd, SETS_PER_CALL, 0);
         let mut out = Vec::new();
+        let mut index = 0u32;
         while out.len() < limit {
             let sets = batches.next().map_err(|e| Error::Batch(m, e))?;
             if sets.is_empty() {
                 break;
             }
             for set in sets {
+                let set = match set.busy {
+                    0 => Some(*set),
+                    _ => settled_set(&map, index)?,
+                };
+                index += 1;
+                let Some(set) = set else { continue };
                 for (key, value) in set.key.iter().zip(set.value.iter()) {
                     if key.proto != 0 && key.dir == abi::DIR_FORWARD && out.len() < limit {
                         out.push((*key, *value));
