@@ -47,7 +47,8 @@
  *    scheduling (the flow is recorded and its event queued, later packets with a normal TTL
  *    follow it) and before the next-hop lookup, no backend stats. Otherwise the TTL is
  *    decremented and destination address and port := the backend's (lib/nat.h), MACs of
- *    the next hop towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h),
+ *    the next hop towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h: the
+ *    FIB's answer, kept per CPU for up to a second),
  *    redirected through the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a
  *    neighbour entry the backend's MAC from the backends map (source: nat_mac) if it is not
  *    zero, else drop (drop_no_neigh); without a route drop (drop_no_route). The flow stays
@@ -152,7 +153,7 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 	}
 	__be32 vip = origin.vip;
 	__be16 vport = origin.vport;
-	int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.client_ifindex, vip, flow->dst, dmac, smac);
+	int hop = strait_next_hop_cached(ctx, STRAIT_DIRECTOR.client_ifindex, vip, flow->dst, dmac, smac);
 
 	if (hop == STRAIT_HOP_NO_NEIGH)
 		return strait_drop(STRAIT_CNT_DROP_NO_NEIGH);
@@ -188,7 +189,7 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 		return XDP_TX;
 	}
 	if (mode == STRAIT_MODE_NAT) {
-		int hop = strait_next_hop(ctx, STRAIT_DIRECTOR.nat_ifindex, flow->src, target.ip,
+		int hop = strait_next_hop_cached(ctx, STRAIT_DIRECTOR.nat_ifindex, flow->src, target.ip,
 					  dmac, smac);
 
 		if (hop == STRAIT_HOP_NO_NEIGH) {

@@ -723,6 +723,79 @@ mod diff {
         }
     }
 
+    /// The next-hop cache (`ebpf/lib/fib.h`) follows the kernel: a NAT forward to backend 1
+    /// leaves with its neighbour MAC; after `ip neigh replace` gives the backend another MAC,
+    /// forwards leave with the new one within the cache's second (polled every 50 ms, on
+    /// whichever CPU the test runs), and the model given the new table agrees byte for byte.
+    #[test]
+    fn nat_next_hop_follows_a_neighbour_change() {
+        if !in_child() {
+            return in_netns("diff::nat_next_hop_follows_a_neighbour_change");
+        }
+        let (mut xdp, mut hops) = load();
+        let mut model = Services::new();
+        // Backend 1 takes every new flow.
+        install(&mut xdp, &mut model, &services([100, 0, 0]), 0);
+        let mut conns = MemConnTable::new(1 << 10);
+        let forward = |sport: u16| {
+            frame(&Shape {
+                vlan: None,
+                options: 0,
+                proto: TCP,
+                src: [192, 168, 1, 1],
+                dst: VIP,
+                sport,
+                dport: 82,
+                payload: 4,
+                frag: 0x4000,
+                padding: 0,
+                udp_no_csum: false,
+                tcp_flags: ACK,
+                ttl: 64,
+            })
+        };
+        let before = forward(40000);
+        let want = process(&before, &model, &mut conns, &DIRECTOR, &hops);
+        check(0, &before, &want, &xdp.test_run(&before).unwrap());
+        let new_mac = [2, 0, 0, 0, 9, 1];
+        let status = std::process::Command::new("ip")
+            .args([
+                "neigh",
+                "replace",
+                "10.0.1.1",
+                "lladdr",
+                "02:00:00:00:09:01",
+            ])
+            .args(["dev", "in0", "nud", "permanent"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        hops = nexthops::table();
+        hops.neighbours.insert(
+            (strait_lb::packet::nexthop::Egress::Nat, [10, 0, 1, 1]),
+            new_mac,
+        );
+        let start = std::time::Instant::now();
+        let mut n = 1;
+        loop {
+            let f = forward(40000 + n);
+            let got = xdp.test_run(&f).unwrap();
+            if got.frame.get(0..6) == Some(&new_mac[..]) {
+                let want = process(&f, &model, &mut conns, &DIRECTOR, &hops);
+                check(usize::from(n), &f, &want, &got);
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_millis(1500),
+                "still the old MAC after {:?}",
+                start.elapsed()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            n += 1;
+        }
+        println!("new neighbour MAC used after {:?}", start.elapsed());
+    }
+
     /// RFC 768: a UDP checksum that the NAT update turns into 0 is sent as 0xffff. Searches
     /// the payload word that makes the update land on 0, then compares both datapaths.
     #[test]
