@@ -16,7 +16,7 @@
  * smac (the egress interface's); STRAIT_HOP_NO_NEIGH: a route but no valid neighbour entry;
  * STRAIT_HOP_NO_ROUTE: any other answer (no route, local/broadcast/blackhole/unreachable,
  * unknown interface). strait_next_hop_cached() is the same answer through each CPU's cache
- * (below): a found next hop may be up to STRAIT_HOP_TTL_NS old.
+ * (below): a found next hop may be up to STRAIT_HOP_TTL_JIFFIES old.
  */
 #ifndef STRAIT_LIB_FIB_H
 #define STRAIT_LIB_FIB_H
@@ -53,15 +53,17 @@ static __always_inline int strait_next_hop(struct xdp_md *ctx, __u32 oif, __be32
 
 /*
  * Each CPU's cache of the FIB's answers (a found next hop, by destination and egress
- * interface), for STRAIT_HOP_TTL_NS: a bpf_fib_lookup costs about 150 ns, two thirds of a NAT
- * packet. Only STRAIT_HOP_FOUND is kept, so a missing neighbour or route is asked again on
- * every frame; a neighbour or route change is seen within STRAIT_HOP_TTL_NS (per CPU, per
- * destination). The destination is the backend (forwards) or the client (replies), so with
+ * interface), for STRAIT_HOP_TTL_JIFFIES: a bpf_fib_lookup costs about 150 ns, two thirds of
+ * a NAT packet. Only STRAIT_HOP_FOUND is kept, so a missing neighbour or route is asked again
+ * on every frame; a neighbour or route change is seen within STRAIT_HOP_TTL_JIFFIES (per CPU,
+ * per destination). Jiffies, not bpf_ktime_get_coarse_ns(): the verifier inlines
+ * bpf_jiffies64() as one load (the coarse clock is a helper call, 15-20 ns here); 256
+ * jiffies are 1.02 s at the common HZ=250 (0.26 s at HZ=1000, 2.6 s at HZ=100). The destination is the backend (forwards) or the client (replies), so with
  * several routes of equal cost (ECMP) a destination keeps one path for that time.
  * Direct-mapped by a hash of destination and interface; per CPU, so no locking.
  */
 #define STRAIT_HOP_CACHE 8192
-#define STRAIT_HOP_TTL_NS 1000000000ULL
+#define STRAIT_HOP_TTL_JIFFIES 256
 
 struct strait_hop {
 	__be32 dst;
@@ -69,7 +71,7 @@ struct strait_hop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 pad;
-	__u64 expires; /* bpf_ktime_get_coarse_ns() after which the entry is asked again */
+	__u64 expires; /* bpf_jiffies64() after which the entry is asked again */
 };
 
 struct {
@@ -85,7 +87,7 @@ static __always_inline int strait_next_hop_cached(struct xdp_md *ctx, __u32 oif,
 {
 	__u32 slot = (((__u32)dst ^ oif) * 0x9e3779b1U) >> 19; /* 13 bits: STRAIT_HOP_CACHE */
 	struct strait_hop *h = bpf_map_lookup_elem(&hop_cache, &slot);
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = bpf_jiffies64();
 	int rc;
 
 	if (h && h->dst == dst && h->oif == oif && now < h->expires) {
@@ -99,7 +101,7 @@ static __always_inline int strait_next_hop_cached(struct xdp_md *ctx, __u32 oif,
 		h->oif = oif;
 		__builtin_memcpy(h->dmac, dmac, 6);
 		__builtin_memcpy(h->smac, smac, 6);
-		h->expires = now + STRAIT_HOP_TTL_NS;
+		h->expires = now + STRAIT_HOP_TTL_JIFFIES;
 	}
 	return rc;
 }
