@@ -48,7 +48,7 @@
  *    follow it) and before the next-hop lookup, no backend stats. Otherwise the TTL is
  *    decremented and destination address and port := the backend's (lib/nat.h), MACs of
  *    the next hop towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h: the
- *    FIB's answer, kept per CPU for up to a second),
+ *    FIB's answer, kept per CPU for up to 256 jiffies),
  *    redirected through the egress devmap entry STRAIT_EGRESS_NAT (lib/egress.h); without a
  *    neighbour entry the backend's MAC from the backends map (source: nat_mac) if it is not
  *    zero, else drop (drop_no_neigh); without a route drop (drop_no_route). The flow stays
