@@ -172,8 +172,8 @@ STRAIT_OFFSET(strait_conn, slot, 16);
  * One set of the connection table (lib/conntrack.h). An empty way has an all-zero key (a
  * recorded key's proto is never 0). stamp orders the ways by last use: the set's clock is
  * advanced by every record and by a hit on a way that is not the most recent one, and the
- * way used gets the new clock; the way with the largest clock - stamp (wrapping) is the least
- * recently used. seq[w] counts the writes of way w (a per-CPU copy is valid while it is
+ * way used gets the new clock; the way with the largest clock - stamp (wrapping, as a signed
+ * 32-bit age, a negative one counted as 0) is the least recently used. seq[w] counts the writes of way w (a per-CPU copy is valid while it is
  * unchanged). busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
  * compare-and-exchange): held by the program for every write of key, value and seq and for
  * reading a value; the control plane reads sets without it (lb/src/xdp/maps.rs).

@@ -14,8 +14,8 @@
 //! * Each set has a clock and each way a stamp. [`SetTable::get`] of a present key marks its
 //!   way most recently used (when it is not already: the clock advances and the way takes
 //!   it); [`SetTable::put`] writes the way that holds the key, else the first empty way, else
-//!   the least recently used one (largest `clock − stamp`, wrapping; the lowest way on a
-//!   tie), which is an eviction, then advances the clock and stamps the way. So an active
+//!   the least recently used one (largest `clock − stamp`, wrapping, as a signed 32-bit age
+//!   with a negative one counted as 0; the lowest way on a tie), which is an eviction, then advances the clock and stamps the way. So an active
 //!   connection is never the one evicted while its set holds an idler one.
 //! * Sets are allocated when first written ([`SetTable`] is a sparse map of sets), so a large
 //!   bound costs nothing until flows arrive.
@@ -180,7 +180,9 @@ impl<V: Copy> SetTable<V> {
         } else if let Some(w) = set.ways.iter().position(Option::is_none) {
             (w, Put::Added)
         } else {
-            let age = |w: usize| set.clock.wrapping_sub(set.stamp[w]);
+            // clock − stamp as a signed 32-bit age, a stamp ahead of the clock counting as 0
+            // (only a race between CPUs in the program makes one: `strait_conn_touch`).
+            let age = |w: usize| (set.clock.wrapping_sub(set.stamp[w]) as i32).max(0);
             // The first way of the largest age: ties keep the lowest.
             let w = (1..WAYS).fold(0, |best, w| if age(w) > age(best) { w } else { best });
             let old = set.ways[w].map(|(k, _)| k).unwrap_or_default();
@@ -315,6 +317,21 @@ mod tests {
         t.put(key(2), 2);
         assert_eq!(t.get(&key(1)), Some(1));
         assert_eq!(clock(&t), before + 2);
+    }
+
+    #[test]
+    fn a_stamp_ahead_of_the_clock_counts_as_the_most_recent() {
+        let mut t = SetTable::new(4, 0);
+        for n in 1..=WAYS as u16 {
+            t.put(key(n), u32::from(n));
+        }
+        let s = t.sets.get_mut(&0).unwrap();
+        // Way 0 stamped ahead of the clock (a racing CPU wrote the clock back): not the
+        // oldest, though clock - stamp wraps to the largest unsigned age.
+        s.clock = 100;
+        s.stamp = std::array::from_fn(|w| 50 + w as u32);
+        s.stamp[0] = 101;
+        assert_eq!(t.put(key(99), 99), Put::Evicted(key(2)));
     }
 
     #[test]
