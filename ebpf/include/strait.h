@@ -17,6 +17,7 @@
  *   conn_cache PERCPU_ARRAY u32 -> struct strait_conn_cached: each CPU's copies of entries
  *             it used (direct-mapped, conn_cache_mask + 1 entries; lib/conntrack.h)
  *   conn_forward PERCPU_ARRAY u32 (0) -> s64: forward entries held (summed over CPUs)
+ *   hop_cache PERCPU_ARRAY: each CPU's found NAT next hops (program-only, lib/fib.h)
  *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64 (tx_* derived, see the enum)
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
