@@ -12,7 +12,7 @@
  *   backends  ARRAY    u32 (service.backend_base + index) -> struct strait_backend
  *   maglev    ARRAY    u32 (slot * STRAIT_MAGLEV_MAX + hash % table_size) -> u32 backend index
  *   conns     ARRAY    u32 (set index) -> struct strait_conn_set: the connection table,
- *             set-associative (STRAIT_CONN_WAYS entries per set, a bpf_spin_lock each;
+ *             set-associative (STRAIT_CONN_WAYS entries per set, a claim word each;
  *             lib/conntrack.h); the set count is conn_mask + 1 of struct strait_director
  *   conn_cache PERCPU_ARRAY u32 -> struct strait_conn_cached: each CPU's copies of entries
  *             it used (direct-mapped, conn_cache_mask + 1 entries; lib/conntrack.h)

@@ -3,7 +3,7 @@
 //!
 //! Contract: [`ArrayBatches::next`] returns the next values of the array in index order, up
 //! to the buffer's length per call, an empty slice after the last one; `elem_flags` is passed
-//! to the kernel for every element (`BPF_F_LOCK`: each value copied under its spin lock).
+//! to the kernel for every element (e.g. `BPF_F_LOCK` for values with a spin lock).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
