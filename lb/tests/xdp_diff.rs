@@ -270,24 +270,22 @@ mod diff {
                 let i = rng.below(recent.len() as u64) as usize;
                 (client, client_port, b_ip, b_port) = recent[i];
             }
+            let (src, dst, sport) = if reply {
+                (b_ip, client, b_port)
+            } else {
+                (client, VIP, client_port)
+            };
+            // Drawn in this order: port, payload, flags.
+            let dport = if reply {
+                client_port
+            } else {
+                [80, 82][rng.below(2) as usize]
+            };
+            let payload = rng.below(20) as usize;
+            let flags = if rng.below(6) == 0 { SYN } else { ACK };
             let shape = Shape {
-                vlan: None,
-                options: 0,
-                proto: TCP,
-                src: if reply { b_ip } else { client },
-                dst: if reply { client } else { VIP },
-                sport: if reply { b_port } else { client_port },
-                dport: if reply {
-                    client_port
-                } else {
-                    [80, 82][rng.below(2) as usize]
-                },
-                payload: rng.below(20) as usize,
-                frag: 0x4000,
-                padding: 0,
-                udp_no_csum: false,
-                tcp_flags: if rng.below(6) == 0 { SYN } else { ACK },
-                ttl: 64,
+                payload,
+                ..Shape::tcp(src, dst, sport, dport, flags)
             };
             let input = frame(&shape);
             let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
@@ -661,21 +659,8 @@ mod diff {
                             .collect();
                         for n in 0..50_000 {
                             let (a, sport, dport) = tuples[rng.below(tuples.len() as u64) as usize];
-                            let shape = Shape {
-                                vlan: None,
-                                options: 0,
-                                proto: TCP,
-                                src: [192, 168, 1, a],
-                                dst: VIP,
-                                sport,
-                                dport,
-                                payload: 4,
-                                frag: 0x4000,
-                                padding: 0,
-                                udp_no_csum: false,
-                                tcp_flags: if rng.below(3) == 0 { SYN } else { ACK },
-                                ttl: 64,
-                            };
+                            let flags = if rng.below(3) == 0 { SYN } else { ACK };
+                            let shape = Shape::tcp([192, 168, 1, a], VIP, sport, dport, flags);
                             let input = frame(&shape);
                             let want = process(&input, model, &mut table, &DIRECTOR, hops);
                             let run = test_run_timed(program, &input, 1).unwrap();
@@ -738,23 +723,7 @@ mod diff {
         // Backend 1 takes every new flow.
         install(&mut xdp, &mut model, &services([100, 0, 0]), 0);
         let mut conns = MemConnTable::new(1 << 10);
-        let forward = |sport: u16| {
-            frame(&Shape {
-                vlan: None,
-                options: 0,
-                proto: TCP,
-                src: [192, 168, 1, 1],
-                dst: VIP,
-                sport,
-                dport: 82,
-                payload: 4,
-                frag: 0x4000,
-                padding: 0,
-                udp_no_csum: false,
-                tcp_flags: ACK,
-                ttl: 64,
-            })
-        };
+        let forward = |sport: u16| frame(&Shape::tcp([192, 168, 1, 1], VIP, sport, 82, ACK));
         let before = forward(40000);
         let want = process(&before, &model, &mut conns, &DIRECTOR, &hops);
         check(0, &before, &want, &xdp.test_run(&before).unwrap());

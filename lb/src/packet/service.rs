@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use super::conntable::{self, Put, SetTable};
 use super::parse::FiveTuple;
+use crate::abi::{DIR_FORWARD, DIR_REPLY};
 use crate::maglev::{self, MaglevError, Table};
 
 /// Forwarding mode of a service.
@@ -195,10 +196,6 @@ enum Entry {
     Forward(u32),
     Reply(NatOrigin),
 }
-
-/// `DIR_FORWARD` / `DIR_REPLY` of the XDP table's keys.
-const DIR_FORWARD: u8 = 0;
-const DIR_REPLY: u8 = 1;
 
 fn key_of(t: &FiveTuple, dir: u8) -> [u8; 16] {
     conntable::key_bytes(t.src, t.dst, t.sport, t.dport, t.proto, dir)

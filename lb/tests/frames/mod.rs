@@ -43,6 +43,27 @@ pub struct Shape {
     pub ttl: u8,
 }
 
+impl Shape {
+    /// A plain TCP segment: no VLAN tag, no IP options, DF set, TTL 64, 4 payload bytes.
+    pub fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, tcp_flags: u8) -> Shape {
+        Shape {
+            vlan: None,
+            options: 0,
+            proto: 6,
+            src,
+            dst,
+            sport,
+            dport,
+            payload: 4,
+            frag: 0x4000,
+            padding: 0,
+            udp_no_csum: false,
+            tcp_flags,
+            ttl: 64,
+        }
+    }
+}
+
 /// TCP flags SYN, SYN+ACK, ACK, PSH+ACK, FIN+ACK, RST+ACK, SYN+FIN (an opening SYN too).
 pub const SYN: u8 = 0x02;
 pub const SYN_ACK: u8 = 0x12;
