@@ -37,15 +37,18 @@
  *    DF clear it is dropped (drop_too_big): XDP cannot fragment, and a client that does not
  *    set DF does no PMTUD. This check comes after scheduling: the flow is recorded (and its
  *    event queued) as for a forward, so a later smaller segment goes to the same backend;
- *    the backend's packet and flow stats count forwarded packets only. DR and NAT keep the
- *    frame's size and are not checked (an inner interface with a smaller MTU than the
- *    client side is a known limit);
+ *    the backend's packet and flow stats count forwarded packets only. DR leaves by the
+ *    interface it arrived on with the frame's size: nothing to check;
  *    NAT: the director is the backends' router (as the kernel's forwarding path behind
  *    nftables DNAT): a frame that arrived with TTL <= 1 is not forwarded but becomes the ICMP
  *    "time exceeded" (lib/icmp.h) to the client, from STRAIT_DIRECTOR.mac and .ip (the
  *    client-facing interface it arrived on), XDP_TX (icmp_time_exceeded); checked after
  *    scheduling (the flow is recorded and its event queued, later packets with a normal TTL
- *    follow it) and before the next-hop lookup, no backend stats. Otherwise the TTL is
+ *    follow it) and before the next-hop lookup, no backend stats. Then a datagram longer
+ *    than STRAIT_DIRECTOR.nat_mtu (the inner interface's; 0: unchecked) is not forwarded:
+ *    DF set, the ICMP "fragmentation needed" (next-hop MTU = nat_mtu) to the client from
+ *    .mac and .ip (icmp_too_big); DF clear, drop_too_big (a router would fragment; XDP
+ *    cannot). Otherwise the TTL is
  *    decremented and destination address and port := the backend's (lib/nat.h), MACs of
  *    the next hop towards the backend through STRAIT_DIRECTOR.nat_ifindex (lib/fib.h: the
  *    FIB's answer, kept per CPU for up to 256 jiffies),
@@ -56,10 +59,16 @@
  *    DR (an L2 rewrite on the same link) and TUN (a new outer header, TTL 64) keep the TTL;
  * 4. a flow to no service that matches a NAT reply entry: with TTL <= 1 the ICMP "time
  *    exceeded" to the backend, from STRAIT_DIRECTOR.nat_mac and .nat_ip (the inner interface
- *    it arrived on), XDP_TX (icmp_time_exceeded), before the next-hop lookup; else TTL - 1,
+ *    it arrived on), XDP_TX (icmp_time_exceeded), before the next-hop lookup; longer than
+ *    STRAIT_DIRECTOR.mtu (the client side's): DF set, the ICMP "fragmentation needed"
+ *    (next-hop MTU = mtu) to the backend from .nat_mac and .nat_ip (icmp_too_big), DF clear
+ *    drop_too_big; else TTL - 1,
  *    source := VIP and port, MACs of the next hop towards the client through
  *    client_ifindex, redirected through STRAIT_EGRESS_CLIENT; no neighbour or no route:
  *    drop (never pass: the kernel would forward it un-NATed).
+ * Every ICMP error above is first charged to this CPU's budget (lib/ratelimit.h:
+ * STRAIT_DIRECTOR.icmp_cost / .icmp_cap, from icmp_rate / icmp_burst): over it, the error is
+ * not built and the frame is dropped (icmp_limited), the flow staying recorded.
  * The director's addresses come from the volatile const global STRAIT_DIRECTOR.
  */
 #include <linux/bpf.h>
@@ -75,6 +84,7 @@
 #include "lib/egress.h"
 #include "lib/fib.h"
 #include "lib/events.h"
+#include "lib/ratelimit.h"
 
 volatile const struct strait_director STRAIT_DIRECTOR = {};
 
@@ -111,6 +121,33 @@ static __always_inline void strait_nat_mac(__u8 *mac)
 	mac[5] = STRAIT_DIRECTOR.nat_mac[5];
 }
 
+/* An ICMP error about to be sent: over this CPU's budget (lib/ratelimit.h), it is not, and the
+ * frame is dropped (counted icmp_limited). */
+static __always_inline int strait_icmp_over_budget(void)
+{
+	if (strait_icmp_allowed(STRAIT_DIRECTOR.icmp_cost, STRAIT_DIRECTOR.icmp_cap))
+		return 0;
+	strait_count(STRAIT_CNT_ICMP_LIMITED);
+	return 1;
+}
+
+/* A NAT datagram over the MTU of the interface it leaves by (steps 3 and 4): with DF, the
+ * router's "fragmentation needed" from smac and saddr (the interface it arrived on), XDP_TX;
+ * without, a drop. */
+static __always_inline int strait_routed_too_big(struct xdp_md *ctx,
+						 const struct strait_flow *flow,
+						 const __u8 *smac, __be32 saddr, __u32 mtu)
+{
+	if (!flow->dont_fragment)
+		return strait_drop(STRAIT_CNT_DROP_TOO_BIG);
+	if (strait_icmp_over_budget())
+		return XDP_DROP;
+	if (strait_frag_needed_routed(ctx, flow, smac, saddr, mtu))
+		return XDP_DROP;
+	strait_count(STRAIT_CNT_ICMP_TOO_BIG);
+	return XDP_TX;
+}
+
 static __always_inline int strait_mac_is_zero(const __u8 *m)
 {
 	return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
@@ -145,11 +182,19 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 		return strait_pass_class(STRAIT_PARSE_OTHER);
 	if (strait_ttl_expired(flow)) {
 		/* Back out of the inner interface it arrived on, from its MAC and address. */
+		if (strait_icmp_over_budget())
+			return XDP_DROP;
 		strait_nat_mac(smac);
 		if (strait_time_exceeded(ctx, flow, smac, STRAIT_DIRECTOR.nat_ip))
 			return XDP_DROP;
 		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
 		return XDP_TX;
+	}
+	/* Leaves by the client-facing interface: its MTU. */
+	if (strait_routed_over_mtu(flow, STRAIT_DIRECTOR.mtu)) {
+		strait_nat_mac(smac);
+		return strait_routed_too_big(ctx, flow, smac, STRAIT_DIRECTOR.nat_ip,
+					     STRAIT_DIRECTOR.mtu);
 	}
 	__be32 vip = origin.vip;
 	__be16 vport = origin.vport;
@@ -182,11 +227,19 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 
 	/* TTL (step 3, NAT): after scheduling, before the next hop; no backend stats. */
 	if (mode == STRAIT_MODE_NAT && strait_ttl_expired(flow)) {
+		if (strait_icmp_over_budget())
+			return XDP_DROP;
 		strait_own_mac(smac);
 		if (strait_time_exceeded(ctx, flow, smac, STRAIT_DIRECTOR.ip))
 			return XDP_DROP;
 		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
 		return XDP_TX;
+	}
+	/* Egress MTU (step 3, NAT): the inner interface's; as the TTL, no backend stats. */
+	if (mode == STRAIT_MODE_NAT && strait_routed_over_mtu(flow, STRAIT_DIRECTOR.nat_mtu)) {
+		strait_own_mac(smac);
+		return strait_routed_too_big(ctx, flow, smac, STRAIT_DIRECTOR.ip,
+					     STRAIT_DIRECTOR.nat_mtu);
 	}
 	if (mode == STRAIT_MODE_NAT) {
 		int hop = strait_next_hop_cached(ctx, STRAIT_DIRECTOR.nat_ifindex, flow->src, target.ip,
@@ -209,6 +262,8 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 	if (mode == STRAIT_MODE_TUN && strait_over_mtu(flow, STRAIT_DIRECTOR.mtu)) {
 		if (!flow->dont_fragment)
 			return strait_drop(STRAIT_CNT_DROP_TOO_BIG);
+		if (strait_icmp_over_budget())
+			return XDP_DROP;
 		if (strait_frag_needed(ctx, flow, smac, STRAIT_DIRECTOR.mtu))
 			return XDP_DROP;
 		strait_count(STRAIT_CNT_ICMP_TOO_BIG);

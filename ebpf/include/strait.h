@@ -18,6 +18,7 @@
  *             it used (direct-mapped, conn_cache_mask + 1 entries; lib/conntrack.h)
  *   conn_forward PERCPU_ARRAY u32 (0) -> s64: forward entries held (summed over CPUs)
  *   hop_cache PERCPU_ARRAY: each CPU's found NAT next hops (program-only, lib/fib.h)
+ *   icmp_budget PERCPU_ARRAY: each CPU's ICMP error token bucket (program-only, lib/ratelimit.h)
  *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64 (tx_* derived, see the enum)
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
@@ -257,9 +258,11 @@ struct strait_director {
 	__u32 conn_mask;      /* sets of conns - 1 (a power of two - 1) */
 	__u64 conn_seed;      /* key of the set index hash (random per load) */
 	__u32 conn_cache_mask; /* entries of conn_cache - 1 (a power of two - 1) */
-	__u32 pad3;
+	__u32 nat_mtu;        /* MTU of nat_ifindex (NAT forwards: lib/icmp.h); 0: unchecked */
+	__u64 icmp_cost;      /* ns of credit one ICMP error costs (lib/ratelimit.h); 0: no limit */
+	__u64 icmp_cap;       /* most ns of credit a CPU's ICMP budget holds */
 };
-_Static_assert(sizeof(struct strait_director) == 56, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 72, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -272,7 +275,9 @@ STRAIT_OFFSET(strait_director, nat_ip, 32);
 STRAIT_OFFSET(strait_director, conn_mask, 36);
 STRAIT_OFFSET(strait_director, conn_seed, 40);
 STRAIT_OFFSET(strait_director, conn_cache_mask, 48);
-STRAIT_OFFSET(strait_director, pad3, 52);
+STRAIT_OFFSET(strait_director, nat_mtu, 52);
+STRAIT_OFFSET(strait_director, icmp_cost, 56);
+STRAIT_OFFSET(strait_director, icmp_cap, 64);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -292,12 +297,13 @@ enum strait_counter {
 	STRAIT_CNT_DROP_NO_ROUTE = 10, /* NAT frame without a route through its egress */
 	STRAIT_CNT_DROP_NO_NEIGH = 11, /* NAT frame whose next hop has no MAC */
 	STRAIT_CNT_EVENT_LOST = 12,    /* flow event not queued (ring full); packet unaffected */
-	STRAIT_CNT_DROP_TOO_BIG = 13,  /* TUN datagram over the MTU once encapsulated, DF clear */
+	STRAIT_CNT_DROP_TOO_BIG = 13,  /* TUN (encapsulated) or NAT datagram over the MTU, DF clear */
 	STRAIT_CNT_ICMP_TOO_BIG = 14,  /* ... DF set: ICMP fragmentation needed sent back */
 	STRAIT_CNT_ICMP_TIME_EXCEEDED = 15, /* NAT frame with TTL <= 1: ICMP time exceeded sent */
 	STRAIT_CNT_CONN_EVICTED = 16, /* a record replaced the least recently used entry of a full set */
 	STRAIT_CNT_CONN_BUSY = 17, /* a set stayed claimed by other CPUs: a record or read skipped */
-	STRAIT_CNT_MAX = 18,
+	STRAIT_CNT_ICMP_LIMITED = 18, /* an ICMP error over the CPU's budget: not sent, frame dropped */
+	STRAIT_CNT_MAX = 19,
 };
 
 #endif /* STRAIT_H */

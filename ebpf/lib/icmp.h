@@ -32,6 +32,12 @@
  *   backends' router (as the kernel's ip_forward behind nftables DNAT): frames with TTL <= 1
  *   are answered, the others forwarded with TTL - 1 (lib/nat.h). DR (an L2 rewrite on the
  *   same link) and TUN (a new outer header with TTL 64) keep the TTL.
+ * - strait_routed_over_mtu(): a NAT datagram (forward or reply, its size unchanged) is too
+ *   big when mtu != 0 and its total length exceeds mtu, the MTU of the interface it leaves
+ *   by (forwards: STRAIT_DIRECTOR.nat_mtu; replies: .mtu). strait_frag_needed_routed(): the
+ *   same "fragmentation needed" as strait_frag_needed() but as a router sends it (RFC 1812
+ *   4.3.2.4 and 5.2.7.1): from the address and MAC of the interface the frame arrived on
+ *   (as strait_time_exceeded()), next-hop MTU = the egress MTU itself (at most 65535).
  */
 #ifndef STRAIT_LIB_ICMP_H
 #define STRAIT_LIB_ICMP_H
@@ -57,6 +63,12 @@
 static __always_inline int strait_over_mtu(const struct strait_flow *f, __u32 mtu)
 {
 	return mtu != 0 && f->l3_end - f->l3_off + 20 > mtu;
+}
+
+/* A routed (NAT) datagram keeps its size: over the egress MTU as it is. */
+static __always_inline int strait_routed_over_mtu(const struct strait_flow *f, __u32 mtu)
+{
+	return mtu != 0 && f->l3_end - f->l3_off > mtu;
 }
 
 /* The reply for an L2 header of l2 bytes (a constant at each call: 14 or 18). */
@@ -155,6 +167,18 @@ static __always_inline int strait_frag_needed(struct xdp_md *ctx, const struct s
 	__u32 next_hop = mtu < 20 ? 0 : mtu - 20;
 
 	return strait_icmp_reply(ctx, f, smac, f->dst, STRAIT_ICMP_DEST_UNREACH,
+				 STRAIT_ICMP_FRAG_NEEDED, next_hop);
+}
+
+/* The same for a routed (NAT) datagram over the egress MTU: from the interface it arrived on
+ * (smac, saddr), next-hop MTU = the egress MTU (RFC 1812 4.3.2.4). */
+static __always_inline int strait_frag_needed_routed(struct xdp_md *ctx,
+						     const struct strait_flow *f,
+						     const __u8 *smac, __be32 saddr, __u32 mtu)
+{
+	__u32 next_hop = mtu > 0xffff ? 0xffff : mtu;
+
+	return strait_icmp_reply(ctx, f, smac, saddr, STRAIT_ICMP_DEST_UNREACH,
 				 STRAIT_ICMP_FRAG_NEEDED, next_hop);
 }
 

@@ -106,10 +106,10 @@ pub enum Counter {
     DropNoNeigh = 11,
     /// A flow event lost (ring buffer full); the packet was handled normally.
     EventLost = 12,
-    /// A TUN datagram over the MTU once encapsulated, DF clear: dropped (XDP cannot fragment).
+    /// A TUN datagram over the MTU once encapsulated, or a NAT one over its egress MTU, DF
+    /// clear: dropped (XDP cannot fragment).
     DropTooBig = 13,
-    /// A TUN datagram over the MTU once encapsulated, DF set: ICMP "fragmentation needed" sent
-    /// back to the client.
+    /// The same with DF set: ICMP "fragmentation needed" sent back to its sender.
     IcmpTooBig = 14,
     /// A NAT forward or reply that arrived with TTL <= 1: ICMP "time exceeded" sent back to
     /// its sender.
@@ -120,11 +120,14 @@ pub enum Counter {
     /// A set of the connection table stayed claimed by other CPUs: a record skipped (the
     /// packet forwarded as decided) or an entry read as absent (the flow scheduled as new).
     ConnBusy = 17,
+    /// An ICMP error ("fragmentation needed", "time exceeded") over the CPU's budget
+    /// (`icmp_rate`/`icmp_burst`, `packet::ratelimit`): not sent, the frame dropped.
+    IcmpLimited = 18,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 19;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -146,6 +149,7 @@ impl Counter {
         Counter::IcmpTimeExceeded,
         Counter::ConnEvicted,
         Counter::ConnBusy,
+        Counter::IcmpLimited,
     ];
 
     /// The counter of a drop reason of the model.
@@ -182,6 +186,7 @@ impl Counter {
             Counter::IcmpTimeExceeded => "icmp_time_exceeded",
             Counter::ConnEvicted => "conn_evicted",
             Counter::ConnBusy => "conn_busy",
+            Counter::IcmpLimited => "icmp_limited",
         }
     }
 }
@@ -381,8 +386,14 @@ pub struct Director {
     pub conn_seed: u64,
     /// Entries of the per-CPU connection cache − 1 (set by `XdpDirector::load`).
     pub conn_cache_mask: u32,
-    /// Zero.
-    pub pad3: u32,
+    /// MTU of `nat_ifindex`: NAT forwards over it get an ICMP "fragmentation needed" (DF set)
+    /// or are dropped (`packet::icmp`); 0: not checked.
+    pub nat_mtu: u32,
+    /// Nanoseconds of credit one ICMP error costs (`packet::ratelimit::IcmpLimit`); 0: no
+    /// limit.
+    pub icmp_cost: u64,
+    /// Most nanoseconds of credit a CPU's ICMP budget holds.
+    pub icmp_cap: u64,
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad

@@ -53,6 +53,9 @@ pub struct DatapathOptions {
     pub xdp_mode: XdpMode,
     /// Bound of the connection table (entries).
     pub max_conns: u32,
+    /// Budget of the ICMP errors sent instead of forwarding, per CPU (XDP) or worker
+    /// (userspace) (`packet::ratelimit`).
+    pub icmp: crate::packet::ratelimit::IcmpLimit,
 }
 
 /// Counters of one backend of one service.

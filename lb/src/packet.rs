@@ -29,14 +29,20 @@
 //!   (`Director::nat_mac`, `Director::nat_ip`). Checked before the next-hop lookup. DR and TUN
 //!   keep the TTL (L2 rewrite; a new outer header).
 //!
-//! A NAT forward dropped for its next hop or answered for its TTL, and a TUN forward over the
-//! MTU, have still been recorded in the connection table (the check follows scheduling: the
-//! next packet is established and goes to the same backend); nothing else changes.
+//! * NAT forwards and replies keep their size: one longer than the MTU of the interface it
+//!   leaves by (forwards `Director::nat_mtu`, replies `Director::mtu`; [`icmp::routed_over_mtu`],
+//!   checked after the TTL) is not forwarded: DF set, the router's ICMP "fragmentation needed"
+//!   from the interface it arrived on ([`Action::TooBig`], [`icmp::frag_needed_routed`]); DF
+//!   clear, [`DropReason::TooBig`]. DR leaves by the interface it arrived on: not checked.
 //!
-//! Known limits, shared with the XDP program: later fragments go to the kernel (with NAT they
-//! therefore do not reach the backend); DR and NAT keep the frame's size and are not checked
-//! against an egress MTU (an inner interface with a smaller MTU than the client side drops
-//! what does not fit).
+//! A NAT forward dropped for its next hop or answered for its TTL or size, and a TUN forward
+//! over the MTU, have still been recorded in the connection table (the check follows
+//! scheduling: the next packet is established and goes to the same backend); nothing else
+//! changes. Whether an ICMP answer is actually sent is the datapath's budget
+//! ([`ratelimit`]): over it, the frame is dropped instead (counted `icmp_limited`).
+//!
+//! Known limit, shared with the XDP program: later fragments go to the kernel (with NAT they
+//! therefore do not reach the backend).
 
 pub mod conntable;
 pub mod csum;
@@ -44,6 +50,7 @@ pub mod decide;
 pub mod icmp;
 pub mod nexthop;
 pub mod parse;
+pub mod ratelimit;
 pub mod rewrite;
 pub mod service;
 
@@ -69,8 +76,9 @@ pub enum Action {
     Tx(Vec<u8>),
     /// Send these bytes out of another interface (`XDP_REDIRECT`).
     Redirect(Vec<u8>),
-    /// Transmit this ICMP "fragmentation needed" back to the client on the receiving
-    /// interface (`XDP_TX`): a TUN datagram with DF set over the MTU ([`icmp`]); nothing was
+    /// Transmit this ICMP "fragmentation needed" back to the sender on the receiving
+    /// interface (`XDP_TX`): a TUN datagram with DF set over the MTU once encapsulated, or a
+    /// NAT forward or reply with DF set over its egress MTU ([`icmp`]); nothing was
     /// forwarded.
     TooBig(Vec<u8>),
     /// Transmit this ICMP "time exceeded" back to the sender on the receiving interface
@@ -105,6 +113,18 @@ pub fn process<C: ConnTable + ?Sized>(
                     director.nat_ip,
                 ));
             }
+            if icmp::routed_over_mtu(flow, director.mtu) {
+                // Leaves by the client-facing interface; answered from the inner one.
+                return too_big(flow, || {
+                    icmp::frag_needed_routed(
+                        frame,
+                        flow,
+                        director.nat_mac,
+                        director.nat_ip,
+                        director.mtu,
+                    )
+                });
+            }
             let (dmac, smac) = match hops.resolve(Egress::Client, origin.vip, flow.tuple.dst) {
                 NextHop::Found { dmac, smac } => (dmac, smac),
                 NextHop::NoNeighbour { .. } => return Action::Drop(DropReason::NoNeighbour),
@@ -129,13 +149,9 @@ pub fn process<C: ConnTable + ?Sized>(
                     rewrite::rewrite_macs(&mut out, b.mac, director.mac);
                     Action::Tx(out)
                 }
-                Mode::Tun if icmp::over_mtu(flow, director.mtu) => {
-                    if flow.dont_fragment {
-                        Action::TooBig(icmp::frag_needed(frame, flow, director.mac, director.mtu))
-                    } else {
-                        Action::Drop(DropReason::TooBig)
-                    }
-                }
+                Mode::Tun if icmp::over_mtu(flow, director.mtu) => too_big(flow, || {
+                    icmp::frag_needed(frame, flow, director.mac, director.mtu)
+                }),
                 Mode::Tun => {
                     let mut out = rewrite::encapsulate(frame, flow, director, b.ip);
                     rewrite::rewrite_macs(&mut out, b.mac, director.mac);
@@ -147,6 +163,15 @@ pub fn process<C: ConnTable + ?Sized>(
                     director.mac,
                     director.ip,
                 )),
+                Mode::Nat if icmp::routed_over_mtu(flow, director.nat_mtu) => too_big(flow, || {
+                    icmp::frag_needed_routed(
+                        frame,
+                        flow,
+                        director.mac,
+                        director.ip,
+                        director.nat_mtu,
+                    )
+                }),
                 Mode::Nat => {
                     let (dmac, smac) = match hops.resolve(Egress::Nat, flow.tuple.src, b.ip) {
                         NextHop::Found { dmac, smac } => (dmac, smac),
@@ -163,6 +188,16 @@ pub fn process<C: ConnTable + ?Sized>(
                 }
             }
         }
+    }
+}
+
+/// A datagram over an MTU: with DF set, the "fragmentation needed" `reply` builds; DF clear,
+/// dropped (XDP cannot fragment).
+fn too_big(flow: &parse::Flow, reply: impl FnOnce() -> Vec<u8>) -> Action {
+    if flow.dont_fragment {
+        Action::TooBig(reply())
+    } else {
+        Action::Drop(DropReason::TooBig)
     }
 }
 
@@ -219,7 +254,7 @@ mod tests {
         let a = process(&udp.build(), &s, &mut c2, &DIRECTOR, &t);
         assert_eq!(a, Action::Drop(DropReason::TooBig));
         assert_eq!(c2.len(), 1);
-        // DR and NAT keep the size: not checked.
+        // DR keeps the size (not checked); NAT checks it as it is: 1481 fits 1500.
         for port in [80, 82] {
             let mut dr = Spec::udp(7002, port);
             dr.payload = udp.payload.clone();
@@ -230,6 +265,87 @@ mod tests {
         let unchecked = Director { mtu: 0, ..DIRECTOR };
         let a = process(&udp.build(), &s, &mut c2, &unchecked, &t);
         assert!(matches!(a, Action::Tx(ref out) if out.len() == udp.build().len() + 20));
+    }
+
+    #[test]
+    fn nat_over_the_egress_mtu_answers_as_a_router_or_drops() {
+        let s = services();
+        let t = hops();
+        // A smaller inner interface: forwards over 1400 are refused, replies over 1500.
+        let d = Director {
+            nat_mtu: 1400,
+            ..DIRECTOR
+        };
+        let mut conns = MemConnTable::new(16);
+        let mut fwd = Spec::tcp(6100, 82);
+        fwd.payload = vec![7; 1400 - 40 + 1];
+        let f = fwd.build();
+        let flow = *parse(&f).flow().unwrap();
+        let Action::TooBig(out) = process(&f, &s, &mut conns, &d, &t) else {
+            panic!("1401 bytes to a 1400 inner MTU, DF set");
+        };
+        assert_eq!(out, icmp::frag_needed_routed(&f, &flow, d.mac, d.ip, 1400));
+        // From the client-facing interface, to the client, next-hop MTU 1400.
+        assert_eq!(
+            (out[6..12].to_vec(), out[0..6].to_vec()),
+            (d.mac.to_vec(), f[6..12].to_vec())
+        );
+        assert_eq!(
+            (out[26..30].to_vec(), out[30..34].to_vec()),
+            (d.ip.to_vec(), CLIENT.to_vec())
+        );
+        assert_eq!(out[34..36], [3, 4]);
+        assert_eq!(out[38..42], [0, 0, 0x05, 0x78]);
+        let b = conns.get(&flow.tuple).expect("recorded");
+        // 1400 fits: forwarded to the recorded backend.
+        fwd.payload.pop();
+        let Action::Redirect(ok) = process(&fwd.build(), &s, &mut conns, &d, &t) else {
+            panic!("1400 bytes fit");
+        };
+        let be = &s.get(&service_key(&flow)).unwrap().backends[b as usize];
+        assert_eq!(ok[30..34], be.ip);
+        // TTL first (a router's order): TTL 1 and over the MTU is "time exceeded".
+        fwd.payload.push(7);
+        fwd.ttl = 1;
+        let a = process(&fwd.build(), &s, &mut conns, &d, &t);
+        assert!(matches!(a, Action::TimeExceeded(_)), "{a:?}");
+        // DF clear: dropped.
+        let mut udp = Spec::udp(6101, 82);
+        udp.frag = 0;
+        udp.payload = vec![1; 1400 - 28 + 1];
+        let a = process(&udp.build(), &s, &mut conns, &d, &t);
+        assert_eq!(a, Action::Drop(DropReason::TooBig));
+        // A reply over the client side's 1500: answered from the inner interface to the
+        // backend, next-hop MTU 1500.
+        let mut reply = Spec::tcp(be.port, 6100);
+        reply.src = be.ip;
+        reply.dst = CLIENT;
+        reply.payload = vec![3; 1500 - 40 + 1];
+        let r = reply.build();
+        let rflow = *parse(&r).flow().unwrap();
+        let Action::TooBig(out) = process(&r, &s, &mut conns, &d, &t) else {
+            panic!("a 1501-byte reply, DF set");
+        };
+        assert_eq!(
+            out,
+            icmp::frag_needed_routed(&r, &rflow, d.nat_mac, d.nat_ip, 1500)
+        );
+        assert_eq!(
+            (out[26..30].to_vec(), out[30..34].to_vec()),
+            (d.nat_ip.to_vec(), be.ip.to_vec())
+        );
+        assert_eq!(out[38..42], [0, 0, 0x05, 0xdc]);
+        reply.payload.pop();
+        let a = process(&reply.build(), &s, &mut conns, &d, &t);
+        assert!(matches!(a, Action::Redirect(_)), "1500 fits: {a:?}");
+        // MTUs of 0: nothing is checked.
+        let unchecked = Director {
+            mtu: 0,
+            nat_mtu: 0,
+            ..DIRECTOR
+        };
+        let a = process(&udp.build(), &s, &mut conns, &unchecked, &t);
+        assert!(matches!(a, Action::Redirect(_)), "{a:?}");
     }
 
     #[test]

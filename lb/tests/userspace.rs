@@ -272,6 +272,7 @@ fn dr_spreads_connections_over_three_backends() {
             inner_interface: None,
             xdp_mode: XdpMode::Auto,
             max_conns: 8 * CONNECTIONS as u32,
+            icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
         };
         let dp = UserspaceDatapath::open(&opts).expect("open");
         // A second datapath in the same namespace would forward every frame twice.
@@ -376,6 +377,7 @@ fn nat_spreads_connections_and_rewrites_replies() {
             inner_interface: Some(interface("eth1", mac(1, 1), Ipv4Addr::new(10, 78, 1, 1))),
             xdp_mode: XdpMode::Auto,
             max_conns: 8 * CONNECTIONS as u32,
+            icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
         };
         UserspaceDatapath::open(&opts).expect("open")
     })

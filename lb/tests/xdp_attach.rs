@@ -58,6 +58,7 @@ mod attach {
             inner_interface: inner.map(|n| Interface::by_name(n).unwrap()),
             xdp_mode: mode,
             max_conns: 1024,
+            icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
         }
     }
 

@@ -36,6 +36,8 @@
 //! Needs root: otherwise prints `SKIP`, and with `CI=true` fails instead. Frames under 14
 //! bytes are not generated: the kernel refuses them as test input.
 
+#[cfg(not(strait_no_bpf))]
+mod diffkit;
 mod frames;
 mod netns;
 mod services;
@@ -52,53 +54,25 @@ fn xdp_matches_the_model() {
 
 #[cfg(not(strait_no_bpf))]
 mod diff {
+    use super::diffkit::*;
     use super::frames::{frame, tcp_flags, Rng, Shape, ACK, SYN, SYN_ACK};
-    use super::netns::{in_child, nexthops, require_root, Netns};
+    use super::netns::{in_child, nexthops};
     use super::services::{backend, services, services_alive, Noting, PHASES, TCP, UDP, VIP};
     use std::cell::Cell;
     use std::collections::{HashMap, HashSet};
-    use strait_lb::abi::{self, Counter};
+    use strait_lb::abi::Counter;
     use strait_lb::packet::conntable::{key_bytes, set_of};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::decide::DropReason;
-    use strait_lb::packet::nexthop::StaticNextHops;
     use strait_lb::packet::parse::{parse, FiveTuple};
-    use strait_lb::packet::rewrite::Director;
-    use strait_lb::packet::service::{MemConnTable, Service, ServiceKey, Services};
+    use strait_lb::packet::service::{MemConnTable, Services};
     use strait_lb::packet::{process, Action};
     use strait_lb::xdp::{test_run_timed, TestRunOutput, XdpDirector};
 
-    const XDP_DROP: u32 = 1;
-    const XDP_PASS: u32 = 2;
-    const XDP_TX: u32 = 3;
-    const XDP_REDIRECT: u32 = 4;
-    const DIRECTOR: Director = Director {
-        mac: [0x02, 0, 0, 0, 0, 0xd1],
-        ip: [10, 0, 0, 2],
-        mtu: MTU,
-        nat_mac: nexthops::IN_MAC,
-        nat_ip: nexthops::IN_IP,
-    };
-    /// The director's MTU: small, so that frames around it stay small.
-    const MTU: u32 = 600;
     /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends, 84 DR and 85 NAT with
     /// source hashing (sh), 86 NAT with backends of no MAC (one without neighbour, one
     /// without route); 443 is not a service.
     const PORTS: [u16; 8] = [80, 81, 82, 83, 84, 85, 86, 443];
-
-    /// Installs `list` in both datapaths; service `i` uses Maglev slot `2 i + generation`.
-    fn install(
-        xdp: &mut XdpDirector,
-        model: &mut Services,
-        list: &[(ServiceKey, Service)],
-        generation: u32,
-    ) {
-        for (i, (key, svc)) in (0u32..).zip(list) {
-            xdp.install_service(key, svc, 2 * i + generation, 3 * i)
-                .unwrap();
-            model.insert(*key, svc.clone());
-        }
-    }
 
     /// One frame of the run: mostly well-formed, some corrupted (see the module doc).
     fn generate(rng: &mut Rng) -> Vec<u8> {
@@ -174,46 +148,6 @@ mod diff {
             _ => {}
         }
         f
-    }
-
-    fn check(n: usize, input: &[u8], model: &Action, got: &TestRunOutput) {
-        match model {
-            Action::Pass => {
-                assert_eq!(got.action, XDP_PASS, "frame {n}: {input:02x?}");
-                assert_eq!(got.frame, input, "frame {n}: passed frames are unmodified");
-            }
-            Action::Drop(_) => assert_eq!(got.action, XDP_DROP, "frame {n}: {input:02x?}"),
-            Action::Tx(want) => {
-                assert_eq!(got.action, XDP_TX, "frame {n}: {input:02x?}");
-                assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
-            }
-            Action::Redirect(want) => {
-                assert_eq!(got.action, XDP_REDIRECT, "frame {n}: {input:02x?}");
-                assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
-            }
-            Action::TooBig(want) | Action::TimeExceeded(want) => {
-                assert_eq!(got.action, XDP_TX, "frame {n}: {input:02x?}");
-                assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
-            }
-        }
-    }
-
-    /// The program with the fixture director and the namespace's egress interfaces (the
-    /// test run only returns XDP_REDIRECT, nothing is sent), and the model's next hops.
-    fn load() -> (XdpDirector, StaticNextHops) {
-        load_bounded(1 << 16)
-    }
-
-    /// [`load`] with a connection table bounded at `max_conns` entries.
-    fn load_bounded(max_conns: u32) -> (XdpDirector, StaticNextHops) {
-        let director = abi::Director {
-            mtu: DIRECTOR.mtu,
-            ..nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
-        };
-        (
-            XdpDirector::load(director, max_conns).unwrap(),
-            nexthops::table(),
-        )
     }
 
     /// The forward entries of the program's table, as the model lists them.
@@ -329,30 +263,6 @@ mod diff {
             conns.evicted(),
             conns.len()
         );
-    }
-
-    /// Re-runs `test` inside a namespace with the next-hop fixture.
-    fn in_netns(test: &str) {
-        if !require_root(test) {
-            return;
-        }
-        let ns = Netns::new("st-txd-");
-        nexthops::setup(&ns);
-        ns.run_test(test);
-    }
-
-    /// The counters a model action moves (`new`: the action recorded a new flow).
-    fn expect(action: &Action, to_vip: bool, new: bool, counts: &mut HashMap<Counter, u64>) {
-        let c = match action {
-            Action::Pass => return,
-            Action::Drop(r) => Counter::of_drop(*r),
-            Action::TimeExceeded(_) => Counter::IcmpTimeExceeded,
-            Action::Redirect(_) if !to_vip => Counter::NatReply,
-            Action::TooBig(_) => Counter::IcmpTooBig,
-            _ if new => Counter::TxNew,
-            _ => Counter::TxEstablished,
-        };
-        *counts.entry(c).or_default() += 1;
     }
 
     #[test]
@@ -604,6 +514,8 @@ mod diff {
                 Counter::EventLost,
                 Counter::ConnEvicted,
                 Counter::ConnBusy,
+                // No ICMP budget here (as the model): `icmp_budget_limits_errors`'s.
+                Counter::IcmpLimited,
             ];
             if !rare.contains(c) {
                 assert!(want > 10, "counter {} barely exercised: {want}", c.as_str());
@@ -696,16 +608,6 @@ mod diff {
             counter(Counter::ConnEvicted),
             counter(Counter::ConnBusy)
         );
-    }
-
-    /// Pins the calling thread to `cpu` (best effort: the test stays valid unpinned).
-    fn pin_to_cpu(cpu: usize) {
-        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
     }
 
     /// The next-hop cache (`ebpf/lib/fib.h`) follows the kernel: a NAT forward to backend 1

@@ -38,6 +38,7 @@ const DIRECTOR: Director = Director {
     mtu: 1500,
     nat_mac: nexthops::IN_MAC,
     nat_ip: nexthops::IN_IP,
+    nat_mtu: 1500,
 };
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
 
@@ -46,6 +47,7 @@ const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
 pub fn bpf_director() -> abi::Director {
     abi::Director {
         mtu: DIRECTOR.mtu,
+        nat_mtu: DIRECTOR.nat_mtu,
         ..nexthops::director(DIRECTOR.mac, DIRECTOR.ip)
     }
 }

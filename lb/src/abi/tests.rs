@@ -187,7 +187,17 @@ fn offsets_match_the_header() {
             "conn_cache_mask",
             offset_of!(Director, conn_cache_mask),
         ),
-        ("strait_director", "pad3", offset_of!(Director, pad3)),
+        ("strait_director", "nat_mtu", offset_of!(Director, nat_mtu)),
+        (
+            "strait_director",
+            "icmp_cost",
+            offset_of!(Director, icmp_cost),
+        ),
+        (
+            "strait_director",
+            "icmp_cap",
+            offset_of!(Director, icmp_cap),
+        ),
         ("strait_conn_set", "key", offset_of!(ConnSet, key)),
         ("strait_conn_set", "value", offset_of!(ConnSet, value)),
     ];

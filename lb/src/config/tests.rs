@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::datapath::XdpMode;
+use crate::packet::ratelimit::IcmpLimit;
 use crate::packet::service::Mode;
 use crate::sched::Scheduler;
 
@@ -17,6 +18,8 @@ admin = "127.0.0.1:9191"
 max_conns = 1000
 table_size = 251
 threaded_napi = true
+icmp_rate = 200
+icmp_burst = 10
 
 [[service]]
 vip = "10.0.0.100:80"
@@ -55,6 +58,7 @@ fn the_example_parses_with_every_value() {
     assert_eq!(c.admin, "127.0.0.1:9191".parse().unwrap());
     assert_eq!((c.max_conns, c.table_size), (1000, 251));
     assert_eq!(c.threaded_napi, Some(true));
+    assert_eq!(c.icmp, IcmpLimit::new(200, 10));
     let s = &c.services[0];
     assert_eq!(
         (s.proto, s.mode, s.scheduler),
@@ -93,6 +97,8 @@ fn defaults_are_filled_in() {
     assert_eq!(c.admin, DEFAULT_ADMIN.parse().unwrap());
     assert_eq!((c.max_conns, c.table_size), (DEFAULT_MAX_CONNS, 65_537));
     assert_eq!(c.threaded_napi, None);
+    assert_eq!(c.icmp, IcmpLimit::new(1000, 50));
+    assert_eq!(c.icmp.cost_ns, 1_000_000);
     assert_eq!(c.services[0].health, HealthCheck::default());
     assert_eq!(c.services[0].backends[0].weight, DEFAULT_WEIGHT);
 }
@@ -101,7 +107,8 @@ fn defaults_are_filled_in() {
 fn director_rules_are_reported_at_their_values() {
     let text = MINIMAL.replace("\"d\"", "\"bad id!\"").replace(
         "\"eth0\"",
-        "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0",
+        "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0\nicmp_rate = -1\n\
+         icmp_burst = 0",
     );
     assert_eq!(
         errors(&text),
@@ -111,6 +118,8 @@ fn director_rules_are_reported_at_their_values() {
             "4:12: datapath \"dpdk\" is unknown; use \"xdp\" or \"userspace\"",
             "5:14: table_size 100 is not prime (65537, 4099 and 251 are)",
             "6:13: max_conns 0 is out of range 1..=16777216",
+            "7:13: icmp_rate -1 is out of range 0..=1000000",
+            "8:14: icmp_burst 0 is out of range 1..=1000000",
         ]
     );
 }

@@ -21,6 +21,12 @@ use crate::sched::Scheduler;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9190";
 /// Default bound of the connection table.
 pub const DEFAULT_MAX_CONNS: u32 = 1 << 20;
+/// Default `icmp_rate`: ICMP errors per second per CPU (the kernel's `icmp_msgs_per_sec`).
+pub const DEFAULT_ICMP_RATE: u32 = 1000;
+/// Default `icmp_burst` (the kernel's `icmp_msgs_burst`).
+pub const DEFAULT_ICMP_BURST: u32 = 50;
+/// Largest accepted `icmp_rate` and `icmp_burst`.
+pub const MAX_ICMP: u32 = 1_000_000;
 /// Largest accepted `max_conns`.
 pub const MAX_MAX_CONNS: u32 = 1 << 24;
 /// Default (and largest) table size.
@@ -74,6 +80,10 @@ pub struct RawDirector {
     pub table_size: Option<Spanned<i64>>,
     #[serde(default)]
     pub threaded_napi: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub icmp_rate: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub icmp_burst: Option<Spanned<i64>>,
 }
 
 /// `[[service]]` as written.
@@ -196,6 +206,9 @@ pub struct DirectorConfig {
     /// `threaded_napi`: `Some(on)` sets the interfaces' NAPI mode while running
     /// (`crate::napi`), `None` leaves it as it is.
     pub threaded_napi: Option<bool>,
+    /// `icmp_rate` / `icmp_burst`: the budget of ICMP errors each CPU (XDP) or worker
+    /// (userspace) sends.
+    pub icmp: crate::packet::ratelimit::IcmpLimit,
     /// Services, in file order.
     pub services: Vec<ServiceConfig>,
 }

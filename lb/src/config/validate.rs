@@ -4,7 +4,8 @@
 //! Rules: `id` is 1..=32 of `[A-Za-z0-9_-]`; interface names are Linux device names (1..=15
 //! bytes, no `/`, `:` or white space, not `.`/`..`); `datapath` is `xdp` or `userspace`;
 //! `xdp_mode` is `auto`, `native` or `generic`; `admin` an `ip:port`; `max_conns` in
-//! 1..=16777216; `table_size` prime, at most 65537 and at least twice the backends of the
+//! 1..=16777216; `icmp_rate` in 0..=1000000 (0: no ICMP error is sent), `icmp_burst` in
+//! 1..=1000000; `table_size` prime, at most 65537 and at least twice the backends of the
 //! largest service; 1..=32 services with unique (vip, proto); at most 4096 backends in all;
 //! `[ha]` is refused (not supported yet).
 
@@ -97,6 +98,22 @@ pub(crate) fn validate(
         &mut r,
     )
     .unwrap_or(DEFAULT_MAX_CONNS);
+    let icmp_rate = int_in(
+        d.icmp_rate.as_ref(),
+        0,
+        i64::from(MAX_ICMP),
+        "icmp_rate",
+        &mut r,
+    )
+    .unwrap_or(DEFAULT_ICMP_RATE);
+    let icmp_burst = int_in(
+        d.icmp_burst.as_ref(),
+        1,
+        i64::from(MAX_ICMP),
+        "icmp_burst",
+        &mut r,
+    )
+    .unwrap_or(DEFAULT_ICMP_BURST);
     let table_size = int_in(
         d.table_size.as_ref(),
         1,
@@ -133,6 +150,7 @@ pub(crate) fn validate(
             max_conns,
             table_size,
             threaded_napi: d.threaded_napi.as_ref().map(|b| *b.get_ref()),
+            icmp: crate::packet::ratelimit::IcmpLimit::new(icmp_rate, icmp_burst),
             services,
         }),
         _ => Err(r.out),

@@ -177,6 +177,7 @@ impl Inner {
                 ("admin", old.admin != new.admin),
                 ("max_conns", old.max_conns != new.max_conns),
                 ("threaded_napi", old.threaded_napi != new.threaded_napi),
+                ("icmp_rate/icmp_burst", old.icmp != new.icmp),
             ];
             for (key, changed) in fixed {
                 if changed {
@@ -191,6 +192,7 @@ impl Inner {
             kept.admin = old.admin;
             kept.max_conns = old.max_conns;
             kept.threaded_napi = old.threaded_napi;
+            kept.icmp = old.icmp;
             let links = self.links.clone();
             self.change("reload", |state| {
                 state.reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
@@ -229,6 +231,7 @@ impl Director {
             inner_interface: links.inner.clone(),
             xdp_mode: config.xdp_mode,
             max_conns: config.max_conns,
+            icmp: config.icmp,
         };
         let mut datapath = open(&config, options)?;
         // After the attach: a veth has a NAPI context only once native XDP runs on it.

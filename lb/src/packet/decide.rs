@@ -53,7 +53,7 @@ pub enum DropReason {
     NoRoute,
     /// A NAT frame's next hop has no neighbour entry (and, forwards, no backend MAC).
     NoNeighbour,
-    /// A TUN datagram without DF whose encapsulation exceeds the director's MTU
+    /// A datagram without DF over an MTU: a TUN one once encapsulated, a NAT one as it is
     /// ([`super::icmp`]; decided by `process`, after this module recorded the flow).
     TooBig,
 }

@@ -18,8 +18,7 @@
 //!   message. Nothing follows (no Ethernet padding; the XDP program shrinks the frame).
 //! * `process` decides which applies, after `decide` scheduled and recorded the flow: DF set,
 //!   [`frag_needed`] (`Action::TooBig`); DF clear, dropped (`DropReason::TooBig`): XDP cannot
-//!   fragment, and a sender that leaves DF clear does no path-MTU discovery anyway. DR and
-//!   NAT keep the frame's size and are not checked.
+//!   fragment, and a sender that leaves DF clear does no path-MTU discovery anyway.
 //! * [`reply`] builds both: the same bytes with the ICMP type and code, the second word
 //!   (`rest`) and the IPv4 source as parameters.
 //! * [`time_exceeded`]: ICMP type 11 "time exceeded", code 0 "time to live exceeded in
@@ -37,6 +36,17 @@
 //!   follows the recorded backend) and before the next-hop lookup (the reply needs none).
 //!   DR forwards on the same link (L2 only, not a hop) and TUN sends a new outer header with
 //!   TTL 64 (the inner datagram is the backend's to route): neither touches the TTL.
+//! * [`routed_over_mtu`]: a NAT datagram keeps its size, so it is too big when `mtu != 0` and
+//!   its total length exceeds `mtu`, the MTU of the interface it leaves by: forwards the inner
+//!   interface's (`Director::nat_mtu`), replies the client-facing one's (`Director::mtu`).
+//!   `process` checks it after the TTL (a router's order: the kernel's `ip_forward` too) and
+//!   before the next-hop lookup: DF set, [`frag_needed_routed`] (`Action::TooBig`), DF clear,
+//!   dropped (`DropReason::TooBig`; a router would fragment, XDP cannot).
+//! * [`frag_needed_routed`]: the "fragmentation needed" of [`frag_needed`] as a router sends
+//!   it (RFC 1812 §4.3.2.4, §5.2.7.1): from the interface the frame arrived on, as
+//!   [`time_exceeded`] (forwards `Director::mac`/`ip`, replies `nat_mac`/`nat_ip`), next-hop
+//!   MTU = the egress MTU itself (no header is added), at most 65535.
+//! * DR leaves by the interface it arrived on with the frame's size: nothing to check.
 
 use super::csum::{ipv4_header_checksum, ones_sum};
 use super::parse::{Flow, IPV4_MIN_HLEN};
@@ -86,6 +96,34 @@ pub fn time_exceeded(frame: &[u8], flow: &Flow, smac: [u8; 6], saddr: [u8; 4]) -
         saddr,
         [ICMP_TIME_EXCEEDED, ICMP_TTL_EXCEEDED],
         0,
+    )
+}
+
+/// Whether a routed (NAT) datagram, its size unchanged, exceeds the MTU `mtu` of the
+/// interface it leaves by (see the module doc).
+pub fn routed_over_mtu(flow: &Flow, mtu: u32) -> bool {
+    let len = flow.l3_end - flow.l3_offset;
+    mtu != 0 && u64::try_from(len).unwrap_or(u64::MAX) > u64::from(mtu)
+}
+
+/// The ICMP "fragmentation needed" a router sends for a datagram over its egress MTU `mtu`:
+/// from `smac` and `saddr`, the interface the frame arrived on, next-hop MTU = `mtu` (see
+/// the module doc).
+pub fn frag_needed_routed(
+    frame: &[u8],
+    flow: &Flow,
+    smac: [u8; 6],
+    saddr: [u8; 4],
+    mtu: u32,
+) -> Vec<u8> {
+    let next_hop = u16::try_from(mtu).unwrap_or(u16::MAX);
+    reply(
+        frame,
+        flow,
+        smac,
+        saddr,
+        [ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED],
+        u32::from(next_hop),
     )
 }
 

@@ -41,6 +41,8 @@ pub struct Director {
     pub nat_mac: [u8; 6],
     /// IPv4 address of the inner interface: source address of that ICMP.
     pub nat_ip: [u8; 4],
+    /// MTU of the inner interface: the limit of a NAT forward ([`super::icmp`]); 0: none.
+    pub nat_mtu: u32,
 }
 
 /// DR: destination MAC := `dst`, source MAC := `src`. Frames shorter than 12 bytes are left

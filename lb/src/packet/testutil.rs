@@ -14,6 +14,7 @@ pub const DIRECTOR: Director = Director {
     mtu: 1500,
     nat_mac: NAT_EGRESS_MAC,
     nat_ip: [10, 0, 1, 254],
+    nat_mtu: 1500,
 };
 /// Client address of the fixtures.
 pub const CLIENT: [u8; 4] = [192, 168, 1, 10];

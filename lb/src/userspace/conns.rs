@@ -229,6 +229,7 @@ mod tests {
             mtu: 1500,
             nat_mac: [2, 0, 0, 0, 0, 4],
             nat_ip: [10, 0, 1, 3],
+            nat_mtu: 1500,
         };
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];

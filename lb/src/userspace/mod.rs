@@ -47,7 +47,7 @@ use conns::Conns;
 use nexthop::{NeighbourCache, ResolveRequest, RESOLVE_QUEUE};
 use socket::PacketSocket;
 use stats::{BackendCounters, DatapathCounters};
-use worker::{lock, Egress, Shared, Worker};
+use worker::{lock, Egress, IcmpBudget, Shared, Worker};
 
 pub use nft::table_name;
 
@@ -166,6 +166,7 @@ impl UserspaceDatapath {
                 outer: outer.clone(),
                 inner: inner.clone(),
                 neighbours: NeighbourCache::new(resolve.clone()),
+                icmp: IcmpBudget::new(opts.icmp),
             };
             let t = std::thread::Builder::new()
                 .name(name)
@@ -287,6 +288,7 @@ mod tests {
             inner_interface: None,
             xdp_mode: XdpMode::Auto,
             max_conns,
+            icmp: crate::packet::ratelimit::IcmpLimit::NONE,
         }
     }
 

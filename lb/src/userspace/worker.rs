@@ -11,6 +11,9 @@
 //!   [`KernelHops`] for the MACs: the source MAC of that interface and the destination MAC of
 //!   the route's next hop from the neighbour table (an unknown next hop: the model drops the
 //!   frame, `drop_no_neigh`, and a resolution is asked for);
+//! * `TooBig` and `TimeExceeded` (ICMP errors) go back out of the receiving interface if the
+//!   thread's [`IcmpBudget`] allows (`icmp_rate`/`icmp_burst`), else they are dropped and
+//!   counted `icmp_limited`;
 //! * `Pass` does nothing: the kernel received its own copy; `Drop` is counted.
 //! * Per-backend packets and bytes count frames actually sent; flows count new flows.
 
@@ -28,6 +31,7 @@ use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters
 use crate::abi::Counter;
 use crate::iface::Interface;
 use crate::packet::nexthop::{Egress as HopEgress, NextHop, NextHops};
+use crate::packet::ratelimit::{Bucket, IcmpLimit};
 use crate::packet::rewrite::Director;
 use crate::packet::service::{ServiceKey, Services};
 use crate::packet::Action;
@@ -83,6 +87,36 @@ pub struct Worker {
     pub inner: Egress,
     /// Next-hop MACs.
     pub neighbours: NeighbourCache,
+    /// This thread's ICMP error budget.
+    pub icmp: IcmpBudget,
+}
+
+/// A receive thread's ICMP error budget (`packet::ratelimit`; XDP keeps one per CPU).
+#[derive(Debug)]
+pub struct IcmpBudget {
+    limit: IcmpLimit,
+    bucket: Bucket,
+    epoch: Instant,
+}
+
+impl IcmpBudget {
+    /// A full budget of `limit`.
+    pub fn new(limit: IcmpLimit) -> IcmpBudget {
+        IcmpBudget {
+            limit,
+            bucket: Bucket::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Whether one more ICMP error may be sent at `now`.
+    fn allow(&mut self, now: Instant) -> bool {
+        // Nanoseconds since the thread started, plus one: the bucket's clock is never 0.
+        let ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            + 1;
+        self.bucket.allow(self.limit, ns)
+    }
 }
 
 impl Worker {
@@ -112,8 +146,12 @@ impl Worker {
         }
     }
 
-    /// Sends an ICMP reply the model built back out of the receiving interface.
-    fn icmp_reply(&self, counter: Counter, out: &[u8]) {
+    /// Sends an ICMP reply the model built back out of the receiving interface, within this
+    /// thread's budget (over it: dropped, counted `icmp_limited`).
+    fn icmp_reply(&mut self, counter: Counter, out: &[u8], now: Instant) {
+        if !self.icmp.allow(now) {
+            return self.shared.counters.bump(Counter::IcmpLimited);
+        }
         self.shared.counters.bump(counter);
         if self.rx.socket.send(out).is_err() {
             self.shared.counters.bump_extra(Extra::TxError);
@@ -126,9 +164,12 @@ impl Worker {
         let director = Director {
             mac: self.rx.iface.mac,
             ip: self.rx.iface.ip.octets(),
-            mtu: self.rx.iface.mtu,
+            // As STRAIT_DIRECTOR: the client-facing interface's MTU (TUN forwards, NAT
+            // replies), the inner one's (NAT forwards).
+            mtu: self.outer.iface.mtu,
             nat_mac: self.inner.iface.mac,
             nat_ip: self.inner.iface.ip.octets(),
+            nat_mtu: self.inner.iface.mtu,
         };
         let hops = KernelHops {
             routes,
@@ -147,8 +188,10 @@ impl Worker {
             // ICMP replies (TUN over the MTU; NAT with TTL <= 1) go back out of the receiving
             // interface, counted as XDP counts them, before sending: no backend packet or
             // new-flow stat, the flow is recorded all the same.
-            Action::TooBig(out) => return self.icmp_reply(Counter::IcmpTooBig, &out),
-            Action::TimeExceeded(out) => return self.icmp_reply(Counter::IcmpTimeExceeded, &out),
+            Action::TooBig(out) => return self.icmp_reply(Counter::IcmpTooBig, &out, now),
+            Action::TimeExceeded(out) => {
+                return self.icmp_reply(Counter::IcmpTimeExceeded, &out, now)
+            }
             Action::Tx(out) => (out, false),
             Action::Redirect(out) => (out, true),
         };
@@ -213,5 +256,23 @@ impl NextHops for KernelHops<'_> {
             },
             None => NextHop::NoNeighbour { smac: iface.mac },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_budget_sends_its_burst_then_refills() {
+        let mut b = IcmpBudget::new(IcmpLimit::new(10, 3)); // 100 ms each
+        let t0 = b.epoch;
+        assert_eq!((0..10).filter(|_| b.allow(t0)).count(), 3);
+        assert!(!b.allow(t0 + Duration::from_millis(99)));
+        assert!(b.allow(t0 + Duration::from_millis(101)));
+        let mut none = IcmpBudget::new(IcmpLimit::new(0, 3));
+        assert!(!none.allow(Instant::now()));
+        let mut all = IcmpBudget::new(IcmpLimit::NONE);
+        assert!((0..100).all(|_| all.allow(Instant::now())));
     }
 }

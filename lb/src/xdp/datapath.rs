@@ -93,7 +93,9 @@ impl XdpDatapath {
             conn_mask: 0, // conn_mask and conn_cache_mask: set by load from max_conns
             conn_seed: crate::packet::conntable::random_seed(),
             conn_cache_mask: 0,
-            pad3: 0,
+            nat_mtu: inner.mtu,
+            icmp_cost: opts.icmp.cost_ns,
+            icmp_cap: opts.icmp.cap_ns,
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;

@@ -130,7 +130,9 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         conn_mask: 0,
         conn_seed: CONN_SEED,
         conn_cache_mask: 0,
-        pad3: 0,
+        nat_mtu: 0,
+        icmp_cost: 0,
+        icmp_cap: 0,
     }
 }
 
