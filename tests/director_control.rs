@@ -73,6 +73,7 @@ impl Datapath for Recorder {
             vip: (key.vip.into(), key.port),
             proto: key.proto,
             backend: 1,
+            idle: Some(std::time::Duration::from_millis(1500)),
         };
         Ok([entry(40000), entry(40001)]
             .into_iter()
@@ -391,6 +392,7 @@ async fn admin_endpoints_answer() {
     assert_eq!(c["vip"], "127.0.0.1:8");
     assert_eq!(c["proto"], "tcp");
     assert_eq!(c["backend"], t.backends[1].addr.to_string());
+    assert_eq!(c["idle_ms"], 1500);
 
     let (status, body) = admin_async(addr, "GET", "/metrics".into()).await;
     assert_eq!(status, 200);

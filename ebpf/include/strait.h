@@ -175,8 +175,11 @@ STRAIT_OFFSET(strait_conn, slot, 16);
  * recorded key's proto is never 0). stamp orders the ways by last use: the set's clock is
  * advanced by every record and by a hit on a way that is not the most recent one, and the
  * way used gets the new clock; the way with the largest clock - stamp (wrapping, as a signed
- * 32-bit age, a negative one counted as 0) is the least recently used. seq[w] counts the writes of way w (a per-CPU copy is valid while it is
- * unchanged). busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
+ * 32-bit age, a negative one counted as 0) is the least recently used. seq[w] counts the
+ * writes of way w (a per-CPU copy is valid while it is unchanged). seen[w] is the low 32 bits
+ * of bpf_jiffies64() when way w was last recorded or used: a forward entry idle for longer
+ * than its protocol's STRAIT_DIRECTOR.tcp_idle / udp_idle (signed 32-bit difference) is
+ * expired, read as absent (lib/conntrack.h); written without the claim. busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
  * compare-and-exchange): held by the program for every write of key, value and seq and for
  * reading a value; the control plane reads sets without it (lb/src/xdp/maps.rs).
  */
@@ -185,16 +188,18 @@ struct strait_conn_set {
 	__u32 clock;
 	__u32 stamp[STRAIT_CONN_WAYS];
 	__u32 seq[STRAIT_CONN_WAYS];
+	__u32 seen[STRAIT_CONN_WAYS];
 	struct strait_conn_key key[STRAIT_CONN_WAYS];
 	struct strait_conn value[STRAIT_CONN_WAYS];
 };
-_Static_assert(sizeof(struct strait_conn_set) == 360, "strait_conn_set size");
+_Static_assert(sizeof(struct strait_conn_set) == 392, "strait_conn_set size");
 STRAIT_OFFSET(strait_conn_set, busy, 0);
 STRAIT_OFFSET(strait_conn_set, clock, 4);
 STRAIT_OFFSET(strait_conn_set, stamp, 8);
 STRAIT_OFFSET(strait_conn_set, seq, 40);
-STRAIT_OFFSET(strait_conn_set, key, 72);
-STRAIT_OFFSET(strait_conn_set, value, 200);
+STRAIT_OFFSET(strait_conn_set, seen, 72);
+STRAIT_OFFSET(strait_conn_set, key, 104);
+STRAIT_OFFSET(strait_conn_set, value, 232);
 
 /* A CPU's copy of way `way` of the set of `key`, taken when its seq was `seq`. */
 struct strait_conn_cached {
@@ -261,8 +266,10 @@ struct strait_director {
 	__u32 nat_mtu;        /* MTU of nat_ifindex (NAT forwards: lib/icmp.h); 0: unchecked */
 	__u64 icmp_cost;      /* ns of credit one ICMP error costs (lib/ratelimit.h); 0: no limit */
 	__u64 icmp_cap;       /* most ns of credit a CPU's ICMP budget holds */
+	__u32 tcp_idle;       /* jiffies a TCP forward entry may stay unused (0: forever) */
+	__u32 udp_idle;       /* the same for UDP */
 };
-_Static_assert(sizeof(struct strait_director) == 72, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 80, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -278,6 +285,8 @@ STRAIT_OFFSET(strait_director, conn_cache_mask, 48);
 STRAIT_OFFSET(strait_director, nat_mtu, 52);
 STRAIT_OFFSET(strait_director, icmp_cost, 56);
 STRAIT_OFFSET(strait_director, icmp_cap, 64);
+STRAIT_OFFSET(strait_director, tcp_idle, 72);
+STRAIT_OFFSET(strait_director, udp_idle, 76);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -303,7 +312,8 @@ enum strait_counter {
 	STRAIT_CNT_CONN_EVICTED = 16, /* a record replaced the least recently used entry of a full set */
 	STRAIT_CNT_CONN_BUSY = 17, /* a set stayed claimed by other CPUs: a record or read skipped */
 	STRAIT_CNT_ICMP_LIMITED = 18, /* an ICMP error over the CPU's budget: not sent, frame dropped */
-	STRAIT_CNT_MAX = 19,
+	STRAIT_CNT_CONN_EXPIRED = 19, /* a forward entry idle past its timeout: the flow scheduled anew */
+	STRAIT_CNT_MAX = 20,
 };
 
 #endif /* STRAIT_H */

@@ -18,7 +18,10 @@
  *   whichever CPU sent them, and a per-CPU miss would re-pick an established flow after a
  *   table change. Writes and value reads claim the set (strait_set_claim); established
  *   flows avoid the claim through each CPU's copy of the ways it used (conn_cache, see
- *   strait_table_get), valid while the way's write count (seq) is unchanged;
+ *   strait_table_get), valid while the way's write count (seq) is unchanged; a forward
+ *   entry idle past its protocol's timeout (STRAIT_DIRECTOR.tcp_idle / udp_idle, jiffies,
+ *   0: none) reads as absent, so its flow is scheduled anew and recorded over it (LVS's
+ *   connection timeouts; the way itself is reused by eviction as any other);
  * - strait_backend_at() returns the backend at index i of a service, or NULL when i is not
  *   below backend_count or outside the backends array.
  */
@@ -151,13 +154,39 @@ static __always_inline int strait_conn_key_eq(const struct strait_conn_key *a,
 	return x[0] == y[0] && x[1] == y[1];
 }
 
-/* Marks way w most recently used. Under the set's claim from the claimed paths; without it
- * from the cached path, where two CPUs racing may give two ways one stamp, or write the clock
- * back so that a way's stamp is ahead of it: both change only which way a full set evicts
- * first, never an entry, and a stamp ahead of the clock counts as the most recent (ages are
- * signed, see strait_table_put). Plain stores: an atomic add here and in the record cost a
- * new flow about 60 ns on the reference host. */
-static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w)
+/* Now, for seen[]: the low 32 bits of jiffies (bpf_jiffies64() is inlined by the verifier: one
+ * load, where a clock helper costs 15-20 ns on the reference host). */
+static __always_inline __u32 strait_conn_now(void)
+{
+	return (__u32)bpf_jiffies64();
+}
+
+/* The idle timeout of key k's entry in jiffies (0: none): a forward entry's by protocol; a NAT
+ * reply entry has none (it lives as long as its way: the forward entry decides the flow). */
+static __always_inline __u32 strait_conn_idle(const struct strait_conn_key *k)
+{
+	if (k->dir != STRAIT_DIR_FORWARD)
+		return 0;
+	return k->proto == IPPROTO_TCP ? STRAIT_DIRECTOR.tcp_idle : STRAIT_DIRECTOR.udp_idle;
+}
+
+/* Whether an entry last seen at `seen` has been idle for more than `idle` jiffies at `now`:
+ * a signed difference, so a CPU that read jiffies an instant before another wrote seen[] does
+ * not see the entry as 2^32 jiffies old (the price: an entry idle for 2^31 jiffies, 99 days
+ * at HZ=250, reads as fresh again). */
+static __always_inline int strait_conn_expired(__u32 seen, __u32 now, __u32 idle)
+{
+	return idle != 0 && (__s32)(now - seen) > (__s32)idle;
+}
+
+/* Marks way w most recently used and seen now. Under the set's claim from the claimed paths;
+ * without it from the cached path, where two CPUs racing may give two ways one stamp, or write
+ * the clock back so that a way's stamp is ahead of it: both change only which way a full set
+ * evicts first, never an entry, and a stamp ahead of the clock counts as the most recent (ages
+ * are signed, see strait_table_put). Plain stores, and only of what changed (seen[] once per
+ * jiffy): an atomic add here and in the record cost a new flow about 60 ns on the reference
+ * host. */
+static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w, __u32 now)
 {
 	__u32 clock = s->clock;
 
@@ -166,10 +195,13 @@ static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w
 		s->clock = clock + 1;
 		s->stamp[w] = clock + 1;
 	}
+	if (s->seen[w] != now)
+		s->seen[w] = now;
 }
 
-/* Copies the entry of key k into *out and marks its way most recently used: 1, or 0 when k
- * is not in the table.
+/* Copies the entry of key k into *out and marks its way most recently used and seen now: 1,
+ * or 0 when k is not in the table or its entry has been idle past its timeout (expired,
+ * counted conn_expired, left as it is: the caller records the flow anew over it).
  * 1. The CPU's cache entry for k, if it holds k and its way has not been written since it
  *    was copied (seq unchanged: one 32-bit load, atomic on every architecture), is the entry.
  * 2. Else the set's keys are compared without the claim: no match, no entry. A way being
@@ -182,35 +214,45 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 {
 	struct strait_conn_set *s;
 	struct strait_conn_cached *c;
-	__u32 seq = 0, way = 0;
-	int seen = 0, found = 0;
+	__u32 seq = 0, way = 0, now = strait_conn_now(), idle = strait_conn_idle(k);
+	int present = 0, found = 0, expired = 0;
 
 	if (strait_conn_locate(k, &s, &c))
 		return 0;
 	if (strait_conn_key_eq(&c->key, k)) {
 		way = c->way & (STRAIT_CONN_WAYS - 1);
 		if (*(volatile __u32 *)&s->seq[way] == c->seq) {
+			if (strait_conn_expired(s->seen[way], now, idle)) {
+				strait_count(STRAIT_CNT_CONN_EXPIRED);
+				return 0;
+			}
 			*out = c->value;
-			strait_conn_touch(s, way);
+			strait_conn_touch(s, way, now);
 			return 1;
 		}
 	}
 #pragma unroll
 	for (int w = 0; w < STRAIT_CONN_WAYS; w++)
-		seen |= strait_conn_key_eq(&s->key[w], k);
-	if (!seen || strait_set_claim(s))
+		present |= strait_conn_key_eq(&s->key[w], k);
+	if (!present || strait_set_claim(s))
 		return 0;
 #pragma unroll
 	for (int w = 0; w < STRAIT_CONN_WAYS; w++) {
-		if (!found && strait_conn_key_eq(&s->key[w], k)) {
-			*out = s->value[w];
-			seq = s->seq[w];
-			way = w;
-			strait_conn_touch(s, w);
-			found = 1;
+		if (!found && !expired && strait_conn_key_eq(&s->key[w], k)) {
+			if (strait_conn_expired(s->seen[w], now, idle)) {
+				expired = 1;
+			} else {
+				*out = s->value[w];
+				seq = s->seq[w];
+				way = w;
+				strait_conn_touch(s, w, now);
+				found = 1;
+			}
 		}
 	}
 	strait_set_release(s);
+	if (expired)
+		strait_count(STRAIT_CNT_CONN_EXPIRED);
 	if (found) {
 		c->key = *k;
 		c->value = *out;
@@ -273,6 +315,7 @@ static __always_inline void strait_table_put(const struct strait_conn_key *k,
 	s->seq[pick] = seq;
 	s->clock += 1;
 	s->stamp[pick] = s->clock;
+	s->seen[pick] = strait_conn_now();
 	strait_set_release(s);
 	c->key = *k;
 	c->value = *v;

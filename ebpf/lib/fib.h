@@ -4,9 +4,10 @@
  * lb::packet::nexthop.
  *
  * Contract: strait_next_hop() asks bpf_fib_lookup() with BPF_FIB_LOOKUP_OUTPUT and the egress
- * interface `oif` as output interface (the longest route through that interface; no
- * forwarding sysctl involved), for a frame src -> dst, TOS, ports and length 0 (no MTU check,
- * a known limit), and BPF_FIB_LOOKUP_DIRECT: the main routing table (or the VRF table of
+ * interface `oif` as output interface (the longest route through that interface; the kernel
+ * answers FWD_DISABLED, here NO_ROUTE, unless IPv4 forwarding is on for `oif`), for a frame
+ * src -> dst, TOS, ports and length 0 (the MTU is checked before, lib/icmp.h), and
+ * BPF_FIB_LOOKUP_DIRECT: the main routing table (or the VRF table of
  * `oif`) is searched directly, ip rules are ignored (no policy routing: a rule sending these
  * frames to another table, or a route only in table `default`, is not seen; with custom rules
  * the kernel also unmerges the local table from main, so a local destination is then no

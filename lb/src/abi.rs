@@ -123,11 +123,14 @@ pub enum Counter {
     /// An ICMP error ("fragmentation needed", "time exceeded") over the CPU's budget
     /// (`icmp_rate`/`icmp_burst`, `packet::ratelimit`): not sent, the frame dropped.
     IcmpLimited = 18,
+    /// A forward entry found idle past its protocol's timeout (`tcp_timeout`/`udp_timeout`):
+    /// read as absent, its flow scheduled anew.
+    ConnExpired = 19,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 19;
+    pub const COUNT: u32 = 20;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -150,6 +153,7 @@ impl Counter {
         Counter::ConnEvicted,
         Counter::ConnBusy,
         Counter::IcmpLimited,
+        Counter::ConnExpired,
     ];
 
     /// The counter of a drop reason of the model.
@@ -187,6 +191,7 @@ impl Counter {
             Counter::ConnEvicted => "conn_evicted",
             Counter::ConnBusy => "conn_busy",
             Counter::IcmpLimited => "icmp_limited",
+            Counter::ConnExpired => "conn_expired",
         }
     }
 }
@@ -298,6 +303,8 @@ pub struct ConnSet {
     pub stamp: [u32; CONN_WAYS],
     /// Each way's write count.
     pub seq: [u32; CONN_WAYS],
+    /// Each way's last record or use: the low 32 bits of the kernel's jiffies.
+    pub seen: [u32; CONN_WAYS],
     /// Each way's key.
     pub key: [ConnKey; CONN_WAYS],
     /// Each way's entry.
@@ -394,6 +401,10 @@ pub struct Director {
     pub icmp_cost: u64,
     /// Most nanoseconds of credit a CPU's ICMP budget holds.
     pub icmp_cap: u64,
+    /// Jiffies a TCP forward entry may stay unused before it expires (0: never).
+    pub tcp_idle: u32,
+    /// The same for UDP.
+    pub udp_idle: u32,
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad

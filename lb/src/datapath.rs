@@ -56,6 +56,35 @@ pub struct DatapathOptions {
     /// Budget of the ICMP errors sent instead of forwarding, per CPU (XDP) or worker
     /// (userspace) (`packet::ratelimit`).
     pub icmp: crate::packet::ratelimit::IcmpLimit,
+    /// How long a flow's forward entry may stay unused before it expires.
+    pub conn_timeouts: ConnTimeouts,
+}
+
+/// Idle timeouts of the connection table's forward entries, by protocol (zero: never). An
+/// expired entry reads as absent: the flow's next packet is scheduled anew (as a new flow)
+/// and recorded over it. NAT reply entries follow their forward entry (no timeout of their
+/// own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnTimeouts {
+    /// TCP flows.
+    pub tcp: std::time::Duration,
+    /// UDP flows.
+    pub udp: std::time::Duration,
+}
+
+impl ConnTimeouts {
+    /// In ticks of `hz` per second, rounded up, at most `i32::MAX` (the tables' signed 32-bit
+    /// idle arithmetic).
+    pub fn ticks(self, hz: u32) -> crate::packet::service::IdleTimeouts {
+        let t = |d: std::time::Duration| {
+            let n = (d.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
+            u32::try_from(n.min(i32::MAX as u128)).unwrap_or(i32::MAX as u32)
+        };
+        crate::packet::service::IdleTimeouts {
+            tcp: t(self.tcp),
+            udp: t(self.udp),
+        }
+    }
 }
 
 /// Counters of one backend of one service.
@@ -80,6 +109,8 @@ pub struct ConnEntry {
     pub proto: u8,
     /// Backend index inside the service of `vip`.
     pub backend: u32,
+    /// Time since the flow's last packet (`None`: the datapath cannot tell).
+    pub idle: Option<std::time::Duration>,
 }
 
 /// Datapath-wide counters, by stable name (`"pass_not_ipv4"`, `"tx_new"`, …), as the

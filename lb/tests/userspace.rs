@@ -273,6 +273,7 @@ fn dr_spreads_connections_over_three_backends() {
             xdp_mode: XdpMode::Auto,
             max_conns: 8 * CONNECTIONS as u32,
             icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
+            conn_timeouts: strait_lb::datapath::ConnTimeouts::default(),
         };
         let dp = UserspaceDatapath::open(&opts).expect("open");
         // A second datapath in the same namespace would forward every frame twice.
@@ -378,6 +379,7 @@ fn nat_spreads_connections_and_rewrites_replies() {
             xdp_mode: XdpMode::Auto,
             max_conns: 8 * CONNECTIONS as u32,
             icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
+            conn_timeouts: strait_lb::datapath::ConnTimeouts::default(),
         };
         UserspaceDatapath::open(&opts).expect("open")
     })

@@ -25,7 +25,8 @@ fn xdp_attach_needs_the_bpf_object() {
 mod attach {
     use super::netns::{in_child, require_root, sh, Netns};
     use std::net::Ipv4Addr;
-    use strait_lb::datapath::{Datapath, DatapathOptions, XdpMode};
+    use std::time::Duration;
+    use strait_lb::datapath::{ConnTimeouts, Datapath, DatapathOptions, XdpMode};
     use strait_lb::iface::Interface;
     use strait_lb::maglev::DEFAULT_TABLE_SIZE;
     use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum};
@@ -38,6 +39,7 @@ mod attach {
     const XDP_DROP: u32 = 1;
     const XDP_PASS: u32 = 2;
     const XDP_TX: u32 = 3;
+    const XDP_REDIRECT: u32 = 4;
 
     /// Prepares a namespace with the veth pair and re-runs `test` inside it.
     fn in_netns(test: &str) {
@@ -59,6 +61,7 @@ mod attach {
             xdp_mode: mode,
             max_conns: 1024,
             icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
+            conn_timeouts: strait_lb::datapath::ConnTimeouts::default(),
         }
     }
 
@@ -293,6 +296,97 @@ mod attach {
         ] {
             assert!(counters.contains(&(name, n)), "{name}: {counters:?}");
         }
+        dp.shutdown().unwrap();
+    }
+
+    /// The inner interface's MTU reaches the program: a NAT forward one byte over it gets
+    /// the router's "fragmentation needed" (next-hop MTU = the inner MTU) with DF set, a drop
+    /// without; one that fits is redirected.
+    #[test]
+    fn nat_frames_over_the_inner_mtu_get_icmp_or_drop() {
+        if !in_child() {
+            return in_netns("attach::nat_frames_over_the_inner_mtu_get_icmp_or_drop");
+        }
+        // bpf_fib_lookup answers only with forwarding on (as NAT needs: README).
+        sh("ip link set a1 mtu 800 && sysctl -qw net.ipv4.ip_forward=1");
+        let opts = options("a0", Some("a1"), XdpMode::Generic);
+        assert_eq!(opts.inner_interface.as_ref().unwrap().mtu, 800);
+        let mut dp = XdpDatapath::open(&opts).unwrap();
+        let (key, svc) = service(3);
+        let svc = Service::new(Mode::Nat, svc.backends, DEFAULT_TABLE_SIZE).unwrap();
+        dp.apply(&[(key, svc)]).unwrap();
+        let big = sized_frame(2100, 801 - 40, true);
+        let run = dp.director_mut().test_run(&big).unwrap();
+        assert_eq!(run.action, XDP_TX);
+        let flow = *parse(&big).flow().unwrap();
+        let a0 = &opts.interface;
+        let want = icmp::frag_needed_routed(&big, &flow, a0.mac, a0.ip.octets(), 800);
+        assert_eq!(run.frame, want);
+        assert_eq!(run.frame[40..42], 800u16.to_be_bytes());
+        let run = dp
+            .director_mut()
+            .test_run(&sized_frame(2101, 801 - 40, false));
+        assert_eq!(run.unwrap().action, XDP_DROP);
+        let fits = sized_frame(2100, 800 - 40, true);
+        let action = dp.director_mut().test_run(&fits).unwrap().action;
+        assert_eq!(action, XDP_REDIRECT, "{:?}", dp.counters().unwrap());
+        let counters = dp.counters().unwrap();
+        for (name, n) in [
+            ("icmp_too_big", 1),
+            ("drop_too_big", 1),
+            ("tx_established", 1),
+        ] {
+            assert!(counters.contains(&(name, n)), "{name}: {counters:?}");
+        }
+        dp.shutdown().unwrap();
+    }
+
+    /// Idle timeouts: with `tcp_timeout` 400 ms, a flow whose packets come 100 ms apart stays
+    /// established and listed with its idle time; after 700 ms of silence it is no longer
+    /// listed (still held: the count is the table's), and its next packet is a new flow
+    /// (`conn_expired`); `udp_timeout` 0 never expires a UDP flow.
+    #[test]
+    fn idle_entries_expire_in_the_program_and_leave_the_listing() {
+        if !in_child() {
+            return in_netns("attach::idle_entries_expire_in_the_program_and_leave_the_listing");
+        }
+        let mut opts = options("a0", None, XdpMode::Generic);
+        opts.conn_timeouts = ConnTimeouts {
+            tcp: Duration::from_millis(400),
+            udp: Duration::ZERO,
+        };
+        let mut dp = XdpDatapath::open(&opts).unwrap();
+        let (key, svc) = service(3);
+        let udp_key = ServiceKey { proto: 17, ..key };
+        dp.apply(&[(key, svc.clone()), (udp_key, svc)]).unwrap();
+        let mut udp = frame(3000);
+        udp[23] = 17; // IPv4 protocol (its checksums are not checked on this path)
+        let mut send = |f: &[u8]| dp.director_mut().test_run(f).unwrap().action;
+        for _ in 0..4 {
+            assert_eq!(send(&frame(3000)), XDP_TX);
+            assert_eq!(send(&udp), XDP_TX);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let listed = dp.conns(10).unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        for c in &listed {
+            let idle = c.idle.expect("jiffies readable as root");
+            assert!(idle < Duration::from_millis(400), "{c:?}");
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        let listed = dp.conns(10).unwrap();
+        assert_eq!(listed.len(), 1, "only the UDP flow: {listed:?}");
+        assert_eq!(listed[0].proto, 17);
+        assert!(listed[0].idle.unwrap() >= Duration::from_millis(600));
+        assert_eq!(dp.conn_count().unwrap(), 2, "held until reused");
+        let mut send = |f: &[u8]| dp.director_mut().test_run(f).unwrap().action;
+        assert_eq!(send(&frame(3000)), XDP_TX);
+        assert_eq!(send(&udp), XDP_TX);
+        let counters = dp.counters().unwrap();
+        for (name, n) in [("conn_expired", 1), ("tx_new", 3), ("tx_established", 7)] {
+            assert!(counters.contains(&(name, n)), "{name}: {counters:?}");
+        }
+        assert_eq!(dp.conns(10).unwrap().len(), 2);
         dp.shutdown().unwrap();
     }
 

@@ -20,6 +20,8 @@ table_size = 251
 threaded_napi = true
 icmp_rate = 200
 icmp_burst = 10
+tcp_timeout = "15m"
+udp_timeout = "0s"
 
 [[service]]
 vip = "10.0.0.100:80"
@@ -59,6 +61,10 @@ fn the_example_parses_with_every_value() {
     assert_eq!((c.max_conns, c.table_size), (1000, 251));
     assert_eq!(c.threaded_napi, Some(true));
     assert_eq!(c.icmp, IcmpLimit::new(200, 10));
+    assert_eq!(
+        (c.conn_timeouts.tcp, c.conn_timeouts.udp),
+        (Duration::from_secs(900), Duration::ZERO)
+    );
     let s = &c.services[0];
     assert_eq!(
         (s.proto, s.mode, s.scheduler),
@@ -99,6 +105,14 @@ fn defaults_are_filled_in() {
     assert_eq!(c.threaded_napi, None);
     assert_eq!(c.icmp, IcmpLimit::new(1000, 50));
     assert_eq!(c.icmp.cost_ns, 1_000_000);
+    assert_eq!(
+        (c.conn_timeouts.tcp, c.conn_timeouts.udp),
+        (DEFAULT_TCP_TIMEOUT, DEFAULT_UDP_TIMEOUT)
+    );
+    // In jiffies at 250 Hz, and in the userspace table's milliseconds.
+    let t = c.conn_timeouts.ticks(250);
+    assert_eq!((t.tcp, t.udp), (225_000, 75_000));
+    assert_eq!(c.conn_timeouts.ticks(1000).udp, 300_000);
     assert_eq!(c.services[0].health, HealthCheck::default());
     assert_eq!(c.services[0].backends[0].weight, DEFAULT_WEIGHT);
 }
@@ -108,7 +122,7 @@ fn director_rules_are_reported_at_their_values() {
     let text = MINIMAL.replace("\"d\"", "\"bad id!\"").replace(
         "\"eth0\"",
         "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0\nicmp_rate = -1\n\
-         icmp_burst = 0",
+         icmp_burst = 0\ntcp_timeout = \"8d\"\nudp_timeout = \"soon\"",
     );
     assert_eq!(
         errors(&text),
@@ -120,6 +134,8 @@ fn director_rules_are_reported_at_their_values() {
             "6:13: max_conns 0 is out of range 1..=16777216",
             "7:13: icmp_rate -1 is out of range 0..=1000000",
             "8:14: icmp_burst 0 is out of range 1..=1000000",
+            "9:15: tcp_timeout \"8d\" is longer than 7 days",
+            "10:15: udp_timeout \"soon\" is not a duration such as \"900s\" or \"15m\" (\"0s\": never)",
         ]
     );
 }

@@ -27,6 +27,12 @@ pub const DEFAULT_ICMP_RATE: u32 = 1000;
 pub const DEFAULT_ICMP_BURST: u32 = 50;
 /// Largest accepted `icmp_rate` and `icmp_burst`.
 pub const MAX_ICMP: u32 = 1_000_000;
+/// Default `tcp_timeout`: how long a TCP connection's entry may stay unused (LVS's 900 s).
+pub const DEFAULT_TCP_TIMEOUT: Duration = Duration::from_secs(900);
+/// Default `udp_timeout` (LVS's 300 s).
+pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest accepted `tcp_timeout` / `udp_timeout` (a week: within the table's 32-bit ticks).
+pub const MAX_CONN_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest accepted `max_conns`.
 pub const MAX_MAX_CONNS: u32 = 1 << 24;
 /// Default (and largest) table size.
@@ -84,6 +90,10 @@ pub struct RawDirector {
     pub icmp_rate: Option<Spanned<i64>>,
     #[serde(default)]
     pub icmp_burst: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub tcp_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub udp_timeout: Option<Spanned<String>>,
 }
 
 /// `[[service]]` as written.
@@ -209,6 +219,8 @@ pub struct DirectorConfig {
     /// `icmp_rate` / `icmp_burst`: the budget of ICMP errors each CPU (XDP) or worker
     /// (userspace) sends.
     pub icmp: crate::packet::ratelimit::IcmpLimit,
+    /// `tcp_timeout` / `udp_timeout`: how long a flow's entry may stay unused.
+    pub conn_timeouts: crate::datapath::ConnTimeouts,
     /// Services, in file order.
     pub services: Vec<ServiceConfig>,
 }

@@ -5,7 +5,7 @@
 //! bytes, no `/`, `:` or white space, not `.`/`..`); `datapath` is `xdp` or `userspace`;
 //! `xdp_mode` is `auto`, `native` or `generic`; `admin` an `ip:port`; `max_conns` in
 //! 1..=16777216; `icmp_rate` in 0..=1000000 (0: no ICMP error is sent), `icmp_burst` in
-//! 1..=1000000; `table_size` prime, at most 65537 and at least twice the backends of the
+//! 1..=1000000; `tcp_timeout`/`udp_timeout` durations up to 7 days ("0s": never); `table_size` prime, at most 65537 and at least twice the backends of the
 //! largest service; 1..=32 services with unique (vip, proto); at most 4096 backends in all;
 //! `[ha]` is refused (not supported yet).
 
@@ -114,6 +114,20 @@ pub(crate) fn validate(
         &mut r,
     )
     .unwrap_or(DEFAULT_ICMP_BURST);
+    let conn_timeouts = crate::datapath::ConnTimeouts {
+        tcp: conn_timeout(
+            d.tcp_timeout.as_ref(),
+            DEFAULT_TCP_TIMEOUT,
+            "tcp_timeout",
+            &mut r,
+        ),
+        udp: conn_timeout(
+            d.udp_timeout.as_ref(),
+            DEFAULT_UDP_TIMEOUT,
+            "udp_timeout",
+            &mut r,
+        ),
+    };
     let table_size = int_in(
         d.table_size.as_ref(),
         1,
@@ -151,6 +165,7 @@ pub(crate) fn validate(
             table_size,
             threaded_napi: d.threaded_napi.as_ref().map(|b| *b.get_ref()),
             icmp: crate::packet::ratelimit::IcmpLimit::new(icmp_rate, icmp_burst),
+            conn_timeouts,
             services,
         }),
         _ => Err(r.out),
@@ -284,4 +299,35 @@ fn is_prime(n: u32) -> bool {
         && (2..)
             .take_while(|d: &u32| d * d <= n)
             .all(|d| !n.is_multiple_of(d))
+}
+
+/// An idle timeout of connection entries: a humantime duration up to [`MAX_CONN_TIMEOUT`],
+/// zero meaning never, or `default` when absent.
+fn conn_timeout(
+    raw: Option<&Spanned<String>>,
+    default: std::time::Duration,
+    key: &str,
+    r: &mut Report<'_, '_>,
+) -> std::time::Duration {
+    let Some(v) = raw else { return default };
+    match humantime::parse_duration(v.get_ref()) {
+        Ok(d) if d <= MAX_CONN_TIMEOUT => d,
+        Ok(_) => {
+            r.at(
+                v.span(),
+                format!("{key} {:?} is longer than 7 days", v.get_ref()),
+            );
+            default
+        }
+        Err(_) => {
+            r.at(
+                v.span(),
+                format!(
+                    "{key} {:?} is not a duration such as \"900s\" or \"15m\" (\"0s\": never)",
+                    v.get_ref()
+                ),
+            );
+            default
+        }
+    }
 }

@@ -91,7 +91,9 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
     })
 }
 
-/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend"}]}`.
+/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend", "idle_ms"}]}`:
+/// `count` the forward entries held, `conns` those not idle past their timeout, `idle_ms`
+/// since their last packet (`null` when the datapath cannot tell).
 fn conns(
     inner: &Inner,
     limit: usize,
@@ -119,6 +121,7 @@ fn conns(
             json!({
                 "client": std::net::SocketAddrV4::new(c.client.0, c.client.1).to_string(),
                 "vip": vip.to_string(), "proto": proto, "backend": backend,
+                "idle_ms": c.idle.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             })
         })
         .collect();

@@ -178,6 +178,10 @@ impl Inner {
                 ("max_conns", old.max_conns != new.max_conns),
                 ("threaded_napi", old.threaded_napi != new.threaded_napi),
                 ("icmp_rate/icmp_burst", old.icmp != new.icmp),
+                (
+                    "tcp_timeout/udp_timeout",
+                    old.conn_timeouts != new.conn_timeouts,
+                ),
             ];
             for (key, changed) in fixed {
                 if changed {
@@ -193,6 +197,7 @@ impl Inner {
             kept.max_conns = old.max_conns;
             kept.threaded_napi = old.threaded_napi;
             kept.icmp = old.icmp;
+            kept.conn_timeouts = old.conn_timeouts;
             let links = self.links.clone();
             self.change("reload", |state| {
                 state.reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
@@ -232,6 +237,7 @@ impl Director {
             xdp_mode: config.xdp_mode,
             max_conns: config.max_conns,
             icmp: config.icmp,
+            conn_timeouts: config.conn_timeouts,
         };
         let mut datapath = open(&config, options)?;
         // After the attach: a veth has a NAPI context only once native XDP runs on it.

@@ -17,6 +17,13 @@
 //!   the least recently used one (largest `clock − stamp`, wrapping, as a signed 32-bit age
 //!   with a negative one counted as 0; the lowest way on a tie), which is an eviction, then advances the clock and stamps the way. So an active
 //!   connection is never the one evicted while its set holds an idler one.
+//! * Each way also notes when it was last recorded or used (`seen`, a 32-bit tick: the
+//!   kernel's jiffies in the program, milliseconds in the userspace datapath).
+//!   [`SetTable::get_at`] with an idle timeout `idle != 0` finds an entry whose
+//!   `now − seen` (wrapping, as a signed 32-bit difference) exceeds `idle` [`Lookup::Expired`]:
+//!   not used, not marked, left in its way (a record of the same key writes over it; an
+//!   eviction may take it as any other). A hit sets `seen = now`, as a record does.
+//!   [`SetTable::get`] and [`SetTable::put`] are the same at tick 0 without timeout.
 //! * Sets are allocated when first written ([`SetTable`] is a sparse map of sets), so a large
 //!   bound costs nothing until flows arrive.
 
@@ -80,11 +87,12 @@ pub fn random_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(now)
 }
 
-/// One set: the clock, and per way its stamp and entry.
+/// One set: the clock, and per way its stamp, last tick seen and entry.
 #[derive(Debug, Clone)]
 struct Set<V> {
     clock: u32,
     stamp: [u32; WAYS],
+    seen: [u32; WAYS],
     ways: [Option<([u8; 16], V)>; WAYS],
 }
 
@@ -93,9 +101,26 @@ impl<V> Default for Set<V> {
         Set {
             clock: 0,
             stamp: [0; WAYS],
+            seen: [0; WAYS],
             ways: std::array::from_fn(|_| None),
         }
     }
+}
+
+/// What [`SetTable::get_at`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<V> {
+    /// The entry, now marked used.
+    Hit(V),
+    /// The key's entry, idle past the timeout: not used (see the module doc).
+    Expired,
+    /// No entry for the key.
+    Miss,
+}
+
+/// Whether an entry last seen at tick `seen` is idle past `idle` ticks at `now` (0: never).
+pub fn expired(seen: u32, now: u32, idle: u32) -> bool {
+    idle != 0 && (now.wrapping_sub(seen) as i32) > idle as i32
 }
 
 /// What [`SetTable::put`] did.
@@ -158,19 +183,40 @@ impl<V: Copy> SetTable<V> {
         Self::way_of(set, key).and_then(|w| set.ways[w].map(|(_, v)| v))
     }
 
-    /// The entry of `key`, marking its way most recently used.
+    /// The entry of `key`, marking its way most recently used (tick 0, no timeout).
     pub fn get(&mut self, key: &[u8; 16]) -> Option<V> {
-        let set = self.sets.get_mut(&set_of(key, self.seed, self.mask))?;
-        let w = Self::way_of(set, key)?;
+        match self.get_at(key, 0, 0) {
+            Lookup::Hit(v) => Some(v),
+            Lookup::Expired | Lookup::Miss => None,
+        }
+    }
+
+    /// The entry of `key` at tick `now` under idle timeout `idle` (see the module doc).
+    pub fn get_at(&mut self, key: &[u8; 16], now: u32, idle: u32) -> Lookup<V> {
+        let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) else {
+            return Lookup::Miss;
+        };
+        let Some(w) = Self::way_of(set, key) else {
+            return Lookup::Miss;
+        };
+        if expired(set.seen[w], now, idle) {
+            return Lookup::Expired;
+        }
         if set.stamp[w] != set.clock {
             set.clock = set.clock.wrapping_add(1);
             set.stamp[w] = set.clock;
         }
-        set.ways[w].map(|(_, v)| v)
+        set.seen[w] = now;
+        set.ways[w].map_or(Lookup::Miss, |(_, v)| Lookup::Hit(v))
     }
 
-    /// Records `key` → `value` (see the module doc for the way it takes).
+    /// Records `key` → `value` at tick 0 (see the module doc for the way it takes).
     pub fn put(&mut self, key: [u8; 16], value: V) -> Put {
+        self.put_at(key, value, 0)
+    }
+
+    /// Records `key` → `value` at tick `now` (see the module doc for the way it takes).
+    pub fn put_at(&mut self, key: [u8; 16], value: V, now: u32) -> Put {
         let set = self
             .sets
             .entry(set_of(&key, self.seed, self.mask))
@@ -191,6 +237,7 @@ impl<V: Copy> SetTable<V> {
         set.ways[w] = Some((key, value));
         set.clock = set.clock.wrapping_add(1);
         set.stamp[w] = set.clock;
+        set.seen[w] = now;
         if put == Put::Added {
             self.len += 1;
         }
@@ -199,10 +246,23 @@ impl<V: Copy> SetTable<V> {
 
     /// Every entry, set by set (ascending set index), way by way.
     pub fn entries(&self) -> Vec<([u8; 16], V)> {
+        self.entries_seen()
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect()
+    }
+
+    /// [`SetTable::entries`] with the tick each was last seen.
+    pub fn entries_seen(&self) -> Vec<([u8; 16], V, u32)> {
         let mut sets: Vec<_> = self.sets.iter().collect();
         sets.sort_unstable_by_key(|(i, _)| **i);
         sets.into_iter()
-            .flat_map(|(_, s)| s.ways.iter().flatten().copied())
+            .flat_map(|(_, s)| {
+                s.ways
+                    .iter()
+                    .zip(s.seen)
+                    .filter_map(|(w, seen)| w.map(|(k, v)| (k, v, seen)))
+            })
             .collect()
     }
 }
@@ -349,5 +409,39 @@ mod tests {
         assert_eq!(t.put(key(99), 99), Put::Evicted(key(1)));
         assert_eq!(t.peek(&key(1)), None);
         assert_eq!(t.peek(&key(2)), Some(2));
+    }
+
+    #[test]
+    fn an_entry_idle_past_its_timeout_is_expired_until_recorded_again() {
+        let mut t: SetTable<u32> = SetTable::new(64, 7);
+        let k = key(1);
+        assert_eq!(t.get_at(&k, 10, 100), Lookup::Miss);
+        t.put_at(k, 5, 1000);
+        // Idle 100 ticks: still there (the timeout is "more than idle").
+        assert_eq!(t.get_at(&k, 1100, 100), Lookup::Hit(5));
+        // A hit refreshes: 100 more.
+        assert_eq!(t.get_at(&k, 1200, 100), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1301, 100), Lookup::Expired);
+        // Expired is not a use: still expired, still held, still peekable.
+        assert_eq!(t.get_at(&k, 1302, 100), Lookup::Expired);
+        assert_eq!((t.len(), t.peek(&k)), (1, Some(5)));
+        // No timeout: found whatever the idle time.
+        assert_eq!(t.get_at(&k, 1_000_000, 0), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1_000_001, 100), Lookup::Hit(5));
+        // Recorded again over it: fresh, the same way (no second entry).
+        t.put_at(k, 6, 5_000_000);
+        assert_eq!(t.get_at(&k, 5_000_100, 100), Lookup::Hit(6));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_100)]);
+    }
+
+    #[test]
+    fn idle_time_wraps_and_a_tick_ahead_is_fresh() {
+        // Across the 32-bit wrap.
+        assert!(!expired(u32::MAX - 10, 20, 100));
+        assert!(expired(u32::MAX - 100, 20, 100));
+        // Seen "after" now (another CPU read jiffies a tick later): not idle at all.
+        assert!(!expired(1001, 1000, 1));
+        assert!(!expired(0, u32::MAX, 0));
     }
 }

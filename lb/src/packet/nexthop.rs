@@ -5,8 +5,10 @@
 //! * A lookup names the egress ([`Egress::Nat`]: NAT forwards towards the backends;
 //!   [`Egress::Client`]: NAT replies towards the clients) and the rewritten frame's source and
 //!   destination addresses. The XDP program asks with `BPF_FIB_LOOKUP_OUTPUT` and the egress
-//!   interface as output interface: the longest matching route *through that interface*, no
-//!   forwarding sysctl involved; TOS, ports and the MTU are not part of the lookup. It also
+//!   interface as output interface: the longest matching route *through that interface*; the
+//!   kernel answers only when IPv4 forwarding is on for that interface (otherwise "forwarding
+//!   disabled": no route here); TOS, ports and the MTU are not part of the lookup (the MTU is
+//!   checked by `packet::icmp`). It also
 //!   sets `BPF_FIB_LOOKUP_DIRECT`: only the main table (or the interface's VRF table) is
 //!   searched and **ip rules are ignored** (no policy routing for NAT frames; routes only in
 //!   another table are not seen), as the userspace datapath, which reads the main table from

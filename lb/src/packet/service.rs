@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::conntable::{self, Put, SetTable};
+use super::conntable::{self, Lookup, Put, SetTable};
 use super::parse::FiveTuple;
 use crate::abi::{DIR_FORWARD, DIR_REPLY};
 use crate::maglev::{self, MaglevError, Table};
@@ -211,13 +211,39 @@ fn tuple_of(k: &[u8; 16]) -> FiveTuple {
     }
 }
 
+/// Idle timeouts of forward entries, in ticks of the table's clock (0: never), by protocol.
+/// NAT reply entries have none (`packet::conntable`, `ebpf/lib/conntrack.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdleTimeouts {
+    /// TCP forward entries.
+    pub tcp: u32,
+    /// UDP forward entries.
+    pub udp: u32,
+}
+
+impl IdleTimeouts {
+    /// The timeout of an entry of protocol `proto` in direction `dir`.
+    pub fn of(self, proto: u8, dir: u8) -> u32 {
+        match (dir, proto) {
+            (DIR_FORWARD, super::parse::PROTO_TCP) => self.tcp,
+            (DIR_FORWARD, _) => self.udp,
+            _ => 0,
+        }
+    }
+}
+
 /// In-memory [`ConnTable`]: one set-associative table for both directions, the XDP
-/// program's (`packet::conntable`: same sets, hash and replacement under the same seed).
+/// program's (`packet::conntable`: same sets, hash and replacement under the same seed). Its
+/// clock ([`MemConnTable::set_now`], tick 0 until set) stamps records and uses; forward
+/// entries idle past [`IdleTimeouts`] read as absent (counted, [`MemConnTable::expired`]).
 #[derive(Debug, Clone)]
 pub struct MemConnTable {
     table: SetTable<Entry>,
     forward: usize,
     evicted: u64,
+    expired: u64,
+    now: u32,
+    idle: IdleTimeouts,
 }
 
 impl MemConnTable {
@@ -232,6 +258,53 @@ impl MemConnTable {
             table: SetTable::new(capacity, seed),
             forward: 0,
             evicted: 0,
+            expired: 0,
+            now: 0,
+            idle: IdleTimeouts::default(),
+        }
+    }
+
+    /// The same table with idle timeouts.
+    pub fn with_timeouts(mut self, idle: IdleTimeouts) -> MemConnTable {
+        self.idle = idle;
+        self
+    }
+
+    /// Sets the table's clock: the tick of the next lookups and records.
+    pub fn set_now(&mut self, now: u32) {
+        self.now = now;
+    }
+
+    /// Forward entries found idle past their timeout (each read as absent).
+    pub fn expired(&self) -> u64 {
+        self.expired
+    }
+
+    /// The forward entries not idle past their timeout at tick `now`, with their idle ticks,
+    /// set by set.
+    pub fn live_forward_entries(&self, now: u32) -> Vec<(FiveTuple, u32, u32)> {
+        self.table
+            .entries_seen()
+            .into_iter()
+            .filter_map(|(k, e, seen)| match e {
+                Entry::Forward(b) if !conntable::expired(seen, now, self.idle.of(k[12], k[13])) => {
+                    let idle = (now.wrapping_sub(seen) as i32).max(0) as u32;
+                    Some((tuple_of(&k), b, idle))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lookup(&mut self, key: [u8; 16]) -> Option<Entry> {
+        let idle = self.idle.of(key[12], key[13]);
+        match self.table.get_at(&key, self.now, idle) {
+            Lookup::Hit(e) => Some(e),
+            Lookup::Expired => {
+                self.expired += 1;
+                None
+            }
+            Lookup::Miss => None,
         }
     }
 
@@ -271,7 +344,7 @@ impl MemConnTable {
     }
 
     fn put(&mut self, key: [u8; 16], entry: Entry) {
-        match self.table.put(key, entry) {
+        match self.table.put_at(key, entry, self.now) {
             Put::Replaced => {}
             Put::Added => self.forward += usize::from(key[13] == DIR_FORWARD),
             Put::Evicted(old) => {
@@ -291,7 +364,7 @@ impl Default for MemConnTable {
 
 impl ConnTable for MemConnTable {
     fn get(&mut self, flow: &FiveTuple) -> Option<u32> {
-        match self.table.get(&key_of(flow, DIR_FORWARD)) {
+        match self.lookup(key_of(flow, DIR_FORWARD)) {
             Some(Entry::Forward(b)) => Some(b),
             _ => None,
         }
@@ -302,7 +375,7 @@ impl ConnTable for MemConnTable {
     }
 
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
-        match self.table.get(&key_of(reply, DIR_REPLY)) {
+        match self.lookup(key_of(reply, DIR_REPLY)) {
             Some(Entry::Reply(o)) => Some(o),
             _ => None,
         }
@@ -405,5 +478,43 @@ mod tests {
         let mut c = tuple(1);
         c.src = [10, 0, 0, 2];
         assert_ne!(FlowHash::Source.of(&a), FlowHash::Source.of(&c));
+    }
+
+    #[test]
+    fn forward_entries_expire_by_protocol_and_replies_never() {
+        let mut t = MemConnTable::new(64).with_timeouts(IdleTimeouts { tcp: 10, udp: 0 });
+        let tcp = tuple(1);
+        let udp = FiveTuple {
+            proto: 17,
+            ..tuple(2)
+        };
+        let reply = FiveTuple {
+            src: [10, 0, 1, 1],
+            dst: tcp.src,
+            sport: 8080,
+            dport: tcp.sport,
+            proto: 6,
+        };
+        let origin = NatOrigin {
+            vip: tcp.dst,
+            port: 80,
+        };
+        t.set_now(100);
+        t.insert(tcp, 1);
+        t.insert(udp, 2);
+        t.insert_reply(reply, origin);
+        t.set_now(110);
+        assert_eq!((t.get(&tcp), t.get(&udp)), (Some(1), Some(2)));
+        assert_eq!(t.live_forward_entries(115).len(), 2);
+        t.set_now(121);
+        assert_eq!(t.get(&tcp), None, "idle 11 > 10");
+        assert_eq!(t.get(&udp), Some(2), "UDP: no timeout");
+        assert_eq!(t.get_reply(&reply), Some(origin), "replies: no timeout");
+        assert_eq!((t.expired(), t.len()), (1, 2));
+        assert_eq!(t.live_forward_entries(121), vec![(udp, 2, 0)]);
+        // Recorded again: live.
+        t.insert(tcp, 0);
+        assert_eq!(t.get(&tcp), Some(0));
+        assert_eq!(t.len(), 2);
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! Contract:
 //! * [`Conns`] holds the one [`MemConnTable`] the decisions use (its set hash keyed by a
-//!   random seed, as the XDP table's) and lists its forward entries (set by set).
+//!   random seed, as the XDP table's; its clock in milliseconds since the table was made,
+//!   idle timeouts in milliseconds) and lists its forward entries not idle past their
+//!   timeout (set by set), with their idle time.
 //! * [`Conns::observe`] runs `packet::process` on one frame and reports, besides the action,
 //!   what the decision consulted and recorded ([`Observed`]): the flow's 5-tuple, the backend
 //!   of an established flow, the backend of a new one, whether it was a NAT reply.
 
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
-use crate::datapath::ConnEntry;
+use crate::datapath::{ConnEntry, ConnTimeouts};
 use crate::packet::conntable;
 use crate::packet::nexthop::NextHops;
 use crate::packet::parse::FiveTuple;
@@ -34,6 +37,8 @@ pub struct Observed {
 #[derive(Debug)]
 pub struct Conns {
     table: MemConnTable,
+    /// Tick 0 of the table's clock (milliseconds).
+    epoch: Instant,
 }
 
 /// A [`ConnTable`] that notes what `decide` does with the real one.
@@ -75,21 +80,38 @@ impl ConnTable for Recorder<'_> {
 }
 
 impl Conns {
-    /// Empty tables bounded at `capacity` entries per direction.
+    /// Empty tables bounded at `capacity` entries per direction, without idle timeouts.
+    #[cfg(test)]
     pub fn new(capacity: usize) -> Conns {
+        Conns::with_timeouts(capacity, ConnTimeouts::default())
+    }
+
+    /// Empty tables bounded at `capacity` entries whose forward entries expire after
+    /// `timeouts` unused.
+    pub fn with_timeouts(capacity: usize, timeouts: ConnTimeouts) -> Conns {
+        let table = MemConnTable::with_seed(capacity, conntable::random_seed());
         Conns {
-            table: MemConnTable::with_seed(capacity, conntable::random_seed()),
+            table: table.with_timeouts(timeouts.ticks(1000)),
+            epoch: Instant::now(),
         }
     }
 
-    /// Runs the packet model on `frame` (see the module doc).
+    /// The table's tick (milliseconds since it was made, wrapping) at `at`.
+    fn tick(&self, at: Instant) -> u32 {
+        at.saturating_duration_since(self.epoch).as_millis() as u32
+    }
+
+    /// Runs the packet model on `frame`, received at `at` (see the module doc).
     pub fn observe(
         &mut self,
         frame: &[u8],
         services: &Services,
         director: &Director,
         hops: &dyn NextHops,
+        at: Instant,
     ) -> (Action, Observed) {
+        let now = self.tick(at);
+        self.table.set_now(now);
         let mut r = Recorder {
             conns: self,
             flow: Cell::new(None),
@@ -112,17 +134,28 @@ impl Conns {
         self.table.len()
     }
 
-    /// Up to `limit` forward entries, set by set.
-    pub fn entries(&self, limit: usize) -> Vec<ConnEntry> {
+    /// Entries (either direction) replaced as least recently used of a full set.
+    pub fn evicted(&self) -> u64 {
+        self.table.evicted()
+    }
+
+    /// Forward entries found idle past their timeout (each scheduled anew).
+    pub fn expired(&self) -> u64 {
+        self.table.expired()
+    }
+
+    /// Up to `limit` forward entries not idle past their timeout at `at`, set by set.
+    pub fn entries(&self, limit: usize, at: Instant) -> Vec<ConnEntry> {
         self.table
-            .forward_entries()
+            .live_forward_entries(self.tick(at))
             .into_iter()
             .take(limit)
-            .map(|(t, backend)| ConnEntry {
+            .map(|(t, backend, idle)| ConnEntry {
                 client: (t.src.into(), t.sport),
                 vip: (t.dst.into(), t.dport),
                 proto: t.proto,
                 backend,
+                idle: Some(Duration::from_millis(u64::from(idle))),
             })
             .collect()
     }
@@ -155,7 +188,7 @@ mod tests {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             conns.table.insert(tuple((x >> 16) % 400), x % 3);
         }
-        let listed = conns.entries(usize::MAX);
+        let listed = conns.entries(usize::MAX, conns.epoch);
         assert_eq!(listed.len(), conns.len());
         // About 400 keys over 128 ways: every set full, or nearly.
         assert!((120..=128).contains(&conns.len()), "{}", conns.len());
@@ -169,7 +202,7 @@ mod tests {
             };
             assert_eq!(conns.table.peek(&t), Some(e.backend));
         }
-        assert_eq!(conns.entries(3), listed[..3].to_vec());
+        assert_eq!(conns.entries(3, conns.epoch), listed[..3].to_vec());
     }
 
     /// An Ethernet/IPv4/TCP frame from `src`:`sport` to `dst`:`dport`.
@@ -204,8 +237,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn observe_reports_new_established_and_nat_reply() {
+    const DIRECTOR: Director = Director {
+        mac: [2, 0, 0, 0, 0, 3],
+        ip: [10, 0, 0, 3],
+        mtu: 1500,
+        nat_mac: [2, 0, 0, 0, 0, 4],
+        nat_ip: [10, 0, 1, 3],
+        nat_mtu: 1500,
+    };
+
+    /// One service, TCP 10.0.0.100:80 in `mode`, with one backend (returned too).
+    fn one_service(mode: Mode) -> (Services, ServiceKey, Backend) {
         let backend = Backend {
             ip: [10, 0, 1, 11],
             mac: [2, 0, 0, 0, 1, 11],
@@ -213,36 +255,32 @@ mod tests {
             weight: 1,
             alive: true,
         };
-        let mut services = Services::new();
         let key = ServiceKey {
             vip: [10, 0, 0, 100],
             port: 80,
             proto: PROTO_TCP,
         };
-        services.insert(
-            key,
-            Service::new(Mode::Nat, vec![backend.clone()], 7).unwrap(),
-        );
-        let director = Director {
-            mac: [2, 0, 0, 0, 0, 3],
-            ip: [10, 0, 0, 3],
-            mtu: 1500,
-            nat_mac: [2, 0, 0, 0, 0, 4],
-            nat_ip: [10, 0, 1, 3],
-            nat_mtu: 1500,
-        };
+        let mut services = Services::new();
+        services.insert(key, Service::new(mode, vec![backend.clone()], 7).unwrap());
+        (services, key, backend)
+    }
+
+    #[test]
+    fn observe_reports_new_established_and_nat_reply() {
+        let (services, key, backend) = one_service(Mode::Nat);
+        let director = DIRECTOR;
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];
         let f = frame(client, 5555, key.vip, 80);
-        let (a, seen) = c.observe(&f, &services, &director, &AllKnown);
+        let (a, seen) = c.observe(&f, &services, &director, &AllKnown, Instant::now());
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert_eq!(seen.new_flow, Some(0));
         assert_eq!(seen.established, None);
         assert_eq!(seen.flow.map(|t| t.sport), Some(5555));
-        let (_, seen) = c.observe(&f, &services, &director, &AllKnown);
+        let (_, seen) = c.observe(&f, &services, &director, &AllKnown, Instant::now());
         assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
         let reply = frame(backend.ip, 8080, client, 5555);
-        let (a, seen) = c.observe(&reply, &services, &director, &AllKnown);
+        let (a, seen) = c.observe(&reply, &services, &director, &AllKnown, Instant::now());
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert!(seen.nat_reply);
         assert_eq!(seen.flow, None);
@@ -250,7 +288,7 @@ mod tests {
         // a reply is answered from the inner interface, a forward from the receiving one.
         let mut expiring = reply.clone();
         expiring[22] = 1;
-        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown);
+        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown, Instant::now());
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
         };
@@ -261,7 +299,7 @@ mod tests {
         );
         let mut expiring = f.clone();
         expiring[22] = 1;
-        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown);
+        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown, Instant::now());
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
         };
@@ -271,12 +309,42 @@ mod tests {
             (director.mac.to_vec(), director.ip.to_vec())
         );
         let other = frame(client, 5555, key.vip, 81);
-        let (a, seen) = c.observe(&other, &services, &director, &AllKnown);
+        let (a, seen) = c.observe(&other, &services, &director, &AllKnown, Instant::now());
         assert_eq!((a, seen), (Action::Pass, Observed::default()));
         assert_eq!(c.len(), 1);
-        let e = c.entries(10);
+        let e = c.entries(10, Instant::now());
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].client, (client.into(), 5555));
         assert_eq!(e[0].vip, (key.vip.into(), 80));
+    }
+
+    #[test]
+    fn an_idle_flow_expires_and_is_scheduled_anew() {
+        let (services, key, _) = one_service(Mode::Dr);
+        let director = DIRECTOR;
+        let timeouts = ConnTimeouts {
+            tcp: Duration::from_millis(100),
+            udp: Duration::from_secs(1),
+        };
+        let mut c = Conns::with_timeouts(16, timeouts);
+        let t0 = c.epoch;
+        let ms = |n| t0 + Duration::from_millis(n);
+        let f = frame([10, 0, 0, 1], 5555, key.vip, 80);
+        let mut at = |when| c.observe(&f, &services, &director, &AllKnown, when).1;
+        assert_eq!(at(t0).new_flow, Some(0));
+        // Every 90 ms: kept alive, established.
+        for n in [90, 180, 270] {
+            assert_eq!(at(ms(n)).established, Some(0), "{n} ms");
+        }
+        // 101 ms of silence: expired, a new flow recorded over it.
+        let seen = at(ms(371));
+        assert_eq!((seen.new_flow, seen.established), (Some(0), None));
+        assert_eq!((c.expired(), c.len()), (1, 1));
+        // Listed with its idle time while live, left out once idle past the timeout.
+        let listed = c.entries(10, ms(421));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].idle, Some(Duration::from_millis(50)));
+        assert!(c.entries(10, ms(472)).is_empty());
+        assert_eq!(c.len(), 1, "held until reused or evicted");
     }
 }

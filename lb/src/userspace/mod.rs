@@ -38,6 +38,7 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 
+use crate::abi::Counter;
 use crate::datapath::{
     BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
 };
@@ -121,7 +122,10 @@ impl UserspaceDatapath {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             services: ArcSwap::from_pointee(Services::new()),
-            conns: Mutex::new(Conns::new(opts.max_conns as usize)),
+            conns: Mutex::new(Conns::with_timeouts(
+                opts.max_conns as usize,
+                opts.conn_timeouts,
+            )),
             backends: Mutex::new(BackendCounters::default()),
             counters: DatapathCounters::default(),
             stop: stop.clone(),
@@ -230,7 +234,7 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn conns(&self, limit: usize) -> Result<Vec<ConnEntry>, DatapathError> {
-        Ok(lock(&self.shared.conns).entries(limit))
+        Ok(lock(&self.shared.conns).entries(limit, std::time::Instant::now()))
     }
 
     fn conn_count(&self) -> Result<u64, DatapathError> {
@@ -238,7 +242,20 @@ impl Datapath for UserspaceDatapath {
     }
 
     fn counters(&self) -> Result<Counters, DatapathError> {
-        Ok(self.shared.counters.snapshot())
+        let mut out = self.shared.counters.snapshot();
+        // The table's own counts, as the program's counters.
+        let (evicted, expired) = {
+            let conns = lock(&self.shared.conns);
+            (conns.evicted(), conns.expired())
+        };
+        for (name, value) in &mut out {
+            if *name == Counter::ConnEvicted.as_str() {
+                *value = evicted;
+            } else if *name == Counter::ConnExpired.as_str() {
+                *value = expired;
+            }
+        }
+        Ok(out)
     }
 
     fn shutdown(&mut self) -> Result<(), DatapathError> {
@@ -289,6 +306,7 @@ mod tests {
             xdp_mode: XdpMode::Auto,
             max_conns,
             icmp: crate::packet::ratelimit::IcmpLimit::NONE,
+            conn_timeouts: crate::datapath::ConnTimeouts::default(),
         }
     }
 

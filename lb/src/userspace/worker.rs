@@ -180,7 +180,7 @@ impl Worker {
         };
         let (action, seen) = {
             let services = shared.services.load();
-            lock(&shared.conns).observe(frame, &services, &director, &hops)
+            lock(&shared.conns).observe(frame, &services, &director, &hops, now)
         };
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),

@@ -15,6 +15,11 @@
 //!   Services absent from the set are deleted afterwards, then retired regions released.
 //! * Per-backend statistics survive a region move: the old region's totals are carried and
 //!   added; a fresh region is zeroed before use.
+//! * Idle timeouts (`opts.conn_timeouts`) are given to the program in jiffies, at the tick
+//!   rate measured at open (`xdp::jiffies`; 250 Hz assumed, with a warning, when it cannot be
+//!   measured). [`Datapath::conns`] lists the forward entries not idle past their timeout,
+//!   with their idle time (jiffies read from `/proc/timer_list`; when unreadable, every held
+//!   entry, without idle time).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -30,7 +35,8 @@ use crate::abi;
 use crate::datapath::{
     BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
 };
-use crate::packet::service::{Service, ServiceKey};
+use crate::packet::conntable;
+use crate::packet::service::{IdleTimeouts, Service, ServiceKey};
 
 /// One attachment of the program.
 #[derive(Debug)]
@@ -43,6 +49,9 @@ struct Attachment {
 /// The XDP datapath (see the module doc).
 pub struct XdpDatapath {
     director: XdpDirector,
+    /// The kernel's tick rate, and the idle timeouts in its ticks.
+    hz: u32,
+    idle: IdleTimeouts,
     layout: Layout,
     installed: HashMap<ServiceKey, Service>,
     /// Statistics of regions a service moved away from, by backend index.
@@ -80,6 +89,14 @@ impl XdpDatapath {
     pub fn open(opts: &DatapathOptions) -> Result<XdpDatapath, DatapathError> {
         let outer = &opts.interface;
         let inner = opts.inner_interface.as_ref().unwrap_or(outer);
+        let hz = super::jiffies::kernel_hz().unwrap_or_else(|e| {
+            tracing::warn!(
+                error = %e,
+                "cannot measure the kernel's tick rate; idle timeouts assume 250 Hz"
+            );
+            250
+        });
+        let idle = opts.conn_timeouts.ticks(hz);
         let settings = abi::Director {
             mac: outer.mac,
             pad: [0; 2],
@@ -96,11 +113,15 @@ impl XdpDatapath {
             nat_mtu: inner.mtu,
             icmp_cost: opts.icmp.cost_ns,
             icmp_cap: opts.icmp.cap_ns,
+            tcp_idle: idle.tcp,
+            udp_idle: idle.udp,
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;
         let mut dp = XdpDatapath {
             director,
+            hz,
+            idle,
             layout: Layout::new(abi::MAX_SERVICES, abi::MAX_BACKENDS),
             installed: HashMap::new(),
             carried: HashMap::new(),
@@ -315,17 +336,27 @@ impl Datapath for XdpDatapath {
     }
 
     fn conns(&self, limit: usize) -> Result<Vec<ConnEntry>, DatapathError> {
+        // The jiffies' low 32 bits, as the program stores them.
+        let now = super::jiffies::now().ok().map(|j| j as u32);
+        let idle = self.idle;
         let entries = self
             .director
-            .conns(limit)
+            .conns_where(limit, |k, seen| {
+                now.is_none_or(|now| !conntable::expired(seen, now, idle.of(k.proto, k.dir)))
+            })
             .map_err(err("read the connection table"))?;
+        let hz = u64::from(self.hz);
         Ok(entries
             .into_iter()
-            .map(|(k, v)| ConnEntry {
+            .map(|(k, v, seen)| ConnEntry {
                 client: (Ipv4Addr::from(k.src), u16::from_be_bytes(k.sport)),
                 vip: (Ipv4Addr::from(k.dst), u16::from_be_bytes(k.dport)),
                 proto: k.proto,
                 backend: v.backend,
+                idle: now.map(|now| {
+                    let ticks = (now.wrapping_sub(seen) as i32).max(0) as u64;
+                    std::time::Duration::from_millis(ticks * 1000 / hz)
+                }),
             })
             .collect())
     }

@@ -136,6 +136,17 @@ impl XdpDirector {
 
     /// Up to `limit` forward entries of the connection table (see the module doc).
     pub fn conns(&self, limit: usize) -> Result<Vec<(abi::ConnKey, abi::Conn)>, Error> {
+        let all = self.conns_where(limit, |_, _| true)?;
+        Ok(all.into_iter().map(|(k, v, _)| (k, v)).collect())
+    }
+
+    /// Up to `limit` forward entries for which `keep(key, seen)` holds, with the jiffies
+    /// (low 32 bits) they were last seen at.
+    pub fn conns_where(
+        &self,
+        limit: usize,
+        keep: impl Fn(&abi::ConnKey, u32) -> bool,
+    ) -> Result<Vec<(abi::ConnKey, abi::Conn, u32)>, Error> {
         let m = abi::names::CONNS;
         let map: Array<_, abi::ConnSet> =
             Array::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
@@ -155,9 +166,10 @@ impl XdpDirector {
                 };
                 index += 1;
                 let Some(set) = set else { continue };
-                for (key, value) in set.key.iter().zip(set.value.iter()) {
-                    if key.proto != 0 && key.dir == abi::DIR_FORWARD && out.len() < limit {
-                        out.push((*key, *value));
+                for ((key, value), seen) in set.key.iter().zip(set.value.iter()).zip(set.seen) {
+                    let listed = key.proto != 0 && key.dir == abi::DIR_FORWARD;
+                    if listed && out.len() < limit && keep(key, seen) {
+                        out.push((*key, *value, seen));
                     }
                 }
             }

@@ -29,6 +29,7 @@ mod attach;
 mod batch;
 mod datapath;
 mod events;
+pub mod jiffies;
 mod layout;
 mod maps;
 

@@ -133,6 +133,8 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         nat_mtu: 0,
         icmp_cost: 0,
         icmp_cap: 0,
+        tcp_idle: 0,
+        udp_idle: 0,
     }
 }
 

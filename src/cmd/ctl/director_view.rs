@@ -4,7 +4,9 @@
 //!   `<vip> <proto> <mode>/<scheduler>  up <u>/<n> backends`.
 //! * `stats`: the header line, the datapath counters (`name  value`, sorted), then one table:
 //!   service, backend, state, weight, packets, bytes, flows.
-//! * `conns`: a table client, vip, proto, backend, then `<shown> of <count> connections`.
+//! * `conns`: a table client, vip, proto, backend, idle (seconds since the flow's last
+//!   packet, `-` unknown), then `<shown> of <count> entries held` (held entries idle past
+//!   their timeout are not shown).
 
 use std::fmt::Write as _;
 
@@ -100,22 +102,23 @@ pub fn render_stats(stats: &Value) -> String {
 /// `strait ctl conns`.
 pub fn render_conns(answer: &Value) -> String {
     let list = answer.get("conns").and_then(Value::as_array);
-    let mut rows: Vec<Vec<String>> = vec![["client", "vip", "proto", "backend"]
+    let mut rows: Vec<Vec<String>> = vec![["client", "vip", "proto", "backend", "idle"]
         .iter()
         .map(|c| (*c).to_owned())
         .collect()];
     for c in list.into_iter().flatten() {
-        rows.push(
-            ["client", "vip", "proto", "backend"]
-                .iter()
-                .map(|k| cell(c.get(*k)))
-                .collect(),
-        );
+        let mut row: Vec<String> = ["client", "vip", "proto", "backend"]
+            .iter()
+            .map(|k| cell(c.get(*k)))
+            .collect();
+        let idle = c.get("idle_ms").and_then(Value::as_u64);
+        row.push(idle.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)));
+        rows.push(row);
     }
     let mut out = align(&rows);
     let _ = writeln!(
         out,
-        "{} of {} connections",
+        "{} of {} entries held",
         list.map_or(0, Vec::len),
         cell(answer.get("count"))
     );
@@ -170,16 +173,19 @@ service            backend       state  weight  packets  bytes  flows
     fn conns_table_and_count() {
         let v = serde_json::json!({"count": 7, "conns": [
             {"client": "192.0.2.1:40000", "vip": "10.0.0.100:80", "proto": "tcp",
-             "backend": "10.0.0.11:80"}]});
+             "backend": "10.0.0.11:80", "idle_ms": 12345},
+            {"client": "192.0.2.2:40000", "vip": "10.0.0.100:80", "proto": "tcp",
+             "backend": "10.0.0.11:80", "idle_ms": null}]});
         assert_eq!(
             render_conns(&v),
-            "client           vip            proto  backend\n\
-             192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80\n\
-             1 of 7 connections\n"
+            "client           vip            proto  backend       idle\n\
+             192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80  12.3s\n\
+             192.0.2.2:40000  10.0.0.100:80  tcp    10.0.0.11:80  -\n\
+             2 of 7 entries held\n"
         );
         assert_eq!(
             render_conns(&serde_json::json!({})),
-            "client  vip  proto  backend\n0 of - connections\n"
+            "client  vip  proto  backend  idle\n0 of - entries held\n"
         );
     }
 }
