@@ -393,6 +393,7 @@ async fn admin_endpoints_answer() {
     assert_eq!(c["proto"], "tcp");
     assert_eq!(c["backend"], t.backends[1].addr.to_string());
     assert_eq!(c["idle_ms"], 1500);
+    assert_eq!(v["per_backend"][t.backends[1].addr.to_string()], 1);
 
     let (status, body) = admin_async(addr, "GET", "/metrics".into()).await;
     assert_eq!(status, 200);

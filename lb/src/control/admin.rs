@@ -91,9 +91,11 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
     })
 }
 
-/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend", "idle_ms"}]}`:
-/// `count` the forward entries held, `conns` those not idle past their timeout, `idle_ms`
-/// since their last packet (`null` when the datapath cannot tell).
+/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend", "idle_ms"}],
+/// "per_backend": {backend: n}}`: `count` the forward entries held, `conns` those not idle
+/// past their timeout, `idle_ms` since their last packet (`null` when the datapath cannot
+/// tell), `per_backend` the listed entries by backend (all live ones when `limit` is at
+/// least the table: what a drain waits for).
 fn conns(
     inner: &Inner,
     limit: usize,
@@ -125,7 +127,16 @@ fn conns(
             })
         })
         .collect();
-    let body = json!({"count": count, "conns": list}).to_string();
+    let mut per_backend = serde_json::Map::new();
+    for c in &list {
+        let b = c["backend"].as_str().unwrap_or_default().to_owned();
+        let n = per_backend
+            .get(&b)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        per_backend.insert(b, json!(n + 1));
+    }
+    let body = json!({"count": count, "conns": list, "per_backend": per_backend}).to_string();
     Ok(respond(StatusCode::OK, JSON, body))
 }
 

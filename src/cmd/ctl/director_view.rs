@@ -6,7 +6,7 @@
 //!   service, backend, state, weight, packets, bytes, flows.
 //! * `conns`: a table client, vip, proto, backend, idle (seconds since the flow's last
 //!   packet, `-` unknown), then `<shown> of <count> entries held` (held entries idle past
-//!   their timeout are not shown).
+//!   their timeout are not shown), after a `per backend: <addr> <n>, …` line.
 
 use std::fmt::Write as _;
 
@@ -116,6 +116,12 @@ pub fn render_conns(answer: &Value) -> String {
         rows.push(row);
     }
     let mut out = align(&rows);
+    if let Some(by) = answer.get("per_backend").and_then(Value::as_object) {
+        let parts: Vec<String> = by.iter().map(|(b, n)| format!("{b} {n}")).collect();
+        if !parts.is_empty() {
+            let _ = writeln!(out, "per backend: {}", parts.join(", "));
+        }
+    }
     let _ = writeln!(
         out,
         "{} of {} entries held",
@@ -175,12 +181,14 @@ service            backend       state  weight  packets  bytes  flows
             {"client": "192.0.2.1:40000", "vip": "10.0.0.100:80", "proto": "tcp",
              "backend": "10.0.0.11:80", "idle_ms": 12345},
             {"client": "192.0.2.2:40000", "vip": "10.0.0.100:80", "proto": "tcp",
-             "backend": "10.0.0.11:80", "idle_ms": null}]});
+             "backend": "10.0.0.11:80", "idle_ms": null}],
+            "per_backend": {"10.0.0.11:80": 2}});
         assert_eq!(
             render_conns(&v),
             "client           vip            proto  backend       idle\n\
              192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80  12.3s\n\
              192.0.2.2:40000  10.0.0.100:80  tcp    10.0.0.11:80  -\n\
+             per backend: 10.0.0.11:80 2\n\
              2 of 7 entries held\n"
         );
         assert_eq!(
