@@ -74,6 +74,7 @@ impl Datapath for Recorder {
             proto: key.proto,
             backend: 1,
             idle: Some(std::time::Duration::from_millis(1500)),
+            closing: false,
         };
         Ok([entry(40000), entry(40001)]
             .into_iter()

@@ -50,6 +50,8 @@
 #define STRAIT_MAX_CONNS (1 << 20)
 /* Entries per set of the connection table (lb::packet::conntable::WAYS). */
 #define STRAIT_CONN_WAYS 8
+/* Bit 0 of strait_conn_set.seen[]: the flow sent a TCP FIN or RST. */
+#define STRAIT_SEEN_CLOSING 1
 /* Attempts at claiming a set of the connection table before going on without it. */
 #define STRAIT_CONN_CLAIM_TRIES 64
 /* Largest per-CPU connection cache, in entries (a power of two). */
@@ -177,9 +179,10 @@ STRAIT_OFFSET(strait_conn, slot, 16);
  * way used gets the new clock; the way with the largest clock - stamp (wrapping, as a signed
  * 32-bit age, a negative one counted as 0) is the least recently used. seq[w] counts the
  * writes of way w (a per-CPU copy is valid while it is unchanged). seen[w] is the low 32 bits
- * of bpf_jiffies64() when way w was last recorded or used: a forward entry idle for longer
- * than its protocol's STRAIT_DIRECTOR.tcp_idle / udp_idle (signed 32-bit difference) is
- * expired, read as absent (lib/conntrack.h); written without the claim. busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
+ * of bpf_jiffies64() when way w was last recorded or used, bit 0 cleared, with bit 0 set
+ * (STRAIT_SEEN_CLOSING) once a TCP FIN or RST of the flow was seen: a forward entry idle for
+ * longer than STRAIT_DIRECTOR.tcp_idle / tcp_fin_idle (closing) / udp_idle (signed 32-bit
+ * difference) is expired, read as absent (lib/conntrack.h); written without the claim. busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
  * compare-and-exchange): held by the program for every write of key, value and seq and for
  * reading a value; the control plane reads sets without it (lb/src/xdp/maps.rs).
  */
@@ -268,8 +271,10 @@ struct strait_director {
 	__u64 icmp_cap;       /* most ns of credit a CPU's ICMP budget holds */
 	__u32 tcp_idle;       /* jiffies a TCP forward entry may stay unused (0: forever) */
 	__u32 udp_idle;       /* the same for UDP */
+	__u32 tcp_fin_idle;   /* the same for a TCP entry that saw a FIN or RST */
+	__u32 pad4;
 };
-_Static_assert(sizeof(struct strait_director) == 80, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 88, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -287,6 +292,8 @@ STRAIT_OFFSET(strait_director, icmp_cost, 56);
 STRAIT_OFFSET(strait_director, icmp_cap, 64);
 STRAIT_OFFSET(strait_director, tcp_idle, 72);
 STRAIT_OFFSET(strait_director, udp_idle, 76);
+STRAIT_OFFSET(strait_director, tcp_fin_idle, 80);
+STRAIT_OFFSET(strait_director, pad4, 84);
 
 /* Indices of the counters map. */
 enum strait_counter {

@@ -19,9 +19,10 @@
  *   table change. Writes and value reads claim the set (strait_set_claim); established
  *   flows avoid the claim through each CPU's copy of the ways it used (conn_cache, see
  *   strait_table_get), valid while the way's write count (seq) is unchanged; a forward
- *   entry idle past its protocol's timeout (STRAIT_DIRECTOR.tcp_idle / udp_idle, jiffies,
- *   0: none) reads as absent, so its flow is scheduled anew and recorded over it (LVS's
- *   connection timeouts; the way itself is reused by eviction as any other);
+ *   entry idle past its timeout (STRAIT_DIRECTOR.tcp_idle, tcp_fin_idle once the flow sent
+ *   a FIN or RST, udp_idle; jiffies, 0: none) reads as absent, so its flow is scheduled anew
+ *   and recorded over it (LVS's connection timeouts; the way itself is reused by eviction as
+ *   any other);
  * - strait_backend_at() returns the backend at index i of a service, or NULL when i is not
  *   below backend_count or outside the backends array.
  */
@@ -154,49 +155,60 @@ static __always_inline int strait_conn_key_eq(const struct strait_conn_key *a,
 	return x[0] == y[0] && x[1] == y[1];
 }
 
-/* Now, for seen[]: the low 32 bits of jiffies (bpf_jiffies64() is inlined by the verifier: one
- * load, where a clock helper costs 15-20 ns on the reference host). */
+/* Now, for seen[]: the low 32 bits of jiffies, bit 0 cleared (it is STRAIT_SEEN_CLOSING;
+ * bpf_jiffies64() is inlined by the verifier: one load, where a clock helper costs 15-20 ns
+ * on the reference host). */
 static __always_inline __u32 strait_conn_now(void)
 {
-	return (__u32)bpf_jiffies64();
+	return (__u32)bpf_jiffies64() & ~(__u32)STRAIT_SEEN_CLOSING;
 }
 
-/* The idle timeout of key k's entry in jiffies (0: none): a forward entry's by protocol; a NAT
- * reply entry has none (it lives as long as its way: the forward entry decides the flow). */
-static __always_inline __u32 strait_conn_idle(const struct strait_conn_key *k)
+/* The idle timeout in jiffies (0: none) of key k's entry last seen as `seen`: a forward
+ * entry's by protocol, a TCP one that saw a FIN or RST tcp_fin_idle; a NAT reply entry has
+ * none (it lives as long as its way: the forward entry decides the flow). */
+static __always_inline __u32 strait_conn_idle(const struct strait_conn_key *k, __u32 seen)
 {
 	if (k->dir != STRAIT_DIR_FORWARD)
 		return 0;
-	return k->proto == IPPROTO_TCP ? STRAIT_DIRECTOR.tcp_idle : STRAIT_DIRECTOR.udp_idle;
+	if (k->proto != IPPROTO_TCP)
+		return STRAIT_DIRECTOR.udp_idle;
+	return seen & STRAIT_SEEN_CLOSING ? STRAIT_DIRECTOR.tcp_fin_idle : STRAIT_DIRECTOR.tcp_idle;
 }
 
-/* Whether an entry last seen at `seen` has been idle for more than `idle` jiffies at `now`:
- * a signed difference, so a CPU that read jiffies an instant before another wrote seen[] does
- * not see the entry as 2^32 jiffies old (the price: an entry idle for 2^31 jiffies, 99 days
- * at HZ=250, reads as fresh again). */
-static __always_inline int strait_conn_expired(__u32 seen, __u32 now, __u32 idle)
+/* Whether key k's entry last seen as `seen` has been idle past its timeout at `now`: a signed
+ * difference, so a CPU that read jiffies an instant before another wrote seen[] does not see
+ * the entry as 2^32 jiffies old (the price: an entry idle for 2^31 jiffies, 99 days at
+ * HZ=250, reads as fresh again). */
+static __always_inline int strait_conn_expired(const struct strait_conn_key *k, __u32 seen,
+					       __u32 now)
 {
-	return idle != 0 && (__s32)(now - seen) > (__s32)idle;
+	__u32 idle = strait_conn_idle(k, seen);
+	__u32 at = seen & ~(__u32)STRAIT_SEEN_CLOSING;
+
+	return idle != 0 && (__s32)(now - at) > (__s32)idle;
 }
 
-/* Marks way w most recently used and seen now. Under the set's claim from the claimed paths;
+/* Marks way w most recently used and seen now, closing (STRAIT_SEEN_CLOSING or 0) added to the
+ * mark it has. Under the set's claim from the claimed paths;
  * without it from the cached path, where two CPUs racing may give two ways one stamp, or write
  * the clock back so that a way's stamp is ahead of it: both change only which way a full set
  * evicts first, never an entry, and a stamp ahead of the clock counts as the most recent (ages
  * are signed, see strait_table_put). Plain stores, and only of what changed (seen[] once per
  * jiffy): an atomic add here and in the record cost a new flow about 60 ns on the reference
  * host. */
-static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w, __u32 now)
+static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w, __u32 now,
+					      __u32 closing)
 {
-	__u32 clock = s->clock;
+	__u32 clock = s->clock, seen;
 
 	w &= STRAIT_CONN_WAYS - 1;
 	if (s->stamp[w] != clock) {
 		s->clock = clock + 1;
 		s->stamp[w] = clock + 1;
 	}
-	if (s->seen[w] != now)
-		s->seen[w] = now;
+	seen = now | (s->seen[w] & STRAIT_SEEN_CLOSING) | closing;
+	if (s->seen[w] != seen)
+		s->seen[w] = seen;
 }
 
 /* Copies the entry of key k into *out and marks its way most recently used and seen now: 1,
@@ -210,11 +222,11 @@ static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w
  * 3. Else the way is read under the claim and copied into the CPU's cache; a set that
  *    stays claimed reads as absent (conn_busy): the flow is scheduled as new. */
 static __always_inline int strait_table_get(const struct strait_conn_key *k,
-					    struct strait_conn *out)
+					    struct strait_conn *out, __u32 closing)
 {
 	struct strait_conn_set *s;
 	struct strait_conn_cached *c;
-	__u32 seq = 0, way = 0, now = strait_conn_now(), idle = strait_conn_idle(k);
+	__u32 seq = 0, way = 0, now = strait_conn_now();
 	int present = 0, found = 0, expired = 0;
 
 	if (strait_conn_locate(k, &s, &c))
@@ -222,12 +234,12 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 	if (strait_conn_key_eq(&c->key, k)) {
 		way = c->way & (STRAIT_CONN_WAYS - 1);
 		if (*(volatile __u32 *)&s->seq[way] == c->seq) {
-			if (strait_conn_expired(s->seen[way], now, idle)) {
+			if (strait_conn_expired(k, s->seen[way], now)) {
 				strait_count(STRAIT_CNT_CONN_EXPIRED);
 				return 0;
 			}
 			*out = c->value;
-			strait_conn_touch(s, way, now);
+			strait_conn_touch(s, way, now, closing);
 			return 1;
 		}
 	}
@@ -239,13 +251,13 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 #pragma unroll
 	for (int w = 0; w < STRAIT_CONN_WAYS; w++) {
 		if (!found && !expired && strait_conn_key_eq(&s->key[w], k)) {
-			if (strait_conn_expired(s->seen[w], now, idle)) {
+			if (strait_conn_expired(k, s->seen[w], now)) {
 				expired = 1;
 			} else {
 				*out = s->value[w];
 				seq = s->seq[w];
 				way = w;
-				strait_conn_touch(s, w, now);
+				strait_conn_touch(s, w, now, closing);
 				found = 1;
 			}
 		}
@@ -266,7 +278,7 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
  * least recently used way (the lowest on a tie), which is counted as an eviction; the CPU's
  * cache takes the new entry. */
 static __always_inline void strait_table_put(const struct strait_conn_key *k,
-					     const struct strait_conn *v)
+					     const struct strait_conn *v, __u32 closing)
 {
 	struct strait_conn_set *s;
 	struct strait_conn_cached *c;
@@ -315,7 +327,7 @@ static __always_inline void strait_table_put(const struct strait_conn_key *k,
 	s->seq[pick] = seq;
 	s->clock += 1;
 	s->stamp[pick] = s->clock;
-	s->seen[pick] = strait_conn_now();
+	s->seen[pick] = strait_conn_now() | closing;
 	strait_set_release(s);
 	c->key = *k;
 	c->value = *v;
@@ -357,7 +369,7 @@ static __always_inline int strait_conn_of(const struct strait_flow *f, struct st
 	struct strait_conn_key key;
 
 	strait_conn_key_of(f, &key);
-	return strait_table_get(&key, out);
+	return strait_table_get(&key, out, f->closing ? STRAIT_SEEN_CLOSING : 0);
 }
 
 /* Whether a forward entry was recorded under the installed version of its service. */
@@ -383,7 +395,7 @@ static __always_inline void strait_conn_record(const struct strait_flow *f,
 	};
 
 	strait_conn_key_of(f, &key);
-	strait_table_put(&key, &value);
+	strait_table_put(&key, &value, f->closing ? STRAIT_SEEN_CLOSING : 0);
 }
 
 static __always_inline struct strait_backend *strait_backend_at(const struct strait_service *svc,

@@ -95,7 +95,7 @@ static __always_inline void strait_nat_record_reply(const struct strait_flow *f,
 		.vport = f->dport,
 	};
 
-	strait_table_put(&key, &value);
+	strait_table_put(&key, &value, 0);
 }
 
 /* Copies the reply entry of a backend -> client frame into *out: 1, or 0 without one. */
@@ -105,7 +105,7 @@ static __always_inline int strait_nat_reply_of(const struct strait_flow *f, stru
 
 	strait_conn_key_of(f, &key);
 	key.dir = STRAIT_DIR_REPLY;
-	return strait_table_get(&key, out);
+	return strait_table_get(&key, out, 0);
 }
 
 #endif /* STRAIT_LIB_NAT_H */

@@ -10,8 +10,9 @@
  * their 5-tuple when the fixed TCP (20, RFC 9293 section 3.1) or UDP (8, RFC 768) header is
  * complete inside the datagram. Returns a STRAIT_PARSE_* class; only STRAIT_PARSE_FLOW fills
  * *flow completely, opening_syn included: TCP (whole or first fragment) with SYN set and ACK
- * clear in its flags byte (offset 13 of the fixed header), as parse::Flow::opening_syn; 0 for
- * UDP. Never reads outside [data, data_end).
+ * clear in its flags byte (offset 13 of the fixed header), as parse::Flow::opening_syn, and
+ * closing: FIN or RST set in it, as parse::Flow::closing; both 0 for UDP. Never reads outside
+ * [data, data_end).
  */
 #ifndef STRAIT_LIB_PARSE_H
 #define STRAIT_LIB_PARSE_H
@@ -35,6 +36,8 @@
 #define STRAIT_TCP_FLAGS_OFF 13
 #define STRAIT_TCP_SYN 0x02
 #define STRAIT_TCP_ACK 0x10
+#define STRAIT_TCP_FIN 0x01
+#define STRAIT_TCP_RST 0x04
 
 struct strait_flow {
 	__be32 src;
@@ -46,7 +49,8 @@ struct strait_flow {
 	__u8 first_fragment;
 	__u8 opening_syn; /* TCP SYN without ACK: scheduled anew (director.bpf.c step 2) */
 	__u8 ttl;         /* IPv4 TTL as received (NAT: decremented, <= 1 answered, lib/icmp.h) */
-	__u8 pad[3];
+	__u8 closing;     /* TCP FIN or RST set: its entry takes tcp_fin_idle (lib/conntrack.h) */
+	__u8 pad[2];
 	__u32 l3_off; /* 14 or 18 */
 	__u32 l4_off; /* l3_off + IHL * 4 */
 	__u32 l3_end; /* l3_off + total length */
@@ -116,7 +120,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 
 	if ((void *)(ports + 2) > data_end)
 		return STRAIT_PARSE_MALFORMED;
-	__u8 opening_syn = 0;
+	__u8 opening_syn = 0, closing = 0;
 
 	if (proto == IPPROTO_TCP) {
 		/* Inside the datagram (20 TCP bytes from l4, checked above): for the verifier. */
@@ -125,6 +129,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 		if ((void *)(flags + 1) > data_end)
 			return STRAIT_PARSE_MALFORMED;
 		opening_syn = (*flags & (STRAIT_TCP_SYN | STRAIT_TCP_ACK)) == STRAIT_TCP_SYN;
+		closing = (*flags & (STRAIT_TCP_FIN | STRAIT_TCP_RST)) != 0;
 	}
 	flow->src = ip->saddr;
 	flow->dst = ip->daddr;
@@ -134,6 +139,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 	flow->dont_fragment = (frag & 0x4000) != 0;
 	flow->first_fragment = more;
 	flow->opening_syn = opening_syn;
+	flow->closing = closing;
 	flow->ttl = ip->ttl;
 	flow->l3_off = l3;
 	flow->l4_off = l4;

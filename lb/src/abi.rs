@@ -405,6 +405,10 @@ pub struct Director {
     pub tcp_idle: u32,
     /// The same for UDP.
     pub udp_idle: u32,
+    /// The same for a TCP entry that saw a FIN or RST.
+    pub tcp_fin_idle: u32,
+    /// Zero.
+    pub pad4: u32,
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad

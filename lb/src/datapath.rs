@@ -68,6 +68,8 @@ pub struct DatapathOptions {
 pub struct ConnTimeouts {
     /// TCP flows.
     pub tcp: std::time::Duration,
+    /// TCP flows that sent a FIN or RST.
+    pub tcp_fin: std::time::Duration,
     /// UDP flows.
     pub udp: std::time::Duration,
 }
@@ -82,6 +84,7 @@ impl ConnTimeouts {
         };
         crate::packet::service::IdleTimeouts {
             tcp: t(self.tcp),
+            tcp_fin: t(self.tcp_fin),
             udp: t(self.udp),
         }
     }
@@ -111,6 +114,8 @@ pub struct ConnEntry {
     pub backend: u32,
     /// Time since the flow's last packet (`None`: the datapath cannot tell).
     pub idle: Option<std::time::Duration>,
+    /// The flow sent a TCP FIN or RST (its entry expires after `tcp_fin_timeout`).
+    pub closing: bool,
 }
 
 /// Datapath-wide counters, by stable name (`"pass_not_ipv4"`, `"tx_new"`, …), as the

@@ -341,10 +341,12 @@ mod attach {
         dp.shutdown().unwrap();
     }
 
-    /// Idle timeouts: with `tcp_timeout` 400 ms, a flow whose packets come 100 ms apart stays
-    /// established and listed with its idle time; after 700 ms of silence it is no longer
-    /// listed (still held: the count is the table's), and its next packet is a new flow
-    /// (`conn_expired`); `udp_timeout` 0 never expires a UDP flow.
+    /// Idle timeouts: with `tcp_timeout` 400 ms and `tcp_fin_timeout` 200 ms, a flow whose
+    /// packets come 100 ms apart stays established and listed with its idle time; a flow that
+    /// sent a FIN is listed closing and leaves the listing after 300 ms of silence, when the
+    /// first is still there; after 700 ms the first is gone too (still held: the count is the
+    /// table's), and the next packet of each is a new flow (`conn_expired`); `udp_timeout` 0
+    /// never expires a UDP flow.
     #[test]
     fn idle_entries_expire_in_the_program_and_leave_the_listing() {
         if !in_child() {
@@ -353,6 +355,7 @@ mod attach {
         let mut opts = options("a0", None, XdpMode::Generic);
         opts.conn_timeouts = ConnTimeouts {
             tcp: Duration::from_millis(400),
+            tcp_fin: Duration::from_millis(200),
             udp: Duration::ZERO,
         };
         let mut dp = XdpDatapath::open(&opts).unwrap();
@@ -363,30 +366,43 @@ mod attach {
         udp[23] = 17; // IPv4 protocol (its checksums are not checked on this path)
         let mut send = |f: &[u8]| dp.director_mut().test_run(f).unwrap().action;
         for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(100));
             assert_eq!(send(&frame(3000)), XDP_TX);
             assert_eq!(send(&udp), XDP_TX);
-            std::thread::sleep(Duration::from_millis(100));
         }
+        assert_eq!(send(&frame(3001)), XDP_TX);
+        assert_eq!(send(&frame_flags(3001, 0x11)), XDP_TX, "FIN+ACK");
         let listed = dp.conns(10).unwrap();
-        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!(listed.len(), 3, "{listed:?}");
         for c in &listed {
             let idle = c.idle.expect("jiffies readable as root");
-            assert!(idle < Duration::from_millis(400), "{c:?}");
+            assert!(idle < Duration::from_millis(150), "{c:?}");
+            assert_eq!(c.closing, c.client.1 == 3001, "{c:?}");
         }
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(300));
+        let mut left: Vec<(u8, u16)> = dp
+            .conns(10)
+            .unwrap()
+            .iter()
+            .map(|c| (c.proto, c.client.1))
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, [(6, 3000), (17, 3000)], "the closing flow left first");
+        std::thread::sleep(Duration::from_millis(400));
         let listed = dp.conns(10).unwrap();
         assert_eq!(listed.len(), 1, "only the UDP flow: {listed:?}");
         assert_eq!(listed[0].proto, 17);
         assert!(listed[0].idle.unwrap() >= Duration::from_millis(600));
-        assert_eq!(dp.conn_count().unwrap(), 2, "held until reused");
+        assert_eq!(dp.conn_count().unwrap(), 3, "held until reused");
         let mut send = |f: &[u8]| dp.director_mut().test_run(f).unwrap().action;
         assert_eq!(send(&frame(3000)), XDP_TX);
+        assert_eq!(send(&frame(3001)), XDP_TX);
         assert_eq!(send(&udp), XDP_TX);
         let counters = dp.counters().unwrap();
-        for (name, n) in [("conn_expired", 1), ("tx_new", 3), ("tx_established", 7)] {
+        for (name, n) in [("conn_expired", 2), ("tx_new", 5), ("tx_established", 8)] {
             assert!(counters.contains(&(name, n)), "{name}: {counters:?}");
         }
-        assert_eq!(dp.conns(10).unwrap().len(), 2);
+        assert_eq!(dp.conns(10).unwrap().len(), 3);
         dp.shutdown().unwrap();
     }
 

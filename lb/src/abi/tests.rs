@@ -209,6 +209,12 @@ fn offsets_match_the_header() {
             "udp_idle",
             offset_of!(Director, udp_idle),
         ),
+        (
+            "strait_director",
+            "tcp_fin_idle",
+            offset_of!(Director, tcp_fin_idle),
+        ),
+        ("strait_director", "pad4", offset_of!(Director, pad4)),
         ("strait_conn_set", "key", offset_of!(ConnSet, key)),
         ("strait_conn_set", "value", offset_of!(ConnSet, value)),
     ];

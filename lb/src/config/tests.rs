@@ -22,6 +22,7 @@ icmp_rate = 200
 icmp_burst = 10
 tcp_timeout = "15m"
 udp_timeout = "0s"
+tcp_fin_timeout = "30s"
 
 [[service]]
 vip = "10.0.0.100:80"
@@ -65,6 +66,7 @@ fn the_example_parses_with_every_value() {
         (c.conn_timeouts.tcp, c.conn_timeouts.udp),
         (Duration::from_secs(900), Duration::ZERO)
     );
+    assert_eq!(c.conn_timeouts.tcp_fin, Duration::from_secs(30));
     let s = &c.services[0];
     assert_eq!(
         (s.proto, s.mode, s.scheduler),
@@ -109,9 +111,10 @@ fn defaults_are_filled_in() {
         (c.conn_timeouts.tcp, c.conn_timeouts.udp),
         (DEFAULT_TCP_TIMEOUT, DEFAULT_UDP_TIMEOUT)
     );
+    assert_eq!(c.conn_timeouts.tcp_fin, DEFAULT_TCP_FIN_TIMEOUT);
     // In jiffies at 250 Hz, and in the userspace table's milliseconds.
     let t = c.conn_timeouts.ticks(250);
-    assert_eq!((t.tcp, t.udp), (225_000, 75_000));
+    assert_eq!((t.tcp, t.tcp_fin, t.udp), (225_000, 30_000, 75_000));
     assert_eq!(c.conn_timeouts.ticks(1000).udp, 300_000);
     assert_eq!(c.services[0].health, HealthCheck::default());
     assert_eq!(c.services[0].backends[0].weight, DEFAULT_WEIGHT);

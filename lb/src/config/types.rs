@@ -29,6 +29,8 @@ pub const DEFAULT_ICMP_BURST: u32 = 50;
 pub const MAX_ICMP: u32 = 1_000_000;
 /// Default `tcp_timeout`: how long a TCP connection's entry may stay unused (LVS's 900 s).
 pub const DEFAULT_TCP_TIMEOUT: Duration = Duration::from_secs(900);
+/// Default `tcp_fin_timeout`: the same once the flow sent a FIN or RST (LVS's 120 s).
+pub const DEFAULT_TCP_FIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default `udp_timeout` (LVS's 300 s).
 pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest accepted `tcp_timeout` / `udp_timeout` (a week: within the table's 32-bit ticks).
@@ -94,6 +96,8 @@ pub struct RawDirector {
     pub tcp_timeout: Option<Spanned<String>>,
     #[serde(default)]
     pub udp_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tcp_fin_timeout: Option<Spanned<String>>,
 }
 
 /// `[[service]]` as written.

@@ -5,7 +5,7 @@
 //! bytes, no `/`, `:` or white space, not `.`/`..`); `datapath` is `xdp` or `userspace`;
 //! `xdp_mode` is `auto`, `native` or `generic`; `admin` an `ip:port`; `max_conns` in
 //! 1..=16777216; `icmp_rate` in 0..=1000000 (0: no ICMP error is sent), `icmp_burst` in
-//! 1..=1000000; `tcp_timeout`/`udp_timeout` durations up to 7 days ("0s": never); `table_size` prime, at most 65537 and at least twice the backends of the
+//! 1..=1000000; `tcp_timeout`/`tcp_fin_timeout`/`udp_timeout` durations up to 7 days ("0s": never); `table_size` prime, at most 65537 and at least twice the backends of the
 //! largest service; 1..=32 services with unique (vip, proto); at most 4096 backends in all;
 //! `[ha]` is refused (not supported yet).
 
@@ -119,6 +119,12 @@ pub(crate) fn validate(
             d.tcp_timeout.as_ref(),
             DEFAULT_TCP_TIMEOUT,
             "tcp_timeout",
+            &mut r,
+        ),
+        tcp_fin: conn_timeout(
+            d.tcp_fin_timeout.as_ref(),
+            DEFAULT_TCP_FIN_TIMEOUT,
+            "tcp_fin_timeout",
             &mut r,
         ),
         udp: conn_timeout(

@@ -91,10 +91,11 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
     })
 }
 
-/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend", "idle_ms"}],
+/// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend", "idle_ms",
+/// "closing"}],
 /// "per_backend": {backend: n}}`: `count` the forward entries held, `conns` those not idle
 /// past their timeout, `idle_ms` since their last packet (`null` when the datapath cannot
-/// tell), `per_backend` the listed entries by backend (all live ones when `limit` is at
+/// tell), `closing` whether the flow sent a TCP FIN or RST, `per_backend` the listed entries by backend (all live ones when `limit` is at
 /// least the table: what a drain waits for).
 fn conns(
     inner: &Inner,
@@ -124,6 +125,7 @@ fn conns(
                 "client": std::net::SocketAddrV4::new(c.client.0, c.client.1).to_string(),
                 "vip": vip.to_string(), "proto": proto, "backend": backend,
                 "idle_ms": c.idle.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                "closing": c.closing,
             })
         })
         .collect();

@@ -17,13 +17,16 @@
 //!   the least recently used one (largest `clock − stamp`, wrapping, as a signed 32-bit age
 //!   with a negative one counted as 0; the lowest way on a tie), which is an eviction, then advances the clock and stamps the way. So an active
 //!   connection is never the one evicted while its set holds an idler one.
-//! * Each way also notes when it was last recorded or used (`seen`, a 32-bit tick: the
-//!   kernel's jiffies in the program, milliseconds in the userspace datapath).
-//!   [`SetTable::get_at`] with an idle timeout `idle != 0` finds an entry whose
-//!   `now − seen` (wrapping, as a signed 32-bit difference) exceeds `idle` [`Lookup::Expired`]:
-//!   not used, not marked, left in its way (a record of the same key writes over it; an
-//!   eviction may take it as any other). A hit sets `seen = now`, as a record does.
-//!   [`SetTable::get`] and [`SetTable::put`] are the same at tick 0 without timeout.
+//! * Each way also notes when it was last recorded or used (`seen`, a 32-bit tick with bit 0
+//!   cleared: the kernel's jiffies in the program, milliseconds in the userspace datapath)
+//!   and, in bit 0 ([`SEEN_CLOSING`]), whether its flow was marked closing (a TCP FIN or RST,
+//!   [`SetTable::mark_closing`]). [`SetTable::get_at`] with idle timeouts `idle = [open,
+//!   closing]` (the one of the entry's mark applies; 0: never) finds an entry whose
+//!   `now − seen` (bit 0 cleared, wrapping, as a signed 32-bit difference) exceeds its timeout
+//!   [`Lookup::Expired`]: not used, not marked, left in its way (a record of the same key
+//!   writes over it; an eviction may take it as any other). A hit sets `seen` to now, keeping
+//!   the mark; a record sets it to now without the mark. [`SetTable::get`] and
+//!   [`SetTable::put`] are the same at tick 0 without timeout.
 //! * Sets are allocated when first written ([`SetTable`] is a sparse map of sets), so a large
 //!   bound costs nothing until flows arrive.
 
@@ -118,9 +121,19 @@ pub enum Lookup<V> {
     Miss,
 }
 
-/// Whether an entry last seen at tick `seen` is idle past `idle` ticks at `now` (0: never).
-pub fn expired(seen: u32, now: u32, idle: u32) -> bool {
-    idle != 0 && (now.wrapping_sub(seen) as i32) > idle as i32
+/// Bit 0 of a way's `seen`: its flow was marked closing (`STRAIT_SEEN_CLOSING`).
+pub const SEEN_CLOSING: u32 = 1;
+
+/// Whether an entry last seen as `seen` is idle past its timeout at tick `now`: `idle[1]` if
+/// it is marked closing, else `idle[0]` (0: never).
+pub fn expired(seen: u32, now: u32, idle: [u32; 2]) -> bool {
+    let timeout = idle[usize::from(seen & SEEN_CLOSING != 0)];
+    timeout != 0 && (idle_ticks(seen, now) as i32) > timeout as i32
+}
+
+/// Ticks since `seen` (its mark bit cleared) at `now`, wrapping.
+pub fn idle_ticks(seen: u32, now: u32) -> u32 {
+    (now & !SEEN_CLOSING).wrapping_sub(seen & !SEEN_CLOSING)
 }
 
 /// What [`SetTable::put`] did.
@@ -185,14 +198,14 @@ impl<V: Copy> SetTable<V> {
 
     /// The entry of `key`, marking its way most recently used (tick 0, no timeout).
     pub fn get(&mut self, key: &[u8; 16]) -> Option<V> {
-        match self.get_at(key, 0, 0) {
+        match self.get_at(key, 0, [0, 0]) {
             Lookup::Hit(v) => Some(v),
             Lookup::Expired | Lookup::Miss => None,
         }
     }
 
-    /// The entry of `key` at tick `now` under idle timeout `idle` (see the module doc).
-    pub fn get_at(&mut self, key: &[u8; 16], now: u32, idle: u32) -> Lookup<V> {
+    /// The entry of `key` at tick `now` under idle timeouts `idle` (see the module doc).
+    pub fn get_at(&mut self, key: &[u8; 16], now: u32, idle: [u32; 2]) -> Lookup<V> {
         let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) else {
             return Lookup::Miss;
         };
@@ -206,8 +219,17 @@ impl<V: Copy> SetTable<V> {
             set.clock = set.clock.wrapping_add(1);
             set.stamp[w] = set.clock;
         }
-        set.seen[w] = now;
+        set.seen[w] = (now & !SEEN_CLOSING) | (set.seen[w] & SEEN_CLOSING);
         set.ways[w].map_or(Lookup::Miss, |(_, v)| Lookup::Hit(v))
+    }
+
+    /// Marks the entry of `key`, if any, closing (see the module doc).
+    pub fn mark_closing(&mut self, key: &[u8; 16]) {
+        if let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) {
+            if let Some(w) = Self::way_of(set, key) {
+                set.seen[w] |= SEEN_CLOSING;
+            }
+        }
     }
 
     /// Records `key` → `value` at tick 0 (see the module doc for the way it takes).
@@ -237,7 +259,7 @@ impl<V: Copy> SetTable<V> {
         set.ways[w] = Some((key, value));
         set.clock = set.clock.wrapping_add(1);
         set.stamp[w] = set.clock;
-        set.seen[w] = now;
+        set.seen[w] = now & !SEEN_CLOSING;
         if put == Put::Added {
             self.len += 1;
         }
@@ -415,33 +437,52 @@ mod tests {
     fn an_entry_idle_past_its_timeout_is_expired_until_recorded_again() {
         let mut t: SetTable<u32> = SetTable::new(64, 7);
         let k = key(1);
-        assert_eq!(t.get_at(&k, 10, 100), Lookup::Miss);
+        let idle = [100, 10];
+        assert_eq!(t.get_at(&k, 10, idle), Lookup::Miss);
         t.put_at(k, 5, 1000);
         // Idle 100 ticks: still there (the timeout is "more than idle").
-        assert_eq!(t.get_at(&k, 1100, 100), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1100, idle), Lookup::Hit(5));
         // A hit refreshes: 100 more.
-        assert_eq!(t.get_at(&k, 1200, 100), Lookup::Hit(5));
-        assert_eq!(t.get_at(&k, 1301, 100), Lookup::Expired);
+        assert_eq!(t.get_at(&k, 1200, idle), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1302, idle), Lookup::Expired);
         // Expired is not a use: still expired, still held, still peekable.
-        assert_eq!(t.get_at(&k, 1302, 100), Lookup::Expired);
+        assert_eq!(t.get_at(&k, 1304, idle), Lookup::Expired);
         assert_eq!((t.len(), t.peek(&k)), (1, Some(5)));
         // No timeout: found whatever the idle time.
-        assert_eq!(t.get_at(&k, 1_000_000, 0), Lookup::Hit(5));
-        assert_eq!(t.get_at(&k, 1_000_001, 100), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1_000_000, [0, 0]), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1_000_002, idle), Lookup::Hit(5));
         // Recorded again over it: fresh, the same way (no second entry).
         t.put_at(k, 6, 5_000_000);
-        assert_eq!(t.get_at(&k, 5_000_100, 100), Lookup::Hit(6));
+        assert_eq!(t.get_at(&k, 5_000_100, idle), Lookup::Hit(6));
         assert_eq!(t.len(), 1);
         assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_100)]);
+        // Marked closing: the closing timeout (10), kept by later hits, cleared by a record.
+        t.mark_closing(&k);
+        assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_101)]);
+        assert_eq!(t.get_at(&k, 5_000_110, idle), Lookup::Hit(6));
+        assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_111)]);
+        assert_eq!(t.get_at(&k, 5_000_122, idle), Lookup::Expired);
+        t.put_at(k, 7, 5_000_122);
+        assert_eq!(t.get_at(&k, 5_000_200, idle), Lookup::Hit(7));
+        // Odd ticks count as the even one below (bit 0 is the mark).
+        t.put_at(k, 8, 7);
+        assert_eq!(t.entries_seen(), vec![(k, 8, 6)]);
+        t.mark_closing(&key(99)); // absent: nothing happens
+        assert_eq!(t.len(), 1);
     }
 
     #[test]
     fn idle_time_wraps_and_a_tick_ahead_is_fresh() {
         // Across the 32-bit wrap.
-        assert!(!expired(u32::MAX - 10, 20, 100));
-        assert!(expired(u32::MAX - 100, 20, 100));
+        assert!(!expired(u32::MAX - 11, 20, [100, 0]));
+        assert!(expired(u32::MAX - 101, 20, [100, 0]));
         // Seen "after" now (another CPU read jiffies a tick later): not idle at all.
-        assert!(!expired(1001, 1000, 1));
-        assert!(!expired(0, u32::MAX, 0));
+        assert!(!expired(1002, 1000, [1, 1]));
+        assert!(!expired(0, u32::MAX, [0, 0]));
+        // The mark picks the timeout.
+        assert!(!expired(100, 150, [100, 10]));
+        assert!(expired(100 | SEEN_CLOSING, 150, [100, 10]));
+        assert!(!expired(100 | SEEN_CLOSING, 150, [10, 0]));
+        assert_eq!(idle_ticks(101, 151), 50);
     }
 }

@@ -115,6 +115,10 @@ pub fn decide<C: ConnTable + ?Sized>(
     } else {
         conns.get(&flow.tuple)
     };
+    // A FIN or RST marks the entry it used closing (the program does it in the same lookup).
+    if recorded.is_some() && flow.closing {
+        conns.mark_closing(&flow.tuple);
+    }
     if let Some(service) = services.get(&service_key(flow)) {
         return balance(flow, service, conns, recorded);
     }
@@ -154,6 +158,9 @@ fn balance<C: ConnTable + ?Sized>(
         return Verdict::Drop(DropReason::BadBackendIndex);
     };
     conns.insert(*t, b);
+    if flow.closing {
+        conns.mark_closing(t);
+    }
     if service.mode == Mode::Nat {
         let reply = super::parse::FiveTuple {
             src: backend.ip,

@@ -18,7 +18,9 @@
 //!
 //! A flow (whole datagram or first fragment with ports) also carries
 //! [`Flow::opening_syn`]: TCP with SYN set and ACK clear in its fixed header (RFC 9293 §3.1,
-//! the flags byte at offset 13), the segment that opens a connection; never for UDP.
+//! the flags byte at offset 13), the segment that opens a connection; and [`Flow::closing`]:
+//! TCP with FIN or RST set there (its connection entry then takes the shorter
+//! `tcp_fin_timeout`); neither for UDP.
 //!
 //! Checksums are not verified here (the kernel or the backend does it), as in the XDP program.
 
@@ -48,6 +50,10 @@ pub const TCP_FLAGS_OFFSET: usize = 13;
 pub const TCP_SYN: u8 = 0x02;
 /// TCP flag ACK.
 pub const TCP_ACK: u8 = 0x10;
+/// TCP FIN flag.
+pub const TCP_FIN: u8 = 0x01;
+/// TCP RST flag.
+pub const TCP_RST: u8 = 0x04;
 
 /// Why a frame is [`Parsed::Malformed`]; each reason has one counter in the datapath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +144,8 @@ pub struct Flow {
     /// A TCP segment with SYN set and ACK clear (a connection opening: `decide` schedules it
     /// anew instead of following the connection table). False for UDP and SYN+ACK.
     pub opening_syn: bool,
+    /// A TCP segment with FIN or RST set (its connection is closing). False for UDP.
+    pub closing: bool,
     /// The IPv4 TTL as received (NAT decrements it; <= 1: ICMP time exceeded, `packet::icmp`).
     pub ttl: u8,
 }
@@ -268,6 +276,7 @@ pub fn parse(frame: &[u8]) -> Parsed {
         dont_fragment: frag & 0x4000 != 0,
         first_fragment: more_fragments,
         opening_syn: complete && proto == PROTO_TCP && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
+        closing: complete && proto == PROTO_TCP && tcp_flags & (TCP_FIN | TCP_RST) != 0,
         ttl: frame[l3 + 8],
     };
     match (more_fragments, complete) {
@@ -349,6 +358,25 @@ mod tests {
         assert_eq!(f[34 + TCP_FLAGS_OFFSET], 0x02);
         assert!(!flow_of(parse(&f)).opening_syn);
         assert_eq!(syn_of(PROTO_UDP, 0x02, 0x4000), Some(false));
+    }
+
+    #[test]
+    fn closing_is_tcp_fin_or_rst() {
+        let closing_of = |proto: u8, flags: u8| {
+            let mut s = Spec::tcp(40000, 80);
+            s.proto = proto;
+            s.tcp_flags = flags;
+            parse(&s.build()).flow().map(|f| f.closing)
+        };
+        for flags in [0x01, 0x11, 0x04, 0x14, 0x03, 0x19] {
+            assert_eq!(closing_of(PROTO_TCP, flags), Some(true), "{flags:#x}");
+        }
+        for flags in [0x02, 0x10, 0x12, 0x18, 0x00] {
+            assert_eq!(closing_of(PROTO_TCP, flags), Some(false), "{flags:#x}");
+        }
+        let mut udp = Spec::udp(40000, 80);
+        udp.payload = vec![0x11; 20];
+        assert!(!flow_of(parse(&udp.build())).closing);
     }
 
     #[test]

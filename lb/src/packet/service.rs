@@ -185,6 +185,10 @@ pub trait ConnTable {
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin>;
     /// Records the reply direction of a new NAT flow (may evict an old entry).
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin);
+    /// Marks the forward entry of `flow`, if any, closing: the flow sent a TCP FIN or RST
+    /// (`packet::conntable`; its entry then expires after the closing timeout). A table
+    /// without timeouts may ignore it.
+    fn mark_closing(&mut self, _flow: &FiveTuple) {}
 }
 
 /// Default bound of [`MemConnTable`] (entries, both directions), as the XDP table's.
@@ -217,19 +221,35 @@ fn tuple_of(k: &[u8; 16]) -> FiveTuple {
 pub struct IdleTimeouts {
     /// TCP forward entries.
     pub tcp: u32,
+    /// TCP forward entries marked closing (the flow sent a FIN or RST).
+    pub tcp_fin: u32,
     /// UDP forward entries.
     pub udp: u32,
 }
 
 impl IdleTimeouts {
-    /// The timeout of an entry of protocol `proto` in direction `dir`.
-    pub fn of(self, proto: u8, dir: u8) -> u32 {
+    /// The timeouts `[open, closing]` of an entry of protocol `proto` in direction `dir`
+    /// (`conntable::expired`).
+    pub fn of(self, proto: u8, dir: u8) -> [u32; 2] {
         match (dir, proto) {
-            (DIR_FORWARD, super::parse::PROTO_TCP) => self.tcp,
-            (DIR_FORWARD, _) => self.udp,
-            _ => 0,
+            (DIR_FORWARD, super::parse::PROTO_TCP) => [self.tcp, self.tcp_fin],
+            (DIR_FORWARD, _) => [self.udp, self.udp],
+            _ => [0, 0],
         }
     }
+}
+
+/// A live forward entry of [`MemConnTable::live_forward_entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveEntry {
+    /// The client → VIP 5-tuple.
+    pub flow: FiveTuple,
+    /// Backend index.
+    pub backend: u32,
+    /// Ticks since the flow's last packet.
+    pub idle: u32,
+    /// The flow sent a TCP FIN or RST.
+    pub closing: bool,
 }
 
 /// In-memory [`ConnTable`]: one set-associative table for both directions, the XDP
@@ -280,16 +300,19 @@ impl MemConnTable {
         self.expired
     }
 
-    /// The forward entries not idle past their timeout at tick `now`, with their idle ticks,
-    /// set by set.
-    pub fn live_forward_entries(&self, now: u32) -> Vec<(FiveTuple, u32, u32)> {
+    /// The forward entries not idle past their timeout at tick `now`, set by set.
+    pub fn live_forward_entries(&self, now: u32) -> Vec<LiveEntry> {
         self.table
             .entries_seen()
             .into_iter()
             .filter_map(|(k, e, seen)| match e {
                 Entry::Forward(b) if !conntable::expired(seen, now, self.idle.of(k[12], k[13])) => {
-                    let idle = (now.wrapping_sub(seen) as i32).max(0) as u32;
-                    Some((tuple_of(&k), b, idle))
+                    Some(LiveEntry {
+                        flow: tuple_of(&k),
+                        backend: b,
+                        idle: (conntable::idle_ticks(seen, now) as i32).max(0) as u32,
+                        closing: seen & conntable::SEEN_CLOSING != 0,
+                    })
                 }
                 _ => None,
             })
@@ -383,6 +406,10 @@ impl ConnTable for MemConnTable {
 
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
         self.put(key_of(&reply, DIR_REPLY), Entry::Reply(origin));
+    }
+
+    fn mark_closing(&mut self, flow: &FiveTuple) {
+        self.table.mark_closing(&key_of(flow, DIR_FORWARD));
     }
 }
 
@@ -482,7 +509,11 @@ mod tests {
 
     #[test]
     fn forward_entries_expire_by_protocol_and_replies_never() {
-        let mut t = MemConnTable::new(64).with_timeouts(IdleTimeouts { tcp: 10, udp: 0 });
+        let mut t = MemConnTable::new(64).with_timeouts(IdleTimeouts {
+            tcp: 10,
+            tcp_fin: 4,
+            udp: 0,
+        });
         let tcp = tuple(1);
         let udp = FiveTuple {
             proto: 17,
@@ -505,16 +536,29 @@ mod tests {
         t.insert_reply(reply, origin);
         t.set_now(110);
         assert_eq!((t.get(&tcp), t.get(&udp)), (Some(1), Some(2)));
-        assert_eq!(t.live_forward_entries(115).len(), 2);
-        t.set_now(121);
-        assert_eq!(t.get(&tcp), None, "idle 11 > 10");
+        assert_eq!(t.live_forward_entries(114).len(), 2);
+        t.set_now(122);
+        assert_eq!(t.get(&tcp), None, "idle 12 > 10");
         assert_eq!(t.get(&udp), Some(2), "UDP: no timeout");
         assert_eq!(t.get_reply(&reply), Some(origin), "replies: no timeout");
         assert_eq!((t.expired(), t.len()), (1, 2));
-        assert_eq!(t.live_forward_entries(121), vec![(udp, 2, 0)]);
+        let live = t.live_forward_entries(122);
+        assert_eq!(live.len(), 1);
+        assert_eq!((live[0].flow, live[0].backend, live[0].idle), (udp, 2, 0));
         // Recorded again: live.
         t.insert(tcp, 0);
         assert_eq!(t.get(&tcp), Some(0));
         assert_eq!(t.len(), 2);
+        // A FIN: the closing timeout (4) from now on.
+        t.mark_closing(&tcp);
+        t.set_now(125);
+        assert_eq!(t.get(&tcp), Some(0));
+        let closing = t.live_forward_entries(128);
+        assert!(closing
+            .iter()
+            .any(|e| e.flow == tcp && e.closing && e.idle == 4));
+        t.set_now(130);
+        assert_eq!(t.get(&tcp), None, "idle 6 > 4 once closing");
+        assert_eq!(t.expired(), 2);
     }
 }

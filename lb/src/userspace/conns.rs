@@ -77,6 +77,10 @@ impl ConnTable for Recorder<'_> {
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
         self.conns.table.insert_reply(reply, origin);
     }
+
+    fn mark_closing(&mut self, flow: &FiveTuple) {
+        self.conns.table.mark_closing(flow);
+    }
 }
 
 impl Conns {
@@ -150,12 +154,13 @@ impl Conns {
             .live_forward_entries(self.tick(at))
             .into_iter()
             .take(limit)
-            .map(|(t, backend, idle)| ConnEntry {
-                client: (t.src.into(), t.sport),
-                vip: (t.dst.into(), t.dport),
-                proto: t.proto,
-                backend,
-                idle: Some(Duration::from_millis(u64::from(idle))),
+            .map(|e| ConnEntry {
+                client: (e.flow.src.into(), e.flow.sport),
+                vip: (e.flow.dst.into(), e.flow.dport),
+                proto: e.flow.proto,
+                backend: e.backend,
+                idle: Some(Duration::from_millis(u64::from(e.idle))),
+                closing: e.closing,
             })
             .collect()
     }
@@ -324,27 +329,42 @@ mod tests {
         let director = DIRECTOR;
         let timeouts = ConnTimeouts {
             tcp: Duration::from_millis(100),
+            tcp_fin: Duration::from_millis(30),
             udp: Duration::from_secs(1),
         };
         let mut c = Conns::with_timeouts(16, timeouts);
         let t0 = c.epoch;
         let ms = |n| t0 + Duration::from_millis(n);
         let f = frame([10, 0, 0, 1], 5555, key.vip, 80);
-        let mut at = |when| c.observe(&f, &services, &director, &AllKnown, when).1;
-        assert_eq!(at(t0).new_flow, Some(0));
+        let mut fin = f.clone();
+        fin[34 + 13] = 0x11; // FIN+ACK
+        let at = |c: &mut Conns, frame: &[u8], when| {
+            c.observe(frame, &services, &director, &AllKnown, when).1
+        };
+        assert_eq!(at(&mut c, &f, t0).new_flow, Some(0));
         // Every 90 ms: kept alive, established.
         for n in [90, 180, 270] {
-            assert_eq!(at(ms(n)).established, Some(0), "{n} ms");
+            assert_eq!(at(&mut c, &f, ms(n)).established, Some(0), "{n} ms");
         }
-        // 101 ms of silence: expired, a new flow recorded over it.
-        let seen = at(ms(371));
+        // 102 ms of silence (ticks are even: bit 0 is the closing mark): expired, a new flow
+        // recorded over it.
+        let seen = at(&mut c, &f, ms(373));
         assert_eq!((seen.new_flow, seen.established), (Some(0), None));
         assert_eq!((c.expired(), c.len()), (1, 1));
         // Listed with its idle time while live, left out once idle past the timeout.
-        let listed = c.entries(10, ms(421));
+        let listed = c.entries(10, ms(422));
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].idle, Some(Duration::from_millis(50)));
-        assert!(c.entries(10, ms(472)).is_empty());
+        assert!(!listed[0].closing);
+        assert!(c.entries(10, ms(474)).is_empty());
         assert_eq!(c.len(), 1, "held until reused or evicted");
+        // A FIN (here after the entry expired: a new flow, marked closing at once) brings the
+        // closing timeout: 20 ms keep it, 32 ms expire it.
+        assert_eq!(at(&mut c, &fin, ms(500)).new_flow, Some(0));
+        assert_eq!(at(&mut c, &f, ms(520)).established, Some(0));
+        let listed = c.entries(10, ms(540));
+        assert!(listed[0].closing, "{listed:?}");
+        assert_eq!(at(&mut c, &f, ms(552)).new_flow, Some(0));
+        assert_eq!(c.expired(), 3, "at 373 ms, at the FIN, at 552 ms");
     }
 }

@@ -115,6 +115,8 @@ impl XdpDatapath {
             icmp_cap: opts.icmp.cap_ns,
             tcp_idle: idle.tcp,
             udp_idle: idle.udp,
+            tcp_fin_idle: idle.tcp_fin,
+            pad4: 0,
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;
@@ -354,9 +356,10 @@ impl Datapath for XdpDatapath {
                 proto: k.proto,
                 backend: v.backend,
                 idle: now.map(|now| {
-                    let ticks = (now.wrapping_sub(seen) as i32).max(0) as u64;
+                    let ticks = (conntable::idle_ticks(seen, now) as i32).max(0) as u64;
                     std::time::Duration::from_millis(ticks * 1000 / hz)
                 }),
+                closing: seen & conntable::SEEN_CLOSING != 0,
             })
             .collect())
     }

@@ -135,6 +135,8 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         icmp_cap: 0,
         tcp_idle: 0,
         udp_idle: 0,
+        tcp_fin_idle: 0,
+        pad4: 0,
     }
 }
 

@@ -62,6 +62,10 @@ impl ConnTable for Noting {
         self.found.set(b.is_some());
         b
     }
+    fn mark_closing(&mut self, flow: &FiveTuple) {
+        self.table.mark_closing(flow);
+    }
+
     fn insert(&mut self, flow: FiveTuple, backend: u32) {
         self.inserted = true;
         self.table.insert(flow, backend);

@@ -5,7 +5,7 @@
 //! * `stats`: the header line, the datapath counters (`name  value`, sorted), then one table:
 //!   service, backend, state, weight, packets, bytes, flows.
 //! * `conns`: a table client, vip, proto, backend, idle (seconds since the flow's last
-//!   packet, `-` unknown), then `<shown> of <count> entries held` (held entries idle past
+//!   packet, `-` unknown), state (`closing` after a TCP FIN or RST), then `<shown> of <count> entries held` (held entries idle past
 //!   their timeout are not shown), after a `per backend: <addr> <n>, …` line.
 
 use std::fmt::Write as _;
@@ -102,7 +102,7 @@ pub fn render_stats(stats: &Value) -> String {
 /// `strait ctl conns`.
 pub fn render_conns(answer: &Value) -> String {
     let list = answer.get("conns").and_then(Value::as_array);
-    let mut rows: Vec<Vec<String>> = vec![["client", "vip", "proto", "backend", "idle"]
+    let mut rows: Vec<Vec<String>> = vec![["client", "vip", "proto", "backend", "idle", "state"]
         .iter()
         .map(|c| (*c).to_owned())
         .collect()];
@@ -113,6 +113,8 @@ pub fn render_conns(answer: &Value) -> String {
             .collect();
         let idle = c.get("idle_ms").and_then(Value::as_u64);
         row.push(idle.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)));
+        let closing = c.get("closing").and_then(Value::as_bool) == Some(true);
+        row.push(if closing { "closing" } else { "-" }.to_owned());
         rows.push(row);
     }
     let mut out = align(&rows);
@@ -179,21 +181,21 @@ service            backend       state  weight  packets  bytes  flows
     fn conns_table_and_count() {
         let v = serde_json::json!({"count": 7, "conns": [
             {"client": "192.0.2.1:40000", "vip": "10.0.0.100:80", "proto": "tcp",
-             "backend": "10.0.0.11:80", "idle_ms": 12345},
+             "backend": "10.0.0.11:80", "idle_ms": 12345, "closing": true},
             {"client": "192.0.2.2:40000", "vip": "10.0.0.100:80", "proto": "tcp",
              "backend": "10.0.0.11:80", "idle_ms": null}],
             "per_backend": {"10.0.0.11:80": 2}});
         assert_eq!(
             render_conns(&v),
-            "client           vip            proto  backend       idle\n\
-             192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80  12.3s\n\
-             192.0.2.2:40000  10.0.0.100:80  tcp    10.0.0.11:80  -\n\
+            "client           vip            proto  backend       idle   state\n\
+             192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80  12.3s  closing\n\
+             192.0.2.2:40000  10.0.0.100:80  tcp    10.0.0.11:80  -      -\n\
              per backend: 10.0.0.11:80 2\n\
              2 of 7 entries held\n"
         );
         assert_eq!(
             render_conns(&serde_json::json!({})),
-            "client  vip  proto  backend  idle\n0 of - entries held\n"
+            "client  vip  proto  backend  idle  state\n0 of - entries held\n"
         );
     }
 }
