@@ -182,9 +182,10 @@ STRAIT_OFFSET(strait_conn, slot, 16);
  * of bpf_jiffies64() when way w was last recorded or used, bit 0 cleared, with bit 0 set
  * (STRAIT_SEEN_CLOSING) once a TCP FIN or RST of the flow was seen: a forward entry idle for
  * longer than STRAIT_DIRECTOR.tcp_idle / tcp_fin_idle (closing) / udp_idle (signed 32-bit
- * difference) is expired, read as absent (lib/conntrack.h); written without the claim. busy is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic
- * compare-and-exchange): held by the program for every write of key, value and seq and for
- * reading a value; the control plane reads sets without it (lb/src/xdp/maps.rs).
+ * difference) is expired, read as absent (lib/conntrack.h); written without the claim. busy
+ * is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic compare-and-exchange):
+ * held by the program for every write of key, value and seq and for reading a value; the
+ * control plane reads sets without it (lb/src/xdp/maps.rs).
  */
 struct strait_conn_set {
 	__u32 busy;

@@ -189,13 +189,15 @@ static __always_inline int strait_conn_expired(const struct strait_conn_key *k, 
 }
 
 /* Marks way w most recently used and seen now, closing (STRAIT_SEEN_CLOSING or 0) added to the
- * mark it has. Under the set's claim from the claimed paths;
- * without it from the cached path, where two CPUs racing may give two ways one stamp, or write
- * the clock back so that a way's stamp is ahead of it: both change only which way a full set
- * evicts first, never an entry, and a stamp ahead of the clock counts as the most recent (ages
- * are signed, see strait_table_put). Plain stores, and only of what changed (seen[] once per
- * jiffy): an atomic add here and in the record cost a new flow about 60 ns on the reference
- * host. */
+ * mark it has. Under the set's claim from the claimed paths; without it from the cached path,
+ * where two CPUs racing may give two ways one stamp, or write the clock back so that a way's
+ * stamp is ahead of it: both change only which way a full set evicts first, never an entry,
+ * and a stamp ahead of the clock counts as the most recent (ages are signed, see
+ * strait_table_put). A record of another key into way w at that instant (an eviction of the
+ * way just used: unlikely, the least recently used way is evicted) may get this flow's seen[]
+ * and mark: at worst it expires after tcp_fin_timeout instead of tcp_timeout and is scheduled
+ * anew, as any expired entry. Plain stores, and only of what changed (seen[] once per jiffy):
+ * an atomic add here and in the record cost a new flow about 60 ns on the reference host. */
 static __always_inline void strait_conn_touch(struct strait_conn_set *s, __u32 w, __u32 now,
 					      __u32 closing)
 {
