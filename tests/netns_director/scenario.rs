@@ -325,6 +325,24 @@ pub fn run(m: &ModeSpec) {
         .and_then(|c| c["conns"].as_array())
         .map_or(0, Vec::len);
     assert_eq!(listed as u64, count, "{}: /conns.json lists", m.mode);
+    // Every one of the 3000 connections was closed by the client: its entry saw the FIN and
+    // is listed closing, with an idle time; the per-backend counts add up to the listing.
+    let list = conns.as_ref().and_then(|c| c["conns"].as_array());
+    let entries = list.map_or(&[][..], Vec::as_slice);
+    let closing = entries.iter().filter(|c| c["closing"] == true).count();
+    assert!(closing >= 3000, "{}: {closing} entries closing", m.mode);
+    assert!(
+        entries.iter().all(|c| c["idle_ms"].is_u64()),
+        "{}: idle times",
+        m.mode
+    );
+    let per_backend: u64 = conns
+        .as_ref()
+        .and_then(|c| c["per_backend"].as_object())
+        .map_or(0, |o| {
+            o.values().filter_map(serde_json::Value::as_u64).sum()
+        });
+    assert_eq!(per_backend, count, "{}: per_backend", m.mode);
 
     // The director reads its new-flow events (what connection sync will ship): none lost.
     if m.datapath == "xdp" {
