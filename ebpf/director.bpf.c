@@ -131,6 +131,19 @@ static __always_inline int strait_icmp_over_budget(void)
 	return 1;
 }
 
+/* A NAT frame that arrived with TTL <= 1 (steps 3 and 4): the ICMP "time exceeded" from smac
+ * and saddr (the interface it arrived on), XDP_TX, within the budget. */
+static __always_inline int strait_ttl_answer(struct xdp_md *ctx, const struct strait_flow *flow,
+					     const __u8 *smac, __be32 saddr)
+{
+	if (strait_icmp_over_budget())
+		return XDP_DROP;
+	if (strait_time_exceeded(ctx, flow, smac, saddr))
+		return XDP_DROP;
+	strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
+	return XDP_TX;
+}
+
 /* A NAT datagram over the MTU of the interface it leaves by (steps 3 and 4): with DF, the
  * router's "fragmentation needed" from smac and saddr (the interface it arrived on), XDP_TX;
  * without, a drop. */
@@ -182,13 +195,8 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 		return strait_pass_class(STRAIT_PARSE_OTHER);
 	if (strait_ttl_expired(flow)) {
 		/* Back out of the inner interface it arrived on, from its MAC and address. */
-		if (strait_icmp_over_budget())
-			return XDP_DROP;
 		strait_nat_mac(smac);
-		if (strait_time_exceeded(ctx, flow, smac, STRAIT_DIRECTOR.nat_ip))
-			return XDP_DROP;
-		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
-		return XDP_TX;
+		return strait_ttl_answer(ctx, flow, smac, STRAIT_DIRECTOR.nat_ip);
 	}
 	/* Leaves by the client-facing interface: its MTU. */
 	if (strait_routed_over_mtu(flow, STRAIT_DIRECTOR.mtu)) {
@@ -227,13 +235,8 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 
 	/* TTL (step 3, NAT): after scheduling, before the next hop; no backend stats. */
 	if (mode == STRAIT_MODE_NAT && strait_ttl_expired(flow)) {
-		if (strait_icmp_over_budget())
-			return XDP_DROP;
 		strait_own_mac(smac);
-		if (strait_time_exceeded(ctx, flow, smac, STRAIT_DIRECTOR.ip))
-			return XDP_DROP;
-		strait_count(STRAIT_CNT_ICMP_TIME_EXCEEDED);
-		return XDP_TX;
+		return strait_ttl_answer(ctx, flow, smac, STRAIT_DIRECTOR.ip);
 	}
 	/* Egress MTU (step 3, NAT): the inner interface's; as the TTL, no backend stats. */
 	if (mode == STRAIT_MODE_NAT && strait_routed_over_mtu(flow, STRAIT_DIRECTOR.nat_mtu)) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_spanned::Spanned;
 
 use super::types::*;
-use super::validate::{int_in, Report};
+use super::validate::{int_in, parse_duration, Report};
 use crate::packet::service::Mode;
 use crate::sched::Scheduler;
 
@@ -247,21 +247,12 @@ fn duration(
     r: &mut Report<'_, '_>,
 ) -> Duration {
     let Some(v) = raw else { return default };
-    match humantime::parse_duration(v.get_ref()) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
+    match parse_duration(v, key, "\"500ms\" or \"2s\"", r) {
+        Some(d) if !d.is_zero() => d,
+        Some(_) => {
             r.at(v.span(), format!("{key} must be above zero"));
             default
         }
-        Err(_) => {
-            r.at(
-                v.span(),
-                format!(
-                    "{key} {:?} is not a duration such as \"500ms\" or \"2s\"",
-                    v.get_ref()
-                ),
-            );
-            default
-        }
+        None => default,
     }
 }

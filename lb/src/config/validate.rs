@@ -316,24 +316,35 @@ fn conn_timeout(
     r: &mut Report<'_, '_>,
 ) -> std::time::Duration {
     let Some(v) = raw else { return default };
-    match humantime::parse_duration(v.get_ref()) {
-        Ok(d) if d <= MAX_CONN_TIMEOUT => d,
-        Ok(_) => {
+    match parse_duration(v, key, "\"900s\" or \"15m\" (\"0s\": never)", r) {
+        Some(d) if d <= MAX_CONN_TIMEOUT => d,
+        Some(_) => {
             r.at(
                 v.span(),
                 format!("{key} {:?} is longer than 7 days", v.get_ref()),
             );
             default
         }
-        Err(_) => {
-            r.at(
-                v.span(),
-                format!(
-                    "{key} {:?} is not a duration such as \"900s\" or \"15m\" (\"0s\": never)",
-                    v.get_ref()
-                ),
-            );
-            default
-        }
+        None => default,
     }
+}
+
+/// A humantime duration, or `None` after reporting `key` as not one (`examples` say what is).
+pub(super) fn parse_duration(
+    v: &Spanned<String>,
+    key: &str,
+    examples: &str,
+    r: &mut Report<'_, '_>,
+) -> Option<std::time::Duration> {
+    let parsed = humantime::parse_duration(v.get_ref()).ok();
+    if parsed.is_none() {
+        r.at(
+            v.span(),
+            format!(
+                "{key} {:?} is not a duration such as {examples}",
+                v.get_ref()
+            ),
+        );
+    }
+    parsed
 }

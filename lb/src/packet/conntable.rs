@@ -128,12 +128,14 @@ pub const SEEN_CLOSING: u32 = 1;
 /// it is marked closing, else `idle[0]` (0: never).
 pub fn expired(seen: u32, now: u32, idle: [u32; 2]) -> bool {
     let timeout = idle[usize::from(seen & SEEN_CLOSING != 0)];
-    timeout != 0 && (idle_ticks(seen, now) as i32) > timeout as i32
+    timeout != 0 && idle_ticks(seen, now) > timeout
 }
 
-/// Ticks since `seen` (its mark bit cleared) at `now`, wrapping.
+/// Ticks since `seen` (its mark bit cleared) at `now`: the wrapping difference as a signed
+/// 32-bit age, a negative one (seen an instant "after" now, by another CPU) counted as 0.
 pub fn idle_ticks(seen: u32, now: u32) -> u32 {
-    (now & !SEEN_CLOSING).wrapping_sub(seen & !SEEN_CLOSING)
+    let age = (now & !SEEN_CLOSING).wrapping_sub(seen & !SEEN_CLOSING) as i32;
+    age.max(0) as u32
 }
 
 /// What [`SetTable::put`] did.

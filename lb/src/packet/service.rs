@@ -310,7 +310,7 @@ impl MemConnTable {
                     Some(LiveEntry {
                         flow: tuple_of(&k),
                         backend: b,
-                        idle: (conntable::idle_ticks(seen, now) as i32).max(0) as u32,
+                        idle: conntable::idle_ticks(seen, now),
                         closing: seen & conntable::SEEN_CLOSING != 0,
                     })
                 }

@@ -356,7 +356,7 @@ impl Datapath for XdpDatapath {
                 proto: k.proto,
                 backend: v.backend,
                 idle: now.map(|now| {
-                    let ticks = (conntable::idle_ticks(seen, now) as i32).max(0) as u64;
+                    let ticks = u64::from(conntable::idle_ticks(seen, now));
                     std::time::Duration::from_millis(ticks * 1000 / hz)
                 }),
                 closing: seen & conntable::SEEN_CLOSING != 0,
