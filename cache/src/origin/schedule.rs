@@ -21,7 +21,7 @@
 //! are written here: ten lines each need no crate, and the hash must never change between
 //! releases.
 
-mod hash;
+pub(crate) mod hash;
 mod hrw;
 mod load;
 mod rng;
