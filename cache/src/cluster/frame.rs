@@ -1,0 +1,381 @@
+//! The peer protocol: the frames cache nodes exchange over TCP, and their codec
+//! ([`PeerCodec`], a `tokio_util` `Decoder` + `Encoder<Frame>` for `Framed<TcpStream, _>`).
+//!
+//! # Connection
+//! One request at a time per connection; connections are pooled per peer. Each side sends
+//! [`Frame::Hello`] first. With a shared secret both sides then call
+//! [`PeerCodec::enable_auth`] (see `cluster::auth`) and every later frame carries a tag.
+//!
+//! # Wire format
+//! ```text
+//! u32 BE length    of what follows: type byte + payload (the tag is not counted)
+//! u8 type          the frame type, below
+//! payload          fields in order; integers big-endian
+//! [16-byte tag]    only once authentication is on
+//! ```
+//! Field encodings: `str` and `bytes` are a `u32` byte length then the bytes (`str` is
+//! UTF-8); `bool` is one byte, 0 or 1; `opt u64` is a `bool` then the `u64` when true; a
+//! list is a `u16` count then the entries; `headers` is a list of (`bytes` name, `bytes`
+//! value) pairs, in order, repeated names allowed.
+//!
+//! # Frames
+//! | type | frame | direction | payload |
+//! |---|---|---|---|
+//! | 1 | `Hello` | both, first | `u8` version, `str` node id, 16-byte nonce; never tagged |
+//! | 2 | `Lookup` | requester → owner | `str` key, `u8` method (0 GET, 1 HEAD), `str` uri, `headers`, `u8` hops, `u8` flags |
+//! | 3 | `Hit` | owner → requester | an object head; then `Data`* and `End` |
+//! | 4 | `Miss` | owner → requester | `opt u64` lease, `str` cache status |
+//! | 5 | `Push` | requester → owner | `str` key, `u64` lease, an object head; then `Data`* and `End` |
+//! | 6 | `Data` | either | the rest of the frame is one body chunk |
+//! | 7 | `End` | either | `bool` complete (false: the body was aborted; discard it) |
+//! | 8 | `Purge` | either | `str` url; answered with `Count` |
+//! | 9 | `Ban` | either | `str` prefix; answered with `Count` |
+//! | 10 | `Count` | either | `u64` objects removed |
+//! | 11 | `Error` | either | `u16` code, `str` message |
+//!
+//! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
+//! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
+//! `u64` freshness lifetime — ms —, `bool` no-cache, `bool` must-revalidate, `opt u64`
+//! stale-while-revalidate, `opt u64` stale-if-error — ms), a list of `str` Vary field names,
+//! `bytes` variant id, `bool` has-targeted, `u64` body length, `str` cache status (the
+//! sender's `Cache-Status` member, e.g. `b; hit; ttl=30`).
+//!
+//! `Lookup.flags`: bit 0 ([`Lookup::MAY_LEASE`]) the requester may take the fill lease;
+//! bit 1 ([`Lookup::PROBE`]) probe only — the previous owner after a join answers `Hit` or
+//! `Miss` at once, never waits on a fill and never grants a lease. Other bits are rejected.
+//! `Miss.lease`: `Some(id)` the requester fetches from the origin and `Push`es the object
+//! under that lease; `None` it fetches and does not push.
+//!
+//! # Limits
+//! Every length is checked against [`Limits`] before anything is allocated for it, on
+//! decode and on encode (so a node never sends what its peer would refuse): the frame length
+//! ([`DEFAULT_MAX_DATA_FRAME`] for `Data`, [`DEFAULT_MAX_FRAME`] for the rest), header and
+//! Vary counts ([`DEFAULT_MAX_HEADERS`]), each string or header field
+//! ([`DEFAULT_MAX_FIELD`]) and the node id ([`DEFAULT_MAX_NODE_ID`]). Decoding never panics;
+//! every malformed input is a [`FrameError`] naming the frame and field, after which the
+//! connection must be closed.
+
+mod codec;
+mod meta;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+
+pub use codec::PeerCodec;
+
+/// Protocol version carried in `Hello`.
+pub const VERSION: u8 = 1;
+/// Default bound of a `Data` frame's length (type byte + chunk).
+pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
+/// Default bound of any other frame's length.
+pub const DEFAULT_MAX_FRAME: usize = 256 * 1024;
+/// Default bound of the header fields of a `Lookup` or an object head, and of Vary names.
+pub const DEFAULT_MAX_HEADERS: usize = 256;
+/// Default bound of one string, bytes field, header name or header value.
+pub const DEFAULT_MAX_FIELD: usize = 64 * 1024;
+/// Default bound of a node id in `Hello`.
+pub const DEFAULT_MAX_NODE_ID: usize = 255;
+
+/// The bounds a codec enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest `Data` frame (type byte + chunk).
+    pub max_data_frame: usize,
+    /// Longest frame of any other type (type byte + payload).
+    pub max_frame: usize,
+    /// Most header fields in one list, and most Vary names.
+    pub max_headers: usize,
+    /// Longest string, bytes field, header name or header value.
+    pub max_field: usize,
+    /// Longest node id.
+    pub max_node_id: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_data_frame: DEFAULT_MAX_DATA_FRAME,
+            max_frame: DEFAULT_MAX_FRAME,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_field: DEFAULT_MAX_FIELD,
+            max_node_id: DEFAULT_MAX_NODE_ID,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest body chunk one `Data` frame can carry: senders split bodies to this size.
+    pub fn max_data_chunk(&self) -> usize {
+        self.max_data_frame.saturating_sub(1)
+    }
+}
+
+/// One protocol frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// First frame each way: protocol version, the sender's node id and its nonce for the
+    /// authentication keys. Never tagged.
+    Hello {
+        version: u8,
+        node: String,
+        nonce: [u8; 16],
+    },
+    /// Requester → owner: look up (and maybe lease the fill of) one object.
+    Lookup(Lookup),
+    /// Owner → requester: the object's head; its body follows as `Data`* then `End`.
+    Hit(ObjectHead),
+    /// Owner → requester: not stored; what the requester does instead.
+    Miss(Miss),
+    /// Requester → owner: an object filled under a lease; its body follows as `Data`* then
+    /// `End`.
+    Push(Push),
+    /// A body chunk.
+    Data(Bytes),
+    /// The body is finished; `complete: false` means it was aborted and is discarded.
+    End { complete: bool },
+    /// Remove the objects of one URL; answered with `Count`.
+    Purge { url: String },
+    /// Remove the objects whose URL starts with `prefix`; answered with `Count`.
+    Ban { prefix: String },
+    /// How many objects a `Purge` or `Ban` removed.
+    Count(u64),
+    /// The request failed; `code` follows HTTP status semantics.
+    Error { code: u16, message: String },
+}
+
+impl Frame {
+    /// The frame's type byte on the wire.
+    pub fn type_byte(&self) -> u8 {
+        self.kind() as u8
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            Frame::Hello { .. } => Kind::Hello,
+            Frame::Lookup(_) => Kind::Lookup,
+            Frame::Hit(_) => Kind::Hit,
+            Frame::Miss(_) => Kind::Miss,
+            Frame::Push(_) => Kind::Push,
+            Frame::Data(_) => Kind::Data,
+            Frame::End { .. } => Kind::End,
+            Frame::Purge { .. } => Kind::Purge,
+            Frame::Ban { .. } => Kind::Ban,
+            Frame::Count(_) => Kind::Count,
+            Frame::Error { .. } => Kind::Error,
+        }
+    }
+}
+
+/// Frame types, numbered as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Hello = 1,
+    Lookup = 2,
+    Hit = 3,
+    Miss = 4,
+    Push = 5,
+    Data = 6,
+    End = 7,
+    Purge = 8,
+    Ban = 9,
+    Count = 10,
+    Error = 11,
+}
+
+impl Kind {
+    pub(crate) fn from_byte(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::Hello,
+            2 => Kind::Lookup,
+            3 => Kind::Hit,
+            4 => Kind::Miss,
+            5 => Kind::Push,
+            6 => Kind::Data,
+            7 => Kind::End,
+            8 => Kind::Purge,
+            9 => Kind::Ban,
+            10 => Kind::Count,
+            11 => Kind::Error,
+            _ => return None,
+        })
+    }
+
+    /// The frame's name, as used in error messages.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Hello => "Hello",
+            Kind::Lookup => "Lookup",
+            Kind::Hit => "Hit",
+            Kind::Miss => "Miss",
+            Kind::Push => "Push",
+            Kind::Data => "Data",
+            Kind::End => "End",
+            Kind::Purge => "Purge",
+            Kind::Ban => "Ban",
+            Kind::Count => "Count",
+            Kind::Error => "Error",
+        }
+    }
+}
+
+/// The request method a `Lookup` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupMethod {
+    Get,
+    Head,
+}
+
+impl LookupMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LookupMethod::Get => "GET",
+            LookupMethod::Head => "HEAD",
+        }
+    }
+}
+
+/// An already-parsed client request, sent to the key's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The cache key.
+    pub key: String,
+    pub method: LookupMethod,
+    /// The request target as the client sent it.
+    pub uri: String,
+    /// The request's header fields (what Vary selection and conditionals need).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// Peer hops taken so far (loop guard).
+    pub hops: u8,
+    /// [`Lookup::MAY_LEASE`] | [`Lookup::PROBE`].
+    pub flags: u8,
+}
+
+impl Lookup {
+    /// The requester may take the fill lease.
+    pub const MAY_LEASE: u8 = 1;
+    /// Probe only: answer `Hit` or `Miss` at once, never wait, never lease.
+    pub const PROBE: u8 = 2;
+    /// Every defined flag bit.
+    pub const KNOWN_FLAGS: u8 = Lookup::MAY_LEASE | Lookup::PROBE;
+
+    pub fn may_lease(&self) -> bool {
+        self.flags & Lookup::MAY_LEASE != 0
+    }
+
+    pub fn is_probe(&self) -> bool {
+        self.flags & Lookup::PROBE != 0
+    }
+}
+
+/// A stored object's head as it travels between nodes (`Hit`, `Push`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Response status, 100..=999.
+    pub status: u16,
+    /// End-to-end header fields as stored.
+    pub headers: Vec<(Bytes, Bytes)>,
+    pub meta: WireMeta,
+    /// Selecting header field names (from `Vary`), lowercase.
+    pub vary: Vec<String>,
+    /// This variant's values of the Vary fields.
+    pub variant_id: Bytes,
+    /// The headers hold a targeted cache-control field that must not go downstream.
+    pub has_targeted: bool,
+    /// Length of the body that follows as `Data` frames.
+    pub body_len: u64,
+    /// The sender's `Cache-Status` member, e.g. `b; hit; ttl=30`.
+    pub cache_status: String,
+}
+
+/// `policy::meta::StoredMeta` on the wire: times as ms since the UNIX epoch, durations in
+/// ms (sub-millisecond parts are dropped). See `frame/meta.rs` for the conversions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireMeta {
+    pub request_time_ms: u64,
+    pub response_time_ms: u64,
+    pub corrected_initial_age_ms: u64,
+    pub freshness_lifetime_ms: u64,
+    pub no_cache: bool,
+    pub must_revalidate: bool,
+    pub stale_while_revalidate_ms: Option<u64>,
+    pub stale_if_error_ms: Option<u64>,
+}
+
+/// The owner's answer when it does not hold the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    /// `Some(id)`: fetch from the origin and `Push` under this lease; `None`: fetch, do not
+    /// push.
+    pub lease: Option<u64>,
+    /// The owner's `Cache-Status` member.
+    pub cache_status: String,
+}
+
+/// An object filled by the requester under a lease, sent to the owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Push {
+    pub key: String,
+    pub lease: u64,
+    pub head: ObjectHead,
+}
+
+/// Why a frame could not be decoded or encoded. Any of these ends the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame type {0} unknown")]
+    UnknownType(u8),
+    #[error("frame length 0: no type byte")]
+    Empty,
+    #[error("{frame} frame: {len} bytes over the {limit} limit")]
+    FrameTooLong {
+        frame: &'static str,
+        len: usize,
+        limit: usize,
+    },
+    #[error("{frame}.{field}: {len} bytes over the {limit} limit")]
+    FieldTooLong {
+        frame: &'static str,
+        field: &'static str,
+        len: usize,
+        limit: usize,
+    },
+    #[error("{frame}.{field}: {count} entries over the {limit} limit")]
+    TooMany {
+        frame: &'static str,
+        field: &'static str,
+        count: usize,
+        limit: usize,
+    },
+    #[error("truncated {frame} frame at {frame}.{field}")]
+    Truncated {
+        frame: &'static str,
+        field: &'static str,
+    },
+    #[error("{count} trailing bytes after the {frame} payload")]
+    Trailing { frame: &'static str, count: usize },
+    #[error("bad UTF-8 in {frame}.{field}")]
+    Utf8 {
+        frame: &'static str,
+        field: &'static str,
+    },
+    #[error("{frame}.{field}: {value} is not {expected}")]
+    BadValue {
+        frame: &'static str,
+        field: &'static str,
+        value: u64,
+        expected: &'static str,
+    },
+    #[error("{field}: {ms} ms is not a representable time")]
+    Time { field: &'static str, ms: u64 },
+    #[error("tag mismatch")]
+    TagMismatch,
+    #[error("Hello after the handshake")]
+    HelloAfterHandshake,
+    #[error("connection closed inside a frame ({0} bytes buffered)")]
+    ClosedMidFrame(usize),
+    #[error("peer connection I/O")]
+    Io(#[from] std::io::Error),
+}

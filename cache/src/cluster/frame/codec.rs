@@ -1,0 +1,190 @@
+//! [`PeerCodec`]: frames ⇄ bytes for `tokio_util::codec::Framed`, with the limits checked
+//! before any buffer grows and, once enabled, a tag after every frame (`cluster::auth`).
+//!
+//! Contract: `decode` returns `Ok(None)` until a whole frame (and its tag) is buffered, and
+//! errs as soon as the first 5 bytes show an unknown type or a length over the limit, having
+//! reserved nothing for it. A tag is verified before the payload is parsed. `encode` writes
+//! nothing when it errs. After any error the connection must be closed: the two ends'
+//! sequence numbers no longer agree.
+
+use bytes::{Buf, BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::wire::{decode_payload, encode_payload};
+use super::{Frame, FrameError, Kind, Limits};
+use crate::cluster::auth::{FrameAuth, NONCE_LEN, TAG_LEN};
+
+/// Length (4 bytes) and type (1 byte).
+const HEAD_LEN: usize = 5;
+
+/// The peer protocol's codec: one per connection end.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCodec {
+    limits: Limits,
+    auth: Option<FrameAuth>,
+}
+
+impl PeerCodec {
+    /// A codec enforcing `limits`, without authentication.
+    pub fn new(limits: Limits) -> PeerCodec {
+        PeerCodec { limits, auth: None }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Tags every frame sent and requires a tag on every frame received from now on. Call it
+    /// on both ends once the `Hello`s are exchanged (before decoding anything after the
+    /// peer's `Hello`), with the nonces of the client's and the server's `Hello`; `is_client`
+    /// tells which end this is.
+    pub fn enable_auth(
+        &mut self,
+        secret: &[u8],
+        client_nonce: &[u8; NONCE_LEN],
+        server_nonce: &[u8; NONCE_LEN],
+        is_client: bool,
+    ) {
+        self.auth = Some(FrameAuth::new(
+            secret,
+            client_nonce,
+            server_nonce,
+            is_client,
+        ));
+    }
+
+    /// Whether frames are tagged.
+    pub fn is_authenticated(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    fn limit_of(&self, kind: Kind) -> usize {
+        if kind == Kind::Data {
+            self.limits.max_data_frame
+        } else {
+            self.limits.max_frame
+        }
+    }
+
+    fn tag_len(&self) -> usize {
+        if self.auth.is_some() {
+            TAG_LEN
+        } else {
+            0
+        }
+    }
+
+    /// [`Encoder::encode`] by reference.
+    pub fn encode_frame(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let kind = frame.kind();
+        if kind == Kind::Hello && self.auth.is_some() {
+            return Err(FrameError::HelloAfterHandshake);
+        }
+        let limit = self.limit_of(kind);
+        let too_long = |len| FrameError::FrameTooLong {
+            frame: kind.as_str(),
+            len,
+            limit,
+        };
+        if let Frame::Data(chunk) = frame {
+            // Checked before anything is copied.
+            if chunk.len().saturating_add(1) > limit {
+                return Err(too_long(chunk.len().saturating_add(1)));
+            }
+            dst.reserve(HEAD_LEN + chunk.len() + self.tag_len());
+        }
+        let start = dst.len();
+        dst.put_u32(0);
+        dst.put_u8(kind as u8);
+        if let Err(e) = encode_payload(frame, dst, &self.limits) {
+            dst.truncate(start);
+            return Err(e);
+        }
+        let len = dst.len() - start - 4;
+        let wire_len = match u32::try_from(len) {
+            Ok(l) if len <= limit => l,
+            _ => {
+                dst.truncate(start);
+                return Err(too_long(len));
+            }
+        };
+        dst[start..start + 4].copy_from_slice(&wire_len.to_be_bytes());
+        if let Some(auth) = &mut self.auth {
+            let (head, payload) = dst[start..].split_at(HEAD_LEN);
+            let tag = auth.sign(head, payload);
+            dst.put_slice(&tag);
+        }
+        Ok(())
+    }
+}
+
+impl Decoder for PeerCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some(len) = src.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        let Some(&type_byte) = src.get(4) else {
+            return Ok(None);
+        };
+        let kind = Kind::from_byte(type_byte).ok_or(FrameError::UnknownType(type_byte))?;
+        if kind == Kind::Hello && self.auth.is_some() {
+            return Err(FrameError::HelloAfterHandshake);
+        }
+        let limit = self.limit_of(kind);
+        if len > limit {
+            return Err(FrameError::FrameTooLong {
+                frame: kind.as_str(),
+                len,
+                limit,
+            });
+        }
+        let body_end = 4 + len;
+        let total = body_end + self.tag_len();
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        let mut frame = src.split_to(total);
+        if let Some(auth) = &mut self.auth {
+            let (head, rest) = frame.split_at(HEAD_LEN);
+            let (payload, tag) = rest.split_at(len - 1);
+            if !auth.verify(head, payload, tag) {
+                return Err(FrameError::TagMismatch);
+            }
+            frame.truncate(body_end);
+        }
+        frame.advance(HEAD_LEN);
+        decode_payload(kind, frame.freeze(), &self.limits).map(Some)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::ClosedMidFrame(src.len())),
+        }
+    }
+}
+
+impl Encoder<Frame> for PeerCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encode_frame(&frame, dst)
+    }
+}
+
+impl Encoder<&Frame> for PeerCodec {
+    type Error = FrameError;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encode_frame(frame, dst)
+    }
+}

@@ -1,0 +1,400 @@
+//! Payload encoding of each frame (the layouts in the `frame` module doc), over a bounded
+//! reader and writer: every length is checked against the [`Limits`] before it is used, and
+//! every read checks what is left, so malformed input is an error and never a panic or a
+//! large allocation.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::{
+    Frame, FrameError, Kind, Limits, Lookup, LookupMethod, Miss, ObjectHead, Push, WireMeta,
+};
+
+type Result<T> = std::result::Result<T, FrameError>;
+
+/// Reads one frame's payload; slices of it (header fields, `Data`) share its buffer.
+struct Reader<'l> {
+    buf: Bytes,
+    frame: &'static str,
+    limits: &'l Limits,
+}
+
+impl Reader<'_> {
+    fn need(&self, n: usize, field: &'static str) -> Result<()> {
+        if self.buf.remaining() < n {
+            return Err(FrameError::Truncated {
+                frame: self.frame,
+                field,
+            });
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8> {
+        self.need(1, field)?;
+        Ok(self.buf.get_u8())
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16> {
+        self.need(2, field)?;
+        Ok(self.buf.get_u16())
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64> {
+        self.need(8, field)?;
+        Ok(self.buf.get_u64())
+    }
+
+    fn bad(&self, field: &'static str, value: u64, expected: &'static str) -> FrameError {
+        FrameError::BadValue {
+            frame: self.frame,
+            field,
+            value,
+            expected,
+        }
+    }
+
+    fn bool(&mut self, field: &'static str) -> Result<bool> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            v => Err(self.bad(field, v.into(), "a boolean (0 or 1)")),
+        }
+    }
+
+    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>> {
+        Ok(if self.bool(field)? {
+            Some(self.u64(field)?)
+        } else {
+            None
+        })
+    }
+
+    fn bytes(&mut self, field: &'static str, limit: usize) -> Result<Bytes> {
+        self.need(4, field)?;
+        let len = self.buf.get_u32() as usize;
+        if len > limit {
+            return Err(FrameError::FieldTooLong {
+                frame: self.frame,
+                field,
+                len,
+                limit,
+            });
+        }
+        self.need(len, field)?;
+        Ok(self.buf.split_to(len))
+    }
+
+    fn string(&mut self, field: &'static str, limit: usize) -> Result<String> {
+        let b = self.bytes(field, limit)?;
+        match std::str::from_utf8(&b) {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Err(FrameError::Utf8 {
+                frame: self.frame,
+                field,
+            }),
+        }
+    }
+
+    fn field(&mut self, field: &'static str) -> Result<String> {
+        self.string(field, self.limits.max_field)
+    }
+
+    fn count(&mut self, field: &'static str) -> Result<usize> {
+        let count = usize::from(self.u16(field)?);
+        let limit = self.limits.max_headers;
+        if count > limit {
+            return Err(FrameError::TooMany {
+                frame: self.frame,
+                field,
+                count,
+                limit,
+            });
+        }
+        Ok(count)
+    }
+
+    fn headers(&mut self, field: &'static str) -> Result<Vec<(Bytes, Bytes)>> {
+        let n = self.count(field)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.bytes(field, self.limits.max_field)?;
+            let value = self.bytes(field, self.limits.max_field)?;
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+
+    fn finish(self) -> Result<()> {
+        match self.buf.remaining() {
+            0 => Ok(()),
+            count => Err(FrameError::Trailing {
+                frame: self.frame,
+                count,
+            }),
+        }
+    }
+}
+
+/// Appends one frame's payload, refusing what a peer with the same limits would refuse.
+struct Writer<'a> {
+    buf: &'a mut BytesMut,
+    frame: &'static str,
+    limits: &'a Limits,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, field: &'static str, b: &[u8], limit: usize) -> Result<()> {
+        if b.len() > limit {
+            return Err(FrameError::FieldTooLong {
+                frame: self.frame,
+                field,
+                len: b.len(),
+                limit,
+            });
+        }
+        // limit <= u32::MAX is not guaranteed by Limits; the length prefix is.
+        let len = u32::try_from(b.len()).map_err(|_| FrameError::FieldTooLong {
+            frame: self.frame,
+            field,
+            len: b.len(),
+            limit: u32::MAX as usize,
+        })?;
+        self.buf.put_u32(len);
+        self.buf.put_slice(b);
+        Ok(())
+    }
+
+    fn field(&mut self, field: &'static str, s: &str) -> Result<()> {
+        self.bytes(field, s.as_bytes(), self.limits.max_field)
+    }
+
+    fn count(&mut self, field: &'static str, count: usize) -> Result<()> {
+        let limit = self.limits.max_headers.min(usize::from(u16::MAX));
+        if count > limit {
+            return Err(FrameError::TooMany {
+                frame: self.frame,
+                field,
+                count,
+                limit,
+            });
+        }
+        self.buf.put_u16(count as u16);
+        Ok(())
+    }
+
+    fn headers(&mut self, field: &'static str, headers: &[(Bytes, Bytes)]) -> Result<()> {
+        self.count(field, headers.len())?;
+        for (name, value) in headers {
+            self.bytes(field, name, self.limits.max_field)?;
+            self.bytes(field, value, self.limits.max_field)?;
+        }
+        Ok(())
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.buf.put_u8(u8::from(b));
+    }
+
+    fn opt_u64(&mut self, v: Option<u64>) {
+        self.bool(v.is_some());
+        if let Some(v) = v {
+            self.buf.put_u64(v);
+        }
+    }
+}
+
+/// Appends `frame`'s payload (no length, type or tag) to `buf`. On error `buf` may hold a
+/// partial payload; the caller truncates it.
+pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits) -> Result<()> {
+    let mut w = Writer {
+        buf,
+        frame: frame.kind().as_str(),
+        limits,
+    };
+    match frame {
+        Frame::Hello {
+            version,
+            node,
+            nonce,
+        } => {
+            w.buf.put_u8(*version);
+            w.bytes("node", node.as_bytes(), limits.max_node_id)?;
+            w.buf.put_slice(nonce);
+        }
+        Frame::Lookup(l) => {
+            w.field("key", &l.key)?;
+            w.buf.put_u8(match l.method {
+                LookupMethod::Get => 0,
+                LookupMethod::Head => 1,
+            });
+            w.field("uri", &l.uri)?;
+            w.headers("headers", &l.headers)?;
+            w.buf.put_u8(l.hops);
+            if l.flags & !Lookup::KNOWN_FLAGS != 0 {
+                return Err(FrameError::BadValue {
+                    frame: w.frame,
+                    field: "flags",
+                    value: l.flags.into(),
+                    expected: "a set of known flags (bits 0 and 1)",
+                });
+            }
+            w.buf.put_u8(l.flags);
+        }
+        Frame::Hit(head) => write_head(&mut w, head)?,
+        Frame::Miss(m) => {
+            w.opt_u64(m.lease);
+            w.field("cache_status", &m.cache_status)?;
+        }
+        Frame::Push(p) => {
+            w.field("key", &p.key)?;
+            w.buf.put_u64(p.lease);
+            write_head(&mut w, &p.head)?;
+        }
+        Frame::Data(chunk) => w.buf.put_slice(chunk),
+        Frame::End { complete } => w.bool(*complete),
+        Frame::Purge { url } => w.field("url", url)?,
+        Frame::Ban { prefix } => w.field("prefix", prefix)?,
+        Frame::Count(n) => w.buf.put_u64(*n),
+        Frame::Error { code, message } => {
+            w.buf.put_u16(*code);
+            w.field("message", message)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_head(w: &mut Writer, h: &ObjectHead) -> Result<()> {
+    if !(100..=999).contains(&h.status) {
+        return Err(FrameError::BadValue {
+            frame: w.frame,
+            field: "status",
+            value: h.status.into(),
+            expected: "a status code (100..=999)",
+        });
+    }
+    w.buf.put_u16(h.status);
+    w.headers("headers", &h.headers)?;
+    let m = &h.meta;
+    w.buf.put_u64(m.request_time_ms);
+    w.buf.put_u64(m.response_time_ms);
+    w.buf.put_u64(m.corrected_initial_age_ms);
+    w.buf.put_u64(m.freshness_lifetime_ms);
+    w.bool(m.no_cache);
+    w.bool(m.must_revalidate);
+    w.opt_u64(m.stale_while_revalidate_ms);
+    w.opt_u64(m.stale_if_error_ms);
+    w.count("vary", h.vary.len())?;
+    for name in &h.vary {
+        w.field("vary", name)?;
+    }
+    w.bytes("variant_id", &h.variant_id, w.limits.max_field)?;
+    w.bool(h.has_targeted);
+    w.buf.put_u64(h.body_len);
+    w.field("cache_status", &h.cache_status)
+}
+
+/// Decodes the payload of a frame of type `kind` (length, type and tag already removed).
+pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Result<Frame> {
+    let mut r = Reader {
+        buf: payload,
+        frame: kind.as_str(),
+        limits,
+    };
+    let frame = match kind {
+        Kind::Hello => {
+            let version = r.u8("version")?;
+            let node = r.string("node", limits.max_node_id)?;
+            r.need(16, "nonce")?;
+            let mut nonce = [0u8; 16];
+            r.buf.copy_to_slice(&mut nonce);
+            Frame::Hello {
+                version,
+                node,
+                nonce,
+            }
+        }
+        Kind::Lookup => {
+            let key = r.field("key")?;
+            let method = match r.u8("method")? {
+                0 => LookupMethod::Get,
+                1 => LookupMethod::Head,
+                v => return Err(r.bad("method", v.into(), "a method (0 GET, 1 HEAD)")),
+            };
+            let uri = r.field("uri")?;
+            let headers = r.headers("headers")?;
+            let hops = r.u8("hops")?;
+            let flags = r.u8("flags")?;
+            if flags & !Lookup::KNOWN_FLAGS != 0 {
+                return Err(r.bad("flags", flags.into(), "a set of known flags (bits 0 and 1)"));
+            }
+            Frame::Lookup(Lookup {
+                key,
+                method,
+                uri,
+                headers,
+                hops,
+                flags,
+            })
+        }
+        Kind::Hit => Frame::Hit(read_head(&mut r)?),
+        Kind::Miss => Frame::Miss(Miss {
+            lease: r.opt_u64("lease")?,
+            cache_status: r.field("cache_status")?,
+        }),
+        Kind::Push => Frame::Push(Push {
+            key: r.field("key")?,
+            lease: r.u64("lease")?,
+            head: read_head(&mut r)?,
+        }),
+        Kind::Data => Frame::Data(r.buf.split_to(r.buf.len())),
+        Kind::End => Frame::End {
+            complete: r.bool("complete")?,
+        },
+        Kind::Purge => Frame::Purge {
+            url: r.field("url")?,
+        },
+        Kind::Ban => Frame::Ban {
+            prefix: r.field("prefix")?,
+        },
+        Kind::Count => Frame::Count(r.u64("count")?),
+        Kind::Error => Frame::Error {
+            code: r.u16("code")?,
+            message: r.field("message")?,
+        },
+    };
+    r.finish()?;
+    Ok(frame)
+}
+
+fn read_head(r: &mut Reader) -> Result<ObjectHead> {
+    let status = r.u16("status")?;
+    if !(100..=999).contains(&status) {
+        return Err(r.bad("status", status.into(), "a status code (100..=999)"));
+    }
+    let headers = r.headers("headers")?;
+    let meta = WireMeta {
+        request_time_ms: r.u64("meta.request_time")?,
+        response_time_ms: r.u64("meta.response_time")?,
+        corrected_initial_age_ms: r.u64("meta.corrected_initial_age")?,
+        freshness_lifetime_ms: r.u64("meta.freshness_lifetime")?,
+        no_cache: r.bool("meta.no_cache")?,
+        must_revalidate: r.bool("meta.must_revalidate")?,
+        stale_while_revalidate_ms: r.opt_u64("meta.stale_while_revalidate")?,
+        stale_if_error_ms: r.opt_u64("meta.stale_if_error")?,
+    };
+    let n = r.count("vary")?;
+    let mut vary = Vec::with_capacity(n);
+    for _ in 0..n {
+        vary.push(r.field("vary")?);
+    }
+    Ok(ObjectHead {
+        status,
+        headers,
+        meta,
+        vary,
+        variant_id: r.bytes("variant_id", r.limits.max_field)?,
+        has_targeted: r.bool("has_targeted")?,
+        body_len: r.u64("body_len")?,
+        cache_status: r.field("cache_status")?,
+    })
+}
