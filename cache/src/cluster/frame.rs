@@ -57,6 +57,7 @@
 
 mod codec;
 mod meta;
+mod object;
 mod wire;
 
 #[cfg(test)]
@@ -291,7 +292,8 @@ pub struct ObjectHead {
 }
 
 /// `policy::meta::StoredMeta` on the wire: times as ms since the UNIX epoch, durations in
-/// ms (sub-millisecond parts are dropped). See `frame/meta.rs` for the conversions.
+/// ms (sub-millisecond parts are dropped). See `frame/meta.rs` for the conversions, and
+/// `frame/object.rs` for [`ObjectHead::of_object`] and [`ObjectHead::into_object`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WireMeta {
     pub request_time_ms: u64,
@@ -370,6 +372,10 @@ pub enum FrameError {
     },
     #[error("{field}: {ms} ms is not a representable time")]
     Time { field: &'static str, ms: u64 },
+    #[error("object head: invalid {what}")]
+    BadHead { what: &'static str },
+    #[error("object head announced {announced} body bytes, got {got}")]
+    BodyLength { announced: u64, got: u64 },
     #[error("tag mismatch")]
     TagMismatch,
     #[error("Hello after the handshake")]
