@@ -6,6 +6,7 @@
 //! stats page, JSON, metrics, purge and ban to loopback clients.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod node;

@@ -12,7 +12,8 @@ fn with(cluster: &str) -> Result<NodeConfig, Vec<String>> {
     parse(&text).map_err(|d| d.iter().map(ToString::to_string).collect())
 }
 
-const MINIMAL: &str = "[cluster]\npeer_listen = \"10.0.0.1:7070\"\ngossip_listen = \"10.0.0.1:7946\"\n";
+const MINIMAL: &str =
+    "[cluster]\npeer_listen = \"10.0.0.1:7070\"\ngossip_listen = \"10.0.0.1:7946\"\n";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -72,7 +73,10 @@ fn listen_addresses_are_required_and_must_be_reachable() {
     );
     let e = with("[cluster]\npeer_listen = \"10.0.0.1\"\ngossip_listen = \"10.0.0.1:1\"\n")
         .unwrap_err();
-    assert!(e[0].starts_with("10:15: cluster.peer_listen: invalid"), "{e:?}");
+    assert!(
+        e[0].starts_with("10:15: cluster.peer_listen: invalid"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -103,7 +107,10 @@ fn weight_is_1_to_10000() {
         ["12:10: cluster.weight must be 1 to 10000, not 10001"]
     );
     let e = with(&format!("{MINIMAL}weight = -1\n")).unwrap_err();
-    assert!(e[0].starts_with("12:10: cluster.weight: invalid value"), "{e:?}");
+    assert!(
+        e[0].starts_with("12:10: cluster.weight: invalid value"),
+        "{e:?}"
+    );
     assert!(with(&format!("{MINIMAL}weight = 10000\n")).is_ok());
 }
 
@@ -121,13 +128,19 @@ fn timings_are_bounded_and_consistent() {
         ["13:19: cluster.suspect_timeout (500ms) must be at least probe_interval (1s)"]
     );
     let e = with(&format!("{MINIMAL}suspect_timeout = \"soon\"\n")).unwrap_err();
-    assert!(e[0].starts_with("12:19: cluster.suspect_timeout: invalid value"), "{e:?}");
+    assert!(
+        e[0].starts_with("12:19: cluster.suspect_timeout: invalid value"),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn unknown_keys_are_named_at_their_position() {
     let e = with(&format!("{MINIMAL}seed = []\n")).unwrap_err();
-    assert!(e[0].starts_with("12:1: cluster: unknown field `seed`"), "{e:?}");
+    assert!(
+        e[0].starts_with("12:1: cluster: unknown field `seed`"),
+        "{e:?}"
+    );
     let e = with(&format!("{MINIMAL}secret = \"x\"\n")).unwrap_err();
     assert!(e[0].contains("unknown field `secret`"), "{e:?}");
 }
@@ -135,16 +148,25 @@ fn unknown_keys_are_named_at_their_position() {
 #[test]
 fn the_secret_file_is_read_trimmed_and_must_be_long_enough() {
     let good = temp_file("good.key", b"0123456789abcdef-key\n\n");
-    let c = with(&format!("{MINIMAL}secret_file = {:?}\n", good.display().to_string()))
-        .expect("valid")
-        .cluster
-        .expect("cluster");
-    assert_eq!(c.secret.key().as_deref(), Some(&b"0123456789abcdef-key"[..]));
+    let c = with(&format!(
+        "{MINIMAL}secret_file = {:?}\n",
+        good.display().to_string()
+    ))
+    .expect("valid")
+    .cluster
+    .expect("cluster");
+    assert_eq!(
+        c.secret.key().as_deref(),
+        Some(&b"0123456789abcdef-key"[..])
+    );
     assert_eq!(format!("{:?}", c.secret), "Secret(20 bytes)");
 
     let short = temp_file("short.key", b"0123456789abcde \n");
-    let e = with(&format!("{MINIMAL}secret_file = {:?}\n", short.display().to_string()))
-        .unwrap_err();
+    let e = with(&format!(
+        "{MINIMAL}secret_file = {:?}\n",
+        short.display().to_string()
+    ))
+    .unwrap_err();
     assert_eq!(
         e,
         [format!(
@@ -153,7 +175,10 @@ fn the_secret_file_is_read_trimmed_and_must_be_long_enough() {
             short.display()
         )]
     );
-    let e = with(&format!("{MINIMAL}secret_file = \"/nonexistent/strait.key\"\n")).unwrap_err();
+    let e = with(&format!(
+        "{MINIMAL}secret_file = \"/nonexistent/strait.key\"\n"
+    ))
+    .unwrap_err();
     assert!(
         e[0].starts_with("12:15: cluster.secret_file /nonexistent/strait.key: cannot read: "),
         "{e:?}"
