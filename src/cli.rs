@@ -60,6 +60,8 @@ pub enum CtlCommand {
     Status,
     /// Counters and pools (director: counters and one backend table per service).
     Stats,
+    /// A node's view of its cache cluster: members, addresses, states, weights.
+    Cluster,
     /// A director's connection table.
     Conns {
         /// Most connections listed.

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::cluster::Membership;
 use crate::config::{self, NodeConfig};
 use crate::http::ctx::{Ctx, Runtime};
 use crate::http::server;
@@ -24,6 +25,12 @@ pub enum NodeError {
     Config(#[from] config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot bind cluster gossip on {addr}: {source}")]
+    Gossip {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
@@ -54,6 +61,17 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
     let rt = Runtime::from_config(&cfg, None)?;
+    let cluster = match &cfg.cluster {
+        Some(c) => Some(
+            Membership::start(c, cfg.node.id.get_ref(), c.secret.key())
+                .await
+                .map_err(|source| NodeError::Gossip {
+                    addr: *c.gossip_listen.get_ref(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
     let ctx = Arc::new(Ctx {
         node_id: cfg.node.id.get_ref().clone(),
         store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
@@ -62,6 +80,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),
         config_path: path.to_path_buf(),
+        cluster,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;
@@ -105,6 +124,10 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
             }
         }
     }
+    if let Some(cluster) = &ctx.cluster {
+        // Before the drain: the other nodes stop choosing this one while it finishes.
+        cluster.leave().await;
+    }
     tracing::info!("draining");
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -116,7 +139,8 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
 
 /// Re-read the config file and swap pools, routes and knobs; the store, in-flight requests
 /// (they finish on the pools they started with) and the health of unchanged servers are kept.
-/// An invalid file is refused with its reasons and the running config stays.
+/// An invalid file is refused with its reasons and the running config stays. `[cluster]` is
+/// start-only: a change to it is logged as refused while the rest of the reload applies.
 pub fn reload(ctx: &Ctx) -> Result<(), String> {
     let path = &ctx.config_path;
     let cfg = config::load(path).map_err(|e| {
@@ -131,6 +155,10 @@ pub fn reload(ctx: &Ctx) -> Result<(), String> {
         msg
     })?;
     ctx.rt.store(Arc::new(rt));
+    let running = ctx.cluster.as_ref().map(|m| m.settings());
+    if let Some(why) = config::restart_only_changes(running, cfg.cluster.as_ref()) {
+        tracing::error!("reload: {why}; the running cluster membership stays");
+    }
     tracing::info!(path = %path.display(), "config reloaded");
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! Contract:
 //! * One HTTP/1.1 exchange with the node's admin listener (`--admin`, default
 //!   127.0.0.1:9090) over a fresh TCP connection, bounded by [`ADMIN_TIMEOUT`] overall:
-//!   `status`/`stats` -> `GET /stats.json`; `purge URL` -> `POST /purge?url=<URL>`;
+//!   `status`/`stats` -> `GET /stats.json`; `cluster` -> `GET /cluster.json`
+//!   (rendered by `cluster_view`); `purge URL` -> `POST /purge?url=<URL>`;
 //!   `ban PREFIX` -> `POST /ban?prefix=<PREFIX>` (query values percent-encoded, RFC 3986
 //!   §2.1: everything but unreserved characters is escaped); `conns --limit N` ->
 //!   `GET /conns.json?limit=N` (directors).
@@ -27,6 +28,7 @@ use serde_json::Value;
 
 use crate::cli::{CtlArgs, CtlCommand};
 
+mod cluster_view;
 pub(crate) mod director_view;
 
 /// Bound on the whole exchange with the admin listener.
@@ -102,6 +104,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
             }
             CtlCommand::Status => render_status(&value),
             CtlCommand::Stats => render_stats(&value),
+            CtlCommand::Cluster => cluster_view::render_cluster(&value),
             CtlCommand::Conns { .. } => director_view::render_conns(&value),
             CtlCommand::Purge { .. } | CtlCommand::Ban { .. } => render_removed(&value),
             CtlCommand::Reload => "reloaded\n".to_string(),
@@ -115,6 +118,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
 fn request_for(command: &CtlCommand) -> (Method, String) {
     match command {
         CtlCommand::Status | CtlCommand::Stats => (Method::GET, "/stats.json".to_owned()),
+        CtlCommand::Cluster => (Method::GET, "/cluster.json".to_owned()),
         CtlCommand::Purge { url } => (Method::POST, format!("/purge?url={}", percent_encode(url))),
         CtlCommand::Ban { prefix } => (
             Method::POST,

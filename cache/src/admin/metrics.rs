@@ -77,6 +77,7 @@ pub fn render(s: &Snapshot) -> String {
         "Requests waiting on the origin server",
         active,
     );
+    super::cluster::register(&mut reg, s.cluster.as_ref());
     let mut out = String::new();
     if encode(&mut out, &reg).is_err() {
         return "# encoding failed\n".to_string();
@@ -116,6 +117,7 @@ mod tests {
                     response_ms: 2.5,
                 }],
             }],
+            cluster: None,
         };
         let text = render(&s);
         assert!(text.contains("strait_local_hit_total 7"), "{text}");

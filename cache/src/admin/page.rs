@@ -57,6 +57,7 @@ pub fn render(s: &Snapshot) -> String {
         }
         h.push_str("</table>");
     }
+    super::cluster::render_table(&mut h, s.cluster.as_ref());
     h.push_str("</body></html>\n");
     h
 }
@@ -98,6 +99,7 @@ mod tests {
             uptime_secs: 3,
             values: vec![("requests", 2)],
             pools: vec![],
+            cluster: None,
         };
         let p = render(&s);
         assert!(p.contains("strait node &lt;a&gt;"));

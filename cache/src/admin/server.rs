@@ -1,4 +1,5 @@
-//! Admin HTTP listener (HTTP/1.1). Routes: `GET /`, `GET /stats.json`, `GET /metrics`,
+//! Admin HTTP listener (HTTP/1.1). Routes: `GET /`, `GET /stats.json`, `GET /cluster.json`,
+//! `GET /metrics`,
 //! `POST /purge?url=URL`, `POST /ban?prefix=PREFIX`. Non-loopback peers get 403.
 
 use std::convert::Infallible;
@@ -72,6 +73,11 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
             let body = Snapshot::take(ctx).to_json().to_string();
             respond(StatusCode::OK, "application/json", body)
         }
+        (&Method::GET, "/cluster.json") => {
+            let snap = ctx.cluster.as_ref().map(super::ClusterSnapshot::take);
+            let body = super::cluster::to_json(&ctx.node_id, snap.as_ref()).to_string();
+            respond(StatusCode::OK, "application/json", body)
+        }
         (&Method::GET, "/metrics") => {
             let body = metrics::render(&Snapshot::take(ctx));
             respond(
@@ -116,7 +122,7 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
                 format!("422 reload refused, the running config stays:\n{why}\n"),
             ),
         },
-        (_, "/" | "/stats.json" | "/metrics" | "/purge" | "/ban" | "/reload") => {
+        (_, "/" | "/stats.json" | "/cluster.json" | "/metrics" | "/purge" | "/ban" | "/reload") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "404 not found\n"),

@@ -17,6 +17,8 @@ pub struct Snapshot {
     /// (name, value) for every node counter, then the store gauges.
     pub values: Vec<(&'static str, u64)>,
     pub pools: Vec<PoolSnapshot>,
+    /// The cluster, when the node has `[cluster]`.
+    pub cluster: Option<super::ClusterSnapshot>,
 }
 
 /// One pool in a snapshot.
@@ -100,6 +102,7 @@ impl Snapshot {
             uptime_secs: ctx.started.elapsed().as_secs(),
             values,
             pools,
+            cluster: ctx.cluster.as_ref().map(super::ClusterSnapshot::take),
         }
     }
 

@@ -1,6 +1,14 @@
-//! The cache cluster's pure building blocks: which node owns a key (`rendezvous`) and the
-//! peer protocol's frames and authentication (`frame`, `auth`).
+//! The cache cluster: who is in it (`members`, `identity`, `seal`, `gossip`), which node owns
+//! a key (`rendezvous`), and the peer protocol (`frame`, `auth`, `peer`, `serve`, `wire`).
 
 pub mod auth;
 pub mod frame;
+pub mod gossip;
+pub mod identity;
+pub mod members;
 pub mod rendezvous;
+pub mod seal;
+mod timers;
+
+pub use gossip::Membership;
+pub use members::{Member, MemberState};

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::cluster::read_secret;
 use super::locate::Locator;
 use super::types::NodeConfig;
 use super::validate::validate;
@@ -77,11 +78,14 @@ pub fn load_with<T>(
     })
 }
 
-/// Parse and validate a node config.
+/// Parse and validate a node config; a `[cluster]` `secret_file` is read here (relative to
+/// the working directory).
 pub fn parse(text: &str) -> Result<NodeConfig, Vec<Diagnostic>> {
     let locator = Locator::new(text);
-    let config = toml::from_str::<NodeConfig>(text).map_err(|e| vec![locator.toml_error(&e)])?;
+    let mut config =
+        toml::from_str::<NodeConfig>(text).map_err(|e| vec![locator.toml_error(&e)])?;
     let mut diagnostics = validate(&config, &locator);
+    diagnostics.extend(read_secret(&mut config, &locator));
     if diagnostics.is_empty() {
         return Ok(config);
     }
@@ -182,12 +186,12 @@ pool = "origin"
 
     #[test]
     fn unknown_tables_and_route_match_are_named() {
-        let text = format!("{EXAMPLE}[cluster]\nseeds = []\n");
+        let text = format!("{EXAMPLE}[clustre]\nseeds = []\n");
         assert_eq!(
             errors(&text),
             [
-                "12:2: unknown field `cluster`, expected one of `node`, `storage`, `cache`, \
-              `pool`, `route`, `l4`"
+                "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, \
+              `pool`, `route`, `l4`, `cluster`"
             ]
         );
         let text = EXAMPLE.replace(

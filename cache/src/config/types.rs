@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// What this node does for the L4 director (`super::l4`); absent: nothing.
     #[serde(default)]
     pub l4: Option<super::l4::L4Section>,
+    /// This node's cluster membership (`super::cluster`); absent: a single node.
+    #[serde(default)]
+    pub cluster: Option<super::cluster::ClusterSection>,
 }
 
 /// `[node]`

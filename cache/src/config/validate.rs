@@ -7,7 +7,8 @@
 //! `0 < storage.max_object_size <= ram / 8`; `cache.heuristic_percent` <= 100 (RFC 9111
 //! §4.2.2); `cache.target_header` a field name (RFC 9110 §5.1) other than the built-in
 //! `Cache-Control` / `CDN-Cache-Control` (RFC 9213); `cache.max_request_header` in
-//! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`.
+//! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
+//! `[cluster]` in `super::cluster`.
 
 use bytesize::ByteSize;
 
@@ -40,6 +41,7 @@ pub(crate) fn validate(config: &NodeConfig, loc: &Locator<'_>) -> Vec<Diagnostic
     pools::check_pools(config, loc, &mut out);
     pools::check_routes(config, loc, &mut out);
     super::l4::check_l4(config, loc, &mut out);
+    super::cluster::check_cluster(config, loc, &mut out);
     out
 }
 

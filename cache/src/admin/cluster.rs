@@ -1,0 +1,181 @@
+//! The cluster in the admin views: `GET /cluster.json`, the stats page's cluster table and
+//! the `strait_cluster_members{state}` / `strait_gossip_*_total` metrics.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+
+use super::page::escape;
+use crate::cluster::members::{self, Member, MemberState};
+use crate::cluster::Membership;
+
+/// The cluster as one read sees it.
+pub struct ClusterSnapshot {
+    pub self_id: String,
+    pub members: Arc<Vec<Member>>,
+    pub gossip_rejected: u64,
+    pub gossip_malformed: u64,
+}
+
+impl ClusterSnapshot {
+    /// Read a running membership.
+    pub fn take(m: &Membership) -> ClusterSnapshot {
+        ClusterSnapshot {
+            self_id: m.self_id().to_owned(),
+            members: m.members(),
+            gossip_rejected: m.gossip_rejected(),
+            gossip_malformed: m.gossip_malformed(),
+        }
+    }
+}
+
+/// The `/cluster.json` document; a node without `[cluster]` lists itself alone.
+pub fn to_json(node_id: &str, c: Option<&ClusterSnapshot>) -> Value {
+    match c {
+        Some(c) => members::to_json(&c.self_id, &c.members),
+        None => members::single_node_json(node_id),
+    }
+}
+
+/// The stats page's cluster table.
+pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
+    h.push_str("<h2>Cluster</h2>");
+    let Some(c) = c else {
+        h.push_str("<p>single node (no [cluster] section)</p>");
+        return;
+    };
+    h.push_str(
+        "<table><tr><th class=\"l\">member</th><th class=\"l\">peer</th>\
+         <th class=\"l\">gossip</th><th>state</th><th>weight</th></tr>",
+    );
+    for m in c.members.iter() {
+        let class = match m.state {
+            MemberState::Alive => "up",
+            MemberState::Suspect => "",
+            MemberState::Dead => "down",
+        };
+        let me = if m.id == c.self_id { " (self)" } else { "" };
+        let _ = write!(
+            h,
+            "<tr class=\"{class}\"><td class=\"l\">{}{me}</td><td class=\"l\">{}</td>\
+             <td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&m.id),
+            m.peer_addr,
+            m.gossip_addr,
+            m.state.as_str().to_uppercase(),
+            m.weight
+        );
+    }
+    let _ = write!(
+        h,
+        "</table><p>gossip datagrams rejected (authentication): {} &middot; malformed: {}</p>",
+        c.gossip_rejected, c.gossip_malformed
+    );
+}
+
+/// Register the cluster metrics; a single node counts itself alive.
+pub fn register(reg: &mut Registry, c: Option<&ClusterSnapshot>) {
+    let by_state: Family<Vec<(String, String)>, Gauge> = Family::default();
+    let counts = match c {
+        Some(c) => members::count_by_state(&c.members),
+        None => MemberState::ALL.map(|s| (s, usize::from(s == MemberState::Alive))),
+    };
+    for (state, n) in counts {
+        by_state
+            .get_or_create(&vec![("state".to_owned(), state.as_str().to_owned())])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    reg.register(
+        "cluster_members",
+        "Cluster members this node knows, by state (itself included)",
+        by_state,
+    );
+    let rejected: Counter = Counter::default();
+    rejected.inc_by(c.map_or(0, |c| c.gossip_rejected));
+    reg.register(
+        "gossip_rejected",
+        "Gossip datagrams dropped because they did not authenticate",
+        rejected,
+    );
+    let malformed: Counter = Counter::default();
+    malformed.inc_by(c.map_or(0, |c| c.gossip_malformed));
+    reg.register(
+        "gossip_malformed",
+        "Gossip datagrams dropped because they were not valid gossip",
+        malformed,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn snapshot() -> ClusterSnapshot {
+        let m = |id: &str, state| Member {
+            id: id.into(),
+            peer_addr: "127.0.0.1:7070".parse().unwrap(),
+            gossip_addr: "127.0.0.1:7946".parse().unwrap(),
+            weight: 100,
+            state,
+        };
+        ClusterSnapshot {
+            self_id: "a".into(),
+            members: Arc::new(vec![
+                m("a", MemberState::Alive),
+                m("b", MemberState::Suspect),
+                m("<c>", MemberState::Dead),
+            ]),
+            gossip_rejected: 4,
+            gossip_malformed: 1,
+        }
+    }
+
+    #[test]
+    fn metrics_count_members_by_state_and_rejected_datagrams() {
+        let mut reg = Registry::with_prefix("strait");
+        register(&mut reg, Some(&snapshot()));
+        let mut text = String::new();
+        encode(&mut text, &reg).unwrap();
+        for want in [
+            "strait_cluster_members{state=\"alive\"} 1",
+            "strait_cluster_members{state=\"suspect\"} 1",
+            "strait_cluster_members{state=\"dead\"} 1",
+            "strait_gossip_rejected_total 4",
+            "strait_gossip_malformed_total 1",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
+        let mut reg = Registry::with_prefix("strait");
+        register(&mut reg, None);
+        let mut text = String::new();
+        encode(&mut text, &reg).unwrap();
+        assert!(
+            text.contains("strait_cluster_members{state=\"alive\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("strait_cluster_members{state=\"dead\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_table_escapes_ids_and_a_single_node_says_so() {
+        let mut h = String::new();
+        render_table(&mut h, Some(&snapshot()));
+        assert!(h.contains("a (self)"), "{h}");
+        assert!(h.contains("&lt;c&gt;"), "{h}");
+        assert!(h.contains("SUSPECT"), "{h}");
+        let mut h = String::new();
+        render_table(&mut h, None);
+        assert!(h.contains("single node"), "{h}");
+        assert_eq!(to_json("solo", None)["members"][0]["id"], "solo");
+        assert_eq!(to_json("x", Some(&snapshot()))["self"], "a");
+    }
+}

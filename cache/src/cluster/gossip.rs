@@ -1,0 +1,391 @@
+//! Membership over UDP gossip: the [`Membership`] handle and the task that runs the protocol.
+//!
+//! The protocol is SWIM with suspicion and infection-style dissemination, from the `foca`
+//! crate: it is a sans-I/O state machine (datagrams in, datagrams and timer requests out),
+//! so this file only moves bytes and time, and it is well kept, small and tested against the
+//! SWIM paper's behaviour; writing our own failure detector would buy nothing.
+//!
+//! Contract:
+//! * One tokio UDP socket on `gossip_listen`; one task owns foca, the socket and the timers,
+//!   and ends when the [`Membership`] (all its clones) is dropped or after [`Membership::leave`].
+//! * Seeds (except our own address) are announced to at start and every
+//!   [`REANNOUNCE_INTERVAL`] while no other member is known, so start order does not matter.
+//! * With a key, every datagram is sealed (`super::seal`); one that does not authenticate is
+//!   dropped and counted in `gossip_rejected`, never handed to foca. A datagram foca cannot
+//!   decode is dropped and counted in `gossip_malformed`. Neither ever stops the task.
+//! * After every event the member list is rebuilt; readers see it through an `ArcSwap`, and
+//!   the counter of [`Membership::subscribe`] grows when the live set changes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU8, NonZeroUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::identity::{state_of, NodeIdentity};
+use super::members::{self, Member, MemberState};
+use super::seal;
+use super::timers::Timers;
+use crate::config::ClusterSection;
+
+/// How often seeds are announced to while this node knows no other member.
+pub const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a dead member stays listed before it is forgotten.
+pub const DEAD_RETENTION: Duration = Duration::from_secs(60);
+/// Largest foca payload produced and accepted (below a 1500-byte MTU with the tag).
+pub const MAX_PAYLOAD: usize = 1400;
+/// How long [`Membership::leave`] waits for the goodbye to be sent.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Receive buffer: anything longer than a sealed payload is malformed.
+const RECV_BUFFER: usize = MAX_PAYLOAD + seal::TAG_LEN + 1;
+
+type Swim = Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>;
+
+/// What the gossip task shares with readers.
+struct Shared {
+    members: ArcSwap<Vec<Member>>,
+    changes: watch::Sender<u64>,
+    rejected: AtomicU64,
+    malformed: AtomicU64,
+}
+
+/// Owns the gossip task: dropping the last handle stops it.
+struct Inner {
+    self_id: String,
+    settings: ClusterSection,
+    shared: Arc<Shared>,
+    leave: mpsc::Sender<oneshot::Sender<()>>,
+    left: AtomicBool,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A cheap, cloneable handle on this node's view of the cluster.
+#[derive(Clone)]
+pub struct Membership {
+    inner: Arc<Inner>,
+}
+
+impl Membership {
+    /// Bind `gossip_listen`, announce to the seeds and run the protocol in a task.
+    pub async fn start(
+        cfg: &ClusterSection,
+        self_id: &str,
+        secret: Option<Arc<[u8]>>,
+    ) -> io::Result<Membership> {
+        let socket = UdpSocket::bind(*cfg.gossip_listen.get_ref()).await?;
+        let identity = NodeIdentity {
+            id: self_id.to_owned(),
+            peer: *cfg.peer_listen.get_ref(),
+            gossip: *cfg.gossip_listen.get_ref(),
+            weight: *cfg.weight.get_ref(),
+            // Larger on every restart, so the new identity wins the address.
+            bump: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        };
+        let seeds: Vec<SocketAddr> = cfg
+            .seeds
+            .get_ref()
+            .iter()
+            .map(|s| *s.get_ref())
+            .filter(|s| *s != identity.gossip)
+            .collect();
+        let foca = Foca::new(
+            identity.clone(),
+            swim_config(cfg.probe_interval, cfg.suspect_timeout),
+            StdRng::from_os_rng(),
+            PostcardCodec,
+        );
+        let first = vec![identity.member(MemberState::Alive)];
+        let (changes, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            members: ArcSwap::from_pointee(first),
+            changes,
+            rejected: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+        });
+        let (leave, leave_rx) = mpsc::channel(1);
+        let task = Gossip {
+            foca,
+            rt: AccumulatingRuntime::new(),
+            timers: Timers::default(),
+            socket,
+            key: secret,
+            seeds,
+            identity,
+            shared: Arc::clone(&shared),
+        };
+        tracing::info!(
+            gossip = %cfg.gossip_listen.get_ref(),
+            seeds = cfg.seeds.get_ref().len(),
+            authenticated = task.key.is_some(),
+            "cluster membership started"
+        );
+        let task = tokio::spawn(task.run(leave_rx));
+        Ok(Membership {
+            inner: Arc::new(Inner {
+                self_id: self_id.to_owned(),
+                settings: cfg.clone(),
+                shared,
+                leave,
+                left: AtomicBool::new(false),
+                task,
+            }),
+        })
+    }
+
+    /// Every known member, this node included, sorted by id; a lock-free read.
+    pub fn members(&self) -> Arc<Vec<Member>> {
+        self.inner.shared.members.load_full()
+    }
+
+    /// The members that count for ownership: alive and suspect (see `super::members`).
+    pub fn live(&self) -> Vec<Member> {
+        members::live(&self.members())
+    }
+
+    /// A counter that grows on every change of the live set.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.shared.changes.subscribe()
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> &str {
+        &self.inner.self_id
+    }
+
+    /// The `[cluster]` section this membership started with.
+    pub fn settings(&self) -> &ClusterSection {
+        &self.inner.settings
+    }
+
+    /// Datagrams dropped because they did not authenticate.
+    pub fn gossip_rejected(&self) -> u64 {
+        self.inner.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Authenticated (or unkeyed) datagrams that were not valid gossip.
+    pub fn gossip_malformed(&self) -> u64 {
+        self.inner.shared.malformed.load(Ordering::Relaxed)
+    }
+
+    /// Leave the cluster: tell a few members this node is going, then stop gossiping. Waits
+    /// at most [`LEAVE_TIMEOUT`]; a second call returns at once.
+    pub async fn leave(&self) {
+        if self.inner.left.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (done, wait) = oneshot::channel();
+        if self.inner.leave.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(LEAVE_TIMEOUT, wait).await;
+        }
+    }
+}
+
+/// foca's settings for a LAN cluster with our probe period and suspicion timeout.
+fn swim_config(probe: Duration, suspect: Duration) -> foca::Config {
+    let mut c = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(15));
+    c.probe_period = probe;
+    c.probe_rtt = probe / 2;
+    c.suspect_to_down_after = suspect;
+    c.remove_down_after = DEAD_RETENTION;
+    c.max_transmissions = NonZeroU8::MIN.saturating_add(7);
+    c.max_packet_size = NonZeroUsize::MIN.saturating_add(MAX_PAYLOAD - 1);
+    c.notify_down_members = true;
+    c.periodic_gossip = Some(foca::PeriodicParams {
+        frequency: probe.min(Duration::from_millis(200)),
+        num_members: NonZeroUsize::MIN.saturating_add(2),
+    });
+    c.periodic_announce = Some(foca::PeriodicParams {
+        frequency: Duration::from_secs(10),
+        num_members: NonZeroUsize::MIN,
+    });
+    c.periodic_announce_to_down_members = Some(foca::PeriodicParams {
+        frequency: Duration::from_secs(5),
+        num_members: NonZeroUsize::MIN.saturating_add(1),
+    });
+    c
+}
+
+/// The gossip task's state.
+struct Gossip {
+    foca: Swim,
+    rt: AccumulatingRuntime<NodeIdentity>,
+    timers: Timers,
+    socket: UdpSocket,
+    key: Option<Arc<[u8]>>,
+    seeds: Vec<SocketAddr>,
+    identity: NodeIdentity,
+    shared: Arc<Shared>,
+}
+
+impl Gossip {
+    async fn run(mut self, mut leave: mpsc::Receiver<oneshot::Sender<()>>) {
+        self.announce_to_seeds();
+        self.flush().await;
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut reannounce = tokio::time::interval(REANNOUNCE_INTERVAL);
+        reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next = self.timers.next_deadline();
+            tokio::select! {
+                got = self.socket.recv_from(&mut buf) => match got {
+                    Ok((n, from)) => self.receive(&buf[..n], from),
+                    Err(e) => tracing::debug!(error = %e, "gossip receive failed"),
+                },
+                _ = sleep_until(next) => {
+                    let now = Instant::now();
+                    while let Some(t) = self.timers.pop_due(now) {
+                        if let Err(e) = self.foca.handle_timer(t, &mut self.rt) {
+                            tracing::debug!(error = %e, "gossip timer");
+                        }
+                    }
+                }
+                _ = reannounce.tick() => {
+                    if self.foca.num_members() == 0 {
+                        self.announce_to_seeds();
+                    }
+                }
+                done = leave.recv() => {
+                    if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
+                        tracing::warn!(error = %e, "leaving the cluster");
+                    }
+                    self.flush().await;
+                    self.publish(MemberState::Dead);
+                    tracing::info!("left the cluster");
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+            self.flush().await;
+            self.publish(MemberState::Alive);
+        }
+    }
+
+    fn announce_to_seeds(&mut self) {
+        for seed in &self.seeds {
+            if let Err(e) = self.foca.announce(NodeIdentity::seed(*seed), &mut self.rt) {
+                tracing::debug!(error = %e, %seed, "announce");
+            }
+        }
+    }
+
+    /// One datagram: authenticate, then hand it to foca.
+    fn receive(&mut self, datagram: &[u8], from: SocketAddr) {
+        let payload = match seal::open(self.key.as_deref(), datagram) {
+            Ok(p) => p,
+            Err(why) => {
+                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, ?why, "gossip datagram rejected");
+                return;
+            }
+        };
+        if payload.len() > MAX_PAYLOAD {
+            self.shared.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match self.foca.handle_data(payload, &mut self.rt) {
+            Ok(()) => {}
+            Err(
+                e @ (foca::Error::MalformedPacket
+                | foca::Error::Decode(_)
+                | foca::Error::DataTooBig),
+            ) => {
+                self.shared.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, error = %e, "gossip datagram malformed");
+            }
+            Err(e) => tracing::debug!(%from, error = %e, "gossip datagram ignored"),
+        }
+    }
+
+    /// Send what foca queued, schedule its timers, log its notifications.
+    async fn flush(&mut self) {
+        let now = Instant::now();
+        while let Some((after, timer)) = self.rt.to_schedule() {
+            if !self.timers.push(now, after, timer) {
+                tracing::warn!("gossip timer dropped: too many pending");
+            }
+        }
+        while let Some(n) = self.rt.to_notify() {
+            log_notification(&n);
+        }
+        while let Some((to, data)) = self.rt.to_send() {
+            let datagram = seal::seal(self.key.as_deref(), &data);
+            if let Err(e) = self.socket.send_to(&datagram, to.gossip).await {
+                tracing::debug!(to = %to.gossip, error = %e, "gossip send failed");
+            }
+        }
+    }
+
+    /// Rebuild the member list; bump the change counter if the live set changed.
+    fn publish(&mut self, self_state: MemberState) {
+        let identity = self.foca.identity().clone();
+        if identity != self.identity {
+            tracing::info!(bump = identity.bump, "gossip identity renewed");
+            self.identity = identity;
+        }
+        let mut list = vec![self.identity.member(self_state)];
+        list.extend(
+            self.foca
+                .iter_membership_state()
+                .map(|m| m.id().member(state_of(m.state()))),
+        );
+        members::sort(&mut list);
+        let current = self.shared.members.load();
+        if **current == list {
+            return;
+        }
+        let changed = members::live_set_changed(&current, &list);
+        self.shared.members.store(Arc::new(list));
+        if changed {
+            self.shared.changes.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+fn log_notification(n: &OwnedNotification<NodeIdentity>) {
+    match n {
+        OwnedNotification::MemberUp(m) => {
+            tracing::info!(member = %m.id, gossip = %m.gossip, "cluster member up")
+        }
+        OwnedNotification::MemberDown(m) => {
+            tracing::info!(member = %m.id, gossip = %m.gossip, "cluster member down")
+        }
+        OwnedNotification::Rename(old, new) => {
+            tracing::info!(member = %new.id, previous = %old.id, gossip = %new.gossip,
+                "cluster member restarted")
+        }
+        OwnedNotification::Rejoin(me) => {
+            tracing::warn!(bump = me.bump, "declared dead by the cluster; rejoined")
+        }
+        OwnedNotification::Defunct => tracing::warn!("declared dead by the cluster"),
+        OwnedNotification::Active => tracing::info!("joined the cluster"),
+        OwnedNotification::Idle => tracing::info!("no other cluster member is alive"),
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,209 @@
+//! Tests of `[cluster]`: parsing, defaults, every refusal, the secret file, reload changes.
+
+use super::*;
+use crate::config::parse;
+
+/// A valid node (lines 1-8) followed by `cluster` from line 9.
+fn with(cluster: &str) -> Result<NodeConfig, Vec<String>> {
+    let text = format!(
+        "[node]\nid = \"a\"\nlisten = [\"127.0.0.1:8080\"]\n[[pool]]\nname = \"o\"\n\
+         servers = [{{ addr = \"127.0.0.1:18080\" }}]\n[[route]]\npool = \"o\"\n{cluster}"
+    );
+    parse(&text).map_err(|d| d.iter().map(ToString::to_string).collect())
+}
+
+const MINIMAL: &str =
+    "[cluster]\npeer_listen = \"10.0.0.1:7070\"\ngossip_listen = \"10.0.0.1:7946\"\n";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("strait-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn a_minimal_section_gets_the_documented_defaults() {
+    let c = with(MINIMAL).expect("valid").cluster.expect("cluster");
+    assert_eq!(*c.peer_listen.get_ref(), addr("10.0.0.1:7070"));
+    assert_eq!(*c.gossip_listen.get_ref(), addr("10.0.0.1:7946"));
+    assert!(c.seeds.get_ref().is_empty());
+    assert_eq!(*c.weight.get_ref(), DEFAULT_CLUSTER_WEIGHT);
+    assert_eq!(c.probe_interval, DEFAULT_PROBE_INTERVAL);
+    assert_eq!(c.suspect_timeout, DEFAULT_SUSPECT_TIMEOUT);
+    assert!(c.secret_file.is_none() && c.secret.key().is_none());
+    assert!(with("").expect("valid").cluster.is_none());
+}
+
+#[test]
+fn a_full_section_parses() {
+    let c = with(&format!(
+        "{MINIMAL}seeds = [\"10.0.0.2:7946\", \"10.0.0.3:7946\"]\nweight = 250\n\
+         probe_interval = \"200ms\"\nsuspect_timeout = \"1s\"\n"
+    ))
+    .expect("valid")
+    .cluster
+    .expect("cluster");
+    let seeds: Vec<SocketAddr> = c.seeds.get_ref().iter().map(|s| *s.get_ref()).collect();
+    assert_eq!(seeds, [addr("10.0.0.2:7946"), addr("10.0.0.3:7946")]);
+    assert_eq!(*c.weight.get_ref(), 250);
+    assert_eq!(c.probe_interval, Duration::from_millis(200));
+    assert_eq!(c.suspect_timeout, Duration::from_secs(1));
+}
+
+#[test]
+fn listen_addresses_are_required_and_must_be_reachable() {
+    let e = with("[cluster]\ngossip_listen = \"10.0.0.1:7946\"\n").unwrap_err();
+    assert!(e[0].contains("missing field `peer_listen`"), "{e:?}");
+    let e = with("[cluster]\npeer_listen = \"10.0.0.1:7070\"\n").unwrap_err();
+    assert!(e[0].contains("missing field `gossip_listen`"), "{e:?}");
+    assert_eq!(
+        with("[cluster]\npeer_listen = \"0.0.0.0:7070\"\ngossip_listen = \"10.0.0.1:0\"\n")
+            .unwrap_err(),
+        [
+            "10:15: cluster.peer_listen 0.0.0.0:7070 is unspecified; other nodes must be able \
+             to reach this address",
+            "11:17: cluster.gossip_listen 10.0.0.1:0 has port 0; other nodes must know the port",
+        ]
+    );
+    let e = with("[cluster]\npeer_listen = \"10.0.0.1\"\ngossip_listen = \"10.0.0.1:1\"\n")
+        .unwrap_err();
+    assert!(
+        e[0].starts_with("10:15: cluster.peer_listen: invalid"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn seeds_are_distinct_reachable_addresses() {
+    assert_eq!(
+        with(&format!(
+            "{MINIMAL}seeds = [\"10.0.0.2:7946\", \"10.0.0.2:7946\", \"0.0.0.0:1\"]\n"
+        ))
+        .unwrap_err(),
+        [
+            "12:27: cluster.seeds lists 10.0.0.2:7946 twice",
+            "12:44: cluster.seeds: 0.0.0.0:1 is unspecified; other nodes must be able to reach \
+             this address",
+        ]
+    );
+    let e = with(&format!("{MINIMAL}seeds = [\"nowhere\"]\n")).unwrap_err();
+    assert!(e[0].starts_with("12:10: cluster.seeds: invalid"), "{e:?}");
+}
+
+#[test]
+fn weight_is_1_to_10000() {
+    assert_eq!(
+        with(&format!("{MINIMAL}weight = 0\n")).unwrap_err(),
+        ["12:10: cluster.weight must be 1 to 10000, not 0"]
+    );
+    assert_eq!(
+        with(&format!("{MINIMAL}weight = 10001\n")).unwrap_err(),
+        ["12:10: cluster.weight must be 1 to 10000, not 10001"]
+    );
+    let e = with(&format!("{MINIMAL}weight = -1\n")).unwrap_err();
+    assert!(
+        e[0].starts_with("12:10: cluster.weight: invalid value"),
+        "{e:?}"
+    );
+    assert!(with(&format!("{MINIMAL}weight = 10000\n")).is_ok());
+}
+
+#[test]
+fn timings_are_bounded_and_consistent() {
+    assert_eq!(
+        with(&format!("{MINIMAL}probe_interval = \"10ms\"\n")).unwrap_err(),
+        ["12:18: cluster.probe_interval must be 50ms to 60s, not 10ms"]
+    );
+    assert_eq!(
+        with(&format!(
+            "{MINIMAL}probe_interval = \"1s\"\nsuspect_timeout = \"500ms\"\n"
+        ))
+        .unwrap_err(),
+        ["13:19: cluster.suspect_timeout (500ms) must be at least probe_interval (1s)"]
+    );
+    let e = with(&format!("{MINIMAL}suspect_timeout = \"soon\"\n")).unwrap_err();
+    assert!(
+        e[0].starts_with("12:19: cluster.suspect_timeout: invalid value"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_named_at_their_position() {
+    let e = with(&format!("{MINIMAL}seed = []\n")).unwrap_err();
+    assert!(
+        e[0].starts_with("12:1: cluster: unknown field `seed`"),
+        "{e:?}"
+    );
+    let e = with(&format!("{MINIMAL}secret = \"x\"\n")).unwrap_err();
+    assert!(e[0].contains("unknown field `secret`"), "{e:?}");
+}
+
+#[test]
+fn the_secret_file_is_read_trimmed_and_must_be_long_enough() {
+    let good = temp_file("good.key", b"0123456789abcdef-key\n\n");
+    let c = with(&format!(
+        "{MINIMAL}secret_file = {:?}\n",
+        good.display().to_string()
+    ))
+    .expect("valid")
+    .cluster
+    .expect("cluster");
+    assert_eq!(
+        c.secret.key().as_deref(),
+        Some(&b"0123456789abcdef-key"[..])
+    );
+    assert_eq!(format!("{:?}", c.secret), "Secret(20 bytes)");
+
+    let short = temp_file("short.key", b"0123456789abcde \n");
+    let e = with(&format!(
+        "{MINIMAL}secret_file = {:?}\n",
+        short.display().to_string()
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        [format!(
+            "12:15: cluster.secret_file {}: the key is 15 bytes long (after trimming trailing \
+             whitespace); at least 16 are needed",
+            short.display()
+        )]
+    );
+    let e = with(&format!(
+        "{MINIMAL}secret_file = \"/nonexistent/strait.key\"\n"
+    ))
+    .unwrap_err();
+    assert!(
+        e[0].starts_with("12:15: cluster.secret_file /nonexistent/strait.key: cannot read: "),
+        "{e:?}"
+    );
+    assert!(secret_from_bytes(b"  \n").is_err());
+}
+
+#[test]
+fn reload_changes_to_the_section_are_named() {
+    let base = with(MINIMAL).unwrap().cluster.unwrap();
+    assert_eq!(restart_only_changes(Some(&base), Some(&base)), None);
+    assert_eq!(restart_only_changes(None, None), None);
+    assert!(restart_only_changes(None, Some(&base))
+        .unwrap()
+        .contains("adding [cluster]"));
+    let moved = with(
+        "[cluster]\npeer_listen = \"10.0.0.1:7071\"\ngossip_listen = \"10.0.0.1:7947\"\n\
+         weight = 5\n",
+    )
+    .unwrap()
+    .cluster
+    .unwrap();
+    assert_eq!(
+        restart_only_changes(Some(&base), Some(&moved)).unwrap(),
+        "[cluster] peer_listen, gossip_listen, weight changed; cluster settings apply at \
+         restart only"
+    );
+}
