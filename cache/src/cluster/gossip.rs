@@ -129,6 +129,7 @@ impl Membership {
             seeds,
             identity,
             shared: Arc::clone(&shared),
+            leaving: false,
         };
         tracing::info!(
             gossip = %cfg.gossip_listen.get_ref(),
@@ -232,6 +233,8 @@ struct Gossip {
     seeds: Vec<SocketAddr>,
     identity: NodeIdentity,
     shared: Arc<Shared>,
+    /// Set once [`Membership::leave`] was asked for.
+    leaving: bool,
 }
 
 impl Gossip {
@@ -262,6 +265,8 @@ impl Gossip {
                     }
                 }
                 done = leave.recv() => {
+                    // Leaving declares ourselves dead: no warning for that.
+                    self.leaving = true;
                     if let Err(e) = self.foca.leave_cluster(&mut self.rt) {
                         tracing::warn!(error = %e, "leaving the cluster");
                     }
@@ -324,7 +329,9 @@ impl Gossip {
             }
         }
         while let Some(n) = self.rt.to_notify() {
-            log_notification(&n);
+            if !(self.leaving && n == OwnedNotification::Defunct) {
+                log_notification(&n);
+            }
         }
         while let Some((to, data)) = self.rt.to_send() {
             let datagram = seal::seal(self.key.as_deref(), &data);
