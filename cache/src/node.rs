@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::cluster::Membership;
+use crate::cluster::{Cluster, Membership};
 use crate::config::{self, NodeConfig};
 use crate::http::ctx::{Ctx, Runtime};
 use crate::http::server;
@@ -50,6 +50,10 @@ pub fn worker_threads(cfg: &NodeConfig) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Time a node waits for a TCP connection to a peer (a peer that does not answer is
+/// declared dead by gossip within its suspect timeout anyway).
+pub const PEER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Run a node until SIGTERM/SIGINT; inside a tokio runtime.
 ///
 /// Prints one line per bound listener on stderr, `strait-node listening http ADDR` and
@@ -61,15 +65,35 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
     let rt = Runtime::from_config(&cfg, None)?;
+    // The peer listener is bound before gossip announces this node, so no peer finds it
+    // closed; it serves once the context exists.
+    let peer_listener = match &cfg.cluster {
+        Some(c) => {
+            let addr = *c.peer_listen.get_ref();
+            let l = server::bind(addr).map_err(|source| NodeError::Bind { addr, source })?;
+            eprintln!(
+                "strait-node listening peer {}",
+                l.local_addr().unwrap_or(addr)
+            );
+            Some(l)
+        }
+        None => None,
+    };
     let cluster = match &cfg.cluster {
-        Some(c) => Some(
-            Membership::start(c, cfg.node.id.get_ref(), c.secret.key())
+        Some(c) => {
+            let members = Membership::start(c, cfg.node.id.get_ref(), c.secret.key())
                 .await
                 .map_err(|source| NodeError::Gossip {
                     addr: *c.gossip_listen.get_ref(),
                     source,
-                })?,
-        ),
+                })?;
+            Some(Cluster::new(
+                cfg.node.id.get_ref(),
+                members,
+                c.secret.key(),
+                PEER_CONNECT_TIMEOUT,
+            ))
+        }
         None => None,
     };
     let ctx = Arc::new(Ctx {
@@ -113,6 +137,13 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         Arc::clone(&ctx),
         stop_rx.clone(),
     ));
+    if let Some(l) = peer_listener {
+        tokio::spawn(crate::cluster::serve::serve(
+            l,
+            Arc::clone(&ctx),
+            stop_rx.clone(),
+        ));
+    }
     tracing::info!(node = %ctx.node_id, "node started");
 
     loop {
@@ -126,7 +157,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     }
     if let Some(cluster) = &ctx.cluster {
         // Before the drain: the other nodes stop choosing this one while it finishes.
-        cluster.leave().await;
+        cluster.members.leave().await;
     }
     tracing::info!("draining");
     let _ = stop_tx.send(true);
@@ -155,7 +186,7 @@ pub fn reload(ctx: &Ctx) -> Result<(), String> {
         msg
     })?;
     ctx.rt.store(Arc::new(rt));
-    let running = ctx.cluster.as_ref().map(|m| m.settings());
+    let running = ctx.cluster.as_ref().map(|c| c.members.settings());
     if let Some(why) = config::restart_only_changes(running, cfg.cluster.as_ref()) {
         tracing::error!("reload: {why}; the running cluster membership stays");
     }

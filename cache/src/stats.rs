@@ -54,6 +54,17 @@ counters! {
     bad_requests,
     /// Origin failures (connect, timeout, broken response, body cut short).
     origin_errors,
+    /// Lookups answered for peers (this node owning the key).
+    peer_lookups,
+    /// Of those, answered from this node's store.
+    peer_hits,
+    /// Fill leases granted to peers (they fetch, then push the object here).
+    peer_leases,
+    /// Objects pushed by peers under a lease and stored here.
+    peer_pushes,
+    /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
+    /// went on without the peer.
+    peer_errors,
 }
 
 /// Bump a counter by one.

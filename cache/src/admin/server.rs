@@ -74,7 +74,10 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
             respond(StatusCode::OK, "application/json", body)
         }
         (&Method::GET, "/cluster.json") => {
-            let snap = ctx.cluster.as_ref().map(super::ClusterSnapshot::take);
+            let snap = ctx
+                .cluster
+                .as_ref()
+                .map(|c| super::ClusterSnapshot::take(&c.members));
             let body = super::cluster::to_json(&ctx.node_id, snap.as_ref()).to_string();
             respond(StatusCode::OK, "application/json", body)
         }

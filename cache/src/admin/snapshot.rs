@@ -102,7 +102,10 @@ impl Snapshot {
             uptime_secs: ctx.started.elapsed().as_secs(),
             values,
             pools,
-            cluster: ctx.cluster.as_ref().map(super::ClusterSnapshot::take),
+            cluster: ctx
+                .cluster
+                .as_ref()
+                .map(|c| super::ClusterSnapshot::take(&c.members)),
         }
     }
 

@@ -156,8 +156,8 @@ pub struct Ctx {
     pub rt: ArcSwap<Runtime>,
     /// The config file (re-read on reload).
     pub config_path: std::path::PathBuf,
-    /// Cluster membership, when the config has `[cluster]`.
-    pub cluster: Option<crate::cluster::Membership>,
+    /// The cluster (membership, peer connections), when the config has `[cluster]`.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Ctx {

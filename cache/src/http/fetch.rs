@@ -20,7 +20,9 @@ use super::forward::{
     respond_upstream, with_cookie,
 };
 use super::object::{FillHead, Object};
+use super::remote::PushSink;
 use super::respond;
+use crate::cluster::Owner;
 use crate::origin::pool::{OutRequest, Sent, Server};
 use crate::origin::OriginError;
 use crate::policy::cache_control::CacheControl;
@@ -33,7 +35,8 @@ use crate::policy::vary::{variant_id, vary_of, Vary};
 use crate::stats::{add, bump};
 use crate::store::fill::{FillWriter, Fills, Join};
 
-/// A GET miss or a revalidation: coalesced on the key.
+/// A GET miss or a revalidation: coalesced on the key. With `owner` (a peer owns the key) the
+/// leader asks the owner first (`remote::lead`) and nothing is stored here.
 pub async fn miss(
     ctx: Arc<Ctx>,
     req: ReqHead,
@@ -41,10 +44,14 @@ pub async fn miss(
     fwd: Fwd,
     stale: Option<Arc<Object>>,
     req_cc: CacheControl,
+    owner: Option<Owner>,
 ) -> Response<ProxyBody> {
     let rt = ctx.rt.load_full();
     match ctx.fills.join(&key) {
-        Join::Lead(w) => lead(&ctx, &rt, req, &key, w, fwd, stale, &req_cc, false).await,
+        Join::Lead(w) => match owner {
+            Some(o) => super::remote::lead(&ctx, &rt, req, &key, w, &req_cc, o).await,
+            None => lead(&ctx, &rt, req, &key, w, fwd, stale, &req_cc, Keep::Local).await,
+        },
         Join::Follow(mut reader) => {
             bump(&ctx.counters.coalesced);
             match reader.head(rt.coalesce_timeout).await {
@@ -62,15 +69,18 @@ pub async fn miss(
                         cs.fwd_status = head.fwd_status;
                         cs.stored = head.meta.is_some();
                         cs.collapsed = true;
+                        cs.upstream = head.upstream.clone();
                         return respond::fill(&ctx, &req, &head, reader, &cs);
                     }
                     drop(reader);
-                    solo(&ctx, &rt, req, &key, Fwd::VaryMiss, stale, &req_cc).await
+                    let keep = Keep::unless_owned(&owner);
+                    solo(&ctx, &rt, req, &key, Fwd::VaryMiss, stale, &req_cc, keep).await
                 }
                 Err(e) => {
                     tracing::debug!(key = %key, reason = e.as_str(), "coalesced request goes forward alone");
                     drop(reader);
-                    solo(&ctx, &rt, req, &key, fwd, stale, &req_cc).await
+                    let keep = Keep::unless_owned(&owner);
+                    solo(&ctx, &rt, req, &key, fwd, stale, &req_cc, keep).await
                 }
             }
         }
@@ -78,7 +88,8 @@ pub async fn miss(
 }
 
 /// Go forward without joining the shared fill table (released or timed-out followers), still
-/// storing what is storable.
+/// storing what is storable where `keep` says.
+#[allow(clippy::too_many_arguments)]
 async fn solo(
     ctx: &Arc<Ctx>,
     rt: &Arc<Runtime>,
@@ -87,10 +98,11 @@ async fn solo(
     fwd: Fwd,
     stale: Option<Arc<Object>>,
     req_cc: &CacheControl,
+    keep: Keep,
 ) -> Response<ProxyBody> {
     let private: Fills<FillHead> = Fills::new();
     match private.join(key) {
-        Join::Lead(w) => lead(ctx, rt, req, key, w, fwd, stale, req_cc, false).await,
+        Join::Lead(w) => lead(ctx, rt, req, key, w, fwd, stale, req_cc, keep).await,
         Join::Follow(_) => respond::error(
             ctx,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,14 +121,42 @@ pub fn refresh_in_background(ctx: Arc<Ctx>, req: ReqHead, key: String, stale: Ar
     tokio::spawn(async move {
         let rt = ctx.rt.load_full();
         let cc = CacheControl::default();
-        let resp = lead(&ctx, &rt, req, &key, w, Fwd::Stale, Some(stale), &cc, true).await;
+        let keep = Keep::Background;
+        let resp = lead(&ctx, &rt, req, &key, w, Fwd::Stale, Some(stale), &cc, keep).await;
         // The body (if any) is read by the fill's own driver; the response is dropped.
         drop(resp);
     });
 }
 
+/// Where a fill's object is kept once whole.
+pub(super) enum Keep {
+    /// In this node's store (it owns the key, or there is no cluster).
+    Local,
+    /// In this node's store, a background refresh (its failures are not logged).
+    Background,
+    /// At the owner: pushed under the owner's fill lease, not stored here.
+    Push(Box<PushSink>),
+    /// Nowhere: a peer owns the key but granted no lease, or could not be asked.
+    Nowhere,
+}
+
+impl Keep {
+    /// `Local`, or `Nowhere` when a peer owns the key.
+    fn unless_owned(owner: &Option<Owner>) -> Keep {
+        if owner.is_some() {
+            Keep::Nowhere
+        } else {
+            Keep::Local
+        }
+    }
+
+    fn stores_here(&self) -> bool {
+        matches!(self, Keep::Local | Keep::Background)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn lead(
+pub(super) async fn lead(
     ctx: &Arc<Ctx>,
     rt: &Arc<Runtime>,
     req: ReqHead,
@@ -125,8 +165,9 @@ async fn lead(
     fwd: Fwd,
     stale: Option<Arc<Object>>,
     req_cc: &CacheControl,
-    background: bool,
+    keep: Keep,
 ) -> Response<ProxyBody> {
+    let background = matches!(keep, Keep::Background);
     let mut headers = forward_headers(ctx, &req);
     strip_conditionals(&mut headers);
     headers.remove(http::header::RANGE);
@@ -248,10 +289,45 @@ async fn lead(
         fwd,
         fwd_status: stale.as_ref().map(|_| rparts.status.as_u16()),
         has_targeted,
+        upstream: match &keep {
+            Keep::Push(sink) => sink.owner_member.clone(),
+            _ => None,
+        },
     });
     let mut cs = CacheStatus::fwd(node, fwd);
     cs.fwd_status = head.fwd_status;
-    if head.meta.is_none() {
+    cs.upstream = head.upstream.clone();
+    if !matches!(keep, Keep::Local | Keep::Background) {
+        cs.detail = Some("peer".to_string());
+    }
+    // Kept at the owner: it takes the head now, so its own followers start at once.
+    let keep = match keep {
+        Keep::Push(sink) if head.meta.is_some() => match sink.head(key, &head).await {
+            Some(sink) => Keep::Push(Box::new(sink)),
+            None => Keep::Nowhere,
+        },
+        Keep::Push(sink) => {
+            sink.decline().await;
+            Keep::Nowhere
+        }
+        k => k,
+    };
+    if head.meta.is_none() || matches!(keep, Keep::Nowhere) {
+        if head.meta.is_some() {
+            // Storable, but kept nowhere: followers read this fill, nothing is stored.
+            let reader = w.reader();
+            w.publish(Arc::clone(&head), true);
+            tokio::spawn(drive(
+                Arc::clone(ctx),
+                w,
+                incoming,
+                key.to_string(),
+                Arc::clone(&head),
+                (rt.max_object_size, server),
+                Keep::Nowhere,
+            ));
+            return with_cookie(respond::fill(ctx, &req, &head, reader, &cs), set_cookie);
+        }
         bump(&ctx.counters.uncacheable);
         w.publish(Arc::clone(&head), false);
         if stale.is_some() && rparts.status == StatusCode::OK {
@@ -273,11 +349,13 @@ async fn lead(
         key.to_string(),
         Arc::clone(&head),
         (rt.max_object_size, server),
+        keep,
     ));
     with_cookie(respond::fill(ctx, &req, &head, reader, &cs), set_cookie)
 }
 
-/// Read the origin body into the fill, then store it when it arrived whole.
+/// Read the origin body into the fill (and to the owner, when it keeps the object), then
+/// store it here when it arrived whole and this node keeps it.
 async fn drive(
     ctx: Arc<Ctx>,
     mut w: FillWriter<FillHead>,
@@ -285,9 +363,15 @@ async fn drive(
     key: String,
     head: Arc<FillHead>,
     (max_object_size, server): (u64, Arc<Server>),
+    keep: Keep,
 ) {
     let mut total: u64 = 0;
     let mut storing = true;
+    let stores_here = keep.stores_here();
+    let mut sink = match keep {
+        Keep::Push(s) => Some(s),
+        _ => None,
+    };
     loop {
         match incoming.frame().await {
             Some(Ok(frame)) => {
@@ -298,12 +382,23 @@ async fn drive(
                 if storing && total > max_object_size {
                     storing = false;
                     w.stream_only();
+                    if let Some(s) = sink.take() {
+                        s.abort().await;
+                    }
+                }
+                if let Some(s) = sink.as_mut() {
+                    if !s.data(data.clone()).await {
+                        sink = None;
+                    }
                 }
                 w.push(data).await;
             }
             Some(Err(e)) => {
                 bump(&ctx.counters.origin_errors);
                 tracing::warn!(key = %key, error = %e, received = total, "origin body cut short; not stored");
+                if let Some(s) = sink.take() {
+                    s.abort().await;
+                }
                 w.abort();
                 return;
             }
@@ -313,11 +408,14 @@ async fn drive(
     if head.content_length.is_none() {
         add(&server.bytes, total);
     }
+    if let Some(s) = sink.take() {
+        s.end(total).await;
+    }
     w.finish_with(|body| {
         let Some(body) = body else {
             return;
         };
-        if !storing || head.content_length.is_some_and(|n| n != body.len() as u64) {
+        if !stores_here || !storing || head.content_length.is_some_and(|n| n != body.len() as u64) {
             return;
         }
         let Some(meta) = head.meta.clone() else {
@@ -408,6 +506,7 @@ async fn revalidated(
         fwd: Fwd::Stale,
         fwd_status: Some(304),
         has_targeted,
+        upstream: None,
     });
     // The body is in memory: complete the fill before answering, so that a request arriving
     // after this answer starts its own revalidation instead of joining this one.
@@ -431,6 +530,7 @@ fn error_head(status: StatusCode, fwd: Fwd) -> FillHead {
         fwd,
         fwd_status: None,
         has_targeted: false,
+        upstream: None,
     }
 }
 

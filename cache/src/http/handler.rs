@@ -138,6 +138,13 @@ fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
 async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody> {
     let now = SystemTime::now();
     let req_cc = CacheControl::from_headers(&req.headers);
+    // A GET for a key a peer owns goes to the owner (`remote`); HEAD, `no-store` and
+    // `only-if-cached` requests stay here (nothing of theirs would be stored anyway).
+    if req.method == Method::GET && !req_cc.no_store && !req_cc.only_if_cached {
+        if let Some(owner) = ctx.cluster.as_ref().and_then(|c| c.owner(&key)) {
+            return fetch::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await;
+        }
+    }
     let found = ctx.store.get(&key, |o| {
         o.vary.is_empty() || variant_id(&o.vary, &req.headers) == o.variant_id
     });
@@ -170,7 +177,7 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
                     return only_if_cached(&ctx);
                 }
                 bump(&ctx.counters.local_miss);
-                return fetch::miss(ctx, req, key, Fwd::Stale, Some(obj), req_cc).await;
+                return fetch::miss(ctx, req, key, Fwd::Stale, Some(obj), req_cc, None).await;
             }
         }
     }
@@ -189,7 +196,7 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
         // Not stored: HEAD can't fill a GET object, and `no-store` forbids keeping the answer.
         return pass::forward_uncached(ctx, req, key, fwd).await;
     }
-    fetch::miss(ctx, req, key, fwd, None, req_cc).await
+    fetch::miss(ctx, req, key, fwd, None, req_cc, None).await
 }
 
 /// RFC 9111 §5.2.1.7: nothing suitable stored -> 504.

@@ -10,6 +10,7 @@ mod handler;
 mod io;
 pub mod object;
 mod pass;
+mod remote;
 mod respond;
 pub mod server;
 

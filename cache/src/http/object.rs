@@ -178,6 +178,8 @@ pub struct FillHead {
     pub fwd: Fwd,
     pub fwd_status: Option<u16>,
     pub has_targeted: bool,
+    /// The Cache-Status member(s) of the peer the leader asked (cluster), for followers.
+    pub upstream: Option<String>,
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ async fn send_and_stream(
         content_length: None,
         fwd: cs.fwd.unwrap_or(Fwd::Miss),
         fwd_status: None,
+        upstream: None,
     };
     with_cookie(respond_upstream(ctx, req, &head, incoming, &cs), set_cookie)
 }

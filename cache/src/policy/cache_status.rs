@@ -51,6 +51,9 @@ pub struct CacheStatus {
     pub stored: bool,
     pub collapsed: bool,
     pub detail: Option<String>,
+    /// Members of the peer this node asked (the cache nearer the origin), emitted before this
+    /// node's own member; see [`upstream_member`].
+    pub upstream: Option<String>,
 }
 
 impl CacheStatus {
@@ -81,6 +84,7 @@ impl CacheStatus {
             stored: false,
             collapsed: false,
             detail: None,
+            upstream: None,
         }
     }
 
@@ -138,11 +142,31 @@ fn sf_token_or_string(s: &str) -> String {
     out
 }
 
-/// Appends `status` to the Cache-Status list of `h` as one combined field line.
+/// Appends `status` (after its upstream members, if any) to the Cache-Status list of `h` as
+/// one combined field line.
 pub fn append_cache_status(h: &mut HeaderMap, status: &CacheStatus) {
-    if let Some(value) = append_list_member(h, &CACHE_STATUS, status.to_member().as_bytes()) {
+    let own = status.to_member();
+    let members = match &status.upstream {
+        Some(up) => format!("{up}, {own}"),
+        None => own,
+    };
+    if let Some(value) = append_list_member(h, &CACHE_STATUS, members.as_bytes()) {
         h.insert(CACHE_STATUS, value);
     }
+}
+
+/// Longest upstream member list kept from a peer.
+pub const MAX_UPSTREAM_MEMBER: usize = 512;
+
+/// A peer's Cache-Status member(s) as received, made safe to emit: None when empty, longer
+/// than [`MAX_UPSTREAM_MEMBER`] or holding anything but visible ASCII and spaces (a field value
+/// this node could not send).
+pub fn upstream_member(s: &str) -> Option<String> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= MAX_UPSTREAM_MEMBER
+        && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    ok.then(|| s.to_owned())
 }
 
 #[cfg(test)]
@@ -190,6 +214,7 @@ mod tests {
             stored: true,
             collapsed: true,
             detail: Some("peer".into()),
+            upstream: None,
         };
         assert_eq!(
             s.to_member(),
@@ -257,5 +282,32 @@ mod tests {
         let mut h = HeaderMap::new();
         append_cache_status(&mut h, &CacheStatus::hit("a", 1));
         assert_eq!(h.get(CACHE_STATUS).unwrap(), "a; hit; ttl=1");
+    }
+
+    #[test]
+    fn a_peers_member_comes_before_ours() {
+        let mut h = HeaderMap::new();
+        let ours = CacheStatus {
+            detail: Some("peer".into()),
+            upstream: upstream_member(" b; hit; ttl=30 "),
+            ..CacheStatus::fwd("a", Fwd::Miss)
+        };
+        append_cache_status(&mut h, &ours);
+        assert_eq!(
+            h.get(CACHE_STATUS).unwrap(),
+            "b; hit; ttl=30, a; fwd=miss; detail=peer"
+        );
+    }
+
+    #[test]
+    fn unsafe_upstream_members_are_dropped() {
+        assert_eq!(upstream_member(""), None);
+        assert_eq!(upstream_member("b; hit\r\nx: y"), None);
+        assert_eq!(upstream_member("b; hit\u{e9}"), None);
+        assert_eq!(upstream_member(&"b".repeat(MAX_UPSTREAM_MEMBER + 1)), None);
+        assert_eq!(
+            upstream_member("b; fwd=miss").as_deref(),
+            Some("b; fwd=miss")
+        );
     }
 }

@@ -1,0 +1,67 @@
+//! What a node's request path needs of the cluster: who owns a key, and connections to peers.
+//!
+//! Contract: [`Cluster::owner`] hashes the key over the live members (alive and suspect, with
+//! their weights: `rendezvous::owner`) and answers None when this node owns it (or is the only
+//! live member), else the owning peer's id and peer address. Every node with the same view of
+//! the membership picks the same owner.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::frame::Limits;
+use super::peer::Pool;
+use super::rendezvous::{self, Node};
+use super::Membership;
+
+/// The peer that owns a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub addr: SocketAddr,
+}
+
+/// A node's cluster: membership, peer connections, the shared secret.
+pub struct Cluster {
+    pub members: Membership,
+    pub peers: Pool,
+    pub secret: Option<Arc<[u8]>>,
+    pub limits: Limits,
+    self_id: String,
+}
+
+impl Cluster {
+    pub fn new(
+        self_id: &str,
+        members: Membership,
+        secret: Option<Arc<[u8]>>,
+        connect_timeout: std::time::Duration,
+    ) -> Cluster {
+        let limits = Limits::default();
+        Cluster {
+            peers: Pool::new(self_id, secret.clone(), limits, connect_timeout),
+            members,
+            secret,
+            limits,
+            self_id: self_id.to_owned(),
+        }
+    }
+
+    /// The peer owning `key`, or None when this node owns it (see the module doc).
+    pub fn owner(&self, key: &str) -> Option<Owner> {
+        let all = self.members.members();
+        let live: Vec<_> = all.iter().filter(|m| m.state.is_live()).collect();
+        let nodes: Vec<Node> = live
+            .iter()
+            .map(|m| Node {
+                id: &m.id,
+                weight: m.weight,
+            })
+            .collect();
+        let i = rendezvous::owner(key, &nodes)?;
+        let m = live[i];
+        (m.id != self.self_id).then(|| Owner {
+            id: m.id.clone(),
+            addr: m.peer_addr,
+        })
+    }
+}

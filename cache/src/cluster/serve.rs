@@ -1,0 +1,367 @@
+//! The owner's side of the peer protocol: answers `Lookup`s from this node's store and fill
+//! table, takes `Push`ed objects under the fill leases it granted, applies `Purge`/`Ban`.
+//!
+//! Contract (per `Lookup`, see `frame` for the frames):
+//! * a stored variant that may be served fresh for the requester's headers → `Hit` + body;
+//! * else, with the probe flag (or without the lease flag) → `Miss { lease: None }`;
+//! * else, a fill of the key under way here (a local request's, or another peer's lease) →
+//!   the requester waits on it (bounded by the coalesce timeout) and gets `Hit` + the body
+//!   while it arrives, or `Miss { lease: None }` when that fill is not shareable;
+//! * else this node leads a fill for the key and grants the lease: `Miss { lease: Some(n) }`,
+//!   then waits (bounded) for the requester's `Push` of lease n and stores what it sends; every
+//!   request for the key meanwhile, local or remote, follows that fill. A lease that ends
+//!   without a whole body (`End { complete: false }`, a bad frame, a timeout, a closed
+//!   connection) aborts the fill: nothing is stored and its followers go forward alone.
+//! * The owner never forwards a `Lookup` itself: one hop at most.
+//!
+//! Anything else on the connection is answered with `Error` and the connection closed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::frame::{Frame, Lookup, LookupMethod, Miss, Push};
+use super::peer::{PeerConn, PeerError};
+use super::wire;
+use crate::http::ctx::Ctx;
+use crate::http::object::{FillHead, Object};
+use crate::policy::cache_control::CacheControl;
+use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::reuse::{reuse, Reuse};
+use crate::policy::vary::variant_id;
+use crate::stats::{add, bump};
+use crate::store::fill::{FillReader, FillWriter, Join};
+
+/// Largest body chunk sent in one `Data` frame.
+pub const CHUNK: usize = 256 * 1024;
+
+/// How long a granted lease waits for the requester's `Push`, and then between its frames.
+pub const PUSH_WAIT: Duration = Duration::from_secs(35);
+
+static LEASES: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts peer connections until `stop` turns true.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    return;
+                }
+            }
+            accepted = listener.accept() => {
+                let Ok((stream, addr)) = accepted else { continue };
+                let ctx = Arc::clone(&ctx);
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, addr, &ctx).await {
+                        bump(&ctx.counters.peer_errors);
+                        tracing::info!(peer = %addr, error = %e, "peer connection closed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    ctx: &Arc<Ctx>,
+) -> Result<(), PeerError> {
+    let Some(cluster) = ctx.cluster.as_ref() else {
+        return Ok(());
+    };
+    let mut c = PeerConn::accept(
+        stream,
+        addr,
+        &ctx.node_id,
+        cluster.secret.as_deref(),
+        cluster.limits,
+    )
+    .await?;
+    while let Some(f) = c.next_request().await? {
+        match f {
+            Frame::Lookup(l) => lookup(ctx, &mut c, l).await?,
+            Frame::Purge { url } => {
+                let n = crate::http::purge_url(&ctx.store, &url);
+                add(&ctx.counters.invalidated, n as u64);
+                c.send(Frame::Count(n as u64)).await?;
+            }
+            Frame::Ban { prefix } => {
+                let n = ctx.store.ban_prefix(&prefix);
+                add(&ctx.counters.invalidated, n as u64);
+                c.send(Frame::Count(n as u64)).await?;
+            }
+            other => {
+                let what = frame_name(&other);
+                let _ = c
+                    .send(Frame::Error {
+                        code: 400,
+                        message: format!("{what} outside an exchange"),
+                    })
+                    .await;
+                return Err(PeerError::Unexpected(addr, what));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A frame's name, for errors.
+pub fn frame_name(f: &Frame) -> &'static str {
+    match f {
+        Frame::Hello { .. } => "Hello",
+        Frame::Lookup(_) => "Lookup",
+        Frame::Hit(_) => "Hit",
+        Frame::Miss(_) => "Miss",
+        Frame::Push(_) => "Push",
+        Frame::Data(_) => "Data",
+        Frame::End { .. } => "End",
+        Frame::Purge { .. } => "Purge",
+        Frame::Ban { .. } => "Ban",
+        Frame::Count(_) => "Count",
+        Frame::Error { .. } => "Error",
+    }
+}
+
+async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerError> {
+    bump(&ctx.counters.peer_lookups);
+    let headers = match wire::header_map(&l.headers) {
+        Ok(h) => h,
+        Err(why) => {
+            c.send(Frame::Error {
+                code: 400,
+                message: format!("Lookup: {why}"),
+            })
+            .await?;
+            return Ok(());
+        }
+    };
+    let node = ctx.node_id.as_str();
+    let now = SystemTime::now();
+    let req_cc = CacheControl::from_headers(&headers);
+    let found = ctx.store.get(&l.key, |o| {
+        o.vary.is_empty() || variant_id(&o.vary, &headers) == o.variant_id
+    });
+    if let Some(obj) = found {
+        if reuse(&obj.meta, &req_cc, false, now) == Reuse::Fresh {
+            bump(&ctx.counters.peer_hits);
+            let cs = CacheStatus::hit(node, obj.meta.ttl(now)).to_member();
+            return send_object(c, &obj, cs, l.method).await;
+        }
+    }
+    let miss = |lease| {
+        Frame::Miss(Miss {
+            lease,
+            cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
+        })
+    };
+    if l.is_probe() || !l.may_lease() || l.method == LookupMethod::Head {
+        return c.send(miss(None)).await;
+    }
+    let rt = ctx.rt.load_full();
+    match ctx.fills.join(&l.key) {
+        Join::Follow(reader) => follow(c, reader, &headers, rt.coalesce_timeout, node).await,
+        Join::Lead(w) => {
+            let lease = LEASES.fetch_add(1, Ordering::Relaxed);
+            c.send(miss(Some(lease))).await?;
+            bump(&ctx.counters.peer_leases);
+            // The requester asks its origin first: allow it the time an origin may take to
+            // answer (connect and first byte, at their defaults).
+            let wait = PUSH_WAIT;
+            take_push(ctx, c, w, &l.key, lease, wait, rt.max_object_size).await
+        }
+    }
+}
+
+/// Streams a stored object to the requester.
+async fn send_object(
+    c: &mut PeerConn,
+    obj: &Object,
+    cs: String,
+    method: LookupMethod,
+) -> Result<(), PeerError> {
+    let head = wire::from_object(obj, cs);
+    if method == LookupMethod::Head {
+        c.feed(Frame::Hit(head)).await?;
+        return c.send(Frame::End { complete: true }).await;
+    }
+    c.feed(Frame::Hit(head)).await?;
+    let mut at = 0;
+    while at < obj.body.len() {
+        let end = (at + CHUNK).min(obj.body.len());
+        c.feed(Frame::Data(obj.body.slice(at..end))).await?;
+        at = end;
+    }
+    c.send(Frame::End { complete: true }).await
+}
+
+/// The requester waits here on a fill of the key under way at this node.
+async fn follow(
+    c: &mut PeerConn,
+    mut reader: FillReader<FillHead>,
+    headers: &http::HeaderMap,
+    wait: Duration,
+    node: &str,
+) -> Result<(), PeerError> {
+    let head = match reader.head(wait).await {
+        Ok(h) => h,
+        Err(_) => {
+            return c
+                .send(Frame::Miss(Miss {
+                    lease: None,
+                    cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
+                }))
+                .await
+        }
+    };
+    let matches = head.vary.is_empty() || variant_id(&head.vary, headers) == head.variant_id;
+    let mut cs = CacheStatus::fwd(node, head.fwd);
+    cs.collapsed = true;
+    cs.stored = true;
+    let wire_head = matches
+        .then(|| wire::from_fill(&head, cs.to_member()))
+        .flatten();
+    let Some(wire_head) = wire_head else {
+        return c
+            .send(Frame::Miss(Miss {
+                lease: None,
+                cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
+            }))
+            .await;
+    };
+    c.feed(Frame::Hit(wire_head)).await?;
+    loop {
+        match reader.next_chunk().await {
+            Some(Ok(b)) => {
+                let mut at = 0;
+                while at < b.len() {
+                    let end = (at + CHUNK).min(b.len());
+                    c.feed(Frame::Data(b.slice(at..end))).await?;
+                    at = end;
+                }
+                c.flush().await?;
+            }
+            Some(Err(_)) => return c.send(Frame::End { complete: false }).await,
+            None => return c.send(Frame::End { complete: true }).await,
+        }
+    }
+}
+
+/// Takes the requester's `Push` under `lease` into the fill `w`, and stores it when whole.
+async fn take_push(
+    ctx: &Arc<Ctx>,
+    c: &mut PeerConn,
+    mut w: FillWriter<FillHead>,
+    key: &str,
+    lease: u64,
+    wait: Duration,
+    max_object_size: u64,
+) -> Result<(), PeerError> {
+    let first = match c.recv(wait).await {
+        Ok(f) => f,
+        Err(e) => {
+            w.abort();
+            return Err(e);
+        }
+    };
+    let head = match first {
+        Frame::Push(Push {
+            key: k,
+            lease: n,
+            head,
+        }) if k == key && n == lease => head,
+        // The requester could not fill the key storably: nothing to take.
+        Frame::End { .. } => {
+            w.abort();
+            return Ok(());
+        }
+        other => {
+            w.abort();
+            let what = frame_name(&other);
+            let _ = c
+                .send(Frame::Error {
+                    code: 400,
+                    message: format!("expected Push of lease {lease}, got {what}"),
+                })
+                .await;
+            return Err(PeerError::Unexpected(c.addr, what));
+        }
+    };
+    let fill = match wire::to_fill(&head, Fwd::Miss) {
+        Ok(f) if head.body_len <= max_object_size => f,
+        Ok(_) | Err(_) => {
+            w.abort();
+            let _ = c
+                .send(Frame::Error {
+                    code: 400,
+                    message: "Push head refused".into(),
+                })
+                .await;
+            return Err(PeerError::Unexpected(c.addr, "Push head refused"));
+        }
+    };
+    let fill = Arc::new(fill);
+    w.publish(Arc::clone(&fill), true);
+    let mut total: u64 = 0;
+    loop {
+        let f = match c.recv(wait).await {
+            Ok(f) => f,
+            Err(e) => {
+                w.abort();
+                return Err(e);
+            }
+        };
+        match f {
+            Frame::Data(b) => {
+                total += b.len() as u64;
+                if total > head.body_len {
+                    w.abort();
+                    return Err(PeerError::Unexpected(
+                        c.addr,
+                        "Push body longer than announced",
+                    ));
+                }
+                w.push(b).await;
+            }
+            Frame::End { complete: true } if total == head.body_len => {
+                store(ctx, w, key, &fill);
+                bump(&ctx.counters.peer_pushes);
+                return Ok(());
+            }
+            Frame::End { .. } => {
+                w.abort();
+                return Ok(());
+            }
+            other => {
+                w.abort();
+                return Err(PeerError::Unexpected(c.addr, frame_name(&other)));
+            }
+        }
+    }
+}
+
+/// Ends the fill and stores its object.
+fn store(ctx: &Ctx, w: FillWriter<FillHead>, key: &str, head: &FillHead) {
+    w.finish_with(|body: Option<Bytes>| {
+        let (Some(body), Some(meta)) = (body, head.meta.clone()) else {
+            return;
+        };
+        let body = Bytes::copy_from_slice(&body);
+        let obj = Object::new(
+            head.status,
+            head.headers.clone(),
+            body,
+            meta,
+            head.vary.clone(),
+            head.variant_id.clone(),
+            head.has_targeted,
+        );
+        ctx.store.insert(key, Arc::new(obj));
+    });
+}

@@ -1,0 +1,271 @@
+//! The requester's side of the cluster paths: a GET for a key a peer owns asks the owner
+//! (`Lookup`) instead of this node's store.
+//!
+//! * `Hit` → remote hit: the owner's object is streamed to the client (and to requests
+//!   coalesced here), not stored here; `Cache-Status: b; hit; ttl=N, a; fwd=miss; detail=peer`.
+//! * `Miss { lease: Some }` → remote miss: this node fetches from its origin pool, answers its
+//!   client, and pushes the object to the owner as it arrives (`Push`, `Data`, `End`), which
+//!   stores it: `b; fwd=miss, a; fwd=miss; stored; detail=peer`.
+//! * `Miss { lease: None }`, or the owner unreachable / answering garbage → this node fetches
+//!   and stores nothing (`peer_errors` counts the failures); once membership declares the owner
+//!   dead, its keys have a new owner.
+//!
+//! A pooled connection that turns out closed is retried once on a fresh one.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::header::AGE;
+use http::{Response, StatusCode};
+
+use super::body::ProxyBody;
+use super::ctx::{Ctx, ReqHead, Runtime};
+use super::fetch::{lead as lead_origin, Keep};
+use super::object::FillHead;
+use super::respond;
+use crate::cluster::frame::{Frame, Lookup, LookupMethod, Push};
+use crate::cluster::peer::{PeerConn, PeerError};
+use crate::cluster::wire;
+use crate::cluster::Owner;
+use crate::policy::cache_control::CacheControl;
+use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
+use crate::policy::headers::age_value;
+use crate::stats::bump;
+use crate::store::fill::FillWriter;
+
+/// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup`.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// Longest wait between two frames of a body streamed by the owner.
+pub const BODY_IDLE: Duration = Duration::from_secs(30);
+
+/// The leader of a fill for a key `owner` owns.
+pub(super) async fn lead(
+    ctx: &Arc<Ctx>,
+    rt: &Arc<Runtime>,
+    req: ReqHead,
+    key: &str,
+    w: FillWriter<FillHead>,
+    req_cc: &CacheControl,
+    owner: Owner,
+) -> Response<ProxyBody> {
+    let lookup = Lookup {
+        key: key.to_owned(),
+        method: LookupMethod::Get,
+        uri: req.uri.to_string(),
+        headers: wire::header_lines(&req.headers),
+        hops: 1,
+        flags: Lookup::MAY_LEASE,
+    };
+    // The owner answers at once, or after waiting (bounded by its coalesce timeout) on a fill.
+    let wait = rt.coalesce_timeout + ANSWER_MARGIN;
+    match ask(ctx, &owner, lookup, wait).await {
+        Ok((c, Frame::Hit(head))) => {
+            bump(&ctx.counters.remote_hit);
+            remote_hit(ctx, &req, w, c, &head, BODY_IDLE)
+        }
+        Ok((c, Frame::Miss(m))) => {
+            bump(&ctx.counters.remote_miss);
+            let keep = match m.lease {
+                Some(lease) => Keep::Push(Box::new(PushSink {
+                    conn: c,
+                    lease,
+                    ctx: Arc::clone(ctx),
+                    owner_member: upstream_member(&m.cache_status),
+                })),
+                None => {
+                    if let Some(cl) = &ctx.cluster {
+                        cl.peers.put(c);
+                    }
+                    Keep::Nowhere
+                }
+            };
+            lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, keep).await
+        }
+        Ok((c, other)) => {
+            let what = crate::cluster::serve::frame_name(&other);
+            peer_failed(ctx, &PeerError::Unexpected(c.addr, what));
+            lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
+        }
+        Err(e) => {
+            peer_failed(ctx, &e);
+            lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
+        }
+    }
+}
+
+fn peer_failed(ctx: &Ctx, e: &PeerError) {
+    bump(&ctx.counters.peer_errors);
+    tracing::warn!(error = %e, "peer lookup failed; going to the origin");
+}
+
+/// Sends `lookup` to the owner and reads the answer (retrying once on a fresh connection
+/// when a pooled one was closed).
+async fn ask(
+    ctx: &Ctx,
+    owner: &Owner,
+    lookup: Lookup,
+    wait: Duration,
+) -> Result<(PeerConn, Frame), PeerError> {
+    let Some(cl) = &ctx.cluster else {
+        return Err(PeerError::Unexpected(owner.addr, "no cluster"));
+    };
+    let (mut c, pooled) = cl.peers.get(owner.addr).await?;
+    let first = exchange(&mut c, Frame::Lookup(lookup.clone()), wait).await;
+    match first {
+        Ok(f) => Ok((c, f)),
+        Err(PeerError::Closed(_) | PeerError::Io(..)) if pooled => {
+            let mut c = cl.peers.dial(owner.addr).await?;
+            let f = exchange(&mut c, Frame::Lookup(lookup), wait).await?;
+            Ok((c, f))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn exchange(c: &mut PeerConn, f: Frame, wait: Duration) -> Result<Frame, PeerError> {
+    c.send(f).await?;
+    c.recv(wait).await
+}
+
+/// Streams the owner's object to the client through this node's fill (not stored here).
+fn remote_hit(
+    ctx: &Arc<Ctx>,
+    req: &ReqHead,
+    mut w: FillWriter<FillHead>,
+    mut c: PeerConn,
+    head: &crate::cluster::frame::ObjectHead,
+    wait: Duration,
+) -> Response<ProxyBody> {
+    let mut fill = match wire::to_fill(head, Fwd::Miss) {
+        Ok(f) => f,
+        Err(why) => {
+            peer_failed(ctx, &PeerError::Unexpected(c.addr, "invalid Hit head"));
+            tracing::warn!(reason = %why, "owner sent an invalid object head");
+            w.abort();
+            return respond::error(
+                ctx,
+                StatusCode::BAD_GATEWAY,
+                "invalid answer from peer",
+                None,
+            );
+        }
+    };
+    if let Some(meta) = &fill.meta {
+        fill.headers
+            .insert(AGE, age_value(meta.current_age(SystemTime::now())));
+    }
+    let fill = Arc::new(fill);
+    let reader = w.reader();
+    w.publish(Arc::clone(&fill), true);
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    cs.detail = Some("peer".to_string());
+    cs.upstream = fill.upstream.clone();
+    let len = head.body_len;
+    let ctx2 = Arc::clone(ctx);
+    tokio::spawn(async move {
+        let mut total: u64 = 0;
+        loop {
+            match c.recv(wait).await {
+                Ok(Frame::Data(b)) => {
+                    total += b.len() as u64;
+                    if total > len {
+                        peer_failed(
+                            &ctx2,
+                            &PeerError::Unexpected(c.addr, "body longer than announced"),
+                        );
+                        w.abort();
+                        return;
+                    }
+                    w.push(b).await;
+                }
+                Ok(Frame::End { complete: true }) if total == len => {
+                    let _ = w.finish();
+                    if let Some(cl) = &ctx2.cluster {
+                        cl.peers.put(c);
+                    }
+                    return;
+                }
+                Ok(other) => {
+                    let what = crate::cluster::serve::frame_name(&other);
+                    peer_failed(&ctx2, &PeerError::Unexpected(c.addr, what));
+                    w.abort();
+                    return;
+                }
+                Err(e) => {
+                    peer_failed(&ctx2, &e);
+                    w.abort();
+                    return;
+                }
+            }
+        }
+    });
+    respond::fill(ctx, req, &fill, reader, &cs)
+}
+
+/// The owner's fill lease: what this node fetches goes to the owner too.
+pub(super) struct PushSink {
+    conn: PeerConn,
+    lease: u64,
+    ctx: Arc<Ctx>,
+    /// The owner's Cache-Status member from its `Miss`.
+    pub owner_member: Option<String>,
+}
+
+impl PushSink {
+    /// Sends the object's head; None when the owner can no longer be reached.
+    pub async fn head(mut self, key: &str, head: &FillHead) -> Option<PushSink> {
+        let wire_head = wire::from_fill(head, String::new())?;
+        let push = Frame::Push(Push {
+            key: key.to_owned(),
+            lease: self.lease,
+            head: wire_head,
+        });
+        match self.conn.send(push).await {
+            Ok(()) => Some(self),
+            Err(e) => {
+                peer_failed(&self.ctx, &e);
+                None
+            }
+        }
+    }
+
+    /// The response is not storable: the lease is given back unused.
+    pub async fn decline(mut self) {
+        match self.conn.send(Frame::End { complete: false }).await {
+            Ok(()) => self.release(),
+            Err(e) => peer_failed(&self.ctx, &e),
+        }
+    }
+
+    /// Sends a body chunk; false when the owner can no longer be reached.
+    pub async fn data(&mut self, chunk: bytes::Bytes) -> bool {
+        match self.conn.send(Frame::Data(chunk)).await {
+            Ok(()) => true,
+            Err(e) => {
+                peer_failed(&self.ctx, &e);
+                false
+            }
+        }
+    }
+
+    /// The body was cut short (or outgrew what may be stored): the owner discards it.
+    pub async fn abort(mut self) {
+        if self.conn.send(Frame::End { complete: false }).await.is_ok() {
+            self.release();
+        }
+    }
+
+    /// The whole body (`total` bytes) was sent.
+    pub async fn end(mut self, _total: u64) {
+        match self.conn.send(Frame::End { complete: true }).await {
+            Ok(()) => self.release(),
+            Err(e) => peer_failed(&self.ctx, &e),
+        }
+    }
+
+    fn release(self) {
+        if let Some(cl) = &self.ctx.cluster {
+            cl.peers.put(self.conn);
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Three cache nodes as one cache, end to end on loopback (127.0.0.31–39, three per test): every cache key has
+//! one owner (rendezvous over the live members), and a request at any node takes one of the
+//! four paths — local hit, local miss, remote hit, remote miss — so the cluster stores each
+//! object once and fetches it from the origin once. Real `strait node` processes and one
+//! `strait sim origin` (see `tests/support`).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use support::*;
+
+/// Keys requested per test.
+const KEYS: usize = 30;
+
+/// Peer and gossip ports of node `i` of the cluster numbered `n` (fixed: seeds must be known
+/// before the nodes start; each test has its own cluster number, so tests run in parallel).
+fn ports(n: usize, i: usize) -> (u16, u16) {
+    let i = (n * 3 + i) as u16;
+    (27_300 + i, 27_400 + i)
+}
+
+/// Node `i` of cluster `n` listens on its own loopback address.
+fn ip(n: usize, i: usize) -> String {
+    format!("127.0.0.{}", 31 + n * 3 + i)
+}
+
+fn config(n: usize, i: usize, origin: SocketAddr, extra: &str) -> String {
+    let (peer, gossip) = ports(n, i);
+    let seeds: Vec<String> = (0..3)
+        .filter(|&j| j != i)
+        .map(|j| format!("\"{}:{}\"", ip(n, j), ports(n, j).1))
+        .collect();
+    format!(
+        "[node]\nid = \"{id}\"\nlisten = [\"{ip}:0\"]\nadmin = \"127.0.0.1:0\"\n\n\
+         [cluster]\npeer_listen = \"{ip}:{peer}\"\ngossip_listen = \"{ip}:{gossip}\"\n\
+         seeds = [{seeds}]\nprobe_interval = \"200ms\"\nsuspect_timeout = \"1s\"\n\n\
+         [[pool]]\nname = \"origin\"\nservers = [{{ addr = \"{origin}\" }}]\n\n\
+         [[route]]\npool = \"origin\"\n\n{extra}\n",
+        id = ["a", "b", "c"][i],
+        ip = ip(n, i),
+        seeds = seeds.join(", "),
+    )
+}
+
+struct Cluster {
+    origin: Origin,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn start(n: usize, extra: &str) -> Cluster {
+        let origin = Origin::start();
+        let nodes: Vec<Node> = (0..3)
+            .map(|i| Node::start_config(&config(n, i, origin.addr, extra)))
+            .collect();
+        let c = Cluster { origin, nodes };
+        let all_alive = wait_until(Duration::from_secs(15), || (0..3).all(|i| c.alive(i) == 3));
+        assert!(all_alive, "members never all alive: {:?}", c.views());
+        c
+    }
+
+    fn cluster_json(&self, i: usize) -> serde_json::Value {
+        let r = get(self.nodes[i].admin, "/cluster.json", &[]);
+        serde_json::from_slice(&r.body).unwrap_or_default()
+    }
+
+    fn alive(&self, i: usize) -> usize {
+        self.cluster_json(i)["members"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|m| m["state"] == "alive").count())
+    }
+
+    fn views(&self) -> Vec<serde_json::Value> {
+        (0..3).map(|i| self.cluster_json(i)).collect()
+    }
+}
+
+fn path(k: usize) -> String {
+    format!("/obj/k{k}?size=3000&ttl=300")
+}
+
+/// The node a Cache-Status names first (the one nearest the origin).
+fn first_member(cs: &str) -> String {
+    cs.split(';').next().unwrap_or("").trim().to_string()
+}
+
+#[test]
+fn every_key_has_one_owner_and_one_origin_fetch() {
+    let c = Cluster::start(0, "");
+    let mut owner_of: BTreeMap<usize, String> = BTreeMap::new();
+    // 1. Every key through node a: a local miss where a owns it, else a remote miss.
+    for k in 0..KEYS {
+        let r = get(c.nodes[0].addr, &path(k), &[]);
+        assert_eq!(r.status, 200, "k{k}: {}", r.text());
+        assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000), "k{k} body");
+        let cs = r.cache_status().to_string();
+        let owner = first_member(&cs);
+        if owner == "a" {
+            assert_eq!(cs, "a; fwd=miss; stored", "k{k}");
+        } else {
+            assert_eq!(
+                cs,
+                format!("{owner}; fwd=miss, a; fwd=miss; stored; detail=peer"),
+                "k{k}"
+            );
+        }
+        owner_of.insert(k, owner);
+    }
+    let owned = |id: &str| owner_of.values().filter(|o| *o == id).count();
+    eprintln!(
+        "owners of {KEYS} keys: a {}, b {}, c {}",
+        owned("a"),
+        owned("b"),
+        owned("c")
+    );
+    for id in ["a", "b", "c"] {
+        assert!(owned(id) > 0, "node {id} owns none of {KEYS} keys");
+    }
+    // 2. Every key through every node: a local hit at the owner, a remote hit elsewhere, and
+    //    all from the object the owner stored (the origin saw each key once).
+    for (i, me) in ["a", "b", "c"].iter().enumerate() {
+        for k in 0..KEYS {
+            let r = get(c.nodes[i].addr, &path(k), &[]);
+            assert_eq!(r.status, 200);
+            assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000), "k{k} body");
+            assert!(r.has("age"), "k{k} via {me}: no Age");
+            let cs = r.cache_status();
+            let owner = &owner_of[&k];
+            if owner == me {
+                assert!(cs.starts_with(&format!("{me}; hit; ttl=")), "k{k}: {cs}");
+            } else {
+                assert!(
+                    cs.starts_with(&format!("{owner}; hit; ttl="))
+                        && cs.ends_with(&format!(", {me}; fwd=miss; detail=peer")),
+                    "k{k} via {me}: {cs}"
+                );
+            }
+        }
+    }
+    for k in 0..KEYS {
+        assert_eq!(
+            c.origin.count(&format!("/obj/k{k}")),
+            1,
+            "origin fetches of k{k}"
+        );
+    }
+    // 3. The counters say the same: each object stored once, at its owner.
+    let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
+    assert_eq!(stored, KEYS as u64, "objects stored in the cluster");
+    let a = &c.nodes[0];
+    let remote = (KEYS - owned("a")) as u64;
+    assert_eq!(a.counter("remote_miss"), remote);
+    assert_eq!(a.counter("remote_hit"), remote);
+    assert_eq!(a.counter("local_miss"), owned("a") as u64);
+    let pushes: u64 = (1..3).map(|i| c.nodes[i].counter("peer_pushes")).sum();
+    assert_eq!(pushes, remote, "objects pushed to their owners");
+}
+
+#[test]
+fn concurrent_misses_at_every_node_make_one_origin_fetch() {
+    let c = Cluster::start(1, "");
+    // One slow key requested at once through all three nodes: its owner leads one fill (for
+    // its own clients and under a lease for a peer's), everyone else waits on it.
+    let addrs: Vec<SocketAddr> = c.nodes.iter().map(|n| n.addr).collect();
+    let resps = concurrent(&addrs, "/obj/slow?size=200000&ttl=300&delay=400", 5);
+    let want = object_bytes("slow", 200_000);
+    let mut statuses = BTreeMap::new();
+    for r in &resps {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.body.len(), want.len());
+        assert!(r.body == want, "body differs");
+        *statuses.entry(r.cache_status().to_string()).or_insert(0) += 1;
+    }
+    eprintln!("Cache-Status of 15 concurrent requests: {statuses:#?}");
+    assert_eq!(c.origin.count("/obj/slow"), 1, "origin fetches");
+}
+
+#[test]
+fn an_unreachable_owner_costs_a_fetch_not_an_answer() {
+    let mut c = Cluster::start(2, "");
+    // Keys b owns, found through a.
+    let mut of_b = Vec::new();
+    for k in 0..KEYS {
+        let r = get(c.nodes[0].addr, &path(k), &[]);
+        if first_member(r.cache_status()) == "b" {
+            of_b.push(k);
+        }
+    }
+    assert!(!of_b.is_empty(), "b owns none of {KEYS} keys");
+    // b dies without a word: until the others declare it dead, a request for its keys still
+    // gets its answer (from the origin, stored nowhere); afterwards the keys have new owners.
+    let _ = c.nodes[1].proc.child.kill();
+    let _ = c.nodes[1].proc.child.wait();
+    let k = of_b[0];
+    let r = get(c.nodes[0].addr, &path(k), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000));
+    let gone = wait_until(Duration::from_secs(10), || {
+        c.cluster_json(0)["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["id"] == "b" && m["state"] == "dead"))
+    });
+    assert!(gone, "b never declared dead: {:?}", c.cluster_json(0));
+    for &k in &of_b {
+        let r = get(c.nodes[0].addr, &path(k), &[]);
+        assert_eq!(r.status, 200);
+        let owner = first_member(r.cache_status());
+        assert!(owner == "a" || owner == "c", "k{k}: {}", r.cache_status());
+        let again = get(c.nodes[2].addr, &path(k), &[]);
+        assert!(
+            again.cache_status().starts_with(&format!("{owner}; hit")),
+            "k{k} after b left: {}",
+            again.cache_status()
+        );
+    }
+    c.nodes.truncate(1);
+}
+
+fn concurrent(addrs: &[SocketAddr], path: &str, per_node: usize) -> Vec<Resp> {
+    let n = addrs.len() * per_node;
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, path, addr) = (
+                Arc::clone(&barrier),
+                path.to_string(),
+                addrs[i % addrs.len()],
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                get(addr, &path, &[])
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("client"))
+        .collect()
+}
