@@ -176,11 +176,25 @@ fn concurrent_misses_at_every_node_make_one_origin_fetch() {
         *statuses.entry(r.cache_status().to_string()).or_insert(0) += 1;
     }
     eprintln!("Cache-Status of 15 concurrent requests: {statuses:#?}");
+    // One request fetched from the origin (at the owner, or at a peer under the owner's
+    // lease); every other one waited on that fill, at the owner or at its own node.
+    let fetched: Vec<_> = statuses
+        .keys()
+        .filter(|s| !s.contains("collapsed"))
+        .collect();
+    assert_eq!(fetched.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[fetched[0]], 1, "{statuses:?}");
+    let owner = first_member(fetched[0]);
+    for s in statuses.keys() {
+        assert_eq!(first_member(s), owner, "{s}");
+        let members = s.split(", ").count();
+        assert!(members == 1 || s.ends_with("detail=peer"), "{s}");
+    }
     assert_eq!(c.origin.count("/obj/slow"), 1, "origin fetches");
 }
 
 #[test]
-fn an_unreachable_owner_costs_a_fetch_not_an_answer() {
+fn an_unreachable_owner_hands_its_keys_to_the_next_owner() {
     let mut c = Cluster::start(2, "");
     // Keys b owns, found through a.
     let mut of_b = Vec::new();
@@ -191,30 +205,51 @@ fn an_unreachable_owner_costs_a_fetch_not_an_answer() {
         }
     }
     assert!(!of_b.is_empty(), "b owns none of {KEYS} keys");
-    // b dies without a word: until the others declare it dead, a request for its keys still
-    // gets its answer (from the origin, stored nowhere); afterwards the keys have new owners.
+    // b dies without a word. Before the others declare it dead, a request for one of its keys
+    // is refused a connection by b and goes to the key's next owner at once (a itself, or c):
+    // fetched once more from the origin and stored there.
     let _ = c.nodes[1].proc.child.kill();
     let _ = c.nodes[1].proc.child.wait();
-    let k = of_b[0];
-    let r = get(c.nodes[0].addr, &path(k), &[]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000));
+    let mut new_owner: BTreeMap<usize, String> = BTreeMap::new();
+    for &k in &of_b {
+        let r = get(c.nodes[0].addr, &path(k), &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000));
+        let cs = r.cache_status();
+        let owner = first_member(cs);
+        match owner.as_str() {
+            "a" => assert_eq!(cs, "a; fwd=miss; stored", "k{k}"),
+            "c" => assert_eq!(cs, "c; fwd=miss, a; fwd=miss; stored; detail=peer", "k{k}"),
+            _ => panic!("k{k} after b died: {cs}"),
+        }
+        new_owner.insert(k, owner);
+    }
+    assert!(
+        c.nodes[0].counter("peer_errors") >= 1,
+        "a never failed to reach b"
+    );
     let gone = wait_until(Duration::from_secs(10), || {
         c.cluster_json(0)["members"]
             .as_array()
             .is_some_and(|m| m.iter().any(|m| m["id"] == "b" && m["state"] == "dead"))
     });
     assert!(gone, "b never declared dead: {:?}", c.cluster_json(0));
+    // Once b is dead everywhere, its keys belong to the nodes that took them over: hits there,
+    // whichever node is asked, and no further origin fetch.
     for &k in &of_b {
-        let r = get(c.nodes[0].addr, &path(k), &[]);
-        assert_eq!(r.status, 200);
-        let owner = first_member(r.cache_status());
-        assert!(owner == "a" || owner == "c", "k{k}: {}", r.cache_status());
-        let again = get(c.nodes[2].addr, &path(k), &[]);
-        assert!(
-            again.cache_status().starts_with(&format!("{owner}; hit")),
-            "k{k} after b left: {}",
-            again.cache_status()
+        let owner = &new_owner[&k];
+        for i in [0, 2] {
+            let r = get(c.nodes[i].addr, &path(k), &[]);
+            assert!(
+                r.cache_status().starts_with(&format!("{owner}; hit")),
+                "k{k} via node {i} after b left: {}",
+                r.cache_status()
+            );
+        }
+        assert_eq!(
+            c.origin.count(&format!("/obj/k{k}")),
+            2,
+            "origin fetches of k{k}"
         );
     }
     c.nodes.truncate(1);

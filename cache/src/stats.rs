@@ -97,6 +97,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 16);
+        assert_eq!(s.len(), 21);
+        assert_eq!(s[20], ("peer_errors", 0));
     }
 }

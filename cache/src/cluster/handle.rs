@@ -3,7 +3,8 @@
 //! Contract: [`Cluster::owner`] hashes the key over the live members (alive and suspect, with
 //! their weights: `rendezvous::owner`) and answers None when this node owns it (or is the only
 //! live member), else the owning peer's id and peer address. Every node with the same view of
-//! the membership picks the same owner.
+//! the membership picks the same owner. [`Cluster::ranked`] lists the runners-up in the order
+//! they would take the key over.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +49,12 @@ impl Cluster {
 
     /// The peer owning `key`, or None when this node owns it (see the module doc).
     pub fn owner(&self, key: &str) -> Option<Owner> {
+        self.ranked(key, 1).into_iter().next().flatten()
+    }
+
+    /// The first `n` live members by rendezvous rank for `key` (the owner first, then the
+    /// node that owns it when the owner is gone, …): None stands for this node.
+    pub fn ranked(&self, key: &str, n: usize) -> Vec<Option<Owner>> {
         let all = self.members.members();
         let live: Vec<_> = all.iter().filter(|m| m.state.is_live()).collect();
         let nodes: Vec<Node> = live
@@ -57,11 +64,16 @@ impl Cluster {
                 weight: m.weight,
             })
             .collect();
-        let i = rendezvous::owner(key, &nodes)?;
-        let m = live[i];
-        (m.id != self.self_id).then(|| Owner {
-            id: m.id.clone(),
-            addr: m.peer_addr,
-        })
+        rendezvous::ranked(key, &nodes)
+            .into_iter()
+            .take(n)
+            .map(|i| {
+                let m = live[i];
+                (m.id != self.self_id).then(|| Owner {
+                    id: m.id.clone(),
+                    addr: m.peer_addr,
+                })
+            })
+            .collect()
     }
 }

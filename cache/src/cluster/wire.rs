@@ -5,10 +5,12 @@
 //!   that will be stored) as an [`ObjectHead`]; [`to_fill`] turns a received head back into a
 //!   [`FillHead`] for this node's fill table.
 //! * [`to_fill`] trusts nothing: a status outside 100..=599, a header name or value HTTP does
-//!   not allow, a `Vary` name that is no header name, or a meta time before the epoch is an
-//!   error naming the field, and the peer's Cache-Status member is kept only when it is safe to
+//!   not allow, a `Vary` name that is no header name, or a meta time that is no time or lies
+//!   more than [`MAX_SKEW`] ahead of this node's clock is an error naming the field, and the peer's Cache-Status member is kept only when it is safe to
 //!   emit ([`upstream_member`]).
 //! * Header lists keep every line, in order (the object's `headers()` order).
+
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
@@ -18,6 +20,9 @@ use super::frame::{ObjectHead, WireMeta};
 use crate::http::object::{FillHead, Object};
 use crate::policy::cache_status::{upstream_member, Fwd};
 use crate::policy::meta::StoredMeta;
+
+/// How far ahead of this node's clock a peer's request and response times may be.
+pub const MAX_SKEW: Duration = Duration::from_secs(3600);
 
 /// A header map as the protocol's list of (name, value) lines.
 pub fn header_lines(h: &HeaderMap) -> Vec<(Bytes, Bytes)> {
@@ -80,12 +85,18 @@ pub fn to_fill(h: &ObjectHead, fwd: Fwd) -> Result<FillHead, String> {
             HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("Vary name {n:?} is invalid"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let meta = StoredMeta::try_from(&h.meta).map_err(|e| e.to_string())?;
+    let latest = SystemTime::now() + MAX_SKEW;
+    if meta.request_time > latest || meta.response_time > latest {
+        // An object "received" in the future would never age.
+        return Err("meta times are in the future".to_string());
+    }
     Ok(FillHead {
         status,
         headers,
         vary,
         variant_id: h.variant_id.to_vec(),
-        meta: Some(StoredMeta::try_from(&h.meta).map_err(|e| e.to_string())?),
+        meta: Some(meta),
         content_length: Some(h.body_len),
         fwd,
         fwd_status: None,
@@ -97,7 +108,7 @@ pub fn to_fill(h: &ObjectHead, fwd: Fwd) -> Result<FillHead, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     fn meta() -> StoredMeta {
         StoredMeta {
@@ -183,7 +194,9 @@ mod tests {
         assert!(to_fill(&h, Fwd::Miss).unwrap_err().contains("Vary"));
         let mut h = good;
         h.meta.response_time_ms = u64::MAX;
-        let why = to_fill(&h, Fwd::Miss).unwrap_err();
-        assert!(why.contains("response_time"), "{why}");
+        assert_eq!(
+            to_fill(&h, Fwd::Miss).unwrap_err(),
+            "meta times are in the future"
+        );
     }
 }

@@ -70,6 +70,9 @@ pub async fn miss(
                         cs.stored = head.meta.is_some();
                         cs.collapsed = true;
                         cs.upstream = head.upstream.clone();
+                        if cs.upstream.is_some() {
+                            cs.detail = Some("peer".to_string());
+                        }
                         return respond::fill(&ctx, &req, &head, reader, &cs);
                     }
                     drop(reader);
@@ -314,7 +317,11 @@ pub(super) async fn lead(
     };
     if head.meta.is_none() || matches!(keep, Keep::Nowhere) {
         if head.meta.is_some() {
-            // Storable, but kept nowhere: followers read this fill, nothing is stored.
+            // Storable, but kept nowhere: followers read this fill, told it is not stored.
+            let head = match Arc::try_unwrap(head) {
+                Ok(h) => Arc::new(FillHead { meta: None, ..h }),
+                Err(shared) => shared,
+            };
             let reader = w.reader();
             w.publish(Arc::clone(&head), true);
             tokio::spawn(drive(

@@ -6,9 +6,11 @@
 //! * `Miss { lease: Some }` → remote miss: this node fetches from its origin pool, answers its
 //!   client, and pushes the object to the owner as it arrives (`Push`, `Data`, `End`), which
 //!   stores it: `b; fwd=miss, a; fwd=miss; stored; detail=peer`.
-//! * `Miss { lease: None }`, or the owner unreachable / answering garbage → this node fetches
-//!   and stores nothing (`peer_errors` counts the failures); once membership declares the owner
-//!   dead, its keys have a new owner.
+//! * The owner unreachable (no connection): the key's next owner by rendezvous rank takes over
+//!   at once — this node (a local miss, stored here) or the runner-up peer (asked as above) —
+//!   as it will once gossip declares the owner dead.
+//! * `Miss { lease: None }`, or a peer answering garbage → this node fetches and stores
+//!   nothing. `peer_errors` counts every failed exchange.
 //!
 //! A pooled connection that turns out closed is retried once on a fresh one.
 
@@ -58,7 +60,28 @@ pub(super) async fn lead(
     };
     // The owner answers at once, or after waiting (bounded by its coalesce timeout) on a fill.
     let wait = rt.coalesce_timeout + ANSWER_MARGIN;
-    match ask(ctx, &owner, lookup, wait).await {
+    let mut answer = ask(ctx, &owner, lookup.clone(), wait).await;
+    if let Err(e) = &answer {
+        if unreachable(e) {
+            // The owner is gone (gossip will say so shortly): the key's next owner takes over
+            // now, this node itself or the runner-up peer.
+            peer_failed(ctx, e);
+            let next = ctx
+                .cluster
+                .as_ref()
+                .and_then(|c| c.ranked(key, 2).into_iter().nth(1));
+            match next {
+                Some(None) => {
+                    bump(&ctx.counters.local_miss);
+                    let keep = Keep::Local;
+                    return lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, keep).await;
+                }
+                Some(Some(runner_up)) => answer = ask(ctx, &runner_up, lookup, wait).await,
+                None => {}
+            }
+        }
+    }
+    match answer {
         Ok((c, Frame::Hit(head))) => {
             bump(&ctx.counters.remote_hit);
             remote_hit(ctx, &req, w, c, &head, BODY_IDLE)
@@ -91,6 +114,14 @@ pub(super) async fn lead(
             lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
         }
     }
+}
+
+/// The peer could not be reached at all (as opposed to answering badly).
+fn unreachable(e: &PeerError) -> bool {
+    matches!(
+        e,
+        PeerError::Connect(..) | PeerError::ConnectTimeout(_) | PeerError::Closed(_)
+    )
 }
 
 fn peer_failed(ctx: &Ctx, e: &PeerError) {
@@ -150,10 +181,11 @@ fn remote_hit(
             );
         }
     };
-    if let Some(meta) = &fill.meta {
+    if let Some(meta) = fill.meta.take() {
         fill.headers
             .insert(AGE, age_value(meta.current_age(SystemTime::now())));
     }
+    // No meta: nothing of this fill is stored here (requests coalesced on it say so).
     let fill = Arc::new(fill);
     let reader = w.reader();
     w.publish(Arc::clone(&fill), true);
