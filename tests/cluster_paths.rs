@@ -276,3 +276,74 @@ fn concurrent(addrs: &[SocketAddr], path: &str, per_node: usize) -> Vec<Resp> {
         .map(|h| h.join().expect("client"))
         .collect()
 }
+
+#[test]
+fn purge_and_ban_reach_every_node() {
+    let mut c = Cluster::start(3, "");
+    for k in 0..KEYS {
+        assert_eq!(get(c.nodes[0].addr, &path(k), &[]).status, 200);
+    }
+    let host = "test.example";
+    // Purge one key at c (whoever owns it): gone from the cluster, fetched anew.
+    let url = format!("http://{host}{}", path(0));
+    let r = request(
+        c.nodes[2].admin,
+        "POST",
+        &format!("/purge?url={}", encode(&url)),
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    eprintln!("purge at c: {v}");
+    assert_eq!(v["removed"], 1, "{v}");
+    assert_eq!(v["nodes"].as_object().map(|n| n.len()), Some(3), "{v}");
+    assert_eq!(v["failed"], serde_json::json!({}), "{v}");
+    let r = get(c.nodes[1].addr, &path(0), &[]);
+    assert!(
+        r.cache_status().contains("fwd=miss"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(c.origin.count("/obj/k0"), 2);
+    // Ban every key of the host at a: every node drops its share.
+    let r = request(
+        c.nodes[0].admin,
+        "POST",
+        &format!("/ban?prefix={}", encode(&format!("http://{host}/obj/"))),
+        &[],
+        b"",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    eprintln!("ban at a: {v}");
+    assert_eq!(v["removed"], KEYS as u64, "{v}");
+    let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
+    assert_eq!(stored, 0);
+    // A member that cannot be reached is named, not skipped.
+    let _ = c.nodes[1].proc.child.kill();
+    let _ = c.nodes[1].proc.child.wait();
+    let r = request(
+        c.nodes[0].admin,
+        "POST",
+        &format!("/ban?prefix={}", encode("http://nothing/")),
+        &[],
+        b"",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    eprintln!("ban with b down: {v}");
+    assert!(v["failed"]["b"].is_string(), "{v}");
+    c.nodes.truncate(1);
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

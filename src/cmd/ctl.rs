@@ -310,12 +310,24 @@ pub(crate) fn align(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `purge`/`ban`: `removed <n> object(s)` (the raw JSON when `removed` is missing).
+/// `purge`/`ban`: `removed <n> object(s)` (the raw JSON when `removed` is missing); in a
+/// cluster, then the count of each node and the nodes that did not confirm.
 pub fn render_removed(answer: &Value) -> String {
-    match answer.get("removed").and_then(Value::as_u64) {
-        Some(n) => format!("removed {n} object(s)\n"),
-        None => format!("{answer}\n"),
+    let Some(n) = answer.get("removed").and_then(Value::as_u64) else {
+        return format!("{answer}\n");
+    };
+    let mut out = format!("removed {n} object(s)\n");
+    if let Some(nodes) = answer.get("nodes").and_then(Value::as_object) {
+        let each: Vec<String> = nodes.iter().map(|(id, n)| format!("{id} {n}")).collect();
+        let _ = writeln!(out, "nodes: {}", each.join(", "));
     }
+    if let Some(failed) = answer.get("failed").and_then(Value::as_object) {
+        for (id, why) in failed {
+            let why = why.as_str().unwrap_or("?");
+            let _ = writeln!(out, "NOT CONFIRMED by {id}: {why}");
+        }
+    }
+    out
 }
 
 /// Binary-prefixed size with one decimal: `512 B`, `4.0 KiB`, `256.0 MiB`.
@@ -445,6 +457,16 @@ s1      no  -      -       -         -       -       -           -
         assert_eq!(
             render_removed(&serde_json::json!({"ok": true})),
             "{\"ok\":true}\n"
+        );
+        let cluster = serde_json::json!({
+            "removed": 3,
+            "nodes": {"a": 1, "b": 2},
+            "failed": {"c": "connect to 10.0.0.13:7070: refused"}
+        });
+        assert_eq!(
+            render_removed(&cluster),
+            "removed 3 object(s)\nnodes: a 1, b 2\n\
+             NOT CONFIRMED by c: connect to 10.0.0.13:7070: refused\n"
         );
     }
 

@@ -18,20 +18,41 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{metrics, page, Snapshot};
+use crate::cluster::frame::Frame;
+use crate::cluster::invalidate::broadcast;
 use crate::http::ctx::Ctx;
 use crate::policy::key::primary_key;
 use crate::stats::add;
 
 /// Serve the admin listener until `stop` turns true.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
-    accept_loop(listener, stop, move |peer, req| route(&ctx, peer, req)).await;
+    accept_loop_async(listener, stop, move |peer, req| {
+        let ctx = Arc::clone(&ctx);
+        async move { route_async(&ctx, peer, req).await }
+    })
+    .await;
 }
 
 /// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request is
 /// answered by `handle` with the client's address (the node's and the director's admin).
-pub async fn accept_loop<H>(listener: TcpListener, mut stop: watch::Receiver<bool>, handle: H)
+pub async fn accept_loop<H>(listener: TcpListener, stop: watch::Receiver<bool>, handle: H)
 where
     H: Fn(SocketAddr, Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    accept_loop_async(listener, stop, move |peer, req| {
+        std::future::ready(handle(peer, req))
+    })
+    .await;
+}
+
+/// [`accept_loop`] with a handler that may wait (cluster-wide purge asks the other nodes).
+pub async fn accept_loop_async<H, F>(
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    handle: H,
+) where
+    H: Fn(SocketAddr, Request<Incoming>) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let handle = Arc::new(handle);
     loop {
@@ -41,7 +62,7 @@ where
                 let handle = Arc::clone(&handle);
                 let svc = service_fn(move |req| {
                     let answer = handle(peer, req);
-                    async move { Ok::<_, Infallible>(answer) }
+                    async move { Ok::<_, Infallible>(answer.await) }
                 });
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
@@ -52,6 +73,65 @@ where
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+}
+
+/// A node's admin request: purge and ban reach every member when the node is in a cluster;
+/// everything else is [`route`].
+pub async fn route_async(
+    ctx: &Ctx,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let Some(cluster) = ctx.cluster.as_ref() else {
+        return route(ctx, peer, req);
+    };
+    if req.method() != Method::POST || !is_allowed(peer) {
+        return route(ctx, peer, req);
+    }
+    let (frame, local) = match req.uri().path() {
+        "/purge" => {
+            let Some(key) = query_param(req.uri(), "url").as_deref().and_then(url_key) else {
+                return route(ctx, peer, req);
+            };
+            let n = crate::http::purge_url(&ctx.store, &key);
+            tracing::info!(key = %key, removed = n, "purge (cluster-wide)");
+            (Frame::Purge { url: key }, n)
+        }
+        "/ban" => {
+            let Some(prefix) = query_param(req.uri(), "prefix") else {
+                return route(ctx, peer, req);
+            };
+            let n = ctx.store.ban_prefix(&prefix);
+            tracing::info!(prefix = %prefix, removed = n, "ban (cluster-wide)");
+            (Frame::Ban { prefix }, n)
+        }
+        _ => return route(ctx, peer, req),
+    };
+    add(&ctx.counters.invalidated, n_u64(local));
+    let out = broadcast(cluster, frame).await;
+    for (id, why) in &out.failed {
+        tracing::warn!(node = %id, reason = %why, "invalidation not confirmed by a member");
+    }
+    let mut nodes = serde_json::Map::new();
+    nodes.insert(ctx.node_id.clone(), n_u64(local).into());
+    for (id, n) in &out.removed {
+        nodes.insert(id.clone(), (*n).into());
+    }
+    let failed: serde_json::Map<String, serde_json::Value> = out
+        .failed
+        .iter()
+        .map(|(id, why)| (id.clone(), why.clone().into()))
+        .collect();
+    let body = serde_json::json!({
+        "removed": n_u64(local) + out.total(),
+        "nodes": nodes,
+        "failed": failed,
+    });
+    respond(StatusCode::OK, "application/json", body.to_string())
+}
+
+fn n_u64(n: usize) -> u64 {
+    n as u64
 }
 
 /// Answer one admin request.

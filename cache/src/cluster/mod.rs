@@ -7,6 +7,7 @@ pub mod frame;
 pub mod gossip;
 mod handle;
 pub mod identity;
+pub mod invalidate;
 pub mod members;
 pub mod peer;
 pub mod rendezvous;

@@ -1,0 +1,80 @@
+//! Purge and ban, cluster-wide: the node an operator asks sends `Purge` / `Ban` to every other
+//! live member at once and adds up their `Count`s.
+//!
+//! Contract: each peer gets [`PEER_TIMEOUT`] to answer; a peer that cannot be reached or
+//! answers badly is listed in [`Outcome::failed`] with the reason (the operator retries, or the
+//! object ages out there), never silently skipped. A copy can sit on a node other than the
+//! current owner (the owner before a membership change), so every live member is asked, not
+//! only the key's owner.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::frame::Frame;
+use super::peer::PeerError;
+use super::Cluster;
+
+/// Time one peer has to answer a `Purge` or `Ban`.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the other members removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// (node id, objects removed) of each peer that answered.
+    pub removed: Vec<(String, u64)>,
+    /// (node id, reason) of each peer that did not.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Outcome {
+    /// Objects removed by the peers that answered.
+    pub fn total(&self) -> u64 {
+        self.removed.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Sends `frame` (`Purge` or `Ban`) to every live member but this node (see the module doc).
+pub async fn broadcast(cluster: &Cluster, frame: Frame) -> Outcome {
+    let peers: Vec<_> = cluster
+        .members
+        .live()
+        .into_iter()
+        .filter(|m| m.id != cluster.members.self_id())
+        .collect();
+    let asks = peers.iter().map(|m| {
+        let frame = frame.clone();
+        async move {
+            let answer = tokio::time::timeout(PEER_TIMEOUT, ask(cluster, m.peer_addr, frame)).await;
+            let answer = answer.unwrap_or(Err(PeerError::Timeout(m.peer_addr, PEER_TIMEOUT)));
+            (m.id.clone(), answer)
+        }
+    });
+    let mut out = Outcome::default();
+    for (id, answer) in join_all(asks).await {
+        match answer {
+            Ok(n) => out.removed.push((id, n)),
+            Err(e) => out.failed.push((id, e.to_string())),
+        }
+    }
+    out
+}
+
+async fn ask(
+    cluster: &Cluster,
+    addr: std::net::SocketAddr,
+    frame: Frame,
+) -> Result<u64, PeerError> {
+    let mut c = cluster.peers.dial(addr).await?;
+    c.send(frame).await?;
+    match c.recv(PEER_TIMEOUT).await? {
+        Frame::Count(n) => {
+            cluster.peers.put(c);
+            Ok(n)
+        }
+        other => Err(PeerError::Unexpected(
+            addr,
+            super::serve::frame_name(&other),
+        )),
+    }
+}
