@@ -30,7 +30,7 @@ fn ip(n: usize, i: usize) -> String {
 
 fn config(n: usize, i: usize, origin: SocketAddr, extra: &str) -> String {
     let (peer, gossip) = ports(n, i);
-    let seeds: Vec<String> = (0..3)
+    let seeds: Vec<String> = (0..3.max(i))
         .filter(|&j| j != i)
         .map(|j| format!("\"{}:{}\"", ip(n, j), ports(n, j).1))
         .collect();
@@ -40,7 +40,7 @@ fn config(n: usize, i: usize, origin: SocketAddr, extra: &str) -> String {
          seeds = [{seeds}]\nprobe_interval = \"200ms\"\nsuspect_timeout = \"1s\"\n\n\
          [[pool]]\nname = \"origin\"\nservers = [{{ addr = \"{origin}\" }}]\n\n\
          [[route]]\npool = \"origin\"\n\n{extra}\n",
-        id = ["a", "b", "c"][i],
+        id = ["a", "b", "c", "d"][i],
         ip = ip(n, i),
         seeds = seeds.join(", "),
     )
@@ -346,4 +346,60 @@ fn encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[test]
+fn a_node_that_joins_takes_its_keys_over_from_their_previous_owners() {
+    let mut c = Cluster::start(4, "");
+    for k in 0..KEYS {
+        assert_eq!(get(c.nodes[0].addr, &path(k), &[]).status, 200);
+    }
+    // d joins: it owns a share of the keys now, and asks their previous owners before the origin.
+    c.nodes
+        .push(Node::start_config(&config(4, 3, c.origin.addr, "")));
+    let all_four = wait_until(Duration::from_secs(15), || {
+        (0..4).all(|i| {
+            c.cluster_json(i)["members"]
+                .as_array()
+                .map_or(0, |m| m.iter().filter(|m| m["state"] == "alive").count())
+                == 4
+        })
+    });
+    assert!(
+        all_four,
+        "d never joined everywhere: {:?}",
+        c.cluster_json(3)
+    );
+    let mut taken = 0;
+    for k in 0..KEYS {
+        let r = get(c.nodes[0].addr, &path(k), &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000), "k{k} body");
+        let cs = r.cache_status();
+        if cs.contains("d; fwd=miss; stored; detail=peer") {
+            // previous owner's hit, d's takeover, a's remote hit
+            let members: Vec<&str> = cs.split(", ").collect();
+            assert_eq!(members.len(), 3, "{cs}");
+            assert!(members[0].contains("; hit; ttl="), "{cs}");
+            assert_eq!(members[2], "a; fwd=miss; detail=peer", "{cs}");
+            taken += 1;
+            let again = get(c.nodes[3].addr, &path(k), &[]);
+            assert!(
+                again.cache_status().starts_with("d; hit"),
+                "{}",
+                again.cache_status()
+            );
+        } else {
+            assert!(!cs.starts_with("d;"), "k{k}: {cs}");
+        }
+        assert_eq!(
+            c.origin.count(&format!("/obj/k{k}")),
+            1,
+            "k{k} fetched again"
+        );
+    }
+    eprintln!("d took over {taken} of {KEYS} keys from their previous owners");
+    assert!(taken > 0, "d owns none of {KEYS} keys");
+    assert_eq!(c.nodes[3].counter("handover_hits"), taken);
+    c.nodes.truncate(1);
 }

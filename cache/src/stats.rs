@@ -62,6 +62,8 @@ counters! {
     peer_leases,
     /// Objects pushed by peers under a lease and stored here.
     peer_pushes,
+    /// Misses answered with the object the key's previous owner held (handover after a join).
+    handover_hits,
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
     /// went on without the peer.
     peer_errors,
@@ -97,7 +99,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 21);
-        assert_eq!(s[20], ("peer_errors", 0));
+        assert_eq!(s.len(), 22);
+        assert_eq!(s[21], ("peer_errors", 0));
     }
 }

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::frame::Limits;
 use super::peer::Pool;
@@ -28,6 +29,8 @@ pub struct Cluster {
     pub secret: Option<Arc<[u8]>>,
     pub limits: Limits,
     self_id: String,
+    /// When this node joined (its membership started).
+    joined: Instant,
 }
 
 impl Cluster {
@@ -44,12 +47,25 @@ impl Cluster {
             secret,
             limits,
             self_id: self_id.to_owned(),
+            joined: Instant::now(),
         }
     }
 
     /// The peer owning `key`, or None when this node owns it (see the module doc).
     pub fn owner(&self, key: &str) -> Option<Owner> {
         self.ranked(key, 1).into_iter().next().flatten()
+    }
+
+    /// The member that owned `key` before this node joined, while this node owns it and
+    /// joined less than `HANDOVER_WINDOW` ago (`handover`): the runner-up, a peer.
+    pub fn previous_owner(&self, key: &str) -> Option<Owner> {
+        if self.joined.elapsed() >= super::handover::HANDOVER_WINDOW {
+            return None;
+        }
+        match self.ranked(key, 2).as_slice() {
+            [None, Some(prev)] => Some(prev.clone()),
+            _ => None,
+        }
     }
 
     /// The first `n` live members by rendezvous rank for `key` (the owner first, then the

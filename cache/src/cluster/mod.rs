@@ -6,6 +6,7 @@ pub mod auth;
 pub mod frame;
 pub mod gossip;
 mod handle;
+pub mod handover;
 pub mod identity;
 pub mod invalidate;
 pub mod members;

@@ -7,6 +7,8 @@
 //! * else, a fill of the key under way here (a local request's, or another peer's lease) →
 //!   the requester waits on it (bounded by the coalesce timeout) and gets `Hit` + the body
 //!   while it arrives, or `Miss { lease: None }` when that fill is not shareable;
+//! * else, in this node's handover window after it joined (`handover`), the key's previous
+//!   owner is probed first: its object is taken over (stored here) and sent as a `Hit`;
 //! * else this node leads a fill for the key and grants the lease: `Miss { lease: Some(n) }`,
 //!   then waits (bounded) for the requester's `Push` of lease n and stores what it sends; every
 //!   request for the key meanwhile, local or remote, follows that fill. A lease that ends
@@ -26,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::frame::{Frame, Lookup, LookupMethod, Miss, Push};
+use super::handover::take_over;
 use super::peer::{PeerConn, PeerError};
 use super::wire;
 use crate::http::ctx::Ctx;
@@ -164,6 +167,19 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     if l.is_probe() || !l.may_lease() || l.method == LookupMethod::Head {
         return c.send(miss(None)).await;
     }
+    if let Some(prev) = ctx
+        .cluster
+        .as_ref()
+        .and_then(|cl| cl.previous_owner(&l.key))
+    {
+        if let Some(t) = take_over(ctx, &l.key, &l.uri, &headers, &prev).await {
+            let mut cs = CacheStatus::fwd(node, Fwd::Miss);
+            cs.stored = true;
+            cs.detail = Some("peer".to_string());
+            cs.upstream = t.upstream;
+            return send_object(c, &t.object, members(&cs), l.method).await;
+        }
+    }
     let rt = ctx.rt.load_full();
     match ctx.fills.join(&l.key) {
         Join::Follow(reader) => follow(c, reader, &headers, rt.coalesce_timeout, node).await,
@@ -176,6 +192,14 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             let wait = PUSH_WAIT;
             take_push(ctx, c, w, &l.key, lease, wait, rt.max_object_size).await
         }
+    }
+}
+
+/// The Cache-Status members of `cs` (its upstream ones first), as one list.
+fn members(cs: &CacheStatus) -> String {
+    match &cs.upstream {
+        Some(up) => format!("{up}, {}", cs.to_member()),
+        None => cs.to_member(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::ctx::{Ctx, ReqHead};
 use super::fetch;
 use super::pass;
 use super::respond;
+use crate::cluster::handover::take_over;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::headers::check_request_framing;
@@ -195,6 +196,18 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
     if req.method == Method::HEAD || req_cc.no_store {
         // Not stored: HEAD can't fill a GET object, and `no-store` forbids keeping the answer.
         return pass::forward_uncached(ctx, req, key, fwd).await;
+    }
+    if fwd == Fwd::Miss {
+        if let Some(prev) = ctx.cluster.as_ref().and_then(|c| c.previous_owner(&key)) {
+            let uri = req.uri.to_string();
+            if let Some(t) = take_over(&ctx, &key, &uri, &req.headers, &prev).await {
+                let mut cs = CacheStatus::fwd(node, Fwd::Miss);
+                cs.stored = true;
+                cs.detail = Some("peer".to_string());
+                cs.upstream = t.upstream;
+                return respond::object(&ctx, &req, &t.object, &cs, SystemTime::now());
+            }
+        }
     }
     fetch::miss(ctx, req, key, fwd, None, req_cc, None).await
 }

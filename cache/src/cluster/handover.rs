@@ -1,0 +1,136 @@
+//! Handover after a join: a node that joined the cluster less than [`HANDOVER_WINDOW`] ago
+//! owns keys that another member held until then. On a miss of such a key it first asks the
+//! member that owned it before (`Cluster::previous_owner`: the runner-up, the owner without
+//! this node) with a probe `Lookup` (no wait, no lease); a hit is taken over — stored here,
+//! served — so a join does not send a share of the keys back to the origin.
+//!
+//! Contract: [`take_over`] returns the object stored here, or None (the previous owner missed,
+//! could not be reached within [`PROBE_TIMEOUT`], or sent something invalid: the caller goes
+//! on as for any miss). The object is read whole before it is stored (bounded by the node's
+//! `max_object_size`; a longer one is not taken).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::HeaderMap;
+
+use super::frame::{Frame, Lookup, LookupMethod};
+use super::peer::PeerError;
+use super::{wire, Owner};
+use crate::http::ctx::Ctx;
+use crate::http::object::Object;
+use crate::policy::cache_status::Fwd;
+use crate::stats::bump;
+
+/// How long after joining a node asks a key's previous owner before the origin.
+pub const HANDOVER_WINDOW: Duration = Duration::from_secs(300);
+/// Time the previous owner has to answer the probe and send the object.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An object taken over from the previous owner, and that owner's Cache-Status member.
+pub struct Taken {
+    pub object: Arc<Object>,
+    pub upstream: Option<String>,
+}
+
+/// Asks `previous` for `key` (see the module doc).
+pub async fn take_over(
+    ctx: &Ctx,
+    key: &str,
+    uri: &str,
+    headers: &HeaderMap,
+    previous: &Owner,
+) -> Option<Taken> {
+    let cluster = ctx.cluster.as_ref()?;
+    let max = ctx.rt.load().max_object_size;
+    let lookup = Lookup {
+        key: key.to_owned(),
+        method: LookupMethod::Get,
+        uri: uri.to_owned(),
+        headers: wire::header_lines(headers),
+        hops: 1,
+        flags: Lookup::PROBE,
+    };
+    let got = tokio::time::timeout(PROBE_TIMEOUT, fetch(cluster, previous, lookup, max)).await;
+    let taken = match got {
+        Ok(Ok(t)) => t?,
+        Ok(Err(e)) => {
+            bump(&ctx.counters.peer_errors);
+            tracing::info!(error = %e, "handover probe failed; going on as a miss");
+            return None;
+        }
+        Err(_) => {
+            bump(&ctx.counters.peer_errors);
+            tracing::info!(peer = %previous.id, "handover probe timed out; going on as a miss");
+            return None;
+        }
+    };
+    ctx.store.insert(key, Arc::clone(&taken.object));
+    bump(&ctx.counters.handover_hits);
+    Some(taken)
+}
+
+async fn fetch(
+    cluster: &super::Cluster,
+    previous: &Owner,
+    lookup: Lookup,
+    max: u64,
+) -> Result<Option<Taken>, PeerError> {
+    let addr = previous.addr;
+    let (mut c, _) = cluster.peers.get(addr).await?;
+    c.send(Frame::Lookup(lookup)).await?;
+    let head = match c.recv(PROBE_TIMEOUT).await? {
+        Frame::Hit(h) => h,
+        Frame::Miss(_) => {
+            cluster.peers.put(c);
+            return Ok(None);
+        }
+        other => {
+            return Err(PeerError::Unexpected(
+                addr,
+                super::serve::frame_name(&other),
+            ))
+        }
+    };
+    if head.body_len > max {
+        return Ok(None);
+    }
+    let fill = wire::to_fill(&head, Fwd::Miss)
+        .map_err(|_| PeerError::Unexpected(addr, "invalid Hit head"))?;
+    let mut body = BytesMut::with_capacity(head.body_len as usize);
+    loop {
+        match c.recv(PROBE_TIMEOUT).await? {
+            Frame::Data(b) => {
+                if (body.len() + b.len()) as u64 > head.body_len {
+                    return Err(PeerError::Unexpected(addr, "body longer than announced"));
+                }
+                body.extend_from_slice(&b);
+            }
+            Frame::End { complete: true } if body.len() as u64 == head.body_len => break,
+            other => {
+                return Err(PeerError::Unexpected(
+                    addr,
+                    super::serve::frame_name(&other),
+                ))
+            }
+        }
+    }
+    cluster.peers.put(c);
+    let Some(meta) = fill.meta else {
+        return Ok(None);
+    };
+    let object = Object::new(
+        fill.status,
+        fill.headers,
+        body.freeze(),
+        meta,
+        fill.vary,
+        fill.variant_id,
+        fill.has_targeted,
+    );
+    Ok(Some(Taken {
+        object: Arc::new(object),
+        upstream: fill.upstream,
+    }))
+}
