@@ -29,6 +29,11 @@ fn ip(n: usize, i: usize) -> String {
 }
 
 fn config(n: usize, i: usize, origin: SocketAddr, extra: &str) -> String {
+    config_with(n, i, origin, extra, "")
+}
+
+/// [`config`] with more `[cluster]` lines.
+fn config_with(n: usize, i: usize, origin: SocketAddr, extra: &str, cluster: &str) -> String {
     let (peer, gossip) = ports(n, i);
     let seeds: Vec<String> = (0..3.max(i))
         .filter(|&j| j != i)
@@ -37,7 +42,7 @@ fn config(n: usize, i: usize, origin: SocketAddr, extra: &str) -> String {
     format!(
         "[node]\nid = \"{id}\"\nlisten = [\"{ip}:0\"]\nadmin = \"127.0.0.1:0\"\n\n\
          [cluster]\npeer_listen = \"{ip}:{peer}\"\ngossip_listen = \"{ip}:{gossip}\"\n\
-         seeds = [{seeds}]\nprobe_interval = \"200ms\"\nsuspect_timeout = \"1s\"\n\n\
+         seeds = [{seeds}]\nprobe_interval = \"200ms\"\nsuspect_timeout = \"1s\"\n{cluster}\n\n\
          [[pool]]\nname = \"origin\"\nservers = [{{ addr = \"{origin}\" }}]\n\n\
          [[route]]\npool = \"origin\"\n\n{extra}\n",
         id = ["a", "b", "c", "d"][i],
@@ -53,9 +58,13 @@ struct Cluster {
 
 impl Cluster {
     fn start(n: usize, extra: &str) -> Cluster {
+        Cluster::start_with(n, extra, "")
+    }
+
+    fn start_with(n: usize, extra: &str, cluster: &str) -> Cluster {
         let origin = Origin::start();
         let nodes: Vec<Node> = (0..3)
-            .map(|i| Node::start_config(&config(n, i, origin.addr, extra)))
+            .map(|i| Node::start_config(&config_with(n, i, origin.addr, extra, cluster)))
             .collect();
         let c = Cluster { origin, nodes };
         let all_alive = wait_until(Duration::from_secs(15), || (0..3).all(|i| c.alive(i) == 3));
@@ -127,9 +136,23 @@ fn every_key_has_one_owner_and_one_origin_fetch() {
             let r = get(c.nodes[i].addr, &path(k), &[]);
             assert_eq!(r.status, 200);
             assert_eq!(r.body, object_bytes(&format!("k{k}"), 3000), "k{k} body");
-            assert!(r.has("age"), "k{k} via {me}: no Age");
-            let cs = r.cache_status();
             let owner = &owner_of[&k];
+            assert!(r.has("age"), "k{k} via {me}: no Age");
+            // Via: the node that fetched it, the owner that stored it, the node asked.
+            let via = r.header("via").unwrap_or("");
+            assert!(
+                via.starts_with("1.1 a (strait)"),
+                "k{k} via {me}: Via {via}"
+            );
+            assert!(
+                via.contains(&format!("1.1 {owner} (strait)")),
+                "k{k}: Via {via}"
+            );
+            assert!(
+                via.ends_with(&format!("1.1 {me} (strait)")),
+                "k{k}: Via {via}"
+            );
+            let cs = r.cache_status();
             if owner == me {
                 assert!(cs.starts_with(&format!("{me}; hit; ttl=")), "k{k}: {cs}");
             } else {
@@ -402,4 +425,88 @@ fn a_node_that_joins_takes_its_keys_over_from_their_previous_owners() {
     assert!(taken > 0, "d owns none of {KEYS} keys");
     assert_eq!(c.nodes[3].counter("handover_hits"), taken);
     c.nodes.truncate(1);
+}
+
+#[test]
+fn the_peer_port_refuses_garbage_and_strangers() {
+    use std::io::{Read, Write};
+    use strait_cache::cluster::frame::{Frame, Lookup, LookupMethod, PeerCodec};
+
+    let dir = scratch_dir("cluster-secret");
+    let key = dir.join("cluster.key");
+    std::fs::write(&key, "a cluster secret of enough bytes\n").expect("key");
+    let line = format!("secret_file = \"{}\"", key.display());
+    let c = Cluster::start_with(6, "", &line);
+    // Authenticated peers work: every key through a, one origin fetch each.
+    for k in 0..KEYS {
+        let r = get(c.nodes[0].addr, &path(k), &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for k in 0..KEYS {
+        let r = get(c.nodes[2].addr, &path(k), &[]);
+        assert!(r.cache_status().contains("; hit"), "{}", r.cache_status());
+        assert_eq!(c.origin.count(&format!("/obj/k{k}")), 1);
+    }
+    let b_peer: SocketAddr = format!("{}:{}", ip(6, 1), ports(6, 1).0)
+        .parse()
+        .expect("addr");
+    let closed = |mut s: std::net::TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    };
+    // 1. Garbage instead of a Hello: the connection is closed.
+    let mut s = std::net::TcpStream::connect(b_peer).expect("connect");
+    let junk: Vec<u8> = (0..65_536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let _ = s.write_all(&junk);
+    assert!(closed(s), "garbage: connection left open");
+    // 2. A stranger's Hello and a Lookup with a forged tag: closed before any answer.
+    let mut codec = PeerCodec::default();
+    let mut out = bytes::BytesMut::new();
+    let hello = Frame::Hello {
+        version: 1,
+        node: "mallory".into(),
+        nonce: [7; 16],
+    };
+    codec.encode_frame(&hello, &mut out).expect("hello");
+    let lookup = Frame::Lookup(Lookup {
+        key: "test.example/obj/k0?size=3000&ttl=300".into(),
+        method: LookupMethod::Get,
+        uri: "/obj/k0?size=3000&ttl=300".into(),
+        headers: vec![],
+        hops: 1,
+        flags: Lookup::MAY_LEASE,
+    });
+    codec.encode_frame(&lookup, &mut out).expect("lookup");
+    let mut s = std::net::TcpStream::connect(b_peer).expect("connect");
+    // A tag made up without the secret.
+    out.extend_from_slice(&[0x5a; 16]);
+    s.write_all(&out).expect("send");
+    s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    // b's Hello (a u32 length, type, then the hello) and nothing after it: no Hit, no Miss.
+    let hello_len = u32::from_be_bytes(answer[..4].try_into().expect("length")) as usize;
+    assert_eq!(
+        answer.len(),
+        4 + hello_len,
+        "b answered an unauthenticated Lookup"
+    );
+    // b counted both and still serves.
+    let counted = wait_until(Duration::from_secs(5), || {
+        c.nodes[1].counter("peer_errors") >= 2
+    });
+    assert!(counted, "peer_errors {}", c.nodes[1].counter("peer_errors"));
+    let r = get(c.nodes[1].addr, &path(0), &[]);
+    assert_eq!(r.status, 200);
 }

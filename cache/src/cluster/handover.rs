@@ -21,6 +21,7 @@ use super::{wire, Owner};
 use crate::http::ctx::Ctx;
 use crate::http::object::Object;
 use crate::policy::cache_status::Fwd;
+use crate::policy::headers::append_via;
 use crate::stats::bump;
 
 /// How long after joining a node asks a key's previous owner before the origin.
@@ -52,7 +53,11 @@ pub async fn take_over(
         hops: 1,
         flags: Lookup::PROBE,
     };
-    let got = tokio::time::timeout(PROBE_TIMEOUT, fetch(cluster, previous, lookup, max)).await;
+    let got = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        fetch(cluster, previous, lookup, (max, &ctx.node_id)),
+    )
+    .await;
     let taken = match got {
         Ok(Ok(t)) => t?,
         Ok(Err(e)) => {
@@ -75,7 +80,7 @@ async fn fetch(
     cluster: &super::Cluster,
     previous: &Owner,
     lookup: Lookup,
-    max: u64,
+    (max, self_id): (u64, &str),
 ) -> Result<Option<Taken>, PeerError> {
     let addr = previous.addr;
     let (mut c, _) = cluster.peers.get(addr).await?;
@@ -120,9 +125,11 @@ async fn fetch(
     let Some(meta) = fill.meta else {
         return Ok(None);
     };
+    let mut headers = fill.headers;
+    append_via(&mut headers, http::Version::HTTP_11, self_id);
     let object = Object::new(
         fill.status,
-        fill.headers,
+        headers,
         body.freeze(),
         meta,
         fill.vary,

@@ -35,6 +35,7 @@ use crate::http::ctx::Ctx;
 use crate::http::object::{FillHead, Object};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::headers::append_via;
 use crate::policy::reuse::{reuse, Reuse};
 use crate::policy::vary::variant_id;
 use crate::stats::{add, bump};
@@ -330,6 +331,9 @@ async fn take_push(
             return Err(PeerError::Unexpected(c.addr, "Push head refused"));
         }
     };
+    let mut fill = fill;
+    // The stored response passed through this node too (RFC 9110 §7.6.3).
+    append_via(&mut fill.headers, http::Version::HTTP_11, &ctx.node_id);
     let fill = Arc::new(fill);
     w.publish(Arc::clone(&fill), true);
     let mut total: u64 = 0;

@@ -31,7 +31,7 @@ use crate::cluster::wire;
 use crate::cluster::Owner;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
-use crate::policy::headers::age_value;
+use crate::policy::headers::{age_value, append_via};
 use crate::stats::bump;
 use crate::store::fill::FillWriter;
 
@@ -186,6 +186,7 @@ fn remote_hit(
             .insert(AGE, age_value(meta.current_age(SystemTime::now())));
     }
     // No meta: nothing of this fill is stored here (requests coalesced on it say so).
+    append_via(&mut fill.headers, http::Version::HTTP_11, &ctx.node_id);
     let fill = Arc::new(fill);
     let reader = w.reader();
     w.publish(Arc::clone(&fill), true);
