@@ -81,13 +81,7 @@ impl PeerConn {
             .map_err(|e| PeerError::Connect(addr, e))?;
         let _ = stream.set_nodelay(true);
         let mut io = Framed::new(stream, PeerCodec::new(limits));
-        let nonce = super::auth::random_nonce().map_err(|e| PeerError::Io(addr, e))?;
-        let hello = Frame::Hello {
-            version: VERSION,
-            node: self_id.to_owned(),
-            nonce,
-        };
-        io.send(hello).await.map_err(|e| frame_err(addr, e))?;
+        let nonce = send_hello(&mut io, addr, self_id).await?;
         let (node, theirs) = read_hello(&mut io, addr).await?;
         if let Some(s) = secret {
             io.codec_mut().enable_auth(s, &nonce, &theirs, true);
@@ -111,13 +105,7 @@ impl PeerConn {
         let _ = stream.set_nodelay(true);
         let mut io = Framed::new(stream, PeerCodec::new(limits));
         let (node, theirs) = read_hello(&mut io, addr).await?;
-        let nonce = super::auth::random_nonce().map_err(|e| PeerError::Io(addr, e))?;
-        let hello = Frame::Hello {
-            version: VERSION,
-            node: self_id.to_owned(),
-            nonce,
-        };
-        io.send(hello).await.map_err(|e| frame_err(addr, e))?;
+        let nonce = send_hello(&mut io, addr, self_id).await?;
         if let Some(s) = secret {
             io.codec_mut().enable_auth(s, &theirs, &nonce, false);
         }
@@ -181,6 +169,22 @@ fn frame_err(addr: SocketAddr, e: FrameError) -> PeerError {
         FrameError::Io(io) => PeerError::Io(addr, io),
         other => PeerError::Frame(addr, other),
     }
+}
+
+/// Sends this node's `Hello` with a fresh nonce, and returns the nonce.
+async fn send_hello(
+    io: &mut Framed<TcpStream, PeerCodec>,
+    addr: SocketAddr,
+    self_id: &str,
+) -> Result<[u8; 16], PeerError> {
+    let nonce = super::auth::random_nonce().map_err(|e| PeerError::Io(addr, e))?;
+    let hello = Frame::Hello {
+        version: VERSION,
+        node: self_id.to_owned(),
+        nonce,
+    };
+    io.send(hello).await.map_err(|e| frame_err(addr, e))?;
+    Ok(nonce)
 }
 
 async fn read_hello(

@@ -315,26 +315,7 @@ pub(super) async fn lead(
         }
         k => k,
     };
-    if head.meta.is_none() || matches!(keep, Keep::Nowhere) {
-        if head.meta.is_some() {
-            // Storable, but kept nowhere: followers read this fill, told it is not stored.
-            let head = match Arc::try_unwrap(head) {
-                Ok(h) => Arc::new(FillHead { meta: None, ..h }),
-                Err(shared) => shared,
-            };
-            let reader = w.reader();
-            w.publish(Arc::clone(&head), true);
-            tokio::spawn(drive(
-                Arc::clone(ctx),
-                w,
-                incoming,
-                key.to_string(),
-                Arc::clone(&head),
-                (rt.max_object_size, server),
-                Keep::Nowhere,
-            ));
-            return with_cookie(respond::fill(ctx, &req, &head, reader, &cs), set_cookie);
-        }
+    if head.meta.is_none() {
         bump(&ctx.counters.uncacheable);
         w.publish(Arc::clone(&head), false);
         if stale.is_some() && rparts.status == StatusCode::OK {
@@ -346,7 +327,16 @@ pub(super) async fn lead(
             set_cookie,
         );
     }
-    cs.stored = true;
+    let head = if matches!(keep, Keep::Nowhere) {
+        // Storable, but kept nowhere: followers read this fill, told it is not stored.
+        match Arc::try_unwrap(head) {
+            Ok(h) => Arc::new(FillHead { meta: None, ..h }),
+            Err(shared) => shared,
+        }
+    } else {
+        cs.stored = true;
+        head
+    };
     let reader = w.reader();
     w.publish(Arc::clone(&head), true);
     tokio::spawn(drive(
