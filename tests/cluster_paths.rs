@@ -510,3 +510,60 @@ fn the_peer_port_refuses_garbage_and_strangers() {
     let r = get(c.nodes[1].addr, &path(0), &[]);
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn chunked_answers_are_pushed_and_cut_ones_are_not_stored() {
+    let c = Cluster::start(7, "");
+    // Chunked origin answers (no Content-Length) for keys other nodes own: pushed as they
+    // arrive, stored by the owner with their length, served whole by every node.
+    let mut remote = 0;
+    for k in 0..12 {
+        let p = format!("/obj/ch{k}?size=20000&ttl=300&chunked=1");
+        let r = get(c.nodes[0].addr, &p, &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, object_bytes(&format!("ch{k}"), 20_000), "ch{k}");
+        let cs = r.cache_status().to_string();
+        let owner = first_member(&cs);
+        if owner == "a" {
+            continue;
+        }
+        remote += 1;
+        assert!(
+            cs.ends_with("a; fwd=miss; stored; detail=peer"),
+            "ch{k}: {cs}"
+        );
+        let other = if owner == "b" { 2 } else { 1 };
+        let again = get(c.nodes[other].addr, &p, &[]);
+        assert!(
+            again.cache_status().starts_with(&format!("{owner}; hit")),
+            "{}",
+            again.cache_status()
+        );
+        assert_eq!(again.body, object_bytes(&format!("ch{k}"), 20_000));
+        assert_eq!(again.header("content-length"), Some("20000"));
+        assert_eq!(c.origin.count(&format!("/obj/ch{k}")), 1);
+    }
+    assert!(remote > 0, "a owned every chunked key");
+    // An origin that cuts the body short: the client sees the cut, the owner stores nothing,
+    // and the next request goes to the origin again.
+    for k in 0..12 {
+        let p = format!("/obj/cut{k}?size=20000&ttl=300&chunked=1&cut=9000");
+        let r = get(c.nodes[0].addr, &p, &[]);
+        let owner = first_member(r.cache_status());
+        if owner == "a" {
+            continue;
+        }
+        assert!(r.truncated || r.body.len() < 20_000, "cut{k}: whole body?");
+        let again = get(c.nodes[0].addr, &p, &[]);
+        assert!(
+            !again.cache_status().contains("hit"),
+            "cut{k}: {}",
+            again.cache_status()
+        );
+        assert_eq!(c.origin.count(&format!("/obj/cut{k}")), 2, "cut{k}");
+        let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
+        assert_eq!(stored, 12, "a cut body was stored");
+        return;
+    }
+    panic!("a owned every cut key");
+}

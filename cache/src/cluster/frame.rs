@@ -285,7 +285,8 @@ pub struct ObjectHead {
     pub variant_id: Bytes,
     /// The headers hold a targeted cache-control field that must not go downstream.
     pub has_targeted: bool,
-    /// Length of the body that follows as `Data` frames.
+    /// Length of the body that follows as `Data` frames; `u64::MAX` (`wire::UNKNOWN_LEN`):
+    /// not known in advance (an origin's chunked answer), the `End` frame completes it.
     pub body_len: u64,
     /// The sender's `Cache-Status` member, e.g. `b; hit; ttl=30`.
     pub cache_status: String,

@@ -98,21 +98,25 @@ async fn fetch(
             ))
         }
     };
-    if head.body_len > max {
+    if head.body_len != wire::UNKNOWN_LEN && head.body_len > max {
         return Ok(None);
     }
     let fill = wire::to_fill(&head, Fwd::Miss)
         .map_err(|_| PeerError::Unexpected(addr, "invalid Hit head"))?;
-    let mut body = BytesMut::with_capacity(head.body_len as usize);
+    let mut body = BytesMut::new();
     loop {
         match c.recv(PROBE_TIMEOUT).await? {
             Frame::Data(b) => {
-                if (body.len() + b.len()) as u64 > head.body_len {
+                if !wire::body_fits((body.len() + b.len()) as u64, head.body_len, max) {
                     return Err(PeerError::Unexpected(addr, "body longer than announced"));
                 }
                 body.extend_from_slice(&b);
             }
-            Frame::End { complete: true } if body.len() as u64 == head.body_len => break,
+            Frame::End { complete: true }
+                if wire::body_complete(body.len() as u64, head.body_len) =>
+            {
+                break
+            }
             other => {
                 return Err(PeerError::Unexpected(
                     addr,
@@ -126,6 +130,10 @@ async fn fetch(
         return Ok(None);
     };
     let mut headers = fill.headers;
+    headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body.len()),
+    );
     append_via(&mut headers, http::Version::HTTP_11, self_id);
     let object = Object::new(
         fill.status,

@@ -318,8 +318,9 @@ async fn take_push(
             return Err(PeerError::Unexpected(c.addr, what));
         }
     };
+    let fits = head.body_len == wire::UNKNOWN_LEN || head.body_len <= max_object_size;
     let fill = match wire::to_fill(&head, Fwd::Miss) {
-        Ok(f) if head.body_len <= max_object_size => f,
+        Ok(f) if fits => f,
         Ok(_) | Err(_) => {
             w.abort();
             let _ = c
@@ -348,7 +349,7 @@ async fn take_push(
         match f {
             Frame::Data(b) => {
                 total += b.len() as u64;
-                if total > head.body_len {
+                if !wire::body_fits(total, head.body_len, max_object_size) {
                     w.abort();
                     return Err(PeerError::Unexpected(
                         c.addr,
@@ -357,7 +358,7 @@ async fn take_push(
                 }
                 w.push(b).await;
             }
-            Frame::End { complete: true } if total == head.body_len => {
+            Frame::End { complete: true } if wire::body_complete(total, head.body_len) => {
                 store(ctx, w, key, &fill);
                 bump(&ctx.counters.peer_pushes);
                 return Ok(());
@@ -381,9 +382,14 @@ fn store(ctx: &Ctx, w: FillWriter<FillHead>, key: &str, head: &FillHead) {
             return;
         };
         let body = Bytes::copy_from_slice(&body);
+        let mut headers = head.headers.clone();
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(body.len()),
+        );
         let obj = Object::new(
             head.status,
-            head.headers.clone(),
+            headers,
             body,
             meta,
             head.vary.clone(),

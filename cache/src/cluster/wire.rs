@@ -21,6 +21,21 @@ use crate::http::object::{FillHead, Object};
 use crate::policy::cache_status::{upstream_member, Fwd};
 use crate::policy::meta::StoredMeta;
 
+/// `ObjectHead::body_len` of a body whose length is not known in advance (an origin's chunked
+/// answer, pushed or streamed while it arrives): its `End` frame completes it.
+pub const UNKNOWN_LEN: u64 = u64::MAX;
+
+/// Whether `total` body bytes received so far stay within the announced length (any, when
+/// unknown) and within `max`.
+pub fn body_fits(total: u64, announced: u64, max: u64) -> bool {
+    total <= max && (announced == UNKNOWN_LEN || total <= announced)
+}
+
+/// Whether `total` body bytes complete the announced length (any, when unknown).
+pub fn body_complete(total: u64, announced: u64) -> bool {
+    announced == UNKNOWN_LEN || total == announced
+}
+
 /// How far ahead of this node's clock a peer's request and response times may be.
 pub const MAX_SKEW: Duration = Duration::from_secs(3600);
 
@@ -54,10 +69,11 @@ pub fn from_object(obj: &Object, cache_status: String) -> ObjectHead {
     ObjectHead::of_object(obj, cache_status)
 }
 
-/// A fill's head, when the fill is being stored (it has meta and a known length).
+/// A fill's head, when the fill is being stored (it has meta); an unknown length is sent as
+/// [`UNKNOWN_LEN`].
 pub fn from_fill(head: &FillHead, cache_status: String) -> Option<ObjectHead> {
     let meta = head.meta.as_ref()?;
-    let body_len = head.content_length?;
+    let body_len = head.content_length.unwrap_or(UNKNOWN_LEN);
     Some(ObjectHead {
         status: head.status.as_u16(),
         headers: header_lines(&head.headers),
@@ -77,7 +93,11 @@ pub fn to_fill(h: &ObjectHead, fwd: Fwd) -> Result<FillHead, String> {
         .filter(|s| (100..=599).contains(&s.as_u16()))
         .ok_or_else(|| format!("status {} is invalid", h.status))?;
     let mut headers = header_map(&h.headers)?;
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(h.body_len));
+    let content_length = (h.body_len != UNKNOWN_LEN).then_some(h.body_len);
+    match content_length {
+        Some(n) => headers.insert(CONTENT_LENGTH, HeaderValue::from(n)),
+        None => headers.remove(CONTENT_LENGTH),
+    };
     let vary = h
         .vary
         .iter()
@@ -97,7 +117,7 @@ pub fn to_fill(h: &ObjectHead, fwd: Fwd) -> Result<FillHead, String> {
         vary,
         variant_id: h.variant_id.to_vec(),
         meta: Some(meta),
-        content_length: Some(h.body_len),
+        content_length,
         fwd,
         fwd_status: None,
         has_targeted: h.has_targeted,
@@ -158,15 +178,27 @@ mod tests {
     }
 
     #[test]
-    fn a_fill_without_meta_or_length_has_no_head() {
+    fn a_fill_without_meta_has_no_head_and_an_unknown_length_travels() {
         let mut fill = to_fill(&from_object(&object(), String::new()), Fwd::Miss).unwrap();
         assert_eq!(fill.upstream, None);
-        assert!(from_fill(&fill, String::new()).is_some());
+        assert_eq!(from_fill(&fill, String::new()).unwrap().body_len, 5);
         fill.content_length = None;
-        assert!(from_fill(&fill, String::new()).is_none());
-        fill.content_length = Some(5);
+        let head = from_fill(&fill, String::new()).unwrap();
+        assert_eq!(head.body_len, UNKNOWN_LEN);
+        let back = to_fill(&head, Fwd::Miss).unwrap();
+        assert_eq!(back.content_length, None);
+        assert!(!back.headers.contains_key(CONTENT_LENGTH));
         fill.meta = None;
         assert!(from_fill(&fill, String::new()).is_none());
+    }
+
+    #[test]
+    fn body_lengths_known_and_unknown() {
+        assert!(body_fits(5, 5, 10) && !body_fits(6, 5, 10));
+        assert!(body_fits(1 << 40, UNKNOWN_LEN, u64::MAX));
+        assert!(!body_fits(11, UNKNOWN_LEN, 10));
+        assert!(body_complete(5, 5) && !body_complete(4, 5));
+        assert!(body_complete(0, UNKNOWN_LEN));
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn remote_hit(
             match c.recv(wait).await {
                 Ok(Frame::Data(b)) => {
                     total += b.len() as u64;
-                    if total > len {
+                    if !wire::body_fits(total, len, u64::MAX) {
                         peer_failed(
                             &ctx2,
                             &PeerError::Unexpected(c.addr, "body longer than announced"),
@@ -211,7 +211,7 @@ fn remote_hit(
                     }
                     w.push(b).await;
                 }
-                Ok(Frame::End { complete: true }) if total == len => {
+                Ok(Frame::End { complete: true }) if wire::body_complete(total, len) => {
                     let _ = w.finish();
                     if let Some(cl) = &ctx2.cluster {
                         cl.peers.put(c);
