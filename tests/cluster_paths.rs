@@ -129,6 +129,9 @@ fn every_key_has_one_owner_and_one_origin_fetch() {
     for id in ["a", "b", "c"] {
         assert!(owned(id) > 0, "node {id} owns none of {KEYS} keys");
     }
+    // One Lookup per key a does not own, and no handover probes: the nodes started together.
+    let lookups: u64 = (0..3).map(|i| c.nodes[i].counter("peer_lookups")).sum();
+    assert_eq!(lookups, (KEYS - owned("a")) as u64, "peer lookups");
     // 2. Every key through every node: a local hit at the owner, a remote hit elsewhere, and
     //    all from the object the owner stored (the origin saw each key once).
     for (i, me) in ["a", "b", "c"].iter().enumerate() {
@@ -373,13 +376,20 @@ fn encode(s: &str) -> String {
 
 #[test]
 fn a_node_that_joins_takes_its_keys_over_from_their_previous_owners() {
-    let mut c = Cluster::start(4, "");
+    // d joins a moment after the others: no minimum lead, so it counts as a later join.
+    let lead = "handover_min_lead = \"0s\"";
+    let mut c = Cluster::start_with(4, "", lead);
     for k in 0..KEYS {
         assert_eq!(get(c.nodes[0].addr, &path(k), &[]).status, 200);
     }
     // d joins: it owns a share of the keys now, and asks their previous owners before the origin.
-    c.nodes
-        .push(Node::start_config(&config(4, 3, c.origin.addr, "")));
+    c.nodes.push(Node::start_config(&config_with(
+        4,
+        3,
+        c.origin.addr,
+        "",
+        lead,
+    )));
     let all_four = wait_until(Duration::from_secs(15), || {
         (0..4).all(|i| {
             c.cluster_json(i)["members"]

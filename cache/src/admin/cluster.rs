@@ -123,6 +123,7 @@ mod tests {
             gossip_addr: "127.0.0.1:7946".parse().unwrap(),
             weight: 100,
             state,
+            started_ms: 0,
         };
         ClusterSnapshot {
             self_id: "a".into(),

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::frame::Limits;
 use super::peer::Pool;
 use super::rendezvous::{self, Node};
-use super::Membership;
+use super::{Member, Membership};
 
 /// The peer that owns a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,13 +57,33 @@ impl Cluster {
     }
 
     /// The member that owned `key` before this node joined, while this node owns it and
-    /// joined less than `HANDOVER_WINDOW` ago (`handover`): the runner-up, a peer.
+    /// joined less than `handover_window` ago (`handover`): the runner-up, a peer that had been
+    /// running for `handover_min_lead` when this node started (nodes that start together have
+    /// nothing to hand over to each other).
     pub fn previous_owner(&self, key: &str) -> Option<Owner> {
-        if self.joined.elapsed() >= super::handover::HANDOVER_WINDOW {
+        let settings = self.members.settings();
+        if self.joined.elapsed() >= settings.handover_window {
             return None;
         }
-        match self.ranked(key, 2).as_slice() {
-            [None, Some(prev)] => Some(prev.clone()),
+        let all = self.members.members();
+        let live: Vec<&Member> = all.iter().filter(|m| m.state.is_live()).collect();
+        let me = live.iter().find(|m| m.id == self.self_id)?;
+        let nodes: Vec<Node> = live
+            .iter()
+            .map(|m| Node {
+                id: &m.id,
+                weight: m.weight,
+            })
+            .collect();
+        match rendezvous::ranked(key, &nodes)[..] {
+            [first, second, ..] if live[first].id == self.self_id => {
+                let prev = live[second];
+                let lead = me.started_ms.saturating_sub(prev.started_ms);
+                (u128::from(lead) >= settings.handover_min_lead.as_millis()).then(|| Owner {
+                    id: prev.id.clone(),
+                    addr: prev.peer_addr,
+                })
+            }
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
-//! Handover after a join: a node that joined the cluster less than [`HANDOVER_WINDOW`] ago
-//! owns keys that another member held until then. On a miss of such a key it first asks the
+//! Handover after a join: a node that joined the cluster less than `handover_window` ago owns
+//! keys that another member held until then (a member that had been running for
+//! `handover_min_lead` when this node started; nodes started together skip this). On a miss of such a key it first asks the
 //! member that owned it before (`Cluster::previous_owner`: the runner-up, the owner without
 //! this node) with a probe `Lookup` (no wait, no lease); a hit is taken over — stored here,
 //! served — so a join does not send a share of the keys back to the origin.
@@ -24,8 +25,6 @@ use crate::policy::cache_status::Fwd;
 use crate::policy::headers::append_via;
 use crate::stats::bump;
 
-/// How long after joining a node asks a key's previous owner before the origin.
-pub const HANDOVER_WINDOW: Duration = Duration::from_secs(300);
 /// Time the previous owner has to answer the probe and send the object.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 

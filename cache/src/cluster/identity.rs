@@ -48,6 +48,7 @@ impl NodeIdentity {
             gossip_addr: self.gossip,
             weight: self.weight,
             state,
+            started_ms: self.bump,
         }
     }
 }

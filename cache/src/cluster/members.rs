@@ -55,6 +55,9 @@ pub struct Member {
     /// Its `cluster.weight`.
     pub weight: u32,
     pub state: MemberState,
+    /// When that node started (its identity's `bump`: milliseconds since the UNIX epoch by
+    /// its clock, plus one per renewal).
+    pub started_ms: u64,
 }
 
 /// Sort a member list the way every snapshot is sorted: by id, then gossip address.
@@ -132,6 +135,7 @@ mod tests {
             gossip_addr: SocketAddr::from(([127, 0, 0, 1], port + 1)),
             weight: 100,
             state,
+            started_ms: 0,
         }
     }
 

@@ -9,6 +9,8 @@
 //! secret_file = "/etc/strait/cluster.key"  # optional: authenticates gossip datagrams
 //! probe_interval = "500ms"           # SWIM probe period
 //! suspect_timeout = "2s"             # a suspect not heard from in this long is dead
+//! handover_window = "5m"             # after joining, ask a key's previous owner first ("0s": never)
+//! handover_min_lead = "10s"          # ... if it had been running this long when we started
 //! ```
 //!
 //! Contract: both listen addresses are advertised, so they must name a concrete address and
@@ -38,6 +40,12 @@ pub const MAX_CLUSTER_WEIGHT: u32 = 10_000;
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Default time a suspect member has to refute the suspicion before it is declared dead.
 pub const DEFAULT_SUSPECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default `handover_window`.
+pub const DEFAULT_HANDOVER_WINDOW: Duration = Duration::from_secs(300);
+/// Default `handover_min_lead`.
+pub const DEFAULT_HANDOVER_MIN_LEAD: Duration = Duration::from_secs(10);
+/// Longest `handover_window`.
+const MAX_HANDOVER_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Shortest key accepted in `secret_file`.
 pub const MIN_SECRET_LEN: usize = 16;
 /// Bounds of `probe_interval`.
@@ -69,6 +77,13 @@ pub struct ClusterSection {
     /// How long a suspect stays suspect before it is declared dead.
     #[serde(default = "default_suspect_timeout", with = "humantime_serde")]
     pub suspect_timeout: Duration,
+    /// How long after joining this node asks a key's previous owner before the origin
+    /// (`cluster::handover`); zero: never.
+    #[serde(default = "default_handover_window", with = "humantime_serde")]
+    pub handover_window: Duration,
+    /// ... when that owner had been running at least this long when this node started.
+    #[serde(default = "default_handover_min_lead", with = "humantime_serde")]
+    pub handover_min_lead: Duration,
     /// The key read from `secret_file` when the config was loaded.
     #[serde(skip)]
     pub secret: Secret,
@@ -105,6 +120,12 @@ fn default_probe_interval() -> Duration {
 }
 fn default_suspect_timeout() -> Duration {
     DEFAULT_SUSPECT_TIMEOUT
+}
+fn default_handover_window() -> Duration {
+    DEFAULT_HANDOVER_WINDOW
+}
+fn default_handover_min_lead() -> Duration {
+    DEFAULT_HANDOVER_MIN_LEAD
 }
 
 /// The key in a secret file's bytes: trailing whitespace trimmed, at least [`MIN_SECRET_LEN`].
@@ -202,6 +223,16 @@ pub(crate) fn check_cluster(config: &NodeConfig, loc: &Locator<'_>, out: &mut Ve
             ),
         ));
     }
+    if c.handover_window > MAX_HANDOVER_WINDOW {
+        out.push(loc.at(
+            0..0,
+            &[Seg::Key("cluster"), Seg::Key("handover_window")],
+            format!(
+                "cluster.handover_window must be at most 1day, not {}",
+                humantime::format_duration(c.handover_window)
+            ),
+        ));
+    }
     if c.suspect_timeout < c.probe_interval {
         out.push(loc.at(
             0..0,
@@ -260,6 +291,10 @@ pub fn restart_only_changes(
             }
             if (o.probe_interval, o.suspect_timeout) != (n.probe_interval, n.suspect_timeout) {
                 changed.push("probe_interval/suspect_timeout");
+            }
+            if (o.handover_window, o.handover_min_lead) != (n.handover_window, n.handover_min_lead)
+            {
+                changed.push("handover_window/handover_min_lead");
             }
             (!changed.is_empty()).then(|| {
                 format!(

@@ -36,6 +36,8 @@ fn a_minimal_section_gets_the_documented_defaults() {
     assert_eq!(*c.weight.get_ref(), DEFAULT_CLUSTER_WEIGHT);
     assert_eq!(c.probe_interval, DEFAULT_PROBE_INTERVAL);
     assert_eq!(c.suspect_timeout, DEFAULT_SUSPECT_TIMEOUT);
+    assert_eq!(c.handover_window, DEFAULT_HANDOVER_WINDOW);
+    assert_eq!(c.handover_min_lead, DEFAULT_HANDOVER_MIN_LEAD);
     assert!(c.secret_file.is_none() && c.secret.key().is_none());
     assert!(with("").expect("valid").cluster.is_none());
 }
@@ -206,4 +208,24 @@ fn reload_changes_to_the_section_are_named() {
         "[cluster] peer_listen, gossip_listen, weight changed; cluster settings apply at \
          restart only"
     );
+}
+
+#[test]
+fn handover_settings_parse_and_are_bounded() {
+    let c = with(&format!(
+        "{MINIMAL}handover_window = \"0s\"\nhandover_min_lead = \"1m\"\n"
+    ))
+    .expect("valid")
+    .cluster
+    .expect("cluster");
+    assert_eq!(c.handover_window, Duration::ZERO);
+    assert_eq!(c.handover_min_lead, Duration::from_secs(60));
+    let e = with(&format!("{MINIMAL}handover_window = \"2days\"\n")).unwrap_err();
+    assert!(
+        e.iter()
+            .any(|m| m.contains("cluster.handover_window must be at most 1day")),
+        "{e:?}"
+    );
+    let e = with(&format!("{MINIMAL}handover_window = \"soon\"\n")).unwrap_err();
+    assert!(e.iter().any(|m| m.starts_with("12:")), "{e:?}");
 }
