@@ -28,11 +28,8 @@ fn ip(n: usize, i: usize) -> String {
     format!("127.0.0.{}", 31 + n * 3 + i)
 }
 
-fn config(n: usize, i: usize, origin: SocketAddr, extra: &str) -> String {
-    config_with(n, i, origin, extra, "")
-}
-
-/// [`config`] with more `[cluster]` lines.
+/// The config of node `i` of cluster `n` in front of `origin`: `extra` tables after the route,
+/// `cluster` lines added to `[cluster]`.
 fn config_with(n: usize, i: usize, origin: SocketAddr, extra: &str, cluster: &str) -> String {
     let (peer, gossip) = ports(n, i);
     let seeds: Vec<String> = (0..3.max(i))
