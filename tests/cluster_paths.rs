@@ -574,3 +574,74 @@ fn chunked_answers_are_pushed_and_cut_ones_are_not_stored() {
     }
     panic!("a owned every cut key");
 }
+
+/// A key of `prefix`+N (with `query`) that a peer of a owns, found through a: (path, owner).
+fn key_owned_elsewhere(c: &Cluster, prefix: &str, query: &str) -> (String, String) {
+    for k in 0..50 {
+        let p = format!("/obj/{prefix}{k}?{query}");
+        let r = get(c.nodes[0].addr, &p, &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let owner = first_member(r.cache_status());
+        if owner != "a" {
+            return (p, owner);
+        }
+    }
+    panic!("a owns every {prefix} key");
+}
+
+#[test]
+fn the_owner_answers_for_its_stale_objects() {
+    let mut c = Cluster::start(8, "");
+    // stale-while-revalidate: the owner serves its stale copy at once and refreshes it.
+    let (p, owner) = key_owned_elsewhere(
+        &c,
+        "swr",
+        "size=2000&cc=max-age%3D1%2C+stale-while-revalidate%3D60",
+    );
+    let name = p.split('?').next().unwrap_or("").to_string();
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = get(c.nodes[0].addr, &p, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 2000);
+    let cs = r.cache_status().to_string();
+    assert!(
+        cs.starts_with(&format!("{owner}; hit; fwd=stale"))
+            && cs.ends_with("a; fwd=miss; detail=peer"),
+        "stale-while-revalidate through a: {cs}"
+    );
+    let refreshed = wait_until(Duration::from_secs(5), || c.origin.count(&name) == 2);
+    assert!(
+        refreshed,
+        "the owner did not refresh {name}: {}",
+        c.origin.count(&name)
+    );
+    let r = get(c.nodes[0].addr, &p, &[]);
+    assert!(
+        r.cache_status().starts_with(&format!("{owner}; hit; ttl=")),
+        "{}",
+        r.cache_status()
+    );
+    // stale-if-error: the origin is gone; the owner serves its stale copy.
+    let (p, owner) = key_owned_elsewhere(
+        &c,
+        "sie",
+        "size=3000&cc=max-age%3D1%2C+stale-if-error%3D600",
+    );
+    let name = p.split('?').next().unwrap_or("").to_string();
+    let want = object_bytes(name.trim_start_matches("/obj/"), 3000);
+    std::thread::sleep(Duration::from_millis(2100));
+    let _ = c.origin.proc.child.kill();
+    let _ = c.origin.proc.child.wait();
+    let r = get(c.nodes[0].addr, &p, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == want, "stale body differs");
+    let cs = r.cache_status().to_string();
+    assert!(
+        cs.starts_with(&format!("{owner}; hit; fwd=stale")) && cs.contains("detail=stale-if-error"),
+        "stale-if-error through a: {cs}"
+    );
+    eprintln!("stale answers through a: {cs}");
+    assert!(c.nodes[0].counter("remote_hit") >= 2);
+    let answers: u64 = (1..3).map(|i| c.nodes[i].counter("peer_answers")).sum();
+    assert_eq!(answers, 2, "owners' own answers");
+}

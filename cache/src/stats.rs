@@ -58,6 +58,8 @@ counters! {
     peer_lookups,
     /// Of those, answered from this node's store.
     peer_hits,
+    /// Peers' requests for stale objects this node answered itself (`Answer`).
+    peer_answers,
     /// Fill leases granted to peers (they fetch, then push the object here).
     peer_leases,
     /// Objects pushed by peers under a lease and stored here.
@@ -99,7 +101,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 22);
-        assert_eq!(s[21], ("peer_errors", 0));
+        assert_eq!(s.len(), 23);
+        assert_eq!(s[22], ("peer_errors", 0));
     }
 }

@@ -32,6 +32,7 @@
 //! | 9 | `Ban` | either | `str` prefix; answered with `Count` |
 //! | 10 | `Count` | either | `u64` objects removed |
 //! | 11 | `Error` | either | `u16` code, `str` message |
+//! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -45,6 +46,10 @@
 //! `Miss` at once, never waits on a fill and never grants a lease. Other bits are rejected.
 //! `Miss.lease`: `Some(id)` the requester fetches from the origin and `Push`es the object
 //! under that lease; `None` it fetches and does not push.
+//! `Answer`: the owner answered the request itself, as it would answer a client of its own
+//! (a stale object served under stale-while-revalidate or stale-if-error, a revalidation, an
+//! error): status and headers as sent to a client, its `Cache-Status` member included; the
+//! requester relays it and stores nothing. Body length `u64::MAX`: not known in advance.
 //!
 //! # Limits
 //! Every length is checked against [`Limits`] before anything is allocated for it, on
@@ -145,6 +150,9 @@ pub enum Frame {
     Count(u64),
     /// The request failed; `code` follows HTTP status semantics.
     Error { code: u16, message: String },
+    /// Owner → requester: the owner's own answer to the request; its body follows as
+    /// `Data`* then `End`.
+    Answer(Answer),
 }
 
 impl Frame {
@@ -166,7 +174,13 @@ impl Frame {
             Frame::Ban { .. } => Kind::Ban,
             Frame::Count(_) => Kind::Count,
             Frame::Error { .. } => Kind::Error,
+            Frame::Answer(_) => Kind::Answer,
         }
+    }
+
+    /// The frame's name (`Hit`, `Miss`, …), for errors and logs.
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 
@@ -184,6 +198,7 @@ pub(crate) enum Kind {
     Ban = 9,
     Count = 10,
     Error = 11,
+    Answer = 12,
 }
 
 impl Kind {
@@ -200,6 +215,7 @@ impl Kind {
             9 => Kind::Ban,
             10 => Kind::Count,
             11 => Kind::Error,
+            12 => Kind::Answer,
             _ => return None,
         })
     }
@@ -218,6 +234,7 @@ impl Kind {
             Kind::Ban => "Ban",
             Kind::Count => "Count",
             Kind::Error => "Error",
+            Kind::Answer => "Answer",
         }
     }
 }
@@ -323,6 +340,16 @@ pub struct Push {
     pub key: String,
     pub lease: u64,
     pub head: ObjectHead,
+}
+
+/// The owner's own answer to a request (`Frame::Answer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The headers as sent to a client (the owner's `Cache-Status` member, `Age`, `Via`).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// Length of the body that follows as `Data` frames; `u64::MAX`: not known in advance.
+    pub body_len: u64,
 }
 
 /// Why a frame could not be decoded or encoded. Any of these ends the connection.

@@ -90,12 +90,7 @@ async fn fetch(
             cluster.peers.put(c);
             return Ok(None);
         }
-        other => {
-            return Err(PeerError::Unexpected(
-                addr,
-                super::serve::frame_name(&other),
-            ))
-        }
+        other => return Err(PeerError::Unexpected(addr, other.name())),
     };
     if head.body_len != wire::UNKNOWN_LEN && head.body_len > max {
         return Ok(None);
@@ -116,12 +111,7 @@ async fn fetch(
             {
                 break
             }
-            other => {
-                return Err(PeerError::Unexpected(
-                    addr,
-                    super::serve::frame_name(&other),
-                ))
-            }
+            other => return Err(PeerError::Unexpected(addr, other.name())),
         }
     }
     cluster.peers.put(c);

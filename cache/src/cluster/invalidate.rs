@@ -72,9 +72,6 @@ async fn ask(
             cluster.peers.put(c);
             Ok(n)
         }
-        other => Err(PeerError::Unexpected(
-            addr,
-            super::serve::frame_name(&other),
-        )),
+        other => Err(PeerError::Unexpected(addr, other.name())),
     }
 }

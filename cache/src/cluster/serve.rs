@@ -3,6 +3,10 @@
 //!
 //! Contract (per `Lookup`, see `frame` for the frames):
 //! * a stored variant that may be served fresh for the requester's headers → `Hit` + body;
+//! * a stored variant that may not be served fresh (stale, `no-cache`, …), for a GET that may
+//!   lease → `Answer`: this node answers as it would answer its own client (serves it under
+//!   stale-while-revalidate and refreshes it, revalidates it with the origin, serves it under
+//!   stale-if-error when the origin fails), status, headers and body relayed as they are;
 //! * else, with the probe flag (or without the lease flag) → `Miss { lease: None }`;
 //! * else, a fill of the key under way here (a local request's, or another peer's lease) →
 //!   the requester waits on it (bounded by the coalesce timeout) and gets `Hit` + the body
@@ -24,14 +28,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use http_body::Body;
+use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::frame::{Frame, Lookup, LookupMethod, Miss, Push};
+use super::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push};
 use super::handover::take_over;
 use super::peer::{PeerConn, PeerError};
 use super::wire;
+use crate::http::body::ProxyBody;
 use crate::http::ctx::Ctx;
+use crate::http::handler::answer_for_peer;
 use crate::http::object::{FillHead, Object};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
@@ -102,7 +110,7 @@ async fn connection(
                 c.send(Frame::Count(n as u64)).await?;
             }
             other => {
-                let what = frame_name(&other);
+                let what = other.name();
                 let _ = c
                     .send(Frame::Error {
                         code: 400,
@@ -114,23 +122,6 @@ async fn connection(
         }
     }
     Ok(())
-}
-
-/// A frame's name, for errors.
-pub fn frame_name(f: &Frame) -> &'static str {
-    match f {
-        Frame::Hello { .. } => "Hello",
-        Frame::Lookup(_) => "Lookup",
-        Frame::Hit(_) => "Hit",
-        Frame::Miss(_) => "Miss",
-        Frame::Push(_) => "Push",
-        Frame::Data(_) => "Data",
-        Frame::End { .. } => "End",
-        Frame::Purge { .. } => "Purge",
-        Frame::Ban { .. } => "Ban",
-        Frame::Count(_) => "Count",
-        Frame::Error { .. } => "Error",
-    }
 }
 
 async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerError> {
@@ -157,6 +148,21 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             bump(&ctx.counters.peer_hits);
             let cs = CacheStatus::hit(node, obj.meta.ttl(now)).to_member();
             return send_object(c, &obj, cs, l.method).await;
+        }
+        // Held, but not to be served fresh: this node has the validators and the stale copy,
+        // so it answers as it would answer a client of its own.
+        if l.may_lease() && !l.is_probe() && l.method == LookupMethod::Get {
+            let key = l.key.clone();
+            if let Some(resp) = answer_for_peer(Arc::clone(ctx), &l.uri, headers, key).await {
+                bump(&ctx.counters.peer_answers);
+                return send_answer(c, resp).await;
+            }
+            return c
+                .send(Frame::Error {
+                    code: 400,
+                    message: "Lookup: unusable uri or Host".into(),
+                })
+                .await;
         }
     }
     let miss = |lease| {
@@ -202,6 +208,32 @@ fn members(cs: &CacheStatus) -> String {
         Some(up) => format!("{up}, {}", cs.to_member()),
         None => cs.to_member(),
     }
+}
+
+/// Streams this node's own answer (status, headers as for a client, body) to the requester.
+async fn send_answer(c: &mut PeerConn, resp: http::Response<ProxyBody>) -> Result<(), PeerError> {
+    let (parts, mut body) = resp.into_parts();
+    let body_len = body.size_hint().exact().unwrap_or(wire::UNKNOWN_LEN);
+    c.feed(Frame::Answer(Answer {
+        status: parts.status.as_u16(),
+        headers: wire::header_lines(&parts.headers),
+        body_len,
+    }))
+    .await?;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return c.send(Frame::End { complete: false }).await;
+        };
+        let Ok(b) = frame.into_data() else { continue };
+        let mut at = 0;
+        while at < b.len() {
+            let end = (at + CHUNK).min(b.len());
+            c.feed(Frame::Data(b.slice(at..end))).await?;
+            at = end;
+        }
+        c.flush().await?;
+    }
+    c.send(Frame::End { complete: true }).await
 }
 
 /// Streams a stored object to the requester.
@@ -308,7 +340,7 @@ async fn take_push(
         }
         other => {
             w.abort();
-            let what = frame_name(&other);
+            let what = other.name();
             let _ = c
                 .send(Frame::Error {
                     code: 400,
@@ -369,7 +401,7 @@ async fn take_push(
             }
             other => {
                 w.abort();
-                return Err(PeerError::Unexpected(c.addr, frame_name(&other)));
+                return Err(PeerError::Unexpected(c.addr, other.name()));
             }
         }
     }

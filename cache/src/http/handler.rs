@@ -137,7 +137,6 @@ fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
 }
 
 async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody> {
-    let now = SystemTime::now();
     let req_cc = CacheControl::from_headers(&req.headers);
     // A GET for a key a peer owns goes to the owner (`remote`); HEAD, `no-store` and
     // `only-if-cached` requests stay here (nothing of theirs would be stored anyway).
@@ -146,6 +145,45 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
             return fetch::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await;
         }
     }
+    local_lookup(ctx, req, key, req_cc).await
+}
+
+/// A peer's GET for a key this node owns and holds, but may not serve fresh: answered as a
+/// client's request would be here (stale-while-revalidate, revalidation with the origin,
+/// stale-if-error), never sent on to another peer. None when the request's target or Host
+/// is unusable.
+pub async fn answer_for_peer(
+    ctx: Arc<Ctx>,
+    uri: &str,
+    headers: HeaderMap,
+    key: String,
+) -> Option<Response<ProxyBody>> {
+    let uri: http::Uri = uri.parse().ok()?;
+    let primary = primary_key(&uri, &headers)?;
+    let route = ctx
+        .rt
+        .load()
+        .route(&Method::GET, &primary, uri.path(), &headers);
+    let req = ReqHead {
+        method: Method::GET,
+        uri,
+        version: http::Version::HTTP_11,
+        headers,
+        client: None,
+        route,
+    };
+    let req_cc = CacheControl::from_headers(&req.headers);
+    Some(local_lookup(ctx, req, key, req_cc).await)
+}
+
+/// This node's store, then its origin pool (the key is this node's, or no peer is asked).
+async fn local_lookup(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    key: String,
+    req_cc: CacheControl,
+) -> Response<ProxyBody> {
+    let now = SystemTime::now();
     let found = ctx.store.get(&key, |o| {
         o.vary.is_empty() || variant_id(&o.vary, &req.headers) == o.variant_id
     });

@@ -6,7 +6,7 @@ pub mod ctx;
 mod fast;
 mod fetch;
 mod forward;
-mod handler;
+pub(crate) mod handler;
 mod io;
 pub mod object;
 mod pass;

@@ -3,6 +3,9 @@
 //!
 //! * `Hit` → remote hit: the owner's object is streamed to the client (and to requests
 //!   coalesced here), not stored here; `Cache-Status: b; hit; ttl=N, a; fwd=miss; detail=peer`.
+//! * `Answer` → the owner held the key but could not serve it fresh, and answered as it would
+//!   its own client (stale-while-revalidate, revalidation, stale-if-error): relayed as it is,
+//!   counted a remote hit when the owner's member says `hit`, else a remote miss.
 //! * `Miss { lease: Some }` → remote miss: this node fetches from its origin pool, answers its
 //!   client, and pushes the object to the owner as it arrives (`Push`, `Data`, `End`), which
 //!   stores it: `b; fwd=miss, a; fwd=miss; stored; detail=peer`.
@@ -25,7 +28,7 @@ use super::ctx::{Ctx, ReqHead, Runtime};
 use super::fetch::{lead as lead_origin, Keep};
 use super::object::FillHead;
 use super::respond;
-use crate::cluster::frame::{Frame, Lookup, LookupMethod, Push};
+use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Push};
 use crate::cluster::peer::{PeerConn, PeerError};
 use crate::cluster::wire;
 use crate::cluster::Owner;
@@ -86,6 +89,7 @@ pub(super) async fn lead(
             bump(&ctx.counters.remote_hit);
             remote_hit(ctx, &req, w, c, &head, BODY_IDLE)
         }
+        Ok((c, Frame::Answer(a))) => owner_answer(ctx, &req, w, c, &a, BODY_IDLE),
         Ok((c, Frame::Miss(m))) => {
             bump(&ctx.counters.remote_miss);
             let keep = match m.lease {
@@ -105,7 +109,7 @@ pub(super) async fn lead(
             lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, keep).await
         }
         Ok((c, other)) => {
-            let what = crate::cluster::serve::frame_name(&other);
+            let what = other.name();
             peer_failed(ctx, &PeerError::Unexpected(c.addr, what));
             lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
         }
@@ -158,12 +162,128 @@ async fn exchange(c: &mut PeerConn, f: Frame, wait: Duration) -> Result<Frame, P
     c.recv(wait).await
 }
 
+/// Reads the body the owner streams (`Data`* then `End`, `len` bytes or any when unknown)
+/// into the fill `w`, then gives the connection back to the pool; anything else aborts the
+/// fill (the client sees its body cut short) and drops the connection.
+async fn relay_body(
+    ctx: Arc<Ctx>,
+    mut c: PeerConn,
+    mut w: FillWriter<FillHead>,
+    len: u64,
+    wait: Duration,
+) {
+    let mut total: u64 = 0;
+    loop {
+        match c.recv(wait).await {
+            Ok(Frame::Data(b)) => {
+                total += b.len() as u64;
+                if !wire::body_fits(total, len, u64::MAX) {
+                    let e = PeerError::Unexpected(c.addr, "body longer than announced");
+                    peer_failed(&ctx, &e);
+                    w.abort();
+                    return;
+                }
+                w.push(b).await;
+            }
+            Ok(Frame::End { complete: true }) if wire::body_complete(total, len) => {
+                let _ = w.finish();
+                if let Some(cl) = &ctx.cluster {
+                    cl.peers.put(c);
+                }
+                return;
+            }
+            Ok(other) => {
+                peer_failed(&ctx, &PeerError::Unexpected(c.addr, other.name()));
+                w.abort();
+                return;
+            }
+            Err(e) => {
+                peer_failed(&ctx, &e);
+                w.abort();
+                return;
+            }
+        }
+    }
+}
+
+/// Relays the owner's own answer (a stale object it served or revalidated, an error) to the
+/// client; nothing is stored here, and requests coalesced here go their own way (they ask
+/// the owner again).
+fn owner_answer(
+    ctx: &Arc<Ctx>,
+    req: &ReqHead,
+    mut w: FillWriter<FillHead>,
+    c: PeerConn,
+    a: &Answer,
+    wait: Duration,
+) -> Response<ProxyBody> {
+    let Some(status) = StatusCode::from_u16(a.status)
+        .ok()
+        .filter(|s| (100..=599).contains(&s.as_u16()))
+    else {
+        return invalid_answer(ctx, w, &c, &format!("status {}", a.status));
+    };
+    let mut headers = match wire::header_map(&a.headers) {
+        Ok(h) => h,
+        Err(why) => return invalid_answer(ctx, w, &c, &why),
+    };
+    append_via(&mut headers, http::Version::HTTP_11, &ctx.node_id);
+    // The owner's member is the last one (the origin may have sent members of its own).
+    let hit = headers
+        .get_all(crate::policy::cache_status::CACHE_STATUS)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(", ").next())
+        .is_some_and(|m| m.split(';').any(|p| p.trim() == "hit"));
+    bump(if hit {
+        &ctx.counters.remote_hit
+    } else {
+        &ctx.counters.remote_miss
+    });
+    let head = Arc::new(FillHead {
+        status,
+        headers,
+        vary: Vec::new(),
+        variant_id: Vec::new(),
+        meta: None,
+        content_length: (a.body_len != wire::UNKNOWN_LEN).then_some(a.body_len),
+        fwd: Fwd::Miss,
+        fwd_status: None,
+        has_targeted: false,
+        upstream: None,
+    });
+    let reader = w.reader();
+    w.publish(Arc::clone(&head), false);
+    tokio::spawn(relay_body(Arc::clone(ctx), c, w, a.body_len, wait));
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    cs.detail = Some("peer".to_string());
+    respond::fill(ctx, req, &head, reader, &cs)
+}
+
+fn invalid_answer(
+    ctx: &Ctx,
+    w: FillWriter<FillHead>,
+    c: &PeerConn,
+    why: &str,
+) -> Response<ProxyBody> {
+    peer_failed(ctx, &PeerError::Unexpected(c.addr, "invalid answer"));
+    tracing::warn!(reason = %why, "owner sent an invalid answer");
+    w.abort();
+    respond::error(
+        ctx,
+        StatusCode::BAD_GATEWAY,
+        "invalid answer from peer",
+        None,
+    )
+}
+
 /// Streams the owner's object to the client through this node's fill (not stored here).
 fn remote_hit(
     ctx: &Arc<Ctx>,
     req: &ReqHead,
     mut w: FillWriter<FillHead>,
-    mut c: PeerConn,
+    c: PeerConn,
     head: &crate::cluster::frame::ObjectHead,
     wait: Duration,
 ) -> Response<ProxyBody> {
@@ -193,45 +313,7 @@ fn remote_hit(
     let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
     cs.detail = Some("peer".to_string());
     cs.upstream = fill.upstream.clone();
-    let len = head.body_len;
-    let ctx2 = Arc::clone(ctx);
-    tokio::spawn(async move {
-        let mut total: u64 = 0;
-        loop {
-            match c.recv(wait).await {
-                Ok(Frame::Data(b)) => {
-                    total += b.len() as u64;
-                    if !wire::body_fits(total, len, u64::MAX) {
-                        peer_failed(
-                            &ctx2,
-                            &PeerError::Unexpected(c.addr, "body longer than announced"),
-                        );
-                        w.abort();
-                        return;
-                    }
-                    w.push(b).await;
-                }
-                Ok(Frame::End { complete: true }) if wire::body_complete(total, len) => {
-                    let _ = w.finish();
-                    if let Some(cl) = &ctx2.cluster {
-                        cl.peers.put(c);
-                    }
-                    return;
-                }
-                Ok(other) => {
-                    let what = crate::cluster::serve::frame_name(&other);
-                    peer_failed(&ctx2, &PeerError::Unexpected(c.addr, what));
-                    w.abort();
-                    return;
-                }
-                Err(e) => {
-                    peer_failed(&ctx2, &e);
-                    w.abort();
-                    return;
-                }
-            }
-        }
-    });
+    tokio::spawn(relay_body(Arc::clone(ctx), c, w, head.body_len, wait));
     respond::fill(ctx, req, &fill, reader, &cs)
 }
 

@@ -95,6 +95,16 @@ fn samples() -> Vec<Frame> {
             code: 503,
             message: "origin down".into(),
         },
+        Frame::Answer(Answer {
+            status: 200,
+            headers: vec![(b("cache-status"), b("b; hit; fwd=stale; ttl=-3"))],
+            body_len: 5,
+        }),
+        Frame::Answer(Answer {
+            status: 502,
+            headers: vec![],
+            body_len: u64::MAX,
+        }),
     ]
 }
 

@@ -6,7 +6,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{
-    Frame, FrameError, Kind, Limits, Lookup, LookupMethod, Miss, ObjectHead, Push, WireMeta,
+    Answer, Frame, FrameError, Kind, Limits, Lookup, LookupMethod, Miss, ObjectHead, Push, WireMeta,
 };
 
 type Result<T> = std::result::Result<T, FrameError>;
@@ -259,20 +259,30 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.buf.put_u16(*code);
             w.field("message", message)?;
         }
+        Frame::Answer(a) => {
+            write_status(&mut w, a.status)?;
+            w.headers("headers", &a.headers)?;
+            w.buf.put_u64(a.body_len);
+        }
     }
     Ok(())
 }
 
-fn write_head(w: &mut Writer, h: &ObjectHead) -> Result<()> {
-    if !(100..=999).contains(&h.status) {
+fn write_status(w: &mut Writer, status: u16) -> Result<()> {
+    if !(100..=999).contains(&status) {
         return Err(FrameError::BadValue {
             frame: w.frame,
             field: "status",
-            value: h.status.into(),
+            value: status.into(),
             expected: "a status code (100..=999)",
         });
     }
-    w.buf.put_u16(h.status);
+    w.buf.put_u16(status);
+    Ok(())
+}
+
+fn write_head(w: &mut Writer, h: &ObjectHead) -> Result<()> {
+    write_status(w, h.status)?;
     w.headers("headers", &h.headers)?;
     let m = &h.meta;
     w.buf.put_u64(m.request_time_ms);
@@ -361,16 +371,26 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             code: r.u16("code")?,
             message: r.field("message")?,
         },
+        Kind::Answer => Frame::Answer(Answer {
+            status: read_status(&mut r)?,
+            headers: r.headers("headers")?,
+            body_len: r.u64("body_len")?,
+        }),
     };
     r.finish()?;
     Ok(frame)
 }
 
-fn read_head(r: &mut Reader) -> Result<ObjectHead> {
+fn read_status(r: &mut Reader) -> Result<u16> {
     let status = r.u16("status")?;
     if !(100..=999).contains(&status) {
         return Err(r.bad("status", status.into(), "a status code (100..=999)"));
     }
+    Ok(status)
+}
+
+fn read_head(r: &mut Reader) -> Result<ObjectHead> {
+    let status = read_status(r)?;
     let headers = r.headers("headers")?;
     let meta = WireMeta {
         request_time_ms: r.u64("meta.request_time")?,
