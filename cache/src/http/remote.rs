@@ -17,6 +17,7 @@
 //!
 //! A pooled connection that turns out closed is retried once on a fresh one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -128,9 +129,22 @@ fn unreachable(e: &PeerError) -> bool {
     )
 }
 
+/// Counts a failed peer exchange; logs it as a warning at most once a second (a dead owner
+/// fails every request for its keys until gossip declares it dead), the others at debug.
 fn peer_failed(ctx: &Ctx, e: &PeerError) {
     bump(&ctx.counters.peer_errors);
-    tracing::warn!(error = %e, "peer lookup failed; going to the origin");
+    static LAST_WARN_MS: AtomicU64 = AtomicU64::new(0);
+    let now = ctx.started.elapsed().as_millis() as u64 + 1000;
+    let last = LAST_WARN_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1000
+        && LAST_WARN_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(error = %e, "peer exchange failed; going on without the peer (peer_errors counts each)");
+    } else {
+        tracing::debug!(error = %e, "peer exchange failed");
+    }
 }
 
 /// Sends `lookup` to the owner and reads the answer (retrying once on a fresh connection
