@@ -5,6 +5,8 @@
 //! live member), else the owning peer's id and peer address. Every node with the same view of
 //! the membership picks the same owner. [`Cluster::ranked`] lists the runners-up in the order
 //! they would take the key over.
+//! Members of weight 0 (observers: directors following the cluster) are never ranked
+//! (`rendezvous`), so they never own a key and are never a previous owner.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,7 +5,9 @@
 //! answers badly is listed in [`Outcome::failed`] with the reason (the operator retries, or the
 //! object ages out there), never silently skipped. A copy can sit on a node other than the
 //! current owner (the owner before a membership change), so every live member is asked, not
-//! only the key's owner.
+//! only the key's owner. Members of weight 0 are observers (directors following the cluster
+//! for `backends = "cluster"`): they hold no objects and answer no peer protocol, so they are
+//! not asked.
 
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use futures_util::future::join_all;
 
 use super::frame::Frame;
 use super::peer::PeerError;
-use super::Cluster;
+use super::{Cluster, Member};
 
 /// Time one peer has to answer a `Purge` or `Ban`.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,12 +38,7 @@ impl Outcome {
 
 /// Sends `frame` (`Purge` or `Ban`) to every live member but this node (see the module doc).
 pub async fn broadcast(cluster: &Cluster, frame: Frame) -> Outcome {
-    let peers: Vec<_> = cluster
-        .members
-        .live()
-        .into_iter()
-        .filter(|m| m.id != cluster.members.self_id())
-        .collect();
+    let peers = targets(&cluster.members.members(), cluster.members.self_id());
     let asks = peers.iter().map(|m| {
         let frame = frame.clone();
         async move {
@@ -60,6 +57,15 @@ pub async fn broadcast(cluster: &Cluster, frame: Frame) -> Outcome {
     out
 }
 
+/// The members a purge or ban goes to: live, not this node, not an observer (weight 0).
+fn targets(members: &[Member], self_id: &str) -> Vec<Member> {
+    members
+        .iter()
+        .filter(|m| m.state.is_live() && m.weight > 0 && m.id != self_id)
+        .cloned()
+        .collect()
+}
+
 async fn ask(
     cluster: &Cluster,
     addr: std::net::SocketAddr,
@@ -73,5 +79,38 @@ async fn ask(
             Ok(n)
         }
         other => Err(PeerError::Unexpected(addr, other.name())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::MemberState;
+
+    fn member(id: &str, weight: u32, state: MemberState) -> Member {
+        Member {
+            id: id.into(),
+            peer_addr: "127.0.0.1:7070".parse().unwrap(),
+            gossip_addr: "127.0.0.1:7946".parse().unwrap(),
+            weight,
+            state,
+            started_ms: 0,
+        }
+    }
+
+    #[test]
+    fn purges_go_to_live_nodes_only_not_to_self_dead_members_or_observers() {
+        let members = [
+            member("a", 100, MemberState::Alive),
+            member("b", 100, MemberState::Suspect),
+            member("c", 100, MemberState::Dead),
+            member("director", 0, MemberState::Alive),
+            member("self", 100, MemberState::Alive),
+        ];
+        let ids: Vec<String> = targets(&members, "self")
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
     }
 }

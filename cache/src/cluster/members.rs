@@ -8,6 +8,8 @@
 //! Suspect members count as live: a suspicion is often a lost datagram or a pause, and
 //! moving a share of the keys away and back on every blip costs more cache misses than a
 //! few requests to a node that is really gone (those fail over to the next candidate).
+//! A member of weight 0 is an observer (an L4 director with `backends = "cluster"`): listed
+//! like any member, but it owns no key, serves no peer protocol and is not asked to purge.
 
 use std::net::SocketAddr;
 

@@ -2,8 +2,8 @@
 //!
 //! Rules: `vip` is an IPv4 `ip:port` with a port above 0; `proto` is `tcp` or `udp`; `mode`
 //! is `dr`, `tun` or `nat`; `scheduler` is `maglev`, `wrr` or `sh` (`wlc` is refused with its
-//! reason); `backends` is a non-empty list (`"cluster"` is not supported yet) of unique
-//! addresses, `ip` or (NAT only) `ip:port`, weight 0..=65535; `health.kind` is `tcp`, `http`
+//! reason); `backends` is `"cluster"` (the cache cluster's nodes; needs the file's
+//! `[cluster]`) or a non-empty list of unique addresses, `ip` or (NAT only) `ip:port`, weight 0..=65535; `health.kind` is `tcp`, `http`
 //! or `none`, `port` 1..=65535, `interval`/`timeout` durations with `0 < timeout < interval`,
 //! `rise`/`fall` 1..=100, `expect` 100..=599, `path` starting with `/`.
 
@@ -19,7 +19,12 @@ use crate::packet::service::Mode;
 use crate::sched::Scheduler;
 
 /// The service described by `s`, or `None` after reporting why not.
-pub(super) fn check_service(s: &RawService, r: &mut Report<'_, '_>) -> Option<ServiceConfig> {
+/// `has_cluster`: the file has a `[cluster]` table (which `backends = "cluster"` needs).
+pub(super) fn check_service(
+    s: &RawService,
+    has_cluster: bool,
+    r: &mut Report<'_, '_>,
+) -> Option<ServiceConfig> {
     let before = r.out.len();
     let vip = match s.vip.get_ref().parse::<SocketAddrV4>() {
         Ok(v) if v.port() != 0 => Some(v),
@@ -84,7 +89,20 @@ pub(super) fn check_service(s: &RawService, r: &mut Report<'_, '_>) -> Option<Se
             }
         },
     };
-    let backends = check_backends(&s.backends, mode, vip.map_or(0, |v| v.port()), r);
+    let cluster = matches!(s.backends.get_ref(), RawBackends::Word(w) if w == "cluster");
+    if cluster && !has_cluster {
+        r.at(
+            s.backends.span(),
+            "backends = \"cluster\" needs a [cluster] table in this file (gossip_listen, \
+             seeds, secret_file) to join the cache cluster's gossip"
+                .into(),
+        );
+    }
+    let backends = if cluster {
+        Vec::new()
+    } else {
+        check_backends(&s.backends, mode, vip.map_or(0, |v| v.port()), r)
+    };
     let health = check_health(s.health.as_ref(), r);
     if r.out.len() > before {
         return None;
@@ -95,6 +113,7 @@ pub(super) fn check_service(s: &RawService, r: &mut Report<'_, '_>) -> Option<Se
         mode: mode?,
         scheduler: scheduler?,
         backends,
+        cluster,
         health,
     })
 }
@@ -106,15 +125,6 @@ fn check_backends(
     r: &mut Report<'_, '_>,
 ) -> Vec<BackendConfig> {
     let list = match raw.get_ref() {
-        RawBackends::Word(w) if w == "cluster" => {
-            r.at(
-                raw.span(),
-                "backends = \"cluster\" (the cache cluster's members as backends) is not \
-                 supported yet; list the backends"
-                    .into(),
-            );
-            return Vec::new();
-        }
         RawBackends::Word(w) => {
             r.at(
                 raw.span(),

@@ -236,3 +236,129 @@ fn table_size_must_hold_twice_the_backends() {
         ["4:14: table_size 3 is too small for service 10.0.0.100:80's 2 backends (need a prime of at least 4)"]
     );
 }
+
+const CLUSTER: &str = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
+                       [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\n\
+                       backends = \"cluster\"\n\
+                       [cluster]\ngossip_listen = \"10.0.0.3:7946\"\n";
+
+#[test]
+fn a_cluster_service_takes_its_backends_from_the_cluster_table() {
+    let c = parse(CLUSTER).unwrap();
+    assert!(c.services[0].cluster);
+    assert!(c.services[0].backends.is_empty());
+    let cl = c.cluster.unwrap();
+    assert_eq!(cl.gossip_listen, "10.0.0.3:7946".parse().unwrap());
+    assert!(cl.seeds.is_empty() && cl.secret.is_none());
+    assert_eq!(
+        (cl.probe_interval, cl.suspect_timeout),
+        (Duration::from_millis(500), Duration::from_secs(2))
+    );
+    assert!(!parse(MINIMAL).unwrap().services[0].cluster);
+    assert!(parse(MINIMAL).unwrap().cluster.is_none());
+}
+
+#[test]
+fn cluster_backends_need_the_cluster_table() {
+    let text = MINIMAL.replace("[{ addr = \"10.0.0.11\" }]", "\"cluster\"");
+    assert_eq!(
+        errors(&text),
+        [
+            "7:12: backends = \"cluster\" needs a [cluster] table in this file (gossip_listen, \
+          seeds, secret_file) to join the cache cluster's gossip"
+        ]
+    );
+    let text = MINIMAL.replace("[{ addr = \"10.0.0.11\" }]", "\"nodes\"");
+    assert_eq!(
+        errors(&text),
+        ["7:12: backends \"nodes\" is not a list of backends"]
+    );
+}
+
+#[test]
+fn cluster_rules_are_reported_at_their_values() {
+    let dir = std::env::temp_dir().join(format!("strait-dir-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short.key");
+    std::fs::write(&short, "tooshort   \n").unwrap();
+    let text = CLUSTER.replace(
+        "gossip_listen = \"10.0.0.3:7946\"\n",
+        &format!(
+            "gossip_listen = \"0.0.0.0:7946\"\nseeds = [\"10.0.0.11:7946\", \"10.0.0.11:7946\", \
+             \"10.0.0.12\", \"10.0.0.13:0\"]\nsecret_file = {short:?}\n\
+             probe_interval = \"10ms\"\nsuspect_timeout = \"soon\"\n"
+        ),
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 7, "{e:?}");
+    assert_eq!(
+        e[0],
+        "9:17: cluster.gossip_listen \"0.0.0.0:7946\" is unspecified; the nodes must be able \
+         to reach this address"
+    );
+    assert_eq!(e[1], "10:28: cluster.seeds lists 10.0.0.11:7946 twice");
+    assert_eq!(
+        e[2],
+        "10:46: cluster.seeds: \"10.0.0.12\" is not an ip:port address"
+    );
+    assert_eq!(
+        e[3],
+        "10:59: cluster.seeds: \"10.0.0.13:0\" has port 0; the nodes must know the port"
+    );
+    assert!(
+        e[4].starts_with("11:15: cluster.secret_file ")
+            && e[4].ends_with(": the key is 8 bytes long (after trimming trailing whitespace); at least 16 are needed"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e[5],
+        "12:18: cluster.probe_interval \"10ms\" must be 50ms to 60s"
+    );
+    assert_eq!(
+        e[6],
+        "13:19: cluster.suspect_timeout \"soon\" is not a duration such as \"500ms\" or \"2s\""
+    );
+    let missing = CLUSTER.replace(
+        "gossip_listen = \"10.0.0.3:7946\"\n",
+        "gossip_listen = \"10.0.0.3:7946\"\nsecret_file = \"/nonexistent/strait.key\"\n\
+         probe_interval = \"2s\"\nsuspect_timeout = \"1s\"\n",
+    );
+    let e = errors(&missing);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("10:15: cluster.secret_file /nonexistent/strait.key: cannot read:"),
+        "{e:?}"
+    );
+    assert_eq!(
+        e[1],
+        "12:19: cluster.suspect_timeout (1s) must be at least probe_interval (2s)"
+    );
+    let key = dir.join("good.key");
+    std::fs::write(&key, "0123456789abcdef0123\n").unwrap();
+    let good = CLUSTER.replace(
+        "gossip_listen = \"10.0.0.3:7946\"\n",
+        &format!("gossip_listen = \"10.0.0.3:7946\"\nsecret_file = {key:?}\n"),
+    );
+    let secret = parse(&good).unwrap().cluster.unwrap().secret.unwrap();
+    assert_eq!(&secret.0[..], b"0123456789abcdef0123");
+    assert_eq!(format!("{secret:?}"), "ClusterKey(20 bytes)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn cluster_unknown_and_missing_keys_are_errors() {
+    let typo = CLUSTER.replace(
+        "gossip_listen = ",
+        "gossip_listen = \"10.0.0.3:7946\"\nweight = 3\n#",
+    );
+    let e = errors(&typo);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("10:1: cluster: unknown field `weight`"),
+        "{e:?}"
+    );
+    let missing = CLUSTER.replace("gossip_listen = \"10.0.0.3:7946\"", "seeds = []");
+    let e = errors(&missing);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("missing field `gossip_listen`"), "{e:?}");
+}

@@ -66,6 +66,24 @@ pub struct RawConfig {
     /// Not supported yet: present only to be refused with a clear message.
     #[serde(default)]
     pub ha: Option<Spanned<toml::Value>>,
+    /// `[cluster]`: the cache cluster's gossip, joined as an observer.
+    #[serde(default)]
+    pub cluster: Option<Spanned<RawCluster>>,
+}
+
+/// `[cluster]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub gossip_listen: Spanned<String>,
+    #[serde(default)]
+    pub seeds: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub probe_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub suspect_timeout: Option<Spanned<String>>,
 }
 
 /// `[director]` as written.
@@ -115,12 +133,12 @@ pub struct RawService {
     pub health: Option<Spanned<RawHealth>>,
 }
 
-/// `backends = [...]`, or the not-yet-supported `backends = "cluster"`.
+/// `backends = [...]`, or `backends = "cluster"`.
 #[derive(Debug)]
 pub enum RawBackends {
     /// A list of backends.
     List(Vec<Spanned<RawBackend>>),
-    /// A word (only `"cluster"` means anything, and it is not supported yet).
+    /// A word (only `"cluster"` means anything: the cache cluster's nodes).
     Word(String),
 }
 
@@ -227,6 +245,8 @@ pub struct DirectorConfig {
     pub conn_timeouts: crate::datapath::ConnTimeouts,
     /// Services, in file order.
     pub services: Vec<ServiceConfig>,
+    /// `[cluster]`: present when the director observes a cache cluster.
+    pub cluster: Option<super::cluster::ClusterConfig>,
 }
 
 /// IP protocol of a service.
@@ -268,8 +288,11 @@ pub struct ServiceConfig {
     pub mode: Mode,
     /// Scheduler.
     pub scheduler: Scheduler,
-    /// Backends, in file order.
+    /// Backends, in file order (`backends = "cluster"`: empty in the file's config, filled
+    /// from the cluster's members while running).
     pub backends: Vec<BackendConfig>,
+    /// `backends = "cluster"`: the backends are the cache cluster's nodes.
+    pub cluster: bool,
     /// Health check.
     pub health: HealthCheck,
 }

@@ -7,7 +7,7 @@
 //! 1..=16777216; `icmp_rate` in 0..=1000000 (0: no ICMP error is sent), `icmp_burst` in
 //! 1..=1000000; `tcp_timeout`/`tcp_fin_timeout`/`udp_timeout` durations up to 7 days ("0s": never); `table_size` prime, at most 65537 and at least twice the backends of the
 //! largest service; 1..=32 services with unique (vip, proto); at most 4096 backends in all;
-//! `[ha]` is refused (not supported yet).
+//! `[ha]` is refused (not supported yet); `[cluster]` is checked by `cluster`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use std::ops::Range;
 use serde_spanned::Spanned;
 use strait_cache::config::{Diagnostic, Locator};
 
+use super::cluster::check_cluster;
 use super::service::check_service;
 use super::types::*;
 use crate::datapath::XdpMode;
@@ -158,6 +159,10 @@ pub(crate) fn validate(
         );
     }
 
+    let cluster = raw
+        .cluster
+        .as_ref()
+        .and_then(|c| check_cluster(c.get_ref(), &mut r));
     let services = check_services(raw, table_size, &mut r);
     match (r.out.is_empty(), admin) {
         (true, Some(admin)) => Ok(DirectorConfig {
@@ -173,6 +178,7 @@ pub(crate) fn validate(
             icmp: crate::packet::ratelimit::IcmpLimit::new(icmp_rate, icmp_burst),
             conn_timeouts,
             services,
+            cluster,
         }),
         _ => Err(r.out),
     }
@@ -212,7 +218,7 @@ fn check_services(raw: &RawConfig, table_size: u32, r: &mut Report<'_, '_>) -> V
                 format!("more than {MAX_BACKENDS} backends in all services"),
             );
         }
-        let Some(service) = check_service(s, r) else {
+        let Some(service) = check_service(s, raw.cluster.is_some(), r) else {
             continue;
         };
         if let Some(first) = seen.insert((service.vip, service.proto), i + 1) {

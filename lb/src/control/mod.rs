@@ -12,11 +12,18 @@
 //! * [`Director::reload`] re-reads the file: an invalid config is refused with its
 //!   diagnostics and the running one stays. Services change in place (see `state`); the
 //!   `[director]` settings other than `table_size` need a restart (a warning says so).
-//! * [`Director::stop`] stops the tasks and shuts the datapath down; [`run`] does it on
-//!   SIGTERM/SIGINT and reloads on SIGHUP.
+//! * With `[cluster]`, [`Director::start`] joins the cache cluster's gossip as an observer
+//!   (weight 0) before building the services; `backends = "cluster"` services start with the
+//!   members known then (possibly none: such a service answers nothing until a node joins)
+//!   and follow the membership (`observer`, `cluster`). A reload fills them from the current
+//!   members; `[cluster]` itself changes on restart only.
+//! * [`Director::stop`] stops the tasks, leaves the cluster and shuts the datapath down;
+//!   [`run`] does it on SIGTERM/SIGINT and reloads on SIGHUP.
 
 mod admin;
+pub mod cluster;
 mod health;
+mod observer;
 pub mod state;
 mod view;
 
@@ -25,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use strait_cache::cluster::Membership;
 use strait_cache::config::ConfigError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,6 +66,15 @@ pub enum StartError {
     /// A table could not be built.
     #[error("table: {0}")]
     Table(MaglevError),
+    /// The cluster's gossip could not start.
+    #[error("cluster gossip on {addr}")]
+    Cluster {
+        /// `cluster.gossip_listen`.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -120,7 +137,10 @@ impl Links {
 /// Shared by the tasks of a running director.
 struct Inner {
     config_path: PathBuf,
+    /// The running config, cluster services filled from the members (`cluster::fill`).
     config: Mutex<DirectorConfig>,
+    /// The cluster's gossip, joined as an observer (`[cluster]`).
+    membership: Option<Membership>,
     state: Mutex<State>,
     datapath: Mutex<Box<dyn Datapath>>,
     datapath_name: String,
@@ -183,6 +203,9 @@ impl Inner {
                     old.conn_timeouts != new.conn_timeouts,
                 ),
             ];
+            if old.cluster != new.cluster {
+                tracing::warn!("[cluster] changed: it takes effect on restart");
+            }
             for (key, changed) in fixed {
                 if changed {
                     tracing::warn!(key, "director.{key} changed: it takes effect on restart");
@@ -198,6 +221,16 @@ impl Inner {
             kept.threaded_napi = old.threaded_napi;
             kept.icmp = old.icmp;
             kept.conn_timeouts = old.conn_timeouts;
+            kept.cluster = old.cluster.clone();
+            if kept.services.iter().any(|s| s.cluster) && self.membership.is_none() {
+                tracing::warn!(
+                    "backends = \"cluster\" without a running [cluster]: such services get \
+                     no backends until a restart"
+                );
+            }
+            if let Some(m) = &self.membership {
+                kept = cluster::fill(&kept, &m.members());
+            }
             let links = self.links.clone();
             self.change("reload", |state| {
                 state.reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
@@ -217,13 +250,29 @@ pub struct Director {
     admin_addr: SocketAddr,
     admin_stop: watch::Sender<bool>,
     admin_task: JoinHandle<()>,
+    /// Follows the cluster's members (`observer::watch`), with `[cluster]`.
+    observer_task: Option<JoinHandle<()>>,
 }
 
 impl Director {
     /// Starts a director from its config file (see the module doc). Must run inside a tokio
     /// runtime.
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
-        let config = crate::config::load(config_path)?;
+        let mut config = crate::config::load(config_path)?;
+        let membership = match &config.cluster {
+            Some(c) => {
+                let secret = c.secret.as_ref().map(|k| Arc::clone(&k.0));
+                let m = Membership::start(&cluster::section(c), &config.id, secret)
+                    .await
+                    .map_err(|source| StartError::Cluster {
+                        addr: c.gossip_listen,
+                        source,
+                    })?;
+                config = cluster::fill(&config, &m.members());
+                Some(m)
+            }
+            None => None,
+        };
         let links = Links {
             outer: Interface::by_name(&config.interface)?,
             inner: match &config.inner_interface {
@@ -286,6 +335,7 @@ impl Director {
         let inner = Arc::new(Inner {
             config_path: config_path.to_path_buf(),
             config: Mutex::new(config),
+            membership: membership.clone(),
             state: Mutex::new(state),
             datapath: Mutex::new(datapath),
             datapath_name,
@@ -295,12 +345,15 @@ impl Director {
         });
         health::restart(&inner);
         let (admin_stop, stop_rx) = watch::channel(false);
+        let observer_task = membership
+            .map(|m| tokio::spawn(observer::watch(Arc::clone(&inner), m, stop_rx.clone())));
         let admin_task = tokio::spawn(admin::serve(listener, Arc::clone(&inner), stop_rx));
         Ok(Director {
             inner,
             admin_addr,
             admin_stop,
             admin_task,
+            observer_task,
         })
     }
 
@@ -319,11 +372,18 @@ impl Director {
         Snapshot::take(&self.inner)
     }
 
-    /// Stops health checks and the admin listener, then shuts the datapath down.
+    /// Stops health checks, the admin listener and the cluster observer, leaves the cluster,
+    /// then shuts the datapath down.
     pub async fn stop(self) -> Result<(), DatapathError> {
         let _ = lock(&self.inner.health_stop).send(true);
         let _ = self.admin_stop.send(true);
         let _ = self.admin_task.await;
+        if let Some(task) = self.observer_task {
+            let _ = task.await;
+        }
+        if let Some(m) = &self.inner.membership {
+            m.leave().await;
+        }
         // Before the detach: a veth loses its NAPI context with its XDP program, and with it
         // the `threaded` file's write.
         lock(&self.inner.napi).restore();

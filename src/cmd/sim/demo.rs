@@ -361,6 +361,7 @@ mod tests {
             mode: strait_lb::packet::service::Mode::Dr,
             scheduler: strait_lb::sched::Scheduler::Maglev,
             backends: Vec::new(),
+            cluster: false,
             health: Default::default(),
         };
         service.health.interval = Duration::from_millis(500);
