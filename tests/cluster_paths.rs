@@ -645,3 +645,47 @@ fn the_owner_answers_for_its_stale_objects() {
     let answers: u64 = (1..3).map(|i| c.nodes[i].counter("peer_answers")).sum();
     assert_eq!(answers, 2, "owners' own answers");
 }
+
+#[test]
+fn head_requests_are_answered_from_the_owners_object() {
+    let c = Cluster::start(9, "");
+    let (p, owner) = key_owned_elsewhere(&c, "hd", "size=5000&ttl=300");
+    let name = p.split('?').next().unwrap_or("").to_string();
+    // A HEAD through a: the owner's object answers it, no origin request.
+    let r = request(c.nodes[0].addr, "HEAD", &p, &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-length"), Some("5000"));
+    let cs = r.cache_status().to_string();
+    assert!(
+        cs.starts_with(&format!("{owner}; hit; ttl=")) && cs.ends_with("a; fwd=miss; detail=peer"),
+        "HEAD through a: {cs}"
+    );
+    assert!(r.has("age") && r.has("etag"));
+    // A conditional HEAD that matches: 304.
+    let etag = r.header("etag").unwrap_or("").to_string();
+    let r = request(
+        c.nodes[0].addr,
+        "HEAD",
+        &p,
+        &[("If-None-Match", &etag)],
+        b"",
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(c.origin.count(&name), 1, "HEAD went to the origin");
+    // A HEAD for a key nobody holds goes to the origin and stores nothing.
+    let stored =
+        |c: &Cluster| -> u64 { (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum() };
+    let before = stored(&c);
+    let (q, _) = (0..50)
+        .map(|k| format!("/obj/hn{k}?size=10&ttl=300"))
+        .map(|q| {
+            let r = request(c.nodes[0].addr, "HEAD", &q, &[], b"");
+            (q, r.cache_status().to_string())
+        })
+        .find(|(_, cs)| cs.ends_with("a; fwd=miss; detail=peer") || cs == "a; fwd=miss")
+        .expect("a HEAD miss");
+    let name = q.split('?').next().unwrap_or("").to_string();
+    assert_eq!(c.origin.count(&name), 1);
+    assert_eq!(stored(&c), before, "a HEAD stored something");
+}

@@ -138,10 +138,13 @@ fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
 
 async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody> {
     let req_cc = CacheControl::from_headers(&req.headers);
-    // A GET for a key a peer owns goes to the owner (`remote`); HEAD, `no-store` and
+    // A GET or HEAD for a key a peer owns goes to the owner (`remote`); `no-store` and
     // `only-if-cached` requests stay here (nothing of theirs would be stored anyway).
-    if req.method == Method::GET && !req_cc.no_store && !req_cc.only_if_cached {
+    if !req_cc.no_store && !req_cc.only_if_cached {
         if let Some(owner) = ctx.cluster.as_ref().and_then(|c| c.owner(&key)) {
+            if req.method == Method::HEAD {
+                return super::remote::head(ctx, req, key, owner).await;
+            }
             return fetch::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await;
         }
     }

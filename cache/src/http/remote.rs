@@ -15,7 +15,9 @@
 //! * `Miss { lease: None }`, or a peer answering garbage → this node fetches and stores
 //!   nothing. `peer_errors` counts every failed exchange.
 //!
-//! A pooled connection that turns out closed is retried once on a fresh one.
+//! A HEAD for a key a peer owns is answered from the owner's object head when it has one
+//! ([`head`]), else sent to the origin. A pooled connection that turns out closed is retried
+//! once on a fresh one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
 use crate::policy::headers::{age_value, append_via};
 use crate::stats::bump;
-use crate::store::fill::FillWriter;
+use crate::store::fill::{FillWriter, Fills, Join};
 
 /// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup`.
 const ANSWER_MARGIN: Duration = Duration::from_secs(2);
@@ -119,6 +121,93 @@ pub(super) async fn lead(
             lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
         }
     }
+}
+
+/// A HEAD for a key `owner` owns: the owner's stored object answers it (its headers, no
+/// body); a miss there, or a peer that cannot answer, sends it to the origin as any HEAD miss
+/// (nothing is stored from a HEAD).
+pub(super) async fn head(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    key: String,
+    owner: Owner,
+) -> Response<ProxyBody> {
+    let lookup = Lookup {
+        key: key.clone(),
+        method: LookupMethod::Head,
+        uri: req.uri.to_string(),
+        headers: wire::header_lines(&req.headers),
+        hops: 1,
+        flags: 0,
+    };
+    let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
+    match ask(&ctx, &owner, lookup, wait).await {
+        Ok((mut c, Frame::Hit(h))) => {
+            // A HEAD hit has no body: its End follows at once.
+            match c.recv(BODY_IDLE).await {
+                Ok(Frame::End { complete: true }) => {
+                    if let Some(cl) = &ctx.cluster {
+                        cl.peers.put(c);
+                    }
+                }
+                Ok(other) => peer_failed(&ctx, &PeerError::Unexpected(c.addr, other.name())),
+                Err(e) => peer_failed(&ctx, &e),
+            }
+            match wire::to_fill(&h, Fwd::Miss) {
+                Ok(fill) => {
+                    bump(&ctx.counters.remote_hit);
+                    head_hit(&ctx, &req, &key, fill)
+                }
+                Err(why) => {
+                    tracing::debug!(reason = %why, "owner sent an invalid object head");
+                    peer_failed(&ctx, &PeerError::Unexpected(owner.addr, "invalid Hit head"));
+                    super::pass::forward_uncached(ctx, req, key, Fwd::Miss).await
+                }
+            }
+        }
+        Ok((c, Frame::Miss(_))) => {
+            bump(&ctx.counters.remote_miss);
+            if let Some(cl) = &ctx.cluster {
+                cl.peers.put(c);
+            }
+            super::pass::forward_uncached(ctx, req, key, Fwd::Miss).await
+        }
+        Ok((c, other)) => {
+            peer_failed(&ctx, &PeerError::Unexpected(c.addr, other.name()));
+            super::pass::forward_uncached(ctx, req, key, Fwd::Miss).await
+        }
+        Err(e) => {
+            peer_failed(&ctx, &e);
+            super::pass::forward_uncached(ctx, req, key, Fwd::Miss).await
+        }
+    }
+}
+
+/// The answer to a HEAD from the owner's object head (client conditionals apply as to a hit).
+fn head_hit(ctx: &Ctx, req: &ReqHead, key: &str, mut fill: FillHead) -> Response<ProxyBody> {
+    if let Some(meta) = fill.meta.take() {
+        fill.headers
+            .insert(AGE, age_value(meta.current_age(SystemTime::now())));
+    }
+    append_via(&mut fill.headers, http::Version::HTTP_11, &ctx.node_id);
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    cs.detail = Some("peer".to_string());
+    cs.upstream = fill.upstream.take();
+    // An empty fill of its own carries the head to the response builder.
+    let fills: Fills<FillHead> = Fills::new();
+    let Join::Lead(mut w) = fills.join(key) else {
+        return respond::error(
+            ctx,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "fill table inconsistent",
+            None,
+        );
+    };
+    let head = Arc::new(fill);
+    let reader = w.reader();
+    w.publish(Arc::clone(&head), false);
+    let _ = w.finish();
+    respond::fill(ctx, req, &head, reader, &cs)
 }
 
 /// The peer could not be reached at all (as opposed to answering badly).
