@@ -68,23 +68,11 @@ impl Cluster {
             return None;
         }
         let all = self.members.members();
-        let live: Vec<&Member> = all.iter().filter(|m| m.state.is_live()).collect();
-        let me = live.iter().find(|m| m.id == self.self_id)?;
-        let nodes: Vec<Node> = live
-            .iter()
-            .map(|m| Node {
-                id: &m.id,
-                weight: m.weight,
-            })
-            .collect();
-        match rendezvous::ranked(key, &nodes)[..] {
-            [first, second, ..] if live[first].id == self.self_id => {
-                let prev = live[second];
+        match self.by_rank(&all, key)[..] {
+            [me, prev, ..] if me.id == self.self_id => {
                 let lead = me.started_ms.saturating_sub(prev.started_ms);
-                (u128::from(lead) >= settings.handover_min_lead.as_millis()).then(|| Owner {
-                    id: prev.id.clone(),
-                    addr: prev.peer_addr,
-                })
+                (u128::from(lead) >= settings.handover_min_lead.as_millis())
+                    .then(|| Owner::of(prev))
             }
             _ => None,
         }
@@ -94,7 +82,16 @@ impl Cluster {
     /// node that owns it when the owner is gone, …): None stands for this node.
     pub fn ranked(&self, key: &str, n: usize) -> Vec<Option<Owner>> {
         let all = self.members.members();
-        let live: Vec<_> = all.iter().filter(|m| m.state.is_live()).collect();
+        self.by_rank(&all, key)
+            .into_iter()
+            .take(n)
+            .map(|m| (m.id != self.self_id).then(|| Owner::of(m)))
+            .collect()
+    }
+
+    /// The live members of `all` that may own keys, in rendezvous order for `key`.
+    fn by_rank<'a>(&self, all: &'a [Member], key: &str) -> Vec<&'a Member> {
+        let live: Vec<&Member> = all.iter().filter(|m| m.state.is_live()).collect();
         let nodes: Vec<Node> = live
             .iter()
             .map(|m| Node {
@@ -104,14 +101,16 @@ impl Cluster {
             .collect();
         rendezvous::ranked(key, &nodes)
             .into_iter()
-            .take(n)
-            .map(|i| {
-                let m = live[i];
-                (m.id != self.self_id).then(|| Owner {
-                    id: m.id.clone(),
-                    addr: m.peer_addr,
-                })
-            })
+            .map(|i| live[i])
             .collect()
+    }
+}
+
+impl Owner {
+    fn of(m: &Member) -> Owner {
+        Owner {
+            id: m.id.clone(),
+            addr: m.peer_addr,
+        }
     }
 }

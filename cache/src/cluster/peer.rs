@@ -244,15 +244,7 @@ impl Pool {
                 return Ok((c, true));
             }
         }
-        let c = PeerConn::dial(
-            addr,
-            &self.self_id,
-            self.secret.as_deref(),
-            self.limits,
-            self.connect_timeout,
-        )
-        .await?;
-        Ok((c, false))
+        Ok((self.dial(addr).await?, false))
     }
 
     /// A fresh connection to `addr`, never a pooled one.

@@ -165,12 +165,7 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
                 .await;
         }
     }
-    let miss = |lease| {
-        Frame::Miss(Miss {
-            lease,
-            cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
-        })
-    };
+    let miss = |lease| miss_frame(node, lease);
     if l.is_probe() || !l.may_lease() || l.method == LookupMethod::Head {
         return c.send(miss(None)).await;
     }
@@ -225,15 +220,21 @@ async fn send_answer(c: &mut PeerConn, resp: http::Response<ProxyBody>) -> Resul
             return c.send(Frame::End { complete: false }).await;
         };
         let Ok(b) = frame.into_data() else { continue };
-        let mut at = 0;
-        while at < b.len() {
-            let end = (at + CHUNK).min(b.len());
-            c.feed(Frame::Data(b.slice(at..end))).await?;
-            at = end;
-        }
+        feed_body(c, &b).await?;
         c.flush().await?;
     }
     c.send(Frame::End { complete: true }).await
+}
+
+/// Queues `body` as `Data` frames of at most [`CHUNK`] bytes (zero-copy slices).
+async fn feed_body(c: &mut PeerConn, body: &Bytes) -> Result<(), PeerError> {
+    let mut at = 0;
+    while at < body.len() {
+        let end = (at + CHUNK).min(body.len());
+        c.feed(Frame::Data(body.slice(at..end))).await?;
+        at = end;
+    }
+    Ok(())
 }
 
 /// Streams a stored object to the requester.
@@ -249,13 +250,16 @@ async fn send_object(
         return c.send(Frame::End { complete: true }).await;
     }
     c.feed(Frame::Hit(head)).await?;
-    let mut at = 0;
-    while at < obj.body.len() {
-        let end = (at + CHUNK).min(obj.body.len());
-        c.feed(Frame::Data(obj.body.slice(at..end))).await?;
-        at = end;
-    }
+    feed_body(c, &obj.body).await?;
     c.send(Frame::End { complete: true }).await
+}
+
+/// This node's `Miss`, granting `lease` (or none).
+fn miss_frame(node: &str, lease: Option<u64>) -> Frame {
+    Frame::Miss(Miss {
+        lease,
+        cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
+    })
 }
 
 /// The requester waits here on a fill of the key under way at this node.
@@ -268,14 +272,7 @@ async fn follow(
 ) -> Result<(), PeerError> {
     let head = match reader.head(wait).await {
         Ok(h) => h,
-        Err(_) => {
-            return c
-                .send(Frame::Miss(Miss {
-                    lease: None,
-                    cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
-                }))
-                .await
-        }
+        Err(_) => return c.send(miss_frame(node, None)).await,
     };
     let matches = head.vary.is_empty() || variant_id(&head.vary, headers) == head.variant_id;
     let mut cs = CacheStatus::fwd(node, head.fwd);
@@ -285,23 +282,13 @@ async fn follow(
         .then(|| wire::from_fill(&head, cs.to_member()))
         .flatten();
     let Some(wire_head) = wire_head else {
-        return c
-            .send(Frame::Miss(Miss {
-                lease: None,
-                cache_status: CacheStatus::fwd(node, Fwd::Miss).to_member(),
-            }))
-            .await;
+        return c.send(miss_frame(node, None)).await;
     };
     c.feed(Frame::Hit(wire_head)).await?;
     loop {
         match reader.next_chunk().await {
             Some(Ok(b)) => {
-                let mut at = 0;
-                while at < b.len() {
-                    let end = (at + CHUNK).min(b.len());
-                    c.feed(Frame::Data(b.slice(at..end))).await?;
-                    at = end;
-                }
+                feed_body(c, &b).await?;
                 c.flush().await?;
             }
             Some(Err(_)) => return c.send(Frame::End { complete: false }).await,
