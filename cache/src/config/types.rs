@@ -36,6 +36,16 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 1024;
 /// Time a draining node gives in-flight requests on SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body a client may send (413 beyond).
+pub const DEFAULT_MAX_REQUEST_BODY: ByteSize = ByteSize::mib(64);
+/// A client request body that sends nothing for this long is cut (408).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client that takes none of its response for this long is disconnected.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// A reader of a shared stream that stays a whole window behind for this long is detached.
+pub const DEFAULT_STREAM_LAG: Duration = Duration::from_secs(2);
+/// `limits.inflight` when absent: this many times `storage.max_object_size`.
+pub const DEFAULT_INFLIGHT_OBJECTS: u64 = 4;
 
 /// A whole node config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +56,8 @@ pub struct NodeConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub cache: CacheSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
     #[serde(rename = "pool", default)]
     pub pools: Vec<Spanned<PoolConfig>>,
     #[serde(rename = "route", default)]
@@ -109,6 +121,40 @@ pub struct CacheSection {
     /// Largest request head accepted (431 beyond).
     #[serde(default = "default_max_request_header")]
     pub max_request_header: Spanned<ByteSize>,
+}
+
+/// `[limits]`: what one client may cost the node (bytes held, time taken).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest request body accepted (413 beyond, before anything is sent upstream when
+    /// `Content-Length` says so, else when the body crosses it).
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: Spanned<ByteSize>,
+    /// A request body that sends nothing for this long is cut: 408, never blamed on the origin.
+    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// A client that accepts none of its response bytes for this long is disconnected.
+    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// A reader of a response shared with others (a coalesced stream) that stays a whole
+    /// window behind the fastest for this long is detached, so it cannot hold the others back.
+    #[serde(default = "default_stream_lag", with = "humantime_serde")]
+    pub stream_lag: Duration,
+    /// Bytes the node may hold for responses in flight (fills being written, stream windows)
+    /// outside the `storage.ram` bound; absent: 4 x `storage.max_object_size`.
+    #[serde(default)]
+    pub inflight: Option<Spanned<ByteSize>>,
+}
+
+impl LimitsSection {
+    /// `inflight`, or its default for `max_object_size`.
+    pub fn inflight_bytes(&self, max_object_size: u64) -> u64 {
+        match &self.inflight {
+            Some(b) => b.get_ref().as_u64(),
+            None => max_object_size.saturating_mul(DEFAULT_INFLIGHT_OBJECTS),
+        }
+    }
 }
 
 /// One `[[pool]]` of origin servers.
@@ -372,6 +418,31 @@ impl Default for CacheSection {
             max_request_header: default_max_request_header(),
         }
     }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_request_body: default_max_request_body(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            stream_lag: DEFAULT_STREAM_LAG,
+            inflight: None,
+        }
+    }
+}
+
+fn default_max_request_body() -> Spanned<ByteSize> {
+    Spanned::new(0..0, DEFAULT_MAX_REQUEST_BODY)
+}
+fn default_body_timeout() -> Duration {
+    DEFAULT_BODY_TIMEOUT
+}
+fn default_send_timeout() -> Duration {
+    DEFAULT_SEND_TIMEOUT
+}
+fn default_stream_lag() -> Duration {
+    DEFAULT_STREAM_LAG
 }
 
 fn default_admin() -> SocketAddr {

@@ -38,6 +38,7 @@ pub(crate) fn validate(config: &NodeConfig, loc: &Locator<'_>) -> Vec<Diagnostic
     check_node(config, loc, &mut out);
     check_storage(config, loc, &mut out);
     check_cache(config, loc, &mut out);
+    check_limits(config, loc, &mut out);
     pools::check_pools(config, loc, &mut out);
     pools::check_routes(config, loc, &mut out);
     super::l4::check_l4(config, loc, &mut out);
@@ -192,6 +193,45 @@ fn check_cache(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>
             &[Seg::Key("cache"), Seg::Key("coalesce_timeout")],
             "cache.coalesce_timeout must be greater than 0".into(),
         ));
+    }
+}
+
+fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let limits = &config.limits;
+    for (name, d) in [
+        ("body_timeout", limits.body_timeout),
+        ("send_timeout", limits.send_timeout),
+        ("stream_lag", limits.stream_lag),
+    ] {
+        if d.is_zero() {
+            out.push(loc.at(
+                0..0,
+                &[Seg::Key("limits"), Seg::Key(name)],
+                format!("limits.{name} must be greater than 0"),
+            ));
+        }
+    }
+    if limits.max_request_body.get_ref().as_u64() == 0 {
+        out.push(loc.at(
+            limits.max_request_body.span(),
+            &[Seg::Key("limits"), Seg::Key("max_request_body")],
+            "limits.max_request_body must be greater than 0".into(),
+        ));
+    }
+    if let Some(inflight) = &limits.inflight {
+        let max = *config.storage.max_object_size.get_ref();
+        if *inflight.get_ref() < max {
+            out.push(loc.at(
+                inflight.span(),
+                &[Seg::Key("limits"), Seg::Key("inflight")],
+                format!(
+                    "limits.inflight ({}) must be at least storage.max_object_size ({}): \
+                     one fill of the largest object must fit",
+                    show_size(*inflight.get_ref()),
+                    show_size(max)
+                ),
+            ));
+        }
     }
 }
 
@@ -365,5 +405,25 @@ mod tests {
             problems(&text),
             ["5:20: cache.coalesce_timeout must be greater than 0"]
         );
+    }
+
+    #[test]
+    fn limits_are_positive_and_inflight_holds_one_largest_object() {
+        let text = format!(
+            "{NODE}[limits]\nbody_timeout = \"0s\"\nmax_request_body = 0\n\
+             inflight = \"1MiB\"\n{POOL_ROUTE}"
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "5:16: limits.body_timeout must be greater than 0",
+                "6:20: limits.max_request_body must be greater than 0",
+                "7:12: limits.inflight (1MiB) must be at least storage.max_object_size (16MiB): \
+                 one fill of the largest object must fit",
+            ]
+        );
+        let ok =
+            format!("{NODE}[limits]\nsend_timeout = \"5s\"\ninflight = \"16MiB\"\n{POOL_ROUTE}");
+        assert!(problems(&ok).is_empty());
     }
 }

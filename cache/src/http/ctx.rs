@@ -33,6 +33,35 @@ pub struct Runtime {
     pub freshness: FreshnessParams,
     pub max_object_size: u64,
     pub coalesce_timeout: Duration,
+    pub limits: Limits,
+}
+
+/// `[limits]` as the request path uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest client request body, in bytes (413 beyond).
+    pub max_request_body: u64,
+    /// A client request body that sends nothing for this long is cut (408).
+    pub body_timeout: Duration,
+    /// A client that accepts none of its response for this long is disconnected.
+    pub send_timeout: Duration,
+    /// A reader of a shared stream a whole window behind for this long is detached.
+    pub stream_lag: Duration,
+    /// Bytes held for responses in flight, across the node.
+    pub inflight: u64,
+}
+
+impl Limits {
+    pub fn from_config(cfg: &NodeConfig) -> Limits {
+        let l = &cfg.limits;
+        Limits {
+            max_request_body: l.max_request_body.get_ref().as_u64(),
+            body_timeout: l.body_timeout,
+            send_timeout: l.send_timeout,
+            stream_lag: l.stream_lag,
+            inflight: l.inflight_bytes(cfg.storage.max_object_size.get_ref().as_u64()),
+        }
+    }
 }
 
 /// Why a runtime can't be built from a (validated) config.
@@ -96,6 +125,7 @@ impl Runtime {
             },
             max_object_size: cfg.storage.max_object_size.get_ref().as_u64(),
             coalesce_timeout: cfg.cache.coalesce_timeout,
+            limits: Limits::from_config(cfg),
         })
     }
 
