@@ -18,6 +18,8 @@ mod bad_input;
 mod coalescing;
 #[path = "proxy/forwarding.rs"]
 mod forwarding;
+#[path = "proxy/hostile.rs"]
+mod hostile;
 #[path = "proxy/origin_trouble.rs"]
 mod origin_trouble;
 #[path = "proxy/stale.rs"]

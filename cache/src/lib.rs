@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod fault;
 pub mod http;
 pub mod node;
 pub mod origin;

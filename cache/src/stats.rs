@@ -54,6 +54,14 @@ counters! {
     bad_requests,
     /// Origin failures (connect, timeout, broken response, body cut short).
     origin_errors,
+    /// Client request bodies that broke their framing (answered 400; not the origin's fault).
+    client_bad_body,
+    /// Client request bodies that stalled past `limits.body_timeout` (answered 408).
+    client_body_timeout,
+    /// Client request bodies over `limits.max_request_body` (answered 413).
+    client_body_too_large,
+    /// Clients that went away before their request was complete.
+    client_aborted,
     /// Lookups answered for peers (this node owning the key).
     peer_lookups,
     /// Of those, answered from this node's store.
@@ -69,6 +77,29 @@ counters! {
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
     /// went on without the peer.
     peer_errors,
+}
+
+impl Counters {
+    /// Count a fault on the side that caused it (origin faults are also counted per server by
+    /// the pool; peer faults by the peer path).
+    pub fn fault(&self, f: crate::fault::Fault) {
+        use crate::fault::Fault;
+        let c = match f {
+            Fault::ClientBadBody => &self.client_bad_body,
+            Fault::ClientBodyTimeout => &self.client_body_timeout,
+            Fault::ClientBodyTooLarge => &self.client_body_too_large,
+            Fault::ClientAborted => &self.client_aborted,
+            // Counted where they are seen: the pool (origin_errors) and the peer path.
+            Fault::OriginUnreachable
+            | Fault::OriginTimeout
+            | Fault::OriginBroken
+            | Fault::NoServer
+            | Fault::PeerUnreachable
+            | Fault::PeerBroken
+            | Fault::Node => return,
+        };
+        bump(c);
+    }
 }
 
 /// Bump a counter by one.
@@ -101,7 +132,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 23);
-        assert_eq!(s[22], ("peer_errors", 0));
+        assert_eq!(s.len(), 27);
+        assert_eq!(s[26], ("peer_errors", 0));
     }
 }

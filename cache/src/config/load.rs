@@ -190,7 +190,7 @@ pool = "origin"
         assert_eq!(
             errors(&text),
             [
-                "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, \
+                "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, `limits`, \
               `pool`, `route`, `l4`, `cluster`"
             ]
         );

@@ -27,6 +27,8 @@ pub enum ProxyBody {
         reader: FillReader<FillHead>,
         len: Option<u64>,
     },
+    /// A body that failed: its error, reported at the next poll (see `defer`).
+    Failed(Option<BoxError>),
     /// A byte range of another body: skip `skip` bytes, then pass `remaining` bytes.
     Ranged {
         inner: Box<ProxyBody>,
@@ -50,8 +52,59 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        match this.poll_inner(cx) {
+            Poll::Ready(Some(Err(e))) if !matches!(this, ProxyBody::Failed(_)) => {
+                defer(this, e, cx)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Empty => true,
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Upstream(inc) => inc.is_end_stream(),
+            ProxyBody::Fill { .. } | ProxyBody::Failed(_) => false,
+            ProxyBody::Ranged { remaining, .. } => *remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Empty => SizeHint::with_exact(0),
+            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Upstream(inc) => inc.size_hint(),
+            ProxyBody::Fill { len, .. } => match len {
+                Some(n) => SizeHint::with_exact(*n),
+                None => SizeHint::default(),
+            },
+            ProxyBody::Failed(_) => SizeHint::default(),
+            ProxyBody::Ranged { remaining, .. } => SizeHint::with_exact(*remaining),
+        }
+    }
+}
+
+/// A body error is reported one poll late: the first time, the body says Pending (and wakes
+/// itself), so hyper flushes the head and the bytes it has buffered before it sees the error
+/// and cuts the connection. The client then gets what arrived, visibly cut short, rather than
+/// nothing.
+fn defer(
+    body: &mut ProxyBody,
+    e: BoxError,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    *body = ProxyBody::Failed(Some(e));
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+impl ProxyBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self {
             ProxyBody::Empty => Poll::Ready(None),
+            ProxyBody::Failed(e) => Poll::Ready(e.take().map(Err)),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(inc) => match Pin::new(inc).poll_frame(cx) {
                 Poll::Ready(Some(Ok(f))) => match f.into_data() {
@@ -102,29 +155,6 @@ impl Body for ProxyBody {
             },
         }
     }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Empty => true,
-            ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Upstream(inc) => inc.is_end_stream(),
-            ProxyBody::Fill { .. } => false,
-            ProxyBody::Ranged { remaining, .. } => *remaining == 0,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Empty => SizeHint::with_exact(0),
-            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Upstream(inc) => inc.size_hint(),
-            ProxyBody::Fill { len, .. } => match len {
-                Some(n) => SizeHint::with_exact(*n),
-                None => SizeHint::default(),
-            },
-            ProxyBody::Ranged { remaining, .. } => SizeHint::with_exact(*remaining),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -152,5 +182,21 @@ mod tests {
             remaining: 5,
         };
         assert!(b.collect().await.is_err());
+    }
+
+    #[test]
+    fn an_error_is_reported_one_poll_late_so_buffered_bytes_are_flushed_first() {
+        let mut b = ProxyBody::Ranged {
+            inner: Box::new(ProxyBody::full(&b"0123"[..])),
+            skip: 2,
+            remaining: 5,
+        };
+        let waker = futures_util::task::noop_waker_ref();
+        let mut cx = Context::from_waker(waker);
+        let mut poll = || Pin::new(&mut b).poll_frame(&mut cx);
+        assert!(matches!(poll(), Poll::Ready(Some(Ok(_)))));
+        assert!(poll().is_pending(), "the error waits one poll");
+        assert!(matches!(poll(), Poll::Ready(Some(Err(_)))));
+        assert!(matches!(poll(), Poll::Ready(None)));
     }
 }

@@ -58,6 +58,12 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let Some(target) = req.path.filter(|p| p.starts_with('/')) else {
         return Parse::Fallback;
     };
+    // A path the general path would normalise (`//`, escapes, dot segments) is routed and
+    // keyed there, once normalised.
+    let path = target.split('?').next().unwrap_or(target);
+    if !crate::policy::target::is_plainly_normal(path) {
+        return Parse::Fallback;
+    }
     let mut host = None;
     let mut close = false;
     for h in req.headers.iter() {
@@ -214,6 +220,9 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
             b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             b"GET / HTTP/1.1\r\nHo st: a\r\n\r\n",
+            b"GET //api/me HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /%61pi/me HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /a/../api HTTP/1.1\r\nHost: a\r\n\r\n",
             b"\x16\x03\x01\x02\x00",
         ];
         for c in cases {

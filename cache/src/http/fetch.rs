@@ -16,15 +16,15 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::forward::{
-    clean_response_headers, forward_headers, has_any, origin_detail, path_and_query, pick_input,
+    clean_response_headers, fault_response, forward_headers, has_any, path_and_query, pick_input,
     respond_upstream, with_cookie,
 };
 use super::object::{FillHead, Object};
 use super::remote::PushSink;
 use super::respond;
 use crate::cluster::Owner;
+use crate::fault::Fault;
 use crate::origin::pool::{OutRequest, Sent, Server};
-use crate::origin::OriginError;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::conditional::{merge_not_modified, revalidation_headers, strip_conditionals};
@@ -48,10 +48,27 @@ pub async fn miss(
 ) -> Response<ProxyBody> {
     let rt = ctx.rt.load_full();
     match ctx.fills.join(&key) {
-        Join::Lead(w) => match owner {
-            Some(o) => super::remote::lead(&ctx, &rt, req, &key, w, &req_cc, o).await,
-            None => lead(&ctx, &rt, req, &key, w, fwd, stale, &req_cc, Keep::Local).await,
-        },
+        // The fill runs in its own task: a client that goes away does not cancel what other
+        // clients (and peers) wait on.
+        Join::Lead(w) => {
+            let task = tokio::spawn(async move {
+                match owner {
+                    Some(o) => super::remote::lead(&ctx, &rt, req, &key, w, &req_cc, o).await,
+                    None => lead(&ctx, &rt, req, &key, w, fwd, stale, &req_cc, Keep::Local).await,
+                }
+            });
+            match task.await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = %e, "fill task failed");
+                    respond::build(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        HeaderMap::new(),
+                        ProxyBody::Empty,
+                    )
+                }
+            }
+        }
         Join::Follow(mut reader) => {
             bump(&ctx.counters.coalesced);
             match reader.head(rt.coalesce_timeout).await {
@@ -185,6 +202,7 @@ pub(super) async fn lead(
         path_and_query: path_and_query(&req),
         headers,
         body: Either::Left(Empty::new()),
+        upload: None,
     };
     let request_time = SystemTime::now();
     let sent = req
@@ -544,12 +562,12 @@ fn origin_failed(
     ctx: &Arc<Ctx>,
     req: &ReqHead,
     mut w: FillWriter<FillHead>,
-    e: OriginError,
+    e: Fault,
     f: Failure<'_>,
 ) -> Response<ProxyBody> {
-    let status = e.status();
+    let status = e.status().unwrap_or(StatusCode::BAD_GATEWAY);
     if !f.background {
-        tracing::warn!(error = %e, "origin request failed");
+        tracing::debug!(fault = e.as_str(), "fill failed");
     }
     if let Some(s) = f.stale {
         if may_serve_stale_on_error(&s.meta, f.req_cc, SystemTime::now()) {
@@ -559,8 +577,7 @@ fn origin_failed(
     }
     w.publish(Arc::new(error_head(status, f.fwd)), false);
     let mut cs = CacheStatus::fwd(&ctx.node_id, f.fwd);
-    cs.detail = Some(origin_detail(&e).to_string());
-    respond::error(ctx, status, &e.to_string(), Some(&cs))
+    fault_response(ctx, e, &mut cs)
 }
 
 /// RFC 5861 stale-if-error: serve the stale object because the origin failed.

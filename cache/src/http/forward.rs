@@ -12,7 +12,8 @@ use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::object::{FillHead, Object};
 use super::respond;
-use crate::origin::{OriginError, PickInput};
+use crate::fault::{Fault, Side};
+use crate::origin::PickInput;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
 
@@ -97,13 +98,24 @@ pub(super) fn with_cookie(
     resp
 }
 
-pub(super) fn origin_detail(e: &OriginError) -> &'static str {
-    match e {
-        OriginError::Connect { .. } => "origin-unreachable",
-        OriginError::Timeout { .. } => "origin-timeout",
-        OriginError::Broken { .. } => "origin-broken",
-        OriginError::NoServer { .. } => "no-server",
+/// The answer to a request that failed on `fault`'s side: counted there, its status and a
+/// message that names no address. A client fault closes the connection after the answer (the
+/// rest of its body is not worth reading); a client that went away gets nothing.
+pub(super) fn fault_response(ctx: &Ctx, fault: Fault, cs: &mut CacheStatus) -> Response<ProxyBody> {
+    ctx.counters.fault(fault);
+    cs.detail = Some(fault.as_str().to_string());
+    let status = fault.status().unwrap_or(http::StatusCode::BAD_REQUEST);
+    if fault.side() == Side::Client {
+        tracing::info!(
+            fault = fault.as_str(),
+            "request failed on the client's side"
+        );
+        let mut resp = respond::error(ctx, status, fault.message(), Some(cs));
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
     }
+    respond::error(ctx, status, fault.message(), Some(cs))
 }
 
 /// Stream an origin response that is not stored straight to the client.

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::admit::admit;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::fetch;
@@ -16,7 +17,6 @@ use super::respond;
 use crate::cluster::handover::take_over;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
-use crate::policy::headers::check_request_framing;
 use crate::policy::key::primary_key;
 use crate::policy::reuse::{reuse, Reuse};
 use crate::policy::vary::variant_id;
@@ -29,27 +29,42 @@ pub async fn handle(
     client: Option<SocketAddr>,
 ) -> Response<ProxyBody> {
     bump(&ctx.counters.requests);
-    let (parts, body) = req.into_parts();
-    if let Err(why) = check_request_framing(&parts.headers) {
-        bump(&ctx.counters.bad_requests);
-        tracing::info!(reason = why, "bad request");
-        return respond::error(&ctx, StatusCode::BAD_REQUEST, why, None);
-    }
-    let Some(primary) = primary_key(&parts.uri, &parts.headers) else {
-        bump(&ctx.counters.bad_requests);
-        tracing::info!(uri = %parts.uri, "bad request: no valid host");
-        return respond::error(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            "missing or invalid Host",
-            None,
-        );
+    let (mut parts, body) = req.into_parts();
+    let max_body = ctx.rt.load().limits.max_request_body;
+    let admitted = match admit(&mut parts, max_body) {
+        Ok(a) => a,
+        Err(refused) => {
+            bump(&ctx.counters.bad_requests);
+            if let Some(f) = refused.fault {
+                ctx.counters.fault(f);
+            }
+            tracing::info!(
+                reason = refused.reason,
+                status = refused.status.as_u16(),
+                "request refused"
+            );
+            let mut resp = respond::error(&ctx, refused.status, refused.reason, None);
+            if refused.fault.is_some() {
+                // The body announced is not worth reading.
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            return resp;
+        }
     };
+    let primary = admitted.primary;
     if parts.uri.path() == "*" {
         return asterisk(&ctx, &parts.method);
     }
     let rt = ctx.rt.load();
-    let route = rt.route(&parts.method, &primary, parts.uri.path(), &parts.headers);
+    let route = rt.route(
+        &parts.method,
+        &primary,
+        &admitted.route_path,
+        &parts.headers,
+    );
     let mut key = primary.clone();
     if route.key_headers {
         extend_key(
@@ -163,10 +178,8 @@ pub async fn answer_for_peer(
 ) -> Option<Response<ProxyBody>> {
     let uri: http::Uri = uri.parse().ok()?;
     let primary = primary_key(&uri, &headers)?;
-    let route = ctx
-        .rt
-        .load()
-        .route(&Method::GET, &primary, uri.path(), &headers);
+    let path = crate::policy::target::route_view(uri.path()).into_owned();
+    let route = ctx.rt.load().route(&Method::GET, &primary, &path, &headers);
     let req = ReqHead {
         method: Method::GET,
         uri,

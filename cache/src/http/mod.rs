@@ -1,5 +1,6 @@
 //! The HTTP side of a node: listeners, the request path, responses and bodies.
 
+mod admit;
 pub mod body;
 mod conn;
 pub mod ctx;

@@ -11,12 +11,12 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::forward::{
-    clean_response_headers, forward_headers, has_any, origin_detail, path_and_query, pick_input,
+    clean_response_headers, fault_response, forward_headers, has_any, path_and_query, pick_input,
     purge_url, respond_upstream, with_cookie,
 };
 use super::object::FillHead;
-use super::respond;
 use crate::origin::pool::{OutRequest, Sent};
+use crate::origin::upload::Upload;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::invalidate::invalidation_keys;
 use crate::stats::{add, bump};
@@ -34,6 +34,7 @@ pub async fn forward_uncached(
         path_and_query: path_and_query(&req),
         headers: forward_headers(&ctx, &req),
         body: Either::Left(Empty::new()),
+        upload: None,
     };
     let cs = CacheStatus::fwd(&ctx.node_id, fwd);
     send_and_stream(&ctx, &rt, &req, out, cs, None).await
@@ -44,11 +45,14 @@ pub async fn forward_uncached(
 pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> Response<ProxyBody> {
     bump(&ctx.counters.passed);
     let rt = ctx.rt.load_full();
+    let limits = rt.limits;
+    let (upload, watch) = Upload::new(body, limits.max_request_body, limits.body_timeout);
     let out = OutRequest {
         method: req.method.clone(),
         path_and_query: path_and_query(&req),
         headers: forward_headers(&ctx, &req),
-        body: Either::Right(body),
+        body: Either::Right(upload),
+        upload: Some(watch),
     };
     let fwd = if req.method == Method::GET || req.method == Method::HEAD {
         Fwd::Bypass
@@ -78,11 +82,7 @@ async fn send_and_stream(
         .await
     {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, method = %req.method, "origin request failed");
-            cs.detail = Some(origin_detail(&e).to_string());
-            return respond::error(ctx, e.status(), &e.to_string(), Some(&cs));
-        }
+        Err(fault) => return fault_response(ctx, fault, &mut cs),
     };
     let (mut rparts, incoming) = resp.into_parts();
     if let Some(key) = invalidate_key {

@@ -8,6 +8,7 @@ pub mod persist;
 pub mod pool;
 pub mod route;
 pub mod schedule;
+pub mod upload;
 pub use schedule::PickInput;
 
-pub use pool::{OriginError, OutBody, Pool, Server};
+pub use pool::{OutBody, Pool, Server};

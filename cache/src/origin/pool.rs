@@ -6,6 +6,10 @@
 //! first-byte timeouts, records the outcome (passive ejection after N consecutive failures or
 //! 5xx), and retries an idempotent request without a body once on another server when the
 //! first attempt could not connect or was reset before a response head.
+//!
+//! A failure is returned as a [`Fault`]: an origin fault counts against the server (its errors,
+//! passive ejection); a fault of the client's request body (see `upload`) never does. The
+//! first-byte timeout runs only while the request does not wait on the client's body.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -27,50 +31,14 @@ use super::checker::{self, ProbeKind};
 use super::health::{CheckOutcome, Health, ServerState};
 use super::persist;
 use super::schedule::{Candidate, PickInput, Scheduler};
+use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
 use crate::config::{CheckKind, HealthConfig, PassiveConfig, PoolConfig};
+use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
 
 /// Body of a request sent to an origin: nothing (fills, revalidations) or the client's body.
-pub type OutBody = Either<Empty<Bytes>, Incoming>;
-
-/// Why an origin request failed; decides the status the client sees.
-#[derive(Debug, thiserror::Error)]
-pub enum OriginError {
-    /// No server could be connected to (502).
-    #[error("cannot connect to origin {addr}: {source}")]
-    Connect {
-        addr: SocketAddr,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
-    /// The response head did not arrive in time (504).
-    #[error("origin {addr} did not answer within {timeout:?}")]
-    Timeout { addr: SocketAddr, timeout: Duration },
-    /// The origin answered something that is not a valid HTTP response, or reset (502).
-    #[error("broken response from origin {addr}: {source}")]
-    Broken {
-        addr: SocketAddr,
-        #[source]
-        source: hyper_util::client::legacy::Error,
-    },
-    /// The pool has no server that can take the request (503).
-    #[error("pool {pool} has no server available")]
-    NoServer { pool: String },
-}
-
-impl OriginError {
-    /// The status code the client gets for this failure.
-    pub fn status(&self) -> http::StatusCode {
-        match self {
-            OriginError::Connect { .. } | OriginError::Broken { .. } => {
-                http::StatusCode::BAD_GATEWAY
-            }
-            OriginError::Timeout { .. } => http::StatusCode::GATEWAY_TIMEOUT,
-            OriginError::NoServer { .. } => http::StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
+pub type OutBody = Either<Empty<Bytes>, Upload>;
 
 /// One origin server, its counters and health.
 #[derive(Debug)]
@@ -153,6 +121,8 @@ pub struct OutRequest {
     pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
     pub body: OutBody,
+    /// The progress of the client's body in `body`, when it carries one.
+    pub upload: Option<UploadWatch>,
 }
 
 /// A response head from a server, and what the caller must add for persistence.
@@ -255,13 +225,11 @@ impl Pool {
         req: OutRequest,
         input: &PickInput<'_>,
         counters: &Counters,
-    ) -> Result<Sent, OriginError> {
-        let no_server = || OriginError::NoServer {
-            pool: self.name.clone(),
+    ) -> Result<Sent, Fault> {
+        let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
+            tracing::warn!(pool = %self.name, "no server available");
+            return Err(Fault::NoServer);
         };
-        let (first, cookie) = self
-            .choose(input, &req.headers, None)
-            .ok_or_else(no_server)?;
         let retryable = matches!(req.body, Either::Left(_)) && is_idempotent(&req.method);
         let retry_copy = if retryable && self.servers.len() > 1 {
             Some((
@@ -273,19 +241,20 @@ impl Pool {
             None
         };
         let result = match self.send_to(first, req, counters).await {
-            Err(e @ (OriginError::Connect { .. } | OriginError::Broken { .. })) => {
+            Err(e @ (Fault::OriginUnreachable | Fault::OriginBroken)) => {
                 let Some((method, path_and_query, headers)) = retry_copy else {
                     return Err(e);
                 };
                 let Some((second, _)) = self.choose(input, &headers, Some(first)) else {
                     return Err(e);
                 };
-                tracing::debug!(pool = %self.name, error = %e, "retrying on another server");
+                tracing::debug!(pool = %self.name, fault = e.as_str(), "retrying on another server");
                 let again = OutRequest {
                     method,
                     path_and_query,
                     headers,
                     body: Either::Left(Empty::new()),
+                    upload: None,
                 };
                 self.send_to(second, again, counters)
                     .await
@@ -310,16 +279,14 @@ impl Pool {
         idx: usize,
         req: OutRequest,
         counters: &Counters,
-    ) -> Result<(Response<Incoming>, Arc<Server>), OriginError> {
+    ) -> Result<(Response<Incoming>, Arc<Server>), Fault> {
         let server = Arc::clone(&self.servers[idx]);
         let uri = Uri::builder()
             .scheme(Scheme::HTTP)
             .authority(server.authority.clone())
             .path_and_query(req.path_and_query)
             .build()
-            .map_err(|_| OriginError::NoServer {
-                pool: self.name.clone(),
-            })?;
+            .map_err(|_| Fault::Node)?;
         let mut builder = Request::builder()
             .method(req.method)
             .uri(uri)
@@ -327,30 +294,41 @@ impl Pool {
         if let Some(h) = builder.headers_mut() {
             *h = req.headers;
         }
-        let request = builder.body(req.body).map_err(|_| OriginError::NoServer {
-            pool: self.name.clone(),
-        })?;
+        let request = builder.body(req.body).map_err(|_| Fault::Node)?;
+        let upload = req.upload;
         bump(&server.requests);
         bump(&counters.origin_fetches);
         bump(&server.active);
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await;
+        let deadline = origin_deadline(upload.clone(), self.first_byte_timeout);
+        let result = tokio::select! {
+            r = self.client.request(request) => Some(r),
+            _ = deadline => None,
+        };
         server.active.fetch_sub(1, Ordering::Relaxed);
+        // The client's fault first: its broken body also fails the origin request.
+        if let Some(fault) = upload.as_ref().and_then(client_fault) {
+            tracing::debug!(pool = %self.name, server = %server.addr, fault = fault.as_str(),
+                "request body failed on the client's side; not counted against the server");
+            return Err(fault);
+        }
         let outcome = match result {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if e.is_connect() => Err(OriginError::Connect {
-                addr: server.addr,
-                source: e,
-            }),
-            Ok(Err(e)) => Err(OriginError::Broken {
-                addr: server.addr,
-                source: e,
-            }),
-            Err(_) => Err(OriginError::Timeout {
-                addr: server.addr,
-                timeout: self.first_byte_timeout,
-            }),
+            Some(Ok(resp)) => Ok(resp),
+            Some(Err(e)) => {
+                let fault = if e.is_connect() {
+                    Fault::OriginUnreachable
+                } else {
+                    Fault::OriginBroken
+                };
+                tracing::warn!(pool = %self.name, server = %server.addr, error = %e,
+                    fault = fault.as_str(), "origin request failed");
+                Err(fault)
+            }
+            None => {
+                tracing::warn!(pool = %self.name, server = %server.addr,
+                    timeout = ?self.first_byte_timeout, "origin sent no response head in time");
+                Err(Fault::OriginTimeout)
+            }
         };
         let failed = match &outcome {
             Ok(resp) => {

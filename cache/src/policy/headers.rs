@@ -114,26 +114,46 @@ pub fn ensure_date(h: &mut HeaderMap, now: SystemTime) {
     }
 }
 
-/// Request framing checks: Err when both Content-Length and Transfer-Encoding are present,
+/// Why a request's framing is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramingError {
+    /// Ambiguous or invalid: 400.
+    Bad(&'static str),
+    /// A transfer coding this node does not implement (only `chunked` is): 501
+    /// (RFC 9112 §6.1). Dropping it on the way upstream would change the body.
+    Unsupported(&'static str),
+}
+
+impl FramingError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            FramingError::Bad(r) | FramingError::Unsupported(r) => r,
+        }
+    }
+}
+
+/// Request framing checks: Bad when both Content-Length and Transfer-Encoding are present,
 /// when Content-Length values are not all the same valid number, or when Transfer-Encoding is
-/// present but its final coding is not `chunked` (or chunked is applied twice).
-pub fn check_request_framing(h: &HeaderMap) -> Result<(), &'static str> {
+/// present but its final coding is not `chunked` (or chunked is applied twice); Unsupported
+/// when any coding other than `chunked` is listed.
+pub fn check_request_framing(h: &HeaderMap) -> Result<(), FramingError> {
+    use FramingError::{Bad, Unsupported};
     let has_te = h.contains_key(TRANSFER_ENCODING);
     if has_te && h.contains_key(CONTENT_LENGTH) {
-        return Err("both Content-Length and Transfer-Encoding");
+        return Err(Bad("both Content-Length and Transfer-Encoding"));
     }
     let mut length = None;
     for value in h.get_all(CONTENT_LENGTH) {
         for member in value.as_bytes().split(|&b| b == b',') {
             let member = member.trim_ascii();
             if member.is_empty() || member.len() > 19 || !member.iter().all(u8::is_ascii_digit) {
-                return Err("invalid Content-Length");
+                return Err(Bad("invalid Content-Length"));
             }
             let n = member
                 .iter()
                 .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
             if length.is_some_and(|l| l != n) {
-                return Err("conflicting Content-Length values");
+                return Err(Bad("conflicting Content-Length values"));
             }
             length = Some(n);
         }
@@ -154,7 +174,12 @@ pub fn check_request_framing(h: &HeaderMap) -> Result<(), &'static str> {
             .filter(|c| c.as_slice() == b"chunked")
             .count();
         if codings.last().map(Vec::as_slice) != Some(b"chunked".as_slice()) || chunked != 1 {
-            return Err("Transfer-Encoding must end with a single chunked");
+            return Err(Bad("Transfer-Encoding must end with a single chunked"));
+        }
+        if codings.len() != 1 {
+            return Err(Unsupported(
+                "transfer codings other than chunked are not supported",
+            ));
         }
     }
     Ok(())
@@ -237,11 +262,25 @@ mod tests {
         );
         let same = map(&[("content-length", "10, 10"), ("content-length", "10")]);
         assert_eq!(check_request_framing(&same), Ok(()));
+        let te = map(&[("transfer-encoding", "Chunked")]);
+        assert_eq!(check_request_framing(&te), Ok(()));
+    }
+
+    #[test]
+    fn framing_refuses_codings_it_would_have_to_drop() {
         let te = map(&[
             ("transfer-encoding", "gzip"),
             ("transfer-encoding", "Chunked"),
         ]);
-        assert_eq!(check_request_framing(&te), Ok(()));
+        assert!(matches!(
+            check_request_framing(&te),
+            Err(FramingError::Unsupported(_))
+        ));
+        let te = map(&[("transfer-encoding", "x-custom;q=1, chunked")]);
+        assert!(matches!(
+            check_request_framing(&te),
+            Err(FramingError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -260,7 +299,10 @@ mod tests {
     fn framing_rejects_non_chunked_final_coding() {
         for bad in ["gzip", "chunked, gzip", "chunked, chunked", "", "chunkedx"] {
             let h = map(&[("transfer-encoding", bad)]);
-            assert!(check_request_framing(&h).is_err(), "{bad:?}");
+            assert!(
+                matches!(check_request_framing(&h), Err(FramingError::Bad(_))),
+                "{bad:?}"
+            );
         }
     }
 }

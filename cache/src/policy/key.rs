@@ -151,7 +151,7 @@ fn split_query(s: &str) -> (&str, &str) {
 }
 
 /// RFC 3986 §5.2.4 `remove_dot_segments`.
-fn remove_dot_segments(path: &str) -> String {
+pub(crate) fn remove_dot_segments(path: &str) -> String {
     let mut input = path;
     let mut output = String::with_capacity(path.len());
     while !input.is_empty() {

@@ -23,6 +23,7 @@ pub mod meta;
 pub mod range;
 pub mod reuse;
 pub mod storable;
+pub mod target;
 mod targeted;
 pub mod vary;
 
