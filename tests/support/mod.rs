@@ -251,6 +251,18 @@ pub fn request(
     raw_request(addr, &bytes, method == "HEAD")
 }
 
+/// A request to an admin listener at `addr` with `Host: <addr>`, as `strait ctl` sends it,
+/// unless `headers` name their own Host.
+pub fn admin_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let host = addr.to_string();
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        all.push(("Host", host.as_str()));
+    }
+    all.extend_from_slice(headers);
+    request(addr, method, path, &all, b"")
+}
+
 /// Send raw bytes, read one response.
 pub fn raw_request(addr: SocketAddr, bytes: &[u8], head_only: bool) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
