@@ -442,7 +442,11 @@ async fn admin_refuses_what_a_browser_could_send_and_ctl_still_works() {
     let t = setup("dctl-browser").await;
     let addr = t.director.admin_addr();
     let a: Vec<SocketAddr> = t.backends.iter().map(|b| b.addr).collect();
-    std::fs::write(&t.path, config_text(&[(a[0], 50), (a[1], 100), (a[2], 100)])).unwrap();
+    std::fs::write(
+        &t.path,
+        config_text(&[(a[0], 50), (a[1], 100), (a[2], 100)]),
+    )
+    .unwrap();
     let cases = [
         ("GET", "/stats.json", "Host: evil.example:9090\r\n", 421),
         ("GET", "/stats.json", "Sec-Fetch-Site: cross-site\r\n", 403),
@@ -458,7 +462,10 @@ async fn admin_refuses_what_a_browser_could_send_and_ctl_still_works() {
                 .unwrap();
         assert_eq!(status, want, "{method} {target} {extra:?}: {body}");
         if want == 405 {
-            assert!(head.to_ascii_lowercase().contains("\r\nallow: post"), "{head}");
+            assert!(
+                head.to_ascii_lowercase().contains("\r\nallow: post"),
+                "{head}"
+            );
         }
     }
     assert_eq!(last_weights(&t.applied)[0], (a[0].to_string(), 100));

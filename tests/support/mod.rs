@@ -176,7 +176,7 @@ impl Node {
 
     /// The node's `/stats.json`.
     pub fn stats(&self) -> serde_json::Value {
-        let r = get(self.admin, "/stats.json", &[]);
+        let r = admin_request(self.admin, "GET", "/stats.json", &[]);
         assert_eq!(r.status, 200, "stats.json: {}", r.text());
         serde_json::from_slice(&r.body).expect("stats json")
     }
