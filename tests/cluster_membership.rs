@@ -10,7 +10,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{get, node_config, scratch_dir, wait_until, Node, Origin};
+use support::{admin_request, node_config, scratch_dir, wait_until, Node, Origin};
 
 /// Short timings so the test is quick; the bounds below derive from them.
 const PROBE: Duration = Duration::from_millis(200);
@@ -44,7 +44,7 @@ fn config(origin: std::net::SocketAddr, n: u8, id: &str, key: &std::path::Path) 
 
 /// `(id, state)` of every member in a node's `/cluster.json`.
 fn view(node: &Node) -> Vec<(String, String)> {
-    let r = get(node.admin, "/cluster.json", &[]);
+    let r = admin_request(node.admin, "GET", "/cluster.json", &[]);
     assert_eq!(r.status, 200, "cluster.json: {}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("cluster json");
     v["members"]
@@ -75,7 +75,7 @@ fn all_alive(node: &Node, ids: &[&str]) -> bool {
 
 /// A counter's value in a node's `/metrics`.
 fn metric(node: &Node, name: &str) -> u64 {
-    let text = get(node.admin, "/metrics", &[]).text();
+    let text = admin_request(node.admin, "GET", "/metrics", &[]).text();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))

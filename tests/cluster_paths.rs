@@ -70,7 +70,7 @@ impl Cluster {
     }
 
     fn cluster_json(&self, i: usize) -> serde_json::Value {
-        let r = get(self.nodes[i].admin, "/cluster.json", &[]);
+        let r = admin_request(self.nodes[i].admin, "GET", "/cluster.json", &[]);
         serde_json::from_slice(&r.body).unwrap_or_default()
     }
 
@@ -309,12 +309,11 @@ fn purge_and_ban_reach_every_node() {
     let host = "test.example";
     // Purge one key at c (whoever owns it): gone from the cluster, fetched anew.
     let url = format!("http://{host}{}", path(0));
-    let r = request(
+    let r = admin_request(
         c.nodes[2].admin,
         "POST",
         &format!("/purge?url={}", encode(&url)),
         &[],
-        b"",
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
@@ -330,12 +329,11 @@ fn purge_and_ban_reach_every_node() {
     );
     assert_eq!(c.origin.count("/obj/k0"), 2);
     // Ban every key of the host at a: every node drops its share.
-    let r = request(
+    let r = admin_request(
         c.nodes[0].admin,
         "POST",
         &format!("/ban?prefix={}", encode(&format!("http://{host}/obj/"))),
         &[],
-        b"",
     );
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
     eprintln!("ban at a: {v}");
@@ -345,12 +343,11 @@ fn purge_and_ban_reach_every_node() {
     // A member that cannot be reached is named, not skipped.
     let _ = c.nodes[1].proc.child.kill();
     let _ = c.nodes[1].proc.child.wait();
-    let r = request(
+    let r = admin_request(
         c.nodes[0].admin,
         "POST",
         &format!("/ban?prefix={}", encode("http://nothing/")),
         &[],
-        b"",
     );
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
     eprintln!("ban with b down: {v}");

@@ -217,21 +217,35 @@ async fn wait_for(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> 
 
 /// One HTTP/1.1 exchange with the admin listener: (status, body).
 fn admin(addr: SocketAddr, method: &str, target: &str) -> (u16, String) {
+    let (status, _, body) = admin_exchange(addr, method, target, "");
+    (status, body)
+}
+
+/// One exchange with the `extra` header lines (each ending in CRLF) and `Host: <addr>` unless
+/// `extra` names a Host: (status, head, body).
+fn admin_exchange(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    extra: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let host = if extra.to_ascii_lowercase().contains("host:") {
+        String::new()
+    } else {
+        format!("Host: {addr}\r\n")
+    };
     write!(
         s,
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\n{host}{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 async fn admin_async(addr: SocketAddr, method: &'static str, target: String) -> (u16, String) {
@@ -419,6 +433,59 @@ async fn admin_endpoints_answer() {
             .0,
         400
     );
+    t.director.stop().await.unwrap();
+    finish(&t.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_refuses_what_a_browser_could_send_and_ctl_still_works() {
+    let t = setup("dctl-browser").await;
+    let addr = t.director.admin_addr();
+    let a: Vec<SocketAddr> = t.backends.iter().map(|b| b.addr).collect();
+    std::fs::write(
+        &t.path,
+        config_text(&[(a[0], 50), (a[1], 100), (a[2], 100)]),
+    )
+    .unwrap();
+    let cases = [
+        ("GET", "/stats.json", "Host: evil.example:9090\r\n", 421),
+        ("GET", "/stats.json", "Sec-Fetch-Site: cross-site\r\n", 403),
+        ("POST", "/reload", "Origin: http://evil.example\r\n", 403),
+        ("POST", "/reload", "Sec-Fetch-Site: same-site\r\n", 403),
+        ("POST", "/reload", "Content-Type: text/plain\r\n", 415),
+        ("GET", "/reload", "", 405),
+    ];
+    for (method, target, extra, want) in cases {
+        let (status, head, body) =
+            tokio::task::spawn_blocking(move || admin_exchange(addr, method, target, extra))
+                .await
+                .unwrap();
+        assert_eq!(status, want, "{method} {target} {extra:?}: {body}");
+        if want == 405 {
+            assert!(
+                head.to_ascii_lowercase().contains("\r\nallow: post"),
+                "{head}"
+            );
+        }
+    }
+    assert_eq!(last_weights(&t.applied)[0], (a[0].to_string(), 100));
+
+    let ctl = move |args: &'static [&'static str]| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+                .args(["ctl", "--admin", &addr.to_string()])
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = ctl(&["reload"]).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(last_weights(&t.applied)[0], (a[0].to_string(), 50));
+    let out = ctl(&["--json", "stats"]).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["id"], "test");
     t.director.stop().await.unwrap();
     finish(&t.dir);
 }

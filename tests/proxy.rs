@@ -12,6 +12,8 @@ mod support;
 
 #[path = "proxy/admin.rs"]
 mod admin;
+#[path = "proxy/admin_security.rs"]
+mod admin_security;
 #[path = "proxy/bad_input.rs"]
 mod bad_input;
 #[path = "proxy/coalescing.rs"]

@@ -7,7 +7,8 @@
 //!   (rendered by `cluster_view`); `purge URL` -> `POST /purge?url=<URL>`;
 //!   `ban PREFIX` -> `POST /ban?prefix=<PREFIX>` (query values percent-encoded, RFC 3986
 //!   §2.1: everything but unreserved characters is escaped); `conns --limit N` ->
-//!   `GET /conns.json?limit=N` (directors).
+//!   `GET /conns.json?limit=N` (directors). Every request carries `Host: ADDR` and no body or
+//!   `Content-Type`, as the admin listener's guard asks (`strait_cache::admin::guard`).
 //! * A transport failure or timeout is the error `cannot reach admin at ADDR: <reason>` (exit 1).
 //!   A non-2xx answer prints `admin at ADDR answered <status>` and the body on stderr (exit 1).
 //! * `--json` prints the answer's JSON pretty; otherwise [`render_status`], [`render_stats`],
@@ -562,6 +563,10 @@ s1      no  -      -       -         -       -       -           -
             head.starts_with("POST /purge?url=http%3A%2F%2Fe.com%2Fa.png HTTP/1.1\r\n"),
             "{head}"
         );
+        // What the admin guard asks of a state change: its own address as Host, no form body.
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
+        assert!(!head.contains("content-type"), "{head}");
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub fn admin_json(admin: SocketAddr, path: &str) -> Option<serde_json::Value> {
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();

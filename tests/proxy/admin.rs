@@ -24,7 +24,7 @@ fn ctl_number(text: &str, name: &str) -> Option<u64> {
 }
 
 fn admin_post(node: &Node, target: &str) -> Resp {
-    request(node.admin, "POST", target, &[], b"")
+    admin_request(node.admin, "POST", target, &[])
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn stats_json_and_metrics_count_misses_and_hits() {
         assert_eq!(s[name].as_u64(), Some(want), "{name}: {s}");
     }
     assert!(s["stored_bytes"].as_u64() >= Some(1024), "{s}");
-    let m = get(node.admin, "/metrics", &[]);
+    let m = admin_request(node.admin, "GET", "/metrics", &[]);
     assert_eq!(m.status, 200);
     let text = m.text();
     assert!(
@@ -62,7 +62,7 @@ fn stats_json_and_metrics_count_misses_and_hits() {
 fn the_stats_page_is_html_that_refreshes_itself() {
     let origin = Origin::start();
     let node = Node::start(&[origin.addr], "");
-    let r = get(node.admin, "/", &[]);
+    let r = admin_request(node.admin, "GET", "/", &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let page = r.text();

@@ -41,7 +41,7 @@ fn store_en_fr(origin: &Origin, node: &Node, name: &str) {
 }
 
 fn admin_post(node: &Node, path: &str) -> Resp {
-    request(node.admin, "POST", path, &[], b"")
+    admin_request(node.admin, "POST", path, &[])
 }
 
 #[test]

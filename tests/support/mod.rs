@@ -176,7 +176,7 @@ impl Node {
 
     /// The node's `/stats.json`.
     pub fn stats(&self) -> serde_json::Value {
-        let r = get(self.admin, "/stats.json", &[]);
+        let r = admin_request(self.admin, "GET", "/stats.json", &[]);
         assert_eq!(r.status, 200, "stats.json: {}", r.text());
         serde_json::from_slice(&r.body).expect("stats json")
     }
@@ -249,6 +249,18 @@ pub fn request(
     let mut bytes = raw.into_bytes();
     bytes.extend_from_slice(body);
     raw_request(addr, &bytes, method == "HEAD")
+}
+
+/// A request to an admin listener at `addr` with `Host: <addr>`, as `strait ctl` sends it,
+/// unless `headers` name their own Host.
+pub fn admin_request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let host = addr.to_string();
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        all.push(("Host", host.as_str()));
+    }
+    all.extend_from_slice(headers);
+    request(addr, method, path, &all, b"")
 }
 
 /// Send raw bytes, read one response.

@@ -1,13 +1,15 @@
 //! Admin HTTP listener (HTTP/1.1). Routes: `GET /`, `GET /stats.json`, `GET /cluster.json`,
-//! `GET /metrics`,
-//! `POST /purge?url=URL`, `POST /ban?prefix=PREFIX`. Non-loopback peers get 403.
+//! `GET /metrics`, `POST /purge?url=URL`, `POST /ban?prefix=PREFIX`, `POST /reload`.
+//! Every request passes [`Guard::check`] first (loopback peer, admin `Host`, not cross-site,
+//! state changes by POST without a form content type); a refusal is logged and answered with
+//! its status and a short text. A ban must name more than the scheme every key starts with.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -17,29 +19,38 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::guard::{Guard, Refusal};
 use super::{metrics, page, Snapshot};
 use crate::cluster::frame::Frame;
 use crate::cluster::invalidate::broadcast;
 use crate::http::ctx::Ctx;
-use crate::policy::key::primary_key;
+use crate::policy::key::{primary_key, SCHEME};
 use crate::stats::add;
+
+/// The node's admin paths that change state.
+pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload"];
 
 /// Serve the admin listener until `stop` turns true.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
-    accept_loop_async(listener, stop, move |peer, req| {
+    accept_loop_async(listener, NODE_CHANGES, stop, move |_peer, req| {
         let ctx = Arc::clone(&ctx);
-        async move { route_async(&ctx, peer, req).await }
+        async move { route_async(&ctx, req).await }
     })
     .await;
 }
 
-/// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request is
-/// answered by `handle` with the client's address (the node's and the director's admin).
-pub async fn accept_loop<H>(listener: TcpListener, stop: watch::Receiver<bool>, handle: H)
-where
+/// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request that
+/// passes [`Guard::check`] (with `changes`, the paths that change state) is answered by
+/// `handle` with the client's address (the node's and the director's admin).
+pub async fn accept_loop<H>(
+    listener: TcpListener,
+    changes: &'static [&'static str],
+    stop: watch::Receiver<bool>,
+    handle: H,
+) where
     H: Fn(SocketAddr, Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    accept_loop_async(listener, stop, move |peer, req| {
+    accept_loop_async(listener, changes, stop, move |peer, req| {
         std::future::ready(handle(peer, req))
     })
     .await;
@@ -48,21 +59,34 @@ where
 /// [`accept_loop`] with a handler that may wait (cluster-wide purge asks the other nodes).
 pub async fn accept_loop_async<H, F>(
     listener: TcpListener,
+    changes: &'static [&'static str],
     mut stop: watch::Receiver<bool>,
     handle: H,
 ) where
     H: Fn(SocketAddr, Request<Incoming>) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    let guard = Guard {
+        listen: listener.local_addr().ok(),
+        changes,
+    };
     let handle = Arc::new(handle);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let handle = Arc::clone(&handle);
-                let svc = service_fn(move |req| {
-                    let answer = handle(peer, req);
-                    async move { Ok::<_, Infallible>(answer.await) }
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let answer = match guard.check(peer, &req) {
+                        Ok(()) => Ok(handle(peer, req)),
+                        Err(why) => Err(refused(why, peer, &req)),
+                    };
+                    async move {
+                        Ok::<_, Infallible>(match answer {
+                            Ok(pending) => pending.await,
+                            Err(refusal) => refusal,
+                        })
+                    }
                 });
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
@@ -75,37 +99,53 @@ pub async fn accept_loop_async<H, F>(
     }
 }
 
-/// A node's admin request: purge and ban reach every member when the node is in a cluster;
-/// everything else is [`route`].
-pub async fn route_async(
-    ctx: &Ctx,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+/// Logs a refused request and answers it.
+fn refused<B>(why: Refusal, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
+    tracing::info!(
+        %peer,
+        reason = why.as_str(),
+        method = %req.method(),
+        path = req.uri().path(),
+        host = ?req.headers().get(HOST),
+        origin = ?req.headers().get(ORIGIN),
+        "admin request refused"
+    );
+    let mut r = text(why.status(), why.body());
+    if let Some(allow) = why.allow() {
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    r
+}
+
+/// A node's admin request (already past [`Guard::check`]): purge and ban reach every member
+/// when the node is in a cluster; everything else is [`route`].
+pub async fn route_async(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(cluster) = ctx.cluster.as_ref() else {
-        return route(ctx, peer, req);
+        return route(ctx, req);
     };
-    if req.method() != Method::POST || !is_allowed(peer) {
-        return route(ctx, peer, req);
+    if req.method() != Method::POST {
+        return route(ctx, req);
     }
     let (frame, local) = match req.uri().path() {
         "/purge" => {
             let Some(key) = query_param(req.uri(), "url").as_deref().and_then(url_key) else {
-                return route(ctx, peer, req);
+                return route(ctx, req);
             };
             let n = crate::http::purge_url(&ctx.store, &key);
             tracing::info!(key = %key, removed = n, "purge (cluster-wide)");
             (Frame::Purge { url: key }, n)
         }
         "/ban" => {
-            let Some(prefix) = query_param(req.uri(), "prefix") else {
-                return route(ctx, peer, req);
+            let Some(prefix) = query_param(req.uri(), "prefix").filter(|p| !bans_everything(p))
+            else {
+                return route(ctx, req);
             };
             let n = ctx.store.ban_prefix(&prefix);
             tracing::info!(prefix = %prefix, removed = n, "ban (cluster-wide)");
             (Frame::Ban { prefix }, n)
         }
-        _ => return route(ctx, peer, req),
+        _ => return route(ctx, req),
     };
     add(&ctx.counters.invalidated, n_u64(local));
     let out = broadcast(cluster, frame).await;
@@ -134,15 +174,8 @@ fn n_u64(n: usize) -> u64 {
     n as u64
 }
 
-/// Answer one admin request.
-pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if !is_allowed(peer) {
-        tracing::info!(%peer, "admin request refused: not a loopback client");
-        return text(
-            StatusCode::FORBIDDEN,
-            "403 admin is for loopback clients only\n",
-        );
-    }
+/// Answer one admin request (already past [`Guard::check`]).
+pub fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/") => {
@@ -188,6 +221,12 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
             let Some(prefix) = query_param(req.uri(), "prefix") else {
                 return text(StatusCode::BAD_REQUEST, "400 ban needs ?prefix=\n");
             };
+            if bans_everything(&prefix) {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "400 ban needs a non-empty prefix naming a host, e.g. http://host/\n",
+                );
+            }
             let n = ctx.store.ban_prefix(&prefix);
             add(&ctx.counters.invalidated, n as u64);
             tracing::info!(prefix = %prefix, removed = n, "ban");
@@ -205,22 +244,24 @@ pub fn route(ctx: &Ctx, peer: SocketAddr, req: Request<Incoming>) -> Response<Fu
                 format!("422 reload refused, the running config stays:\n{why}\n"),
             ),
         },
-        (_, "/" | "/stats.json" | "/cluster.json" | "/metrics" | "/purge" | "/ban" | "/reload") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
-        }
+        (_, "/" | "/stats.json" | "/cluster.json" | "/metrics") => not_allowed("GET"),
+        (_, "/purge" | "/ban" | "/reload") => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "404 not found\n"),
     }
 }
 
-/// Only loopback clients may use the admin listener (IPv4 127/8, IPv6 ::1, and IPv4-mapped
-/// loopback), whatever address it is bound to.
-pub fn is_allowed(peer: SocketAddr) -> bool {
-    match peer.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
+/// Whether a ban of `prefix` would remove every object: every key starts with
+/// [`SCHEME`], so the empty prefix and any prefix of the scheme match them all.
+fn bans_everything(prefix: &str) -> bool {
+    SCHEME.starts_with(prefix)
+}
+
+/// 405 with the one method `allow`ed.
+pub fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 fn removed(n: usize) -> Response<Full<Bytes>> {
@@ -294,25 +335,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_peers_are_allowed() {
-        let ok = [
-            "127.0.0.1:5",
-            "127.9.8.7:5",
-            "[::1]:5",
-            "[::ffff:127.0.0.1]:5",
-        ];
-        let refused = [
-            "10.0.0.1:5",
-            "192.168.1.2:5",
-            "[2001:db8::1]:5",
-            "[::ffff:10.0.0.1]:5",
-            "0.0.0.0:5",
-        ];
-        for a in ok {
-            assert!(is_allowed(a.parse().unwrap()), "{a}");
+    fn a_ban_must_name_more_than_the_scheme() {
+        for p in ["", "h", "http", "http:", "http://"] {
+            assert!(bans_everything(p), "{p:?}");
         }
-        for a in refused {
-            assert!(!is_allowed(a.parse().unwrap()), "{a}");
+        for p in ["http://a", "http://test.example/obj/", "https://", "x"] {
+            assert!(!bans_everything(p), "{p:?}");
         }
     }
 

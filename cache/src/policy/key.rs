@@ -13,7 +13,8 @@ use http::header::HOST;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Uri};
 
-const SCHEME: &str = "http://";
+/// What every primary key starts with.
+pub(crate) const SCHEME: &str = "http://";
 
 /// The primary cache key of a request.
 pub fn primary_key(uri: &Uri, headers: &HeaderMap) -> Option<String> {

@@ -1,9 +1,9 @@
-//! The director's admin listener (HTTP/1.1, loopback clients only: others get 403, as the
-//! node's). Routes: `GET /` (page), `GET /stats.json`, `GET /conns.json?limit=N` (default
+//! The director's admin listener (HTTP/1.1), guarded as the node's
+//! ([`strait_cache::admin::guard`]: loopback peers, admin `Host`, not cross-site, `/reload` by
+//! POST without a form content type). Routes: `GET /` (page), `GET /stats.json`, `GET /conns.json?limit=N` (default
 //! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 `{"reloaded":true}`, or 422
 //! with the reasons while the running config stays). A datapath error answers 500.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
-use strait_cache::admin::server::{accept_loop, is_allowed, query_param};
+use strait_cache::admin::server::{accept_loop, not_allowed, query_param};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -21,20 +21,19 @@ use super::{lock, Inner};
 /// Connections listed by `/conns.json` without `?limit=`.
 pub const DEFAULT_CONNS_LIMIT: usize = 1000;
 
+/// The director's admin paths that change state.
+const CHANGES: &[&str] = &["/reload"];
+
 /// Serves until `stop` turns true.
 pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
-    accept_loop(listener, stop, move |peer, req| route(&inner, peer, &req)).await;
+    accept_loop(listener, CHANGES, stop, move |_peer, req| {
+        route(&inner, &req)
+    })
+    .await;
 }
 
-fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
-    if !is_allowed(peer) {
-        tracing::info!(%peer, "admin request refused: not a loopback client");
-        return respond(
-            StatusCode::FORBIDDEN,
-            TEXT,
-            "403 admin is for loopback clients only\n".into(),
-        );
-    }
+/// Answers one request (already past the guard).
+fn route<B>(inner: &Arc<Inner>, req: &Request<B>) -> Response<Full<Bytes>> {
     let snapshot = || Snapshot::take(inner);
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => snapshot().map(|s| respond(StatusCode::OK, HTML, s.to_html())),
@@ -70,11 +69,8 @@ fn route<B>(inner: &Arc<Inner>, peer: SocketAddr, req: &Request<B>) -> Response<
                 format!("422 reload refused, the running config stays:\n{why}\n"),
             ),
         }),
-        (_, "/" | "/stats.json" | "/metrics" | "/conns.json" | "/reload") => Ok(respond(
-            StatusCode::METHOD_NOT_ALLOWED,
-            TEXT,
-            "405 method not allowed\n".into(),
-        )),
+        (_, "/" | "/stats.json" | "/metrics" | "/conns.json") => Ok(not_allowed("GET")),
+        (_, "/reload") => Ok(not_allowed("POST")),
         _ => Ok(respond(
             StatusCode::NOT_FOUND,
             TEXT,
