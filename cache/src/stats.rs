@@ -80,8 +80,7 @@ counters! {
 }
 
 impl Counters {
-    /// Count a fault on the side that caused it (origin faults are also counted per server by
-    /// the pool; peer faults by the peer path).
+    /// Count a fault on the side that caused it.
     pub fn fault(&self, f: crate::fault::Fault) {
         use crate::fault::Fault;
         let c = match f {
@@ -89,13 +88,13 @@ impl Counters {
             Fault::ClientBodyTimeout => &self.client_body_timeout,
             Fault::ClientBodyTooLarge => &self.client_body_too_large,
             Fault::ClientAborted => &self.client_aborted,
-            // Counted where they are seen: the pool (origin_errors) and the peer path.
+            Fault::PeerUnreachable | Fault::PeerBroken => &self.peer_errors,
+            // Counted where they are seen: by the pool (origin_errors, per server), and by
+            // `respond::error` (errors) for the node's own.
             Fault::OriginUnreachable
             | Fault::OriginTimeout
             | Fault::OriginBroken
             | Fault::NoServer
-            | Fault::PeerUnreachable
-            | Fault::PeerBroken
             | Fault::Node => return,
         };
         bump(c);

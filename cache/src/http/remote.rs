@@ -35,6 +35,7 @@ use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Push};
 use crate::cluster::peer::{PeerConn, PeerError};
 use crate::cluster::wire;
 use crate::cluster::Owner;
+use crate::fault::Fault;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
 use crate::policy::headers::{age_value, append_via};
@@ -221,7 +222,12 @@ fn unreachable(e: &PeerError) -> bool {
 /// Counts a failed peer exchange; logs it as a warning at most once a second (a dead owner
 /// fails every request for its keys until gossip declares it dead), the others at debug.
 fn peer_failed(ctx: &Ctx, e: &PeerError) {
-    bump(&ctx.counters.peer_errors);
+    let fault = if unreachable(e) {
+        Fault::PeerUnreachable
+    } else {
+        Fault::PeerBroken
+    };
+    ctx.counters.fault(fault);
     static LAST_WARN_MS: AtomicU64 = AtomicU64::new(0);
     let now = ctx.started.elapsed().as_millis() as u64 + 1000;
     let last = LAST_WARN_MS.load(Ordering::Relaxed);
@@ -230,9 +236,9 @@ fn peer_failed(ctx: &Ctx, e: &PeerError) {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
-        tracing::warn!(error = %e, "peer exchange failed; going on without the peer (peer_errors counts each)");
+        tracing::warn!(error = %e, fault = fault.as_str(), "peer exchange failed; going on without the peer (peer_errors counts each)");
     } else {
-        tracing::debug!(error = %e, "peer exchange failed");
+        tracing::debug!(error = %e, fault = fault.as_str(), "peer exchange failed");
     }
 }
 
