@@ -191,7 +191,7 @@ pool = "origin"
             errors(&text),
             [
                 "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, \
-              `pool`, `route`, `l4`, `cluster`"
+              `limits`, `pool`, `route`, `l4`, `cluster`"
             ]
         );
         let text = EXAMPLE.replace(
