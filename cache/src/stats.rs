@@ -69,6 +69,9 @@ counters! {
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
     /// went on without the peer.
     peer_errors,
+    /// Client connections closed because their writes made no progress for
+    /// `limits.send_timeout` (the client stopped reading).
+    send_timeouts,
 }
 
 /// Bump a counter by one.
@@ -101,7 +104,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 23);
-        assert_eq!(s[22], ("peer_errors", 0));
+        assert_eq!(s.len(), 24);
+        assert_eq!(s[23], ("send_timeouts", 0));
     }
 }
