@@ -24,6 +24,8 @@ mod forwarding;
 mod hostile;
 #[path = "proxy/origin_trouble.rs"]
 mod origin_trouble;
+#[path = "proxy/slow_readers.rs"]
+mod slow_readers;
 #[path = "proxy/stale.rs"]
 mod stale;
 #[path = "proxy/storage.rs"]

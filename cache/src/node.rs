@@ -96,10 +96,12 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         }
         None => None,
     };
+    let fills = Fills::new();
+    fills.configure(rt.limits.inflight, rt.limits.stream_lag);
     let ctx = Arc::new(Ctx {
         node_id: cfg.node.id.get_ref().clone(),
         store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
-        fills: Fills::new(),
+        fills,
         counters: Counters::default(),
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),
@@ -185,6 +187,8 @@ pub fn reload(ctx: &Ctx) -> Result<(), String> {
         tracing::error!("reload refused, keeping the running config: {msg}");
         msg
     })?;
+    ctx.fills
+        .configure(rt.limits.inflight, rt.limits.stream_lag);
     ctx.rt.store(Arc::new(rt));
     let running = ctx.cluster.as_ref().map(|c| c.members.settings());
     if let Some(why) = config::restart_only_changes(running, cfg.cluster.as_ref()) {

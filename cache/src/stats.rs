@@ -77,6 +77,9 @@ counters! {
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
     /// went on without the peer.
     peer_errors,
+    /// Client connections closed because their writes made no progress for
+    /// `limits.send_timeout` (the client stopped reading).
+    send_timeouts,
 }
 
 impl Counters {
@@ -131,7 +134,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 27);
-        assert_eq!(s[26], ("peer_errors", 0));
+        assert_eq!(s.len(), 28);
+        assert_eq!(s[27], ("send_timeouts", 0));
     }
 }

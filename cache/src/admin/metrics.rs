@@ -17,6 +17,8 @@ const GAUGES: &[&str] = &[
     "stored_bytes",
     "capacity_bytes",
     "fills_in_flight",
+    "inflight_bytes",
+    "inflight_limit_bytes",
 ];
 
 type Labels = Vec<(String, String)>;

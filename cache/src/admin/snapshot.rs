@@ -87,6 +87,10 @@ impl Snapshot {
         values.push(("capacity_bytes", ctx.store.capacity()));
         values.push(("evictions", ctx.store.evictions()));
         values.push(("fills_in_flight", ctx.fills.in_flight() as u64));
+        values.push(("inflight_bytes", ctx.fills.inflight_bytes()));
+        values.push(("inflight_limit_bytes", ctx.fills.inflight_limit()));
+        values.push(("stream_detached", ctx.fills.detached()));
+        values.push(("fills_over_budget", ctx.fills.over_budget()));
         let rt = ctx.rt.load();
         let pools = rt
             .pools

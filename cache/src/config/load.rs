@@ -190,8 +190,8 @@ pool = "origin"
         assert_eq!(
             errors(&text),
             [
-                "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, `limits`, \
-              `pool`, `route`, `l4`, `cluster`"
+                "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, \
+              `limits`, `pool`, `route`, `l4`, `cluster`"
             ]
         );
         let text = EXAMPLE.replace(

@@ -22,6 +22,7 @@ use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::handler::handle;
 use super::io::{FlattenSmall, FLATTEN_MAX};
+use super::stall::{is_send_timeout, SendTimeout};
 use crate::origin::route::RouteInput;
 use crate::stats::bump;
 use http::{HeaderMap, Method};
@@ -41,19 +42,19 @@ pub struct ConnEnv {
     pub live: AtomicUsize,
 }
 
-/// Serve one accepted connection to its end.
+/// The client socket as both paths use it: writes that stall for `send_timeout` fail.
+type ClientIo = FlattenSmall<SendTimeout<TcpStream>>;
+
+/// Serve one accepted connection to its end. `limits.send_timeout` is read once, here.
 pub async fn serve(env: Arc<ConnEnv>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
     env.live.fetch_add(1, Ordering::Relaxed);
-    fast_loop(&env, FlattenSmall::new(stream), peer, watcher).await;
+    let send_timeout = env.ctx.rt.load().limits.send_timeout;
+    let io = FlattenSmall::new(SendTimeout::new(stream, send_timeout));
+    fast_loop(&env, io, peer, watcher).await;
     env.live.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn fast_loop(
-    env: &Arc<ConnEnv>,
-    mut io: FlattenSmall<TcpStream>,
-    peer: SocketAddr,
-    watcher: Watcher,
-) {
+async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watcher: Watcher) {
     let ctx = &env.ctx;
     let mut stop = env.stop.clone();
     let mut buf = BytesMut::with_capacity(READ_BUF);
@@ -88,12 +89,17 @@ async fn fast_loop(
             bump(&ctx.counters.requests);
             bump(&ctx.counters.local_hit);
             let body: &[u8] = if head_only { &[] } else { &obj.body };
-            if body.len() <= FLATTEN_MAX {
+            let written = if body.len() <= FLATTEN_MAX {
                 out.extend_from_slice(body);
-                if io.write_all(&out).await.is_err() {
-                    return;
+                io.write_all(&out).await
+            } else {
+                write_two(&mut io, &out, body).await
+            };
+            if let Err(e) = written {
+                if is_send_timeout(&e) {
+                    bump(&ctx.counters.send_timeouts);
+                    tracing::debug!(%peer, "client took nothing for send_timeout; closed");
                 }
-            } else if write_two(&mut io, &out, body).await.is_err() {
                 return;
             }
             buf.advance(head_len);
@@ -169,7 +175,7 @@ async fn write_two<W: AsyncWrite + Unpin>(io: &mut W, a: &[u8], b: &[u8]) -> std
 /// Give the connection, and the bytes read so far, to hyper.
 async fn handoff(
     env: &Arc<ConnEnv>,
-    mut io: FlattenSmall<TcpStream>,
+    mut io: ClientIo,
     buf: BytesMut,
     peer: SocketAddr,
     watcher: Watcher,
@@ -190,8 +196,14 @@ async fn handoff(
 }
 
 /// A connection ended with an error. Requests hyper refused while parsing (it answered 400 or
-/// 431 itself) are counted as bad requests and logged; the rest (resets, timeouts) only at debug.
+/// 431 itself) are counted as bad requests and logged; send timeouts are counted; the rest
+/// (resets, timeouts) only logged at debug.
 fn connection_error(ctx: &Ctx, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    if is_send_timeout(e) {
+        bump(&ctx.counters.send_timeouts);
+        tracing::debug!(%peer, "client took nothing for send_timeout; closed");
+        return;
+    }
     match e.downcast_ref::<hyper::Error>() {
         Some(he) if he.is_parse() || he.is_parse_too_large() => {
             bump(&ctx.counters.bad_requests);

@@ -120,7 +120,7 @@ async fn solo(
     req_cc: &CacheControl,
     keep: Keep,
 ) -> Response<ProxyBody> {
-    let private: Fills<FillHead> = Fills::new();
+    let private: Fills<FillHead> = ctx.fills.private();
     match private.join(key) {
         Join::Lead(w) => lead(ctx, rt, req, key, w, fwd, stale, req_cc, keep).await,
         Join::Follow(_) => respond::error(
@@ -407,6 +407,12 @@ async fn drive(
                     }
                 }
                 w.push(data).await;
+                if sink.is_none() && w.is_orphaned() {
+                    // Streaming to nobody (every client left or was detached), stored nowhere.
+                    tracing::debug!(key = %key, received = total, "stream has no reader left; origin read stopped");
+                    w.abort();
+                    return;
+                }
             }
             Some(Err(e)) => {
                 bump(&ctx.counters.origin_errors);
@@ -436,9 +442,8 @@ async fn drive(
         let Some(meta) = head.meta.clone() else {
             return;
         };
-        // One exact-size copy: the chunks were slices of hyper's read buffers, which a stored
-        // object must not pin.
-        let body = bytes::Bytes::copy_from_slice(&body);
+        // `finish_with` made the body one exact-size copy (the chunks were slices of hyper's
+        // read buffers, which a stored object must not pin); readers still reading share it.
         let obj = Object::new(
             head.status,
             with_length(&head.headers, body.len() as u64),

@@ -14,5 +14,6 @@ mod pass;
 mod remote;
 mod respond;
 pub mod server;
+mod stall;
 
 pub use forward::purge_url;

@@ -14,11 +14,18 @@
 //! * Memory: storing mode (default) keeps the whole body for the store, bounded by the caller's
 //!   `max_object_size` (it calls `stream_only` past it); streaming mode keeps at most
 //!   `STREAM_WINDOW` plus one chunk (see `state.rs`). A dropped reader unregisters at once.
+//! * Every byte a fill holds is charged to one budget shared by the table and its
+//!   [`Fills::private`] tables (`limits.inflight`, `budget.rs`): over it, a storing fill goes to
+//!   streaming mode and a streaming fill keeps nothing its readers have not taken.
+//! * A reader that keeps a streaming writer waiting, a whole window behind, for
+//!   `limits.stream_lag` is detached ([`FollowError::Detached`]) when that frees another reader
+//!   or budget bytes (`state/window.rs`); readers all slow together are waited for.
 //!
 //! A fill that finishes is removed from the table before the caller stores the object; a
 //! request arriving in between misses both and leads a new fill (a rare duplicate fetch, never
 //! a wrong answer).
 
+mod budget;
 mod reader;
 mod shared;
 mod state;
@@ -27,9 +34,11 @@ mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use budget::Budget;
 pub use reader::FillReader;
 use shared::Shared;
 pub use state::STREAM_WINDOW;
@@ -47,6 +56,10 @@ pub enum FollowError {
     /// The fill was cut short (origin error, body truncated, writer dropped).
     #[error("fill aborted")]
     Aborted,
+    /// This reader stayed a whole stream window behind the others for `stream_lag` (or was
+    /// cut while the node was over its `inflight` budget); the others went on without it.
+    #[error("reader detached: too far behind the shared stream")]
+    Detached,
 }
 
 impl FollowError {
@@ -56,15 +69,17 @@ impl FollowError {
             FollowError::Released => "released",
             FollowError::TimedOut => "timed_out",
             FollowError::Aborted => "aborted",
+            FollowError::Detached => "detached",
         }
     }
 }
 
 type Table<H> = Mutex<HashMap<String, Arc<Shared<H>>>>;
 
-/// The in-flight fills, by primary key.
+/// The in-flight fills, by primary key, and the byte budget they share.
 pub struct Fills<H> {
     table: Arc<Table<H>>,
+    budget: Arc<Budget>,
 }
 
 /// The outcome of [`Fills::join`].
@@ -76,10 +91,46 @@ pub enum Join<H> {
 }
 
 impl<H: Send + Sync + 'static> Fills<H> {
+    /// A table of its own (no `inflight` limit until [`Fills::configure`]).
     pub fn new() -> Self {
+        Self::with_budget(Arc::new(Budget::new()))
+    }
+
+    fn with_budget(budget: Arc<Budget>) -> Self {
         Self {
             table: Arc::new(Mutex::new(HashMap::new())),
+            budget,
         }
+    }
+
+    /// An empty table of its own (fills nobody joins) that shares this one's budget.
+    pub fn private(&self) -> Self {
+        Self::with_budget(self.budget.clone())
+    }
+
+    /// Sets `limits.inflight` (bytes all fills may hold) and `limits.stream_lag`.
+    pub fn configure(&self, inflight: u64, stream_lag: Duration) {
+        self.budget.configure(inflight, stream_lag);
+    }
+
+    /// Body bytes held by fills now (this table's and its private ones).
+    pub fn inflight_bytes(&self) -> u64 {
+        self.budget.held()
+    }
+
+    /// The configured `inflight` limit.
+    pub fn inflight_limit(&self) -> u64 {
+        self.budget.limit()
+    }
+
+    /// Readers detached so far (lagging, or cut over budget).
+    pub fn detached(&self) -> u64 {
+        self.budget.detached()
+    }
+
+    /// Fills that stopped storing because the budget was exceeded, so far.
+    pub fn over_budget(&self) -> u64 {
+        self.budget.over_budget()
     }
 
     /// The first caller for a key leads (fetches from the origin); later callers follow until
@@ -90,9 +141,14 @@ impl<H: Send + Sync + 'static> Fills<H> {
             // Registered under the table lock: see the module doc.
             return Join::Follow(FillReader::new(shared.clone(), true));
         }
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(self.budget.clone()));
         table.insert(key.to_owned(), shared.clone());
-        Join::Lead(FillWriter::new(key, shared, self.table.clone()))
+        Join::Lead(FillWriter::new(
+            key,
+            shared,
+            self.table.clone(),
+            self.budget.clone(),
+        ))
     }
 
     /// Fills in the table (joinable).

@@ -13,8 +13,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
-use super::state::{Read, State, Wake};
+use super::budget::Budget;
+use super::state::{Read, State, Wake, Window};
 use super::FollowError;
 
 /// The state of one fill, shared by its writer and readers.
@@ -23,9 +25,9 @@ pub(super) struct Shared<H> {
 }
 
 impl<H> Shared<H> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(budget: Arc<Budget>) -> Self {
         Self {
-            state: Mutex::new(State::new()),
+            state: Mutex::new(State::new(budget)),
         }
     }
 
@@ -81,20 +83,26 @@ impl<H> Shared<H> {
         self.state.lock().publish(head, shareable, &mut wake);
     }
 
-    pub(super) fn push(&self, chunk: Bytes) {
+    /// Appends a chunk; true if the fill should stop storing (the node is over budget).
+    pub(super) fn push(&self, chunk: Bytes) -> bool {
         let mut wake = Wake::default();
-        self.state.lock().push(chunk, &mut wake);
+        let over = self.state.lock().push(chunk, &mut wake);
+        over
     }
 
-    /// Ready unless streaming with more than `STREAM_WINDOW` held.
-    pub(super) fn poll_window(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Whether the writer may push at `now` (see `state/window.rs`); parks its waker if not.
+    pub(super) fn poll_window(&self, cx: &mut Context<'_>, now: Instant) -> Window {
+        let mut wake = Wake::default();
         let mut st = self.state.lock();
-        if st.window_full() {
+        let window = st.window(now, &mut wake);
+        if window != Window::Open {
             st.park_writer(cx.waker());
-            Poll::Pending
-        } else {
-            Poll::Ready(())
         }
+        window
+    }
+
+    pub(super) fn is_orphaned(&self) -> bool {
+        self.state.lock().is_orphaned()
     }
 
     pub(super) fn stream_only(&self) {
@@ -102,10 +110,10 @@ impl<H> Shared<H> {
         self.state.lock().stream_only(&mut wake);
     }
 
-    /// Ends the body; returns it whole if still in storing mode.
-    pub(super) fn finish(&self) -> Option<Bytes> {
+    /// Ends the body; returns it whole if still in storing mode (`own`: see `State::finish`).
+    pub(super) fn finish(&self, own: bool) -> Option<Bytes> {
         let mut wake = Wake::default();
-        let body = self.state.lock().finish(&mut wake);
+        let body = self.state.lock().finish(own, &mut wake);
         body
     }
 

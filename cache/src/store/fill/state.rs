@@ -8,19 +8,27 @@
 //!   byte 0; `finish` compacts the chunks into one body (one copy) that readers keep reading
 //!   from their byte on, so the body is held once, not twice.
 //! * Streaming mode drops every chunk that all live readers have read, so what is held is what
-//!   the slowest live reader has not read yet; the writer waits while that exceeds
-//!   [`STREAM_WINDOW`]. A reader registered after chunks were dropped has "missed" byte 0 and
-//!   gets `Aborted`.
+//!   the slowest live reader has not read yet; the writer waits while that exceeds the window
+//!   ([`STREAM_WINDOW`], or 0 while the node is over its `inflight` budget). A reader that keeps
+//!   the writer waiting for `stream_lag` is detached (see `state/window.rs`). A reader
+//!   registered after chunks were dropped has "missed" byte 0 and gets `Aborted`.
+//! * Every byte held is charged to the node's [`Budget`] and given back when its chunk is
+//!   dropped or the state is (`Drop`), so the budget can never leak.
 //! * Every transition that can unblock a waiter moves its waker into a `Wake` (see `wake.rs`).
+
+mod window;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
 
+use super::budget::Budget;
 pub(super) use super::wake::Wake;
 use super::FollowError;
+pub(super) use window::Window;
 
 /// In streaming mode, the most bytes buffered ahead of the slowest live reader before `push`
 /// waits (so at most this plus one chunk is ever held).
@@ -43,6 +51,8 @@ enum Standing {
     Released,
     /// Registered after chunks were released: it can never read from byte 0.
     Missed,
+    /// Fell a whole window behind for too long (or was cut over budget): sent away.
+    Detached,
 }
 
 struct Slot {
@@ -54,6 +64,11 @@ struct Slot {
     /// A follower (joined through the table), as opposed to a reader of the leader.
     follower: bool,
     waker: Option<Waker>,
+    /// Body bytes read so far (the byte offset of its position).
+    read_bytes: u64,
+    /// Since when it has kept the writer waiting, a whole window behind; cleared once it
+    /// catches up to within half a window.
+    lagging_since: Option<Instant>,
 }
 
 /// The outcome of one read attempt.
@@ -71,8 +86,11 @@ pub(super) struct State<H> {
     chunks: VecDeque<Bytes>,
     /// Number of `chunks[0]`.
     first: u64,
-    /// Sum of the lengths in `chunks`.
+    /// Sum of the lengths in `chunks`; exactly what is charged to `budget`.
     buffered: u64,
+    /// Body bytes pushed so far.
+    pushed: u64,
+    budget: Arc<Budget>,
     end: End,
     streaming: bool,
     readers: HashMap<u64, Slot>,
@@ -81,13 +99,15 @@ pub(super) struct State<H> {
 }
 
 impl<H> State<H> {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(budget: Arc<Budget>) -> Self {
         Self {
             head: None,
             shareable: true,
             chunks: VecDeque::new(),
             first: 0,
             buffered: 0,
+            pushed: 0,
+            budget,
             end: End::Open,
             streaming: false,
             readers: HashMap::new(),
@@ -113,6 +133,8 @@ impl<H> State<H> {
             standing,
             follower,
             waker: None,
+            read_bytes: 0,
+            lagging_since: None,
         };
         self.readers.insert(id, slot);
         id
@@ -127,6 +149,7 @@ impl<H> State<H> {
     pub(super) fn head(&self, id: u64) -> Option<Result<Arc<H>, FollowError>> {
         match self.readers.get(&id).map(|s| s.standing) {
             Some(Standing::Released) => Some(Err(FollowError::Released)),
+            Some(Standing::Detached) => Some(Err(FollowError::Detached)),
             Some(_) => match &self.head {
                 Some(head) => Some(Ok(head.clone())),
                 None if self.end != End::Open => Some(Err(FollowError::Aborted)),
@@ -145,6 +168,7 @@ impl<H> State<H> {
         match slot.standing {
             Standing::Released => return Read::Failed(FollowError::Released),
             Standing::Missed => return Read::Failed(FollowError::Aborted),
+            Standing::Detached => return Read::Failed(FollowError::Detached),
             Standing::Live => {}
         }
         let index = slot.next - first;
@@ -153,6 +177,8 @@ impl<H> State<H> {
             slot.next += 1;
             // `index < chunks.len()`, checked just above.
             let chunk = self.chunks[index as usize].slice(skip..);
+            slot.read_bytes += chunk.len() as u64;
+            self.caught_up(id, wake);
             self.release_consumed(wake);
             return Read::Chunk(chunk);
         }
@@ -198,16 +224,23 @@ impl<H> State<H> {
         self.take_reader_wakers(wake);
     }
 
-    pub(super) fn push(&mut self, chunk: Bytes, wake: &mut Wake) {
-        self.buffered += chunk.len() as u64;
+    /// Appends a chunk; true if the node is now over its budget while this fill still keeps
+    /// everything (the writer should switch it to streaming mode).
+    pub(super) fn push(&mut self, chunk: Bytes, wake: &mut Wake) -> bool {
+        let len = chunk.len() as u64;
+        let over = self.budget.charge(len);
+        self.buffered += len;
+        self.pushed += len;
         self.chunks.push_back(chunk);
         self.take_reader_wakers(wake);
         self.release_consumed(wake);
+        over && !self.streaming
     }
 
-    /// True while the writer must wait (streaming, more than the window held).
-    pub(super) fn window_full(&self) -> bool {
-        self.streaming && self.buffered > STREAM_WINDOW
+    /// True in streaming mode once no reader is left to serve: the rest of the body is of no
+    /// use to anyone (it will not be stored).
+    pub(super) fn is_orphaned(&self) -> bool {
+        self.streaming && !self.readers.values().any(|s| s.standing == Standing::Live)
     }
 
     pub(super) fn stream_only(&mut self, wake: &mut Wake) {
@@ -215,14 +248,16 @@ impl<H> State<H> {
         self.release_consumed(wake);
     }
 
-    /// Ends the body; returns it whole if still in storing mode.
-    pub(super) fn finish(&mut self, wake: &mut Wake) -> Option<Bytes> {
+    /// Ends the body; returns it whole if still in storing mode. With `own`, the body is always
+    /// a copy of its own (exact size, pinning no buffer it was pushed from), which the readers
+    /// then read too; without, a single chunk is returned as it was pushed.
+    pub(super) fn finish(&mut self, own: bool, wake: &mut Wake) -> Option<Bytes> {
         self.end = End::Finished;
         self.take_reader_wakers(wake);
         if self.streaming {
             None
         } else {
-            Some(self.compact())
+            Some(self.compact(own))
         }
     }
 
@@ -263,6 +298,7 @@ impl<H> State<H> {
                 break;
             };
             self.buffered -= chunk.len() as u64;
+            self.budget.release(chunk.len() as u64);
             self.first += 1;
             released = true;
         }
@@ -273,8 +309,8 @@ impl<H> State<H> {
 
     /// Replaces the chunks by one contiguous body (one copy), moving every reader to the same
     /// byte of it. Storing mode only: every chunk since number 0 is still here.
-    fn compact(&mut self) -> Bytes {
-        if self.chunks.len() == 1 {
+    fn compact(&mut self, own: bool) -> Bytes {
+        if self.chunks.len() == 1 && !own {
             return self.chunks[0].clone();
         }
         let mut starts = Vec::with_capacity(self.chunks.len() + 1);
@@ -305,6 +341,12 @@ impl<H> State<H> {
     }
 }
 
+impl<H> Drop for State<H> {
+    fn drop(&mut self) {
+        self.budget.release(self.buffered);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +365,7 @@ mod tests {
 
     #[test]
     fn compaction_keeps_every_reader_at_its_byte() {
-        let mut st = State::<()>::new();
+        let mut st = State::<()>::new(Arc::new(Budget::new()));
         let (fresh, partway, done) = (st.register(true), st.register(true), st.register(false));
         for s in ["ab", "cd", "ef"] {
             push(&mut st, s);
@@ -332,7 +374,10 @@ mod tests {
         for s in ["ab", "cd", "ef"] {
             assert_eq!(read(&mut st, done), Read::Chunk(bytes(s)));
         }
-        assert_eq!(st.finish(&mut Wake::default()), Some(bytes("abcdef")));
+        assert_eq!(
+            st.finish(false, &mut Wake::default()),
+            Some(bytes("abcdef"))
+        );
         assert_eq!(st.chunks.len(), 1, "the chunks were replaced by the body");
         assert_eq!(read(&mut st, fresh), Read::Chunk(bytes("abcdef")));
         assert_eq!(read(&mut st, partway), Read::Chunk(bytes("cdef")));
@@ -344,7 +389,7 @@ mod tests {
 
     #[test]
     fn streaming_keeps_what_the_slowest_live_reader_has_not_read() {
-        let mut st = State::<()>::new();
+        let mut st = State::<()>::new(Arc::new(Budget::new()));
         let (fast, slow) = (st.register(false), st.register(true));
         st.stream_only(&mut Wake::default());
         for s in ["aa", "bbb", "cccc"] {
@@ -363,7 +408,7 @@ mod tests {
 
     #[test]
     fn a_reader_registered_after_a_release_missed_byte_0() {
-        let mut st = State::<()>::new();
+        let mut st = State::<()>::new(Arc::new(Budget::new()));
         st.stream_only(&mut Wake::default());
         push(&mut st, "gone");
         assert_eq!(st.buffered(), 0, "nobody reads: nothing is kept");
@@ -373,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_private_head_releases_followers_only() {
-        let mut st = State::<u16>::new();
+        let mut st = State::<u16>::new(Arc::new(Budget::new()));
         let (leader, follower) = (st.register(false), st.register(true));
         st.stream_only(&mut Wake::default());
         st.publish(Arc::new(200), false, &mut Wake::default());
@@ -391,14 +436,15 @@ mod tests {
 
     #[test]
     fn the_window_applies_in_streaming_mode_only() {
-        let mut st = State::<()>::new();
+        let mut st = State::<()>::new(Arc::new(Budget::new()));
         let _reader = st.register(false);
         st.push(
             Bytes::from(vec![0; STREAM_WINDOW as usize + 1]),
             &mut Wake::default(),
         );
-        assert!(!st.window_full());
+        let now = Instant::now();
+        assert_eq!(st.window(now, &mut Wake::default()), Window::Open);
         st.stream_only(&mut Wake::default());
-        assert!(st.window_full());
+        assert_eq!(st.window(now, &mut Wake::default()), Window::Wait(None));
     }
 }

@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn waiters_are_woken_only_after_the_wake_is_dropped() {
-        let mut st = State::<()>::new();
+        let mut st = State::<()>::new(Arc::new(super::super::budget::Budget::new()));
         let reader = st.register(false);
         st.stream_only(&mut Wake::default());
         assert_eq!(st.read(reader, &mut Wake::default()), Read::Pending);
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn the_end_wakes_head_and_body_waiters() {
-        let mut st = State::<()>::new();
+        let mut st = State::<()>::new(Arc::new(super::super::budget::Budget::new()));
         let reader = st.register(true);
         assert_eq!(st.head(reader), None);
         let (flag, waker) = flag();
