@@ -396,7 +396,7 @@ async fn take_push(
 
 /// Ends the fill and stores its object.
 fn store(ctx: &Ctx, w: FillWriter<FillHead>, key: &str, head: &FillHead) {
-    w.finish_with(|body: Option<Bytes>| {
+    w.finish_with(None, |body: Option<Bytes>| {
         let (Some(body), Some(meta)) = (body, head.meta.clone()) else {
             return;
         };

@@ -382,6 +382,7 @@ async fn drive(
 ) {
     let mut total: u64 = 0;
     let mut storing = true;
+    let mut last = None;
     let stores_here = keep.stores_here();
     let mut sink = match keep {
         Keep::Push(s) => Some(s),
@@ -405,6 +406,12 @@ async fn drive(
                     if !s.data(data.clone()).await {
                         sink = None;
                     }
+                }
+                if storing && head.content_length == Some(total) {
+                    // The last bytes: held back until the object is stored (`finish_with`),
+                    // so a client that has them all and asks again gets a hit.
+                    last = Some(data);
+                    break;
                 }
                 w.push(data).await;
                 if sink.is_none() && w.is_orphaned() {
@@ -432,7 +439,7 @@ async fn drive(
     if let Some(s) = sink.take() {
         s.end(total).await;
     }
-    w.finish_with(|body| {
+    w.finish_with(last, |body| {
         let Some(body) = body else {
             return;
         };

@@ -117,6 +117,27 @@ impl<H> Shared<H> {
         body
     }
 
+    /// Appends `last` (if any), ends the body and runs `store` on it, all under the lock, and
+    /// wakes the readers only then: no reader can see the end of the body (or its last bytes)
+    /// before `store` has run, so a client that has the whole response and asks again finds
+    /// what `store` stored.
+    pub(super) fn finish_with<R>(
+        &self,
+        last: Option<Bytes>,
+        store: impl FnOnce(Option<Bytes>) -> R,
+    ) -> R {
+        let mut wake = Wake::default();
+        let mut st = self.state.lock();
+        if let Some(chunk) = last {
+            st.push(chunk, &mut wake);
+        }
+        let body = st.finish(true, &mut wake);
+        let r = store(body);
+        drop(st);
+        drop(wake);
+        r
+    }
+
     pub(super) fn abort(&self) {
         let mut wake = Wake::default();
         self.state.lock().abort(&mut wake);

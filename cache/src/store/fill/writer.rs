@@ -113,15 +113,22 @@ impl<H> FillWriter<H> {
         self.shared.finish(false)
     }
 
-    /// Like [`finish`](Self::finish), but runs `store` on the body *before* the fill leaves the
-    /// table, so there is no moment when a new request finds neither the fill nor the stored
-    /// object (a request joining in between gets the complete body from the fill). The body is
-    /// always a copy of its own (exact size, pinning none of the buffers it was pushed from),
-    /// and the readers still reading read that same copy: store it as it is.
-    pub fn finish_with<R>(mut self, store: impl FnOnce(Option<Bytes>) -> R) -> R {
+    /// Like [`finish`](Self::finish), but runs `store` on the body *before* any reader can see
+    /// its end, and before the fill leaves the table: there is no moment when a new request
+    /// finds neither the fill nor the stored object, and a client that has read the whole
+    /// response finds the object stored when it asks again. `last`, the body's final chunk, is
+    /// appended at the same moment (a caller that knows the length holds it back, so the
+    /// client cannot complete its response earlier). The body is always a copy of its own
+    /// (exact size, pinning none of the buffers it was pushed from), and the readers still
+    /// reading read that same copy: store it as it is. `store` runs under the fill's lock: it
+    /// must not touch this fill (join its key, read it), or it deadlocks.
+    pub fn finish_with<R>(
+        mut self,
+        last: Option<Bytes>,
+        store: impl FnOnce(Option<Bytes>) -> R,
+    ) -> R {
         self.done = true;
-        let body = self.shared.finish(true);
-        let r = store(body);
+        let r = self.shared.finish_with(last, store);
         self.leave_table();
         r
     }
@@ -339,7 +346,7 @@ mod tests {
         let mut r = w.reader();
         let chunk = Bytes::from(vec![7u8; 100]);
         w.push(chunk.clone()).await;
-        let body = w.finish_with(|b| b).unwrap_or_default();
+        let body = w.finish_with(None, |b| b).unwrap_or_default();
         assert_eq!(body, chunk);
         assert_ne!(body.as_ptr(), chunk.as_ptr(), "a copy");
         let read = r.next_chunk().await.unwrap_or(Ok(Bytes::new()));
@@ -436,18 +443,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn finish_with_stores_while_the_fill_is_still_joinable() {
+    async fn finish_with_appends_the_last_chunk_and_stores_before_leaving_the_table() {
         let fills = Fills::new();
         let mut w = lead(&fills, "/a");
+        let mut early = follow(&fills, "/a");
         w.publish(head("200"), true);
-        w.push(Bytes::from_static(b"body")).await;
-        let mut late = w.finish_with(|body| {
+        w.push(Bytes::from_static(b"bo")).await;
+        let stored = w.finish_with(Some(Bytes::from_static(b"dy")), |body| {
             assert_eq!(body.as_deref(), Some(&b"body"[..]));
-            // Still in the table: a request arriving now follows and gets the whole body.
-            follow(&fills, "/a")
+            // Still in the table while the object is stored: no request finds neither.
+            // (Nothing here may touch the fill itself: its lock is held.)
+            assert_eq!(fills.in_flight(), 1);
+            body
         });
-        assert_eq!(read_all(&mut late).await, (b"body".to_vec(), None));
+        assert_eq!(stored.as_deref(), Some(&b"body"[..]));
         assert_eq!(fills.in_flight(), 0);
+        assert_eq!(read_all(&mut early).await, (b"body".to_vec(), None));
         let _new = lead(&fills, "/a");
     }
 }
