@@ -24,7 +24,7 @@ use super::{metrics, page, Snapshot};
 use crate::cluster::frame::Frame;
 use crate::cluster::invalidate::broadcast;
 use crate::http::ctx::Ctx;
-use crate::policy::key::{primary_key, SCHEME};
+use crate::policy::key::{bans_everything, primary_key};
 use crate::stats::add;
 
 /// The node's admin paths that change state.
@@ -248,12 +248,6 @@ pub fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (_, "/purge" | "/ban" | "/reload") => not_allowed("POST"),
         _ => text(StatusCode::NOT_FOUND, "404 not found\n"),
     }
-}
-
-/// Whether a ban of `prefix` would remove every object: every key starts with
-/// [`SCHEME`], so the empty prefix and any prefix of the scheme match them all.
-fn bans_everything(prefix: &str) -> bool {
-    SCHEME.starts_with(prefix)
 }
 
 /// 405 with the one method `allow`ed.

@@ -104,6 +104,15 @@ async fn connection(
                 add(&ctx.counters.invalidated, n as u64);
                 c.send(Frame::Count(n as u64)).await?;
             }
+            Frame::Ban { prefix } if crate::policy::key::bans_everything(&prefix) => {
+                // Refused where it was asked too; a member sending it anyway is not obeyed.
+                tracing::warn!(%addr, prefix, "peer asked to ban every object; refused");
+                c.send(Frame::Error {
+                    code: 400,
+                    message: "ban needs a non-empty prefix naming a host".into(),
+                })
+                .await?;
+            }
             Frame::Ban { prefix } => {
                 let n = ctx.store.ban_prefix(&prefix);
                 add(&ctx.counters.invalidated, n as u64);

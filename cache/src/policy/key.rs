@@ -14,7 +14,13 @@ use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Uri};
 
 /// What every primary key starts with.
-pub(crate) const SCHEME: &str = "http://";
+const SCHEME: &str = "http://";
+
+/// Whether a ban of `prefix` would remove every object: every key starts with [`SCHEME`], so
+/// the empty prefix and any prefix of the scheme match them all.
+pub fn bans_everything(prefix: &str) -> bool {
+    SCHEME.starts_with(prefix)
+}
 
 /// The primary cache key of a request.
 pub fn primary_key(uri: &Uri, headers: &HeaderMap) -> Option<String> {
