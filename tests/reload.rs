@@ -3,23 +3,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::{get, node_config, wait_until, Node, Origin};
-
-fn ctl(node: &Node, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args(["ctl", "--admin", &node.admin.to_string()])
-        .args(args)
-        .output()
-        .expect("run strait ctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn rewrite(node: &Node, text: &str) {
     // Keep the ports the node already has: the listeners are not rebound by a reload.
@@ -47,7 +33,7 @@ fn ctl_reload_switches_pools_keeps_objects_and_finishes_in_flight_requests() {
     let slow = std::thread::spawn(move || get(addr, "/dyn/slow?delay=700", &[]));
     assert!(wait_until(Duration::from_secs(5), || a.count("/dyn/slow") == 1));
     rewrite(&node, &node_config(&[b.addr], ""));
-    let (code, out, err) = ctl(&node, &["reload"]);
+    let (code, out, err) = node.ctl(&["reload"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), "reloaded");
 
@@ -73,7 +59,7 @@ fn an_invalid_config_is_refused_with_its_reason_and_the_old_one_stays() {
     let node = Node::start(&[a.addr], "");
     let bad = node_config(&[a.addr], "").replace("pool = \"origin\"", "pool = \"nope\"");
     rewrite(&node, &bad);
-    let (code, _out, err) = ctl(&node, &["reload"]);
+    let (code, _out, err) = node.ctl(&["reload"]);
     assert_eq!(code, 1);
     assert!(err.contains("422"), "{err}");
     assert!(err.contains("route pool \"nope\" does not exist"), "{err}");
@@ -125,7 +111,7 @@ fn reload_keeps_the_health_state_of_unchanged_servers() {
     let b = Origin::start();
     let three = format!("{two}, {{ addr = \"{}\" }}", b.addr);
     rewrite(&node, &pool(&three));
-    let (code, out, err) = ctl(&node, &["reload"]);
+    let (code, out, err) = node.ctl(&["reload"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(state(&node, dead), "down");
     assert_eq!(state(&node, a.addr), "up");

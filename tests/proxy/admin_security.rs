@@ -31,21 +31,6 @@ fn assert_still_hit(node: &Node) {
     );
 }
 
-/// `strait ctl --admin ADDR ARGS...`: (exit code, stdout, stderr).
-fn ctl(node: &Node, args: &[&str]) -> (i32, String, String) {
-    let admin = node.admin.to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args(["ctl", "--admin", admin.as_str()])
-        .args(args)
-        .output()
-        .expect("run strait ctl");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_cross_site_ban_is_refused_and_the_object_stays_cached() {
     let (origin, node) = node_with_x();
@@ -158,7 +143,7 @@ fn a_ban_of_everything_is_refused() {
         );
     }
     assert_still_hit(&node);
-    let (code, _, err) = ctl(&node, &["ban", ""]);
+    let (code, _, err) = node.ctl(&["ban", ""]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("ban needs a non-empty prefix"), "{err}");
     assert_still_hit(&node);
@@ -167,17 +152,17 @@ fn a_ban_of_everything_is_refused() {
 #[test]
 fn strait_ctl_still_reads_purges_and_bans() {
     let (_origin, node) = node_with_x();
-    let (code, out, err) = ctl(&node, &["stats"]);
+    let (code, out, err) = node.ctl(&["stats"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("node a\n"), "{out}");
-    let purge = ctl(&node, &["purge", "http://test.example/obj/x"]);
+    let purge = node.ctl(&["purge", "http://test.example/obj/x"]);
     assert_eq!(purge.0, 0, "{}", purge.2);
     assert_eq!(purge.1, "removed 1 object(s)\n");
     assert_eq!(get(node.addr, "/obj/x", &[]).status, 200);
-    let ban = ctl(&node, &["ban", "http://test.example/obj/"]);
+    let ban = node.ctl(&["ban", "http://test.example/obj/"]);
     assert_eq!(ban.0, 0, "{}", ban.2);
     assert_eq!(ban.1, "removed 1 object(s)\n");
-    let reload = ctl(&node, &["reload"]);
+    let reload = node.ctl(&["reload"]);
     assert_eq!(
         (reload.0, reload.1.as_str()),
         (0, "reloaded\n"),

@@ -181,6 +181,20 @@ impl Node {
         serde_json::from_slice(&r.body).expect("stats json")
     }
 
+    /// `strait ctl --admin <this node's admin> ARGS...`: (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["ctl", "--admin", &self.admin.to_string()])
+            .args(args)
+            .output()
+            .expect("run strait ctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// One counter of `/stats.json`.
     pub fn counter(&self, name: &str) -> u64 {
         self.stats()
