@@ -147,19 +147,28 @@ fn duplicate_pool_names_are_reported_at_the_second() {
 fn every_validation_problem_is_reported_at_once() {
     let text = VALID
         .replace("id = \"a\"", "id = \"node a\"")
-        .replace("\"256MiB\"", "\"512KiB\"");
+        .replace("\"256MiB\"", "\"512KiB\"\nmax_object_size = \"16MiB\"");
     let (code, _, stderr, p) = check("two", &[("node.toml", &text)]);
     assert_eq!(code, 2);
     assert_eq!(
         stderr,
         format!(
             "{f}:2:6: node.id \"node a\" contains ' '; use only letters, digits, '.', '_' and '-'\n\
-             {f}:5:1: storage.max_object_size (16MiB) must be at most storage.ram / 8 (64KiB): \
-             an object must fit in one shard of the RAM tier\n\
-             {f}:6:7: storage.ram must be at least 1MiB, not 512KiB\n",
+             {f}:6:7: storage.ram must be at least 1MiB, not 512KiB\n\
+             {f}:7:19: storage.max_object_size (16MiB) must be at most storage.ram / 8 (64KiB): \
+             an object must fit in one shard of the RAM tier\n",
             f = p[0]
         )
     );
+}
+
+#[test]
+fn a_small_ram_without_max_object_size_is_valid() {
+    // The default max_object_size (16MiB) follows ram: here ram / 8 = 8MiB.
+    let text = VALID.replace("\"256MiB\"", "\"64MiB\"");
+    let (code, stdout, stderr, p) = check("small-ram", &[("node.toml", &text)]);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert_eq!(stdout, format!("{}: ok\n", p[0]));
 }
 
 #[test]

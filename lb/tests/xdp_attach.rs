@@ -307,7 +307,7 @@ mod attach {
         if !in_child() {
             return in_netns("attach::nat_frames_over_the_inner_mtu_get_icmp_or_drop");
         }
-        // bpf_fib_lookup answers only with forwarding on (as NAT needs: README).
+        // bpf_fib_lookup answers only with forwarding on (as NAT needs: docs/director.md).
         sh("ip link set a1 mtu 800 && sysctl -qw net.ipv4.ip_forward=1");
         let opts = options("a0", Some("a1"), XdpMode::Generic);
         assert_eq!(opts.inner_interface.as_ref().unwrap().mtu, 800);

@@ -19,7 +19,8 @@
 # port then copies every frame), PORT_XDP=off on none (then only a generic-mode director
 # forwards: native XDP_TX on a veth needs a program on the peer).
 # Load: `wrk -t1 -c50 -d$DUR -H 'Connection: close'` (one request per connection) and the same
-# without the header (keep-alive), as the shared L4 anchors (/work/shared/bench/l4) measure.
+# without the header (keep-alive), as the shared L4 anchors measure (../shared/bench/l4, relative
+# to the repository root).
 # "director pkt/s" = frames the director forwarded during the run (its per-backend packet counters
 # plus NAT replies, from its admin) / duration.
 # Everything lives in namespaces st-l4dr-* / st-l4nat-*; they are removed on exit.

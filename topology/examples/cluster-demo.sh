@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" != 0 ]; then
-    echo "the cluster demo needs root (network namespaces, XDP): run it with sudo" >&2
+    echo "the cluster demo needs root (network namespaces, XDP): run it as root (or with sudo)" >&2
     exit 1
 fi
 if [ -z "${STRAIT_BIN:-}" ]; then

@@ -88,7 +88,7 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 fn help(name: &str) -> String {
-    format!("strait node counter {name} (see README)")
+    format!("strait node counter {name} (see docs/cache.md)")
 }
 
 #[cfg(test)]

@@ -156,7 +156,10 @@ pool = "origin"
         assert_eq!(config.node.id.get_ref(), "a");
         assert_eq!(config.node.listen.get_ref(), &[addr("127.0.0.1:8080")]);
         assert_eq!(*config.storage.ram.get_ref(), ByteSize::mib(256));
-        assert_eq!(*config.storage.max_object_size.get_ref(), ByteSize::mib(16));
+        assert_eq!(
+            config.storage.max_object_size_bytes(),
+            ByteSize::mib(16).as_u64()
+        );
         let pool = config.pools[0].get_ref();
         assert_eq!(pool.name.get_ref(), "origin");
         let servers: Vec<(SocketAddr, u32)> = pool

@@ -15,8 +15,12 @@ use serde_spanned::Spanned;
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 /// Default RAM tier bound.
 pub const DEFAULT_RAM: ByteSize = ByteSize::mib(256);
-/// Default largest object kept in the RAM tier; larger ones are streamed, not stored.
+/// Default largest object kept in the RAM tier (larger ones are streamed, not stored), when
+/// `storage.ram / RAM_SHARD_DIVISOR` is not smaller.
 pub const DEFAULT_MAX_OBJECT_SIZE: ByteSize = ByteSize::mib(16);
+/// The RAM tier has this many shards and one object must fit in one: `max_object_size` is at
+/// most `ram / RAM_SHARD_DIVISOR`.
+pub const RAM_SHARD_DIVISOR: u64 = 8;
 /// How long a request waits on another request's fill of the same key before going to the
 /// origin itself.
 pub const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,9 +100,24 @@ pub struct StorageSection {
     /// RAM tier bound: bodies plus metadata.
     #[serde(default = "default_ram")]
     pub ram: Spanned<ByteSize>,
-    /// Objects larger than this are streamed to clients but not stored.
-    #[serde(default = "default_max_object_size")]
-    pub max_object_size: Spanned<ByteSize>,
+    /// Objects larger than this are streamed to clients but not stored; absent:
+    /// min(`DEFAULT_MAX_OBJECT_SIZE`, `ram / RAM_SHARD_DIVISOR`). Read it through
+    /// [`StorageSection::max_object_size_bytes`].
+    #[serde(default)]
+    pub max_object_size: Option<Spanned<ByteSize>>,
+}
+
+impl StorageSection {
+    /// The largest object stored, in bytes: `max_object_size` as written, or its default,
+    /// which follows `ram` (16 MiB, less when `ram / 8` is smaller).
+    pub fn max_object_size_bytes(&self) -> u64 {
+        match &self.max_object_size {
+            Some(size) => size.get_ref().as_u64(),
+            None => DEFAULT_MAX_OBJECT_SIZE
+                .as_u64()
+                .min(self.ram.get_ref().as_u64() / RAM_SHARD_DIVISOR),
+        }
+    }
 }
 
 /// `[cache]`: RFC 9111 knobs.
@@ -142,7 +161,7 @@ pub struct LimitsSection {
     #[serde(default = "default_stream_lag", with = "humantime_serde")]
     pub stream_lag: Duration,
     /// Bytes the node may hold for responses in flight (fills being written, stream windows)
-    /// outside the `storage.ram` bound; absent: 4 x `storage.max_object_size`.
+    /// outside the `storage.ram` bound; absent: 4 x the effective `storage.max_object_size`.
     #[serde(default)]
     pub inflight: Option<Spanned<ByteSize>>,
 }
@@ -403,7 +422,7 @@ impl Default for StorageSection {
     fn default() -> Self {
         StorageSection {
             ram: default_ram(),
-            max_object_size: default_max_object_size(),
+            max_object_size: None,
         }
     }
 }
@@ -454,9 +473,6 @@ fn default_drain_timeout() -> Duration {
 }
 fn default_ram() -> Spanned<ByteSize> {
     Spanned::new(0..0, DEFAULT_RAM)
-}
-fn default_max_object_size() -> Spanned<ByteSize> {
-    Spanned::new(0..0, DEFAULT_MAX_OBJECT_SIZE)
 }
 fn default_coalesce_timeout() -> Duration {
     DEFAULT_COALESCE_TIMEOUT

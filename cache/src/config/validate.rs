@@ -4,7 +4,7 @@
 //! Rules: `node.id` is 1..=64 chars of `[A-Za-z0-9._-]` (it is written into `Cache-Status`
 //! and `Via`, RFC 9211 §2 / RFC 9110 §7.6.3); `node.listen` is non-empty, without duplicates
 //! or the admin address; `node.workers` in 1..=256; `storage.ram` >= 1MiB and
-//! `0 < storage.max_object_size <= ram / 8`; `cache.heuristic_percent` <= 100 (RFC 9111
+//! `0 < storage.max_object_size <= ram / 8` when given (its default follows `ram`); `cache.heuristic_percent` <= 100 (RFC 9111
 //! §4.2.2); `cache.target_header` a field name (RFC 9110 §5.1) other than the built-in
 //! `Cache-Control` / `CDN-Cache-Control` (RFC 9213); `cache.max_request_header` in
 //! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
@@ -14,7 +14,7 @@ use bytesize::ByteSize;
 
 use super::load::Diagnostic;
 use super::locate::{Locator, Seg};
-use super::types::NodeConfig;
+use super::types::{NodeConfig, RAM_SHARD_DIVISOR};
 
 mod pools;
 
@@ -24,8 +24,6 @@ const MAX_NODE_ID_CHARS: usize = 64;
 const MAX_WORKERS: usize = 256;
 /// Smallest RAM tier.
 const MIN_RAM: u64 = 1 << 20;
-/// The RAM tier has this many shards; one object must fit in one shard.
-const RAM_SHARD_DIVISOR: u64 = 8;
 /// Bounds of `cache.max_request_header`.
 const MIN_REQUEST_HEADER: u64 = 1 << 10;
 const MAX_REQUEST_HEADER: u64 = 1 << 20;
@@ -123,18 +121,23 @@ fn check_storage(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnosti
             format!("storage.ram must be at least 1MiB, not {}", show_size(ram)),
         ));
     }
-    let max = *storage.max_object_size.get_ref();
+    // A defaulted max_object_size follows ram (StorageSection::max_object_size_bytes): only a
+    // value written in the file can be wrong.
+    let Some(written) = &storage.max_object_size else {
+        return;
+    };
+    let max = *written.get_ref();
     let max_path = [Seg::Key("storage"), Seg::Key("max_object_size")];
     let limit = ByteSize(ram.as_u64() / RAM_SHARD_DIVISOR);
     if max.as_u64() == 0 {
         out.push(loc.at(
-            storage.max_object_size.span(),
+            written.span(),
             &max_path,
             "storage.max_object_size must be greater than 0".into(),
         ));
     } else if max > limit {
         out.push(loc.at(
-            storage.max_object_size.span(),
+            written.span(),
             &max_path,
             format!(
                 "storage.max_object_size ({}) must be at most storage.ram / {RAM_SHARD_DIVISOR} \
@@ -219,7 +222,7 @@ fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic
         ));
     }
     if let Some(inflight) = &limits.inflight {
-        let max = *config.storage.max_object_size.get_ref();
+        let max = ByteSize(config.storage.max_object_size_bytes());
         if *inflight.get_ref() < max {
             out.push(loc.at(
                 inflight.span(),
@@ -337,15 +340,28 @@ mod tests {
     }
 
     #[test]
-    fn a_defaulted_value_is_reported_at_its_table() {
-        // max_object_size keeps its 16MiB default, which no longer fits ram / 8.
+    fn a_defaulted_max_object_size_follows_ram() {
+        use bytesize::ByteSize;
+        // No max_object_size: 16MiB no longer fits ram / 8, so the default is ram / 8.
         let text = format!("{NODE}\n[storage]\nram = \"64MiB\"\n{POOL_ROUTE}");
+        assert!(problems(&text).is_empty());
+        let storage = parse(&text).unwrap().storage;
+        assert_eq!(storage.max_object_size_bytes(), ByteSize::mib(8).as_u64());
+        // A large ram keeps the 16MiB default.
+        let text = format!("{NODE}\n[storage]\nram = \"1GiB\"\n{POOL_ROUTE}");
+        let storage = parse(&text).unwrap().storage;
+        assert_eq!(storage.max_object_size_bytes(), ByteSize::mib(16).as_u64());
+        // limits.inflight is checked against the effective value, and defaults to 4 x it.
+        let text = format!(
+            "{NODE}\n[storage]\nram = \"64MiB\"\n[limits]\ninflight = \"8MiB\"\n{POOL_ROUTE}"
+        );
+        assert!(problems(&text).is_empty());
+        let config = parse(&format!("{NODE}\n[storage]\nram = \"64MiB\"\n{POOL_ROUTE}")).unwrap();
         assert_eq!(
-            problems(&text),
-            [
-                "5:1: storage.max_object_size (16MiB) must be at most storage.ram / 8 (8MiB): \
-              an object must fit in one shard of the RAM tier"
-            ]
+            config
+                .limits
+                .inflight_bytes(config.storage.max_object_size_bytes()),
+            ByteSize::mib(32).as_u64()
         );
     }
 

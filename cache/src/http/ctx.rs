@@ -59,7 +59,7 @@ impl Limits {
             body_timeout: l.body_timeout,
             send_timeout: l.send_timeout,
             stream_lag: l.stream_lag,
-            inflight: l.inflight_bytes(cfg.storage.max_object_size.get_ref().as_u64()),
+            inflight: l.inflight_bytes(cfg.storage.max_object_size_bytes()),
         }
     }
 }
@@ -123,7 +123,7 @@ impl Runtime {
                 heuristic_percent: *cfg.cache.heuristic_percent.get_ref(),
                 heuristic_max: cfg.cache.heuristic_max,
             },
-            max_object_size: cfg.storage.max_object_size.get_ref().as_u64(),
+            max_object_size: cfg.storage.max_object_size_bytes(),
             coalesce_timeout: cfg.cache.coalesce_timeout,
             limits: Limits::from_config(cfg),
         })
