@@ -13,13 +13,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use strait_cache::cluster::{MemberState, Membership};
-use strait_cache::config::ClusterSection;
 use strait_lb::config::DirectorConfig;
 use strait_lb::control::Director;
 use strait_lb::datapath::{
     BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
 };
+use strait_lb::membership::{ClusterSection, MemberState, Membership};
 use strait_lb::packet::service::{Service, ServiceKey};
 
 mod support;

@@ -156,19 +156,6 @@ impl Counter {
         Counter::ConnExpired,
     ];
 
-    /// The counter of a drop reason of the model.
-    pub fn of_drop(reason: crate::packet::decide::DropReason) -> Counter {
-        use crate::packet::decide::DropReason;
-        match reason {
-            DropReason::NoBackend => Counter::DropNoBackend,
-            DropReason::BadBackendIndex => Counter::DropBadBackend,
-            DropReason::EncapTooBig => Counter::DropEncapTooBig,
-            DropReason::NoRoute => Counter::DropNoRoute,
-            DropReason::NoNeighbour => Counter::DropNoNeigh,
-            DropReason::TooBig => Counter::DropTooBig,
-        }
-    }
-
     /// Stable name for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {

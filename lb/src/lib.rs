@@ -1,6 +1,14 @@
-//! strait-lb: the L4 director.
+//! strait-lb: load balancing, in the sense of pingora's load-balancing crate, plus the L4
+//! director. The cache node (`strait-cache`) uses it; it never uses the cache.
 //!
-//! Contents:
+//! Shared with the cache node:
+//! * [`health`]: backend health (rise/fall, passive ejection) and the TCP/HTTP probes.
+//! * [`membership`]: the cluster's SWIM gossip, its member list and sealed datagrams.
+//! * [`admin`]: the loopback-only admin listener and its guard (both roles' routes use it).
+//! * [`config`]: besides the director config, the `FILE:LINE:COL` diagnostics and positions
+//!   every strait config uses.
+//!
+//! The director:
 //! * [`maglev`]: weighted Maglev lookup tables (pure; copied into the BPF map by the director)
 //!   and the 5-tuple flow hash shared with the BPF C datapath.
 //! * [`packet`]: the reference model of the datapath (parse, decide, rewrite).
@@ -18,12 +26,15 @@
 //!   MAC resolution, admin endpoints, reload; programs a [`datapath::Datapath`].
 
 pub mod abi;
+pub mod admin;
 pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod decap;
+pub mod health;
 pub mod iface;
 pub mod maglev;
+pub mod membership;
 pub mod napi;
 pub mod neigh;
 pub mod packet;

@@ -8,7 +8,7 @@
 //!   `ban PREFIX` -> `POST /ban?prefix=<PREFIX>` (query values percent-encoded, RFC 3986
 //!   §2.1: everything but unreserved characters is escaped); `conns --limit N` ->
 //!   `GET /conns.json?limit=N` (directors). Every request carries `Host: ADDR` and no body or
-//!   `Content-Type`, as the admin listener's guard asks (`strait_cache::admin::guard`).
+//!   `Content-Type`, as the admin listener's guard asks (`strait_lb::admin::guard`).
 //! * A transport failure or timeout is the error `cannot reach admin at ADDR: <reason>` (exit 1).
 //!   A non-2xx answer prints `admin at ADDR answered <status>` and the body on stderr (exit 1).
 //! * `--json` prints the answer's JSON pretty; otherwise [`render_status`], [`render_stats`],

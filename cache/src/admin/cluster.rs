@@ -9,10 +9,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
+use strait_lb::membership::members::{self, Member, MemberState};
+use strait_lb::membership::Membership;
 
 use super::page::escape;
-use crate::cluster::members::{self, Member, MemberState};
-use crate::cluster::Membership;
 
 /// The cluster as one read sees it.
 pub struct ClusterSnapshot {

@@ -1,9 +1,9 @@
-//! The admin listener: stats page, JSON, Prometheus metrics, purge and ban.
+//! The node's admin routes: stats page, JSON, Prometheus metrics, purge and ban.
 //! Only loopback clients are served, even when it is bound to 0.0.0.0, and only requests a
-//! web page in a browser could not have sent ([`guard`]).
+//! web page in a browser could not have sent: the listener and its guard are
+//! `strait_lb::admin`, which the director's admin uses too.
 
 mod cluster;
-pub mod guard;
 mod metrics;
 mod page;
 pub mod server;

@@ -1,25 +1,20 @@
 //! Admin HTTP listener (HTTP/1.1). Routes: `GET /`, `GET /stats.json`, `GET /cluster.json`,
 //! `GET /metrics`, `POST /purge?url=URL`, `POST /ban?prefix=PREFIX`, `POST /reload`.
-//! Every request passes [`Guard::check`] first (loopback peer, admin `Host`, not cross-site,
-//! state changes by POST without a form content type); a refusal is logged and answered with
-//! its status and a short text. A ban must name more than the scheme every key starts with.
+//! Every request passes the guard of `strait_lb::admin` first (loopback peer, admin `Host`, not
+//! cross-site, state changes by POST without a form content type), in its accept loop; a
+//! refusal is logged and answered with its status and a short text there. A ban must name more
+//! than the scheme every key starts with.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use strait_lb::admin::{accept_loop_async, not_allowed, query_param, respond, text};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::guard::{Guard, Refusal};
 use super::{metrics, page, Snapshot};
 use crate::cluster::frame::Frame;
 use crate::cluster::invalidate::broadcast;
@@ -39,86 +34,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: watch::Receiver<b
     .await;
 }
 
-/// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request that
-/// passes [`Guard::check`] (with `changes`, the paths that change state) is answered by
-/// `handle` with the client's address (the node's and the director's admin).
-pub async fn accept_loop<H>(
-    listener: TcpListener,
-    changes: &'static [&'static str],
-    stop: watch::Receiver<bool>,
-    handle: H,
-) where
-    H: Fn(SocketAddr, Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
-{
-    accept_loop_async(listener, changes, stop, move |peer, req| {
-        std::future::ready(handle(peer, req))
-    })
-    .await;
-}
-
-/// [`accept_loop`] with a handler that may wait (cluster-wide purge asks the other nodes).
-pub async fn accept_loop_async<H, F>(
-    listener: TcpListener,
-    changes: &'static [&'static str],
-    mut stop: watch::Receiver<bool>,
-    handle: H,
-) where
-    H: Fn(SocketAddr, Request<Incoming>) -> F + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let guard = Guard {
-        listen: listener.local_addr().ok(),
-        changes,
-    };
-    let handle = Arc::new(handle);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let handle = Arc::clone(&handle);
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let answer = match guard.check(peer, &req) {
-                        Ok(()) => Ok(handle(peer, req)),
-                        Err(why) => Err(refused(why, peer, &req)),
-                    };
-                    async move {
-                        Ok::<_, Infallible>(match answer {
-                            Ok(pending) => pending.await,
-                            Err(refusal) => refusal,
-                        })
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-            _ = stop.wait_for(|s| *s) => break,
-        }
-    }
-}
-
-/// Logs a refused request and answers it.
-fn refused<B>(why: Refusal, peer: SocketAddr, req: &Request<B>) -> Response<Full<Bytes>> {
-    tracing::info!(
-        %peer,
-        reason = why.as_str(),
-        method = %req.method(),
-        path = req.uri().path(),
-        host = ?req.headers().get(HOST),
-        origin = ?req.headers().get(ORIGIN),
-        "admin request refused"
-    );
-    let mut r = text(why.status(), why.body());
-    if let Some(allow) = why.allow() {
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(allow));
-    }
-    r
-}
-
-/// A node's admin request (already past [`Guard::check`]): purge and ban reach every member
+/// A node's admin request (already past the guard): purge and ban reach every member
 /// when the node is in a cluster; everything else is [`route`].
 pub async fn route_async(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(cluster) = ctx.cluster.as_ref() else {
@@ -250,14 +166,6 @@ pub fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
     }
 }
 
-/// 405 with the one method `allow`ed.
-pub fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n");
-    r.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
 fn removed(n: usize) -> Response<Full<Bytes>> {
     respond(
         StatusCode::OK,
@@ -273,57 +181,6 @@ fn url_key(url: &str) -> Option<String> {
     primary_key(&uri, &http::HeaderMap::new())
 }
 
-/// The percent-decoded value of a query parameter.
-pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    let q = uri.query()?;
-    for pair in q.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k == name {
-            return percent_decode(v);
-        }
-    }
-    None
-}
-
-/// Decode `%XX` escapes and `+` (as space); None on a malformed escape or non-UTF-8 result.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    respond(status, "text/plain; charset=utf-8", body.to_string())
-}
-
-fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,19 +193,5 @@ mod tests {
         for p in ["http://a", "http://test.example/obj/", "https://", "x"] {
             assert!(!bans_everything(p), "{p:?}");
         }
-    }
-
-    #[test]
-    fn query_params_are_percent_decoded() {
-        let u: Uri = "/purge?x=1&url=http%3A%2F%2Fa.example%2Fp%3Fq%3D1"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            query_param(&u, "url").as_deref(),
-            Some("http://a.example/p?q=1")
-        );
-        assert_eq!(query_param(&u, "nope"), None);
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
     }
 }

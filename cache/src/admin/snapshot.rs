@@ -3,12 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
-use crate::origin::health::ServerState;
-use crate::origin::Server;
-
 use serde_json::{json, Map, Value};
+use strait_lb::health::ServerState;
 
 use crate::http::ctx::Ctx;
+use crate::origin::Server;
 
 /// Counters and pool state read at one moment.
 pub struct Snapshot {

@@ -1,5 +1,11 @@
 //! Tests of `[cluster]`: parsing, defaults, every refusal, the secret file, reload changes.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use strait_lb::membership::section::{DEFAULT_HANDOVER_MIN_LEAD, DEFAULT_HANDOVER_WINDOW};
+
 use super::*;
 use crate::config::parse;
 

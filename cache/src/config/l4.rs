@@ -24,9 +24,8 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::load::Diagnostic;
-use super::locate::{Locator, Seg};
 use super::types::NodeConfig;
+use super::{Diagnostic, Locator, Seg};
 
 /// Most VIPs one node holds (the decapsulation program's map bound).
 pub const MAX_L4_VIPS: usize = 64;

@@ -5,77 +5,23 @@
 //! * Syntax, type and unknown-key errors come from toml/serde, one at a time, at their span;
 //!   the message is prefixed with the dotted key it concerns when that key is known.
 //! * Once the text deserializes, `validate` reports every problem it finds, each at the
-//!   position of the offending value (located by `locate`: a value without a span of its
+//!   position of the offending value (located by the `Locator`: a value without a span of its
 //!   own, such as a default, is reported at its enclosing table, else at `1:1`).
 //! * Diagnostics are returned sorted by position.
+//!
+//! [`Diagnostic`], [`ConfigError`] and the `Locator` are the shared ones of `strait_lb::config`.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use strait_lb::config::{load_with, ConfigError, Diagnostic, Locator};
 
 use super::cluster::read_secret;
-use super::locate::Locator;
 use super::types::NodeConfig;
 use super::validate::validate;
-
-/// One problem in a config file, at a 1-based line and character column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.col, self.message)
-    }
-}
-
-/// Failure to load a config file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read (missing, unreadable, not UTF-8).
-    #[error("{}: cannot read: {source}", .path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file was read but is not a valid node config; one line per problem.
-    #[error("{}", render(.path, .diagnostics))]
-    Invalid {
-        path: PathBuf,
-        diagnostics: Vec<Diagnostic>,
-    },
-}
-
-/// `FILE:LINE:COL: message`, one line per diagnostic (no trailing newline).
-pub fn render(path: &Path, diagnostics: &[Diagnostic]) -> String {
-    let lines: Vec<String> = diagnostics
-        .iter()
-        .map(|d| format!("{}:{d}", path.display()))
-        .collect();
-    lines.join("\n")
-}
 
 /// Read and parse a node config file.
 pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
     load_with(path, parse)
-}
-
-/// Read a config file and parse it with `parse` (node or director), the errors carrying the path.
-pub fn load_with<T>(
-    path: &Path,
-    parse: impl FnOnce(&str) -> Result<T, Vec<Diagnostic>>,
-) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text).map_err(|diagnostics| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        diagnostics,
-    })
 }
 
 /// Parse and validate a node config; a `[cluster]` `secret_file` is read here (relative to

@@ -1,11 +1,10 @@
-//! Node configuration: types (`types`), loading with `FILE:LINE:COL` diagnostics (`load`),
-//! positions in the document (`locate`), semantic validation (`validate`) and the `[l4]`
-//! section (`l4`), the `[cluster]` section (`cluster`).
+//! Node configuration: types (`types`), loading (`load`), semantic validation (`validate`) and
+//! the `[l4]` section (`l4`), the `[cluster]` section (`cluster`). `FILE:LINE:COL` diagnostics
+//! and positions in the document are the shared ones of `strait_lb::config`, re-exported here.
 
 mod cluster;
 mod l4;
 mod load;
-mod locate;
 mod types;
 mod validate;
 
@@ -14,6 +13,6 @@ pub use cluster::{
     DEFAULT_PROBE_INTERVAL, DEFAULT_SUSPECT_TIMEOUT, MAX_CLUSTER_WEIGHT, MIN_SECRET_LEN,
 };
 pub use l4::{L4Mode, L4Section, L4XdpMode, DEFAULT_L4_INTERFACE, MAX_L4_VIPS};
-pub use load::{load, load_with, parse, render, ConfigError, ConfigKind, Diagnostic};
-pub use locate::{line_col, Locator, Seg};
+pub use load::{load, parse, ConfigKind};
+pub use strait_lb::config::{line_col, load_with, render, ConfigError, Diagnostic, Locator, Seg};
 pub use types::*;

@@ -12,9 +12,8 @@
 
 use bytesize::ByteSize;
 
-use super::load::Diagnostic;
-use super::locate::{Locator, Seg};
 use super::types::{NodeConfig, RAM_SHARD_DIVISOR};
+use super::{Diagnostic, Locator, Seg};
 
 mod pools;
 

@@ -1,11 +1,11 @@
 //! Origin pools: the servers a node forwards misses and passes to — routing (`route`),
-//! scheduling (`schedule`), health (`health`, `checker`), persistence (`persist`), and the
-//! pool itself (`pool`).
+//! scheduling (`schedule`), the health probe a pool asks for (`probe`; the probes and the
+//! rise/fall state are `strait_lb::health`), persistence (`persist`), and the pool itself
+//! (`pool`).
 
-pub mod checker;
-pub mod health;
 pub mod persist;
 pub mod pool;
+pub mod probe;
 pub mod route;
 pub mod schedule;
 pub mod upload;

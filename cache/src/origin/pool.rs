@@ -27,12 +27,13 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::checker::{self, ProbeKind};
-use super::health::{CheckOutcome, Health, ServerState};
+use strait_lb::health::{self, CheckOutcome, Health, ServerState};
+
 use super::persist;
+use super::probe::probe_kind;
 use super::schedule::{Candidate, PickInput, Scheduler};
 use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
-use crate::config::{CheckKind, HealthConfig, PassiveConfig, PoolConfig};
+use crate::config::{HealthConfig, PassiveConfig, PoolConfig};
 use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
@@ -370,13 +371,7 @@ impl Pool {
 /// Start the pool's active checker; it stops when the returned sender is dropped.
 fn spawn_checker(pool: &str, servers: &[Arc<Server>], h: &HealthConfig) -> watch::Sender<bool> {
     let (tx, rx) = watch::channel(false);
-    let kind = match h.kind {
-        CheckKind::Http => ProbeKind::Http {
-            path: h.path.clone(),
-            expect: h.expect,
-        },
-        CheckKind::Tcp => ProbeKind::Tcp,
-    };
+    let kind = probe_kind(h);
     let targets: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
     let servers: Vec<Arc<Server>> = servers.to_vec();
     let (rise, fall) = (h.rise, h.fall);
@@ -398,7 +393,7 @@ fn spawn_checker(pool: &str, servers: &[Arc<Server>], h: &HealthConfig) -> watch
             None => {}
         }
     };
-    tokio::spawn(checker::run(
+    tokio::spawn(health::probe::run(
         targets, kind, h.interval, h.timeout, report, rx,
     ));
     tx

@@ -10,7 +10,7 @@
 //! suspect_timeout = "2s"               # at least probe_interval
 //! ```
 //!
-//! Rules: the node's `[cluster]` rules for the keys they share (`strait_cache::config`), each
+//! Rules: the node's `[cluster]` rules for the keys they share (`crate::membership::section`), each
 //! problem at its value. The secret file is read here (a path relative to the working
 //! directory), as the node reads its own when its config is loaded.
 
@@ -20,10 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_spanned::Spanned;
-use strait_cache::config::{secret_from_bytes, DEFAULT_PROBE_INTERVAL, DEFAULT_SUSPECT_TIMEOUT};
 
 use super::types::RawCluster;
 use super::validate::{parse_duration, Report};
+use crate::membership::section::{
+    secret_from_bytes, DEFAULT_PROBE_INTERVAL, DEFAULT_SUSPECT_TIMEOUT,
+};
 
 /// Most seeds listed (the node's bound).
 const MAX_SEEDS: usize = 64;

@@ -10,14 +10,14 @@
 
 use std::path::Path;
 
-use strait_cache::config::{ConfigError, Diagnostic, Locator};
-
+use super::diag::{load_with, ConfigError, Diagnostic};
+use super::locate::Locator;
 use super::types::{DirectorConfig, RawConfig};
 use super::validate::validate;
 
 /// Reads, parses and validates a director config file.
 pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
-    strait_cache::config::load_with(path, parse)
+    load_with(path, parse)
 }
 
 /// Parses and validates a director config.

@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 use serde_spanned::Spanned;
-use strait_cache::config::{Diagnostic, Locator};
 
 use super::cluster::check_cluster;
+use super::diag::Diagnostic;
+use super::locate::Locator;
 use super::service::check_service;
 use super::types::*;
 use crate::datapath::XdpMode;

@@ -1,5 +1,5 @@
 //! The director's admin listener (HTTP/1.1), guarded as the node's
-//! ([`strait_cache::admin::guard`]: loopback peers, admin `Host`, not cross-site, `/reload` by
+//! ([`crate::admin::guard`]: loopback peers, admin `Host`, not cross-site, `/reload` by
 //! POST without a form content type). Routes: `GET /` (page), `GET /stats.json`, `GET /conns.json?limit=N` (default
 //! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 `{"reloaded":true}`, or 422
 //! with the reasons while the running config stays). A datapath error answers 500.
@@ -7,16 +7,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::json;
-use strait_cache::admin::server::{accept_loop, not_allowed, query_param};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::view::Snapshot;
 use super::{lock, Inner};
+use crate::admin::{accept_loop, not_allowed, query_param, respond};
 
 /// Connections listed by `/conns.json` without `?limit=`.
 pub const DEFAULT_CONNS_LIMIT: usize = 1000;
@@ -141,13 +140,3 @@ fn conns(
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
 const JSON: &str = "application/json";
-
-fn respond(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}

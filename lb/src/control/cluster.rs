@@ -9,7 +9,7 @@
 //!   id). Alive and suspect members (live, as for key ownership) get their cluster weight
 //!   (1..=10000, within the director's 0..=65535); a dead one (it failed or left) gets weight
 //!   0: it drains, no new flows, established flows keep it, until gossip forgets it
-//!   (`strait_cache::cluster::gossip::DEAD_RETENTION`) and it leaves the set (then the state
+//!   (`crate::membership::gossip::DEAD_RETENTION`) and it leaves the set (then the state
 //!   keeps it draining, as a backend removed by a reload).
 //! * Two members on one IP (a node restarted under another id) are one backend: the live one
 //!   (the larger weight) wins.
@@ -18,10 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use serde_spanned::Spanned;
-use strait_cache::cluster::Member;
-use strait_cache::config::{ClusterSection, Secret};
 
 use crate::config::{BackendConfig, ClusterConfig, DirectorConfig, ServiceConfig};
+use crate::membership::{ClusterSection, Member, Secret};
 
 /// The backends of a cluster service on `port` (see the module doc).
 pub fn backends(members: &[Member], port: u16) -> Vec<BackendConfig> {

@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use strait_cache::cluster::{Member, MemberState};
-
 use super::*;
 use crate::config::parse;
+use crate::membership::{Member, MemberState};
 
 fn member(id: &str, ip: &str, weight: u32, state: MemberState) -> Member {
     Member {

@@ -4,7 +4,7 @@
 //! * One task per backend listed in the config, every `interval` (the first at once): when the
 //!   backend's interface has MACs and its MAC is unknown, ask the kernel (`neigh::resolve`,
 //!   bounded by `timeout`, on a blocking thread); when known, refresh it from the neighbour
-//!   table; then probe it (`strait_cache`'s TCP connect or HTTP GET, bounded by `timeout`) and
+//!   table; then probe it (`crate::health::probe`: TCP connect or HTTP GET, bounded by `timeout`) and
 //!   feed the rise/fall state machine. The probe itself keeps the kernel's entry fresh.
 //! * Each state change (health or MAC) is logged on one line and rebuilds the services.
 //! * [`restart`] stops the previous generation of tasks and starts one for the current state
@@ -14,13 +14,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use strait_cache::origin::checker::{probe, ProbeKind};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use super::state::{ServiceId, State};
 use super::{lock, Inner, Links};
 use crate::config::CheckKind;
+use crate::health::{probe, ProbeKind};
 use crate::iface::format_mac;
 
 /// What one backend's task needs to know.

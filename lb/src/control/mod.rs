@@ -32,15 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use strait_cache::cluster::Membership;
-use strait_cache::config::ConfigError;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::DirectorConfig;
+use crate::config::{ConfigError, DirectorConfig};
 use crate::datapath::{Datapath, DatapathError, DatapathOptions};
 use crate::iface::{IfaceError, Interface};
 use crate::maglev::MaglevError;
+use crate::membership::Membership;
 use crate::packet::service::Mode;
 use state::State;
 

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use strait_cache::cluster::Membership;
 use tokio::sync::watch;
 
 use super::cluster::{fill, service_changes};
 use super::{health, lock, Inner};
+use crate::membership::Membership;
 
 /// How often the members are looked at without a change notice.
 pub const RECHECK: Duration = Duration::from_secs(5);

@@ -19,9 +19,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::SystemTime;
 
-use strait_cache::origin::health::{CheckOutcome, Health, ServerState};
-
 use crate::config::{BackendConfig, DirectorConfig, Proto, ServiceConfig};
+use crate::health::{CheckOutcome, Health, ServerState};
 use crate::maglev::{self, MaglevError};
 use crate::packet::service::{Backend, Mode, Service, ServiceKey};
 

@@ -324,6 +324,15 @@ mod tests {
     }
 
     #[test]
+    fn ways_and_the_default_capacity_are_the_abi_ones() {
+        assert_eq!(crate::abi::CONN_WAYS, WAYS);
+        assert_eq!(
+            crate::packet::service::DEFAULT_CONN_CAPACITY,
+            crate::abi::MAX_CONNS as usize
+        );
+    }
+
+    #[test]
     fn key_bytes_are_the_abi_key() {
         let k = crate::abi::ConnKey {
             src: [1, 2, 3, 4],

@@ -39,6 +39,7 @@
 
 use super::parse::{Flow, Parsed, IPV4_MIN_HLEN};
 use super::service::{ConnTable, Mode, NatOrigin, Service, ServiceKey, Services};
+use crate::abi::Counter;
 
 /// Why a packet is dropped; each reason has one counter in the datapath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,6 +69,18 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::NoNeighbour => "no_neighbour",
             DropReason::TooBig => "too_big",
+        }
+    }
+
+    /// The datapath counter of this reason.
+    pub fn counter(self) -> Counter {
+        match self {
+            DropReason::NoBackend => Counter::DropNoBackend,
+            DropReason::BadBackendIndex => Counter::DropBadBackend,
+            DropReason::EncapTooBig => Counter::DropEncapTooBig,
+            DropReason::NoRoute => Counter::DropNoRoute,
+            DropReason::NoNeighbour => Counter::DropNoNeigh,
+            DropReason::TooBig => Counter::DropTooBig,
         }
     }
 }

@@ -102,7 +102,7 @@ pub fn check(n: usize, input: &[u8], model: &Action, got: &TestRunOutput) {
 pub fn expect(action: &Action, to_vip: bool, new: bool, counts: &mut HashMap<Counter, u64>) {
     let c = match action {
         Action::Pass => return,
-        Action::Drop(r) => Counter::of_drop(*r),
+        Action::Drop(r) => r.counter(),
         Action::TimeExceeded(_) => Counter::IcmpTimeExceeded,
         Action::Redirect(_) if !to_vip => Counter::NatReply,
         Action::TooBig(_) => Counter::IcmpTooBig,

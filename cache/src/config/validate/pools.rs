@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::super::load::Diagnostic;
-use super::super::locate::{Locator, Seg};
 use super::super::types::{NodeConfig, PoolConfig};
+use super::super::{Diagnostic, Locator, Seg};
 
 /// Largest server weight.
 const MAX_WEIGHT: u32 = 1000;

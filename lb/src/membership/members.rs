@@ -121,7 +121,7 @@ pub fn single_node_json(self_id: &str) -> Value {
         "self": self_id,
         "members": [{
             "id": self_id, "addr": null, "gossip": null, "state": "alive",
-            "weight": crate::config::DEFAULT_CLUSTER_WEIGHT,
+            "weight": super::section::DEFAULT_CLUSTER_WEIGHT,
         }],
     })
 }

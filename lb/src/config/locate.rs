@@ -10,7 +10,7 @@ use std::ops::Range;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_spanned::Spanned;
 
-use super::load::Diagnostic;
+use super::diag::Diagnostic;
 
 /// One step of a path into the document: a table key or an array index.
 #[derive(Debug, Clone, Copy)]

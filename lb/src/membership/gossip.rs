@@ -34,8 +34,8 @@ use tokio::task::JoinHandle;
 use super::identity::{state_of, NodeIdentity};
 use super::members::{self, Member, MemberState};
 use super::seal;
+use super::section::ClusterSection;
 use super::timers::Timers;
-use crate::config::ClusterSection;
 
 /// How often seeds are announced to while this node knows no other member.
 pub const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);

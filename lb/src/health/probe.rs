@@ -4,7 +4,7 @@
 //! `Connection: close` whose response status line (RFC 9112 section 4) must carry the expected
 //! status code. Only the status line is read; headers and body are ignored. Every probe,
 //! connect included, is bounded by its timeout, and its outcome never is an error: failures are
-//! `CheckOutcome { ok: false, detail }` for the state machine in `health.rs`.
+//! `CheckOutcome { ok: false, detail }` for the state machine in `super::state`.
 //!
 //! `run` owns its probe tasks (one `JoinSet` per round): when `stop` turns true or its sender
 //! is dropped, the round in flight is aborted and `report` is never called again.
@@ -20,8 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use super::health::CheckOutcome;
-use crate::config::{CheckKind, HealthConfig};
+use super::state::CheckOutcome;
 
 /// Longest status line read before the response is declared malformed.
 pub const MAX_STATUS_LINE: usize = 1024;
@@ -41,19 +40,6 @@ pub enum ProbeKind {
     },
     /// A TCP connect; passes when connected.
     Tcp,
-}
-
-impl ProbeKind {
-    /// The probe described by a pool's `health = { ... }`.
-    pub fn from_config(cfg: &HealthConfig) -> ProbeKind {
-        match cfg.kind {
-            CheckKind::Http => ProbeKind::Http {
-                path: cfg.path.clone(),
-                expect: cfg.expect,
-            },
-            CheckKind::Tcp => ProbeKind::Tcp,
-        }
-    }
 }
 
 /// One probe: TCP connect (ok when connected) or an HTTP/1.1 `GET path` with `Host: <addr>`
@@ -357,14 +343,6 @@ mod tests {
         assert_eq!(parse_status(b"HTTP/1.1 abc OK"), None);
         assert_eq!(parse_status(b"HTTP/1.1 099 OK"), None);
         assert_eq!(parse_status(b""), None);
-    }
-
-    #[test]
-    fn probe_kind_from_config() {
-        let cfg: HealthConfig = toml::from_str("path = \"/h\"\nexpect = 204").unwrap();
-        assert_eq!(ProbeKind::from_config(&cfg), http("/h", 204));
-        let cfg: HealthConfig = toml::from_str("kind = \"tcp\"").unwrap();
-        assert_eq!(ProbeKind::from_config(&cfg), ProbeKind::Tcp);
     }
 
     type Reports = mpsc::UnboundedReceiver<(usize, CheckOutcome)>;
