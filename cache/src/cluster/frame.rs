@@ -25,12 +25,12 @@
 //! | 2 | `Lookup` | requester → owner | `str` key, `u8` method (0 GET, 1 HEAD), `str` uri, `headers`, `u8` hops, `u8` flags |
 //! | 3 | `Hit` | owner → requester | an object head; then `Data`* and `End` |
 //! | 4 | `Miss` | owner → requester | `opt u64` lease, `str` cache status |
-//! | 5 | `Push` | requester → owner | `str` key, `u64` lease, an object head; then `Data`* and `End` |
+//! | 5 | `Push` | requester → owner | `str` key, `u64` lease, an object head; then `Data`* and `End`; a complete one is answered with `Count` once stored |
 //! | 6 | `Data` | either | the rest of the frame is one body chunk |
 //! | 7 | `End` | either | `bool` complete (false: the body was aborted; discard it) |
 //! | 8 | `Purge` | either | `str` url; answered with `Count` |
 //! | 9 | `Ban` | either | `str` prefix; answered with `Count` |
-//! | 10 | `Count` | either | `u64` objects removed |
+//! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`), or body bytes stored (`Push`) |
 //! | 11 | `Error` | either | `u16` code, `str` message |
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
 //!

@@ -14,7 +14,8 @@
 //! * else, in this node's handover window after it joined (`handover`), the key's previous
 //!   owner is probed first: its object is taken over (stored here) and sent as a `Hit`;
 //! * else this node leads a fill for the key and grants the lease: `Miss { lease: Some(n) }`,
-//!   then waits (bounded) for the requester's `Push` of lease n and stores what it sends; every
+//!   then waits (bounded) for the requester's `Push` of lease n and stores what it sends
+//!   (acknowledged with `Count` once stored, before the requester ends its own client's body); every
 //!   request for the key meanwhile, local or remote, follows that fill. A lease that ends
 //!   without a whole body (`End { complete: false }`, a bad frame, a timeout, a closed
 //!   connection) aborts the fill: nothing is stored and its followers go forward alone.
@@ -389,9 +390,22 @@ async fn take_push(
             Frame::End { complete: true } if wire::body_complete(total, head.body_len) => {
                 store(ctx, w, key, &fill);
                 bump(&ctx.counters.peer_pushes);
-                return Ok(());
+                // Stored: the requester lets its own client see the end of the body only now,
+                // so a client that has it all and asks any node again finds it here.
+                return c.send(Frame::Count(total)).await;
             }
-            Frame::End { .. } => {
+            Frame::End { complete: true } => {
+                // Said whole, but shorter than its head announced: not stored, and the
+                // requester (waiting for `Count`) is told at once.
+                w.abort();
+                return c
+                    .send(Frame::Error {
+                        code: 400,
+                        message: "Push body shorter than announced".into(),
+                    })
+                    .await;
+            }
+            Frame::End { complete: false } => {
                 w.abort();
                 return Ok(());
             }

@@ -1,5 +1,5 @@
 //! The request path of a cache node: validate, key, look up, decide (RFC 9111 §4), then serve
-//! from the store or go forward (`fetch`).
+//! from the store or go forward (`fill`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use super::admit::admit;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
-use super::fetch;
+use super::fill;
 use super::pass;
 use super::respond;
 use crate::cluster::handover::take_over;
@@ -160,7 +160,7 @@ async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
             if req.method == Method::HEAD {
                 return super::remote::head(ctx, req, key, owner).await;
             }
-            return fetch::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await;
+            return fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await;
         }
     }
     local_lookup(ctx, req, key, req_cc).await
@@ -224,7 +224,7 @@ async fn local_lookup(
                 let mut cs = CacheStatus::hit(node, obj.meta.ttl(now));
                 cs.fwd = Some(Fwd::Stale);
                 let resp = respond::object(&ctx, &req, &obj, &cs, now);
-                fetch::refresh_in_background(Arc::clone(&ctx), req, key, obj);
+                fill::refresh_in_background(Arc::clone(&ctx), req, key, obj);
                 return resp;
             }
             Reuse::Revalidate => {
@@ -232,7 +232,7 @@ async fn local_lookup(
                     return only_if_cached(&ctx);
                 }
                 bump(&ctx.counters.local_miss);
-                return fetch::miss(ctx, req, key, Fwd::Stale, Some(obj), req_cc, None).await;
+                return fill::miss(ctx, req, key, Fwd::Stale, Some(obj), req_cc, None).await;
             }
         }
     }
@@ -263,7 +263,7 @@ async fn local_lookup(
             }
         }
     }
-    fetch::miss(ctx, req, key, fwd, None, req_cc, None).await
+    fill::miss(ctx, req, key, fwd, None, req_cc, None).await
 }
 
 /// RFC 9111 §5.2.1.7: nothing suitable stored -> 504.

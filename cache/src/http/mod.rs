@@ -5,7 +5,7 @@ pub mod body;
 mod conn;
 pub mod ctx;
 mod fast;
-mod fetch;
+mod fill;
 mod forward;
 pub(crate) mod handler;
 mod io;

@@ -28,7 +28,7 @@ use http::{Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
-use super::fetch::{lead as lead_origin, Keep};
+use super::fill::{lead as lead_fill, Keep, Lead};
 use super::object::FillHead;
 use super::respond;
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Push};
@@ -44,6 +44,8 @@ use crate::store::fill::{FillWriter, Fills, Join};
 
 /// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup`.
 const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// Longest wait for the owner's word that it stored a pushed object.
+const PUSH_ACK_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait between two frames of a body streamed by the owner.
 pub const BODY_IDLE: Duration = Duration::from_secs(30);
 
@@ -81,7 +83,7 @@ pub(super) async fn lead(
                 Some(None) => {
                     bump(&ctx.counters.local_miss);
                     let keep = Keep::Local;
-                    return lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, keep).await;
+                    return origin_miss(ctx, rt, req, key, w, req_cc, keep).await;
                 }
                 Some(Some(runner_up)) => answer = ask(ctx, &runner_up, lookup, wait).await,
                 None => {}
@@ -110,16 +112,16 @@ pub(super) async fn lead(
                     Keep::Nowhere
                 }
             };
-            lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, keep).await
+            origin_miss(ctx, rt, req, key, w, req_cc, keep).await
         }
         Ok((c, other)) => {
             let what = other.name();
             peer_failed(ctx, &PeerError::Unexpected(c.addr, what));
-            lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
+            origin_miss(ctx, rt, req, key, w, req_cc, Keep::Nowhere).await
         }
         Err(e) => {
             peer_failed(ctx, &e);
-            lead_origin(ctx, rt, req, key, w, Fwd::Miss, None, req_cc, Keep::Nowhere).await
+            origin_miss(ctx, rt, req, key, w, req_cc, Keep::Nowhere).await
         }
     }
 }
@@ -209,6 +211,31 @@ fn head_hit(ctx: &Ctx, req: &ReqHead, key: &str, mut fill: FillHead) -> Response
     w.publish(Arc::clone(&head), false);
     let _ = w.finish();
     respond::fill(ctx, req, &head, reader, &cs)
+}
+
+/// The owner could not be used: this node fetches from its origin pool, keeping the object
+/// where `keep` says (here when it is the key's next owner, at the owner under its lease, or
+/// nowhere).
+async fn origin_miss(
+    ctx: &Arc<Ctx>,
+    rt: &Arc<Runtime>,
+    req: ReqHead,
+    key: &str,
+    w: FillWriter<FillHead>,
+    req_cc: &CacheControl,
+    keep: Keep,
+) -> Response<ProxyBody> {
+    let job = Lead {
+        ctx,
+        rt,
+        req,
+        key,
+        fwd: Fwd::Miss,
+        stale: None,
+        req_cc,
+        keep,
+    };
+    lead_fill(job, w).await
 }
 
 /// The peer could not be reached at all (as opposed to answering badly).
@@ -479,10 +506,19 @@ impl PushSink {
         }
     }
 
-    /// The whole body (`total` bytes) was sent.
-    pub async fn end(mut self, _total: u64) {
-        match self.conn.send(Frame::End { complete: true }).await {
-            Ok(()) => self.release(),
+    /// The whole body (`total` bytes) was sent: waits (at most [`PUSH_ACK_WAIT`]) for the
+    /// owner to say it stored it, so that this node's client sees the end of its body only once
+    /// any node asked again finds the object at the owner.
+    pub async fn end(mut self, total: u64) {
+        if let Err(e) = self.conn.send(Frame::End { complete: true }).await {
+            return peer_failed(&self.ctx, &e);
+        }
+        match self.conn.recv(PUSH_ACK_WAIT).await {
+            Ok(Frame::Count(n)) if n == total => self.release(),
+            Ok(other) => peer_failed(
+                &self.ctx,
+                &PeerError::Unexpected(self.conn.addr, other.name()),
+            ),
             Err(e) => peer_failed(&self.ctx, &e),
         }
     }

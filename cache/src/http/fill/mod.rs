@@ -1,0 +1,219 @@
+//! The fill stage: going to the origin (or the key's owner) for what the cache keeps, once per
+//! key however many clients ask — coalesced misses and revalidations, background refreshes.
+//! Passes (what is never kept) live in `pass`.
+//!
+//! A fill's leader (`lead`) sends one request; the requests coalesced on it wait (bounded) for
+//! the head and then read the body while it arrives (`drive` reads it and stores it). A
+//! response that cannot be stored releases them at once and they go forward on their own. The
+//! answers that store nothing new (304, stale-if-error, failures) are in `fallback`.
+
+mod drive;
+mod fallback;
+mod lead;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderMap, Response, StatusCode};
+
+use super::body::ProxyBody;
+use super::ctx::{Ctx, ReqHead, Runtime};
+use super::object::{FillHead, Object};
+use super::remote::PushSink;
+use super::respond;
+use crate::cluster::Owner;
+use crate::policy::cache_control::CacheControl;
+use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::reuse::may_serve_stale_on_error;
+use crate::policy::vary::variant_id;
+use crate::stats::bump;
+use crate::store::fill::{Fills, Join};
+use fallback::serve_stale;
+pub(super) use lead::lead;
+
+/// One fill's leader: the request, its key, and what to do with the answer.
+pub(super) struct Lead<'a> {
+    pub ctx: &'a Arc<Ctx>,
+    pub rt: &'a Arc<Runtime>,
+    pub req: ReqHead,
+    pub key: &'a str,
+    /// How the answer is reported (`Cache-Status: fwd=`).
+    pub fwd: Fwd,
+    /// The stored object being revalidated, if any.
+    pub stale: Option<Arc<Object>>,
+    pub req_cc: &'a CacheControl,
+    /// Where the object is kept once whole.
+    pub keep: Keep,
+}
+
+/// A GET miss or a revalidation: coalesced on the key. With `owner` (a peer owns the key) the
+/// leader asks the owner first (`remote::lead`) and nothing is stored here.
+pub async fn miss(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    key: String,
+    fwd: Fwd,
+    stale: Option<Arc<Object>>,
+    req_cc: CacheControl,
+    owner: Option<Owner>,
+) -> Response<ProxyBody> {
+    let rt = ctx.rt.load_full();
+    match ctx.fills.join(&key) {
+        // The fill runs in its own task: a client that goes away does not cancel what other
+        // clients (and peers) wait on.
+        Join::Lead(w) => {
+            let task = tokio::spawn(async move {
+                match owner {
+                    Some(o) => super::remote::lead(&ctx, &rt, req, &key, w, &req_cc, o).await,
+                    None => {
+                        let job = Lead {
+                            ctx: &ctx,
+                            rt: &rt,
+                            req,
+                            key: &key,
+                            fwd,
+                            stale,
+                            req_cc: &req_cc,
+                            keep: Keep::Local,
+                        };
+                        lead(job, w).await
+                    }
+                }
+            });
+            match task.await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = %e, "fill task failed");
+                    respond::build(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        HeaderMap::new(),
+                        ProxyBody::Empty,
+                    )
+                }
+            }
+        }
+        Join::Follow(mut reader) => {
+            bump(&ctx.counters.coalesced);
+            match reader.head(rt.coalesce_timeout).await {
+                Ok(head) => {
+                    let matches = head.vary.is_empty()
+                        || variant_id(&head.vary, &req.headers) == head.variant_id;
+                    let error = head.status.is_server_error();
+                    if let (true, Some(s)) = (error, &stale) {
+                        if may_serve_stale_on_error(&s.meta, &req_cc, SystemTime::now()) {
+                            return serve_stale(&ctx, &req, s, head.status.as_u16());
+                        }
+                    }
+                    if matches {
+                        let mut cs = CacheStatus::fwd(&ctx.node_id, head.fwd);
+                        cs.fwd_status = head.fwd_status;
+                        cs.stored = head.meta.is_some();
+                        cs.collapsed = true;
+                        cs.upstream = head.upstream.clone();
+                        if cs.upstream.is_some() {
+                            cs.detail = Some("peer".to_string());
+                        }
+                        return respond::fill(&ctx, &req, &head, reader, &cs);
+                    }
+                    drop(reader);
+                    let keep = Keep::unless_owned(&owner);
+                    let job = Lead {
+                        ctx: &ctx,
+                        rt: &rt,
+                        req,
+                        key: &key,
+                        fwd: Fwd::VaryMiss,
+                        stale,
+                        req_cc: &req_cc,
+                        keep,
+                    };
+                    solo(job).await
+                }
+                Err(e) => {
+                    tracing::debug!(key = %key, reason = e.as_str(), "coalesced request goes forward alone");
+                    drop(reader);
+                    let keep = Keep::unless_owned(&owner);
+                    let job = Lead {
+                        ctx: &ctx,
+                        rt: &rt,
+                        req,
+                        key: &key,
+                        fwd,
+                        stale,
+                        req_cc: &req_cc,
+                        keep,
+                    };
+                    solo(job).await
+                }
+            }
+        }
+    }
+}
+
+/// Go forward without joining the shared fill table (released or timed-out followers), still
+/// storing what is storable where `keep` says.
+async fn solo(job: Lead<'_>) -> Response<ProxyBody> {
+    let private: Fills<FillHead> = job.ctx.fills.private();
+    match private.join(job.key) {
+        Join::Lead(w) => lead(job, w).await,
+        Join::Follow(_) => respond::error(
+            job.ctx,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "fill table inconsistent",
+            None,
+        ),
+    }
+}
+
+/// RFC 5861 stale-while-revalidate: refresh once in the background (a refresh already under way
+/// for the key is joined, not repeated).
+pub fn refresh_in_background(ctx: Arc<Ctx>, req: ReqHead, key: String, stale: Arc<Object>) {
+    let Join::Lead(w) = ctx.fills.join(&key) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let rt = ctx.rt.load_full();
+        let cc = CacheControl::default();
+        let job = Lead {
+            ctx: &ctx,
+            rt: &rt,
+            req,
+            key: &key,
+            fwd: Fwd::Stale,
+            stale: Some(stale),
+            req_cc: &cc,
+            keep: Keep::Background,
+        };
+        let resp = lead(job, w).await;
+        // The body (if any) is read by the fill's own driver; the response is dropped.
+        drop(resp);
+    });
+}
+
+/// Where a fill's object is kept once whole.
+pub(super) enum Keep {
+    /// In this node's store (it owns the key, or there is no cluster).
+    Local,
+    /// In this node's store, a background refresh (its failures are not logged).
+    Background,
+    /// At the owner: pushed under the owner's fill lease, not stored here.
+    Push(Box<PushSink>),
+    /// Nowhere: a peer owns the key but granted no lease, or could not be asked.
+    Nowhere,
+}
+
+impl Keep {
+    /// `Local`, or `Nowhere` when a peer owns the key.
+    fn unless_owned(owner: &Option<Owner>) -> Keep {
+        if owner.is_some() {
+            Keep::Nowhere
+        } else {
+            Keep::Local
+        }
+    }
+
+    /// Kept in this node's store.
+    fn stores_here(&self) -> bool {
+        matches!(self, Keep::Local | Keep::Background)
+    }
+}
