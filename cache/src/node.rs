@@ -140,7 +140,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         stop_rx.clone(),
     ));
     if let Some(l) = peer_listener {
-        tokio::spawn(crate::cluster::serve::serve(
+        tokio::spawn(crate::http::owner::serve(
             l,
             Arc::clone(&ctx),
             stop_rx.clone(),

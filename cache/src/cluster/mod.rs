@@ -6,11 +6,9 @@
 pub mod auth;
 pub mod frame;
 mod handle;
-pub mod handover;
 pub mod invalidate;
 pub mod peer;
 pub mod rendezvous;
-pub mod serve;
 pub mod wire;
 
 pub use handle::{Cluster, Owner};

@@ -17,9 +17,9 @@ use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH};
 use http::{HeaderMap, StatusCode};
 
 use super::frame::{ObjectHead, WireMeta};
-use crate::http::object::{FillHead, Object};
 use crate::policy::cache_status::{upstream_member, Fwd};
 use crate::policy::meta::StoredMeta;
+use crate::store::object::{FillHead, Object};
 
 /// `ObjectHead::body_len` of a body whose length is not known in advance (an origin's chunked
 /// answer, pushed or streamed while it arrives): its `End` frame completes it.

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 
 use crate::store::fill::FillReader;
 
-use super::object::FillHead;
+use crate::store::object::FillHead;
 
 /// Boxed error of a body stream.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

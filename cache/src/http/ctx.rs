@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::{HeaderMap, HeaderName, Method, Uri, Version};
 
-use super::object::{FillHead, Object};
 use crate::config::NodeConfig;
 use crate::origin::route::{host_without_port, RouteError, RouteInput, RouteTable};
 use crate::origin::Pool;
 use crate::policy::freshness::FreshnessParams;
 use crate::stats::Counters;
 use crate::store::fill::Fills;
+use crate::store::object::{FillHead, Object};
 use crate::store::ram::RamStore;
 
 /// The RFC 9213 targeted field every strait node honours.

@@ -6,11 +6,12 @@
 //! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine). Any
 //! other request — or any doubt — is [`Parse::Fallback`]: the connection is handed, with every
 //! byte read so far, to the general (hyper) path, which makes the same decision slowly. The
-//! answer written by [`write_hit`] is what the general path sends for a fresh hit.
+//! answer written by [`write_hit`] is what the general path sends for a fresh hit; the stored
+//! head it starts from is the object's wire form (`store::object::wire_head`).
 
 use std::time::SystemTime;
 
-use super::object::Object;
+use crate::store::object::Object;
 
 /// Request header fields parsed per request on the fast path; more falls back.
 pub const MAX_FAST_HEADERS: usize = 64;
@@ -121,30 +122,6 @@ fn is_special(name: &[u8]) -> bool {
     SPECIAL.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
-/// The serialized status line and stored headers of an object, when its answers can be written
-/// by the fast path (no Vary, no upstream Cache-Status, nothing to strip on the way out).
-pub fn wire_head(obj_status: http::StatusCode, headers: &http::HeaderMap) -> Option<Vec<u8>> {
-    if headers.contains_key(http::header::VARY)
-        || headers.contains_key("cache-status")
-        || headers.contains_key(http::header::AGE)
-    {
-        return None;
-    }
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(obj_status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(obj_status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in headers.iter() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    Some(out)
-}
-
 /// Append a fresh hit's answer head to `out` (the body, unless HEAD, follows separately):
 /// the stored head, `Age`, `Cache-Status`, `Connection: close` when asked. None when the
 /// object can't be answered here (not fresh, must revalidate, no wire head).
@@ -228,20 +205,5 @@ mod tests {
         for c in cases {
             assert_eq!(parse(c), Parse::Fallback, "{}", String::from_utf8_lossy(c));
         }
-    }
-
-    #[test]
-    fn wire_head_serializes_status_and_headers_and_refuses_vary() {
-        let mut h = http::HeaderMap::new();
-        h.insert("content-length", http::HeaderValue::from_static("3"));
-        h.append("x-a", http::HeaderValue::from_static("1"));
-        h.append("x-a", http::HeaderValue::from_static("2"));
-        let w = wire_head(http::StatusCode::OK, &h).unwrap();
-        assert_eq!(
-            String::from_utf8(w).unwrap(),
-            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-a: 1\r\nx-a: 2\r\n"
-        );
-        h.insert("vary", http::HeaderValue::from_static("accept"));
-        assert!(wire_head(http::StatusCode::OK, &h).is_none());
     }
 }

@@ -10,12 +10,12 @@ use std::time::SystemTime;
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
-use super::object::{FillHead, Object};
 use super::respond;
 use crate::fault::{Fault, Side};
 use crate::origin::PickInput;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
+use crate::store::object::{FillHead, Object};
 
 /// Request headers to send forward: hop-by-hop removed, `Host` kept (or taken from an h2
 /// `:authority`), our `Via` appended.

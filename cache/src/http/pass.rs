@@ -14,12 +14,12 @@ use super::forward::{
     clean_response_headers, fault_response, forward_headers, has_any, path_and_query, pick_input,
     purge_url, respond_upstream, with_cookie,
 };
-use super::object::FillHead;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::origin::upload::Upload;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::invalidate::invalidation_keys;
 use crate::stats::{add, bump};
+use crate::store::object::FillHead;
 
 /// Forward without storing (HEAD misses, `no-store` requests).
 pub async fn forward_uncached(

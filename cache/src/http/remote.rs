@@ -29,7 +29,6 @@ use http::{Response, StatusCode};
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::fill::{lead as lead_fill, Keep, Lead};
-use super::object::FillHead;
 use super::respond;
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Push};
 use crate::cluster::peer::{PeerConn, PeerError};
@@ -41,6 +40,7 @@ use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
 use crate::policy::headers::{age_value, append_via};
 use crate::stats::bump;
 use crate::store::fill::{FillWriter, Fills, Join};
+use crate::store::object::FillHead;
 
 /// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup`.
 const ANSWER_MARGIN: Duration = Duration::from_secs(2);

@@ -12,13 +12,13 @@ use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
-use super::object::{FillHead, Object};
 use crate::policy::cache_status::{append_cache_status, CacheStatus};
 use crate::policy::conditional::{client_not_modified, not_modified_headers};
 use crate::policy::headers::age_value;
 use crate::policy::range::{content_range, evaluate_range, unsatisfied_range, RangeOutcome};
 use crate::stats::bump;
 use crate::store::fill::FillReader;
+use crate::store::object::{FillHead, Object};
 
 /// A response served from a stored object.
 pub fn object(

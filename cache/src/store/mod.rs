@@ -9,6 +9,7 @@
 
 mod eviction;
 pub mod fill;
+pub mod object;
 pub mod ram;
 
 pub use eviction::KEY_OVERHEAD_BYTES;

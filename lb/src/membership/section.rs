@@ -20,7 +20,7 @@
 //! relative to the working directory); the key is its bytes without trailing whitespace, at
 //! least [`MIN_SECRET_LEN`] of them. `[cluster]` is read at start only: a reload that changes
 //! it is reported by [`restart_only_changes`] and the running membership stays. The handover
-//! timings are the cache node's (its `cluster::handover`); they ride in this section because
+//! timings are the cache node's (its `http::handover`); they ride in this section because
 //! they are written in it and read with it.
 
 use std::fmt;
@@ -80,7 +80,7 @@ pub struct ClusterSection {
     #[serde(default = "default_suspect_timeout", with = "humantime_serde")]
     pub suspect_timeout: Duration,
     /// How long after joining this node asks a key's previous owner before the origin
-    /// (`cluster::handover`); zero: never.
+    /// (`http::handover`); zero: never.
     #[serde(default = "default_handover_window", with = "humantime_serde")]
     pub handover_window: Duration,
     /// ... when that owner had been running at least this long when this node started.

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::{FrameError, ObjectHead, WireMeta};
-use crate::http::object::Object;
 use crate::policy::StoredMeta;
+use crate::store::object::Object;
 
 fn bad(what: &'static str) -> FrameError {
     FrameError::BadHead { what }

@@ -10,10 +10,10 @@ use hyper::body::Incoming;
 
 use super::Keep;
 use crate::http::ctx::Ctx;
-use crate::http::object::{FillHead, Object};
 use crate::origin::pool::Server;
 use crate::stats::{add, bump};
 use crate::store::fill::FillWriter;
+use crate::store::object::{FillHead, Object};
 
 /// Read the origin body into the fill (and to the owner, when it keeps the object), then
 /// store it here when it arrived whole and this node keeps it.

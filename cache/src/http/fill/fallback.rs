@@ -12,7 +12,6 @@ use crate::fault::Fault;
 use crate::http::body::ProxyBody;
 use crate::http::ctx::{Ctx, ReqHead};
 use crate::http::forward::{fault_response, has_any};
-use crate::http::object::{FillHead, Object};
 use crate::http::respond;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
@@ -21,6 +20,7 @@ use crate::policy::reuse::may_serve_stale_on_error;
 use crate::policy::storable::{storability, StoreParams};
 use crate::stats::bump;
 use crate::store::fill::FillWriter;
+use crate::store::object::{FillHead, Object};
 
 /// The origin answered 304 to a revalidation: the stored object's headers are refreshed
 /// (RFC 9111 §4.3.4) and its body served; the coalesced requests get it too.

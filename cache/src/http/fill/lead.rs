@@ -19,7 +19,6 @@ use crate::http::forward::{
     clean_response_headers, forward_headers, has_any, path_and_query, pick_input, respond_upstream,
     with_cookie,
 };
-use crate::http::object::FillHead;
 use crate::http::respond;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_status::CacheStatus;
@@ -30,6 +29,7 @@ use crate::policy::storable::{storability, NoStoreReason, StoreParams};
 use crate::policy::vary::{variant_id, vary_of, Vary};
 use crate::stats::bump;
 use crate::store::fill::FillWriter;
+use crate::store::object::FillHead;
 
 /// When the origin was asked and when its answer's head arrived (RFC 9111 §4.2.3).
 pub(super) struct Times {

@@ -18,7 +18,6 @@ use http::{HeaderMap, Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
-use super::object::{FillHead, Object};
 use super::remote::PushSink;
 use super::respond;
 use crate::cluster::Owner;
@@ -28,6 +27,7 @@ use crate::policy::reuse::may_serve_stale_on_error;
 use crate::policy::vary::variant_id;
 use crate::stats::bump;
 use crate::store::fill::{Fills, Join};
+use crate::store::object::{FillHead, Object};
 use fallback::serve_stale;
 pub(super) use lead::lead;
 

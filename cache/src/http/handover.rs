@@ -16,14 +16,14 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::HeaderMap;
 
-use super::frame::{Frame, Lookup, LookupMethod};
-use super::peer::PeerError;
-use super::{wire, Owner};
-use crate::http::ctx::Ctx;
-use crate::http::object::Object;
+use super::ctx::Ctx;
+use crate::cluster::frame::{Frame, Lookup, LookupMethod};
+use crate::cluster::peer::PeerError;
+use crate::cluster::{wire, Owner};
 use crate::policy::cache_status::Fwd;
 use crate::policy::headers::append_via;
 use crate::stats::bump;
+use crate::store::object::Object;
 
 /// Time the previous owner has to answer the probe and send the object.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -76,7 +76,7 @@ pub async fn take_over(
 }
 
 async fn fetch(
-    cluster: &super::Cluster,
+    cluster: &crate::cluster::Cluster,
     previous: &Owner,
     lookup: Lookup,
     (max, self_id): (u64, &str),

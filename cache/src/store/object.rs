@@ -1,4 +1,5 @@
-//! The HTTP object kept in the store, and the response head a fill shares with its followers.
+//! The HTTP object kept in the store (with its head pre-serialized for the hit fast path), and
+//! the response head a fill shares with its followers.
 
 use std::borrow::Cow;
 
@@ -7,6 +8,9 @@ use http::{HeaderMap, HeaderName, StatusCode};
 
 use crate::policy::{cache_status::Fwd, StoredMeta};
 use crate::store::ram::Entry;
+
+/// Header fields read back from a wire form; a head with more keeps its map instead.
+const MAX_WIRE_FIELDS: usize = 64;
 
 /// Per-object bytes charged on top of body and headers (the struct, Arcs, map slots).
 pub const OBJECT_OVERHEAD: u64 = 256;
@@ -27,7 +31,7 @@ pub struct Object {
     pub variant_id: Vec<u8>,
     /// The headers hold a targeted cache-control field that must not go downstream.
     pub has_targeted: bool,
-    /// Status line and headers serialized for the HTTP/1.1 fast path (`fast::wire_head`),
+    /// Status line and headers serialized for the HTTP/1.1 fast path (`wire_head`),
     /// followed by the blank line; None when this object's answers must be built by the
     /// general path. When present it is the only copy of the headers (memory per object).
     pub wire: Option<Bytes>,
@@ -48,7 +52,7 @@ impl Object {
         let wire = if has_targeted || !vary.is_empty() {
             None
         } else {
-            super::fast::wire_head(status, &headers).and_then(|mut w| {
+            wire_head(status, &headers).and_then(|mut w| {
                 w.extend_from_slice(b"\r\n");
                 let w = Bytes::from(w);
                 // Keep only the wire form when it reads back to the same headers.
@@ -93,9 +97,33 @@ impl Object {
     }
 }
 
+/// The serialized status line and stored headers of an object, when its answers can be written
+/// by the fast path (no Vary, no upstream Cache-Status, nothing to strip on the way out).
+pub fn wire_head(obj_status: http::StatusCode, headers: &http::HeaderMap) -> Option<Vec<u8>> {
+    if headers.contains_key(http::header::VARY)
+        || headers.contains_key("cache-status")
+        || headers.contains_key(http::header::AGE)
+    {
+        return None;
+    }
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(obj_status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(obj_status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers.iter() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Some(out)
+}
+
 /// Header fields read back from a wire head (`HTTP/1.1 ... CRLF fields CRLF CRLF`).
 fn parse_wire(w: &Bytes) -> Option<HeaderMap> {
-    let mut fields = [httparse::EMPTY_HEADER; super::fast::MAX_FAST_HEADERS];
+    let mut fields = [httparse::EMPTY_HEADER; MAX_WIRE_FIELDS];
     let mut resp = httparse::Response::new(&mut fields);
     match resp.parse(w) {
         Ok(httparse::Status::Complete(n)) if n == w.len() => {}
@@ -245,5 +273,20 @@ mod tests {
         );
         assert!(v.wire.is_none());
         assert_eq!(*v.headers(), h);
+    }
+
+    #[test]
+    fn wire_head_serializes_status_and_headers_and_refuses_vary() {
+        let mut h = http::HeaderMap::new();
+        h.insert("content-length", http::HeaderValue::from_static("3"));
+        h.append("x-a", http::HeaderValue::from_static("1"));
+        h.append("x-a", http::HeaderValue::from_static("2"));
+        let w = wire_head(http::StatusCode::OK, &h).unwrap();
+        assert_eq!(
+            String::from_utf8(w).unwrap(),
+            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nx-a: 1\r\nx-a: 2\r\n"
+        );
+        h.insert("vary", http::HeaderValue::from_static("accept"));
+        assert!(wire_head(http::StatusCode::OK, &h).is_none());
     }
 }

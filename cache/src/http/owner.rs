@@ -34,14 +34,13 @@ use http_body_util::BodyExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push};
+use super::body::ProxyBody;
+use super::ctx::Ctx;
+use super::handler::answer_for_peer;
 use super::handover::take_over;
-use super::peer::{PeerConn, PeerError};
-use super::wire;
-use crate::http::body::ProxyBody;
-use crate::http::ctx::Ctx;
-use crate::http::handler::answer_for_peer;
-use crate::http::object::{FillHead, Object};
+use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push};
+use crate::cluster::peer::{PeerConn, PeerError};
+use crate::cluster::wire;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::headers::append_via;
@@ -49,6 +48,7 @@ use crate::policy::reuse::{reuse, Reuse};
 use crate::policy::vary::variant_id;
 use crate::stats::{add, bump};
 use crate::store::fill::{FillReader, FillWriter, Join};
+use crate::store::object::{FillHead, Object};
 
 /// Largest body chunk sent in one `Data` frame.
 pub const CHUNK: usize = 256 * 1024;
@@ -101,7 +101,7 @@ async fn connection(
         match f {
             Frame::Lookup(l) => lookup(ctx, &mut c, l).await?,
             Frame::Purge { url } => {
-                let n = crate::http::purge_url(&ctx.store, &url);
+                let n = super::purge_url(&ctx.store, &url);
                 add(&ctx.counters.invalidated, n as u64);
                 c.send(Frame::Count(n as u64)).await?;
             }
