@@ -1,5 +1,23 @@
-//! The request path of a cache node: validate, key, look up, decide (RFC 9111 §4), then serve
-//! from the store or go forward (`fill`).
+//! The life of a request at a cache node, stage by stage (each stage a module that reads alone):
+//!
+//! 1. **Admit** (`admit`): check the framing and make the request canonical once (authority,
+//!    `Connection`, path), so every later stage and the origin see the same request.
+//! 2. **Route and key** ([`handle`]): the route picks the origin pool and says whether the cache
+//!    may keep the answer; the key is the target URI plus the route's `cache_key` fields.
+//!    What is not cached is passed through (`pass`).
+//! 3. **Look up** ([`lookup`]): a key a peer owns goes to its owner (`remote`; the owner's side
+//!    is `owner`); else this node's store.
+//! 4. **Decide** ([`local_lookup`], `policy::reuse`): fresh → serve; stale → serve it while
+//!    refreshing, revalidate, or serve it on error (RFC 9111 §4, RFC 5861).
+//! 5. **Fill** (`fill`): one trip to the origin (or the owner's lease) per key however many
+//!    clients wait, read while it arrives; after a join, the key's previous owner is asked
+//!    first (`handover`).
+//! 6. **Store** (`fill::drive`): the object is stored when whole, before its last bytes reach
+//!    the client.
+//! 7. **Respond** (`respond`): from the object or the fill, with `Age`, `Cache-Status`, `Via`,
+//!    conditionals and ranges; failures by who is to blame (`forward::fault_response`).
+//!
+//! The hit fast path (`fast`, `conn`) answers plain fresh hits before stage 1 from the raw bytes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,26 +51,7 @@ pub async fn handle(
     let max_body = ctx.rt.load().limits.max_request_body;
     let admitted = match admit(&mut parts, max_body) {
         Ok(a) => a,
-        Err(refused) => {
-            bump(&ctx.counters.bad_requests);
-            if let Some(f) = refused.fault {
-                ctx.counters.fault(f);
-            }
-            tracing::info!(
-                reason = refused.reason,
-                status = refused.status.as_u16(),
-                "request refused"
-            );
-            let mut resp = respond::error(&ctx, refused.status, refused.reason, None);
-            if refused.fault.is_some() {
-                // The body announced is not worth reading.
-                resp.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
-            return resp;
-        }
+        Err(refused) => return refused_response(&ctx, &refused),
     };
     let primary = admitted.primary;
     if parts.uri.path() == "*" {
@@ -90,6 +89,28 @@ pub async fn handle(
         // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
         pass::pass(ctx, req, body, primary).await
     }
+}
+
+/// The answer to a request refused at admission (counted; the connection is closed when the
+/// client announced a body not worth reading).
+fn refused_response(ctx: &Ctx, refused: &super::admit::Refused) -> Response<ProxyBody> {
+    bump(&ctx.counters.bad_requests);
+    if let Some(f) = refused.fault {
+        ctx.counters.fault(f);
+    }
+    tracing::info!(
+        reason = refused.reason,
+        status = refused.status.as_u16(),
+        "request refused"
+    );
+    let mut resp = respond::error(ctx, refused.status, refused.reason, None);
+    if refused.fault.is_some() {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// Asterisk-form targets (RFC 9112 §3.2.4) are for `OPTIONS` only and concern the server
