@@ -4,12 +4,11 @@
 use std::fmt::{self, Write};
 use std::sync::Arc;
 
+use html_escape::encode_quoted_attribute as escape;
 use serde_json::Value;
 use strait_lb::admin::metrics::{counter, gauges, DescriptorEncoder};
 use strait_lb::membership::members::{self, Member, MemberState};
 use strait_lb::membership::Membership;
-
-use super::page::escape;
 
 /// The cluster as one read sees it.
 pub struct ClusterSnapshot {

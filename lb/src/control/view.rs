@@ -13,6 +13,7 @@ use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
 use crate::admin::metrics::{counter, counters, gauge, gauges, DescriptorEncoder};
+use html_escape::encode_quoted_attribute as escape;
 use serde_json::{json, Value};
 
 use super::{lock, Inner};
@@ -267,14 +268,6 @@ impl Snapshot {
         out.push_str("</body></html>\n");
         out
     }
-}
-
-/// Escapes text for HTML.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
