@@ -23,8 +23,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
@@ -138,29 +137,14 @@ async fn fetch(
     target: &str,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
     let stream = tokio::net::TcpStream::connect(admin).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    // Owned here and aborted below: the connection never outlives the exchange.
-    let driver = tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
         .uri(target)
         .header(http::header::HOST, admin.to_string())
         .header(http::header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())?;
-    let answer = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow!("reading the answer: {e}"))?
-            .to_bytes();
-        anyhow::Ok((status, body))
-    }
-    .await;
-    driver.abort();
-    answer
+    let (head, body) = super::client::exchange(stream, request, MAX_ANSWER_BYTES).await?;
+    Ok((head.status, body))
 }
 
 /// Everything but the RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
