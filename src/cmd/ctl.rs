@@ -23,8 +23,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use crate::cli::{CtlArgs, CtlCommand};
@@ -137,44 +137,26 @@ async fn fetch(
     target: &str,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
     let stream = tokio::net::TcpStream::connect(admin).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    // Owned here and aborted below: the connection never outlives the exchange.
-    let driver = tokio::spawn(connection);
     let request = Request::builder()
         .method(method)
         .uri(target)
         .header(http::header::HOST, admin.to_string())
         .header(http::header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())?;
-    let answer = async {
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow!("reading the answer: {e}"))?
-            .to_bytes();
-        anyhow::Ok((status, body))
-    }
-    .await;
-    driver.abort();
-    answer
+    let (head, body) = super::client::exchange(stream, request, MAX_ANSWER_BYTES).await?;
+    Ok((head.status, body))
 }
 
-/// Percent-encodes everything except RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`),
-/// so the result is safe as a query value.
+/// Everything but the RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes every [`RESERVED`] byte, so the result is safe as a query value.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// `status`: `node <id>  up <uptime>  requests <n>  hit ratio <pct>`, each part only when its

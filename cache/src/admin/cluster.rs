@@ -1,18 +1,14 @@
 //! The cluster in the admin views: `GET /cluster.json`, the stats page's cluster table and
 //! the `strait_cluster_members{state}` / `strait_gossip_*_total` metrics.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::sync::Arc;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use html_escape::encode_quoted_attribute as escape;
 use serde_json::Value;
+use strait_lb::admin::metrics::{counter, gauges, DescriptorEncoder};
 use strait_lb::membership::members::{self, Member, MemberState};
 use strait_lb::membership::Membership;
-
-use super::page::escape;
 
 /// The cluster as one read sees it.
 pub struct ClusterSnapshot {
@@ -78,43 +74,45 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
     );
 }
 
-/// Register the cluster metrics; a single node counts itself alive.
-pub fn register(reg: &mut Registry, c: Option<&ClusterSnapshot>) {
-    let by_state: Family<Vec<(String, String)>, Gauge> = Family::default();
+/// Encode the cluster metrics; a single node counts itself alive.
+pub fn encode_metrics(enc: &mut DescriptorEncoder<'_>, c: Option<&ClusterSnapshot>) -> fmt::Result {
     let counts = match c {
         Some(c) => members::count_by_state(&c.members),
         None => MemberState::ALL.map(|s| (s, usize::from(s == MemberState::Alive))),
     };
-    for (state, n) in counts {
-        by_state
-            .get_or_create(&vec![("state".to_owned(), state.as_str().to_owned())])
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
-    }
-    reg.register(
+    gauges(
+        enc,
         "cluster_members",
         "Cluster members this node knows, by state (itself included)",
-        by_state,
-    );
-    let rejected: Counter = Counter::default();
-    rejected.inc_by(c.map_or(0, |c| c.gossip_rejected));
-    reg.register(
+        counts
+            .into_iter()
+            .map(|(state, n)| ([("state", state.as_str())], n as u64)),
+    )?;
+    counter(
+        enc,
         "gossip_rejected",
         "Gossip datagrams dropped because they did not authenticate",
-        rejected,
-    );
-    let malformed: Counter = Counter::default();
-    malformed.inc_by(c.map_or(0, |c| c.gossip_malformed));
-    reg.register(
+        c.map_or(0, |c| c.gossip_rejected),
+    )?;
+    counter(
+        enc,
         "gossip_malformed",
         "Gossip datagrams dropped because they were not valid gossip",
-        malformed,
-    );
+        c.map_or(0, |c| c.gossip_malformed),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus_client::encoding::text::encode;
+    use strait_lb::admin::Metrics;
+
+    fn metrics(c: Option<ClusterSnapshot>) -> String {
+        let c = c.map(Arc::new);
+        Metrics::new("strait", move |enc| encode_metrics(enc, c.as_deref()))
+            .render()
+            .unwrap()
+    }
 
     fn snapshot() -> ClusterSnapshot {
         let m = |id: &str, state| Member {
@@ -139,10 +137,7 @@ mod tests {
 
     #[test]
     fn metrics_count_members_by_state_and_rejected_datagrams() {
-        let mut reg = Registry::with_prefix("strait");
-        register(&mut reg, Some(&snapshot()));
-        let mut text = String::new();
-        encode(&mut text, &reg).unwrap();
+        let text = metrics(Some(snapshot()));
         for want in [
             "strait_cluster_members{state=\"alive\"} 1",
             "strait_cluster_members{state=\"suspect\"} 1",
@@ -152,10 +147,7 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} in\n{text}");
         }
-        let mut reg = Registry::with_prefix("strait");
-        register(&mut reg, None);
-        let mut text = String::new();
-        encode(&mut text, &reg).unwrap();
+        let text = metrics(None);
         assert!(
             text.contains("strait_cluster_members{state=\"alive\"} 1"),
             "{text}"

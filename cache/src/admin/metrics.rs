@@ -1,13 +1,12 @@
-//! `/metrics`: the snapshot in Prometheus text format, via the prometheus-client crate.
+//! `/metrics`: the node's snapshot in Prometheus text format, through the one registry built
+//! when the admin listener starts (`strait_lb::admin::Metrics`); each scrape reads a fresh
+//! snapshot, so pools and servers a reload changes need no re-registering.
 //! Counters are `strait_<name>_total`; store sizes and per-server state are gauges.
 
-use std::sync::atomic::AtomicU64;
+use std::fmt;
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use strait_lb::admin::metrics::{counter, counters, gauge, gauges, DescriptorEncoder};
+use strait_lb::admin::Metrics;
 
 use super::Snapshot;
 
@@ -21,74 +20,56 @@ const GAUGES: &[&str] = &[
     "inflight_limit_bytes",
 ];
 
-type Labels = Vec<(String, String)>;
-
-/// Render the snapshot.
-pub fn render(s: &Snapshot) -> String {
-    let mut reg = Registry::with_prefix("strait");
-    for (name, value) in &s.values {
-        if GAUGES.contains(name) {
-            let g: Gauge = Gauge::default();
-            g.set(i64::try_from(*value).unwrap_or(i64::MAX));
-            reg.register(*name, help(name), g);
-        } else {
-            let c: Counter = Counter::default();
-            c.inc_by(*value);
-            reg.register(*name, help(name), c);
-        }
-    }
-    let up: Family<Labels, Gauge> = Family::default();
-    let requests: Family<Labels, Counter> = Family::default();
-    let errors: Family<Labels, Counter> = Family::default();
-    let active: Family<Labels, Gauge> = Family::default();
-    let bytes: Family<Labels, Counter> = Family::default();
-    let resp: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
-    for p in &s.pools {
-        for srv in &p.servers {
-            let l = vec![
-                ("pool".to_string(), p.name.clone()),
-                ("server".to_string(), srv.addr.clone()),
-            ];
-            up.get_or_create(&l).set(i64::from(srv.up));
-            bytes.get_or_create(&l).inc_by(srv.bytes);
-            resp.get_or_create(&l).set(srv.response_ms);
-            requests.get_or_create(&l).inc_by(srv.requests);
-            errors.get_or_create(&l).inc_by(srv.errors);
-            active
-                .get_or_create(&l)
-                .set(i64::try_from(srv.active).unwrap_or(i64::MAX));
-        }
-    }
-    reg.register(
-        "origin_server_up",
-        "1 when the origin server takes requests",
-        up,
-    );
-    reg.register(
-        "origin_server_requests",
-        "Requests sent to the origin server",
-        requests,
-    );
-    reg.register(
-        "origin_server_errors",
-        "Failed requests to the origin server",
-        errors,
-    );
-    reg.register(
-        "origin_server_active",
-        "Requests waiting on the origin server",
-        active,
-    );
-    super::cluster::register(&mut reg, s.cluster.as_ref());
-    let mut out = String::new();
-    if encode(&mut out, &reg).is_err() {
-        return "# encoding failed\n".to_string();
-    }
-    out
+/// The node's registry: `read` takes the snapshot at each scrape.
+pub fn registry(read: impl Fn() -> Snapshot + Send + Sync + 'static) -> Metrics {
+    Metrics::new("strait", move |enc| encode(enc, &read()))
 }
 
-fn help(name: &str) -> String {
-    format!("strait node counter {name} (see docs/cache.md)")
+/// Every metric of one snapshot.
+fn encode(enc: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result {
+    for (name, value) in &s.values {
+        let help = format!("strait node counter {name} (see docs/cache.md)");
+        if GAUGES.contains(name) {
+            gauge(enc, name, &help, *value)?;
+        } else {
+            counter(enc, name, &help, *value)?;
+        }
+    }
+    let servers = || {
+        s.pools.iter().flat_map(|p| {
+            p.servers.iter().map(move |srv| {
+                (
+                    [("pool", p.name.as_str()), ("server", srv.addr.as_str())],
+                    srv,
+                )
+            })
+        })
+    };
+    gauges(
+        enc,
+        "origin_server_up",
+        "1 when the origin server takes requests",
+        servers().map(|(l, srv)| (l, u64::from(srv.up))),
+    )?;
+    counters(
+        enc,
+        "origin_server_requests",
+        "Requests sent to the origin server",
+        servers().map(|(l, srv)| (l, srv.requests)),
+    )?;
+    counters(
+        enc,
+        "origin_server_errors",
+        "Failed requests to the origin server",
+        servers().map(|(l, srv)| (l, srv.errors)),
+    )?;
+    gauges(
+        enc,
+        "origin_server_active",
+        "Requests waiting on the origin server",
+        servers().map(|(l, srv)| (l, srv.active)),
+    )?;
+    super::cluster::encode_metrics(enc, s.cluster.as_ref())
 }
 
 #[cfg(test)]
@@ -96,9 +77,8 @@ mod tests {
     use super::*;
     use crate::admin::snapshot::{PoolSnapshot, ServerSnapshot};
 
-    #[test]
-    fn counters_get_total_suffix_and_servers_get_labels() {
-        let s = Snapshot {
+    fn snapshot() -> Snapshot {
+        Snapshot {
             node: "a".into(),
             uptime_secs: 1,
             values: vec![("local_hit", 7), ("stored_bytes", 100)],
@@ -120,8 +100,12 @@ mod tests {
                 }],
             }],
             cluster: None,
-        };
-        let text = render(&s);
+        }
+    }
+
+    #[test]
+    fn counters_get_total_suffix_and_servers_get_labels() {
+        let text = registry(snapshot).render().unwrap();
         assert!(text.contains("strait_local_hit_total 7"), "{text}");
         assert!(text.contains("strait_stored_bytes 100"), "{text}");
         assert!(

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use html_escape::encode_quoted_attribute as escape;
+
 use super::Snapshot;
 
 /// Render the page.
@@ -36,7 +38,7 @@ pub fn render(s: &Snapshot) -> String {
         for srv in &p.servers {
             let class = if srv.up { "up" } else { "down" };
             let (check, check_ms) = match &srv.check {
-                Some((d, ms)) => (escape(d), format!("{ms:.1}")),
+                Some((d, ms)) => (escape(d).into_owned(), format!("{ms:.1}")),
                 None => ("-".to_string(), "-".to_string()),
             };
             let _ = write!(
@@ -70,22 +72,6 @@ fn human_secs(s: u64) -> String {
         3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
         _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
     }
-}
-
-/// Minimal HTML escaping for text content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

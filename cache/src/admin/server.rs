@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use strait_lb::admin::{accept_loop_async, not_allowed, query_param, respond, text};
+use strait_lb::admin::{accept_loop_async, not_allowed, query_param, respond, text, Metrics};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -25,28 +25,36 @@ use crate::stats::add;
 /// The node's admin paths that change state.
 pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload"];
 
-/// Serve the admin listener until `stop` turns true.
+/// Serve the admin listener until `stop` turns true; the node's metrics registry is built
+/// here, once.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
+    let live = Arc::clone(&ctx);
+    let metrics = Arc::new(metrics::registry(move || Snapshot::take(&live)));
     accept_loop_async(listener, NODE_CHANGES, stop, move |_peer, req| {
         let ctx = Arc::clone(&ctx);
-        async move { route_async(&ctx, req).await }
+        let metrics = Arc::clone(&metrics);
+        async move { route_async(&ctx, &metrics, req).await }
     })
     .await;
 }
 
 /// A node's admin request (already past the guard): purge and ban reach every member
 /// when the node is in a cluster; everything else is [`route`].
-pub async fn route_async(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn route_async(
+    ctx: &Ctx,
+    metrics: &Metrics,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let Some(cluster) = ctx.cluster.as_ref() else {
-        return route(ctx, req);
+        return route(ctx, metrics, req);
     };
     if req.method() != Method::POST {
-        return route(ctx, req);
+        return route(ctx, metrics, req);
     }
     let (frame, local) = match req.uri().path() {
         "/purge" => {
             let Some(key) = query_param(req.uri(), "url").as_deref().and_then(url_key) else {
-                return route(ctx, req);
+                return route(ctx, metrics, req);
             };
             let n = crate::http::purge_url(&ctx.store, &key);
             tracing::info!(key = %key, removed = n, "purge (cluster-wide)");
@@ -55,13 +63,13 @@ pub async fn route_async(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Byt
         "/ban" => {
             let Some(prefix) = query_param(req.uri(), "prefix").filter(|p| !bans_everything(p))
             else {
-                return route(ctx, req);
+                return route(ctx, metrics, req);
             };
             let n = ctx.store.ban_prefix(&prefix);
             tracing::info!(prefix = %prefix, removed = n, "ban (cluster-wide)");
             (Frame::Ban { prefix }, n)
         }
-        _ => return route(ctx, req),
+        _ => return route(ctx, metrics, req),
     };
     add(&ctx.counters.invalidated, n_u64(local));
     let out = broadcast(cluster, frame).await;
@@ -91,7 +99,7 @@ fn n_u64(n: usize) -> u64 {
 }
 
 /// Answer one admin request (already past [`Guard::check`]).
-pub fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/") => {
@@ -111,7 +119,9 @@ pub fn route(ctx: &Ctx, req: Request<Incoming>) -> Response<Full<Bytes>> {
             respond(StatusCode::OK, "application/json", body)
         }
         (&Method::GET, "/metrics") => {
-            let body = metrics::render(&Snapshot::take(ctx));
+            let body = metrics
+                .render()
+                .unwrap_or_else(|| "# encoding failed\n".to_owned());
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

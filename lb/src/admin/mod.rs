@@ -1,13 +1,16 @@
 //! The loopback-only admin listener both roles use (the cache node's and the director's): the
 //! accept loop (`listener`), the checks every request passes first (`guard`), and the small
-//! pieces of a reply (`reply`) and of a query string (`query`). The routes are each role's own.
+//! pieces of a reply (`reply`) and of a query string (`query`); `metrics` is the registry each
+//! role builds once for its `/metrics`. The routes are each role's own.
 
 pub mod guard;
 mod listener;
+pub mod metrics;
 mod query;
 mod reply;
 
 pub use guard::{is_allowed, Guard, Refusal};
 pub use listener::{accept_loop, accept_loop_async};
+pub use metrics::Metrics;
 pub use query::{percent_decode, query_param};
 pub use reply::{not_allowed, respond, text};

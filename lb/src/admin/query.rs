@@ -1,6 +1,7 @@
 //! Query parameters of an admin request (`/purge?url=…`, `/conns.json?limit=…`).
 
 use http::Uri;
+use percent_encoding::percent_decode_str;
 
 /// The percent-decoded value of a query parameter.
 pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
@@ -16,27 +17,14 @@ pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
 
 /// Decode `%XX` escapes and `+` (as space); None on a malformed escape or non-UTF-8 result.
 pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let well_formed = s.split('%').skip(1).all(|rest| {
+        rest.as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    let spaced = s.replace('+', " ");
+    let decoded = percent_decode_str(&spaced).decode_utf8().ok()?;
+    well_formed.then(|| decoded.into_owned())
 }
 
 #[cfg(test)]
@@ -55,5 +43,8 @@ mod tests {
         assert_eq!(query_param(&u, "nope"), None);
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("a+b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%2B%2b%C3%A9").as_deref(), Some("++é"));
+        assert_eq!(percent_decode("100%"), None);
+        assert_eq!(percent_decode("%C3"), None);
     }
 }

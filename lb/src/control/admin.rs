@@ -2,8 +2,10 @@
 //! ([`crate::admin::guard`]: loopback peers, admin `Host`, not cross-site, `/reload` by
 //! POST without a form content type). Routes: `GET /` (page), `GET /stats.json`, `GET /conns.json?limit=N` (default
 //! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 `{"reloaded":true}`, or 422
-//! with the reasons while the running config stays). A datapath error answers 500.
+//! with the reasons while the running config stays). A datapath error answers 500. The
+//! metrics registry is built once, when the listener starts; each scrape reads the datapath.
 
+use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +17,7 @@ use tokio::sync::watch;
 
 use super::view::Snapshot;
 use super::{lock, Inner};
-use crate::admin::{accept_loop, not_allowed, query_param, respond};
+use crate::admin::{accept_loop, not_allowed, query_param, respond, Metrics};
 
 /// Connections listed by `/conns.json` without `?limit=`.
 pub const DEFAULT_CONNS_LIMIT: usize = 1000;
@@ -25,26 +27,37 @@ const CHANGES: &[&str] = &["/reload"];
 
 /// Serves until `stop` turns true.
 pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
+    let live = Arc::clone(&inner);
+    let metrics = Metrics::new("strait_director", move |enc| {
+        Snapshot::take(&live)
+            .map_err(|e| tracing::warn!(error = %e, "admin: datapath query failed"))
+            .map_or(Err(fmt::Error), |s| s.encode_metrics(enc))
+    });
     accept_loop(listener, CHANGES, stop, move |_peer, req| {
-        route(&inner, &req)
+        route(&inner, &metrics, &req)
     })
     .await;
 }
 
 /// Answers one request (already past the guard).
-fn route<B>(inner: &Arc<Inner>, req: &Request<B>) -> Response<Full<Bytes>> {
+fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
     let snapshot = || Snapshot::take(inner);
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => snapshot().map(|s| respond(StatusCode::OK, HTML, s.to_html())),
         (&Method::GET, "/stats.json") => {
             snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))
         }
-        (&Method::GET, "/metrics") => snapshot().map(|s| {
-            respond(
+        (&Method::GET, "/metrics") => Ok(match metrics.render() {
+            Some(text) => respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                s.to_metrics(),
-            )
+                text,
+            ),
+            None => respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                "500 datapath query failed\n".into(),
+            ),
         }),
         (&Method::GET, "/conns.json") => {
             let limit = match query_param(req.uri(), "limit") {

@@ -9,14 +9,11 @@
 //! `backend_weight` (labels `vip`, `proto`, `backend`), `conntrack_entries`, and each
 //! datapath counter as `<name>_total`.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use crate::admin::metrics::{counter, counters, gauge, gauges, DescriptorEncoder};
+use html_escape::encode_quoted_attribute as escape;
 use serde_json::{json, Value};
 
 use super::{lock, Inner};
@@ -183,52 +180,51 @@ impl Snapshot {
         })
     }
 
-    /// `/metrics` (see the module doc).
-    pub fn to_metrics(&self) -> String {
-        type Labels = Vec<(String, String)>;
-        let mut reg = Registry::with_prefix("strait_director");
-        let packets: Family<Labels, Counter> = Family::default();
-        let bytes: Family<Labels, Counter> = Family::default();
-        let flows: Family<Labels, Counter> = Family::default();
-        let up: Family<Labels, Gauge> = Family::default();
-        let weight: Family<Labels, Gauge> = Family::default();
-        for s in &self.services {
-            for b in &s.backends {
-                let labels: Labels = vec![
-                    ("vip".into(), s.vip.clone()),
-                    ("proto".into(), s.proto.into()),
-                    ("backend".into(), b.addr.clone()),
-                ];
-                packets.get_or_create(&labels).inc_by(b.packets);
-                bytes.get_or_create(&labels).inc_by(b.bytes);
-                flows.get_or_create(&labels).inc_by(b.flows);
-                up.get_or_create(&labels).set(i64::from(b.up));
-                weight
-                    .get_or_create(&labels)
-                    .set(i64::from(b.effective_weight));
-            }
-        }
-        reg.register("backend_packets", "Packets forwarded to a backend", packets);
-        reg.register("backend_bytes", "Bytes forwarded to a backend", bytes);
-        reg.register("backend_flows", "New flows assigned to a backend", flows);
-        reg.register("backend_up", "Whether a backend takes new flows", up);
-        reg.register("backend_weight", "A backend's weight in its table", weight);
-        let entries: Gauge = Gauge::default();
-        entries.set(i64::try_from(self.conntrack_entries).unwrap_or(i64::MAX));
-        reg.register(
-            "conntrack_entries",
-            "Entries in the connection table",
-            entries,
-        );
+    /// Every `/metrics` family (see the module doc).
+    pub(super) fn encode_metrics(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let backends = || {
+            self.services.iter().flat_map(|s| {
+                s.backends.iter().map(move |b| {
+                    let labels = [
+                        ("vip", s.vip.as_str()),
+                        ("proto", s.proto),
+                        ("backend", b.addr.as_str()),
+                    ];
+                    (labels, b)
+                })
+            })
+        };
+        let packets = backends().map(|(l, b)| (l, b.packets));
+        counters(
+            enc,
+            "backend_packets",
+            "Packets forwarded to a backend",
+            packets,
+        )?;
+        let bytes = backends().map(|(l, b)| (l, b.bytes));
+        counters(enc, "backend_bytes", "Bytes forwarded to a backend", bytes)?;
+        let flows = backends().map(|(l, b)| (l, b.flows));
+        counters(
+            enc,
+            "backend_flows",
+            "New flows assigned to a backend",
+            flows,
+        )?;
+        let up = backends().map(|(l, b)| (l, u64::from(b.up)));
+        gauges(enc, "backend_up", "Whether a backend takes new flows", up)?;
+        let weight = backends().map(|(l, b)| (l, u64::from(b.effective_weight)));
+        gauges(
+            enc,
+            "backend_weight",
+            "A backend's weight in its table",
+            weight,
+        )?;
+        let entries = "Entries in the connection table";
+        gauge(enc, "conntrack_entries", entries, self.conntrack_entries)?;
         for (name, value) in &self.counters {
-            let c: Counter = Counter::default();
-            c.inc_by(*value);
-            reg.register(name.as_str(), format!("Datapath counter {name}"), c);
+            counter(enc, name, &format!("Datapath counter {name}"), *value)?;
         }
-        let mut out = String::new();
-        // Encoding into a String cannot fail.
-        let _ = encode(&mut out, &reg);
-        out
+        Ok(())
     }
 
     /// The admin page: one table per service (HTML, no script).
@@ -272,14 +268,6 @@ impl Snapshot {
         out.push_str("</body></html>\n");
         out
     }
-}
-
-/// Escapes text for HTML.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -331,7 +319,9 @@ mod tests {
 
     #[test]
     fn metrics_are_prefixed_and_labelled() {
-        let m = sample().to_metrics();
+        let m = crate::admin::Metrics::new("strait_director", |enc| sample().encode_metrics(enc))
+            .render()
+            .unwrap();
         assert!(m.contains(
             "strait_director_backend_packets_total{vip=\"10.0.0.100:80\",proto=\"tcp\",backend=\"10.0.0.11:80\"} 5"
         ), "{m}");

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
+use http_body_util::Empty;
 use serde_json::Value;
 use strait_topology::demo_report::{via_node, Tally};
 
@@ -94,35 +93,24 @@ async fn exchange(
         }
     }
     .context("connect")?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    // Owned here and aborted below: the connection never outlives the exchange.
-    let driver = tokio::spawn(connection);
-    let answer = async {
-        let request = Request::get(target)
-            .header(http::header::HOST, addr.to_string())
-            .header(http::header::CONNECTION, "close")
-            .body(Empty::<Bytes>::new())?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let node = response
-            .headers()
-            .get_all(http::header::VIA)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(via_node)
-            .map(str::to_owned);
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow!("reading the body: {e}"))?
-            .to_bytes();
-        anyhow::Ok(Answer { status, node, body })
-    }
-    .await;
-    driver.abort();
-    answer
+    let request = Request::get(target)
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())?;
+    let (head, body) = crate::cmd::client::exchange(stream, request, MAX_BODY_BYTES).await?;
+    let node = head
+        .headers
+        .get_all(http::header::VIA)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(via_node)
+        .map(str::to_owned);
+    Ok(Answer {
+        status: head.status,
+        node,
+        body,
+    })
 }
 
 /// `ports.len()` GETs of [`DEMO_PATH`] to `vip`, one after the other, from namespace `netns`,
