@@ -11,6 +11,9 @@ use bytesize::ByteSize;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+/// Scheduling algorithm of a pool: the scheduler's own, from `strait_lb::select`.
+pub use strait_lb::select::schedule::Algorithm;
+
 /// Default admin listener.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 /// Default RAM tier bound.
@@ -201,36 +204,6 @@ pub struct PoolConfig {
     /// Cookie persistence.
     #[serde(default)]
     pub persistence: Option<PersistenceConfig>,
-}
-
-/// Scheduling algorithm of a pool.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Algorithm {
-    /// Smooth weighted round robin.
-    #[default]
-    Roundrobin,
-    /// Fewest active requests per unit of weight.
-    Leastconn,
-    /// Weighted rendezvous hash of the client address.
-    Source,
-    /// Weighted rendezvous hash of the request path: one URL, one server.
-    Uri,
-    /// Power of two random choices on active requests.
-    Random2,
-}
-
-impl Algorithm {
-    /// Name as written in configs and shown in stats.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::Roundrobin => "roundrobin",
-            Algorithm::Leastconn => "leastconn",
-            Algorithm::Source => "source",
-            Algorithm::Uri => "uri",
-            Algorithm::Random2 => "random2",
-        }
-    }
 }
 
 /// Default interval between active checks of one server.

@@ -28,10 +28,10 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
+use strait_lb::select::schedule::{Candidate, PickInput, Scheduler};
 
 use super::persist;
 use super::probe::probe_kind;
-use super::schedule::{Candidate, PickInput, Scheduler};
 use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
 use crate::config::{HealthConfig, PassiveConfig, PoolConfig};
 use crate::fault::Fault;
