@@ -1,56 +1,39 @@
-//! A tiny lock-free PRNG for `random2`: xorshift64* (Marsaglia's xorshift with a multiplying
-//! output step) whose state lives in an `AtomicU64`, so concurrent picks never block each
-//! other. Not cryptographic: it only spreads load. Written here rather than pulled from a
-//! crate because it is ten lines.
+//! The random source of `random2`: `rand`'s `SmallRng` (fast, not cryptographic: it only
+//! spreads load), seeded from the thread's OS-seeded generator, behind a lock so that all of
+//! a pool's requests draw from one generator. Tests seed it to make their picks reproducible.
 
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng};
 
-/// Any non-zero state works; zero is a fixed point of xorshift and is replaced by this.
-const NONZERO_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// Shared xorshift64* generator.
+/// One pool's generator, shared by its requests.
 #[derive(Debug)]
 pub struct Rng {
-    state: AtomicU64,
-}
-
-fn step(mut x: u64) -> u64 {
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    x
+    inner: Mutex<SmallRng>,
 }
 
 impl Rng {
     /// A generator started from `seed` (deterministic, for tests).
+    #[cfg(test)]
     pub fn with_seed(seed: u64) -> Rng {
-        let seed = if seed == 0 { NONZERO_SEED } else { seed };
         Rng {
-            state: AtomicU64::new(seed),
+            inner: Mutex::new(SmallRng::seed_from_u64(seed)),
         }
     }
 
-    /// A generator seeded from the process's random hasher keys.
+    /// A generator seeded from `rand::rng()` (the thread's generator, seeded by the OS).
     pub fn from_entropy() -> Rng {
-        Rng::with_seed(std::collections::hash_map::RandomState::new().hash_one(0u8))
+        Rng {
+            inner: Mutex::new(SmallRng::from_rng(&mut rand::rng())),
+        }
     }
 
-    /// Next 64 random bits.
-    pub fn next_u64(&self) -> u64 {
-        let prev = match self
-            .state
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some(step(s)))
-        {
-            Ok(s) | Err(s) => s,
-        };
-        step(prev).wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0), by multiply-high rather than modulo so that
-    /// every value is about equally likely.
+    /// A number in `0..n`, every value equally likely (0 when `n` is 0).
     pub fn below(&self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        if n == 0 {
+            return 0;
+        }
+        self.inner.lock().random_range(0..n)
     }
 }
 
@@ -62,21 +45,21 @@ mod tests {
     fn same_seed_same_sequence_and_zero_seed_is_usable() {
         let a = Rng::with_seed(42);
         let b = Rng::with_seed(42);
-        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        let xs: Vec<u64> = (0..5).map(|_| a.below(u64::MAX)).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.below(u64::MAX)).collect();
         assert_eq!(xs, ys);
         let z = Rng::with_seed(0);
-        assert_ne!(z.next_u64(), z.next_u64());
+        assert_ne!(z.below(u64::MAX), z.below(u64::MAX));
     }
 
     #[test]
-    fn first_output_is_pinned() {
-        // step(1) = 1 ^ (1 << 25) ^ ((1 ^ 1 << 25) >> 27) = 0x2000001, times the multiplier.
-        let r = Rng::with_seed(1);
-        assert_eq!(
-            r.next_u64(),
-            0x0200_0001u64.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        );
+    fn generators_from_entropy_differ() {
+        // Two pools must not draw the same sequence (a fixed seed would herd them together).
+        let a = Rng::from_entropy();
+        let b = Rng::from_entropy();
+        let xs: Vec<u64> = (0..4).map(|_| a.below(u64::MAX)).collect();
+        let ys: Vec<u64> = (0..4).map(|_| b.below(u64::MAX)).collect();
+        assert_ne!(xs, ys);
     }
 
     #[test]
