@@ -3,7 +3,7 @@
 //! from each origin's per-path request counts; `/dyn/<name>` is never stored, so every request
 //! reaches a server.
 //!
-//! Contract under test (`cache/src/origin/schedule.rs`, `cache/src/origin/pool.rs`,
+//! Contract under test (`lb/src/select/schedule.rs`, `cache/src/origin/pool.rs`,
 //! `cache/src/origin/persist.rs`):
 //! * `roundrobin`: smooth weighted round robin, exact shares by weight.
 //! * `uri`: one path (query ignored), one server; paths spread over the servers.

@@ -7,6 +7,9 @@
 //! * [`admin`]: the loopback-only admin listener and its guard (both roles' routes use it).
 //! * [`config`]: besides the director config, the `FILE:LINE:COL` diagnostics and positions
 //!   every strait config uses.
+//! * [`select`]: backend selection: the origin pools' schedulers (roundrobin, leastconn,
+//!   source, uri, random2), weighted rendezvous for cache-key ownership, and (re-exported)
+//!   the director's Maglev and schedulers.
 //!
 //! The director:
 //! * [`maglev`]: weighted Maglev lookup tables (pure; copied into the BPF map by the director)
@@ -39,6 +42,7 @@ pub mod napi;
 pub mod neigh;
 pub mod packet;
 pub mod sched;
+pub mod select;
 pub mod userspace;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;

@@ -12,9 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use strait_lb::select::rendezvous::{self, Node};
+
 use super::frame::Limits;
 use super::peer::Pool;
-use super::rendezvous::{self, Node};
 use super::{Member, Membership};
 
 /// The peer that owns a key.

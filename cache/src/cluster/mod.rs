@@ -1,6 +1,6 @@
-//! The cache cluster: which node owns a key (`rendezvous`, `handle`), and the peer protocol
-//! (`frame`, `auth`; connections in `peer`, the owner's side in `serve`, objects to and from
-//! frames in `wire`). Who is in the cluster (gossip, the member list) is
+//! The cache cluster: which node owns a key (`handle`, over `strait_lb::select::rendezvous`),
+//! and the peer protocol (`frame`, `auth`; connections in `peer`, the owner's side in `serve`,
+//! objects to and from frames in `wire`). Who is in the cluster (gossip, the member list) is
 //! `strait_lb::membership`.
 
 pub mod auth;
@@ -8,7 +8,6 @@ pub mod frame;
 mod handle;
 pub mod invalidate;
 pub mod peer;
-pub mod rendezvous;
 pub mod wire;
 
 pub use handle::{Cluster, Owner};

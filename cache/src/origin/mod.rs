@@ -1,14 +1,17 @@
-//! Origin pools: the servers a node forwards misses and passes to — routing (`route`),
-//! scheduling (`schedule`), the health probe a pool asks for (`probe`; the probes and the
-//! rise/fall state are `strait_lb::health`), persistence (`persist`), and the pool itself
-//! (`pool`).
+//! Origin pools: the servers a node forwards misses and passes to — their config sections
+//! (`section`: `[[pool]]` and `[[route]]`, re-exported by `crate::config`), routing (`route`),
+//! the health probe a pool asks for (`probe`; the probes and the rise/fall state are
+//! `strait_lb::health`), persistence (`persist`), and the pool itself (`pool`; its scheduler is
+//! `strait_lb::select::schedule`).
+//!
+//! `origin` imports nothing from `crate::config`; the config imports the sections from here.
 
 pub mod persist;
 pub mod pool;
 pub mod probe;
 pub mod route;
-pub mod schedule;
+pub mod section;
 pub mod upload;
-pub use schedule::PickInput;
+pub use strait_lb::select::schedule::PickInput;
 
 pub use pool::{OutBody, Pool, Server};

@@ -28,12 +28,12 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
+use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
 use super::persist;
 use super::probe::probe_kind;
-use super::schedule::{Candidate, PickInput, Scheduler};
+use super::section::{HealthConfig, PassiveConfig, PoolConfig};
 use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
-use crate::config::{HealthConfig, PassiveConfig, PoolConfig};
 use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
@@ -102,7 +102,7 @@ impl Server {
 /// An origin pool.
 pub struct Pool {
     pub name: String,
-    pub algorithm: crate::config::Algorithm,
+    pub algorithm: Algorithm,
     pub servers: Vec<Arc<Server>>,
     scheduler: Scheduler,
     client: Client<HttpConnector, OutBody>,

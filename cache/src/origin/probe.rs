@@ -3,7 +3,7 @@
 
 use strait_lb::health::ProbeKind;
 
-use crate::config::{CheckKind, HealthConfig};
+use super::section::{CheckKind, HealthConfig};
 
 /// The probe described by a pool's `health = { ... }`.
 pub fn probe_kind(cfg: &HealthConfig) -> ProbeKind {

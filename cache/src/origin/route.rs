@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
 
-use crate::config::{MatchConfig, RouteConfig};
+use super::section::{MatchConfig, RouteConfig};
 
 /// A compiled route.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! Which node of the cluster owns a cache key: weighted rendezvous hashing (highest random
-//! weight), the same scheme as the origin scheduler's `source`/`uri` (`origin/schedule/hrw.rs`)
-//! over the same pinned hash (`origin/schedule/hash.rs`).
+//! weight), the same scheme as the origin scheduler's `source`/`uri` (`schedule/hrw.rs`)
+//! over the same pinned hash (`hash.rs`).
 //!
 //! For a key, every node with a weight above 0 scores `-weight / ln(u)`, where
 //! `u = unit_open(mix(hash(id) ^ hash(key)))` is the key's uniform draw for that node; nodes
@@ -20,7 +20,7 @@
 
 use std::cmp::Ordering;
 
-use crate::origin::schedule::hash::{hash_bytes, mix, unit_open};
+use super::hash::{hash_bytes, mix, unit_open};
 
 /// A cluster member as rendezvous sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

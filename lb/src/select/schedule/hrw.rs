@@ -10,7 +10,7 @@
 //!   it comes back exactly those keys return;
 //! * a server's share of keys is its weight over the total weight.
 
-use super::hash::{mix, unit_open};
+use super::super::hash::{mix, unit_open};
 use super::Candidate;
 
 /// Score of the server with identity hash `id` and weight `weight` for `key`.
@@ -41,8 +41,7 @@ pub fn rendezvous(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Candidate, PickInput, Scheduler};
-    use crate::config::Algorithm;
+    use super::super::{Algorithm, Candidate, PickInput, Scheduler};
     use std::net::{IpAddr, Ipv4Addr};
 
     fn ids(names: &[&str]) -> Vec<String> {

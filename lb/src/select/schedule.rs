@@ -17,11 +17,10 @@
 //!
 //! Hashing uses the servers' stable identities ("ip:port"), not their positions, so a server
 //! keeps its clients and URLs across restarts, reloads and reorderings. The hash
-//! (`schedule/hash.rs`, FNV-1a with a finalizer) and the PRNG (`schedule/rng.rs`, xorshift64*)
-//! are written here: ten lines each need no crate, and the hash must never change between
-//! releases.
+//! (`select/hash.rs`, FNV-1a with a finalizer) is written here: ten lines need no crate, and
+//! it must never change between releases. `random2` draws from `rand`'s `SmallRng`
+//! (`schedule/rng.rs`).
 
-pub(crate) mod hash;
 mod hrw;
 mod load;
 mod rng;
@@ -30,10 +29,41 @@ mod wrr;
 use std::net::IpAddr;
 
 use parking_lot::Mutex;
+use serde::Deserialize;
 
-use crate::config::Algorithm;
+use super::hash;
 
 pub use wrr::SmoothWrr;
+
+/// Scheduling algorithm of a pool (`algorithm = "..."` of a cache node's `[[pool]]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Smooth weighted round robin.
+    #[default]
+    Roundrobin,
+    /// Fewest active requests per unit of weight.
+    Leastconn,
+    /// Weighted rendezvous hash of the client address.
+    Source,
+    /// Weighted rendezvous hash of the request path: one URL, one server.
+    Uri,
+    /// Power of two random choices on active requests.
+    Random2,
+}
+
+impl Algorithm {
+    /// Name as written in configs and shown in stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Roundrobin => "roundrobin",
+            Algorithm::Leastconn => "leastconn",
+            Algorithm::Source => "source",
+            Algorithm::Uri => "uri",
+            Algorithm::Random2 => "random2",
+        }
+    }
+}
 
 /// A server as the scheduler sees it at pick time.
 #[derive(Debug, Clone, Copy)]

@@ -105,9 +105,8 @@ pub fn two_choices(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Candidate, PickInput, Scheduler};
+    use super::super::{Algorithm, Candidate, PickInput, Scheduler};
     use super::*;
-    use crate::config::Algorithm;
 
     fn cand(weight: u32, active: u64) -> Candidate {
         Candidate {
