@@ -1,17 +1,27 @@
-//! strait-cache: the L7 cache node.
+//! strait-cache: the L7 cache node, built on `strait-lb` (health, membership, selection, the
+//! admin listener, config diagnostics).
 //!
-//! A request flows `http::server` → `http::handler` (cache key, lookup, RFC 9111 decision) →
-//! `store` (RAM tier, single-flight fills) or `origin` (pools) → back out with `Cache-Status`,
-//! `Age` and `Via`. The RFC 9111 decisions are pure functions in `policy`; `admin` serves the
-//! stats page, JSON, metrics, purge and ban to loopback clients.
+//! What it offers other crates: [`config`] (the node config: load, check, the `[l4]` section the
+//! binary applies to the host) and [`node`] (run a node until it is drained), plus the peer
+//! protocol's frame codec ([`cluster::frame`]) for tests that speak it.
+//!
+//! Inside, in the order a request meets them (see `http::handler` for the stages):
+//! * `http`: listeners, the hit fast path, admission, the request path (look up, decide, fill,
+//!   respond), the cluster paths (`remote`, `owner`, `handover`);
+//! * `policy`: RFC 9111 and its neighbours as pure functions;
+//! * `store`: the RAM tier, the stored object, coalesced fills and their memory budget;
+//! * `origin`: pools of origin servers (routes, connections, the client's upload);
+//! * `cluster`: key ownership and the peer protocol;
+//! * `fault`: who is to blame for a failure; `stats`: the counters; `admin`: the node's admin
+//!   endpoints.
 
-pub mod admin;
+mod admin;
 pub mod cluster;
 pub mod config;
-pub mod fault;
-pub mod http;
+mod fault;
+mod http;
 pub mod node;
-pub mod origin;
-pub mod policy;
-pub mod stats;
-pub mod store;
+mod origin;
+mod policy;
+mod stats;
+mod store;

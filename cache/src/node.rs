@@ -174,7 +174,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
 /// (they finish on the pools they started with) and the health of unchanged servers are kept.
 /// An invalid file is refused with its reasons and the running config stays. `[cluster]` is
 /// start-only: a change to it is logged as refused while the rest of the reload applies.
-pub fn reload(ctx: &Ctx) -> Result<(), String> {
+pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
     let path = &ctx.config_path;
     let cfg = config::load(path).map_err(|e| {
         let msg = e.to_string();

@@ -116,12 +116,6 @@ pub fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// Read a counter.
-#[inline]
-pub fn get(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

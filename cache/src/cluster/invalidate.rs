@@ -85,7 +85,7 @@ async fn ask(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::MemberState;
+    use strait_lb::membership::MemberState;
 
     fn member(id: &str, weight: u32, state: MemberState) -> Member {
         Member {

@@ -1,14 +1,15 @@
 //! The cache cluster: which node owns a key (`handle`, over `strait_lb::select::rendezvous`),
-//! and the peer protocol (`frame`, `auth`; connections in `peer`, the owner's side in `serve`,
-//! objects to and from frames in `wire`). Who is in the cluster (gossip, the member list) is
-//! `strait_lb::membership`.
+//! and the peer protocol (`frame`, `auth`; connections in `peer`, objects to and from frames in
+//! `wire`). The request path uses it (`http::remote`, `http::owner`, `http::handover`); who is
+//! in the cluster (gossip, the member list) is `strait_lb::membership`. Only the frame codec is
+//! public, for tests that speak the protocol.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod frame;
 mod handle;
-pub mod invalidate;
-pub mod peer;
-pub mod wire;
+pub(crate) mod invalidate;
+pub(crate) mod peer;
+pub(crate) mod wire;
 
-pub use handle::{Cluster, Owner};
-pub use strait_lb::membership::{Member, MemberState, Membership};
+pub(crate) use handle::{Cluster, Owner};
+pub(crate) use strait_lb::membership::{Member, Membership};

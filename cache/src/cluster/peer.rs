@@ -268,9 +268,4 @@ impl Pool {
             list.push(c);
         }
     }
-
-    /// Drops every idle connection to `addr` (the peer left or failed).
-    pub fn forget(&self, addr: SocketAddr) {
-        self.idle.lock().remove(&addr);
-    }
 }

@@ -107,7 +107,7 @@ async fn connection(
             }
             Frame::Ban { prefix } if crate::policy::key::bans_everything(&prefix) => {
                 // Refused where it was asked too; a member sending it anyway is not obeyed.
-                tracing::warn!(%addr, prefix, "peer asked to ban every object; refused");
+                tracing::warn!(%addr, peer = %c.node, prefix, "peer asked to ban every object; refused");
                 c.send(Frame::Error {
                     code: 400,
                     message: "ban needs a non-empty prefix naming a host".into(),

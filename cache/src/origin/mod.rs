@@ -14,4 +14,4 @@ pub mod section;
 pub mod upload;
 pub use strait_lb::select::schedule::PickInput;
 
-pub use pool::{OutBody, Pool, Server};
+pub use pool::{Pool, Server};

@@ -110,7 +110,6 @@ pub struct Pool {
     passive: PassiveConfig,
     /// Cookie name of cookie persistence.
     pub persistence: Option<String>,
-    pub health: Option<HealthConfig>,
     /// Dropping the pool stops its health checker.
     _checker_stop: Option<watch::Sender<bool>>,
 }
@@ -164,10 +163,10 @@ impl Pool {
             })
             .collect();
         let ids: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
-        let health = cfg.health.as_ref().map(|h| h.get_ref().clone());
-        let checker_stop = health
+        let checker_stop = cfg
+            .health
             .as_ref()
-            .map(|h| spawn_checker(cfg.name.get_ref(), &servers, h));
+            .map(|h| spawn_checker(cfg.name.get_ref(), &servers, h.get_ref()));
         Pool {
             name: cfg.name.get_ref().clone(),
             algorithm: cfg.algorithm,
@@ -177,7 +176,6 @@ impl Pool {
             first_byte_timeout: cfg.first_byte_timeout,
             passive: cfg.passive.clone(),
             persistence: cfg.persistence.as_ref().map(|p| p.cookie.get_ref().clone()),
-            health,
             _checker_stop: checker_stop,
         }
     }

@@ -18,7 +18,6 @@ pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 pub enum Fwd {
     Bypass,
     Method,
-    UriMiss,
     VaryMiss,
     Miss,
     Request,
@@ -31,7 +30,6 @@ impl Fwd {
         match self {
             Fwd::Bypass => "bypass",
             Fwd::Method => "method",
-            Fwd::UriMiss => "uri-miss",
             Fwd::VaryMiss => "vary-miss",
             Fwd::Miss => "miss",
             Fwd::Request => "request",
@@ -243,7 +241,6 @@ mod tests {
         let all = [
             Fwd::Bypass,
             Fwd::Method,
-            Fwd::UriMiss,
             Fwd::VaryMiss,
             Fwd::Miss,
             Fwd::Request,
@@ -252,15 +249,7 @@ mod tests {
         let names: Vec<&str> = all.iter().map(Fwd::as_str).collect();
         assert_eq!(
             names,
-            [
-                "bypass",
-                "method",
-                "uri-miss",
-                "vary-miss",
-                "miss",
-                "request",
-                "stale"
-            ]
+            ["bypass", "method", "vary-miss", "miss", "request", "stale"]
         );
     }
 

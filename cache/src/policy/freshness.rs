@@ -25,7 +25,8 @@ pub struct FreshnessParams {
 }
 
 /// §4.2.1 freshness lifetime; `date` is the Date header, or the response time when absent.
-pub fn freshness_lifetime(
+#[cfg(test)]
+fn freshness_lifetime(
     status: StatusCode,
     headers: &HeaderMap,
     cc: &CacheControl,

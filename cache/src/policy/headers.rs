@@ -124,14 +124,6 @@ pub enum FramingError {
     Unsupported(&'static str),
 }
 
-impl FramingError {
-    pub fn reason(self) -> &'static str {
-        match self {
-            FramingError::Bad(r) | FramingError::Unsupported(r) => r,
-        }
-    }
-}
-
 /// Request framing checks: Bad when both Content-Length and Transfer-Encoding are present,
 /// when Content-Length values are not all the same valid number, or when Transfer-Encoding is
 /// present but its final coding is not `chunked` (or chunked is applied twice); Unsupported

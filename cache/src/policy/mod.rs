@@ -27,23 +27,7 @@ pub mod target;
 mod targeted;
 pub mod vary;
 
-pub use cache_control::{response_directives, CacheControl, MaxStale};
-pub use cache_status::{append_cache_status, CacheStatus, Fwd, CACHE_STATUS};
-pub use conditional::{
-    client_not_modified, has_validator, merge_not_modified, not_modified_headers,
-    revalidation_headers, strip_conditionals,
-};
-pub use freshness::{
-    corrected_initial_age, date_of, freshness_lifetime, is_heuristically_cacheable, FreshnessParams,
-};
-pub use headers::{age_value, append_via, check_request_framing, ensure_date, strip_hop_by_hop};
-pub use invalidate::invalidation_keys;
-pub use key::{primary_key, same_origin_key};
 pub use meta::StoredMeta;
-pub use range::{content_range, evaluate_range, unsatisfied_range, RangeOutcome};
-pub use reuse::{may_serve_stale_on_error, reuse, Reuse};
-pub use storable::{storability, NoStoreReason, StoreParams};
-pub use vary::{variant_id, vary_of, Vary};
 
 /// Test helper: a header map from (name, value) pairs, in order (repeated names appended).
 #[cfg(test)]

@@ -11,7 +11,3 @@ mod eviction;
 pub mod fill;
 pub mod object;
 pub mod ram;
-
-pub use eviction::KEY_OVERHEAD_BYTES;
-pub use fill::{FillReader, FillWriter, Fills, FollowError, Join, STREAM_WINDOW};
-pub use ram::{Entry, RamStore, MAX_VARIANTS};

@@ -210,6 +210,7 @@ impl<E: Entry> RamStore<E> {
 
     /// The heaviest entry `insert` accepts under an empty key (subtract the key length for a
     /// real key). At least `capacity / 8` once the capacity is 64 KiB or more.
+    #[cfg(test)]
     pub fn max_entry_weight(&self) -> u64 {
         self.admit_limit.saturating_sub(key_cost(""))
     }

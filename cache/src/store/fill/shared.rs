@@ -143,6 +143,7 @@ impl<H> Shared<H> {
         self.state.lock().abort(&mut wake);
     }
 
+    #[cfg(test)]
     pub(super) fn buffered_bytes(&self) -> u64 {
         self.state.lock().buffered()
     }

@@ -266,6 +266,7 @@ impl<H> State<H> {
         self.take_reader_wakers(wake);
     }
 
+    #[cfg(test)]
     pub(super) fn buffered(&self) -> u64 {
         self.buffered
     }

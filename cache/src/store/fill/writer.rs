@@ -155,6 +155,7 @@ impl<H> FillWriter<H> {
     }
 
     /// Body bytes currently held.
+    #[cfg(test)]
     pub fn buffered_bytes(&self) -> u64 {
         self.shared.buffered_bytes()
     }
