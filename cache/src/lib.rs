@@ -15,6 +15,8 @@
 //! * `fault`: who is to blame for a failure; `stats`: the counters; `admin`: the node's admin
 //!   endpoints.
 
+#![warn(missing_docs)]
+
 mod admin;
 pub mod cluster;
 pub mod config;

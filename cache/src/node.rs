@@ -21,22 +21,29 @@ use crate::store::ram::RamStore;
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    /// A client, admin or peer listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address, as the config gives it (`listen`, `admin` or `peer_listen`).
         addr: SocketAddr,
+        /// Why the bind failed.
         #[source]
         source: std::io::Error,
     },
+    /// Cluster membership could not start its gossip socket.
     #[error("cannot bind cluster gossip on {addr}: {source}")]
     Gossip {
+        /// `[cluster] gossip_listen`.
         addr: SocketAddr,
+        /// Why it failed.
         #[source]
         source: std::io::Error,
     },
+    /// The SIGTERM, SIGINT or SIGHUP handler could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The pools, routes or knobs could not be built from the config (one that passed
+    /// `config::load`'s checks does not fail here).
     #[error(transparent)]
     Runtime(#[from] crate::http::ctx::RuntimeError),
 }

@@ -125,8 +125,12 @@ pub enum Frame {
     /// First frame each way: protocol version, the sender's node id and its nonce for the
     /// authentication keys. Never tagged.
     Hello {
+        /// Protocol version, [`VERSION`]; a node drops a peer whose `Hello` carries another.
         version: u8,
+        /// The sender's node id (its `[node] id`), at most [`Limits::max_node_id`] bytes.
         node: String,
+        /// 16 random bytes, fresh per connection; with a shared secret, both sides' nonces key
+        /// the frame tags.
         nonce: [u8; 16],
     },
     /// Requester → owner: look up (and maybe lease the fill of) one object.
@@ -141,15 +145,33 @@ pub enum Frame {
     /// A body chunk.
     Data(Bytes),
     /// The body is finished; `complete: false` means it was aborted and is discarded.
-    End { complete: bool },
+    End {
+        /// true: the body is whole; false: the sender aborted it and the receiver discards it.
+        complete: bool,
+    },
     /// Remove the objects of one URL; answered with `Count`.
-    Purge { url: String },
+    Purge {
+        /// The URL's primary cache key (`http://host/path?query`); the objects stored under
+        /// its route's `cache_key` extensions go too.
+        url: String,
+    },
     /// Remove the objects whose URL starts with `prefix`; answered with `Count`.
-    Ban { prefix: String },
-    /// How many objects a `Purge` or `Ban` removed.
+    Ban {
+        /// A cache key prefix (`http://host/...`); one that would ban every object (a prefix
+        /// of `http://`) is refused with `Error` 400.
+        prefix: String,
+    },
+    /// How many objects a `Purge` or `Ban` removed, or how many body bytes the owner stored
+    /// for a `Push`.
     Count(u64),
-    /// The request failed; `code` follows HTTP status semantics.
-    Error { code: u16, message: String },
+    /// The request failed; the connection stays usable for the next exchange.
+    Error {
+        /// An HTTP status code saying whose fault it is (400: the request was malformed or
+        /// not allowed).
+        code: u16,
+        /// What went wrong, for the requester's logs; at most [`Limits::max_field`] bytes.
+        message: String,
+    },
     /// Owner → requester: the owner's own answer to the request; its body follows as
     /// `Data`* then `End`.
     Answer(Answer),
@@ -242,11 +264,14 @@ impl Kind {
 /// The request method a `Lookup` serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupMethod {
+    /// `GET` (0 on the wire): a `Hit` carries the body.
     Get,
+    /// `HEAD` (1 on the wire): a `Hit` carries the head only, and a `Miss` never a lease.
     Head,
 }
 
 impl LookupMethod {
+    /// The method's name, `GET` or `HEAD`.
     pub fn as_str(self) -> &'static str {
         match self {
             LookupMethod::Get => "GET",
@@ -260,6 +285,7 @@ impl LookupMethod {
 pub struct Lookup {
     /// The cache key.
     pub key: String,
+    /// The client's method.
     pub method: LookupMethod,
     /// The request target as the client sent it.
     pub uri: String,
@@ -279,10 +305,12 @@ impl Lookup {
     /// Every defined flag bit.
     pub const KNOWN_FLAGS: u8 = Lookup::MAY_LEASE | Lookup::PROBE;
 
+    /// Whether [`Lookup::MAY_LEASE`] is set.
     pub fn may_lease(&self) -> bool {
         self.flags & Lookup::MAY_LEASE != 0
     }
 
+    /// Whether [`Lookup::PROBE`] is set.
     pub fn is_probe(&self) -> bool {
         self.flags & Lookup::PROBE != 0
     }
@@ -295,6 +323,7 @@ pub struct ObjectHead {
     pub status: u16,
     /// End-to-end header fields as stored.
     pub headers: Vec<(Bytes, Bytes)>,
+    /// The times and directives freshness is computed from.
     pub meta: WireMeta,
     /// Selecting header field names (from `Vary`), lowercase.
     pub vary: Vec<String>,
@@ -314,13 +343,22 @@ pub struct ObjectHead {
 /// `frame/object.rs` for [`ObjectHead::of_object`] and [`ObjectHead::into_object`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WireMeta {
+    /// When the request that filled the object was sent, ms since the UNIX epoch.
     pub request_time_ms: u64,
+    /// When its response was received, ms since the UNIX epoch.
     pub response_time_ms: u64,
+    /// The response's age on arrival (RFC 9111 §4.2.3 `corrected_initial_age`), ms.
     pub corrected_initial_age_ms: u64,
+    /// How long the response is fresh (RFC 9111 §4.2.1), ms; 0: always stale.
     pub freshness_lifetime_ms: u64,
+    /// The response said `no-cache`: revalidate before every reuse.
     pub no_cache: bool,
+    /// The response said `must-revalidate`, `proxy-revalidate` or `s-maxage`: never serve it
+    /// stale.
     pub must_revalidate: bool,
+    /// The response's `stale-while-revalidate` window (RFC 5861), ms; `None`: none given.
     pub stale_while_revalidate_ms: Option<u64>,
+    /// The response's `stale-if-error` window (RFC 5861), ms; `None`: none given.
     pub stale_if_error_ms: Option<u64>,
 }
 
@@ -337,14 +375,18 @@ pub struct Miss {
 /// An object filled by the requester under a lease, sent to the owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Push {
+    /// The cache key, as in the `Lookup` that got the lease.
     pub key: String,
+    /// The lease id from the owner's `Miss`.
     pub lease: u64,
+    /// The filled object's head; its body follows as `Data`* then `End`.
     pub head: ObjectHead,
 }
 
 /// The owner's own answer to a request (`Frame::Answer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// Response status, 100..=999.
     pub status: u16,
     /// The headers as sent to a client (the owner's `Cache-Status` member, `Age`, `Via`).
     pub headers: Vec<(Bytes, Bytes)>,
@@ -355,61 +397,117 @@ pub struct Answer {
 /// Why a frame could not be decoded or encoded. Any of these ends the connection.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// The type byte names no frame.
     #[error("frame type {0} unknown")]
     UnknownType(u8),
+    /// A frame length of 0: not even a type byte.
     #[error("frame length 0: no type byte")]
     Empty,
+    /// A frame longer than its type's bound ([`Limits::max_data_frame`] or
+    /// [`Limits::max_frame`]).
     #[error("{frame} frame: {len} bytes over the {limit} limit")]
     FrameTooLong {
+        /// The frame's name.
         frame: &'static str,
+        /// Its length (type byte + payload), bytes.
         len: usize,
+        /// The bound it crossed, bytes.
         limit: usize,
     },
+    /// A string or bytes field longer than its bound ([`Limits::max_field`], or
+    /// [`Limits::max_node_id`] for `Hello.node`).
     #[error("{frame}.{field}: {len} bytes over the {limit} limit")]
     FieldTooLong {
+        /// The frame's name.
         frame: &'static str,
+        /// The field's name.
         field: &'static str,
+        /// The field's length, bytes.
         len: usize,
+        /// The bound it crossed, bytes.
         limit: usize,
     },
+    /// A header or Vary list with more entries than [`Limits::max_headers`].
     #[error("{frame}.{field}: {count} entries over the {limit} limit")]
     TooMany {
+        /// The frame's name.
         frame: &'static str,
+        /// The list's name.
         field: &'static str,
+        /// Its entries.
         count: usize,
+        /// The bound it crossed.
         limit: usize,
     },
+    /// The payload ended inside a field.
     #[error("truncated {frame} frame at {frame}.{field}")]
     Truncated {
+        /// The frame's name.
         frame: &'static str,
+        /// The field it ended in.
         field: &'static str,
     },
+    /// Bytes left over after the last field of the payload.
     #[error("{count} trailing bytes after the {frame} payload")]
-    Trailing { frame: &'static str, count: usize },
+    Trailing {
+        /// The frame's name.
+        frame: &'static str,
+        /// How many bytes were left.
+        count: usize,
+    },
+    /// A `str` field that is not UTF-8.
     #[error("bad UTF-8 in {frame}.{field}")]
     Utf8 {
+        /// The frame's name.
         frame: &'static str,
+        /// The field's name.
         field: &'static str,
     },
+    /// A field whose value is out of its range: a method, a flag set, a `bool`, a status.
     #[error("{frame}.{field}: {value} is not {expected}")]
     BadValue {
+        /// The frame's name.
         frame: &'static str,
+        /// The field's name.
         field: &'static str,
+        /// The value found.
         value: u64,
+        /// What the field allows, e.g. `a status code (100..=999)`.
         expected: &'static str,
     },
+    /// A time in an object head that this platform's `SystemTime` cannot hold.
     #[error("{field}: {ms} ms is not a representable time")]
-    Time { field: &'static str, ms: u64 },
+    Time {
+        /// The meta field, e.g. `meta.response_time`.
+        field: &'static str,
+        /// Its value, ms since the UNIX epoch.
+        ms: u64,
+    },
+    /// An object head that makes no valid object ([`ObjectHead::into_object`]).
     #[error("object head: invalid {what}")]
-    BadHead { what: &'static str },
+    BadHead {
+        /// What is invalid: `status`, `header name`, `header value` or `Vary name`.
+        what: &'static str,
+    },
+    /// A body of another length than its object head announced.
     #[error("object head announced {announced} body bytes, got {got}")]
-    BodyLength { announced: u64, got: u64 },
+    BodyLength {
+        /// The head's `body_len`, bytes.
+        announced: u64,
+        /// The body's length, bytes.
+        got: u64,
+    },
+    /// A frame whose tag is not the one the shared secret gives: altered, replayed or sent by
+    /// a node without the secret.
     #[error("tag mismatch")]
     TagMismatch,
+    /// A `Hello` sent or received once authentication is on.
     #[error("Hello after the handshake")]
     HelloAfterHandshake,
+    /// The connection ended with part of a frame buffered (its byte count).
     #[error("connection closed inside a frame ({0} bytes buffered)")]
     ClosedMidFrame(usize),
+    /// Reading or writing the connection failed.
     #[error("peer connection I/O")]
     Io(#[from] std::io::Error),
 }

@@ -58,15 +58,22 @@ pub const DEFAULT_INFLIGHT_OBJECTS: u64 = 4;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// `[node]`, required: the node's id and listeners.
     pub node: NodeSection,
+    /// `[storage]`: the RAM tier's bounds.
     #[serde(default)]
     pub storage: StorageSection,
+    /// `[cache]`: RFC 9111 knobs.
     #[serde(default)]
     pub cache: CacheSection,
+    /// `[limits]`: what one client may cost.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The `[[pool]]`s of origin servers, in file order.
     #[serde(rename = "pool", default)]
     pub pools: Vec<Spanned<PoolConfig>>,
+    /// The `[[route]]`s, in the order they are tried (the last has no `match`: the default
+    /// route).
     #[serde(rename = "route", default)]
     pub routes: Vec<Spanned<RouteConfig>>,
     /// What this node does for the L4 director (`super::l4`); absent: nothing.

@@ -24,16 +24,25 @@ pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 1024;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
+    /// Required; non-empty, unique among the pools; what routes name.
     pub name: Spanned<String>,
+    /// How a request picks a server: `roundrobin` (default), `leastconn`, `source`, `uri`
+    /// or `random2`.
     #[serde(default)]
     pub algorithm: Algorithm,
+    /// Required; at least one, no address twice, weights not all 0.
     pub servers: Spanned<Vec<Spanned<ServerConfig>>>,
+    /// Above 0, default 3s; 502 when no server can be connected in time.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Above 0, default 30s; 504 when the response head does not arrive in time.
     #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
     pub first_byte_timeout: Duration,
+    /// Above 0, default 60s; idle keep-alive connections to a server are closed after this.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Idle keep-alive connections kept per server, default 1024 (a busy pool needs one per
+    /// concurrent request).
     #[serde(default = "default_max_idle_per_server")]
     pub max_idle_per_server: usize,
     /// Active health checks; absent: none (servers are up unless passively ejected).
@@ -75,18 +84,25 @@ pub enum CheckKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
+    /// `http` (default) or `tcp`.
     #[serde(default)]
     pub kind: CheckKind,
+    /// The path an `http` check gets, default `/`; must start with `/`.
     #[serde(default = "default_check_path")]
     pub path: String,
+    /// The status an `http` check passes on, default 200; 100..=599.
     #[serde(default = "default_expect")]
     pub expect: u16,
+    /// Time between two checks of one server, default 2s; above 0.
     #[serde(default = "default_check_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// Time one check may take, default 1s; above 0 and not above `interval`.
     #[serde(default = "default_check_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Consecutive good checks that bring a down server back, default 2; at least 1.
     #[serde(default = "default_rise")]
     pub rise: u32,
+    /// Consecutive failed checks that take a server down, default 3; at least 1.
     #[serde(default = "default_fall")]
     pub fall: u32,
 }
@@ -95,9 +111,11 @@ pub struct HealthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassiveConfig {
-    /// Consecutive failures (connect failure, reset, 5xx) that eject a server; 0 disables.
+    /// Consecutive failures (connect failure, reset, 5xx) that eject a server, default 5;
+    /// 0 disables.
     #[serde(default = "default_passive_failures")]
     pub failures: u32,
+    /// How long an ejected server gets no new requests, default 10s; above 0.
     #[serde(default = "default_passive_backoff", with = "humantime_serde")]
     pub backoff: Duration,
 }
@@ -148,7 +166,9 @@ fn default_passive_backoff() -> Duration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    /// The server's `ip:port`; required, not twice in a pool.
     pub addr: SocketAddr,
+    /// Its share of the requests, default 1; 0..=1000, 0: draining (no new requests).
     #[serde(default = "default_weight")]
     pub weight: u32,
 }
@@ -158,13 +178,17 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// `match`: the conditions a request must meet; absent: the default route, which takes
+    /// every request and must be last.
     #[serde(rename = "match", default)]
     pub matcher: Option<Spanned<MatchConfig>>,
+    /// Required; the pool the route's requests go to, one defined in the file.
     pub pool: Spanned<String>,
-    /// false: requests on this route are passed to the origin, never cached.
+    /// Default true; false: requests on this route are passed to the origin, never cached.
     #[serde(default = "default_true")]
     pub cache: bool,
-    /// Freshness lifetime for responses that carry no freshness information of their own.
+    /// Freshness lifetime for responses that carry no freshness information of their own
+    /// (beats the heuristic); absent: the heuristic.
     #[serde(default, with = "humantime_serde")]
     pub ttl: Option<Duration>,
     /// Extra request fields that become part of the cache key on this route.
@@ -182,6 +206,7 @@ pub struct MatchConfig {
     /// Exact host (`example.com`) or a suffix (`*.example.com`), case-insensitive, port ignored.
     #[serde(default)]
     pub host: Option<Spanned<String>>,
+    /// Paths starting with this (case-sensitive).
     #[serde(default)]
     pub path_prefix: Option<Spanned<String>>,
     /// A regular expression (Rust `regex` syntax) on the path (without the query).
@@ -199,7 +224,9 @@ pub struct MatchConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
+    /// A single string.
     One(String),
+    /// A list of strings.
     Many(Vec<String>),
 }
 
@@ -217,7 +244,9 @@ impl OneOrMany {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
+    /// The request header field's name.
     pub name: String,
+    /// A regular expression (Rust `regex` syntax) that one of its field lines must match.
     pub regex: String,
 }
 
@@ -225,6 +254,8 @@ pub struct HeaderMatch {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheKeyConfig {
+    /// Request header fields whose values become part of the cache key (absent fields as
+    /// empty); purge of the URL and bans by prefix still reach these objects.
     pub headers: Spanned<Vec<String>>,
 }
 

@@ -30,6 +30,7 @@ impl PeerCodec {
         PeerCodec { limits, auth: None }
     }
 
+    /// The bounds this codec enforces.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
