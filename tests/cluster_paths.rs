@@ -476,7 +476,7 @@ fn the_peer_port_refuses_garbage_and_strangers() {
     let mut codec = PeerCodec::default();
     let mut out = bytes::BytesMut::new();
     let hello = Frame::Hello {
-        version: 1,
+        version: strait_cache::cluster::frame::VERSION,
         node: "mallory".into(),
         nonce: [7; 16],
     };

@@ -72,8 +72,9 @@ use bytes::Bytes;
 
 pub use codec::PeerCodec;
 
-/// Protocol version carried in `Hello`.
-pub const VERSION: u8 = 1;
+/// Protocol version carried in `Hello`; nodes of another version refuse each other. 2: a
+/// complete `Push` is answered with `Count` once stored (1 did not answer it).
+pub const VERSION: u8 = 2;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
