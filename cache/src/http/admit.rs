@@ -16,6 +16,8 @@
 //! * Path (RFC 3986 §6): normalised once (`policy::target`); routes match its fully decoded
 //!   view. An invalid escape is 400.
 
+use std::borrow::Cow;
+
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
@@ -26,11 +28,19 @@ use crate::policy::headers::{check_request_framing, connection_tokens, FramingEr
 use crate::policy::key::primary_key;
 use crate::policy::target::{normalize_path, route_view};
 
-/// A request let in: its primary cache key and the path routes match on.
+/// A request let in: its primary cache key, and the path routes match on when it differs from
+/// the (normalised) target's path (only when that has escapes).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Admitted {
     pub primary: String,
-    pub route_path: String,
+    route_view: Option<String>,
+}
+
+impl Admitted {
+    /// What routes match on, given the admitted target's path.
+    pub fn route_path<'a>(&'a self, target_path: &'a str) -> &'a str {
+        self.route_view.as_deref().unwrap_or(target_path)
+    }
 }
 
 /// A request refused at the door.
@@ -73,11 +83,11 @@ pub fn admit(parts: &mut Parts, max_request_body: u64) -> Result<Admitted, Refus
     }
     take_authority(parts)?;
     strip_connection_listed(&mut parts.headers);
-    let route_path = normalize_target(parts)?;
+    let route_view = normalize_target(parts)?;
     let primary = primary_key(&parts.uri, &parts.headers).ok_or(bad("missing or invalid Host"))?;
     Ok(Admitted {
         primary,
-        route_path,
+        route_view,
     })
 }
 
@@ -121,15 +131,18 @@ fn strip_connection_listed(h: &mut http::HeaderMap) {
     h.remove(CONNECTION);
 }
 
-/// Replace the target's path by its normal form; returns the route view of it.
-fn normalize_target(parts: &mut Parts) -> Result<String, Refused> {
+/// Replace the target's path by its normal form; returns its route view when that differs.
+fn normalize_target(parts: &mut Parts) -> Result<Option<String>, Refused> {
     let path = parts.uri.path();
     if path == "*" {
-        return Ok("*".to_string());
+        return Ok(None);
     }
     let path = if path.is_empty() { "/" } else { path };
     let normal = normalize_path(path).ok_or(bad("invalid path in the target"))?;
-    let route = route_view(&normal).into_owned();
+    let route = match route_view(&normal) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(view) => Some(view),
+    };
     if normal != parts.uri.path() {
         let pq = match parts.uri.query() {
             Some(q) => format!("{normal}?{q}"),
@@ -216,11 +229,11 @@ mod tests {
         assert_eq!(p.uri.path(), "/api/me");
         assert_eq!(p.uri.query(), Some("x=%2F"));
         assert_eq!(a.primary, "http://h/api/me?x=%2F");
-        assert_eq!(a.route_path, "/api/me");
+        assert_eq!(a.route_path(p.uri.path()), "/api/me");
         let mut p = h1("/%2Fapi/me", &[("host", "h")]);
         let a = admit(&mut p, 1024).unwrap();
         assert_eq!(a.primary, "http://h/%2Fapi/me");
-        assert_eq!(a.route_path, "/api/me");
+        assert_eq!(a.route_path(p.uri.path()), "/api/me");
         let mut p = h1("/%zz", &[("host", "h")]);
         assert_eq!(
             admit(&mut p, 1024).unwrap_err().status,

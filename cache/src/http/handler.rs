@@ -53,17 +53,17 @@ pub async fn handle(
         Ok(a) => a,
         Err(refused) => return refused_response(&ctx, &refused),
     };
-    let primary = admitted.primary;
     if parts.uri.path() == "*" {
         return asterisk(&ctx, &parts.method);
     }
     let rt = ctx.rt.load();
     let route = rt.route(
         &parts.method,
-        &primary,
-        &admitted.route_path,
+        &admitted.primary,
+        admitted.route_path(parts.uri.path()),
         &parts.headers,
     );
+    let primary = admitted.primary;
     let mut key = primary.clone();
     if route.key_headers {
         extend_key(

@@ -94,7 +94,9 @@ pub async fn miss(
         }
         Join::Follow(mut reader) => {
             bump(&ctx.counters.coalesced);
-            match reader.head(rt.coalesce_timeout).await {
+            // Released by a variant that is not this request's, or not served the fill's head:
+            // forward alone (`fwd` says which).
+            let alone = match reader.head(rt.coalesce_timeout).await {
                 Ok(head) => {
                     let matches = head.vary.is_empty()
                         || variant_id(&head.vary, &req.headers) == head.variant_id;
@@ -115,37 +117,25 @@ pub async fn miss(
                         }
                         return respond::fill(&ctx, &req, &head, reader, &cs);
                     }
-                    drop(reader);
-                    let keep = Keep::unless_owned(&owner);
-                    let job = Lead {
-                        ctx: &ctx,
-                        rt: &rt,
-                        req,
-                        key: &key,
-                        fwd: Fwd::VaryMiss,
-                        stale,
-                        req_cc: &req_cc,
-                        keep,
-                    };
-                    solo(job).await
+                    Fwd::VaryMiss
                 }
                 Err(e) => {
                     tracing::debug!(key = %key, reason = e.as_str(), "coalesced request goes forward alone");
-                    drop(reader);
-                    let keep = Keep::unless_owned(&owner);
-                    let job = Lead {
-                        ctx: &ctx,
-                        rt: &rt,
-                        req,
-                        key: &key,
-                        fwd,
-                        stale,
-                        req_cc: &req_cc,
-                        keep,
-                    };
-                    solo(job).await
+                    fwd
                 }
-            }
+            };
+            drop(reader);
+            let job = Lead {
+                ctx: &ctx,
+                rt: &rt,
+                req,
+                key: &key,
+                fwd: alone,
+                stale,
+                req_cc: &req_cc,
+                keep: Keep::unless_owned(&owner),
+            };
+            solo(job).await
         }
     }
 }
