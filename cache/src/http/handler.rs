@@ -1,27 +1,29 @@
-//! The life of a request at a cache node, stage by stage (each stage a module that reads alone):
+//! The life of a request at a cache node, stage by stage; this file is the top level, and each
+//! stage is a module that reads alone:
 //!
-//! 1. **Admit** (`admit`): check the framing and make the request canonical once (authority,
+//! 1. **Admit** (`admit.rs`): check the framing and make the request canonical once (authority,
 //!    `Connection`, path), so every later stage and the origin see the same request.
-//! 2. **Route and key** ([`handle`]): the route picks the origin pool and says whether the cache
-//!    may keep the answer; the key is the target URI plus the route's `cache_key` fields.
-//!    What is not cached is passed through (`pass`).
-//! 3. **Look up** ([`lookup`]): a key a peer owns goes to its owner (`remote`; the owner's side
-//!    is `owner`); else this node's store.
-//! 4. **Decide** ([`local_lookup`], `policy::reuse`): fresh → serve; stale → serve it while
-//!    refreshing, revalidate, or serve it on error (RFC 9111 §4, RFC 5861).
-//! 5. **Fill** (`fill`): one trip to the origin (or the owner's lease) per key however many
+//! 2. **Route and key** (here, [`handle`]): the route picks the origin pool and says whether the
+//!    cache may keep the answer; the key is the target URI plus the route's `cache_key` fields
+//!    ([`extend_key`]). What is not cached is passed through (`pass.rs`).
+//! 3. **Look up** (`lookup.rs`): a key a peer owns goes to its owner (`remote/`; the owner's
+//!    side is `owner.rs`); else this node's store, the variant that matches the request.
+//! 4. **Decide** (`decide.rs`, with `policy::reuse`): fresh → serve; stale → serve it while
+//!    refreshing, revalidate, or serve it on error (RFC 9111 §4, RFC 5861); nothing stored →
+//!    504 for `only-if-cached`, a pass for HEAD and `no-store`, else fill.
+//! 5. **Fill** (`fill/`): one trip to the origin (or the owner's lease) per key however many
 //!    clients wait, read while it arrives; after a join, the key's previous owner is asked
-//!    first (`handover`).
-//! 6. **Store** (`fill::drive`): the object is stored when whole, before its last bytes reach
+//!    first (`handover.rs`).
+//! 6. **Store** (`fill/drive.rs`): the object is stored when whole, before its last bytes reach
 //!    the client.
-//! 7. **Respond** (`respond`): from the object or the fill, with `Age`, `Cache-Status`, `Via`,
-//!    conditionals and ranges; failures by who is to blame (`forward::fault_response`).
+//! 7. **Respond** (`respond.rs`): from the object or the fill, with `Age`, `Cache-Status`,
+//!    `Via`, conditionals and ranges; failures by who is to blame (`forward::fault_response`).
 //!
-//! The hit fast path (`fast`, `conn`) answers plain fresh hits before stage 1 from the raw bytes.
+//! The hit fast path (`fast.rs`, `conn.rs`) answers plain fresh hits before stage 1 from the
+//! raw bytes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -29,15 +31,15 @@ use hyper::body::Incoming;
 use super::admit::admit;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
+use super::decide::decide;
 use super::fill;
-use super::handover::take_over;
+use super::lookup::{local, lookup, Found};
 use super::pass;
+use super::remote;
 use super::respond;
 use crate::policy::cache_control::CacheControl;
-use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::cache_status::Fwd;
 use crate::policy::key::primary_key;
-use crate::policy::reuse::{reuse, Reuse};
-use crate::policy::vary::variant_id;
 use crate::stats::bump;
 
 /// Serve one client request.
@@ -84,11 +86,53 @@ pub async fn handle(
     };
     let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
     if cache && cacheable_method && !has_body(&req.headers) {
-        lookup(ctx, req, key).await
+        cached(ctx, req, key).await
     } else {
         // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
         pass::pass(ctx, req, body, primary).await
     }
+}
+
+/// A cacheable GET or HEAD: look up (the owner, or this node's store), then decide; the fill,
+/// the store and the response follow from the decision.
+async fn cached(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody> {
+    let req_cc = CacheControl::from_headers(&req.headers);
+    match lookup(&ctx, &req, &key, &req_cc) {
+        Found::Owner(owner) if req.method == Method::HEAD => {
+            remote::head(ctx, req, key, owner).await
+        }
+        Found::Owner(owner) => {
+            fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await
+        }
+        Found::Here(stored) => decide(ctx, req, key, req_cc, stored).await,
+    }
+}
+
+/// A peer's GET for a key this node owns and holds, but may not serve fresh: answered as a
+/// client's request would be here (stale-while-revalidate, revalidation with the origin,
+/// stale-if-error), never sent on to another peer. None when the request's target or Host
+/// is unusable.
+pub(super) async fn answer_for_peer(
+    ctx: Arc<Ctx>,
+    uri: &str,
+    headers: HeaderMap,
+    key: String,
+) -> Option<Response<ProxyBody>> {
+    let uri: http::Uri = uri.parse().ok()?;
+    let primary = primary_key(&uri, &headers)?;
+    let path = crate::policy::target::route_view(uri.path()).into_owned();
+    let route = ctx.rt.load().route(&Method::GET, &primary, &path, &headers);
+    let req = ReqHead {
+        method: Method::GET,
+        uri,
+        version: http::Version::HTTP_11,
+        headers,
+        client: None,
+        route,
+    };
+    let req_cc = CacheControl::from_headers(&req.headers);
+    let stored = local(&ctx, &req, &key);
+    Some(decide(ctx, req, key, req_cc, stored).await)
 }
 
 /// The answer to a request refused at admission (counted; the connection is closed when the
@@ -161,140 +205,4 @@ fn has_body(h: &HeaderMap) -> bool {
     h.contains_key(http::header::TRANSFER_ENCODING)
         || h.get(http::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0")
-}
-
-/// `Pragma: no-cache` counts only when the request has no Cache-Control (RFC 9111 §5.4).
-fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
-    cc.is_empty()
-        && !h.contains_key(http::header::CACHE_CONTROL)
-        && h.get_all(http::header::PRAGMA)
-            .iter()
-            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"))
-}
-
-async fn lookup(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody> {
-    let req_cc = CacheControl::from_headers(&req.headers);
-    // A GET or HEAD for a key a peer owns goes to the owner (`remote`); `no-store` and
-    // `only-if-cached` requests stay here (nothing of theirs would be stored anyway).
-    if !req_cc.no_store && !req_cc.only_if_cached {
-        if let Some(owner) = ctx.cluster.as_ref().and_then(|c| c.owner(&key)) {
-            if req.method == Method::HEAD {
-                return super::remote::head(ctx, req, key, owner).await;
-            }
-            return fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await;
-        }
-    }
-    local_lookup(ctx, req, key, req_cc).await
-}
-
-/// A peer's GET for a key this node owns and holds, but may not serve fresh: answered as a
-/// client's request would be here (stale-while-revalidate, revalidation with the origin,
-/// stale-if-error), never sent on to another peer. None when the request's target or Host
-/// is unusable.
-pub async fn answer_for_peer(
-    ctx: Arc<Ctx>,
-    uri: &str,
-    headers: HeaderMap,
-    key: String,
-) -> Option<Response<ProxyBody>> {
-    let uri: http::Uri = uri.parse().ok()?;
-    let primary = primary_key(&uri, &headers)?;
-    let path = crate::policy::target::route_view(uri.path()).into_owned();
-    let route = ctx.rt.load().route(&Method::GET, &primary, &path, &headers);
-    let req = ReqHead {
-        method: Method::GET,
-        uri,
-        version: http::Version::HTTP_11,
-        headers,
-        client: None,
-        route,
-    };
-    let req_cc = CacheControl::from_headers(&req.headers);
-    Some(local_lookup(ctx, req, key, req_cc).await)
-}
-
-/// This node's store, then its origin pool (the key is this node's, or no peer is asked).
-async fn local_lookup(
-    ctx: Arc<Ctx>,
-    req: ReqHead,
-    key: String,
-    req_cc: CacheControl,
-) -> Response<ProxyBody> {
-    let now = SystemTime::now();
-    let found = ctx.store.get(&key, |o| {
-        o.vary.is_empty() || variant_id(&o.vary, &req.headers) == o.variant_id
-    });
-    let node = ctx.node_id.as_str();
-    if let Some(obj) = found {
-        let pragma = pragma_no_cache(&req.headers, &req_cc);
-        match reuse(&obj.meta, &req_cc, pragma, now) {
-            Reuse::Fresh => {
-                bump(&ctx.counters.local_hit);
-                let ttl = obj.meta.ttl(now);
-                let mut cs = CacheStatus::hit(node, ttl);
-                if !obj.meta.is_fresh(now) {
-                    // served stale because the request allowed it (max-stale)
-                    bump(&ctx.counters.stale_served);
-                    cs.fwd = Some(Fwd::Stale);
-                }
-                return respond::object(&ctx, &req, &obj, &cs, now);
-            }
-            Reuse::StaleWhileRevalidate => {
-                bump(&ctx.counters.local_hit);
-                bump(&ctx.counters.stale_served);
-                let mut cs = CacheStatus::hit(node, obj.meta.ttl(now));
-                cs.fwd = Some(Fwd::Stale);
-                let resp = respond::object(&ctx, &req, &obj, &cs, now);
-                fill::refresh_in_background(Arc::clone(&ctx), req, key, obj);
-                return resp;
-            }
-            Reuse::Revalidate => {
-                if req_cc.only_if_cached {
-                    return only_if_cached(&ctx);
-                }
-                bump(&ctx.counters.local_miss);
-                return fill::miss(ctx, req, key, Fwd::Stale, Some(obj), req_cc, None).await;
-            }
-        }
-    }
-    if req_cc.only_if_cached {
-        return only_if_cached(&ctx);
-    }
-    bump(&ctx.counters.local_miss);
-    let fwd = if req_cc.no_cache || pragma_no_cache(&req.headers, &req_cc) {
-        Fwd::Request
-    } else if ctx.store.get(&key, |_| true).is_some() {
-        Fwd::VaryMiss
-    } else {
-        Fwd::Miss
-    };
-    if req.method == Method::HEAD || req_cc.no_store {
-        // Not stored: HEAD can't fill a GET object, and `no-store` forbids keeping the answer.
-        return pass::forward_uncached(ctx, req, key, fwd).await;
-    }
-    if fwd == Fwd::Miss {
-        if let Some(prev) = ctx.cluster.as_ref().and_then(|c| c.previous_owner(&key)) {
-            let uri = req.uri.to_string();
-            if let Some(t) = take_over(&ctx, &key, &uri, &req.headers, &prev).await {
-                let mut cs = CacheStatus::fwd(node, Fwd::Miss);
-                cs.stored = true;
-                cs.detail = Some("peer".to_string());
-                cs.upstream = t.upstream;
-                return respond::object(&ctx, &req, &t.object, &cs, SystemTime::now());
-            }
-        }
-    }
-    fill::miss(ctx, req, key, fwd, None, req_cc, None).await
-}
-
-/// RFC 9111 §5.2.1.7: nothing suitable stored -> 504.
-fn only_if_cached(ctx: &Ctx) -> Response<ProxyBody> {
-    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
-    cs.detail = Some("only-if-cached".to_string());
-    respond::error(
-        ctx,
-        StatusCode::GATEWAY_TIMEOUT,
-        "only-if-cached: not in cache",
-        Some(&cs),
-    )
 }
