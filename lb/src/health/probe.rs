@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use super::state::CheckOutcome;
+use super::CheckOutcome;
 
 /// Longest status line read before the response is declared malformed.
 pub const MAX_STATUS_LINE: usize = 1024;
