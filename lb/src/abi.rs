@@ -6,74 +6,77 @@
 //! The unit test parses the header's `_Static_assert` sizes and `STRAIT_OFFSET` lines and
 //! compares them with `size_of` / `offset_of!`, and checks the shared constants.
 
+// Without clang (`strait_no_bpf`) the XDP loader, the main user of these mirrors, is left out.
+#![cfg_attr(strait_no_bpf, allow(dead_code))]
+
 /// Largest Maglev table size (`STRAIT_MAGLEV_MAX`, the default M).
-pub const MAGLEV_MAX: u32 = 65_537;
+pub(crate) const MAGLEV_MAX: u32 = 65_537;
 /// Maglev table slots in the `maglev` map (`STRAIT_MAGLEV_SLOTS`).
-pub const MAGLEV_SLOTS: u32 = 64;
+pub(crate) const MAGLEV_SLOTS: u32 = 64;
 /// Entries of the `services` map (`STRAIT_MAX_SERVICES`).
-pub const MAX_SERVICES: u32 = 32;
+pub(crate) const MAX_SERVICES: u32 = 32;
 /// Entries of the `backends` and `backend_stats` maps (`STRAIT_MAX_BACKENDS`).
-pub const MAX_BACKENDS: u32 = 4096;
+pub(crate) const MAX_BACKENDS: u32 = 4096;
 /// Default bound of the connection table, in entries (`STRAIT_MAX_CONNS`).
 pub const MAX_CONNS: u32 = 1 << 20;
 /// Entries per set of the connection table (`STRAIT_CONN_WAYS`).
-pub const CONN_WAYS: usize = 8;
+pub(crate) const CONN_WAYS: usize = 8;
 /// Largest per-CPU connection cache, in entries (`STRAIT_CONN_CACHE_MAX`).
-pub const CONN_CACHE_MAX: u32 = 1 << 15;
+pub(crate) const CONN_CACHE_MAX: u32 = 1 << 15;
 
 /// `STRAIT_MODE_DR`.
-pub const MODE_DR: u8 = 0;
+pub(crate) const MODE_DR: u8 = 0;
 /// `STRAIT_MODE_TUN`.
-pub const MODE_TUN: u8 = 1;
+pub(crate) const MODE_TUN: u8 = 1;
 /// `STRAIT_MODE_NAT`.
-pub const MODE_NAT: u8 = 2;
+pub(crate) const MODE_NAT: u8 = 2;
 /// `STRAIT_HASH_FIVE_TUPLE`: new flows hashed on the 5-tuple (maglev, wrr).
-pub const HASH_FIVE_TUPLE: u8 = 0;
+pub(crate) const HASH_FIVE_TUPLE: u8 = 0;
 /// `STRAIT_HASH_SOURCE`: new flows hashed on the client address (sh).
-pub const HASH_SOURCE: u8 = 1;
+pub(crate) const HASH_SOURCE: u8 = 1;
 /// Bytes of the `flow_events` ring buffer (`STRAIT_FLOW_EVENTS_BYTES`).
 pub const FLOW_EVENTS_BYTES: u32 = 1 << 18;
 /// `STRAIT_EGRESS_NAT`: egress devmap entry of NAT forwards.
-pub const EGRESS_NAT: u32 = 0;
+pub(crate) const EGRESS_NAT: u32 = 0;
 /// `STRAIT_EGRESS_CLIENT`: egress devmap entry of NAT replies.
-pub const EGRESS_CLIENT: u32 = 1;
+pub(crate) const EGRESS_CLIENT: u32 = 1;
 /// `STRAIT_EGRESS_MAX`: entries of the egress devmap.
 pub const EGRESS_MAX: u32 = 2;
 /// `STRAIT_DIR_FORWARD`: a client → VIP entry of `conns`.
-pub const DIR_FORWARD: u8 = 0;
+pub(crate) const DIR_FORWARD: u8 = 0;
 /// `STRAIT_DIR_REPLY`: a backend → client (NAT reply) entry of `conns`.
-pub const DIR_REPLY: u8 = 1;
+pub(crate) const DIR_REPLY: u8 = 1;
 /// `STRAIT_BACKEND_DEAD` (`Backend::flags`): down, its recorded flows are rescheduled.
-pub const BACKEND_DEAD: u8 = 1;
+pub(crate) const BACKEND_DEAD: u8 = 1;
 
 /// Names of the maps and globals in the object (symbol names).
-pub mod names {
+pub(crate) mod names {
     /// `services` hash map.
-    pub const SERVICES: &str = "services";
+    pub(crate) const SERVICES: &str = "services";
     /// `service_gen` array.
-    pub const SERVICE_GEN: &str = "service_gen";
+    pub(crate) const SERVICE_GEN: &str = "service_gen";
     /// `backends` array.
-    pub const BACKENDS: &str = "backends";
+    pub(crate) const BACKENDS: &str = "backends";
     /// `maglev` array.
-    pub const MAGLEV: &str = "maglev";
+    pub(crate) const MAGLEV: &str = "maglev";
     /// `conns` array of [`super::ConnSet`] (the set-associative connection table).
-    pub const CONNS: &str = "conns";
+    pub(crate) const CONNS: &str = "conns";
     /// `conn_cache` per-CPU array of [`super::ConnCached`].
-    pub const CONN_CACHE: &str = "conn_cache";
+    pub(crate) const CONN_CACHE: &str = "conn_cache";
     /// `conn_forward` per-CPU array (one `i64`: forward entries held, summed over CPUs).
-    pub const CONN_FORWARD: &str = "conn_forward";
+    pub(crate) const CONN_FORWARD: &str = "conn_forward";
     /// `counters` per-CPU array.
-    pub const COUNTERS: &str = "counters";
+    pub(crate) const COUNTERS: &str = "counters";
     /// `backend_stats` per-CPU array.
-    pub const BACKEND_STATS: &str = "backend_stats";
+    pub(crate) const BACKEND_STATS: &str = "backend_stats";
     /// `flow_events` ring buffer.
-    pub const FLOW_EVENTS: &str = "flow_events";
+    pub(crate) const FLOW_EVENTS: &str = "flow_events";
     /// `egress` devmap.
-    pub const EGRESS: &str = "egress";
+    pub(crate) const EGRESS: &str = "egress";
     /// The `volatile const` director settings.
-    pub const DIRECTOR: &str = "STRAIT_DIRECTOR";
+    pub(crate) const DIRECTOR: &str = "STRAIT_DIRECTOR";
     /// The XDP program.
-    pub const PROGRAM: &str = "strait_director";
+    pub(crate) const PROGRAM: &str = "strait_director";
 }
 
 /// Indices of the `counters` map (`enum strait_counter`).
@@ -130,7 +133,7 @@ pub enum Counter {
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 20;
+    pub(crate) const COUNT: u32 = 20;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -186,7 +189,7 @@ impl Counter {
 /// `struct strait_service_key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
-pub struct ServiceKey {
+pub(crate) struct ServiceKey {
     /// VIP (network order).
     pub vip: [u8; 4],
     /// Port (network order).
@@ -200,15 +203,15 @@ pub struct ServiceKey {
 /// `struct strait_service`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
-pub struct Service {
+pub(crate) struct Service {
     /// Maglev slot (`< MAGLEV_SLOTS`).
-    pub table_slot: u32,
+    pub(crate) table_slot: u32,
     /// Maglev table size; 0 = no table (new flows dropped).
     pub table_size: u32,
     /// Index of backend 0 in the `backends` map.
-    pub backend_base: u32,
+    pub(crate) backend_base: u32,
     /// Number of backends.
-    pub backend_count: u32,
+    pub(crate) backend_count: u32,
     /// `MODE_*`.
     pub mode: u8,
     /// `HASH_*`.
@@ -218,13 +221,13 @@ pub struct Service {
     /// Zero.
     pub pad: u8,
     /// Generation of this version (non-zero, never reused).
-    pub gen: u32,
+    pub(crate) gen: u32,
 }
 
 /// `struct strait_backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
-pub struct Backend {
+pub(crate) struct Backend {
     /// Address (network order).
     pub ip: [u8; 4],
     /// MAC of the backend or next hop.
@@ -266,13 +269,13 @@ pub struct Conn {
     /// Reply entries: VIP to restore (network order).
     pub vip: [u8; 4],
     /// Reply entries: port to restore (network order).
-    pub vport: [u8; 2],
+    pub(crate) vport: [u8; 2],
     /// Forward entries: the service's id.
     pub id: u8,
     /// Forward entries: the service's `MODE_*`.
     pub mode: u8,
     /// Forward entries: the service's generation when recorded (0: none).
-    pub gen: u32,
+    pub(crate) gen: u32,
     /// Forward entries: index in `backends` / `backend_stats`.
     pub slot: u32,
 }
@@ -281,13 +284,13 @@ pub struct Conn {
 /// rule is `packet::conntable`). A way with an all-zero key is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
-pub struct ConnSet {
+pub(crate) struct ConnSet {
     /// The set's claim: 0 free, 1 held by the program (writing, or reading a value).
     pub busy: u32,
     /// The set's use clock.
     pub clock: u32,
     /// Each way's last use (clock value).
-    pub stamp: [u32; CONN_WAYS],
+    pub(crate) stamp: [u32; CONN_WAYS],
     /// Each way's write count.
     pub seq: [u32; CONN_WAYS],
     /// Each way's last record or use: the low 32 bits of the kernel's jiffies.
@@ -327,7 +330,7 @@ pub struct Stats {
 /// `struct strait_flow_event` (one item of the `flow_events` ring buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
-pub struct FlowEvent {
+pub(crate) struct FlowEvent {
     /// Client address (network order).
     pub src: [u8; 4],
     /// VIP.

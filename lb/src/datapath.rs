@@ -77,7 +77,7 @@ pub struct ConnTimeouts {
 impl ConnTimeouts {
     /// In ticks of `hz` per second, rounded up, at most `i32::MAX` (the tables' signed 32-bit
     /// idle arithmetic).
-    pub fn ticks(self, hz: u32) -> crate::packet::service::IdleTimeouts {
+    pub(crate) fn ticks(self, hz: u32) -> crate::packet::service::IdleTimeouts {
         let t = |d: std::time::Duration| {
             let n = (d.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
             u32::try_from(n.min(i32::MAX as u128)).unwrap_or(i32::MAX as u32)

@@ -23,12 +23,13 @@ pub use model::{decapsulate, PROTO_IPIP};
 use crate::datapath::DatapathError;
 
 /// Most VIPs the `vips` map holds (`STRAIT_DECAP_MAX_VIPS`).
-pub const MAX_VIPS: usize = 64;
+pub(crate) const MAX_VIPS: usize = 64;
 
 /// Counter indices of the `counters` map (`STRAIT_DECAP_CNT_*` in `ebpf/decap.bpf.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
-pub enum Counter {
+#[cfg_attr(strait_no_bpf, allow(dead_code))] // read by the loaded program only (needs clang)
+pub(crate) enum Counter {
     /// Frames whose outer header was removed.
     Decapsulated = 0,
     /// Frames passed unchanged.

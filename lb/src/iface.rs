@@ -2,7 +2,7 @@
 //!
 //! Contract: [`Interface::by_name`] reads `/sys/class/net/<name>/{ifindex,address,mtu}` and the
 //! interface's first IPv4 address (`getifaddrs`), or fails with a message naming the interface
-//! and what is missing. [`parse_mac`] and [`format_mac`] are the text forms used in logs,
+//! and what is missing. `parse_mac` and [`format_mac`] are the text forms used in logs,
 //! stats and `/sys`.
 
 use std::ffi::CStr;
@@ -74,7 +74,7 @@ impl Interface {
 }
 
 /// `aa:bb:cc:dd:ee:ff` → bytes.
-pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = text.split(':');
     for byte in &mut mac {

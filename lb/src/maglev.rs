@@ -3,7 +3,7 @@
 //! Contract: [`Table::build`] is a pure, deterministic function of the *set* of backends
 //! (id and weight) and the table size. Input order does not matter, and the result is the same
 //! on every machine, release and restart, so both directors of an HA pair compute identical
-//! tables (see [`hash`](self::hash) for why the hashes are hand-written). Entry `i` of a table
+//! tables (see `hash` for why the hashes are hand-written). Entry `i` of a table
 //! is an index into the backend slice given to `build`; [`Table::entries`] is what gets copied
 //! into the BPF array map (one `u32` per slot, [`DEFAULT_TABLE_SIZE`] slots per service).
 //!
@@ -145,7 +145,7 @@ impl Table {
 
     /// A table with given entries over a backend list (for schedulers other than Maglev,
     /// e.g. weighted round robin laid out over the slots): every entry must index `ids`.
-    pub fn from_entries(entries: Vec<u32>, ids: Vec<String>) -> Result<Table, MaglevError> {
+    pub(crate) fn from_entries(entries: Vec<u32>, ids: Vec<String>) -> Result<Table, MaglevError> {
         if entries.is_empty() || ids.is_empty() {
             return Err(MaglevError::NoBackends);
         }

@@ -18,13 +18,13 @@ use std::path::PathBuf;
 
 /// Previous `threaded` values, written back on [`NapiGuard::restore`] or drop.
 #[derive(Debug, Default)]
-pub struct NapiGuard {
+pub(crate) struct NapiGuard {
     restore: Vec<(String, String)>,
 }
 
 /// Parses a `threaded` file's content: a mode number (`0` off, `1` threaded; newer kernels
 /// have more), returned trimmed so it can be written back as it was.
-pub fn parse_threaded(text: &str) -> Option<&str> {
+pub(crate) fn parse_threaded(text: &str) -> Option<&str> {
     let t = text.trim();
     (!t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit())).then_some(t)
 }
@@ -68,7 +68,7 @@ fn same_interface(name: &str, ifindex: u32) -> Result<(), String> {
 }
 
 /// Sets threaded NAPI to `on` for each `(name, ifindex)` (see the module doc).
-pub fn apply(interfaces: &[(&str, u32)], on: bool) -> NapiGuard {
+pub(crate) fn apply(interfaces: &[(&str, u32)], on: bool) -> NapiGuard {
     let mut guard = NapiGuard::default();
     let want = if on { "1" } else { "0" };
     for &(name, ifindex) in interfaces {
@@ -96,7 +96,7 @@ pub fn apply(interfaces: &[(&str, u32)], on: bool) -> NapiGuard {
 
 impl NapiGuard {
     /// Writes the previous values back (once; later calls do nothing).
-    pub fn restore(&mut self) {
+    pub(crate) fn restore(&mut self) {
         for (name, before) in self.restore.drain(..) {
             if let Err(reason) = write_threaded(&name, &before) {
                 tracing::warn!(interface = %name, %reason, "NAPI mode not restored");

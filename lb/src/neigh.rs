@@ -19,17 +19,17 @@ const ATF_COM: u32 = 0x2;
 
 /// One complete neighbour entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Neighbour {
+pub(crate) struct Neighbour {
     /// Its IPv4 address.
     pub ip: Ipv4Addr,
     /// Its MAC.
     pub mac: [u8; 6],
     /// The interface it was learnt on.
-    pub device: String,
+    pub(crate) device: String,
 }
 
 /// Complete entries of a `/proc/net/arp` text (see the module doc).
-pub fn parse_arp(text: &str) -> Vec<Neighbour> {
+pub(crate) fn parse_arp(text: &str) -> Vec<Neighbour> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -52,7 +52,7 @@ pub fn parse_arp(text: &str) -> Vec<Neighbour> {
 /// The MAC of `ip` on `device`, if the kernel has a complete entry for it now, in the calling
 /// thread's network namespace (`/proc/thread-self/net/arp`; `/proc/net` would follow the
 /// process's main thread).
-pub fn lookup(ip: Ipv4Addr, device: &str) -> std::io::Result<Option<[u8; 6]>> {
+pub(crate) fn lookup(ip: Ipv4Addr, device: &str) -> std::io::Result<Option<[u8; 6]>> {
     let text = std::fs::read_to_string("/proc/thread-self/net/arp")?;
     Ok(parse_arp(&text)
         .into_iter()
@@ -61,7 +61,11 @@ pub fn lookup(ip: Ipv4Addr, device: &str) -> std::io::Result<Option<[u8; 6]>> {
 }
 
 /// The MAC of `ip` on `device`, asking the network if needed (see the module doc).
-pub fn resolve(ip: Ipv4Addr, device: &str, timeout: Duration) -> std::io::Result<Option<[u8; 6]>> {
+pub(crate) fn resolve(
+    ip: Ipv4Addr,
+    device: &str,
+    timeout: Duration,
+) -> std::io::Result<Option<[u8; 6]>> {
     if let Some(mac) = lookup(ip, device)? {
         return Ok(Some(mac));
     }

@@ -4,7 +4,7 @@
 //! the decision core of the userspace datapath: for the same frame, service table and
 //! connection table both must return the same [`Action`] (verdict and output bytes).
 //!
-//! Pipeline ([`process`]): [`parse::parse`] classifies the frame, [`decide::decide`] picks a
+//! Pipeline ([`process`]): [`parse::parse`] classifies the frame, `decide::decide` picks a
 //! verdict (consulting and filling the connection table), and [`rewrite`] produces the bytes:
 //! * DR and TUN forwards leave on the receiving interface ([`Action::Tx`], `XDP_TX`);
 //! * NAT forwards and NAT replies leave through another interface ([`Action::Redirect`],
@@ -16,7 +16,7 @@
 //!   - NAT reply, no neighbour entry: [`DropReason::NoNeighbour`]; no route (either way):
 //!     [`DropReason::NoRoute`]. Never passed: the kernel would forward the frame un-NATed.
 //!
-//! * a TUN forward whose encapsulation exceeds the director's MTU ([`icmp::over_mtu`],
+//! * a TUN forward whose encapsulation exceeds the director's MTU (`icmp::over_mtu`,
 //!   `Director::mtu`, the client-facing interface's) is not forwarded: DF set, the ICMP
 //!   "fragmentation needed" to the client ([`Action::TooBig`], `XDP_TX`, [`icmp`]); DF clear,
 //!   [`DropReason::TooBig`] (XDP cannot fragment; without DF the client does no path-MTU
@@ -24,13 +24,13 @@
 //!
 //! * NAT forwards and NAT replies are routed: the TTL is decremented ([`rewrite`]); one that
 //!   arrived with TTL <= 1 is not forwarded but answered with the ICMP "time exceeded"
-//!   ([`Action::TimeExceeded`], `XDP_TX`, [`icmp::time_exceeded`]): a forward from the
+//!   ([`Action::TimeExceeded`], `XDP_TX`, `icmp::time_exceeded`): a forward from the
 //!   client-facing interface (`Director::mac`, `Director::ip`), a reply from the inner one
 //!   (`Director::nat_mac`, `Director::nat_ip`). Checked before the next-hop lookup. DR and TUN
 //!   keep the TTL (L2 rewrite; a new outer header).
 //!
 //! * NAT forwards and replies keep their size: one longer than the MTU of the interface it
-//!   leaves by (forwards `Director::nat_mtu`, replies `Director::mtu`; [`icmp::routed_over_mtu`],
+//!   leaves by (forwards `Director::nat_mtu`, replies `Director::mtu`; `icmp::routed_over_mtu`,
 //!   checked after the TTL) is not forwarded: DF set, the router's ICMP "fragmentation needed"
 //!   from the interface it arrived on ([`Action::TooBig`], [`icmp::frag_needed_routed`]); DF
 //!   clear, [`DropReason::TooBig`]. DR leaves by the interface it arrived on: not checked.

@@ -105,7 +105,7 @@ impl PartialOrd for Due {
 
 /// The smooth weighted round-robin layout of `size` slots (see the module doc); `None` when
 /// every weight is 0 or `size` is 0.
-pub fn wrr_entries(weights: &[u32], size: u32) -> Option<Vec<u32>> {
+pub(crate) fn wrr_entries(weights: &[u32], size: u32) -> Option<Vec<u32>> {
     let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
     if total == 0 || size == 0 {
         return None;

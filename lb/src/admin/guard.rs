@@ -34,7 +34,7 @@ const FORM_CONTENT_TYPES: [&str; 3] = [
 
 /// Why an admin request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The TCP peer is not loopback.
     NotLoopback,
     /// `Host` is missing, repeated or names something else than this listener.
@@ -49,7 +49,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Short name, for logs.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Refusal::NotLoopback => "not a loopback client",
             Refusal::ForeignHost => "Host is not loopback, localhost or the admin address",
@@ -60,7 +60,7 @@ impl Refusal {
     }
 
     /// The answer's status.
-    pub fn status(self) -> StatusCode {
+    pub(super) fn status(self) -> StatusCode {
         match self {
             Refusal::NotLoopback | Refusal::CrossSite => StatusCode::FORBIDDEN,
             Refusal::ForeignHost => StatusCode::MISDIRECTED_REQUEST,
@@ -70,7 +70,7 @@ impl Refusal {
     }
 
     /// The plain-text body of the answer.
-    pub fn body(self) -> &'static str {
+    pub(super) fn body(self) -> &'static str {
         match self {
             Refusal::NotLoopback => "403 admin is for loopback clients only\n",
             Refusal::ForeignHost => {
@@ -87,14 +87,14 @@ impl Refusal {
     }
 
     /// The `Allow` field of the answer, if it needs one.
-    pub fn allow(self) -> Option<&'static str> {
+    pub(super) fn allow(self) -> Option<&'static str> {
         (self == Refusal::NotPost).then_some("POST")
     }
 }
 
 /// The rules of one admin listener.
 #[derive(Debug, Clone, Copy)]
-pub struct Guard {
+pub(crate) struct Guard {
     /// Where the listener is bound (a valid `Host` besides loopback and `localhost`); None
     /// when the socket could not tell.
     pub listen: Option<SocketAddr>,
@@ -104,7 +104,7 @@ pub struct Guard {
 
 impl Guard {
     /// Whether the request from `peer` may be answered (see the module doc).
-    pub fn check<B>(&self, peer: SocketAddr, req: &Request<B>) -> Result<(), Refusal> {
+    pub(super) fn check<B>(&self, peer: SocketAddr, req: &Request<B>) -> Result<(), Refusal> {
         if !is_allowed(peer) {
             return Err(Refusal::NotLoopback);
         }
@@ -143,7 +143,7 @@ impl Guard {
 
 /// Only loopback clients may use the admin listener (IPv4 127/8, IPv6 ::1, and IPv4-mapped
 /// loopback), whatever address it is bound to.
-pub fn is_allowed(peer: SocketAddr) -> bool {
+pub(crate) fn is_allowed(peer: SocketAddr) -> bool {
     is_loopback(peer.ip())
 }
 
@@ -158,7 +158,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// Whether a `Host` value (`host[:port]`) names this admin listener: a loopback literal or
 /// `localhost` with any port, or exactly the `listen` address.
-pub fn is_admin_host(value: &str, listen: Option<SocketAddr>) -> bool {
+pub(super) fn is_admin_host(value: &str, listen: Option<SocketAddr>) -> bool {
     let Some((name, port)) = split_host(value) else {
         return false;
     };

@@ -23,7 +23,7 @@ use super::reply::text;
 /// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request that
 /// passes [`Guard::check`] (with `changes`, the paths that change state) is answered by
 /// `handle` with the client's address (the node's and the director's admin).
-pub async fn accept_loop<H>(
+pub(crate) async fn accept_loop<H>(
     listener: TcpListener,
     changes: &'static [&'static str],
     stop: watch::Receiver<bool>,
@@ -37,7 +37,7 @@ pub async fn accept_loop<H>(
     .await;
 }
 
-/// [`accept_loop`] with a handler that may wait (cluster-wide purge asks the other nodes).
+/// `accept_loop` with a handler that may wait (cluster-wide purge asks the other nodes).
 pub async fn accept_loop_async<H, F>(
     listener: TcpListener,
     changes: &'static [&'static str],

@@ -3,14 +3,14 @@
 //! pieces of a reply (`reply`) and of a query string (`query`); `metrics` is the registry each
 //! role builds once for its `/metrics`. The routes are each role's own.
 
-pub mod guard;
+mod guard;
 mod listener;
 pub mod metrics;
 mod query;
 mod reply;
 
-pub use guard::{is_allowed, Guard, Refusal};
-pub use listener::{accept_loop, accept_loop_async};
+pub(crate) use listener::accept_loop;
+pub use listener::accept_loop_async;
 pub use metrics::Metrics;
-pub use query::{percent_decode, query_param};
+pub use query::query_param;
 pub use reply::{not_allowed, respond, text};

@@ -16,7 +16,7 @@ pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
 }
 
 /// Decode `%XX` escapes and `+` (as space); None on a malformed escape or non-UTF-8 result.
-pub fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let well_formed = s.split('%').skip(1).all(|rest| {
         rest.as_bytes()
             .get(..2)

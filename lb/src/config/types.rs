@@ -18,48 +18,48 @@ use crate::packet::service::Mode;
 use crate::sched::Scheduler;
 
 /// Default admin listener of a director.
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:9190";
+pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:9190";
 /// Default bound of the connection table.
-pub const DEFAULT_MAX_CONNS: u32 = 1 << 20;
+pub(crate) const DEFAULT_MAX_CONNS: u32 = 1 << 20;
 /// Default `icmp_rate`: ICMP errors per second per CPU (the kernel's `icmp_msgs_per_sec`).
-pub const DEFAULT_ICMP_RATE: u32 = 1000;
+pub(crate) const DEFAULT_ICMP_RATE: u32 = 1000;
 /// Default `icmp_burst` (the kernel's `icmp_msgs_burst`).
-pub const DEFAULT_ICMP_BURST: u32 = 50;
+pub(crate) const DEFAULT_ICMP_BURST: u32 = 50;
 /// Largest accepted `icmp_rate` and `icmp_burst`.
-pub const MAX_ICMP: u32 = 1_000_000;
+pub(crate) const MAX_ICMP: u32 = 1_000_000;
 /// Default `tcp_timeout`: how long a TCP connection's entry may stay unused (LVS's 900 s).
-pub const DEFAULT_TCP_TIMEOUT: Duration = Duration::from_secs(900);
+pub(crate) const DEFAULT_TCP_TIMEOUT: Duration = Duration::from_secs(900);
 /// Default `tcp_fin_timeout`: the same once the flow sent a FIN or RST (LVS's 120 s).
-pub const DEFAULT_TCP_FIN_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_TCP_FIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default `udp_timeout` (LVS's 300 s).
-pub const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_UDP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest accepted `tcp_timeout` / `udp_timeout` (a week: within the table's 32-bit ticks).
-pub const MAX_CONN_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const MAX_CONN_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest accepted `max_conns`.
-pub const MAX_MAX_CONNS: u32 = 1 << 24;
+pub(crate) const MAX_MAX_CONNS: u32 = 1 << 24;
 /// Default (and largest) table size.
-pub const DEFAULT_TABLE_SIZE: u32 = crate::maglev::DEFAULT_TABLE_SIZE;
+pub(crate) const DEFAULT_TABLE_SIZE: u32 = crate::maglev::DEFAULT_TABLE_SIZE;
 /// Default backend weight.
-pub const DEFAULT_WEIGHT: u32 = 100;
+pub(crate) const DEFAULT_WEIGHT: u32 = 100;
 /// Most services per director.
-pub const MAX_SERVICES: usize = 32;
+pub(crate) const MAX_SERVICES: usize = 32;
 /// Most backends over all services.
-pub const MAX_BACKENDS: usize = 4096;
+pub(crate) const MAX_BACKENDS: usize = 4096;
 /// Default health-check interval.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 /// Default health-check timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default consecutive successes to come back up.
-pub const DEFAULT_RISE: u32 = 2;
+pub(crate) const DEFAULT_RISE: u32 = 2;
 /// Default consecutive failures to go down.
-pub const DEFAULT_FALL: u32 = 3;
+pub(crate) const DEFAULT_FALL: u32 = 3;
 /// Default HTTP status a check expects.
-pub const DEFAULT_EXPECT: u16 = 200;
+pub(crate) const DEFAULT_EXPECT: u16 = 200;
 
 /// A whole director file as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub director: Spanned<RawDirector>,
     #[serde(rename = "service", default)]
     pub services: Vec<Spanned<RawService>>,
@@ -74,7 +74,7 @@ pub struct RawConfig {
 /// `[cluster]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCluster {
+pub(crate) struct RawCluster {
     pub gossip_listen: Spanned<String>,
     #[serde(default)]
     pub seeds: Option<Spanned<Vec<Spanned<String>>>>,
@@ -89,7 +89,7 @@ pub struct RawCluster {
 /// `[director]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDirector {
+pub(crate) struct RawDirector {
     pub id: Spanned<String>,
     pub interface: Spanned<String>,
     #[serde(default)]
@@ -121,7 +121,7 @@ pub struct RawDirector {
 /// `[[service]]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawService {
+pub(crate) struct RawService {
     pub vip: Spanned<String>,
     #[serde(default)]
     pub proto: Option<Spanned<String>>,
@@ -135,7 +135,7 @@ pub struct RawService {
 
 /// `backends = [...]`, or `backends = "cluster"`.
 #[derive(Debug)]
-pub enum RawBackends {
+pub(crate) enum RawBackends {
     /// A list of backends.
     List(Vec<Spanned<RawBackend>>),
     /// A word (only `"cluster"` means anything: the cache cluster's nodes).
@@ -168,7 +168,7 @@ impl<'de> Deserialize<'de> for RawBackends {
 /// One backend as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBackend {
+pub(crate) struct RawBackend {
     pub addr: Spanned<String>,
     #[serde(default)]
     pub weight: Option<Spanned<i64>>,
@@ -177,7 +177,7 @@ pub struct RawBackend {
 /// `health = { ... }` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHealth {
+pub(crate) struct RawHealth {
     #[serde(default)]
     pub kind: Option<Spanned<String>>,
     #[serde(default)]
@@ -269,7 +269,7 @@ impl Proto {
     }
 
     /// IP protocol number.
-    pub fn number(self) -> u8 {
+    pub(crate) fn number(self) -> u8 {
         match self {
             Proto::Tcp => 6,
             Proto::Udp => 17,

@@ -20,7 +20,7 @@ use super::{lock, Inner};
 use crate::admin::{accept_loop, not_allowed, query_param, respond, Metrics};
 
 /// Connections listed by `/conns.json` without `?limit=`.
-pub const DEFAULT_CONNS_LIMIT: usize = 1000;
+pub(super) const DEFAULT_CONNS_LIMIT: usize = 1000;
 
 /// The director's admin paths that change state.
 const CHANGES: &[&str] = &["/reload"];

@@ -23,7 +23,7 @@ use crate::config::{BackendConfig, ClusterConfig, DirectorConfig, ServiceConfig}
 use crate::membership::{ClusterSection, Member, Secret};
 
 /// The backends of a cluster service on `port` (see the module doc).
-pub fn backends(members: &[Member], port: u16) -> Vec<BackendConfig> {
+pub(super) fn backends(members: &[Member], port: u16) -> Vec<BackendConfig> {
     let mut out: Vec<BackendConfig> = Vec::new();
     for m in members.iter().filter(|m| m.weight > 0) {
         let IpAddr::V4(ip) = m.peer_addr.ip() else {
@@ -43,7 +43,7 @@ pub fn backends(members: &[Member], port: u16) -> Vec<BackendConfig> {
 }
 
 /// `config` with every cluster service's backends taken from `members`.
-pub fn fill(config: &DirectorConfig, members: &[Member]) -> DirectorConfig {
+pub(super) fn fill(config: &DirectorConfig, members: &[Member]) -> DirectorConfig {
     let mut out = config.clone();
     for s in out.services.iter_mut().filter(|s| s.cluster) {
         s.backends = backends(members, s.vip.port());
@@ -54,7 +54,7 @@ pub fn fill(config: &DirectorConfig, members: &[Member]) -> DirectorConfig {
 /// The `[cluster]` section the director joins the gossip with: an observer of weight 0 (no
 /// key ownership, no peer protocol: its peer address is its gossip address, where nothing
 /// answers the peer protocol), no handover.
-pub fn section(c: &ClusterConfig) -> ClusterSection {
+pub(super) fn section(c: &ClusterConfig) -> ClusterSection {
     let at = |a: SocketAddr| Spanned::new(0..0, a);
     ClusterSection {
         peer_listen: at(c.gossip_listen),
@@ -72,26 +72,26 @@ pub fn section(c: &ClusterConfig) -> ClusterSection {
 
 /// How a cluster service's backend set changed.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Changes {
+pub(super) struct Changes {
     /// New backends, with their weights.
     pub added: Vec<(Ipv4Addr, u32)>,
     /// Backends whose weight went to 0 (their member died or left).
     pub drained: Vec<Ipv4Addr>,
     /// Backends with another weight above 0 (back alive, or reweighted).
-    pub reweighted: Vec<(Ipv4Addr, u32)>,
+    pub(crate) reweighted: Vec<(Ipv4Addr, u32)>,
     /// Backends no longer in the set (gossip forgot them).
     pub removed: Vec<Ipv4Addr>,
 }
 
 impl Changes {
     /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         *self == Changes::default()
     }
 }
 
 /// What changed from `old` to `new` (backends matched by address).
-pub fn changes(old: &[BackendConfig], new: &[BackendConfig]) -> Changes {
+pub(super) fn changes(old: &[BackendConfig], new: &[BackendConfig]) -> Changes {
     let mut c = Changes::default();
     for n in new {
         match old.iter().find(|o| (o.ip, o.port) == (n.ip, n.port)) {
@@ -110,7 +110,7 @@ pub fn changes(old: &[BackendConfig], new: &[BackendConfig]) -> Changes {
 }
 
 /// The cluster services of `new` whose backends differ from `old`'s, with the changes.
-pub fn service_changes<'a>(
+pub(super) fn service_changes<'a>(
     old: &DirectorConfig,
     new: &'a DirectorConfig,
 ) -> Vec<(&'a ServiceConfig, Changes)> {

@@ -21,10 +21,10 @@
 //!   [`run`] does it on SIGTERM/SIGINT and reloads on SIGHUP.
 
 mod admin;
-pub mod cluster;
+mod cluster;
 mod health;
 mod observer;
-pub mod state;
+mod state;
 mod view;
 
 use std::net::SocketAddr;
@@ -46,7 +46,7 @@ use state::State;
 pub use view::{BackendView, ServiceView, Snapshot};
 
 /// Opens a datapath for a config (chosen by `config.datapath`).
-pub type Opener = dyn Fn(&DirectorConfig, DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError>
+pub(crate) type Opener = dyn Fn(&DirectorConfig, DatapathOptions) -> Result<Box<dyn Datapath>, DatapathError>
     + Send
     + Sync;
 

@@ -17,7 +17,7 @@ use super::{health, lock, Inner};
 use crate::membership::Membership;
 
 /// How often the members are looked at without a change notice.
-pub const RECHECK: Duration = Duration::from_secs(5);
+pub(super) const RECHECK: Duration = Duration::from_secs(5);
 
 impl Inner {
     /// Applies the current members to the cluster services when their backends changed.

@@ -25,11 +25,11 @@ use crate::maglev::{self, MaglevError};
 use crate::packet::service::{Backend, Mode, Service, ServiceKey};
 
 /// Identity of a service: VIP and protocol.
-pub type ServiceId = (SocketAddrV4, Proto);
+pub(super) type ServiceId = (SocketAddrV4, Proto);
 
 /// One backend as the control plane knows it.
 #[derive(Debug, Clone)]
-pub struct BackendState {
+pub(super) struct BackendState {
     /// Address.
     pub ip: Ipv4Addr,
     /// Port packets go to.
@@ -37,7 +37,7 @@ pub struct BackendState {
     /// Weight from the config.
     pub weight: u32,
     /// Still listed in the config (false: draining until restart).
-    pub in_config: bool,
+    pub(crate) in_config: bool,
     /// Active-check state.
     pub health: Health,
     /// Resolved MAC; `None` while unresolved.
@@ -46,12 +46,12 @@ pub struct BackendState {
 
 impl BackendState {
     /// `ip:port`.
-    pub fn addr(&self) -> SocketAddrV4 {
+    pub(super) fn addr(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.ip, self.port)
     }
 
     /// The weight the tables use (see the module doc).
-    pub fn effective_weight(&self) -> u32 {
+    pub(super) fn effective_weight(&self) -> u32 {
         if self.in_config && self.mac.is_some() && self.health.state() == ServerState::Up {
             self.weight
         } else {
@@ -60,13 +60,13 @@ impl BackendState {
     }
 
     /// Whether its established flows may stay on it (see the module doc).
-    pub fn is_alive(&self) -> bool {
+    pub(super) fn is_alive(&self) -> bool {
         self.mac.is_some() && self.health.state() != ServerState::Down
     }
 
     /// Name and detail of the backend's state for stats: `up`, `down` (health or no ARP
     /// reply) or `draining` (weight 0 or removed from the config).
-    pub fn status(&self) -> (&'static str, String) {
+    pub(super) fn status(&self) -> (&'static str, String) {
         let last = || self.health.last_check().map(|c| c.detail.clone());
         if !self.in_config {
             ("draining", "removed from config".into())
@@ -84,7 +84,7 @@ impl BackendState {
 
 /// One service: its config and its backends by stable index.
 #[derive(Debug, Clone)]
-pub struct ServiceState {
+pub(super) struct ServiceState {
     /// The service's current config (its backend list is the config's, not the index list).
     pub config: ServiceConfig,
     /// Backends by stable index.
@@ -93,18 +93,18 @@ pub struct ServiceState {
 
 impl ServiceState {
     /// Identity.
-    pub fn id(&self) -> ServiceId {
+    pub(super) fn id(&self) -> ServiceId {
         (self.config.vip, self.config.proto)
     }
 
     /// The datapath's key.
-    pub fn key(&self) -> ServiceKey {
+    pub(super) fn key(&self) -> ServiceKey {
         key_of(&self.config)
     }
 }
 
 /// The datapath's key of a service config.
-pub fn key_of(c: &ServiceConfig) -> ServiceKey {
+pub(super) fn key_of(c: &ServiceConfig) -> ServiceKey {
     ServiceKey {
         vip: c.vip.ip().octets(),
         port: c.vip.port(),
@@ -114,7 +114,7 @@ pub fn key_of(c: &ServiceConfig) -> ServiceKey {
 
 /// Every service's state.
 #[derive(Debug, Clone)]
-pub struct State {
+pub(super) struct State {
     /// Table size of every service.
     pub table_size: u32,
     /// Services in config order.
@@ -124,7 +124,7 @@ pub struct State {
 impl State {
     /// The state of a freshly loaded config. `initial_mac(mode)` is the MAC a backend starts
     /// with: `Some([0; 6])` when its interface needs no resolution (loopback), else `None`.
-    pub fn new(
+    pub(super) fn new(
         cfg: &DirectorConfig,
         now: SystemTime,
         initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
@@ -138,7 +138,7 @@ impl State {
     }
 
     /// Applies a reloaded config (see the module doc).
-    pub fn reconcile(
+    pub(super) fn reconcile(
         &mut self,
         cfg: &DirectorConfig,
         now: SystemTime,
@@ -173,17 +173,17 @@ impl State {
     }
 
     /// The service with this identity.
-    pub fn service_mut(&mut self, id: ServiceId) -> Option<&mut ServiceState> {
+    pub(super) fn service_mut(&mut self, id: ServiceId) -> Option<&mut ServiceState> {
         self.services.iter_mut().find(|s| s.id() == id)
     }
 
     /// The backend at `index` of service `id`.
-    pub fn backend_mut(&mut self, id: ServiceId, index: usize) -> Option<&mut BackendState> {
+    pub(super) fn backend_mut(&mut self, id: ServiceId, index: usize) -> Option<&mut BackendState> {
         self.service_mut(id)?.backends.get_mut(index)
     }
 
     /// Records a check result; returns the new state when it changed.
-    pub fn on_check(
+    pub(super) fn on_check(
         &mut self,
         id: ServiceId,
         index: usize,
@@ -200,7 +200,7 @@ impl State {
     }
 
     /// Records a MAC (or its absence); returns whether it changed.
-    pub fn set_mac(&mut self, id: ServiceId, index: usize, mac: Option<[u8; 6]>) -> bool {
+    pub(super) fn set_mac(&mut self, id: ServiceId, index: usize, mac: Option<[u8; 6]>) -> bool {
         match self.backend_mut(id, index) {
             Some(b) if b.mac != mac => {
                 b.mac = mac;
@@ -211,7 +211,7 @@ impl State {
     }
 
     /// Every service for [`crate::datapath::Datapath::apply`] (see the module doc).
-    pub fn build(&self) -> Result<Vec<(ServiceKey, Service)>, MaglevError> {
+    pub(super) fn build(&self) -> Result<Vec<(ServiceKey, Service)>, MaglevError> {
         self.services
             .iter()
             .map(|s| {

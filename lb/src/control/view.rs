@@ -228,7 +228,7 @@ impl Snapshot {
     }
 
     /// The admin page: one table per service (HTML, no script).
-    pub fn to_html(&self) -> String {
+    pub(crate) fn to_html(&self) -> String {
         let mut out = format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>strait director {id}</title>\
              <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\

@@ -19,7 +19,7 @@ const VIPS: &str = "vips";
 const COUNTERS: &str = "counters";
 
 /// The compiled decapsulation object.
-pub fn object() -> &'static [u8] {
+pub(super) fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/decap.bpf.o"))
 }
 

@@ -4,7 +4,7 @@
 //!   `Down` after `fall` failures in a row, `Up` after `rise` successes in a row).
 //! * `passive`: passive ejection (failed real requests take a server out for a backoff).
 //! * `record`: [`Health`], one server's record of both, and whether it takes new requests.
-//! * `probe`: the active probes that feed it ([`probe`]: TCP connect or HTTP `GET`, each
+//! * `probe`: the active probes that feed it ([`probe()`]: TCP connect or HTTP `GET`, each
 //!   bounded by its timeout, and the loop that runs them on an interval).
 //!
 //! All but `probe` are pure: functions of their inputs and `now`.

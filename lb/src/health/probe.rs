@@ -23,10 +23,10 @@ use tokio::time::MissedTickBehavior;
 use super::CheckOutcome;
 
 /// Longest status line read before the response is declared malformed.
-pub const MAX_STATUS_LINE: usize = 1024;
+pub(crate) const MAX_STATUS_LINE: usize = 1024;
 
 /// Shortest interval between rounds; smaller configured intervals are raised to it.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What a probe does.
 #[derive(Debug, Clone, PartialEq, Eq)]

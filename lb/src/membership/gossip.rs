@@ -38,13 +38,13 @@ use super::section::ClusterSection;
 use super::timers::Timers;
 
 /// How often seeds are announced to while this node knows no other member.
-pub const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const REANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a dead member stays listed before it is forgotten.
-pub const DEAD_RETENTION: Duration = Duration::from_secs(60);
+pub(super) const DEAD_RETENTION: Duration = Duration::from_secs(60);
 /// Largest foca payload produced and accepted (below a 1500-byte MTU with the tag).
-pub const MAX_PAYLOAD: usize = 1400;
+pub(super) const MAX_PAYLOAD: usize = 1400;
 /// How long [`Membership::leave`] waits for the goodbye to be sent.
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Receive buffer: anything longer than a sealed payload is malformed.
 const RECV_BUFFER: usize = MAX_PAYLOAD + seal::TAG_LEN + 1;
 
@@ -161,7 +161,7 @@ impl Membership {
     }
 
     /// A counter that grows on every change of the live set.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.inner.shared.changes.subscribe()
     }
 
@@ -186,7 +186,7 @@ impl Membership {
     }
 
     /// Leave the cluster: tell a few members this node is going, then stop gossiping. Waits
-    /// at most [`LEAVE_TIMEOUT`]; a second call returns at once.
+    /// at most `LEAVE_TIMEOUT`; a second call returns at once.
     pub async fn leave(&self) {
         if self.inner.left.swap(true, Ordering::SeqCst) {
             return;

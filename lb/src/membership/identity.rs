@@ -14,7 +14,7 @@ use super::members::{Member, MemberState};
 
 /// Who a gossip participant is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NodeIdentity {
+pub(super) struct NodeIdentity {
     /// `node.id`.
     pub id: String,
     /// Peer protocol address.
@@ -30,7 +30,7 @@ pub struct NodeIdentity {
 impl NodeIdentity {
     /// The stand-in for a seed whose identity is not known yet: only its address counts
     /// (an announce is accepted by whichever identity holds that address).
-    pub fn seed(gossip: SocketAddr) -> NodeIdentity {
+    pub(super) fn seed(gossip: SocketAddr) -> NodeIdentity {
         NodeIdentity {
             id: String::new(),
             peer: gossip,
@@ -41,7 +41,7 @@ impl NodeIdentity {
     }
 
     /// This identity as a member in `state`.
-    pub fn member(&self, state: MemberState) -> Member {
+    pub(super) fn member(&self, state: MemberState) -> Member {
         Member {
             id: self.id.clone(),
             peer_addr: self.peer,
@@ -73,7 +73,7 @@ impl foca::Identity for NodeIdentity {
 }
 
 /// A foca member state as a [`MemberState`].
-pub fn state_of(state: foca::State) -> MemberState {
+pub(super) fn state_of(state: foca::State) -> MemberState {
     match state {
         foca::State::Alive => MemberState::Alive,
         foca::State::Suspect => MemberState::Suspect,

@@ -63,12 +63,12 @@ pub struct Member {
 }
 
 /// Sort a member list the way every snapshot is sorted: by id, then gossip address.
-pub fn sort(members: &mut [Member]) {
+pub(crate) fn sort(members: &mut [Member]) {
     members.sort_by(|a, b| (&a.id, a.gossip_addr).cmp(&(&b.id, b.gossip_addr)));
 }
 
 /// The live members (alive and suspect), in snapshot order.
-pub fn live(members: &[Member]) -> Vec<Member> {
+pub(crate) fn live(members: &[Member]) -> Vec<Member> {
     members
         .iter()
         .filter(|m| m.state.is_live())
@@ -78,7 +78,7 @@ pub fn live(members: &[Member]) -> Vec<Member> {
 
 /// Whether the live sets of two snapshots differ (ids, addresses or weights): what the
 /// change counter of `Membership::subscribe` counts. A suspect turning alive is no change.
-pub fn live_set_changed(before: &[Member], after: &[Member]) -> bool {
+pub(crate) fn live_set_changed(before: &[Member], after: &[Member]) -> bool {
     let key = |m: &Member| (m.id.clone(), m.peer_addr, m.gossip_addr, m.weight);
     let a: Vec<_> = before
         .iter()

@@ -3,10 +3,10 @@
 //! (`seal`), foca's timers (`timers`) and the `[cluster]` section it starts from (`section`).
 //! Cache nodes are members that own keys; a director follows them as an observer of weight 0.
 
-pub mod gossip;
-pub mod identity;
+mod gossip;
+mod identity;
 pub mod members;
-pub mod seal;
+mod seal;
 pub mod section;
 mod timers;
 

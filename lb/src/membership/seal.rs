@@ -9,13 +9,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Bytes of tag appended to each datagram.
-pub const TAG_LEN: usize = 16;
+pub(super) const TAG_LEN: usize = 16;
 /// Keeps gossip tags apart from tags the same key makes for other protocols.
 const DOMAIN: &[u8] = b"strait-gossip-v1\0";
 
 /// A datagram that failed authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejected {
+pub(super) enum Rejected {
     /// Shorter than a tag.
     Short,
     /// The tag does not match.
@@ -32,7 +32,7 @@ fn mac(key: &[u8], payload: &[u8]) -> Option<Hmac<Sha256>> {
 }
 
 /// The datagram to send for `payload`.
-pub fn seal(key: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
+pub(super) fn seal(key: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + TAG_LEN);
     out.extend_from_slice(payload);
     if let Some(m) = key.and_then(|k| mac(k, payload)) {
@@ -43,7 +43,7 @@ pub fn seal(key: Option<&[u8]>, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The payload of a received datagram, if it authenticates.
-pub fn open<'d>(key: Option<&[u8]>, datagram: &'d [u8]) -> Result<&'d [u8], Rejected> {
+pub(super) fn open<'d>(key: Option<&[u8]>, datagram: &'d [u8]) -> Result<&'d [u8], Rejected> {
     let Some(key) = key else {
         return Ok(datagram);
     };

@@ -10,7 +10,7 @@ use foca::Timer;
 use super::identity::NodeIdentity;
 
 /// Most pending timers; foca keeps a few per member, so this only guards against a bug.
-pub const MAX_TIMERS: usize = 65_536;
+pub(super) const MAX_TIMERS: usize = 65_536;
 
 struct Entry {
     at: Instant,
@@ -37,14 +37,19 @@ impl Ord for Entry {
 
 /// Pending timers.
 #[derive(Default)]
-pub struct Timers {
+pub(super) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     seq: u64,
 }
 
 impl Timers {
     /// Schedule `timer` at `now + after`; false (dropped) beyond [`MAX_TIMERS`].
-    pub fn push(&mut self, now: Instant, after: Duration, timer: Timer<NodeIdentity>) -> bool {
+    pub(super) fn push(
+        &mut self,
+        now: Instant,
+        after: Duration,
+        timer: Timer<NodeIdentity>,
+    ) -> bool {
         if self.heap.len() >= MAX_TIMERS {
             return false;
         }
@@ -58,12 +63,12 @@ impl Timers {
     }
 
     /// When the earliest timer is due.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|e| e.0.at)
     }
 
     /// The earliest timer if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Timer<NodeIdentity>> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Timer<NodeIdentity>> {
         if self.heap.peek()?.0.at <= now {
             self.heap.pop().map(|e| e.0.timer)
         } else {
@@ -73,13 +78,13 @@ impl Timers {
 
     /// Pending timers.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.heap.len()
     }
 
     /// No pending timer.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 }

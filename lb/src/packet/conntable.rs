@@ -2,7 +2,7 @@
 //! the XDP program's `conns` map (`ebpf/lib/conntrack.h`), bit for bit where it matters.
 //!
 //! Contract:
-//! * A table bounded at `capacity` entries has [`sets_for`]`(capacity)` sets of [`WAYS`] ways:
+//! * A table bounded at `capacity` entries has `sets_for``(capacity)` sets of `WAYS` ways:
 //!   twice `capacity` ways, rounded up to a power of two sets. Keys fall into sets at random,
 //!   so a set can fill while the table is not: at `capacity` live entries a set holds 4 on
 //!   average and about 2% of sets are asked for a ninth (an eviction, counted); at half of it
@@ -19,11 +19,11 @@
 //!   connection is never the one evicted while its set holds an idler one.
 //! * Each way also notes when it was last recorded or used (`seen`, a 32-bit tick with bit 0
 //!   cleared: the kernel's jiffies in the program, milliseconds in the userspace datapath)
-//!   and, in bit 0 ([`SEEN_CLOSING`]), whether its flow was marked closing (a TCP FIN or RST,
-//!   [`SetTable::mark_closing`]). [`SetTable::get_at`] with idle timeouts `idle = [open,
+//!   and, in bit 0 (`SEEN_CLOSING`), whether its flow was marked closing (a TCP FIN or RST,
+//!   [`SetTable::mark_closing`]). `SetTable::get_at` with idle timeouts `idle = [open,
 //!   closing]` (the one of the entry's mark applies; 0: never) finds an entry whose
 //!   `now − seen` (bit 0 cleared, wrapping, as a signed 32-bit difference) exceeds its timeout
-//!   [`Lookup::Expired`]: not used, not marked, left in its way (a record of the same key
+//!   `Lookup::Expired`: not used, not marked, left in its way (a record of the same key
 //!   writes over it; an eviction may take it as any other). A hit sets `seen` to now, keeping
 //!   the mark; a record sets it to now without the mark. [`SetTable::get`] and
 //!   [`SetTable::put`] are the same at tick 0 without timeout.
@@ -33,10 +33,10 @@
 use std::collections::HashMap;
 
 /// Entries per set (`STRAIT_CONN_WAYS`).
-pub const WAYS: usize = 8;
+pub(crate) const WAYS: usize = 8;
 
 /// Number of sets of a table bounded at `capacity` entries (see the module doc).
-pub fn sets_for(capacity: usize) -> usize {
+pub(crate) fn sets_for(capacity: usize) -> usize {
     capacity
         .max(1)
         .saturating_mul(2)
@@ -46,7 +46,8 @@ pub fn sets_for(capacity: usize) -> usize {
 
 /// Entries of the XDP program's per-CPU connection cache for a table of `capacity`
 /// entries: the capacity rounded up to a power of two, at most `cache_max`.
-pub fn cache_entries_for(capacity: usize, cache_max: usize) -> usize {
+#[cfg_attr(strait_no_bpf, allow(dead_code))] // its one user, the XDP loader, needs clang
+pub(crate) fn cache_entries_for(capacity: usize, cache_max: usize) -> usize {
     capacity.max(1).next_power_of_two().min(cache_max)
 }
 
@@ -82,7 +83,7 @@ pub fn set_of(key: &[u8; 16], seed: u64, mask: u32) -> u32 {
 /// A seed for [`set_of`] that differs from process to process and from call to call (the
 /// standard library's randomly keyed hasher over the time): not a secret key, but not
 /// predictable from outside.
-pub fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::BuildHasher;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -110,9 +111,9 @@ impl<V> Default for Set<V> {
     }
 }
 
-/// What [`SetTable::get_at`] found.
+/// What `SetTable::get_at` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup<V> {
+pub(crate) enum Lookup<V> {
     /// The entry, now marked used.
     Hit(V),
     /// The key's entry, idle past the timeout: not used (see the module doc).
@@ -122,18 +123,18 @@ pub enum Lookup<V> {
 }
 
 /// Bit 0 of a way's `seen`: its flow was marked closing (`STRAIT_SEEN_CLOSING`).
-pub const SEEN_CLOSING: u32 = 1;
+pub(crate) const SEEN_CLOSING: u32 = 1;
 
 /// Whether an entry last seen as `seen` is idle past its timeout at tick `now`: `idle[1]` if
 /// it is marked closing, else `idle[0]` (0: never).
-pub fn expired(seen: u32, now: u32, idle: [u32; 2]) -> bool {
+pub(crate) fn expired(seen: u32, now: u32, idle: [u32; 2]) -> bool {
     let timeout = idle[usize::from(seen & SEEN_CLOSING != 0)];
     timeout != 0 && idle_ticks(seen, now) > timeout
 }
 
 /// Ticks since `seen` (its mark bit cleared) at `now`: the wrapping difference as a signed
 /// 32-bit age, a negative one (seen an instant "after" now, by another CPU) counted as 0.
-pub fn idle_ticks(seen: u32, now: u32) -> u32 {
+pub(crate) fn idle_ticks(seen: u32, now: u32) -> u32 {
     let age = (now & !SEEN_CLOSING).wrapping_sub(seen & !SEEN_CLOSING) as i32;
     age.max(0) as u32
 }
@@ -160,7 +161,7 @@ pub struct SetTable<V> {
 }
 
 impl<V: Copy> SetTable<V> {
-    /// A table of [`sets_for`]`(capacity)` sets, hashed under `seed`.
+    /// A table of `sets_for``(capacity)` sets, hashed under `seed`.
     pub fn new(capacity: usize, seed: u64) -> SetTable<V> {
         let sets = sets_for(capacity).min(1 << 31);
         SetTable {
@@ -207,7 +208,7 @@ impl<V: Copy> SetTable<V> {
     }
 
     /// The entry of `key` at tick `now` under idle timeouts `idle` (see the module doc).
-    pub fn get_at(&mut self, key: &[u8; 16], now: u32, idle: [u32; 2]) -> Lookup<V> {
+    pub(crate) fn get_at(&mut self, key: &[u8; 16], now: u32, idle: [u32; 2]) -> Lookup<V> {
         let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) else {
             return Lookup::Miss;
         };
@@ -240,7 +241,7 @@ impl<V: Copy> SetTable<V> {
     }
 
     /// Records `key` → `value` at tick `now` (see the module doc for the way it takes).
-    pub fn put_at(&mut self, key: [u8; 16], value: V, now: u32) -> Put {
+    pub(crate) fn put_at(&mut self, key: [u8; 16], value: V, now: u32) -> Put {
         let set = self
             .sets
             .entry(set_of(&key, self.seed, self.mask))
@@ -277,7 +278,7 @@ impl<V: Copy> SetTable<V> {
     }
 
     /// [`SetTable::entries`] with the tick each was last seen.
-    pub fn entries_seen(&self) -> Vec<([u8; 16], V, u32)> {
+    pub(crate) fn entries_seen(&self) -> Vec<([u8; 16], V, u32)> {
         let mut sets: Vec<_> = self.sets.iter().collect();
         sets.sort_unstable_by_key(|(i, _)| **i);
         sets.into_iter()

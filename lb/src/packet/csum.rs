@@ -2,19 +2,19 @@
 //! (RFC 1624).
 //!
 //! Contract:
-//! * [`ones_sum`] folds 16-bit big-endian words (an odd trailing byte is padded with zero) into
+//! * `ones_sum` folds 16-bit big-endian words (an odd trailing byte is padded with zero) into
 //!   a one's complement sum; a checksum is its complement.
 //! * [`update16`] / [`update32`] apply RFC 1624 §3, eqn. 3, `HC' = ~(~HC + ~m + m')`, for a
 //!   16-bit field (or two consecutive ones) changing from `m` to `m'`. The rewrites use only
 //!   these; the full functions exist to build packets and to prove the updates right.
 //! * UDP (RFC 768): a checksum field of 0 means "none" and stays 0 through rewrites; a
 //!   computed or updated checksum of 0 is sent as `0xffff`.
-//! * The verifiers ([`ipv4_header_ok`], [`l4_ok`], [`frame_ok`]) recompute from scratch.
+//! * The verifiers (`ipv4_header_ok`, `l4_ok`, [`frame_ok`]) recompute from scratch.
 
 use super::parse::{parse, Flow, Parsed, PROTO_IPIP, PROTO_TCP, PROTO_UDP};
 
 /// One's complement sum of `bytes` added to `start`, folded to 16 bits.
-pub fn ones_sum(start: u32, bytes: &[u8]) -> u16 {
+pub(crate) fn ones_sum(start: u32, bytes: &[u8]) -> u16 {
     let mut sum = u64::from(start);
     let mut chunks = bytes.chunks_exact(2);
     for c in &mut chunks {
@@ -95,12 +95,12 @@ pub fn l4_csum_offset(proto: u8) -> usize {
 }
 
 /// Whether the IPv4 header `header` (IHL × 4 bytes) has a valid checksum.
-pub fn ipv4_header_ok(header: &[u8]) -> bool {
+pub(crate) fn ipv4_header_ok(header: &[u8]) -> bool {
     ones_sum(0, header) == 0xffff
 }
 
 /// Whether the TCP/UDP checksum of an unfragmented `flow` in `frame` is valid (UDP 0 = none).
-pub fn l4_ok(frame: &[u8], flow: &Flow) -> bool {
+pub(crate) fn l4_ok(frame: &[u8], flow: &Flow) -> bool {
     let Some(segment) = frame.get(flow.l4_offset..flow.l3_end) else {
         return false;
     };

@@ -1,6 +1,6 @@
 //! The forwarding decision for one parsed frame.
 //!
-//! Contract of [`decide`], in order:
+//! Contract of `decide`, in order:
 //! 1. Anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
 //!    without ports, other protocols) is [`Verdict::Pass`]: the kernel handles it. Nothing is
 //!    dropped silently.
@@ -104,7 +104,7 @@ pub enum Verdict {
 }
 
 /// The service key a flow is addressed to.
-pub fn service_key(flow: &Flow) -> ServiceKey {
+pub(crate) fn service_key(flow: &Flow) -> ServiceKey {
     ServiceKey {
         vip: flow.tuple.dst,
         port: flow.tuple.dport,
@@ -113,7 +113,7 @@ pub fn service_key(flow: &Flow) -> ServiceKey {
 }
 
 /// Decides the fate of a parsed frame (see the module doc).
-pub fn decide<C: ConnTable + ?Sized>(
+pub(crate) fn decide<C: ConnTable + ?Sized>(
     parsed: &Parsed,
     services: &Services,
     conns: &mut C,

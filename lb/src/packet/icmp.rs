@@ -2,8 +2,8 @@
 //! TUN forwards) and "time exceeded" (NAT forwards and replies whose TTL runs out).
 //!
 //! Contract (the C twin is `ebpf/lib/icmp.h`):
-//! * [`over_mtu`]: a TUN datagram is too big when `mtu != 0` and its inner total length + 20
-//!   (the outer header of [`super::rewrite::encapsulate`]) exceeds `mtu`, the MTU of the
+//! * `over_mtu`: a TUN datagram is too big when `mtu != 0` and its inner total length + 20
+//!   (the outer header of `super::rewrite::encapsulate`) exceeds `mtu`, the MTU of the
 //!   client-facing interface the encapsulated frame leaves through (`XDP_TX`). `mtu == 0`
 //!   disables the check.
 //! * [`frag_needed`]: the ICMP destination unreachable, code 4 "fragmentation needed and DF
@@ -19,24 +19,24 @@
 //! * `process` decides which applies, after `decide` scheduled and recorded the flow: DF set,
 //!   [`frag_needed`] (`Action::TooBig`); DF clear, dropped (`DropReason::TooBig`): XDP cannot
 //!   fragment, and a sender that leaves DF clear does no path-MTU discovery anyway.
-//! * [`reply`] builds both: the same bytes with the ICMP type and code, the second word
+//! * `reply` builds both: the same bytes with the ICMP type and code, the second word
 //!   (`rest`) and the IPv4 source as parameters.
-//! * [`time_exceeded`]: ICMP type 11 "time exceeded", code 0 "time to live exceeded in
+//! * `time_exceeded`: ICMP type 11 "time exceeded", code 0 "time to live exceeded in
 //!   transit" (RFC 792), second word 0, same Ethernet, IPv4 and quoted payload as
 //!   [`frag_needed`] (the quoted header is the datagram as received, TTL included), but the
 //!   IPv4 source is the address of the interface the frame arrived on and the reply leaves by
 //!   (RFC 1812 §4.3.2.4), not the VIP: NAT forwards (client side) `Director::ip` from
 //!   `Director::mac`, NAT replies (inner side) `Director::nat_ip` from `Director::nat_mac`.
-//! * [`ttl_expired`]: NAT makes the director the backends' router, so it forwards as a router
+//! * `ttl_expired`: NAT makes the director the backends' router, so it forwards as a router
 //!   does (RFC 1812 §5.3.1, the kernel's `ip_forward`, which nftables DNAT goes through): a
-//!   frame arriving with TTL <= 1 is not forwarded but answered with [`time_exceeded`]
+//!   frame arriving with TTL <= 1 is not forwarded but answered with `time_exceeded`
 //!   (`Action::TimeExceeded`, `XDP_TX`); any other is forwarded with its TTL decremented
 //!   (`rewrite::nat_destination` / `nat_source`). `process` checks it after `decide`
 //!   scheduled and recorded the flow (as the MTU check: a later packet with a normal TTL
 //!   follows the recorded backend) and before the next-hop lookup (the reply needs none).
 //!   DR forwards on the same link (L2 only, not a hop) and TUN sends a new outer header with
 //!   TTL 64 (the inner datagram is the backend's to route): neither touches the TTL.
-//! * [`routed_over_mtu`]: a NAT datagram keeps its size, so it is too big when `mtu != 0` and
+//! * `routed_over_mtu`: a NAT datagram keeps its size, so it is too big when `mtu != 0` and
 //!   its total length exceeds `mtu`, the MTU of the interface it leaves by: forwards the inner
 //!   interface's (`Director::nat_mtu`), replies the client-facing one's (`Director::mtu`).
 //!   `process` checks it after the TTL (a router's order: the kernel's `ip_forward` too) and
@@ -44,7 +44,7 @@
 //!   dropped (`DropReason::TooBig`; a router would fragment, XDP cannot).
 //! * [`frag_needed_routed`]: the "fragmentation needed" of [`frag_needed`] as a router sends
 //!   it (RFC 1812 §4.3.2.4, §5.2.7.1): from the interface the frame arrived on, as
-//!   [`time_exceeded`] (forwards `Director::mac`/`ip`, replies `nat_mac`/`nat_ip`), next-hop
+//!   `time_exceeded` (forwards `Director::mac`/`ip`, replies `nat_mac`/`nat_ip`), next-hop
 //!   MTU = the egress MTU itself (no header is added), at most 65535.
 //! * DR leaves by the interface it arrived on with the frame's size: nothing to check.
 
@@ -52,22 +52,22 @@ use super::csum::{ipv4_header_checksum, ones_sum};
 use super::parse::{Flow, IPV4_MIN_HLEN};
 
 /// TTL of the ICMP reply.
-pub const ICMP_TTL: u8 = 64;
+pub(crate) const ICMP_TTL: u8 = 64;
 /// IP protocol number of ICMP.
-pub const PROTO_ICMP: u8 = 1;
+pub(crate) const PROTO_ICMP: u8 = 1;
 /// ICMP type "destination unreachable".
-pub const ICMP_DEST_UNREACH: u8 = 3;
+pub(crate) const ICMP_DEST_UNREACH: u8 = 3;
 /// Its code "fragmentation needed and DF set".
-pub const ICMP_FRAG_NEEDED: u8 = 4;
+pub(crate) const ICMP_FRAG_NEEDED: u8 = 4;
 /// ICMP type "time exceeded".
-pub const ICMP_TIME_EXCEEDED: u8 = 11;
+pub(crate) const ICMP_TIME_EXCEEDED: u8 = 11;
 /// Its code "time to live exceeded in transit".
-pub const ICMP_TTL_EXCEEDED: u8 = 0;
+pub(crate) const ICMP_TTL_EXCEEDED: u8 = 0;
 /// Bytes of the original datagram's payload quoted after its header (RFC 792).
-pub const QUOTED_PAYLOAD: usize = 8;
+pub(crate) const QUOTED_PAYLOAD: usize = 8;
 
 /// Whether the TUN encapsulation of `flow` exceeds `mtu` (see the module doc).
-pub fn over_mtu(flow: &Flow, mtu: u32) -> bool {
+pub(crate) fn over_mtu(flow: &Flow, mtu: u32) -> bool {
     let encapsulated = flow.l3_end - flow.l3_offset + IPV4_MIN_HLEN;
     mtu != 0 && u64::try_from(encapsulated).unwrap_or(u64::MAX) > u64::from(mtu)
 }
@@ -88,7 +88,7 @@ pub fn frag_needed(frame: &[u8], flow: &Flow, smac: [u8; 6], mtu: u32) -> Vec<u8
 /// The ICMP "time exceeded in transit" reply to `frame` (see the module doc): from `smac`
 /// and `saddr`, the MAC and address of the interface the frame arrived on (and the reply
 /// leaves by).
-pub fn time_exceeded(frame: &[u8], flow: &Flow, smac: [u8; 6], saddr: [u8; 4]) -> Vec<u8> {
+pub(crate) fn time_exceeded(frame: &[u8], flow: &Flow, smac: [u8; 6], saddr: [u8; 4]) -> Vec<u8> {
     reply(
         frame,
         flow,
@@ -101,7 +101,7 @@ pub fn time_exceeded(frame: &[u8], flow: &Flow, smac: [u8; 6], saddr: [u8; 4]) -
 
 /// Whether a routed (NAT) datagram, its size unchanged, exceeds the MTU `mtu` of the
 /// interface it leaves by (see the module doc).
-pub fn routed_over_mtu(flow: &Flow, mtu: u32) -> bool {
+pub(crate) fn routed_over_mtu(flow: &Flow, mtu: u32) -> bool {
     let len = flow.l3_end - flow.l3_offset;
     mtu != 0 && u64::try_from(len).unwrap_or(u64::MAX) > u64::from(mtu)
 }
@@ -128,13 +128,13 @@ pub fn frag_needed_routed(
 }
 
 /// Whether a NAT frame is not forwarded for its TTL (see the module doc).
-pub fn ttl_expired(flow: &Flow) -> bool {
+pub(crate) fn ttl_expired(flow: &Flow) -> bool {
     flow.ttl <= 1
 }
 
 /// The ICMP error `kind` (type, code) with second word `rest` answering `frame`: back to its
 /// source MAC and address, from `smac` and `saddr` (see the module doc).
-pub fn reply(
+pub(crate) fn reply(
     frame: &[u8],
     flow: &Flow,
     smac: [u8; 6],

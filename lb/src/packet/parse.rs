@@ -25,35 +25,35 @@
 //! Checksums are not verified here (the kernel or the backend does it), as in the XDP program.
 
 /// IPv4 EtherType.
-pub const ETH_P_IPV4: u16 = 0x0800;
+pub(crate) const ETH_P_IPV4: u16 = 0x0800;
 /// 802.1Q VLAN tag EtherType (TPID).
-pub const ETH_P_8021Q: u16 = 0x8100;
+pub(crate) const ETH_P_8021Q: u16 = 0x8100;
 /// Ethernet II header length (destination MAC, source MAC, EtherType).
-pub const ETH_HLEN: usize = 14;
+pub(crate) const ETH_HLEN: usize = 14;
 /// 802.1Q tag length.
-pub const VLAN_HLEN: usize = 4;
+pub(crate) const VLAN_HLEN: usize = 4;
 /// Fixed IPv4 header length (IHL = 5).
-pub const IPV4_MIN_HLEN: usize = 20;
+pub(crate) const IPV4_MIN_HLEN: usize = 20;
 /// Fixed TCP header length (data offset = 5).
-pub const TCP_HLEN: usize = 20;
+pub(crate) const TCP_HLEN: usize = 20;
 /// UDP header length.
-pub const UDP_HLEN: usize = 8;
+pub(crate) const UDP_HLEN: usize = 8;
 /// IP protocol number of TCP.
-pub const PROTO_TCP: u8 = 6;
+pub(crate) const PROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
-pub const PROTO_UDP: u8 = 17;
+pub(crate) const PROTO_UDP: u8 = 17;
 /// IP protocol number of IP-in-IP (RFC 2003).
-pub const PROTO_IPIP: u8 = 4;
+pub(crate) const PROTO_IPIP: u8 = 4;
 /// Offset of the flags byte in the TCP header (CWR ECE URG ACK PSH RST SYN FIN).
-pub const TCP_FLAGS_OFFSET: usize = 13;
+pub(crate) const TCP_FLAGS_OFFSET: usize = 13;
 /// TCP flag SYN.
-pub const TCP_SYN: u8 = 0x02;
+pub(crate) const TCP_SYN: u8 = 0x02;
 /// TCP flag ACK.
-pub const TCP_ACK: u8 = 0x10;
+pub(crate) const TCP_ACK: u8 = 0x10;
 /// TCP FIN flag.
-pub const TCP_FIN: u8 = 0x01;
+pub(crate) const TCP_FIN: u8 = 0x01;
 /// TCP RST flag.
-pub const TCP_RST: u8 = 0x04;
+pub(crate) const TCP_RST: u8 = 0x04;
 
 /// Why a frame is [`Parsed::Malformed`]; each reason has one counter in the datapath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +106,7 @@ pub struct FiveTuple {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
-    /// IP protocol ([`PROTO_TCP`] or [`PROTO_UDP`]).
+    /// IP protocol (`PROTO_TCP` or `PROTO_UDP`).
     pub proto: u8,
 }
 
@@ -137,10 +137,10 @@ pub struct Flow {
     /// End of the IPv4 datagram (`l3_offset + total length`); bytes after it are L2 padding.
     pub l3_end: usize,
     /// The IPv4 "don't fragment" flag.
-    pub dont_fragment: bool,
+    pub(crate) dont_fragment: bool,
     /// True for the first fragment of a fragmented datagram (its L4 checksum covers data
     /// not present in this frame).
-    pub first_fragment: bool,
+    pub(crate) first_fragment: bool,
     /// A TCP segment with SYN set and ACK clear (a connection opening: `decide` schedules it
     /// anew instead of following the connection table). False for UDP and SYN+ACK.
     pub opening_syn: bool,

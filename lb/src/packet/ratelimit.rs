@@ -10,7 +10,7 @@
 //!   division, at least 1), the bucket holds at most `cap = cost * burst` (saturating).
 //!   `rate == 0`: no error is ever sent (`cost = u64::MAX`, `cap = 0`). [`IcmpLimit::NONE`]
 //!   (`cost == 0`) is no limit at all: every error is sent (an unset limit).
-//! * [`Bucket::allow`]`(limit, now)`: `now` in nanoseconds of a monotonic clock (never 0).
+//! * `Bucket::allow``(limit, now)`: `now` in nanoseconds of a monotonic clock (never 0).
 //!   The credit grows by the time since the previous call, up to `cap`; a bucket never used
 //!   (`last == 0`) starts full. An error is allowed when the credit covers `cost`, which is
 //!   then taken; otherwise nothing changes but the time. A clock that goes back adds nothing.
@@ -54,16 +54,16 @@ impl IcmpLimit {
 
 /// One CPU's (or worker's) bucket (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     /// Credit held, nanoseconds.
-    pub credit: u64,
+    pub(crate) credit: u64,
     /// `now` of the previous call; 0: never used.
     pub last: u64,
 }
 
 impl Bucket {
     /// Whether one more ICMP error may be sent at `now` (see the module doc).
-    pub fn allow(&mut self, limit: IcmpLimit, now: u64) -> bool {
+    pub(crate) fn allow(&mut self, limit: IcmpLimit, now: u64) -> bool {
         if limit.cost_ns == 0 {
             return true;
         }

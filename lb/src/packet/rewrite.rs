@@ -1,15 +1,15 @@
 //! Output bytes per forwarding mode (DR, TUN, NAT), computed from the input frame.
 //!
 //! Contract (all functions take a frame already classified by `parse`, with its [`Flow`]):
-//! * [`rewrite_macs`] (DR, and the L2 part of TUN and NAT forward): destination MAC := the
+//! * `rewrite_macs` (DR, and the L2 part of TUN and NAT forward): destination MAC := the
 //!   backend's (or next hop's), source MAC := the director's interface MAC; nothing else.
-//! * [`encapsulate`] (TUN, RFC 2003 §3.1): inserts a 20-byte outer IPv4 header between the L2
+//! * `encapsulate` (TUN, RFC 2003 §3.1): inserts a 20-byte outer IPv4 header between the L2
 //!   header (Ethernet and its VLAN tag, kept) and the inner datagram: version 4, IHL 5, TOS and
 //!   identification copied from the inner header, DF copied from the inner header, MF and
 //!   offset 0, TTL 64, protocol 4, source = director IP, destination = backend IP, total
 //!   length = 20 + inner total length, full header checksum. Bytes after the inner datagram
 //!   (Ethernet padding) stay at the end, as `bpf_xdp_adjust_head` leaves them.
-//! * [`nat_destination`] / [`nat_source`] (NAT forward / reply): set the destination (source)
+//! * `nat_destination` / `nat_source` (NAT forward / reply): set the destination (source)
 //!   address and port, updating the IPv4 header checksum and the TCP/UDP checksum
 //!   incrementally (RFC 1624 eqn. 3; the address is part of the L4 pseudo-header). A UDP
 //!   checksum of 0 stays 0; an updated UDP checksum of 0 is written as `0xffff` (RFC 768).
@@ -25,7 +25,7 @@ use super::csum::{l4_csum_offset, update16, update32};
 use super::parse::{be16, Flow, PROTO_IPIP, PROTO_UDP};
 
 /// TTL of the outer IP-in-IP header.
-pub const TUN_TTL: u8 = 64;
+pub(crate) const TUN_TTL: u8 = 64;
 
 /// The director's own addresses on the interface it transmits from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct Director {
     /// Interface MTU: the limit of an encapsulated TUN frame ([`super::icmp`]); 0: none.
     pub mtu: u32,
     /// MAC of the inner interface (towards the backends, NAT): source MAC of the ICMP "time
-    /// exceeded" answering a NAT reply ([`super::icmp::time_exceeded`]).
+    /// exceeded" answering a NAT reply (`super::icmp::time_exceeded`).
     pub nat_mac: [u8; 6],
     /// IPv4 address of the inner interface: source address of that ICMP.
     pub nat_ip: [u8; 4],
@@ -47,7 +47,7 @@ pub struct Director {
 
 /// DR: destination MAC := `dst`, source MAC := `src`. Frames shorter than 12 bytes are left
 /// as they are (parse never yields a flow for them).
-pub fn rewrite_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
+pub(crate) fn rewrite_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
     if let Some(h) = frame.get_mut(0..12) {
         h[0..6].copy_from_slice(&dst);
         h[6..12].copy_from_slice(&src);
@@ -57,7 +57,12 @@ pub fn rewrite_macs(frame: &mut [u8], dst: [u8; 6], src: [u8; 6]) {
 /// TUN: the frame with an outer IPv4 header towards `backend_ip` (see the module doc).
 ///
 /// The caller guarantees the result fits (`decide` drops datagrams longer than 65515 bytes).
-pub fn encapsulate(frame: &[u8], flow: &Flow, director: &Director, backend_ip: [u8; 4]) -> Vec<u8> {
+pub(crate) fn encapsulate(
+    frame: &[u8],
+    flow: &Flow,
+    director: &Director,
+    backend_ip: [u8; 4],
+) -> Vec<u8> {
     let l3 = flow.l3_offset;
     let inner_len = flow.l3_end - l3;
     let mut out = Vec::with_capacity(frame.len() + 20);
@@ -88,12 +93,12 @@ enum End {
 }
 
 /// NAT forward: destination address and port := `ip`, `port`, checksums updated.
-pub fn nat_destination(frame: &mut [u8], flow: &Flow, ip: [u8; 4], port: u16) {
+pub(crate) fn nat_destination(frame: &mut [u8], flow: &Flow, ip: [u8; 4], port: u16) {
     nat(frame, flow, End::Destination, ip, port);
 }
 
 /// NAT reply: source address and port := `ip`, `port`, checksums updated.
-pub fn nat_source(frame: &mut [u8], flow: &Flow, ip: [u8; 4], port: u16) {
+pub(crate) fn nat_source(frame: &mut [u8], flow: &Flow, ip: [u8; 4], port: u16) {
     nat(frame, flow, End::Source, ip, port);
 }
 

@@ -218,7 +218,7 @@ fn tuple_of(k: &[u8; 16]) -> FiveTuple {
 /// Idle timeouts of forward entries, in ticks of the table's clock (0: never), by protocol.
 /// NAT reply entries have none (`packet::conntable`, `ebpf/lib/conntrack.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IdleTimeouts {
+pub(crate) struct IdleTimeouts {
     /// TCP forward entries.
     pub tcp: u32,
     /// TCP forward entries marked closing (the flow sent a FIN or RST).
@@ -230,7 +230,7 @@ pub struct IdleTimeouts {
 impl IdleTimeouts {
     /// The timeouts `[open, closing]` of an entry of protocol `proto` in direction `dir`
     /// (`conntable::expired`).
-    pub fn of(self, proto: u8, dir: u8) -> [u32; 2] {
+    pub(crate) fn of(self, proto: u8, dir: u8) -> [u32; 2] {
         match (dir, proto) {
             (DIR_FORWARD, super::parse::PROTO_TCP) => [self.tcp, self.tcp_fin],
             (DIR_FORWARD, _) => [self.udp, self.udp],
@@ -241,7 +241,7 @@ impl IdleTimeouts {
 
 /// A live forward entry of [`MemConnTable::live_forward_entries`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveEntry {
+pub(crate) struct LiveEntry {
     /// The client → VIP 5-tuple.
     pub flow: FiveTuple,
     /// Backend index.
@@ -254,8 +254,8 @@ pub struct LiveEntry {
 
 /// In-memory [`ConnTable`]: one set-associative table for both directions, the XDP
 /// program's (`packet::conntable`: same sets, hash and replacement under the same seed). Its
-/// clock ([`MemConnTable::set_now`], tick 0 until set) stamps records and uses; forward
-/// entries idle past [`IdleTimeouts`] read as absent (counted, [`MemConnTable::expired`]).
+/// clock (`MemConnTable::set_now`, tick 0 until set) stamps records and uses; forward
+/// entries idle past `IdleTimeouts` read as absent (counted, `MemConnTable::expired`).
 #[derive(Debug, Clone)]
 pub struct MemConnTable {
     table: SetTable<Entry>,
@@ -285,23 +285,23 @@ impl MemConnTable {
     }
 
     /// The same table with idle timeouts.
-    pub fn with_timeouts(mut self, idle: IdleTimeouts) -> MemConnTable {
+    pub(crate) fn with_timeouts(mut self, idle: IdleTimeouts) -> MemConnTable {
         self.idle = idle;
         self
     }
 
     /// Sets the table's clock: the tick of the next lookups and records.
-    pub fn set_now(&mut self, now: u32) {
+    pub(crate) fn set_now(&mut self, now: u32) {
         self.now = now;
     }
 
     /// Forward entries found idle past their timeout (each read as absent).
-    pub fn expired(&self) -> u64 {
+    pub(crate) fn expired(&self) -> u64 {
         self.expired
     }
 
     /// The forward entries not idle past their timeout at tick `now`, set by set.
-    pub fn live_forward_entries(&self, now: u32) -> Vec<LiveEntry> {
+    pub(crate) fn live_forward_entries(&self, now: u32) -> Vec<LiveEntry> {
         self.table
             .entries_seen()
             .into_iter()

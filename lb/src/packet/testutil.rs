@@ -8,7 +8,7 @@ use super::rewrite::Director;
 use super::service::{Backend, Mode, Service, ServiceKey, Services};
 
 /// Director used by the fixtures.
-pub const DIRECTOR: Director = Director {
+pub(crate) const DIRECTOR: Director = Director {
     mac: [0x02, 0, 0, 0, 0, 0xd1],
     ip: [10, 0, 0, 2],
     mtu: 1500,
@@ -17,13 +17,13 @@ pub const DIRECTOR: Director = Director {
     nat_mtu: 1500,
 };
 /// Client address of the fixtures.
-pub const CLIENT: [u8; 4] = [192, 168, 1, 10];
+pub(crate) const CLIENT: [u8; 4] = [192, 168, 1, 10];
 /// VIP of the fixtures (port 80 = DR, 81 = TUN, 82 = NAT, on TCP and UDP).
-pub const VIP: [u8; 4] = [10, 0, 0, 100];
+pub(crate) const VIP: [u8; 4] = [10, 0, 0, 100];
 
 /// A frame to build.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     pub vlan: Option<u16>,
     pub options: Vec<u8>,
     pub proto: u8,
@@ -48,7 +48,7 @@ pub struct Spec {
 
 impl Spec {
     /// A TCP segment (PSH|ACK) from the client to the VIP, DF set, no options.
-    pub fn tcp(sport: u16, dport: u16) -> Spec {
+    pub(crate) fn tcp(sport: u16, dport: u16) -> Spec {
         Spec {
             vlan: None,
             options: Vec::new(),
@@ -69,7 +69,7 @@ impl Spec {
     }
 
     /// An opening TCP SYN from the client to the VIP (otherwise as [`Spec::tcp`]).
-    pub fn syn(sport: u16, dport: u16) -> Spec {
+    pub(crate) fn syn(sport: u16, dport: u16) -> Spec {
         Spec {
             tcp_flags: 0x02,
             ..Spec::tcp(sport, dport)
@@ -77,7 +77,7 @@ impl Spec {
     }
 
     /// A UDP packet from the client to the VIP.
-    pub fn udp(sport: u16, dport: u16) -> Spec {
+    pub(crate) fn udp(sport: u16, dport: u16) -> Spec {
         Spec {
             proto: PROTO_UDP,
             ..Spec::tcp(sport, dport)
@@ -85,7 +85,7 @@ impl Spec {
     }
 
     /// The frame bytes, with correct IPv4 and TCP/UDP checksums.
-    pub fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 0xd1, 0x02, 0, 0, 0, 0, 0xc1];
         if let Some(v) = self.vlan {
             f.extend_from_slice(&[0x81, 0x00]);
@@ -133,10 +133,10 @@ impl Spec {
 }
 
 /// Xorshift64 generator (Marsaglia), deterministic per seed.
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -146,17 +146,17 @@ impl Rng {
     }
 
     /// Uniform-ish in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
 
 /// Backend `i` (1-based): 10.0.1.i, MAC 02:00:00:00:01:i, NAT port 8000 + i.
-pub fn backend(i: u8, weight: u32) -> Backend {
+pub(crate) fn backend(i: u8, weight: u32) -> Backend {
     Backend {
         ip: [10, 0, 1, i],
         mac: [0x02, 0, 0, 0, 0x01, i],
@@ -168,7 +168,7 @@ pub fn backend(i: u8, weight: u32) -> Backend {
 
 /// Services on [`VIP`]: port 80 DR, 81 TUN, 82 NAT, for TCP and UDP, three equal backends,
 /// Maglev size 65537.
-pub fn services() -> Services {
+pub(crate) fn services() -> Services {
     let mut s = Services::new();
     for (port, mode) in [(80, Mode::Dr), (81, Mode::Tun), (82, Mode::Nat)] {
         for proto in [PROTO_TCP, PROTO_UDP] {
@@ -191,15 +191,15 @@ pub fn services() -> Services {
 }
 
 /// MAC of the NAT egress interface in [`hops`].
-pub const NAT_EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
+pub(crate) const NAT_EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe1];
 /// MAC of the client egress interface in [`hops`].
-pub const CLIENT_EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe0];
+pub(crate) const CLIENT_EGRESS_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xe0];
 /// MAC of the client-side gateway in [`hops`].
-pub const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub(crate) const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 
 /// Next hops: backends on-link on the NAT egress (each with its own MAC as neighbour), every
 /// client through gateway 10.0.0.1 on the client egress.
-pub fn hops() -> StaticNextHops {
+pub(crate) fn hops() -> StaticNextHops {
     let mut t = StaticNextHops::default();
     t.macs.insert(Egress::Nat, NAT_EGRESS_MAC);
     t.macs.insert(Egress::Client, CLIENT_EGRESS_MAC);

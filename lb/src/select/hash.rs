@@ -12,7 +12,7 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a of `bytes`, finalized with [`mix`].
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut h = FNV_OFFSET;
     for &b in bytes {
         h ^= u64::from(b);
@@ -22,7 +22,7 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 }
 
 /// The murmur3 `fmix64` finalizer: a bijection with full avalanche.
-pub fn mix(mut h: u64) -> u64 {
+pub(crate) fn mix(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -33,7 +33,7 @@ pub fn mix(mut h: u64) -> u64 {
 
 /// Hash of a client address; an IPv4-mapped IPv6 address hashes as its IPv4 form, so a
 /// client keeps its server whether it arrives on a v4 or a dual-stack socket.
-pub fn hash_ip(ip: IpAddr) -> u64 {
+pub(crate) fn hash_ip(ip: IpAddr) -> u64 {
     match ip.to_canonical() {
         IpAddr::V4(v4) => hash_bytes(&v4.octets()),
         IpAddr::V6(v6) => hash_bytes(&v6.octets()),
@@ -41,14 +41,14 @@ pub fn hash_ip(ip: IpAddr) -> u64 {
 }
 
 /// Hash of a request path, query excluded: `/a?x=1` and `/a` are the same object's URL.
-pub fn hash_path(path: &str) -> u64 {
+pub(crate) fn hash_path(path: &str) -> u64 {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     hash_bytes(path.as_bytes())
 }
 
 /// Maps a hash to a number strictly between 0 and 1 (the top 52 bits plus one half, over
 /// 2^52), so that `ln` of it is finite and negative.
-pub fn unit_open(h: u64) -> f64 {
+pub(crate) fn unit_open(h: u64) -> f64 {
     const SCALE: f64 = (1u64 << 52) as f64;
     ((h >> 12) as f64 + 0.5) / SCALE
 }

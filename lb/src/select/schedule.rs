@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use super::hash;
 
-pub use wrr::SmoothWrr;
+use wrr::SmoothWrr;
 
 /// Scheduling algorithm of a pool (`algorithm = "..."` of a cache node's `[[pool]]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -22,20 +22,20 @@ use crate::packet::{process, Action};
 
 /// What one decision consulted and recorded (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Observed {
+pub(super) struct Observed {
     /// The balanced flow's 5-tuple (set when a service's connection entry was consulted).
     pub flow: Option<FiveTuple>,
     /// Backend of the flow in the table before the decision.
     pub established: Option<u32>,
     /// Backend recorded for a new flow.
-    pub new_flow: Option<u32>,
+    pub(crate) new_flow: Option<u32>,
     /// The frame was a NAT reply.
     pub nat_reply: bool,
 }
 
 /// The decision's connection table (see the module doc).
 #[derive(Debug)]
-pub struct Conns {
+pub(super) struct Conns {
     table: MemConnTable,
     /// Tick 0 of the table's clock (milliseconds).
     epoch: Instant,
@@ -86,13 +86,13 @@ impl ConnTable for Recorder<'_> {
 impl Conns {
     /// Empty tables bounded at `capacity` entries per direction, without idle timeouts.
     #[cfg(test)]
-    pub fn new(capacity: usize) -> Conns {
+    pub(super) fn new(capacity: usize) -> Conns {
         Conns::with_timeouts(capacity, ConnTimeouts::default())
     }
 
     /// Empty tables bounded at `capacity` entries whose forward entries expire after
     /// `timeouts` unused.
-    pub fn with_timeouts(capacity: usize, timeouts: ConnTimeouts) -> Conns {
+    pub(super) fn with_timeouts(capacity: usize, timeouts: ConnTimeouts) -> Conns {
         let table = MemConnTable::with_seed(capacity, conntable::random_seed());
         Conns {
             table: table.with_timeouts(timeouts.ticks(1000)),
@@ -106,7 +106,7 @@ impl Conns {
     }
 
     /// Runs the packet model on `frame`, received at `at` (see the module doc).
-    pub fn observe(
+    pub(super) fn observe(
         &mut self,
         frame: &[u8],
         services: &Services,
@@ -134,22 +134,22 @@ impl Conns {
     }
 
     /// Number of forward entries.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.table.len()
     }
 
     /// Entries (either direction) replaced as least recently used of a full set.
-    pub fn evicted(&self) -> u64 {
+    pub(super) fn evicted(&self) -> u64 {
         self.table.evicted()
     }
 
     /// Forward entries found idle past their timeout (each scheduled anew).
-    pub fn expired(&self) -> u64 {
+    pub(super) fn expired(&self) -> u64 {
         self.table.expired()
     }
 
     /// Up to `limit` forward entries not idle past their timeout at `at`, set by set.
-    pub fn entries(&self, limit: usize, at: Instant) -> Vec<ConnEntry> {
+    pub(super) fn entries(&self, limit: usize, at: Instant) -> Vec<ConnEntry> {
         self.table
             .live_forward_entries(self.tick(at))
             .into_iter()

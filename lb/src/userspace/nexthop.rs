@@ -25,15 +25,15 @@ use std::time::{Duration, Instant};
 use crate::neigh;
 
 /// How long a known MAC is reused before the kernel table is read again.
-pub const NEIGH_TTL: Duration = Duration::from_secs(1);
+pub(super) const NEIGH_TTL: Duration = Duration::from_secs(1);
 /// How long an unknown next hop is answered `None` before the table is read again.
-pub const NEIGH_MISS_TTL: Duration = Duration::from_millis(100);
+pub(super) const NEIGH_MISS_TTL: Duration = Duration::from_millis(100);
 /// Bound of the queue of resolution requests.
-pub const RESOLVE_QUEUE: usize = 64;
+pub(super) const RESOLVE_QUEUE: usize = 64;
 /// How long the resolver waits for one answer: not at all. Asking is enough (the kernel
 /// completes the resolution, with its own retries, and the caches find the answer in its
 /// table), and a resolver that does not wait keeps shutdown prompt.
-pub const RESOLVE_WAIT: Duration = Duration::ZERO;
+pub(super) const RESOLVE_WAIT: Duration = Duration::ZERO;
 
 /// `RTF_UP` and `RTF_GATEWAY` of `/proc/net/route`.
 const RTF_UP: u32 = 0x1;
@@ -41,11 +41,11 @@ const RTF_GATEWAY: u32 = 0x2;
 
 /// One route of the main table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
+pub(super) struct Route {
     /// Output interface.
-    pub device: String,
+    pub(crate) device: String,
     /// Destination network.
-    pub dest: Ipv4Addr,
+    pub(crate) dest: Ipv4Addr,
     /// Gateway, if the route has one.
     pub gateway: Option<Ipv4Addr>,
     /// Network mask.
@@ -63,7 +63,7 @@ fn route_addr(hex: &str) -> Option<Ipv4Addr> {
 }
 
 /// Routes that are up, from a `/proc/net/route` text; malformed lines are skipped.
-pub fn parse_routes(text: &str) -> Vec<Route> {
+pub(super) fn parse_routes(text: &str) -> Vec<Route> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
@@ -88,7 +88,7 @@ pub fn parse_routes(text: &str) -> Vec<Route> {
 }
 
 /// The next hop towards `dst` out of `device` (see the module doc).
-pub fn next_hop(routes: &[Route], dst: Ipv4Addr, device: &str) -> Ipv4Addr {
+pub(super) fn next_hop(routes: &[Route], dst: Ipv4Addr, device: &str) -> Ipv4Addr {
     let d = u32::from(dst);
     routes
         .iter()
@@ -99,28 +99,28 @@ pub fn next_hop(routes: &[Route], dst: Ipv4Addr, device: &str) -> Ipv4Addr {
 }
 
 /// The routes of the calling thread's namespace (empty if unreadable: all on-link).
-pub fn current_routes() -> Vec<Route> {
+pub(super) fn current_routes() -> Vec<Route> {
     std::fs::read_to_string("/proc/thread-self/net/route")
         .map(|t| parse_routes(&t))
         .unwrap_or_default()
 }
 
 /// A request to resolve `ip` on `device`.
-pub type ResolveRequest = (Ipv4Addr, String);
+pub(super) type ResolveRequest = (Ipv4Addr, String);
 
 /// A cached answer: the MAC (`None`: unknown) and when it was read.
 type Answer = (Option<[u8; 6]>, Instant);
 
 /// Per-thread cache of next-hop MACs (see the module doc).
 #[derive(Debug)]
-pub struct NeighbourCache {
+pub(super) struct NeighbourCache {
     entries: HashMap<(Ipv4Addr, String), Answer>,
     resolver: SyncSender<ResolveRequest>,
 }
 
 impl NeighbourCache {
     /// A cache that sends its misses to `resolver`.
-    pub fn new(resolver: SyncSender<ResolveRequest>) -> NeighbourCache {
+    pub(super) fn new(resolver: SyncSender<ResolveRequest>) -> NeighbourCache {
         NeighbourCache {
             entries: HashMap::new(),
             resolver,
@@ -128,7 +128,7 @@ impl NeighbourCache {
     }
 
     /// The MAC of `ip` on `device` at `now`, or `None` (resolution asked for).
-    pub fn mac(&mut self, ip: Ipv4Addr, device: &str, now: Instant) -> Option<[u8; 6]> {
+    pub(super) fn mac(&mut self, ip: Ipv4Addr, device: &str, now: Instant) -> Option<[u8; 6]> {
         let key = (ip, device.to_owned());
         if let Some((mac, at)) = self.entries.get(&key) {
             let ttl = if mac.is_some() {
@@ -149,7 +149,7 @@ impl NeighbourCache {
     }
 
     /// Asks the resolver for `ip` on `device` without waiting (dropped if the queue is full).
-    pub fn request(&self, ip: Ipv4Addr, device: &str) {
+    pub(super) fn request(&self, ip: Ipv4Addr, device: &str) {
         match self.resolver.try_send((ip, device.to_owned())) {
             Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
         }
@@ -157,7 +157,7 @@ impl NeighbourCache {
 }
 
 /// The resolver thread's loop: resolves requests until `stop` is set.
-pub fn run_resolver(requests: Receiver<ResolveRequest>, stop: Arc<AtomicBool>) {
+pub(super) fn run_resolver(requests: Receiver<ResolveRequest>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         match requests.recv_timeout(crate::userspace::socket::RECV_TIMEOUT) {
             // The answer lands in the kernel's table, where the caches find it. The next hop

@@ -28,7 +28,7 @@ use crate::packet::service::{Mode, Service, ServiceKey};
 
 /// Priority of the two base chains: before the default filter chains (0), so a drop here is
 /// not undone by their accepts (a drop in any base chain is final anyway).
-pub const CHAIN_PRIORITY: i32 = -10;
+pub(super) const CHAIN_PRIORITY: i32 = -10;
 
 /// The table name for this process: `strait_us_<pid>`.
 pub fn table_name() -> String {
@@ -37,7 +37,7 @@ pub fn table_name() -> String {
 
 /// The `ip strait_us_<pid>` tables of a `nft list tables` listing whose process is not
 /// `alive`: left by a datapath that was killed before it could delete its table.
-pub fn stale_tables(listing: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
+pub(super) fn stale_tables(listing: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
     listing
         .lines()
         .filter_map(|line| line.trim().strip_prefix("table ip "))
@@ -51,7 +51,7 @@ pub fn stale_tables(listing: &str, alive: impl Fn(u32) -> bool) -> Vec<String> {
 }
 
 /// nft keyword of an IP protocol, or `None` for protocols the datapath does not balance.
-pub fn proto_name(proto: u8) -> Option<&'static str> {
+pub(super) fn proto_name(proto: u8) -> Option<&'static str> {
     match proto {
         PROTO_TCP => Some("tcp"),
         PROTO_UDP => Some("udp"),
@@ -66,7 +66,7 @@ fn ip(a: [u8; 4]) -> std::net::Ipv4Addr {
 /// The transaction installing `table` with the rules for `services` (see the module doc).
 ///
 /// Errors name the first service whose protocol nft cannot match (not TCP or UDP).
-pub fn script(table: &str, services: &[(ServiceKey, Service)]) -> Result<String, String> {
+pub(super) fn script(table: &str, services: &[(ServiceKey, Service)]) -> Result<String, String> {
     let mut input = String::new();
     let mut forward = String::new();
     for (key, service) in services {
@@ -112,7 +112,7 @@ pub fn script(table: &str, services: &[(ServiceKey, Service)]) -> Result<String,
 
 /// Runs nft in one network namespace (see the module doc).
 #[derive(Debug)]
-pub struct Nft {
+pub(super) struct Nft {
     netns: File,
     table: String,
 }
@@ -121,7 +121,7 @@ impl Nft {
     /// Captures the calling thread's network namespace and creates `table` in it; fails if
     /// `nft` is missing or the table already exists (another datapath of this process runs
     /// in this namespace: two would forward every frame twice).
-    pub fn create(table: String) -> Result<Nft, DatapathError> {
+    pub(super) fn create(table: String) -> Result<Nft, DatapathError> {
         let netns = File::open("/proc/thread-self/ns/net")
             .map_err(|e| DatapathError::new("open /proc/thread-self/ns/net", &e))?;
         let nft = Nft { netns, table };
@@ -142,26 +142,26 @@ impl Nft {
     }
 
     /// The table's name.
-    pub fn table(&self) -> &str {
+    pub(super) fn table(&self) -> &str {
         &self.table
     }
 
     /// Replaces the table's rules with those for `services`.
-    pub fn install(&self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
+    pub(super) fn install(&self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError> {
         let text =
             script(&self.table, services).map_err(|e| DatapathError::msg("nftables rules", e))?;
         self.run(&text).map(drop)
     }
 
     /// Deletes the table.
-    pub fn delete(&self) -> Result<(), DatapathError> {
+    pub(super) fn delete(&self) -> Result<(), DatapathError> {
         self.run(&format!("delete table ip {}\n", self.table))
             .map(drop)
     }
 
     /// Deletes the tables of this namespace left by datapaths whose process is gone (see
     /// [`stale_tables`]); returns their names.
-    pub fn sweep_stale(&self) -> Result<Vec<String>, DatapathError> {
+    pub(super) fn sweep_stale(&self) -> Result<Vec<String>, DatapathError> {
         let listing = self.run("list tables\n")?;
         let stale = stale_tables(&listing, |pid| {
             std::path::Path::new(&format!("/proc/{pid}")).exists()

@@ -20,20 +20,20 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// How long a blocking receive waits before returning `Ok(None)`.
-pub const RECV_TIMEOUT: Duration = Duration::from_millis(100);
+pub(super) const RECV_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Kernel receive buffer requested per socket (frames queued while a reader is busy).
-pub const RCVBUF_BYTES: usize = 4 << 20;
+pub(super) const RCVBUF_BYTES: usize = 4 << 20;
 
 /// `sll_pkttype` of a frame addressed to this host.
-pub const PACKET_HOST: u8 = 0;
+pub(super) const PACKET_HOST: u8 = 0;
 
 /// Socket option number of `PACKET_IGNORE_OUTGOING` (`linux/if_packet.h`).
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 /// A packet socket bound to one interface (see the module doc).
 #[derive(Debug)]
-pub struct PacketSocket {
+pub(super) struct PacketSocket {
     fd: OwnedFd,
 }
 
@@ -62,7 +62,7 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
 
 impl PacketSocket {
     /// Opens and binds a socket on interface `ifindex` (see the module doc).
-    pub fn open(ifindex: u32) -> io::Result<PacketSocket> {
+    pub(super) fn open(ifindex: u32) -> io::Result<PacketSocket> {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe {
             libc::socket(
@@ -105,7 +105,7 @@ impl PacketSocket {
     }
 
     /// Receives one frame into `buf`: `(full length, sll_pkttype)`, `None` on timeout.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, u8)>> {
+    pub(super) fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, u8)>> {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
@@ -133,7 +133,7 @@ impl PacketSocket {
     }
 
     /// Transmits `frame` on the bound interface.
-    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+    pub(super) fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: frame is valid for reads of its length.
         let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
         if n < 0 {

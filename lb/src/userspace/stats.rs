@@ -20,7 +20,7 @@ use crate::packet::service::ServiceKey;
 
 /// Events of the userspace datapath that the XDP program does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Extra {
+pub(super) enum Extra {
     /// A frame the packet socket refused to send.
     TxError = 0,
     /// A received frame longer than the receive buffer (left to the kernel).
@@ -31,12 +31,13 @@ pub enum Extra {
 
 impl Extra {
     /// Number of extra counters.
-    pub const COUNT: usize = 3;
+    pub(super) const COUNT: usize = 3;
     /// All of them, in index order.
-    pub const ALL: [Extra; Extra::COUNT] = [Extra::TxError, Extra::RxTruncated, Extra::RxError];
+    pub(super) const ALL: [Extra; Extra::COUNT] =
+        [Extra::TxError, Extra::RxTruncated, Extra::RxError];
 
     /// Stable name for metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Extra::TxError => "tx_error",
             Extra::RxTruncated => "rx_truncated",
@@ -47,24 +48,24 @@ impl Extra {
 
 /// Datapath-wide counters, shared by the receive threads.
 #[derive(Debug, Default)]
-pub struct DatapathCounters {
+pub(super) struct DatapathCounters {
     xdp: [AtomicU64; Counter::COUNT as usize],
     extra: [AtomicU64; Extra::COUNT],
 }
 
 impl DatapathCounters {
     /// Adds one to an XDP-named counter.
-    pub fn bump(&self, c: Counter) {
+    pub(super) fn bump(&self, c: Counter) {
         self.xdp[c as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds one to a userspace-only counter.
-    pub fn bump_extra(&self, e: Extra) {
+    pub(super) fn bump_extra(&self, e: Extra) {
         self.extra[e as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// All counters by name: the XDP ones in index order, then the extra ones.
-    pub fn snapshot(&self) -> Counters {
+    pub(super) fn snapshot(&self) -> Counters {
         Counter::ALL
             .iter()
             .map(|c| (c.as_str(), self.xdp[*c as usize].load(Ordering::Relaxed)))
@@ -78,7 +79,7 @@ impl DatapathCounters {
 }
 
 /// The counter of a dropped frame.
-pub fn drop_counter(r: DropReason) -> Counter {
+pub(super) fn drop_counter(r: DropReason) -> Counter {
     match r {
         DropReason::NoBackend => Counter::DropNoBackend,
         DropReason::BadBackendIndex => Counter::DropBadBackend,
@@ -90,7 +91,7 @@ pub fn drop_counter(r: DropReason) -> Counter {
 }
 
 /// The counter of a frame handed to the kernel (see the module doc).
-pub fn pass_counter(frame: &[u8]) -> Counter {
+pub(super) fn pass_counter(frame: &[u8]) -> Counter {
     match parse(frame) {
         Parsed::NotIpv4 => Counter::PassNotIpv4,
         Parsed::Malformed(_) => Counter::PassMalformed,
@@ -101,7 +102,7 @@ pub fn pass_counter(frame: &[u8]) -> Counter {
 
 /// Per (service, backend index) counters (see the module doc).
 #[derive(Debug, Default)]
-pub struct BackendCounters {
+pub(super) struct BackendCounters {
     map: HashMap<ServiceKey, Vec<BackendStats>>,
 }
 
@@ -116,19 +117,19 @@ impl BackendCounters {
     }
 
     /// A new flow was assigned to `backend`.
-    pub fn add_flow(&mut self, key: ServiceKey, backend: u32) {
+    pub(super) fn add_flow(&mut self, key: ServiceKey, backend: u32) {
         self.slot(key, backend).flows += 1;
     }
 
     /// A frame of `bytes` bytes was sent to `backend`.
-    pub fn add_packet(&mut self, key: ServiceKey, backend: u32, bytes: usize) {
+    pub(super) fn add_packet(&mut self, key: ServiceKey, backend: u32, bytes: usize) {
         let s = self.slot(key, backend);
         s.packets += 1;
         s.bytes += bytes as u64;
     }
 
     /// The counters of the first `backends` backends of `key` (zeros where none yet).
-    pub fn get(&self, key: &ServiceKey, backends: usize) -> Vec<BackendStats> {
+    pub(super) fn get(&self, key: &ServiceKey, backends: usize) -> Vec<BackendStats> {
         let mut v = self.map.get(key).cloned().unwrap_or_default();
         v.resize(backends, BackendStats::default());
         v

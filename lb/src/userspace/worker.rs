@@ -38,15 +38,15 @@ use crate::packet::Action;
 
 /// Receive buffer per thread: the largest IPv4 datagram plus its Ethernet and VLAN headers
 /// (larger frames, from GRO, are left to the kernel and counted as `rx_truncated`).
-pub const RECV_BUF_BYTES: usize = 65_535 + 18;
+pub(super) const RECV_BUF_BYTES: usize = 65_535 + 18;
 /// Pause after a failed receive (interface down, …) before trying again.
-pub const RX_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const RX_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a thread reuses its copy of the routing table.
-pub const ROUTES_TTL: Duration = Duration::from_secs(1);
+pub(super) const ROUTES_TTL: Duration = Duration::from_secs(1);
 
 /// State shared by the receive threads and the datapath handle.
 #[derive(Debug)]
-pub struct Shared {
+pub(super) struct Shared {
     /// The service table, replaced whole by `apply`.
     pub services: ArcSwap<Services>,
     /// The connection table.
@@ -61,13 +61,13 @@ pub struct Shared {
 
 /// Locks a mutex, going on with the data if a thread panicked while holding it (every
 /// update under these locks leaves the data consistent).
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An interface frames leave by.
 #[derive(Debug, Clone)]
-pub struct Egress {
+pub(super) struct Egress {
     /// Its socket.
     pub socket: Arc<PacketSocket>,
     /// Its name, MAC and address.
@@ -76,7 +76,7 @@ pub struct Egress {
 
 /// One receive thread's state (see the module doc).
 #[derive(Debug)]
-pub struct Worker {
+pub(super) struct Worker {
     /// Shared tables and counters.
     pub shared: Arc<Shared>,
     /// The interface this thread reads (and sends `Tx` frames on).
@@ -93,7 +93,7 @@ pub struct Worker {
 
 /// A receive thread's ICMP error budget (`packet::ratelimit`; XDP keeps one per CPU).
 #[derive(Debug)]
-pub struct IcmpBudget {
+pub(super) struct IcmpBudget {
     limit: IcmpLimit,
     bucket: Bucket,
     epoch: Instant,
@@ -101,7 +101,7 @@ pub struct IcmpBudget {
 
 impl IcmpBudget {
     /// A full budget of `limit`.
-    pub fn new(limit: IcmpLimit) -> IcmpBudget {
+    pub(super) fn new(limit: IcmpLimit) -> IcmpBudget {
         IcmpBudget {
             limit,
             bucket: Bucket::default(),
@@ -121,7 +121,7 @@ impl IcmpBudget {
 
 impl Worker {
     /// The receive loop (see the module doc).
-    pub fn run(mut self) {
+    pub(super) fn run(mut self) {
         let mut buf = vec![0u8; RECV_BUF_BYTES];
         let mut routes = (current_routes(), Instant::now());
         while !self.shared.stop.load(Ordering::Relaxed) {

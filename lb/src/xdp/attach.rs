@@ -14,7 +14,7 @@ use crate::datapath::{DatapathError, XdpMode};
 
 /// The mode an attachment really uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AttachMode {
+pub(crate) enum AttachMode {
     /// Native (driver) mode.
     Native,
     /// Generic (skb) mode.
@@ -23,7 +23,7 @@ pub enum AttachMode {
 
 impl AttachMode {
     /// Name in logs and in the datapath's name (`xdp/<mode>`).
-    pub fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             AttachMode::Native => "native",
             AttachMode::Generic => "generic",
@@ -39,7 +39,7 @@ impl AttachMode {
 }
 
 /// The modes to try for a configured mode, in order (see the module doc).
-pub fn attach_plan(mode: XdpMode) -> &'static [AttachMode] {
+pub(crate) fn attach_plan(mode: XdpMode) -> &'static [AttachMode] {
     match mode {
         XdpMode::Auto => &[AttachMode::Native, AttachMode::Generic],
         XdpMode::Native => &[AttachMode::Native],

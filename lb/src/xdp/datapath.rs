@@ -160,7 +160,7 @@ impl XdpDatapath {
     /// until connection sync consumes them (director HA): a ring nobody reads is full after a
     /// few thousand flows, and `event_lost` would then count every new flow instead of what a
     /// burst really overflowed. Does nothing outside a runtime or once the events are taken.
-    pub fn drain_flow_events(&mut self) {
+    pub(crate) fn drain_flow_events(&mut self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

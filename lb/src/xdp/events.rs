@@ -43,7 +43,7 @@ pub struct FlowEvent {
 }
 
 /// Decodes one ring item (see the module doc).
-pub fn decode(item: &[u8]) -> Option<FlowEvent> {
+pub(crate) fn decode(item: &[u8]) -> Option<FlowEvent> {
     if item.len() != std::mem::size_of::<abi::FlowEvent>() {
         return None;
     }

@@ -14,12 +14,12 @@
 use std::time::{Duration, Instant};
 
 /// The tick rates a Linux kernel is built with.
-pub const HZ_CHOICES: [u32; 4] = [100, 250, 300, 1000];
+pub(super) const HZ_CHOICES: [u32; 4] = [100, 250, 300, 1000];
 /// How long [`kernel_hz`] watches the ticks.
-pub const SAMPLE: Duration = Duration::from_millis(100);
+pub(super) const SAMPLE: Duration = Duration::from_millis(100);
 
 /// The `jiffies: N` value of a `/proc/timer_list` text.
-pub fn parse(timer_list: &str) -> Option<u64> {
+pub(super) fn parse(timer_list: &str) -> Option<u64> {
     timer_list
         .lines()
         .find_map(|l| l.strip_prefix("jiffies: "))
@@ -27,7 +27,7 @@ pub fn parse(timer_list: &str) -> Option<u64> {
 }
 
 /// The rate of [`HZ_CHOICES`] nearest to `ticks` seen in `elapsed`.
-pub fn nearest_hz(ticks: u64, elapsed: Duration) -> u32 {
+pub(super) fn nearest_hz(ticks: u64, elapsed: Duration) -> u32 {
     let rate = ticks as f64 / elapsed.as_secs_f64().max(1e-9);
     HZ_CHOICES
         .into_iter()
@@ -40,13 +40,13 @@ pub fn nearest_hz(ticks: u64, elapsed: Duration) -> u32 {
 }
 
 /// The kernel's jiffies now.
-pub fn now() -> std::io::Result<u64> {
+pub(super) fn now() -> std::io::Result<u64> {
     let text = std::fs::read_to_string("/proc/timer_list")?;
     parse(&text).ok_or_else(|| std::io::Error::other("no jiffies line in /proc/timer_list"))
 }
 
 /// The kernel's tick rate (see the module doc); blocks for [`SAMPLE`].
-pub fn kernel_hz() -> std::io::Result<u32> {
+pub(super) fn kernel_hz() -> std::io::Result<u32> {
     let (j0, t0) = (now()?, Instant::now());
     std::thread::sleep(SAMPLE);
     let (j1, t1) = (now()?, Instant::now());

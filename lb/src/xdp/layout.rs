@@ -22,7 +22,7 @@ use crate::packet::service::ServiceKey;
 
 /// Where one service is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region {
+pub(crate) struct Region {
     /// First index in the backends array.
     pub base: u32,
     /// Number of entries reserved.
@@ -41,7 +41,7 @@ impl Region {
 
 /// The outcome of placing a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// The Maglev slot to fill now (the one no packet reads).
     pub slot: u32,
     /// The service's region.
@@ -49,7 +49,7 @@ pub struct Placement {
     /// The region is new: zero its statistics before pointing the service at it.
     pub fresh: bool,
     /// The region the service used before (its statistics are to be carried over).
-    pub moved_from: Option<Region>,
+    pub(crate) moved_from: Option<Region>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +62,7 @@ struct Entry {
 
 /// The layout of every installed service (see the module doc).
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     max_services: u32,
     max_backends: u32,
     placed: HashMap<ServiceKey, Entry>,
@@ -72,7 +72,7 @@ pub struct Layout {
 
 /// Why a service cannot be placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LayoutError {
+pub(crate) enum LayoutError {
     /// Every slot pair is in use.
     #[error("more than {0} services")]
     TooManyServices(u32),
@@ -88,7 +88,7 @@ pub enum LayoutError {
 
 impl Layout {
     /// An empty layout for maps of `max_services` services (slot pairs) and `max_backends`.
-    pub fn new(max_services: u32, max_backends: u32) -> Layout {
+    pub(super) fn new(max_services: u32, max_backends: u32) -> Layout {
         Layout {
             max_services,
             max_backends,
@@ -98,17 +98,21 @@ impl Layout {
     }
 
     /// The region of an installed service.
-    pub fn region_of(&self, key: &ServiceKey) -> Option<Region> {
+    pub(crate) fn region_of(&self, key: &ServiceKey) -> Option<Region> {
         self.placed.get(key).map(|e| e.region)
     }
 
     /// Keys of the installed services.
-    pub fn keys(&self) -> impl Iterator<Item = &ServiceKey> {
+    pub(super) fn keys(&self) -> impl Iterator<Item = &ServiceKey> {
         self.placed.keys()
     }
 
     /// Places `key` with `backends` entries (see the module doc) and records the switch.
-    pub fn place(&mut self, key: ServiceKey, backends: u32) -> Result<Placement, LayoutError> {
+    pub(super) fn place(
+        &mut self,
+        key: ServiceKey,
+        backends: u32,
+    ) -> Result<Placement, LayoutError> {
         let wanted = backends.max(1);
         let existing = self.placed.get(&key).copied();
         let pair = match existing {
@@ -144,7 +148,7 @@ impl Layout {
     }
 
     /// Forgets `key`; its region is retired. Returns whether it was placed.
-    pub fn remove(&mut self, key: &ServiceKey) -> bool {
+    pub(super) fn remove(&mut self, key: &ServiceKey) -> bool {
         match self.placed.remove(key) {
             Some(e) => {
                 self.retired.push(e.region);
@@ -155,7 +159,7 @@ impl Layout {
     }
 
     /// Makes the retired regions available again.
-    pub fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         self.retired.clear();
     }
 

@@ -69,7 +69,7 @@ impl XdpDirector {
 
     /// Deletes the service entry of `key` (its generation first, so connection entries leave
     /// the fast path); `Ok(false)` when there was none.
-    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<bool, Error> {
+    pub(crate) fn remove_service(&mut self, key: &ServiceKey) -> Result<bool, Error> {
         let m = abi::names::SERVICES;
         let id = {
             let services: HashMap<_, abi::ServiceKey, abi::Service> =
@@ -114,7 +114,7 @@ impl XdpDirector {
 
     /// Zeroes the statistics of `count` backends from index `base` on every CPU (what they
     /// held stays in the derived tx counters).
-    pub fn zero_stats(&mut self, base: u32, count: u32) -> Result<(), Error> {
+    pub(crate) fn zero_stats(&mut self, base: u32, count: u32) -> Result<(), Error> {
         for s in self.stats(base, count)? {
             self.wiped.packets += s.packets;
             self.wiped.bytes += s.bytes;
@@ -142,7 +142,7 @@ impl XdpDirector {
 
     /// Up to `limit` forward entries for which `keep(key, seen)` holds, with the jiffies
     /// (low 32 bits) they were last seen at.
-    pub fn conns_where(
+    pub(crate) fn conns_where(
         &self,
         limit: usize,
         keep: impl Fn(&abi::ConnKey, u32) -> bool,
@@ -203,7 +203,7 @@ impl XdpDirector {
     }
 
     /// Sets entry `slot` (`abi::EGRESS_*`) of the egress devmap to interface `ifindex`.
-    pub fn set_egress(&mut self, slot: u32, ifindex: u32) -> Result<(), Error> {
+    pub(crate) fn set_egress(&mut self, slot: u32, ifindex: u32) -> Result<(), Error> {
         let m = abi::names::EGRESS;
         let mut map =
             DevMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;

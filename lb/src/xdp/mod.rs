@@ -2,7 +2,7 @@
 //! maps, and run it on bytes with `BPF_PROG_TEST_RUN`.
 //!
 //! Contract:
-//! * [`object`] is `ebpf/director.bpf.o` as built by `build.rs`, 8-byte aligned.
+//! * `object` is `ebpf/director.bpf.o` as built by `build.rs`, 8-byte aligned.
 //! * [`XdpDirector::load`] sets the `STRAIT_DIRECTOR` global (MAC, IP, NAT egress
 //!   interfaces, the connection table's masks), sizes the `conns` table
 //!   (`packet::conntable::sets_for(max_conns)` sets; the caller's `conn_seed` keys its hash)
@@ -29,14 +29,12 @@ mod attach;
 mod batch;
 mod datapath;
 mod events;
-pub mod jiffies;
+mod jiffies;
 mod layout;
 mod maps;
 
-pub use attach::{attach_plan, AttachMode};
 pub use datapath::XdpDatapath;
-pub use events::{decode, FlowEvent, FlowEvents, EVENT_POLL_INTERVAL};
-pub use layout::{Layout, LayoutError, Placement, Region};
+pub use events::{FlowEvent, FlowEvents, EVENT_POLL_INTERVAL};
 
 use aya::maps::{Array, HashMap, MapError, PerCpuArray};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
@@ -50,7 +48,7 @@ use crate::packet::service::{FlowHash, Mode, Service, ServiceKey};
 const OUTPUT_HEADROOM: usize = 256;
 
 /// The compiled director object.
-pub fn object() -> &'static [u8] {
+pub(crate) fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/director.bpf.o"))
 }
 

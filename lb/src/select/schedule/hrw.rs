@@ -20,7 +20,7 @@ fn score(id: u64, weight: u32, key: u64) -> f64 {
 
 /// The eligible server with the highest score for `key` (the lowest index on an exact tie);
 /// None when none is eligible. `ids[i]` is server `i`'s identity hash.
-pub fn rendezvous(
+pub(super) fn rendezvous(
     ids: &[u64],
     servers: &[Candidate],
     key: u64,

@@ -20,14 +20,14 @@ use super::wrr::SmoothWrr;
 use super::Candidate;
 
 /// Compares the load (active per unit of weight) of `a` with that of `b`.
-pub fn compare_load(a: &Candidate, b: &Candidate) -> Ordering {
+pub(super) fn compare_load(a: &Candidate, b: &Candidate) -> Ordering {
     let lhs = u128::from(a.active) * u128::from(b.weight);
     let rhs = u128::from(b.active) * u128::from(a.weight);
     lhs.cmp(&rhs)
 }
 
 /// The least loaded eligible server, ties shared through `wrr`; None when none is eligible.
-pub fn least_loaded(
+pub(super) fn least_loaded(
     servers: &[Candidate],
     eligible: impl Fn(usize) -> bool,
     wrr: &mut SmoothWrr,
@@ -73,7 +73,7 @@ fn weighted_draw(
 
 /// The lighter of two distinct weighted random eligible servers; the only one when there is
 /// one; None when none is eligible.
-pub fn two_choices(
+pub(super) fn two_choices(
     servers: &[Candidate],
     eligible: impl Fn(usize) -> bool,
     rng: &Rng,

@@ -8,28 +8,28 @@ use rand::{Rng as _, SeedableRng};
 
 /// One pool's generator, shared by its requests.
 #[derive(Debug)]
-pub struct Rng {
+pub(super) struct Rng {
     inner: Mutex<SmallRng>,
 }
 
 impl Rng {
     /// A generator started from `seed` (deterministic, for tests).
     #[cfg(test)]
-    pub fn with_seed(seed: u64) -> Rng {
+    pub(super) fn with_seed(seed: u64) -> Rng {
         Rng {
             inner: Mutex::new(SmallRng::seed_from_u64(seed)),
         }
     }
 
     /// A generator seeded from `rand::rng()` (the thread's generator, seeded by the OS).
-    pub fn from_entropy() -> Rng {
+    pub(super) fn from_entropy() -> Rng {
         Rng {
             inner: Mutex::new(SmallRng::from_rng(&mut rand::rng())),
         }
     }
 
     /// A number in `0..n`, every value equally likely (0 when `n` is 0).
-    pub fn below(&self, n: u64) -> u64 {
+    pub(super) fn below(&self, n: u64) -> u64 {
         if n == 0 {
             return 0;
         }

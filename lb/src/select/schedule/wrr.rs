@@ -6,13 +6,13 @@
 
 /// Running state of one smooth weighted round robin.
 #[derive(Debug, Clone)]
-pub struct SmoothWrr {
+pub(crate) struct SmoothWrr {
     current: Vec<i64>,
 }
 
 impl SmoothWrr {
     /// A scheduler for `n` servers.
-    pub fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize) -> Self {
         SmoothWrr {
             current: vec![0; n],
         }
@@ -20,7 +20,7 @@ impl SmoothWrr {
 
     /// Next server among those for which `eligible(i)` holds, with `weight(i)`; None when no
     /// eligible server has a positive weight.
-    pub fn pick(
+    pub(super) fn pick(
         &mut self,
         weight: impl Fn(usize) -> u32,
         eligible: impl Fn(usize) -> bool,
