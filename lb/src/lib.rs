@@ -1,32 +1,44 @@
 //! strait-lb: load balancing, in the sense of pingora's load-balancing crate, plus the L4
 //! director. The cache node (`strait-cache`) uses it; it never uses the cache.
 //!
-//! Shared with the cache node:
-//! * [`health`]: backend health (rise/fall, passive ejection) and the TCP/HTTP probes.
-//! * [`membership`]: the cluster's SWIM gossip, its member list and sealed datagrams.
-//! * [`admin`]: the loopback-only admin listener and its guard (both roles' routes use it).
-//! * [`config`]: besides the director config, the `FILE:LINE:COL` diagnostics and positions
-//!   every strait config uses.
-//! * [`select`]: backend selection: the origin pools' schedulers (roundrobin, leastconn,
-//!   source, uri, random2), weighted rendezvous for cache-key ownership, and (re-exported)
-//!   the director's Maglev and schedulers.
+//! What it offers other crates, module by module (a module is public only when another crate,
+//! the `strait` binary or a test needs it; inside each, what no other crate uses is private):
 //!
-//! The director:
-//! * [`maglev`]: weighted Maglev lookup tables (pure; copied into the BPF map by the director)
-//!   and the 5-tuple flow hash shared with the BPF C datapath.
-//! * [`packet`]: the reference model of the datapath (parse, decide, rewrite).
-//! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values (`ebpf/include/strait.h`).
+//! Shared with the cache node:
+//! * [`select`]: backend selection, pure: the origin pools' schedulers (roundrobin,
+//!   leastconn, source, uri, random2) and weighted rendezvous for cache-key ownership; it
+//!   re-exports [`maglev`] and [`sched`].
+//! * [`health`]: backend health: the rise/fall record, passive ejection, the TCP/HTTP probes.
+//! * [`membership`]: the cluster's SWIM gossip ([`membership::Membership`]), its member list
+//!   ([`membership::members`]) and the `[cluster]` membership keys
+//!   ([`membership::section`]).
+//! * [`admin`]: the loopback-only admin listener (accept loop, guard, replies) and the
+//!   Prometheus [`admin::metrics`] both roles' routes use.
+//! * [`config`]: the `FILE:LINE:COL` diagnostics and positions every strait config uses, and
+//!   the director config (`[director]`, `[[service]]`, `[cluster]`).
+//!
+//! The director (the binary runs it; the tests and benches drive its parts):
+//! * [`control`]: the running director ([`control::run`], [`control::Director`]): state with
+//!   stable backend indices, health checks, MAC resolution, admin endpoints, reload.
+//! * [`datapath`]: the seam (one trait, [`datapath::Datapath`]) between the control plane
+//!   and a datapath; [`xdp`] and [`userspace`] are its two implementations.
+//! * [`xdp`]: loads the XDP director object, fills its maps, runs it under
+//!   `BPF_PROG_TEST_RUN` (absent when the build found no clang: `cfg(strait_no_bpf)`).
+//! * [`userspace`]: the AF_PACKET datapath (nftables keeps the kernel out of balanced
+//!   traffic).
+//! * [`packet`]: the pure reference model of both datapaths (parse, decide, rewrite; bytes
+//!   in, bytes and a verdict out).
+//! * [`maglev`]: weighted Maglev tables and the 5-tuple flow hash shared with the BPF C
+//!   program; [`sched`]: maglev, wrr and sh, from backends to a service's table.
+//! * [`abi`]: `#[repr(C)]` mirrors of the BPF maps' keys and values
+//!   (`ebpf/include/strait.h`).
 //! * [`decap`]: the nodes' IP-in-IP decapsulation program (TUN mode) and its model.
-//! * [`userspace`]: the userspace datapath (AF_PACKET sockets, nftables to keep the kernel
-//!   out of balanced traffic).
-//! * [`xdp`]: loads the XDP director object, fills its maps, runs it under `BPF_PROG_TEST_RUN`,
-//!   and [`xdp::XdpDatapath`], the XDP implementation of [`datapath::Datapath`] (absent when
-//!   the build found no clang: `cfg(strait_no_bpf)`).
-//! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
-//!   diagnostics.
-//! * [`sched`]: schedulers (maglev, wrr, sh) from backends to a service's table.
-//! * [`control`]: the running director: state with stable backend indices, health checks,
-//!   MAC resolution, admin endpoints, reload; programs a [`datapath::Datapath`].
+//! * [`iface`]: network interfaces (index, MAC, IPv4 address, MTU).
+//!
+//! Private to the crate: `neigh` (the kernel's ARP table, for MAC resolution) and `napi`
+//! (threaded NAPI on the director's interfaces).
+
+#![warn(missing_docs)]
 
 pub mod abi;
 pub mod admin;

@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 /// One problem in a config file, at a 1-based line and character column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Line of the problem, from 1 (a problem with no place in the file is at 1:1).
     pub line: usize,
+    /// Column of the problem, from 1, counted in characters (not bytes) from the line start.
     pub col: usize,
+    /// What is wrong, for a person, without the position (e.g. `unknown key "foo"`); the
+    /// checks that found it (the node's or the director's) word it.
     pub message: String,
 }
 
@@ -30,14 +34,18 @@ pub enum ConfigError {
     /// The file could not be read (missing, unreadable, not UTF-8).
     #[error("{}: cannot read: {source}", .path.display())]
     Read {
+        /// The file as it was asked for (not canonicalised).
         path: PathBuf,
+        /// What the operating system said (or invalid UTF-8 as `InvalidData`).
         #[source]
         source: std::io::Error,
     },
     /// The file was read but is not a valid config; one line per problem.
     #[error("{}", render(.path, .diagnostics))]
     Invalid {
+        /// The file as it was asked for (not canonicalised).
         path: PathBuf,
+        /// Every problem the parser found, in the order it found them.
         diagnostics: Vec<Diagnostic>,
     },
 }

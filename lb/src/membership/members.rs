@@ -56,6 +56,8 @@ pub struct Member {
     pub gossip_addr: SocketAddr,
     /// Its `cluster.weight`.
     pub weight: u32,
+    /// What this node's gossip last learnt of it: alive, suspect (still counted live) or dead
+    /// (listed until gossip forgets it).
     pub state: MemberState,
     /// When that node started (its identity's `bump`: milliseconds since the UNIX epoch by
     /// its clock, plus one per renewal).
