@@ -219,19 +219,24 @@ impl DatapathKind {
 /// A validated director config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectorConfig {
-    /// Director id.
+    /// `id`: this director's name in logs, the admin endpoints and the cluster's gossip
+    /// (1..=32 of `[A-Za-z0-9_-]`; with `backends = "cluster"`, no node may have it).
     pub id: String,
-    /// Client-facing interface.
+    /// `interface`: where client packets for the VIPs arrive and the datapath attaches
+    /// (1..=15 bytes, no `/`, `:` or spaces).
     pub interface: String,
     /// NAT: the interface towards the backends (`None`: one-armed).
     pub inner_interface: Option<String>,
-    /// Datapath.
+    /// `datapath`: which datapath forwards the packets (default XDP).
     pub datapath: DatapathKind,
-    /// XDP attach mode.
+    /// `xdp_mode`: how the XDP program attaches (default `auto`: native, else generic with a
+    /// warning).
     pub xdp_mode: XdpMode,
-    /// Admin listener.
+    /// `admin`: where the admin endpoints listen (default `127.0.0.1:9190`; loopback clients
+    /// only).
     pub admin: SocketAddr,
-    /// Connection-table bound.
+    /// `max_conns`: bound of the connection table in entries (1..=2^24, default 2^20; NAT
+    /// takes 2 per connection, one each way).
     pub max_conns: u32,
     /// Slots of every service's table (prime).
     pub table_size: u32,
@@ -280,31 +285,35 @@ impl Proto {
 /// A validated `[[service]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
-    /// VIP and port.
+    /// `vip`: the virtual address and port clients connect to (port not 0; with `proto`,
+    /// unique among the services).
     pub vip: SocketAddrV4,
-    /// Protocol.
+    /// `proto`: the IP protocol balanced (default TCP).
     pub proto: Proto,
-    /// Forwarding mode.
+    /// `mode`: how packets reach a backend: DR (MAC rewrite), TUN (IP-in-IP) or NAT
+    /// (address and port rewritten both ways).
     pub mode: Mode,
-    /// Scheduler.
+    /// `scheduler`: how a new flow's backend is picked (default Maglev; wrr; sh by source
+    /// address).
     pub scheduler: Scheduler,
     /// Backends, in file order (`backends = "cluster"`: empty in the file's config, filled
     /// from the cluster's members while running).
     pub backends: Vec<BackendConfig>,
     /// `backends = "cluster"`: the backends are the cache cluster's nodes.
     pub cluster: bool,
-    /// Health check.
+    /// `health`: how each backend is checked (default: a TCP connect every 2 s).
     pub health: HealthCheck,
 }
 
 /// A validated backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BackendConfig {
-    /// Address.
+    /// The backend's IPv4 address (unique within its service).
     pub ip: Ipv4Addr,
     /// Port packets go to (NAT: as configured or the VIP port; DR/TUN: the VIP port).
     pub port: u16,
-    /// Weight (0 drains).
+    /// Its share of the service's new flows, relative to the other backends (0..=65535,
+    /// default 100; 0 drains it: no new flows, established ones stay).
     pub weight: u32,
 }
 
@@ -327,17 +336,19 @@ pub enum CheckKind {
 /// A validated `health = { ... }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
-    /// What is probed.
+    /// What a probe does: TCP connect (default), HTTP `GET`, or nothing (always up).
     pub kind: CheckKind,
     /// Port probed (`None`: the backend's port).
     pub port: Option<u16>,
-    /// Time between probes.
+    /// Time between two probes of one backend (above 0, default 2 s).
     pub interval: Duration,
-    /// Bound of one probe (< interval).
+    /// Bound of one probe (above 0 and shorter than `interval`, default 1 s); a probe that
+    /// takes longer fails.
     pub timeout: Duration,
-    /// Consecutive successes to come back up.
+    /// Consecutive passed probes that bring a down backend back up (1..=100, default 2).
     pub rise: u32,
-    /// Consecutive failures to go down.
+    /// Consecutive failed probes that take a backend down (1..=100, default 3): it leaves
+    /// the table within `fall × interval + timeout`.
     pub fall: u32,
 }
 

@@ -54,7 +54,8 @@ pub struct Member {
     pub peer_addr: SocketAddr,
     /// Its gossip address.
     pub gossip_addr: SocketAddr,
-    /// Its `cluster.weight`.
+    /// Its `cluster.weight`: its relative share of the keys (0..=`MAX_CLUSTER_WEIGHT`; 0 is
+    /// an observer, such as a director, that owns none).
     pub weight: u32,
     /// What this node's gossip last learnt of it: alive, suspect (still counted live) or dead
     /// (listed until gossip forgets it).

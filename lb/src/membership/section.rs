@@ -36,15 +36,17 @@ use crate::config::{Diagnostic, Locator, Seg};
 
 /// Default weight of a node.
 pub const DEFAULT_CLUSTER_WEIGHT: u32 = 100;
-/// Largest weight.
+/// Largest `cluster.weight` accepted (a node's relative share of the keys).
 pub const MAX_CLUSTER_WEIGHT: u32 = 10_000;
 /// Default SWIM probe period.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// Default time a suspect member has to refute the suspicion before it is declared dead.
 pub const DEFAULT_SUSPECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default `handover_window`.
+/// Default `handover_window`: for 5 minutes after joining, a node asks a key's previous
+/// owner before the origin.
 pub const DEFAULT_HANDOVER_WINDOW: Duration = Duration::from_secs(300);
-/// Default `handover_min_lead`.
+/// Default `handover_min_lead`: the previous owner is asked only when it had been running
+/// at least 10 s longer than this node.
 pub const DEFAULT_HANDOVER_MIN_LEAD: Duration = Duration::from_secs(10);
 /// Longest `handover_window`.
 const MAX_HANDOVER_WINDOW: Duration = Duration::from_secs(24 * 3600);
