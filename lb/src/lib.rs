@@ -44,5 +44,6 @@ pub mod packet;
 pub mod sched;
 pub mod select;
 pub mod userspace;
+pub mod vrrp;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;
