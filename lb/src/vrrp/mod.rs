@@ -1,0 +1,7 @@
+//! Director failover with VRRPv3 (RFC 5798, IPv4 only): the parts that touch the wire.
+//!
+//! Contract:
+//! * [`wire`]: the advertisement's encoding and decoding, pure, with every drop reason named
+//!   for the counters; checked against adverts captured from keepalived (`fixtures/`).
+
+pub mod wire;
