@@ -3,5 +3,8 @@
 //! Contract:
 //! * [`wire`]: the advertisement's encoding and decoding, pure, with every drop reason named
 //!   for the counters; checked against adverts captured from keepalived (`fixtures/`).
+//! * [`garp`]: the gratuitous ARP frame a new master broadcasts for each virtual address, and
+//!   the packet socket that sends it.
 
+pub mod garp;
 pub mod wire;
