@@ -25,6 +25,8 @@
 //! * [`config`]: the director config (`[director]`, `[[service]]`) with `FILE:LINE:COL`
 //!   diagnostics.
 //! * [`sched`]: schedulers (maglev, wrr, sh) from backends to a service's table.
+//! * [`vrrp`]: failover between directors with VRRPv3 (RFC 5798): the advert codec, its
+//!   raw socket and gratuitous ARP.
 //! * [`control`]: the running director: state with stable backend indices, health checks,
 //!   MAC resolution, admin endpoints, reload; programs a [`datapath::Datapath`].
 
