@@ -231,3 +231,85 @@ fn forged_adverts_are_dropped_and_a_cut_link_is_taken_over() {
     wait(&pair, "a", "master", Duration::from_secs(2), &[&a, &b]);
     assert_eq!(pair.gets(10, Duration::ZERO), Vec::<String>::new());
 }
+
+/// keepalived (`vrrp_version 3`) in `dir-b` for the same virtual router, priority `priority`.
+fn keepalived(pair: &Pair, priority: u8) -> pair::Running {
+    let dir = pair.dir.join(format!("keepalived-{priority}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n  router_id strait_test\n  vrrp_version 3\n  enable_script_security\n}}\n\
+             vrrp_instance strait {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {VRID}\n\
+             priority {priority}\n  advert_int 0.1\n  virtual_ipaddress {{\n    {VIP}/32\n  }}\n}}\n"
+        ),
+    )
+    .expect("keepalived.conf");
+    let mut cmd = std::process::Command::new("keepalived");
+    cmd.args(["-n", "-l", "-D", "-P", "-f"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir.join("ka.pid"))
+        .arg("-r")
+        .arg(dir.join("vrrp.pid"));
+    pair.spawn("dir-b", "keepalived", &cmd)
+}
+
+/// Whether keepalived in `dir-b` holds the VIP (it adds it to eth0 as master).
+fn keepalived_master(pair: &Pair) -> bool {
+    pair.ip("dir-b", &["-4", "-o", "address", "show", "dev", "eth0"])
+        .contains(&format!("inet {VIP}/32"))
+}
+
+#[test]
+fn interoperates_with_keepalived_both_ways() {
+    if !support::require_root("ha_keepalived", &["ip", "keepalived"]) {
+        return;
+    }
+    let pair = Pair::up("hv");
+    // strait higher: strait master, keepalived backup.
+    let mut a = pair.director("a", &format!("priority = 150\n{FAST}"));
+    let mut ka = keepalived(&pair, 100);
+    wait(&pair, "a", "master", Duration::from_secs(10), &[&a, &ka]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!keepalived_master(&pair), "keepalived took the VIP: {}", ka.log_text());
+    assert_eq!(pair.state("a"), "master");
+    assert_eq!(pair.gets(10, Duration::ZERO), Vec::<String>::new());
+    let received = pair.stats("a").unwrap()["ha"]["adverts_received"].as_u64();
+    // strait killed: keepalived takes the VIP.
+    let killed = Instant::now();
+    a.signal("KILL", Duration::from_secs(2));
+    let took = harness::time_until(Duration::from_secs(5), || keepalived_master(&pair));
+    assert!(took.is_some(), "keepalived never took the VIP: {}", ka.log_text());
+    println!("strait killed: keepalived master {:?} later", killed.elapsed());
+    // strait restarted with preemption: it takes the VIP back, keepalived drops it.
+    let a = pair.director("a", &format!("priority = 150\n{FAST}"));
+    wait(&pair, "a", "master", Duration::from_secs(10), &[&a, &ka]);
+    let gone = harness::time_until(Duration::from_secs(5), || !keepalived_master(&pair));
+    assert!(gone.is_some(), "keepalived kept the VIP: {}", ka.log_text());
+    assert_eq!(pair.gets(10, Duration::ZERO), Vec::<String>::new());
+    println!("adverts received by strait from keepalived before the kill: {received:?}");
+    drop(a);
+    ka.signal("TERM", Duration::from_secs(5));
+
+    // keepalived higher: keepalived master, strait backup; keepalived killed: strait master.
+    let mut ka = keepalived(&pair, 200);
+    let took = harness::time_until(Duration::from_secs(10), || keepalived_master(&pair));
+    assert!(took.is_some(), "keepalived alone never became master: {}", ka.log_text());
+    let a = pair.director("a", &format!("priority = 150\n{FAST}"));
+    wait(&pair, "a", "backup", Duration::from_secs(10), &[&a, &ka]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let sa = pair.stats("a").unwrap();
+    assert_eq!(sa["ha"]["state"], "backup", "{}", sa["ha"]);
+    assert_eq!(sa["ha"]["master"], pair::DIR_B.to_string(), "{}", sa["ha"]);
+    assert!(sa["ha"]["owned"].as_array().unwrap().is_empty());
+    assert!(keepalived_master(&pair));
+    let killed = Instant::now();
+    ka.signal("KILL", Duration::from_secs(2));
+    wait(&pair, "a", "master", Duration::from_secs(5), &[&a]);
+    println!("keepalived killed: strait master {:?} later", killed.elapsed());
+    // keepalived's VIP stays on dir-b's eth0 after SIGKILL (a kernel address outlives the
+    // process): that is the difference the datapath's ARP answers avoid.
+    assert!(keepalived_master(&pair), "keepalived's address is gone after SIGKILL?");
+}
