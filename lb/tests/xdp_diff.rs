@@ -61,6 +61,7 @@ mod diff {
     use std::cell::Cell;
     use std::collections::{HashMap, HashSet};
     use strait_lb::abi::Counter;
+    use strait_lb::packet::arp::OwnedVips;
     use strait_lb::packet::conntable::{key_bytes, set_of};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::decide::DropReason;
@@ -222,7 +223,14 @@ mod diff {
                 ..Shape::tcp(src, dst, sport, dport, flags)
             };
             let input = frame(&shape);
-            let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
+            let want = process(
+                &input,
+                &OwnedVips::NONE,
+                &model,
+                &mut conns,
+                &DIRECTOR,
+                &hops,
+            );
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
             match &want {
@@ -325,7 +333,14 @@ mod diff {
             let recorded = flow.and_then(|t| conns.table.peek(&t));
             conns.found.set(false);
             conns.inserted = false;
-            let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
+            let want = process(
+                &input,
+                &OwnedVips::NONE,
+                &model,
+                &mut conns,
+                &DIRECTOR,
+                &hops,
+            );
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
@@ -442,7 +457,7 @@ mod diff {
                     tun += u64::from(out.len() == input.len() + 20);
                 }
                 Action::Redirect(_) => seen[if to_vip { 3 } else { 4 }] += 1,
-                Action::TooBig(_) | Action::TimeExceeded(_) => {}
+                Action::TooBig(_) | Action::TimeExceeded(_) | Action::ArpReply(_) => {}
             }
         }
         // The run covered every verdict, all modes, new and established flows, every drop.
@@ -577,7 +592,14 @@ mod diff {
                             let flags = if rng.below(3) == 0 { SYN } else { ACK };
                             let shape = Shape::tcp([192, 168, 1, a], VIP, sport, dport, flags);
                             let input = frame(&shape);
-                            let want = process(&input, model, &mut table, &DIRECTOR, hops);
+                            let want = process(
+                                &input,
+                                &OwnedVips::NONE,
+                                model,
+                                &mut table,
+                                &DIRECTOR,
+                                hops,
+                            );
                             let run = test_run_timed(program, &input, 1).unwrap();
                             let got = TestRunOutput {
                                 action: run.action,
@@ -630,7 +652,14 @@ mod diff {
         let mut conns = MemConnTable::new(1 << 10);
         let forward = |sport: u16| frame(&Shape::tcp([192, 168, 1, 1], VIP, sport, 82, ACK));
         let before = forward(40000);
-        let want = process(&before, &model, &mut conns, &DIRECTOR, &hops);
+        let want = process(
+            &before,
+            &OwnedVips::NONE,
+            &model,
+            &mut conns,
+            &DIRECTOR,
+            &hops,
+        );
         check(0, &before, &want, &xdp.test_run(&before).unwrap());
         let new_mac = [2, 0, 0, 0, 9, 1];
         let status = std::process::Command::new("ip")
@@ -656,7 +685,7 @@ mod diff {
             let f = forward(40000 + n);
             let got = xdp.test_run(&f).unwrap();
             if got.frame.get(0..6) == Some(&new_mac[..]) {
-                let want = process(&f, &model, &mut conns, &DIRECTOR, &hops);
+                let want = process(&f, &OwnedVips::NONE, &model, &mut conns, &DIRECTOR, &hops);
                 check(usize::from(n), &f, &want, &got);
                 break;
             }
@@ -699,7 +728,14 @@ mod diff {
             ttl: 64,
         };
         let probe = frame(&base);
-        let Action::Redirect(out) = process(&probe, &model, &mut conns, &DIRECTOR, &hops) else {
+        let Action::Redirect(out) = process(
+            &probe,
+            &OwnedVips::NONE,
+            &model,
+            &mut conns,
+            &DIRECTOR,
+            &hops,
+        ) else {
             panic!("UDP to port 82 is NAT");
         };
         let (new_ip, new_port) = ([out[30], out[31], out[32], out[33]], [out[36], out[37]]);
@@ -713,7 +749,14 @@ mod diff {
             (c != 0 && updated == 0).then_some(f)
         });
         let input = zeroing.unwrap();
-        let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
+        let want = process(
+            &input,
+            &OwnedVips::NONE,
+            &model,
+            &mut conns,
+            &DIRECTOR,
+            &hops,
+        );
         let Action::Redirect(ref bytes) = want else {
             panic!("{want:?}");
         };
