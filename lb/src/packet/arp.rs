@@ -116,7 +116,7 @@ fn ip_at(frame: &[u8], at: usize) -> [u8; 4] {
 }
 
 /// Whether `frame` is a request this interface answers (see the module doc).
-pub fn is_owned_request(frame: &[u8], owned: &OwnedVips, mac: [u8; 6]) -> bool {
+fn is_owned_request(frame: &[u8], owned: &OwnedVips, mac: [u8; 6]) -> bool {
     if frame.len() < ARP_FRAME_LEN || be16(frame, 12) != ETH_P_ARP {
         return false;
     }
