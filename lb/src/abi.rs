@@ -20,6 +20,8 @@ pub const MAX_CONNS: u32 = 1 << 20;
 pub const CONN_WAYS: usize = 8;
 /// Largest per-CPU connection cache, in entries (`STRAIT_CONN_CACHE_MAX`).
 pub const CONN_CACHE_MAX: u32 = 1 << 15;
+/// Entries of the `owned` map (`STRAIT_MAX_OWNED`, `packet::arp::MAX_OWNED`).
+pub const MAX_OWNED: u32 = 256;
 
 /// `STRAIT_MODE_DR`.
 pub const MODE_DR: u8 = 0;
@@ -72,6 +74,8 @@ pub mod names {
     pub const EGRESS: &str = "egress";
     /// The `volatile const` director settings.
     pub const DIRECTOR: &str = "STRAIT_DIRECTOR";
+    /// `owned` hash map (VIP, network order, -> `u32` 0): the VIPs answered for (ARP).
+    pub const OWNED: &str = "owned";
     /// The XDP program.
     pub const PROGRAM: &str = "strait_director";
 }
@@ -126,11 +130,14 @@ pub enum Counter {
     /// A forward entry found idle past its protocol's timeout (`tcp_timeout`/`udp_timeout`):
     /// read as absent, its flow scheduled anew.
     ConnExpired = 19,
+    /// An ARP request for an owned VIP answered on the client-facing interface
+    /// (`packet::arp`, `Datapath::set_owned`).
+    ArpReply = 20,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub const COUNT: u32 = 20;
+    pub const COUNT: u32 = 21;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -154,6 +161,7 @@ impl Counter {
         Counter::ConnBusy,
         Counter::IcmpLimited,
         Counter::ConnExpired,
+        Counter::ArpReply,
     ];
 
     /// Stable name for metrics and logs.
@@ -179,6 +187,7 @@ impl Counter {
             Counter::ConnBusy => "conn_busy",
             Counter::IcmpLimited => "icmp_limited",
             Counter::ConnExpired => "conn_expired",
+            Counter::ArpReply => "arp_reply",
         }
     }
 }
