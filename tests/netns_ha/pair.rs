@@ -84,7 +84,11 @@ impl Pair {
             });
             for h in hosts.iter_mut() {
                 let t = h.as_table_mut().expect("host table");
-                let n = t.get("name").and_then(|n| n.as_str()).unwrap_or("").to_owned();
+                let n = t
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or("")
+                    .to_owned();
                 if n.starts_with("dir-") {
                     t.remove("run");
                     t.insert("port_xdp".into(), toml::Value::Boolean(true));
@@ -195,7 +199,13 @@ impl Pair {
     /// The MAC of `eth0` in host `host`.
     pub fn mac(&self, host: &str) -> String {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(host), "cat", "/sys/class/net/eth0/address"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(host),
+                "cat",
+                "/sys/class/net/eth0/address",
+            ])
             .output()
             .expect("mac");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()

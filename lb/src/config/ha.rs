@@ -126,9 +126,12 @@ pub(super) fn check_ha(raw: &RawHa, r: &mut Report<'_, '_>) -> Option<HaConfig> 
         .interface
         .as_ref()
         .map(|i| interface_name(i, "ha.interface", r));
-    let peers = raw.peers.as_ref().map_or_else(Vec::new, |list| peers(list, r));
-    let garp_repeat =
-        int_in(raw.garp_repeat.as_ref(), 1, 100, "ha.garp_repeat", r).unwrap_or(DEFAULT_GARP_REPEAT);
+    let peers = raw
+        .peers
+        .as_ref()
+        .map_or_else(Vec::new, |list| peers(list, r));
+    let garp_repeat = int_in(raw.garp_repeat.as_ref(), 1, 100, "ha.garp_repeat", r)
+        .unwrap_or(DEFAULT_GARP_REPEAT);
     let garp_interval = raw
         .garp_interval
         .as_ref()
@@ -146,7 +149,10 @@ pub(super) fn check_ha(raw: &RawHa, r: &mut Report<'_, '_>) -> Option<HaConfig> 
         .unwrap_or(DEFAULT_GARP_INTERVAL);
     let notify = raw.notify.as_ref().and_then(|n| {
         if n.get_ref().trim().is_empty() {
-            r.at(n.span(), "ha.notify is empty; omit it to run nothing".into());
+            r.at(
+                n.span(),
+                "ha.notify is empty; omit it to run nothing".into(),
+            );
             None
         } else {
             Some(n.get_ref().clone())
@@ -159,7 +165,7 @@ pub(super) fn check_ha(raw: &RawHa, r: &mut Report<'_, '_>) -> Option<HaConfig> 
         vrid: vrid? as u8,
         priority,
         advert_interval,
-        preempt: raw.preempt.as_ref().map_or(true, |p| *p.get_ref()),
+        preempt: raw.preempt.as_ref().is_none_or(|p| *p.get_ref()),
         preempt_delay,
         interface,
         peers,

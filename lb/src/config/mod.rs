@@ -17,8 +17,8 @@ mod types;
 mod validate;
 
 pub use cluster::{ClusterConfig, ClusterKey};
-pub use ha::HaConfig;
 pub use diag::{load_with, render, ConfigError, Diagnostic};
+pub use ha::HaConfig;
 pub use load::{load, parse};
 pub use locate::{line_col, Locator, Seg};
 pub use types::*;

@@ -16,8 +16,8 @@ use std::ops::Range;
 use serde_spanned::Spanned;
 
 use super::cluster::check_cluster;
-use super::ha::check_ha;
 use super::diag::Diagnostic;
+use super::ha::check_ha;
 use super::locate::Locator;
 use super::service::check_service;
 use super::types::*;

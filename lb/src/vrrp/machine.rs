@@ -94,7 +94,11 @@ impl fmt::Display for Reason {
             Reason::Owner => f.write_str("address owner (priority 255)"),
             Reason::Startup => f.write_str("startup"),
             Reason::MasterDown { after } => {
-                write!(f, "no advert from the master for {:.3} s", after.as_secs_f64())
+                write!(
+                    f,
+                    "no advert from the master for {:.3} s",
+                    after.as_secs_f64()
+                )
             }
             Reason::MasterResigned { after } => write!(
                 f,

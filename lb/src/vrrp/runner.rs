@@ -304,7 +304,11 @@ impl Run {
         if let Some(why) = why {
             let mut st = self.status.lock();
             st.dropped(why);
-            if st.drops.iter().any(|(r, n)| *r == why && n.is_power_of_two()) {
+            if st
+                .drops
+                .iter()
+                .any(|(r, n)| *r == why && n.is_power_of_two())
+            {
                 tracing::warn!(
                     from = %rx.src, vrid = rx.advert.vrid, reason = why,
                     "ha: advert dropped (logged at the 1st, 2nd, 4th, ... of each reason)"
@@ -322,7 +326,10 @@ impl Run {
         }
         let state = self.machine.state();
         let lower = rx.advert.priority > 0 && rx.advert.priority < self.setup.ha.priority;
-        if state == State::Master && lower && self.announced.map_or(true, |t| t.elapsed() >= REANNOUNCE) {
+        if state == State::Master
+            && lower
+            && self.announced.is_none_or(|t| t.elapsed() >= REANNOUNCE)
+        {
             tracing::warn!(
                 other = %rx.src, priority = rx.advert.priority,
                 "ha: another director advertises as master; announcing the VIPs again"

@@ -242,15 +242,25 @@ mod tests {
 
     #[test]
     fn metrics_show_one_state_and_every_reason() {
-        let m = crate::admin::Metrics::new("strait_director", |enc| {
-            sample().encode_metrics(enc)
-        })
-        .render()
-        .unwrap();
-        assert!(m.contains("strait_director_ha_state{state=\"master\"} 1"), "{m}");
-        assert!(m.contains("strait_director_ha_state{state=\"backup\"} 0"), "{m}");
+        let m = crate::admin::Metrics::new("strait_director", |enc| sample().encode_metrics(enc))
+            .render()
+            .unwrap();
+        assert!(
+            m.contains("strait_director_ha_state{state=\"master\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("strait_director_ha_state{state=\"backup\"} 0"),
+            "{m}"
+        );
         assert!(m.contains("strait_director_ha_adverts_sent_total 9"), "{m}");
-        assert!(m.contains("strait_director_ha_drops_total{reason=\"checksum\"} 0"), "{m}");
-        assert!(m.contains("strait_director_ha_drops_total{reason=\"ttl\"} 2"), "{m}");
+        assert!(
+            m.contains("strait_director_ha_drops_total{reason=\"checksum\"} 0"),
+            "{m}"
+        );
+        assert!(
+            m.contains("strait_director_ha_drops_total{reason=\"ttl\"} 2"),
+            "{m}"
+        );
     }
 }

@@ -192,11 +192,14 @@ mod tests {
             "since": "2026-12-06T07:00:00Z", "reason": "startup", "master": "10.0.0.3",
             "adverts_sent": 40, "adverts_received": 2, "drops": {"ttl": 1, "vrid": 2}});
         let out = render_status(&v);
-        assert!(out.starts_with(
-            "director dir-a  master  datapath xdp/native  conns 2\n\
+        assert!(
+            out.starts_with(
+                "director dir-a  master  datapath xdp/native  conns 2\n\
              ha vrid 51 priority 150  master since 2026-12-06T07:00:00Z (startup)  master \
              10.0.0.3  adverts sent 40 received 2 dropped 3\n"
-        ), "{out}");
+            ),
+            "{out}"
+        );
     }
 
     #[test]

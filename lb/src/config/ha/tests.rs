@@ -28,7 +28,10 @@ fn a_bare_vrid_takes_every_default() {
     assert_eq!(ha.interface, None);
     assert_eq!(c.ha_interface(), Some("eth0"));
     assert!(ha.peers.is_empty());
-    assert_eq!((ha.garp_repeat, ha.garp_interval), (5, Duration::from_millis(20)));
+    assert_eq!(
+        (ha.garp_repeat, ha.garp_interval),
+        (5, Duration::from_millis(20))
+    );
     assert_eq!(ha.notify, None);
     assert_eq!(c.vips(), vec![Ipv4Addr::new(10, 0, 0, 100)]);
     assert!(parse(BASE).unwrap().ha.is_none());
@@ -99,12 +102,17 @@ fn interval_bounds_empty_peers_and_unknown_keys() {
         ("\"41s\"", "must be 10ms to 40.95s"),
         ("\"soon\"", "is not a duration"),
     ] {
-        let e = errors(&format!("{BASE}[ha]\nvrid = 1\nadvert_interval = {value}\n"));
+        let e = errors(&format!(
+            "{BASE}[ha]\nvrid = 1\nadvert_interval = {value}\n"
+        ));
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(e[0].starts_with("10:19: ha.advert_interval"), "{e:?}");
         assert!(e[0].contains(why), "{e:?}");
     }
-    let c = parse(&format!("{BASE}[ha]\nvrid = 1\nadvert_interval = \"40.95s\"\n")).unwrap();
+    let c = parse(&format!(
+        "{BASE}[ha]\nvrid = 1\nadvert_interval = \"40.95s\"\n"
+    ))
+    .unwrap();
     assert_eq!(c.ha.unwrap().advert_interval, Duration::from_millis(40_950));
     let e = errors(&format!("{BASE}[ha]\nvrid = 1\npeers = []\n"));
     assert!(e[0].starts_with("10:9: ha.peers is empty"), "{e:?}");

@@ -42,12 +42,21 @@ fn sends(actions: &[Action]) -> Vec<u8> {
 fn timers_match_the_rfc_formulas() {
     // RFC 5798 §6.1 with priority 100 and the default 1 s: skew 156/256 s.
     assert_eq!(skew_time(100, ms(1000)), Duration::from_micros(609_375));
-    assert_eq!(master_down_interval(100, ms(1000)), Duration::from_micros(3_609_375));
+    assert_eq!(
+        master_down_interval(100, ms(1000)),
+        Duration::from_micros(3_609_375)
+    );
     // 100 ms adverts (keepalived's `advert_int 0.1`).
-    assert_eq!(master_down_interval(100, ms(100)), Duration::from_micros(360_937));
+    assert_eq!(
+        master_down_interval(100, ms(100)),
+        Duration::from_micros(360_937)
+    );
     // 20 ms adverts, priority 254: the fastest takeover the issue asks for.
     assert_eq!(skew_time(254, ms(20)), Duration::from_micros(156));
-    assert_eq!(master_down_interval(254, ms(20)), Duration::from_micros(60_156));
+    assert_eq!(
+        master_down_interval(254, ms(20)),
+        Duration::from_micros(60_156)
+    );
     // Priority 1: the skew is almost a whole interval.
     assert_eq!(skew_time(1, ms(1000)), Duration::from_micros(996_093));
 }
@@ -128,7 +137,9 @@ fn with_preemption_a_better_backup_takes_over_from_a_lower_master() {
     let a = m.tick(t0 + down);
     assert_eq!(transitions(&a), vec![(State::Backup, State::Master)]);
     // Now the lower router's adverts do not move us.
-    assert!(m.advert(t0 + down + ms(1), PEER_LOW, 100, ms(100)).is_empty());
+    assert!(m
+        .advert(t0 + down + ms(1), PEER_LOW, 100, ms(100))
+        .is_empty());
     assert_eq!(m.state(), State::Master);
 }
 
@@ -210,7 +221,11 @@ fn a_master_yields_to_a_higher_priority_or_an_equal_one_with_a_higher_address() 
         let t1 = t0 + ms(1010);
         let a = m.advert(t1, from, prio, ms(50));
         if yields {
-            assert_eq!(transitions(&a), vec![(State::Master, State::Backup)], "{from} {prio}");
+            assert_eq!(
+                transitions(&a),
+                vec![(State::Master, State::Backup)],
+                "{from} {prio}"
+            );
             assert_eq!(m.master(), Some(from));
             assert_eq!(m.master_interval(), ms(50));
             assert_eq!(m.deadline(), Some(t1 + master_down_interval(100, ms(50))));
