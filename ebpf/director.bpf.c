@@ -3,7 +3,11 @@
  * director.bpf.c: the XDP L4 director (one SEC("xdp") entry, strait_director).
  *
  * Contract: for every frame it returns the verdict and output bytes of the reference model
- * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops:
+ * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops and the
+ * owned map its OwnedVips on the client-facing interface (none elsewhere):
+ * 0. first, on the client-facing interface (ingress_ifindex == STRAIT_DIRECTOR.client_ifindex)
+ *    only: an ARP request for an owned VIP becomes its reply from STRAIT_DIRECTOR.mac, XDP_TX,
+ *    counted arp_reply (lib/arp.h); every other ARP frame goes on to step 1 unchanged;
  * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
  * 2. a flow to a service: an opening TCP SYN (SYN set, ACK clear: flow.opening_syn,
@@ -85,6 +89,7 @@
 #include "lib/fib.h"
 #include "lib/events.h"
 #include "lib/ratelimit.h"
+#include "lib/arp.h"
 
 volatile const struct strait_director STRAIT_DIRECTOR = {};
 
@@ -164,6 +169,20 @@ static __always_inline int strait_routed_too_big(struct xdp_md *ctx,
 static __always_inline int strait_mac_is_zero(const __u8 *m)
 {
 	return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
+}
+
+/* Step 0 of the contract: 1 when the frame became an ARP reply to transmit. */
+static __always_inline int strait_arp(struct xdp_md *ctx)
+{
+	__u8 mac[6];
+
+	if (!strait_is_arp(ctx) || ctx->ingress_ifindex != STRAIT_DIRECTOR.client_ifindex)
+		return 0;
+	strait_own_mac(mac);
+	if (!strait_arp_reply(ctx, mac))
+		return 0;
+	strait_count(STRAIT_CNT_ARP_REPLY);
+	return 1;
 }
 
 static __always_inline int strait_pass_class(int class)
@@ -301,10 +320,13 @@ int strait_director(struct xdp_md *ctx)
 	struct strait_service *svc;
 	struct strait_backend *b;
 	struct strait_conn conn, *c = NULL;
-	int class = strait_parse(ctx, &flow);
+	int class;
 	long index;
 	int is_new = 0;
 
+	if (strait_arp(ctx))
+		return XDP_TX;
+	class = strait_parse(ctx, &flow);
 	if (class != STRAIT_PARSE_FLOW)
 		return strait_pass_class(class);
 

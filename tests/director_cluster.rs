@@ -36,6 +36,9 @@ impl Datapath for Recorder {
         self.0.lock().unwrap().push(services.to_vec());
         Ok(())
     }
+    fn set_owned(&mut self, _: &[std::net::Ipv4Addr]) -> Result<(), DatapathError> {
+        Ok(())
+    }
     fn backend_stats(&self, _: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError> {
         Err(DatapathError::msg("stats", "not kept by the recorder"))
     }

@@ -48,6 +48,9 @@ impl Datapath for Recorder {
         self.applied.lock().unwrap().push(services.to_vec());
         Ok(())
     }
+    fn set_owned(&mut self, _: &[std::net::Ipv4Addr]) -> Result<(), DatapathError> {
+        Ok(())
+    }
     fn backend_stats(&self, key: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError> {
         let applied = self.applied.lock().unwrap();
         let last = applied

@@ -23,6 +23,8 @@
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
  *   flow_events RINGBUF of struct strait_flow_event (one per new flow recorded)
+ *   owned     HASH     __be32 VIP -> __u32 (0; no flags yet): the VIPs whose ARP requests
+ *             the program answers on the client-facing interface (lib/arp.h)
  * - Every install of a service gets a new gen: the control plane writes service_gen[id]
  *   first, then the service entry (removal: service_gen[id] = 0, then the entry).
  * - Maglev tables are double-buffered: the control plane fills a free slot, then replaces
@@ -56,6 +58,8 @@
 #define STRAIT_CONN_CLAIM_TRIES 64
 /* Largest per-CPU connection cache, in entries (a power of two). */
 #define STRAIT_CONN_CACHE_MAX (1 << 15)
+/* Entries of the owned map: most VIPs answered for (lb::packet::arp::MAX_OWNED). */
+#define STRAIT_MAX_OWNED 256
 
 /* Forwarding modes (lb::packet::service::Mode). */
 #define STRAIT_MODE_DR 0
@@ -321,7 +325,8 @@ enum strait_counter {
 	STRAIT_CNT_CONN_BUSY = 17, /* a set stayed claimed by other CPUs: a record or read skipped */
 	STRAIT_CNT_ICMP_LIMITED = 18, /* an ICMP error over the CPU's budget: not sent, frame dropped */
 	STRAIT_CNT_CONN_EXPIRED = 19, /* a forward entry idle past its timeout: the flow scheduled anew */
-	STRAIT_CNT_MAX = 20,
+	STRAIT_CNT_ARP_REPLY = 20, /* an ARP request for an owned VIP answered (lib/arp.h), XDP_TX */
+	STRAIT_CNT_MAX = 21,
 };
 
 #endif /* STRAIT_H */

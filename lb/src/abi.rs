@@ -23,6 +23,10 @@ pub const MAX_CONNS: u32 = 1 << 20;
 pub(crate) const CONN_WAYS: usize = 8;
 /// Largest per-CPU connection cache, in entries (`STRAIT_CONN_CACHE_MAX`).
 pub(crate) const CONN_CACHE_MAX: u32 = 1 << 15;
+/// Entries of the `owned` map (`STRAIT_MAX_OWNED`); the datapaths bound the set with
+/// `packet::arp::MAX_OWNED`, which the ABI test pins to this.
+#[cfg(test)]
+pub(crate) const MAX_OWNED: u32 = 256;
 
 /// `STRAIT_MODE_DR`.
 pub(crate) const MODE_DR: u8 = 0;
@@ -75,6 +79,8 @@ pub(crate) mod names {
     pub(crate) const EGRESS: &str = "egress";
     /// The `volatile const` director settings.
     pub(crate) const DIRECTOR: &str = "STRAIT_DIRECTOR";
+    /// `owned` hash map (VIP, network order, -> `u32` 0): the VIPs answered for (ARP).
+    pub(crate) const OWNED: &str = "owned";
     /// The XDP program.
     pub(crate) const PROGRAM: &str = "strait_director";
 }
@@ -129,11 +135,14 @@ pub enum Counter {
     /// A forward entry found idle past its protocol's timeout (`tcp_timeout`/`udp_timeout`):
     /// read as absent, its flow scheduled anew.
     ConnExpired = 19,
+    /// An ARP request for an owned VIP answered on the client-facing interface
+    /// (`packet::arp`, `Datapath::set_owned`).
+    ArpReply = 20,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub(crate) const COUNT: u32 = 20;
+    pub(crate) const COUNT: u32 = 21;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -157,6 +166,7 @@ impl Counter {
         Counter::ConnBusy,
         Counter::IcmpLimited,
         Counter::ConnExpired,
+        Counter::ArpReply,
     ];
 
     /// Stable name for metrics and logs.
@@ -182,6 +192,7 @@ impl Counter {
             Counter::ConnBusy => "conn_busy",
             Counter::IcmpLimited => "icmp_limited",
             Counter::ConnExpired => "conn_expired",
+            Counter::ArpReply => "arp_reply",
         }
     }
 }

@@ -10,6 +10,22 @@
 //!   a datapath never renumbers them.
 //! * Statistics are cumulative since the datapath was opened; `flows` counts new flows
 //!   assigned to a backend (not the live entries in the connection table).
+//! * ARP for the VIPs (director HA): [`Datapath::set_owned`] names the VIPs this director
+//!   answers ARP requests for on its client-facing `interface`, from the moment it returns
+//!   until the next call, which replaces the set whole. The datapath itself answers
+//!   (`packet::arp`: a request for an owned VIP, not gratuitous, arriving on `interface`
+//!   becomes its reply from `interface`'s MAC); every other ARP frame (replies, gratuitous
+//!   ARP, requests for any other address, anything arriving on `inner_interface`) reaches the
+//!   kernel unchanged. After open the set is empty, so a standalone director behaves as
+//!   before: the kernel answers for the VIPs it holds as addresses. Ownership touches neither
+//!   the services nor forwarding: VIP traffic that reaches a director is balanced whether it
+//!   owns the VIP or not (a VRRP backup keeps its tables; it only stays silent on ARP).
+//!   Why the datapath and not a kernel address: its answers end with the process (the XDP
+//!   link and the packet sockets are the process's), so a director killed by SIGKILL stops
+//!   drawing the VIPs' traffic at once, where a kernel address would outlive it. At most
+//!   `packet::arp::MAX_OWNED` distinct VIPs: more is refused and the previous set stays. A
+//!   request arriving during a change sees the old set, the new one, or (XDP, whose map is
+//!   updated key by key: additions first, then removals) their union.
 //! * [`Datapath::shutdown`] detaches everything the datapath attached (XDP programs, packet
 //!   sockets, nftables rules); it is idempotent and also runs on drop.
 
@@ -163,6 +179,10 @@ pub trait Datapath: Send {
     fn name(&self) -> String;
     /// Installs exactly this set of services (see the module doc).
     fn apply(&mut self, services: &[(ServiceKey, Service)]) -> Result<(), DatapathError>;
+    /// From now on answers ARP requests on `interface` for exactly `vips` (duplicates count
+    /// once), replacing the previous set; empty: for none, as after open (see the module doc).
+    /// Answers are counted `arp_reply`.
+    fn set_owned(&mut self, vips: &[Ipv4Addr]) -> Result<(), DatapathError>;
     /// Counters of each backend of the service, by backend index (length = its backends).
     fn backend_stats(&self, key: &ServiceKey) -> Result<Vec<BackendStats>, DatapathError>;
     /// Up to `limit` forward entries of the connection table.

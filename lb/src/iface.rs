@@ -95,12 +95,21 @@ pub fn format_mac(mac: [u8; 6]) -> String {
 
 /// The first IPv4 address of interface `name`, from `getifaddrs`.
 fn first_ipv4(name: &str) -> std::io::Result<Option<Ipv4Addr>> {
+    Ok(ipv4_addresses()?
+        .into_iter()
+        .find(|(ifname, _)| ifname == name)
+        .map(|(_, ip)| ip))
+}
+
+/// Every IPv4 address of every interface in this network namespace, as `(interface,
+/// address)`, in `getifaddrs` order.
+pub fn ipv4_addresses() -> std::io::Result<Vec<(String, Ipv4Addr)>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: cur is a node of the list getifaddrs returned, alive until freeifaddrs.
@@ -109,17 +118,19 @@ fn first_ipv4(name: &str) -> std::io::Result<Option<Ipv4Addr>> {
         if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
             continue;
         }
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) };
         // SAFETY: ifa_addr is non-null and points at a sockaddr of at least sa_family.
         let family = unsafe { (*ifa.ifa_addr).sa_family };
-        if ifname.to_bytes() != name.as_bytes() || i32::from(family) != libc::AF_INET {
+        if i32::from(family) != libc::AF_INET {
             continue;
         }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { CStr::from_ptr(ifa.ifa_name) };
         // SAFETY: family AF_INET means the sockaddr is a sockaddr_in.
         let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-        found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-        break;
+        found.push((
+            ifname.to_string_lossy().into_owned(),
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+        ));
     }
     // SAFETY: head came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };

@@ -15,11 +15,13 @@
 //! * [`admin`]: the loopback-only admin listener (accept loop, guard, replies) and the
 //!   Prometheus [`admin::metrics`] both roles' routes use.
 //! * [`config`]: the `FILE:LINE:COL` diagnostics and positions every strait config uses, and
-//!   the director config (`[director]`, `[[service]]`, `[cluster]`).
+//!   the director config (`[director]`, `[[service]]`, `[cluster]`, `[ha]`).
 //!
 //! The director (the binary runs it; the tests and benches drive its parts):
 //! * [`control`]: the running director ([`control::run`], [`control::Director`]): state with
 //!   stable backend indices, health checks, MAC resolution, admin endpoints, reload.
+//! * [`vrrp`]: failover between two directors with VRRPv3 (RFC 5798): the advert codec, the
+//!   state machine, the raw socket, gratuitous ARP, and the router that runs them (`[ha]`).
 //! * [`datapath`]: the seam (one trait, [`datapath::Datapath`]) between the control plane
 //!   and a datapath; [`xdp`] and [`userspace`] are its two implementations.
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under
@@ -56,5 +58,6 @@ pub mod packet;
 pub mod sched;
 pub mod select;
 pub mod userspace;
+pub mod vrrp;
 #[cfg(not(strait_no_bpf))]
 pub mod xdp;

@@ -4,6 +4,10 @@
 //! the decision core of the userspace datapath: for the same frame, service table and
 //! connection table both must return the same [`Action`] (verdict and output bytes).
 //!
+//! First, ARP: a request for a VIP in `owned` (the VIPs the interface the frame arrived on
+//! answers for, `Datapath::set_owned`) becomes its reply ([`Action::ArpReply`], `XDP_TX`,
+//! [`arp`]); every other ARP frame goes on and is passed like any frame that is not IPv4.
+//!
 //! Pipeline ([`process`]): [`parse::parse`] classifies the frame, `decide::decide` picks a
 //! verdict (consulting and filling the connection table), and [`rewrite`] produces the bytes:
 //! * DR and TUN forwards leave on the receiving interface ([`Action::Tx`], `XDP_TX`);
@@ -44,6 +48,7 @@
 //! Known limit, shared with the XDP program: later fragments go to the kernel (with NAT they
 //! therefore do not reach the backend).
 
+pub mod arp;
 pub mod conntable;
 pub mod csum;
 pub mod decide;
@@ -59,6 +64,7 @@ mod props;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+use arp::OwnedVips;
 use decide::{decide, service_key, DropReason, Verdict};
 use nexthop::{Egress, NextHop, NextHops};
 use parse::parse;
@@ -85,16 +91,24 @@ pub enum Action {
     /// (`XDP_TX`): a NAT forward or reply that arrived with TTL <= 1 ([`icmp`]); nothing was
     /// forwarded.
     TimeExceeded(Vec<u8>),
+    /// Transmit this ARP reply back to the requester on the receiving interface (`XDP_TX`):
+    /// the frame was a request for an owned VIP ([`arp`]).
+    ArpReply(Vec<u8>),
 }
 
-/// Runs the whole model on one frame (see the module doc).
+/// Runs the whole model on one frame (see the module doc); `owned`: the VIPs the receiving
+/// interface answers ARP for.
 pub fn process<C: ConnTable + ?Sized>(
     frame: &[u8],
+    owned: &OwnedVips,
     services: &Services,
     conns: &mut C,
     director: &Director,
     hops: &dyn NextHops,
 ) -> Action {
+    if let Some(reply) = arp::answer(frame, owned, director.mac) {
+        return Action::ArpReply(reply);
+    }
     let parsed = parse(frame);
     let verdict = decide(&parsed, services, conns);
     let Some(flow) = parsed.flow() else {
@@ -212,6 +226,7 @@ mod tests {
         let mut conns = MemConnTable::new(16);
         let a = process(
             &Spec::udp(5000, 82).build(),
+            &OwnedVips::NONE,
             services,
             &mut conns,
             &DIRECTOR,
@@ -230,13 +245,20 @@ mod tests {
         big.payload = vec![5; 1500 - 20 - 20 - 20 + 1];
         let f = big.build();
         let flow = *parse(&f).flow().unwrap();
-        let a = process(&f, &s, &mut conns, &DIRECTOR, &t);
+        let a = process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t);
         let want = icmp::frag_needed(&f, &flow, DIRECTOR.mac, DIRECTOR.mtu);
         assert_eq!(a, Action::TooBig(want));
         let b = conns.get(&flow.tuple).expect("the flow is recorded");
         // One byte less fits: forwarded, established, to the recorded backend.
         big.payload.pop();
-        let Action::Tx(out) = process(&big.build(), &s, &mut conns, &DIRECTOR, &t) else {
+        let Action::Tx(out) = process(
+            &big.build(),
+            &OwnedVips::NONE,
+            &s,
+            &mut conns,
+            &DIRECTOR,
+            &t,
+        ) else {
             panic!("a fitting segment is forwarded");
         };
         assert_eq!(out.len(), big.build().len() + 20);
@@ -251,19 +273,19 @@ mod tests {
         udp.frag = 0;
         udp.payload = vec![1; 1500 - 20 - 8 - 20 + 1];
         let mut c2 = MemConnTable::new(16);
-        let a = process(&udp.build(), &s, &mut c2, &DIRECTOR, &t);
+        let a = process(&udp.build(), &OwnedVips::NONE, &s, &mut c2, &DIRECTOR, &t);
         assert_eq!(a, Action::Drop(DropReason::TooBig));
         assert_eq!(c2.len(), 1);
         // DR keeps the size (not checked); NAT checks it as it is: 1481 fits 1500.
         for port in [80, 82] {
             let mut dr = Spec::udp(7002, port);
             dr.payload = udp.payload.clone();
-            let a = process(&dr.build(), &s, &mut c2, &DIRECTOR, &t);
+            let a = process(&dr.build(), &OwnedVips::NONE, &s, &mut c2, &DIRECTOR, &t);
             assert!(matches!(a, Action::Tx(_) | Action::Redirect(_)), "{a:?}");
         }
         // An MTU of 0 disables the check.
         let unchecked = Director { mtu: 0, ..DIRECTOR };
-        let a = process(&udp.build(), &s, &mut c2, &unchecked, &t);
+        let a = process(&udp.build(), &OwnedVips::NONE, &s, &mut c2, &unchecked, &t);
         assert!(matches!(a, Action::Tx(ref out) if out.len() == udp.build().len() + 20));
     }
 
@@ -281,7 +303,7 @@ mod tests {
         fwd.payload = vec![7; 1400 - 40 + 1];
         let f = fwd.build();
         let flow = *parse(&f).flow().unwrap();
-        let Action::TooBig(out) = process(&f, &s, &mut conns, &d, &t) else {
+        let Action::TooBig(out) = process(&f, &OwnedVips::NONE, &s, &mut conns, &d, &t) else {
             panic!("1401 bytes to a 1400 inner MTU, DF set");
         };
         assert_eq!(out, icmp::frag_needed_routed(&f, &flow, d.mac, d.ip, 1400));
@@ -299,7 +321,8 @@ mod tests {
         let b = conns.get(&flow.tuple).expect("recorded");
         // 1400 fits: forwarded to the recorded backend.
         fwd.payload.pop();
-        let Action::Redirect(ok) = process(&fwd.build(), &s, &mut conns, &d, &t) else {
+        let Action::Redirect(ok) = process(&fwd.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t)
+        else {
             panic!("1400 bytes fit");
         };
         let be = &s.get(&service_key(&flow)).unwrap().backends[b as usize];
@@ -307,13 +330,13 @@ mod tests {
         // TTL first (a router's order): TTL 1 and over the MTU is "time exceeded".
         fwd.payload.push(7);
         fwd.ttl = 1;
-        let a = process(&fwd.build(), &s, &mut conns, &d, &t);
+        let a = process(&fwd.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t);
         assert!(matches!(a, Action::TimeExceeded(_)), "{a:?}");
         // DF clear: dropped.
         let mut udp = Spec::udp(6101, 82);
         udp.frag = 0;
         udp.payload = vec![1; 1400 - 28 + 1];
-        let a = process(&udp.build(), &s, &mut conns, &d, &t);
+        let a = process(&udp.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t);
         assert_eq!(a, Action::Drop(DropReason::TooBig));
         // A reply over the client side's 1500: answered from the inner interface to the
         // backend, next-hop MTU 1500.
@@ -323,7 +346,7 @@ mod tests {
         reply.payload = vec![3; 1500 - 40 + 1];
         let r = reply.build();
         let rflow = *parse(&r).flow().unwrap();
-        let Action::TooBig(out) = process(&r, &s, &mut conns, &d, &t) else {
+        let Action::TooBig(out) = process(&r, &OwnedVips::NONE, &s, &mut conns, &d, &t) else {
             panic!("a 1501-byte reply, DF set");
         };
         assert_eq!(
@@ -336,7 +359,7 @@ mod tests {
         );
         assert_eq!(out[38..42], [0, 0, 0x05, 0xdc]);
         reply.payload.pop();
-        let a = process(&reply.build(), &s, &mut conns, &d, &t);
+        let a = process(&reply.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t);
         assert!(matches!(a, Action::Redirect(_)), "1500 fits: {a:?}");
         // MTUs of 0: nothing is checked.
         let unchecked = Director {
@@ -344,7 +367,14 @@ mod tests {
             nat_mtu: 0,
             ..DIRECTOR
         };
-        let a = process(&udp.build(), &s, &mut conns, &unchecked, &t);
+        let a = process(
+            &udp.build(),
+            &OwnedVips::NONE,
+            &s,
+            &mut conns,
+            &unchecked,
+            &t,
+        );
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
     }
 
@@ -362,7 +392,9 @@ mod tests {
                 fwd.vlan = vlan;
                 let f = fwd.build();
                 let flow = *parse(&f).flow().unwrap();
-                let Action::TimeExceeded(out) = process(&f, &s, &mut conns, &DIRECTOR, &t) else {
+                let Action::TimeExceeded(out) =
+                    process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+                else {
                     panic!("TTL {ttl} forward");
                 };
                 assert_eq!(
@@ -387,7 +419,9 @@ mod tests {
             let f = fwd.build();
             let flow = *parse(&f).flow().unwrap();
             let recorded = conns.get(&flow.tuple).unwrap();
-            let Action::Redirect(out) = process(&f, &s, &mut conns, &DIRECTOR, &t) else {
+            let Action::Redirect(out) =
+                process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+            else {
                 panic!("TTL 2 forward");
             };
             assert_eq!(out[l3 + 8], 1);
@@ -401,7 +435,9 @@ mod tests {
             for ttl in [0u8, 1] {
                 reply.ttl = ttl;
                 let r = reply.build();
-                let Action::TimeExceeded(out) = process(&r, &s, &mut conns, &DIRECTOR, &t) else {
+                let Action::TimeExceeded(out) =
+                    process(&r, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+                else {
                     panic!("TTL {ttl} reply");
                 };
                 assert_eq!(out[6..12], DIRECTOR.nat_mac);
@@ -412,8 +448,14 @@ mod tests {
                 assert_eq!(out[l3 + 20..l3 + 22], [11, 0]);
             }
             reply.ttl = 64;
-            let Action::Redirect(out) = process(&reply.build(), &s, &mut conns, &DIRECTOR, &t)
-            else {
+            let Action::Redirect(out) = process(
+                &reply.build(),
+                &OwnedVips::NONE,
+                &s,
+                &mut conns,
+                &DIRECTOR,
+                &t,
+            ) else {
                 panic!("TTL 64 reply");
             };
             assert_eq!(
@@ -427,7 +469,8 @@ mod tests {
             spec.ttl = ttl;
             let f = spec.build();
             let mut conns = MemConnTable::new(16);
-            let Action::Tx(out) = process(&f, &s, &mut conns, &DIRECTOR, &t) else {
+            let Action::Tx(out) = process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+            else {
                 panic!("port {port} TTL {ttl}");
             };
             assert_eq!(out[out.len() - f.len() + 14 + 8], ttl);
@@ -449,7 +492,9 @@ mod tests {
         reply.src = b.ip;
         reply.dst = CLIENT;
         let mut c = conns;
-        let Action::Redirect(r) = process(&reply.build(), &s, &mut c, &DIRECTOR, &t) else {
+        let Action::Redirect(r) =
+            process(&reply.build(), &OwnedVips::NONE, &s, &mut c, &DIRECTOR, &t)
+        else {
             panic!("NAT reply");
         };
         assert_eq!(
@@ -467,7 +512,14 @@ mod tests {
             (b.mac.to_vec(), NAT_EGRESS_MAC.to_vec())
         );
         assert_eq!(
-            process(&reply.build(), &s, &mut c, &DIRECTOR, &no_neigh),
+            process(
+                &reply.build(),
+                &OwnedVips::NONE,
+                &s,
+                &mut c,
+                &DIRECTOR,
+                &no_neigh
+            ),
             Action::Drop(DropReason::NoNeighbour)
         );
         // ... unless the backend has no MAC configured.
@@ -493,7 +545,14 @@ mod tests {
             Action::Drop(DropReason::NoRoute)
         );
         assert_eq!(
-            process(&reply.build(), &s, &mut c, &DIRECTOR, &no_route),
+            process(
+                &reply.build(),
+                &OwnedVips::NONE,
+                &s,
+                &mut c,
+                &DIRECTOR,
+                &no_route
+            ),
             Action::Drop(DropReason::NoRoute)
         );
         assert_eq!(
@@ -504,6 +563,7 @@ mod tests {
         let mut conns = MemConnTable::new(16);
         let dr = process(
             &Spec::tcp(1, 80).build(),
+            &OwnedVips::NONE,
             &s,
             &mut conns,
             &DIRECTOR,

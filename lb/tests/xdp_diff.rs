@@ -29,6 +29,15 @@
 //! (`icmp_time_exceeded`), forwards and replies, with and without VLAN tag and IP options; a
 //! forward answered so is recorded, and a later packet of its flow with a normal TTL goes to
 //! the recorded backend in both.
+//! ARP (director HA): one frame in eight is an ARP frame (`frames::arp`: requests, RFC 5227
+//! probes, gratuitous ARPs, replies, unicast to the director, to another host, to a
+//! multicast group, padded, VLAN-tagged, with a wrong type or length, truncated) for the VIP,
+//! a second VIP, an address never owned or the director's own; the owned VIPs change with the
+//! phase (both, the VIP only, none) in the program's `owned` map and the model's set alike.
+//! Frames run as received on the client-facing interface (`out0`), one in eight on the inner
+//! one (`in0`), where the model answers for no VIP: owned requests must be answered with the
+//! same reply bytes (`arp_reply`), everything else passed unchanged (`pass_not_ipv4`), in
+//! both.
 //! NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
@@ -55,12 +64,15 @@ fn xdp_matches_the_model() {
 #[cfg(not(strait_no_bpf))]
 mod diff {
     use super::diffkit::*;
-    use super::frames::{frame, tcp_flags, Rng, Shape, ACK, SYN, SYN_ACK};
+    use super::frames::{arp as arp_frame, frame, tcp_flags, Rng, Shape, ACK, SYN, SYN_ACK};
     use super::netns::{in_child, nexthops};
     use super::services::{backend, services, services_alive, Noting, PHASES, TCP, UDP, VIP};
     use std::cell::Cell;
     use std::collections::{HashMap, HashSet};
+    use std::net::Ipv4Addr;
     use strait_lb::abi::Counter;
+    use strait_lb::iface::Interface;
+    use strait_lb::packet::arp::{answer, OwnedVips};
     use strait_lb::packet::conntable::{key_bytes, set_of};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::decide::DropReason;
@@ -74,8 +86,27 @@ mod diff {
     /// without route); 443 is not a service.
     const PORTS: [u16; 8] = [80, 81, 82, 83, 84, 85, 86, 443];
 
+    /// A second VIP, owned in some phases; an address never owned.
+    const OWNED_TOO: [u8; 4] = [10, 0, 0, 101];
+    const NEVER_OWNED: [u8; 4] = [10, 0, 0, 102];
+
+    /// The VIPs answered for in phase `phase`: both, the VIP only, none (as after open).
+    fn owned_in(phase: usize) -> OwnedVips {
+        let vips: &[[u8; 4]] = match phase % 3 {
+            0 => &[VIP, OWNED_TOO],
+            1 => &[VIP],
+            _ => &[],
+        };
+        let vips: Vec<Ipv4Addr> = vips.iter().map(|v| Ipv4Addr::from(*v)).collect();
+        OwnedVips::new(&vips).unwrap()
+    }
+
     /// One frame of the run: mostly well-formed, some corrupted (see the module doc).
     fn generate(rng: &mut Rng) -> Vec<u8> {
+        if rng.below(8) == 0 {
+            let targets = [VIP, OWNED_TOO, NEVER_OWNED, DIRECTOR.ip];
+            return arp_frame(rng, DIRECTOR.mac, &targets);
+        }
         // Few sources and ports, so flows repeat (established) about as often as they start.
         let vlan = (rng.below(4) == 0).then(|| rng.below(4096) as u16);
         let client = [192, 168, 1, 1 + rng.below(8) as u8];
@@ -222,7 +253,14 @@ mod diff {
                 ..Shape::tcp(src, dst, sport, dport, flags)
             };
             let input = frame(&shape);
-            let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
+            let want = process(
+                &input,
+                &OwnedVips::NONE,
+                &model,
+                &mut conns,
+                &DIRECTOR,
+                &hops,
+            );
             let got = xdp.test_run(&input).unwrap();
             check(n, &input, &want, &got);
             match &want {
@@ -305,6 +343,14 @@ mod diff {
         let (mut ttl_by, mut nat_by) = ([0u64; 2], [[0u64; 2]; 2]);
         let mut ttl_flows: HashMap<FiveTuple, u32> = HashMap::new();
         let mut after_ttl = 0u64;
+        // ARP: replies, and owned requests arriving on the inner interface (passed).
+        let (mut arp_replies, mut arp_inner) = (0u64, 0u64);
+        let (out0, in0) = (
+            Interface::by_name("out0").unwrap().ifindex,
+            Interface::by_name("in0").unwrap().ifindex,
+        );
+        let none = OwnedVips::NONE;
+        let mut owned = OwnedVips::NONE;
         for n in 0..6000 {
             let phase = n / 500;
             let (weights, alive) = PHASES[phase];
@@ -313,8 +359,14 @@ mod diff {
                 // ones stay unless their backend is dead.
                 let list = services_alive(weights, alive);
                 install(&mut xdp, &mut model, &list, phase as u32 % 2);
+                owned = owned_in(phase);
+                xdp.set_owned(&owned).unwrap();
+                assert_eq!(xdp.owned().unwrap(), owned.iter().collect::<Vec<_>>());
             }
             let input = generate(&mut rng);
+            let inner = rng.below(8) == 0;
+            let (ingress, owned_here) = if inner { (in0, &none) } else { (out0, &owned) };
+            arp_inner += u64::from(inner && answer(&input, &owned, DIRECTOR.mac).is_some());
             let parsed = parse(&input);
             let flow = parsed.flow().map(|f| f.tuple);
             let syn = parsed.flow().is_some_and(|f| f.opening_syn);
@@ -325,8 +377,8 @@ mod diff {
             let recorded = flow.and_then(|t| conns.table.peek(&t));
             conns.found.set(false);
             conns.inserted = false;
-            let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
-            let got = xdp.test_run(&input).unwrap();
+            let want = process(&input, owned_here, &model, &mut conns, &DIRECTOR, &hops);
+            let got = xdp.test_run_on(&input, ingress).unwrap();
             check(n, &input, &want, &got);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
             expect(&want, to_vip, conns.inserted, &mut counts);
@@ -443,6 +495,7 @@ mod diff {
                 }
                 Action::Redirect(_) => seen[if to_vip { 3 } else { 4 }] += 1,
                 Action::TooBig(_) | Action::TimeExceeded(_) => {}
+                Action::ArpReply(_) => arp_replies += 1,
             }
         }
         // The run covered every verdict, all modes, new and established flows, every drop.
@@ -485,6 +538,10 @@ mod diff {
         );
         assert!(after_ttl > 3, "{after_ttl} forwards after a time exceeded");
         assert!(sh > 100, "{sh} source-hashed forwards");
+        assert!(
+            arp_replies > 20 && arp_inner > 3,
+            "{arp_replies} ARP replies, {arp_inner} owned requests passed on the inner interface"
+        );
         assert!(rescheduled > 50, "{rescheduled} rescheduled flows");
         assert!(drained > 30, "{drained} flows kept by drained backends");
         assert!(syn_reused > 80, "{syn_reused} SYNs on recorded 5-tuples");
@@ -530,7 +587,8 @@ mod diff {
              drained {drained}, SYNs reused {syn_reused} (moved {syn_moved}), SYN+ACKs \
              following {syn_ack_followed}, MTU: ICMP {icmp:?} drops {too_big_drops:?} \
              fitting {fitting:?} followed {after_too_big}, TTL: ICMP {ttl_fwd}/{ttl_reply} \
-             by TTL {ttl_by:?} followed {after_ttl}, NAT by TTL {nat_by:?}, counters {got:?}"
+             by TTL {ttl_by:?} followed {after_ttl}, NAT by TTL {nat_by:?}, ARP replies \
+             {arp_replies} (owned requests on the inner interface {arp_inner}), counters {got:?}"
         );
     }
 
@@ -577,7 +635,14 @@ mod diff {
                             let flags = if rng.below(3) == 0 { SYN } else { ACK };
                             let shape = Shape::tcp([192, 168, 1, a], VIP, sport, dport, flags);
                             let input = frame(&shape);
-                            let want = process(&input, model, &mut table, &DIRECTOR, hops);
+                            let want = process(
+                                &input,
+                                &OwnedVips::NONE,
+                                model,
+                                &mut table,
+                                &DIRECTOR,
+                                hops,
+                            );
                             let run = test_run_timed(program, &input, 1).unwrap();
                             let got = TestRunOutput {
                                 action: run.action,
@@ -630,7 +695,14 @@ mod diff {
         let mut conns = MemConnTable::new(1 << 10);
         let forward = |sport: u16| frame(&Shape::tcp([192, 168, 1, 1], VIP, sport, 82, ACK));
         let before = forward(40000);
-        let want = process(&before, &model, &mut conns, &DIRECTOR, &hops);
+        let want = process(
+            &before,
+            &OwnedVips::NONE,
+            &model,
+            &mut conns,
+            &DIRECTOR,
+            &hops,
+        );
         check(0, &before, &want, &xdp.test_run(&before).unwrap());
         let new_mac = [2, 0, 0, 0, 9, 1];
         let status = std::process::Command::new("ip")
@@ -656,7 +728,7 @@ mod diff {
             let f = forward(40000 + n);
             let got = xdp.test_run(&f).unwrap();
             if got.frame.get(0..6) == Some(&new_mac[..]) {
-                let want = process(&f, &model, &mut conns, &DIRECTOR, &hops);
+                let want = process(&f, &OwnedVips::NONE, &model, &mut conns, &DIRECTOR, &hops);
                 check(usize::from(n), &f, &want, &got);
                 break;
             }
@@ -699,7 +771,14 @@ mod diff {
             ttl: 64,
         };
         let probe = frame(&base);
-        let Action::Redirect(out) = process(&probe, &model, &mut conns, &DIRECTOR, &hops) else {
+        let Action::Redirect(out) = process(
+            &probe,
+            &OwnedVips::NONE,
+            &model,
+            &mut conns,
+            &DIRECTOR,
+            &hops,
+        ) else {
             panic!("UDP to port 82 is NAT");
         };
         let (new_ip, new_port) = ([out[30], out[31], out[32], out[33]], [out[36], out[37]]);
@@ -713,7 +792,14 @@ mod diff {
             (c != 0 && updated == 0).then_some(f)
         });
         let input = zeroing.unwrap();
-        let want = process(&input, &model, &mut conns, &DIRECTOR, &hops);
+        let want = process(
+            &input,
+            &OwnedVips::NONE,
+            &model,
+            &mut conns,
+            &DIRECTOR,
+            &hops,
+        );
         let Action::Redirect(ref bytes) = want else {
             panic!("{want:?}");
         };

@@ -15,6 +15,7 @@
 use super::netns::nexthops;
 use strait_lb::abi;
 use strait_lb::maglev::DEFAULT_TABLE_SIZE;
+use strait_lb::packet::arp::OwnedVips;
 use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
 use strait_lb::packet::nexthop::StaticNextHops;
 use strait_lb::packet::rewrite::Director;
@@ -172,6 +173,7 @@ impl Fixture {
     pub fn model(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
         match process(
             frame,
+            &OwnedVips::NONE,
             &self.services,
             &mut self.conns,
             &DIRECTOR,
@@ -179,7 +181,10 @@ impl Fixture {
         ) {
             Action::Pass => (2, frame.to_vec()),
             Action::Drop(_) => (1, frame.to_vec()),
-            Action::Tx(out) | Action::TooBig(out) | Action::TimeExceeded(out) => (3, out),
+            Action::Tx(out)
+            | Action::TooBig(out)
+            | Action::TimeExceeded(out)
+            | Action::ArpReply(out) => (3, out),
             Action::Redirect(out) => (4, out),
         }
     }

@@ -238,6 +238,8 @@ fn constants_match_the_header() {
     assert_eq!(define("STRAIT_CONN_CACHE_MAX"), "(1 << 15)");
     assert_eq!(CONN_CACHE_MAX, 1 << 15);
     assert_eq!(define("STRAIT_CONN_CLAIM_TRIES"), "64");
+    assert_eq!(define("STRAIT_MAX_OWNED"), MAX_OWNED.to_string());
+    assert_eq!(MAX_OWNED as usize, crate::packet::arp::MAX_OWNED);
     assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());
     assert_eq!(define("STRAIT_MODE_TUN"), MODE_TUN.to_string());
     assert_eq!(define("STRAIT_MODE_NAT"), MODE_NAT.to_string());

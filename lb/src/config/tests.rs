@@ -145,16 +145,11 @@ fn director_rules_are_reported_at_their_values() {
 
 #[test]
 fn unsupported_features_are_refused_with_their_reason() {
-    let text = MINIMAL.replace("mode = \"tun\"", "mode = \"tun\"\nscheduler = \"wlc\"")
-        + "[ha]\nvrid = 51\n";
+    let text = MINIMAL.replace("mode = \"tun\"", "mode = \"tun\"\nscheduler = \"wlc\"");
     let e = errors(&text);
-    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e.len(), 1, "{e:?}");
     assert!(
         e[0].starts_with("7:13: scheduler \"wlc\" is not supported yet: wlc needs per-backend"),
-        "{e:?}"
-    );
-    assert!(
-        e[1].starts_with("9:1: [ha] (director failover) is not supported yet"),
         "{e:?}"
     );
     let text = MINIMAL.replace("[{ addr = \"10.0.0.11\" }]", "\"cluster\"");

@@ -63,9 +63,9 @@ pub(crate) struct RawConfig {
     pub director: Spanned<RawDirector>,
     #[serde(rename = "service", default)]
     pub services: Vec<Spanned<RawService>>,
-    /// Not supported yet: present only to be refused with a clear message.
+    /// `[ha]`: director failover (VRRPv3).
     #[serde(default)]
-    pub ha: Option<Spanned<toml::Value>>,
+    pub ha: Option<Spanned<RawHa>>,
     /// `[cluster]`: the cache cluster's gossip, joined as an observer.
     #[serde(default)]
     pub cluster: Option<Spanned<RawCluster>>,
@@ -84,6 +84,31 @@ pub(crate) struct RawCluster {
     pub probe_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub suspect_timeout: Option<Spanned<String>>,
+}
+
+/// `[ha]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHa {
+    pub vrid: Spanned<i64>,
+    #[serde(default)]
+    pub priority: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub advert_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub preempt: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub preempt_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub interface: Option<Spanned<String>>,
+    #[serde(default)]
+    pub peers: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub garp_repeat: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub garp_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    pub notify: Option<Spanned<String>>,
 }
 
 /// `[director]` as written.
@@ -252,6 +277,27 @@ pub struct DirectorConfig {
     pub services: Vec<ServiceConfig>,
     /// `[cluster]`: present when the director observes a cache cluster.
     pub cluster: Option<super::cluster::ClusterConfig>,
+    /// `[ha]`: present when the director shares its VIPs with a peer (VRRPv3).
+    pub ha: Option<super::ha::HaConfig>,
+}
+
+impl DirectorConfig {
+    /// The distinct VIPs of the services, in file order: the virtual router's addresses.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = Vec::new();
+        for s in &self.services {
+            if !out.contains(s.vip.ip()) {
+                out.push(*s.vip.ip());
+            }
+        }
+        out
+    }
+
+    /// The interface VRRP adverts use: `[ha] interface`, else `[director] interface`.
+    pub fn ha_interface(&self) -> Option<&str> {
+        let ha = self.ha.as_ref()?;
+        Some(ha.interface.as_deref().unwrap_or(&self.interface))
+    }
 }
 
 /// IP protocol of a service.

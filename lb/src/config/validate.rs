@@ -7,7 +7,7 @@
 //! 1..=16777216; `icmp_rate` in 0..=1000000 (0: no ICMP error is sent), `icmp_burst` in
 //! 1..=1000000; `tcp_timeout`/`tcp_fin_timeout`/`udp_timeout` durations up to 7 days ("0s": never); `table_size` prime, at most 65537 and at least twice the backends of the
 //! largest service; 1..=32 services with unique (vip, proto); at most 4096 backends in all;
-//! `[ha]` is refused (not supported yet); `[cluster]` is checked by `cluster`.
+//! `[ha]` is checked by `ha`, `[cluster]` by `cluster`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use serde_spanned::Spanned;
 
 use super::cluster::check_cluster;
 use super::diag::Diagnostic;
+use super::ha::check_ha;
 use super::locate::Locator;
 use super::service::check_service;
 use super::types::*;
@@ -152,13 +153,7 @@ pub(crate) fn validate(
         }
     }
     let table_size = table_size.unwrap_or(DEFAULT_TABLE_SIZE);
-    if let Some(ha) = raw.ha.as_ref() {
-        r.at(
-            ha.span(),
-            "[ha] (director failover) is not supported yet; remove it to run a standalone director"
-                .into(),
-        );
-    }
+    let ha = raw.ha.as_ref().and_then(|h| check_ha(h.get_ref(), &mut r));
 
     let cluster = raw
         .cluster
@@ -180,6 +175,7 @@ pub(crate) fn validate(
             conn_timeouts,
             services,
             cluster,
+            ha,
         }),
         _ => Err(r.out),
     }
@@ -270,7 +266,7 @@ fn check_id(id: &Spanned<String>, r: &mut Report<'_, '_>) {
 }
 
 /// A Linux network device name (`dev_valid_name`), reported under `key` when invalid.
-fn interface_name(name: &Spanned<String>, key: &str, r: &mut Report<'_, '_>) -> String {
+pub(super) fn interface_name(name: &Spanned<String>, key: &str, r: &mut Report<'_, '_>) -> String {
     let text = name.get_ref();
     let ok = !text.is_empty()
         && text.len() <= 15

@@ -22,6 +22,7 @@
 
 mod admin;
 mod cluster;
+mod ha;
 mod health;
 mod observer;
 mod state;
@@ -77,6 +78,9 @@ pub enum StartError {
     /// The signal handlers could not be installed.
     #[error("signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// `[ha]` cannot run here (a VIP is a local address, the VRRP sockets cannot open).
+    #[error("ha: {0}")]
+    Ha(String),
     /// The admin listener could not be bound.
     #[error("admin listener {addr}")]
     Admin {
@@ -148,6 +152,8 @@ struct Inner {
     health_stop: Mutex<watch::Sender<bool>>,
     /// The interfaces' NAPI mode before `threaded_napi` changed it (restored on stop).
     napi: Mutex<crate::napi::NapiGuard>,
+    /// `[ha]`: the virtual router (taken out by `Director::stop`).
+    ha: Mutex<Option<crate::vrrp::runner::Router>>,
 }
 
 /// Locks a mutex, taking over a poisoned one (a panicked task left plain data behind).
@@ -205,6 +211,9 @@ impl Inner {
             if old.cluster != new.cluster {
                 tracing::warn!("[cluster] changed: it takes effect on restart");
             }
+            if old.ha != new.ha {
+                tracing::warn!("[ha] changed: it takes effect on restart");
+            }
             for (key, changed) in fixed {
                 if changed {
                     tracing::warn!(key, "director.{key} changed: it takes effect on restart");
@@ -221,6 +230,7 @@ impl Inner {
             kept.icmp = old.icmp;
             kept.conn_timeouts = old.conn_timeouts;
             kept.cluster = old.cluster.clone();
+            kept.ha = old.ha.clone();
             if kept.services.iter().any(|s| s.cluster) && self.membership.is_none() {
                 tracing::warn!(
                     "backends = \"cluster\" without a running [cluster]: such services get \
@@ -235,6 +245,9 @@ impl Inner {
                 state.reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
                 ((), true)
             });
+            if let Some(router) = lock(&self.ha).as_ref() {
+                router.set_vips(kept.vips());
+            }
             *running = kept;
         }
         health::restart(self);
@@ -258,6 +271,7 @@ impl Director {
     /// runtime.
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
         let mut config = crate::config::load(config_path)?;
+        ha::check_vips_not_local(&config)?;
         let membership = match &config.cluster {
             Some(c) => {
                 let secret = c.secret.as_ref().map(|k| Arc::clone(&k.0));
@@ -278,6 +292,10 @@ impl Director {
                 Some(name) => Some(Interface::by_name(name)?),
                 None => None,
             },
+        };
+        let ha_opened = match &config.ha {
+            Some(_) => Some(ha::open(&config, &links.outer)?),
+            None => None,
         };
         let options = DatapathOptions {
             interface: links.outer.clone(),
@@ -341,8 +359,12 @@ impl Director {
             links,
             health_stop: Mutex::new(watch::channel(false).0),
             napi: Mutex::new(napi),
+            ha: Mutex::new(None),
         });
         health::restart(&inner);
+        if let Some(opened) = ha_opened {
+            *lock(&inner.ha) = Some(ha::start(&inner, opened));
+        }
         let (admin_stop, stop_rx) = watch::channel(false);
         let observer_task = membership
             .map(|m| tokio::spawn(observer::watch(Arc::clone(&inner), m, stop_rx.clone())));
@@ -371,9 +393,14 @@ impl Director {
         Snapshot::take(&self.inner)
     }
 
-    /// Stops health checks, the admin listener and the cluster observer, leaves the cluster,
-    /// then shuts the datapath down.
+    /// With `[ha]`, first resigns as master and waits for the peer to take over while still
+    /// forwarding (`vrrp::runner`); then stops health checks, the admin listener and the
+    /// cluster observer, leaves the cluster, and shuts the datapath down.
     pub async fn stop(self) -> Result<(), DatapathError> {
+        let router = lock(&self.inner.ha).take();
+        if let Some(router) = router {
+            router.stop().await;
+        }
         let _ = lock(&self.inner.health_stop).send(true);
         let _ = self.admin_stop.send(true);
         let _ = self.admin_task.await;

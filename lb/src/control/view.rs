@@ -1,13 +1,14 @@
 //! What the admin endpoints show: a [`Snapshot`] of state and datapath counters, rendered as
 //! `/stats.json`, the HTML page and `/metrics` (pure functions of the snapshot).
 //!
-//! `/stats.json` = `{"id", "role": "standalone", "datapath", "conntrack_entries", "counters":
+//! `/stats.json` = `{"id", "role" (`standalone`, or with `[ha]` `master`/`backup`), "datapath", "conntrack_entries", "counters":
 //! {name: value}, "services": [{"vip", "proto", "mode", "scheduler", "backends": [{"addr",
 //! "weight", "effective_weight", "up", "state", "detail", "since", "last_check", "packets",
 //! "bytes", "flows"}]}]}`; `since` is RFC 3339 (UTC, seconds). Metrics are prefixed
 //! `strait_director_`: per-backend `backend_{packets,bytes,flows}_total`, `backend_up`,
 //! `backend_weight` (labels `vip`, `proto`, `backend`), `conntrack_entries`, and each
-//! datapath counter as `<name>_total`.
+//! datapath counter as `<name>_total`. With `[ha]`, `/stats.json` has an `ha` block and the
+//! metrics the `ha_*` families (`crate::vrrp::status`).
 
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
@@ -74,12 +75,15 @@ pub struct Snapshot {
     pub counters: Vec<(String, u64)>,
     /// Services in config order.
     pub services: Vec<ServiceView>,
+    /// `[ha]`: the virtual router's state and counters (`None`: a standalone director).
+    pub ha: Option<crate::vrrp::status::HaStatus>,
 }
 
 impl Snapshot {
     /// Reads the state, then the datapath's counters.
     pub(super) fn take(inner: &Inner) -> Result<Snapshot, DatapathError> {
         let id = lock(&inner.config).id.clone();
+        let ha = lock(&inner.ha).as_ref().map(|r| r.status());
         let (keys, mut services): (Vec<_>, Vec<_>) = lock(&inner.state)
             .services
             .iter()
@@ -141,7 +145,13 @@ impl Snapshot {
                 .map(|(n, v)| (n.to_owned(), v))
                 .collect(),
             services,
+            ha,
         })
+    }
+
+    /// `master` or `backup` with `[ha]`, else `standalone`.
+    pub fn role(&self) -> &'static str {
+        self.ha.as_ref().map_or("standalone", |h| h.role())
     }
 
     /// `/stats.json` (see the module doc).
@@ -173,11 +183,15 @@ impl Snapshot {
                        "scheduler": s.scheduler, "backends": backends})
             })
             .collect();
-        json!({
-            "id": self.id, "role": "standalone", "datapath": self.datapath,
+        let mut v = json!({
+            "id": self.id, "role": self.role(), "datapath": self.datapath,
             "conntrack_entries": self.conntrack_entries, "counters": counters,
             "services": services,
-        })
+        });
+        if let Some(ha) = &self.ha {
+            v["ha"] = ha.to_json();
+        }
+        v
     }
 
     /// Every `/metrics` family (see the module doc).
@@ -224,6 +238,9 @@ impl Snapshot {
         for (name, value) in &self.counters {
             counter(enc, name, &format!("Datapath counter {name}"), *value)?;
         }
+        if let Some(ha) = &self.ha {
+            ha.encode_metrics(enc)?;
+        }
         Ok(())
     }
 
@@ -233,11 +250,28 @@ impl Snapshot {
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>strait director {id}</title>\
              <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\
              td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}</style></head><body>\
-             <h1>strait director {id}</h1><p>datapath {dp} · connections {conns}</p>",
+             <h1>strait director {id}</h1><p>{role} · datapath {dp} · connections {conns}</p>",
             id = escape(&self.id),
+            role = self.role(),
             dp = escape(&self.datapath),
             conns = self.conntrack_entries
         );
+        if let Some(ha) = &self.ha {
+            let _ = write!(
+                out,
+                "<p>ha: vrid {} priority {} · {} since {} ({}) · master {} · adverts sent {} \
+                 received {} dropped {}</p>",
+                ha.vrid,
+                ha.priority,
+                ha.state,
+                humantime::format_rfc3339_seconds(ha.since),
+                escape(&ha.reason),
+                ha.master.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+                ha.adverts_sent,
+                ha.adverts_received,
+                ha.dropped_total(),
+            );
+        }
         for s in &self.services {
             let _ = write!(
                 out,
@@ -299,6 +333,7 @@ mod tests {
                     flows: 2,
                 }],
             }],
+            ha: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 #[cfg(test)]
 mod tests {
+    use crate::packet::arp::OwnedVips;
     use crate::packet::csum::{frame_ok, ipv4_header_ok};
     use crate::packet::parse::{parse, Parsed, PROTO_TCP, PROTO_UDP};
     use crate::packet::rewrite::nat_destination;
@@ -92,7 +93,7 @@ mod tests {
                 }
                 _ => {}
             }
-            let action = process(&frame, &s, &mut conns, &DIRECTOR, &hops);
+            let action = process(&frame, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &hops);
             if mutation != 3 {
                 mutated += 1;
                 continue;
@@ -137,7 +138,9 @@ mod tests {
             reply.frag = 0x4000;
             reply.ttl = 2 + (sp.ttl % 200);
             let rframe = reply.build();
-            let Action::Redirect(rout) = process(&rframe, &s, &mut conns, &DIRECTOR, &hops) else {
+            let Action::Redirect(rout) =
+                process(&rframe, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &hops)
+            else {
                 panic!("reply not rewritten");
             };
             assert_eq!(frame_ok(&rout), Ok(()));

@@ -5,14 +5,16 @@
 //!   random seed, as the XDP table's; its clock in milliseconds since the table was made,
 //!   idle timeouts in milliseconds) and lists its forward entries not idle past their
 //!   timeout (set by set), with their idle time.
-//! * [`Conns::observe`] runs `packet::process` on one frame and reports, besides the action,
-//!   what the decision consulted and recorded ([`Observed`]): the flow's 5-tuple, the backend
-//!   of an established flow, the backend of a new one, whether it was a NAT reply.
+//! * [`Conns::observe`] runs `packet::process` on one frame (answering ARP for `owned`) and
+//!   reports, besides the action, what the decision consulted and recorded ([`Observed`]):
+//!   the flow's 5-tuple, the backend of an established flow, the backend of a new one,
+//!   whether it was a NAT reply.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::datapath::{ConnEntry, ConnTimeouts};
+use crate::packet::arp::OwnedVips;
 use crate::packet::conntable;
 use crate::packet::nexthop::NextHops;
 use crate::packet::parse::FiveTuple;
@@ -109,6 +111,7 @@ impl Conns {
     pub(super) fn observe(
         &mut self,
         frame: &[u8],
+        owned: &OwnedVips,
         services: &Services,
         director: &Director,
         hops: &dyn NextHops,
@@ -123,7 +126,7 @@ impl Conns {
             new_flow: None,
             nat_reply: Cell::new(false),
         };
-        let action = process(frame, services, &mut r, director, hops);
+        let action = process(frame, owned, services, &mut r, director, hops);
         let seen = Observed {
             flow: r.flow.get(),
             established: r.established.get(),
@@ -277,15 +280,36 @@ mod tests {
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];
         let f = frame(client, 5555, key.vip, 80);
-        let (a, seen) = c.observe(&f, &services, &director, &AllKnown, Instant::now());
+        let (a, seen) = c.observe(
+            &f,
+            &OwnedVips::NONE,
+            &services,
+            &director,
+            &AllKnown,
+            Instant::now(),
+        );
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert_eq!(seen.new_flow, Some(0));
         assert_eq!(seen.established, None);
         assert_eq!(seen.flow.map(|t| t.sport), Some(5555));
-        let (_, seen) = c.observe(&f, &services, &director, &AllKnown, Instant::now());
+        let (_, seen) = c.observe(
+            &f,
+            &OwnedVips::NONE,
+            &services,
+            &director,
+            &AllKnown,
+            Instant::now(),
+        );
         assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
         let reply = frame(backend.ip, 8080, client, 5555);
-        let (a, seen) = c.observe(&reply, &services, &director, &AllKnown, Instant::now());
+        let (a, seen) = c.observe(
+            &reply,
+            &OwnedVips::NONE,
+            &services,
+            &director,
+            &AllKnown,
+            Instant::now(),
+        );
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert!(seen.nat_reply);
         assert_eq!(seen.flow, None);
@@ -293,7 +317,14 @@ mod tests {
         // a reply is answered from the inner interface, a forward from the receiving one.
         let mut expiring = reply.clone();
         expiring[22] = 1;
-        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown, Instant::now());
+        let (a, seen) = c.observe(
+            &expiring,
+            &OwnedVips::NONE,
+            &services,
+            &director,
+            &AllKnown,
+            Instant::now(),
+        );
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
         };
@@ -304,7 +335,14 @@ mod tests {
         );
         let mut expiring = f.clone();
         expiring[22] = 1;
-        let (a, seen) = c.observe(&expiring, &services, &director, &AllKnown, Instant::now());
+        let (a, seen) = c.observe(
+            &expiring,
+            &OwnedVips::NONE,
+            &services,
+            &director,
+            &AllKnown,
+            Instant::now(),
+        );
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
         };
@@ -314,7 +352,14 @@ mod tests {
             (director.mac.to_vec(), director.ip.to_vec())
         );
         let other = frame(client, 5555, key.vip, 81);
-        let (a, seen) = c.observe(&other, &services, &director, &AllKnown, Instant::now());
+        let (a, seen) = c.observe(
+            &other,
+            &OwnedVips::NONE,
+            &services,
+            &director,
+            &AllKnown,
+            Instant::now(),
+        );
         assert_eq!((a, seen), (Action::Pass, Observed::default()));
         assert_eq!(c.len(), 1);
         let e = c.entries(10, Instant::now());
@@ -339,7 +384,15 @@ mod tests {
         let mut fin = f.clone();
         fin[34 + 13] = 0x11; // FIN+ACK
         let at = |c: &mut Conns, frame: &[u8], when| {
-            c.observe(frame, &services, &director, &AllKnown, when).1
+            c.observe(
+                frame,
+                &OwnedVips::NONE,
+                &services,
+                &director,
+                &AllKnown,
+                when,
+            )
+            .1
         };
         assert_eq!(at(&mut c, &f, t0).new_flow, Some(0));
         // Every 90 ms: kept alive, established.

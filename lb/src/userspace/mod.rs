@@ -14,6 +14,10 @@
 //! * Decisions are `packet::process` against one shared service table and one connection
 //!   table bounded at `max_conns` entries, both directions (`packet::conntable`; module
 //!   `worker` has the per-frame rules).
+//! * [`Datapath::set_owned`] swaps the owned VIPs whole; the receive thread of the
+//!   client-facing interface answers ARP requests for them, broadcast or addressed to it
+//!   (module `worker`). The socket is bound to every protocol, so ARP reaches it; the kernel
+//!   sees the request too and stays silent, the VIP being none of its addresses.
 //! * [`Datapath::apply`] first replaces the nftables rules (refusing protocols other than
 //!   TCP and UDP), then swaps the service table whole, then asks for the MACs of the NAT
 //!   backends so the first frames of their flows are not dropped for want of one.
@@ -43,6 +47,7 @@ use crate::datapath::{
     BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
 };
 use crate::iface::Interface;
+use crate::packet::arp::OwnedVips;
 use crate::packet::service::{Mode, Service, ServiceKey, Services};
 use conns::Conns;
 use nexthop::{NeighbourCache, ResolveRequest, RESOLVE_QUEUE};
@@ -122,6 +127,7 @@ impl UserspaceDatapath {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             services: ArcSwap::from_pointee(Services::new()),
+            owned: ArcSwap::from_pointee(OwnedVips::NONE),
             conns: Mutex::new(Conns::with_timeouts(
                 opts.max_conns as usize,
                 opts.conn_timeouts,
@@ -214,6 +220,15 @@ impl Datapath for UserspaceDatapath {
             // A full queue only delays that backend's first flow by a retransmission.
             let _ = self.resolve.try_send((ip, self.inner_name.clone()));
         }
+        Ok(())
+    }
+
+    fn set_owned(&mut self, vips: &[Ipv4Addr]) -> Result<(), DatapathError> {
+        self.nft_ref()?;
+        let owned =
+            OwnedVips::new(vips).map_err(|e| DatapathError::new("set the owned VIPs", &e))?;
+        self.shared.owned.store(Arc::new(owned));
+        tracing::info!(vips = ?vips, "answering ARP for the owned VIPs");
         Ok(())
     }
 

@@ -27,6 +27,8 @@ pub(super) const RCVBUF_BYTES: usize = 4 << 20;
 
 /// `sll_pkttype` of a frame addressed to this host.
 pub(super) const PACKET_HOST: u8 = 0;
+/// `sll_pkttype` of a frame sent to the link's broadcast address.
+pub(super) const PACKET_BROADCAST: u8 = 1;
 
 /// Socket option number of `PACKET_IGNORE_OUTGOING` (`linux/if_packet.h`).
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;

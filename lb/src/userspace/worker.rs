@@ -2,10 +2,16 @@
 //!
 //! Contract of [`Worker::run`] (until [`Shared::stop`] is set; it notices within
 //! `socket::RECV_TIMEOUT`):
-//! * only frames addressed to this host (`PACKET_HOST`) are considered; broadcast, multicast
-//!   and other hosts' frames are the kernel's alone;
+//! * only frames addressed to this host (`PACKET_HOST`) are considered, and on the
+//!   client-facing interface broadcast ARP requests for the owned VIPs ([`Shared::owned`],
+//!   `packet::arp`: the only broadcast frames a director answers); every other broadcast,
+//!   multicast and other hosts' frames are the kernel's alone;
 //! * each frame goes through `packet::process` against the current service table (swapped
-//!   whole by `apply`) and the shared connection table;
+//!   whole by `apply`), the shared connection table and, on the client-facing interface, the
+//!   owned VIPs (none on the inner interface);
+//! * `ArpReply` is sent back out of the receiving interface and counted `arp_reply`, as a
+//!   broadcast request answered (the kernel got the request too, but it does not hold the
+//!   VIP: it stays silent);
 //! * `Tx` is sent back out of the receiving interface; `Redirect` (NAT) out of the inner
 //!   interface for a forward and out of the client-facing one for a reply; the model asks
 //!   [`KernelHops`] for the MACs: the source MAC of that interface and the destination MAC of
@@ -26,10 +32,11 @@ use arc_swap::ArcSwap;
 
 use super::conns::Conns;
 use super::nexthop::{current_routes, next_hop, NeighbourCache, Route};
-use super::socket::{PacketSocket, PACKET_HOST};
+use super::socket::{PacketSocket, PACKET_BROADCAST, PACKET_HOST};
 use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters, Extra};
 use crate::abi::Counter;
 use crate::iface::Interface;
+use crate::packet::arp::{self, OwnedVips};
 use crate::packet::nexthop::{Egress as HopEgress, NextHop, NextHops};
 use crate::packet::ratelimit::{Bucket, IcmpLimit};
 use crate::packet::rewrite::Director;
@@ -44,11 +51,16 @@ pub(super) const RX_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a thread reuses its copy of the routing table.
 pub(super) const ROUTES_TTL: Duration = Duration::from_secs(1);
 
+/// What the inner interface answers ARP for.
+static NO_VIPS: OwnedVips = OwnedVips::NONE;
+
 /// State shared by the receive threads and the datapath handle.
 #[derive(Debug)]
 pub(super) struct Shared {
     /// The service table, replaced whole by `apply`.
     pub services: ArcSwap<Services>,
+    /// The VIPs answered for on the client-facing interface, replaced whole by `set_owned`.
+    pub owned: ArcSwap<OwnedVips>,
     /// The connection table.
     pub conns: Mutex<Conns>,
     /// Per-backend counters.
@@ -127,6 +139,7 @@ impl Worker {
         while !self.shared.stop.load(Ordering::Relaxed) {
             match self.rx.socket.recv(&mut buf) {
                 Ok(None) => {}
+                Ok(Some((n, PACKET_BROADCAST))) if n <= buf.len() => self.broadcast(&buf[..n]),
                 Ok(Some((_, kind))) if kind != PACKET_HOST => {}
                 Ok(Some((n, _))) if n > buf.len() => {
                     self.shared.counters.bump_extra(Extra::RxTruncated);
@@ -146,6 +159,32 @@ impl Worker {
         }
     }
 
+    /// Whether this thread reads the client-facing interface (where the owned VIPs are
+    /// answered for).
+    fn on_client_side(&self) -> bool {
+        self.rx.iface.ifindex == self.outer.iface.ifindex
+    }
+
+    /// A broadcast frame: answered only if it is an ARP request for an owned VIP
+    /// (`packet::arp`), on the client-facing interface; nothing else is counted.
+    fn broadcast(&self, frame: &[u8]) {
+        if !self.on_client_side() {
+            return;
+        }
+        let owned = self.shared.owned.load();
+        if let Some(reply) = arp::answer(frame, &owned, self.rx.iface.mac) {
+            self.arp_reply(&reply);
+        }
+    }
+
+    /// Sends an ARP reply back out of the receiving interface, counted `arp_reply`.
+    fn arp_reply(&self, out: &[u8]) {
+        self.shared.counters.bump(Counter::ArpReply);
+        if self.rx.socket.send(out).is_err() {
+            self.shared.counters.bump_extra(Extra::TxError);
+        }
+    }
+
     /// Sends an ICMP reply the model built back out of the receiving interface, within this
     /// thread's budget (over it: dropped, counted `icmp_limited`).
     fn icmp_reply(&mut self, counter: Counter, out: &[u8], now: Instant) {
@@ -160,6 +199,7 @@ impl Worker {
 
     /// Decides and acts on one frame addressed to this host.
     fn handle(&mut self, frame: &[u8], routes: &[Route], now: Instant) {
+        let client_side = self.on_client_side();
         let shared = &self.shared;
         let director = Director {
             mac: self.rx.iface.mac,
@@ -178,9 +218,11 @@ impl Worker {
             inner: &self.inner.iface,
             now,
         };
+        let owned_now = shared.owned.load();
+        let owned: &OwnedVips = if client_side { &owned_now } else { &NO_VIPS };
         let (action, seen) = {
             let services = shared.services.load();
-            lock(&shared.conns).observe(frame, &services, &director, &hops, now)
+            lock(&shared.conns).observe(frame, owned, &services, &director, &hops, now)
         };
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
@@ -192,6 +234,7 @@ impl Worker {
             Action::TimeExceeded(out) => {
                 return self.icmp_reply(Counter::IcmpTimeExceeded, &out, now)
             }
+            Action::ArpReply(out) => return self.arp_reply(&out),
             Action::Tx(out) => (out, false),
             Action::Redirect(out) => (out, true),
         };

@@ -15,6 +15,8 @@
 //!   Services absent from the set are deleted afterwards, then retired regions released.
 //! * Per-backend statistics survive a region move: the old region's totals are carried and
 //!   added; a fresh region is zeroed before use.
+//! * [`Datapath::set_owned`] fills the `owned` map (`XdpDirector::set_owned`); the program
+//!   answers ARP for those VIPs on frames whose ingress is `interface` (not `inner_interface`).
 //! * Idle timeouts (`opts.conn_timeouts`) are given to the program in jiffies, at the tick
 //!   rate measured at open (`xdp::jiffies`; 250 Hz assumed, with a warning, when it cannot be
 //!   measured). [`Datapath::conns`] lists the forward entries not idle past their timeout,
@@ -35,6 +37,7 @@ use crate::abi;
 use crate::datapath::{
     BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
 };
+use crate::packet::arp::OwnedVips;
 use crate::packet::conntable;
 use crate::packet::service::{IdleTimeouts, Service, ServiceKey};
 
@@ -313,6 +316,14 @@ impl Datapath for XdpDatapath {
             self.carried.remove(&key);
         }
         self.layout.release();
+        Ok(())
+    }
+
+    fn set_owned(&mut self, vips: &[Ipv4Addr]) -> Result<(), DatapathError> {
+        let what = "set the owned VIPs";
+        let owned = OwnedVips::new(vips).map_err(|e| DatapathError::new(what, &e))?;
+        self.director.set_owned(&owned).map_err(err(what))?;
+        tracing::info!(vips = ?vips, "answering ARP for the owned VIPs");
         Ok(())
     }
 

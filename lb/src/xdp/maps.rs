@@ -15,6 +15,8 @@
 //! * [`XdpDirector::conn_forward`] counts the forward entries from the program's gauge
 //!   (updated by every record that fills an empty way or evicts), not by reading the table.
 //! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
+//! * [`XdpDirector::set_owned`] inserts the VIPs given, then deletes every other key of the
+//!   `owned` map: a request arriving meanwhile sees the old set, the new one or their union.
 
 use aya::maps::xdp::XdpMapError;
 use aya::maps::{Array, DevMap, HashMap, MapError, PerCpuArray, PerCpuValues, RingBuf};
@@ -26,6 +28,7 @@ use aya::maps::IterableMap;
 use super::batch::ArrayBatches;
 use super::{map_err, Error, FlowEvents, XdpDirector};
 use crate::abi::{self, Counter};
+use crate::packet::arp::OwnedVips;
 use crate::packet::service::ServiceKey;
 
 /// Sets of the connection table read per system call (360 KiB).
@@ -59,6 +62,42 @@ pub(crate) fn abi_key(key: &ServiceKey) -> abi::ServiceKey {
 }
 
 impl XdpDirector {
+    /// Makes the `owned` map hold exactly `vips` (see the module doc).
+    pub fn set_owned(&mut self, vips: &OwnedVips) -> Result<(), Error> {
+        let m = abi::names::OWNED;
+        let mut map: HashMap<_, [u8; 4], u32> =
+            HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
+                .map_err(map_err(m))?;
+        for vip in vips.iter() {
+            map.insert(vip.octets(), 0, 0).map_err(map_err(m))?;
+        }
+        let held = map
+            .keys()
+            .collect::<Result<Vec<[u8; 4]>, MapError>>()
+            .map_err(map_err(m))?;
+        for key in held.into_iter().filter(|k| !vips.contains(*k)) {
+            match map.remove(&key) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(m)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The VIPs of the `owned` map, in address order.
+    pub fn owned(&self) -> Result<Vec<std::net::Ipv4Addr>, Error> {
+        let m = abi::names::OWNED;
+        let map: HashMap<_, [u8; 4], u32> =
+            HashMap::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+        let mut vips = map
+            .keys()
+            .map(|k| k.map(std::net::Ipv4Addr::from))
+            .collect::<Result<Vec<_>, MapError>>()
+            .map_err(map_err(m))?;
+        vips.sort_unstable();
+        Ok(vips)
+    }
+
     /// Sets `service_gen[id]` (0: no installed version).
     pub(crate) fn set_service_gen(&mut self, id: u32, gen: u32) -> Result<(), Error> {
         let m = abi::names::SERVICE_GEN;

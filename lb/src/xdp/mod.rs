@@ -20,7 +20,11 @@
 //!   reschedules its recorded flows (fast path included) as the model does.
 //! * [`XdpDirector::test_run`] runs the program once on a frame and returns its action and
 //!   the output frame (`BPF_PROG_TEST_RUN`; frames shorter than 14 bytes are refused by the
-//!   kernel).
+//!   kernel), as received on `lo` (the kernel's default); [`XdpDirector::test_run_on`] as
+//!   received on the interface of the index given (an `xdp_md` context with that
+//!   `ingress_ifindex`: the ARP responder answers only on the client-facing interface).
+//! * [`XdpDirector::set_owned`] makes the `owned` map hold exactly the VIPs given: the new
+//!   ones inserted first, then the others deleted.
 //! * [`test_run_timed`] runs any loaded XDP program `repeat` times on one frame and returns
 //!   the last action, the output frame and the kernel-measured average duration per
 //!   repetition (the benchmark's primitive; [`XdpDirector::program`] exposes the director).
@@ -250,6 +254,20 @@ impl XdpDirector {
         })
     }
 
+    /// Runs the program once on `frame` received on interface `ingress_ifindex` (an
+    /// interface of the calling thread's namespace; see the module doc).
+    pub fn test_run_on(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+    ) -> Result<TestRunOutput, Error> {
+        let run = run_timed(self.program()?, frame, 1, Some(ingress_ifindex))?;
+        Ok(TestRunOutput {
+            action: run.action,
+            frame: run.frame,
+        })
+    }
+
     /// The loaded director program (to time it, or to place it in a program array).
     pub fn program(&self) -> Result<&Xdp, Error> {
         self.ebpf
@@ -316,11 +334,28 @@ pub struct TimedRun {
 /// The kernel reuses one buffer for all repetitions: from the second on, the program sees its
 /// own output.
 pub fn test_run_timed(program: &Xdp, frame: &[u8], repeat: u32) -> Result<TimedRun, Error> {
+    run_timed(program, frame, repeat, None)
+}
+
+/// [`test_run_timed`], as received on interface `ingress` when given (else `lo`).
+fn run_timed(
+    program: &Xdp,
+    frame: &[u8],
+    repeat: u32,
+    ingress: Option<u32>,
+) -> Result<TimedRun, Error> {
     let mut out = vec![0u8; frame.len() + OUTPUT_HEADROOM];
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+    // egress_ifindex. The kernel wants data 0 and data_end the frame's length.
+    let ctx: Option<Vec<u8>> = ingress.map(|ifindex| {
+        let words = [0, frame.len() as u32, 0, ifindex, 0, 0];
+        words.iter().flat_map(|w| w.to_ne_bytes()).collect()
+    });
     let result = program
         .test_run(TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: ctx.as_deref(),
             repeat: repeat.max(1),
             ..TestRunOptions::new()
         })

@@ -91,7 +91,7 @@ pub fn check(n: usize, input: &[u8], model: &Action, got: &TestRunOutput) {
             assert_eq!(got.action, XDP_REDIRECT, "frame {n}: {input:02x?}");
             assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
         }
-        Action::TooBig(want) | Action::TimeExceeded(want) => {
+        Action::TooBig(want) | Action::TimeExceeded(want) | Action::ArpReply(want) => {
             assert_eq!(got.action, XDP_TX, "frame {n}: {input:02x?}");
             assert_eq!(&got.frame, want, "frame {n}: {input:02x?}");
         }
@@ -106,6 +106,7 @@ pub fn expect(action: &Action, to_vip: bool, new: bool, counts: &mut HashMap<Cou
         Action::TimeExceeded(_) => Counter::IcmpTimeExceeded,
         Action::Redirect(_) if !to_vip => Counter::NatReply,
         Action::TooBig(_) => Counter::IcmpTooBig,
+        Action::ArpReply(_) => Counter::ArpReply,
         _ if new => Counter::TxNew,
         _ => Counter::TxEstablished,
     };

@@ -1,9 +1,11 @@
 //! Frames of the differential test: a xorshift generator and a builder of well-formed
 //! Ethernet/IPv4/TCP-or-UDP frames with correct checksums (optional VLAN tag, IP options,
 //! fragment word, Ethernet padding, UDP without checksum, TCP flags: opening SYN, SYN+ACK,
-//! ACK, PSH|ACK, FIN, RST, any TTL), and [`tcp_flags`], the generator's mix of TCP flags.
+//! ACK, PSH|ACK, FIN, RST, any TTL), [`tcp_flags`], the generator's mix of TCP flags, and
+//! [`arp`], the generator's ARP frames.
 #![allow(dead_code)]
 
+use strait_lb::packet::arp;
 use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
 
 const UDP: u8 = 17;
@@ -123,5 +125,51 @@ pub fn frame(s: &Shape) -> Vec<u8> {
     f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&l4);
     f.resize(f.len() + s.padding, 0);
+    f
+}
+
+/// An ARP frame for one of `targets` from a client, as a LAN carries them and worse: mostly
+/// broadcast requests, some RFC 5227 probes (sender 0.0.0.0), gratuitous ARPs (sender =
+/// target), replies and operation 3, unicast to `own` (the director's MAC), to another host
+/// or to a multicast group; Ethernet padding to 60 bytes one time in three; one in eight
+/// with a VLAN tag, one in eight with a wrong hardware or protocol type or length, one in
+/// eight truncated anywhere from 14 to 41 bytes.
+pub fn arp(rng: &mut Rng, own: [u8; 6], targets: &[[u8; 4]]) -> Vec<u8> {
+    let sha = [2, 0, 0, 0, 0, 0x10 + rng.below(4) as u8];
+    let tpa = targets[rng.below(targets.len() as u64) as usize];
+    let spa = match rng.below(8) {
+        0 => tpa,
+        1 => [0; 4],
+        _ => [192, 168, 1, 1 + rng.below(8) as u8],
+    };
+    let dst = match rng.below(8) {
+        0 => own,
+        1 => [2, 0, 0, 0, 0, 0x55],
+        2 => [1, 0, 0x5e, 0, 0, 1],
+        _ => [0xff; 6],
+    };
+    let op = match rng.below(8) {
+        0 => arp::OP_REPLY,
+        1 => 3,
+        _ => arp::OP_REQUEST,
+    };
+    let tha = if op == arp::OP_REQUEST { [0; 6] } else { own };
+    let mut f = arp::frame(dst, op, (sha, spa), (tha, tpa));
+    if rng.below(3) == 0 {
+        f.resize(60, 0);
+    }
+    match rng.below(8) {
+        0 => {
+            let tag = [0x81, 0x00, 0, rng.below(256) as u8];
+            f.splice(12..12, tag);
+        }
+        1 => {
+            // htype, ptype, hlen or plen off by one bit.
+            let at = [14, 15, 16, 17, 18, 19][rng.below(6) as usize];
+            f[at] ^= 1 << rng.below(8);
+        }
+        2 => f.truncate(14 + rng.below(28) as usize),
+        _ => {}
+    }
     f
 }

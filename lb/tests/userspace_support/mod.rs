@@ -1,6 +1,8 @@
 //! Helpers of the userspace datapath's namespace tests: root check, commands, namespaces
 //! (deleted by a guard), threads inside a namespace, name-answering TCP servers and clients.
 
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;

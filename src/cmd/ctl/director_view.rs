@@ -1,6 +1,8 @@
 //! Human views of a director's admin answers (pure; missing fields print as `-`).
 //!
-//! * `status`: `director <id>  <role>  datapath <name>  conns <n>`, then one line per service:
+//! * `status`: `director <id>  <role>  datapath <name>  conns <n>`; with `[ha]` a line
+//!   `ha vrid <v> priority <p>  <state> since <time> (<reason>)  master <addr>  adverts sent
+//!   <n> received <n> dropped <n>`; then one line per service:
 //!   `<vip> <proto> <mode>/<scheduler>  up <u>/<n> backends`.
 //! * `stats`: the header line, the datapath counters (`name  value`, sorted), then one table:
 //!   service, backend, state, weight, packets, bytes, flows.
@@ -36,13 +38,32 @@ fn backends(service: &Value) -> impl Iterator<Item = &Value> {
 }
 
 fn header(stats: &Value) -> String {
-    format!(
+    let mut out = format!(
         "director {}  {}  datapath {}  conns {}\n",
         cell(stats.get("id")),
         cell(stats.get("role")),
         cell(stats.get("datapath")),
         cell(stats.get("conntrack_entries"))
-    )
+    );
+    if let Some(ha) = stats.get("ha") {
+        let drops: u64 = ha
+            .get("drops")
+            .and_then(Value::as_object)
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+        let _ = writeln!(
+            out,
+            "ha vrid {} priority {}  {} since {} ({})  master {}  adverts sent {} received {} dropped {drops}",
+            cell(ha.get("vrid")),
+            cell(ha.get("priority")),
+            cell(ha.get("state")),
+            cell(ha.get("since")),
+            cell(ha.get("reason")),
+            cell(ha.get("master")),
+            cell(ha.get("adverts_sent")),
+            cell(ha.get("adverts_received")),
+        );
+    }
+    out
 }
 
 /// `strait ctl status` for a director.
@@ -160,6 +181,24 @@ mod tests {
             render_status(&sample()),
             "director dir-a  standalone  datapath xdp/native  conns 2\n\
              10.0.0.100:80 tcp dr/maglev  up 1/2 backends\n"
+        );
+    }
+
+    #[test]
+    fn status_shows_the_virtual_router() {
+        let mut v = sample();
+        v["role"] = "master".into();
+        v["ha"] = serde_json::json!({"vrid": 51, "priority": 150, "state": "master",
+            "since": "2026-12-06T07:00:00Z", "reason": "startup", "master": "10.0.0.3",
+            "adverts_sent": 40, "adverts_received": 2, "drops": {"ttl": 1, "vrid": 2}});
+        let out = render_status(&v);
+        assert!(
+            out.starts_with(
+                "director dir-a  master  datapath xdp/native  conns 2\n\
+             ha vrid 51 priority 150  master since 2026-12-06T07:00:00Z (startup)  master \
+             10.0.0.3  adverts sent 40 received 2 dropped 3\n"
+            ),
+            "{out}"
         );
     }
 

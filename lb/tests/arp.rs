@@ -1,0 +1,368 @@
+//! Namespace tests of the ARP responder (`Datapath::set_owned`), for the XDP and the
+//! userspace datapath alike: the VIPs are no kernel address anywhere, so only the datapath can
+//! make them reachable.
+//!
+//! Contract checked, per datapath (`*_answers_arp_for_the_owned_vips_only`): a client asking
+//! with a broadcast ARP request gets no answer for a VIP before `set_owned`; after
+//! `set_owned([VIP, VIP2])` it gets, for each, exactly the reply `packet::arp::answer` builds
+//! (the director interface's MAC); a gratuitous ARP for an owned VIP and a request for
+//! another address are not answered by the datapath (the director's own address is still
+//! answered, by its kernel); replacing the set with `[VIP2]` stops the answers for VIP only,
+//! `[]` stops them all; a set over `MAX_OWNED` is refused and the previous one stays;
+//! `arp_reply` counts the answers.
+//! End to end (`*_forwards_dr_through_an_owned_vip`): two DR backends holding the VIP on
+//! `lo` (`arp_ignore=1`, `arp_announce=2`) behind a director that does not hold it; nobody
+//! answers ARP for the VIP until `set_owned([VIP])`, then 40 TCP connections from the client
+//! to the VIP are all answered by the backends (both of them), and the client's neighbour
+//! entry for the VIP is the director's MAC.
+//!
+//! Topology (prefix `st-tus-<tag><pid>-`, removed by a guard; nothing in the root
+//! namespace): a namespace holding the bridge, and client, director and backend namespaces
+//! with a veth into it. Root only: otherwise prints `SKIP` and passes; with `CI=true` it fails
+//! instead.
+
+mod userspace_support;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use strait_lb::datapath::{ConnTimeouts, Datapath, DatapathOptions, XdpMode};
+use strait_lb::maglev::DEFAULT_TABLE_SIZE;
+use strait_lb::packet::arp::{self, OwnedVips, MAX_OWNED};
+use strait_lb::packet::ratelimit::IcmpLimit;
+use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
+use strait_lb::userspace::UserspaceDatapath;
+use userspace_support::{
+    connect_many, in_netns, interface, require_root, run, Namespaces, Servers,
+};
+
+/// How long a client waits for an ARP reply before taking silence for an answer.
+const ARP_WAIT: Duration = Duration::from_millis(500);
+
+fn mac(host: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0x0a, host]
+}
+
+/// Which datapath a test drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Xdp,
+    Userspace,
+}
+
+/// The LAN `10.<net>.0.0/24` in namespaces tagged `tag`: the bridge, the client (.2) and the
+/// director (.3), neither holding any VIP.
+fn lan(tag: &str, net: u8) -> (Namespaces, String, String, String) {
+    let mut ns = Namespaces::new(tag);
+    let br = ns.add("br");
+    ns.bridge(&br, "br0");
+    let cli = ns.host(
+        &br,
+        "br0",
+        "cli",
+        "eth0",
+        mac(2),
+        &format!("10.{net}.0.2/24"),
+    );
+    let dir = ns.host(
+        &br,
+        "br0",
+        "dir",
+        "eth0",
+        mac(3),
+        &format!("10.{net}.0.3/24"),
+    );
+    (ns, br, cli, dir)
+}
+
+/// Opens `kind` on the director's `eth0` (from a thread inside its namespace).
+fn open(kind: Kind, dir_ns: &str, net: u8) -> Box<dyn Datapath> {
+    in_netns(dir_ns, move || {
+        let opts = DatapathOptions {
+            interface: interface("eth0", mac(3), Ipv4Addr::new(10, net, 0, 3)),
+            inner_interface: None,
+            xdp_mode: XdpMode::Generic,
+            max_conns: 1024,
+            icmp: IcmpLimit::new(1000, 50),
+            conn_timeouts: ConnTimeouts::default(),
+        };
+        match kind {
+            Kind::Xdp => open_xdp(&opts),
+            Kind::Userspace => Box::new(UserspaceDatapath::open(&opts).expect("open userspace"))
+                as Box<dyn Datapath>,
+        }
+    })
+    .join()
+    .expect("director thread")
+}
+
+#[cfg(not(strait_no_bpf))]
+fn open_xdp(opts: &DatapathOptions) -> Box<dyn Datapath> {
+    Box::new(strait_lb::xdp::XdpDatapath::open(opts).expect("open xdp"))
+}
+
+#[cfg(strait_no_bpf)]
+fn open_xdp(_: &DatapathOptions) -> Box<dyn Datapath> {
+    unreachable!("skipped before: built without clang")
+}
+
+/// Whether a test of `kind` may run (see the module doc).
+fn may_run(kind: Kind, test: &str) -> bool {
+    if kind == Kind::Xdp && cfg!(strait_no_bpf) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "built without clang in CI"
+        );
+        eprintln!("SKIP {test}: built without clang");
+        return false;
+    }
+    require_root(test)
+}
+
+/// Sends `frame` from `eth0` of namespace `ns` and returns the first ARP reply for `target`
+/// addressed to `me` within [`ARP_WAIT`].
+fn ask(ns: &str, frame: Vec<u8>, me: [u8; 6], target: [u8; 4]) -> Option<Vec<u8>> {
+    in_netns(ns, move || {
+        let socket = arp_socket("eth0");
+        // SAFETY: frame is valid for reads of its length.
+        let sent = unsafe { libc::send(socket.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(
+            sent,
+            frame.len() as isize,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        let deadline = Instant::now() + ARP_WAIT;
+        let mut buf = [0u8; 1514];
+        while Instant::now() < deadline {
+            // SAFETY: buf is valid for writes of its length.
+            let n =
+                unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let Ok(n) = usize::try_from(n) else {
+                continue; // the receive timeout
+            };
+            let f = &buf[..n];
+            if n >= arp::ARP_FRAME_LEN
+                && f[20..22] == arp::OP_REPLY.to_be_bytes()
+                && f[28..32] == target
+                && f[32..38] == me
+            {
+                return Some(f.to_vec());
+            }
+        }
+        None
+    })
+    .join()
+    .expect("client thread")
+}
+
+/// A packet socket for ARP frames on `dev`, with a 50 ms receive timeout.
+fn arp_socket(dev: &str) -> OwnedFd {
+    let proto = (arp::ETH_P_ARP).to_be();
+    // SAFETY: plain socket(2) call; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto)) };
+    assert!(
+        raw >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: raw is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let name = std::ffi::CString::new(dev).unwrap();
+    // SAFETY: sockaddr_ll is plain old data (all zeroes valid); name is NUL-terminated.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = proto;
+    // SAFETY: see above.
+    addr.sll_ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as libc::c_int;
+    assert_ne!(addr.sll_ifindex, 0, "{dev}");
+    // SAFETY: addr is a valid sockaddr_ll of the length given.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    // SAFETY: tv is a valid timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    fd
+}
+
+fn counter(dp: &dyn Datapath, name: &str) -> u64 {
+    let all: HashMap<&str, u64> = dp.counters().unwrap().into_iter().collect();
+    all[name]
+}
+
+fn answers_arp_for_the_owned_vips_only(kind: Kind, tag: &str, net: u8) {
+    let (_ns, _br, cli, dir) = lan(tag, net);
+    let (client_ip, director_ip) = ([10, net, 0, 2], [10, net, 0, 3]);
+    let (vip, vip2, other) = ([10, net, 0, 100], [10, net, 0, 101], [10, net, 0, 102]);
+    let mut dp = open(kind, &dir, net);
+    let request = |target| arp::request(mac(2), client_ip, target);
+    let replied = |target| ask(&cli, request(target), mac(2), target);
+
+    assert_eq!(replied(vip), None, "owned by nobody yet");
+    let kernel = replied(director_ip).expect("the director's kernel answers for its address");
+    assert_eq!(kernel[22..28], mac(3));
+
+    let both = [Ipv4Addr::from(vip), Ipv4Addr::from(vip2)];
+    dp.set_owned(&both).unwrap();
+    let owned = OwnedVips::new(&both).unwrap();
+    for target in [vip, vip2] {
+        let got = replied(target).expect("an owned VIP is answered");
+        assert_eq!(
+            Some(got.clone()),
+            arp::answer(&request(target), &owned, mac(3))
+        );
+        assert_eq!(
+            (got[0..6].to_vec(), got[22..28].to_vec()),
+            (mac(2).to_vec(), mac(3).to_vec())
+        );
+    }
+    let gratuitous = arp::request(mac(2), vip, vip);
+    assert_eq!(ask(&cli, gratuitous, mac(2), vip), None, "gratuitous");
+    assert_eq!(replied(other), None, "not owned");
+    assert!(replied(director_ip).is_some(), "still the kernel's");
+    assert_eq!(counter(dp.as_ref(), "arp_reply"), 2);
+
+    dp.set_owned(&[Ipv4Addr::from(vip2)]).unwrap();
+    assert_eq!(replied(vip), None, "released");
+    assert!(replied(vip2).is_some(), "kept");
+    let too_many: Vec<Ipv4Addr> = (0..=MAX_OWNED as u32)
+        .map(|i| Ipv4Addr::from(0x0a64_0000 + i))
+        .collect();
+    let e = dp.set_owned(&too_many).unwrap_err();
+    assert!(e.to_string().contains("at most 256"), "{e}");
+    assert!(replied(vip2).is_some(), "the previous set stays");
+
+    dp.set_owned(&[]).unwrap();
+    assert_eq!(replied(vip2), None, "none owned");
+    assert_eq!(counter(dp.as_ref(), "arp_reply"), 4);
+    dp.shutdown().unwrap();
+}
+
+fn forwards_dr_through_an_owned_vip(kind: Kind, tag: &str, net: u8) {
+    let (mut ns, br, cli, dir) = lan(tag, net);
+    let vip = Ipv4Addr::new(10, net, 0, 100);
+    let names = ["b1", "b2"];
+    let mut servers = Servers::default();
+    let mut backends = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let host = 11 + i as u8;
+        let ip = [10, net, 0, host];
+        let cidr = format!("{}/24", Ipv4Addr::from(ip));
+        let b = ns.host(&br, "br0", name, "eth0", mac(host), &cidr);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &b,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &b,
+            "addr",
+            "add",
+            &format!("{vip}/32"),
+            "dev",
+            "lo",
+        ]);
+        servers.start(&b, SocketAddr::from((vip, 80)), name);
+        backends.push(Backend {
+            ip,
+            mac: mac(host),
+            port: 80,
+            weight: 100,
+            alive: true,
+        });
+    }
+    let mut dp = open(kind, &dir, net);
+    let key = ServiceKey {
+        vip: vip.octets(),
+        port: 80,
+        proto: 6,
+    };
+    let service = Service::new(Mode::Dr, backends, DEFAULT_TABLE_SIZE).unwrap();
+    dp.apply(&[(key, service)]).unwrap();
+    let request = arp::request(mac(2), [10, net, 0, 2], vip.octets());
+    assert_eq!(
+        ask(&cli, request.clone(), mac(2), vip.octets()),
+        None,
+        "nobody holds the VIP"
+    );
+
+    dp.set_owned(&[vip]).unwrap();
+    let answers = connect_many(&cli, SocketAddr::from((vip, 80)), 30_000..30_040);
+    for name in names {
+        let n = answers.iter().filter(|(_, a)| a == name).count();
+        assert!(n > 0, "{name} answered none of {answers:?}");
+    }
+    assert!(
+        answers.iter().all(|(_, a)| names.contains(&a.as_str())),
+        "{answers:?}"
+    );
+    let neigh = run(&["ip", "-n", &cli, "neigh", "show", &vip.to_string()]);
+    assert!(
+        neigh.contains(&strait_lb::iface::format_mac(mac(3))),
+        "{neigh}"
+    );
+    assert!(counter(dp.as_ref(), "arp_reply") >= 1);
+    assert_eq!(counter(dp.as_ref(), "tx_new"), 40);
+    dp.shutdown().unwrap();
+}
+
+#[test]
+fn xdp_answers_arp_for_the_owned_vips_only() {
+    if may_run(Kind::Xdp, "xdp_answers_arp_for_the_owned_vips_only") {
+        answers_arp_for_the_owned_vips_only(Kind::Xdp, "ax", 82);
+    }
+}
+
+#[test]
+fn userspace_answers_arp_for_the_owned_vips_only() {
+    if may_run(
+        Kind::Userspace,
+        "userspace_answers_arp_for_the_owned_vips_only",
+    ) {
+        answers_arp_for_the_owned_vips_only(Kind::Userspace, "au", 83);
+    }
+}
+
+#[test]
+fn xdp_forwards_dr_through_an_owned_vip() {
+    if may_run(Kind::Xdp, "xdp_forwards_dr_through_an_owned_vip") {
+        forwards_dr_through_an_owned_vip(Kind::Xdp, "dx", 84);
+    }
+}
+
+#[test]
+fn userspace_forwards_dr_through_an_owned_vip() {
+    if may_run(
+        Kind::Userspace,
+        "userspace_forwards_dr_through_an_owned_vip",
+    ) {
+        forwards_dr_through_an_owned_vip(Kind::Userspace, "du", 85);
+    }
+}
