@@ -98,9 +98,9 @@ fn every_problem_is_reported_at_its_line_and_column() {
 }
 
 #[test]
-fn unknown_keys_and_unsupported_tables_are_errors() {
+fn unknown_keys_bad_ha_and_unsupported_tables_are_errors() {
     let typo = GOOD.replace("xdp_mode = \"auto\"", "xdp_mdoe = \"auto\"");
-    let ha = format!("{GOOD}\n[ha]\nvrid = 51\n");
+    let ha = format!("{GOOD}\n[ha]\nvrid = 0\n");
     let cluster = GOOD.replace(
         "[{ addr = \"10.0.1.11:8080\", weight = 3 }, { addr = \"10.0.1.12\" }]",
         "\"cluster\"",
@@ -119,7 +119,7 @@ fn unknown_keys_and_unsupported_tables_are_errors() {
     );
     assert!(
         lines[1].starts_with(&format!(
-            "{}:25:1: [ha] (director failover) is not supported yet",
+            "{}:26:8: ha.vrid 0 is out of range 1..=255",
             p[1]
         )),
         "{stderr}"
