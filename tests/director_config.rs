@@ -118,10 +118,7 @@ fn unknown_keys_bad_ha_and_unsupported_tables_are_errors() {
         "{stderr}"
     );
     assert!(
-        lines[1].starts_with(&format!(
-            "{}:26:8: ha.vrid 0 is out of range 1..=255",
-            p[1]
-        )),
+        lines[1].starts_with(&format!("{}:26:8: ha.vrid 0 is out of range 1..=255", p[1])),
         "{stderr}"
     );
     assert!(
