@@ -73,6 +73,50 @@ impl Interface {
     }
 }
 
+/// An `AF_PACKET` raw socket for `protocol` (an `ETH_P_*` in network byte order; 0: no frame
+/// is ever queued to it, for a send-only socket), bound to interface `ifindex` (not 0, which
+/// would bind to every interface and send on none).
+pub(crate) fn packet_socket(
+    ifindex: u32,
+    protocol_be: u16,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let index = libc::c_int::try_from(ifindex)
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "interface index"))?;
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::c_int::from(protocol_be),
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: raw is a fresh descriptor we own from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = protocol_be;
+    addr.sll_ifindex = index;
+    // SAFETY: addr is a valid sockaddr_ll of the length given.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 /// `aa:bb:cc:dd:ee:ff` → bytes.
 pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];

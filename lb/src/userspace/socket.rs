@@ -16,7 +16,7 @@
 //! us our own transmitted frames (an endless forwarding loop) with no way to tell them apart.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 /// How long a blocking receive waits before returning `Ok(None)`.
@@ -65,19 +65,7 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T)
 impl PacketSocket {
     /// Opens and binds a socket on interface `ifindex` (see the module doc).
     pub(super) fn open(ifindex: u32) -> io::Result<PacketSocket> {
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::c_int::from(eth_p_all_be()),
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a fresh descriptor we own from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = crate::iface::packet_socket(ifindex, eth_p_all_be())?;
         let one: libc::c_int = 1;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)?;
         let tv = libc::timeval {
@@ -87,22 +75,6 @@ impl PacketSocket {
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
         let rcvbuf = RCVBUF_BYTES as libc::c_int;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf)?;
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = eth_p_all_be();
-        addr.sll_ifindex = ifindex as libc::c_int;
-        // SAFETY: addr is a valid sockaddr_ll of the length given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(PacketSocket { fd })
     }
 

@@ -25,7 +25,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Length of a gratuitous ARP frame: Ethernet header (14) and ARP for IPv4 (28).
 pub const FRAME_LEN: usize = 42;
@@ -61,34 +61,8 @@ pub struct GarpSender {
 impl GarpSender {
     /// Opens the socket and binds it to interface `ifindex`.
     pub fn open(ifindex: u32) -> io::Result<GarpSender> {
-        // Index 0 would bind to every interface, and send on none.
-        let index = libc::c_int::try_from(ifindex)
-            .ok()
-            .filter(|i| *i > 0)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
-        // SAFETY: plain socket(2) call; the result is checked before use. Protocol 0: no
-        // frame is ever queued to this socket.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: raw is a fresh descriptor we own from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = index;
-        // SAFETY: addr is a valid sockaddr_ll of the length given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Protocol 0: no frame is ever queued to this socket.
+        let fd = crate::iface::packet_socket(ifindex, 0)?;
         Ok(GarpSender { fd })
     }
 
