@@ -108,6 +108,9 @@ pub enum SimCommand {
     /// Run a scenario end to end and tear it down (root). `demo`: build the topology, wait for
     /// the director to see every backend, drive traffic through the VIP, print the director's
     /// table, kill a backend, drive traffic again, report; exit 0 if every request was answered.
+    /// `failover`: two directors sharing the VIP (default topology
+    /// topology/examples/topologies/ha.toml), long and short connections through it, the master
+    /// killed (`--kill`), and a report of the takeover and what survived.
     Run {
         /// The scenario.
         scenario: Scenario,
@@ -122,7 +125,50 @@ pub enum SimCommand {
         #[arg(long, default_value_t = 600,
               value_parser = clap::value_parser!(u16).range(1..=10_000))]
         requests: u16,
+        /// failover: how the master dies.
+        #[arg(long, value_enum, default_value_t = KillArg::Sigkill)]
+        kill: KillArg,
+        /// failover: which VRRP moves the VIP (keepalived: strait directors without [ha],
+        /// keepalived configured from their [ha]).
+        #[arg(long, value_enum, default_value_t = VrrpArg::Strait)]
+        vrrp: VrrpArg,
+        /// failover: long-lived connections streaming through the VIP (0 to 1000).
+        #[arg(long, default_value_t = 20,
+              value_parser = clap::value_parser!(u16).range(0..=1000))]
+        long: u16,
+        /// failover: traffic after the kill (e.g. "3s"; 1s to 60s).
+        #[arg(long, default_value = "3s", value_parser = after_duration)]
+        after: std::time::Duration,
     },
+}
+
+/// `--after`: a duration from 1 s to 60 s.
+fn after_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60)).contains(&d) {
+        return Err("must be 1s to 60s".into());
+    }
+    Ok(d)
+}
+
+/// `--kill` of `sim run failover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KillArg {
+    /// SIGKILL to every process on the master's host.
+    Sigkill,
+    /// SIGTERM to every process on the master's host (graceful).
+    Sigterm,
+    /// The master's client interface set down (its processes run on).
+    Link,
+}
+
+/// `--vrrp` of `sim run failover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VrrpArg {
+    /// strait's own [ha].
+    Strait,
+    /// keepalived (Debian's package), configured from the same [ha].
+    Keepalived,
 }
 
 /// Scenarios of `strait sim run`.
@@ -130,4 +176,6 @@ pub enum SimCommand {
 pub enum Scenario {
     /// A director in front of cache nodes: traffic, a killed node, a report.
     Demo,
+    /// Two directors sharing the VIP: the master killed under traffic, the takeover measured.
+    Failover,
 }

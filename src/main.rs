@@ -75,10 +75,35 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 topology,
                 logs,
                 requests,
+                ..
             } => cmd::sim::run_demo(cmd::sim::DemoArgs {
                 topology,
                 logs,
                 requests,
+            }),
+            cli::SimCommand::Run {
+                scenario: cli::Scenario::Failover,
+                topology,
+                logs,
+                kill,
+                vrrp,
+                long,
+                after,
+                ..
+            } => cmd::sim::run_failover(cmd::sim::FailoverArgs {
+                topology,
+                logs,
+                kill: match kill {
+                    cli::KillArg::Sigkill => cmd::sim::Kill::Sigkill,
+                    cli::KillArg::Sigterm => cmd::sim::Kill::Sigterm,
+                    cli::KillArg::Link => cmd::sim::Kill::Link,
+                },
+                vrrp: match vrrp {
+                    cli::VrrpArg::Strait => cmd::sim::Vrrp::Strait,
+                    cli::VrrpArg::Keepalived => cmd::sim::Vrrp::Keepalived,
+                },
+                long,
+                after,
             }),
         },
     }

@@ -1,7 +1,8 @@
 //! `strait sim`: simulation helpers.
 //!
 //! `strait sim run demo` lives in `demo` (what it reads first in `setup`, its namespace I/O
-//! in `probe`, its teardown guard in `guard`); `up` and `down` build and remove a topology.
+//! in `probe`, its teardown guard in `guard`); `strait sim run failover` in `failover` (which
+//! watches the backends' frames with `sniff`); `up` and `down` build and remove a topology.
 //!
 //! `strait sim origin --listen ADDR` binds ADDR (port 0 picks a free port), prints exactly one
 //! line `strait-origin listening on <actual address>` on stdout (flushed, so a parent process
@@ -16,12 +17,15 @@ use anyhow::Context;
 use strait_topology::{netns, spec::Topology, supervisor};
 
 mod demo;
+mod failover;
 mod guard;
 mod probe;
 mod process;
 mod setup;
+mod sniff;
 
 pub use demo::run as run_demo;
+pub use failover::{run as run_failover, FailoverArgs, Kill, Vrrp};
 pub use setup::DemoArgs;
 
 fn load(path: &Path) -> anyhow::Result<Topology> {

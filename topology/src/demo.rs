@@ -98,7 +98,7 @@ pub fn roles(topology: &Topology) -> Result<Roles, RolesError> {
 }
 
 /// The host's first command `strait <subcommand> --config FILE`, as a [`Role`].
-fn role(host: &Host, subcommand: &str) -> Option<Role> {
+pub(crate) fn role(host: &Host, subcommand: &str) -> Option<Role> {
     host.run.iter().enumerate().find_map(|(i, cmd)| {
         let argv = supervisor::argv(cmd, Path::new("strait"));
         config_of(&argv, subcommand).map(|config| Role {

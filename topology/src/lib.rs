@@ -1,6 +1,7 @@
 //! strait-topology: network-namespace topologies and the test origin (`strait sim origin`).
 pub mod demo;
 pub mod demo_report;
+pub mod failover;
 pub mod netns;
 pub mod origin;
 pub mod plan;
