@@ -139,6 +139,13 @@ pub enum SimCommand {
         /// failover: traffic after the kill (e.g. "3s"; 1s to 60s).
         #[arg(long, default_value = "3s", value_parser = after_duration)]
         after: std::time::Duration,
+        /// failover: both directors' [ha] advert_interval instead of their files' (e.g. "20ms").
+        #[arg(long, value_parser = advert_duration)]
+        advert_interval: Option<std::time::Duration>,
+        /// failover: start without the first service's last backend and add it on both
+        /// directors before the kill (what established connections cost without sync).
+        #[arg(long)]
+        add_backend: bool,
     },
 }
 
@@ -149,6 +156,11 @@ fn after_duration(text: &str) -> Result<std::time::Duration, String> {
         return Err("must be 1s to 60s".into());
     }
     Ok(d)
+}
+
+/// `--advert-interval`: a duration (the director config checks its bounds).
+fn advert_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// `--kill` of `sim run failover`.

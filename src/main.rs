@@ -89,6 +89,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 vrrp,
                 long,
                 after,
+                advert_interval,
+                add_backend,
                 ..
             } => cmd::sim::run_failover(cmd::sim::FailoverArgs {
                 topology,
@@ -104,6 +106,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 },
                 long,
                 after,
+                advert_interval,
+                add_backend,
             }),
         },
     }

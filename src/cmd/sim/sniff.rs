@@ -65,9 +65,8 @@ pub fn start(
             let mut buf = vec![0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
                 // SAFETY: buf is valid for writes of its length.
-                let n = unsafe {
-                    libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-                };
+                let n =
+                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
                 if n < 0 {
                     let e = std::io::Error::last_os_error();
                     match e.kind() {
