@@ -4,7 +4,8 @@
 //! `Master_Down_Interval` and the clients' neighbour entries follow the gratuitous ARPs, a
 //! returning higher-priority director preempts (or not, or after `preempt_delay`), SIGTERM
 //! hands over within the skew time without a failed request, a cut link is taken over, and
-//! forged adverts (TTL, checksum, VRID, address list) are dropped and counted.
+//! forged adverts (TTL, checksum, VRID, address list; with unicast peers, a stranger) are
+//! dropped and counted, and the notify command runs with the state on every change.
 //! Needs root; outside CI it says SKIP.
 
 mod support;
@@ -180,8 +181,40 @@ fn preemption_off_and_preempt_delay() {
         return;
     }
     let pair = Pair::up("hp");
-    let b = pair.director("b", &format!("priority = 100\n{FAST}"));
+    // B's notify command logs every state it enters, with the environment it is given.
+    let script = pair.dir.join("notify.sh");
+    let log = pair.dir.join("notify.log");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $STRAIT_HA_STATE $STRAIT_HA_VRID $STRAIT_HA_REASON\" >> {}\n",
+            log.display()
+        ),
+    )
+    .expect("script");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .expect("chmod");
+    let b = pair.director(
+        "b",
+        &format!("priority = 100\n{FAST}\nnotify = \"{}\"", script.display()),
+    );
     wait(&pair, "b", "master", Duration::from_secs(10), &[&b]);
+    let logged = harness::time_until(Duration::from_secs(2), || {
+        pair::read(&log).lines().count() >= 2
+    });
+    assert!(logged.is_some(), "notify log: {:?}", pair::read(&log));
+    let lines: Vec<String> = pair::read(&log).lines().map(str::to_owned).collect();
+    assert!(
+        lines[0].starts_with(&format!("backup backup {VRID} startup")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("master master {VRID} no advert from the master")),
+        "{lines:?}"
+    );
 
     // A, better but without preemption, stays backup behind B.
     let mut a = pair.director("a", &format!("priority = 150\npreempt = false\n{FAST}"));
@@ -210,14 +243,20 @@ fn preemption_off_and_preempt_delay() {
 
 /// Sends `payload` (a VRRP packet) from the client's namespace to the VRRP group with `ttl`.
 fn forge(pair: &Pair, payload: Vec<u8>, ttl: u32) {
+    forge_to(pair, payload, ttl, GROUP)
+}
+
+/// Sends `payload` from the client's namespace to `to` (the group or a director) with `ttl`.
+fn forge_to(pair: &Pair, payload: Vec<u8>, ttl: u32, to: Ipv4Addr) {
     let ns = pair.ns("client");
     harness::in_netns(&ns, move || {
         use socket2::{Domain, Protocol, Socket, Type};
         let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(112))).expect("raw");
         s.bind_device(Some(b"eth0")).expect("bind_device");
         s.set_multicast_ttl_v4(ttl).expect("ttl");
+        s.set_ttl(ttl).expect("ttl");
         s.set_multicast_if_v4(&pair::CLIENT).expect("if");
-        let dst = std::net::SocketAddr::V4(SocketAddrV4::new(GROUP, 0));
+        let dst = std::net::SocketAddr::V4(SocketAddrV4::new(to, 0));
         for _ in 0..5 {
             s.send_to(&payload, &dst.into()).expect("send");
             std::thread::sleep(Duration::from_millis(20));
@@ -280,6 +319,51 @@ fn forged_adverts_are_dropped_and_a_cut_link_is_taken_over() {
     pair.ip("dir-a", &["link", "set", "eth0", "up"]);
     wait(&pair, "b", "backup", Duration::from_secs(10), &[&a, &b]);
     wait(&pair, "a", "master", Duration::from_secs(2), &[&a, &b]);
+    assert_eq!(pair.gets(10, Duration::ZERO), Vec::<String>::new());
+}
+
+#[test]
+fn unicast_peers_fail_over_and_strangers_are_dropped() {
+    if !support::require_root("ha_unicast", &["ip"]) {
+        return;
+    }
+    let pair = Pair::up("hu");
+    let mut a = pair.director(
+        "a",
+        &format!("priority = 150\n{FAST}\npeers = [\"{}\"]", pair::DIR_B),
+    );
+    let b = pair.director(
+        "b",
+        &format!("priority = 100\n{FAST}\npeers = [\"{DIR_A}\"]"),
+    );
+    wait(&pair, "a", "master", Duration::from_secs(10), &[&a, &b]);
+    wait(&pair, "b", "backup", Duration::from_secs(5), &[&a, &b]);
+    let sb = pair.stats("b").unwrap();
+    assert!(
+        sb["ha"]["adverts_received"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        sb["ha"]
+    );
+    assert_eq!(sb["ha"]["peers"][0], DIR_A.to_string());
+    // A well-formed, better advert from a host that is not a peer: dropped, counted.
+    let stranger = Advert {
+        vrid: VRID,
+        priority: 254,
+        interval_cs: 10,
+        addrs: vec![VIP],
+    };
+    // Unicast routers do not listen to the group: the stranger writes to each director.
+    for to in [DIR_A, pair::DIR_B] {
+        forge_to(&pair, stranger.encode(pair::CLIENT, to), 255, to);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for x in ["a", "b"] {
+        let v = pair.stats(x).unwrap();
+        assert!(drops(&v, "not_a_peer") >= 5, "dir-{x}: {}", v["ha"]);
+    }
+    assert_eq!(pair.state("a"), "master");
+    a.signal("KILL", Duration::from_secs(2));
+    wait(&pair, "b", "master", Duration::from_secs(5), &[&b]);
     assert_eq!(pair.gets(10, Duration::ZERO), Vec::<String>::new());
 }
 
