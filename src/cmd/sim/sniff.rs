@@ -7,7 +7,7 @@
 //! frames (later ones are counted but not kept). Times are from the caller's `t0`.
 
 use std::net::SocketAddrV4;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,36 +99,8 @@ fn open(interface: &str) -> anyhow::Result<OwnedFd> {
     if index == 0 {
         bail!("no interface {interface}");
     }
-    let proto = ETH_P_IP.to_be();
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::c_int::from(proto),
-        )
-    };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error()).context("packet socket");
-    }
-    // SAFETY: raw is a fresh descriptor we own from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = proto;
-    addr.sll_ifindex = index as libc::c_int;
-    // SAFETY: addr is a valid sockaddr_ll of the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("bind packet socket");
-    }
+    let fd = strait_lb::iface::packet_socket(index, ETH_P_IP.to_be())
+        .with_context(|| format!("packet socket on {interface}"))?;
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: POLL.as_micros() as libc::suseconds_t,
