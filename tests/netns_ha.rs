@@ -320,6 +320,29 @@ fn forged_adverts_are_dropped_and_a_cut_link_is_taken_over() {
     wait(&pair, "b", "backup", Duration::from_secs(10), &[&a, &b]);
     wait(&pair, "a", "master", Duration::from_secs(2), &[&a, &b]);
     assert_eq!(pair.gets(10, Duration::ZERO), Vec::<String>::new());
+
+    // A reload that adds a VIP on both: the master owns (answers ARP for) both, the adverts
+    // carry both, and once both reloaded nothing more is dropped for the address list.
+    let second = Ipv4Addr::new(10, 80, 0, 101);
+    pair.add_vip("a", &a, second);
+    pair.add_vip("b", &b, second);
+    let owned = harness::time_until(Duration::from_secs(5), || {
+        pair.stats("a")
+            .is_some_and(|v| v["ha"]["owned"].as_array().is_some_and(|o| o.len() == 2))
+    });
+    assert!(owned.is_some(), "{}", pair.stats("a").unwrap()["ha"]);
+    let before = drops(&pair.stats("b").unwrap(), "address_list");
+    std::thread::sleep(Duration::from_millis(500));
+    let sb = pair.stats("b").unwrap();
+    assert_eq!(drops(&sb, "address_list"), before, "{}", sb["ha"]);
+    assert_eq!(
+        sb["ha"]["vips"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        sb["ha"]
+    );
+    assert_eq!(pair.state("a"), "master");
+    assert_eq!(pair.state("b"), "backup");
 }
 
 #[test]

@@ -76,10 +76,7 @@ impl Interface {
 /// An `AF_PACKET` raw socket for `protocol` (an `ETH_P_*` in network byte order; 0: no frame
 /// is ever queued to it, for a send-only socket), bound to interface `ifindex` (not 0, which
 /// would bind to every interface and send on none).
-pub fn packet_socket(
-    ifindex: u32,
-    protocol_be: u16,
-) -> std::io::Result<std::os::fd::OwnedFd> {
+pub fn packet_socket(ifindex: u32, protocol_be: u16) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let index = libc::c_int::try_from(ifindex)
         .ok()

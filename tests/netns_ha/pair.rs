@@ -153,6 +153,21 @@ impl Pair {
         )
     }
 
+    /// Adds a service on `vip`:80 (same backend) to `dir-<x>`'s config and reloads it (SIGHUP).
+    pub fn add_vip(&self, x: &str, running: &Running, vip: Ipv4Addr) {
+        let config = self.dir.join(format!("dir-{x}.toml"));
+        let text = std::fs::read_to_string(&config).expect("director config");
+        let (head, ha) = text.split_once("[ha]").expect("[ha] in the config");
+        let text = format!(
+            "{head}[[service]]\nvip = \"{vip}:80\"\nmode = \"dr\"\n\
+             backends = [{{ addr = \"{B1}\" }}]\n\n[ha]{ha}"
+        );
+        std::fs::write(&config, text).expect("director config");
+        let _ = Command::new("kill")
+            .args(["-HUP", &running.child.id().to_string()])
+            .status();
+    }
+
     /// Runs `cmd` inside host `host`'s namespace, logging to `<tag>-<n>.log`.
     pub fn spawn(&self, host: &str, tag: &str, cmd: &Command) -> Running {
         let mut n = 0;
