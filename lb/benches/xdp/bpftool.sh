@@ -17,7 +17,7 @@ WORK=$(mktemp -d /tmp/st-xdp-bpftool.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 [[ $(id -u) == 0 ]] || { echo "SKIP: needs root" >&2; exit 0; }
 command -v bpftool >/dev/null || { echo "SKIP: bpftool not installed" >&2; exit 0; }
-CFLAGS=(-O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -I "$ROOT/ebpf/include")
+CFLAGS=(-O2 -g -target bpf -mcpu=v3 -I/usr/include/x86_64-linux-gnu -I "$ROOT/ebpf/include")
 clang "${CFLAGS[@]}" -c "$ROOT/ebpf/director.bpf.c" -o "$WORK/director.o"
 clang "${CFLAGS[@]}" -c "$ROOT/ebpf/bench/xdp_tx.bpf.c" -o "$WORK/trivial.o"
 python3 - "$WORK/ack.bin" <<'PY'
