@@ -7,8 +7,8 @@
 //!   `packet::arp`: the only broadcast frames a director answers); every other broadcast,
 //!   multicast and other hosts' frames are the kernel's alone;
 //! * each frame goes through `packet::process` against the current service table (swapped
-//!   whole by `apply`), the shared connection table and, on the client-facing interface, the
-//!   owned VIPs (none on the inner interface);
+//!   whole by `apply`), the shared connection table and the interface it arrived on
+//!   (`packet::Ingress`: the client-facing one with the owned VIPs, or the inner one);
 //! * `ArpReply` is sent back out of the receiving interface and counted `arp_reply`, as a
 //!   broadcast request answered (the kernel got the request too, but it does not hold the
 //!   VIP: it stays silent);
@@ -20,7 +20,8 @@
 //! * `TooBig` and `TimeExceeded` (ICMP errors) go back out of the receiving interface if the
 //!   thread's [`IcmpBudget`] allows (`icmp_rate`/`icmp_burst`), else they are dropped and
 //!   counted `icmp_limited`;
-//! * `Pass` does nothing: the kernel received its own copy; `Drop` is counted.
+//! * `Pass` and `NotOurs` do nothing but count: the kernel received its own copy; `Drop` is
+//!   counted.
 //! * Per-backend packets and bytes count frames actually sent; flows count new flows.
 
 use std::cell::RefCell;
@@ -41,7 +42,7 @@ use crate::packet::nexthop::{Egress as HopEgress, NextHop, NextHops};
 use crate::packet::ratelimit::{Bucket, IcmpLimit};
 use crate::packet::rewrite::Director;
 use crate::packet::service::{ServiceKey, Services};
-use crate::packet::Action;
+use crate::packet::{Action, Ingress};
 
 /// Receive buffer per thread: the largest IPv4 datagram plus its Ethernet and VLAN headers
 /// (larger frames, from GRO, are left to the kernel and counted as `rx_truncated`).
@@ -50,9 +51,6 @@ pub(super) const RECV_BUF_BYTES: usize = 65_535 + 18;
 pub(super) const RX_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a thread reuses its copy of the routing table.
 pub(super) const ROUTES_TTL: Duration = Duration::from_secs(1);
-
-/// What the inner interface answers ARP for.
-static NO_VIPS: OwnedVips = OwnedVips::NONE;
 
 /// State shared by the receive threads and the datapath handle.
 #[derive(Debug)]
@@ -218,14 +216,19 @@ impl Worker {
             inner: &self.inner.iface,
             now,
         };
-        let owned_now = shared.owned.load();
-        let owned: &OwnedVips = if client_side { &owned_now } else { &NO_VIPS };
+        let owned = shared.owned.load();
+        let ingress = if client_side {
+            Ingress::Client(&owned)
+        } else {
+            Ingress::Inner
+        };
         let (action, seen) = {
             let services = shared.services.load();
-            lock(&shared.conns).observe(frame, owned, &services, &director, &hops, now)
+            lock(&shared.conns).observe(frame, ingress, &services, &director, &hops, now)
         };
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
+            Action::NotOurs => return shared.counters.bump(Counter::PassNotOurs),
             Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
             // ICMP replies (TUN over the MTU; NAT with TTL <= 1) go back out of the receiving
             // interface, counted as XDP counts them, before sending: no backend packet or
