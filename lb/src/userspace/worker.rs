@@ -5,7 +5,13 @@
 //! * only frames addressed to this host (`PACKET_HOST`) are considered, and on the
 //!   client-facing interface broadcast ARP requests for the owned VIPs ([`Shared::owned`],
 //!   `packet::arp`: the only broadcast frames a director answers); every other broadcast,
-//!   multicast and other hosts' frames are the kernel's alone;
+//!   multicast and other hosts' frames (`PACKET_OTHERHOST`: flooded by a switch) are the
+//!   kernel's alone, counted `pass_not_ours`. This is the model's check
+//!   (`packet::ingress`): the kernel sets `PACKET_HOST` exactly when the Ethernet destination
+//!   is the receiving interface's MAC (`eth_type_trans`; a zero MAC on `lo` included), which
+//!   is `Director::mac` here, or `Director::nat_mac` on the inner interface. `process` checks
+//!   it again (`Action::NotOurs`, counted the same): it differs only if the interface's MAC
+//!   changed after open;
 //! * each frame goes through `packet::process` against the current service table (swapped
 //!   whole by `apply`), the shared connection table and the interface it arrived on
 //!   (`packet::Ingress`: the client-facing one with the owned VIPs, or the inner one);
@@ -33,7 +39,9 @@ use arc_swap::ArcSwap;
 
 use super::conns::Conns;
 use super::nexthop::{current_routes, next_hop, NeighbourCache, Route};
-use super::socket::{PacketSocket, PACKET_BROADCAST, PACKET_HOST};
+use super::socket::{
+    PacketSocket, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST,
+};
 use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters, Extra};
 use crate::abi::Counter;
 use crate::iface::Interface;
@@ -138,6 +146,9 @@ impl Worker {
             match self.rx.socket.recv(&mut buf) {
                 Ok(None) => {}
                 Ok(Some((n, PACKET_BROADCAST))) if n <= buf.len() => self.broadcast(&buf[..n]),
+                Ok(Some((_, PACKET_BROADCAST | PACKET_MULTICAST | PACKET_OTHERHOST))) => {
+                    self.shared.counters.bump(Counter::PassNotOurs);
+                }
                 Ok(Some((_, kind))) if kind != PACKET_HOST => {}
                 Ok(Some((n, _))) if n > buf.len() => {
                     self.shared.counters.bump_extra(Extra::RxTruncated);
@@ -164,15 +175,15 @@ impl Worker {
     }
 
     /// A broadcast frame: answered only if it is an ARP request for an owned VIP
-    /// (`packet::arp`), on the client-facing interface; nothing else is counted.
+    /// (`packet::arp`), on the client-facing interface; anything else is not ours.
     fn broadcast(&self, frame: &[u8]) {
-        if !self.on_client_side() {
-            return;
+        if self.on_client_side() {
+            let owned = self.shared.owned.load();
+            if let Some(reply) = arp::answer(frame, &owned, self.rx.iface.mac) {
+                return self.arp_reply(&reply);
+            }
         }
-        let owned = self.shared.owned.load();
-        if let Some(reply) = arp::answer(frame, &owned, self.rx.iface.mac) {
-            self.arp_reply(&reply);
-        }
+        self.shared.counters.bump(Counter::PassNotOurs);
     }
 
     /// Sends an ARP reply back out of the receiving interface, counted `arp_reply`.
