@@ -3,14 +3,25 @@
  * director.bpf.c: the XDP L4 director (one SEC("xdp") entry, strait_director).
  *
  * Contract: for every frame it returns the verdict and output bytes of the reference model
- * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops and the
- * owned map its OwnedVips on the client-facing interface (none elsewhere):
+ * lb::packet::process (lb/src/packet.rs), the kernel's FIB being the model's NextHops, a frame
+ * arriving on client_ifindex the model's Ingress::Client with the owned map as its OwnedVips,
+ * one arriving on nat_ifindex (when that is another interface) its Ingress::Inner:
  * 0. first, on the client-facing interface (ingress_ifindex == STRAIT_DIRECTOR.client_ifindex)
  *    only: an ARP request for an owned VIP becomes its reply from STRAIT_DIRECTOR.mac, XDP_TX,
  *    counted arp_reply (lib/arp.h); every other ARP frame goes on to step 1 unchanged;
- * 1. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
+ * 1. a frame is looked at further (steps 2 onwards: parse, decide, rewrite) only when its
+ *    Ethernet destination is the MAC of the interface it arrived on: STRAIT_DIRECTOR.nat_mac
+ *    on the inner interface (ingress_ifindex == nat_ifindex, when that is not client_ifindex),
+ *    STRAIT_DIRECTOR.mac on the client-facing one (and on any other ingress: only
+ *    BPF_PROG_TEST_RUN's lo). Any other destination (another host's unicast MAC, multicast,
+ *    broadcast but for step 0's ARP requests) is XDP_PASS, unmodified, counted pass_not_ours:
+ *    on a switched LAN the director also receives unicast frames flooded to every port (an
+ *    aged-out FDB entry, the owner's port down), and a backup director of a failover pair
+ *    must not forward its master's traffic; the kernel drops them (PACKET_OTHERHOST), but
+ *    XDP runs before that check. A MAC of all zeroes (lo) matches a zero destination;
+ * 2. anything but a balanced flow (non-IPv4, malformed, later fragments, first fragments
  *    without ports, other protocols, flows to no service) is XDP_PASS, unmodified;
- * 2. a flow to a service: an opening TCP SYN (SYN set, ACK clear: flow.opening_syn,
+ * 3. a flow to a service: an opening TCP SYN (SYN set, ACK clear: flow.opening_syn,
  *    lib/parse.h) skips the connection table, fast path included: it is always a new flow,
  *    picked, recorded (overwriting its 5-tuple's entry), counted and reported below, as
  *    Katran does. A SYN opens a connection, so an entry for its 5-tuple is a previous
@@ -32,7 +43,7 @@
  *    bytes drops (encap_too_big);
  *    a new NAT flow also records its reply direction; every recorded new flow queues one
  *    flow event (lib/events.h; a full ring loses the event, counted, never the packet);
- * 3. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
+ * 4. DR: destination MAC := backend MAC, source MAC := director MAC, XDP_TX;
  *    TUN: outer IPv4 header towards the backend (lib/tun.h), same MACs, XDP_TX; but a
  *    datagram whose encapsulation exceeds STRAIT_DIRECTOR.mtu (the client-facing
  *    interface's MTU, 0: unchecked; lib/icmp.h) is not forwarded: with DF set the frame
@@ -61,7 +72,7 @@
  *    zero, else drop (drop_no_neigh); without a route drop (drop_no_route). The flow stays
  *    recorded;
  *    DR (an L2 rewrite on the same link) and TUN (a new outer header, TTL 64) keep the TTL;
- * 4. a flow to no service that matches a NAT reply entry: with TTL <= 1 the ICMP "time
+ * 5. a flow to no service that matches a NAT reply entry: with TTL <= 1 the ICMP "time
  *    exceeded" to the backend, from STRAIT_DIRECTOR.nat_mac and .nat_ip (the inner interface
  *    it arrived on), XDP_TX (icmp_time_exceeded), before the next-hop lookup; longer than
  *    STRAIT_DIRECTOR.mtu (the client side's): DF set, the ICMP "fragmentation needed"
@@ -136,7 +147,7 @@ static __always_inline int strait_icmp_over_budget(void)
 	return 1;
 }
 
-/* A NAT frame that arrived with TTL <= 1 (steps 3 and 4): the ICMP "time exceeded" from smac
+/* A NAT frame that arrived with TTL <= 1 (steps 4 and 5): the ICMP "time exceeded" from smac
  * and saddr (the interface it arrived on), XDP_TX, within the budget. */
 static __always_inline int strait_ttl_answer(struct xdp_md *ctx, const struct strait_flow *flow,
 					     const __u8 *smac, __be32 saddr)
@@ -149,7 +160,7 @@ static __always_inline int strait_ttl_answer(struct xdp_md *ctx, const struct st
 	return XDP_TX;
 }
 
-/* A NAT datagram over the MTU of the interface it leaves by (steps 3 and 4): with DF, the
+/* A NAT datagram over the MTU of the interface it leaves by (steps 4 and 5): with DF, the
  * router's "fragmentation needed" from smac and saddr (the interface it arrived on), XDP_TX;
  * without, a drop. */
 static __always_inline int strait_routed_too_big(struct xdp_md *ctx,
@@ -185,6 +196,27 @@ static __always_inline int strait_arp(struct xdp_md *ctx)
 	return 1;
 }
 
+/* Step 1 of the contract: whether the frame's Ethernet destination is the MAC of the interface
+ * it arrived on (lb::packet::ingress). On every frame's path, so kept short: a 32-bit and a
+ * 16-bit load of each side, xor-ed, one branch (as Cilium's eth_addrcmp; both MACs are 4-byte
+ * aligned in STRAIT_DIRECTOR); the ingress interface is read only when there is an inner
+ * interface (nat_ifindex != client_ifindex: read-only globals, whose test the verifier
+ * resolves at load time). About 1-2 ns a frame (docs/benchmarks.md). */
+static __always_inline int strait_for_us(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	const volatile __u8 *mac = STRAIT_DIRECTOR.mac;
+
+	if (data + 6 > data_end)
+		return 0;
+	if (STRAIT_DIRECTOR.nat_ifindex != STRAIT_DIRECTOR.client_ifindex &&
+	    ctx->ingress_ifindex == STRAIT_DIRECTOR.nat_ifindex)
+		mac = STRAIT_DIRECTOR.nat_mac;
+	return ((*(__u32 *)data ^ *(const volatile __u32 *)mac) |
+		(*(__u16 *)(data + 4) ^ *(const volatile __u16 *)(mac + 4))) == 0;
+}
+
 static __always_inline int strait_pass_class(int class)
 {
 	switch (class) {
@@ -204,7 +236,7 @@ static __always_inline int strait_pass_class(int class)
 	return XDP_PASS;
 }
 
-/* Step 4 of the contract: a backend's reply of a NAT flow, or a pass. */
+/* Step 5 of the contract: a backend's reply of a NAT flow, or a pass. */
 static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct strait_flow *flow)
 {
 	struct strait_conn origin;
@@ -243,7 +275,7 @@ static __always_inline int strait_nat_reply(struct xdp_md *ctx, const struct str
 	return strait_redirect(STRAIT_EGRESS_CLIENT);
 }
 
-/* Step 3 of the contract, for backend b (stat_index in backend_stats) in mode `mode`. */
+/* Step 4 of the contract, for backend b (stat_index in backend_stats) in mode `mode`. */
 static __always_inline int strait_forward(struct xdp_md *ctx, const struct strait_flow *flow,
 					  const struct strait_backend *b, __u32 stat_index,
 					  __u8 mode, int is_new)
@@ -252,12 +284,12 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 	struct strait_backend target = *b;
 	__u8 dmac[6], smac[6];
 
-	/* TTL (step 3, NAT): after scheduling, before the next hop; no backend stats. */
+	/* TTL (step 4, NAT): after scheduling, before the next hop; no backend stats. */
 	if (mode == STRAIT_MODE_NAT && strait_ttl_expired(flow)) {
 		strait_own_mac(smac);
 		return strait_ttl_answer(ctx, flow, smac, STRAIT_DIRECTOR.ip);
 	}
-	/* Egress MTU (step 3, NAT): the inner interface's; as the TTL, no backend stats. */
+	/* Egress MTU (step 4, NAT): the inner interface's; as the TTL, no backend stats. */
 	if (mode == STRAIT_MODE_NAT && strait_routed_over_mtu(flow, STRAIT_DIRECTOR.nat_mtu)) {
 		strait_own_mac(smac);
 		return strait_routed_too_big(ctx, flow, smac, STRAIT_DIRECTOR.ip,
@@ -280,7 +312,7 @@ static __always_inline int strait_forward(struct xdp_md *ctx, const struct strai
 		strait_own_mac(smac);
 	}
 
-	/* Path MTU (step 3, TUN): after scheduling, so the flow stays recorded; no backend stats. */
+	/* Path MTU (step 4, TUN): after scheduling, so the flow stays recorded; no backend stats. */
 	if (mode == STRAIT_MODE_TUN && strait_over_mtu(flow, STRAIT_DIRECTOR.mtu)) {
 		if (!flow->dont_fragment)
 			return strait_drop(STRAIT_CNT_DROP_TOO_BIG);
@@ -326,13 +358,17 @@ int strait_director(struct xdp_md *ctx)
 
 	if (strait_arp(ctx))
 		return XDP_TX;
+	if (!strait_for_us(ctx)) {
+		strait_count(STRAIT_CNT_PASS_NOT_OURS);
+		return XDP_PASS;
+	}
 	class = strait_parse(ctx, &flow);
 	if (class != STRAIT_PARSE_FLOW)
 		return strait_pass_class(class);
 
-	/* Fast path: established under the installed version of its service (step 2), on a
+	/* Fast path: established under the installed version of its service (step 3), on a
 	 * live backend; a dead one's flow is rescheduled below. An opening SYN never looks its
-	 * 5-tuple up: always scheduled anew (step 2). */
+	 * 5-tuple up: always scheduled anew (step 3). */
 	if (!flow.opening_syn && strait_conn_of(&flow, &conn))
 		c = &conn;
 	if (c && strait_conn_current(c)) {

@@ -326,7 +326,10 @@ enum strait_counter {
 	STRAIT_CNT_ICMP_LIMITED = 18, /* an ICMP error over the CPU's budget: not sent, frame dropped */
 	STRAIT_CNT_CONN_EXPIRED = 19, /* a forward entry idle past its timeout: the flow scheduled anew */
 	STRAIT_CNT_ARP_REPLY = 20, /* an ARP request for an owned VIP answered (lib/arp.h), XDP_TX */
-	STRAIT_CNT_MAX = 21,
+	/* Ethernet destination not the MAC of the interface it arrived on (another host's, a
+	 * multicast or broadcast frame but an answered ARP request): XDP_PASS, not looked at */
+	STRAIT_CNT_PASS_NOT_OURS = 21,
+	STRAIT_CNT_MAX = 22,
 };
 
 #endif /* STRAIT_H */

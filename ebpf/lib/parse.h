@@ -47,7 +47,7 @@ struct strait_flow {
 	__u8 proto;
 	__u8 dont_fragment;
 	__u8 first_fragment;
-	__u8 opening_syn; /* TCP SYN without ACK: scheduled anew (director.bpf.c step 2) */
+	__u8 opening_syn; /* TCP SYN without ACK: scheduled anew (director.bpf.c step 3) */
 	__u8 ttl;         /* IPv4 TTL as received (NAT: decremented, <= 1 answered, lib/icmp.h) */
 	__u8 closing;     /* TCP FIN or RST set: its entry takes tcp_fin_idle (lib/conntrack.h) */
 	__u8 pad[2];

@@ -138,11 +138,15 @@ pub enum Counter {
     /// An ARP request for an owned VIP answered on the client-facing interface
     /// (`packet::arp`, `Datapath::set_owned`).
     ArpReply = 20,
+    /// A frame whose Ethernet destination is not the MAC of the interface it arrived on
+    /// (another host's unicast frame flooded by a switch, multicast, broadcast other than an
+    /// answered ARP request): handed to the kernel without a look (`packet::Action::NotOurs`).
+    PassNotOurs = 21,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub(crate) const COUNT: u32 = 21;
+    pub(crate) const COUNT: u32 = 22;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -167,6 +171,7 @@ impl Counter {
         Counter::IcmpLimited,
         Counter::ConnExpired,
         Counter::ArpReply,
+        Counter::PassNotOurs,
     ];
 
     /// Stable name for metrics and logs.
@@ -193,6 +198,7 @@ impl Counter {
             Counter::IcmpLimited => "icmp_limited",
             Counter::ConnExpired => "conn_expired",
             Counter::ArpReply => "arp_reply",
+            Counter::PassNotOurs => "pass_not_ours",
         }
     }
 }

@@ -4,9 +4,18 @@
 //! the decision core of the userspace datapath: for the same frame, service table and
 //! connection table both must return the same [`Action`] (verdict and output bytes).
 //!
-//! First, ARP: a request for a VIP in `owned` (the VIPs the interface the frame arrived on
-//! answers for, `Datapath::set_owned`) becomes its reply ([`Action::ArpReply`], `XDP_TX`,
-//! [`arp`]); every other ARP frame goes on and is passed like any frame that is not IPv4.
+//! [`process`] is told which interface the frame arrived on ([`Ingress`]: the client-facing
+//! one with the VIPs it answers ARP for, or the inner one).
+//!
+//! First, ARP: a request for a VIP the client-facing interface owns (`Datapath::set_owned`)
+//! becomes its reply ([`Action::ArpReply`], `XDP_TX`, [`arp`]); every other ARP frame goes on.
+//!
+//! Then the destination: a frame whose Ethernet destination is not the MAC of the interface
+//! it arrived on (`Director::mac`, on the inner interface `Director::nat_mac`; another host's
+//! frame flooded by a switch, multicast, broadcast) is handed to the kernel as it is, without
+//! a look ([`Action::NotOurs`], [`ingress`]): a backup director must not forward frames meant
+//! for its master. Every frame below is one addressed to us (an unanswered ARP frame to us is
+//! passed like any frame that is not IPv4).
 //!
 //! Pipeline ([`process`]): [`parse::parse`] classifies the frame, `decide::decide` picks a
 //! verdict (consulting and filling the connection table), and [`rewrite`] produces the bytes:
@@ -53,6 +62,7 @@ pub mod conntable;
 pub mod csum;
 pub mod decide;
 pub mod icmp;
+pub mod ingress;
 pub mod nexthop;
 pub mod parse;
 pub mod ratelimit;
@@ -64,7 +74,8 @@ mod props;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-use arp::OwnedVips;
+pub use ingress::Ingress;
+
 use decide::{decide, service_key, DropReason, Verdict};
 use nexthop::{Egress, NextHop, NextHops};
 use parse::parse;
@@ -76,6 +87,10 @@ use service::{ConnTable, Mode, Services};
 pub enum Action {
     /// Hand the original frame to the kernel (`XDP_PASS`).
     Pass,
+    /// Hand the original frame to the kernel without a look (`XDP_PASS`, counted
+    /// `pass_not_ours`): its Ethernet destination is not the MAC of the interface it arrived
+    /// on ([`ingress`]).
+    NotOurs,
     /// Drop it (`XDP_DROP`).
     Drop(DropReason),
     /// Transmit these bytes on the receiving interface (`XDP_TX`).
@@ -96,18 +111,20 @@ pub enum Action {
     ArpReply(Vec<u8>),
 }
 
-/// Runs the whole model on one frame (see the module doc); `owned`: the VIPs the receiving
-/// interface answers ARP for.
+/// Runs the whole model on one frame that arrived on `ingress` (see the module doc).
 pub fn process<C: ConnTable + ?Sized>(
     frame: &[u8],
-    owned: &OwnedVips,
+    ingress: Ingress<'_>,
     services: &Services,
     conns: &mut C,
     director: &Director,
     hops: &dyn NextHops,
 ) -> Action {
-    if let Some(reply) = arp::answer(frame, owned, director.mac) {
+    if let Some(reply) = arp::answer(frame, ingress.owned(), director.mac) {
         return Action::ArpReply(reply);
+    }
+    if !ingress::is_for(frame, ingress.mac(director)) {
+        return Action::NotOurs;
     }
     let parsed = parse(frame);
     let verdict = decide(&parsed, services, conns);
@@ -226,7 +243,7 @@ mod tests {
         let mut conns = MemConnTable::new(16);
         let a = process(
             &Spec::udp(5000, 82).build(),
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             services,
             &mut conns,
             &DIRECTOR,
@@ -245,20 +262,14 @@ mod tests {
         big.payload = vec![5; 1500 - 20 - 20 - 20 + 1];
         let f = big.build();
         let flow = *parse(&f).flow().unwrap();
-        let a = process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t);
+        let a = process(&f, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t);
         let want = icmp::frag_needed(&f, &flow, DIRECTOR.mac, DIRECTOR.mtu);
         assert_eq!(a, Action::TooBig(want));
         let b = conns.get(&flow.tuple).expect("the flow is recorded");
         // One byte less fits: forwarded, established, to the recorded backend.
         big.payload.pop();
-        let Action::Tx(out) = process(
-            &big.build(),
-            &OwnedVips::NONE,
-            &s,
-            &mut conns,
-            &DIRECTOR,
-            &t,
-        ) else {
+        let Action::Tx(out) = process(&big.build(), Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t)
+        else {
             panic!("a fitting segment is forwarded");
         };
         assert_eq!(out.len(), big.build().len() + 20);
@@ -273,19 +284,19 @@ mod tests {
         udp.frag = 0;
         udp.payload = vec![1; 1500 - 20 - 8 - 20 + 1];
         let mut c2 = MemConnTable::new(16);
-        let a = process(&udp.build(), &OwnedVips::NONE, &s, &mut c2, &DIRECTOR, &t);
+        let a = process(&udp.build(), Ingress::CLIENT, &s, &mut c2, &DIRECTOR, &t);
         assert_eq!(a, Action::Drop(DropReason::TooBig));
         assert_eq!(c2.len(), 1);
         // DR keeps the size (not checked); NAT checks it as it is: 1481 fits 1500.
         for port in [80, 82] {
             let mut dr = Spec::udp(7002, port);
             dr.payload = udp.payload.clone();
-            let a = process(&dr.build(), &OwnedVips::NONE, &s, &mut c2, &DIRECTOR, &t);
+            let a = process(&dr.build(), Ingress::CLIENT, &s, &mut c2, &DIRECTOR, &t);
             assert!(matches!(a, Action::Tx(_) | Action::Redirect(_)), "{a:?}");
         }
         // An MTU of 0 disables the check.
         let unchecked = Director { mtu: 0, ..DIRECTOR };
-        let a = process(&udp.build(), &OwnedVips::NONE, &s, &mut c2, &unchecked, &t);
+        let a = process(&udp.build(), Ingress::CLIENT, &s, &mut c2, &unchecked, &t);
         assert!(matches!(a, Action::Tx(ref out) if out.len() == udp.build().len() + 20));
     }
 
@@ -303,7 +314,7 @@ mod tests {
         fwd.payload = vec![7; 1400 - 40 + 1];
         let f = fwd.build();
         let flow = *parse(&f).flow().unwrap();
-        let Action::TooBig(out) = process(&f, &OwnedVips::NONE, &s, &mut conns, &d, &t) else {
+        let Action::TooBig(out) = process(&f, Ingress::CLIENT, &s, &mut conns, &d, &t) else {
             panic!("1401 bytes to a 1400 inner MTU, DF set");
         };
         assert_eq!(out, icmp::frag_needed_routed(&f, &flow, d.mac, d.ip, 1400));
@@ -321,7 +332,7 @@ mod tests {
         let b = conns.get(&flow.tuple).expect("recorded");
         // 1400 fits: forwarded to the recorded backend.
         fwd.payload.pop();
-        let Action::Redirect(ok) = process(&fwd.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t)
+        let Action::Redirect(ok) = process(&fwd.build(), Ingress::CLIENT, &s, &mut conns, &d, &t)
         else {
             panic!("1400 bytes fit");
         };
@@ -330,13 +341,13 @@ mod tests {
         // TTL first (a router's order): TTL 1 and over the MTU is "time exceeded".
         fwd.payload.push(7);
         fwd.ttl = 1;
-        let a = process(&fwd.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t);
+        let a = process(&fwd.build(), Ingress::CLIENT, &s, &mut conns, &d, &t);
         assert!(matches!(a, Action::TimeExceeded(_)), "{a:?}");
         // DF clear: dropped.
         let mut udp = Spec::udp(6101, 82);
         udp.frag = 0;
         udp.payload = vec![1; 1400 - 28 + 1];
-        let a = process(&udp.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t);
+        let a = process(&udp.build(), Ingress::CLIENT, &s, &mut conns, &d, &t);
         assert_eq!(a, Action::Drop(DropReason::TooBig));
         // A reply over the client side's 1500: answered from the inner interface to the
         // backend, next-hop MTU 1500.
@@ -346,7 +357,7 @@ mod tests {
         reply.payload = vec![3; 1500 - 40 + 1];
         let r = reply.build();
         let rflow = *parse(&r).flow().unwrap();
-        let Action::TooBig(out) = process(&r, &OwnedVips::NONE, &s, &mut conns, &d, &t) else {
+        let Action::TooBig(out) = process(&r, Ingress::CLIENT, &s, &mut conns, &d, &t) else {
             panic!("a 1501-byte reply, DF set");
         };
         assert_eq!(
@@ -359,7 +370,7 @@ mod tests {
         );
         assert_eq!(out[38..42], [0, 0, 0x05, 0xdc]);
         reply.payload.pop();
-        let a = process(&reply.build(), &OwnedVips::NONE, &s, &mut conns, &d, &t);
+        let a = process(&reply.build(), Ingress::CLIENT, &s, &mut conns, &d, &t);
         assert!(matches!(a, Action::Redirect(_)), "1500 fits: {a:?}");
         // MTUs of 0: nothing is checked.
         let unchecked = Director {
@@ -369,7 +380,7 @@ mod tests {
         };
         let a = process(
             &udp.build(),
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &s,
             &mut conns,
             &unchecked,
@@ -393,7 +404,7 @@ mod tests {
                 let f = fwd.build();
                 let flow = *parse(&f).flow().unwrap();
                 let Action::TimeExceeded(out) =
-                    process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+                    process(&f, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t)
                 else {
                     panic!("TTL {ttl} forward");
                 };
@@ -419,8 +430,7 @@ mod tests {
             let f = fwd.build();
             let flow = *parse(&f).flow().unwrap();
             let recorded = conns.get(&flow.tuple).unwrap();
-            let Action::Redirect(out) =
-                process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+            let Action::Redirect(out) = process(&f, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t)
             else {
                 panic!("TTL 2 forward");
             };
@@ -436,7 +446,7 @@ mod tests {
                 reply.ttl = ttl;
                 let r = reply.build();
                 let Action::TimeExceeded(out) =
-                    process(&r, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+                    process(&r, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t)
                 else {
                     panic!("TTL {ttl} reply");
                 };
@@ -450,7 +460,7 @@ mod tests {
             reply.ttl = 64;
             let Action::Redirect(out) = process(
                 &reply.build(),
-                &OwnedVips::NONE,
+                Ingress::CLIENT,
                 &s,
                 &mut conns,
                 &DIRECTOR,
@@ -469,7 +479,7 @@ mod tests {
             spec.ttl = ttl;
             let f = spec.build();
             let mut conns = MemConnTable::new(16);
-            let Action::Tx(out) = process(&f, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t)
+            let Action::Tx(out) = process(&f, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t)
             else {
                 panic!("port {port} TTL {ttl}");
             };
@@ -493,7 +503,7 @@ mod tests {
         reply.dst = CLIENT;
         let mut c = conns;
         let Action::Redirect(r) =
-            process(&reply.build(), &OwnedVips::NONE, &s, &mut c, &DIRECTOR, &t)
+            process(&reply.build(), Ingress::CLIENT, &s, &mut c, &DIRECTOR, &t)
         else {
             panic!("NAT reply");
         };
@@ -514,7 +524,7 @@ mod tests {
         assert_eq!(
             process(
                 &reply.build(),
-                &OwnedVips::NONE,
+                Ingress::CLIENT,
                 &s,
                 &mut c,
                 &DIRECTOR,
@@ -547,7 +557,7 @@ mod tests {
         assert_eq!(
             process(
                 &reply.build(),
-                &OwnedVips::NONE,
+                Ingress::CLIENT,
                 &s,
                 &mut c,
                 &DIRECTOR,
@@ -563,7 +573,7 @@ mod tests {
         let mut conns = MemConnTable::new(16);
         let dr = process(
             &Spec::tcp(1, 80).build(),
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &s,
             &mut conns,
             &DIRECTOR,

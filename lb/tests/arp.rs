@@ -23,9 +23,8 @@
 
 mod userspace_support;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use strait_lb::datapath::{ConnTimeouts, Datapath, DatapathOptions, XdpMode};
@@ -33,9 +32,9 @@ use strait_lb::maglev::DEFAULT_TABLE_SIZE;
 use strait_lb::packet::arp::{self, OwnedVips, MAX_OWNED};
 use strait_lb::packet::ratelimit::IcmpLimit;
 use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
-use strait_lb::userspace::UserspaceDatapath;
 use userspace_support::{
-    connect_many, in_netns, interface, require_root, run, Namespaces, Servers,
+    connect_many, counter, in_netns, interface, may_run, open_datapath, packet_socket, run, Kind,
+    Namespaces, Servers,
 };
 
 /// How long a client waits for an ARP reply before taking silence for an answer.
@@ -43,13 +42,6 @@ const ARP_WAIT: Duration = Duration::from_millis(500);
 
 fn mac(host: u8) -> [u8; 6] {
     [2, 0, 0, 0, 0x0a, host]
-}
-
-/// Which datapath a test drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Xdp,
-    Userspace,
 }
 
 /// The LAN `10.<net>.0.0/24` in namespaces tagged `tag`: the bridge, the client (.2) and the
@@ -77,55 +69,26 @@ fn lan(tag: &str, net: u8) -> (Namespaces, String, String, String) {
     (ns, br, cli, dir)
 }
 
-/// Opens `kind` on the director's `eth0` (from a thread inside its namespace).
+/// Opens `kind` on the director's `eth0`.
 fn open(kind: Kind, dir_ns: &str, net: u8) -> Box<dyn Datapath> {
-    in_netns(dir_ns, move || {
-        let opts = DatapathOptions {
-            interface: interface("eth0", mac(3), Ipv4Addr::new(10, net, 0, 3)),
-            inner_interface: None,
-            xdp_mode: XdpMode::Generic,
-            max_conns: 1024,
-            icmp: IcmpLimit::new(1000, 50),
-            conn_timeouts: ConnTimeouts::default(),
-        };
-        match kind {
-            Kind::Xdp => open_xdp(&opts),
-            Kind::Userspace => Box::new(UserspaceDatapath::open(&opts).expect("open userspace"))
-                as Box<dyn Datapath>,
-        }
+    let opts = in_netns(dir_ns, move || DatapathOptions {
+        interface: interface("eth0", mac(3), Ipv4Addr::new(10, net, 0, 3)),
+        inner_interface: None,
+        xdp_mode: XdpMode::Generic,
+        max_conns: 1024,
+        icmp: IcmpLimit::new(1000, 50),
+        conn_timeouts: ConnTimeouts::default(),
     })
     .join()
-    .expect("director thread")
-}
-
-#[cfg(not(strait_no_bpf))]
-fn open_xdp(opts: &DatapathOptions) -> Box<dyn Datapath> {
-    Box::new(strait_lb::xdp::XdpDatapath::open(opts).expect("open xdp"))
-}
-
-#[cfg(strait_no_bpf)]
-fn open_xdp(_: &DatapathOptions) -> Box<dyn Datapath> {
-    unreachable!("skipped before: built without clang")
-}
-
-/// Whether a test of `kind` may run (see the module doc).
-fn may_run(kind: Kind, test: &str) -> bool {
-    if kind == Kind::Xdp && cfg!(strait_no_bpf) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "built without clang in CI"
-        );
-        eprintln!("SKIP {test}: built without clang");
-        return false;
-    }
-    require_root(test)
+    .expect("director thread");
+    open_datapath(kind, dir_ns, opts)
 }
 
 /// Sends `frame` from `eth0` of namespace `ns` and returns the first ARP reply for `target`
 /// addressed to `me` within [`ARP_WAIT`].
 fn ask(ns: &str, frame: Vec<u8>, me: [u8; 6], target: [u8; 4]) -> Option<Vec<u8>> {
     in_netns(ns, move || {
-        let socket = arp_socket("eth0");
+        let socket = packet_socket("eth0", arp::ETH_P_ARP);
         // SAFETY: frame is valid for reads of its length.
         let sent = unsafe { libc::send(socket.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
         assert_eq!(
@@ -156,58 +119,6 @@ fn ask(ns: &str, frame: Vec<u8>, me: [u8; 6], target: [u8; 4]) -> Option<Vec<u8>
     })
     .join()
     .expect("client thread")
-}
-
-/// A packet socket for ARP frames on `dev`, with a 50 ms receive timeout.
-fn arp_socket(dev: &str) -> OwnedFd {
-    let proto = (arp::ETH_P_ARP).to_be();
-    // SAFETY: plain socket(2) call; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto)) };
-    assert!(
-        raw >= 0,
-        "packet socket: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: raw is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let name = std::ffi::CString::new(dev).unwrap();
-    // SAFETY: sockaddr_ll is plain old data (all zeroes valid); name is NUL-terminated.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = proto;
-    // SAFETY: see above.
-    addr.sll_ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as libc::c_int;
-    assert_ne!(addr.sll_ifindex, 0, "{dev}");
-    // SAFETY: addr is a valid sockaddr_ll of the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 50_000,
-    };
-    // SAFETY: tv is a valid timeval of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
-    fd
-}
-
-fn counter(dp: &dyn Datapath, name: &str) -> u64 {
-    let all: HashMap<&str, u64> = dp.counters().unwrap().into_iter().collect();
-    all[name]
 }
 
 fn answers_arp_for_the_owned_vips_only(kind: Kind, tag: &str, net: u8) {

@@ -1,7 +1,8 @@
 //! Root tests of `strait_lb::xdp::XdpDatapath` in private network namespaces (a veth pair
 //! `a0`/`a1`, and `lo`): attach in generic and native mode (the program shows in
 //! `ip -d link show`), apply services and read them back (stats, connections, counters,
-//! a region move keeping statistics, removal), shut down (no XDP left on the links), and
+//! a region move keeping statistics, removal; a frame addressed to another host's MAC passed
+//! unchanged and counted `pass_not_ours`), shut down (no XDP left on the links), and
 //! `Auto` falling back to generic on `lo`, which has no native XDP, and the new-flow events
 //! (one per new flow, with its tuple and backend, read through tokio's `AsyncFd` and the
 //! reader's timer: the program does not wake it), the interface's MTU reaching the program
@@ -92,7 +93,7 @@ mod attach {
         )
     }
 
-    /// A TCP frame client:sport -> VIP:80 with valid checksums.
+    /// A TCP frame client:sport -> VIP:80 with valid checksums, to the director's MAC.
     fn frame(sport: u16) -> Vec<u8> {
         build_frame(sport, 0, true, 0x10)
     }
@@ -107,9 +108,11 @@ mod attach {
         build_frame(sport, payload, df, 0x10)
     }
 
+    /// Addressed to `a0`'s MAC, the director's (the program passes frames for another MAC).
     fn build_frame(sport: u16, payload: usize, df: bool, tcp_flags: u8) -> Vec<u8> {
         let client = [192, 168, 7, 1];
-        let mut f = vec![2, 0, 0, 0, 0, 0xd1, 2, 0, 0, 0, 0, 0xc1, 8, 0];
+        let mut f = Interface::by_name("a0").unwrap().mac.to_vec();
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 0xc1, 8, 0]);
         let mut l4 = Vec::new();
         l4.extend_from_slice(&sport.to_be_bytes());
         l4.extend_from_slice(&80u16.to_be_bytes());
@@ -145,6 +148,11 @@ mod attach {
         let run = dp.director_mut().test_run(&frame(1000)).unwrap();
         assert_eq!(run.action, XDP_TX);
         dp.director_mut().test_run(&frame(1000)).unwrap();
+        // The same segment addressed to another host (a1's MAC): passed as it is, counted.
+        let mut elsewhere = frame(1000);
+        elsewhere[0..6].copy_from_slice(&Interface::by_name("a1").unwrap().mac);
+        let run = dp.director_mut().test_run(&elsewhere).unwrap();
+        assert_eq!((run.action, run.frame), (XDP_PASS, elsewhere));
         let stats = dp.backend_stats(&key).unwrap();
         assert_eq!(stats.len(), 3);
         assert_eq!(stats.iter().map(|s| s.packets).sum::<u64>(), 2);
@@ -158,6 +166,7 @@ mod attach {
         let counters = dp.counters().unwrap();
         assert!(counters.contains(&("tx_new", 1)), "{counters:?}");
         assert!(counters.contains(&("tx_established", 1)), "{counters:?}");
+        assert!(counters.contains(&("pass_not_ours", 1)), "{counters:?}");
 
         // Growing to 5 backends moves the region; statistics and the flow stay.
         let (_, grown) = service(5);

@@ -1,14 +1,14 @@
 //! Differential test: the XDP director (`ebpf/director.bpf.c`, run with `BPF_PROG_TEST_RUN`)
 //! against the reference model `strait_lb::packet::process`, frame by frame.
 //!
-//! Contract checked: for 6000 generated frames (TCP/UDP, new and established flows, DR, TUN
+//! Contract checked: for 7200 generated frames (TCP/UDP, new and established flows, DR, TUN
 //! and NAT services, 5-tuple and source hashing, NAT replies from the backends, a service
 //! without backends, misses, VLAN tags, IP options, padding, first and later fragments,
 //! truncated and corrupted headers, non-IP), both return the same verdict
 //! (PASS/TX/REDIRECT/DROP) and, for TX and REDIRECT, the same output bytes; a passed frame
 //! leaves the program unmodified; every counter moves as the model's verdicts say. The
 //! model's connection table is kept in step (same inserts), and the services are replaced
-//! every 500 frames (`PHASES`: weights change, backends go down and come back, table slot
+//! every 600 frames (`PHASES`: weights change, backends go down and come back, table slot
 //! switches) so established flows must keep their backend in both while it is alive, also
 //! drained at weight 0, and be rescheduled as new flows in both once it is dead (LVS
 //! `expire_nodest_conn`), every backend dead included. TCP frames carry a mix of flags
@@ -34,10 +34,17 @@
 //! multicast group, padded, VLAN-tagged, with a wrong type or length, truncated) for the VIP,
 //! a second VIP, an address never owned or the director's own; the owned VIPs change with the
 //! phase (both, the VIP only, none) in the program's `owned` map and the model's set alike.
-//! Frames run as received on the client-facing interface (`out0`), one in eight on the inner
-//! one (`in0`), where the model answers for no VIP: owned requests must be answered with the
-//! same reply bytes (`arp_reply`), everything else passed unchanged (`pass_not_ipv4`), in
-//! both.
+//! Frames run as received on the client-facing interface (`out0`, the model's
+//! `Ingress::Client`), one in eight on the inner one (`in0`, `Ingress::Inner`), where the
+//! model answers for no VIP: owned requests must be answered with the same reply bytes
+//! (`arp_reply`), everything else passed unchanged (`pass_not_ipv4` when addressed to us,
+//! `pass_not_ours` otherwise), in both.
+//! Destination MACs (step 1 of the program, `packet::ingress`): the other frames are addressed
+//! to the MAC of the interface they run on (`DIRECTOR.mac` on `out0`, `DIRECTOR.nat_mac` on
+//! `in0`), but one in 32 each to another host's unicast MAC, to a multicast group, to the
+//! broadcast address and to the director's other interface: those must be passed unchanged
+//! in both and counted `pass_not_ours` exactly as the model's `Action::NotOurs` (checked
+//! counter by counter, not in the sum of the pass counters), flows to the VIP among them.
 //! NAT next hops: each test re-runs itself inside a private namespace whose
 //! routes and permanent neighbour entries (`netns::nexthops`) make the kernel's
 //! `bpf_fib_lookup` answer deterministically, and the model gets the same table: found,
@@ -78,7 +85,7 @@ mod diff {
     use strait_lb::packet::decide::DropReason;
     use strait_lb::packet::parse::{parse, FiveTuple};
     use strait_lb::packet::service::{MemConnTable, Services};
-    use strait_lb::packet::{process, Action};
+    use strait_lb::packet::{process, Action, Ingress};
     use strait_lb::xdp::{test_run_timed, TestRunOutput, XdpDirector};
 
     /// Service ports: 80 DR, 81 TUN, 82 NAT, 83 DR without backends, 84 DR and 85 NAT with
@@ -101,11 +108,15 @@ mod diff {
         OwnedVips::new(&vips).unwrap()
     }
 
-    /// One frame of the run: mostly well-formed, some corrupted (see the module doc).
-    fn generate(rng: &mut Rng) -> Vec<u8> {
+    /// Another host on the LAN (its frames flooded to the director by a switch).
+    const OTHER_HOST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x55];
+
+    /// One frame of the run: mostly well-formed, some corrupted (see the module doc), and
+    /// whether it is one of the ARP frames (which choose their own destination).
+    fn generate(rng: &mut Rng) -> (Vec<u8>, bool) {
         if rng.below(8) == 0 {
             let targets = [VIP, OWNED_TOO, NEVER_OWNED, DIRECTOR.ip];
-            return arp_frame(rng, DIRECTOR.mac, &targets);
+            return (arp_frame(rng, DIRECTOR.mac, &targets), true);
         }
         // Few sources and ports, so flows repeat (established) about as often as they start.
         let vlan = (rng.below(4) == 0).then(|| rng.below(4096) as u16);
@@ -178,6 +189,26 @@ mod diff {
             }
             _ => {}
         }
+        (f, false)
+    }
+
+    /// Addresses `f` as received on the inner interface (`inner`) or the client-facing one:
+    /// to that interface's MAC most of the time; one frame in 32 each to another host, to a
+    /// multicast group, to the broadcast address, to the director's other interface.
+    fn address(rng: &mut Rng, mut f: Vec<u8>, inner: bool) -> Vec<u8> {
+        let (ours, other_side) = if inner {
+            (DIRECTOR.nat_mac, DIRECTOR.mac)
+        } else {
+            (DIRECTOR.mac, DIRECTOR.nat_mac)
+        };
+        let dest = match rng.below(32) {
+            0 => OTHER_HOST,
+            1 => [0x01, 0, 0x5e, 0, 0, 1 + rng.below(250) as u8],
+            2 => [0xff; 6],
+            3 => other_side,
+            _ => ours,
+        };
+        f[0..6].copy_from_slice(&dest);
         f
     }
 
@@ -255,7 +286,7 @@ mod diff {
             let input = frame(&shape);
             let want = process(
                 &input,
-                &OwnedVips::NONE,
+                Ingress::CLIENT,
                 &model,
                 &mut conns,
                 &DIRECTOR,
@@ -345,16 +376,18 @@ mod diff {
         let mut after_ttl = 0u64;
         // ARP: replies, and owned requests arriving on the inner interface (passed).
         let (mut arp_replies, mut arp_inner) = (0u64, 0u64);
+        // Frames not ours, to another host, a multicast group, broadcast, another MAC (the
+        // director's other interface, a corrupted one); those of them carrying a flow to the VIP.
+        let (mut not_ours, mut not_ours_flows) = ([0u64; 4], 0u64);
         let (out0, in0) = (
             Interface::by_name("out0").unwrap().ifindex,
             Interface::by_name("in0").unwrap().ifindex,
         );
-        let none = OwnedVips::NONE;
         let mut owned = OwnedVips::NONE;
-        for n in 0..6000 {
-            let phase = n / 500;
+        for n in 0..7200 {
+            let phase = n / 600;
             let (weights, alive) = PHASES[phase];
-            if n % 500 == 0 {
+            if n % 600 == 0 {
                 // Weights and health change: new flows follow the new table, established
                 // ones stay unless their backend is dead.
                 let list = services_alive(weights, alive);
@@ -363,9 +396,18 @@ mod diff {
                 xdp.set_owned(&owned).unwrap();
                 assert_eq!(xdp.owned().unwrap(), owned.iter().collect::<Vec<_>>());
             }
-            let input = generate(&mut rng);
+            let (input, is_arp) = generate(&mut rng);
             let inner = rng.below(8) == 0;
-            let (ingress, owned_here) = if inner { (in0, &none) } else { (out0, &owned) };
+            let input = if is_arp {
+                input
+            } else {
+                address(&mut rng, input, inner)
+            };
+            let (ifindex, ingress) = if inner {
+                (in0, Ingress::Inner)
+            } else {
+                (out0, Ingress::Client(&owned))
+            };
             arp_inner += u64::from(inner && answer(&input, &owned, DIRECTOR.mac).is_some());
             let parsed = parse(&input);
             let flow = parsed.flow().map(|f| f.tuple);
@@ -377,8 +419,8 @@ mod diff {
             let recorded = flow.and_then(|t| conns.table.peek(&t));
             conns.found.set(false);
             conns.inserted = false;
-            let want = process(&input, owned_here, &model, &mut conns, &DIRECTOR, &hops);
-            let got = xdp.test_run_on(&input, ingress).unwrap();
+            let want = process(&input, ingress, &model, &mut conns, &DIRECTOR, &hops);
+            let got = xdp.test_run_on(&input, ifindex).unwrap();
             check(n, &input, &want, &got);
             let to_vip = flow.map(|t| t.dst) == Some(VIP);
             expect(&want, to_vip, conns.inserted, &mut counts);
@@ -488,6 +530,17 @@ mod diff {
             }
             match want {
                 Action::Pass => seen[0] += 1,
+                Action::NotOurs => {
+                    let d = &input[0..6];
+                    let kind = match d {
+                        _ if d == OTHER_HOST => 0,
+                        [0xff, 0xff, 0xff, 0xff, 0xff, 0xff] => 2,
+                        _ if d[0] & 1 == 1 => 1,
+                        _ => 3,
+                    };
+                    not_ours[kind] += 1;
+                    not_ours_flows += u64::from(to_vip);
+                }
                 Action::Drop(_) => seen[1] += 1,
                 Action::Tx(ref out) => {
                     seen[2] += 1;
@@ -556,7 +609,7 @@ mod diff {
         let got: Vec<(Counter, u64)> = xdp.counters().unwrap();
         let mut pass = 0;
         for (c, v) in &got {
-            if c.as_str().starts_with("pass_") {
+            if c.as_str().starts_with("pass_") && *c != Counter::PassNotOurs {
                 pass += v;
                 continue;
             }
@@ -582,8 +635,13 @@ mod diff {
             }
         }
         assert_eq!(pass, seen[0]);
+        assert!(
+            not_ours.iter().all(|&c| c > 100) && not_ours_flows > 200,
+            "not ours: {not_ours:?} by destination, {not_ours_flows} flows to the VIP"
+        );
         println!(
-            "pass/drop/tx/nat/reply {seen:?}, tun {tun}, sh {sh}, rescheduled {rescheduled}, \
+            "pass/drop/tx/nat/reply {seen:?}, not ours {not_ours:?} ({not_ours_flows} to the \
+             VIP), tun {tun}, sh {sh}, rescheduled {rescheduled}, \
              drained {drained}, SYNs reused {syn_reused} (moved {syn_moved}), SYN+ACKs \
              following {syn_ack_followed}, MTU: ICMP {icmp:?} drops {too_big_drops:?} \
              fitting {fitting:?} followed {after_too_big}, TTL: ICMP {ttl_fwd}/{ttl_reply} \
@@ -637,7 +695,7 @@ mod diff {
                             let input = frame(&shape);
                             let want = process(
                                 &input,
-                                &OwnedVips::NONE,
+                                Ingress::CLIENT,
                                 model,
                                 &mut table,
                                 &DIRECTOR,
@@ -697,7 +755,7 @@ mod diff {
         let before = forward(40000);
         let want = process(
             &before,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &model,
             &mut conns,
             &DIRECTOR,
@@ -728,7 +786,7 @@ mod diff {
             let f = forward(40000 + n);
             let got = xdp.test_run(&f).unwrap();
             if got.frame.get(0..6) == Some(&new_mac[..]) {
-                let want = process(&f, &OwnedVips::NONE, &model, &mut conns, &DIRECTOR, &hops);
+                let want = process(&f, Ingress::CLIENT, &model, &mut conns, &DIRECTOR, &hops);
                 check(usize::from(n), &f, &want, &got);
                 break;
             }
@@ -773,7 +831,7 @@ mod diff {
         let probe = frame(&base);
         let Action::Redirect(out) = process(
             &probe,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &model,
             &mut conns,
             &DIRECTOR,
@@ -794,7 +852,7 @@ mod diff {
         let input = zeroing.unwrap();
         let want = process(
             &input,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &model,
             &mut conns,
             &DIRECTOR,

@@ -43,12 +43,11 @@ mod icmp {
     use std::collections::HashMap;
     use std::time::{Duration, Instant};
     use strait_lb::abi::{self, Counter};
-    use strait_lb::packet::arp::OwnedVips;
     use strait_lb::packet::decide::DropReason;
     use strait_lb::packet::parse::parse;
     use strait_lb::packet::ratelimit::IcmpLimit;
     use strait_lb::packet::service::{MemConnTable, Services};
-    use strait_lb::packet::{process, Action};
+    use strait_lb::packet::{process, Action, Ingress};
     use strait_lb::xdp::XdpDirector;
 
     /// A NAT flow: protocol, client address and port, backend address and port.
@@ -116,7 +115,7 @@ mod icmp {
             let known = conns.peek(&tuple);
             let want = process(
                 &input,
-                &OwnedVips::NONE,
+                Ingress::CLIENT,
                 &model,
                 &mut conns,
                 &DIRECTOR,
@@ -241,14 +240,9 @@ mod icmp {
         let client = [192, 168, 1, 1];
         // A NAT flow for the replies below.
         let open = frame(&Shape::tcp(client, VIP, 41000, 82, ACK));
-        let Action::Redirect(out) = process(
-            &open,
-            &OwnedVips::NONE,
-            &model,
-            &mut conns,
-            &DIRECTOR,
-            &hops,
-        ) else {
+        let Action::Redirect(out) =
+            process(&open, Ingress::CLIENT, &model, &mut conns, &DIRECTOR, &hops)
+        else {
             panic!("port 82 is NAT");
         };
         check(
@@ -269,7 +263,7 @@ mod icmp {
                 ttl: 1,
                 ..Shape::tcp(client, VIP, 42000 + i, 82, ACK)
             });
-            let want = process(&f, &OwnedVips::NONE, &model, &mut conns, &DIRECTOR, &hops);
+            let want = process(&f, Ingress::CLIENT, &model, &mut conns, &DIRECTOR, &hops);
             assert!(matches!(want, Action::TimeExceeded(_)), "{want:?}");
             let got = xdp.test_run(&f).unwrap();
             if got.action == XDP_TX {
@@ -289,14 +283,14 @@ mod icmp {
         assert_eq!(counter(&xdp, Counter::IcmpLimited), 40 - sent);
         // Forwarding needs no budget.
         let f = frame(&Shape::tcp(client, VIP, 43000, 82, ACK));
-        let want = process(&f, &OwnedVips::NONE, &model, &mut conns, &DIRECTOR, &hops);
+        let want = process(&f, Ingress::CLIENT, &model, &mut conns, &DIRECTOR, &hops);
         check(40, &f, &want, &xdp.test_run(&f).unwrap());
         assert!(matches!(want, Action::Redirect(_)));
         // Every kind of ICMP error comes out of the same spent budget.
         let limited = counter(&xdp, Counter::IcmpLimited);
         let kinds = needing_icmp(44000, reply_to);
         for (i, f) in kinds.iter().enumerate() {
-            let want = process(f, &OwnedVips::NONE, &model, &mut conns, &DIRECTOR, &hops);
+            let want = process(f, Ingress::CLIENT, &model, &mut conns, &DIRECTOR, &hops);
             assert!(
                 matches!(want, Action::TimeExceeded(_) | Action::TooBig(_)),
                 "kind {i}: {want:?}"

@@ -15,14 +15,13 @@
 use super::netns::nexthops;
 use strait_lb::abi;
 use strait_lb::maglev::DEFAULT_TABLE_SIZE;
-use strait_lb::packet::arp::OwnedVips;
 use strait_lb::packet::csum::{ipv4_header_checksum, l4_checksum, l4_csum_offset};
 use strait_lb::packet::nexthop::StaticNextHops;
 use strait_lb::packet::rewrite::Director;
 use strait_lb::packet::service::{
     Backend, MemConnTable, Mode, Service, ServiceKey, Services, DEFAULT_CONN_CAPACITY,
 };
-use strait_lb::packet::{process, Action};
+use strait_lb::packet::{process, Action, Ingress};
 
 /// The DR service's port.
 pub const DR_PORT: u16 = 80;
@@ -173,13 +172,13 @@ impl Fixture {
     pub fn model(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
         match process(
             frame,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &self.services,
             &mut self.conns,
             &DIRECTOR,
             &self.hops,
         ) {
-            Action::Pass => (2, frame.to_vec()),
+            Action::Pass | Action::NotOurs => (2, frame.to_vec()),
             Action::Drop(_) => (1, frame.to_vec()),
             Action::Tx(out)
             | Action::TooBig(out)

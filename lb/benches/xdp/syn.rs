@@ -3,8 +3,8 @@
 //! Contract: one 64-byte opening SYN per mode (`frames::syn_frame`), repeated `repeat` times;
 //! an opening SYN never follows the connection table, so every repetition is a new flow:
 //! Maglev pick, a table record of the same key (its way rewritten under the set's lock),
-//! NAT's reply entry, per-backend counters and one flow event. DR runs directly; TUN and NAT
-//! behind the restore harness, as in the established table. Before timing, one run of each
+//! NAT's reply entry, per-backend counters and one flow event. All three run behind the
+//! restore harness, as in the established table. Before timing, one run of each
 //! frame is compared with the reference model (action and bytes); every timed run must give
 //! the model's output and move the service's `flows` by exactly `repeat` (trivial runs: 0).
 //! The flow events are read while the director runs, as in production: a thread runs the
@@ -83,7 +83,6 @@ pub fn run(
     };
     let mut cases = vec![
         trivial("trivial (return XDP_TX)", false, &dr.0),
-        case("DR SYN", false, dr, *dr_a),
         trivial("harness + trivial", true, &dr.0),
         case("harness + DR SYN", true, dr, *dr_a),
         case("harness + NAT SYN", true, nat, *nat_a),

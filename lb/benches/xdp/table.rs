@@ -9,7 +9,8 @@
 //! trivial program as its target. [`print`] shows each case's median (raw), its net figure
 //! (behind the harness: raw − (harness+trivial − trivial)), the ratio to the trivial median,
 //! the minimum and every run; it returns the trivial program's median. The table must start
-//! with the trivial case and hold `harness + trivial` third.
+//! with the trivial case and hold one `harness + trivial` case (the trivial program behind the
+//! harness).
 
 use super::harness::{median, BoxError, Controls};
 use strait_lb::xdp::{test_run_timed, XdpDirector};
@@ -91,7 +92,9 @@ pub fn interleave(
 pub fn print(table: &[Case]) -> u64 {
     let m: Vec<u64> = table.iter().map(|c| median(&c.runs)).collect();
     let trivial = m.first().copied().unwrap_or(1).max(1);
-    let harness_cost = m.get(2).copied().unwrap_or(trivial).saturating_sub(trivial);
+    let harness_trivial = table.iter().zip(&m).find(|(c, _)| c.harness == Some(false));
+    let harness_cost = harness_trivial.map_or(trivial, |(_, raw)| *raw);
+    let harness_cost = harness_cost.saturating_sub(trivial);
     println!(
         "{:<28} {:>6} {:>6} {:>8} {:>5}  runs",
         "case", "raw", "net", "x triv", "min"

@@ -285,17 +285,19 @@ mod tests {
     }
 
     /// `packet::process` answers before the IP path, from the director's MAC, and recording
-    /// nothing; every other ARP frame is passed; IP frames are decided as without VIPs.
+    /// nothing; every other ARP frame is passed (broadcast ones as not ours, `super::ingress`);
+    /// IP frames are decided as without VIPs.
     #[test]
     fn process_answers_first_and_passes_the_rest() {
         use crate::packet::service::MemConnTable;
         use crate::packet::testutil::{hops, services, Spec, DIRECTOR, VIP as SERVICE_VIP};
-        use crate::packet::{process, Action};
+        use crate::packet::{process, Action, Ingress};
         let (s, t) = (services(), hops());
         let owned = OwnedVips::new(&[SERVICE_VIP.into()]).unwrap();
+        let here = Ingress::Client(&owned);
         let mut conns = MemConnTable::new(16);
         let req = request(CLIENT_MAC, CLIENT, SERVICE_VIP);
-        let a = process(&req, &owned, &s, &mut conns, &DIRECTOR, &t);
+        let a = process(&req, here, &s, &mut conns, &DIRECTOR, &t);
         let want = frame(
             CLIENT_MAC,
             OP_REPLY,
@@ -309,15 +311,21 @@ mod tests {
             request(CLIENT_MAC, SERVICE_VIP, SERVICE_VIP),
         ] {
             assert_eq!(
-                process(&f, &owned, &s, &mut conns, &DIRECTOR, &t),
+                process(&f, here, &s, &mut conns, &DIRECTOR, &t),
+                Action::NotOurs
+            );
+            let mut to_us = f.clone();
+            to_us[0..6].copy_from_slice(&DIRECTOR.mac);
+            assert_eq!(
+                process(&to_us, here, &s, &mut conns, &DIRECTOR, &t),
                 Action::Pass
             );
         }
-        let none = process(&req, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t);
-        assert_eq!(none, Action::Pass);
+        let none = process(&req, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t);
+        assert_eq!(none, Action::NotOurs);
         let ip = Spec::tcp(4000, 80).build();
-        let with = process(&ip, &owned, &s, &mut MemConnTable::new(16), &DIRECTOR, &t);
-        let without = process(&ip, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &t);
+        let with = process(&ip, here, &s, &mut MemConnTable::new(16), &DIRECTOR, &t);
+        let without = process(&ip, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &t);
         assert!(matches!(with, Action::Tx(_)), "{with:?}");
         assert_eq!(with, without);
     }

@@ -7,12 +7,12 @@
 
 #[cfg(test)]
 mod tests {
-    use crate::packet::arp::OwnedVips;
     use crate::packet::csum::{frame_ok, ipv4_header_ok};
     use crate::packet::parse::{parse, Parsed, PROTO_TCP, PROTO_UDP};
     use crate::packet::rewrite::nat_destination;
     use crate::packet::service::MemConnTable;
     use crate::packet::testutil::{hops, services, Rng, Spec, DIRECTOR, VIP};
+    use crate::packet::Ingress;
     use crate::packet::{process, Action};
 
     /// A random well-formed spec: VLAN or not, options, TCP/UDP, one of the service ports or
@@ -93,7 +93,7 @@ mod tests {
                 }
                 _ => {}
             }
-            let action = process(&frame, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &hops);
+            let action = process(&frame, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &hops);
             if mutation != 3 {
                 mutated += 1;
                 continue;
@@ -139,7 +139,7 @@ mod tests {
             reply.ttl = 2 + (sp.ttl % 200);
             let rframe = reply.build();
             let Action::Redirect(rout) =
-                process(&rframe, &OwnedVips::NONE, &s, &mut conns, &DIRECTOR, &hops)
+                process(&rframe, Ingress::CLIENT, &s, &mut conns, &DIRECTOR, &hops)
             else {
                 panic!("reply not rewritten");
             };

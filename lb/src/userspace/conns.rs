@@ -5,7 +5,7 @@
 //!   random seed, as the XDP table's; its clock in milliseconds since the table was made,
 //!   idle timeouts in milliseconds) and lists its forward entries not idle past their
 //!   timeout (set by set), with their idle time.
-//! * [`Conns::observe`] runs `packet::process` on one frame (answering ARP for `owned`) and
+//! * [`Conns::observe`] runs `packet::process` on one frame as received on `ingress` and
 //!   reports, besides the action, what the decision consulted and recorded ([`Observed`]):
 //!   the flow's 5-tuple, the backend of an established flow, the backend of a new one,
 //!   whether it was a NAT reply.
@@ -14,13 +14,12 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::datapath::{ConnEntry, ConnTimeouts};
-use crate::packet::arp::OwnedVips;
 use crate::packet::conntable;
 use crate::packet::nexthop::NextHops;
 use crate::packet::parse::FiveTuple;
 use crate::packet::rewrite::Director;
 use crate::packet::service::{ConnTable, MemConnTable, NatOrigin, Services};
-use crate::packet::{process, Action};
+use crate::packet::{process, Action, Ingress};
 
 /// What one decision consulted and recorded (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,7 +110,7 @@ impl Conns {
     pub(super) fn observe(
         &mut self,
         frame: &[u8],
-        owned: &OwnedVips,
+        ingress: Ingress<'_>,
         services: &Services,
         director: &Director,
         hops: &dyn NextHops,
@@ -126,7 +125,7 @@ impl Conns {
             new_flow: None,
             nat_reply: Cell::new(false),
         };
-        let action = process(frame, owned, services, &mut r, director, hops);
+        let action = process(frame, ingress, services, &mut r, director, hops);
         let seen = Observed {
             flow: r.flow.get(),
             established: r.established.get(),
@@ -282,7 +281,7 @@ mod tests {
         let f = frame(client, 5555, key.vip, 80);
         let (a, seen) = c.observe(
             &f,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &services,
             &director,
             &AllKnown,
@@ -294,7 +293,7 @@ mod tests {
         assert_eq!(seen.flow.map(|t| t.sport), Some(5555));
         let (_, seen) = c.observe(
             &f,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &services,
             &director,
             &AllKnown,
@@ -304,7 +303,7 @@ mod tests {
         let reply = frame(backend.ip, 8080, client, 5555);
         let (a, seen) = c.observe(
             &reply,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &services,
             &director,
             &AllKnown,
@@ -319,7 +318,7 @@ mod tests {
         expiring[22] = 1;
         let (a, seen) = c.observe(
             &expiring,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &services,
             &director,
             &AllKnown,
@@ -337,7 +336,7 @@ mod tests {
         expiring[22] = 1;
         let (a, seen) = c.observe(
             &expiring,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &services,
             &director,
             &AllKnown,
@@ -354,7 +353,7 @@ mod tests {
         let other = frame(client, 5555, key.vip, 81);
         let (a, seen) = c.observe(
             &other,
-            &OwnedVips::NONE,
+            Ingress::CLIENT,
             &services,
             &director,
             &AllKnown,
@@ -386,7 +385,7 @@ mod tests {
         let at = |c: &mut Conns, frame: &[u8], when| {
             c.observe(
                 frame,
-                &OwnedVips::NONE,
+                Ingress::CLIENT,
                 &services,
                 &director,
                 &AllKnown,

@@ -29,6 +29,10 @@ pub(super) const RCVBUF_BYTES: usize = 4 << 20;
 pub(super) const PACKET_HOST: u8 = 0;
 /// `sll_pkttype` of a frame sent to the link's broadcast address.
 pub(super) const PACKET_BROADCAST: u8 = 1;
+/// `sll_pkttype` of a frame sent to a multicast group.
+pub(super) const PACKET_MULTICAST: u8 = 2;
+/// `sll_pkttype` of a frame addressed to another host (seen when a switch floods it to us).
+pub(super) const PACKET_OTHERHOST: u8 = 3;
 
 /// Socket option number of `PACKET_IGNORE_OUTGOING` (`linux/if_packet.h`).
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;

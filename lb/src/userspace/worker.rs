@@ -5,10 +5,16 @@
 //! * only frames addressed to this host (`PACKET_HOST`) are considered, and on the
 //!   client-facing interface broadcast ARP requests for the owned VIPs ([`Shared::owned`],
 //!   `packet::arp`: the only broadcast frames a director answers); every other broadcast,
-//!   multicast and other hosts' frames are the kernel's alone;
+//!   multicast and other hosts' frames (`PACKET_OTHERHOST`: flooded by a switch) are the
+//!   kernel's alone, counted `pass_not_ours`. This is the model's check
+//!   (`packet::ingress`): the kernel sets `PACKET_HOST` exactly when the Ethernet destination
+//!   is the receiving interface's MAC (`eth_type_trans`; a zero MAC on `lo` included), which
+//!   is `Director::mac` here, or `Director::nat_mac` on the inner interface. `process` checks
+//!   it again (`Action::NotOurs`, counted the same): it differs only if the interface's MAC
+//!   changed after open;
 //! * each frame goes through `packet::process` against the current service table (swapped
-//!   whole by `apply`), the shared connection table and, on the client-facing interface, the
-//!   owned VIPs (none on the inner interface);
+//!   whole by `apply`), the shared connection table and the interface it arrived on
+//!   (`packet::Ingress`: the client-facing one with the owned VIPs, or the inner one);
 //! * `ArpReply` is sent back out of the receiving interface and counted `arp_reply`, as a
 //!   broadcast request answered (the kernel got the request too, but it does not hold the
 //!   VIP: it stays silent);
@@ -20,7 +26,8 @@
 //! * `TooBig` and `TimeExceeded` (ICMP errors) go back out of the receiving interface if the
 //!   thread's [`IcmpBudget`] allows (`icmp_rate`/`icmp_burst`), else they are dropped and
 //!   counted `icmp_limited`;
-//! * `Pass` does nothing: the kernel received its own copy; `Drop` is counted.
+//! * `Pass` and `NotOurs` do nothing but count: the kernel received its own copy; `Drop` is
+//!   counted.
 //! * Per-backend packets and bytes count frames actually sent; flows count new flows.
 
 use std::cell::RefCell;
@@ -32,7 +39,9 @@ use arc_swap::ArcSwap;
 
 use super::conns::Conns;
 use super::nexthop::{current_routes, next_hop, NeighbourCache, Route};
-use super::socket::{PacketSocket, PACKET_BROADCAST, PACKET_HOST};
+use super::socket::{
+    PacketSocket, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST,
+};
 use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters, Extra};
 use crate::abi::Counter;
 use crate::iface::Interface;
@@ -41,7 +50,7 @@ use crate::packet::nexthop::{Egress as HopEgress, NextHop, NextHops};
 use crate::packet::ratelimit::{Bucket, IcmpLimit};
 use crate::packet::rewrite::Director;
 use crate::packet::service::{ServiceKey, Services};
-use crate::packet::Action;
+use crate::packet::{Action, Ingress};
 
 /// Receive buffer per thread: the largest IPv4 datagram plus its Ethernet and VLAN headers
 /// (larger frames, from GRO, are left to the kernel and counted as `rx_truncated`).
@@ -50,9 +59,6 @@ pub(super) const RECV_BUF_BYTES: usize = 65_535 + 18;
 pub(super) const RX_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// How long a thread reuses its copy of the routing table.
 pub(super) const ROUTES_TTL: Duration = Duration::from_secs(1);
-
-/// What the inner interface answers ARP for.
-static NO_VIPS: OwnedVips = OwnedVips::NONE;
 
 /// State shared by the receive threads and the datapath handle.
 #[derive(Debug)]
@@ -140,6 +146,9 @@ impl Worker {
             match self.rx.socket.recv(&mut buf) {
                 Ok(None) => {}
                 Ok(Some((n, PACKET_BROADCAST))) if n <= buf.len() => self.broadcast(&buf[..n]),
+                Ok(Some((_, PACKET_BROADCAST | PACKET_MULTICAST | PACKET_OTHERHOST))) => {
+                    self.shared.counters.bump(Counter::PassNotOurs);
+                }
                 Ok(Some((_, kind))) if kind != PACKET_HOST => {}
                 Ok(Some((n, _))) if n > buf.len() => {
                     self.shared.counters.bump_extra(Extra::RxTruncated);
@@ -166,15 +175,15 @@ impl Worker {
     }
 
     /// A broadcast frame: answered only if it is an ARP request for an owned VIP
-    /// (`packet::arp`), on the client-facing interface; nothing else is counted.
+    /// (`packet::arp`), on the client-facing interface; anything else is not ours.
     fn broadcast(&self, frame: &[u8]) {
-        if !self.on_client_side() {
-            return;
+        if self.on_client_side() {
+            let owned = self.shared.owned.load();
+            if let Some(reply) = arp::answer(frame, &owned, self.rx.iface.mac) {
+                return self.arp_reply(&reply);
+            }
         }
-        let owned = self.shared.owned.load();
-        if let Some(reply) = arp::answer(frame, &owned, self.rx.iface.mac) {
-            self.arp_reply(&reply);
-        }
+        self.shared.counters.bump(Counter::PassNotOurs);
     }
 
     /// Sends an ARP reply back out of the receiving interface, counted `arp_reply`.
@@ -218,14 +227,19 @@ impl Worker {
             inner: &self.inner.iface,
             now,
         };
-        let owned_now = shared.owned.load();
-        let owned: &OwnedVips = if client_side { &owned_now } else { &NO_VIPS };
+        let owned = shared.owned.load();
+        let ingress = if client_side {
+            Ingress::Client(&owned)
+        } else {
+            Ingress::Inner
+        };
         let (action, seen) = {
             let services = shared.services.load();
-            lock(&shared.conns).observe(frame, owned, &services, &director, &hops, now)
+            lock(&shared.conns).observe(frame, ingress, &services, &director, &hops, now)
         };
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
+            Action::NotOurs => return shared.counters.bump(Counter::PassNotOurs),
             Action::Drop(r) => return shared.counters.bump(drop_counter(r)),
             // ICMP replies (TUN over the MTU; NAT with TTL <= 1) go back out of the receiving
             // interface, counted as XDP counts them, before sending: no backend packet or

@@ -1,16 +1,21 @@
-//! Helpers of the userspace datapath's namespace tests: root check, commands, namespaces
-//! (deleted by a guard), threads inside a namespace, name-answering TCP servers and clients.
+//! Helpers of the datapaths' namespace tests: root check, commands, namespaces (deleted by a
+//! guard), threads inside a namespace, name-answering TCP servers and clients; for tests that
+//! drive either datapath, [`Kind`], [`may_run`], [`open_datapath`], [`counter`], and
+//! [`packet_socket`] for the raw frames a client sends and receives.
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
+use strait_lb::datapath::{Datapath, DatapathOptions};
 use strait_lb::iface::Interface;
+use strait_lb::userspace::UserspaceDatapath;
 
 /// Connect and read timeout of the test clients.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -245,4 +250,101 @@ fn mtu_of(name: &str) -> u32 {
     // SAFETY: the ioctl succeeded, so ifru_mtu is the field it wrote.
     let mtu = unsafe { req.ifr_ifru.ifru_mtu };
     u32::try_from(mtu).unwrap()
+}
+
+/// Which datapath a test drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Xdp,
+    Userspace,
+}
+
+/// Whether a test of `kind` may run: [`require_root`], and for XDP a build that found clang
+/// (otherwise `SKIP`, or a failure with `CI=true`).
+pub fn may_run(kind: Kind, test: &str) -> bool {
+    if kind == Kind::Xdp && cfg!(strait_no_bpf) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "built without clang in CI"
+        );
+        eprintln!("SKIP {test}: built without clang");
+        return false;
+    }
+    require_root(test)
+}
+
+/// Opens `kind` with `opts` from a thread inside namespace `ns`.
+pub fn open_datapath(kind: Kind, ns: &str, opts: DatapathOptions) -> Box<dyn Datapath> {
+    in_netns(ns, move || match kind {
+        Kind::Xdp => open_xdp(&opts),
+        Kind::Userspace => {
+            Box::new(UserspaceDatapath::open(&opts).expect("open userspace")) as Box<dyn Datapath>
+        }
+    })
+    .join()
+    .expect("director thread")
+}
+
+#[cfg(not(strait_no_bpf))]
+fn open_xdp(opts: &DatapathOptions) -> Box<dyn Datapath> {
+    Box::new(strait_lb::xdp::XdpDatapath::open(opts).expect("open xdp"))
+}
+
+#[cfg(strait_no_bpf)]
+fn open_xdp(_: &DatapathOptions) -> Box<dyn Datapath> {
+    unreachable!("skipped before: built without clang")
+}
+
+/// The datapath counter `name`.
+pub fn counter(dp: &dyn Datapath, name: &str) -> u64 {
+    let all: HashMap<&str, u64> = dp.counters().unwrap().into_iter().collect();
+    all[name]
+}
+
+/// A packet socket for frames of EtherType `proto` on `dev` of the calling thread's namespace,
+/// with a 50 ms receive timeout.
+pub fn packet_socket(dev: &str, proto: u16) -> OwnedFd {
+    let proto = proto.to_be();
+    // SAFETY: plain socket(2) call; the result is checked.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto)) };
+    assert!(
+        raw >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: raw is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let name = std::ffi::CString::new(dev).unwrap();
+    // SAFETY: sockaddr_ll is plain old data (all zeroes valid); name is NUL-terminated.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = proto;
+    // SAFETY: see above.
+    addr.sll_ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as libc::c_int;
+    assert_ne!(addr.sll_ifindex, 0, "{dev}");
+    // SAFETY: addr is a valid sockaddr_ll of the length given.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 50_000,
+    };
+    // SAFETY: tv is a valid timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    fd
 }
