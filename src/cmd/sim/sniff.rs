@@ -1,6 +1,7 @@
 //! Watching which director forwarded each frame, at a backend: an `AF_PACKET` socket in the
-//! backend's namespace records, for every incoming IPv4 TCP frame to the VIP's port, when it
-//! arrived and its source MAC (the DR rewrite writes the forwarding director's).
+//! backend's namespace records, for every IPv4 TCP frame to the VIP's port addressed to the
+//! backend's MAC (`PACKET_HOST`: not a flooded frame for another host), when it arrived and
+//! its source MAC (the DR rewrite writes the forwarding director's).
 //!
 //! Contract: [`start`] spawns the watcher on its own thread (in the namespace) and returns at
 //! once; it polls `stop` every [`POLL`] and returns what it saw, at most [`MAX_FRAMES`]
@@ -64,9 +65,21 @@ pub fn start(
             let mut seen = Seen::default();
             let mut buf = vec![0u8; 2048];
             while !stop.load(Ordering::Relaxed) {
-                // SAFETY: buf is valid for writes of its length.
-                let n =
-                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                // SAFETY: buf is valid for writes of its length; from and len describe a
+                // sockaddr_ll the kernel may fill.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        (&mut from as *mut libc::sockaddr_ll).cast(),
+                        &mut len,
+                    )
+                };
                 if n < 0 {
                     let e = std::io::Error::last_os_error();
                     match e.kind() {
@@ -77,6 +90,11 @@ pub fn start(
                     }
                 }
                 let at = t0.elapsed();
+                // Only frames addressed to this backend: a flooded frame for another host's
+                // MAC (the dead master's, while the switch still floods it) is not forwarded.
+                if from.sll_pkttype != libc::PACKET_HOST {
+                    continue;
+                }
                 if let Some(mac) = matches(&buf[..n as usize], dst) {
                     if seen.frames.len() < MAX_FRAMES {
                         seen.frames.push((at, mac));
