@@ -253,8 +253,10 @@ impl Run {
                     continue;
                 };
                 if let Ok(rx) = wire::decode(&buf[..n]) {
+                    let ha = &self.setup.ha;
                     let ours = rx.src == self.setup.vrrp_interface.ip;
-                    if !ours && rx.advert.vrid == self.setup.ha.vrid && rx.advert.priority > 0 {
+                    let peer = ha.peers.is_empty() || ha.peers.contains(&rx.src);
+                    if !ours && peer && rx.advert.vrid == ha.vrid && rx.advert.priority > 0 {
                         return rx.src;
                     }
                 }

@@ -12,8 +12,8 @@
 //!    every backend up, and one director is master (strait: its `ha.state`; keepalived: it
 //!    holds the VIP) and the other backup, unchanged for [`SETTLE`];
 //! 3. traffic from the client: `--long` connections each streaming a slow response (a 4 KiB
-//!    chunk every 100 ms) for the whole run, and a new short connection every [`PROBE_EVERY`]
-//!    (connect bound [`PROBE_CONNECT`], exchange bound [`PROBE_BOUND`]); each backend records
+//!    chunk every 100 ms) for the whole run, and a new short connection every `traffic::PROBE_EVERY`
+//!    (connect bound `traffic::PROBE_CONNECT`, exchange bound `traffic::PROBE_BOUND`); each backend records
 //!    which director forwarded each frame for the VIP (`sniff`);
 //! 4. after [`WARMUP`] the master is killed the `--kill` way: `sigkill` or `sigterm` to every
 //!    process in its namespace, or `link` (its client interface set down; its processes run
@@ -27,25 +27,28 @@
 //! Exit 0 when the new master forwarded, every long connection survived and the probes of
 //! the last second all succeeded; 1 otherwise.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
-use strait_lb::config::{DirectorConfig, HaConfig};
 use strait_lb::vrrp::machine::{master_down_interval, skew_time};
-use strait_topology::failover::{self, analyse, Frame, PairRoles, Probe, Recorded};
-use strait_topology::spec::{RunCommand, Topology};
+use strait_topology::failover::{self, analyse, Frame, Recorded};
 use strait_topology::{netns, plan, supervisor};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::guard::{self, Teardown};
 use super::probe::{self, in_netns};
 use super::sniff;
+
+mod setup;
+mod traffic;
+
+use setup::{full_path, prepare, start_keepalived, Setup};
+pub use setup::{FailoverArgs, Kill, Vrrp};
+use traffic::{traffic, PROBE_EVERY};
 
 /// `println!` that ignores a closed stdout.
 macro_rules! say {
@@ -62,67 +65,6 @@ pub const UP_WAIT: Duration = Duration::from_secs(30);
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// Traffic before the kill.
 pub const WARMUP: Duration = Duration::from_secs(1);
-/// Time between two short probes.
-pub const PROBE_EVERY: Duration = Duration::from_millis(5);
-/// A probe whose connection is not up within this failed (no waiting for SYN retries).
-pub const PROBE_CONNECT: Duration = Duration::from_millis(100);
-/// Bound on one probe's whole exchange.
-pub const PROBE_BOUND: Duration = Duration::from_secs(1);
-/// A long connection's response: one 4 KiB chunk per this.
-const CHUNK_EVERY: Duration = Duration::from_millis(100);
-
-/// How the master dies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kill {
-    /// SIGKILL to every process of its host.
-    Sigkill,
-    /// SIGTERM to every process of its host (a graceful stop).
-    Sigterm,
-    /// Its client interface goes down; its processes run on.
-    Link,
-}
-
-/// Which VRRP moves the VIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vrrp {
-    /// strait's own `[ha]`.
-    Strait,
-    /// keepalived, with strait directors without `[ha]`.
-    Keepalived,
-}
-
-/// What `sim run failover` was asked for.
-pub struct FailoverArgs {
-    pub topology: Option<PathBuf>,
-    pub logs: Option<PathBuf>,
-    pub kill: Kill,
-    pub vrrp: Vrrp,
-    /// Long-lived connections.
-    pub long: u16,
-    /// Traffic after the kill.
-    pub after: Duration,
-    /// Overrides both directors' `[ha] advert_interval`.
-    pub advert_interval: Option<Duration>,
-    /// Start without the first service's last backend and add it (both directors reload)
-    /// halfway through the warm-up, after the long connections opened.
-    pub add_backend: bool,
-}
-
-/// Everything read before anything is built.
-struct Setup {
-    path: PathBuf,
-    topology: Topology,
-    roles: PairRoles,
-    configs: [DirectorConfig; 2],
-    ha: [HaConfig; 2],
-    vip: SocketAddrV4,
-    logs: PathBuf,
-    /// `--vrrp keepalived`: each director host's keepalived command, started once both
-    /// directors run (attaching XDP to a veth bounces its link, which keepalived would take
-    /// for a failure).
-    keepalived: Option<[Vec<String>; 2]>,
-}
-
 /// Runs the scenario; returns the exit code.
 pub fn run(args: FailoverArgs) -> anyhow::Result<i32> {
     // SAFETY: geteuid has no preconditions.
@@ -156,177 +98,6 @@ pub fn run(args: FailoverArgs) -> anyhow::Result<i32> {
         }
         Err(e) => Err(e),
     }
-}
-
-fn prepare(args: &FailoverArgs) -> anyhow::Result<Setup> {
-    let path = args
-        .topology
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(failover::DEFAULT_TOPOLOGY));
-    if !path.is_file() {
-        bail!(
-            "{} not found: run from the repository root or pass --topology FILE",
-            path.display()
-        );
-    }
-    let mut topology = super::load(&path)?;
-    let roles = failover::pair_roles(&topology)
-        .with_context(|| format!("{}: cannot run the failover scenario", path.display()))?;
-    let logs = args
-        .logs
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/tmp/strait-sim").join(&topology.name));
-    std::fs::create_dir_all(&logs).context("log directory")?;
-    let mut configs = Vec::new();
-    let mut has = Vec::new();
-    let mut keepalived = Vec::new();
-    for role in &roles.directors {
-        let (config, ha, argv) = director_copy(&mut topology, role, args, &logs)?;
-        configs.push(config);
-        has.push(ha);
-        keepalived.push(argv);
-    }
-    let configs: [DirectorConfig; 2] = configs.try_into().map_err(|_| anyhow!("two directors"))?;
-    let ha: [HaConfig; 2] = has.try_into().map_err(|_| anyhow!("two directors"))?;
-    if ha[0].vrid != ha[1].vrid {
-        bail!(
-            "the two directors' [ha] vrid differ ({} and {})",
-            ha[0].vrid,
-            ha[1].vrid
-        );
-    }
-    let vip = configs[0]
-        .services
-        .first()
-        .map(|s| s.vip)
-        .ok_or_else(|| anyhow!("the first director has no service"))?;
-    let keepalived = match args.vrrp {
-        Vrrp::Strait => None,
-        Vrrp::Keepalived => Some(
-            keepalived
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .try_into()
-                .map_err(|_| anyhow!("two keepalived commands"))?,
-        ),
-    };
-    Ok(Setup {
-        path,
-        topology,
-        roles,
-        configs,
-        ha,
-        vip,
-        logs,
-        keepalived,
-    })
-}
-
-/// The config a director host runs in the scenario, written to the log directory: its own
-/// with `--advert-interval` applied, or for `--vrrp keepalived` the same without `[ha]`
-/// (with keepalived's configuration beside it and its command returned). Its host's run line
-/// is pointed at the copy.
-fn director_copy(
-    topology: &mut Topology,
-    role: &strait_topology::demo::Role,
-    args: &FailoverArgs,
-    logs: &Path,
-) -> anyhow::Result<(DirectorConfig, HaConfig, Option<Vec<String>>)> {
-    let named = || {
-        format!(
-            "director config {} (host {})",
-            role.config.display(),
-            role.host
-        )
-    };
-    let text = std::fs::read_to_string(&role.config)
-        .with_context(|| format!("cannot read {}", named()))?;
-    let mut doc: toml::Table = text.parse().with_context(named)?;
-    if let Some(interval) = args.advert_interval {
-        let ha = doc
-            .get_mut("ha")
-            .and_then(toml::Value::as_table_mut)
-            .ok_or_else(|| anyhow!("{}: no [ha]", named()))?;
-        ha.insert(
-            "advert_interval".into(),
-            toml::Value::String(format!("{}ms", interval.as_millis())),
-        );
-    }
-    let path = |p: &Path| p.to_string_lossy().into_owned();
-    let copy = logs.join(format!("{}.toml", role.host));
-    std::fs::write(&copy, toml::to_string(&doc)?).context("director config copy")?;
-    let config = strait_lb::config::load(&copy).map_err(|e| anyhow!("{}: {e}", named()))?;
-    if args.add_backend && config.services.first().map_or(0, |s| s.backends.len()) < 2 {
-        bail!(
-            "{}: --add-backend needs two backends or more in the first service",
-            named()
-        );
-    }
-    let ha = config
-        .ha
-        .clone()
-        .ok_or_else(|| anyhow!("{}: no [ha]", named()))?;
-    let (run, keepalived) = match args.vrrp {
-        Vrrp::Strait => (copy, None),
-        Vrrp::Keepalived => {
-            doc.remove("ha");
-            let bare = logs.join(format!("{}-no-ha.toml", role.host));
-            std::fs::write(&bare, toml::to_string(&doc)?).context("director config copy")?;
-            let conf = logs.join(format!("{}-keepalived.conf", role.host));
-            std::fs::write(&conf, keepalived_conf(&config, &ha)).context("keepalived.conf")?;
-            let argv = ["keepalived", "-n", "-l", "-D", "-P", "-f"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .chain([
-                    path(&conf),
-                    "-p".into(),
-                    path(&logs.join(format!("{}-keepalived.pid", role.host))),
-                    "-r".into(),
-                    path(&logs.join(format!("{}-vrrp.pid", role.host))),
-                ])
-                .collect();
-            (bare, Some(argv))
-        }
-    };
-    if args.add_backend {
-        // The run file starts without the last backend; `<run>.full` has it.
-        let full = std::fs::read_to_string(&run).context("director config copy")?;
-        std::fs::write(full_path(&run), &full).context("director config copy")?;
-        let mut first: toml::Table = full.parse().context("director config copy")?;
-        let backends = first
-            .get_mut("service")
-            .and_then(toml::Value::as_array_mut)
-            .and_then(|s| s.first_mut())
-            .and_then(|s| s.get_mut("backends"))
-            .and_then(toml::Value::as_array_mut)
-            .ok_or_else(|| anyhow!("{}: the first service lists no backends", named()))?;
-        backends.pop();
-        std::fs::write(&run, toml::to_string(&first)?).context("director config copy")?;
-    }
-    let host = topology
-        .hosts
-        .iter_mut()
-        .find(|h| h.name == role.host)
-        .ok_or_else(|| anyhow!("host {} vanished", role.host))?;
-    let command = host
-        .run
-        .get_mut(role.command)
-        .ok_or_else(|| anyhow!("host {}: no command {}", role.host, role.command))?;
-    *command = RunCommand::Argv(vec![
-        "strait".into(),
-        "director".into(),
-        "--config".into(),
-        path(&run),
-    ]);
-    Ok((config, ha, keepalived))
-}
-
-/// Where `--add-backend` keeps a director's full config.
-fn full_path(run: &Path) -> PathBuf {
-    let mut p = run.as_os_str().to_owned();
-    p.push(".full");
-    PathBuf::from(p)
 }
 
 /// `--add-backend`: puts each director's full config in place and reloads it (SIGHUP).
@@ -369,54 +140,6 @@ fn pids(netns: &str) -> anyhow::Result<Vec<libc::pid_t>> {
         .collect();
     pids.sort_unstable_by(|a, b| b.cmp(a));
     Ok(pids)
-}
-
-/// Starts keepalived on both director hosts (`--vrrp keepalived`), logging beside the
-/// topology's processes.
-fn start_keepalived(s: &Setup, argvs: &[Vec<String>; 2]) -> anyhow::Result<()> {
-    for (role, argv) in s.roles.directors.iter().zip(argvs) {
-        let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
-        let log = std::fs::File::create(s.logs.join(format!("{}-keepalived.log", role.host)))
-            .context("keepalived log")?;
-        netns::exec(&(s.topology.prefix() + &role.host), program)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().context("keepalived log")?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .context("cannot start keepalived")?;
-    }
-    Ok(())
-}
-
-/// keepalived's configuration for the same virtual router as `[ha]`.
-pub fn keepalived_conf(config: &DirectorConfig, ha: &HaConfig) -> String {
-    let interface = config.ha_interface().unwrap_or(&config.interface);
-    let vips: String = config
-        .vips()
-        .iter()
-        .map(|v| format!("    {v}/32\n"))
-        .collect();
-    let peers = if ha.peers.is_empty() {
-        String::new()
-    } else {
-        let list: String = ha.peers.iter().map(|p| format!("    {p}\n")).collect();
-        format!("  unicast_peer {{\n{list}  }}\n")
-    };
-    let preempt = if ha.preempt {
-        format!("  preempt_delay {}\n", ha.preempt_delay.as_secs())
-    } else {
-        "  nopreempt\n".to_owned()
-    };
-    format!(
-        "global_defs {{\n  router_id strait_sim\n  vrrp_version 3\n  enable_script_security\n}}\n\
-         vrrp_instance strait {{\n  state BACKUP\n  interface {interface}\n  virtual_router_id {vrid}\n\
-         \x20 priority {priority}\n  advert_int {interval}\n{preempt}{peers}  virtual_ipaddress {{\n{vips}  }}\n}}\n",
-        vrid = ha.vrid,
-        priority = ha.priority,
-        interval = ha.advert_interval.as_secs_f64(),
-    )
 }
 
 fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
@@ -749,129 +472,4 @@ fn kill(s: &Setup, i: usize, how: Kill) -> anyhow::Result<()> {
         unsafe { libc::kill(pid, signal) };
     }
     Ok(())
-}
-
-/// The client's side: long connections and probes until `run_for` from `t0`; returns the
-/// probes and how many long connections delivered their whole response.
-async fn traffic(
-    vip: SocketAddrV4,
-    long: u16,
-    t0: Instant,
-    run_for: Duration,
-) -> anyhow::Result<(Vec<Probe>, usize)> {
-    let chunks = (run_for + Duration::from_secs(1)).as_millis() / CHUNK_EVERY.as_millis();
-    let size = 4096 * chunks as usize;
-    let longs: Vec<_> = (0..long)
-        .map(|i| {
-            let target = format!(
-                "/obj/long-{i}?size={size}&chunked=1&chunk_delay={}&cc=no-store",
-                CHUNK_EVERY.as_millis()
-            );
-            tokio::spawn(async move { stream(vip, &target).await.is_ok() })
-        })
-        .collect();
-    let mut probes = Vec::new();
-    let mut tick = tokio::time::interval(PROBE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while t0.elapsed() < run_for {
-        tick.tick().await;
-        let at = t0.elapsed();
-        probes.push((at, tokio::spawn(short(vip))));
-    }
-    let mut out = Vec::with_capacity(probes.len());
-    for (at, task) in probes {
-        out.push(Probe {
-            at,
-            ok: task.await.unwrap_or(false),
-        });
-    }
-    let mut survived = 0;
-    for task in longs {
-        if task.await.unwrap_or(false) {
-            survived += 1;
-        }
-    }
-    Ok((out, survived))
-}
-
-/// One short GET on a new connection: true on a 200 within the bounds.
-async fn short(vip: SocketAddrV4) -> bool {
-    let exchange = async {
-        let mut c = tokio::time::timeout(PROBE_CONNECT, tokio::net::TcpStream::connect(vip))
-            .await
-            .ok()?
-            .ok()?;
-        let req =
-            format!("GET /obj/probe?size=64 HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n");
-        c.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        c.read_to_end(&mut buf).await.ok()?;
-        Some(buf.starts_with(b"HTTP/1.1 200"))
-    };
-    matches!(
-        tokio::time::timeout(PROBE_BOUND, exchange).await,
-        Ok(Some(true))
-    )
-}
-
-/// One long GET read to its end; Ok when the whole chunked response arrived.
-async fn stream(vip: SocketAddrV4, target: &str) -> anyhow::Result<()> {
-    let mut c = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(vip))
-        .await
-        .context("connect timed out")??;
-    let req = format!("GET {target} HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n");
-    c.write_all(req.as_bytes()).await?;
-    let mut buf = vec![0u8; 65536];
-    let mut head = Vec::new();
-    let mut tail = Vec::new();
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(3), c.read(&mut buf))
-            .await
-            .context("stalled")??;
-        if n == 0 {
-            break;
-        }
-        if head.len() < 16 {
-            head.extend_from_slice(&buf[..n.min(16)]);
-        }
-        tail.extend_from_slice(&buf[..n]);
-        if tail.len() > 16 {
-            tail.drain(..tail.len() - 16);
-        }
-    }
-    if !head.starts_with(b"HTTP/1.1 200") {
-        bail!("not a 200");
-    }
-    if !tail.ends_with(b"0\r\n\r\n") {
-        bail!("cut before its end");
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keepalived_gets_the_same_virtual_router() {
-        let c = strait_lb::config::parse(
-            "[director]\nid = \"a\"\ninterface = \"eth0\"\n[[service]]\nvip = \"10.80.0.100:80\"\n\
-             mode = \"dr\"\nbackends = [{ addr = \"10.80.0.11\" }]\n\
-             [ha]\nvrid = 80\npriority = 150\nadvert_interval = \"100ms\"\npeers = [\"10.80.0.4\"]\n",
-        )
-        .expect("config");
-        let conf = keepalived_conf(&c, c.ha.as_ref().unwrap());
-        for want in [
-            "vrrp_version 3",
-            "interface eth0",
-            "virtual_router_id 80",
-            "priority 150",
-            "advert_int 0.1",
-            "preempt_delay 0",
-            "unicast_peer {\n    10.80.0.4\n  }",
-            "virtual_ipaddress {\n    10.80.0.100/32\n  }",
-        ] {
-            assert!(conf.contains(want), "{want:?} in\n{conf}");
-        }
-    }
 }
