@@ -23,6 +23,16 @@
 //!   `harness+trivial − trivial` and is subtracted (`net = harness+X − harness+trivial +
 //!   trivial`). Every repetition's output must be the model's, and the `tx_new` counter must
 //!   not move (every repetition hit the table).
+//! * The reference program (issue 14; `ebpf/bench/xdp_lru.bpf.c`, `lb/benches/xdp/reference.rs`;
+//!   written for the bench, never shipped): the design most XDP balancers use, a
+//!   `BPF_MAP_TYPE_LRU_PERCPU_HASH` of the 5-tuple sized like the director's default table
+//!   (2^20 entries; the common LRU list: per-CPU lists, `BPF_F_NO_COMMON_LRU`, measured slower
+//!   on this kernel earlier, see `docs/benchmarks.md`), a hash pick of one of three backends and
+//!   an insert on a miss, a MAC rewrite, XDP_TX. It runs behind the same harness. In the
+//!   established table it is one more case (`harness + reference (LRU hit)`): its entry is
+//!   inserted once and copied to every CPU, so every repetition hits (checked: its miss counter
+//!   does not move, its hit counter moves by `runs × repeat`), and its output must be the
+//!   first run's.
 //! * New flows are measured three ways, from the most favourable to the strictest:
 //!   - SYN (`syn`, the issue's own method, as its reference "bare DR program with an LRU
 //!     insert" and Katran): one 64-byte opening SYN per mode repeated `repeat` = 1 000 000
@@ -52,9 +62,26 @@
 //!     never evicts (≤ 500 000 entries, NAT counts two per flow); `tx_new` must grow by
 //!     exactly `repeat` every run. Its events mostly find the 256 KiB ring full (lost,
 //!     counted): nobody reads during a run.
-//! * Targets (issue 4): established ≤ 3.5× trivial, new flow ≤ 8× trivial.
-//! * Sections: `cargo bench -p strait-lb --bench xdp -- [syn] [cold] [warm]` runs the
-//!   established table and only the named new-flow sections (default: all).
+//!   - Distinct (`distinct`, issue 14, the honest new-flow figure; `lb/benches/xdp/distinct.rs`):
+//!     the mode's opening SYN behind the harness with `vary` (a 32-bit source address, so never
+//!     a repeated tuple), 5 runs of `repeat` = 100 000 = 500 000 distinct flows per program and
+//!     mode, each mode on a freshly loaded director and a freshly loaded reference program
+//!     (production-sized, empty tables: every mode starts alike and half fills its table, the
+//!     inserts land in memory not touched before), with the production event reader running
+//!     on the director's ring (`syn::reader`). In each run harness+trivial, harness+reference and
+//!     harness+director get the same source-address range. Checks per run: the actions;
+//!     the director's `tx_new` and `flows` moved by exactly `repeat`; the reference counted
+//!     exactly `repeat` misses, no hit, no failed insert; every event read or lost. Reported:
+//!     medians, net as above, director ÷ reference, director ÷ trivial, the director's
+//!     evictions (NAT records two entries per flow, 10^6 entries in 2^21 ways).
+//! * Summary (closing table): per mode, established, same-SYN and distinct-flow net ns/packet,
+//!   each as a ratio to the reference program on the same kind of traffic (established: its
+//!   LRU hit; same-SYN and distinct: its miss+insert on that mode's distinct tuples) and to the
+//!   trivial program; a section not run shows `-`.
+//! * Targets (issue 4): established ≤ 3.5× trivial, new flow ≤ 8× trivial. Issue 14 (for its
+//!   later items): distinct-flow ≤ 0.85× the reference, established ≤ 1.0× it.
+//! * Sections: `cargo bench -p strait-lb --bench xdp -- [syn] [cold] [warm] [distinct]` runs
+//!   the established table and only the named new-flow sections (default: all).
 //! * The same established-DR figure the reference measurements' way (`bpftool prog run`):
 //!   `lb/benches/xdp/bpftool.sh`. Both gave the same trivial floor (8–11 ns) on the Intel
 //!   host they were compared on; this project's AMD EPYC machine's floor is 28–35 ns.
