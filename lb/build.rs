@@ -1,7 +1,9 @@
 //! Build script: compiles the XDP director (`ebpf/director.bpf.c`) into
 //! `$OUT_DIR/director.bpf.o`, and the benchmark's control programs (`ebpf/bench/xdp_tx.bpf.c`,
-//! used by `benches/xdp.rs`) into `$OUT_DIR/xdp_tx.bpf.o`, and the TUN decapsulation program
-//! of the nodes (`ebpf/decap.bpf.c`) into `$OUT_DIR/decap.bpf.o`.
+//! used by `benches/xdp.rs`) into `$OUT_DIR/xdp_tx.bpf.o`, the benchmark's reference program
+//! (`ebpf/bench/xdp_lru.bpf.c`, a per-CPU kernel LRU balancer; never shipped) into
+//! `$OUT_DIR/xdp_lru.bpf.o`, and the TUN decapsulation program of the nodes
+//! (`ebpf/decap.bpf.c`) into `$OUT_DIR/decap.bpf.o`.
 //!
 //! Contract: `clang -O2 -g -target bpf -I/usr/include/x86_64-linux-gnu -I ebpf/include`
 //! (BTF included through `-g`), `rerun-if-changed` for every file under `ebpf/`. When clang
@@ -65,6 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (
             ebpf.join("bench").join("xdp_tx.bpf.c"),
             out_dir.join("xdp_tx.bpf.o"),
+        ),
+        (
+            ebpf.join("bench").join("xdp_lru.bpf.c"),
+            out_dir.join("xdp_lru.bpf.o"),
         ),
         (ebpf.join("decap.bpf.c"), out_dir.join("decap.bpf.o")),
     ];

@@ -7,9 +7,10 @@
 //! 1460, NOP, window scale 7, as the reference measurements' `mkpkt.py`, then 2 bytes of
 //! Ethernet padding);
 //! [`Fixture`] holds the three services (DR, TUN, NAT on [`DR_PORT`], [`TUN_PORT`],
-//! [`NAT_PORT`]; three backends each) and the model's connection table, and [`Fixture::model`]
+//! [`NAT_PORT`]; three backends each, MACs [`backend_macs`]) and the model's connection table, and [`Fixture::model`]
 //! runs `strait_lb::packet::process` on a frame, returning the XDP action and output bytes the
-//! director must produce. (A `harness = false` bench runs no `#[test]`s: the bench itself
+//! director must produce, and [`Fixture::director`] loads a fresh director (production-sized
+//! table) with the same services. (A `harness = false` bench runs no `#[test]`s: the bench itself
 //! checks every frame with `csum::frame_ok` and against the model before timing.)
 
 use super::netns::nexthops;
@@ -22,6 +23,7 @@ use strait_lb::packet::service::{
     Backend, MemConnTable, Mode, Service, ServiceKey, Services, DEFAULT_CONN_CAPACITY,
 };
 use strait_lb::packet::{process, Action, Ingress};
+use strait_lb::xdp::XdpDirector;
 
 /// The DR service's port.
 pub const DR_PORT: u16 = 80;
@@ -105,6 +107,11 @@ fn frame_of(src: [u8; 4], mut l4: Vec<u8>, padding: usize) -> Vec<u8> {
     f
 }
 
+/// The backends' MACs, as in every service (the reference program's backends too).
+pub fn backend_macs() -> [[u8; 6]; 3] {
+    [1u8, 2, 3].map(|i| [0x02, 0, 0, 0, 0x01, i])
+}
+
 /// The model side: services and connection table.
 pub struct Fixture {
     services: Services,
@@ -136,7 +143,7 @@ impl Fixture {
             let backends = (1..=3u8)
                 .map(|i| Backend {
                     ip: [10, 0, 1, i],
-                    mac: [0x02, 0, 0, 0, 0x01, i],
+                    mac: backend_macs()[usize::from(i - 1)],
                     port: 8000 + u16::from(i),
                     weight: 1,
                     alive: true,
@@ -166,6 +173,16 @@ impl Fixture {
                 self.services.get(&key).map(|s| (key, s.clone()))
             })
             .collect()
+    }
+
+    /// A freshly loaded director (connection table of the default size, `abi::MAX_CONNS`)
+    /// with the three services installed.
+    pub fn director(&self) -> Result<XdpDirector, Box<dyn std::error::Error>> {
+        let mut director = XdpDirector::load(bpf_director(), abi::MAX_CONNS)?;
+        for (slot, (key, svc)) in (0u32..).zip(self.services_list()) {
+            director.install_service(&key, &svc, 2 * slot, 3 * slot)?;
+        }
+        Ok(director)
     }
 
     /// The XDP action and output bytes the model gives `frame` (recording new flows).

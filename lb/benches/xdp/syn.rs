@@ -9,7 +9,9 @@
 //! the model's output and move the service's `flows` by exactly `repeat` (trivial runs: 0).
 //! The flow events are read while the director runs, as in production: a thread runs the
 //! control plane's reader (`xdp::FlowEvents::next`) on the director's ring (production size),
-//! and after each run every event must be accounted for, read or lost (`event_lost`), within 2 s.
+//! and after each run every event must be accounted for, read or lost (`event_lost`), within 2 s
+//! ([`settle`]; [`reader`] and [`settle`] serve the distinct-flow section too). Returns the
+//! net figures for the closing summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use super::frames::{self, Fixture};
 use super::harness::{BoxError, Controls};
-use super::table::{self, case, trivial};
+use super::table::{self, case, trivial, Target};
 use strait_lb::abi::{self, Counter};
 use strait_lb::packet::csum::frame_ok;
 use strait_lb::xdp::{FlowEvents, XdpDirector};
 
 /// The reader thread: counts the events `FlowEvents::next` returns until `stop` is sent.
-fn reader(
+pub fn reader(
     mut events: FlowEvents,
     read: Arc<AtomicU64>,
     stop: tokio::sync::oneshot::Receiver<()>,
@@ -48,20 +50,38 @@ fn reader(
     })
 }
 
+/// Waits (2 s at most) until the events read (`read`) and lost (`event_lost`) add up to
+/// `sent`; an error when they do not, or exceed it.
+pub fn settle(
+    director: &XdpDirector,
+    read: &AtomicU64,
+    sent: u64,
+    name: &str,
+) -> Result<(), BoxError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let seen = read.load(Ordering::Relaxed) + director.counter(Counter::EventLost)?;
+        if seen == sent {
+            return Ok(());
+        }
+        if seen > sent || Instant::now() > deadline {
+            return Err(format!("{name}: {seen} events read or lost, {sent} sent").into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The section (see the module doc); `modes` as in the benchmark: (name, port, action).
+/// Returns the net ns/packet of each mode.
 pub fn run(
     fx: &mut Fixture,
     controls: &mut Controls,
     modes: &[(&str, u16, u32)],
     runs: usize,
     repeat: u32,
-) -> Result<(), BoxError> {
-    let mut director = XdpDirector::load(frames::bpf_director(), abi::MAX_CONNS)?;
-    let list = fx.services_list();
-    for (slot, (key, svc)) in (0u32..).zip(&list) {
-        director.install_service(key, svc, 2 * slot, 3 * slot)?;
-    }
-    let backends = 3 * list.len() as u32;
+) -> Result<SynFigures, BoxError> {
+    let mut director = fx.director()?;
+    let backends = 3 * fx.services_list().len() as u32;
     let mut io = Vec::new();
     for &(mode, port, _) in modes {
         let frame = frames::syn_frame([10, 9, 0, 2], 40_000, port);
@@ -98,9 +118,13 @@ pub fn run(
     // Events of the model checks above: one per mode.
     let mut accounted = modes.len() as u64;
     let mut last_flows = flows(&director)?;
-    let result = table::interleave(&director, controls, &mut cases, runs, repeat, |c| {
+    let result = table::interleave(&director, None, controls, &mut cases, runs, repeat, |c| {
         let now = flows(&director)?;
-        let want = if c.director { u64::from(repeat) } else { 0 };
+        let want = if c.target == Target::Director {
+            u64::from(repeat)
+        } else {
+            0
+        };
         if now - last_flows != want {
             return Err(format!(
                 "{}: {} new flows, {want} expected",
@@ -111,19 +135,7 @@ pub fn run(
         }
         last_flows = now;
         accounted += want;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let seen = read.load(Ordering::Relaxed) + director.counter(Counter::EventLost)?;
-            if seen == accounted {
-                return Ok(());
-            }
-            if seen > accounted || Instant::now() > deadline {
-                return Err(
-                    format!("{}: {seen} events read or lost, {accounted} sent", c.name).into(),
-                );
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        settle(&director, &read, accounted, c.name)
     });
     let _ = stop.send(());
     thread.join().map_err(|_| "reader thread panicked")??;
@@ -135,12 +147,23 @@ pub fn run(
          every repetition a new flow (a record of one key), median of {runs} interleaved runs \
          (ns/pkt)"
     );
-    table::print(&cases);
+    let nets = table::print(&cases);
     println!(
         "flow events: {} read by FlowEvents::next while the runs went on, {lost} lost (ring of \
          {} KiB). Target: new flow <= 8x trivial.",
         read.load(Ordering::Relaxed),
         abi::FLOW_EVENTS_BYTES >> 10
     );
-    Ok(())
+    Ok(SynFigures {
+        dr: nets[2],
+        nat: nets[3],
+        tun: nets[4],
+    })
+}
+
+/// The section's net figures (ns/packet).
+pub struct SynFigures {
+    pub dr: u64,
+    pub nat: u64,
+    pub tun: u64,
 }

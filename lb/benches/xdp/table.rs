@@ -5,23 +5,35 @@
 //! `repeat`, case after case within each run (so all cases share the machine's disturbances),
 //! checks each run's action and output bytes against the case's, calls `after` after each run
 //! (the section's own checks: counters) and records the kernel's ns per repetition; a case runs
-//! its program directly, or behind `bench_restore` (the harness) with the director or the
-//! trivial program as its target. [`print`] shows each case's median (raw), its net figure
-//! (behind the harness: raw − (harness+trivial − trivial)), the ratio to the trivial median,
-//! the minimum and every run; it returns the trivial program's median. The table must start
-//! with the trivial case and hold one `harness + trivial` case (the trivial program behind the
-//! harness).
+//! its program directly, or behind `bench_restore` (the harness) with the director, the
+//! reference program or the trivial program as its target ([`Target`]). [`print`] shows each
+//! case's median (raw), its net figure (behind the harness: raw − (harness+trivial −
+//! trivial)), the ratio to the trivial median, the minimum and every run; it returns the net
+//! figures in table order (the first is the trivial program's median, at least 1). The table
+//! must start with the trivial case and hold one `harness + trivial` case (the trivial program
+//! behind the harness).
 
 use super::harness::{median, BoxError, Controls};
+use super::reference::Reference;
 use strait_lb::xdp::{test_run_timed, XdpDirector};
+
+/// The program a case measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `bench_xdp_tx`.
+    Trivial,
+    /// The director.
+    Director,
+    /// The reference program (`ebpf/bench/xdp_lru.bpf.c`).
+    Reference,
+}
 
 /// One case of a table.
 pub struct Case {
     pub name: &'static str,
-    /// `None`: the program runs directly; `Some(director?)`: behind the harness.
-    pub harness: Option<bool>,
-    /// The director (else the trivial program) when run directly.
-    pub director: bool,
+    /// Behind the harness (else run directly).
+    pub harness: bool,
+    pub target: Target,
     pub frame: Vec<u8>,
     pub expect: Vec<u8>,
     pub action: u32,
@@ -32,8 +44,8 @@ pub struct Case {
 pub fn case(name: &'static str, harness: bool, io: &(Vec<u8>, Vec<u8>), action: u32) -> Case {
     Case {
         name,
-        harness: harness.then_some(true),
-        director: true,
+        harness,
+        target: Target::Director,
         frame: io.0.clone(),
         expect: io.1.clone(),
         action,
@@ -41,12 +53,21 @@ pub fn case(name: &'static str, harness: bool, io: &(Vec<u8>, Vec<u8>), action: 
     }
 }
 
+/// A case of the reference program behind the harness, input and expected output `io`
+/// (XDP_TX).
+pub fn reference(name: &'static str, io: &(Vec<u8>, Vec<u8>)) -> Case {
+    Case {
+        target: Target::Reference,
+        ..case(name, true, io, 3)
+    }
+}
+
 /// The trivial program on `frame` (`harness`: behind the harness); XDP_TX, output = input.
 pub fn trivial(name: &'static str, harness: bool, frame: &[u8]) -> Case {
     Case {
         name,
-        harness: harness.then_some(false),
-        director: false,
+        harness,
+        target: Target::Trivial,
         frame: frame.to_vec(),
         expect: frame.to_vec(),
         action: 3,
@@ -54,28 +75,32 @@ pub fn trivial(name: &'static str, harness: bool, frame: &[u8]) -> Case {
     }
 }
 
-/// Runs the table (see the module doc).
+/// Runs the table (see the module doc); `reference` is needed by reference cases only.
 pub fn interleave(
     director: &XdpDirector,
+    reference: Option<&Reference>,
     controls: &mut Controls,
     table: &mut [Case],
     runs: usize,
     repeat: u32,
     mut after: impl FnMut(&Case) -> Result<(), BoxError>,
 ) -> Result<(), BoxError> {
+    let reference = || reference.ok_or("no reference program loaded");
     for _ in 0..runs {
         for c in table.iter_mut() {
-            let r = match c.harness {
-                None if c.director => test_run_timed(director.program()?, &c.frame, repeat)?,
-                None => test_run_timed(controls.trivial()?, &c.frame, repeat)?,
-                Some(to_director) => {
-                    let target = if to_director {
-                        director.program()?.fd()?.try_clone()?
-                    } else {
-                        controls.trivial_fd()?
-                    };
-                    controls.arm(&target, &c.frame, None)?;
-                    test_run_timed(controls.harness()?, &c.frame, repeat)?
+            let r = if c.harness {
+                let target = match c.target {
+                    Target::Director => director.program()?.fd()?.try_clone()?,
+                    Target::Reference => reference()?.fd()?,
+                    Target::Trivial => controls.trivial_fd()?,
+                };
+                controls.arm(&target, &c.frame, None)?;
+                test_run_timed(controls.harness()?, &c.frame, repeat)?
+            } else {
+                match c.target {
+                    Target::Director => test_run_timed(director.program()?, &c.frame, repeat)?,
+                    Target::Reference => test_run_timed(reference()?.program()?, &c.frame, repeat)?,
+                    Target::Trivial => test_run_timed(controls.trivial()?, &c.frame, repeat)?,
                 }
             };
             if r.action != c.action || r.frame != c.expect {
@@ -88,24 +113,30 @@ pub fn interleave(
     Ok(())
 }
 
-/// Prints the table (see the module doc); returns the trivial median (at least 1).
-pub fn print(table: &[Case]) -> u64 {
+/// Prints the table (see the module doc); returns the net figures (the trivial one first).
+pub fn print(table: &[Case]) -> Vec<u64> {
     let m: Vec<u64> = table.iter().map(|c| median(&c.runs)).collect();
     let trivial = m.first().copied().unwrap_or(1).max(1);
-    let harness_trivial = table.iter().zip(&m).find(|(c, _)| c.harness == Some(false));
+    let harness_trivial = table
+        .iter()
+        .zip(&m)
+        .find(|(c, _)| c.harness && c.target == Target::Trivial);
     let harness_cost = harness_trivial.map_or(trivial, |(_, raw)| *raw);
     let harness_cost = harness_cost.saturating_sub(trivial);
     println!(
-        "{:<28} {:>6} {:>6} {:>8} {:>5}  runs",
+        "{:<32} {:>6} {:>6} {:>8} {:>5}  runs",
         "case", "raw", "net", "x triv", "min"
     );
+    let mut nets = Vec::new();
     for (c, raw) in table.iter().zip(&m) {
-        let net = match c.harness {
-            Some(_) => raw.saturating_sub(harness_cost),
-            None => *raw,
+        let net = if c.harness {
+            raw.saturating_sub(harness_cost)
+        } else {
+            *raw
         };
+        nets.push(net);
         println!(
-            "{:<28} {:>6} {:>6} {:>7.2}x {:>5}  {:?}",
+            "{:<32} {:>6} {:>6} {:>7.2}x {:>5}  {:?}",
             c.name,
             raw,
             net,
@@ -114,9 +145,12 @@ pub fn print(table: &[Case]) -> u64 {
             c.runs
         );
     }
+    if let Some(first) = nets.first_mut() {
+        *first = trivial;
+    }
     println!(
         "net = raw, or raw - {harness_cost} ns behind the restore harness (harness cost = \
          harness+trivial - trivial)."
     );
-    trivial
+    nets
 }
