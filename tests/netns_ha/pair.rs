@@ -276,7 +276,7 @@ pub fn drops(v: &serde_json::Value, reason: &str) -> u64 {
     v["ha"]["drops"][reason].as_u64().unwrap_or(0)
 }
 
-/// Whether `path` exists (a log written by a notify command).
+/// The text of `path`, empty when it cannot be read (a log a notify command writes).
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }

@@ -17,8 +17,14 @@
 //!   members known then (possibly none: such a service answers nothing until a node joins)
 //!   and follow the membership (`observer`, `cluster`). A reload fills them from the current
 //!   members; `[cluster]` itself changes on restart only.
-//! * [`Director::stop`] stops the tasks, leaves the cluster and shuts the datapath down;
-//!   [`run`] does it on SIGTERM/SIGINT and reloads on SIGHUP.
+//! * With `[ha]` (`ha`), [`Director::start`] first refuses a VIP that is a local address,
+//!   opens the VRRP sockets before the datapath (a failure leaves nothing to undo), and
+//!   starts the virtual router once the services are applied: it starts as backup, owning no
+//!   VIP, and hands the VIPs to the datapath's ARP responder while master. A reload gives it
+//!   the new VIPs; `[ha]` itself changes on restart only.
+//! * [`Director::stop`] (with `[ha]`: after a master's graceful resign) stops the tasks,
+//!   leaves the cluster and shuts the datapath down; [`run`] does it on SIGTERM/SIGINT and
+//!   reloads on SIGHUP.
 
 mod admin;
 mod cluster;
