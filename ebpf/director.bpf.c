@@ -81,6 +81,16 @@
  *    source := VIP and port, MACs of the next hop towards the client through
  *    client_ifindex, redirected through STRAIT_EGRESS_CLIENT; no neighbour or no route:
  *    drop (never pass: the kernel would forward it un-NATed).
+ * A new flow (the pick above: an opening SYN, a flow without an entry, one whose backend is
+ * dead) is first charged to this CPU's new-flow budget (lib/ratelimit.h:
+ * STRAIT_DIRECTOR.new_flow_cost / .new_flow_cap, from new_flow_rate / new_flow_burst; no
+ * guard when unset): over it, a DR or TUN flow is forwarded to its pick as a new flow (step
+ * 4, backend stats included) without a record or a flow event (new_flow_unrecorded: its next
+ * packet is picked again, the same backend while the table stands, as the stateless Maglev
+ * of the well-known balancers), and a NAT flow is dropped (drop_new_flow_limit: without its
+ * reply entry the backend's answer could not be translated back). An opening SYN's entry is
+ * recorded half-open (lib/conntrack.h): a full set evicts it before any entry whose flow sent
+ * a packet since, so a flood of SYNs does not evict established flows.
  * Every ICMP error above is first charged to this CPU's budget (lib/ratelimit.h:
  * STRAIT_DIRECTOR.icmp_cost / .icmp_cap, from icmp_rate / icmp_burst): over it, the error is
  * not built and the frame is dropped (icmp_limited), the flow staying recorded.
@@ -141,7 +151,7 @@ static __always_inline void strait_nat_mac(__u8 *mac)
  * frame is dropped (counted icmp_limited). */
 static __always_inline int strait_icmp_over_budget(void)
 {
-	if (strait_icmp_allowed(STRAIT_DIRECTOR.icmp_cost, STRAIT_DIRECTOR.icmp_cap))
+	if (strait_icmp_allowed())
 		return 0;
 	strait_count(STRAIT_CNT_ICMP_LIMITED);
 	return 1;
@@ -414,8 +424,17 @@ int strait_director(struct xdp_md *ctx)
 			return strait_drop(STRAIT_CNT_DROP_BAD_BACKEND);
 		is_new = 1;
 	}
-	/* New (or rescheduled): record, overwriting. Established under an older version:
-	 * refresh (same backend index). */
+	/* New (or rescheduled) over this CPU's new-flow budget: DR and TUN forwarded to the
+	 * pick without a record or an event, NAT dropped (no reply entry, no flow). */
+	if (is_new && !strait_new_flow_allowed()) {
+		if (svc->mode == STRAIT_MODE_NAT)
+			return strait_drop(STRAIT_CNT_DROP_NEW_FLOW_LIMIT);
+		strait_count(STRAIT_CNT_NEW_FLOW_UNRECORDED);
+		return strait_forward(ctx, &flow, b, svc->backend_base + (__u32)index, svc->mode,
+				      1);
+	}
+	/* New (or rescheduled): record, overwriting; an opening SYN's entry half-open.
+	 * Established under an older version: refresh (same backend index). */
 	strait_conn_record(&flow, svc, (__u32)index);
 	if (is_new) {
 		if (svc->mode == STRAIT_MODE_NAT)

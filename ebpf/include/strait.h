@@ -18,7 +18,8 @@
  *             it used (direct-mapped, conn_cache_mask + 1 entries; lib/conntrack.h)
  *   conn_forward PERCPU_ARRAY u32 (0) -> s64: forward entries held (summed over CPUs)
  *   hop_cache PERCPU_ARRAY: each CPU's found NAT next hops (program-only, lib/fib.h)
- *   icmp_budget PERCPU_ARRAY: each CPU's ICMP error token bucket (program-only, lib/ratelimit.h)
+ *   budgets PERCPU_ARRAY: each CPU's token buckets, ICMP errors and recorded new flows
+ *             (program-only, lib/ratelimit.h)
  *   counters  PERCPU_ARRAY u32 (enum strait_counter) -> u64 (tx_* derived, see the enum)
  *   backend_stats PERCPU_ARRAY u32 (service.backend_base + index) -> struct strait_stats
  *   egress    DEVMAP   u32 (STRAIT_EGRESS_*) -> u32 ifindex (NAT redirects)
@@ -54,6 +55,10 @@
 #define STRAIT_CONN_WAYS 8
 /* Bit 0 of strait_conn_set.seen[]: the flow sent a TCP FIN or RST. */
 #define STRAIT_SEEN_CLOSING 1
+/* A way recorded by an opening SYN is stamped this much older than the set's clock (a
+ * half-open entry: evicted before any entry whose flow sent a packet since its record;
+ * lb::packet::conntable::HALF_OPEN_AGE). */
+#define STRAIT_CONN_HALF_OPEN_AGE (1U << 30)
 /* Attempts at claiming a set of the connection table before going on without it. */
 #define STRAIT_CONN_CLAIM_TRIES 64
 /* Largest per-CPU connection cache, in entries (a power of two). */
@@ -278,8 +283,10 @@ struct strait_director {
 	__u32 udp_idle;       /* the same for UDP */
 	__u32 tcp_fin_idle;   /* the same for a TCP entry that saw a FIN or RST */
 	__u32 pad4;
+	__u64 new_flow_cost;  /* ns of credit one recorded new flow costs (lib/ratelimit.h); 0: no guard */
+	__u64 new_flow_cap;   /* most ns of credit a CPU's new-flow budget holds */
 };
-_Static_assert(sizeof(struct strait_director) == 88, "strait_director size");
+_Static_assert(sizeof(struct strait_director) == 104, "strait_director size");
 STRAIT_OFFSET(strait_director, mac, 0);
 STRAIT_OFFSET(strait_director, pad, 6);
 STRAIT_OFFSET(strait_director, ip, 8);
@@ -299,6 +306,8 @@ STRAIT_OFFSET(strait_director, tcp_idle, 72);
 STRAIT_OFFSET(strait_director, udp_idle, 76);
 STRAIT_OFFSET(strait_director, tcp_fin_idle, 80);
 STRAIT_OFFSET(strait_director, pad4, 84);
+STRAIT_OFFSET(strait_director, new_flow_cost, 88);
+STRAIT_OFFSET(strait_director, new_flow_cap, 96);
 
 /* Indices of the counters map. */
 enum strait_counter {
@@ -329,7 +338,15 @@ enum strait_counter {
 	/* Ethernet destination not the MAC of the interface it arrived on (another host's, a
 	 * multicast or broadcast frame but an answered ARP request): XDP_PASS, not looked at */
 	STRAIT_CNT_PASS_NOT_OURS = 21,
-	STRAIT_CNT_MAX = 22,
+	/* A new DR or TUN flow over the CPU's new-flow budget (new_flow_rate): forwarded to its
+	 * Maglev pick without a record or a flow event */
+	STRAIT_CNT_NEW_FLOW_UNRECORDED = 22,
+	/* A new NAT flow over the CPU's new-flow budget: dropped (no record, no reply entry) */
+	STRAIT_CNT_DROP_NEW_FLOW_LIMIT = 23,
+	/* Of conn_evicted: the evicted entry was half-open (recorded by an opening SYN, no packet
+	 * of its flow since) */
+	STRAIT_CNT_CONN_EVICTED_HALF_OPEN = 24,
+	STRAIT_CNT_MAX = 25,
 };
 
 #endif /* STRAIT_H */

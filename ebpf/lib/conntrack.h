@@ -12,7 +12,12 @@
  * - the connection table (conns) is set-associative, the model's lb::packet::conntable bit
  *   for bit: the key's set from strait_conn_hash(), STRAIT_CONN_WAYS ways per set ordered by
  *   last use, a record into a full set replaces its least recently used way (counted
- *   conn_evicted). Not the kernel's LRU hash: its update takes a node from a shared free
+ *   conn_evicted); a way recorded by an opening SYN is stamped STRAIT_CONN_HALF_OPEN_AGE
+ *   older than the clock (half-open: the least recently used of its set until its flow's
+ *   next packet marks it used), so a full set evicts half-open entries first, the oldest
+ *   first, and an established entry only when the set holds none (an eviction of a
+ *   half-open entry, age >= STRAIT_CONN_HALF_OPEN_AGE, is also counted
+ *   conn_evicted_half_open). Not the kernel's LRU hash: its update takes a node from a shared free
  *   list, 7-9x the cost of the test-run loop on the reference host, more than the whole
  *   new-flow budget. Not per CPU either: on veths (and with RPS) a flow's frames arrive on
  *   whichever CPU sent them, and a per-CPU miss would re-pick an established flow after a
@@ -277,10 +282,12 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 }
 
 /* Records k -> v in k's set: in the way that holds k, else the first empty way, else the
- * least recently used way (the lowest on a tie), which is counted as an eviction; the CPU's
- * cache takes the new entry. */
+ * least recently used way (the lowest on a tie), which is counted as an eviction; the way
+ * is stamped most recently used, or half_open: STRAIT_CONN_HALF_OPEN_AGE older than that;
+ * the CPU's cache takes the new entry. */
 static __always_inline void strait_table_put(const struct strait_conn_key *k,
-					     const struct strait_conn *v, __u32 closing)
+					     const struct strait_conn *v, __u32 closing,
+					     int half_open)
 {
 	struct strait_conn_set *s;
 	struct strait_conn_cached *c;
@@ -328,7 +335,7 @@ static __always_inline void strait_table_put(const struct strait_conn_key *k,
 	seq = s->seq[pick] + 1;
 	s->seq[pick] = seq;
 	s->clock += 1;
-	s->stamp[pick] = s->clock;
+	s->stamp[pick] = half_open ? s->clock - STRAIT_CONN_HALF_OPEN_AGE : s->clock;
 	s->seen[pick] = strait_conn_now() | closing;
 	strait_set_release(s);
 	c->key = *k;
@@ -337,6 +344,8 @@ static __always_inline void strait_table_put(const struct strait_conn_key *k,
 	c->way = pick;
 	if (evict)
 		strait_count(STRAIT_CNT_CONN_EVICTED);
+	if (evict && oldest >= STRAIT_CONN_HALF_OPEN_AGE)
+		strait_count(STRAIT_CNT_CONN_EVICTED_HALF_OPEN);
 	strait_conn_forward_add(forward);
 }
 
@@ -397,7 +406,7 @@ static __always_inline void strait_conn_record(const struct strait_flow *f,
 	};
 
 	strait_conn_key_of(f, &key);
-	strait_table_put(&key, &value, f->closing ? STRAIT_SEEN_CLOSING : 0);
+	strait_table_put(&key, &value, f->closing ? STRAIT_SEEN_CLOSING : 0, f->opening_syn);
 }
 
 static __always_inline struct strait_backend *strait_backend_at(const struct strait_service *svc,

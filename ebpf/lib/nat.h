@@ -95,7 +95,7 @@ static __always_inline void strait_nat_record_reply(const struct strait_flow *f,
 		.vport = f->dport,
 	};
 
-	strait_table_put(&key, &value, 0);
+	strait_table_put(&key, &value, 0, f->opening_syn);
 }
 
 /* Copies the reply entry of a backend -> client frame into *out: 1, or 0 without one. */

@@ -142,11 +142,20 @@ pub enum Counter {
     /// (another host's unicast frame flooded by a switch, multicast, broadcast other than an
     /// answered ARP request): handed to the kernel without a look (`packet::Action::NotOurs`).
     PassNotOurs = 21,
+    /// A new DR or TUN flow over the CPU's (worker's) new-flow budget (`new_flow_rate`,
+    /// `packet::decide`): forwarded to its Maglev pick without a record (nor a flow event).
+    NewFlowUnrecorded = 22,
+    /// A new NAT flow over the CPU's (worker's) new-flow budget: dropped (a NAT flow cannot
+    /// work without its reply entry).
+    DropNewFlowLimit = 23,
+    /// Of `conn_evicted`: the evicted entry was half-open (recorded by an opening SYN, no
+    /// packet of its flow since; `packet::conntable`).
+    ConnEvictedHalfOpen = 24,
 }
 
 impl Counter {
     /// Number of counters (`STRAIT_CNT_MAX`).
-    pub(crate) const COUNT: u32 = 22;
+    pub(crate) const COUNT: u32 = 25;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -172,6 +181,9 @@ impl Counter {
         Counter::ConnExpired,
         Counter::ArpReply,
         Counter::PassNotOurs,
+        Counter::NewFlowUnrecorded,
+        Counter::DropNewFlowLimit,
+        Counter::ConnEvictedHalfOpen,
     ];
 
     /// Stable name for metrics and logs.
@@ -199,6 +211,9 @@ impl Counter {
             Counter::ConnExpired => "conn_expired",
             Counter::ArpReply => "arp_reply",
             Counter::PassNotOurs => "pass_not_ours",
+            Counter::NewFlowUnrecorded => "new_flow_unrecorded",
+            Counter::DropNewFlowLimit => "drop_new_flow_limit",
+            Counter::ConnEvictedHalfOpen => "conn_evicted_half_open",
         }
     }
 }
@@ -416,6 +431,11 @@ pub struct Director {
     pub tcp_fin_idle: u32,
     /// Zero.
     pub pad4: u32,
+    /// Nanoseconds of credit one recorded new flow costs (`packet::ratelimit::IcmpLimit`,
+    /// the new-flow guard); 0: no guard.
+    pub new_flow_cost: u64,
+    /// Most nanoseconds of credit a CPU's new-flow budget holds.
+    pub new_flow_cap: u64,
 }
 
 // SAFETY (all impls below): #[repr(C)] structs of integers and byte arrays with explicit pad

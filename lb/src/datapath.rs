@@ -74,6 +74,9 @@ pub struct DatapathOptions {
     pub icmp: crate::packet::ratelimit::IcmpLimit,
     /// How long a flow's forward entry may stay unused before it expires.
     pub conn_timeouts: ConnTimeouts,
+    /// The new-flow guard: how many new flows are recorded in the connection table, per CPU
+    /// (XDP) or worker (userspace) (`packet::ratelimit`, `packet::decide`); `NONE`: all.
+    pub new_flow: crate::packet::ratelimit::IcmpLimit,
 }
 
 /// Idle timeouts of the connection table's forward entries, by protocol (zero: never). An

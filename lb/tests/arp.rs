@@ -78,6 +78,7 @@ fn open(kind: Kind, dir_ns: &str, net: u8) -> Box<dyn Datapath> {
         max_conns: 1024,
         icmp: IcmpLimit::new(1000, 50),
         conn_timeouts: ConnTimeouts::default(),
+        new_flow: IcmpLimit::NONE,
     })
     .join()
     .expect("director thread");

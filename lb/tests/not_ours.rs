@@ -129,6 +129,7 @@ fn forwards_only_frames_addressed_to_it(kind: Kind, tag: &str, net: u8) {
         max_conns: 1024,
         icmp: IcmpLimit::new(1000, 50),
         conn_timeouts: ConnTimeouts::default(),
+        new_flow: IcmpLimit::NONE,
     })
     .join()
     .expect("director thread");

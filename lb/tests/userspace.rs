@@ -274,6 +274,7 @@ fn dr_spreads_connections_over_three_backends() {
             max_conns: 8 * CONNECTIONS as u32,
             icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
             conn_timeouts: strait_lb::datapath::ConnTimeouts::default(),
+            new_flow: strait_lb::packet::ratelimit::IcmpLimit::NONE,
         };
         let dp = UserspaceDatapath::open(&opts).expect("open");
         // A second datapath in the same namespace would forward every frame twice.
@@ -380,6 +381,7 @@ fn nat_spreads_connections_and_rewrites_replies() {
             max_conns: 8 * CONNECTIONS as u32,
             icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
             conn_timeouts: strait_lb::datapath::ConnTimeouts::default(),
+            new_flow: strait_lb::packet::ratelimit::IcmpLimit::NONE,
         };
         UserspaceDatapath::open(&opts).expect("open")
     })

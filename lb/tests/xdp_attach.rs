@@ -63,6 +63,7 @@ mod attach {
             max_conns: 1024,
             icmp: strait_lb::packet::ratelimit::IcmpLimit::new(1000, 50),
             conn_timeouts: strait_lb::datapath::ConnTimeouts::default(),
+            new_flow: strait_lb::packet::ratelimit::IcmpLimit::NONE,
         }
     }
 

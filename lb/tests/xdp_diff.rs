@@ -77,13 +77,14 @@ mod diff {
     use std::cell::Cell;
     use std::collections::{HashMap, HashSet};
     use std::net::Ipv4Addr;
-    use strait_lb::abi::Counter;
+    use strait_lb::abi::{self, Counter};
     use strait_lb::iface::Interface;
     use strait_lb::packet::arp::{answer, OwnedVips};
     use strait_lb::packet::conntable::{key_bytes, set_of};
     use strait_lb::packet::csum::{l4_checksum, update16, update32};
     use strait_lb::packet::decide::DropReason;
     use strait_lb::packet::parse::{parse, FiveTuple};
+    use strait_lb::packet::ratelimit::IcmpLimit;
     use strait_lb::packet::service::{MemConnTable, Services};
     use strait_lb::packet::{process, Action, Ingress};
     use strait_lb::xdp::{test_run_timed, TestRunOutput, XdpDirector};
@@ -332,6 +333,155 @@ mod diff {
             conns.evicted(),
             conns.len()
         );
+    }
+
+    /// The counter `which` of the program.
+    fn counter(xdp: &XdpDirector, which: Counter) -> u64 {
+        let got = xdp.counters().unwrap();
+        got.into_iter()
+            .find(|(c, _)| *c == which)
+            .map_or(0, |e| e.1)
+    }
+
+    /// One SYN flood run (see `syn_floods_match_the_model`): its guard, the model's table and
+    /// the program, both after the run, and how many established frames were checked.
+    fn flood(guard: IcmpLimit) -> (MemConnTable, XdpDirector, u64) {
+        pin_to_cpu(0);
+        let director = abi::Director {
+            new_flow_cost: guard.cost_ns,
+            new_flow_cap: guard.cap_ns,
+            ..bpf_director()
+        };
+        let (mut xdp, hops) = load_with(director, 64);
+        let mut model = Services::new();
+        let mut conns = MemConnTable::with_seed(64, nexthops::CONN_SEED).with_new_flow_guard(guard);
+        // Backend 3 not yet in the table (weight 0).
+        install(
+            &mut xdp,
+            &mut model,
+            &services_alive([100, 100, 0], [true; 3]),
+            0,
+        );
+        let mut n = 0;
+        let mut run =
+            |xdp: &mut XdpDirector, conns: &mut MemConnTable, model: &Services, input: &[u8]| {
+                let want = process(input, Ingress::CLIENT, model, conns, &DIRECTOR, &hops);
+                let got = xdp.test_run(input).unwrap();
+                check(n, input, &want, &got);
+                n += 1;
+                want
+            };
+        // 16 DR and 4 NAT connections (clients routed through the fixture's gateway):
+        // SYN, the NAT backend's SYN+ACK, the client's ACK.
+        let mut established = Vec::new();
+        for i in 0..20u16 {
+            let client = [192, 168, 1, (i % 4) as u8];
+            let (sport, dport) = (40_000 + i, if i < 16 { 80 } else { 82 });
+            let syn = frame(&Shape::tcp(client, VIP, sport, dport, SYN));
+            let want = run(&mut xdp, &mut conns, &model, &syn);
+            let reply = match want {
+                Action::Redirect(out) => {
+                    let (b_ip, b_port) = (
+                        [out[30], out[31], out[32], out[33]],
+                        u16::from_be_bytes([out[36], out[37]]),
+                    );
+                    let r = frame(&Shape::tcp(b_ip, client, b_port, sport, SYN_ACK));
+                    assert!(matches!(
+                        run(&mut xdp, &mut conns, &model, &r),
+                        Action::Redirect(_)
+                    ));
+                    Some(r)
+                }
+                Action::Tx(_) => None,
+                other => panic!("connection {i}: {other:?}"),
+            };
+            let ack = frame(&Shape::tcp(client, VIP, sport, dport, ACK));
+            let want = run(&mut xdp, &mut conns, &model, &ack);
+            established.push((ack, reply, want));
+        }
+        // A backend added: a rescheduled connection could move.
+        install(
+            &mut xdp,
+            &mut model,
+            &services_alive([100, 100, 100], [true; 3]),
+            1,
+        );
+        let before = conns.forward_entries();
+        // 3000 distinct SYNs (one in four to NAT); every tenth frame a segment (or NAT reply)
+        // of an established connection, which must leave as it did before the flood.
+        let mut checked = 0;
+        for f in 0..3000u32 {
+            let client = [192, 168, 1, (f % 4) as u8];
+            let dport = if f % 4 == 3 { 82 } else { 80 };
+            let syn = frame(&Shape::tcp(client, VIP, 1024 + f as u16, dport, SYN));
+            run(&mut xdp, &mut conns, &model, &syn);
+            if f % 10 == 9 {
+                let (ack, reply, want) = &established[(f / 10) as usize % 20];
+                assert_eq!(&run(&mut xdp, &mut conns, &model, ack), want, "frame {f}");
+                if let Some(r) = reply {
+                    assert!(matches!(
+                        run(&mut xdp, &mut conns, &model, r),
+                        Action::Redirect(_)
+                    ));
+                }
+                checked += 1;
+            }
+        }
+        let after: HashSet<(FiveTuple, u32)> = conns.forward_entries().into_iter().collect();
+        assert!(
+            before.iter().all(|e| after.contains(e)),
+            "every established entry kept"
+        );
+        assert_eq!(xdp_forward(&xdp), after);
+        assert_eq!(xdp.conn_forward().unwrap(), conns.len() as u64);
+        (conns, xdp, checked)
+    }
+
+    /// A SYN flood against established connections, with and without the new-flow guard: a
+    /// table of 64 entries (16 sets of 8 ways) under the fixture's seed, 20 connections (16
+    /// DR, 4 NAT with their replies) established before a backend is added, then 3000
+    /// distinct SYNs (DR and NAT) with a segment of an established connection every tenth
+    /// frame, on one CPU. Same verdict and bytes frame by frame; every established segment
+    /// leaves as before the flood (its backend kept); the same forward entries at the end,
+    /// all of the established ones among them; the same eviction, half-open eviction,
+    /// unrecorded and NAT-drop counts. Without a guard every eviction is of a half-open
+    /// entry; with one (a burst of 100, no refill: one new flow a day) exactly 100 new flows
+    /// are recorded, the other DR ones forwarded unrecorded and the NAT ones dropped.
+    #[test]
+    fn syn_floods_match_the_model() {
+        if !in_child() {
+            return in_netns("diff::syn_floods_match_the_model");
+        }
+        let day = 86_400 * 1_000_000_000u64;
+        for guard in [
+            IcmpLimit::NONE,
+            IcmpLimit {
+                cost_ns: day,
+                cap_ns: 100 * day,
+            },
+        ] {
+            let (conns, xdp, checked) = flood(guard);
+            let drops = counter(&xdp, Counter::DropNewFlowLimit);
+            let unrecorded = counter(&xdp, Counter::NewFlowUnrecorded);
+            let evicted = counter(&xdp, Counter::ConnEvicted);
+            let half_open = counter(&xdp, Counter::ConnEvictedHalfOpen);
+            assert_eq!(evicted, conns.evicted());
+            assert_eq!(half_open, conns.evicted_half_open());
+            assert_eq!(drops + unrecorded, conns.unadmitted());
+            assert_eq!(evicted, half_open, "only half-open entries evicted");
+            if guard == IcmpLimit::NONE {
+                assert_eq!(conns.unadmitted(), 0);
+                assert!(half_open > 2000, "{half_open} half-open evictions");
+            } else {
+                // 20 connections (and no retransmitted SYN) took 20 of the 100.
+                assert_eq!(conns.unadmitted(), 3000 - 80);
+                assert!(drops > 600 && unrecorded > 2000, "{drops} {unrecorded}");
+            }
+            println!(
+                "guard {guard:?}: {checked} established segments checked, evicted {evicted} \
+                 (half-open {half_open}), unrecorded {unrecorded}, NAT dropped {drops}"
+            );
+        }
     }
 
     #[test]
@@ -629,6 +779,10 @@ mod diff {
                 // No idle timeout here: xdp_attach's
                 // `idle_entries_expire_in_the_program_and_leave_the_listing`.
                 Counter::ConnExpired,
+                // No new-flow guard, no eviction: `syn_floods_match_the_model`'s.
+                Counter::NewFlowUnrecorded,
+                Counter::DropNewFlowLimit,
+                Counter::ConnEvictedHalfOpen,
             ];
             if !rare.contains(c) {
                 assert!(want > 10, "counter {} barely exercised: {want}", c.as_str());

@@ -215,6 +215,16 @@ fn offsets_match_the_header() {
             offset_of!(Director, tcp_fin_idle),
         ),
         ("strait_director", "pad4", offset_of!(Director, pad4)),
+        (
+            "strait_director",
+            "new_flow_cost",
+            offset_of!(Director, new_flow_cost),
+        ),
+        (
+            "strait_director",
+            "new_flow_cap",
+            offset_of!(Director, new_flow_cap),
+        ),
         ("strait_conn_set", "key", offset_of!(ConnSet, key)),
         ("strait_conn_set", "value", offset_of!(ConnSet, value)),
     ];
@@ -238,6 +248,8 @@ fn constants_match_the_header() {
     assert_eq!(define("STRAIT_CONN_CACHE_MAX"), "(1 << 15)");
     assert_eq!(CONN_CACHE_MAX, 1 << 15);
     assert_eq!(define("STRAIT_CONN_CLAIM_TRIES"), "64");
+    assert_eq!(define("STRAIT_CONN_HALF_OPEN_AGE"), "(1U << 30)");
+    assert_eq!(crate::packet::conntable::HALF_OPEN_AGE, 1 << 30);
     assert_eq!(define("STRAIT_MAX_OWNED"), MAX_OWNED.to_string());
     assert_eq!(MAX_OWNED as usize, crate::packet::arp::MAX_OWNED);
     assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());

@@ -20,6 +20,8 @@ table_size = 251
 threaded_napi = true
 icmp_rate = 200
 icmp_burst = 10
+new_flow_rate = 50000
+new_flow_burst = 5000
 tcp_timeout = "15m"
 udp_timeout = "0s"
 tcp_fin_timeout = "30s"
@@ -62,6 +64,7 @@ fn the_example_parses_with_every_value() {
     assert_eq!((c.max_conns, c.table_size), (1000, 251));
     assert_eq!(c.threaded_napi, Some(true));
     assert_eq!(c.icmp, IcmpLimit::new(200, 10));
+    assert_eq!(c.new_flow, IcmpLimit::new(50_000, 5000));
     assert_eq!(
         (c.conn_timeouts.tcp, c.conn_timeouts.udp),
         (Duration::from_secs(900), Duration::ZERO)
@@ -107,6 +110,7 @@ fn defaults_are_filled_in() {
     assert_eq!(c.threaded_napi, None);
     assert_eq!(c.icmp, IcmpLimit::new(1000, 50));
     assert_eq!(c.icmp.cost_ns, 1_000_000);
+    assert_eq!(c.new_flow, IcmpLimit::NONE, "no new-flow guard by default");
     assert_eq!(
         (c.conn_timeouts.tcp, c.conn_timeouts.udp),
         (DEFAULT_TCP_TIMEOUT, DEFAULT_UDP_TIMEOUT)
@@ -125,7 +129,8 @@ fn director_rules_are_reported_at_their_values() {
     let text = MINIMAL.replace("\"d\"", "\"bad id!\"").replace(
         "\"eth0\"",
         "\"eth0/x\"\ndatapath = \"dpdk\"\ntable_size = 100\nmax_conns = 0\nicmp_rate = -1\n\
-         icmp_burst = 0\ntcp_timeout = \"8d\"\nudp_timeout = \"soon\"",
+         icmp_burst = 0\ntcp_timeout = \"8d\"\nudp_timeout = \"soon\"\nnew_flow_rate = 100000001\n\
+         new_flow_burst = 0",
     );
     assert_eq!(
         errors(&text),
@@ -139,6 +144,8 @@ fn director_rules_are_reported_at_their_values() {
             "8:14: icmp_burst 0 is out of range 1..=1000000",
             "9:15: tcp_timeout \"8d\" is longer than 7 days",
             "10:15: udp_timeout \"soon\" is not a duration such as \"900s\" or \"15m\" (\"0s\": never)",
+            "11:17: new_flow_rate 100000001 is out of range 0..=100000000",
+            "12:18: new_flow_burst 0 is out of range 1..=100000000",
         ]
     );
 }

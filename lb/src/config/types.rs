@@ -27,6 +27,15 @@ pub(crate) const DEFAULT_ICMP_RATE: u32 = 1000;
 pub(crate) const DEFAULT_ICMP_BURST: u32 = 50;
 /// Largest accepted `icmp_rate` and `icmp_burst`.
 pub(crate) const MAX_ICMP: u32 = 1_000_000;
+/// Default `new_flow_rate`: 0, no new-flow guard (every new flow recorded). What a CPU can
+/// record per second depends on the host and the table; the eviction rule already keeps a
+/// SYN flood from evicting established flows (`packet::conntable`), and a guard set too low
+/// would drop new NAT connections (`packet::decide`): an operator chooses it.
+pub(crate) const DEFAULT_NEW_FLOW_RATE: u32 = 0;
+/// Default `new_flow_burst`.
+pub(crate) const DEFAULT_NEW_FLOW_BURST: u32 = 1000;
+/// Largest accepted `new_flow_rate` and `new_flow_burst`.
+pub(crate) const MAX_NEW_FLOW: u32 = 100_000_000;
 /// Default `tcp_timeout`: how long a TCP connection's entry may stay unused (LVS's 900 s).
 pub(crate) const DEFAULT_TCP_TIMEOUT: Duration = Duration::from_secs(900);
 /// Default `tcp_fin_timeout`: the same once the flow sent a FIN or RST (LVS's 120 s).
@@ -135,6 +144,10 @@ pub(crate) struct RawDirector {
     pub icmp_rate: Option<Spanned<i64>>,
     #[serde(default)]
     pub icmp_burst: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub new_flow_rate: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub new_flow_burst: Option<Spanned<i64>>,
     #[serde(default)]
     pub tcp_timeout: Option<Spanned<String>>,
     #[serde(default)]
@@ -271,6 +284,9 @@ pub struct DirectorConfig {
     /// `icmp_rate` / `icmp_burst`: the budget of ICMP errors each CPU (XDP) or worker
     /// (userspace) sends.
     pub icmp: crate::packet::ratelimit::IcmpLimit,
+    /// `new_flow_rate` / `new_flow_burst`: the new-flow guard of each CPU (XDP) or worker
+    /// (userspace): how many new flows are recorded (`IcmpLimit::NONE`: no guard).
+    pub new_flow: crate::packet::ratelimit::IcmpLimit,
     /// `tcp_timeout` / `udp_timeout`: how long a flow's entry may stay unused.
     pub conn_timeouts: crate::datapath::ConnTimeouts,
     /// Services, in file order.

@@ -5,7 +5,9 @@
 //! bytes, no `/`, `:` or white space, not `.`/`..`); `datapath` is `xdp` or `userspace`;
 //! `xdp_mode` is `auto`, `native` or `generic`; `admin` an `ip:port`; `max_conns` in
 //! 1..=16777216; `icmp_rate` in 0..=1000000 (0: no ICMP error is sent), `icmp_burst` in
-//! 1..=1000000; `tcp_timeout`/`tcp_fin_timeout`/`udp_timeout` durations up to 7 days ("0s": never); `table_size` prime, at most 65537 and at least twice the backends of the
+//! 1..=1000000; `new_flow_rate` in 0..=100000000 (0: no guard), `new_flow_burst` in
+//! 1..=100000000; `tcp_timeout`/`tcp_fin_timeout`/`udp_timeout` durations up to 7 days ("0s":
+//! never); `table_size` prime, at most 65537 and at least twice the backends of the
 //! largest service; 1..=32 services with unique (vip, proto); at most 4096 backends in all;
 //! `[ha]` is checked by `ha`, `[cluster]` by `cluster`.
 
@@ -117,6 +119,22 @@ pub(crate) fn validate(
         &mut r,
     )
     .unwrap_or(DEFAULT_ICMP_BURST);
+    let new_flow_rate = int_in(
+        d.new_flow_rate.as_ref(),
+        0,
+        i64::from(MAX_NEW_FLOW),
+        "new_flow_rate",
+        &mut r,
+    )
+    .unwrap_or(DEFAULT_NEW_FLOW_RATE);
+    let new_flow_burst = int_in(
+        d.new_flow_burst.as_ref(),
+        1,
+        i64::from(MAX_NEW_FLOW),
+        "new_flow_burst",
+        &mut r,
+    )
+    .unwrap_or(DEFAULT_NEW_FLOW_BURST);
     let conn_timeouts = crate::datapath::ConnTimeouts {
         tcp: conn_timeout(
             d.tcp_timeout.as_ref(),
@@ -172,6 +190,7 @@ pub(crate) fn validate(
             table_size,
             threaded_napi: d.threaded_napi.as_ref().map(|b| *b.get_ref()),
             icmp: crate::packet::ratelimit::IcmpLimit::new(icmp_rate, icmp_burst),
+            new_flow: crate::packet::ratelimit::IcmpLimit::guard(new_flow_rate, new_flow_burst),
             conn_timeouts,
             services,
             cluster,

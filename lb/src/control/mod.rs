@@ -209,6 +209,7 @@ impl Inner {
                 ("max_conns", old.max_conns != new.max_conns),
                 ("threaded_napi", old.threaded_napi != new.threaded_napi),
                 ("icmp_rate/icmp_burst", old.icmp != new.icmp),
+                ("new_flow_rate/new_flow_burst", old.new_flow != new.new_flow),
                 (
                     "tcp_timeout/udp_timeout",
                     old.conn_timeouts != new.conn_timeouts,
@@ -310,6 +311,7 @@ impl Director {
             max_conns: config.max_conns,
             icmp: config.icmp,
             conn_timeouts: config.conn_timeouts,
+            new_flow: config.new_flow,
         };
         let mut datapath = open(&config, options)?;
         // After the attach: a veth has a NAPI context only once native XDP runs on it.

@@ -15,8 +15,17 @@
 //!   way most recently used (when it is not already: the clock advances and the way takes
 //!   it); [`SetTable::put`] writes the way that holds the key, else the first empty way, else
 //!   the least recently used one (largest `clock − stamp`, wrapping, as a signed 32-bit age
-//!   with a negative one counted as 0; the lowest way on a tie), which is an eviction, then advances the clock and stamps the way. So an active
-//!   connection is never the one evicted while its set holds an idler one.
+//!   with a negative one counted as 0; the lowest way on a tie), which is an eviction, then
+//!   advances the clock and stamps the way. So an active connection is never the one evicted
+//!   while its set holds an idler one.
+//! * A record of a half-open entry ([`SetTable::put_half_open`]: an opening SYN's, which no
+//!   packet of its flow followed yet) stamps its way [`HALF_OPEN_AGE`] older than the clock:
+//!   the least recently used of its set until a hit marks it used. So a full set evicts its
+//!   half-open entries first (the oldest first) and an entry whose flow got past its SYN only
+//!   when it holds none: a flood of SYNs churns the half-open entries, not the established
+//!   ones (as long as a set is not all established). An eviction of an entry of age
+//!   `>= HALF_OPEN_AGE` is [`Put::EvictedHalfOpen`] (an established entry reaches that age
+//!   only after 2^30 uses of its set).
 //! * Each way also notes when it was last recorded or used (`seen`, a 32-bit tick with bit 0
 //!   cleared: the kernel's jiffies in the program, milliseconds in the userspace datapath)
 //!   and, in bit 0 (`SEEN_CLOSING`), whether its flow was marked closing (a TCP FIN or RST,
@@ -34,6 +43,9 @@ use std::collections::HashMap;
 
 /// Entries per set (`STRAIT_CONN_WAYS`).
 pub(crate) const WAYS: usize = 8;
+
+/// How much older than the clock a half-open record is stamped (`STRAIT_CONN_HALF_OPEN_AGE`).
+pub const HALF_OPEN_AGE: u32 = 1 << 30;
 
 /// Number of sets of a table bounded at `capacity` entries (see the module doc).
 pub(crate) fn sets_for(capacity: usize) -> usize {
@@ -149,6 +161,8 @@ pub enum Put {
     /// The key took the least recently used way of a full set, whose entry (this key's) is
     /// gone.
     Evicted([u8; 16]),
+    /// The same, and the entry gone was half-open (see the module doc).
+    EvictedHalfOpen([u8; 16]),
 }
 
 /// The set-associative table (see the module doc).
@@ -242,6 +256,15 @@ impl<V: Copy> SetTable<V> {
 
     /// Records `key` → `value` at tick `now` (see the module doc for the way it takes).
     pub(crate) fn put_at(&mut self, key: [u8; 16], value: V, now: u32) -> Put {
+        self.record(key, value, now, false)
+    }
+
+    /// Records `key` → `value` at tick `now` as a half-open entry (see the module doc).
+    pub(crate) fn put_half_open(&mut self, key: [u8; 16], value: V, now: u32) -> Put {
+        self.record(key, value, now, true)
+    }
+
+    fn record(&mut self, key: [u8; 16], value: V, now: u32, half_open: bool) -> Put {
         let set = self
             .sets
             .entry(set_of(&key, self.seed, self.mask))
@@ -257,11 +280,19 @@ impl<V: Copy> SetTable<V> {
             // The first way of the largest age: ties keep the lowest.
             let w = (1..WAYS).fold(0, |best, w| if age(w) > age(best) { w } else { best });
             let old = set.ways[w].map(|(k, _)| k).unwrap_or_default();
-            (w, Put::Evicted(old))
+            if age(w) as u32 >= HALF_OPEN_AGE {
+                (w, Put::EvictedHalfOpen(old))
+            } else {
+                (w, Put::Evicted(old))
+            }
         };
         set.ways[w] = Some((key, value));
         set.clock = set.clock.wrapping_add(1);
-        set.stamp[w] = set.clock;
+        set.stamp[w] = if half_open {
+            set.clock.wrapping_sub(HALF_OPEN_AGE)
+        } else {
+            set.clock
+        };
         set.seen[w] = now & !SEEN_CLOSING;
         if put == Put::Added {
             self.len += 1;
@@ -398,6 +429,36 @@ mod tests {
         let mut want: Vec<u32> = (4..WAYS as u32).chain([1, 100, 200, 300]).collect();
         want.sort_unstable();
         assert_eq!(held, want);
+    }
+
+    #[test]
+    fn half_open_entries_are_evicted_first_until_used() {
+        let mask = 63;
+        let mut t = SetTable::new(256, 9);
+        let k = same_set(WAYS + 6, mask, 9);
+        // Ways 0..3 established (recorded, then used), 4..7 half-open.
+        for (i, key) in k[..4].iter().enumerate() {
+            t.put(*key, i as u32);
+        }
+        for (i, key) in k[4..WAYS].iter().enumerate() {
+            assert_eq!(t.put_half_open(*key, 10 + i as u32, 0), Put::Added);
+        }
+        // k4 gets its next packet: established now.
+        assert_eq!(t.get(&k[4]), Some(10));
+        // A flood of half-open records takes the half-open ways only, the oldest first.
+        assert_eq!(t.put_half_open(k[8], 20, 0), Put::EvictedHalfOpen(k[5]));
+        assert_eq!(t.put_half_open(k[9], 21, 0), Put::EvictedHalfOpen(k[6]));
+        assert_eq!(t.put_half_open(k[10], 22, 0), Put::EvictedHalfOpen(k[7]));
+        assert_eq!(t.put_half_open(k[11], 23, 0), Put::EvictedHalfOpen(k[8]));
+        for (i, key) in k[..5].iter().enumerate() {
+            assert!(t.peek(key).is_some(), "established k{i} kept");
+        }
+        // An established record evicts a half-open one too.
+        assert_eq!(t.put(k[12], 24), Put::EvictedHalfOpen(k[9]));
+        // All established but two half-open: used, they are established; the LRU goes.
+        t.get(&k[10]);
+        t.get(&k[11]);
+        assert_eq!(t.put(k[13], 25), Put::Evicted(k[0]));
     }
 
     #[test]

@@ -20,7 +20,15 @@
 //!      backend that is `alive`): that backend, even if the Maglev table changed or the
 //!      backend now has weight 0 (draining);
 //!    * new: `table.lookup(flow_hash(src, dst, sport, dport, proto))`, recorded in the
-//!      connection table (and, for NAT, the reply direction too). A flow recorded on a
+//!      connection table (and, for NAT, the reply direction too; an opening SYN's entries
+//!      half-open, `packet::conntable`: evicted before established ones) if the new-flow
+//!      guard admits it ([`ConnTable::admit`], `packet::ratelimit`, charged once per new
+//!      flow). Over the guard's budget a DR or TUN flow is forwarded to the same pick as a
+//!      new flow but not recorded (counted `new_flow_unrecorded` by the datapath; its next
+//!      packet is picked again: the same backend while the table stands), and a NAT flow is
+//!      [`Verdict::Drop`]`(`[`DropReason::NewFlowLimit`]`)`: without its reply entry the
+//!      backend's answer could not be translated back, so forwarding it would only make
+//!      the backend answer a client that never gets the answer. A flow recorded on a
 //!      backend that is not alive (down) is new too: re-picked, its entry overwritten
 //!      (LVS `expire_nodest_conn=1`; a TCP segment mid-stream then gets a reset from the new
 //!      backend);
@@ -57,6 +65,8 @@ pub enum DropReason {
     /// A datagram without DF over an MTU: a TUN one once encapsulated, a NAT one as it is
     /// ([`super::icmp`]; decided by `process`, after this module recorded the flow).
     TooBig,
+    /// A new NAT flow over the new-flow guard's budget (see the module doc).
+    NewFlowLimit,
 }
 
 impl DropReason {
@@ -69,6 +79,7 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::NoNeighbour => "no_neighbour",
             DropReason::TooBig => "too_big",
+            DropReason::NewFlowLimit => "new_flow_limit",
         }
     }
 
@@ -81,6 +92,7 @@ impl DropReason {
             DropReason::NoRoute => Counter::DropNoRoute,
             DropReason::NoNeighbour => Counter::DropNoNeigh,
             DropReason::TooBig => Counter::DropTooBig,
+            DropReason::NewFlowLimit => Counter::DropNewFlowLimit,
         }
     }
 }
@@ -170,7 +182,20 @@ fn balance<C: ConnTable + ?Sized>(
     let Some(backend) = service.backends.get(b as usize) else {
         return Verdict::Drop(DropReason::BadBackendIndex);
     };
-    conns.insert(*t, b);
+    if !conns.admit(t, b) {
+        if service.mode == Mode::Nat {
+            return Verdict::Drop(DropReason::NewFlowLimit);
+        }
+        return Verdict::Forward {
+            backend: b,
+            new_flow: true,
+        };
+    }
+    if flow.opening_syn {
+        conns.insert_half_open(*t, b);
+    } else {
+        conns.insert(*t, b);
+    }
     if flow.closing {
         conns.mark_closing(t);
     }
@@ -182,13 +207,15 @@ fn balance<C: ConnTable + ?Sized>(
             dport: t.sport,
             proto: t.proto,
         };
-        conns.insert_reply(
-            reply,
-            NatOrigin {
-                vip: t.dst,
-                port: t.dport,
-            },
-        );
+        let origin = NatOrigin {
+            vip: t.dst,
+            port: t.dport,
+        };
+        if flow.opening_syn {
+            conns.insert_reply_half_open(reply, origin);
+        } else {
+            conns.insert_reply(reply, origin);
+        }
     }
     Verdict::Forward {
         backend: b,

@@ -1,8 +1,11 @@
-//! The budget of ICMP errors the director sends ("fragmentation needed", "time exceeded"):
-//! a token bucket per CPU (XDP) or per worker thread (userspace), so that a flood of
-//! oversized or TTL-expiring frames does not turn the director into an ICMP source at line
-//! rate. The kernel limits its own ICMP errors the same way (`net.ipv4.icmp_msgs_per_sec`,
-//! default 1000, burst 50).
+//! The director's token buckets, one per CPU (XDP) or per worker thread (userspace):
+//! * the budget of ICMP errors it sends ("fragmentation needed", "time exceeded"), so that a
+//!   flood of oversized or TTL-expiring frames does not turn the director into an ICMP source
+//!   at line rate. The kernel limits its own ICMP errors the same way
+//!   (`net.ipv4.icmp_msgs_per_sec`, default 1000, burst 50);
+//! * the new-flow guard (`new_flow_rate`/`new_flow_burst`, [`IcmpLimit::guard`]): how many
+//!   new flows are recorded in the connection table; over it a new flow is scheduled
+//!   statelessly (`packet::decide`), so a SYN flood cannot churn the table faster than this.
 //!
 //! Contract (the C twin is `ebpf/lib/ratelimit.h`; same integers, same answers):
 //! * [`IcmpLimit::new`]`(rate, burst)`: `rate` errors per second, `burst` at once after a
@@ -14,8 +17,11 @@
 //!   The credit grows by the time since the previous call, up to `cap`; a bucket never used
 //!   (`last == 0`) starts full. An error is allowed when the credit covers `cost`, which is
 //!   then taken; otherwise nothing changes but the time. A clock that goes back adds nothing.
-//! * Over the budget the frame is dropped and counted `icmp_limited` (the flow stays recorded:
-//!   the check follows scheduling, as the ICMP it replaces).
+//! * ICMP: over the budget the frame is dropped and counted `icmp_limited` (the flow stays
+//!   recorded: the check follows scheduling, as the ICMP it replaces).
+//! * New flows: [`IcmpLimit::guard`]`(rate, burst)` is `new(rate, burst)` but for `rate == 0`,
+//!   which is [`IcmpLimit::NONE`] (no guard: every new flow recorded); over the budget see
+//!   `packet::decide`.
 
 /// Nanoseconds per second.
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -35,6 +41,16 @@ impl IcmpLimit {
         cost_ns: 0,
         cap_ns: 0,
     };
+
+    /// The new-flow guard: `rate` new flows recorded per second, `burst` at once; `rate == 0`
+    /// is no guard (see the module doc).
+    pub fn guard(rate: u32, burst: u32) -> IcmpLimit {
+        if rate == 0 {
+            IcmpLimit::NONE
+        } else {
+            IcmpLimit::new(rate, burst)
+        }
+    }
 
     /// `rate` errors per second, `burst` at once (see the module doc).
     pub fn new(rate: u32, burst: u32) -> IcmpLimit {
@@ -150,6 +166,15 @@ mod tests {
         let mut b = Bucket::default();
         assert_eq!(sent(&mut b, IcmpLimit::NONE, 5, 10), 10);
         assert_eq!(b, Bucket::default(), "an unlimited bucket is not touched");
+    }
+
+    #[test]
+    fn a_guard_of_rate_0_is_no_guard() {
+        assert_eq!(IcmpLimit::guard(0, 50), IcmpLimit::NONE);
+        assert_eq!(IcmpLimit::guard(1000, 50), IcmpLimit::new(1000, 50));
+        let mut b = Bucket::default();
+        assert_eq!(sent(&mut b, IcmpLimit::guard(0, 1), 5, 10), 10);
+        assert_eq!(sent(&mut b, IcmpLimit::guard(1, 3), 5, 10), 3);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use super::conntable::{self, Lookup, Put, SetTable};
 use super::parse::FiveTuple;
+use super::ratelimit::{Bucket, IcmpLimit};
 use crate::abi::{DIR_FORWARD, DIR_REPLY};
 use crate::maglev::{self, MaglevError, Table};
 
@@ -189,6 +190,20 @@ pub trait ConnTable {
     /// (`packet::conntable`; its entry then expires after the closing timeout). A table
     /// without timeouts may ignore it.
     fn mark_closing(&mut self, _flow: &FiveTuple) {}
+    /// Whether new flow `flow`, picked to `backend`, may be recorded: the CPU's (worker's)
+    /// new-flow guard (`packet::ratelimit`), charged once per new flow; false: it is not
+    /// recorded (`packet::decide`). A table without a guard records every one.
+    fn admit(&mut self, _flow: &FiveTuple, _backend: u32) -> bool {
+        true
+    }
+    /// [`ConnTable::insert`] of an opening SYN's flow: half-open (`packet::conntable`).
+    fn insert_half_open(&mut self, flow: FiveTuple, backend: u32) {
+        self.insert(flow, backend);
+    }
+    /// [`ConnTable::insert_reply`] of an opening SYN's flow: half-open.
+    fn insert_reply_half_open(&mut self, reply: FiveTuple, origin: NatOrigin) {
+        self.insert_reply(reply, origin);
+    }
 }
 
 /// Default bound of [`MemConnTable`] (entries, both directions), as the XDP table's.
@@ -261,9 +276,15 @@ pub struct MemConnTable {
     table: SetTable<Entry>,
     forward: usize,
     evicted: u64,
+    evicted_half_open: u64,
     expired: u64,
     now: u32,
     idle: IdleTimeouts,
+    /// The new-flow guard ([`MemConnTable::with_new_flow_guard`]), its bucket and clock.
+    guard: IcmpLimit,
+    bucket: Bucket,
+    now_ns: u64,
+    unadmitted: u64,
 }
 
 impl MemConnTable {
@@ -278,10 +299,37 @@ impl MemConnTable {
             table: SetTable::new(capacity, seed),
             forward: 0,
             evicted: 0,
+            evicted_half_open: 0,
             expired: 0,
             now: 0,
             idle: IdleTimeouts::default(),
+            guard: IcmpLimit::NONE,
+            bucket: Bucket::default(),
+            now_ns: 1,
+            unadmitted: 0,
         }
+    }
+
+    /// The same table with a new-flow guard ([`ConnTable::admit`]: one bucket, the table's
+    /// nanosecond clock, [`MemConnTable::set_now_ns`]; 1 until set).
+    pub fn with_new_flow_guard(mut self, guard: IcmpLimit) -> MemConnTable {
+        self.guard = guard;
+        self
+    }
+
+    /// Sets the new-flow guard's clock (nanoseconds, never 0).
+    pub fn set_now_ns(&mut self, ns: u64) {
+        self.now_ns = ns.max(1);
+    }
+
+    /// New flows the guard did not admit ([`ConnTable::admit`] false).
+    pub fn unadmitted(&self) -> u64 {
+        self.unadmitted
+    }
+
+    /// Evictions ([`MemConnTable::evicted`]) of half-open entries.
+    pub fn evicted_half_open(&self) -> u64 {
+        self.evicted_half_open
     }
 
     /// The same table with idle timeouts.
@@ -366,11 +414,19 @@ impl MemConnTable {
             .collect()
     }
 
-    fn put(&mut self, key: [u8; 16], entry: Entry) {
-        match self.table.put_at(key, entry, self.now) {
+    fn put(&mut self, key: [u8; 16], entry: Entry, half_open: bool) {
+        let put = if half_open {
+            self.table.put_half_open(key, entry, self.now)
+        } else {
+            self.table.put_at(key, entry, self.now)
+        };
+        if matches!(put, Put::EvictedHalfOpen(_)) {
+            self.evicted_half_open += 1;
+        }
+        match put {
             Put::Replaced => {}
             Put::Added => self.forward += usize::from(key[13] == DIR_FORWARD),
-            Put::Evicted(old) => {
+            Put::Evicted(old) | Put::EvictedHalfOpen(old) => {
                 self.evicted += 1;
                 self.forward += usize::from(key[13] == DIR_FORWARD);
                 self.forward -= usize::from(old[13] == DIR_FORWARD);
@@ -394,7 +450,21 @@ impl ConnTable for MemConnTable {
     }
 
     fn insert(&mut self, flow: FiveTuple, backend: u32) {
-        self.put(key_of(&flow, DIR_FORWARD), Entry::Forward(backend));
+        self.put(key_of(&flow, DIR_FORWARD), Entry::Forward(backend), false);
+    }
+
+    fn insert_half_open(&mut self, flow: FiveTuple, backend: u32) {
+        self.put(key_of(&flow, DIR_FORWARD), Entry::Forward(backend), true);
+    }
+
+    fn insert_reply_half_open(&mut self, reply: FiveTuple, origin: NatOrigin) {
+        self.put(key_of(&reply, DIR_REPLY), Entry::Reply(origin), true);
+    }
+
+    fn admit(&mut self, _flow: &FiveTuple, _backend: u32) -> bool {
+        let admitted = self.bucket.allow(self.guard, self.now_ns);
+        self.unadmitted += u64::from(!admitted);
+        admitted
     }
 
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
@@ -405,7 +475,7 @@ impl ConnTable for MemConnTable {
     }
 
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
-        self.put(key_of(&reply, DIR_REPLY), Entry::Reply(origin));
+        self.put(key_of(&reply, DIR_REPLY), Entry::Reply(origin), false);
     }
 
     fn mark_closing(&mut self, flow: &FiveTuple) {

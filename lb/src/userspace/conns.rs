@@ -8,11 +8,13 @@
 //! * [`Conns::observe`] runs `packet::process` on one frame as received on `ingress` and
 //!   reports, besides the action, what the decision consulted and recorded ([`Observed`]):
 //!   the flow's 5-tuple, the backend of an established flow, the backend of a new one,
-//!   whether it was a NAT reply.
+//!   whether it was a NAT reply, whether a new flow went unrecorded (over the caller's
+//!   new-flow guard, `packet::decide`).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use super::worker::Budget;
 use crate::datapath::{ConnEntry, ConnTimeouts};
 use crate::packet::conntable;
 use crate::packet::nexthop::NextHops;
@@ -32,6 +34,16 @@ pub(super) struct Observed {
     pub(crate) new_flow: Option<u32>,
     /// The frame was a NAT reply.
     pub nat_reply: bool,
+    /// A new flow over the new-flow guard: not recorded (`new_flow` is its pick all the same).
+    pub unrecorded: bool,
+}
+
+/// When a frame arrived, and the new-flow guard of the worker that received it.
+pub(super) struct Arrival<'a> {
+    /// The receive time.
+    pub at: Instant,
+    /// The worker's new-flow guard.
+    pub guard: &'a mut Budget,
 }
 
 /// The decision's connection table (see the module doc).
@@ -49,6 +61,9 @@ struct Recorder<'a> {
     established: Cell<Option<u32>>,
     new_flow: Option<u32>,
     nat_reply: Cell<bool>,
+    guard: &'a mut Budget,
+    at: Instant,
+    unrecorded: bool,
 }
 
 impl ConnTable for Recorder<'_> {
@@ -67,6 +82,26 @@ impl ConnTable for Recorder<'_> {
         self.conns.table.insert(flow, backend);
         self.flow.set(Some(flow));
         self.new_flow = Some(backend);
+    }
+
+    fn insert_half_open(&mut self, flow: FiveTuple, backend: u32) {
+        self.conns.table.insert_half_open(flow, backend);
+        self.flow.set(Some(flow));
+        self.new_flow = Some(backend);
+    }
+
+    fn insert_reply_half_open(&mut self, reply: FiveTuple, origin: NatOrigin) {
+        self.conns.table.insert_reply_half_open(reply, origin);
+    }
+
+    fn admit(&mut self, flow: &FiveTuple, backend: u32) -> bool {
+        if self.guard.allow(self.at) {
+            return true;
+        }
+        self.flow.set(Some(*flow));
+        self.new_flow = Some(backend);
+        self.unrecorded = true;
+        false
     }
 
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
@@ -114,8 +149,9 @@ impl Conns {
         services: &Services,
         director: &Director,
         hops: &dyn NextHops,
-        at: Instant,
+        arrival: Arrival<'_>,
     ) -> (Action, Observed) {
+        let Arrival { at, guard } = arrival;
         let now = self.tick(at);
         self.table.set_now(now);
         let mut r = Recorder {
@@ -124,6 +160,9 @@ impl Conns {
             established: Cell::new(None),
             new_flow: None,
             nat_reply: Cell::new(false),
+            guard,
+            at,
+            unrecorded: false,
         };
         let action = process(frame, ingress, services, &mut r, director, hops);
         let seen = Observed {
@@ -131,6 +170,7 @@ impl Conns {
             established: r.established.get(),
             new_flow: r.new_flow,
             nat_reply: r.nat_reply.get(),
+            unrecorded: r.unrecorded,
         };
         (action, seen)
     }
@@ -143,6 +183,11 @@ impl Conns {
     /// Entries (either direction) replaced as least recently used of a full set.
     pub(super) fn evicted(&self) -> u64 {
         self.table.evicted()
+    }
+
+    /// Of [`Conns::evicted`]: half-open entries (`packet::conntable`).
+    pub(super) fn evicted_half_open(&self) -> u64 {
+        self.table.evicted_half_open()
     }
 
     /// Forward entries found idle past their timeout (each scheduled anew).
@@ -171,8 +216,10 @@ impl Conns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::decide::DropReason;
     use crate::packet::nexthop::NextHop;
     use crate::packet::parse::PROTO_TCP;
+    use crate::packet::ratelimit::IcmpLimit;
     use crate::packet::service::{Backend, Mode, Service, ServiceKey};
 
     fn tuple(n: u32) -> FiveTuple {
@@ -285,7 +332,10 @@ mod tests {
             &services,
             &director,
             &AllKnown,
-            Instant::now(),
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
         );
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert_eq!(seen.new_flow, Some(0));
@@ -297,7 +347,10 @@ mod tests {
             &services,
             &director,
             &AllKnown,
-            Instant::now(),
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
         );
         assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
         let reply = frame(backend.ip, 8080, client, 5555);
@@ -307,7 +360,10 @@ mod tests {
             &services,
             &director,
             &AllKnown,
-            Instant::now(),
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
         );
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert!(seen.nat_reply);
@@ -322,7 +378,10 @@ mod tests {
             &services,
             &director,
             &AllKnown,
-            Instant::now(),
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
         );
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
@@ -340,7 +399,10 @@ mod tests {
             &services,
             &director,
             &AllKnown,
-            Instant::now(),
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
         );
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
@@ -357,7 +419,10 @@ mod tests {
             &services,
             &director,
             &AllKnown,
-            Instant::now(),
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
         );
         assert_eq!((a, seen), (Action::Pass, Observed::default()));
         assert_eq!(c.len(), 1);
@@ -365,6 +430,49 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].client, (client.into(), 5555));
         assert_eq!(e[0].vip, (key.vip.into(), 80));
+    }
+
+    #[test]
+    fn over_the_new_flow_guard_dr_is_forwarded_unrecorded_and_nat_dropped() {
+        // A burst of 2 and no refill in the test's time (one new flow a day).
+        let day = IcmpLimit {
+            cost_ns: 86_400 * 1_000_000_000,
+            cap_ns: 2 * 86_400 * 1_000_000_000,
+        };
+        for mode in [Mode::Dr, Mode::Nat] {
+            let (services, key, _) = one_service(mode);
+            let mut c = Conns::new(16);
+            let mut guard = Budget::new(day);
+            let mut run = |c: &mut Conns, sport: u16| {
+                let f = frame([10, 0, 0, 1], sport, key.vip, 80);
+                c.observe(
+                    &f,
+                    Ingress::CLIENT,
+                    &services,
+                    &DIRECTOR,
+                    &AllKnown,
+                    Arrival {
+                        at: Instant::now(),
+                        guard: &mut guard,
+                    },
+                )
+            };
+            for sport in [1, 2] {
+                let (a, seen) = run(&mut c, sport);
+                assert!(matches!(a, Action::Tx(_) | Action::Redirect(_)), "{a:?}");
+                assert_eq!((seen.new_flow, seen.unrecorded), (Some(0), false));
+            }
+            // Established flows are not charged.
+            assert_eq!(run(&mut c, 1).1.established, Some(0));
+            let (a, seen) = run(&mut c, 3);
+            assert_eq!((seen.new_flow, seen.unrecorded), (Some(0), true));
+            if mode == Mode::Nat {
+                assert_eq!(a, Action::Drop(DropReason::NewFlowLimit));
+            } else {
+                assert!(matches!(a, Action::Tx(_)), "{a:?}");
+            }
+            assert_eq!(c.len(), 2, "{mode:?}: the third flow is not recorded");
+        }
     }
 
     #[test]
@@ -389,7 +497,10 @@ mod tests {
                 &services,
                 &director,
                 &AllKnown,
-                when,
+                Arrival {
+                    at: when,
+                    guard: &mut Budget::new(IcmpLimit::NONE),
+                },
             )
             .1
         };

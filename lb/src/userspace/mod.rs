@@ -53,7 +53,7 @@ use conns::Conns;
 use nexthop::{NeighbourCache, ResolveRequest, RESOLVE_QUEUE};
 use socket::PacketSocket;
 use stats::{BackendCounters, DatapathCounters};
-use worker::{lock, Egress, IcmpBudget, Shared, Worker};
+use worker::{lock, Budget, Egress, Shared, Worker};
 
 pub use nft::table_name;
 
@@ -176,7 +176,8 @@ impl UserspaceDatapath {
                 outer: outer.clone(),
                 inner: inner.clone(),
                 neighbours: NeighbourCache::new(resolve.clone()),
-                icmp: IcmpBudget::new(opts.icmp),
+                icmp: Budget::new(opts.icmp),
+                new_flow: Budget::new(opts.new_flow),
             };
             let t = std::thread::Builder::new()
                 .name(name)
@@ -259,13 +260,15 @@ impl Datapath for UserspaceDatapath {
     fn counters(&self) -> Result<Counters, DatapathError> {
         let mut out = self.shared.counters.snapshot();
         // The table's own counts, as the program's counters.
-        let (evicted, expired) = {
+        let (evicted, half_open, expired) = {
             let conns = lock(&self.shared.conns);
-            (conns.evicted(), conns.expired())
+            (conns.evicted(), conns.evicted_half_open(), conns.expired())
         };
         for (name, value) in &mut out {
             if *name == Counter::ConnEvicted.as_str() {
                 *value = evicted;
+            } else if *name == Counter::ConnEvictedHalfOpen.as_str() {
+                *value = half_open;
             } else if *name == Counter::ConnExpired.as_str() {
                 *value = expired;
             }
@@ -322,6 +325,7 @@ mod tests {
             max_conns,
             icmp: crate::packet::ratelimit::IcmpLimit::NONE,
             conn_timeouts: crate::datapath::ConnTimeouts::default(),
+            new_flow: crate::packet::ratelimit::IcmpLimit::NONE,
         }
     }
 

@@ -87,6 +87,7 @@ pub(super) fn drop_counter(r: DropReason) -> Counter {
         DropReason::NoRoute => Counter::DropNoRoute,
         DropReason::NoNeighbour => Counter::DropNoNeigh,
         DropReason::TooBig => Counter::DropTooBig,
+        DropReason::NewFlowLimit => Counter::DropNewFlowLimit,
     }
 }
 

@@ -24,8 +24,12 @@
 //!   the route's next hop from the neighbour table (an unknown next hop: the model drops the
 //!   frame, `drop_no_neigh`, and a resolution is asked for);
 //! * `TooBig` and `TimeExceeded` (ICMP errors) go back out of the receiving interface if the
-//!   thread's [`IcmpBudget`] allows (`icmp_rate`/`icmp_burst`), else they are dropped and
+//!   thread's [`Budget`] allows (`icmp_rate`/`icmp_burst`), else they are dropped and
 //!   counted `icmp_limited`;
+//! * a new flow is recorded only within the thread's new-flow guard (`new_flow_rate`/
+//!   `new_flow_burst`, `packet::decide`): over it a DR or TUN flow is forwarded unrecorded
+//!   (counted `new_flow_unrecorded`, and as a new flow), a NAT one dropped
+//!   (`drop_new_flow_limit`);
 //! * `Pass` and `NotOurs` do nothing but count: the kernel received its own copy; `Drop` is
 //!   counted.
 //! * Per-backend packets and bytes count frames actually sent; flows count new flows.
@@ -37,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use super::conns::Conns;
+use super::conns::{Arrival, Conns};
 use super::nexthop::{current_routes, next_hop, NeighbourCache, Route};
 use super::socket::{
     PacketSocket, PACKET_BROADCAST, PACKET_HOST, PACKET_MULTICAST, PACKET_OTHERHOST,
@@ -46,6 +50,7 @@ use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters
 use crate::abi::Counter;
 use crate::iface::Interface;
 use crate::packet::arp::{self, OwnedVips};
+use crate::packet::decide::DropReason;
 use crate::packet::nexthop::{Egress as HopEgress, NextHop, NextHops};
 use crate::packet::ratelimit::{Bucket, IcmpLimit};
 use crate::packet::rewrite::Director;
@@ -106,29 +111,32 @@ pub(super) struct Worker {
     /// Next-hop MACs.
     pub neighbours: NeighbourCache,
     /// This thread's ICMP error budget.
-    pub icmp: IcmpBudget,
+    pub icmp: Budget,
+    /// This thread's new-flow guard (`new_flow_rate`/`new_flow_burst`).
+    pub new_flow: Budget,
 }
 
-/// A receive thread's ICMP error budget (`packet::ratelimit`; XDP keeps one per CPU).
+/// A receive thread's token bucket (`packet::ratelimit`; XDP keeps one per CPU): its ICMP
+/// error budget, its new-flow guard.
 #[derive(Debug)]
-pub(super) struct IcmpBudget {
+pub(super) struct Budget {
     limit: IcmpLimit,
     bucket: Bucket,
     epoch: Instant,
 }
 
-impl IcmpBudget {
+impl Budget {
     /// A full budget of `limit`.
-    pub(super) fn new(limit: IcmpLimit) -> IcmpBudget {
-        IcmpBudget {
+    pub(super) fn new(limit: IcmpLimit) -> Budget {
+        Budget {
             limit,
             bucket: Bucket::default(),
             epoch: Instant::now(),
         }
     }
 
-    /// Whether one more ICMP error may be sent at `now`.
-    fn allow(&mut self, now: Instant) -> bool {
+    /// Whether one more ICMP error (new flow) may be sent (recorded) at `now`.
+    pub(super) fn allow(&mut self, now: Instant) -> bool {
         // Nanoseconds since the thread started, plus one: the bucket's clock is never 0.
         let ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
             .unwrap_or(u64::MAX - 1)
@@ -235,8 +243,22 @@ impl Worker {
         };
         let (action, seen) = {
             let services = shared.services.load();
-            lock(&shared.conns).observe(frame, ingress, &services, &director, &hops, now)
+            lock(&shared.conns).observe(
+                frame,
+                ingress,
+                &services,
+                &director,
+                &hops,
+                Arrival {
+                    at: now,
+                    guard: &mut self.new_flow,
+                },
+            )
         };
+        // Over the new-flow guard: a NAT flow is dropped (counted as such), others forwarded.
+        if seen.unrecorded && !matches!(action, Action::Drop(DropReason::NewFlowLimit)) {
+            shared.counters.bump(Counter::NewFlowUnrecorded);
+        }
         let (out, redirect) = match action {
             Action::Pass => return shared.counters.bump(pass_counter(frame)),
             Action::NotOurs => return shared.counters.bump(Counter::PassNotOurs),
@@ -322,14 +344,14 @@ mod tests {
 
     #[test]
     fn a_thread_budget_sends_its_burst_then_refills() {
-        let mut b = IcmpBudget::new(IcmpLimit::new(10, 3)); // 100 ms each
+        let mut b = Budget::new(IcmpLimit::new(10, 3)); // 100 ms each
         let t0 = b.epoch;
         assert_eq!((0..10).filter(|_| b.allow(t0)).count(), 3);
         assert!(!b.allow(t0 + Duration::from_millis(99)));
         assert!(b.allow(t0 + Duration::from_millis(101)));
-        let mut none = IcmpBudget::new(IcmpLimit::new(0, 3));
+        let mut none = Budget::new(IcmpLimit::new(0, 3));
         assert!(!none.allow(Instant::now()));
-        let mut all = IcmpBudget::new(IcmpLimit::NONE);
+        let mut all = Budget::new(IcmpLimit::NONE);
         assert!((0..100).all(|_| all.allow(Instant::now())));
     }
 }

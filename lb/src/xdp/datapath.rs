@@ -120,6 +120,8 @@ impl XdpDatapath {
             udp_idle: idle.udp,
             tcp_fin_idle: idle.tcp_fin,
             pad4: 0,
+            new_flow_cost: opts.new_flow.cost_ns,
+            new_flow_cap: opts.new_flow.cap_ns,
         };
         let director =
             XdpDirector::load(settings, opts.max_conns).map_err(err("load the XDP director"))?;

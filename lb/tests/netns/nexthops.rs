@@ -137,6 +137,8 @@ pub fn director(mac: [u8; 6], ip: [u8; 4]) -> abi::Director {
         udp_idle: 0,
         tcp_fin_idle: 0,
         pad4: 0,
+        new_flow_cost: 0,
+        new_flow_cap: 0,
     }
 }
 

@@ -70,6 +70,16 @@ impl ConnTable for Noting {
         self.inserted = true;
         self.table.insert(flow, backend);
     }
+    fn insert_half_open(&mut self, flow: FiveTuple, backend: u32) {
+        self.inserted = true;
+        self.table.insert_half_open(flow, backend);
+    }
+    fn insert_reply_half_open(&mut self, reply: FiveTuple, origin: NatOrigin) {
+        self.table.insert_reply_half_open(reply, origin);
+    }
+    fn admit(&mut self, flow: &FiveTuple, backend: u32) -> bool {
+        self.table.admit(flow, backend)
+    }
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
         self.table.get_reply(reply)
     }

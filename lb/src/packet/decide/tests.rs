@@ -1,5 +1,5 @@
 //! Tests of the forwarding decision: passes, new and established flows, draining, dead
-//! backends (rescheduled), no backend, NAT replies.
+//! backends (rescheduled), no backend, NAT replies, the new-flow guard.
 
 use super::*;
 use crate::maglev::{flow_hash, DEFAULT_TABLE_SIZE};
@@ -446,4 +446,46 @@ fn a_syn_to_a_service_without_backends_drops_even_when_recorded() {
             new_flow: false
         }
     );
+}
+
+#[test]
+fn over_the_new_flow_guard_dr_goes_unrecorded_and_nat_is_dropped() {
+    use crate::packet::ratelimit::IcmpLimit;
+    let s = services();
+    // Two new flows, then none (no refill at a constant clock).
+    let mut c = MemConnTable::new(64).with_new_flow_guard(IcmpLimit::new(1, 2));
+    for sport in [1, 2] {
+        let v = run(&Spec::syn(sport, 80), &s, &mut c);
+        assert!(
+            matches!(v, Verdict::Forward { new_flow: true, .. }),
+            "{v:?}"
+        );
+    }
+    // Established flows are not charged: the ACK of flow 1 follows its entry.
+    let v = run(&Spec::tcp(1, 80), &s, &mut c);
+    assert!(
+        matches!(
+            v,
+            Verdict::Forward {
+                new_flow: false,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    // Over the budget: DR (a SYN, a segment without an entry) forwarded to the pick, new,
+    // not recorded; its next segment is new again, the same pick.
+    let first = run(&Spec::syn(3, 80), &s, &mut c);
+    assert!(
+        matches!(first, Verdict::Forward { new_flow: true, .. }),
+        "{first:?}"
+    );
+    assert_eq!(run(&Spec::tcp(3, 80), &s, &mut c), first);
+    assert_eq!(c.len(), 2);
+    // NAT: dropped, neither direction recorded.
+    assert_eq!(
+        run(&Spec::syn(4, 82), &s, &mut c),
+        Verdict::Drop(DropReason::NewFlowLimit)
+    );
+    assert_eq!((c.len(), c.unadmitted()), (2, 3));
 }
