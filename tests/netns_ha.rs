@@ -71,15 +71,15 @@ fn sigkill_failover_preempt_and_graceful_handover() {
     // SIGKILL A: B is master after Master_Down_Interval (B's priority, A's interval).
     let killed = Instant::now();
     a.signal("KILL", Duration::from_secs(2));
-    let took = wait(&pair, "b", "master", Duration::from_secs(5), &[&b]);
+    wait(&pair, "b", "master", Duration::from_secs(5), &[&b]);
+    // Polling only sees it late, never early; A's last advert left up to one interval (100
+    // ms) before the kill, so B may not take over sooner than the down interval less that.
+    let seen = killed.elapsed();
     let floor = master_down_interval(100, Duration::from_millis(100));
-    println!(
-        "SIGKILL: B master {:?} after the kill (Master_Down_Interval {floor:?})",
-        killed.elapsed()
-    );
+    println!("SIGKILL: B master {seen:?} after the kill (Master_Down_Interval {floor:?})");
     assert!(
-        took + Duration::from_millis(100) >= floor,
-        "B took over before the down interval: {took:?}"
+        seen + Duration::from_millis(110) >= floor,
+        "B took over before its down interval: {seen:?} after the kill"
     );
     let sb = pair.stats("b").unwrap();
     assert!(
