@@ -17,7 +17,12 @@
 //! `FlowEvents::next` on the director's ring during the runs) or counted lost, within 2 s.
 //! Figures: medians of the runs; net = raw − (harness+trivial − `trivial`), `trivial` being the
 //! established table's bare trivial median (repeat 1e6), as in the other sections. Returns
-//! each mode's net director and reference figures for the closing summary.
+//! each mode's net director and reference figures for the closing summary. Beside them, a
+//! director loaded with a new-flow guard of one flow per second (burst 1, spent before the
+//! runs), so every repetition is over it (a SYN flood past the guard): DR/TUN must stay
+//! XDP_TX with `new_flow_unrecorded` moving by `repeat` (less at most the two flows the
+//! bucket's refill of one a second may allow in a run), NAT XDP_DROP with
+//! `drop_new_flow_limit` likewise; it shows what a flooded SYN costs.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -33,12 +38,15 @@ use strait_lb::xdp::{test_run_timed, XdpDirector};
 /// The first source address of every mode's sequence (12.0.0.0): far from the fixed clients.
 const FIRST_SOURCE: u32 = 0x0c00_0000;
 const XDP_TX: u32 = 3;
+const XDP_DROP: u32 = 1;
 
 /// One mode's net figures (ns/packet).
 #[derive(Debug, Clone, Copy)]
 pub struct Distinct {
     pub director: u64,
     pub reference: u64,
+    /// The director with a new-flow guard every flow is over (a SYN flood past the guard).
+    pub guarded: u64,
 }
 
 /// The section (see the module doc); `modes` as in the benchmark: (name, port, action).
@@ -61,12 +69,13 @@ pub fn run(
         abi::MAX_CONNS
     );
     println!(
-        "{:<4} {:>9} {:>9} {:>9} {:>6} {:>6} {:>7} {:>7} {:>8}  director runs / reference runs",
-        "mode", "h+triv", "h+ref", "h+dir", "ref", "dir", "x ref", "x triv", "evicted"
+        "{:<4} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>7} {:>7} {:>8}  director runs / reference runs",
+        "mode", "h+triv", "h+ref", "h+dir", "h+guard", "ref", "dir", "guard", "x ref", "x triv", "evicted"
     );
     let mut out = Vec::new();
     for &(mode, port, action) in modes {
         let mut director = fx.director()?;
+        let mut guarded = fx.director_guarded()?;
         let reference = Reference::load(&frames::backend_macs())?;
         let frame = frames::syn_frame([10, 9, 0, 3], 40_000, port);
         if frame.len() != 64 || frame_ok(&frame).is_err() {
@@ -78,9 +87,12 @@ pub fn run(
             return Err(format!("{mode} distinct: director and model disagree").into());
         }
         reference.expect(&frame)?;
+        // The guarded director's first new flow spends its burst: every later one is over.
+        guarded.test_run(&frame)?;
         let mut events = events_of(&mut director)?;
         let timed = timed(
             &director,
+            &guarded,
             &reference,
             controls,
             &mut events,
@@ -90,20 +102,23 @@ pub fn run(
         );
         events.stop()?;
         let (figures, runs_of) = timed?;
-        let [h_triv, h_ref, h_dir] = figures;
+        let [h_triv, h_ref, h_dir, h_guard] = figures;
         let harness_cost = h_triv.saturating_sub(trivial);
         let d = Distinct {
             director: h_dir.saturating_sub(harness_cost),
             reference: h_ref.saturating_sub(harness_cost),
+            guarded: h_guard.saturating_sub(harness_cost),
         };
         println!(
-            "{:<4} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6.2}x {:>6.2}x {:>8}  {:?} / {:?}",
+            "{:<4} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>6.2}x {:>6.2}x {:>8}  {:?} / {:?}",
             mode,
             h_triv,
             h_ref,
             h_dir,
+            h_guard,
             d.reference,
             d.director,
+            d.guarded,
             d.director as f64 / d.reference.max(1) as f64,
             d.director as f64 / trivial.max(1) as f64,
             director.counter(Counter::ConnEvicted)?,
@@ -114,7 +129,9 @@ pub fn run(
     }
     println!(
         "ref, dir = net ns/pkt (h+X - (h+triv - trivial), trivial = {trivial} ns); x ref = \
-         dir / ref; x triv = dir / trivial; evicted = the director's conn_evicted at the end \
+         dir / ref; x triv = dir / trivial; guard = the director with a new-flow guard every \
+         flow is over (DR/TUN forwarded unrecorded, NAT dropped: a SYN flood past the guard); \
+         evicted = the director's conn_evicted at the end \
          (NAT records two entries per flow)."
     );
     Ok(out)
@@ -124,18 +141,19 @@ pub fn run(
 /// every run of each.
 fn timed(
     director: &XdpDirector,
+    guarded: &XdpDirector,
     reference: &Reference,
     controls: &mut Controls,
     events: &mut Events,
     (frame, mode, action): (&[u8], &str, u32),
     runs: usize,
     repeat: u32,
-) -> Result<([u64; 3], [Vec<u64>; 3]), BoxError> {
+) -> Result<([u64; 4], [Vec<u64>; 4]), BoxError> {
     let backends = 3 * frames::backend_macs().len() as u32;
     let flows = |d: &XdpDirector| -> Result<u64, BoxError> {
         Ok(d.stats(0, backends)?.iter().map(|s| s.flows).sum())
     };
-    let mut times: [Vec<u64>; 3] = Default::default();
+    let mut times: [Vec<u64>; 4] = Default::default();
     for run in 0..runs {
         let seq = FIRST_SOURCE + (run as u32) * repeat;
         let trivial = controls.trivial_fd()?;
@@ -177,8 +195,30 @@ fn timed(
         times[2].push(d.ns_per_run);
         events.sent += u64::from(repeat);
         syn::settle(director, &events.read, events.sent, mode)?;
+
+        // Over the guard: DR/TUN forwarded without a record, NAT dropped; nothing recorded.
+        let over = if action == XDP_TX {
+            Counter::NewFlowUnrecorded
+        } else {
+            Counter::DropNewFlowLimit
+        };
+        let over_before = guarded.counter(over)?;
+        let target = guarded.program()?.fd()?.try_clone()?;
+        controls.arm(&target, frame, Some(seq))?;
+        let g = test_run_timed(controls.harness()?, frame, repeat)?;
+        let moved = guarded.counter(over)? - over_before;
+        let want_action = if action == XDP_TX { XDP_TX } else { XDP_DROP };
+        // One token a second refills: a run may record a flow or two.
+        if g.action != want_action || moved > u64::from(repeat) || moved + 2 < u64::from(repeat) {
+            return Err(format!(
+                "{mode} distinct guarded: action {}, {over:?} +{moved}",
+                g.action
+            )
+            .into());
+        }
+        times[3].push(g.ns_per_run);
     }
-    Ok(([0, 1, 2].map(|i| median(&times[i])), times))
+    Ok(([0, 1, 2, 3].map(|i| median(&times[i])), times))
 }
 
 /// The production event reader on a director's ring, and the events it must account for.

@@ -178,7 +178,25 @@ impl Fixture {
     /// A freshly loaded director (connection table of the default size, `abi::MAX_CONNS`)
     /// with the three services installed.
     pub fn director(&self) -> Result<XdpDirector, Box<dyn std::error::Error>> {
-        let mut director = XdpDirector::load(bpf_director(), abi::MAX_CONNS)?;
+        self.director_with(bpf_director())
+    }
+
+    /// The same with a new-flow guard of one flow per second per CPU (burst 1): every new
+    /// flow after the first goes over budget (DR/TUN forwarded unrecorded, NAT dropped).
+    pub fn director_guarded(&self) -> Result<XdpDirector, Box<dyn std::error::Error>> {
+        let limit = strait_lb::packet::ratelimit::IcmpLimit::guard(1, 1);
+        self.director_with(abi::Director {
+            new_flow_cost: limit.cost_ns,
+            new_flow_cap: limit.cap_ns,
+            ..bpf_director()
+        })
+    }
+
+    fn director_with(
+        &self,
+        settings: abi::Director,
+    ) -> Result<XdpDirector, Box<dyn std::error::Error>> {
+        let mut director = XdpDirector::load(settings, abi::MAX_CONNS)?;
         for (slot, (key, svc)) in (0u32..).zip(self.services_list()) {
             director.install_service(&key, &svc, 2 * slot, 3 * slot)?;
         }
