@@ -91,8 +91,7 @@ pub fn run(
         guarded.test_run(&frame)?;
         let mut events = events_of(&mut director)?;
         let timed = timed(
-            &director,
-            &guarded,
+            (&director, &guarded),
             &reference,
             controls,
             &mut events,
@@ -140,8 +139,7 @@ pub fn run(
 /// The interleaved runs of one mode: medians of harness+trivial, +reference, +director, and
 /// every run of each.
 fn timed(
-    director: &XdpDirector,
-    guarded: &XdpDirector,
+    (director, guarded): (&XdpDirector, &XdpDirector),
     reference: &Reference,
     controls: &mut Controls,
     events: &mut Events,
