@@ -42,18 +42,6 @@ const BACKENDS: [Ipv4Addr; 3] = [
 const CONNS: u16 = 50;
 const SYNS: u32 = 200_000;
 
-/// The topology copy, torn down on drop.
-struct Topo(PathBuf);
-
-impl Drop for Topo {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
-            .args(["sim", "down", "--topology"])
-            .arg(&self.0)
-            .output();
-    }
-}
-
 fn ns(host: &str) -> String {
     format!("st-{NAME}-{host}")
 }
@@ -273,23 +261,7 @@ fn syn_flood_spares_established_connections() {
     }
     let dir = support::scratch_dir("flood");
     let file = topology_copy(&dir);
-    let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args(["sim", "down", "--topology"])
-        .arg(&file)
-        .output();
-    let up = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args(["sim", "up", "--topology"])
-        .arg(&file)
-        .arg("--logs")
-        .arg(dir.join("logs"))
-        .output()
-        .expect("sim up");
-    let _topo = Topo(file);
-    assert!(
-        up.status.success(),
-        "sim up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let _topo = support::SimTopology::up(file, &dir.join("logs"));
     for ip in BACKENDS {
         let ok = in_netns(&ns("director"), move || {
             time_until(Duration::from_secs(20), || {

@@ -49,17 +49,8 @@ const PORT: u16 = 80;
 
 /// The topology copy, torn down on drop.
 struct Topo {
-    file: PathBuf,
+    _topology: crate::support::SimTopology,
     prefix: String,
-}
-
-impl Drop for Topo {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
-            .args(["sim", "down", "--topology"])
-            .arg(&self.file)
-            .output();
-    }
 }
 
 impl Topo {
@@ -212,23 +203,10 @@ pub fn run(m: &ModeSpec) {
     let dir = crate::support::scratch_dir(&format!("director-{}", m.mode));
     let file = topology_copy(m, &dir);
     let prefix = format!("st-{}-", m.test_name);
-    let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args(["sim", "down", "--topology"])
-        .arg(&file)
-        .output();
-    let up = Command::new(env!("CARGO_BIN_EXE_strait"))
-        .args(["sim", "up", "--topology"])
-        .arg(&file)
-        .arg("--logs")
-        .arg(dir.join("logs"))
-        .output()
-        .expect("sim up");
-    let topo = Topo { file, prefix };
-    assert!(
-        up.status.success(),
-        "sim up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let topo = Topo {
+        _topology: crate::support::SimTopology::up(file, &dir.join("logs")),
+        prefix,
+    };
 
     // The nodes answer on their own addresses (from the director's host, on their LAN).
     for ip in m.backend_ips {

@@ -19,18 +19,9 @@ pub const VRID: u8 = 80;
 
 /// The topology copy, torn down on drop.
 pub struct Pair {
-    file: PathBuf,
+    _topology: crate::support::SimTopology,
     prefix: String,
     pub dir: PathBuf,
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
-            .args(["sim", "down", "--topology"])
-            .arg(&self.file)
-            .output();
-    }
 }
 
 /// A process in a namespace: SIGKILLed on drop unless already reaped.
@@ -97,27 +88,11 @@ impl Pair {
         }
         let file = dir.join(format!("{name}.toml"));
         std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write topology");
-        let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
-            .args(["sim", "down", "--topology"])
-            .arg(&file)
-            .output();
-        let up = Command::new(env!("CARGO_BIN_EXE_strait"))
-            .args(["sim", "up", "--topology"])
-            .arg(&file)
-            .arg("--logs")
-            .arg(dir.join("logs"))
-            .output()
-            .expect("sim up");
         let pair = Pair {
-            file,
+            _topology: crate::support::SimTopology::up(file, &dir.join("logs")),
             prefix: format!("st-{name}-"),
             dir,
         };
-        assert!(
-            up.status.success(),
-            "sim up: {}",
-            String::from_utf8_lossy(&up.stderr)
-        );
         let ok = in_netns(&pair.ns("client"), || {
             time_until(Duration::from_secs(20), || {
                 let dst = SocketAddr::V4(SocketAddrV4::new(B1, 80));

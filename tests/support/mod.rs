@@ -507,3 +507,50 @@ pub fn require_root(test: &str, tools: &[&str]) -> bool {
     eprintln!("SKIP {test}: {why}");
     false
 }
+
+// ---- lead: topologies for namespace tests
+/// A topology brought up with `strait sim up` (after a `sim down` of leftovers of an earlier
+/// run) and taken down with `strait sim down` on drop.
+pub struct SimTopology {
+    /// The topology file.
+    pub file: PathBuf,
+}
+
+impl SimTopology {
+    /// Brings `file` up, its processes logging under `logs`; panics with `sim up`'s error
+    /// (after the teardown) when it fails.
+    pub fn up(file: PathBuf, logs: &std::path::Path) -> SimTopology {
+        let sim = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_strait"))
+                .arg("sim")
+                .args(args)
+                .arg("--topology")
+                .arg(&file)
+                .output()
+        };
+        let _ = sim(&["down"]);
+        let up = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["sim", "up", "--topology"])
+            .arg(&file)
+            .arg("--logs")
+            .arg(logs)
+            .output()
+            .expect("sim up");
+        let topology = SimTopology { file };
+        assert!(
+            up.status.success(),
+            "sim up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        topology
+    }
+}
+
+impl Drop for SimTopology {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["sim", "down", "--topology"])
+            .arg(&self.file)
+            .output();
+    }
+}
