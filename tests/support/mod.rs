@@ -480,7 +480,8 @@ pub fn namespaces(prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// True when the test may run: root, and every tool in `tools` answers `-V`. Otherwise prints
+/// True when the test may run: root, and every tool in `tools` answers `-V` (keepalived:
+/// `--version`). Otherwise prints
 /// `SKIP <test>: <reason>` and returns false — except with `CI=true`, where it panics.
 pub fn require_root(test: &str, tools: &[&str]) -> bool {
     let root = Command::new("id")
@@ -491,7 +492,12 @@ pub fn require_root(test: &str, tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools
         .iter()
         .copied()
-        .filter(|t| Command::new(t).arg("-V").output().is_err())
+        // keepalived's `-V` is not "version" but "don't release VRRP", which would start a
+        // daemon here (in the root namespace) if a config existed: ask it with `--version`.
+        .filter(|t| {
+            let flag = if *t == "keepalived" { "--version" } else { "-V" };
+            Command::new(t).arg(flag).output().is_err()
+        })
         .collect();
     if root && missing.is_empty() {
         return true;
