@@ -495,7 +495,11 @@ pub fn require_root(test: &str, tools: &[&str]) -> bool {
         // keepalived's `-V` is not "version" but "don't release VRRP", which would start a
         // daemon here (in the root namespace) if a config existed: ask it with `--version`.
         .filter(|t| {
-            let flag = if *t == "keepalived" { "--version" } else { "-V" };
+            let flag = if *t == "keepalived" {
+                "--version"
+            } else {
+                "-V"
+            };
             Command::new(t).arg(flag).output().is_err()
         })
         .collect();
