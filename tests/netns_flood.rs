@@ -1,17 +1,30 @@
-//! The XDP director under a SYN flood, in a copy of the DR example topology
-//! (topology/examples/topologies/dr.toml: a client, the director, three backends running
-//! `strait node` in front of `strait sim origin`).
+//! The director under a SYN flood, in copies of the example topologies (a client, the
+//! director, three backends running `strait node` in front of `strait sim origin`), each case
+//! in its own copy (so they run in parallel):
+//! * XDP, DR (topology/examples/topologies/dr.toml, copy `fl`);
+//! * XDP, NAT (topology/examples/topologies/nat.toml, copy `fln`: the client and the VIP on
+//!   10.72.0.0/24, the backends on 10.72.1.0/24 behind the director's `eth1`), the backends
+//!   not answering the flood (a blackhole route to its sources on each: the recorded flood
+//!   flows stay half-open in both directions);
+//! * the userspace datapath (`datapath = "userspace"`), DR (dr.toml, copy `flu`);
+//! * ignored, a finding: XDP, NAT with the backends answering the flood (copy `flr`). Their
+//!   SYN+ACKs mark the flood flows' reply entries used (the NAT reply lookup touches the entry
+//!   before the route lookup drops the frame as `drop_no_route`), so these become established
+//!   entries that fill the sets and evict the keep-alive connections' entries
+//!   (`conn_evicted` > `conn_evicted_half_open`, connections reset). Run it with `--ignored`.
 //!
 //! Contract checked: with a small connection table (`max_conns = 256`: 64 sets of 8 ways) and
-//! a new-flow guard (`new_flow_rate = 2000`, `new_flow_burst = 500` per CPU), 50 keep-alive
-//! connections established through the VIP on b1 and b2 (each sending a request and reading
-//! its answer every 300 ms), then b3 added (a rescheduled connection could move to it and be
-//! reset), then 200 000 raw SYN frames of distinct 5-tuples (sources in 198.18.0.0/15, varied
-//! ports) sent from the client host through a packet socket within 10 s: every keep-alive
-//! connection still answers, from the backend that answered it first, during and after the
-//! flood; the director's counters show the guard acting (`new_flow_unrecorded` > 0) and every
-//! eviction was of a half-open entry (`conn_evicted == conn_evicted_half_open`: no established
-//! flow evicted).
+//! a new-flow guard (`new_flow_rate = 2000`, `new_flow_burst = 500` per CPU or receive
+//! thread), 50 keep-alive connections established through the VIP on b1 and b2 (each sending
+//! a request and reading its answer every 300 ms), then b3 added (a rescheduled connection
+//! could move to it and be reset), then 200 000 raw SYN frames of distinct 5-tuples (sources
+//! in 198.18.0.0/15, varied ports) sent from the client host through a packet socket within
+//! 10 s: every keep-alive connection still answers, from the backend that answered it first,
+//! during and after the flood; the director's counters show the guard acting (DR:
+//! `new_flow_unrecorded` > 0, forwarded without a record; NAT: `drop_new_flow_limit` > 0 and
+//! `new_flow_unrecorded` = 0, dropped) and every eviction was of a half-open entry
+//! (`conn_evicted == conn_evicted_half_open`: no established flow, nor an established NAT
+//! connection's reply entry, evicted).
 //! Needs root; without it prints SKIP (with `CI=true` it fails instead).
 
 mod support;
@@ -29,21 +42,67 @@ use std::time::{Duration, Instant};
 
 use harness::{admin_json, connect_from, exchange, in_netns, short_get, time_until};
 
-const NAME: &str = "fl";
 const ADMIN: &str = "127.0.0.1:9190";
 const PORT: u16 = 80;
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 71, 0, 100);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 71, 0, 2);
-const BACKENDS: [Ipv4Addr; 3] = [
-    Ipv4Addr::new(10, 71, 0, 11),
-    Ipv4Addr::new(10, 71, 0, 12),
-    Ipv4Addr::new(10, 71, 0, 13),
-];
+/// The flood's sources (see [`syn`]).
+const FLOOD_SOURCES: &str = "198.18.0.0/15";
 const CONNS: u16 = 50;
 const SYNS: u32 = 200_000;
 
-fn ns(host: &str) -> String {
-    format!("st-{NAME}-{host}")
+/// One flood case: its topology copy, mode, datapath and addresses.
+struct Case {
+    /// The topology copy's name (namespaces `st-<name>-<host>`).
+    name: &'static str,
+    /// The example topology copied.
+    topology: &'static str,
+    /// `dr` or `nat`.
+    mode: &'static str,
+    /// `xdp` or `userspace`.
+    datapath: &'static str,
+    vip: Ipv4Addr,
+    client: Ipv4Addr,
+    backends: [Ipv4Addr; 3],
+    /// NAT: the backends' side.
+    inner_interface: Option<&'static str>,
+    /// Whether the backends answer the flood's SYNs (false: a blackhole route to
+    /// 198.18.0.0/15 on each backend, so no SYN+ACK of theirs reaches the director).
+    flood_answered: bool,
+}
+
+/// A case in the DR example (10.71.0.0/24).
+fn dr(name: &'static str, datapath: &'static str) -> Case {
+    Case {
+        name,
+        topology: "topology/examples/topologies/dr.toml",
+        mode: "dr",
+        datapath,
+        vip: Ipv4Addr::new(10, 71, 0, 100),
+        client: Ipv4Addr::new(10, 71, 0, 2),
+        backends: [11, 12, 13].map(|h| Ipv4Addr::new(10, 71, 0, h)),
+        inner_interface: None,
+        flood_answered: true,
+    }
+}
+
+/// A case in the NAT example (client side 10.72.0.0/24, backends on 10.72.1.0/24 via `eth1`).
+fn nat(name: &'static str, flood_answered: bool) -> Case {
+    Case {
+        name,
+        topology: "topology/examples/topologies/nat.toml",
+        mode: "nat",
+        datapath: "xdp",
+        vip: Ipv4Addr::new(10, 72, 0, 100),
+        client: Ipv4Addr::new(10, 72, 0, 2),
+        backends: [11, 12, 13].map(|h| Ipv4Addr::new(10, 72, 1, h)),
+        inner_interface: Some("eth1"),
+        flood_answered,
+    }
+}
+
+impl Case {
+    fn ns(&self, host: &str) -> String {
+        format!("st-{}-{host}", self.name)
+    }
 }
 
 /// The director process, SIGTERMed (then killed) on drop.
@@ -60,29 +119,35 @@ impl Drop for Director {
     }
 }
 
-/// The director's config: DR over the first `backends`, a small table, the guard.
-fn write_config(path: &Path, backends: usize) {
-    let list: Vec<String> = BACKENDS[..backends]
+/// The director's config: the case's mode over the first `backends`, a small table, the guard.
+fn write_config(c: &Case, path: &Path, backends: usize) {
+    let list: Vec<String> = c.backends[..backends]
         .iter()
         .map(|ip| format!("{{ addr = \"{ip}\", weight = 100 }}"))
         .collect();
+    let inner = c
+        .inner_interface
+        .map(|i| format!("inner_interface = \"{i}\"\n"))
+        .unwrap_or_default();
     let text = format!(
-        "[director]\nid = \"flood\"\ninterface = \"eth0\"\ndatapath = \"xdp\"\n\
+        "[director]\nid = \"flood\"\ninterface = \"eth0\"\n{inner}datapath = \"{datapath}\"\n\
          admin = \"{ADMIN}\"\nmax_conns = 256\nnew_flow_rate = 2000\nnew_flow_burst = 500\n\n\
-         [[service]]\nvip = \"{VIP}:{PORT}\"\nproto = \"tcp\"\nmode = \"dr\"\n\
+         [[service]]\nvip = \"{vip}:{PORT}\"\nproto = \"tcp\"\nmode = \"{mode}\"\n\
          backends = [{list}]\n\
          health = {{ kind = \"tcp\", interval = \"300ms\", timeout = \"200ms\", rise = 2, fall = 2 }}\n",
+        datapath = c.datapath,
+        vip = c.vip,
+        mode = c.mode,
         list = list.join(", "),
     );
     std::fs::write(path, text).expect("director config");
 }
 
-/// The DR example under its own name, the director's run line removed (the test runs it).
-fn topology_copy(dir: &Path) -> PathBuf {
-    let text =
-        std::fs::read_to_string("topology/examples/topologies/dr.toml").expect("example topology");
+/// The case's example under its own name, the director's run line removed (the test runs it).
+fn topology_copy(c: &Case, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(c.topology).expect("example topology");
     let mut doc: toml::Table = text.parse().expect("topology toml");
-    doc.insert("name".into(), toml::Value::String(NAME.into()));
+    doc.insert("name".into(), toml::Value::String(c.name.into()));
     if let Some(toml::Value::Array(hosts)) = doc.get_mut("host") {
         for h in hosts.iter_mut() {
             let t = h.as_table_mut().expect("host table");
@@ -92,13 +157,13 @@ fn topology_copy(dir: &Path) -> PathBuf {
             }
         }
     }
-    let file = dir.join(format!("{NAME}.toml"));
+    let file = dir.join(format!("{}.toml", c.name));
     std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write topology");
     file
 }
 
-fn stats() -> Option<serde_json::Value> {
-    in_netns(&ns("director"), || {
+fn stats(c: &Case) -> Option<serde_json::Value> {
+    in_netns(&c.ns("director"), || {
         admin_json(ADMIN.parse().expect("admin"), "/stats.json")
     })
 }
@@ -145,8 +210,8 @@ fn csum(data: &[u8], mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// SYN number `n` to the VIP: source 198.18.0.0/15 + n / 4, port 1024 + n % 4 × 16 000 + ….
-fn syn(n: u32, dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
+/// SYN number `n` to `vip`: source 198.18.0.0/15 + n / 4, port 1024 + n % 4 × 16 000 + ….
+fn syn(n: u32, vip: Ipv4Addr, dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
     let src = (u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n / 4).to_be_bytes();
     let sport = 1024 + (n % 4) as u16 * 16_000 + (n % 15_991) as u16;
     let mut f = Vec::with_capacity(54);
@@ -160,7 +225,7 @@ fn syn(n: u32, dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
     ip[8] = 64;
     ip[9] = 6;
     ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&VIP.octets());
+    ip[16..20].copy_from_slice(&vip.octets());
     let c = csum(&ip, 0);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let mut tcp = [0u8; 20];
@@ -172,7 +237,7 @@ fn syn(n: u32, dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
     tcp[14..16].copy_from_slice(&64_240u16.to_be_bytes());
     let mut pseudo = Vec::with_capacity(12);
     pseudo.extend_from_slice(&src);
-    pseudo.extend_from_slice(&VIP.octets());
+    pseudo.extend_from_slice(&vip.octets());
     pseudo.extend_from_slice(&[0, 6, 0, 20]);
     let pre: u32 = pseudo
         .chunks(2)
@@ -185,9 +250,9 @@ fn syn(n: u32, dmac: [u8; 6], smac: [u8; 6]) -> Vec<u8> {
     f
 }
 
-/// Sends `SYNS` SYN frames out of `dev` (in the calling thread's namespace) through a packet
-/// socket; returns how many the kernel took.
-fn flood(dev: &str, dmac: [u8; 6], smac: [u8; 6]) -> u32 {
+/// Sends `SYNS` SYN frames to `vip` out of `dev` (in the calling thread's namespace) through a
+/// packet socket; returns how many the kernel took.
+fn flood(dev: &str, vip: Ipv4Addr, dmac: [u8; 6], smac: [u8; 6]) -> u32 {
     // SAFETY: plain socket calls on a descriptor owned here, with valid buffers.
     unsafe {
         let fd = libc::socket(
@@ -210,7 +275,7 @@ fn flood(dev: &str, dmac: [u8; 6], smac: [u8; 6]) -> u32 {
         addr.sll_addr[..6].copy_from_slice(&dmac);
         let mut sent = 0;
         for n in 0..SYNS {
-            let f = syn(n, dmac, smac);
+            let f = syn(n, vip, dmac, smac);
             let rc = libc::sendto(
                 fd,
                 f.as_ptr().cast(),
@@ -254,16 +319,16 @@ fn keep_alive(
     }
 }
 
-#[test]
-fn syn_flood_spares_established_connections() {
-    if !support::require_root("syn_flood_spares_established_connections", &["ip"]) {
+/// The flood against case `c` (see the module doc); `test` names it in SKIP and messages.
+fn run(test: &str, c: Case) {
+    if !support::require_root(test, &["ip"]) {
         return;
     }
-    let dir = support::scratch_dir("flood");
-    let file = topology_copy(&dir);
+    let dir = support::scratch_dir(&format!("flood-{}", c.name));
+    let file = topology_copy(&c, &dir);
     let _topo = support::SimTopology::up(file, &dir.join("logs"));
-    for ip in BACKENDS {
-        let ok = in_netns(&ns("director"), move || {
+    for ip in c.backends {
+        let ok = in_netns(&c.ns("director"), move || {
             time_until(Duration::from_secs(20), || {
                 let dst = SocketAddr::V4(SocketAddrV4::new(ip, PORT));
                 short_get(
@@ -274,16 +339,27 @@ fn syn_flood_spares_established_connections() {
                 .is_ok_and(|a| a.status == 200)
             })
         });
-        assert!(ok.is_some(), "backend {ip} does not answer");
+        assert!(ok.is_some(), "{test}: backend {ip} does not answer");
+    }
+
+    if !c.flood_answered {
+        for b in ["b1", "b2", "b3"] {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &c.ns(b), "ip", "route", "add", "blackhole"])
+                .arg(FLOOD_SOURCES)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "{test}: blackhole route on {b}");
+        }
     }
 
     // The director over b1 and b2.
     let config = dir.join("director.toml");
-    write_config(&config, 2);
+    write_config(&c, &config, 2);
     let log_path = dir.join("director.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let child = Command::new("ip")
-        .args(["netns", "exec", &ns("director")])
+        .args(["netns", "exec", &c.ns("director")])
         .arg(env!("CARGO_BIN_EXE_strait"))
         .args(["director", "--config"])
         .arg(&config)
@@ -295,20 +371,28 @@ fn syn_flood_spares_established_connections() {
     let director = Director(child);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(
-        time_until(Duration::from_secs(20), || stats()
+        time_until(Duration::from_secs(20), || stats(&c)
             .is_some_and(|v| serving(&v) == 2))
         .is_some(),
-        "director never had 2 backends up; log: {}",
+        "{test}: director never had 2 backends up; log: {}",
         log()
     );
+    let datapath = stats(&c).map(|v| v["datapath"].as_str().unwrap_or("").to_owned());
+    let want = if c.datapath == "xdp" {
+        "xdp/native"
+    } else {
+        "userspace"
+    };
+    assert_eq!(datapath.as_deref(), Some(want), "{test}: datapath in use");
 
     // 50 keep-alive connections, each answered once.
-    let streams = in_netns(&ns("client"), || {
+    let (client, vip) = (c.client, c.vip);
+    let streams = in_netns(&c.ns("client"), move || {
         (0..CONNS)
             .map(|i| {
                 let mut s = connect_from(
-                    SocketAddrV4::new(CLIENT, 30_000 + i),
-                    SocketAddr::V4(SocketAddrV4::new(VIP, PORT)),
+                    SocketAddrV4::new(client, 30_000 + i),
+                    SocketAddr::V4(SocketAddrV4::new(vip, PORT)),
                     Duration::from_secs(5),
                 )
                 .expect("keep-alive connect");
@@ -319,40 +403,41 @@ fn syn_flood_spares_established_connections() {
             .collect::<Vec<_>>()
     });
     let on_b3 = streams.iter().filter(|s| s.1 == "b3").count();
-    assert_eq!(on_b3, 0, "b3 is not in the table yet");
+    assert_eq!(on_b3, 0, "{test}: b3 is not in the table yet");
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let keeper = {
-        let (stop, rounds) = (stop.clone(), rounds.clone());
-        std::thread::spawn(move || {
-            in_netns(&ns("client"), move || keep_alive(streams, stop, rounds))
-        })
+        let (stop, rounds, client_ns) = (stop.clone(), rounds.clone(), c.ns("client"));
+        std::thread::spawn(move || in_netns(&client_ns, move || keep_alive(streams, stop, rounds)))
     };
 
     // b3 added: a connection rescheduled now could move to it.
-    write_config(&config, 3);
+    write_config(&c, &config, 3);
     let _ = Command::new("kill")
         .args(["-HUP", &director.0.id().to_string()])
         .status();
     assert!(
-        time_until(Duration::from_secs(20), || stats()
+        time_until(Duration::from_secs(20), || stats(&c)
             .is_some_and(|v| serving(&v) == 3))
         .is_some(),
-        "adding b3 not applied; log: {}",
+        "{test}: adding b3 not applied; log: {}",
         log()
     );
-    let before = stats().expect("stats before the flood");
+    let before = stats(&c).expect("stats before the flood");
 
     // The flood, from the client host, straight to the director's MAC.
     let (dmac, smac) = (
-        mac_of(&ns("director"), "eth0"),
-        mac_of(&ns("client"), "eth0"),
+        mac_of(&c.ns("director"), "eth0"),
+        mac_of(&c.ns("client"), "eth0"),
     );
     let started = Instant::now();
-    let sent = in_netns(&ns("client"), move || flood("eth0", dmac, smac));
+    let sent = in_netns(&c.ns("client"), move || flood("eth0", vip, dmac, smac));
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(10), "flood took {took:?}");
-    assert!(sent > SYNS * 9 / 10, "{sent} of {SYNS} SYNs sent");
+    assert!(
+        took < Duration::from_secs(10),
+        "{test}: flood took {took:?}"
+    );
+    assert!(sent > SYNS * 9 / 10, "{test}: {sent} of {SYNS} SYNs sent");
 
     // Two more rounds after the flood, then stop.
     let r0 = rounds.load(Ordering::Relaxed);
@@ -361,31 +446,78 @@ fn syn_flood_spares_established_connections() {
     });
     stop.store(true, Ordering::Relaxed);
     let failures = keeper.join().expect("keep-alive thread");
-    assert!(more.is_some(), "keep-alive rounds stalled after the flood");
-    assert!(
-        failures.is_empty(),
-        "keep-alive connections failed: {failures:?}"
-    );
-
-    let after = stats().expect("stats after the flood");
+    let after = stats(&c).expect("stats after the flood");
     let delta = |name: &str| counter(&after, name) - counter(&before, name);
-    let (unrecorded, evicted, half_open, tx_new) = (
+    let (unrecorded, dropped, evicted, half_open, tx_new) = (
         delta("new_flow_unrecorded"),
+        delta("drop_new_flow_limit"),
         delta("conn_evicted"),
         delta("conn_evicted_half_open"),
         delta("tx_new"),
     );
     eprintln!(
-        "{sent} SYNs sent in {took:?}; {} keep-alive rounds; during the flood: tx_new {tx_new}, \
-         new_flow_unrecorded {unrecorded}, conn_evicted {evicted} (half-open {half_open}); \
-         counters {}",
+        "{test}: {sent} SYNs sent in {took:?}; {} keep-alive rounds, {} failures; during the \
+         flood: tx_new {tx_new}, new_flow_unrecorded {unrecorded}, drop_new_flow_limit \
+         {dropped}, conn_evicted {evicted} (half-open {half_open}); counters {}",
         rounds.load(Ordering::Relaxed),
+        failures.len(),
         after["counters"]
     );
-    assert!(unrecorded > 0, "the guard never acted");
+    assert!(
+        failures.is_empty(),
+        "{test}: keep-alive connections failed: {failures:?}"
+    );
+    assert!(
+        more.is_some(),
+        "{test}: keep-alive rounds stalled after the flood"
+    );
+    if c.mode == "nat" {
+        assert!(dropped > 0, "{test}: the guard never dropped a NAT flow");
+        assert_eq!(unrecorded, 0, "{test}: a NAT flow forwarded unrecorded");
+    } else {
+        assert!(unrecorded > 0, "{test}: the guard never acted");
+    }
     assert_eq!(
         counter(&after, "conn_evicted"),
         counter(&after, "conn_evicted_half_open"),
-        "an established entry was evicted"
+        "{test}: an established entry was evicted"
+    );
+}
+
+#[test]
+fn syn_flood_spares_established_connections() {
+    run("syn_flood_spares_established_connections", dr("fl", "xdp"));
+}
+
+/// NAT, the backends not answering the flood (their SYN+ACKs to its sources blackholed): the
+/// flood's recorded flows stay half-open in both directions.
+#[test]
+fn syn_flood_spares_established_nat_connections() {
+    run(
+        "syn_flood_spares_established_nat_connections",
+        nat("fln", false),
+    );
+}
+
+/// NAT, the backends answering the flood as any host would. Fails today: a backend's SYN+ACK
+/// marks its flood flow's reply entry used (the director's NAT reply lookup touches the entry
+/// before its route lookup drops the frame, `drop_no_route`), so the flood's reply entries
+/// become established, fill the sets and evict the keep-alive connections' entries
+/// (`conn_evicted` > `conn_evicted_half_open`; the connections are reset).
+#[test]
+#[ignore = "finding: a NAT flood's reply entries are marked used by the backends' SYN+ACKs \
+            and evict established connections"]
+fn syn_flood_spares_established_nat_connections_answered() {
+    run(
+        "syn_flood_spares_established_nat_connections_answered",
+        nat("flr", true),
+    );
+}
+
+#[test]
+fn syn_flood_spares_established_connections_userspace() {
+    run(
+        "syn_flood_spares_established_connections_userspace",
+        dr("flu", "userspace"),
     );
 }
