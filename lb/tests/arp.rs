@@ -27,14 +27,12 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use strait_lb::datapath::{ConnTimeouts, Datapath, DatapathOptions, XdpMode};
 use strait_lb::maglev::DEFAULT_TABLE_SIZE;
 use strait_lb::packet::arp::{self, OwnedVips, MAX_OWNED};
-use strait_lb::packet::ratelimit::IcmpLimit;
 use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
 use userspace_support::{
-    connect_many, counter, in_netns, interface, may_run, open_datapath, packet_socket, run, Kind,
-    Namespaces, Servers,
+    client_director_lan, connect_many, counter, in_netns, may_run, open_on_lan, packet_socket, run,
+    Kind, Servers,
 };
 
 /// How long a client waits for an ARP reply before taking silence for an answer.
@@ -42,47 +40,6 @@ const ARP_WAIT: Duration = Duration::from_millis(500);
 
 fn mac(host: u8) -> [u8; 6] {
     [2, 0, 0, 0, 0x0a, host]
-}
-
-/// The LAN `10.<net>.0.0/24` in namespaces tagged `tag`: the bridge, the client (.2) and the
-/// director (.3), neither holding any VIP.
-fn lan(tag: &str, net: u8) -> (Namespaces, String, String, String) {
-    let mut ns = Namespaces::new(tag);
-    let br = ns.add("br");
-    ns.bridge(&br, "br0");
-    let cli = ns.host(
-        &br,
-        "br0",
-        "cli",
-        "eth0",
-        mac(2),
-        &format!("10.{net}.0.2/24"),
-    );
-    let dir = ns.host(
-        &br,
-        "br0",
-        "dir",
-        "eth0",
-        mac(3),
-        &format!("10.{net}.0.3/24"),
-    );
-    (ns, br, cli, dir)
-}
-
-/// Opens `kind` on the director's `eth0`.
-fn open(kind: Kind, dir_ns: &str, net: u8) -> Box<dyn Datapath> {
-    let opts = in_netns(dir_ns, move || DatapathOptions {
-        interface: interface("eth0", mac(3), Ipv4Addr::new(10, net, 0, 3)),
-        inner_interface: None,
-        xdp_mode: XdpMode::Generic,
-        max_conns: 1024,
-        icmp: IcmpLimit::new(1000, 50),
-        conn_timeouts: ConnTimeouts::default(),
-        new_flow: IcmpLimit::NONE,
-    })
-    .join()
-    .expect("director thread");
-    open_datapath(kind, dir_ns, opts)
 }
 
 /// Sends `frame` from `eth0` of namespace `ns` and returns the first ARP reply for `target`
@@ -123,10 +80,10 @@ fn ask(ns: &str, frame: Vec<u8>, me: [u8; 6], target: [u8; 4]) -> Option<Vec<u8>
 }
 
 fn answers_arp_for_the_owned_vips_only(kind: Kind, tag: &str, net: u8) {
-    let (_ns, _br, cli, dir) = lan(tag, net);
+    let (_ns, _br, cli, dir) = client_director_lan(tag, net, (mac(2), mac(3)));
     let (client_ip, director_ip) = ([10, net, 0, 2], [10, net, 0, 3]);
     let (vip, vip2, other) = ([10, net, 0, 100], [10, net, 0, 101], [10, net, 0, 102]);
-    let mut dp = open(kind, &dir, net);
+    let mut dp = open_on_lan(kind, &dir, net, mac(3));
     let request = |target| arp::request(mac(2), client_ip, target);
     let replied = |target| ask(&cli, request(target), mac(2), target);
 
@@ -171,7 +128,7 @@ fn answers_arp_for_the_owned_vips_only(kind: Kind, tag: &str, net: u8) {
 }
 
 fn forwards_dr_through_an_owned_vip(kind: Kind, tag: &str, net: u8) {
-    let (mut ns, br, cli, dir) = lan(tag, net);
+    let (mut ns, br, cli, dir) = client_director_lan(tag, net, (mac(2), mac(3)));
     let vip = Ipv4Addr::new(10, net, 0, 100);
     let names = ["b1", "b2"];
     let mut servers = Servers::default();
@@ -210,7 +167,7 @@ fn forwards_dr_through_an_owned_vip(kind: Kind, tag: &str, net: u8) {
             alive: true,
         });
     }
-    let mut dp = open(kind, &dir, net);
+    let mut dp = open_on_lan(kind, &dir, net, mac(3));
     let key = ServiceKey {
         vip: vip.octets(),
         port: 80,

@@ -21,17 +21,15 @@
 mod frames;
 mod userspace_support;
 
-use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use frames::{frame, Shape, ACK};
-use strait_lb::datapath::{ConnTimeouts, Datapath, DatapathOptions, XdpMode};
+use strait_lb::datapath::Datapath;
 use strait_lb::maglev::DEFAULT_TABLE_SIZE;
-use strait_lb::packet::ratelimit::IcmpLimit;
 use strait_lb::packet::service::{Backend, Mode, Service, ServiceKey};
 use userspace_support::{
-    counter, in_netns, interface, may_run, open_datapath, packet_socket, Kind, Namespaces,
+    client_director_lan, counter, in_netns, may_run, open_on_lan, packet_socket, Kind,
 };
 
 /// How long a client waits for a forwarded segment before taking silence for an answer, and
@@ -103,37 +101,8 @@ fn counted(dp: &dyn Datapath, name: &str, above: u64) -> u64 {
 }
 
 fn forwards_only_frames_addressed_to_it(kind: Kind, tag: &str, net: u8) {
-    let mut ns = Namespaces::new(tag);
-    let br = ns.add("br");
-    ns.bridge(&br, "br0");
-    let cli = ns.host(
-        &br,
-        "br0",
-        "cli",
-        "eth0",
-        mac(2),
-        &format!("10.{net}.0.2/24"),
-    );
-    let dir = ns.host(
-        &br,
-        "br0",
-        "dir",
-        "eth0",
-        mac(3),
-        &format!("10.{net}.0.3/24"),
-    );
-    let opts = in_netns(&dir, move || DatapathOptions {
-        interface: interface("eth0", mac(3), Ipv4Addr::new(10, net, 0, 3)),
-        inner_interface: None,
-        xdp_mode: XdpMode::Generic,
-        max_conns: 1024,
-        icmp: IcmpLimit::new(1000, 50),
-        conn_timeouts: ConnTimeouts::default(),
-        new_flow: IcmpLimit::NONE,
-    })
-    .join()
-    .expect("director thread");
-    let mut dp = open_datapath(kind, &dir, opts);
+    let (_ns, _br, cli, dir) = client_director_lan(tag, net, (mac(2), mac(3)));
+    let mut dp = open_on_lan(kind, &dir, net, mac(3));
     let key = ServiceKey {
         vip: [10, net, 0, 100],
         port: 80,

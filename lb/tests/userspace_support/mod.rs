@@ -273,6 +273,56 @@ pub fn may_run(kind: Kind, test: &str) -> bool {
     require_root(test)
 }
 
+/// The LAN `10.<net>.0.0/24` in namespaces tagged `tag`: the bridge, a client (.2, MAC
+/// `macs.0`) and a director (.3, `macs.1`), neither holding any VIP. Returns the namespaces
+/// and the names of the bridge, client and director namespaces.
+pub fn client_director_lan(
+    tag: &str,
+    net: u8,
+    macs: ([u8; 6], [u8; 6]),
+) -> (Namespaces, String, String, String) {
+    let mut ns = Namespaces::new(tag);
+    let br = ns.add("br");
+    ns.bridge(&br, "br0");
+    let cli = ns.host(
+        &br,
+        "br0",
+        "cli",
+        "eth0",
+        macs.0,
+        &format!("10.{net}.0.2/24"),
+    );
+    let dir = ns.host(
+        &br,
+        "br0",
+        "dir",
+        "eth0",
+        macs.1,
+        &format!("10.{net}.0.3/24"),
+    );
+    (ns, br, cli, dir)
+}
+
+/// Opens `kind` on `eth0` (MAC `mac`, address `10.<net>.0.3`) of the director namespace
+/// `dir_ns` built by [`client_director_lan`]: generic XDP, a 1024-entry table, the default
+/// ICMP budget and timeouts, no new-flow guard.
+pub fn open_on_lan(kind: Kind, dir_ns: &str, net: u8, mac: [u8; 6]) -> Box<dyn Datapath> {
+    use strait_lb::datapath::{ConnTimeouts, XdpMode};
+    use strait_lb::packet::ratelimit::IcmpLimit;
+    let opts = in_netns(dir_ns, move || DatapathOptions {
+        interface: interface("eth0", mac, Ipv4Addr::new(10, net, 0, 3)),
+        inner_interface: None,
+        xdp_mode: XdpMode::Generic,
+        max_conns: 1024,
+        icmp: IcmpLimit::new(1000, 50),
+        conn_timeouts: ConnTimeouts::default(),
+        new_flow: IcmpLimit::NONE,
+    })
+    .join()
+    .expect("director thread");
+    open_datapath(kind, dir_ns, opts)
+}
+
 /// Opens `kind` with `opts` from a thread inside namespace `ns`.
 pub fn open_datapath(kind: Kind, ns: &str, opts: DatapathOptions) -> Box<dyn Datapath> {
     in_netns(ns, move || match kind {
