@@ -222,6 +222,22 @@ mod tests {
     use crate::packet::ratelimit::IcmpLimit;
     use crate::packet::service::{Backend, Mode, Service, ServiceKey};
 
+    /// `c.observe` of `frame` now, on the client interface owning no VIP, as [`DIRECTOR`]
+    /// with every next hop known and no new-flow guard.
+    fn observe_now(c: &mut Conns, frame: &[u8], services: &Services) -> (Action, Observed) {
+        c.observe(
+            frame,
+            Ingress::CLIENT,
+            services,
+            &DIRECTOR,
+            &AllKnown,
+            Arrival {
+                at: Instant::now(),
+                guard: &mut Budget::new(IcmpLimit::NONE),
+            },
+        )
+    }
+
     fn tuple(n: u32) -> FiveTuple {
         FiveTuple {
             src: [10, 0, (n >> 8) as u8, n as u8],
@@ -326,45 +342,15 @@ mod tests {
         let mut c = Conns::new(16);
         let client = [10, 0, 0, 1];
         let f = frame(client, 5555, key.vip, 80);
-        let (a, seen) = c.observe(
-            &f,
-            Ingress::CLIENT,
-            &services,
-            &director,
-            &AllKnown,
-            Arrival {
-                at: Instant::now(),
-                guard: &mut Budget::new(IcmpLimit::NONE),
-            },
-        );
+        let (a, seen) = observe_now(&mut c, &f, &services);
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert_eq!(seen.new_flow, Some(0));
         assert_eq!(seen.established, None);
         assert_eq!(seen.flow.map(|t| t.sport), Some(5555));
-        let (_, seen) = c.observe(
-            &f,
-            Ingress::CLIENT,
-            &services,
-            &director,
-            &AllKnown,
-            Arrival {
-                at: Instant::now(),
-                guard: &mut Budget::new(IcmpLimit::NONE),
-            },
-        );
+        let (_, seen) = observe_now(&mut c, &f, &services);
         assert_eq!((seen.new_flow, seen.established), (None, Some(0)));
         let reply = frame(backend.ip, 8080, client, 5555);
-        let (a, seen) = c.observe(
-            &reply,
-            Ingress::CLIENT,
-            &services,
-            &director,
-            &AllKnown,
-            Arrival {
-                at: Instant::now(),
-                guard: &mut Budget::new(IcmpLimit::NONE),
-            },
-        );
+        let (a, seen) = observe_now(&mut c, &reply, &services);
         assert!(matches!(a, Action::Redirect(_)), "{a:?}");
         assert!(seen.nat_reply);
         assert_eq!(seen.flow, None);
@@ -372,17 +358,7 @@ mod tests {
         // a reply is answered from the inner interface, a forward from the receiving one.
         let mut expiring = reply.clone();
         expiring[22] = 1;
-        let (a, seen) = c.observe(
-            &expiring,
-            Ingress::CLIENT,
-            &services,
-            &director,
-            &AllKnown,
-            Arrival {
-                at: Instant::now(),
-                guard: &mut Budget::new(IcmpLimit::NONE),
-            },
-        );
+        let (a, seen) = observe_now(&mut c, &expiring, &services);
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
         };
@@ -393,17 +369,7 @@ mod tests {
         );
         let mut expiring = f.clone();
         expiring[22] = 1;
-        let (a, seen) = c.observe(
-            &expiring,
-            Ingress::CLIENT,
-            &services,
-            &director,
-            &AllKnown,
-            Arrival {
-                at: Instant::now(),
-                guard: &mut Budget::new(IcmpLimit::NONE),
-            },
-        );
+        let (a, seen) = observe_now(&mut c, &expiring, &services);
         let Action::TimeExceeded(out) = a else {
             panic!("{a:?}");
         };
@@ -413,17 +379,7 @@ mod tests {
             (director.mac.to_vec(), director.ip.to_vec())
         );
         let other = frame(client, 5555, key.vip, 81);
-        let (a, seen) = c.observe(
-            &other,
-            Ingress::CLIENT,
-            &services,
-            &director,
-            &AllKnown,
-            Arrival {
-                at: Instant::now(),
-                guard: &mut Budget::new(IcmpLimit::NONE),
-            },
-        );
+        let (a, seen) = observe_now(&mut c, &other, &services);
         assert_eq!((a, seen), (Action::Pass, Observed::default()));
         assert_eq!(c.len(), 1);
         let e = c.entries(10, Instant::now());
