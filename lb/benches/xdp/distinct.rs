@@ -32,7 +32,6 @@ use super::harness::{median, BoxError, Controls};
 use super::reference::{RefStats, Reference};
 use super::syn;
 use strait_lb::abi::{self, Counter};
-use strait_lb::packet::csum::frame_ok;
 use strait_lb::xdp::{test_run_timed, XdpDirector};
 
 /// The first source address of every mode's sequence (12.0.0.0): far from the fixed clients.
@@ -77,15 +76,7 @@ pub fn run(
         let mut director = fx.director()?;
         let mut guarded = fx.director_guarded()?;
         let reference = Reference::load(&frames::backend_macs())?;
-        let frame = frames::syn_frame([10, 9, 0, 3], 40_000, port);
-        if frame.len() != 64 || frame_ok(&frame).is_err() {
-            return Err(format!("{mode}: bad SYN frame").into());
-        }
-        let expected = fx.model(&frame);
-        let got = director.test_run(&frame)?;
-        if (got.action, &got.frame) != (expected.0, &expected.1) {
-            return Err(format!("{mode} distinct: director and model disagree").into());
-        }
+        let (frame, _) = syn::checked_syn(fx, &mut director, [10, 9, 0, 3], port, mode)?;
         reference.expect(&frame)?;
         // The guarded director's first new flow spends its burst: every later one is over.
         guarded.test_run(&frame)?;

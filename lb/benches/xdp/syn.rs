@@ -24,6 +24,28 @@ use strait_lb::abi::{self, Counter};
 use strait_lb::packet::csum::frame_ok;
 use strait_lb::xdp::{FlowEvents, XdpDirector};
 
+/// The mode's 64-byte opening SYN from `src` to `port` (`frames::syn_frame`), checksums
+/// checked, run once through `director` and compared with the model; returns the frame and
+/// the model's output.
+pub fn checked_syn(
+    fx: &mut Fixture,
+    director: &mut XdpDirector,
+    src: [u8; 4],
+    port: u16,
+    mode: &str,
+) -> Result<(Vec<u8>, Vec<u8>), BoxError> {
+    let frame = frames::syn_frame(src, 40_000, port);
+    if frame.len() != 64 || frame_ok(&frame).is_err() {
+        return Err(format!("{mode}: bad SYN frame").into());
+    }
+    let expected = fx.model(&frame);
+    let got = director.test_run(&frame)?;
+    if (got.action, &got.frame) != (expected.0, &expected.1) {
+        return Err(format!("{mode} SYN: director and model disagree").into());
+    }
+    Ok((frame, expected.1))
+}
+
 /// The reader thread: counts the events `FlowEvents::next` returns until `stop` is sent.
 pub fn reader(
     mut events: FlowEvents,
@@ -84,16 +106,8 @@ pub fn run(
     let backends = 3 * fx.services_list().len() as u32;
     let mut io = Vec::new();
     for &(mode, port, _) in modes {
-        let frame = frames::syn_frame([10, 9, 0, 2], 40_000, port);
-        if frame.len() != 64 || frame_ok(&frame).is_err() {
-            return Err(format!("{mode}: bad SYN frame").into());
-        }
-        let expected = fx.model(&frame);
-        let got = director.test_run(&frame)?;
-        if (got.action, &got.frame) != (expected.0, &expected.1) {
-            return Err(format!("{mode} SYN: director and model disagree").into());
-        }
-        io.push((frame, expected.1));
+        let (frame, expected) = checked_syn(fx, &mut director, [10, 9, 0, 2], port, mode)?;
+        io.push((frame, expected));
     }
     let [dr, tun, nat] = &io[..] else {
         return Err("three modes expected".into());
