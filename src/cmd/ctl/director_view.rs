@@ -37,6 +37,13 @@ fn backends(service: &Value) -> impl Iterator<Item = &Value> {
         .flatten()
 }
 
+/// All adverts an `ha` block (`/stats.json`) counts as dropped, over every reason.
+pub fn ha_drops(ha: &Value) -> u64 {
+    ha.get("drops")
+        .and_then(Value::as_object)
+        .map_or(0, |d| d.values().filter_map(Value::as_u64).sum())
+}
+
 fn header(stats: &Value) -> String {
     let mut out = format!(
         "director {}  {}  datapath {}  conns {}\n",
@@ -46,10 +53,7 @@ fn header(stats: &Value) -> String {
         cell(stats.get("conntrack_entries"))
     );
     if let Some(ha) = stats.get("ha") {
-        let drops: u64 = ha
-            .get("drops")
-            .and_then(Value::as_object)
-            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+        let drops = ha_drops(ha);
         let _ = writeln!(
             out,
             "ha vrid {} priority {}  {} since {} ({})  master {}  adverts sent {} received {} dropped {drops}",

@@ -317,7 +317,7 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
                 ha["reason"].as_str().unwrap_or("?"),
                 ha["adverts_sent"],
                 ha["adverts_received"],
-                drops(ha)
+                crate::cmd::ctl::director_view::ha_drops(ha)
             );
         }
     }
@@ -330,12 +330,6 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
     // reports them and does not fail on them.
     let long_ok = args.add_backend || long_survived == recorded.long_total;
     Ok(t.first_via_new.is_some() && long_ok && tail_ok)
-}
-
-fn drops(ha: &Value) -> u64 {
-    ha["drops"]
-        .as_object()
-        .map_or(0, |d| d.values().filter_map(Value::as_u64).sum())
 }
 
 /// Waits until one director is master and the other backup, the same way for [`SETTLE`]
