@@ -9,18 +9,8 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn copy_topology(dir: &Path, name: &str) -> PathBuf {
-    let text =
-        std::fs::read_to_string("topology/examples/topologies/ha.toml").expect("example topology");
-    let mut doc: toml::Table = text.parse().expect("toml");
-    doc.insert("name".into(), toml::Value::String(name.into()));
-    let file = dir.join(format!("{name}.toml"));
-    std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write");
-    file
-}
 
 /// Runs the scenario; returns (exit code, stdout).
 fn run(topology: &Path, logs: &Path, extra: &[&str]) -> (i32, String) {
@@ -49,7 +39,7 @@ fn the_failover_scenario_measures_takeovers() {
         return;
     }
     let dir = support::scratch_dir("failover");
-    let topo = copy_topology(&dir, "fo");
+    let topo = support::topology_copy("topology/examples/topologies/ha.toml", "fo", &dir, &[], &[]);
     let logs = dir.join("logs");
 
     let (code, out) = run(&topo, &logs, &["--kill", "sigkill"]);

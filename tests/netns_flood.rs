@@ -34,7 +34,7 @@ mod support;
 mod harness;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -144,24 +144,6 @@ fn write_config(c: &Case, path: &Path, backends: usize) {
 }
 
 /// The case's example under its own name, the director's run line removed (the test runs it).
-fn topology_copy(c: &Case, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(c.topology).expect("example topology");
-    let mut doc: toml::Table = text.parse().expect("topology toml");
-    doc.insert("name".into(), toml::Value::String(c.name.into()));
-    if let Some(toml::Value::Array(hosts)) = doc.get_mut("host") {
-        for h in hosts.iter_mut() {
-            let t = h.as_table_mut().expect("host table");
-            if t.get("name").and_then(|n| n.as_str()) == Some("director") {
-                t.remove("run");
-                t.insert("port_xdp".into(), toml::Value::Boolean(true));
-            }
-        }
-    }
-    let file = dir.join(format!("{}.toml", c.name));
-    std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write topology");
-    file
-}
-
 fn stats(c: &Case) -> Option<serde_json::Value> {
     in_netns(&c.ns("director"), || {
         admin_json(ADMIN.parse().expect("admin"), "/stats.json")
@@ -325,7 +307,7 @@ fn run(test: &str, c: Case) {
         return;
     }
     let dir = support::scratch_dir(&format!("flood-{}", c.name));
-    let file = topology_copy(&c, &dir);
+    let file = support::topology_copy(c.topology, c.name, &dir, &["director"], &[]);
     let _topo = support::SimTopology::up(file, &dir.join("logs"));
     for ip in c.backends {
         let ok = in_netns(&c.ns("director"), move || {

@@ -3,7 +3,7 @@
 //! across a backend being added, a killed backend taken out in time, a clean exit.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -105,27 +105,6 @@ fn write_director_config(path: &Path, m: &ModeSpec, backends: &[(Ipv4Addr, u32)]
     std::fs::write(path, text).expect("director config");
 }
 
-/// The test's copy of the example topology: its own name, the director host's commands
-/// removed (the test runs the director itself) and `port_xdp = true` on it.
-fn topology_copy(m: &ModeSpec, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(m.topology).expect("example topology");
-    let mut doc: toml::Table = text.parse().expect("topology toml");
-    doc.insert("name".into(), toml::Value::String(m.test_name.into()));
-    if let Some(toml::Value::Array(hosts)) = doc.get_mut("host") {
-        for h in hosts.iter_mut() {
-            let t = h.as_table_mut().expect("host table");
-            if t.get("name").and_then(|n| n.as_str()) == Some(m.director_host) {
-                t.remove("run");
-                // No `strait director` run line left: say that it forwards with XDP.
-                t.insert("port_xdp".into(), toml::Value::Boolean(true));
-            }
-        }
-    }
-    let file = dir.join(format!("{}.toml", m.test_name));
-    std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write topology");
-    file
-}
-
 fn stats(topo: &Topo, m: &ModeSpec) -> Option<serde_json::Value> {
     let admin: SocketAddr = ADMIN.parse().expect("admin");
     in_netns(&topo.ns(m.director_host), move || {
@@ -201,7 +180,10 @@ fn check_predicted(m: &ModeSpec, p: &Predictor, first: u16, answers: &[String]) 
 
 pub fn run(m: &ModeSpec) {
     let dir = crate::support::scratch_dir(&format!("director-{}", m.mode));
-    let file = topology_copy(m, &dir);
+    // The test's copy of the example topology: its own name, the director host's commands
+    // removed (the test runs the director itself).
+    let file =
+        crate::support::topology_copy(m.topology, m.test_name, &dir, &[m.director_host], &[]);
     let prefix = format!("st-{}-", m.test_name);
     let topo = Topo {
         _topology: crate::support::SimTopology::up(file, &dir.join("logs")),

@@ -64,30 +64,13 @@ impl Pair {
     /// for b1 to answer.
     pub fn up(name: &str) -> Pair {
         let dir = crate::support::scratch_dir(&format!("ha-{name}"));
-        let text = std::fs::read_to_string("topology/examples/topologies/ha.toml")
-            .expect("example topology");
-        let mut doc: toml::Table = text.parse().expect("topology toml");
-        doc.insert("name".into(), toml::Value::String(name.into()));
-        if let Some(toml::Value::Array(hosts)) = doc.get_mut("host") {
-            hosts.retain(|h| {
-                let n = h.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                n != "b2" && n != "b3"
-            });
-            for h in hosts.iter_mut() {
-                let t = h.as_table_mut().expect("host table");
-                let n = t
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .unwrap_or("")
-                    .to_owned();
-                if n.starts_with("dir-") {
-                    t.remove("run");
-                    t.insert("port_xdp".into(), toml::Value::Boolean(true));
-                }
-            }
-        }
-        let file = dir.join(format!("{name}.toml"));
-        std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write topology");
+        let file = crate::support::topology_copy(
+            "topology/examples/topologies/ha.toml",
+            name,
+            &dir,
+            &["dir-a", "dir-b"],
+            &["b2", "b3"],
+        );
         let pair = Pair {
             _topology: crate::support::SimTopology::up(file, &dir.join("logs")),
             prefix: format!("st-{name}-"),

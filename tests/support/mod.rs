@@ -564,3 +564,34 @@ impl Drop for SimTopology {
             .output();
     }
 }
+
+/// A copy of the example topology `example` (repo-relative) named `name` (short: generated
+/// interface names stay within 15 bytes), written to `dir`: the hosts in `drop` removed, and
+/// the hosts in `run_by_test` without their commands (the test runs their director itself)
+/// and with `port_xdp = true` (no `strait director` run line is left to say it forwards with
+/// XDP).
+pub fn topology_copy(
+    example: &str,
+    name: &str,
+    dir: &std::path::Path,
+    run_by_test: &[&str],
+    drop: &[&str],
+) -> PathBuf {
+    let text = std::fs::read_to_string(example).expect("example topology");
+    let mut doc: toml::Table = text.parse().expect("topology toml");
+    doc.insert("name".into(), toml::Value::String(name.into()));
+    let host_name = |h: &toml::Value| h.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+    if let Some(toml::Value::Array(hosts)) = doc.get_mut("host") {
+        hosts.retain(|h| !host_name(h).is_some_and(|n| drop.contains(&n.as_str())));
+        for h in hosts.iter_mut() {
+            if host_name(h).is_some_and(|n| run_by_test.contains(&n.as_str())) {
+                let t = h.as_table_mut().expect("host table");
+                t.remove("run");
+                t.insert("port_xdp".into(), toml::Value::Boolean(true));
+            }
+        }
+    }
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write topology");
+    file
+}
