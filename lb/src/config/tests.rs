@@ -44,7 +44,8 @@ const MINIMAL: &str = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
                        [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"tun\"\n\
                        backends = [{ addr = \"10.0.0.11\" }]\n";
 
-fn errors(text: &str) -> Vec<String> {
+/// The diagnostics of `text`, each rendered; panics if it parses.
+pub(super) fn errors(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(c) => panic!("expected problems, got {c:?}\n{text}"),
         Err(d) => d.iter().map(ToString::to_string).collect(),

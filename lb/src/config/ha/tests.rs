@@ -4,18 +4,12 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::config::parse;
+use crate::config::tests::errors;
 
 // Lines 1-7; `[ha]` is line 8.
 const BASE: &str = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
                     [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\n\
                     backends = [{ addr = \"10.0.0.11\" }]\n";
-
-fn errors(text: &str) -> Vec<String> {
-    match parse(text) {
-        Ok(c) => panic!("expected problems, got {c:?}\n{text}"),
-        Err(d) => d.iter().map(ToString::to_string).collect(),
-    }
-}
 
 #[test]
 fn a_bare_vrid_takes_every_default() {
