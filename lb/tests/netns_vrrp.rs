@@ -15,6 +15,7 @@
 //! Not root: `SKIP` (CI=true: fail). keepalived missing: that test says `SKIP` (CI=true: fail).
 
 mod netns;
+mod userspace_support;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -22,10 +23,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netns::{require_root, sh, Netns};
-use strait_lb::iface::{format_mac, Interface};
+use strait_lb::iface::format_mac;
 use strait_lb::vrrp::garp::{self, GarpSender};
 use strait_lb::vrrp::socket::VrrpSocket;
 use strait_lb::vrrp::wire::{decode, Advert, Received, GROUP, MAX_PACKET};
+use userspace_support::interface;
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 2);
@@ -86,21 +88,6 @@ fn in_ns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) 
     })
     .join()
     .expect("namespace thread")
-}
-
-/// The interface `name` of the calling thread's namespace (`/sys` shows the root's).
-fn interface(name: &str, mac: [u8; 6], ip: Ipv4Addr) -> Interface {
-    let c = std::ffi::CString::new(name).unwrap();
-    // SAFETY: c is a valid NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(ifindex, 0, "{name}");
-    Interface {
-        name: name.into(),
-        ifindex,
-        mac,
-        ip,
-        mtu: 1500,
-    }
 }
 
 /// Opens a VRRP socket on `dev` inside `ns`, registered with `rt`.
