@@ -22,6 +22,8 @@
 //!   stable backend indices, health checks, MAC resolution, admin endpoints, reload.
 //! * [`vrrp`]: failover between two directors with VRRPv3 (RFC 5798): the advert codec, the
 //!   state machine, the raw socket, gratuitous ARP, and the router that runs them (`[ha]`).
+//! * [`sync`]: connection sync between the two directors: the datagram format (flow records,
+//!   bulk dumps), its authentication and the replay window (pure; no sockets yet).
 //! * [`datapath`]: the seam (one trait, [`datapath::Datapath`]) between the control plane
 //!   and a datapath; [`xdp`] and [`userspace`] are its two implementations.
 //! * [`xdp`]: loads the XDP director object, fills its maps, runs it under
@@ -57,6 +59,7 @@ mod neigh;
 pub mod packet;
 pub mod sched;
 pub mod select;
+pub mod sync;
 pub mod userspace;
 pub mod vrrp;
 #[cfg(not(strait_no_bpf))]

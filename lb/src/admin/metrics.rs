@@ -105,6 +105,23 @@ fn full_stop(help: &str) -> String {
     format!("{help}.")
 }
 
+/// Checks a reason enum's counter names (its `NAMES`, `index` and `as_str`): `reasons` holds
+/// `(index, as_str)` of one value of each reason, in order; the names must match them one to
+/// one, be snake_case and be unique.
+#[cfg(test)]
+pub(crate) fn assert_counter_names(names: &[&str], reasons: &[(usize, &str)]) {
+    assert_eq!(reasons.len(), names.len(), "one reason per name");
+    for (i, &(index, name)) in reasons.iter().enumerate() {
+        assert_eq!((index, name), (i, names[i]));
+        let snake = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
+        assert!(name.bytes().all(snake), "{name}");
+    }
+    let mut unique = names.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "duplicate names in {names:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -384,18 +384,7 @@ fn every_reason_has_one_stable_counter_name() {
         Reject::Checksum,
         Reject::Interval,
     ];
-    assert_eq!(all.len(), Reject::NAMES.len());
-    for (i, r) in all.iter().enumerate() {
-        assert_eq!(r.index(), i);
-        assert_eq!(r.as_str(), Reject::NAMES[i]);
-        assert!(r
-            .as_str()
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
-    }
-    let mut names = Reject::NAMES.to_vec();
-    names.sort_unstable();
-    names.dedup();
-    assert_eq!(names.len(), Reject::NAMES.len());
+    let reasons: Vec<_> = all.iter().map(|r| (r.index(), r.as_str())).collect();
+    crate::admin::metrics::assert_counter_names(Reject::NAMES, &reasons);
     assert_eq!(Reject::Ttl(64).to_string(), "TTL 64, not 255");
 }
