@@ -13,7 +13,7 @@
 //! * [`replay`]: the per-peer [`Window`] of (epoch, sequence number) stamps.
 //!
 //! Contract of [`open`]: authenticate first, then decode, then check and record the stamp, so
-//! a forged or broken datagram never moves the window; every refusal is a [`Drop`] with a
+//! a forged or broken datagram never moves the window; every refusal is a [`Refused`] with a
 //! stable counter name. [`seal`] is the sending side's last step.
 
 pub mod auth;
@@ -29,9 +29,9 @@ pub use replay::{Replay, Window, WINDOW};
 pub use wire::{decode, epoch_at, Body, Kind, Message, Sequencer, Stamp, WireError};
 
 /// Why a received datagram was dropped: the failed step's error, counted under one of
-/// [`Drop::NAMES`].
+/// [`Refused::NAMES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum Drop {
+pub enum Refused {
     /// The tag is missing or wrong (a key is set): `unauthenticated`.
     #[error("unauthenticated")]
     Unauthenticated,
@@ -46,8 +46,8 @@ pub enum Drop {
     Replay(#[from] Replay),
 }
 
-impl Drop {
-    /// Every counter name, in [`Drop::index`] order.
+impl Refused {
+    /// Every counter name, in [`Refused::index`] order.
     pub const NAMES: &'static [&'static str] = &[
         "unauthenticated",
         "truncated",
@@ -60,20 +60,20 @@ impl Drop {
         "too_old",
     ];
 
-    /// Position of this reason in [`Drop::NAMES`] (an index into a counter array).
+    /// Position of this reason in [`Refused::NAMES`] (an index into a counter array).
     pub fn index(self) -> usize {
         match self {
-            Drop::Unauthenticated => 0,
-            Drop::Wire(WireError::Truncated) => 1,
-            Drop::Wire(WireError::BadMagic) => 2,
-            Drop::Wire(WireError::UnknownVersion(_)) => 3,
-            Drop::Wire(WireError::UnknownType(_)) => 4,
-            Drop::Wire(
+            Refused::Unauthenticated => 0,
+            Refused::Wire(WireError::Truncated) => 1,
+            Refused::Wire(WireError::BadMagic) => 2,
+            Refused::Wire(WireError::UnknownVersion(_)) => 3,
+            Refused::Wire(WireError::UnknownType(_)) => 4,
+            Refused::Wire(
                 WireError::Reserved | WireError::CountMismatch(_) | WireError::BadRecord { .. },
             ) => 5,
-            Drop::Replay(Replay::Stale) => 6,
-            Drop::Replay(Replay::Duplicate) => 7,
-            Drop::Replay(Replay::TooOld) => 8,
+            Refused::Replay(Replay::Stale) => 6,
+            Refused::Replay(Replay::Duplicate) => 7,
+            Refused::Replay(Replay::TooOld) => 8,
         }
     }
 
@@ -85,8 +85,8 @@ impl Drop {
 
 /// The message in a datagram received from the peer whose key (towards us) is `key` and
 /// whose stamps `window` has seen; the stamp is recorded only when everything else checks.
-pub fn open(key: Option<&Key>, window: &mut Window, datagram: &[u8]) -> Result<Message, Drop> {
-    let payload = auth::open(key, datagram).map_err(|_| Drop::Unauthenticated)?;
+pub fn open(key: Option<&Key>, window: &mut Window, datagram: &[u8]) -> Result<Message, Refused> {
+    let payload = auth::open(key, datagram).map_err(|_| Refused::Unauthenticated)?;
     let message = decode(payload)?;
     window.accept(message.stamp)?;
     Ok(message)

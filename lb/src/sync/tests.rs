@@ -27,7 +27,7 @@ fn a_sealed_message_opens_once_at_its_peer_only() {
     let mut master_window = Window::new();
     assert_eq!(
         open(Some(&to_master), &mut master_window, &d),
-        Err(Drop::Unauthenticated)
+        Err(Refused::Unauthenticated)
     );
     let mut w = Window::new();
     let m = open(Some(&to_backup), &mut w, &d).unwrap();
@@ -35,7 +35,7 @@ fn a_sealed_message_opens_once_at_its_peer_only() {
     assert_eq!(m.body, body);
     assert_eq!(
         open(Some(&to_backup), &mut w, &d),
-        Err(Drop::Replay(Replay::Duplicate))
+        Err(Refused::Replay(Replay::Duplicate))
     );
     // Unauthenticated sync: the bare payload, with the same replay rules.
     let bare = Message {
@@ -47,12 +47,12 @@ fn a_sealed_message_opens_once_at_its_peer_only() {
     assert!(open(None, &mut w, &bare).is_ok());
     assert_eq!(
         open(None, &mut w, &bare),
-        Err(Drop::Replay(Replay::Duplicate))
+        Err(Refused::Replay(Replay::Duplicate))
     );
     // A tagged datagram read without a key is not a valid payload.
     assert_eq!(
         open(None, &mut Window::new(), &d),
-        Err(Drop::Wire(WireError::CountMismatch(3)))
+        Err(Refused::Wire(WireError::CountMismatch(3)))
     );
 }
 
@@ -63,7 +63,10 @@ fn only_authentic_well_formed_datagrams_move_the_window() {
     // A forged datagram from a far epoch: refused, and the window has not moved.
     let mut forged = sealed(u64::MAX, u64::MAX, Body::BulkRequest { request: 1 });
     forged[5] ^= 1;
-    assert_eq!(open(Some(&k), &mut w, &forged), Err(Drop::Unauthenticated));
+    assert_eq!(
+        open(Some(&k), &mut w, &forged),
+        Err(Refused::Unauthenticated)
+    );
     assert_eq!(w.epoch(), None);
     // Authentic but malformed (a reserved flag): refused, the window has not moved.
     let mut p = Message {
@@ -75,7 +78,7 @@ fn only_authentic_well_formed_datagrams_move_the_window() {
     let malformed = seal(Some(&k), p);
     assert_eq!(
         open(Some(&k), &mut w, &malformed),
-        Err(Drop::Wire(WireError::Reserved))
+        Err(Refused::Wire(WireError::Reserved))
     );
     assert_eq!(w.epoch(), None);
     // The real seq 5 is still new; then the replay rules apply.
@@ -83,7 +86,7 @@ fn only_authentic_well_formed_datagrams_move_the_window() {
     assert!(open(Some(&k), &mut w, &five).is_ok());
     assert_eq!(
         open(Some(&k), &mut w, &five),
-        Err(Drop::Replay(Replay::Duplicate))
+        Err(Refused::Replay(Replay::Duplicate))
     );
     let early = sealed(3, 4, Body::Records(vec![]));
     assert!(open(Some(&k), &mut w, &early).is_ok());
@@ -91,12 +94,12 @@ fn only_authentic_well_formed_datagrams_move_the_window() {
     assert!(open(Some(&k), &mut w, &far).is_ok());
     assert_eq!(
         open(Some(&k), &mut w, &early),
-        Err(Drop::Replay(Replay::TooOld))
+        Err(Refused::Replay(Replay::TooOld))
     );
     let before_restart = sealed(2, 1_000_000, Body::Records(vec![]));
     assert_eq!(
         open(Some(&k), &mut w, &before_restart),
-        Err(Drop::Replay(Replay::Stale))
+        Err(Refused::Replay(Replay::Stale))
     );
     let restarted = sealed(4, 0, Body::Records(vec![]));
     assert!(open(Some(&k), &mut w, &restarted).is_ok());
@@ -106,17 +109,17 @@ fn only_authentic_well_formed_datagrams_move_the_window() {
 #[test]
 fn each_wire_error_maps_to_its_drop() {
     let k = key(MASTER, BACKUP);
-    let cases: [(&[u8], Drop); 5] = [
-        (b"", Drop::Wire(WireError::Truncated)),
-        (b"SX\x01", Drop::Wire(WireError::BadMagic)),
-        (b"SY\x07", Drop::Wire(WireError::UnknownVersion(7))),
+    let cases: [(&[u8], Refused); 5] = [
+        (b"", Refused::Wire(WireError::Truncated)),
+        (b"SX\x01", Refused::Wire(WireError::BadMagic)),
+        (b"SY\x07", Refused::Wire(WireError::UnknownVersion(7))),
         (
             b"SY\x01\x09\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
-            Drop::Wire(WireError::UnknownType(9)),
+            Refused::Wire(WireError::UnknownType(9)),
         ),
         (
             b"SY\x01\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0",
-            Drop::Wire(WireError::CountMismatch(1)),
+            Refused::Wire(WireError::CountMismatch(1)),
         ),
     ];
     for (payload, want) in cases {
@@ -126,7 +129,7 @@ fn each_wire_error_maps_to_its_drop() {
         // Under a key, the same bytes without a tag are unauthenticated first.
         assert_eq!(
             open(Some(&k), &mut Window::new(), payload),
-            Err(Drop::Unauthenticated)
+            Err(Refused::Unauthenticated)
         );
     }
 }
@@ -135,7 +138,7 @@ fn each_wire_error_maps_to_its_drop() {
 fn every_drop_has_one_stable_counter_name() {
     let record = RecordError::Mode(7);
     let all = [
-        (Drop::Unauthenticated, 0),
+        (Refused::Unauthenticated, 0),
         (WireError::Truncated.into(), 1),
         (WireError::BadMagic.into(), 2),
         (WireError::UnknownVersion(2).into(), 3),
@@ -160,9 +163,9 @@ fn every_drop_has_one_stable_counter_name() {
     // The three malformed cases share one counter.
     let mut reasons: Vec<_> = all.iter().map(|(d, _)| (d.index(), d.as_str())).collect();
     reasons.dedup();
-    assert_counter_names(Drop::NAMES, &reasons);
+    assert_counter_names(Refused::NAMES, &reasons);
     assert_eq!(
-        Drop::Wire(WireError::CountMismatch(2)).to_string(),
+        Refused::Wire(WireError::CountMismatch(2)).to_string(),
         "2 records announced, the length says otherwise"
     );
 }
@@ -221,12 +224,12 @@ fn no_bit_flip_or_cut_of_an_authentic_datagram_is_accepted() {
                 let mut t = d.clone();
                 t[byte] ^= 1 << bit;
                 let got = open(Some(&k), &mut Window::new(), &t);
-                assert_eq!(got, Err(Drop::Unauthenticated), "byte {byte} bit {bit}");
+                assert_eq!(got, Err(Refused::Unauthenticated), "byte {byte} bit {bit}");
             }
         }
         for n in 0..d.len() {
             let got = open(Some(&k), &mut Window::new(), &d[..n]);
-            assert_eq!(got, Err(Drop::Unauthenticated), "cut at {n}");
+            assert_eq!(got, Err(Refused::Unauthenticated), "cut at {n}");
         }
     }
 }
@@ -288,7 +291,7 @@ fn garbage_and_mutations_never_panic_and_what_decodes_re_encodes_exactly() {
         if round.is_multiple_of(10) {
             assert_eq!(
                 open(Some(&k), &mut window, &noise),
-                Err(Drop::Unauthenticated)
+                Err(Refused::Unauthenticated)
             );
             let mut d = sealed[(round % 4) as usize].clone();
             mutate(&mut rng, &mut d);
