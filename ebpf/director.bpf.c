@@ -88,9 +88,10 @@
  * 4, backend stats included) without a record or a flow event (new_flow_unrecorded: its next
  * packet is picked again, the same backend while the table stands, as the stateless Maglev
  * of the well-known balancers), and a NAT flow is dropped (drop_new_flow_limit: without its
- * reply entry the backend's answer could not be translated back). An opening SYN's entry is
- * recorded half-open (lib/conntrack.h): a full set evicts it before any entry whose flow sent
- * a packet since, so a flood of SYNs does not evict established flows.
+ * reply entry the backend's answer could not be translated back). A new flow's entries are
+ * recorded half-open (lib/conntrack.h): a full set evicts them before any entry a later packet
+ * without SYN used, so a flood of SYNs (answered by the backends or not) or of one-packet
+ * flows does not evict established flows.
  * Every ICMP error above is first charged to this CPU's budget (lib/ratelimit.h:
  * STRAIT_DIRECTOR.icmp_cost / .icmp_cap, from icmp_rate / icmp_burst): over it, the error is
  * not built and the frame is dropped (icmp_limited), the flow staying recorded.
@@ -433,9 +434,9 @@ int strait_director(struct xdp_md *ctx)
 		return strait_forward(ctx, &flow, b, svc->backend_base + (__u32)index, svc->mode,
 				      1);
 	}
-	/* New (or rescheduled): record, overwriting; an opening SYN's entry half-open.
-	 * Established under an older version: refresh (same backend index). */
-	strait_conn_record(&flow, svc, (__u32)index);
+	/* New (or rescheduled): record, overwriting, half-open. Established under an older
+	 * version: refresh (same backend index, its mark kept). */
+	strait_conn_record(&flow, svc, (__u32)index, !is_new);
 	if (is_new) {
 		if (svc->mode == STRAIT_MODE_NAT)
 			strait_nat_record_reply(&flow, b);

@@ -7,11 +7,8 @@
 //!   not answering the flood (a blackhole route to its sources on each: the recorded flood
 //!   flows stay half-open in both directions);
 //! * the userspace datapath (`datapath = "userspace"`), DR (dr.toml, copy `flu`);
-//! * ignored, a finding: XDP, NAT with the backends answering the flood (copy `flr`). Their
-//!   SYN+ACKs mark the flood flows' reply entries used (the NAT reply lookup touches the entry
-//!   before the route lookup drops the frame as `drop_no_route`), so these become established
-//!   entries that fill the sets and evict the keep-alive connections' entries
-//!   (`conn_evicted` > `conn_evicted_half_open`, connections reset). Run it with `--ignored`.
+//! * XDP, NAT with the backends answering the flood (copy `flr`): their SYN+ACKs use the
+//!   flood flows' reply entries but leave them half-open (`ebpf/lib/conntrack.h`).
 //!
 //! Contract checked: with a small connection table (`max_conns = 256`: 64 sets of 8 ways) and
 //! a new-flow guard (`new_flow_rate = 2000`, `new_flow_burst = 500` per CPU or receive
@@ -481,14 +478,11 @@ fn syn_flood_spares_established_nat_connections() {
     );
 }
 
-/// NAT, the backends answering the flood as any host would. Fails today: a backend's SYN+ACK
-/// marks its flood flow's reply entry used (the director's NAT reply lookup touches the entry
-/// before its route lookup drops the frame, `drop_no_route`), so the flood's reply entries
-/// become established, fill the sets and evict the keep-alive connections' entries
-/// (`conn_evicted` > `conn_evicted_half_open`; the connections are reset).
+/// NAT, the backends answering the flood as any host would: their SYN+ACKs use the flood
+/// flows' reply entries, which stay half-open (a segment with SYN does not establish an
+/// entry), so every eviction is still of a half-open entry. (Before that rule they became
+/// established, filled the sets and evicted the keep-alive connections' entries.)
 #[test]
-#[ignore = "finding: a NAT flood's reply entries are marked used by the backends' SYN+ACKs \
-            and evict established connections"]
 fn syn_flood_spares_established_nat_connections_answered() {
     run(
         "syn_flood_spares_established_nat_connections_answered",

@@ -55,10 +55,10 @@
 #define STRAIT_CONN_WAYS 8
 /* Bit 0 of strait_conn_set.seen[]: the flow sent a TCP FIN or RST. */
 #define STRAIT_SEEN_CLOSING 1
-/* A way recorded by an opening SYN is stamped this much older than the set's clock (a
- * half-open entry: evicted before any entry whose flow sent a packet since its record;
- * lb::packet::conntable::HALF_OPEN_AGE). */
-#define STRAIT_CONN_HALF_OPEN_AGE (1U << 30)
+/* strait_conn_set.order XOR this is the plain recency order: position p (bits 3p..3p+2,
+ * 0 the most recently used) holds way p, so a zeroed set is in order (lb::packet::conntable:
+ * ORDER_IDENTITY). */
+#define STRAIT_ORDER_IDENTITY 0xFAC688U
 /* Attempts at claiming a set of the connection table before going on without it. */
 #define STRAIT_CONN_CLAIM_TRIES 64
 /* Largest per-CPU connection cache, in entries (a power of two). */
@@ -161,71 +161,93 @@ STRAIT_OFFSET(strait_conn_key, pad, 14);
 /*
  * Forward entries also carry what the established fast path needs (id, mode, gen, slot: the
  * service version they were recorded or refreshed under); they are valid only while
- * service_gen[id] == gen (see director.bpf.c).
+ * service_gen[id] == gen (see director.bpf.c). Backend indices and slots are below
+ * STRAIT_MAX_BACKENDS (4096): 16 bits each, so that a way (key and entry) is 32 bytes, two
+ * to a cache line.
  */
 struct strait_conn {
-	__u32 backend; /* forward: index in the service's backends */
+	__u16 backend; /* forward: index in the service's backends */
+	__u16 slot;    /* forward: backend_base + backend (backends, backend_stats index) */
 	__be32 vip;    /* reply: source address to restore */
 	__be16 vport;  /* reply: source port to restore */
 	__u8 id;       /* forward: the service's id */
 	__u8 mode;     /* forward: the service's STRAIT_MODE_* */
 	__u32 gen;     /* forward: the service's gen when recorded (0: none) */
-	__u32 slot;    /* forward: backend_base + backend (backends, backend_stats index) */
 };
-_Static_assert(sizeof(struct strait_conn) == 20, "strait_conn size");
+_Static_assert(sizeof(struct strait_conn) == 16, "strait_conn size");
 STRAIT_OFFSET(strait_conn, backend, 0);
+STRAIT_OFFSET(strait_conn, slot, 2);
 STRAIT_OFFSET(strait_conn, vip, 4);
 STRAIT_OFFSET(strait_conn, vport, 8);
 STRAIT_OFFSET(strait_conn, id, 10);
 STRAIT_OFFSET(strait_conn, mode, 11);
 STRAIT_OFFSET(strait_conn, gen, 12);
-STRAIT_OFFSET(strait_conn, slot, 16);
+
+/* One way of a set: its key and entry (32 bytes). */
+struct strait_conn_way {
+	struct strait_conn_key key;
+	struct strait_conn value;
+};
+_Static_assert(sizeof(struct strait_conn_way) == 32, "strait_conn_way size");
+STRAIT_OFFSET(strait_conn_way, key, 0);
+STRAIT_OFFSET(strait_conn_way, value, 16);
 
 /*
- * One set of the connection table (lib/conntrack.h). An empty way has an all-zero key (a
- * recorded key's proto is never 0). stamp orders the ways by last use: the set's clock is
- * advanced by every record and by a hit on a way that is not the most recent one, and the
- * way used gets the new clock; the way with the largest clock - stamp (wrapping, as a signed
- * 32-bit age, a negative one counted as 0) is the least recently used. seq[w] counts the
- * writes of way w (a per-CPU copy is valid while it is unchanged). seen[w] is the low 32 bits
- * of bpf_jiffies64() when way w was last recorded or used, bit 0 cleared, with bit 0 set
- * (STRAIT_SEEN_CLOSING) once a TCP FIN or RST of the flow was seen: a forward entry idle for
- * longer than STRAIT_DIRECTOR.tcp_idle / tcp_fin_idle (closing) / udp_idle (signed 32-bit
- * difference) is expired, read as absent (lib/conntrack.h); written without the claim. busy
- * is the set's claim (lib/conntrack.h: 0 free, 1 held, taken by atomic compare-and-exchange):
- * held by the program for every write of key, value and seq and for reading a value; the
- * control plane reads sets without it (lb/src/xdp/maps.rs).
+ * One set of the connection table (lib/conntrack.h): a 64-byte header, then the ways, two
+ * to a 64-byte line; 320 bytes, 5 lines, and the conns array is mmapable (BPF_F_MMAPABLE),
+ * which puts its first element on a page boundary, so every set starts on a line. A record
+ * reads the header and writes one way's line; a lookup reads the header and the line of the
+ * way whose tag matches.
+ * - busy: the set's claim (0 free, 1 held, taken by atomic compare-and-exchange): held by
+ *   the program for every write of a way, tag and seq and for reading a way's entry; the
+ *   control plane reads sets without it (lb/src/xdp/maps.rs).
+ * - order: the ways' recency order and half-open marks (lb::packet::conntable, bit for bit):
+ *   bits 0..23 XOR STRAIT_ORDER_IDENTITY are eight 3-bit positions, position 0 the most
+ *   recently used way; bit 24 + w marks way w half-open (evicted before any established
+ *   way). Changed under the claim by a record, and by a lookup's use of a way with one
+ *   compare-and-exchange (a lost race loses that use, never the order's consistency).
+ * - tag[w]: 0 for an empty way, else bit 7 the key's direction (1: forward) and bits 0..6 a
+ *   non-zero 7-bit hash of the key (strait_conn_tag): a lookup compares the keys of the
+ *   ways whose tag matches only; an eviction knows the leaving key's direction from it.
+ * - seq[w]: way w's write count (a per-CPU copy is valid while it is unchanged; 16 bits: a
+ *   copy would be taken for current after exactly 65 536 rewrites of its way between two
+ *   uses, hours at any plausible rate, past every idle timeout).
+ * - seen[w]: the low 32 bits of bpf_jiffies64() when way w was last recorded or used, bit 0
+ *   cleared, with bit 0 set (STRAIT_SEEN_CLOSING) once a TCP FIN or RST of the flow was seen:
+ *   a forward entry idle for longer than STRAIT_DIRECTOR.tcp_idle / tcp_fin_idle (closing) /
+ *   udp_idle (signed 32-bit difference) is expired, read as absent; written without the
+ *   claim.
  */
 struct strait_conn_set {
 	__u32 busy;
-	__u32 clock;
-	__u32 stamp[STRAIT_CONN_WAYS];
-	__u32 seq[STRAIT_CONN_WAYS];
+	__u32 order;
+	__u8 tag[STRAIT_CONN_WAYS];
+	__u16 seq[STRAIT_CONN_WAYS];
 	__u32 seen[STRAIT_CONN_WAYS];
-	struct strait_conn_key key[STRAIT_CONN_WAYS];
-	struct strait_conn value[STRAIT_CONN_WAYS];
+	struct strait_conn_way way[STRAIT_CONN_WAYS];
 };
-_Static_assert(sizeof(struct strait_conn_set) == 392, "strait_conn_set size");
+_Static_assert(sizeof(struct strait_conn_set) == 320, "strait_conn_set size");
 STRAIT_OFFSET(strait_conn_set, busy, 0);
-STRAIT_OFFSET(strait_conn_set, clock, 4);
-STRAIT_OFFSET(strait_conn_set, stamp, 8);
-STRAIT_OFFSET(strait_conn_set, seq, 40);
-STRAIT_OFFSET(strait_conn_set, seen, 72);
-STRAIT_OFFSET(strait_conn_set, key, 104);
-STRAIT_OFFSET(strait_conn_set, value, 232);
+STRAIT_OFFSET(strait_conn_set, order, 4);
+STRAIT_OFFSET(strait_conn_set, tag, 8);
+STRAIT_OFFSET(strait_conn_set, seq, 16);
+STRAIT_OFFSET(strait_conn_set, seen, 32);
+STRAIT_OFFSET(strait_conn_set, way, 64);
 
 /* A CPU's copy of way `way` of the set of `key`, taken when its seq was `seq`. */
 struct strait_conn_cached {
 	struct strait_conn_key key;
 	struct strait_conn value;
-	__u32 seq;
-	__u32 way;
+	__u16 seq;
+	__u16 way;
+	__u32 pad;
 };
-_Static_assert(sizeof(struct strait_conn_cached) == 44, "strait_conn_cached size");
+_Static_assert(sizeof(struct strait_conn_cached) == 40, "strait_conn_cached size");
 STRAIT_OFFSET(strait_conn_cached, key, 0);
 STRAIT_OFFSET(strait_conn_cached, value, 16);
-STRAIT_OFFSET(strait_conn_cached, seq, 36);
-STRAIT_OFFSET(strait_conn_cached, way, 40);
+STRAIT_OFFSET(strait_conn_cached, seq, 32);
+STRAIT_OFFSET(strait_conn_cached, way, 34);
+STRAIT_OFFSET(strait_conn_cached, pad, 36);
 
 struct strait_stats {
 	__u64 packets;

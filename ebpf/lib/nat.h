@@ -12,7 +12,9 @@
  * incrementally for the TTL/protocol word (TTL the high byte) before the address; callers
  * answer TTL <= 1 with ICMP time exceeded instead (lib/icmp.h).
  * strait_nat_record_reply() stores the reply direction of a new NAT flow (backend -> client)
- * with the VIP and port to restore; strait_nat_reply_of() finds it. Returns 0, or -1 when a
+ * with the VIP and port to restore, half-open as every new record; strait_nat_reply_of()
+ * finds it, and a reply without SYN marks it established (the backend's SYN+ACK to a client
+ * that never answers, as to a spoofed SYN, leaves it half-open: lib/conntrack.h). Returns 0, or -1 when a
  * bound check fails (frame unchanged).
  */
 #ifndef STRAIT_LIB_NAT_H
@@ -95,7 +97,7 @@ static __always_inline void strait_nat_record_reply(const struct strait_flow *f,
 		.vport = f->dport,
 	};
 
-	strait_table_put(&key, &value, 0, f->opening_syn);
+	strait_table_put(&key, &value, 0, 0);
 }
 
 /* Copies the reply entry of a backend -> client frame into *out: 1, or 0 without one. */
@@ -105,7 +107,7 @@ static __always_inline int strait_nat_reply_of(const struct strait_flow *f, stru
 
 	strait_conn_key_of(f, &key);
 	key.dir = STRAIT_DIR_REPLY;
-	return strait_table_get(&key, out, 0);
+	return strait_table_get(&key, out, 0, f->syn);
 }
 
 #endif /* STRAIT_LIB_NAT_H */

@@ -11,7 +11,8 @@
  * complete inside the datagram. Returns a STRAIT_PARSE_* class; only STRAIT_PARSE_FLOW fills
  * *flow completely, opening_syn included: TCP (whole or first fragment) with SYN set and ACK
  * clear in its flags byte (offset 13 of the fixed header), as parse::Flow::opening_syn, and
- * closing: FIN or RST set in it, as parse::Flow::closing; both 0 for UDP. Never reads outside
+ * closing: FIN or RST set in it, as parse::Flow::closing, and syn: SYN set in it, as
+ * parse::Flow::syn; all 0 for UDP. Never reads outside
  * [data, data_end).
  */
 #ifndef STRAIT_LIB_PARSE_H
@@ -50,7 +51,8 @@ struct strait_flow {
 	__u8 opening_syn; /* TCP SYN without ACK: scheduled anew (director.bpf.c step 3) */
 	__u8 ttl;         /* IPv4 TTL as received (NAT: decremented, <= 1 answered, lib/icmp.h) */
 	__u8 closing;     /* TCP FIN or RST set: its entry takes tcp_fin_idle (lib/conntrack.h) */
-	__u8 pad[2];
+	__u8 syn;         /* TCP SYN set (with or without ACK): does not establish (lib/conntrack.h) */
+	__u8 pad;
 	__u32 l3_off; /* 14 or 18 */
 	__u32 l4_off; /* l3_off + IHL * 4 */
 	__u32 l3_end; /* l3_off + total length */
@@ -120,7 +122,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 
 	if ((void *)(ports + 2) > data_end)
 		return STRAIT_PARSE_MALFORMED;
-	__u8 opening_syn = 0, closing = 0;
+	__u8 opening_syn = 0, closing = 0, syn = 0;
 
 	if (proto == IPPROTO_TCP) {
 		/* Inside the datagram (20 TCP bytes from l4, checked above): for the verifier. */
@@ -130,6 +132,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 			return STRAIT_PARSE_MALFORMED;
 		opening_syn = (*flags & (STRAIT_TCP_SYN | STRAIT_TCP_ACK)) == STRAIT_TCP_SYN;
 		closing = (*flags & (STRAIT_TCP_FIN | STRAIT_TCP_RST)) != 0;
+		syn = (*flags & STRAIT_TCP_SYN) != 0;
 	}
 	flow->src = ip->saddr;
 	flow->dst = ip->daddr;
@@ -140,6 +143,7 @@ static __always_inline int strait_parse(struct xdp_md *ctx, struct strait_flow *
 	flow->first_fragment = more;
 	flow->opening_syn = opening_syn;
 	flow->closing = closing;
+	flow->syn = syn;
 	flow->ttl = ip->ttl;
 	flow->l3_off = l3;
 	flow->l4_off = l4;

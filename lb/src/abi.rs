@@ -297,7 +297,9 @@ pub struct ConnKey {
 #[repr(C)]
 pub struct Conn {
     /// Forward entries: backend index inside the service.
-    pub backend: u32,
+    pub backend: u16,
+    /// Forward entries: index in `backends` / `backend_stats`.
+    pub slot: u16,
     /// Reply entries: VIP to restore (network order).
     pub vip: [u8; 4],
     /// Reply entries: port to restore (network order).
@@ -308,29 +310,35 @@ pub struct Conn {
     pub mode: u8,
     /// Forward entries: the service's generation when recorded (0: none).
     pub(crate) gen: u32,
-    /// Forward entries: index in `backends` / `backend_stats`.
-    pub slot: u32,
+}
+
+/// `struct strait_conn_way`: one way of a set, its key and entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
+pub(crate) struct ConnWay {
+    /// The way's key (all zero: empty).
+    pub key: ConnKey,
+    /// The way's entry.
+    pub value: Conn,
 }
 
 /// `struct strait_conn_set`: one set of the connection table (`lib/conntrack.h`; the model's
-/// rule is `packet::conntable`). A way with an all-zero key is empty.
+/// rule is `packet::conntable`). A way whose tag is 0 is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(C)]
 pub(crate) struct ConnSet {
-    /// The set's claim: 0 free, 1 held by the program (writing, or reading a value).
+    /// The set's claim: 0 free, 1 held (writing, or reading a value).
     pub busy: u32,
-    /// The set's use clock.
-    pub clock: u32,
-    /// Each way's last use (clock value).
-    pub(crate) stamp: [u32; CONN_WAYS],
+    /// The ways' recency order and half-open marks (`packet::conntable::Order`).
+    pub order: u32,
+    /// Each way's tag: 0 empty, else bit 7 the direction (1: forward) and a 7-bit hash.
+    pub tag: [u8; CONN_WAYS],
     /// Each way's write count.
-    pub seq: [u32; CONN_WAYS],
+    pub seq: [u16; CONN_WAYS],
     /// Each way's last record or use: the low 32 bits of the kernel's jiffies.
     pub seen: [u32; CONN_WAYS],
-    /// Each way's key.
-    pub key: [ConnKey; CONN_WAYS],
-    /// Each way's entry.
-    pub value: [Conn; CONN_WAYS],
+    /// Each way's key and entry.
+    pub way: [ConnWay; CONN_WAYS],
 }
 
 /// `struct strait_conn_cached`: a CPU's copy of one way (`conn_cache`, program-only).
@@ -342,9 +350,11 @@ pub struct ConnCached {
     /// The way's entry.
     pub value: Conn,
     /// The way's write count when copied.
-    pub seq: u32,
+    pub seq: u16,
     /// The way.
-    pub way: u32,
+    pub way: u16,
+    /// Zero.
+    pub pad: u32,
 }
 
 /// `struct strait_stats` (per CPU; sum over CPUs).
@@ -448,6 +458,7 @@ mod pod {
     unsafe impl aya::Pod for super::ConnKey {}
     unsafe impl aya::Pod for super::Conn {}
     unsafe impl aya::Pod for super::ConnSet {}
+    unsafe impl aya::Pod for super::ConnWay {}
     unsafe impl aya::Pod for super::Stats {}
     unsafe impl aya::Pod for super::Director {}
     unsafe impl aya::Pod for super::FlowEvent {}

@@ -226,7 +226,7 @@ mod diff {
                     dport: u16::from_be_bytes(k.dport),
                     proto: k.proto,
                 };
-                (t, c.backend)
+                (t, u32::from(c.backend))
             })
             .collect()
     }
@@ -372,7 +372,7 @@ mod diff {
                 want
             };
         // 16 DR and 4 NAT connections (clients routed through the fixture's gateway):
-        // SYN, the NAT backend's SYN+ACK, the client's ACK.
+        // SYN, the NAT backend's SYN+ACK and a segment of its, the client's ACK.
         let mut established = Vec::new();
         for i in 0..20u16 {
             let client = [192, 168, 1, (i % 4) as u8];
@@ -385,12 +385,16 @@ mod diff {
                         [out[30], out[31], out[32], out[33]],
                         u16::from_be_bytes([out[36], out[37]]),
                     );
-                    let r = frame(&Shape::tcp(b_ip, client, b_port, sport, SYN_ACK));
-                    assert!(matches!(
-                        run(&mut xdp, &mut conns, &model, &r),
-                        Action::Redirect(_)
-                    ));
-                    Some(r)
+                    // The SYN+ACK leaves its reply entry half-open; the backend's next
+                    // segment (an ACK) makes it established.
+                    for flags in [SYN_ACK, ACK] {
+                        let r = frame(&Shape::tcp(b_ip, client, b_port, sport, flags));
+                        assert!(matches!(
+                            run(&mut xdp, &mut conns, &model, &r),
+                            Action::Redirect(_)
+                        ));
+                    }
+                    Some(frame(&Shape::tcp(b_ip, client, b_port, sport, ACK)))
                 }
                 Action::Tx(_) => None,
                 other => panic!("connection {i}: {other:?}"),
@@ -413,8 +417,16 @@ mod diff {
         for f in 0..3000u32 {
             let client = [192, 168, 1, (f % 4) as u8];
             let dport = if f % 4 == 3 { 82 } else { 80 };
-            let syn = frame(&Shape::tcp(client, VIP, 1024 + f as u16, dport, SYN));
-            run(&mut xdp, &mut conns, &model, &syn);
+            // One in eight a lone ACK (a one-packet flow: a spoofed ACK flood); a NAT
+            // backend answers its SYN with a SYN+ACK (to a spoofed client: no ACK follows).
+            let flags = if f % 8 == 5 { ACK } else { SYN };
+            let syn = frame(&Shape::tcp(client, VIP, 1024 + f as u16, dport, flags));
+            if let Action::Redirect(out) = run(&mut xdp, &mut conns, &model, &syn) {
+                let b_ip = [out[30], out[31], out[32], out[33]];
+                let b_port = u16::from_be_bytes([out[36], out[37]]);
+                let answer = Shape::tcp(b_ip, client, b_port, 1024 + f as u16, SYN_ACK);
+                run(&mut xdp, &mut conns, &model, &frame(&answer));
+            }
             if f % 10 == 9 {
                 let (ack, reply, want) = &established[(f / 10) as usize % 20];
                 assert_eq!(&run(&mut xdp, &mut conns, &model, ack), want, "frame {f}");
@@ -440,8 +452,9 @@ mod diff {
     /// A SYN flood against established connections, with and without the new-flow guard: a
     /// table of 64 entries (16 sets of 8 ways) under the fixture's seed, 20 connections (16
     /// DR, 4 NAT with their replies) established before a backend is added, then 3000
-    /// distinct SYNs (DR and NAT) with a segment of an established connection every tenth
-    /// frame, on one CPU. Same verdict and bytes frame by frame; every established segment
+    /// distinct new flows (DR and NAT; one in eight a lone ACK, the others SYNs, each NAT one
+    /// answered by its backend's SYN+ACK as to a spoofed client) with a segment of an
+    /// established connection every tenth frame, on one CPU. Same verdict and bytes frame by frame; every established segment
     /// leaves as before the flood (its backend kept); the same forward entries at the end,
     /// all of the established ones among them; the same eviction, half-open eviction,
     /// unrecorded and NAT-drop counts. Without a guard every eviction is of a half-open

@@ -65,6 +65,7 @@ fn sizes_match_the_header() {
         ("strait_director", size_of::<Director>()),
         ("strait_conn_set", size_of::<ConnSet>()),
         ("strait_conn_cached", size_of::<ConnCached>()),
+        ("strait_conn_way", size_of::<ConnWay>()),
         ("strait_flow_event", size_of::<FlowEvent>()),
     ];
     let c = sizes();
@@ -120,12 +121,14 @@ fn offsets_match_the_header() {
         ("strait_conn_key", "dir", offset_of!(ConnKey, dir)),
         ("strait_conn_key", "pad", offset_of!(ConnKey, pad)),
         ("strait_conn", "backend", offset_of!(Conn, backend)),
+        ("strait_conn", "slot", offset_of!(Conn, slot)),
         ("strait_conn", "vip", offset_of!(Conn, vip)),
         ("strait_conn", "vport", offset_of!(Conn, vport)),
         ("strait_conn", "id", offset_of!(Conn, id)),
         ("strait_conn", "mode", offset_of!(Conn, mode)),
         ("strait_conn", "gen", offset_of!(Conn, gen)),
-        ("strait_conn", "slot", offset_of!(Conn, slot)),
+        ("strait_conn_way", "key", offset_of!(ConnWay, key)),
+        ("strait_conn_way", "value", offset_of!(ConnWay, value)),
         ("strait_stats", "packets", offset_of!(Stats, packets)),
         ("strait_stats", "bytes", offset_of!(Stats, bytes)),
         ("strait_stats", "flows", offset_of!(Stats, flows)),
@@ -175,14 +178,15 @@ fn offsets_match_the_header() {
             offset_of!(Director, conn_seed),
         ),
         ("strait_conn_set", "busy", offset_of!(ConnSet, busy)),
-        ("strait_conn_set", "clock", offset_of!(ConnSet, clock)),
-        ("strait_conn_set", "stamp", offset_of!(ConnSet, stamp)),
+        ("strait_conn_set", "order", offset_of!(ConnSet, order)),
+        ("strait_conn_set", "tag", offset_of!(ConnSet, tag)),
         ("strait_conn_set", "seq", offset_of!(ConnSet, seq)),
         ("strait_conn_set", "seen", offset_of!(ConnSet, seen)),
         ("strait_conn_cached", "key", offset_of!(ConnCached, key)),
         ("strait_conn_cached", "value", offset_of!(ConnCached, value)),
         ("strait_conn_cached", "seq", offset_of!(ConnCached, seq)),
         ("strait_conn_cached", "way", offset_of!(ConnCached, way)),
+        ("strait_conn_cached", "pad", offset_of!(ConnCached, pad)),
         (
             "strait_director",
             "conn_cache_mask",
@@ -225,8 +229,7 @@ fn offsets_match_the_header() {
             "new_flow_cap",
             offset_of!(Director, new_flow_cap),
         ),
-        ("strait_conn_set", "key", offset_of!(ConnSet, key)),
-        ("strait_conn_set", "value", offset_of!(ConnSet, value)),
+        ("strait_conn_set", "way", offset_of!(ConnSet, way)),
     ];
     let c = offsets();
     assert_eq!(c.len(), rust.len());
@@ -248,8 +251,10 @@ fn constants_match_the_header() {
     assert_eq!(define("STRAIT_CONN_CACHE_MAX"), "(1 << 15)");
     assert_eq!(CONN_CACHE_MAX, 1 << 15);
     assert_eq!(define("STRAIT_CONN_CLAIM_TRIES"), "64");
-    assert_eq!(define("STRAIT_CONN_HALF_OPEN_AGE"), "(1U << 30)");
-    assert_eq!(crate::packet::conntable::HALF_OPEN_AGE, 1 << 30);
+    assert_eq!(
+        define("STRAIT_ORDER_IDENTITY"),
+        format!("{:#X}U", crate::packet::conntable::ORDER_IDENTITY)
+    );
     assert_eq!(define("STRAIT_MAX_OWNED"), MAX_OWNED.to_string());
     assert_eq!(MAX_OWNED as usize, crate::packet::arp::MAX_OWNED);
     assert_eq!(define("STRAIT_MODE_DR"), MODE_DR.to_string());

@@ -11,21 +11,21 @@
 //!   [`set_of`]: a multiply-xorshift hash of the key's two little-endian 64-bit words keyed by
 //!   a seed (random per load in production, so which flows share a set cannot be chosen from
 //!   outside), masked by `sets − 1`.
-//! * Each set has a clock and each way a stamp. [`SetTable::get`] of a present key marks its
-//!   way most recently used (when it is not already: the clock advances and the way takes
-//!   it); [`SetTable::put`] writes the way that holds the key, else the first empty way, else
-//!   the least recently used one (largest `clock − stamp`, wrapping, as a signed 32-bit age
-//!   with a negative one counted as 0; the lowest way on a tie), which is an eviction, then
-//!   advances the clock and stamps the way. So an active connection is never the one evicted
-//!   while its set holds an idler one.
-//! * A record of a half-open entry ([`SetTable::put_half_open`]: an opening SYN's, which no
-//!   packet of its flow followed yet) stamps its way [`HALF_OPEN_AGE`] older than the clock:
-//!   the least recently used of its set until a hit marks it used. So a full set evicts its
-//!   half-open entries first (the oldest first) and an entry whose flow got past its SYN only
-//!   when it holds none: a flood of SYNs churns the half-open entries, not the established
-//!   ones (as long as a set is not all established). An eviction of an entry of age
-//!   `>= HALF_OPEN_AGE` is [`Put::EvictedHalfOpen`] (an established entry reaches that age
-//!   only after 2^30 uses of its set).
+//! * Each set keeps its ways in recency order, and a half-open mark per way, in one 32-bit
+//!   word ([`Order`], the program's `strait_conn_set.order` bit for bit). [`SetTable::put`]
+//!   writes the way that holds the key, else the first empty way, else the set's victim: its
+//!   least recently used half-open way if it has one, else its least recently used way, which
+//!   is an eviction ([`Put::EvictedHalfOpen`] / [`Put::Evicted`]); the way becomes the most
+//!   recently used. [`SetTable::get`] of a present key makes its way the most recently used.
+//!   So an active connection is never the one evicted while its set holds an idler one.
+//! * Half-open: [`SetTable::put_half_open`] (every new flow's record in `packet::decide`)
+//!   marks its way half-open; a later use by a packet without SYN ([`SetTable::get_at`] with
+//!   `syn` false) clears the mark; a use by a packet with SYN (a retransmitted SYN, a
+//!   backend's SYN+ACK to a NAT reply entry) keeps it. So a full set evicts its half-open
+//!   entries first (the least recently used first) and an established entry only when it
+//!   holds none: a flood of spoofed SYNs (even those whose backends answer) or of one-packet
+//!   flows churns the half-open entries, not the established ones (as long as a set is not
+//!   all established). [`SetTable::put`] records an entry established (a refresh).
 //! * Each way also notes when it was last recorded or used (`seen`, a 32-bit tick with bit 0
 //!   cleared: the kernel's jiffies in the program, milliseconds in the userspace datapath)
 //!   and, in bit 0 (`SEEN_CLOSING`), whether its flow was marked closing (a TCP FIN or RST,
@@ -44,8 +44,54 @@ use std::collections::HashMap;
 /// Entries per set (`STRAIT_CONN_WAYS`).
 pub(crate) const WAYS: usize = 8;
 
-/// How much older than the clock a half-open record is stamped (`STRAIT_CONN_HALF_OPEN_AGE`).
-pub const HALF_OPEN_AGE: u32 = 1 << 30;
+/// XOR of an order word and the plain order (`STRAIT_ORDER_IDENTITY`): position `p` holds
+/// way `p`, so an all-zero word (a new set) is in order.
+pub(crate) const ORDER_IDENTITY: u32 = 0xFA_C688;
+
+/// A set's order word (`strait_conn_set.order`): bits 0..23 XOR [`ORDER_IDENTITY`] are eight
+/// 3-bit positions, position 0 holding the most recently used way and 7 the least; bit
+/// `24 + w` marks way `w` half-open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Order(pub(crate) u32);
+
+impl Order {
+    fn plain(self) -> u32 {
+        (self.0 ^ ORDER_IDENTITY) & 0xff_ffff
+    }
+
+    /// The way at position `p` (0: the most recently used).
+    pub(crate) fn way_at(self, p: usize) -> usize {
+        ((self.plain() >> (3 * p)) & 7) as usize
+    }
+
+    /// Whether way `w` is marked half-open.
+    pub(crate) fn half_open(self, w: usize) -> bool {
+        (self.0 >> (24 + w)) & 1 == 1
+    }
+
+    /// The word after a use or record of way `w` (`strait_order_use`): `w` at position 0, the
+    /// ways before it one position down, its mark set to `half_open`.
+    pub(crate) fn used(self, w: usize, half_open: bool) -> Order {
+        let w = w & (WAYS - 1);
+        let plain = self.plain();
+        let pos = (1..WAYS).rfind(|&p| self.way_at(p) == w).unwrap_or(0) as u32;
+        let low = plain & ((1 << (3 * pos)) - 1);
+        let high = plain & 0xff_ffff & !((1 << (3 * pos + 3)) - 1);
+        let plain = (low << 3) | w as u32 | high;
+        let marks = ((self.0 >> 24) & !(1 << w)) | (u32::from(half_open) << w);
+        Order((plain ^ ORDER_IDENTITY) | (marks << 24))
+    }
+
+    /// The way a full set gives up (`strait_order_victim`): the least recently used
+    /// half-open way, else the least recently used way.
+    pub(crate) fn victim(self) -> usize {
+        (0..WAYS)
+            .rev()
+            .map(|p| self.way_at(p))
+            .find(|&w| self.half_open(w))
+            .unwrap_or_else(|| self.way_at(WAYS - 1))
+    }
+}
 
 /// Number of sets of a table bounded at `capacity` entries (see the module doc).
 pub(crate) fn sets_for(capacity: usize) -> usize {
@@ -103,11 +149,10 @@ pub(crate) fn random_seed() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(now)
 }
 
-/// One set: the clock, and per way its stamp, last tick seen and entry.
+/// One set: the order word, and per way its last tick seen and entry.
 #[derive(Debug, Clone)]
 struct Set<V> {
-    clock: u32,
-    stamp: [u32; WAYS],
+    order: Order,
     seen: [u32; WAYS],
     ways: [Option<([u8; 16], V)>; WAYS],
 }
@@ -115,8 +160,7 @@ struct Set<V> {
 impl<V> Default for Set<V> {
     fn default() -> Self {
         Set {
-            clock: 0,
-            stamp: [0; WAYS],
+            order: Order::default(),
             seen: [0; WAYS],
             ways: std::array::from_fn(|_| None),
         }
@@ -213,16 +257,24 @@ impl<V: Copy> SetTable<V> {
         Self::way_of(set, key).and_then(|w| set.ways[w].map(|(_, v)| v))
     }
 
-    /// The entry of `key`, marking its way most recently used (tick 0, no timeout).
+    /// The entry of `key`, marking its way most recently used and established (tick 0, no
+    /// timeout).
     pub fn get(&mut self, key: &[u8; 16]) -> Option<V> {
-        match self.get_at(key, 0, [0, 0]) {
+        match self.get_at(key, 0, [0, 0], false) {
             Lookup::Hit(v) => Some(v),
             Lookup::Expired | Lookup::Miss => None,
         }
     }
 
-    /// The entry of `key` at tick `now` under idle timeouts `idle` (see the module doc).
-    pub(crate) fn get_at(&mut self, key: &[u8; 16], now: u32, idle: [u32; 2]) -> Lookup<V> {
+    /// The entry of `key` at tick `now` under idle timeouts `idle`, for a packet with SYN set
+    /// or not (see the module doc).
+    pub(crate) fn get_at(
+        &mut self,
+        key: &[u8; 16],
+        now: u32,
+        idle: [u32; 2],
+        syn: bool,
+    ) -> Lookup<V> {
         let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) else {
             return Lookup::Miss;
         };
@@ -232,10 +284,7 @@ impl<V: Copy> SetTable<V> {
         if expired(set.seen[w], now, idle) {
             return Lookup::Expired;
         }
-        if set.stamp[w] != set.clock {
-            set.clock = set.clock.wrapping_add(1);
-            set.stamp[w] = set.clock;
-        }
+        set.order = set.order.used(w, syn && set.order.half_open(w));
         set.seen[w] = (now & !SEEN_CLOSING) | (set.seen[w] & SEEN_CLOSING);
         set.ways[w].map_or(Lookup::Miss, |(_, v)| Lookup::Hit(v))
     }
@@ -274,25 +323,16 @@ impl<V: Copy> SetTable<V> {
         } else if let Some(w) = set.ways.iter().position(Option::is_none) {
             (w, Put::Added)
         } else {
-            // clock − stamp as a signed 32-bit age, a stamp ahead of the clock counting as 0
-            // (only a race between CPUs in the program makes one: `strait_conn_touch`).
-            let age = |w: usize| (set.clock.wrapping_sub(set.stamp[w]) as i32).max(0);
-            // The first way of the largest age: ties keep the lowest.
-            let w = (1..WAYS).fold(0, |best, w| if age(w) > age(best) { w } else { best });
+            let w = set.order.victim();
             let old = set.ways[w].map(|(k, _)| k).unwrap_or_default();
-            if age(w) as u32 >= HALF_OPEN_AGE {
+            if set.order.half_open(w) {
                 (w, Put::EvictedHalfOpen(old))
             } else {
                 (w, Put::Evicted(old))
             }
         };
         set.ways[w] = Some((key, value));
-        set.clock = set.clock.wrapping_add(1);
-        set.stamp[w] = if half_open {
-            set.clock.wrapping_sub(HALF_OPEN_AGE)
-        } else {
-            set.clock
-        };
+        set.order = set.order.used(w, half_open);
         set.seen[w] = now & !SEEN_CLOSING;
         if put == Put::Added {
             self.len += 1;
@@ -461,49 +501,92 @@ mod tests {
         assert_eq!(t.put(k[13], 25), Put::Evicted(k[0]));
     }
 
-    #[test]
-    fn a_hit_on_the_most_recent_way_keeps_the_clock() {
-        let mut t = SetTable::new(4, 0);
-        t.put(key(1), 1u32);
-        let clock = |t: &SetTable<u32>| t.sets[&0].clock;
-        let before = clock(&t);
-        assert_eq!(t.get(&key(1)), Some(1));
-        assert_eq!(clock(&t), before);
-        t.put(key(2), 2);
-        assert_eq!(t.get(&key(1)), Some(1));
-        assert_eq!(clock(&t), before + 2);
+    /// The ways from the most recently used to the least, and the half-open ones.
+    fn unpack(o: Order) -> (Vec<usize>, Vec<usize>) {
+        let ways = (0..WAYS).map(|p| o.way_at(p)).collect();
+        (ways, (0..WAYS).filter(|&w| o.half_open(w)).collect())
     }
 
     #[test]
-    fn a_stamp_ahead_of_the_clock_counts_as_the_most_recent() {
-        let mut t = SetTable::new(4, 0);
-        for n in 1..=WAYS as u16 {
-            t.put(key(n), u32::from(n));
-        }
-        let s = t.sets.get_mut(&0).unwrap();
-        // Way 0 stamped ahead of the clock (a racing CPU wrote the clock back): not the
-        // oldest, though clock - stamp wraps to the largest unsigned age.
-        s.clock = 100;
-        s.stamp = std::array::from_fn(|w| 50 + w as u32);
-        s.stamp[0] = 101;
-        assert_eq!(t.put(key(99), 99), Put::Evicted(key(2)));
+    fn the_order_word_is_a_permutation_moved_to_front_with_marks() {
+        // A new set (all zero) is in way order, nothing marked.
+        let o = Order::default();
+        assert_eq!(unpack(o), ((0..WAYS).collect(), vec![]));
+        assert_eq!(o.victim(), 7);
+        let o = o.used(5, true);
+        assert_eq!(unpack(o), (vec![5, 0, 1, 2, 3, 4, 6, 7], vec![5]));
+        // The least recently used half-open way goes first.
+        assert_eq!(o.victim(), 5);
+        let o = o.used(2, true).used(7, false);
+        assert_eq!(unpack(o), (vec![7, 2, 5, 0, 1, 3, 4, 6], vec![2, 5]));
+        assert_eq!(o.victim(), 5);
+        // Using the first way again changes nothing; clearing its mark only the mark.
+        assert_eq!(o.used(7, false), o);
+        let o = o.used(5, false);
+        assert_eq!(unpack(o), (vec![5, 7, 2, 0, 1, 3, 4, 6], vec![2]));
+        assert_eq!(o.victim(), 2);
+        let o = o.used(2, false);
+        assert_eq!(o.victim(), 6, "no mark left: the least recently used");
+        // The last position moves too.
+        let o = o.used(6, false);
+        assert_eq!(unpack(o).0, vec![6, 2, 5, 7, 0, 1, 3, 4]);
+        // Exact bits, as the program computes them (a C twin in ebpf/lib/conntrack.h).
+        assert_eq!(Order::default().used(5, true).0, 0x2000_F2CD);
     }
 
     #[test]
-    fn ages_survive_the_clock_wrapping() {
-        let mut t = SetTable::new(4, 0);
-        for n in 1..=WAYS as u16 {
-            t.put(key(n), u32::from(n));
+    fn any_sequence_of_uses_keeps_a_permutation() {
+        let mut o = Order::default();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut model: Vec<usize> = (0..WAYS).collect();
+        let mut marks = [false; WAYS];
+        for _ in 0..10_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let (w, half) = ((rng % 8) as usize, rng & 0x100 != 0);
+            o = o.used(w, half);
+            model.retain(|&x| x != w);
+            model.insert(0, w);
+            marks[w] = half;
+            let (ways, marked) = unpack(o);
+            assert_eq!(ways, model);
+            let want: Vec<usize> = (0..WAYS).filter(|&w| marks[w]).collect();
+            assert_eq!(marked, want);
+            let victim = model.iter().rev().find(|&&w| marks[w]).unwrap_or(&model[7]);
+            assert_eq!(o.victim(), *victim);
         }
-        let s = t.sets.get_mut(&0).unwrap();
-        // Stamps on both sides of the wrap, key 1 the least recently used.
-        for (w, stamp) in s.stamp.iter_mut().enumerate() {
-            *stamp = (w as u32).wrapping_sub(2);
+    }
+
+    #[test]
+    fn a_syn_does_not_establish_a_half_open_entry() {
+        let mask = 63;
+        let mut t = SetTable::new(256, 9);
+        let k = same_set(2 * WAYS + 1, mask, 9);
+        for (i, key) in k[..WAYS].iter().enumerate() {
+            t.put_half_open(*key, i as u32, 0);
         }
-        s.clock = WAYS as u32;
-        assert_eq!(t.put(key(99), 99), Put::Evicted(key(1)));
-        assert_eq!(t.peek(&key(1)), None);
-        assert_eq!(t.peek(&key(2)), Some(2));
+        // k0 answered with SYN (a backend's SYN+ACK to a spoofed client): used, still
+        // half-open; k1 used without SYN: established.
+        assert_eq!(t.get_at(&k[0], 0, [0, 0], true), Lookup::Hit(0));
+        assert_eq!(t.get_at(&k[1], 0, [0, 0], false), Lookup::Hit(1));
+        assert_eq!(
+            t.get_at(&k[1], 0, [0, 0], true),
+            Lookup::Hit(1),
+            "stays established"
+        );
+        // Half-open, least recently used first: k2..k7, then k0; never k1.
+        for (n, gone) in [2, 3, 4, 5, 6, 7, 0].into_iter().enumerate() {
+            let fresh = k[WAYS + 1 + n];
+            assert_eq!(t.put(fresh, 99), Put::EvictedHalfOpen(k[gone]));
+            t.get(&fresh);
+        }
+        assert_eq!(t.peek(&k[1]), Some(1));
+        assert_eq!(
+            t.put(k[WAYS], 100),
+            Put::Evicted(k[1]),
+            "all established: the LRU"
+        );
     }
 
     #[test]
@@ -511,32 +594,32 @@ mod tests {
         let mut t: SetTable<u32> = SetTable::new(64, 7);
         let k = key(1);
         let idle = [100, 10];
-        assert_eq!(t.get_at(&k, 10, idle), Lookup::Miss);
+        assert_eq!(t.get_at(&k, 10, idle, false), Lookup::Miss);
         t.put_at(k, 5, 1000);
         // Idle 100 ticks: still there (the timeout is "more than idle").
-        assert_eq!(t.get_at(&k, 1100, idle), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1100, idle, false), Lookup::Hit(5));
         // A hit refreshes: 100 more.
-        assert_eq!(t.get_at(&k, 1200, idle), Lookup::Hit(5));
-        assert_eq!(t.get_at(&k, 1302, idle), Lookup::Expired);
+        assert_eq!(t.get_at(&k, 1200, idle, false), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1302, idle, false), Lookup::Expired);
         // Expired is not a use: still expired, still held, still peekable.
-        assert_eq!(t.get_at(&k, 1304, idle), Lookup::Expired);
+        assert_eq!(t.get_at(&k, 1304, idle, false), Lookup::Expired);
         assert_eq!((t.len(), t.peek(&k)), (1, Some(5)));
         // No timeout: found whatever the idle time.
-        assert_eq!(t.get_at(&k, 1_000_000, [0, 0]), Lookup::Hit(5));
-        assert_eq!(t.get_at(&k, 1_000_002, idle), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1_000_000, [0, 0], false), Lookup::Hit(5));
+        assert_eq!(t.get_at(&k, 1_000_002, idle, false), Lookup::Hit(5));
         // Recorded again over it: fresh, the same way (no second entry).
         t.put_at(k, 6, 5_000_000);
-        assert_eq!(t.get_at(&k, 5_000_100, idle), Lookup::Hit(6));
+        assert_eq!(t.get_at(&k, 5_000_100, idle, false), Lookup::Hit(6));
         assert_eq!(t.len(), 1);
         assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_100)]);
         // Marked closing: the closing timeout (10), kept by later hits, cleared by a record.
         t.mark_closing(&k);
         assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_101)]);
-        assert_eq!(t.get_at(&k, 5_000_110, idle), Lookup::Hit(6));
+        assert_eq!(t.get_at(&k, 5_000_110, idle, false), Lookup::Hit(6));
         assert_eq!(t.entries_seen(), vec![(k, 6, 5_000_111)]);
-        assert_eq!(t.get_at(&k, 5_000_122, idle), Lookup::Expired);
+        assert_eq!(t.get_at(&k, 5_000_122, idle, false), Lookup::Expired);
         t.put_at(k, 7, 5_000_122);
-        assert_eq!(t.get_at(&k, 5_000_200, idle), Lookup::Hit(7));
+        assert_eq!(t.get_at(&k, 5_000_200, idle, false), Lookup::Hit(7));
         // Odd ticks count as the even one below (bit 0 is the mark).
         t.put_at(k, 8, 7);
         assert_eq!(t.entries_seen(), vec![(k, 8, 6)]);

@@ -20,8 +20,9 @@
 //!      backend that is `alive`): that backend, even if the Maglev table changed or the
 //!      backend now has weight 0 (draining);
 //!    * new: `table.lookup(flow_hash(src, dst, sport, dport, proto))`, recorded in the
-//!      connection table (and, for NAT, the reply direction too; an opening SYN's entries
-//!      half-open, `packet::conntable`: evicted before established ones) if the new-flow
+//!      connection table (and, for NAT, the reply direction too), half-open
+//!      (`packet::conntable`: evicted before established ones until a later packet of the
+//!      flow without SYN uses the entry; a SYN+ACK's lookup keeps it half-open) if the new-flow
 //!      guard admits it ([`ConnTable::admit`], `packet::ratelimit`, charged once per new
 //!      flow). Over the guard's budget a DR or TUN flow is forwarded to the same pick as a
 //!      new flow but not recorded (counted `new_flow_unrecorded` by the datapath; its next
@@ -137,6 +138,8 @@ pub(crate) fn decide<C: ConnTable + ?Sized>(
     // does: a hit marks the entry used (`packet::conntable`). An opening SYN skips it.
     let recorded = if flow.opening_syn {
         None
+    } else if flow.syn {
+        conns.get_syn(&flow.tuple)
     } else {
         conns.get(&flow.tuple)
     };
@@ -147,7 +150,12 @@ pub(crate) fn decide<C: ConnTable + ?Sized>(
     if let Some(service) = services.get(&service_key(flow)) {
         return balance(flow, service, conns, recorded);
     }
-    match conns.get_reply(&flow.tuple) {
+    let reply = if flow.syn {
+        conns.get_reply_syn(&flow.tuple)
+    } else {
+        conns.get_reply(&flow.tuple)
+    };
+    match reply {
         Some(origin) => Verdict::NatReply(origin),
         None => Verdict::Pass,
     }
@@ -191,11 +199,7 @@ fn balance<C: ConnTable + ?Sized>(
             new_flow: true,
         };
     }
-    if flow.opening_syn {
-        conns.insert_half_open(*t, b);
-    } else {
-        conns.insert(*t, b);
-    }
+    conns.insert_half_open(*t, b);
     if flow.closing {
         conns.mark_closing(t);
     }
@@ -211,11 +215,7 @@ fn balance<C: ConnTable + ?Sized>(
             vip: t.dst,
             port: t.dport,
         };
-        if flow.opening_syn {
-            conns.insert_reply_half_open(reply, origin);
-        } else {
-            conns.insert_reply(reply, origin);
-        }
+        conns.insert_reply_half_open(reply, origin);
     }
     Verdict::Forward {
         backend: b,

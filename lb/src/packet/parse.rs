@@ -20,7 +20,8 @@
 //! [`Flow::opening_syn`]: TCP with SYN set and ACK clear in its fixed header (RFC 9293 §3.1,
 //! the flags byte at offset 13), the segment that opens a connection; and [`Flow::closing`]:
 //! TCP with FIN or RST set there (its connection entry then takes the shorter
-//! `tcp_fin_timeout`); neither for UDP.
+//! `tcp_fin_timeout`); and [`Flow::syn`]: SYN set there, ACK or not (its lookup leaves a
+//! half-open entry half-open); none for UDP.
 //!
 //! Checksums are not verified here (the kernel or the backend does it), as in the XDP program.
 
@@ -146,6 +147,9 @@ pub struct Flow {
     pub opening_syn: bool,
     /// A TCP segment with FIN or RST set (its connection is closing). False for UDP.
     pub closing: bool,
+    /// A TCP segment with SYN set, ACK or not: its lookup does not make a half-open entry
+    /// established (`packet::conntable`). False for UDP.
+    pub syn: bool,
     /// The IPv4 TTL as received (NAT decrements it; <= 1: ICMP time exceeded, `packet::icmp`).
     pub ttl: u8,
 }
@@ -277,6 +281,7 @@ pub fn parse(frame: &[u8]) -> Parsed {
         first_fragment: more_fragments,
         opening_syn: complete && proto == PROTO_TCP && tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN,
         closing: complete && proto == PROTO_TCP && tcp_flags & (TCP_FIN | TCP_RST) != 0,
+        syn: complete && proto == PROTO_TCP && tcp_flags & TCP_SYN != 0,
         ttl: frame[l3 + 8],
     };
     match (more_fragments, complete) {

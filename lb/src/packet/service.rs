@@ -186,6 +186,13 @@ pub trait ConnTable {
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin>;
     /// Records the reply direction of a new NAT flow (may evict an old entry).
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin);
+    /// [`ConnTable::get`] for a segment carrying SYN (not an opening one: a SYN+ACK): the
+    /// entry is used, but a half-open one stays half-open (`packet::conntable`).
+    fn get_syn(&mut self, flow: &FiveTuple) -> Option<u32>;
+    /// [`ConnTable::get_reply`] for a reply carrying SYN (the backend's SYN+ACK): the entry
+    /// is used, but a half-open one stays half-open, so the answers of backends to a flood of
+    /// spoofed SYNs do not make its entries established.
+    fn get_reply_syn(&mut self, reply: &FiveTuple) -> Option<NatOrigin>;
     /// Marks the forward entry of `flow`, if any, closing: the flow sent a TCP FIN or RST
     /// (`packet::conntable`; its entry then expires after the closing timeout). A table
     /// without timeouts may ignore it.
@@ -196,11 +203,12 @@ pub trait ConnTable {
     fn admit(&mut self, _flow: &FiveTuple, _backend: u32) -> bool {
         true
     }
-    /// [`ConnTable::insert`] of an opening SYN's flow: half-open (`packet::conntable`).
+    /// [`ConnTable::insert`] of a new flow: half-open until a later packet without SYN uses
+    /// it (`packet::conntable`).
     fn insert_half_open(&mut self, flow: FiveTuple, backend: u32) {
         self.insert(flow, backend);
     }
-    /// [`ConnTable::insert_reply`] of an opening SYN's flow: half-open.
+    /// [`ConnTable::insert_reply`] of a new flow: half-open.
     fn insert_reply_half_open(&mut self, reply: FiveTuple, origin: NatOrigin) {
         self.insert_reply(reply, origin);
     }
@@ -367,15 +375,29 @@ impl MemConnTable {
             .collect()
     }
 
-    fn lookup(&mut self, key: [u8; 16]) -> Option<Entry> {
+    fn lookup(&mut self, key: [u8; 16], syn: bool) -> Option<Entry> {
         let idle = self.idle.of(key[12], key[13]);
-        match self.table.get_at(&key, self.now, idle) {
+        match self.table.get_at(&key, self.now, idle, syn) {
             Lookup::Hit(e) => Some(e),
             Lookup::Expired => {
                 self.expired += 1;
                 None
             }
             Lookup::Miss => None,
+        }
+    }
+
+    fn forward(&mut self, flow: &FiveTuple, syn: bool) -> Option<u32> {
+        match self.lookup(key_of(flow, DIR_FORWARD), syn) {
+            Some(Entry::Forward(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn reply(&mut self, reply: &FiveTuple, syn: bool) -> Option<NatOrigin> {
+        match self.lookup(key_of(reply, DIR_REPLY), syn) {
+            Some(Entry::Reply(o)) => Some(o),
+            _ => None,
         }
     }
 
@@ -443,10 +465,11 @@ impl Default for MemConnTable {
 
 impl ConnTable for MemConnTable {
     fn get(&mut self, flow: &FiveTuple) -> Option<u32> {
-        match self.lookup(key_of(flow, DIR_FORWARD)) {
-            Some(Entry::Forward(b)) => Some(b),
-            _ => None,
-        }
+        self.forward(flow, false)
+    }
+
+    fn get_syn(&mut self, flow: &FiveTuple) -> Option<u32> {
+        self.forward(flow, true)
     }
 
     fn insert(&mut self, flow: FiveTuple, backend: u32) {
@@ -468,10 +491,11 @@ impl ConnTable for MemConnTable {
     }
 
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
-        match self.lookup(key_of(reply, DIR_REPLY)) {
-            Some(Entry::Reply(o)) => Some(o),
-            _ => None,
-        }
+        self.reply(reply, false)
+    }
+
+    fn get_reply_syn(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
+        self.reply(reply, true)
     }
 
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {

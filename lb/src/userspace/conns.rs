@@ -66,16 +66,27 @@ struct Recorder<'a> {
     unrecorded: bool,
 }
 
-impl ConnTable for Recorder<'_> {
-    fn get(&mut self, flow: &FiveTuple) -> Option<u32> {
-        // Every flow but an opening SYN is looked up, service or not (`packet::decide`):
-        // only a hit is noted (a new flow is noted by `insert`).
-        let b = self.conns.table.get(flow);
+impl Recorder<'_> {
+    /// Every flow but an opening SYN is looked up, service or not (`packet::decide`): only a
+    /// hit is noted (a new flow is noted by `insert`).
+    fn note_hit(&self, flow: &FiveTuple, b: Option<u32>) -> Option<u32> {
         if b.is_some() {
             self.flow.set(Some(*flow));
             self.established.set(b);
         }
         b
+    }
+}
+
+impl ConnTable for Recorder<'_> {
+    fn get(&mut self, flow: &FiveTuple) -> Option<u32> {
+        let b = self.conns.table.get(flow);
+        self.note_hit(flow, b)
+    }
+
+    fn get_syn(&mut self, flow: &FiveTuple) -> Option<u32> {
+        let b = self.conns.table.get_syn(flow);
+        self.note_hit(flow, b)
     }
 
     fn insert(&mut self, flow: FiveTuple, backend: u32) {
@@ -106,6 +117,12 @@ impl ConnTable for Recorder<'_> {
 
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
         let o = self.conns.table.get_reply(reply);
+        self.nat_reply.set(o.is_some());
+        o
+    }
+
+    fn get_reply_syn(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
+        let o = self.conns.table.get_reply_syn(reply);
         self.nat_reply.set(o.is_some());
         o
     }

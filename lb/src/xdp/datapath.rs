@@ -367,7 +367,7 @@ impl Datapath for XdpDatapath {
                 client: (Ipv4Addr::from(k.src), u16::from_be_bytes(k.sport)),
                 vip: (Ipv4Addr::from(k.dst), u16::from_be_bytes(k.dport)),
                 proto: k.proto,
-                backend: v.backend,
+                backend: u32::from(v.backend),
                 idle: now.map(|now| {
                     let ticks = u64::from(conntable::idle_ticks(seen, now));
                     std::time::Duration::from_millis(ticks * 1000 / hz)

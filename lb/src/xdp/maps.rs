@@ -31,7 +31,7 @@ use crate::abi::{self, Counter};
 use crate::packet::arp::OwnedVips;
 use crate::packet::service::ServiceKey;
 
-/// Sets of the connection table read per system call (360 KiB).
+/// Sets of the connection table read per system call (320 KiB).
 const SETS_PER_CALL: usize = 1024;
 /// Reads of a set found claimed before it is left out of a listing.
 const SET_READS: usize = 8;
@@ -205,10 +205,10 @@ impl XdpDirector {
                 };
                 index += 1;
                 let Some(set) = set else { continue };
-                for ((key, value), seen) in set.key.iter().zip(set.value.iter()).zip(set.seen) {
-                    let listed = key.proto != 0 && key.dir == abi::DIR_FORWARD;
-                    if listed && out.len() < limit && keep(key, seen) {
-                        out.push((*key, *value, seen));
+                for ((way, tag), seen) in set.way.iter().zip(set.tag).zip(set.seen) {
+                    let listed = tag != 0 && way.key.dir == abi::DIR_FORWARD;
+                    if listed && out.len() < limit && keep(&way.key, seen) {
+                        out.push((way.key, way.value, seen));
                     }
                 }
             }

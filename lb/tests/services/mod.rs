@@ -62,6 +62,11 @@ impl ConnTable for Noting {
         self.found.set(b.is_some());
         b
     }
+    fn get_syn(&mut self, flow: &FiveTuple) -> Option<u32> {
+        let b = self.table.get_syn(flow);
+        self.found.set(b.is_some());
+        b
+    }
     fn mark_closing(&mut self, flow: &FiveTuple) {
         self.table.mark_closing(flow);
     }
@@ -82,6 +87,9 @@ impl ConnTable for Noting {
     }
     fn get_reply(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
         self.table.get_reply(reply)
+    }
+    fn get_reply_syn(&mut self, reply: &FiveTuple) -> Option<NatOrigin> {
+        self.table.get_reply_syn(reply)
     }
     fn insert_reply(&mut self, reply: FiveTuple, origin: NatOrigin) {
         self.table.insert_reply(reply, origin);
