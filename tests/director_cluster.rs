@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use strait_lb::config::DirectorConfig;
 use strait_lb::control::Director;
 use strait_lb::datapath::{
-    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
+    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions, Installed,
+    NewFlow, SyncedFlow,
 };
 use strait_lb::membership::{ClusterSection, MemberState, Membership};
 use strait_lb::packet::service::{Service, ServiceKey};
@@ -50,6 +51,12 @@ impl Datapath for Recorder {
     }
     fn counters(&self) -> Result<Counters, DatapathError> {
         Ok(Vec::new())
+    }
+    fn take_new_flows(&mut self) -> Option<tokio::sync::mpsc::Receiver<NewFlow>> {
+        None
+    }
+    fn install_synced(&mut self, _: &[SyncedFlow]) -> Result<Installed, DatapathError> {
+        Ok(Installed::default())
     }
     fn shutdown(&mut self) -> Result<(), DatapathError> {
         Ok(())

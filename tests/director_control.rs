@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use strait_lb::config::DirectorConfig;
 use strait_lb::control::{Director, StartError};
 use strait_lb::datapath::{
-    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
+    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions, Installed,
+    NewFlow, SyncedFlow,
 };
 use strait_lb::packet::service::{Service, ServiceKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -78,6 +79,8 @@ impl Datapath for Recorder {
             backend: 1,
             idle: Some(std::time::Duration::from_millis(1500)),
             closing: false,
+            half_open: false,
+            synced: false,
         };
         Ok([entry(40000), entry(40001)]
             .into_iter()
@@ -89,6 +92,12 @@ impl Datapath for Recorder {
     }
     fn counters(&self) -> Result<Counters, DatapathError> {
         Ok(vec![("tx_new", 3)])
+    }
+    fn take_new_flows(&mut self) -> Option<tokio::sync::mpsc::Receiver<NewFlow>> {
+        None
+    }
+    fn install_synced(&mut self, _: &[SyncedFlow]) -> Result<Installed, DatapathError> {
+        Ok(Installed::default())
     }
     fn shutdown(&mut self) -> Result<(), DatapathError> {
         *self.shut.lock().unwrap() = true;

@@ -59,8 +59,12 @@
  * 0 the most recently used) holds way p, so a zeroed set is in order (lb::packet::conntable:
  * ORDER_IDENTITY). */
 #define STRAIT_ORDER_IDENTITY 0xFAC688U
-/* Attempts at claiming a set of the connection table before going on without it. */
+/* Attempts at claiming a set of the connection table before going on without it (the
+ * control plane's writes, lb/src/xdp/mmap.rs, make as many). */
 #define STRAIT_CONN_CLAIM_TRIES 64
+/* strait_conn.vport of a forward entry the control plane installed for the HA sync and that
+ * no record of the program has rewritten since (lb::abi::CONN_SYNCED; see strait_conn). */
+#define STRAIT_CONN_SYNCED 0xFFFF
 /* Largest per-CPU connection cache, in entries (a power of two). */
 #define STRAIT_CONN_CACHE_MAX (1 << 15)
 /* Entries of the owned map: most VIPs answered for (lb::packet::arp::MAX_OWNED). */
@@ -164,12 +168,20 @@ STRAIT_OFFSET(strait_conn_key, pad, 14);
  * service_gen[id] == gen (see director.bpf.c). Backend indices and slots are below
  * STRAIT_MAX_BACKENDS (4096): 16 bits each, so that a way (key and entry) is 32 bytes, two
  * to a cache line.
+ * Synced entries: the control plane also writes forward entries itself, through the table's
+ * mapping (lb/src/xdp/install.rs: flows received from the peer director), by the program's
+ * rules (the set claim, the way of the key or an empty one or the victim, tag, seq + 1,
+ * seen, order), with gen 0 and slot 0, so the first packet of the flow takes the slow path
+ * (director.bpf.c step 3: backend checked below backend_count, then the entry refreshed
+ * under the installed version), and with vport = STRAIT_CONN_SYNCED, unused by forward
+ * entries otherwise: the synced mark, which that refresh clears (strait_conn_record writes
+ * vport 0). Reply entries it writes are as the program's (strait_nat_record_reply).
  */
 struct strait_conn {
 	__u16 backend; /* forward: index in the service's backends */
 	__u16 slot;    /* forward: backend_base + backend (backends, backend_stats index) */
 	__be32 vip;    /* reply: source address to restore */
-	__be16 vport;  /* reply: source port to restore */
+	__be16 vport;  /* reply: source port to restore; forward: STRAIT_CONN_SYNCED or 0 */
 	__u8 id;       /* forward: the service's id */
 	__u8 mode;     /* forward: the service's STRAIT_MODE_* */
 	__u32 gen;     /* forward: the service's gen when recorded (0: none) */

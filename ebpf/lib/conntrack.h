@@ -366,9 +366,10 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 	return found;
 }
 
-/* Records k -> v in k's set: in the way that holds k (its half-open mark kept when `refresh`,
- * else set), else the first empty way, else the order's victim (strait_order_victim), which
- * is counted as an eviction; a new record is half-open (see the contract); the way becomes
+/* Records k -> v in k's set: in the way that holds k (its half-open and closing marks kept
+ * when `refresh`, as the model's entry keeps them, lb::packet::conntable; else set), else
+ * the first empty way, else the order's victim (strait_order_victim), which is counted as
+ * an eviction; a new record is half-open (see the contract); the way becomes
  * the most recently used. The CPU's cache does not take the new entry: that write, one more
  * cold line, cost a new flow 30 ns (a tenth) on the reference host; the flow's next packet
  * copies it (strait_table_get, step 3) as it does on any other CPU. */
@@ -396,8 +397,10 @@ static __always_inline void strait_table_put(const struct strait_conn_key *k,
 	}
 	if (match >= 0) {
 		pick = match;
-		if (refresh)
+		if (refresh) {
 			half_open = (order >> (24 + pick)) & 1;
+			closing |= s->seen[pick] & STRAIT_SEEN_CLOSING;
+		}
 	} else if (empty >= 0) {
 		pick = empty;
 	} else {
@@ -466,7 +469,9 @@ static __always_inline int strait_conn_current(const struct strait_conn *c)
 }
 
 /* Records a new forward entry (half-open), or refreshes one recorded under an older service
- * version (`refresh`: its mark kept): backend index and the service version's data. */
+ * version or under none (a synced entry: gen 0, see strait.h) (`refresh`: its half-open and
+ * closing marks kept, the synced mark cleared: vport 0): backend index and the service
+ * version's data. */
 static __always_inline void strait_conn_record(const struct strait_flow *f,
 					       const struct strait_service *svc, __u32 backend,
 					       int refresh)

@@ -21,6 +21,11 @@ pub(crate) const MAX_BACKENDS: u32 = 4096;
 pub const MAX_CONNS: u32 = 1 << 20;
 /// Entries per set of the connection table (`STRAIT_CONN_WAYS`).
 pub(crate) const CONN_WAYS: usize = 8;
+/// Attempts at claiming a set of the connection table (`STRAIT_CONN_CLAIM_TRIES`).
+pub(crate) const CONN_CLAIM_TRIES: u32 = 64;
+/// `vport` of a forward entry installed by the HA sync and not recorded since
+/// (`STRAIT_CONN_SYNCED`; the program's record writes 0).
+pub(crate) const CONN_SYNCED: [u8; 2] = [0xff, 0xff];
 /// Largest per-CPU connection cache, in entries (`STRAIT_CONN_CACHE_MAX`).
 pub(crate) const CONN_CACHE_MAX: u32 = 1 << 15;
 /// Entries of the `owned` map (`STRAIT_MAX_OWNED`); the datapaths bound the set with
@@ -47,9 +52,9 @@ pub(crate) const EGRESS_CLIENT: u32 = 1;
 /// `STRAIT_EGRESS_MAX`: entries of the egress devmap.
 pub const EGRESS_MAX: u32 = 2;
 /// `STRAIT_DIR_FORWARD`: a client → VIP entry of `conns`.
-pub(crate) const DIR_FORWARD: u8 = 0;
+pub const DIR_FORWARD: u8 = 0;
 /// `STRAIT_DIR_REPLY`: a backend → client (NAT reply) entry of `conns`.
-pub(crate) const DIR_REPLY: u8 = 1;
+pub const DIR_REPLY: u8 = 1;
 /// `STRAIT_BACKEND_DEAD` (`Backend::flags`): down, its recorded flows are rescheduled.
 pub(crate) const BACKEND_DEAD: u8 = 1;
 
@@ -310,6 +315,14 @@ pub struct Conn {
     pub mode: u8,
     /// Forward entries: the service's generation when recorded (0: none).
     pub(crate) gen: u32,
+}
+
+impl Conn {
+    /// A forward entry installed by the HA sync and not recorded here since (its `vport` is
+    /// `CONN_SYNCED`, `STRAIT_CONN_SYNCED`).
+    pub fn synced(&self) -> bool {
+        self.vport == CONN_SYNCED
+    }
 }
 
 /// `struct strait_conn_way`: one way of a set, its key and entry.

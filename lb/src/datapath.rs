@@ -29,9 +29,15 @@
 //! * [`Datapath::shutdown`] detaches everything the datapath attached (XDP programs, packet
 //!   sockets, nftables rules); it is idempotent and also runs on drop.
 
+mod stream;
+
 use std::net::Ipv4Addr;
 
+use crate::packet::conntable::{Placed, Was};
 use crate::packet::service::{Mode, Service, ServiceKey};
+
+pub(crate) use stream::NewFlowStream;
+pub use stream::{NEW_FLOW_QUEUE, SYNC_EVENTS_LOST};
 
 /// How the XDP program is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,19 +100,21 @@ pub struct ConnTimeouts {
 }
 
 impl ConnTimeouts {
-    /// In ticks of `hz` per second, rounded up, at most `i32::MAX` (the tables' signed 32-bit
-    /// idle arithmetic).
+    /// In ticks of `hz` per second ([`ticks_of`]).
     pub(crate) fn ticks(self, hz: u32) -> crate::packet::service::IdleTimeouts {
-        let t = |d: std::time::Duration| {
-            let n = (d.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
-            u32::try_from(n.min(i32::MAX as u128)).unwrap_or(i32::MAX as u32)
-        };
         crate::packet::service::IdleTimeouts {
-            tcp: t(self.tcp),
-            tcp_fin: t(self.tcp_fin),
-            udp: t(self.udp),
+            tcp: ticks_of(self.tcp, hz),
+            tcp_fin: ticks_of(self.tcp_fin, hz),
+            udp: ticks_of(self.udp, hz),
         }
     }
+}
+
+/// `d` in ticks of `hz` per second, rounded up, at most `i32::MAX` (the tables' signed 32-bit
+/// idle arithmetic).
+pub(crate) fn ticks_of(d: std::time::Duration, hz: u32) -> u32 {
+    let n = (d.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
+    u32::try_from(n.min(i32::MAX as u128)).unwrap_or(i32::MAX as u32)
 }
 
 /// Counters of one backend of one service.
@@ -135,6 +143,80 @@ pub struct ConnEntry {
     pub idle: Option<std::time::Duration>,
     /// The flow sent a TCP FIN or RST (its entry expires after `tcp_fin_timeout`).
     pub closing: bool,
+    /// Half-open: no packet without SYN has used the entry since it was recorded
+    /// (`packet::conntable`; evicted first).
+    pub half_open: bool,
+    /// Installed by the HA sync ([`Datapath::install_synced`]) and not recorded again here
+    /// since (a packet of the flow that records it anew clears the mark).
+    pub synced: bool,
+}
+
+/// A new flow a datapath recorded in its connection table, for the HA sync: the flow
+/// (client → VIP), its service and the backend index it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewFlow {
+    /// Client → VIP 5-tuple.
+    pub tuple: crate::packet::parse::FiveTuple,
+    /// The service (VIP, port, protocol).
+    pub service: ServiceKey,
+    /// The backend index inside the service.
+    pub backend: u32,
+}
+
+/// A flow received from the peer director, to install in this datapath's connection table
+/// ([`Datapath::install_synced`]), its backend already resolved to this director's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncedFlow {
+    /// Client → VIP 5-tuple.
+    pub tuple: crate::packet::parse::FiveTuple,
+    /// The service (VIP, port, protocol).
+    pub service: ServiceKey,
+    /// The backend index inside the service, on this director.
+    pub backend: u32,
+    /// Half-open, open or closing, as on the peer.
+    pub state: crate::sync::FlowState,
+    /// Time since the flow's last packet on the peer.
+    pub idle: std::time::Duration,
+}
+
+/// What [`Datapath::install_synced`] did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Installed {
+    /// Entries written (a NAT flow's reply entry counts with its forward entry, once).
+    pub installed: u64,
+    /// Of those, flows whose key already had an entry here, older than the record.
+    pub replaced: u64,
+    /// Flows left alone because their entry here was used more recently than the peer last
+    /// saw the flow (a later real packet wins over a synced record).
+    pub kept: u64,
+    /// Entries that took the way of another flow (a full set's victim, as a record's
+    /// eviction; reported here only: the counter `conn_evicted` counts the packets' records).
+    pub evicted: u64,
+    /// Flows refused: no such service installed, backend index outside its list, or a set
+    /// held by the program past the claim's attempts.
+    pub refused: u64,
+}
+
+impl Installed {
+    /// Counts one flow: where its forward entry went and, when written, its NAT reply entry.
+    pub(crate) fn count(&mut self, forward: Placed, reply: Option<Placed>) {
+        match forward {
+            Placed::Kept(_) => return self.kept += 1,
+            Placed::Written { was, .. } => {
+                self.installed += 1;
+                self.replaced += u64::from(was == Was::Held);
+            }
+        }
+        for placed in std::iter::once(forward).chain(reply) {
+            if let Placed::Written {
+                was: Was::Evicted { .. },
+                ..
+            } = placed
+            {
+                self.evicted += 1;
+            }
+        }
+    }
 }
 
 /// Datapath-wide counters, by stable name (`"pass_not_ipv4"`, `"tx_new"`, …), as the
@@ -195,6 +277,20 @@ pub trait Datapath: Send {
     fn conn_count(&self) -> Result<u64, DatapathError>;
     /// Datapath-wide counters.
     fn counters(&self) -> Result<Counters, DatapathError>;
+    /// The new flows this datapath records from now on, in order, through a bounded
+    /// channel of [`NEW_FLOW_QUEUE`] flows (when the receiver lags, flows are dropped and
+    /// counted [`SYNC_EVENTS_LOST`], never the packets; a flow over the new-flow guard, not
+    /// recorded, is not in it); `None` when already taken (XDP: also outside a tokio
+    /// runtime, where its event ring cannot be read). Without a taker nothing is queued.
+    fn take_new_flows(&mut self) -> Option<tokio::sync::mpsc::Receiver<NewFlow>>;
+    /// Installs flows synced from the peer director into the connection table, by the
+    /// table's rules (the set claim; the way of the key, else an empty way, else the set's
+    /// victim; half-open or established as `state` says, closing marked, last seen `idle`
+    /// ago), each forward entry tied to no service version (the first packet of the flow
+    /// here refreshes it under the installed one) and marked synced; a NAT flow's reply
+    /// entry too. An entry here used more recently than `now − idle` is kept (see
+    /// [`Installed`]).
+    fn install_synced(&mut self, flows: &[SyncedFlow]) -> Result<Installed, DatapathError>;
     /// Detaches everything (see the module doc).
     fn shutdown(&mut self) -> Result<(), DatapathError>;
 }

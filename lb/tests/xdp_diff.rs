@@ -213,24 +213,6 @@ mod diff {
         f
     }
 
-    /// The forward entries of the program's table, as the model lists them.
-    fn xdp_forward(xdp: &XdpDirector) -> HashSet<(FiveTuple, u32)> {
-        let listed = xdp.conns(usize::MAX).unwrap();
-        listed
-            .iter()
-            .map(|(k, c)| {
-                let t = FiveTuple {
-                    src: k.src,
-                    dst: k.dst,
-                    sport: u16::from_be_bytes(k.sport),
-                    dport: u16::from_be_bytes(k.dport),
-                    proto: k.proto,
-                };
-                (t, u32::from(c.backend))
-            })
-            .collect()
-    }
-
     /// A full connection table replaces the same entries in both: a table of 24 entries (8
     /// sets of 8 ways) under the fixture's seed, 4000 TCP frames of 512 client tuples to the
     /// DR (80) and NAT (82) services — segments of established flows, opening SYNs, and (one in
@@ -313,7 +295,7 @@ mod diff {
             }
             if n % 25 == 24 {
                 let held: HashSet<(FiveTuple, u32)> = conns.forward_entries().into_iter().collect();
-                assert_eq!(xdp_forward(&xdp), held, "frame {n}");
+                assert_eq!(forward_entries(&xdp), held, "frame {n}");
                 assert_eq!(xdp.conn_forward().unwrap(), conns.len() as u64, "frame {n}");
                 compared += 1;
             }
@@ -444,7 +426,7 @@ mod diff {
             before.iter().all(|e| after.contains(e)),
             "every established entry kept"
         );
-        assert_eq!(xdp_forward(&xdp), after);
+        assert_eq!(forward_entries(&xdp), after);
         assert_eq!(xdp.conn_forward().unwrap(), conns.len() as u64);
         (conns, xdp, checked)
     }
@@ -884,7 +866,7 @@ mod diff {
         let listed = xdp.conns(usize::MAX).unwrap();
         let keys: HashSet<_> = listed.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys.len(), listed.len(), "a key held twice");
-        let held = xdp_forward(&xdp);
+        let held = forward_entries(&xdp);
         for (t, b) in &held {
             let want = tables.iter().find_map(|table| table.peek(t));
             assert_eq!(want, Some(*b), "entry {t:?}");

@@ -250,7 +250,14 @@ fn constants_match_the_header() {
     assert_eq!(define("STRAIT_CONN_WAYS"), CONN_WAYS.to_string());
     assert_eq!(define("STRAIT_CONN_CACHE_MAX"), "(1 << 15)");
     assert_eq!(CONN_CACHE_MAX, 1 << 15);
-    assert_eq!(define("STRAIT_CONN_CLAIM_TRIES"), "64");
+    assert_eq!(
+        define("STRAIT_CONN_CLAIM_TRIES"),
+        CONN_CLAIM_TRIES.to_string()
+    );
+    assert_eq!(
+        define("STRAIT_CONN_SYNCED"),
+        format!("{:#X}", u16::from_be_bytes(CONN_SYNCED))
+    );
     assert_eq!(
         define("STRAIT_ORDER_IDENTITY"),
         format!("{:#X}U", crate::packet::conntable::ORDER_IDENTITY)

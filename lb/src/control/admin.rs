@@ -100,11 +100,13 @@ fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response
 }
 
 /// `/conns.json`: `{"count", "conns": [{"client", "vip", "proto", "backend", "idle_ms",
-/// "closing"}],
+/// "closing", "half_open", "synced"}],
 /// "per_backend": {backend: n}}`: `count` the forward entries held, `conns` those not idle
 /// past their timeout, `idle_ms` since their last packet (`null` when the datapath cannot
-/// tell), `closing` whether the flow sent a TCP FIN or RST, `per_backend` the listed entries by backend (all live ones when `limit` is at
-/// least the table: what a drain waits for).
+/// tell), `closing` whether the flow sent a TCP FIN or RST, `half_open` whether no packet
+/// without SYN used it yet, `synced` whether the HA sync installed it and no packet here
+/// recorded it since, `per_backend` the listed entries by backend (all live ones when
+/// `limit` is at least the table: what a drain waits for).
 fn conns(
     inner: &Inner,
     limit: usize,
@@ -133,7 +135,7 @@ fn conns(
                 "client": std::net::SocketAddrV4::new(c.client.0, c.client.1).to_string(),
                 "vip": vip.to_string(), "proto": proto, "backend": backend,
                 "idle_ms": c.idle.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                "closing": c.closing,
+                "closing": c.closing, "half_open": c.half_open, "synced": c.synced,
             })
         })
         .collect();

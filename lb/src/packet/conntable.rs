@@ -36,10 +36,17 @@
 //!   writes over it; an eviction may take it as any other). A hit sets `seen` to now, keeping
 //!   the mark; a record sets it to now without the mark. [`SetTable::get`] and
 //!   [`SetTable::put`] are the same at tick 0 without timeout.
+//! * Flows synced from the peer director are installed by one rule for both datapaths
+//!   (`place`, `SetTable::install`, module `install`): the way a record would take, a key
+//!   used here after the peer's last packet kept as it is.
 //! * Sets are allocated when first written ([`SetTable`] is a sparse map of sets), so a large
 //!   bound costs nothing until flows arrive.
 
 use std::collections::HashMap;
+
+mod install;
+
+pub(crate) use install::{place, synced_seen, Placed, Record, SetHead, Was};
 
 /// Entries per set (`STRAIT_CONN_WAYS`).
 pub(crate) const WAYS: usize = 8;
@@ -128,14 +135,35 @@ pub fn key_bytes(
     k
 }
 
-/// The set of `key` in a table of `mask + 1` sets under `seed` (`strait_conn_set_of`).
-pub fn set_of(key: &[u8; 16], seed: u64, mask: u32) -> u32 {
+/// The 64-bit hash of `key` under `seed` (`strait_conn_hash`): its set is the low bits
+/// ([`set_of`]), its tag the top 7 ([`tag_of`]).
+pub fn hash_of(key: &[u8; 16], seed: u64) -> u64 {
     let w0 = u64::from_le_bytes(key[0..8].try_into().expect("8 bytes"));
     let w1 = u64::from_le_bytes(key[8..16].try_into().expect("8 bytes"));
     let mut h = (w0 ^ seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h = (h ^ (h >> 32) ^ w1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 31;
-    (h as u32) & mask
+    h ^ (h >> 31)
+}
+
+/// The set of `key` in a table of `mask + 1` sets under `seed` (the low bits of
+/// [`hash_of`], as `strait_conn_locate`).
+pub fn set_of(key: &[u8; 16], seed: u64, mask: u32) -> u32 {
+    (hash_of(key, seed) as u32) & mask
+}
+
+/// Bit 7 of a way's tag: its key is a forward one (`DIR_FORWARD`).
+pub(crate) const TAG_FORWARD: u8 = 0x80;
+
+/// The tag of `key` of hash `hash` ([`hash_of`]; `strait_conn_tag`): bit 7 set for a forward
+/// key, bits 0..6 the hash's top 7 bits, 1 when they are 0 (a tag of 0 is an empty way).
+pub fn tag_of(key: &[u8; 16], hash: u64) -> u8 {
+    let t = (hash >> 57) as u8;
+    let t = t | u8::from(t == 0);
+    if key[13] == crate::abi::DIR_FORWARD {
+        t | TAG_FORWARD
+    } else {
+        t
+    }
 }
 
 /// A seed for [`set_of`] that differs from process to process and from call to call (the
@@ -289,6 +317,16 @@ impl<V: Copy> SetTable<V> {
         set.ways[w].map_or(Lookup::Miss, |(_, v)| Lookup::Hit(v))
     }
 
+    /// Replaces the entry of `key`, if any, by `f` of it (its way's order and `seen` as they
+    /// are).
+    pub(crate) fn update(&mut self, key: &[u8; 16], f: impl FnOnce(V) -> V) {
+        if let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) {
+            if let Some(w) = Self::way_of(set, key) {
+                set.ways[w] = set.ways[w].map(|(k, v)| (k, f(v)));
+            }
+        }
+    }
+
     /// Marks the entry of `key`, if any, closing (see the module doc).
     pub fn mark_closing(&mut self, key: &[u8; 16]) {
         if let Some(set) = self.sets.get_mut(&set_of(key, self.seed, self.mask)) {
@@ -350,14 +388,20 @@ impl<V: Copy> SetTable<V> {
 
     /// [`SetTable::entries`] with the tick each was last seen.
     pub(crate) fn entries_seen(&self) -> Vec<([u8; 16], V, u32)> {
+        self.entries_marked()
+            .into_iter()
+            .map(|(k, v, seen, _)| (k, v, seen))
+            .collect()
+    }
+
+    /// [`SetTable::entries_seen`] with each entry's half-open mark.
+    pub(crate) fn entries_marked(&self) -> Vec<([u8; 16], V, u32, bool)> {
         let mut sets: Vec<_> = self.sets.iter().collect();
         sets.sort_unstable_by_key(|(i, _)| **i);
         sets.into_iter()
             .flat_map(|(_, s)| {
-                s.ways
-                    .iter()
-                    .zip(s.seen)
-                    .filter_map(|(w, seen)| w.map(|(k, v)| (k, v, seen)))
+                (0..WAYS)
+                    .filter_map(|w| s.ways[w].map(|(k, v)| (k, v, s.seen[w], s.order.half_open(w))))
             })
             .collect()
     }
@@ -402,6 +446,27 @@ mod tests {
             crate::packet::service::DEFAULT_CONN_CAPACITY,
             crate::abi::MAX_CONNS as usize
         );
+    }
+
+    #[test]
+    fn hash_tag_and_set_are_pinned() {
+        // Values computed apart from this code (the C's arithmetic, by hand in Python).
+        let seed = 0x5eed_0f5e_7a55_0c1a;
+        let forward = key_bytes([192, 168, 1, 7], [10, 0, 0, 100], 40000, 80, 6, 0);
+        let reply = key_bytes([10, 0, 1, 1], [192, 168, 1, 7], 8001, 40000, 6, 1);
+        let plain = key_bytes([1, 2, 3, 4], [5, 6, 7, 8], 1, 2, 17, 0);
+        assert_eq!(hash_of(&forward, seed), 0x10b7_2e27_143e_fff5);
+        assert_eq!(hash_of(&reply, seed), 0xb37b_ec10_7d6a_7461);
+        assert_eq!(hash_of(&plain, 0), 0xbc2f_15b8_9486_640e);
+        assert_eq!(tag_of(&forward, hash_of(&forward, seed)), 0x88);
+        assert_eq!(tag_of(&reply, hash_of(&reply, seed)), 0x59);
+        assert_eq!(tag_of(&plain, hash_of(&plain, 0)), 0xde);
+        assert_eq!(set_of(&forward, seed, 255), 245);
+        assert_eq!(set_of(&reply, seed, 255), 97);
+        // Top 7 bits zero: tag 1 (0 is an empty way), plus the direction.
+        assert_eq!(tag_of(&forward, 0x01ff_ffff_ffff_ffff), 0x81);
+        assert_eq!(tag_of(&reply, 0), 0x01);
+        assert_eq!(tag_of(&reply, u64::MAX), 0x7f);
     }
 
     #[test]

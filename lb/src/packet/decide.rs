@@ -18,7 +18,9 @@
 //!      UDP follow the rules below;
 //!    * established (in the connection table, with an index inside the backend list, on a
 //!      backend that is `alive`): that backend, even if the Maglev table changed or the
-//!      backend now has weight 0 (draining);
+//!      backend now has weight 0 (draining); the table is told ([`ConnTable::refresh`]: a
+//!      synced entry is recorded here from then on, as the program's refresh of an entry of
+//!      no current service version);
 //!    * new: `table.lookup(flow_hash(src, dst, sport, dport, proto))`, recorded in the
 //!      connection table (and, for NAT, the reply direction too), half-open
 //!      (`packet::conntable`: evicted before established ones until a later packet of the
@@ -47,7 +49,7 @@
 //! 4. Anything else is [`Verdict::Pass`].
 
 use super::parse::{Flow, Parsed, IPV4_MIN_HLEN};
-use super::service::{ConnTable, Mode, NatOrigin, Service, ServiceKey, Services};
+use super::service::{nat_reply, ConnTable, Mode, NatOrigin, Service, ServiceKey, Services};
 use crate::abi::Counter;
 
 /// Why a packet is dropped; each reason has one counter in the datapath.
@@ -118,11 +120,7 @@ pub enum Verdict {
 
 /// The service key a flow is addressed to.
 pub(crate) fn service_key(flow: &Flow) -> ServiceKey {
-    ServiceKey {
-        vip: flow.tuple.dst,
-        port: flow.tuple.dport,
-        proto: flow.tuple.proto,
-    }
+    ServiceKey::of(&flow.tuple)
 }
 
 /// Decides the fate of a parsed frame (see the module doc).
@@ -174,6 +172,7 @@ fn balance<C: ConnTable + ?Sized>(
     }
     if let Some(b) = recorded {
         if service.backends.get(b as usize).is_some_and(|be| be.alive) {
+            conns.refresh(&flow.tuple);
             return Verdict::Forward {
                 backend: b,
                 new_flow: false,
@@ -204,17 +203,7 @@ fn balance<C: ConnTable + ?Sized>(
         conns.mark_closing(t);
     }
     if service.mode == Mode::Nat {
-        let reply = super::parse::FiveTuple {
-            src: backend.ip,
-            dst: t.src,
-            sport: backend.port,
-            dport: t.sport,
-            proto: t.proto,
-        };
-        let origin = NatOrigin {
-            vip: t.dst,
-            port: t.dport,
-        };
+        let (reply, origin) = nat_reply(t, backend);
         conns.insert_reply_half_open(reply, origin);
     }
     Verdict::Forward {

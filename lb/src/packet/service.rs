@@ -99,6 +99,17 @@ pub struct ServiceKey {
     pub proto: u8,
 }
 
+impl ServiceKey {
+    /// The service a client → VIP flow is addressed to: its destination, port and protocol.
+    pub fn of(t: &FiveTuple) -> ServiceKey {
+        ServiceKey {
+            vip: t.dst,
+            port: t.dport,
+            proto: t.proto,
+        }
+    }
+}
+
 /// A balanced service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -175,6 +186,23 @@ pub struct NatOrigin {
     pub port: u16,
 }
 
+/// The reply direction of NAT flow `t` (client → VIP) to `backend`: the backend → client
+/// 5-tuple, and the VIP and port its replies must appear to come from.
+pub(crate) fn nat_reply(t: &FiveTuple, backend: &Backend) -> (FiveTuple, NatOrigin) {
+    let reply = FiveTuple {
+        src: backend.ip,
+        dst: t.src,
+        sport: backend.port,
+        dport: t.sport,
+        proto: t.proto,
+    };
+    let origin = NatOrigin {
+        vip: t.dst,
+        port: t.dport,
+    };
+    (reply, origin)
+}
+
 /// The connection table (see the module doc).
 pub trait ConnTable {
     /// Backend index of an established client → VIP flow (marks the entry used).
@@ -208,6 +236,11 @@ pub trait ConnTable {
     fn insert_half_open(&mut self, flow: FiveTuple, backend: u32) {
         self.insert(flow, backend);
     }
+    /// The entry [`ConnTable::get`] returned was followed (its backend alive in the
+    /// service): the XDP program then refreshes an entry recorded under another service
+    /// version than the installed one, or under none (a synced entry, `Datapath::install_synced`),
+    /// which clears its synced mark; a table that keeps the mark clears it here.
+    fn refresh(&mut self, _flow: &FiveTuple) {}
     /// [`ConnTable::insert_reply`] of a new flow: half-open.
     fn insert_reply_half_open(&mut self, reply: FiveTuple, origin: NatOrigin) {
         self.insert_reply(reply, origin);
@@ -221,6 +254,8 @@ pub const DEFAULT_CONN_CAPACITY: usize = 1 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
     Forward(u32),
+    /// A forward entry installed by the HA sync and not recorded here since.
+    Synced(u32),
     Reply(NatOrigin),
 }
 
@@ -273,6 +308,10 @@ pub(crate) struct LiveEntry {
     pub idle: u32,
     /// The flow sent a TCP FIN or RST.
     pub closing: bool,
+    /// Half-open (`packet::conntable`).
+    pub half_open: bool,
+    /// Installed by the HA sync, not recorded here since ([`MemConnTable::install`]).
+    pub synced: bool,
 }
 
 /// In-memory [`ConnTable`]: one set-associative table for both directions, the XDP
@@ -293,6 +332,8 @@ pub struct MemConnTable {
     bucket: Bucket,
     now_ns: u64,
     unadmitted: u64,
+    /// The key of the last forward lookup when it found a synced entry (for `refresh`).
+    synced_hit: Option<[u8; 16]>,
 }
 
 impl MemConnTable {
@@ -315,6 +356,7 @@ impl MemConnTable {
             bucket: Bucket::default(),
             now_ns: 1,
             unadmitted: 0,
+            synced_hit: None,
         }
     }
 
@@ -346,8 +388,8 @@ impl MemConnTable {
         self
     }
 
-    /// Sets the table's clock: the tick of the next lookups and records.
-    pub(crate) fn set_now(&mut self, now: u32) {
+    /// Sets the table's clock: the tick of the next lookups, records and installs.
+    pub fn set_now(&mut self, now: u32) {
         self.now = now;
     }
 
@@ -359,15 +401,19 @@ impl MemConnTable {
     /// The forward entries not idle past their timeout at tick `now`, set by set.
     pub(crate) fn live_forward_entries(&self, now: u32) -> Vec<LiveEntry> {
         self.table
-            .entries_seen()
+            .entries_marked()
             .into_iter()
-            .filter_map(|(k, e, seen)| match e {
-                Entry::Forward(b) if !conntable::expired(seen, now, self.idle.of(k[12], k[13])) => {
+            .filter_map(|(k, e, seen, half_open)| match e {
+                Entry::Forward(b) | Entry::Synced(b)
+                    if !conntable::expired(seen, now, self.idle.of(k[12], k[13])) =>
+                {
                     Some(LiveEntry {
                         flow: tuple_of(&k),
                         backend: b,
                         idle: conntable::idle_ticks(seen, now),
                         closing: seen & conntable::SEEN_CLOSING != 0,
+                        half_open,
+                        synced: matches!(e, Entry::Synced(_)),
                     })
                 }
                 _ => None,
@@ -388,8 +434,11 @@ impl MemConnTable {
     }
 
     fn forward(&mut self, flow: &FiveTuple, syn: bool) -> Option<u32> {
-        match self.lookup(key_of(flow, DIR_FORWARD), syn) {
-            Some(Entry::Forward(b)) => Some(b),
+        let key = key_of(flow, DIR_FORWARD);
+        let found = self.lookup(key, syn);
+        self.synced_hit = matches!(found, Some(Entry::Synced(_))).then_some(key);
+        match found {
+            Some(Entry::Forward(b) | Entry::Synced(b)) => Some(b),
             _ => None,
         }
     }
@@ -419,7 +468,7 @@ impl MemConnTable {
     /// The backend of a forward entry, without marking it used.
     pub fn peek(&self, flow: &FiveTuple) -> Option<u32> {
         match self.table.peek(&key_of(flow, DIR_FORWARD)) {
-            Some(Entry::Forward(b)) => Some(b),
+            Some(Entry::Forward(b) | Entry::Synced(b)) => Some(b),
             _ => None,
         }
     }
@@ -430,7 +479,7 @@ impl MemConnTable {
             .entries()
             .into_iter()
             .filter_map(|(k, e)| match e {
-                Entry::Forward(b) => Some((tuple_of(&k), b)),
+                Entry::Forward(b) | Entry::Synced(b) => Some((tuple_of(&k), b)),
                 Entry::Reply(_) => None,
             })
             .collect()
@@ -505,7 +554,22 @@ impl ConnTable for MemConnTable {
     fn mark_closing(&mut self, flow: &FiveTuple) {
         self.table.mark_closing(&key_of(flow, DIR_FORWARD));
     }
+
+    fn refresh(&mut self, flow: &FiveTuple) {
+        // Only a synced entry changes: the last lookup says whether this one is.
+        let key = key_of(flow, DIR_FORWARD);
+        if self.synced_hit.take() == Some(key) {
+            self.table.update(&key, |e| match e {
+                Entry::Synced(b) => Entry::Forward(b),
+                other => other,
+            });
+        }
+    }
 }
+
+mod synced;
+#[cfg(test)]
+mod synced_tests;
 
 #[cfg(test)]
 mod tests {

@@ -10,12 +10,14 @@
 //!   the flow's 5-tuple, the backend of an established flow, the backend of a new one,
 //!   whether it was a NAT reply, whether a new flow went unrecorded (over the caller's
 //!   new-flow guard, `packet::decide`).
+//! * [`Conns::install`] installs flows synced from the peer director at the table's clock
+//!   (`MemConnTable::install_synced`), idle times in milliseconds.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::worker::Budget;
-use crate::datapath::{ConnEntry, ConnTimeouts};
+use crate::datapath::{ConnEntry, ConnTimeouts, Installed, SyncedFlow};
 use crate::packet::conntable;
 use crate::packet::nexthop::NextHops;
 use crate::packet::parse::FiveTuple;
@@ -134,6 +136,10 @@ impl ConnTable for Recorder<'_> {
     fn mark_closing(&mut self, flow: &FiveTuple) {
         self.conns.table.mark_closing(flow);
     }
+
+    fn refresh(&mut self, flow: &FiveTuple) {
+        self.conns.table.refresh(flow);
+    }
 }
 
 impl Conns {
@@ -225,8 +231,23 @@ impl Conns {
                 backend: e.backend,
                 idle: Some(Duration::from_millis(u64::from(e.idle))),
                 closing: e.closing,
+                half_open: e.half_open,
+                synced: e.synced,
             })
             .collect()
+    }
+
+    /// Installs flows synced from the peer director at `at` (`Datapath::install_synced`,
+    /// `MemConnTable::install_synced` in milliseconds).
+    pub(super) fn install(
+        &mut self,
+        flows: &[SyncedFlow],
+        services: &Services,
+        at: Instant,
+    ) -> Installed {
+        let now = self.tick(at);
+        self.table.set_now(now);
+        self.table.install_synced(flows, services, 1000)
     }
 }
 

@@ -18,6 +18,9 @@
 //!   client-facing interface answers ARP requests for them, broadcast or addressed to it
 //!   (module `worker`). The socket is bound to every protocol, so ARP reaches it; the kernel
 //!   sees the request too and stays silent, the VIP being none of its addresses.
+//! * The new-flow stream ([`Datapath::take_new_flows`]) carries every flow the receive threads
+//!   record; [`Datapath::install_synced`] places synced flows in the shared connection table
+//!   by the XDP table's rule (`packet::conntable::place`), against the services installed.
 //! * [`Datapath::apply`] first replaces the nftables rules (refusing protocols other than
 //!   TCP and UDP), then swaps the service table whole, then asks for the MACs of the NAT
 //!   backends so the first frames of their flows are not dropped for want of one.
@@ -44,7 +47,8 @@ use arc_swap::ArcSwap;
 
 use crate::abi::Counter;
 use crate::datapath::{
-    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
+    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions, Installed,
+    NewFlow, NewFlowStream, SyncedFlow, SYNC_EVENTS_LOST,
 };
 use crate::iface::Interface;
 use crate::packet::arp::OwnedVips;
@@ -134,6 +138,7 @@ impl UserspaceDatapath {
             )),
             backends: Mutex::new(BackendCounters::default()),
             counters: DatapathCounters::default(),
+            new_flows: NewFlowStream::default(),
             stop: stop.clone(),
         });
         let (resolve, requests) = sync_channel(RESOLVE_QUEUE);
@@ -273,7 +278,18 @@ impl Datapath for UserspaceDatapath {
                 *value = expired;
             }
         }
+        out.push((SYNC_EVENTS_LOST, self.shared.new_flows.lost()));
         Ok(out)
+    }
+
+    fn take_new_flows(&mut self) -> Option<tokio::sync::mpsc::Receiver<NewFlow>> {
+        self.shared.new_flows.take()
+    }
+
+    fn install_synced(&mut self, flows: &[SyncedFlow]) -> Result<Installed, DatapathError> {
+        let services = self.shared.services.load();
+        let at = std::time::Instant::now();
+        Ok(lock(&self.shared.conns).install(flows, &services, at))
     }
 
     fn shutdown(&mut self) -> Result<(), DatapathError> {

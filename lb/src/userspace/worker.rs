@@ -30,6 +30,8 @@
 //!   `new_flow_burst`, `packet::decide`): over it a DR or TUN flow is forwarded unrecorded
 //!   (counted `new_flow_unrecorded`, and as a new flow), a NAT one dropped
 //!   (`drop_new_flow_limit`);
+//! * every new flow recorded (not one left unrecorded by the guard) is offered to the new-flow
+//!   stream ([`Shared::new_flows`], `Datapath::take_new_flows`), whatever the frame's fate;
 //! * `Pass` and `NotOurs` do nothing but count: the kernel received its own copy; `Drop` is
 //!   counted.
 //! * Per-backend packets and bytes count frames actually sent; flows count new flows.
@@ -48,6 +50,7 @@ use super::socket::{
 };
 use super::stats::{drop_counter, pass_counter, BackendCounters, DatapathCounters, Extra};
 use crate::abi::Counter;
+use crate::datapath::{NewFlow, NewFlowStream};
 use crate::iface::Interface;
 use crate::packet::arp::{self, OwnedVips};
 use crate::packet::decide::DropReason;
@@ -78,6 +81,8 @@ pub(super) struct Shared {
     pub backends: Mutex<BackendCounters>,
     /// Datapath-wide counters.
     pub counters: DatapathCounters,
+    /// Every new flow recorded, for the HA sync (`Datapath::take_new_flows`).
+    pub new_flows: NewFlowStream,
     /// Set to stop every thread.
     pub stop: Arc<AtomicBool>,
 }
@@ -255,6 +260,14 @@ impl Worker {
                 },
             )
         };
+        // Every new flow recorded (not the ones over the guard), whatever the frame's fate.
+        if let (Some(tuple), Some(backend), false) = (seen.flow, seen.new_flow, seen.unrecorded) {
+            shared.new_flows.send(NewFlow {
+                tuple,
+                service: ServiceKey::of(&tuple),
+                backend,
+            });
+        }
         // Over the new-flow guard: a NAT flow is dropped (counted as such), others forwarded.
         if seen.unrecorded && !matches!(action, Action::Drop(DropReason::NewFlowLimit)) {
             shared.counters.bump(Counter::NewFlowUnrecorded);
@@ -275,14 +288,7 @@ impl Worker {
             Action::Redirect(out) => (out, true),
         };
         let target = match (seen.flow, seen.new_flow.or(seen.established)) {
-            (Some(t), Some(b)) if !seen.nat_reply => Some((
-                ServiceKey {
-                    vip: t.dst,
-                    port: t.dport,
-                    proto: t.proto,
-                },
-                b,
-            )),
+            (Some(t), Some(b)) if !seen.nat_reply => Some((ServiceKey::of(&t), b)),
             _ => None,
         };
         shared.counters.bump(if seen.nat_reply {

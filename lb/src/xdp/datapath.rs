@@ -21,7 +21,12 @@
 //!   rate measured at open (`xdp::jiffies`; 250 Hz assumed, with a warning, when it cannot be
 //!   measured). [`Datapath::conns`] lists the forward entries not idle past their timeout,
 //!   with their idle time (jiffies read from `/proc/timer_list`; when unreadable, every held
-//!   entry, without idle time).
+//!   entry, without idle time), each with its half-open and synced marks.
+//! * The new-flow stream ([`Datapath::take_new_flows`]) is fed by the task that reads the
+//!   program's `flow_events` ring (started by `drain_flow_events`, or by the take); a flow
+//!   the ring lost (`event_lost`) is not in it. [`Datapath::install_synced`] writes into the
+//!   program's table from userspace (`XdpDirector::install_synced`), idle times converted at
+//!   the measured tick rate.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -35,7 +40,8 @@ use super::layout::Layout;
 use super::XdpDirector;
 use crate::abi;
 use crate::datapath::{
-    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions,
+    BackendStats, ConnEntry, Counters, Datapath, DatapathError, DatapathOptions, Installed,
+    NewFlow, NewFlowStream, SyncedFlow, SYNC_EVENTS_LOST,
 };
 use crate::packet::arp::OwnedVips;
 use crate::packet::conntable;
@@ -62,6 +68,8 @@ pub struct XdpDatapath {
     attachments: Vec<Attachment>,
     /// New-flow events read by [`XdpDatapath::drain_flow_events`]'s task.
     events_read: Arc<AtomicU64>,
+    /// Where that task sends them once taken ([`Datapath::take_new_flows`]).
+    new_flows: Arc<NewFlowStream>,
     drain: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -134,6 +142,7 @@ impl XdpDatapath {
             carried: HashMap::new(),
             attachments: Vec::new(),
             events_read: Arc::new(AtomicU64::new(0)),
+            new_flows: Arc::new(NewFlowStream::default()),
             drain: None,
         };
         let mut names = vec![outer.name.as_str()];
@@ -160,11 +169,13 @@ impl XdpDatapath {
         Ok(dp)
     }
 
-    /// Reads the new-flow events on a task of the current tokio runtime and counts them
-    /// (`flow_events_read`), until [`Datapath::shutdown`]. The running director does this
-    /// until connection sync consumes them (director HA): a ring nobody reads is full after a
-    /// few thousand flows, and `event_lost` would then count every new flow instead of what a
-    /// burst really overflowed. Does nothing outside a runtime or once the events are taken.
+    /// Reads the new-flow events on a task of the current tokio runtime, counts them
+    /// (`flow_events_read`) and passes them on to the new-flow stream once taken
+    /// ([`Datapath::take_new_flows`]), until [`Datapath::shutdown`]. The running director
+    /// reads them from open on: a ring nobody reads is full after a few thousand flows, and
+    /// `event_lost` would then count every new flow instead of what a burst really
+    /// overflowed. Events already queued are counted, not passed on. Does nothing outside a
+    /// runtime or once the events are taken.
     pub(crate) fn drain_flow_events(&mut self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -172,12 +183,18 @@ impl XdpDatapath {
         let Some(mut events) = self.director.take_flow_events() else {
             return;
         };
+        // Events queued before now (a take that starts the reading) are counted, not sent.
+        while events.try_next().is_some() {
+            self.events_read.fetch_add(1, Ordering::Relaxed);
+        }
         let read = Arc::clone(&self.events_read);
+        let stream = Arc::clone(&self.new_flows);
         self.drain = Some(runtime.spawn(async move {
             loop {
                 match events.next().await {
-                    Ok(_) => {
+                    Ok(e) => {
                         read.fetch_add(1, Ordering::Relaxed);
+                        stream.send(e.into());
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "reading new-flow events failed; stopped");
@@ -363,16 +380,18 @@ impl Datapath for XdpDatapath {
         let hz = u64::from(self.hz);
         Ok(entries
             .into_iter()
-            .map(|(k, v, seen)| ConnEntry {
-                client: (Ipv4Addr::from(k.src), u16::from_be_bytes(k.sport)),
-                vip: (Ipv4Addr::from(k.dst), u16::from_be_bytes(k.dport)),
-                proto: k.proto,
-                backend: u32::from(v.backend),
+            .map(|e| ConnEntry {
+                client: (Ipv4Addr::from(e.key.src), u16::from_be_bytes(e.key.sport)),
+                vip: (Ipv4Addr::from(e.key.dst), u16::from_be_bytes(e.key.dport)),
+                proto: e.key.proto,
+                backend: u32::from(e.value.backend),
                 idle: now.map(|now| {
-                    let ticks = u64::from(conntable::idle_ticks(seen, now));
+                    let ticks = u64::from(conntable::idle_ticks(e.seen, now));
                     std::time::Duration::from_millis(ticks * 1000 / hz)
                 }),
-                closing: seen & conntable::SEEN_CLOSING != 0,
+                closing: e.seen & conntable::SEEN_CLOSING != 0,
+                half_open: e.half_open,
+                synced: e.value.synced(),
             })
             .collect())
     }
@@ -387,7 +406,25 @@ impl Datapath for XdpDatapath {
         let c = self.director.counters().map_err(err("read the counters"))?;
         let mut out: Counters = c.into_iter().map(|(k, v)| (k.as_str(), v)).collect();
         out.push(("flow_events_read", self.events_read.load(Ordering::Relaxed)));
+        out.push((SYNC_EVENTS_LOST, self.new_flows.lost()));
         Ok(out)
+    }
+
+    /// Starts reading the events first if nothing does (`XdpDatapath::drain_flow_events`);
+    /// `None` also when they cannot be read: outside a tokio runtime, or taken by
+    /// [`XdpDatapath::flow_events`].
+    fn take_new_flows(&mut self) -> Option<tokio::sync::mpsc::Receiver<NewFlow>> {
+        if self.drain.is_none() {
+            self.drain_flow_events();
+        }
+        self.drain.as_ref()?;
+        self.new_flows.take()
+    }
+
+    fn install_synced(&mut self, flows: &[SyncedFlow]) -> Result<Installed, DatapathError> {
+        self.director
+            .install_synced(flows, self.hz)
+            .map_err(err("install synced flows"))
     }
 
     fn shutdown(&mut self) -> Result<(), DatapathError> {

@@ -24,6 +24,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::abi;
+use crate::datapath::NewFlow;
+use crate::packet::parse::FiveTuple;
 use crate::packet::service::{Mode, ServiceKey};
 
 /// How often [`FlowEvents::next`] looks at the ring without a wakeup (see the module doc).
@@ -34,12 +36,30 @@ pub const EVENT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 pub struct FlowEvent {
     /// Client address and port.
     pub client: (Ipv4Addr, u16),
+    /// Destination address and port (the VIP's).
+    pub dst: (Ipv4Addr, u16),
     /// The service the flow belongs to.
     pub service: ServiceKey,
     /// Its forwarding mode (`None` if the program sent an unknown value).
     pub mode: Option<Mode>,
     /// The backend index inside the service.
     pub backend: u32,
+}
+
+impl From<FlowEvent> for NewFlow {
+    fn from(e: FlowEvent) -> NewFlow {
+        NewFlow {
+            tuple: FiveTuple {
+                src: e.client.0.octets(),
+                dst: e.dst.0.octets(),
+                sport: e.client.1,
+                dport: e.dst.1,
+                proto: e.service.proto,
+            },
+            service: e.service,
+            backend: e.backend,
+        }
+    }
 }
 
 /// Decodes one ring item (see the module doc).
@@ -58,6 +78,7 @@ pub(crate) fn decode(item: &[u8]) -> Option<FlowEvent> {
     };
     Some(FlowEvent {
         client: (Ipv4Addr::from(e.src), u16::from_be_bytes(e.sport)),
+        dst: (Ipv4Addr::from(e.dst), u16::from_be_bytes(e.dport)),
         service: ServiceKey {
             vip: e.service.vip,
             port: u16::from_be_bytes(e.service.port),
@@ -170,6 +191,21 @@ mod tests {
         };
         let d = decode(bytes).unwrap();
         assert_eq!(d.client, (Ipv4Addr::new(192, 168, 1, 7), 40000));
+        assert_eq!(d.dst, (Ipv4Addr::new(10, 0, 0, 100), 80));
+        let flow = NewFlow::from(d);
+        assert_eq!(
+            (
+                flow.tuple.src,
+                flow.tuple.dst,
+                flow.tuple.sport,
+                flow.tuple.dport
+            ),
+            ([192, 168, 1, 7], [10, 0, 0, 100], 40000, 80)
+        );
+        assert_eq!(
+            (flow.tuple.proto, flow.service, flow.backend),
+            (6, d.service, 2)
+        );
         assert_eq!(
             d.service,
             ServiceKey {

@@ -13,7 +13,8 @@
 //!   that very instant may still show old and new halves: the listing is an operator's view,
 //!   never an input of the datapath.
 //! * [`XdpDirector::conn_forward`] counts the forward entries from the program's gauge
-//!   (updated by every record that fills an empty way or evicts), not by reading the table.
+//!   (updated by every record that fills an empty way or evicts) plus what userspace's own
+//!   writes (`install_synced`) added, not by reading the table.
 //! * [`XdpDirector::counters`] returns every [`abi::Counter`] in index order with its name.
 //! * [`XdpDirector::set_owned`] inserts the VIPs given, then deletes every other key of the
 //!   `owned` map: a request arriving meanwhile sees the old set, the new one or their union.
@@ -29,6 +30,7 @@ use super::batch::ArrayBatches;
 use super::{map_err, Error, FlowEvents, XdpDirector};
 use crate::abi::{self, Counter};
 use crate::packet::arp::OwnedVips;
+use crate::packet::conntable::Order;
 use crate::packet::service::ServiceKey;
 
 /// Sets of the connection table read per system call (320 KiB).
@@ -49,6 +51,19 @@ fn settled_set<T: std::borrow::Borrow<aya::maps::MapData>>(
         std::thread::yield_now();
     }
     Ok(None)
+}
+
+/// A forward entry listed by `XdpDirector::conns_where`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// Its key.
+    pub key: abi::ConnKey,
+    /// Its entry.
+    pub value: abi::Conn,
+    /// When it was last seen (the low 32 bits of jiffies, bit 0 the closing mark).
+    pub seen: u32,
+    /// Half-open (`packet::conntable::Order`).
+    pub half_open: bool,
 }
 
 /// The `services` map key of a model key.
@@ -121,6 +136,7 @@ impl XdpDirector {
             }
         };
         self.set_service_gen(u32::from(id), 0)?;
+        self.sync_targets.remove(key);
         let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
             HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
                 .map_err(map_err(m))?;
@@ -176,16 +192,16 @@ impl XdpDirector {
     /// Up to `limit` forward entries of the connection table (see the module doc).
     pub fn conns(&self, limit: usize) -> Result<Vec<(abi::ConnKey, abi::Conn)>, Error> {
         let all = self.conns_where(limit, |_, _| true)?;
-        Ok(all.into_iter().map(|(k, v, _)| (k, v)).collect())
+        Ok(all.into_iter().map(|e| (e.key, e.value)).collect())
     }
 
-    /// Up to `limit` forward entries for which `keep(key, seen)` holds, with the jiffies
-    /// (low 32 bits) they were last seen at.
+    /// Up to `limit` forward entries for which `keep(key, seen)` holds, with when they were
+    /// last seen and their half-open mark.
     pub(crate) fn conns_where(
         &self,
         limit: usize,
         keep: impl Fn(&abi::ConnKey, u32) -> bool,
-    ) -> Result<Vec<(abi::ConnKey, abi::Conn, u32)>, Error> {
+    ) -> Result<Vec<Listed>, Error> {
         let m = abi::names::CONNS;
         let map: Array<_, abi::ConnSet> =
             Array::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
@@ -205,10 +221,17 @@ impl XdpDirector {
                 };
                 index += 1;
                 let Some(set) = set else { continue };
-                for ((way, tag), seen) in set.way.iter().zip(set.tag).zip(set.seen) {
+                let order = Order(set.order);
+                for (w, way) in set.way.iter().enumerate() {
+                    let (tag, seen) = (set.tag[w], set.seen[w]);
                     let listed = tag != 0 && way.key.dir == abi::DIR_FORWARD;
                     if listed && out.len() < limit && keep(&way.key, seen) {
-                        out.push((way.key, way.value, seen));
+                        out.push(Listed {
+                            key: way.key,
+                            value: way.value,
+                            seen,
+                            half_open: order.half_open(w),
+                        });
                     }
                 }
             }
@@ -216,14 +239,17 @@ impl XdpDirector {
         Ok(out)
     }
 
-    /// Forward entries in the connection table: the program's per-CPU gauge, summed.
+    /// Forward entries in the connection table: the program's per-CPU gauge, summed, and the
+    /// entries userspace wrote (`install_synced`).
     pub fn conn_forward(&self) -> Result<u64, Error> {
         let m = abi::names::CONN_FORWARD;
         let map: PerCpuArray<_, i64> =
             PerCpuArray::try_from(self.ebpf.map(m).ok_or(Error::Missing(m))?)
                 .map_err(map_err(m))?;
         let values = map.get(&0, 0).map_err(map_err(m))?;
-        let sum = values.iter().fold(0i64, |a, v| a.wrapping_add(*v));
+        let sum = values
+            .iter()
+            .fold(self.forward_delta, |a, v| a.wrapping_add(*v));
         Ok(u64::try_from(sum).unwrap_or(0))
     }
 

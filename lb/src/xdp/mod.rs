@@ -7,8 +7,9 @@
 //!   interfaces, the connection table's masks), sizes the `conns` table
 //!   (`packet::conntable::sets_for(max_conns)` sets; the caller's `conn_seed` keys its hash)
 //!   and the per-CPU `conn_cache` (`cache_entries_for`), loads the maps and verifies the
-//!   program (needs `CAP_BPF`/root) and fills the egress devmap with the non-zero NAT egress interfaces;
-//!   nothing is attached to an interface ([`XdpDatapath`] attaches).
+//!   program (needs `CAP_BPF`/root) and fills the egress devmap with the non-zero NAT egress interfaces,
+//!   and maps `conns` into the process (module `mmap`, unmapped on drop); nothing is attached
+//!   to an interface ([`XdpDatapath`] attaches).
 //! * [`XdpDirector::install_service`] writes a model service (`packet::service::Service`):
 //!   backends first, then its Maglev table into a *free* slot, then the service entry that
 //!   points at both — one map update, so the program sees the old service or the new one,
@@ -23,6 +24,9 @@
 //!   kernel), as received on `lo` (the kernel's default); [`XdpDirector::test_run_on`] as
 //!   received on the interface of the index given (an `xdp_md` context with that
 //!   `ingress_ifindex`: the ARP responder answers only on the client-facing interface).
+//! * [`XdpDirector::install_synced`] writes flows synced from the peer director into the
+//!   connection table through its mapping (module `install`), by the program's rules; the
+//!   services must have been installed with [`XdpDirector::install_service`].
 //! * [`XdpDirector::set_owned`] makes the `owned` map hold exactly the VIPs given: the new
 //!   ones inserted first, then the others deleted.
 //! * [`test_run_timed`] runs any loaded XDP program `repeat` times on one frame and returns
@@ -33,20 +37,23 @@ mod attach;
 mod batch;
 mod datapath;
 mod events;
+mod install;
 mod jiffies;
 mod layout;
 mod maps;
+mod mmap;
 
 pub use datapath::XdpDatapath;
 pub use events::{FlowEvent, FlowEvents, EVENT_POLL_INTERVAL};
 
-use aya::maps::{Array, HashMap, MapError, PerCpuArray};
+use aya::maps::{Array, HashMap, IterableMap, MapError, PerCpuArray};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfError, EbpfLoader};
+use std::os::fd::AsFd;
 
 use crate::abi;
 use crate::packet::conntable;
-use crate::packet::service::{FlowHash, Mode, Service, ServiceKey};
+use crate::packet::service::{FlowHash, Service, ServiceKey};
 
 /// Extra room in the output buffer for a frame grown at its head (TUN adds 20 bytes).
 const OUTPUT_HEADROOM: usize = 256;
@@ -89,6 +96,12 @@ pub enum Error {
     /// A batch read of a map failed.
     #[error("BPF map {0}: batch lookup")]
     Batch(&'static str, #[source] std::io::Error),
+    /// The connection table could not be mapped into the process.
+    #[error("BPF map conns: mmap")]
+    Mmap(#[source] std::io::Error),
+    /// The kernel's jiffies could not be read (`/proc/timer_list`).
+    #[error("reading the kernel's jiffies")]
+    Jiffies(#[source] std::io::Error),
 }
 
 fn map_err(map: &'static str) -> impl Fn(MapError) -> Error {
@@ -114,6 +127,15 @@ pub struct XdpDirector {
     wiped: abi::Stats,
     /// The generation of the next install (never 0, never reused).
     next_gen: u32,
+    /// The connection table, mapped (`install`).
+    conns_map: mmap::ConnsMap,
+    /// The connection table's set hash seed and set mask, as the loader set them.
+    conn_seed: u64,
+    conn_mask: u32,
+    /// What synced flows need of each installed service (`install`).
+    sync_targets: install::SyncTargets,
+    /// Forward entries gained by userspace writes (`install`), added to the program's gauge.
+    forward_delta: i64,
 }
 
 impl std::fmt::Debug for XdpDirector {
@@ -148,10 +170,21 @@ impl XdpDirector {
             what: "load",
             source: Box::new(e),
         })?;
+        let conns_map = {
+            let m = abi::names::CONNS;
+            let map: Array<_, abi::ConnSet> =
+                Array::try_from(ebpf.map(m).ok_or(Error::Missing(m))?).map_err(map_err(m))?;
+            mmap::ConnsMap::new(map.map().fd().as_fd(), sets).map_err(Error::Mmap)?
+        };
         let mut loaded = XdpDirector {
             ebpf,
             wiped: abi::Stats::default(),
             next_gen: 1,
+            conns_map,
+            conn_seed: director.conn_seed,
+            conn_mask: director.conn_mask,
+            sync_targets: install::SyncTargets::new(),
+            forward_delta: 0,
         };
         for (slot, ifindex) in [
             (abi::EGRESS_NAT, director.nat_ifindex),
@@ -222,11 +255,7 @@ impl XdpDirector {
             table_size,
             backend_base,
             backend_count: count,
-            mode: match service.mode {
-                Mode::Dr => abi::MODE_DR,
-                Mode::Tun => abi::MODE_TUN,
-                Mode::Nat => abi::MODE_NAT,
-            },
+            mode: install::mode_byte(service.mode),
             hash: match service.hash {
                 FlowHash::FiveTuple => abi::HASH_FIVE_TUPLE,
                 FlowHash::Source => abi::HASH_SOURCE,
@@ -242,7 +271,10 @@ impl XdpDirector {
         let mut services: HashMap<_, abi::ServiceKey, abi::Service> =
             HashMap::try_from(self.ebpf.map_mut(m).ok_or(Error::Missing(m))?)
                 .map_err(map_err(m))?;
-        services.insert(k, value, 0).map_err(map_err(m))
+        services.insert(k, value, 0).map_err(map_err(m))?;
+        let target = install::SyncTarget::of(service, value.id, value.mode);
+        self.sync_targets.insert(*key, target);
+        Ok(())
     }
 
     /// Runs the program once on `frame` (see the module doc).

@@ -1,13 +1,14 @@
 //! What the differential tests of the XDP director share: the fixture director, loading the
 //! program inside the next-hop namespace, installing services in both datapaths, comparing
-//! one frame's outputs and the counters a model action moves.
+//! one frame's outputs and the counters a model action moves, the program's forward entries.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::netns::{nexthops, require_root, Netns};
 use strait_lb::abi::{self, Counter};
 use strait_lb::packet::nexthop::StaticNextHops;
+use strait_lb::packet::parse::FiveTuple;
 use strait_lb::packet::rewrite::Director;
 use strait_lb::packet::service::{Service, ServiceKey, Services};
 use strait_lb::packet::Action;
@@ -113,6 +114,24 @@ pub fn expect(action: &Action, to_vip: bool, new: bool, counts: &mut HashMap<Cou
         _ => Counter::TxEstablished,
     };
     *counts.entry(c).or_default() += 1;
+}
+
+/// The forward entries of the program's table, as the model lists them.
+pub fn forward_entries(xdp: &XdpDirector) -> HashSet<(FiveTuple, u32)> {
+    let listed = xdp.conns(usize::MAX).unwrap();
+    listed
+        .iter()
+        .map(|(k, c)| {
+            let t = FiveTuple {
+                src: k.src,
+                dst: k.dst,
+                sport: u16::from_be_bytes(k.sport),
+                dport: u16::from_be_bytes(k.dport),
+                proto: k.proto,
+            };
+            (t, u32::from(c.backend))
+        })
+        .collect()
 }
 
 /// Re-runs `test` inside a namespace with the next-hop fixture.

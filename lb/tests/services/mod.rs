@@ -31,6 +31,18 @@ pub fn backend(i: u8, weight: u32) -> Backend {
     }
 }
 
+/// A TCP flow from client `192.168.1.<c>` to the VIP (clients 0 to 3 are routed through the
+/// next-hop fixture's gateway).
+pub fn client_flow(c: u8, sport: u16, dport: u16) -> FiveTuple {
+    FiveTuple {
+        src: [192, 168, 1, c],
+        dst: VIP,
+        sport,
+        dport,
+        proto: TCP,
+    }
+}
+
 /// (weights, alive) of the three backends, one phase per 500 frames.
 pub const PHASES: [([u32; 3], [bool; 3]); 12] = [
     ([100, 100, 100], [true, true, true]),
