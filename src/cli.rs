@@ -143,9 +143,22 @@ pub enum SimCommand {
         #[arg(long, value_parser = advert_duration)]
         advert_interval: Option<std::time::Duration>,
         /// failover: start without the first service's last backend and add it on both
-        /// directors before the kill (what established connections cost without sync).
+        /// directors before the kill (a flow moved by it survives the kill only by sync).
         #[arg(long)]
         add_backend: bool,
+        /// failover: run the directors with connection sync off (`[ha] sync = false`), to see
+        /// what sync saves.
+        #[arg(long)]
+        no_sync: bool,
+        /// failover: drop this percentage (0 to 100) of the sync datagrams reaching the backup
+        /// (an nftables rule on its host).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        sync_loss: Option<u8>,
+        /// failover: restart the killed master this long after the kill (e.g. "2s"): it
+        /// catches up from the new master, then preempts it (traffic must last longer:
+        /// `--after`).
+        #[arg(long, value_parser = after_duration)]
+        restart_after: Option<std::time::Duration>,
     },
 }
 

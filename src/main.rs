@@ -91,6 +91,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 after,
                 advert_interval,
                 add_backend,
+                no_sync,
+                sync_loss,
+                restart_after,
                 ..
             } => cmd::sim::run_failover(cmd::sim::FailoverArgs {
                 topology,
@@ -108,6 +111,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 after,
                 advert_interval,
                 add_backend,
+                sync: !no_sync,
+                sync_loss,
+                restart_after,
             }),
         },
     }

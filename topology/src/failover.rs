@@ -13,7 +13,8 @@
 //!   forwarding until the new one had taken over): the takeover as the traffic saw it;
 //! * `client_gap`: the longest time between two successful probes, over the whole run (the
 //!   probe period when nothing was lost);
-//! * `failed_probes`: probes that got no 200 in time.
+//! * `failed_probes`: probes that got no 200 in time; `failed_after`: those of them started
+//!   after the first frame through the new master (the takeover done: none should fail).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -121,6 +122,8 @@ pub struct Takeover {
     pub probes: usize,
     /// Probes without a 200 in time.
     pub failed_probes: usize,
+    /// Failed probes started after the first frame through the new master.
+    pub failed_after: usize,
     /// Frames through neither director's MAC.
     pub unknown_frames: usize,
 }
@@ -158,6 +161,8 @@ pub fn analyse(r: &Recorded) -> Takeover {
         client_gap,
         probes: r.probes.len(),
         failed_probes: r.probes.iter().filter(|p| !p.ok).count(),
+        failed_after: first_new
+            .map_or(0, |t| r.probes.iter().filter(|p| !p.ok && p.at > t).count()),
         unknown_frames: r.frames.iter().filter(|f| f.via.is_none()).count(),
     }
 }
@@ -185,9 +190,11 @@ pub fn report(t: &Takeover, r: &Recorded, timer: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "new connections: {} probes, {} failed; the longest gap between two answered probes {}",
+        "new connections: {} probes, {} failed ({} after the takeover); the longest gap between \
+         two answered probes {}",
         t.probes,
         t.failed_probes,
+        t.failed_after,
         ms(t.client_gap)
     );
     let _ = writeln!(
@@ -262,6 +269,8 @@ mod tests {
         assert_eq!(t.first_via_new, Some(380.0));
         assert_eq!(t.client_gap, d(400));
         assert_eq!((t.probes, t.failed_probes, t.unknown_frames), (5, 2, 0));
+        // The new master's first frame at 1380 ms: both failures started before it.
+        assert_eq!(t.failed_after, 0);
         let text = report(&t, &r, "Master_Down_Interval 361 ms");
         assert!(text.contains("takeover on the wire: 382.0 ms"), "{text}");
         assert!(text.contains("3/3 delivered"), "{text}");

@@ -12,6 +12,8 @@
 //! garp_repeat = 5               # gratuitous ARPs per VIP on becoming master, 1..=100
 //! garp_interval = "20ms"        # between them, 0..=10s
 //! notify = "/etc/strait/notify" # run as `sh -c 'notify "$1"' notify STATE` on every change
+//! # connection sync (sync.rs): sync, secret_file, sync_insecure, sync_port, sync_delay,
+//! # sync_refresh, sync_rate, sync_catchup_timeout
 //! ```
 //!
 //! Rules: each key at its value as above. Priority 255 is refused: it belongs to the owner of
@@ -27,6 +29,9 @@ use serde_spanned::Spanned;
 
 use super::types::RawHa;
 use super::validate::{int_in, interface_name, parse_duration, Report};
+
+mod sync;
+pub use sync::{SyncConfig, SyncSecret};
 
 /// Default `priority` (keepalived's and the RFC's default for a backup).
 pub const DEFAULT_PRIORITY: u8 = 100;
@@ -69,6 +74,8 @@ pub struct HaConfig {
     pub garp_interval: Duration,
     /// A shell command run with the new state (`master`, `backup`, `init`) as argument.
     pub notify: Option<String>,
+    /// Connection sync with the peers (`None`: off).
+    pub sync: Option<SyncConfig>,
 }
 
 /// The `[ha]` described by `raw`, or `None` after reporting why not.
@@ -158,6 +165,7 @@ pub(super) fn check_ha(raw: &RawHa, r: &mut Report<'_, '_>) -> Option<HaConfig> 
             Some(n.get_ref().clone())
         }
     });
+    let sync = sync::check_sync(raw, !peers.is_empty(), r);
     if r.out.len() > before {
         return None;
     }
@@ -172,6 +180,7 @@ pub(super) fn check_ha(raw: &RawHa, r: &mut Report<'_, '_>) -> Option<HaConfig> 
         garp_repeat,
         garp_interval,
         notify,
+        sync,
     })
 }
 

@@ -18,7 +18,7 @@ mod validate;
 
 pub use cluster::{ClusterConfig, ClusterKey};
 pub use diag::{load_with, render, ConfigError, Diagnostic};
-pub use ha::HaConfig;
+pub use ha::{HaConfig, SyncConfig, SyncSecret};
 pub use load::{load, parse};
 pub use locate::{line_col, Locator, Seg};
 pub use types::*;

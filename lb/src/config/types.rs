@@ -118,6 +118,22 @@ pub(crate) struct RawHa {
     pub garp_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub notify: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sync: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sync_insecure: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub sync_port: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub sync_delay: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sync_refresh: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sync_rate: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub sync_catchup_timeout: Option<Spanned<String>>,
 }
 
 /// `[director]` as written.

@@ -21,7 +21,10 @@
 //!   opens the VRRP sockets before the datapath (a failure leaves nothing to undo), and
 //!   starts the virtual router once the services are applied: it starts as backup, owning no
 //!   VIP, and hands the VIPs to the datapath's ARP responder while master. A reload gives it
-//!   the new VIPs; `[ha]` itself changes on restart only.
+//!   the new VIPs; `[ha]` itself changes on restart only. With connection sync (`[ha]` with
+//!   peers, `sync`), the sync socket is bound before the datapath opens too, the runner
+//!   starts with the datapath's new-flow stream, and the virtual router starts only once
+//!   the runner's catch-up ended (the peer's dump in, or `sync_catchup_timeout`).
 //! * [`Director::stop`] (with `[ha]`: after a master's graceful resign) stops the tasks,
 //!   leaves the cluster and shuts the datapath down; [`run`] does it on SIGTERM/SIGINT and
 //!   reloads on SIGHUP.
@@ -32,6 +35,7 @@ mod ha;
 mod health;
 mod observer;
 mod state;
+mod sync;
 mod view;
 
 use std::net::SocketAddr;
@@ -160,6 +164,10 @@ struct Inner {
     napi: Mutex<crate::napi::NapiGuard>,
     /// `[ha]`: the virtual router (taken out by `Director::stop`).
     ha: Mutex<Option<crate::vrrp::runner::Router>>,
+    /// `[ha]` with sync: the task that starts the router once the catch-up ended.
+    ha_gate: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// `[ha]` with sync: the connection sync (taken out by `Director::stop`).
+    sync: Mutex<Option<crate::sync::runner::SyncRunner>>,
 }
 
 /// Locks a mutex, taking over a poisoned one (a panicked task left plain data behind).
@@ -304,6 +312,7 @@ impl Director {
             Some(_) => Some(ha::open(&config, &links.outer)?),
             None => None,
         };
+        let sync_opened = sync::open(&config).await?;
         let options = DatapathOptions {
             interface: links.outer.clone(),
             inner_interface: links.inner.clone(),
@@ -314,6 +323,10 @@ impl Director {
             new_flow: config.new_flow,
         };
         let mut datapath = open(&config, options)?;
+        let new_flows = match sync_opened {
+            Some(_) => datapath.take_new_flows(),
+            None => None,
+        };
         // After the attach: a veth has a NAPI context only once native XDP runs on it.
         let napi = match config.threaded_napi {
             Some(on) => crate::napi::apply(&links.napi_targets(), on),
@@ -368,10 +381,32 @@ impl Director {
             health_stop: Mutex::new(watch::channel(false).0),
             napi: Mutex::new(napi),
             ha: Mutex::new(None),
+            ha_gate: Mutex::new(None),
+            sync: Mutex::new(None),
         });
         health::restart(&inner);
-        if let Some(opened) = ha_opened {
-            *lock(&inner.ha) = Some(ha::start(&inner, opened));
+        let caught_up = sync_opened.map(|opened| {
+            let host = Arc::new(sync::Host {
+                inner: Arc::downgrade(&inner),
+            });
+            let runner = crate::sync::runner::SyncRunner::start(opened, host, new_flows);
+            let signal = runner.caught_up_signal();
+            *lock(&inner.sync) = Some(runner);
+            signal
+        });
+        match (ha_opened, caught_up) {
+            (Some(opened), Some(mut caught_up)) => {
+                // VRRP only once the peer's table is in (or the catch-up timed out): a
+                // restarted director neither becomes master nor preempts with an empty table.
+                let gate = Arc::clone(&inner);
+                *lock(&inner.ha_gate) = Some(tokio::spawn(async move {
+                    let _ = caught_up.wait_for(|done| *done).await;
+                    let router = ha::start(&gate, opened);
+                    *lock(&gate.ha) = Some(router);
+                }));
+            }
+            (Some(opened), None) => *lock(&inner.ha) = Some(ha::start(&inner, opened)),
+            (None, _) => {}
         }
         let (admin_stop, stop_rx) = watch::channel(false);
         let observer_task = membership
@@ -405,9 +440,18 @@ impl Director {
     /// forwarding (`vrrp::runner`); then stops health checks, the admin listener and the
     /// cluster observer, leaves the cluster, and shuts the datapath down.
     pub async fn stop(self) -> Result<(), DatapathError> {
+        let gate = lock(&self.inner.ha_gate).take();
+        if let Some(gate) = gate {
+            gate.abort();
+            let _ = gate.await;
+        }
         let router = lock(&self.inner.ha).take();
         if let Some(router) = router {
             router.stop().await;
+        }
+        let sync = lock(&self.inner.sync).take();
+        if let Some(sync) = sync {
+            sync.stop().await;
         }
         let _ = lock(&self.inner.health_stop).send(true);
         let _ = self.admin_stop.send(true);

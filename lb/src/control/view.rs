@@ -8,7 +8,8 @@
 //! `strait_director_`: per-backend `backend_{packets,bytes,flows}_total`, `backend_up`,
 //! `backend_weight` (labels `vip`, `proto`, `backend`), `conntrack_entries`, and each
 //! datapath counter as `<name>_total`. With `[ha]`, `/stats.json` has an `ha` block and the
-//! metrics the `ha_*` families (`crate::vrrp::status`).
+//! metrics the `ha_*` families (`crate::vrrp::status`); with connection sync, a `sync` block
+//! and the `sync_*` families (`crate::sync::status`).
 
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
@@ -77,6 +78,8 @@ pub struct Snapshot {
     pub services: Vec<ServiceView>,
     /// `[ha]`: the virtual router's state and counters (`None`: a standalone director).
     pub ha: Option<crate::vrrp::status::HaStatus>,
+    /// Connection sync's state and counters (`None`: no sync).
+    pub sync: Option<crate::sync::status::SyncStatus>,
 }
 
 impl Snapshot {
@@ -84,6 +87,7 @@ impl Snapshot {
     pub(super) fn take(inner: &Inner) -> Result<Snapshot, DatapathError> {
         let id = lock(&inner.config).id.clone();
         let ha = lock(&inner.ha).as_ref().map(|r| r.status());
+        let sync = lock(&inner.sync).as_ref().map(|r| r.status());
         let (keys, mut services): (Vec<_>, Vec<_>) = lock(&inner.state)
             .services
             .iter()
@@ -146,6 +150,7 @@ impl Snapshot {
                 .collect(),
             services,
             ha,
+            sync,
         })
     }
 
@@ -190,6 +195,9 @@ impl Snapshot {
         });
         if let Some(ha) = &self.ha {
             v["ha"] = ha.to_json();
+        }
+        if let Some(sync) = &self.sync {
+            v["sync"] = sync.to_json();
         }
         v
     }
@@ -241,6 +249,9 @@ impl Snapshot {
         if let Some(ha) = &self.ha {
             ha.encode_metrics(enc)?;
         }
+        if let Some(sync) = &self.sync {
+            sync.encode_metrics(enc)?;
+        }
         Ok(())
     }
 
@@ -271,6 +282,9 @@ impl Snapshot {
                 ha.adverts_received,
                 ha.dropped_total(),
             );
+        }
+        if let Some(sync) = &self.sync {
+            let _ = write!(out, "<p>{}</p>", escape(&sync.summary()));
         }
         for s in &self.services {
             let _ = write!(
@@ -334,6 +348,7 @@ mod tests {
                 }],
             }],
             ha: None,
+            sync: None,
         }
     }
 

@@ -18,8 +18,11 @@
 
 pub mod auth;
 mod batch;
+pub mod host;
 mod record;
 pub mod replay;
+pub mod runner;
+pub mod status;
 pub mod wire;
 
 pub use auth::{seal, tag_len, Key, TAG_LEN};

@@ -51,6 +51,9 @@ pub enum Kind {
     BulkRecords,
     /// The end of the answer to a bulk request (type 4).
     BulkEnd,
+    /// The sequence numbers of `Records` datagrams received, so that the sender resends the
+    /// others (type 5).
+    Ack,
 }
 
 impl Kind {
@@ -61,6 +64,7 @@ impl Kind {
             Kind::BulkRequest => "bulk_request",
             Kind::BulkRecords => "bulk_records",
             Kind::BulkEnd => "bulk_end",
+            Kind::Ack => "ack",
         }
     }
 
@@ -70,6 +74,7 @@ impl Kind {
             Kind::BulkRequest => 2,
             Kind::BulkRecords => 3,
             Kind::BulkEnd => 4,
+            Kind::Ack => 5,
         }
     }
 
@@ -79,6 +84,7 @@ impl Kind {
             2 => Some(Kind::BulkRequest),
             3 => Some(Kind::BulkRecords),
             4 => Some(Kind::BulkEnd),
+            5 => Some(Kind::Ack),
             _ => None,
         }
     }
@@ -86,15 +92,20 @@ impl Kind {
     /// Bytes of the body before the records.
     pub(super) fn prefix_len(self) -> usize {
         match self {
-            Kind::Records => 0,
+            Kind::Records | Kind::Ack => 0,
             Kind::BulkRequest => 4,
             Kind::BulkRecords | Kind::BulkEnd => 8,
         }
     }
 
-    /// Whether the kind carries records (the others need a count of 0).
-    fn has_records(self) -> bool {
-        matches!(self, Kind::Records | Kind::BulkRecords)
+    /// Bytes of each of the `count` items after the prefix: a record, or an acknowledged
+    /// sequence number; 0 for the kinds without items (their count must be 0).
+    fn item_len(self) -> usize {
+        match self {
+            Kind::Records | Kind::BulkRecords => RECORD_LEN,
+            Kind::Ack => 8,
+            Kind::BulkRequest | Kind::BulkEnd => 0,
+        }
     }
 }
 
@@ -172,6 +183,8 @@ pub enum Body {
         /// Records sent in the answer's chunks (saturating).
         total: u32,
     },
+    /// `Records` datagrams received, by sequence number.
+    Ack(Vec<u64>),
 }
 
 impl Body {
@@ -182,6 +195,7 @@ impl Body {
             Body::BulkRequest { .. } => Kind::BulkRequest,
             Body::BulkRecords { .. } => Kind::BulkRecords,
             Body::BulkEnd { .. } => Kind::BulkEnd,
+            Body::Ack(_) => Kind::Ack,
         }
     }
 
@@ -189,7 +203,7 @@ impl Body {
     pub fn records(&self) -> &[Record] {
         match self {
             Body::Records(r) | Body::BulkRecords { records: r, .. } => r,
-            Body::BulkRequest { .. } | Body::BulkEnd { .. } => &[],
+            Body::BulkRequest { .. } | Body::BulkEnd { .. } | Body::Ack(_) => &[],
         }
     }
 }
@@ -209,15 +223,30 @@ impl Message {
         let kind = self.body.kind();
         let records = self.body.records();
         let records = &records[..records.len().min(MAX_COUNT)];
-        let mut out =
-            Vec::with_capacity(HEADER_LEN + kind.prefix_len() + records.len() * RECORD_LEN);
-        // Lossless: at most MAX_COUNT records.
-        put_header(&mut out, kind, self.stamp, records.len() as u16);
+        let acked: &[u64] = match &self.body {
+            Body::Ack(seqs) => &seqs[..seqs.len().min(MAX_COUNT)],
+            _ => &[],
+        };
+        let mut out = Vec::with_capacity(
+            HEADER_LEN + kind.prefix_len() + records.len() * RECORD_LEN + acked.len() * 8,
+        );
+        // Lossless: at most MAX_COUNT items.
+        put_header(
+            &mut out,
+            kind,
+            self.stamp,
+            (records.len() + acked.len()) as u16,
+        );
         match self.body {
             Body::Records(_) => {}
             Body::BulkRequest { request } => out.extend_from_slice(&request.to_be_bytes()),
             Body::BulkRecords { request, chunk, .. } => put_pair(&mut out, request, chunk),
             Body::BulkEnd { request, total } => put_pair(&mut out, request, total),
+            Body::Ack(_) => {
+                for seq in acked {
+                    out.extend_from_slice(&seq.to_be_bytes());
+                }
+            }
         }
         for r in records {
             r.write(&mut out);
@@ -238,7 +267,7 @@ pub enum WireError {
     /// A version other than 1.
     #[error("unknown version {0}")]
     UnknownVersion(u8),
-    /// A message type other than 1..=4.
+    /// A message type other than 1..=5.
     #[error("unknown message type {0}")]
     UnknownType(u8),
     /// The header's reserved flags are not zero.
@@ -285,8 +314,8 @@ pub fn decode(payload: &[u8]) -> Result<Message, WireError> {
         return Err(WireError::Truncated);
     }
     let (prefix, rest) = body.split_at(kind.prefix_len());
-    let want = usize::from(count) * RECORD_LEN;
-    if rest.len() != want || (count != 0 && !kind.has_records()) {
+    let want = usize::from(count) * kind.item_len();
+    if rest.len() != want || (count != 0 && kind.item_len() == 0) {
         return Err(WireError::CountMismatch(count));
     }
     let (first, second) = (u32_at(prefix, 0), u32_at(prefix, 4));
@@ -302,6 +331,15 @@ pub fn decode(payload: &[u8]) -> Result<Message, WireError> {
             request: first,
             total: second,
         },
+        Kind::Ack => Body::Ack(
+            rest.chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    u64::from_be_bytes(b)
+                })
+                .collect(),
+        ),
     };
     Ok(Message { stamp, body })
 }
@@ -342,6 +380,26 @@ pub(super) fn put_header(out: &mut Vec<u8>, kind: Kind, stamp: Stamp, count: u16
     out.extend_from_slice(&stamp.seq.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
+}
+
+/// The sequence number in the header of a payload this module built (0 when too short).
+pub(super) fn payload_seq(payload: &[u8]) -> u64 {
+    match payload.get(AT_SEQ..AT_SEQ + 8) {
+        Some(b) => {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(b);
+            u64::from_be_bytes(x)
+        }
+        None => 0,
+    }
+}
+
+/// The record count in the header of a payload this module built (0 when too short).
+pub(super) fn record_count(payload: &[u8]) -> usize {
+    match payload.get(20..22) {
+        Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => 0,
+    }
 }
 
 /// Appends two big-endian `u32`s (a bulk prefix).

@@ -98,6 +98,8 @@ fn every_kind_round_trips() {
             request: 7,
             total: 123_456,
         },
+        Body::Ack(vec![0, 1, u64::MAX]),
+        Body::Ack(vec![]),
     ];
     for (i, body) in bodies.into_iter().enumerate() {
         let m = Message {
@@ -108,10 +110,14 @@ fn every_kind_round_trips() {
             body,
         };
         let p = m.encode();
-        let prefix = [0, 4, 8, 8][m.body.kind().to_wire() as usize - 1];
+        let prefix = [0, 4, 8, 8, 0][m.body.kind().to_wire() as usize - 1];
+        let acked = match &m.body {
+            Body::Ack(seqs) => seqs.len(),
+            _ => 0,
+        };
         assert_eq!(
             p.len(),
-            HEADER_LEN + prefix + RECORD_LEN * m.body.records().len()
+            HEADER_LEN + prefix + RECORD_LEN * m.body.records().len() + 8 * acked
         );
         assert_eq!(decode(&p), Ok(m), "body {i}");
     }
@@ -150,7 +156,7 @@ fn each_refusal_is_reported() {
     assert_eq!(edited(1, |p| p[2] = 0), Err(WireError::UnknownVersion(0)));
     assert_eq!(edited(1, |p| p[2] = 2), Err(WireError::UnknownVersion(2)));
     assert_eq!(edited(1, |p| p[3] = 0), Err(WireError::UnknownType(0)));
-    assert_eq!(edited(1, |p| p[3] = 5), Err(WireError::UnknownType(5)));
+    assert_eq!(edited(1, |p| p[3] = 6), Err(WireError::UnknownType(6)));
     assert_eq!(edited(1, |p| p[22] = 0x80), Err(WireError::Reserved));
     assert_eq!(edited(1, |p| p[23] = 1), Err(WireError::Reserved));
     // The count against the length: too high, too low, trailing bytes, a cut record.

@@ -194,9 +194,9 @@ impl Table<'_> {
 
 impl XdpDirector {
     /// Installs flows synced from the peer director (see the module doc), their idle times
-    /// converted at `hz` ticks per second, against the jiffies read now.
+    /// converted at `hz` ticks per second, against the jiffies now (`jiffies::Anchor`).
     pub fn install_synced(&mut self, flows: &[SyncedFlow], hz: u32) -> Result<Installed, Error> {
-        let now = super::jiffies::now().map_err(Error::Jiffies)? as u32;
+        let now = self.jiffies.now(hz).map_err(Error::Jiffies)? as u32;
         let table = Table {
             map: &self.conns_map,
             seed: self.conn_seed,

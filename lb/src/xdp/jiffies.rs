@@ -9,6 +9,9 @@
 //!   the ticks seen among the kernel's choices ([`HZ_CHOICES`]: `CONFIG_HZ` is 100, 250, 300
 //!   or 1000; 100 ms tell them apart with a tick of jitter either side). Userspace cannot ask
 //!   for `CONFIG_HZ` itself (`sysconf(_SC_CLK_TCK)` is `USER_HZ`, always 100).
+//! * [`Anchor::now`] is [`now`] read at most every [`REREAD`] and extrapolated at the tick
+//!   rate in between (the file is several KB, more on hosts with many CPUs: the sync installs
+//!   a datagram's flows at a time and must not read it for each).
 //! * [`nearest_hz`] and [`parse`] are the pure halves.
 
 use std::time::{Duration, Instant};
@@ -37,6 +40,28 @@ pub(super) fn nearest_hz(ticks: u64, elapsed: Duration) -> u32 {
             da.total_cmp(&db)
         })
         .unwrap_or(250)
+}
+
+/// How long an [`Anchor`] extrapolates before reading the jiffies again.
+pub(super) const REREAD: Duration = Duration::from_millis(250);
+
+/// The jiffies last read and when (see the module doc).
+#[derive(Debug, Default)]
+pub(super) struct Anchor(Option<(u64, Instant)>);
+
+impl Anchor {
+    /// The jiffies now, at `hz` ticks a second since the last read (less than a tick off).
+    pub(super) fn now(&mut self, hz: u32) -> std::io::Result<u64> {
+        if let Some((j, at)) = self.0 {
+            let elapsed = at.elapsed();
+            if elapsed < REREAD {
+                return Ok(j + (elapsed.as_nanos() * u128::from(hz) / 1_000_000_000) as u64);
+            }
+        }
+        let j = now()?;
+        self.0 = Some((j, Instant::now()));
+        Ok(j)
+    }
 }
 
 /// The kernel's jiffies now.

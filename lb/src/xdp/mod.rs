@@ -134,6 +134,8 @@ pub struct XdpDirector {
     conn_mask: u32,
     /// What synced flows need of each installed service (`install`).
     sync_targets: install::SyncTargets,
+    /// The jiffies as `install_synced` reads them (`jiffies::Anchor`).
+    jiffies: jiffies::Anchor,
     /// Forward entries gained by userspace writes (`install`), added to the program's gauge.
     forward_delta: i64,
 }
@@ -184,6 +186,7 @@ impl XdpDirector {
             conn_seed: director.conn_seed,
             conn_mask: director.conn_mask,
             sync_targets: install::SyncTargets::new(),
+            jiffies: jiffies::Anchor::default(),
             forward_delta: 0,
         };
         for (slot, ifindex) in [

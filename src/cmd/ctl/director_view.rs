@@ -2,12 +2,16 @@
 //!
 //! * `status`: `director <id>  <role>  datapath <name>  conns <n>`; with `[ha]` a line
 //!   `ha vrid <v> priority <p>  <state> since <time> (<reason>)  master <addr>  adverts sent
-//!   <n> received <n> dropped <n>`; then one line per service:
+//!   <n> received <n> dropped <n>`; with connection sync a line `sync <peers> port <p>
+//!   <authenticated|NOT authenticated>  catch-up <state>  sent <n> received <n>  installed <n>
+//!   kept <n> refused <n> aside <n>  dropped <n>`; then one line per service:
 //!   `<vip> <proto> <mode>/<scheduler>  up <u>/<n> backends`.
 //! * `stats`: the header line, the datapath counters (`name  value`, sorted), then one table:
 //!   service, backend, state, weight, packets, bytes, flows.
 //! * `conns`: a table client, vip, proto, backend, idle (seconds since the flow's last
-//!   packet, `-` unknown), state (`closing` after a TCP FIN or RST), then `<shown> of <count> entries held` (held entries idle past
+//!   packet, `-` unknown), state (`closing` after a TCP FIN or RST, `half-open` before a
+//!   packet without SYN used the entry, `synced` installed by the HA sync and not seen here
+//!   since; comma-separated, `-` for none), then `<shown> of <count> entries held` (held entries idle past
 //!   their timeout are not shown), after a `per backend: <addr> <n>, …` line.
 
 use std::fmt::Write as _;
@@ -67,7 +71,43 @@ fn header(stats: &Value) -> String {
             cell(ha.get("adverts_received")),
         );
     }
+    if let Some(sync) = stats.get("sync") {
+        let _ = writeln!(out, "{}", sync_line(sync));
+    }
     out
+}
+
+/// The `sync` line of `status` (see the module doc).
+fn sync_line(sync: &Value) -> String {
+    let sum = |key: &str| {
+        sync.get(key)
+            .and_then(Value::as_object)
+            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum::<u64>())
+    };
+    let peers: Vec<String> = sync
+        .get("peers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|p| cell(Some(p))).collect())
+        .unwrap_or_default();
+    let auth = match sync.get("authenticated").and_then(Value::as_bool) {
+        Some(true) => "authenticated",
+        Some(false) => "NOT authenticated",
+        None => "-",
+    };
+    format!(
+        "sync {} port {}  {auth}  catch-up {}  sent {} received {}  installed {} kept {} refused {} \
+         aside {}  dropped {}",
+        if peers.is_empty() { "-".to_owned() } else { peers.join(",") },
+        cell(sync.get("port")),
+        cell(sync.get("catchup").and_then(|c| c.get("state"))),
+        cell(sync.get("records_sent")),
+        cell(sync.get("records_received")),
+        cell(sync.get("installed")),
+        cell(sync.get("kept")),
+        cell(sync.get("refused")),
+        sum("aside"),
+        sum("drops"),
+    )
 }
 
 /// `strait ctl status` for a director.
@@ -138,8 +178,21 @@ pub fn render_conns(answer: &Value) -> String {
             .collect();
         let idle = c.get("idle_ms").and_then(Value::as_u64);
         row.push(idle.map_or_else(|| "-".into(), |ms| format!("{:.1}s", ms as f64 / 1000.0)));
-        let closing = c.get("closing").and_then(Value::as_bool) == Some(true);
-        row.push(if closing { "closing" } else { "-" }.to_owned());
+        let flag = |k: &str| c.get(k).and_then(Value::as_bool) == Some(true);
+        let marks: Vec<&str> = [
+            ("closing", "closing"),
+            ("half_open", "half-open"),
+            ("synced", "synced"),
+        ]
+        .iter()
+        .filter(|(k, _)| flag(k))
+        .map(|(_, shown)| *shown)
+        .collect();
+        row.push(if marks.is_empty() {
+            "-".to_owned()
+        } else {
+            marks.join(",")
+        });
         rows.push(row);
     }
     let mut out = align(&rows);
@@ -195,7 +248,18 @@ mod tests {
         v["ha"] = serde_json::json!({"vrid": 51, "priority": 150, "state": "master",
             "since": "2026-12-06T07:00:00Z", "reason": "startup", "master": "10.0.0.3",
             "adverts_sent": 40, "adverts_received": 2, "drops": {"ttl": 1, "vrid": 2}});
+        v["sync"] = serde_json::json!({"peers": ["10.0.0.4"], "port": 7480,
+            "authenticated": true, "catchup": {"state": "done"}, "records_sent": 12,
+            "records_received": 300, "installed": 299, "kept": 1, "refused": 0,
+            "aside": {"unknown_backend": 2, "dead_backend": 1}, "drops": {"replayed": 4}});
         let out = render_status(&v);
+        assert!(
+            out.contains(
+                "\nsync 10.0.0.4 port 7480  authenticated  catch-up done  sent 12 received 300  \
+                 installed 299 kept 1 refused 0 aside 3  dropped 4\n"
+            ),
+            "{out}"
+        );
         assert!(
             out.starts_with(
                 "director dir-a  master  datapath xdp/native  conns 2\n\
@@ -226,15 +290,18 @@ service            backend       state  weight  packets  bytes  flows
             {"client": "192.0.2.1:40000", "vip": "10.0.0.100:80", "proto": "tcp",
              "backend": "10.0.0.11:80", "idle_ms": 12345, "closing": true},
             {"client": "192.0.2.2:40000", "vip": "10.0.0.100:80", "proto": "tcp",
-             "backend": "10.0.0.11:80", "idle_ms": null}],
+             "backend": "10.0.0.11:80", "idle_ms": null},
+            {"client": "192.0.2.3:40000", "vip": "10.0.0.100:80", "proto": "tcp",
+             "backend": "10.0.0.11:80", "idle_ms": 5, "half_open": true, "synced": true}],
             "per_backend": {"10.0.0.11:80": 2}});
         assert_eq!(
             render_conns(&v),
             "client           vip            proto  backend       idle   state\n\
              192.0.2.1:40000  10.0.0.100:80  tcp    10.0.0.11:80  12.3s  closing\n\
              192.0.2.2:40000  10.0.0.100:80  tcp    10.0.0.11:80  -      -\n\
+             192.0.2.3:40000  10.0.0.100:80  tcp    10.0.0.11:80  0.0s   half-open,synced\n\
              per backend: 10.0.0.11:80 2\n\
-             2 of 7 entries held\n"
+             3 of 7 entries held\n"
         );
         assert_eq!(
             render_conns(&serde_json::json!({})),

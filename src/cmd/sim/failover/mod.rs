@@ -28,6 +28,7 @@
 //! the last second all succeeded; 1 otherwise.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -197,6 +198,12 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
         mac(&ns(&a.host), &s.configs[0].interface)?,
         mac(&ns(&b.host), &s.configs[1].interface)?,
     ];
+    if let Some(loss) = args.sync_loss {
+        let port =
+            sync_port(s, new).ok_or_else(|| anyhow!("--sync-loss: {new_host} has no sync"))?;
+        sync_loss(&ns(new_host), port, loss)?;
+        say!("      {loss}% of the sync datagrams into {new_host} (UDP {port}) dropped (nftables numgen)");
+    }
 
     // Traffic and watchers.
     let t0 = Instant::now();
@@ -238,6 +245,20 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
         args.long,
         PROBE_EVERY.as_millis()
     );
+    let restarted = match args.restart_after {
+        Some(after) => {
+            std::thread::sleep(after);
+            guard::check()?;
+            let at = t0.elapsed();
+            restart(s, old)?;
+            say!(
+                "      {:.2} s: {old_host}'s director restarted (it catches up from {new_host}, then preempts)",
+                at.as_secs_f64()
+            );
+            Some(at)
+        }
+        None => None,
+    };
     let (probes, long_survived) = traffic
         .join()
         .map_err(|_| anyhow!("the traffic thread panicked"))??;
@@ -255,6 +276,10 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
                 None
             },
         }));
+    }
+    // The takeover is the kill's: frames after the restart (the old master back) are not it.
+    if let Some(at) = restarted {
+        frames.retain(|f| f.at < at);
     }
     let recorded = Recorded {
         kill_at,
@@ -321,6 +346,17 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
             );
         }
     }
+    if args.vrrp == Vrrp::Strait {
+        for line in sync_report(s, new, old, restarted.is_some()) {
+            say!("      {line}");
+        }
+    }
+    if args.sync_loss.is_some() {
+        say!(
+            "      the sync-loss rule on {new_host} dropped {} datagrams",
+            loss_dropped(&ns(new_host)).map_or_else(|| "?".to_owned(), |n| n.to_string())
+        );
+    }
     let tail_ok = recorded
         .probes
         .iter()
@@ -328,7 +364,8 @@ fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
         .all(|p| p.ok);
     // Without sync, adding a backend is expected to cost established connections: that run
     // reports them and does not fail on them.
-    let long_ok = args.add_backend || long_survived == recorded.long_total;
+    let synced = args.sync && s.ha[new].sync.is_some();
+    let long_ok = (args.add_backend && !synced) || long_survived == recorded.long_total;
     Ok(t.first_via_new.is_some() && long_ok && tail_ok)
 }
 
@@ -438,6 +475,124 @@ fn mac(netns: &str, interface: &str) -> anyhow::Result<[u8; 6]> {
         *byte = u8::from_str_radix(part, 16).with_context(|| format!("MAC {text:?}"))?;
     }
     Ok(mac)
+}
+
+/// Director `i`'s sync port, when it syncs.
+fn sync_port(s: &Setup, i: usize) -> Option<u16> {
+    s.ha[i].sync.as_ref().map(|c| c.port)
+}
+
+/// Drops `percent` of the UDP datagrams to `port` arriving in namespace `netns`.
+fn sync_loss(netns: &str, port: u16, percent: u8) -> anyhow::Result<()> {
+    let rules = format!(
+        "table inet strait_sync_loss {{\n chain input {{\n  type filter hook input priority 0;\n  \
+         udp dport {port} numgen random mod 100 < {percent} counter drop\n }}\n}}\n"
+    );
+    let mut child = netns::exec(netns, "nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .context("nft")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin.write_all(rules.as_bytes()).context("nft rules")?;
+    }
+    let status = child.wait().context("nft")?;
+    if !status.success() {
+        bail!("nft refused the sync-loss rule in {netns}");
+    }
+    Ok(())
+}
+
+/// Datagrams the sync-loss rule in `netns` dropped (its counter).
+fn loss_dropped(netns: &str) -> Option<u64> {
+    let out = netns::exec(netns, "nft")
+        .args(["list", "table", "inet", "strait_sync_loss"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let after = text.split("counter packets ").nth(1)?;
+    after.split_whitespace().next()?.parse().ok()
+}
+
+/// Starts director `i` again, as the topology ran it, logging beside it.
+fn restart(s: &Setup, i: usize) -> anyhow::Result<()> {
+    let role = &s.roles.directors[i];
+    let host = s
+        .topology
+        .hosts
+        .iter()
+        .find(|h| h.name == role.host)
+        .ok_or_else(|| anyhow!("host {} vanished", role.host))?;
+    let Some(strait_topology::spec::RunCommand::Argv(argv)) = host.run.get(role.command) else {
+        bail!("host {}: no director command to restart", role.host);
+    };
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let log = std::fs::File::create(s.logs.join(format!("{}-restarted.log", role.host)))
+        .context("restart log")?;
+    netns::exec(&(s.topology.prefix() + &role.host), &exe.to_string_lossy())
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().context("restart log")?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot restart the director")?;
+    Ok(())
+}
+
+/// What the sync did: the new master's records from the old one, and a restarted old
+/// master's catch-up and state.
+fn sync_report(s: &Setup, new: usize, old: usize, restarted: bool) -> Vec<String> {
+    let ns = |i: usize| s.topology.prefix() + &s.roles.directors[i].host;
+    let mut out = Vec::new();
+    let line = |who: &str, v: &Value| {
+        let sync = &v["sync"];
+        format!(
+            "{who}: sync received {} records, installed {} (replaced {}, kept {}, refused {}), \
+             aside {}, dropped {} datagrams; catch-up {} ({} records)",
+            sync["records_received"],
+            sync["installed"],
+            sync["replaced"],
+            sync["kept"],
+            sync["refused"],
+            sync["aside"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+            sync["drops"]
+                .as_object()
+                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+            sync["catchup"]["state"].as_str().unwrap_or("-"),
+            sync["catchup"]["records"],
+        )
+    };
+    match probe::stats(&ns(new), s.configs[new].admin) {
+        Ok(v) if v.get("sync").is_some() => {
+            out.push(line(&s.roles.directors[new].host, &v));
+        }
+        _ => out.push(format!(
+            "{}: no connection sync",
+            s.roles.directors[new].host
+        )),
+    }
+    if restarted {
+        match probe::stats(&ns(old), s.configs[old].admin) {
+            Ok(v) => {
+                out.push(line(&s.roles.directors[old].host, &v));
+                out.push(format!(
+                    "{} after its restart: {} ({})",
+                    s.roles.directors[old].host,
+                    v["ha"]["state"].as_str().unwrap_or("-"),
+                    v["ha"]["reason"].as_str().unwrap_or("-"),
+                ));
+            }
+            Err(e) => out.push(format!(
+                "{} after its restart: no stats ({e:#})",
+                s.roles.directors[old].host
+            )),
+        }
+    }
+    out
 }
 
 /// Kills director `i`'s host the chosen way (see the module doc).

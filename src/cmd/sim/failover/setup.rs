@@ -49,6 +49,12 @@ pub struct FailoverArgs {
     /// Start without the first service's last backend and add it (both directors reload)
     /// halfway through the warm-up, after the long connections opened.
     pub add_backend: bool,
+    /// Connection sync as the configs say (false: `sync = false` written into the copies).
+    pub sync: bool,
+    /// Percentage of sync datagrams dropped on their way into the backup.
+    pub sync_loss: Option<u8>,
+    /// Restart the killed master this long after the kill.
+    pub restart_after: Option<Duration>,
 }
 
 /// Everything read before anything is built.
@@ -160,6 +166,14 @@ fn director_copy(
             "advert_interval".into(),
             toml::Value::String(format!("{}ms", interval.as_millis())),
         );
+    }
+    if !args.sync {
+        let ha = doc
+            .get_mut("ha")
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| anyhow!("{}: no [ha]", named()))?;
+        ha.retain(|k, _| k != "secret_file" && !k.starts_with("sync"));
+        ha.insert("sync".into(), toml::Value::Boolean(false));
     }
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let copy = logs.join(format!("{}.toml", role.host));
@@ -294,7 +308,8 @@ mod tests {
         let c = strait_lb::config::parse(
             "[director]\nid = \"a\"\ninterface = \"eth0\"\n[[service]]\nvip = \"10.80.0.100:80\"\n\
              mode = \"dr\"\nbackends = [{ addr = \"10.80.0.11\" }]\n\
-             [ha]\nvrid = 80\npriority = 150\nadvert_interval = \"100ms\"\npeers = [\"10.80.0.4\"]\n",
+             [ha]\nvrid = 80\npriority = 150\nadvert_interval = \"100ms\"\npeers = [\"10.80.0.4\"]\n\
+             sync = false\n",
         )
         .expect("config");
         let conf = keepalived_conf(&c, c.ha.as_ref().unwrap());
