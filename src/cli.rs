@@ -105,23 +105,27 @@ pub enum SimCommand {
         #[arg(long)]
         topology: PathBuf,
     },
-    /// Run a scenario end to end and tear it down (root). `demo`: build the topology, wait for
-    /// the director to see every backend, drive traffic through the VIP, print the director's
-    /// table, kill a backend, drive traffic again, report; exit 0 if every request was answered.
+    /// Run a scenario end to end and tear it down (root). `demo`: on a topology with two
+    /// directors (the default, topology/examples/topologies/story.toml), the story: traffic
+    /// while a node joins the cache cluster, the master director is killed, a node is killed and
+    /// the director returns, then what each step proved; exit 0 if every step held. On a
+    /// topology with one director: drive traffic through the VIP, print the director's table,
+    /// kill a backend, drive traffic again, report; exit 0 if every request was answered.
     /// `failover`: two directors sharing the VIP (default topology
     /// topology/examples/topologies/ha.toml), long and short connections through it, the master
     /// killed (`--kill`), and a report of the takeover and what survived.
     Run {
         /// The scenario.
         scenario: Scenario,
-        /// The topology TOML file [default: topology/examples/topologies/dr.toml, relative to
-        /// the current directory, i.e. run from the repository root].
+        /// The topology TOML file [default for demo: topology/examples/topologies/story.toml,
+        /// relative to the current directory, i.e. run from the repository root].
         #[arg(long)]
         topology: Option<PathBuf>,
         /// Where the processes' logs go (default: /tmp/strait-sim/<topology name>).
         #[arg(long)]
         logs: Option<PathBuf>,
-        /// HTTP GETs per traffic phase (1 to 10000), each a new connection.
+        /// demo with one director: HTTP GETs per traffic phase (1 to 10000), each a new
+        /// connection.
         #[arg(long, default_value_t = 600,
               value_parser = clap::value_parser!(u16).range(1..=10_000))]
         requests: u16,
@@ -199,7 +203,8 @@ pub enum VrrpArg {
 /// Scenarios of `strait sim run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
-    /// A director in front of cache nodes: traffic, a killed node, a report.
+    /// The story (two directors, a cache cluster: a join, a failover, a node loss, a return),
+    /// or with one director: traffic, a killed node, a report.
     Demo,
     /// Two directors sharing the VIP: the master killed under traffic, the takeover measured.
     Failover,

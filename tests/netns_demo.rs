@@ -253,7 +253,7 @@ fn without_the_default_topology_the_demo_says_where_to_run_it() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("topology/examples/topologies/dr.toml not found")
+        stderr.contains("topology/examples/topologies/story.toml not found")
             && stderr.contains("run from the repository root or pass --topology FILE"),
         "{stderr}"
     );

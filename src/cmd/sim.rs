@@ -1,8 +1,10 @@
 //! `strait sim`: simulation helpers.
 //!
-//! `strait sim run demo` lives in `demo` (what it reads first in `setup`, its namespace I/O
-//! in `probe`, its teardown guard in `guard`); `strait sim run failover` in `failover` (which
-//! watches the backends' frames with `sniff`); `up` and `down` build and remove a topology.
+//! `strait sim run demo` lives in `story` (a topology with two directors, the default) and
+//! `demo` (one director; what it reads first in `setup`); their namespace I/O is in `probe`,
+//! the teardown guard in `guard`; `strait sim run failover` in `failover`; the story and the
+//! failover watch the backends' frames with `sniff`; `up` and `down` build and remove a
+//! topology.
 //!
 //! `strait sim origin --listen ADDR` binds ADDR (port 0 picks a free port), prints exactly one
 //! line `strait-origin listening on <actual address>` on stdout (flushed, so a parent process
@@ -16,6 +18,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use strait_topology::{netns, spec::Topology, supervisor};
 
+/// `println!` that ignores a closed stdout (`strait sim run demo | head`): the scenario goes on
+/// and still tears down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod demo;
 mod failover;
 mod guard;
@@ -23,6 +34,7 @@ mod probe;
 mod process;
 mod setup;
 mod sniff;
+mod story;
 
 pub use demo::run as run_demo;
 pub use failover::{run as run_failover, FailoverArgs, Kill, Vrrp};

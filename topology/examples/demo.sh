@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Quick start: the namespace demo. Builds strait and runs `strait sim run demo`: the DR example
-# topology (a client, the XDP director, three cache nodes each in front of an origin, every host
-# a network namespace), traffic through the VIP, the director's table, one node killed, traffic
-# again, a report, everything torn down. Needs root (namespaces, XDP); missing Debian packages
-# (iproute2, ethtool, clang, llvm, libbpf-dev: the XDP program is compiled at build time) are
-# installed with apt-get first (after `apt-get update`: a fresh machine has empty package lists),
-# saying so. Extra arguments go to `strait sim run demo`
-# (e.g. --requests 2000, --topology topology/examples/topologies/nat.toml).
+# Quick start: the story. Builds strait and runs `strait sim run demo` on
+# topology/examples/topologies/story.toml (every host a network namespace): a client, two XDP
+# directors sharing the VIP with VRRP, three cache nodes as one cluster in front of a static and
+# a dynamic origin; under steady traffic a fourth node joins, the master director is killed, a
+# node is killed, the director returns; then a report of what each step proved, and everything
+# torn down. Needs root (namespaces, XDP); missing Debian packages (iproute2, ethtool, clang,
+# llvm, libbpf-dev: the XDP program is compiled at build time) are installed with apt-get first
+# (after `apt-get update`: a fresh machine has empty package lists), saying so. Extra arguments
+# go to `strait sim run demo` (e.g. --topology topology/examples/topologies/dr.toml: the
+# one-director demo, with --requests 2000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" != 0 ]; then

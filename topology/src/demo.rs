@@ -1,4 +1,5 @@
-//! Who does what in a topology, for `strait sim run demo` (pure: reads the spec, runs nothing).
+//! Who does what in a topology, for `strait sim run demo` with one director (pure: reads the
+//! spec, runs nothing); two directors are the story's (`story`).
 //!
 //! Contract of [`roles`]:
 //! * the **director** is the one host with a run command `strait director --config FILE`
@@ -18,7 +19,7 @@ use crate::spec::{Host, Topology};
 use crate::supervisor;
 
 /// The topology `sim run demo` uses without `--topology` (relative to the repository root).
-pub const DEFAULT_TOPOLOGY: &str = "topology/examples/topologies/dr.toml";
+pub const DEFAULT_TOPOLOGY: &str = "topology/examples/topologies/story.toml";
 /// Name of the host preferred as the client.
 pub const CLIENT_HOST: &str = "client";
 
@@ -65,11 +66,7 @@ pub struct Roles {
 
 /// Finds the client, the director and the backends of `topology` (see the module contract).
 pub fn roles(topology: &Topology) -> Result<Roles, RolesError> {
-    let directors: Vec<Role> = topology
-        .hosts
-        .iter()
-        .filter_map(|h| role(h, "director"))
-        .collect();
+    let directors = directors(topology);
     let director = match directors.as_slice() {
         [] => return Err(RolesError::NoDirector),
         [one] => one.clone(),
@@ -95,6 +92,16 @@ pub fn roles(topology: &Topology) -> Result<Roles, RolesError> {
         director,
         backends,
     })
+}
+
+/// The hosts that run `strait director --config FILE`, in file order: one for the demo, two
+/// for the story and the failover scenario.
+pub fn directors(topology: &Topology) -> Vec<Role> {
+    topology
+        .hosts
+        .iter()
+        .filter_map(|h| role(h, "director"))
+        .collect()
 }
 
 /// The host's first command `strait <subcommand> --config FILE`, as a [`Role`].

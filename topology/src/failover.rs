@@ -51,11 +51,7 @@ pub struct PairRoles {
 
 /// Finds the client, the two directors and the backends (see the module contract).
 pub fn pair_roles(topology: &Topology) -> Result<PairRoles, PairError> {
-    let directors: Vec<Role> = topology
-        .hosts
-        .iter()
-        .filter_map(|h| demo::role(h, "director"))
-        .collect();
+    let directors = demo::directors(topology);
     let [a, b]: [Role; 2] = directors
         .clone()
         .try_into()

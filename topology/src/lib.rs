@@ -6,5 +6,7 @@ pub mod netns;
 pub mod origin;
 pub mod plan;
 pub mod spec;
+pub mod story;
+pub mod story_report;
 pub mod supervisor;
 pub mod xdp_pass;

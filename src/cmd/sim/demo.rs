@@ -1,4 +1,5 @@
-//! `strait sim run demo`: the operator's first look at strait, in network namespaces (root).
+//! `strait sim run demo` with one director, in network namespaces (root); a topology with two
+//! directors (the default) runs the story instead (`story`).
 //!
 //! Contract (each step prints short lines on stdout as it happens; the strait processes log to
 //! files under `--logs`, default `/tmp/strait-sim/<topology name>`):
@@ -25,23 +26,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use strait_lb::config::ServiceConfig;
 use strait_topology::demo_report::{backend_up, seconds, tail, up_count, Outcome, Tally};
+use strait_topology::netns;
 use strait_topology::supervisor::{self, Started};
-use strait_topology::{netns, plan};
 
-use super::guard::{self, Teardown};
+use super::guard;
 use super::probe;
 use super::process::{exited, kill_node};
-use super::setup::{prepare, DemoArgs, Setup};
+use super::setup::{prepare, topology_path, DemoArgs, Setup};
 use crate::cmd::ctl::director_view;
-
-/// `println!` that ignores a closed stdout (`strait sim run demo | head`): the demo goes on
-/// and still tears down.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
 
 /// Bound on the wait for the director to report every backend up.
 pub const UP_WAIT: Duration = Duration::from_secs(20);
@@ -54,43 +46,19 @@ const LOG_TAIL_LINES: usize = 20;
 
 /// Runs the demo; returns the exit code.
 pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
-    let setup = prepare(args)?;
+    let path = topology_path(args.topology.clone())?;
+    let topology = super::load(&path)?;
+    if strait_topology::demo::directors(&topology).len() == 2 {
+        return super::story::run(path, topology, args.logs);
+    }
+    let setup = prepare(args, path, topology)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("`strait sim run demo` needs root (it creates network namespaces)");
     }
-    let missing = netns::missing_tools(&plan::up(&setup.topology));
-    if !missing.is_empty() {
-        bail!(
-            "missing programs: {} (iproute2, ethtool)",
-            missing.join(", ")
-        );
-    }
-    let prefix = setup.topology.prefix();
-    guard::watch_signals(prefix.clone())?;
-    let teardown = Teardown::new(prefix);
-    let result = scenario(&setup);
-    let removed = teardown.finish();
-    match &removed {
-        Ok(n) => say!(
-            "topology {} torn down ({n} namespaces removed)",
-            setup.topology.name
-        ),
-        Err(e) => eprintln!(
-            "cannot tear the topology down: {e:#}; run `strait sim down --topology {}`",
-            setup.path.display()
-        ),
-    }
-    match result {
-        Ok(outcome) if outcome.passed() => Ok(0),
-        Ok(_) => Ok(1),
-        // An interrupt also kills short-lived helpers (`ip`) in our process group: whatever
-        // failed then, the cause was the interrupt.
-        Err(e) if guard::is_interrupted(&e) || guard::check().is_err() => {
-            Ok(guard::INTERRUPTED_EXIT)
-        }
-        Err(e) => Err(e),
-    }
+    guard::guarded(&setup.topology, &setup.path, || {
+        scenario(&setup).map(|outcome| outcome.passed())
+    })
 }
 
 /// Steps 1 to 5 (without the teardown).

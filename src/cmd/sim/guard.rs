@@ -10,8 +10,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context;
-use strait_topology::{netns, supervisor};
+use anyhow::{bail, Context};
+use strait_topology::spec::Topology;
+use strait_topology::{netns, plan, supervisor};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -132,6 +133,58 @@ impl Drop for Teardown {
                 );
             }
         }
+    }
+}
+
+/// Runs `scenario` on `topology` (file `path`) under a [`Teardown`] and the signal watcher,
+/// after checking the programs the build needs; returns the exit code: 0 when the scenario
+/// says it held, 1 when not, [`INTERRUPTED_EXIT`] after Ctrl-C; an error as is.
+pub fn guarded(
+    topology: &Topology,
+    path: &std::path::Path,
+    scenario: impl FnOnce() -> anyhow::Result<bool>,
+) -> anyhow::Result<i32> {
+    let missing = netns::missing_tools(&plan::up(topology));
+    if !missing.is_empty() {
+        bail!(
+            "missing programs: {} (iproute2, ethtool)",
+            missing.join(", ")
+        );
+    }
+    let prefix = topology.prefix();
+    watch_signals(prefix.clone())?;
+    let teardown = Teardown::new(prefix);
+    let result = scenario();
+    match teardown.finish() {
+        Ok(n) => say!(
+            "topology {} torn down ({n} namespaces removed)",
+            topology.name
+        ),
+        Err(e) => eprintln!(
+            "cannot tear the topology down: {e:#}; run `strait sim down --topology {}`",
+            path.display()
+        ),
+    }
+    match result {
+        Ok(true) => Ok(0),
+        Ok(false) => Ok(1),
+        // An interrupt also kills short-lived helpers (`ip`) in our process group: whatever
+        // failed then, the cause was the interrupt.
+        Err(e) if is_interrupted(&e) || check().is_err() => Ok(INTERRUPTED_EXIT),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sleeps `d` in short steps, stopping early with [`Interrupted`] after Ctrl-C.
+pub fn pause(d: std::time::Duration) -> Result<(), Interrupted> {
+    let until = std::time::Instant::now() + d;
+    loop {
+        check()?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
     }
 }
 

@@ -182,18 +182,18 @@ pub fn wait_answering(
     })
 }
 
-/// `GET /stats.json` on the admin address (from inside the director's namespace).
-async fn stats_json(admin: SocketAddr) -> anyhow::Result<Value> {
-    let a = get(admin, "/stats.json", None).await?;
+/// `GET path` on an admin address, as JSON (from inside the namespace the admin is in).
+async fn admin_json(admin: SocketAddr, path: &'static str) -> anyhow::Result<Value> {
+    let a = get(admin, path, None).await?;
     if !a.status.is_success() {
         return Err(anyhow!("admin answered {}", a.status));
     }
     serde_json::from_slice(&a.body).context("admin answered with invalid JSON")
 }
 
-/// The director's stats, once.
+/// The director's (or a node's) stats, once.
 pub fn stats(netns: &str, admin: SocketAddr) -> anyhow::Result<Value> {
-    in_netns(netns, move || stats_json(admin))
+    in_netns(netns, move || admin_json(admin, "/stats.json"))
 }
 
 /// How a wait on the director's stats ended.
@@ -218,6 +218,19 @@ pub fn wait_for(
     done: impl Fn(&Value) -> bool + Send + 'static,
     give_up: impl Fn() -> bool + Send + 'static,
 ) -> anyhow::Result<Waited> {
+    wait_json(netns, admin, "/stats.json", since, bound, done, give_up)
+}
+
+/// [`wait_for`] on any admin JSON endpoint (e.g. a node's `/cluster.json`).
+pub fn wait_json(
+    netns: &str,
+    admin: SocketAddr,
+    path: &'static str,
+    since: Instant,
+    bound: Duration,
+    done: impl Fn(&Value) -> bool + Send + 'static,
+    give_up: impl Fn() -> bool + Send + 'static,
+) -> anyhow::Result<Waited> {
     in_netns(netns, move || async move {
         let mut waited = Waited {
             took: None,
@@ -231,7 +244,7 @@ pub fn wait_for(
                 waited.gave_up = true;
                 return Ok(waited);
             }
-            match stats_json(admin).await {
+            match admin_json(admin, path).await {
                 Ok(v) => {
                     let ok = done(&v);
                     waited.last = Some(v);

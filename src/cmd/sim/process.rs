@@ -1,5 +1,5 @@
-//! The demo's own processes: whether one has exited, and killing a backend's `strait node`
-//! (only after checking, in `/proc`, that the pid is one).
+//! The scenarios' own processes: whether one has exited, killing a backend's `strait node`
+//! (only after checking, in `/proc`, that the pid is one), and the processes of a host.
 
 use std::path::Path;
 
@@ -32,6 +32,32 @@ pub fn kill_node(pid: u32) -> anyhow::Result<()> {
     // SAFETY: kill has no memory preconditions; the pid is our own child, checked above.
     if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
         return Err(std::io::Error::last_os_error()).context("cannot kill the node");
+    }
+    Ok(())
+}
+
+/// The processes in namespace `netns`, newest first.
+pub fn pids(netns: &str) -> anyhow::Result<Vec<libc::pid_t>> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", netns])
+        .output()
+        .context("ip netns pids")?;
+    let mut pids: Vec<libc::pid_t> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(pids)
+}
+
+/// `signal` to every process in namespace `netns` (one the scenario created), newest first: a
+/// child (keepalived's VRRP process) dies before the parent it watches, so nothing gets to
+/// resign or clean up, as when the host dies.
+pub fn signal_host(netns: &str, signal: libc::c_int) -> anyhow::Result<()> {
+    for pid in pids(netns)? {
+        // SAFETY: kill has no memory preconditions; the pids are those of a namespace the
+        // scenario created.
+        unsafe { libc::kill(pid, signal) };
     }
     Ok(())
 }

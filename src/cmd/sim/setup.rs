@@ -43,26 +43,28 @@ pub struct Setup {
     pub requests: u16,
 }
 
-/// Reads the topology, finds the roles, reads the director's and the nodes' configs.
-pub fn prepare(args: DemoArgs) -> anyhow::Result<Setup> {
+/// The topology file asked for, or [`DEFAULT_TOPOLOGY`] when it is there.
+pub fn topology_path(asked: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = asked {
+        return Ok(p);
+    }
+    let p = PathBuf::from(DEFAULT_TOPOLOGY);
+    if !p.is_file() {
+        bail!(
+            "{DEFAULT_TOPOLOGY} not found in {}: run from the repository root or pass \
+             --topology FILE",
+            std::env::current_dir().map_or("?".into(), |d| d.display().to_string())
+        );
+    }
+    Ok(p)
+}
+
+/// Finds the roles of `topology` (read from `path`), reads the director's and the nodes'
+/// configs.
+pub fn prepare(args: DemoArgs, path: PathBuf, topology: Topology) -> anyhow::Result<Setup> {
     if !(1..=MAX_REQUESTS).contains(&args.requests) {
         bail!("--requests must be 1 to {MAX_REQUESTS}");
     }
-    let path = match args.topology {
-        Some(p) => p,
-        None => {
-            let p = PathBuf::from(DEFAULT_TOPOLOGY);
-            if !p.is_file() {
-                bail!(
-                    "{DEFAULT_TOPOLOGY} not found in {}: run from the repository root or pass \
-                     --topology FILE",
-                    std::env::current_dir().map_or("?".into(), |d| d.display().to_string())
-                );
-            }
-            p
-        }
-    };
-    let topology = super::load(&path)?;
     let roles = demo::roles(&topology)
         .with_context(|| format!("{}: cannot run the demo", path.display()))?;
     let named_in = |host: &str| {

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use strait_topology::netns;
+
 use super::probe::in_netns;
 
 /// How often the watcher looks at `stop`.
@@ -137,6 +139,24 @@ fn open(interface: &str) -> anyhow::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error()).context("SO_RCVTIMEO");
     }
     Ok(fd)
+}
+
+/// The MAC of `interface` in namespace `netns`.
+pub fn mac(netns: &str, interface: &str) -> anyhow::Result<[u8; 6]> {
+    let out = netns::exec(netns, "cat")
+        .arg(format!("/sys/class/net/{interface}/address"))
+        .output()
+        .context("reading a MAC")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    if parts.len() != 6 {
+        bail!("no MAC for {interface} in {netns}: {text:?}");
+    }
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        *byte = u8::from_str_radix(part, 16).with_context(|| format!("MAC {text:?}"))?;
+    }
+    Ok(mac)
 }
 
 #[cfg(test)]

@@ -38,11 +38,12 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 use strait_lb::vrrp::machine::{master_down_interval, skew_time};
 use strait_topology::failover::{self, analyse, Frame, Recorded};
-use strait_topology::{netns, plan, supervisor};
+use strait_topology::{netns, supervisor};
 
-use super::guard::{self, Teardown};
+use super::guard;
 use super::probe::{self, in_netns};
-use super::sniff;
+use super::process::{pids, signal_host};
+use super::sniff::{self, mac};
 
 mod setup;
 mod traffic;
@@ -50,14 +51,6 @@ mod traffic;
 use setup::{full_path, prepare, start_keepalived, Setup};
 pub use setup::{FailoverArgs, Kill, Vrrp};
 use traffic::{traffic, PROBE_EVERY};
-
-/// `println!` that ignores a closed stdout.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
 
 /// Bound on bringing the pair up.
 pub const UP_WAIT: Duration = Duration::from_secs(30);
@@ -73,32 +66,7 @@ pub fn run(args: FailoverArgs) -> anyhow::Result<i32> {
         bail!("`strait sim run failover` needs root (it creates network namespaces)");
     }
     let s = prepare(&args)?;
-    let missing = netns::missing_tools(&plan::up(&s.topology));
-    if !missing.is_empty() {
-        bail!("missing programs: {}", missing.join(", "));
-    }
-    let prefix = s.topology.prefix();
-    guard::watch_signals(prefix.clone())?;
-    let teardown = Teardown::new(prefix);
-    let result = scenario(&s, &args);
-    match teardown.finish() {
-        Ok(n) => say!(
-            "topology {} torn down ({n} namespaces removed)",
-            s.topology.name
-        ),
-        Err(e) => eprintln!(
-            "cannot tear the topology down: {e:#}; run `strait sim down --topology {}`",
-            s.path.display()
-        ),
-    }
-    match result {
-        Ok(true) => Ok(0),
-        Ok(false) => Ok(1),
-        Err(e) if guard::is_interrupted(&e) || guard::check().is_err() => {
-            Ok(guard::INTERRUPTED_EXIT)
-        }
-        Err(e) => Err(e),
-    }
+    guard::guarded(&s.topology, &s.path, || scenario(&s, &args))
 }
 
 /// `--add-backend`: puts each director's full config in place and reloads it (SIGHUP).
@@ -127,20 +95,6 @@ fn add_backend(s: &Setup) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The processes in namespace `netns`, newest first.
-fn pids(netns: &str) -> anyhow::Result<Vec<libc::pid_t>> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "pids", netns])
-        .output()
-        .context("ip netns pids")?;
-    let mut pids: Vec<libc::pid_t> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    pids.sort_unstable_by(|a, b| b.cmp(a));
-    Ok(pids)
 }
 
 fn scenario(s: &Setup, args: &FailoverArgs) -> anyhow::Result<bool> {
@@ -459,24 +413,6 @@ fn holds_vip(netns: &str, vip: &Ipv4Addr) -> anyhow::Result<bool> {
     Ok(String::from_utf8_lossy(&out.stdout).contains(&format!("inet {vip}/")))
 }
 
-/// The MAC of `interface` in namespace `netns`.
-fn mac(netns: &str, interface: &str) -> anyhow::Result<[u8; 6]> {
-    let out = netns::exec(netns, "cat")
-        .arg(format!("/sys/class/net/{interface}/address"))
-        .output()
-        .context("reading a MAC")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    if parts.len() != 6 {
-        bail!("no MAC for {interface} in {netns}: {text:?}");
-    }
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        *byte = u8::from_str_radix(part, 16).with_context(|| format!("MAC {text:?}"))?;
-    }
-    Ok(mac)
-}
-
 /// Director `i`'s sync port, when it syncs.
 fn sync_port(s: &Setup, i: usize) -> Option<u16> {
     s.ha[i].sync.as_ref().map(|c| c.port)
@@ -613,12 +549,5 @@ fn kill(s: &Setup, i: usize, how: Kill) -> anyhow::Result<()> {
     } else {
         libc::SIGTERM
     };
-    // Newest first: a child (keepalived's VRRP process) dies before the parent it watches,
-    // so nothing gets to resign or clean up, as when the host dies.
-    for pid in pids(&ns)? {
-        // SAFETY: kill has no memory preconditions; the pids are those of the director
-        // host's namespace, which this scenario created.
-        unsafe { libc::kill(pid, signal) };
-    }
-    Ok(())
+    signal_host(&ns, signal)
 }
