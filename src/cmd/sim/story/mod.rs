@@ -65,20 +65,31 @@ pub fn run(path: PathBuf, topology: Topology, logs: Option<PathBuf>) -> anyhow::
     guard::guarded(&s.topology, &s.path, || scenario(&s))
 }
 
-/// `sync: on (k v, ...)` from a director's stats' `sync` block, `sync: off` without one (or
-/// with `enabled: false`); whether it is on.
+/// `sync: received R records, installed I (kept K, aside A), catch-up STATE (N records)` from
+/// a director's stats' `sync` block, `sync: off` without one; whether it is on.
 fn sync_line(stats: &Value) -> (String, bool) {
-    match stats.get("sync").and_then(Value::as_object) {
-        Some(block) if block.get("enabled") != Some(&Value::Bool(false)) => {
-            let figures: Vec<String> = block
-                .iter()
-                .filter(|(_, v)| v.is_number())
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            (format!("sync: on ({})", figures.join(", ")), true)
-        }
-        _ => ("sync: off".to_owned(), false),
-    }
+    let Some(sync) = stats.get("sync").filter(|v| v.is_object()) else {
+        return ("sync: off".to_owned(), false);
+    };
+    let sum = |key: &str| {
+        sync.get(key)
+            .and_then(Value::as_object)
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
+    };
+    let n = |key: &str| sync.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let catchup = &sync["catchup"];
+    (
+        format!(
+            "sync: received {} records, installed {} (kept {}, aside {}), catch-up {} ({} records)",
+            n("records_received"),
+            n("installed"),
+            n("kept"),
+            sum("aside"),
+            catchup["state"].as_str().unwrap_or("-"),
+            catchup["records"].as_u64().unwrap_or(0),
+        ),
+        true,
+    )
 }
 
 /// The static origin's counts and the dynamic origin's total, asked from the client's host.
@@ -321,12 +332,13 @@ mod tests {
             sync_line(&serde_json::json!({"ha": {}})),
             ("sync: off".into(), false)
         );
-        assert_eq!(
-            sync_line(&serde_json::json!({"sync": {"enabled": false}})),
-            ("sync: off".into(), false)
-        );
-        let (line, on) = sync_line(&serde_json::json!({"sync": {"sent": 3, "peer": "x"}}));
+        let (line, on) = sync_line(&serde_json::json!({"sync": {"records_received": 30,
+            "installed": 29, "kept": 1, "aside": {"dead_backend": 2},
+            "catchup": {"state": "done", "records": 12}}}));
         assert!(on);
-        assert_eq!(line, "sync: on (sent 3)");
+        assert_eq!(
+            line,
+            "sync: received 30 records, installed 29 (kept 1, aside 2), catch-up done (12 records)"
+        );
     }
 }
