@@ -18,6 +18,7 @@ fn change(director: &str, other: &str, at: u64) -> MasterChange {
             client_gap: d(320),
             probes: 10,
             failed_probes: 2,
+            failed_after: 0,
             unknown_frames: 0,
         },
         sync: "sync: off".into(),
