@@ -16,6 +16,10 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+/// The tests of this file one at a time: two failovers at once on a 2-core machine would
+/// measure each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs the scenario; returns (exit code, stdout).
 fn run(topology: &Path, logs: &Path, extra: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_strait"))
@@ -47,6 +51,9 @@ fn the_failover_scenario_measures_takeovers() {
     if !support::require_root("failover_scenario", &["ip", "keepalived"]) {
         return;
     }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = support::scratch_dir("failover");
     let topo = support::topology_copy("topology/examples/topologies/ha.toml", "fo", &dir, &[], &[]);
     let logs = dir.join("logs");
@@ -89,6 +96,9 @@ fn connection_sync_keeps_every_flow() {
     if !support::require_root("connection_sync", &["ip", "nft"]) {
         return;
     }
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = support::scratch_dir("sync");
     let topo = support::topology_copy("topology/examples/topologies/ha.toml", "sy", &dir, &[], &[]);
     let logs = dir.join("logs");

@@ -353,11 +353,14 @@ fn unicast_peers_fail_over_and_strangers_are_dropped() {
     let pair = Pair::up("hu");
     let mut a = pair.director(
         "a",
-        &format!("priority = 150\n{FAST}\npeers = [\"{}\"]", pair::DIR_B),
+        &format!(
+            "priority = 150\n{FAST}\npeers = [\"{}\"]\nsync = false",
+            pair::DIR_B
+        ),
     );
     let b = pair.director(
         "b",
-        &format!("priority = 100\n{FAST}\npeers = [\"{DIR_A}\"]"),
+        &format!("priority = 100\n{FAST}\npeers = [\"{DIR_A}\"]\nsync = false"),
     );
     wait(&pair, "a", "master", Duration::from_secs(10), &[&a, &b]);
     wait(&pair, "b", "backup", Duration::from_secs(5), &[&a, &b]);

@@ -50,12 +50,16 @@ pub(super) const REREAD: Duration = Duration::from_millis(250);
 pub(super) struct Anchor(Option<(u64, Instant)>);
 
 impl Anchor {
-    /// The jiffies now, at `hz` ticks a second since the last read (less than a tick off).
+    /// The jiffies now, at `hz` ticks a second since the last read, rounded up: never behind
+    /// the kernel's (ticks since the read are at most the ceiling of the time's), at most one
+    /// tick ahead. Never behind matters to the sync: a flow's local use must not look older
+    /// than a record of the same instant.
     pub(super) fn now(&mut self, hz: u32) -> std::io::Result<u64> {
         if let Some((j, at)) = self.0 {
             let elapsed = at.elapsed();
             if elapsed < REREAD {
-                return Ok(j + (elapsed.as_nanos() * u128::from(hz) / 1_000_000_000) as u64);
+                let ticks = (elapsed.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
+                return Ok(j + ticks as u64);
             }
         }
         let j = now()?;
