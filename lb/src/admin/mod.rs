@@ -1,12 +1,14 @@
 //! The loopback-only admin listener both roles use (the cache node's and the director's): the
 //! accept loop (`listener`), the checks every request passes first (`guard`), and the small
 //! pieces of a reply (`reply`) and of a query string (`query`); `metrics` is the registry each
-//! role builds once for its `/metrics`. The routes are each role's own.
+//! role builds once for its `/metrics`; `reasons` counts by reason for the status blocks. The
+//! routes are each role's own.
 
 mod guard;
 mod listener;
 pub mod metrics;
 mod query;
+pub mod reasons;
 mod reply;
 
 pub(crate) use listener::accept_loop;

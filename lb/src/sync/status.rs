@@ -160,10 +160,7 @@ impl SyncStatus {
 
     /// Counts a dropped datagram.
     pub fn dropped(&mut self, reason: &'static str) {
-        match self.drops.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += 1,
-            None => self.drops.push((reason, 1)),
-        }
+        crate::admin::reasons::bump(&mut self.drops, reason);
     }
 
     /// Adds what the datapath did with a batch.
@@ -184,11 +181,7 @@ impl SyncStatus {
 
     /// `/stats.json`'s `sync` block (see the module doc).
     pub fn to_json(&self) -> Value {
-        let drops: serde_json::Map<String, Value> = self
-            .drops
-            .iter()
-            .map(|(r, n)| ((*r).to_owned(), json!(n)))
-            .collect();
+        let drops = crate::admin::reasons::to_json(&self.drops);
         let aside: serde_json::Map<String, Value> = Aside::ALL
             .iter()
             .zip(self.aside)

@@ -100,10 +100,7 @@ impl HaStatus {
 
     /// Counts a dropped advert (a reason not listed at creation is added).
     pub fn dropped(&mut self, reason: &'static str) {
-        match self.drops.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, n)) => *n += 1,
-            None => self.drops.push((reason, 1)),
-        }
+        crate::admin::reasons::bump(&mut self.drops, reason);
     }
 
     /// All drops.
@@ -121,11 +118,7 @@ impl HaStatus {
 
     /// `/stats.json`'s `ha` block (see the module doc).
     pub fn to_json(&self) -> Value {
-        let drops: serde_json::Map<String, Value> = self
-            .drops
-            .iter()
-            .map(|(r, n)| ((*r).to_owned(), json!(n)))
-            .collect();
+        let drops = crate::admin::reasons::to_json(&self.drops);
         let ips = |v: &[Ipv4Addr]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
         json!({
             "vrid": self.vrid,
