@@ -9,13 +9,53 @@ use strait_lb::membership::section::{DEFAULT_HANDOVER_MIN_LEAD, DEFAULT_HANDOVER
 use super::*;
 use crate::config::parse;
 
-/// A valid node (lines 1-8) followed by `cluster` from line 9.
+/// A valid node (lines 1-8) followed by `cluster` from line 9; a `[cluster]` with neither
+/// `secret_file` nor `insecure` gets `insecure = true` last (its addresses are not loopback:
+/// `insecure_listeners_need_a_secret_or_insecure` tests that rule).
 fn with(cluster: &str) -> Result<NodeConfig, Vec<String>> {
+    let open = cluster.contains("[cluster]")
+        && !cluster.contains("secret_file")
+        && !cluster.contains("insecure");
+    let tail = if open { "insecure = true\n" } else { "" };
+    with_exactly(&format!("{cluster}{tail}"))
+}
+
+/// A valid node (lines 1-8) followed by `cluster` from line 9, as it is.
+fn with_exactly(cluster: &str) -> Result<NodeConfig, Vec<String>> {
     let text = format!(
         "[node]\nid = \"a\"\nlisten = [\"127.0.0.1:8080\"]\n[[pool]]\nname = \"o\"\n\
          servers = [{{ addr = \"127.0.0.1:18080\" }}]\n[[route]]\npool = \"o\"\n{cluster}"
     );
     parse(&text).map_err(|d| d.iter().map(ToString::to_string).collect())
+}
+
+#[test]
+fn insecure_listeners_need_a_secret_or_insecure() {
+    // Reachable from other hosts, no secret: refused at the first such listener.
+    let e = with_exactly(MINIMAL).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("10:15: cluster.peer_listen 10.0.0.1:7070 is reachable from other hosts but [cluster] has no secret_file"),
+        "{e:?}"
+    );
+    assert!(e[0].contains("insecure = true"), "{e:?}");
+    // Only gossip exposed: named.
+    let e = with_exactly(
+        "[cluster]\npeer_listen = \"127.0.0.1:7070\"\ngossip_listen = \"10.0.0.1:7946\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        e[0].starts_with("11:17: cluster.gossip_listen 10.0.0.1:7946"),
+        "{e:?}"
+    );
+    // Loopback only: no secret needed; said insecure, or with a secret: accepted.
+    with_exactly(
+        "[cluster]\npeer_listen = \"127.0.0.2:7070\"\ngossip_listen = \"127.0.0.2:7946\"\n",
+    )
+    .expect("loopback");
+    with_exactly(&format!("{MINIMAL}insecure = true\n")).expect("insecure");
+    let key = temp_file("insecure.key", b"0123456789abcdef");
+    with_exactly(&format!("{MINIMAL}secret_file = {key:?}\n")).expect("a secret");
 }
 
 const MINIMAL: &str =

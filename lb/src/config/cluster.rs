@@ -97,6 +97,20 @@ pub(super) fn check_cluster(raw: &RawCluster, r: &mut Report<'_, '_>) -> Option<
             }
         }
     });
+    let insecure = raw.insecure.as_ref().is_some_and(|v| *v.get_ref());
+    if let (None, false, Some(addr)) = (&raw.secret_file, insecure, gossip_listen) {
+        if !addr.ip().is_loopback() {
+            r.at(
+                raw.gossip_listen.span(),
+                format!(
+                    "cluster.gossip_listen {addr} is reachable from other hosts but [cluster] \
+                     has no secret_file: any host that reaches it could feed this director \
+                     members (backends). Set secret_file (the cluster's key), or \
+                     insecure = true on a network only the nodes and directors reach"
+                ),
+            );
+        }
+    }
     let probe_interval = duration(
         raw.probe_interval.as_ref(),
         DEFAULT_PROBE_INTERVAL,

@@ -243,7 +243,21 @@ fn table_size_must_hold_twice_the_backends() {
 const CLUSTER: &str = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
                        [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\n\
                        backends = \"cluster\"\n\
-                       [cluster]\ngossip_listen = \"10.0.0.3:7946\"\n";
+                       [cluster]\ngossip_listen = \"10.0.0.3:7946\"\ninsecure = true\n";
+
+#[test]
+fn a_reachable_gossip_listener_needs_a_secret_or_insecure() {
+    let e = errors(&CLUSTER.replace("insecure = true\n", ""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("9:17: cluster.gossip_listen 10.0.0.3:7946 is reachable from other hosts but [cluster] has no secret_file"),
+        "{e:?}"
+    );
+    let local = CLUSTER
+        .replace("insecure = true\n", "")
+        .replace("10.0.0.3:7946", "127.0.0.1:7946");
+    assert!(parse(&local).is_ok(), "loopback needs no secret");
+}
 
 #[test]
 fn a_cluster_service_takes_its_backends_from_the_cluster_table() {

@@ -90,6 +90,8 @@ pub(crate) struct RawCluster {
     #[serde(default)]
     pub secret_file: Option<Spanned<String>>,
     #[serde(default)]
+    pub insecure: Option<Spanned<bool>>,
+    #[serde(default)]
     pub probe_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub suspect_timeout: Option<Spanned<String>>,

@@ -62,6 +62,8 @@ pub(super) fn section(c: &ClusterConfig) -> ClusterSection {
         seeds: Spanned::new(0..0, c.seeds.iter().map(|s| at(*s)).collect()),
         weight: Spanned::new(0..0, 0),
         secret_file: None,
+        // Checked where the director's own [cluster] is validated (`config::cluster`).
+        insecure: None,
         probe_interval: c.probe_interval,
         suspect_timeout: c.suspect_timeout,
         handover_window: Duration::ZERO,

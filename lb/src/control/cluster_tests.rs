@@ -62,7 +62,7 @@ fn one_backend_per_ip_the_live_member_wins_and_ipv6_is_skipped() {
 #[test]
 fn fill_sets_only_cluster_services_at_their_vip_port() {
     let text = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
-                [cluster]\ngossip_listen = \"10.0.0.3:7946\"\n\
+                [cluster]\ngossip_listen = \"10.0.0.3:7946\"\ninsecure = true\n\
                 [[service]]\nvip = \"10.0.0.100:80\"\nmode = \"dr\"\nbackends = \"cluster\"\n\
                 [[service]]\nvip = \"10.0.0.100:81\"\nmode = \"dr\"\n\
                 backends = [{ addr = \"10.0.0.50\" }]\n";

@@ -75,6 +75,10 @@ pub struct ClusterSection {
     /// A file holding the cluster key; absent: gossip is not authenticated.
     #[serde(default)]
     pub secret_file: Option<Spanned<PathBuf>>,
+    /// `true`: run without `secret_file` although the listeners are reachable from other
+    /// hosts (a network only the nodes reach); refused otherwise.
+    #[serde(default)]
+    pub insecure: Option<Spanned<bool>>,
     /// SWIM probe period.
     #[serde(default = "default_probe_interval", with = "humantime_serde")]
     pub probe_interval: Duration,
@@ -180,6 +184,27 @@ pub fn check(c: &ClusterSection, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
                 format!("cluster.{key} {} {why}", addr.get_ref()),
             ));
         }
+    }
+    let insecure = c.insecure.as_ref().is_some_and(|v| *v.get_ref());
+    let exposed = [
+        ("peer_listen", &c.peer_listen),
+        ("gossip_listen", &c.gossip_listen),
+    ]
+    .into_iter()
+    .find(|(_, a)| !a.get_ref().ip().is_loopback());
+    if let (None, false, Some((key, addr))) = (&c.secret_file, insecure, exposed) {
+        out.push(loc.at(
+            addr.span(),
+            &[Seg::Key("cluster"), Seg::Key(key)],
+            format!(
+                "cluster.{key} {} is reachable from other hosts but [cluster] has no \
+                 secret_file: any host that reaches it could join the cluster, be given keys \
+                 and answer for them. Set secret_file (a file of at least {MIN_SECRET_LEN} \
+                 bytes, the same on every node), or insecure = true on a network only the \
+                 nodes reach",
+                addr.get_ref()
+            ),
+        ));
     }
     let seeds = c.seeds.get_ref();
     if seeds.len() > MAX_SEEDS {
