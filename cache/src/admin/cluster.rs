@@ -16,6 +16,7 @@ pub struct ClusterSnapshot {
     pub members: Arc<Vec<Member>>,
     pub gossip_rejected: u64,
     pub gossip_malformed: u64,
+    pub gossip_replayed: u64,
 }
 
 impl ClusterSnapshot {
@@ -26,6 +27,7 @@ impl ClusterSnapshot {
             members: m.members(),
             gossip_rejected: m.gossip_rejected(),
             gossip_malformed: m.gossip_malformed(),
+            gossip_replayed: m.gossip_replayed(),
         }
     }
 }
@@ -69,8 +71,9 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
     }
     let _ = write!(
         h,
-        "</table><p>gossip datagrams rejected (authentication): {} &middot; malformed: {}</p>",
-        c.gossip_rejected, c.gossip_malformed
+        "</table><p>gossip datagrams rejected (authentication): {} &middot; replayed: {} \
+         &middot; malformed: {}</p>",
+        c.gossip_rejected, c.gossip_replayed, c.gossip_malformed
     );
 }
 
@@ -99,6 +102,12 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder<'_>, c: Option<&ClusterSnapsho
         "gossip_malformed",
         "Gossip datagrams dropped because they were not valid gossip",
         c.map_or(0, |c| c.gossip_malformed),
+    )?;
+    counter(
+        enc,
+        "gossip_replayed",
+        "Authenticated gossip datagrams dropped because their stamp was seen before",
+        c.map_or(0, |c| c.gossip_replayed),
     )
 }
 
@@ -132,6 +141,7 @@ mod tests {
             ]),
             gossip_rejected: 4,
             gossip_malformed: 1,
+            gossip_replayed: 2,
         }
     }
 
@@ -144,6 +154,7 @@ mod tests {
             "strait_cluster_members{state=\"dead\"} 1",
             "strait_gossip_rejected_total 4",
             "strait_gossip_malformed_total 1",
+            "strait_gossip_replayed_total 2",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");
         }

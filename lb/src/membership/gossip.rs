@@ -10,9 +10,18 @@
 //!   and ends when the [`Membership`] (all its clones) is dropped or after [`Membership::leave`].
 //! * Seeds (except our own address) are announced to at start and every
 //!   [`REANNOUNCE_INTERVAL`] while no other member is known, so start order does not matter.
-//! * With a key, every datagram is sealed (`super::seal`); one that does not authenticate is
-//!   dropped and counted in `gossip_rejected`, never handed to foca. A datagram foca cannot
-//!   decode is dropped and counted in `gossip_malformed`. Neither ever stops the task.
+//! * Every datagram's payload starts with the sender's stamp: its boot epoch and a sequence
+//!   number (`crate::sync::Sequencer`, 16 bytes), then foca's bytes. With a key, every
+//!   datagram is sealed (`super::seal`, the stamp under the tag); one that does not
+//!   authenticate is dropped and counted in `gossip_rejected`, never handed to foca; one
+//!   whose stamp its sender's replay window already saw (or older than it,
+//!   `crate::sync::Window`: the same epoch/sequence rules as the director's sync) is dropped
+//!   and counted in `gossip_replayed`: a captured datagram sent again (an old "alive" or
+//!   "dead" claim) changes nothing. Windows are kept per sender address, at most
+//!   [`MAX_WINDOWS`] (a new sender beyond that replaces the least recently heard). Without a
+//!   key there is no replay check (anyone could forge a fresh stamp; a forged large epoch
+//!   would only lock a real sender out). A datagram foca cannot decode is dropped and counted
+//!   in `gossip_malformed`. None of these ever stops the task.
 //! * After every event the member list is rebuilt; readers see it through an `ArcSwap`, and
 //!   the counter of [`Membership::subscribe`] grows when the live set changes.
 
@@ -45,8 +54,12 @@ pub(super) const DEAD_RETENTION: Duration = Duration::from_secs(60);
 pub(super) const MAX_PAYLOAD: usize = 1400;
 /// How long [`Membership::leave`] waits for the goodbye to be sent.
 pub(super) const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bytes of the stamp before foca's payload: epoch and sequence number.
+const STAMP_LEN: usize = 16;
 /// Receive buffer: anything longer than a sealed payload is malformed.
-const RECV_BUFFER: usize = MAX_PAYLOAD + seal::TAG_LEN + 1;
+const RECV_BUFFER: usize = STAMP_LEN + MAX_PAYLOAD + seal::TAG_LEN + 1;
+/// Senders whose replay window is kept at most.
+pub(super) const MAX_WINDOWS: usize = 4096;
 
 type Swim = Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>;
 
@@ -56,6 +69,7 @@ struct Shared {
     changes: watch::Sender<u64>,
     rejected: AtomicU64,
     malformed: AtomicU64,
+    replayed: AtomicU64,
 }
 
 /// Owns the gossip task: dropping the last handle stops it.
@@ -118,6 +132,7 @@ impl Membership {
             changes,
             rejected: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
         });
         let (leave, leave_rx) = mpsc::channel(1);
         let task = Gossip {
@@ -130,6 +145,8 @@ impl Membership {
             identity,
             shared: Arc::clone(&shared),
             leaving: false,
+            stamps: crate::sync::Sequencer::new(crate::sync::epoch_at(SystemTime::now())),
+            windows: std::collections::HashMap::new(),
         };
         tracing::info!(
             gossip = %cfg.gossip_listen.get_ref(),
@@ -185,6 +202,11 @@ impl Membership {
         self.inner.shared.malformed.load(Ordering::Relaxed)
     }
 
+    /// Authenticated datagrams dropped as replays (see the module doc).
+    pub fn gossip_replayed(&self) -> u64 {
+        self.inner.shared.replayed.load(Ordering::Relaxed)
+    }
+
     /// Leave the cluster: tell a few members this node is going, then stop gossiping. Waits
     /// at most `LEAVE_TIMEOUT`; a second call returns at once.
     pub async fn leave(&self) {
@@ -235,6 +257,10 @@ struct Gossip {
     shared: Arc<Shared>,
     /// Set once [`Membership::leave`] was asked for.
     leaving: bool,
+    /// Our datagrams' stamps.
+    stamps: crate::sync::Sequencer,
+    /// Each sender's replay window and when it was last heard (with a key).
+    windows: std::collections::HashMap<SocketAddr, (crate::sync::Window, Instant)>,
 }
 
 impl Gossip {
@@ -302,8 +328,17 @@ impl Gossip {
                 return;
             }
         };
+        let Some((stamp, payload)) = payload.split_first_chunk::<STAMP_LEN>() else {
+            self.shared.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
         if payload.len() > MAX_PAYLOAD {
             self.shared.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.key.is_some() && !self.fresh(from, stamp) {
+            self.shared.replayed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, "gossip datagram replayed");
             return;
         }
         match self.foca.handle_data(payload, &mut self.rt) {
@@ -320,6 +355,31 @@ impl Gossip {
         }
     }
 
+    /// Whether `stamp` is new from `from` (and now seen); see the module doc.
+    fn fresh(&mut self, from: SocketAddr, stamp: &[u8; STAMP_LEN]) -> bool {
+        let (epoch, seq) = stamp.split_at(8);
+        let stamp = crate::sync::Stamp {
+            epoch: u64::from_be_bytes(epoch.try_into().unwrap_or_default()),
+            seq: u64::from_be_bytes(seq.try_into().unwrap_or_default()),
+        };
+        if !self.windows.contains_key(&from) && self.windows.len() >= MAX_WINDOWS {
+            let oldest = self
+                .windows
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(a, _)| *a);
+            if let Some(a) = oldest {
+                self.windows.remove(&a);
+            }
+        }
+        let (window, heard) = self
+            .windows
+            .entry(from)
+            .or_insert_with(|| (crate::sync::Window::new(), Instant::now()));
+        *heard = Instant::now();
+        window.accept(stamp).is_ok()
+    }
+
     /// Send what foca queued, schedule its timers, log its notifications.
     async fn flush(&mut self) {
         let now = Instant::now();
@@ -334,7 +394,12 @@ impl Gossip {
             }
         }
         while let Some((to, data)) = self.rt.to_send() {
-            let datagram = seal::seal(self.key.as_deref(), &data);
+            let stamp = self.stamps.next_stamp();
+            let mut payload = Vec::with_capacity(STAMP_LEN + data.len());
+            payload.extend_from_slice(&stamp.epoch.to_be_bytes());
+            payload.extend_from_slice(&stamp.seq.to_be_bytes());
+            payload.extend_from_slice(&data);
+            let datagram = seal::seal(self.key.as_deref(), &payload);
             if let Err(e) = self.socket.send_to(&datagram, to.gossip).await {
                 tracing::debug!(to = %to.gossip, error = %e, "gossip send failed");
             }
@@ -396,3 +461,7 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "gossip_tests.rs"]
+mod tests;
