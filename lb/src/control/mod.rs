@@ -257,7 +257,7 @@ impl Inner {
             }
             let links = self.links.clone();
             self.change("reload", |state| {
-                state.reconcile(&kept, SystemTime::now(), |m| links.initial_mac(m));
+                state.reconcile_joining(&kept, SystemTime::now(), |m| links.initial_mac(m));
                 ((), true)
             });
             if let Some(router) = lock(&self.ha).as_ref() {

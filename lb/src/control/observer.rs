@@ -45,7 +45,7 @@ impl Inner {
             }
             let links = self.links.clone();
             self.change("cluster membership", |state| {
-                state.reconcile(&new, SystemTime::now(), |m| links.initial_mac(m));
+                state.reconcile_joining(&new, SystemTime::now(), |m| links.initial_mac(m));
                 ((), true)
             });
             *running = new;

@@ -73,7 +73,10 @@ impl BackendState {
         } else if self.mac.is_none() {
             ("down", "no ARP reply".into())
         } else if self.health.state() == ServerState::Down {
-            ("down", last().unwrap_or_default())
+            (
+                "down",
+                last().unwrap_or_else(|| "joined: not checked yet".into()),
+            )
         } else if self.weight == 0 {
             ("draining", "weight 0".into())
         } else {
@@ -144,6 +147,28 @@ impl State {
         now: SystemTime,
         initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
     ) {
+        self.reconcile_with(cfg, now, initial_mac, false);
+    }
+
+    /// [`State::reconcile`] after the director started: a backend new to a
+    /// `backends = "cluster"` service (a node that joined) starts Down and takes flows only
+    /// once it passed `rise` checks; the config's own backends start Up, as at start.
+    pub(super) fn reconcile_joining(
+        &mut self,
+        cfg: &DirectorConfig,
+        now: SystemTime,
+        initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
+    ) {
+        self.reconcile_with(cfg, now, initial_mac, true);
+    }
+
+    fn reconcile_with(
+        &mut self,
+        cfg: &DirectorConfig,
+        now: SystemTime,
+        initial_mac: impl Fn(Mode) -> Option<[u8; 6]>,
+        joining: bool,
+    ) {
         let mut old = std::mem::take(&mut self.services);
         self.table_size = cfg.table_size;
         for sc in &cfg.services {
@@ -165,8 +190,9 @@ impl State {
             for b in &mut service.backends {
                 b.in_config = false;
             }
+            let down = joining && sc.cluster;
             for bc in &sc.backends {
-                upsert(&mut service.backends, bc, now, initial_mac(sc.mode));
+                upsert(&mut service.backends, bc, now, initial_mac(sc.mode), down);
             }
             self.services.push(service);
         }
@@ -250,7 +276,14 @@ impl State {
 }
 
 /// Updates the backend `bc` in `list` or appends it.
-fn upsert(list: &mut Vec<BackendState>, bc: &BackendConfig, now: SystemTime, mac: Option<[u8; 6]>) {
+/// A backend it adds starts Down (until `rise` checks pass) when `down`, else Up.
+fn upsert(
+    list: &mut Vec<BackendState>,
+    bc: &BackendConfig,
+    now: SystemTime,
+    mac: Option<[u8; 6]>,
+    down: bool,
+) {
     match list.iter_mut().find(|b| b.ip == bc.ip && b.port == bc.port) {
         Some(b) => {
             b.weight = bc.weight;
@@ -261,7 +294,11 @@ fn upsert(list: &mut Vec<BackendState>, bc: &BackendConfig, now: SystemTime, mac
             port: bc.port,
             weight: bc.weight,
             in_config: true,
-            health: Health::new(now),
+            health: if down {
+                Health::new_down(now)
+            } else {
+                Health::new(now)
+            },
             mac,
         }),
     }

@@ -28,6 +28,15 @@ impl Health {
         }
     }
 
+    /// A new server that starts Down and takes traffic only after `rise` passed checks (a
+    /// node that joined the cache cluster: gossip seeing it is not proof it serves).
+    pub fn new_down(now: SystemTime) -> Health {
+        Health {
+            checks: RiseFall::new_down(now),
+            ejection: Ejection::default(),
+        }
+    }
+
     /// Active check result: Down after `fall` consecutive failures, Up after `rise`
     /// consecutive successes; returns the new state when it changed.
     pub fn on_check(

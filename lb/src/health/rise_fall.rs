@@ -62,6 +62,15 @@ impl RiseFall {
         }
     }
 
+    /// Down until `rise` checks pass (a server that must prove itself before it takes any
+    /// traffic: a cache node that joined the cluster), `since` = now.
+    pub(super) fn new_down(now: SystemTime) -> RiseFall {
+        RiseFall {
+            state: ServerState::Down,
+            ..RiseFall::new(now)
+        }
+    }
+
     /// Active check result: Down after `fall` consecutive failures, Up after `rise`
     /// consecutive successes; returns the new state when it changed.
     pub(super) fn on_check(

@@ -174,3 +174,39 @@ fn down_or_unresolved_backends_are_dead_drained_ones_stay_alive() {
     s.on_check(id, 0, outcome(true), now);
     assert_eq!(built(&s), [(100, true), (0, true), (0, true)]);
 }
+
+#[test]
+fn a_node_that_joins_the_cluster_takes_flows_only_after_rise_checks() {
+    let now = SystemTime::now();
+    let cluster = |backends: &str| {
+        let mut c = config(backends);
+        c.services[0].cluster = true;
+        c
+    };
+    let mut s = State::new(&cluster(A), now, zero_mac);
+    assert_eq!(weights(&s), [("10.0.0.11:80".into(), 100)], "at start: up");
+    // C joins (the observer's reconcile): down, no weight, until 2 checks pass.
+    s.reconcile_joining(&cluster(&format!("{A}, {C}")), now, zero_mac);
+    assert_eq!(
+        weights(&s),
+        [("10.0.0.11:80".into(), 100), ("10.0.0.13:80".into(), 0)]
+    );
+    assert_eq!(
+        s.services[0].backends[1].status(),
+        ("down", "joined: not checked yet".into())
+    );
+    let id = s.services[0].id();
+    assert_eq!(s.on_check(id, 1, outcome(true), now), None);
+    assert_eq!(s.on_check(id, 1, outcome(true), now), Some(ServerState::Up));
+    assert_eq!(
+        weights(&s),
+        [("10.0.0.11:80".into(), 100), ("10.0.0.13:80".into(), 100)]
+    );
+    // A backend a reload adds to a listed service starts up, as at start (HAProxy's way).
+    let mut listed = State::new(&config(A), now, zero_mac);
+    listed.reconcile_joining(&config(&format!("{A}, {C}")), now, zero_mac);
+    assert_eq!(
+        weights(&listed),
+        [("10.0.0.11:80".into(), 100), ("10.0.0.13:80".into(), 100)]
+    );
+}
