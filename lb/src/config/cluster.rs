@@ -7,7 +7,7 @@
 //! seeds = ["10.0.0.11:7946"]           # gossip addresses of nodes to join through
 //! secret_file = "/etc/strait/cluster.key"  # the nodes' key (>= 16 bytes after trimming)
 //! probe_interval = "500ms"             # 50ms..=60s
-//! suspect_timeout = "2s"               # at least probe_interval
+//! suspect_timeout = "1500ms"           # at least probe_interval
 //! ```
 //!
 //! Rules: the node's `[cluster]` rules for the keys they share (`crate::membership::section`), each
