@@ -167,7 +167,10 @@ mod attach {
         let counters = dp.counters().unwrap();
         assert!(counters.contains(&("tx_new", 1)), "{counters:?}");
         assert!(counters.contains(&("tx_established", 1)), "{counters:?}");
-        assert!(counters.contains(&("pass_not_ours", 1)), "{counters:?}");
+        // At least the frame above: the attached link may also receive the kernel's own
+        // multicast (IPv6 router solicitations, MLD reports) meanwhile, passed as not ours.
+        let not_ours = counters.iter().find(|(n, _)| *n == "pass_not_ours");
+        assert!(not_ours.is_some_and(|(_, v)| *v >= 1), "{counters:?}");
 
         // Growing to 5 backends moves the region; statistics and the flow stay.
         let (_, grown) = service(5);
