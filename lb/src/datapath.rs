@@ -192,8 +192,9 @@ pub struct Installed {
     /// Entries that took the way of another flow (a full set's victim, as a record's
     /// eviction; reported here only: the counter `conn_evicted` counts the packets' records).
     pub evicted: u64,
-    /// Flows refused: no such service installed, backend index outside its list, or a set
-    /// held by the program past the claim's attempts.
+    /// Flows refused: no such service installed, backend index outside its list, a set held
+    /// by the program past the claim's attempts, or a flow already idle past its timeout
+    /// here (it would only evict a live entry for one that reads as expired).
     pub refused: u64,
 }
 

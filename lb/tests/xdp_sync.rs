@@ -367,6 +367,16 @@ mod sync {
         assert_eq!(run(&mut dp, &segment(&a, ACK)).0, XDP_TX);
         assert_eq!(counter(&dp, "conn_expired"), expired + 1);
         assert_eq!(counter(&dp, "tx_new"), 1, "a's next packet is a new flow");
+        // Records already idle past their timeout here are refused, not installed to expire.
+        let d = client_flow(3, 50_023, 80);
+        let e = client_flow(3, 50_024, 80);
+        let late = [
+            synced(d, 1, FlowState::Closing, Duration::from_millis(400)),
+            synced(e, 1, FlowState::Open, Duration::from_secs(31)),
+        ];
+        let done = dp.install_synced(&late).unwrap();
+        assert_eq!((done.installed, done.refused), (0, 2), "{done:?}");
+        assert!(entry(&dp, &d).is_none() && entry(&dp, &e).is_none());
         dp.shutdown().unwrap();
     }
 }

@@ -286,6 +286,15 @@ pub(crate) struct IdleTimeouts {
 }
 
 impl IdleTimeouts {
+    /// Whether flow `f`, synced from the peer, is already idle past its timeout here (in
+    /// ticks of `hz` a second): installing it would only evict a live entry for one that
+    /// reads as expired (`Datapath::install_synced` refuses it).
+    pub(crate) fn past(self, f: &crate::datapath::SyncedFlow, hz: u32) -> bool {
+        let closing = f.state == crate::sync::FlowState::Closing;
+        let timeout = self.of(f.tuple.proto, DIR_FORWARD)[usize::from(closing)];
+        timeout != 0 && crate::datapath::ticks_of(f.idle, hz) > timeout
+    }
+
     /// The timeouts `[open, closing]` of an entry of protocol `proto` in direction `dir`
     /// (`conntable::expired`).
     pub(crate) fn of(self, proto: u8, dir: u8) -> [u32; 2] {
@@ -380,6 +389,11 @@ impl MemConnTable {
     /// Evictions ([`MemConnTable::evicted`]) of half-open entries.
     pub fn evicted_half_open(&self) -> u64 {
         self.evicted_half_open
+    }
+
+    /// Its idle timeouts (ticks of its clock).
+    pub(crate) fn idle_timeouts(&self) -> IdleTimeouts {
+        self.idle
     }
 
     /// The same table with idle timeouts.
@@ -663,6 +677,37 @@ mod tests {
         let mut c = tuple(1);
         c.src = [10, 0, 0, 2];
         assert_ne!(FlowHash::Source.of(&a), FlowHash::Source.of(&c));
+    }
+
+    #[test]
+    fn a_synced_flow_idle_past_its_timeout_here_is_past() {
+        use crate::sync::FlowState;
+        use std::time::Duration;
+        let idle = IdleTimeouts {
+            tcp: 900,
+            tcp_fin: 30,
+            udp: 0,
+        };
+        let flow = |proto, state, ms| crate::datapath::SyncedFlow {
+            tuple: FiveTuple { proto, ..tuple(1) },
+            service: ServiceKey {
+                vip: [10, 0, 0, 100],
+                port: 80,
+                proto,
+            },
+            backend: 0,
+            state,
+            idle: Duration::from_millis(ms),
+        };
+        // Ticks of 1 ms: open TCP after 900, closing after 30, UDP never.
+        assert!(!idle.past(&flow(6, FlowState::Open, 900), 1000));
+        assert!(idle.past(&flow(6, FlowState::Open, 901), 1000));
+        assert!(!idle.past(&flow(6, FlowState::HalfOpen, 30), 1000));
+        assert!(idle.past(&flow(6, FlowState::Closing, 31), 1000));
+        assert!(!idle.past(&flow(17, FlowState::Open, 10_000_000), 1000));
+        // At 250 Hz, 900 ticks are 3.6 s.
+        assert!(!idle.past(&flow(6, FlowState::Open, 3_600), 250));
+        assert!(idle.past(&flow(6, FlowState::Open, 3_700), 250));
     }
 
     #[test]

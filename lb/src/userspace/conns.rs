@@ -247,7 +247,15 @@ impl Conns {
     ) -> Installed {
         let now = self.tick(at);
         self.table.set_now(now);
-        self.table.install_synced(flows, services, 1000)
+        let idle = self.table.idle_timeouts();
+        let live: Vec<SyncedFlow> = flows
+            .iter()
+            .filter(|f| !idle.past(f, 1000))
+            .copied()
+            .collect();
+        let mut done = self.table.install_synced(&live, services, 1000);
+        done.refused += (flows.len() - live.len()) as u64;
+        done
     }
 }
 

@@ -422,9 +422,18 @@ impl Datapath for XdpDatapath {
     }
 
     fn install_synced(&mut self, flows: &[SyncedFlow]) -> Result<Installed, DatapathError> {
-        self.director
-            .install_synced(flows, self.hz)
-            .map_err(err("install synced flows"))
+        let (idle, hz) = (self.idle, self.hz);
+        let live: Vec<SyncedFlow> = flows
+            .iter()
+            .filter(|f| !idle.past(f, hz))
+            .copied()
+            .collect();
+        let mut done = self
+            .director
+            .install_synced(&live, hz)
+            .map_err(err("install synced flows"))?;
+        done.refused += (flows.len() - live.len()) as u64;
+        Ok(done)
     }
 
     fn shutdown(&mut self) -> Result<(), DatapathError> {
