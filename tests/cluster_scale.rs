@@ -1,7 +1,7 @@
 //! Ten real `strait node` processes on loopback (127.0.0.31-40) form one cluster with the
-//! **default** gossip timings (issue #16 item 5): every node sees ten alive members (the
-//! membership ownership is computed from; the ownership itself at scale is
-//! `lb/tests/rendezvous_scale.rs`); one node SIGKILLed is declared dead by all nine others,
+//! **default** gossip timings (issue #16 item 5): every node sees ten alive members, the same
+//! list on every node (the input key ownership is computed from, so they agree on every
+//! key's owner; the ownership itself at scale is `lb/tests/rendezvous_scale.rs`); one node SIGKILLed is declared dead by all nine others,
 //! and the time that takes is measured (printed) and bounded by 3 s.
 //!
 //! Gossip addresses are the seeds, so they are fixed: ports 47931-47940 gossip, 47951-47960
@@ -82,6 +82,15 @@ fn ten_nodes_join_with_the_default_timings_and_a_death_is_seen_in_under_3s() {
         "10 nodes: every one sees 10 alive members {:.2} s after the first start",
         started.elapsed().as_secs_f64()
     );
+    // The same member list (ids and states) everywhere: the input every node computes key
+    // owners from, so all ten agree on every key's owner.
+    let mut first_view = view(&nodes[0]);
+    first_view.sort();
+    for n in &nodes[1..] {
+        let mut v = view(n);
+        v.sort();
+        assert_eq!(v, first_view, "two nodes disagree on the members");
+    }
     // SIGKILL the last one: every other declares it dead.
     let mut dead = nodes.pop().expect("ten nodes");
     let killed = Instant::now();
