@@ -32,7 +32,7 @@ mod harness;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,20 +99,6 @@ fn nat(name: &'static str, flood_answered: bool) -> Case {
 impl Case {
     fn ns(&self, host: &str) -> String {
         format!("st-{}-{host}", self.name)
-    }
-}
-
-/// The director process, SIGTERMed (then killed) on drop.
-struct Director(Child);
-
-impl Drop for Director {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -347,7 +333,7 @@ fn run(test: &str, c: Case) {
         .stderr(log)
         .spawn()
         .expect("spawn director");
-    let director = Director(child);
+    let director = crate::support::Terminated(child);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(
         time_until(Duration::from_secs(20), || stats(&c)

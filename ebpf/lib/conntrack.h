@@ -130,15 +130,14 @@ static __always_inline __u8 strait_conn_tag(const struct strait_conn_key *k, __u
 	return t | (k->dir == STRAIT_DIR_FORWARD ? 0x80 : 0);
 }
 
-/* The set of key k, the key's tag and its hash: 0, or -1 when the lookup fails. */
+/* The set of key k and the key's hash: 0, or -1 when the lookup fails. */
 static __always_inline int strait_conn_locate(const struct strait_conn_key *k,
-					      struct strait_conn_set **set, __u8 *tag, __u64 *hash)
+					      struct strait_conn_set **set, __u64 *hash)
 {
 	__u64 h = strait_conn_hash(k);
 	__u32 index = (__u32)h & STRAIT_DIRECTOR.conn_mask;
 
 	*hash = h;
-	*tag = strait_conn_tag(k, h);
 	*set = bpf_map_lookup_elem(&conns, &index);
 	return *set ? 0 : -1;
 }
@@ -318,7 +317,7 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 	__u8 tag;
 	int present = 0, found = 0, expired = 0;
 
-	if (strait_conn_locate(k, &s, &tag, &h))
+	if (strait_conn_locate(k, &s, &h))
 		return 0;
 	c = strait_conn_cache_of(h);
 	if (!c)
@@ -335,6 +334,8 @@ static __always_inline int strait_table_get(const struct strait_conn_key *k,
 			return 1;
 		}
 	}
+	/* Past the CPU's copy only: an established flow's packets never need the tag. */
+	tag = strait_conn_tag(k, h);
 #pragma unroll
 	for (int w = 0; w < STRAIT_CONN_WAYS; w++)
 		present |= strait_way_holds(s, w, k, tag);
@@ -385,8 +386,9 @@ static __always_inline void strait_table_put(const struct strait_conn_key *k,
 	/* Forward entries gained: the new key's, less the evicted one's. */
 	__s64 forward = 0;
 
-	if (strait_conn_locate(k, &s, &tag, &h) || strait_set_claim(s))
+	if (strait_conn_locate(k, &s, &h) || strait_set_claim(s))
 		return;
+	tag = strait_conn_tag(k, h);
 	order = s->order;
 #pragma unroll
 	for (int w = 0; w < STRAIT_CONN_WAYS; w++) {

@@ -114,6 +114,33 @@ pub fn packet_socket(ifindex: u32, protocol_be: u16) -> std::io::Result<std::os:
     Ok(fd)
 }
 
+/// Makes a blocking receive on `fd` give up after `timeout` (`SO_RCVTIMEO`; `EAGAIN` then).
+pub fn set_recv_timeout(
+    fd: &std::os::fd::OwnedFd,
+    timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: tv is a valid timeval of the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// `aa:bb:cc:dd:ee:ff` → bytes.
 pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];

@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::harness::{
@@ -56,18 +56,6 @@ struct Topo {
 impl Topo {
     fn ns(&self, host: &str) -> String {
         format!("{}{host}", self.prefix)
-    }
-}
-
-/// The director process, SIGTERMed (then killed) on drop.
-struct Director(Child);
-
-impl Drop for Director {
-    fn drop(&mut self) {
-        signal(self.0.id(), "TERM");
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -220,7 +208,7 @@ pub fn run(m: &ModeSpec) {
         .stderr(log)
         .spawn()
         .expect("spawn director");
-    let director = Director(child);
+    let director = crate::support::Terminated(child);
     let all_up = |topo: &Topo, n: usize| {
         time_until(Duration::from_secs(20), || {
             stats(topo, m).is_some_and(|v| backend_view(&v).iter().filter(|b| b.2).count() == n)

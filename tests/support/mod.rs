@@ -95,6 +95,21 @@ impl Drop for Proc {
     }
 }
 
+/// A process that gets SIGTERM on drop, 300 ms to stop, then SIGKILL (a director, which
+/// detaches its XDP program on SIGTERM).
+pub struct Terminated(pub Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn last_addr(line: &str) -> SocketAddr {
     line.split_whitespace()
         .last()

@@ -72,11 +72,7 @@ impl PacketSocket {
         let fd = crate::iface::packet_socket(ifindex, eth_p_all_be())?;
         let one: libc::c_int = 1;
         setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)?;
-        let tv = libc::timeval {
-            tv_sec: RECV_TIMEOUT.as_secs() as libc::time_t,
-            tv_usec: RECV_TIMEOUT.subsec_micros() as libc::suseconds_t,
-        };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+        crate::iface::set_recv_timeout(&fd, RECV_TIMEOUT)?;
         let rcvbuf = RCVBUF_BYTES as libc::c_int;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf)?;
         Ok(PacketSocket { fd })

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
@@ -354,47 +354,13 @@ pub fn counter(dp: &dyn Datapath, name: &str) -> u64 {
 /// A packet socket for frames of EtherType `proto` on `dev` of the calling thread's namespace,
 /// with a 50 ms receive timeout.
 pub fn packet_socket(dev: &str, proto: u16) -> OwnedFd {
-    let proto = proto.to_be();
-    // SAFETY: plain socket(2) call; the result is checked.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(proto)) };
-    assert!(
-        raw >= 0,
-        "packet socket: {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: raw is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let name = std::ffi::CString::new(dev).unwrap();
-    // SAFETY: sockaddr_ll is plain old data (all zeroes valid); name is NUL-terminated.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = proto;
-    // SAFETY: see above.
-    addr.sll_ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as libc::c_int;
-    assert_ne!(addr.sll_ifindex, 0, "{dev}");
-    // SAFETY: addr is a valid sockaddr_ll of the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 50_000,
-    };
-    // SAFETY: tv is a valid timeval of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    // SAFETY: name is NUL-terminated.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert_ne!(index, 0, "{dev}");
+    let fd = strait_lb::iface::packet_socket(index, proto.to_be())
+        .unwrap_or_else(|e| panic!("packet socket on {dev}: {e}"));
+    strait_lb::iface::set_recv_timeout(&fd, Duration::from_millis(50))
+        .unwrap_or_else(|e| panic!("SO_RCVTIMEO: {e}"));
     fd
 }

@@ -43,7 +43,14 @@ fn backends(service: &Value) -> impl Iterator<Item = &Value> {
 
 /// All adverts an `ha` block (`/stats.json`) counts as dropped, over every reason.
 pub fn ha_drops(ha: &Value) -> u64 {
-    ha.get("drops")
+    reasons_total(ha, "drops")
+}
+
+/// The sum of a block's `{reason: count}` object `key` (0 without one): the `ha` and
+/// `sync` blocks' drops, the `sync` block's aside.
+pub fn reasons_total(block: &Value, key: &str) -> u64 {
+    block
+        .get(key)
         .and_then(Value::as_object)
         .map_or(0, |d| d.values().filter_map(Value::as_u64).sum())
 }
@@ -79,11 +86,7 @@ fn header(stats: &Value) -> String {
 
 /// The `sync` line of `status` (see the module doc).
 fn sync_line(sync: &Value) -> String {
-    let sum = |key: &str| {
-        sync.get(key)
-            .and_then(Value::as_object)
-            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum::<u64>())
-    };
+    let sum = |key: &str| reasons_total(sync, key);
     let peers: Vec<String> = sync
         .get("peers")
         .and_then(Value::as_array)

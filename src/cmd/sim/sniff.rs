@@ -121,23 +121,7 @@ fn open(interface: &str) -> anyhow::Result<OwnedFd> {
     }
     let fd = strait_lb::iface::packet_socket(index, ETH_P_IP.to_be())
         .with_context(|| format!("packet socket on {interface}"))?;
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: POLL.as_micros() as libc::suseconds_t,
-    };
-    // SAFETY: tv is a valid timeval of the length given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("SO_RCVTIMEO");
-    }
+    strait_lb::iface::set_recv_timeout(&fd, POLL).context("SO_RCVTIMEO")?;
     Ok(fd)
 }
 

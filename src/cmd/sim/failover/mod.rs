@@ -44,6 +44,7 @@ use super::guard;
 use super::probe::{self, in_netns};
 use super::process::{pids, signal_host};
 use super::sniff::{self, mac};
+use crate::cmd::ctl::director_view::reasons_total;
 
 mod setup;
 mod traffic;
@@ -492,12 +493,8 @@ fn sync_report(s: &Setup, new: usize, old: usize, restarted: bool) -> Vec<String
             sync["replaced"],
             sync["kept"],
             sync["refused"],
-            sync["aside"]
-                .as_object()
-                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>()),
-            sync["drops"]
-                .as_object()
-                .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>()),
+            reasons_total(sync, "aside"),
+            reasons_total(sync, "drops"),
             sync["catchup"]["state"].as_str().unwrap_or("-"),
             sync["catchup"]["records"],
         )

@@ -71,11 +71,7 @@ fn sync_line(stats: &Value) -> (String, bool) {
     let Some(sync) = stats.get("sync").filter(|v| v.is_object()) else {
         return ("sync: off".to_owned(), false);
     };
-    let sum = |key: &str| {
-        sync.get(key)
-            .and_then(Value::as_object)
-            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
-    };
+    let sum = |key: &str| crate::cmd::ctl::director_view::reasons_total(sync, key);
     let n = |key: &str| sync.get(key).and_then(Value::as_u64).unwrap_or(0);
     let catchup = &sync["catchup"];
     (
