@@ -59,10 +59,7 @@ fn config(n: usize, i: usize, origin: SocketAddr) -> String {
 /// The first object name whose key the four nodes give to b (rendezvous over equal weights,
 /// as every node computes it).
 fn name_owned_by_b() -> String {
-    let nodes: Vec<RankNode> = IDS
-        .iter()
-        .map(|id| RankNode { id, weight: 100 })
-        .collect();
+    let nodes: Vec<RankNode> = IDS.iter().map(|id| RankNode { id, weight: 100 }).collect();
     (0..)
         .map(|k| format!("lease{k}"))
         .find(|name| {
@@ -119,7 +116,10 @@ fn slow_client(addr: SocketAddr, path: String, progress: Arc<AtomicUsize>) -> Jo
             }
             seen.extend_from_slice(&buf[..n]);
             if head_end.is_none() {
-                head_end = seen.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+                head_end = seen
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .map(|p| p + 4);
             }
             if let Some(h) = head_end {
                 progress.store(seen.len() - h, Ordering::SeqCst);
@@ -140,9 +140,15 @@ impl Drop for Resume<'_> {
     }
 }
 
+#[derive(PartialEq)]
 enum Fault {
+    /// a is SIGKILLed.
     Kill,
+    /// a is SIGSTOPped (and continued at the end).
     Stop,
+    /// The origin is stopped, a killed, then the origin killed: b takes the fill over but
+    /// cannot resume it (its origin request fails).
+    KillAndOriginGone,
 }
 
 /// Starts the fill at a, waits until it is mid-body with 150 clients waiting on it, applies
@@ -199,12 +205,33 @@ fn holder_fails_mid_body(n: usize, fault: Fault) {
             c.nodes[0].proc.signal("STOP");
             stopped = Some(Resume(&c.nodes[0]));
         }
+        Fault::KillAndOriginGone => {
+            stopped = None;
+            // Stopped first, so a's own fetch is not cut (a would then end its push itself).
+            c.origin.proc.signal("STOP");
+            let _ = c.nodes[0].proc.child.kill();
+            let _ = c.nodes[0].proc.child.wait();
+            // b takes the fill over and asks the (stopped) origin; then the origin dies.
+            let asked = wait_until(Duration::from_secs(5), || {
+                c.nodes[1].counter("lease_regranted") == 1
+            });
+            assert!(asked, "b never took the fill over");
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = c.origin.proc.child.kill();
+        }
     }
     eprintln!(
         "a failed ({}) after {at} of {SIZE} bytes, {:?} after the clients started",
-        if stopped.is_some() { "SIGSTOP" } else { "SIGKILL" },
+        match fault {
+            Fault::Kill => "SIGKILL",
+            Fault::Stop => "SIGSTOP",
+            Fault::KillAndOriginGone => "SIGKILL, origin gone",
+        },
         started.elapsed()
     );
+    if fault == Fault::KillAndOriginGone {
+        return every_body_ends_incomplete(&c, clients, &want);
+    }
 
     // 4. Every client gets the whole body, once a's lease is given back to b's waiters.
     let mut ok = 0;
@@ -252,6 +279,34 @@ fn holder_fails_mid_body(n: usize, fault: Fault) {
     c.nodes.clear();
 }
 
+/// b could not resume the fill: every client — at b, and at c and d through b's relayed
+/// stream — sees its body cut short, never a complete-looking one.
+fn every_body_ends_incomplete(c: &Cluster, clients: Vec<JoinHandle<Resp>>, want: &[u8]) {
+    for (k, h) in clients.into_iter().enumerate() {
+        let r = h.join().expect("client thread");
+        let at = IDS[1 + k / CLIENTS];
+        assert_eq!(r.status, 200, "client {k} at {at}: {}", r.text());
+        assert!(
+            r.truncated,
+            "client {k} at {at}: a cut body looked complete"
+        );
+        assert!(
+            r.body.len() < want.len() && want.starts_with(&r.body),
+            "client {k} at {at}"
+        );
+    }
+    let b = &c.nodes[1];
+    assert_eq!(b.counter("lease_regranted"), 1);
+    assert_eq!(b.counter("fill_resumed"), 0);
+    assert_eq!(b.counter("fill_resume_refused"), 1);
+    let stored: u64 = (1..4).map(|i| c.nodes[i].counter("stored_objects")).sum();
+    assert_eq!(stored, 0, "a cut body was stored");
+    eprintln!(
+        "{} clients, every body cut short; b: fill_resume_refused 1",
+        3 * CLIENTS
+    );
+}
+
 #[test]
 fn a_killed_lease_holder_loses_the_fill_and_every_waiter_gets_the_whole_body() {
     holder_fails_mid_body(0, Fault::Kill);
@@ -260,4 +315,9 @@ fn a_killed_lease_holder_loses_the_fill_and_every_waiter_gets_the_whole_body() {
 #[test]
 fn a_stalled_lease_holder_loses_the_fill_after_lease_timeout() {
     holder_fails_mid_body(1, Fault::Stop);
+}
+
+#[test]
+fn a_fill_that_cannot_be_resumed_ends_every_body_incomplete() {
+    holder_fails_mid_body(2, Fault::KillAndOriginGone);
 }

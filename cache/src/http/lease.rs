@@ -61,10 +61,12 @@ pub(super) struct Leased {
 impl Leased {
     pub fn new(ctx: &Ctx, key: &str, lease: u64, uri: &str, headers: HeaderMap) -> Self {
         let req = peer_request(ctx, uri, headers);
-        let frame_wait = ctx.cluster.as_ref().map_or(
-            strait_lb::membership::section::DEFAULT_LEASE_TIMEOUT,
-            |c| c.members.settings().lease_timeout,
-        );
+        let frame_wait = ctx
+            .cluster
+            .as_ref()
+            .map_or(strait_lb::membership::section::DEFAULT_LEASE_TIMEOUT, |c| {
+                c.members.settings().lease_timeout
+            });
         let first_byte = req
             .as_ref()
             .map_or(FIRST_BYTE_FALLBACK, |r| r.route.pool.first_byte_timeout());

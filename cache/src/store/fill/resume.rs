@@ -263,8 +263,18 @@ mod tests {
         let ok = StatusCode::OK;
         let v1 = headers(&[("etag", "\"v1\""), ("content-length", "6")]);
         let cases: [(StatusCode, HeaderMap, HeaderMap, Refused); 7] = [
-            (StatusCode::NOT_FOUND, v1.clone(), v1.clone(), Refused::Status),
-            (ok, v1.clone(), headers(&[("etag", "\"v2\"")]), Refused::Etag),
+            (
+                StatusCode::NOT_FOUND,
+                v1.clone(),
+                v1.clone(),
+                Refused::Status,
+            ),
+            (
+                ok,
+                v1.clone(),
+                headers(&[("etag", "\"v2\"")]),
+                Refused::Etag,
+            ),
             (
                 ok,
                 v1.clone(),
@@ -277,7 +287,12 @@ mod tests {
                 headers(&[("etag", "W/\"v1\"")]),
                 Refused::Etag,
             ),
-            (ok, v1.clone(), headers(&[("content-length", "6")]), Refused::Etag),
+            (
+                ok,
+                v1.clone(),
+                headers(&[("content-length", "6")]),
+                Refused::Etag,
+            ),
             (
                 ok,
                 headers(&[("last-modified", LM)]),
@@ -363,13 +378,20 @@ mod tests {
     /// handed to `resume`).
     async fn broken_fill(
         fills: &Fills<String>,
-    ) -> (FillWriter<String>, HeaderMap, [super::super::FillReader<String>; 2]) {
+    ) -> (
+        FillWriter<String>,
+        HeaderMap,
+        [super::super::FillReader<String>; 2],
+    ) {
         let mut w = lead(fills, "/k");
         let mut early = follow(fills, "/k");
         w.publish(head("200"), true);
         w.push(Bytes::from_static(b"ab")).await;
         assert_eq!(early.head(WAIT).await.ok(), Some(head("200")));
-        assert_eq!(early.next_chunk().await, Some(Ok(Bytes::from_static(b"ab"))));
+        assert_eq!(
+            early.next_chunk().await,
+            Some(Ok(Bytes::from_static(b"ab")))
+        );
         w.push(Bytes::from_static(b"c")).await;
         let late = follow(fills, "/k");
         let old = headers(&[("etag", "\"v1\""), ("content-length", "6")]);
@@ -401,11 +423,7 @@ mod tests {
                 by
             }
         );
-        assert_eq!(
-            stored.lock().as_deref(),
-            Some(&b"abcdef"[..]),
-            "finish ran"
-        );
+        assert_eq!(stored.lock().as_deref(), Some(&b"abcdef"[..]), "finish ran");
         assert_eq!(read_all(&mut early).await, (b"cdef".to_vec(), None));
         assert_eq!(read_all(&mut late).await, (b"abcdef".to_vec(), None));
     }
