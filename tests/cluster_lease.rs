@@ -260,16 +260,12 @@ fn holder_fails_mid_body(n: usize, fault: Fault) {
     assert!(fetches <= 2, "origin fetches of the key: {fetches}");
     assert_eq!((regranted, resumed, refused), (1, 1, 0));
     // b stored the object: asking again anywhere is a hit, no new origin fetch.
-    for i in 1..4 {
-        let r = get(c.nodes[i].addr, &path, &[]);
+    for (node, id) in c.nodes.iter().zip(IDS).skip(1) {
+        let r = get(node.addr, &path, &[]);
         assert_eq!(r.status, 200);
-        assert!(r.body == want, "{}: body differs", IDS[i]);
-        assert!(
-            r.cache_status().starts_with("b; hit"),
-            "{}: {}",
-            IDS[i],
-            r.cache_status()
-        );
+        assert!(r.body == want, "{id}: body differs");
+        let cs = r.cache_status();
+        assert!(cs.starts_with("b; hit"), "{id}: {cs}");
     }
     assert_eq!(c.origin.count(&format!("/obj/{name}")), fetches);
     // A stalled holder, continued, finds its lease gone; either way it is killed now.
