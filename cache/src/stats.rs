@@ -137,7 +137,8 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 28);
-        assert_eq!(s[27], ("send_timeouts", 0));
+        assert_eq!(s.len(), 31);
+        assert_eq!(s[27], ("fill_resume_refused", 0));
+        assert_eq!(s[30], ("send_timeouts", 0));
     }
 }
