@@ -72,6 +72,15 @@ counters! {
     peer_leases,
     /// Objects pushed by peers under a lease and stored here.
     peer_pushes,
+    /// Fill leases whose holder died or stalled (no frame of its push for `lease_timeout`):
+    /// this node, the owner, took the fill over for the requests waiting on it.
+    lease_regranted,
+    /// Taken-over fills that resumed mid-body: the origin's new answer was the same
+    /// representation, and its bytes past those already sent continued the fill.
+    fill_resumed,
+    /// Taken-over fills that could not resume (another representation, or the origin failed):
+    /// their waiters' bodies were cut short, never completed.
+    fill_resume_refused,
     /// Misses answered with the object the key's previous owner held (handover after a join).
     handover_hits,
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
@@ -128,7 +137,8 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 28);
-        assert_eq!(s[27], ("send_timeouts", 0));
+        assert_eq!(s.len(), 31);
+        assert_eq!(s[27], ("fill_resume_refused", 0));
+        assert_eq!(s[30], ("send_timeouts", 0));
     }
 }

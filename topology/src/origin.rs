@@ -32,6 +32,9 @@
 //! * `vary=<field>[,<field>...]`: adds `Vary`; on `/obj/` the content and ETag are those of
 //!   [`variant_key`]`(name, [value of each field])`, so variants differ.
 //! * `chunked=1`: no Content-Length; the body goes in 4 KiB chunks, `chunk_delay=MS` apart.
+//! * `chunk_delay=MS` without `chunked=1`: a slow body of known length — Content-Length as
+//!   usual, the body in 4 KiB pieces `MS` apart (e.g. `size=65536&chunk_delay=125`: 16
+//!   pieces over 2 s).
 //! * `cut=K`: Content-Length still announces the whole body, but the connection is closed
 //!   after K body bytes: the client sees a body cut short.
 //! * `etag=0` / `lm=0`: omit ETag / Last-Modified (and the matching precondition).

@@ -275,3 +275,22 @@ fn handover_settings_parse_and_are_bounded() {
     let e = with(&format!("{MINIMAL}handover_window = \"soon\"\n")).unwrap_err();
     assert!(e.iter().any(|m| m.starts_with("12:")), "{e:?}");
 }
+
+#[test]
+fn lease_timeout_defaults_to_3s_and_must_be_positive() {
+    let c = with(MINIMAL).expect("valid").cluster.expect("cluster");
+    assert_eq!(c.lease_timeout, Duration::from_secs(3));
+    let c = with(&format!("{MINIMAL}lease_timeout = \"750ms\"\n"))
+        .expect("valid")
+        .cluster
+        .expect("cluster");
+    assert_eq!(c.lease_timeout, Duration::from_millis(750));
+    for bad in ["0s", "11m"] {
+        let e = with(&format!("{MINIMAL}lease_timeout = \"{bad}\"\n")).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|m| m.contains("cluster.lease_timeout must be greater than 0")),
+            "{bad}: {e:?}"
+        );
+    }
+}

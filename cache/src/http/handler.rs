@@ -118,21 +118,27 @@ pub(super) async fn answer_for_peer(
     headers: HeaderMap,
     key: String,
 ) -> Option<Response<ProxyBody>> {
+    let req = peer_request(&ctx, uri, headers)?;
+    let req_cc = CacheControl::from_headers(&req.headers);
+    let stored = local(&ctx, &req, &key);
+    Some(decide(ctx, req, key, req_cc, stored).await)
+}
+
+/// A peer's GET (its `Lookup`'s target and fields) as a request of this node's, routed by
+/// this node's routes. None when the target or Host is unusable.
+pub(super) fn peer_request(ctx: &Ctx, uri: &str, headers: HeaderMap) -> Option<ReqHead> {
     let uri: http::Uri = uri.parse().ok()?;
     let primary = primary_key(&uri, &headers)?;
     let path = crate::policy::target::route_view(uri.path()).into_owned();
     let route = ctx.rt.load().route(&Method::GET, &primary, &path, &headers);
-    let req = ReqHead {
+    Some(ReqHead {
         method: Method::GET,
         uri,
         version: http::Version::HTTP_11,
         headers,
         client: None,
         route,
-    };
-    let req_cc = CacheControl::from_headers(&req.headers);
-    let stored = local(&ctx, &req, &key);
-    Some(decide(ctx, req, key, req_cc, stored).await)
+    })
 }
 
 /// The answer to a request refused at admission (counted; the connection is closed when the

@@ -11,6 +11,7 @@ mod forward;
 pub(crate) mod handler;
 pub(crate) mod handover;
 mod io;
+mod lease;
 mod lookup;
 pub mod owner;
 mod pass;

@@ -18,7 +18,12 @@
 //!   (acknowledged with `Count` once stored, before the requester ends its own client's body); every
 //!   request for the key meanwhile, local or remote, follows that fill. A lease that ends
 //!   without a whole body (`End { complete: false }`, a bad frame, a timeout, a closed
-//!   connection) aborts the fill: nothing is stored and its followers go forward alone.
+//!   connection) ends the lease. `End { complete: false }` (the holder's origin failed, or its
+//!   answer is not storable) aborts the fill: nothing is stored and its followers go forward
+//!   alone. A holder that died or stalled — its connection closed or broke, or silent for
+//!   `lease_timeout` (after its origin's first-byte time for the head) — loses the lease to
+//!   the requests waiting here: this node takes the fill over (`lease`), from scratch or
+//!   resumed at the byte the holder stopped at, and the waiters keep waiting on it.
 //! * The owner never forwards a `Lookup` itself: one hop at most.
 //!
 //! Anything else on the connection is answered with `Error` and the connection closed.
@@ -38,6 +43,7 @@ use super::body::ProxyBody;
 use super::ctx::Ctx;
 use super::handler::answer_for_peer;
 use super::handover::take_over;
+use super::lease::Leased;
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push};
 use crate::cluster::peer::{PeerConn, PeerError};
 use crate::cluster::wire;
@@ -52,9 +58,6 @@ use crate::store::object::{FillHead, Object};
 
 /// Largest body chunk sent in one `Data` frame.
 pub const CHUNK: usize = 256 * 1024;
-
-/// How long a granted lease waits for the requester's `Push`, and then between its frames.
-pub const PUSH_WAIT: Duration = Duration::from_secs(35);
 
 static LEASES: AtomicU64 = AtomicU64::new(1);
 
@@ -199,10 +202,8 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             let lease = LEASES.fetch_add(1, Ordering::Relaxed);
             c.send(miss(Some(lease))).await?;
             bump(&ctx.counters.peer_leases);
-            // The requester asks its origin first: allow it the time an origin may take to
-            // answer (connect and first byte, at their defaults).
-            let wait = PUSH_WAIT;
-            take_push(ctx, c, w, &l.key, lease, wait, rt.max_object_size).await
+            let job = Leased::new(ctx, &l.key, lease, &l.uri, headers);
+            take_push(ctx, c, w, job, rt.max_object_size).await
         }
     }
 }
@@ -307,20 +308,22 @@ async fn follow(
     }
 }
 
-/// Takes the requester's `Push` under `lease` into the fill `w`, and stores it when whole.
+/// Takes the requester's `Push` under `job`'s lease into the fill `w`, and stores it when
+/// whole; a holder that dies or stalls loses the fill to this node (`Leased::regrant`).
 async fn take_push(
     ctx: &Arc<Ctx>,
     c: &mut PeerConn,
     mut w: FillWriter<FillHead>,
-    key: &str,
-    lease: u64,
-    wait: Duration,
+    job: Leased,
     max_object_size: u64,
 ) -> Result<(), PeerError> {
-    let first = match c.recv(wait).await {
+    let (key, lease) = (job.key.clone(), job.lease);
+    let key = key.as_str();
+    // The holder asks its origin first: its head may take the origin's first-byte time.
+    let first = match c.recv(job.head_wait).await {
         Ok(f) => f,
         Err(e) => {
-            w.abort();
+            job.regrant(ctx, w, None, &e);
             return Err(e);
         }
     };
@@ -368,10 +371,10 @@ async fn take_push(
     w.publish(Arc::clone(&fill), true);
     let mut total: u64 = 0;
     loop {
-        let f = match c.recv(wait).await {
+        let f = match c.recv(job.frame_wait).await {
             Ok(f) => f,
             Err(e) => {
-                w.abort();
+                job.regrant(ctx, w, Some(fill), &e);
                 return Err(e);
             }
         };
@@ -418,7 +421,7 @@ async fn take_push(
 }
 
 /// Ends the fill and stores its object.
-fn store(ctx: &Ctx, w: FillWriter<FillHead>, key: &str, head: &FillHead) {
+pub(super) fn store(ctx: &Ctx, w: FillWriter<FillHead>, key: &str, head: &FillHead) {
     w.finish_with(None, |body: Option<Bytes>| {
         let (Some(body), Some(meta)) = (body, head.meta.clone()) else {
             return;

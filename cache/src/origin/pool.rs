@@ -218,6 +218,11 @@ impl Pool {
             .map(|i| (i, needs_cookie))
     }
 
+    /// How long a request may wait for a server's response head (connecting included).
+    pub fn first_byte_timeout(&self) -> Duration {
+        self.first_byte_timeout
+    }
+
     /// Send a request to one of the pool's servers and wait for the response head.
     pub async fn send(
         &self,

@@ -13,6 +13,7 @@
 //! suspect_timeout = "1500ms"         # a suspect not heard from in this long is dead
 //! handover_window = "5m"             # after joining, ask a key's previous owner first ("0s": never)
 //! handover_min_lead = "10s"          # ... if it had been running this long when we started
+//! lease_timeout = "3s"               # a fill lease's holder silent this long is replaced
 //! ```
 //!
 //! Contract: both listen addresses are advertised, so they must name a concrete address and
@@ -20,8 +21,8 @@
 //! relative to the working directory); the key is its bytes without trailing whitespace, at
 //! least [`MIN_SECRET_LEN`] of them. `[cluster]` is read at start only: a reload that changes
 //! it is reported by [`restart_only_changes`] and the running membership stays. The handover
-//! timings are the cache node's (its `http::handover`); they ride in this section because
-//! they are written in it and read with it.
+//! timings and `lease_timeout` are the cache node's (its `http::handover`, `http::lease`); they
+//! ride in this section because they are written in it and read with it.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,6 +51,11 @@ pub const DEFAULT_HANDOVER_WINDOW: Duration = Duration::from_secs(300);
 /// Default `handover_min_lead`: the previous owner is asked only when it had been running
 /// at least 10 s longer than this node.
 pub const DEFAULT_HANDOVER_MIN_LEAD: Duration = Duration::from_secs(10);
+/// Default `lease_timeout`: the owner waits this long for each frame of a fill lease
+/// holder's push before it takes the fill over.
+pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest `lease_timeout`.
+const MAX_LEASE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest `handover_window`.
 const MAX_HANDOVER_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Shortest key accepted in `secret_file`.
@@ -94,6 +100,10 @@ pub struct ClusterSection {
     /// ... when that owner had been running at least this long when this node started.
     #[serde(default = "default_handover_min_lead", with = "humantime_serde")]
     pub handover_min_lead: Duration,
+    /// How long the owner waits for each frame of the push of a fill lease it granted (after
+    /// the holder's origin answered) before it takes the fill over (`http::lease`).
+    #[serde(default = "default_lease_timeout", with = "humantime_serde")]
+    pub lease_timeout: Duration,
     /// The key read from `secret_file` when the config was loaded.
     #[serde(skip)]
     pub secret: Secret,
@@ -136,6 +146,9 @@ fn default_handover_window() -> Duration {
 }
 fn default_handover_min_lead() -> Duration {
     DEFAULT_HANDOVER_MIN_LEAD
+}
+fn default_lease_timeout() -> Duration {
+    DEFAULT_LEASE_TIMEOUT
 }
 
 /// The key in a secret file's bytes: trailing whitespace trimmed, at least [`MIN_SECRET_LEN`].
@@ -260,6 +273,16 @@ pub fn check(c: &ClusterSection, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
             ),
         ));
     }
+    if c.lease_timeout.is_zero() || c.lease_timeout > MAX_LEASE_TIMEOUT {
+        out.push(loc.at(
+            0..0,
+            &[Seg::Key("cluster"), Seg::Key("lease_timeout")],
+            format!(
+                "cluster.lease_timeout must be greater than 0 and at most 10m, not {}",
+                humantime::format_duration(c.lease_timeout)
+            ),
+        ));
+    }
     if c.suspect_timeout < c.probe_interval {
         out.push(loc.at(
             0..0,
@@ -322,6 +345,9 @@ pub fn restart_only_changes(
             if (o.handover_window, o.handover_min_lead) != (n.handover_window, n.handover_min_lead)
             {
                 changed.push("handover_window/handover_min_lead");
+            }
+            if o.lease_timeout != n.lease_timeout {
+                changed.push("lease_timeout");
             }
             (!changed.is_empty()).then(|| {
                 format!(

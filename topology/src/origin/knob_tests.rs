@@ -119,6 +119,27 @@ async fn chunk_delay_paces_the_chunks() {
 }
 
 #[tokio::test]
+async fn chunk_delay_alone_paces_a_body_of_known_length() {
+    let o = start().await;
+    let t = Instant::now();
+    let out = raw(
+        o.addr,
+        "GET /obj/s?size=10000&chunk_delay=100 HTTP/1.1\r\nhost: o\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    // 3 pieces of 4 KiB, 100 ms apart.
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+    let (head, body) = split_head(&out);
+    assert!(head.contains("\r\ncontent-length: 10000"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert_eq!(body, object_bytes("s", 10_000).to_vec());
+}
+
+#[tokio::test]
 async fn cut_knob_closes_after_k_body_bytes_with_the_full_length_announced() {
     let o = start().await;
     let out = raw(

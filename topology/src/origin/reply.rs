@@ -173,7 +173,8 @@ impl Reply {
         let body = if head_only || forbids_content {
             OriginBody::empty()
         } else {
-            let paced = if shape.chunked {
+            let paced = if shape.chunked || !shape.chunk_delay.is_zero() {
+                // With a Content-Length too (`chunk_delay=` alone): a slow body of known length.
                 OriginBody::paced(body, CHUNK_SIZE, shape.chunk_delay)
             } else if shape.cut.is_some() {
                 OriginBody::paced(body.clone(), body.len(), Duration::ZERO)

@@ -32,7 +32,7 @@ use crate::store::fill::FillWriter;
 use crate::store::object::FillHead;
 
 /// When the origin was asked and when its answer's head arrived (RFC 9111 §4.2.3).
-pub(super) struct Times {
+pub(in crate::http) struct Times {
     pub request: SystemTime,
     pub response: SystemTime,
 }
@@ -121,7 +121,9 @@ pub(in crate::http) async fn lead(
 
 /// The fill's request to the origin pool: the client's request as a GET for the whole object
 /// (its conditionals and `Range` removed), conditional on `stale`'s validators when there is one.
-async fn ask_origin(job: &Lead<'_>) -> (Result<Sent, crate::fault::Fault>, Times) {
+pub(in crate::http) async fn ask_origin(
+    job: &Lead<'_>,
+) -> (Result<Sent, crate::fault::Fault>, Times) {
     let ctx = job.ctx;
     let mut headers = forward_headers(ctx, &job.req);
     strip_conditionals(&mut headers);

@@ -27,6 +27,7 @@
 
 mod budget;
 mod reader;
+pub mod resume;
 mod shared;
 mod state;
 mod wake;

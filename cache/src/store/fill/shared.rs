@@ -143,6 +143,10 @@ impl<H> Shared<H> {
         self.state.lock().abort(&mut wake);
     }
 
+    pub(super) fn pushed(&self) -> u64 {
+        self.state.lock().pushed()
+    }
+
     #[cfg(test)]
     pub(super) fn buffered_bytes(&self) -> u64 {
         self.state.lock().buffered()

@@ -266,6 +266,11 @@ impl<H> State<H> {
         self.take_reader_wakers(wake);
     }
 
+    /// Body bytes pushed so far: the byte offset where the body goes on.
+    pub(super) fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
     #[cfg(test)]
     pub(super) fn buffered(&self) -> u64 {
         self.buffered

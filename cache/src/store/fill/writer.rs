@@ -154,6 +154,12 @@ impl<H> FillWriter<H> {
         self.shared.is_orphaned()
     }
 
+    /// Body bytes pushed so far: the offset at which a writer that takes over the fill
+    /// (`resume`) goes on, whatever its readers have read.
+    pub fn pushed(&self) -> u64 {
+        self.shared.pushed()
+    }
+
     /// Body bytes currently held.
     #[cfg(test)]
     pub fn buffered_bytes(&self) -> u64 {
