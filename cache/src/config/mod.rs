@@ -4,6 +4,7 @@
 
 mod cluster;
 mod l4;
+pub mod shared;
 mod load;
 mod types;
 mod validate;
