@@ -130,13 +130,16 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
         view(&b)
     );
     // Before the change, /two/ goes to origin one.
-    assert_eq!(get(c.addr, "/two/before", &[]).status, 200);
-    assert_eq!((one.count("/two/before"), two.count("/two/before")), (1, 0));
+    assert_eq!(get(c.addr, "/dyn/two/before", &[]).status, 200);
+    assert_eq!(
+        (one.count("/dyn/two/before"), two.count("/dyn/two/before")),
+        (1, 0)
+    );
 
     // 1. A new pool and route on a, reloaded there: version 1 on every node.
     let v1 = format!(
         "[[pool]]\nname = \"two\"\nservers = [{{ addr = \"{}\" }}]\n\n\
-         [[route]]\nmatch = {{ path_prefix = \"/two/\" }}\npool = \"two\"\ncache = false\n\n{v0}",
+         [[route]]\nmatch = {{ path_prefix = \"/dyn/two/\" }}\npool = \"two\"\ncache = false\n\n{v0}",
         two.addr
     );
     std::fs::write(&a.config, config(1, "a", &key, &v1)).expect("write a");
@@ -158,7 +161,7 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
     );
     println!("version 1 on all three nodes after {:?}", t.elapsed());
     // b and c route by it: /two/ goes to origin two (not cached: every request goes there).
-    for (node, path) in [(&b, "/two/at-b"), (&c, "/two/at-c")] {
+    for (node, path) in [(&b, "/dyn/two/at-b"), (&c, "/dyn/two/at-c")] {
         let r = get(node.addr, path, &[]);
         assert_eq!(r.status, 200, "{path}");
         assert_eq!((one.count(path), two.count(path)), (0, 1), "{path}");
@@ -174,7 +177,7 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
     // 2. A pool whose server is c's own listen address: fine on a and b, a loop on c.
     let v2 = format!(
         "[[pool]]\nname = \"mirror\"\nservers = [{{ addr = \"{}\" }}]\n\n\
-         [[route]]\nmatch = {{ path_prefix = \"/mirror/\" }}\npool = \"mirror\"\n\
+         [[route]]\nmatch = {{ path_prefix = \"/dyn/mirror/\" }}\npool = \"mirror\"\n\
          cache = false\n\n{v1}",
         http(3)
     );
@@ -189,9 +192,12 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
             && m["config_state"] == "refused"
             && m["config_refused"]["version"] == 2
             && m["config_refused"]["hash"] == h2.as_str()
-            && m["config_error"]
-                .as_str()
-                .is_some_and(|e| e.contains(&format!("server {} is this node's own listen address", http(3))))
+            && m["config_error"].as_str().is_some_and(|e| {
+                e.contains(&format!(
+                    "server {} is this node's own listen address",
+                    http(3)
+                ))
+            })
     };
     assert!(
         wait_until(SPREAD_BOUND, || {
@@ -207,12 +213,12 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
         view(&c)
     );
     // c keeps version 1: /two/ still goes to origin two, /mirror/ to the default route.
-    assert_eq!(get(c.addr, "/two/still", &[]).status, 200);
-    assert_eq!(two.count("/two/still"), 1);
+    assert_eq!(get(c.addr, "/dyn/two/still", &[]).status, 200);
+    assert_eq!(two.count("/dyn/two/still"), 1);
     // b runs version 2: /mirror/ goes to c (whose default route takes it to origin one).
-    let r = get(b.addr, "/mirror/x", &[]);
+    let r = get(b.addr, "/dyn/mirror/x", &[]);
     assert_eq!(r.status, 200);
-    assert_eq!(one.count("/mirror/x"), 1);
+    assert_eq!(one.count("/dyn/mirror/x"), 1);
     // The operator's view, on any node: the table and the JSON.
     let (code, out, err) = b.ctl(&["cluster"]);
     assert_eq!(code, 0, "{err}");
@@ -221,7 +227,10 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
         "ctl cluster:\n{out}"
     );
     assert!(
-        out.contains(&format!("refused: c v2 {h2}: pool \"mirror\" server {}", http(3))),
+        out.contains(&format!(
+            "refused: c v2 {h2}: pool \"mirror\" server {}",
+            http(3)
+        )),
         "ctl cluster:\n{out}"
     );
     println!("strait ctl cluster (at b):\n{out}");
@@ -241,13 +250,17 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
     reload(&a);
     let (n3, h3, _) = config_of(&a, "a").expect("a's version");
     assert_eq!(n3, 3);
-    assert_eq!(h3, h1, "the same pools and routes as version 1: the same hash");
+    assert_eq!(
+        h3, h1,
+        "the same pools and routes as version 1: the same hash"
+    );
     assert!(
         wait_until(SPREAD_BOUND, || everywhere(&[&a, &b, &c], |_| (
             3,
             h3.clone(),
             "applied".into()
-        )) && member(&a, "c")["config_error"].is_null()),
+        )) && member(&a, "c")["config_error"]
+            .is_null()),
         "version 3 not everywhere: {}",
         view(&a)
     );
@@ -262,7 +275,7 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
         "restarted c did not adopt version 3: {}",
         view(&c)
     );
-    let r = get(c.addr, "/two/after-restart", &[]);
+    let r = get(c.addr, "/dyn/two/after-restart", &[]);
     assert_eq!(r.status, 200);
-    assert_eq!(two.count("/two/after-restart"), 1);
+    assert_eq!(two.count("/dyn/two/after-restart"), 1);
 }

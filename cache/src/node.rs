@@ -103,17 +103,16 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
                     addr: *c.gossip_listen.get_ref(),
                     source,
                 })?;
-            let shared =
-                config::shared::shared_part(&file_text).map_err(|message| {
-                    config::ConfigError::Invalid {
-                        path: path.to_path_buf(),
-                        diagnostics: vec![config::Diagnostic {
-                            line: 1,
-                            col: 1,
-                            message,
-                        }],
-                    }
-                })?;
+            let shared = config::shared::shared_part(&file_text).map_err(|message| {
+                config::ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    diagnostics: vec![config::Diagnostic {
+                        line: 1,
+                        col: 1,
+                        message,
+                    }],
+                }
+            })?;
             let dist = ConfigDist::new(file_text, shared);
             let cluster = Cluster::new(
                 cfg.node.id.get_ref(),

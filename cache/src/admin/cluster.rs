@@ -100,7 +100,12 @@ fn config_cell(note: Option<&Note>) -> String {
     };
     let mut s = format!("v{} {}", n.applied.number, short_hex(&n.applied.hash));
     if let Some((v, reason)) = &n.refused {
-        let _ = write!(s, "; refused v{} {}: {reason}", v.number, short_hex(&v.hash));
+        let _ = write!(
+            s,
+            "; refused v{} {}: {reason}",
+            v.number,
+            short_hex(&v.hash)
+        );
     }
     s
 }
@@ -291,13 +296,19 @@ mod tests {
         let b = &v["members"][1];
         assert_eq!(b["config_version"], 2);
         assert_eq!(b["config_state"], "refused");
-        assert_eq!(b["config_refused"], json!({"version": 3, "hash": "abababababab"}));
+        assert_eq!(
+            b["config_refused"],
+            json!({"version": 3, "hash": "abababababab"})
+        );
         assert_eq!(b["config_error"], "route 2: bad <regex>");
         // A member without a note (a director): nulls.
         assert_eq!(v["members"][2]["config_version"], Value::Null);
         let mut h = String::new();
         render_table(&mut h, Some(&s));
         assert!(h.contains("v3 1f1f1f1f1f1f"), "{h}");
-        assert!(h.contains("refused v3 abababababab: route 2: bad &lt;regex&gt;"), "{h}");
+        assert!(
+            h.contains("refused v3 abababababab: route 2: bad &lt;regex&gt;"),
+            "{h}"
+        );
     }
 }

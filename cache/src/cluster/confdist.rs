@@ -132,7 +132,9 @@ fn cut(s: &str, max: usize) -> &str {
 pub fn max_seen(own: &ConfigNote, others: &[ConfigNote]) -> u64 {
     std::iter::once(own)
         .chain(others)
-        .flat_map(|n| std::iter::once(n.applied.number).chain(n.refused.as_ref().map(|r| r.0.number)))
+        .flat_map(|n| {
+            std::iter::once(n.applied.number).chain(n.refused.as_ref().map(|r| r.0.number))
+        })
         .max()
         .unwrap_or(0)
 }
@@ -502,7 +504,13 @@ mod tests {
                 text: part.text.clone()
             }
         );
-        assert!(matches!(answer(&dist, 1, part.hash), Frame::Error { code: 404, .. }));
-        assert!(matches!(answer(&dist, 0, [0; 32]), Frame::Error { code: 404, .. }));
+        assert!(matches!(
+            answer(&dist, 1, part.hash),
+            Frame::Error { code: 404, .. }
+        ));
+        assert!(matches!(
+            answer(&dist, 0, [0; 32]),
+            Frame::Error { code: 404, .. }
+        ));
     }
 }

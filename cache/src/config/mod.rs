@@ -4,8 +4,8 @@
 
 mod cluster;
 mod l4;
-pub mod shared;
 mod load;
+pub mod shared;
 mod types;
 mod validate;
 

@@ -72,7 +72,9 @@ pub fn hex(hash: &Hash) -> String {
 /// The shared part of a node config text (see the module doc); a text that is not TOML is
 /// an error with the parser's message.
 pub fn shared_part(text: &str) -> Result<SharedPart, String> {
-    let table = text.parse::<toml::Table>().map_err(|e| e.message().to_owned())?;
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| e.message().to_owned())?;
     let shared: toml::Table = table
         .into_iter()
         .filter(|(k, _)| SHARED_KEYS.contains(&k.as_str()))
@@ -90,7 +92,9 @@ fn canonical(shared: &toml::Table) -> Result<SharedPart, String> {
 /// Check that `text` is a canonical shared text (what a peer sends): TOML with only shared
 /// keys, in the canonical layout. Returns its shared part.
 pub fn parse_shared(text: &str) -> Result<SharedPart, String> {
-    let table = text.parse::<toml::Table>().map_err(|e| e.message().to_owned())?;
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| e.message().to_owned())?;
     if let Some(k) = table.keys().find(|k| !SHARED_KEYS.contains(&k.as_str())) {
         return Err(format!("`{k}` is node-local and is never distributed"));
     }
@@ -153,7 +157,10 @@ gossip_listen = "127.0.0.1:7946"
             .replace("# node a", "# b, with comments\n")
             .replace("id = \"a\"", "id = \"b\"")
             .replace("127.0.0.1:7070", "127.0.0.2:7070")
-            .replace("[{ addr = \"127.0.0.1:18080\" }]", "[ { addr = '127.0.0.1:18080' } ]");
+            .replace(
+                "[{ addr = \"127.0.0.1:18080\" }]",
+                "[ { addr = '127.0.0.1:18080' } ]",
+            );
         assert_eq!(shared_part(&b).unwrap(), a);
         // A change to a route: another hash.
         let c = A.replace("[[route]]\n", "[[route]]\ncache = false\n");
@@ -166,9 +173,10 @@ gossip_listen = "127.0.0.1:7946"
 
     #[test]
     fn merging_keeps_the_nodes_own_keys_and_takes_the_shared_pools_and_routes() {
-        let other = A
-            .replace("18080", "28080")
-            .replace("[[route]]\n", "[[route]]\nmatch = { path_prefix = \"/x/\" }\npool = \"origin\"\n[[route]]\n");
+        let other = A.replace("18080", "28080").replace(
+            "[[route]]\n",
+            "[[route]]\nmatch = { path_prefix = \"/x/\" }\npool = \"origin\"\n[[route]]\n",
+        );
         let shared = shared_part(&other).unwrap();
         let local = A.replace("id = \"a\"", "id = \"c\"");
         let merged = merge(&local, &shared.text).unwrap();
@@ -187,7 +195,9 @@ gossip_listen = "127.0.0.1:7946"
         assert_eq!(shared_part(&merged).unwrap(), shared);
         // A shared text with a node-local key, or not canonical, is refused.
         assert!(parse_shared(&shared.text).is_ok());
-        assert!(parse_shared("[node]\nid = \"x\"\n").unwrap_err().contains("node-local"));
+        assert!(parse_shared("[node]\nid = \"x\"\n")
+            .unwrap_err()
+            .contains("node-local"));
         assert!(parse_shared(&format!("# c\n{}", shared.text)).is_err());
     }
 

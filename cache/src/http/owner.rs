@@ -120,8 +120,12 @@ async fn connection(
                 c.send(Frame::Count(n as u64)).await?;
             }
             Frame::ConfigGet { version, hash } => {
-                c.send(crate::cluster::confdist::answer(&cluster.config, version, hash))
-                    .await?;
+                c.send(crate::cluster::confdist::answer(
+                    &cluster.config,
+                    version,
+                    hash,
+                ))
+                .await?;
             }
             other => {
                 let what = other.name();

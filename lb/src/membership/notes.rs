@@ -158,7 +158,11 @@ impl<T> foca::BroadcastHandler<T> for NoteHandler {
     type Key = NoteKey;
     type Error = NoteError;
 
-    fn receive_item(&mut self, data: &[u8], sender: Option<&T>) -> Result<Option<NoteKey>, NoteError> {
+    fn receive_item(
+        &mut self,
+        data: &[u8],
+        sender: Option<&T>,
+    ) -> Result<Option<NoteKey>, NoteError> {
         let item = Item::decode(data)?;
         let key = NoteKey {
             id: item.id.clone(),

@@ -18,7 +18,13 @@ pub fn render_cluster(view: &Value) -> String {
         return format!("{out}{view}\n");
     };
     let mut rows = vec![[
-        "member", "addr", "gossip", "state", "weight", "config", "config_state",
+        "member",
+        "addr",
+        "gossip",
+        "state",
+        "weight",
+        "config",
+        "config_state",
     ]
     .map(String::from)
     .to_vec()];
@@ -84,9 +90,18 @@ mod tests {
              "config_refused": {"version": 3, "hash": "1f2e3d4c5b6a"},
              "config_error": "pool \"p\": a loop"}]});
         let t = render_cluster(&v);
-        assert!(t.contains("a*      x     y       alive  1       v3 1f2e3d4c5b6a  applied\n"), "{t}");
-        assert!(t.contains("c       x     y       alive  1       v2 0a0b0c0d0e0f  refused\n"), "{t}");
-        assert!(t.ends_with("refused: c v3 1f2e3d4c5b6a: pool \"p\": a loop\n"), "{t}");
+        assert!(
+            t.contains("a*      x     y       alive  1       v3 1f2e3d4c5b6a  applied\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("c       x     y       alive  1       v2 0a0b0c0d0e0f  refused\n"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("refused: c v3 1f2e3d4c5b6a: pool \"p\": a loop\n"),
+            "{t}"
+        );
         assert_eq!(render_cluster(&json!([1])), "[1]\n");
     }
 }

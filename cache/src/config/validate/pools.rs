@@ -345,8 +345,14 @@ mod tests {
                  requests would loop back to it)"
             )]
         };
-        assert_eq!(with("127.0.0.1:8080", "127.0.0.1:8080"), looped("127.0.0.1:8080"));
-        assert_eq!(with("0.0.0.0:8080", "127.0.0.1:8080"), looped("127.0.0.1:8080"));
+        assert_eq!(
+            with("127.0.0.1:8080", "127.0.0.1:8080"),
+            looped("127.0.0.1:8080")
+        );
+        assert_eq!(
+            with("0.0.0.0:8080", "127.0.0.1:8080"),
+            looped("127.0.0.1:8080")
+        );
         // Another port, or another host's address on that port: fine.
         assert!(with("127.0.0.1:8080", "127.0.0.1:8081").is_empty());
         assert!(with("127.0.0.1:8080", "127.0.0.2:8080").is_empty());
