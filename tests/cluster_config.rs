@@ -166,6 +166,12 @@ fn a_reloaded_change_reaches_every_node_and_a_refusal_is_shown_everywhere() {
         assert_eq!(r.status, 200, "{path}");
         assert_eq!((one.count(path), two.count(path)), (0, 1), "{path}");
     }
+    // A reload of b whose file's pools and routes did not change keeps version 1 (it does
+    // not undo a's change with b's file).
+    reload(&b);
+    assert_eq!(config_of(&b, "b"), Some((1, h1.clone(), "applied".into())));
+    assert_eq!(get(b.addr, "/dyn/two/after-b-reload", &[]).status, 200);
+    assert_eq!(two.count("/dyn/two/after-b-reload"), 1);
     // b's and c's files are untouched: the version lives in memory.
     assert!(std::fs::read_to_string(&b.config)
         .unwrap()
