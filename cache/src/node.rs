@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::cluster::confdist::{self, ConfigDist};
 use crate::cluster::{Cluster, Membership};
 use crate::config::{self, NodeConfig};
 use crate::http::ctx::{Ctx, Runtime};
@@ -39,6 +40,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The config file could not be read again at start (for its shared part).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// The SIGTERM, SIGINT or SIGHUP handler could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
@@ -72,6 +76,11 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
     let rt = Runtime::from_config(&cfg, None)?;
+    // The file as read now: its shared part is version 0 of the config distribution.
+    let file_text = std::fs::read_to_string(path).map_err(|source| config::ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // The peer listener is bound before gossip announces this node, so no peer finds it
     // closed; it serves once the context exists.
     let peer_listener = match &cfg.cluster {
@@ -94,12 +103,26 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
                     addr: *c.gossip_listen.get_ref(),
                     source,
                 })?;
-            Some(Cluster::new(
+            let shared = config::shared::shared_part(&file_text).map_err(|message| {
+                config::ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    diagnostics: vec![config::Diagnostic {
+                        line: 1,
+                        col: 1,
+                        message,
+                    }],
+                }
+            })?;
+            let dist = ConfigDist::new(file_text, shared);
+            let cluster = Cluster::new(
                 cfg.node.id.get_ref(),
                 members,
                 c.secret.key(),
                 PEER_CONNECT_TIMEOUT,
-            ))
+                dist,
+            );
+            confdist::announce(&cluster, &cluster.config.lock());
+            Some(cluster)
         }
         None => None,
     };
@@ -152,6 +175,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
             Arc::clone(&ctx),
             stop_rx.clone(),
         ));
+        tokio::spawn(confdist::run(Arc::clone(&ctx), stop_rx.clone()));
     }
     tracing::info!(node = %ctx.node_id, "node started");
 
@@ -181,19 +205,87 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
 /// (they finish on the pools they started with) and the health of unchanged servers are kept.
 /// An invalid file is refused with its reasons and the running config stays. `[cluster]` is
 /// start-only: a change to it is logged as refused while the rest of the reload applies.
+///
+/// In a cluster (`cluster::confdist`): when the file's pools and routes changed since it was
+/// last read, they become a new shared version, announced to the cluster; otherwise the
+/// running shared version (maybe one another member distributed) stays and the file's
+/// node-local keys are applied under it.
 pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
     let path = &ctx.config_path;
-    let cfg = config::load(path).map_err(|e| {
-        let msg = e.to_string();
+    let refuse = |msg: String| {
         tracing::error!("reload refused, keeping the running config:\n{msg}");
         msg
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        refuse(
+            config::ConfigError::Read {
+                path: path.clone(),
+                source,
+            }
+            .to_string(),
+        )
     })?;
+    let file_cfg = config::parse(&text).map_err(|diagnostics| {
+        refuse(
+            config::ConfigError::Invalid {
+                path: path.clone(),
+                diagnostics,
+            }
+            .to_string(),
+        )
+    })?;
+    let Some(cluster) = &ctx.cluster else {
+        install(ctx, &file_cfg).map_err(refuse)?;
+        tracing::info!(path = %path.display(), "config reloaded");
+        return Ok(());
+    };
+    let shared = config::shared::shared_part(&text).map_err(refuse)?;
+    let mut st = cluster.config.lock();
+    if shared.hash != st.file_hash && shared.hash != st.applied.hash {
+        install(ctx, &file_cfg).map_err(refuse)?;
+        let members = cluster.members.members();
+        let notes = cluster.members.notes();
+        let others: Vec<_> = confdist::offers(cluster.members.self_id(), &members, &notes)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        let number = confdist::max_seen(&st.note(), &others) + 1;
+        st.applied = config::shared::Version {
+            number,
+            hash: shared.hash,
+        };
+        st.applied_text = Arc::from(shared.text);
+        st.refused = None;
+        tracing::info!(version = %st.applied, "pools and routes changed: a new shared config version, announced to the cluster");
+    } else {
+        let cfg = if shared.hash == st.applied.hash {
+            file_cfg
+        } else {
+            let merged = config::shared::merge(&text, &st.applied_text).map_err(refuse)?;
+            config::parse(&merged).map_err(|d| {
+                refuse(format!(
+                    "{}: its node-local keys under the cluster's shared config {}: {}",
+                    path.display(),
+                    st.applied,
+                    confdist::reasons(&d)
+                ))
+            })?
+        };
+        install(ctx, &cfg).map_err(refuse)?;
+    }
+    st.file_text = text;
+    st.file_hash = shared.hash;
+    confdist::announce(cluster, &st);
+    tracing::info!(path = %path.display(), version = %st.applied, "config reloaded");
+    Ok(())
+}
+
+/// Swap in the pools, routes and knobs of `cfg` (validated), as a reload does; `[cluster]`
+/// changes are logged as refused (start-only).
+pub(crate) fn install(ctx: &Ctx, cfg: &NodeConfig) -> Result<(), String> {
     let current = ctx.rt.load();
-    let rt = Runtime::from_config(&cfg, Some(&current)).map_err(|e| {
-        let msg = format!("{}: {e}", path.display());
-        tracing::error!("reload refused, keeping the running config: {msg}");
-        msg
-    })?;
+    let rt = Runtime::from_config(cfg, Some(&current))
+        .map_err(|e| format!("{}: {e}", ctx.config_path.display()))?;
     ctx.fills
         .configure(rt.limits.inflight, rt.limits.stream_lag);
     ctx.rt.store(Arc::new(rt));
@@ -201,6 +293,5 @@ pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
     if let Some(why) = config::restart_only_changes(running, cfg.cluster.as_ref()) {
         tracing::error!("reload: {why}; the running cluster membership stays");
     }
-    tracing::info!(path = %path.display(), "config reloaded");
     Ok(())
 }

@@ -1,14 +1,19 @@
 //! The cluster in the admin views: `GET /cluster.json`, the stats page's cluster table and
-//! the `strait_cluster_members{state}` / `strait_gossip_*_total` metrics.
+//! the `strait_cluster_members{state}` / `strait_gossip_*_total` metrics. Each member's
+//! shared config version (`cluster::confdist`) comes from its gossip note.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 use std::sync::Arc;
 
 use html_escape::encode_quoted_attribute as escape;
-use serde_json::Value;
+use serde_json::{json, Value};
 use strait_lb::admin::metrics::{counter, gauges, DescriptorEncoder};
 use strait_lb::membership::members::{self, Member, MemberState};
-use strait_lb::membership::Membership;
+use strait_lb::membership::{Membership, Note};
+
+use crate::cluster::confdist::ConfigNote;
+use crate::config::shared::short_hex;
 
 /// The cluster as one read sees it.
 pub struct ClusterSnapshot {
@@ -17,6 +22,8 @@ pub struct ClusterSnapshot {
     pub gossip_rejected: u64,
     pub gossip_malformed: u64,
     pub gossip_replayed: u64,
+    /// Every member's gossip note, by member id.
+    pub notes: Arc<BTreeMap<String, Note>>,
 }
 
 impl ClusterSnapshot {
@@ -28,16 +35,79 @@ impl ClusterSnapshot {
             gossip_rejected: m.gossip_rejected(),
             gossip_malformed: m.gossip_malformed(),
             gossip_replayed: m.gossip_replayed(),
+            notes: m.notes(),
         }
     }
 }
 
 /// The `/cluster.json` document; a node without `[cluster]` lists itself alone.
 pub fn to_json(node_id: &str, c: Option<&ClusterSnapshot>) -> Value {
-    match c {
-        Some(c) => members::to_json(&c.self_id, &c.members),
-        None => members::single_node_json(node_id),
+    let Some(c) = c else {
+        return members::single_node_json(node_id);
+    };
+    let mut v = members::to_json(&c.self_id, &c.members);
+    if let Some(list) = v.get_mut("members").and_then(Value::as_array_mut) {
+        for m in list {
+            let note = m
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| c.notes.get(id))
+                .and_then(|n| ConfigNote::decode(&n.data));
+            if let Some(obj) = m.as_object_mut() {
+                for (k, val) in config_fields(note.as_ref()) {
+                    obj.insert(k.into(), val);
+                }
+            }
+        }
     }
+    v
+}
+
+/// A member's `config_version`, `config_hash` (12 hex digits), `config_state` (`applied`,
+/// or `refused` while it refuses a newer version), `config_refused` (that version and hash)
+/// and `config_error` (the reason); nulls for a member that announced none (a director).
+fn config_fields(note: Option<&ConfigNote>) -> [(&'static str, Value); 5] {
+    let Some(n) = note else {
+        return [
+            ("config_version", Value::Null),
+            ("config_hash", Value::Null),
+            ("config_state", Value::Null),
+            ("config_refused", Value::Null),
+            ("config_error", Value::Null),
+        ];
+    };
+    let (state, refused, error) = match &n.refused {
+        Some((v, reason)) => (
+            "refused",
+            json!({"version": v.number, "hash": short_hex(&v.hash)}),
+            json!(reason),
+        ),
+        None => ("applied", Value::Null, Value::Null),
+    };
+    [
+        ("config_version", json!(n.applied.number)),
+        ("config_hash", json!(short_hex(&n.applied.hash))),
+        ("config_state", json!(state)),
+        ("config_refused", refused),
+        ("config_error", error),
+    ]
+}
+
+/// `v3 1f2e3d4c5b6a`, and `refused v4 …: reason` when it refuses one: the page's config cell.
+fn config_cell(note: Option<&Note>) -> String {
+    let Some(n) = note.and_then(|n| ConfigNote::decode(&n.data)) else {
+        return "-".into();
+    };
+    let mut s = format!("v{} {}", n.applied.number, short_hex(&n.applied.hash));
+    if let Some((v, reason)) = &n.refused {
+        let _ = write!(
+            s,
+            "; refused v{} {}: {reason}",
+            v.number,
+            short_hex(&v.hash)
+        );
+    }
+    s
 }
 
 /// The stats page's cluster table.
@@ -49,7 +119,8 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
     };
     h.push_str(
         "<table><tr><th class=\"l\">member</th><th class=\"l\">peer</th>\
-         <th class=\"l\">gossip</th><th>state</th><th>weight</th></tr>",
+         <th class=\"l\">gossip</th><th>state</th><th>weight</th>\
+         <th class=\"l\">config</th></tr>",
     );
     for m in c.members.iter() {
         let class = match m.state {
@@ -61,12 +132,13 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
         let _ = write!(
             h,
             "<tr class=\"{class}\"><td class=\"l\">{}{me}</td><td class=\"l\">{}</td>\
-             <td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             escape(&m.id),
             m.peer_addr,
             m.gossip_addr,
             m.state.as_str().to_uppercase(),
-            m.weight
+            m.weight,
+            html_escape::encode_text(&config_cell(c.notes.get(&m.id)))
         );
     }
     let _ = write!(
@@ -142,6 +214,7 @@ mod tests {
             gossip_rejected: 4,
             gossip_malformed: 1,
             gossip_replayed: 2,
+            notes: Arc::new(BTreeMap::new()),
         }
     }
 
@@ -181,5 +254,61 @@ mod tests {
         assert!(h.contains("single node"), "{h}");
         assert_eq!(to_json("solo", None)["members"][0]["id"], "solo");
         assert_eq!(to_json("x", Some(&snapshot()))["self"], "a");
+    }
+
+    #[test]
+    fn each_member_shows_its_config_version_and_refusal() {
+        use crate::config::shared::Version;
+        let note = |applied: u64, refused: Option<(u64, &str)>| Note {
+            epoch: 1,
+            seq: 1,
+            data: Arc::from(
+                ConfigNote {
+                    applied: Version {
+                        number: applied,
+                        hash: [0x1f; 32],
+                    },
+                    refused: refused.map(|(n, r)| {
+                        (
+                            Version {
+                                number: n,
+                                hash: [0xab; 32],
+                            },
+                            r.to_owned(),
+                        )
+                    }),
+                }
+                .encode(),
+            ),
+        };
+        let mut s = snapshot();
+        s.notes = Arc::new(BTreeMap::from([
+            ("a".to_owned(), note(3, None)),
+            ("b".to_owned(), note(2, Some((3, "route 2: bad <regex>")))),
+        ]));
+        let v = to_json("a", Some(&s));
+        let a = &v["members"][0];
+        assert_eq!(
+            (&a["config_version"], &a["config_hash"], &a["config_state"]),
+            (&json!(3), &json!("1f1f1f1f1f1f"), &json!("applied"))
+        );
+        assert_eq!(a["config_error"], Value::Null);
+        let b = &v["members"][1];
+        assert_eq!(b["config_version"], 2);
+        assert_eq!(b["config_state"], "refused");
+        assert_eq!(
+            b["config_refused"],
+            json!({"version": 3, "hash": "abababababab"})
+        );
+        assert_eq!(b["config_error"], "route 2: bad <regex>");
+        // A member without a note (a director): nulls.
+        assert_eq!(v["members"][2]["config_version"], Value::Null);
+        let mut h = String::new();
+        render_table(&mut h, Some(&s));
+        assert!(h.contains("v3 1f1f1f1f1f1f"), "{h}");
+        assert!(
+            h.contains("refused v3 abababababab: route 2: bad &lt;regex&gt;"),
+            "{h}"
+        );
     }
 }

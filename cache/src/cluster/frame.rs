@@ -33,6 +33,8 @@
 //! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`), or body bytes stored (`Push`) |
 //! | 11 | `Error` | either | `u16` code, `str` message |
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
+//! | 13 | `ConfigGet` | either | `u64` version, 32-byte hash: ask for the shared config a member announced (`cluster::confdist`) |
+//! | 14 | `Config` | either | `u64` version, 32-byte hash, `text` shared config (canonical TOML); the answer to `ConfigGet` (else `Error`) |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -50,6 +52,8 @@
 //! (a stale object served under stale-while-revalidate or stale-if-error, a revalidation, an
 //! error): status and headers as sent to a client, its `Cache-Status` member included; the
 //! requester relays it and stores nothing. Body length `u64::MAX`: not known in advance.
+//! `Config.text` is a `str` bounded by the frame length ([`Limits::max_frame`]), not by
+//! [`Limits::max_field`].
 //!
 //! # Limits
 //! Every length is checked against [`Limits`] before anything is allocated for it, on
@@ -176,6 +180,23 @@ pub enum Frame {
     /// Owner → requester: the owner's own answer to the request; its body follows as
     /// `Data`* then `End`.
     Answer(Answer),
+    /// Ask a member for the shared config version it announced; answered with `Config`, or
+    /// `Error` 404 when it does not run that version (any more).
+    ConfigGet {
+        /// The version number.
+        version: u64,
+        /// Its SHA-256 content hash.
+        hash: [u8; 32],
+    },
+    /// A shared config version (`cluster::confdist`): canonical TOML of the shared sections.
+    Config {
+        /// The version number.
+        version: u64,
+        /// SHA-256 of `text` (the receiver checks it).
+        hash: [u8; 32],
+        /// The canonical text.
+        text: String,
+    },
 }
 
 impl Frame {
@@ -198,6 +219,8 @@ impl Frame {
             Frame::Count(_) => Kind::Count,
             Frame::Error { .. } => Kind::Error,
             Frame::Answer(_) => Kind::Answer,
+            Frame::ConfigGet { .. } => Kind::ConfigGet,
+            Frame::Config { .. } => Kind::Config,
         }
     }
 
@@ -222,6 +245,8 @@ pub(crate) enum Kind {
     Count = 10,
     Error = 11,
     Answer = 12,
+    ConfigGet = 13,
+    Config = 14,
 }
 
 impl Kind {
@@ -239,6 +264,8 @@ impl Kind {
             10 => Kind::Count,
             11 => Kind::Error,
             12 => Kind::Answer,
+            13 => Kind::ConfigGet,
+            14 => Kind::Config,
             _ => return None,
         })
     }
@@ -258,6 +285,8 @@ impl Kind {
             Kind::Count => "Count",
             Kind::Error => "Error",
             Kind::Answer => "Answer",
+            Kind::ConfigGet => "ConfigGet",
+            Kind::Config => "Config",
         }
     }
 }

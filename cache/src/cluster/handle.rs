@@ -31,6 +31,8 @@ pub struct Cluster {
     pub peers: Pool,
     pub secret: Option<Arc<[u8]>>,
     pub limits: Limits,
+    /// The shared config version this node runs (`confdist`).
+    pub config: super::confdist::ConfigDist,
     self_id: String,
     /// When this node joined (its membership started).
     joined: Instant,
@@ -42,6 +44,7 @@ impl Cluster {
         members: Membership,
         secret: Option<Arc<[u8]>>,
         connect_timeout: std::time::Duration,
+        config: super::confdist::ConfigDist,
     ) -> Cluster {
         let limits = Limits::default();
         Cluster {
@@ -49,6 +52,7 @@ impl Cluster {
             members,
             secret,
             limits,
+            config,
             self_id: self_id.to_owned(),
             joined: Instant::now(),
         }

@@ -5,6 +5,7 @@
 mod cluster;
 mod l4;
 mod load;
+pub mod shared;
 mod types;
 mod validate;
 

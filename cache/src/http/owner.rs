@@ -122,6 +122,14 @@ async fn connection(
                 add(&ctx.counters.invalidated, n as u64);
                 c.send(Frame::Count(n as u64)).await?;
             }
+            Frame::ConfigGet { version, hash } => {
+                c.send(crate::cluster::confdist::answer(
+                    &cluster.config,
+                    version,
+                    hash,
+                ))
+                .await?;
+            }
             other => {
                 let what = other.name();
                 let _ = c

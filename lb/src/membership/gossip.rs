@@ -33,7 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, OwnedNotification, PostcardCodec};
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec};
+use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::net::UdpSocket;
@@ -42,6 +43,7 @@ use tokio::task::JoinHandle;
 
 use super::identity::{state_of, NodeIdentity};
 use super::members::{self, Member, MemberState};
+use super::notes::{self, Book, Item, Note, NoteHandler};
 use super::seal;
 use super::section::ClusterSection;
 use super::timers::Timers;
@@ -61,7 +63,7 @@ const RECV_BUFFER: usize = STAMP_LEN + MAX_PAYLOAD + seal::TAG_LEN + 1;
 /// Senders whose replay window is kept at most.
 pub(super) const MAX_WINDOWS: usize = 4096;
 
-type Swim = Foca<NodeIdentity, PostcardCodec, StdRng, NoCustomBroadcast>;
+type Swim = Foca<NodeIdentity, PostcardCodec, StdRng, NoteHandler>;
 
 /// What the gossip task shares with readers.
 struct Shared {
@@ -70,6 +72,10 @@ struct Shared {
     rejected: AtomicU64,
     malformed: AtomicU64,
     replayed: AtomicU64,
+    /// Every member's note (`super::notes`), by member id.
+    notes: ArcSwap<std::collections::BTreeMap<String, Note>>,
+    /// Grows whenever a note is added or replaced.
+    note_changes: watch::Sender<u64>,
 }
 
 /// Owns the gossip task: dropping the last handle stops it.
@@ -78,6 +84,8 @@ struct Inner {
     settings: ClusterSection,
     shared: Arc<Shared>,
     leave: mpsc::Sender<oneshot::Sender<()>>,
+    /// This node's new note data, to the task.
+    note: mpsc::UnboundedSender<Vec<u8>>,
     left: AtomicBool,
     task: JoinHandle<()>,
 }
@@ -119,11 +127,16 @@ impl Membership {
             .map(|s| *s.get_ref())
             .filter(|s| *s != identity.gossip)
             .collect();
-        let foca = Foca::new(
+        let book = Arc::new(Mutex::new(Book::default()));
+        let foca = Foca::with_custom_broadcast(
             identity.clone(),
             swim_config(cfg.probe_interval, cfg.suspect_timeout),
             StdRng::from_os_rng(),
             PostcardCodec,
+            NoteHandler {
+                book: Arc::clone(&book),
+                self_id: self_id.to_owned(),
+            },
         );
         let first = vec![identity.member(MemberState::Alive)];
         let (changes, _) = watch::channel(0);
@@ -133,8 +146,12 @@ impl Membership {
             rejected: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
+            notes: ArcSwap::from_pointee(Default::default()),
+            note_changes: watch::channel(0).0,
         });
         let (leave, leave_rx) = mpsc::channel(1);
+        let (note, note_rx) = mpsc::unbounded_channel();
+        let note_epoch = identity.bump;
         let task = Gossip {
             foca,
             rt: AccumulatingRuntime::new(),
@@ -147,6 +164,9 @@ impl Membership {
             leaving: false,
             stamps: crate::sync::Sequencer::new(crate::sync::epoch_at(SystemTime::now())),
             windows: std::collections::HashMap::new(),
+            book,
+            note_epoch,
+            own_note: None,
         };
         tracing::info!(
             gossip = %cfg.gossip_listen.get_ref(),
@@ -154,13 +174,14 @@ impl Membership {
             authenticated = task.key.is_some(),
             "cluster membership started"
         );
-        let task = tokio::spawn(task.run(leave_rx));
+        let task = tokio::spawn(task.run(leave_rx, note_rx));
         Ok(Membership {
             inner: Arc::new(Inner {
                 self_id: self_id.to_owned(),
                 settings: cfg.clone(),
                 shared,
                 leave,
+                note,
                 left: AtomicBool::new(false),
                 task,
             }),
@@ -205,6 +226,29 @@ impl Membership {
     /// Authenticated datagrams dropped as replays (see the module doc).
     pub fn gossip_replayed(&self) -> u64 {
         self.inner.shared.replayed.load(Ordering::Relaxed)
+    }
+
+    /// Publish `data` as this node's note (`super::notes`): it replaces the previous one and
+    /// reaches every member by gossip. Data over [`notes::MAX_NOTE_DATA`] bytes is refused.
+    pub fn set_note(&self, data: Vec<u8>) -> Result<(), NoteTooLong> {
+        if data.len() > notes::MAX_NOTE_DATA {
+            return Err(NoteTooLong(data.len()));
+        }
+        // The task is gone only once the node leaves: nothing to tell then.
+        let _ = self.inner.note.send(data);
+        Ok(())
+    }
+
+    /// Every member's latest note this node holds (its own included), by member id; a
+    /// lock-free read. Notes of members that left stay until [`notes::MAX_NOTES`] forces
+    /// them out; join with [`Membership::members`] by id.
+    pub fn notes(&self) -> Arc<std::collections::BTreeMap<String, Note>> {
+        self.inner.shared.notes.load_full()
+    }
+
+    /// A counter that grows whenever a member's note is added or replaced.
+    pub fn subscribe_notes(&self) -> watch::Receiver<u64> {
+        self.inner.shared.note_changes.subscribe()
     }
 
     /// Leave the cluster: tell a few members this node is going, then stop gossiping. Waits
@@ -261,15 +305,32 @@ struct Gossip {
     stamps: crate::sync::Sequencer,
     /// Each sender's replay window and when it was last heard (with a key).
     windows: std::collections::HashMap<SocketAddr, (crate::sync::Window, Instant)>,
+    /// The notes foca's broadcast handler keeps.
+    book: Arc<Mutex<Book>>,
+    /// This process's note epoch (its start, ms since the UNIX epoch).
+    note_epoch: u64,
+    /// This node's note as last published (encoded), re-added every `NOTE_REFRESH`.
+    own_note: Option<(u64, Vec<u8>)>,
 }
 
+/// A note larger than [`notes::MAX_NOTE_DATA`] (its length).
+#[derive(Debug, thiserror::Error)]
+#[error("member note of {0} bytes is over the {max} byte limit", max = notes::MAX_NOTE_DATA)]
+pub struct NoteTooLong(pub usize);
+
 impl Gossip {
-    async fn run(mut self, mut leave: mpsc::Receiver<oneshot::Sender<()>>) {
+    async fn run(
+        mut self,
+        mut leave: mpsc::Receiver<oneshot::Sender<()>>,
+        mut note: mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
         self.announce_to_seeds();
         self.flush().await;
         let mut buf = vec![0u8; RECV_BUFFER];
         let mut reannounce = tokio::time::interval(REANNOUNCE_INTERVAL);
         reannounce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refresh = tokio::time::interval(notes::NOTE_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = self.timers.next_deadline();
             tokio::select! {
@@ -290,6 +351,14 @@ impl Gossip {
                         self.announce_to_seeds();
                     }
                 }
+                Some(data) = note.recv() => self.publish_note(data),
+                _ = refresh.tick() => {
+                    if let Some((_, own)) = &self.own_note {
+                        if let Err(e) = self.foca.add_broadcast(own) {
+                            tracing::debug!(error = %e, "member note refresh");
+                        }
+                    }
+                }
                 done = leave.recv() => {
                     // Leaving declares ourselves dead: no warning for that.
                     self.leaving = true;
@@ -307,7 +376,39 @@ impl Gossip {
             }
             self.flush().await;
             self.publish(MemberState::Alive);
+            self.publish_notes();
         }
+    }
+
+    /// This node's new note: the next sequence number, into foca's backlog.
+    fn publish_note(&mut self, data: Vec<u8>) {
+        let seq = self.own_note.as_ref().map_or(1, |(s, _)| s + 1);
+        let item = Item {
+            id: self.identity.id.clone(),
+            note: Note {
+                epoch: self.note_epoch,
+                seq,
+                data: Arc::from(data),
+            },
+        };
+        let encoded = item.encode();
+        if let Err(e) = self.foca.add_broadcast(&encoded) {
+            tracing::warn!(error = %e, "member note not published");
+        }
+        self.own_note = Some((seq, encoded));
+    }
+
+    /// Share the notes if one changed.
+    fn publish_notes(&mut self) {
+        let snapshot = {
+            let mut book = self.book.lock();
+            if !book.take_changed() {
+                return;
+            }
+            book.snapshot()
+        };
+        self.shared.notes.store(Arc::new(snapshot));
+        self.shared.note_changes.send_modify(|n| *n += 1);
     }
 
     fn announce_to_seeds(&mut self) {

@@ -79,3 +79,49 @@ async fn without_a_key_there_is_no_replay_check_and_a_short_datagram_is_malforme
     assert_eq!(m.gossip_replayed(), 0);
     m.leave().await;
 }
+
+async fn member(id: &str, gossip: &str, seeds: &[&str]) -> Membership {
+    let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+    let cfg: ClusterSection = toml::from_str(&format!(
+        "peer_listen = \"127.0.0.1:1\"\ngossip_listen = \"{gossip}\"\nseeds = [{}]\n\
+         probe_interval = \"100ms\"\nsuspect_timeout = \"500ms\"\n",
+        seeds.join(", ")
+    ))
+    .expect("section");
+    Membership::start(&cfg, id, Some(Arc::from(SECRET)))
+        .await
+        .expect("start")
+}
+
+#[tokio::test]
+async fn a_members_note_reaches_the_others_and_a_newer_one_replaces_it() {
+    let a = member("na", "127.0.1.61:47561", &[]).await;
+    let b = member("nb", "127.0.1.62:47562", &["127.0.1.61:47561"]).await;
+    let mut changes = a.subscribe_notes();
+    b.set_note(b"first".to_vec()).expect("small note");
+    until("a holds b's first note", || {
+        a.notes().get("nb").is_some_and(|n| &*n.data == b"first")
+    })
+    .await;
+    assert!(changes.has_changed().unwrap());
+    changes.mark_unchanged();
+    let first = a.notes()["nb"].clone();
+    b.set_note(b"second".to_vec()).expect("small note");
+    until("a holds b's second note", || {
+        a.notes().get("nb").is_some_and(|n| &*n.data == b"second")
+    })
+    .await;
+    let second = a.notes()["nb"].clone();
+    assert_eq!(second.epoch, first.epoch);
+    assert!(second.seq > first.seq);
+    assert!(changes.has_changed().unwrap());
+    // Each holds its own note too; a note over the limit is refused.
+    until("b holds its own", || {
+        b.notes().get("nb").is_some_and(|n| &*n.data == b"second")
+    })
+    .await;
+    assert!(a.notes().get("na").is_none());
+    assert!(b.set_note(vec![0; notes::MAX_NOTE_DATA + 1]).is_err());
+    a.leave().await;
+    b.leave().await;
+}

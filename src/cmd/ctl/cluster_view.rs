@@ -1,10 +1,13 @@
-//! `strait ctl cluster`: the node's `/cluster.json` as a table, this node marked with `*`.
+//! `strait ctl cluster`: the node's `/cluster.json` as a table, this node marked with `*`,
+//! each member's shared config version, then one line per member refusing a version.
 
 use serde_json::Value;
 
 use super::{align, cell};
 
-/// `self <id>`, then one row per member: id, peer address, gossip address, state, weight.
+/// `self <id>`, then one row per member: id, peer address, gossip address, state, weight,
+/// config version and hash, config state; then `refused: <id> v<N> <hash>: <reason>` for
+/// each member that refuses a version.
 pub fn render_cluster(view: &Value) -> String {
     let me = view.get("self").and_then(Value::as_str);
     let mut out = match me {
@@ -14,9 +17,18 @@ pub fn render_cluster(view: &Value) -> String {
     let Some(members) = view.get("members").and_then(Value::as_array) else {
         return format!("{out}{view}\n");
     };
-    let mut rows = vec![["member", "addr", "gossip", "state", "weight"]
-        .map(String::from)
-        .to_vec()];
+    let mut rows = vec![[
+        "member",
+        "addr",
+        "gossip",
+        "state",
+        "weight",
+        "config",
+        "config_state",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let mut refusals = String::new();
     for m in members {
         let id = cell(m.get("id"));
         let mark = if Some(id.as_str()) == me { "*" } else { "" };
@@ -26,9 +38,23 @@ pub fn render_cluster(view: &Value) -> String {
             cell(m.get("gossip")),
             cell(m.get("state")),
             cell(m.get("weight")),
+            match (m.get("config_version"), m.get("config_hash")) {
+                (Some(Value::Number(v)), Some(Value::String(h))) => format!("v{v} {h}"),
+                _ => "-".into(),
+            },
+            cell(m.get("config_state")),
         ]);
+        if let Some(r) = m.get("config_refused").filter(|r| !r.is_null()) {
+            refusals.push_str(&format!(
+                "refused: {id} v{} {}: {}\n",
+                cell(r.get("version")),
+                r.get("hash").and_then(Value::as_str).unwrap_or("-"),
+                m.get("config_error").and_then(Value::as_str).unwrap_or("-"),
+            ));
+        }
     }
     out.push_str(&align(&rows));
+    out.push_str(&refusals);
     out
 }
 
@@ -48,13 +74,34 @@ mod tests {
         assert_eq!(
             render_cluster(&v),
             "self a\n\
-             member  addr             gossip           state    weight\n\
-             a*      127.0.0.11:7070  127.0.0.11:7946  alive    100\n\
-             bb      127.0.0.12:7070  127.0.0.12:7946  suspect  5\n"
+             member  addr             gossip           state    weight  config  config_state\n\
+             a*      127.0.0.11:7070  127.0.0.11:7946  alive    100     -       -\n\
+             bb      127.0.0.12:7070  127.0.0.12:7946  suspect  5       -       -\n"
         );
         let single = json!({"self": "s", "members": [
             {"id": "s", "addr": null, "gossip": null, "state": "alive", "weight": 100}]});
         assert!(render_cluster(&single).contains("s*      -     -       alive  100"));
+        let v = json!({"self": "a", "members": [
+            {"id": "a", "addr": "x", "gossip": "y", "state": "alive", "weight": 1,
+             "config_version": 3, "config_hash": "1f2e3d4c5b6a", "config_state": "applied",
+             "config_refused": null, "config_error": null},
+            {"id": "c", "addr": "x", "gossip": "y", "state": "alive", "weight": 1,
+             "config_version": 2, "config_hash": "0a0b0c0d0e0f", "config_state": "refused",
+             "config_refused": {"version": 3, "hash": "1f2e3d4c5b6a"},
+             "config_error": "pool \"p\": a loop"}]});
+        let t = render_cluster(&v);
+        assert!(
+            t.contains("a*      x     y       alive  1       v3 1f2e3d4c5b6a  applied\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("c       x     y       alive  1       v2 0a0b0c0d0e0f  refused\n"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("refused: c v3 1f2e3d4c5b6a: pool \"p\": a loop\n"),
+            "{t}"
+        );
         assert_eq!(render_cluster(&json!([1])), "[1]\n");
     }
 }

@@ -105,6 +105,16 @@ fn samples() -> Vec<Frame> {
             headers: vec![],
             body_len: u64::MAX,
         }),
+        Frame::ConfigGet {
+            version: 3,
+            hash: [0xab; 32],
+        },
+        Frame::Config {
+            version: 3,
+            hash: [0xab; 32],
+            // Longer than a field may be: a config text is bounded by the frame only.
+            text: "#".repeat(DEFAULT_MAX_FIELD + 1),
+        },
     ]
 }
 
@@ -362,6 +372,14 @@ fn malformed_payloads_are_named() {
         err(&raw(10, &[0, 0])),
         "truncated Count frame at Count.count"
     );
+    assert_eq!(
+        err(&raw(13, &[0, 0, 0, 0, 0, 0, 0, 1, 9, 9])),
+        "truncated ConfigGet frame at ConfigGet.hash"
+    );
+    let mut config = vec![0, 0, 0, 0, 0, 0, 0, 1];
+    config.extend_from_slice(&[0; 32]);
+    config.extend_from_slice(&[0, 0, 0, 1, 0xff]);
+    assert_eq!(err(&raw(14, &config)), "bad UTF-8 in Config.text");
     // A Hit whose payload stops early (the length agrees with what is there).
     let mut hit = BytesMut::new();
     PeerCodec::default()

@@ -264,6 +264,19 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.headers("headers", &a.headers)?;
             w.buf.put_u64(a.body_len);
         }
+        Frame::ConfigGet { version, hash } => {
+            w.buf.put_u64(*version);
+            w.buf.put_slice(hash);
+        }
+        Frame::Config {
+            version,
+            hash,
+            text,
+        } => {
+            w.buf.put_u64(*version);
+            w.buf.put_slice(hash);
+            w.bytes("text", text.as_bytes(), w.limits.max_frame)?;
+        }
     }
     Ok(())
 }
@@ -376,9 +389,25 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             headers: r.headers("headers")?,
             body_len: r.u64("body_len")?,
         }),
+        Kind::ConfigGet => Frame::ConfigGet {
+            version: r.u64("version")?,
+            hash: read_hash(&mut r)?,
+        },
+        Kind::Config => Frame::Config {
+            version: r.u64("version")?,
+            hash: read_hash(&mut r)?,
+            text: r.string("text", limits.max_frame)?,
+        },
     };
     r.finish()?;
     Ok(frame)
+}
+
+fn read_hash(r: &mut Reader) -> Result<[u8; 32]> {
+    r.need(32, "hash")?;
+    let mut hash = [0u8; 32];
+    r.buf.copy_to_slice(&mut hash);
+    Ok(hash)
 }
 
 fn read_status(r: &mut Reader) -> Result<u16> {

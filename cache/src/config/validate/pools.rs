@@ -36,6 +36,7 @@ pub(super) fn check_pools(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<
         }
 
         check_servers(pool, i, loc, out);
+        check_self_loops(config, pool, i, loc, out);
         check_pool_health(pool, i, loc, out);
 
         let timeouts = [
@@ -99,6 +100,43 @@ fn check_servers(pool: &PoolConfig, i: usize, loc: &Locator<'_>, out: &mut Vec<D
                 format!(
                     "pool {name:?} server {}: weight {} is above the maximum of {MAX_WEIGHT}",
                     s.addr, s.weight
+                ),
+            ));
+        }
+    }
+}
+
+/// A pool server that is one of this node's own listen addresses (exactly, or on the port
+/// of an unspecified listen address with a loopback server address): every request sent
+/// there would come back to this node. Node-local: the same pools can be right on another
+/// node (a shared config distributed to this one is refused for it).
+fn check_self_loops(
+    config: &NodeConfig,
+    pool: &PoolConfig,
+    i: usize,
+    loc: &Locator<'_>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let name = pool.name.get_ref();
+    for (j, server) in pool.servers.get_ref().iter().enumerate() {
+        let addr = server.get_ref().addr;
+        let own = config.node.listen.get_ref().iter().any(|l| {
+            *l == addr
+                || (l.ip().is_unspecified() && l.port() == addr.port() && addr.ip().is_loopback())
+        });
+        if own {
+            out.push(loc.at(
+                0..0,
+                &[
+                    Seg::Key("pool"),
+                    Seg::Idx(i),
+                    Seg::Key("servers"),
+                    Seg::Idx(j),
+                    Seg::Key("addr"),
+                ],
+                format!(
+                    "pool {name:?} server {addr} is this node's own listen address \
+                     (its requests would loop back to it)"
                 ),
             ));
         }
@@ -291,6 +329,34 @@ mod tests {
             "{ addr = \"127.0.0.1:1\", weight = 0 }, { addr = \"127.0.0.1:2\", weight = 1000 }"
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_pool_server_that_is_this_nodes_listen_address_is_a_loop() {
+        let with = |listen: &str, server: &str| {
+            problems(&format!(
+                "[node]\nid = \"a\"\nlisten = [\"{listen}\"]\n[[pool]]\nname = \"p\"\n\
+                 servers = [{{ addr = \"{server}\" }}]\n[[route]]\npool = \"p\"\n"
+            ))
+        };
+        let looped = |server: &str| {
+            vec![format!(
+                "6:21: pool \"p\" server {server} is this node's own listen address (its \
+                 requests would loop back to it)"
+            )]
+        };
+        assert_eq!(
+            with("127.0.0.1:8080", "127.0.0.1:8080"),
+            looped("127.0.0.1:8080")
+        );
+        assert_eq!(
+            with("0.0.0.0:8080", "127.0.0.1:8080"),
+            looped("127.0.0.1:8080")
+        );
+        // Another port, or another host's address on that port: fine.
+        assert!(with("127.0.0.1:8080", "127.0.0.1:8081").is_empty());
+        assert!(with("127.0.0.1:8080", "127.0.0.2:8080").is_empty());
+        assert!(with("0.0.0.0:8080", "10.0.0.1:8080").is_empty());
     }
 
     #[test]
