@@ -26,7 +26,7 @@ use super::frame::{Frame, FrameError, Limits, PeerCodec};
 /// Protocol version sent in `Hello`.
 pub use super::frame::VERSION;
 /// Idle connections kept per peer.
-pub const MAX_IDLE: usize = 32;
+pub const MAX_IDLE: usize = 256;
 /// An idle connection older than this is closed rather than reused (the peer may have closed
 /// it: its server drops connections idle for [`SERVER_IDLE`]).
 pub const IDLE_FOR: Duration = Duration::from_secs(20);

@@ -3,8 +3,8 @@
 //! hyper (HTTP/1.1 and h2c) for the rest of its life.
 
 use std::convert::Infallible;
-use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,14 +14,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
-use super::handler::handle;
+use super::handler::{handle, handle_bodyless};
 use super::io::{FlattenSmall, FLATTEN_MAX};
+use super::lite::{self, write_two};
 use super::stall::{is_send_timeout, SendTimeout};
 use crate::origin::route::RouteInput;
 use crate::stats::bump;
@@ -77,15 +78,33 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             if !fast_route_caches(ctx, &req, &key) {
                 return handoff(env, io, buf, peer, watcher).await;
             }
-            let Some(obj) = ctx.store.get(&key, |o| o.wire.is_some()) else {
-                return handoff(env, io, buf, peer, watcher).await;
-            };
-            out.clear();
-            if fast::write_hit(&mut out, &obj, &ctx.node_id, req.close, SystemTime::now()).is_none()
-            {
-                return handoff(env, io, buf, peer, watcher).await;
-            }
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
+            let obj = ctx.store.get(&key, |o| o.wire.is_some());
+            out.clear();
+            let hit = obj.filter(|obj| {
+                fast::write_hit(&mut out, obj, &ctx.node_id, close, SystemTime::now()).is_some()
+            });
+            let Some(obj) = hit else {
+                // Not a fresh hit here: the general stages answer it on this loop.
+                let Some(parts) = lite::parts(&buf[..head_len]) else {
+                    return handoff(env, io, buf, peer, watcher).await;
+                };
+                let Some(resp) = handle_bodyless(Arc::clone(ctx), parts, Some(peer)).await else {
+                    return handoff(env, io, buf, peer, watcher).await;
+                };
+                buf.advance(head_len);
+                match lite::write_response(&mut io, resp, head_only, close, &mut out).await {
+                    Ok(true) => {
+                        rearm(&mut idle, &mut idle_armed_at);
+                        continue;
+                    }
+                    Ok(false) => {
+                        let _ = io.shutdown().await;
+                        return;
+                    }
+                    Err(e) => return write_failed(ctx, peer, &e),
+                }
+            };
             bump(&ctx.counters.requests);
             bump(&ctx.counters.local_hit);
             let body: &[u8] = if head_only { &[] } else { &obj.body };
@@ -96,22 +115,14 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 write_two(&mut io, &out, body).await
             };
             if let Err(e) = written {
-                if is_send_timeout(&e) {
-                    bump(&ctx.counters.send_timeouts);
-                    tracing::debug!(%peer, "client took nothing for send_timeout; closed");
-                }
-                return;
+                return write_failed(ctx, peer, &e);
             }
             buf.advance(head_len);
             if close {
                 let _ = io.shutdown().await;
                 return;
             }
-            if idle_armed_at.elapsed() >= Duration::from_secs(1) {
-                idle_armed_at = Instant::now();
-                idle.as_mut()
-                    .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
-            }
+            rearm(&mut idle, &mut idle_armed_at);
         }
         if buf.len() >= env.max_head {
             // Too big for the fast path; hyper answers 431.
@@ -135,6 +146,15 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
     }
 }
 
+/// A request was answered: the idle timer starts again (re-armed at most once a second).
+fn rearm(idle: &mut Pin<&mut tokio::time::Sleep>, armed_at: &mut Instant) {
+    if armed_at.elapsed() >= Duration::from_secs(1) {
+        *armed_at = Instant::now();
+        idle.as_mut()
+            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+    }
+}
+
 /// Route a fast-path request: true when its route caches with the plain key. Tables that route
 /// on request headers are left to the general path.
 fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
@@ -153,23 +173,12 @@ fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
     route.cache && route.key_headers.is_empty()
 }
 
-/// Write `a` then `b` with gathered writes until both are out.
-async fn write_two<W: AsyncWrite + Unpin>(io: &mut W, a: &[u8], b: &[u8]) -> std::io::Result<()> {
-    let mut done = 0usize;
-    let total = a.len() + b.len();
-    while done < total {
-        let n = if done < a.len() {
-            io.write_vectored(&[IoSlice::new(&a[done..]), IoSlice::new(b)])
-                .await?
-        } else {
-            io.write(&b[done - a.len()..]).await?
-        };
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        done += n;
+/// A write to the client failed: counted when the client took nothing for `send_timeout`.
+fn write_failed(ctx: &Ctx, peer: SocketAddr, e: &std::io::Error) {
+    if is_send_timeout(e) {
+        bump(&ctx.counters.send_timeouts);
+        tracing::debug!(%peer, "client took nothing for send_timeout; closed");
     }
-    Ok(())
 }
 
 /// Give the connection, and the bytes read so far, to hyper.

@@ -48,15 +48,52 @@ pub async fn handle(
     req: Request<Incoming>,
     client: Option<SocketAddr>,
 ) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
     bump(&ctx.counters.requests);
-    let (mut parts, body) = req.into_parts();
+    match begin(&ctx, parts, client) {
+        Begin::Answered(resp) => resp,
+        Begin::Cached(req, key) => cached(ctx, req, key).await,
+        // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
+        Begin::Pass(req, primary) => pass::pass(ctx, req, body, primary).await,
+    }
+}
+
+/// Serve a request that has no body (`parts` read from the raw bytes by the connection's own
+/// HTTP/1.1 loop): None, with nothing done or counted, when it is to be passed to the origin
+/// (the caller gives it to hyper, which reads a body).
+pub async fn handle_bodyless(
+    ctx: Arc<Ctx>,
+    parts: http::request::Parts,
+    client: Option<SocketAddr>,
+) -> Option<Response<ProxyBody>> {
+    let resp = match begin(&ctx, parts, client) {
+        Begin::Answered(resp) => resp,
+        Begin::Cached(req, key) => {
+            bump(&ctx.counters.requests);
+            return Some(cached(ctx, req, key).await);
+        }
+        Begin::Pass(..) => return None,
+    };
+    bump(&ctx.counters.requests);
+    Some(resp)
+}
+
+/// Stages 1 and 2 for a request: answered at once (refused, `*`), or looked up in the cache,
+/// or passed; nothing is counted here but a refusal.
+enum Begin {
+    Answered(Response<ProxyBody>),
+    Cached(ReqHead, String),
+    Pass(ReqHead, String),
+}
+
+fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>) -> Begin {
     let max_body = ctx.rt.load().limits.max_request_body;
     let admitted = match admit(&mut parts, max_body) {
         Ok(a) => a,
-        Err(refused) => return refused_response(&ctx, &refused),
+        Err(refused) => return Begin::Answered(refused_response(ctx, &refused)),
     };
     if parts.uri.path() == "*" {
-        return asterisk(&ctx, &parts.method);
+        return Begin::Answered(asterisk(ctx, &parts.method));
     }
     let rt = ctx.rt.load();
     let route = rt.route(
@@ -86,10 +123,9 @@ pub async fn handle(
     };
     let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
     if cache && cacheable_method && !has_body(&req.headers) {
-        cached(ctx, req, key).await
+        Begin::Cached(req, key)
     } else {
-        // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
-        pass::pass(ctx, req, body, primary).await
+        Begin::Pass(req, primary)
     }
 }
 
