@@ -99,6 +99,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
                 members,
                 c.secret.key(),
                 PEER_CONNECT_TIMEOUT,
+                c.peer_timeout,
             ))
         }
         None => None,

@@ -77,6 +77,12 @@ counters! {
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
     /// went on without the peer.
     peer_errors,
+    /// Peers that did not answer (handshake or first frame) within `cluster.peer_timeout`;
+    /// each marks the peer suspect here for a while (also counted in `peer_errors`).
+    peer_timeouts,
+    /// Requests for a key whose owner was suspect here, sent to the key's next node without
+    /// asking the owner.
+    peer_suspect_skips,
     /// Client connections closed because their writes made no progress for
     /// `limits.send_timeout` (the client stopped reading).
     send_timeouts,
@@ -128,7 +134,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 28);
-        assert_eq!(s[27], ("send_timeouts", 0));
+        assert_eq!(s.len(), 30);
+        assert_eq!(s[29], ("send_timeouts", 0));
     }
 }

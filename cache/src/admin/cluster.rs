@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use html_escape::encode_quoted_attribute as escape;
 use serde_json::Value;
-use strait_lb::admin::metrics::{counter, gauges, DescriptorEncoder};
+use strait_lb::admin::metrics::{counter, gauge, gauges, DescriptorEncoder};
 use strait_lb::membership::members::{self, Member, MemberState};
 use strait_lb::membership::Membership;
 
@@ -17,6 +17,8 @@ pub struct ClusterSnapshot {
     pub gossip_rejected: u64,
     pub gossip_malformed: u64,
     pub gossip_replayed: u64,
+    /// Peers this node suspects of hanging (`cluster::suspect`), sorted.
+    pub local_suspect: Vec<String>,
 }
 
 impl ClusterSnapshot {
@@ -28,6 +30,15 @@ impl ClusterSnapshot {
             gossip_rejected: m.gossip_rejected(),
             gossip_malformed: m.gossip_malformed(),
             gossip_replayed: m.gossip_replayed(),
+            local_suspect: Vec::new(),
+        }
+    }
+
+    /// Read a running cluster: its membership and the peers suspect here.
+    pub fn of(c: &crate::cluster::Cluster) -> ClusterSnapshot {
+        ClusterSnapshot {
+            local_suspect: c.suspects.ids(),
+            ..ClusterSnapshot::take(&c.members)
         }
     }
 }
@@ -35,7 +46,18 @@ impl ClusterSnapshot {
 /// The `/cluster.json` document; a node without `[cluster]` lists itself alone.
 pub fn to_json(node_id: &str, c: Option<&ClusterSnapshot>) -> Value {
     match c {
-        Some(c) => members::to_json(&c.self_id, &c.members),
+        Some(c) => {
+            let mut v = members::to_json(&c.self_id, &c.members);
+            // Each member: whether this node suspects it of hanging (its keys skip it here).
+            if let Some(list) = v["members"].as_array_mut() {
+                for m in list {
+                    let id = m["id"].as_str().unwrap_or_default();
+                    let suspect = c.local_suspect.iter().any(|s| s == id);
+                    m["local_suspect"] = Value::Bool(suspect);
+                }
+            }
+            v
+        }
         None => members::single_node_json(node_id),
     }
 }
@@ -49,7 +71,7 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
     };
     h.push_str(
         "<table><tr><th class=\"l\">member</th><th class=\"l\">peer</th>\
-         <th class=\"l\">gossip</th><th>state</th><th>weight</th></tr>",
+         <th class=\"l\">gossip</th><th>state</th><th>weight</th><th>here</th></tr>",
     );
     for m in c.members.iter() {
         let class = match m.state {
@@ -58,10 +80,15 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
             MemberState::Dead => "down",
         };
         let me = if m.id == c.self_id { " (self)" } else { "" };
+        let here = if c.local_suspect.contains(&m.id) {
+            "suspect"
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr class=\"{class}\"><td class=\"l\">{}{me}</td><td class=\"l\">{}</td>\
-             <td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{here}</td></tr>",
             escape(&m.id),
             m.peer_addr,
             m.gossip_addr,
@@ -90,6 +117,12 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder<'_>, c: Option<&ClusterSnapsho
         counts
             .into_iter()
             .map(|(state, n)| ([("state", state.as_str())], n as u64)),
+    )?;
+    gauge(
+        enc,
+        "peers_local_suspect",
+        "Peers this node suspects of hanging (no answer within peer_timeout lately)",
+        c.map_or(0, |c| c.local_suspect.len() as u64),
     )?;
     counter(
         enc,
@@ -142,6 +175,7 @@ mod tests {
             gossip_rejected: 4,
             gossip_malformed: 1,
             gossip_replayed: 2,
+            local_suspect: vec!["b".into()],
         }
     }
 
@@ -155,6 +189,7 @@ mod tests {
             "strait_gossip_rejected_total 4",
             "strait_gossip_malformed_total 1",
             "strait_gossip_replayed_total 2",
+            "strait_peers_local_suspect 1",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");
         }
@@ -180,6 +215,9 @@ mod tests {
         render_table(&mut h, None);
         assert!(h.contains("single node"), "{h}");
         assert_eq!(to_json("solo", None)["members"][0]["id"], "solo");
-        assert_eq!(to_json("x", Some(&snapshot()))["self"], "a");
+        let v = to_json("x", Some(&snapshot()));
+        assert_eq!(v["self"], "a");
+        assert_eq!(v["members"][1]["local_suspect"], true, "{v}");
+        assert_eq!(v["members"][0]["local_suspect"], false, "{v}");
     }
 }

@@ -33,6 +33,7 @@
 //! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`), or body bytes stored (`Push`) |
 //! | 11 | `Error` | either | `u16` code, `str` message |
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
+//! | 13 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -50,6 +51,11 @@
 //! (a stale object served under stale-while-revalidate or stale-if-error, a revalidation, an
 //! error): status and headers as sent to a client, its `Cache-Status` member included; the
 //! requester relays it and stores nothing. Body length `u64::MAX`: not known in advance.
+//! `Wait`: the owner answers every `Lookup` with its first frame at once (within the
+//! requester's `peer_timeout`), except when the answer needs something slow first (waiting on
+//! a fill of the key, revalidating with the origin, probing the previous owner): then it sends
+//! `Wait` at once and the answer later, and the requester allows the longer wait. So a
+//! requester tells a hung owner (no first frame in time) from a busy one.
 //!
 //! # Limits
 //! Every length is checked against [`Limits`] before anything is allocated for it, on
@@ -73,8 +79,9 @@ use bytes::Bytes;
 pub use codec::PeerCodec;
 
 /// Protocol version carried in `Hello`; nodes of another version refuse each other. 2: a
-/// complete `Push` is answered with `Count` once stored (1 did not answer it).
-pub const VERSION: u8 = 2;
+/// complete `Push` is answered with `Count` once stored (1 did not answer it). 3: an owner
+/// that will answer a `Lookup` only after a slow step sends `Wait` first.
+pub const VERSION: u8 = 3;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -176,6 +183,9 @@ pub enum Frame {
     /// Owner → requester: the owner's own answer to the request; its body follows as
     /// `Data`* then `End`.
     Answer(Answer),
+    /// Owner → requester: the answer to the `Lookup` follows after a slow step (see the
+    /// module doc); the requester waits longer for it.
+    Wait,
 }
 
 impl Frame {
@@ -198,6 +208,7 @@ impl Frame {
             Frame::Count(_) => Kind::Count,
             Frame::Error { .. } => Kind::Error,
             Frame::Answer(_) => Kind::Answer,
+            Frame::Wait => Kind::Wait,
         }
     }
 
@@ -222,6 +233,7 @@ pub(crate) enum Kind {
     Count = 10,
     Error = 11,
     Answer = 12,
+    Wait = 13,
 }
 
 impl Kind {
@@ -239,6 +251,7 @@ impl Kind {
             10 => Kind::Count,
             11 => Kind::Error,
             12 => Kind::Answer,
+            13 => Kind::Wait,
             _ => return None,
         })
     }
@@ -258,6 +271,7 @@ impl Kind {
             Kind::Count => "Count",
             Kind::Error => "Error",
             Kind::Answer => "Answer",
+            Kind::Wait => "Wait",
         }
     }
 }

@@ -68,6 +68,7 @@ pub(super) fn section(c: &ClusterConfig) -> ClusterSection {
         suspect_timeout: c.suspect_timeout,
         handover_window: Duration::ZERO,
         handover_min_lead: Duration::ZERO,
+        peer_timeout: crate::membership::section::DEFAULT_PEER_TIMEOUT,
         secret: Secret::default(),
     }
 }

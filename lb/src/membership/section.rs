@@ -13,6 +13,7 @@
 //! suspect_timeout = "1500ms"         # a suspect not heard from in this long is dead
 //! handover_window = "5m"             # after joining, ask a key's previous owner first ("0s": never)
 //! handover_min_lead = "10s"          # ... if it had been running this long when we started
+//! peer_timeout = "1s"                # a key's owner that does not answer in this long is skipped
 //! ```
 //!
 //! Contract: both listen addresses are advertised, so they must name a concrete address and
@@ -50,6 +51,12 @@ pub const DEFAULT_HANDOVER_WINDOW: Duration = Duration::from_secs(300);
 /// Default `handover_min_lead`: the previous owner is asked only when it had been running
 /// at least 10 s longer than this node.
 pub const DEFAULT_HANDOVER_MIN_LEAD: Duration = Duration::from_secs(10);
+/// Default `peer_timeout`: a key's owner that has not started answering a lookup (or
+/// completed the connection handshake) within 1 s is passed over for the next node, and
+/// suspected locally for a while (the cache node's `cluster::suspect`).
+pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest `peer_timeout`.
+const MAX_PEER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest `handover_window`.
 const MAX_HANDOVER_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Shortest key accepted in `secret_file`.
@@ -94,6 +101,10 @@ pub struct ClusterSection {
     /// ... when that owner had been running at least this long when this node started.
     #[serde(default = "default_handover_min_lead", with = "humantime_serde")]
     pub handover_min_lead: Duration,
+    /// How long a request waits for a peer's first answer (and for the connection handshake)
+    /// before the key's next node takes the request over.
+    #[serde(default = "default_peer_timeout", with = "humantime_serde")]
+    pub peer_timeout: Duration,
     /// The key read from `secret_file` when the config was loaded.
     #[serde(skip)]
     pub secret: Secret,
@@ -136,6 +147,9 @@ fn default_handover_window() -> Duration {
 }
 fn default_handover_min_lead() -> Duration {
     DEFAULT_HANDOVER_MIN_LEAD
+}
+fn default_peer_timeout() -> Duration {
+    DEFAULT_PEER_TIMEOUT
 }
 
 /// The key in a secret file's bytes: trailing whitespace trimmed, at least [`MIN_SECRET_LEN`].
@@ -260,6 +274,16 @@ pub fn check(c: &ClusterSection, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
             ),
         ));
     }
+    if c.peer_timeout.is_zero() || c.peer_timeout > MAX_PEER_TIMEOUT {
+        out.push(loc.at(
+            0..0,
+            &[Seg::Key("cluster"), Seg::Key("peer_timeout")],
+            format!(
+                "cluster.peer_timeout must be greater than 0 and at most 1m, not {}",
+                humantime::format_duration(c.peer_timeout)
+            ),
+        ));
+    }
     if c.suspect_timeout < c.probe_interval {
         out.push(loc.at(
             0..0,
@@ -322,6 +346,9 @@ pub fn restart_only_changes(
             if (o.handover_window, o.handover_min_lead) != (n.handover_window, n.handover_min_lead)
             {
                 changed.push("handover_window/handover_min_lead");
+            }
+            if o.peer_timeout != n.peer_timeout {
+                changed.push("peer_timeout");
             }
             (!changed.is_empty()).then(|| {
                 format!(

@@ -4,7 +4,9 @@ use serde_json::Value;
 
 use super::{align, cell};
 
-/// `self <id>`, then one row per member: id, peer address, gossip address, state, weight.
+/// `self <id>`, then one row per member: id, peer address, gossip address, state, weight,
+/// and `here`: `suspect` when this node suspects the member of hanging (no answer within
+/// `peer_timeout` lately: its keys skip it here), else `-`.
 pub fn render_cluster(view: &Value) -> String {
     let me = view.get("self").and_then(Value::as_str);
     let mut out = match me {
@@ -14,7 +16,7 @@ pub fn render_cluster(view: &Value) -> String {
     let Some(members) = view.get("members").and_then(Value::as_array) else {
         return format!("{out}{view}\n");
     };
-    let mut rows = vec![["member", "addr", "gossip", "state", "weight"]
+    let mut rows = vec![["member", "addr", "gossip", "state", "weight", "here"]
         .map(String::from)
         .to_vec()];
     for m in members {
@@ -26,6 +28,10 @@ pub fn render_cluster(view: &Value) -> String {
             cell(m.get("gossip")),
             cell(m.get("state")),
             cell(m.get("weight")),
+            match m.get("local_suspect").and_then(Value::as_bool) {
+                Some(true) => "suspect".to_owned(),
+                _ => "-".to_owned(),
+            },
         ]);
     }
     out.push_str(&align(&rows));
@@ -43,18 +49,18 @@ mod tests {
             {"id": "a", "addr": "127.0.0.11:7070", "gossip": "127.0.0.11:7946", "state": "alive",
              "weight": 100},
             {"id": "bb", "addr": "127.0.0.12:7070", "gossip": "127.0.0.12:7946",
-             "state": "suspect", "weight": 5},
+             "state": "suspect", "weight": 5, "local_suspect": true},
         ]});
         assert_eq!(
             render_cluster(&v),
             "self a\n\
-             member  addr             gossip           state    weight\n\
-             a*      127.0.0.11:7070  127.0.0.11:7946  alive    100\n\
-             bb      127.0.0.12:7070  127.0.0.12:7946  suspect  5\n"
+             member  addr             gossip           state    weight  here\n\
+             a*      127.0.0.11:7070  127.0.0.11:7946  alive    100     -\n\
+             bb      127.0.0.12:7070  127.0.0.12:7946  suspect  5       suspect\n"
         );
         let single = json!({"self": "s", "members": [
             {"id": "s", "addr": null, "gossip": null, "state": "alive", "weight": 100}]});
-        assert!(render_cluster(&single).contains("s*      -     -       alive  100"));
+        assert!(render_cluster(&single).contains("s*      -     -       alive  100     -"));
         assert_eq!(render_cluster(&json!([1])), "[1]\n");
     }
 }

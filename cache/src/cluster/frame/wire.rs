@@ -264,6 +264,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.headers("headers", &a.headers)?;
             w.buf.put_u64(a.body_len);
         }
+        Frame::Wait => {}
     }
     Ok(())
 }
@@ -376,6 +377,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             headers: r.headers("headers")?,
             body_len: r.u64("body_len")?,
         }),
+        Kind::Wait => Frame::Wait,
     };
     r.finish()?;
     Ok(frame)
