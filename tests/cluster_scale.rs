@@ -1,10 +1,11 @@
 //! Ten real `strait node` processes on loopback (127.0.0.31-40) form one cluster with the
 //! **default** gossip timings (issue #16 item 5): every node sees ten alive members, the same
 //! list on every node (the input key ownership is computed from, so they agree on every
-//! key's owner; the ownership itself at scale is `lb/tests/rendezvous_scale.rs`); a node
-//! stopped (SIGSTOP) for 1 s is alive to all the others again within 5 s of resuming (seen
-//! suspect or declared dead meanwhile is printed); one node SIGKILLed is declared dead by all
-//! nine others, and the time that takes is measured (printed, per node) and bounded by 3 s.
+//! key's owner; the ownership itself at scale is `lb/tests/rendezvous_scale.rs`); one node
+//! SIGKILLed is declared dead by all nine others, and the time that takes is measured
+//! (printed, per node) and bounded by 3 s; then a node stopped (SIGSTOP) for 1 s is alive to
+//! the eight others again within 5 s of resuming (seen suspect or declared dead meanwhile is
+//! printed).
 //!
 //! Gossip addresses are the seeds, so they are fixed: ports 47931-47940 gossip, 47951-47960
 //! peer, used by no other test.
@@ -96,43 +97,6 @@ fn ten_nodes_join_with_the_default_timings_and_a_death_is_seen_by_all() {
         v.sort();
         assert_eq!(v, first_view, "two nodes disagree on the members");
     }
-    // A node that stops answering for a moment (SIGSTOP, as a long pause would) is alive to
-    // every other node again soon after it resumes. (It may have been declared dead and have
-    // rejoined under a renewed identity: printed; see docs/cluster.md.)
-    let paused = &nodes[NODES as usize - 2];
-    let pause_id = format!("n{}", NODES - 1);
-    paused.proc.signal("STOP");
-    std::thread::sleep(PAUSE);
-    paused.proc.signal("CONT");
-    let resumed = Instant::now();
-    let mut suspected = false;
-    let mut seen_dead = false;
-    let others = &nodes[..NODES as usize - 2];
-    let back = wait_until(Duration::from_secs(5), || {
-        let mut alive_everywhere = resumed.elapsed() > Duration::from_secs(2);
-        for n in others {
-            let state = view(n)
-                .into_iter()
-                .find(|(id, _)| *id == pause_id)
-                .map(|(_, s)| s)
-                .unwrap_or_default();
-            suspected |= state == "suspect";
-            seen_dead |= state == "dead";
-            alive_everywhere &= state == "alive";
-        }
-        alive_everywhere
-    });
-    let rejoined = paused
-        .proc
-        .try_wait_line("declared dead", Duration::from_millis(10))
-        .is_some();
-    println!(
-        "{pause_id} stopped for {PAUSE:?}: seen suspect {suspected}, seen dead {seen_dead}, \
-         declared dead and rejoined {rejoined}; alive at all eight others when checked {:.2} s \
-         after SIGCONT (from 2 s on)",
-        resumed.elapsed().as_secs_f64()
-    );
-    assert!(back, "{pause_id} not alive everywhere 5 s after it resumed");
     // SIGKILL the last one: every other declares it dead.
     let mut dead = nodes.pop().expect("ten nodes");
     let killed = Instant::now();
@@ -171,11 +135,48 @@ fn ten_nodes_join_with_the_default_timings_and_a_death_is_seen_by_all() {
     assert!(all, "not every node saw n{NODES} dead within 10 s");
     // Issue #16 asks for under 3 s. The time is the wait for the dead node's first probe (the
     // least of nine places in shuffled probe rounds of nine periods: about one period, with
-    // a tail), one probe period, suspect_timeout, and the spread of the news: 1.8-2.0 s with
+    // a tail), one probe period, suspect_timeout, and the spread of the news: 1.8-2.0 s (once 2.4) with
     // the defaults (200 ms, 1300 ms); over 3 s would take a first probe more than 1.2 s late,
     // about once in 10^4 runs. (With 500 ms / 1500 ms it was 2.1-3.6 s.)
     assert!(
         took < Duration::from_secs(3),
         "death seen by all in {took:?}, not under 3 s"
     );
+    // Then, among the nine left: a node that stops answering for a moment (SIGSTOP, as a long pause would) is alive to
+    // every other node again soon after it resumes. (It may have been declared dead and have
+    // rejoined under a renewed identity: printed; see docs/cluster.md.)
+    let paused = &nodes[NODES as usize - 2];
+    let pause_id = format!("n{}", NODES - 1);
+    paused.proc.signal("STOP");
+    std::thread::sleep(PAUSE);
+    paused.proc.signal("CONT");
+    let resumed = Instant::now();
+    let mut suspected = false;
+    let mut seen_dead = false;
+    let others = &nodes[..NODES as usize - 2];
+    let back = wait_until(Duration::from_secs(5), || {
+        let mut alive_everywhere = resumed.elapsed() > Duration::from_secs(2);
+        for n in others {
+            let state = view(n)
+                .into_iter()
+                .find(|(id, _)| *id == pause_id)
+                .map(|(_, s)| s)
+                .unwrap_or_default();
+            suspected |= state == "suspect";
+            seen_dead |= state == "dead";
+            alive_everywhere &= state == "alive";
+        }
+        alive_everywhere
+    });
+    let rejoined = paused
+        .proc
+        .try_wait_line("declared dead", Duration::from_millis(10))
+        .is_some();
+    println!(
+        "{pause_id} stopped for {PAUSE:?}: seen suspect {suspected}, seen dead {seen_dead}, \
+         declared dead and rejoined {rejoined}; alive at the eight others when checked {:.2} s \
+         after SIGCONT (from 2 s on)",
+        resumed.elapsed().as_secs_f64()
+    );
+    assert!(back, "{pause_id} not alive everywhere 5 s after it resumed");
 }
