@@ -33,7 +33,7 @@
 //! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`), or body bytes stored (`Push`) |
 //! | 11 | `Error` | either | `u16` code, `str` message |
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
-//! | 13 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
+//! | 15 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -233,7 +233,7 @@ pub(crate) enum Kind {
     Count = 10,
     Error = 11,
     Answer = 12,
-    Wait = 13,
+    Wait = 15,
 }
 
 impl Kind {
@@ -251,7 +251,7 @@ impl Kind {
             10 => Kind::Count,
             11 => Kind::Error,
             12 => Kind::Answer,
-            13 => Kind::Wait,
+            15 => Kind::Wait,
             _ => return None,
         })
     }
