@@ -1,9 +1,10 @@
 //! Ten real `strait node` processes on loopback (127.0.0.31-40) form one cluster with the
 //! **default** gossip timings (issue #16 item 5): every node sees ten alive members, the same
 //! list on every node (the input key ownership is computed from, so they agree on every
-//! key's owner; the ownership itself at scale is `lb/tests/rendezvous_scale.rs`); one node SIGKILLed is declared dead by all nine others,
-//! and the time that takes is measured (printed) and bounded by 5 s (the issue's 3 s is the
-//! common case, not every run's).
+//! key's owner; the ownership itself at scale is `lb/tests/rendezvous_scale.rs`); one node
+//! SIGKILLed is declared dead by all nine others, and the time that takes is measured
+//! (printed, per node) and bounded by 3 s; then a node stopped (SIGSTOP) for 1 s is not
+//! declared dead, and is alive to the eight others again soon after it resumes.
 //!
 //! Gossip addresses are the seeds, so they are fixed: ports 47931-47940 gossip, 47951-47960
 //! peer, used by no other test.
@@ -12,9 +13,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use strait_lb::membership::section::{DEFAULT_PROBE_INTERVAL, DEFAULT_SUSPECT_TIMEOUT};
 use support::{admin_request, node_config, scratch_dir, wait_until, Node, Origin};
 
 const NODES: u8 = 10;
+/// How long one node is stopped (and must not be declared dead).
+const PAUSE: Duration = Duration::from_secs(1);
 
 fn ip(n: u8) -> String {
     format!("127.0.0.{}", 30 + n)
@@ -102,28 +106,80 @@ fn ten_nodes_join_with_the_default_timings_and_a_death_is_seen_by_all() {
             .iter()
             .any(|(id, s)| id == &format!("n{NODES}") && s == "dead")
     };
-    let mut first: Option<Duration> = None;
+    // When each of the nine first lists it dead (polled in turn, so within a poll round).
+    let mut seen: Vec<Option<Duration>> = vec![None; nodes.len()];
     let all = wait_until(Duration::from_secs(10), || {
-        let k = nodes.iter().filter(|n| seen_dead(n)).count();
-        if k > 0 && first.is_none() {
-            first = Some(killed.elapsed());
+        for (i, n) in nodes.iter().enumerate() {
+            if seen[i].is_none() && seen_dead(n) {
+                seen[i] = Some(killed.elapsed());
+            }
         }
-        k == nodes.len()
+        seen.iter().all(Option::is_some)
     });
     let took = killed.elapsed();
+    let times: Vec<String> = seen
+        .iter()
+        .map(|t| t.map_or("-".into(), |t| format!("{:.2}", t.as_secs_f64())))
+        .collect();
+    let first = seen.iter().flatten().min().copied().unwrap_or(took);
     println!(
         "SIGKILL of n{NODES}: first node saw it dead after {:.2} s, all nine after {:.2} s \
-         (default probe_interval 500ms, suspect_timeout 1500ms)",
-        first.unwrap_or(took).as_secs_f64(),
-        took.as_secs_f64()
+         (per node: {}; default probe_interval {:?}, suspect_timeout {:?})",
+        first.as_secs_f64(),
+        took.as_secs_f64(),
+        times.join(" "),
+        DEFAULT_PROBE_INTERVAL,
+        DEFAULT_SUSPECT_TIMEOUT,
     );
     assert!(all, "not every node saw n{NODES} dead within 10 s");
-    // Issue #16 asks for under 3 s: most runs here take 2.2-2.5 s, but the time until some
-    // node first probes the dead one has a tail (3.35 s seen once in CI), so the test bounds
-    // it by what SWIM promises, suspect_timeout + a few probe periods plus slack, and prints
-    // the figure.
+    // Issue #16 asks for under 3 s. The time is the wait for the dead node's first probe (the
+    // least of nine places in shuffled probe rounds of nine periods: about one period, with
+    // a tail), one probe period, suspect_timeout, and the spread of the news: 1.8-2.0 s (once 2.4) with
+    // the defaults (200 ms, 1300 ms); over 3 s would take a first probe more than 1.2 s late,
+    // about once in 10^4 runs. (With 500 ms / 1500 ms it was 2.1-3.6 s.)
     assert!(
-        took < Duration::from_secs(5),
-        "death seen by all in {took:?}, not under 5 s"
+        took < Duration::from_secs(3),
+        "death seen by all in {took:?}, not under 3 s"
+    );
+    // Then, among the nine left: a node that stops answering for 1 s (SIGSTOP, as a long
+    // pause would) may be suspected, but refutes it when it resumes: it is never declared
+    // dead (it would rejoin under a renewed identity) and is alive everywhere soon after.
+    let paused = &nodes[NODES as usize - 2];
+    let pause_id = format!("n{}", NODES - 1);
+    paused.proc.signal("STOP");
+    std::thread::sleep(PAUSE);
+    paused.proc.signal("CONT");
+    let resumed = Instant::now();
+    let mut suspected = false;
+    let mut seen_dead = false;
+    let others = &nodes[..NODES as usize - 2];
+    let back = wait_until(Duration::from_secs(5), || {
+        let mut alive_everywhere = resumed.elapsed() > Duration::from_secs(2);
+        for n in others {
+            let state = view(n)
+                .into_iter()
+                .find(|(id, _)| *id == pause_id)
+                .map(|(_, s)| s)
+                .unwrap_or_default();
+            suspected |= state == "suspect";
+            seen_dead |= state == "dead";
+            alive_everywhere &= state == "alive";
+        }
+        alive_everywhere
+    });
+    let rejoined = paused
+        .proc
+        .try_wait_line("declared dead", Duration::from_millis(10))
+        .is_some();
+    println!(
+        "{pause_id} stopped for {PAUSE:?}: seen suspect {suspected}, seen dead {seen_dead}, \
+         declared dead and rejoined {rejoined}; alive at the eight others when checked {:.2} s \
+         after SIGCONT (from 2 s on)",
+        resumed.elapsed().as_secs_f64()
+    );
+    assert!(back, "{pause_id} not alive everywhere 5 s after it resumed");
+    assert!(
+        !seen_dead && !rejoined,
+        "{pause_id}, stopped for {PAUSE:?}, was declared dead"
     );
 }

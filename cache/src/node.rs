@@ -120,6 +120,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
                 c.secret.key(),
                 PEER_CONNECT_TIMEOUT,
                 dist,
+                c.peer_timeout,
             );
             confdist::announce(&cluster, &cluster.config.lock());
             Some(cluster)

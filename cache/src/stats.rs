@@ -86,6 +86,12 @@ counters! {
     /// Peer exchanges that failed (either side: connect, timeout, protocol error); the request
     /// went on without the peer.
     peer_errors,
+    /// Peers that did not answer (handshake or first frame) within `cluster.peer_timeout`;
+    /// each marks the peer suspect here for a while (also counted in `peer_errors`).
+    peer_timeouts,
+    /// Requests for a key whose owner was suspect here, sent to the key's next node without
+    /// asking the owner.
+    peer_suspect_skips,
     /// Client connections closed because their writes made no progress for
     /// `limits.send_timeout` (the client stopped reading).
     send_timeouts,
@@ -137,8 +143,9 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 31);
+        assert_eq!(s.len(), 33);
         assert_eq!(s[27], ("fill_resume_refused", 0));
-        assert_eq!(s[30], ("send_timeouts", 0));
+        assert_eq!(s[31], ("peer_suspect_skips", 0));
+        assert_eq!(s[32], ("send_timeouts", 0));
     }
 }

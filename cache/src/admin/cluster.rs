@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use html_escape::encode_quoted_attribute as escape;
 use serde_json::{json, Value};
-use strait_lb::admin::metrics::{counter, gauges, DescriptorEncoder};
+use strait_lb::admin::metrics::{counter, gauge, gauges, DescriptorEncoder};
 use strait_lb::membership::members::{self, Member, MemberState};
 use strait_lb::membership::{Membership, Note};
 
@@ -24,6 +24,8 @@ pub struct ClusterSnapshot {
     pub gossip_replayed: u64,
     /// Every member's gossip note, by member id.
     pub notes: Arc<BTreeMap<String, Note>>,
+    /// Peers this node suspects of hanging (`cluster::suspect`), sorted.
+    pub local_suspect: Vec<String>,
 }
 
 impl ClusterSnapshot {
@@ -36,6 +38,15 @@ impl ClusterSnapshot {
             gossip_malformed: m.gossip_malformed(),
             gossip_replayed: m.gossip_replayed(),
             notes: m.notes(),
+            local_suspect: Vec::new(),
+        }
+    }
+
+    /// Read a running cluster: its membership and the peers suspect here.
+    pub fn of(c: &crate::cluster::Cluster) -> ClusterSnapshot {
+        ClusterSnapshot {
+            local_suspect: c.suspects.ids(),
+            ..ClusterSnapshot::take(&c.members)
         }
     }
 }
@@ -48,15 +59,19 @@ pub fn to_json(node_id: &str, c: Option<&ClusterSnapshot>) -> Value {
     let mut v = members::to_json(&c.self_id, &c.members);
     if let Some(list) = v.get_mut("members").and_then(Value::as_array_mut) {
         for m in list {
-            let note = m
+            let id = m
                 .get("id")
                 .and_then(Value::as_str)
-                .and_then(|id| c.notes.get(id))
-                .and_then(|n| ConfigNote::decode(&n.data));
+                .unwrap_or_default()
+                .to_owned();
+            let note = c.notes.get(&id).and_then(|n| ConfigNote::decode(&n.data));
+            // Whether this node suspects it of hanging (its keys skip it here).
+            let suspect = c.local_suspect.iter().any(|s| *s == id);
             if let Some(obj) = m.as_object_mut() {
                 for (k, val) in config_fields(note.as_ref()) {
                     obj.insert(k.into(), val);
                 }
+                obj.insert("local_suspect".into(), Value::Bool(suspect));
             }
         }
     }
@@ -119,7 +134,7 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
     };
     h.push_str(
         "<table><tr><th class=\"l\">member</th><th class=\"l\">peer</th>\
-         <th class=\"l\">gossip</th><th>state</th><th>weight</th>\
+         <th class=\"l\">gossip</th><th>state</th><th>weight</th><th>here</th>\
          <th class=\"l\">config</th></tr>",
     );
     for m in c.members.iter() {
@@ -129,10 +144,15 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
             MemberState::Dead => "down",
         };
         let me = if m.id == c.self_id { " (self)" } else { "" };
+        let here = if c.local_suspect.contains(&m.id) {
+            "suspect"
+        } else {
+            ""
+        };
         let _ = write!(
             h,
             "<tr class=\"{class}\"><td class=\"l\">{}{me}</td><td class=\"l\">{}</td>\
-             <td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+             <td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{here}</td><td class=\"l\">{}</td></tr>",
             escape(&m.id),
             m.peer_addr,
             m.gossip_addr,
@@ -162,6 +182,12 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder<'_>, c: Option<&ClusterSnapsho
         counts
             .into_iter()
             .map(|(state, n)| ([("state", state.as_str())], n as u64)),
+    )?;
+    gauge(
+        enc,
+        "peers_local_suspect",
+        "Peers this node suspects of hanging (no answer within peer_timeout lately)",
+        c.map_or(0, |c| c.local_suspect.len() as u64),
     )?;
     counter(
         enc,
@@ -215,6 +241,7 @@ mod tests {
             gossip_malformed: 1,
             gossip_replayed: 2,
             notes: Arc::new(BTreeMap::new()),
+            local_suspect: vec!["b".into()],
         }
     }
 
@@ -228,6 +255,7 @@ mod tests {
             "strait_gossip_rejected_total 4",
             "strait_gossip_malformed_total 1",
             "strait_gossip_replayed_total 2",
+            "strait_peers_local_suspect 1",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");
         }
@@ -253,7 +281,10 @@ mod tests {
         render_table(&mut h, None);
         assert!(h.contains("single node"), "{h}");
         assert_eq!(to_json("solo", None)["members"][0]["id"], "solo");
-        assert_eq!(to_json("x", Some(&snapshot()))["self"], "a");
+        let v = to_json("x", Some(&snapshot()));
+        assert_eq!(v["self"], "a");
+        assert_eq!(v["members"][1]["local_suspect"], true, "{v}");
+        assert_eq!(v["members"][0]["local_suspect"], false, "{v}");
     }
 
     #[test]

@@ -111,10 +111,7 @@ pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<F
             respond(StatusCode::OK, "application/json", body)
         }
         (&Method::GET, "/cluster.json") => {
-            let snap = ctx
-                .cluster
-                .as_ref()
-                .map(|c| super::ClusterSnapshot::take(&c.members));
+            let snap = ctx.cluster.as_ref().map(super::ClusterSnapshot::of);
             let body = super::cluster::to_json(&ctx.node_id, snap.as_ref()).to_string();
             respond(StatusCode::OK, "application/json", body)
         }

@@ -105,10 +105,7 @@ impl Snapshot {
             uptime_secs: ctx.started.elapsed().as_secs(),
             values,
             pools,
-            cluster: ctx
-                .cluster
-                .as_ref()
-                .map(|c| super::ClusterSnapshot::take(&c.members)),
+            cluster: ctx.cluster.as_ref().map(super::ClusterSnapshot::of),
         }
     }
 

@@ -35,6 +35,7 @@
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
 //! | 13 | `ConfigGet` | either | `u64` version, 32-byte hash: ask for the shared config a member announced (`cluster::confdist`) |
 //! | 14 | `Config` | either | `u64` version, 32-byte hash, `text` shared config (canonical TOML); the answer to `ConfigGet` (else `Error`) |
+//! | 15 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -54,6 +55,11 @@
 //! requester relays it and stores nothing. Body length `u64::MAX`: not known in advance.
 //! `Config.text` is a `str` bounded by the frame length ([`Limits::max_frame`]), not by
 //! [`Limits::max_field`].
+//! `Wait`: the owner answers every `Lookup` with its first frame at once (within the
+//! requester's `peer_timeout`), except when the answer needs something slow first (waiting on
+//! a fill of the key, revalidating with the origin, probing the previous owner): then it sends
+//! `Wait` at once and the answer later, and the requester allows the longer wait. So a
+//! requester tells a hung owner (no first frame in time) from a busy one.
 //!
 //! # Limits
 //! Every length is checked against [`Limits`] before anything is allocated for it, on
@@ -77,8 +83,9 @@ use bytes::Bytes;
 pub use codec::PeerCodec;
 
 /// Protocol version carried in `Hello`; nodes of another version refuse each other. 2: a
-/// complete `Push` is answered with `Count` once stored (1 did not answer it).
-pub const VERSION: u8 = 2;
+/// complete `Push` is answered with `Count` once stored (1 did not answer it). 3: an owner
+/// that will answer a `Lookup` only after a slow step sends `Wait` first.
+pub const VERSION: u8 = 3;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -197,6 +204,9 @@ pub enum Frame {
         /// The canonical text.
         text: String,
     },
+    /// Owner → requester: the answer to the `Lookup` follows after a slow step (see the
+    /// module doc); the requester waits longer for it.
+    Wait,
 }
 
 impl Frame {
@@ -221,6 +231,7 @@ impl Frame {
             Frame::Answer(_) => Kind::Answer,
             Frame::ConfigGet { .. } => Kind::ConfigGet,
             Frame::Config { .. } => Kind::Config,
+            Frame::Wait => Kind::Wait,
         }
     }
 
@@ -247,6 +258,7 @@ pub(crate) enum Kind {
     Answer = 12,
     ConfigGet = 13,
     Config = 14,
+    Wait = 15,
 }
 
 impl Kind {
@@ -266,6 +278,7 @@ impl Kind {
             12 => Kind::Answer,
             13 => Kind::ConfigGet,
             14 => Kind::Config,
+            15 => Kind::Wait,
             _ => return None,
         })
     }
@@ -287,6 +300,7 @@ impl Kind {
             Kind::Answer => "Answer",
             Kind::ConfigGet => "ConfigGet",
             Kind::Config => "Config",
+            Kind::Wait => "Wait",
         }
     }
 }

@@ -16,6 +16,7 @@ use strait_lb::select::rendezvous::{self, Node};
 
 use super::frame::Limits;
 use super::peer::Pool;
+use super::suspect::Suspects;
 use super::{Member, Membership};
 
 /// The peer that owns a key.
@@ -33,6 +34,10 @@ pub struct Cluster {
     pub limits: Limits,
     /// The shared config version this node runs (`confdist`).
     pub config: super::confdist::ConfigDist,
+    /// How long a request waits for a peer's first frame, or its handshake.
+    pub peer_timeout: std::time::Duration,
+    /// Peers that did not answer within `peer_timeout` lately (`suspect`).
+    pub suspects: Suspects,
     self_id: String,
     /// When this node joined (its membership started).
     joined: Instant,
@@ -45,14 +50,19 @@ impl Cluster {
         secret: Option<Arc<[u8]>>,
         connect_timeout: std::time::Duration,
         config: super::confdist::ConfigDist,
+        peer_timeout: std::time::Duration,
     ) -> Cluster {
         let limits = Limits::default();
+        // A connection is of no use until its handshake is done: both within peer_timeout.
+        let dial_timeout = connect_timeout.min(peer_timeout);
         Cluster {
-            peers: Pool::new(self_id, secret.clone(), limits, connect_timeout),
+            peers: Pool::new(self_id, secret.clone(), limits, dial_timeout),
             members,
             secret,
             limits,
             config,
+            peer_timeout,
+            suspects: Suspects::new(peer_timeout),
             self_id: self_id.to_owned(),
             joined: Instant::now(),
         }

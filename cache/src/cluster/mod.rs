@@ -10,6 +10,7 @@ pub mod frame;
 mod handle;
 pub(crate) mod invalidate;
 pub(crate) mod peer;
+pub(crate) mod suspect;
 pub(crate) mod wire;
 
 pub(crate) use handle::{Cluster, Owner};

@@ -6,7 +6,8 @@
 //!   secret both sides then authenticate every frame (`PeerCodec::enable_auth`); a peer that
 //!   does not know the secret fails at its first tagged frame.
 //! * A connection carries one exchange at a time. [`Pool::get`] hands out an idle connection
-//!   to the address (or dials one, bounded by the connect timeout); [`Pool::put`] takes back a
+//!   to the address (or dials one: connect and handshake bounded by the dial timeout, the
+//!   smaller of the connect timeout and `peer_timeout`); [`Pool::put`] takes back a
 //!   connection whose exchange ended cleanly. Idle connections older than [`IDLE_FOR`] are
 //!   dropped instead of reused; at most [`MAX_IDLE`] are kept per peer.
 //! * Every wait on a peer is bounded: [`PeerConn::recv`] takes the time it may wait.
@@ -32,7 +33,8 @@ pub const MAX_IDLE: usize = 256;
 pub const IDLE_FOR: Duration = Duration::from_secs(20);
 /// The owner's side closes a connection idle this long.
 pub const SERVER_IDLE: Duration = Duration::from_secs(30);
-/// Time a handshake may take.
+/// Time the accepting side gives a dialling peer's `Hello` (the dialling side bounds its
+/// whole dial by its own timeout).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why an exchange with a peer failed.
@@ -50,6 +52,9 @@ pub enum PeerError {
     Closed(SocketAddr),
     #[error("peer {0}: no answer within {1:?}")]
     Timeout(SocketAddr, Duration),
+    /// No handshake, or no first frame of an answer, within `peer_timeout`: the peer hangs.
+    #[error("peer {0}: no answer within peer_timeout ({1:?})")]
+    Hung(SocketAddr, Duration),
     #[error("peer {0}: unexpected {1}")]
     Unexpected(SocketAddr, &'static str),
     #[error("peer {0}: error {1}: {2}")]
@@ -67,18 +72,33 @@ pub struct PeerConn {
 }
 
 impl PeerConn {
-    /// Dials `addr` and shakes hands as `self_id`.
+    /// Dials `addr` and shakes hands as `self_id`, both within `timeout` (a stopped process's
+    /// kernel still completes the TCP handshake, so the `Hello` exchange is bounded too; a
+    /// handshake that runs out of time is [`PeerError::Hung`]).
     pub async fn dial(
         addr: SocketAddr,
         self_id: &str,
         secret: Option<&[u8]>,
         limits: Limits,
-        connect_timeout: Duration,
+        timeout: Duration,
     ) -> Result<PeerConn, PeerError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| PeerError::ConnectTimeout(addr))?
             .map_err(|e| PeerError::Connect(addr, e))?;
+        tokio::time::timeout_at(deadline, Self::shake(stream, addr, self_id, secret, limits))
+            .await
+            .map_err(|_| PeerError::Hung(addr, timeout))?
+    }
+
+    async fn shake(
+        stream: TcpStream,
+        addr: SocketAddr,
+        self_id: &str,
+        secret: Option<&[u8]>,
+        limits: Limits,
+    ) -> Result<PeerConn, PeerError> {
         let _ = stream.set_nodelay(true);
         let mut io = Framed::new(stream, PeerCodec::new(limits));
         let nonce = send_hello(&mut io, addr, self_id).await?;

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use strait_lb::membership::section::{DEFAULT_HANDOVER_MIN_LEAD, DEFAULT_HANDOVER_WINDOW};
+use strait_lb::membership::section::{
+    DEFAULT_HANDOVER_MIN_LEAD, DEFAULT_HANDOVER_WINDOW, DEFAULT_PEER_TIMEOUT,
+};
 
 use super::*;
 use crate::config::parse;
@@ -290,6 +292,26 @@ fn lease_timeout_defaults_to_3s_and_must_be_positive() {
         assert!(
             e.iter()
                 .any(|m| m.contains("cluster.lease_timeout must be greater than 0")),
+            "{bad}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn peer_timeout_defaults_to_one_second_and_must_be_positive() {
+    let c = with(MINIMAL).expect("valid").cluster.expect("cluster");
+    assert_eq!(c.peer_timeout, DEFAULT_PEER_TIMEOUT);
+    assert!(DEFAULT_PEER_TIMEOUT <= Duration::from_secs(1));
+    let c = with(&format!("{MINIMAL}peer_timeout = \"250ms\"\n"))
+        .expect("valid")
+        .cluster
+        .expect("cluster");
+    assert_eq!(c.peer_timeout, Duration::from_millis(250));
+    for bad in ["0s", "2m"] {
+        let e = with(&format!("{MINIMAL}peer_timeout = \"{bad}\"\n")).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|m| m.contains("cluster.peer_timeout must be greater than 0 and at most 1m")),
             "{bad}: {e:?}"
         );
     }

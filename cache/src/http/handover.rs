@@ -6,8 +6,9 @@
 //! served — so a join does not send a share of the keys back to the origin.
 //!
 //! Contract: [`take_over`] returns the object stored here, or None (the previous owner missed,
-//! could not be reached within [`PROBE_TIMEOUT`], or sent something invalid: the caller goes
-//! on as for any miss). The object is read whole before it is stored (bounded by the node's
+//! did not start answering within `peer_timeout` — it is then suspected here like a hung
+//! owner, and skipped while suspect —, did not send the object within [`PROBE_TIMEOUT`], or
+//! sent something invalid: the caller goes on as for any miss). The object is read whole before it is stored (bounded by the node's
 //! `max_object_size`; a longer one is not taken).
 
 use std::sync::Arc;
@@ -17,8 +18,10 @@ use bytes::BytesMut;
 use http::HeaderMap;
 
 use super::ctx::Ctx;
+use super::remote::{note_answered, note_hung};
 use crate::cluster::frame::{Frame, Lookup, LookupMethod};
 use crate::cluster::peer::PeerError;
+use crate::cluster::suspect::Admit;
 use crate::cluster::{wire, Owner};
 use crate::policy::cache_status::Fwd;
 use crate::policy::headers::append_via;
@@ -52,15 +55,25 @@ pub async fn take_over(
         hops: 1,
         flags: Lookup::PROBE,
     };
+    if cluster.suspects.admit(&previous.id) == Admit::Skip {
+        bump(&ctx.counters.peer_suspect_skips);
+        return None;
+    }
     let got = tokio::time::timeout(
         PROBE_TIMEOUT,
         fetch(cluster, previous, lookup, (max, &ctx.node_id)),
     )
     .await;
     let taken = match got {
-        Ok(Ok(t)) => t?,
+        Ok(Ok(t)) => {
+            note_answered(ctx, previous);
+            t?
+        }
         Ok(Err(e)) => {
             bump(&ctx.counters.peer_errors);
+            if matches!(e, PeerError::Hung(..) | PeerError::ConnectTimeout(_)) {
+                note_hung(ctx, previous);
+            }
             tracing::info!(error = %e, "handover probe failed; going on as a miss");
             return None;
         }
@@ -82,9 +95,21 @@ async fn fetch(
     (max, self_id): (u64, &str),
 ) -> Result<Option<Taken>, PeerError> {
     let addr = previous.addr;
-    let (mut c, _) = cluster.peers.get(addr).await?;
-    c.send(Frame::Lookup(lookup)).await?;
-    let head = match c.recv(PROBE_TIMEOUT).await? {
+    // A probe is answered at once (never `Wait`): its first frame within peer_timeout.
+    let first = async {
+        let (mut c, _) = cluster.peers.get(addr).await?;
+        c.send(Frame::Lookup(lookup)).await?;
+        let f = c.recv(cluster.peer_timeout).await?;
+        Ok::<_, PeerError>((c, f))
+    };
+    let (mut c, first) = tokio::time::timeout(cluster.peer_timeout, first)
+        .await
+        .unwrap_or(Err(PeerError::Hung(addr, cluster.peer_timeout)))
+        .map_err(|e| match e {
+            PeerError::Timeout(a, d) => PeerError::Hung(a, d),
+            e => e,
+        })?;
+    let head = match first {
         Frame::Hit(h) => h,
         Frame::Miss(_) => {
             cluster.peers.put(c);

@@ -24,6 +24,9 @@
 //!   `lease_timeout` (after its origin's first-byte time for the head) — loses the lease to
 //!   the requests waiting here: this node takes the fill over (`lease`), from scratch or
 //!   resumed at the byte the holder stopped at, and the waiters keep waiting on it.
+//! * Before each slow step (revalidating a held object, probing the previous owner, following
+//!   a fill) the owner sends `Wait` once, at once: the requester waits `peer_timeout` for the
+//!   first frame, and longer only after a `Wait`.
 //! * The owner never forwards a `Lookup` itself: one hop at most.
 //!
 //! Anything else on the connection is answered with `Error` and the connection closed.
@@ -174,6 +177,8 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
         // so it answers as it would answer a client of its own.
         if l.may_lease() && !l.is_probe() && l.method == LookupMethod::Get {
             let key = l.key.clone();
+            // May revalidate with the origin first: the requester is told to wait.
+            c.send(Frame::Wait).await?;
             if let Some(resp) = answer_for_peer(Arc::clone(ctx), &l.uri, headers, key).await {
                 bump(&ctx.counters.peer_answers);
                 return send_answer(c, resp).await;
@@ -190,11 +195,15 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     if l.is_probe() || !l.may_lease() || l.method == LookupMethod::Head {
         return c.send(miss(None)).await;
     }
+    // The requester allows a slow answer once told to wait (`Frame::Wait`, sent once).
+    let mut waiting = false;
     if let Some(prev) = ctx
         .cluster
         .as_ref()
         .and_then(|cl| cl.previous_owner(&l.key))
     {
+        c.send(Frame::Wait).await?;
+        waiting = true;
         if let Some(t) = take_over(ctx, &l.key, &l.uri, &headers, &prev).await {
             let mut cs = CacheStatus::fwd(node, Fwd::Miss);
             cs.stored = true;
@@ -205,7 +214,12 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     }
     let rt = ctx.rt.load_full();
     match ctx.fills.join(&l.key) {
-        Join::Follow(reader) => follow(c, reader, &headers, rt.coalesce_timeout, node).await,
+        Join::Follow(reader) => {
+            if !waiting {
+                c.send(Frame::Wait).await?;
+            }
+            follow(c, reader, &headers, rt.coalesce_timeout, node).await
+        }
         Join::Lead(w) => {
             let lease = LEASES.fetch_add(1, Ordering::Relaxed);
             c.send(miss(Some(lease))).await?;

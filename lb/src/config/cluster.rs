@@ -6,8 +6,8 @@
 //! gossip_listen = "10.0.0.3:7946"      # required; advertised, so a concrete ip:port
 //! seeds = ["10.0.0.11:7946"]           # gossip addresses of nodes to join through
 //! secret_file = "/etc/strait/cluster.key"  # the nodes' key (>= 16 bytes after trimming)
-//! probe_interval = "500ms"             # 50ms..=60s
-//! suspect_timeout = "1500ms"           # at least probe_interval
+//! probe_interval = "200ms"             # 50ms..=60s
+//! suspect_timeout = "1300ms"           # at least probe_interval
 //! ```
 //!
 //! Rules: the node's `[cluster]` rules for the keys they share (`crate::membership::section`), each

@@ -269,7 +269,7 @@ fn a_cluster_service_takes_its_backends_from_the_cluster_table() {
     assert!(cl.seeds.is_empty() && cl.secret.is_none());
     assert_eq!(
         (cl.probe_interval, cl.suspect_timeout),
-        (Duration::from_millis(500), Duration::from_millis(1500))
+        (Duration::from_millis(200), Duration::from_millis(1300))
     );
     assert!(!parse(MINIMAL).unwrap().services[0].cluster);
     assert!(parse(MINIMAL).unwrap().cluster.is_none());

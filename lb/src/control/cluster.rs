@@ -69,6 +69,7 @@ pub(super) fn section(c: &ClusterConfig) -> ClusterSection {
         handover_window: Duration::ZERO,
         handover_min_lead: Duration::ZERO,
         lease_timeout: crate::membership::section::DEFAULT_LEASE_TIMEOUT,
+        peer_timeout: crate::membership::section::DEFAULT_PEER_TIMEOUT,
         secret: Secret::default(),
     }
 }

@@ -495,6 +495,9 @@ impl Gossip {
             }
         }
         while let Some((to, data)) = self.rt.to_send() {
+            if self.spurious_turn_undead(&to, &data) {
+                continue;
+            }
             let stamp = self.stamps.next_stamp();
             let mut payload = Vec::with_capacity(STAMP_LEN + data.len());
             payload.extend_from_slice(&stamp.epoch.to_be_bytes());
@@ -505,6 +508,24 @@ impl Gossip {
                 tracing::debug!(to = %to.gossip, error = %e, "gossip send failed");
             }
         }
+    }
+
+    /// Whether `data` to `to` is a `TurnUndead` ("you are down") to a member this node holds
+    /// live. foca 1.0 sends one whenever a suspicion's timer runs out, also when the suspect
+    /// refuted the suspicion meanwhile and is not declared down (the member is still alive
+    /// here); the suspect would take it for a death notice and rejoin under a new identity,
+    /// so a node that resumed from a pause (or a slow moment) would be dropped from every
+    /// member list and come back. The genuine ones go to a member held down here.
+    fn spurious_turn_undead(&self, to: &NodeIdentity, data: &[u8]) -> bool {
+        let Ok(header) = foca::Codec::<NodeIdentity>::decode_header(&mut PostcardCodec, data)
+        else {
+            return false;
+        };
+        header.message == foca::Message::TurnUndead
+            && self
+                .foca
+                .iter_membership_state()
+                .any(|m| m.id() == to && m.state() != foca::State::Down)
     }
 
     /// Rebuild the member list; bump the change counter if the live set changed.

@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::{align, cell};
 
 /// `self <id>`, then one row per member: id, peer address, gossip address, state, weight,
-/// config version and hash, config state; then `refused: <id> v<N> <hash>: <reason>` for
-/// each member that refuses a version.
+/// `here` (`suspect` when this node suspects the member of hanging: no answer within
+/// `peer_timeout` lately, its keys skip it here; else `-`), config version and hash, config
+/// state; then `refused: <id> v<N> <hash>: <reason>` for each member that refuses a version.
 pub fn render_cluster(view: &Value) -> String {
     let me = view.get("self").and_then(Value::as_str);
     let mut out = match me {
@@ -23,6 +24,7 @@ pub fn render_cluster(view: &Value) -> String {
         "gossip",
         "state",
         "weight",
+        "here",
         "config",
         "config_state",
     ]
@@ -38,6 +40,10 @@ pub fn render_cluster(view: &Value) -> String {
             cell(m.get("gossip")),
             cell(m.get("state")),
             cell(m.get("weight")),
+            match m.get("local_suspect").and_then(Value::as_bool) {
+                Some(true) => "suspect".to_owned(),
+                _ => "-".to_owned(),
+            },
             match (m.get("config_version"), m.get("config_hash")) {
                 (Some(Value::Number(v)), Some(Value::String(h))) => format!("v{v} {h}"),
                 _ => "-".into(),
@@ -69,33 +75,34 @@ mod tests {
             {"id": "a", "addr": "127.0.0.11:7070", "gossip": "127.0.0.11:7946", "state": "alive",
              "weight": 100},
             {"id": "bb", "addr": "127.0.0.12:7070", "gossip": "127.0.0.12:7946",
-             "state": "suspect", "weight": 5},
+             "state": "suspect", "weight": 5, "local_suspect": true},
         ]});
         assert_eq!(
             render_cluster(&v),
             "self a\n\
-             member  addr             gossip           state    weight  config  config_state\n\
-             a*      127.0.0.11:7070  127.0.0.11:7946  alive    100     -       -\n\
-             bb      127.0.0.12:7070  127.0.0.12:7946  suspect  5       -       -\n"
+             member  addr             gossip           state    weight  here     config  config_state\n\
+             a*      127.0.0.11:7070  127.0.0.11:7946  alive    100     -        -       -\n\
+             bb      127.0.0.12:7070  127.0.0.12:7946  suspect  5       suspect  -       -\n"
         );
         let single = json!({"self": "s", "members": [
             {"id": "s", "addr": null, "gossip": null, "state": "alive", "weight": 100}]});
-        assert!(render_cluster(&single).contains("s*      -     -       alive  100"));
+        assert!(render_cluster(&single).contains("s*      -     -       alive  100     -"));
         let v = json!({"self": "a", "members": [
             {"id": "a", "addr": "x", "gossip": "y", "state": "alive", "weight": 1,
              "config_version": 3, "config_hash": "1f2e3d4c5b6a", "config_state": "applied",
              "config_refused": null, "config_error": null},
             {"id": "c", "addr": "x", "gossip": "y", "state": "alive", "weight": 1,
+             "local_suspect": true,
              "config_version": 2, "config_hash": "0a0b0c0d0e0f", "config_state": "refused",
              "config_refused": {"version": 3, "hash": "1f2e3d4c5b6a"},
              "config_error": "pool \"p\": a loop"}]});
         let t = render_cluster(&v);
         assert!(
-            t.contains("a*      x     y       alive  1       v3 1f2e3d4c5b6a  applied\n"),
+            t.contains("a*      x     y       alive  1       -        v3 1f2e3d4c5b6a  applied\n"),
             "{t}"
         );
         assert!(
-            t.contains("c       x     y       alive  1       v2 0a0b0c0d0e0f  refused\n"),
+            t.contains("c       x     y       alive  1       suspect  v2 0a0b0c0d0e0f  refused\n"),
             "{t}"
         );
         assert!(

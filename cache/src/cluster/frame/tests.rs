@@ -91,6 +91,7 @@ fn samples() -> Vec<Frame> {
             prefix: "http://example.com/".into(),
         },
         Frame::Count(3),
+        Frame::Wait,
         Frame::Error {
             code: 503,
             message: "origin down".into(),

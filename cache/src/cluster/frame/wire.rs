@@ -277,6 +277,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.buf.put_slice(hash);
             w.bytes("text", text.as_bytes(), w.limits.max_frame)?;
         }
+        Frame::Wait => {}
     }
     Ok(())
 }
@@ -398,6 +399,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             hash: read_hash(&mut r)?,
             text: r.string("text", limits.max_frame)?,
         },
+        Kind::Wait => Frame::Wait,
     };
     r.finish()?;
     Ok(frame)

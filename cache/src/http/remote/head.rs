@@ -1,5 +1,6 @@
 //! A HEAD for a key a peer owns: answered from the owner's object head when it has one, else
-//! sent to the origin and stored nowhere.
+//! sent to the origin and stored nowhere — as it is when the owner does not answer within
+//! `peer_timeout` or is suspect here of hanging (`cluster::suspect`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -9,6 +10,7 @@ use http::{Response, StatusCode};
 
 use crate::cluster::frame::{Frame, Lookup, LookupMethod};
 use crate::cluster::peer::PeerError;
+use crate::cluster::suspect::Admit;
 use crate::cluster::wire;
 use crate::cluster::Owner;
 use crate::http::body::ProxyBody;
@@ -41,6 +43,15 @@ pub(in crate::http) async fn head(
         flags: 0,
     };
     let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
+    let suspect = ctx
+        .cluster
+        .as_ref()
+        .is_some_and(|cl| cl.suspects.admit(&owner.id) == Admit::Skip);
+    if suspect {
+        // The owner hangs, as far as this node knows: the origin answers, as for a miss.
+        bump(&ctx.counters.peer_suspect_skips);
+        return crate::http::pass::forward_uncached(ctx, req, key, Fwd::Miss).await;
+    }
     match ask(&ctx, &owner, lookup, wait).await {
         Ok((mut c, Frame::Hit(h))) => {
             // A HEAD hit has no body: its End follows at once.

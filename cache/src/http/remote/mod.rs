@@ -9,9 +9,11 @@
 //! * `Miss { lease: Some }` → remote miss: this node fetches from its origin pool, answers its
 //!   client, and pushes the object to the owner as it arrives (`Push`, `Data`, `End`), which
 //!   stores it: `b; fwd=miss, a; fwd=miss; stored; detail=peer`.
-//! * The owner unreachable (no connection): the key's next owner by rendezvous rank takes over
-//!   at once — this node (a local miss, stored here) or the runner-up peer (asked as above) —
-//!   as it will once gossip declares the owner dead.
+//! * The owner unreachable (no connection), or hung (no handshake or no first frame within
+//!   `peer_timeout`; it sends `Wait` first when its answer will take long), or suspect here
+//!   of hanging (`cluster::suspect`: skipped without asking): the key's next owner by
+//!   rendezvous rank takes over at once — this node (a local miss, stored here) or the
+//!   runner-up peer (asked as above) — as it will once gossip declares the owner dead.
 //! * `Miss { lease: None }`, or a peer answering garbage → this node fetches and stores
 //!   nothing. `peer_errors` counts every failed exchange.
 //!
@@ -31,6 +33,7 @@ use super::ctx::{Ctx, ReqHead, Runtime};
 use super::fill::{lead as lead_fill, Keep, Lead};
 use crate::cluster::frame::{Frame, Lookup, LookupMethod};
 use crate::cluster::peer::{PeerConn, PeerError};
+use crate::cluster::suspect::Admit;
 use crate::cluster::wire;
 use crate::cluster::Owner;
 use crate::fault::Fault;
@@ -48,8 +51,13 @@ pub(super) use head::head;
 pub(super) use push::PushSink;
 use relay::{owner_answer, remote_hit, BODY_IDLE};
 
-/// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup`.
+/// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup` after its
+/// `Wait`.
 pub(super) const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// Nodes considered for a key: its owner and the two that would own it next.
+const CANDIDATES: usize = 3;
+/// Most peers asked for one request (each may cost `peer_timeout`).
+const MAX_ASKED: usize = 2;
 
 /// The leader of a fill for a key `owner` owns.
 pub(super) async fn lead(
@@ -69,29 +77,42 @@ pub(super) async fn lead(
         hops: 1,
         flags: Lookup::MAY_LEASE,
     };
-    // The owner answers at once, or after waiting (bounded by its coalesce timeout) on a fill.
+    // The owner's first frame comes within peer_timeout; after a `Wait` (it follows a fill,
+    // or revalidates), its answer within its coalesce timeout and a margin.
     let wait = rt.coalesce_timeout + ANSWER_MARGIN;
-    let mut answer = ask(ctx, &owner, lookup.clone(), wait).await;
-    if let Err(e) = &answer {
-        if unreachable(e) {
-            // The owner is gone (gossip will say so shortly): the key's next owner takes over
-            // now, this node itself or the runner-up peer.
-            peer_failed(ctx, e);
-            let next = ctx
-                .cluster
-                .as_ref()
-                .and_then(|c| c.ranked(key, 2).into_iter().nth(1));
-            match next {
-                Some(None) => {
-                    bump(&ctx.counters.local_miss);
-                    let keep = Keep::Local;
-                    return origin_miss(ctx, rt, req, key, w, req_cc, keep).await;
-                }
-                Some(Some(runner_up)) => answer = ask(ctx, &runner_up, lookup, wait).await,
-                None => {}
+    let Some(cl) = &ctx.cluster else {
+        return origin_miss(ctx, rt, req, key, w, req_cc, Keep::Nowhere).await;
+    };
+    // The owner, then the nodes that would own the key without it: an owner that cannot be
+    // asked (refuses, hangs, or is locally suspect of hanging) hands the key to the next one
+    // at once — this node itself (a local miss, stored here) or a peer — as gossip will once
+    // it declares the owner dead. At most two peers are asked.
+    let next = cl.ranked(key, CANDIDATES).into_iter().skip(1);
+    let mut answer = None;
+    let mut asked = 0;
+    for candidate in std::iter::once(Some(owner)).chain(next) {
+        let Some(peer) = candidate else {
+            bump(&ctx.counters.local_miss);
+            return origin_miss(ctx, rt, req, key, w, req_cc, Keep::Local).await;
+        };
+        if cl.suspects.admit(&peer.id) == Admit::Skip {
+            bump(&ctx.counters.peer_suspect_skips);
+            continue;
+        }
+        let a = ask(ctx, &peer, lookup.clone(), wait).await;
+        asked += 1;
+        match a {
+            Err(e) if unreachable(&e) && asked < MAX_ASKED => peer_failed(ctx, &e),
+            a => {
+                answer = Some(a);
+                break;
             }
         }
     }
+    let Some(answer) = answer else {
+        // Every candidate peer is suspect here: fetch, store nowhere.
+        return origin_miss(ctx, rt, req, key, w, req_cc, Keep::Nowhere).await;
+    };
     match answer {
         Ok((c, Frame::Hit(head))) => {
             bump(&ctx.counters.remote_hit);
@@ -153,12 +174,48 @@ async fn origin_miss(
     lead_fill(job, w).await
 }
 
-/// The peer could not be reached at all (as opposed to answering badly).
+/// The peer could not be reached at all, or did not answer within `peer_timeout` (as
+/// opposed to answering badly, or slowly after its `Wait`).
 fn unreachable(e: &PeerError) -> bool {
     matches!(
         e,
-        PeerError::Connect(..) | PeerError::ConnectTimeout(_) | PeerError::Closed(_)
+        PeerError::Connect(..)
+            | PeerError::ConnectTimeout(_)
+            | PeerError::Closed(_)
+            | PeerError::Hung(..)
     )
+}
+
+/// The peer hangs (or its host does not answer a TCP connect).
+fn hung(e: &PeerError) -> bool {
+    matches!(e, PeerError::Hung(..) | PeerError::ConnectTimeout(_))
+}
+
+/// `peer` did not answer within `peer_timeout`: counted, and suspected here for a while
+/// (`cluster::suspect`); the first mark is logged as a warning.
+pub(in crate::http) fn note_hung(ctx: &Ctx, peer: &Owner) {
+    let Some(cl) = &ctx.cluster else { return };
+    bump(&ctx.counters.peer_timeouts);
+    let (new, mark) = cl.suspects.timed_out(&peer.id);
+    if new {
+        tracing::warn!(
+            peer = %peer.id,
+            addr = %peer.addr,
+            peer_timeout = ?cl.peer_timeout,
+            skip_for = ?mark,
+            "peer did not answer within peer_timeout; suspect here: its keys go to their next node"
+        );
+    } else {
+        tracing::debug!(peer = %peer.id, skip_for = ?mark, "suspect peer still does not answer");
+    }
+}
+
+/// `peer` answered: it is no longer suspect here (logged when it was).
+pub(in crate::http) fn note_answered(ctx: &Ctx, peer: &Owner) {
+    let Some(cl) = &ctx.cluster else { return };
+    if cl.suspects.answered(&peer.id) {
+        tracing::info!(peer = %peer.id, "suspect peer answers again; asking it for its keys");
+    }
 }
 
 /// Counts a failed peer exchange; logs it as a warning at most once a second (a dead owner
@@ -170,6 +227,11 @@ fn peer_failed(ctx: &Ctx, e: &PeerError) {
         Fault::PeerBroken
     };
     ctx.counters.fault(fault);
+    if matches!(e, PeerError::Hung(..)) {
+        // `note_hung` logged the transition to suspect; each further one is a debug line.
+        tracing::debug!(error = %e, fault = fault.as_str(), "peer exchange failed");
+        return;
+    }
     static LAST_WARN_MS: AtomicU64 = AtomicU64::new(0);
     let now = ctx.started.elapsed().as_millis() as u64 + 1000;
     let last = LAST_WARN_MS.load(Ordering::Relaxed);
@@ -184,8 +246,10 @@ fn peer_failed(ctx: &Ctx, e: &PeerError) {
     }
 }
 
-/// Sends `lookup` to the owner and reads the answer (retrying once on a fresh connection
-/// when a pooled one was closed).
+/// Sends `lookup` to the owner and reads the answer: its first frame within `peer_timeout`
+/// (dial and handshake included; a pooled connection that turns out closed is retried once
+/// on a fresh one), or [`PeerError::Hung`] and the owner is suspected here; after a `Wait`,
+/// the answer within `wait`. A connection that timed out is dropped, never pooled.
 async fn ask(
     ctx: &Ctx,
     owner: &Owner,
@@ -195,13 +259,47 @@ async fn ask(
     let Some(cl) = &ctx.cluster else {
         return Err(PeerError::Unexpected(owner.addr, "no cluster"));
     };
+    let limit = cl.peer_timeout;
+    let first = tokio::time::timeout(limit, first_frame(cl, owner, lookup))
+        .await
+        .unwrap_or(Err(PeerError::Hung(owner.addr, limit)))
+        .map_err(|e| match e {
+            // The answer's wait ran out (rather than the whole exchange's): the same.
+            PeerError::Timeout(a, d) => PeerError::Hung(a, d),
+            e => e,
+        });
+    let (mut c, f) = match first {
+        Ok(got) => got,
+        Err(e) => {
+            if hung(&e) {
+                note_hung(ctx, owner);
+            }
+            return Err(e);
+        }
+    };
+    note_answered(ctx, owner);
+    match f {
+        Frame::Wait => {
+            let f = c.recv(wait).await?;
+            Ok((c, f))
+        }
+        f => Ok((c, f)),
+    }
+}
+
+async fn first_frame(
+    cl: &crate::cluster::Cluster,
+    owner: &Owner,
+    lookup: Lookup,
+) -> Result<(PeerConn, Frame), PeerError> {
+    let within = cl.peer_timeout;
     let (mut c, pooled) = cl.peers.get(owner.addr).await?;
-    let first = exchange(&mut c, Frame::Lookup(lookup.clone()), wait).await;
+    let first = exchange(&mut c, Frame::Lookup(lookup.clone()), within).await;
     match first {
         Ok(f) => Ok((c, f)),
         Err(PeerError::Closed(_) | PeerError::Io(..)) if pooled => {
             let mut c = cl.peers.dial(owner.addr).await?;
-            let f = exchange(&mut c, Frame::Lookup(lookup), wait).await?;
+            let f = exchange(&mut c, Frame::Lookup(lookup), within).await?;
             Ok((c, f))
         }
         Err(e) => Err(e),
