@@ -66,7 +66,7 @@ pub fn to_json(node_id: &str, c: Option<&ClusterSnapshot>) -> Value {
                 .to_owned();
             let note = c.notes.get(&id).and_then(|n| ConfigNote::decode(&n.data));
             // Whether this node suspects it of hanging (its keys skip it here).
-            let suspect = c.local_suspect.iter().any(|s| *s == id);
+            let suspect = c.local_suspect.contains(&id);
             if let Some(obj) = m.as_object_mut() {
                 for (k, val) in config_fields(note.as_ref()) {
                     obj.insert(k.into(), val);
