@@ -49,7 +49,7 @@ mod relay;
 
 pub(super) use head::head;
 pub(super) use push::PushSink;
-use relay::{owner_answer, remote_hit, BODY_IDLE};
+use relay::{owner_answer, read_body, remote_hit, small_body, BODY_IDLE};
 
 /// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup` after its
 /// `Wait`.
@@ -114,9 +114,22 @@ pub(super) async fn lead(
         return origin_miss(ctx, rt, req, key, w, req_cc, Keep::Nowhere).await;
     };
     match answer {
-        Ok((c, Frame::Hit(head))) => {
+        Ok((mut c, Frame::Hit(head))) => {
+            // A small body is read whole here, before anyone sees the head: one task, one
+            // write to the client, and a peer that fails mid-way costs an origin fetch
+            // instead of a cut body.
+            let body = match small_body(&head) {
+                Some(len) => match read_body(&mut c, len, BODY_IDLE).await {
+                    Ok(chunks) => Some(chunks),
+                    Err(e) => {
+                        peer_failed(ctx, &e);
+                        return origin_miss(ctx, rt, req, key, w, req_cc, Keep::Nowhere).await;
+                    }
+                },
+                None => None,
+            };
             bump(&ctx.counters.remote_hit);
-            remote_hit(ctx, &req, w, c, &head, BODY_IDLE)
+            remote_hit(ctx, &req, w, c, &head, BODY_IDLE, body).await
         }
         Ok((c, Frame::Answer(a))) => owner_answer(ctx, &req, w, c, &a, BODY_IDLE),
         Ok((c, Frame::Miss(m))) => {

@@ -140,14 +140,47 @@ fn invalid_answer(
     )
 }
 
-/// Streams the owner's object to the client through this node's fill (not stored here).
-pub(super) fn remote_hit(
+/// Bodies of at most this many bytes are read whole before the head is published.
+const INLINE_MAX: u64 = 64 * 1024;
+
+/// The length of a `Hit`'s body when it is small enough to read whole first.
+pub(super) fn small_body(head: &crate::cluster::frame::ObjectHead) -> Option<u64> {
+    (head.body_len != wire::UNKNOWN_LEN && head.body_len <= INLINE_MAX).then_some(head.body_len)
+}
+
+/// Reads a body of exactly `len` bytes (`Data`* then `End`), each frame within `wait`.
+pub(super) async fn read_body(
+    c: &mut PeerConn,
+    len: u64,
+    wait: Duration,
+) -> Result<Vec<bytes::Bytes>, PeerError> {
+    let mut chunks = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        match c.recv(wait).await? {
+            Frame::Data(b) => {
+                total += b.len() as u64;
+                if !wire::body_fits(total, len, u64::MAX) {
+                    return Err(PeerError::Unexpected(c.addr, "body longer than announced"));
+                }
+                chunks.push(b);
+            }
+            Frame::End { complete: true } if wire::body_complete(total, len) => return Ok(chunks),
+            other => return Err(PeerError::Unexpected(c.addr, other.name())),
+        }
+    }
+}
+
+/// Streams the owner's object to the client through this node's fill (not stored here);
+/// `body`: the whole body, already read (`read_body`), else it is relayed as it arrives.
+pub(super) async fn remote_hit(
     ctx: &Arc<Ctx>,
     req: &ReqHead,
     mut w: FillWriter<FillHead>,
     c: PeerConn,
     head: &crate::cluster::frame::ObjectHead,
     wait: Duration,
+    body: Option<Vec<bytes::Bytes>>,
 ) -> Response<ProxyBody> {
     let mut fill = match wire::to_fill(head, Fwd::Miss) {
         Ok(f) => f,
@@ -175,6 +208,22 @@ pub(super) fn remote_hit(
     let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
     cs.detail = Some("peer".to_string());
     cs.upstream = fill.upstream.clone();
-    tokio::spawn(relay_body(Arc::clone(ctx), c, w, head.body_len, wait));
+    match body {
+        Some(chunks) => {
+            if let Some(cl) = &ctx.cluster {
+                cl.peers.put(c);
+            }
+            // The chunks are taken without waiting on the window: this task's own reader
+            // reads them only once the response is returned (a push taken at its first poll
+            // and not awaited only skips that wait).
+            for b in chunks {
+                let _ = futures_util::FutureExt::now_or_never(w.push(b));
+            }
+            let _ = w.finish();
+        }
+        None => {
+            tokio::spawn(relay_body(Arc::clone(ctx), c, w, head.body_len, wait));
+        }
+    }
     respond::fill(ctx, req, &fill, reader, &cs)
 }
