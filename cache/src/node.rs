@@ -133,6 +133,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         node_id: cfg.node.id.get_ref().clone(),
         store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
         fills,
+        uncacheable: Default::default(),
         counters: Counters::default(),
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),

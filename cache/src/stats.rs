@@ -44,6 +44,9 @@ counters! {
     not_modified,
     /// Origin responses that could not be stored.
     uncacheable,
+    /// Misses for a key whose last answer could not be stored: fetched alone at once, not
+    /// coalesced (`cache.hit_for_miss`).
+    hit_for_miss,
     /// Requests passed to the origin without cache lookup (non-GET methods, bypass).
     passed,
     /// Objects invalidated by unsafe methods, purges and bans.
@@ -143,9 +146,9 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s[0], ("requests", 3));
         assert_eq!(s[1], ("local_hit", 1));
-        assert_eq!(s.len(), 33);
-        assert_eq!(s[27], ("fill_resume_refused", 0));
-        assert_eq!(s[31], ("peer_suspect_skips", 0));
-        assert_eq!(s[32], ("send_timeouts", 0));
+        assert_eq!(s.len(), 34);
+        assert_eq!(s[28], ("fill_resume_refused", 0));
+        assert_eq!(s[32], ("peer_suspect_skips", 0));
+        assert_eq!(s[33], ("send_timeouts", 0));
     }
 }

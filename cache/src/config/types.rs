@@ -141,6 +141,10 @@ pub struct CacheSection {
     /// Bounded wait of a request coalesced onto another request's fill.
     #[serde(default = "default_coalesce_timeout", with = "humantime_serde")]
     pub coalesce_timeout: Duration,
+    /// How long a key whose answer could not be stored skips coalescing (its requests go to
+    /// the origin each on its own at once); 0 disables.
+    #[serde(default = "default_hit_for_miss", with = "humantime_serde")]
+    pub hit_for_miss: Duration,
     /// Heuristic freshness: percent of (Date - Last-Modified).
     #[serde(default = "default_heuristic_percent")]
     pub heuristic_percent: Spanned<u32>,
@@ -200,6 +204,7 @@ impl Default for CacheSection {
         CacheSection {
             target_header: None,
             coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
+            hit_for_miss: DEFAULT_HIT_FOR_MISS,
             heuristic_percent: default_heuristic_percent(),
             heuristic_max: DEFAULT_HEURISTIC_MAX,
             max_request_header: default_max_request_header(),
@@ -242,6 +247,13 @@ fn default_drain_timeout() -> Duration {
 fn default_ram() -> Spanned<ByteSize> {
     Spanned::new(0..0, DEFAULT_RAM)
 }
+/// Default `cache.hit_for_miss` (Varnish's built-in `hit-for-miss` time).
+pub const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(120);
+
+fn default_hit_for_miss() -> Duration {
+    DEFAULT_HIT_FOR_MISS
+}
+
 fn default_coalesce_timeout() -> Duration {
     DEFAULT_COALESCE_TIMEOUT
 }

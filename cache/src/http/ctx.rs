@@ -33,6 +33,8 @@ pub struct Runtime {
     pub freshness: FreshnessParams,
     pub max_object_size: u64,
     pub coalesce_timeout: Duration,
+    /// `cache.hit_for_miss`: how long an unstorable key skips coalescing.
+    pub hit_for_miss: Duration,
     pub limits: Limits,
 }
 
@@ -125,6 +127,7 @@ impl Runtime {
             },
             max_object_size: cfg.storage.max_object_size_bytes(),
             coalesce_timeout: cfg.cache.coalesce_timeout,
+            hit_for_miss: cfg.cache.hit_for_miss,
             limits: Limits::from_config(cfg),
         })
     }
@@ -181,6 +184,8 @@ pub struct Ctx {
     pub node_id: String,
     pub store: RamStore<Object>,
     pub fills: Fills<FillHead>,
+    /// Keys whose last answer could not be stored (`store::uncacheable`).
+    pub uncacheable: crate::store::uncacheable::Marks,
     pub counters: Counters,
     pub started: Instant,
     pub rt: ArcSwap<Runtime>,

@@ -11,3 +11,4 @@ mod eviction;
 pub mod fill;
 pub mod object;
 pub mod ram;
+pub mod uncacheable;

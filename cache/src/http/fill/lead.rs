@@ -77,7 +77,7 @@ pub(in crate::http) async fn lead(
         }
     }
 
-    let head = head_of(&job, rparts, &times);
+    let (head, mark) = head_of(&job, rparts, &times);
     let mut cs = CacheStatus::fwd(&ctx.node_id, job.fwd);
     cs.fwd_status = head.fwd_status;
     cs.upstream = head.upstream.clone();
@@ -87,6 +87,10 @@ pub(in crate::http) async fn lead(
     let keep = settle_keep(job.keep, job.key, &head).await;
     if head.meta.is_none() {
         bump(&ctx.counters.uncacheable);
+        if mark && keep.stores_here() {
+            ctx.uncacheable
+                .mark(job.key, job.rt.hit_for_miss, std::time::Instant::now());
+        }
         w.publish(Arc::clone(&head), false);
         if job.stale.is_some() && head.status == StatusCode::OK {
             // The new representation can't be stored: the stale one must not be served again.
@@ -103,6 +107,7 @@ pub(in crate::http) async fn lead(
         }
     } else {
         cs.stored = true;
+        ctx.uncacheable.clear(job.key);
         head
     };
     let reader = w.reader();
@@ -157,8 +162,9 @@ pub(in crate::http) async fn ask_origin(
 
 /// The head the fill publishes: the origin's answer and whether (with what metadata) it may be
 /// stored — RFC 9111 §3, then the node's own rules: not larger than `max_object_size`, and no
-/// `Set-Cookie` unless the route says such answers may be shared.
-fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> Arc<FillHead> {
+/// `Set-Cookie` unless the route says such answers may be shared. With it, whether the answer
+/// (not the request) is what made it unstorable: then the key is marked (`store::uncacheable`).
+fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> (Arc<FillHead>, bool) {
     let (rt, req, key) = (job.rt, &job.req, job.key);
     let params = StoreParams {
         freshness: rt.freshness,
@@ -185,22 +191,28 @@ fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> Arc<FillHead> {
         }
         d => d,
     };
-    let meta = match decision {
+    let (meta, mark) = match decision {
         Ok(_) if clen.is_some_and(|n| n > rt.max_object_size) => {
             tracing::debug!(key = %key, "not stored: larger than max_object_size");
-            None
+            (None, true)
         }
-        Ok(m) => Some(m),
+        Ok(m) => (Some(m), false),
         Err(reason) => {
             tracing::debug!(key = %key, reason = reason.as_str(), "not stored");
-            None
+            let by_request = matches!(
+                reason,
+                NoStoreReason::Method
+                    | NoStoreReason::RequestNoStore
+                    | NoStoreReason::Authorization
+            );
+            (None, !by_request)
         }
     };
     let vary = match vary_of(&rparts.headers) {
         Vary::Fields(f) => f,
         _ => Vec::new(),
     };
-    Arc::new(FillHead {
+    let head = Arc::new(FillHead {
         status: rparts.status,
         variant_id: variant_id(&vary, &req.headers),
         vary,
@@ -214,7 +226,8 @@ fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> Arc<FillHead> {
             _ => None,
         },
         headers: rparts.headers,
-    })
+    });
+    (head, mark)
 }
 
 /// Where the object will be kept, now that its head is known. Kept at the owner: the owner

@@ -58,6 +58,24 @@ pub async fn miss(
     owner: Option<Owner>,
 ) -> Response<ProxyBody> {
     let rt = ctx.rt.load_full();
+    // A key of this node's whose last answer could not be stored: fetched alone, at once.
+    if owner.is_none()
+        && stale.is_none()
+        && ctx.uncacheable.is_marked(&key, std::time::Instant::now())
+    {
+        bump(&ctx.counters.hit_for_miss);
+        let job = Lead {
+            ctx: &ctx,
+            rt: &rt,
+            req,
+            key: &key,
+            fwd,
+            stale,
+            req_cc: &req_cc,
+            keep: Keep::Local,
+        };
+        return solo(job).await;
+    }
     match ctx.fills.join(&key) {
         // The fill runs in its own task: a client that goes away does not cancel what other
         // clients (and peers) wait on.
