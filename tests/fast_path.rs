@@ -105,6 +105,44 @@ fn pipelined_hits_then_a_miss_are_answered_in_order_on_one_connection() {
 }
 
 #[test]
+fn misses_are_answered_on_the_connection_loop_with_their_framing_and_a_cut_body_ends_it() {
+    let origin = Origin::start();
+    let node = Node::start(&[origin.addr], "");
+    let mut s = TcpStream::connect(node.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // A chunked miss (length unknown until the end), an uncacheable one, then one whose body
+    // the origin cuts short: all on one keep-alive connection.
+    let reqs = "GET /obj/m1?size=5000&chunked=1 HTTP/1.1\r\nHost: test.example\r\n\r\n\
+                GET /obj/m2?size=300&cc=no-store HTTP/1.1\r\nHost: test.example\r\n\r\n\
+                GET /obj/m3?size=10000&cut=100 HTTP/1.1\r\nHost: test.example\r\n\r\n\
+                GET /obj/m2?size=300 HTTP/1.1\r\nHost: test.example\r\n\r\n";
+    s.write_all(reqs.as_bytes()).expect("write");
+    let mut r = BufReader::new(s);
+    for (name, size) in [("m1", 5000), ("m2", 300)] {
+        let resp = read_response(&mut r, false).expect("a response");
+        assert_eq!(resp.status, 200, "{name}");
+        assert_eq!(resp.body, object_bytes(name, size), "{name}");
+        assert!(
+            resp.cache_status().contains("fwd=miss"),
+            "{name}: {}",
+            resp.cache_status()
+        );
+    }
+    // The cut body is never complete-looking: the connection ends before its length, and the
+    // request pipelined after it is not answered on this connection.
+    match read_response(&mut r, false) {
+        None => {}
+        Some(cut) => assert!(cut.body.len() < 10000, "a cut body read as whole"),
+    }
+    assert!(
+        read_response(&mut r, false).is_none(),
+        "the connection ended"
+    );
+    assert_eq!(node.counter("requests"), 3);
+}
+
+#[test]
 fn a_request_split_across_packets_is_still_answered() {
     let origin = Origin::start();
     let node = Node::start(&[origin.addr], "");
