@@ -33,10 +33,11 @@
 //!   and a dialled connection the pool does not keep is closed when its last stream ends.
 //! * Every wait on a peer is bounded: [`PeerConn::recv`] takes the time it may wait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -110,19 +111,75 @@ fn cost(f: &Frame) -> usize {
     }
 }
 
-/// The shared state of one stream end.
+/// One stream end's incoming queue and state, shared by the router and the stream's handle
+/// (a plain queue: a channel per stream cost an allocation of a block of slots per exchange).
 #[derive(Debug, Default)]
 struct StreamState {
     /// Bytes in the incoming queue.
     queued: AtomicUsize,
     /// The stream was reset (by either side) or its connection closed.
     closed: AtomicBool,
+    inbox: Mutex<Inbox>,
 }
 
-/// The sending half of a stream's incoming queue, kept by the router.
+#[derive(Debug, Default)]
 struct Inbox {
-    tx: mpsc::UnboundedSender<Frame>,
-    state: Arc<StreamState>,
+    frames: VecDeque<Frame>,
+    /// No frame comes after those queued.
+    ended: bool,
+    waker: Option<Waker>,
+}
+
+impl StreamState {
+    fn push(&self, f: Frame) {
+        let mut inbox = self.inbox.lock();
+        inbox.frames.push_back(f);
+        let waker = inbox.waker.take();
+        drop(inbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Closes the stream: its reader gets what is queued, then the end.
+    fn end(&self) {
+        self.closed.store(true, Ordering::Release);
+        let mut inbox = self.inbox.lock();
+        inbox.ended = true;
+        let waker = inbox.waker.take();
+        drop(inbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let mut inbox = self.inbox.lock();
+        if let Some(f) = inbox.frames.pop_front() {
+            drop(inbox);
+            self.queued.fetch_sub(cost(&f), Ordering::AcqRel);
+            return Poll::Ready(Some(f));
+        }
+        if inbox.ended {
+            return Poll::Ready(None);
+        }
+        if !inbox
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inbox.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The next frame queued now, if any (tests).
+    #[cfg(test)]
+    fn try_next(&self) -> Option<Frame> {
+        let f = self.inbox.lock().frames.pop_front()?;
+        self.queued.fetch_sub(cost(&f), Ordering::AcqRel);
+        Some(f)
+    }
 }
 
 /// What the router did with a frame.
@@ -131,7 +188,7 @@ enum Route {
     /// Queued for its stream.
     Queued,
     /// The first frame of a new stream (accepting side): its queue and state.
-    New(mpsc::UnboundedReceiver<Frame>, Arc<StreamState>),
+    New(Arc<StreamState>),
     /// The stream's queue went over [`STREAM_WINDOW`]: the stream is closed here, the other
     /// side must be told (`Reset`).
     Overflow,
@@ -143,7 +200,7 @@ enum Route {
 
 /// Streams of one connection by id, and where frames go (pure: no I/O).
 struct Routes {
-    streams: HashMap<u32, Inbox>,
+    streams: HashMap<u32, Arc<StreamState>>,
     /// Highest stream id seen from the dialling side (accepting side only).
     max_seen: u32,
     /// Whether the other side opens streams (this is the accepting side).
@@ -162,25 +219,18 @@ impl Routes {
     }
 
     /// Registers stream `id` (opened by this side).
-    fn open(&mut self, id: u32) -> (mpsc::UnboundedReceiver<Frame>, Arc<StreamState>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn open(&mut self, id: u32) -> Arc<StreamState> {
         let state = Arc::new(StreamState::default());
-        self.streams.insert(
-            id,
-            Inbox {
-                tx,
-                state: Arc::clone(&state),
-            },
-        );
-        (rx, state)
+        self.streams.insert(id, Arc::clone(&state));
+        state
     }
 
     /// Takes one frame read for stream `id`.
     fn route(&mut self, id: u32, f: Frame) -> Route {
         if matches!(f, Frame::Reset) {
             return match self.streams.remove(&id) {
-                Some(inbox) => {
-                    inbox.state.closed.store(true, Ordering::Release);
+                Some(state) => {
+                    state.end();
                     Route::Reset
                 }
                 None => Route::Dropped,
@@ -194,25 +244,21 @@ impl Routes {
             self.max_seen = id;
             new = Some(self.open(id));
         }
-        let Some(inbox) = self.streams.get(&id) else {
+        let Some(state) = self.streams.get(&id) else {
             return Route::Dropped;
         };
         let c = cost(&f);
-        let queued = inbox.state.queued.load(Ordering::Acquire);
+        let queued = state.queued.load(Ordering::Acquire);
         if queued + c > self.window {
-            if let Some(inbox) = self.streams.remove(&id) {
-                inbox.state.closed.store(true, Ordering::Release);
+            if let Some(state) = self.streams.remove(&id) {
+                state.end();
             }
             return Route::Overflow;
         }
-        inbox.state.queued.fetch_add(c, Ordering::AcqRel);
-        if inbox.tx.send(f).is_err() {
-            // The stream's handle is gone (its drop removes it too).
-            self.streams.remove(&id);
-            return Route::Dropped;
-        }
+        state.queued.fetch_add(c, Ordering::AcqRel);
+        state.push(f);
         match new {
-            Some((rx, state)) => Route::New(rx, state),
+            Some(state) => Route::New(state),
             None => Route::Queued,
         }
     }
@@ -224,8 +270,8 @@ impl Routes {
 
     /// Closes every stream (the connection is gone).
     fn close_all(&mut self) {
-        for (_, inbox) in self.streams.drain() {
-            inbox.state.closed.store(true, Ordering::Release);
+        for (_, state) in self.streams.drain() {
+            state.end();
         }
     }
 }
@@ -358,22 +404,16 @@ impl Link {
         if id == u32::MAX {
             return None;
         }
-        let (rx, state) = routes.open(id);
+        let state = routes.open(id);
         self.open.fetch_add(1, Ordering::AcqRel);
         drop(routes);
-        Some(self.stream(id, rx, state))
+        Some(self.stream(id, state))
     }
 
-    fn stream(
-        self: &Arc<Self>,
-        id: u32,
-        rx: mpsc::UnboundedReceiver<Frame>,
-        state: Arc<StreamState>,
-    ) -> PeerConn {
+    fn stream(self: &Arc<Self>, id: u32, state: Arc<StreamState>) -> PeerConn {
         PeerConn {
             link: Arc::clone(self),
             id,
-            rx,
             state,
             addr: self.addr,
             node: self.node.clone(),
@@ -438,9 +478,9 @@ impl Link {
                 );
                 self.send_reset(id);
             }
-            Route::New(rx, state) => {
+            Route::New(state) => {
                 self.open.fetch_add(1, Ordering::AcqRel);
-                let c = self.stream(id, rx, state);
+                let c = self.stream(id, state);
                 let incoming = self.incoming.lock().clone();
                 // Without a server loop any more, the stream is dropped (and reset).
                 if let Some(tx) = incoming {
@@ -557,7 +597,6 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
 pub struct PeerConn {
     link: Arc<Link>,
     id: u32,
-    rx: mpsc::UnboundedReceiver<Frame>,
     state: Arc<StreamState>,
     /// The other side's address.
     pub addr: SocketAddr,
@@ -611,9 +650,7 @@ impl PeerConn {
     }
 
     async fn next(&mut self) -> Option<Frame> {
-        let f = self.rx.recv().await?;
-        self.state.queued.fetch_sub(cost(&f), Ordering::AcqRel);
-        Some(f)
+        std::future::poll_fn(|cx| self.state.poll_next(cx)).await
     }
 
     /// The next frame, waiting at most `within`; a peer `Error` frame is returned as

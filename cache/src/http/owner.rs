@@ -177,6 +177,9 @@ async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn) -> Result<(), PeerError> {
     Ok(())
 }
 
+/// The steps a fresh hit does not take are boxed (`Box::pin`): the task of every exchange
+/// stays small, so a hit allocates no large future (large allocations freed at once are
+/// given back to the OS and faulted in again by the next one).
 async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerError> {
     bump(&ctx.counters.peer_lookups);
     let headers = match wire::header_map(&l.headers) {
@@ -208,9 +211,11 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             let key = l.key.clone();
             // May revalidate with the origin first: the requester is told to wait.
             c.send(Frame::Wait).await?;
-            if let Some(resp) = answer_for_peer(Arc::clone(ctx), &l.uri, headers, key).await {
+            if let Some(resp) =
+                Box::pin(answer_for_peer(Arc::clone(ctx), &l.uri, headers, key)).await
+            {
                 bump(&ctx.counters.peer_answers);
-                return send_answer(c, resp).await;
+                return Box::pin(send_answer(c, resp)).await;
             }
             return c
                 .send(Frame::Error {
@@ -233,7 +238,7 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     {
         c.send(Frame::Wait).await?;
         waiting = true;
-        if let Some(t) = take_over(ctx, &l.key, &l.uri, &headers, &prev).await {
+        if let Some(t) = Box::pin(take_over(ctx, &l.key, &l.uri, &headers, &prev)).await {
             let mut cs = CacheStatus::fwd(node, Fwd::Miss);
             cs.stored = true;
             cs.detail = Some("peer".to_string());
@@ -247,14 +252,14 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             if !waiting {
                 c.send(Frame::Wait).await?;
             }
-            follow(c, reader, &headers, rt.coalesce_timeout, node).await
+            Box::pin(follow(c, reader, &headers, rt.coalesce_timeout, node)).await
         }
         Join::Lead(w) => {
             let lease = LEASES.fetch_add(1, Ordering::Relaxed);
             c.send(miss(Some(lease))).await?;
             bump(&ctx.counters.peer_leases);
             let job = Leased::new(ctx, &l.key, lease, &l.uri, headers);
-            take_push(ctx, c, w, job, rt.max_object_size).await
+            Box::pin(take_push(ctx, c, w, job, rt.max_object_size)).await
         }
     }
 }

@@ -8,15 +8,15 @@ fn data(n: usize) -> Frame {
 #[test]
 fn frames_go_to_their_streams_queues() {
     let mut r = Routes::new(false, STREAM_WINDOW);
-    let (mut one, _) = r.open(1);
-    let (mut two, _) = r.open(2);
+    let one = r.open(1);
+    let two = r.open(2);
     assert!(matches!(r.route(2, Frame::Count(2)), Route::Queued));
     assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
     assert!(matches!(r.route(2, Frame::Wait), Route::Queued));
-    assert_eq!(one.try_recv().ok(), Some(Frame::Count(1)));
-    assert_eq!(two.try_recv().ok(), Some(Frame::Count(2)));
-    assert_eq!(two.try_recv().ok(), Some(Frame::Wait));
-    assert!(one.try_recv().is_err());
+    assert_eq!(one.try_next(), Some(Frame::Count(1)));
+    assert_eq!(two.try_next(), Some(Frame::Count(2)));
+    assert_eq!(two.try_next(), Some(Frame::Wait));
+    assert_eq!(one.try_next(), None);
     // The dialling side never gets streams it did not open.
     assert!(matches!(r.route(3, Frame::Count(3)), Route::Dropped));
 }
@@ -24,10 +24,10 @@ fn frames_go_to_their_streams_queues() {
 #[test]
 fn the_accepting_side_opens_a_stream_for_each_new_id_only() {
     let mut r = Routes::new(true, STREAM_WINDOW);
-    let Route::New(mut rx, _) = r.route(1, Frame::Count(1)) else {
+    let Route::New(one) = r.route(1, Frame::Count(1)) else {
         panic!("stream 1 not opened");
     };
-    assert_eq!(rx.try_recv().ok(), Some(Frame::Count(1)));
+    assert_eq!(one.try_next(), Some(Frame::Count(1)));
     assert!(matches!(r.route(1, Frame::Count(2)), Route::Queued));
     assert!(matches!(r.route(5, Frame::Count(5)), Route::New(..)));
     // Stream 1 ended here: its late frames, and any id not above the highest, are dropped.
@@ -40,18 +40,17 @@ fn the_accepting_side_opens_a_stream_for_each_new_id_only() {
 #[test]
 fn a_reset_closes_its_stream_and_only_it() {
     let mut r = Routes::new(false, STREAM_WINDOW);
-    let (mut one, s1) = r.open(1);
-    let (_two, s2) = r.open(2);
+    let s1 = r.open(1);
+    let s2 = r.open(2);
     assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
     assert!(matches!(r.route(1, Frame::Reset), Route::Reset));
     assert!(s1.closed.load(Ordering::Acquire));
     assert!(!s2.closed.load(Ordering::Acquire));
     // What was queued before the reset is still read, then the queue ends.
-    assert_eq!(one.try_recv().ok(), Some(Frame::Count(1)));
-    assert!(matches!(
-        one.try_recv(),
-        Err(mpsc::error::TryRecvError::Disconnected)
-    ));
+    assert_eq!(s1.try_next(), Some(Frame::Count(1)));
+    assert_eq!(s1.try_next(), None);
+    assert!(s1.inbox.lock().ended);
+    assert!(!s2.inbox.lock().ended);
     assert!(matches!(r.route(1, Frame::Reset), Route::Dropped));
     assert!(matches!(r.route(2, Frame::Count(2)), Route::Queued));
 }
@@ -60,8 +59,8 @@ fn a_reset_closes_its_stream_and_only_it() {
 fn a_stream_over_its_byte_bound_is_reset_without_touching_the_others() {
     let window = 10_000;
     let mut r = Routes::new(false, window);
-    let (mut slow, state) = r.open(1);
-    let (mut other, _) = r.open(2);
+    let state = r.open(1);
+    let other = r.open(2);
     // Two chunks fit; the third would take the queue over the bound.
     assert!(matches!(r.route(1, data(4000)), Route::Queued));
     assert!(matches!(r.route(1, data(4000)), Route::Queued));
@@ -71,11 +70,13 @@ fn a_stream_over_its_byte_bound_is_reset_without_touching_the_others() {
     assert!(matches!(r.route(1, data(10)), Route::Dropped));
     // The other stream goes on.
     assert!(matches!(r.route(2, data(9000)), Route::Queued));
-    assert!(other.try_recv().is_ok());
+    assert!(other.try_next().is_some());
+    assert_eq!(other.queued.load(Ordering::Acquire), 0);
     // The reset stream's reader gets what was queued, then the end.
-    assert!(slow.try_recv().is_ok());
-    assert!(slow.try_recv().is_ok());
-    assert!(slow.try_recv().is_err());
+    assert!(state.try_next().is_some());
+    assert!(state.try_next().is_some());
+    assert!(state.try_next().is_none());
+    assert!(state.inbox.lock().ended);
 }
 
 #[test]
