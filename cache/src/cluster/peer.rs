@@ -12,7 +12,8 @@
 //!   and hands it to its server loop ([`Link::accept`]); frames of a stream it closed are
 //!   dropped.
 //! * Per connection one writer task takes every frame queued by any stream (encoded and
-//!   checked against the limits by the sending task) and writes all of them, tagged, with one
+//!   checked against the limits by the sending task: `feed` encodes, `send`/`flush` queue
+//!   what was fed as one item) and writes all of them, tagged in write order, with one
 //!   write: under load many lookups and answers share a syscall. Senders wait once
 //!   [`WRITE_WINDOW`] bytes are queued. One reader task decodes frames and routes them to
 //!   their streams' queues.
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,6 +64,10 @@ pub const STREAM_WINDOW: usize = 4 * 1024 * 1024;
 pub const WRITE_WINDOW: usize = 4 * 1024 * 1024;
 /// Bytes encoded into one write, at most (one frame may be longer).
 const WRITE_BATCH: usize = 256 * 1024;
+/// Frames up to this long are copied out of the read buffer (longer ones share it).
+const COPY_MAX: usize = 32 * 1024;
+/// Room kept in the read buffer.
+const READ_ROOM: usize = 64 * 1024;
 /// A connection with no stream open for this long is closed rather than used (the peer may
 /// have closed it: its server drops connections idle for [`SERVER_IDLE`]).
 pub const IDLE_FOR: Duration = Duration::from_secs(20);
@@ -415,6 +420,7 @@ impl Link {
             link: Arc::clone(self),
             id,
             state,
+            pending: BytesMut::new(),
             addr: self.addr,
             node: self.node.clone(),
             done: false,
@@ -560,14 +566,26 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
     let accepting = link.incoming.lock().is_some();
     let why = loop {
         loop {
-            match codec.decode_on(&mut buf) {
+            // A small frame is copied out of the read buffer, so the buffer is not shared
+            // and its space is reused, not given up for a new one every few dozen frames
+            // (freed at once, given back to the OS, faulted in again); a large one is split
+            // off without a copy. The codec checks every frame either way.
+            let decoded = match codec.wire_len(&buf) {
+                Some(n) if n <= buf.len() && n <= COPY_MAX => {
+                    let mut one = BytesMut::from(&buf[..n]);
+                    buf.advance(n);
+                    codec.decode_on(&mut one)
+                }
+                _ => codec.decode_on(&mut buf),
+            };
+            match decoded {
                 Ok(Some((id, f))) => link.route(id, f),
                 Ok(None) => break,
                 Err(e) => return link.fail(Some(frame_err(link.addr, e))),
             }
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
+        if buf.capacity() - buf.len() < READ_ROOM / 4 {
+            buf.reserve(READ_ROOM);
         }
         let read = if accepting {
             match tokio::time::timeout(SERVER_IDLE, r.read_buf(&mut buf)).await {
@@ -598,6 +616,8 @@ pub struct PeerConn {
     link: Arc<Link>,
     id: u32,
     state: Arc<StreamState>,
+    /// Frames fed, not yet queued for the writer (untagged).
+    pending: BytesMut,
     /// The other side's address.
     pub addr: SocketAddr,
     /// The other side's node id (from its `Hello`).
@@ -611,17 +631,45 @@ impl PeerConn {
         self.state.closed.load(Ordering::Acquire) || self.link.is_closed()
     }
 
-    /// Sends one frame (queues it for the connection's writer; waits while the writer has
-    /// [`WRITE_WINDOW`] bytes queued).
+    /// Sends one frame, after those fed before it (queues them for the connection's writer,
+    /// as one item; waits while the writer has [`WRITE_WINDOW`] bytes queued).
     pub async fn send(&mut self, f: Frame) -> Result<(), PeerError> {
+        self.encode(&f)?;
+        self.flush().await
+    }
+
+    /// Adds one frame to those the next `send` or `flush` queues (a head and its body's
+    /// chunks go to the writer together).
+    pub async fn feed(&mut self, f: Frame) -> Result<(), PeerError> {
+        self.encode(&f)
+    }
+
+    fn encode(&mut self, f: &Frame) -> Result<(), PeerError> {
         if self.closed() {
             return Err(PeerError::Closed(self.addr));
         }
-        let mut buf = BytesMut::new();
+        if self.pending.is_empty() {
+            let want = match f {
+                Frame::Data(b) => b.len() + 64,
+                _ => 512,
+            };
+            self.pending.reserve(want);
+        }
         self.link
             .limits
-            .encode_untagged(self.id, &f, &mut buf)
-            .map_err(|e| frame_err(self.addr, e))?;
+            .encode_untagged(self.id, f, &mut self.pending)
+            .map_err(|e| frame_err(self.addr, e))
+    }
+
+    /// Queues the frames fed so far for the connection's writer.
+    pub async fn flush(&mut self) -> Result<(), PeerError> {
+        if self.closed() {
+            return Err(PeerError::Closed(self.addr));
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.pending);
         let want = buf.len().clamp(1, WRITE_WINDOW) as u32;
         let permit = Arc::clone(&self.link.room)
             .acquire_many_owned(want)
@@ -634,19 +682,6 @@ impl PeerConn {
             .out
             .send(Out::Frames(buf, Some(permit)))
             .map_err(|_| PeerError::Closed(self.addr))
-    }
-
-    /// Queues one frame (the writer writes whatever is queued; the same as `send`).
-    pub async fn feed(&mut self, f: Frame) -> Result<(), PeerError> {
-        self.send(f).await
-    }
-
-    /// Nothing to do: the writer writes every queued frame without being asked.
-    pub async fn flush(&mut self) -> Result<(), PeerError> {
-        if self.closed() {
-            return Err(PeerError::Closed(self.addr));
-        }
-        Ok(())
     }
 
     async fn next(&mut self) -> Option<Frame> {

@@ -171,6 +171,14 @@ impl PeerCodec {
 }
 
 impl PeerCodec {
+    /// The bytes the frame at the start of `src` takes on the wire (head, payload, tag), once
+    /// its length is buffered; unchecked: [`PeerCodec::decode_on`] checks it.
+    pub fn wire_len(&self, src: &[u8]) -> Option<usize> {
+        let len = src.get(..4)?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        Some(4 + 4 + len + self.tag_len())
+    }
+
     /// The next whole frame in `src` and its stream id (see [`Decoder::decode`]).
     pub fn decode_on(&mut self, src: &mut BytesMut) -> Result<Option<(u32, Frame)>, FrameError> {
         let Some(len) = src.get(..4) else {
