@@ -499,11 +499,12 @@ fn the_peer_port_refuses_garbage_and_strangers() {
         .expect("timeout");
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
-    // b's Hello (a u32 length, type, then the hello) and nothing after it: no Hit, no Miss.
+    // b's Hello (a u32 length, type, u32 stream, then the hello) and nothing after it: no
+    // Hit, no Miss.
     let hello_len = u32::from_be_bytes(answer[..4].try_into().expect("length")) as usize;
     assert_eq!(
         answer.len(),
-        4 + hello_len,
+        4 + 4 + hello_len,
         "b answered an unauthenticated Lookup"
     );
     // b counted both and still serves.

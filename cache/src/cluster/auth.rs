@@ -6,10 +6,11 @@
 //! * then both derive one key per direction,
 //!   `HMAC(secret, "strait-peer v1" || client_nonce || server_nonce || direction)`, where
 //!   direction is 0 for client → server and 1 for server → client;
-//! * every later frame ends with `HMAC(direction key, seq || length || type || payload)`
+//! * every later frame ends with `HMAC(direction key, seq || length || type || stream || payload)`
 //!   truncated to [`TAG_LEN`] bytes, where `seq` is an implicit `u64` (big-endian) counting
-//!   that direction's tagged frames from 0, and `length || type` are the frame's first 5
-//!   bytes as sent.
+//!   that direction's tagged frames from 0 (in the order they are written on the connection,
+//!   whatever their streams), and `length || type || stream` are the frame's first 9 bytes as sent
+//!   (length, type and stream id).
 //!
 //! So a frame with a flipped bit, replayed, reordered, dropped (the next one fails), taken
 //! from another connection (other nonces) or from the other direction, or sent by a node

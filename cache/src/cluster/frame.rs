@@ -2,14 +2,17 @@
 //! ([`PeerCodec`], a `tokio_util` `Decoder` + `Encoder<Frame>` for `Framed<TcpStream, _>`).
 //!
 //! # Connection
-//! One request at a time per connection; connections are pooled per peer. Each side sends
-//! [`Frame::Hello`] first. With a shared secret both sides then call
-//! [`PeerCodec::enable_auth`] (see `cluster::auth`) and every later frame carries a tag.
+//! A connection carries many exchanges at once, one per stream (`cluster::peer`): every
+//! frame names its stream; the dialling side opens streams (ids 1, 2, …), the accepting side
+//! answers on them. Each side sends [`Frame::Hello`] first (stream 0). With a shared secret
+//! both sides then call [`PeerCodec::enable_auth`] (see `cluster::auth`) and every later
+//! frame carries a tag, in the order frames are written on the connection.
 //!
 //! # Wire format
 //! ```text
-//! u32 BE length    of what follows: type byte + payload (the tag is not counted)
+//! u32 BE length    type byte + payload (neither the stream id nor the tag is counted)
 //! u8 type          the frame type, below
+//! u32 BE stream    the stream (exchange) the frame belongs to; 0 for `Hello`
 //! payload          fields in order; integers big-endian
 //! [16-byte tag]    only once authentication is on
 //! ```
@@ -36,6 +39,7 @@
 //! | 13 | `ConfigGet` | either | `u64` version, 32-byte hash: ask for the shared config a member announced (`cluster::confdist`) |
 //! | 14 | `Config` | either | `u64` version, 32-byte hash, `text` shared config (canonical TOML); the answer to `ConfigGet` (else `Error`) |
 //! | 15 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
+//! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or its reader fell too far behind); the receiver closes its end |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -84,8 +88,9 @@ pub use codec::PeerCodec;
 
 /// Protocol version carried in `Hello`; nodes of another version refuse each other. 2: a
 /// complete `Push` is answered with `Count` once stored (1 did not answer it). 3: an owner
-/// that will answer a `Lookup` only after a slow step sends `Wait` first.
-pub const VERSION: u8 = 3;
+/// that will answer a `Lookup` only after a slow step sends `Wait` first. 4: every frame
+/// carries a stream id, and one connection carries many exchanges at once (`Reset`).
+pub const VERSION: u8 = 4;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -207,6 +212,9 @@ pub enum Frame {
     /// Owner → requester: the answer to the `Lookup` follows after a slow step (see the
     /// module doc); the requester waits longer for it.
     Wait,
+    /// Either way: the sender dropped its end of the stream mid-exchange (or its reader
+    /// could not keep up with it); the receiver's end is closed too.
+    Reset,
 }
 
 impl Frame {
@@ -232,6 +240,7 @@ impl Frame {
             Frame::ConfigGet { .. } => Kind::ConfigGet,
             Frame::Config { .. } => Kind::Config,
             Frame::Wait => Kind::Wait,
+            Frame::Reset => Kind::Reset,
         }
     }
 
@@ -259,6 +268,7 @@ pub(crate) enum Kind {
     ConfigGet = 13,
     Config = 14,
     Wait = 15,
+    Reset = 16,
 }
 
 impl Kind {
@@ -279,6 +289,7 @@ impl Kind {
             13 => Kind::ConfigGet,
             14 => Kind::Config,
             15 => Kind::Wait,
+            16 => Kind::Reset,
             _ => return None,
         })
     }
@@ -301,6 +312,7 @@ impl Kind {
             Kind::ConfigGet => "ConfigGet",
             Kind::Config => "Config",
             Kind::Wait => "Wait",
+            Kind::Reset => "Reset",
         }
     }
 }

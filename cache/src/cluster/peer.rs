@@ -1,41 +1,88 @@
-//! Connections between nodes for the peer protocol (`frame`): the handshake, and a pool of
-//! idle connections per peer.
+//! Connections between nodes for the peer protocol (`frame`): the handshake, streams
+//! multiplexed on each connection, and a pool of connections per peer.
 //!
 //! Contract:
-//! * A connection starts with one `Hello` each way (the dialling side first). With a cluster
-//!   secret both sides then authenticate every frame (`PeerCodec::enable_auth`); a peer that
-//!   does not know the secret fails at its first tagged frame.
-//! * A connection carries one exchange at a time. [`Pool::get`] hands out an idle connection
-//!   to the address (or dials one: connect and handshake bounded by the dial timeout, the
-//!   smaller of the connect timeout and `peer_timeout`); [`Pool::put`] takes back a
-//!   connection whose exchange ended cleanly. Idle connections older than [`IDLE_FOR`] are
-//!   dropped instead of reused; at most [`MAX_IDLE`] are kept per peer.
+//! * A connection ([`Link`]) starts with one `Hello` each way (the dialling side first). With
+//!   a cluster secret both sides then authenticate every frame (`PeerCodec::enable_auth`), in
+//!   the order frames are written and read on the connection; a peer that does not know the
+//!   secret fails at its first tagged frame.
+//! * A connection carries many exchanges at once, one per stream: a [`PeerConn`] is one
+//!   stream. The dialling side opens streams (ids 1, 2, … on that connection); the
+//!   accepting side gets a new stream with the first frame of an id above every id it saw,
+//!   and hands it to its server loop ([`Link::accept`]); frames of a stream it closed are
+//!   dropped.
+//! * Per connection one writer task takes every frame queued by any stream (encoded and
+//!   checked against the limits by the sending task: `feed` encodes, `send`/`flush` queue
+//!   what was fed as one item) and writes all of them, tagged in write order, with one
+//!   write: under load many lookups and answers share a syscall. Senders wait once
+//!   [`WRITE_WINDOW`] bytes are queued. One reader task decodes frames and routes them to
+//!   their streams' queues.
+//! * One stream does not hold up the others: each stream's incoming queue holds at most
+//!   [`STREAM_WINDOW`] bytes; a stream whose reader falls further behind is reset (`Reset` to
+//!   the other side, counted in [`stream_resets`]) and its reader sees the frames queued
+//!   until then and then [`PeerError::Closed`]. A stream dropped before its exchange ended
+//!   ([`Pool::put`] or [`PeerConn::end`] end it cleanly) is reset on both sides. A
+//!   [`PeerConn::recv`] that times out leaves the connection and the stream as they are. A
+//!   connection that breaks (a read or write error, a bad frame or tag, the peer closed it)
+//!   closes every stream on it at once: their `recv` returns [`PeerError::Closed`] once the
+//!   frames already queued are read.
+//! * [`Pool::get`] opens a stream on a live connection to the address with fewer than
+//!   [`MAX_STREAMS`] open streams, or dials one (connect and handshake bounded by the dial
+//!   timeout, the smaller of the connect timeout and `peer_timeout`); [`Pool::put`] ends a
+//!   stream whose exchange ended cleanly. At most [`MAX_CONNS`] connections are kept per
+//!   peer; one idle (no stream open) longer than [`IDLE_FOR`] is closed rather than reused,
+//!   and a dialled connection the pool does not keep is closed when its last stream ends.
 //! * Every wait on a peer is bounded: [`PeerConn::recv`] takes the time it may wait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::Framed;
 
 use super::frame::{Frame, FrameError, Limits, PeerCodec};
 
 /// Protocol version sent in `Hello`.
 pub use super::frame::VERSION;
-/// Idle connections kept per peer.
-pub const MAX_IDLE: usize = 256;
-/// An idle connection older than this is closed rather than reused (the peer may have closed
-/// it: its server drops connections idle for [`SERVER_IDLE`]).
+/// Connections kept per peer.
+pub const MAX_CONNS: usize = 4;
+/// Streams open at once on one connection; [`Pool::get`] uses (or dials) another beyond it.
+pub const MAX_STREAMS: usize = 1024;
+/// Bytes a stream's incoming queue may hold before the stream is reset.
+pub const STREAM_WINDOW: usize = 4 * 1024 * 1024;
+/// Bytes queued to a connection's writer before senders wait.
+pub const WRITE_WINDOW: usize = 4 * 1024 * 1024;
+/// Bytes encoded into one write, at most (one frame may be longer).
+const WRITE_BATCH: usize = 256 * 1024;
+/// Frames up to this long are copied out of the read buffer (longer ones share it).
+const COPY_MAX: usize = 32 * 1024;
+/// Room kept in the read buffer.
+const READ_ROOM: usize = 64 * 1024;
+/// A connection with no stream open for this long is closed rather than used (the peer may
+/// have closed it: its server drops connections idle for [`SERVER_IDLE`]).
 pub const IDLE_FOR: Duration = Duration::from_secs(20);
 /// The owner's side closes a connection idle this long.
 pub const SERVER_IDLE: Duration = Duration::from_secs(30);
 /// Time the accepting side gives a dialling peer's `Hello` (the dialling side bounds its
 /// whole dial by its own timeout).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+static STREAM_RESETS: AtomicU64 = AtomicU64::new(0);
+
+/// Streams this process reset because their reader fell more than [`STREAM_WINDOW`] behind.
+pub fn stream_resets() -> u64 {
+    STREAM_RESETS.load(Ordering::Relaxed)
+}
 
 /// Why an exchange with a peer failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,17 +108,210 @@ pub enum PeerError {
     Remote(SocketAddr, u16, String),
 }
 
-/// One connection to a peer (either side), after the handshake.
-pub struct PeerConn {
-    io: Framed<TcpStream, PeerCodec>,
+/// What a frame counts against a queue's byte bound.
+fn cost(f: &Frame) -> usize {
+    match f {
+        Frame::Data(b) => b.len() + 32,
+        _ => 256,
+    }
+}
+
+/// One stream end's incoming queue and state, shared by the router and the stream's handle
+/// (a plain queue: a channel per stream cost an allocation of a block of slots per exchange).
+#[derive(Debug, Default)]
+struct StreamState {
+    /// Bytes in the incoming queue.
+    queued: AtomicUsize,
+    /// The stream was reset (by either side) or its connection closed.
+    closed: AtomicBool,
+    inbox: Mutex<Inbox>,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    frames: VecDeque<Frame>,
+    /// No frame comes after those queued.
+    ended: bool,
+    waker: Option<Waker>,
+}
+
+impl StreamState {
+    fn push(&self, f: Frame) {
+        let mut inbox = self.inbox.lock();
+        inbox.frames.push_back(f);
+        let waker = inbox.waker.take();
+        drop(inbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Closes the stream: its reader gets what is queued, then the end.
+    fn end(&self) {
+        self.closed.store(true, Ordering::Release);
+        let mut inbox = self.inbox.lock();
+        inbox.ended = true;
+        let waker = inbox.waker.take();
+        drop(inbox);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let mut inbox = self.inbox.lock();
+        if let Some(f) = inbox.frames.pop_front() {
+            drop(inbox);
+            self.queued.fetch_sub(cost(&f), Ordering::AcqRel);
+            return Poll::Ready(Some(f));
+        }
+        if inbox.ended {
+            return Poll::Ready(None);
+        }
+        if !inbox
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inbox.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The next frame queued now, if any (tests).
+    #[cfg(test)]
+    fn try_next(&self) -> Option<Frame> {
+        let f = self.inbox.lock().frames.pop_front()?;
+        self.queued.fetch_sub(cost(&f), Ordering::AcqRel);
+        Some(f)
+    }
+}
+
+/// What the router did with a frame.
+#[derive(Debug)]
+enum Route {
+    /// Queued for its stream.
+    Queued,
+    /// The first frame of a new stream (accepting side): its queue and state.
+    New(Arc<StreamState>),
+    /// The stream's queue went over [`STREAM_WINDOW`]: the stream is closed here, the other
+    /// side must be told (`Reset`).
+    Overflow,
+    /// The other side reset the stream: closed here.
+    Reset,
+    /// A frame of a stream closed here (or never opened): dropped.
+    Dropped,
+}
+
+/// Streams of one connection by id, and where frames go (pure: no I/O).
+struct Routes {
+    streams: HashMap<u32, Arc<StreamState>>,
+    /// Highest stream id seen from the dialling side (accepting side only).
+    max_seen: u32,
+    /// Whether the other side opens streams (this is the accepting side).
+    accepting: bool,
+    window: usize,
+}
+
+impl Routes {
+    fn new(accepting: bool, window: usize) -> Routes {
+        Routes {
+            streams: HashMap::new(),
+            max_seen: 0,
+            accepting,
+            window,
+        }
+    }
+
+    /// Registers stream `id` (opened by this side).
+    fn open(&mut self, id: u32) -> Arc<StreamState> {
+        let state = Arc::new(StreamState::default());
+        self.streams.insert(id, Arc::clone(&state));
+        state
+    }
+
+    /// Takes one frame read for stream `id`.
+    fn route(&mut self, id: u32, f: Frame) -> Route {
+        if matches!(f, Frame::Reset) {
+            return match self.streams.remove(&id) {
+                Some(state) => {
+                    state.end();
+                    Route::Reset
+                }
+                None => Route::Dropped,
+            };
+        }
+        let mut new = None;
+        if !self.streams.contains_key(&id) {
+            if !self.accepting || id <= self.max_seen {
+                return Route::Dropped;
+            }
+            self.max_seen = id;
+            new = Some(self.open(id));
+        }
+        let Some(state) = self.streams.get(&id) else {
+            return Route::Dropped;
+        };
+        let c = cost(&f);
+        let queued = state.queued.load(Ordering::Acquire);
+        if queued + c > self.window {
+            if let Some(state) = self.streams.remove(&id) {
+                state.end();
+            }
+            return Route::Overflow;
+        }
+        state.queued.fetch_add(c, Ordering::AcqRel);
+        state.push(f);
+        match new {
+            Some(state) => Route::New(state),
+            None => Route::Queued,
+        }
+    }
+
+    /// Forgets stream `id`; whether it was still open.
+    fn close(&mut self, id: u32) -> bool {
+        self.streams.remove(&id).is_some()
+    }
+
+    /// Closes every stream (the connection is gone).
+    fn close_all(&mut self) {
+        for (_, state) in self.streams.drain() {
+            state.end();
+        }
+    }
+}
+
+/// What a connection's writer takes.
+enum Out {
+    /// Whole untagged frames (`PeerCodec::encode_untagged`), and the room they hold.
+    Frames(BytesMut, Option<OwnedSemaphorePermit>),
+    /// Write what is queued, then close the connection.
+    Close,
+}
+
+/// One connection to a peer (either side), after the handshake: its streams, its writer and
+/// reader tasks (see the module doc).
+pub struct Link {
     /// The other side's address.
     pub addr: SocketAddr,
     /// The other side's node id (from its `Hello`).
     pub node: String,
-    last_used: Instant,
+    limits: PeerCodec,
+    out: mpsc::UnboundedSender<Out>,
+    room: Arc<Semaphore>,
+    routes: Mutex<Routes>,
+    next_id: AtomicU32,
+    open: AtomicUsize,
+    dead: AtomicBool,
+    /// Closed once no stream is open (a dialled connection the pool does not keep).
+    close_when_idle: AtomicBool,
+    idle_since: Mutex<Instant>,
+    incoming: Mutex<Option<mpsc::UnboundedSender<PeerConn>>>,
+    reader: Mutex<Option<tokio::task::AbortHandle>>,
+    failure: Mutex<Option<PeerError>>,
 }
 
-impl PeerConn {
+impl Link {
     /// Dials `addr` and shakes hands as `self_id`, both within `timeout` (a stopped process's
     /// kernel still completes the TCP handshake, so the `Hello` exchange is bounded too; a
     /// handshake that runs out of time is [`PeerError::Hung`]).
@@ -81,47 +321,37 @@ impl PeerConn {
         secret: Option<&[u8]>,
         limits: Limits,
         timeout: Duration,
-    ) -> Result<PeerConn, PeerError> {
+    ) -> Result<Arc<Link>, PeerError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(|_| PeerError::ConnectTimeout(addr))?
             .map_err(|e| PeerError::Connect(addr, e))?;
-        tokio::time::timeout_at(deadline, Self::shake(stream, addr, self_id, secret, limits))
+        let shake = async {
+            let _ = stream.set_nodelay(true);
+            let mut io = Framed::new(stream, PeerCodec::new(limits));
+            let nonce = send_hello(&mut io, addr, self_id).await?;
+            let (node, theirs) = read_hello(&mut io, addr).await?;
+            if let Some(s) = secret {
+                io.codec_mut().enable_auth(s, &nonce, &theirs, true);
+            }
+            Ok::<_, PeerError>((io, node))
+        };
+        let (io, node) = tokio::time::timeout_at(deadline, shake)
             .await
-            .map_err(|_| PeerError::Hung(addr, timeout))?
+            .map_err(|_| PeerError::Hung(addr, timeout))??;
+        Ok(Link::start(io, addr, node, false).0)
     }
 
-    async fn shake(
-        stream: TcpStream,
-        addr: SocketAddr,
-        self_id: &str,
-        secret: Option<&[u8]>,
-        limits: Limits,
-    ) -> Result<PeerConn, PeerError> {
-        let _ = stream.set_nodelay(true);
-        let mut io = Framed::new(stream, PeerCodec::new(limits));
-        let nonce = send_hello(&mut io, addr, self_id).await?;
-        let (node, theirs) = read_hello(&mut io, addr).await?;
-        if let Some(s) = secret {
-            io.codec_mut().enable_auth(s, &nonce, &theirs, true);
-        }
-        Ok(PeerConn {
-            io,
-            addr,
-            node,
-            last_used: Instant::now(),
-        })
-    }
-
-    /// Answers a dialling peer's handshake on an accepted stream.
+    /// Answers a dialling peer's handshake on an accepted stream; the streams the peer opens
+    /// come out of the receiver, which ends when the connection does.
     pub async fn accept(
         stream: TcpStream,
         addr: SocketAddr,
         self_id: &str,
         secret: Option<&[u8]>,
         limits: Limits,
-    ) -> Result<PeerConn, PeerError> {
+    ) -> Result<(Arc<Link>, mpsc::UnboundedReceiver<PeerConn>), PeerError> {
         let _ = stream.set_nodelay(true);
         let mut io = Framed::new(stream, PeerCodec::new(limits));
         let (node, theirs) = read_hello(&mut io, addr).await?;
@@ -129,58 +359,366 @@ impl PeerConn {
         if let Some(s) = secret {
             io.codec_mut().enable_auth(s, &theirs, &nonce, false);
         }
-        Ok(PeerConn {
-            io,
+        let (link, rx) = Link::start(io, addr, node, true);
+        Ok((link, rx))
+    }
+
+    fn start(
+        io: Framed<TcpStream, PeerCodec>,
+        addr: SocketAddr,
+        node: String,
+        accepting: bool,
+    ) -> (Arc<Link>, mpsc::UnboundedReceiver<PeerConn>) {
+        let parts = io.into_parts();
+        let codec = parts.codec;
+        let (r, w) = parts.io.into_split();
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let link = Arc::new(Link {
             addr,
             node,
-            last_used: Instant::now(),
-        })
+            limits: PeerCodec::new(*codec.limits()),
+            out,
+            room: Arc::new(Semaphore::new(WRITE_WINDOW)),
+            routes: Mutex::new(Routes::new(accepting, STREAM_WINDOW)),
+            next_id: AtomicU32::new(1),
+            open: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
+            close_when_idle: AtomicBool::new(false),
+            idle_since: Mutex::new(Instant::now()),
+            incoming: Mutex::new(accepting.then_some(in_tx)),
+            reader: Mutex::new(None),
+            failure: Mutex::new(None),
+        });
+        tokio::spawn(write_loop(Arc::clone(&link), out_rx, w, codec.clone()));
+        let reader = tokio::spawn(read_loop(Arc::clone(&link), r, codec, parts.read_buf));
+        *link.reader.lock() = Some(reader.abort_handle());
+        if link.dead.load(Ordering::Acquire) {
+            reader.abort();
+        }
+        (link, in_rx)
     }
 
-    /// Sends one frame.
+    /// Opens a stream (dialling side); None when the connection is closed or out of ids.
+    pub fn open_stream(self: &Arc<Self>) -> Option<PeerConn> {
+        let mut routes = self.routes.lock();
+        if self.dead.load(Ordering::Acquire) {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::AcqRel);
+        if id == u32::MAX {
+            return None;
+        }
+        let state = routes.open(id);
+        self.open.fetch_add(1, Ordering::AcqRel);
+        drop(routes);
+        Some(self.stream(id, state))
+    }
+
+    fn stream(self: &Arc<Self>, id: u32, state: Arc<StreamState>) -> PeerConn {
+        PeerConn {
+            link: Arc::clone(self),
+            id,
+            state,
+            pending: BytesMut::new(),
+            addr: self.addr,
+            node: self.node.clone(),
+            done: false,
+        }
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection is closed (broken, or closed by either side).
+    pub fn is_closed(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// Why the connection broke, once (None: closed cleanly, or asked already).
+    pub fn take_failure(&self) -> Option<PeerError> {
+        self.failure.lock().take()
+    }
+
+    /// Whether the pool may open a stream on it now.
+    fn usable(&self) -> bool {
+        !self.is_closed()
+            && self.next_id.load(Ordering::Acquire) < u32::MAX
+            && (self.open_streams() > 0 || self.idle_since.lock().elapsed() < IDLE_FOR)
+    }
+
+    /// Closes the connection: every stream on it is closed, what is queued is written.
+    pub fn close(&self) {
+        self.fail(None);
+    }
+
+    fn fail(&self, why: Option<PeerError>) {
+        if self.dead.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(e) = why {
+            *self.failure.lock() = Some(e);
+        }
+        self.routes.lock().close_all();
+        self.incoming.lock().take();
+        let _ = self.out.send(Out::Close);
+        if let Some(r) = self.reader.lock().take() {
+            r.abort();
+        }
+    }
+
+    /// Takes one frame read for stream `id`.
+    fn route(self: &Arc<Self>, id: u32, f: Frame) {
+        let routed = self.routes.lock().route(id, f);
+        match routed {
+            Route::Queued | Route::Reset | Route::Dropped => {}
+            Route::Overflow => {
+                STREAM_RESETS.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    peer = %self.addr,
+                    stream = id,
+                    resets = stream_resets(),
+                    "peer stream reset: its reader fell behind"
+                );
+                self.send_reset(id);
+            }
+            Route::New(state) => {
+                self.open.fetch_add(1, Ordering::AcqRel);
+                let c = self.stream(id, state);
+                let incoming = self.incoming.lock().clone();
+                // Without a server loop any more, the stream is dropped (and reset).
+                if let Some(tx) = incoming {
+                    let _ = tx.send(c);
+                }
+            }
+        }
+    }
+
+    fn send_reset(&self, id: u32) {
+        let mut buf = BytesMut::new();
+        if self
+            .limits
+            .encode_untagged(id, &Frame::Reset, &mut buf)
+            .is_ok()
+        {
+            let _ = self.out.send(Out::Frames(buf, None));
+        }
+    }
+
+    /// A stream handle is gone.
+    fn release(&self, id: u32, reset: bool) {
+        let was_open = self.routes.lock().close(id);
+        if reset && was_open && !self.is_closed() {
+            self.send_reset(id);
+        }
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.idle_since.lock() = Instant::now();
+            if self.close_when_idle.load(Ordering::Acquire) && self.open_streams() == 0 {
+                self.close();
+            }
+        }
+    }
+}
+
+/// Writes what the streams queue, every frame queued so far in one write.
+async fn write_loop(
+    link: Arc<Link>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    mut w: OwnedWriteHalf,
+    mut codec: PeerCodec,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut permits = Vec::new();
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.recv().await else { break };
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Out::Frames(frames, permit) => {
+                    codec.seal(&frames, &mut buf);
+                    permits.extend(permit);
+                }
+                Out::Close => closing = true,
+            }
+            if !closing && buf.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !buf.is_empty() {
+            if let Err(e) = w.write_all(&buf).await {
+                link.fail(Some(PeerError::Io(link.addr, e)));
+                break;
+            }
+        }
+        buf.clear();
+        permits.clear();
+    }
+    link.fail(None);
+    let _ = w.shutdown().await;
+}
+
+/// Reads frames and routes them to their streams until the connection ends.
+async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, buf: BytesMut) {
+    let mut buf = buf;
+    let accepting = link.incoming.lock().is_some();
+    let why = loop {
+        loop {
+            // A small frame is copied out of the read buffer, so the buffer is not shared
+            // and its space is reused, not given up for a new one every few dozen frames
+            // (freed at once, given back to the OS, faulted in again); a large one is split
+            // off without a copy. The codec checks every frame either way.
+            let decoded = match codec.wire_len(&buf) {
+                Some(n) if n <= buf.len() && n <= COPY_MAX => {
+                    let mut one = BytesMut::from(&buf[..n]);
+                    buf.advance(n);
+                    codec.decode_on(&mut one)
+                }
+                _ => codec.decode_on(&mut buf),
+            };
+            match decoded {
+                Ok(Some((id, f))) => link.route(id, f),
+                Ok(None) => break,
+                Err(e) => return link.fail(Some(frame_err(link.addr, e))),
+            }
+        }
+        if buf.capacity() - buf.len() < READ_ROOM / 4 {
+            buf.reserve(READ_ROOM);
+        }
+        let read = if accepting {
+            match tokio::time::timeout(SERVER_IDLE, r.read_buf(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) if link.open_streams() == 0 => break None,
+                Err(_) => continue,
+            }
+        } else {
+            r.read_buf(&mut buf).await
+        };
+        match read {
+            Ok(0) if buf.is_empty() => break None,
+            Ok(0) => {
+                break Some(PeerError::Frame(
+                    link.addr,
+                    FrameError::ClosedMidFrame(buf.len()),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => break Some(PeerError::Io(link.addr, e)),
+        }
+    };
+    link.fail(why);
+}
+
+/// One stream (one exchange) on a connection to a peer (either side).
+pub struct PeerConn {
+    link: Arc<Link>,
+    id: u32,
+    state: Arc<StreamState>,
+    /// Frames fed, not yet queued for the writer (untagged).
+    pending: BytesMut,
+    /// The other side's address.
+    pub addr: SocketAddr,
+    /// The other side's node id (from its `Hello`).
+    pub node: String,
+    /// Ended cleanly: dropped without a `Reset`.
+    done: bool,
+}
+
+impl PeerConn {
+    fn closed(&self) -> bool {
+        self.state.closed.load(Ordering::Acquire) || self.link.is_closed()
+    }
+
+    /// Sends one frame, after those fed before it (queues them for the connection's writer,
+    /// as one item; waits while the writer has [`WRITE_WINDOW`] bytes queued).
     pub async fn send(&mut self, f: Frame) -> Result<(), PeerError> {
-        let addr = self.addr;
-        self.io.send(f).await.map_err(|e| frame_err(addr, e))
+        self.encode(&f)?;
+        self.flush().await
     }
 
-    /// Queues one frame without flushing (a body's chunks; `send` or `flush` flushes).
+    /// Adds one frame to those the next `send` or `flush` queues (a head and its body's
+    /// chunks go to the writer together).
     pub async fn feed(&mut self, f: Frame) -> Result<(), PeerError> {
-        let addr = self.addr;
-        self.io.feed(f).await.map_err(|e| frame_err(addr, e))
+        self.encode(&f)
     }
 
-    /// Flushes queued frames.
+    fn encode(&mut self, f: &Frame) -> Result<(), PeerError> {
+        if self.closed() {
+            return Err(PeerError::Closed(self.addr));
+        }
+        if self.pending.is_empty() {
+            let want = match f {
+                Frame::Data(b) => b.len() + 64,
+                _ => 512,
+            };
+            self.pending.reserve(want);
+        }
+        self.link
+            .limits
+            .encode_untagged(self.id, f, &mut self.pending)
+            .map_err(|e| frame_err(self.addr, e))
+    }
+
+    /// Queues the frames fed so far for the connection's writer.
     pub async fn flush(&mut self) -> Result<(), PeerError> {
-        let addr = self.addr;
-        SinkExt::<Frame>::flush(&mut self.io)
+        if self.closed() {
+            return Err(PeerError::Closed(self.addr));
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.pending);
+        let want = buf.len().clamp(1, WRITE_WINDOW) as u32;
+        let permit = Arc::clone(&self.link.room)
+            .acquire_many_owned(want)
             .await
-            .map_err(|e| frame_err(addr, e))
+            .map_err(|_| PeerError::Closed(self.addr))?;
+        if self.closed() {
+            return Err(PeerError::Closed(self.addr));
+        }
+        self.link
+            .out
+            .send(Out::Frames(buf, Some(permit)))
+            .map_err(|_| PeerError::Closed(self.addr))
+    }
+
+    async fn next(&mut self) -> Option<Frame> {
+        std::future::poll_fn(|cx| self.state.poll_next(cx)).await
     }
 
     /// The next frame, waiting at most `within`; a peer `Error` frame is returned as
-    /// [`PeerError::Remote`].
+    /// [`PeerError::Remote`]. A timeout leaves the stream open.
     pub async fn recv(&mut self, within: Duration) -> Result<Frame, PeerError> {
         let addr = self.addr;
-        match tokio::time::timeout(within, self.io.next()).await {
+        match tokio::time::timeout(within, self.next()).await {
             Err(_) => Err(PeerError::Timeout(addr, within)),
             Ok(None) => Err(PeerError::Closed(addr)),
-            Ok(Some(Err(e))) => Err(frame_err(addr, e)),
-            Ok(Some(Ok(Frame::Error { code, message }))) => {
-                Err(PeerError::Remote(addr, code, message))
-            }
-            Ok(Some(Ok(f))) => Ok(f),
+            Ok(Some(Frame::Error { code, message })) => Err(PeerError::Remote(addr, code, message)),
+            Ok(Some(f)) => Ok(f),
         }
     }
 
-    /// The next frame with no deadline but the server's idle bound; None when the peer closed
-    /// the connection between exchanges.
+    /// The stream's first frame (accepting side), within the server's idle bound; None when
+    /// the stream closed first.
     pub async fn next_request(&mut self) -> Result<Option<Frame>, PeerError> {
-        let addr = self.addr;
-        match tokio::time::timeout(SERVER_IDLE, self.io.next()).await {
+        match tokio::time::timeout(SERVER_IDLE, self.next()).await {
             Err(_) | Ok(None) => Ok(None),
-            Ok(Some(Err(e))) => Err(frame_err(addr, e)),
-            Ok(Some(Ok(f))) => Ok(Some(f)),
+            Ok(Some(f)) => Ok(Some(f)),
         }
+    }
+
+    /// The exchange ended cleanly: the stream is closed without a `Reset`.
+    pub fn end(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for PeerConn {
+    fn drop(&mut self) {
+        let reset = !self.done && !self.state.closed.load(Ordering::Acquire);
+        self.link.release(self.id, reset);
     }
 }
 
@@ -231,13 +769,13 @@ async fn read_hello(
     }
 }
 
-/// Idle connections to peers, by address (see the module doc).
+/// Connections to peers, by address (see the module doc).
 pub struct Pool {
     self_id: String,
     secret: Option<Arc<[u8]>>,
     limits: Limits,
     connect_timeout: Duration,
-    idle: Mutex<HashMap<SocketAddr, Vec<PeerConn>>>,
+    links: Mutex<HashMap<SocketAddr, Vec<Arc<Link>>>>,
 }
 
 impl Pool {
@@ -252,40 +790,76 @@ impl Pool {
             secret,
             limits,
             connect_timeout,
-            idle: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
         }
     }
 
-    /// An idle connection to `addr` (`true`: it was pooled, so it may turn out closed), or a
-    /// new one (`false`).
+    /// A stream on a pooled connection to `addr` (`true`: the connection was in use before,
+    /// so it may turn out closed), or on a new one (`false`).
     pub async fn get(&self, addr: SocketAddr) -> Result<(PeerConn, bool), PeerError> {
-        while let Some(c) = self.idle.lock().get_mut(&addr).and_then(Vec::pop) {
-            if c.last_used.elapsed() < IDLE_FOR {
-                return Ok((c, true));
+        {
+            let mut links = self.links.lock();
+            if let Some(list) = links.get_mut(&addr) {
+                list.retain(|l| {
+                    let keep = l.usable();
+                    if !keep {
+                        l.close_when_idle.store(true, Ordering::Release);
+                        if l.open_streams() == 0 {
+                            l.close();
+                        }
+                    }
+                    keep
+                });
+                for l in list.iter() {
+                    if l.open_streams() < MAX_STREAMS {
+                        if let Some(c) = l.open_stream() {
+                            return Ok((c, true));
+                        }
+                    }
+                }
             }
         }
         Ok((self.dial(addr).await?, false))
     }
 
-    /// A fresh connection to `addr`, never a pooled one.
+    /// A stream on a fresh connection to `addr`, never a pooled one (the connection is
+    /// pooled for later streams when there is room).
     pub async fn dial(&self, addr: SocketAddr) -> Result<PeerConn, PeerError> {
-        PeerConn::dial(
+        let link = Link::dial(
             addr,
             &self.self_id,
             self.secret.as_deref(),
             self.limits,
             self.connect_timeout,
         )
-        .await
+        .await?;
+        let c = link.open_stream().ok_or(PeerError::Closed(addr))?;
+        let mut links = self.links.lock();
+        let list = links.entry(addr).or_default();
+        list.retain(|l| !l.is_closed());
+        if list.len() < MAX_CONNS {
+            list.push(link);
+        } else {
+            link.close_when_idle.store(true, Ordering::Release);
+        }
+        Ok(c)
     }
 
-    /// Takes back a connection whose exchange ended cleanly.
-    pub fn put(&self, mut c: PeerConn) {
-        c.last_used = Instant::now();
-        let mut idle = self.idle.lock();
-        let list = idle.entry(c.addr).or_default();
-        if list.len() < MAX_IDLE {
-            list.push(c);
+    /// Ends a stream whose exchange ended cleanly.
+    pub fn put(&self, c: PeerConn) {
+        c.end();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for (_, list) in self.links.lock().drain() {
+            for l in list {
+                l.close();
+            }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

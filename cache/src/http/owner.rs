@@ -29,7 +29,9 @@
 //!   first frame, and longer only after a `Wait`.
 //! * The owner never forwards a `Lookup` itself: one hop at most.
 //!
-//! Anything else on the connection is answered with `Error` and the connection closed.
+//! Each stream of a peer connection is one exchange (`cluster::peer`), handled in a task of
+//! its own. Anything else as a stream's first frame is answered with `Error` and the stream
+//! reset.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +50,7 @@ use super::handler::answer_for_peer;
 use super::handover::take_over;
 use super::lease::Leased;
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push};
-use crate::cluster::peer::{PeerConn, PeerError};
+use crate::cluster::peer::{Link, PeerConn, PeerError};
 use crate::cluster::wire;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
@@ -95,7 +97,7 @@ async fn connection(
     let Some(cluster) = ctx.cluster.as_ref() else {
         return Ok(());
     };
-    let mut c = PeerConn::accept(
+    let (link, mut streams) = Link::accept(
         stream,
         addr,
         &ctx.node_id,
@@ -103,51 +105,81 @@ async fn connection(
         cluster.limits,
     )
     .await?;
-    while let Some(f) = c.next_request().await? {
-        match f {
-            Frame::Lookup(l) => lookup(ctx, &mut c, l).await?,
-            Frame::Purge { url } => {
-                let n = super::purge_url(&ctx.store, &url);
-                add(&ctx.counters.invalidated, n as u64);
-                c.send(Frame::Count(n as u64)).await?;
+    // Each stream the requester opens is one exchange, handled in its own task; its frames
+    // go out through the connection's writer, batched with the other streams'.
+    while let Some(mut c) = streams.recv().await {
+        let ctx = Arc::clone(ctx);
+        tokio::spawn(async move {
+            match exchange(&ctx, &mut c).await {
+                Ok(()) => c.end(),
+                Err(e) => {
+                    bump(&ctx.counters.peer_errors);
+                    tracing::info!(peer = %c.addr, error = %e, "peer exchange failed");
+                }
             }
-            Frame::Ban { prefix } if crate::policy::key::bans_everything(&prefix) => {
-                // Refused where it was asked too; a member sending it anyway is not obeyed.
-                tracing::warn!(%addr, peer = %c.node, prefix, "peer asked to ban every object; refused");
-                c.send(Frame::Error {
+        });
+    }
+    match link.take_failure() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// One exchange: the stream's first frame and what follows it.
+async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn) -> Result<(), PeerError> {
+    let Some(cluster) = ctx.cluster.as_ref() else {
+        return Ok(());
+    };
+    let addr = c.addr;
+    let Some(f) = c.next_request().await? else {
+        return Ok(());
+    };
+    match f {
+        Frame::Lookup(l) => lookup(ctx, c, l).await?,
+        Frame::Purge { url } => {
+            let n = super::purge_url(&ctx.store, &url);
+            add(&ctx.counters.invalidated, n as u64);
+            c.send(Frame::Count(n as u64)).await?;
+        }
+        Frame::Ban { prefix } if crate::policy::key::bans_everything(&prefix) => {
+            // Refused where it was asked too; a member sending it anyway is not obeyed.
+            tracing::warn!(%addr, peer = %c.node, prefix, "peer asked to ban every object; refused");
+            c.send(Frame::Error {
+                code: 400,
+                message: "ban needs a non-empty prefix naming a host".into(),
+            })
+            .await?;
+        }
+        Frame::Ban { prefix } => {
+            let n = ctx.store.ban_prefix(&prefix);
+            add(&ctx.counters.invalidated, n as u64);
+            c.send(Frame::Count(n as u64)).await?;
+        }
+        Frame::ConfigGet { version, hash } => {
+            c.send(crate::cluster::confdist::answer(
+                &cluster.config,
+                version,
+                hash,
+            ))
+            .await?;
+        }
+        other => {
+            let what = other.name();
+            let _ = c
+                .send(Frame::Error {
                     code: 400,
-                    message: "ban needs a non-empty prefix naming a host".into(),
+                    message: format!("{what} outside an exchange"),
                 })
-                .await?;
-            }
-            Frame::Ban { prefix } => {
-                let n = ctx.store.ban_prefix(&prefix);
-                add(&ctx.counters.invalidated, n as u64);
-                c.send(Frame::Count(n as u64)).await?;
-            }
-            Frame::ConfigGet { version, hash } => {
-                c.send(crate::cluster::confdist::answer(
-                    &cluster.config,
-                    version,
-                    hash,
-                ))
-                .await?;
-            }
-            other => {
-                let what = other.name();
-                let _ = c
-                    .send(Frame::Error {
-                        code: 400,
-                        message: format!("{what} outside an exchange"),
-                    })
-                    .await;
-                return Err(PeerError::Unexpected(addr, what));
-            }
+                .await;
+            return Err(PeerError::Unexpected(addr, what));
         }
     }
     Ok(())
 }
 
+/// The steps a fresh hit does not take are boxed (`Box::pin`): the task of every exchange
+/// stays small, so a hit allocates no large future (large allocations freed at once are
+/// given back to the OS and faulted in again by the next one).
 async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerError> {
     bump(&ctx.counters.peer_lookups);
     let headers = match wire::header_map(&l.headers) {
@@ -179,9 +211,11 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             let key = l.key.clone();
             // May revalidate with the origin first: the requester is told to wait.
             c.send(Frame::Wait).await?;
-            if let Some(resp) = answer_for_peer(Arc::clone(ctx), &l.uri, headers, key).await {
+            if let Some(resp) =
+                Box::pin(answer_for_peer(Arc::clone(ctx), &l.uri, headers, key)).await
+            {
                 bump(&ctx.counters.peer_answers);
-                return send_answer(c, resp).await;
+                return Box::pin(send_answer(c, resp)).await;
             }
             return c
                 .send(Frame::Error {
@@ -204,7 +238,7 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     {
         c.send(Frame::Wait).await?;
         waiting = true;
-        if let Some(t) = take_over(ctx, &l.key, &l.uri, &headers, &prev).await {
+        if let Some(t) = Box::pin(take_over(ctx, &l.key, &l.uri, &headers, &prev)).await {
             let mut cs = CacheStatus::fwd(node, Fwd::Miss);
             cs.stored = true;
             cs.detail = Some("peer".to_string());
@@ -218,14 +252,14 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             if !waiting {
                 c.send(Frame::Wait).await?;
             }
-            follow(c, reader, &headers, rt.coalesce_timeout, node).await
+            Box::pin(follow(c, reader, &headers, rt.coalesce_timeout, node)).await
         }
         Join::Lead(w) => {
             let lease = LEASES.fetch_add(1, Ordering::Relaxed);
             c.send(miss(Some(lease))).await?;
             bump(&ctx.counters.peer_leases);
             let job = Leased::new(ctx, &l.key, lease, &l.uri, headers);
-            take_push(ctx, c, w, job, rt.max_object_size).await
+            Box::pin(take_push(ctx, c, w, job, rt.max_object_size)).await
         }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Contract: `decode` returns `Ok(None)` until a whole frame (and its tag) is buffered, and
 //! errs as soon as the first 5 bytes show an unknown type or a length over the limit, having
-//! reserved nothing for it. A tag is verified before the payload is parsed. `encode` writes
+//! reserved nothing for it. Every frame carries the stream it belongs to (a `u32` after the
+//! type byte; `encode_on`/`decode_on`); the `Encoder`/`Decoder` impls use stream 0 and drop
+//! the id. A tag is verified before the payload is parsed. `encode` writes
 //! nothing when it errs. After any error the connection must be closed: the two ends'
 //! sequence numbers no longer agree.
 
@@ -14,8 +16,8 @@ use super::wire::{decode_payload, encode_payload};
 use super::{Frame, FrameError, Kind, Limits};
 use crate::cluster::auth::{FrameAuth, NONCE_LEN, TAG_LEN};
 
-/// Length (4 bytes) and type (1 byte).
-const HEAD_LEN: usize = 5;
+/// Length (4 bytes), type (1 byte) and stream id (4 bytes).
+pub(crate) const HEAD_LEN: usize = 9;
 
 /// The peer protocol's codec: one per connection end.
 #[derive(Debug, Clone, Default)]
@@ -75,8 +77,39 @@ impl PeerCodec {
         }
     }
 
-    /// [`Encoder::encode`] by reference.
+    /// [`Encoder::encode`] by reference (stream 0).
     pub fn encode_frame(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encode_on(0, frame, dst)
+    }
+
+    /// Appends `frame` of stream `stream` to `dst`, tagged when authentication is on
+    /// (nothing when it errs).
+    pub fn encode_on(
+        &mut self,
+        stream: u32,
+        frame: &Frame,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let start = dst.len();
+        self.encode_untagged(stream, frame, dst)?;
+        if let Some(auth) = &mut self.auth {
+            let (head, payload) = dst[start..].split_at(HEAD_LEN);
+            let tag = auth.sign(head, payload);
+            dst.put_slice(&tag);
+        }
+        Ok(())
+    }
+
+    /// Appends `frame` of stream `stream` to `dst` without its tag, with every limit
+    /// checked (nothing when it errs): the part of encoding that does not depend on the
+    /// order of frames on the connection, so any task can do it; [`PeerCodec::seal`] then
+    /// adds the tag in write order.
+    pub fn encode_untagged(
+        &self,
+        stream: u32,
+        frame: &Frame,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
         let kind = frame.kind();
         if kind == Kind::Hello && self.auth.is_some() {
             return Err(FrameError::HelloAfterHandshake);
@@ -97,11 +130,14 @@ impl PeerCodec {
         let start = dst.len();
         dst.put_u32(0);
         dst.put_u8(kind as u8);
+        dst.put_u32(stream);
         if let Err(e) = encode_payload(frame, dst, &self.limits) {
             dst.truncate(start);
             return Err(e);
         }
-        let len = dst.len() - start - 4;
+        // The length counts the type byte and the payload (not the stream id), so the limits
+        // mean what they meant before streams.
+        let len = dst.len() - start - HEAD_LEN + 1;
         let wire_len = match u32::try_from(len) {
             Ok(l) if len <= limit => l,
             _ => {
@@ -110,20 +146,41 @@ impl PeerCodec {
             }
         };
         dst[start..start + 4].copy_from_slice(&wire_len.to_be_bytes());
-        if let Some(auth) = &mut self.auth {
-            let (head, payload) = dst[start..].split_at(HEAD_LEN);
-            let tag = auth.sign(head, payload);
-            dst.put_slice(&tag);
-        }
         Ok(())
+    }
+
+    /// Appends `untagged` (whole frames from [`PeerCodec::encode_untagged`], in order) to
+    /// `dst`, each followed by its tag when authentication is on.
+    pub fn seal(&mut self, untagged: &[u8], dst: &mut BytesMut) {
+        let Some(auth) = &mut self.auth else {
+            dst.extend_from_slice(untagged);
+            return;
+        };
+        let mut rest = untagged;
+        while rest.len() >= HEAD_LEN {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let end = (HEAD_LEN + len - 1).min(rest.len());
+            let (frame, tail) = rest.split_at(end);
+            let (head, payload) = frame.split_at(HEAD_LEN);
+            let tag = auth.sign(head, payload);
+            dst.extend_from_slice(frame);
+            dst.put_slice(&tag);
+            rest = tail;
+        }
     }
 }
 
-impl Decoder for PeerCodec {
-    type Item = Frame;
-    type Error = FrameError;
+impl PeerCodec {
+    /// The bytes the frame at the start of `src` takes on the wire (head, payload, tag), once
+    /// its length is buffered; unchecked: [`PeerCodec::decode_on`] checks it.
+    pub fn wire_len(&self, src: &[u8]) -> Option<usize> {
+        let len = src.get(..4)?;
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        Some(4 + 4 + len + self.tag_len())
+    }
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    /// The next whole frame in `src` and its stream id (see [`Decoder::decode`]).
+    pub fn decode_on(&mut self, src: &mut BytesMut) -> Result<Option<(u32, Frame)>, FrameError> {
         let Some(len) = src.get(..4) else {
             return Ok(None);
         };
@@ -146,7 +203,7 @@ impl Decoder for PeerCodec {
                 limit,
             });
         }
-        let body_end = 4 + len;
+        let body_end = 4 + 4 + len;
         let total = body_end + self.tag_len();
         if src.len() < total {
             src.reserve(total - src.len());
@@ -161,8 +218,30 @@ impl Decoder for PeerCodec {
             }
             frame.truncate(body_end);
         }
+        let stream = u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]);
         frame.advance(HEAD_LEN);
-        decode_payload(kind, frame.freeze(), &self.limits).map(Some)
+        decode_payload(kind, frame.freeze(), &self.limits).map(|f| Some((stream, f)))
+    }
+
+    /// [`Decoder::decode_eof`] with the stream id.
+    pub fn decode_eof_on(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<(u32, Frame)>, FrameError> {
+        match self.decode_on(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(FrameError::ClosedMidFrame(src.len())),
+        }
+    }
+}
+
+impl Decoder for PeerCodec {
+    type Item = Frame;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        Ok(self.decode_on(src)?.map(|(_, f)| f))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {

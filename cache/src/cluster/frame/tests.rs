@@ -148,10 +148,11 @@ fn err(bytes: &[u8]) -> String {
     }
 }
 
-/// A frame of type `ty` with `payload`, length computed.
+/// A frame of type `ty` with `payload` on stream 0, length computed.
 fn raw(ty: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
     v.push(ty);
+    v.extend_from_slice(&[0, 0, 0, 0]);
     v.extend_from_slice(payload);
     v
 }
@@ -199,19 +200,30 @@ fn the_wire_layout_is_pinned() {
         .encode(Frame::End { complete: true }, &mut buf)
         .expect("encodes");
     codec
-        .encode(
-            Frame::Miss(Miss {
+        .encode_on(
+            0x0a0b0c0d,
+            &Frame::Miss(Miss {
                 lease: Some(0x0102),
                 cache_status: "m".into(),
             }),
             &mut buf,
         )
         .expect("encodes");
+    codec
+        .encode_on(7, &Frame::Reset, &mut buf)
+        .expect("encodes");
     let want: &[u8] = &[
-        0, 0, 0, 2, 7, 1, // End { complete: true }
-        0, 0, 0, 15, 4, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1, b'm', // Miss
+        0, 0, 0, 2, 7, 0, 0, 0, 0, 1, // End { complete: true } on stream 0
+        0, 0, 0, 15, 4, 0x0a, 0x0b, 0x0c, 0x0d, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1,
+        b'm', // Miss on stream 0x0a0b0c0d
+        0, 0, 0, 1, 16, 0, 0, 0, 7, // Reset of stream 7
     ];
     assert_eq!(&buf[..], want);
+    let mut codec = PeerCodec::default();
+    let frames: Vec<_> = std::iter::from_fn(|| codec.decode_on(&mut buf).expect("decodes"))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(frames, [0, 0x0a0b0c0d, 7]);
 }
 
 #[test]
@@ -386,9 +398,9 @@ fn malformed_payloads_are_named() {
     PeerCodec::default()
         .encode(Frame::Hit(head()), &mut hit)
         .expect("encodes");
-    let cut = &hit[5..hit.len() - 3];
+    let cut = &hit[9..hit.len() - 3];
     assert_eq!(err(&raw(3, cut)), "truncated Hit frame at Hit.cache_status");
-    let mut bad_status = hit[5..].to_vec();
+    let mut bad_status = hit[9..].to_vec();
     bad_status[0..2].copy_from_slice(&42u16.to_be_bytes());
     assert_eq!(
         err(&raw(3, &bad_status)),
@@ -398,7 +410,7 @@ fn malformed_payloads_are_named() {
     PeerCodec::default()
         .encode(lookup("/".into(), 0), &mut l)
         .expect("encodes");
-    let mut flags = l[5..].to_vec();
+    let mut flags = l[9..].to_vec();
     *flags.last_mut().expect("flags byte") = 4;
     assert_eq!(
         err(&raw(2, &flags)),

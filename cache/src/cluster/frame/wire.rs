@@ -277,7 +277,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.buf.put_slice(hash);
             w.bytes("text", text.as_bytes(), w.limits.max_frame)?;
         }
-        Frame::Wait => {}
+        Frame::Wait | Frame::Reset => {}
     }
     Ok(())
 }
@@ -400,6 +400,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             text: r.string("text", limits.max_frame)?,
         },
         Kind::Wait => Frame::Wait,
+        Kind::Reset => Frame::Reset,
     };
     r.finish()?;
     Ok(frame)

@@ -94,7 +94,7 @@ pub async fn miss(
                             req_cc: &req_cc,
                             keep: Keep::Local,
                         };
-                        lead(job, w).await
+                        Box::pin(lead(job, w)).await
                     }
                 }
             });

@@ -184,7 +184,8 @@ async fn origin_miss(
         req_cc,
         keep,
     };
-    lead_fill(job, w).await
+    // Boxed: the origin's path is large, and a remote hit (the common case) does not take it.
+    Box::pin(lead_fill(job, w)).await
 }
 
 /// The peer could not be reached at all, or did not answer within `peer_timeout` (as

@@ -1,0 +1,312 @@
+use super::*;
+use bytes::Bytes;
+
+fn data(n: usize) -> Frame {
+    Frame::Data(Bytes::from(vec![7u8; n]))
+}
+
+#[test]
+fn frames_go_to_their_streams_queues() {
+    let mut r = Routes::new(false, STREAM_WINDOW);
+    let one = r.open(1);
+    let two = r.open(2);
+    assert!(matches!(r.route(2, Frame::Count(2)), Route::Queued));
+    assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
+    assert!(matches!(r.route(2, Frame::Wait), Route::Queued));
+    assert_eq!(one.try_next(), Some(Frame::Count(1)));
+    assert_eq!(two.try_next(), Some(Frame::Count(2)));
+    assert_eq!(two.try_next(), Some(Frame::Wait));
+    assert_eq!(one.try_next(), None);
+    // The dialling side never gets streams it did not open.
+    assert!(matches!(r.route(3, Frame::Count(3)), Route::Dropped));
+}
+
+#[test]
+fn the_accepting_side_opens_a_stream_for_each_new_id_only() {
+    let mut r = Routes::new(true, STREAM_WINDOW);
+    let Route::New(one) = r.route(1, Frame::Count(1)) else {
+        panic!("stream 1 not opened");
+    };
+    assert_eq!(one.try_next(), Some(Frame::Count(1)));
+    assert!(matches!(r.route(1, Frame::Count(2)), Route::Queued));
+    assert!(matches!(r.route(5, Frame::Count(5)), Route::New(..)));
+    // Stream 1 ended here: its late frames, and any id not above the highest, are dropped.
+    assert!(r.close(1));
+    assert!(matches!(r.route(1, Frame::Count(3)), Route::Dropped));
+    assert!(matches!(r.route(4, Frame::Count(4)), Route::Dropped));
+    assert!(matches!(r.route(6, Frame::Count(6)), Route::New(..)));
+}
+
+#[test]
+fn a_reset_closes_its_stream_and_only_it() {
+    let mut r = Routes::new(false, STREAM_WINDOW);
+    let s1 = r.open(1);
+    let s2 = r.open(2);
+    assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
+    assert!(matches!(r.route(1, Frame::Reset), Route::Reset));
+    assert!(s1.closed.load(Ordering::Acquire));
+    assert!(!s2.closed.load(Ordering::Acquire));
+    // What was queued before the reset is still read, then the queue ends.
+    assert_eq!(s1.try_next(), Some(Frame::Count(1)));
+    assert_eq!(s1.try_next(), None);
+    assert!(s1.inbox.lock().ended);
+    assert!(!s2.inbox.lock().ended);
+    assert!(matches!(r.route(1, Frame::Reset), Route::Dropped));
+    assert!(matches!(r.route(2, Frame::Count(2)), Route::Queued));
+}
+
+#[test]
+fn a_stream_over_its_byte_bound_is_reset_without_touching_the_others() {
+    let window = 10_000;
+    let mut r = Routes::new(false, window);
+    let state = r.open(1);
+    let other = r.open(2);
+    // Two chunks fit; the third would take the queue over the bound.
+    assert!(matches!(r.route(1, data(4000)), Route::Queued));
+    assert!(matches!(r.route(1, data(4000)), Route::Queued));
+    assert_eq!(state.queued.load(Ordering::Acquire), 2 * (4000 + 32));
+    assert!(matches!(r.route(1, data(4000)), Route::Overflow));
+    assert!(state.closed.load(Ordering::Acquire));
+    assert!(matches!(r.route(1, data(10)), Route::Dropped));
+    // The other stream goes on.
+    assert!(matches!(r.route(2, data(9000)), Route::Queued));
+    assert!(other.try_next().is_some());
+    assert_eq!(other.queued.load(Ordering::Acquire), 0);
+    // The reset stream's reader gets what was queued, then the end.
+    assert!(state.try_next().is_some());
+    assert!(state.try_next().is_some());
+    assert!(state.try_next().is_none());
+    assert!(state.inbox.lock().ended);
+}
+
+#[test]
+fn frames_sealed_in_one_batch_decode_in_order_with_their_streams() {
+    let secret = b"a secret";
+    let (cn, sn) = ([1u8; 16], [2u8; 16]);
+    let mut tx = PeerCodec::default();
+    tx.enable_auth(secret, &cn, &sn, true);
+    let mut rx = PeerCodec::default();
+    rx.enable_auth(secret, &cn, &sn, false);
+    let plain = PeerCodec::default();
+    let frames = [
+        (3, Frame::Count(1)),
+        (1, data(1000)),
+        (3, Frame::End { complete: true }),
+        (2, Frame::Wait),
+        (1, Frame::Reset),
+    ];
+    // Each sender encodes on its own; the writer seals what is queued into one buffer.
+    let mut wire = BytesMut::new();
+    for (id, f) in &frames {
+        let mut one = BytesMut::new();
+        plain.encode_untagged(*id, f, &mut one).expect("encodes");
+        tx.seal(&one, &mut wire);
+    }
+    let mut got = Vec::new();
+    while let Some(f) = rx.decode_on(&mut wire).expect("decodes") {
+        got.push(f);
+    }
+    assert!(wire.is_empty());
+    assert_eq!(got, frames.to_vec());
+    // Two frames sealed from one buffer are the same bytes as sealed one by one.
+    let mut tx2 = PeerCodec::default();
+    tx2.enable_auth(secret, &cn, &sn, true);
+    let mut both = BytesMut::new();
+    plain
+        .encode_untagged(1, &Frame::Count(9), &mut both)
+        .expect("encodes");
+    plain
+        .encode_untagged(2, &data(5), &mut both)
+        .expect("encodes");
+    let mut sealed = BytesMut::new();
+    tx2.seal(&both, &mut sealed);
+    let mut tx3 = PeerCodec::default();
+    tx3.enable_auth(secret, &cn, &sn, true);
+    let mut each = BytesMut::new();
+    tx3.encode_on(1, &Frame::Count(9), &mut each)
+        .expect("encodes");
+    tx3.encode_on(2, &data(5), &mut each).expect("encodes");
+    assert_eq!(sealed, each);
+}
+
+/// A dialled and an accepted link on loopback.
+async fn pair(secret: Option<&[u8]>) -> (Arc<Link>, Arc<Link>, mpsc::UnboundedReceiver<PeerConn>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let secret_owned = secret.map(<[u8]>::to_vec);
+    let server = tokio::spawn(async move {
+        let (s, peer) = listener.accept().await.expect("accept");
+        Link::accept(s, peer, "b", secret_owned.as_deref(), Limits::default())
+            .await
+            .expect("handshake")
+    });
+    let a = Link::dial(addr, "a", secret, Limits::default(), Duration::from_secs(2))
+        .await
+        .expect("dial");
+    let (b, incoming) = server.await.expect("server");
+    assert_eq!(a.node, "b");
+    assert_eq!(b.node, "a");
+    (a, b, incoming)
+}
+
+/// Answers each stream's `Count(n)` with `Count(n + 1)` after n ms.
+fn echo(mut incoming: mpsc::UnboundedReceiver<PeerConn>) {
+    tokio::spawn(async move {
+        while let Some(mut c) = incoming.recv().await {
+            tokio::spawn(async move {
+                if let Ok(Some(Frame::Count(n))) = c.next_request().await {
+                    tokio::time::sleep(Duration::from_millis(n)).await;
+                    if c.send(Frame::Count(n + 1)).await.is_ok() {
+                        c.end();
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn many_exchanges_share_one_connection_and_answer_out_of_order() {
+    let (a, _b, incoming) = pair(Some(b"secret")).await;
+    echo(incoming);
+    let mut asks = Vec::new();
+    for n in (0..64u64).rev() {
+        let mut c = a.open_stream().expect("stream");
+        asks.push(tokio::spawn(async move {
+            c.send(Frame::Count(n)).await.expect("send");
+            let f = c.recv(Duration::from_secs(5)).await.expect("answer");
+            c.end();
+            (n, f)
+        }));
+    }
+    for t in asks {
+        let (n, f) = t.await.expect("task");
+        assert_eq!(f, Frame::Count(n + 1));
+    }
+    assert_eq!(a.open_streams(), 0);
+    assert!(!a.is_closed());
+}
+
+#[tokio::test]
+async fn a_timeout_or_a_dropped_stream_leaves_the_connection_open() {
+    let (a, b, mut incoming) = pair(None).await;
+    let mut c = a.open_stream().expect("stream");
+    c.send(Frame::Count(1)).await.expect("send");
+    let mut server_side = incoming.recv().await.expect("stream at b");
+    assert_eq!(
+        server_side.next_request().await.expect("first"),
+        Some(Frame::Count(1))
+    );
+    // No answer: the requester's wait runs out, and the stream is still usable.
+    let e = c
+        .recv(Duration::from_millis(50))
+        .await
+        .expect_err("timeout");
+    assert!(matches!(e, PeerError::Timeout(..)), "{e}");
+    server_side.send(Frame::Wait).await.expect("send");
+    assert_eq!(
+        c.recv(Duration::from_secs(2)).await.expect("late"),
+        Frame::Wait
+    );
+    // The requester gives up mid-exchange: the owner's end is reset.
+    drop(c);
+    let e = server_side
+        .recv(Duration::from_secs(2))
+        .await
+        .expect_err("reset");
+    assert!(matches!(e, PeerError::Closed(_)), "{e}");
+    assert!(server_side.send(Frame::Count(2)).await.is_err());
+    drop(server_side);
+    // Both connections still carry new streams.
+    echo(incoming);
+    let mut c = a.open_stream().expect("stream");
+    c.send(Frame::Count(5)).await.expect("send");
+    assert_eq!(
+        c.recv(Duration::from_secs(2)).await.expect("answer"),
+        Frame::Count(6)
+    );
+    assert!(!a.is_closed() && !b.is_closed());
+}
+
+#[tokio::test]
+async fn a_broken_connection_fails_every_stream_on_it() {
+    let (a, b, mut incoming) = pair(Some(b"k")).await;
+    let mut streams = Vec::new();
+    for n in 0..3 {
+        let mut c = a.open_stream().expect("stream");
+        c.send(Frame::Count(n)).await.expect("send");
+        streams.push(c);
+    }
+    for _ in 0..3 {
+        incoming.recv().await.expect("stream at b");
+    }
+    b.close();
+    for mut c in streams {
+        let e = c.recv(Duration::from_secs(2)).await.expect_err("closed");
+        assert!(matches!(e, PeerError::Closed(_)), "{e}");
+    }
+    for _ in 0..100 {
+        if a.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(a.is_closed());
+    assert!(a.open_stream().is_none());
+}
+
+#[tokio::test]
+async fn a_stream_whose_reader_falls_behind_is_reset_and_the_others_go_on() {
+    let (a, _b, mut incoming) = pair(None).await;
+    let mut slow = a.open_stream().expect("stream");
+    let mut fast = a.open_stream().expect("stream");
+    slow.send(Frame::Count(0)).await.expect("send");
+    fast.send(Frame::Count(0)).await.expect("send");
+    let mut b_slow = incoming.recv().await.expect("slow at b");
+    let mut b_fast = incoming.recv().await.expect("fast at b");
+    b_slow.next_request().await.expect("first");
+    b_fast.next_request().await.expect("first");
+    let before = stream_resets();
+    // More than the window, never read by `slow`'s reader.
+    let chunk = Bytes::from(vec![1u8; 512 * 1024]);
+    let mut sent = 0;
+    while sent <= STREAM_WINDOW + chunk.len() {
+        if b_slow.send(Frame::Data(chunk.clone())).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+        b_fast.send(Frame::Count(sent as u64)).await.expect("fast");
+        let f = fast
+            .recv(Duration::from_secs(2))
+            .await
+            .expect("fast answer");
+        assert_eq!(f, Frame::Count(sent as u64));
+    }
+    assert!(stream_resets() > before);
+    // `slow` reads what was queued, then sees its stream closed; b's end is closed too.
+    let mut got = 0;
+    let e = loop {
+        match slow.recv(Duration::from_secs(2)).await {
+            Ok(Frame::Data(b)) => got += b.len(),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(e, PeerError::Closed(_)), "{e}");
+    assert!(got <= STREAM_WINDOW);
+    let e = b_slow
+        .recv(Duration::from_secs(2))
+        .await
+        .expect_err("closed at b");
+    assert!(matches!(e, PeerError::Closed(_)), "{e}");
+    b_fast
+        .send(Frame::End { complete: true })
+        .await
+        .expect("fast");
+    assert_eq!(
+        fast.recv(Duration::from_secs(2)).await.expect("fast end"),
+        Frame::End { complete: true }
+    );
+}
