@@ -39,7 +39,8 @@
 //! | 13 | `ConfigGet` | either | `u64` version, 32-byte hash: ask for the shared config a member announced (`cluster::confdist`) |
 //! | 14 | `Config` | either | `u64` version, 32-byte hash, `text` shared config (canonical TOML); the answer to `ConfigGet` (else `Error`) |
 //! | 15 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
-//! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or its reader fell too far behind); the receiver closes its end |
+//! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
+//! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -89,8 +90,9 @@ pub use codec::PeerCodec;
 /// Protocol version carried in `Hello`; nodes of another version refuse each other. 2: a
 /// complete `Push` is answered with `Count` once stored (1 did not answer it). 3: an owner
 /// that will answer a `Lookup` only after a slow step sends `Wait` first. 4: every frame
-/// carries a stream id, and one connection carries many exchanges at once (`Reset`).
-pub const VERSION: u8 = 4;
+/// carries a stream id, and one connection carries many exchanges at once (`Reset`). 5: per
+/// stream flow control: `Data` is sent only within the credit the receiver gave (`Credit`).
+pub const VERSION: u8 = 5;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -212,9 +214,12 @@ pub enum Frame {
     /// Owner → requester: the answer to the `Lookup` follows after a slow step (see the
     /// module doc); the requester waits longer for it.
     Wait,
-    /// Either way: the sender dropped its end of the stream mid-exchange (or its reader
-    /// could not keep up with it); the receiver's end is closed too.
+    /// Either way: the sender dropped its end of the stream mid-exchange (or the other side
+    /// sent `Data` beyond its credit); the receiver's end is closed too.
     Reset,
+    /// Either way: the sender's reader took this many more `Data` payload bytes of the
+    /// stream out of its queue, so the receiver may send as many more (flow control).
+    Credit(u32),
 }
 
 impl Frame {
@@ -241,6 +246,7 @@ impl Frame {
             Frame::Config { .. } => Kind::Config,
             Frame::Wait => Kind::Wait,
             Frame::Reset => Kind::Reset,
+            Frame::Credit(_) => Kind::Credit,
         }
     }
 
@@ -269,6 +275,7 @@ pub(crate) enum Kind {
     Config = 14,
     Wait = 15,
     Reset = 16,
+    Credit = 17,
 }
 
 impl Kind {
@@ -290,6 +297,7 @@ impl Kind {
             14 => Kind::Config,
             15 => Kind::Wait,
             16 => Kind::Reset,
+            17 => Kind::Credit,
             _ => return None,
         })
     }
@@ -313,6 +321,7 @@ impl Kind {
             Kind::Config => "Config",
             Kind::Wait => "Wait",
             Kind::Reset => "Reset",
+            Kind::Credit => "Credit",
         }
     }
 }

@@ -17,10 +17,19 @@
 //!   write: under load many lookups and answers share a syscall. Senders wait once
 //!   [`WRITE_WINDOW`] bytes are queued. One reader task decodes frames and routes them to
 //!   their streams' queues.
-//! * One stream does not hold up the others: each stream's incoming queue holds at most
-//!   [`STREAM_WINDOW`] bytes; a stream whose reader falls further behind is reset (`Reset` to
-//!   the other side, counted in [`stream_resets`]) and its reader sees the frames queued
-//!   until then and then [`PeerError::Closed`]. A stream dropped before its exchange ended
+//! * One stream does not hold up the others: flow control per stream (credit). Each side may
+//!   have at most [`STREAM_WINDOW`] bytes of `Data` payload of a stream sent and not yet
+//!   granted back; a `Data` sender (`feed`, `send`) waits while the stream's credit is used
+//!   up (queueing what it fed before first), so a slow reader paces its sender, and neither
+//!   the writer nor the reader task ever waits on one stream. The receiving side grants
+//!   bytes back with a `Credit` frame as its reader takes `Data` out of the stream's queue
+//!   (`recv`), once a quarter of the window has been taken; frames other than `Data` take
+//!   no credit. A peer that sends `Data` beyond its credit (or queues more than the window's
+//!   worth of other frames the reader did not take) breaks the protocol: the stream is reset
+//!   (`Reset` to the other side, counted in [`stream_resets`]) and its reader sees the frames
+//!   queued until then and then [`PeerError::Closed`]. A stream reset or closed wakes its
+//!   sender waiting for credit with [`PeerError::Closed`]; a caller that bounds its send
+//!   with a timeout bounds that wait too. A stream dropped before its exchange ended
 //!   ([`Pool::put`] or [`PeerConn::end`] end it cleanly) is reset on both sides. A
 //!   [`PeerConn::recv`] that times out leaves the connection and the stream as they are. A
 //!   connection that breaks (a read or write error, a bad frame or tag, the peer closed it)
@@ -32,7 +41,9 @@
 //!   stream whose exchange ended cleanly. At most [`MAX_CONNS`] connections are kept per
 //!   peer; one idle (no stream open) longer than [`IDLE_FOR`] is closed rather than reused,
 //!   and a dialled connection the pool does not keep is closed when its last stream ends.
-//! * Every wait on a peer is bounded: [`PeerConn::recv`] takes the time it may wait.
+//! * Every wait on a peer is bounded: [`PeerConn::recv`] takes the time it may wait; a
+//!   sender waiting for credit waits as long as its caller lets it, or until the stream or
+//!   connection closes.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -58,7 +69,8 @@ pub use super::frame::VERSION;
 pub const MAX_CONNS: usize = 4;
 /// Streams open at once on one connection; [`Pool::get`] uses (or dials) another beyond it.
 pub const MAX_STREAMS: usize = 1024;
-/// Bytes a stream's incoming queue may hold before the stream is reset.
+/// A stream's flow-control window: `Data` payload bytes a side may have sent and not yet
+/// granted back by the other side (the receiver resets a stream whose peer sends more).
 pub const STREAM_WINDOW: usize = 4 * 1024 * 1024;
 /// Bytes queued to a connection's writer before senders wait.
 pub const WRITE_WINDOW: usize = 4 * 1024 * 1024;
@@ -79,7 +91,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 static STREAM_RESETS: AtomicU64 = AtomicU64::new(0);
 
-/// Streams this process reset because their reader fell more than [`STREAM_WINDOW`] behind.
+/// Streams this process reset because the peer sent `Data` beyond its credit
+/// ([`STREAM_WINDOW`]) or queued more than that of other frames.
 pub fn stream_resets() -> u64 {
     STREAM_RESETS.load(Ordering::Relaxed)
 }
@@ -108,23 +121,34 @@ pub enum PeerError {
     Remote(SocketAddr, u16, String),
 }
 
-/// What a frame counts against a queue's byte bound.
-fn cost(f: &Frame) -> usize {
-    match f {
-        Frame::Data(b) => b.len() + 32,
-        _ => 256,
-    }
-}
+/// What a frame other than `Data` counts against its stream's bound of control frames
+/// (`Data` counts its payload against the stream's credit).
+const CONTROL_COST: usize = 256;
 
-/// One stream end's incoming queue and state, shared by the router and the stream's handle
-/// (a plain queue: a channel per stream cost an allocation of a block of slots per exchange).
-#[derive(Debug, Default)]
+/// One stream end's state, shared by the router and the stream's handle: its incoming queue
+/// and flow control both ways (a plain queue: a channel per stream cost an allocation of a
+/// block of slots per exchange).
+///
+/// Flow control (credit): each side may have at most `window` bytes of `Data` payload of a
+/// stream sent and not yet granted back by the other side. The receiving side grants bytes
+/// back (`Credit`) as its reader takes `Data` out of the queue, in batches of at least
+/// `window / 4`; the sending side waits while its credit is used up. A `Data` frame beyond
+/// the credit the receiver gave is a protocol violation: the stream is reset.
+#[derive(Debug)]
 struct StreamState {
-    /// Bytes in the incoming queue.
-    queued: AtomicUsize,
+    /// Receiving side: `Data` payload bytes received and not yet granted back (at most the
+    /// window from a peer that keeps to its credit).
+    unacked: AtomicUsize,
+    /// Receiving side: what frames other than `Data` in the queue count ([`CONTROL_COST`]
+    /// each), bounded by the window too.
+    control: AtomicUsize,
     /// The stream was reset (by either side) or its connection closed.
     closed: AtomicBool,
+    /// Bytes the reader must take before they are granted back at once.
+    batch: usize,
     inbox: Mutex<Inbox>,
+    /// Sending side: the credit left and who waits for more.
+    send: Mutex<SendWindow>,
 }
 
 #[derive(Debug, Default)]
@@ -133,9 +157,34 @@ struct Inbox {
     /// No frame comes after those queued.
     ended: bool,
     waker: Option<Waker>,
+    /// `Data` payload bytes the reader took and not yet granted back.
+    taken: usize,
+}
+
+/// The sending side's credit on one stream.
+#[derive(Debug, Default)]
+struct SendWindow {
+    /// `Data` payload bytes this side may still send.
+    credit: usize,
+    /// The sender waiting for credit.
+    waker: Option<Waker>,
 }
 
 impl StreamState {
+    fn new(window: usize) -> StreamState {
+        StreamState {
+            unacked: AtomicUsize::new(0),
+            control: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            batch: (window / 4).max(1),
+            inbox: Mutex::new(Inbox::default()),
+            send: Mutex::new(SendWindow {
+                credit: window,
+                waker: None,
+            }),
+        }
+    }
+
     fn push(&self, f: Frame) {
         let mut inbox = self.inbox.lock();
         inbox.frames.push_back(f);
@@ -146,7 +195,8 @@ impl StreamState {
         }
     }
 
-    /// Closes the stream: its reader gets what is queued, then the end.
+    /// Closes the stream: its reader gets what is queued, then the end; a sender waiting for
+    /// credit fails.
     fn end(&self) {
         self.closed.store(true, Ordering::Release);
         let mut inbox = self.inbox.lock();
@@ -156,14 +206,18 @@ impl StreamState {
         if let Some(w) = waker {
             w.wake();
         }
+        let waker = self.send.lock().waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+    /// The next frame, and the `Data` bytes to grant back now (0: none yet).
+    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<(Frame, usize)>> {
         let mut inbox = self.inbox.lock();
         if let Some(f) = inbox.frames.pop_front() {
-            drop(inbox);
-            self.queued.fetch_sub(cost(&f), Ordering::AcqRel);
-            return Poll::Ready(Some(f));
+            let grant = self.took(&mut inbox, &f);
+            return Poll::Ready(Some((f, grant)));
         }
         if inbox.ended {
             return Poll::Ready(None);
@@ -178,12 +232,78 @@ impl StreamState {
         Poll::Pending
     }
 
+    /// Accounts for frame `f` taken out of the queue; the bytes to grant back now.
+    fn took(&self, inbox: &mut Inbox, f: &Frame) -> usize {
+        let Frame::Data(b) = f else {
+            self.control.fetch_sub(CONTROL_COST, Ordering::AcqRel);
+            return 0;
+        };
+        inbox.taken += b.len();
+        if inbox.taken < self.batch {
+            return 0;
+        }
+        let grant = std::mem::take(&mut inbox.taken);
+        // Granted from here on: the peer may send these bytes again.
+        self.unacked.fetch_sub(grant, Ordering::AcqRel);
+        grant
+    }
+
+    /// Takes `n` bytes of credit if there are as many.
+    fn try_credit(&self, n: usize) -> bool {
+        let mut send = self.send.lock();
+        if send.credit >= n {
+            send.credit -= n;
+            return true;
+        }
+        false
+    }
+
+    /// Takes `n` bytes of credit once there are as many; an error once the stream is closed.
+    fn poll_credit(&self, cx: &mut Context<'_>, n: usize) -> Poll<Result<(), ()>> {
+        let mut send = self.send.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Poll::Ready(Err(()));
+        }
+        if send.credit >= n {
+            send.credit -= n;
+            return Poll::Ready(Ok(()));
+        }
+        if !send.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            send.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The other side granted `n` more bytes.
+    fn credit(&self, n: usize) {
+        let mut send = self.send.lock();
+        send.credit = send.credit.saturating_add(n);
+        let waker = send.waker.take();
+        drop(send);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The credit left (tests).
+    #[cfg(test)]
+    fn credit_left(&self) -> usize {
+        self.send.lock().credit
+    }
+
+    /// The next frame queued now, if any, and the bytes to grant back (tests).
+    #[cfg(test)]
+    fn try_next_granting(&self) -> Option<(Frame, usize)> {
+        let mut inbox = self.inbox.lock();
+        let f = inbox.frames.pop_front()?;
+        let grant = self.took(&mut inbox, &f);
+        Some((f, grant))
+    }
+
     /// The next frame queued now, if any (tests).
     #[cfg(test)]
     fn try_next(&self) -> Option<Frame> {
-        let f = self.inbox.lock().frames.pop_front()?;
-        self.queued.fetch_sub(cost(&f), Ordering::AcqRel);
-        Some(f)
+        self.try_next_granting().map(|(f, _)| f)
     }
 }
 
@@ -194,8 +314,10 @@ enum Route {
     Queued,
     /// The first frame of a new stream (accepting side): its queue and state.
     New(Arc<StreamState>),
-    /// The stream's queue went over [`STREAM_WINDOW`]: the stream is closed here, the other
-    /// side must be told (`Reset`).
+    /// The other side granted credit to this side's sender.
+    Credited,
+    /// The other side sent `Data` beyond its credit (or too many other frames the reader
+    /// did not take): the stream is closed here, the other side must be told (`Reset`).
     Overflow,
     /// The other side reset the stream: closed here.
     Reset,
@@ -225,7 +347,7 @@ impl Routes {
 
     /// Registers stream `id` (opened by this side).
     fn open(&mut self, id: u32) -> Arc<StreamState> {
-        let state = Arc::new(StreamState::default());
+        let state = Arc::new(StreamState::new(self.window));
         self.streams.insert(id, Arc::clone(&state));
         state
     }
@@ -241,6 +363,15 @@ impl Routes {
                 None => Route::Dropped,
             };
         }
+        if let Frame::Credit(n) = f {
+            return match self.streams.get(&id) {
+                Some(state) => {
+                    state.credit(n as usize);
+                    Route::Credited
+                }
+                None => Route::Dropped,
+            };
+        }
         let mut new = None;
         if !self.streams.contains_key(&id) {
             if !self.accepting || id <= self.max_seen {
@@ -252,15 +383,17 @@ impl Routes {
         let Some(state) = self.streams.get(&id) else {
             return Route::Dropped;
         };
-        let c = cost(&f);
-        let queued = state.queued.load(Ordering::Acquire);
-        if queued + c > self.window {
+        let (count, c) = match &f {
+            Frame::Data(b) => (&state.unacked, b.len()),
+            _ => (&state.control, CONTROL_COST),
+        };
+        if count.load(Ordering::Acquire) + c > self.window {
             if let Some(state) = self.streams.remove(&id) {
                 state.end();
             }
             return Route::Overflow;
         }
-        state.queued.fetch_add(c, Ordering::AcqRel);
+        count.fetch_add(c, Ordering::AcqRel);
         state.push(f);
         match new {
             Some(state) => Route::New(state),
@@ -473,14 +606,14 @@ impl Link {
     fn route(self: &Arc<Self>, id: u32, f: Frame) {
         let routed = self.routes.lock().route(id, f);
         match routed {
-            Route::Queued | Route::Reset | Route::Dropped => {}
+            Route::Queued | Route::Credited | Route::Reset | Route::Dropped => {}
             Route::Overflow => {
                 STREAM_RESETS.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     peer = %self.addr,
                     stream = id,
                     resets = stream_resets(),
-                    "peer stream reset: its reader fell behind"
+                    "peer stream reset: the peer sent beyond its credit"
                 );
                 self.send_reset(id);
             }
@@ -497,12 +630,13 @@ impl Link {
     }
 
     fn send_reset(&self, id: u32) {
+        self.send_control(id, &Frame::Reset);
+    }
+
+    /// Queues a control frame for the writer at once (never waits for room).
+    fn send_control(&self, id: u32, f: &Frame) {
         let mut buf = BytesMut::new();
-        if self
-            .limits
-            .encode_untagged(id, &Frame::Reset, &mut buf)
-            .is_ok()
-        {
+        if self.limits.encode_untagged(id, f, &mut buf).is_ok() {
             let _ = self.out.send(Out::Frames(buf, None));
         }
     }
@@ -632,16 +766,49 @@ impl PeerConn {
     }
 
     /// Sends one frame, after those fed before it (queues them for the connection's writer,
-    /// as one item; waits while the writer has [`WRITE_WINDOW`] bytes queued).
+    /// as one item; waits while the writer has [`WRITE_WINDOW`] bytes queued, and for `Data`
+    /// while the stream's credit is used up).
     pub async fn send(&mut self, f: Frame) -> Result<(), PeerError> {
-        self.encode(&f)?;
+        self.feed(f).await?;
         self.flush().await
     }
 
     /// Adds one frame to those the next `send` or `flush` queues (a head and its body's
-    /// chunks go to the writer together).
+    /// chunks go to the writer together). A `Data` frame takes its payload's length from
+    /// the stream's credit: when there is not enough, what was fed before it is queued and
+    /// it waits until the other side grants more (or the stream or connection closes:
+    /// [`PeerError::Closed`]).
     pub async fn feed(&mut self, f: Frame) -> Result<(), PeerError> {
-        self.encode(&f)
+        let at = self.pending.len();
+        self.encode(&f)?;
+        let n = match &f {
+            Frame::Data(b) => b.len(),
+            _ => return Ok(()),
+        };
+        if n == 0 || self.state.try_credit(n) {
+            return Ok(());
+        }
+        if n > STREAM_WINDOW {
+            self.pending.truncate(at);
+            return Err(PeerError::Unexpected(
+                self.addr,
+                "Data frame larger than the stream window",
+            ));
+        }
+        // The frames fed before this one go now (they may be what the other side must read
+        // to grant more); this one once there is credit for it.
+        let this = self.pending.split_off(at);
+        let waited = self.wait_credit(n).await;
+        self.pending.unsplit(this);
+        waited
+    }
+
+    async fn wait_credit(&mut self, n: usize) -> Result<(), PeerError> {
+        self.flush().await?;
+        let state = Arc::clone(&self.state);
+        std::future::poll_fn(|cx| state.poll_credit(cx, n))
+            .await
+            .map_err(|()| PeerError::Closed(self.addr))
     }
 
     fn encode(&mut self, f: &Frame) -> Result<(), PeerError> {
@@ -684,8 +851,15 @@ impl PeerConn {
             .map_err(|_| PeerError::Closed(self.addr))
     }
 
+    /// The next frame; grants the other side credit for the `Data` taken, in batches.
     async fn next(&mut self) -> Option<Frame> {
-        std::future::poll_fn(|cx| self.state.poll_next(cx)).await
+        let (f, grant) = std::future::poll_fn(|cx| self.state.poll_next(cx)).await?;
+        if grant > 0 && !self.closed() {
+            // A grant is at most the window, which fits a u32.
+            let n = u32::try_from(grant).unwrap_or(u32::MAX);
+            self.link.send_control(self.id, &Frame::Credit(n));
+        }
+        Some(f)
     }
 
     /// The next frame, waiting at most `within`; a peer `Error` frame is returned as

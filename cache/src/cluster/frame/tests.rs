@@ -92,6 +92,7 @@ fn samples() -> Vec<Frame> {
         },
         Frame::Count(3),
         Frame::Wait,
+        Frame::Credit(0x0102_0304),
         Frame::Error {
             code: 503,
             message: "origin down".into(),
@@ -212,18 +213,22 @@ fn the_wire_layout_is_pinned() {
     codec
         .encode_on(7, &Frame::Reset, &mut buf)
         .expect("encodes");
+    codec
+        .encode_on(9, &Frame::Credit(0x0004_0000), &mut buf)
+        .expect("encodes");
     let want: &[u8] = &[
         0, 0, 0, 2, 7, 0, 0, 0, 0, 1, // End { complete: true } on stream 0
         0, 0, 0, 15, 4, 0x0a, 0x0b, 0x0c, 0x0d, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1,
         b'm', // Miss on stream 0x0a0b0c0d
         0, 0, 0, 1, 16, 0, 0, 0, 7, // Reset of stream 7
+        0, 0, 0, 5, 17, 0, 0, 0, 9, 0, 4, 0, 0, // Credit of 256 KiB on stream 9
     ];
     assert_eq!(&buf[..], want);
     let mut codec = PeerCodec::default();
     let frames: Vec<_> = std::iter::from_fn(|| codec.decode_on(&mut buf).expect("decodes"))
         .map(|(id, _)| id)
         .collect();
-    assert_eq!(frames, [0, 0x0a0b0c0d, 7]);
+    assert_eq!(frames, [0, 0x0a0b0c0d, 7, 9]);
 }
 
 #[test]
@@ -388,6 +393,10 @@ fn malformed_payloads_are_named() {
     assert_eq!(
         err(&raw(13, &[0, 0, 0, 0, 0, 0, 0, 1, 9, 9])),
         "truncated ConfigGet frame at ConfigGet.hash"
+    );
+    assert_eq!(
+        err(&raw(17, &[0, 0, 1])),
+        "truncated Credit frame at Credit.bytes"
     );
     let mut config = vec![0, 0, 0, 0, 0, 0, 0, 1];
     config.extend_from_slice(&[0; 32]);

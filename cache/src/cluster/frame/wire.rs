@@ -39,6 +39,11 @@ impl Reader<'_> {
         Ok(self.buf.get_u16())
     }
 
+    fn u32(&mut self, field: &'static str) -> Result<u32> {
+        self.need(4, field)?;
+        Ok(self.buf.get_u32())
+    }
+
     fn u64(&mut self, field: &'static str) -> Result<u64> {
         self.need(8, field)?;
         Ok(self.buf.get_u64())
@@ -278,6 +283,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.bytes("text", text.as_bytes(), w.limits.max_frame)?;
         }
         Frame::Wait | Frame::Reset => {}
+        Frame::Credit(n) => w.buf.put_u32(*n),
     }
     Ok(())
 }
@@ -401,6 +407,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
         },
         Kind::Wait => Frame::Wait,
         Kind::Reset => Frame::Reset,
+        Kind::Credit => Frame::Credit(r.u32("bytes")?),
     };
     r.finish()?;
     Ok(frame)

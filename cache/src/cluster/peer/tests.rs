@@ -56,27 +56,98 @@ fn a_reset_closes_its_stream_and_only_it() {
 }
 
 #[test]
-fn a_stream_over_its_byte_bound_is_reset_without_touching_the_others() {
+fn data_beyond_the_credit_given_resets_the_stream_without_touching_the_others() {
     let window = 10_000;
     let mut r = Routes::new(false, window);
     let state = r.open(1);
     let other = r.open(2);
-    // Two chunks fit; the third would take the queue over the bound.
+    // Two chunks fit the credit; the third goes beyond it.
     assert!(matches!(r.route(1, data(4000)), Route::Queued));
     assert!(matches!(r.route(1, data(4000)), Route::Queued));
-    assert_eq!(state.queued.load(Ordering::Acquire), 2 * (4000 + 32));
+    assert_eq!(state.unacked.load(Ordering::Acquire), 8000);
     assert!(matches!(r.route(1, data(4000)), Route::Overflow));
     assert!(state.closed.load(Ordering::Acquire));
     assert!(matches!(r.route(1, data(10)), Route::Dropped));
     // The other stream goes on.
     assert!(matches!(r.route(2, data(9000)), Route::Queued));
     assert!(other.try_next().is_some());
-    assert_eq!(other.queued.load(Ordering::Acquire), 0);
     // The reset stream's reader gets what was queued, then the end.
     assert!(state.try_next().is_some());
     assert!(state.try_next().is_some());
     assert!(state.try_next().is_none());
     assert!(state.inbox.lock().ended);
+}
+
+#[test]
+fn the_reader_grants_credit_back_in_batches_as_it_takes_data() {
+    let window = 10_000;
+    let mut r = Routes::new(false, window);
+    let s = r.open(1);
+    for _ in 0..10 {
+        assert!(matches!(r.route(1, data(1000)), Route::Queued));
+    }
+    // The whole window is in flight.
+    assert_eq!(s.unacked.load(Ordering::Acquire), window);
+    // Frames other than Data take no credit.
+    assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
+    assert_eq!(s.unacked.load(Ordering::Acquire), window);
+    // A quarter of the window (2500) taken is granted back at once, not before.
+    assert_eq!(s.try_next_granting(), Some((data(1000), 0)));
+    assert_eq!(s.try_next_granting(), Some((data(1000), 0)));
+    assert_eq!(s.try_next_granting(), Some((data(1000), 3000)));
+    assert_eq!(s.unacked.load(Ordering::Acquire), 7000);
+    // The peer may send what was granted again, and not a byte more.
+    for _ in 0..3 {
+        assert!(matches!(r.route(1, data(1000)), Route::Queued));
+    }
+    assert!(matches!(r.route(1, data(1)), Route::Overflow));
+}
+
+#[test]
+fn a_sender_takes_credit_and_gets_it_back_from_the_other_side() {
+    let window = 10_000;
+    let mut r = Routes::new(false, window);
+    let s = r.open(1);
+    assert_eq!(s.credit_left(), window);
+    assert!(s.try_credit(6000));
+    assert!(!s.try_credit(5000));
+    assert_eq!(s.credit_left(), 4000);
+    assert!(matches!(r.route(1, Frame::Credit(1000)), Route::Credited));
+    assert_eq!(s.credit_left(), 5000);
+    assert!(s.try_credit(5000));
+    assert!(!s.try_credit(1));
+    // A Credit never opens a stream, nor queues anything.
+    assert!(matches!(r.route(7, Frame::Credit(1)), Route::Dropped));
+    assert_eq!(s.try_next(), None);
+    let mut acc = Routes::new(true, window);
+    assert!(matches!(acc.route(1, Frame::Credit(1)), Route::Dropped));
+    assert!(matches!(acc.route(1, Frame::Count(1)), Route::New(..)));
+}
+
+#[tokio::test]
+async fn a_sender_waiting_for_credit_wakes_on_credit_and_fails_on_a_reset() {
+    let mut r = Routes::new(false, 100);
+    let s = r.open(1);
+    assert!(s.try_credit(100));
+    let waiting = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { std::future::poll_fn(|cx| s.poll_credit(cx, 50)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiting.is_finished());
+    assert!(matches!(r.route(1, Frame::Credit(30)), Route::Credited));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiting.is_finished());
+    assert!(matches!(r.route(1, Frame::Credit(30)), Route::Credited));
+    assert_eq!(waiting.await.expect("task"), Ok(()));
+    assert_eq!(s.credit_left(), 10);
+    let waiting = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { std::future::poll_fn(|cx| s.poll_credit(cx, 50)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(matches!(r.route(1, Frame::Reset), Route::Reset));
+    assert_eq!(waiting.await.expect("task"), Err(()));
 }
 
 #[test]
@@ -257,35 +328,154 @@ async fn a_broken_connection_fails_every_stream_on_it() {
     assert!(a.open_stream().is_none());
 }
 
-#[tokio::test]
-async fn a_stream_whose_reader_falls_behind_is_reset_and_the_others_go_on() {
-    let (a, _b, mut incoming) = pair(None).await;
+/// Opens two streams from `a`, each with a first `Count`: (a's slow, a's fast, b's slow,
+/// b's fast).
+async fn two_streams(
+    a: &Arc<Link>,
+    incoming: &mut mpsc::UnboundedReceiver<PeerConn>,
+) -> (PeerConn, PeerConn, PeerConn, PeerConn) {
     let mut slow = a.open_stream().expect("stream");
     let mut fast = a.open_stream().expect("stream");
     slow.send(Frame::Count(0)).await.expect("send");
     fast.send(Frame::Count(0)).await.expect("send");
     let mut b_slow = incoming.recv().await.expect("slow at b");
     let mut b_fast = incoming.recv().await.expect("fast at b");
-    b_slow.next_request().await.expect("first");
-    b_fast.next_request().await.expect("first");
+    assert_eq!(
+        b_slow.next_request().await.expect("first"),
+        Some(Frame::Count(0))
+    );
+    assert_eq!(
+        b_fast.next_request().await.expect("first"),
+        Some(Frame::Count(0))
+    );
+    (slow, fast, b_slow, b_fast)
+}
+
+/// One exchange on the fast stream.
+async fn round_trip(b_fast: &mut PeerConn, fast: &mut PeerConn, n: u64) {
+    b_fast.send(Frame::Count(n)).await.expect("fast send");
+    let f = fast
+        .recv(Duration::from_secs(2))
+        .await
+        .expect("fast answer");
+    assert_eq!(f, Frame::Count(n));
+}
+
+#[tokio::test]
+async fn a_slow_reader_paces_its_sender_and_the_other_streams_go_on() {
+    let (a, _b, mut incoming) = pair(Some(b"k")).await;
+    let (mut slow, mut fast, mut b_slow, mut b_fast) = two_streams(&a, &mut incoming).await;
+    const TOTAL: usize = 20 * 1024 * 1024;
+    const CHUNK: usize = 256 * 1024;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![3u8; CHUNK]);
+            let mut n = 0;
+            while n < TOTAL {
+                // A head and its chunks fed together, as the owner sends a stored object.
+                for _ in 0..4 {
+                    b_slow.feed(Frame::Data(chunk.clone())).await?;
+                    n += CHUNK;
+                    sent.store(n, Ordering::Release);
+                }
+                b_slow.flush().await?;
+            }
+            b_slow.send(Frame::End { complete: true }).await?;
+            b_slow.end();
+            Ok::<_, PeerError>(())
+        })
+    };
+    let mut got = 0;
+    let mut reads = 0u64;
+    loop {
+        match slow.recv(Duration::from_secs(5)).await.expect("slow frame") {
+            Frame::Data(b) => got += b.len(),
+            Frame::End { complete: true } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        // The sender never has more than the window in flight beyond what was read.
+        assert!(
+            sent.load(Ordering::Acquire) <= got + STREAM_WINDOW,
+            "sent {} read {got}",
+            sent.load(Ordering::Acquire)
+        );
+        reads += 1;
+        if reads == 8 {
+            // The sender is held back (the reader is far from done), and another stream on
+            // the connection is not.
+            assert!(!sender.is_finished());
+            for n in 1..=20 {
+                round_trip(&mut b_fast, &mut fast, n).await;
+            }
+            assert!(!sender.is_finished());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(got, TOTAL);
+    sender
+        .await
+        .expect("task")
+        .expect("sent whole, never reset");
+    round_trip(&mut b_fast, &mut fast, 99).await;
+    slow.end();
+    assert!(!a.is_closed());
+}
+
+#[tokio::test]
+async fn a_sender_waiting_for_credit_is_bounded_by_its_timeout_and_woken_by_a_reset() {
+    let (a, _b, mut incoming) = pair(None).await;
+    let (slow, mut fast, mut b_slow, mut b_fast) = two_streams(&a, &mut incoming).await;
+    let chunk = Bytes::from(vec![1u8; 512 * 1024]);
+    for _ in 0..STREAM_WINDOW / chunk.len() {
+        b_slow
+            .send(Frame::Data(chunk.clone()))
+            .await
+            .expect("within credit");
+    }
+    // The credit is used up and nobody reads: the caller's timeout ends the wait.
+    let waited = tokio::time::timeout(
+        Duration::from_millis(100),
+        b_slow.send(Frame::Data(chunk.clone())),
+    )
+    .await;
+    assert!(waited.is_err(), "sent beyond the credit");
+    round_trip(&mut b_fast, &mut fast, 1).await;
+    // The reader gives up: the waiting sender fails at once.
+    let blocked = tokio::spawn(async move {
+        let r = b_slow.send(Frame::Data(chunk)).await;
+        (r, b_slow)
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!blocked.is_finished());
+    drop(slow);
+    let (r, _) = tokio::time::timeout(Duration::from_secs(2), blocked)
+        .await
+        .expect("woken")
+        .expect("task");
+    assert!(matches!(r, Err(PeerError::Closed(_))), "{r:?}");
+    round_trip(&mut b_fast, &mut fast, 2).await;
+}
+
+#[tokio::test]
+async fn a_peer_that_ignores_its_credit_gets_the_stream_reset_and_the_others_go_on() {
+    let (a, b, mut incoming) = pair(None).await;
+    let (mut slow, mut fast, mut b_slow, mut b_fast) = two_streams(&a, &mut incoming).await;
     let before = stream_resets();
-    // More than the window, never read by `slow`'s reader.
+    // b's side writes Data past its credit, as a peer that ignores flow control would.
     let chunk = Bytes::from(vec![1u8; 512 * 1024]);
     let mut sent = 0;
-    while sent <= STREAM_WINDOW + chunk.len() {
-        if b_slow.send(Frame::Data(chunk.clone())).await.is_err() {
-            break;
-        }
+    while sent <= STREAM_WINDOW {
+        let mut buf = BytesMut::new();
+        b.limits
+            .encode_untagged(b_slow.id, &Frame::Data(chunk.clone()), &mut buf)
+            .expect("encodes");
+        b.out.send(Out::Frames(buf, None)).expect("queued");
         sent += chunk.len();
-        b_fast.send(Frame::Count(sent as u64)).await.expect("fast");
-        let f = fast
-            .recv(Duration::from_secs(2))
-            .await
-            .expect("fast answer");
-        assert_eq!(f, Frame::Count(sent as u64));
+        round_trip(&mut b_fast, &mut fast, sent as u64).await;
     }
-    assert!(stream_resets() > before);
-    // `slow` reads what was queued, then sees its stream closed; b's end is closed too.
+    // `slow` reads what was queued within the credit, then sees its stream closed.
     let mut got = 0;
     let e = loop {
         match slow.recv(Duration::from_secs(2)).await {
@@ -295,7 +485,9 @@ async fn a_stream_whose_reader_falls_behind_is_reset_and_the_others_go_on() {
         }
     };
     assert!(matches!(e, PeerError::Closed(_)), "{e}");
-    assert!(got <= STREAM_WINDOW);
+    assert_eq!(got, STREAM_WINDOW);
+    assert!(stream_resets() > before);
+    // b's end is reset too.
     let e = b_slow
         .recv(Duration::from_secs(2))
         .await
@@ -309,4 +501,5 @@ async fn a_stream_whose_reader_falls_behind_is_reset_and_the_others_go_on() {
         fast.recv(Duration::from_secs(2)).await.expect("fast end"),
         Frame::End { complete: true }
     );
+    assert!(!a.is_closed() && !b.is_closed());
 }
