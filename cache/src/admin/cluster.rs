@@ -164,8 +164,11 @@ pub fn render_table(h: &mut String, c: Option<&ClusterSnapshot>) {
     let _ = write!(
         h,
         "</table><p>gossip datagrams rejected (authentication): {} &middot; replayed: {} \
-         &middot; malformed: {}</p>",
-        c.gossip_rejected, c.gossip_replayed, c.gossip_malformed
+         &middot; malformed: {} &middot; peer streams reset: {}</p>",
+        c.gossip_rejected,
+        c.gossip_replayed,
+        c.gossip_malformed,
+        crate::cluster::peer::stream_resets()
     );
 }
 
@@ -206,6 +209,12 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder<'_>, c: Option<&ClusterSnapsho
         "gossip_replayed",
         "Authenticated gossip datagrams dropped because their stamp was seen before",
         c.map_or(0, |c| c.gossip_replayed),
+    )?;
+    counter(
+        enc,
+        "peer_stream_resets",
+        "Peer streams reset because the other side sent beyond the credit it was given",
+        crate::cluster::peer::stream_resets(),
     )
 }
 
@@ -255,6 +264,7 @@ mod tests {
             "strait_gossip_rejected_total 4",
             "strait_gossip_malformed_total 1",
             "strait_gossip_replayed_total 2",
+            "strait_peer_stream_resets_total ",
             "strait_peers_local_suspect 1",
         ] {
             assert!(text.contains(want), "{want} in\n{text}");
