@@ -31,7 +31,7 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::ctx::{Ctx, ReqHead};
-use super::fill::{ask_origin, lead, Keep, Lead};
+use super::fill::{ask_origin, lead, Lead};
 use super::handler::peer_request;
 use crate::cluster::peer::PeerError;
 use crate::policy::cache_control::CacheControl;
@@ -114,16 +114,7 @@ impl Leased {
 async fn lead_anew(ctx: &Arc<Ctx>, req: ReqHead, key: &str, w: FillWriter<FillHead>) {
     let rt = ctx.rt.load_full();
     let req_cc = CacheControl::from_headers(&req.headers);
-    let job = Lead {
-        ctx,
-        rt: &rt,
-        req,
-        key,
-        fwd: Fwd::Miss,
-        stale: None,
-        req_cc: &req_cc,
-        keep: Keep::Local,
-    };
+    let job = Lead::own_miss(ctx, &rt, req, key, Fwd::Miss, &req_cc);
     // The body is read into the fill by its own driver; this response is nobody's.
     drop(lead(job, w).await);
 }
@@ -139,16 +130,7 @@ async fn resume_fill(
 ) {
     let rt = ctx.rt.load_full();
     let req_cc = CacheControl::from_headers(&req.headers);
-    let job = Lead {
-        ctx,
-        rt: &rt,
-        req,
-        key,
-        fwd: Fwd::Miss,
-        stale: None,
-        req_cc: &req_cc,
-        keep: Keep::Local,
-    };
+    let job = Lead::own_miss(ctx, &rt, req, key, Fwd::Miss, &req_cc);
     let from = w.pushed();
     let (sent, _) = ask_origin(&job).await;
     let sent = match sent {

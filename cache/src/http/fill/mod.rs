@@ -46,6 +46,29 @@ pub(super) struct Lead<'a> {
     pub keep: Keep,
 }
 
+impl<'a> Lead<'a> {
+    /// A plain miss of a key this node keeps (no stale object to revalidate).
+    pub(in crate::http) fn own_miss(
+        ctx: &'a Arc<Ctx>,
+        rt: &'a Arc<Runtime>,
+        req: ReqHead,
+        key: &'a str,
+        fwd: Fwd,
+        req_cc: &'a CacheControl,
+    ) -> Lead<'a> {
+        Lead {
+            ctx,
+            rt,
+            req,
+            key,
+            fwd,
+            stale: None,
+            req_cc,
+            keep: Keep::Local,
+        }
+    }
+}
+
 /// A GET miss or a revalidation: coalesced on the key. With `owner` (a peer owns the key) the
 /// leader asks the owner first (`remote::lead`) and nothing is stored here.
 pub async fn miss(
@@ -64,17 +87,7 @@ pub async fn miss(
         && ctx.uncacheable.is_marked(&key, std::time::Instant::now())
     {
         bump(&ctx.counters.hit_for_miss);
-        let job = Lead {
-            ctx: &ctx,
-            rt: &rt,
-            req,
-            key: &key,
-            fwd,
-            stale,
-            req_cc: &req_cc,
-            keep: Keep::Local,
-        };
-        return solo(job).await;
+        return solo(Lead::own_miss(&ctx, &rt, req, &key, fwd, &req_cc)).await;
     }
     match ctx.fills.join(&key) {
         // The fill runs in its own task: a client that goes away does not cancel what other
