@@ -323,6 +323,8 @@ enum Route {
     Reset,
     /// A frame of a stream closed here (or never opened): dropped.
     Dropped,
+    /// A new stream over [`MAX_STREAMS`] open at once: reset without being opened.
+    Refused,
 }
 
 /// Streams of one connection by id, and where frames go (pure: no I/O).
@@ -378,6 +380,11 @@ impl Routes {
                 return Route::Dropped;
             }
             self.max_seen = id;
+            if self.streams.len() >= MAX_STREAMS {
+                // A dialling side keeps under it (`Pool::get`): one that does not is refused
+                // the stream, so a peer cannot make this node hold unbounded exchanges.
+                return Route::Refused;
+            }
             new = Some(self.open(id));
         }
         let Some(state) = self.streams.get(&id) else {
@@ -614,6 +621,16 @@ impl Link {
                     stream = id,
                     resets = stream_resets(),
                     "peer stream reset: the peer sent beyond its credit"
+                );
+                self.send_reset(id);
+            }
+            Route::Refused => {
+                STREAM_RESETS.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    peer = %self.addr,
+                    stream = id,
+                    resets = stream_resets(),
+                    "peer stream refused: the peer has too many streams open on this connection"
                 );
                 self.send_reset(id);
             }

@@ -38,6 +38,22 @@ fn the_accepting_side_opens_a_stream_for_each_new_id_only() {
 }
 
 #[test]
+fn the_accepting_side_refuses_streams_beyond_the_cap() {
+    let mut r = Routes::new(true, STREAM_WINDOW);
+    for id in 1..=MAX_STREAMS as u32 {
+        assert!(
+            matches!(r.route(id, Frame::Count(1)), Route::New(..)),
+            "{id}"
+        );
+    }
+    let over = MAX_STREAMS as u32 + 1;
+    assert!(matches!(r.route(over, Frame::Count(1)), Route::Refused));
+    // Once one ends, a new one is taken again.
+    assert!(r.close(1));
+    assert!(matches!(r.route(over + 1, Frame::Count(1)), Route::New(..)));
+}
+
+#[test]
 fn a_reset_closes_its_stream_and_only_it() {
     let mut r = Routes::new(false, STREAM_WINDOW);
     let s1 = r.open(1);
