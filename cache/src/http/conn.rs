@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
+use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
@@ -89,7 +90,10 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 let Some(parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
-                let Some(resp) = handle_bodyless(Arc::clone(ctx), parts, Some(peer)).await else {
+                // This loop drives the request to its end (nothing races it): its fill may run
+                // inline rather than in a task of its own.
+                let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
+                let Some(resp) = RUN_TO_END.scope(true, answer).await else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
                 buf.advance(head_len);

@@ -69,6 +69,12 @@ impl<'a> Lead<'a> {
     }
 }
 
+tokio::task_local! {
+    /// Set (true) around a request whose future is always polled to its end (the connection's
+    /// own loop, `lite`): its fill may run inline instead of in a task of its own.
+    pub static RUN_TO_END: bool;
+}
+
 /// A GET miss or a revalidation: coalesced on the key. With `owner` (a peer owns the key) the
 /// leader asks the owner first (`remote::lead`) and nothing is stored here.
 pub async fn miss(
@@ -90,10 +96,8 @@ pub async fn miss(
         return solo(Lead::own_miss(&ctx, &rt, req, &key, fwd, &req_cc)).await;
     }
     match ctx.fills.join(&key) {
-        // The fill runs in its own task: a client that goes away does not cancel what other
-        // clients (and peers) wait on.
         Join::Lead(w) => {
-            let task = tokio::spawn(async move {
+            let fill = async move {
                 match owner {
                     Some(o) => super::remote::lead(&ctx, &rt, req, &key, w, &req_cc, o).await,
                     None => {
@@ -110,8 +114,13 @@ pub async fn miss(
                         Box::pin(lead(job, w)).await
                     }
                 }
-            });
-            match task.await {
+            };
+            // A client that goes away must not cancel what other clients (and peers) wait on:
+            // the fill runs in its own task, unless this request is driven to its end anyway.
+            if RUN_TO_END.try_with(|v| *v).unwrap_or(false) {
+                return fill.await;
+            }
+            match tokio::spawn(fill).await {
                 Ok(resp) => resp,
                 Err(e) => {
                     tracing::error!(error = %e, "fill task failed");
