@@ -49,9 +49,7 @@ impl Marks {
 
     /// Lifts `key`'s mark, if any.
     pub fn clear(&self, key: &str) {
-        if self.until.get(key).is_some() {
-            self.until.remove(key);
-        }
+        self.until.remove(key);
     }
 
     /// Keys remembered (marked or expired but not yet evicted).

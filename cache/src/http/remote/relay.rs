@@ -36,27 +36,13 @@ async fn relay_body(
 ) {
     let mut total: u64 = 0;
     loop {
-        match c.recv(wait).await {
-            Ok(Frame::Data(b)) => {
-                total += b.len() as u64;
-                if !wire::body_fits(total, len, u64::MAX) {
-                    let e = PeerError::Unexpected(c.addr, "body longer than announced");
-                    peer_failed(&ctx, &e);
-                    w.abort();
-                    return;
-                }
-                w.push(b).await;
-            }
-            Ok(Frame::End { complete: true }) if wire::body_complete(total, len) => {
+        match next_chunk(&mut c, &mut total, len, wait).await {
+            Ok(Some(b)) => w.push(b).await,
+            Ok(None) => {
                 let _ = w.finish();
                 if let Some(cl) = &ctx.cluster {
                     cl.peers.put(c);
                 }
-                return;
-            }
-            Ok(other) => {
-                peer_failed(&ctx, &PeerError::Unexpected(c.addr, other.name()));
-                w.abort();
                 return;
             }
             Err(e) => {
@@ -65,6 +51,28 @@ async fn relay_body(
                 return;
             }
         }
+    }
+}
+
+/// The next chunk of a body of `len` bytes (or any when unknown) the owner streams, `total`
+/// counting what came before it; None at its complete end. Anything else is an error: a
+/// longer body, an end short of `len`, another frame, a wait over `wait`.
+async fn next_chunk(
+    c: &mut PeerConn,
+    total: &mut u64,
+    len: u64,
+    wait: Duration,
+) -> Result<Option<bytes::Bytes>, PeerError> {
+    match c.recv(wait).await? {
+        Frame::Data(b) => {
+            *total += b.len() as u64;
+            if !wire::body_fits(*total, len, u64::MAX) {
+                return Err(PeerError::Unexpected(c.addr, "body longer than announced"));
+            }
+            Ok(Some(b))
+        }
+        Frame::End { complete: true } if wire::body_complete(*total, len) => Ok(None),
+        other => Err(PeerError::Unexpected(c.addr, other.name())),
     }
 }
 
@@ -156,19 +164,10 @@ pub(super) async fn read_body(
 ) -> Result<Vec<bytes::Bytes>, PeerError> {
     let mut chunks = Vec::new();
     let mut total: u64 = 0;
-    loop {
-        match c.recv(wait).await? {
-            Frame::Data(b) => {
-                total += b.len() as u64;
-                if !wire::body_fits(total, len, u64::MAX) {
-                    return Err(PeerError::Unexpected(c.addr, "body longer than announced"));
-                }
-                chunks.push(b);
-            }
-            Frame::End { complete: true } if wire::body_complete(total, len) => return Ok(chunks),
-            other => return Err(PeerError::Unexpected(c.addr, other.name())),
-        }
+    while let Some(b) = next_chunk(c, &mut total, len, wait).await? {
+        chunks.push(b);
     }
+    Ok(chunks)
 }
 
 /// Streams the owner's object to the client through this node's fill (not stored here);
