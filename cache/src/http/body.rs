@@ -3,9 +3,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::origin::body::OriginBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use crate::store::fill::FillReader;
 
@@ -21,7 +21,7 @@ pub enum ProxyBody {
     /// A complete body in memory (hits, generated pages). Zero-copy `Bytes`.
     Full(Option<Bytes>),
     /// Streamed from the origin as it arrives (passes, uncacheable responses).
-    Upstream(Incoming),
+    Upstream(OriginBody),
     /// Read while a fill writes it (misses and coalesced requests); `len` when known.
     Fill {
         reader: FillReader<FillHead>,
@@ -112,7 +112,7 @@ impl ProxyBody {
                     // Trailers are not forwarded (we don't announce them); end of body.
                     Err(_) => Poll::Ready(None),
                 },
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },

@@ -5,7 +5,6 @@
 use http::header::{HeaderValue, HOST};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Response};
-use hyper::body::Incoming;
 use std::time::SystemTime;
 
 use super::body::ProxyBody;
@@ -123,7 +122,7 @@ pub(super) fn respond_upstream(
     ctx: &Ctx,
     req: &ReqHead,
     head: &FillHead,
-    incoming: Incoming,
+    incoming: crate::origin::body::OriginBody,
     cs: &CacheStatus,
 ) -> Response<ProxyBody> {
     let mut headers = head.headers.clone();

@@ -6,6 +6,8 @@
 //!
 //! `origin` imports nothing from `crate::config`; the config imports the sections from here.
 
+pub mod body;
+pub mod h1;
 pub mod persist;
 pub mod pool;
 pub mod probe;

@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -30,6 +29,8 @@ use tokio::sync::watch;
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
+use super::body::OriginBody;
+use super::h1::{encode_request, Idle};
 use super::persist;
 use super::probe::probe_kind;
 use super::section::{HealthConfig, PassiveConfig, PoolConfig};
@@ -105,6 +106,10 @@ pub struct Pool {
     pub algorithm: Algorithm,
     pub servers: Vec<Arc<Server>>,
     scheduler: Scheduler,
+    /// The node's own client (bodyless idempotent requests): idle connections per server,
+    /// in the order of `servers`.
+    lean: Vec<Arc<Idle>>,
+    /// hyper's client, for requests that carry a client's body.
     client: Client<HttpConnector, OutBody>,
     first_byte_timeout: Duration,
     passive: PassiveConfig,
@@ -127,7 +132,7 @@ pub struct OutRequest {
 
 /// A response head from a server, and what the caller must add for persistence.
 pub struct Sent {
-    pub response: Response<Incoming>,
+    pub response: Response<OriginBody>,
     pub server: Arc<Server>,
     /// `Set-Cookie` to add to this client's response (persistence), if any.
     pub set_cookie: Option<HeaderValue>,
@@ -163,6 +168,17 @@ impl Pool {
             })
             .collect();
         let ids: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
+        let lean = servers
+            .iter()
+            .map(|s| {
+                Idle::new(
+                    s.addr,
+                    cfg.connect_timeout,
+                    cfg.idle_timeout,
+                    cfg.max_idle_per_server,
+                )
+            })
+            .collect();
         let checker_stop = cfg
             .health
             .as_ref()
@@ -172,6 +188,7 @@ impl Pool {
             algorithm: cfg.algorithm,
             scheduler: Scheduler::new(cfg.algorithm, &ids),
             servers,
+            lean,
             client,
             first_byte_timeout: cfg.first_byte_timeout,
             passive: cfg.passive.clone(),
@@ -283,30 +300,17 @@ impl Pool {
         idx: usize,
         req: OutRequest,
         counters: &Counters,
-    ) -> Result<(Response<Incoming>, Arc<Server>), Fault> {
+    ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
         let server = Arc::clone(&self.servers[idx]);
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(server.authority.clone())
-            .path_and_query(req.path_and_query)
-            .build()
-            .map_err(|_| Fault::Node)?;
-        let mut builder = Request::builder()
-            .method(req.method)
-            .uri(uri)
-            .version(Version::HTTP_11);
-        if let Some(h) = builder.headers_mut() {
-            *h = req.headers;
-        }
-        let request = builder.body(req.body).map_err(|_| Fault::Node)?;
-        let upload = req.upload;
+        let upload = req.upload.clone();
         bump(&server.requests);
         bump(&counters.origin_fetches);
         bump(&server.active);
         let started = Instant::now();
         let deadline = origin_deadline(upload.clone(), self.first_byte_timeout);
+        let lean = matches!(req.body, Either::Left(_)) && is_idempotent(&req.method);
         let result = tokio::select! {
-            r = self.client.request(request) => Some(r),
+            r = self.exchange(idx, req, lean) => Some(r),
             _ = deadline => None,
         };
         server.active.fetch_sub(1, Ordering::Relaxed);
@@ -318,13 +322,8 @@ impl Pool {
         }
         let outcome = match result {
             Some(Ok(resp)) => Ok(resp),
-            Some(Err(e)) => {
-                let fault = if e.is_connect() {
-                    Fault::OriginUnreachable
-                } else {
-                    Fault::OriginBroken
-                };
-                tracing::warn!(pool = %self.name, server = %server.addr, error = %e,
+            Some(Err((fault, error))) => {
+                tracing::warn!(pool = %self.name, server = %server.addr, error = %error,
                     fault = fault.as_str(), "origin request failed");
                 Err(fault)
             }
@@ -352,6 +351,59 @@ impl Pool {
         }
         self.passive_result(&server, failed);
         outcome.map(|r| (r, server))
+    }
+
+    /// One request to server `idx` up to its response head: on the node's own client when
+    /// `lean` (no body, idempotent), else on hyper's. The error is the fault and its text.
+    async fn exchange(
+        &self,
+        idx: usize,
+        req: OutRequest,
+        lean: bool,
+    ) -> Result<Response<OriginBody>, (Fault, String)> {
+        if lean {
+            let mut head = Vec::with_capacity(512);
+            encode_request(
+                &mut head,
+                &req.method,
+                req.path_and_query.as_str(),
+                &req.headers,
+            );
+            let head_request = req.method == Method::HEAD;
+            return match self.lean[idx].exchange(&head, head_request).await {
+                Ok((h, body)) => {
+                    let mut resp = Response::new(OriginBody::Lean(body));
+                    *resp.status_mut() = h.status;
+                    *resp.version_mut() = h.version;
+                    *resp.headers_mut() = h.headers;
+                    Ok(resp)
+                }
+                Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
+                Err(e) => Err((Fault::OriginBroken, e.to_string())),
+            };
+        }
+        let server = &self.servers[idx];
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(server.authority.clone())
+            .path_and_query(req.path_and_query)
+            .build()
+            .map_err(|e| (Fault::Node, e.to_string()))?;
+        let mut builder = Request::builder()
+            .method(req.method)
+            .uri(uri)
+            .version(Version::HTTP_11);
+        if let Some(h) = builder.headers_mut() {
+            *h = req.headers;
+        }
+        let request = builder
+            .body(req.body)
+            .map_err(|e| (Fault::Node, e.to_string()))?;
+        match self.client.request(request).await {
+            Ok(resp) => Ok(resp.map(OriginBody::Hyper)),
+            Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
+            Err(e) => Err((Fault::OriginBroken, e.to_string())),
+        }
     }
 
     fn passive_result(&self, server: &Server, failed: bool) {

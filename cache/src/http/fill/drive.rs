@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::origin::body::OriginBody;
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::HeaderMap;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::Keep;
 use crate::http::ctx::Ctx;
@@ -20,7 +20,7 @@ use crate::store::object::{FillHead, Object};
 pub(super) async fn drive(
     ctx: Arc<Ctx>,
     mut w: FillWriter<FillHead>,
-    mut incoming: Incoming,
+    mut incoming: OriginBody,
     key: String,
     head: Arc<FillHead>,
     (max_object_size, server): (u64, Arc<Server>),

@@ -1,0 +1,215 @@
+//! Connections to one origin server: the idle ones kept for reuse (newest first, each for at
+//! most `idle_timeout`, at most `max` of them), and one exchange: write a bodyless request's
+//! head, read the response head. The exchange runs in the caller's task: no connection task,
+//! no channel between the request and its socket.
+//!
+//! A kept connection the server has closed meanwhile is found out when the exchange on it
+//! fails before any byte of the response arrived; the request (always idempotent and without
+//! a body here) is then sent once more on a new connection, and the server is not blamed.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::body::LeanBody;
+use super::head::{parse_response, Head, HeadError};
+
+/// Interim (1xx) responses skipped before the final one.
+const MAX_INTERIM: usize = 16;
+/// Read buffer a connection starts a response with.
+const READ_START: usize = 8 * 1024;
+/// A kept connection's buffer larger than this is given back, not kept with it.
+const KEEP_BUFFER_MAX: usize = 16 * 1024;
+
+/// One connection to an origin server and what it has read but not yet used.
+pub struct Conn {
+    pub(super) io: TcpStream,
+    pub(super) buf: BytesMut,
+}
+
+/// The idle connections to one server, and how new ones are made.
+pub struct Idle {
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max: usize,
+    conns: Mutex<VecDeque<(Conn, Instant)>>,
+}
+
+/// How an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("connect: no connection within {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Head(HeadError),
+    #[error("server closed the connection before a response")]
+    Closed,
+    #[error("more than {MAX_INTERIM} interim responses")]
+    TooManyInterim,
+}
+
+impl ExchangeError {
+    /// No connection could be made (the server is unreachable, not broken).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Connect(_) | ExchangeError::ConnectTimeout(_)
+        )
+    }
+}
+
+impl Idle {
+    pub fn new(
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max: usize,
+    ) -> Arc<Idle> {
+        Arc::new(Idle {
+            addr,
+            connect_timeout,
+            idle_timeout,
+            max,
+            conns: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// The newest idle connection still within `idle_timeout`; older ones past it are closed.
+    fn checkout(&self, now: Instant) -> Option<Conn> {
+        let mut conns = self.conns.lock();
+        let (conn, since) = conns.pop_back()?;
+        if now.saturating_duration_since(since) < self.idle_timeout {
+            return Some(conn);
+        }
+        // The newest is too old: so is every other one.
+        let old = std::mem::take(&mut *conns);
+        drop(conns);
+        drop(old);
+        None
+    }
+
+    /// Keep `conn` for reuse (closing those idle past `idle_timeout`, and `conn` itself when
+    /// `max` are kept already).
+    pub(super) fn checkin(&self, mut conn: Conn) {
+        if conn.buf.capacity() > KEEP_BUFFER_MAX {
+            conn.buf = BytesMut::new();
+        }
+        let now = Instant::now();
+        let mut conns = self.conns.lock();
+        let mut expired = Vec::new();
+        while conns
+            .front()
+            .is_some_and(|(_, since)| now.saturating_duration_since(*since) >= self.idle_timeout)
+        {
+            expired.extend(conns.pop_front().map(|(c, _)| c));
+        }
+        if conns.len() < self.max {
+            conns.push_back((conn, now));
+        } else {
+            expired.push(conn);
+        }
+        drop(conns);
+        drop(expired);
+    }
+
+    /// Idle connections kept now.
+    #[cfg(test)]
+    pub fn idle(&self) -> usize {
+        self.conns.lock().len()
+    }
+
+    async fn connect(&self) -> Result<Conn, ExchangeError> {
+        let io =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr)).await {
+                Ok(Ok(io)) => io,
+                Ok(Err(e)) => return Err(ExchangeError::Connect(e)),
+                Err(_) => return Err(ExchangeError::ConnectTimeout(self.connect_timeout)),
+            };
+        let _ = io.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
+        let _ = socket2::SockRef::from(&io).set_tcp_keepalive(&keepalive);
+        Ok(Conn {
+            io,
+            buf: BytesMut::new(),
+        })
+    }
+
+    /// Send a bodyless request (`head`, encoded) and read the final response head: the head
+    /// and the body that reads the rest from the connection.
+    pub async fn exchange(
+        self: &Arc<Self>,
+        head: &[u8],
+        head_request: bool,
+    ) -> Result<(Head, LeanBody), ExchangeError> {
+        let mut kept = self.checkout(Instant::now());
+        loop {
+            let reused = kept.is_some();
+            let mut conn = match kept.take() {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            match conn.request(head, head_request).await {
+                Ok(h) => {
+                    let body = LeanBody::new(conn, Arc::clone(self), h.framing, h.reusable);
+                    return Ok((h, body));
+                }
+                Err((e, false)) if reused => {
+                    tracing::debug!(server = %self.addr, error = %e, "kept connection was closed; sending again on a new one");
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Write the request head and read the final response head; the error says whether any
+    /// byte of a response had arrived.
+    async fn request(
+        &mut self,
+        head: &[u8],
+        head_request: bool,
+    ) -> Result<Head, (ExchangeError, bool)> {
+        if let Err(e) = self.io.write_all(head).await {
+            return Err((ExchangeError::Io(e), false));
+        }
+        let mut received = false;
+        let mut interim = 0;
+        loop {
+            if !self.buf.is_empty() {
+                match parse_response(&self.buf, head_request) {
+                    Ok(Some(h)) => {
+                        self.buf.advance(h.len);
+                        if !h.status.is_informational() {
+                            return Ok(h);
+                        }
+                        interim += 1;
+                        if interim > MAX_INTERIM {
+                            return Err((ExchangeError::TooManyInterim, true));
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err((ExchangeError::Head(e), true)),
+                }
+            }
+            self.buf.reserve(READ_START);
+            match self.io.read_buf(&mut self.buf).await {
+                Ok(0) => return Err((ExchangeError::Closed, received)),
+                Ok(_) => received = true,
+                Err(e) => return Err((ExchangeError::Io(e), received)),
+            }
+        }
+    }
+}

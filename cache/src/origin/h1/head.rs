@@ -1,0 +1,380 @@
+//! The bytes of one exchange's heads: the request head the node writes to an origin server,
+//! and the response head it reads back, with the body's framing (RFC 9112 §6.3) and whether
+//! the connection may carry another request afterwards.
+//!
+//! Pure: no I/O. The response side is strict where a lax reading would let one response be
+//! read as two (a `Content-Length` that is not one number, a `Transfer-Encoding` beside a
+//! `Content-Length`): those heads are refused or the connection is not reused.
+
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// Fields a response head may carry; more is a broken response.
+pub const MAX_FIELDS: usize = 128;
+/// Bytes a response head may take; more is a broken response.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// How a response body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 1xx, 204, 304, or `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the server closes the connection.
+    UntilClose,
+}
+
+/// A complete response head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The connection may carry another request once this body is read.
+    pub reusable: bool,
+    /// Bytes of the head (the body starts after them).
+    pub len: usize,
+}
+
+/// Why a response head is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not HTTP/1.x syntax (httparse's reason).
+    Syntax(&'static str),
+    TooLarge,
+    TooManyFields,
+    /// A field name or value the `http` types refuse.
+    BadField,
+    /// `Content-Length` that is not one non-negative number.
+    BadLength,
+    /// `101 Switching Protocols`, never asked for.
+    UnaskedUpgrade,
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Syntax(why) => write!(f, "malformed response head: {why}"),
+            HeadError::TooLarge => write!(f, "response head larger than {MAX_HEAD} bytes"),
+            HeadError::TooManyFields => write!(f, "more than {MAX_FIELDS} response fields"),
+            HeadError::BadField => write!(f, "invalid response field"),
+            HeadError::BadLength => write!(f, "invalid Content-Length"),
+            HeadError::UnaskedUpgrade => write!(f, "101 Switching Protocols was not asked for"),
+        }
+    }
+}
+
+/// Append the head of a bodyless request: request line, `fields` as given (the caller put
+/// `Host` among them), blank line.
+pub fn encode_request(out: &mut Vec<u8>, method: &Method, target: &str, fields: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parse the response head at the start of `buf`: Ok(None) while it is incomplete. An interim
+/// (1xx) head comes back like any other; the caller skips it.
+pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut fields);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
+        Err(e) => return Err(HeadError::Syntax(syntax(e))),
+    };
+    if len > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let code = resp.code.ok_or(HeadError::Syntax("no status"))?;
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Syntax("status"))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(HeadError::UnaskedUpgrade);
+    }
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for f in resp.headers.iter() {
+        let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| HeadError::BadField)?;
+        let value = HeaderValue::from_bytes(f.value).map_err(|_| HeadError::BadField)?;
+        headers.append(name, value);
+    }
+    let (framing, framing_reusable) = framing(&headers, status, head_request)?;
+    let reusable = framing_reusable && keeps_alive(&headers, version);
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        framing,
+        reusable,
+        len,
+    }))
+}
+
+fn syntax(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "field name",
+        httparse::Error::HeaderValue => "field value",
+        httparse::Error::NewLine => "line ending",
+        httparse::Error::Status => "status",
+        httparse::Error::Token => "token",
+        httparse::Error::Version => "version",
+        _ => "syntax",
+    }
+}
+
+/// RFC 9112 §6.3, for a response: the framing, and whether it leaves the connection usable.
+fn framing(
+    h: &HeaderMap,
+    status: StatusCode,
+    head_request: bool,
+) -> Result<(Framing, bool), HeadError> {
+    if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, true));
+    }
+    if h.contains_key(TRANSFER_ENCODING) {
+        // The last coding decides; a Content-Length beside it is ignored, and the connection
+        // is not reused (the sender may have meant either).
+        let last = h
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(trim)
+            .rfind(|c| !c.is_empty());
+        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
+        let reusable = chunked && !h.contains_key(CONTENT_LENGTH);
+        return Ok((
+            if chunked {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            },
+            reusable,
+        ));
+    }
+    match content_length(h)? {
+        Some(0) => Ok((Framing::Empty, true)),
+        Some(n) => Ok((Framing::Length(n), true)),
+        None => Ok((Framing::UntilClose, false)),
+    }
+}
+
+/// The one length every `Content-Length` line (and list member) states.
+fn content_length(h: &HeaderMap) -> Result<Option<u64>, HeadError> {
+    let mut found: Option<u64> = None;
+    for v in h.get_all(CONTENT_LENGTH) {
+        for member in v.as_bytes().split(|b| *b == b',') {
+            let m = trim(member);
+            if m.is_empty() || m.len() > 19 || !m.iter().all(u8::is_ascii_digit) {
+                return Err(HeadError::BadLength);
+            }
+            let n: u64 = std::str::from_utf8(m)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(HeadError::BadLength)?;
+            if found.is_some_and(|f| f != n) {
+                return Err(HeadError::BadLength);
+            }
+            found = Some(n);
+        }
+    }
+    Ok(found)
+}
+
+/// HTTP/1.1 keeps the connection unless `close`; HTTP/1.0 only with `keep-alive`.
+fn keeps_alive(h: &HeaderMap, version: Version) -> bool {
+    let has = |token: &[u8]| {
+        h.get_all(CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|t| trim(t).eq_ignore_ascii_case(token))
+    };
+    if version == Version::HTTP_10 {
+        has(b"keep-alive") && !has(b"close")
+    } else {
+        !has(b"close")
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Option<Head>, HeadError> {
+        parse_response(raw.as_bytes(), false)
+    }
+
+    fn head(raw: &str) -> Head {
+        parse(raw).unwrap().expect("complete")
+    }
+
+    #[test]
+    fn the_request_head_is_the_line_the_fields_and_a_blank_line() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("a.example"));
+        h.append("x-two", HeaderValue::from_static("1"));
+        h.append("x-two", HeaderValue::from_static("2"));
+        let mut out = Vec::new();
+        encode_request(&mut out, &Method::GET, "/p?q=1", &h);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /p?q=1 HTTP/1.1\r\nhost: a.example\r\nx-two: 1\r\nx-two: 2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_length_frames_the_body_and_keeps_the_connection() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX: y\r\n\r\nhello");
+        assert_eq!(h.status, StatusCode::OK);
+        assert_eq!(h.framing, Framing::Length(5));
+        assert!(h.reusable);
+        assert_eq!(h.len, 44);
+        assert_eq!(h.headers["x"], "y");
+    }
+
+    #[test]
+    fn an_incomplete_head_asks_for_more_and_a_huge_one_is_refused() {
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
+        let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD + 1));
+        assert_eq!(parse(&huge).unwrap_err(), HeadError::TooLarge);
+        let many: String = (0..MAX_FIELDS + 1)
+            .map(|i| format!("X{i}: 1\r\n"))
+            .collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert_eq!(parse(&raw).unwrap_err(), HeadError::TooManyFields);
+    }
+
+    #[test]
+    fn no_body_for_head_204_304_and_1xx_whatever_the_length() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+        let h = parse_response(raw, true).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        assert!(h.reusable);
+        for s in ["204 No Content", "304 Not Modified", "103 Early Hints"] {
+            let h = head(&format!("HTTP/1.1 {s}\r\nContent-Length: 5\r\n\r\n"));
+            assert_eq!(h.framing, Framing::Empty, "{s}");
+        }
+        assert_eq!(
+            parse("HTTP/1.1 101 Switching Protocols\r\n\r\n").unwrap_err(),
+            HeadError::UnaskedUpgrade
+        );
+    }
+
+    #[test]
+    fn chunked_wins_over_a_length_and_then_the_connection_is_not_reused() {
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!((h.framing, h.reusable), (Framing::Chunked, true));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+        );
+        assert_eq!((h.framing, h.reusable), (Framing::Chunked, false));
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        assert_eq!((h.framing, h.reusable), (Framing::UntilClose, false));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: Chunked \r\n\r\n",
+        );
+        assert_eq!(h.framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn lengths_must_agree_and_be_numbers() {
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n").framing,
+            Framing::Length(7)
+        );
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(7));
+        for bad in [
+            "7, 8",
+            "-1",
+            "+7",
+            "0x10",
+            "",
+            "1 2",
+            "99999999999999999999",
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(parse(&raw).unwrap_err(), HeadError::BadLength, "{bad:?}");
+        }
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n";
+        assert_eq!(parse(raw).unwrap_err(), HeadError::BadLength);
+        assert_eq!(
+            head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").framing,
+            Framing::Empty
+        );
+    }
+
+    #[test]
+    fn no_framing_reads_to_the_close() {
+        let h = head("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((h.framing, h.reusable), (Framing::UntilClose, false));
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_decide_reuse() {
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n").reusable
+        );
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: x, Close\r\nContent-Length: 1\r\n\r\n").reusable
+        );
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
+        assert_eq!(h.version, Version::HTTP_10);
+        assert!(!h.reusable);
+        assert!(
+            head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n").reusable
+        );
+    }
+
+    #[test]
+    fn broken_heads_are_refused() {
+        assert!(matches!(
+            parse("HTTP/2 200 OK\r\n\r\n"),
+            Err(HeadError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("HTTP/1.1 2000 OK\r\n\r\n"),
+            Err(HeadError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"),
+            Err(HeadError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n"),
+            Err(HeadError::Syntax(_))
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! The lean client against scripted servers on loopback: reuse, a kept connection the server
+//! closed, every framing, and the failures that must never look like a complete body.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::conn::ExchangeError;
+use super::{encode_request, Idle, LeanBody};
+
+/// A server that answers the n-th request on each connection with `answers[n]` (then closes
+/// when the list runs out); counts its connections.
+async fn server(answers: Vec<&'static [u8]>) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&conns);
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let answers = answers.clone();
+            tokio::spawn(serve(s, answers));
+        }
+    });
+    (addr, conns)
+}
+
+async fn serve(mut s: TcpStream, answers: Vec<&'static [u8]>) {
+    let mut buf = Vec::new();
+    for answer in answers {
+        // Read one request head.
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                buf.drain(..i + 4);
+                break;
+            }
+            let mut chunk = [0u8; 1024];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        // Answer in two writes, to split the response across reads.
+        let (a, b) = answer.split_at(answer.len() / 2);
+        if s.write_all(a).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if s.write_all(b).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn idle(addr: std::net::SocketAddr) -> Arc<Idle> {
+    Idle::new(addr, Duration::from_secs(1), Duration::from_secs(30), 4)
+}
+
+fn get(method: &Method) -> Vec<u8> {
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("o.example"));
+    let mut out = Vec::new();
+    encode_request(&mut out, method, "/x", &h);
+    out
+}
+
+async fn body(b: LeanBody) -> Result<Vec<u8>, String> {
+    b.collect()
+        .await
+        .map(|c| c.to_bytes().to_vec())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_finished_body_gives_its_connection_back_for_the_next_request() {
+    let one = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    let two =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n";
+    let (addr, conns) = server(vec![one, two]).await;
+    let pool = idle(addr);
+    let (h, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(body(b).await.unwrap(), b"hello");
+    assert_eq!(pool.idle(), 1);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(body(b).await.unwrap(), b"abcde");
+    assert_eq!(conns.load(Ordering::SeqCst), 1, "one connection for both");
+    assert_eq!(pool.idle(), 1);
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_is_replaced_without_an_error() {
+    // Each connection answers one request, then the server closes it.
+    let (addr, conns) = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]).await;
+    let pool = idle(addr);
+    for _ in 0..3 {
+        let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+        assert_eq!(body(b).await.unwrap(), b"ok");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_body_to_the_close_is_read_whole_and_the_connection_not_kept() {
+    let (addr, _) = server(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil the end"]).await;
+    let pool = idle(addr);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(body(b).await.unwrap(), b"until the end");
+    assert_eq!(pool.idle(), 0);
+}
+
+#[tokio::test]
+async fn short_bodies_fail_and_are_never_complete() {
+    let (addr, _) = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"]).await;
+    let pool = idle(addr);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let e = body(b).await.unwrap_err();
+    assert!(e.contains("6 bytes before the body's end"), "{e}");
+    let (addr, _) = server(vec![
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+    ])
+    .await;
+    let pool = idle(addr);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert!(body(b).await.is_err());
+    let (addr, _) = server(vec![
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ])
+    .await;
+    let pool = idle(addr);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert!(body(b).await.unwrap_err().contains("invalid chunk size"));
+    assert_eq!(pool.idle(), 0);
+}
+
+#[tokio::test]
+async fn bytes_after_the_body_keep_the_connection_from_reuse() {
+    let (addr, _) = server(vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+    ])
+    .await;
+    let pool = idle(addr);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(body(b).await.unwrap(), b"ok");
+    assert_eq!(pool.idle(), 0);
+}
+
+#[tokio::test]
+async fn interim_responses_are_skipped_and_head_has_no_body() {
+    let (addr, _) = server(vec![
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+    ])
+    .await;
+    let pool = idle(addr);
+    let (h, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(h.status, 200);
+    assert!(!h.headers.contains_key("link"));
+    assert_eq!(body(b).await.unwrap(), b"abc");
+    let (h, b) = pool.exchange(&get(&Method::HEAD), true).await.unwrap();
+    assert_eq!(h.headers["content-length"], "3");
+    assert_eq!(body(b).await.unwrap(), b"");
+    assert_eq!(pool.idle(), 1, "a HEAD answer leaves the connection usable");
+}
+
+#[tokio::test]
+async fn a_dropped_unfinished_body_closes_its_connection() {
+    let (addr, conns) = server(vec![
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nstart",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+    ])
+    .await;
+    let pool = idle(addr);
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    drop(b);
+    assert_eq!(pool.idle(), 0);
+    // A new connection: the server answers it as a first request again.
+    let (h, _b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(h.headers["content-length"], "100000");
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn no_server_is_a_connect_error_and_a_broken_head_is_not() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let e = idle(addr)
+        .exchange(&get(&Method::GET), false)
+        .await
+        .err()
+        .unwrap();
+    assert!(e.is_connect(), "{e}");
+    let (addr, _) = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"]).await;
+    let e = idle(addr)
+        .exchange(&get(&Method::GET), false)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, ExchangeError::Head(_)), "{e}");
+    assert!(!e.is_connect());
+    let (addr, _) = server(vec![]).await;
+    let e = idle(addr)
+        .exchange(&get(&Method::GET), false)
+        .await
+        .err()
+        .unwrap();
+    // Closed at once: an end of stream or a reset, depending on timing; never a connect error.
+    assert!(
+        matches!(e, ExchangeError::Closed | ExchangeError::Io(_)),
+        "{e}"
+    );
+    assert!(!e.is_connect());
+}
+
+#[tokio::test]
+async fn idle_connections_are_bounded_and_expire() {
+    let answer: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx";
+    let (addr, _) = server(vec![answer; 4]).await;
+    let pool = Idle::new(addr, Duration::from_secs(1), Duration::from_millis(50), 2);
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        bodies.push(pool.exchange(&get(&Method::GET), false).await.unwrap().1);
+    }
+    for b in bodies {
+        body(b).await.unwrap();
+    }
+    assert_eq!(pool.idle(), 2, "at most max kept");
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    assert_eq!(pool.idle(), 0, "expired ones closed at checkout");
+    body(b).await.unwrap();
+    assert_eq!(pool.idle(), 1);
+}
