@@ -14,7 +14,7 @@ use crate::fault::{Fault, Side};
 use crate::origin::PickInput;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
-use crate::store::object::{FillHead, Object};
+use crate::store::object::Object;
 
 /// Request headers to send forward: hop-by-hop removed, `Host` kept (or taken from an h2
 /// `:authority`), our `Via` appended.
@@ -36,25 +36,30 @@ pub(super) fn forward_headers(ctx: &Ctx, req: &ReqHead) -> HeaderMap {
 }
 
 /// Append the client to `X-Forwarded-For` and `Forwarded` (RFC 7239; IPv6 quoted in brackets).
+const XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 pub(super) fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
-    let mut prev: Vec<&str> = h
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    let ip_text = ip.to_string();
-    prev.push(&ip_text);
-    let xff = prev.join(", ");
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    use std::fmt::Write;
+    let mut xff = String::with_capacity(64);
+    for v in h.get_all(&XFF) {
+        if let Ok(v) = v.to_str() {
+            let v = v.trim();
+            if !v.is_empty() {
+                xff.push_str(v);
+                xff.push_str(", ");
+            }
+        }
     }
+    let start = xff.len();
+    let _ = write!(xff, "{ip}");
     let element = match ip {
-        std::net::IpAddr::V4(v4) => format!("for={v4};proto=http"),
-        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+        std::net::IpAddr::V4(_) => format!("for={};proto=http", &xff[start..]),
+        std::net::IpAddr::V6(_) => format!("for=\"[{}]\";proto=http", &xff[start..]),
     };
-    if let Ok(v) = HeaderValue::from_str(&element) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
+        h.insert(XFF, v);
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
         h.append(http::header::FORWARDED, v);
     }
 }
@@ -117,16 +122,16 @@ pub(super) fn fault_response(ctx: &Ctx, fault: Fault, cs: &mut CacheStatus) -> R
     respond::error(ctx, status, fault.message(), Some(cs))
 }
 
-/// Stream an origin response that is not stored straight to the client.
+/// Stream an origin response that is not stored straight to the client: its status, its
+/// fields as served (`clean_response_headers` done), whether they carry targeted fields.
 pub(super) fn respond_upstream(
     ctx: &Ctx,
     req: &ReqHead,
-    head: &FillHead,
+    (status, mut headers, has_targeted): (http::StatusCode, HeaderMap, bool),
     incoming: crate::origin::body::OriginBody,
     cs: &CacheStatus,
 ) -> Response<ProxyBody> {
-    let mut headers = head.headers.clone();
-    if head.has_targeted {
+    if has_targeted {
         ctx.strip_targeted(&mut headers);
     }
     crate::policy::cache_status::append_cache_status(&mut headers, cs);
@@ -135,7 +140,7 @@ pub(super) fn respond_upstream(
     } else {
         ProxyBody::Upstream(incoming)
     };
-    respond::build(head.status, headers, body)
+    respond::build(status, headers, body)
 }
 
 /// Remove every object of a URL: its primary key and every route `cache_key` extension of it.

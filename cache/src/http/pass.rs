@@ -19,7 +19,6 @@ use crate::origin::upload::Upload;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::invalidate::invalidation_keys;
 use crate::stats::{add, bump};
-use crate::store::object::FillHead;
 
 /// Forward without storing (HEAD misses, `no-store` requests).
 pub async fn forward_uncached(
@@ -93,17 +92,7 @@ async fn send_and_stream(
         add(&ctx.counters.invalidated, n as u64);
     }
     clean_response_headers(ctx, &mut rparts.headers, rparts.version);
-    let head = FillHead {
-        status: rparts.status,
-        has_targeted: has_any(&rparts.headers, &rt.targets),
-        headers: rparts.headers,
-        vary: Vec::new(),
-        variant_id: Vec::new(),
-        meta: None,
-        content_length: None,
-        fwd: cs.fwd.unwrap_or(Fwd::Miss),
-        fwd_status: None,
-        upstream: None,
-    };
-    with_cookie(respond_upstream(ctx, req, &head, incoming, &cs), set_cookie)
+    let has_targeted = has_any(&rparts.headers, &rt.targets);
+    let head = (rparts.status, rparts.headers, has_targeted);
+    with_cookie(respond_upstream(ctx, req, head, incoming, &cs), set_cookie)
 }

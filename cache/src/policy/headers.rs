@@ -43,8 +43,14 @@ pub(crate) fn connection_tokens(h: &HeaderMap) -> Vec<HeaderName> {
 /// Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate and
 /// Proxy-Authorization.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    for name in connection_tokens(h) {
-        h.remove(name);
+    if h.contains_key(CONNECTION) {
+        for name in connection_tokens(h) {
+            h.remove(name);
+        }
+    }
+    // Most messages carry none: look before collecting.
+    if !h.keys().any(is_hop_by_hop) {
+        return;
     }
     let fixed: Vec<HeaderName> = h.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     for name in fixed {
@@ -63,10 +69,40 @@ pub fn append_via(h: &mut HeaderMap, version: Version, node_id: &str) {
         Version::HTTP_3 => "3",
         _ => "1.1",
     };
+    if !h.contains_key(VIA) {
+        // The usual case: this node's entry alone, made once per thread and then shared.
+        if let Some(value) = own_via(proto, node_id) {
+            h.insert(VIA, value);
+        }
+        return;
+    }
     let entry = format!("{proto} {node_id} (strait)");
     if let Some(value) = append_list_member(h, &VIA, entry.as_bytes()) {
         h.insert(VIA, value);
     }
+}
+
+/// `"<proto> <node_id> (strait)"` as a field value, kept per thread for the last node id seen.
+fn own_via(proto: &'static str, node_id: &str) -> Option<HeaderValue> {
+    use std::cell::RefCell;
+    thread_local! {
+        static OWN: RefCell<(String, Vec<(&'static str, HeaderValue)>)> =
+            const { RefCell::new((String::new(), Vec::new())) };
+    }
+    OWN.with(|own| {
+        let mut own = own.borrow_mut();
+        if own.0 != node_id {
+            own.0 = node_id.to_string();
+            own.1.clear();
+        }
+        if let Some((_, v)) = own.1.iter().find(|(p, _)| *p == proto) {
+            return Some(v.clone());
+        }
+        let text = format!("{proto} {node_id} (strait)");
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok()?;
+        own.1.push((proto, value.clone()));
+        Some(value)
+    })
 }
 
 /// The value of the `name` list with `member` appended, all field lines combined with ", ".

@@ -92,11 +92,22 @@ pub(in crate::http) async fn lead(
                 .mark(job.key, job.rt.hit_for_miss, std::time::Instant::now());
         }
         w.publish(Arc::clone(&head), false);
+        // Released: followers go forward alone. Without it, a head nobody else holds is
+        // taken apart instead of copied.
+        drop(w);
         if job.stale.is_some() && head.status == StatusCode::OK {
             // The new representation can't be stored: the stale one must not be served again.
             ctx.store.remove_variant(job.key, &head.variant_id);
         }
-        let resp = respond_upstream(ctx, &job.req, &head, incoming, &cs);
+        let (status, has_targeted) = (head.status, head.has_targeted);
+        let headers = Arc::try_unwrap(head).map_or_else(|h| h.headers.clone(), |h| h.headers);
+        let resp = respond_upstream(
+            ctx,
+            &job.req,
+            (status, headers, has_targeted),
+            incoming,
+            &cs,
+        );
         return with_cookie(resp, set_cookie);
     }
     let head = if matches!(keep, Keep::Nowhere) {
