@@ -27,3 +27,5 @@ mod origin;
 mod policy;
 mod stats;
 mod store;
+
+pub use policy::ban::{checked_ban_prefix, BanRefused};

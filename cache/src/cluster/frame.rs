@@ -33,7 +33,7 @@
 //! | 7 | `End` | either | `bool` complete (false: the body was aborted; discard it) |
 //! | 8 | `Purge` | either | `str` url; answered with `Count` |
 //! | 9 | `Ban` | either | `str` prefix; answered with `Count` |
-//! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`), or body bytes stored (`Push`) |
+//! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`, `BanAll`), or body bytes stored (`Push`) |
 //! | 11 | `Error` | either | `u16` code, `str` message |
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
 //! | 13 | `ConfigGet` | either | `u64` version, 32-byte hash: ask for the shared config a member announced (`cluster::confdist`) |
@@ -41,6 +41,7 @@
 //! | 15 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
 //! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
 //! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
+//! | 18 | `BanAll` | either | empty: remove every stored object (an operator's `ban --all`); answered with `Count` |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -180,8 +181,11 @@ pub enum Frame {
         /// of `http://`) is refused with `Error` 400.
         prefix: String,
     },
-    /// How many objects a `Purge` or `Ban` removed, or how many body bytes the owner stored
-    /// for a `Push`.
+    /// Remove every stored object, on an operator's explicit request (`ban --all`); answered
+    /// with `Count`. A `Ban` can never mean this.
+    BanAll,
+    /// How many objects a `Purge`, `Ban` or `BanAll` removed, or how many body bytes the owner
+    /// stored for a `Push`.
     Count(u64),
     /// The request failed; the connection stays usable for the next exchange.
     Error {
@@ -239,6 +243,7 @@ impl Frame {
             Frame::End { .. } => Kind::End,
             Frame::Purge { .. } => Kind::Purge,
             Frame::Ban { .. } => Kind::Ban,
+            Frame::BanAll => Kind::BanAll,
             Frame::Count(_) => Kind::Count,
             Frame::Error { .. } => Kind::Error,
             Frame::Answer(_) => Kind::Answer,
@@ -276,6 +281,7 @@ pub(crate) enum Kind {
     Wait = 15,
     Reset = 16,
     Credit = 17,
+    BanAll = 18,
 }
 
 impl Kind {
@@ -298,6 +304,7 @@ impl Kind {
             15 => Kind::Wait,
             16 => Kind::Reset,
             17 => Kind::Credit,
+            18 => Kind::BanAll,
             _ => return None,
         })
     }
@@ -322,6 +329,7 @@ impl Kind {
             Kind::Wait => "Wait",
             Kind::Reset => "Reset",
             Kind::Credit => "Credit",
+            Kind::BanAll => "BanAll",
         }
     }
 }
