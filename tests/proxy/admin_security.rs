@@ -111,7 +111,13 @@ fn a_form_content_type_cannot_purge() {
         PURGE_X,
         &[("Content-Type", "application/json")],
     );
-    assert_eq!((r.status, r.text()), (200, "{\"removed\":1}".to_owned()));
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            "{\"key\":\"http://test.example/obj/x\",\"removed\":1}".to_owned()
+        )
+    );
 }
 
 #[test]

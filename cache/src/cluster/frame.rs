@@ -93,7 +93,8 @@ pub use codec::PeerCodec;
 /// that will answer a `Lookup` only after a slow step sends `Wait` first. 4: every frame
 /// carries a stream id, and one connection carries many exchanges at once (`Reset`). 5: per
 /// stream flow control: `Data` is sent only within the credit the receiver gave (`Credit`).
-pub const VERSION: u8 = 5;
+/// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache).
+pub const VERSION: u8 = 6;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
