@@ -174,7 +174,7 @@ pub enum SimCommand {
 
 /// `--after`: a duration from 1 s to 60 s.
 fn after_duration(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let d = strait_lb::config::units::parse_duration(text, "write e.g. \"5s\"")?;
     if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60)).contains(&d) {
         return Err("must be 1s to 60s".into());
     }
@@ -183,7 +183,7 @@ fn after_duration(text: &str) -> Result<std::time::Duration, String> {
 
 /// `--advert-interval`: a duration (the director config checks its bounds).
 fn advert_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|e| e.to_string())
+    strait_lb::config::units::parse_duration(text, "write e.g. \"100ms\" or \"1s\"")
 }
 
 /// `--kill` of `sim run failover`.
