@@ -3,7 +3,8 @@
 //!
 //! What it offers other crates: [`config`] (the node config: load, check, the `[l4]` section the
 //! binary applies to the host) and [`node`] (run a node until it is drained), plus the peer
-//! protocol's frame codec ([`cluster::frame`]) for tests that speak it.
+//! protocol's frame codec ([`cluster::frame`]) for tests that speak it, and the rule a ban
+//! prefix follows ([`checked_ban_prefix`]) for `strait ctl` to check it before asking.
 //!
 //! Inside, in the order a request meets them (see `http::handler` for the stages):
 //! * `http`: listeners, the hit fast path, admission, the request path (look up, decide, fill,
@@ -27,3 +28,5 @@ mod origin;
 mod policy;
 mod stats;
 mod store;
+
+pub use policy::ban::{checked_ban_prefix, BanRefused};

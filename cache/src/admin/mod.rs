@@ -4,6 +4,7 @@
 //! `strait_lb::admin`, which the director's admin uses too.
 
 mod cluster;
+mod invalidate;
 mod metrics;
 mod page;
 pub mod server;

@@ -33,13 +33,22 @@ pub struct PoolConfig {
     /// Required; at least one, no address twice, weights not all 0.
     pub servers: Spanned<Vec<Spanned<ServerConfig>>>,
     /// Above 0, default 3s; 502 when no server can be connected in time.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_connect_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub connect_timeout: Duration,
     /// Above 0, default 30s; 504 when the response head does not arrive in time.
-    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_first_byte_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub first_byte_timeout: Duration,
     /// Above 0, default 60s; idle keep-alive connections to a server are closed after this.
-    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_idle_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub idle_timeout: Duration,
     /// Idle keep-alive connections kept per server, default 1024 (a busy pool needs one per
     /// concurrent request).
@@ -94,10 +103,16 @@ pub struct HealthConfig {
     #[serde(default = "default_expect")]
     pub expect: u16,
     /// Time between two checks of one server, default 2s; above 0.
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_interval",
+        with = "strait_lb::config::units::duration"
+    )]
     pub interval: Duration,
     /// Time one check may take, default 1s; above 0 and not above `interval`.
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub timeout: Duration,
     /// Consecutive good checks that bring a down server back, default 2; at least 1.
     #[serde(default = "default_rise")]
@@ -116,7 +131,10 @@ pub struct PassiveConfig {
     #[serde(default = "default_passive_failures")]
     pub failures: u32,
     /// How long an ejected server gets no new requests, default 10s; above 0.
-    #[serde(default = "default_passive_backoff", with = "humantime_serde")]
+    #[serde(
+        default = "default_passive_backoff",
+        with = "strait_lb::config::units::duration"
+    )]
     pub backoff: Duration,
 }
 
@@ -189,7 +207,7 @@ pub struct RouteConfig {
     pub cache: bool,
     /// Freshness lifetime for responses that carry no freshness information of their own
     /// (beats the heuristic); absent: the heuristic.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "strait_lb::config::units::duration::option")]
     pub ttl: Option<Duration>,
     /// Extra request fields that become part of the cache key on this route.
     #[serde(default)]
