@@ -6,6 +6,7 @@
 mod cluster;
 mod metrics;
 mod page;
+pub(crate) mod rates;
 pub mod server;
 mod snapshot;
 
