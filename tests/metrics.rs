@@ -42,9 +42,20 @@ fn check_exposition(text: &str) -> Scrape {
         if let Some(rest) = l.strip_prefix("# TYPE ") {
             let name = rest.split(' ').next().unwrap();
             let help = format!("# HELP {name} ");
-            assert!(i > 0 && lines[i - 1].starts_with(&help), "no HELP before {l}");
-            assert!(lines[i - 1].len() > help.len() + 5, "empty help: {}", lines[i - 1]);
-            assert!(!lines[i - 1].contains("see "), "placeholder help: {}", lines[i - 1]);
+            assert!(
+                i > 0 && lines[i - 1].starts_with(&help),
+                "no HELP before {l}"
+            );
+            assert!(
+                lines[i - 1].len() > help.len() + 5,
+                "empty help: {}",
+                lines[i - 1]
+            );
+            assert!(
+                !lines[i - 1].contains("see "),
+                "placeholder help: {}",
+                lines[i - 1]
+            );
         }
     }
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
@@ -77,7 +88,11 @@ fn check_exposition(text: &str) -> Scrape {
             }
             Value::Summary(_) => panic!("unexpected summary {}", s.metric),
         }
-        assert!(scrape.docs.contains_key(&s.metric), "no HELP for {}", s.metric);
+        assert!(
+            scrape.docs.contains_key(&s.metric),
+            "no HELP for {}",
+            s.metric
+        );
     }
     scrape
 }
@@ -111,22 +126,44 @@ fn a_live_nodes_metrics_parse_whole_and_count_what_was_served() {
     let text = r.text();
     let scrape = check_exposition(&text);
     let version = env!("CARGO_PKG_VERSION");
-    assert_eq!(value(&scrape, "strait_build_info", &[("version", version)]), 1.0);
+    assert_eq!(
+        value(&scrape, "strait_build_info", &[("version", version)]),
+        1.0
+    );
     assert_eq!(value(&scrape, "strait_cache_local_hits_total", &[]), 1.0);
     assert_eq!(value(&scrape, "strait_http_requests_total", &[]), 4.0);
-    assert_eq!(value(&scrape, "strait_http_responses_total", &[("code", "2xx")]), 3.0);
-    assert_eq!(value(&scrape, "strait_http_responses_total", &[("code", "4xx")]), 1.0);
+    assert_eq!(
+        value(&scrape, "strait_http_responses_total", &[("code", "2xx")]),
+        3.0
+    );
+    assert_eq!(
+        value(&scrape, "strait_http_responses_total", &[("code", "4xx")]),
+        1.0
+    );
     let route = |r| value(&scrape, "strait_route_requests_total", &[("route", r)]);
     assert_eq!((route("0"), route("1")), (1.0, 3.0));
-    assert_eq!(value(&scrape, "strait_http_request_duration_seconds_count", &[]), 4.0);
+    assert_eq!(
+        value(&scrape, "strait_http_request_duration_seconds_count", &[]),
+        4.0
+    );
     assert_eq!(value(&scrape, "strait_client_connections_total", &[]), 4.0);
     assert!(value(&scrape, "strait_client_sent_bytes_total", &[]) > 4000.0);
     assert_eq!(value(&scrape, "strait_cache_hit_bytes_total", &[]), 2000.0);
     let server = [("pool", "origin")];
     assert_eq!(value(&scrape, "strait_origin_server_weight", &server), 1.0);
-    assert!(value(&scrape, "strait_origin_server_received_bytes_total", &server) >= 2000.0);
+    assert!(
+        value(
+            &scrape,
+            "strait_origin_server_received_bytes_total",
+            &server
+        ) >= 2000.0
+    );
     assert!(value(&scrape, "strait_origin_server_response_seconds", &server) > 0.0);
-    for old in ["strait_local_hit_total", "strait_stored_bytes ", "strait_requests_total"] {
+    for old in [
+        "strait_local_hit_total",
+        "strait_stored_bytes ",
+        "strait_requests_total",
+    ] {
         assert!(!text.contains(old), "{old} still served");
     }
 }
@@ -139,10 +176,16 @@ fn openmetrics_is_served_when_asked_for_with_its_own_type_and_eof() {
     let r = admin_request(node.admin, "GET", "/metrics", &[("Accept", accept)]);
     assert_eq!(r.status, 200);
     let ctype = r.header("content-type").unwrap_or_default();
-    assert!(ctype.starts_with("application/openmetrics-text; version=1.0.0"), "{ctype}");
+    assert!(
+        ctype.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ctype}"
+    );
     let text = r.text();
     assert!(text.ends_with("# EOF\n"), "{text}");
-    assert!(text.contains("# TYPE strait_http_requests counter\n"), "{text}");
+    assert!(
+        text.contains("# TYPE strait_http_requests counter\n"),
+        "{text}"
+    );
     assert!(text.contains("\nstrait_http_requests_total 0\n"), "{text}");
 }
 
@@ -207,14 +250,26 @@ fn the_admin_listener_answers_through_a_drain_and_shows_the_connection_left() {
     node.proc.signal("TERM");
     node.proc.wait_line("draining", START_TIMEOUT);
     // The client listener is closed, the admin one still answers.
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(node.addr).is_err()));
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+        node.addr
+    )
+    .is_err()));
     let s = node.stats();
-    assert_eq!((s["draining"].as_bool(), s["connections_open"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(
+        (s["draining"].as_bool(), s["connections_open"].as_u64()),
+        (Some(true), Some(1))
+    );
     let page = admin_request(node.admin, "GET", "/", &[]).text();
-    assert!(page.contains("draining: 1 client connection(s) left"), "{page}");
+    assert!(
+        page.contains("draining: 1 client connection(s) left"),
+        "{page}"
+    );
     let metrics = admin_request(node.admin, "GET", "/metrics", &[]).text();
     assert!(metrics.contains("\nstrait_draining 1\n"), "{metrics}");
-    assert!(metrics.contains("\nstrait_client_connections_open 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nstrait_client_connections_open 1\n"),
+        "{metrics}"
+    );
     // The held response completes, the node exits cleanly, and admin with it.
     release.send(()).unwrap();
     let mut answer = String::new();

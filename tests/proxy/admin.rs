@@ -53,7 +53,8 @@ fn stats_json_and_metrics_count_misses_and_hits() {
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l == "strait_cache_local_misses_total 1"),
+        text.lines()
+            .any(|l| l == "strait_cache_local_misses_total 1"),
         "{text}"
     );
 }
