@@ -344,67 +344,6 @@ pub(crate) fn assert_counter_names(names: &[&str], reasons: &[(usize, &str)]) {
     assert_eq!(unique.len(), names.len(), "duplicate names in {names:?}");
 }
 
-/// Parses a whole Prometheus text exposition with `prometheus-parse` and checks it: every
-/// family has `# HELP` and `# TYPE`, counters end in `_total`, no `# EOF`, every histogram's
-/// buckets are monotone and its `+Inf` bucket equals its `_count`.
-#[cfg(test)]
-pub(crate) fn assert_exposition(text: &str) {
-    use prometheus_parse::{Scrape, Value};
-    assert!(!text.contains("# EOF"), "# EOF in 0.0.4 text");
-    let mut helped = std::collections::HashSet::new();
-    for line in text.lines() {
-        let mut words = line.split(' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some("#"), Some("HELP"), Some(name)) => {
-                assert!(words.next().is_some(), "empty help: {line}");
-                helped.insert(name.to_owned());
-            }
-            (Some("#"), Some("TYPE"), Some(name)) => {
-                assert!(helped.contains(name), "TYPE before HELP: {line}");
-            }
-            _ => {}
-        }
-    }
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    assert!(!scrape.samples.is_empty(), "no samples in\n{text}");
-    let count = |family: &str| {
-        scrape.samples.iter().find_map(|s| match s.value {
-            Value::Untyped(v) if s.metric == format!("{family}_count") => Some(v),
-            _ => None,
-        })
-    };
-    for s in &scrape.samples {
-        match &s.value {
-            Value::Counter(_) => assert!(s.metric.ends_with("_total"), "{}", s.metric),
-            Value::Gauge(_) => {}
-            Value::Histogram(buckets) => {
-                assert!(buckets.windows(2).all(|w| w[0].less_than < w[1].less_than));
-                assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
-                let last = buckets.last().unwrap();
-                assert!(last.less_than.is_infinite(), "{} has no +Inf", s.metric);
-                assert_eq!(Some(last.count), count(&s.metric), "{}", s.metric);
-            }
-            Value::Untyped(_) => {
-                let family = ["_sum", "_count"]
-                    .iter()
-                    .find_map(|suf| s.metric.strip_suffix(suf));
-                assert!(
-                    family.is_some_and(|f| scrape.docs.contains_key(f)),
-                    "no TYPE for {}",
-                    s.metric
-                );
-                continue;
-            }
-            Value::Summary(_) => panic!("no summaries expected: {}", s.metric),
-        }
-        assert!(
-            scrape.docs.contains_key(&s.metric),
-            "no HELP for {}",
-            s.metric
-        );
-    }
-}
-
 #[cfg(test)]
 #[path = "metrics_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -406,7 +406,7 @@ mod tests {
         let m = crate::admin::Metrics::new("strait_director", move |enc| s.encode_metrics(enc))
             .render()
             .unwrap();
-        crate::admin::metrics::assert_exposition(&m);
+        crate::admin::metrics::tests::assert_exposition(&m);
         assert!(m.contains("strait_director_build_info{version=\""), "{m}");
         assert!(!m.contains("Datapath events counted as"), "{m}");
     }
