@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,6 +140,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         rt: ArcSwap::from_pointee(rt),
         config_path: path.to_path_buf(),
         cluster,
+        sampler: Default::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;
@@ -166,10 +168,13 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         "strait-node listening admin {}",
         admin.local_addr().unwrap_or(cfg.node.admin)
     );
-    tokio::spawn(crate::admin::server::serve(
+    // The admin listener outlives the drain (its connections-left figure is how a drain is
+    // watched): it stops when the client listeners are done, just before the process exits.
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(crate::admin::server::serve(
         admin,
         Arc::clone(&ctx),
-        stop_rx.clone(),
+        admin_stop_rx,
     ));
     if let Some(l) = peer_listener {
         tokio::spawn(crate::http::owner::serve(
@@ -194,11 +199,21 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         // Before the drain: the other nodes stop choosing this one while it finishes.
         cluster.members.leave().await;
     }
-    tracing::info!("draining");
+    tracing::info!(
+        connections = ctx
+            .counters
+            .traffic
+            .connections_open
+            .load(Ordering::Relaxed),
+        "draining"
+    );
+    ctx.counters.traffic.draining.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
+    let _ = admin_stop_tx.send(true);
+    let _ = admin_task.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -181,7 +181,8 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// `status`: `node <id>  up <uptime>  requests <n>  hit ratio <pct>`, each part only when its
-/// fields are present. Hit ratio is (local_hit + remote_hit) / requests.
+/// fields are present. Hit ratio is the node's own `hit_ratio` (hits / cache lookups) when it
+/// gives one, else (local_hit + remote_hit) / requests.
 pub fn render_status(stats: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(node) = stats.get("node").and_then(Value::as_str) {
@@ -196,10 +197,11 @@ pub fn render_status(stats: &Value) -> String {
             .iter()
             .filter_map(|k| stats.get(*k).and_then(Value::as_u64))
             .sum::<u64>();
-        let ratio = if requests == 0 {
-            "n/a".to_owned()
-        } else {
-            format!("{:.1}%", hits as f64 * 100.0 / requests as f64)
+        let given = stats.get("hit_ratio").and_then(Value::as_f64);
+        let ratio = match given {
+            Some(r) => format!("{:.1}%", r * 100.0),
+            None if requests == 0 => "n/a".to_owned(),
+            None => format!("{:.1}%", hits as f64 * 100.0 / requests as f64),
         };
         parts.push(format!("hit ratio {ratio}"));
     }
@@ -401,6 +403,9 @@ mod tests {
         let v = serde_json::json!({"node": "b", "requests": 0});
         assert_eq!(render_status(&v), "node b  requests 0  hit ratio n/a\n");
         assert_eq!(render_status(&serde_json::json!({})), "\n");
+        // The node's own figure (hits / lookups) wins over hits / requests.
+        let v = serde_json::json!({"requests": 4, "local_hit": 1, "hit_ratio": 0.5});
+        assert_eq!(render_status(&v), "requests 4  hit ratio 50.0%\n");
     }
 
     #[test]

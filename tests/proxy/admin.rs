@@ -49,11 +49,12 @@ fn stats_json_and_metrics_count_misses_and_hits() {
     assert_eq!(m.status, 200);
     let text = m.text();
     assert!(
-        text.lines().any(|l| l == "strait_local_hit_total 1"),
+        text.lines().any(|l| l == "strait_cache_local_hits_total 1"),
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l == "strait_local_miss_total 1"),
+        text.lines()
+            .any(|l| l == "strait_cache_local_misses_total 1"),
         "{text}"
     );
 }

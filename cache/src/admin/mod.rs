@@ -7,6 +7,7 @@ mod cluster;
 mod invalidate;
 mod metrics;
 mod page;
+pub(crate) mod rates;
 pub mod server;
 mod snapshot;
 

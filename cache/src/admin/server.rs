@@ -55,11 +55,11 @@ pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<F
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/") => {
-            let body = page::render(&Snapshot::take(ctx));
+            let body = page::render(&Snapshot::with_rates(ctx));
             respond(StatusCode::OK, "text/html; charset=utf-8", body)
         }
         (&Method::GET, "/stats.json") => {
-            let body = Snapshot::take(ctx).to_json().to_string();
+            let body = Snapshot::with_rates(ctx).to_json().to_string();
             respond(StatusCode::OK, "application/json", body)
         }
         (&Method::GET, "/cluster.json") => {
@@ -67,16 +67,7 @@ pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<F
             let body = super::cluster::to_json(&ctx.node_id, snap.as_ref()).to_string();
             respond(StatusCode::OK, "application/json", body)
         }
-        (&Method::GET, "/metrics") => {
-            let body = metrics
-                .render()
-                .unwrap_or_else(|| "# encoding failed\n".to_owned());
-            respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                body,
-            )
-        }
+        (&Method::GET, "/metrics") => metrics.scrape(&req),
         (&Method::POST, "/reload") => match crate::node::reload(ctx) {
             Ok(()) => respond(
                 StatusCode::OK,

@@ -16,7 +16,7 @@ use crate::policy::cache_status::{append_cache_status, CacheStatus};
 use crate::policy::conditional::{client_not_modified, not_modified_headers};
 use crate::policy::headers::age_value;
 use crate::policy::range::{content_range, evaluate_range, unsatisfied_range, RangeOutcome};
-use crate::stats::bump;
+use crate::stats::{add, bump};
 use crate::store::fill::FillReader;
 use crate::store::object::{FillHead, Object};
 
@@ -55,6 +55,7 @@ pub fn object(
                 headers.insert(CONTENT_RANGE, content_range(start, end, len));
                 headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start + 1));
                 let body = ProxyBody::full(obj.body.slice(start as usize..(end + 1) as usize));
+                add(&ctx.counters.traffic.hit_bytes, end - start + 1);
                 return build(StatusCode::PARTIAL_CONTENT, headers, body);
             }
             RangeOutcome::Unsatisfiable => return unsatisfiable(headers, len),
@@ -64,6 +65,7 @@ pub fn object(
     let body = if req.method == Method::HEAD {
         ProxyBody::Empty
     } else {
+        add(&ctx.counters.traffic.hit_bytes, len);
         ProxyBody::Full(Some(obj.body.clone()))
     };
     build(obj.status, headers, body)

@@ -47,18 +47,7 @@ fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response
         (&Method::GET, "/stats.json") => {
             snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))
         }
-        (&Method::GET, "/metrics") => Ok(match metrics.render() {
-            Some(text) => respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                text,
-            ),
-            None => respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                TEXT,
-                "500 datapath query failed\n".into(),
-            ),
-        }),
+        (&Method::GET, "/metrics") => Ok(metrics.scrape(req)),
         (&Method::GET, "/conns.json") => {
             let limit = match query_param(req.uri(), "limit") {
                 None => Some(DEFAULT_CONNS_LIMIT),

@@ -31,6 +31,7 @@
 
 mod admin;
 mod cluster;
+mod counter_help;
 mod ha;
 mod health;
 mod observer;
