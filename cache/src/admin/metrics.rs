@@ -69,7 +69,46 @@ fn encode(enc: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result {
         "Requests waiting on the origin server",
         servers().map(|(l, srv)| (l, srv.active)),
     )?;
+    encode_config(enc, &s.config)?;
     super::cluster::encode_metrics(enc, s.cluster.as_ref())
+}
+
+/// Version, config and the last reload (`crate::reload`).
+fn encode_config(enc: &mut DescriptorEncoder<'_>, c: &crate::reload::ReloadView) -> fmt::Result {
+    gauges(
+        enc,
+        "config_info",
+        "Always 1: the build's version, the config file and the SHA-256 of its last read text",
+        [(
+            [
+                ("version", c.version),
+                ("path", c.path.as_str()),
+                ("hash", c.hash.as_str()),
+            ],
+            1,
+        )],
+    )?;
+    gauge(
+        enc,
+        "config_last_reload_timestamp_seconds",
+        "Unix time of the last reload (file or cluster), 0 before the first",
+        c.last_time(),
+    )?;
+    gauge(
+        enc,
+        "config_last_reload_success",
+        "1 when the last reload was applied (or none happened yet), 0 when it was refused",
+        u64::from(c.last.as_ref().is_none_or(|o| o.applied)),
+    )?;
+    counters(
+        enc,
+        "config_reloads",
+        "Reloads by result (applied: maybe without start-only keys; refused: the running config stayed)",
+        [
+            ([("result", "applied")], c.applied),
+            ([("result", "refused")], c.refused),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -100,6 +139,7 @@ mod tests {
                 }],
             }],
             cluster: None,
+            config: crate::reload::ReloadView::for_tests(),
         }
     }
 
@@ -112,6 +152,15 @@ mod tests {
             text.contains(
                 "strait_origin_server_requests_total{pool=\"origin\",server=\"127.0.0.1:1\"} 3"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("strait_config_reloads_total{result=\"refused\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("strait_config_info{version=\""), "{text}");
+        assert!(
+            text.contains("strait_config_last_reload_success 1"),
             "{text}"
         );
     }

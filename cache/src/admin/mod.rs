@@ -6,6 +6,7 @@
 mod cluster;
 mod metrics;
 mod page;
+mod reload_block;
 pub mod server;
 mod snapshot;
 

@@ -60,6 +60,8 @@ pub fn render(s: &Snapshot) -> String {
         h.push_str("</table>");
     }
     super::cluster::render_table(&mut h, s.cluster.as_ref());
+    // Version, config and the last reload: a block of its own (`reload_block`).
+    super::reload_block::render(&mut h, &s.config);
     h.push_str("</body></html>\n");
     h
 }
@@ -86,6 +88,7 @@ mod tests {
             values: vec![("requests", 2)],
             pools: vec![],
             cluster: None,
+            config: crate::reload::ReloadView::for_tests(),
         };
         let p = render(&s);
         assert!(p.contains("strait node &lt;a&gt;"));

@@ -18,6 +18,8 @@ pub struct Snapshot {
     pub pools: Vec<PoolSnapshot>,
     /// The cluster, when the node has `[cluster]`.
     pub cluster: Option<super::ClusterSnapshot>,
+    /// Version, config in effect and the last reload.
+    pub config: crate::reload::ReloadView,
 }
 
 /// One pool in a snapshot.
@@ -90,6 +92,9 @@ impl Snapshot {
         values.push(("inflight_limit_bytes", ctx.fills.inflight_limit()));
         values.push(("stream_detached", ctx.fills.detached()));
         values.push(("fills_over_budget", ctx.fills.over_budget()));
+        values.push(("access_log_lines", ctx.access.written()));
+        values.push(("access_log_dropped", ctx.access.dropped()));
+        values.push(("access_log_failed", ctx.access.failed()));
         let rt = ctx.rt.load();
         let pools = rt
             .pools
@@ -106,6 +111,7 @@ impl Snapshot {
             values,
             pools,
             cluster: ctx.cluster.as_ref().map(super::ClusterSnapshot::of),
+            config: ctx.reloads.view(),
         }
     }
 
@@ -113,7 +119,9 @@ impl Snapshot {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("node".into(), json!(self.node));
+        m.insert("version".into(), json!(self.config.version));
         m.insert("uptime_secs".into(), json!(self.uptime_secs));
+        m.insert("config".into(), self.config.to_json());
         for (k, v) in &self.values {
             m.insert((*k).into(), json!(v));
         }

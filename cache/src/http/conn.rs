@@ -25,6 +25,7 @@ use super::handler::{handle, handle_bodyless};
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
 use super::stall::{is_send_timeout, SendTimeout};
+use crate::access::{self, Pending};
 use crate::origin::route::RouteInput;
 use crate::stats::bump;
 use http::{HeaderMap, Method};
@@ -76,20 +77,24 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             else {
                 return handoff(env, io, buf, peer, watcher).await;
             };
-            if !fast_route_caches(ctx, &req, &key) {
+            let Some(route) = fast_route(ctx, &req, &key) else {
                 return handoff(env, io, buf, peer, watcher).await;
-            }
+            };
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
+            let logged = ctx.access.enabled().then(Instant::now);
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
             out.clear();
-            let hit = obj.filter(|obj| {
-                fast::write_hit(&mut out, obj, &ctx.node_id, close, SystemTime::now()).is_some()
-            });
+            let now = SystemTime::now();
+            let hit = obj
+                .filter(|obj| fast::write_hit(&mut out, obj, &ctx.node_id, close, now).is_some());
             let Some(obj) = hit else {
                 // Not a fresh hit here: the general stages answer it on this loop.
                 let Some(parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
+                let pending = logged.map(|_| {
+                    Pending::of_parts(&parts.method, &parts.uri, &parts.headers, Some(peer))
+                });
                 // This loop drives the request to its end (nothing races it): its fill may run
                 // inline rather than in a task of its own.
                 let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
@@ -97,7 +102,14 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                     return handoff(env, io, buf, peer, watcher).await;
                 };
                 buf.advance(head_len);
-                match lite::write_response(&mut io, resp, head_only, close, &mut out).await {
+                let written = match pending {
+                    None => lite::write_response(&mut io, resp, head_only, close, &mut out).await,
+                    Some(p) => {
+                        let resp = access::track(ctx, Some(p), resp);
+                        lite::write_response(&mut io, resp, head_only, close, &mut out).await
+                    }
+                };
+                match written {
                     Ok(true) => {
                         rearm(&mut idle, &mut idle_armed_at);
                         continue;
@@ -120,6 +132,24 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             };
             if let Err(e) = written {
                 return write_failed(ctx, peer, &e);
+            }
+            if let Some(start) = logged {
+                access::fast_hit(
+                    ctx,
+                    access::FastHit {
+                        start,
+                        time: now,
+                        ttfb: start.elapsed(),
+                        client: peer,
+                        head: head_only,
+                        host: req.host,
+                        target: req.target,
+                        status: obj.status.as_u16(),
+                        bytes: body.len() as u64,
+                        ttl: obj.meta.ttl(now),
+                        route,
+                    },
+                );
             }
             buf.advance(head_len);
             if close {
@@ -159,12 +189,12 @@ fn rearm(idle: &mut Pin<&mut tokio::time::Sleep>, armed_at: &mut Instant) {
     }
 }
 
-/// Route a fast-path request: true when its route caches with the plain key. Tables that route
-/// on request headers are left to the general path.
-fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
+/// Route a fast-path request: its route's index when that route caches with the plain key.
+/// Tables that route on request headers are left to the general path.
+fn fast_route(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> Option<usize> {
     let rt = ctx.rt.load();
     if !rt.fast_routing {
-        return false;
+        return None;
     }
     let method = if req.head { Method::HEAD } else { Method::GET };
     let path = req.target.split('?').next().unwrap_or(req.target);
@@ -174,7 +204,7 @@ fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
         path,
         headers: &HeaderMap::new(),
     });
-    route.cache && route.key_headers.is_empty()
+    (route.cache && route.key_headers.is_empty()).then_some(route.index)
 }
 
 /// A write to the client failed: counted when the client took nothing for `send_timeout`.
@@ -194,9 +224,16 @@ async fn handoff(
     watcher: Watcher,
 ) {
     let ctx = Arc::clone(&env.ctx);
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, Infallible>(handle(ctx, req, Some(peer)).await) }
+        let pending = ctx
+            .access
+            .enabled()
+            .then(|| Pending::of_parts(req.method(), req.uri(), req.headers(), Some(peer)));
+        async move {
+            let resp = handle(Arc::clone(&ctx), req, Some(peer)).await;
+            Ok::<_, Infallible>(access::track(&ctx, pending, resp))
+        }
     });
     io.rewind(buf.freeze());
     let conn = env

@@ -193,6 +193,10 @@ pub struct Ctx {
     pub config_path: std::path::PathBuf,
     /// The cluster (membership, peer connections), when the config has `[cluster]`.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// The access log (`[log]`; off unless configured).
+    pub access: crate::access::AccessLog,
+    /// The config in effect and the last reload's outcome (`crate::reload`).
+    pub reloads: crate::reload::Reloads,
 }
 
 impl Ctx {

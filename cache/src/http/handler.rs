@@ -37,6 +37,7 @@ use super::lookup::{local, lookup, Found};
 use super::pass;
 use super::remote;
 use super::respond;
+use crate::access;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::Fwd;
 use crate::policy::key::primary_key;
@@ -52,9 +53,15 @@ pub async fn handle(
     bump(&ctx.counters.requests);
     match begin(&ctx, parts, client) {
         Begin::Answered(resp) => resp,
-        Begin::Cached(req, key) => cached(ctx, req, key).await,
+        Begin::Cached(req, key) => {
+            let note = access::routed(&ctx, &req.route);
+            access::with_route(cached(ctx, req, key).await, note)
+        }
         // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
-        Begin::Pass(req, primary) => pass::pass(ctx, req, body, primary).await,
+        Begin::Pass(req, primary) => {
+            let note = access::routed(&ctx, &req.route);
+            access::with_route(pass::pass(ctx, req, body, primary).await, note)
+        }
     }
 }
 
@@ -70,7 +77,8 @@ pub async fn handle_bodyless(
         Begin::Answered(resp) => resp,
         Begin::Cached(req, key) => {
             bump(&ctx.counters.requests);
-            return Some(cached(ctx, req, key).await);
+            let note = access::routed(&ctx, &req.route);
+            return Some(access::with_route(cached(ctx, req, key).await, note));
         }
         Begin::Pass(..) => return None,
     };
