@@ -11,7 +11,11 @@
 //!   that lock too, so the admin view never shows a state the datapath does not hold yet.
 //! * [`Director::reload`] re-reads the file: an invalid config is refused with its
 //!   diagnostics and the running one stays. Services change in place (see `state`); the
-//!   `[director]` settings other than `table_size` need a restart (a warning says so).
+//!   `[director]` settings other than `table_size`, `[cluster]`, `[ha]` and `[log]` need a
+//!   restart: the outcome names them (`not_applied`), with a one-line summary of the services
+//!   and backends changed (`events`), in the log, the access log and the admin views.
+//! * With `[log] access`, one access line per backend state change and per reload
+//!   (`events`); SIGUSR1 reopens its file.
 //! * With `[cluster]`, [`Director::start`] joins the cache cluster's gossip as an observer
 //!   (weight 0) before building the services; `backends = "cluster"` services start with the
 //!   members known then (possibly none: such a service answers nothing until a node joins)
@@ -31,6 +35,8 @@
 
 mod admin;
 mod cluster;
+mod config_view;
+pub mod events;
 mod ha;
 mod health;
 mod observer;
@@ -54,6 +60,7 @@ use crate::membership::Membership;
 use crate::packet::service::Mode;
 use state::State;
 
+pub use config_view::ConfigView;
 pub use view::{BackendView, ServiceView, Snapshot};
 
 /// Opens a datapath for a config (chosen by `config.datapath`).
@@ -91,6 +98,9 @@ pub enum StartError {
     /// `[ha]` cannot run here (a VIP is a local address, the VRRP sockets cannot open).
     #[error("ha: {0}")]
     Ha(String),
+    /// The access log's file could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] crate::accesslog::OpenError),
     /// The admin listener could not be bound.
     #[error("admin listener {addr}")]
     Admin {
@@ -168,6 +178,10 @@ struct Inner {
     ha_gate: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// `[ha]` with sync: the connection sync (taken out by `Director::stop`).
     sync: Mutex<Option<crate::sync::runner::SyncRunner>>,
+    /// `[log]`: backend state changes and reloads (`events`).
+    access: crate::accesslog::AccessLog<events::Event>,
+    /// The config file's hash and the reloads so far.
+    reloads: Mutex<config_view::ConfigView>,
 }
 
 /// Locks a mutex, taking over a poisoned one (a panicked task left plain data behind).
@@ -199,41 +213,38 @@ impl Inner {
         value
     }
 
-    /// Re-reads the config (see the module doc).
-    fn reload(self: &Arc<Self>) -> Result<(), String> {
-        let new = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
-        {
+    /// Re-reads the config (see the module doc); the outcome is logged on one line, written
+    /// to the access log and kept for the admin views.
+    fn reload(self: &Arc<Self>) -> Result<events::Outcome, String> {
+        let loaded = std::fs::read_to_string(&self.config_path)
+            .map_err(|e| format!("{}: {e}", self.config_path.display()))
+            .and_then(|text| {
+                crate::config::load(&self.config_path)
+                    .map(|c| (c, text))
+                    .map_err(|e| e.to_string())
+            });
+        let (new, text) = match loaded {
+            Ok(v) => v,
+            Err(why) => {
+                let outcome = events::Outcome {
+                    time: SystemTime::now(),
+                    applied: false,
+                    errors: vec![why.clone()],
+                    not_applied: Vec::new(),
+                    changes: events::Changes::default(),
+                };
+                self.record(outcome);
+                return Err(why);
+            }
+        };
+        let outcome = {
             let mut running = lock(&self.config);
             let old = &*running;
-            let fixed = [
-                ("interface", old.interface != new.interface),
-                (
-                    "inner_interface",
-                    old.inner_interface != new.inner_interface,
-                ),
-                ("datapath", old.datapath != new.datapath),
-                ("xdp_mode", old.xdp_mode != new.xdp_mode),
-                ("admin", old.admin != new.admin),
-                ("max_conns", old.max_conns != new.max_conns),
-                ("threaded_napi", old.threaded_napi != new.threaded_napi),
-                ("icmp_rate/icmp_burst", old.icmp != new.icmp),
-                ("new_flow_rate/new_flow_burst", old.new_flow != new.new_flow),
-                (
-                    "tcp_timeout/udp_timeout",
-                    old.conn_timeouts != new.conn_timeouts,
-                ),
-            ];
-            if old.cluster != new.cluster {
-                tracing::warn!("[cluster] changed: it takes effect on restart");
+            let not_applied = start_only(old, &new);
+            for key in &not_applied {
+                tracing::warn!(key, "{key} changed: it takes effect on restart");
             }
-            if old.ha != new.ha {
-                tracing::warn!("[ha] changed: it takes effect on restart");
-            }
-            for (key, changed) in fixed {
-                if changed {
-                    tracing::warn!(key, "director.{key} changed: it takes effect on restart");
-                }
-            }
+            let changes = events::changes(old, &new);
             let mut kept = new.clone();
             kept.interface = old.interface.clone();
             kept.inner_interface = old.inner_interface.clone();
@@ -243,9 +254,11 @@ impl Inner {
             kept.max_conns = old.max_conns;
             kept.threaded_napi = old.threaded_napi;
             kept.icmp = old.icmp;
+            kept.new_flow = old.new_flow;
             kept.conn_timeouts = old.conn_timeouts;
             kept.cluster = old.cluster.clone();
             kept.ha = old.ha.clone();
+            kept.log = old.log.clone();
             if kept.services.iter().any(|s| s.cluster) && self.membership.is_none() {
                 tracing::warn!(
                     "backends = \"cluster\" without a running [cluster]: such services get \
@@ -264,11 +277,71 @@ impl Inner {
                 router.set_vips(kept.vips());
             }
             *running = kept;
-        }
+            events::Outcome {
+                time: SystemTime::now(),
+                applied: true,
+                errors: Vec::new(),
+                not_applied,
+                changes,
+            }
+        };
         health::restart(self);
-        tracing::info!(path = %self.config_path.display(), "config reloaded");
-        Ok(())
+        lock(&self.reloads).hash = config_view::hash_text(&text);
+        tracing::info!(path = %self.config_path.display(), "config reloaded: {}", outcome.changes.summary());
+        self.record(outcome.clone());
+        Ok(outcome)
     }
+
+    /// Keeps `outcome` as the last reload and writes its access line.
+    fn record(&self, outcome: events::Outcome) {
+        {
+            let mut r = lock(&self.reloads);
+            if outcome.applied {
+                r.applied += 1;
+            } else {
+                r.refused += 1;
+            }
+            r.last = Some(outcome.clone());
+        }
+        self.access.log(events::Event::Reload(outcome));
+    }
+}
+
+/// The `[director]` keys (and sections) a reload cannot apply, where `new` differs from `old`.
+fn start_only(old: &DirectorConfig, new: &DirectorConfig) -> Vec<String> {
+    let fixed = [
+        ("interface", old.interface != new.interface),
+        (
+            "inner_interface",
+            old.inner_interface != new.inner_interface,
+        ),
+        ("datapath", old.datapath != new.datapath),
+        ("xdp_mode", old.xdp_mode != new.xdp_mode),
+        ("admin", old.admin != new.admin),
+        ("max_conns", old.max_conns != new.max_conns),
+        ("threaded_napi", old.threaded_napi != new.threaded_napi),
+        ("icmp_rate/icmp_burst", old.icmp != new.icmp),
+        ("new_flow_rate/new_flow_burst", old.new_flow != new.new_flow),
+        (
+            "tcp_timeout/udp_timeout",
+            old.conn_timeouts != new.conn_timeouts,
+        ),
+    ];
+    let mut out: Vec<String> = fixed
+        .iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(k, _)| format!("director.{k}"))
+        .collect();
+    for (section, changed) in [
+        ("cluster", old.cluster != new.cluster),
+        ("ha", old.ha != new.ha),
+        ("log", old.log != new.log),
+    ] {
+        if changed {
+            out.push(section.to_string());
+        }
+    }
+    out
 }
 
 /// A running director (see the module doc).
@@ -287,6 +360,14 @@ impl Director {
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
         let mut config = crate::config::load(config_path)?;
         ha::check_vips_not_local(&config)?;
+        let access = crate::accesslog::AccessLog::start(&config.log, config.id.clone())?;
+        let reloads = config_view::ConfigView {
+            path: config_path.display().to_string(),
+            hash: std::fs::read_to_string(config_path)
+                .map(|t| config_view::hash_text(&t))
+                .unwrap_or_default(),
+            ..Default::default()
+        };
         let membership = match &config.cluster {
             Some(c) => {
                 let secret = c.secret.as_ref().map(|k| Arc::clone(&k.0));
@@ -383,6 +464,8 @@ impl Director {
             ha: Mutex::new(None),
             ha_gate: Mutex::new(None),
             sync: Mutex::new(None),
+            access,
+            reloads: Mutex::new(reloads),
         });
         health::restart(&inner);
         let caught_up = sync_opened.map(|opened| {
@@ -426,8 +509,9 @@ impl Director {
         self.admin_addr
     }
 
-    /// Re-reads the config file; an invalid one is refused with its diagnostics.
-    pub fn reload(&self) -> Result<(), String> {
+    /// Re-reads the config file; an invalid one is refused with its diagnostics. The outcome
+    /// names what changed and the start-only keys it could not apply.
+    pub fn reload(&self) -> Result<events::Outcome, String> {
         self.inner.reload()
     }
 
@@ -478,11 +562,16 @@ pub async fn run(config_path: &Path, open: &Opener) -> Result<(), StartError> {
     let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
     let director = Director::start(config_path, open).await?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the access log");
+                director.inner.access.reopen();
+            }
             _ = hup.recv() => {
                 if let Err(why) = director.reload() {
                     tracing::error!("reload refused, the running config stays:\n{why}");
