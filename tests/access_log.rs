@@ -158,7 +158,11 @@ fn every_field_of_each_kind_of_request(json: bool) {
     let miss = get(node.addr, path, &[]);
     assert_eq!(miss.status, 200);
     let hit = get(node.addr, path, &[]);
-    assert!(hit.cache_status().starts_with("a; hit"), "{}", hit.cache_status());
+    assert!(
+        hit.cache_status().starts_with("a; hit"),
+        "{}",
+        hit.cache_status()
+    );
     let ranged = get(node.addr, path, &[("Range", "bytes=0-9")]);
     assert_eq!(ranged.status, 206);
     let missing = get(node.addr, "/nope", &[]);
@@ -209,7 +213,10 @@ fn every_field_of_each_kind_of_request(json: bool) {
 
     let n = find("404", "");
     assert_eq!(field(n, "path"), Some("/nope"));
-    assert_eq!(field(n, "bytes"), Some(missing.body.len().to_string().as_str()));
+    assert_eq!(
+        field(n, "bytes"),
+        Some(missing.body.len().to_string().as_str())
+    );
     assert_eq!(field(n, "server"), Some(origin_s.as_str()));
     assert_eq!(field(n, "route"), Some("1"));
 
@@ -217,7 +224,10 @@ fn every_field_of_each_kind_of_request(json: bool) {
     assert_eq!(field(e, "path"), Some("/dead/x"));
     assert_eq!(field(e, "route"), Some("0"));
     assert_eq!(field(e, "pool"), Some("dead"));
-    assert_eq!(field(e, "bytes"), Some(failed.body.len().to_string().as_str()));
+    assert_eq!(
+        field(e, "bytes"),
+        Some(failed.body.len().to_string().as_str())
+    );
     assert!(field(e, "cache").is_some(), "{e:?}");
 
     assert_eq!(node.counter("access_log_lines"), 5);
@@ -304,7 +314,11 @@ fn sigusr1_reopens_a_file_that_was_renamed() {
     );
     assert_eq!(get(node.addr, "/obj/after?size=1", &[]).status, 200);
     assert!(wait_until(Duration::from_secs(10), || lines(&log).len() == 1));
-    assert!(lines(&log)[0].contains("path=\"/obj/after?size=1\""), "{:?}", lines(&log));
+    assert!(
+        lines(&log)[0].contains("path=\"/obj/after?size=1\""),
+        "{:?}",
+        lines(&log)
+    );
     let old = lines(&rotated);
     assert_eq!(old.len(), 1, "{old:?}");
     assert!(old[0].contains("/obj/before"), "{old:?}");

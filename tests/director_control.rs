@@ -345,7 +345,10 @@ async fn reload_keeps_indices_and_drains_removed_backends() {
     let outcome: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(outcome["reloaded"], true, "{body}");
     assert!(
-        outcome["summary"].as_str().unwrap().starts_with("backends +"),
+        outcome["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("backends +"),
         "{body}"
     );
     assert_eq!(
@@ -604,8 +607,9 @@ async fn backend_state_changes_and_reloads_are_access_lines() {
     let path = dir.join("director.toml");
     let log = dir.join("events.log");
     let mut b = Backend::start([127, 0, 22, 31]).await;
+    let baddr = b.addr;
     let text = |weight: u32, admin: &str| {
-        config_text(&[(b.addr, weight)])
+        config_text(&[(baddr, weight)])
             .replace("admin = \"127.0.0.1:0\"", &format!("admin = \"{admin}\""))
             .replace("vip = \"127.0.0.1:8\"", "vip = \"127.0.22.30:8\"")
             + &format!(
@@ -651,7 +655,10 @@ async fn backend_state_changes_and_reloads_are_access_lines() {
         outcome.changes.summary(),
         format!("backends ~127.0.22.30:8/tcp/{backend}")
     );
-    wait_for(SLACK, "a reload line", || has("reload", "result", "applied")).await;
+    wait_for(SLACK, "a reload line", || {
+        has("reload", "result", "applied")
+    })
+    .await;
     let line = log_lines(&log)
         .into_iter()
         .find(|l| l["event"] == "reload")
@@ -660,9 +667,15 @@ async fn backend_state_changes_and_reloads_are_access_lines() {
     assert_eq!(line["changes"], outcome.changes.summary().as_str());
     let snap = director.snapshot().unwrap();
     let stats = snap.to_json();
-    assert_eq!(stats["config"]["last_reload"]["result"], "applied", "{stats}");
+    assert_eq!(
+        stats["config"]["last_reload"]["result"], "applied",
+        "{stats}"
+    );
     assert_eq!(stats["access_log"]["dropped"], 0);
-    assert!(stats["access_log"]["lines"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(
+        stats["access_log"]["lines"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
     director.stop().await.unwrap();
     finish(&dir);
 }

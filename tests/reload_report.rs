@@ -83,11 +83,18 @@ fn a_reload_applies_a_new_server_and_names_listen_as_not_applied() {
     assert_eq!(last["result"], "applied", "{stats}");
     assert_eq!(last["source"], "file");
     assert_eq!(last["not_applied"], serde_json::json!(["node.listen"]));
-    assert_ne!(stats["config"]["hash"], hash.as_str(), "the new file's hash");
+    assert_ne!(
+        stats["config"]["hash"],
+        hash.as_str(),
+        "the new file's hash"
+    );
     assert_eq!(stats["config"]["reloads_applied"], 2);
 
     let metrics = admin_request(node.admin, "GET", "/metrics", &[]).text();
-    assert!(metrics.contains("strait_config_last_reload_success 1"), "{metrics}");
+    assert!(
+        metrics.contains("strait_config_last_reload_success 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("strait_config_reloads_total{result=\"applied\"} 2"),
         "{metrics}"
@@ -97,7 +104,11 @@ fn a_reload_applies_a_new_server_and_names_listen_as_not_applied() {
     assert!(page.contains("node.listen"), "{page}");
 
     // A refused reload: the errors are shown, the running config stays.
-    std::fs::write(&node.config, moved.replace("pool = \"origin\"", "pool = \"nope\"")).unwrap();
+    std::fs::write(
+        &node.config,
+        moved.replace("pool = \"origin\"", "pool = \"nope\""),
+    )
+    .unwrap();
     let (code, _out, err) = node.ctl(&["reload"]);
     assert_eq!(code, 1, "{err}");
     let stats = node.stats();
@@ -108,7 +119,10 @@ fn a_reload_applies_a_new_server_and_names_listen_as_not_applied() {
         "{stats}"
     );
     let metrics = admin_request(node.admin, "GET", "/metrics", &[]).text();
-    assert!(metrics.contains("strait_config_last_reload_success 0"), "{metrics}");
+    assert!(
+        metrics.contains("strait_config_last_reload_success 0"),
+        "{metrics}"
+    );
     let page = admin_request(node.admin, "GET", "/", &[]).text();
     assert!(page.contains("refused (file)"), "{page}");
     assert_eq!(get(node.addr, "/dyn/still", &[]).status, 200);

@@ -231,8 +231,12 @@ async fn handoff(
             .enabled()
             .then(|| Pending::of_parts(req.method(), req.uri(), req.headers(), Some(peer)));
         async move {
+            if pending.is_none() {
+                let resp = handle(ctx, req, Some(peer)).await;
+                return Ok::<_, Infallible>(resp.map(access::Logged::plain));
+            }
             let resp = handle(Arc::clone(&ctx), req, Some(peer)).await;
-            Ok::<_, Infallible>(access::track(&ctx, pending, resp))
+            Ok(access::track(&ctx, pending, resp))
         }
     });
     io.rewind(buf.freeze());
