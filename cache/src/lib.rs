@@ -13,11 +13,13 @@
 //! * `store`: the RAM tier, the stored object, coalesced fills and their memory budget;
 //! * `origin`: pools of origin servers (routes, connections, the client's upload);
 //! * `cluster`: key ownership and the peer protocol;
+//! * `access`: the access log (one line per client request, written off the request path);
 //! * `fault`: who is to blame for a failure; `stats`: the counters; `admin`: the node's admin
 //!   endpoints.
 
 #![warn(missing_docs)]
 
+mod access;
 mod admin;
 pub mod cluster;
 pub mod config;
@@ -26,6 +28,7 @@ mod http;
 pub mod node;
 mod origin;
 mod policy;
+mod reload;
 mod stats;
 mod store;
 

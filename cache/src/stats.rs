@@ -179,6 +179,39 @@ counters! {
     send_timeouts => Client "client_send_timeouts",
 }
 
+/// A table of figures kept elsewhere but described as the counters are (`key => Group
+/// "metric"`, the doc comment is the help), read into a snapshot beside them.
+macro_rules! figures {
+    ($(#[doc = $tdoc:literal])* $vis:vis const $table:ident: $kind:ident = {
+        $( $(#[doc = $doc:literal])* $name:ident => $group:ident $metric:literal ),* $(,)?
+    }) => {
+        $(#[doc = $tdoc])*
+        $vis const $table: &[Stat] = &[$(
+            Stat {
+                key: stringify!($name),
+                metric: $metric,
+                group: Group::$group,
+                kind: Kind::$kind,
+                help: concat!($($doc),*),
+            },
+        )*];
+    };
+}
+
+figures! {
+    /// The access log's figures (`[log]`), counted by its writer (`strait_lb::accesslog`) and
+    /// read from `ctx.access` in this order: lines written, dropped, failed.
+    pub const ACCESS_LOG: Counter = {
+        /// Access log lines written.
+        access_log_lines => Client "access_log_lines",
+        /// Access log lines dropped because the writer's queue was full (a request never
+        /// waits for the log).
+        access_log_dropped => Client "access_log_dropped",
+        /// Access log lines lost to failed writes (the file or stderr refused them).
+        access_log_failed => Client "access_log_failed",
+    }
+}
+
 impl Counters {
     /// A client response is complete or handed to its writer: counted by status class and
     /// route (None: refused before routing), its duration in the histogram. A few relaxed
@@ -245,7 +278,7 @@ mod tests {
     #[test]
     fn every_counter_has_help_and_a_unique_snake_case_metric() {
         let mut seen = std::collections::HashSet::new();
-        for stat in Counters::STATS {
+        for stat in Counters::STATS.iter().chain(ACCESS_LOG) {
             assert!(stat.help.trim().len() > 10, "{}", stat.key);
             assert!(!stat.metric.ends_with("_total"), "{}", stat.metric);
             let snake = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';

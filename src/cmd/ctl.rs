@@ -35,6 +35,7 @@ use crate::cli::{CtlArgs, CtlCommand};
 mod cluster_view;
 pub(crate) mod director_view;
 mod invalidate;
+mod reload_view;
 
 /// Bound on the whole exchange with the admin listener.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,7 +119,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
             CtlCommand::Cluster => cluster_view::render_cluster(&value),
             CtlCommand::Conns { .. } => director_view::render_conns(&value),
             CtlCommand::Purge { .. } | CtlCommand::Ban { .. } => render_removed(&value),
-            CtlCommand::Reload => "reloaded\n".to_string(),
+            CtlCommand::Reload => reload_view::render_reload(&value),
         }
     };
     print!("{text}");

@@ -177,7 +177,7 @@ fn strait_ctl_still_reads_purges_and_bans() {
     let reload = node.ctl(&["reload"]);
     assert_eq!(
         (reload.0, reload.1.as_str()),
-        (0, "reloaded\n"),
+        (0, "reloaded: no changes\n"),
         "{}",
         reload.2
     );

@@ -34,6 +34,7 @@ fn encode(enc: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result {
     }
     encode_traffic(enc, s)?;
     encode_servers(enc, s)?;
+    encode_config(enc, &s.config)?;
     super::cluster::encode_metrics(enc, s.cluster.as_ref())
 }
 
@@ -182,6 +183,44 @@ fn encode_servers(enc: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result 
     )
 }
 
+/// Version, config and the last reload (`crate::reload`).
+fn encode_config(enc: &mut DescriptorEncoder<'_>, c: &crate::reload::ReloadView) -> fmt::Result {
+    gauges(
+        enc,
+        "config_info",
+        "Always 1: the build's version, the config file and the SHA-256 of its last read text",
+        [(
+            [
+                ("version", c.version),
+                ("path", c.path.as_str()),
+                ("hash", c.hash.as_str()),
+            ],
+            1,
+        )],
+    )?;
+    gauge(
+        enc,
+        "config_last_reload_timestamp_seconds",
+        "Unix time of the last reload (file or cluster), 0 before the first",
+        c.last_time(),
+    )?;
+    gauge(
+        enc,
+        "config_last_reload_success",
+        "1 when the last reload was applied (or none happened yet), 0 when it was refused",
+        u64::from(c.last.as_ref().is_none_or(|o| o.applied)),
+    )?;
+    counters(
+        enc,
+        "config_reloads",
+        "Reloads by result (applied: maybe without start-only keys; refused: the running config stayed)",
+        [
+            ([("result", "applied")], c.applied),
+            ([("result", "refused")], c.refused),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +249,15 @@ mod tests {
         }
         assert!(!text.contains("see "), "{text}");
         assert!(!text.contains("route=\"1\""), "{text}");
+        for want in [
+            "strait_config_reloads_total{result=\"refused\"} 0\n",
+            "strait_config_info{version=\"",
+            "strait_config_last_reload_success 1\n",
+            "strait_access_log_dropped_total 0\n",
+            "# TYPE strait_access_log_lines_total counter\n",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod invalidate;
 mod metrics;
 mod page;
 pub(crate) mod rates;
+mod reload_block;
 pub mod server;
 mod snapshot;
 

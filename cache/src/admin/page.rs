@@ -66,6 +66,8 @@ pub fn render(s: &Snapshot) -> String {
     }
     h.push_str("</div>");
     super::cluster::render_table(&mut h, s.cluster.as_ref());
+    // Version, config and the last reload: a block of its own (`reload_block`).
+    super::reload_block::render(&mut h, &s.config);
     h.push_str("</body></html>\n");
     h
 }

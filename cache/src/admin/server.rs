@@ -69,10 +69,10 @@ pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<F
         }
         (&Method::GET, "/metrics") => metrics.scrape(&req),
         (&Method::POST, "/reload") => match crate::node::reload(ctx) {
-            Ok(()) => respond(
+            Ok(outcome) => respond(
                 StatusCode::OK,
                 "application/json",
-                "{\"reloaded\":true}".to_string(),
+                outcome.to_json().to_string(),
             ),
             Err(why) => respond(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -18,7 +18,7 @@ use strait_lb::health::ServerState;
 use super::rates::{ratio, Rates, Totals};
 use crate::http::ctx::Ctx;
 use crate::origin::Server;
-use crate::stats::{Group, Kind, Reading, Stat, TrafficSnapshot, CLASSES};
+use crate::stats::{Group, Kind, Reading, Stat, TrafficSnapshot, ACCESS_LOG, CLASSES};
 
 /// Figures of the store and the fills, after the counters.
 pub const STORE: [Stat; 9] = [
@@ -89,7 +89,8 @@ const fn gauge(key: &'static str, metric: &'static str, help: &'static str) -> S
 pub struct Snapshot {
     pub node: String,
     pub uptime_secs: u64,
-    /// Every node counter, then the store figures ([`STORE`]).
+    /// Every node counter, then the store figures ([`STORE`]), then the access log's
+    /// ([`ACCESS_LOG`]).
     pub values: Vec<Reading>,
     /// Responses, durations, connections and bytes.
     pub traffic: TrafficSnapshot,
@@ -100,6 +101,8 @@ pub struct Snapshot {
     pub cluster: Option<super::ClusterSnapshot>,
     /// Rates over the last interval (only for reads of the page and `/stats.json`).
     pub rates: Option<Rates>,
+    /// Version, config in effect and the last reload.
+    pub config: crate::reload::ReloadView,
 }
 
 /// One pool in a snapshot.
@@ -180,6 +183,17 @@ impl Snapshot {
                 .zip(store)
                 .map(|(stat, value)| Reading { stat, value }),
         );
+        let log = [
+            ctx.access.written(),
+            ctx.access.dropped(),
+            ctx.access.failed(),
+        ];
+        values.extend(
+            ACCESS_LOG
+                .iter()
+                .zip(log)
+                .map(|(stat, value)| Reading { stat, value }),
+        );
         let rt = ctx.rt.load();
         let pools = rt
             .pools
@@ -199,6 +213,7 @@ impl Snapshot {
             pools,
             cluster: ctx.cluster.as_ref().map(super::ClusterSnapshot::of),
             rates: None,
+            config: ctx.reloads.view(),
         }
     }
 
@@ -269,7 +284,9 @@ impl Snapshot {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("node".into(), json!(self.node));
+        m.insert("version".into(), json!(self.config.version));
         m.insert("uptime_secs".into(), json!(self.uptime_secs));
+        m.insert("config".into(), self.config.to_json());
         for r in &self.values {
             m.insert(r.stat.key.into(), json!(r.value));
         }
@@ -350,6 +367,7 @@ pub(super) mod tests {
     pub fn sample() -> Snapshot {
         let mut values = Counters::default().snapshot();
         values.extend(STORE.iter().map(|stat| Reading { stat, value: 0 }));
+        values.extend(ACCESS_LOG.iter().map(|stat| Reading { stat, value: 0 }));
         for r in values.iter_mut() {
             r.value = match r.stat.key {
                 "local_hit" => 7,
@@ -397,6 +415,7 @@ pub(super) mod tests {
             }],
             cluster: None,
             rates: None,
+            config: crate::reload::ReloadView::for_tests(),
         }
     }
 
@@ -418,6 +437,7 @@ pub(super) mod tests {
         let mut names: Vec<_> = Counters::STATS
             .iter()
             .chain(&STORE)
+            .chain(ACCESS_LOG)
             .map(|s| s.metric)
             .collect();
         let n = names.len();
@@ -425,5 +445,6 @@ pub(super) mod tests {
         names.dedup();
         assert_eq!(names.len(), n);
         assert!(STORE.iter().all(|s| s.help.len() > 10));
+        assert!(ACCESS_LOG.iter().all(|s| s.help.trim().len() > 10));
     }
 }

@@ -35,7 +35,7 @@ pub const DEFAULT_L4_INTERFACE: &str = "eth0";
 const MAX_IFNAME: usize = 15;
 
 /// `[l4]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct L4Section {
     /// The VIPs the director forwards to this node.

@@ -116,7 +116,7 @@ pool = "origin"
             errors(&text),
             [
                 "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, \
-              `limits`, `pool`, `route`, `l4`, `cluster`"
+              `limits`, `pool`, `route`, `l4`, `cluster`, `log`"
             ]
         );
         let text = EXAMPLE.replace(

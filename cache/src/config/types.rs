@@ -82,10 +82,13 @@ pub struct NodeConfig {
     /// This node's cluster membership (`super::cluster`); absent: a single node.
     #[serde(default)]
     pub cluster: Option<super::cluster::ClusterSection>,
+    /// `[log]`: the access log (`strait_lb::accesslog`); absent: off.
+    #[serde(default)]
+    pub log: strait_lb::accesslog::LogSection,
 }
 
 /// `[node]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSection {
     /// Unique in the cluster; shown in `Cache-Status` and `Via`.
@@ -107,7 +110,7 @@ pub struct NodeSection {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
     /// RAM tier bound: bodies plus metadata.
@@ -134,7 +137,7 @@ impl StorageSection {
 }
 
 /// `[cache]`: RFC 9111 knobs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
     /// An operator-named targeted cache-control header (RFC 9213), honoured before
@@ -169,7 +172,7 @@ pub struct CacheSection {
 }
 
 /// `[limits]`: what one client may cost the node (bytes held, time taken).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     /// Largest request body accepted (413 beyond, before anything is sent upstream when

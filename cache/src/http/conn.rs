@@ -26,6 +26,7 @@ use super::handler::{handle, handle_bodyless};
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
 use super::stall::{is_send_timeout, SendTimeout};
+use crate::access::{self, Pending};
 use crate::origin::route::RouteInput;
 use crate::stats::{add, bump};
 use http::{HeaderMap, Method};
@@ -90,14 +91,19 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
             out.clear();
-            let hit = obj.filter(|obj| {
-                fast::write_hit(&mut out, obj, &ctx.node_id, close, SystemTime::now()).is_some()
-            });
+            let now = SystemTime::now();
+            let hit = obj
+                .filter(|obj| fast::write_hit(&mut out, obj, &ctx.node_id, close, now).is_some());
             let Some(obj) = hit else {
                 // Not a fresh hit here: the general stages answer it on this loop.
                 let Some(parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
+                // The access log's start is the metrics' one: the read that completed it.
+                let pending = ctx.access.enabled().then(|| {
+                    let head = (&parts.method, &parts.uri, &parts.headers);
+                    Pending::of_parts(head, Some(peer), now, read_at)
+                });
                 // This loop drives the request to its end (nothing races it): its fill may run
                 // inline rather than in a task of its own.
                 let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
@@ -106,7 +112,13 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 };
                 buf.advance(head_len);
                 let status = resp.status().as_u16();
-                let written = lite::write_response(&mut io, resp, head_only, close, &mut out).await;
+                let written = match pending {
+                    None => lite::write_response(&mut io, resp, head_only, close, &mut out).await,
+                    Some(p) => {
+                        let resp = access::track(ctx, Some(p), resp, route, Instant::now());
+                        lite::write_response(&mut io, resp, head_only, close, &mut out).await
+                    }
+                };
                 let done = Instant::now();
                 ctx.counters.record_response(
                     status,
@@ -141,6 +153,24 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 .record_response(obj.status.as_u16(), Some(route), elapsed);
             if let Err(e) = written {
                 return write_failed(ctx, peer, &e);
+            }
+            if ctx.access.enabled() {
+                access::fast_hit(
+                    ctx,
+                    access::FastHit {
+                        start: read_at,
+                        done,
+                        time: now,
+                        client: peer,
+                        head: head_only,
+                        host: req.host,
+                        target: req.target,
+                        status: obj.status.as_u16(),
+                        bytes: body.len() as u64,
+                        ttl: obj.meta.ttl(now),
+                        route,
+                    },
+                );
             }
             buf.advance(head_len);
             if close {
@@ -216,16 +246,23 @@ async fn handoff(
     watcher: Watcher,
 ) {
     let ctx = Arc::clone(&env.ctx);
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
-        // No earlier timestamp exists here: the duration runs from the request head parsed
-        // to the response head handed to hyper.
+        // No earlier timestamp exists here: the request's start is its head parsed, and
+        // the metrics' duration and the access log's time to first byte both end at its
+        // response head handed to hyper (one clock reading each).
         let start = Instant::now();
+        let pending = ctx.access.enabled().then(|| {
+            let parts = (req.method(), req.uri(), req.headers());
+            Pending::of_parts(parts, Some(peer), SystemTime::now(), start)
+        });
         async move {
             let (resp, route) = handle(Arc::clone(&ctx), req, Some(peer)).await;
+            let head_at = Instant::now();
             let status = resp.status().as_u16();
-            ctx.counters.record_response(status, route, start.elapsed());
-            Ok::<_, Infallible>(resp)
+            let elapsed = head_at.saturating_duration_since(start);
+            ctx.counters.record_response(status, route, elapsed);
+            Ok::<_, Infallible>(access::track(&ctx, pending, resp, route, head_at))
         }
     });
     io.rewind(buf.freeze());

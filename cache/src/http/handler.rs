@@ -43,7 +43,8 @@ use crate::policy::key::primary_key;
 use crate::stats::bump;
 
 /// A response and the index of the route that took its request (None: answered before
-/// routing).
+/// routing). The one way the route travels to the connection: the per-route metrics count
+/// it, and the access log names it (and its pool).
 pub type Routed = (Response<ProxyBody>, Option<usize>);
 
 /// Serve one client request.

@@ -74,7 +74,7 @@ async fn send_and_stream(
     let Sent {
         response: resp,
         set_cookie,
-        ..
+        server,
     } = match req
         .route
         .pool
@@ -105,5 +105,7 @@ async fn send_and_stream(
         fwd_status: None,
         upstream: None,
     };
-    with_cookie(respond_upstream(ctx, req, &head, incoming, &cs), set_cookie)
+    let mut resp = respond_upstream(ctx, req, &head, incoming, &cs);
+    crate::access::note_server(ctx, &mut resp, server.addr);
+    with_cookie(resp, set_cookie)
 }

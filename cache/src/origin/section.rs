@@ -21,7 +21,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 1024;
 
 /// One `[[pool]]` of origin servers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// Required; non-empty, unique among the pools; what routes name.
@@ -90,7 +90,7 @@ pub enum CheckKind {
 }
 
 /// `health = { ... }` of a pool: active checks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// `http` (default) or `tcp`.
@@ -123,7 +123,7 @@ pub struct HealthConfig {
 }
 
 /// `passive = { ... }` of a pool: ejection on failed real requests.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassiveConfig {
     /// Consecutive failures (connect failure, reset, 5xx) that eject a server, default 5;
@@ -148,7 +148,7 @@ impl Default for PassiveConfig {
 }
 
 /// `persistence = { cookie = "SRV" }` of a pool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
     /// Name of the cookie that pins a client to a server.
@@ -181,7 +181,7 @@ fn default_passive_backoff() -> Duration {
 }
 
 /// One origin server of a pool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// The server's `ip:port`; required, not twice in a pool.
@@ -193,7 +193,7 @@ pub struct ServerConfig {
 
 /// One `[[route]]`: routes are tried in order and the first whose `match` holds takes the
 /// request; a route without `match` takes every request (the default route, last).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// `match`: the conditions a request must meet; absent: the default route, which takes
@@ -218,7 +218,7 @@ pub struct RouteConfig {
 }
 
 /// `match = { ... }` of a route: every given condition must hold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// Exact host (`example.com`) or a suffix (`*.example.com`), case-insensitive, port ignored.
@@ -239,7 +239,7 @@ pub struct MatchConfig {
 }
 
 /// A string or a list of strings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// A single string.
@@ -259,7 +259,7 @@ impl OneOrMany {
 }
 
 /// `header = { name = "...", regex = "..." }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
     /// The request header field's name.
@@ -269,7 +269,7 @@ pub struct HeaderMatch {
 }
 
 /// `cache_key = { headers = ["Accept-Language"] }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheKeyConfig {
     /// Request header fields whose values become part of the cache key (absent fields as

@@ -195,6 +195,7 @@ pub(crate) fn validate(
             services,
             cluster,
             ha,
+            log: raw.log.clone(),
         }),
         _ => Err(r.out),
     }

@@ -80,6 +80,8 @@ pub struct Snapshot {
     pub ha: Option<crate::vrrp::status::HaStatus>,
     /// Connection sync's state and counters (`None`: no sync).
     pub sync: Option<crate::sync::status::SyncStatus>,
+    /// Version, config file, reloads and the access log's counters.
+    pub config: super::config_view::ConfigView,
 }
 
 impl Snapshot {
@@ -139,7 +141,12 @@ impl Snapshot {
                 b.flows = st.flows;
             }
         }
+        let mut config = lock(&inner.reloads).clone();
+        config.access_lines = inner.access.written();
+        config.access_dropped = inner.access.dropped();
+        config.access_failed = inner.access.failed();
         Ok(Snapshot {
+            config,
             id,
             datapath: inner.datapath_name.clone(),
             conntrack_entries: datapath.conn_count()?,
@@ -199,6 +206,7 @@ impl Snapshot {
         if let Some(sync) = &self.sync {
             v["sync"] = sync.to_json();
         }
+        self.config.add_json(&mut v);
         v
     }
 
@@ -258,7 +266,7 @@ impl Snapshot {
         if let Some(sync) = &self.sync {
             sync.encode_metrics(enc)?;
         }
-        Ok(())
+        self.config.encode_metrics(enc)
     }
 
     /// The admin page: one table per service (HTML, no script).
@@ -319,6 +327,7 @@ impl Snapshot {
             }
             out.push_str("</table>");
         }
+        self.config.write_html(&mut out);
         out.push_str("</body></html>\n");
         out
     }
@@ -355,6 +364,7 @@ mod tests {
             }],
             ha: None,
             sync: None,
+            config: Default::default(),
         }
     }
 

@@ -96,7 +96,8 @@ pub(in crate::http) async fn lead(
             // The new representation can't be stored: the stale one must not be served again.
             ctx.store.remove_variant(job.key, &head.variant_id);
         }
-        let resp = respond_upstream(ctx, &job.req, &head, incoming, &cs);
+        let mut resp = respond_upstream(ctx, &job.req, &head, incoming, &cs);
+        crate::access::note_server(ctx, &mut resp, server.addr);
         return with_cookie(resp, set_cookie);
     }
     let head = if matches!(keep, Keep::Nowhere) {
@@ -110,6 +111,7 @@ pub(in crate::http) async fn lead(
         ctx.uncacheable.clear(job.key);
         head
     };
+    let server_addr = server.addr;
     let reader = w.reader();
     w.publish(Arc::clone(&head), true);
     tokio::spawn(drive(
@@ -121,7 +123,9 @@ pub(in crate::http) async fn lead(
         (job.rt.max_object_size, server),
         keep,
     ));
-    with_cookie(respond::fill(ctx, &job.req, &head, reader, &cs), set_cookie)
+    let mut resp = respond::fill(ctx, &job.req, &head, reader, &cs);
+    crate::access::note_server(ctx, &mut resp, server_addr);
+    with_cookie(resp, set_cookie)
 }
 
 /// The fill's request to the origin pool: the client's request as a GET for the whole object
