@@ -162,6 +162,34 @@ pool = "origin"
     }
 
     #[test]
+    fn bad_log_values_quote_the_value_under_their_key() {
+        let with_log = |log: &str| format!("{EXAMPLE}[log]\n{log}\n");
+        let first = |log: &str| errors(&with_log(log)).remove(0);
+        let e = first("access_queue = 0");
+        assert!(
+            e.ends_with(
+                "log.access_queue: 0 is not a queue length of 1 to 1048576 lines; write e.g. 4096"
+            ),
+            "{e}"
+        );
+        let e = first("access_format = \"xml\"");
+        assert!(
+            e.ends_with(
+                "log.access_format: \"xml\" is not an access log format; write \"text\" or \"json\""
+            ),
+            "{e}"
+        );
+        let e = first("access = \"/var/log/\"");
+        assert!(
+            e.ends_with(
+                "log.access: \"/var/log/\" names a directory, not a file; write a file path, \
+                 e.g. \"/var/log/strait/access.log\""
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn validation_reports_every_problem_in_file_order() {
         let text = EXAMPLE
             .replace("pool = \"origin\"", "pool = \"other\"")

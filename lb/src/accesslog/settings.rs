@@ -35,6 +35,9 @@ pub struct LogSection {
     pub access_queue: QueueLen,
 }
 
+/// The file path the errors give as an example.
+const EXAMPLE_PATH: &str = "/var/log/strait/access.log";
+
 /// Where access lines are written.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "String")]
@@ -55,9 +58,12 @@ impl TryFrom<String> for Destination {
         match s.as_str() {
             "off" => Ok(Destination::Off),
             "stderr" => Ok(Destination::Stderr),
-            "" => Err("log.access must be \"off\", \"stderr\" or a file path, not empty".into()),
+            "" => Err(format!(
+                "\"\" is not an access log destination; write \"off\", \"stderr\" or a file \
+                 path, e.g. {EXAMPLE_PATH:?}"
+            )),
             p if p.ends_with('/') => Err(format!(
-                "log.access {p:?} names a directory; give a file path, e.g. \"/var/log/strait/access.log\""
+                "{p:?} names a directory, not a file; write a file path, e.g. {EXAMPLE_PATH:?}"
             )),
             p => Ok(Destination::File(PathBuf::from(p))),
         }
@@ -77,13 +83,27 @@ impl Destination {
 
 /// The format of an access line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum Format {
     /// `key=value` pairs in a fixed order, separated by one space (logfmt).
     #[default]
     Text,
     /// One JSON object per line (JSON lines).
     Json,
+}
+
+impl TryFrom<String> for Format {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            other => Err(format!(
+                "{other:?} is not an access log format; write \"text\" or \"json\""
+            )),
+        }
+    }
 }
 
 impl Format {
@@ -114,7 +134,8 @@ impl TryFrom<i64> for QueueLen {
         match usize::try_from(n) {
             Ok(n) if (1..=MAX_ACCESS_QUEUE).contains(&n) => Ok(QueueLen(n)),
             _ => Err(format!(
-                "log.access_queue must be between 1 and {MAX_ACCESS_QUEUE} lines, not {n}"
+                "{n} is not a queue length of 1 to {MAX_ACCESS_QUEUE} lines; write e.g. \
+                 {DEFAULT_ACCESS_QUEUE}"
             )),
         }
     }
@@ -158,11 +179,25 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_the_value() {
         for (text, needle) in [
-            ("access = \"\"", "not empty"),
-            ("access = \"/var/log/\"", "names a directory"),
-            ("access_format = \"xml\"", "xml"),
-            ("access_queue = 0", "not 0"),
-            ("access_queue = 2000000", "not 2000000"),
+            (
+                "access = \"\"",
+                "\"\" is not an access log destination; write \"off\", \"stderr\" or a file \
+                 path, e.g. \"/var/log/strait/access.log\"",
+            ),
+            (
+                "access = \"/var/log/\"",
+                "\"/var/log/\" names a directory, not a file; write a file path, e.g. \
+                 \"/var/log/strait/access.log\"",
+            ),
+            (
+                "access_format = \"xml\"",
+                "\"xml\" is not an access log format; write \"text\" or \"json\"",
+            ),
+            (
+                "access_queue = 0",
+                "0 is not a queue length of 1 to 1048576 lines; write e.g. 4096",
+            ),
+            ("access_queue = 2000000", "2000000 is not a queue length"),
             ("colour = true", "colour"),
         ] {
             let e = parse(&format!("[log]\n{text}\n")).unwrap_err();
