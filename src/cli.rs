@@ -68,17 +68,23 @@ pub enum CtlCommand {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
-    /// Remove one URL's object(s) from the cache.
+    /// Remove one URL's object(s) from the cache (exit 1 when nothing was removed).
     Purge {
         /// Absolute URL, e.g. http://example.com/a.png
         url: String,
     },
     /// Re-read the node's config file (an invalid one is refused and the running config stays).
     Reload,
-    /// Invalidate every object whose key starts with PREFIX.
+    /// Invalidate every object whose key starts with PREFIX, an absolute URL prefix (an empty
+    /// or relative one is refused, exit 2); `--all` empties the whole cache on purpose. Exit 1
+    /// when nothing was removed.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["prefix", "all"])))]
     Ban {
         /// Key prefix, e.g. http://example.com/img/
-        prefix: String,
+        prefix: Option<String>,
+        /// Remove every stored object (on every node of the cluster).
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -168,7 +174,7 @@ pub enum SimCommand {
 
 /// `--after`: a duration from 1 s to 60 s.
 fn after_duration(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let d = strait_lb::config::units::parse_duration(text, "write e.g. \"5s\"")?;
     if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60)).contains(&d) {
         return Err("must be 1s to 60s".into());
     }
@@ -177,7 +183,7 @@ fn after_duration(text: &str) -> Result<std::time::Duration, String> {
 
 /// `--advert-interval`: a duration (the director config checks its bounds).
 fn advert_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|e| e.to_string())
+    strait_lb::config::units::parse_duration(text, "write e.g. \"100ms\" or \"1s\"")
 }
 
 /// `--kill` of `sim run failover`.

@@ -43,8 +43,14 @@ fn main() {
         } => "warn",
         _ => "info",
     };
+    // Colours only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    let ansi = strait_lb::accesslog::colours_allowed(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRAIT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),

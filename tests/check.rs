@@ -92,8 +92,8 @@ fn a_bad_duration_is_reported_at_its_value() {
     assert_eq!(
         stderr,
         format!(
-            "{}:10:22: pool.first_byte_timeout: invalid value: string \"2 fortnights\", \
-             expected a duration\n",
+            "{}:10:22: pool.first_byte_timeout: \"2 fortnights\" is not a duration; write e.g. \
+             \"500ms\", \"2s\" or \"5m\"\n",
             p[0]
         )
     );
@@ -107,8 +107,7 @@ fn a_bad_size_is_reported_at_its_value() {
     assert_eq!(
         stderr,
         format!(
-            "{}:6:7: storage.ram: invalid value: string \"lots\", expected a size such as \
-             \"64MiB\"\n",
+            "{}:6:7: storage.ram: \"lots\" is not a size; write e.g. \"256MiB\" or \"64m\"\n",
             p[0]
         )
     );

@@ -340,6 +340,19 @@ fn purge_and_ban_reach_every_node() {
     assert_eq!(v["removed"], KEYS as u64, "{v}");
     let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
     assert_eq!(stored, 0);
+    // Empty every node on purpose (`strait ctl ban --all`), asked at c.
+    for k in 0..KEYS {
+        assert_eq!(get(c.nodes[1].addr, &path(k), &[]).status, 200);
+    }
+    let r = admin_request(c.nodes[2].admin, "POST", "/ban?all=1", &[]);
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    eprintln!("ban --all at c: {v}");
+    assert_eq!(v["removed"], KEYS as u64, "{v}");
+    assert_eq!(v["all"], true, "{v}");
+    assert_eq!(v["nodes"].as_object().map(|n| n.len()), Some(3), "{v}");
+    assert_eq!(v["failed"], serde_json::json!({}), "{v}");
+    let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
+    assert_eq!(stored, 0);
     // A member that cannot be reached is named, not skipped.
     let _ = c.nodes[1].proc.child.kill();
     let _ = c.nodes[1].proc.child.wait();

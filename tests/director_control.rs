@@ -341,7 +341,16 @@ async fn reload_keeps_indices_and_drains_removed_backends() {
     )
     .unwrap();
     let (status, body) = admin_async(t.director.admin_addr(), "POST", "/reload".into()).await;
-    assert_eq!((status, body.as_str()), (200, "{\"reloaded\":true}"));
+    assert_eq!(status, 200, "{body}");
+    let outcome: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(outcome["reloaded"], true, "{body}");
+    assert!(
+        outcome["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("backends +"),
+        "{body}"
+    );
     assert_eq!(
         last_weights(&t.applied),
         [
@@ -580,5 +589,93 @@ async fn sighup_reloads_and_sigterm_stops_the_director() {
         TcpStream::connect(admin_addr).is_err(),
         "admin still listening"
     );
+    finish(&dir);
+}
+
+/// The access log's lines as JSON values.
+fn log_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_state_changes_and_reloads_are_access_lines() {
+    let dir = support::scratch_dir("dctl-events");
+    let path = dir.join("director.toml");
+    let log = dir.join("events.log");
+    let mut b = Backend::start([127, 0, 22, 31]).await;
+    let baddr = b.addr;
+    let text = |weight: u32, admin: &str| {
+        config_text(&[(baddr, weight)])
+            .replace("admin = \"127.0.0.1:0\"", &format!("admin = \"{admin}\""))
+            .replace("vip = \"127.0.0.1:8\"", "vip = \"127.0.22.30:8\"")
+            + &format!(
+                "[log]\naccess = \"{}\"\naccess_format = \"json\"\n",
+                log.display()
+            )
+    };
+    std::fs::write(&path, text(100, "127.0.22.30:0")).unwrap();
+    let open = move |_: &DirectorConfig, _: DatapathOptions| {
+        Ok(Box::new(Recorder {
+            applied: Arc::default(),
+            shut: Arc::default(),
+        }) as Box<dyn Datapath>)
+    };
+    let director = Director::start(&path, &open).await.unwrap();
+    let bound = INTERVAL * (FALL + RISE) + TIMEOUT + SLACK;
+    let backend = b.addr.to_string();
+    let has = |event: &str, key: &str, value: &str| {
+        log_lines(&log)
+            .iter()
+            .any(|l| l["event"] == event && l[key] == value)
+    };
+
+    b.kill().await;
+    wait_for(bound, "a down line", || has("backend", "state", "down")).await;
+    let down = log_lines(&log)
+        .into_iter()
+        .find(|l| l["state"] == "down")
+        .unwrap();
+    assert_eq!(down["vip"], "127.0.22.30:8");
+    assert_eq!(down["backend"], backend.as_str());
+    assert_eq!(down["director"], "test");
+    assert!(!down["detail"].as_str().unwrap().is_empty(), "{down}");
+    assert!(down["time"].as_str().unwrap().ends_with('Z'));
+    b.revive().await;
+    wait_for(bound, "an up line", || has("backend", "state", "up")).await;
+
+    // A weight change (applied) and another admin address (start-only).
+    std::fs::write(&path, text(50, "127.0.22.30:1")).unwrap();
+    let outcome = director.reload().unwrap();
+    assert_eq!(outcome.not_applied, ["director.admin"]);
+    assert_eq!(
+        outcome.changes.summary(),
+        format!("backends ~127.0.22.30:8/tcp/{backend}")
+    );
+    wait_for(SLACK, "a reload line", || {
+        has("reload", "result", "applied")
+    })
+    .await;
+    let line = log_lines(&log)
+        .into_iter()
+        .find(|l| l["event"] == "reload")
+        .unwrap();
+    assert_eq!(line["not_applied"], "director.admin");
+    assert_eq!(line["changes"], outcome.changes.summary().as_str());
+    let snap = director.snapshot().unwrap();
+    let stats = snap.to_json();
+    assert_eq!(
+        stats["config"]["last_reload"]["result"], "applied",
+        "{stats}"
+    );
+    assert_eq!(stats["access_log"]["dropped"], 0);
+    assert!(
+        stats["access_log"]["lines"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
+    director.stop().await.unwrap();
     finish(&dir);
 }

@@ -96,19 +96,19 @@ impl Fault {
         }
     }
 
-    /// What the client reads in an error body: what went wrong, never an address or a name
-    /// from the configuration.
+    /// What the client reads in an error body: what went wrong, never an address, a name from
+    /// the configuration or an error's text (those go to the log, where the fault is seen).
     pub fn message(self) -> &'static str {
         match self {
-            Fault::ClientBadBody => "malformed request body",
-            Fault::ClientBodyTimeout => "request body timed out",
-            Fault::ClientBodyTooLarge => "request body too large",
-            Fault::ClientAborted => "request aborted",
-            Fault::OriginUnreachable => "origin unreachable",
-            Fault::OriginTimeout => "origin did not answer in time",
-            Fault::OriginBroken => "broken response from origin",
-            Fault::NoServer => "no origin server available",
-            Fault::PeerUnreachable | Fault::PeerBroken => "peer node failed",
+            Fault::ClientBadBody => "the request body is malformed",
+            Fault::ClientBodyTimeout => "the request body stalled",
+            Fault::ClientBodyTooLarge => "the request body is too large",
+            Fault::ClientAborted => "the request was aborted",
+            Fault::OriginUnreachable => "the origin server could not be reached",
+            Fault::OriginTimeout => "the origin server did not answer in time",
+            Fault::OriginBroken => "the origin server did not answer properly",
+            Fault::NoServer => "no origin server is available",
+            Fault::PeerUnreachable | Fault::PeerBroken => "another cache node failed",
             Fault::Node => "internal error",
         }
     }
@@ -150,6 +150,19 @@ mod tests {
             Fault::ClientBodyTooLarge.status(),
             Some(StatusCode::PAYLOAD_TOO_LARGE)
         );
+    }
+
+    #[test]
+    fn client_messages_name_no_address_pool_or_error_text() {
+        for f in ALL {
+            let m = f.message();
+            assert!(!m.is_empty(), "{f:?}");
+            // Static text: nothing from the configuration or the network can be in it.
+            assert!(
+                m.bytes().all(|b| b.is_ascii_lowercase() || b == b' '),
+                "{f:?}: {m}"
+            );
+        }
     }
 
     #[test]

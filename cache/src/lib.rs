@@ -3,7 +3,8 @@
 //!
 //! What it offers other crates: [`config`] (the node config: load, check, the `[l4]` section the
 //! binary applies to the host) and [`node`] (run a node until it is drained), plus the peer
-//! protocol's frame codec ([`cluster::frame`]) for tests that speak it.
+//! protocol's frame codec ([`cluster::frame`]) for tests that speak it, and the rule a ban
+//! prefix follows ([`checked_ban_prefix`]) for `strait ctl` to check it before asking.
 //!
 //! Inside, in the order a request meets them (see `http::handler` for the stages):
 //! * `http`: listeners, the hit fast path, admission, the request path (look up, decide, fill,
@@ -12,11 +13,13 @@
 //! * `store`: the RAM tier, the stored object, coalesced fills and their memory budget;
 //! * `origin`: pools of origin servers (routes, connections, the client's upload);
 //! * `cluster`: key ownership and the peer protocol;
+//! * `access`: the access log (one line per client request, written off the request path);
 //! * `fault`: who is to blame for a failure; `stats`: the counters; `admin`: the node's admin
 //!   endpoints.
 
 #![warn(missing_docs)]
 
+mod access;
 mod admin;
 pub mod cluster;
 pub mod config;
@@ -25,5 +28,8 @@ mod http;
 pub mod node;
 mod origin;
 mod policy;
+mod reload;
 mod stats;
 mod store;
+
+pub use policy::ban::{checked_ban_prefix, BanRefused};

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use crate::cluster::{Cluster, Membership};
 use crate::config::{self, NodeConfig};
 use crate::http::ctx::{Ctx, Runtime};
 use crate::http::server;
+use crate::reload::{Outcome, Reloads, Source};
 use crate::stats::Counters;
 use crate::store::fill::Fills;
 use crate::store::ram::RamStore;
@@ -50,6 +52,9 @@ pub enum NodeError {
     /// `config::load`'s checks does not fail here).
     #[error(transparent)]
     Runtime(#[from] crate::http::ctx::RuntimeError),
+    /// The access log's file could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] strait_lb::accesslog::OpenError),
 }
 
 /// Worker threads a config asks for (its `workers`, else the CPUs this process may use).
@@ -75,12 +80,14 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(NodeError::Signals)?;
     let rt = Runtime::from_config(&cfg, None)?;
     // The file as read now: its shared part is version 0 of the config distribution.
     let file_text = std::fs::read_to_string(path).map_err(|source| config::ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let reloads = Reloads::new(path, &file_text, &cfg);
     // The peer listener is bound before gossip announces this node, so no peer finds it
     // closed; it serves once the context exists.
     let peer_listener = match &cfg.cluster {
@@ -129,6 +136,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     };
     let fills = Fills::new();
     fills.configure(rt.limits.inflight, rt.limits.stream_lag);
+    let access = crate::access::AccessLog::start(&cfg.log, cfg.node.id.get_ref().clone())?;
     let ctx = Arc::new(Ctx {
         node_id: cfg.node.id.get_ref().clone(),
         store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
@@ -139,6 +147,9 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         rt: ArcSwap::from_pointee(rt),
         config_path: path.to_path_buf(),
         cluster,
+        sampler: Default::default(),
+        access,
+        reloads,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;
@@ -166,10 +177,13 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         "strait-node listening admin {}",
         admin.local_addr().unwrap_or(cfg.node.admin)
     );
-    tokio::spawn(crate::admin::server::serve(
+    // The admin listener outlives the drain (its connections-left figure is how a drain is
+    // watched): it stops when the client listeners are done, just before the process exits.
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+    let admin_task = tokio::spawn(crate::admin::server::serve(
         admin,
         Arc::clone(&ctx),
-        stop_rx.clone(),
+        admin_stop_rx,
     ));
     if let Some(l) = peer_listener {
         tokio::spawn(crate::http::owner::serve(
@@ -188,17 +202,31 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
             _ = hup.recv() => {
                 let _ = reload(&ctx);
             }
+            _ = usr1.recv() => {
+                tracing::info!(log = %ctx.access.settings().access.describe(), "SIGUSR1: reopening the access log");
+                ctx.access.reopen();
+            }
         }
     }
     if let Some(cluster) = &ctx.cluster {
         // Before the drain: the other nodes stop choosing this one while it finishes.
         cluster.members.leave().await;
     }
-    tracing::info!("draining");
+    tracing::info!(
+        connections = ctx
+            .counters
+            .traffic
+            .connections_open
+            .load(Ordering::Relaxed),
+        "draining"
+    );
+    ctx.counters.traffic.draining.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
     }
+    let _ = admin_stop_tx.send(true);
+    let _ = admin_task.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -212,10 +240,11 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
 /// last read, they become a new shared version, announced to the cluster; otherwise the
 /// running shared version (maybe one another member distributed) stays and the file's
 /// node-local keys are applied under it.
-pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
+pub(crate) fn reload(ctx: &Ctx) -> Result<Outcome, String> {
     let path = &ctx.config_path;
     let refuse = |msg: String| {
         tracing::error!("reload refused, keeping the running config:\n{msg}");
+        ctx.reloads.refused(Source::File, vec![msg.clone()]);
         msg
     };
     let text = std::fs::read_to_string(path).map_err(|source| {
@@ -237,14 +266,15 @@ pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
         )
     })?;
     let Some(cluster) = &ctx.cluster else {
-        install(ctx, &file_cfg).map_err(refuse)?;
+        let outcome = install(ctx, &file_cfg, Source::File).map_err(refuse)?;
+        ctx.reloads.file_read(&text);
         tracing::info!(path = %path.display(), "config reloaded");
-        return Ok(());
+        return Ok(outcome);
     };
     let shared = config::shared::shared_part(&text).map_err(refuse)?;
     let mut st = cluster.config.lock();
-    if shared.hash != st.file_hash && shared.hash != st.applied.hash {
-        install(ctx, &file_cfg).map_err(refuse)?;
+    let outcome = if shared.hash != st.file_hash && shared.hash != st.applied.hash {
+        let outcome = install(ctx, &file_cfg, Source::File).map_err(refuse)?;
         let members = cluster.members.members();
         let notes = cluster.members.notes();
         let others: Vec<_> = confdist::offers(cluster.members.self_id(), &members, &notes)
@@ -259,6 +289,7 @@ pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
         st.applied_text = Arc::from(shared.text);
         st.refused = None;
         tracing::info!(version = %st.applied, "pools and routes changed: a new shared config version, announced to the cluster");
+        outcome
     } else {
         let cfg = if shared.hash == st.applied.hash {
             file_cfg
@@ -273,18 +304,20 @@ pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
                 ))
             })?
         };
-        install(ctx, &cfg).map_err(refuse)?;
-    }
+        install(ctx, &cfg, Source::File).map_err(refuse)?
+    };
+    ctx.reloads.file_read(&text);
     st.file_text = text;
     st.file_hash = shared.hash;
     confdist::announce(cluster, &st);
     tracing::info!(path = %path.display(), version = %st.applied, "config reloaded");
-    Ok(())
+    Ok(outcome)
 }
 
 /// Swap in the pools, routes and knobs of `cfg` (validated), as a reload does; `[cluster]`
-/// changes are logged as refused (start-only).
-pub(crate) fn install(ctx: &Ctx, cfg: &NodeConfig) -> Result<(), String> {
+/// changes are logged as refused (start-only). The outcome (what changed, what could not be
+/// applied) is logged and kept (`crate::reload`).
+pub(crate) fn install(ctx: &Ctx, cfg: &NodeConfig, source: Source) -> Result<Outcome, String> {
     let current = ctx.rt.load();
     let rt = Runtime::from_config(cfg, Some(&current))
         .map_err(|e| format!("{}: {e}", ctx.config_path.display()))?;
@@ -295,5 +328,5 @@ pub(crate) fn install(ctx: &Ctx, cfg: &NodeConfig) -> Result<(), String> {
     if let Some(why) = config::restart_only_changes(running, cfg.cluster.as_ref()) {
         tracing::error!("reload: {why}; the running cluster membership stays");
     }
-    Ok(())
+    Ok(ctx.reloads.applied(source, cfg))
 }

@@ -14,6 +14,8 @@
 //!   ([`membership::section`]).
 //! * [`admin`]: the loopback-only admin listener (accept loop, guard, replies) and the
 //!   Prometheus [`admin::metrics`] both roles' routes use.
+//! * [`accesslog`]: the `[log]` table, the access line formats and the bounded writer both
+//!   roles' access logs use.
 //! * [`config`]: the `FILE:LINE:COL` diagnostics and positions every strait config uses, and
 //!   the director config (`[director]`, `[[service]]`, `[cluster]`, `[ha]`).
 //!
@@ -45,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod accesslog;
 pub mod admin;
 pub mod config;
 pub mod control;

@@ -11,6 +11,9 @@
 //!   `Content-Type`, as the admin listener's guard asks (`strait_lb::admin::guard`).
 //! * A transport failure or timeout is the error `cannot reach admin at ADDR: <reason>` (exit 1).
 //!   A non-2xx answer prints `admin at ADDR answered <status>` and the body on stderr (exit 1).
+//! * `purge` and `ban` (`invalidate`): a ban prefix is checked before it is sent (refused:
+//!   exit 2); `ban --all` -> `POST /ban?all=1`; an answer that removed nothing, or that a
+//!   cluster member did not confirm, is exit 1 with the reason on stderr.
 //! * `--json` prints the answer's JSON pretty; otherwise [`render_status`], [`render_stats`],
 //!   [`render_conns`] or [`render_removed`] print a human view; a director's stats (they have
 //!   `"services"`) are shown by the `director_view` renderers. Renderers are pure and tolerate missing fields:
@@ -31,6 +34,8 @@ use crate::cli::{CtlArgs, CtlCommand};
 
 mod cluster_view;
 pub(crate) mod director_view;
+mod invalidate;
+mod reload_view;
 
 /// Bound on the whole exchange with the admin listener.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,7 +77,13 @@ const SERVER_COLUMNS: [(&str, &str); 9] = [
 
 /// Runs one `strait ctl` command; returns the exit code.
 pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
-    let (method, target) = request_for(&args.command);
+    let (method, target) = match request_for(&args.command) {
+        Ok(request) => request,
+        Err(why) => {
+            eprintln!("strait ctl: {why}");
+            return Ok(invalidate::EXIT_REFUSED);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -108,26 +119,37 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
             CtlCommand::Cluster => cluster_view::render_cluster(&value),
             CtlCommand::Conns { .. } => director_view::render_conns(&value),
             CtlCommand::Purge { .. } | CtlCommand::Ban { .. } => render_removed(&value),
-            CtlCommand::Reload => "reloaded\n".to_string(),
+            CtlCommand::Reload => reload_view::render_reload(&value),
         }
     };
     print!("{text}");
+    if let CtlCommand::Purge { .. } | CtlCommand::Ban { .. } = args.command {
+        let (code, why) = invalidate::outcome(&value);
+        if let Some(why) = why {
+            eprintln!("strait ctl: {why}");
+        }
+        return Ok(code);
+    }
     Ok(0)
 }
 
-/// Method and request target of a command.
-fn request_for(command: &CtlCommand) -> (Method, String) {
-    match command {
+/// Method and request target of a command, or why the command line is refused.
+fn request_for(command: &CtlCommand) -> Result<(Method, String), String> {
+    Ok(match command {
         CtlCommand::Status | CtlCommand::Stats => (Method::GET, "/stats.json".to_owned()),
         CtlCommand::Cluster => (Method::GET, "/cluster.json".to_owned()),
         CtlCommand::Purge { url } => (Method::POST, format!("/purge?url={}", percent_encode(url))),
-        CtlCommand::Ban { prefix } => (
-            Method::POST,
-            format!("/ban?prefix={}", percent_encode(prefix)),
-        ),
+        CtlCommand::Ban { prefix, all } => {
+            let prefix = if *all {
+                None
+            } else {
+                Some(prefix.as_deref().unwrap_or(""))
+            };
+            (Method::POST, invalidate::ban_target(prefix)?)
+        }
         CtlCommand::Reload => (Method::POST, "/reload".to_owned()),
         CtlCommand::Conns { limit } => (Method::GET, format!("/conns.json?limit={limit}")),
-    }
+    })
 }
 
 /// One request over a fresh connection; returns the status and the whole body.
@@ -160,7 +182,8 @@ pub fn percent_encode(s: &str) -> String {
 }
 
 /// `status`: `node <id>  up <uptime>  requests <n>  hit ratio <pct>`, each part only when its
-/// fields are present. Hit ratio is (local_hit + remote_hit) / requests.
+/// fields are present. Hit ratio is the node's own `hit_ratio` (hits / cache lookups) when it
+/// gives one, else (local_hit + remote_hit) / requests.
 pub fn render_status(stats: &Value) -> String {
     let mut parts = Vec::new();
     if let Some(node) = stats.get("node").and_then(Value::as_str) {
@@ -175,10 +198,11 @@ pub fn render_status(stats: &Value) -> String {
             .iter()
             .filter_map(|k| stats.get(*k).and_then(Value::as_u64))
             .sum::<u64>();
-        let ratio = if requests == 0 {
-            "n/a".to_owned()
-        } else {
-            format!("{:.1}%", hits as f64 * 100.0 / requests as f64)
+        let given = stats.get("hit_ratio").and_then(Value::as_f64);
+        let ratio = match given {
+            Some(r) => format!("{:.1}%", r * 100.0),
+            None if requests == 0 => "n/a".to_owned(),
+            None => format!("{:.1}%", hits as f64 * 100.0 / requests as f64),
         };
         parts.push(format!("hit ratio {ratio}"));
     }
@@ -380,6 +404,9 @@ mod tests {
         let v = serde_json::json!({"node": "b", "requests": 0});
         assert_eq!(render_status(&v), "node b  requests 0  hit ratio n/a\n");
         assert_eq!(render_status(&serde_json::json!({})), "\n");
+        // The node's own figure (hits / lookups) wins over hits / requests.
+        let v = serde_json::json!({"requests": 4, "local_hit": 1, "hit_ratio": 0.5});
+        assert_eq!(render_status(&v), "requests 4  hit ratio 50.0%\n");
     }
 
     #[test]
@@ -480,22 +507,33 @@ s1      no  -      -       -         -       -       -           -
         };
         assert_eq!(
             request_for(&purge),
-            (Method::POST, "/purge?url=http%3A%2F%2Fh%2Fa%20b".into())
+            Ok((Method::POST, "/purge?url=http%3A%2F%2Fh%2Fa%20b".into()))
         );
         let ban = CtlCommand::Ban {
-            prefix: "http://h/img/".into(),
+            prefix: Some("http://h/img/".into()),
+            all: false,
         };
         assert_eq!(
             request_for(&ban),
-            (Method::POST, "/ban?prefix=http%3A%2F%2Fh%2Fimg%2F".into())
+            Ok((Method::POST, "/ban?prefix=http%3A%2F%2Fh%2Fimg%2F".into()))
         );
+        let all = CtlCommand::Ban {
+            prefix: None,
+            all: true,
+        };
+        assert_eq!(request_for(&all), Ok((Method::POST, "/ban?all=1".into())));
+        let empty = CtlCommand::Ban {
+            prefix: Some(String::new()),
+            all: false,
+        };
+        assert!(request_for(&empty).is_err());
         assert_eq!(
             request_for(&CtlCommand::Stats),
-            (Method::GET, "/stats.json".into())
+            Ok((Method::GET, "/stats.json".into()))
         );
         assert_eq!(
             request_for(&CtlCommand::Conns { limit: 5 }),
-            (Method::GET, "/conns.json?limit=5".into())
+            Ok((Method::GET, "/conns.json?limit=5".into()))
         );
     }
 
@@ -505,7 +543,16 @@ s1      no  -      -       -         -       -       -           -
         status: &'static str,
         body: &'static str,
     ) -> (SocketAddr, std::thread::JoinHandle<String>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        one_shot_admin_on("127.0.0.1", status, body)
+    }
+
+    /// [`one_shot_admin`] on another loopback address.
+    fn one_shot_admin_on(
+        ip: &str,
+        status: &'static str,
+        body: &'static str,
+    ) -> (SocketAddr, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
@@ -549,6 +596,46 @@ s1      no  -      -       -         -       -       -           -
         let head = head.to_ascii_lowercase();
         assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
         assert!(!head.contains("content-type"), "{head}");
+    }
+
+    #[test]
+    fn a_purge_or_ban_that_removed_nothing_exits_1() {
+        let (addr, admin) = one_shot_admin_on(
+            "127.0.20.1",
+            "200 OK",
+            "{\"removed\": 0, \"key\": \"http://e.com/a.png\"}",
+        );
+        let command = CtlCommand::Purge {
+            url: "http://e.com/a.png".into(),
+        };
+        assert_eq!(run(args(addr, false, command)).unwrap(), 1);
+        admin.join().unwrap();
+        let (addr, admin) = one_shot_admin_on("127.0.20.1", "200 OK", "{\"removed\": 4}");
+        let command = CtlCommand::Ban {
+            prefix: None,
+            all: true,
+        };
+        assert_eq!(run(args(addr, true, command)).unwrap(), 0);
+        assert!(admin
+            .join()
+            .unwrap()
+            .starts_with("POST /ban?all=1 HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn an_empty_or_relative_ban_is_refused_without_asking_the_node() {
+        // Nothing listens there: a request would be an error, not exit 2.
+        let nobody = std::net::TcpListener::bind("127.0.20.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        for prefix in ["", "/img/", "http://"] {
+            let command = CtlCommand::Ban {
+                prefix: Some(prefix.into()),
+                all: false,
+            };
+            assert_eq!(run(args(nobody, false, command)).unwrap(), 2, "{prefix:?}");
+        }
     }
 
     #[test]

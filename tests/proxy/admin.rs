@@ -49,11 +49,12 @@ fn stats_json_and_metrics_count_misses_and_hits() {
     assert_eq!(m.status, 200);
     let text = m.text();
     assert!(
-        text.lines().any(|l| l == "strait_local_hit_total 1"),
+        text.lines().any(|l| l == "strait_cache_local_hits_total 1"),
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l == "strait_local_miss_total 1"),
+        text.lines()
+            .any(|l| l == "strait_cache_local_misses_total 1"),
         "{text}"
     );
 }
@@ -79,14 +80,23 @@ fn purge_removes_one_object_and_the_next_get_misses() {
         "a; fwd=miss; stored"
     );
     let r = admin_post(&node, "/purge?url=http%3A%2F%2Ftest.example%2Fobj%2Fa");
-    assert_eq!((r.status, r.text()), (200, "{\"removed\":1}".to_string()));
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            "{\"key\":\"http://test.example/obj/a\",\"removed\":1}".to_string()
+        )
+    );
     assert_eq!(
         get(node.addr, "/obj/a", &[]).cache_status(),
         "a; fwd=miss; stored"
     );
     assert_eq!(origin.count("/obj/a"), 2);
     let r = admin_post(&node, "/purge?url=http%3A%2F%2Ftest.example%2Fobj%2Fnone");
-    assert_eq!(r.text(), "{\"removed\":0}");
+    assert_eq!(
+        r.text(),
+        "{\"key\":\"http://test.example/obj/none\",\"removed\":0}"
+    );
 }
 
 #[test]
@@ -99,7 +109,13 @@ fn ban_removes_every_object_under_a_prefix() {
     let other = [("Host", "other.example")];
     assert_eq!(get(node.addr, "/obj/b1", &other).status, 200);
     let r = admin_post(&node, "/ban?prefix=http%3A%2F%2Ftest.example%2Fobj%2F");
-    assert_eq!((r.status, r.text()), (200, "{\"removed\":3}".to_string()));
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            "{\"prefix\":\"http://test.example/obj/\",\"removed\":3}".to_string()
+        )
+    );
     assert_eq!(
         get(node.addr, "/obj/b2", &[]).cache_status(),
         "a; fwd=miss; stored"

@@ -99,7 +99,7 @@ fn a_request_without_host_gets_400() {
         false,
     );
     assert_eq!(r.status, 400);
-    assert_eq!(r.text(), "400 missing or invalid Host\n");
+    assert_eq!(r.text(), "400 Bad Request: missing or invalid Host\n");
     assert_eq!(origin.count("/obj/nohost"), 0);
     assert_eq!(node.counter("bad_requests"), 1);
 }

@@ -70,7 +70,10 @@ fn purge_of_the_url_removes_every_cache_key_object() {
         "/purge?url=http%3A%2F%2Ftest.example%2Fobj%2Fk2%3Fsize%3D8",
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "{\"removed\":2}");
+    assert_eq!(
+        r.text(),
+        "{\"key\":\"http://test.example/obj/k2?size=8\",\"removed\":2}"
+    );
     assert_eq!(node.counter("stored_objects"), 0);
     assert_eq!(get_lang(&node, "k2", "en"), "a; fwd=miss; stored");
     assert_eq!(get_lang(&node, "k2", "fr"), "a; fwd=miss; stored");
@@ -83,7 +86,10 @@ fn ban_of_the_url_prefix_removes_every_cache_key_object() {
     store_en_fr(&origin, &node, "k3");
     let r = admin_post(&node, "/ban?prefix=http%3A%2F%2Ftest.example%2Fobj%2Fk3");
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "{\"removed\":2}");
+    assert_eq!(
+        r.text(),
+        "{\"prefix\":\"http://test.example/obj/k3\",\"removed\":2}"
+    );
     assert_eq!(node.counter("stored_objects"), 0);
     assert_eq!(get_lang(&node, "k3", "en"), "a; fwd=miss; stored");
     assert_eq!(get_lang(&node, "k3", "fr"), "a; fwd=miss; stored");

@@ -8,6 +8,9 @@
 #   TARGETS="strait" CELLS="1k:50" ./topology/bench/hits.sh
 #   TARGETS="strait strait-routes" ./topology/bench/hits.sh   # + the same node behind a 5-route
 #                                   table with host/prefix/regex/method matchers (routing cost)
+#   TARGETS="strait strait-log haproxy haproxy-log" ./topology/bench/hits.sh  # + the access log on:
+#                                   strait's [log] access file (text) beside HAProxy's
+#                                   `option httplog` to a file (the cost of logging)
 #   MISS=1 ./topology/bench/hits.sh  # miss path instead: `Cache-Control: no-store` objects, every
 #                                   request goes to the origin (strait sim origin, on CPU 0 too)
 set -euo pipefail
@@ -19,7 +22,7 @@ TARGETS=${TARGETS:-"strait haproxy"}
 CELLS=${CELLS:-"1k:50 1k:200 16k:50 256k:50"}
 RUN=$(mktemp -d /tmp/strait-bench.XXXXXX)
 ORIGIN_PORT=28080
-declare -A PORT=([strait]=28107 [haproxy]=28105 [strait-routes]=28108)
+declare -A PORT=([strait]=28107 [haproxy]=28105 [strait-routes]=28108 [strait-log]=28109 [haproxy-log]=28106)
 MISS=${MISS:-0}
 declare -A BYTES=([1k]=1024 [16k]=16384 [256k]=262144)
 pids=()
@@ -39,6 +42,12 @@ servers = [{ addr = "127.0.0.1:$ORIGIN_PORT" }]
 max_idle_per_server = ${MAX_IDLE:-1024}
 [[route]]
 pool = "origin"
+TOML
+sed -e "s/127.0.0.1:${PORT[strait]}/127.0.0.1:${PORT[strait-log]}/" -e "s/28197/28199/" "$RUN/node.toml" >"$RUN/node-log.toml"
+cat >>"$RUN/node-log.toml" <<TOML
+[log]
+access = "$RUN/strait-access.log"
+access_format = "text"
 TOML
 cat >"$RUN/node-routes.toml" <<TOML
 [node]
@@ -94,6 +103,11 @@ backend origin
     server origin 127.0.0.1:$ORIGIN_PORT
 CFG
 
+# The same HAProxy with `option httplog` written to a file (stdout, redirected).
+sed -e "s/^global$/global\n    log stdout format raw local0/" \
+    -e "s/^defaults$/defaults\n    log global\n    option httplog/" \
+    -e "s/127.0.0.1:${PORT[haproxy]}/127.0.0.1:${PORT[haproxy-log]}/" "$RUN/haproxy.cfg" >"$RUN/haproxy-log.cfg"
+
 taskset -c 0 "$BIN" sim origin --listen 127.0.0.1:$ORIGIN_PORT >/dev/null & pids+=($!)
 sleep 0.3
 
@@ -102,6 +116,8 @@ start() {  # start TARGET -> SERVER_PID
         strait) taskset -c 1 "$BIN" node --config "$RUN/node.toml" 2>"$RUN/strait.log" & ;;
         strait-routes) taskset -c 1 "$BIN" node --config "$RUN/node-routes.toml" 2>"$RUN/strait-routes.log" & ;;
         haproxy) taskset -c 1 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 & ;;
+        strait-log) taskset -c 1 "$BIN" node --config "$RUN/node-log.toml" 2>"$RUN/strait-log.log" & ;;
+        haproxy-log) taskset -c 1 haproxy -db -f "$RUN/haproxy-log.cfg" >"$RUN/haproxy-access.log" 2>&1 & ;;
     esac
     SERVER_PID=$!
     pids+=("$SERVER_PID")

@@ -4,8 +4,11 @@
 //! `strait_lb::admin`, which the director's admin uses too.
 
 mod cluster;
+mod invalidate;
 mod metrics;
 mod page;
+pub(crate) mod rates;
+mod reload_block;
 pub mod server;
 mod snapshot;
 

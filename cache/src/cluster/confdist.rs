@@ -369,10 +369,10 @@ fn adopt(ctx: &Ctx, cluster: &Cluster, want: Version, text: String) {
     }
     let outcome = shared::merge(&st.file_text, &text).and_then(|merged| {
         let cfg = crate::config::parse(&merged).map_err(|d| reasons(&d))?;
-        crate::node::install(ctx, &cfg)
+        crate::node::install(ctx, &cfg, crate::reload::Source::Cluster)
     });
     match outcome {
-        Ok(()) => {
+        Ok(_) => {
             tracing::info!(version = %want, from = "cluster", "shared config applied");
             st.applied = want;
             st.applied_text = Arc::from(text);
@@ -381,6 +381,8 @@ fn adopt(ctx: &Ctx, cluster: &Cluster, want: Version, text: String) {
         Err(reason) => {
             tracing::warn!(version = %want, %reason,
                 "shared config refused; the running config stays");
+            ctx.reloads
+                .refused(crate::reload::Source::Cluster, vec![reason.clone()]);
             st.refused = Some((want, reason));
         }
     }

@@ -33,7 +33,7 @@
 //! | 7 | `End` | either | `bool` complete (false: the body was aborted; discard it) |
 //! | 8 | `Purge` | either | `str` url; answered with `Count` |
 //! | 9 | `Ban` | either | `str` prefix; answered with `Count` |
-//! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`), or body bytes stored (`Push`) |
+//! | 10 | `Count` | either | `u64` objects removed (`Purge`, `Ban`, `BanAll`), or body bytes stored (`Push`) |
 //! | 11 | `Error` | either | `u16` code, `str` message |
 //! | 12 | `Answer` | owner → requester | `u16` status, `headers`, `u64` body length; then `Data`* and `End` |
 //! | 13 | `ConfigGet` | either | `u64` version, 32-byte hash: ask for the shared config a member announced (`cluster::confdist`) |
@@ -41,6 +41,7 @@
 //! | 15 | `Wait` | owner → requester | empty: the owner works on the `Lookup` (follows a fill, asks the origin or the previous owner); its answer follows |
 //! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
 //! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
+//! | 18 | `BanAll` | either | empty: remove every stored object (an operator's `ban --all`); answered with `Count` |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -92,7 +93,8 @@ pub use codec::PeerCodec;
 /// that will answer a `Lookup` only after a slow step sends `Wait` first. 4: every frame
 /// carries a stream id, and one connection carries many exchanges at once (`Reset`). 5: per
 /// stream flow control: `Data` is sent only within the credit the receiver gave (`Credit`).
-pub const VERSION: u8 = 5;
+/// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache).
+pub const VERSION: u8 = 6;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -180,8 +182,11 @@ pub enum Frame {
         /// of `http://`) is refused with `Error` 400.
         prefix: String,
     },
-    /// How many objects a `Purge` or `Ban` removed, or how many body bytes the owner stored
-    /// for a `Push`.
+    /// Remove every stored object, on an operator's explicit request (`ban --all`); answered
+    /// with `Count`. A `Ban` can never mean this.
+    BanAll,
+    /// How many objects a `Purge`, `Ban` or `BanAll` removed, or how many body bytes the owner
+    /// stored for a `Push`.
     Count(u64),
     /// The request failed; the connection stays usable for the next exchange.
     Error {
@@ -239,6 +244,7 @@ impl Frame {
             Frame::End { .. } => Kind::End,
             Frame::Purge { .. } => Kind::Purge,
             Frame::Ban { .. } => Kind::Ban,
+            Frame::BanAll => Kind::BanAll,
             Frame::Count(_) => Kind::Count,
             Frame::Error { .. } => Kind::Error,
             Frame::Answer(_) => Kind::Answer,
@@ -276,6 +282,7 @@ pub(crate) enum Kind {
     Wait = 15,
     Reset = 16,
     Credit = 17,
+    BanAll = 18,
 }
 
 impl Kind {
@@ -298,6 +305,7 @@ impl Kind {
             15 => Kind::Wait,
             16 => Kind::Reset,
             17 => Kind::Credit,
+            18 => Kind::BanAll,
             _ => return None,
         })
     }
@@ -322,6 +330,7 @@ impl Kind {
             Kind::Wait => "Wait",
             Kind::Reset => "Reset",
             Kind::Credit => "Credit",
+            Kind::BanAll => "BanAll",
         }
     }
 }

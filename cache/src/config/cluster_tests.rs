@@ -123,9 +123,12 @@ fn listen_addresses_are_required_and_must_be_reachable() {
     );
     let e = with("[cluster]\npeer_listen = \"10.0.0.1\"\ngossip_listen = \"10.0.0.1:1\"\n")
         .unwrap_err();
-    assert!(
-        e[0].starts_with("10:15: cluster.peer_listen: invalid"),
-        "{e:?}"
+    assert_eq!(
+        e,
+        [
+            "10:15: cluster.peer_listen: \"10.0.0.1\" is not an ip:port address (e.g. \
+          \"127.0.0.1:8080\"); names are not resolved"
+        ]
     );
 }
 
@@ -143,7 +146,13 @@ fn seeds_are_distinct_reachable_addresses() {
         ]
     );
     let e = with(&format!("{MINIMAL}seeds = [\"nowhere\"]\n")).unwrap_err();
-    assert!(e[0].starts_with("12:10: cluster.seeds: invalid"), "{e:?}");
+    assert_eq!(
+        e,
+        [
+            "12:10: cluster.seeds: \"nowhere\" is not an ip:port address (e.g. \
+          \"127.0.0.1:8080\"); names are not resolved"
+        ]
+    );
 }
 
 #[test]
@@ -178,9 +187,12 @@ fn timings_are_bounded_and_consistent() {
         ["13:19: cluster.suspect_timeout (500ms) must be at least probe_interval (1s)"]
     );
     let e = with(&format!("{MINIMAL}suspect_timeout = \"soon\"\n")).unwrap_err();
-    assert!(
-        e[0].starts_with("12:19: cluster.suspect_timeout: invalid value"),
-        "{e:?}"
+    assert_eq!(
+        e,
+        [
+            "12:19: cluster.suspect_timeout: \"soon\" is not a duration; write e.g. \"500ms\", \
+          \"2s\" or \"5m\""
+        ]
     );
 }
 

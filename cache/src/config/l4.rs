@@ -35,7 +35,7 @@ pub const DEFAULT_L4_INTERFACE: &str = "eth0";
 const MAX_IFNAME: usize = 15;
 
 /// `[l4]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct L4Section {
     /// The VIPs the director forwards to this node.
@@ -224,7 +224,13 @@ mod tests {
             ]
         );
         let e = with_l4("[l4]\nvips = [\"10.0.0.300\"]\nmode = \"dr\"\n").unwrap_err();
-        assert!(e[0].starts_with("10:9: l4.vips: invalid"), "{e:?}");
+        assert_eq!(
+            e,
+            [
+                "10:9: l4.vips: \"10.0.0.300\" is not an IP address (e.g. \"10.0.0.11\"); names \
+              are not resolved"
+            ]
+        );
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //!   position of the offending value (located by the `Locator`: a value without a span of its
 //!   own, such as a default, is reported at its enclosing table, else at `1:1`).
 //! * Diagnostics are returned sorted by position.
+//! * A file that is plainly a director config (`[director]`, `[[service]]`, `[ha]` and no node
+//!   table) is one diagnostic naming `strait director` instead.
 //!
 //! [`Diagnostic`], [`ConfigError`] and the `Locator` are the shared ones of `strait_lb::config`.
 
 use std::path::Path;
 
-use strait_lb::config::{load_with, ConfigError, Diagnostic, Locator};
+use strait_lb::config::{load_with, other_kind, ConfigError, ConfigKind, Diagnostic, Locator};
 
 use super::cluster::read_secret;
 use super::types::NodeConfig;
@@ -28,8 +30,9 @@ pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
 /// the working directory).
 pub fn parse(text: &str) -> Result<NodeConfig, Vec<Diagnostic>> {
     let locator = Locator::new(text);
-    let mut config =
-        toml::from_str::<NodeConfig>(text).map_err(|e| vec![locator.toml_error(&e)])?;
+    let mut config = toml::from_str::<NodeConfig>(text).map_err(|e| {
+        vec![other_kind(text, ConfigKind::Node).unwrap_or_else(|| locator.toml_error(&e))]
+    })?;
     let mut diagnostics = validate(&config, &locator);
     diagnostics.extend(read_secret(&mut config, &locator));
     if diagnostics.is_empty() {
@@ -39,38 +42,11 @@ pub fn parse(text: &str) -> Result<NodeConfig, Vec<Diagnostic>> {
     Err(diagnostics)
 }
 
-/// Which kind of strait config a document is, told apart by its top-level table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigKind {
-    /// Has a `[node]` table: a cache node config.
-    Node,
-    /// Has a `[director]` table: an L4 director config.
-    Director,
-    /// Neither.
-    Unknown,
-}
-
-impl ConfigKind {
-    /// Classify TOML text; a syntax error is returned as its diagnostic.
-    pub fn of(text: &str) -> Result<ConfigKind, Diagnostic> {
-        let table = text
-            .parse::<toml::Table>()
-            .map_err(|e| Locator::bare(text).toml_error(&e))?;
-        Ok(if table.contains_key("node") {
-            ConfigKind::Node
-        } else if table.contains_key("director") {
-            ConfigKind::Director
-        } else {
-            ConfigKind::Unknown
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytesize::ByteSize;
     use std::net::SocketAddr;
+    use strait_lb::config::units::Size;
 
     const EXAMPLE: &str = r#"[node]
 id = "a"
@@ -101,10 +77,10 @@ pool = "origin"
         let config = parse(EXAMPLE).unwrap();
         assert_eq!(config.node.id.get_ref(), "a");
         assert_eq!(config.node.listen.get_ref(), &[addr("127.0.0.1:8080")]);
-        assert_eq!(*config.storage.ram.get_ref(), ByteSize::mib(256));
+        assert_eq!(*config.storage.ram.get_ref(), Size::mib(256));
         assert_eq!(
             config.storage.max_object_size_bytes(),
-            ByteSize::mib(16).as_u64()
+            Size::mib(16).as_u64()
         );
         let pool = config.pools[0].get_ref();
         assert_eq!(pool.name.get_ref(), "origin");
@@ -140,7 +116,7 @@ pool = "origin"
             errors(&text),
             [
                 "12:2: unknown field `clustre`, expected one of `node`, `storage`, `cache`, \
-              `limits`, `pool`, `route`, `l4`, `cluster`"
+              `limits`, `pool`, `route`, `l4`, `cluster`, `log`"
             ]
         );
         let text = EXAMPLE.replace(
@@ -153,22 +129,63 @@ pool = "origin"
     }
 
     #[test]
-    fn bad_durations_and_sizes_name_their_key() {
+    fn bad_durations_sizes_and_addresses_quote_the_value_under_their_key() {
         let text = EXAMPLE.replace("[[route]]", "connect_timeout = \"2 fortnights\"\n[[route]]");
         assert_eq!(
             errors(&text),
             [
-                "10:19: pool.connect_timeout: invalid value: string \"2 fortnights\", expected a \
-              duration"
+                "10:19: pool.connect_timeout: \"2 fortnights\" is not a duration; write e.g. \
+                 \"500ms\", \"2s\" or \"5m\""
             ]
         );
         let text = EXAMPLE.replace("\"256MiB\"", "\"12 parsecs\"");
         assert_eq!(
             errors(&text),
+            ["6:7: storage.ram: \"12 parsecs\" is not a size; write e.g. \"256MiB\" or \"64m\""]
+        );
+        let text = EXAMPLE.replace("\"256MiB\"", "\"64 mb\"");
+        assert_eq!(
+            errors(&text),
+            ["6:7: storage.ram: \"64 mb\" is not a size; write e.g. \"256MiB\" or \"64m\""]
+        );
+        let text = EXAMPLE.replace(
+            "listen = [\"127.0.0.1:8080\"]",
+            "listen = [\"localhost:8080\"]",
+        );
+        assert_eq!(
+            errors(&text),
             [
-                "6:7: storage.ram: invalid value: string \"12 parsecs\", expected a size such as \
-              \"64MiB\""
+                "3:11: node.listen: \"localhost:8080\" is not an ip:port address (e.g. \
+                 \"127.0.0.1:8080\"); names are not resolved"
             ]
+        );
+    }
+
+    #[test]
+    fn bad_log_values_quote_the_value_under_their_key() {
+        let with_log = |log: &str| format!("{EXAMPLE}[log]\n{log}\n");
+        let first = |log: &str| errors(&with_log(log)).remove(0);
+        let e = first("access_queue = 0");
+        assert!(
+            e.ends_with(
+                "log.access_queue: 0 is not a queue length of 1 to 1048576 lines; write e.g. 4096"
+            ),
+            "{e}"
+        );
+        let e = first("access_format = \"xml\"");
+        assert!(
+            e.ends_with(
+                "log.access_format: \"xml\" is not an access log format; write \"text\" or \"json\""
+            ),
+            "{e}"
+        );
+        let e = first("access = \"/var/log/\"");
+        assert!(
+            e.ends_with(
+                "log.access: \"/var/log/\" names a directory, not a file; write a file path, \
+                 e.g. \"/var/log/strait/access.log\""
+            ),
+            "{e}"
         );
     }
 
@@ -187,16 +204,15 @@ pool = "origin"
     }
 
     #[test]
-    fn config_kind_follows_the_top_level_table() {
-        assert_eq!(ConfigKind::of(EXAMPLE), Ok(ConfigKind::Node));
+    fn a_director_config_is_refused_with_the_command_that_runs_it() {
+        let text =
+            "[director]\nid = \"d\"\ninterface = \"eth0\"\n[[service]]\nvip = \"10.0.0.1:80\"\n";
         assert_eq!(
-            ConfigKind::of("[director]\nid = \"d\"\n"),
-            Ok(ConfigKind::Director)
-        );
-        assert_eq!(ConfigKind::of("x = 1\n"), Ok(ConfigKind::Unknown));
-        assert_eq!(
-            ConfigKind::of("x = \n").map_err(|d| (d.line, d.col)),
-            Err((1, 5))
+            errors(text),
+            [
+                "1:1: this is a director config (it has [director], [service]), not a node \
+                 config; run it with `strait director --config FILE`"
+            ]
         );
     }
 

@@ -14,6 +14,8 @@ pub use cluster::{
     DEFAULT_PROBE_INTERVAL, DEFAULT_SUSPECT_TIMEOUT, MAX_CLUSTER_WEIGHT, MIN_SECRET_LEN,
 };
 pub use l4::{L4Mode, L4Section, L4XdpMode, DEFAULT_L4_INTERFACE, MAX_L4_VIPS};
-pub use load::{load, parse, ConfigKind};
-pub use strait_lb::config::{line_col, load_with, render, ConfigError, Diagnostic, Locator, Seg};
+pub use load::{load, parse};
+pub use strait_lb::config::{
+    line_col, load_with, render, ConfigError, ConfigKind, Diagnostic, Locator, Seg,
+};
 pub use types::*;

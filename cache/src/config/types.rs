@@ -2,14 +2,14 @@
 //!
 //! `node.toml -> NodeConfig (serde, unknown keys rejected) -> validate() -> Arc<NodeConfig>`.
 //! Defaults are named `DEFAULT_*` consts; durations are humantime strings ("500ms", "2s"),
-//! sizes are bytesize strings ("64MiB").
+//! sizes are [`Size`]s ("64MiB", "64m"; `strait_lb::config::units`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytesize::ByteSize;
 use serde::Deserialize;
 use serde_spanned::Spanned;
+use strait_lb::config::units::Size;
 
 /// The `[[pool]]` and `[[route]]` sections: the origin's own (`crate::origin::section`).
 pub use crate::origin::section::{
@@ -25,10 +25,10 @@ pub use strait_lb::select::schedule::Algorithm;
 /// Default admin listener.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
 /// Default RAM tier bound.
-pub const DEFAULT_RAM: ByteSize = ByteSize::mib(256);
+pub const DEFAULT_RAM: Size = Size::mib(256);
 /// Default largest object kept in the RAM tier (larger ones are streamed, not stored), when
 /// `storage.ram / RAM_SHARD_DIVISOR` is not smaller.
-pub const DEFAULT_MAX_OBJECT_SIZE: ByteSize = ByteSize::mib(16);
+pub const DEFAULT_MAX_OBJECT_SIZE: Size = Size::mib(16);
 /// The RAM tier has this many shards and one object must fit in one: `max_object_size` is at
 /// most `ram / RAM_SHARD_DIVISOR`.
 pub const RAM_SHARD_DIVISOR: u64 = 8;
@@ -40,11 +40,11 @@ pub const DEFAULT_HEURISTIC_PERCENT: u32 = 10;
 /// Heuristic freshness cap.
 pub const DEFAULT_HEURISTIC_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Largest request head (request line + headers) accepted; larger gets 431.
-pub const DEFAULT_MAX_REQUEST_HEADER: ByteSize = ByteSize::kib(64);
+pub const DEFAULT_MAX_REQUEST_HEADER: Size = Size::kib(64);
 /// Time a draining node gives in-flight requests on SIGTERM.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request body a client may send (413 beyond).
-pub const DEFAULT_MAX_REQUEST_BODY: ByteSize = ByteSize::mib(64);
+pub const DEFAULT_MAX_REQUEST_BODY: Size = Size::mib(64);
 /// A client request body that sends nothing for this long is cut (408).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that takes none of its response for this long is disconnected.
@@ -82,10 +82,13 @@ pub struct NodeConfig {
     /// This node's cluster membership (`super::cluster`); absent: a single node.
     #[serde(default)]
     pub cluster: Option<super::cluster::ClusterSection>,
+    /// `[log]`: the access log (`strait_lb::accesslog`); absent: off.
+    #[serde(default)]
+    pub log: strait_lb::accesslog::LogSection,
 }
 
 /// `[node]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSection {
     /// Unique in the cluster; shown in `Cache-Status` and `Via`.
@@ -99,22 +102,25 @@ pub struct NodeSection {
     #[serde(default)]
     pub workers: Option<Spanned<usize>>,
     /// Time in-flight requests get to finish on SIGTERM.
-    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_drain_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub drain_timeout: Duration,
 }
 
 /// `[storage]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
     /// RAM tier bound: bodies plus metadata.
     #[serde(default = "default_ram")]
-    pub ram: Spanned<ByteSize>,
+    pub ram: Spanned<Size>,
     /// Objects larger than this are streamed to clients but not stored; absent:
     /// min(`DEFAULT_MAX_OBJECT_SIZE`, `ram / RAM_SHARD_DIVISOR`). Read it through
     /// [`StorageSection::max_object_size_bytes`].
     #[serde(default)]
-    pub max_object_size: Option<Spanned<ByteSize>>,
+    pub max_object_size: Option<Spanned<Size>>,
 }
 
 impl StorageSection {
@@ -131,7 +137,7 @@ impl StorageSection {
 }
 
 /// `[cache]`: RFC 9111 knobs.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheSection {
     /// An operator-named targeted cache-control header (RFC 9213), honoured before
@@ -139,45 +145,63 @@ pub struct CacheSection {
     #[serde(default)]
     pub target_header: Option<Spanned<String>>,
     /// Bounded wait of a request coalesced onto another request's fill.
-    #[serde(default = "default_coalesce_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_coalesce_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub coalesce_timeout: Duration,
     /// How long a key whose answer could not be stored skips coalescing (its requests go to
     /// the origin each on its own at once); 0 disables.
-    #[serde(default = "default_hit_for_miss", with = "humantime_serde")]
+    #[serde(
+        default = "default_hit_for_miss",
+        with = "strait_lb::config::units::duration"
+    )]
     pub hit_for_miss: Duration,
     /// Heuristic freshness: percent of (Date - Last-Modified).
     #[serde(default = "default_heuristic_percent")]
     pub heuristic_percent: Spanned<u32>,
     /// Heuristic freshness cap.
-    #[serde(default = "default_heuristic_max", with = "humantime_serde")]
+    #[serde(
+        default = "default_heuristic_max",
+        with = "strait_lb::config::units::duration"
+    )]
     pub heuristic_max: Duration,
     /// Largest request head accepted (431 beyond).
     #[serde(default = "default_max_request_header")]
-    pub max_request_header: Spanned<ByteSize>,
+    pub max_request_header: Spanned<Size>,
 }
 
 /// `[limits]`: what one client may cost the node (bytes held, time taken).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     /// Largest request body accepted (413 beyond, before anything is sent upstream when
     /// `Content-Length` says so, else when the body crosses it).
     #[serde(default = "default_max_request_body")]
-    pub max_request_body: Spanned<ByteSize>,
+    pub max_request_body: Spanned<Size>,
     /// A request body that sends nothing for this long is cut: 408, never blamed on the origin.
-    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_body_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub body_timeout: Duration,
     /// A client that accepts none of its response bytes for this long is disconnected.
-    #[serde(default = "default_send_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_send_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub send_timeout: Duration,
     /// A reader of a response shared with others (a coalesced stream) that stays a whole
     /// window behind the fastest for this long is detached, so it cannot hold the others back.
-    #[serde(default = "default_stream_lag", with = "humantime_serde")]
+    #[serde(
+        default = "default_stream_lag",
+        with = "strait_lb::config::units::duration"
+    )]
     pub stream_lag: Duration,
     /// Bytes the node may hold for responses in flight (fills being written, stream windows)
     /// outside the `storage.ram` bound; absent: 4 x the effective `storage.max_object_size`.
     #[serde(default)]
-    pub inflight: Option<Spanned<ByteSize>>,
+    pub inflight: Option<Spanned<Size>>,
 }
 
 impl LimitsSection {
@@ -224,7 +248,7 @@ impl Default for LimitsSection {
     }
 }
 
-fn default_max_request_body() -> Spanned<ByteSize> {
+fn default_max_request_body() -> Spanned<Size> {
     Spanned::new(0..0, DEFAULT_MAX_REQUEST_BODY)
 }
 fn default_body_timeout() -> Duration {
@@ -244,7 +268,7 @@ fn default_admin() -> SocketAddr {
 fn default_drain_timeout() -> Duration {
     DEFAULT_DRAIN_TIMEOUT
 }
-fn default_ram() -> Spanned<ByteSize> {
+fn default_ram() -> Spanned<Size> {
     Spanned::new(0..0, DEFAULT_RAM)
 }
 /// Default `cache.hit_for_miss` (Varnish's built-in `hit-for-miss` time).
@@ -263,6 +287,6 @@ fn default_heuristic_percent() -> Spanned<u32> {
 fn default_heuristic_max() -> Duration {
     DEFAULT_HEURISTIC_MAX
 }
-fn default_max_request_header() -> Spanned<ByteSize> {
+fn default_max_request_header() -> Spanned<Size> {
     Spanned::new(0..0, DEFAULT_MAX_REQUEST_HEADER)
 }

@@ -10,7 +10,7 @@
 //! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
 //! `[cluster]` in `super::cluster`.
 
-use bytesize::ByteSize;
+use strait_lb::config::units::Size;
 
 use super::types::{NodeConfig, RAM_SHARD_DIVISOR};
 use super::{Diagnostic, Locator, Seg};
@@ -41,18 +41,6 @@ pub(crate) fn validate(config: &NodeConfig, loc: &Locator<'_>) -> Vec<Diagnostic
     super::l4::check_l4(config, loc, &mut out);
     super::cluster::check_cluster(config, loc, &mut out);
     out
-}
-
-/// A size as written in configs: "64MiB", "3KiB" or "1000 bytes".
-fn show_size(size: ByteSize) -> String {
-    let n = size.as_u64();
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
-        format!("{}MiB", n >> 20)
-    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
-        format!("{}KiB", n >> 10)
-    } else {
-        format!("{n} bytes")
-    }
 }
 
 fn check_node(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
@@ -117,7 +105,7 @@ fn check_storage(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnosti
         out.push(loc.at(
             storage.ram.span(),
             &[Seg::Key("storage"), Seg::Key("ram")],
-            format!("storage.ram must be at least 1MiB, not {}", show_size(ram)),
+            format!("storage.ram must be at least 1MiB, not {ram}"),
         ));
     }
     // A defaulted max_object_size follows ram (StorageSection::max_object_size_bytes): only a
@@ -127,7 +115,7 @@ fn check_storage(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnosti
     };
     let max = *written.get_ref();
     let max_path = [Seg::Key("storage"), Seg::Key("max_object_size")];
-    let limit = ByteSize(ram.as_u64() / RAM_SHARD_DIVISOR);
+    let limit = Size::bytes(ram.as_u64() / RAM_SHARD_DIVISOR);
     if max.as_u64() == 0 {
         out.push(loc.at(
             written.span(),
@@ -139,10 +127,8 @@ fn check_storage(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnosti
             written.span(),
             &max_path,
             format!(
-                "storage.max_object_size ({}) must be at most storage.ram / {RAM_SHARD_DIVISOR} \
-                 ({}): an object must fit in one shard of the RAM tier",
-                show_size(max),
-                show_size(limit)
+                "storage.max_object_size ({max}) must be at most storage.ram / \
+                 {RAM_SHARD_DIVISOR} ({limit}): an object must fit in one shard of the RAM tier"
             ),
         ));
     }
@@ -183,10 +169,7 @@ fn check_cache(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>
         out.push(loc.at(
             cache.max_request_header.span(),
             &[Seg::Key("cache"), Seg::Key("max_request_header")],
-            format!(
-                "cache.max_request_header must be between 1KiB and 1MiB, not {}",
-                show_size(head)
-            ),
+            format!("cache.max_request_header must be between 1KiB and 1MiB, not {head}"),
         ));
     }
     if cache.coalesce_timeout.is_zero() {
@@ -221,16 +204,15 @@ fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic
         ));
     }
     if let Some(inflight) = &limits.inflight {
-        let max = ByteSize(config.storage.max_object_size_bytes());
+        let max = Size::bytes(config.storage.max_object_size_bytes());
         if *inflight.get_ref() < max {
             out.push(loc.at(
                 inflight.span(),
                 &[Seg::Key("limits"), Seg::Key("inflight")],
                 format!(
-                    "limits.inflight ({}) must be at least storage.max_object_size ({}): \
+                    "limits.inflight ({}) must be at least storage.max_object_size ({max}): \
                      one fill of the largest object must fit",
-                    show_size(*inflight.get_ref()),
-                    show_size(max)
+                    inflight.get_ref()
                 ),
             ));
         }
@@ -340,16 +322,16 @@ mod tests {
 
     #[test]
     fn a_defaulted_max_object_size_follows_ram() {
-        use bytesize::ByteSize;
+        use strait_lb::config::units::Size;
         // No max_object_size: 16MiB no longer fits ram / 8, so the default is ram / 8.
         let text = format!("{NODE}\n[storage]\nram = \"64MiB\"\n{POOL_ROUTE}");
         assert!(problems(&text).is_empty());
         let storage = parse(&text).unwrap().storage;
-        assert_eq!(storage.max_object_size_bytes(), ByteSize::mib(8).as_u64());
+        assert_eq!(storage.max_object_size_bytes(), Size::mib(8).as_u64());
         // A large ram keeps the 16MiB default.
         let text = format!("{NODE}\n[storage]\nram = \"1GiB\"\n{POOL_ROUTE}");
         let storage = parse(&text).unwrap().storage;
-        assert_eq!(storage.max_object_size_bytes(), ByteSize::mib(16).as_u64());
+        assert_eq!(storage.max_object_size_bytes(), Size::mib(16).as_u64());
         // limits.inflight is checked against the effective value, and defaults to 4 x it.
         let text = format!(
             "{NODE}\n[storage]\nram = \"64MiB\"\n[limits]\ninflight = \"8MiB\"\n{POOL_ROUTE}"
@@ -360,7 +342,7 @@ mod tests {
             config
                 .limits
                 .inflight_bytes(config.storage.max_object_size_bytes()),
-            ByteSize::mib(32).as_u64()
+            Size::mib(32).as_u64()
         );
     }
 

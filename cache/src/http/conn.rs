@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::counted::Counted;
 use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
@@ -25,8 +26,9 @@ use super::handler::{handle, handle_bodyless};
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
 use super::stall::{is_send_timeout, SendTimeout};
+use crate::access::{self, Pending};
 use crate::origin::route::RouteInput;
-use crate::stats::bump;
+use crate::stats::{add, bump};
 use http::{HeaderMap, Method};
 
 /// Read buffer of a fast-path connection (grows up to the request head limit).
@@ -44,15 +46,19 @@ pub struct ConnEnv {
     pub live: AtomicUsize,
 }
 
-/// The client socket as both paths use it: writes that stall for `send_timeout` fail.
-type ClientIo = FlattenSmall<SendTimeout<TcpStream>>;
+/// The client socket as both paths use it: writes that stall for `send_timeout` fail, and
+/// the bytes written are counted.
+type ClientIo = FlattenSmall<SendTimeout<Counted<TcpStream>>>;
 
 /// Serve one accepted connection to its end. `limits.send_timeout` is read once, here.
 pub async fn serve(env: Arc<ConnEnv>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
     env.live.fetch_add(1, Ordering::Relaxed);
+    env.ctx.counters.traffic.connection_opened();
     let send_timeout = env.ctx.rt.load().limits.send_timeout;
+    let stream = Counted::new(stream, Arc::clone(&env.ctx));
     let io = FlattenSmall::new(SendTimeout::new(stream, send_timeout));
     fast_loop(&env, io, peer, watcher).await;
+    env.ctx.counters.traffic.connection_closed();
     env.live.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -64,6 +70,9 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
     let idle = tokio::time::sleep(IDLE_TIMEOUT);
     tokio::pin!(idle);
     let mut idle_armed_at = Instant::now();
+    // When the last read returned: the start of the requests it completed (a request's
+    // duration runs from there to its response written; one clock read per read).
+    let mut read_at = idle_armed_at;
     loop {
         // Answer every complete request already buffered.
         loop {
@@ -76,30 +85,49 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             else {
                 return handoff(env, io, buf, peer, watcher).await;
             };
-            if !fast_route_caches(ctx, &req, &key) {
+            let Some(route) = fast_route_caches(ctx, &req, &key) else {
                 return handoff(env, io, buf, peer, watcher).await;
-            }
+            };
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
             out.clear();
-            let hit = obj.filter(|obj| {
-                fast::write_hit(&mut out, obj, &ctx.node_id, close, SystemTime::now()).is_some()
-            });
+            let now = SystemTime::now();
+            let hit = obj
+                .filter(|obj| fast::write_hit(&mut out, obj, &ctx.node_id, close, now).is_some());
             let Some(obj) = hit else {
                 // Not a fresh hit here: the general stages answer it on this loop.
                 let Some(parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
+                // The access log's start is the metrics' one: the read that completed it.
+                let pending = ctx.access.enabled().then(|| {
+                    let head = (&parts.method, &parts.uri, &parts.headers);
+                    Pending::of_parts(head, Some(peer), now, read_at)
+                });
                 // This loop drives the request to its end (nothing races it): its fill may run
                 // inline rather than in a task of its own.
                 let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
-                let Some(resp) = RUN_TO_END.scope(true, answer).await else {
+                let Some((resp, route)) = RUN_TO_END.scope(true, answer).await else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
                 buf.advance(head_len);
-                match lite::write_response(&mut io, resp, head_only, close, &mut out).await {
+                let status = resp.status().as_u16();
+                let written = match pending {
+                    None => lite::write_response(&mut io, resp, head_only, close, &mut out).await,
+                    Some(p) => {
+                        let resp = access::track(ctx, Some(p), resp, route, Instant::now());
+                        lite::write_response(&mut io, resp, head_only, close, &mut out).await
+                    }
+                };
+                let done = Instant::now();
+                ctx.counters.record_response(
+                    status,
+                    route,
+                    done.saturating_duration_since(read_at),
+                );
+                match written {
                     Ok(true) => {
-                        rearm(&mut idle, &mut idle_armed_at);
+                        rearm(&mut idle, &mut idle_armed_at, done);
                         continue;
                     }
                     Ok(false) => {
@@ -112,21 +140,44 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             bump(&ctx.counters.requests);
             bump(&ctx.counters.local_hit);
             let body: &[u8] = if head_only { &[] } else { &obj.body };
+            add(&ctx.counters.traffic.hit_bytes, body.len() as u64);
             let written = if body.len() <= FLATTEN_MAX {
                 out.extend_from_slice(body);
                 io.write_all(&out).await
             } else {
                 write_two(&mut io, &out, body).await
             };
+            let done = Instant::now();
+            let elapsed = done.saturating_duration_since(read_at);
+            ctx.counters
+                .record_response(obj.status.as_u16(), Some(route), elapsed);
             if let Err(e) = written {
                 return write_failed(ctx, peer, &e);
+            }
+            if ctx.access.enabled() {
+                access::fast_hit(
+                    ctx,
+                    access::FastHit {
+                        start: read_at,
+                        done,
+                        time: now,
+                        client: peer,
+                        head: head_only,
+                        host: req.host,
+                        target: req.target,
+                        status: obj.status.as_u16(),
+                        bytes: body.len() as u64,
+                        ttl: obj.meta.ttl(now),
+                        route,
+                    },
+                );
             }
             buf.advance(head_len);
             if close {
                 let _ = io.shutdown().await;
                 return;
             }
-            rearm(&mut idle, &mut idle_armed_at);
+            rearm(&mut idle, &mut idle_armed_at, done);
         }
         if buf.len() >= env.max_head {
             // Too big for the fast path; hyper answers 431.
@@ -142,7 +193,7 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             biased;
             r = io.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => read_at = Instant::now(),
             },
             _ = &mut idle => return,
             _ = stop.changed(), if !*stop.borrow() => {}
@@ -150,21 +201,22 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
     }
 }
 
-/// A request was answered: the idle timer starts again (re-armed at most once a second).
-fn rearm(idle: &mut Pin<&mut tokio::time::Sleep>, armed_at: &mut Instant) {
-    if armed_at.elapsed() >= Duration::from_secs(1) {
-        *armed_at = Instant::now();
+/// A request was answered at `now`: the idle timer starts again (re-armed at most once a
+/// second).
+fn rearm(idle: &mut Pin<&mut tokio::time::Sleep>, armed_at: &mut Instant, now: Instant) {
+    if now.saturating_duration_since(*armed_at) >= Duration::from_secs(1) {
+        *armed_at = now;
         idle.as_mut()
             .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
     }
 }
 
-/// Route a fast-path request: true when its route caches with the plain key. Tables that route
-/// on request headers are left to the general path.
-fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
+/// Route a fast-path request: its route's index when the route caches with the plain key.
+/// Tables that route on request headers are left to the general path.
+fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> Option<usize> {
     let rt = ctx.rt.load();
     if !rt.fast_routing {
-        return false;
+        return None;
     }
     let method = if req.head { Method::HEAD } else { Method::GET };
     let path = req.target.split('?').next().unwrap_or(req.target);
@@ -174,7 +226,7 @@ fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> bool {
         path,
         headers: &HeaderMap::new(),
     });
-    route.cache && route.key_headers.is_empty()
+    (route.cache && route.key_headers.is_empty()).then_some(route.index)
 }
 
 /// A write to the client failed: counted when the client took nothing for `send_timeout`.
@@ -194,9 +246,24 @@ async fn handoff(
     watcher: Watcher,
 ) {
     let ctx = Arc::clone(&env.ctx);
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, Infallible>(handle(ctx, req, Some(peer)).await) }
+        // No earlier timestamp exists here: the request's start is its head parsed, and
+        // the metrics' duration and the access log's time to first byte both end at its
+        // response head handed to hyper (one clock reading each).
+        let start = Instant::now();
+        let pending = ctx.access.enabled().then(|| {
+            let parts = (req.method(), req.uri(), req.headers());
+            Pending::of_parts(parts, Some(peer), SystemTime::now(), start)
+        });
+        async move {
+            let (resp, route) = handle(Arc::clone(&ctx), req, Some(peer)).await;
+            let head_at = Instant::now();
+            let status = resp.status().as_u16();
+            let elapsed = head_at.saturating_duration_since(start);
+            ctx.counters.record_response(status, route, elapsed);
+            Ok::<_, Infallible>(access::track(&ctx, pending, resp, route, head_at))
+        }
     });
     io.rewind(buf.freeze());
     let conn = env

@@ -193,6 +193,12 @@ pub struct Ctx {
     pub config_path: std::path::PathBuf,
     /// The cluster (membership, peer connections), when the config has `[cluster]`.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// The previous read of the stats page or `/stats.json`, for its rates (admin only).
+    pub sampler: parking_lot::Mutex<crate::admin::rates::Sampler>,
+    /// The access log (`[log]`; off unless configured).
+    pub access: crate::access::AccessLog,
+    /// The config in effect and the last reload's outcome (`crate::reload`).
+    pub reloads: crate::reload::Reloads,
 }
 
 impl Ctx {

@@ -42,19 +42,26 @@ use crate::policy::cache_status::Fwd;
 use crate::policy::key::primary_key;
 use crate::stats::bump;
 
+/// A response and the index of the route that took its request (None: answered before
+/// routing). The one way the route travels to the connection: the per-route metrics count
+/// it, and the access log names it (and its pool).
+pub type Routed = (Response<ProxyBody>, Option<usize>);
+
 /// Serve one client request.
-pub async fn handle(
-    ctx: Arc<Ctx>,
-    req: Request<Incoming>,
-    client: Option<SocketAddr>,
-) -> Response<ProxyBody> {
+pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, client: Option<SocketAddr>) -> Routed {
     let (parts, body) = req.into_parts();
     bump(&ctx.counters.requests);
     match begin(&ctx, parts, client) {
-        Begin::Answered(resp) => resp,
-        Begin::Cached(req, key) => cached(ctx, req, key).await,
+        Begin::Answered(resp) => (resp, None),
+        Begin::Cached(req, key) => {
+            let route = Some(req.route.index);
+            (cached(ctx, req, key).await, route)
+        }
         // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
-        Begin::Pass(req, primary) => pass::pass(ctx, req, body, primary).await,
+        Begin::Pass(req, primary) => {
+            let route = Some(req.route.index);
+            (pass::pass(ctx, req, body, primary).await, route)
+        }
     }
 }
 
@@ -65,17 +72,18 @@ pub async fn handle_bodyless(
     ctx: Arc<Ctx>,
     parts: http::request::Parts,
     client: Option<SocketAddr>,
-) -> Option<Response<ProxyBody>> {
+) -> Option<Routed> {
     let resp = match begin(&ctx, parts, client) {
         Begin::Answered(resp) => resp,
         Begin::Cached(req, key) => {
             bump(&ctx.counters.requests);
-            return Some(cached(ctx, req, key).await);
+            let route = Some(req.route.index);
+            return Some((cached(ctx, req, key).await, route));
         }
         Begin::Pass(..) => return None,
     };
     bump(&ctx.counters.requests);
-    Some(resp)
+    Some((resp, None))
 }
 
 /// Stages 1 and 2 for a request: answered at once (refused, `*`), or looked up in the cache,

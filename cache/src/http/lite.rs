@@ -21,7 +21,6 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::body::ProxyBody;
 use super::fast::MAX_FAST_HEADERS;
 use super::h1::{self, Framing};
 use super::io::FLATTEN_MAX;
@@ -56,13 +55,18 @@ pub fn parts(raw: &[u8]) -> Option<http::request::Parts> {
 
 /// Writes `resp` (to a `HEAD` request when `head_request`); true when the connection may
 /// carry another request. `close`: the client asked to close after it. `out` is scratch.
-pub async fn write_response<W: AsyncWrite + Unpin>(
+/// The body is a `ProxyBody`, or one wrapped by the access log (`access::Logged`).
+pub async fn write_response<W: AsyncWrite + Unpin, B>(
     io: &mut W,
-    resp: Response<ProxyBody>,
+    resp: Response<B>,
     head_request: bool,
     close: bool,
     out: &mut Vec<u8>,
-) -> std::io::Result<bool> {
+) -> std::io::Result<bool>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let (parts, mut body) = resp.into_parts();
     let close = close || h1::says_close(&parts.headers);
     let exact = body.size_hint().exact();
@@ -182,6 +186,7 @@ pub async fn write_two<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::body::ProxyBody;
     use http::StatusCode;
     use tokio::io::AsyncReadExt;
 

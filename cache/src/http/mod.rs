@@ -3,6 +3,7 @@
 mod admit;
 pub mod body;
 mod conn;
+mod counted;
 pub mod ctx;
 mod decide;
 mod fast;

@@ -141,18 +141,28 @@ async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn) -> Result<(), PeerError> {
             add(&ctx.counters.invalidated, n as u64);
             c.send(Frame::Count(n as u64)).await?;
         }
-        Frame::Ban { prefix } if crate::policy::key::bans_everything(&prefix) => {
-            // Refused where it was asked too; a member sending it anyway is not obeyed.
-            tracing::warn!(%addr, peer = %c.node, prefix, "peer asked to ban every object; refused");
-            c.send(Frame::Error {
-                code: 400,
-                message: "ban needs a non-empty prefix naming a host".into(),
-            })
-            .await?;
-        }
-        Frame::Ban { prefix } => {
-            let n = ctx.store.ban_prefix(&prefix);
+        Frame::Ban { prefix } => match crate::policy::ban::checked_ban_prefix(&prefix) {
+            // Refused where it was asked too; a member sending it anyway is not obeyed (emptying
+            // the cache is `BanAll`, never a prefix).
+            Err(why) => {
+                tracing::warn!(%addr, peer = %c.node, prefix, reason = why.message(), "peer's ban refused");
+                c.send(Frame::Error {
+                    code: 400,
+                    message: why.message().into(),
+                })
+                .await?;
+            }
+            Ok(prefix) => {
+                let n = ctx.store.ban_prefix(&prefix);
+                add(&ctx.counters.invalidated, n as u64);
+                tracing::info!(peer = %c.node, prefix, removed = n, "ban asked by a member");
+                c.send(Frame::Count(n as u64)).await?;
+            }
+        },
+        Frame::BanAll => {
+            let n = ctx.store.ban_prefix("");
             add(&ctx.counters.invalidated, n as u64);
+            tracing::warn!(peer = %c.node, removed = n, "every object removed (ban --all asked by a member)");
             c.send(Frame::Count(n as u64)).await?;
         }
         Frame::ConfigGet { version, hash } => {

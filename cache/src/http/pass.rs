@@ -73,7 +73,7 @@ async fn send_and_stream(
     let Sent {
         response: resp,
         set_cookie,
-        ..
+        server,
     } = match req
         .route
         .pool
@@ -94,5 +94,7 @@ async fn send_and_stream(
     clean_response_headers(ctx, &mut rparts.headers, rparts.version);
     let has_targeted = has_any(&rparts.headers, &rt.targets);
     let head = (rparts.status, rparts.headers, has_targeted);
-    with_cookie(respond_upstream(ctx, req, head, incoming, &cs), set_cookie)
+    let mut resp = respond_upstream(ctx, req, head, incoming, &cs);
+    crate::access::note_server(ctx, &mut resp, server.addr);
+    with_cookie(resp, set_cookie)
 }

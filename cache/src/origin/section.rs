@@ -21,7 +21,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_IDLE_PER_SERVER: usize = 1024;
 
 /// One `[[pool]]` of origin servers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// Required; non-empty, unique among the pools; what routes name.
@@ -33,13 +33,22 @@ pub struct PoolConfig {
     /// Required; at least one, no address twice, weights not all 0.
     pub servers: Spanned<Vec<Spanned<ServerConfig>>>,
     /// Above 0, default 3s; 502 when no server can be connected in time.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_connect_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub connect_timeout: Duration,
     /// Above 0, default 30s; 504 when the response head does not arrive in time.
-    #[serde(default = "default_first_byte_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_first_byte_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub first_byte_timeout: Duration,
     /// Above 0, default 60s; idle keep-alive connections to a server are closed after this.
-    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_idle_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub idle_timeout: Duration,
     /// Idle keep-alive connections kept per server, default 1024 (a busy pool needs one per
     /// concurrent request).
@@ -81,7 +90,7 @@ pub enum CheckKind {
 }
 
 /// `health = { ... }` of a pool: active checks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// `http` (default) or `tcp`.
@@ -94,10 +103,16 @@ pub struct HealthConfig {
     #[serde(default = "default_expect")]
     pub expect: u16,
     /// Time between two checks of one server, default 2s; above 0.
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_interval",
+        with = "strait_lb::config::units::duration"
+    )]
     pub interval: Duration,
     /// Time one check may take, default 1s; above 0 and not above `interval`.
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
     pub timeout: Duration,
     /// Consecutive good checks that bring a down server back, default 2; at least 1.
     #[serde(default = "default_rise")]
@@ -108,7 +123,7 @@ pub struct HealthConfig {
 }
 
 /// `passive = { ... }` of a pool: ejection on failed real requests.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PassiveConfig {
     /// Consecutive failures (connect failure, reset, 5xx) that eject a server, default 5;
@@ -116,7 +131,10 @@ pub struct PassiveConfig {
     #[serde(default = "default_passive_failures")]
     pub failures: u32,
     /// How long an ejected server gets no new requests, default 10s; above 0.
-    #[serde(default = "default_passive_backoff", with = "humantime_serde")]
+    #[serde(
+        default = "default_passive_backoff",
+        with = "strait_lb::config::units::duration"
+    )]
     pub backoff: Duration,
 }
 
@@ -130,7 +148,7 @@ impl Default for PassiveConfig {
 }
 
 /// `persistence = { cookie = "SRV" }` of a pool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersistenceConfig {
     /// Name of the cookie that pins a client to a server.
@@ -163,7 +181,7 @@ fn default_passive_backoff() -> Duration {
 }
 
 /// One origin server of a pool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// The server's `ip:port`; required, not twice in a pool.
@@ -175,7 +193,7 @@ pub struct ServerConfig {
 
 /// One `[[route]]`: routes are tried in order and the first whose `match` holds takes the
 /// request; a route without `match` takes every request (the default route, last).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// `match`: the conditions a request must meet; absent: the default route, which takes
@@ -189,7 +207,7 @@ pub struct RouteConfig {
     pub cache: bool,
     /// Freshness lifetime for responses that carry no freshness information of their own
     /// (beats the heuristic); absent: the heuristic.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "strait_lb::config::units::duration::option")]
     pub ttl: Option<Duration>,
     /// Extra request fields that become part of the cache key on this route.
     #[serde(default)]
@@ -200,7 +218,7 @@ pub struct RouteConfig {
 }
 
 /// `match = { ... }` of a route: every given condition must hold.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     /// Exact host (`example.com`) or a suffix (`*.example.com`), case-insensitive, port ignored.
@@ -221,7 +239,7 @@ pub struct MatchConfig {
 }
 
 /// A string or a list of strings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     /// A single string.
@@ -241,7 +259,7 @@ impl OneOrMany {
 }
 
 /// `header = { name = "...", regex = "..." }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
     /// The request header field's name.
@@ -251,7 +269,7 @@ pub struct HeaderMatch {
 }
 
 /// `cache_key = { headers = ["Accept-Language"] }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheKeyConfig {
     /// Request header fields whose values become part of the cache key (absent fields as

@@ -13,14 +13,8 @@ use http::header::HOST;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Uri};
 
-/// What every primary key starts with.
-const SCHEME: &str = "http://";
-
-/// Whether a ban of `prefix` would remove every object: every key starts with [`SCHEME`], so
-/// the empty prefix and any prefix of the scheme match them all.
-pub fn bans_everything(prefix: &str) -> bool {
-    SCHEME.starts_with(prefix)
-}
+/// What every primary key starts with (`super::ban` relies on it).
+pub(crate) const SCHEME: &str = "http://";
 
 /// The primary cache key of a request.
 pub fn primary_key(uri: &Uri, headers: &HeaderMap) -> Option<String> {
@@ -58,7 +52,7 @@ pub fn key_from_host_and_target(host: &str, target: &str) -> Option<String> {
 }
 
 /// Lowercase `host[:port]` with the default port (and an empty port) removed.
-fn normalize_authority(raw: &str) -> Option<String> {
+pub(crate) fn normalize_authority(raw: &str) -> Option<String> {
     if raw.is_empty() || raw.contains('@') {
         return None;
     }

@@ -7,10 +7,12 @@
 //! * `freshness`, `meta`: lifetime and age (§4.2).
 //! * `storable`: may a response be stored (§3); `reuse`: may a stored one be served (§4).
 //! * `conditional`, `etag`: validation (§4.3) and client preconditions (RFC 9110 §13).
-//! * `vary`, `key`: secondary and primary cache keys; `invalidate`: §4.4.
+//! * `vary`, `key`: secondary and primary cache keys; `invalidate`: §4.4; `ban`: what an
+//!   operator's ban may name.
 //! * `range`: single byte ranges from stored objects (RFC 9110 §14).
 //! * `headers`: hop-by-hop, Via, Age, Date, request framing; `cache_status`: RFC 9211.
 
+pub mod ban;
 pub mod cache_control;
 pub mod cache_status;
 pub mod conditional;

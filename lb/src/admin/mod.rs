@@ -5,6 +5,7 @@
 //! routes are each role's own.
 
 mod guard;
+pub mod labels;
 mod listener;
 pub mod metrics;
 mod query;
@@ -13,6 +14,6 @@ mod reply;
 
 pub(crate) use listener::accept_loop;
 pub use listener::accept_loop_async;
-pub use metrics::Metrics;
+pub use metrics::{Format, Metrics};
 pub use query::query_param;
 pub use reply::{not_allowed, respond, text};

@@ -165,7 +165,7 @@ pub(super) fn check_cluster(raw: &RawCluster, r: &mut Report<'_, '_>) -> Option<
 fn advertised(v: &Spanned<String>, key: &str, r: &mut Report<'_, '_>) -> Option<SocketAddr> {
     let text = v.get_ref();
     let why = match text.parse::<SocketAddr>() {
-        Err(_) => "is not an ip:port address",
+        Err(_) => "is not an ip:port address; names are not resolved",
         Ok(a) if a.ip().is_unspecified() => {
             "is unspecified; the nodes must be able to reach this address"
         }

@@ -205,7 +205,7 @@ fn peers(list: &Spanned<Vec<Spanned<String>>>, r: &mut Report<'_, '_>) -> Vec<Ip
     for p in list.get_ref() {
         let text = p.get_ref();
         let why = match text.parse::<Ipv4Addr>() {
-            Err(_) => "is not an IPv4 address",
+            Err(_) => "is not an IPv4 address; names are not resolved",
             Ok(a) if a.is_unspecified() || a.is_broadcast() => "is not a host address",
             Ok(a) if a.is_multicast() => "is multicast; omit peers to advertise by multicast",
             Ok(a) if out.contains(&a) => "is listed twice",

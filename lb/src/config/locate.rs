@@ -176,8 +176,9 @@ impl<'t> Locator<'t> {
             .filter(|l| !l.is_empty())
             .collect();
         let mut message = lines.join(": ");
-        if let Some(prefix) = message.strip_suffix("expected parsable string") {
-            message = format!("{prefix}expected a size such as \"64MiB\"");
+        // std's address parsers say only "invalid socket address syntax": quote the value.
+        if let Some(why) = address_message(&message, self.text.get(span.clone())) {
+            message = why;
         }
         let mut keys = if span.end > 0 {
             self.keys_at(span.start)
@@ -198,6 +199,24 @@ impl<'t> Locator<'t> {
         }
         let (line, col) = line_col(self.text, span.start);
         Diagnostic { line, col, message }
+    }
+}
+
+/// For serde's error about a `SocketAddr` or `IpAddr` value written as `raw` (the TOML value,
+/// quoted), the message of `super::units` that quotes it.
+fn address_message(message: &str, raw: Option<&str>) -> Option<String> {
+    let raw = raw?.trim();
+    let text = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .or_else(|| raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+        .unwrap_or(raw);
+    match message {
+        "invalid socket address syntax" => Some(super::units::not_an_address(text)),
+        "invalid IP address syntax" | "invalid IPv4 address syntax" => {
+            Some(super::units::not_an_ip(text))
+        }
+        _ => None,
     }
 }
 
@@ -277,6 +296,38 @@ mod tests {
         assert_eq!(
             pos(&loc, 0..0, &[Seg::Key("node"), Seg::Key("when")]),
             (2, 8)
+        );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Listen {
+        node: ListenNode,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct ListenNode {
+        listen: Vec<std::net::SocketAddr>,
+        vip: Option<std::net::Ipv4Addr>,
+    }
+
+    fn address_error(text: &str) -> String {
+        let e = toml::from_str::<Listen>(text).expect_err(text);
+        Locator::new(text).toml_error(&e).to_string()
+    }
+
+    #[test]
+    fn address_errors_quote_the_value_and_say_names_are_not_resolved() {
+        assert_eq!(
+            address_error("[node]\nlisten = [\"127.0.0.1:1\", \"localhost:8080\"]\n"),
+            "2:26: node.listen: \"localhost:8080\" is not an ip:port address (e.g. \
+             \"127.0.0.1:8080\"); names are not resolved"
+        );
+        assert_eq!(
+            address_error("[node]\nlisten = []\nvip = 'vip.example'\n"),
+            "3:7: node.vip: \"vip.example\" is not an IP address (e.g. \"10.0.0.11\"); names \
+             are not resolved"
         );
     }
 

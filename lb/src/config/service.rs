@@ -32,7 +32,8 @@ pub(super) fn check_service(
             r.at(
                 s.vip.span(),
                 format!(
-                    "vip {:?} must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"",
+                    "vip {:?} must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"; \
+                     names are not resolved",
                     s.vip.get_ref()
                 ),
             );
@@ -156,7 +157,10 @@ fn check_backends(
         let Some((ip, port)) = parsed else {
             r.at(
                 b.addr.span(),
-                format!("backend addr {text:?} must be an IPv4 address (or ip:port in nat mode)"),
+                format!(
+                    "backend addr {text:?} must be an IPv4 address (or ip:port in nat mode); \
+                     names are not resolved"
+                ),
             );
             continue;
         };

@@ -144,7 +144,8 @@ fn director_rules_are_reported_at_their_values() {
             "7:13: icmp_rate -1 is out of range 0..=1000000",
             "8:14: icmp_burst 0 is out of range 1..=1000000",
             "9:15: tcp_timeout \"8d\" is longer than 7 days",
-            "10:15: udp_timeout \"soon\" is not a duration such as \"900s\" or \"15m\" (\"0s\": never)",
+            "10:15: udp_timeout: \"soon\" is not a duration; write e.g. \"900s\" or \"15m\" \
+             (\"0s\": never)",
             "11:17: new_flow_rate 100000001 is out of range 0..=100000000",
             "12:18: new_flow_burst 0 is out of range 1..=100000000",
         ]
@@ -195,7 +196,8 @@ fn duplicate_services_and_bad_vips_are_reported() {
         errors(&text),
         [
             "9:7: service 10.0.0.100:80 tcp is already defined by service #1",
-            "13:7: vip \"10.0.0.100\" must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"",
+            "13:7: vip \"10.0.0.100\" must be an IPv4 address with a port, e.g. \"10.0.0.100:80\"; \
+             names are not resolved",
             "14:8: mode \"fast\" is unknown; use \"dr\", \"tun\" or \"nat\"",
             "15:12: backends is empty: a service needs at least one",
         ]
@@ -316,7 +318,7 @@ fn cluster_rules_are_reported_at_their_values() {
     assert_eq!(e[1], "10:28: cluster.seeds lists 10.0.0.11:7946 twice");
     assert_eq!(
         e[2],
-        "10:46: cluster.seeds: \"10.0.0.12\" is not an ip:port address"
+        "10:46: cluster.seeds: \"10.0.0.12\" is not an ip:port address; names are not resolved"
     );
     assert_eq!(
         e[3],
@@ -333,7 +335,7 @@ fn cluster_rules_are_reported_at_their_values() {
     );
     assert_eq!(
         e[6],
-        "13:19: cluster.suspect_timeout \"soon\" is not a duration such as \"500ms\" or \"2s\""
+        "13:19: cluster.suspect_timeout: \"soon\" is not a duration; write e.g. \"500ms\" or \"2s\""
     );
     let missing = CLUSTER.replace(
         "gossip_listen = \"10.0.0.3:7946\"\n",

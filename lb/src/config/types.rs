@@ -78,6 +78,9 @@ pub(crate) struct RawConfig {
     /// `[cluster]`: the cache cluster's gossip, joined as an observer.
     #[serde(default)]
     pub cluster: Option<Spanned<RawCluster>>,
+    /// `[log]`: the access log (backend state changes and reloads).
+    #[serde(default)]
+    pub log: crate::accesslog::LogSection,
 }
 
 /// `[cluster]` as written.
@@ -313,6 +316,8 @@ pub struct DirectorConfig {
     pub cluster: Option<super::cluster::ClusterConfig>,
     /// `[ha]`: present when the director shares its VIPs with a peer (VRRPv3).
     pub ha: Option<super::ha::HaConfig>,
+    /// `[log]`: the access log (one line per backend state change and per reload).
+    pub log: crate::accesslog::LogSection,
 }
 
 impl DirectorConfig {

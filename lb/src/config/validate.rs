@@ -90,7 +90,7 @@ pub(crate) fn validate(
         Some(s) => s.get_ref().parse::<SocketAddr>().ok().or_else(|| {
             r.at(
                 s.span(),
-                format!("admin {:?} is not an ip:port address", s.get_ref()),
+                format!("admin {}", super::units::not_an_address(s.get_ref())),
             );
             None
         }),
@@ -195,6 +195,7 @@ pub(crate) fn validate(
             services,
             cluster,
             ha,
+            log: raw.log.clone(),
         }),
         _ => Err(r.out),
     }
@@ -351,22 +352,19 @@ fn conn_timeout(
     }
 }
 
-/// A humantime duration, or `None` after reporting `key` as not one (`examples` say what is).
+/// A humantime duration, or `None` after reporting `key` as not one (`examples` say what is,
+/// e.g. `"500ms" or "2s"`).
 pub(super) fn parse_duration(
     v: &Spanned<String>,
     key: &str,
     examples: &str,
     r: &mut Report<'_, '_>,
 ) -> Option<std::time::Duration> {
-    let parsed = humantime::parse_duration(v.get_ref()).ok();
-    if parsed.is_none() {
-        r.at(
-            v.span(),
-            format!(
-                "{key} {:?} is not a duration such as {examples}",
-                v.get_ref()
-            ),
-        );
+    match super::units::parse_duration(v.get_ref(), &format!("write e.g. {examples}")) {
+        Ok(d) => Some(d),
+        Err(why) => {
+            r.at(v.span(), format!("{key}: {why}"));
+            None
+        }
     }
-    parsed
 }

@@ -1,7 +1,7 @@
 //! The director's admin listener (HTTP/1.1), guarded as the node's
 //! ([`crate::admin::guard`]: loopback peers, admin `Host`, not cross-site, `/reload` by
 //! POST without a form content type). Routes: `GET /` (page), `GET /stats.json`, `GET /conns.json?limit=N` (default
-//! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 `{"reloaded":true}`, or 422
+//! [`DEFAULT_CONNS_LIMIT`]), `GET /metrics`, `POST /reload` (200 with the outcome, `{"reloaded":true, "summary", "not_applied", ...}`, or 422
 //! with the reasons while the running config stays). A datapath error answers 500. The
 //! metrics registry is built once, when the listener starts; each scrape reads the datapath.
 
@@ -47,18 +47,7 @@ fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response
         (&Method::GET, "/stats.json") => {
             snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))
         }
-        (&Method::GET, "/metrics") => Ok(match metrics.render() {
-            Some(text) => respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                text,
-            ),
-            None => respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                TEXT,
-                "500 datapath query failed\n".into(),
-            ),
-        }),
+        (&Method::GET, "/metrics") => Ok(metrics.scrape(req)),
         (&Method::GET, "/conns.json") => {
             let limit = match query_param(req.uri(), "limit") {
                 None => Some(DEFAULT_CONNS_LIMIT),
@@ -74,7 +63,7 @@ fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response
             }
         }
         (&Method::POST, "/reload") => Ok(match inner.reload() {
-            Ok(()) => respond(StatusCode::OK, JSON, "{\"reloaded\":true}".into()),
+            Ok(outcome) => respond(StatusCode::OK, JSON, outcome.to_json().to_string()),
             Err(why) => respond(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 TEXT,

@@ -107,7 +107,16 @@ async fn check_loop(inner: Arc<Inner>, t: Target, mut stop: watch::Receiver<bool
                     Some(m) => {
                         tracing::info!(backend = %addr, mac = %format_mac(m), "backend MAC resolved")
                     }
-                    None => tracing::warn!(backend = %addr, "backend down: no ARP reply"),
+                    None => {
+                        tracing::warn!(backend = %addr, "backend down: no ARP reply");
+                        inner.access.log(super::events::Event::Backend {
+                            time: SystemTime::now(),
+                            vip: t.service.0.to_string(),
+                            backend: addr.to_string(),
+                            state: "down",
+                            detail: "no ARP reply".into(),
+                        });
+                    }
                 }
             }
         }
@@ -125,6 +134,13 @@ async fn check_loop(inner: Arc<Inner>, t: Target, mut stop: watch::Receiver<bool
         });
         if let Some(new) = changed {
             tracing::info!(backend = %addr, vip = %t.service.0, state = new.as_str(), %detail, "backend health changed");
+            inner.access.log(super::events::Event::Backend {
+                time: SystemTime::now(),
+                vip: t.service.0.to_string(),
+                backend: addr.to_string(),
+                state: new.as_str(),
+                detail,
+            });
         }
     }
 }

@@ -11,7 +11,11 @@
 //!   that lock too, so the admin view never shows a state the datapath does not hold yet.
 //! * [`Director::reload`] re-reads the file: an invalid config is refused with its
 //!   diagnostics and the running one stays. Services change in place (see `state`); the
-//!   `[director]` settings other than `table_size` need a restart (a warning says so).
+//!   `[director]` settings other than `table_size`, `[cluster]`, `[ha]` and `[log]` need a
+//!   restart: the outcome names them (`not_applied`), with a one-line summary of the services
+//!   and backends changed (`events`), in the log, the access log and the admin views.
+//! * With `[log] access`, one access line per backend state change and per reload
+//!   (`events`); SIGUSR1 reopens its file.
 //! * With `[cluster]`, [`Director::start`] joins the cache cluster's gossip as an observer
 //!   (weight 0) before building the services; `backends = "cluster"` services start with the
 //!   members known then (possibly none: such a service answers nothing until a node joins)
@@ -31,9 +35,13 @@
 
 mod admin;
 mod cluster;
+mod config_view;
+mod counter_help;
+pub mod events;
 mod ha;
 mod health;
 mod observer;
+mod reload;
 mod state;
 mod sync;
 mod view;
@@ -54,6 +62,7 @@ use crate::membership::Membership;
 use crate::packet::service::Mode;
 use state::State;
 
+pub use config_view::ConfigView;
 pub use view::{BackendView, ServiceView, Snapshot};
 
 /// Opens a datapath for a config (chosen by `config.datapath`).
@@ -91,6 +100,9 @@ pub enum StartError {
     /// `[ha]` cannot run here (a VIP is a local address, the VRRP sockets cannot open).
     #[error("ha: {0}")]
     Ha(String),
+    /// The access log's file could not be opened.
+    #[error(transparent)]
+    AccessLog(#[from] crate::accesslog::OpenError),
     /// The admin listener could not be bound.
     #[error("admin listener {addr}")]
     Admin {
@@ -168,6 +180,10 @@ struct Inner {
     ha_gate: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// `[ha]` with sync: the connection sync (taken out by `Director::stop`).
     sync: Mutex<Option<crate::sync::runner::SyncRunner>>,
+    /// `[log]`: backend state changes and reloads (`events`).
+    access: crate::accesslog::AccessLog<events::Event>,
+    /// The config file's hash and the reloads so far.
+    reloads: Mutex<config_view::ConfigView>,
 }
 
 /// Locks a mutex, taking over a poisoned one (a panicked task left plain data behind).
@@ -198,77 +214,6 @@ impl Inner {
         }
         value
     }
-
-    /// Re-reads the config (see the module doc).
-    fn reload(self: &Arc<Self>) -> Result<(), String> {
-        let new = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
-        {
-            let mut running = lock(&self.config);
-            let old = &*running;
-            let fixed = [
-                ("interface", old.interface != new.interface),
-                (
-                    "inner_interface",
-                    old.inner_interface != new.inner_interface,
-                ),
-                ("datapath", old.datapath != new.datapath),
-                ("xdp_mode", old.xdp_mode != new.xdp_mode),
-                ("admin", old.admin != new.admin),
-                ("max_conns", old.max_conns != new.max_conns),
-                ("threaded_napi", old.threaded_napi != new.threaded_napi),
-                ("icmp_rate/icmp_burst", old.icmp != new.icmp),
-                ("new_flow_rate/new_flow_burst", old.new_flow != new.new_flow),
-                (
-                    "tcp_timeout/udp_timeout",
-                    old.conn_timeouts != new.conn_timeouts,
-                ),
-            ];
-            if old.cluster != new.cluster {
-                tracing::warn!("[cluster] changed: it takes effect on restart");
-            }
-            if old.ha != new.ha {
-                tracing::warn!("[ha] changed: it takes effect on restart");
-            }
-            for (key, changed) in fixed {
-                if changed {
-                    tracing::warn!(key, "director.{key} changed: it takes effect on restart");
-                }
-            }
-            let mut kept = new.clone();
-            kept.interface = old.interface.clone();
-            kept.inner_interface = old.inner_interface.clone();
-            kept.datapath = old.datapath;
-            kept.xdp_mode = old.xdp_mode;
-            kept.admin = old.admin;
-            kept.max_conns = old.max_conns;
-            kept.threaded_napi = old.threaded_napi;
-            kept.icmp = old.icmp;
-            kept.conn_timeouts = old.conn_timeouts;
-            kept.cluster = old.cluster.clone();
-            kept.ha = old.ha.clone();
-            if kept.services.iter().any(|s| s.cluster) && self.membership.is_none() {
-                tracing::warn!(
-                    "backends = \"cluster\" without a running [cluster]: such services get \
-                     no backends until a restart"
-                );
-            }
-            if let Some(m) = &self.membership {
-                kept = cluster::fill(&kept, &m.members());
-            }
-            let links = self.links.clone();
-            self.change("reload", |state| {
-                state.reconcile_joining(&kept, SystemTime::now(), |m| links.initial_mac(m));
-                ((), true)
-            });
-            if let Some(router) = lock(&self.ha).as_ref() {
-                router.set_vips(kept.vips());
-            }
-            *running = kept;
-        }
-        health::restart(self);
-        tracing::info!(path = %self.config_path.display(), "config reloaded");
-        Ok(())
-    }
 }
 
 /// A running director (see the module doc).
@@ -287,6 +232,14 @@ impl Director {
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
         let mut config = crate::config::load(config_path)?;
         ha::check_vips_not_local(&config)?;
+        let access = crate::accesslog::AccessLog::start(&config.log, config.id.clone())?;
+        let reloads = config_view::ConfigView {
+            path: config_path.display().to_string(),
+            hash: std::fs::read_to_string(config_path)
+                .map(|t| config_view::hash_text(&t))
+                .unwrap_or_default(),
+            ..Default::default()
+        };
         let membership = match &config.cluster {
             Some(c) => {
                 let secret = c.secret.as_ref().map(|k| Arc::clone(&k.0));
@@ -383,6 +336,8 @@ impl Director {
             ha: Mutex::new(None),
             ha_gate: Mutex::new(None),
             sync: Mutex::new(None),
+            access,
+            reloads: Mutex::new(reloads),
         });
         health::restart(&inner);
         let caught_up = sync_opened.map(|opened| {
@@ -426,8 +381,9 @@ impl Director {
         self.admin_addr
     }
 
-    /// Re-reads the config file; an invalid one is refused with its diagnostics.
-    pub fn reload(&self) -> Result<(), String> {
+    /// Re-reads the config file; an invalid one is refused with its diagnostics. The outcome
+    /// names what changed and the start-only keys it could not apply.
+    pub fn reload(&self) -> Result<events::Outcome, String> {
         self.inner.reload()
     }
 
@@ -478,11 +434,16 @@ pub async fn run(config_path: &Path, open: &Opener) -> Result<(), StartError> {
     let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut hup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
     let director = Director::start(config_path, open).await?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: reopening the access log");
+                director.inner.access.reopen();
+            }
             _ = hup.recv() => {
                 if let Err(why) = director.reload() {
                     tracing::error!("reload refused, the running config stays:\n{why}");

@@ -14,7 +14,7 @@
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
-use crate::admin::metrics::{counter, counters, gauge, gauges, DescriptorEncoder};
+use crate::admin::metrics::{build_info, counter, counters, gauge, gauges, DescriptorEncoder};
 use html_escape::encode_quoted_attribute as escape;
 use serde_json::{json, Value};
 
@@ -80,6 +80,8 @@ pub struct Snapshot {
     pub ha: Option<crate::vrrp::status::HaStatus>,
     /// Connection sync's state and counters (`None`: no sync).
     pub sync: Option<crate::sync::status::SyncStatus>,
+    /// Version, config file, reloads and the access log's counters.
+    pub config: super::config_view::ConfigView,
 }
 
 impl Snapshot {
@@ -139,7 +141,12 @@ impl Snapshot {
                 b.flows = st.flows;
             }
         }
+        let mut config = lock(&inner.reloads).clone();
+        config.access_lines = inner.access.written();
+        config.access_dropped = inner.access.dropped();
+        config.access_failed = inner.access.failed();
         Ok(Snapshot {
+            config,
             id,
             datapath: inner.datapath_name.clone(),
             conntrack_entries: datapath.conn_count()?,
@@ -199,11 +206,13 @@ impl Snapshot {
         if let Some(sync) = &self.sync {
             v["sync"] = sync.to_json();
         }
+        self.config.add_json(&mut v);
         v
     }
 
     /// Every `/metrics` family (see the module doc).
     pub(super) fn encode_metrics(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        build_info(enc)?;
         let backends = || {
             self.services.iter().flat_map(|s| {
                 s.backends.iter().map(move |b| {
@@ -220,7 +229,7 @@ impl Snapshot {
         counters(
             enc,
             "backend_packets",
-            "Packets forwarded to a backend",
+            "Packets forwarded to a backend (rate(): its packets per second)",
             packets,
         )?;
         let bytes = backends().map(|(l, b)| (l, b.bytes));
@@ -229,22 +238,27 @@ impl Snapshot {
         counters(
             enc,
             "backend_flows",
-            "New flows assigned to a backend",
+            "New flows assigned to a backend (rate(): its new flows per second)",
             flows,
         )?;
         let up = backends().map(|(l, b)| (l, u64::from(b.up)));
-        gauges(enc, "backend_up", "Whether a backend takes new flows", up)?;
+        let up_help = "1 when a backend takes new flows (up and weight above 0), else 0";
+        gauges(enc, "backend_up", up_help, up)?;
         let weight = backends().map(|(l, b)| (l, u64::from(b.effective_weight)));
         gauges(
             enc,
             "backend_weight",
-            "A backend's weight in its table",
+            "A backend's weight in its table now (0 while draining or down)",
             weight,
         )?;
         let entries = "Entries in the connection table";
         gauge(enc, "conntrack_entries", entries, self.conntrack_entries)?;
         for (name, value) in &self.counters {
-            counter(enc, name, &format!("Datapath counter {name}"), *value)?;
+            let help = super::counter_help::help(name).map_or_else(
+                || format!("Datapath events counted as {name}"),
+                str::to_owned,
+            );
+            counter(enc, name, &help, *value)?;
         }
         if let Some(ha) = &self.ha {
             ha.encode_metrics(enc)?;
@@ -252,7 +266,7 @@ impl Snapshot {
         if let Some(sync) = &self.sync {
             sync.encode_metrics(enc)?;
         }
-        Ok(())
+        self.config.encode_metrics(enc)
     }
 
     /// The admin page: one table per service (HTML, no script).
@@ -313,6 +327,7 @@ impl Snapshot {
             }
             out.push_str("</table>");
         }
+        self.config.write_html(&mut out);
         out.push_str("</body></html>\n");
         out
     }
@@ -349,6 +364,7 @@ mod tests {
             }],
             ha: None,
             sync: None,
+            config: Default::default(),
         }
     }
 
@@ -377,6 +393,32 @@ mod tests {
         ), "{m}");
         assert!(m.contains("strait_director_tx_new_total 7"), "{m}");
         assert!(m.contains("strait_director_conntrack_entries 3"), "{m}");
+    }
+
+    #[test]
+    fn the_whole_metrics_text_parses_with_ha_and_sync() {
+        let mut s = sample();
+        s.ha = Some(crate::vrrp::status::HaStatus::new(
+            51,
+            150,
+            std::time::Duration::from_millis(100),
+            "eth0".into(),
+            vec![],
+            vec![std::net::Ipv4Addr::new(10, 0, 0, 100)],
+            &["ttl"],
+        ));
+        s.sync = Some(crate::sync::status::SyncStatus::new(
+            std::net::Ipv4Addr::new(10, 0, 0, 2),
+            8848,
+            vec![std::net::Ipv4Addr::new(10, 0, 0, 3)],
+            true,
+        ));
+        let m = crate::admin::Metrics::new("strait_director", move |enc| s.encode_metrics(enc))
+            .render()
+            .unwrap();
+        crate::admin::metrics::tests::assert_exposition(&m);
+        assert!(m.contains("strait_director_build_info{version=\""), "{m}");
+        assert!(!m.contains("Datapath events counted as"), "{m}");
     }
 
     #[test]

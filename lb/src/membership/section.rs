@@ -103,25 +103,43 @@ pub struct ClusterSection {
     #[serde(default)]
     pub insecure: Option<Spanned<bool>>,
     /// SWIM probe period.
-    #[serde(default = "default_probe_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_probe_interval",
+        with = "crate::config::units::duration"
+    )]
     pub probe_interval: Duration,
     /// How long a suspect stays suspect before it is declared dead.
-    #[serde(default = "default_suspect_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_suspect_timeout",
+        with = "crate::config::units::duration"
+    )]
     pub suspect_timeout: Duration,
     /// How long after joining this node asks a key's previous owner before the origin
     /// (`http::handover`); zero: never.
-    #[serde(default = "default_handover_window", with = "humantime_serde")]
+    #[serde(
+        default = "default_handover_window",
+        with = "crate::config::units::duration"
+    )]
     pub handover_window: Duration,
     /// ... when that owner had been running at least this long when this node started.
-    #[serde(default = "default_handover_min_lead", with = "humantime_serde")]
+    #[serde(
+        default = "default_handover_min_lead",
+        with = "crate::config::units::duration"
+    )]
     pub handover_min_lead: Duration,
     /// How long the owner waits for each frame of the push of a fill lease it granted (after
     /// the holder's origin answered) before it takes the fill over (`http::lease`).
-    #[serde(default = "default_lease_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_lease_timeout",
+        with = "crate::config::units::duration"
+    )]
     pub lease_timeout: Duration,
     /// How long a request waits for a peer's first answer (and for the connection handshake)
     /// before the key's next node takes the request over.
-    #[serde(default = "default_peer_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_peer_timeout",
+        with = "crate::config::units::duration"
+    )]
     pub peer_timeout: Duration,
     /// The key read from `secret_file` when the config was loaded.
     #[serde(skip)]

@@ -90,6 +90,7 @@ fn samples() -> Vec<Frame> {
         Frame::Ban {
             prefix: "http://example.com/".into(),
         },
+        Frame::BanAll,
         Frame::Count(3),
         Frame::Wait,
         Frame::Credit(0x0102_0304),

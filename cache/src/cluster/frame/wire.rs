@@ -282,7 +282,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.buf.put_slice(hash);
             w.bytes("text", text.as_bytes(), w.limits.max_frame)?;
         }
-        Frame::Wait | Frame::Reset => {}
+        Frame::Wait | Frame::Reset | Frame::BanAll => {}
         Frame::Credit(n) => w.buf.put_u32(*n),
     }
     Ok(())
@@ -407,6 +407,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
         },
         Kind::Wait => Frame::Wait,
         Kind::Reset => Frame::Reset,
+        Kind::BanAll => Frame::BanAll,
         Kind::Credit => Frame::Credit(r.u32("bytes")?),
     };
     r.finish()?;

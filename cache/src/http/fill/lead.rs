@@ -101,13 +101,14 @@ pub(in crate::http) async fn lead(
         }
         let (status, has_targeted) = (head.status, head.has_targeted);
         let headers = Arc::try_unwrap(head).map_or_else(|h| h.headers.clone(), |h| h.headers);
-        let resp = respond_upstream(
+        let mut resp = respond_upstream(
             ctx,
             &job.req,
             (status, headers, has_targeted),
             incoming,
             &cs,
         );
+        crate::access::note_server(ctx, &mut resp, server.addr);
         return with_cookie(resp, set_cookie);
     }
     let head = if matches!(keep, Keep::Nowhere) {
@@ -121,6 +122,7 @@ pub(in crate::http) async fn lead(
         ctx.uncacheable.clear(job.key);
         head
     };
+    let server_addr = server.addr;
     let reader = w.reader();
     w.publish(Arc::clone(&head), true);
     tokio::spawn(drive(
@@ -132,7 +134,9 @@ pub(in crate::http) async fn lead(
         (job.rt.max_object_size, server),
         keep,
     ));
-    with_cookie(respond::fill(ctx, &job.req, &head, reader, &cs), set_cookie)
+    let mut resp = respond::fill(ctx, &job.req, &head, reader, &cs);
+    crate::access::note_server(ctx, &mut resp, server_addr);
+    with_cookie(resp, set_cookie)
 }
 
 /// The fill's request to the origin pool: the client's request as a GET for the whole object

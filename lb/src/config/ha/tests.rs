@@ -79,7 +79,7 @@ fn each_rule_is_reported_at_its_value() {
         "13:13: ha.interface \"a/b\" is not a valid interface name",
         "14:22: ha.peers: \"224.0.0.18\" is multicast",
         "14:36: ha.peers: \"10.0.0.4\" is listed twice",
-        "14:48: ha.peers: \"nope\" is not an IPv4 address",
+        "14:48: ha.peers: \"nope\" is not an IPv4 address; names are not resolved",
         "14:56: ha.peers: \"0.0.0.0\" is not a host address",
         "15:15: ha.garp_repeat 0 is out of range 1..=100",
         "16:17: ha.garp_interval \"11s\" is longer than 10s",

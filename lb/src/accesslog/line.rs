@@ -1,0 +1,233 @@
+//! One access line, built field by field in a fixed order, as text or as JSON.
+//!
+//! Contract:
+//! * Text: `key=value` pairs separated by one space, in the order the record gives them, and a
+//!   newline (logfmt). A value is written bare unless it is empty or holds a space, `"`, `=`,
+//!   `\` or a control character; then it is quoted, with `\"`, `\\`, `\n`, `\r`, `\t` and
+//!   `\xHH` (other control characters) inside. An absent value is `-` (bare), so every key is
+//!   on every line. Times are RFC 3339 UTC with milliseconds; durations are milliseconds
+//!   with three decimals.
+//! * JSON: one object per line with the same keys in the same order; absent values are
+//!   `null`, numbers and durations are JSON numbers, the rest strings (RFC 8259 escapes).
+//! * No colours or other terminal sequences, whatever the destination.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use super::settings::Format;
+
+/// A field's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    /// Text (quoted in the text format when needed).
+    Str(&'a str),
+    /// An unsigned number.
+    Num(u64),
+    /// A duration, written in milliseconds with three decimals.
+    Millis(Duration),
+    /// A wall-clock time, RFC 3339 UTC with milliseconds.
+    Time(SystemTime),
+    /// Not known for this line: `-` in text, `null` in JSON.
+    Absent,
+}
+
+/// A line being built.
+pub struct Line {
+    format: Format,
+    buf: String,
+    fields: usize,
+}
+
+impl Line {
+    /// An empty line in `format`, reusing `buf`'s memory.
+    pub fn new(format: Format, mut buf: String) -> Line {
+        buf.clear();
+        if format == Format::Json {
+            buf.push('{');
+        }
+        Line {
+            format,
+            buf,
+            fields: 0,
+        }
+    }
+
+    /// Appends `key` with `value`.
+    pub fn field(&mut self, key: &'static str, value: Value<'_>) {
+        match self.format {
+            Format::Text => {
+                if self.fields > 0 {
+                    self.buf.push(' ');
+                }
+                self.buf.push_str(key);
+                self.buf.push('=');
+                text_value(&mut self.buf, value);
+            }
+            Format::Json => {
+                if self.fields > 0 {
+                    self.buf.push(',');
+                }
+                json_str(&mut self.buf, key);
+                self.buf.push(':');
+                json_value(&mut self.buf, value);
+            }
+        }
+        self.fields += 1;
+    }
+
+    /// Appends an optional string (absent when None).
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+        self.field(key, value.map_or(Value::Absent, Value::Str));
+    }
+
+    /// The finished line, newline included.
+    pub fn finish(mut self) -> String {
+        if self.format == Format::Json {
+            self.buf.push('}');
+        }
+        self.buf.push('\n');
+        self.buf
+    }
+}
+
+fn text_value(out: &mut String, value: Value<'_>) {
+    match value {
+        Value::Str(s) => text_str(out, s),
+        Value::Num(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Millis(d) => millis(out, d),
+        Value::Time(t) => time(out, t),
+        Value::Absent => out.push('-'),
+    }
+}
+
+fn json_value(out: &mut String, value: Value<'_>) {
+    match value {
+        Value::Str(s) => json_str(out, s),
+        Value::Num(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Millis(d) => millis(out, d),
+        Value::Time(t) => {
+            out.push('"');
+            time(out, t);
+            out.push('"');
+        }
+        Value::Absent => out.push_str("null"),
+    }
+}
+
+fn millis(out: &mut String, d: Duration) {
+    let micros = d.as_micros();
+    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+}
+
+fn time(out: &mut String, t: SystemTime) {
+    let _ = write!(out, "{}", humantime::format_rfc3339_millis(t));
+}
+
+/// Whether a text value must be quoted.
+fn needs_quotes(s: &str) -> bool {
+    s.is_empty()
+        || s.chars()
+            .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || c.is_control())
+}
+
+fn text_str(out: &mut String, s: &str) {
+    if !needs_quotes(s) {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(format: Format) -> String {
+        let mut l = Line::new(format, String::new());
+        l.field(
+            "time",
+            Value::Time(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+        );
+        l.field("path", Value::Str("/a b?x=\"1\""));
+        l.field("status", Value::Num(200));
+        l.field("duration_ms", Value::Millis(Duration::from_micros(12_345)));
+        l.field("empty", Value::Str(""));
+        l.opt_str("server", None);
+        l.field("ctl", Value::Str("a\u{1}\n"));
+        l.finish()
+    }
+
+    #[test]
+    fn text_is_key_value_pairs_quoted_only_when_needed() {
+        assert_eq!(
+            sample(Format::Text),
+            "time=2023-11-14T22:13:20.123Z path=\"/a b?x=\\\"1\\\"\" status=200 \
+             duration_ms=12.345 empty=\"\" server=- ctl=\"a\\x01\\n\"\n"
+        );
+    }
+
+    #[test]
+    fn json_is_one_object_with_the_same_keys() {
+        let line = sample(Format::Json);
+        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v["path"], "/a b?x=\"1\"");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["duration_ms"], 12.345);
+        assert_eq!(v["empty"], "");
+        assert!(v["server"].is_null());
+        assert_eq!(v["ctl"], "a\u{1}\n");
+        let keys: Vec<&str> = ["time", "path", "status", "duration_ms", "empty", "server"]
+            .into_iter()
+            .collect();
+        let mut at = 0;
+        for k in keys {
+            let pos = line[at..].find(&format!("\"{k}\":")).expect(k) + at;
+            at = pos;
+        }
+    }
+
+    #[test]
+    fn sub_millisecond_durations_keep_three_decimals() {
+        let mut l = Line::new(Format::Text, String::new());
+        l.field("d", Value::Millis(Duration::from_micros(7)));
+        assert_eq!(l.finish(), "d=0.007\n");
+    }
+}
