@@ -113,7 +113,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
                     }],
                 }
             })?;
-            let dist = ConfigDist::new(file_text, shared);
+            let dist = ConfigDist::new(file_text.clone(), shared);
             let cluster = Cluster::new(
                 cfg.node.id.get_ref(),
                 members,
@@ -137,6 +137,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         counters: Counters::default(),
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),
+        applied_text: crate::admin::control::AppliedText::new(&file_text),
         config_path: path.to_path_buf(),
         cluster,
     });
@@ -236,6 +237,9 @@ pub(crate) fn reload(ctx: &Ctx) -> Result<(), String> {
             .to_string(),
         )
     })?;
+    if ctx.cluster.is_none() {
+        ctx.applied_text.offer(&text);
+    }
     let Some(cluster) = &ctx.cluster else {
         install(ctx, &file_cfg).map_err(refuse)?;
         tracing::info!(path = %path.display(), "config reloaded");
@@ -288,6 +292,7 @@ pub(crate) fn install(ctx: &Ctx, cfg: &NodeConfig) -> Result<(), String> {
     let current = ctx.rt.load();
     let rt = Runtime::from_config(cfg, Some(&current))
         .map_err(|e| format!("{}: {e}", ctx.config_path.display()))?;
+    ctx.applied_text.commit();
     ctx.fills
         .configure(rt.limits.inflight, rt.limits.stream_lag);
     ctx.rt.store(Arc::new(rt));

@@ -69,6 +69,7 @@ fn encode(enc: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result {
         "Requests waiting on the origin server",
         servers().map(|(l, srv)| (l, srv.active)),
     )?;
+    super::control::encode_admin_states(enc, s)?;
     super::cluster::encode_metrics(enc, s.cluster.as_ref())
 }
 
@@ -89,6 +90,8 @@ mod tests {
                     addr: "127.0.0.1:1".into(),
                     up: true,
                     state: "up",
+                    admin_state: "ready",
+                    file_weight: 1,
                     since_secs: 5,
                     check: Some(("200".into(), 1.5)),
                     weight: 1,

@@ -8,6 +8,8 @@ mod metrics;
 mod page;
 pub mod server;
 mod snapshot;
+// Runtime control (`/server`) and the config in effect (`/config`).
+pub(crate) mod control;
 
 pub use cluster::ClusterSnapshot;
 pub use snapshot::Snapshot;

@@ -23,7 +23,7 @@ use crate::policy::key::{bans_everything, primary_key};
 use crate::stats::add;
 
 /// The node's admin paths that change state.
-pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload"];
+pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload", "/server"];
 
 /// Serve the admin listener until `stop` turns true; the node's metrics registry is built
 /// here, once.
@@ -102,6 +102,7 @@ fn n_u64(n: usize) -> u64 {
 pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     match (req.method(), path) {
+        (_, "/server" | "/config" | "/config.json") => super::control::route(ctx, &req),
         (&Method::GET, "/") => {
             let body = page::render(&Snapshot::take(ctx));
             respond(StatusCode::OK, "text/html; charset=utf-8", body)

@@ -34,6 +34,7 @@ mod cluster;
 mod ha;
 mod health;
 mod observer;
+mod runtime;
 mod state;
 mod sync;
 mod view;
@@ -152,6 +153,8 @@ struct Inner {
     config_path: PathBuf,
     /// The running config, cluster services filled from the members (`cluster::fill`).
     config: Mutex<DirectorConfig>,
+    /// The file's text as of the start or the last applied reload (`GET /config`).
+    applied_text: Mutex<String>,
     /// The cluster's gossip, joined as an observer (`[cluster]`).
     membership: Option<Membership>,
     state: Mutex<State>,
@@ -201,7 +204,7 @@ impl Inner {
 
     /// Re-reads the config (see the module doc).
     fn reload(self: &Arc<Self>) -> Result<(), String> {
-        let new = crate::config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let (new, text) = runtime::load_text(&self.config_path).map_err(|e| e.to_string())?;
         {
             let mut running = lock(&self.config);
             let old = &*running;
@@ -264,6 +267,7 @@ impl Inner {
                 router.set_vips(kept.vips());
             }
             *running = kept;
+            *lock(&self.applied_text) = text;
         }
         health::restart(self);
         tracing::info!(path = %self.config_path.display(), "config reloaded");
@@ -285,7 +289,7 @@ impl Director {
     /// Starts a director from its config file (see the module doc). Must run inside a tokio
     /// runtime.
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
-        let mut config = crate::config::load(config_path)?;
+        let (mut config, applied_text) = runtime::load_text(config_path)?;
         ha::check_vips_not_local(&config)?;
         let membership = match &config.cluster {
             Some(c) => {
@@ -373,6 +377,7 @@ impl Director {
         let inner = Arc::new(Inner {
             config_path: config_path.to_path_buf(),
             config: Mutex::new(config),
+            applied_text: Mutex::new(applied_text),
             membership: membership.clone(),
             state: Mutex::new(state),
             datapath: Mutex::new(datapath),
