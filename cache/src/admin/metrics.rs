@@ -22,7 +22,11 @@ const GAUGES: &[&str] = &[
 
 /// The node's registry: `read` takes the snapshot at each scrape.
 pub fn registry(read: impl Fn() -> Snapshot + Send + Sync + 'static) -> Metrics {
-    Metrics::new("strait", move |enc| encode(enc, &read()))
+    Metrics::new("strait", move |enc| {
+        let s = read();
+        encode(enc, &s)?;
+        super::control::encode_admin_states(enc, &s)
+    })
 }
 
 /// Every metric of one snapshot.
@@ -69,7 +73,6 @@ fn encode(enc: &mut DescriptorEncoder<'_>, s: &Snapshot) -> fmt::Result {
         "Requests waiting on the origin server",
         servers().map(|(l, srv)| (l, srv.active)),
     )?;
-    super::control::encode_admin_states(enc, s)?;
     super::cluster::encode_metrics(enc, s.cluster.as_ref())
 }
 

@@ -43,7 +43,7 @@ pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch:
 fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
     let snapshot = || Snapshot::take(inner);
     let answer = match (req.method(), req.uri().path()) {
-        (_, "/backend" | "/config" | "/config.json") => Ok(super::runtime::route(inner, req)),
+        (_, "/backend" | "/config" | "/config.json") => Ok(super::backend_ctl::route(inner, req)),
         (&Method::GET, "/") => snapshot().map(|s| respond(StatusCode::OK, HTML, s.to_html())),
         (&Method::GET, "/stats.json") => {
             snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))

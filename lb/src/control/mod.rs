@@ -30,11 +30,11 @@
 //!   reloads on SIGHUP.
 
 mod admin;
+mod backend_ctl;
 mod cluster;
 mod ha;
 mod health;
 mod observer;
-mod runtime;
 mod state;
 mod sync;
 mod view;
@@ -204,7 +204,7 @@ impl Inner {
 
     /// Re-reads the config (see the module doc).
     fn reload(self: &Arc<Self>) -> Result<(), String> {
-        let (new, text) = runtime::load_text(&self.config_path).map_err(|e| e.to_string())?;
+        let (new, text) = backend_ctl::load_text(&self.config_path).map_err(|e| e.to_string())?;
         {
             let mut running = lock(&self.config);
             let old = &*running;
@@ -289,7 +289,7 @@ impl Director {
     /// Starts a director from its config file (see the module doc). Must run inside a tokio
     /// runtime.
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
-        let (mut config, applied_text) = runtime::load_text(config_path)?;
+        let (mut config, applied_text) = backend_ctl::load_text(config_path)?;
         ha::check_vips_not_local(&config)?;
         let membership = match &config.cluster {
             Some(c) => {

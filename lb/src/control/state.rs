@@ -15,7 +15,7 @@
 //!   not in `maint`; a backend drained on purpose (weight 0, removed from the config, `drain`)
 //!   stays alive, so its flows stay; a dead one's flows are rescheduled by the datapath on
 //!   their next packet.
-//! * A backend's runtime override (`crate::health::admin`, set by `runtime`) survives a
+//! * A backend's runtime override (`crate::health::admin`, set by `backend_ctl`) survives a
 //!   reload that keeps its weight and is cleared by one that changes it.
 //! * [`State::build`] is a pure function of the state: every service with its table laid
 //!   out by its scheduler over the effective weights, and each backend's liveness.
@@ -47,7 +47,7 @@ pub(super) struct BackendState {
     pub health: Health,
     /// Resolved MAC; `None` while unresolved.
     pub mac: Option<[u8; 6]>,
-    /// Runtime control: drain, maint, a weight override (`runtime`).
+    /// Runtime control: drain, maint, a weight override (`backend_ctl`).
     pub admin: Override,
 }
 

@@ -244,7 +244,7 @@ impl Snapshot {
             "A backend's weight in its table",
             weight,
         )?;
-        super::runtime::encode_admin_states(enc, &self.services)?;
+        super::backend_ctl::encode_admin_states(enc, &self.services)?;
         let entries = "Entries in the connection table";
         gauge(enc, "conntrack_entries", entries, self.conntrack_entries)?;
         for (name, value) in &self.counters {
