@@ -44,11 +44,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// Admin address of the node or director.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    /// Admin address of the node or director: ip:port, or host:port resolved here (an IPv4
+    /// address first), e.g. localhost:9090. Before or after the subcommand.
+    #[arg(long, global = true, default_value = "127.0.0.1:9090",
+          value_parser = crate::cmd::ctl::control::admin_addr)]
     pub admin: SocketAddr,
-    /// Print JSON instead of a human table.
-    #[arg(long)]
+    /// Print JSON instead of a human table. Before or after the subcommand.
+    #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: CtlCommand,
@@ -56,6 +58,9 @@ pub struct CtlArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
+    /// Runtime control (`server`, `backend`) and `show config`.
+    #[command(flatten)]
+    Runtime(RuntimeCommand),
     /// One line: node id, uptime, requests, hit ratio (director: one line per service).
     Status,
     /// Counters and pools (director: counters and one backend table per service).
@@ -86,6 +91,63 @@ pub enum CtlCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// `strait ctl server|backend|show`: runtime control without editing the file (kept until a
+/// reload changes that server's weight in the file), and the configuration in effect.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum RuntimeCommand {
+    /// Node: set one origin server of a pool to drain, ready, maint or a new weight.
+    Server {
+        /// The pool (`[[pool]] name`).
+        pool: String,
+        /// The server's ip:port, as in the file.
+        addr: String,
+        #[command(subcommand)]
+        action: Action,
+    },
+    /// Director: set one backend of a service to drain, ready, maint or a new weight.
+    Backend {
+        /// The service's VIP:PORT.
+        service: String,
+        /// The backend's ip:port, or its ip when only one backend of the service has it.
+        addr: String,
+        /// tcp or udp, when the VIP:PORT has both.
+        #[arg(long)]
+        proto: Option<String>,
+        #[command(subcommand)]
+        action: Action,
+    },
+    /// Show what runs.
+    Show {
+        #[command(subcommand)]
+        what: ShowWhat,
+    },
+}
+
+/// What `strait ctl server|backend` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Action {
+    /// No new requests or flows; those in flight finish (node: clients a persistence cookie
+    /// pins keep it; director: established flows keep it).
+    Drain,
+    /// Back to normal.
+    Ready,
+    /// No traffic at all; health checks keep running but do not bring it back.
+    Maint,
+    /// A new weight (node 0..=1000, director 0..=65535).
+    Weight {
+        /// The weight.
+        weight: u32,
+    },
+}
+
+/// What `strait ctl show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum ShowWhat {
+    /// The configuration in effect: the file's TOML text as applied (start or last reload),
+    /// runtime overrides listed after it as comments.
+    Config,
 }
 
 #[derive(Debug, Subcommand)]

@@ -120,7 +120,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
                     }],
                 }
             })?;
-            let dist = ConfigDist::new(file_text, shared);
+            let dist = ConfigDist::new(file_text.clone(), shared);
             let cluster = Cluster::new(
                 cfg.node.id.get_ref(),
                 members,
@@ -145,6 +145,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         counters: Counters::default(),
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),
+        applied_text: crate::admin::control::AppliedText::new(&file_text),
         config_path: path.to_path_buf(),
         cluster,
         sampler: Default::default(),
@@ -265,6 +266,9 @@ pub(crate) fn reload(ctx: &Ctx) -> Result<Outcome, String> {
             .to_string(),
         )
     })?;
+    if ctx.cluster.is_none() {
+        ctx.applied_text.offer(&text);
+    }
     let Some(cluster) = &ctx.cluster else {
         let outcome = install(ctx, &file_cfg, Source::File).map_err(refuse)?;
         ctx.reloads.file_read(&text);
@@ -321,6 +325,7 @@ pub(crate) fn install(ctx: &Ctx, cfg: &NodeConfig, source: Source) -> Result<Out
     let current = ctx.rt.load();
     let rt = Runtime::from_config(cfg, Some(&current))
         .map_err(|e| format!("{}: {e}", ctx.config_path.display()))?;
+    ctx.applied_text.commit();
     ctx.fills
         .configure(rt.limits.inflight, rt.limits.stream_lag);
     ctx.rt.store(Arc::new(rt));

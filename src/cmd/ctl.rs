@@ -7,7 +7,8 @@
 //!   (rendered by `cluster_view`); `purge URL` -> `POST /purge?url=<URL>`;
 //!   `ban PREFIX` -> `POST /ban?prefix=<PREFIX>` (query values percent-encoded, RFC 3986
 //!   §2.1: everything but unreserved characters is escaped); `conns --limit N` ->
-//!   `GET /conns.json?limit=N` (directors). Every request carries `Host: ADDR` and no body or
+//!   `GET /conns.json?limit=N` (directors); `server`, `backend` and `show config` are
+//!   `control`'s. Every request carries `Host: ADDR` and no body or
 //!   `Content-Type`, as the admin listener's guard asks (`strait_lb::admin::guard`).
 //! * A transport failure or timeout is the error `cannot reach admin at ADDR: <reason>` (exit 1).
 //!   A non-2xx answer prints `admin at ADDR answered <status>` and the body on stderr (exit 1).
@@ -33,6 +34,7 @@ use serde_json::Value;
 use crate::cli::{CtlArgs, CtlCommand};
 
 mod cluster_view;
+pub(crate) mod control;
 pub(crate) mod director_view;
 mod invalidate;
 mod reload_view;
@@ -107,7 +109,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
     let text = if args.json {
         format!("{}\n", serde_json::to_string_pretty(&value)?)
     } else {
-        match args.command {
+        match &args.command {
             CtlCommand::Status if director_view::is_director(&value) => {
                 director_view::render_status(&value)
             }
@@ -117,6 +119,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
             CtlCommand::Status => render_status(&value),
             CtlCommand::Stats => render_stats(&value),
             CtlCommand::Cluster => cluster_view::render_cluster(&value),
+            CtlCommand::Runtime(runtime) => control::render(runtime, &value),
             CtlCommand::Conns { .. } => director_view::render_conns(&value),
             CtlCommand::Purge { .. } | CtlCommand::Ban { .. } => render_removed(&value),
             CtlCommand::Reload => reload_view::render_reload(&value),
@@ -137,6 +140,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<i32> {
 fn request_for(command: &CtlCommand) -> Result<(Method, String), String> {
     Ok(match command {
         CtlCommand::Status | CtlCommand::Stats => (Method::GET, "/stats.json".to_owned()),
+        CtlCommand::Runtime(runtime) => control::request_for(runtime),
         CtlCommand::Cluster => (Method::GET, "/cluster.json".to_owned()),
         CtlCommand::Purge { url } => (Method::POST, format!("/purge?url={}", percent_encode(url))),
         CtlCommand::Ban { prefix, all } => {

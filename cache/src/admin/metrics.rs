@@ -15,11 +15,15 @@ use super::Snapshot;
 use crate::stats::{Kind, CLASSES, DURATION_BOUNDS, ROUTE_SLOTS};
 
 /// Server states, each a sample of `origin_server_state`.
-const SERVER_STATES: [&str; 4] = ["up", "down", "ejected", "draining"];
+const SERVER_STATES: [&str; 5] = ["up", "down", "ejected", "draining", "maint"];
 
 /// The node's registry: `read` takes the snapshot at each scrape.
 pub fn registry(read: impl Fn() -> Snapshot + Send + Sync + 'static) -> Metrics {
-    Metrics::new("strait", move |enc| encode(enc, &read()))
+    Metrics::new("strait", move |enc| {
+        let s = read();
+        encode(enc, &s)?;
+        super::control::encode_admin_states(enc, &s)
+    })
 }
 
 /// Every metric of one snapshot.

@@ -11,6 +11,8 @@ pub(crate) mod rates;
 mod reload_block;
 pub mod server;
 mod snapshot;
+// Runtime control (`/server`) and the config in effect (`/config`).
+pub(crate) mod control;
 
 pub use cluster::ClusterSnapshot;
 pub use snapshot::Snapshot;

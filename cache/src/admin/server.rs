@@ -20,7 +20,7 @@ use super::{metrics, page, Snapshot};
 use crate::http::ctx::Ctx;
 
 /// The node's admin paths that change state.
-pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload"];
+pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload", "/server"];
 
 /// Serve the admin listener until `stop` turns true; the node's metrics registry is built
 /// here, once.
@@ -54,6 +54,7 @@ pub async fn route_async(
 pub fn route(ctx: &Ctx, metrics: &Metrics, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     match (req.method(), path) {
+        (_, "/server" | "/config" | "/config.json") => super::control::route(ctx, &req),
         (&Method::GET, "/") => {
             let body = page::render(&Snapshot::with_rates(ctx));
             respond(StatusCode::OK, "text/html; charset=utf-8", body)

@@ -115,10 +115,15 @@ pub struct PoolSnapshot {
 /// One origin server in a snapshot.
 pub struct ServerSnapshot {
     pub addr: String,
-    /// Takes new requests now (state up, not ejected, weight > 0).
+    /// Takes new requests now (state up, not ejected, weight > 0, admin state ready).
     pub up: bool,
-    /// "up", "down", "ejected" (passive back-off) or "draining" (weight 0).
+    /// "maint" (admin), "up", "down", "ejected" (passive back-off) or "draining" (admin
+    /// drain, or weight 0).
     pub state: &'static str,
+    /// Runtime control: "ready", "drain" or "maint" (`strait ctl server`).
+    pub admin_state: &'static str,
+    /// The weight in the file (`weight` is the one in effect, a runtime override's if set).
+    pub file_weight: u32,
     /// Seconds since the last up/down change.
     pub since_secs: u64,
     /// Last active check: result and latency (ms), when the pool has checks.
@@ -135,18 +140,23 @@ pub struct ServerSnapshot {
 fn server_snapshot(s: &Server) -> ServerSnapshot {
     let now = Instant::now();
     let weight = s.weight.load(Ordering::Relaxed);
+    let admin = s.admin();
     let h = s.health.lock();
     let available = h.available(now);
     let state = match (h.state(), available, weight) {
+        _ if !admin.keeps_existing() => "maint",
         (ServerState::Down, _, _) => "down",
         (ServerState::Up, false, _) => "ejected",
+        _ if !admin.takes_new() => "draining",
         (ServerState::Up, true, 0) => "draining",
         (ServerState::Up, true, _) => "up",
     };
     ServerSnapshot {
         addr: s.addr.to_string(),
-        up: available && weight > 0,
+        up: available && weight > 0 && admin.takes_new(),
         state,
+        admin_state: admin.state.as_str(),
+        file_weight: s.file_weight.load(Ordering::Relaxed),
         since_secs: SystemTime::now()
             .duration_since(h.since())
             .map_or(0, |d| d.as_secs()),
@@ -325,6 +335,7 @@ impl Snapshot {
                     "algorithm": p.algorithm,
                     "servers": p.servers.iter().map(|s| json!({
                         "addr": s.addr, "up": s.up, "state": s.state, "since_secs": s.since_secs,
+                        "admin_state": s.admin_state, "file_weight": s.file_weight,
                         "last_check": s.check.as_ref().map(|c| c.0.clone()),
                         "check_ms": s.check.as_ref().map(|c| round3(c.1)),
                         "weight": s.weight, "requests": s.requests, "active": s.active,
@@ -403,6 +414,8 @@ pub(super) mod tests {
                     addr: "127.0.0.1:1".into(),
                     up: true,
                     state: "up",
+                    admin_state: "ready",
+                    file_weight: 1,
                     since_secs: 5,
                     check: Some(("200".into(), 1.5)),
                     weight: 1,

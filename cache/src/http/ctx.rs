@@ -189,6 +189,8 @@ pub struct Ctx {
     pub counters: Counters,
     pub started: Instant,
     pub rt: ArcSwap<Runtime>,
+    /// The config text in effect (`GET /config`; `admin::control`).
+    pub applied_text: crate::admin::control::AppliedText,
     /// The config file (re-read on reload).
     pub config_path: std::path::PathBuf,
     /// The cluster (membership, peer connections), when the config has `[cluster]`.

@@ -26,6 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use strait_lb::health::admin::Override;
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
@@ -50,8 +51,13 @@ pub struct Server {
     pub authority: Authority,
     /// Opaque id used in persistence cookies.
     pub id: String,
-    /// Current weight (a reload may change it; 0 = draining: no new requests).
+    /// Weight in effect: the runtime override's, else the file's (a reload may change it;
+    /// 0 = no new requests).
     pub weight: AtomicU32,
+    /// Weight in the file (see `control`).
+    pub file_weight: AtomicU32,
+    /// Runtime control: drain, maint, a weight override (`control`, `strait ctl server`).
+    pub admin: Mutex<Override>,
     /// Requests sent to it.
     pub requests: AtomicU64,
     /// Requests waiting for its response head right now.
@@ -66,7 +72,7 @@ pub struct Server {
 }
 
 impl Server {
-    fn new(addr: SocketAddr, weight: u32) -> Server {
+    pub(super) fn new(addr: SocketAddr, weight: u32) -> Server {
         Server {
             addr,
             // An ip:port always parses as an authority; the fallback is never used.
@@ -74,6 +80,8 @@ impl Server {
                 .unwrap_or_else(|_| Authority::from_static("invalid")),
             id: persist::server_id(&addr),
             weight: AtomicU32::new(weight),
+            file_weight: AtomicU32::new(weight),
+            admin: Mutex::new(Override::default()),
             requests: AtomicU64::new(0),
             active: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -140,7 +148,8 @@ pub struct Sent {
 
 impl Pool {
     /// Build a pool (and its connection pool) from config. Servers of `previous` (the same pool
-    /// before a reload) with the same address are carried over with their counters and health.
+    /// before a reload) with the same address are carried over with their counters, health and
+    /// runtime override (cleared when the file changed their weight: `control`).
     /// Starts the health checker when the pool has `health` (must run inside a tokio runtime).
     pub fn new(cfg: &PoolConfig, previous: Option<&Pool>) -> Pool {
         let mut connector = HttpConnector::new();
@@ -161,7 +170,7 @@ impl Pool {
                 if let Some(old) =
                     previous.and_then(|p| p.servers.iter().find(|o| o.addr == s.addr))
                 {
-                    old.weight.store(s.weight, Ordering::Relaxed);
+                    old.reloaded(cfg.name.get_ref(), s.weight);
                     return Arc::clone(old);
                 }
                 Arc::new(Server::new(s.addr, s.weight))
@@ -197,8 +206,9 @@ impl Pool {
         }
     }
 
-    /// Choose a server: the persistence cookie's server when it is available, else the
-    /// scheduler's pick. Returns the index and whether a (new) cookie must be set.
+    /// Choose a server: the persistence cookie's server when it is available and not in
+    /// maintenance, else the scheduler's pick among the servers that take new requests (not
+    /// drained, not in maintenance). Returns the index and whether a (new) cookie must be set.
     fn choose(
         &self,
         input: &PickInput<'_>,
@@ -206,13 +216,19 @@ impl Pool {
         exclude: Option<usize>,
     ) -> Option<(usize, bool)> {
         let now = Instant::now();
+        let mut pinnable = Vec::with_capacity(self.servers.len());
         let candidates: Vec<Candidate> = self
             .servers
             .iter()
-            .map(|s| Candidate {
-                weight: s.weight.load(Ordering::Relaxed),
-                available: s.available(now),
-                active: s.active.load(Ordering::Relaxed),
+            .map(|s| {
+                let admin = s.admin();
+                let healthy = s.available(now);
+                pinnable.push(healthy && admin.keeps_existing());
+                Candidate {
+                    weight: s.weight.load(Ordering::Relaxed),
+                    available: healthy && admin.takes_new(),
+                    active: s.active.load(Ordering::Relaxed),
+                }
             })
             .collect();
         let mut needs_cookie = false;
@@ -221,7 +237,7 @@ impl Pool {
                 Some(id) => {
                     let pinned = self.servers.iter().position(|s| s.id == id);
                     if let Some(i) = pinned {
-                        if candidates[i].available && Some(i) != exclude {
+                        if pinnable[i] && Some(i) != exclude {
                             return Some((i, false));
                         }
                     }

@@ -20,6 +20,11 @@ use tokio::sync::watch;
 use super::guard::{Guard, Refusal};
 use super::reply::text;
 
+/// The admin client's address, in every request's extensions a handler gets (for logs of
+/// who changed what).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminPeer(pub SocketAddr);
+
 /// Accepts HTTP/1.1 connections on `listener` until `stop` turns true; every request that
 /// passes [`Guard::check`] (with `changes`, the paths that change state) is answered by
 /// `handle` with the client's address (the node's and the director's admin).
@@ -57,7 +62,8 @@ pub async fn accept_loop_async<H, F>(
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let handle = Arc::clone(&handle);
-                let svc = service_fn(move |req: Request<Incoming>| {
+                let svc = service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(AdminPeer(peer));
                     let answer = match guard.check(peer, &req) {
                         Ok(()) => Ok(handle(peer, req)),
                         Err(why) => Err(refused(why, peer, &req)),

@@ -17,3 +17,6 @@ pub use listener::accept_loop_async;
 pub use metrics::{Format, Metrics};
 pub use query::query_param;
 pub use reply::{not_allowed, respond, text};
+
+// Who asked: in the extensions of every request a role's handler gets.
+pub use listener::AdminPeer;

@@ -23,7 +23,7 @@ use crate::admin::{accept_loop, not_allowed, query_param, respond, Metrics};
 pub(super) const DEFAULT_CONNS_LIMIT: usize = 1000;
 
 /// The director's admin paths that change state.
-const CHANGES: &[&str] = &["/reload"];
+const CHANGES: &[&str] = &["/reload", "/backend"];
 
 /// Serves until `stop` turns true.
 pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch::Receiver<bool>) {
@@ -43,6 +43,7 @@ pub(super) async fn serve(listener: TcpListener, inner: Arc<Inner>, stop: watch:
 fn route<B>(inner: &Arc<Inner>, metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
     let snapshot = || Snapshot::take(inner);
     let answer = match (req.method(), req.uri().path()) {
+        (_, "/backend" | "/config" | "/config.json") => Ok(super::backend_ctl::route(inner, req)),
         (&Method::GET, "/") => snapshot().map(|s| respond(StatusCode::OK, HTML, s.to_html())),
         (&Method::GET, "/stats.json") => {
             snapshot().map(|s| respond(StatusCode::OK, JSON, s.to_json().to_string()))

@@ -34,6 +34,7 @@
 //!   reloads on SIGHUP.
 
 mod admin;
+mod backend_ctl;
 mod cluster;
 mod config_view;
 mod counter_help;
@@ -164,6 +165,8 @@ struct Inner {
     config_path: PathBuf,
     /// The running config, cluster services filled from the members (`cluster::fill`).
     config: Mutex<DirectorConfig>,
+    /// The file's text as of the start or the last applied reload (`GET /config`).
+    applied_text: Mutex<String>,
     /// The cluster's gossip, joined as an observer (`[cluster]`).
     membership: Option<Membership>,
     state: Mutex<State>,
@@ -230,7 +233,7 @@ impl Director {
     /// Starts a director from its config file (see the module doc). Must run inside a tokio
     /// runtime.
     pub async fn start(config_path: &Path, open: &Opener) -> Result<Director, StartError> {
-        let mut config = crate::config::load(config_path)?;
+        let (mut config, applied_text) = backend_ctl::load_text(config_path)?;
         ha::check_vips_not_local(&config)?;
         let access = crate::accesslog::AccessLog::start(&config.log, config.id.clone())?;
         let reloads = config_view::ConfigView {
@@ -326,6 +329,7 @@ impl Director {
         let inner = Arc::new(Inner {
             config_path: config_path.to_path_buf(),
             config: Mutex::new(config),
+            applied_text: Mutex::new(applied_text),
             membership: membership.clone(),
             state: Mutex::new(state),
             datapath: Mutex::new(datapath),

@@ -12,13 +12,7 @@ impl Inner {
     /// Re-reads the config (see the module doc); the outcome is logged on one line, written
     /// to the access log and kept for the admin views.
     pub(super) fn reload(self: &Arc<Self>) -> Result<events::Outcome, String> {
-        let loaded = std::fs::read_to_string(&self.config_path)
-            .map_err(|e| format!("{}: {e}", self.config_path.display()))
-            .and_then(|text| {
-                crate::config::load(&self.config_path)
-                    .map(|c| (c, text))
-                    .map_err(|e| e.to_string())
-            });
+        let loaded = super::backend_ctl::load_text(&self.config_path).map_err(|e| e.to_string());
         let (new, text) = match loaded {
             Ok(v) => v,
             Err(why) => {
@@ -73,6 +67,7 @@ impl Inner {
                 router.set_vips(kept.vips());
             }
             *running = kept;
+            *lock(&self.applied_text) = text.clone();
             events::Outcome {
                 time: SystemTime::now(),
                 applied: true,

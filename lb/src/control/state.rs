@@ -8,11 +8,15 @@
 //!   through the connection table), one re-added gets its old index back, and new ones are
 //!   appended. Services are matched by (VIP, protocol); a service gone from the config is
 //!   dropped (the datapath removes it).
-//! * Effective weight = config weight, or 0 when the backend is removed from the config,
-//!   down by its health checks, or has no resolved MAC ("no ARP reply").
-//! * Alive (may keep established flows) = not down by its health checks and a resolved MAC;
-//!   a backend drained on purpose (weight 0, removed from the config) stays alive, so its
-//!   flows stay; a dead one's flows are rescheduled by the datapath on their next packet.
+//! * Effective weight = config weight (or the runtime override's, `strait ctl backend`), or 0
+//!   when the backend is removed from the config, down by its health checks, has no resolved
+//!   MAC ("no ARP reply"), or is set to `drain` or `maint` at runtime.
+//! * Alive (may keep established flows) = not down by its health checks, a resolved MAC and
+//!   not in `maint`; a backend drained on purpose (weight 0, removed from the config, `drain`)
+//!   stays alive, so its flows stay; a dead one's flows are rescheduled by the datapath on
+//!   their next packet.
+//! * A backend's runtime override (`crate::health::admin`, set by `backend_ctl`) survives a
+//!   reload that keeps its weight and is cleared by one that changes it.
 //! * [`State::build`] is a pure function of the state: every service with its table laid
 //!   out by its scheduler over the effective weights, and each backend's liveness.
 
@@ -20,6 +24,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::SystemTime;
 
 use crate::config::{BackendConfig, DirectorConfig, Proto, ServiceConfig};
+use crate::health::admin::Override;
 use crate::health::{CheckOutcome, Health, ServerState};
 use crate::maglev::{self, MaglevError};
 use crate::packet::service::{Backend, Mode, Service, ServiceKey};
@@ -42,6 +47,8 @@ pub(super) struct BackendState {
     pub health: Health,
     /// Resolved MAC; `None` while unresolved.
     pub mac: Option<[u8; 6]>,
+    /// Runtime control: drain, maint, a weight override (`backend_ctl`).
+    pub admin: Override,
 }
 
 impl BackendState {
@@ -53,7 +60,7 @@ impl BackendState {
     /// The weight the tables use (see the module doc).
     pub(super) fn effective_weight(&self) -> u32 {
         if self.in_config && self.mac.is_some() && self.health.state() == ServerState::Up {
-            self.weight
+            self.admin.scheduled_weight(self.weight)
         } else {
             0
         }
@@ -61,14 +68,19 @@ impl BackendState {
 
     /// Whether its established flows may stay on it (see the module doc).
     pub(super) fn is_alive(&self) -> bool {
-        self.mac.is_some() && self.health.state() != ServerState::Down
+        self.mac.is_some()
+            && self.health.state() != ServerState::Down
+            && self.admin.keeps_existing()
     }
 
-    /// Name and detail of the backend's state for stats: `up`, `down` (health or no ARP
-    /// reply) or `draining` (weight 0 or removed from the config).
+    /// Name and detail of the backend's state for stats: `maint` (runtime), `up`, `down`
+    /// (health or no ARP reply) or `draining` (weight 0, removed from the config, or `drain`
+    /// at runtime).
     pub(super) fn status(&self) -> (&'static str, String) {
         let last = || self.health.last_check().map(|c| c.detail.clone());
-        if !self.in_config {
+        if !self.admin.keeps_existing() {
+            ("maint", "maint set by strait ctl backend".into())
+        } else if !self.in_config {
             ("draining", "removed from config".into())
         } else if self.mac.is_none() {
             ("down", "no ARP reply".into())
@@ -77,7 +89,9 @@ impl BackendState {
                 "down",
                 last().unwrap_or_else(|| "joined: not checked yet".into()),
             )
-        } else if self.weight == 0 {
+        } else if !self.admin.takes_new() {
+            ("draining", "drain set by strait ctl backend".into())
+        } else if self.admin.weight(self.weight) == 0 {
             ("draining", "weight 0".into())
         } else {
             ("up", last().unwrap_or_else(|| "not checked yet".into()))
@@ -286,6 +300,12 @@ fn upsert(
 ) {
     match list.iter_mut().find(|b| b.ip == bc.ip && b.port == bc.port) {
         Some(b) => {
+            let kept = b.admin;
+            if b.admin.on_reload(b.weight, bc.weight) {
+                tracing::info!(backend = %b.addr(), cleared = %kept.describe(b.weight),
+                    old_weight = b.weight, new_weight = bc.weight,
+                    "reload changed the backend's weight: its runtime override is cleared");
+            }
             b.weight = bc.weight;
             b.in_config = true;
         }
@@ -300,6 +320,7 @@ fn upsert(
                 Health::new(now)
             },
             mac,
+            admin: Override::default(),
         }),
     }
 }

@@ -26,7 +26,7 @@ use crate::datapath::DatapathError;
 pub struct BackendView {
     /// `ip:port`.
     pub addr: String,
-    /// Config weight.
+    /// Weight in effect: the runtime override's (`strait ctl backend`), else the config's.
     pub weight: u32,
     /// Weight in the table now.
     pub effective_weight: u32,
@@ -46,6 +46,8 @@ pub struct BackendView {
     pub bytes: u64,
     /// New flows assigned.
     pub flows: u64,
+    /// Runtime control: `ready`, `drain` or `maint`.
+    pub admin_state: &'static str,
 }
 
 /// One service as shown.
@@ -101,7 +103,7 @@ impl Snapshot {
                         let (state, detail) = b.status();
                         BackendView {
                             addr: b.addr().to_string(),
-                            weight: b.weight,
+                            weight: b.admin.weight(b.weight),
                             effective_weight: b.effective_weight(),
                             up: state == "up",
                             state,
@@ -111,6 +113,7 @@ impl Snapshot {
                             packets: 0,
                             bytes: 0,
                             flows: 0,
+                            admin_state: b.admin.state.as_str(),
                         }
                     })
                     .collect();
@@ -187,7 +190,7 @@ impl Snapshot {
                             "state": b.state, "detail": b.detail,
                             "since": humantime::format_rfc3339_seconds(b.since).to_string(),
                             "last_check": b.last_check, "packets": b.packets,
-                            "bytes": b.bytes, "flows": b.flows,
+                            "bytes": b.bytes, "flows": b.flows, "admin_state": b.admin_state,
                         })
                     })
                     .collect();
@@ -251,6 +254,7 @@ impl Snapshot {
             "A backend's weight in its table now (0 while draining or down)",
             weight,
         )?;
+        super::backend_ctl::encode_admin_states(enc, &self.services)?;
         let entries = "Entries in the connection table";
         gauge(enc, "conntrack_entries", entries, self.conntrack_entries)?;
         for (name, value) in &self.counters {
@@ -360,6 +364,7 @@ mod tests {
                     packets: 5,
                     bytes: 300,
                     flows: 2,
+                    admin_state: "ready",
                 }],
             }],
             ha: None,

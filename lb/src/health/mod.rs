@@ -7,8 +7,11 @@
 //! * `probe`: the active probes that feed it ([`probe()`]: TCP connect or HTTP `GET`, each
 //!   bounded by its timeout, and the loop that runs them on an interval).
 //!
+//! * `admin`: runtime control ([`admin::Override`]: drain, ready, maint, weight; `strait ctl`).
+//!
 //! All but `probe` are pure: functions of their inputs and `now`.
 
+pub mod admin;
 mod passive;
 pub mod probe;
 mod record;
