@@ -117,7 +117,19 @@ fn a_live_nodes_metrics_parse_whole_and_count_what_was_served() {
     assert_eq!(get(node.addr, "/obj/m?size=2000", &[]).status, 200);
     assert_eq!(get(node.addr, "/dyn/x", &[]).status, 200);
     assert_eq!(get(node.addr, "/nothing-here", &[]).status, 404);
-    let r = admin_request(node.admin, "GET", "/metrics", &[]);
+    // A response is counted once written: the client may have it (and scrape) a moment
+    // before the node's task counts it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let r = loop {
+        let r = admin_request(node.admin, "GET", "/metrics", &[]);
+        let counted = r
+            .text()
+            .contains("strait_http_responses_total{code=\"4xx\"} 1\n");
+        if counted || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),
