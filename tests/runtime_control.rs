@@ -238,3 +238,32 @@ fn bad_runtime_requests_are_refused_with_a_reason_and_ctl_exits_1() {
     assert_eq!(r.status, 200);
     assert!(r.text().contains("[[pool]]\nname = \"p\""), "{}", r.text());
 }
+
+/// `--admin` takes a host name (resolved by ctl only; config files keep ip:port), before or
+/// after the subcommand.
+#[test]
+fn ctl_reaches_the_admin_by_name_with_the_option_anywhere() {
+    let origin = origin_on("127.0.23.3");
+    let text =
+        config(&[(origin.addr, 1)]).replace("admin = \"127.0.23.10:0\"", "admin = \"127.0.0.1:0\"");
+    let node = Node::start_config(&text);
+    assert_eq!(node.admin.ip().to_string(), "127.0.0.1");
+    let by_name = format!("localhost:{}", node.admin.port());
+    for args in [
+        vec!["ctl", "--admin", by_name.as_str(), "status"],
+        vec!["ctl", "status", "--admin", by_name.as_str()],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(&args)
+            .output()
+            .expect("run strait ctl");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("rc"), "{args:?}: {stdout}");
+    }
+}
