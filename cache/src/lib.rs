@@ -24,6 +24,8 @@ mod admin;
 pub mod cluster;
 pub mod config;
 mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod node;
 mod origin;

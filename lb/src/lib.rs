@@ -53,6 +53,8 @@ pub mod config;
 pub mod control;
 pub mod datapath;
 pub mod decap;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod iface;
 pub mod maglev;

@@ -42,9 +42,10 @@ impl StoredMeta {
     pub fn ttl(&self, now: SystemTime) -> i64 {
         let lifetime = self.freshness_lifetime.as_nanos() as i128;
         let age = self.current_age(now).as_nanos() as i128;
-        (lifetime - age)
-            .div_euclid(1_000_000_000)
-            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        let secs = (lifetime - age).div_euclid(1_000_000_000);
+        // Stale from the instant the age reaches the lifetime: -1 then, not 0.
+        let secs = if lifetime <= age { secs.min(-1) } else { secs };
+        secs.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
     /// §4.2: `freshness_lifetime > current_age`.
@@ -99,7 +100,14 @@ pub(crate) mod tests {
     fn ttl_counts_down_and_goes_negative() {
         let m = meta(10, 60);
         assert_eq!(m.ttl(t(0)), 50);
-        assert_eq!(m.ttl(t(50)), 0);
+        assert_eq!(
+            m.ttl(t(49) + Duration::from_millis(999)),
+            0,
+            "fresh for 1 ms"
+        );
+        // Found by the `dates` fuzz target: the instant the age reaches the lifetime the
+        // response is stale, and its ttl says so (it was 0).
+        assert_eq!(m.ttl(t(50)), -1);
         assert_eq!(m.ttl(t(80)), -30);
     }
 

@@ -176,6 +176,13 @@ impl<'t> Locator<'t> {
             .filter(|l| !l.is_empty())
             .collect();
         let mut message = lines.join(": ");
+        if message.is_empty() {
+            // toml gives some syntax errors no message (a control character in a comment).
+            message = match self.text.get(span.start..).and_then(|t| t.chars().next()) {
+                Some(c) if c.is_control() => format!("invalid character U+{:04X}", u32::from(c)),
+                _ => "invalid TOML syntax".to_owned(),
+            };
+        }
         // std's address parsers say only "invalid socket address syntax": quote the value.
         if let Some(why) = address_message(&message, self.text.get(span.clone())) {
             message = why;

@@ -381,3 +381,17 @@ fn cluster_unknown_and_missing_keys_are_errors() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("missing field `gossip_listen`"), "{e:?}");
 }
+
+/// Found by the `director_config` fuzz target: toml reports a control character in a comment
+/// with an empty message, so `strait check` printed a bare position.
+#[test]
+fn a_control_character_in_a_comment_is_named() {
+    let text = "# a comment with \u{1d} in it\n[director]\n";
+    let diags = match crate::config::parse(text) {
+        Err(d) => d,
+        Ok(_) => panic!("a control character parsed"),
+    };
+    assert_eq!(diags.len(), 1);
+    assert_eq!(diags[0].message, "invalid character U+001D");
+    assert_eq!((diags[0].line, diags[0].col), (1, 18));
+}

@@ -57,7 +57,7 @@ pub(super) const MAX_PAYLOAD: usize = 1400;
 /// How long [`Membership::leave`] waits for the goodbye to be sent.
 pub(super) const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bytes of the stamp before foca's payload: epoch and sequence number.
-const STAMP_LEN: usize = 16;
+pub(super) const STAMP_LEN: usize = 16;
 /// Receive buffer: anything longer than a sealed payload is malformed.
 const RECV_BUFFER: usize = STAMP_LEN + MAX_PAYLOAD + seal::TAG_LEN + 1;
 /// Senders whose replay window is kept at most.
@@ -265,7 +265,7 @@ impl Membership {
 }
 
 /// foca's settings for a LAN cluster with our probe period and suspicion timeout.
-fn swim_config(probe: Duration, suspect: Duration) -> foca::Config {
+pub(super) fn swim_config(probe: Duration, suspect: Duration) -> foca::Config {
     let mut c = foca::Config::new_lan(NonZeroU32::MIN.saturating_add(15));
     c.probe_period = probe;
     c.probe_rtt = probe / 2;

@@ -3,6 +3,8 @@
 //! (`seal`), foca's timers (`timers`) and the `[cluster]` section it starts from (`section`).
 //! Cache nodes are members that own keys; a director follows them as an observer of weight 0.
 
+#[doc(hidden)]
+pub(crate) mod fuzz;
 mod gossip;
 mod identity;
 pub mod members;

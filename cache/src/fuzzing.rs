@@ -1,0 +1,617 @@
+//! The checks the fuzz targets (`fuzz/fuzz_targets/*.rs`, `cargo fuzz`) run on arbitrary
+//! bytes, shared with the plain `cargo test` replay of saved inputs
+//! (`cache/tests/fuzz_regressions.rs`). Not part of the API.
+//!
+//! Contract: as `strait_lb::fuzzing`: every `check_*` takes any bytes, panics when an
+//! invariant of its parser or codec fails (or the code under test panics) and returns
+//! otherwise; [`TARGETS`] names them as the fuzz targets and the corpus directories are named.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, DATE, EXPIRES, LAST_MODIFIED};
+use http::{HeaderMap, Method, StatusCode};
+use strait_lb::fuzzing::{config_text, diagnostics_in, Check, Input};
+
+use crate::cluster::frame::{
+    Answer, Frame, Limits, Lookup, LookupMethod, Miss, ObjectHead, PeerCodec, Push, WireMeta,
+};
+use crate::http::fast::{self, Parse};
+use crate::http::lite;
+use crate::origin::h1::chunked::{Decoder, Step};
+use crate::origin::h1::head::{self, Framing, MAX_HEAD};
+use crate::policy::cache_control::{response_directives, CacheControl, DELTA_SECONDS_MAX};
+use crate::policy::cache_status::Fwd;
+use crate::policy::conditional::client_not_modified;
+use crate::policy::freshness::{corrected_initial_age, http_date, FreshnessParams};
+use crate::policy::range::{content_range, evaluate_range, RangeOutcome};
+use crate::policy::storable::{storability, StoreParams};
+use crate::policy::vary::{variant_id, vary_of, Vary};
+
+/// The cache crate's targets and their checks.
+pub const TARGETS: &[(&str, Check)] = &[
+    ("fast_parse", check_fast_parse),
+    ("lite_parts", check_lite_parts),
+    ("response_head", check_response_head),
+    ("chunked", check_chunked),
+    ("cache_control", check_cache_control),
+    ("range", check_range),
+    ("vary", check_vary),
+    ("dates", check_dates),
+    ("peer_frame", check_peer_frame),
+    ("node_config", check_node_config),
+];
+
+/// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
+/// origin form and the head alone parses the same; no shorter prefix of the head is a fast
+/// request; the general path's `lite::parts` reads the same head as a GET/HEAD of that target.
+pub fn check_fast_parse(data: &[u8]) {
+    let Parse::Fast(req) = fast::parse(data) else {
+        return;
+    };
+    assert!(req.head_len <= data.len() && req.head_len > 0);
+    assert!(req.target.starts_with('/'));
+    let head = &data[..req.head_len];
+    assert_eq!(fast::parse(head), Parse::Fast(fast::FastReq { ..req }));
+    for cut in [req.head_len - 1, req.head_len / 2] {
+        assert!(
+            !matches!(fast::parse(&data[..cut]), Parse::Fast(_)),
+            "a prefix of {cut} bytes is a whole request"
+        );
+    }
+    if let Some(parts) = lite::parts(head) {
+        let method = if req.head { Method::HEAD } else { Method::GET };
+        assert_eq!(parts.method, method);
+        let host = parts.headers.get(http::header::HOST).map(|h| h.as_bytes());
+        assert_eq!(host, Some(req.host.as_bytes()), "Host");
+    }
+}
+
+/// `lite::parts` on any bytes: the parts it returns are of a GET or HEAD over HTTP/1.1, and
+/// carry every field line of the head.
+pub fn check_lite_parts(data: &[u8]) {
+    let Some(parts) = lite::parts(data) else {
+        return;
+    };
+    assert!(parts.method == Method::GET || parts.method == Method::HEAD);
+    assert_eq!(parts.version, http::Version::HTTP_11);
+    let mut fields = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    assert!(matches!(req.parse(data), Ok(httparse::Status::Complete(_))));
+    assert_eq!(parts.headers.len(), req.headers.len(), "field lines");
+}
+
+/// The origin response head parser: after a mode byte (bit 0: the request was HEAD), the
+/// bytes. A complete head lies in the buffer and within [`MAX_HEAD`], parses the same on its
+/// own bytes, and no shorter prefix of it is complete; its framing follows RFC 9112 §6.3
+/// (HEAD and bodyless statuses empty, `Transfer-Encoding` with `Content-Length` never reused,
+/// a read-to-close body never reused).
+pub fn check_response_head(data: &[u8]) {
+    let mut input = Input::new(data);
+    let head_request = input.byte() & 1 == 1;
+    let buf = input.rest();
+    let Ok(Some(h)) = head::parse_response(buf, head_request) else {
+        return;
+    };
+    assert!(h.len <= buf.len() && h.len <= MAX_HEAD && h.len > 0);
+    let again = head::parse_response(&buf[..h.len], head_request);
+    let Ok(Some(again)) = again else {
+        panic!("the head alone: {again:?}");
+    };
+    assert_eq!(
+        (again.len, again.status, again.framing, again.reusable),
+        (h.len, h.status, h.framing, h.reusable)
+    );
+    assert!(
+        !matches!(
+            head::parse_response(&buf[..h.len - 1], head_request),
+            Ok(Some(_))
+        ),
+        "a prefix is a whole head"
+    );
+    let bodyless = head_request
+        || h.status.is_informational()
+        || h.status == StatusCode::NO_CONTENT
+        || h.status == StatusCode::NOT_MODIFIED;
+    if bodyless {
+        assert_eq!(h.framing, Framing::Empty);
+        return;
+    }
+    let te = h.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if te && h.headers.contains_key(http::header::CONTENT_LENGTH) {
+        assert!(!h.reusable, "TE and CL on a reused connection");
+    }
+    match h.framing {
+        Framing::UntilClose => assert!(!h.reusable),
+        Framing::Length(n) => assert!(n > 0 && !te),
+        Framing::Chunked => assert!(te),
+        Framing::Empty => assert!(!te),
+    }
+}
+
+/// How one decoding run ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// `Done` after this many bytes of the input.
+    Done(usize),
+    /// Still asking for more at the end of the input.
+    More,
+    /// Refused.
+    Error,
+}
+
+/// Decodes `raw` fed in pieces of the sizes `pieces` gives (cycled; 0 counts as 1): the body
+/// and how it ended.
+fn decode_chunked(raw: &[u8], pieces: &[u8]) -> (Vec<u8>, End) {
+    let mut d = Decoder::default();
+    let mut buf = BytesMut::new();
+    let mut body = Vec::new();
+    let mut fed = 0;
+    let mut turn = 0;
+    loop {
+        match d.step(&mut buf) {
+            Err(_) => return (body, End::Error),
+            Ok(Step::Data(b)) => {
+                assert!(!b.is_empty(), "an empty Data step");
+                body.extend_from_slice(&b);
+            }
+            Ok(Step::Done) => return (body, End::Done(fed - buf.len())),
+            Ok(Step::More) if fed >= raw.len() => return (body, End::More),
+            Ok(Step::More) => {
+                let piece = match pieces.get(turn % pieces.len().max(1)) {
+                    Some(&p) => usize::from(p).max(1),
+                    None => raw.len(),
+                };
+                turn += 1;
+                let end = (fed + piece).min(raw.len());
+                buf.extend_from_slice(&raw[fed..end]);
+                fed = end;
+            }
+        }
+    }
+}
+
+/// The chunked decoder: after a byte counting piece sizes and those sizes, the body bytes.
+/// Decoded at once and in those pieces, the result is the same (body, end, bytes consumed);
+/// the body is never longer than the input; `Done` comes only after the last chunk's CRLF
+/// and the trailer section's empty line, so the input cut one byte short is never `Done`.
+pub fn check_chunked(data: &[u8]) {
+    let mut input = Input::new(data);
+    let n = usize::from(input.byte() % 16);
+    let pieces = input.bytes(n);
+    let raw = input.rest();
+    let whole = decode_chunked(raw, &[]);
+    let split = decode_chunked(raw, pieces);
+    assert_eq!(whole, split, "split at {pieces:?}");
+    let ones = decode_chunked(raw, &[1]);
+    assert_eq!(whole, ones, "byte by byte");
+    let (body, end) = whole;
+    assert!(body.len() <= raw.len());
+    if let End::Done(used) = end {
+        // At least `0\r\n\r\n` besides the data, ending in the blank line.
+        assert!(raw[..used].ends_with(b"\r\n"));
+        assert!(
+            body.len() + 5 <= used,
+            "{} body bytes in {used}",
+            body.len()
+        );
+        let short = decode_chunked(&raw[..used - 1], &[]);
+        assert!(!matches!(short.1, End::Done(_)), "Done on a cut body");
+    }
+}
+
+/// Header lines of the input: `name:value` lines (split at LF, CR trimmed); lines that are
+/// not a valid field are skipped.
+fn header_lines(data: &[u8]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(line[colon + 1..].trim_ascii()),
+        ) else {
+            continue;
+        };
+        h.append(name, value);
+    }
+    h
+}
+
+/// Cache-Control and targeted fields: every line of the input is a field value (the first
+/// line may be a `Cache-Control` or a `CDN-Cache-Control`, the mode byte says which fields
+/// get which lines). Parsing never panics, delta-seconds saturate at [`DELTA_SECONDS_MAX`],
+/// parsing is deterministic, a targeted field that parses replaces Cache-Control, and the
+/// lines parsed one by one, first one winning, agree with the list on every flag.
+pub fn check_cache_control(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mode = input.byte();
+    let mut h = HeaderMap::new();
+    let cdn = HeaderName::from_static("cdn-cache-control");
+    let mut values = Vec::new();
+    for (i, line) in input.rest().split(|b| *b == b'\n').enumerate() {
+        let Ok(v) = HeaderValue::from_bytes(line) else {
+            continue;
+        };
+        let name = if (mode >> (i % 8)) & 1 == 1 {
+            cdn.clone()
+        } else {
+            CACHE_CONTROL
+        };
+        if name == CACHE_CONTROL {
+            values.push(v.clone());
+        }
+        h.append(name, v);
+    }
+    let cc = CacheControl::from_headers(&h);
+    assert_eq!(cc, CacheControl::parse(values.iter()));
+    for d in [
+        cc.max_age,
+        cc.s_maxage,
+        cc.min_fresh,
+        cc.stale_while_revalidate,
+        cc.stale_if_error,
+    ] {
+        assert!(d.is_none_or(|d| d <= DELTA_SECONDS_MAX));
+    }
+    let mut flags = CacheControl::default();
+    for v in &values {
+        let one = CacheControl::parse([v]);
+        flags.no_store |= one.no_store;
+        flags.no_cache |= one.no_cache;
+        flags.private |= one.private;
+        flags.public |= one.public;
+        flags.must_revalidate |= one.must_revalidate;
+        flags.immutable |= one.immutable;
+    }
+    assert_eq!(
+        (flags.no_store, flags.no_cache, flags.private, flags.public),
+        (cc.no_store, cc.no_cache, cc.private, cc.public),
+        "flags of the lines one by one"
+    );
+    let (targeted, by) = response_directives(&h, std::slice::from_ref(&cdn));
+    match &by {
+        None => assert_eq!(targeted, cc),
+        Some(name) => {
+            assert_eq!(*name, cdn);
+            assert!(targeted.max_age.is_none_or(|d| d <= DELTA_SECONDS_MAX));
+        }
+    }
+    assert_eq!(response_directives(&h, &[cdn]), (targeted, by));
+}
+
+/// Range: after a mode byte and a representation length (u16), header lines for the request
+/// (`Range`, `If-Range`) and the stored response (`ETag`, `Last-Modified`), one map. A
+/// partial answer lies inside the representation, and its `Content-Range` value is valid.
+pub fn check_range(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mode = input.byte();
+    let len = if mode & 1 == 1 {
+        u64::from(input.u16())
+    } else {
+        input.u64()
+    };
+    let h = header_lines(input.rest());
+    match evaluate_range(&h, &h, len) {
+        RangeOutcome::Full | RangeOutcome::Unsatisfiable => {}
+        RangeOutcome::Partial { start, end } => {
+            assert!(start <= end && end < len, "{start}-{end}/{len}");
+            let v = content_range(start, end, len);
+            assert_eq!(
+                v.to_str().ok(),
+                Some(format!("bytes {start}-{end}/{len}").as_str())
+            );
+        }
+    }
+}
+
+/// The values of `fields` in `req` as `variant_id` promises to tell them apart: absent, or
+/// the trimmed non-empty list members of all lines in order.
+fn normal_values(fields: &[HeaderName], req: &HeaderMap) -> Vec<Option<Vec<Vec<u8>>>> {
+    fields
+        .iter()
+        .map(|name| {
+            req.contains_key(name).then(|| {
+                req.get_all(name)
+                    .iter()
+                    .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+                    .map(|m| m.trim_ascii().to_vec())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+/// Vary: the input holds a response's header lines, then (after a line `--`) two requests'
+/// header lines separated by another `--`. `vary_of` gives sorted, deduplicated lowercase
+/// names; two requests get the same variant id exactly when their selecting values are the
+/// same (absent differs from empty).
+pub fn check_vary(data: &[u8]) {
+    let mut parts = data.split(|b| *b == 0);
+    let resp = header_lines(parts.next().unwrap_or_default());
+    let a = header_lines(parts.next().unwrap_or_default());
+    let b = header_lines(parts.next().unwrap_or_default());
+    let Vary::Fields(fields) = vary_of(&resp) else {
+        return;
+    };
+    assert!(!fields.is_empty());
+    assert!(fields.windows(2).all(|w| w[0].as_str() < w[1].as_str()));
+    let (ia, ib) = (variant_id(&fields, &a), variant_id(&fields, &b));
+    let (na, nb) = (normal_values(&fields, &a), normal_values(&fields, &b));
+    assert_eq!(ia == ib, na == nb, "ids {ia:?} {ib:?} for {na:?} {nb:?}");
+}
+
+/// Dates and freshness: after a status (u16) and three times (u32 seconds after 2000 for the
+/// request, the response's delay, the lookup's delay), response header lines (and the
+/// request's, after a NUL). An HTTP-date that parses formats back to itself; `storability`
+/// never panics on any dates; a stored response's ttl is negative exactly when it is stale
+/// and its age never less than the corrected initial age; a 304 decision never panics.
+pub fn check_dates(data: &[u8]) {
+    let mut input = Input::new(data);
+    let status = StatusCode::from_u16(100 + input.u16() % 500).unwrap_or(StatusCode::OK);
+    let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800);
+    let request_time = epoch + Duration::from_secs(u64::from(input.u32()));
+    let response_time = request_time + Duration::from_millis(u64::from(input.u16()));
+    let now = response_time + Duration::from_secs(u64::from(input.u32()));
+    let mut parts = input.rest().splitn(2, |b| *b == 0);
+    let resp = header_lines(parts.next().unwrap_or_default());
+    let req = header_lines(parts.next().unwrap_or_default());
+    for name in [DATE, EXPIRES, LAST_MODIFIED] {
+        if let Some(t) = http_date(&resp, name) {
+            let text = httpdate::fmt_http_date(t);
+            let mut again = HeaderMap::new();
+            again.insert(
+                DATE,
+                HeaderValue::from_str(&text).unwrap_or_else(|e| panic!("{e}")),
+            );
+            assert_eq!(http_date(&again, DATE), Some(t), "{text}");
+        }
+    }
+    let age = corrected_initial_age(&resp, request_time, response_time);
+    let targets = [HeaderName::from_static("cdn-cache-control")];
+    let params = StoreParams {
+        freshness: FreshnessParams {
+            heuristic_percent: 10,
+            heuristic_max: Duration::from_secs(86_400),
+        },
+        targets: &targets,
+        default_ttl: None,
+    };
+    let req_cc = CacheControl::from_headers(&req);
+    let stored = storability(
+        &Method::GET,
+        &req,
+        &req_cc,
+        status,
+        &resp,
+        request_time,
+        response_time,
+        &params,
+    );
+    if let Ok(meta) = stored {
+        assert_eq!(meta.corrected_initial_age, age);
+        assert!(meta.current_age(now) >= meta.corrected_initial_age);
+        assert_eq!(
+            meta.ttl(now) < 0,
+            !meta.is_fresh(now),
+            "ttl {}",
+            meta.ttl(now)
+        );
+        let _ = meta.staleness(now);
+    }
+    let _ = client_not_modified(&Method::GET, &req, status, &resp);
+}
+
+/// A frame built from the input (a kind byte, then its fields).
+fn frame_of(input: &mut Input<'_>) -> Frame {
+    let text = |input: &mut Input<'_>| String::from_utf8_lossy(input.short_bytes()).into_owned();
+    let fields = |input: &mut Input<'_>| {
+        let n = usize::from(input.byte() % 8);
+        (0..n)
+            .map(|_| {
+                (
+                    Bytes::copy_from_slice(input.short_bytes()),
+                    Bytes::copy_from_slice(input.short_bytes()),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let opt = |input: &mut Input<'_>| {
+        let v = input.u64();
+        (v & 1 == 1).then_some(v >> 1)
+    };
+    let object_head = |input: &mut Input<'_>| ObjectHead {
+        status: input.u16(),
+        headers: fields(input),
+        meta: WireMeta {
+            request_time_ms: input.u64(),
+            response_time_ms: input.u64(),
+            corrected_initial_age_ms: input.u64(),
+            freshness_lifetime_ms: input.u64(),
+            no_cache: input.byte() & 1 == 1,
+            must_revalidate: input.byte() & 1 == 1,
+            stale_while_revalidate_ms: opt(input),
+            stale_if_error_ms: opt(input),
+        },
+        vary: (0..input.byte() % 4).map(|_| text(input)).collect(),
+        variant_id: Bytes::copy_from_slice(input.short_bytes()),
+        has_targeted: input.byte() & 1 == 1,
+        body_len: input.u64(),
+        cache_status: text(input),
+    };
+    match input.byte() % 17 {
+        0 => Frame::Hello {
+            version: input.byte(),
+            node: text(input),
+            nonce: input.array(),
+        },
+        1 => Frame::Lookup(Lookup {
+            key: text(input),
+            method: if input.byte() & 1 == 0 {
+                LookupMethod::Get
+            } else {
+                LookupMethod::Head
+            },
+            uri: text(input),
+            headers: fields(input),
+            hops: input.byte(),
+            flags: input.byte() & Lookup::KNOWN_FLAGS,
+        }),
+        2 => Frame::Hit(object_head(input)),
+        3 => Frame::Miss(Miss {
+            lease: opt(input),
+            cache_status: text(input),
+        }),
+        4 => Frame::Push(Push {
+            key: text(input),
+            lease: input.u64(),
+            head: object_head(input),
+        }),
+        5 => Frame::Data(Bytes::copy_from_slice(input.short_bytes())),
+        6 => Frame::End {
+            complete: input.byte() & 1 == 1,
+        },
+        7 => Frame::Purge { url: text(input) },
+        8 => Frame::Ban {
+            prefix: text(input),
+        },
+        9 => Frame::Count(input.u64()),
+        10 => Frame::Error {
+            code: input.u16(),
+            message: text(input),
+        },
+        11 => Frame::Answer(Answer {
+            status: input.u16(),
+            headers: fields(input),
+            body_len: input.u64(),
+        }),
+        12 => Frame::ConfigGet {
+            version: input.u64(),
+            hash: input.array(),
+        },
+        13 => Frame::Config {
+            version: input.u64(),
+            hash: input.array(),
+            text: text(input),
+        },
+        14 => Frame::Wait,
+        15 => Frame::Reset,
+        _ => Frame::Credit(input.u32()),
+    }
+}
+
+/// Tight limits (so the fuzzer reaches them) or the defaults, by the mode byte.
+fn limits_of(mode: u8) -> Limits {
+    if mode & 2 == 0 {
+        return Limits::default();
+    }
+    Limits {
+        max_data_frame: 64,
+        max_frame: 200,
+        max_headers: 4,
+        max_field: 32,
+        max_node_id: 8,
+    }
+}
+
+/// The peer frame codec. Mode byte: bit 0 decode the rest as received bytes, else build
+/// frames from it; bit 1 tight limits; bit 2 authenticated (both ends keyed alike).
+/// Decoding arbitrary bytes never panics, and every frame decoded encodes back to exactly
+/// the bytes it came from (on its stream); a frame built from the input that encodes
+/// decodes to itself, whole, from any split of its bytes; a received object head becomes an
+/// object or a fill head, or an error, without a panic.
+pub fn check_peer_frame(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mode = input.byte();
+    let limits = limits_of(mode);
+    let (mut tx, mut rx) = (PeerCodec::new(limits), PeerCodec::new(limits));
+    let auth = mode & 4 != 0;
+    if mode & 1 == 1 {
+        let mut src = BytesMut::from(input.rest());
+        for _ in 0..64 {
+            let before = src.clone();
+            match rx.decode_on(&mut src) {
+                Ok(Some((stream, frame))) => {
+                    let used = before.len() - src.len();
+                    let mut again = BytesMut::new();
+                    tx.encode_on(stream, &frame, &mut again)
+                        .unwrap_or_else(|e| panic!("decoded {frame:?} does not encode: {e}"));
+                    assert_eq!(&again[..], &before[..used], "{frame:?} re-encoded");
+                    received_head(&frame);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        return;
+    }
+    if auth {
+        let (c, s) = ([1u8; 16], [2u8; 16]);
+        tx.enable_auth(b"fuzzing secret", &c, &s, true);
+        rx.enable_auth(b"fuzzing secret", &c, &s, false);
+    }
+    let mut wire = BytesMut::new();
+    let mut sent = Vec::new();
+    while !input.is_empty() && sent.len() < 8 {
+        let stream = u32::from(input.byte());
+        let frame = frame_of(&mut input);
+        if tx.encode_on(stream, &frame, &mut wire).is_ok() {
+            sent.push((stream, frame));
+        }
+    }
+    let cut = usize::from(mode >> 3) * 7;
+    let mut src = BytesMut::from(&wire[..cut.min(wire.len())]);
+    let mut rest = &wire[cut.min(wire.len())..];
+    let mut got = Vec::new();
+    loop {
+        match rx.decode_on(&mut src) {
+            Ok(Some(f)) => got.push(f),
+            Ok(None) if rest.is_empty() => break,
+            Ok(None) => {
+                src.extend_from_slice(rest);
+                rest = &[];
+            }
+            Err(e) => panic!("own frames refused after {} of {sent:?}: {e}", got.len()),
+        }
+    }
+    assert!(src.is_empty(), "{} bytes left", src.len());
+    assert_eq!(got, sent);
+}
+
+/// A received `Hit` or `Push` head turned into an object (with a body of its announced
+/// length, when small) and into a fill head: any outcome but a panic.
+fn received_head(frame: &Frame) {
+    let head = match frame {
+        Frame::Hit(h) => h,
+        Frame::Push(p) => &p.head,
+        _ => return,
+    };
+    let _ = crate::cluster::wire::to_fill(head, Fwd::Miss);
+    if head.body_len <= 1024 {
+        let body = Bytes::from(vec![b'x'; head.body_len as usize]);
+        let _ = head.clone().into_object(body);
+    }
+}
+
+/// Node config: TOML text (cut at the first invalid UTF-8 byte; texts naming device or
+/// `/proc` paths are skipped, see `strait_lb::fuzzing::config_text`) to a validated config or
+/// diagnostics inside the text, never a panic; the shared part of a text is canonical (it
+/// passes `parse_shared` with the same hash) and merges into the text.
+pub fn check_node_config(data: &[u8]) {
+    let Some(text) = config_text(data) else {
+        return;
+    };
+    let _ = crate::config::ConfigKind::of(text);
+    if let Err(diags) = crate::config::parse(text) {
+        diagnostics_in(text, &diags);
+    }
+    let Ok(part) = crate::config::shared::shared_part(text) else {
+        return;
+    };
+    let again = crate::config::shared::parse_shared(&part.text)
+        .unwrap_or_else(|e| panic!("canonical text {:?} refused: {e}", part.text));
+    assert_eq!(again.hash, part.hash);
+    let _ = crate::config::shared::merge(text, &part.text);
+}
