@@ -104,8 +104,13 @@ pub fn note_server<B>(ctx: &Ctx, resp: &mut Response<B>, server: SocketAddr) {
 }
 
 /// The name of route `route`'s pool in the table in effect.
-fn pool_of(ctx: &Ctx, route: usize) -> Option<String> {
-    ctx.rt.load().route_pools.get(route).map(|p| p.name.clone())
+fn pool_of(ctx: &Ctx, route: usize) -> Option<record::PoolRef> {
+    ctx.rt
+        .load()
+        .route_pools
+        .get(route)
+        .cloned()
+        .map(record::PoolRef)
 }
 
 /// `resp` (from the handler, with the index of the route that took it) with a body that

@@ -18,6 +18,16 @@ pub enum CacheField {
     Header(HeaderValue),
 }
 
+/// The pool that took a request (shared, not copied: its name is read by the writer).
+#[derive(Clone)]
+pub struct PoolRef(pub std::sync::Arc<crate::origin::Pool>);
+
+impl std::fmt::Debug for PoolRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.name)
+    }
+}
+
 /// One client request.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -33,7 +43,7 @@ pub struct Request {
     pub ttfb: Duration,
     pub cache: CacheField,
     pub route: Option<usize>,
-    pub pool: Option<String>,
+    pub pool: Option<PoolRef>,
     pub server: Option<SocketAddr>,
 }
 
@@ -77,7 +87,7 @@ impl Record for Request {
             "route",
             self.route.map_or(Value::Absent, |r| Value::Num(r as u64)),
         );
-        line.opt_str("pool", self.pool.as_deref());
+        line.opt_str("pool", self.pool.as_ref().map(|p| p.0.name.as_str()));
         let server = self.server.map(|s| s.to_string());
         line.opt_str("server", server.as_deref());
     }
@@ -101,9 +111,15 @@ mod tests {
             ttfb: Duration::from_micros(250),
             cache: CacheField::FastHit { ttl: 59 },
             route: Some(0),
-            pool: Some("origin".into()),
+            pool: Some(origin_pool()),
             server: None,
         }
+    }
+
+    fn origin_pool() -> PoolRef {
+        let cfg: crate::origin::section::PoolConfig =
+            toml::from_str("name = \"origin\"\nservers = [{ addr = \"127.0.0.1:1\" }]").unwrap();
+        PoolRef(std::sync::Arc::new(crate::origin::Pool::new(&cfg, None)))
     }
 
     fn line(r: &Request, f: Format) -> String {

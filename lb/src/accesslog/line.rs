@@ -124,14 +124,60 @@ fn millis(out: &mut String, d: Duration) {
 }
 
 fn time(out: &mut String, t: SystemTime) {
-    let _ = write!(out, "{}", humantime::format_rfc3339_millis(t));
+    use std::cell::RefCell;
+    thread_local! {
+        /// The last second formatted and its text up to the fraction ("…T15:11:55."): lines
+        /// of the same second only add their milliseconds.
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let Ok(since) = t.duration_since(SystemTime::UNIX_EPOCH) else {
+        let _ = write!(out, "{}", humantime::format_rfc3339_millis(t));
+        return;
+    };
+    let (secs, ms) = (since.as_secs(), since.subsec_millis());
+    SECOND.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.0 != secs {
+            let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            let text = humantime::format_rfc3339_seconds(whole).to_string();
+            // "YYYY-MM-DDThh:mm:ssZ" -> "YYYY-MM-DDThh:mm:ss."
+            cell.1 = format!("{}.", text.trim_end_matches('Z'));
+            cell.0 = secs;
+        }
+        out.push_str(&cell.1);
+    });
+    let _ = write!(out, "{ms:03}Z");
 }
 
 /// Whether a text value must be quoted.
 fn needs_quotes(s: &str) -> bool {
-    s.is_empty()
-        || s.chars()
-            .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || c.is_control())
+    if s.is_empty() {
+        return true;
+    }
+    if s.is_ascii() {
+        return s
+            .bytes()
+            .any(|b| matches!(b, b' ' | b'"' | b'=' | b'\\') || b < 0x20 || b == 0x7f);
+    }
+    s.chars()
+        .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || c.is_control())
+}
+
+/// `s` with the characters `escape` names replaced, the runs between them copied whole.
+fn escaped(out: &mut String, s: &str, escape: impl Fn(char, &mut String) -> bool) {
+    let mut from = 0;
+    for (i, c) in s.char_indices() {
+        if c.is_ascii() && !matches!(c, '"' | '\\') && (c as u32) >= 0x20 && c != '\x7f' {
+            continue;
+        }
+        let mut repl = String::new();
+        if escape(c, &mut repl) {
+            out.push_str(&s[from..i]);
+            out.push_str(&repl);
+            from = i + c.len_utf8();
+        }
+    }
+    out.push_str(&s[from..]);
 }
 
 fn text_str(out: &mut String, s: &str) {
@@ -140,37 +186,39 @@ fn text_str(out: &mut String, s: &str) {
         return;
     }
     out.push('"');
-    for c in s.chars() {
+    escaped(out, s, |c, r| {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '"' => r.push_str("\\\""),
+            '\\' => r.push_str("\\\\"),
+            '\n' => r.push_str("\\n"),
+            '\r' => r.push_str("\\r"),
+            '\t' => r.push_str("\\t"),
             c if c.is_control() && (c as u32) < 0x100 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+                let _ = write!(r, "\\x{:02x}", c as u32);
             }
-            c => out.push(c),
+            _ => return false,
         }
-    }
+        true
+    });
     out.push('"');
 }
 
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
+    escaped(out, s, |c, r| {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '"' => r.push_str("\\\""),
+            '\\' => r.push_str("\\\\"),
+            '\n' => r.push_str("\\n"),
+            '\r' => r.push_str("\\r"),
+            '\t' => r.push_str("\\t"),
             c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+                let _ = write!(r, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            _ => return false,
         }
-    }
+        true
+    });
     out.push('"');
 }
 
