@@ -18,6 +18,11 @@ pub enum CacheField {
     Header(HeaderValue),
 }
 
+thread_local! {
+    /// The writer's scratch for a fast hit's `Cache-Status`.
+    static FAST_HIT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// The pool that took a request (shared, not copied: its name is read by the writer).
 #[derive(Clone)]
 pub struct PoolRef(pub std::sync::Arc<crate::origin::Pool>);
@@ -63,8 +68,7 @@ impl Record for Request {
 
     fn write(&self, node: &String, line: &mut Line) {
         line.field("time", Value::Time(self.time));
-        let client = self.client.map(|c| c.to_string());
-        line.opt_str("client", client.as_deref());
+        line.field("client", self.client.map_or(Value::Absent, Value::Addr));
         line.field("method", Value::Str(self.method.as_str()));
         line.field("host", Value::Str(self.host()));
         line.field("path", Value::Str(self.path()));
@@ -74,10 +78,14 @@ impl Record for Request {
         line.field("ttfb_ms", Value::Millis(self.ttfb));
         match &self.cache {
             CacheField::None => line.field("cache", Value::Absent),
-            CacheField::FastHit { ttl } => {
-                let v = format!("{node}; hit; ttl={ttl}");
+            CacheField::FastHit { ttl } => FAST_HIT.with(|v| {
+                let mut v = v.borrow_mut();
+                v.clear();
+                v.push_str(node);
+                v.push_str("; hit; ttl=");
+                v.push_str(itoa::Buffer::new().format(*ttl));
                 line.field("cache", Value::Str(&v));
-            }
+            }),
             CacheField::Header(h) => {
                 let v = String::from_utf8_lossy(h.as_bytes());
                 line.field("cache", Value::Str(&v));
@@ -88,8 +96,7 @@ impl Record for Request {
             self.route.map_or(Value::Absent, |r| Value::Num(r as u64)),
         );
         line.opt_str("pool", self.pool.as_ref().map(|p| p.0.name.as_str()));
-        let server = self.server.map(|s| s.to_string());
-        line.opt_str("server", server.as_deref());
+        line.field("server", self.server.map_or(Value::Absent, Value::Addr));
     }
 }
 

@@ -27,6 +27,8 @@ pub enum Value<'a> {
     Millis(Duration),
     /// A wall-clock time, RFC 3339 UTC with milliseconds.
     Time(SystemTime),
+    /// A socket address (`ip:port`, IPv6 in brackets).
+    Addr(std::net::SocketAddr),
     /// Not known for this line: `-` in text, `null` in JSON.
     Absent,
 }
@@ -42,6 +44,11 @@ impl Line {
     /// An empty line in `format`, reusing `buf`'s memory.
     pub fn new(format: Format, mut buf: String) -> Line {
         buf.clear();
+        Line::after(format, buf)
+    }
+
+    /// A line written after what `buf` holds (a batch of lines: no copy per line).
+    pub fn after(format: Format, mut buf: String) -> Line {
         if format == Format::Json {
             buf.push('{');
         }
@@ -93,9 +100,8 @@ impl Line {
 fn text_value(out: &mut String, value: Value<'_>) {
     match value {
         Value::Str(s) => text_str(out, s),
-        Value::Num(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Num(n) => num(out, n),
+        Value::Addr(a) => addr(out, a),
         Value::Millis(d) => millis(out, d),
         Value::Time(t) => time(out, t),
         Value::Absent => out.push('-'),
@@ -105,8 +111,11 @@ fn text_value(out: &mut String, value: Value<'_>) {
 fn json_value(out: &mut String, value: Value<'_>) {
     match value {
         Value::Str(s) => json_str(out, s),
-        Value::Num(n) => {
-            let _ = write!(out, "{n}");
+        Value::Num(n) => num(out, n),
+        Value::Addr(a) => {
+            out.push('"');
+            addr(out, a);
+            out.push('"');
         }
         Value::Millis(d) => millis(out, d),
         Value::Time(t) => {
@@ -118,9 +127,44 @@ fn json_value(out: &mut String, value: Value<'_>) {
     }
 }
 
+fn num(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
+}
+
+/// `n` (below 1000) in three digits.
+fn three(out: &mut String, n: u32) {
+    let d = [
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ];
+    out.push_str(std::str::from_utf8(&d).unwrap_or("000"));
+}
+
+fn addr(out: &mut String, a: std::net::SocketAddr) {
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let mut b = itoa::Buffer::new();
+            for (i, o) in v4.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(b.format(*o));
+            }
+            out.push(':');
+            out.push_str(b.format(v4.port()));
+        }
+        v6 => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 fn millis(out: &mut String, d: Duration) {
-    let micros = d.as_micros();
-    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+    let micros = d.as_micros().min(u128::from(u64::MAX)) as u64;
+    num(out, micros / 1000);
+    out.push('.');
+    three(out, (micros % 1000) as u32);
 }
 
 fn time(out: &mut String, t: SystemTime) {
@@ -146,7 +190,8 @@ fn time(out: &mut String, t: SystemTime) {
         }
         out.push_str(&cell.1);
     });
-    let _ = write!(out, "{ms:03}Z");
+    three(out, ms);
+    out.push('Z');
 }
 
 /// Whether a text value must be quoted.
@@ -277,5 +322,27 @@ mod tests {
         let mut l = Line::new(Format::Text, String::new());
         l.field("d", Value::Millis(Duration::from_micros(7)));
         assert_eq!(l.finish(), "d=0.007\n");
+    }
+
+    #[test]
+    fn numbers_times_and_addresses_are_written_exactly() {
+        let mut l = Line::new(Format::Text, String::new());
+        l.field("a", Value::Addr("127.0.0.1:80".parse().unwrap()));
+        l.field("b", Value::Addr("[::1]:8080".parse().unwrap()));
+        l.field("ms", Value::Millis(Duration::from_micros(5)));
+        l.field("ms2", Value::Millis(Duration::from_micros(12_034_050)));
+        l.field("n", Value::Num(u64::MAX));
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_007);
+        l.field("t", Value::Time(t));
+        // The next second: the cached prefix is replaced.
+        l.field("t2", Value::Time(t + Duration::from_secs(1)));
+        assert_eq!(
+            l.finish(),
+            "a=127.0.0.1:80 b=[::1]:8080 ms=0.005 ms2=12034.050 n=18446744073709551615 \
+             t=2023-11-14T22:13:20.007Z t2=2023-11-14T22:13:21.007Z\n"
+        );
+        let mut l = Line::new(Format::Json, String::new());
+        l.field("a", Value::Addr("10.1.2.3:4".parse().unwrap()));
+        assert_eq!(l.finish(), "{\"a\":\"10.1.2.3:4\"}\n");
     }
 }

@@ -199,8 +199,7 @@ struct Writer<R: Record> {
 
 impl<R: Record> Writer<R> {
     fn run(mut self) {
-        let mut batch = Vec::with_capacity(64 * 1024);
-        let mut scratch = String::with_capacity(512);
+        let mut batch = String::with_capacity(64 * 1024);
         let mut failing = false;
         loop {
             if self.shared.reopen.swap(false, Ordering::Relaxed) {
@@ -210,7 +209,7 @@ impl<R: Record> Writer<R> {
             let ended = loop {
                 match self.rx.try_recv() {
                     Ok(r) => {
-                        scratch = self.append(&mut batch, &r, scratch);
+                        batch = self.append(batch, &r);
                         lines += 1;
                         if batch.len() >= BATCH_MAX {
                             self.flush(&mut batch, lines, &mut failing);
@@ -233,17 +232,15 @@ impl<R: Record> Writer<R> {
         }
     }
 
-    /// Formats `r` onto `batch`; gives back the scratch string.
-    fn append(&self, batch: &mut Vec<u8>, r: &R, scratch: String) -> String {
-        let mut line = Line::new(self.format, scratch);
+    /// Formats `r` at the end of `batch` (no copy per line).
+    fn append(&self, batch: String, r: &R) -> String {
+        let mut line = Line::after(self.format, batch);
         r.write(&self.env, &mut line);
-        let text = line.finish();
-        batch.extend_from_slice(text.as_bytes());
-        text
+        line.finish()
     }
 
-    fn flush(&mut self, batch: &mut Vec<u8>, lines: u64, failing: &mut bool) {
-        match self.sink.write_all(batch) {
+    fn flush(&mut self, batch: &mut String, lines: u64, failing: &mut bool) {
+        match self.sink.write_all(batch.as_bytes()) {
             Ok(()) => {
                 self.shared.written.fetch_add(lines, Ordering::Relaxed);
                 *failing = false;
