@@ -92,9 +92,11 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
             out.clear();
             let now = SystemTime::now();
-            let hit = obj
-                .filter(|obj| fast::write_hit(&mut out, obj, &ctx.node_id, close, now).is_some());
-            let Some(obj) = hit else {
+            let hit = obj.and_then(|obj| {
+                let ttl = fast::write_hit(&mut out, &obj, &ctx.node_id, close, now)?;
+                Some((obj, ttl))
+            });
+            let Some((obj, ttl)) = hit else {
                 // Not a fresh hit here: the general stages answer it on this loop.
                 let Some(parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(env, io, buf, peer, watcher).await;
@@ -167,7 +169,7 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                         target: req.target,
                         status: obj.status.as_u16(),
                         bytes: body.len() as u64,
-                        ttl: obj.meta.ttl(now),
+                        ttl,
                         route,
                     },
                 );

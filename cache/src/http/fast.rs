@@ -124,14 +124,15 @@ fn is_special(name: &[u8]) -> bool {
 
 /// Append a fresh hit's answer head to `out` (the body, unless HEAD, follows separately):
 /// the stored head, `Age`, `Cache-Status`, `Connection: close` when asked. None when the
-/// object can't be answered here (not fresh, must revalidate, no wire head).
+/// object can't be answered here (not fresh, must revalidate, no wire head); else the ttl
+/// written in `Cache-Status`.
 pub fn write_hit(
     out: &mut Vec<u8>,
     obj: &Object,
     node: &str,
     close: bool,
     now: SystemTime,
-) -> Option<()> {
+) -> Option<i64> {
     let wire = obj.wire.as_ref()?;
     if obj.meta.no_cache || !obj.meta.is_fresh(now) {
         return None;
@@ -144,12 +145,13 @@ pub fn write_hit(
     out.extend_from_slice(b"\r\ncache-status: ");
     out.extend_from_slice(node.as_bytes());
     out.extend_from_slice(b"; hit; ttl=");
-    out.extend_from_slice(num.format(obj.meta.ttl(now)).as_bytes());
+    let ttl = obj.meta.ttl(now);
+    out.extend_from_slice(num.format(ttl).as_bytes());
     if close {
         out.extend_from_slice(b"\r\nconnection: close");
     }
     out.extend_from_slice(b"\r\n\r\n");
-    Some(())
+    Some(ttl)
 }
 
 #[cfg(test)]
