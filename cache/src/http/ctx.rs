@@ -30,6 +30,10 @@ pub struct Runtime {
     pub fast_routing: bool,
     /// Targeted cache-control fields, most specific first (operator's, then CDN-Cache-Control).
     pub targets: Vec<HeaderName>,
+    /// The targeted fields this cache removes on the way out: the operator's own
+    /// (`target_header`) only. `CDN-Cache-Control` goes downstream like any other field (RFC
+    /// 9213 does not ask a cache to remove it, and a CDN tier below may obey it).
+    pub strip: Vec<HeaderName>,
     pub freshness: FreshnessParams,
     pub max_object_size: u64,
     pub coalesce_timeout: Duration,
@@ -114,6 +118,7 @@ impl Runtime {
                     .map_err(|_| RuntimeError::TargetHeader(t.get_ref().clone()))?,
             );
         }
+        let strip = targets.clone();
         targets.push(CDN_CACHE_CONTROL);
         Ok(Runtime {
             fast_routing: !routes.uses_headers(),
@@ -121,6 +126,7 @@ impl Runtime {
             routes,
             route_pools,
             targets,
+            strip,
             freshness: FreshnessParams {
                 heuristic_percent: *cfg.cache.heuristic_percent.get_ref(),
                 heuristic_max: cfg.cache.heuristic_max,
@@ -204,9 +210,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Remove targeted cache-control fields (they are for this cache, not downstream).
+    /// Remove the operator's targeted cache-control field (it is for this cache, not
+    /// downstream); `CDN-Cache-Control` stays.
     pub fn strip_targeted(&self, h: &mut HeaderMap) {
-        for t in self.rt.load().targets.iter() {
+        for t in self.rt.load().strip.iter() {
             h.remove(t);
         }
     }

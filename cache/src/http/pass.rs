@@ -92,7 +92,7 @@ async fn send_and_stream(
         add(&ctx.counters.invalidated, n as u64);
     }
     clean_response_headers(ctx, &mut rparts.headers, rparts.version);
-    let has_targeted = has_any(&rparts.headers, &rt.targets);
+    let has_targeted = has_any(&rparts.headers, &rt.strip);
     let head = (rparts.status, rparts.headers, has_targeted);
     let mut resp = respond_upstream(ctx, req, head, incoming, &cs);
     crate::access::note_server(ctx, &mut resp, server.addr);

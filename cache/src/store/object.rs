@@ -29,7 +29,8 @@ pub struct Object {
     /// Selecting header fields (from `Vary`), and this variant's values of them.
     pub vary: Vec<HeaderName>,
     pub variant_id: Vec<u8>,
-    /// The headers hold a targeted cache-control field that must not go downstream.
+    /// The headers hold the operator's targeted cache-control field (`target_header`), which
+    /// must not go downstream (`CDN-Cache-Control` does).
     pub has_targeted: bool,
     /// Status line and headers serialized for the HTTP/1.1 fast path (`wire_head`),
     /// followed by the blank line; None when this object's answers must be built by the

@@ -59,7 +59,7 @@ pub(super) async fn revalidated(
             m
         }
     };
-    let has_targeted = has_any(&merged, &rt.targets);
+    let has_targeted = has_any(&merged, &rt.strip);
     let obj = Arc::new(Object::new(
         stale.status,
         super::drive::with_length(&merged, stale.body.len() as u64),

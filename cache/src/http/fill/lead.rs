@@ -235,7 +235,7 @@ fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> (Arc<FillHead>, bool
         content_length: clen,
         fwd: job.fwd,
         fwd_status: job.stale.as_ref().map(|_| rparts.status.as_u16()),
-        has_targeted: has_any(&rparts.headers, &rt.targets),
+        has_targeted: has_any(&rparts.headers, &rt.strip),
         upstream: match &job.keep {
             Keep::Push(sink) => sink.owner_member.clone(),
             _ => None,
