@@ -157,6 +157,53 @@ fn expires_gives_the_freshness_lifetime() {
     assert_eq!(origin.count("/obj/ep"), 2);
 }
 
+/// RFC 9110 §5.6.7: the obsolete date forms, in any letter case, are dates too (an
+/// `Expires` a cache cannot read counts as already expired: the object would not be reused).
+#[test]
+fn expires_in_an_obsolete_form_or_another_case_still_gives_the_lifetime() {
+    let (origin, node) = start("");
+    let future = SystemTime::now() + Duration::from_secs(120);
+    let imf = http_date(future);
+    // "Sun, 06 Nov 1994 08:49:37 GMT" -> RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT".
+    let day = match &imf[..3] {
+        "Mon" => "Monday",
+        "Tue" => "Tuesday",
+        "Wed" => "Wednesday",
+        "Thu" => "Thursday",
+        "Fri" => "Friday",
+        "Sat" => "Saturday",
+        _ => "Sunday",
+    };
+    let parts: Vec<&str> = imf.split_whitespace().collect();
+    let rfc850 = format!(
+        "{day}, {}-{}-{} {} GMT",
+        parts[1],
+        parts[2],
+        &parts[3][2..],
+        parts[4]
+    );
+    for (tag, text) in [
+        ("lower", imf.to_lowercase()),
+        ("upper", imf.to_uppercase()),
+        ("rfc850", rfc850),
+    ] {
+        let path = format!("/obj/exc-{tag}?cc=&hdr={}", q(&format!("Expires:{text}")));
+        fill(&node, &path, &[]);
+        let hit = get(node.addr, &path, &[]);
+        assert!(
+            hit.cache_status().starts_with("a; hit; ttl="),
+            "{tag} {text:?}: {}",
+            hit.cache_status()
+        );
+        assert!(
+            (117..=121).contains(&ttl_of(&hit)),
+            "{tag}: {}",
+            hit.cache_status()
+        );
+        assert_eq!(origin.count(&format!("/obj/exc-{tag}")), 1, "{tag}");
+    }
+}
+
 #[test]
 fn must_revalidate_stale_is_never_served_on_origin_error() {
     let (mut origin, node) = start("");

@@ -76,18 +76,13 @@ fn expires_of(headers: &HeaderMap) -> Option<Option<SystemTime>> {
     if values.any(|v| v != first) {
         return Some(None);
     }
-    Some(
-        first
-            .to_str()
-            .ok()
-            .and_then(|s| httpdate::parse_http_date(s.trim()).ok()),
-    )
+    Some(first.to_str().ok().and_then(super::date::parse))
 }
 
 /// The first value of a date field, when it is a valid HTTP-date.
 pub(crate) fn http_date(headers: &HeaderMap, name: http::HeaderName) -> Option<SystemTime> {
     let value = headers.get(name)?.to_str().ok()?;
-    httpdate::parse_http_date(value.trim()).ok()
+    super::date::parse(value)
 }
 
 /// The Date header, when present and valid.

@@ -10,12 +10,14 @@
 //! * `vary`, `key`: secondary and primary cache keys; `invalidate`: §4.4; `ban`: what an
 //!   operator's ban may name.
 //! * `range`: single byte ranges from stored objects (RFC 9110 §14).
+//! * `date`: HTTP-dates in the forms and cases a recipient must accept.
 //! * `headers`: hop-by-hop, Via, Age, Date, request framing; `cache_status`: RFC 9211.
 
 pub mod ban;
 pub mod cache_control;
 pub mod cache_status;
 pub mod conditional;
+pub mod date;
 pub mod etag;
 pub mod freshness;
 pub mod headers;

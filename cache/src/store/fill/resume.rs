@@ -107,7 +107,7 @@ fn same_http_date(a: &[u8], b: &[u8]) -> bool {
     let parse = |v: &[u8]| {
         std::str::from_utf8(v)
             .ok()
-            .and_then(|s| httpdate::parse_http_date(s).ok())
+            .and_then(crate::policy::date::parse)
     };
     matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
