@@ -208,18 +208,25 @@ fn needs_quotes(s: &str) -> bool {
         .any(|c| matches!(c, ' ' | '"' | '=' | '\\') || c.is_control())
 }
 
-/// `s` with the characters `escape` names replaced, the runs between them copied whole.
-fn escaped(out: &mut String, s: &str, escape: impl Fn(char, &mut String) -> bool) {
+/// `s` as quoted-string content: `"`, `\`, newline, return and tab escaped with a backslash,
+/// any other character `other` writes an escape for (it returns false to keep it), the runs
+/// between them copied whole.
+fn escaped(out: &mut String, s: &str, other: fn(char, &mut String) -> bool) {
     let mut from = 0;
     for (i, c) in s.char_indices() {
         if c.is_ascii() && !matches!(c, '"' | '\\') && (c as u32) >= 0x20 && c != '\x7f' {
             continue;
         }
-        let mut repl = String::new();
-        if escape(c, &mut repl) {
-            out.push_str(&s[from..i]);
-            out.push_str(&repl);
-            from = i + c.len_utf8();
+        out.push_str(&s[from..i]);
+        from = i + c.len_utf8();
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if !other(c, out) => out.push(c),
+            _ => {}
         }
     }
     out.push_str(&s[from..]);
@@ -231,38 +238,24 @@ fn text_str(out: &mut String, s: &str) {
         return;
     }
     out.push('"');
-    escaped(out, s, |c, r| {
-        match c {
-            '"' => r.push_str("\\\""),
-            '\\' => r.push_str("\\\\"),
-            '\n' => r.push_str("\\n"),
-            '\r' => r.push_str("\\r"),
-            '\t' => r.push_str("\\t"),
-            c if c.is_control() && (c as u32) < 0x100 => {
-                let _ = write!(r, "\\x{:02x}", c as u32);
-            }
-            _ => return false,
+    escaped(out, s, |c, out| {
+        let escape = c.is_control() && (c as u32) < 0x100;
+        if escape {
+            let _ = write!(out, "\\x{:02x}", c as u32);
         }
-        true
+        escape
     });
     out.push('"');
 }
 
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    escaped(out, s, |c, r| {
-        match c {
-            '"' => r.push_str("\\\""),
-            '\\' => r.push_str("\\\\"),
-            '\n' => r.push_str("\\n"),
-            '\r' => r.push_str("\\r"),
-            '\t' => r.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(r, "\\u{:04x}", c as u32);
-            }
-            _ => return false,
+    escaped(out, s, |c, out| {
+        let escape = (c as u32) < 0x20;
+        if escape {
+            let _ = write!(out, "\\u{:04x}", c as u32);
         }
-        true
+        escape
     });
     out.push('"');
 }
