@@ -181,6 +181,14 @@ fn every_key_has_one_owner_and_one_origin_fetch() {
     assert_eq!(a.counter("local_miss"), owned("a") as u64);
     let pushes: u64 = (1..3).map(|i| c.nodes[i].counter("peer_pushes")).sum();
     assert_eq!(pushes, remote, "objects pushed to their owners");
+    // Step 2's remote hits took the asking nodes' lean path: answered from the owner's wire
+    // form, one exchange each.
+    let wire: u64 = (0..3).map(|i| c.nodes[i].counter("peer_wire_hits")).sum();
+    let remote_hits: u64 = ["a", "b", "c"]
+        .iter()
+        .map(|id| (KEYS - owned(id)) as u64)
+        .sum();
+    assert_eq!(wire, remote_hits, "remote hits sent as WireHit");
 }
 
 #[test]

@@ -148,6 +148,9 @@ counters! {
     peer_lookups => Cluster "cluster_peer_lookups",
     /// Peer lookups answered from this node's store.
     peer_hits => Cluster "cluster_peer_hits",
+    /// Of those, the ones sent in the object's wire form (`WireHit`, to a requester's lean
+    /// path).
+    peer_wire_hits => Cluster "cluster_peer_wire_hits",
     /// Peers' requests for stale objects this node answered itself (`Answer`).
     peer_answers => Cluster "cluster_peer_answers",
     /// Fill leases granted to peers (they fetch, then push the object here).

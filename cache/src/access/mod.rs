@@ -153,7 +153,8 @@ pub fn track(
     resp.map(|b| Logged::tracked(b, ctx, p.start, record))
 }
 
-/// A fresh hit answered by the fast path, after its write.
+/// A hit answered by the connection's own loop (a fresh hit from the store, or a remote hit
+/// from the owner's wire head), after its write.
 pub struct FastHit<'a> {
     /// The read that completed the request, and the write done (the clock readings the
     /// request's metrics use): its duration and, one write carrying head and body, its time
@@ -167,7 +168,8 @@ pub struct FastHit<'a> {
     pub target: &'a str,
     pub status: u16,
     pub bytes: u64,
-    pub ttl: i64,
+    /// `CacheField::FastHit` for a fresh hit here, the `Cache-Status` sent otherwise.
+    pub cache: CacheField,
     pub route: usize,
 }
 
@@ -188,7 +190,7 @@ pub fn fast_hit(ctx: &Ctx, h: FastHit<'_>) {
         bytes: h.bytes,
         duration: elapsed,
         ttfb: elapsed,
-        cache: CacheField::FastHit { ttl: h.ttl },
+        cache: h.cache,
         route: Some(h.route),
         pool,
         server: None,

@@ -42,6 +42,7 @@
 //! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
 //! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
 //! | 18 | `BanAll` | either | empty: remove every stored object (an operator's `ban --all`); answered with `Count` |
+//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `str` cache status; then `Data`* and `End` (only to a `Lookup` with [`Lookup::WIRE`]) |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -52,7 +53,15 @@
 //!
 //! `Lookup.flags`: bit 0 ([`Lookup::MAY_LEASE`]) the requester may take the fill lease;
 //! bit 1 ([`Lookup::PROBE`]) probe only — the previous owner after a join answers `Hit` or
-//! `Miss` at once, never waits on a fill and never grants a lease. Other bits are rejected.
+//! `Miss` at once, never waits on a fill and never grants a lease; bit 2
+//! ([`Lookup::WIRE`]) the requester takes `WireHit`: a fresh object the owner keeps in its
+//! HTTP/1.1 wire form is answered with that form (status line and stored header lines, as
+//! its own fast path writes them, ending with the blank line) instead of a `Hit` with a
+//! header list; and it never sends `Wait` — where the answer would need a slow step first
+//! (a stale object, a handover probe, a fill to follow) the owner answers `Miss` without a
+//! lease at once, and the requester asks again without the bit. Other bits are rejected.
+//! `WireHit`: the meta is encoded as in an object head; the requester checks the wire head
+//! (`http::remote::wirecheck`) before it writes any of it to a client.
 //! `Miss.lease`: `Some(id)` the requester fetches from the origin and `Push`es the object
 //! under that lease; `None` it fetches and does not push.
 //! `Answer`: the owner answered the request itself, as it would answer a client of its own
@@ -93,8 +102,9 @@ pub use codec::PeerCodec;
 /// that will answer a `Lookup` only after a slow step sends `Wait` first. 4: every frame
 /// carries a stream id, and one connection carries many exchanges at once (`Reset`). 5: per
 /// stream flow control: `Data` is sent only within the credit the receiver gave (`Credit`).
-/// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache).
-pub const VERSION: u8 = 6;
+/// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache). 7: `WireHit`
+/// and [`Lookup::WIRE`] (remote hits in the owner's HTTP/1.1 wire form).
+pub const VERSION: u8 = 7;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -158,6 +168,9 @@ pub enum Frame {
     Lookup(Lookup),
     /// Owner → requester: the object's head; its body follows as `Data`* then `End`.
     Hit(ObjectHead),
+    /// Owner → requester, to a `Lookup` with [`Lookup::WIRE`]: a fresh object's head in its
+    /// HTTP/1.1 wire form; its body follows as `Data`* then `End`.
+    WireHit(WireHit),
     /// Owner → requester: not stored; what the requester does instead.
     Miss(Miss),
     /// Requester → owner: an object filled under a lease; its body follows as `Data`* then
@@ -238,6 +251,7 @@ impl Frame {
             Frame::Hello { .. } => Kind::Hello,
             Frame::Lookup(_) => Kind::Lookup,
             Frame::Hit(_) => Kind::Hit,
+            Frame::WireHit(_) => Kind::WireHit,
             Frame::Miss(_) => Kind::Miss,
             Frame::Push(_) => Kind::Push,
             Frame::Data(_) => Kind::Data,
@@ -283,6 +297,7 @@ pub(crate) enum Kind {
     Reset = 16,
     Credit = 17,
     BanAll = 18,
+    WireHit = 19,
 }
 
 impl Kind {
@@ -306,6 +321,7 @@ impl Kind {
             16 => Kind::Reset,
             17 => Kind::Credit,
             18 => Kind::BanAll,
+            19 => Kind::WireHit,
             _ => return None,
         })
     }
@@ -331,6 +347,7 @@ impl Kind {
             Kind::Reset => "Reset",
             Kind::Credit => "Credit",
             Kind::BanAll => "BanAll",
+            Kind::WireHit => "WireHit",
         }
     }
 }
@@ -367,7 +384,7 @@ pub struct Lookup {
     pub headers: Vec<(Bytes, Bytes)>,
     /// Peer hops taken so far (loop guard).
     pub hops: u8,
-    /// [`Lookup::MAY_LEASE`] | [`Lookup::PROBE`].
+    /// [`Lookup::MAY_LEASE`] | [`Lookup::PROBE`] | [`Lookup::WIRE`].
     pub flags: u8,
 }
 
@@ -376,8 +393,10 @@ impl Lookup {
     pub const MAY_LEASE: u8 = 1;
     /// Probe only: answer `Hit` or `Miss` at once, never wait, never lease.
     pub const PROBE: u8 = 2;
+    /// The requester takes a fresh object as `WireHit` when the owner keeps its wire form.
+    pub const WIRE: u8 = 4;
     /// Every defined flag bit.
-    pub const KNOWN_FLAGS: u8 = Lookup::MAY_LEASE | Lookup::PROBE;
+    pub const KNOWN_FLAGS: u8 = Lookup::MAY_LEASE | Lookup::PROBE | Lookup::WIRE;
 
     /// Whether [`Lookup::MAY_LEASE`] is set.
     pub fn may_lease(&self) -> bool {
@@ -388,6 +407,26 @@ impl Lookup {
     pub fn is_probe(&self) -> bool {
         self.flags & Lookup::PROBE != 0
     }
+
+    /// Whether [`Lookup::WIRE`] is set.
+    pub fn wants_wire(&self) -> bool {
+        self.flags & Lookup::WIRE != 0
+    }
+}
+
+/// A fresh object's head in its HTTP/1.1 wire form (`WireHit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireHit {
+    /// Status line and stored header lines, ending with the blank line (the object's
+    /// `store::object::Object::wire`).
+    pub wire: Bytes,
+    /// The times and directives freshness is computed from.
+    pub meta: WireMeta,
+    /// Length of the body that follows as `Data` frames (never unknown: stored objects are
+    /// whole).
+    pub body_len: u64,
+    /// The sender's `Cache-Status` member, e.g. `b; hit; ttl=30`.
+    pub cache_status: String,
 }
 
 /// A stored object's head as it travels between nodes (`Hit`, `Push`).

@@ -2,6 +2,7 @@
 //! at the first request that needs more, the connection — with every byte read so far — goes to
 //! hyper (HTTP/1.1 and h2c) for the rest of its life.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,11 +26,12 @@ use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
+use super::remote;
 use super::stall::{is_send_timeout, SendTimeout};
 use crate::access::{self, Pending};
 use crate::origin::route::RouteInput;
 use crate::stats::{add, bump};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 /// Read buffer of a fast-path connection (grows up to the request head limit).
 pub const READ_BUF: usize = 8 * 1024;
@@ -97,6 +99,36 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 Some((obj, ttl))
             });
             let Some((obj, ttl)) = hit else {
+                // A key a peer owns: asked from the owner, answered from its wire head.
+                let mut pre = None;
+                if let Some(owner) = ctx.cluster.as_ref().and_then(|cl| cl.owner(&key)) {
+                    let raw = &buf[..head_len];
+                    match remote::ask_owner(ctx, owner, &req, raw, &key, &mut out).await {
+                        remote::Lean::Answer(a) => {
+                            let (host, target) = (req.host, req.target);
+                            let lean = LeanHit {
+                                peer,
+                                read_at,
+                                now,
+                                head_only,
+                                host,
+                                target,
+                                route,
+                            };
+                            if !write_lean(ctx, &mut io, &mut out, a, lean).await {
+                                return;
+                            }
+                            buf.advance(head_len);
+                            if close {
+                                let _ = io.shutdown().await;
+                                return;
+                            }
+                            rearm(&mut idle, &mut idle_armed_at, Instant::now());
+                            continue;
+                        }
+                        remote::Lean::General(p) => pre = p,
+                    }
+                }
                 // Not a fresh hit here: the general stages answer it on this loop.
                 let Some(parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(env, io, buf, peer, watcher).await;
@@ -109,6 +141,7 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 // This loop drives the request to its end (nothing races it): its fill may run
                 // inline rather than in a task of its own.
                 let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
+                let answer = remote::PREASKED.scope(RefCell::new(pre), answer);
                 let Some((resp, route)) = RUN_TO_END.scope(true, answer).await else {
                     return handoff(env, io, buf, peer, watcher).await;
                 };
@@ -169,7 +202,7 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                         target: req.target,
                         status: obj.status.as_u16(),
                         bytes: body.len() as u64,
-                        ttl,
+                        cache: access::CacheField::FastHit { ttl },
                         route,
                     },
                 );
@@ -201,6 +234,81 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
             _ = stop.changed(), if !*stop.borrow() => {}
         }
     }
+}
+
+/// A remote hit answered by the lean path, as the access log and metrics see it.
+struct LeanHit<'a> {
+    peer: SocketAddr,
+    read_at: Instant,
+    now: SystemTime,
+    head_only: bool,
+    host: &'a str,
+    target: &'a str,
+    route: usize,
+}
+
+/// Writes a lean remote hit (head in `out`, then its body), counts and logs it; false when
+/// the connection is to end (a write failed, or the owner's long body was cut short).
+async fn write_lean(
+    ctx: &Arc<Ctx>,
+    io: &mut ClientIo,
+    out: &mut Vec<u8>,
+    a: remote::WireAnswer,
+    h: LeanHit<'_>,
+) -> bool {
+    bump(&ctx.counters.requests);
+    let head_len = out.len();
+    let mut written = match &a.body[..] {
+        [] => io.write_all(out).await,
+        [one] if one.len() <= FLATTEN_MAX => {
+            out.extend_from_slice(one);
+            io.write_all(out).await
+        }
+        [one] => write_two(io, out, one).await,
+        chunks => {
+            let mut r = io.write_all(out).await;
+            for c in chunks {
+                if r.is_ok() {
+                    r = io.write_all(c).await;
+                }
+            }
+            r
+        }
+    };
+    if let (Ok(()), Some(c)) = (&written, a.rest) {
+        written = remote::relay_rest(ctx, c, a.body_len, io).await;
+    }
+    let done = Instant::now();
+    ctx.counters.record_response(
+        a.status,
+        Some(h.route),
+        done.saturating_duration_since(h.read_at),
+    );
+    if let Err(e) = written {
+        write_failed(ctx, h.peer, &e);
+        return false;
+    }
+    if ctx.access.enabled() {
+        let cache = HeaderValue::from_bytes(&out[..head_len][a.cache_status])
+            .map_or(access::CacheField::None, access::CacheField::Header);
+        access::fast_hit(
+            ctx,
+            access::FastHit {
+                start: h.read_at,
+                done,
+                time: h.now,
+                client: h.peer,
+                head: h.head_only,
+                host: h.host,
+                target: h.target,
+                status: a.status,
+                bytes: if h.head_only { 0 } else { a.body_len },
+                cache,
+                route: h.route,
+            },
+        );
+    }
+    true
 }
 
 /// A request was answered at `now`: the idle timer starts again (re-armed at most once a

@@ -49,7 +49,7 @@ use super::ctx::Ctx;
 use super::handler::answer_for_peer;
 use super::handover::take_over;
 use super::lease::Leased;
-use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push};
+use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push, WireHit, WireMeta};
 use crate::cluster::peer::{Link, PeerConn, PeerError};
 use crate::cluster::wire;
 use crate::policy::cache_control::CacheControl;
@@ -213,11 +213,21 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
         if reuse(&obj.meta, &req_cc, false, now) == Reuse::Fresh {
             bump(&ctx.counters.peer_hits);
             let cs = CacheStatus::hit(node, obj.meta.ttl(now)).to_member();
+            if l.wants_wire() {
+                if let Some(wire) = &obj.wire {
+                    bump(&ctx.counters.peer_wire_hits);
+                    return send_wire(c, &obj, wire.clone(), cs, l.method).await;
+                }
+            }
             return send_object(c, &obj, cs, l.method).await;
         }
         // Held, but not to be served fresh: this node has the validators and the stale copy,
         // so it answers as it would answer a client of its own.
         if l.may_lease() && !l.is_probe() && l.method == LookupMethod::Get {
+            if l.wants_wire() {
+                // The lean requester asks again, ready to wait.
+                return c.send(miss_frame(node, None)).await;
+            }
             let key = l.key.clone();
             // May revalidate with the origin first: the requester is told to wait.
             c.send(Frame::Wait).await?;
@@ -239,6 +249,18 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     if l.is_probe() || !l.may_lease() || l.method == LookupMethod::Head {
         return c.send(miss(None)).await;
     }
+    // A requester on its lean path never waits here: where the answer would need a slow step
+    // first (a stale object, a handover probe, a fill to follow), it asks again as usual.
+    let lean = l.wants_wire();
+    if lean
+        && ctx
+            .cluster
+            .as_ref()
+            .and_then(|cl| cl.previous_owner(&l.key))
+            .is_some()
+    {
+        return c.send(miss(None)).await;
+    }
     // The requester allows a slow answer once told to wait (`Frame::Wait`, sent once).
     let mut waiting = false;
     if let Some(prev) = ctx
@@ -258,6 +280,7 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
     }
     let rt = ctx.rt.load_full();
     match ctx.fills.join(&l.key) {
+        Join::Follow(_) if lean => c.send(miss(None)).await,
         Join::Follow(reader) => {
             if !waiting {
                 c.send(Frame::Wait).await?;
@@ -328,6 +351,28 @@ async fn send_object(
     }
     c.feed(Frame::Hit(head)).await?;
     feed_body(c, &obj.body).await?;
+    c.send(Frame::End { complete: true }).await
+}
+
+/// Streams a stored object to the requester with its head in the wire form it keeps
+/// (`WireHit`: no header list is built).
+async fn send_wire(
+    c: &mut PeerConn,
+    obj: &Object,
+    wire: Bytes,
+    cs: String,
+    method: LookupMethod,
+) -> Result<(), PeerError> {
+    c.feed(Frame::WireHit(WireHit {
+        wire,
+        meta: WireMeta::from(&obj.meta),
+        body_len: obj.body.len() as u64,
+        cache_status: cs,
+    }))
+    .await?;
+    if method == LookupMethod::Get {
+        feed_body(c, &obj.body).await?;
+    }
     c.send(Frame::End { complete: true }).await
 }
 

@@ -57,7 +57,21 @@ fn samples() -> Vec<Frame> {
             hops: 1,
             flags: Lookup::MAY_LEASE,
         }),
+        Frame::Lookup(Lookup {
+            key: "http://example.com/b".into(),
+            method: LookupMethod::Get,
+            uri: "/b".into(),
+            headers: vec![(b("host"), b("example.com"))],
+            hops: 1,
+            flags: Lookup::WIRE,
+        }),
         Frame::Hit(head()),
+        Frame::WireHit(WireHit {
+            wire: b("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
+            meta: head().meta,
+            body_len: 5,
+            cache_status: "b; hit; ttl=30".into(),
+        }),
         Frame::Miss(Miss {
             lease: Some(77),
             cache_status: "b; fwd=miss".into(),
@@ -421,10 +435,10 @@ fn malformed_payloads_are_named() {
         .encode(lookup("/".into(), 0), &mut l)
         .expect("encodes");
     let mut flags = l[9..].to_vec();
-    *flags.last_mut().expect("flags byte") = 4;
+    *flags.last_mut().expect("flags byte") = 8;
     assert_eq!(
         err(&raw(2, &flags)),
-        "Lookup.flags: 4 is not a set of known flags (bits 0 and 1)"
+        "Lookup.flags: 8 is not a set of known flags (bits 0 to 2)"
     );
 }
 

@@ -6,7 +6,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{
-    Answer, Frame, FrameError, Kind, Limits, Lookup, LookupMethod, Miss, ObjectHead, Push, WireMeta,
+    Answer, Frame, FrameError, Kind, Limits, Lookup, LookupMethod, Miss, ObjectHead, Push, WireHit,
+    WireMeta,
 };
 
 type Result<T> = std::result::Result<T, FrameError>;
@@ -240,12 +241,26 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
                     frame: w.frame,
                     field: "flags",
                     value: l.flags.into(),
-                    expected: "a set of known flags (bits 0 and 1)",
+                    expected: "a set of known flags (bits 0 to 2)",
                 });
             }
             w.buf.put_u8(l.flags);
         }
         Frame::Hit(head) => write_head(&mut w, head)?,
+        Frame::WireHit(h) => {
+            w.bytes("wire", &h.wire, w.limits.max_field)?;
+            write_meta(&mut w, &h.meta);
+            if h.body_len == UNKNOWN_BODY_LEN {
+                return Err(FrameError::BadValue {
+                    frame: w.frame,
+                    field: "body_len",
+                    value: h.body_len,
+                    expected: "a known body length",
+                });
+            }
+            w.buf.put_u64(h.body_len);
+            w.field("cache_status", &h.cache_status)?;
+        }
         Frame::Miss(m) => {
             w.opt_u64(m.lease);
             w.field("cache_status", &m.cache_status)?;
@@ -301,10 +316,10 @@ fn write_status(w: &mut Writer, status: u16) -> Result<()> {
     Ok(())
 }
 
-fn write_head(w: &mut Writer, h: &ObjectHead) -> Result<()> {
-    write_status(w, h.status)?;
-    w.headers("headers", &h.headers)?;
-    let m = &h.meta;
+/// `body_len` of a body of unknown length (`cluster::wire::UNKNOWN_LEN`).
+const UNKNOWN_BODY_LEN: u64 = u64::MAX;
+
+fn write_meta(w: &mut Writer, m: &WireMeta) {
     w.buf.put_u64(m.request_time_ms);
     w.buf.put_u64(m.response_time_ms);
     w.buf.put_u64(m.corrected_initial_age_ms);
@@ -313,6 +328,25 @@ fn write_head(w: &mut Writer, h: &ObjectHead) -> Result<()> {
     w.bool(m.must_revalidate);
     w.opt_u64(m.stale_while_revalidate_ms);
     w.opt_u64(m.stale_if_error_ms);
+}
+
+fn read_meta(r: &mut Reader) -> Result<WireMeta> {
+    Ok(WireMeta {
+        request_time_ms: r.u64("meta.request_time")?,
+        response_time_ms: r.u64("meta.response_time")?,
+        corrected_initial_age_ms: r.u64("meta.corrected_initial_age")?,
+        freshness_lifetime_ms: r.u64("meta.freshness_lifetime")?,
+        no_cache: r.bool("meta.no_cache")?,
+        must_revalidate: r.bool("meta.must_revalidate")?,
+        stale_while_revalidate_ms: r.opt_u64("meta.stale_while_revalidate")?,
+        stale_if_error_ms: r.opt_u64("meta.stale_if_error")?,
+    })
+}
+
+fn write_head(w: &mut Writer, h: &ObjectHead) -> Result<()> {
+    write_status(w, h.status)?;
+    w.headers("headers", &h.headers)?;
+    write_meta(w, &h.meta);
     w.count("vary", h.vary.len())?;
     for name in &h.vary {
         w.field("vary", name)?;
@@ -355,7 +389,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             let hops = r.u8("hops")?;
             let flags = r.u8("flags")?;
             if flags & !Lookup::KNOWN_FLAGS != 0 {
-                return Err(r.bad("flags", flags.into(), "a set of known flags (bits 0 and 1)"));
+                return Err(r.bad("flags", flags.into(), "a set of known flags (bits 0 to 2)"));
             }
             Frame::Lookup(Lookup {
                 key,
@@ -367,6 +401,20 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             })
         }
         Kind::Hit => Frame::Hit(read_head(&mut r)?),
+        Kind::WireHit => {
+            let wire = r.bytes("wire", limits.max_field)?;
+            let meta = read_meta(&mut r)?;
+            let body_len = r.u64("body_len")?;
+            if body_len == UNKNOWN_BODY_LEN {
+                return Err(r.bad("body_len", body_len, "a known body length"));
+            }
+            Frame::WireHit(WireHit {
+                wire,
+                meta,
+                body_len,
+                cache_status: r.field("cache_status")?,
+            })
+        }
         Kind::Miss => Frame::Miss(Miss {
             lease: r.opt_u64("lease")?,
             cache_status: r.field("cache_status")?,
@@ -432,16 +480,7 @@ fn read_status(r: &mut Reader) -> Result<u16> {
 fn read_head(r: &mut Reader) -> Result<ObjectHead> {
     let status = read_status(r)?;
     let headers = r.headers("headers")?;
-    let meta = WireMeta {
-        request_time_ms: r.u64("meta.request_time")?,
-        response_time_ms: r.u64("meta.response_time")?,
-        corrected_initial_age_ms: r.u64("meta.corrected_initial_age")?,
-        freshness_lifetime_ms: r.u64("meta.freshness_lifetime")?,
-        no_cache: r.bool("meta.no_cache")?,
-        must_revalidate: r.bool("meta.must_revalidate")?,
-        stale_while_revalidate_ms: r.opt_u64("meta.stale_while_revalidate")?,
-        stale_if_error_ms: r.opt_u64("meta.stale_if_error")?,
-    };
+    let meta = read_meta(r)?;
     let n = r.count("vary")?;
     let mut vary = Vec::with_capacity(n);
     for _ in 0..n {

@@ -44,12 +44,38 @@ use crate::store::fill::FillWriter;
 use crate::store::object::FillHead;
 
 mod head;
+mod lean;
 mod push;
 mod relay;
+mod wirecheck;
 
 pub(super) use head::head;
+pub(in crate::http) use lean::{ask_owner, relay_rest, Lean, WireAnswer};
 pub(super) use push::PushSink;
-use relay::{owner_answer, read_body, remote_hit, small_body, BODY_IDLE};
+use relay::{next_chunk, owner_answer, read_body, remote_hit, small_body, BODY_IDLE};
+
+/// The owner's answer to a request's `Lookup`, received by the lean path (`lean`) and handed
+/// to the general path with the request, so that it does not ask again.
+pub(in crate::http) struct Preasked {
+    key: String,
+    owner: String,
+    conn: PeerConn,
+    frame: Frame,
+}
+
+tokio::task_local! {
+    /// Around a request the lean path gives to the general path with the owner's answer.
+    pub(in crate::http) static PREASKED: std::cell::RefCell<Option<Preasked>>;
+}
+
+/// The answer the lean path received for `key` from `owner`, when there is one.
+fn take_preasked(key: &str, owner: &Owner) -> Option<(PeerConn, Frame)> {
+    let p = PREASKED
+        .try_with(|p| p.borrow_mut().take())
+        .ok()
+        .flatten()?;
+    (p.key == key && p.owner == owner.id).then_some((p.conn, p.frame))
+}
 
 /// Time allowed on top of the coalesce timeout for the owner's answer to a `Lookup` after its
 /// `Wait`.
@@ -87,10 +113,13 @@ pub(super) async fn lead(
     // asked (refuses, hangs, or is locally suspect of hanging) hands the key to the next one
     // at once — this node itself (a local miss, stored here) or a peer — as gossip will once
     // it declares the owner dead. At most two peers are asked.
+    let mut answer = take_preasked(key, &owner).map(Ok);
     let next = cl.ranked(key, CANDIDATES).into_iter().skip(1);
-    let mut answer = None;
+    let candidates = answer
+        .is_none()
+        .then_some(std::iter::once(Some(owner)).chain(next));
     let mut asked = 0;
-    for candidate in std::iter::once(Some(owner)).chain(next) {
+    for candidate in candidates.into_iter().flatten() {
         let Some(peer) = candidate else {
             bump(&ctx.counters.local_miss);
             return origin_miss(ctx, rt, req, key, w, req_cc, Keep::Local).await;

@@ -57,7 +57,7 @@ async fn relay_body(
 /// The next chunk of a body of `len` bytes (or any when unknown) the owner streams, `total`
 /// counting what came before it; None at its complete end. Anything else is an error: a
 /// longer body, an end short of `len`, another frame, a wait over `wait`.
-async fn next_chunk(
+pub(super) async fn next_chunk(
     c: &mut PeerConn,
     total: &mut u64,
     len: u64,
@@ -149,11 +149,16 @@ fn invalid_answer(
 }
 
 /// Bodies of at most this many bytes are read whole before the head is published.
-const INLINE_MAX: u64 = 64 * 1024;
+pub(super) const INLINE_MAX: u64 = 64 * 1024;
 
 /// The length of a `Hit`'s body when it is small enough to read whole first.
 pub(super) fn small_body(head: &crate::cluster::frame::ObjectHead) -> Option<u64> {
-    (head.body_len != wire::UNKNOWN_LEN && head.body_len <= INLINE_MAX).then_some(head.body_len)
+    small_body_len(head.body_len)
+}
+
+/// `len` when a body of that length is small enough to read whole first.
+pub(super) fn small_body_len(len: u64) -> Option<u64> {
+    (len != wire::UNKNOWN_LEN && len <= INLINE_MAX).then_some(len)
 }
 
 /// Reads a body of exactly `len` bytes (`Data`* then `End`), each frame within `wait`.

@@ -1,0 +1,288 @@
+//! The asking node's lean remote hit: a plain GET or HEAD the connection's own HTTP/1.1 loop
+//! read (`conn`, `fast::parse`), for a key a peer owns, asked from the owner straight from the
+//! raw request and answered straight from the owner's wire head (`WireHit`), with no header
+//! map, no fill table and no response object in between.
+//!
+//! * The `Lookup` carries [`Lookup::WIRE`] (and, for a GET, [`Lookup::MAY_LEASE`], as the
+//!   general path's does): the owner answers a fresh object it keeps in wire form with
+//!   `WireHit`, a fresh one it does not with `Hit`, and grants the fill lease when nobody
+//!   fills the key; where its answer would need a slow step (a stale object, a handover
+//!   probe, a fill to follow) it answers `Miss` without a lease at once instead of `Wait`,
+//!   and the general path asks again — so that requests at this node for a key being filled
+//!   wait together in this node's fill table, one exchange for all of them.
+//! * `WireHit` → the head is checked (`wirecheck`) and written with this node's `Via`, `Age`
+//!   and `Cache-Status`; a body of at most `relay::INLINE_MAX` bytes is read whole first (a peer
+//!   that fails mid-way costs the general path's exchange, never a cut body), a longer one is
+//!   relayed as it arrives ([`relay_rest`]).
+//! * Any other answer to a GET (`Hit` for an object with Vary or a targeted field, `Miss`
+//!   granting the lease, the owner's own `Answer`) → the general path takes the request
+//!   with the answer already received ([`Preasked`]; `remote::lead` uses it instead of asking):
+//!   one exchange per request either way. Should the general path not reach the owner with it
+//!   (the request follows a fill of the key already running here), the stream is dropped: the
+//!   owner sees it reset, as when a requester goes away, and a lease it granted is given up.
+//! * A `Miss` without a lease (a slow step first, or a HEAD), an owner that cannot be asked (suspect here, unreachable, hung) or a
+//!   `WireHit` that fails its checks → the general path, which asks again (or goes to the
+//!   next node).
+//!
+//! Requests coalesce at the owner (its store, its fill table), not here: concurrent requests
+//! for one hot key each make their own exchange.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::relay::{read_body, small_body_len, BODY_IDLE};
+use super::wirecheck;
+use super::{ask, next_chunk, peer_failed, Preasked, ANSWER_MARGIN};
+use crate::cluster::frame::{Frame, Lookup, LookupMethod};
+use crate::cluster::peer::{PeerConn, PeerError};
+use crate::cluster::suspect::Admit;
+use crate::cluster::Owner;
+use crate::http::ctx::Ctx;
+use crate::http::fast::FastReq;
+use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
+use crate::policy::meta::StoredMeta;
+use crate::stats::bump;
+
+/// A remote hit ready to write: its head is in the caller's buffer.
+pub(in crate::http) struct WireAnswer {
+    pub status: u16,
+    /// The whole body (a GET's, at most `relay::INLINE_MAX` bytes), or what is still to come in
+    /// `rest`.
+    pub body: Vec<Bytes>,
+    pub body_len: u64,
+    /// The owner's stream still carrying the body (`relay_rest`), for a longer one.
+    pub rest: Option<PeerConn>,
+    /// Where the `Cache-Status` value sits in the head (the access log's `cache`).
+    pub cache_status: Range<usize>,
+}
+
+/// What the lean path made of a request.
+pub(in crate::http) enum Lean {
+    Answer(WireAnswer),
+    /// The general path takes the request (with the owner's `Hit` when one came).
+    General(Option<Preasked>),
+}
+
+/// Asks `owner` for the request `req` (raw head `raw`, key `key`); on a `WireHit`, the answer's
+/// head is written to `out` (cleared first).
+pub(in crate::http) async fn ask_owner(
+    ctx: &Arc<Ctx>,
+    owner: Owner,
+    req: &FastReq<'_>,
+    raw: &[u8],
+    key: &str,
+    out: &mut Vec<u8>,
+) -> Lean {
+    let Some(cl) = &ctx.cluster else {
+        return Lean::General(None);
+    };
+    if cl.suspects.admit(&owner.id) == Admit::Skip {
+        return Lean::General(None);
+    }
+    let method = if req.head {
+        LookupMethod::Head
+    } else {
+        LookupMethod::Get
+    };
+    let lookup = Lookup {
+        key: key.to_owned(),
+        method,
+        uri: req.target.to_owned(),
+        headers: header_lines(raw),
+        hops: 1,
+        flags: match method {
+            LookupMethod::Get => Lookup::WIRE | Lookup::MAY_LEASE,
+            LookupMethod::Head => Lookup::WIRE,
+        },
+    };
+    let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
+    let (c, head) = match ask(ctx, &owner, lookup, wait).await {
+        Ok((c, Frame::WireHit(h))) => (c, h),
+        // Not now (a slow step first, or a HEAD): the general path asks again, without the bit.
+        Ok((c, Frame::Miss(m))) if m.lease.is_none() => {
+            cl.peers.put(c);
+            return Lean::General(None);
+        }
+        // Any other answer to a GET (a `Hit`, a `Miss` granting the lease, the owner's own
+        // `Answer`) is the general path's to act on: it takes it instead of asking again.
+        Ok((c, frame)) if method == LookupMethod::Get => {
+            let key = key.to_owned();
+            let owner = owner.id;
+            return Lean::General(Some(Preasked {
+                key,
+                owner,
+                conn: c,
+                frame,
+            }));
+        }
+        // A HEAD for an object without a wire form: the general path asks for its head.
+        Ok((_, Frame::Hit(_))) => return Lean::General(None),
+        Ok((c, other)) => {
+            peer_failed(ctx, &PeerError::Unexpected(c.addr, other.name()));
+            return Lean::General(None);
+        }
+        Err(e) => {
+            peer_failed(ctx, &e);
+            return Lean::General(None);
+        }
+    };
+    let checked = match wirecheck::check(&head.wire, head.body_len) {
+        Ok(checked) => checked,
+        Err(why) => {
+            peer_failed(ctx, &PeerError::Unexpected(c.addr, "invalid WireHit"));
+            tracing::warn!(reason = why, peer = %owner.id, "owner sent an invalid wire head");
+            return Lean::General(None);
+        }
+    };
+    let meta = match StoredMeta::try_from(&head.meta) {
+        Ok(m) => m,
+        Err(e) => {
+            peer_failed(ctx, &PeerError::Unexpected(c.addr, "invalid WireHit meta"));
+            tracing::warn!(reason = %e, peer = %owner.id, "owner sent an invalid meta");
+            return Lean::General(None);
+        }
+    };
+    let small = method == LookupMethod::Head || small_body_len(head.body_len).is_some();
+    let (body, rest) = if small {
+        let mut c = c;
+        let len = if method == LookupMethod::Head {
+            0
+        } else {
+            head.body_len
+        };
+        match read_body(&mut c, len, BODY_IDLE).await {
+            Ok(chunks) => {
+                cl.peers.put(c);
+                (chunks, None)
+            }
+            Err(e) => {
+                peer_failed(ctx, &e);
+                return Lean::General(None);
+            }
+        }
+    } else {
+        (Vec::new(), Some(c))
+    };
+    bump(&ctx.counters.remote_hit);
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    cs.detail = Some("peer".to_string());
+    let own = cs.to_member();
+    let value = match upstream_member(&head.cache_status) {
+        Some(up) => format!("{up}, {own}"),
+        None => own,
+    };
+    let via = format!("1.1 {} (strait)", ctx.node_id);
+    let age = meta.current_age(SystemTime::now()).as_secs();
+    out.clear();
+    let cache_status =
+        wirecheck::write_answer(out, &head.wire, &checked, age, &via, &value, req.close);
+    Lean::Answer(WireAnswer {
+        status: checked.status,
+        body,
+        body_len: if method == LookupMethod::Head {
+            0
+        } else {
+            head.body_len
+        },
+        rest,
+        cache_status,
+    })
+}
+
+/// Relays the rest of a long body (`len` bytes) from the owner's stream to the client; an
+/// error (the peer's or the client's) ends the client's connection: its body is cut short.
+pub(in crate::http) async fn relay_rest<W: AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    mut c: PeerConn,
+    len: u64,
+    io: &mut W,
+) -> std::io::Result<()> {
+    let mut total = 0;
+    loop {
+        match next_chunk(&mut c, &mut total, len, BODY_IDLE).await {
+            Ok(Some(b)) => io.write_all(&b).await?,
+            Ok(None) => break,
+            Err(e) => {
+                peer_failed(ctx, &e);
+                return Err(std::io::Error::other("the owner's body was cut short"));
+            }
+        }
+    }
+    if let Some(cl) = &ctx.cluster {
+        cl.peers.put(c);
+    }
+    Ok(())
+}
+
+/// The request's header lines after the request line (what the owner needs for Vary), as
+/// zero-copy slices of one copy of the head; `Connection` stays here.
+fn header_lines(raw: &[u8]) -> Vec<(Bytes, Bytes)> {
+    let head = Bytes::copy_from_slice(raw);
+    let mut lines = Vec::with_capacity(8);
+    let mut rest = head.clone();
+    // Skip the request line.
+    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        return lines;
+    };
+    let _ = rest.split_to(nl + 1);
+    while !rest.is_empty() {
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = rest.split_to((end + 1).min(rest.len()));
+        let line = trim_end(&line);
+        if line.is_empty() {
+            break;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line.slice(..colon);
+        if name.eq_ignore_ascii_case(b"connection") {
+            continue;
+        }
+        let value = trim_start(&line.slice(colon + 1..));
+        lines.push((name, value));
+    }
+    lines
+}
+
+fn trim_end(b: &Bytes) -> Bytes {
+    let n = b.len()
+        - b.iter()
+            .rev()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count();
+    b.slice(..n)
+}
+
+fn trim_start(b: &Bytes) -> Bytes {
+    let n = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
+    trim_end(&b.slice(n..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_are_the_fields_after_the_request_line_without_connection() {
+        let raw = b"GET /a HTTP/1.1\r\nHost: x.example\r\nAccept-Encoding:  gzip \r\nConnection: close\r\nX-Empty:\r\n\r\n";
+        let lines = header_lines(raw);
+        let got: Vec<(&[u8], &[u8])> = lines.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        assert_eq!(
+            got,
+            [
+                (&b"Host"[..], &b"x.example"[..]),
+                (b"Accept-Encoding", b"gzip"),
+                (b"X-Empty", b""),
+            ]
+        );
+        // Bare LF line ends (which httparse accepts) read the same.
+        let lines = header_lines(b"GET / HTTP/1.1\nHost: y\n\n");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(&lines[0].1[..], b"y");
+    }
+}

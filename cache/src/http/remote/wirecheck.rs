@@ -1,0 +1,267 @@
+//! A `WireHit`'s head, checked before any of it reaches a client, and the answer written
+//! from it (pure: no I/O).
+//!
+//! Contract: [`check`] accepts only what an owner's store keeps as a wire head — one
+//! complete HTTP/1.1 status line (200..=599, not 304) and header lines, nothing after the
+//! blank line, exactly one `Content-Length` equal to the body announced, none of the fields
+//! that frame or route a connection (`Transfer-Encoding`, `Connection`, …) and none of those
+//! the asking node writes itself (`Age`, `Cache-Status`) or that stop an object from having a
+//! wire form (`Vary`). Anything else is an error naming what was wrong, and the request takes
+//! the general path. [`write_answer`] writes what the general path's remote hit sends: the
+//! stored head, this node's `Via` entry after the others, `Age`, `Cache-Status` (the owner's
+//! member then this node's), `Connection: close` when asked.
+
+/// Most header lines a wire head may hold (the store keeps at most 64).
+const MAX_LINES: usize = 96;
+
+/// Fields a wire head never holds.
+const REFUSED: &[&str] = &[
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "age",
+    "cache-status",
+    "vary",
+];
+
+/// What [`check`] found in a wire head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub status: u16,
+    /// Offset just past the last `Via` value, when there is one: this node's entry goes there.
+    pub via_end: Option<usize>,
+}
+
+/// Checks `wire` against the body length announced with it (see the module doc).
+pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_LINES];
+    let mut resp = httparse::Response::new(&mut lines);
+    match resp.parse(wire) {
+        Ok(httparse::Status::Complete(n)) if n == wire.len() => {}
+        Ok(httparse::Status::Complete(_)) => return Err("bytes after the head"),
+        Ok(httparse::Status::Partial) => return Err("an incomplete head"),
+        Err(_) => return Err("not an HTTP/1.1 response head"),
+    }
+    if resp.version != Some(1) {
+        return Err("not HTTP/1.1");
+    }
+    let status = resp.code.unwrap_or(0);
+    if !(200..=599).contains(&status) || status == 304 {
+        return Err("a status a stored object cannot have");
+    }
+    // httparse accepts bare LF line ends; a wire head has CRLF only.
+    if wire
+        .windows(2)
+        .filter(|w| w[1] == b'\n')
+        .any(|w| w[0] != b'\r')
+        || wire[0] == b'\n'
+    {
+        return Err("a bare LF");
+    }
+    let mut length = None;
+    let mut via_end = None;
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if REFUSED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            return Err("a field a wire head never holds");
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            if length.is_some() {
+                return Err("two Content-Length fields");
+            }
+            length = Some(parse_len(h.value).ok_or("a Content-Length that is no length")?);
+        } else if name.eq_ignore_ascii_case("via") {
+            let at = h.value.as_ptr() as usize - wire.as_ptr() as usize;
+            via_end = Some(at + h.value.len());
+        }
+    }
+    match length {
+        Some(n) if n == body_len => Ok(Checked { status, via_end }),
+        Some(_) => Err("a Content-Length other than the body's"),
+        None => Err("no Content-Length"),
+    }
+}
+
+fn parse_len(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// The answer's head, written to `out`: see the module doc. `via` is this node's entry
+/// (`1.1 a (strait)`), `cache_status` the whole field value. Returns where the
+/// `Cache-Status` value sits in `out`.
+pub fn write_answer(
+    out: &mut Vec<u8>,
+    wire: &[u8],
+    checked: &Checked,
+    age_secs: u64,
+    via: &str,
+    cache_status: &str,
+    close: bool,
+) -> std::ops::Range<usize> {
+    // The wire head ends with the blank line: the added fields go before it.
+    let head = &wire[..wire.len() - 2];
+    match checked.via_end {
+        Some(end) => {
+            out.extend_from_slice(&head[..end]);
+            out.extend_from_slice(b", ");
+            out.extend_from_slice(via.as_bytes());
+            out.extend_from_slice(&head[end..]);
+        }
+        None => {
+            out.extend_from_slice(head);
+            out.extend_from_slice(b"via: ");
+            out.extend_from_slice(via.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"age: ");
+    out.extend_from_slice(itoa::Buffer::new().format(age_secs).as_bytes());
+    out.extend_from_slice(b"\r\ncache-status: ");
+    let start = out.len();
+    out.extend_from_slice(cache_status.as_bytes());
+    let cs = start..out.len();
+    if close {
+        out.extend_from_slice(b"\r\nconnection: close");
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+    cs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WIRE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nvia: 1.1 b (strait)\r\nx-a: 1\r\n\r\n";
+
+    #[test]
+    fn a_stored_head_passes_and_the_answer_adds_via_age_and_cache_status() {
+        let c = check(WIRE, 5).expect("valid");
+        assert_eq!(c.status, 200);
+        let mut out = Vec::new();
+        let cs = write_answer(
+            &mut out,
+            WIRE,
+            &c,
+            7,
+            "1.1 a (strait)",
+            "b; hit; ttl=3, a; fwd=miss; detail=peer",
+            true,
+        );
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\
+             via: 1.1 b (strait), 1.1 a (strait)\r\nx-a: 1\r\nage: 7\r\n\
+             cache-status: b; hit; ttl=3, a; fwd=miss; detail=peer\r\nconnection: close\r\n\r\n"
+        );
+        assert_eq!(&out[cs], b"b; hit; ttl=3, a; fwd=miss; detail=peer");
+        // The answer parses as one response head with everything in it.
+        let mut lines = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Response::new(&mut lines);
+        assert_eq!(
+            r.parse(&out).unwrap(),
+            httparse::Status::Complete(out.len())
+        );
+    }
+
+    #[test]
+    fn without_via_this_node_adds_the_field() {
+        let wire = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
+        let c = check(wire, 0).expect("valid");
+        let mut out = Vec::new();
+        write_answer(&mut out, wire, &c, 0, "1.1 a (strait)", "b; hit", false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nvia: 1.1 a (strait)\r\nage: 0\r\ncache-status: b; hit\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn anything_a_store_would_not_keep_is_refused() {
+        let cases: &[(&[u8], u64, &str)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+                5,
+                "bytes after the head",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n",
+                5,
+                "an incomplete head",
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\n",
+                5,
+                "not HTTP/1.1",
+            ),
+            (
+                b"HTTP/1.1 101 Switching\r\ncontent-length: 5\r\n\r\n",
+                5,
+                "a status a stored object cannot have",
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
+                5,
+                "a status a stored object cannot have",
+            ),
+            (b"HTTP/1.1 200 OK\ncontent-length: 5\n\n", 5, "a bare LF"),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
+                5,
+                "a field a wire head never holds",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nConnection: close\r\n\r\n",
+                5,
+                "a field a wire head never holds",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nage: 3\r\n\r\n",
+                5,
+                "a field a wire head never holds",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nvary: accept\r\n\r\n",
+                5,
+                "a field a wire head never holds",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n",
+                5,
+                "two Content-Length fields",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n",
+                5,
+                "a Content-Length that is no length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n",
+                5,
+                "a Content-Length other than the body's",
+            ),
+            (b"HTTP/1.1 200 OK\r\nx: y\r\n\r\n", 5, "no Content-Length"),
+            (
+                b"HTTP/1.1 200 OK\r\nx: a\rb\r\ncontent-length: 5\r\n\r\n",
+                5,
+                "not an HTTP/1.1 response head",
+            ),
+            (b"garbage", 5, "not an HTTP/1.1 response head"),
+        ];
+        for (wire, len, why) in cases {
+            assert_eq!(
+                check(wire, *len),
+                Err(*why),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+}
