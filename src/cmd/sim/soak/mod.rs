@@ -19,10 +19,11 @@
 
 mod hosts;
 mod load;
+mod roles;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ use strait_topology::supervisor;
 use super::{guard, probe};
 use hosts::Hosts;
 use load::{locked, Shared};
+use roles::{roles, Roles};
 
 /// The topology `sim run soak` uses without `--topology` (from the repository root).
 pub const DEFAULT_TOPOLOGY: &str = "topology/examples/topologies/soak.toml";
@@ -58,17 +60,6 @@ pub struct SoakArgs {
     pub clients: u16,
     /// Largest RSS allowed per process, bytes.
     pub max_rss: u64,
-}
-
-/// The soak's roles, read from the topology's run lines.
-struct Roles {
-    client: String,
-    director: String,
-    director_config: PathBuf,
-    /// Hosts killed and restarted, with what runs there (`node`, `origin`).
-    targets: Vec<(String, &'static str)>,
-    /// Where the origins listen.
-    origins: Vec<SocketAddr>,
 }
 
 /// Runs the soak; returns the exit code.
@@ -145,61 +136,6 @@ fn drawn_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     Rng::new(nanos ^ (u64::from(std::process::id()) << 32)).next_u64() >> 16
-}
-
-/// Client (a host without run lines, `client` first), director, nodes and origins.
-fn roles(topology: &Topology) -> anyhow::Result<Roles> {
-    let exe = Path::new("strait");
-    let mut director = None;
-    let mut targets = Vec::new();
-    let mut origins = Vec::new();
-    for host in &topology.hosts {
-        for cmd in &host.run {
-            let argv = supervisor::argv(cmd, exe);
-            let after = |flag: &str| {
-                argv.iter()
-                    .position(|a| a == flag)
-                    .and_then(|i| argv.get(i + 1))
-                    .cloned()
-            };
-            match hosts::what(&argv) {
-                "director" => {
-                    let config = after("--config").or_else(|| after("-c"));
-                    let config = config
-                        .ok_or_else(|| anyhow!("{}: director without --config", host.name))?;
-                    director = Some((host.name.clone(), PathBuf::from(config)));
-                }
-                w @ ("node" | "origin") => {
-                    if w == "origin" {
-                        let listen = after("--listen").and_then(|a| a.parse().ok());
-                        origins.push(listen.ok_or_else(|| {
-                            anyhow!("{}: origin without --listen ADDR", host.name)
-                        })?);
-                    }
-                    if !targets.iter().any(|(h, _)| h == &host.name) {
-                        targets.push((host.name.clone(), w));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    let client = topology
-        .host("client")
-        .or_else(|| topology.hosts.iter().find(|h| h.run.is_empty()))
-        .ok_or_else(|| anyhow!("no client host (one without run lines)"))?;
-    let (director, director_config) =
-        director.ok_or_else(|| anyhow!("no host runs `strait director`"))?;
-    if !targets.iter().any(|(_, w)| *w == "node") {
-        bail!("no host runs `strait node`");
-    }
-    Ok(Roles {
-        client: client.name.clone(),
-        director,
-        director_config,
-        targets,
-        origins,
-    })
 }
 
 struct Soak<'a> {
