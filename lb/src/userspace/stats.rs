@@ -96,7 +96,9 @@ pub(super) fn pass_counter(frame: &[u8]) -> Counter {
     match parse(frame) {
         Parsed::NotIpv4 => Counter::PassNotIpv4,
         Parsed::Malformed(_) => Counter::PassMalformed,
-        Parsed::Fragment { .. } => Counter::PassFragment,
+        // A first fragment with ports is a flow (balanced when it is a service's): passed,
+        // it is one to no service, as a whole datagram would be.
+        Parsed::Fragment { flow: None, .. } => Counter::PassFragment,
         _ => Counter::PassOther,
     }
 }
@@ -177,6 +179,16 @@ mod tests {
         let mut frag = icmp;
         frag[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
         assert_eq!(pass_counter(&frag), Counter::PassFragment);
+        // A first fragment (MF set, offset 0) of UDP with its ports: a flow to no service.
+        let mut first = [0u8; 14 + 28];
+        first[12..14].copy_from_slice(&[0x08, 0x00]);
+        first[14] = 0x45;
+        first[16..18].copy_from_slice(&28u16.to_be_bytes());
+        first[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+        first[23] = 17;
+        assert_eq!(pass_counter(&first), Counter::PassOther);
+        first[20..22].copy_from_slice(&0x2001u16.to_be_bytes());
+        assert_eq!(pass_counter(&first), Counter::PassFragment);
         assert_eq!(drop_counter(DropReason::NoBackend), Counter::DropNoBackend);
     }
 
