@@ -814,11 +814,11 @@ mod diff {
             "not ours: {not_ours:?} by destination, {not_ours_flows} flows to the VIP"
         );
         assert!(
-            flipped > 600 && flipped_acted > 200,
+            flipped > 600 && flipped_acted > 120,
             "{flipped} frames with flipped bits, {flipped_acted} of them not passed"
         );
         assert!(
-            redirects.iter().all(|&c| c > 100),
+            redirects.iter().all(|&c| c > 60),
             "redirects [NAT forwards, NAT replies]: {redirects:?}"
         );
         println!(
