@@ -34,8 +34,11 @@ fn reply(path: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A keep-alive origin on [`ORIGIN_IP`] that records (connection number, path) per request.
-fn scripted_origin() -> (SocketAddr, Arc<Mutex<Vec<(usize, String)>>>) {
+/// (connection number, request target) per request, in arrival order.
+type Seen = Arc<Mutex<Vec<(usize, String)>>>;
+
+/// A keep-alive origin on [`ORIGIN_IP`] that records what it is asked, and on which connection.
+fn scripted_origin() -> (SocketAddr, Seen) {
     let l = TcpListener::bind(format!("{ORIGIN_IP}:0")).expect("bind origin");
     let addr = l.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
