@@ -51,6 +51,13 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// A reader of a shared stream that stays a whole window behind for this long is detached.
 pub const DEFAULT_STREAM_LAG: Duration = Duration::from_secs(2);
+/// Default `limits.header_read_timeout` (hyper's own default, and nginx's
+/// `client_header_timeout` rounded to its order).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `limits.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+/// Largest `limits.max_connections` accepted.
+pub const MAX_MAX_CONNECTIONS: u32 = 1_000_000;
 /// `limits.inflight` when absent: this many times `storage.max_object_size`.
 pub const DEFAULT_INFLIGHT_OBJECTS: u64 = 4;
 
@@ -202,9 +209,28 @@ pub struct LimitsSection {
     /// outside the `storage.ram` bound; absent: 4 x the effective `storage.max_object_size`.
     #[serde(default)]
     pub inflight: Option<Spanned<Size>>,
+    /// A client must send a whole request head within this from when the node starts waiting
+    /// for it (the connection's start, or the end of the previous response); else it is closed.
+    #[serde(
+        default = "default_header_read_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
+    pub header_read_timeout: Duration,
+    /// Client connections open at once on this node (all `listen` addresses together); at the
+    /// limit the node stops accepting until one closes. Read at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Spanned<u32>,
 }
 
 impl LimitsSection {
+    /// The section without its start-only keys (`max_connections`): what a reload applies.
+    pub fn reloadable(&self) -> LimitsSection {
+        LimitsSection {
+            max_connections: default_max_connections(),
+            ..self.clone()
+        }
+    }
+
     /// `inflight`, or its default for `max_object_size`.
     pub fn inflight_bytes(&self, max_object_size: u64) -> u64 {
         match &self.inflight {
@@ -244,6 +270,8 @@ impl Default for LimitsSection {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             stream_lag: DEFAULT_STREAM_LAG,
             inflight: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -259,6 +287,12 @@ fn default_send_timeout() -> Duration {
 }
 fn default_stream_lag() -> Duration {
     DEFAULT_STREAM_LAG
+}
+fn default_header_read_timeout() -> Duration {
+    DEFAULT_HEADER_READ_TIMEOUT
+}
+fn default_max_connections() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_MAX_CONNECTIONS)
 }
 
 fn default_admin() -> SocketAddr {

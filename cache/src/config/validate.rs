@@ -12,7 +12,7 @@
 
 use strait_lb::config::units::Size;
 
-use super::types::{NodeConfig, RAM_SHARD_DIVISOR};
+use super::types::{NodeConfig, MAX_MAX_CONNECTIONS, RAM_SHARD_DIVISOR};
 use super::{Diagnostic, Locator, Seg};
 
 mod pools;
@@ -187,6 +187,7 @@ fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic
         ("body_timeout", limits.body_timeout),
         ("send_timeout", limits.send_timeout),
         ("stream_lag", limits.stream_lag),
+        ("header_read_timeout", limits.header_read_timeout),
     ] {
         if d.is_zero() {
             out.push(loc.at(
@@ -195,6 +196,16 @@ fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic
                 format!("limits.{name} must be greater than 0"),
             ));
         }
+    }
+    let conns = *limits.max_connections.get_ref();
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&conns) {
+        out.push(loc.at(
+            limits.max_connections.span(),
+            &[Seg::Key("limits"), Seg::Key("max_connections")],
+            format!(
+                "limits.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {conns}"
+            ),
+        ));
     }
     if limits.max_request_body.get_ref().as_u64() == 0 {
         out.push(loc.at(
@@ -421,6 +432,20 @@ mod tests {
         );
         let ok =
             format!("{NODE}[limits]\nsend_timeout = \"5s\"\ninflight = \"16MiB\"\n{POOL_ROUTE}");
+        assert!(problems(&ok).is_empty());
+        let text = format!(
+            "{NODE}[limits]\nheader_read_timeout = \"0s\"\nmax_connections = 0\n{POOL_ROUTE}"
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "5:23: limits.header_read_timeout must be greater than 0",
+                "6:19: limits.max_connections must be between 1 and 1000000, not 0",
+            ]
+        );
+        let ok = format!(
+            "{NODE}[limits]\nheader_read_timeout = \"2s\"\nmax_connections = 64\n{POOL_ROUTE}"
+        );
         assert!(problems(&ok).is_empty());
     }
 }

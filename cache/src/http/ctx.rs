@@ -55,6 +55,8 @@ pub struct Limits {
     pub stream_lag: Duration,
     /// Bytes held for responses in flight, across the node.
     pub inflight: u64,
+    /// A whole request head must arrive within this (new connections read it at accept).
+    pub header_read_timeout: Duration,
 }
 
 impl Limits {
@@ -65,6 +67,7 @@ impl Limits {
             body_timeout: l.body_timeout,
             send_timeout: l.send_timeout,
             stream_lag: l.stream_lag,
+            header_read_timeout: l.header_read_timeout,
             inflight: l.inflight_bytes(cfg.storage.max_object_size_bytes()),
         }
     }

@@ -185,8 +185,8 @@ pub(super) fn peer_request(ctx: &Ctx, uri: &str, headers: HeaderMap) -> Option<R
     })
 }
 
-/// The answer to a request refused at admission (counted; the connection is closed when the
-/// client announced a body not worth reading).
+/// The answer to a request refused at admission (counted). The connection is closed after
+/// it: the request's framing is not to be trusted, and neither is whatever follows it.
 fn refused_response(ctx: &Ctx, refused: &super::admit::Refused) -> Response<ProxyBody> {
     bump(&ctx.counters.bad_requests);
     if let Some(f) = refused.fault {
@@ -198,12 +198,10 @@ fn refused_response(ctx: &Ctx, refused: &super::admit::Refused) -> Response<Prox
         "request refused"
     );
     let mut resp = respond::error(ctx, refused.status, refused.reason, None);
-    if refused.fault.is_some() {
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     resp
 }
 
