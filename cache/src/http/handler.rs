@@ -28,7 +28,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::admit::admit;
+use super::admit::{admit, apply_default_host};
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::decide::decide;
@@ -95,7 +95,11 @@ enum Begin {
 }
 
 fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>) -> Begin {
-    let max_body = ctx.rt.load().limits.max_request_body;
+    let (max_body, default_host) = {
+        let rt = ctx.rt.load();
+        (rt.limits.max_request_body, rt.default_host.clone())
+    };
+    apply_default_host(&mut parts, default_host.as_ref());
     let admitted = match admit(&mut parts, max_body) {
         Ok(a) => a,
         Err(refused) => return Begin::Answered(refused_response(ctx, &refused)),

@@ -154,6 +154,9 @@ pub fn changes(old: &NodeConfig, new: &NodeConfig) -> Changes {
     if old.storage.max_object_size_bytes() != new.storage.max_object_size_bytes() {
         c.settings.push("storage.max_object_size");
     }
+    if old.node.default_host != new.node.default_host {
+        c.settings.push("node.default_host");
+    }
     if old.cache != new.cache {
         c.settings.push("cache");
     }
