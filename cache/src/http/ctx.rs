@@ -242,4 +242,6 @@ pub struct ReqHead {
     /// The client's address (X-Forwarded-For, Forwarded, `source` scheduling).
     pub client: Option<SocketAddr>,
     pub route: RouteChoice,
+    /// Where the origin's interim (1xx) responses go: HTTP/1.1 clients only (`interim`).
+    pub interim: Option<super::interim::InterimSink>,
 }

@@ -33,6 +33,7 @@ use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::decide::decide;
 use super::fill;
+use super::interim::InterimSink;
 use super::lookup::{local, lookup, Found};
 use super::pass;
 use super::remote;
@@ -125,6 +126,7 @@ fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>)
     }
     drop(rt);
     let cache = route.cache;
+    let interim = parts.extensions.remove::<InterimSink>();
     let req = ReqHead {
         method: parts.method,
         uri: parts.uri,
@@ -132,6 +134,7 @@ fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>)
         headers: parts.headers,
         client,
         route,
+        interim,
     };
     let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
     if cache && cacheable_method && !has_body(&req.headers) {
@@ -186,6 +189,7 @@ pub(super) fn peer_request(ctx: &Ctx, uri: &str, headers: HeaderMap) -> Option<R
         headers,
         client: None,
         route,
+        interim: None,
     })
 }
 
