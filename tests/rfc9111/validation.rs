@@ -144,7 +144,9 @@ fn if_modified_since_is_compared_with_date_when_there_is_no_last_modified() {
     assert_eq!(origin.count("/obj/imsd"), 1);
 }
 
-/// RFC 9111 §4.3.2: with neither Last-Modified nor Date, the time the response was received.
+/// RFC 9111 §4.3.2: with neither Last-Modified nor Date from the origin, the time the response
+/// was received (the node stores the `Date` it adds then; `client_not_modified` also falls back
+/// to that time itself).
 #[test]
 fn if_modified_since_is_compared_with_the_time_received_without_any_date() {
     let origin = RecordingOrigin::start(

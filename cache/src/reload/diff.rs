@@ -280,6 +280,14 @@ pool = "origin"
     }
 
     #[test]
+    fn default_host_is_a_reloadable_setting() {
+        let new = BASE.replace("[node]\n", "[node]\ndefault_host = \"www.example.com\"\n");
+        let c = changes(&cfg(BASE), &cfg(&new));
+        assert_eq!(c.settings, ["node.default_host"]);
+        assert!(start_only(&cfg(BASE), &cfg(&new)).is_empty());
+    }
+
+    #[test]
     fn routes_added_and_removed_by_position() {
         let one = BASE.replace(
             "[[route]]\nmatch = { path_prefix = \"/old/\" }\npool = \"old\"\n",
