@@ -114,6 +114,9 @@ pub struct NodeSection {
         with = "strait_lb::config::units::duration"
     )]
     pub drain_timeout: Duration,
+    /// `Host` given to HTTP/1.0 requests that send none (`host[:port]`); absent: they are 400.
+    #[serde(default)]
+    pub default_host: Option<Spanned<String>>,
 }
 
 /// `[storage]`

@@ -3,7 +3,7 @@
 //!
 //! Rules: `node.id` is 1..=64 chars of `[A-Za-z0-9._-]` (it is written into `Cache-Status`
 //! and `Via`, RFC 9211 §2 / RFC 9110 §7.6.3); `node.listen` is non-empty, without duplicates
-//! or the admin address; `node.workers` in 1..=256; `storage.ram` >= 1MiB and
+//! or the admin address; `node.workers` in 1..=256; `node.default_host` a `host[:port]`; `storage.ram` >= 1MiB and
 //! `0 < storage.max_object_size <= ram / 8` when given (its default follows `ram`); `cache.heuristic_percent` <= 100 (RFC 9111
 //! §4.2.2); `cache.target_header` a field name (RFC 9110 §5.1) other than the built-in
 //! `Cache-Control` / `CDN-Cache-Control` (RFC 9213); `cache.max_request_header` in
@@ -93,6 +93,19 @@ fn check_node(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>)
                 workers.span(),
                 &[Seg::Key("node"), Seg::Key("workers")],
                 format!("node.workers must be between 1 and {MAX_WORKERS}, not {n}"),
+            ));
+        }
+    }
+    if let Some(host) = &node.default_host {
+        let h = host.get_ref();
+        if crate::policy::key::normalize_authority(h).is_none() || h.trim() != h {
+            out.push(loc.at(
+                host.span(),
+                &[Seg::Key("node"), Seg::Key("default_host")],
+                format!(
+                    "node.default_host {h:?} is not a host name or address with an optional \
+                     port (e.g. \"www.example.com\" or \"www.example.com:8080\")"
+                ),
             ));
         }
     }
@@ -286,6 +299,25 @@ mod tests {
                 "3:41: node.listen address 127.0.0.1:9090 is also node.admin"
             ]
         );
+    }
+
+    #[test]
+    fn default_host_must_be_a_host_and_optional_port() {
+        for bad in ["", "a b", "a/b", "user@a", "a:x", "a:99999", " a"] {
+            let text = node_with("a", &format!("default_host = {bad:?}\n"));
+            let p = problems(&text);
+            assert_eq!(p.len(), 1, "{bad:?}: {p:?}");
+            assert!(p[0].starts_with("4:16: node.default_host"), "{p:?}");
+        }
+        for good in [
+            "www.example.com",
+            "www.example.com:8080",
+            "127.0.0.1",
+            "[::1]:80",
+        ] {
+            let text = node_with("a", &format!("default_host = {good:?}\n"));
+            assert!(problems(&text).is_empty(), "{good:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! One client connection: plain fresh hits are answered straight from the raw bytes (`fast`);
 //! at the first request that needs more, the connection — with every byte read so far — goes to
 //! hyper (HTTP/1.1 and h2c) for the rest of its life.
+//!
+//! An HTTP/1.1 request's interim (1xx) responses from the origin (`interim`) are written before
+//! its final response: by this loop between its awaits, and under hyper by `interim_io` at
+//! hyper's flushes, the final response waiting until they are out.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +27,8 @@ use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
+use super::interim::{InterimLine, InterimSink};
+use super::interim_io::InterimIo;
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
 use super::stall::{is_send_timeout, SendTimeout};
@@ -98,6 +104,8 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
     // When the last read returned: the start of the requests it completed (a request's
     // duration runs from there to its response written; one clock read per read).
     let mut read_at = idle_armed_at;
+    // Made at the first request the general stages answer here.
+    let mut line: Option<Arc<InterimLine>> = None;
     loop {
         // Answer every complete request already buffered.
         loop {
@@ -123,9 +131,11 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
             });
             let Some((obj, ttl)) = hit else {
                 // Not a fresh hit here: the general stages answer it on this loop.
-                let Some(parts) = lite::parts(&buf[..head_len]) else {
+                let Some(mut parts) = lite::parts(&buf[..head_len]) else {
                     return handoff(conn, io, buf, watcher).await;
                 };
+                let sink = line.get_or_insert_with(InterimLine::new).begin();
+                parts.extensions.insert(sink.clone());
                 // The access log's start is the metrics' one: the read that completed it.
                 let pending = ctx.access.enabled().then(|| {
                     let head = (&parts.method, &parts.uri, &parts.headers);
@@ -134,7 +144,12 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 // This loop drives the request to its end (nothing races it): its fill may run
                 // inline rather than in a task of its own.
                 let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
-                let Some((resp, route)) = RUN_TO_END.scope(true, answer).await else {
+                let answer = RUN_TO_END.scope(true, answer);
+                let (answer, interim_failed) = with_interims(&mut io, &sink, answer).await;
+                if let Some(e) = interim_failed {
+                    return write_failed(ctx, peer, &e);
+                }
+                let Some((resp, route)) = answer else {
                     return handoff(conn, io, buf, watcher).await;
                 };
                 buf.advance(head_len);
@@ -228,6 +243,36 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
     }
 }
 
+/// Drive `answer` to its end, writing the interim responses its sink gets meanwhile and those
+/// still waiting at its end (the final response follows them). A failed write stops the
+/// relaying but not `answer` (a fill others wait on may run inline in it): its error comes back.
+async fn with_interims<T>(
+    io: &mut ClientIo,
+    sink: &InterimSink,
+    answer: impl std::future::Future<Output = T>,
+) -> (T, Option<std::io::Error>) {
+    tokio::pin!(answer);
+    let mut failed = None;
+    let out = loop {
+        tokio::select! {
+            biased;
+            out = &mut answer => break out,
+            _ = sink.queued(), if failed.is_none() => {
+                let bytes = sink.take();
+                if let Err(e) = io.write_all(&bytes).await {
+                    sink.close();
+                    failed = Some(e);
+                }
+            }
+        }
+    };
+    let rest = sink.close();
+    if failed.is_none() && !rest.is_empty() {
+        failed = io.write_all(&rest).await.err();
+    }
+    (out, failed)
+}
+
 /// A request was answered at `now`: the head timer starts again. It is re-armed at most once
 /// per [`rearm_step`] (a timer reset per request is measurable on the hit path), so a
 /// connection's wait for its next head may be cut up to that much short.
@@ -296,8 +341,16 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         return refuse_length_and_coding(&env.ctx, &mut io, peer).await;
     }
     let ctx = Arc::clone(&env.ctx);
-    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let line = InterimLine::new();
+    let requests = Arc::clone(&line);
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
+        // HTTP/1.1 only: never to HTTP/1.0 (RFC 9110 §15.2), and hyper cannot send a 1xx on
+        // an HTTP/2 stream.
+        let sink = (req.version() == http::Version::HTTP_11).then(|| requests.begin());
+        if let Some(s) = &sink {
+            req.extensions_mut().insert(s.clone());
+        }
         // No earlier timestamp exists here: the request's start is its head parsed, and
         // the metrics' duration and the access log's time to first byte both end at its
         // response head handed to hyper (one clock reading each).
@@ -308,6 +361,9 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         });
         async move {
             let (resp, route) = handle(Arc::clone(&ctx), req, Some(peer)).await;
+            if let Some(s) = sink {
+                s.finish().await;
+            }
             let head_at = Instant::now();
             let status = resp.status().as_u16();
             let elapsed = head_at.saturating_duration_since(start);
@@ -326,7 +382,9 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         reloaded = b;
         &reloaded
     };
-    let served = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+    let served = builder
+        .serve_connection(TokioIo::new(InterimIo::new(io, line)), svc)
+        .into_owned();
     if let Err(e) = watcher.watch(served).await {
         connection_error(&env.ctx, peer, e.as_ref());
     }

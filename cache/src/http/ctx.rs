@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, HeaderName, Method, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 
 use crate::config::NodeConfig;
 use crate::origin::route::{host_without_port, RouteError, RouteInput, RouteTable};
@@ -40,6 +40,8 @@ pub struct Runtime {
     /// `cache.hit_for_miss`: how long an unstorable key skips coalescing.
     pub hit_for_miss: Duration,
     pub limits: Limits,
+    /// `node.default_host`: the `Host` of HTTP/1.0 requests that send none (`admit`).
+    pub default_host: Option<HeaderValue>,
 }
 
 /// `[limits]` as the request path uses them.
@@ -82,6 +84,8 @@ pub enum RuntimeError {
     UnknownPool { route: usize, pool: String },
     #[error("invalid target_header {0:?}")]
     TargetHeader(String),
+    #[error("invalid default_host {0:?}")]
+    DefaultHost(String),
 }
 
 impl Runtime {
@@ -122,6 +126,13 @@ impl Runtime {
             );
         }
         let strip = targets.clone();
+        let default_host = match &cfg.node.default_host {
+            Some(h) => Some(
+                HeaderValue::from_str(h.get_ref())
+                    .map_err(|_| RuntimeError::DefaultHost(h.get_ref().clone()))?,
+            ),
+            None => None,
+        };
         targets.push(CDN_CACHE_CONTROL);
         Ok(Runtime {
             fast_routing: !routes.uses_headers(),
@@ -138,6 +149,7 @@ impl Runtime {
             coalesce_timeout: cfg.cache.coalesce_timeout,
             hit_for_miss: cfg.cache.hit_for_miss,
             limits: Limits::from_config(cfg),
+            default_host,
         })
     }
 
@@ -233,4 +245,6 @@ pub struct ReqHead {
     /// The client's address (X-Forwarded-For, Forwarded, `source` scheduling).
     pub client: Option<SocketAddr>,
     pub route: RouteChoice,
+    /// Where the origin's interim (1xx) responses go: HTTP/1.1 clients only (`interim`).
+    pub interim: Option<super::interim::InterimSink>,
 }

@@ -28,11 +28,12 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::admit::admit;
+use super::admit::{admit, apply_default_host};
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::decide::decide;
 use super::fill;
+use super::interim::InterimSink;
 use super::lookup::{local, lookup, Found};
 use super::pass;
 use super::remote;
@@ -95,7 +96,11 @@ enum Begin {
 }
 
 fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>) -> Begin {
-    let max_body = ctx.rt.load().limits.max_request_body;
+    let (max_body, default_host) = {
+        let rt = ctx.rt.load();
+        (rt.limits.max_request_body, rt.default_host.clone())
+    };
+    apply_default_host(&mut parts, default_host.as_ref());
     let admitted = match admit(&mut parts, max_body) {
         Ok(a) => a,
         Err(refused) => return Begin::Answered(refused_response(ctx, &refused)),
@@ -121,6 +126,7 @@ fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>)
     }
     drop(rt);
     let cache = route.cache;
+    let interim = parts.extensions.remove::<InterimSink>();
     let req = ReqHead {
         method: parts.method,
         uri: parts.uri,
@@ -128,6 +134,7 @@ fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>)
         headers: parts.headers,
         client,
         route,
+        interim,
     };
     let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
     if cache && cacheable_method && !has_body(&req.headers) {
@@ -182,6 +189,7 @@ pub(super) fn peer_request(ctx: &Ctx, uri: &str, headers: HeaderMap) -> Option<R
         headers,
         client: None,
         route,
+        interim: None,
     })
 }
 

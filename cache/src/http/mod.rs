@@ -12,6 +12,8 @@ mod forward;
 mod h1;
 pub(crate) mod handler;
 pub(crate) mod handover;
+pub(crate) mod interim;
+mod interim_io;
 mod io;
 mod lease;
 pub(crate) mod lite;

@@ -5,7 +5,8 @@
 //!
 //! * `cache_control` (+ private `targeted`): directives, RFC 9213 targeted fields.
 //! * `freshness`, `meta`: lifetime and age (§4.2).
-//! * `storable`: may a response be stored (§3); `reuse`: may a stored one be served (§4).
+//! * `storable`: may a response be stored (§3), `status`: the status codes it understands;
+//!   `reuse`: may a stored one be served (§4).
 //! * `conditional`, `etag`: validation (§4.3) and client preconditions (RFC 9110 §13).
 //! * `vary`, `key`: secondary and primary cache keys; `invalidate`: §4.4; `ban`: what an
 //!   operator's ban may name.
@@ -26,6 +27,7 @@ pub mod key;
 pub mod meta;
 pub mod range;
 pub mod reuse;
+pub mod status;
 pub mod storable;
 pub mod target;
 mod targeted;

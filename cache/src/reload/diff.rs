@@ -155,6 +155,9 @@ pub fn changes(old: &NodeConfig, new: &NodeConfig) -> Changes {
     if old.storage.max_object_size_bytes() != new.storage.max_object_size_bytes() {
         c.settings.push("storage.max_object_size");
     }
+    if old.node.default_host != new.node.default_host {
+        c.settings.push("node.default_host");
+    }
     if old.cache != new.cache {
         c.settings.push("cache");
     }
@@ -276,6 +279,14 @@ pool = "origin"
         );
         let j = c.to_json();
         assert_eq!(j["routes"]["changed"][0], "0");
+    }
+
+    #[test]
+    fn default_host_is_a_reloadable_setting() {
+        let new = BASE.replace("[node]\n", "[node]\ndefault_host = \"www.example.com\"\n");
+        let c = changes(&cfg(BASE), &cfg(&new));
+        assert_eq!(c.settings, ["node.default_host"]);
+        assert!(start_only(&cfg(BASE), &cfg(&new)).is_empty());
     }
 
     #[test]
