@@ -7,12 +7,12 @@
 //! `0 < storage.max_object_size <= ram / 8` when given (its default follows `ram`); `cache.heuristic_percent` <= 100 (RFC 9111
 //! §4.2.2); `cache.target_header` a field name (RFC 9110 §5.1) other than the built-in
 //! `Cache-Control` / `CDN-Cache-Control` (RFC 9213); `cache.max_request_header` in
-//! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
+//! 1KiB..=1MiB; `cache.partial_slice` in 1KiB..=`max_object_size` when `partial = "on"`; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
 //! `[cluster]` in `super::cluster`.
 
 use strait_lb::config::units::Size;
 
-use super::types::{NodeConfig, RAM_SHARD_DIVISOR};
+use super::types::{NodeConfig, PartialMode, RAM_SHARD_DIVISOR};
 use super::{Diagnostic, Locator, Seg};
 
 mod pools;
@@ -26,6 +26,8 @@ const MIN_RAM: u64 = 1 << 20;
 /// Bounds of `cache.max_request_header`.
 const MIN_REQUEST_HEADER: u64 = 1 << 10;
 const MAX_REQUEST_HEADER: u64 = 1 << 20;
+/// Smallest `cache.partial_slice`.
+const MIN_PARTIAL_SLICE: u64 = 1 << 10;
 /// Cache-control headers that are always honoured, so cannot be the targeted one.
 const BUILTIN_CONTROL_HEADERS: [&str; 2] = ["cache-control", "cdn-cache-control"];
 
@@ -177,6 +179,28 @@ fn check_cache(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>
             0..0,
             &[Seg::Key("cache"), Seg::Key("coalesce_timeout")],
             "cache.coalesce_timeout must be greater than 0".into(),
+        ));
+    }
+    check_partial_slice(config, loc, out);
+}
+
+/// `cache.partial_slice` (checked when `partial = "on"`): at least 1KiB, and a slice must fit
+/// in a stored object.
+fn check_partial_slice(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let cache = &config.cache;
+    if cache.partial != PartialMode::On {
+        return;
+    }
+    let slice = *cache.partial_slice.get_ref();
+    let max = Size::bytes(config.storage.max_object_size_bytes());
+    if slice.as_u64() < MIN_PARTIAL_SLICE || slice > max {
+        out.push(loc.at(
+            cache.partial_slice.span(),
+            &[Seg::Key("cache"), Seg::Key("partial_slice")],
+            format!(
+                "cache.partial_slice must be between 1KiB and storage.max_object_size \
+                 ({max}), not {slice}"
+            ),
         ));
     }
 }
