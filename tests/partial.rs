@@ -52,7 +52,11 @@ fn a_range_miss_fetches_only_its_slice_and_a_range_inside_is_a_hit() {
     let node = partial_node("127.0.32.1", &origin);
     let r = range(&node, 100, 199);
     assert_part(&r, 1, 4000, 100, 199);
-    assert!(r.cache_status().contains("fwd=miss; stored"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().contains("fwd=miss; stored"),
+        "{}",
+        r.cache_status()
+    );
     let seen = origin.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].range.as_deref(), Some("bytes=0-1023"));
@@ -60,9 +64,17 @@ fn a_range_miss_fetches_only_its_slice_and_a_range_inside_is_a_hit() {
 
     let r = range(&node, 500, 899);
     assert_part(&r, 1, 4000, 500, 899);
-    assert!(r.cache_status().starts_with("a; hit"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().starts_with("a; hit"),
+        "{}",
+        r.cache_status()
+    );
     assert!(r.has("age"));
-    assert_eq!(origin.seen().len(), 1, "a range inside the held slice is a hit");
+    assert_eq!(
+        origin.seen().len(),
+        1,
+        "a range inside the held slice is a hit"
+    );
     // A range past the end, known from the stored Content-Range: 416 from the store.
     let r = range(&node, 5000, 5100);
     assert_eq!(r.status, 416);
@@ -77,7 +89,11 @@ fn an_adjacent_range_fetches_only_the_gap_with_if_range() {
     assert_part(&range(&node, 0, 99), 1, 4000, 0, 99);
     let r = range(&node, 1000, 1100);
     assert_part(&r, 1, 4000, 1000, 1100);
-    assert!(r.cache_status().contains("fwd=partial; stored"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().contains("fwd=partial; stored"),
+        "{}",
+        r.cache_status()
+    );
     let seen = origin.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].range.as_deref(), Some("bytes=1024-2047"));
@@ -86,7 +102,11 @@ fn an_adjacent_range_fetches_only_the_gap_with_if_range() {
     // Both slices are held now, joined: a range across their boundary is a hit.
     let r = range(&node, 900, 1500);
     assert_part(&r, 1, 4000, 900, 1500);
-    assert!(r.cache_status().starts_with("a; hit"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().starts_with("a; hit"),
+        "{}",
+        r.cache_status()
+    );
     assert_eq!(origin.seen().len(), 2);
 }
 
@@ -111,7 +131,11 @@ fn covering_every_byte_makes_the_complete_object_a_200_hit() {
     assert_eq!(full.status, 200);
     assert_eq!(full.body, content(1, size));
     assert_eq!(full.header("content-length"), Some("2500"));
-    assert!(full.cache_status().starts_with("a; hit"), "{}", full.cache_status());
+    assert!(
+        full.cache_status().starts_with("a; hit"),
+        "{}",
+        full.cache_status()
+    );
     assert_eq!(origin.seen().len(), 3, "the full GET went nowhere");
 }
 
@@ -129,7 +153,11 @@ fn a_changed_etag_replaces_the_partial_object_instead_of_combining() {
     // The old slice is gone: never served with the new version's bytes, nor alone.
     let r = range(&node, 0, 99);
     assert_part(&r, 2, 4000, 0, 99);
-    assert!(r.cache_status().contains("fwd=miss"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().contains("fwd=miss"),
+        "{}",
+        r.cache_status()
+    );
     assert_eq!(origin.seen().len(), 3);
 }
 
@@ -151,7 +179,11 @@ fn a_206_with_another_etag_is_not_combined_with_what_is_held() {
     assert_eq!(seen[2].if_range.as_deref(), Some("\"v2\""));
     let r = range(&node, 0, 2047);
     assert_part(&r, 2, 4000, 0, 2047);
-    assert!(r.cache_status().starts_with("a; hit"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().starts_with("a; hit"),
+        "{}",
+        r.cache_status()
+    );
 }
 
 #[test]
@@ -165,7 +197,9 @@ fn a_weak_etag_part_is_served_but_never_kept() {
     assert_part(&r, 1, 4000, 100, 199);
     let seen = origin.seen();
     assert_eq!(seen.len(), 2, "nothing held: asked again");
-    assert!(seen.iter().all(|s| s.range.as_deref() == Some("bytes=0-1023")));
+    assert!(seen
+        .iter()
+        .all(|s| s.range.as_deref() == Some("bytes=0-1023")));
     assert!(seen.iter().all(|s| s.if_range.is_none()), "{seen:?}");
 }
 
@@ -180,7 +214,11 @@ fn purge_removes_a_partial_object() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(node.counter("stored_objects"), 0);
     let r = range(&node, 0, 99);
-    assert!(r.cache_status().contains("fwd=miss"), "{}", r.cache_status());
+    assert!(
+        r.cache_status().contains("fwd=miss"),
+        "{}",
+        r.cache_status()
+    );
     let seen = origin.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].range.as_deref(), Some("bytes=0-1023"));

@@ -96,7 +96,9 @@ fn serve(conn: TcpStream, script: &Mutex<Script>) {
         let field = |name: &str| {
             head.iter().skip(1).find_map(|l| {
                 let (n, v) = l.split_once(':')?;
-                n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
             })
         };
         let (range, if_range) = (field("range"), field("if-range"));
@@ -149,6 +151,10 @@ fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String
 fn parse(v: &str, len: usize) -> Option<(usize, usize)> {
     let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
     let a: usize = a.parse().ok()?;
-    let b: usize = if b.is_empty() { len - 1 } else { b.parse().ok()? };
+    let b: usize = if b.is_empty() {
+        len - 1
+    } else {
+        b.parse().ok()?
+    };
     (a <= b && a < len).then(|| (a, b.min(len - 1)))
 }

@@ -315,6 +315,29 @@ mod tests {
     }
 
     #[test]
+    fn partial_slice_is_checked_only_when_partial_is_on() {
+        let cache = |c: &str| format!("{NODE}[storage]\nram = \"8MiB\"\n[cache]\n{c}{POOL_ROUTE}");
+        // Off (the default): the slice is not used, so not checked.
+        assert!(problems(&cache("partial_slice = \"4MiB\"\n")).is_empty());
+        assert!(problems(&cache("partial = \"on\"\npartial_slice = \"1MiB\"\n")).is_empty());
+        assert_eq!(
+            problems(&cache("partial = \"on\"\npartial_slice = \"2MiB\"\n")),
+            [
+                "8:17: cache.partial_slice must be between 1KiB and storage.max_object_size \
+              (1MiB), not 2MiB"
+            ]
+        );
+        assert_eq!(
+            problems(&cache("partial = \"on\"\npartial_slice = 512\n")),
+            [
+                "8:17: cache.partial_slice must be between 1KiB and storage.max_object_size \
+              (1MiB), not 512 bytes"
+            ]
+        );
+        assert!(!problems(&cache("partial = \"maybe\"\n")).is_empty());
+    }
+
+    #[test]
     fn ram_must_be_at_least_1mib() {
         let text = format!("{NODE}[storage]\nram = \"1023KiB\"\nmax_object_size = 1\n{POOL_ROUTE}");
         assert_eq!(

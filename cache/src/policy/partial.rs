@@ -92,7 +92,10 @@ impl Validator {
     pub fn matches(&self, other: &Validator) -> bool {
         match (self, other) {
             (Validator::ETag(a), Validator::ETag(b)) => {
-                match (EntityTag::parse(a.as_bytes()), EntityTag::parse(b.as_bytes())) {
+                match (
+                    EntityTag::parse(a.as_bytes()),
+                    EntityTag::parse(b.as_bytes()),
+                ) {
                     (Some(a), Some(b)) => a.strong_eq(&b),
                     _ => false,
                 }
@@ -125,9 +128,7 @@ fn same_date(a: &HeaderValue, b: &HeaderValue) -> Option<bool> {
 pub fn window(first: u64, last: u64, slice: u64, complete: Option<u64>) -> (u64, u64) {
     let slice = slice.max(1);
     let start = first - first % slice;
-    let end = last
-        .saturating_add(slice - last % slice)
-        .saturating_sub(1);
+    let end = last.saturating_add(slice - last % slice).saturating_sub(1);
     let end = complete.map_or(end, |c| end.min(c.saturating_sub(1)));
     (start, end)
 }
@@ -186,7 +187,10 @@ mod tests {
     #[test]
     fn only_strong_validators_count() {
         let strong = strong_validator(&map(&[("etag", "\"v1\"")]));
-        assert_eq!(strong, Some(Validator::ETag(HeaderValue::from_static("\"v1\""))));
+        assert_eq!(
+            strong,
+            Some(Validator::ETag(HeaderValue::from_static("\"v1\"")))
+        );
         assert_eq!(strong_validator(&map(&[("etag", "W/\"v1\"")])), None);
         // A weak ETag is not rescued by a Last-Modified.
         let weak_lm = map(&[
@@ -195,13 +199,19 @@ mod tests {
             ("date", "Wed, 15 Nov 2023 22:13:20 GMT"),
         ]);
         assert_eq!(strong_validator(&weak_lm), None);
-        let lm_old = map(&[("last-modified", LM), ("date", "Tue, 14 Nov 2023 22:14:20 GMT")]);
+        let lm_old = map(&[
+            ("last-modified", LM),
+            ("date", "Tue, 14 Nov 2023 22:14:20 GMT"),
+        ]);
         assert!(matches!(
             strong_validator(&lm_old),
             Some(Validator::LastModified(_))
         ));
         // Modified within the minute before Date: weak (§8.8.2.2).
-        let lm_recent = map(&[("last-modified", LM), ("date", "Tue, 14 Nov 2023 22:14:19 GMT")]);
+        let lm_recent = map(&[
+            ("last-modified", LM),
+            ("date", "Tue, 14 Nov 2023 22:14:19 GMT"),
+        ]);
         assert_eq!(strong_validator(&lm_recent), None);
         assert_eq!(strong_validator(&map(&[("last-modified", LM)])), None);
         assert_eq!(strong_validator(&HeaderMap::new()), None);
@@ -235,7 +245,9 @@ mod tests {
     fn many_gaps_are_fetched_as_their_hull() {
         let few = [(0, 9), (20, 29)];
         assert_eq!(fetches(&few), few.to_vec());
-        let many: Vec<_> = (0..=MAX_FETCHES as u64).map(|i| (i * 20, i * 20 + 9)).collect();
+        let many: Vec<_> = (0..=MAX_FETCHES as u64)
+            .map(|i| (i * 20, i * 20 + 9))
+            .collect();
         assert_eq!(fetches(&many), [(0, MAX_FETCHES as u64 * 20 + 9)]);
         assert!(fetches(&[]).is_empty());
         assert_eq!(range_value(5, 9), "bytes=5-9");

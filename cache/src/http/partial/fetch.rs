@@ -71,7 +71,11 @@ pub(super) async fn fetch(
         upload: None,
     };
     let request_time = SystemTime::now();
-    let sent = req.route.pool.send(out, &pick_input(req), &ctx.counters).await;
+    let sent = req
+        .route
+        .pool
+        .send(out, &pick_input(req), &ctx.counters)
+        .await;
     let response_time = SystemTime::now();
     let Sent {
         response,
@@ -94,8 +98,7 @@ pub(super) async fn fetch(
             set_cookie,
         };
     }
-    let Some(bytes) = read_body(body, rt.max_object_size, &server, &parts.headers).await
-    else {
+    let Some(bytes) = read_body(body, rt.max_object_size, &server, &parts.headers).await else {
         return Answer {
             fetched: Fetched::Failed(Fault::OriginBroken),
             set_cookie,
@@ -109,7 +112,10 @@ pub(super) async fn fetch(
             Fetched::Unstored(*headers, bytes)
         }
     };
-    Answer { fetched, set_cookie }
+    Answer {
+        fetched,
+        set_cookie,
+    }
 }
 
 /// The whole body; None when it fails or grows past `limit` (the caller counts the fault).
@@ -171,8 +177,7 @@ fn keepable(
         response_time,
         &params,
     );
-    let cookie_ok =
-        req.route.store_set_cookie || !headers.contains_key(http::header::SET_COOKIE);
+    let cookie_ok = req.route.store_set_cookie || !headers.contains_key(http::header::SET_COOKIE);
     let range = content_range_of(&headers);
     let validator = strong_validator(&headers);
     let (Ok(meta), true, Vary::None, Some(cr), Some(validator)) =

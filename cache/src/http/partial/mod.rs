@@ -158,7 +158,11 @@ pub(super) async fn serve(
         return None;
     }
     bump(&ctx.counters.local_miss);
-    let fwd = if held.is_some() { Fwd::Partial } else { Fwd::Miss };
+    let fwd = if held.is_some() {
+        Fwd::Partial
+    } else {
+        Fwd::Miss
+    };
     let mut cs = CacheStatus::fwd(&ctx.node_id, fwd);
     let (mut part, mut cookie) = (held, None);
     'rounds: for _ in 0..MAX_ROUNDS {
