@@ -125,7 +125,8 @@ async fn read_body(
     server: &Server,
     headers: &HeaderMap,
 ) -> Option<Bytes> {
-    let mut buf = BytesMut::new();
+    let expected = content_length(headers).filter(|&n| n <= limit).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(f) => {
@@ -146,7 +147,12 @@ async fn read_body(
     if content_length(headers).is_none() {
         add(&server.bytes, buf.len() as u64);
     }
-    Some(buf.freeze())
+    // A stored part must not pin spare capacity: keep an exact-size copy.
+    if buf.capacity() == buf.len() {
+        Some(buf.freeze())
+    } else {
+        Some(Bytes::copy_from_slice(&buf))
+    }
 }
 
 /// The 206 as a part that may be kept, or its head back when it may not: RFC 9111 §3 as for

@@ -74,16 +74,18 @@ impl Part {
     }
 
     /// RFC 9111 §3.4: `new` may be combined with this when their strong validators match
-    /// (and so do the complete lengths); the newer head and freshness are kept.
-    fn absorb(&mut self, new: Part) -> Result<(), Part> {
-        if !self.validator.matches(&new.validator) || self.pieces.len() != new.pieces.len() {
-            return Err(new);
-        }
+    /// (and so do the complete lengths).
+    fn combines(&self, new: &Part) -> bool {
+        self.validator.matches(&new.validator) && self.pieces.len() == new.pieces.len()
+    }
+
+    /// Combine `new` (which [`Part::combines`] with this); the newer head and freshness are
+    /// kept.
+    fn absorb(&mut self, new: Part) {
         self.pieces.merge(&new.pieces);
         self.headers = new.headers;
         self.meta = new.meta;
         self.has_targeted = new.has_targeted;
-        Ok(())
     }
 }
 
@@ -176,14 +178,13 @@ pub(super) async fn serve(
             cookie = answer.set_cookie.or(cookie);
             match answer.fetched {
                 Fetched::Part(new) => match part.as_mut() {
-                    None => part = Some(new),
-                    Some(p) => {
-                        if let Err(other) = p.absorb(new) {
-                            // Another representation: what is held may not be combined.
-                            part = Some(other);
-                            continue 'rounds;
-                        }
+                    Some(p) if p.combines(&new) => p.absorb(new),
+                    Some(_) => {
+                        // Another representation: what is held may not be combined with it.
+                        part = Some(new);
+                        continue 'rounds;
                     }
+                    None => part = Some(new),
                 },
                 Fetched::Unstored(headers, bytes) => {
                     ctx.store.purge(&pkey);
