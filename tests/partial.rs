@@ -234,3 +234,99 @@ fn without_partial_a_range_miss_fetches_the_whole_object() {
     assert_eq!(seen.len(), 1);
     assert_eq!((seen[0].range.as_deref(), seen[0].sent), (None, 4000));
 }
+
+#[test]
+fn parts_with_a_strong_last_modified_are_combined() {
+    // No ETag; the node adds Date (now), long after this Last-Modified: a strong validator.
+    let lm = "Tue, 14 Nov 2023 22:13:20 GMT";
+    let origin = RangeOrigin::start("127.0.32.9", 4000, &format!("lm:{lm}"));
+    let node = partial_node("127.0.32.9", &origin);
+    assert_part(&range(&node, 0, 99), 1, 4000, 0, 99);
+    let r = range(&node, 1000, 1100);
+    assert_part(&r, 1, 4000, 1000, 1100);
+    let seen = origin.seen();
+    assert_eq!(seen[1].range.as_deref(), Some("bytes=1024-2047"));
+    assert_eq!(seen[1].if_range.as_deref(), Some(lm));
+    let r = range(&node, 0, 2047);
+    assert!(
+        r.cache_status().starts_with("a; hit"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(origin.seen().len(), 2);
+}
+
+#[test]
+fn a_full_get_with_only_parts_held_fetches_the_whole_object() {
+    let origin = RangeOrigin::start("127.0.32.10", 4000, "\"v1\"");
+    let node = partial_node("127.0.32.10", &origin);
+    assert_part(&range(&node, 0, 99), 1, 4000, 0, 99);
+    let full = get(node.addr, PATH, &[]);
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body, content(1, 4000));
+    let seen = origin.seen();
+    assert_eq!((seen[1].range.as_deref(), seen[1].sent), (None, 4000));
+    // The complete object now answers every range, from the store.
+    assert!(support::wait_until(
+        std::time::Duration::from_secs(5),
+        || {
+            get(node.addr, PATH, &[])
+                .cache_status()
+                .starts_with("a; hit")
+        }
+    ));
+    let r = range(&node, 3000, 3999);
+    assert_part(&r, 1, 4000, 3000, 3999);
+    assert!(
+        r.cache_status().starts_with("a; hit"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(origin.seen().len(), 2);
+}
+
+#[test]
+fn a_stale_partial_object_is_not_served() {
+    let origin = RangeOrigin::start("127.0.32.11", 4000, "\"v1\"");
+    origin.cache_control("max-age=0");
+    let node = partial_node("127.0.32.11", &origin);
+    assert_part(&range(&node, 0, 99), 1, 4000, 0, 99);
+    let r = range(&node, 0, 99);
+    assert_part(&r, 1, 4000, 0, 99);
+    assert!(!r.cache_status().contains("hit"), "{}", r.cache_status());
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].range.as_deref(), Some("bytes=0-1023"));
+    assert_eq!(
+        seen[1].if_range, None,
+        "a stale part is replaced, not combined"
+    );
+}
+
+#[test]
+fn partial_objects_are_weighed_against_ram_and_evicted_and_banned() {
+    let origin = RangeOrigin::start("127.0.32.12", 1 << 20, "\"v1\"");
+    let node = node(
+        "127.0.32.12",
+        &origin,
+        "partial = \"on\"\npartial_slice = \"64KiB\"\n\n[storage]\nram = \"1MiB\"",
+    );
+    assert_part(&range(&node, 0, 9), 1, 1 << 20, 0, 9);
+    let one = node.counter("stored_bytes");
+    assert!(one > 64 * 1024 && one < 70 * 1024, "one slice weighs {one}");
+    for i in 0..24 {
+        let r = get(node.addr, &format!("/v{i}.bin"), &[("Range", "bytes=0-9")]);
+        assert_eq!(r.status, 206);
+    }
+    let stats = node.stats();
+    let (bytes, capacity) = (
+        stats["stored_bytes"].as_u64(),
+        stats["capacity_bytes"].as_u64(),
+    );
+    assert!(bytes <= capacity, "{bytes:?} <= {capacity:?}");
+    assert!(node.counter("evictions") > 0);
+    let r = admin_request(node.admin, "POST", "/ban?prefix=http://test.example/", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(node.counter("stored_objects"), 0);
+    assert_eq!(node.counter("stored_bytes"), 0);
+}

@@ -1,5 +1,5 @@
 //! A scripted origin for partial-content tests: one object per path, of `size` bytes, whose
-//! version (its bytes and its `ETag`) the test changes. It honours a single closed or open
+//! version (its bytes and its validator, an `ETag` or a `Last-Modified`) the test changes. It honours a single closed or open
 //! `Range` (206 with `Content-Range`), and `If-Range` by strong comparison with the current
 //! `ETag` (a mismatch gets the whole 200) unless told to ignore it. Every request is recorded
 //! with the body bytes sent for it. HTTP/1.1 keep-alive, no request bodies.
@@ -21,7 +21,9 @@ pub struct Seen {
 struct Script {
     size: usize,
     version: u8,
+    /// The validator: `"..."` or `W/"..."` is sent as `ETag`; `lm:<date>` as `Last-Modified`.
     etag: String,
+    cache_control: String,
     honour_if_range: bool,
     seen: Vec<Seen>,
 }
@@ -47,6 +49,7 @@ impl RangeOrigin {
             size,
             version: 1,
             etag: etag.to_string(),
+            cache_control: "max-age=600".to_string(),
             honour_if_range: true,
             seen: Vec::new(),
         }));
@@ -65,6 +68,11 @@ impl RangeOrigin {
         let mut s = self.script.lock().expect("script");
         s.version = version;
         s.etag = etag.to_string();
+    }
+
+    /// Send `cc` as `Cache-Control` from now on.
+    pub fn cache_control(&self, cc: &str) {
+        self.script.lock().expect("script").cache_control = cc.to_string();
     }
 
     /// Answer every Range with a 206, whatever `If-Range` says (a broken origin).
@@ -113,9 +121,13 @@ fn serve(conn: TcpStream, script: &Mutex<Script>) {
 fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String>) -> Vec<u8> {
     let mut s = script.lock().expect("script");
     let body = content(s.version, s.size);
+    let (validator_field, validator) = match s.etag.strip_prefix("lm:") {
+        Some(date) => ("Last-Modified", date.to_string()),
+        None => ("ETag", s.etag.clone()),
+    };
     let if_range_ok = match &if_range {
         None => true,
-        Some(v) => !s.honour_if_range || (*v == s.etag && !v.starts_with("W/")),
+        Some(v) => !s.honour_if_range || (*v == validator && !v.starts_with("W/")),
     };
     let span = range
         .as_deref()
@@ -131,9 +143,9 @@ fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String
     };
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/octet-stream\r\n\
-         Cache-Control: max-age=600\r\nETag: {}\r\nAccept-Ranges: bytes\r\n{extra}\
+         Cache-Control: {}\r\n{validator_field}: {validator}\r\nAccept-Ranges: bytes\r\n{extra}\
          Content-Length: {}\r\n\r\n",
-        s.etag,
+        s.cache_control,
         part.len()
     )
     .into_bytes();

@@ -3,6 +3,8 @@
 //!
 //! 1. The partial object (`store::object::partial_key`) is used only while fresh by the rules
 //!    of the complete object (`policy::reuse`); a stale one is ignored and replaced.
+//!    A key whose whole object is being fetched (a fill in flight) is left to that fill,
+//!    which serves ranges while it arrives.
 //! 2. The client's range is resolved against it (`policy::range`, its `If-Range` included);
 //!    with none held, only a closed `bytes=first-last` without `If-Range` is taken here.
 //!    Anything else returns None: the caller fetches the whole object as before.
@@ -129,6 +131,10 @@ pub(super) async fn serve(
     req_cc: &CacheControl,
     slice: u64,
 ) -> Option<Response<ProxyBody>> {
+    if ctx.fills.is_filling(key) {
+        // The whole object is on its way: the range is served from that fill.
+        return None;
+    }
     let rt = ctx.rt.load_full();
     let now = SystemTime::now();
     let pkey = partial_key(key);
