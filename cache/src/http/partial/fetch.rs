@@ -3,6 +3,7 @@
 //! ([`Fetched::Part`]), a 206 that may not ([`Fetched::Unstored`]), or any other answer,
 //! relayed as it is ([`Fetched::Other`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -41,10 +42,12 @@ pub(super) enum Fetched {
     Failed(Fault),
 }
 
-/// The result and the persistence cookie to add to the client's response, if any.
+/// The result, the persistence cookie to add to the client's response, if any, and the server
+/// that answered (for the access log).
 pub(super) struct Answer {
     pub fetched: Fetched,
     pub set_cookie: Option<HeaderValue>,
+    pub server: Option<SocketAddr>,
 }
 
 /// Ask the origin for bytes `first..=last` of the client's target (see the module doc). A 206
@@ -87,6 +90,7 @@ pub(super) async fn fetch(
             return Answer {
                 fetched: Fetched::Failed(fault),
                 set_cookie: None,
+                server: None,
             }
         }
     };
@@ -96,12 +100,14 @@ pub(super) async fn fetch(
         return Answer {
             fetched: Fetched::Other(parts, body),
             set_cookie,
+            server: Some(server.addr),
         };
     }
     let Some(bytes) = read_body(body, rt.max_object_size, &server, &parts.headers).await else {
         return Answer {
             fetched: Fetched::Failed(Fault::OriginBroken),
             set_cookie,
+            server: Some(server.addr),
         };
     };
     let times = (request_time, response_time);
@@ -115,6 +121,7 @@ pub(super) async fn fetch(
     Answer {
         fetched,
         set_cookie,
+        server: Some(server.addr),
     }
 }
 

@@ -172,7 +172,7 @@ pub(super) async fn serve(
         Fwd::Miss
     };
     let mut cs = CacheStatus::fwd(&ctx.node_id, fwd);
-    let (mut part, mut cookie) = (held, None);
+    let (mut part, mut cookie, mut server) = (held, None, None);
     'rounds: for _ in 0..MAX_ROUNDS {
         let gaps = match &part {
             Some(p) => p.pieces.missing(span.0, span.1),
@@ -182,6 +182,7 @@ pub(super) async fn serve(
             let validator = part.as_ref().map(|p| p.validator.clone());
             let answer = fetch(ctx, &rt, req, req_cc, gap, validator.as_ref()).await;
             cookie = answer.set_cookie.or(cookie);
+            server = answer.server.or(server);
             match answer.fetched {
                 Fetched::Part(new) => match part.as_mut() {
                     Some(p) if p.combines(&new) => p.absorb(new),
@@ -195,7 +196,7 @@ pub(super) async fn serve(
                 Fetched::Unstored(headers, bytes) => {
                     ctx.store.purge(&pkey);
                     let resp = unstored(ctx, headers, bytes, (first, last), &cs);
-                    return Some(with_cookie(resp, cookie));
+                    return Some(finish(ctx, resp, cookie, server));
                 }
                 Fetched::Other(parts, body) => {
                     if matches!(
@@ -204,9 +205,10 @@ pub(super) async fn serve(
                     ) {
                         ctx.store.purge(&pkey);
                     }
-                    let head = (parts.status, parts.headers, false);
+                    let targeted = super::forward::has_any(&parts.headers, &rt.strip);
+                    let head = (parts.status, parts.headers, targeted);
                     let resp = respond_upstream(ctx, req, head, body, &cs);
-                    return Some(with_cookie(resp, cookie));
+                    return Some(finish(ctx, resp, cookie, server));
                 }
                 Fetched::Failed(fault) => return Some(fault_response(ctx, fault, &mut cs)),
             }
@@ -227,7 +229,21 @@ pub(super) async fn serve(
         // The client's If-Range names another representation than the origin's now.
         Want::Elsewhere => return None,
     };
-    Some(with_cookie(resp, cookie))
+    Some(finish(ctx, resp, cookie, server))
+}
+
+/// A fetched answer with the persistence cookie, and its server noted for the access log.
+fn finish(
+    ctx: &Ctx,
+    resp: Response<ProxyBody>,
+    cookie: Option<HeaderValue>,
+    server: Option<std::net::SocketAddr>,
+) -> Response<ProxyBody> {
+    let mut resp = with_cookie(resp, cookie);
+    if let Some(addr) = server {
+        crate::access::note_server(ctx, &mut resp, addr);
+    }
+    resp
 }
 
 /// Store what is held: the complete object under `key` once every byte is held (the partial
