@@ -330,3 +330,31 @@ fn partial_objects_are_weighed_against_ram_and_evicted_and_banned() {
     assert_eq!(node.counter("stored_objects"), 0);
     assert_eq!(node.counter("stored_bytes"), 0);
 }
+
+#[test]
+fn concurrent_misses_of_one_window_make_one_origin_request() {
+    let origin = RangeOrigin::start("127.0.32.13", 4000, "\"v1\"");
+    origin.delay(std::time::Duration::from_millis(300));
+    let node = partial_node("127.0.32.13", &origin);
+    let addr = node.addr;
+    let clients: Vec<_> = [(0, 99), (200, 299), (900, 1023)]
+        .into_iter()
+        .map(|(a, b)| {
+            std::thread::spawn(move || {
+                (
+                    a,
+                    b,
+                    get(addr, PATH, &[("Range", &format!("bytes={a}-{b}"))]),
+                )
+            })
+        })
+        .collect();
+    for c in clients {
+        let (a, b, r) = c.join().expect("client");
+        assert_part(&r, 1, 4000, a, b);
+    }
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].range.as_deref(), Some("bytes=0-1023"));
+    assert!(node.counter("coalesced") >= 1);
+}

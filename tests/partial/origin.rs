@@ -24,6 +24,8 @@ struct Script {
     /// The validator: `"..."` or `W/"..."` is sent as `ETag`; `lm:<date>` as `Last-Modified`.
     etag: String,
     cache_control: String,
+    /// How long each answer is held back.
+    delay: std::time::Duration,
     honour_if_range: bool,
     seen: Vec<Seen>,
 }
@@ -50,6 +52,7 @@ impl RangeOrigin {
             version: 1,
             etag: etag.to_string(),
             cache_control: "max-age=600".to_string(),
+            delay: std::time::Duration::ZERO,
             honour_if_range: true,
             seen: Vec::new(),
         }));
@@ -73,6 +76,11 @@ impl RangeOrigin {
     /// Send `cc` as `Cache-Control` from now on.
     pub fn cache_control(&self, cc: &str) {
         self.script.lock().expect("script").cache_control = cc.to_string();
+    }
+
+    /// Hold each answer back this long (a slow origin).
+    pub fn delay(&self, d: std::time::Duration) {
+        self.script.lock().expect("script").delay = d;
     }
 
     /// Answer every Range with a 206, whatever `If-Range` says (a broken origin).
@@ -110,6 +118,8 @@ fn serve(conn: TcpStream, script: &Mutex<Script>) {
             })
         };
         let (range, if_range) = (field("range"), field("if-range"));
+        let delay = script.lock().expect("script").delay;
+        std::thread::sleep(delay);
         let reply = answer(script, range, if_range);
         if r.get_mut().write_all(&reply).is_err() {
             return;

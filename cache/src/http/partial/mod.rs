@@ -8,7 +8,8 @@
 //! 2. The client's range is resolved against it (`policy::range`, its `If-Range` included);
 //!    with none held, only a closed `bytes=first-last` without `If-Range` is taken here.
 //!    Anything else returns None: the caller fetches the whole object as before.
-//! 3. Held wholly → a hit, 206 from the store. Else the gaps of the range's window (widened
+//! 3. Held wholly → a hit, 206 from the store. Concurrent misses of one window are coalesced:
+//!    one fetches, the others wait for it and then look again. Else the gaps of the range's window (widened
 //!    to `cache.partial_slice` boundaries, `policy::partial::window`) are asked for (`fetch`),
 //!    with `If-Range` naming the held part's strong validator.
 //! 4. A 206 whose strong validator matches is combined; one with another validator replaces
@@ -43,6 +44,7 @@ use crate::policy::range::{
 use crate::policy::reuse::{reuse, Reuse};
 use crate::policy::StoredMeta;
 use crate::stats::{add, bump};
+use crate::store::fill::Join;
 use crate::store::object::{partial_key, Object};
 use crate::store::pieces::Pieces;
 use fetch::{fetch, Fetched};
@@ -131,6 +133,18 @@ pub(super) async fn serve(
     req_cc: &CacheControl,
     slice: u64,
 ) -> Option<Response<ProxyBody>> {
+    run(ctx, req, key, req_cc, slice, false).await
+}
+
+/// [`serve`]; `waited`: this request already waited on another's fetch of its window.
+async fn run(
+    ctx: &Arc<Ctx>,
+    req: &ReqHead,
+    key: &str,
+    req_cc: &CacheControl,
+    slice: u64,
+    waited: bool,
+) -> Option<Response<ProxyBody>> {
     if ctx.fills.is_filling(key) {
         // The whole object is on its way: the range is served from that fill.
         return None;
@@ -165,6 +179,18 @@ pub(super) async fn serve(
     if span.1 - span.0 >= rt.max_object_size {
         return None;
     }
+    // Concurrent misses of one window: the first fetches it; the others wait (up to
+    // `coalesce_timeout`) until it is done, then look again (once) and find it held.
+    let _leader = match ctx.fills.join(&format!("{pkey}\0{}", span.0)) {
+        Join::Lead(w) => Some(w),
+        Join::Follow(mut r) if !waited => {
+            bump(&ctx.counters.coalesced);
+            let _ = r.head(rt.coalesce_timeout).await;
+            drop(r);
+            return Box::pin(run(ctx, req, key, req_cc, slice, true)).await;
+        }
+        Join::Follow(_) => None,
+    };
     bump(&ctx.counters.local_miss);
     let fwd = if held.is_some() {
         Fwd::Partial
@@ -214,8 +240,8 @@ pub(super) async fn serve(
             }
         }
     }
-    let part = part?;
-    cs.stored = keep(ctx, key, &pkey, &part, rt.max_object_size);
+    let mut part = part?;
+    cs.stored = keep(ctx, key, &pkey, &mut part, rt.max_object_size);
     let resp = match wanted(req, Some(&part)) {
         Want::Range(f, l) => match part.pieces.slice(f, l) {
             Some(bytes) => partial_response(ctx, &part, (f, l), bytes, &cs, None),
@@ -247,8 +273,16 @@ fn finish(
 }
 
 /// Store what is held: the complete object under `key` once every byte is held (the partial
-/// one removed), else the partial object under `pkey` while it fits `max_object_size`.
-fn keep(ctx: &Ctx, key: &str, pkey: &str, part: &Part, max_object_size: u64) -> bool {
+/// one removed), else the partial object under `pkey` while it fits `max_object_size`. What
+/// another request stored meanwhile is combined first when its validator matches (so parallel
+/// fetches of different windows do not drop each other's bytes).
+fn keep(ctx: &Ctx, key: &str, pkey: &str, part: &mut Part, max_object_size: u64) -> bool {
+    let current = ctx.store.get(pkey, |o| o.pieces.is_some());
+    if let Some(other) = current.as_deref().and_then(Part::of) {
+        if part.combines(&other) {
+            part.pieces.merge(&other.pieces);
+        }
+    }
     if let Some(body) = part.pieces.body() {
         let mut headers = part.headers.clone();
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
