@@ -179,6 +179,24 @@ pub struct CacheSection {
     /// Largest request head accepted (431 beyond).
     #[serde(default = "default_max_request_header")]
     pub max_request_header: Spanned<Size>,
+    /// Partial content (RFC 9111 §3.3-3.4): `on` sends a range miss to the origin as a
+    /// `partial_slice`-aligned range request and stores the 206 as a partial object.
+    #[serde(default)]
+    pub partial: PartialMode,
+    /// The alignment (and smallest fetch) of a range miss under `partial = "on"`.
+    #[serde(default = "default_partial_slice")]
+    pub partial_slice: Spanned<Size>,
+}
+
+/// `cache.partial`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartialMode {
+    /// A range miss fetches (and stores) the whole object.
+    #[default]
+    Off,
+    /// A range miss fetches its aligned slices; 206 answers are stored as partial objects.
+    On,
 }
 
 /// `[limits]`: what one client may cost the node (bytes held, time taken).
@@ -261,6 +279,8 @@ impl Default for CacheSection {
             heuristic_percent: default_heuristic_percent(),
             heuristic_max: DEFAULT_HEURISTIC_MAX,
             max_request_header: default_max_request_header(),
+            partial: PartialMode::Off,
+            partial_slice: default_partial_slice(),
         }
     }
 }
@@ -323,6 +343,12 @@ fn default_heuristic_percent() -> Spanned<u32> {
 }
 fn default_heuristic_max() -> Duration {
     DEFAULT_HEURISTIC_MAX
+}
+/// Default `cache.partial_slice`.
+pub const DEFAULT_PARTIAL_SLICE: Size = Size::mib(1);
+
+fn default_partial_slice() -> Spanned<Size> {
+    Spanned::new(0..0, DEFAULT_PARTIAL_SLICE)
 }
 fn default_max_request_header() -> Spanned<Size> {
     Spanned::new(0..0, DEFAULT_MAX_REQUEST_HEADER)

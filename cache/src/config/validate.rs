@@ -7,12 +7,12 @@
 //! `0 < storage.max_object_size <= ram / 8` when given (its default follows `ram`); `cache.heuristic_percent` <= 100 (RFC 9111
 //! §4.2.2); `cache.target_header` a field name (RFC 9110 §5.1) other than the built-in
 //! `Cache-Control` / `CDN-Cache-Control` (RFC 9213); `cache.max_request_header` in
-//! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
+//! 1KiB..=1MiB; `cache.partial_slice` in 1KiB..=`max_object_size` when `partial = "on"`; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
 //! `[cluster]` in `super::cluster`.
 
 use strait_lb::config::units::Size;
 
-use super::types::{NodeConfig, MAX_MAX_CONNECTIONS, RAM_SHARD_DIVISOR};
+use super::types::{NodeConfig, PartialMode, MAX_MAX_CONNECTIONS, RAM_SHARD_DIVISOR};
 use super::{Diagnostic, Locator, Seg};
 
 mod pools;
@@ -26,6 +26,8 @@ const MIN_RAM: u64 = 1 << 20;
 /// Bounds of `cache.max_request_header`.
 const MIN_REQUEST_HEADER: u64 = 1 << 10;
 const MAX_REQUEST_HEADER: u64 = 1 << 20;
+/// Smallest `cache.partial_slice`.
+const MIN_PARTIAL_SLICE: u64 = 1 << 10;
 /// Cache-control headers that are always honoured, so cannot be the targeted one.
 const BUILTIN_CONTROL_HEADERS: [&str; 2] = ["cache-control", "cdn-cache-control"];
 
@@ -192,6 +194,28 @@ fn check_cache(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>
             "cache.coalesce_timeout must be greater than 0".into(),
         ));
     }
+    check_partial_slice(config, loc, out);
+}
+
+/// `cache.partial_slice` (checked when `partial = "on"`): at least 1KiB, and a slice must fit
+/// in a stored object.
+fn check_partial_slice(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let cache = &config.cache;
+    if cache.partial != PartialMode::On {
+        return;
+    }
+    let slice = *cache.partial_slice.get_ref();
+    let max = Size::bytes(config.storage.max_object_size_bytes());
+    if slice.as_u64() < MIN_PARTIAL_SLICE || slice > max {
+        out.push(loc.at(
+            cache.partial_slice.span(),
+            &[Seg::Key("cache"), Seg::Key("partial_slice")],
+            format!(
+                "cache.partial_slice must be between 1KiB and storage.max_object_size \
+                 ({max}), not {slice}"
+            ),
+        ));
+    }
 }
 
 fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
@@ -331,6 +355,29 @@ mod tests {
             ["4:11: node.workers must be between 1 and 256, not 257"]
         );
         assert!(problems(&node_with("a", "workers = 256\n")).is_empty());
+    }
+
+    #[test]
+    fn partial_slice_is_checked_only_when_partial_is_on() {
+        let cache = |c: &str| format!("{NODE}[storage]\nram = \"8MiB\"\n[cache]\n{c}{POOL_ROUTE}");
+        // Off (the default): the slice is not used, so not checked.
+        assert!(problems(&cache("partial_slice = \"4MiB\"\n")).is_empty());
+        assert!(problems(&cache("partial = \"on\"\npartial_slice = \"1MiB\"\n")).is_empty());
+        assert_eq!(
+            problems(&cache("partial = \"on\"\npartial_slice = \"2MiB\"\n")),
+            [
+                "8:17: cache.partial_slice must be between 1KiB and storage.max_object_size \
+              (1MiB), not 2MiB"
+            ]
+        );
+        assert_eq!(
+            problems(&cache("partial = \"on\"\npartial_slice = 512\n")),
+            [
+                "8:17: cache.partial_slice must be between 1KiB and storage.max_object_size \
+              (1MiB), not 512 bytes"
+            ]
+        );
+        assert!(!problems(&cache("partial = \"maybe\"\n")).is_empty());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Runtime {
     pub coalesce_timeout: Duration,
     /// `cache.hit_for_miss`: how long an unstorable key skips coalescing.
     pub hit_for_miss: Duration,
+    /// `cache.partial_slice` when `cache.partial = "on"`: range misses fetch aligned slices.
+    pub partial_slice: Option<u64>,
     pub limits: Limits,
     /// `node.default_host`: the `Host` of HTTP/1.0 requests that send none (`admit`).
     pub default_host: Option<HeaderValue>,
@@ -148,6 +150,8 @@ impl Runtime {
             max_object_size: cfg.storage.max_object_size_bytes(),
             coalesce_timeout: cfg.cache.coalesce_timeout,
             hit_for_miss: cfg.cache.hit_for_miss,
+            partial_slice: (cfg.cache.partial == crate::config::PartialMode::On)
+                .then(|| cfg.cache.partial_slice.get_ref().as_u64()),
             limits: Limits::from_config(cfg),
             default_host,
         })

@@ -11,6 +11,8 @@
 //! 4. **Decide** (`decide.rs`, with `policy::reuse`): fresh → serve; stale → serve it while
 //!    refreshing, revalidate, or serve it on error (RFC 9111 §4, RFC 5861); nothing stored →
 //!    504 for `only-if-cached`, a pass for HEAD and `no-store`, else fill.
+//!    Under `cache.partial`, a range with no complete object stored is served from, or added
+//!    to, the key's partial object instead (`partial/`, RFC 9111 §3.3-3.4).
 //! 5. **Fill** (`fill/`): one trip to the origin (or the owner's lease) per key however many
 //!    clients wait, read while it arrives; after a join, the key's previous owner is asked
 //!    first (`handover.rs`).
@@ -35,6 +37,7 @@ use super::decide::decide;
 use super::fill;
 use super::interim::InterimSink;
 use super::lookup::{local, lookup, Found};
+use super::partial;
 use super::pass;
 use super::remote;
 use super::respond;
@@ -155,7 +158,18 @@ async fn cached(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
         Found::Owner(owner) => {
             fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await
         }
-        Found::Here(stored) => decide(ctx, req, key, req_cc, stored).await,
+        Found::Here(stored) => {
+            // Nothing complete here: a range may be served from, or added to, the key's
+            // partial object (`cache.partial`).
+            if stored.object.is_none() {
+                if let Some(slice) = partial::slice_for(&ctx, &req, &req_cc) {
+                    if let Some(resp) = partial::serve(&ctx, &req, &key, &req_cc, slice).await {
+                        return resp;
+                    }
+                }
+            }
+            decide(ctx, req, key, req_cc, stored).await
+        }
     }
 }
 
