@@ -72,6 +72,8 @@ pub(super) async fn fetch(
         headers,
         body: Either::Left(Empty::new()),
         upload: None,
+        // The client's own request reaches the origin here: its interims are relayed.
+        interim: req.interim.clone(),
     };
     let request_time = SystemTime::now();
     let sent = req

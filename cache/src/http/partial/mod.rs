@@ -323,7 +323,13 @@ fn hit(
     now: SystemTime,
 ) -> Response<ProxyBody> {
     let age = age_value(part.meta.current_age(now));
-    if client_not_modified(&req.method, &req.headers, StatusCode::OK, &part.headers) {
+    if client_not_modified(
+        &req.method,
+        &req.headers,
+        StatusCode::OK,
+        &part.headers,
+        Some(part.meta.response_time),
+    ) {
         bump(&ctx.counters.not_modified);
         let mut h = not_modified_headers(&part.headers);
         h.insert(AGE, age);
