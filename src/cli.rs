@@ -181,7 +181,11 @@ pub enum SimCommand {
     /// kill a backend, drive traffic again, report; exit 0 if every request was answered.
     /// `failover`: two directors sharing the VIP (default topology
     /// topology/examples/topologies/ha.toml), long and short connections through it, the master
-    /// killed (`--kill`), and a report of the takeover and what survived.
+    /// killed (`--kill`), and a report of the takeover and what survived. `soak` (default
+    /// topology topology/examples/topologies/soak.toml): `--duration` of load through the VIP
+    /// while nodes and origins are killed and restarted at random (`--seed` replays a run),
+    /// every body checked; exit 0 if no body was wrong or cut, nothing panicked or outgrew
+    /// `--max-rss`.
     Run {
         /// The scenario.
         scenario: Scenario,
@@ -231,7 +235,36 @@ pub enum SimCommand {
         /// `--after`).
         #[arg(long, value_parser = after_duration)]
         restart_after: Option<std::time::Duration>,
+        /// soak: how long the load and the faults last (10s to 24h).
+        #[arg(long, default_value = "60s", value_parser = soak_duration)]
+        duration: std::time::Duration,
+        /// soak: the seed of the faults and the requests (default: drawn and printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// soak: concurrent client loops (1 to 32).
+        #[arg(long, default_value_t = 4,
+              value_parser = clap::value_parser!(u16).range(1..=32))]
+        clients: u16,
+        /// soak: largest RSS allowed per process (e.g. "512MiB").
+        #[arg(long, default_value = "512MiB", value_parser = rss_size)]
+        max_rss: u64,
     },
+}
+
+/// `--duration` of the soak: 10 s to 24 h.
+fn soak_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = strait_lb::config::units::parse_duration(text, "write e.g. \"120s\" or \"2h\"")?;
+    if !(std::time::Duration::from_secs(10)..=std::time::Duration::from_secs(86_400)).contains(&d) {
+        return Err("must be 10s to 24h".into());
+    }
+    Ok(d)
+}
+
+/// `--max-rss`: a size.
+fn rss_size(text: &str) -> Result<u64, String> {
+    strait_lb::config::units::Size::parse(text)
+        .map(|s| s.as_u64())
+        .map_err(|e| e.to_string())
 }
 
 /// `--after`: a duration from 1 s to 60 s.
@@ -276,4 +309,7 @@ pub enum Scenario {
     Demo,
     /// Two directors sharing the VIP: the master killed under traffic, the takeover measured.
     Failover,
+    /// Load through the VIP while nodes and origins are killed and restarted at random; every
+    /// body checked against the origin's size and SHA-256.
+    Soak,
 }

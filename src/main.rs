@@ -88,6 +88,23 @@ fn run(cli: cli::Cli) -> anyhow::Result<i32> {
                 requests,
             }),
             cli::SimCommand::Run {
+                scenario: cli::Scenario::Soak,
+                topology,
+                logs,
+                duration,
+                seed,
+                clients,
+                max_rss,
+                ..
+            } => cmd::sim::run_soak(cmd::sim::SoakArgs {
+                topology,
+                logs,
+                duration,
+                seed,
+                clients,
+                max_rss,
+            }),
+            cli::SimCommand::Run {
                 scenario: cli::Scenario::Failover,
                 topology,
                 logs,

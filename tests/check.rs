@@ -75,7 +75,7 @@ fn an_unknown_key_is_reported_where_it_is() {
         stderr,
         format!(
             "{}:4:1: node: unknown field `colour`, expected one of `id`, `listen`, `admin`, \
-             `workers`, `drain_timeout`\n",
+             `workers`, `drain_timeout`, `default_host`\n",
             p[0]
         )
     );

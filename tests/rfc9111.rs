@@ -13,11 +13,17 @@
 //! * `invalidation`: unsafe methods invalidate (§4.4).
 //! * `request_directives`: request Cache-Control (§5.2.1).
 //! * `targeted`: RFC 9213 targeted cache-control fields.
+//! * `host`: `node.default_host` for HTTP/1.0 requests without `Host`.
+//! * `interim`: 1xx responses relayed before the final one, never stored (RFC 9110 §15.2).
 
 mod support;
 
 #[path = "rfc9111/freshness.rs"]
 mod freshness;
+#[path = "rfc9111/host.rs"]
+mod host;
+#[path = "rfc9111/interim.rs"]
+mod interim;
 #[path = "rfc9111/invalidation.rs"]
 mod invalidation;
 #[path = "rfc9111/request_directives.rs"]

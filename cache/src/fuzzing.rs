@@ -402,7 +402,7 @@ pub fn check_dates(data: &[u8]) {
         );
         let _ = meta.staleness(now);
     }
-    let _ = client_not_modified(&Method::GET, &req, status, &resp);
+    let _ = client_not_modified(&Method::GET, &req, status, &resp, None);
 }
 
 /// A frame built from the input (a kind byte, then its fields).

@@ -155,6 +155,18 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;
     let mut tasks = Vec::new();
+    let max_conns = *cfg.limits.max_connections.get_ref();
+    let limit = server::conn_limit(max_conns);
+    if let Some(files) = strait_lb::admin::backoff::open_files_limit() {
+        if u64::from(max_conns) >= files {
+            tracing::warn!(
+                max_connections = max_conns,
+                open_files = files,
+                "limits.max_connections is not below the open-files limit (ulimit -n): \
+                 accepts will fail with EMFILE before the node stops accepting"
+            );
+        }
+    }
     for addr in cfg.node.listen.get_ref() {
         let l = server::bind(*addr).map_err(|source| NodeError::Bind {
             addr: *addr,
@@ -166,6 +178,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
             l,
             Arc::clone(&ctx),
             max_head,
+            Arc::clone(&limit),
             stop_rx.clone(),
             cfg.node.drain_timeout,
         )));

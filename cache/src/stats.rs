@@ -180,6 +180,16 @@ counters! {
     /// Client connections closed because their writes made no progress for
     /// `limits.send_timeout` (the client stopped reading).
     send_timeouts => Client "client_send_timeouts",
+    /// Client connections closed because no whole request head arrived within
+    /// `limits.header_read_timeout` (slow or silent clients; on the raw path, those that had
+    /// sent part of a head are answered 408 first).
+    header_timeouts => Client "client_header_timeouts",
+    /// Times the client listeners stopped accepting because `limits.max_connections` client
+    /// connections were open (each pause lasts until one closes).
+    connection_limit_waits => Client "client_connection_limit_waits",
+    /// Failed accepts on the client listeners (`EMFILE`, `ENFILE`, `ENOBUFS`): each backs the
+    /// accept loop off, 5 ms doubling up to 1 s, instead of retrying at once.
+    accept_errors => Client "client_accept_errors",
 }
 
 /// A table of figures kept elsewhere but described as the counters are (`key => Group
@@ -270,10 +280,11 @@ mod tests {
         let pair = |i: usize| (s[i].stat.key, s[i].value);
         assert_eq!(pair(0), ("requests", 3));
         assert_eq!(pair(1), ("local_hit", 1));
-        assert_eq!(s.len(), 34);
+        assert_eq!(s.len(), 37);
         assert_eq!(pair(28), ("fill_resume_refused", 0));
         assert_eq!(pair(32), ("peer_suspect_skips", 0));
         assert_eq!(pair(33), ("send_timeouts", 0));
+        assert_eq!(pair(36), ("accept_errors", 0));
         assert_eq!(s[1].stat.metric, "cache_local_hits");
         assert_eq!(s[1].stat.group, Group::Cache);
     }

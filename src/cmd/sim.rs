@@ -2,7 +2,8 @@
 //!
 //! `strait sim run demo` lives in `story` (a topology with two directors, the default) and
 //! `demo` (one director; what it reads first in `setup`); their namespace I/O is in `probe`,
-//! the teardown guard in `guard`; `strait sim run failover` in `failover`; the story and the
+//! the teardown guard in `guard`; `strait sim run failover` in `failover`; `strait sim run
+//! soak` in `soak`; the story and the
 //! failover watch the backends' frames with `sniff`; `up` and `down` build and remove a
 //! topology.
 //!
@@ -34,11 +35,13 @@ mod probe;
 mod process;
 mod setup;
 mod sniff;
+mod soak;
 mod story;
 
 pub use demo::run as run_demo;
 pub use failover::{run as run_failover, FailoverArgs, Kill, Vrrp};
 pub use setup::DemoArgs;
+pub use soak::{run as run_soak, SoakArgs};
 
 fn load(path: &Path) -> anyhow::Result<Topology> {
     let text =

@@ -307,3 +307,44 @@ fn authorization_requests_are_stored_only_with_public_s_maxage_or_must_revalidat
         assert_eq!(seen, expected, "{name} ({cc})");
     }
 }
+
+/// RFC 9111 §3: a status the cache does not understand is stored with explicit freshness.
+#[test]
+fn unknown_status_with_explicit_freshness_is_stored() {
+    let (origin, node) = start("");
+    let path = "/obj/unk?status=299&cc=max-age%3D60";
+    let first = fill(&node, path, &[]);
+    assert_eq!(first.status, 299);
+    let second = get(node.addr, path, &[]);
+    assert_eq!(second.status, 299);
+    assert!(second.cache_status().starts_with("a; hit; ttl="));
+    assert_eq!(second.body, object_bytes("unk", 1024));
+    // Without explicit freshness (a validator and `public` only), it is not.
+    let path = "/obj/unk2?status=299&cc=public";
+    for _ in 0..2 {
+        assert_eq!(get(node.addr, path, &[]).cache_status(), "a; fwd=miss");
+    }
+    assert_eq!(
+        (origin.count("/obj/unk"), origin.count("/obj/unk2")),
+        (1, 2)
+    );
+}
+
+/// RFC 9111 §5.2.2.3: `must-understand` stores an understood status despite `no-store`, and
+/// never stores one the cache does not understand.
+#[test]
+fn must_understand_overrides_no_store_for_understood_statuses_only() {
+    let (origin, node) = start("");
+    let cc = q("max-age=60, must-understand, no-store");
+    let understood = format!("/obj/mu?cc={cc}");
+    fill(&node, &understood, &[]);
+    assert!(get(node.addr, &understood, &[])
+        .cache_status()
+        .starts_with("a; hit; ttl="));
+    let unknown = format!("/obj/mux?status=299&cc={cc}");
+    for _ in 0..2 {
+        let r = get(node.addr, &unknown, &[]);
+        assert_eq!((r.status, r.cache_status()), (299, "a; fwd=miss"));
+    }
+    assert_eq!((origin.count("/obj/mu"), origin.count("/obj/mux")), (1, 2));
+}

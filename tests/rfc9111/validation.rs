@@ -1,12 +1,14 @@
 //! Validation: a stale object is revalidated with a conditional request and refreshed by the
 //! origin's 304 (RFC 9111 §4.3), and client conditionals are answered from the store
-//! (RFC 9110 §13.1, §13.2).
+//! (RFC 9110 §13.1, §13.2): `If-Modified-Since` against `Last-Modified`, else `Date`, else the
+//! time the response was received (RFC 9111 §4.3.2).
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
+use std::time::{Duration, SystemTime};
 
-use crate::support::{get, object_bytes, read_response, IO_TIMEOUT};
-use crate::{fill, settle, start, wait_stale};
+use crate::support::{get, object_bytes, read_response, Node, RecordingOrigin, IO_TIMEOUT};
+use crate::{fill, http_date, settle, start, wait_stale};
 
 #[test]
 fn stale_object_is_revalidated_with_a_304_and_refreshed() {
@@ -126,4 +128,38 @@ fn no_cache_object_is_revalidated_for_a_pipelined_request() {
         );
     }
     assert_eq!(origin.count("/obj/ncp"), 3);
+}
+
+#[test]
+fn if_modified_since_is_compared_with_date_when_there_is_no_last_modified() {
+    let (origin, node) = start("");
+    let path = "/obj/imsd?lm=0";
+    let first = fill(&node, path, &[]);
+    assert!(!first.has("last-modified"));
+    let date = first.header("date").expect("Date").to_string();
+    let r = get(node.addr, path, &[("If-Modified-Since", &date)]);
+    assert_eq!(r.status, 304, "{:?}", r.headers);
+    let earlier = [("If-Modified-Since", "Wed, 31 Dec 2025 00:00:00 GMT")];
+    assert_eq!(get(node.addr, path, &earlier).status, 200);
+    assert_eq!(origin.count("/obj/imsd"), 1);
+}
+
+/// RFC 9111 §4.3.2: with neither Last-Modified nor Date from the origin, the time the response
+/// was received (the node stores the `Date` it adds then; `client_not_modified` also falls back
+/// to that time itself).
+#[test]
+fn if_modified_since_is_compared_with_the_time_received_without_any_date() {
+    let origin = RecordingOrigin::start(
+        b"HTTP/1.1 200 OK\r\ncache-control: max-age=600\r\ncontent-length: 2\r\n\r\nok",
+    );
+    let node = Node::start(&[origin.addr], "");
+    let before = SystemTime::now() - Duration::from_secs(2);
+    fill(&node, "/nodate", &[]);
+    let later = http_date(SystemTime::now() + Duration::from_secs(2));
+    let r = get(node.addr, "/nodate", &[("If-Modified-Since", &later)]);
+    assert_eq!(r.status, 304, "{:?}", r.headers);
+    let earlier = http_date(before - Duration::from_secs(60));
+    let r = get(node.addr, "/nodate", &[("If-Modified-Since", &earlier)]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    assert_eq!(origin.heads().len(), 1);
 }

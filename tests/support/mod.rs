@@ -2,6 +2,8 @@
 //! the kernel, and a small blocking HTTP/1.1 client that can also send malformed bytes.
 #![allow(dead_code)]
 
+pub mod strict;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

@@ -5,6 +5,7 @@ pub mod failover;
 pub mod netns;
 pub mod origin;
 pub mod plan;
+pub mod soak;
 pub mod spec;
 pub mod story;
 pub mod story_report;

@@ -39,9 +39,13 @@
 //!   after K body bytes: the client sees a body cut short.
 //! * `etag=0` / `lm=0`: omit ETag / Last-Modified (and the matching precondition).
 //! * `hdr=Name:Value` (repeatable, at most 32): an extra response header field.
+//! * `sum=1`: `X-Content-Size` (the body's length in bytes) and `X-Content-Sha256` (its
+//!   SHA-256, lowercase hex) describe the whole body, on every answer that has one (not 204
+//!   or 304); HEAD gets the fields of the GET. See [`digest`].
 
 mod body;
 mod content;
+pub mod digest;
 mod knobs;
 mod reply;
 
@@ -252,7 +256,7 @@ async fn handle(
         }
         Route::Health | Route::NotFound => plain,
     };
-    let reply = match route {
+    let mut reply = match route {
         Route::Object(name) => Reply::object(name, &knobs, request.headers(), now),
         Route::Dynamic(name) => Reply::dynamic(name, n, &knobs, now),
         Route::Health => Reply::text(StatusCode::OK, "ok\n", now),
@@ -262,6 +266,14 @@ async fn handle(
             Err(status) => Reply::text(status, "cannot read the request body\n", now),
         },
     };
+    if knobs.sum
+        && !matches!(
+            reply.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        )
+    {
+        digest::stamp(&mut reply.headers, &reply.body);
+    }
     if !knobs.delay.is_zero() {
         tokio::time::sleep(knobs.delay).await;
     }

@@ -104,7 +104,7 @@ pool = "origin"
             errors(&text),
             [
                 "4:1: node: unknown field `colour`, expected one of `id`, `listen`, `admin`, \
-              `workers`, `drain_timeout`"
+              `workers`, `drain_timeout`, `default_host`"
             ]
         );
     }

@@ -51,6 +51,13 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// A reader of a shared stream that stays a whole window behind for this long is detached.
 pub const DEFAULT_STREAM_LAG: Duration = Duration::from_secs(2);
+/// Default `limits.header_read_timeout` (hyper's own default, and nginx's
+/// `client_header_timeout` rounded to its order).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `limits.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+/// Largest `limits.max_connections` accepted.
+pub const MAX_MAX_CONNECTIONS: u32 = 1_000_000;
 /// `limits.inflight` when absent: this many times `storage.max_object_size`.
 pub const DEFAULT_INFLIGHT_OBJECTS: u64 = 4;
 
@@ -107,6 +114,9 @@ pub struct NodeSection {
         with = "strait_lb::config::units::duration"
     )]
     pub drain_timeout: Duration,
+    /// `Host` given to HTTP/1.0 requests that send none (`host[:port]`); absent: they are 400.
+    #[serde(default)]
+    pub default_host: Option<Spanned<String>>,
 }
 
 /// `[storage]`
@@ -169,6 +179,24 @@ pub struct CacheSection {
     /// Largest request head accepted (431 beyond).
     #[serde(default = "default_max_request_header")]
     pub max_request_header: Spanned<Size>,
+    /// Partial content (RFC 9111 §3.3-3.4): `on` sends a range miss to the origin as a
+    /// `partial_slice`-aligned range request and stores the 206 as a partial object.
+    #[serde(default)]
+    pub partial: PartialMode,
+    /// The alignment (and smallest fetch) of a range miss under `partial = "on"`.
+    #[serde(default = "default_partial_slice")]
+    pub partial_slice: Spanned<Size>,
+}
+
+/// `cache.partial`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartialMode {
+    /// A range miss fetches (and stores) the whole object.
+    #[default]
+    Off,
+    /// A range miss fetches its aligned slices; 206 answers are stored as partial objects.
+    On,
 }
 
 /// `[limits]`: what one client may cost the node (bytes held, time taken).
@@ -202,9 +230,28 @@ pub struct LimitsSection {
     /// outside the `storage.ram` bound; absent: 4 x the effective `storage.max_object_size`.
     #[serde(default)]
     pub inflight: Option<Spanned<Size>>,
+    /// A client must send a whole request head within this from when the node starts waiting
+    /// for it (the connection's start, or the end of the previous response); else it is closed.
+    #[serde(
+        default = "default_header_read_timeout",
+        with = "strait_lb::config::units::duration"
+    )]
+    pub header_read_timeout: Duration,
+    /// Client connections open at once on this node (all `listen` addresses together); at the
+    /// limit the node stops accepting until one closes. Read at start.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Spanned<u32>,
 }
 
 impl LimitsSection {
+    /// The section without its start-only keys (`max_connections`): what a reload applies.
+    pub fn reloadable(&self) -> LimitsSection {
+        LimitsSection {
+            max_connections: default_max_connections(),
+            ..self.clone()
+        }
+    }
+
     /// `inflight`, or its default for `max_object_size`.
     pub fn inflight_bytes(&self, max_object_size: u64) -> u64 {
         match &self.inflight {
@@ -232,6 +279,8 @@ impl Default for CacheSection {
             heuristic_percent: default_heuristic_percent(),
             heuristic_max: DEFAULT_HEURISTIC_MAX,
             max_request_header: default_max_request_header(),
+            partial: PartialMode::Off,
+            partial_slice: default_partial_slice(),
         }
     }
 }
@@ -244,6 +293,8 @@ impl Default for LimitsSection {
             send_timeout: DEFAULT_SEND_TIMEOUT,
             stream_lag: DEFAULT_STREAM_LAG,
             inflight: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -259,6 +310,12 @@ fn default_send_timeout() -> Duration {
 }
 fn default_stream_lag() -> Duration {
     DEFAULT_STREAM_LAG
+}
+fn default_header_read_timeout() -> Duration {
+    DEFAULT_HEADER_READ_TIMEOUT
+}
+fn default_max_connections() -> Spanned<u32> {
+    Spanned::new(0..0, DEFAULT_MAX_CONNECTIONS)
 }
 
 fn default_admin() -> SocketAddr {
@@ -286,6 +343,12 @@ fn default_heuristic_percent() -> Spanned<u32> {
 }
 fn default_heuristic_max() -> Duration {
     DEFAULT_HEURISTIC_MAX
+}
+/// Default `cache.partial_slice`.
+pub const DEFAULT_PARTIAL_SLICE: Size = Size::mib(1);
+
+fn default_partial_slice() -> Spanned<Size> {
+    Spanned::new(0..0, DEFAULT_PARTIAL_SLICE)
 }
 fn default_max_request_header() -> Spanned<Size> {
     Spanned::new(0..0, DEFAULT_MAX_REQUEST_HEADER)

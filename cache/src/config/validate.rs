@@ -3,16 +3,16 @@
 //!
 //! Rules: `node.id` is 1..=64 chars of `[A-Za-z0-9._-]` (it is written into `Cache-Status`
 //! and `Via`, RFC 9211 §2 / RFC 9110 §7.6.3); `node.listen` is non-empty, without duplicates
-//! or the admin address; `node.workers` in 1..=256; `storage.ram` >= 1MiB and
+//! or the admin address; `node.workers` in 1..=256; `node.default_host` a `host[:port]`; `storage.ram` >= 1MiB and
 //! `0 < storage.max_object_size <= ram / 8` when given (its default follows `ram`); `cache.heuristic_percent` <= 100 (RFC 9111
 //! §4.2.2); `cache.target_header` a field name (RFC 9110 §5.1) other than the built-in
 //! `Cache-Control` / `CDN-Cache-Control` (RFC 9213); `cache.max_request_header` in
-//! 1KiB..=1MiB; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
+//! 1KiB..=1MiB; `cache.partial_slice` in 1KiB..=`max_object_size` when `partial = "on"`; non-zero timeouts; pools and routes in `pools`; `[l4]` in `super::l4`;
 //! `[cluster]` in `super::cluster`.
 
 use strait_lb::config::units::Size;
 
-use super::types::{NodeConfig, RAM_SHARD_DIVISOR};
+use super::types::{NodeConfig, PartialMode, MAX_MAX_CONNECTIONS, RAM_SHARD_DIVISOR};
 use super::{Diagnostic, Locator, Seg};
 
 mod pools;
@@ -26,6 +26,8 @@ const MIN_RAM: u64 = 1 << 20;
 /// Bounds of `cache.max_request_header`.
 const MIN_REQUEST_HEADER: u64 = 1 << 10;
 const MAX_REQUEST_HEADER: u64 = 1 << 20;
+/// Smallest `cache.partial_slice`.
+const MIN_PARTIAL_SLICE: u64 = 1 << 10;
 /// Cache-control headers that are always honoured, so cannot be the targeted one.
 const BUILTIN_CONTROL_HEADERS: [&str; 2] = ["cache-control", "cdn-cache-control"];
 
@@ -93,6 +95,19 @@ fn check_node(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>)
                 workers.span(),
                 &[Seg::Key("node"), Seg::Key("workers")],
                 format!("node.workers must be between 1 and {MAX_WORKERS}, not {n}"),
+            ));
+        }
+    }
+    if let Some(host) = &node.default_host {
+        let h = host.get_ref();
+        if crate::policy::key::normalize_authority(h).is_none() || h.trim() != h {
+            out.push(loc.at(
+                host.span(),
+                &[Seg::Key("node"), Seg::Key("default_host")],
+                format!(
+                    "node.default_host {h:?} is not a host name or address with an optional \
+                     port (e.g. \"www.example.com\" or \"www.example.com:8080\")"
+                ),
             ));
         }
     }
@@ -179,6 +194,28 @@ fn check_cache(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>
             "cache.coalesce_timeout must be greater than 0".into(),
         ));
     }
+    check_partial_slice(config, loc, out);
+}
+
+/// `cache.partial_slice` (checked when `partial = "on"`): at least 1KiB, and a slice must fit
+/// in a stored object.
+fn check_partial_slice(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let cache = &config.cache;
+    if cache.partial != PartialMode::On {
+        return;
+    }
+    let slice = *cache.partial_slice.get_ref();
+    let max = Size::bytes(config.storage.max_object_size_bytes());
+    if slice.as_u64() < MIN_PARTIAL_SLICE || slice > max {
+        out.push(loc.at(
+            cache.partial_slice.span(),
+            &[Seg::Key("cache"), Seg::Key("partial_slice")],
+            format!(
+                "cache.partial_slice must be between 1KiB and storage.max_object_size \
+                 ({max}), not {slice}"
+            ),
+        ));
+    }
 }
 
 fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
@@ -187,6 +224,7 @@ fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic
         ("body_timeout", limits.body_timeout),
         ("send_timeout", limits.send_timeout),
         ("stream_lag", limits.stream_lag),
+        ("header_read_timeout", limits.header_read_timeout),
     ] {
         if d.is_zero() {
             out.push(loc.at(
@@ -195,6 +233,16 @@ fn check_limits(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic
                 format!("limits.{name} must be greater than 0"),
             ));
         }
+    }
+    let conns = *limits.max_connections.get_ref();
+    if !(1..=MAX_MAX_CONNECTIONS).contains(&conns) {
+        out.push(loc.at(
+            limits.max_connections.span(),
+            &[Seg::Key("limits"), Seg::Key("max_connections")],
+            format!(
+                "limits.max_connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {conns}"
+            ),
+        ));
     }
     if limits.max_request_body.get_ref().as_u64() == 0 {
         out.push(loc.at(
@@ -278,6 +326,25 @@ mod tests {
     }
 
     #[test]
+    fn default_host_must_be_a_host_and_optional_port() {
+        for bad in ["", "a b", "a/b", "user@a", "a:x", "a:99999", " a"] {
+            let text = node_with("a", &format!("default_host = {bad:?}\n"));
+            let p = problems(&text);
+            assert_eq!(p.len(), 1, "{bad:?}: {p:?}");
+            assert!(p[0].starts_with("4:16: node.default_host"), "{p:?}");
+        }
+        for good in [
+            "www.example.com",
+            "www.example.com:8080",
+            "127.0.0.1",
+            "[::1]:80",
+        ] {
+            let text = node_with("a", &format!("default_host = {good:?}\n"));
+            assert!(problems(&text).is_empty(), "{good:?}");
+        }
+    }
+
+    #[test]
     fn workers_must_be_between_1_and_256() {
         assert_eq!(
             problems(&node_with("a", "workers = 0\n")),
@@ -288,6 +355,29 @@ mod tests {
             ["4:11: node.workers must be between 1 and 256, not 257"]
         );
         assert!(problems(&node_with("a", "workers = 256\n")).is_empty());
+    }
+
+    #[test]
+    fn partial_slice_is_checked_only_when_partial_is_on() {
+        let cache = |c: &str| format!("{NODE}[storage]\nram = \"8MiB\"\n[cache]\n{c}{POOL_ROUTE}");
+        // Off (the default): the slice is not used, so not checked.
+        assert!(problems(&cache("partial_slice = \"4MiB\"\n")).is_empty());
+        assert!(problems(&cache("partial = \"on\"\npartial_slice = \"1MiB\"\n")).is_empty());
+        assert_eq!(
+            problems(&cache("partial = \"on\"\npartial_slice = \"2MiB\"\n")),
+            [
+                "8:17: cache.partial_slice must be between 1KiB and storage.max_object_size \
+              (1MiB), not 2MiB"
+            ]
+        );
+        assert_eq!(
+            problems(&cache("partial = \"on\"\npartial_slice = 512\n")),
+            [
+                "8:17: cache.partial_slice must be between 1KiB and storage.max_object_size \
+              (1MiB), not 512 bytes"
+            ]
+        );
+        assert!(!problems(&cache("partial = \"maybe\"\n")).is_empty());
     }
 
     #[test]
@@ -421,6 +511,20 @@ mod tests {
         );
         let ok =
             format!("{NODE}[limits]\nsend_timeout = \"5s\"\ninflight = \"16MiB\"\n{POOL_ROUTE}");
+        assert!(problems(&ok).is_empty());
+        let text = format!(
+            "{NODE}[limits]\nheader_read_timeout = \"0s\"\nmax_connections = 0\n{POOL_ROUTE}"
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "5:23: limits.header_read_timeout must be greater than 0",
+                "6:19: limits.max_connections must be between 1 and 1000000, not 0",
+            ]
+        );
+        let ok = format!(
+            "{NODE}[limits]\nheader_read_timeout = \"2s\"\nmax_connections = 64\n{POOL_ROUTE}"
+        );
         assert!(problems(&ok).is_empty());
     }
 }

@@ -15,6 +15,10 @@
 //!   `Connection` itself goes too, so nothing later acts on its tokens.
 //! * Path (RFC 3986 §6): normalised once (`policy::target`); routes match its fully decoded
 //!   view. An invalid escape is 400.
+//! * Default host ([`apply_default_host`], before [`admit`]): an HTTP/1.0 request with neither
+//!   `Host` nor an absolute-form target gets the operator's `node.default_host` as its `Host`,
+//!   as if the client had sent it (RFC 9112 §3.2 requires `Host` of HTTP/1.1 only). Without
+//!   one, or for HTTP/1.1, a missing `Host` stays a 400.
 
 use std::borrow::Cow;
 
@@ -89,6 +93,17 @@ pub fn admit(parts: &mut Parts, max_request_body: u64) -> Result<Admitted, Refus
         primary,
         route_view,
     })
+}
+
+/// Give an HTTP/1.0 request without `Host` (and without an authority in its target) the
+/// configured default host; any other request is left as it is.
+pub fn apply_default_host(parts: &mut Parts, default_host: Option<&HeaderValue>) {
+    let old = matches!(parts.version, Version::HTTP_09 | Version::HTTP_10);
+    if let Some(host) = default_host {
+        if old && parts.uri.authority().is_none() && !parts.headers.contains_key(HOST) {
+            parts.headers.insert(HOST, host.clone());
+        }
+    }
 }
 
 /// The target's authority replaces `Host`; an h2 `host` naming another authority is refused.
@@ -171,6 +186,38 @@ mod tests {
 
     fn h1(uri: &str, headers: &[(&str, &str)]) -> Parts {
         parts(Version::HTTP_11, uri, headers)
+    }
+
+    #[test]
+    fn http_1_0_without_host_takes_the_default_host() {
+        let dflt = HeaderValue::from_static("www.example.com:8080");
+        let mut p = parts(Version::HTTP_10, "/page", &[]);
+        assert_eq!(
+            admit(&mut p, 1024).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        apply_default_host(&mut p, Some(&dflt));
+        let a = admit(&mut p, 1024).unwrap();
+        assert_eq!(a.primary, "http://www.example.com:8080/page");
+        assert_eq!(p.headers.get(HOST).unwrap(), "www.example.com:8080");
+        // HTTP/1.1 must send Host; a Host or an absolute-form target is kept.
+        let mut p = h1("/page", &[]);
+        apply_default_host(&mut p, Some(&dflt));
+        assert_eq!(
+            admit(&mut p, 1024).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        for (uri, headers) in [
+            ("/page", &[("host", "a.example")][..]),
+            ("http://a.example/page", &[]),
+        ] {
+            let mut p = parts(Version::HTTP_10, uri, headers);
+            apply_default_host(&mut p, Some(&dflt));
+            assert_eq!(
+                admit(&mut p, 1024).unwrap().primary,
+                "http://a.example/page"
+            );
+        }
     }
 
     #[test]

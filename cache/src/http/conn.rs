@@ -1,6 +1,10 @@
 //! One client connection: plain fresh hits are answered straight from the raw bytes (`fast`);
 //! at the first request that needs more, the connection — with every byte read so far — goes to
 //! hyper (HTTP/1.1 and h2c) for the rest of its life.
+//!
+//! An HTTP/1.1 request's interim (1xx) responses from the origin (`interim`) are written before
+//! its final response: by this loop between its awaits, and under hyper by `interim_io` at
+//! hyper's flushes, the final response waiting until they are out.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -24,6 +28,8 @@ use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
+use super::interim::{InterimLine, InterimSink};
+use super::interim_io::InterimIo;
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
 use super::remote;
@@ -35,13 +41,18 @@ use http::{HeaderMap, HeaderValue, Method};
 
 /// Read buffer of a fast-path connection (grows up to the request head limit).
 pub const READ_BUF: usize = 8 * 1024;
-/// A fast-path connection with no complete request for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The answer to a client that sent part of a request head and then not the rest within
+/// `limits.header_read_timeout` (the connection closes after it).
+const HEAD_TIMEOUT_ANSWER: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\n\
+    content-type: text/plain\r\ncontent-length: 47\r\n\r\n\
+    408 Request Timeout: the request head was late\n";
 
 /// What every connection of a listener shares.
 pub struct ConnEnv {
     pub ctx: Arc<Ctx>,
     pub builder: auto::Builder<TokioExecutor>,
+    /// The `limits.header_read_timeout` `builder` was made with.
+    pub header_read_timeout: Duration,
     pub max_head: usize,
     pub stop: watch::Receiver<bool>,
     /// Connections alive on this listener (fast path or hyper).
@@ -52,43 +63,65 @@ pub struct ConnEnv {
 /// the bytes written are counted.
 type ClientIo = FlattenSmall<SendTimeout<Counted<TcpStream>>>;
 
-/// Serve one accepted connection to its end. `limits.send_timeout` is read once, here.
+/// Serve one accepted connection to its end. `limits.send_timeout` and
+/// `limits.header_read_timeout` are read once, here: a reload applies to new connections.
 pub async fn serve(env: Arc<ConnEnv>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
     env.live.fetch_add(1, Ordering::Relaxed);
     env.ctx.counters.traffic.connection_opened();
-    let send_timeout = env.ctx.rt.load().limits.send_timeout;
+    let (send_timeout, head_timeout) = {
+        let rt = env.ctx.rt.load();
+        (rt.limits.send_timeout, rt.limits.header_read_timeout)
+    };
     let stream = Counted::new(stream, Arc::clone(&env.ctx));
     let io = FlattenSmall::new(SendTimeout::new(stream, send_timeout));
-    fast_loop(&env, io, peer, watcher).await;
+    let conn = Conn {
+        env: &env,
+        peer,
+        head_timeout,
+    };
+    fast_loop(conn, io, watcher).await;
     env.ctx.counters.traffic.connection_closed();
     env.live.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watcher: Watcher) {
+/// One connection's settings, fixed when it was accepted.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    env: &'a Arc<ConnEnv>,
+    peer: SocketAddr,
+    /// `limits.header_read_timeout`: a whole request head must arrive within this from when
+    /// the connection started waiting for it (its start, or the previous response written).
+    head_timeout: Duration,
+}
+
+async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
+    let Conn { env, peer, .. } = conn;
     let ctx = &env.ctx;
     let mut stop = env.stop.clone();
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
-    let idle = tokio::time::sleep(IDLE_TIMEOUT);
+    let idle = tokio::time::sleep(conn.head_timeout);
     tokio::pin!(idle);
     let mut idle_armed_at = Instant::now();
     // When the last read returned: the start of the requests it completed (a request's
     // duration runs from there to its response written; one clock read per read).
     let mut read_at = idle_armed_at;
+    // Made at the first request the general stages answer here.
+    let mut line: Option<Arc<InterimLine>> = None;
     loop {
         // Answer every complete request already buffered.
         loop {
             let req = match fast::parse(&buf) {
                 Parse::Partial => break,
-                Parse::Fallback => return handoff(env, io, buf, peer, watcher).await,
+                Parse::Fallback => return handoff(conn, io, buf, watcher).await,
                 Parse::Fast(r) => r,
             };
             let Some(key) = crate::policy::key::key_from_host_and_target(req.host, req.target)
             else {
-                return handoff(env, io, buf, peer, watcher).await;
+                return handoff(conn, io, buf, watcher).await;
             };
             let Some(route) = fast_route_caches(ctx, &req, &key) else {
-                return handoff(env, io, buf, peer, watcher).await;
+                return handoff(conn, io, buf, watcher).await;
             };
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
@@ -123,16 +156,18 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                                 let _ = io.shutdown().await;
                                 return;
                             }
-                            rearm(&mut idle, &mut idle_armed_at, Instant::now());
+                            rearm(&mut idle, &mut idle_armed_at, Instant::now(), conn.head_timeout);
                             continue;
                         }
                         remote::Lean::General(p) => pre = p,
                     }
                 }
                 // Not a fresh hit here: the general stages answer it on this loop.
-                let Some(parts) = lite::parts(&buf[..head_len]) else {
-                    return handoff(env, io, buf, peer, watcher).await;
+                let Some(mut parts) = lite::parts(&buf[..head_len]) else {
+                    return handoff(conn, io, buf, watcher).await;
                 };
+                let sink = line.get_or_insert_with(InterimLine::new).begin();
+                parts.extensions.insert(sink.clone());
                 // The access log's start is the metrics' one: the read that completed it.
                 let pending = ctx.access.enabled().then(|| {
                     let head = (&parts.method, &parts.uri, &parts.headers);
@@ -142,8 +177,13 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 // inline rather than in a task of its own.
                 let answer = handle_bodyless(Arc::clone(ctx), parts, Some(peer));
                 let answer = remote::PREASKED.scope(RefCell::new(pre), answer);
-                let Some((resp, route)) = RUN_TO_END.scope(true, answer).await else {
-                    return handoff(env, io, buf, peer, watcher).await;
+                let answer = RUN_TO_END.scope(true, answer);
+                let (answer, interim_failed) = with_interims(&mut io, &sink, answer).await;
+                if let Some(e) = interim_failed {
+                    return write_failed(ctx, peer, &e);
+                }
+                let Some((resp, route)) = answer else {
+                    return handoff(conn, io, buf, watcher).await;
                 };
                 buf.advance(head_len);
                 let status = resp.status().as_u16();
@@ -162,7 +202,7 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 );
                 match written {
                     Ok(true) => {
-                        rearm(&mut idle, &mut idle_armed_at, done);
+                        rearm(&mut idle, &mut idle_armed_at, done, conn.head_timeout);
                         continue;
                     }
                     Ok(false) => {
@@ -212,11 +252,11 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 let _ = io.shutdown().await;
                 return;
             }
-            rearm(&mut idle, &mut idle_armed_at, done);
+            rearm(&mut idle, &mut idle_armed_at, done, conn.head_timeout);
         }
         if buf.len() >= env.max_head {
             // Too big for the fast path; hyper answers 431.
-            return handoff(env, io, buf, peer, watcher).await;
+            return handoff(conn, io, buf, watcher).await;
         }
         if *stop.borrow() && buf.is_empty() {
             return; // draining: an idle keep-alive connection closes
@@ -230,7 +270,7 @@ async fn fast_loop(env: &Arc<ConnEnv>, mut io: ClientIo, peer: SocketAddr, watch
                 Ok(0) | Err(_) => return,
                 Ok(_) => read_at = Instant::now(),
             },
-            _ = &mut idle => return,
+            _ = &mut idle => return head_timed_out(ctx, &mut io, &buf, peer).await,
             _ = stop.changed(), if !*stop.borrow() => {}
         }
     }
@@ -311,13 +351,68 @@ async fn write_lean(
     true
 }
 
-/// A request was answered at `now`: the idle timer starts again (re-armed at most once a
-/// second).
-fn rearm(idle: &mut Pin<&mut tokio::time::Sleep>, armed_at: &mut Instant, now: Instant) {
-    if now.saturating_duration_since(*armed_at) >= Duration::from_secs(1) {
+/// Drive `answer` to its end, writing the interim responses its sink gets meanwhile and those
+/// still waiting at its end (the final response follows them). A failed write stops the
+/// relaying but not `answer` (a fill others wait on may run inline in it): its error comes back.
+async fn with_interims<T>(
+    io: &mut ClientIo,
+    sink: &InterimSink,
+    answer: impl std::future::Future<Output = T>,
+) -> (T, Option<std::io::Error>) {
+    tokio::pin!(answer);
+    let mut failed = None;
+    let out = loop {
+        tokio::select! {
+            biased;
+            out = &mut answer => break out,
+            _ = sink.queued(), if failed.is_none() => {
+                let bytes = sink.take();
+                if let Err(e) = io.write_all(&bytes).await {
+                    sink.close();
+                    failed = Some(e);
+                }
+            }
+        }
+    };
+    let rest = sink.close();
+    if failed.is_none() && !rest.is_empty() {
+        failed = io.write_all(&rest).await.err();
+    }
+    (out, failed)
+}
+
+/// A request was answered at `now`: the head timer starts again. It is re-armed at most once
+/// per [`rearm_step`] (a timer reset per request is measurable on the hit path), so a
+/// connection's wait for its next head may be cut up to that much short.
+fn rearm(
+    idle: &mut Pin<&mut tokio::time::Sleep>,
+    armed_at: &mut Instant,
+    now: Instant,
+    timeout: Duration,
+) {
+    if now.saturating_duration_since(*armed_at) >= rearm_step(timeout) {
         *armed_at = now;
-        idle.as_mut()
-            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+        idle.as_mut().reset(tokio::time::Instant::now() + timeout);
+    }
+}
+
+/// How stale the head timer may get: a sixteenth of the timeout, at most a second.
+fn rearm_step(timeout: Duration) -> Duration {
+    (timeout / 16).min(Duration::from_secs(1))
+}
+
+/// No whole request head within `limits.header_read_timeout`: counted; a client that had sent
+/// part of one is answered 408 (an idle keep-alive connection is just closed).
+async fn head_timed_out(ctx: &Ctx, io: &mut ClientIo, buf: &[u8], peer: SocketAddr) {
+    bump(&ctx.counters.header_timeouts);
+    if buf.is_empty() {
+        return;
+    }
+    tracing::debug!(%peer, bytes = buf.len(), "request head incomplete at header_read_timeout");
+    ctx.counters.record_response(408, None, Duration::ZERO);
+    bump(&ctx.counters.errors);
+    if io.write_all(HEAD_TIMEOUT_ANSWER).await.is_ok() {
+        let _ = io.shutdown().await;
     }
 }
 
@@ -348,16 +443,22 @@ fn write_failed(ctx: &Ctx, peer: SocketAddr, e: &std::io::Error) {
 }
 
 /// Give the connection, and the bytes read so far, to hyper.
-async fn handoff(
-    env: &Arc<ConnEnv>,
-    mut io: ClientIo,
-    buf: BytesMut,
-    peer: SocketAddr,
-    watcher: Watcher,
-) {
+async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watcher) {
+    let Conn { env, peer, .. } = conn;
+    if fast::has_length_and_coding(&buf) {
+        return refuse_length_and_coding(&env.ctx, &mut io, peer).await;
+    }
     let ctx = Arc::clone(&env.ctx);
-    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let line = InterimLine::new();
+    let requests = Arc::clone(&line);
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
+        // HTTP/1.1 only: never to HTTP/1.0 (RFC 9110 §15.2), and hyper cannot send a 1xx on
+        // an HTTP/2 stream.
+        let sink = (req.version() == http::Version::HTTP_11).then(|| requests.begin());
+        if let Some(s) = &sink {
+            req.extensions_mut().insert(s.clone());
+        }
         // No earlier timestamp exists here: the request's start is its head parsed, and
         // the metrics' duration and the access log's time to first byte both end at its
         // response head handed to hyper (one clock reading each).
@@ -368,6 +469,9 @@ async fn handoff(
         });
         async move {
             let (resp, route) = handle(Arc::clone(&ctx), req, Some(peer)).await;
+            if let Some(s) = sink {
+                s.finish().await;
+            }
             let head_at = Instant::now();
             let status = resp.status().as_u16();
             let elapsed = head_at.saturating_duration_since(start);
@@ -376,18 +480,43 @@ async fn handoff(
         }
     });
     io.rewind(buf.freeze());
-    let conn = env
-        .builder
-        .serve_connection(TokioIo::new(io), svc)
+    // A reload changed header_read_timeout since the listener started: this connection's own.
+    let reloaded;
+    let builder = if conn.head_timeout == env.header_read_timeout {
+        &env.builder
+    } else {
+        let mut b = env.builder.clone();
+        b.http1().header_read_timeout(conn.head_timeout);
+        reloaded = b;
+        &reloaded
+    };
+    let served = builder
+        .serve_connection(TokioIo::new(InterimIo::new(io, line)), svc)
         .into_owned();
-    if let Err(e) = watcher.watch(conn).await {
+    if let Err(e) = watcher.watch(served).await {
         connection_error(&env.ctx, peer, e.as_ref());
     }
 }
 
+/// The answer to a request with both `Content-Length` and `Transfer-Encoding`; the connection
+/// closes after it.
+const LENGTH_AND_CODING_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\
+    content-type: text/plain\r\ncontent-length: 59\r\n\r\n\
+    400 Bad Request: both Content-Length and Transfer-Encoding\n";
+
+async fn refuse_length_and_coding(ctx: &Ctx, io: &mut ClientIo, peer: SocketAddr) {
+    bump(&ctx.counters.bad_requests);
+    bump(&ctx.counters.errors);
+    ctx.counters.record_response(400, None, Duration::ZERO);
+    tracing::info!(%peer, reason = "both Content-Length and Transfer-Encoding", "request refused");
+    if io.write_all(LENGTH_AND_CODING_ANSWER).await.is_ok() {
+        let _ = io.shutdown().await;
+    }
+}
+
 /// A connection ended with an error. Requests hyper refused while parsing (it answered 400 or
-/// 431 itself) are counted as bad requests and logged; send timeouts are counted; the rest
-/// (resets, timeouts) only logged at debug.
+/// 431 itself) are counted as bad requests and logged; send and header-read timeouts are
+/// counted; the rest (resets) only logged at debug.
 fn connection_error(ctx: &Ctx, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
     if is_send_timeout(e) {
         bump(&ctx.counters.send_timeouts);
@@ -395,6 +524,10 @@ fn connection_error(ctx: &Ctx, peer: SocketAddr, e: &(dyn std::error::Error + 's
         return;
     }
     match e.downcast_ref::<hyper::Error>() {
+        Some(he) if he.is_timeout() => {
+            bump(&ctx.counters.header_timeouts);
+            tracing::debug!(%peer, "no request head within header_read_timeout; closed");
+        }
         Some(he) if he.is_parse() || he.is_parse_too_large() => {
             bump(&ctx.counters.bad_requests);
             bump(&ctx.counters.errors);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::{HeaderMap, HeaderName, Method, Uri, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 
 use crate::config::NodeConfig;
 use crate::origin::route::{host_without_port, RouteError, RouteInput, RouteTable};
@@ -39,7 +39,11 @@ pub struct Runtime {
     pub coalesce_timeout: Duration,
     /// `cache.hit_for_miss`: how long an unstorable key skips coalescing.
     pub hit_for_miss: Duration,
+    /// `cache.partial_slice` when `cache.partial = "on"`: range misses fetch aligned slices.
+    pub partial_slice: Option<u64>,
     pub limits: Limits,
+    /// `node.default_host`: the `Host` of HTTP/1.0 requests that send none (`admit`).
+    pub default_host: Option<HeaderValue>,
 }
 
 /// `[limits]` as the request path uses them.
@@ -55,6 +59,8 @@ pub struct Limits {
     pub stream_lag: Duration,
     /// Bytes held for responses in flight, across the node.
     pub inflight: u64,
+    /// A whole request head must arrive within this (new connections read it at accept).
+    pub header_read_timeout: Duration,
 }
 
 impl Limits {
@@ -65,6 +71,7 @@ impl Limits {
             body_timeout: l.body_timeout,
             send_timeout: l.send_timeout,
             stream_lag: l.stream_lag,
+            header_read_timeout: l.header_read_timeout,
             inflight: l.inflight_bytes(cfg.storage.max_object_size_bytes()),
         }
     }
@@ -79,6 +86,8 @@ pub enum RuntimeError {
     UnknownPool { route: usize, pool: String },
     #[error("invalid target_header {0:?}")]
     TargetHeader(String),
+    #[error("invalid default_host {0:?}")]
+    DefaultHost(String),
 }
 
 impl Runtime {
@@ -119,6 +128,13 @@ impl Runtime {
             );
         }
         let strip = targets.clone();
+        let default_host = match &cfg.node.default_host {
+            Some(h) => Some(
+                HeaderValue::from_str(h.get_ref())
+                    .map_err(|_| RuntimeError::DefaultHost(h.get_ref().clone()))?,
+            ),
+            None => None,
+        };
         targets.push(CDN_CACHE_CONTROL);
         Ok(Runtime {
             fast_routing: !routes.uses_headers(),
@@ -134,7 +150,10 @@ impl Runtime {
             max_object_size: cfg.storage.max_object_size_bytes(),
             coalesce_timeout: cfg.cache.coalesce_timeout,
             hit_for_miss: cfg.cache.hit_for_miss,
+            partial_slice: (cfg.cache.partial == crate::config::PartialMode::On)
+                .then(|| cfg.cache.partial_slice.get_ref().as_u64()),
             limits: Limits::from_config(cfg),
+            default_host,
         })
     }
 
@@ -230,4 +249,6 @@ pub struct ReqHead {
     /// The client's address (X-Forwarded-For, Forwarded, `source` scheduling).
     pub client: Option<SocketAddr>,
     pub route: RouteChoice,
+    /// Where the origin's interim (1xx) responses go: HTTP/1.1 clients only (`interim`).
+    pub interim: Option<super::interim::InterimSink>,
 }

@@ -110,7 +110,7 @@ async fn miss(
 }
 
 /// `Pragma: no-cache` counts only when the request has no Cache-Control (RFC 9111 §5.4).
-fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
+pub(super) fn pragma_no_cache(h: &HeaderMap, cc: &CacheControl) -> bool {
     cc.is_empty()
         && !h.contains_key(http::header::CACHE_CONTROL)
         && h.get_all(http::header::PRAGMA)

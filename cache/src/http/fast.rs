@@ -99,6 +99,20 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     })
 }
 
+/// The complete request head at the start of `buf` carries both `Content-Length` and
+/// `Transfer-Encoding` (RFC 9112 §6.1: a possible smuggling attempt). hyper would read such a
+/// request as chunked and drop the length, so the connection answers 400 before handing it
+/// over.
+pub fn has_length_and_coding(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; super::server::MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return false;
+    }
+    let has = |n: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(n));
+    has("content-length") && has("transfer-encoding")
+}
+
 /// Fields that change framing or the cache decision: their requests take the general path.
 fn is_special(name: &[u8]) -> bool {
     const SPECIAL: &[&[u8]] = &[
@@ -175,6 +189,16 @@ mod tests {
         assert!(!f.head && !f.close);
         let f = fast(b"HEAD / HTTP/1.1\r\nhost: a\r\nConnection: close\r\n\r\n");
         assert!(f.head && f.close);
+    }
+
+    #[test]
+    fn a_length_beside_a_coding_is_seen() {
+        let both = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\ncontent-length: 3\r\n\r\n";
+        assert!(has_length_and_coding(both));
+        assert!(!has_length_and_coding(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
+        ));
+        assert!(!has_length_and_coding(&both[..both.len() - 2]));
     }
 
     #[test]

@@ -143,7 +143,10 @@ pub(super) fn respond_upstream(
     respond::build(status, headers, body)
 }
 
-/// Remove every object of a URL: its primary key and every route `cache_key` extension of it.
+/// Remove every object of a URL: its primary key, its partial object and every route
+/// `cache_key` extension of it (with theirs).
 pub fn purge_url(store: &crate::store::ram::RamStore<Object>, key: &str) -> usize {
-    store.purge(key) + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+    store.purge(key)
+        + store.purge(&crate::store::object::partial_key(key))
+        + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
 }

@@ -11,6 +11,8 @@
 //! 4. **Decide** (`decide.rs`, with `policy::reuse`): fresh → serve; stale → serve it while
 //!    refreshing, revalidate, or serve it on error (RFC 9111 §4, RFC 5861); nothing stored →
 //!    504 for `only-if-cached`, a pass for HEAD and `no-store`, else fill.
+//!    Under `cache.partial`, a range with no complete object stored is served from, or added
+//!    to, the key's partial object instead (`partial/`, RFC 9111 §3.3-3.4).
 //! 5. **Fill** (`fill/`): one trip to the origin (or the owner's lease) per key however many
 //!    clients wait, read while it arrives; after a join, the key's previous owner is asked
 //!    first (`handover.rs`).
@@ -28,12 +30,14 @@ use std::sync::Arc;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::admit::admit;
+use super::admit::{admit, apply_default_host};
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::decide::decide;
 use super::fill;
+use super::interim::InterimSink;
 use super::lookup::{local, lookup, Found};
+use super::partial;
 use super::pass;
 use super::remote;
 use super::respond;
@@ -95,7 +99,11 @@ enum Begin {
 }
 
 fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>) -> Begin {
-    let max_body = ctx.rt.load().limits.max_request_body;
+    let (max_body, default_host) = {
+        let rt = ctx.rt.load();
+        (rt.limits.max_request_body, rt.default_host.clone())
+    };
+    apply_default_host(&mut parts, default_host.as_ref());
     let admitted = match admit(&mut parts, max_body) {
         Ok(a) => a,
         Err(refused) => return Begin::Answered(refused_response(ctx, &refused)),
@@ -121,6 +129,7 @@ fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>)
     }
     drop(rt);
     let cache = route.cache;
+    let interim = parts.extensions.remove::<InterimSink>();
     let req = ReqHead {
         method: parts.method,
         uri: parts.uri,
@@ -128,6 +137,7 @@ fn begin(ctx: &Ctx, mut parts: http::request::Parts, client: Option<SocketAddr>)
         headers: parts.headers,
         client,
         route,
+        interim,
     };
     let cacheable_method = req.method == Method::GET || req.method == Method::HEAD;
     if cache && cacheable_method && !has_body(&req.headers) {
@@ -148,7 +158,18 @@ async fn cached(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
         Found::Owner(owner) => {
             fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await
         }
-        Found::Here(stored) => decide(ctx, req, key, req_cc, stored).await,
+        Found::Here(stored) => {
+            // Nothing complete here: a range may be served from, or added to, the key's
+            // partial object (`cache.partial`).
+            if stored.object.is_none() {
+                if let Some(slice) = partial::slice_for(&ctx, &req, &req_cc) {
+                    if let Some(resp) = partial::serve(&ctx, &req, &key, &req_cc, slice).await {
+                        return resp;
+                    }
+                }
+            }
+            decide(ctx, req, key, req_cc, stored).await
+        }
     }
 }
 
@@ -182,11 +203,12 @@ pub(super) fn peer_request(ctx: &Ctx, uri: &str, headers: HeaderMap) -> Option<R
         headers,
         client: None,
         route,
+        interim: None,
     })
 }
 
-/// The answer to a request refused at admission (counted; the connection is closed when the
-/// client announced a body not worth reading).
+/// The answer to a request refused at admission (counted). The connection is closed after
+/// it: the request's framing is not to be trusted, and neither is whatever follows it.
 fn refused_response(ctx: &Ctx, refused: &super::admit::Refused) -> Response<ProxyBody> {
     bump(&ctx.counters.bad_requests);
     if let Some(f) = refused.fault {
@@ -198,12 +220,10 @@ fn refused_response(ctx: &Ctx, refused: &super::admit::Refused) -> Response<Prox
         "request refused"
     );
     let mut resp = respond::error(ctx, refused.status, refused.reason, None);
-    if refused.fault.is_some() {
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
+    resp.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
     resp
 }
 

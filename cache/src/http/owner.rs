@@ -68,6 +68,7 @@ static LEASES: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts peer connections until `stop` turns true.
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = strait_lb::admin::backoff::AcceptBackoff::default();
     loop {
         tokio::select! {
             _ = stop.changed() => {
@@ -76,7 +77,14 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
                 }
             }
             accepted = listener.accept() => {
-                let Ok((stream, addr)) = accepted else { continue };
+                let (stream, addr) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        backoff.wait("peer", &e).await;
+                        continue;
+                    }
+                };
+                backoff.accepted("peer");
                 let ctx = Arc::clone(&ctx);
                 tokio::spawn(async move {
                     if let Err(e) = connection(stream, addr, &ctx).await {

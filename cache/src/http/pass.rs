@@ -34,6 +34,7 @@ pub async fn forward_uncached(
         headers: forward_headers(&ctx, &req),
         body: Either::Left(Empty::new()),
         upload: None,
+        interim: req.interim.clone(),
     };
     let cs = CacheStatus::fwd(&ctx.node_id, fwd);
     send_and_stream(&ctx, &rt, &req, out, cs, None).await
@@ -52,6 +53,7 @@ pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> R
         headers: forward_headers(&ctx, &req),
         body: Either::Right(upload),
         upload: Some(watch),
+        interim: req.interim.clone(),
     };
     let fwd = if req.method == Method::GET || req.method == Method::HEAD {
         Fwd::Bypass

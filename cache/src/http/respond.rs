@@ -30,7 +30,13 @@ pub fn object(
 ) -> Response<ProxyBody> {
     let age = age_value(obj.meta.current_age(now));
     let stored = obj.headers();
-    if client_not_modified(&req.method, &req.headers, obj.status, &stored) {
+    if client_not_modified(
+        &req.method,
+        &req.headers,
+        obj.status,
+        &stored,
+        Some(obj.meta.response_time),
+    ) {
         bump(&ctx.counters.not_modified);
         let mut h = not_modified_headers(&stored);
         h.insert(AGE, age);
@@ -79,7 +85,13 @@ pub fn fill(
     reader: FillReader<FillHead>,
     status: &CacheStatus,
 ) -> Response<ProxyBody> {
-    if client_not_modified(&req.method, &req.headers, head.status, &head.headers) {
+    if client_not_modified(
+        &req.method,
+        &req.headers,
+        head.status,
+        &head.headers,
+        head.meta.as_ref().map(|m| m.response_time),
+    ) {
         bump(&ctx.counters.not_modified);
         let mut h = not_modified_headers(&head.headers);
         append_cache_status(&mut h, status);

@@ -26,6 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::http::interim::InterimSink;
 use strait_lb::health::admin::Override;
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
@@ -136,6 +137,8 @@ pub struct OutRequest {
     pub body: OutBody,
     /// The progress of the client's body in `body`, when it carries one.
     pub upload: Option<UploadWatch>,
+    /// Where the server's interim (1xx) responses go, if anywhere.
+    pub interim: Option<InterimSink>,
 }
 
 /// A response head from a server, and what the caller must add for persistence.
@@ -273,13 +276,14 @@ impl Pool {
                 req.method.clone(),
                 req.path_and_query.clone(),
                 req.headers.clone(),
+                req.interim.clone(),
             ))
         } else {
             None
         };
         let result = match self.send_to(first, req, counters).await {
             Err(e @ (Fault::OriginUnreachable | Fault::OriginBroken)) => {
-                let Some((method, path_and_query, headers)) = retry_copy else {
+                let Some((method, path_and_query, headers, interim)) = retry_copy else {
                     return Err(e);
                 };
                 let Some((second, _)) = self.choose(input, &headers, Some(first)) else {
@@ -292,6 +296,7 @@ impl Pool {
                     headers,
                     body: Either::Left(Empty::new()),
                     upload: None,
+                    interim,
                 };
                 self.send_to(second, again, counters)
                     .await
@@ -386,7 +391,8 @@ impl Pool {
                 &req.headers,
             );
             let head_request = req.method == Method::HEAD;
-            return match self.lean[idx].exchange(&head, head_request).await {
+            let interim = req.interim.as_ref();
+            return match self.lean[idx].exchange(&head, head_request, interim).await {
                 Ok((h, body)) => {
                     let mut resp = Response::new(OriginBody::Lean(body));
                     *resp.status_mut() = h.status;
@@ -412,9 +418,14 @@ impl Pool {
         if let Some(h) = builder.headers_mut() {
             *h = req.headers;
         }
-        let request = builder
+        let mut request = builder
             .body(req.body)
             .map_err(|e| (Fault::Node, e.to_string()))?;
+        if let Some(sink) = req.interim {
+            hyper::ext::on_informational(&mut request, move |r| {
+                sink.relay(r.status(), r.headers())
+            });
+        }
         match self.client.request(request).await {
             Ok(resp) => Ok(resp.map(OriginBody::Hyper)),
             Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),

@@ -46,6 +46,8 @@ pub struct CacheControl {
     pub proxy_revalidate: bool,
     pub no_transform: bool,
     pub immutable: bool,
+    /// RFC 9111 §5.2.2.3: store only when the cache understands the status code.
+    pub must_understand: bool,
     pub only_if_cached: bool,
     pub max_stale: Option<MaxStale>,
     pub min_fresh: Option<u64>,
@@ -105,6 +107,7 @@ impl CacheControl {
             "proxy-revalidate" => self.proxy_revalidate = true,
             "no-transform" => self.no_transform = true,
             "immutable" => self.immutable = true,
+            "must-understand" => self.must_understand = true,
             "only-if-cached" => self.only_if_cached = true,
             _ => {}
         }
@@ -242,6 +245,8 @@ mod tests {
         assert_eq!(c.s_maxage, Some(30));
         assert!(c.public && c.must_revalidate);
         assert!(!c.no_store && !c.private && !c.invalid);
+        assert!(!c.must_understand);
+        assert!(cc(&["Must-Understand, no-store"]).must_understand);
     }
 
     #[test]

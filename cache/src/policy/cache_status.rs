@@ -22,6 +22,8 @@ pub enum Fwd {
     Miss,
     Request,
     Stale,
+    /// Part of the representation was stored; the rest was asked for.
+    Partial,
 }
 
 impl Fwd {
@@ -34,6 +36,7 @@ impl Fwd {
             Fwd::Miss => "miss",
             Fwd::Request => "request",
             Fwd::Stale => "stale",
+            Fwd::Partial => "partial",
         }
     }
 }

@@ -8,13 +8,17 @@
 //!   fields of the 304 are not copied.
 //! * [`client_not_modified`]: only for GET/HEAD on a stored 2xx; `If-None-Match` (weak
 //!   comparison) takes precedence over `If-Modified-Since`; a malformed `If-None-Match` never
-//!   matches, an invalid `If-Modified-Since` is ignored.
+//!   matches, an invalid `If-Modified-Since` is ignored. `If-Modified-Since` is compared with
+//!   the stored `Last-Modified`, else its `Date`, else the time the response was received
+//!   (RFC 9111 §4.3.2); with none of these it never matches.
 
 use http::header::{
     CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_RANGE, DATE, ETAG,
     EXPIRES, IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, IF_UNMODIFIED_SINCE,
     LAST_MODIFIED, TRANSFER_ENCODING, VARY,
 };
+use std::time::SystemTime;
+
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use super::etag::{parse_condition, Condition, EntityTag};
@@ -63,11 +67,13 @@ pub fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> Heade
 }
 
 /// RFC 9110 §13.2: should the cache answer this GET/HEAD with 304 from the stored response?
+/// `received` is when the stored response was received (None: unknown).
 pub fn client_not_modified(
     method: &Method,
     req: &HeaderMap,
     stored_status: StatusCode,
     stored: &HeaderMap,
+    received: Option<SystemTime>,
 ) -> bool {
     if (method != Method::GET && method != Method::HEAD) || !stored_status.is_success() {
         return false;
@@ -94,7 +100,10 @@ pub fn client_not_modified(
     let Some(since) = http_date(req, IF_MODIFIED_SINCE) else {
         return false;
     };
-    let reference = http_date(stored, LAST_MODIFIED).or_else(|| http_date(stored, DATE));
+    // RFC 9111 §4.3.2: Last-Modified, else Date, else the time the response was received.
+    let reference = http_date(stored, LAST_MODIFIED)
+        .or_else(|| http_date(stored, DATE))
+        .or(received);
     reference.is_some_and(|modified| modified <= since)
 }
 
@@ -136,6 +145,10 @@ mod tests {
     use super::*;
 
     use crate::policy::test_map as map;
+
+    fn cnm(m: &Method, req: &HeaderMap, status: StatusCode, stored: &HeaderMap) -> bool {
+        client_not_modified(m, req, status, stored, None)
+    }
 
     const LM: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
     const BEFORE: &str = "Tue, 14 Nov 2023 22:13:19 GMT";
@@ -192,96 +205,82 @@ mod tests {
         let stored = map(&[("etag", "\"v1\"")]);
         let get = Method::GET;
         let ok = StatusCode::OK;
-        assert!(client_not_modified(
+        assert!(cnm(
             &get,
             &map(&[("if-none-match", "W/\"v1\"")]),
             ok,
             &stored
         ));
-        assert!(client_not_modified(
+        assert!(cnm(
             &get,
             &map(&[("if-none-match", "\"x\", \"v1\"")]),
             ok,
             &stored
         ));
-        assert!(client_not_modified(
-            &get,
-            &map(&[("if-none-match", "*")]),
-            ok,
-            &stored
-        ));
-        assert!(!client_not_modified(
+        assert!(cnm(&get, &map(&[("if-none-match", "*")]), ok, &stored));
+        assert!(!cnm(
             &get,
             &map(&[("if-none-match", "\"v2\"")]),
             ok,
             &stored
         ));
-        assert!(!client_not_modified(
-            &get,
-            &map(&[("if-none-match", "v1")]),
-            ok,
-            &stored
-        ));
+        assert!(!cnm(&get, &map(&[("if-none-match", "v1")]), ok, &stored));
     }
 
     #[test]
     fn if_none_match_takes_precedence_over_ims() {
         let stored = map(&[("etag", "\"v1\""), ("last-modified", LM)]);
         let req = map(&[("if-none-match", "\"v2\""), ("if-modified-since", AFTER)]);
-        assert!(!client_not_modified(
-            &Method::GET,
-            &req,
-            StatusCode::OK,
-            &stored
-        ));
+        assert!(!cnm(&Method::GET, &req, StatusCode::OK, &stored));
     }
 
     #[test]
     fn if_modified_since_against_last_modified_or_date() {
         let ok = StatusCode::OK;
         let with_lm = map(&[("last-modified", LM), ("date", AFTER)]);
-        assert!(client_not_modified(
+        assert!(cnm(
             &Method::HEAD,
             &map(&[("if-modified-since", LM)]),
             ok,
             &with_lm
         ));
         let before = map(&[("if-modified-since", BEFORE)]);
-        assert!(!client_not_modified(&Method::GET, &before, ok, &with_lm));
+        assert!(!cnm(&Method::GET, &before, ok, &with_lm));
         let date_only = map(&[("date", LM)]);
-        assert!(client_not_modified(
+        assert!(cnm(
             &Method::GET,
             &map(&[("if-modified-since", AFTER)]),
             ok,
             &date_only
         ));
-        assert!(!client_not_modified(&Method::GET, &before, ok, &date_only));
+        assert!(!cnm(&Method::GET, &before, ok, &date_only));
         let bad = map(&[("if-modified-since", "yesterday")]);
-        assert!(!client_not_modified(&Method::GET, &bad, ok, &with_lm));
+        assert!(!cnm(&Method::GET, &bad, ok, &with_lm));
+    }
+
+    #[test]
+    fn if_modified_since_against_the_time_received_without_dates() {
+        let received = crate::policy::date::parse(LM);
+        let (get, ok, none) = (&Method::GET, StatusCode::OK, map(&[("etag", "\"v\"")]));
+        let after = map(&[("if-modified-since", AFTER)]);
+        let before = map(&[("if-modified-since", BEFORE)]);
+        assert!(client_not_modified(get, &after, ok, &none, received));
+        assert!(!client_not_modified(get, &before, ok, &none, received));
+        assert!(!client_not_modified(get, &after, ok, &none, None));
+        // A Date present wins over the time received.
+        let dated = map(&[("date", AFTER)]);
+        let (at_lm, at_after) = (map(&[("if-modified-since", LM)]), after);
+        assert!(!client_not_modified(get, &at_lm, ok, &dated, received));
+        assert!(client_not_modified(get, &at_after, ok, &dated, received));
     }
 
     #[test]
     fn only_get_or_head_on_success() {
         let stored = map(&[("etag", "\"v1\"")]);
         let req = map(&[("if-none-match", "\"v1\"")]);
-        assert!(!client_not_modified(
-            &Method::POST,
-            &req,
-            StatusCode::OK,
-            &stored
-        ));
-        assert!(!client_not_modified(
-            &Method::GET,
-            &req,
-            StatusCode::NOT_FOUND,
-            &stored
-        ));
-        assert!(!client_not_modified(
-            &Method::GET,
-            &map(&[]),
-            StatusCode::OK,
-            &stored
-        ));
+        assert!(!cnm(&Method::POST, &req, StatusCode::OK, &stored));
+        assert!(!cnm(&Method::GET, &req, StatusCode::NOT_FOUND, &stored));
+        assert!(!cnm(&Method::GET, &map(&[]), StatusCode::OK, &stored));
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //!
 //! * `cache_control` (+ private `targeted`): directives, RFC 9213 targeted fields.
 //! * `freshness`, `meta`: lifetime and age (§4.2).
-//! * `storable`: may a response be stored (§3); `reuse`: may a stored one be served (§4).
+//! * `storable`: may a response be stored (§3), `status`: the status codes it understands;
+//!   `reuse`: may a stored one be served (§4).
 //! * `conditional`, `etag`: validation (§4.3) and client preconditions (RFC 9110 §13).
 //! * `vary`, `key`: secondary and primary cache keys; `invalidate`: §4.4; `ban`: what an
 //!   operator's ban may name.
-//! * `range`: single byte ranges from stored objects (RFC 9110 §14).
+//! * `range`: single byte ranges from stored objects (RFC 9110 §14); `partial`: storing and
+//!   combining 206 parts (RFC 9111 §3.3-3.4).
 //! * `date`: HTTP-dates in the forms and cases a recipient must accept.
 //! * `headers`: hop-by-hop, Via, Age, Date, request framing; `cache_status`: RFC 9211.
 
@@ -24,8 +26,10 @@ pub mod headers;
 pub mod invalidate;
 pub mod key;
 pub mod meta;
+pub mod partial;
 pub mod range;
 pub mod reuse;
+pub mod status;
 pub mod storable;
 pub mod target;
 mod targeted;

@@ -60,6 +60,20 @@ pub fn evaluate_range(req: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeOut
     }
 }
 
+/// The request's single closed range `bytes=first-last`, when it has one Range line of that
+/// form and no `If-Range` (what a range miss may ask the origin for without knowing the
+/// representation's length); None otherwise.
+pub fn closed_range(req: &HeaderMap) -> Option<(u64, u64)> {
+    let mut lines = req.get_all(RANGE).iter();
+    let (Some(value), None) = (lines.next(), lines.next()) else {
+        return None;
+    };
+    match parse_range(value.as_bytes())? {
+        Spec::From(first, Some(last)) if !req.contains_key(IF_RANGE) => Some((first, last)),
+        _ => None,
+    }
+}
+
 /// `bytes=` followed by exactly one range-spec (empty list members tolerated).
 fn parse_range(value: &[u8]) -> Option<Spec> {
     let value = value.trim_ascii();
@@ -227,6 +241,17 @@ mod tests {
         ]);
         assert_eq!(evaluate_range(&later, &stored, 10), Full);
         assert_eq!(evaluate_range(&same, &HeaderMap::new(), 10), Full);
+    }
+
+    #[test]
+    fn closed_range_takes_only_first_last_without_if_range() {
+        let c = |pairs: &[(&'static str, &'static str)]| closed_range(&map(pairs));
+        assert_eq!(c(&[("range", "bytes=5-9")]), Some((5, 9)));
+        assert_eq!(c(&[("range", "bytes=5-")]), None);
+        assert_eq!(c(&[("range", "bytes=-5")]), None);
+        assert_eq!(c(&[("range", "bytes=0-1,4-5")]), None);
+        assert_eq!(c(&[("range", "bytes=5-9"), ("if-range", "\"a\"")]), None);
+        assert_eq!(c(&[]), None);
     }
 
     #[test]

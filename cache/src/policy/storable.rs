@@ -2,16 +2,21 @@
 //!
 //! Contract, checked in this order (the first failing rule is the reason):
 //! 1. only responses to GET are stored (HEAD is answered from a stored GET by the caller);
-//! 2. the status is final and understood, not 206 (complete responses only) and not 304;
-//! 3. no `no-store` in the request or in the response directives (RFC 9213 targeted fields
-//!    replace Cache-Control and Expires when present);
-//! 4. no `private` (shared cache);
-//! 5. a request with Authorization only with `public`, `s-maxage` or `must-revalidate`;
-//! 6. no `Vary: *`;
-//! 7. a status that isn't heuristically cacheable needs `public`, `max-age`, `s-maxage` or
-//!    Expires;
-//! 8. an explicit freshness lifetime, else `default_ttl` (a route's `ttl`), else a heuristic
-//!    one, else a validator (stored with lifetime 0: always revalidated), else not stored.
+//! 2. the status is final, not 206 (complete responses only) and not 304;
+//! 3. no `no-store` in the request;
+//! 4. with `must-understand` (§5.2.2.3), only a status the cache understands
+//!    ([`is_understood`]);
+//! 5. no `no-store` in the response directives (RFC 9213 targeted fields replace Cache-Control
+//!    and Expires when present), unless `must-understand` accompanies it and the status is
+//!    understood (§5.2.2.3: the cache then ignores `no-store`);
+//! 6. no `private` (shared cache);
+//! 7. a request with Authorization only with `public`, `s-maxage` or `must-revalidate`;
+//! 8. no `Vary: *`;
+//! 9. a status the cache does not understand needs explicit freshness (`max-age`, `s-maxage`
+//!    or Expires, from Cache-Control or the targeted field) (§3); one that isn't heuristically
+//!    cacheable needs that or `public`;
+//! 10. an explicit freshness lifetime, else `default_ttl` (a route's `ttl`), else a heuristic
+//!     one, else a validator (stored with lifetime 0: always revalidated), else not stored.
 
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +28,7 @@ use super::conditional::has_validator;
 use super::freshness::FreshnessParams;
 use super::freshness::{corrected_initial_age, date_of, is_heuristically_cacheable, lifetime};
 use super::meta::StoredMeta;
+use super::status::is_understood;
 use super::vary::{vary_of, Vary};
 
 /// Why a response is not stored.
@@ -88,15 +94,18 @@ pub fn storability(
     if status == StatusCode::PARTIAL_CONTENT {
         return Err(NoStoreReason::Partial);
     }
-    let understood = status.canonical_reason().is_some();
-    if status.is_informational() || status == StatusCode::NOT_MODIFIED || !understood {
+    if status.is_informational() || status == StatusCode::NOT_MODIFIED {
         return Err(NoStoreReason::Status);
     }
     if req_cc.no_store {
         return Err(NoStoreReason::RequestNoStore);
     }
     let (cc, target) = response_directives(resp_headers, params.targets);
-    if cc.no_store {
+    let understood = is_understood(status);
+    if cc.must_understand && !understood {
+        return Err(NoStoreReason::Status);
+    }
+    if cc.no_store && !(cc.must_understand && understood) {
         return Err(NoStoreReason::ResponseNoStore);
     }
     if cc.private {
@@ -114,7 +123,7 @@ pub fn storability(
     let explicit = cc.max_age.is_some()
         || cc.s_maxage.is_some()
         || (use_expires && resp_headers.contains_key(EXPIRES));
-    if !is_heuristically_cacheable(status) && !explicit && !cc.public {
+    if !explicit && (!understood || !(is_heuristically_cacheable(status) || cc.public)) {
         return Err(NoStoreReason::NoFreshnessInfo);
     }
     let date = date_of(resp_headers).unwrap_or(response_time);
@@ -229,18 +238,71 @@ mod tests {
     }
 
     #[test]
-    fn status_must_be_final_understood_and_complete() {
+    fn status_must_be_final_and_complete() {
         assert_eq!(
             reason(decide(Method::GET, &[], 206, &[MAX_AGE])),
             NoStoreReason::Partial
         );
-        for s in [100, 304, 299, 599] {
+        for s in [100, 103, 304] {
             assert_eq!(
                 reason(decide(Method::GET, &[], s, &[MAX_AGE])),
                 NoStoreReason::Status,
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_status_is_stored_only_with_explicit_freshness() {
+        let targets = [HeaderName::from_static("cdn-cache-control")];
+        let targeted = StoreParams {
+            targets: &targets,
+            ..PARAMS
+        };
+        let cdn = [("cdn-cache-control", "max-age=30")];
+        for s in [299, 599] {
+            let m = decide(Method::GET, &[], s, &[MAX_AGE]).unwrap();
+            assert_eq!(m.freshness_lifetime, Duration::from_secs(60));
+            assert!(decide(Method::GET, &[], s, &[("cache-control", "s-maxage=5")]).is_ok());
+            assert!(decide(Method::GET, &[], s, &[("expires", "0")]).is_ok());
+            assert!(decide_with(Method::GET, &[], s, &cdn, &targeted).is_ok());
+            for resp in [&[("cache-control", "public")][..], &[("etag", "\"v\"")]] {
+                let r = decide_with(
+                    Method::GET,
+                    &[],
+                    s,
+                    resp,
+                    &StoreParams {
+                        default_ttl: Some(Duration::from_secs(30)),
+                        ..PARAMS
+                    },
+                );
+                assert_eq!(reason(r), NoStoreReason::NoFreshnessInfo, "{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn must_understand_stores_only_understood_statuses_and_overrides_no_store() {
+        let mu = [("cache-control", "max-age=60, must-understand, no-store")];
+        assert!(decide(Method::GET, &[], 200, &mu).is_ok());
+        assert!(decide(Method::GET, &[], 404, &mu).is_ok());
+        for s in [299, 599, 207] {
+            assert_eq!(
+                reason(decide(Method::GET, &[], s, &mu)),
+                NoStoreReason::Status
+            );
+        }
+        let mu = [("cache-control", "max-age=60, must-understand")];
+        assert_eq!(
+            reason(decide(Method::GET, &[], 299, &mu)),
+            NoStoreReason::Status
+        );
+        let req = [("cache-control", "no-store")];
+        assert_eq!(
+            reason(decide(Method::GET, &req, 200, &mu)),
+            NoStoreReason::RequestNoStore
+        );
     }
 
     #[test]

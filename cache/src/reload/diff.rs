@@ -26,6 +26,7 @@ pub const START_ONLY: &[&str] = &[
     "node.drain_timeout",
     "storage.ram",
     "cache.max_request_header",
+    "limits.max_connections",
     "l4",
     "log",
     "cluster",
@@ -154,10 +155,13 @@ pub fn changes(old: &NodeConfig, new: &NodeConfig) -> Changes {
     if old.storage.max_object_size_bytes() != new.storage.max_object_size_bytes() {
         c.settings.push("storage.max_object_size");
     }
+    if old.node.default_host != new.node.default_host {
+        c.settings.push("node.default_host");
+    }
     if old.cache != new.cache {
         c.settings.push("cache");
     }
-    if old.limits != new.limits {
+    if old.limits.reloadable() != new.limits.reloadable() {
         c.settings.push("limits");
     }
     c
@@ -194,6 +198,7 @@ pub fn start_only(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         a.node.drain_timeout != b.node.drain_timeout,
         a.storage.ram != b.storage.ram,
         a.cache.max_request_header != b.cache.max_request_header,
+        a.limits.max_connections != b.limits.max_connections,
         a.l4 != b.l4,
         a.log != b.log,
         crate::config::restart_only_changes(a.cluster.as_ref(), b.cluster.as_ref()).is_some(),
@@ -277,6 +282,14 @@ pool = "origin"
     }
 
     #[test]
+    fn default_host_is_a_reloadable_setting() {
+        let new = BASE.replace("[node]\n", "[node]\ndefault_host = \"www.example.com\"\n");
+        let c = changes(&cfg(BASE), &cfg(&new));
+        assert_eq!(c.settings, ["node.default_host"]);
+        assert!(start_only(&cfg(BASE), &cfg(&new)).is_empty());
+    }
+
+    #[test]
     fn routes_added_and_removed_by_position() {
         let one = BASE.replace(
             "[[route]]\nmatch = { path_prefix = \"/old/\" }\npool = \"old\"\n",
@@ -294,10 +307,17 @@ pool = "origin"
         let new = BASE
             .replace("127.0.22.1:8080", "127.0.22.1:8081")
             .replace("[node]\n", "[node]\nworkers = 2\n")
-            + "\n[storage]\nram = \"512MiB\"\n\n[log]\naccess = \"stderr\"\n";
+            + "\n[storage]\nram = \"512MiB\"\n\n[log]\naccess = \"stderr\"\n\n\
+               [limits]\nmax_connections = 5\n";
         assert_eq!(
             start_only(&cfg(BASE), &cfg(&new)),
-            ["node.listen", "node.workers", "storage.ram", "log"]
+            [
+                "node.listen",
+                "node.workers",
+                "storage.ram",
+                "limits.max_connections",
+                "log"
+            ]
         );
         assert!(changes(&cfg(BASE), &cfg(&new)).is_empty());
     }

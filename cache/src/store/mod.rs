@@ -2,6 +2,7 @@
 //!
 //! * [`ram`]: the size-bounded, scan-resistant RAM tier ([`RamStore`]) holding immutable objects
 //!   by primary key, with up to `MAX_VARIANTS` Vary variants per key.
+//! * [`pieces`]: the byte runs a partial object holds (RFC 9111 §3.3).
 //! * [`fill`]: request coalescing: one origin fetch per key, every concurrent request reads
 //!   the body while it is written.
 //!
@@ -10,5 +11,6 @@
 mod eviction;
 pub mod fill;
 pub mod object;
+pub mod pieces;
 pub mod ram;
 pub mod uncacheable;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 
 use crate::policy::{cache_status::Fwd, StoredMeta};
+use crate::store::pieces::Pieces;
 use crate::store::ram::Entry;
 
 /// Header fields read back from a wire form; a head with more keeps its map instead.
@@ -36,7 +37,21 @@ pub struct Object {
     /// followed by the blank line; None when this object's answers must be built by the
     /// general path. When present it is the only copy of the headers (memory per object).
     pub wire: Option<Bytes>,
+    /// A partial object (RFC 9111 §3.3): the byte runs held of the representation, whose
+    /// head is the headers above (without `Content-Range`); `body` is then empty. Stored only
+    /// under [`partial_key`], never where complete objects are looked up.
+    pub pieces: Option<Box<Pieces>>,
     weight: u64,
+}
+
+/// Separates a key from the suffix of its partial object's key: a NUL, which no request
+/// target or header value can hold, so no other key can take the same form.
+const PARTIAL_SUFFIX: &str = "\0partial";
+
+/// Where the partial object of `key` is stored. It starts with `key`, so a ban of a prefix of
+/// `key` removes it too (purge removes it by name).
+pub fn partial_key(key: &str) -> String {
+    format!("{key}{PARTIAL_SUFFIX}")
 }
 
 impl Object {
@@ -78,6 +93,31 @@ impl Object {
             variant_id,
             has_targeted,
             wire,
+            pieces: None,
+            weight,
+        }
+    }
+
+    /// A partial object: the representation's head and the bytes held of it (weighed like a
+    /// complete object: head, held bytes and overhead).
+    pub fn partial(
+        headers: HeaderMap,
+        pieces: Pieces,
+        meta: StoredMeta,
+        has_targeted: bool,
+    ) -> Object {
+        let headers = compact_headers(&headers);
+        let weight = head_weight(&headers) + pieces.held();
+        Object {
+            status: StatusCode::OK,
+            map: Some(headers),
+            body: Bytes::new(),
+            meta,
+            vary: Vec::new(),
+            variant_id: Vec::new(),
+            has_targeted,
+            wire: None,
+            pieces: Some(Box::new(pieces)),
             weight,
         }
     }

@@ -57,32 +57,39 @@ pub async fn accept_loop_async<H, F>(
         changes,
     };
     let handle = Arc::new(handle);
+    let mut backoff = super::backoff::AcceptBackoff::default();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let handle = Arc::clone(&handle);
-                let svc = service_fn(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(AdminPeer(peer));
-                    let answer = match guard.check(peer, &req) {
-                        Ok(()) => Ok(handle(peer, req)),
-                        Err(why) => Err(refused(why, peer, &req)),
-                    };
-                    async move {
-                        Ok::<_, Infallible>(match answer {
-                            Ok(pending) => pending.await,
-                            Err(refusal) => refusal,
-                        })
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
-        }
+        };
+        let (stream, peer) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                backoff.wait("admin", &e).await;
+                continue;
+            }
+        };
+        backoff.accepted("admin");
+        let handle = Arc::clone(&handle);
+        let svc = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(AdminPeer(peer));
+            let answer = match guard.check(peer, &req) {
+                Ok(()) => Ok(handle(peer, req)),
+                Err(why) => Err(refused(why, peer, &req)),
+            };
+            async move {
+                Ok::<_, Infallible>(match answer {
+                    Ok(pending) => pending.await,
+                    Err(refusal) => refusal,
+                })
+            }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
     }
 }
 

@@ -1,9 +1,10 @@
 //! The loopback-only admin listener both roles use (the cache node's and the director's): the
-//! accept loop (`listener`), the checks every request passes first (`guard`), and the small
+//! accept loop (`listener`) and its backoff when `accept` fails (`backoff`), the checks every request passes first (`guard`), and the small
 //! pieces of a reply (`reply`) and of a query string (`query`); `metrics` is the registry each
 //! role builds once for its `/metrics`; `reasons` counts by reason for the status blocks. The
 //! routes are each role's own.
 
+pub mod backoff;
 mod guard;
 pub mod labels;
 mod listener;

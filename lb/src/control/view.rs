@@ -9,7 +9,8 @@
 //! `backend_weight` (labels `vip`, `proto`, `backend`), `conntrack_entries`, and each
 //! datapath counter as `<name>_total`. With `[ha]`, `/stats.json` has an `ha` block and the
 //! metrics the `ha_*` families (`crate::vrrp::status`); with connection sync, a `sync` block
-//! and the `sync_*` families (`crate::sync::status`).
+//! and the `sync_*` families (`crate::sync::status`). The HTML page runs no script; a meta
+//! refresh reloads it every [`REFRESH_SECS`] s (as the node's stats page).
 
 use std::fmt::{self, Write as _};
 use std::time::SystemTime;
@@ -17,6 +18,9 @@ use std::time::SystemTime;
 use crate::admin::metrics::{build_info, counter, counters, gauge, gauges, DescriptorEncoder};
 use html_escape::encode_quoted_attribute as escape;
 use serde_json::{json, Value};
+
+/// Seconds between two loads of the HTML page (its meta refresh).
+pub(crate) const REFRESH_SECS: u64 = 5;
 
 use super::{lock, Inner};
 use crate::datapath::DatapathError;
@@ -276,7 +280,8 @@ impl Snapshot {
     /// The admin page: one table per service (HTML, no script).
     pub(crate) fn to_html(&self) -> String {
         let mut out = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>strait director {id}</title>\
+            "<!doctype html><html><head><meta charset=\"utf-8\">\
+             <meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\"><title>strait director {id}</title>\
              <style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}\
              td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}</style></head><body>\
              <h1>strait director {id}</h1><p>{role} · datapath {dp} · connections {conns}</p>",
@@ -427,8 +432,12 @@ mod tests {
     }
 
     #[test]
-    fn page_escapes_details() {
+    fn page_escapes_details_and_refreshes_without_javascript() {
         let page = sample().to_html();
+        assert!(page.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"{REFRESH_SECS}\">"
+        )));
+        assert!(!page.contains("<script"));
         assert!(page.contains("connect: &lt;refused&gt;"));
         assert!(!page.contains("<refused>"));
     }

@@ -96,7 +96,9 @@ pub(super) fn pass_counter(frame: &[u8]) -> Counter {
     match parse(frame) {
         Parsed::NotIpv4 => Counter::PassNotIpv4,
         Parsed::Malformed(_) => Counter::PassMalformed,
-        Parsed::Fragment { .. } => Counter::PassFragment,
+        // A first fragment with ports is a flow (balanced when it is a service's): passed,
+        // it is one to no service, as a whole datagram would be.
+        Parsed::Fragment { flow: None, .. } => Counter::PassFragment,
         _ => Counter::PassOther,
     }
 }
@@ -177,6 +179,31 @@ mod tests {
         let mut frag = icmp;
         frag[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
         assert_eq!(pass_counter(&frag), Counter::PassFragment);
+        // A first fragment (MF set, offset 0) of UDP with its ports: a flow to no service.
+        let mut first = [0u8; 14 + 28];
+        first[12..14].copy_from_slice(&[0x08, 0x00]);
+        first[14] = 0x45;
+        first[16..18].copy_from_slice(&28u16.to_be_bytes());
+        first[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+        first[23] = 17;
+        assert_eq!(pass_counter(&first), Counter::PassOther);
+        first[20..22].copy_from_slice(&0x2001u16.to_be_bytes());
+        assert_eq!(pass_counter(&first), Counter::PassFragment);
+        // The frame that showed it (xdp_diff, STRAIT_DIFF_SEED=13483158546292809447, frame
+        // 97): a TCP first fragment with 36 bytes of IP options from a backend's port to a
+        // client, answering no NAT flow; the program counted it pass_other.
+        let mut seen = vec![
+            0x02, 0x00, 0x00, 0x00, 0x00, 0xd1, 0x02, 0x00, 0x00, 0x00, 0x00, 0xc1, 0x08, 0x00,
+            0x4e, 0x10, 0x00, 0x55, 0xc8, 0xdf, 0x20, 0x00, 0x40, 0x06, 0xa9, 0xf5, 0x0a, 0x00,
+            0x01, 0x01, 0xc0, 0xa8, 0x01, 0x03,
+        ];
+        seen.extend([0x01; 36]);
+        seen.extend([
+            0x1f, 0x41, 0x9c, 0x42, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x50, 0x10,
+            0xff, 0xff, 0x13, 0x8b, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+            0x08, 0x00, 0x00, 0x00, 0x00,
+        ]);
+        assert_eq!(pass_counter(&seen), Counter::PassOther);
         assert_eq!(drop_counter(DropReason::NoBackend), Counter::DropNoBackend);
     }
 

@@ -27,6 +27,8 @@
 //! * [`XdpDirector::install_synced`] writes flows synced from the peer director into the
 //!   connection table through its mapping (module `install`), by the program's rules; the
 //!   services must have been installed with [`XdpDirector::install_service`].
+//! * [`XdpDirector::set_egress_entry`] fills or empties an entry of the egress devmap
+//!   (module `egress`).
 //! * [`XdpDirector::set_owned`] makes the `owned` map hold exactly the VIPs given: the new
 //!   ones inserted first, then the others deleted.
 //! * [`test_run_timed`] runs any loaded XDP program `repeat` times on one frame and returns
@@ -36,6 +38,7 @@
 mod attach;
 mod batch;
 mod datapath;
+mod egress;
 mod events;
 mod install;
 mod jiffies;
@@ -96,6 +99,9 @@ pub enum Error {
     /// A batch read of a map failed.
     #[error("BPF map {0}: batch lookup")]
     Batch(&'static str, #[source] std::io::Error),
+    /// Removing a map entry failed.
+    #[error("BPF map {0}: delete")]
+    Delete(&'static str, #[source] std::io::Error),
     /// The connection table could not be mapped into the process.
     #[error("BPF map conns: mmap")]
     Mmap(#[source] std::io::Error),

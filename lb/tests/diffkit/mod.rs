@@ -1,7 +1,11 @@
 //! What the differential tests of the XDP director share: the fixture director, loading the
 //! program inside the next-hop namespace, installing services in both datapaths, comparing
-//! one frame's outputs and the counters a model action moves, the program's forward entries.
+//! one frame's outputs and the counters a model action moves, the program's forward entries;
+//! `perframe`: what one frame moved and where it was redirected; `seed`: the run's seed.
 #![allow(dead_code)]
+
+pub mod perframe;
+pub mod seed;
 
 use std::collections::{HashMap, HashSet};
 
@@ -102,17 +106,10 @@ pub fn check(n: usize, input: &[u8], model: &Action, got: &TestRunOutput) {
 /// The counters a model action moves (`new`: the action recorded a new flow). A frame passed
 /// for its class (`pass_not_ipv4`, …) moves none here: the callers compare those as a sum.
 pub fn expect(action: &Action, to_vip: bool, new: bool, counts: &mut HashMap<Counter, u64>) {
-    let c = match action {
-        Action::Pass => return,
-        Action::NotOurs => Counter::PassNotOurs,
-        Action::Drop(r) => r.counter(),
-        Action::TimeExceeded(_) => Counter::IcmpTimeExceeded,
-        Action::Redirect(_) if !to_vip => Counter::NatReply,
-        Action::TooBig(_) => Counter::IcmpTooBig,
-        Action::ArpReply(_) => Counter::ArpReply,
-        _ if new => Counter::TxNew,
-        _ => Counter::TxEstablished,
-    };
+    if *action == Action::Pass {
+        return;
+    }
+    let c = perframe::moved_by(action, &[], to_vip, new);
     *counts.entry(c).or_default() += 1;
 }
 

@@ -266,3 +266,35 @@ async fn bad_knob_is_a_400_and_still_counted() {
     let counts = get(o.addr, STATS_PATH).await;
     assert_eq!(counts.body, "{\"/obj/a\":2}");
 }
+
+#[tokio::test]
+async fn sum_knob_states_size_and_sha256_of_every_body() {
+    let o = start().await;
+    for uri in [
+        "/obj/a?size=5000&sum=1",
+        "/obj/a?size=5000&sum=1&chunked=1",
+        "/dyn/a?sum=1",
+    ] {
+        let a = get(o.addr, uri).await;
+        assert_eq!(digest::check(&a.headers, &a.body), Ok(()), "{uri}");
+    }
+    let a = get(o.addr, "/obj/a?size=5000&sum=1").await;
+    assert_eq!(a.header("x-content-size"), Some("5000"));
+    assert_eq!(
+        a.header("x-content-sha256"),
+        Some(digest::sha256_hex(&object_bytes("a", 5000)).as_str())
+    );
+    let a = get(o.addr, "/obj/a?size=5").await;
+    assert_eq!(a.header("x-content-sha256"), None);
+    let tag = etag("a", 1024);
+    let a = send(
+        o.addr,
+        "GET",
+        "/obj/a?sum=1",
+        &[("if-none-match", &tag)],
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(a.header("x-content-sha256"), None);
+}

@@ -60,6 +60,8 @@ pub struct Knobs {
     pub last_modified: bool,
     /// `hdr=Name:Value`: extra response header fields, in order.
     pub extra_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `sum=1`: state the body's size and SHA-256 in header fields (`origin::digest`).
+    pub sum: bool,
 }
 
 /// Size of one body piece with `chunked=1`: 4 KiB.
@@ -80,6 +82,7 @@ impl Default for Knobs {
             etag: true,
             last_modified: true,
             extra_headers: Vec::new(),
+            sum: false,
         }
     }
 }
@@ -132,6 +135,7 @@ impl Knobs {
                 "cut" => k.cut = Some(value.parse().map_err(|_| bad("not a byte count"))?),
                 "etag" => k.etag = parse_flag(&value).ok_or_else(|| bad("not 0 or 1"))?,
                 "lm" => k.last_modified = parse_flag(&value).ok_or_else(|| bad("not 0 or 1"))?,
+                "sum" => k.sum = parse_flag(&value).ok_or_else(|| bad("not 0 or 1"))?,
                 "hdr" => {
                     if k.extra_headers.len() >= MAX_EXTRA_HEADERS {
                         return Err(bad("too many hdr= parameters"));
@@ -190,7 +194,7 @@ mod tests {
     fn parses_every_knob() {
         let q =
             "size=10&ttl=5&delay=20&status=503&cc=max-age%3D60%2C%20public&vary=Accept-Encoding\
-                 &chunked=1&chunk_delay=7&cut=3&etag=0&lm=0&hdr=X-A%3A%201&hdr=X-B:two+words&v=9";
+                 &chunked=1&chunk_delay=7&cut=3&etag=0&lm=0&hdr=X-A%3A%201&hdr=X-B:two+words&v=9&sum=1";
         let k = Knobs::parse(Some(q)).unwrap();
         assert_eq!(k.size, 10);
         assert_eq!(k.ttl_secs, 5);
@@ -202,6 +206,7 @@ mod tests {
         assert_eq!(k.chunk_delay, Duration::from_millis(7));
         assert_eq!(k.cut, Some(3));
         assert!(!k.etag && !k.last_modified);
+        assert!(k.sum);
         assert_eq!(k.extra_headers.len(), 2);
         assert_eq!(k.extra_headers[0].0.as_str(), "x-a");
         assert_eq!(k.extra_headers[0].1, "1");
@@ -224,6 +229,7 @@ mod tests {
             "delay=-1",
             "delay=600001",
             "chunked=yes",
+            "sum=2",
             "hdr=NoColon",
             "hdr=Bad%20Name:1",
             "vary=a%20b",

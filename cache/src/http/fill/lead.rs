@@ -160,6 +160,7 @@ pub(in crate::http) async fn ask_origin(
         headers,
         body: Either::Left(Empty::new()),
         upload: None,
+        interim: job.req.interim.clone(),
     };
     let request = SystemTime::now();
     let sent = job

@@ -197,10 +197,12 @@ async fn solo(job: Lead<'_>) -> Response<ProxyBody> {
 
 /// RFC 5861 stale-while-revalidate: refresh once in the background (a refresh already under way
 /// for the key is joined, not repeated).
-pub fn refresh_in_background(ctx: Arc<Ctx>, req: ReqHead, key: String, stale: Arc<Object>) {
+pub fn refresh_in_background(ctx: Arc<Ctx>, mut req: ReqHead, key: String, stale: Arc<Object>) {
     let Join::Lead(w) = ctx.fills.join(&key) else {
         return;
     };
+    // Its client is answered from the store: the refresh's interims are no one's.
+    req.interim = None;
     tokio::spawn(async move {
         let rt = ctx.rt.load_full();
         let cc = CacheControl::default();

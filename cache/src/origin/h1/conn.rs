@@ -19,8 +19,9 @@ use tokio::net::TcpStream;
 
 use super::body::LeanBody;
 use super::head::{parse_response, Head, HeadError};
+use crate::http::interim::InterimSink;
 
-/// Interim (1xx) responses skipped before the final one.
+/// Interim (1xx) responses read (and handed to the request's sink) before the final one.
 const MAX_INTERIM: usize = 16;
 /// Read buffer a connection starts a response with.
 const READ_START: usize = 8 * 1024;
@@ -147,10 +148,12 @@ impl Idle {
 
     /// Send a bodyless request (`head`, encoded) and read the final response head: the head
     /// and the body that reads the rest from the connection.
+    /// Interim (1xx) responses before it go to `interim` (RFC 9110 §15.2), if given.
     pub async fn exchange(
         self: &Arc<Self>,
         head: &[u8],
         head_request: bool,
+        interim: Option<&InterimSink>,
     ) -> Result<(Head, LeanBody), ExchangeError> {
         let mut kept = self.checkout(Instant::now());
         loop {
@@ -159,7 +162,7 @@ impl Idle {
                 Some(c) => c,
                 None => self.connect().await?,
             };
-            match conn.request(head, head_request).await {
+            match conn.request(head, head_request, interim).await {
                 Ok(h) => {
                     let body = LeanBody::new(conn, Arc::clone(self), h.framing, h.reusable);
                     return Ok((h, body));
@@ -180,12 +183,13 @@ impl Conn {
         &mut self,
         head: &[u8],
         head_request: bool,
+        interim: Option<&InterimSink>,
     ) -> Result<Head, (ExchangeError, bool)> {
         if let Err(e) = self.io.write_all(head).await {
             return Err((ExchangeError::Io(e), false));
         }
         let mut received = false;
-        let mut interim = 0;
+        let mut interims = 0;
         loop {
             if !self.buf.is_empty() {
                 match parse_response(&self.buf, head_request) {
@@ -194,9 +198,12 @@ impl Conn {
                         if !h.status.is_informational() {
                             return Ok(h);
                         }
-                        interim += 1;
-                        if interim > MAX_INTERIM {
+                        interims += 1;
+                        if interims > MAX_INTERIM {
                             return Err((ExchangeError::TooManyInterim, true));
+                        }
+                        if let Some(sink) = interim {
+                            sink.relay(h.status, &h.headers);
                         }
                         continue;
                     }

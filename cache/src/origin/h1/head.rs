@@ -4,7 +4,8 @@
 //!
 //! Pure: no I/O. The response side is strict where a lax reading would let one response be
 //! read as two (a `Content-Length` that is not one number, a `Transfer-Encoding` beside a
-//! `Content-Length`): those heads are refused or the connection is not reused.
+//! `Content-Length`): those heads are refused (RFC 9112 §6.3 ¶3: "ought to be handled as an
+//! error"), and the connection they came on is not reused.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
@@ -53,6 +54,8 @@ pub enum HeadError {
     BadLength,
     /// `101 Switching Protocols`, never asked for.
     UnaskedUpgrade,
+    /// `Transfer-Encoding` and `Content-Length` together: the sender may have meant either.
+    LengthWithCoding,
 }
 
 impl std::fmt::Display for HeadError {
@@ -64,6 +67,9 @@ impl std::fmt::Display for HeadError {
             HeadError::BadField => write!(f, "invalid response field"),
             HeadError::BadLength => write!(f, "invalid Content-Length"),
             HeadError::UnaskedUpgrade => write!(f, "101 Switching Protocols was not asked for"),
+            HeadError::LengthWithCoding => {
+                write!(f, "both Transfer-Encoding and Content-Length")
+            }
         }
     }
 }
@@ -153,8 +159,10 @@ fn framing(
         return Ok((Framing::Empty, true));
     }
     if h.contains_key(TRANSFER_ENCODING) {
-        // The last coding decides; a Content-Length beside it is ignored, and the connection
-        // is not reused (the sender may have meant either).
+        if h.contains_key(CONTENT_LENGTH) {
+            return Err(HeadError::LengthWithCoding);
+        }
+        // The last coding decides: chunked, or (RFC 9112 §6.3 ¶4) the body runs to the close.
         let last = h
             .get_all(TRANSFER_ENCODING)
             .iter()
@@ -162,15 +170,11 @@ fn framing(
             .map(trim)
             .rfind(|c| !c.is_empty());
         let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
-        let reusable = chunked && !h.contains_key(CONTENT_LENGTH);
-        return Ok((
-            if chunked {
-                Framing::Chunked
-            } else {
-                Framing::UntilClose
-            },
-            reusable,
-        ));
+        return Ok(if chunked {
+            (Framing::Chunked, true)
+        } else {
+            (Framing::UntilClose, false)
+        });
     }
     match content_length(h)? {
         Some(0) => Ok((Framing::Empty, true)),
@@ -293,13 +297,25 @@ mod tests {
     }
 
     #[test]
-    fn chunked_wins_over_a_length_and_then_the_connection_is_not_reused() {
+    fn chunked_frames_the_body_and_beside_a_length_is_refused() {
         let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!((h.framing, h.reusable), (Framing::Chunked, true));
-        let h = head(
+        for both in [
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTransfer-Encoding: identity\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(both).unwrap_err(),
+                HeadError::LengthWithCoding,
+                "{both}"
+            );
+        }
+        // No body to frame: nothing to disagree about.
+        let h = head(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
         );
-        assert_eq!((h.framing, h.reusable), (Framing::Chunked, false));
+        assert_eq!(h.framing, Framing::Empty);
         let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
         assert_eq!((h.framing, h.reusable), (Framing::UntilClose, false));
         let h = head(

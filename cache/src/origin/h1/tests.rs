@@ -84,11 +84,17 @@ async fn a_finished_body_gives_its_connection_back_for_the_next_request() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x\r\nde\r\n0\r\n\r\n";
     let (addr, conns) = server(vec![one, two]).await;
     let pool = idle(addr);
-    let (h, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (h, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert_eq!(h.status, 200);
     assert_eq!(body(b).await.unwrap(), b"hello");
     assert_eq!(pool.idle(), 1);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert_eq!(body(b).await.unwrap(), b"abcde");
     assert_eq!(conns.load(Ordering::SeqCst), 1, "one connection for both");
     assert_eq!(pool.idle(), 1);
@@ -100,7 +106,10 @@ async fn a_kept_connection_the_server_closed_is_replaced_without_an_error() {
     let (addr, conns) = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]).await;
     let pool = idle(addr);
     for _ in 0..3 {
-        let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+        let (_, b) = pool
+            .exchange(&get(&Method::GET), false, None)
+            .await
+            .unwrap();
         assert_eq!(body(b).await.unwrap(), b"ok");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -111,7 +120,10 @@ async fn a_kept_connection_the_server_closed_is_replaced_without_an_error() {
 async fn a_body_to_the_close_is_read_whole_and_the_connection_not_kept() {
     let (addr, _) = server(vec![b"HTTP/1.1 200 OK\r\n\r\nuntil the end"]).await;
     let pool = idle(addr);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert_eq!(body(b).await.unwrap(), b"until the end");
     assert_eq!(pool.idle(), 0);
 }
@@ -120,7 +132,10 @@ async fn a_body_to_the_close_is_read_whole_and_the_connection_not_kept() {
 async fn short_bodies_fail_and_are_never_complete() {
     let (addr, _) = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"]).await;
     let pool = idle(addr);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     let e = body(b).await.unwrap_err();
     assert!(e.contains("6 bytes before the body's end"), "{e}");
     let (addr, _) = server(vec![
@@ -128,14 +143,20 @@ async fn short_bodies_fail_and_are_never_complete() {
     ])
     .await;
     let pool = idle(addr);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert!(body(b).await.is_err());
     let (addr, _) = server(vec![
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     ])
     .await;
     let pool = idle(addr);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert!(body(b).await.unwrap_err().contains("invalid chunk size"));
     assert_eq!(pool.idle(), 0);
 }
@@ -147,24 +168,40 @@ async fn bytes_after_the_body_keep_the_connection_from_reuse() {
     ])
     .await;
     let pool = idle(addr);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert_eq!(body(b).await.unwrap(), b"ok");
     assert_eq!(pool.idle(), 0);
 }
 
 #[tokio::test]
-async fn interim_responses_are_skipped_and_head_has_no_body() {
+async fn interim_responses_go_to_the_sink_and_head_has_no_body() {
     let (addr, _) = server(vec![
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
     ])
     .await;
     let pool = idle(addr);
-    let (h, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let line = crate::http::interim::InterimLine::new();
+    let sink = line.begin();
+    let (h, b) = pool
+        .exchange(&get(&Method::GET), false, Some(&sink))
+        .await
+        .unwrap();
     assert_eq!(h.status, 200);
     assert!(!h.headers.contains_key("link"));
+    let relayed = String::from_utf8(sink.take()).unwrap();
+    assert_eq!(
+        relayed, "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n",
+        "100 is not relayed"
+    );
     assert_eq!(body(b).await.unwrap(), b"abc");
-    let (h, b) = pool.exchange(&get(&Method::HEAD), true).await.unwrap();
+    let (h, b) = pool
+        .exchange(&get(&Method::HEAD), true, None)
+        .await
+        .unwrap();
     assert_eq!(h.headers["content-length"], "3");
     assert_eq!(body(b).await.unwrap(), b"");
     assert_eq!(pool.idle(), 1, "a HEAD answer leaves the connection usable");
@@ -178,11 +215,17 @@ async fn a_dropped_unfinished_body_closes_its_connection() {
     ])
     .await;
     let pool = idle(addr);
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     drop(b);
     assert_eq!(pool.idle(), 0);
     // A new connection: the server answers it as a first request again.
-    let (h, _b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (h, _b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert_eq!(h.headers["content-length"], "100000");
     assert_eq!(conns.load(Ordering::SeqCst), 2);
 }
@@ -193,14 +236,14 @@ async fn no_server_is_a_connect_error_and_a_broken_head_is_not() {
     let addr = l.local_addr().unwrap();
     drop(l);
     let e = idle(addr)
-        .exchange(&get(&Method::GET), false)
+        .exchange(&get(&Method::GET), false, None)
         .await
         .err()
         .unwrap();
     assert!(e.is_connect(), "{e}");
     let (addr, _) = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"]).await;
     let e = idle(addr)
-        .exchange(&get(&Method::GET), false)
+        .exchange(&get(&Method::GET), false, None)
         .await
         .err()
         .unwrap();
@@ -208,7 +251,7 @@ async fn no_server_is_a_connect_error_and_a_broken_head_is_not() {
     assert!(!e.is_connect());
     let (addr, _) = server(vec![]).await;
     let e = idle(addr)
-        .exchange(&get(&Method::GET), false)
+        .exchange(&get(&Method::GET), false, None)
         .await
         .err()
         .unwrap();
@@ -227,14 +270,22 @@ async fn idle_connections_are_bounded_and_expire() {
     let pool = Idle::new(addr, Duration::from_secs(1), Duration::from_millis(50), 2);
     let mut bodies = Vec::new();
     for _ in 0..3 {
-        bodies.push(pool.exchange(&get(&Method::GET), false).await.unwrap().1);
+        bodies.push(
+            pool.exchange(&get(&Method::GET), false, None)
+                .await
+                .unwrap()
+                .1,
+        );
     }
     for b in bodies {
         body(b).await.unwrap();
     }
     assert_eq!(pool.idle(), 2, "at most max kept");
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let (_, b) = pool.exchange(&get(&Method::GET), false).await.unwrap();
+    let (_, b) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
     assert_eq!(pool.idle(), 0, "expired ones closed at checkout");
     body(b).await.unwrap();
     assert_eq!(pool.idle(), 1);

@@ -152,6 +152,11 @@ impl<H: Send + Sync + 'static> Fills<H> {
         ))
     }
 
+    /// A fill of `key` is in the table (a `join` now would follow it).
+    pub fn is_filling(&self, key: &str) -> bool {
+        self.table.lock().contains_key(key)
+    }
+
     /// Fills in the table (joinable).
     pub fn in_flight(&self) -> usize {
         self.table.lock().len()
@@ -211,6 +216,7 @@ mod tests {
         let mut f = follow(&fills, "/a");
         let _other = lead(&fills, "/b");
         assert_eq!(fills.in_flight(), 2);
+        assert!(fills.is_filling("/a") && !fills.is_filling("/c"));
         w.publish(head("200"), true);
         assert_eq!(f.head(WAIT).await.as_deref().map(String::as_str), Ok("200"));
         assert_eq!(fills.in_flight(), 2);
