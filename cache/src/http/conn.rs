@@ -156,7 +156,12 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                                 let _ = io.shutdown().await;
                                 return;
                             }
-                            rearm(&mut idle, &mut idle_armed_at, Instant::now(), conn.head_timeout);
+                            rearm(
+                                &mut idle,
+                                &mut idle_armed_at,
+                                Instant::now(),
+                                conn.head_timeout,
+                            );
                             continue;
                         }
                         remote::Lean::General(p) => pre = p,

@@ -64,7 +64,7 @@ pub(in crate::http) struct WireAnswer {
 pub(in crate::http) enum Lean {
     Answer(WireAnswer),
     /// The general path takes the request (with the owner's `Hit` when one came).
-    General(Option<Preasked>),
+    General(Option<Box<Preasked>>),
 }
 
 /// Asks `owner` for the request `req` (raw head `raw`, key `key`); on a `WireHit`, the answer's
@@ -112,12 +112,12 @@ pub(in crate::http) async fn ask_owner(
         Ok((c, frame)) if method == LookupMethod::Get => {
             let key = key.to_owned();
             let owner = owner.id;
-            return Lean::General(Some(Preasked {
+            return Lean::General(Some(Box::new(Preasked {
                 key,
                 owner,
                 conn: c,
                 frame,
-            }));
+            })));
         }
         // A HEAD for an object without a wire form: the general path asks for its head.
         Ok((_, Frame::Hit(_))) => return Lean::General(None),

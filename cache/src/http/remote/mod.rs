@@ -65,7 +65,7 @@ pub(in crate::http) struct Preasked {
 
 tokio::task_local! {
     /// Around a request the lean path gives to the general path with the owner's answer.
-    pub(in crate::http) static PREASKED: std::cell::RefCell<Option<Preasked>>;
+    pub(in crate::http) static PREASKED: std::cell::RefCell<Option<Box<Preasked>>>;
 }
 
 /// The answer the lean path received for `key` from `owner`, when there is one.
