@@ -291,8 +291,7 @@ impl StreamState {
         self.send.lock().credit
     }
 
-    /// The next frame queued now, if any, and the bytes to grant back (tests).
-    #[cfg(test)]
+    /// The next frame queued now, if any, and the bytes to grant back.
     fn try_next_granting(&self) -> Option<(Frame, usize)> {
         let mut inbox = self.inbox.lock();
         let f = inbox.frames.pop_front()?;
@@ -889,6 +888,61 @@ impl PeerConn {
             Ok(Some(Frame::Error { code, message })) => Err(PeerError::Remote(addr, code, message)),
             Ok(Some(f)) => Ok(f),
         }
+    }
+
+    /// The next frame, with no time bound of its own (the caller bounds the whole exchange);
+    /// a peer `Error` frame is returned as [`PeerError::Remote`].
+    pub async fn recv_untimed(&mut self) -> Result<Frame, PeerError> {
+        match self.next().await {
+            None => Err(PeerError::Closed(self.addr)),
+            Some(Frame::Error { code, message }) => {
+                Err(PeerError::Remote(self.addr, code, message))
+            }
+            Some(f) => Ok(f),
+        }
+    }
+
+    /// The next frame if one is queued now (no waiting); credit is granted as by `recv`.
+    pub fn try_recv_now(&mut self) -> Option<Frame> {
+        let (f, grant) = self.state.try_next_granting()?;
+        if grant > 0 && !self.closed() {
+            let n = u32::try_from(grant).unwrap_or(u32::MAX);
+            self.link.send_control(self.id, &Frame::Credit(n));
+        }
+        Some(f)
+    }
+
+    /// Adds one frame to those the next flush queues, without waiting: false (nothing added)
+    /// when a `Data` frame finds no credit for it now.
+    pub fn try_feed(&mut self, f: &Frame) -> Result<bool, PeerError> {
+        if let Frame::Data(b) = f {
+            if !b.is_empty() && !self.state.try_credit(b.len()) {
+                return Ok(false);
+            }
+        }
+        self.encode(f)?;
+        Ok(true)
+    }
+
+    /// Queues the frames fed so far for the connection's writer without waiting: false
+    /// (nothing queued, the frames kept) when the writer's room is taken now.
+    pub fn try_flush(&mut self) -> Result<bool, PeerError> {
+        if self.closed() {
+            return Err(PeerError::Closed(self.addr));
+        }
+        if self.pending.is_empty() {
+            return Ok(true);
+        }
+        let want = self.pending.len().clamp(1, WRITE_WINDOW) as u32;
+        let Ok(permit) = Arc::clone(&self.link.room).try_acquire_many_owned(want) else {
+            return Ok(false);
+        };
+        let buf = std::mem::take(&mut self.pending);
+        self.link
+            .out
+            .send(Out::Frames(buf, Some(permit)))
+            .map_err(|_| PeerError::Closed(self.addr))?;
+        Ok(true)
     }
 
     /// The stream's first frame (accepting side), within the server's idle bound; None when

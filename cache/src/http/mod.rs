@@ -19,6 +19,7 @@ mod lease;
 pub(crate) mod lite;
 mod lookup;
 pub mod owner;
+mod owner_inline;
 mod partial;
 mod pass;
 mod remote;

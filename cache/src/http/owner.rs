@@ -49,6 +49,7 @@ use super::ctx::Ctx;
 use super::handler::answer_for_peer;
 use super::handover::take_over;
 use super::lease::Leased;
+use super::owner_inline::Now;
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push, WireHit, WireMeta};
 use crate::cluster::peer::{Link, PeerConn, PeerError};
 use crate::cluster::wire;
@@ -115,10 +116,26 @@ async fn connection(
     .await?;
     // Each stream the requester opens is one exchange, handled in its own task; its frames
     // go out through the connection's writer, batched with the other streams'.
-    while let Some(mut c) = streams.recv().await {
+    // A lean requester's hit on a small object is answered here at once (`owner_inline`).
+    while let Some(c) = streams.recv().await {
+        let (mut c, first) = match super::owner_inline::answer(ctx, c) {
+            Now::Done(c) => {
+                c.end();
+                continue;
+            }
+            Now::Flush(mut c) => {
+                tokio::spawn(async move {
+                    if c.flush().await.is_ok() {
+                        c.end();
+                    }
+                });
+                continue;
+            }
+            Now::Task(c, first) => (c, first),
+        };
         let ctx = Arc::clone(ctx);
         tokio::spawn(async move {
-            match exchange(&ctx, &mut c).await {
+            match exchange(&ctx, &mut c, first).await {
                 Ok(()) => c.end(),
                 Err(e) => {
                     bump(&ctx.counters.peer_errors);
@@ -133,14 +150,18 @@ async fn connection(
     }
 }
 
-/// One exchange: the stream's first frame and what follows it.
-async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn) -> Result<(), PeerError> {
+/// One exchange: the stream's first frame (`first`, when already taken) and what follows it.
+async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn, first: Option<Frame>) -> Result<(), PeerError> {
     let Some(cluster) = ctx.cluster.as_ref() else {
         return Ok(());
     };
     let addr = c.addr;
-    let Some(f) = c.next_request().await? else {
-        return Ok(());
+    let f = match first {
+        Some(f) => f,
+        None => match c.next_request().await? {
+            Some(f) => f,
+            None => return Ok(()),
+        },
     };
     match f {
         Frame::Lookup(l) => lookup(ctx, c, l).await?,

@@ -34,7 +34,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::relay::{read_body, small_body_len, BODY_IDLE};
+use super::relay::{small_body_len, BODY_IDLE};
 use super::wirecheck;
 use super::{ask, next_chunk, peer_failed, Preasked, ANSWER_MARGIN};
 use crate::cluster::frame::{Frame, Lookup, LookupMethod};
@@ -154,7 +154,7 @@ pub(in crate::http) async fn ask_owner(
         } else {
             head.body_len
         };
-        match read_body(&mut c, len, BODY_IDLE).await {
+        match read_whole(&mut c, len).await {
             Ok(chunks) => {
                 cl.peers.put(c);
                 (chunks, None)
@@ -168,18 +168,23 @@ pub(in crate::http) async fn ask_owner(
         (Vec::new(), Some(c))
     };
     bump(&ctx.counters.remote_hit);
-    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
-    cs.detail = Some("peer".to_string());
-    let own = cs.to_member();
-    let value = match upstream_member(&head.cache_status) {
-        Some(up) => format!("{up}, {own}"),
-        None => own,
-    };
-    let via = format!("1.1 {} (strait)", ctx.node_id);
     let age = meta.current_age(SystemTime::now()).as_secs();
     out.clear();
-    let cache_status =
-        wirecheck::write_answer(out, &head.wire, &checked, age, &via, &value, req.close);
+    let cache_status = OWN.with(|own| {
+        let mut own = own.borrow_mut();
+        if own.node != ctx.node_id {
+            *own = Own::of(&ctx.node_id);
+        }
+        let value = match upstream_member(&head.cache_status) {
+            Some(mut up) => {
+                up.push_str(", ");
+                up.push_str(&own.member);
+                up
+            }
+            None => own.member.clone(),
+        };
+        wirecheck::write_answer(out, &head.wire, &checked, age, &own.via, &value, req.close)
+    });
     Lean::Answer(WireAnswer {
         status: checked.status,
         body,
@@ -191,6 +196,59 @@ pub(in crate::http) async fn ask_owner(
         rest,
         cache_status,
     })
+}
+
+/// This node's `Via` entry and `Cache-Status` member for a remote hit, made once per thread.
+struct Own {
+    node: String,
+    via: String,
+    member: String,
+}
+
+impl Own {
+    fn of(node: &str) -> Own {
+        let mut cs = CacheStatus::fwd(node, Fwd::Miss);
+        cs.detail = Some("peer".to_string());
+        Own {
+            node: node.to_owned(),
+            via: format!("1.1 {node} (strait)"),
+            member: cs.to_member(),
+        }
+    }
+}
+
+thread_local! {
+    static OWN: std::cell::RefCell<Own> = std::cell::RefCell::new(Own {
+        node: String::new(),
+        via: String::new(),
+        member: String::new(),
+    });
+}
+
+/// Reads a small body of exactly `len` bytes (`Data`* then `End`), the whole of it within
+/// `BODY_IDLE` (one timer for the body, not one per frame).
+async fn read_whole(c: &mut PeerConn, len: u64) -> Result<Vec<Bytes>, PeerError> {
+    let addr = c.addr;
+    let read = async {
+        let mut chunks = Vec::new();
+        let mut total: u64 = 0;
+        loop {
+            match c.recv_untimed().await? {
+                Frame::Data(b) => {
+                    total += b.len() as u64;
+                    if total > len {
+                        return Err(PeerError::Unexpected(addr, "body longer than announced"));
+                    }
+                    chunks.push(b);
+                }
+                Frame::End { complete: true } if total == len => return Ok(chunks),
+                other => return Err(PeerError::Unexpected(addr, other.name())),
+            }
+        }
+    };
+    tokio::time::timeout(BODY_IDLE, read)
+        .await
+        .unwrap_or(Err(PeerError::Timeout(addr, BODY_IDLE)))
 }
 
 /// Relays the rest of a long body (`len` bytes) from the owner's stream to the client; an

@@ -335,21 +335,22 @@ async fn first_frame(
     owner: &Owner,
     lookup: Lookup,
 ) -> Result<(PeerConn, Frame), PeerError> {
-    let within = cl.peer_timeout;
+    // Bounded by the caller (`ask`: peer_timeout for the whole of it).
     let (mut c, pooled) = cl.peers.get(owner.addr).await?;
-    let first = exchange(&mut c, Frame::Lookup(lookup.clone()), within).await;
+    let first = exchange(&mut c, Frame::Lookup(lookup.clone())).await;
     match first {
         Ok(f) => Ok((c, f)),
         Err(PeerError::Closed(_) | PeerError::Io(..)) if pooled => {
             let mut c = cl.peers.dial(owner.addr).await?;
-            let f = exchange(&mut c, Frame::Lookup(lookup), within).await?;
+            let f = exchange(&mut c, Frame::Lookup(lookup)).await?;
             Ok((c, f))
         }
         Err(e) => Err(e),
     }
 }
 
-async fn exchange(c: &mut PeerConn, f: Frame, wait: Duration) -> Result<Frame, PeerError> {
+/// Sends `f` and reads the first frame of the answer; the caller bounds the whole exchange.
+async fn exchange(c: &mut PeerConn, f: Frame) -> Result<Frame, PeerError> {
     c.send(f).await?;
-    c.recv(wait).await
+    c.recv_untimed().await
 }

@@ -1,0 +1,95 @@
+//! The owner's answer to a lean requester's `Lookup` (`Lookup::WIRE`) for a small fresh
+//! object it keeps in wire form, written on the connection's own task when the stream opens:
+//! no task per exchange, no timer, no header map. Anything else — another frame, a request
+//! that carries `Cache-Control` or `Pragma`, an object not held, not fresh, without a wire
+//! form or with a body over [`INLINE_BODY`] — goes to the exchange task as before
+//! (`owner::exchange`), with the frame already taken.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::cluster::frame::{Frame, Lookup, LookupMethod, WireHit, WireMeta};
+use crate::cluster::peer::{PeerConn, PeerError};
+use crate::policy::cache_control::CacheControl;
+use crate::policy::cache_status::CacheStatus;
+use crate::policy::reuse::{reuse, Reuse};
+use crate::stats::bump;
+
+use super::ctx::Ctx;
+
+/// Bodies up to this long are answered inline (one `Data` frame).
+pub const INLINE_BODY: usize = 64 * 1024;
+
+/// What became of a stream's first frame.
+pub enum Now {
+    /// Answered and queued for the writer: the exchange is over.
+    Done(PeerConn),
+    /// Answered, but the writer's room is taken: the frames wait in the stream to be flushed.
+    Flush(PeerConn),
+    /// Not for this path: the exchange task takes it (with its first frame, when one came).
+    Task(PeerConn, Option<Frame>),
+}
+
+/// Looks at the first frame of a new stream and answers it here when it can (module doc).
+pub fn answer(ctx: &Arc<Ctx>, mut c: PeerConn) -> Now {
+    let Some(first) = c.try_recv_now() else {
+        return Now::Task(c, None);
+    };
+    let Frame::Lookup(l) = first else {
+        return Now::Task(c, Some(first));
+    };
+    match wire_hit(ctx, &mut c, &l) {
+        Ok(true) => match c.try_flush() {
+            Ok(true) | Err(_) => Now::Done(c),
+            Ok(false) => Now::Flush(c),
+        },
+        Ok(false) => Now::Task(c, Some(Frame::Lookup(l))),
+        // The stream or connection is gone: nothing more to say on it.
+        Err(_) => Now::Done(c),
+    }
+}
+
+/// Encodes the `WireHit` answer to `l` into the stream when the store has what it needs;
+/// false (nothing encoded) otherwise.
+fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> {
+    if !l.wants_wire() || l.is_probe() || touches_cache_control(l) {
+        return Ok(false);
+    }
+    let Some(obj) = ctx.store.get(&l.key, |o| o.vary.is_empty()) else {
+        return Ok(false);
+    };
+    let Some(wire) = obj.wire.clone() else {
+        return Ok(false);
+    };
+    let now = SystemTime::now();
+    if obj.body.len() > INLINE_BODY
+        || reuse(&obj.meta, &CacheControl::default(), false, now) != Reuse::Fresh
+    {
+        return Ok(false);
+    }
+    bump(&ctx.counters.peer_lookups);
+    bump(&ctx.counters.peer_hits);
+    bump(&ctx.counters.peer_wire_hits);
+    let head = Frame::WireHit(WireHit {
+        wire,
+        meta: WireMeta::from(&obj.meta),
+        body_len: obj.body.len() as u64,
+        cache_status: CacheStatus::hit(&ctx.node_id, obj.meta.ttl(now)).to_member(),
+    });
+    c.try_feed(&head)?;
+    if l.method == LookupMethod::Get && !obj.body.is_empty() {
+        // A fresh stream has the whole window of credit: a small body always fits.
+        if !c.try_feed(&Frame::Data(obj.body.clone()))? {
+            return Err(PeerError::Unexpected(c.addr, "no credit on a new stream"));
+        }
+    }
+    c.try_feed(&Frame::End { complete: true })?;
+    Ok(true)
+}
+
+/// Whether the request carries a field that changes what the cache may answer with.
+fn touches_cache_control(l: &Lookup) -> bool {
+    l.headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"cache-control") || n.eq_ignore_ascii_case(b"pragma"))
+}
