@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("vary", check_vary),
     ("dates", check_dates),
     ("peer_frame", check_peer_frame),
+    ("wire_check", check_wire_check),
     ("node_config", check_node_config),
 ];
 
@@ -614,4 +615,46 @@ pub fn check_node_config(data: &[u8]) {
         .unwrap_or_else(|e| panic!("canonical text {:?} refused: {e}", part.text));
     assert_eq!(again.hash, part.hash);
     let _ = crate::config::shared::merge(text, &part.text);
+}
+
+/// The asking node's check of an owner's wire head (`http::remote::wirecheck`): the input is
+/// an 8-byte big-endian body length, then the head. A head it accepts, written as the answer
+/// with this node's fields, parses as one complete HTTP/1.1 response head of the same status,
+/// with exactly one `Content-Length` (the body's) and the added `Cache-Status` value where
+/// the writer says it is.
+pub fn check_wire_check(data: &[u8]) {
+    use crate::http::remote::wirecheck::{check, write_answer};
+    if data.len() < 8 {
+        return;
+    }
+    let len = u64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+    let wire = &data[8..];
+    let Ok(checked) = check(wire, len) else {
+        return;
+    };
+    let mut out = Vec::new();
+    let cs = write_answer(
+        &mut out,
+        wire,
+        &checked,
+        7,
+        "1.1 a (strait)",
+        "b; hit, a; fwd=miss",
+        true,
+    );
+    assert_eq!(&out[cs], b"b; hit, a; fwd=miss");
+    let mut lines = [httparse::EMPTY_HEADER; 128];
+    let mut resp = httparse::Response::new(&mut lines);
+    assert_eq!(
+        resp.parse(&out).expect("the answer parses"),
+        httparse::Status::Complete(out.len())
+    );
+    assert_eq!(resp.code, Some(checked.status));
+    let lengths: Vec<&[u8]> = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| h.value)
+        .collect();
+    assert_eq!(lengths, [len.to_string().as_bytes()]);
 }

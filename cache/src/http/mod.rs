@@ -22,7 +22,7 @@ pub mod owner;
 mod owner_inline;
 mod partial;
 mod pass;
-mod remote;
+pub(crate) mod remote;
 mod respond;
 pub mod server;
 mod stall;

@@ -47,7 +47,7 @@ mod head;
 mod lean;
 mod push;
 mod relay;
-mod wirecheck;
+pub(crate) mod wirecheck;
 
 pub(super) use head::head;
 pub(in crate::http) use lean::{ask_owner, relay_rest, Lean, WireAnswer};
