@@ -151,6 +151,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         sampler: Default::default(),
         access,
         reloads,
+        lean: Default::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;

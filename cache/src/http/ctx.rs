@@ -226,6 +226,8 @@ pub struct Ctx {
     pub access: crate::access::AccessLog,
     /// The config in effect and the last reload's outcome (`crate::reload`).
     pub reloads: crate::reload::Reloads,
+    /// Lean remote hits out, by key (`remote::flights`).
+    pub lean: super::remote::flights::Flights,
 }
 
 impl Ctx {

@@ -131,7 +131,7 @@ async fn connection(
                 });
                 continue;
             }
-            Now::Task(c, first) => (c, first),
+            Now::Task(c, first) => (c, first.map(|f| *f)),
         };
         let ctx = Arc::clone(ctx);
         tokio::spawn(async move {

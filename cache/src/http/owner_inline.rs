@@ -27,7 +27,7 @@ pub enum Now {
     /// Answered, but the writer's room is taken: the frames wait in the stream to be flushed.
     Flush(PeerConn),
     /// Not for this path: the exchange task takes it (with its first frame, when one came).
-    Task(PeerConn, Option<Frame>),
+    Task(PeerConn, Option<Box<Frame>>),
 }
 
 /// Looks at the first frame of a new stream and answers it here when it can (module doc).
@@ -36,14 +36,14 @@ pub fn answer(ctx: &Arc<Ctx>, mut c: PeerConn) -> Now {
         return Now::Task(c, None);
     };
     let Frame::Lookup(l) = first else {
-        return Now::Task(c, Some(first));
+        return Now::Task(c, Some(Box::new(first)));
     };
     match wire_hit(ctx, &mut c, &l) {
         Ok(true) => match c.try_flush() {
             Ok(true) | Err(_) => Now::Done(c),
             Ok(false) => Now::Flush(c),
         },
-        Ok(false) => Now::Task(c, Some(Frame::Lookup(l))),
+        Ok(false) => Now::Task(c, Some(Box::new(Frame::Lookup(l)))),
         // The stream or connection is gone: nothing more to say on it.
         Err(_) => Now::Done(c),
     }

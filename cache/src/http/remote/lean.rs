@@ -34,6 +34,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::flights::{follow, Join, Landing, Shared};
 use super::relay::{small_body_len, BODY_IDLE};
 use super::wirecheck;
 use super::{ask, next_chunk, peer_failed, Preasked, ANSWER_MARGIN};
@@ -100,6 +101,23 @@ pub(in crate::http) async fn ask_owner(
         },
     };
     let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
+    // Requests for a key whose lookup is out wait on it (`flights`).
+    let leader = match method {
+        LookupMethod::Head => None,
+        LookupMethod::Get => match ctx.lean.join(key) {
+            Join::Lead(l) => Some(l),
+            Join::Follow(rx) => {
+                return match follow(rx, wait).await {
+                    Landing::Hit(s) => {
+                        bump(&ctx.counters.remote_hit);
+                        bump(&ctx.counters.coalesced);
+                        Lean::Answer(answer_from(ctx, &s, req.close, out))
+                    }
+                    Landing::General => Lean::General(None),
+                };
+            }
+        },
+    };
     let (c, head) = match ask(ctx, &owner, lookup, wait).await {
         Ok((c, Frame::WireHit(h))) => (c, h),
         // Not now (a slow step first, or a HEAD): the general path asks again, without the bit.
@@ -147,55 +165,76 @@ pub(in crate::http) async fn ask_owner(
         }
     };
     let small = method == LookupMethod::Head || small_body_len(head.body_len).is_some();
-    let (body, rest) = if small {
-        let mut c = c;
-        let len = if method == LookupMethod::Head {
-            0
-        } else {
-            head.body_len
-        };
-        match read_whole(&mut c, len).await {
-            Ok(chunks) => {
-                cl.peers.put(c);
-                (chunks, None)
-            }
-            Err(e) => {
-                peer_failed(ctx, &e);
-                return Lean::General(None);
-            }
-        }
-    } else {
-        (Vec::new(), Some(c))
-    };
     bump(&ctx.counters.remote_hit);
-    let age = meta.current_age(SystemTime::now()).as_secs();
+    let upstream = upstream_member(&head.cache_status);
+    if !small {
+        // A long body is relayed to this client alone; followers take the general path.
+        drop(leader);
+        let shared = Shared {
+            wire: head.wire,
+            checked,
+            meta,
+            upstream,
+            body: Vec::new(),
+            body_len: head.body_len,
+        };
+        let mut a = answer_from(ctx, &shared, req.close, out);
+        a.rest = Some(c);
+        return Lean::Answer(a);
+    }
+    let mut c = c;
+    let len = if method == LookupMethod::Head {
+        0
+    } else {
+        head.body_len
+    };
+    let body = match read_whole(&mut c, len).await {
+        Ok(chunks) => {
+            cl.peers.put(c);
+            chunks
+        }
+        Err(e) => {
+            peer_failed(ctx, &e);
+            return Lean::General(None);
+        }
+    };
+    let shared = Arc::new(Shared {
+        wire: head.wire,
+        checked,
+        meta,
+        upstream,
+        body,
+        body_len: len,
+    });
+    if let Some(leader) = leader {
+        leader.land(Landing::Hit(Arc::clone(&shared)));
+    }
+    Lean::Answer(answer_from(ctx, &shared, req.close, out))
+}
+
+/// The answer to one client from a remote hit (its own or its leader's): the head written to
+/// `out` (cleared first) with this node's `Via`, `Age` now and `Cache-Status`.
+fn answer_from(ctx: &Ctx, s: &Shared, close: bool, out: &mut Vec<u8>) -> WireAnswer {
+    let age = s.meta.current_age(SystemTime::now()).as_secs();
     out.clear();
     let cache_status = OWN.with(|own| {
         let mut own = own.borrow_mut();
         if own.node != ctx.node_id {
             *own = Own::of(&ctx.node_id);
         }
-        let value = match upstream_member(&head.cache_status) {
-            Some(mut up) => {
-                up.push_str(", ");
-                up.push_str(&own.member);
-                up
-            }
+        let value = match &s.upstream {
+            Some(up) => format!("{up}, {}", own.member),
             None => own.member.clone(),
         };
-        wirecheck::write_answer(out, &head.wire, &checked, age, &own.via, &value, req.close)
+        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, &value, close)
     });
-    Lean::Answer(WireAnswer {
-        status: checked.status,
-        body,
-        body_len: if method == LookupMethod::Head {
-            0
-        } else {
-            head.body_len
-        },
-        rest,
+    WireAnswer {
+        status: s.checked.status,
+        body: s.body.clone(),
+        body_len: s.body_len,
+        rest: None,
         cache_status,
-    })
+    }
 }
 
 /// This node's `Via` entry and `Cache-Status` member for a remote hit, made once per thread.
@@ -218,11 +257,11 @@ impl Own {
 }
 
 thread_local! {
-    static OWN: std::cell::RefCell<Own> = std::cell::RefCell::new(Own {
+    static OWN: std::cell::RefCell<Own> = const { std::cell::RefCell::new(Own {
         node: String::new(),
         via: String::new(),
         member: String::new(),
-    });
+    }) };
 }
 
 /// Reads a small body of exactly `len` bytes (`Data`* then `End`), the whole of it within

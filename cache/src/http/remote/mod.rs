@@ -43,6 +43,7 @@ use crate::stats::bump;
 use crate::store::fill::FillWriter;
 use crate::store::object::FillHead;
 
+pub(crate) mod flights;
 mod head;
 mod lean;
 mod push;
