@@ -135,6 +135,7 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(s.admit_at("c", t0), Admit::Ask);
         assert_eq!(s.timed_out_at("c", t0), (true, FIRST_BACKOFF));
+        assert_eq!(s.admit_at("c", t0), Admit::Skip, "marked for FIRST_BACKOFF");
         assert!(
             !s.timed_out_at("c", t0).0,
             "a second timeout is no new transition"
