@@ -3,8 +3,8 @@
 //! process is stopped with SIGSTOP: its kernel still completes TCP handshakes and gossip
 //! keeps it a member (suspect, not dead: suspect_timeout is long here on purpose), but it
 //! answers nothing. Every request at a and b, for c's keys and others, GETs and HEADs, must
-//! be answered 200 with the right body, none slower than `peer_timeout` (500 ms here) + 200
-//! ms: the first request for a key of c at each node waits `peer_timeout`, then c is suspect
+//! be answered 200 with the right body, none paying `peer_timeout` (500 ms here) twice (the
+//! bound is 950 ms, room for a busy machine): the first request for a key of c at each node waits `peer_timeout`, then c is suspect
 //! there and its keys go straight to their next node; only the one request that tries c again
 //! when the mark runs out pays the timeout again. After SIGCONT the requests for c's keys go
 //! back to c (remote hits it answers, for keys not asked for while it was stopped: the others
@@ -131,7 +131,9 @@ fn a_hung_owner_costs_at_most_peer_timeout_and_is_skipped_while_suspect() {
     c.proc.signal("STOP");
     let resume = Resume(&c.proc);
     let stopped = Instant::now();
-    let bound = PEER_TIMEOUT + Duration::from_millis(200);
+    // A request pays the peer_timeout at most once: under two of them (the 450 ms of slack
+    // over one leaves room for a busy machine; a request that waited twice still fails).
+    let bound = PEER_TIMEOUT * 2 - Duration::from_millis(50);
     let mut paid = Vec::new();
     let mut slowest = Duration::ZERO;
     for n in 0..REQUESTS {
@@ -150,7 +152,7 @@ fn a_hung_owner_costs_at_most_peer_timeout_and_is_skipped_while_suspect() {
         assert_eq!(r.body, body(k), "request {n} (h{k}) body");
         assert!(
             took < bound,
-            "request {n} (h{k}) at {} took {took:?}, over peer_timeout + 200 ms ({})",
+            "request {n} (h{k}) at {} took {took:?}, over {bound:?} ({})",
             ["a", "b"][n % 2],
             r.cache_status()
         );

@@ -5,7 +5,6 @@
 //! tested in `tests/proxy/slow_readers.rs`.
 
 use std::io::Write;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::strict;
@@ -128,7 +127,8 @@ fn a_stalled_request_body_gets_408_and_the_origin_is_not_blamed() {
     assert!(resp.closes(), "408 must close: {:?}", resp.headers);
     strict::expect_closed(&mut r).expect("closed");
     assert!(start.elapsed() < Duration::from_secs(5));
-    thread::sleep(Duration::from_millis(100));
-    assert_eq!(node.counter("client_body_timeout"), 1);
+    assert!(wait_until(Duration::from_secs(5), || node
+        .counter("client_body_timeout")
+        == 1));
     assert_eq!(node.counter("origin_errors"), 0);
 }

@@ -9,6 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
+use crate::SOON;
 
 /// The first server of the node's first pool, as `/stats.json` shows it.
 fn first_server(node: &Node) -> serde_json::Value {
@@ -155,12 +156,14 @@ fn a_client_that_goes_away_does_not_cancel_the_fill_others_wait_on() {
     let mut leader = TcpStream::connect(node.addr).expect("connect");
     let raw = format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n");
     leader.write_all(raw.as_bytes()).expect("write");
-    thread::sleep(Duration::from_millis(150));
+    // Wait on the events, not on guessed times: the leader's fetch reached the origin, then
+    // the follower joined its fill.
+    assert!(wait_until(SOON, || origin.count("/obj/abandoned") == 1));
     let follower = thread::spawn({
         let addr = node.addr;
         move || get(addr, path, &[])
     });
-    thread::sleep(Duration::from_millis(150));
+    assert!(wait_until(SOON, || node.counter("coalesced") == 1));
     drop(leader);
     let r = follower.join().expect("follower");
     assert_eq!(r.status, 200);

@@ -15,7 +15,7 @@ const STALE_AFTER: Duration = Duration::from_millis(2100);
 fn stale_while_revalidate_serves_at_once_and_refreshes_in_background() {
     let origin = Origin::start();
     let node = Node::start(&[origin.addr], "");
-    let path = "/obj/swr?delay=800&cc=max-age%3D1%2C+stale-while-revalidate%3D30";
+    let path = "/obj/swr?delay=2000&cc=max-age%3D1%2C+stale-while-revalidate%3D30";
     assert_eq!(
         get(node.addr, path, &[]).cache_status(),
         "a; fwd=miss; stored"
@@ -23,9 +23,10 @@ fn stale_while_revalidate_serves_at_once_and_refreshes_in_background() {
     thread::sleep(STALE_AFTER);
     let start = Instant::now();
     let r = get(node.addr, path, &[]);
-    // The origin takes 800 ms; a stale answer served at once does not wait for it.
+    // The origin takes 2 s; a stale answer served at once does not wait for it. The bound is
+    // half that: far above a served-at-once answer on a busy machine, far below one that waited.
     assert!(
-        start.elapsed() < Duration::from_millis(500),
+        start.elapsed() < Duration::from_secs(1),
         "{:?}",
         start.elapsed()
     );

@@ -97,8 +97,9 @@ impl Drop for Proc {
     }
 }
 
-/// A process that gets SIGTERM on drop, 300 ms to stop, then SIGKILL (a director, which
-/// detaches its XDP program on SIGTERM).
+/// A process that gets SIGTERM on drop, up to 5 s to stop (polled: it usually takes a few
+/// ms), then SIGKILL (a director, which detaches its XDP program on SIGTERM: a fixed 300 ms
+/// could run out on a busy machine and leave the program attached).
 pub struct Terminated(pub Child);
 
 impl Drop for Terminated {
@@ -106,7 +107,9 @@ impl Drop for Terminated {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
-        std::thread::sleep(Duration::from_millis(300));
+        wait_until(Duration::from_secs(5), || {
+            !matches!(self.0.try_wait(), Ok(None))
+        });
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

@@ -98,6 +98,21 @@ mod tests {
         assert_eq!(b.failures(), 3);
     }
 
+    // The paused clock: the sleeps are measured on virtual time, exactly.
+    #[tokio::test(start_paused = true)]
+    async fn wait_sleeps_the_delay_of_the_run() {
+        let mut b = AcceptBackoff::default();
+        let e = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let start = tokio::time::Instant::now();
+        b.wait("t", &e).await;
+        assert_eq!(start.elapsed(), FIRST);
+        b.wait("t", &e).await;
+        assert_eq!(start.elapsed(), FIRST * 3);
+        b.accepted("t");
+        b.wait("t", &e).await;
+        assert_eq!(start.elapsed(), FIRST * 4);
+    }
+
     #[test]
     fn the_open_files_limit_is_read() {
         assert!(open_files_limit().is_none_or(|n| n > 0));

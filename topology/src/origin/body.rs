@@ -233,7 +233,9 @@ mod tests {
         assert_eq!(lens, vec![4, 4, 2]);
     }
 
-    #[tokio::test]
+    // The paused clock: "stays pending" is checked against a virtual 50 ms (20 ms below),
+    // which passes at once and cannot be cut short by a busy machine.
+    #[tokio::test(start_paused = true)]
     async fn cut_body_arms_after_its_last_byte_and_never_ends() {
         let signal = Arc::new(CutSignal::default());
         let mut body = OriginBody::paced(Bytes::from(vec![1u8; 10]), 4, Duration::ZERO)
@@ -265,7 +267,7 @@ mod tests {
         assert!(more.is_err(), "a cut body must stay pending");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn cut_to_zero_arms_on_first_poll() {
         let signal = Arc::new(CutSignal::default());
         let mut body = OriginBody::full(Bytes::from_static(b"abc")).cut_after(0, signal.clone());
