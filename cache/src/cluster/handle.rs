@@ -70,7 +70,15 @@ impl Cluster {
 
     /// The peer owning `key`, or None when this node owns it (see the module doc).
     pub fn owner(&self, key: &str) -> Option<Owner> {
-        self.ranked(key, 1).into_iter().next().flatten()
+        // As `ranked(key, 1)`, without building the ranking (every request asks this).
+        let all = self.members.members();
+        let live = || all.iter().filter(|m| m.state.is_live());
+        let nodes = live().map(|m| Node {
+            id: &m.id,
+            weight: m.weight,
+        });
+        let m = live().nth(rendezvous::owner_in(key, nodes)?)?;
+        (m.id != self.self_id).then(|| Owner::of(m))
     }
 
     /// The member that owned `key` before this node joined, while this node owns it and

@@ -91,9 +91,40 @@ fn owner_where(key: &str, nodes: &[Node], keep: impl Fn(&Node) -> bool) -> Optio
     best.map(|(_, i)| i)
 }
 
+/// The owner of `key` among `nodes` given one by one (no slice to build): its position in
+/// the iteration, as [`owner`] would index the same nodes in a slice.
+pub fn owner_in<'a>(key: &str, nodes: impl IntoIterator<Item = Node<'a>>) -> Option<usize> {
+    let k = hash_bytes(key.as_bytes());
+    let mut best: Option<(f64, &str, usize)> = None;
+    for (i, n) in nodes.into_iter().enumerate() {
+        if n.weight == 0 {
+            continue;
+        }
+        let s = score(&n, k);
+        if best.is_none_or(|(bs, bid, _)| rank_order((s, n.id), (bs, bid)) == Ordering::Less) {
+            best = Some((s, n.id, i));
+        }
+    }
+    best.map(|(_, _, i)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owner_in_agrees_with_owner() {
+        let ns = nodes(&[("a", 100), ("b", 100), ("c", 0), ("d", 250), ("e", 100)]);
+        for k in 0..2000 {
+            let key = format!("http://example.com/{k}");
+            assert_eq!(
+                owner_in(&key, ns.iter().copied()),
+                owner(&key, &ns),
+                "{key}"
+            );
+        }
+        assert_eq!(owner_in("k", nodes(&[("a", 0)])), None);
+    }
 
     fn nodes<'a>(spec: &[(&'a str, u32)]) -> Vec<Node<'a>> {
         spec.iter()
