@@ -53,12 +53,16 @@ pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
     if !(200..=599).contains(&status) || status == 304 {
         return Err("a status a stored object cannot have");
     }
-    // httparse accepts bare LF line ends; a wire head has CRLF only.
-    if wire
-        .windows(2)
-        .filter(|w| w[1] == b'\n')
-        .any(|w| w[0] != b'\r')
-        || wire[0] == b'\n'
+    // httparse accepts bare LF line ends; a wire head has CRLF only: every line ends right
+    // before a field name (or at the blank line, the head's last four bytes), and no value
+    // holds a line end (httparse refuses one).
+    let base = wire.as_ptr() as usize;
+    let crlf_before = |at: usize| at >= 2 && &wire[at - 2..at] == b"\r\n";
+    if !wire.ends_with(b"\r\n\r\n")
+        || resp
+            .headers
+            .iter()
+            .any(|h| !crlf_before(h.name.as_ptr() as usize - base))
     {
         return Err("a bare LF");
     }
@@ -212,6 +216,9 @@ mod tests {
                 "a status a stored object cannot have",
             ),
             (b"HTTP/1.1 200 OK\ncontent-length: 5\n\n", 5, "a bare LF"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 5\nx: y\r\n\r\n", 5, "a bare LF"),
+            (b"HTTP/1.1 200 OK\ncontent-length: 5\r\n\r\n", 5, "a bare LF"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\n", 5, "a bare LF"),
             (
                 b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
                 5,
