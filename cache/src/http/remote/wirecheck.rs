@@ -216,9 +216,21 @@ mod tests {
                 "a status a stored object cannot have",
             ),
             (b"HTTP/1.1 200 OK\ncontent-length: 5\n\n", 5, "a bare LF"),
-            (b"HTTP/1.1 200 OK\r\ncontent-length: 5\nx: y\r\n\r\n", 5, "a bare LF"),
-            (b"HTTP/1.1 200 OK\ncontent-length: 5\r\n\r\n", 5, "a bare LF"),
-            (b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\n", 5, "a bare LF"),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\nx: y\r\n\r\n",
+                5,
+                "a bare LF",
+            ),
+            (
+                b"HTTP/1.1 200 OK\ncontent-length: 5\r\n\r\n",
+                5,
+                "a bare LF",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\n",
+                5,
+                "a bare LF",
+            ),
             (
                 b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
                 5,
