@@ -102,12 +102,18 @@ impl Size {
             return Err(bad(Why::FractionOfAByte));
         }
         // Whole part and fraction scaled exactly in u128, the fraction rounded down.
+        // A whole part of up to 39 digits times a scale up to 2^40 can pass u128: too large,
+        // never a wrapped (small) size.
         let whole: u128 = whole.parse().map_err(|_| bad(Why::TooLarge))?;
-        let mut bytes = whole * u128::from(scale);
+        let mut bytes = whole
+            .checked_mul(u128::from(scale))
+            .ok_or_else(|| bad(Why::TooLarge))?;
         if !fraction.is_empty() {
             let digits = &fraction[..fraction.len().min(MAX_FRACTION_DIGITS)];
             let numerator: u128 = digits.parse().map_err(|_| bad(Why::Syntax))?;
-            bytes += numerator * u128::from(scale) / 10u128.pow(digits.len() as u32);
+            bytes = bytes
+                .checked_add(numerator * u128::from(scale) / 10u128.pow(digits.len() as u32))
+                .ok_or_else(|| bad(Why::TooLarge))?;
         }
         u64::try_from(bytes)
             .map(Size)
@@ -298,6 +304,16 @@ mod tests {
         assert_eq!(Size::parse("18446744073709551615"), Ok(Size(u64::MAX)));
         assert!(Size::parse("18446744073709551616").is_err());
         assert_eq!(Size::parse("16777215T"), Ok(Size(16_777_215 << 40)));
+        // Past u128 in the multiplication (found by the node_config fuzz target): too large,
+        // not a panic and not a wrapped size.
+        for text in [
+            "7777777777777777777777777777764T",
+            "340282366920938463463374607431768211455T",
+            "340282366920938463463374607431768211455.5T",
+        ] {
+            let e = Size::parse(text).unwrap_err();
+            assert!(e.to_string().contains("too large"), "{text}: {e}");
+        }
     }
 
     #[test]
