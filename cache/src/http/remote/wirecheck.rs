@@ -90,8 +90,13 @@ pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
     }
 }
 
+/// A `Content-Length` as this node's store writes it: decimal digits, no leading zero (a
+/// peer's head with another spelling is refused, never passed on to be read two ways).
 fn parse_len(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if v.len() > 1 && v[0] == b'0' {
         return None;
     }
     std::str::from_utf8(v).ok()?.parse().ok()
@@ -258,6 +263,11 @@ mod tests {
             ),
             (
                 b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n",
+                5,
+                "a Content-Length that is no length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 05\r\n\r\n",
                 5,
                 "a Content-Length that is no length",
             ),
