@@ -89,17 +89,6 @@ pub(in crate::http) async fn ask_owner(
     } else {
         LookupMethod::Get
     };
-    let lookup = Lookup {
-        key: key.to_owned(),
-        method,
-        uri: req.target.to_owned(),
-        headers: header_lines(raw),
-        hops: 1,
-        flags: match method {
-            LookupMethod::Get => Lookup::WIRE | Lookup::MAY_LEASE,
-            LookupMethod::Head => Lookup::WIRE,
-        },
-    };
     let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
     // Requests for a key whose lookup is out wait on it (`flights`).
     let leader = match method {
@@ -116,6 +105,18 @@ pub(in crate::http) async fn ask_owner(
                     Landing::General => Lean::General(None),
                 };
             }
+        },
+    };
+    // Built only by the request that asks (followers above need none of it).
+    let lookup = Lookup {
+        key: key.to_owned(),
+        method,
+        uri: req.target.to_owned(),
+        headers: header_lines(raw),
+        hops: 1,
+        flags: match method {
+            LookupMethod::Get => Lookup::WIRE | Lookup::MAY_LEASE,
+            LookupMethod::Head => Lookup::WIRE,
         },
     };
     let (c, head) = match ask(ctx, &owner, lookup, wait).await {
