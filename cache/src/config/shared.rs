@@ -82,11 +82,51 @@ pub fn shared_part(text: &str) -> Result<SharedPart, String> {
     canonical(&shared)
 }
 
+/// How deep the shared keys may nest (tables and arrays inside `[[pool]]` and `[[route]]`).
+/// A real config needs a handful of levels; the bound keeps the canonical text readable by
+/// every member's TOML parser, whose table headers have a recursion limit that dotted keys
+/// in a file do not meet.
+pub const MAX_DEPTH: usize = 32;
+
 /// The canonical text and hash of a table of shared keys.
 fn canonical(shared: &toml::Table) -> Result<SharedPart, String> {
+    if table_depth(shared, MAX_DEPTH + 1) > MAX_DEPTH {
+        return Err(format!(
+            "pools and routes nest more than {MAX_DEPTH} levels deep (tables and arrays)"
+        ));
+    }
     let text = toml::to_string(shared).map_err(|e| e.to_string())?;
     let hash = hash_of(&text);
     Ok(SharedPart { text, hash })
+}
+
+/// The nesting depth of a table (1 for a table of plain values), counted up to `limit`.
+fn table_depth(table: &toml::Table, limit: usize) -> usize {
+    if limit == 0 {
+        return 0;
+    }
+    1 + table
+        .values()
+        .map(|v| value_depth(v, limit - 1))
+        .max()
+        .unwrap_or(0)
+}
+
+fn value_depth(value: &toml::Value, limit: usize) -> usize {
+    if limit == 0 {
+        return 0;
+    }
+    match value {
+        toml::Value::Table(t) => table_depth(t, limit),
+        toml::Value::Array(a) => {
+            1 + a
+                .iter()
+                .map(|v| value_depth(v, limit - 1))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
 }
 
 /// Check that `text` is a canonical shared text (what a peer sends): TOML with only shared
@@ -199,6 +239,29 @@ gossip_listen = "127.0.0.1:7946"
             .unwrap_err()
             .contains("node-local"));
         assert!(parse_shared(&format!("# c\n{}", shared.text)).is_err());
+    }
+
+    #[test]
+    fn shared_keys_nested_too_deep_are_refused_not_written_unreadable() {
+        let deep = |n: usize| {
+            let key: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            format!("[[route]]\n{} = 1\n", key.join("."))
+        };
+        // The top table and the `route` array are two levels; n dotted parts are n more.
+        for n in 1..=MAX_DEPTH - 2 {
+            let ok = shared_part(&deep(n)).expect("a config within the bound");
+            assert_eq!(
+                parse_shared(&ok.text).expect("reads back").hash,
+                ok.hash,
+                "{n}"
+            );
+        }
+        let err = shared_part(&deep(MAX_DEPTH - 1)).expect_err("just over the bound");
+        assert!(err.contains("levels deep"), "{err}");
+        // Deeper still, the file itself is refused (the parser's own limit) or the bound is.
+        for n in [40, 60, 100, 200] {
+            shared_part(&deep(n)).expect_err("too deep");
+        }
     }
 
     #[test]
