@@ -51,16 +51,47 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
         }
     }
     let start = xff.len();
-    let _ = write!(xff, "{ip}");
-    let element = match ip {
-        std::net::IpAddr::V4(_) => format!("for={};proto=http", &xff[start..]),
-        std::net::IpAddr::V6(_) => format!("for=\"[{}]\";proto=http", &xff[start..]),
-    };
+    match ip {
+        std::net::IpAddr::V4(v4) => push_ipv4(&mut xff, v4),
+        std::net::IpAddr::V6(_) => {
+            let _ = write!(xff, "{ip}");
+        }
+    }
+    let text = &xff[start..];
+    let mut element = String::with_capacity(text.len() + 24);
+    match ip {
+        std::net::IpAddr::V4(_) => {
+            element.push_str("for=");
+            element.push_str(text);
+        }
+        std::net::IpAddr::V6(_) => {
+            element.push_str("for=\"[");
+            element.push_str(text);
+            element.push_str("]\"");
+        }
+    }
+    element.push_str(";proto=http");
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(xff)) {
         h.insert(XFF, v);
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
         h.append(http::header::FORWARDED, v);
+    }
+}
+
+/// An IPv4 address in dotted decimal, as `Display` writes it, without the formatter.
+fn push_ipv4(out: &mut String, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
     }
 }
 
@@ -149,4 +180,51 @@ pub fn purge_url(store: &crate::store::ram::RamStore<Object>, key: &str) -> usiz
     store.purge(key)
         + store.purge(&crate::store::object::partial_key(key))
         + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    #[test]
+    fn ipv4_is_written_as_display_writes_it() {
+        for ip in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 99, 100, 255],
+            [9, 10, 199, 200],
+        ] {
+            let ip = Ipv4Addr::from(ip);
+            let mut out = String::from("x");
+            push_ipv4(&mut out, ip);
+            assert_eq!(out, format!("x{ip}"));
+        }
+        for n in (0..=u32::MAX).step_by(65_537) {
+            let ip = Ipv4Addr::from(n);
+            let mut out = String::new();
+            push_ipv4(&mut out, ip);
+            assert_eq!(out, ip.to_string());
+        }
+    }
+
+    #[test]
+    fn the_client_is_appended_to_xff_and_forwarded() {
+        let mut h = HeaderMap::new();
+        h.append(XFF, HeaderValue::from_static("1.1.1.1"));
+        h.append(XFF, HeaderValue::from_static(" 2.2.2.2 "));
+        add_forwarded(&mut h, IpAddr::from([192, 168, 0, 7]));
+        assert_eq!(h.get(&XFF).unwrap(), "1.1.1.1, 2.2.2.2, 192.168.0.7");
+        assert_eq!(
+            h.get(http::header::FORWARDED).unwrap(),
+            "for=192.168.0.7;proto=http"
+        );
+        let mut h = HeaderMap::new();
+        add_forwarded(&mut h, "2001:db8::1".parse().unwrap());
+        assert_eq!(h.get(&XFF).unwrap(), "2001:db8::1");
+        assert_eq!(
+            h.get(http::header::FORWARDED).unwrap(),
+            "for=\"[2001:db8::1]\";proto=http"
+        );
+    }
 }

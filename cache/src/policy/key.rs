@@ -29,12 +29,18 @@ pub fn primary_key(uri: &Uri, headers: &HeaderMap) -> Option<String> {
             normalize_authority(host.to_str().ok()?.trim())?
         }
     };
-    let path_and_query = match uri.path_and_query().map(PathAndQuery::as_str) {
-        None | Some("") => "/".to_owned(),
-        Some(pq) if pq.starts_with('?') => format!("/{pq}"),
-        Some(pq) => pq.to_owned(),
+    let (slash, path_and_query) = match uri.path_and_query().map(PathAndQuery::as_str) {
+        None | Some("") => ("/", ""),
+        Some(pq) if pq.starts_with('?') => ("/", pq),
+        Some(pq) => ("", pq),
     };
-    Some(format!("{SCHEME}{origin}{path_and_query}"))
+    let mut key =
+        String::with_capacity(SCHEME.len() + origin.len() + slash.len() + path_and_query.len());
+    key.push_str(SCHEME);
+    key.push_str(&origin);
+    key.push_str(slash);
+    key.push_str(path_and_query);
+    Some(key)
 }
 
 /// The primary key of an origin-form request (`target` starts with '/') with this `Host`
@@ -53,6 +59,45 @@ pub fn key_from_host_and_target(host: &str, target: &str) -> Option<String> {
 
 /// Lowercase `host[:port]` with the default port (and an empty port) removed.
 pub(crate) fn normalize_authority(raw: &str) -> Option<String> {
+    match plain_authority(raw) {
+        Some(key) => Some(key),
+        None => parsed_authority(raw),
+    }
+}
+
+/// [`normalize_authority`] for the usual `Host` (a name or IPv4 address of letters, digits,
+/// dots and hyphens, then maybe `:` and a port of at most 5 digits), without the URI parser:
+/// None for anything else, which goes the parser's way. Gives what the parser's way gives.
+fn plain_authority(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let colon = b.iter().position(|&c| c == b':').unwrap_or(b.len());
+    let (host, port) = b.split_at(colon);
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+    let port = port.get(1..).unwrap_or_default();
+    if !host_ok || port.len() > 5 || !port.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let number = port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    if number > u32::from(u16::MAX) {
+        return None;
+    }
+    let mut out = String::with_capacity(raw.len());
+    out.extend(host.iter().map(|&c| char::from(c.to_ascii_lowercase())));
+    if !port.is_empty() && number != 80 {
+        // The port as a number (leading zeros dropped), as the parser's way writes it.
+        let digits = port.iter().skip_while(|&&c| c == b'0').count().max(1);
+        out.push(':');
+        out.push_str(&raw[raw.len() - digits..]);
+    }
+    Some(out)
+}
+
+/// [`normalize_authority`] through `http`'s authority parser (IPv6 literals, odd ports, ...).
+fn parsed_authority(raw: &str) -> Option<String> {
     if raw.is_empty() || raw.contains('@') {
         return None;
     }
@@ -228,6 +273,86 @@ mod tests {
     fn path_and_query_kept_as_received() {
         let k = key("/A%2fb/../c?Z=%41", Some("h"));
         assert_eq!(k.as_deref(), Some("http://h/A%2fb/../c?Z=%41"));
+    }
+
+    #[test]
+    fn the_plain_authority_way_gives_what_the_parser_gives() {
+        let cases = [
+            "example.com",
+            "Example.COM",
+            "example.com:80",
+            "example.com:8080",
+            "example.com:",
+            "example.com:080",
+            "example.com:0",
+            "example.com:00",
+            "example.com:0080",
+            "127.0.0.1:28481",
+            "a-b.c-d:1",
+            "x:9999",
+            "-lead.example",
+            "trail.",
+            "a..b",
+            "1.2.3.4",
+            "h:65535",
+            "h:65536",
+            "h:99999",
+            "h:123456",
+            "h:00000",
+            "h:00080",
+            ":80",
+            "",
+            "a:b",
+            "a b",
+            "a@b",
+            "[::1]:8080",
+            "[::1]",
+            "ex_ample.com",
+            "exa%41mple",
+            "a:1:2",
+            "é.example",
+        ];
+        for raw in cases {
+            let plain = plain_authority(raw);
+            if let Some(p) = &plain {
+                assert_eq!(Some(p.clone()), parsed_authority(raw), "{raw:?}");
+            }
+            assert_eq!(
+                normalize_authority(raw),
+                plain.or_else(|| parsed_authority(raw))
+            );
+        }
+        assert_eq!(
+            plain_authority("Example.COM:0080").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(plain_authority("h:08080").as_deref(), Some("h:8080"));
+        assert_eq!(
+            plain_authority("h:65536"),
+            None,
+            "over u16: the parser's way"
+        );
+        assert_eq!(
+            plain_authority("127.0.0.1:28481").as_deref(),
+            Some("127.0.0.1:28481")
+        );
+        assert_eq!(normalize_authority("h:0443").as_deref(), Some("h:443"));
+        // Every host byte and port digit pattern of a short authority agrees with the parser.
+        let alphabet = b"aZ9.-:_0@8[";
+        let mut raw = Vec::new();
+        for n in 1..=4usize {
+            for mut i in 0..alphabet.len().pow(n as u32) {
+                raw.clear();
+                for _ in 0..n {
+                    raw.push(alphabet[i % alphabet.len()]);
+                    i /= alphabet.len();
+                }
+                let raw = std::str::from_utf8(&raw).unwrap();
+                if let Some(p) = plain_authority(raw) {
+                    assert_eq!(Some(p), parsed_authority(raw), "{raw:?}");
+                }
+            }
+        }
     }
 
     #[test]

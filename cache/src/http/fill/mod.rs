@@ -26,8 +26,8 @@ use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::reuse::may_serve_stale_on_error;
 use crate::policy::vary::variant_id;
 use crate::stats::bump;
-use crate::store::fill::{Fills, Join};
-use crate::store::object::{FillHead, Object};
+use crate::store::fill::Join;
+use crate::store::object::Object;
 use fallback::serve_stale;
 pub(super) use lead::{ask_origin, lead};
 
@@ -183,16 +183,8 @@ pub async fn miss(
 /// Go forward without joining the shared fill table (released or timed-out followers), still
 /// storing what is storable where `keep` says.
 async fn solo(job: Lead<'_>) -> Response<ProxyBody> {
-    let private: Fills<FillHead> = job.ctx.fills.private();
-    match private.join(job.key) {
-        Join::Lead(w) => lead(job, w).await,
-        Join::Follow(_) => respond::error(
-            job.ctx,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "fill table inconsistent",
-            None,
-        ),
-    }
+    let w = job.ctx.fills.alone(job.key);
+    lead(job, w).await
 }
 
 /// RFC 5861 stale-while-revalidate: refresh once in the background (a refresh already under way

@@ -104,9 +104,11 @@ impl<H: Send + Sync + 'static> Fills<H> {
         }
     }
 
-    /// An empty table of its own (fills nobody joins) that shares this one's budget.
-    pub fn private(&self) -> Self {
-        Self::with_budget(self.budget.clone())
+    /// A fill of `key` that nobody can join (it is in no table) and that charges this
+    /// table's budget: what a request going forward alone leads.
+    pub fn alone(&self, key: &str) -> FillWriter<H> {
+        let shared = Arc::new(Shared::new(self.budget.clone()));
+        FillWriter::alone(key, shared, self.table.clone(), self.budget.clone())
     }
 
     /// Sets `limits.inflight` (bytes all fills may hold) and `limits.stream_lag`.

@@ -57,6 +57,18 @@ impl<H> FillWriter<H> {
         }
     }
 
+    /// A writer in no table (see [`super::Fills::alone`]): `table` is never touched.
+    pub(super) fn alone(
+        key: &str,
+        shared: Arc<Shared<H>>,
+        table: Arc<Table<H>>,
+        budget: Arc<Budget>,
+    ) -> Self {
+        let mut w = Self::new(key, shared, table, budget);
+        w.in_table = false;
+        w
+    }
+
     /// Leader's own reader (its client reads the body like any follower). Call before publish
     /// and before `stream_only`; a reader created after chunks were released gets `Aborted`.
     pub fn reader(&self) -> FillReader<H> {
@@ -299,13 +311,20 @@ mod tests {
         drop(streamed);
         drop(r);
         assert_eq!(fills.inflight_bytes(), 0);
-        // A private table charges the same budget.
-        let private = fills.private();
-        let mut p = lead(&private, "/p");
+        // A fill alone charges the same budget, and nobody joins it.
+        let mut p = fills.alone("/p");
+        assert_eq!(fills.in_flight(), 0);
+        let mut again = lead(&fills, "/p");
         p.push(Bytes::from_static(b"12")).await;
         assert_eq!(fills.inflight_bytes(), 2);
         p.abort();
         assert_eq!(fills.inflight_bytes(), 0);
+        assert_eq!(
+            fills.in_flight(),
+            1,
+            "the alone fill's end leaves the table's own"
+        );
+        again.abort();
     }
 
     #[tokio::test(start_paused = true)]
