@@ -314,7 +314,7 @@ mod tests {
         // A fill alone charges the same budget, and nobody joins it.
         let mut p = fills.alone("/p");
         assert_eq!(fills.in_flight(), 0);
-        let mut again = lead(&fills, "/p");
+        let again = lead(&fills, "/p");
         p.push(Bytes::from_static(b"12")).await;
         assert_eq!(fills.inflight_bytes(), 2);
         p.abort();
