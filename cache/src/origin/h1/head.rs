@@ -116,9 +116,18 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, He
         Version::HTTP_11
     };
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    // One copy of the head; the values are slices of it (no allocation per field).
+    let shared = bytes::Bytes::copy_from_slice(&buf[..len]);
     for f in resp.headers.iter() {
         let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| HeadError::BadField)?;
-        let value = HeaderValue::from_bytes(f.value).map_err(|_| HeadError::BadField)?;
+        let at = (f.value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        let value = match at.checked_add(f.value.len()) {
+            Some(end) if end <= len && !f.value.is_empty() => {
+                HeaderValue::from_maybe_shared(shared.slice(at..end))
+            }
+            _ => HeaderValue::from_bytes(f.value),
+        }
+        .map_err(|_| HeadError::BadField)?;
         headers.append(name, value);
     }
     let (framing, framing_reusable) = framing(&headers, status, head_request)?;
