@@ -11,7 +11,7 @@
 
 mod support;
 
-use support::{get, Node, RecordingOrigin};
+use support::{get, request, Node, RecordingOrigin};
 
 const NO_STORE: &[u8] =
     b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno";
@@ -38,6 +38,11 @@ fn an_unstorable_answer_marks_its_key_until_it_becomes_storable() {
             n,
             "request {n} is fetched alone"
         );
+        assert_eq!(
+            node.counter("pass_lane"),
+            n,
+            "request {n} took the pass lane"
+        );
     }
     assert_eq!(origin.heads().len(), 4, "every request reached the origin");
     // The origin now answers with something storable: stored, and the mark is gone.
@@ -46,6 +51,11 @@ fn an_unstorable_answer_marks_its_key_until_it_becomes_storable() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
     assert!(r.cache_status().contains("stored"), "{}", r.cache_status());
     assert_eq!(node.counter("hit_for_miss"), 4);
+    assert_eq!(
+        node.counter("pass_lane"),
+        3,
+        "a storable answer goes to the general stages (stored, one origin request)"
+    );
     let r = get(node.addr, "/api", &[]);
     assert!(r.cache_status().contains("hit"), "{}", r.cache_status());
     assert_eq!(origin.heads().len(), 5, "the hit did not reach the origin");
@@ -53,6 +63,76 @@ fn an_unstorable_answer_marks_its_key_until_it_becomes_storable() {
     origin.set_reply(NO_STORE);
     let _ = get(node.addr, "/other", &[]);
     assert_eq!(node.counter("hit_for_miss"), 4);
+}
+
+/// A request head as the origin saw it: the request line, then its fields with lowercase
+/// names, sorted (the general stages send lowercase names, the pass lane the client's).
+fn fields(head: &str) -> (String, Vec<String>) {
+    let mut lines = head.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    let mut rest: Vec<String> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("a field line");
+            format!("{}: {}", n.to_ascii_lowercase(), v.trim())
+        })
+        .collect();
+    rest.sort();
+    (first, rest)
+}
+
+#[test]
+fn the_pass_lane_sends_and_answers_what_the_general_stages_do() {
+    let origin = RecordingOrigin::start(NO_STORE);
+    let node = Node::start(&[origin.addr], "");
+    let ask = |extra: &[(&str, &str)]| {
+        let mut h = vec![("User-Agent", "lane-test/1"), ("Accept", "*/*")];
+        h.extend_from_slice(extra);
+        get(node.addr, "/lane/a?b=c", &h)
+    };
+    let general = ask(&[]);
+    let lane = ask(&[]);
+    assert_eq!(node.counter("pass_lane"), 1, "the second request is marked");
+    assert_eq!((lane.status, lane.text().as_str()), (200, "no"));
+    for name in ["cache-status", "via", "cache-control", "content-length"] {
+        assert_eq!(lane.header(name), general.header(name), "{name}");
+    }
+    assert!(lane.header("date").is_some());
+    assert_eq!(
+        lane.header("connection"),
+        Some("close"),
+        "the client asked to close"
+    );
+    let heads = origin.heads();
+    assert_eq!(heads.len(), 2);
+    let (g, l) = (fields(&heads[0]), fields(&heads[1]));
+    assert_eq!(l, g, "the origin sees the same request");
+    assert!(
+        l.1.iter()
+            .any(|f| f.starts_with("x-forwarded-for: 127.0.0.1")),
+        "{l:?}"
+    );
+    assert!(l.1.iter().any(|f| f.starts_with("via: 1.1 ")), "{l:?}");
+    // Requests the lane leaves to the general stages: HEAD, and fields it would have to merge
+    // into or that make storability depend on the request.
+    let _ = request(node.addr, "HEAD", "/lane/a?b=c", &[], b"");
+    for extra in [
+        ("Via", "1.1 other"),
+        ("X-Forwarded-For", "192.0.2.1"),
+        ("Forwarded", "for=192.0.2.1"),
+        ("Authorization", "Basic eDp5"),
+    ] {
+        let r = ask(&[extra]);
+        assert_eq!((r.status, r.text().as_str()), (200, "no"), "{extra:?}");
+    }
+    assert_eq!(node.counter("pass_lane"), 1);
+    // The lane's one, then the four GETs (HEAD misses are passes, not fetched as fills).
+    assert_eq!(node.counter("hit_for_miss"), 5, "all of them fetched alone");
+    let heads = origin.heads();
+    assert!(
+        heads[3].contains("Via: 1.1 other, 1.1 ") || heads[3].contains("via: 1.1 other, 1.1 "),
+        "the general stages merge Via: {}",
+        heads[3]
+    );
 }
 
 #[test]

@@ -126,6 +126,9 @@ counters! {
     /// Misses for a key whose last answer could not be stored: fetched alone at once, not
     /// coalesced (`cache.hit_for_miss`).
     hit_for_miss => Cache "cache_hit_for_miss",
+    /// Of those, the ones relayed on the pass lane (the connection's own loop, from the raw
+    /// request; `http::passlane`).
+    pass_lane => Cache "cache_pass_lane",
     /// Requests passed to the origin without cache lookup (non-GET methods, bypass).
     passed => Cache "cache_passed",
     /// Objects invalidated by unsafe methods, purges and bans.

@@ -32,6 +32,7 @@ use super::interim::{InterimLine, InterimSink};
 use super::interim_io::InterimIo;
 use super::io::{FlattenSmall, FLATTEN_MAX};
 use super::lite::{self, write_two};
+use super::passlane;
 use super::remote;
 use super::stall::{is_send_timeout, SendTimeout};
 use crate::access::{self, Pending};
@@ -110,7 +111,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
     let mut line: Option<Arc<InterimLine>> = None;
     loop {
         // Answer every complete request already buffered.
-        loop {
+        'requests: loop {
             let req = match fast::parse(&buf) {
                 Parse::Partial => break,
                 Parse::Fallback => return handoff(conn, io, buf, watcher).await,
@@ -132,65 +133,104 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 Some((obj, ttl))
             });
             let Some((obj, ttl)) = hit else {
-                // A key a peer owns: asked from the owner, answered from its wire head.
-                let mut pre = None;
-                if let Some(owner) = ctx.cluster.as_ref().and_then(|cl| cl.owner(&key)) {
-                    let raw = &buf[..head_len];
-                    match remote::ask_owner(ctx, owner, &req, raw, &key, &mut out).await {
-                        remote::Lean::Answer(a) => {
-                            let (host, target) = (req.host, req.target);
-                            let lean = LeanHit {
-                                peer,
-                                read_at,
-                                now,
-                                head_only,
-                                host,
-                                target,
-                                route,
-                            };
-                            if !write_lean(ctx, &mut io, &mut out, a, lean).await {
-                                return;
+                let (resp, route, pending) = 'answer: {
+                    // A key a peer owns: asked from the owner, answered from its wire head.
+                    let mut pre = None;
+                    let mut owned_here = true;
+                    if let Some(owner) = ctx.cluster.as_ref().and_then(|cl| cl.owner(&key)) {
+                        owned_here = false;
+                        let raw = &buf[..head_len];
+                        match remote::ask_owner(ctx, owner, &req, raw, &key, &mut out).await {
+                            remote::Lean::Answer(a) => {
+                                let (host, target) = (req.host, req.target);
+                                let lean = LeanHit {
+                                    peer,
+                                    read_at,
+                                    now,
+                                    head_only,
+                                    host,
+                                    target,
+                                    route,
+                                };
+                                if !write_lean(ctx, &mut io, &mut out, a, lean).await {
+                                    return;
+                                }
+                                buf.advance(head_len);
+                                if close {
+                                    let _ = io.shutdown().await;
+                                    return;
+                                }
+                                rearm(
+                                    &mut idle,
+                                    &mut idle_armed_at,
+                                    Instant::now(),
+                                    conn.head_timeout,
+                                );
+                                continue 'requests;
                             }
-                            buf.advance(head_len);
-                            if close {
-                                let _ = io.shutdown().await;
-                                return;
-                            }
-                            rearm(
-                                &mut idle,
-                                &mut idle_armed_at,
-                                Instant::now(),
-                                conn.head_timeout,
-                            );
-                            continue;
+                            remote::Lean::General(p) => pre = p,
                         }
-                        remote::Lean::General(p) => pre = p,
                     }
-                }
-                // Not a fresh hit here: the general stages answer it on this loop.
-                let Some(mut parts) = lite::parts(&buf[..head_len]) else {
-                    return handoff(conn, io, buf, watcher).await;
-                };
-                let sink = line.get_or_insert_with(InterimLine::new).begin();
-                parts.extensions.insert(sink.clone());
-                // The access log's start is the metrics' one: the read that completed it.
-                let pending = ctx.access.enabled().then(|| {
-                    let head = (&parts.method, &parts.uri, &parts.headers);
-                    Pending::of_parts(head, Some(peer), now, read_at)
-                });
-                // This loop drives the request to its end (nothing races it): its fill may run
-                // inline rather than in a task of its own.
-                // Boxed once: the request's future is several KiB, and each wrapper below would
-                // move it whole (callgrind: a third of a miss's instructions were those copies).
-                let answer = Box::pin(handle_bodyless(Arc::clone(ctx), parts, Some(peer)));
-                let answer = remote::PREASKED.scope(RefCell::new(pre), answer);
-                let answer = RUN_TO_END.scope(true, answer);
-                let (answer, interim_failed) = with_interims(&mut io, &sink, answer).await;
-                if let Some(e) = interim_failed {
-                    return write_failed(ctx, peer, &e);
-                }
-                let Some((resp, route)) = answer else {
-                    return handoff(conn, io, buf, watcher).await;
+                    // A key whose last answer could not be stored: the pass lane, from the raw
+                    // request, unless its answer is storable (then the general stages take it).
+                    let mut prefetched = None;
+                    if owned_here && req.plain && !head_only && passlane::applies(ctx, &key) {
+                        let sink = line.get_or_insert_with(InterimLine::new).begin();
+                        let lane_req = passlane::LaneReq {
+                            raw: &buf[..head_len],
+                            key: &key,
+                            path: req.target.split('?').next().unwrap_or(req.target),
+                            client: peer,
+                            interim: Some(sink.clone()),
+                        };
+                        let lane = passlane::serve(ctx, lane_req);
+                        let (lane, interim_failed) = with_interims(&mut io, &sink, lane).await;
+                        if let Some(e) = interim_failed {
+                            return write_failed(ctx, peer, &e);
+                        }
+                        match lane {
+                            passlane::Lane::Answer(resp, route) => {
+                                let pending = if ctx.access.enabled() {
+                                    lite::parts(&buf[..head_len]).map(|parts| {
+                                        let head = (&parts.method, &parts.uri, &parts.headers);
+                                        Pending::of_parts(head, Some(peer), now, read_at)
+                                    })
+                                } else {
+                                    None
+                                };
+                                break 'answer (resp, Some(route), pending);
+                            }
+                            passlane::Lane::General(p) => prefetched = Some(p),
+                            passlane::Lane::NotTaken => {}
+                        }
+                    }
+                    // Not a fresh hit here: the general stages answer it on this loop.
+                    let Some(mut parts) = lite::parts(&buf[..head_len]) else {
+                        return handoff(conn, io, buf, watcher).await;
+                    };
+                    let sink = line.get_or_insert_with(InterimLine::new).begin();
+                    parts.extensions.insert(sink.clone());
+                    // The access log's start is the metrics' one: the read that completed it.
+                    let pending = ctx.access.enabled().then(|| {
+                        let head = (&parts.method, &parts.uri, &parts.headers);
+                        Pending::of_parts(head, Some(peer), now, read_at)
+                    });
+                    // This loop drives the request to its end (nothing races it): its fill may run
+                    // inline rather than in a task of its own.
+                    // Boxed once: the request's future is several KiB, and each wrapper below would
+                    // move it whole (callgrind: a third of a miss's instructions were those copies).
+                    let answer = Box::pin(handle_bodyless(Arc::clone(ctx), parts, Some(peer)));
+                    let answer = remote::PREASKED.scope(RefCell::new(pre), answer);
+                    let answer = passlane::PREFETCHED.scope(RefCell::new(prefetched), answer);
+                    let answer = RUN_TO_END.scope(true, answer);
+                    let (answer, interim_failed) = with_interims(&mut io, &sink, answer).await;
+                    if let Some(e) = interim_failed {
+                        return write_failed(ctx, peer, &e);
+                    }
+                    let Some((resp, route)) = answer else {
+                        return handoff(conn, io, buf, watcher).await;
+                    };
+                    (resp, route, pending)
                 };
                 buf.advance(head_len);
                 let status = resp.status().as_u16();

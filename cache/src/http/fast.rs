@@ -27,6 +27,9 @@ pub struct FastReq<'a> {
     pub target: &'a str,
     /// The client asked to close after this response.
     pub close: bool,
+    /// None of `Via`, `X-Forwarded-For`, `Forwarded` and `Authorization`: the fields can go
+    /// upstream as they are with this node's own added (the pass lane, `passlane`).
+    pub plain: bool,
 }
 
 /// What the fast path makes of the bytes read so far.
@@ -67,6 +70,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     }
     let mut host = None;
     let mut close = false;
+    let mut plain = true;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -85,6 +89,8 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
             }
         } else if is_special(name) {
             return Parse::Fallback;
+        } else if plain && is_forwarding(name) {
+            plain = false;
         }
     }
     let Some(host) = host else {
@@ -96,6 +102,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         host,
         target,
         close,
+        plain,
     })
 }
 
@@ -111,6 +118,13 @@ pub fn has_length_and_coding(buf: &[u8]) -> bool {
     }
     let has = |n: &str| req.headers.iter().any(|h| h.name.eq_ignore_ascii_case(n));
     has("content-length") && has("transfer-encoding")
+}
+
+/// Fields a proxy merges its own into, or that make an answer's storability depend on the
+/// request: their requests are not `plain`.
+fn is_forwarding(name: &[u8]) -> bool {
+    const FORWARDING: &[&[u8]] = &[b"via", b"x-forwarded-for", b"forwarded", b"authorization"];
+    FORWARDING.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
 /// Fields that change framing or the cache decision: their requests take the general path.

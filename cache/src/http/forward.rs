@@ -39,7 +39,6 @@ pub(super) fn forward_headers(ctx: &Ctx, req: &ReqHead) -> HeaderMap {
 const XFF: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 
 pub(super) fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
-    use std::fmt::Write;
     let mut xff = String::with_capacity(64);
     for v in h.get_all(&XFF) {
         if let Ok(v) = v.to_str() {
@@ -51,12 +50,7 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
         }
     }
     let start = xff.len();
-    match ip {
-        std::net::IpAddr::V4(v4) => push_ipv4(&mut xff, v4),
-        std::net::IpAddr::V6(_) => {
-            let _ = write!(xff, "{ip}");
-        }
-    }
+    push_ip(&mut xff, ip);
     let text = &xff[start..];
     let mut element = String::with_capacity(text.len() + 24);
     match ip {
@@ -76,6 +70,17 @@ pub(super) fn add_forwarded(h: &mut HeaderMap, ip: std::net::IpAddr) {
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
         h.append(http::header::FORWARDED, v);
+    }
+}
+
+/// An address as `Display` writes it (IPv4 without the formatter).
+pub(super) fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    use std::fmt::Write;
+    match ip {
+        std::net::IpAddr::V4(v4) => push_ipv4(out, v4),
+        std::net::IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
     }
 }
 

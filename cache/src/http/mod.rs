@@ -22,6 +22,7 @@ pub mod owner;
 mod owner_inline;
 mod partial;
 mod pass;
+mod passlane;
 pub(crate) mod remote;
 mod respond;
 pub mod server;

@@ -266,6 +266,24 @@ impl Pool {
         input: &PickInput<'_>,
         counters: &Counters,
     ) -> Result<Sent, Fault> {
+        self.send_with(req, input, counters, None).await
+    }
+
+    /// Whether the pool pins clients to servers with a cookie (`persistence`).
+    pub fn has_persistence(&self) -> bool {
+        self.persistence.is_some()
+    }
+
+    /// [`Pool::send`], with the request's head already encoded (`raw`, for a bodyless,
+    /// idempotent `req` on the node's own client: the pass lane's): `req.headers` then only
+    /// serve the server choice.
+    pub async fn send_with(
+        &self,
+        req: OutRequest,
+        input: &PickInput<'_>,
+        counters: &Counters,
+        raw: Option<&[u8]>,
+    ) -> Result<Sent, Fault> {
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
             tracing::warn!(pool = %self.name, "no server available");
             return Err(Fault::NoServer);
@@ -281,7 +299,7 @@ impl Pool {
         } else {
             None
         };
-        let result = match self.send_to(first, req, counters).await {
+        let result = match self.send_to(first, req, counters, raw).await {
             Err(e @ (Fault::OriginUnreachable | Fault::OriginBroken)) => {
                 let Some((method, path_and_query, headers, interim)) = retry_copy else {
                     return Err(e);
@@ -298,7 +316,7 @@ impl Pool {
                     upload: None,
                     interim,
                 };
-                self.send_to(second, again, counters)
+                self.send_to(second, again, counters, raw)
                     .await
                     .map(|s| (s, true))
             }
@@ -321,6 +339,7 @@ impl Pool {
         idx: usize,
         req: OutRequest,
         counters: &Counters,
+        raw: Option<&[u8]>,
     ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
         let server = Arc::clone(&self.servers[idx]);
         let upload = req.upload.clone();
@@ -331,7 +350,7 @@ impl Pool {
         let deadline = origin_deadline(upload.clone(), self.first_byte_timeout);
         let lean = matches!(req.body, Either::Left(_)) && is_idempotent(&req.method);
         let result = tokio::select! {
-            r = self.exchange(idx, req, lean) => Some(r),
+            r = self.exchange(idx, req, lean, raw) => Some(r),
             _ = deadline => None,
         };
         server.active.fetch_sub(1, Ordering::Relaxed);
@@ -381,18 +400,26 @@ impl Pool {
         idx: usize,
         req: OutRequest,
         lean: bool,
+        raw: Option<&[u8]>,
     ) -> Result<Response<OriginBody>, (Fault, String)> {
         if lean {
-            let mut head = Vec::with_capacity(512);
-            encode_request(
-                &mut head,
-                &req.method,
-                req.path_and_query.as_str(),
-                &req.headers,
-            );
+            let mut encoded = Vec::new();
+            let head = match raw {
+                Some(raw) => raw,
+                None => {
+                    encoded.reserve(512);
+                    encode_request(
+                        &mut encoded,
+                        &req.method,
+                        req.path_and_query.as_str(),
+                        &req.headers,
+                    );
+                    &encoded
+                }
+            };
             let head_request = req.method == Method::HEAD;
             let interim = req.interim.as_ref();
-            return match self.lean[idx].exchange(&head, head_request, interim).await {
+            return match self.lean[idx].exchange(head, head_request, interim).await {
                 Ok((h, body)) => {
                     let mut resp = Response::new(OriginBody::Lean(body));
                     *resp.status_mut() = h.status;
