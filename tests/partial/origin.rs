@@ -1,6 +1,6 @@
 //! A scripted origin for partial-content tests: one object per path, of `size` bytes, whose
-//! version (its bytes and its validator, an `ETag` or a `Last-Modified`) the test changes. It honours a single closed or open
-//! `Range` (206 with `Content-Range`), and `If-Range` by strong comparison with the current
+//! version (its bytes and its validator, an `ETag` or a `Last-Modified`) the test changes. It honours a single closed, open
+//! or suffix `Range` (206 with `Content-Range`), and `If-Range` by strong comparison with the current
 //! `ETag` (a mismatch gets the whole 200) unless told to ignore it. Every request is recorded
 //! with the body bytes sent for it. HTTP/1.1 keep-alive, no request bodies.
 
@@ -169,9 +169,14 @@ fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String
     out
 }
 
-/// `bytes=a-b` or `bytes=a-`, clipped to `len`; None when unsatisfiable or another form.
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n`, clipped to `len`; None when unsatisfiable or another
+/// form.
 fn parse(v: &str, len: usize) -> Option<(usize, usize)> {
     let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
+    if a.is_empty() {
+        let n: usize = b.parse().ok()?;
+        return (n > 0 && len > 0).then(|| (len.saturating_sub(n), len - 1));
+    }
     let a: usize = a.parse().ok()?;
     let b: usize = if b.is_empty() {
         len - 1
