@@ -22,8 +22,12 @@
 //!    arrives).
 //! 5. Kept: as a partial object, or — every byte held — as the complete object (a 200 for a
 //!    later full GET), the partial one removed.
+//!
+//! A plain GET that leads the fill of a key with a fresh partial object is completed from it
+//! (`complete`): only the missing byte runs are fetched.
 
 mod answer;
+mod complete;
 mod fetch;
 
 use std::sync::Arc;
@@ -47,6 +51,7 @@ use crate::store::fill::Join;
 use crate::store::object::{partial_key, Object};
 use crate::store::pieces::Pieces;
 use answer::{hit, large, partial_response, unsatisfiable, unstored};
+pub(super) use complete::{complete, Completion};
 use fetch::{fetch, Fetched};
 
 /// Most rounds of origin requests for one client range (a round asks for every gap; a new
