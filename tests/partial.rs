@@ -1,16 +1,19 @@
 //! Partial content (RFC 9111 §3.3-3.4) under `cache.partial = "on"`, end to end: a node in
 //! front of a scripted origin (`partial/origin.rs`) that honours `Range` and `If-Range` and
 //! records every request with the body bytes it sent. Loopback addresses 127.0.32.0/24 and
-//! 127.0.33.0/24.
+//! 127.0.33.0/24; the cluster tests (`partial/cluster.rs`) 127.0.50.0/24.
 //!
 //! With a 1 KiB slice, a range miss asks the origin for its slice-aligned window only; a later
 //! range inside what is held is a hit; a range partly outside asks for the gap with `If-Range`;
 //! a covered object serves a full GET as a 200 hit; a changed or weak validator is never
 //! combined; purge removes a partial object. Open and suffix ranges with nothing held
-//! (`partial/open.rs`) and full GETs completed from the parts (`partial/complete.rs`).
+//! (`partial/open.rs`), full GETs completed from the parts (`partial/complete.rs`), and the
+//! parts of a key a peer owns (`partial/cluster.rs`).
 
 mod support;
 
+#[path = "partial/cluster.rs"]
+mod cluster;
 #[path = "partial/complete.rs"]
 mod complete;
 #[path = "partial/open.rs"]

@@ -51,7 +51,7 @@ use crate::store::fill::Join;
 use crate::store::object::{partial_key, Object};
 use crate::store::pieces::Pieces;
 use answer::{hit, large, partial_response, unsatisfiable, unstored};
-pub(super) use complete::{complete, Completion};
+pub(super) use complete::{completable, complete, Completion};
 use fetch::{fetch, Fetched};
 
 /// Most rounds of origin requests for one client range (a round asks for every gap; a new
