@@ -1,14 +1,23 @@
 //! Partial content (RFC 9111 §3.3-3.4) under `cache.partial = "on"`, end to end: a node in
 //! front of a scripted origin (`partial/origin.rs`) that honours `Range` and `If-Range` and
-//! records every request with the body bytes it sent. Loopback addresses 127.0.32.0/24 only.
+//! records every request with the body bytes it sent. Loopback addresses 127.0.32.0/24 and
+//! 127.0.33.0/24; the cluster tests (`partial/cluster.rs`) 127.0.50.0/24.
 //!
 //! With a 1 KiB slice, a range miss asks the origin for its slice-aligned window only; a later
 //! range inside what is held is a hit; a range partly outside asks for the gap with `If-Range`;
 //! a covered object serves a full GET as a 200 hit; a changed or weak validator is never
-//! combined; purge removes a partial object.
+//! combined; purge removes a partial object. Open and suffix ranges with nothing held
+//! (`partial/open.rs`), full GETs completed from the parts (`partial/complete.rs`), and the
+//! parts of a key a peer owns (`partial/cluster.rs`).
 
 mod support;
 
+#[path = "partial/cluster.rs"]
+mod cluster;
+#[path = "partial/complete.rs"]
+mod complete;
+#[path = "partial/open.rs"]
+mod open;
 #[path = "partial/origin.rs"]
 mod origin;
 
@@ -248,35 +257,6 @@ fn parts_with_a_strong_last_modified_are_combined() {
     assert_eq!(seen[1].range.as_deref(), Some("bytes=1024-2047"));
     assert_eq!(seen[1].if_range.as_deref(), Some(lm));
     let r = range(&node, 0, 2047);
-    assert!(
-        r.cache_status().starts_with("a; hit"),
-        "{}",
-        r.cache_status()
-    );
-    assert_eq!(origin.seen().len(), 2);
-}
-
-#[test]
-fn a_full_get_with_only_parts_held_fetches_the_whole_object() {
-    let origin = RangeOrigin::start("127.0.32.10", 4000, "\"v1\"");
-    let node = partial_node("127.0.32.10", &origin);
-    assert_part(&range(&node, 0, 99), 1, 4000, 0, 99);
-    let full = get(node.addr, PATH, &[]);
-    assert_eq!(full.status, 200);
-    assert_eq!(full.body, content(1, 4000));
-    let seen = origin.seen();
-    assert_eq!((seen[1].range.as_deref(), seen[1].sent), (None, 4000));
-    // The complete object now answers every range, from the store.
-    assert!(support::wait_until(
-        std::time::Duration::from_secs(5),
-        || {
-            get(node.addr, PATH, &[])
-                .cache_status()
-                .starts_with("a; hit")
-        }
-    ));
-    let r = range(&node, 3000, 3999);
-    assert_part(&r, 1, 4000, 3000, 3999);
     assert!(
         r.cache_status().starts_with("a; hit"),
         "{}",

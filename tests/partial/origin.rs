@@ -1,8 +1,8 @@
 //! A scripted origin for partial-content tests: one object per path, of `size` bytes, whose
-//! version (its bytes and its validator, an `ETag` or a `Last-Modified`) the test changes. It honours a single closed or open
-//! `Range` (206 with `Content-Range`), and `If-Range` by strong comparison with the current
+//! version (its bytes and its validator, an `ETag` or a `Last-Modified`) the test changes. It honours a single closed, open
+//! or suffix `Range` (206 with `Content-Range`), and `If-Range` by strong comparison with the current
 //! `ETag` (a mismatch gets the whole 200) unless told to ignore it. Every request is recorded
-//! with the body bytes sent for it. HTTP/1.1 keep-alive, no request bodies.
+//! with its path and the body bytes sent for it. HTTP/1.1 keep-alive, no request bodies.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 /// One request as the origin saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub path: String,
     pub range: Option<String>,
     pub if_range: Option<String>,
     pub status: u16,
@@ -92,6 +93,12 @@ impl RangeOrigin {
     pub fn seen(&self) -> Vec<Seen> {
         self.script.lock().expect("script").seen.clone()
     }
+
+    /// The requests for `path` so far.
+    pub fn seen_of(&self, path: &str) -> Vec<Seen> {
+        let s = self.script.lock().expect("script");
+        s.seen.iter().filter(|r| r.path == path).cloned().collect()
+    }
 }
 
 fn serve(conn: TcpStream, script: &Mutex<Script>) {
@@ -118,9 +125,14 @@ fn serve(conn: TcpStream, script: &Mutex<Script>) {
             })
         };
         let (range, if_range) = (field("range"), field("if-range"));
+        let path = head
+            .first()
+            .and_then(|l| l.split(' ').nth(1))
+            .unwrap_or("")
+            .to_string();
         let delay = script.lock().expect("script").delay;
         std::thread::sleep(delay);
-        let reply = answer(script, range, if_range);
+        let reply = answer(script, path, range, if_range);
         if r.get_mut().write_all(&reply).is_err() {
             return;
         }
@@ -128,7 +140,12 @@ fn serve(conn: TcpStream, script: &Mutex<Script>) {
 }
 
 /// The response to one request, recorded in the script.
-fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String>) -> Vec<u8> {
+fn answer(
+    script: &Mutex<Script>,
+    path: String,
+    range: Option<String>,
+    if_range: Option<String>,
+) -> Vec<u8> {
     let mut s = script.lock().expect("script");
     let body = content(s.version, s.size);
     let (validator_field, validator) = match s.etag.strip_prefix("lm:") {
@@ -161,6 +178,7 @@ fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String
     .into_bytes();
     out.extend_from_slice(part);
     s.seen.push(Seen {
+        path,
         range,
         if_range,
         status: if span.is_some() { 206 } else { 200 },
@@ -169,9 +187,14 @@ fn answer(script: &Mutex<Script>, range: Option<String>, if_range: Option<String
     out
 }
 
-/// `bytes=a-b` or `bytes=a-`, clipped to `len`; None when unsatisfiable or another form.
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n`, clipped to `len`; None when unsatisfiable or another
+/// form.
 fn parse(v: &str, len: usize) -> Option<(usize, usize)> {
     let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
+    if a.is_empty() {
+        let n: usize = b.parse().ok()?;
+        return (n > 0 && len > 0).then(|| (len.saturating_sub(n), len - 1));
+    }
     let a: usize = a.parse().ok()?;
     let b: usize = if b.is_empty() {
         len - 1

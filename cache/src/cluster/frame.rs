@@ -59,7 +59,11 @@
 //! its own fast path writes them, ending with the blank line) instead of a `Hit` with a
 //! header list; and it never sends `Wait` — where the answer would need a slow step first
 //! (a stale object, a handover probe, a fill to follow) the owner answers `Miss` without a
-//! lease at once, and the requester asks again without the bit. Other bits are rejected.
+//! lease at once, and the requester asks again without the bit; bit 3 ([`Lookup::RANGE`],
+//! version 8) a range request under `cache.partial`: the owner sends `Wait`, then answers
+//! the request as it would for a client of its own (`Answer`: from its complete object, from
+//! its partial object, or fetching the missing bytes from its origin and keeping them),
+//! never `Hit` or `Miss`. Other bits are rejected.
 //! `WireHit`: the meta is encoded as in an object head; the requester checks the wire head
 //! (`http::remote::wirecheck`) before it writes any of it to a client.
 //! `Miss.lease`: `Some(id)` the requester fetches from the origin and `Push`es the object
@@ -103,8 +107,9 @@ pub use codec::PeerCodec;
 /// carries a stream id, and one connection carries many exchanges at once (`Reset`). 5: per
 /// stream flow control: `Data` is sent only within the credit the receiver gave (`Credit`).
 /// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache). 7: `WireHit`
-/// and [`Lookup::WIRE`] (remote hits in the owner's HTTP/1.1 wire form).
-pub const VERSION: u8 = 7;
+/// and [`Lookup::WIRE`] (remote hits in the owner's HTTP/1.1 wire form). 8:
+/// [`Lookup::RANGE`] (the owner answers a range from its partial object).
+pub const VERSION: u8 = 8;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -384,7 +389,7 @@ pub struct Lookup {
     pub headers: Vec<(Bytes, Bytes)>,
     /// Peer hops taken so far (loop guard).
     pub hops: u8,
-    /// [`Lookup::MAY_LEASE`] | [`Lookup::PROBE`] | [`Lookup::WIRE`].
+    /// [`Lookup::MAY_LEASE`] | [`Lookup::PROBE`] | [`Lookup::WIRE`] | [`Lookup::RANGE`].
     pub flags: u8,
 }
 
@@ -395,8 +400,11 @@ impl Lookup {
     pub const PROBE: u8 = 2;
     /// The requester takes a fresh object as `WireHit` when the owner keeps its wire form.
     pub const WIRE: u8 = 4;
+    /// A range request under `cache.partial`: the owner answers it itself (`Answer`), from
+    /// its complete or partial object or fetching what is missing, never with a lease.
+    pub const RANGE: u8 = 8;
     /// Every defined flag bit.
-    pub const KNOWN_FLAGS: u8 = Lookup::MAY_LEASE | Lookup::PROBE | Lookup::WIRE;
+    pub const KNOWN_FLAGS: u8 = Lookup::MAY_LEASE | Lookup::PROBE | Lookup::WIRE | Lookup::RANGE;
 
     /// Whether [`Lookup::MAY_LEASE`] is set.
     pub fn may_lease(&self) -> bool {
@@ -411,6 +419,11 @@ impl Lookup {
     /// Whether [`Lookup::WIRE`] is set.
     pub fn wants_wire(&self) -> bool {
         self.flags & Lookup::WIRE != 0
+    }
+
+    /// Whether [`Lookup::RANGE`] is set.
+    pub fn wants_range(&self) -> bool {
+        self.flags & Lookup::RANGE != 0
     }
 }
 

@@ -12,7 +12,8 @@
 //!    refreshing, revalidate, or serve it on error (RFC 9111 §4, RFC 5861); nothing stored →
 //!    504 for `only-if-cached`, a pass for HEAD and `no-store`, else fill.
 //!    Under `cache.partial`, a range with no complete object stored is served from, or added
-//!    to, the key's partial object instead (`partial/`, RFC 9111 §3.3-3.4).
+//!    to, the key's partial object instead (`partial/`, RFC 9111 §3.3-3.4); for a key a peer
+//!    owns, by the owner (`remote::ask_range`).
 //! 5. **Fill** (`fill/`): one trip to the origin (or the owner's lease) per key however many
 //!    clients wait, read while it arrives; after a join, the key's previous owner is asked
 //!    first (`handover.rs`).
@@ -36,7 +37,7 @@ use super::ctx::{Ctx, ReqHead};
 use super::decide::decide;
 use super::fill;
 use super::interim::InterimSink;
-use super::lookup::{local, lookup, Found};
+use super::lookup::{local, lookup, Found, Stored};
 use super::partial;
 use super::pass;
 use super::remote;
@@ -156,27 +157,43 @@ async fn cached(ctx: Arc<Ctx>, req: ReqHead, key: String) -> Response<ProxyBody>
             remote::head(ctx, req, key, owner).await
         }
         Found::Owner(owner) => {
-            fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await
-        }
-        Found::Here(stored) => {
-            // Nothing complete here: a range may be served from, or added to, the key's
-            // partial object (`cache.partial`).
-            if stored.object.is_none() {
-                if let Some(slice) = partial::slice_for(&ctx, &req, &req_cc) {
-                    if let Some(resp) = partial::serve(&ctx, &req, &key, &req_cc, slice).await {
-                        return resp;
-                    }
+            // A range under `cache.partial`: the owner answers it from its partial object.
+            if partial::slice_for(&ctx, &req, &req_cc).is_some() {
+                if let Some(resp) = Box::pin(remote::ask_range(&ctx, &req, &key, &owner)).await {
+                    return resp;
                 }
             }
-            decide(ctx, req, key, req_cc, stored).await
+            fill::miss(ctx, req, key, Fwd::Miss, None, req_cc, Some(owner)).await
         }
+        Found::Here(stored) => here(ctx, req, key, req_cc, stored).await,
     }
 }
 
-/// A peer's GET for a key this node owns and holds, but may not serve fresh: answered as a
-/// client's request would be here (stale-while-revalidate, revalidation with the origin,
-/// stale-if-error), never sent on to another peer. None when the request's target or Host
-/// is unusable.
+/// A request this node answers from its own store (stages 4 to 7).
+async fn here(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    key: String,
+    req_cc: CacheControl,
+    stored: Stored,
+) -> Response<ProxyBody> {
+    // Nothing complete here: a range may be served from, or added to, the key's partial
+    // object (`cache.partial`).
+    if stored.object.is_none() {
+        if let Some(slice) = partial::slice_for(&ctx, &req, &req_cc) {
+            if let Some(resp) = partial::serve(&ctx, &req, &key, &req_cc, slice).await {
+                return resp;
+            }
+        }
+    }
+    decide(ctx, req, key, req_cc, stored).await
+}
+
+/// A peer's GET for a key this node owns, answered as a client's request would be here, never
+/// sent on to another peer: one it holds but may not serve fresh (stale-while-revalidate,
+/// revalidation with the origin, stale-if-error), or a range under `cache.partial` (from,
+/// or added to, the key's partial object). None when the request's target or Host is
+/// unusable.
 pub(super) async fn answer_for_peer(
     ctx: Arc<Ctx>,
     uri: &str,
@@ -186,7 +203,7 @@ pub(super) async fn answer_for_peer(
     let req = peer_request(&ctx, uri, headers)?;
     let req_cc = CacheControl::from_headers(&req.headers);
     let stored = local(&ctx, &req, &key);
-    Some(decide(ctx, req, key, req_cc, stored).await)
+    Some(here(ctx, req, key, req_cc, stored).await)
 }
 
 /// A peer's GET (its `Lookup`'s target and fields) as a request of this node's, routed by

@@ -20,6 +20,7 @@ pub(crate) mod lite;
 mod lookup;
 pub mod owner;
 mod owner_inline;
+mod owner_partial;
 mod partial;
 mod pass;
 mod passlane;

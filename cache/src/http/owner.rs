@@ -11,8 +11,16 @@
 //! * else, a fill of the key under way here (a local request's, or another peer's lease) →
 //!   the requester waits on it (bounded by the coalesce timeout) and gets `Hit` + the body
 //!   while it arrives, or `Miss { lease: None }` when that fill is not shareable;
+//! * a GET with [`Lookup::RANGE`] (a range under `cache.partial`) → `Wait`, then `Answer`:
+//!   this node answers it as it would for a client of its own — from its complete object,
+//!   from the key's partial object, or fetching what is missing from its origin pool and
+//!   keeping it here (`partial`) — so the parts of a key live at its owner only;
 //! * else, in this node's handover window after it joined (`handover`), the key's previous
 //!   owner is probed first: its object is taken over (stored here) and sent as a `Hit`;
+//! * else, nobody filling the key and a fresh partial object of it held here
+//!   (`partial::completable`) → this node leads the fill itself, fetching only the missing
+//!   byte runs (`partial::complete`), and the requester follows it as below (a `WIRE`
+//!   requester is answered `Miss` without a lease and asks again);
 //! * else this node leads a fill for the key and grants the lease: `Miss { lease: Some(n) }`,
 //!   then waits (bounded) for the requester's `Push` of lease n and stores what it sends
 //!   (acknowledged with `Count` once stored, before the requester ends its own client's body); every
@@ -50,6 +58,7 @@ use super::handler::answer_for_peer;
 use super::handover::take_over;
 use super::lease::Leased;
 use super::owner_inline::Now;
+use super::owner_partial::{answer_range, completes_from_parts, lead_here};
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push, WireHit, WireMeta};
 use crate::cluster::peer::{Link, PeerConn, PeerError};
 use crate::cluster::wire;
@@ -232,6 +241,9 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             return Ok(());
         }
     };
+    if l.wants_range() && l.method == LookupMethod::Get && !l.is_probe() {
+        return Box::pin(answer_range(ctx, c, l, headers)).await;
+    }
     let node = ctx.node_id.as_str();
     let now = SystemTime::now();
     let req_cc = CacheControl::from_headers(&headers);
@@ -314,9 +326,31 @@ async fn lookup(ctx: &Arc<Ctx>, c: &mut PeerConn, l: Lookup) -> Result<(), PeerE
             if !waiting {
                 c.send(Frame::Wait).await?;
             }
-            Box::pin(follow(c, reader, &headers, rt.coalesce_timeout, node)).await
+            Box::pin(follow(c, reader, &headers, rt.coalesce_timeout, node, true)).await
         }
         Join::Lead(w) => {
+            // A fresh partial object here: this node completes it itself (fetching only the
+            // missing byte runs) and the requester follows that fill.
+            if let Some(req) = completes_from_parts(ctx, &rt, &l, &headers, &req_cc) {
+                if lean {
+                    drop(w);
+                    return c.send(miss(None)).await;
+                }
+                if !waiting {
+                    c.send(Frame::Wait).await?;
+                }
+                let reader = w.reader();
+                lead_here(ctx, req, l.key.clone(), w);
+                return Box::pin(follow(
+                    c,
+                    reader,
+                    &headers,
+                    rt.coalesce_timeout,
+                    node,
+                    false,
+                ))
+                .await;
+            }
             let lease = LEASES.fetch_add(1, Ordering::Relaxed);
             c.send(miss(Some(lease))).await?;
             bump(&ctx.counters.peer_leases);
@@ -335,7 +369,10 @@ fn members(cs: &CacheStatus) -> String {
 }
 
 /// Streams this node's own answer (status, headers as for a client, body) to the requester.
-async fn send_answer(c: &mut PeerConn, resp: http::Response<ProxyBody>) -> Result<(), PeerError> {
+pub(super) async fn send_answer(
+    c: &mut PeerConn,
+    resp: http::Response<ProxyBody>,
+) -> Result<(), PeerError> {
     let (parts, mut body) = resp.into_parts();
     let body_len = body.size_hint().exact().unwrap_or(wire::UNKNOWN_LEN);
     c.feed(Frame::Answer(Answer {
@@ -413,13 +450,15 @@ fn miss_frame(node: &str, lease: Option<u64>) -> Frame {
     })
 }
 
-/// The requester waits here on a fill of the key under way at this node.
+/// The requester waits here on a fill of the key under way at this node (`collapsed`: one
+/// that another request started).
 async fn follow(
     c: &mut PeerConn,
     mut reader: FillReader<FillHead>,
     headers: &http::HeaderMap,
     wait: Duration,
     node: &str,
+    collapsed: bool,
 ) -> Result<(), PeerError> {
     let head = match reader.head(wait).await {
         Ok(h) => h,
@@ -427,7 +466,7 @@ async fn follow(
     };
     let matches = head.vary.is_empty() || variant_id(&head.vary, headers) == head.variant_id;
     let mut cs = CacheStatus::fwd(node, head.fwd);
-    cs.collapsed = true;
+    cs.collapsed = collapsed;
     cs.stored = true;
     let wire_head = matches
         .then(|| wire::from_fill(&head, cs.to_member()))

@@ -12,6 +12,10 @@
 //!   complete length when known), so the parts kept line up and a later range reuses them.
 //! * [`fetches`]: one request per gap, or one for their hull when there are more than
 //!   `MAX_FETCHES` gaps.
+//! * [`first_ask`]: with nothing held, what a client's range asks the origin for — a closed
+//!   range its window; an open range `first-` everything from the slice boundary at or below
+//!   `first` (`bytes=start-`); a suffix `-n` the last `n` bytes rounded up to whole slices
+//!   (`bytes=-m`) — or None when that could not be kept (larger than `max_object_size`).
 
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +24,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::etag::EntityTag;
 use super::freshness::http_date;
+use super::range::Requested;
 
 /// Most origin requests one client range makes for its gaps (more: one for the hull).
 pub const MAX_FETCHES: usize = 4;
@@ -141,10 +146,45 @@ pub fn fetches(gaps: &[(u64, u64)]) -> Vec<(u64, u64)> {
     }
 }
 
-/// `Range: bytes=first-last`.
-pub fn range_value(first: u64, last: u64) -> HeaderValue {
-    HeaderValue::try_from(format!("bytes={first}-{last}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("bytes=0-0"))
+/// One range asked of the origin (its `Range` value: [`Ask::value`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// `bytes=first-last`.
+    Span(u64, u64),
+    /// `bytes=first-`.
+    From(u64),
+    /// `bytes=-n`.
+    Suffix(u64),
+}
+
+impl Ask {
+    /// The `Range` field value.
+    pub fn value(&self) -> HeaderValue {
+        let v = match *self {
+            Ask::Span(first, last) => format!("bytes={first}-{last}"),
+            Ask::From(first) => format!("bytes={first}-"),
+            Ask::Suffix(n) => format!("bytes=-{n}"),
+        };
+        HeaderValue::try_from(v).unwrap_or_else(|_| HeaderValue::from_static("bytes=0-0"))
+    }
+}
+
+/// What to ask the origin for when nothing of the representation is held (see the module
+/// doc); None: it could not be kept.
+pub fn first_ask(requested: Requested, slice: u64, max_object_size: u64) -> Option<Ask> {
+    let slice = slice.max(1);
+    match requested {
+        Requested::Closed(first, last) => {
+            let (start, end) = window(first, last, slice, None);
+            (end - start < max_object_size).then_some(Ask::Span(start, end))
+        }
+        Requested::From(first) => Some(Ask::From(first - first % slice)),
+        Requested::Suffix(n) => {
+            let most = (max_object_size - max_object_size % slice).max(slice);
+            let m = n.div_ceil(slice).saturating_mul(slice).min(most);
+            (n <= m).then_some(Ask::Suffix(m))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +290,29 @@ mod tests {
             .collect();
         assert_eq!(fetches(&many), [(0, MAX_FETCHES as u64 * 20 + 9)]);
         assert!(fetches(&[]).is_empty());
-        assert_eq!(range_value(5, 9), "bytes=5-9");
+        assert_eq!(Ask::Span(5, 9).value(), "bytes=5-9");
+    }
+
+    #[test]
+    fn the_first_ask_widens_to_slices_and_stays_within_max_object_size() {
+        use Requested::{Closed, From, Suffix};
+        assert_eq!(
+            first_ask(Closed(150, 160), 100, 1000),
+            Some(Ask::Span(100, 199))
+        );
+        assert_eq!(
+            first_ask(Closed(0, 999), 100, 1000),
+            Some(Ask::Span(0, 999))
+        );
+        assert_eq!(first_ask(Closed(0, 1000), 100, 1000), None);
+        assert_eq!(first_ask(From(250), 100, 1000), Some(Ask::From(200)));
+        assert_eq!(first_ask(From(200), 100, 1000), Some(Ask::From(200)));
+        assert_eq!(first_ask(Suffix(1), 100, 1000), Some(Ask::Suffix(100)));
+        assert_eq!(first_ask(Suffix(250), 100, 1000), Some(Ask::Suffix(300)));
+        // Rounded up past the bound: the bound in whole slices, when that still covers n.
+        assert_eq!(first_ask(Suffix(850), 100, 990), Some(Ask::Suffix(900)));
+        assert_eq!(first_ask(Suffix(950), 100, 990), None);
+        assert_eq!(Ask::From(7).value(), "bytes=7-");
+        assert_eq!(Ask::Suffix(7).value(), "bytes=-7");
     }
 }

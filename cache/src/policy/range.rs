@@ -60,17 +60,34 @@ pub fn evaluate_range(req: &HeaderMap, stored: &HeaderMap, len: u64) -> RangeOut
     }
 }
 
-/// The request's single closed range `bytes=first-last`, when it has one Range line of that
-/// form and no `If-Range` (what a range miss may ask the origin for without knowing the
-/// representation's length); None otherwise.
-pub fn closed_range(req: &HeaderMap) -> Option<(u64, u64)> {
+/// A request's single byte range as written (RFC 9110 §14.1.2), before a representation's
+/// length resolves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    /// `bytes=first-last`.
+    Closed(u64, u64),
+    /// `bytes=first-`: from `first` to the end.
+    From(u64),
+    /// `bytes=-n` (n > 0): the last `n` bytes.
+    Suffix(u64),
+}
+
+/// The request's single byte range as written, when it has one Range line of one valid
+/// range-spec and no `If-Range` (what a range miss may ask the origin for without knowing the
+/// representation's length); None otherwise, and for the unsatisfiable `bytes=-0`.
+pub fn requested_range(req: &HeaderMap) -> Option<Requested> {
     let mut lines = req.get_all(RANGE).iter();
     let (Some(value), None) = (lines.next(), lines.next()) else {
         return None;
     };
+    if req.contains_key(IF_RANGE) {
+        return None;
+    }
     match parse_range(value.as_bytes())? {
-        Spec::From(first, Some(last)) if !req.contains_key(IF_RANGE) => Some((first, last)),
-        _ => None,
+        Spec::From(first, Some(last)) => Some(Requested::Closed(first, last)),
+        Spec::From(first, None) => Some(Requested::From(first)),
+        Spec::Suffix(0) => None,
+        Spec::Suffix(n) => Some(Requested::Suffix(n)),
     }
 }
 
@@ -244,14 +261,17 @@ mod tests {
     }
 
     #[test]
-    fn closed_range_takes_only_first_last_without_if_range() {
-        let c = |pairs: &[(&'static str, &'static str)]| closed_range(&map(pairs));
-        assert_eq!(c(&[("range", "bytes=5-9")]), Some((5, 9)));
-        assert_eq!(c(&[("range", "bytes=5-")]), None);
-        assert_eq!(c(&[("range", "bytes=-5")]), None);
-        assert_eq!(c(&[("range", "bytes=0-1,4-5")]), None);
-        assert_eq!(c(&[("range", "bytes=5-9"), ("if-range", "\"a\"")]), None);
-        assert_eq!(c(&[]), None);
+    fn requested_range_is_one_spec_as_written_without_if_range() {
+        let r = |pairs: &[(&'static str, &'static str)]| requested_range(&map(pairs));
+        assert_eq!(r(&[("range", "bytes=5-9")]), Some(Requested::Closed(5, 9)));
+        assert_eq!(r(&[("range", "bytes=5-")]), Some(Requested::From(5)));
+        assert_eq!(r(&[("range", "bytes=-5")]), Some(Requested::Suffix(5)));
+        assert_eq!(r(&[("range", "bytes=-0")]), None);
+        assert_eq!(r(&[("range", "bytes=0-1,4-5")]), None);
+        assert_eq!(r(&[("range", "bytes=9-5")]), None);
+        assert_eq!(r(&[("range", "bytes=5-9"), ("if-range", "\"a\"")]), None);
+        assert_eq!(r(&[("range", "bytes=5-"), ("if-range", "\"a\"")]), None);
+        assert_eq!(r(&[]), None);
     }
 
     #[test]

@@ -65,6 +65,14 @@ fn samples() -> Vec<Frame> {
             hops: 1,
             flags: Lookup::WIRE,
         }),
+        Frame::Lookup(Lookup {
+            key: "http://example.com/c".into(),
+            method: LookupMethod::Get,
+            uri: "/c".into(),
+            headers: vec![(b("range"), b("bytes=0-9"))],
+            hops: 1,
+            flags: Lookup::RANGE,
+        }),
         Frame::Hit(head()),
         Frame::WireHit(WireHit {
             wire: b("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
@@ -435,10 +443,10 @@ fn malformed_payloads_are_named() {
         .encode(lookup("/".into(), 0), &mut l)
         .expect("encodes");
     let mut flags = l[9..].to_vec();
-    *flags.last_mut().expect("flags byte") = 8;
+    *flags.last_mut().expect("flags byte") = 16;
     assert_eq!(
         err(&raw(2, &flags)),
-        "Lookup.flags: 8 is not a set of known flags (bits 0 to 2)"
+        "Lookup.flags: 16 is not a set of known flags (bits 0 to 3)"
     );
 }
 

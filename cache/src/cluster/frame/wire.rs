@@ -241,7 +241,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
                     frame: w.frame,
                     field: "flags",
                     value: l.flags.into(),
-                    expected: "a set of known flags (bits 0 to 2)",
+                    expected: "a set of known flags (bits 0 to 3)",
                 });
             }
             w.buf.put_u8(l.flags);
@@ -389,7 +389,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             let hops = r.u8("hops")?;
             let flags = r.u8("flags")?;
             if flags & !Lookup::KNOWN_FLAGS != 0 {
-                return Err(r.bad("flags", flags.into(), "a set of known flags (bits 0 to 2)"));
+                return Err(r.bad("flags", flags.into(), "a set of known flags (bits 0 to 3)"));
             }
             Frame::Lookup(Lookup {
                 key,

@@ -1,5 +1,6 @@
 //! A fill's leader, in the order things happen: ask the origin (a plain GET, or a conditional
-//! one to revalidate `stale`) → answer from the stale object when the origin says 304 or fails
+//! one to revalidate `stale`; under `cache.partial`, only the missing byte runs when a fresh
+//! partial object of the key is held, `partial::complete`) → answer from the stale object when the origin says 304 or fails
 //! and the object allows it (`fallback`) → decide what may be stored (`head_of`) → settle where
 //! the object is kept (here, at the owner, nowhere) → publish the head to the coalesced
 //! requests and start reading the body (`drive`) → answer this client.
@@ -19,6 +20,7 @@ use crate::http::forward::{
     clean_response_headers, forward_headers, has_any, path_and_query, pick_input, respond_upstream,
     with_cookie,
 };
+use crate::http::partial::{self, Completion};
 use crate::http::respond;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_status::CacheStatus;
@@ -38,12 +40,21 @@ pub(in crate::http) struct Times {
 }
 
 /// Lead one fill: see the module doc for the order of the stages.
-pub(in crate::http) async fn lead(
-    job: Lead<'_>,
-    mut w: FillWriter<FillHead>,
-) -> Response<ProxyBody> {
+pub(in crate::http) async fn lead(job: Lead<'_>, w: FillWriter<FillHead>) -> Response<ProxyBody> {
     let ctx = job.ctx;
-    let (sent, times) = ask_origin(&job).await;
+    // A key with a fresh partial object: only the byte runs not held are fetched.
+    let (mut w, asked) = if job.rt.partial_slice.is_some() {
+        match Box::pin(partial::complete(&job, w)).await {
+            Completion::Done(resp) => return resp,
+            Completion::Fill(w, asked) => (w, asked),
+        }
+    } else {
+        (w, None)
+    };
+    let (sent, times) = match asked {
+        Some(asked) => asked,
+        None => ask_origin(&job).await,
+    };
     let Sent {
         response,
         server,

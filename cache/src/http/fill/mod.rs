@@ -29,8 +29,7 @@ use crate::stats::bump;
 use crate::store::fill::Join;
 use crate::store::object::Object;
 use fallback::serve_stale;
-pub(in crate::http) use lead::Times;
-pub(super) use lead::{ask_origin, lead};
+pub(super) use lead::{ask_origin, lead, Times};
 
 /// One fill's leader: the request, its key, and what to do with the answer.
 pub(super) struct Lead<'a> {

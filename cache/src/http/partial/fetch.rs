@@ -1,7 +1,8 @@
-//! One origin request for part of a representation: `Range: bytes=first-last`, with
-//! `If-Range` when parts of it are held already, and what came back: a part that may be kept
-//! ([`Fetched::Part`]), a 206 that may not ([`Fetched::Unstored`]), or any other answer,
-//! relayed as it is ([`Fetched::Other`]).
+//! One origin request for part of a representation (`Range` as [`Ask`] says, with `If-Range`
+//! when parts of it are held already), and what came back: a part that may be kept
+//! ([`Fetched::Part`]), a 206 that may not ([`Fetched::Unstored`]), a 206 larger than
+//! `max_object_size` ([`Fetched::Large`], its body not read), or any other answer, relayed as
+//! it is ([`Fetched::Other`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use crate::origin::pool::{OutRequest, Sent, Server};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::conditional::strip_conditionals;
 use crate::policy::headers::content_length;
-use crate::policy::partial::{content_range_of, range_value, strong_validator, Validator};
+use crate::policy::meta::StoredMeta;
+use crate::policy::partial::{content_range_of, strong_validator, Ask, ContentRange, Validator};
 use crate::policy::storable::{storability, StoreParams};
 use crate::policy::vary::{vary_of, Vary};
 use crate::stats::{add, bump};
@@ -36,6 +38,9 @@ pub(super) enum Fetched {
     /// A 206 that may not be kept (weak or no validator, no complete length, not storable):
     /// its head and bytes, for this client only.
     Unstored(HeaderMap, Bytes),
+    /// A 206 whose range is longer than `max_object_size`: never kept, its body unread (for
+    /// this client only, as it arrives).
+    Large(http::response::Parts, OriginBody),
     /// Any other status: relayed as it is, stored nowhere.
     Other(http::response::Parts, OriginBody),
     /// The origin failed (connect, timeout, broken or oversized body).
@@ -50,19 +55,70 @@ pub(super) struct Answer {
     pub server: Option<SocketAddr>,
 }
 
-/// Ask the origin for bytes `first..=last` of the client's target (see the module doc). A 206
-/// body is read whole, bounded by `max_object_size`.
+/// Ask the origin for `ask` of the client's target (see the module doc). A 206 body is read
+/// whole, bounded by `max_object_size`.
 pub(super) async fn fetch(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
     req: &ReqHead,
     req_cc: &CacheControl,
-    (first, last): (u64, u64),
+    ask: Ask,
     held: Option<&Validator>,
 ) -> Answer {
+    let (sent, times) = send(ctx, req, ask, held).await;
+    let Sent {
+        response,
+        server,
+        set_cookie,
+    } = match sent {
+        Ok(s) => s,
+        Err(fault) => {
+            return Answer {
+                fetched: Fetched::Failed(fault),
+                set_cookie: None,
+                server: None,
+            }
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    clean_response_headers(ctx, &mut parts.headers, parts.version);
+    let answer = |fetched| Answer {
+        fetched,
+        set_cookie,
+        server: Some(server.addr),
+    };
+    if parts.status != StatusCode::PARTIAL_CONTENT {
+        return answer(Fetched::Other(parts, body));
+    }
+    let large = content_range_of(&parts.headers)
+        .is_some_and(|cr| cr.last - cr.first + 1 > rt.max_object_size);
+    if large {
+        return answer(Fetched::Large(parts, body));
+    }
+    let Some(bytes) = read_body(body, rt.max_object_size, &server, &parts.headers).await else {
+        return answer(Fetched::Failed(Fault::OriginBroken));
+    };
+    let fetched = match keepable(rt, req, req_cc, parts.headers, &bytes, times) {
+        Ok(part) => Fetched::Part(part),
+        Err(headers) => {
+            bump(&ctx.counters.uncacheable);
+            Fetched::Unstored(*headers, bytes)
+        }
+    };
+    answer(fetched)
+}
+
+/// Sends the range request `ask` for the client's target (its conditionals removed;
+/// `If-Range: held` when given); with when it was sent and when its answer's head came.
+pub(in crate::http) async fn send(
+    ctx: &Arc<Ctx>,
+    req: &ReqHead,
+    ask: Ask,
+    held: Option<&Validator>,
+) -> (Result<Sent, Fault>, (SystemTime, SystemTime)) {
     let mut headers = forward_headers(ctx, req);
     strip_conditionals(&mut headers);
-    headers.insert(RANGE, range_value(first, last));
+    headers.insert(RANGE, ask.value());
     if let Some(v) = held {
         headers.insert(IF_RANGE, v.if_range());
     }
@@ -81,50 +137,7 @@ pub(super) async fn fetch(
         .pool
         .send(out, &pick_input(req), &ctx.counters)
         .await;
-    let response_time = SystemTime::now();
-    let Sent {
-        response,
-        server,
-        set_cookie,
-    } = match sent {
-        Ok(s) => s,
-        Err(fault) => {
-            return Answer {
-                fetched: Fetched::Failed(fault),
-                set_cookie: None,
-                server: None,
-            }
-        }
-    };
-    let (mut parts, body) = response.into_parts();
-    clean_response_headers(ctx, &mut parts.headers, parts.version);
-    if parts.status != StatusCode::PARTIAL_CONTENT {
-        return Answer {
-            fetched: Fetched::Other(parts, body),
-            set_cookie,
-            server: Some(server.addr),
-        };
-    }
-    let Some(bytes) = read_body(body, rt.max_object_size, &server, &parts.headers).await else {
-        return Answer {
-            fetched: Fetched::Failed(Fault::OriginBroken),
-            set_cookie,
-            server: Some(server.addr),
-        };
-    };
-    let times = (request_time, response_time);
-    let fetched = match keepable(rt, req, req_cc, parts.headers, &bytes, times) {
-        Ok(part) => Fetched::Part(part),
-        Err(headers) => {
-            bump(&ctx.counters.uncacheable);
-            Fetched::Unstored(*headers, bytes)
-        }
-    };
-    Answer {
-        fetched,
-        set_cookie,
-        server: Some(server.addr),
-    }
+    (sent, (request_time, SystemTime::now()))
 }
 
 /// The whole body; None when it fails or grows past `limit` (the caller counts the fault).
@@ -164,18 +177,27 @@ async fn read_body(
     }
 }
 
-/// The 206 as a part that may be kept, or its head back when it may not: RFC 9111 §3 as for
-/// the whole representation (its `Cache-Control`/`Expires` govern), `Set-Cookie` as the route
-/// says, no `Vary`, and §3.3-3.4: one range with a complete length, a strong validator, and a
-/// body of exactly that range's length.
-fn keepable(
+/// A 206's head as the head of a part that may be kept: the representation's fields (no
+/// `Content-Range`, no `Content-Length`), its freshness, strong validator and range.
+pub(in crate::http) struct PartHead {
+    pub headers: HeaderMap,
+    pub meta: StoredMeta,
+    pub validator: Validator,
+    pub range: ContentRange,
+    pub has_targeted: bool,
+}
+
+/// The 206's head when a part of it may be kept, or the head back when not: RFC 9111 §3 as
+/// for the whole representation (its `Cache-Control`/`Expires` govern), `Set-Cookie` as the
+/// route says, no `Vary`, and §3.3-3.4: one range with a complete length and a strong
+/// validator.
+pub(in crate::http) fn part_head(
     rt: &Runtime,
     req: &ReqHead,
     req_cc: &CacheControl,
     mut headers: HeaderMap,
-    body: &Bytes,
     (request_time, response_time): (SystemTime, SystemTime),
-) -> Result<Part, Box<HeaderMap>> {
+) -> Result<PartHead, Box<HeaderMap>> {
     let params = StoreParams {
         freshness: rt.freshness,
         targets: &rt.targets,
@@ -195,23 +217,45 @@ fn keepable(
     let cookie_ok = req.route.store_set_cookie || !headers.contains_key(http::header::SET_COOKIE);
     let range = content_range_of(&headers);
     let validator = strong_validator(&headers);
-    let (Ok(meta), true, Vary::None, Some(cr), Some(validator)) =
+    let (Ok(meta), true, Vary::None, Some(range), Some(validator)) =
         (meta, cookie_ok, vary_of(&headers), range, validator)
     else {
         return Err(Box::new(headers));
     };
-    if body.len() as u64 != cr.last - cr.first + 1 {
-        return Err(Box::new(headers));
-    }
     headers.remove(CONTENT_RANGE);
     headers.remove(CONTENT_LENGTH);
+    Ok(PartHead {
+        has_targeted: has_any(&headers, &rt.strip),
+        headers,
+        meta,
+        validator,
+        range,
+    })
+}
+
+/// The 206 as a part that may be kept ([`part_head`], and a body of exactly its range's
+/// length), or its head back when it may not.
+fn keepable(
+    rt: &Runtime,
+    req: &ReqHead,
+    req_cc: &CacheControl,
+    headers: HeaderMap,
+    body: &Bytes,
+    times: (SystemTime, SystemTime),
+) -> Result<Part, Box<HeaderMap>> {
+    let original = headers.clone();
+    let head = part_head(rt, req, req_cc, headers, times)?;
+    let cr = head.range;
+    if body.len() as u64 != cr.last - cr.first + 1 {
+        return Err(Box::new(original));
+    }
     let mut pieces = Pieces::new(cr.complete);
     pieces.insert(cr.first, body.clone());
     Ok(Part {
-        has_targeted: has_any(&headers, &rt.strip),
-        headers,
+        has_targeted: head.has_targeted,
+        headers: head.headers,
         pieces,
-        meta,
-        validator,
+        meta: head.meta,
+        validator: head.validator,
     })
 }

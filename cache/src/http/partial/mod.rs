@@ -6,50 +6,57 @@
 //!    A key whose whole object is being fetched (a fill in flight) is left to that fill,
 //!    which serves ranges while it arrives.
 //! 2. The client's range is resolved against it (`policy::range`, its `If-Range` included);
-//!    with none held, only a closed `bytes=first-last` without `If-Range` is taken here.
+//!    with none held, a single range without `If-Range` is taken here, closed, open or
+//!    suffix (`policy::partial::first_ask` says what the origin is asked for first).
 //!    Anything else returns None: the caller fetches the whole object as before.
 //! 3. Held wholly → a hit, 206 from the store. Concurrent misses of one window are coalesced:
-//!    one fetches, the others wait for it and then look again. Else the gaps of the range's window (widened
-//!    to `cache.partial_slice` boundaries, `policy::partial::window`) are asked for (`fetch`),
-//!    with `If-Range` naming the held part's strong validator.
+//!    one fetches, the others wait for it and then look again. Else the gaps of the range's
+//!    window (widened to `cache.partial_slice` boundaries, `policy::partial::window`) are
+//!    asked for (`fetch`), with `If-Range` naming the held part's strong validator; an open
+//!    or suffix range with nothing held asks first for what `first_ask` says, which gives the
+//!    complete length, and then for the gaps its answer left.
 //! 4. A 206 whose strong validator matches is combined; one with another validator replaces
-//!    what is held and the gaps are planned again (at most `MAX_ROUNDS` times); a 200 or 416
+//!    what is held and the gaps are planned again (at most `MAX_ROUNDS` rounds); a 200 or 416
 //!    (the representation changed) removes the partial object and is relayed; a 206 that may
-//!    not be kept is served to this client only.
+//!    not be kept is served to this client only (one longer than `max_object_size` as it
+//!    arrives).
 //! 5. Kept: as a partial object, or — every byte held — as the complete object (a 200 for a
 //!    later full GET), the partial one removed.
+//!
+//! A plain GET that leads the fill of a key with a fresh partial object is completed from it
+//! (`complete`): only the missing byte runs are fetched.
 
+mod answer;
+mod complete;
 mod fetch;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, AGE, CONTENT_LENGTH, RANGE};
+use http::header::{HeaderValue, CONTENT_LENGTH, RANGE};
 use http::{HeaderMap, Method, Response, StatusCode};
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead};
 use super::decide::pragma_no_cache;
 use super::forward::{fault_response, respond_upstream, with_cookie};
-use super::respond::build;
 use crate::policy::cache_control::CacheControl;
-use crate::policy::cache_status::{append_cache_status, CacheStatus, Fwd};
-use crate::policy::conditional::{client_not_modified, not_modified_headers};
-use crate::policy::headers::age_value;
-use crate::policy::partial::{content_range_of, fetches, window, Validator};
-use crate::policy::range::{
-    closed_range, content_range, evaluate_range, unsatisfied_range, RangeOutcome,
-};
+use crate::policy::cache_status::{CacheStatus, Fwd};
+use crate::policy::partial::{fetches, first_ask, window, Ask, Validator};
+use crate::policy::range::{evaluate_range, requested_range, RangeOutcome, Requested};
 use crate::policy::reuse::{reuse, Reuse};
 use crate::policy::StoredMeta;
-use crate::stats::{add, bump};
+use crate::stats::bump;
 use crate::store::fill::Join;
 use crate::store::object::{partial_key, Object};
 use crate::store::pieces::Pieces;
+use answer::{hit, large, partial_response, unsatisfiable, unstored};
+pub(super) use complete::{completable, complete, Completion};
 use fetch::{fetch, Fetched};
 
-/// Most times the gaps are planned again after the origin's validator changed mid-way.
+/// Most rounds of origin requests for one client range (a round asks for every gap; a new
+/// round starts when the origin's validator changed mid-way, or after an open or suffix
+/// range's first answer gave the complete length).
 const MAX_ROUNDS: usize = 3;
 
 /// A partial object being served or built: the representation's head (no `Content-Range`,
@@ -93,6 +100,21 @@ impl Part {
     }
 }
 
+/// The key's partial object, when one is stored and the request may be served from it fresh.
+pub(super) fn fresh_part(
+    ctx: &Ctx,
+    key: &str,
+    req_headers: &HeaderMap,
+    req_cc: &CacheControl,
+    now: SystemTime,
+) -> Option<Part> {
+    let pragma = pragma_no_cache(req_headers, req_cc);
+    ctx.store
+        .get(&partial_key(key), |o| o.pieces.is_some())
+        .filter(|o| reuse(&o.meta, req_cc, pragma, now) == Reuse::Fresh)
+        .and_then(|o| Part::of(&o))
+}
+
 /// The slice size when this request takes the partial path: `cache.partial = "on"`, a GET
 /// with a Range that may be stored (no `no-store`; `only-if-cached` goes the usual way).
 pub(super) fn slice_for(ctx: &Ctx, req: &ReqHead, req_cc: &CacheControl) -> Option<u64> {
@@ -108,20 +130,50 @@ pub(super) fn slice_for(ctx: &Ctx, req: &ReqHead, req_cc: &CacheControl) -> Opti
 enum Want {
     Range(u64, u64),
     Unsatisfiable(u64),
-    /// Not for this path: the whole object (no range, a failed `If-Range`, an open range of
-    /// an unknown length).
+    /// Nothing held: an open or suffix range, resolved once the origin says the length.
+    Unresolved(Requested),
+    /// Not for this path: the whole object (no range, a failed `If-Range`, an `If-Range`
+    /// with nothing held).
     Elsewhere,
 }
 
 fn wanted(req: &ReqHead, part: Option<&Part>) -> Want {
     let Some(p) = part else {
-        return closed_range(&req.headers).map_or(Want::Elsewhere, |(f, l)| Want::Range(f, l));
+        return match requested_range(&req.headers) {
+            Some(Requested::Closed(f, l)) => Want::Range(f, l),
+            Some(r) => Want::Unresolved(r),
+            None => Want::Elsewhere,
+        };
     };
     match evaluate_range(&req.headers, &p.headers, p.pieces.len()) {
         RangeOutcome::Partial { start, end } => Want::Range(start, end),
         RangeOutcome::Unsatisfiable => Want::Unsatisfiable(p.pieces.len()),
         RangeOutcome::Full => Want::Elsewhere,
     }
+}
+
+/// The origin requests of the next round: the gaps of the client's window in what is held,
+/// or nothing (the client's range held, resolved to no range, or a window too large to
+/// keep).
+fn plan(req: &ReqHead, part: Option<&Part>, slice: u64, max_object_size: u64) -> Vec<Ask> {
+    let Want::Range(first, last) = wanted(req, part) else {
+        return Vec::new();
+    };
+    if part.is_some_and(|p| p.pieces.slice(first, last).is_some()) {
+        return Vec::new();
+    }
+    let span = window(first, last, slice, part.map(|p| p.pieces.len()));
+    if span.1 - span.0 >= max_object_size {
+        return Vec::new();
+    }
+    let gaps = match part {
+        Some(p) => p.pieces.missing(span.0, span.1),
+        None => vec![span],
+    };
+    fetches(&gaps)
+        .into_iter()
+        .map(|(f, l)| Ask::Span(f, l))
+        .collect()
 }
 
 /// Serve a range request from the key's partial object, fetching what is missing (see the
@@ -152,14 +204,32 @@ async fn run(
     let rt = ctx.rt.load_full();
     let now = SystemTime::now();
     let pkey = partial_key(key);
-    let pragma = pragma_no_cache(&req.headers, req_cc);
-    let held = ctx
-        .store
-        .get(&pkey, |o| o.pieces.is_some())
-        .filter(|o| reuse(&o.meta, req_cc, pragma, now) == Reuse::Fresh)
-        .and_then(|o| Part::of(&o));
-    let (first, last) = match wanted(req, held.as_ref()) {
-        Want::Range(f, l) => (f, l),
+    let held = fresh_part(ctx, key, &req.headers, req_cc, now);
+    // The first request when nothing is held and the range is open or a suffix; the window
+    // a closed range (or any range resolved against what is held) starts at.
+    let (first, flight) = match wanted(req, held.as_ref()) {
+        Want::Range(first, last) => {
+            if let Some(p) = &held {
+                if let Some(bytes) = p.pieces.slice(first, last) {
+                    bump(&ctx.counters.local_hit);
+                    let cs = CacheStatus::hit(&ctx.node_id, p.meta.ttl(now));
+                    return Some(hit(ctx, req, p, (first, last), bytes, &cs, now));
+                }
+            }
+            let span = window(first, last, slice, held.as_ref().map(|p| p.pieces.len()));
+            if span.1 - span.0 >= rt.max_object_size {
+                return None;
+            }
+            (None, span.0.to_string())
+        }
+        Want::Unresolved(r) => {
+            let ask = first_ask(r, slice, rt.max_object_size)?;
+            let flight = match ask {
+                Ask::Span(start, _) | Ask::From(start) => start.to_string(),
+                Ask::Suffix(n) => format!("-{n}"),
+            };
+            (Some(ask), flight)
+        }
         Want::Unsatisfiable(len) => {
             let p = held.as_ref()?;
             bump(&ctx.counters.local_hit);
@@ -168,20 +238,9 @@ async fn run(
         }
         Want::Elsewhere => return None,
     };
-    if let Some(p) = &held {
-        if let Some(bytes) = p.pieces.slice(first, last) {
-            bump(&ctx.counters.local_hit);
-            let cs = CacheStatus::hit(&ctx.node_id, p.meta.ttl(now));
-            return Some(hit(ctx, req, p, (first, last), bytes, &cs, now));
-        }
-    }
-    let span = window(first, last, slice, held.as_ref().map(|p| p.pieces.len()));
-    if span.1 - span.0 >= rt.max_object_size {
-        return None;
-    }
     // Concurrent misses of one window: the first fetches it; the others wait (up to
     // `coalesce_timeout`) until it is done, then look again (once) and find it held.
-    let _leader = match ctx.fills.join(&format!("{pkey}\0{}", span.0)) {
+    let _leader = match ctx.fills.join(&format!("{pkey}\0{flight}")) {
         Join::Lead(w) => Some(w),
         Join::Follow(mut r) if !waited => {
             bump(&ctx.counters.coalesced);
@@ -199,14 +258,15 @@ async fn run(
     };
     let mut cs = CacheStatus::fwd(&ctx.node_id, fwd);
     let (mut part, mut cookie, mut server) = (held, None, None);
+    let mut pending = first;
     'rounds: for _ in 0..MAX_ROUNDS {
-        let gaps = match &part {
-            Some(p) => p.pieces.missing(span.0, span.1),
-            None => vec![span],
+        let asks = match pending.take() {
+            Some(ask) => vec![ask],
+            None => plan(req, part.as_ref(), slice, rt.max_object_size),
         };
-        for gap in fetches(&gaps) {
+        for ask in asks {
             let validator = part.as_ref().map(|p| p.validator.clone());
-            let answer = fetch(ctx, &rt, req, req_cc, gap, validator.as_ref()).await;
+            let answer = fetch(ctx, &rt, req, req_cc, ask, validator.as_ref()).await;
             cookie = answer.set_cookie.or(cookie);
             server = answer.server.or(server);
             match answer.fetched {
@@ -221,7 +281,18 @@ async fn run(
                 },
                 Fetched::Unstored(headers, bytes) => {
                     ctx.store.purge(&pkey);
-                    let resp = unstored(ctx, headers, bytes, (first, last), &cs);
+                    let resp = unstored(ctx, req, headers, bytes, &cs);
+                    return Some(finish(ctx, resp, cookie, server));
+                }
+                Fetched::Large(parts, body) => {
+                    // Never kept; held bytes of another representation are dropped.
+                    let same = crate::policy::partial::strong_validator(&parts.headers)
+                        .zip(validator)
+                        .is_some_and(|(new, old)| new.matches(&old));
+                    if !same {
+                        ctx.store.purge(&pkey);
+                    }
+                    let resp = large(ctx, req, parts, body, &cs)?;
                     return Some(finish(ctx, resp, cookie, server));
                 }
                 Fetched::Other(parts, body) => {
@@ -243,17 +314,18 @@ async fn run(
     let mut part = part?;
     cs.stored = keep(ctx, key, &pkey, &mut part, rt.max_object_size);
     let resp = match wanted(req, Some(&part)) {
-        Want::Range(f, l) => match part.pieces.slice(f, l) {
-            Some(bytes) => partial_response(ctx, &part, (f, l), bytes, &cs, None),
-            None => {
-                tracing::debug!(key = %key, "origin did not send the range asked for");
-                let mut cs = CacheStatus::fwd(&ctx.node_id, fwd);
-                fault_response(ctx, crate::fault::Fault::OriginBroken, &mut cs)
-            }
-        },
+        Want::Range(f, l) => {
+            let Some(bytes) = part.pieces.slice(f, l) else {
+                // The origin did not send what was asked for, or the window of an open or
+                // suffix range is too large to keep: the whole object, the usual way.
+                tracing::debug!(key = %key, "range not held after its fetches");
+                return None;
+            };
+            partial_response(ctx, &part, (f, l), bytes, &cs, None)
+        }
         Want::Unsatisfiable(len) => unsatisfiable(ctx, &part, len, &cs, now),
         // The client's If-Range names another representation than the origin's now.
-        Want::Elsewhere => return None,
+        Want::Unresolved(_) | Want::Elsewhere => return None,
     };
     Some(finish(ctx, resp, cookie, server))
 }
@@ -310,113 +382,4 @@ fn keep(ctx: &Ctx, key: &str, pkey: &str, part: &mut Part, max_object_size: u64)
         part.has_targeted,
     );
     ctx.store.insert(pkey, Arc::new(obj))
-}
-
-/// A hit: client conditionals (RFC 9110 §13.2) answered 304, else 206 with the held bytes.
-fn hit(
-    ctx: &Ctx,
-    req: &ReqHead,
-    part: &Part,
-    range: (u64, u64),
-    bytes: Bytes,
-    cs: &CacheStatus,
-    now: SystemTime,
-) -> Response<ProxyBody> {
-    let age = age_value(part.meta.current_age(now));
-    if client_not_modified(
-        &req.method,
-        &req.headers,
-        StatusCode::OK,
-        &part.headers,
-        Some(part.meta.response_time),
-    ) {
-        bump(&ctx.counters.not_modified);
-        let mut h = not_modified_headers(&part.headers);
-        h.insert(AGE, age);
-        append_cache_status(&mut h, cs);
-        return build(StatusCode::NOT_MODIFIED, h, ProxyBody::Empty);
-    }
-    add(&ctx.counters.traffic.hit_bytes, bytes.len() as u64);
-    partial_response(ctx, part, range, bytes, cs, Some(age))
-}
-
-/// 206 with `bytes` as `first..=last` of the representation.
-fn partial_response(
-    ctx: &Ctx,
-    part: &Part,
-    (first, last): (u64, u64),
-    bytes: Bytes,
-    cs: &CacheStatus,
-    age: Option<HeaderValue>,
-) -> Response<ProxyBody> {
-    let mut headers = part.headers.clone();
-    if part.has_targeted {
-        ctx.strip_targeted(&mut headers);
-    }
-    headers.insert(
-        http::header::CONTENT_RANGE,
-        content_range(first, last, part.pieces.len()),
-    );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
-    if let Some(age) = age {
-        headers.insert(AGE, age);
-    }
-    append_cache_status(&mut headers, cs);
-    build(StatusCode::PARTIAL_CONTENT, headers, ProxyBody::full(bytes))
-}
-
-/// 416 for a range past the end of a representation of `len` bytes.
-fn unsatisfiable(
-    ctx: &Ctx,
-    part: &Part,
-    len: u64,
-    cs: &CacheStatus,
-    now: SystemTime,
-) -> Response<ProxyBody> {
-    let mut headers = part.headers.clone();
-    if part.has_targeted {
-        ctx.strip_targeted(&mut headers);
-    }
-    headers.insert(AGE, age_value(part.meta.current_age(now)));
-    headers.insert(http::header::CONTENT_RANGE, unsatisfied_range(len));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
-    headers.remove(http::header::ETAG);
-    append_cache_status(&mut headers, cs);
-    build(StatusCode::RANGE_NOT_SATISFIABLE, headers, ProxyBody::Empty)
-}
-
-/// A 206 that may not be kept, for this client: the client's range cut from it when it holds
-/// all of it, else the origin's part as it came.
-fn unstored(
-    ctx: &Ctx,
-    mut headers: HeaderMap,
-    bytes: Bytes,
-    (first, last): (u64, u64),
-    cs: &CacheStatus,
-) -> Response<ProxyBody> {
-    let cr = content_range_of(&headers);
-    let body = match cr {
-        Some(cr)
-            if bytes.len() as u64 == cr.last - cr.first + 1
-                && cr.first <= first
-                && last.min(cr.complete - 1) <= cr.last =>
-        {
-            let last = last.min(cr.complete - 1);
-            let at = (first - cr.first) as usize;
-            let cut = bytes.slice(at..at + (last - first + 1) as usize);
-            headers.insert(
-                http::header::CONTENT_RANGE,
-                content_range(first, last, cr.complete),
-            );
-            cut
-        }
-        _ => bytes,
-    };
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
-    let has_targeted = super::forward::has_any(&headers, &ctx.rt.load().strip);
-    if has_targeted {
-        ctx.strip_targeted(&mut headers);
-    }
-    append_cache_status(&mut headers, cs);
-    build(StatusCode::PARTIAL_CONTENT, headers, ProxyBody::full(body))
 }

@@ -100,8 +100,13 @@ pub(in crate::http) fn applies(ctx: &Ctx, key: &str) -> bool {
 /// Serve a request for a marked key (see the module doc).
 pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
     let rt = ctx.rt.load_full();
-    // Routes that match on request fields need the general stages' parts.
-    if !rt.fast_routing {
+    // Routes that match on request fields need the general stages' parts; a key with parts
+    // held (`cache.partial`) is completed from them by the fill.
+    let parts_held = || {
+        let parts = crate::store::object::partial_key(req.key);
+        ctx.store.get(&parts, |_| true).is_some()
+    };
+    if !rt.fast_routing || (rt.partial_slice.is_some() && parts_held()) {
         return Lane::NotTaken;
     }
     let route = rt.route(&Method::GET, req.key, req.path, &HeaderMap::new());

@@ -18,7 +18,8 @@
 //!   nothing. `peer_errors` counts every failed exchange.
 //!
 //! A HEAD for a key a peer owns is answered from the owner's object head when it has one
-//! (`head`), else sent to the origin. A pooled connection that turns out closed is retried
+//! (`head`), else sent to the origin. A range request under `cache.partial` is the owner's to
+//! answer from its partial object (`range`). A pooled connection that turns out closed is retried
 //! once on a fresh one. The owner's bodies are relayed by `relay`; what this node fetches under
 //! the owner's lease goes to it through `push`.
 
@@ -47,12 +48,14 @@ pub(crate) mod flights;
 mod head;
 mod lean;
 mod push;
+mod range;
 mod relay;
 pub(crate) mod wirecheck;
 
 pub(super) use head::head;
 pub(in crate::http) use lean::{ask_owner, relay_rest, Lean, WireAnswer};
 pub(super) use push::PushSink;
+pub(super) use range::ask_range;
 use relay::{next_chunk, owner_answer, read_body, remote_hit, small_body, BODY_IDLE};
 
 /// The owner's answer to a request's `Lookup`, received by the lean path (`lean`) and handed
