@@ -31,7 +31,7 @@ use strait_lb::health::admin::Override;
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
-use super::body::OriginBody;
+use super::body::{Blame, OriginBody};
 use super::h1::{encode_request, Idle};
 use super::persist;
 use super::probe::probe_kind;
@@ -112,6 +112,8 @@ impl Server {
 /// An origin pool.
 pub struct Pool {
     pub name: String,
+    /// `name`, shared with the bodies of the pool's answers (their failures name it).
+    label: Arc<str>,
     pub algorithm: Algorithm,
     pub servers: Vec<Arc<Server>>,
     scheduler: Scheduler,
@@ -197,6 +199,7 @@ impl Pool {
             .map(|h| spawn_checker(cfg.name.get_ref(), &servers, h.get_ref()));
         Pool {
             name: cfg.name.get_ref().clone(),
+            label: Arc::from(cfg.name.get_ref().as_str()),
             algorithm: cfg.algorithm,
             scheduler: Scheduler::new(cfg.algorithm, &ids),
             servers,
@@ -264,7 +267,7 @@ impl Pool {
         &self,
         req: OutRequest,
         input: &PickInput<'_>,
-        counters: &Counters,
+        counters: &Arc<Counters>,
     ) -> Result<Sent, Fault> {
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
             tracing::warn!(pool = %self.name, "no server available");
@@ -320,7 +323,7 @@ impl Pool {
         &self,
         idx: usize,
         req: OutRequest,
-        counters: &Counters,
+        counters: &Arc<Counters>,
     ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
         let server = Arc::clone(&self.servers[idx]);
         let upload = req.upload.clone();
@@ -342,7 +345,16 @@ impl Pool {
             return Err(fault);
         }
         let outcome = match result {
-            Some(Ok(resp)) => Ok(resp),
+            // From here a failure of the body is the server's too (`body::Blame`).
+            Some(Ok(resp)) => Ok(resp.map(|body| {
+                body.blaming(Blame {
+                    server: Arc::clone(&server),
+                    pool: Arc::clone(&self.label),
+                    counters: Arc::clone(counters),
+                    passive: (self.passive.failures, self.passive.backoff),
+                    upload,
+                })
+            })),
             Some(Err((fault, error))) => {
                 tracing::warn!(pool = %self.name, server = %server.addr, error = %error,
                     fault = fault.as_str(), "origin request failed");
@@ -394,7 +406,7 @@ impl Pool {
             let interim = req.interim.as_ref();
             return match self.lean[idx].exchange(&head, head_request, interim).await {
                 Ok((h, body)) => {
-                    let mut resp = Response::new(OriginBody::Lean(body));
+                    let mut resp = Response::new(OriginBody::lean(body));
                     *resp.status_mut() = h.status;
                     *resp.version_mut() = h.version;
                     *resp.headers_mut() = h.headers;
@@ -427,7 +439,7 @@ impl Pool {
             });
         }
         match self.client.request(request).await {
-            Ok(resp) => Ok(resp.map(OriginBody::Hyper)),
+            Ok(resp) => Ok(resp.map(OriginBody::hyper)),
             Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
             Err(e) => Err((Fault::OriginBroken, e.to_string())),
         }
