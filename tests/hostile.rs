@@ -25,6 +25,8 @@ mod origin;
 mod script;
 #[path = "hostile/slow.rs"]
 mod slow;
+#[path = "hostile/upload.rs"]
+mod upload;
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -61,6 +61,15 @@ impl Scripted {
             .collect()
     }
 
+    /// The body length of the request for `target` on connection `n`, if one came.
+    pub fn body_of(&self, n: usize, target: &str) -> Option<usize> {
+        let seen = self.seen.lock().expect("seen");
+        seen.requests
+            .iter()
+            .find(|r| r.0 == n && r.2 == target)
+            .map(|r| r.3)
+    }
+
     /// Connection `n` has ended.
     pub fn closed(&self, n: usize) -> bool {
         self.seen.lock().expect("seen").closed.contains(&n)

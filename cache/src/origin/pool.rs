@@ -20,9 +20,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::{Either, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -37,6 +34,7 @@ use super::persist;
 use super::probe::probe_kind;
 use super::section::{HealthConfig, PassiveConfig, PoolConfig};
 use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
+use super::upload_client::{self, UploadClient};
 use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
@@ -120,8 +118,8 @@ pub struct Pool {
     /// The node's own client (bodyless idempotent requests): idle connections per server,
     /// in the order of `servers`.
     lean: Vec<Arc<Idle>>,
-    /// hyper's client, for requests that carry a client's body.
-    client: Client<HttpConnector, OutBody>,
+    /// hyper's client, for requests that carry a client's body (`upload_client`).
+    client: UploadClient,
     first_byte_timeout: Duration,
     passive: PassiveConfig,
     /// Cookie name of cookie persistence.
@@ -157,15 +155,7 @@ impl Pool {
     /// runtime override (cleared when the file changed their weight: `control`).
     /// Starts the health checker when the pool has `health` (must run inside a tokio runtime).
     pub fn new(cfg: &PoolConfig, previous: Option<&Pool>) -> Pool {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.idle_timeout)
-            .pool_max_idle_per_host(cfg.max_idle_per_server)
-            .set_host(false)
-            .build(connector);
+        let client = upload_client::build(cfg);
         let servers: Vec<Arc<Server>> = cfg
             .servers
             .get_ref()
@@ -430,19 +420,10 @@ impl Pool {
         if let Some(h) = builder.headers_mut() {
             *h = req.headers;
         }
-        let mut request = builder
+        let request = builder
             .body(req.body)
             .map_err(|e| (Fault::Node, e.to_string()))?;
-        if let Some(sink) = req.interim {
-            hyper::ext::on_informational(&mut request, move |r| {
-                sink.relay(r.status(), r.headers())
-            });
-        }
-        match self.client.request(request).await {
-            Ok(resp) => Ok(resp.map(OriginBody::hyper)),
-            Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
-            Err(e) => Err((Fault::OriginBroken, e.to_string())),
-        }
+        upload_client::exchange(&self.client, request, req.interim).await
     }
 
     fn passive_result(&self, server: &Server, failed: bool) {
