@@ -23,7 +23,8 @@ pub type Script = fn(&str, &str) -> Vec<Step>;
 /// What the origin has seen.
 #[derive(Default)]
 pub struct Seen {
-    /// (connection number, method, target, body bytes) per request, in arrival order.
+    /// (connection number, method, target, body bytes) per request, in the order their heads
+    /// arrived; body bytes `usize::MAX` until the whole body is read.
     pub requests: Vec<(usize, String, String, usize)>,
     /// Connections that have ended (closed by the node, or by the script).
     pub closed: Vec<usize>,
@@ -68,6 +69,7 @@ impl Scripted {
             .iter()
             .find(|r| r.0 == n && r.2 == target)
             .map(|r| r.3)
+            .filter(|&b| b != usize::MAX)
     }
 
     /// Connection `n` has ended.
@@ -79,14 +81,10 @@ impl Scripted {
 fn serve(n: usize, conn: TcpStream, script: Script, log: &Mutex<Seen>) {
     let mut r = BufReader::new(conn);
     loop {
-        let Some((method, target, body)) = read_request(&mut r) else {
+        let Some((method, target)) = read_request(&mut r, n, log) else {
             log.lock().expect("seen").closed.push(n);
             return;
         };
-        log.lock()
-            .expect("seen")
-            .requests
-            .push((n, method.clone(), target.clone(), body));
         let path = target.split('?').next().unwrap_or("").to_string();
         for step in script(&method, &path) {
             let ok = match step {
@@ -105,8 +103,13 @@ fn serve(n: usize, conn: TcpStream, script: Script, log: &Mutex<Seen>) {
     }
 }
 
-/// One request: method, target and body length; None when the connection ended first.
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String, usize)> {
+/// One request, recorded when its head is read and again when its body is: method and
+/// target; None when the connection ended first.
+fn read_request(
+    r: &mut BufReader<TcpStream>,
+    n: usize,
+    log: &Mutex<Seen>,
+) -> Option<(String, String)> {
     let mut first = None;
     let (mut length, mut chunked) = (0usize, false);
     loop {
@@ -133,6 +136,12 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String, usize)>
     let mut words = first.split_whitespace();
     let method = words.next().unwrap_or("").to_string();
     let target = words.next().unwrap_or("").to_string();
+    let at = {
+        let mut seen = log.lock().expect("seen");
+        seen.requests
+            .push((n, method.clone(), target.clone(), usize::MAX));
+        seen.requests.len() - 1
+    };
     let body = if chunked {
         read_chunked(r)?
     } else {
@@ -140,7 +149,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String, usize)>
         r.read_exact(&mut buf).ok()?;
         length
     };
-    Some((method, target, body))
+    log.lock().expect("seen").requests[at].3 = body;
+    Some((method, target))
 }
 
 fn read_chunked(r: &mut BufReader<TcpStream>) -> Option<usize> {

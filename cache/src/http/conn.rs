@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::chunk_limit::{Declared, Watched};
 use super::counted::Counted;
 use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
@@ -458,8 +459,20 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
     let ctx = Arc::clone(&env.ctx);
     let line = InterimLine::new();
     let requests = Arc::clone(&line);
+    // Chunk sizes are watched against max_request_body as hyper reads them (`chunk_limit`).
+    let limits = Arc::clone(&env.ctx);
+    io.rewind(buf.freeze());
+    let (io, trip) = Watched::new(InterimIo::new(io, line), env.max_head, move || {
+        limits.rt.load().limits.max_request_body
+    });
+    let index = std::sync::atomic::AtomicU64::new(0);
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
+        // HTTP/1.1 requests come one after another, numbered as the watch numbers them.
+        req.extensions_mut().insert(Declared {
+            trip: Arc::clone(&trip),
+            index: index.fetch_add(1, Ordering::Relaxed),
+        });
         // HTTP/1.1 only: never to HTTP/1.0 (RFC 9110 §15.2), and hyper cannot send a 1xx on
         // an HTTP/2 stream.
         let sink = (req.version() == http::Version::HTTP_11).then(|| requests.begin());
@@ -486,7 +499,6 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
             Ok::<_, Infallible>(access::track(&ctx, pending, resp, route, head_at))
         }
     });
-    io.rewind(buf.freeze());
     // A reload changed header_read_timeout since the listener started: this connection's own.
     let reloaded;
     let builder = if conn.head_timeout == env.header_read_timeout {
@@ -497,9 +509,7 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         reloaded = b;
         &reloaded
     };
-    let served = builder
-        .serve_connection(TokioIo::new(InterimIo::new(io, line)), svc)
-        .into_owned();
+    let served = builder.serve_connection(TokioIo::new(io), svc).into_owned();
     if let Err(e) = watcher.watch(served).await {
         connection_error(&env.ctx, peer, e.as_ref());
     }

@@ -2,6 +2,7 @@
 
 mod admit;
 pub mod body;
+pub(crate) mod chunk_limit;
 mod conn;
 mod counted;
 pub mod ctx;
