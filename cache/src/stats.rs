@@ -182,7 +182,8 @@ counters! {
     send_timeouts => Client "client_send_timeouts",
     /// Client connections closed because no whole request head arrived within
     /// `limits.header_read_timeout` (slow or silent clients; on the raw path, those that had
-    /// sent part of a head are answered 408 first).
+    /// sent part of a head are answered 408 first; HTTP/2 connections with no request in
+    /// flight that long).
     header_timeouts => Client "client_header_timeouts",
     /// Times the client listeners stopped accepting because `limits.max_connections` client
     /// connections were open (each pause lasts until one closes).

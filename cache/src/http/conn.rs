@@ -5,6 +5,10 @@
 //! An HTTP/1.1 request's interim (1xx) responses from the origin (`interim`) are written before
 //! its final response: by this loop between its awaits, and under hyper by `interim_io` at
 //! hyper's flushes, the final response waiting until they are out.
+//!
+//! Under hyper the client stream is also watched for chunk sizes over `max_request_body`
+//! (`chunk_limit`), and the wait for a request where hyper has no head timer (HTTP/2) is timed
+//! by `idle`.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -29,6 +33,7 @@ use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
+use super::idle::{Held, Idle};
 use super::interim::{InterimLine, InterimSink};
 use super::interim_io::InterimIo;
 use super::io::{FlattenSmall, FLATTEN_MAX};
@@ -114,15 +119,15 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
         loop {
             let req = match fast::parse(&buf) {
                 Parse::Partial => break,
-                Parse::Fallback => return handoff(conn, io, buf, watcher).await,
+                Parse::Fallback => return handoff(conn, io, buf, watcher, idle_armed_at).await,
                 Parse::Fast(r) => r,
             };
             let Some(key) = crate::policy::key::key_from_host_and_target(req.host, req.target)
             else {
-                return handoff(conn, io, buf, watcher).await;
+                return handoff(conn, io, buf, watcher, idle_armed_at).await;
             };
             let Some(route) = fast_route_caches(ctx, &req, &key) else {
-                return handoff(conn, io, buf, watcher).await;
+                return handoff(conn, io, buf, watcher, idle_armed_at).await;
             };
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
@@ -170,7 +175,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 }
                 // Not a fresh hit here: the general stages answer it on this loop.
                 let Some(mut parts) = lite::parts(&buf[..head_len]) else {
-                    return handoff(conn, io, buf, watcher).await;
+                    return handoff(conn, io, buf, watcher, idle_armed_at).await;
                 };
                 let sink = line.get_or_insert_with(InterimLine::new).begin();
                 parts.extensions.insert(sink.clone());
@@ -191,7 +196,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     return write_failed(ctx, peer, &e);
                 }
                 let Some((resp, route)) = answer else {
-                    return handoff(conn, io, buf, watcher).await;
+                    return handoff(conn, io, buf, watcher, idle_armed_at).await;
                 };
                 buf.advance(head_len);
                 let status = resp.status().as_u16();
@@ -264,7 +269,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
         }
         if buf.len() >= env.max_head {
             // Too big for the fast path; hyper answers 431.
-            return handoff(conn, io, buf, watcher).await;
+            return handoff(conn, io, buf, watcher, idle_armed_at).await;
         }
         if *stop.borrow() && buf.is_empty() {
             return; // draining: an idle keep-alive connection closes
@@ -450,8 +455,15 @@ fn write_failed(ctx: &Ctx, peer: SocketAddr, e: &std::io::Error) {
     }
 }
 
-/// Give the connection, and the bytes read so far, to hyper.
-async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watcher) {
+/// Give the connection, and the bytes read so far, to hyper. `waiting_since`: when the
+/// connection began to wait for the request head it has not finished yet (`idle`).
+async fn handoff(
+    conn: Conn<'_>,
+    mut io: ClientIo,
+    buf: BytesMut,
+    watcher: Watcher,
+    waiting_since: Instant,
+) {
     let Conn { env, peer, .. } = conn;
     if fast::has_length_and_coding(&buf) {
         return refuse_length_and_coding(&env.ctx, &mut io, peer).await;
@@ -466,8 +478,12 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         limits.rt.load().limits.max_request_body
     });
     let index = std::sync::atomic::AtomicU64::new(0);
+    // header_read_timeout where hyper has no timer of its own: HTTP/2 (`idle`).
+    let idle = Idle::new(tokio::time::Instant::from_std(waiting_since));
+    let requests_idle = Arc::clone(&idle);
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
+        let busy = requests_idle.begin(req.version());
         // HTTP/1.1 requests come one after another, numbered as the watch numbers them.
         req.extensions_mut().insert(Declared {
             trip: Arc::clone(&trip),
@@ -496,7 +512,8 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
             let status = resp.status().as_u16();
             let elapsed = head_at.saturating_duration_since(start);
             ctx.counters.record_response(status, route, elapsed);
-            Ok::<_, Infallible>(access::track(&ctx, pending, resp, route, head_at))
+            let resp = access::track(&ctx, pending, resp, route, head_at);
+            Ok::<_, Infallible>(resp.map(|body| Held::new(body, busy)))
         }
     });
     // A reload changed header_read_timeout since the listener started: this connection's own.
@@ -510,8 +527,15 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         &reloaded
     };
     let served = builder.serve_connection(TokioIo::new(io), svc).into_owned();
-    if let Err(e) = watcher.watch(served).await {
-        connection_error(&env.ctx, peer, e.as_ref());
+    tokio::select! {
+        served = watcher.watch(served) => if let Err(e) = served {
+            connection_error(&env.ctx, peer, e.as_ref());
+        },
+        () = idle.expired(conn.head_timeout) => {
+            // Dropping the connection closes it.
+            bump(&env.ctx.counters.header_timeouts);
+            tracing::debug!(%peer, "no request on an HTTP/2 connection within header_read_timeout; closed");
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod forward;
 mod h1;
 pub(crate) mod handler;
 pub(crate) mod handover;
+mod idle;
 pub(crate) mod interim;
 mod interim_io;
 mod io;
