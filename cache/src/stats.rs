@@ -188,8 +188,9 @@ counters! {
     /// Times the client listeners stopped accepting because `limits.max_connections` client
     /// connections were open (each pause lasts until one closes).
     connection_limit_waits => Client "client_connection_limit_waits",
-    /// Failed accepts on the client listeners (`EMFILE`, `ENFILE`, `ENOBUFS`): each backs the
-    /// accept loop off, 5 ms doubling up to 1 s, instead of retrying at once.
+    /// Failed accepts on the node's listeners, client, admin and peer (`EMFILE`, `ENFILE`,
+    /// `ENOBUFS`): each backs the accept loop off, 5 ms doubling up to 1 s, instead of
+    /// retrying at once.
     accept_errors => Client "client_accept_errors",
 }
 
