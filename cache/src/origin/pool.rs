@@ -335,16 +335,7 @@ impl Pool {
             return Err(fault);
         }
         let outcome = match result {
-            // From here a failure of the body is the server's too (`body::Blame`).
-            Some(Ok(resp)) => Ok(resp.map(|body| {
-                body.blaming(Blame {
-                    server: Arc::clone(&server),
-                    pool: Arc::clone(&self.label),
-                    counters: Arc::clone(counters),
-                    passive: (self.passive.failures, self.passive.backoff),
-                    upload,
-                })
-            })),
+            Some(Ok(resp)) => Ok(resp),
             Some(Err((fault, error))) => {
                 tracing::warn!(pool = %self.name, server = %server.addr, error = %error,
                     fault = fault.as_str(), "origin request failed");
@@ -371,9 +362,21 @@ impl Pool {
             if outcome.is_err() {
                 bump(&counters.origin_errors);
             }
+            self.passive_result(&server, true);
         }
-        self.passive_result(&server, failed);
-        outcome.map(|r| (r, server))
+        // From here the body answers for the request (`body::Blame`): a failure of it is the
+        // server's too, and a good head counts as a success for passive ejection only once its
+        // body has not failed.
+        let blame = Blame {
+            server: Arc::clone(&server),
+            pool: Arc::clone(&self.label),
+            counters: Arc::clone(counters),
+            passive: (self.passive.failures, self.passive.backoff),
+            upload,
+            head_failed: failed,
+            settled: false,
+        };
+        outcome.map(|r| (r.map(|body| body.blaming(blame)), server))
     }
 
     /// One request to server `idx` up to its response head: on the node's own client when
