@@ -83,3 +83,104 @@ async fn an_h2_host_that_differs_from_authority_is_400() {
     assert_eq!(status, 200);
     assert_eq!(origin.count("/obj/h2host"), 1);
 }
+
+/// `limits.header_read_timeout` of the nodes below: short, the margins generous.
+const HEAD_TIMEOUT: &str = "[limits]\nheader_read_timeout = \"1s\"\n";
+/// Long enough for the node to close a connection at a 1 s timeout on a busy machine.
+const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty SETTINGS frame.
+const SETTINGS: &[u8] = &[0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+/// A HEADERS frame on stream 1 with END_STREAM but not END_HEADERS (one HPACK byte,
+/// `:method: GET`): the header block goes on in CONTINUATION frames that never come.
+const HEADERS_UNFINISHED: &[u8] = &[0, 0, 1, 0x1, 0x1, 0, 0, 0, 1, 0x82];
+
+/// Read what the node sends until it closes the connection: how long that took, or None
+/// when it was still open after `CLOSE_WITHIN`.
+async fn closed_after(stream: &mut tokio::net::TcpStream) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_WITHIN, read_to_end).await.ok()?;
+    Some(start.elapsed())
+}
+
+#[tokio::test]
+async fn an_h2_connection_that_never_completes_a_request_is_closed_at_header_read_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let origin = Origin::start();
+    let node = Node::start(&[origin.addr], HEAD_TIMEOUT);
+    let cases: [(&str, Vec<u8>); 3] = [
+        (
+            "the preface and SETTINGS, then nothing",
+            [PREFACE, SETTINGS].concat(),
+        ),
+        (
+            "a HEADERS frame without END_HEADERS",
+            [PREFACE, SETTINGS, HEADERS_UNFINISHED].concat(),
+        ),
+        ("part of the preface", PREFACE[..18].to_vec()),
+    ];
+    for (what, bytes) in &cases {
+        let mut stream = tokio::net::TcpStream::connect(node.addr)
+            .await
+            .expect("connect");
+        stream.write_all(bytes).await.expect("write");
+        let took = closed_after(&mut stream).await;
+        let took = took.unwrap_or_else(|| panic!("{what}: still open after {CLOSE_WITHIN:?}"));
+        // Not refused on sight: closed by the timeout.
+        assert!(
+            took >= std::time::Duration::from_millis(500),
+            "{what}: {took:?}"
+        );
+    }
+    assert!(support::wait_until(
+        std::time::Duration::from_secs(5),
+        || { node.counter("header_timeouts") >= cases.len() as u64 }
+    ));
+}
+
+#[tokio::test]
+async fn an_h2_connection_is_closed_when_idle_but_never_under_a_slow_request() {
+    let origin = Origin::start();
+    let node = Node::start(&[origin.addr], HEAD_TIMEOUT);
+    let stream = tokio::net::TcpStream::connect(node.addr)
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    // The origin takes 2.5 s, over the timeout: a request in flight is not waiting for a head.
+    let uri = format!(
+        "http://h2.example:{}/obj/slow-h2?size=100&delay=2500",
+        node.addr.port()
+    );
+    let req = http::Request::builder()
+        .uri(uri)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let resp = send.send_request(req).await.expect("h2 response");
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.expect("whole body");
+    assert_eq!(body.to_bytes().len(), 100);
+    // Then idle: closed within the timeout and the margin.
+    let start = std::time::Instant::now();
+    let ended = tokio::time::timeout(CLOSE_WITHIN, conn).await;
+    assert!(
+        ended.is_ok(),
+        "idle h2 connection still open after {CLOSE_WITHIN:?}"
+    );
+    assert!(start.elapsed() >= std::time::Duration::from_millis(500));
+    assert!(node.counter("header_timeouts") >= 1);
+}

@@ -7,18 +7,26 @@
 //! silent and stalled clients are cut by `limits.header_read_timeout`, `body_timeout` and
 //! `send_timeout`; `limits.max_connections` bounds the node's client connections; a failed
 //! accept (`EMFILE`) backs off; an origin that frames its answer ambiguously or floods interim
-//! responses gets a 502, nothing stored, and its connection is not reused.
+//! responses gets a 502, nothing stored, and its connection is not reused; an origin body that
+//! breaks after its head reaches the client visibly cut (never complete), unstored, blamed on
+//! the origin.
 
 mod support;
 
 #[path = "hostile/conns.rs"]
 mod conns;
+#[path = "hostile/cut.rs"]
+mod cut;
 #[path = "hostile/framing.rs"]
 mod framing;
 #[path = "hostile/origin.rs"]
 mod origin;
+#[path = "hostile/script.rs"]
+mod script;
 #[path = "hostile/slow.rs"]
 mod slow;
+#[path = "hostile/upload.rs"]
+mod upload;
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

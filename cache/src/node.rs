@@ -142,7 +142,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         store: RamStore::new(cfg.storage.ram.get_ref().as_u64()),
         fills,
         uncacheable: Default::default(),
-        counters: Counters::default(),
+        counters: Arc::new(Counters::default()),
         started: Instant::now(),
         rt: ArcSwap::from_pointee(rt),
         applied_text: crate::admin::control::AppliedText::new(&file_text),

@@ -185,13 +185,15 @@ counters! {
     send_timeouts => Client "client_send_timeouts",
     /// Client connections closed because no whole request head arrived within
     /// `limits.header_read_timeout` (slow or silent clients; on the raw path, those that had
-    /// sent part of a head are answered 408 first).
+    /// sent part of a head are answered 408 first; HTTP/2 connections with no request in
+    /// flight that long).
     header_timeouts => Client "client_header_timeouts",
     /// Times the client listeners stopped accepting because `limits.max_connections` client
     /// connections were open (each pause lasts until one closes).
     connection_limit_waits => Client "client_connection_limit_waits",
-    /// Failed accepts on the client listeners (`EMFILE`, `ENFILE`, `ENOBUFS`): each backs the
-    /// accept loop off, 5 ms doubling up to 1 s, instead of retrying at once.
+    /// Failed accepts on the node's listeners, client, admin and peer (`EMFILE`, `ENFILE`,
+    /// `ENOBUFS`): each backs the accept loop off, 5 ms doubling up to 1 s, instead of
+    /// retrying at once.
     accept_errors => Client "client_accept_errors",
 }
 

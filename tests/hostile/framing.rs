@@ -4,8 +4,13 @@
 //! request hidden in its body — reaches the origin. Legal forms (chunk extensions, trailers,
 //! OWS as a tab, bare LF line ends, which §2.2 lets a recipient accept) work.
 
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::script::{Scripted, Step};
 use crate::support::strict;
-use crate::{node, origin, send};
+use crate::support::IO_TIMEOUT;
+use crate::{connect, node, origin, send};
 
 /// A request hidden in the body of the hostile ones: the origin must never see it.
 const SMUGGLED: &str = "GET /obj/smuggled HTTP/1.1\r\nHost: test.example\r\n\r\n";
@@ -83,9 +88,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
             400,
         ),
         (
-            "a chunk size that overflows",
+            "a chunk size that overflows (over max_request_body long before)",
             chunked(&format!("1{}\r\nx\r\n", "0".repeat(20))),
-            400,
+            413,
         ),
         (
             "a negative chunk size",
@@ -93,7 +98,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
             400,
         ),
         (
-            "a huge chunk size, its bytes crossing max_request_body",
+            "a huge chunk size, its bytes following",
             chunked(&format!("FFFFFFFFFF\r\n{}", "x".repeat(1024 * 1024 + 1))),
             413,
         ),
@@ -199,4 +204,90 @@ fn legal_extensions_trailers_tabs_and_bare_lf_work() {
     let second = strict::read_final(&mut r, false).expect("second response");
     assert_eq!(second.status, 200);
     strict::expect_closed(&mut r).expect("closed");
+}
+
+/// The answer to `first` (head and, maybe, a size line) written at once, then `later` after a
+/// pause (if any): the status, how long it took from the first write, and the reader.
+fn chunked_post(
+    addr: std::net::SocketAddr,
+    first: &str,
+    later: Option<&str>,
+) -> (u16, Duration, std::io::BufReader<std::net::TcpStream>) {
+    let mut r = connect(addr, IO_TIMEOUT);
+    let start = Instant::now();
+    r.get_mut().write_all(first.as_bytes()).expect("write");
+    if let Some(more) = later {
+        std::thread::sleep(Duration::from_millis(200));
+        r.get_mut().write_all(more.as_bytes()).expect("write");
+    }
+    let resp = strict::read_final(&mut r, false).unwrap_or_else(|e| panic!("{first:?}: {e}"));
+    (resp.status, start.elapsed(), r)
+}
+
+#[test]
+fn a_chunk_size_over_max_request_body_is_413_before_its_data() {
+    let origin = Scripted::start(|_, _| {
+        vec![Step::Send(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        )]
+    });
+    // A client that sends nothing after the size line would otherwise hold its request until
+    // body_timeout (408): the 413 must come well before it.
+    let node = node(
+        &[origin.addr],
+        "[limits]\nmax_request_body = \"1MiB\"\nbody_timeout = \"30s\"\n",
+    );
+    let head = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n")
+    };
+    let prompt = Duration::from_secs(10);
+    for (path, size) in [("/huge", "FFFFFFFF"), ("/just-over", "100001")] {
+        let (status, took, mut r) =
+            chunked_post(node.addr, &format!("{}{size}\r\n", head(path)), None);
+        assert_eq!(status, 413, "{path}");
+        assert!(took < prompt, "{path}: {took:?}");
+        strict::expect_closed(&mut r).expect("closed after the 413");
+        assert_eq!(
+            origin.conns_of(path),
+            Vec::<usize>::new(),
+            "{path} reached the origin"
+        );
+    }
+    // The size line after the head, once the request is on its way: 413 all the same.
+    let (status, took, _) = chunked_post(node.addr, &head("/late"), Some("FFFFFFFF\r\n"));
+    assert_eq!(
+        (status, took < prompt),
+        (413, true),
+        "late size line: {took:?}"
+    );
+    for conn in origin.conns_of("/late") {
+        assert_eq!(
+            origin.body_of(conn, "/late"),
+            None,
+            "the origin got a whole body"
+        );
+    }
+    // Pipelined behind an upload that is within the limit: only the second is refused.
+    let fine = "POST /fine HTTP/1.1\r\nHost: test.example\r\nContent-Length: 5\r\n\r\nhello";
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut()
+        .write_all(format!("{fine}{}FFFFFFFF\r\n", head("/second")).as_bytes())
+        .expect("write");
+    let first = strict::read_final(&mut r, false).expect("first");
+    assert_eq!((first.status, &first.body[..]), (200, &b"ok"[..]));
+    let second = strict::read_final(&mut r, false).expect("second");
+    assert_eq!(second.status, 413);
+    assert_eq!(origin.conns_of("/second"), Vec::<usize>::new());
+    // Exactly the limit, sent, is an upload like any other.
+    let mib = 1024 * 1024;
+    let body = format!("{mib:x}\r\n{}\r\n0\r\n\r\n", "x".repeat(mib));
+    let (status, _, _) = chunked_post(node.addr, &format!("{}{body}", head("/exact")), None);
+    assert_eq!(status, 200);
+    let conn = *origin
+        .conns_of("/exact")
+        .last()
+        .expect("reached the origin");
+    assert_eq!(origin.body_of(conn, "/exact"), Some(mib));
+    assert!(node.counter("client_body_too_large") >= 4);
+    assert_eq!(node.counter("origin_errors"), 0);
 }

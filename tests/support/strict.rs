@@ -8,6 +8,11 @@
 //! body framing on 1xx/204 and no `Transfer-Encoding` on 304; chunk sizes are hex digits
 //! alone with CRLF after the size and the data; a body is never cut short; and after a
 //! response that says `Connection: close`, [`expect_closed`] finds nothing more.
+//!
+//! A body the connection's end cuts short (fewer bytes than `Content-Length`, a chunked body
+//! without its last chunk) is an error that starts with [`INCOMPLETE`] and names the status,
+//! `(status 200)`: a cut a client can see, told apart from a stall (a read timeout) and from a
+//! framing error.
 
 use std::io::BufRead;
 
@@ -38,6 +43,9 @@ impl Strict {
     }
 }
 
+/// How the error for a body cut short by the connection's end starts.
+pub const INCOMPLETE: &str = "incomplete";
+
 /// One CRLF-terminated line without its CRLF; None at a clean end of stream.
 fn line(r: &mut impl BufRead) -> Result<Option<String>, String> {
     let mut raw = Vec::new();
@@ -46,6 +54,12 @@ fn line(r: &mut impl BufRead) -> Result<Option<String>, String> {
         .map_err(|e| format!("read: {e}"))?;
     if n == 0 {
         return Ok(None);
+    }
+    if !raw.ends_with(b"\n") {
+        return Err(format!(
+            "{INCOMPLETE}: the connection ended inside a line: {:?}",
+            String::from_utf8_lossy(&raw)
+        ));
     }
     if !raw.ends_with(b"\r\n") {
         return Err(format!(
@@ -156,12 +170,14 @@ fn frame(
     if head_request || s < 200 || s == 204 || s == 304 {
         return Ok(Some(resp));
     }
+    let status = |e: String| format!("{e} (status {s})");
     if tes == 1 {
-        resp.body = chunked(r)?;
+        resp.body = chunked(r).map_err(status)?;
     } else if let Some(n) = length {
         let mut body = vec![0; n];
         r.read_exact(&mut body)
-            .map_err(|e| format!("body cut short of {n} bytes: {e}"))?;
+            .map_err(|e| cut_or_stall(&e, &format!("body cut short of {n} bytes")))
+            .map_err(status)?;
         resp.body = body;
     } else {
         if !resp.closes() {
@@ -173,17 +189,30 @@ fn frame(
     Ok(Some(resp))
 }
 
+/// The error of a body read that failed: the connection's end ([`INCOMPLETE`]), or anything
+/// else (a timeout: the node stalled).
+fn cut_or_stall(e: &std::io::Error, what: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+            format!("{INCOMPLETE}: {what}: {e}")
+        }
+        _ => format!("read: {what}: {e}"),
+    }
+}
+
 fn chunked(r: &mut impl BufRead) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
-        let size = line(r)?.ok_or("chunked body cut before its last chunk")?;
+        let size = line(r)?
+            .ok_or_else(|| format!("{INCOMPLETE}: chunked body cut before its last chunk"))?;
         if size.is_empty() || size.len() > 16 || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("bad chunk size line {size:?}"));
         }
         let n = usize::from_str_radix(&size, 16).map_err(|e| format!("chunk size: {e}"))?;
         if n == 0 {
             // No trailers from strait: the blank line ends the body.
-            let end = line(r)?.ok_or("no blank line after the last chunk")?;
+            let end = line(r)?
+                .ok_or_else(|| format!("{INCOMPLETE}: no blank line after the last chunk"))?;
             return if end.is_empty() {
                 Ok(body)
             } else {
@@ -192,9 +221,9 @@ fn chunked(r: &mut impl BufRead) -> Result<Vec<u8>, String> {
         }
         let mut data = vec![0; n];
         r.read_exact(&mut data)
-            .map_err(|e| format!("chunk cut short: {e}"))?;
+            .map_err(|e| cut_or_stall(&e, "chunk cut short"))?;
         body.extend_from_slice(&data);
-        let crlf = line(r)?.ok_or("no CRLF after chunk data")?;
+        let crlf = line(r)?.ok_or_else(|| format!("{INCOMPLETE}: no CRLF after chunk data"))?;
         if !crlf.is_empty() {
             return Err("bytes after chunk data".into());
         }

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::{metrics, page, Snapshot};
 use crate::http::ctx::Ctx;
+use crate::stats::bump;
 
 /// The node's admin paths that change state.
 pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload", "/server"];
@@ -27,11 +28,19 @@ pub const NODE_CHANGES: &[&str] = &["/purge", "/ban", "/reload", "/server"];
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, stop: watch::Receiver<bool>) {
     let live = Arc::clone(&ctx);
     let metrics = Arc::new(metrics::registry(move || Snapshot::take(&live)));
-    accept_loop_async(listener, NODE_CHANGES, stop, move |_peer, req| {
-        let ctx = Arc::clone(&ctx);
-        let metrics = Arc::clone(&metrics);
-        async move { route_async(&ctx, &metrics, req).await }
-    })
+    let counters = Arc::clone(&ctx.counters);
+    let accept_failed = move || bump(&counters.accept_errors);
+    accept_loop_async(
+        listener,
+        NODE_CHANGES,
+        stop,
+        accept_failed,
+        move |_peer, req| {
+            let ctx = Arc::clone(&ctx);
+            let metrics = Arc::clone(&metrics);
+            async move { route_async(&ctx, &metrics, req).await }
+        },
+    )
     .await;
 }
 

@@ -5,7 +5,8 @@
 //! Contract ([`admit`]):
 //! * Framing (RFC 9112 §6.3): ambiguous lengths are 400; transfer codings other than `chunked`
 //!   are 501 (dropping one on the way upstream would change the body). A `Content-Length` over
-//!   `max_request_body` is 413 before anything is sent upstream.
+//!   `max_request_body`, or a chunk size that already declared more (`chunk_limit`), is 413
+//!   before anything is sent upstream.
 //! * Authority (RFC 9112 §3.2.2): the target's authority (absolute form, or h2 `:authority`)
 //!   replaces `Host`; in HTTP/2 a `host` field that names another authority is 400 (RFC 9113
 //!   §8.3.1). The key, the route and the upstream request use the same authority.
@@ -78,7 +79,12 @@ pub fn admit(parts: &mut Parts, max_request_body: u64) -> Result<Admitted, Refus
         }
     }
     let declared = crate::policy::headers::content_length(&parts.headers);
-    if declared.is_some_and(|n| n > max_request_body) {
+    // A chunk size over the limit, already read with the head (`chunk_limit`).
+    let chunk_over = parts
+        .extensions
+        .get::<super::chunk_limit::Declared>()
+        .is_some_and(|d| d.over());
+    if chunk_over || declared.is_some_and(|n| n > max_request_body) {
         return Err(Refused {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             reason: Fault::ClientBodyTooLarge.message(),

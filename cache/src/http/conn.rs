@@ -5,6 +5,10 @@
 //! An HTTP/1.1 request's interim (1xx) responses from the origin (`interim`) are written before
 //! its final response: by this loop between its awaits, and under hyper by `interim_io` at
 //! hyper's flushes, the final response waiting until they are out.
+//!
+//! Under hyper the client stream is also watched for chunk sizes over `max_request_body`
+//! (`chunk_limit`), and the wait for a request where hyper has no head timer (HTTP/2) is timed
+//! by `idle`.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -23,11 +27,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::chunk_limit::{Declared, Watched};
 use super::counted::Counted;
 use super::ctx::{key_host, Ctx};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
+use super::idle::{Held, Idle};
 use super::interim::{InterimLine, InterimSink};
 use super::interim_io::InterimIo;
 use super::io::{FlattenSmall, FLATTEN_MAX};
@@ -114,15 +120,15 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
         'requests: loop {
             let req = match fast::parse(&buf) {
                 Parse::Partial => break,
-                Parse::Fallback => return handoff(conn, io, buf, watcher).await,
+                Parse::Fallback => return handoff(conn, io, buf, watcher, idle_armed_at).await,
                 Parse::Fast(r) => r,
             };
             let Some(key) = crate::policy::key::key_from_host_and_target(req.host, req.target)
             else {
-                return handoff(conn, io, buf, watcher).await;
+                return handoff(conn, io, buf, watcher, idle_armed_at).await;
             };
             let Some(route) = fast_route_caches(ctx, &req, &key) else {
-                return handoff(conn, io, buf, watcher).await;
+                return handoff(conn, io, buf, watcher, idle_armed_at).await;
             };
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
             let obj = ctx.store.get(&key, |o| o.wire.is_some());
@@ -206,7 +212,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     }
                     // Not a fresh hit here: the general stages answer it on this loop.
                     let Some(mut parts) = lite::parts(&buf[..head_len]) else {
-                        return handoff(conn, io, buf, watcher).await;
+                        return handoff(conn, io, buf, watcher, idle_armed_at).await;
                     };
                     let sink = line.get_or_insert_with(InterimLine::new).begin();
                     parts.extensions.insert(sink.clone());
@@ -228,7 +234,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                         return write_failed(ctx, peer, &e);
                     }
                     let Some((resp, route)) = answer else {
-                        return handoff(conn, io, buf, watcher).await;
+                        return handoff(conn, io, buf, watcher, idle_armed_at).await;
                     };
                     (resp, route, pending)
                 };
@@ -303,7 +309,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
         }
         if buf.len() >= env.max_head {
             // Too big for the fast path; hyper answers 431.
-            return handoff(conn, io, buf, watcher).await;
+            return handoff(conn, io, buf, watcher, idle_armed_at).await;
         }
         if *stop.borrow() && buf.is_empty() {
             return; // draining: an idle keep-alive connection closes
@@ -489,8 +495,15 @@ fn write_failed(ctx: &Ctx, peer: SocketAddr, e: &std::io::Error) {
     }
 }
 
-/// Give the connection, and the bytes read so far, to hyper.
-async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watcher) {
+/// Give the connection, and the bytes read so far, to hyper. `waiting_since`: when the
+/// connection began to wait for the request head it has not finished yet (`idle`).
+async fn handoff(
+    conn: Conn<'_>,
+    mut io: ClientIo,
+    buf: BytesMut,
+    watcher: Watcher,
+    waiting_since: Instant,
+) {
     let Conn { env, peer, .. } = conn;
     if fast::has_length_and_coding(&buf) {
         return refuse_length_and_coding(&env.ctx, &mut io, peer).await;
@@ -498,8 +511,24 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
     let ctx = Arc::clone(&env.ctx);
     let line = InterimLine::new();
     let requests = Arc::clone(&line);
+    // Chunk sizes are watched against max_request_body as hyper reads them (`chunk_limit`).
+    let limits = Arc::clone(&env.ctx);
+    io.rewind(buf.freeze());
+    let (io, trip) = Watched::new(InterimIo::new(io, line), env.max_head, move || {
+        limits.rt.load().limits.max_request_body
+    });
+    let index = std::sync::atomic::AtomicU64::new(0);
+    // header_read_timeout where hyper has no timer of its own: HTTP/2 (`idle`).
+    let idle = Idle::new(tokio::time::Instant::from_std(waiting_since));
+    let requests_idle = Arc::clone(&idle);
     let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let ctx = Arc::clone(&ctx);
+        let busy = requests_idle.begin(req.version());
+        // HTTP/1.1 requests come one after another, numbered as the watch numbers them.
+        req.extensions_mut().insert(Declared {
+            trip: Arc::clone(&trip),
+            index: index.fetch_add(1, Ordering::Relaxed),
+        });
         // HTTP/1.1 only: never to HTTP/1.0 (RFC 9110 §15.2), and hyper cannot send a 1xx on
         // an HTTP/2 stream.
         let sink = (req.version() == http::Version::HTTP_11).then(|| requests.begin());
@@ -523,10 +552,10 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
             let status = resp.status().as_u16();
             let elapsed = head_at.saturating_duration_since(start);
             ctx.counters.record_response(status, route, elapsed);
-            Ok::<_, Infallible>(access::track(&ctx, pending, resp, route, head_at))
+            let resp = access::track(&ctx, pending, resp, route, head_at);
+            Ok::<_, Infallible>(resp.map(|body| Held::new(body, busy)))
         }
     });
-    io.rewind(buf.freeze());
     // A reload changed header_read_timeout since the listener started: this connection's own.
     let reloaded;
     let builder = if conn.head_timeout == env.header_read_timeout {
@@ -537,11 +566,16 @@ async fn handoff(conn: Conn<'_>, mut io: ClientIo, buf: BytesMut, watcher: Watch
         reloaded = b;
         &reloaded
     };
-    let served = builder
-        .serve_connection(TokioIo::new(InterimIo::new(io, line)), svc)
-        .into_owned();
-    if let Err(e) = watcher.watch(served).await {
-        connection_error(&env.ctx, peer, e.as_ref());
+    let served = builder.serve_connection(TokioIo::new(io), svc).into_owned();
+    tokio::select! {
+        served = watcher.watch(served) => if let Err(e) = served {
+            connection_error(&env.ctx, peer, e.as_ref());
+        },
+        () = idle.expired(conn.head_timeout) => {
+            // Dropping the connection closes it.
+            bump(&env.ctx.counters.header_timeouts);
+            tracing::debug!(%peer, "no request on an HTTP/2 connection within header_read_timeout; closed");
+        }
     }
 }
 

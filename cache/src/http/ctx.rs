@@ -211,7 +211,8 @@ pub struct Ctx {
     pub fills: Fills<FillHead>,
     /// Keys whose last answer could not be stored (`store::uncacheable`).
     pub uncacheable: crate::store::uncacheable::Marks,
-    pub counters: Counters,
+    /// Shared with the origin bodies in flight, which count their own failures.
+    pub counters: Arc<Counters>,
     pub started: Instant,
     pub rt: ArcSwap<Runtime>,
     /// The config text in effect (`GET /config`; `admin::control`).

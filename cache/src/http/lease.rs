@@ -159,8 +159,8 @@ async fn resume_fill(
                 "taken-over fill not resumed: the origin's answer is another representation; its readers' bodies end incomplete");
         }
         Resumed::Cut { from, total } => {
+            // A body that broke is counted in origin_errors by the body itself.
             bump(&ctx.counters.fill_resume_refused);
-            bump(&ctx.counters.origin_errors);
             tracing::warn!(key = %key, from, total,
                 "taken-over fill not resumed: the origin's body was cut or of another length; its readers' bodies end incomplete");
         }

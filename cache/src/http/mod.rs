@@ -2,6 +2,7 @@
 
 mod admit;
 pub mod body;
+pub(crate) mod chunk_limit;
 mod conn;
 mod counted;
 pub mod ctx;
@@ -12,6 +13,7 @@ mod forward;
 mod h1;
 pub(crate) mod handler;
 pub(crate) mod handover;
+mod idle;
 pub(crate) mod interim;
 mod interim_io;
 mod io;

@@ -90,6 +90,7 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
                 let (stream, addr) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
+                        bump(&ctx.counters.accept_errors);
                         backoff.wait("peer", &e).await;
                         continue;
                     }

@@ -2,7 +2,9 @@
 //! (`section`: `[[pool]]` and `[[route]]`, re-exported by `crate::config`), routing (`route`),
 //! the health probe a pool asks for (`probe`; the probes and the rise/fall state are
 //! `strait_lb::health`), persistence (`persist`), runtime control of servers (`control`), and the pool itself (`pool`; its scheduler is
-//! `strait_lb::select::schedule`).
+//! `strait_lb::select::schedule`). Requests go out on the node's own client (`h1`), or, when
+//! they carry a client's body (`upload`), on hyper's (`upload_client`); the answer's body is
+//! `body`.
 //!
 //! `origin` imports nothing from `crate::config`; the config imports the sections from here.
 
@@ -14,7 +16,9 @@ pub mod pool;
 pub mod probe;
 pub mod route;
 pub mod section;
+pub mod sever;
 pub mod upload;
+pub mod upload_client;
 pub use strait_lb::select::schedule::PickInput;
 
 pub use pool::{Pool, Server};

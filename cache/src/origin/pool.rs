@@ -20,9 +20,6 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body_util::{Either, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -31,12 +28,13 @@ use strait_lb::health::admin::Override;
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
-use super::body::OriginBody;
+use super::body::{Blame, OriginBody};
 use super::h1::{encode_request, Idle};
 use super::persist;
 use super::probe::probe_kind;
 use super::section::{HealthConfig, PassiveConfig, PoolConfig};
 use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
+use super::upload_client::{self, UploadClient};
 use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
@@ -112,14 +110,16 @@ impl Server {
 /// An origin pool.
 pub struct Pool {
     pub name: String,
+    /// `name`, shared with the bodies of the pool's answers (their failures name it).
+    label: Arc<str>,
     pub algorithm: Algorithm,
     pub servers: Vec<Arc<Server>>,
     scheduler: Scheduler,
     /// The node's own client (bodyless idempotent requests): idle connections per server,
     /// in the order of `servers`.
     lean: Vec<Arc<Idle>>,
-    /// hyper's client, for requests that carry a client's body.
-    client: Client<HttpConnector, OutBody>,
+    /// hyper's client, for requests that carry a client's body (`upload_client`).
+    client: UploadClient,
     first_byte_timeout: Duration,
     passive: PassiveConfig,
     /// Cookie name of cookie persistence.
@@ -155,15 +155,7 @@ impl Pool {
     /// runtime override (cleared when the file changed their weight: `control`).
     /// Starts the health checker when the pool has `health` (must run inside a tokio runtime).
     pub fn new(cfg: &PoolConfig, previous: Option<&Pool>) -> Pool {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.idle_timeout)
-            .pool_max_idle_per_host(cfg.max_idle_per_server)
-            .set_host(false)
-            .build(connector);
+        let client = upload_client::build(cfg);
         let servers: Vec<Arc<Server>> = cfg
             .servers
             .get_ref()
@@ -197,6 +189,7 @@ impl Pool {
             .map(|h| spawn_checker(cfg.name.get_ref(), &servers, h.get_ref()));
         Pool {
             name: cfg.name.get_ref().clone(),
+            label: Arc::from(cfg.name.get_ref().as_str()),
             algorithm: cfg.algorithm,
             scheduler: Scheduler::new(cfg.algorithm, &ids),
             servers,
@@ -264,7 +257,7 @@ impl Pool {
         &self,
         req: OutRequest,
         input: &PickInput<'_>,
-        counters: &Counters,
+        counters: &Arc<Counters>,
     ) -> Result<Sent, Fault> {
         self.send_with(req, input, counters, None).await
     }
@@ -281,7 +274,7 @@ impl Pool {
         &self,
         req: OutRequest,
         input: &PickInput<'_>,
-        counters: &Counters,
+        counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<Sent, Fault> {
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
@@ -338,7 +331,7 @@ impl Pool {
         &self,
         idx: usize,
         req: OutRequest,
-        counters: &Counters,
+        counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
         let server = Arc::clone(&self.servers[idx]);
@@ -388,9 +381,21 @@ impl Pool {
             if outcome.is_err() {
                 bump(&counters.origin_errors);
             }
+            self.passive_result(&server, true);
         }
-        self.passive_result(&server, failed);
-        outcome.map(|r| (r, server))
+        // From here the body answers for the request (`body::Blame`): a failure of it is the
+        // server's too, and a good head counts as a success for passive ejection only once its
+        // body has not failed.
+        let blame = Blame {
+            server: Arc::clone(&server),
+            pool: Arc::clone(&self.label),
+            counters: Arc::clone(counters),
+            passive: (self.passive.failures, self.passive.backoff),
+            upload,
+            head_failed: failed,
+            settled: false,
+        };
+        outcome.map(|r| (r.map(|body| body.blaming(blame)), server))
     }
 
     /// One request to server `idx` up to its response head: on the node's own client when
@@ -421,7 +426,7 @@ impl Pool {
             let interim = req.interim.as_ref();
             return match self.lean[idx].exchange(head, head_request, interim).await {
                 Ok((h, body)) => {
-                    let mut resp = Response::new(OriginBody::Lean(body));
+                    let mut resp = Response::new(OriginBody::lean(body));
                     *resp.status_mut() = h.status;
                     *resp.version_mut() = h.version;
                     *resp.headers_mut() = h.headers;
@@ -445,19 +450,10 @@ impl Pool {
         if let Some(h) = builder.headers_mut() {
             *h = req.headers;
         }
-        let mut request = builder
+        let request = builder
             .body(req.body)
             .map_err(|e| (Fault::Node, e.to_string()))?;
-        if let Some(sink) = req.interim {
-            hyper::ext::on_informational(&mut request, move |r| {
-                sink.relay(r.status(), r.headers())
-            });
-        }
-        match self.client.request(request).await {
-            Ok(resp) => Ok(resp.map(OriginBody::Hyper)),
-            Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
-            Err(e) => Err((Fault::OriginBroken, e.to_string())),
-        }
+        upload_client::exchange(&self.client, request, req.interim).await
     }
 
     fn passive_result(&self, server: &Server, failed: bool) {

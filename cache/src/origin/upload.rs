@@ -99,7 +99,8 @@ impl Upload {
 pub struct UploadError(pub Fault);
 
 /// The fault of a client body read error: the client went away (the connection ended or was
-/// reset mid-body), timed out, or broke the framing (anything else hyper's decoder refuses).
+/// reset mid-body), timed out, declared a chunk over `max_request_body` (`chunk_limit`), or
+/// broke the framing (anything else hyper's decoder refuses).
 pub fn classify(e: &hyper::Error) -> Fault {
     if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
         return Fault::ClientAborted;
@@ -111,6 +112,9 @@ pub fn classify(e: &hyper::Error) -> Fault {
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
+            if crate::http::chunk_limit::is_chunk_too_large(io) {
+                return Fault::ClientBodyTooLarge;
+            }
             return match io.kind() {
                 UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
                     Fault::ClientAborted

@@ -36,21 +36,28 @@ pub(crate) async fn accept_loop<H>(
 ) where
     H: Fn(SocketAddr, Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync + 'static,
 {
-    accept_loop_async(listener, changes, stop, move |peer, req| {
-        std::future::ready(handle(peer, req))
-    })
+    accept_loop_async(
+        listener,
+        changes,
+        stop,
+        || {},
+        move |peer, req| std::future::ready(handle(peer, req)),
+    )
     .await;
 }
 
-/// `accept_loop` with a handler that may wait (cluster-wide purge asks the other nodes).
-pub async fn accept_loop_async<H, F>(
+/// `accept_loop` with a handler that may wait (cluster-wide purge asks the other nodes), and
+/// `on_accept_error` called at every failed accept (the node counts them).
+pub async fn accept_loop_async<H, F, E>(
     listener: TcpListener,
     changes: &'static [&'static str],
     mut stop: watch::Receiver<bool>,
+    on_accept_error: E,
     handle: H,
 ) where
     H: Fn(SocketAddr, Request<Incoming>) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    E: Fn(),
 {
     let guard = Guard {
         listen: listener.local_addr().ok(),
@@ -66,6 +73,7 @@ pub async fn accept_loop_async<H, F>(
         let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
+                on_accept_error();
                 backoff.wait("admin", &e).await;
                 continue;
             }

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use super::Keep;
 use crate::http::ctx::Ctx;
 use crate::origin::pool::Server;
-use crate::stats::{add, bump};
+use crate::stats::add;
 use crate::store::fill::FillWriter;
 use crate::store::object::{FillHead, Object};
 
@@ -68,8 +68,8 @@ pub(super) async fn drive(
                 }
             }
             Some(Err(e)) => {
-                bump(&ctx.counters.origin_errors);
-                tracing::warn!(key = %key, error = %e, received = total, "origin body cut short; not stored");
+                // Counted, and logged at warn, by the body (`origin::body`): the server's fault.
+                tracing::debug!(key = %key, error = %e, received = total, "origin body cut short; not stored");
                 if let Some(s) = sink.take() {
                     s.abort().await;
                 }

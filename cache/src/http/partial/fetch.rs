@@ -161,7 +161,8 @@ async fn read_body(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "origin body of a range cut short; not stored");
+                // Counted, and logged at warn, by the body (`origin::body`).
+                tracing::debug!(error = %e, "origin body of a range cut short; not stored");
                 return None;
             }
         }

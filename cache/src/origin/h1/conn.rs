@@ -22,7 +22,7 @@ use super::head::{parse_response, Head, HeadError};
 use crate::http::interim::InterimSink;
 
 /// Interim (1xx) responses read (and handed to the request's sink) before the final one.
-const MAX_INTERIM: usize = 16;
+pub const MAX_INTERIM: usize = 16;
 /// Read buffer a connection starts a response with.
 const READ_START: usize = 8 * 1024;
 /// A kept connection's buffer larger than this is given back, not kept with it.
