@@ -277,6 +277,10 @@ impl Pool {
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<Sent, Fault> {
+        // Only the node's own client sends a pre-encoded head (hyper's would send `req`'s).
+        debug_assert!(
+            raw.is_none() || (matches!(req.body, Either::Left(_)) && is_idempotent(&req.method))
+        );
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
             tracing::warn!(pool = %self.name, "no server available");
             return Err(Fault::NoServer);
