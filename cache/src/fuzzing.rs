@@ -41,6 +41,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("peer_frame", check_peer_frame),
     ("wire_check", check_wire_check),
     ("node_config", check_node_config),
+    ("pass_lane_head", check_pass_lane_head),
 ];
 
 /// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
@@ -95,6 +96,25 @@ pub fn check_response_head(data: &[u8]) {
         return;
     };
     assert!(h.len <= buf.len() && h.len <= MAX_HEAD && h.len > 0);
+    // Every field line, in order, with its value's bytes (values are slices of one copy).
+    let mut fields = [httparse::EMPTY_HEADER; head::MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut fields);
+    assert!(matches!(resp.parse(buf), Ok(httparse::Status::Complete(n)) if n == h.len));
+    assert_eq!(h.headers.len(), resp.headers.len(), "field lines");
+    for f in resp.headers.iter() {
+        let values: Vec<&[u8]> = h
+            .headers
+            .get_all(f.name)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        assert!(
+            values.contains(&f.value),
+            "{}: {:?} not in {values:?}",
+            f.name,
+            f.value
+        );
+    }
     let again = head::parse_response(&buf[..h.len], head_request);
     let Ok(Some(again)) = again else {
         panic!("the head alone: {again:?}");
@@ -657,4 +677,76 @@ pub fn check_wire_check(data: &[u8]) {
         .map(|h| h.value)
         .collect();
     assert_eq!(lengths, [len.to_string().as_bytes()]);
+}
+
+/// The pass lane's request to the origin (`http::passlane::head::origin_head`): the input's
+/// first byte picks the client's address family, the rest is a client's request head. The
+/// head of every plain fast-path GET is taken; what is written parses as one complete GET of
+/// the same target over HTTP/1.1 whose fields are the client's, in order, without
+/// `Connection`, then this node's `Via`, `X-Forwarded-For` and `Forwarded`; a refused head
+/// leaves the output as it was.
+pub fn check_pass_lane_head(data: &[u8]) {
+    use crate::http::passlane::head::origin_head;
+    let mut input = Input::new(data);
+    let client: std::net::IpAddr = if input.byte() & 1 == 1 {
+        "2001:db8::7".parse().expect("address")
+    } else {
+        "192.0.2.7".parse().expect("address")
+    };
+    let raw = input.rest();
+    let raw = match fast::parse(raw) {
+        Parse::Fast(req) => {
+            let head = &raw[..req.head_len];
+            let mut out = Vec::new();
+            let taken = origin_head(&mut out, head, "n1", client);
+            if req.plain && !req.head {
+                assert!(taken, "a plain fast GET is refused");
+            }
+            head
+        }
+        _ => raw,
+    };
+    let mut out = b"before".to_vec();
+    if !origin_head(&mut out, raw, "n1", client) {
+        assert_eq!(out, b"before");
+        return;
+    }
+    let out = &out[6..];
+    let mut theirs = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS];
+    let mut client_req = httparse::Request::new(&mut theirs);
+    assert!(matches!(
+        client_req.parse(raw),
+        Ok(httparse::Status::Complete(_))
+    ));
+    let mut ours = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS + 4];
+    let mut sent = httparse::Request::new(&mut ours);
+    assert!(matches!(sent.parse(out), Ok(httparse::Status::Complete(n)) if n == out.len()));
+    assert_eq!((sent.method, sent.version), (Some("GET"), Some(1)));
+    assert_eq!(sent.path, client_req.path);
+    let kept: Vec<(&str, &[u8])> = client_req
+        .headers
+        .iter()
+        .filter(|f| !f.name.eq_ignore_ascii_case("connection"))
+        .map(|f| (f.name, f.value))
+        .collect();
+    let got: Vec<(&str, &[u8])> = sent.headers.iter().map(|f| (f.name, f.value)).collect();
+    assert_eq!(
+        got.len(),
+        kept.len() + 3,
+        "the client's fields and three of ours"
+    );
+    assert_eq!(&got[..kept.len()], &kept[..]);
+    let ip = client.to_string();
+    let forwarded = match client {
+        std::net::IpAddr::V4(_) => format!("for={ip};proto=http"),
+        std::net::IpAddr::V6(_) => format!("for=\"[{ip}]\";proto=http"),
+    };
+    assert_eq!(
+        &got[kept.len()..],
+        &[
+            ("via", &b"1.1 n1 (strait)"[..]),
+            ("x-forwarded-for", ip.as_bytes()),
+            ("forwarded", forwarded.as_bytes()),
+        ]
+    );
 }

@@ -25,7 +25,7 @@ mod owner_inline;
 mod owner_partial;
 mod partial;
 mod pass;
-mod passlane;
+pub(crate) mod passlane;
 pub(crate) mod remote;
 mod respond;
 pub mod server;

@@ -17,7 +17,7 @@
 //!   with no second trip to the origin;
 //! * the origin failed: the fault's answer, as a fill's (`forward::fault_response`).
 
-mod head;
+pub(crate) mod head;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
