@@ -122,7 +122,7 @@ pub fn has_length_and_coding(buf: &[u8]) -> bool {
 
 /// Fields a proxy merges its own into, or that make an answer's storability depend on the
 /// request: their requests are not `plain`.
-fn is_forwarding(name: &[u8]) -> bool {
+pub(crate) fn is_forwarding(name: &[u8]) -> bool {
     const FORWARDING: &[&[u8]] = &[b"via", b"x-forwarded-for", b"forwarded", b"authorization"];
     FORWARDING.iter().any(|s| name.eq_ignore_ascii_case(s))
 }

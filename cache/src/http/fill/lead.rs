@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::response::Parts;
-use http::{Method, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{Either, Empty};
 
 use super::drive::drive;
 use super::fallback::{error_head, origin_failed, revalidated, serve_stale, Failure};
 use super::{Keep, Lead};
 use crate::http::body::ProxyBody;
+use crate::http::ctx::{RouteChoice, Runtime};
 use crate::http::forward::{
     clean_response_headers, forward_headers, has_any, path_and_query, pick_input, respond_upstream,
     with_cookie,
@@ -23,9 +24,11 @@ use crate::http::forward::{
 use crate::http::partial::{self, Completion};
 use crate::http::respond;
 use crate::origin::pool::{OutRequest, Sent};
+use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::conditional::{revalidation_headers, strip_conditionals};
 use crate::policy::headers::content_length;
+use crate::policy::meta::StoredMeta;
 use crate::policy::reuse::may_serve_stale_on_error;
 use crate::policy::storable::{storability, NoStoreReason, StoreParams};
 use crate::policy::vary::{variant_id, vary_of, Vary};
@@ -199,48 +202,15 @@ pub(in crate::http) async fn ask_origin(
 /// (not the request) is what made it unstorable: then the key is marked (`store::uncacheable`).
 fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> (Arc<FillHead>, bool) {
     let (rt, req, key) = (job.rt, &job.req, job.key);
-    let params = StoreParams {
-        freshness: rt.freshness,
-        targets: &rt.targets,
-        default_ttl: req.route.ttl,
-    };
     let clen = content_length(&rparts.headers);
-    let decision = storability(
-        &Method::GET,
-        &req.headers,
-        job.req_cc,
-        rparts.status,
-        &rparts.headers,
-        times.request,
-        times.response,
-        &params,
+    let (meta, mark) = store_decision(
+        rt,
+        &req.route,
+        key,
+        (&req.headers, job.req_cc),
+        (rparts.status, &rparts.headers),
+        times,
     );
-    let decision = match decision {
-        Ok(_)
-            if !req.route.store_set_cookie
-                && rparts.headers.contains_key(http::header::SET_COOKIE) =>
-        {
-            Err(NoStoreReason::SetCookie)
-        }
-        d => d,
-    };
-    let (meta, mark) = match decision {
-        Ok(_) if clen.is_some_and(|n| n > rt.max_object_size) => {
-            tracing::debug!(key = %key, "not stored: larger than max_object_size");
-            (None, true)
-        }
-        Ok(m) => (Some(m), false),
-        Err(reason) => {
-            tracing::debug!(key = %key, reason = reason.as_str(), "not stored");
-            let by_request = matches!(
-                reason,
-                NoStoreReason::Method
-                    | NoStoreReason::RequestNoStore
-                    | NoStoreReason::Authorization
-            );
-            (None, !by_request)
-        }
-    };
     let vary = match vary_of(&rparts.headers) {
         Vary::Fields(f) => f,
         _ => Vec::new(),
@@ -261,6 +231,56 @@ fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> (Arc<FillHead>, bool
         headers: rparts.headers,
     });
     (head, mark)
+}
+
+/// What may be stored of an origin's answer to a GET (see [`head_of`]): its metadata when it
+/// may, and else whether the answer (not the request) is what made it unstorable.
+pub(in crate::http) fn store_decision(
+    rt: &Runtime,
+    route: &RouteChoice,
+    key: &str,
+    (req_headers, req_cc): (&HeaderMap, &CacheControl),
+    (status, headers): (StatusCode, &HeaderMap),
+    times: &Times,
+) -> (Option<StoredMeta>, bool) {
+    let params = StoreParams {
+        freshness: rt.freshness,
+        targets: &rt.targets,
+        default_ttl: route.ttl,
+    };
+    let decision = storability(
+        &Method::GET,
+        req_headers,
+        req_cc,
+        status,
+        headers,
+        times.request,
+        times.response,
+        &params,
+    );
+    let decision = match decision {
+        Ok(_) if !route.store_set_cookie && headers.contains_key(http::header::SET_COOKIE) => {
+            Err(NoStoreReason::SetCookie)
+        }
+        d => d,
+    };
+    match decision {
+        Ok(_) if content_length(headers).is_some_and(|n| n > rt.max_object_size) => {
+            tracing::debug!(key = %key, "not stored: larger than max_object_size");
+            (None, true)
+        }
+        Ok(m) => (Some(m), false),
+        Err(reason) => {
+            tracing::debug!(key = %key, reason = reason.as_str(), "not stored");
+            let by_request = matches!(
+                reason,
+                NoStoreReason::Method
+                    | NoStoreReason::RequestNoStore
+                    | NoStoreReason::Authorization
+            );
+            (None, !by_request)
+        }
+    }
 }
 
 /// Where the object will be kept, now that its head is known. Kept at the owner: the owner

@@ -36,15 +36,7 @@ pub fn origin_head(out: &mut Vec<u8>, raw: &[u8], node_id: &str, client: IpAddr)
         if name.eq_ignore_ascii_case(b"connection") {
             continue;
         }
-        if [
-            &b"via"[..],
-            b"x-forwarded-for",
-            b"forwarded",
-            b"authorization",
-        ]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
-        {
+        if crate::http::fast::is_forwarding(name) {
             out.truncate(start);
             return false;
         }

@@ -29,15 +29,14 @@ use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
 use super::ctx::Ctx;
-use super::fill::Times;
+use super::fill::{store_decision, Times};
 use super::forward::{fault_response, has_any, with_cookie};
 use super::interim::InterimSink;
 use super::respond;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{append_cache_status, CacheStatus, Fwd};
-use crate::policy::headers::{append_via, content_length, ensure_date, strip_hop_by_hop};
-use crate::policy::storable::{storability, StoreParams};
+use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
 use crate::stats::bump;
 use strait_lb::select::schedule::PickInput;
 
@@ -161,27 +160,17 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
     // a storable one goes to the fill, which cleans it (again: the rest is idempotent).
     strip_hop_by_hop(&mut parts.headers);
     ensure_date(&mut parts.headers, SystemTime::now());
-    let params = StoreParams {
-        freshness: rt.freshness,
-        targets: &rt.targets,
-        default_ttl: route.ttl,
-    };
-    let decision = storability(
-        &Method::GET,
-        &HeaderMap::new(),
-        &CacheControl::default(),
-        parts.status,
-        &parts.headers,
-        times.request,
-        times.response,
-        &params,
+    // What the fill's `head_of` decides (the lane's requests carry no field of their own that
+    // bears on it: no Cache-Control, Pragma or Authorization).
+    let (meta, _) = store_decision(
+        &rt,
+        &route,
+        req.key,
+        (&HeaderMap::new(), &CacheControl::default()),
+        (parts.status, &parts.headers),
+        &times,
     );
-    // What the fill's `head_of` keeps: storable by RFC 9111, `Set-Cookie` only where the
-    // route allows it, and not over `max_object_size`.
-    let storable = decision.is_ok()
-        && (route.store_set_cookie || !parts.headers.contains_key(http::header::SET_COOKIE))
-        && content_length(&parts.headers).is_none_or(|n| n <= rt.max_object_size);
-    if storable {
+    if meta.is_some() {
         let sent = Sent {
             response: Response::from_parts(parts, incoming),
             server,
