@@ -1,40 +1,14 @@
 //! The `strait` binary: tracing setup and dispatch to `cmd/`.
 
+mod alloc;
 mod cli;
 mod cmd;
 mod l4;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc malloc: the hit path allocates a few small buffers per request
-/// (header maps, `Cache-Status`), and glibc's malloc/free showed up as ~7% of a node's CPU in
-/// `perf` on 1 KiB hits; mimalloc's thread-local free lists make that cheaper.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay`: 15 in the `mi_option_t` of both the v3 sources that
-/// libmimalloc-sys 0.1.49 builds by default and its v2 sources (the crate's `extended` bindings
-/// do not name it). Recheck when libmimalloc-sys changes; `tests/proxy/slow_readers.rs` measures
-/// the memory returned after load and fails if this stops working.
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// Memory freed goes back to the OS at once (`purge_delay` 0; mimalloc's default is 10 ms).
-/// With the default, the pages a worker thread frees just before it goes idle are purged only
-/// at its next allocation: after 100 clients of large fills left, a node stayed ~100 MB over
-/// its baseline (measured: 149 MiB against 49 MiB, with 16 MiB stored); with 0 it went back
-/// to its baseline plus what is stored and ~20 MB. Purges happen when whole spans are freed
-/// (large buffers), not on the small allocations of the hit path.
-fn return_freed_memory_at_once() {
-    // SAFETY: mi_option_set only stores an option value; any option number and value is valid.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
-}
-
 fn main() {
-    return_freed_memory_at_once();
+    alloc::configure();
     let cli = cli::Cli::parse();
     // `sim run` talks to the operator in plain lines; its own logs would only be noise.
     let default_filter = match cli.command {

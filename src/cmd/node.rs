@@ -25,6 +25,8 @@ pub fn run(config: &Path) -> anyhow::Result<i32> {
     }
     .context("cannot start the async runtime")?;
     let l4 = cfg.l4.as_ref().map(crate::l4::apply).transpose()?;
+    // Gives freed memory back to the system while the node is idle (`crate::alloc`).
+    rt.spawn(crate::alloc::collector());
     let served = rt.block_on(strait_cache::node::run(config, cfg));
     drop(l4);
     served?;

@@ -7,6 +7,8 @@
 #   ./topology/bench/cluster.sh                  # 3 rounds x 10 s per cell
 #   ROUNDS=1 DUR=5s CELLS="1k:50" ./topology/bench/cluster.sh
 #   KEYS=200 ./topology/bench/cluster.sh         # 200 keys per size, cycled (few coalesced)
+#   PERF_DIR=/tmp/p KEYS=200 ./topology/bench/cluster.sh   # also perf record CPU 1, remote runs
+#   (PERF_ARGS="--call-graph dwarf" adds call graphs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
@@ -98,6 +100,10 @@ for round in $(seq 1 "$ROUNDS"); do
                 *) echo "unexpected Cache-Status for $path: $cs" >&2; exit 1 ;;
             esac
             c0=$(cpu_ticks)
+            # PERF_DIR=dir: a flat profile of CPU 1 (both nodes) for each remote run.
+            if [ -n "${PERF_DIR:-}" ] && [ $path = remote ]; then
+                perf record -q -C 1 -F 2999 ${PERF_ARGS:-} -o "$PERF_DIR/$size-$conns-r$round.data" -- sleep "${DUR%s}" >/dev/null 2>&1 &
+            fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency -H "$HOST" -s "$RUN/keys-$size.lua" "$url")
             c1=$(cpu_ticks)
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
