@@ -100,6 +100,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use codec::PeerCodec;
+pub(crate) use codec::HEAD_LEN;
 
 /// Protocol version carried in `Hello`; nodes of another version refuse each other. 2: a
 /// complete `Push` is answered with `Count` once stored (1 did not answer it). 3: an owner

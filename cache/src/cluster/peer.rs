@@ -62,6 +62,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::Framed;
 
 use super::frame::{Frame, FrameError, Limits, PeerCodec};
+use batch::{Batch, Output};
 
 /// Protocol version sent in `Hello`.
 pub use super::frame::VERSION;
@@ -422,8 +423,9 @@ impl Routes {
 
 /// What a connection's writer takes.
 enum Out {
-    /// Whole untagged frames (`PeerCodec::encode_untagged`), and the room they hold.
-    Frames(BytesMut, Option<OwnedSemaphorePermit>),
+    /// Whole untagged frames (`PeerCodec::encode_untagged`, large payloads kept as they
+    /// are), and the room they hold.
+    Frames(Batch, Option<OwnedSemaphorePermit>),
     /// Write what is queued, then close the connection.
     Close,
 }
@@ -559,7 +561,7 @@ impl Link {
             link: Arc::clone(self),
             id,
             state,
-            pending: BytesMut::new(),
+            pending: Batch::default(),
             addr: self.addr,
             node: self.node.clone(),
             done: false,
@@ -653,7 +655,7 @@ impl Link {
     fn send_control(&self, id: u32, f: &Frame) {
         let mut buf = BytesMut::new();
         if self.limits.encode_untagged(id, f, &mut buf).is_ok() {
-            let _ = self.out.send(Out::Frames(buf, None));
+            let _ = self.out.send(Out::Frames(Batch::from(buf), None));
         }
     }
 
@@ -679,7 +681,7 @@ async fn write_loop(
     mut w: OwnedWriteHalf,
     mut codec: PeerCodec,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut out = Output::with_capacity(64 * 1024);
     let mut permits = Vec::new();
     let mut closing = false;
     while !closing {
@@ -688,22 +690,22 @@ async fn write_loop(
         while let Some(item) = next.take() {
             match item {
                 Out::Frames(frames, permit) => {
-                    codec.seal(&frames, &mut buf);
+                    out.seal(&mut codec, &frames);
                     permits.extend(permit);
                 }
                 Out::Close => closing = true,
             }
-            if !closing && buf.len() < WRITE_BATCH {
+            if !closing && out.len() < WRITE_BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if !buf.is_empty() {
-            if let Err(e) = w.write_all(&buf).await {
+        if !out.is_empty() {
+            if let Err(e) = out.write_to(&mut w).await {
                 link.fail(Some(PeerError::Io(link.addr, e)));
                 break;
             }
         }
-        buf.clear();
+        out.clear();
         permits.clear();
     }
     link.fail(None);
@@ -767,7 +769,7 @@ pub struct PeerConn {
     id: u32,
     state: Arc<StreamState>,
     /// Frames fed, not yet queued for the writer (untagged).
-    pending: BytesMut,
+    pending: Batch,
     /// The other side's address.
     pub addr: SocketAddr,
     /// The other side's node id (from its `Hello`).
@@ -795,7 +797,7 @@ impl PeerConn {
     /// it waits until the other side grants more (or the stream or connection closes:
     /// [`PeerError::Closed`]).
     pub async fn feed(&mut self, f: Frame) -> Result<(), PeerError> {
-        let at = self.pending.len();
+        let at = self.pending.mark();
         self.encode(&f)?;
         let n = match &f {
             Frame::Data(b) => b.len(),
@@ -831,17 +833,18 @@ impl PeerConn {
         if self.closed() {
             return Err(PeerError::Closed(self.addr));
         }
-        if self.pending.is_empty() {
-            let want = match f {
-                Frame::Data(b) => b.len() + 64,
-                _ => 512,
-            };
-            self.pending.reserve(want);
+        let limits = &self.link.limits;
+        match f {
+            Frame::Data(b) => self.pending.encode_data(limits, self.id, b),
+            f => {
+                let bytes = self.pending.bytes_mut();
+                if bytes.is_empty() {
+                    bytes.reserve(512);
+                }
+                limits.encode_untagged(self.id, f, bytes)
+            }
         }
-        self.link
-            .limits
-            .encode_untagged(self.id, f, &mut self.pending)
-            .map_err(|e| frame_err(self.addr, e))
+        .map_err(|e| frame_err(self.addr, e))
     }
 
     /// Queues the frames fed so far for the connection's writer.
@@ -1106,5 +1109,6 @@ impl Drop for Pool {
     }
 }
 
+mod batch;
 #[cfg(test)]
 mod tests;

@@ -149,6 +149,38 @@ impl PeerCodec {
         Ok(())
     }
 
+    /// Appends the head of a `Data` frame of stream `stream` whose payload is `len` bytes
+    /// long, checked against the limits (nothing when it errs); its payload goes after it.
+    pub fn encode_data_head(
+        &self,
+        stream: u32,
+        len: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let limit = self.limits.max_data_frame;
+        // The length counts the type byte and the payload.
+        let wire_len = len.saturating_add(1);
+        let wire = match u32::try_from(wire_len) {
+            Ok(l) if wire_len <= limit => l,
+            _ => {
+                return Err(FrameError::FrameTooLong {
+                    frame: Kind::Data.as_str(),
+                    len: wire_len,
+                    limit,
+                })
+            }
+        };
+        dst.put_u32(wire);
+        dst.put_u8(Kind::Data as u8);
+        dst.put_u32(stream);
+        Ok(())
+    }
+
+    /// The tag of the next frame written, when authentication is on (see [`PeerCodec::seal`]).
+    pub fn sign_frame(&mut self, head: &[u8], payload: &[u8]) -> Option<[u8; TAG_LEN]> {
+        self.auth.as_mut().map(|auth| auth.sign(head, payload))
+    }
+
     /// Appends `untagged` (whole frames from [`PeerCodec::encode_untagged`], in order) to
     /// `dst`, each followed by its tag when authentication is on.
     pub fn seal(&mut self, untagged: &[u8], dst: &mut BytesMut) {

@@ -487,7 +487,7 @@ async fn a_peer_that_ignores_its_credit_gets_the_stream_reset_and_the_others_go_
         b.limits
             .encode_untagged(b_slow.id, &Frame::Data(chunk.clone()), &mut buf)
             .expect("encodes");
-        b.out.send(Out::Frames(buf, None)).expect("queued");
+        b.out.send(Out::Frames(buf.into(), None)).expect("queued");
         sent += chunk.len();
         round_trip(&mut b_fast, &mut fast, sent as u64).await;
     }
