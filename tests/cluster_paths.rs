@@ -715,3 +715,89 @@ fn head_requests_are_answered_from_the_owners_object() {
     assert_eq!(c.origin.count(&name), 1);
     assert_eq!(stored(&c), before, "a HEAD stored something");
 }
+
+#[test]
+fn hot_copies_answer_at_the_asking_node_until_hot_ttl_and_purges_drop_them() {
+    let c = Cluster::start(5, "[cache]\nhot_ttl = \"2s\"\n");
+    let (p, owner) = key_owned_elsewhere(&c, "hot", "size=3000&ttl=300");
+    let name = p.split('?').next().unwrap_or("").to_string();
+    let o = ["a", "b", "c"].iter().position(|n| *n == owner).unwrap();
+    let a = &c.nodes[0];
+    let body = object_bytes(&name["/obj/".len()..], 3000);
+    // The first remote hit asks the owner and keeps a hot copy; the next are answered at a.
+    let r = get(a.addr, &p, &[]);
+    assert!(
+        r.cache_status().ends_with("a; fwd=miss; detail=peer"),
+        "{}",
+        r.cache_status()
+    );
+    let lookups = c.nodes[o].counter("peer_lookups");
+    for _ in 0..3 {
+        let r = get(a.addr, &p, &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, body);
+        let cs = r.cache_status();
+        assert!(
+            cs.starts_with("a; hit; ttl=") && cs.ends_with("; detail=hot"),
+            "{cs}"
+        );
+        assert!(r.has("age"));
+        let via = r.header("via").unwrap_or("");
+        assert!(via.ends_with("1.1 a (strait)"), "Via {via}");
+    }
+    let r = request(a.addr, "HEAD", &p, &[], b"");
+    assert!(r.body.is_empty() && r.cache_status().ends_with("detail=hot"));
+    assert_eq!(r.header("content-length"), Some("3000"));
+    assert_eq!(a.counter("hot_hits"), 4);
+    assert_eq!(
+        c.nodes[o].counter("peer_lookups"),
+        lookups,
+        "the owner was asked"
+    );
+    // A purge at the owner drops a's copy with the object: the next request fetches again.
+    let url = format!("http://test.example{p}");
+    let r = admin_request(
+        c.nodes[o].admin,
+        "POST",
+        &format!("/purge?url={}", encode(&url)),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(a.addr, &p, &[]);
+    assert!(
+        !r.cache_status().contains("detail=hot"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(c.origin.count(&name), 2, "origin fetches after the purge");
+    // A ban does too (the first request after the purge was a miss: one remote hit to copy).
+    let r = get(a.addr, &p, &[]);
+    assert!(
+        r.cache_status().ends_with("detail=peer"),
+        "{}",
+        r.cache_status()
+    );
+    assert!(get(a.addr, &p, &[]).cache_status().ends_with("detail=hot"));
+    let prefix = encode("http://test.example/obj/hot");
+    let r = admin_request(
+        c.nodes[o].admin,
+        "POST",
+        &format!("/ban?prefix={prefix}"),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!get(a.addr, &p, &[]).cache_status().contains("detail=hot"));
+    // A copy lasts hot_ttl, then the owner is asked again.
+    assert!(get(a.addr, &p, &[]).cache_status().ends_with("detail=peer"));
+    assert!(get(a.addr, &p, &[]).cache_status().ends_with("detail=hot"));
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = get(a.addr, &p, &[]);
+    assert!(
+        r.cache_status().ends_with("detail=peer"),
+        "after hot_ttl: {}",
+        r.cache_status()
+    );
+    // One copy per object in the cluster all along: the owner's.
+    let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
+    assert_eq!(stored, 1);
+}

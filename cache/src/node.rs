@@ -152,6 +152,9 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         access,
         reloads,
         lean: Default::default(),
+        hot: crate::http::remote::hot::Hot::new(crate::http::remote::hot::capacity_for(
+            cfg.storage.ram.get_ref().as_u64(),
+        )),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let max_head = cfg.cache.max_request_header.get_ref().as_u64() as usize;

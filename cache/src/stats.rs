@@ -195,6 +195,9 @@ counters! {
     /// `ENOBUFS`): each backs the accept loop off, 5 ms doubling up to 1 s, instead of
     /// retrying at once.
     accept_errors => Client "client_accept_errors",
+    /// Requests for a key a peer owns answered from this node's hot copy of it
+    /// (`cache.hot_ttl`), without asking the owner.
+    hot_hits => Cluster "cluster_hot_hits",
 }
 
 /// A table of figures kept elsewhere but described as the counters are (`key => Group
@@ -285,11 +288,12 @@ mod tests {
         let pair = |i: usize| (s[i].stat.key, s[i].value);
         assert_eq!(pair(0), ("requests", 3));
         assert_eq!(pair(1), ("local_hit", 1));
-        assert_eq!(s.len(), 39);
+        assert_eq!(s.len(), 40);
         assert_eq!(pair(30), ("fill_resume_refused", 0));
         assert_eq!(pair(34), ("peer_suspect_skips", 0));
         assert_eq!(pair(35), ("send_timeouts", 0));
         assert_eq!(pair(38), ("accept_errors", 0));
+        assert_eq!(pair(39), ("hot_hits", 0));
         assert_eq!(s[1].stat.metric, "cache_local_hits");
         assert_eq!(s[1].stat.group, Group::Cache);
     }

@@ -7,6 +7,7 @@
 #   ./topology/bench/cluster.sh                  # 3 rounds x 10 s per cell
 #   ROUNDS=1 DUR=5s CELLS="1k:50" ./topology/bench/cluster.sh
 #   KEYS=200 ./topology/bench/cluster.sh         # 200 keys per size, cycled (few coalesced)
+#   HOT_TTL=1s KEYS=200 ./topology/bench/cluster.sh   # with hot copies at a (cache.hot_ttl)
 #   PERF_DIR=/tmp/p KEYS=200 ./topology/bench/cluster.sh   # also perf record CPU 1, remote runs
 #   (PERF_ARGS="--call-graph dwarf" adds call graphs)
 set -euo pipefail
@@ -16,6 +17,7 @@ ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-10s}
 CELLS=${CELLS:-"1k:50 16k:50 256k:50"}
 KEYS=${KEYS:-1}
+HOT_TTL=${HOT_TTL:-0s}
 RUN=$(mktemp -d /tmp/strait-cluster-bench.XXXXXX)
 ORIGIN=127.0.0.1:28280
 declare -A IP=([a]=127.0.0.61 [b]=127.0.0.62)
@@ -36,6 +38,8 @@ admin = "127.0.0.1:$([ $n = a ] && echo 28291 || echo 28292)"
 workers = 1
 [storage]
 ram = "256MiB"
+[cache]
+hot_ttl = "$HOT_TTL"
 [cluster]
 peer_listen = "${IP[$n]}:28270"
 gossip_listen = "${IP[$n]}:28271"
@@ -97,12 +101,16 @@ for round in $(seq 1 "$ROUNDS"); do
             cs=$(curl -s -H "$HOST" -D - -o /dev/null "$url" | tr -d '\r' | awk -F': ' 'tolower($1) == "cache-status" {print $2}')
             case "$path:$cs" in
                 local:"b; hit"*|remote:"b; hit"*", a; fwd=miss; detail=peer") ;;
+                remote:"a; hit"*"; detail=hot") [ "$HOT_TTL" != 0s ] || { echo "a hot copy with hot_ttl 0" >&2; exit 1; } ;;
                 *) echo "unexpected Cache-Status for $path: $cs" >&2; exit 1 ;;
             esac
             c0=$(cpu_ticks)
             # PERF_DIR=dir: a flat profile of CPU 1 (both nodes) for each remote run.
             if [ -n "${PERF_DIR:-}" ] && [ $path = remote ]; then
                 perf record -q -C 1 -F 2999 ${PERF_ARGS:-} -o "$PERF_DIR/$size-$conns-r$round.data" -- sleep "${DUR%s}" >/dev/null 2>&1 &
+                for n in a b; do
+                    perf stat -e 'syscalls:sys_enter_*' -p "${PID[$n]}" -o "$PERF_DIR/$size-$conns-r$round-$n.stat" -- sleep "${DUR%s}" >/dev/null 2>&1 &
+                done
             fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency -H "$HOST" -s "$RUN/keys-$size.lua" "$url")
             c1=$(cpu_ticks)

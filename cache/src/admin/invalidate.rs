@@ -84,9 +84,9 @@ impl Invalidation {
     /// Removes what it names from this node's store; the count removed.
     fn here(&self, ctx: &Ctx) -> u64 {
         let n = match self {
-            Invalidation::Purge { key } => crate::http::purge_url(&ctx.store, key),
-            Invalidation::Ban { prefix } => ctx.store.ban_prefix(prefix),
-            Invalidation::BanAll => ctx.store.ban_prefix(""),
+            Invalidation::Purge { key } => crate::http::purge_url(ctx, key),
+            Invalidation::Ban { prefix } => crate::http::ban_prefix(ctx, prefix),
+            Invalidation::BanAll => crate::http::ban_prefix(ctx, ""),
         } as u64;
         add(&ctx.counters.invalidated, n);
         n

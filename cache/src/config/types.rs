@@ -167,6 +167,11 @@ pub struct CacheSection {
         with = "strait_lb::config::units::duration"
     )]
     pub hit_for_miss: Duration,
+    /// How long a small object a peer owns, once asked from it, is kept at this node and
+    /// answered from here (a hot copy, never longer than it is fresh); 0 (the default) keeps
+    /// none. Bounded by `storage.ram / 16`; purges and bans drop copies on every member.
+    #[serde(default, with = "strait_lb::config::units::duration")]
+    pub hot_ttl: Duration,
     /// Heuristic freshness: percent of (Date - Last-Modified).
     #[serde(default = "default_heuristic_percent")]
     pub heuristic_percent: Spanned<u32>,
@@ -276,6 +281,7 @@ impl Default for CacheSection {
             target_header: None,
             coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
             hit_for_miss: DEFAULT_HIT_FOR_MISS,
+            hot_ttl: Duration::ZERO,
             heuristic_percent: default_heuristic_percent(),
             heuristic_max: DEFAULT_HEURISTIC_MAX,
             max_request_header: default_max_request_header(),

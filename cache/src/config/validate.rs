@@ -28,6 +28,8 @@ const MIN_REQUEST_HEADER: u64 = 1 << 10;
 const MAX_REQUEST_HEADER: u64 = 1 << 20;
 /// Smallest `cache.partial_slice`.
 const MIN_PARTIAL_SLICE: u64 = 1 << 10;
+/// `cache.hot_ttl` at most.
+const MAX_HOT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 /// Cache-control headers that are always honoured, so cannot be the targeted one.
 const BUILTIN_CONTROL_HEADERS: [&str; 2] = ["cache-control", "cdn-cache-control"];
 
@@ -185,6 +187,18 @@ fn check_cache(config: &NodeConfig, loc: &Locator<'_>, out: &mut Vec<Diagnostic>
             cache.max_request_header.span(),
             &[Seg::Key("cache"), Seg::Key("max_request_header")],
             format!("cache.max_request_header must be between 1KiB and 1MiB, not {head}"),
+        ));
+    }
+    if cache.hot_ttl > MAX_HOT_TTL {
+        out.push(loc.at(
+            0..0,
+            &[Seg::Key("cache"), Seg::Key("hot_ttl")],
+            format!(
+                "cache.hot_ttl must be at most {}s (a hot copy may be that much older than \
+                 its owner's object), not {:?}",
+                MAX_HOT_TTL.as_secs(),
+                cache.hot_ttl
+            ),
         ));
     }
     if cache.coalesce_timeout.is_zero() {
@@ -492,6 +506,16 @@ mod tests {
             problems(&text),
             ["5:20: cache.coalesce_timeout must be greater than 0"]
         );
+    }
+
+    #[test]
+    fn hot_ttl_is_at_most_a_minute() {
+        let with = |v: &str| problems(&format!("{NODE}[cache]\nhot_ttl = {v}\n{POOL_ROUTE}"));
+        assert!(with("\"0s\"").is_empty());
+        assert!(with("\"60s\"").is_empty());
+        let p = with("\"61s\"");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("cache.hot_ttl must be at most 60s"), "{p:?}");
     }
 
     #[test]

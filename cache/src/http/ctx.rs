@@ -39,6 +39,8 @@ pub struct Runtime {
     pub coalesce_timeout: Duration,
     /// `cache.hit_for_miss`: how long an unstorable key skips coalescing.
     pub hit_for_miss: Duration,
+    /// `cache.hot_ttl`: how long a small remote hit is kept here (0: never).
+    pub hot_ttl: Duration,
     /// `cache.partial_slice` when `cache.partial = "on"`: range misses fetch aligned slices.
     pub partial_slice: Option<u64>,
     pub limits: Limits,
@@ -150,6 +152,7 @@ impl Runtime {
             max_object_size: cfg.storage.max_object_size_bytes(),
             coalesce_timeout: cfg.cache.coalesce_timeout,
             hit_for_miss: cfg.cache.hit_for_miss,
+            hot_ttl: cfg.cache.hot_ttl,
             partial_slice: (cfg.cache.partial == crate::config::PartialMode::On)
                 .then(|| cfg.cache.partial_slice.get_ref().as_u64()),
             limits: Limits::from_config(cfg),
@@ -229,6 +232,8 @@ pub struct Ctx {
     pub reloads: crate::reload::Reloads,
     /// Lean remote hits out, by key (`remote::flights`).
     pub lean: super::remote::flights::Flights,
+    /// Small remote hits kept here for `cache.hot_ttl` (`remote::hot`).
+    pub hot: super::remote::hot::Hot,
 }
 
 impl Ctx {

@@ -14,7 +14,6 @@ use crate::fault::{Fault, Side};
 use crate::origin::PickInput;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
-use crate::store::object::Object;
 
 /// Request headers to send forward: hop-by-hop removed, `Host` kept (or taken from an h2
 /// `:authority`), our `Via` appended.
@@ -180,11 +179,20 @@ pub(super) fn respond_upstream(
 }
 
 /// Remove every object of a URL: its primary key, its partial object and every route
-/// `cache_key` extension of it (with theirs).
-pub fn purge_url(store: &crate::store::ram::RamStore<Object>, key: &str) -> usize {
+/// `cache_key` extension of it (with theirs); and their hot copies (`remote::hot`, not
+/// counted: they are not stored objects).
+pub fn purge_url(ctx: &super::ctx::Ctx, key: &str) -> usize {
+    let store = &ctx.store;
+    ctx.hot.purge_url(key, super::handler::KEY_EXTENSION);
     store.purge(key)
         + store.purge(&crate::store::object::partial_key(key))
         + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+}
+
+/// Remove every object whose key starts with `prefix` ("" for all), and their hot copies.
+pub fn ban_prefix(ctx: &super::ctx::Ctx, prefix: &str) -> usize {
+    ctx.hot.ban_prefix(prefix);
+    ctx.store.ban_prefix(prefix)
 }
 
 #[cfg(test)]

@@ -31,4 +31,4 @@ mod respond;
 pub mod server;
 mod stall;
 
-pub use forward::purge_url;
+pub use forward::{ban_prefix, purge_url};

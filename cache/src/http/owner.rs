@@ -176,7 +176,7 @@ async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn, first: Option<Frame>) -> Res
     match f {
         Frame::Lookup(l) => lookup(ctx, c, l).await?,
         Frame::Purge { url } => {
-            let n = super::purge_url(&ctx.store, &url);
+            let n = super::purge_url(ctx, &url);
             add(&ctx.counters.invalidated, n as u64);
             c.send(Frame::Count(n as u64)).await?;
         }
@@ -192,14 +192,14 @@ async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn, first: Option<Frame>) -> Res
                 .await?;
             }
             Ok(prefix) => {
-                let n = ctx.store.ban_prefix(&prefix);
+                let n = super::ban_prefix(ctx, &prefix);
                 add(&ctx.counters.invalidated, n as u64);
                 tracing::info!(peer = %c.node, prefix, removed = n, "ban asked by a member");
                 c.send(Frame::Count(n as u64)).await?;
             }
         },
         Frame::BanAll => {
-            let n = ctx.store.ban_prefix("");
+            let n = super::ban_prefix(ctx, "");
             add(&ctx.counters.invalidated, n as u64);
             tracing::warn!(peer = %c.node, removed = n, "every object removed (ban --all asked by a member)");
             c.send(Frame::Count(n as u64)).await?;

@@ -89,7 +89,7 @@ async fn send_and_stream(
     if let Some(key) = invalidate_key {
         let mut n = 0;
         for k in invalidation_keys(&req.method, rparts.status, key, &rparts.headers) {
-            n += purge_url(&ctx.store, &k);
+            n += purge_url(ctx, &k);
         }
         add(&ctx.counters.invalidated, n as u64);
     }

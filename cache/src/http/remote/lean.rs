@@ -29,7 +29,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -89,7 +89,17 @@ pub(in crate::http) async fn ask_owner(
     } else {
         LookupMethod::Get
     };
-    let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
+    let rt = ctx.rt.load();
+    // A hot copy of the key (`hot`): answered here, the owner not asked.
+    if !rt.hot_ttl.is_zero() {
+        if let Some(s) = ctx.hot.get(key, Instant::now()) {
+            bump(&ctx.counters.hot_hits);
+            return Lean::Answer(answer_hot(ctx, &s, req, out));
+        }
+    }
+    let hot_ttl = rt.hot_ttl;
+    let wait = rt.coalesce_timeout + ANSWER_MARGIN;
+    drop(rt);
     // Requests for a key whose lookup is out wait on it (`flights`).
     let leader = match method {
         LookupMethod::Head => None,
@@ -207,6 +217,10 @@ pub(in crate::http) async fn ask_owner(
         body,
         body_len: len,
     });
+    if method == LookupMethod::Get {
+        ctx.hot
+            .put(key, &shared, hot_ttl, (Instant::now(), SystemTime::now()));
+    }
     if let Some(leader) = leader {
         leader.land(Landing::Hit(Arc::clone(&shared)));
     }
@@ -233,6 +247,37 @@ fn answer_from(ctx: &Ctx, s: &Shared, close: bool, out: &mut Vec<u8>) -> WireAns
         status: s.checked.status,
         body: s.body.clone(),
         body_len: s.body_len,
+        rest: None,
+        cache_status,
+    }
+}
+
+/// The answer to one client from a hot copy: as [`answer_from`], with this node's own hit as
+/// its `Cache-Status` (the owner was not asked), and no body for a HEAD.
+fn answer_hot(ctx: &Ctx, s: &Shared, req: &FastReq<'_>, out: &mut Vec<u8>) -> WireAnswer {
+    let close = req.close;
+    let now = SystemTime::now();
+    let age = s.meta.current_age(now).as_secs();
+    out.clear();
+    let mut cs = CacheStatus::hit(&ctx.node_id, s.meta.ttl(now));
+    cs.detail = Some("hot".to_string());
+    let value = cs.to_member();
+    let cache_status = OWN.with(|own| {
+        let mut own = own.borrow_mut();
+        if own.node != ctx.node_id {
+            *own = Own::of(&ctx.node_id);
+        }
+        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, &value, close)
+    });
+    let (body, body_len) = if req.head {
+        (Vec::new(), 0)
+    } else {
+        (s.body.clone(), s.body_len)
+    };
+    WireAnswer {
+        status: s.checked.status,
+        body,
+        body_len,
         rest: None,
         cache_status,
     }

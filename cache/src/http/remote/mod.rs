@@ -46,6 +46,7 @@ use crate::store::object::FillHead;
 
 pub(crate) mod flights;
 mod head;
+pub(crate) mod hot;
 mod lean;
 mod push;
 mod range;
