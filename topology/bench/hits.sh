@@ -13,6 +13,8 @@
 #                                   `option httplog` to a file (the cost of logging)
 #   MISS=1 ./topology/bench/hits.sh  # miss path instead: `Cache-Control: no-store` objects, every
 #                                   request goes to the origin (strait sim origin, on CPU 0 too)
+#   MISS=1 METHOD=POST ./topology/bench/hits.sh  # a pass with bodies both ways: every request a
+#                                   POST with a body of the cell's size (the origin answers 35 bytes)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
@@ -24,6 +26,7 @@ RUN=$(mktemp -d /tmp/strait-bench.XXXXXX)
 ORIGIN_PORT=28080
 declare -A PORT=([strait]=28107 [haproxy]=28105 [strait-routes]=28108 [strait-log]=28109 [haproxy-log]=28106)
 MISS=${MISS:-0}
+METHOD=${METHOD:-GET}
 declare -A BYTES=([1k]=1024 [16k]=16384 [256k]=262144)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$RUN"; }
@@ -141,8 +144,14 @@ for round in $(seq 1 "$ROUNDS"); do
         for cell in $CELLS; do
             size=${cell%%:*}; conns=${cell##*:}
             for _ in 1 2 3 4; do curl -s -o /dev/null "$(url "$t" "$size")"; done
+            script=()
+            if [ "$METHOD" != GET ]; then
+                printf 'wrk.method = "%s"\nwrk.body = string.rep("x", %d)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' \
+                    "$METHOD" "${BYTES[$size]}" >"$RUN/method.lua"
+                script=(-s "$RUN/method.lua")
+            fi
             c0=$(cpu_ticks "$SERVER_PID")
-            out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency "$(url "$t" "$size")")
+            out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency "${script[@]}" "$(url "$t" "$size")")
             c1=$(cpu_ticks "$SERVER_PID")
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
             reqs=$(awk '/requests in/ {print $1}' <<<"$out")

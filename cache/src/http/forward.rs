@@ -182,11 +182,29 @@ pub(super) fn respond_upstream(
 /// `cache_key` extension of it (with theirs); and their hot copies (`remote::hot`, not
 /// counted: they are not stored objects).
 pub fn purge_url(ctx: &super::ctx::Ctx, key: &str) -> usize {
-    let store = &ctx.store;
-    ctx.hot.purge_url(key, super::handler::KEY_EXTENSION);
-    store.purge(key)
-        + store.purge(&crate::store::object::partial_key(key))
-        + store.ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+    purge_primary(ctx, key)
+        + ctx
+            .store
+            .ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+}
+
+/// [`purge_url`] for an unsafe request's invalidation (RFC 9111 §4.4), which any client can
+/// cause: the extended keys are looked for only when a route extends keys (`cache_key`), as
+/// finding them scans the whole store under its every lock.
+pub fn invalidate_url(ctx: &super::ctx::Ctx, key: &str) -> usize {
+    let mut n = purge_primary(ctx, key);
+    if ctx.rt.load().routes.extends_keys() {
+        n += ctx
+            .store
+            .ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION));
+    }
+    n
+}
+
+/// A URL's primary key and partial object, and its hot copy.
+fn purge_primary(ctx: &super::ctx::Ctx, key: &str) -> usize {
+    ctx.hot.purge(key);
+    ctx.store.purge(key) + ctx.store.purge(&crate::store::object::partial_key(key))
 }
 
 /// Remove every object whose key starts with `prefix` ("" for all), and their hot copies.

@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::forward::{
-    clean_response_headers, fault_response, forward_headers, has_any, path_and_query, pick_input,
-    purge_url, respond_upstream, with_cookie,
+    clean_response_headers, fault_response, forward_headers, has_any, invalidate_url,
+    path_and_query, pick_input, respond_upstream, with_cookie,
 };
 use crate::origin::pool::{OutRequest, Sent};
 use crate::origin::upload::Upload;
@@ -89,7 +89,7 @@ async fn send_and_stream(
     if let Some(key) = invalidate_key {
         let mut n = 0;
         for k in invalidation_keys(&req.method, rparts.status, key, &rparts.headers) {
-            n += purge_url(ctx, &k);
+            n += invalidate_url(ctx, &k);
         }
         add(&ctx.counters.invalidated, n as u64);
     }

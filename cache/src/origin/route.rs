@@ -151,6 +151,11 @@ impl RouteTable {
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
+
+    /// Whether a route adds `cache_key` fields to its keys.
+    pub fn extends_keys(&self) -> bool {
+        self.routes.iter().any(|r| !r.key_headers.is_empty())
+    }
 }
 
 fn compile(index: usize, m: &MatchConfig) -> Result<Matcher, RouteError> {

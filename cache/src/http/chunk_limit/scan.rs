@@ -153,6 +153,27 @@ impl Scanner {
         let State::Head(buf) = &mut self.state else {
             return 0;
         };
+        if buf.is_empty() {
+            // A head that starts this read is parsed where it lies: no copy of it (or of the
+            // body after it), and no buffer, when it is whole (the usual case).
+            let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            let mut req = httparse::Request::new(&mut fields);
+            match req.parse(bytes) {
+                Ok(httparse::Status::Complete(end)) => {
+                    let next = body_of(&req);
+                    self.follow(next, limit);
+                    return end;
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => {
+                    self.state = State::Off; // hyper answers it (400) and closes
+                    return bytes.len();
+                }
+            }
+        }
+        let State::Head(buf) = &mut self.state else {
+            return 0;
+        };
         let before = buf.len();
         buf.extend_from_slice(bytes);
         // Parsed again only when the new bytes may end it (a head trickled byte by byte must
@@ -177,6 +198,12 @@ impl Scanner {
             }
         };
         let next = body_of(&req);
+        self.follow(next, limit);
+        end - before
+    }
+
+    /// A request head ended: follow its body.
+    fn follow(&mut self, next: Body, limit: &impl Fn() -> u64) {
         self.heads += 1;
         self.declared = 0;
         self.state = match next {
@@ -188,7 +215,6 @@ impl Scanner {
             }
             Body::Unknown => State::Off,
         };
-        end - before
     }
 }
 
