@@ -659,7 +659,7 @@ pub fn check_wire_check(data: &[u8]) {
         &checked,
         7,
         "1.1 a (strait)",
-        "b; hit, a; fwd=miss",
+        &["b; hit", ", ", "a; fwd=miss"],
         true,
     );
     assert_eq!(&out[cs], b"b; hit, a; fwd=miss");

@@ -237,11 +237,11 @@ fn answer_from(ctx: &Ctx, s: &Shared, close: bool, out: &mut Vec<u8>) -> WireAns
         if own.node != ctx.node_id {
             *own = Own::of(&ctx.node_id);
         }
-        let value = match &s.upstream {
-            Some(up) => format!("{up}, {}", own.member),
-            None => own.member.clone(),
+        let value: &[&str] = match &s.upstream {
+            Some(up) => &[up, ", ", &own.member],
+            None => &[&own.member],
         };
-        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, &value, close)
+        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, value, close)
     });
     WireAnswer {
         status: s.checked.status,
@@ -267,7 +267,7 @@ fn answer_hot(ctx: &Ctx, s: &Shared, req: &FastReq<'_>, out: &mut Vec<u8>) -> Wi
         if own.node != ctx.node_id {
             *own = Own::of(&ctx.node_id);
         }
-        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, &value, close)
+        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, &[&value], close)
     });
     let (body, body_len) = if req.head {
         (Vec::new(), 0)

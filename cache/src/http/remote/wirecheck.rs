@@ -103,15 +103,16 @@ fn parse_len(v: &[u8]) -> Option<u64> {
 }
 
 /// The answer's head, written to `out`: see the module doc. `via` is this node's entry
-/// (`1.1 a (strait)`), `cache_status` the whole field value. Returns where the
-/// `Cache-Status` value sits in `out`.
+/// (`1.1 a (strait)`), `cache_status` the whole field value in pieces written one after the
+/// other (no string of the value made per answer). Returns where the `Cache-Status` value
+/// sits in `out`.
 pub fn write_answer(
     out: &mut Vec<u8>,
     wire: &[u8],
     checked: &Checked,
     age_secs: u64,
     via: &str,
-    cache_status: &str,
+    cache_status: &[&str],
     close: bool,
 ) -> std::ops::Range<usize> {
     // The wire head ends with the blank line: the added fields go before it.
@@ -134,7 +135,9 @@ pub fn write_answer(
     out.extend_from_slice(itoa::Buffer::new().format(age_secs).as_bytes());
     out.extend_from_slice(b"\r\ncache-status: ");
     let start = out.len();
-    out.extend_from_slice(cache_status.as_bytes());
+    for piece in cache_status {
+        out.extend_from_slice(piece.as_bytes());
+    }
     let cs = start..out.len();
     if close {
         out.extend_from_slice(b"\r\nconnection: close");
@@ -160,7 +163,7 @@ mod tests {
             &c,
             7,
             "1.1 a (strait)",
-            "b; hit; ttl=3, a; fwd=miss; detail=peer",
+            &["b; hit; ttl=3", ", ", "a; fwd=miss; detail=peer"],
             true,
         );
         let text = String::from_utf8(out.clone()).unwrap();
@@ -185,7 +188,7 @@ mod tests {
         let wire = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
         let c = check(wire, 0).expect("valid");
         let mut out = Vec::new();
-        write_answer(&mut out, wire, &c, 0, "1.1 a (strait)", "b; hit", false);
+        write_answer(&mut out, wire, &c, 0, "1.1 a (strait)", &["b; hit"], false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nvia: 1.1 a (strait)\r\nage: 0\r\ncache-status: b; hit\r\n\r\n"
