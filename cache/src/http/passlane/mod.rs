@@ -35,7 +35,7 @@ use super::interim::InterimSink;
 use super::respond;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_control::CacheControl;
-use crate::policy::cache_status::{append_cache_status, CacheStatus, Fwd};
+use crate::policy::cache_status::{append_fwd, CacheStatus, Fwd};
 use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
 use crate::stats::bump;
 use strait_lb::select::schedule::PickInput;
@@ -142,7 +142,6 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
         bump(&ctx.counters.local_miss);
         bump(&ctx.counters.hit_for_miss);
     };
-    let cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
     let Sent {
         response,
         server,
@@ -152,7 +151,8 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
         Err(fault) => {
             answered(ctx);
             tracing::debug!(fault = fault.as_str(), "fill failed");
-            return Lane::Answer(fault_response(ctx, fault, &mut { cs }), route.index);
+            let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+            return Lane::Answer(fault_response(ctx, fault, &mut cs), route.index);
         }
     };
     let (mut parts, incoming) = response.into_parts();
@@ -191,7 +191,7 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
     if has_any(&parts.headers, &rt.strip) {
         ctx.strip_targeted(&mut parts.headers);
     }
-    append_cache_status(&mut parts.headers, &cs);
+    append_fwd(&mut parts.headers, &ctx.node_id, Fwd::Miss);
     let mut resp = respond::build(parts.status, parts.headers, ProxyBody::Upstream(incoming));
     crate::access::note_server(ctx, &mut resp, server.addr);
     Lane::Answer(with_cookie(resp, set_cookie), route.index)
