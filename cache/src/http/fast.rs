@@ -44,9 +44,10 @@ pub enum Parse<'a> {
 
 /// Decide on the request head at the start of `buf`.
 pub fn parse(buf: &[u8]) -> Parse<'_> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_FAST_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    // Filled by httparse as it parses (nothing to initialise first).
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_FAST_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parse::Partial,
         Err(_) => return Parse::Fallback,
