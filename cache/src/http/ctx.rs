@@ -171,6 +171,16 @@ impl Runtime {
             path,
             headers,
         });
+        self.choice(route)
+    }
+
+    /// The route at `index` of this snapshot's table (an index [`Runtime::route`] or the fast
+    /// path's routing found in this same snapshot), with its pool.
+    pub fn route_at(&self, index: usize) -> RouteChoice {
+        self.choice(&self.routes.routes()[index])
+    }
+
+    fn choice(&self, route: &crate::origin::route::Route) -> RouteChoice {
         RouteChoice {
             index: route.index,
             pool: Arc::clone(&self.route_pools[route.index]),

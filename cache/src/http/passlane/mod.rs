@@ -28,7 +28,7 @@ use http::{HeaderMap, Method, Response};
 use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Runtime};
 use super::fill::{store_decision, Times};
 use super::forward::{fault_response, has_any, with_cookie};
 use super::interim::InterimSink;
@@ -78,7 +78,7 @@ pub(in crate::http) struct LaneReq<'a> {
     /// The client's request head, whole.
     pub raw: &'a [u8],
     pub key: &'a str,
-    /// The path the route matches (the target without its query).
+    /// The target without its query (the server choice's input, as the general stages').
     pub path: &'a str,
     pub client: SocketAddr,
     pub interim: Option<InterimSink>,
@@ -96,9 +96,15 @@ pub(in crate::http) fn applies(ctx: &Ctx, key: &str) -> bool {
             .is_none_or(|c| c.previous_owner(key).is_none())
 }
 
-/// Serve a request for a marked key (see the module doc).
-pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
-    let rt = ctx.rt.load_full();
+/// Serve a request for a marked key (see the module doc): `route` is the index of the route
+/// the fast path found for it in `rt`, the runtime snapshot it routed in (never another one:
+/// a reload in between would renumber the routes).
+pub(in crate::http) async fn serve(
+    ctx: &Arc<Ctx>,
+    rt: Arc<Runtime>,
+    route: usize,
+    req: LaneReq<'_>,
+) -> Lane {
     // Routes that match on request fields need the general stages' parts; a key with parts
     // held (`cache.partial`) is completed from them by the fill.
     let parts_held = || {
@@ -108,7 +114,7 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
     if !rt.fast_routing || (rt.partial_slice.is_some() && parts_held()) {
         return Lane::NotTaken;
     }
-    let route = rt.route(&Method::GET, req.key, req.path, &HeaderMap::new());
+    let route = rt.route_at(route);
     if !route.cache || route.key_headers || route.pool.has_persistence() {
         return Lane::NotTaken;
     }
