@@ -190,7 +190,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                         let lane_req = passlane::LaneReq {
                             raw: &buf[..head_len],
                             key: &key,
-                            path: req.target.split('?').next().unwrap_or(req.target),
+                            path: req.path,
                             client: peer,
                             interim: Some(sink.clone()),
                         };
@@ -488,11 +488,10 @@ fn fast_route_caches(
         return None;
     }
     let method = if req.head { Method::HEAD } else { Method::GET };
-    let path = req.target.split('?').next().unwrap_or(req.target);
     let route = rt.routes.select(&RouteInput {
         method: &method,
         host: key_host(key),
-        path,
+        path: req.path,
         headers: &HeaderMap::new(),
     });
     let index = route.index;

@@ -195,7 +195,7 @@ impl Runtime {
 /// The host of a primary key ("http://host:port/path" -> "host"), for routing.
 pub fn key_host(key: &str) -> &str {
     let rest = key.strip_prefix("http://").unwrap_or(key);
-    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = crate::policy::target::before(rest, b'/');
     host_without_port(authority)
 }
 

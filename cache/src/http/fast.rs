@@ -25,6 +25,8 @@ pub struct FastReq<'a> {
     pub head: bool,
     pub host: &'a str,
     pub target: &'a str,
+    /// The target without its query (what routes match).
+    pub path: &'a str,
     /// The client asked to close after this response.
     pub close: bool,
     /// None of `Via`, `X-Forwarded-For`, `Forwarded` and `Authorization`: the fields can go
@@ -65,7 +67,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     };
     // A path the general path would normalise (`//`, escapes, dot segments) is routed and
     // keyed there, once normalised.
-    let path = target.split('?').next().unwrap_or(target);
+    let path = crate::policy::target::before(target, b'?');
     if !crate::policy::target::is_plainly_normal(path) {
         return Parse::Fallback;
     }
@@ -102,6 +104,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         head,
         host,
         target,
+        path,
         close,
         plain,
     })
