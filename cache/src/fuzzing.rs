@@ -53,6 +53,8 @@ pub fn check_fast_parse(data: &[u8]) {
     };
     assert!(req.head_len <= data.len() && req.head_len > 0);
     assert!(req.target.starts_with('/'));
+    assert!(req.target.starts_with(req.path) && !req.path.contains('?'));
+    assert!(req.target.len() == req.path.len() || req.target[req.path.len()..].starts_with('?'));
     let head = &data[..req.head_len];
     assert_eq!(fast::parse(head), Parse::Fast(fast::FastReq { ..req }));
     for cut in [req.head_len - 1, req.head_len / 2] {

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::Guard;
 use bytes::{Buf, BytesMut};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,7 +30,7 @@ use tokio::sync::watch;
 
 use super::chunk_limit::{Declared, Watched};
 use super::counted::Counted;
-use super::ctx::{key_host, Ctx};
+use super::ctx::{key_host, Ctx, Runtime};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
 use super::handler::{handle, handle_bodyless};
@@ -127,7 +128,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
             else {
                 return handoff(conn, io, buf, watcher, idle_armed_at).await;
             };
-            let Some(route) = fast_route_caches(ctx, &req, &key) else {
+            let Some((snapshot, route)) = fast_route_caches(ctx, &req, &key) else {
                 return handoff(conn, io, buf, watcher, idle_armed_at).await;
             };
             let (head_len, close, head_only) = (req.head_len, req.close, req.head);
@@ -142,9 +143,10 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 let (resp, route, pending) = 'answer: {
                     // A key a peer owns: asked from the owner, answered from its wire head.
                     let mut pre = None;
-                    let mut owned_here = true;
+                    // The runtime `route` was found in: the pass lane's (held to no await).
+                    let mut snapshot = Some(snapshot);
                     if let Some(owner) = ctx.cluster.as_ref().and_then(|cl| cl.owner(&key)) {
-                        owned_here = false;
+                        snapshot = None;
                         let raw = &buf[..head_len];
                         match remote::ask_owner(ctx, owner, &req, raw, &key, &mut out).await {
                             remote::Lean::Answer(a) => {
@@ -180,16 +182,19 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     // A key whose last answer could not be stored: the pass lane, from the raw
                     // request, unless its answer is storable (then the general stages take it).
                     let mut prefetched = None;
-                    if owned_here && req.plain && !head_only && passlane::applies(ctx, &key) {
+                    let lane_rt = snapshot
+                        .take()
+                        .filter(|_| req.plain && !head_only && passlane::applies(ctx, &key));
+                    if let Some(rt) = lane_rt {
                         let sink = line.get_or_insert_with(InterimLine::new).begin();
                         let lane_req = passlane::LaneReq {
                             raw: &buf[..head_len],
                             key: &key,
-                            path: req.target.split('?').next().unwrap_or(req.target),
+                            path: req.path,
                             client: peer,
                             interim: Some(sink.clone()),
                         };
-                        let lane = passlane::serve(ctx, lane_req);
+                        let lane = passlane::serve(ctx, Guard::into_inner(rt), route, lane_req);
                         let (lane, interim_failed) = with_interims(&mut io, &sink, lane).await;
                         if let Some(e) = interim_failed {
                             return write_failed(ctx, peer, &e);
@@ -265,6 +270,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     Err(e) => return write_failed(ctx, peer, &e),
                 }
             };
+            drop(snapshot);
             bump(&ctx.counters.requests);
             bump(&ctx.counters.local_hit);
             let body: &[u8] = if head_only { &[] } else { &obj.body };
@@ -469,22 +475,27 @@ async fn head_timed_out(ctx: &Ctx, io: &mut ClientIo, buf: &[u8], peer: SocketAd
     }
 }
 
-/// Route a fast-path request: its route's index when the route caches with the plain key.
-/// Tables that route on request headers are left to the general path.
-fn fast_route_caches(ctx: &Ctx, req: &fast::FastReq<'_>, key: &str) -> Option<usize> {
+/// Route a fast-path request: its route's index when the route caches with the plain key,
+/// with the runtime snapshot whose table the index is of. Tables that route on request
+/// headers are left to the general path.
+fn fast_route_caches(
+    ctx: &Ctx,
+    req: &fast::FastReq<'_>,
+    key: &str,
+) -> Option<(Guard<Arc<Runtime>>, usize)> {
     let rt = ctx.rt.load();
     if !rt.fast_routing {
         return None;
     }
     let method = if req.head { Method::HEAD } else { Method::GET };
-    let path = req.target.split('?').next().unwrap_or(req.target);
     let route = rt.routes.select(&RouteInput {
         method: &method,
         host: key_host(key),
-        path,
+        path: req.path,
         headers: &HeaderMap::new(),
     });
-    (route.cache && route.key_headers.is_empty()).then_some(route.index)
+    let index = route.index;
+    (route.cache && route.key_headers.is_empty()).then_some((rt, index))
 }
 
 /// A write to the client failed: counted when the client took nothing for `send_timeout`.

@@ -174,6 +174,16 @@ impl Runtime {
             path,
             headers,
         });
+        self.choice(route)
+    }
+
+    /// The route at `index` of this snapshot's table (an index [`Runtime::route`] or the fast
+    /// path's routing found in this same snapshot), with its pool.
+    pub fn route_at(&self, index: usize) -> RouteChoice {
+        self.choice(&self.routes.routes()[index])
+    }
+
+    fn choice(&self, route: &crate::origin::route::Route) -> RouteChoice {
         RouteChoice {
             index: route.index,
             pool: Arc::clone(&self.route_pools[route.index]),
@@ -188,7 +198,7 @@ impl Runtime {
 /// The host of a primary key ("http://host:port/path" -> "host"), for routing.
 pub fn key_host(key: &str) -> &str {
     let rest = key.strip_prefix("http://").unwrap_or(key);
-    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = crate::policy::target::before(rest, b'/');
     host_without_port(authority)
 }
 

@@ -25,6 +25,8 @@ pub struct FastReq<'a> {
     pub head: bool,
     pub host: &'a str,
     pub target: &'a str,
+    /// The target without its query (what routes match).
+    pub path: &'a str,
     /// The client asked to close after this response.
     pub close: bool,
     /// None of `Via`, `X-Forwarded-For`, `Forwarded` and `Authorization`: the fields can go
@@ -44,9 +46,10 @@ pub enum Parse<'a> {
 
 /// Decide on the request head at the start of `buf`.
 pub fn parse(buf: &[u8]) -> Parse<'_> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_FAST_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
+    // Filled by httparse as it parses (nothing to initialise first).
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_FAST_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parse::Partial,
         Err(_) => return Parse::Fallback,
@@ -64,7 +67,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     };
     // A path the general path would normalise (`//`, escapes, dot segments) is routed and
     // keyed there, once normalised.
-    let path = target.split('?').next().unwrap_or(target);
+    let path = crate::policy::target::before(target, b'?');
     if !crate::policy::target::is_plainly_normal(path) {
         return Parse::Fallback;
     }
@@ -101,6 +104,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         head,
         host,
         target,
+        path,
         close,
         plain,
     })

@@ -28,9 +28,9 @@ use super::io::FLATTEN_MAX;
 /// The parts of the request whose complete head starts `raw`; None when a field cannot be
 /// carried (hyper then reads the request itself).
 pub fn parts(raw: &[u8]) -> Option<http::request::Parts> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FAST_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    match req.parse(raw).ok()? {
+    let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FAST_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(raw, &mut fields).ok()? {
         httparse::Status::Complete(_) => {}
         httparse::Status::Partial => return None,
     }

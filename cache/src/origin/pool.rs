@@ -212,14 +212,17 @@ impl Pool {
         exclude: Option<usize>,
     ) -> Option<(usize, bool)> {
         let now = Instant::now();
-        let mut pinnable = Vec::with_capacity(self.servers.len());
+        // Which servers a cookie may pin to: only a pool with persistence asks.
+        let mut pinnable = Vec::new();
         let candidates: Vec<Candidate> = self
             .servers
             .iter()
             .map(|s| {
                 let admin = s.admin();
                 let healthy = s.available(now);
-                pinnable.push(healthy && admin.keeps_existing());
+                if self.persistence.is_some() {
+                    pinnable.push(healthy && admin.keeps_existing());
+                }
                 Candidate {
                     weight: s.weight.load(Ordering::Relaxed),
                     available: healthy && admin.takes_new(),

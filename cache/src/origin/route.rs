@@ -268,7 +268,7 @@ pub fn host_without_port(authority: &str) -> &str {
     if authority.starts_with('[') {
         return authority.find(']').map_or(authority, |i| &authority[..=i]);
     }
-    authority.split(':').next().unwrap_or(authority)
+    crate::policy::target::before(authority, b':')
 }
 
 #[cfg(test)]

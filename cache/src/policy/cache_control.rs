@@ -62,9 +62,7 @@ impl CacheControl {
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> CacheControl {
         let mut cc = CacheControl::default();
         for value in values {
-            for (name, arg) in directives(value.as_bytes()) {
-                cc.apply(&name, arg.as_deref());
-            }
+            directives(value.as_bytes(), |name, arg| cc.apply(name, arg));
         }
         cc
     }
@@ -140,12 +138,17 @@ pub(crate) fn delta_seconds(s: &[u8]) -> Option<u64> {
     Some(n.min(DELTA_SECONDS_MAX))
 }
 
-/// Splits one field line into (lowercase name, unquoted argument) pairs.
-fn directives(input: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
-    let mut out = Vec::new();
+/// The longest directive name [`CacheControl::apply`] knows (`stale-while-revalidate`) fits.
+const NAME_MAX: usize = 32;
+
+/// Splits one field line into (lowercase name, unquoted argument) pairs, given to `each` in
+/// order. Names longer than [`NAME_MAX`] or not UTF-8 are no directive this cache knows and
+/// are skipped (nothing is allocated for a name, nor for an unquoted argument).
+fn directives(input: &[u8], mut each: impl FnMut(&str, Option<&[u8]>)) {
     let mut i = 0;
     let len = input.len();
     let is_ws = |b: u8| b == b' ' || b == b'\t';
+    let mut lower = [0u8; NAME_MAX];
     while i < len {
         while i < len && (is_ws(input[i]) || input[i] == b',') {
             i += 1;
@@ -157,11 +160,12 @@ fn directives(input: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
         while i < len && !matches!(input[i], b',' | b'=' | b' ' | b'\t') {
             i += 1;
         }
-        let name = String::from_utf8_lossy(&input[start..i]).to_ascii_lowercase();
+        let raw_name = &input[start..i];
         while i < len && is_ws(input[i]) {
             i += 1;
         }
-        let mut arg = None;
+        let mut quoted = None;
+        let mut token = None;
         if i < len && input[i] == b'=' {
             i += 1;
             while i < len && is_ws(input[i]) {
@@ -169,25 +173,30 @@ fn directives(input: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
             }
             if i < len && input[i] == b'"' {
                 let (value, next) = quoted_string(input, i + 1);
-                arg = Some(value);
+                quoted = Some(value);
                 i = next;
             } else {
                 let vstart = i;
                 while i < len && !matches!(input[i], b',' | b' ' | b'\t') {
                     i += 1;
                 }
-                arg = Some(input[vstart..i].to_vec());
+                token = Some(&input[vstart..i]);
             }
         }
         // Anything else up to the next comma is junk and ignored.
         while i < len && input[i] != b',' {
             i += 1;
         }
-        if !name.is_empty() {
-            out.push((name, arg));
+        if raw_name.is_empty() || raw_name.len() > NAME_MAX {
+            continue;
+        }
+        let name = &mut lower[..raw_name.len()];
+        name.copy_from_slice(raw_name);
+        name.make_ascii_lowercase();
+        if let Ok(name) = std::str::from_utf8(name) {
+            each(name, quoted.as_deref().or(token));
         }
     }
-    out
 }
 
 /// Reads a quoted-string body starting after the opening quote; returns the unescaped content
@@ -232,6 +241,18 @@ pub fn response_directives(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_unknown_and_non_utf8_names_are_skipped_and_the_rest_read() {
+        let v = HeaderValue::from_bytes(
+            b"X-An-Unknown-Directive-Longer-Than-32=\"a,b\", N\xe9=1, NO-STORE, \
+              Stale-While-Revalidate=7, max-age=\"5\", private=\"set-cookie\"",
+        )
+        .unwrap();
+        let cc = CacheControl::parse([&v]);
+        assert!(cc.no_store && cc.private && !cc.invalid);
+        assert_eq!((cc.max_age, cc.stale_while_revalidate), (Some(5), Some(7)));
+    }
 
     fn cc(values: &[&'static str]) -> CacheControl {
         let values: Vec<HeaderValue> = values.iter().map(|v| HeaderValue::from_static(v)).collect();

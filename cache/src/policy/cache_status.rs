@@ -6,7 +6,7 @@
 //! dropped). [`append_cache_status`] adds our member after the existing ones (the cache
 //! nearest the origin first, §2) and combines everything into one field line.
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::headers::append_list_member;
 
@@ -156,6 +156,43 @@ pub fn append_cache_status(h: &mut HeaderMap, status: &CacheStatus) {
     }
 }
 
+/// Appends this node's plain `<node>; fwd=<fwd>` member: the same field as
+/// `append_cache_status(h, &CacheStatus::fwd(node, fwd))`. When `h` has no Cache-Status yet (the
+/// usual case) the value is made once per thread for the last node id seen, then shared.
+pub fn append_fwd(h: &mut HeaderMap, node: &str, fwd: Fwd) {
+    if !h.contains_key(CACHE_STATUS) {
+        if let Some(value) = own_fwd(node, fwd) {
+            h.insert(CACHE_STATUS, value);
+        }
+        return;
+    }
+    append_cache_status(h, &CacheStatus::fwd(node, fwd));
+}
+
+/// `<node>; fwd=<fwd>` as a field value, kept per thread for the last node id seen (a node's
+/// id is fixed while it runs; a process running several nodes, as the tests do, remakes it).
+fn own_fwd(node: &str, fwd: Fwd) -> Option<HeaderValue> {
+    use std::cell::RefCell;
+    thread_local! {
+        static OWN: RefCell<(String, Vec<(Fwd, HeaderValue)>)> =
+            const { RefCell::new((String::new(), Vec::new())) };
+    }
+    OWN.with(|own| {
+        let mut own = own.borrow_mut();
+        if own.0 != node {
+            own.0 = node.to_string();
+            own.1.clear();
+        }
+        if let Some((_, v)) = own.1.iter().find(|(f, _)| *f == fwd) {
+            return Some(v.clone());
+        }
+        let member = CacheStatus::fwd(node, fwd).to_member();
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(member)).ok()?;
+        own.1.push((fwd, value.clone()));
+        Some(value)
+    })
+}
+
 /// Longest upstream member list kept from a peer.
 pub const MAX_UPSTREAM_MEMBER: usize = 512;
 
@@ -173,7 +210,34 @@ pub fn upstream_member(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+
+    #[test]
+    fn a_plain_fwd_member_is_the_composed_one_with_or_without_upstream_members() {
+        let origin = |v: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = v {
+                h.append(CACHE_STATUS, HeaderValue::from_static(v));
+            }
+            h
+        };
+        // Alternating node ids on one thread (several nodes in one process) and each `Fwd`.
+        for node in ["a", "n-1", "has space", "a", "\"q\""] {
+            for fwd in [Fwd::Miss, Fwd::Bypass, Fwd::Miss] {
+                for upstream in [None, Some("up; hit"), Some(""), Some("x, y")] {
+                    let (mut cached, mut composed) = (origin(upstream), origin(upstream));
+                    append_fwd(&mut cached, node, fwd);
+                    append_cache_status(&mut composed, &CacheStatus::fwd(node, fwd));
+                    let all = |h: &HeaderMap| {
+                        h.get_all(CACHE_STATUS)
+                            .iter()
+                            .map(|v| v.as_bytes().to_vec())
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(all(&cached), all(&composed), "{node} {fwd:?} {upstream:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn hit_member() {

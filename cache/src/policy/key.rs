@@ -49,10 +49,13 @@ pub fn key_from_host_and_target(host: &str, target: &str) -> Option<String> {
     if !target.starts_with('/') {
         return None;
     }
-    let origin = normalize_authority(host.trim())?;
-    let mut key = String::with_capacity(SCHEME.len() + origin.len() + target.len());
+    let host = host.trim();
+    let mut key = String::with_capacity(SCHEME.len() + host.len() + target.len());
     key.push_str(SCHEME);
-    key.push_str(&origin);
+    // The usual `Host` is written straight into the key (no string of its own).
+    if !push_plain_authority(&mut key, host) {
+        key.push_str(&parsed_authority(host)?);
+    }
     key.push_str(target);
     Some(key)
 }
@@ -69,6 +72,12 @@ pub(crate) fn normalize_authority(raw: &str) -> Option<String> {
 /// dots and hyphens, then maybe `:` and a port of at most 5 digits), without the URI parser:
 /// None for anything else, which goes the parser's way. Gives what the parser's way gives.
 fn plain_authority(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    push_plain_authority(&mut out, raw).then_some(out)
+}
+
+/// [`plain_authority`] appended to `out`; false (and `out` as it was) for anything else.
+fn push_plain_authority(out: &mut String, raw: &str) -> bool {
     let b = raw.as_bytes();
     let colon = b.iter().position(|&c| c == b':').unwrap_or(b.len());
     let (host, port) = b.split_at(colon);
@@ -79,13 +88,12 @@ fn plain_authority(raw: &str) -> Option<String> {
             .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
     let port = port.get(1..).unwrap_or_default();
     if !host_ok || port.len() > 5 || !port.iter().all(u8::is_ascii_digit) {
-        return None;
+        return false;
     }
     let number = port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
     if number > u32::from(u16::MAX) {
-        return None;
+        return false;
     }
-    let mut out = String::with_capacity(raw.len());
     out.extend(host.iter().map(|&c| char::from(c.to_ascii_lowercase())));
     if !port.is_empty() && number != 80 {
         // The port as a number (leading zeros dropped), as the parser's way writes it.
@@ -93,7 +101,7 @@ fn plain_authority(raw: &str) -> Option<String> {
         out.push(':');
         out.push_str(&raw[raw.len() - digits..]);
     }
-    Some(out)
+    true
 }
 
 /// [`normalize_authority`] through `http`'s authority parser (IPv6 literals, odd ports, ...).

@@ -12,6 +12,8 @@
 //!   a route is taken whenever an origin that decodes everything would see its prefix.
 //! * [`is_plainly_normal`]: a cheap test the hit fast path uses; true only for paths that
 //!   [`normalize_path`] leaves as they are (false may be returned for some normal paths).
+//! * [`before`]: `s` up to the first `sep` (all of it without one), as
+//!   `s.split(sep).next()`, without the searcher's set-up (the fast path's short strings).
 
 use std::borrow::Cow;
 
@@ -88,6 +90,15 @@ fn dots(path: &str) -> Cow<'_, str> {
     }
 }
 
+/// `s` up to the first `sep`, an ASCII byte (all of `s` when it has none).
+pub fn before(s: &str, sep: u8) -> &str {
+    debug_assert!(sep.is_ascii());
+    match s.bytes().position(|b| b == sep) {
+        Some(i) => &s[..i],
+        None => s,
+    }
+}
+
 /// The normal form of an absolute path (see the module contract).
 pub fn normalize_path(path: &str) -> Option<Cow<'_, str>> {
     if !path.starts_with('/') {
@@ -132,6 +143,25 @@ pub fn is_plainly_normal(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn before_is_the_first_piece_of_a_split() {
+        for (s, sep) in [
+            ("/a/b?c=d?e", b'?'),
+            ("/a", b'?'),
+            ("", b'?'),
+            ("?", b'?'),
+            ("h\u{e9}.example:80", b':'),
+            ("[::1]:80", b':'),
+            ("host/p/q", b'/'),
+        ] {
+            assert_eq!(
+                before(s, sep),
+                s.split(sep as char).next().unwrap(),
+                "{s:?}"
+            );
+        }
+    }
 
     fn norm(p: &str) -> Option<String> {
         normalize_path(p).map(Cow::into_owned)

@@ -16,10 +16,12 @@ use crate::http::fast::MAX_FAST_HEADERS;
 /// Append the origin request for the client request head `raw` (complete, as `fast::parse`
 /// took it) to `out`; false (and `out` as it was) when `raw` is not a plain GET.
 pub fn origin_head(out: &mut Vec<u8>, raw: &[u8], node_id: &str, client: IpAddr) -> bool {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FAST_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    if !matches!(req.parse(raw), Ok(httparse::Status::Complete(_)))
-        || req.method != Some("GET")
+    let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FAST_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    if !matches!(
+        req.parse_with_uninit_headers(raw, &mut fields),
+        Ok(httparse::Status::Complete(_))
+    ) || req.method != Some("GET")
         || req.version != Some(1)
     {
         return false;

@@ -28,14 +28,14 @@ use http::{HeaderMap, Method, Response};
 use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Runtime};
 use super::fill::{store_decision, Times};
 use super::forward::{fault_response, has_any, with_cookie};
 use super::interim::InterimSink;
 use super::respond;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_control::CacheControl;
-use crate::policy::cache_status::{append_cache_status, CacheStatus, Fwd};
+use crate::policy::cache_status::{append_fwd, CacheStatus, Fwd};
 use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
 use crate::stats::bump;
 use strait_lb::select::schedule::PickInput;
@@ -78,7 +78,7 @@ pub(in crate::http) struct LaneReq<'a> {
     /// The client's request head, whole.
     pub raw: &'a [u8],
     pub key: &'a str,
-    /// The path the route matches (the target without its query).
+    /// The target without its query (the server choice's input, as the general stages').
     pub path: &'a str,
     pub client: SocketAddr,
     pub interim: Option<InterimSink>,
@@ -96,9 +96,15 @@ pub(in crate::http) fn applies(ctx: &Ctx, key: &str) -> bool {
             .is_none_or(|c| c.previous_owner(key).is_none())
 }
 
-/// Serve a request for a marked key (see the module doc).
-pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
-    let rt = ctx.rt.load_full();
+/// Serve a request for a marked key (see the module doc): `route` is the index of the route
+/// the fast path found for it in `rt`, the runtime snapshot it routed in (never another one:
+/// a reload in between would renumber the routes).
+pub(in crate::http) async fn serve(
+    ctx: &Arc<Ctx>,
+    rt: Arc<Runtime>,
+    route: usize,
+    req: LaneReq<'_>,
+) -> Lane {
     // Routes that match on request fields need the general stages' parts; a key with parts
     // held (`cache.partial`) is completed from them by the fill.
     let parts_held = || {
@@ -108,7 +114,7 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
     if !rt.fast_routing || (rt.partial_slice.is_some() && parts_held()) {
         return Lane::NotTaken;
     }
-    let route = rt.route(&Method::GET, req.key, req.path, &HeaderMap::new());
+    let route = rt.route_at(route);
     if !route.cache || route.key_headers || route.pool.has_persistence() {
         return Lane::NotTaken;
     }
@@ -142,7 +148,6 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
         bump(&ctx.counters.local_miss);
         bump(&ctx.counters.hit_for_miss);
     };
-    let cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
     let Sent {
         response,
         server,
@@ -152,7 +157,8 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
         Err(fault) => {
             answered(ctx);
             tracing::debug!(fault = fault.as_str(), "fill failed");
-            return Lane::Answer(fault_response(ctx, fault, &mut { cs }), route.index);
+            let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+            return Lane::Answer(fault_response(ctx, fault, &mut cs), route.index);
         }
     };
     let (mut parts, incoming) = response.into_parts();
@@ -191,7 +197,7 @@ pub(in crate::http) async fn serve(ctx: &Arc<Ctx>, req: LaneReq<'_>) -> Lane {
     if has_any(&parts.headers, &rt.strip) {
         ctx.strip_targeted(&mut parts.headers);
     }
-    append_cache_status(&mut parts.headers, &cs);
+    append_fwd(&mut parts.headers, &ctx.node_id, Fwd::Miss);
     let mut resp = respond::build(parts.status, parts.headers, ProxyBody::Upstream(incoming));
     crate::access::note_server(ctx, &mut resp, server.addr);
     Lane::Answer(with_cookie(resp, set_cookie), route.index)

@@ -7,8 +7,9 @@
 //! `Content-Length`): those heads are refused (RFC 9112 §6.3 ¶3: "ought to be handled as an
 //! error"), and the connection they came on is not reused.
 
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+use super::framing::Framer;
 
 /// Fields a response head may carry; more is a broken response.
 pub const MAX_FIELDS: usize = 128;
@@ -90,12 +91,22 @@ pub fn encode_request(out: &mut Vec<u8>, method: &Method, target: &str, fields: 
     out.extend_from_slice(b"\r\n");
 }
 
+/// Room left in a parsed head's field map for the fields the node adds before relaying it
+/// (`Via`, `Cache-Status`, `Date`, `Age`), so adding them does not grow the map.
+const ADDED_FIELDS: usize = 4;
+
 /// Parse the response head at the start of `buf`: Ok(None) while it is incomplete. An interim
 /// (1xx) head comes back like any other; the caller skips it.
 pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match resp.parse(buf) {
+    // Filled by httparse as it parses (nothing to initialise first).
+    let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FIELDS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut fields,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -115,7 +126,8 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, He
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut headers = HeaderMap::with_capacity(resp.headers.len() + ADDED_FIELDS);
+    let mut framer = Framer::default();
     // One copy of the head; the values are slices of it (no allocation per field).
     let shared = bytes::Bytes::copy_from_slice(&buf[..len]);
     for f in resp.headers.iter() {
@@ -128,10 +140,10 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, He
             _ => HeaderValue::from_bytes(f.value),
         }
         .map_err(|_| HeadError::BadField)?;
+        framer.field(&name, f.value);
         headers.append(name, value);
     }
-    let (framing, framing_reusable) = framing(&headers, status, head_request)?;
-    let reusable = framing_reusable && keeps_alive(&headers, version);
+    let (framing, reusable) = framer.finish(status, version, head_request)?;
     Ok(Some(Head {
         status,
         version,
@@ -152,93 +164,6 @@ fn syntax(e: httparse::Error) -> &'static str {
         httparse::Error::Version => "version",
         _ => "syntax",
     }
-}
-
-/// RFC 9112 §6.3, for a response: the framing, and whether it leaves the connection usable.
-fn framing(
-    h: &HeaderMap,
-    status: StatusCode,
-    head_request: bool,
-) -> Result<(Framing, bool), HeadError> {
-    if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Framing::Empty, true));
-    }
-    if h.contains_key(TRANSFER_ENCODING) {
-        if h.contains_key(CONTENT_LENGTH) {
-            return Err(HeadError::LengthWithCoding);
-        }
-        // The last coding decides: chunked, or (RFC 9112 §6.3 ¶4) the body runs to the close.
-        let last = h
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .map(trim)
-            .rfind(|c| !c.is_empty());
-        let chunked = last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
-        return Ok(if chunked {
-            (Framing::Chunked, true)
-        } else {
-            (Framing::UntilClose, false)
-        });
-    }
-    match content_length(h)? {
-        Some(0) => Ok((Framing::Empty, true)),
-        Some(n) => Ok((Framing::Length(n), true)),
-        None => Ok((Framing::UntilClose, false)),
-    }
-}
-
-/// The one length every `Content-Length` line (and list member) states.
-fn content_length(h: &HeaderMap) -> Result<Option<u64>, HeadError> {
-    let mut found: Option<u64> = None;
-    for v in h.get_all(CONTENT_LENGTH) {
-        for member in v.as_bytes().split(|b| *b == b',') {
-            let m = trim(member);
-            if m.is_empty() || m.len() > 19 || !m.iter().all(u8::is_ascii_digit) {
-                return Err(HeadError::BadLength);
-            }
-            let n: u64 = std::str::from_utf8(m)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(HeadError::BadLength)?;
-            if found.is_some_and(|f| f != n) {
-                return Err(HeadError::BadLength);
-            }
-            found = Some(n);
-        }
-    }
-    Ok(found)
-}
-
-/// HTTP/1.1 keeps the connection unless `close`; HTTP/1.0 only with `keep-alive`.
-fn keeps_alive(h: &HeaderMap, version: Version) -> bool {
-    let has = |token: &[u8]| {
-        h.get_all(CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .any(|t| trim(t).eq_ignore_ascii_case(token))
-    };
-    if version == Version::HTTP_10 {
-        has(b"keep-alive") && !has(b"close")
-    } else {
-        !has(b"close")
-    }
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t'))
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !matches!(c, b' ' | b'\t'))
-        .map_or(start, |e| e + 1);
-    &b[start..end.max(start)]
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 pub mod body;
 pub mod chunked;
 pub mod conn;
+pub mod framing;
 pub mod head;
 
 pub use body::LeanBody;
