@@ -38,8 +38,7 @@ admin = "127.0.0.1:$([ $n = a ] && echo 28291 || echo 28292)"
 workers = 1
 [storage]
 ram = "256MiB"
-[cache]
-hot_ttl = "$HOT_TTL"
+$([ "$HOT_TTL" = 0s ] || printf '[cache]\nhot_ttl = "%s"' "$HOT_TTL")
 [cluster]
 peer_listen = "${IP[$n]}:28270"
 gossip_listen = "${IP[$n]}:28271"
