@@ -1,5 +1,5 @@
-//! Hostile origins against the upload client (hyper's, for requests that carry a client's
-//! body): both `Content-Length` and `Transfer-Encoding`, a head over 64 KiB and twenty 103s
+//! Hostile origins against requests that carry a client's body (the node's own client,
+//! `origin/h1/upload.rs`): both `Content-Length` and `Transfer-Encoding`, a head over 64 KiB and twenty 103s
 //! are a 502 before any head reaches the client; a bad chunk and a close mid-body come after
 //! the head, and the client's body is cut where it cannot look complete. Either way the
 //! origin connection is closed, never reused (nothing it sent after is read as another

@@ -155,3 +155,131 @@ fn via_and_cache_status_on_every_proxied_response() {
     assert!(hit.body == object_bytes("v", 1024));
     assert_eq!(origin.count("/obj/v"), 1);
 }
+
+/// One request as a raw origin read it: its connection (in accept order), head and body
+/// (decoded when chunked) and whether the body came chunked.
+struct Seen {
+    conn: usize,
+    head: String,
+    body: Vec<u8>,
+    chunked: bool,
+}
+
+/// A keep-alive origin that reads each request whole (`Content-Length` or chunked), records it
+/// and answers `200 ok` with `Cache-Control: no-store`.
+fn body_origin() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for (conn, s) in l.incoming().enumerate() {
+            let Ok(s) = s else { continue };
+            let kept = std::sync::Arc::clone(&kept);
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    let lower = head.to_ascii_lowercase();
+                    let chunked = lower.contains("transfer-encoding: chunked\r\n");
+                    let mut body = Vec::new();
+                    if chunked {
+                        loop {
+                            let mut size = String::new();
+                            r.read_line(&mut size).expect("chunk size");
+                            let n = usize::from_str_radix(size.trim_end(), 16).expect("hex");
+                            let mut data = vec![0; n + 2];
+                            r.read_exact(&mut data).expect("chunk");
+                            assert_eq!(&data[n..], b"\r\n");
+                            if n == 0 {
+                                break;
+                            }
+                            body.extend_from_slice(&data[..n]);
+                        }
+                    } else if let Some(l) = lower
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                    {
+                        body = vec![0; l.trim().parse().expect("length")];
+                        r.read_exact(&mut body).expect("body");
+                    }
+                    kept.lock().expect("lock").push(Seen {
+                        conn,
+                        head,
+                        body,
+                        chunked,
+                    });
+                    let answer =
+                        b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 2\r\n\r\nok";
+                    if r.get_mut().write_all(answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// Uploads go on the node's own client: a GET (bodyless, the own client's since ever), then a
+/// 1 MiB POST with `Content-Length` and a chunked POST all reach the origin on one kept
+/// connection (hyper's client kept connections of its own), each body byte for byte, the
+/// chunked one re-chunked by the node.
+#[test]
+fn uploads_share_the_own_clients_connections_and_arrive_byte_for_byte() {
+    use std::io::{BufReader, Write};
+    let (addr, seen) = body_origin();
+    let node = Node::start(&[addr], "");
+    let r = get(node.addr, "/first", &[]);
+    assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+    let big: Vec<u8> = (0..1usize << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let r = request(node.addr, "POST", "/big", &[], &big);
+    assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+    // A chunked upload, in pieces with pauses between them.
+    let mut s = std::net::TcpStream::connect(node.addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"POST /chunked HTTP/1.1\r\nHost: t.example\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("head");
+    let parts: [&[u8]; 3] = [b"hello", b" chunked", &[b'z'; 3000]];
+    for p in parts {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.write_all(format!("{:x}\r\n", p.len()).as_bytes())
+            .expect("size");
+        s.write_all(p).expect("chunk");
+        s.write_all(b"\r\n").expect("crlf");
+    }
+    s.write_all(b"0\r\n\r\n").expect("end");
+    let r = read_response(&mut BufReader::new(s), false).expect("a response");
+    assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
+    let seen = seen.lock().expect("lock");
+    assert_eq!(
+        seen.len(),
+        3,
+        "{:?}",
+        seen.iter().map(|s| &s.head).collect::<Vec<_>>()
+    );
+    assert!(seen[0].head.starts_with("GET /first "));
+    assert!(seen[1].head.starts_with("POST /big "));
+    assert!(!seen[1].chunked);
+    assert!(seen[1].body == big, "the 1 MiB body arrives byte for byte");
+    assert!(seen[2].head.starts_with("POST /chunked "));
+    assert!(seen[2].chunked);
+    assert_eq!(seen[2].body, parts.concat());
+    let conns: Vec<usize> = seen.iter().map(|s| s.conn).collect();
+    assert_eq!(conns, [0, 0, 0], "one connection, the own client's");
+}

@@ -2,9 +2,9 @@
 //! (`section`: `[[pool]]` and `[[route]]`, re-exported by `crate::config`), routing (`route`),
 //! the health probe a pool asks for (`probe`; the probes and the rise/fall state are
 //! `strait_lb::health`), persistence (`persist`), runtime control of servers (`control`), and the pool itself (`pool`; its scheduler is
-//! `strait_lb::select::schedule`). Requests go out on the node's own client (`h1`), or, when
-//! they carry a client's body (`upload`), on hyper's (`upload_client`); the answer's body is
-//! `body`.
+//! `strait_lb::select::schedule`). Requests go out on the node's own client (`h1`), the client's
+//! body (`upload`) streamed by it too; hyper's client (`upload_client`) is left for bodyless
+//! requests of methods that are not idempotent. The answer's body is `body`.
 //!
 //! `origin` imports nothing from `crate::config`; the config imports the sections from here.
 

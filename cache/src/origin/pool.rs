@@ -29,7 +29,8 @@ use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
 use super::body::{Blame, OriginBody};
-use super::h1::{encode_request, Idle};
+use super::h1::conn::ExchangeError;
+use super::h1::{encode_request, BodyFraming, Idle};
 use super::persist;
 use super::probe::probe_kind;
 use super::section::{HealthConfig, PassiveConfig, PoolConfig};
@@ -38,6 +39,7 @@ use super::upload_client::{self, UploadClient};
 use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 
 /// Body of a request sent to an origin: nothing (fills, revalidations) or the client's body.
 pub type OutBody = Either<Empty<Bytes>, Upload>;
@@ -115,10 +117,11 @@ pub struct Pool {
     pub algorithm: Algorithm,
     pub servers: Vec<Arc<Server>>,
     scheduler: Scheduler,
-    /// The node's own client (bodyless idempotent requests): idle connections per server,
-    /// in the order of `servers`.
+    /// The node's own client (bodyless idempotent requests, and every request with a client's
+    /// body): idle connections per server, in the order of `servers`.
     lean: Vec<Arc<Idle>>,
-    /// hyper's client, for requests that carry a client's body (`upload_client`).
+    /// hyper's client, for bodyless requests of methods that are not idempotent
+    /// (`upload_client`).
     client: UploadClient,
     first_byte_timeout: Duration,
     passive: PassiveConfig,
@@ -406,7 +409,8 @@ impl Pool {
     }
 
     /// One request to server `idx` up to its response head: on the node's own client when
-    /// `lean` (no body, idempotent), else on hyper's. The error is the fault and its text.
+    /// `lean` (no body, idempotent) or when it carries a client's body, else on hyper's. The
+    /// error is the fault and its text.
     async fn exchange(
         &self,
         idx: usize,
@@ -443,6 +447,9 @@ impl Pool {
                 Err(e) => Err((Fault::OriginBroken, e.to_string())),
             };
         }
+        if let Either::Right(_) = req.body {
+            return self.exchange_with_body(idx, req).await;
+        }
         let server = &self.servers[idx];
         let uri = Uri::builder()
             .scheme(Scheme::HTTP)
@@ -461,6 +468,63 @@ impl Pool {
             .body(req.body)
             .map_err(|e| (Fault::Node, e.to_string()))?;
         upload_client::exchange(&self.client, request, req.interim).await
+    }
+
+    /// A request with a client's body, on the node's own client: the client's
+    /// `Content-Length` when it had one, else chunked (no framing field at all when the body
+    /// is empty from the start, as hyper's client did).
+    async fn exchange_with_body(
+        &self,
+        idx: usize,
+        req: OutRequest,
+    ) -> Result<Response<OriginBody>, (Fault, String)> {
+        let OutRequest {
+            method,
+            path_and_query,
+            mut headers,
+            mut body,
+            interim,
+            ..
+        } = req;
+        let framing = match content_length(&headers) {
+            Some(n) => Some(BodyFraming::Length(n)),
+            None if headers.contains_key(CONTENT_LENGTH) => {
+                return Err((Fault::Node, "unreadable Content-Length".to_string()))
+            }
+            None if http_body::Body::is_end_stream(&body) => None,
+            None => {
+                headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+                Some(BodyFraming::Chunked)
+            }
+        };
+        let mut head = Vec::with_capacity(512);
+        encode_request(&mut head, &method, path_and_query.as_str(), &headers);
+        // Sent again after a kept connection died only when the server cannot have acted on
+        // it: the head alone was incomplete, or the method is idempotent.
+        let resend = is_idempotent(&method) || framing.is_some_and(BodyFraming::expects_bytes);
+        let head_request = method == Method::HEAD;
+        match self.lean[idx]
+            .exchange_with_body(
+                &head,
+                &mut body,
+                framing,
+                resend,
+                head_request,
+                interim.as_ref(),
+            )
+            .await
+        {
+            Ok((h, body)) => {
+                let mut resp = Response::new(OriginBody::lean(body));
+                *resp.status_mut() = h.status;
+                *resp.version_mut() = h.version;
+                *resp.headers_mut() = h.headers;
+                Ok(resp)
+            }
+            Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
+            Err(e @ ExchangeError::Length(_)) => Err((Fault::Node, e.to_string())),
+            Err(e) => Err((Fault::OriginBroken, e.to_string())),
+        }
     }
 
     fn passive_result(&self, server: &Server, failed: bool) {

@@ -1,5 +1,5 @@
-//! hyper's client, for the requests that carry a client's body (the node's own client,
-//! `h1`, takes every bodyless one): held to the limits the node's own client keeps, so an
+//! hyper's client, for bodyless requests of methods that are not idempotent (the node's own
+//! client, `h1`, takes every other request, those with a client's body included): held to the limits the node's own client keeps, so an
 //! origin is read the same strict way whichever client asked it.
 //!
 //! Contract, for one exchange up to the response head:

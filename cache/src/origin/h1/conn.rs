@@ -1,24 +1,26 @@
 //! Connections to one origin server: the idle ones kept for reuse (newest first, each for at
-//! most `idle_timeout`, at most `max` of them), and one exchange: write a bodyless request's
-//! head, read the response head. The exchange runs in the caller's task: no connection task,
+//! most `idle_timeout`, at most `max` of them), and one exchange: write a request's head (and
+//! its body: `upload`), read the response head. The exchange runs in the caller's task: no connection task,
 //! no channel between the request and its socket.
 //!
 //! A kept connection the server has closed meanwhile is found out when the exchange on it
-//! fails before any byte of the response arrived; the request (always idempotent and without
-//! a body here) is then sent once more on a new connection, and the server is not blamed.
+//! fails before any byte of the response arrived; a bodyless request (always idempotent here)
+//! is then sent once more on a new connection, and the server is not blamed. A request with a
+//! body is sent again only on the terms of [`Idle::exchange_with_body`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::LeanBody;
 use super::head::{parse_response, Head, HeadError};
+use super::upload::{BodyFraming, LengthError};
 use crate::http::interim::InterimSink;
 
 /// Interim (1xx) responses read (and handed to the request's sink) before the final one.
@@ -58,6 +60,12 @@ pub enum ExchangeError {
     Closed,
     #[error("more than {MAX_INTERIM} interim responses")]
     TooManyInterim,
+    /// The client's body failed (its fault is on the upload's watch).
+    #[error("{0}")]
+    Upload(String),
+    /// The body's frames did not fit its `Content-Length` (the node's fault).
+    #[error("{0}")]
+    Length(LengthError),
 }
 
 impl ExchangeError {
@@ -98,6 +106,20 @@ impl Idle {
         drop(conns);
         drop(old);
         None
+    }
+
+    /// [`Idle::checkout`], skipping kept connections the server has closed (or sent bytes on
+    /// that nobody asked for) meanwhile: a request with a body is not sent again once its body
+    /// was taken, so a dead connection is best found before.
+    fn checkout_live(&self, now: Instant) -> Option<Conn> {
+        loop {
+            let conn = self.checkout(now)?;
+            let mut probe = [0u8; 1];
+            match conn.io.try_read(&mut probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(conn),
+                _ => drop(conn),
+            }
+        }
     }
 
     /// Keep `conn` for reuse (closing those idle past `idle_timeout`, and `conn` itself when
@@ -176,6 +198,52 @@ impl Idle {
     }
 }
 
+impl Idle {
+    /// Send a request with a body (`head`, encoded with its framing field, then `body` as
+    /// `framing` says: `upload`) and read the final response head, as [`Idle::exchange`].
+    /// The connection is kept after the response body only when the whole request went out
+    /// before the final head. A request goes again on a new connection only when its kept
+    /// connection failed before any response byte and before anything of the body was
+    /// taken, and `resend` allows it (the head alone was not a complete request, or the method
+    /// is idempotent).
+    pub async fn exchange_with_body<B>(
+        self: &Arc<Self>,
+        head: &[u8],
+        body: &mut B,
+        framing: Option<BodyFraming>,
+        resend: bool,
+        head_request: bool,
+        interim: Option<&InterimSink>,
+    ) -> Result<(Head, LeanBody), ExchangeError>
+    where
+        B: http_body::Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let mut kept = self.checkout_live(Instant::now());
+        loop {
+            let reused = kept.is_some();
+            let mut conn = match kept.take() {
+                Some(c) => c,
+                None => self.connect().await?,
+            };
+            match conn
+                .request_with_body(head, body, framing, head_request, interim)
+                .await
+            {
+                Ok((h, complete)) => {
+                    let reusable = h.reusable && complete;
+                    let body = LeanBody::new(conn, Arc::clone(self), h.framing, reusable);
+                    return Ok((h, body));
+                }
+                Err((e, true)) if reused && resend => {
+                    tracing::debug!(server = %self.addr, error = %e, "kept connection was closed; sending again on a new one");
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+}
+
 impl Conn {
     /// Write the request head and read the final response head; the error says whether any
     /// byte of a response had arrived.
@@ -188,35 +256,47 @@ impl Conn {
         if let Err(e) = self.io.write_all(head).await {
             return Err((ExchangeError::Io(e), false));
         }
-        let mut received = false;
-        let mut interims = 0;
-        loop {
-            if !self.buf.is_empty() {
-                match parse_response(&self.buf, head_request) {
-                    Ok(Some(h)) => {
-                        self.buf.advance(h.len);
-                        if !h.status.is_informational() {
-                            return Ok(h);
-                        }
-                        interims += 1;
-                        if interims > MAX_INTERIM {
-                            return Err((ExchangeError::TooManyInterim, true));
-                        }
-                        if let Some(sink) = interim {
-                            sink.relay(h.status, &h.headers);
-                        }
-                        continue;
+        read_head(&mut self.io, &mut self.buf, head_request, interim).await
+    }
+}
+
+/// Read the final response head from `io` into `buf` (what follows it stays in `buf`),
+/// handing interim ones to `interim`; the error says whether any byte of a response had
+/// arrived.
+pub(super) async fn read_head<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    head_request: bool,
+    interim: Option<&InterimSink>,
+) -> Result<Head, (ExchangeError, bool)> {
+    let mut received = false;
+    let mut interims = 0;
+    loop {
+        if !buf.is_empty() {
+            match parse_response(buf, head_request) {
+                Ok(Some(h)) => {
+                    buf.advance(h.len);
+                    if !h.status.is_informational() {
+                        return Ok(h);
                     }
-                    Ok(None) => {}
-                    Err(e) => return Err((ExchangeError::Head(e), true)),
+                    interims += 1;
+                    if interims > MAX_INTERIM {
+                        return Err((ExchangeError::TooManyInterim, true));
+                    }
+                    if let Some(sink) = interim {
+                        sink.relay(h.status, &h.headers);
+                    }
+                    continue;
                 }
+                Ok(None) => {}
+                Err(e) => return Err((ExchangeError::Head(e), true)),
             }
-            self.buf.reserve(READ_START);
-            match self.io.read_buf(&mut self.buf).await {
-                Ok(0) => return Err((ExchangeError::Closed, received)),
-                Ok(_) => received = true,
-                Err(e) => return Err((ExchangeError::Io(e), received)),
-            }
+        }
+        buf.reserve(READ_START);
+        match io.read_buf(buf).await {
+            Ok(0) => return Err((ExchangeError::Closed, received)),
+            Ok(_) => received = true,
+            Err(e) => return Err((ExchangeError::Io(e), received)),
         }
     }
 }

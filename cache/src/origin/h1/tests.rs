@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::conn::ExchangeError;
-use super::{encode_request, Idle, LeanBody};
+use super::{encode_request, BodyFraming, Idle, LeanBody};
 
 /// A server that answers the n-th request on each connection with `answers[n]` (then closes
 /// when the list runs out); counts its connections.
@@ -289,4 +289,235 @@ async fn idle_connections_are_bounded_and_expire() {
     assert_eq!(pool.idle(), 0, "expired ones closed at checkout");
     body(b).await.unwrap();
     assert_eq!(pool.idle(), 1);
+}
+
+/// A server that reads whole requests (a head, then the body its `Content-Length` or chunked
+/// framing says), keeps each one's raw bytes, and answers `answer`; or, with `early`, answers
+/// right after the head, reading nothing more.
+async fn body_server(
+    answer: &'static [u8],
+    early: bool,
+) -> (
+    std::net::SocketAddr,
+    Arc<AtomicUsize>,
+    Arc<parking_lot::Mutex<Vec<Vec<u8>>>>,
+) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (counted, kept) = (Arc::clone(&conns), Arc::clone(&seen));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let kept = Arc::clone(&kept);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let Some(n) = whole_request(&mut s, &mut buf, early).await else {
+                        return;
+                    };
+                    kept.lock().push(buf.drain(..n).collect());
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    if early {
+                        // Waits for nothing more.
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns, seen)
+}
+
+/// The length of the first whole request in `buf` (reading more from `s` as needed).
+async fn whole_request(s: &mut TcpStream, buf: &mut Vec<u8>, head_only: bool) -> Option<usize> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            let start = i + 4;
+            if head_only {
+                return Some(start);
+            }
+            if let Some(l) = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+            {
+                let end = start + l.trim().parse::<usize>().unwrap();
+                if buf.len() >= end {
+                    return Some(end);
+                }
+            } else if head.contains("transfer-encoding: chunked") {
+                if let Some(j) = buf[start..].windows(5).position(|w| w == b"0\r\n\r\n") {
+                    return Some(start + j + 5);
+                }
+            } else {
+                return Some(start);
+            }
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+type TestFrame = Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>;
+
+/// A request body whose frames are sent on the returned channel (its end when it is dropped).
+fn channel_body() -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    impl http_body::Body<Data = bytes::Bytes, Error = std::convert::Infallible> + Unpin,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let b = rx.recv().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)),
+            rx,
+        ))
+    });
+    (tx, http_body_util::StreamBody::new(Box::pin(stream)))
+}
+
+fn post_head(framing: &str) -> Vec<u8> {
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("o.example"));
+    let (name, value) = framing.split_once(": ").unwrap();
+    h.insert(
+        http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+        HeaderValue::from_str(value).unwrap(),
+    );
+    let mut out = Vec::new();
+    encode_request(&mut out, &Method::POST, "/up", &h);
+    out
+}
+
+const OK2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+#[tokio::test]
+async fn a_streamed_body_arrives_whole_and_the_connection_is_reused() {
+    let (addr, conns, seen) = body_server(OK2, false).await;
+    let pool = idle(addr);
+    // Chunked, frames as they come (the first one after the head went alone).
+    let head = post_head("transfer-encoding: chunked");
+    let (tx, mut b) = channel_body();
+    let feed = tokio::spawn(async move {
+        for part in [&b"hello"[..], b"", b" world"] {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tx.send(bytes::Bytes::from_static(part)).await.unwrap();
+        }
+    });
+    let (h, rb) = pool
+        .exchange_with_body(
+            &head,
+            &mut b,
+            Some(BodyFraming::Chunked),
+            false,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    feed.await.unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(body(rb).await.unwrap(), b"ok");
+    assert_eq!(
+        pool.idle(),
+        1,
+        "a complete exchange gives its connection back"
+    );
+    // Content-Length, 1 MiB in 16 KiB frames, on the kept connection.
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let head = post_head(&format!("content-length: {}", big.len()));
+    let v: Vec<TestFrame> = big
+        .chunks(16 * 1024)
+        .map(|c| Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+        .collect();
+    let mut b = http_body_util::StreamBody::new(futures_util::stream::iter(v));
+    let framing = Some(BodyFraming::Length(big.len() as u64));
+    let (_, rb) = pool
+        .exchange_with_body(&head, &mut b, framing, false, false, None)
+        .await
+        .unwrap();
+    assert_eq!(body(rb).await.unwrap(), b"ok");
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+    let seen = seen.lock();
+    let chunked = post_head("transfer-encoding: chunked");
+    assert_eq!(
+        seen[0],
+        [&chunked[..], b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"].concat()
+    );
+    assert_eq!(seen[1], [&head[..], &big[..]].concat());
+}
+
+#[tokio::test]
+async fn an_answer_before_the_body_ends_is_taken_and_its_connection_closed() {
+    let (addr, conns, _) = body_server(OK2, true).await;
+    let pool = idle(addr);
+    let head = post_head("content-length: 100");
+    let (tx, mut b) = channel_body();
+    tx.send(bytes::Bytes::from_static(b"part")).await.unwrap();
+    // The rest never comes: the answer must not wait for it.
+    let (h, rb) = tokio::time::timeout(
+        Duration::from_secs(2),
+        pool.exchange_with_body(
+            &head,
+            &mut b,
+            Some(BodyFraming::Length(100)),
+            false,
+            false,
+            None,
+        ),
+    )
+    .await
+    .expect("the early answer is taken")
+    .unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(body(rb).await.unwrap(), b"ok");
+    assert_eq!(
+        pool.idle(),
+        0,
+        "an unfinished request's connection is not kept"
+    );
+    drop(tx);
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_is_not_used_for_a_body() {
+    // One answer per connection, then the server closes.
+    let (addr, conns) = server(vec![OK2]).await;
+    let pool = idle(addr);
+    let (_, rb) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
+    body(rb).await.unwrap();
+    assert_eq!(pool.idle(), 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let head = post_head("content-length: 0");
+    let mut b = http_body_util::Empty::<bytes::Bytes>::new();
+    // Not resendable: it must not have gone on the dead connection.
+    let (h, rb) = pool
+        .exchange_with_body(
+            &head,
+            &mut b,
+            Some(BodyFraming::Length(0)),
+            false,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.status, 200);
+    body(rb).await.unwrap();
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
 }
