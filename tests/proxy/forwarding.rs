@@ -237,7 +237,7 @@ fn body_origin() -> (
 
 /// Uploads go on the node's own client: a GET (bodyless, the own client's since ever), then a
 /// 1 MiB POST with `Content-Length` and a chunked POST all reach the origin on one kept
-/// connection (hyper's client kept connections of its own), each body byte for byte, the
+/// connection (hyper's client, which carried uploads before, kept connections of its own), each body byte for byte, the
 /// chunked one re-chunked by the node.
 #[test]
 fn uploads_share_the_own_clients_connections_and_arrive_byte_for_byte() {

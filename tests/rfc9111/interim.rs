@@ -1,6 +1,6 @@
 //! Interim (1xx) responses (RFC 9110 §15.2): an origin's 102 and 103 reach an HTTP/1.1 client
 //! before the final response, on the connection's own loop and under hyper (a request handed
-//! over, an upload through hyper's client), in order on a pipelined connection; never an
+//! over, an upload with its body), in order on a pipelined connection; never an
 //! HTTP/1.0 client; `100 Continue` is not relayed; nothing of them is stored or replayed by a
 //! hit. The client side reads raw bytes, so the order on the wire is what is checked.
 
@@ -128,7 +128,7 @@ fn early_hints_reach_the_client_before_the_final_response_and_are_never_stored()
     // Under hyper: a request with Cache-Control leaves the connection's own loop.
     let req = b"GET /eh2 HTTP/1.1\r\nHost: t.example\r\nCache-Control: no-cache\r\n\r\n";
     hints_come_first(&node, &go, req);
-    // And an upload, through hyper's client.
+    // And an upload (its body streamed by the node's own client).
     let req = b"POST /up HTTP/1.1\r\nHost: t.example\r\nContent-Length: 3\r\n\r\nabc";
     hints_come_first(&node, &go, req);
 }

@@ -1,5 +1,4 @@
-//! A response body from an origin server, whichever client read its head: the node's own
-//! HTTP/1.1 client (`h1`) or hyper's (requests with a client body).
+//! A response body from an origin server, as the node's own HTTP/1.1 client (`h1`) reads it.
 //!
 //! Contract: a body that fails (a bad chunk, a close before its length, a reset) after its
 //! head was taken is the origin server's fault, counted once where it is seen, here: the
@@ -19,7 +18,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use super::h1::LeanBody;
 use super::pool::Server;
@@ -31,14 +29,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An origin server's response body.
 pub struct OriginBody {
-    inner: Inner,
+    inner: LeanBody,
     /// Who answers for a failure; taken at the first one.
     blame: Option<Box<Blame>>,
-}
-
-enum Inner {
-    Lean(LeanBody),
-    Hyper(Incoming),
 }
 
 /// The server a body comes from, and what its failure counts against.
@@ -102,15 +95,7 @@ impl OriginBody {
     /// A body read by the node's own client.
     pub fn lean(body: LeanBody) -> OriginBody {
         OriginBody {
-            inner: Inner::Lean(body),
-            blame: None,
-        }
-    }
-
-    /// A body read by hyper's client.
-    pub fn hyper(body: Incoming) -> OriginBody {
-        OriginBody {
-            inner: Inner::Hyper(body),
+            inner: body,
             blame: None,
         }
     }
@@ -131,10 +116,9 @@ impl Body for OriginBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = match &mut this.inner {
-            Inner::Lean(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
-            Inner::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
-        };
+        let polled = Pin::new(&mut this.inner)
+            .poll_frame(cx)
+            .map_err(BoxError::from);
         if let Poll::Ready(Some(Err(e))) = &polled {
             if let Some(mut blame) = this.blame.take() {
                 blame.charge(e);
@@ -144,17 +128,11 @@ impl Body for OriginBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Lean(b) => b.is_end_stream(),
-            Inner::Hyper(b) => b.is_end_stream(),
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::Lean(b) => b.size_hint(),
-            Inner::Hyper(b) => b.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }
 

@@ -3,8 +3,7 @@
 //! the health probe a pool asks for (`probe`; the probes and the rise/fall state are
 //! `strait_lb::health`), persistence (`persist`), runtime control of servers (`control`), and the pool itself (`pool`; its scheduler is
 //! `strait_lb::select::schedule`). Requests go out on the node's own client (`h1`), the client's
-//! body (`upload`) streamed by it too; hyper's client (`upload_client`) is left for bodyless
-//! requests of methods that are not idempotent. The answer's body is `body`.
+//! body (`upload`) streamed by it too; the answer's body is `body`.
 //!
 //! `origin` imports nothing from `crate::config`; the config imports the sections from here.
 
@@ -16,9 +15,7 @@ pub mod pool;
 pub mod probe;
 pub mod route;
 pub mod section;
-pub mod sever;
 pub mod upload;
-pub mod upload_client;
 pub use strait_lb::select::schedule::PickInput;
 
 pub use pool::{Pool, Server};

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::{Either, Empty};
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -35,7 +35,6 @@ use super::persist;
 use super::probe::probe_kind;
 use super::section::{HealthConfig, PassiveConfig, PoolConfig};
 use super::upload::{client_fault, origin_deadline, Upload, UploadWatch};
-use super::upload_client::{self, UploadClient};
 use crate::fault::Fault;
 use crate::policy::headers::content_length;
 use crate::stats::{bump, Counters};
@@ -117,12 +116,8 @@ pub struct Pool {
     pub algorithm: Algorithm,
     pub servers: Vec<Arc<Server>>,
     scheduler: Scheduler,
-    /// The node's own client (bodyless idempotent requests, and every request with a client's
-    /// body): idle connections per server, in the order of `servers`.
+    /// The node's own client: idle connections per server, in the order of `servers`.
     lean: Vec<Arc<Idle>>,
-    /// hyper's client, for bodyless requests of methods that are not idempotent
-    /// (`upload_client`).
-    client: UploadClient,
     first_byte_timeout: Duration,
     passive: PassiveConfig,
     /// Cookie name of cookie persistence.
@@ -158,7 +153,6 @@ impl Pool {
     /// runtime override (cleared when the file changed their weight: `control`).
     /// Starts the health checker when the pool has `health` (must run inside a tokio runtime).
     pub fn new(cfg: &PoolConfig, previous: Option<&Pool>) -> Pool {
-        let client = upload_client::build(cfg);
         let servers: Vec<Arc<Server>> = cfg
             .servers
             .get_ref()
@@ -197,7 +191,6 @@ impl Pool {
             scheduler: Scheduler::new(cfg.algorithm, &ids),
             servers,
             lean,
-            client,
             first_byte_timeout: cfg.first_byte_timeout,
             passive: cfg.passive.clone(),
             persistence: cfg.persistence.as_ref().map(|p| p.cookie.get_ref().clone()),
@@ -408,9 +401,10 @@ impl Pool {
         outcome.map(|r| (r.map(|body| body.blaming(blame)), server))
     }
 
-    /// One request to server `idx` up to its response head: on the node's own client when
-    /// `lean` (no body, idempotent) or when it carries a client's body, else on hyper's. The
-    /// error is the fault and its text.
+    /// One request to server `idx` up to its response head, on the node's own client: the
+    /// bodyless exchange when `lean` (no body, idempotent), else the one that sends a body (and
+    /// never sends a request again once it may have been acted on). The error is the fault and
+    /// its text.
     async fn exchange(
         &self,
         idx: usize,
@@ -447,32 +441,12 @@ impl Pool {
                 Err(e) => Err((Fault::OriginBroken, e.to_string())),
             };
         }
-        if let Either::Right(_) = req.body {
-            return self.exchange_with_body(idx, req).await;
-        }
-        let server = &self.servers[idx];
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(server.authority.clone())
-            .path_and_query(req.path_and_query)
-            .build()
-            .map_err(|e| (Fault::Node, e.to_string()))?;
-        let mut builder = Request::builder()
-            .method(req.method)
-            .uri(uri)
-            .version(Version::HTTP_11);
-        if let Some(h) = builder.headers_mut() {
-            *h = req.headers;
-        }
-        let request = builder
-            .body(req.body)
-            .map_err(|e| (Fault::Node, e.to_string()))?;
-        upload_client::exchange(&self.client, request, req.interim).await
+        self.exchange_with_body(idx, req).await
     }
 
-    /// A request with a client's body, on the node's own client: the client's
-    /// `Content-Length` when it had one, else chunked (no framing field at all when the body
-    /// is empty from the start, as hyper's client did).
+    /// A request with a client's body (or a bodyless one of a method that is not idempotent),
+    /// on the node's own client: the client's `Content-Length` when it had one, else chunked
+    /// (no framing field at all when the body is empty from the start, as hyper's client did).
     async fn exchange_with_body(
         &self,
         idx: usize,

@@ -93,7 +93,7 @@ impl Upload {
     }
 }
 
-/// The client's fault, as the body error hyper's client sees.
+/// The client's fault, as the body error the origin request sees.
 #[derive(Debug, thiserror::Error)]
 #[error("client request body: {}", .0.as_str())]
 pub struct UploadError(pub Fault);
