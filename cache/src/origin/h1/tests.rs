@@ -401,6 +401,7 @@ fn post_head(framing: &str) -> Vec<u8> {
 }
 
 const OK2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const TOO_LARGE: &[u8] = b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 2\r\n\r\nno";
 
 #[tokio::test]
 async fn a_streamed_body_arrives_whole_and_the_connection_is_reused() {
@@ -459,8 +460,8 @@ async fn a_streamed_body_arrives_whole_and_the_connection_is_reused() {
 }
 
 #[tokio::test]
-async fn an_answer_before_the_body_ends_is_taken_and_its_connection_closed() {
-    let (addr, conns, _) = body_server(OK2, true).await;
+async fn a_refusal_before_the_body_ends_is_taken_and_its_connection_closed() {
+    let (addr, conns, _) = body_server(TOO_LARGE, true).await;
     let pool = idle(addr);
     let head = post_head("content-length: 100");
     let (tx, mut b) = channel_body();
@@ -480,8 +481,8 @@ async fn an_answer_before_the_body_ends_is_taken_and_its_connection_closed() {
     .await
     .expect("the early answer is taken")
     .unwrap();
-    assert_eq!(h.status, 200);
-    assert_eq!(body(rb).await.unwrap(), b"ok");
+    assert_eq!(h.status, 413);
+    assert_eq!(body(rb).await.unwrap(), b"no");
     assert_eq!(
         pool.idle(),
         0,
@@ -489,6 +490,56 @@ async fn an_answer_before_the_body_ends_is_taken_and_its_connection_closed() {
     );
     drop(tx);
     assert_eq!(conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_early_answer_that_is_not_a_refusal_still_gets_the_rest_of_the_body() {
+    // The server answers 200 right after the head, then reads the body to its end.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let got = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let n = whole_request(&mut s, &mut buf, true).await.unwrap();
+        s.write_all(OK2).await.unwrap();
+        let mut rest = buf.split_off(n);
+        while rest.len() < 10 {
+            let mut more = [0u8; 64];
+            let k = tokio::io::AsyncReadExt::read(&mut s, &mut more)
+                .await
+                .unwrap();
+            assert!(k > 0, "the body stopped at {} bytes", rest.len());
+            rest.extend_from_slice(&more[..k]);
+        }
+        rest
+    });
+    let pool = idle(addr);
+    let head = post_head("content-length: 10");
+    let (tx, mut b) = channel_body();
+    tx.send(bytes::Bytes::from_static(b"hello")).await.unwrap();
+    let sender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(bytes::Bytes::from_static(b"world")).await.unwrap();
+    });
+    let (h, rb) = tokio::time::timeout(
+        Duration::from_secs(5),
+        pool.exchange_with_body(
+            &head,
+            &mut b,
+            Some(BodyFraming::Length(10)),
+            false,
+            false,
+            None,
+        ),
+    )
+    .await
+    .expect("answered")
+    .unwrap();
+    sender.await.unwrap();
+    assert_eq!(h.status, 200);
+    assert_eq!(body(rb).await.unwrap(), b"ok");
+    assert_eq!(got.await.unwrap(), b"helloworld");
+    assert_eq!(pool.idle(), 0, "an early answer's connection is not kept");
 }
 
 #[tokio::test]

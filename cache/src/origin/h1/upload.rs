@@ -10,10 +10,12 @@
 //!   `Trailer` field is hop-by-hop and never forwarded, so none were announced).
 //! * The head goes out with the first frame in one write when that frame is already there,
 //!   else alone before the node waits for the client.
-//! * A final response that comes before the whole body was sent is taken; the sending stops
-//!   and the connection is not reused (the origin was not done with the request). A write
-//!   that fails (the origin answered and closed) stops the sending, and the answer, if one
-//!   comes, is still read.
+//! * A final response that comes before the whole body was sent is taken, and the connection
+//!   is not reused (the origin was not done with the request). An error answer (4xx, 5xx)
+//!   stops the sending at once: the origin does not want the rest (RFC 9112 §9.5). Any other
+//!   keeps it going to the body's end before the answer is handed on, so an origin that
+//!   answers first and reads the rest after still gets it. A write that fails (the origin
+//!   answered and closed) stops the sending, and the answer, if one comes, is still read.
 //! * The connection is reused only when the body was fully sent before the final head came
 //!   (and, as for every answer, the response body was read to its end).
 //! * A failure of the client's body ends the exchange at once (`Upload` has published the
@@ -245,6 +247,21 @@ where
             biased;
             r = &mut reading => {
                 let complete = !open && write_error.is_none();
+                if let (Ok(h), true) = (&r, open) {
+                    if !h.status.is_client_error() && !h.status.is_server_error() {
+                        // An early answer that is not a refusal: the rest of the body still
+                        // goes (the connection is not reused either way).
+                        match sending.await {
+                            Ok(()) | Err(SendError::Io(_)) => {}
+                            Err(SendError::Body(e)) => {
+                                return Err((ExchangeError::Upload(e), false))
+                            }
+                            Err(SendError::Length(e)) => {
+                                return Err((ExchangeError::Length(e), false))
+                            }
+                        }
+                    }
+                }
                 return match r {
                     Ok(h) => Ok((h, complete)),
                     Err((e, received)) => {
