@@ -2,11 +2,13 @@
 # Instructions per no-store miss (callgrind, user space): strait or HAProxy 2.6 in front of
 # `strait sim origin`, `wrk -t1 -c$C` on one `Cache-Control: no-store` URL, instrumentation on for
 # $DUR after a 2 s warm-up. Counts repeat to a few per cent on a busy machine (wall clock does not).
+# METHOD=POST: every request a POST with a body of SIZE bytes instead (a pass with bodies both ways).
 # Needs: valgrind, wrk, curl, haproxy (for TARGET=haproxy).
 #   TARGET=strait|haproxy BIN=target/release/strait SIZE=1024 DUR=10s C=20 \
 #     ./topology/bench/miss-callgrind.sh OUTDIR      # then callgrind_annotate OUTDIR/callgrind.*.1
+#   METHOD=POST TARGET=strait SIZE=1024 ./topology/bench/miss-callgrind.sh OUTDIR
 set -euo pipefail
-BIN=${BIN:-$PWD/target/release/strait}; SIZE=${SIZE:-1024}; DUR=${DUR:-10s}; C=${C:-20}; TARGET=${TARGET:-strait}
+BIN=${BIN:-$PWD/target/release/strait}; SIZE=${SIZE:-1024}; DUR=${DUR:-10s}; C=${C:-20}; TARGET=${TARGET:-strait}; METHOD=${METHOD:-GET}
 OUT=${1:?outdir}; mkdir -p "$OUT"; rm -f "$OUT"/callgrind.*
 RUN=$(mktemp -d /tmp/cgrun.XXXX)
 ORIGIN=127.0.0.1:28480; PORT=28481
@@ -60,9 +62,14 @@ fi
 pids+=($PID)
 URL="http://127.0.0.1:$PORT/obj/m?size=$SIZE&cc=no-store"
 for _ in $(seq 1 300); do curl -s -o /dev/null "$URL" && break; sleep 0.1; done
-wrk -t1 -c$C -d2s "$URL" >/dev/null
+script=()
+if [ "$METHOD" != GET ]; then
+  printf 'wrk.method = "%s"\nwrk.body = string.rep("x", %d)\n' "$METHOD" "$SIZE" >"$RUN/m.lua"
+  script=(-s "$RUN/m.lua")
+fi
+wrk -t1 -c$C -d2s "${script[@]}" "$URL" >/dev/null
 callgrind_control -z $PID >/dev/null; callgrind_control -i on $PID >/dev/null
-out=$(wrk -t1 -c$C -d$DUR "$URL")
+out=$(wrk -t1 -c$C -d$DUR "${script[@]}" "$URL")
 callgrind_control -i off $PID >/dev/null; callgrind_control -d miss $PID >/dev/null
 reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 echo "reqs=$reqs $(grep -E 'Non-2xx|Socket' <<<"$out" | tr '\n' ' ')"
