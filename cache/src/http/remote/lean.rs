@@ -81,6 +81,15 @@ pub(in crate::http) async fn ask_owner(
     let Some(cl) = &ctx.cluster else {
         return Lean::General(None);
     };
+    let rt = ctx.rt.load();
+    // A hot copy of the key (`hot`): answered here, the owner not asked (also while the owner
+    // is suspect here).
+    if !rt.hot_ttl.is_zero() {
+        if let Some(s) = ctx.hot.get(key, Instant::now()) {
+            bump(&ctx.counters.hot_hits);
+            return Lean::Answer(answer_hot(ctx, &s, req, out));
+        }
+    }
     if cl.suspects.admit(&owner.id) == Admit::Skip {
         return Lean::General(None);
     }
@@ -89,14 +98,6 @@ pub(in crate::http) async fn ask_owner(
     } else {
         LookupMethod::Get
     };
-    let rt = ctx.rt.load();
-    // A hot copy of the key (`hot`): answered here, the owner not asked.
-    if !rt.hot_ttl.is_zero() {
-        if let Some(s) = ctx.hot.get(key, Instant::now()) {
-            bump(&ctx.counters.hot_hits);
-            return Lean::Answer(answer_hot(ctx, &s, req, out));
-        }
-    }
     let hot_ttl = rt.hot_ttl;
     let wait = rt.coalesce_timeout + ANSWER_MARGIN;
     drop(rt);
