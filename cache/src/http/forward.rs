@@ -182,10 +182,7 @@ pub(super) fn respond_upstream(
 /// `cache_key` extension of it (with theirs); and their hot copies (`remote::hot`, not
 /// counted: they are not stored objects).
 pub fn purge_url(ctx: &super::ctx::Ctx, key: &str) -> usize {
-    purge_primary(ctx, key)
-        + ctx
-            .store
-            .ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
+    purge_primary(ctx, key) + purge_extended(ctx, key)
 }
 
 /// [`purge_url`] for an unsafe request's invalidation (RFC 9111 §4.4), which any client can
@@ -194,11 +191,15 @@ pub fn purge_url(ctx: &super::ctx::Ctx, key: &str) -> usize {
 pub fn invalidate_url(ctx: &super::ctx::Ctx, key: &str) -> usize {
     let mut n = purge_primary(ctx, key);
     if ctx.rt.load().routes.extends_keys() {
-        n += ctx
-            .store
-            .ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION));
+        n += purge_extended(ctx, key);
     }
     n
+}
+
+/// The objects a route's `cache_key` made for a URL's key (a scan of the whole store).
+fn purge_extended(ctx: &super::ctx::Ctx, key: &str) -> usize {
+    ctx.store
+        .ban_prefix(&format!("{key}{}", super::handler::KEY_EXTENSION))
 }
 
 /// A URL's primary key and partial object, and its hot copy.

@@ -231,6 +231,27 @@ pub(in crate::http) async fn ask_owner(
 /// The answer to one client from a remote hit (its own or its leader's): the head written to
 /// `out` (cleared first) with this node's `Via`, `Age` now and `Cache-Status`.
 fn answer_from(ctx: &Ctx, s: &Shared, close: bool, out: &mut Vec<u8>) -> WireAnswer {
+    answer(ctx, s, close, false, None, out)
+}
+
+/// The answer to one client from a hot copy: as [`answer_from`], with this node's own hit as
+/// its `Cache-Status` (the owner was not asked), and no body for a HEAD.
+fn answer_hot(ctx: &Ctx, s: &Shared, req: &FastReq<'_>, out: &mut Vec<u8>) -> WireAnswer {
+    let mut cs = CacheStatus::hit(&ctx.node_id, s.meta.ttl(SystemTime::now()));
+    cs.detail = Some("hot".to_string());
+    answer(ctx, s, req.close, req.head, Some(&cs.to_member()), out)
+}
+
+/// The head written to `out` (cleared first) with this node's `Via`, `Age` now and
+/// `Cache-Status`: `own_status` when given, else the owner's member then this node's remote-hit one.
+fn answer(
+    ctx: &Ctx,
+    s: &Shared,
+    close: bool,
+    head_only: bool,
+    own_status: Option<&str>,
+    out: &mut Vec<u8>,
+) -> WireAnswer {
     let age = s.meta.current_age(SystemTime::now()).as_secs();
     out.clear();
     let cache_status = OWN.with(|own| {
@@ -238,39 +259,14 @@ fn answer_from(ctx: &Ctx, s: &Shared, close: bool, out: &mut Vec<u8>) -> WireAns
         if own.node != ctx.node_id {
             *own = Own::of(&ctx.node_id);
         }
-        let value: &[&str] = match &s.upstream {
-            Some(up) => &[up, ", ", &own.member],
-            None => &[&own.member],
+        let value: &[&str] = match (own_status, &s.upstream) {
+            (Some(mine), _) => &[mine],
+            (None, Some(up)) => &[up, ", ", &own.member],
+            (None, None) => &[&own.member],
         };
         wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, value, close)
     });
-    WireAnswer {
-        status: s.checked.status,
-        body: s.body.clone(),
-        body_len: s.body_len,
-        rest: None,
-        cache_status,
-    }
-}
-
-/// The answer to one client from a hot copy: as [`answer_from`], with this node's own hit as
-/// its `Cache-Status` (the owner was not asked), and no body for a HEAD.
-fn answer_hot(ctx: &Ctx, s: &Shared, req: &FastReq<'_>, out: &mut Vec<u8>) -> WireAnswer {
-    let close = req.close;
-    let now = SystemTime::now();
-    let age = s.meta.current_age(now).as_secs();
-    out.clear();
-    let mut cs = CacheStatus::hit(&ctx.node_id, s.meta.ttl(now));
-    cs.detail = Some("hot".to_string());
-    let value = cs.to_member();
-    let cache_status = OWN.with(|own| {
-        let mut own = own.borrow_mut();
-        if own.node != ctx.node_id {
-            *own = Own::of(&ctx.node_id);
-        }
-        wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, &[&value], close)
-    });
-    let (body, body_len) = if req.head {
+    let (body, body_len) = if head_only {
         (Vec::new(), 0)
     } else {
         (s.body.clone(), s.body_len)
