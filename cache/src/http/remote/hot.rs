@@ -26,7 +26,7 @@ use super::flights::Shared;
 
 /// One copy and until when it may be used.
 #[derive(Clone)]
-struct Copy {
+struct HotCopy {
     shared: Arc<Shared>,
     until: Instant,
 }
@@ -34,15 +34,15 @@ struct Copy {
 #[derive(Clone)]
 struct Weigh;
 
-impl Weighter<String, Copy> for Weigh {
-    fn weight(&self, key: &String, c: &Copy) -> u64 {
+impl Weighter<String, HotCopy> for Weigh {
+    fn weight(&self, key: &String, c: &HotCopy) -> u64 {
         (key.len() + c.shared.wire.len()) as u64 + c.shared.body_len + 64
     }
 }
 
 /// The hot copies of one node.
 pub struct Hot {
-    copies: Cache<String, Copy, Weigh>,
+    copies: Cache<String, HotCopy, Weigh>,
 }
 
 /// The bytes hot copies may take on a node whose store has `ram` bytes: 1/16 of it, at least
@@ -79,7 +79,7 @@ impl Hot {
         }
         self.copies.insert(
             key.to_owned(),
-            Copy {
+            HotCopy {
                 shared: Arc::clone(shared),
                 until: now.0 + keep,
             },
