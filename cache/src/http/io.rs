@@ -16,7 +16,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Gathered writes up to this many bytes are copied and sent with one `write`.
-pub const FLATTEN_MAX: usize = 16 * 1024;
+pub const FLATTEN_MAX: usize = 4 * 1024;
 
 /// A stream whose small vectored writes are flattened, with read-ahead bytes put back.
 pub struct FlattenSmall<T> {

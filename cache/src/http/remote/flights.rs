@@ -8,7 +8,7 @@
 //! the general path, where the fill table coalesces them); a leader dropped without landing
 //! lands `General`. The key is free for a new leader as soon as its leader lands or drops.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -41,7 +41,8 @@ type Slot = watch::Receiver<Option<Landing>>;
 /// The keys with a lean lookup out, and where their followers wait.
 #[derive(Default)]
 pub struct Flights {
-    map: Mutex<HashMap<String, Slot>>,
+    /// SipHash (std's): the keys are the clients'.
+    map: Mutex<HashMap<Arc<str>, Slot>>,
 }
 
 /// What [`Flights::join`] made of a caller.
@@ -53,24 +54,28 @@ pub enum Join<'a> {
 /// The request that asks the owner for a key; see the module doc.
 pub struct Leader<'a> {
     flights: &'a Flights,
-    key: String,
+    key: Arc<str>,
     tx: Option<watch::Sender<Option<Landing>>>,
 }
 
 impl Flights {
     /// Leads the key's flight, or follows the one out.
     pub fn join(&self, key: &str) -> Join<'_> {
+        // One hash and one key copy per join (the map and the leader share it).
+        let key: Arc<str> = Arc::from(key);
         let mut map = self.map.lock();
-        if let Some(rx) = map.get(key) {
-            return Join::Follow(rx.clone());
+        match map.entry(Arc::clone(&key)) {
+            Entry::Occupied(o) => Join::Follow(o.get().clone()),
+            Entry::Vacant(v) => {
+                let (tx, rx) = watch::channel(None);
+                v.insert(rx);
+                Join::Lead(Leader {
+                    flights: self,
+                    key,
+                    tx: Some(tx),
+                })
+            }
         }
-        let (tx, rx) = watch::channel(None);
-        map.insert(key.to_owned(), rx);
-        Join::Lead(Leader {
-            flights: self,
-            key: key.to_owned(),
-            tx: Some(tx),
-        })
     }
 
     /// Keys with a flight out now.
@@ -87,7 +92,7 @@ impl Leader<'_> {
 
     fn finish(&mut self, landing: Landing) {
         if let Some(tx) = self.tx.take() {
-            self.flights.map.lock().remove(&self.key);
+            self.flights.map.lock().remove(&*self.key);
             let _ = tx.send(Some(landing));
         }
     }

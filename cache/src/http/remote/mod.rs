@@ -342,12 +342,14 @@ async fn first_frame(
 ) -> Result<(PeerConn, Frame), PeerError> {
     // Bounded by the caller (`ask`: peer_timeout for the whole of it).
     let (mut c, pooled) = cl.peers.get(owner.addr).await?;
-    let first = exchange(&mut c, Frame::Lookup(lookup.clone())).await;
+    // Encoded from here for each try: the frame is not copied for a retry that seldom comes.
+    let lookup = Frame::Lookup(lookup);
+    let first = exchange(&mut c, &lookup).await;
     match first {
         Ok(f) => Ok((c, f)),
         Err(PeerError::Closed(_) | PeerError::Io(..)) if pooled => {
             let mut c = cl.peers.dial(owner.addr).await?;
-            let f = exchange(&mut c, Frame::Lookup(lookup)).await?;
+            let f = exchange(&mut c, &lookup).await?;
             Ok((c, f))
         }
         Err(e) => Err(e),
@@ -355,7 +357,7 @@ async fn first_frame(
 }
 
 /// Sends `f` and reads the first frame of the answer; the caller bounds the whole exchange.
-async fn exchange(c: &mut PeerConn, f: Frame) -> Result<Frame, PeerError> {
-    c.send(f).await?;
+async fn exchange(c: &mut PeerConn, f: &Frame) -> Result<Frame, PeerError> {
+    c.send_ref(f).await?;
     c.recv_untimed().await
 }

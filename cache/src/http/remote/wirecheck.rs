@@ -38,9 +38,12 @@ pub struct Checked {
 
 /// Checks `wire` against the body length announced with it (see the module doc).
 pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_LINES];
-    let mut resp = httparse::Response::new(&mut lines);
-    match resp.parse(wire) {
+    // Filled by httparse as it parses (nothing to initialise first).
+    let mut lines = [std::mem::MaybeUninit::uninit(); MAX_LINES];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, wire, &mut lines)
+    {
         Ok(httparse::Status::Complete(n)) if n == wire.len() => {}
         Ok(httparse::Status::Complete(_)) => return Err("bytes after the head"),
         Ok(httparse::Status::Partial) => return Err("an incomplete head"),
