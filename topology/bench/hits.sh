@@ -15,6 +15,9 @@
 #                                   request goes to the origin (strait sim origin, on CPU 0 too)
 #   MISS=1 METHOD=POST ./topology/bench/hits.sh  # a pass with bodies both ways: every request a
 #                                   POST with a body of the cell's size (the origin answers 35 bytes)
+#   PERF_STAT=/tmp/s ./topology/bench/hits.sh  # + perf stat of each server's context switches and
+#                                   system calls per run (PERF_EVENTS overrides the event list)
+#   PERF_DIR=/tmp/p ./topology/bench/hits.sh   # + perf record of CPU 1 (the server) per run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
@@ -151,6 +154,16 @@ for round in $(seq 1 "$ROUNDS"); do
                 script=(-s "$RUN/method.lua")
             fi
             c0=$(cpu_ticks "$SERVER_PID")
+            # PERF_STAT=dir: the server's context switches and system calls during the run.
+            if [ -n "${PERF_STAT:-}" ]; then
+                perf stat -e "${PERF_EVENTS:-context-switches,syscalls:sys_enter_*}" -p "$SERVER_PID" \
+                    -o "$PERF_STAT/$t-$size-$conns-r$round.stat" -- sleep "${DUR%s}" >/dev/null 2>&1 &
+            fi
+            # PERF_DIR=dir: a profile of CPU 1 (the server) for each run (PERF_ARGS adds options).
+            if [ -n "${PERF_DIR:-}" ]; then
+                perf record -q -C 1 -F 2999 ${PERF_ARGS:-} -o "$PERF_DIR/$t-$size-$conns-r$round.data" \
+                    -- sleep "${DUR%s}" >/dev/null 2>&1 &
+            fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency "${script[@]}" "$(url "$t" "$size")")
             c1=$(cpu_ticks "$SERVER_PID")
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

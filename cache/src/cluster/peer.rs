@@ -928,6 +928,15 @@ impl PeerConn {
         Some(f)
     }
 
+    /// Room for an answer whose head frame is about `head` bytes and whose body is `body`
+    /// bytes in one `Data` frame, so that it is encoded without growing the buffer on the way
+    /// (a body that `Batch` keeps rather than copies takes no room).
+    pub fn reserve_answer(&mut self, head: usize, body: usize) {
+        let copied = if body < batch::KEEP_MIN { body } else { 0 };
+        // Frame heads and the `End` frame.
+        self.pending.bytes_mut().reserve(head + copied + 64);
+    }
+
     /// Adds one frame to those the next flush queues, without waiting: false (nothing added)
     /// when a `Data` frame finds no credit for it now.
     pub fn try_feed(&mut self, f: &Frame) -> Result<bool, PeerError> {

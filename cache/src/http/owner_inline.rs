@@ -70,6 +70,8 @@ fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> 
     bump(&ctx.counters.peer_lookups);
     bump(&ctx.counters.peer_hits);
     bump(&ctx.counters.peer_wire_hits);
+    // The head frame, the body (copied in when short, `Batch`) and the end, in one buffer.
+    c.reserve_answer(wire.len() + 96 + ctx.node_id.len(), obj.body.len());
     let head = Frame::WireHit(WireHit {
         wire,
         meta: WireMeta::from(&obj.meta),

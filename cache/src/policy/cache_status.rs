@@ -91,7 +91,9 @@ impl CacheStatus {
 
     /// The list member, e.g. `a; hit; ttl=3590` or `a; fwd=miss; stored`.
     pub fn to_member(&self) -> String {
-        let mut out = sf_token_or_string(&self.node);
+        // Written in place: the owner makes one per remote hit it answers.
+        let mut out = String::with_capacity(self.node.len() + 32);
+        push_sf_token_or_string(&mut out, &self.node);
         if self.hit {
             out.push_str("; hit");
         }
@@ -100,10 +102,12 @@ impl CacheStatus {
             out.push_str(fwd.as_str());
         }
         if let Some(status) = self.fwd_status {
-            out.push_str(&format!("; fwd-status={status}"));
+            out.push_str("; fwd-status=");
+            out.push_str(itoa::Buffer::new().format(status));
         }
         if let Some(ttl) = self.ttl {
-            out.push_str(&format!("; ttl={ttl}"));
+            out.push_str("; ttl=");
+            out.push_str(itoa::Buffer::new().format(ttl));
         }
         if self.stored {
             out.push_str("; stored");
@@ -113,14 +117,14 @@ impl CacheStatus {
         }
         if let Some(detail) = &self.detail {
             out.push_str("; detail=");
-            out.push_str(&sf_token_or_string(detail));
+            push_sf_token_or_string(&mut out, detail);
         }
         out
     }
 }
 
-/// `s` as an sf-token when it is one, else as an sf-string.
-fn sf_token_or_string(s: &str) -> String {
+/// Appends `s` to `out` as an sf-token when it is one, else as an sf-string.
+fn push_sf_token_or_string(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let is_token = bytes
         .first()
@@ -129,9 +133,9 @@ fn sf_token_or_string(s: &str) -> String {
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b));
     if is_token {
-        return s.to_owned();
+        out.push_str(s);
+        return;
     }
-    let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars().filter(|c| (' '..='~').contains(c)) {
         if c == '"' || c == '\\' {
@@ -140,7 +144,6 @@ fn sf_token_or_string(s: &str) -> String {
         out.push(c);
     }
     out.push('"');
-    out
 }
 
 /// Appends `status` (after its upstream members, if any) to the Cache-Status list of `h` as
