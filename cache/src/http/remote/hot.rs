@@ -8,6 +8,7 @@
 //!   and the end of its freshness; [`Hot::get`] never returns it after that.
 //! * Memory is bounded: the copies' bytes (wire head, body, key) stay under the capacity given
 //!   at start (`storage.ram / 16`, see [`capacity_for`]); the least recently used go first.
+//!   A copy holds bytes of its own, exact size, never a slice of a peer connection's buffer.
 //! * A purge or ban on any node reaches every live member (`cluster::invalidate`), and each
 //!   drops its copies with the store's: [`Hot::purge_url`], [`Hot::ban_prefix`]. What a purge
 //!   cannot reach (a member it could not ask) is listed in its answer, as for stored objects.
@@ -19,6 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
@@ -37,6 +39,28 @@ struct Weigh;
 impl Weighter<String, HotCopy> for Weigh {
     fn weight(&self, key: &String, c: &HotCopy) -> u64 {
         (key.len() + c.shared.wire.len()) as u64 + c.shared.body_len + 64
+    }
+}
+
+/// `s` with bytes of its own, exact size: the answer as received shares the peer
+/// connection's read buffer (a large frame is split off it, not copied), which a copy kept
+/// for seconds would hold whole.
+fn own_bytes(s: &Shared) -> Shared {
+    let body = match &s.body[..] {
+        [] => Vec::new(),
+        chunks => {
+            let mut one = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            chunks.iter().for_each(|c| one.extend_from_slice(c));
+            vec![Bytes::from(one)]
+        }
+    };
+    Shared {
+        wire: Bytes::copy_from_slice(&s.wire),
+        checked: s.checked,
+        meta: s.meta.clone(),
+        upstream: s.upstream.clone(),
+        body,
+        body_len: s.body_len,
     }
 }
 
@@ -80,7 +104,7 @@ impl Hot {
         self.copies.insert(
             key.to_owned(),
             HotCopy {
-                shared: Arc::clone(shared),
+                shared: Arc::new(own_bytes(shared)),
                 until: now.0 + keep,
             },
         );
@@ -155,6 +179,34 @@ mod tests {
             body: vec![Bytes::from(vec![b'x'; body])],
             body_len: body as u64,
         })
+    }
+
+    #[test]
+    fn a_copy_holds_its_own_bytes_not_the_buffer_they_arrived_in() {
+        let hot = Hot::new(1 << 20);
+        let (t0, s0) = (Instant::now(), SystemTime::now());
+        // As a peer's read buffer: the body two slices of one large allocation.
+        let buffer = Bytes::from(vec![b'y'; 64 * 1024]);
+        let mut s = Arc::into_inner(shared(Duration::from_secs(60), Duration::ZERO, s0, 0))
+            .expect("one owner");
+        s.body = vec![buffer.slice(100..103), buffer.slice(200..202)];
+        s.body_len = 5;
+        hot.put("k", &Arc::new(s), Duration::from_secs(2), (t0, s0));
+        let copy = hot.get("k", t0).expect("kept");
+        assert_eq!(copy.body.len(), 1);
+        assert_eq!(&copy.body[0][..], b"yyyyy");
+        let within = |b: &Bytes| {
+            let (start, end) = (
+                buffer.as_ptr() as usize,
+                buffer.as_ptr() as usize + buffer.len(),
+            );
+            (start..end).contains(&(b.as_ptr() as usize))
+        };
+        assert!(
+            !within(&copy.body[0]),
+            "the copy's body is its own allocation"
+        );
+        assert_eq!(&copy.wire[..], WIRE);
     }
 
     #[test]
