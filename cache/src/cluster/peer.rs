@@ -78,8 +78,10 @@ pub const STREAM_WINDOW: usize = 4 * 1024 * 1024;
 pub const WRITE_WINDOW: usize = 4 * 1024 * 1024;
 /// Bytes encoded into one write, at most (one frame may be longer).
 const WRITE_BATCH: usize = 256 * 1024;
-/// Frames up to this long are copied out of the read buffer (longer ones share it).
-const COPY_MAX: usize = 4 * 1024;
+/// Frames up to this long are copied out of the read buffer (longer ones share it): a frame
+/// held for long (a body written to a slow client) holds at most ~2x its size. Splitting off
+/// frames from 4 KiB up saved the copy but let a slow client hold 64 KiB for a 5 KiB body.
+const COPY_MAX: usize = 32 * 1024;
 /// Room kept in the read buffer.
 const READ_ROOM: usize = 64 * 1024;
 /// A connection with no stream open for this long is closed rather than used (the peer may
@@ -723,9 +725,8 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
     let why = loop {
         loop {
             // A small frame is copied out of the read buffer, so the buffer is not shared
-            // and its space is reused, not given up for a new one every few dozen frames
-            // (freed at once, given back to the OS, faulted in again); a large one is split
-            // off without a copy. The codec checks every frame either way.
+            // (its space is reused, and no frame a slow client holds keeps it all); a large
+            // one is split off without a copy. The codec checks every frame either way.
             let decoded = match codec.wire_len(&buf) {
                 Some(n) if n <= buf.len() && n <= COPY_MAX => {
                     let mut one = BytesMut::from(&buf[..n]);

@@ -42,9 +42,9 @@ impl Weighter<String, HotCopy> for Weigh {
     }
 }
 
-/// `s` with bytes of its own, exact size: the answer as received shares the peer
-/// connection's read buffer (a large frame is split off it, not copied), which a copy kept
-/// for seconds would hold whole.
+/// `s` with bytes of its own, exact size: the answer as received may share the peer
+/// connection's read buffer (a frame over 32 KiB is split off it, not copied), which a copy
+/// kept for seconds would hold.
 fn own_bytes(s: &Shared) -> Shared {
     let body = match &s.body[..] {
         [] => Vec::new(),
