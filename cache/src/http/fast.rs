@@ -40,6 +40,9 @@ pub enum Parse<'a> {
     /// The head is not complete yet.
     Partial,
     Fast(FastReq<'a>),
+    /// A `POST`, `PUT`, `PATCH` or `DELETE` with a body of the given `Content-Length` (0 when
+    /// it has none): the upload lane's (`upload_lane`). `head_len` ends the head, not the body.
+    Upload(FastReq<'a>, u64),
     /// Anything else: the general path takes the connection.
     Fallback,
 }
@@ -54,9 +57,10 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         Ok(httparse::Status::Partial) => return Parse::Partial,
         Err(_) => return Parse::Fallback,
     };
-    let head = match req.method {
-        Some("GET") => false,
-        Some("HEAD") => true,
+    let (head, upload) = match req.method {
+        Some("GET") => (false, false),
+        Some("HEAD") => (true, false),
+        Some("POST" | "PUT" | "PATCH" | "DELETE") => (false, true),
         _ => return Parse::Fallback,
     };
     if req.version != Some(1) {
@@ -74,6 +78,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut host = None;
     let mut close = false;
     let mut plain = true;
+    let mut length = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -90,7 +95,16 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
             } else if !h.value.eq_ignore_ascii_case(b"keep-alive") {
                 return Parse::Fallback;
             }
-        } else if is_special(name) {
+        } else if upload && name.eq_ignore_ascii_case(b"content-length") {
+            // One field, one plain number: anything else is hyper's to judge.
+            if length.is_some() {
+                return Parse::Fallback;
+            }
+            match plain_length(h.value) {
+                Some(n) => length = Some(n),
+                None => return Parse::Fallback,
+            }
+        } else if is_framing(name) || (!upload && is_cache_decision(name)) {
             return Parse::Fallback;
         } else if plain && is_forwarding(name) {
             plain = false;
@@ -99,7 +113,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let Some(host) = host else {
         return Parse::Fallback;
     };
-    Parse::Fast(FastReq {
+    let req = FastReq {
         head_len,
         head,
         host,
@@ -107,7 +121,22 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         path,
         close,
         plain,
-    })
+    };
+    if upload {
+        // No `Content-Length` (and no `Transfer-Encoding`): no body (RFC 9112 §6.3).
+        return Parse::Upload(req, length.unwrap_or(0));
+    }
+    Parse::Fast(req)
+}
+
+/// A `Content-Length` value as hyper and `admit` would read it, when it is a plain decimal
+/// number: digits only (no sign, space or list), no leading zero, at most 19 of them.
+fn plain_length(v: &[u8]) -> Option<u64> {
+    let plain = !v.is_empty()
+        && v.len() <= 19
+        && v.iter().all(u8::is_ascii_digit)
+        && (v[0] != b'0' || v.len() == 1);
+    plain.then(|| v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The complete request head at the start of `buf` carries both `Content-Length` and
@@ -131,9 +160,10 @@ pub(crate) fn is_forwarding(name: &[u8]) -> bool {
     FORWARDING.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
-/// Fields that change framing or the cache decision: their requests take the general path.
-fn is_special(name: &[u8]) -> bool {
-    const SPECIAL: &[&[u8]] = &[
+/// Fields that change the cache decision: GET and HEAD requests with them take the general
+/// path (a request with a body is passed whatever they say).
+fn is_cache_decision(name: &[u8]) -> bool {
+    const CACHE: &[&[u8]] = &[
         b"cache-control",
         b"pragma",
         b"if-none-match",
@@ -143,6 +173,13 @@ fn is_special(name: &[u8]) -> bool {
         b"if-range",
         b"range",
         b"content-length",
+    ];
+    CACHE.iter().any(|s| name.eq_ignore_ascii_case(s))
+}
+
+/// Fields that change framing or the connection: their requests take the general path.
+fn is_framing(name: &[u8]) -> bool {
+    const SPECIAL: &[&[u8]] = &[
         b"transfer-encoding",
         b"expect",
         b"upgrade",

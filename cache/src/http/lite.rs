@@ -37,6 +37,10 @@ pub fn parts(raw: &[u8]) -> Option<http::request::Parts> {
     let method = match req.method? {
         "GET" => Method::GET,
         "HEAD" => Method::HEAD,
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "DELETE" => Method::DELETE,
         _ => return None,
     };
     let mut b = Request::builder()

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use http::{Method, Response};
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
@@ -15,7 +14,7 @@ use super::forward::{
     path_and_query, pick_input, respond_upstream, with_cookie,
 };
 use crate::origin::pool::{OutRequest, Sent};
-use crate::origin::upload::Upload;
+use crate::origin::upload::{ClientBody, Upload};
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::invalidate::invalidation_keys;
 use crate::stats::{add, bump};
@@ -42,7 +41,12 @@ pub async fn forward_uncached(
 
 /// Any other method (or a GET/HEAD with a body): forward with the body streamed both ways; after
 /// a non-error answer to an unsafe method, invalidate the target (RFC 9111 §4.4).
-pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> Response<ProxyBody> {
+pub async fn pass(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    body: ClientBody<'_>,
+    key: String,
+) -> Response<ProxyBody> {
     bump(&ctx.counters.passed);
     let rt = ctx.rt.load_full();
     let limits = rt.limits;
@@ -68,7 +72,7 @@ async fn send_and_stream(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
     req: &ReqHead,
-    out: OutRequest,
+    out: OutRequest<'_>,
     mut cs: CacheStatus,
     invalidate_key: Option<&str>,
 ) -> Response<ProxyBody> {

@@ -41,7 +41,7 @@ use crate::stats::{bump, Counters};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 
 /// Body of a request sent to an origin: nothing (fills, revalidations) or the client's body.
-pub type OutBody = Either<Empty<Bytes>, Upload>;
+pub type OutBody<'a> = Either<Empty<Bytes>, Upload<'a>>;
 
 /// One origin server, its counters and health.
 #[derive(Debug)]
@@ -127,12 +127,12 @@ pub struct Pool {
 }
 
 /// What a pool send needs of the client's request.
-pub struct OutRequest {
+pub struct OutRequest<'a> {
     pub method: Method,
     /// Path and query ("/a?b").
     pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
-    pub body: OutBody,
+    pub body: OutBody<'a>,
     /// The progress of the client's body in `body`, when it carries one.
     pub upload: Option<UploadWatch>,
     /// Where the server's interim (1xx) responses go, if anywhere.
@@ -254,7 +254,7 @@ impl Pool {
     /// Send a request to one of the pool's servers and wait for the response head.
     pub async fn send(
         &self,
-        req: OutRequest,
+        req: OutRequest<'_>,
         input: &PickInput<'_>,
         counters: &Arc<Counters>,
     ) -> Result<Sent, Fault> {
@@ -271,7 +271,7 @@ impl Pool {
     /// serve the server choice.
     pub async fn send_with(
         &self,
-        req: OutRequest,
+        req: OutRequest<'_>,
         input: &PickInput<'_>,
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
@@ -333,7 +333,7 @@ impl Pool {
     async fn send_to(
         &self,
         idx: usize,
-        req: OutRequest,
+        req: OutRequest<'_>,
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
@@ -408,7 +408,7 @@ impl Pool {
     async fn exchange(
         &self,
         idx: usize,
-        req: OutRequest,
+        req: OutRequest<'_>,
         lean: bool,
         raw: Option<&[u8]>,
     ) -> Result<Response<OriginBody>, (Fault, String)> {
@@ -450,7 +450,7 @@ impl Pool {
     async fn exchange_with_body(
         &self,
         idx: usize,
-        req: OutRequest,
+        req: OutRequest<'_>,
     ) -> Result<Response<OriginBody>, (Fault, String)> {
         let OutRequest {
             method,
