@@ -123,7 +123,10 @@ mod tests {
         let mut buf = BytesMut::from(&b"he"[..]);
         let mut left = 10;
         let (got, fault) = all(&mut RawBody::new(&mut io, &mut buf, &mut left)).await;
-        assert_eq!((&got[..], fault), (&b"hello"[..], Some(Fault::ClientAborted)));
+        assert_eq!(
+            (&got[..], fault),
+            (&b"hello"[..], Some(Fault::ClientAborted))
+        );
         assert_eq!(left, 5);
     }
 

@@ -75,9 +75,7 @@ impl ClientBody<'_> {
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
-            ClientBody::Raw(raw) => raw
-                .poll_data(cx)
-                .map(|d| d.map(|r| r.map(Frame::data))),
+            ClientBody::Raw(raw) => raw.poll_data(cx).map(|d| d.map(|r| r.map(Frame::data))),
         }
     }
 
