@@ -47,37 +47,65 @@ pub const TARGETS: &[(&str, Check)] = &[
 /// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
 /// origin form and the head alone parses the same; no shorter prefix of the head is a fast
 /// request; the general path's `lite::parts` reads the same head as a GET/HEAD of that target.
+/// An upload (`Parse::Upload`) likewise, and its length is the one the general path reads:
+/// `admit`'s framing check passes, no `Transfer-Encoding`, the same `Content-Length` (none
+/// for 0 only), and `lite::parts` reads a POST, PUT, PATCH or DELETE.
 pub fn check_fast_parse(data: &[u8]) {
-    let Parse::Fast(req) = fast::parse(data) else {
-        return;
+    let (req, upload) = match fast::parse(data) {
+        Parse::Fast(req) => (req, None),
+        Parse::Upload(req, len) => (req, Some(len)),
+        _ => return,
     };
     assert!(req.head_len <= data.len() && req.head_len > 0);
     assert!(req.target.starts_with('/'));
     assert!(req.target.starts_with(req.path) && !req.path.contains('?'));
     assert!(req.target.len() == req.path.len() || req.target[req.path.len()..].starts_with('?'));
     let head = &data[..req.head_len];
-    assert_eq!(fast::parse(head), Parse::Fast(fast::FastReq { ..req }));
+    let again = match upload {
+        None => Parse::Fast(fast::FastReq { ..req }),
+        Some(len) => Parse::Upload(fast::FastReq { ..req }, len),
+    };
+    assert_eq!(fast::parse(head), again);
     for cut in [req.head_len - 1, req.head_len / 2] {
         assert!(
-            !matches!(fast::parse(&data[..cut]), Parse::Fast(_)),
+            matches!(fast::parse(&data[..cut]), Parse::Partial | Parse::Fallback),
             "a prefix of {cut} bytes is a whole request"
         );
     }
-    if let Some(parts) = lite::parts(head) {
+    let Some(parts) = lite::parts(head) else {
+        return;
+    };
+    let host = parts.headers.get(http::header::HOST).map(|h| h.as_bytes());
+    assert_eq!(host, Some(req.host.as_bytes()), "Host");
+    let Some(len) = upload else {
         let method = if req.head { Method::HEAD } else { Method::GET };
         assert_eq!(parts.method, method);
-        let host = parts.headers.get(http::header::HOST).map(|h| h.as_bytes());
-        assert_eq!(host, Some(req.host.as_bytes()), "Host");
-    }
+        return;
+    };
+    assert!([Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(&parts.method));
+    assert!(!req.head);
+    let h = &parts.headers;
+    assert!(crate::policy::headers::check_request_framing(h).is_ok());
+    assert!(!h.contains_key(http::header::TRANSFER_ENCODING));
+    let declared = crate::policy::headers::content_length(h);
+    assert!(declared == Some(len) || (declared.is_none() && len == 0), "{declared:?} {len}");
 }
 
-/// `lite::parts` on any bytes: the parts it returns are of a GET or HEAD over HTTP/1.1, and
-/// carry every field line of the head.
+/// `lite::parts` on any bytes: the parts it returns are of a GET, HEAD, POST, PUT, PATCH or
+/// DELETE over HTTP/1.1, and carry every field line of the head.
 pub fn check_lite_parts(data: &[u8]) {
     let Some(parts) = lite::parts(data) else {
         return;
     };
-    assert!(parts.method == Method::GET || parts.method == Method::HEAD);
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    assert!(methods.contains(&parts.method));
     assert_eq!(parts.version, http::Version::HTTP_11);
     let mut fields = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS];
     let mut req = httparse::Request::new(&mut fields);

@@ -1,6 +1,8 @@
 //! One client connection: plain fresh hits are answered straight from the raw bytes (`fast`);
-//! at the first request that needs more, the connection — with every byte read so far — goes to
-//! hyper (HTTP/1.1 and h2c) for the rest of its life.
+//! other plain GET/HEAD requests by the general stages on this loop, and requests with a
+//! `Content-Length` body by the upload lane (`upload_lane`); at the first request that needs
+//! more, the connection — with every byte read so far — goes to hyper (HTTP/1.1 and h2c) for
+//! the rest of its life.
 //!
 //! An HTTP/1.1 request's interim (1xx) responses from the origin (`interim`) are written before
 //! its final response: by this loop between its awaits, and under hyper by `interim_io` at

@@ -3,11 +3,15 @@
 //!
 //! Contract: [`parse`] accepts only HTTP/1.1 `GET`/`HEAD` requests in origin form with one
 //! `Host`, no body, no `Expect`/`Upgrade`, and none of the fields that change what the cache
-//! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine). Any
-//! other request — or any doubt — is [`Parse::Fallback`]: the connection is handed, with every
-//! byte read so far, to the general (hyper) path, which makes the same decision slowly. The
-//! answer written by [`write_hit`] is what the general path sends for a fresh hit; the stored
-//! head it starts from is the object's wire form (`store::object::wire_head`).
+//! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine), and —
+//! as [`Parse::Upload`], for the upload lane (`upload_lane`) — `POST`/`PUT`/`PATCH`/`DELETE`
+//! requests of the same form with at most one `Content-Length`, a plain number (digits only,
+//! no leading zero, at most 19), and no `Transfer-Encoding`, `Expect`, `Upgrade` or `TE` (the
+//! cache fields do not matter to them: they are passed). Any other request — or any doubt —
+//! is [`Parse::Fallback`]: the connection is handed, with every byte read so far, to the
+//! general (hyper) path, which makes the same decision slowly. The answer written by
+//! [`write_hit`] is what the general path sends for a fresh hit; the stored head it starts
+//! from is the object's wire form (`store::object::wire_head`).
 
 use std::time::SystemTime;
 
@@ -265,7 +269,8 @@ mod tests {
     #[test]
     fn anything_unusual_falls_back() {
         let cases: &[&[u8]] = &[
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            b"OPTIONS / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
             b"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
             b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
@@ -282,6 +287,67 @@ mod tests {
             b"GET /%61pi/me HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET /a/../api HTTP/1.1\r\nHost: a\r\n\r\n",
             b"\x16\x03\x01\x02\x00",
+        ];
+        for c in cases {
+            assert_eq!(parse(c), Parse::Fallback, "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    fn upload(buf: &[u8]) -> (FastReq<'_>, u64) {
+        match parse(buf) {
+            Parse::Upload(f, n) => (f, n),
+            other => panic!("not an upload: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_request_with_one_plain_length_is_an_upload() {
+        let raw = b"POST /api?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET";
+        let (f, n) = upload(raw);
+        assert_eq!((f.target, f.path, f.host, n), ("/api?x=1", "/api", "a", 5));
+        assert_eq!(f.head_len, raw.len() - 8, "the head ends before the body");
+        assert!(!f.head && !f.close && f.plain);
+        for m in ["PUT", "PATCH", "DELETE"] {
+            let raw = format!("{m} / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+            assert_eq!(upload(raw.as_bytes()).1, 0, "{m}");
+        }
+        // No length: no body.
+        assert_eq!(upload(b"DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n").1, 0);
+        // Fields that only change a cache decision do not matter to a pass.
+        let raw = b"PUT /x HTTP/1.1\r\nHost: a\r\nIf-Match: \"v1\"\r\nCache-Control: no-cache\r\n\
+                    Connection: close\r\nAuthorization: Bearer t\r\nContent-Length: 18446744073\r\n\r\n";
+        let (f, n) = upload(raw);
+        assert!(f.close && !f.plain);
+        assert_eq!(n, 18_446_744_073);
+        assert_eq!(
+            upload(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999999999999\r\n\r\n").1,
+            9_999_999_999_999_999_999
+        );
+    }
+
+    #[test]
+    fn uploads_with_doubtful_framing_fall_back() {
+        let cases: &[&[u8]] = &[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000000000000000\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nUpgrade: h2c\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: upgrade\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTE: trailers\r\n\r\n",
+            b"POST / HTTP/1.0\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            b"POST /a/../b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            b"post / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
         ];
         for c in cases {
             assert_eq!(parse(c), Parse::Fallback, "{}", String::from_utf8_lossy(c));
