@@ -88,7 +88,10 @@ pub fn check_fast_parse(data: &[u8]) {
     assert!(crate::policy::headers::check_request_framing(h).is_ok());
     assert!(!h.contains_key(http::header::TRANSFER_ENCODING));
     let declared = crate::policy::headers::content_length(h);
-    assert!(declared == Some(len) || (declared.is_none() && len == 0), "{declared:?} {len}");
+    assert!(
+        declared == Some(len) || (declared.is_none() && len == 0),
+        "{declared:?} {len}"
+    );
 }
 
 /// `lite::parts` on any bytes: the parts it returns are of a GET, HEAD, POST, PUT, PATCH or

@@ -489,3 +489,65 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// The fields of a request head as a sorted list of (lowercase name, value).
+fn fields(g: &Got) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = g
+        .head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_upstream_head_of_a_plain_upload_is_the_one_the_general_path_sends() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "");
+    let upload = |target: &str| {
+        let mut v = format!(
+            "PATCH {target} HTTP/1.1\r\nHost: Test.Example\r\nUser-Agent: t/1\r\nX-Dup: a\r\n\
+             Content-Type: application/json\r\nX-Dup: b\r\nConnection: keep-alive\r\n\
+             Content-Length: 7\r\nIf-Match: \"v1\"\r\n\r\n{{\"a\":1}}"
+        )
+        .into_bytes();
+        v.extend_from_slice(
+            b"GET /end HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n",
+        );
+        v
+    };
+    let (lane, _) = outcome(node.addr, &upload("/lane"));
+    assert_eq!(lane[0], (200, b"method PATCH body 7\n".to_vec()));
+    assert_eq!(node.counter("upload_lane"), 1);
+    let mut behind =
+        b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+                       0\r\n\r\n"
+            .to_vec();
+    behind.extend_from_slice(&upload("/hyper"));
+    let (hyper, _) = outcome(node.addr, &behind);
+    assert_eq!(hyper[1], (200, b"method PATCH body 7\n".to_vec()));
+    assert_eq!(node.counter("upload_lane"), 1, "hyper's was not the lane's");
+    let got = origin.requests();
+    let of = |t: &str| got.iter().find(|g| g.line().contains(t)).expect(t).clone();
+    let (lane, hyper) = (of("/lane"), of("/hyper"));
+    assert_eq!(lane.body, b"{\"a\":1}");
+    assert_eq!(lane.body, hyper.body);
+    assert_eq!(fields(&lane), fields(&hyper), "{lane:#?}\n{hyper:#?}");
+    assert!(lane.field("connection").is_none());
+    // The answer head, as the general path's.
+    let mut raw = post_head("POST", "/answer", 2, "Connection: close\r\n");
+    raw.extend_from_slice(b"ok");
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!(resp.header("cache-status"), Some("a; fwd=method"));
+    assert!(resp.header("via").is_some_and(|v| v.contains("a (strait)")));
+    assert!(resp.header("date").is_some() && resp.closes());
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    assert_eq!(node.counter("upload_lane"), 2);
+}

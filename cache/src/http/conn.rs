@@ -127,12 +127,15 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 Parse::Fallback => return handoff(conn, io, buf, watcher, idle_armed_at).await,
                 Parse::Fast(r) => r,
                 Parse::Upload(r, len) => {
+                    let raw = &buf[..r.head_len];
+                    let prepared = upload_lane::prepare(ctx, &r, len, raw, peer, read_at);
                     let lane = upload_lane::UploadReq {
                         head_len: r.head_len,
                         len,
                         close: r.close,
                         peer,
                         read_at,
+                        prepared,
                     };
                     let line = line.get_or_insert_with(InterimLine::new);
                     match upload_lane::serve(ctx, &mut io, &mut buf, &mut out, line, lane).await {

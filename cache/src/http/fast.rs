@@ -33,8 +33,9 @@ pub struct FastReq<'a> {
     pub path: &'a str,
     /// The client asked to close after this response.
     pub close: bool,
-    /// None of `Via`, `X-Forwarded-For`, `Forwarded` and `Authorization`: the fields can go
-    /// upstream as they are with this node's own added (the pass lane, `passlane`).
+    /// None of `Via`, `X-Forwarded-For`, `Forwarded`, `Authorization` and the hop-by-hop
+    /// `Proxy-Authorization`, `Proxy-Authenticate`, `Trailer`: the fields can go upstream as
+    /// they are, without `Connection`, with this node's own added (`passlane`, `upload_lane`).
     pub plain: bool,
 }
 
@@ -157,10 +158,19 @@ pub fn has_length_and_coding(buf: &[u8]) -> bool {
     has("content-length") && has("transfer-encoding")
 }
 
-/// Fields a proxy merges its own into, or that make an answer's storability depend on the
-/// request: their requests are not `plain`.
+/// Fields a proxy merges its own into, that make an answer's storability depend on the
+/// request, or that are hop-by-hop (never forwarded; the rest of them fall back): their
+/// requests are not `plain`.
 pub(crate) fn is_forwarding(name: &[u8]) -> bool {
-    const FORWARDING: &[&[u8]] = &[b"via", b"x-forwarded-for", b"forwarded", b"authorization"];
+    const FORWARDING: &[&[u8]] = &[
+        b"via",
+        b"x-forwarded-for",
+        b"forwarded",
+        b"authorization",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"trailer",
+    ];
     FORWARDING.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 

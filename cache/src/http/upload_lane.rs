@@ -11,6 +11,14 @@
 //!   (the same upstream head, the own client's upload with its `body_timeout`, limit and
 //!   never-resend rules, RFC 9111 §4.4 invalidation, the answer head, faults and counters).
 //!   The body comes from [`RawBody`] where hyper's would.
+//! * A `plain` request (`fast::FastReq`: none of the fields a proxy merges its own into, no
+//!   hop-by-hop field but `Connection`) on a table that routes on no request field, to a pool
+//!   without cookie persistence, within `max_request_body`, skips the parts ([`prepare`]):
+//!   what admission would do to it is nothing (its framing, target and `Host` are already
+//!   plain), it is routed and keyed as the fast path routes and keys, and its head goes
+//!   upstream as written from the raw one (`passlane::head::origin_head_of`: the client's
+//!   fields without `Connection`, then `Via`, `X-Forwarded-For`, `Forwarded`, what
+//!   `forward::forward_headers` makes of them) through `pass::pass_encoded`.
 //! * A request the cache would look up instead is [`Next::General`] with nothing read,
 //!   written or counted: the caller hands the connection to hyper with every byte.
 //! * The answer is written as the loop writes the general stages' answers (`lite`), interim
@@ -27,14 +35,21 @@ use std::time::{Instant, SystemTime};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 
+use http::{HeaderMap, Method};
+
 use super::conn::{write_failed, ClientIo};
-use super::ctx::Ctx;
+use super::ctx::{Ctx, RouteChoice, Runtime};
+use super::fast::FastReq;
 use super::handler::{begin_with_body, BodyBegin};
 use super::interim::InterimLine;
 use super::lite;
+use super::pass::{pass_encoded, Encoded};
+use super::passlane::head::origin_head_of;
 use crate::access::{self, Pending};
 use crate::origin::raw_body::RawBody;
 use crate::origin::upload::ClientBody;
+use crate::origin::PickInput;
+use crate::policy::key::key_from_host_and_target;
 use crate::stats::bump;
 
 /// What the loop does after the lane.
@@ -47,6 +62,77 @@ pub(super) enum Next {
     General,
 }
 
+/// A `plain` request's trip, made from its raw head before the lane reads its body.
+pub(super) struct Prepared {
+    rt: Arc<Runtime>,
+    route: RouteChoice,
+    key: String,
+    method: Method,
+    /// The origin request's head.
+    head: Vec<u8>,
+    /// Where the target's path (no query) lies in `head` (the server choice's input).
+    path: std::ops::Range<usize>,
+    pending: Option<Pending>,
+}
+
+/// The trip of a `plain` request with a body of `len` whose head is `raw`, when it may skip
+/// the parts (see the module doc); None leaves it to them.
+pub(super) fn prepare(
+    ctx: &Ctx,
+    req: &FastReq<'_>,
+    len: u64,
+    raw: &[u8],
+    peer: SocketAddr,
+    read_at: Instant,
+) -> Option<Prepared> {
+    if !req.plain {
+        return None;
+    }
+    let rt = ctx.rt.load_full();
+    if !rt.fast_routing || len > rt.limits.max_request_body {
+        return None;
+    }
+    let method = match raw.split(|&b| b == b' ').next()? {
+        b"POST" => Method::POST,
+        b"PUT" => Method::PUT,
+        b"PATCH" => Method::PATCH,
+        b"DELETE" => Method::DELETE,
+        _ => return None,
+    };
+    let key = key_from_host_and_target(req.host, req.target)?;
+    let route = rt.route(&method, &key, req.path, &HeaderMap::new());
+    if route.pool.has_persistence() {
+        return None;
+    }
+    let mut head = Vec::with_capacity(raw.len() + 128);
+    if !origin_head_of(&mut head, raw, method.as_str(), &ctx.node_id, peer.ip()) {
+        return None;
+    }
+    let start = method.as_str().len() + 1;
+    let path = start..start + req.path.len();
+    debug_assert_eq!(&head[path.clone()], req.path.as_bytes());
+    let pending = ctx.access.enabled().then(|| {
+        let (host, target) = (req.host, req.target);
+        Pending::new(
+            method.clone(),
+            host,
+            target,
+            Some(peer),
+            SystemTime::now(),
+            read_at,
+        )
+    });
+    Some(Prepared {
+        rt,
+        route,
+        key,
+        method,
+        head,
+        path,
+        pending,
+    })
+}
+
 /// The request the loop read the head of.
 pub(super) struct UploadReq {
     pub head_len: usize,
@@ -57,6 +143,8 @@ pub(super) struct UploadReq {
     pub peer: SocketAddr,
     /// When the read that completed the head returned (the request's start).
     pub read_at: Instant,
+    /// Its trip, when it skips the parts ([`prepare`]).
+    pub prepared: Option<Prepared>,
 }
 
 /// Serve the request whose head starts `buf` (see the module doc).
@@ -68,30 +156,56 @@ pub(super) async fn serve(
     line: &Arc<InterimLine>,
     req: UploadReq,
 ) -> Next {
-    let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
-        return Next::General;
-    };
-    let sink = line.begin();
-    parts.extensions.insert(sink.clone());
-    let pending = ctx.access.enabled().then(|| {
-        let head = (&parts.method, &parts.uri, &parts.headers);
-        Pending::of_parts(head, Some(req.peer), SystemTime::now(), req.read_at)
-    });
     let mut left = req.len;
-    let (resp, route) = match begin_with_body(ctx, parts, Some(req.peer)) {
-        BodyBegin::General => {
-            sink.close();
+    let sink;
+    let pending;
+    let (resp, route) = if let Some(p) = req.prepared {
+        sink = line.begin();
+        pending = p.pending;
+        bump(&ctx.counters.requests);
+        bump(&ctx.counters.upload_lane);
+        buf.advance(req.head_len);
+        let trip = Encoded {
+            method: p.method,
+            raw: &p.head,
+            len: req.len,
+            pool: &p.route.pool,
+            input: PickInput {
+                client: Some(req.peer.ip()),
+                // The path is ASCII (`fast::parse` took it from a `&str`).
+                path: std::str::from_utf8(&p.head[p.path]).unwrap_or("/"),
+            },
+            key: &p.key,
+            interim: Some(sink.clone()),
+        };
+        let raw = RawBody::new(&mut *io, &mut *buf, &mut left);
+        let answer = Box::pin(pass_encoded(ctx, &p.rt, trip, ClientBody::Raw(raw))).await;
+        (answer, Some(p.route.index))
+    } else {
+        let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
             return Next::General;
-        }
-        BodyBegin::Answered(resp) => {
-            buf.advance(req.head_len);
-            (resp, None)
-        }
-        BodyBegin::Pass(p) => {
-            bump(&ctx.counters.upload_lane);
-            buf.advance(req.head_len);
-            let raw = RawBody::new(&mut *io, &mut *buf, &mut left);
-            Box::pin(p.pass(Arc::clone(ctx), ClientBody::Raw(raw))).await
+        };
+        sink = line.begin();
+        parts.extensions.insert(sink.clone());
+        pending = ctx.access.enabled().then(|| {
+            let head = (&parts.method, &parts.uri, &parts.headers);
+            Pending::of_parts(head, Some(req.peer), SystemTime::now(), req.read_at)
+        });
+        match begin_with_body(ctx, parts, Some(req.peer)) {
+            BodyBegin::General => {
+                sink.close();
+                return Next::General;
+            }
+            BodyBegin::Answered(resp) => {
+                buf.advance(req.head_len);
+                (resp, None)
+            }
+            BodyBegin::Pass(p) => {
+                bump(&ctx.counters.upload_lane);
+                buf.advance(req.head_len);
+                let raw = RawBody::new(&mut *io, &mut *buf, &mut left);
+                Box::pin(p.pass(Arc::clone(ctx), ClientBody::Raw(raw))).await
+            }
         }
     };
     let interims = sink.close();

@@ -266,9 +266,10 @@ impl Pool {
         self.persistence.is_some()
     }
 
-    /// [`Pool::send`], with the request's head already encoded (`raw`, for a bodyless,
-    /// idempotent `req` on the node's own client: the pass lane's): `req.headers` then only
-    /// serve the server choice.
+    /// [`Pool::send`], with the request's head already encoded (`raw`, on the node's own
+    /// client): for a bodyless, idempotent `req` (the pass lane's), or one whose body is framed
+    /// by the `Content-Length` in `raw` (the upload lane's). `req.headers` then only serve the
+    /// server choice and, for a body, hold that `Content-Length` (its framing).
     pub async fn send_with(
         &self,
         req: OutRequest<'_>,
@@ -276,9 +277,10 @@ impl Pool {
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<Sent, Fault> {
-        // Only the node's own client sends a pre-encoded head (hyper's would send `req`'s).
         debug_assert!(
-            raw.is_none() || (matches!(req.body, Either::Left(_)) && is_idempotent(&req.method))
+            raw.is_none()
+                || (matches!(req.body, Either::Left(_)) && is_idempotent(&req.method))
+                || content_length(&req.headers).is_some()
         );
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
             tracing::warn!(pool = %self.name, "no server available");
@@ -441,16 +443,18 @@ impl Pool {
                 Err(e) => Err((Fault::OriginBroken, e.to_string())),
             };
         }
-        self.exchange_with_body(idx, req).await
+        self.exchange_with_body(idx, req, raw).await
     }
 
     /// A request with a client's body (or a bodyless one of a method that is not idempotent),
     /// on the node's own client: the client's `Content-Length` when it had one, else chunked
     /// (no framing field at all when the body is empty from the start, as hyper's client did).
+    /// `raw`: the head, already encoded with the `Content-Length` in `req.headers`.
     async fn exchange_with_body(
         &self,
         idx: usize,
         req: OutRequest<'_>,
+        raw: Option<&[u8]>,
     ) -> Result<Response<OriginBody>, (Fault, String)> {
         let OutRequest {
             method,
@@ -471,15 +475,23 @@ impl Pool {
                 Some(BodyFraming::Chunked)
             }
         };
-        let mut head = Vec::with_capacity(512);
-        encode_request(&mut head, &method, path_and_query.as_str(), &headers);
+        let mut encoded = Vec::new();
+        let head = match raw {
+            Some(raw) if matches!(framing, Some(BodyFraming::Length(_))) => raw,
+            Some(_) => return Err((Fault::Node, "encoded head without its length".to_string())),
+            None => {
+                encoded.reserve(512);
+                encode_request(&mut encoded, &method, path_and_query.as_str(), &headers);
+                &encoded
+            }
+        };
         // Sent again after a kept connection died only when the server cannot have acted on
         // it: the head alone was incomplete, or the method is idempotent.
         let resend = is_idempotent(&method) || framing.is_some_and(BodyFraming::expects_bytes);
         let head_request = method == Method::HEAD;
         match self.lean[idx]
             .exchange_with_body(
-                &head,
+                head,
                 &mut body,
                 framing,
                 resend,
