@@ -712,14 +712,15 @@ pub fn check_wire_check(data: &[u8]) {
     assert_eq!(lengths, [len.to_string().as_bytes()]);
 }
 
-/// The pass lane's request to the origin (`http::passlane::head::origin_head`): the input's
-/// first byte picks the client's address family, the rest is a client's request head. The
-/// head of every plain fast-path GET is taken; what is written parses as one complete GET of
-/// the same target over HTTP/1.1 whose fields are the client's, in order, without
-/// `Connection`, then this node's `Via`, `X-Forwarded-For` and `Forwarded`; a refused head
-/// leaves the output as it was.
+/// The pass lane's request to the origin (`http::passlane::head::origin_head`, and
+/// `origin_head_of` for the upload lane): the input's first byte picks the client's address
+/// family, the rest is a client's request head. The head of every plain fast-path GET, and of
+/// every plain upload (`Parse::Upload`) with its method, is taken; what is written parses as
+/// one complete request of that method and the same target over HTTP/1.1 whose fields are the
+/// client's, in order, without `Connection`, then this node's `Via`, `X-Forwarded-For` and
+/// `Forwarded`; a refused head leaves the output as it was.
 pub fn check_pass_lane_head(data: &[u8]) {
-    use crate::http::passlane::head::origin_head;
+    use crate::http::passlane::head::origin_head_of;
     let mut input = Input::new(data);
     let client: std::net::IpAddr = if input.byte() & 1 == 1 {
         "2001:db8::7".parse().expect("address")
@@ -727,20 +728,33 @@ pub fn check_pass_lane_head(data: &[u8]) {
         "192.0.2.7".parse().expect("address")
     };
     let raw = input.rest();
+    let mut method = "GET";
     let raw = match fast::parse(raw) {
         Parse::Fast(req) => {
             let head = &raw[..req.head_len];
             let mut out = Vec::new();
-            let taken = origin_head(&mut out, head, "n1", client);
+            let taken = origin_head_of(&mut out, head, method, "n1", client);
             if req.plain && !req.head {
                 assert!(taken, "a plain fast GET is refused");
             }
             head
         }
+        Parse::Upload(req, _) => {
+            let head = &raw[..req.head_len];
+            let first = head.split(|&b| b == b' ').next().unwrap_or_default();
+            method = std::str::from_utf8(first).expect("an upload's method is ASCII");
+            let mut out = Vec::new();
+            let taken = origin_head_of(&mut out, head, method, "n1", client);
+            assert_eq!(
+                taken, req.plain,
+                "a plain upload is refused, or another taken"
+            );
+            head
+        }
         _ => raw,
     };
     let mut out = b"before".to_vec();
-    if !origin_head(&mut out, raw, "n1", client) {
+    if !origin_head_of(&mut out, raw, method, "n1", client) {
         assert_eq!(out, b"before");
         return;
     }
@@ -754,7 +768,7 @@ pub fn check_pass_lane_head(data: &[u8]) {
     let mut ours = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS + 4];
     let mut sent = httparse::Request::new(&mut ours);
     assert!(matches!(sent.parse(out), Ok(httparse::Status::Complete(n)) if n == out.len()));
-    assert_eq!((sent.method, sent.version), (Some("GET"), Some(1)));
+    assert_eq!((sent.method, sent.version), (Some(method), Some(1)));
     assert_eq!(sent.path, client_req.path);
     let kept: Vec<(&str, &[u8])> = client_req
         .headers
