@@ -291,12 +291,13 @@ mod tests {
         let pair = |i: usize| (s[i].stat.key, s[i].value);
         assert_eq!(pair(0), ("requests", 3));
         assert_eq!(pair(1), ("local_hit", 1));
-        assert_eq!(s.len(), 40);
-        assert_eq!(pair(30), ("fill_resume_refused", 0));
-        assert_eq!(pair(34), ("peer_suspect_skips", 0));
-        assert_eq!(pair(35), ("send_timeouts", 0));
-        assert_eq!(pair(38), ("accept_errors", 0));
-        assert_eq!(pair(39), ("hot_hits", 0));
+        assert_eq!(s.len(), 41);
+        assert_eq!(pair(14), ("upload_lane", 0));
+        assert_eq!(pair(31), ("fill_resume_refused", 0));
+        assert_eq!(pair(35), ("peer_suspect_skips", 0));
+        assert_eq!(pair(36), ("send_timeouts", 0));
+        assert_eq!(pair(39), ("accept_errors", 0));
+        assert_eq!(pair(40), ("hot_hits", 0));
         assert_eq!(s[1].stat.metric, "cache_local_hits");
         assert_eq!(s[1].stat.group, Group::Cache);
     }

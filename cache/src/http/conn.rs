@@ -439,8 +439,8 @@ async fn write_lean(
 /// Drive `answer` to its end, writing the interim responses its sink gets meanwhile and those
 /// still waiting at its end (the final response follows them). A failed write stops the
 /// relaying but not `answer` (a fill others wait on may run inline in it): its error comes back.
-async fn with_interims<T>(
-    io: &mut ClientIo,
+pub(super) async fn with_interims<T, W: tokio::io::AsyncWrite + Unpin>(
+    io: &mut W,
     sink: &InterimSink,
     answer: impl std::future::Future<Output = T>,
 ) -> (T, Option<std::io::Error>) {

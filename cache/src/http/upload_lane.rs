@@ -21,9 +21,9 @@
 //!   `forward::forward_headers` makes of them) through `pass::pass_encoded`.
 //! * A request the cache would look up instead is [`Next::General`] with nothing read,
 //!   written or counted: the caller hands the connection to hyper with every byte.
-//! * The answer is written as the loop writes the general stages' answers (`lite`), interim
-//!   responses first (all of them once the final head is in: the socket is the body's until
-//!   then), with the same metrics and access log line.
+//! * The answer is written as the loop writes the general stages' answers (`lite`), the
+//!   origin's interim responses before it as they arrive (`conn::with_interims`, through the
+//!   connection the body is read from: [`Shared`]), with the same metrics and access log line.
 //! * The connection carries another request only when the whole body was read (the rest of a
 //!   body the origin refused early is consumed when it is already buffered); else the answer
 //!   says `Connection: close` and the connection ends after it, as under hyper.
@@ -32,12 +32,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::{Buf, BytesMut};
-use tokio::io::AsyncWriteExt;
+use parking_lot::Mutex;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use http::{HeaderMap, Method};
 
-use super::conn::{write_failed, ClientIo};
+use super::conn::{with_interims, write_failed, ClientIo};
 use super::ctx::{Ctx, RouteChoice, Runtime};
 use super::fast::FastReq;
 use super::handler::{begin_with_body, BodyBegin};
@@ -178,8 +182,14 @@ pub(super) async fn serve(
             key: &p.key,
             interim: Some(sink.clone()),
         };
-        let raw = RawBody::new(&mut *io, &mut *buf, &mut left);
-        let answer = Box::pin(pass_encoded(ctx, &p.rt, trip, ClientBody::Raw(raw))).await;
+        let shared = Shared(Mutex::new(&mut *io));
+        let raw = RawBody::new(&shared.0, &mut *buf, &mut left);
+        let answer = Box::pin(pass_encoded(ctx, &p.rt, trip, ClientBody::Raw(raw)));
+        let (answer, failed) = with_interims(&mut &shared, &sink, answer).await;
+        if let Some(e) = failed {
+            write_failed(ctx, req.peer, &e);
+            return Next::Close;
+        }
         (answer, Some(p.route.index))
     } else {
         let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
@@ -203,11 +213,19 @@ pub(super) async fn serve(
             BodyBegin::Pass(p) => {
                 bump(&ctx.counters.upload_lane);
                 buf.advance(req.head_len);
-                let raw = RawBody::new(&mut *io, &mut *buf, &mut left);
-                Box::pin(p.pass(Arc::clone(ctx), ClientBody::Raw(raw))).await
+                let shared = Shared(Mutex::new(&mut *io));
+                let raw = RawBody::new(&shared.0, &mut *buf, &mut left);
+                let answer = Box::pin(p.pass(Arc::clone(ctx), ClientBody::Raw(raw)));
+                let (answer, failed) = with_interims(&mut &shared, &sink, answer).await;
+                if let Some(e) = failed {
+                    write_failed(ctx, req.peer, &e);
+                    return Next::Close;
+                }
+                answer
             }
         }
     };
+    // Nothing waits here after `with_interims` (an answer given at admission had none).
     let interims = sink.close();
     if !interims.is_empty() {
         if let Err(e) = io.write_all(&interims).await {
@@ -245,5 +263,31 @@ pub(super) async fn serve(
             write_failed(ctx, req.peer, &e);
             Next::Close
         }
+    }
+}
+
+/// The client's connection while the lane reads a body from it: the body reads through it
+/// (`RawSource`), and the origin's interim responses are written through it meanwhile
+/// (`conn::with_interims`), each holding the lock for one poll.
+struct Shared<'a>(Mutex<&'a mut ClientIo>);
+
+impl AsyncWrite for &Shared<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut io = self.0.lock();
+        Pin::new(&mut **io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut io = self.0.lock();
+        Pin::new(&mut **io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut io = self.0.lock();
+        Pin::new(&mut **io).poll_shutdown(cx)
     }
 }
