@@ -741,7 +741,7 @@ pub fn check_pass_lane_head(data: &[u8]) {
         }
         Parse::Upload(req, _) => {
             let head = &raw[..req.head_len];
-            let first = head.split(|&b| b == b' ').next().unwrap_or_default();
+            let first = fast::method_of(head);
             method = std::str::from_utf8(first).expect("an upload's method is ASCII");
             let mut out = Vec::new();
             let taken = origin_head_of(&mut out, head, method, "n1", client);

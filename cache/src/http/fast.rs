@@ -134,6 +134,14 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     Parse::Fast(req)
 }
 
+/// The method token of a request head `parse` took (the empty lines it may start with, which
+/// the parser skips, skipped too).
+pub(crate) fn method_of(head: &[u8]) -> &[u8] {
+    let start = head.iter().position(|&b| b != b'\r' && b != b'\n');
+    let line = &head[start.unwrap_or(head.len())..];
+    line.split(|&b| b == b' ').next().unwrap_or_default()
+}
+
 /// A `Content-Length` value as hyper and `admit` would read it, when it is a plain decimal
 /// number: digits only (no sign, space or list), no leading zero, at most 19 of them.
 fn plain_length(v: &[u8]) -> Option<u64> {
@@ -333,6 +341,15 @@ mod tests {
             upload(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999999999999\r\n\r\n").1,
             9_999_999_999_999_999_999
         );
+    }
+
+    #[test]
+    fn the_method_is_read_past_the_empty_lines_the_parser_skips() {
+        let raw = b"\r\n\nPUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n";
+        let (f, _) = upload(raw);
+        assert_eq!(method_of(&raw[..f.head_len]), b"PUT");
+        assert_eq!(method_of(b"GET / HTTP/1.1\r\n"), b"GET");
+        assert_eq!(method_of(b""), b"");
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub(super) fn prepare(
     if !rt.fast_routing || len > rt.limits.max_request_body {
         return None;
     }
-    let method = match raw.split(|&b| b == b' ').next()? {
+    let method = match super::fast::method_of(raw) {
         b"POST" => Method::POST,
         b"PUT" => Method::PUT,
         b"PATCH" => Method::PATCH,
