@@ -27,6 +27,8 @@ mod script;
 mod slow;
 #[path = "hostile/upload.rs"]
 mod upload;
+#[path = "hostile/upload_lane.rs"]
+mod upload_lane;
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

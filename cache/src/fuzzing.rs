@@ -47,37 +47,68 @@ pub const TARGETS: &[(&str, Check)] = &[
 /// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
 /// origin form and the head alone parses the same; no shorter prefix of the head is a fast
 /// request; the general path's `lite::parts` reads the same head as a GET/HEAD of that target.
+/// An upload (`Parse::Upload`) likewise, and its length is the one the general path reads:
+/// `admit`'s framing check passes, no `Transfer-Encoding`, the same `Content-Length` (none
+/// for 0 only), and `lite::parts` reads a POST, PUT, PATCH or DELETE.
 pub fn check_fast_parse(data: &[u8]) {
-    let Parse::Fast(req) = fast::parse(data) else {
-        return;
+    let (req, upload) = match fast::parse(data) {
+        Parse::Fast(req) => (req, None),
+        Parse::Upload(req, len) => (req, Some(len)),
+        _ => return,
     };
     assert!(req.head_len <= data.len() && req.head_len > 0);
     assert!(req.target.starts_with('/'));
     assert!(req.target.starts_with(req.path) && !req.path.contains('?'));
     assert!(req.target.len() == req.path.len() || req.target[req.path.len()..].starts_with('?'));
     let head = &data[..req.head_len];
-    assert_eq!(fast::parse(head), Parse::Fast(fast::FastReq { ..req }));
+    let again = match upload {
+        None => Parse::Fast(fast::FastReq { ..req }),
+        Some(len) => Parse::Upload(fast::FastReq { ..req }, len),
+    };
+    assert_eq!(fast::parse(head), again);
     for cut in [req.head_len - 1, req.head_len / 2] {
         assert!(
-            !matches!(fast::parse(&data[..cut]), Parse::Fast(_)),
+            matches!(fast::parse(&data[..cut]), Parse::Partial | Parse::Fallback),
             "a prefix of {cut} bytes is a whole request"
         );
     }
-    if let Some(parts) = lite::parts(head) {
+    let Some(parts) = lite::parts(head) else {
+        return;
+    };
+    let host = parts.headers.get(http::header::HOST).map(|h| h.as_bytes());
+    assert_eq!(host, Some(req.host.as_bytes()), "Host");
+    let Some(len) = upload else {
         let method = if req.head { Method::HEAD } else { Method::GET };
         assert_eq!(parts.method, method);
-        let host = parts.headers.get(http::header::HOST).map(|h| h.as_bytes());
-        assert_eq!(host, Some(req.host.as_bytes()), "Host");
-    }
+        return;
+    };
+    assert!([Method::POST, Method::PUT, Method::PATCH, Method::DELETE].contains(&parts.method));
+    assert!(!req.head);
+    let h = &parts.headers;
+    assert!(crate::policy::headers::check_request_framing(h).is_ok());
+    assert!(!h.contains_key(http::header::TRANSFER_ENCODING));
+    let declared = crate::policy::headers::content_length(h);
+    assert!(
+        declared == Some(len) || (declared.is_none() && len == 0),
+        "{declared:?} {len}"
+    );
 }
 
-/// `lite::parts` on any bytes: the parts it returns are of a GET or HEAD over HTTP/1.1, and
-/// carry every field line of the head.
+/// `lite::parts` on any bytes: the parts it returns are of a GET, HEAD, POST, PUT, PATCH or
+/// DELETE over HTTP/1.1, and carry every field line of the head.
 pub fn check_lite_parts(data: &[u8]) {
     let Some(parts) = lite::parts(data) else {
         return;
     };
-    assert!(parts.method == Method::GET || parts.method == Method::HEAD);
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    assert!(methods.contains(&parts.method));
     assert_eq!(parts.version, http::Version::HTTP_11);
     let mut fields = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
@@ -681,14 +712,15 @@ pub fn check_wire_check(data: &[u8]) {
     assert_eq!(lengths, [len.to_string().as_bytes()]);
 }
 
-/// The pass lane's request to the origin (`http::passlane::head::origin_head`): the input's
-/// first byte picks the client's address family, the rest is a client's request head. The
-/// head of every plain fast-path GET is taken; what is written parses as one complete GET of
-/// the same target over HTTP/1.1 whose fields are the client's, in order, without
-/// `Connection`, then this node's `Via`, `X-Forwarded-For` and `Forwarded`; a refused head
-/// leaves the output as it was.
+/// The pass lane's request to the origin (`http::passlane::head::origin_head`, and
+/// `origin_head_of` for the upload lane): the input's first byte picks the client's address
+/// family, the rest is a client's request head. The head of every plain fast-path GET, and of
+/// every plain upload (`Parse::Upload`) with its method, is taken; what is written parses as
+/// one complete request of that method and the same target over HTTP/1.1 whose fields are the
+/// client's, in order, without `Connection`, then this node's `Via`, `X-Forwarded-For` and
+/// `Forwarded`; a refused head leaves the output as it was.
 pub fn check_pass_lane_head(data: &[u8]) {
-    use crate::http::passlane::head::origin_head;
+    use crate::http::passlane::head::origin_head_of;
     let mut input = Input::new(data);
     let client: std::net::IpAddr = if input.byte() & 1 == 1 {
         "2001:db8::7".parse().expect("address")
@@ -696,20 +728,33 @@ pub fn check_pass_lane_head(data: &[u8]) {
         "192.0.2.7".parse().expect("address")
     };
     let raw = input.rest();
+    let mut method = "GET";
     let raw = match fast::parse(raw) {
         Parse::Fast(req) => {
             let head = &raw[..req.head_len];
             let mut out = Vec::new();
-            let taken = origin_head(&mut out, head, "n1", client);
+            let taken = origin_head_of(&mut out, head, method, "n1", client);
             if req.plain && !req.head {
                 assert!(taken, "a plain fast GET is refused");
             }
             head
         }
+        Parse::Upload(req, _) => {
+            let head = &raw[..req.head_len];
+            let first = fast::method_of(head);
+            method = std::str::from_utf8(first).expect("an upload's method is ASCII");
+            let mut out = Vec::new();
+            let taken = origin_head_of(&mut out, head, method, "n1", client);
+            assert_eq!(
+                taken, req.plain,
+                "a plain upload is refused, or another taken"
+            );
+            head
+        }
         _ => raw,
     };
     let mut out = b"before".to_vec();
-    if !origin_head(&mut out, raw, "n1", client) {
+    if !origin_head_of(&mut out, raw, method, "n1", client) {
         assert_eq!(out, b"before");
         return;
     }
@@ -723,7 +768,7 @@ pub fn check_pass_lane_head(data: &[u8]) {
     let mut ours = [httparse::EMPTY_HEADER; fast::MAX_FAST_HEADERS + 4];
     let mut sent = httparse::Request::new(&mut ours);
     assert!(matches!(sent.parse(out), Ok(httparse::Status::Complete(n)) if n == out.len()));
-    assert_eq!((sent.method, sent.version), (Some("GET"), Some(1)));
+    assert_eq!((sent.method, sent.version), (Some(method), Some(1)));
     assert_eq!(sent.path, client_req.path);
     let kept: Vec<(&str, &[u8])> = client_req
         .headers

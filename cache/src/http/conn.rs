@@ -1,6 +1,8 @@
 //! One client connection: plain fresh hits are answered straight from the raw bytes (`fast`);
-//! at the first request that needs more, the connection — with every byte read so far — goes to
-//! hyper (HTTP/1.1 and h2c) for the rest of its life.
+//! other plain GET/HEAD requests by the general stages on this loop, and requests with a
+//! `Content-Length` body by the upload lane (`upload_lane`); at the first request that needs
+//! more, the connection — with every byte read so far — goes to hyper (HTTP/1.1 and h2c) for
+//! the rest of its life.
 //!
 //! An HTTP/1.1 request's interim (1xx) responses from the origin (`interim`) are written before
 //! its final response: by this loop between its awaits, and under hyper by `interim_io` at
@@ -42,6 +44,7 @@ use super::lite::{self, write_two};
 use super::passlane;
 use super::remote;
 use super::stall::{is_send_timeout, SendTimeout};
+use super::upload_lane;
 use crate::access::{self, Pending};
 use crate::origin::route::RouteInput;
 use crate::stats::{add, bump};
@@ -69,7 +72,7 @@ pub struct ConnEnv {
 
 /// The client socket as both paths use it: writes that stall for `send_timeout` fail, and
 /// the bytes written are counted.
-type ClientIo = FlattenSmall<SendTimeout<Counted<TcpStream>>>;
+pub(super) type ClientIo = FlattenSmall<SendTimeout<Counted<TcpStream>>>;
 
 /// Serve one accepted connection to its end. `limits.send_timeout` and
 /// `limits.header_read_timeout` are read once, here: a reload applies to new connections.
@@ -123,6 +126,29 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 Parse::Partial => break,
                 Parse::Fallback => return handoff(conn, io, buf, watcher, idle_armed_at).await,
                 Parse::Fast(r) => r,
+                Parse::Upload(r, len) => {
+                    let raw = &buf[..r.head_len];
+                    let prepared = upload_lane::prepare(ctx, &r, len, raw, peer, read_at);
+                    let lane = upload_lane::UploadReq {
+                        head_len: r.head_len,
+                        len,
+                        close: r.close,
+                        peer,
+                        read_at,
+                        prepared,
+                    };
+                    let line = line.get_or_insert_with(InterimLine::new);
+                    match upload_lane::serve(ctx, &mut io, &mut buf, &mut out, line, lane).await {
+                        upload_lane::Next::Continue(done) => {
+                            rearm(&mut idle, &mut idle_armed_at, done, conn.head_timeout);
+                            continue 'requests;
+                        }
+                        upload_lane::Next::Close => return,
+                        upload_lane::Next::General => {
+                            return handoff(conn, io, buf, watcher, idle_armed_at).await
+                        }
+                    }
+                }
             };
             let Some(key) = crate::policy::key::key_from_host_and_target(req.host, req.target)
             else {
@@ -413,8 +439,8 @@ async fn write_lean(
 /// Drive `answer` to its end, writing the interim responses its sink gets meanwhile and those
 /// still waiting at its end (the final response follows them). A failed write stops the
 /// relaying but not `answer` (a fill others wait on may run inline in it): its error comes back.
-async fn with_interims<T>(
-    io: &mut ClientIo,
+pub(super) async fn with_interims<T, W: tokio::io::AsyncWrite + Unpin>(
+    io: &mut W,
     sink: &InterimSink,
     answer: impl std::future::Future<Output = T>,
 ) -> (T, Option<std::io::Error>) {
@@ -499,7 +525,7 @@ fn fast_route_caches(
 }
 
 /// A write to the client failed: counted when the client took nothing for `send_timeout`.
-fn write_failed(ctx: &Ctx, peer: SocketAddr, e: &std::io::Error) {
+pub(super) fn write_failed(ctx: &Ctx, peer: SocketAddr, e: &std::io::Error) {
     if is_send_timeout(e) {
         bump(&ctx.counters.send_timeouts);
         tracing::debug!(%peer, "client took nothing for send_timeout; closed");

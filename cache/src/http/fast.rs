@@ -3,11 +3,15 @@
 //!
 //! Contract: [`parse`] accepts only HTTP/1.1 `GET`/`HEAD` requests in origin form with one
 //! `Host`, no body, no `Expect`/`Upgrade`, and none of the fields that change what the cache
-//! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine). Any
-//! other request — or any doubt — is [`Parse::Fallback`]: the connection is handed, with every
-//! byte read so far, to the general (hyper) path, which makes the same decision slowly. The
-//! answer written by [`write_hit`] is what the general path sends for a fresh hit; the stored
-//! head it starts from is the object's wire form (`store::object::wire_head`).
+//! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine), and —
+//! as [`Parse::Upload`], for the upload lane (`upload_lane`) — `POST`/`PUT`/`PATCH`/`DELETE`
+//! requests of the same form with at most one `Content-Length`, a plain number (digits only,
+//! no leading zero, at most 19), and no `Transfer-Encoding`, `Expect`, `Upgrade` or `TE` (the
+//! cache fields do not matter to them: they are passed). Any other request — or any doubt —
+//! is [`Parse::Fallback`]: the connection is handed, with every byte read so far, to the
+//! general (hyper) path, which makes the same decision slowly. The answer written by
+//! [`write_hit`] is what the general path sends for a fresh hit; the stored head it starts
+//! from is the object's wire form (`store::object::wire_head`).
 
 use std::time::SystemTime;
 
@@ -29,8 +33,9 @@ pub struct FastReq<'a> {
     pub path: &'a str,
     /// The client asked to close after this response.
     pub close: bool,
-    /// None of `Via`, `X-Forwarded-For`, `Forwarded` and `Authorization`: the fields can go
-    /// upstream as they are with this node's own added (the pass lane, `passlane`).
+    /// None of `Via`, `X-Forwarded-For`, `Forwarded`, `Authorization` and the hop-by-hop
+    /// `Proxy-Authorization`, `Proxy-Authenticate`, `Trailer`: the fields can go upstream as
+    /// they are, without `Connection`, with this node's own added (`passlane`, `upload_lane`).
     pub plain: bool,
 }
 
@@ -40,6 +45,9 @@ pub enum Parse<'a> {
     /// The head is not complete yet.
     Partial,
     Fast(FastReq<'a>),
+    /// A `POST`, `PUT`, `PATCH` or `DELETE` with a body of the given `Content-Length` (0 when
+    /// it has none): the upload lane's (`upload_lane`). `head_len` ends the head, not the body.
+    Upload(FastReq<'a>, u64),
     /// Anything else: the general path takes the connection.
     Fallback,
 }
@@ -54,9 +62,10 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         Ok(httparse::Status::Partial) => return Parse::Partial,
         Err(_) => return Parse::Fallback,
     };
-    let head = match req.method {
-        Some("GET") => false,
-        Some("HEAD") => true,
+    let (head, upload) = match req.method {
+        Some("GET") => (false, false),
+        Some("HEAD") => (true, false),
+        Some("POST" | "PUT" | "PATCH" | "DELETE") => (false, true),
         _ => return Parse::Fallback,
     };
     if req.version != Some(1) {
@@ -74,6 +83,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut host = None;
     let mut close = false;
     let mut plain = true;
+    let mut length = None;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -90,7 +100,16 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
             } else if !h.value.eq_ignore_ascii_case(b"keep-alive") {
                 return Parse::Fallback;
             }
-        } else if is_special(name) {
+        } else if upload && name.eq_ignore_ascii_case(b"content-length") {
+            // One field, one plain number: anything else is hyper's to judge.
+            if length.is_some() {
+                return Parse::Fallback;
+            }
+            match plain_length(h.value) {
+                Some(n) => length = Some(n),
+                None => return Parse::Fallback,
+            }
+        } else if is_framing(name) || (!upload && is_cache_decision(name)) {
             return Parse::Fallback;
         } else if plain && is_forwarding(name) {
             plain = false;
@@ -99,7 +118,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let Some(host) = host else {
         return Parse::Fallback;
     };
-    Parse::Fast(FastReq {
+    let req = FastReq {
         head_len,
         head,
         host,
@@ -107,7 +126,30 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         path,
         close,
         plain,
-    })
+    };
+    if upload {
+        // No `Content-Length` (and no `Transfer-Encoding`): no body (RFC 9112 §6.3).
+        return Parse::Upload(req, length.unwrap_or(0));
+    }
+    Parse::Fast(req)
+}
+
+/// The method token of a request head `parse` took (the empty lines it may start with, which
+/// the parser skips, skipped too).
+pub(crate) fn method_of(head: &[u8]) -> &[u8] {
+    let start = head.iter().position(|&b| b != b'\r' && b != b'\n');
+    let line = &head[start.unwrap_or(head.len())..];
+    line.split(|&b| b == b' ').next().unwrap_or_default()
+}
+
+/// A `Content-Length` value as hyper and `admit` would read it, when it is a plain decimal
+/// number: digits only (no sign, space or list), no leading zero, at most 19 of them.
+fn plain_length(v: &[u8]) -> Option<u64> {
+    let plain = !v.is_empty()
+        && v.len() <= 19
+        && v.iter().all(u8::is_ascii_digit)
+        && (v[0] != b'0' || v.len() == 1);
+    plain.then(|| v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The complete request head at the start of `buf` carries both `Content-Length` and
@@ -124,16 +166,26 @@ pub fn has_length_and_coding(buf: &[u8]) -> bool {
     has("content-length") && has("transfer-encoding")
 }
 
-/// Fields a proxy merges its own into, or that make an answer's storability depend on the
-/// request: their requests are not `plain`.
+/// Fields a proxy merges its own into, that make an answer's storability depend on the
+/// request, or that are hop-by-hop (never forwarded; the rest of them fall back): their
+/// requests are not `plain`.
 pub(crate) fn is_forwarding(name: &[u8]) -> bool {
-    const FORWARDING: &[&[u8]] = &[b"via", b"x-forwarded-for", b"forwarded", b"authorization"];
+    const FORWARDING: &[&[u8]] = &[
+        b"via",
+        b"x-forwarded-for",
+        b"forwarded",
+        b"authorization",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"trailer",
+    ];
     FORWARDING.iter().any(|s| name.eq_ignore_ascii_case(s))
 }
 
-/// Fields that change framing or the cache decision: their requests take the general path.
-fn is_special(name: &[u8]) -> bool {
-    const SPECIAL: &[&[u8]] = &[
+/// Fields that change the cache decision: GET and HEAD requests with them take the general
+/// path (a request with a body is passed whatever they say).
+fn is_cache_decision(name: &[u8]) -> bool {
+    const CACHE: &[&[u8]] = &[
         b"cache-control",
         b"pragma",
         b"if-none-match",
@@ -143,6 +195,13 @@ fn is_special(name: &[u8]) -> bool {
         b"if-range",
         b"range",
         b"content-length",
+    ];
+    CACHE.iter().any(|s| name.eq_ignore_ascii_case(s))
+}
+
+/// Fields that change framing or the connection: their requests take the general path.
+fn is_framing(name: &[u8]) -> bool {
+    const SPECIAL: &[&[u8]] = &[
         b"transfer-encoding",
         b"expect",
         b"upgrade",
@@ -228,7 +287,8 @@ mod tests {
     #[test]
     fn anything_unusual_falls_back() {
         let cases: &[&[u8]] = &[
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            b"OPTIONS / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
             b"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
             b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
@@ -245,6 +305,76 @@ mod tests {
             b"GET /%61pi/me HTTP/1.1\r\nHost: a\r\n\r\n",
             b"GET /a/../api HTTP/1.1\r\nHost: a\r\n\r\n",
             b"\x16\x03\x01\x02\x00",
+        ];
+        for c in cases {
+            assert_eq!(parse(c), Parse::Fallback, "{}", String::from_utf8_lossy(c));
+        }
+    }
+
+    fn upload(buf: &[u8]) -> (FastReq<'_>, u64) {
+        match parse(buf) {
+            Parse::Upload(f, n) => (f, n),
+            other => panic!("not an upload: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_request_with_one_plain_length_is_an_upload() {
+        let raw = b"POST /api?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET";
+        let (f, n) = upload(raw);
+        assert_eq!((f.target, f.path, f.host, n), ("/api?x=1", "/api", "a", 5));
+        assert_eq!(f.head_len, raw.len() - 8, "the head ends before the body");
+        assert!(!f.head && !f.close && f.plain);
+        for m in ["PUT", "PATCH", "DELETE"] {
+            let raw = format!("{m} / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+            assert_eq!(upload(raw.as_bytes()).1, 0, "{m}");
+        }
+        // No length: no body.
+        assert_eq!(upload(b"DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n").1, 0);
+        // Fields that only change a cache decision do not matter to a pass.
+        let raw = b"PUT /x HTTP/1.1\r\nHost: a\r\nIf-Match: \"v1\"\r\nCache-Control: no-cache\r\n\
+                    Connection: close\r\nAuthorization: Bearer t\r\nContent-Length: 18446744073\r\n\r\n";
+        let (f, n) = upload(raw);
+        assert!(f.close && !f.plain);
+        assert_eq!(n, 18_446_744_073);
+        assert_eq!(
+            upload(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999999999999\r\n\r\n").1,
+            9_999_999_999_999_999_999
+        );
+    }
+
+    #[test]
+    fn the_method_is_read_past_the_empty_lines_the_parser_skips() {
+        let raw = b"\r\n\nPUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n";
+        let (f, _) = upload(raw);
+        assert_eq!(method_of(&raw[..f.head_len]), b"PUT");
+        assert_eq!(method_of(b"GET / HTTP/1.1\r\n"), b"GET");
+        assert_eq!(method_of(b""), b"");
+    }
+
+    #[test]
+    fn uploads_with_doubtful_framing_fall_back() {
+        let cases: &[&[u8]] = &[
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000000000000000\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nUpgrade: h2c\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: upgrade\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTE: trailers\r\n\r\n",
+            b"POST / HTTP/1.0\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            b"POST /a/../b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+            b"post / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
         ];
         for c in cases {
             assert_eq!(parse(c), Parse::Fallback, "{}", String::from_utf8_lossy(c));

@@ -4,7 +4,7 @@
 
 use http::header::{HeaderValue, HOST};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, Response};
 use std::time::SystemTime;
 
 use super::body::ProxyBody;
@@ -158,10 +158,11 @@ pub(super) fn fault_response(ctx: &Ctx, fault: Fault, cs: &mut CacheStatus) -> R
 }
 
 /// Stream an origin response that is not stored straight to the client: its status, its
-/// fields as served (`clean_response_headers` done), whether they carry targeted fields.
+/// fields as served (`clean_response_headers` done), whether they carry targeted fields;
+/// `head_request`: the request was HEAD (no body).
 pub(super) fn respond_upstream(
     ctx: &Ctx,
-    req: &ReqHead,
+    head_request: bool,
     (status, mut headers, has_targeted): (http::StatusCode, HeaderMap, bool),
     incoming: crate::origin::body::OriginBody,
     cs: &CacheStatus,
@@ -170,7 +171,7 @@ pub(super) fn respond_upstream(
         ctx.strip_targeted(&mut headers);
     }
     crate::policy::cache_status::append_cache_status(&mut headers, cs);
-    let body = if req.method == Method::HEAD {
+    let body = if head_request {
         ProxyBody::Empty
     } else {
         ProxyBody::Upstream(incoming)

@@ -42,6 +42,7 @@ use super::partial;
 use super::pass;
 use super::remote;
 use super::respond;
+use crate::origin::upload::ClientBody;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::Fwd;
 use crate::policy::key::primary_key;
@@ -67,9 +68,48 @@ pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>, client: Option<Socket
         // Invalidation (RFC 9111 §4.4) works on the URL: every cache_key variant of it.
         Begin::Pass(req, primary) => {
             let route = Some(req.route.index);
+            let body = ClientBody::Hyper(body);
             (pass::pass(ctx, req, body, primary).await, route)
         }
     }
+}
+
+/// What stages 1 and 2 make of a request with a body whose head the connection's own loop
+/// read (`upload_lane`).
+pub(super) enum BodyBegin {
+    /// Answered without its body (refused at admission, `*`); counted as [`handle`] does.
+    Answered(Response<ProxyBody>),
+    /// Passed to the origin with its body: [`PassReq::pass`] (counted as [`handle`] does).
+    Pass(PassReq),
+    /// A request the cache would look up (nothing done or counted): the general path's.
+    General,
+}
+
+/// A request [`begin_with_body`] found is to be passed, with its URL's primary key.
+pub(super) struct PassReq(ReqHead, String);
+
+impl PassReq {
+    /// The pass, as [`handle`] makes it, with the body from `body`.
+    pub(super) async fn pass(self, ctx: Arc<Ctx>, body: ClientBody<'_>) -> Routed {
+        let PassReq(req, primary) = self;
+        let route = Some(req.route.index);
+        (pass::pass(ctx, req, body, primary).await, route)
+    }
+}
+
+/// Stages 1 and 2 of [`handle`] for a request with a body (see [`BodyBegin`]).
+pub(super) fn begin_with_body(
+    ctx: &Ctx,
+    parts: http::request::Parts,
+    client: Option<SocketAddr>,
+) -> BodyBegin {
+    let begun = match begin(ctx, parts, client) {
+        Begin::Cached(..) => return BodyBegin::General,
+        Begin::Answered(resp) => BodyBegin::Answered(resp),
+        Begin::Pass(req, primary) => BodyBegin::Pass(PassReq(req, primary)),
+    };
+    bump(&ctx.counters.requests);
+    begun
 }
 
 /// Serve a request that has no body (`parts` read from the raw bytes by the connection's own

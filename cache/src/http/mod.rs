@@ -30,5 +30,6 @@ pub(crate) mod remote;
 mod respond;
 pub mod server;
 mod stall;
+mod upload_lane;
 
 pub use forward::{ban_prefix, purge_url};

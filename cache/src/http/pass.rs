@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use http::{Method, Response};
+use http::header::{HeaderValue, CONTENT_LENGTH};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Response};
 use http_body_util::{Either, Empty};
-use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
@@ -14,8 +15,10 @@ use super::forward::{
     clean_response_headers, fault_response, forward_headers, has_any, invalidate_url,
     path_and_query, pick_input, respond_upstream, with_cookie,
 };
-use crate::origin::pool::{OutRequest, Sent};
-use crate::origin::upload::Upload;
+use super::interim::InterimSink;
+use crate::origin::pool::{OutRequest, Pool, Sent};
+use crate::origin::upload::{ClientBody, Upload};
+use crate::origin::PickInput;
 use crate::policy::cache_status::{CacheStatus, Fwd};
 use crate::policy::invalidate::invalidation_keys;
 use crate::stats::{add, bump};
@@ -37,12 +40,17 @@ pub async fn forward_uncached(
         interim: req.interim.clone(),
     };
     let cs = CacheStatus::fwd(&ctx.node_id, fwd);
-    send_and_stream(&ctx, &rt, &req, out, cs, None).await
+    send_and_stream(&ctx, &rt, Trip::of(&req), out, cs, None).await
 }
 
 /// Any other method (or a GET/HEAD with a body): forward with the body streamed both ways; after
 /// a non-error answer to an unsafe method, invalidate the target (RFC 9111 §4.4).
-pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> Response<ProxyBody> {
+pub async fn pass(
+    ctx: Arc<Ctx>,
+    req: ReqHead,
+    body: ClientBody<'_>,
+    key: String,
+) -> Response<ProxyBody> {
     bump(&ctx.counters.passed);
     let rt = ctx.rt.load_full();
     let limits = rt.limits;
@@ -61,34 +69,103 @@ pub async fn pass(ctx: Arc<Ctx>, req: ReqHead, body: Incoming, key: String) -> R
         Fwd::Method
     };
     let cs = CacheStatus::fwd(&ctx.node_id, fwd);
-    send_and_stream(&ctx, &rt, &req, out, cs, Some(&key)).await
+    send_and_stream(&ctx, &rt, Trip::of(&req), out, cs, Some(&key)).await
+}
+
+/// A request with a body whose head goes upstream as already encoded (the upload lane's
+/// `plain` requests, `passlane::head::origin_head_of`), as [`pass`] passes it.
+pub(super) struct Encoded<'a> {
+    /// Not GET or HEAD (`Cache-Status: fwd=method`).
+    pub method: Method,
+    /// The origin request's head, its `Content-Length` (if any) the client's.
+    pub raw: &'a [u8],
+    /// The body's length (0 without a `Content-Length`).
+    pub len: u64,
+    pub pool: &'a Pool,
+    pub input: PickInput<'a>,
+    /// The URL's primary key (invalidated after a non-error answer).
+    pub key: &'a str,
+    pub interim: Option<InterimSink>,
+}
+
+/// [`pass`] for an [`Encoded`] request: the same upload, trip, invalidation and answer.
+pub(super) async fn pass_encoded(
+    ctx: &Arc<Ctx>,
+    rt: &Runtime,
+    req: Encoded<'_>,
+    body: ClientBody<'_>,
+) -> Response<ProxyBody> {
+    bump(&ctx.counters.passed);
+    let limits = rt.limits;
+    let (upload, watch) = Upload::new(body, limits.max_request_body, limits.body_timeout);
+    // Only the framing: the head is `raw`.
+    let mut headers = HeaderMap::with_capacity(1);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(req.len));
+    let out = OutRequest {
+        method: req.method.clone(),
+        path_and_query: PathAndQuery::from_static("/"),
+        headers,
+        body: Either::Right(upload),
+        upload: Some(watch),
+        interim: req.interim,
+    };
+    let cs = CacheStatus::fwd(&ctx.node_id, Fwd::Method);
+    let trip = Trip {
+        method: &req.method,
+        pool: req.pool,
+        input: req.input,
+        raw: Some(req.raw),
+        head_request: false,
+    };
+    send_and_stream(ctx, rt, trip, out, cs, Some(req.key)).await
+}
+
+/// What the trip to the origin needs of the request it passes.
+struct Trip<'a> {
+    method: &'a Method,
+    pool: &'a Pool,
+    input: PickInput<'a>,
+    /// The head, already encoded.
+    raw: Option<&'a [u8]>,
+    head_request: bool,
+}
+
+impl<'a> Trip<'a> {
+    fn of(req: &'a ReqHead) -> Trip<'a> {
+        Trip {
+            method: &req.method,
+            pool: &req.route.pool,
+            input: pick_input(req),
+            raw: None,
+            head_request: req.method == Method::HEAD,
+        }
+    }
 }
 
 async fn send_and_stream(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
-    req: &ReqHead,
-    out: OutRequest,
+    trip: Trip<'_>,
+    out: OutRequest<'_>,
     mut cs: CacheStatus,
     invalidate_key: Option<&str>,
 ) -> Response<ProxyBody> {
+    let sent = trip
+        .pool
+        .send_with(out, &trip.input, &ctx.counters, trip.raw)
+        .await;
     let Sent {
         response: resp,
         set_cookie,
         server,
-    } = match req
-        .route
-        .pool
-        .send(out, &pick_input(req), &ctx.counters)
-        .await
-    {
+    } = match sent {
         Ok(r) => r,
         Err(fault) => return fault_response(ctx, fault, &mut cs),
     };
     let (mut rparts, incoming) = resp.into_parts();
     if let Some(key) = invalidate_key {
         let mut n = 0;
-        for k in invalidation_keys(&req.method, rparts.status, key, &rparts.headers) {
+        for k in invalidation_keys(trip.method, rparts.status, key, &rparts.headers) {
             n += invalidate_url(ctx, &k);
         }
         add(&ctx.counters.invalidated, n as u64);
@@ -96,7 +173,7 @@ async fn send_and_stream(
     clean_response_headers(ctx, &mut rparts.headers, rparts.version);
     let has_targeted = has_any(&rparts.headers, &rt.strip);
     let head = (rparts.status, rparts.headers, has_targeted);
-    let mut resp = respond_upstream(ctx, req, head, incoming, &cs);
+    let mut resp = respond_upstream(ctx, trip.head_request, head, incoming, &cs);
     crate::access::note_server(ctx, &mut resp, server.addr);
     with_cookie(resp, set_cookie)
 }

@@ -13,6 +13,7 @@ pub mod h1;
 pub mod persist;
 pub mod pool;
 pub mod probe;
+pub mod raw_body;
 pub mod route;
 pub mod section;
 pub mod upload;

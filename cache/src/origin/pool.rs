@@ -41,7 +41,7 @@ use crate::stats::{bump, Counters};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 
 /// Body of a request sent to an origin: nothing (fills, revalidations) or the client's body.
-pub type OutBody = Either<Empty<Bytes>, Upload>;
+pub type OutBody<'a> = Either<Empty<Bytes>, Upload<'a>>;
 
 /// One origin server, its counters and health.
 #[derive(Debug)]
@@ -127,12 +127,12 @@ pub struct Pool {
 }
 
 /// What a pool send needs of the client's request.
-pub struct OutRequest {
+pub struct OutRequest<'a> {
     pub method: Method,
     /// Path and query ("/a?b").
     pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
-    pub body: OutBody,
+    pub body: OutBody<'a>,
     /// The progress of the client's body in `body`, when it carries one.
     pub upload: Option<UploadWatch>,
     /// Where the server's interim (1xx) responses go, if anywhere.
@@ -254,7 +254,7 @@ impl Pool {
     /// Send a request to one of the pool's servers and wait for the response head.
     pub async fn send(
         &self,
-        req: OutRequest,
+        req: OutRequest<'_>,
         input: &PickInput<'_>,
         counters: &Arc<Counters>,
     ) -> Result<Sent, Fault> {
@@ -266,19 +266,21 @@ impl Pool {
         self.persistence.is_some()
     }
 
-    /// [`Pool::send`], with the request's head already encoded (`raw`, for a bodyless,
-    /// idempotent `req` on the node's own client: the pass lane's): `req.headers` then only
-    /// serve the server choice.
+    /// [`Pool::send`], with the request's head already encoded (`raw`, on the node's own
+    /// client): for a bodyless, idempotent `req` (the pass lane's), or one whose body is framed
+    /// by the `Content-Length` in `raw` (the upload lane's). `req.headers` then only serve the
+    /// server choice and, for a body, hold that `Content-Length` (its framing).
     pub async fn send_with(
         &self,
-        req: OutRequest,
+        req: OutRequest<'_>,
         input: &PickInput<'_>,
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<Sent, Fault> {
-        // Only the node's own client sends a pre-encoded head (hyper's would send `req`'s).
         debug_assert!(
-            raw.is_none() || (matches!(req.body, Either::Left(_)) && is_idempotent(&req.method))
+            raw.is_none()
+                || (matches!(req.body, Either::Left(_)) && is_idempotent(&req.method))
+                || content_length(&req.headers).is_some()
         );
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
             tracing::warn!(pool = %self.name, "no server available");
@@ -333,7 +335,7 @@ impl Pool {
     async fn send_to(
         &self,
         idx: usize,
-        req: OutRequest,
+        req: OutRequest<'_>,
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
     ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
@@ -408,7 +410,7 @@ impl Pool {
     async fn exchange(
         &self,
         idx: usize,
-        req: OutRequest,
+        req: OutRequest<'_>,
         lean: bool,
         raw: Option<&[u8]>,
     ) -> Result<Response<OriginBody>, (Fault, String)> {
@@ -441,16 +443,18 @@ impl Pool {
                 Err(e) => Err((Fault::OriginBroken, e.to_string())),
             };
         }
-        self.exchange_with_body(idx, req).await
+        self.exchange_with_body(idx, req, raw).await
     }
 
     /// A request with a client's body (or a bodyless one of a method that is not idempotent),
     /// on the node's own client: the client's `Content-Length` when it had one, else chunked
     /// (no framing field at all when the body is empty from the start, as hyper's client did).
+    /// `raw`: the head, already encoded with the `Content-Length` in `req.headers`.
     async fn exchange_with_body(
         &self,
         idx: usize,
-        req: OutRequest,
+        req: OutRequest<'_>,
+        raw: Option<&[u8]>,
     ) -> Result<Response<OriginBody>, (Fault, String)> {
         let OutRequest {
             method,
@@ -471,15 +475,23 @@ impl Pool {
                 Some(BodyFraming::Chunked)
             }
         };
-        let mut head = Vec::with_capacity(512);
-        encode_request(&mut head, &method, path_and_query.as_str(), &headers);
+        let mut encoded = Vec::new();
+        let head = match raw {
+            Some(raw) if matches!(framing, Some(BodyFraming::Length(_))) => raw,
+            Some(_) => return Err((Fault::Node, "encoded head without its length".to_string())),
+            None => {
+                encoded.reserve(512);
+                encode_request(&mut encoded, &method, path_and_query.as_str(), &headers);
+                &encoded
+            }
+        };
         // Sent again after a kept connection died only when the server cannot have acted on
         // it: the head alone was incomplete, or the method is idempotent.
         let resend = is_idempotent(&method) || framing.is_some_and(BodyFraming::expects_bytes);
         let head_request = method == Method::HEAD;
         match self.lean[idx]
             .exchange_with_body(
-                &head,
+                head,
                 &mut body,
                 framing,
                 resend,

@@ -3,7 +3,8 @@
 //! client is to blame.
 //!
 //! Contract:
-//! * [`Upload`] passes the client's frames through unchanged. It fails the stream with the
+//! * [`Upload`] passes the client's frames through unchanged, from hyper's body or from the
+//!   connection loop's own reading of a `Content-Length` body ([`ClientBody::Raw`]). It fails the stream with the
 //!   client's [`Fault`] when the body breaks its framing (`ClientBadBody`), when the client goes
 //!   away mid-body (`ClientAborted`), when the bytes cross the limit (`ClientBodyTooLarge`), or
 //!   when the client sends nothing for `body_timeout` while the upload waits on it
@@ -50,9 +51,52 @@ pub struct Progress {
 /// Reads an upload's progress.
 pub type UploadWatch = watch::Receiver<Progress>;
 
+/// Where a client's request body comes from.
+pub enum ClientBody<'a> {
+    /// hyper's server read the request.
+    Hyper(Incoming),
+    /// The connection's own loop read the head; the body is read from its socket.
+    Raw(super::raw_body::RawBody<'a>),
+}
+
+/// A piece of the client's body, or the client's fault.
+type Polled = Poll<Option<Result<Frame<Bytes>, Fault>>>;
+
+impl ClientBody<'_> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Polled {
+        match self {
+            ClientBody::Hyper(inner) => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => {
+                    let fault = classify(&e);
+                    tracing::debug!(error = ?e, fault = fault.as_str(), "client request body failed");
+                    Poll::Ready(Some(Err(fault)))
+                }
+                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            ClientBody::Raw(raw) => raw.poll_data(cx).map(|d| d.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Hyper(inner) => inner.is_end_stream(),
+            ClientBody::Raw(raw) => raw.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Hyper(inner) => inner.size_hint(),
+            ClientBody::Raw(raw) => SizeHint::with_exact(raw.remaining()),
+        }
+    }
+}
+
 /// The client's request body, bounded and timed.
-pub struct Upload {
-    inner: Incoming,
+pub struct Upload<'a> {
+    inner: ClientBody<'a>,
     sent: u64,
     max: u64,
     idle: Duration,
@@ -61,9 +105,9 @@ pub struct Upload {
     progress: watch::Sender<Progress>,
 }
 
-impl Upload {
+impl<'a> Upload<'a> {
     /// Wrap `inner`; `max` bytes at most, `idle` at most between frames.
-    pub fn new(inner: Incoming, max: u64, idle: Duration) -> (Upload, UploadWatch) {
+    pub fn new(inner: ClientBody<'a>, max: u64, idle: Duration) -> (Upload<'a>, UploadWatch) {
         let (tx, rx) = watch::channel(Progress {
             stage: Stage::Sending,
             frames: 0,
@@ -128,7 +172,7 @@ pub fn classify(e: &hyper::Error) -> Fault {
     Fault::ClientBadBody
 }
 
-impl Body for Upload {
+impl Body for Upload<'_> {
     type Data = Bytes;
     type Error = Box<UploadError>;
 
@@ -140,7 +184,7 @@ impl Body for Upload {
         if let Stage::Failed(f) = this.progress.borrow().stage {
             return Poll::Ready(Some(Err(Box::new(UploadError(f)))));
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.sent += data.len() as u64;
@@ -152,11 +196,7 @@ impl Body for Upload {
                 this.set(Stage::Sending, true);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => {
-                let fault = classify(&e);
-                tracing::debug!(error = ?e, fault = fault.as_str(), "client request body failed");
-                this.fail(fault)
-            }
+            Poll::Ready(Some(Err(fault))) => this.fail(fault),
             Poll::Ready(None) => {
                 this.set(Stage::Done, false);
                 Poll::Ready(None)

@@ -117,7 +117,7 @@ pub(in crate::http) async fn lead(job: Lead<'_>, w: FillWriter<FillHead>) -> Res
         let headers = Arc::try_unwrap(head).map_or_else(|h| h.headers.clone(), |h| h.headers);
         let mut resp = respond_upstream(
             ctx,
-            &job.req,
+            job.req.method == http::Method::HEAD,
             (status, headers, has_targeted),
             incoming,
             &cs,

@@ -304,7 +304,8 @@ async fn run(
                     }
                     let targeted = super::forward::has_any(&parts.headers, &rt.strip);
                     let head = (parts.status, parts.headers, targeted);
-                    let resp = respond_upstream(ctx, req, head, body, &cs);
+                    let resp =
+                        respond_upstream(ctx, req.method == http::Method::HEAD, head, body, &cs);
                     return Some(finish(ctx, resp, cookie, server));
                 }
                 Fetched::Failed(fault) => return Some(fault_response(ctx, fault, &mut cs)),

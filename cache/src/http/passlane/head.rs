@@ -2,7 +2,8 @@
 //!
 //! Contract: for a `plain` fast-path GET (`fast::FastReq`: origin form, one `Host`, none of
 //! the fields that change framing or the cache decision, none of `Via`, `X-Forwarded-For`,
-//! `Forwarded`, `Authorization`), [`origin_head`] writes what the general stages would send
+//! `Forwarded`, `Authorization` and the hop-by-hop `Proxy-Authorization`,
+//! `Proxy-Authenticate`, `Trailer`), [`origin_head`] writes what the general stages would send
 //! for its fill (`admit` then `forward::forward_headers`, encoded by the origin client):
 //! `GET <target> HTTP/1.1`, every field line of the client's but `Connection` (the only
 //! hop-by-hop field such a request can carry: its `close`/`keep-alive` token lists nothing
@@ -16,12 +17,24 @@ use crate::http::fast::MAX_FAST_HEADERS;
 /// Append the origin request for the client request head `raw` (complete, as `fast::parse`
 /// took it) to `out`; false (and `out` as it was) when `raw` is not a plain GET.
 pub fn origin_head(out: &mut Vec<u8>, raw: &[u8], node_id: &str, client: IpAddr) -> bool {
+    origin_head_of(out, raw, "GET", node_id, client)
+}
+
+/// [`origin_head`] for a plain request of `method` (the upload lane's `POST`, `PUT`, `PATCH`,
+/// `DELETE`: their `Content-Length` goes as the client sent it, a plain number).
+pub fn origin_head_of(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    method: &str,
+    node_id: &str,
+    client: IpAddr,
+) -> bool {
     let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FAST_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     if !matches!(
         req.parse_with_uninit_headers(raw, &mut fields),
         Ok(httparse::Status::Complete(_))
-    ) || req.method != Some("GET")
+    ) || req.method != Some(method)
         || req.version != Some(1)
     {
         return false;
@@ -30,7 +43,8 @@ pub fn origin_head(out: &mut Vec<u8>, raw: &[u8], node_id: &str, client: IpAddr)
         return false;
     };
     let start = out.len();
-    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for f in req.headers.iter() {
@@ -96,6 +110,33 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_goes_up_as_its_method_with_its_length() {
+        let raw = "POST /api HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\n";
+        let mut out = Vec::new();
+        assert!(origin_head_of(
+            &mut out,
+            raw.as_bytes(),
+            "POST",
+            "n1",
+            "192.0.2.7".parse().unwrap()
+        ));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /api HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nvia: 1.1 n1 (strait)\r\n\
+             x-forwarded-for: 192.0.2.7\r\nforwarded: for=192.0.2.7;proto=http\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        assert!(!origin_head_of(
+            &mut out,
+            raw.as_bytes(),
+            "PUT",
+            "n1",
+            "192.0.2.7".parse().unwrap()
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn anything_but_a_plain_get_is_refused_and_leaves_out_as_it_was() {
         for raw in [
             "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -105,6 +146,8 @@ mod tests {
             "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: h\r\nforwarded: for=1.2.3.4\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic eDp5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nProxy-Authorization: Basic eDp5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: h\r\nTrailer: x\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: h\r\n",
             "GET / HTTP/1.1\r\nHo st: h\r\n\r\n",
         ] {

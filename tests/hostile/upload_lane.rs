@@ -1,0 +1,561 @@
+//! The upload lane (`cache/src/http/upload_lane.rs`): a request with a `Content-Length` body
+//! served by the connection's own loop. It must take the request (`upload_lane` counts it),
+//! send the origin exactly the client's bytes and nothing after them, leave a pipelined
+//! request to be read as a request, hold `max_request_body`, `body_timeout` and a client that
+//! goes away as the general path does, stop an upload the origin refused early, and answer
+//! every request it does not take exactly as hyper does.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::strict::{self, Strict};
+use crate::support::IO_TIMEOUT;
+use crate::{connect, node, ORIGIN_IP};
+
+/// One request as the origin read it: its head (request line and fields) and its body.
+#[derive(Clone, Debug)]
+struct Got {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn line(&self) -> &str {
+        self.head.lines().next().unwrap_or("")
+    }
+
+    fn field(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// A keep-alive origin that records every request byte for byte. Targets under `/early/`
+/// are answered 403 as soon as their head is read (the body is then read, and dropped, on
+/// the way to the next request); `/early-ok/` the same with a 200; anything else after its
+/// whole body, with `method <M> body <n>`.
+struct Recorder {
+    addr: SocketAddr,
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let l = TcpListener::bind(format!("{ORIGIN_IP}:0")).expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&got);
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || serve(conn, &log));
+            }
+        });
+        Recorder { addr, got }
+    }
+
+    fn requests(&self) -> Vec<Got> {
+        self.got.lock().expect("got").clone()
+    }
+}
+
+fn serve(conn: TcpStream, log: &Mutex<Vec<Got>>) {
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut got = Got {
+            head,
+            body: Vec::new(),
+        };
+        let chunked = got.field("transfer-encoding").is_some();
+        let mut len: usize = got
+            .field("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let target = got.line().split(' ').nth(1).unwrap_or("").to_string();
+        let early = |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 5\r\n\r\nearly");
+        if target.starts_with("/early/") || target.starts_with("/early-ok/") {
+            let status = if target.starts_with("/early/") {
+                "403 Forbidden"
+            } else {
+                "200 OK"
+            };
+            if r.get_mut().write_all(early(status).as_bytes()).is_err() {
+                return;
+            }
+        }
+        let whole = if chunked {
+            let body = read_chunked(&mut r);
+            got.body = body.clone().unwrap_or_default();
+            len = got.body.len();
+            body.is_some()
+        } else {
+            got.body.resize(len, 0);
+            r.read_exact(&mut got.body).is_ok()
+        };
+        if !whole {
+            got.body.clear();
+        }
+        let method = got.line().split(' ').next().unwrap_or("").to_string();
+        log.lock().expect("got").push(got);
+        if !whole {
+            return;
+        }
+        if target.starts_with("/early") {
+            continue;
+        }
+        let text = format!("method {method} body {len}\n");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\r\n{text}",
+            text.len()
+        );
+        if r.get_mut().write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A chunked body (no trailers), None when the connection ended first.
+fn read_chunked(r: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let n = usize::from_str_radix(line.trim(), 16).ok()?;
+        let mut data = vec![0; n + 2];
+        r.read_exact(&mut data).ok()?;
+        if n == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&data[..n]);
+    }
+}
+
+/// Bytes that are not all alike (a shifted or cut body cannot look right).
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36])
+        .collect()
+}
+
+fn post_head(method: &str, target: &str, len: usize, extra: &str) -> Vec<u8> {
+    format!(
+        "{method} {target} HTTP/1.1\r\nHost: test.example\r\nContent-Length: {len}\r\n\
+         User-Agent: lane-test\r\n{extra}\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_post_takes_the_lane_the_origin_gets_its_exact_bytes_and_a_pipelined_get_follows() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "");
+    let body = pattern(1000);
+    let mut raw = post_head(
+        "POST",
+        "/api/items?x=1",
+        body.len(),
+        "X-Forwarded-For: 192.0.2.9\r\n",
+    );
+    raw.extend_from_slice(&body);
+    // A second upload and a GET in the same write: each must be read as a request.
+    raw.extend_from_slice(&post_head("PUT", "/api/items/7", 3, ""));
+    raw.extend_from_slice(b"GET");
+    raw.extend_from_slice(
+        b"GET /api/after HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n",
+    );
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let first = strict::read_final(&mut r, false).expect("first");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, b"method POST body 1000\n");
+    let via = first.header("via").expect("via");
+    assert!(via.contains("a (strait)"), "{via}");
+    assert!(first.header("date").is_some());
+    let cs = first.header("cache-status").expect("cache-status");
+    assert_eq!(cs, "a; fwd=method");
+    assert!(!first.closes());
+    let second = strict::read_final(&mut r, false).expect("second");
+    assert_eq!(
+        (second.status, &second.body[..]),
+        (200, &b"method PUT body 3\n"[..])
+    );
+    let third = strict::read_final(&mut r, false).expect("third");
+    assert_eq!(third.status, 200);
+    strict::expect_closed(&mut r).expect("closed after the third");
+
+    let got = origin.requests();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got[0].line(), "POST /api/items?x=1 HTTP/1.1");
+    assert_eq!(
+        got[0].body, body,
+        "the origin got the client's bytes exactly"
+    );
+    assert_eq!(got[0].field("content-length"), Some("1000"));
+    assert_eq!(got[0].field("host"), Some("test.example"));
+    assert_eq!(got[0].field("user-agent"), Some("lane-test"));
+    let xff = got[0].field("x-forwarded-for").unwrap_or("");
+    assert!(
+        xff.starts_with("192.0.2.9, 127.0.") && !xff.contains(" 192.0.2.9"),
+        "{xff}"
+    );
+    assert!(got[0]
+        .field("via")
+        .is_some_and(|v| v.contains("a (strait)")));
+    assert!(got[0].field("forwarded").is_some());
+    assert_eq!(got[1].line(), "PUT /api/items/7 HTTP/1.1");
+    assert_eq!(
+        got[1].body, b"GET",
+        "the body is the three bytes, not the request after"
+    );
+    assert_eq!(got[2].line(), "GET /api/after HTTP/1.1");
+    assert_eq!(node.counter("upload_lane"), 2, "both uploads took the lane");
+    assert_eq!(node.counter("passed"), 2);
+}
+
+#[test]
+fn a_length_over_max_request_body_is_413_before_the_origin_and_the_limit_itself_passes() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");
+    let mut raw = post_head("POST", "/over", 1025, "");
+    raw.extend_from_slice(&pattern(1025));
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!(resp.status, 413);
+    strict::expect_closed(&mut r).expect("closed after the 413");
+    let mut raw = post_head("POST", "/exact", 1024, "Connection: close\r\n");
+    raw.extend_from_slice(&pattern(1024));
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!(
+        (resp.status, &resp.body[..]),
+        (200, &b"method POST body 1024\n"[..])
+    );
+    let got = origin.requests();
+    assert_eq!(
+        got.len(),
+        1,
+        "only the one within the limit went upstream: {got:#?}"
+    );
+    assert_eq!(got[0].body, pattern(1024));
+    assert_eq!(node.counter("client_body_too_large"), 1);
+    assert_eq!(node.counter("upload_lane"), 1);
+}
+
+#[test]
+fn a_client_stalling_mid_body_gets_408_at_body_timeout_and_one_leaving_is_aborted() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "[limits]\nbody_timeout = \"1s\"\n");
+    let mut raw = post_head("POST", "/stall", 100, "");
+    raw.extend_from_slice(&pattern(40));
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    let start = Instant::now();
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    let took = start.elapsed();
+    assert_eq!(resp.status, 408, "{resp:?}");
+    assert!(
+        resp.closes(),
+        "the connection closes after a client's fault"
+    );
+    assert!(
+        resp.header("cache-status")
+            .is_some_and(|c| c.contains("client-body-timeout")),
+        "{resp:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    strict::expect_closed(&mut r).expect("closed after the 408");
+    assert_eq!(node.counter("client_body_timeout"), 1);
+    // A client that goes away mid-body: its fault, not the origin's.
+    let mut raw = post_head("POST", "/gone", 100, "");
+    raw.extend_from_slice(&pattern(40));
+    let mut s = TcpStream::connect(node.addr).expect("connect");
+    s.write_all(&raw).expect("write");
+    drop(s);
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while node.counter("client_aborted") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(node.counter("client_aborted"), 1);
+    assert_eq!(node.counter("origin_errors"), 0);
+    assert_eq!(node.counter("upload_lane"), 2);
+    // Neither body reached the origin whole.
+    assert!(
+        origin.requests().iter().all(|g| g.body.is_empty()),
+        "{:#?}",
+        origin.requests()
+    );
+}
+
+#[test]
+fn an_early_refusal_stops_the_upload_and_an_early_200_still_gets_the_whole_body() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "");
+    // Refused at once, the body not all sent yet: the answer, then the connection ends.
+    let mut raw = post_head("POST", "/early/a", 100_000, "");
+    raw.extend_from_slice(&pattern(2000));
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!((resp.status, &resp.body[..]), (403, &b"early"[..]));
+    assert!(
+        resp.closes(),
+        "the rest of the body was never read: {resp:?}"
+    );
+    strict::expect_closed(&mut r).expect("closed");
+    // Refused at once, the whole (small) body already read with the head: skipped, and the
+    // connection carries the next request.
+    let mut raw = post_head("POST", "/early/b", 300, "");
+    raw.extend_from_slice(&pattern(300));
+    raw.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n");
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!(resp.status, 403);
+    let next = strict::read_final(&mut r, false).expect("next");
+    assert_eq!(
+        (next.status, &next.body[..]),
+        (200, &b"method GET body 0\n"[..])
+    );
+    // An early 200: the rest of the body still goes, then the answer.
+    let body = pattern(50_000);
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut()
+        .write_all(&post_head("POST", "/early-ok/c", body.len(), ""))
+        .expect("write");
+    r.get_mut().write_all(&body[..10_000]).expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    r.get_mut().write_all(&body[10_000..]).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"early"[..]));
+    // The origin answered before reading the body: it logs the request once it has.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let got = loop {
+        let got = origin.requests();
+        if got.iter().any(|g| g.line().contains("/early-ok/c")) || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let c = got
+        .iter()
+        .find(|g| g.line().contains("/early-ok/c"))
+        .expect("c");
+    assert_eq!(c.body, body);
+    assert!(got.iter().any(|g| g.line().contains("/next")));
+}
+
+/// What a client made of `raw`: every final response (status and body) until the connection
+/// ended, and how it ended.
+fn outcome(node: SocketAddr, raw: &[u8]) -> (Vec<(u16, Vec<u8>)>, String) {
+    let mut r = connect(node, Duration::from_secs(5));
+    r.get_mut().write_all(raw).expect("write");
+    let mut answers = Vec::new();
+    loop {
+        match strict::read(&mut r, false) {
+            Ok(Some(Strict { status, body, .. })) if status >= 200 => answers.push((status, body)),
+            Ok(Some(_)) => {}
+            Ok(None) => return (answers, "closed".into()),
+            Err(e) => return (answers, format!("error: {e}")),
+        }
+    }
+}
+
+#[test]
+fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");
+    let end = b"GET /end HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n".to_vec();
+    let with = |fields: &str, body: &str| {
+        let mut v =
+            format!("POST /s HTTP/1.1\r\nHost: test.example\r\n{fields}\r\n{body}").into_bytes();
+        v.extend_from_slice(&end);
+        v
+    };
+    // Each case, and whether the lane takes it (the rest fall back to hyper).
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("plain", with("Content-Length: 5\r\n", "hello"), true),
+        ("empty", with("Content-Length: 0\r\n", ""), true),
+        ("no length", with("", ""), true),
+        (
+            "more than its length",
+            with("Content-Length: 2\r\n", "hello"),
+            true,
+        ),
+        ("tab OWS", with("Content-Length:\t5\t\r\n", "hello"), true),
+        (
+            "leading zero",
+            with("Content-Length: 05\r\n", "hello"),
+            false,
+        ),
+        (
+            "two equal lengths",
+            with("Content-Length: 5\r\nContent-Length: 5\r\n", "hello"),
+            false,
+        ),
+        (
+            "a length list",
+            with("Content-Length: 5, 5\r\n", "hello"),
+            false,
+        ),
+        ("signed", with("Content-Length: +5\r\n", "hello"), false),
+        ("negative", with("Content-Length: -5\r\n", "hello"), false),
+        (
+            "space inside",
+            with("Content-Length: 5 5\r\n", "hello"),
+            false,
+        ),
+        (
+            "over the limit",
+            with("Content-Length: 1025\r\n", "hello"),
+            false,
+        ),
+        (
+            "huge",
+            with("Content-Length: 99999999999999999999\r\n", "hello"),
+            false,
+        ),
+        (
+            "expect",
+            with("Content-Length: 5\r\nExpect: 100-continue\r\n", "hello"),
+            false,
+        ),
+        (
+            "upgrade",
+            with(
+                "Content-Length: 5\r\nConnection: upgrade\r\nUpgrade: websocket\r\n",
+                "hello",
+            ),
+            false,
+        ),
+        (
+            "HTTP/1.0",
+            {
+                let mut v =
+                    b"POST /s HTTP/1.0\r\nHost: test.example\r\nContent-Length: 5\r\n\r\nhello"
+                        .to_vec();
+                v.extend_from_slice(&end);
+                v
+            },
+            false,
+        ),
+    ];
+    // The same bytes behind a chunked upload, which puts the connection in hyper's hands
+    // first: what hyper makes of them.
+    let behind_hyper = |raw: &[u8]| {
+        let mut v =
+            b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+                      1\r\nx\r\n0\r\n\r\n"
+                .to_vec();
+        v.extend_from_slice(raw);
+        v
+    };
+    let mut wrong = Vec::new();
+    for (name, raw, takes) in &cases {
+        let before = node.counter("upload_lane");
+        let (lane, lane_end) = outcome(node.addr, raw);
+        if (node.counter("upload_lane") > before) != *takes {
+            wrong.push(format!("{name}: the lane should take it: {takes}"));
+        }
+        let (mut hyper, hyper_end) = outcome(node.addr, &behind_hyper(raw));
+        if hyper.first().map(|a| a.0) == Some(200) {
+            hyper.remove(0);
+        }
+        if lane != hyper || lane_end != hyper_end {
+            let show = |a: &[(u16, Vec<u8>)]| -> Vec<(u16, String)> {
+                a.iter()
+                    .map(|(s, b)| (*s, String::from_utf8_lossy(b).into_owned()))
+                    .collect()
+            };
+            wrong.push(format!(
+                "{name}: lane {:?} {lane_end}, hyper {:?} {hyper_end}",
+                show(&lane),
+                show(&hyper)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// The fields of a request head as a sorted list of (lowercase name, value).
+fn fields(g: &Got) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = g
+        .head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            Some((n.to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_upstream_head_of_a_plain_upload_is_the_one_the_general_path_sends() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "");
+    let upload = |target: &str| {
+        let mut v = format!(
+            "PATCH {target} HTTP/1.1\r\nHost: Test.Example\r\nUser-Agent: t/1\r\nX-Dup: a\r\n\
+             Content-Type: application/json\r\nX-Dup: b\r\nConnection: keep-alive\r\n\
+             Content-Length: 7\r\nIf-Match: \"v1\"\r\n\r\n{{\"a\":1}}"
+        )
+        .into_bytes();
+        v.extend_from_slice(
+            b"GET /end HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n",
+        );
+        v
+    };
+    let (lane, _) = outcome(node.addr, &upload("/lane"));
+    assert_eq!(lane[0], (200, b"method PATCH body 7\n".to_vec()));
+    assert_eq!(node.counter("upload_lane"), 1);
+    let mut behind =
+        b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+                       0\r\n\r\n"
+            .to_vec();
+    behind.extend_from_slice(&upload("/hyper"));
+    let (hyper, _) = outcome(node.addr, &behind);
+    assert_eq!(hyper[1], (200, b"method PATCH body 7\n".to_vec()));
+    assert_eq!(node.counter("upload_lane"), 1, "hyper's was not the lane's");
+    let got = origin.requests();
+    let of = |t: &str| got.iter().find(|g| g.line().contains(t)).expect(t).clone();
+    let (lane, hyper) = (of("/lane"), of("/hyper"));
+    assert_eq!(lane.body, b"{\"a\":1}");
+    assert_eq!(lane.body, hyper.body);
+    assert_eq!(fields(&lane), fields(&hyper), "{lane:#?}\n{hyper:#?}");
+    assert!(lane.field("connection").is_none());
+    // The answer head, as the general path's.
+    let mut raw = post_head("POST", "/answer", 2, "Connection: close\r\n");
+    raw.extend_from_slice(b"ok");
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!(resp.header("cache-status"), Some("a; fwd=method"));
+    assert!(resp.header("via").is_some_and(|v| v.contains("a (strait)")));
+    assert!(resp.header("date").is_some() && resp.closes());
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    assert_eq!(node.counter("upload_lane"), 2);
+}
