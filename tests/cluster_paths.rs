@@ -801,3 +801,38 @@ fn hot_copies_answer_at_the_asking_node_until_hot_ttl_and_purges_drop_them() {
     let stored: u64 = (0..3).map(|i| c.nodes[i].counter("stored_objects")).sum();
     assert_eq!(stored, 1);
 }
+
+#[test]
+fn an_unsafe_request_through_any_node_invalidates_the_owners_object() {
+    let c = Cluster::start(8, "");
+    let (p, owner) = key_owned_elsewhere(&c, "post", "size=500&ttl=3600");
+    let name = p.split('?').next().unwrap_or("").to_string();
+    let o = usize::from(owner.as_bytes()[0] - b'a');
+    let hit = get(c.nodes[0].addr, &p, &[]);
+    assert!(
+        hit.cache_status().starts_with(&format!("{owner}; hit")),
+        "{}",
+        hit.cache_status()
+    );
+    assert_eq!(c.origin.count(&name), 1);
+    let before = c.nodes[o].counter("invalidated");
+    // A POST to the URL through `a` (the origin answers it 200): RFC 9111 §4.4.
+    let r = request(c.nodes[0].addr, "POST", &p, &[], b"new");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        c.nodes[o].counter("invalidated"),
+        before + 1,
+        "the owner removed it"
+    );
+    // Read after write, through `a` at once: fetched again, not the replaced object.
+    let again = get(c.nodes[0].addr, &p, &[]);
+    assert_eq!(again.status, 200);
+    assert!(
+        !again.cache_status().starts_with(&format!("{owner}; hit")),
+        "{}",
+        again.cache_status()
+    );
+    // The origin saw the first GET, the POST, and the GET after it.
+    assert_eq!(c.origin.count(&name), 3, "fetched again after the write");
+    assert_eq!(c.nodes[0].counter("peer_errors"), 0);
+}

@@ -57,6 +57,42 @@ pub async fn broadcast(cluster: &Cluster, frame: Frame) -> Outcome {
     out
 }
 
+/// RFC 9111 §4.4 across the cluster: after a non-error answer to an unsafe request through
+/// this node, the node that holds the target's object — its owner when a peer owns it, or,
+/// while this node takes keys over after joining, the owner before it (whose object the
+/// handover would fetch) — is sent a `Purge` for `url`, on a pooled connection, within
+/// `peer_timeout`; a peer this node holds suspect of hanging is not asked. The objects it
+/// removed, or why it could not be asked.
+pub async fn purge_at_owner(cluster: &Cluster, url: &str) -> Result<u64, PeerError> {
+    let Some(owner) = cluster.owner(url).or_else(|| cluster.previous_owner(url)) else {
+        return Ok(0);
+    };
+    if cluster.suspects.admit(&owner.id) == super::suspect::Admit::Skip {
+        return Err(PeerError::Unexpected(
+            owner.addr,
+            "owner suspect of hanging",
+        ));
+    }
+    let limit = cluster.peer_timeout;
+    let ask = async {
+        let (mut c, _) = cluster.peers.get(owner.addr).await?;
+        c.send(Frame::Purge {
+            url: url.to_owned(),
+        })
+        .await?;
+        match c.recv(limit).await? {
+            Frame::Count(n) => {
+                cluster.peers.put(c);
+                Ok(n)
+            }
+            other => Err(PeerError::Unexpected(owner.addr, other.name())),
+        }
+    };
+    tokio::time::timeout(limit, ask)
+        .await
+        .unwrap_or(Err(PeerError::Timeout(owner.addr, limit)))
+}
+
 /// The members a purge or ban goes to: live, not this node, not an observer (weight 0).
 fn targets(members: &[Member], self_id: &str) -> Vec<Member> {
     members

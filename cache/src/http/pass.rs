@@ -120,6 +120,20 @@ pub(super) async fn pass_encoded(
     send_and_stream(ctx, rt, trip, out, cs, Some(req.key)).await
 }
 
+/// In a cluster the URL's object is stored at its owner, not here: the owner removes it too
+/// before the answer goes out (`cluster::invalidate::purge_at_owner`), so that a client that
+/// reads after it writes, through any node, does not get the object its write replaced. A
+/// failure is counted (`peer_errors`) and logged; the object then ages out at the owner.
+async fn invalidate_at_owner(ctx: &Ctx, url: &str) {
+    let Some(cl) = &ctx.cluster else {
+        return;
+    };
+    if let Err(e) = crate::cluster::invalidate::purge_at_owner(cl, url).await {
+        bump(&ctx.counters.peer_errors);
+        tracing::info!(url, error = %e, "could not invalidate the owner's object after an unsafe request");
+    }
+}
+
 /// What the trip to the origin needs of the request it passes.
 struct Trip<'a> {
     method: &'a Method,
@@ -167,6 +181,7 @@ async fn send_and_stream(
         let mut n = 0;
         for k in invalidation_keys(trip.method, rparts.status, key, &rparts.headers) {
             n += invalidate_url(ctx, &k);
+            invalidate_at_owner(ctx, &k).await;
         }
         add(&ctx.counters.invalidated, n as u64);
     }
