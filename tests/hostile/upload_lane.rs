@@ -65,18 +65,7 @@ impl Recorder {
 
 fn serve(conn: TcpStream, log: &Mutex<Vec<Got>>) {
     let mut r = BufReader::new(conn);
-    loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
+    while let Some(head) = crate::support::read_head(&mut r) {
         let mut got = Got {
             head,
             body: Vec::new(),

@@ -182,18 +182,7 @@ fn body_origin() -> (
             let kept = std::sync::Arc::clone(&kept);
             std::thread::spawn(move || {
                 let mut r = BufReader::new(s);
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
+                while let Some(head) = crate::support::read_head(&mut r) {
                     let lower = head.to_ascii_lowercase();
                     let chunked = lower.contains("transfer-encoding: chunked\r\n");
                     let mut body = Vec::new();

@@ -261,6 +261,22 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
     request(addr, "GET", path, headers, b"")
 }
 
+/// The next request or response head on `r`, its lines up to the blank line (without it);
+/// None when the connection ends first.
+pub fn read_head(r: &mut impl BufRead) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            return Some(head);
+        }
+        head.push_str(&line);
+    }
+}
+
 /// Send one request on a new connection and read the response.
 pub fn request(
     addr: SocketAddr,
