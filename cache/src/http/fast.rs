@@ -105,7 +105,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
             if length.is_some() {
                 return Parse::Fallback;
             }
-            match plain_length(h.value) {
+            match crate::policy::headers::plain_length(h.value) {
                 Some(n) => length = Some(n),
                 None => return Parse::Fallback,
             }
@@ -140,16 +140,6 @@ pub(crate) fn method_of(head: &[u8]) -> &[u8] {
     let start = head.iter().position(|&b| b != b'\r' && b != b'\n');
     let line = &head[start.unwrap_or(head.len())..];
     line.split(|&b| b == b' ').next().unwrap_or_default()
-}
-
-/// A `Content-Length` value as hyper and `admit` would read it, when it is a plain decimal
-/// number: digits only (no sign, space or list), no leading zero, at most 19 of them.
-fn plain_length(v: &[u8]) -> Option<u64> {
-    let plain = !v.is_empty()
-        && v.len() <= 19
-        && v.iter().all(u8::is_ascii_digit)
-        && (v[0] != b'0' || v.len() == 1);
-    plain.then(|| v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The complete request head at the start of `buf` carries both `Content-Length` and

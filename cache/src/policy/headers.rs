@@ -134,6 +134,17 @@ pub fn content_length(h: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// A `Content-Length` value in its one plain spelling — decimal digits only (no sign, space or
+/// list), no leading zero, at most 19 of them — as this node's store writes it and as hyper
+/// and `admit` read it; None for any other spelling (left to a slower path, or refused).
+pub fn plain_length(v: &[u8]) -> Option<u64> {
+    let plain = !v.is_empty()
+        && v.len() <= 19
+        && v.iter().all(u8::is_ascii_digit)
+        && (v[0] != b'0' || v.len() == 1);
+    plain.then(|| v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
 /// The Age value for `age`: whole seconds, capped at 2^31 (RFC 9111 §1.2.2).
 pub fn age_value(age: Duration) -> HeaderValue {
     HeaderValue::from(age.as_secs().min(DELTA_SECONDS_MAX))

@@ -11,6 +11,8 @@
 //! stored head, this node's `Via` entry after the others, `Age`, `Cache-Status` (the owner's
 //! member then this node's), `Connection: close` when asked.
 
+use crate::policy::headers::plain_length;
+
 /// Most header lines a wire head may hold (the store keeps at most 64).
 const MAX_LINES: usize = 96;
 
@@ -80,7 +82,9 @@ pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
             if length.is_some() {
                 return Err("two Content-Length fields");
             }
-            length = Some(parse_len(h.value).ok_or("a Content-Length that is no length")?);
+            // Only the spelling this node's store writes: a peer's head with another is
+            // refused, never passed on to be read two ways.
+            length = Some(plain_length(h.value).ok_or("a Content-Length that is no length")?);
         } else if name.eq_ignore_ascii_case("via") {
             let at = h.value.as_ptr() as usize - wire.as_ptr() as usize;
             via_end = Some(at + h.value.len());
@@ -91,18 +95,6 @@ pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
         Some(_) => Err("a Content-Length other than the body's"),
         None => Err("no Content-Length"),
     }
-}
-
-/// A `Content-Length` as this node's store writes it: decimal digits, no leading zero (a
-/// peer's head with another spelling is refused, never passed on to be read two ways).
-fn parse_len(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if v.len() > 1 && v[0] == b'0' {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 /// The answer's head, written to `out`: see the module doc. `via` is this node's entry
