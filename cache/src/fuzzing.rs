@@ -514,16 +514,16 @@ fn frame_of(input: &mut Input<'_>) -> Frame {
             hops: input.byte(),
             flags: input.byte() & Lookup::KNOWN_FLAGS,
         }),
-        2 => Frame::Hit(object_head(input)),
+        2 => Frame::Hit(Box::new(object_head(input))),
         3 => Frame::Miss(Miss {
             lease: opt(input),
             cache_status: text(input),
         }),
-        4 => Frame::Push(Push {
+        4 => Frame::Push(Box::new(Push {
             key: text(input),
             lease: input.u64(),
             head: object_head(input),
-        }),
+        })),
         5 => Frame::Data(Bytes::copy_from_slice(input.short_bytes())),
         6 => Frame::End {
             complete: input.byte() & 1 == 1,

@@ -156,7 +156,9 @@ impl Limits {
     }
 }
 
-/// One protocol frame.
+/// One protocol frame. The large heads (`Hit`, `WireHit`, `Push`) are boxed: a frame is
+/// moved several times on its way (decoded, queued, taken, matched), and unboxed they made
+/// every frame, a `Data` or `Credit` too, 224 bytes to copy each time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// First frame each way: protocol version, the sender's node id and its nonce for the
@@ -173,15 +175,15 @@ pub enum Frame {
     /// Requester → owner: look up (and maybe lease the fill of) one object.
     Lookup(Lookup),
     /// Owner → requester: the object's head; its body follows as `Data`* then `End`.
-    Hit(ObjectHead),
+    Hit(Box<ObjectHead>),
     /// Owner → requester, to a `Lookup` with [`Lookup::WIRE`]: a fresh object's head in its
     /// HTTP/1.1 wire form; its body follows as `Data`* then `End`.
-    WireHit(WireHit),
+    WireHit(Box<WireHit>),
     /// Owner → requester: not stored; what the requester does instead.
     Miss(Miss),
     /// Requester → owner: an object filled under a lease; its body follows as `Data`* then
     /// `End`.
-    Push(Push),
+    Push(Box<Push>),
     /// A body chunk.
     Data(Bytes),
     /// The body is finished; `complete: false` means it was aborted and is discarded.

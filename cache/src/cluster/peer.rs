@@ -1096,13 +1096,16 @@ impl Pool {
     /// A stream on a fresh connection to `addr`, never a pooled one (the connection is
     /// pooled for later streams when there is room).
     pub async fn dial(&self, addr: SocketAddr) -> Result<PeerConn, PeerError> {
-        let link = Link::dial(
+        // Boxed: the handshake's future (a `Framed` and its codec) is over a KiB, and inline
+        // it would make every exchange's future that big, copied whole at each `await` that
+        // moves it — though a pooled connection, the common case, never dials.
+        let link = Box::pin(Link::dial(
             addr,
             &self.self_id,
             self.secret.as_deref(),
             self.limits,
             self.connect_timeout,
-        )
+        ))
         .await?;
         let c = link.open_stream().ok_or(PeerError::Closed(addr))?;
         let mut links = self.links.lock();

@@ -59,7 +59,7 @@ use super::handover::take_over;
 use super::lease::Leased;
 use super::owner_inline::Now;
 use super::owner_partial::{answer_range, completes_from_parts, lead_here};
-use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, Push, WireHit, WireMeta};
+use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, WireHit, WireMeta};
 use crate::cluster::peer::{Link, PeerConn, PeerError};
 use crate::cluster::wire;
 use crate::policy::cache_control::CacheControl;
@@ -413,10 +413,10 @@ async fn send_object(
 ) -> Result<(), PeerError> {
     let head = wire::from_object(obj, cs);
     if method == LookupMethod::Head {
-        c.feed(Frame::Hit(head)).await?;
+        c.feed(Frame::Hit(Box::new(head))).await?;
         return c.send(Frame::End { complete: true }).await;
     }
-    c.feed(Frame::Hit(head)).await?;
+    c.feed(Frame::Hit(Box::new(head))).await?;
     feed_body(c, &obj.body).await?;
     c.send(Frame::End { complete: true }).await
 }
@@ -430,12 +430,12 @@ async fn send_wire(
     cs: String,
     method: LookupMethod,
 ) -> Result<(), PeerError> {
-    c.feed(Frame::WireHit(WireHit {
+    c.feed(Frame::WireHit(Box::new(WireHit {
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
         cache_status: cs,
-    }))
+    })))
     .await?;
     if method == LookupMethod::Get {
         feed_body(c, &obj.body).await?;
@@ -475,7 +475,7 @@ async fn follow(
     let Some(wire_head) = wire_head else {
         return c.send(miss_frame(node, None)).await;
     };
-    c.feed(Frame::Hit(wire_head)).await?;
+    c.feed(Frame::Hit(Box::new(wire_head))).await?;
     loop {
         match reader.next_chunk().await {
             Some(Ok(b)) => {
@@ -508,11 +508,7 @@ async fn take_push(
         }
     };
     let head = match first {
-        Frame::Push(Push {
-            key: k,
-            lease: n,
-            head,
-        }) if k == key && n == lease => head,
+        Frame::Push(p) if p.key == key && p.lease == lease => p.head,
         // The requester could not fill the key storably: nothing to take.
         Frame::End { .. } => {
             w.abort();

@@ -72,12 +72,12 @@ fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> 
     bump(&ctx.counters.peer_wire_hits);
     // The head frame, the body (copied in when short, `Batch`) and the end, in one buffer.
     c.reserve_answer(wire.len() + 96 + ctx.node_id.len(), obj.body.len());
-    let head = Frame::WireHit(WireHit {
+    let head = Frame::WireHit(Box::new(WireHit {
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
         cache_status: CacheStatus::hit(&ctx.node_id, obj.meta.ttl(now)).to_member(),
-    });
+    }));
     c.try_feed(&head)?;
     if l.method == LookupMethod::Get && !obj.body.is_empty() {
         // A fresh stream has the whole window of credit: a small body always fits.

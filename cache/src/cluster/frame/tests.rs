@@ -73,13 +73,13 @@ fn samples() -> Vec<Frame> {
             hops: 1,
             flags: Lookup::RANGE,
         }),
-        Frame::Hit(head()),
-        Frame::WireHit(WireHit {
+        Frame::Hit(Box::new(head())),
+        Frame::WireHit(Box::new(WireHit {
             wire: b("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
             meta: head().meta,
             body_len: 5,
             cache_status: "b; hit; ttl=30".into(),
-        }),
+        })),
         Frame::Miss(Miss {
             lease: Some(77),
             cache_status: "b; fwd=miss".into(),
@@ -88,7 +88,7 @@ fn samples() -> Vec<Frame> {
             lease: None,
             cache_status: String::new(),
         }),
-        Frame::Push(Push {
+        Frame::Push(Box::new(Push {
             key: "http://example.com/a".into(),
             lease: 77,
             head: ObjectHead {
@@ -101,7 +101,7 @@ fn samples() -> Vec<Frame> {
                 },
                 ..head()
             },
-        }),
+        })),
         Frame::Data(b("hello")),
         Frame::Data(Bytes::new()),
         Frame::End { complete: true },
@@ -428,7 +428,7 @@ fn malformed_payloads_are_named() {
     // A Hit whose payload stops early (the length agrees with what is there).
     let mut hit = BytesMut::new();
     PeerCodec::default()
-        .encode(Frame::Hit(head()), &mut hit)
+        .encode(Frame::Hit(Box::new(head())), &mut hit)
         .expect("encodes");
     let cut = &hit[9..hit.len() - 3];
     assert_eq!(err(&raw(3, cut)), "truncated Hit frame at Hit.cache_status");

@@ -400,7 +400,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
                 flags,
             })
         }
-        Kind::Hit => Frame::Hit(read_head(&mut r)?),
+        Kind::Hit => Frame::Hit(Box::new(read_head(&mut r)?)),
         Kind::WireHit => {
             let wire = r.bytes("wire", limits.max_field)?;
             let meta = read_meta(&mut r)?;
@@ -408,22 +408,22 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             if body_len == UNKNOWN_BODY_LEN {
                 return Err(r.bad("body_len", body_len, "a known body length"));
             }
-            Frame::WireHit(WireHit {
+            Frame::WireHit(Box::new(WireHit {
                 wire,
                 meta,
                 body_len,
                 cache_status: r.field("cache_status")?,
-            })
+            }))
         }
         Kind::Miss => Frame::Miss(Miss {
             lease: r.opt_u64("lease")?,
             cache_status: r.field("cache_status")?,
         }),
-        Kind::Push => Frame::Push(Push {
+        Kind::Push => Frame::Push(Box::new(Push {
             key: r.field("key")?,
             lease: r.u64("lease")?,
             head: read_head(&mut r)?,
-        }),
+        })),
         Kind::Data => Frame::Data(r.buf.split_to(r.buf.len())),
         Kind::End => Frame::End {
             complete: r.bool("complete")?,

@@ -130,7 +130,12 @@ pub(in crate::http) async fn ask_owner(
             LookupMethod::Head => Lookup::WIRE,
         },
     };
-    let (c, head) = match ask(ctx, &owner, lookup, wait).await {
+    // Pinned where it is made, not moved (its future is over a KiB).
+    let asked = {
+        let asked = std::pin::pin!(ask(ctx, &owner, lookup, wait));
+        asked.await
+    };
+    let (c, head) = match asked {
         Ok((c, Frame::WireHit(h))) => (c, h),
         // Not now (a slow step first, or a HEAD): the general path asks again, without the bit.
         Ok((c, Frame::Miss(m))) if m.lease.is_none() => {

@@ -308,7 +308,10 @@ async fn ask(
         return Err(PeerError::Unexpected(owner.addr, "no cluster"));
     };
     let limit = cl.peer_timeout;
-    let first = tokio::time::timeout(limit, first_frame(cl, owner, lookup))
+    // Pinned where it is made: moved into the timeout, the exchange's future (1 KiB or more)
+    // would be copied whole at each step on the way.
+    let exchange = std::pin::pin!(first_frame(cl, owner, lookup));
+    let first = tokio::time::timeout(limit, exchange)
         .await
         .unwrap_or(Err(PeerError::Hung(owner.addr, limit)))
         .map_err(|e| match e {

@@ -31,11 +31,11 @@ impl PushSink {
     /// Sends the object's head; None when the owner can no longer be reached.
     pub async fn head(mut self, key: &str, head: &FillHead) -> Option<PushSink> {
         let wire_head = wire::from_fill(head, String::new())?;
-        let push = Frame::Push(Push {
+        let push = Frame::Push(Box::new(Push {
             key: key.to_owned(),
             lease: self.lease,
             head: wire_head,
-        });
+        }));
         match self.conn.send(push).await {
             Ok(()) => Some(self),
             Err(e) => {
