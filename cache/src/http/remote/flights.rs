@@ -8,10 +8,11 @@
 //! the general path, where the fill table coalesces them); a leader dropped without landing
 //! lands `General`. The key is free for a new leader as soon as its leader lands or drops.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -38,11 +39,21 @@ pub enum Landing {
 
 type Slot = watch::Receiver<Option<Landing>>;
 
+/// One key's flight: the channel its followers wait on, made by the first of them (a flight
+/// nobody follows, the common case, costs no channel).
+struct Flight {
+    key: Box<str>,
+    hash: u64,
+    tx: Option<watch::Sender<Option<Landing>>>,
+}
+
 /// The keys with a lean lookup out, and where their followers wait.
 #[derive(Default)]
 pub struct Flights {
-    /// SipHash (std's): the keys are the clients'.
-    map: Mutex<HashMap<Arc<str>, Slot>>,
+    /// SipHash (std's), keyed per process: the keys are the clients'. Hashed once per flight
+    /// (the leader keeps the hash to free the key).
+    hasher: RandomState,
+    map: Mutex<HashTable<Flight>>,
 }
 
 /// What [`Flights::join`] made of a caller.
@@ -54,25 +65,40 @@ pub enum Join<'a> {
 /// The request that asks the owner for a key; see the module doc.
 pub struct Leader<'a> {
     flights: &'a Flights,
-    key: Arc<str>,
-    tx: Option<watch::Sender<Option<Landing>>>,
+    key: &'a str,
+    hash: u64,
+    landed: bool,
 }
 
 impl Flights {
     /// Leads the key's flight, or follows the one out.
-    pub fn join(&self, key: &str) -> Join<'_> {
-        // One hash and one key copy per join (the map and the leader share it).
-        let key: Arc<str> = Arc::from(key);
+    pub fn join<'a>(&'a self, key: &'a str) -> Join<'a> {
+        let hash = self.hasher.hash_one(key);
         let mut map = self.map.lock();
-        match map.entry(Arc::clone(&key)) {
-            Entry::Occupied(o) => Join::Follow(o.get().clone()),
+        match map.entry(hash, |f| &*f.key == key, |f| f.hash) {
+            Entry::Occupied(mut o) => {
+                let f = o.get_mut();
+                let rx = match &f.tx {
+                    Some(tx) => tx.subscribe(),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        f.tx = Some(tx);
+                        rx
+                    }
+                };
+                Join::Follow(rx)
+            }
             Entry::Vacant(v) => {
-                let (tx, rx) = watch::channel(None);
-                v.insert(rx);
+                v.insert(Flight {
+                    key: key.into(),
+                    hash,
+                    tx: None,
+                });
                 Join::Lead(Leader {
                     flights: self,
                     key,
-                    tx: Some(tx),
+                    hash,
+                    landed: false,
                 })
             }
         }
@@ -91,8 +117,15 @@ impl Leader<'_> {
     }
 
     fn finish(&mut self, landing: Landing) {
-        if let Some(tx) = self.tx.take() {
-            self.flights.map.lock().remove(&*self.key);
+        if std::mem::replace(&mut self.landed, true) {
+            return;
+        }
+        let flight = {
+            let mut map = self.flights.map.lock();
+            let found = map.find_entry(self.hash, |f| &*f.key == self.key);
+            found.ok().map(|e| e.remove().0)
+        };
+        if let Some(Flight { tx: Some(tx), .. }) = flight {
             let _ = tx.send(Some(landing));
         }
     }
