@@ -379,6 +379,49 @@ impl LookupMethod {
     }
 }
 
+/// A `Lookup` to send, its fields borrowed: encoded exactly as [`Frame::Lookup`] of the same
+/// fields would be, with nothing copied first (the lean remote hit's, straight from the
+/// client's raw head).
+#[derive(Debug, Clone, Copy)]
+pub struct LookupOut<'a> {
+    /// [`Lookup::key`].
+    pub key: &'a str,
+    /// [`Lookup::method`].
+    pub method: LookupMethod,
+    /// [`Lookup::uri`].
+    pub uri: &'a str,
+    /// [`Lookup::headers`].
+    pub headers: Fields<'a>,
+    /// [`Lookup::hops`].
+    pub hops: u8,
+    /// [`Lookup::flags`].
+    pub flags: u8,
+}
+
+/// Where a [`LookupOut`]'s header fields come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Fields<'a> {
+    /// Name and value pairs.
+    Pairs(&'a [(Bytes, Bytes)]),
+    /// A request head as it came (request line, field lines, empty line): its field lines,
+    /// as `policy::headers::request_fields` reads them.
+    Raw(&'a [u8]),
+}
+
+impl Lookup {
+    /// This lookup, borrowed for encoding.
+    pub fn out(&self) -> LookupOut<'_> {
+        LookupOut {
+            key: &self.key,
+            method: self.method,
+            uri: &self.uri,
+            headers: Fields::Pairs(&self.headers),
+            hops: self.hops,
+            flags: self.flags,
+        }
+    }
+}
+
 /// An already-parsed client request, sent to the key's owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {

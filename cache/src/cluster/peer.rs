@@ -62,7 +62,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::Framed;
 
-use super::frame::{Frame, FrameError, Limits, PeerCodec};
+use super::frame::{Frame, FrameError, Limits, LookupOut, PeerCodec};
 use batch::{Batch, Output};
 
 /// Protocol version sent in `Hello`.
@@ -718,24 +718,53 @@ async fn write_loop(
     let _ = w.shutdown().await;
 }
 
+/// The bytes of the whole frames at the front of `buf` that are copied out together: as many
+/// as fit in [`COPY_MAX`] (0 when the first is not whole yet, or larger).
+fn small_run(codec: &PeerCodec, buf: &[u8]) -> usize {
+    let mut run = 0;
+    while let Some(n) = codec.wire_len(&buf[run..]) {
+        let end = run.saturating_add(n);
+        if end > buf.len() || end > COPY_MAX {
+            break;
+        }
+        run = end;
+    }
+    run
+}
+
 /// Reads frames and routes them to their streams until the connection ends.
 async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, buf: BytesMut) {
     let mut buf = buf;
     let accepting = link.incoming.lock().is_some();
     let why = loop {
         loop {
-            // A small frame is copied out of the read buffer, so the buffer is not shared
-            // (its space is reused, and no frame a slow client holds keeps it all); a large
-            // one is split off without a copy. The codec checks every frame either way.
-            let decoded = match codec.wire_len(&buf) {
-                Some(n) if n <= buf.len() && n <= COPY_MAX => {
-                    let mut one = BytesMut::from(&buf[..n]);
-                    buf.advance(n);
-                    codec.decode_on(&mut one)
+            // Small frames are copied out of the read buffer, so the buffer is not shared (its
+            // space is reused, and no frame a slow client holds keeps all of it): the whole
+            // frames at its front, up to `COPY_MAX` bytes together, in one copy (one
+            // allocation for a batch of answers, not one per frame; a frame held keeps at most
+            // `COPY_MAX` bytes, as a frame of that size would). A large frame is split off
+            // without a copy. The codec checks every frame either way.
+            let run = small_run(&codec, &buf);
+            if run > 0 {
+                let mut frames = BytesMut::from(&buf[..run]);
+                buf.advance(run);
+                while !frames.is_empty() {
+                    match codec.decode_on(&mut frames) {
+                        Ok(Some((id, f))) => link.route(id, f),
+                        // `small_run` saw whole frames: the codec disagrees on a length.
+                        Ok(None) => {
+                            let n = frames.len();
+                            return link.fail(Some(PeerError::Frame(
+                                link.addr,
+                                FrameError::ClosedMidFrame(n),
+                            )));
+                        }
+                        Err(e) => return link.fail(Some(frame_err(link.addr, e))),
+                    }
                 }
-                _ => codec.decode_on(&mut buf),
-            };
-            match decoded {
+                continue;
+            }
+            match codec.decode_on(&mut buf) {
                 Ok(Some((id, f))) => link.route(id, f),
                 Ok(None) => break,
                 Err(e) => return link.fail(Some(frame_err(link.addr, e))),
@@ -833,6 +862,23 @@ impl PeerConn {
         let waited = self.wait_credit(n).await;
         self.pending.unsplit(this);
         waited
+    }
+
+    /// [`PeerConn::send`] of a `Lookup` whose fields are borrowed (nothing copied into a
+    /// `Frame` first).
+    pub async fn send_lookup(&mut self, lookup: &LookupOut<'_>) -> Result<(), PeerError> {
+        if self.closed() {
+            return Err(PeerError::Closed(self.addr));
+        }
+        let bytes = self.pending.bytes_mut();
+        if bytes.is_empty() {
+            bytes.reserve(512);
+        }
+        self.link
+            .limits
+            .encode_lookup(self.id, lookup, bytes)
+            .map_err(|e| frame_err(self.addr, e))?;
+        self.flush().await
     }
 
     async fn wait_credit(&mut self, n: usize) -> Result<(), PeerError> {

@@ -134,6 +134,43 @@ pub fn content_length(h: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// The field lines of a raw request head (request line, field lines, then an empty line), as
+/// name and value: the request line skipped, the value trimmed of spaces and tabs, a line
+/// without a colon skipped, `Connection` left out (it is this hop's); the head ends at the
+/// first empty line. Bare LF line ends read as CRLF. The head is one a request parser
+/// accepted: nothing is checked here.
+pub fn request_fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let fields = match raw.iter().position(|&b| b == b'\n') {
+        Some(nl) => &raw[nl + 1..],
+        None => &[][..],
+    };
+    fields
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = &line[..colon];
+            if name.eq_ignore_ascii_case(b"connection") {
+                return None;
+            }
+            Some((name, trim_ows(&line[colon + 1..])))
+        })
+}
+
+/// `v` without leading and trailing spaces and tabs.
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
+    &v[start..end.max(start)]
+}
+
 /// A `Content-Length` value in its one plain spelling — decimal digits only (no sign, space or
 /// list), no leading zero, at most 19 of them — as this node's store writes it and as hyper
 /// and `admit` read it; None for any other spelling (left to a slower path, or refused).
@@ -227,6 +264,25 @@ pub fn check_request_framing(h: &HeaderMap) -> Result<(), FramingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_fields_are_the_lines_after_the_request_line_without_connection() {
+        let raw = b"GET /a HTTP/1.1\r\nHost: x.example\r\nAccept-Encoding:  gzip \r\nConnection: close\r\nX-Empty:\r\nno colon\r\n\r\nAfter: the head\r\n";
+        let got: Vec<_> = request_fields(raw).collect();
+        assert_eq!(
+            got,
+            [
+                (&b"Host"[..], &b"x.example"[..]),
+                (b"Accept-Encoding", b"gzip"),
+                (b"X-Empty", b""),
+            ]
+        );
+        // Bare LF line ends (which httparse accepts) read the same.
+        let got: Vec<_> = request_fields(b"GET / HTTP/1.1\nHost: y\n\n").collect();
+        assert_eq!(got, [(&b"Host"[..], &b"y"[..])]);
+        assert_eq!(request_fields(b"GET / HTTP/1.1").count(), 0);
+        assert_eq!(trim_ows(b" \t "), b"");
+    }
 
     use crate::policy::test_map as map;
 

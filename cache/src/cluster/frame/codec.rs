@@ -12,8 +12,8 @@
 use bytes::{Buf, BufMut, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::wire::{decode_payload, encode_payload};
-use super::{Frame, FrameError, Kind, Limits};
+use super::wire::{decode_payload, encode_lookup, encode_payload};
+use super::{Frame, FrameError, Kind, Limits, LookupOut};
 use crate::cluster::auth::{FrameAuth, NONCE_LEN, TAG_LEN};
 
 /// Length (4 bytes), type (1 byte) and stream id (4 bytes).
@@ -127,11 +127,39 @@ impl PeerCodec {
             }
             dst.reserve(HEAD_LEN + chunk.len() + self.tag_len());
         }
+        self.encode_with(stream, kind, dst, |dst, limits| {
+            encode_payload(frame, dst, limits)
+        })
+    }
+
+    /// [`PeerCodec::encode_untagged`] of a `Lookup` whose fields are borrowed: the same bytes
+    /// as `Frame::Lookup` of the same fields.
+    pub fn encode_lookup(
+        &self,
+        stream: u32,
+        lookup: &LookupOut<'_>,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        self.encode_with(stream, Kind::Lookup, dst, |dst, limits| {
+            encode_lookup(lookup, dst, limits)
+        })
+    }
+
+    /// The frame head, then the payload `payload` appends, then the length patched in and
+    /// checked (nothing appended when anything errs).
+    fn encode_with(
+        &self,
+        stream: u32,
+        kind: Kind,
+        dst: &mut BytesMut,
+        payload: impl FnOnce(&mut BytesMut, &Limits) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
+        let limit = self.limit_of(kind);
         let start = dst.len();
         dst.put_u32(0);
         dst.put_u8(kind as u8);
         dst.put_u32(stream);
-        if let Err(e) = encode_payload(frame, dst, &self.limits) {
+        if let Err(e) = payload(dst, &self.limits) {
             dst.truncate(start);
             return Err(e);
         }
@@ -142,7 +170,11 @@ impl PeerCodec {
             Ok(l) if len <= limit => l,
             _ => {
                 dst.truncate(start);
-                return Err(too_long(len));
+                return Err(FrameError::FrameTooLong {
+                    frame: kind.as_str(),
+                    len,
+                    limit,
+                });
             }
         };
         dst[start..start + 4].copy_from_slice(&wire_len.to_be_bytes());

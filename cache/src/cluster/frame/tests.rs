@@ -466,3 +466,58 @@ fn wire_meta_converts_from_and_to_stored_meta() {
     let stored = crate::policy::StoredMeta::try_from(&w).expect("in range");
     assert_eq!(WireMeta::from(&stored), w);
 }
+
+#[test]
+fn a_lookup_from_a_raw_head_is_the_same_bytes_as_one_from_its_fields() {
+    let raw = b"GET /a?b=1 HTTP/1.1\r\nHost: x.example\r\nAccept-Encoding:  gzip \r\nConnection: close\r\nX-Empty:\r\n\r\n";
+    let pairs: Vec<(Bytes, Bytes)> = crate::policy::headers::request_fields(raw)
+        .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
+        .collect();
+    assert_eq!(pairs.len(), 3);
+    let owned = Lookup {
+        key: "http://x.example/a?b=1".into(),
+        method: LookupMethod::Get,
+        uri: "/a?b=1".into(),
+        headers: pairs,
+        hops: 1,
+        flags: Lookup::WIRE | Lookup::MAY_LEASE,
+    };
+    let codec = PeerCodec::default();
+    let mut from_frame = BytesMut::new();
+    codec
+        .encode_untagged(7, &Frame::Lookup(owned.clone()), &mut from_frame)
+        .expect("encodes");
+    let mut from_raw = BytesMut::new();
+    let out = LookupOut {
+        headers: Fields::Raw(raw),
+        ..owned.out()
+    };
+    codec
+        .encode_lookup(7, &out, &mut from_raw)
+        .expect("encodes");
+    assert_eq!(from_raw, from_frame);
+    // It decodes to the owned lookup.
+    let mut rx = PeerCodec::default();
+    let got = rx.decode_on(&mut from_raw).expect("decodes");
+    assert_eq!(got, Some((7, Frame::Lookup(owned.clone()))));
+    // More field lines than the limit: refused, and nothing is left in the buffer.
+    let limits = Limits {
+        max_headers: 2,
+        ..Limits::default()
+    };
+    let strict = PeerCodec::new(limits);
+    let mut buf = BytesMut::from(&b"kept"[..]);
+    let err = strict.encode_lookup(7, &out, &mut buf).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FrameError::TooMany {
+                count: 3,
+                limit: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(&buf[..], b"kept");
+}

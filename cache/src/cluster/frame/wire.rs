@@ -6,9 +6,10 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{
-    Answer, Frame, FrameError, Kind, Limits, Lookup, LookupMethod, Miss, ObjectHead, Push, WireHit,
-    WireMeta,
+    Answer, Fields, Frame, FrameError, Kind, Limits, Lookup, LookupMethod, LookupOut, Miss,
+    ObjectHead, Push, WireHit, WireMeta,
 };
+use crate::policy::headers::request_fields;
 
 type Result<T> = std::result::Result<T, FrameError>;
 
@@ -197,6 +198,30 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// The field lines of a raw request head, as [`Writer::headers`] writes pairs (the count
+    /// first: written once they are counted).
+    fn raw_fields(&mut self, field: &'static str, raw: &[u8]) -> Result<()> {
+        let at = self.buf.len();
+        self.buf.put_u16(0);
+        let mut count = 0usize;
+        for (name, value) in request_fields(raw) {
+            self.bytes(field, name, self.limits.max_field)?;
+            self.bytes(field, value, self.limits.max_field)?;
+            count += 1;
+        }
+        let limit = self.limits.max_headers.min(usize::from(u16::MAX));
+        if count > limit {
+            return Err(FrameError::TooMany {
+                frame: self.frame,
+                field,
+                count,
+                limit,
+            });
+        }
+        self.buf[at..at + 2].copy_from_slice(&(count as u16).to_be_bytes());
+        Ok(())
+    }
+
     fn bool(&mut self, b: bool) {
         self.buf.put_u8(u8::from(b));
     }
@@ -207,6 +232,40 @@ impl Writer<'_> {
             self.buf.put_u64(v);
         }
     }
+}
+
+/// Appends a `Lookup` frame's payload to `buf` (see [`encode_payload`]).
+pub(super) fn encode_lookup(l: &LookupOut<'_>, buf: &mut BytesMut, limits: &Limits) -> Result<()> {
+    let mut w = Writer {
+        buf,
+        frame: Kind::Lookup.as_str(),
+        limits,
+    };
+    write_lookup(&mut w, l)
+}
+
+fn write_lookup(w: &mut Writer<'_>, l: &LookupOut<'_>) -> Result<()> {
+    w.field("key", l.key)?;
+    w.buf.put_u8(match l.method {
+        LookupMethod::Get => 0,
+        LookupMethod::Head => 1,
+    });
+    w.field("uri", l.uri)?;
+    match l.headers {
+        Fields::Pairs(pairs) => w.headers("headers", pairs)?,
+        Fields::Raw(raw) => w.raw_fields("headers", raw)?,
+    }
+    w.buf.put_u8(l.hops);
+    if l.flags & !Lookup::KNOWN_FLAGS != 0 {
+        return Err(FrameError::BadValue {
+            frame: w.frame,
+            field: "flags",
+            value: l.flags.into(),
+            expected: "a set of known flags (bits 0 to 3)",
+        });
+    }
+    w.buf.put_u8(l.flags);
+    Ok(())
 }
 
 /// Appends `frame`'s payload (no length, type or tag) to `buf`. On error `buf` may hold a
@@ -227,25 +286,7 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
             w.bytes("node", node.as_bytes(), limits.max_node_id)?;
             w.buf.put_slice(nonce);
         }
-        Frame::Lookup(l) => {
-            w.field("key", &l.key)?;
-            w.buf.put_u8(match l.method {
-                LookupMethod::Get => 0,
-                LookupMethod::Head => 1,
-            });
-            w.field("uri", &l.uri)?;
-            w.headers("headers", &l.headers)?;
-            w.buf.put_u8(l.hops);
-            if l.flags & !Lookup::KNOWN_FLAGS != 0 {
-                return Err(FrameError::BadValue {
-                    frame: w.frame,
-                    field: "flags",
-                    value: l.flags.into(),
-                    expected: "a set of known flags (bits 0 to 3)",
-                });
-            }
-            w.buf.put_u8(l.flags);
-        }
+        Frame::Lookup(l) => write_lookup(&mut w, &l.out())?,
         Frame::Hit(head) => write_head(&mut w, head)?,
         Frame::WireHit(h) => {
             w.bytes("wire", &h.wire, w.limits.max_field)?;

@@ -519,3 +519,43 @@ async fn a_peer_that_ignores_its_credit_gets_the_stream_reset_and_the_others_go_
     );
     assert!(!a.is_closed() && !b.is_closed());
 }
+
+#[test]
+fn a_small_run_is_the_whole_frames_in_front_up_to_the_copy_bound() {
+    let codec = PeerCodec::default();
+    let mut wire = BytesMut::new();
+    for f in [data(1000), Frame::End { complete: true }, data(1000)] {
+        codec.encode_untagged(1, &f, &mut wire).expect("encodes");
+    }
+    let whole = wire.len();
+    let first = codec.wire_len(&wire).expect("a length");
+    assert_eq!(first, 4 + 4 + 1 + 1000);
+    assert_eq!(small_run(&codec, &wire), whole, "three whole frames");
+    assert_eq!(
+        small_run(&codec, &wire[..whole - 1]),
+        whole - first,
+        "the last one cut"
+    );
+    assert_eq!(small_run(&codec, &wire[..3]), 0, "no length yet");
+    // Frames that together pass COPY_MAX: the run stops before the one that would.
+    let mut big = BytesMut::new();
+    let n = COPY_MAX / 3;
+    for _ in 0..4 {
+        codec
+            .encode_untagged(1, &data(n), &mut big)
+            .expect("encodes");
+    }
+    let one = codec.wire_len(&big).expect("a length");
+    assert_eq!(small_run(&codec, &big), 2 * one);
+    // A first frame over the bound is not copied (it is split off the buffer).
+    let mut huge = BytesMut::new();
+    codec
+        .encode_untagged(1, &data(COPY_MAX), &mut huge)
+        .expect("encodes");
+    assert_eq!(small_run(&codec, &huge), 0);
+    // A hostile length is not trusted.
+    assert_eq!(
+        small_run(&codec, &[0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 1]),
+        0
+    );
+}

@@ -52,7 +52,7 @@ pub(in crate::http) async fn head(
         bump(&ctx.counters.peer_suspect_skips);
         return crate::http::pass::forward_uncached(ctx, req, key, Fwd::Miss).await;
     }
-    match ask(&ctx, &owner, lookup, wait).await {
+    match ask(&ctx, &owner, lookup.out(), wait).await {
         Ok((mut c, Frame::Hit(h))) => {
             // A HEAD hit has no body: its End follows at once.
             match c.recv(BODY_IDLE).await {

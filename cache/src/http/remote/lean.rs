@@ -38,7 +38,7 @@ use super::flights::{follow, Join, Landing, Shared};
 use super::relay::{small_body_len, BODY_IDLE};
 use super::wirecheck;
 use super::{ask, next_chunk, peer_failed, Preasked, ANSWER_MARGIN};
-use crate::cluster::frame::{Frame, Lookup, LookupMethod};
+use crate::cluster::frame::{Fields, Frame, Lookup, LookupMethod, LookupOut};
 use crate::cluster::peer::{PeerConn, PeerError};
 use crate::cluster::suspect::Admit;
 use crate::cluster::Owner;
@@ -118,12 +118,12 @@ pub(in crate::http) async fn ask_owner(
             }
         },
     };
-    // Built only by the request that asks (followers above need none of it).
-    let lookup = Lookup {
-        key: key.to_owned(),
+    // Encoded straight from the raw request: nothing copied first.
+    let lookup = LookupOut {
+        key,
         method,
-        uri: req.target.to_owned(),
-        headers: header_lines(raw),
+        uri: req.target,
+        headers: Fields::Raw(raw),
         hops: 1,
         flags: match method {
             LookupMethod::Get => Lookup::WIRE | Lookup::MAY_LEASE,
@@ -361,73 +361,4 @@ pub(in crate::http) async fn relay_rest<W: AsyncWrite + Unpin>(
         cl.peers.put(c);
     }
     Ok(())
-}
-
-/// The request's header lines after the request line (what the owner needs for Vary), as
-/// zero-copy slices of one copy of the head; `Connection` stays here.
-fn header_lines(raw: &[u8]) -> Vec<(Bytes, Bytes)> {
-    let head = Bytes::copy_from_slice(raw);
-    let mut lines = Vec::with_capacity(8);
-    let mut rest = head.clone();
-    // Skip the request line.
-    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-        return lines;
-    };
-    let _ = rest.split_to(nl + 1);
-    while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        let line = rest.split_to((end + 1).min(rest.len()));
-        let line = trim_end(&line);
-        if line.is_empty() {
-            break;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = line.slice(..colon);
-        if name.eq_ignore_ascii_case(b"connection") {
-            continue;
-        }
-        let value = trim_start(&line.slice(colon + 1..));
-        lines.push((name, value));
-    }
-    lines
-}
-
-fn trim_end(b: &Bytes) -> Bytes {
-    let n = b.len()
-        - b.iter()
-            .rev()
-            .take_while(|c| c.is_ascii_whitespace())
-            .count();
-    b.slice(..n)
-}
-
-fn trim_start(b: &Bytes) -> Bytes {
-    let n = b.iter().take_while(|&&c| c == b' ' || c == b'\t').count();
-    trim_end(&b.slice(n..))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_lines_are_the_fields_after_the_request_line_without_connection() {
-        let raw = b"GET /a HTTP/1.1\r\nHost: x.example\r\nAccept-Encoding:  gzip \r\nConnection: close\r\nX-Empty:\r\n\r\n";
-        let lines = header_lines(raw);
-        let got: Vec<(&[u8], &[u8])> = lines.iter().map(|(n, v)| (&n[..], &v[..])).collect();
-        assert_eq!(
-            got,
-            [
-                (&b"Host"[..], &b"x.example"[..]),
-                (b"Accept-Encoding", b"gzip"),
-                (b"X-Empty", b""),
-            ]
-        );
-        // Bare LF line ends (which httparse accepts) read the same.
-        let lines = header_lines(b"GET / HTTP/1.1\nHost: y\n\n");
-        assert_eq!(lines.len(), 1);
-        assert_eq!(&lines[0].1[..], b"y");
-    }
 }

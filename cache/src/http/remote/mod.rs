@@ -32,7 +32,7 @@ use http::Response;
 use super::body::ProxyBody;
 use super::ctx::{Ctx, ReqHead, Runtime};
 use super::fill::{lead as lead_fill, Keep, Lead};
-use crate::cluster::frame::{Frame, Lookup, LookupMethod};
+use crate::cluster::frame::{Frame, Lookup, LookupMethod, LookupOut};
 use crate::cluster::peer::{PeerConn, PeerError};
 use crate::cluster::suspect::Admit;
 use crate::cluster::wire;
@@ -133,7 +133,7 @@ pub(super) async fn lead(
             bump(&ctx.counters.peer_suspect_skips);
             continue;
         }
-        let a = ask(ctx, &peer, lookup.clone(), wait).await;
+        let a = ask(ctx, &peer, lookup.out(), wait).await;
         asked += 1;
         match a {
             Err(e) if unreachable(&e) && asked < MAX_ASKED => peer_failed(ctx, &e),
@@ -301,7 +301,7 @@ fn peer_failed(ctx: &Ctx, e: &PeerError) {
 async fn ask(
     ctx: &Ctx,
     owner: &Owner,
-    lookup: Lookup,
+    lookup: LookupOut<'_>,
     wait: Duration,
 ) -> Result<(PeerConn, Frame), PeerError> {
     let Some(cl) = &ctx.cluster else {
@@ -341,12 +341,12 @@ async fn ask(
 async fn first_frame(
     cl: &crate::cluster::Cluster,
     owner: &Owner,
-    lookup: Lookup,
+    lookup: LookupOut<'_>,
 ) -> Result<(PeerConn, Frame), PeerError> {
     // Bounded by the caller (`ask`: peer_timeout for the whole of it).
     let (mut c, pooled) = cl.peers.get(owner.addr).await?;
-    // Encoded from here for each try: the frame is not copied for a retry that seldom comes.
-    let lookup = Frame::Lookup(lookup);
+    // Encoded from the borrowed fields for each try: nothing is copied for a retry that
+    // seldom comes.
     let first = exchange(&mut c, &lookup).await;
     match first {
         Ok(f) => Ok((c, f)),
@@ -360,7 +360,7 @@ async fn first_frame(
 }
 
 /// Sends `f` and reads the first frame of the answer; the caller bounds the whole exchange.
-async fn exchange(c: &mut PeerConn, f: &Frame) -> Result<Frame, PeerError> {
-    c.send_ref(f).await?;
+async fn exchange(c: &mut PeerConn, lookup: &LookupOut<'_>) -> Result<Frame, PeerError> {
+    c.send_lookup(lookup).await?;
     c.recv_untimed().await
 }

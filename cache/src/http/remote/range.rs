@@ -49,7 +49,7 @@ pub(in crate::http) async fn ask_range(
         flags: Lookup::RANGE,
     };
     let wait = ctx.rt.load().coalesce_timeout + ANSWER_MARGIN;
-    match ask(ctx, owner, lookup, wait).await {
+    match ask(ctx, owner, lookup.out(), wait).await {
         Ok((c, Frame::Answer(a))) => {
             // A fill of this request's own, which nobody joins: the body is relayed through it.
             let w = ctx.fills.alone(key);
