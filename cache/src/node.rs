@@ -152,6 +152,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
         access,
         reloads,
         lean: Default::default(),
+        verdicts: Default::default(),
         hot: crate::http::remote::hot::Hot::new(crate::http::remote::hot::capacity_for(
             cfg.storage.ram.get_ref().as_u64(),
         )),

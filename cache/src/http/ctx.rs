@@ -242,6 +242,8 @@ pub struct Ctx {
     pub reloads: crate::reload::Reloads,
     /// Lean remote hits out, by key (`remote::flights`).
     pub lean: super::remote::flights::Flights,
+    /// The owners' wire heads already checked (`remote::wirecheck::Verdicts`).
+    pub verdicts: super::remote::wirecheck::Verdicts,
     /// Small remote hits kept here for `cache.hot_ttl` (`remote::hot`).
     pub hot: super::remote::hot::Hot,
 }

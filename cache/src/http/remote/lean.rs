@@ -165,7 +165,7 @@ pub(in crate::http) async fn ask_owner(
             return Lean::General(None);
         }
     };
-    let checked = match wirecheck::check(&head.wire, head.body_len) {
+    let checked = match ctx.verdicts.check(&head.wire, head.body_len) {
         Ok(checked) => checked,
         Err(why) => {
             peer_failed(ctx, &PeerError::Unexpected(c.addr, "invalid WireHit"));

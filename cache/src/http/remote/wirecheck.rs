@@ -97,6 +97,64 @@ pub fn check(wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
     }
 }
 
+/// Slots in a [`Verdicts`] memo.
+const VERDICT_SLOTS: usize = 1024;
+/// Longest head a [`Verdicts`] memo keeps (longer ones are checked every time).
+const VERDICT_MAX_HEAD: usize = 2048;
+
+/// [`check`]'s verdicts on the heads it accepted, remembered: an owner sends the same wire
+/// head for every hit on one stored object, and parsing it again is most of what a remote
+/// hit costs the asking node. A verdict is a pure function of the head's bytes and the body
+/// length, so one kept for exactly those bytes (compared whole, not by hash) is the verdict
+/// `check` would give again.
+///
+/// Bounded: [`VERDICT_SLOTS`] slots, one head each (a copy of at most [`VERDICT_MAX_HEAD`]
+/// bytes, never a slice of a peer's buffer that would keep it alive), chosen by a hash
+/// seeded per process; a head whose slot holds another replaces it. A peer sending many
+/// distinct heads only makes itself misses.
+pub struct Verdicts {
+    hasher: foldhash::fast::RandomState,
+    slots: Box<[parking_lot::Mutex<Option<Verdict>>]>,
+}
+
+struct Verdict {
+    wire: Box<[u8]>,
+    body_len: u64,
+    checked: Checked,
+}
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Verdicts {
+            hasher: Default::default(),
+            slots: (0..VERDICT_SLOTS).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl Verdicts {
+    /// [`check`], answered from the memo when it holds this head.
+    pub fn check(&self, wire: &[u8], body_len: u64) -> Result<Checked, &'static str> {
+        if wire.len() > VERDICT_MAX_HEAD {
+            return check(wire, body_len);
+        }
+        use std::hash::BuildHasher;
+        let slot = &self.slots[self.hasher.hash_one(wire) as usize % VERDICT_SLOTS];
+        if let Some(v) = &*slot.lock() {
+            if v.body_len == body_len && *v.wire == *wire {
+                return Ok(v.checked);
+            }
+        }
+        let checked = check(wire, body_len)?;
+        *slot.lock() = Some(Verdict {
+            wire: wire.into(),
+            body_len,
+            checked,
+        });
+        Ok(checked)
+    }
+}
+
 /// The answer's head, written to `out`: see the module doc. `via` is this node's entry
 /// (`1.1 a (strait)`), `cache_status` the whole field value in pieces written one after the
 /// other (no string of the value made per answer). Returns where the `Cache-Status` value
@@ -146,6 +204,37 @@ mod tests {
     use super::*;
 
     const WIRE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nvia: 1.1 b (strait)\r\nx-a: 1\r\n\r\n";
+
+    #[test]
+    fn verdicts_remember_only_accepted_heads_for_their_exact_bytes_and_length() {
+        let v = Verdicts::default();
+        let remembered = |v: &Verdicts| v.slots.iter().filter(|s| s.lock().is_some()).count();
+        assert_eq!(v.check(WIRE, 5), check(WIRE, 5));
+        assert_eq!(remembered(&v), 1);
+        // Again: the same verdict, from the memo.
+        assert_eq!(v.check(WIRE, 5), check(WIRE, 5));
+        assert_eq!(remembered(&v), 1);
+        // The same bytes with another body length: checked, and refused.
+        assert_eq!(
+            v.check(WIRE, 6),
+            Err("a Content-Length other than the body's")
+        );
+        // A refused head is never remembered; nor is one past the size bound.
+        let bad = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nage: 3\r\n\r\n";
+        assert!(v.check(bad, 5).is_err());
+        assert!(v.check(bad, 5).is_err());
+        let mut long = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-pad: ".to_vec();
+        long.resize(long.len() + VERDICT_MAX_HEAD, b'a');
+        long.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(v.check(&long, 5), check(&long, 5));
+        assert!(v.check(&long, 5).is_ok());
+        assert_eq!(remembered(&v), 1);
+        // One byte changed: not the remembered head.
+        let mut other = WIRE.to_vec();
+        *other.iter_mut().rev().nth(5).unwrap() = b'2';
+        assert_eq!(v.check(&other, 5), check(&other, 5));
+        assert!(remembered(&v) <= 2);
+    }
 
     #[test]
     fn a_stored_head_passes_and_the_answer_adds_via_age_and_cache_status() {
