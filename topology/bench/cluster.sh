@@ -9,6 +9,7 @@
 #   KEYS=200 ./topology/bench/cluster.sh         # 200 keys per size, cycled (few coalesced)
 #   HOT_TTL=1s KEYS=200 ./topology/bench/cluster.sh   # with hot copies at a (cache.hot_ttl)
 #   PERF_DIR=/tmp/p KEYS=200 ./topology/bench/cluster.sh   # also perf record CPU 1, remote runs
+#   SPLIT=1 KEYS=200 ./topology/bench/cluster.sh  # also each node's user and system µs/request
 #   (PERF_ARGS="--call-graph dwarf" adds call graphs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -89,6 +90,8 @@ for size in 1k 16k 256k; do
 done
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/${PID[a]}/stat" "/proc/${PID[b]}/stat" | paste -sd+ | bc; }
+# User and system ticks of a and b ("a_usr a_sys b_usr b_sys"), for SPLIT=1.
+split_ticks() { awk '{printf "%s %s ", $14, $15}' "/proc/${PID[a]}/stat" "/proc/${PID[b]}/stat"; }
 : >"$RUN/results"
 for round in $(seq 1 "$ROUNDS"); do
     for cell in $CELLS; do
@@ -103,7 +106,7 @@ for round in $(seq 1 "$ROUNDS"); do
                 remote:"a; hit"*"; detail=hot") [ "$HOT_TTL" != 0s ] || { echo "a hot copy with hot_ttl 0" >&2; exit 1; } ;;
                 *) echo "unexpected Cache-Status for $path: $cs" >&2; exit 1 ;;
             esac
-            c0=$(cpu_ticks)
+            c0=$(cpu_ticks); s0=$(split_ticks)
             # PERF_DIR=dir: a flat profile of CPU 1 (both nodes) for each remote run.
             if [ -n "${PERF_DIR:-}" ] && [ $path = remote ]; then
                 perf record -q -C 1 -F 2999 ${PERF_ARGS:-} -o "$PERF_DIR/$size-$conns-r$round.data" -- sleep "${DUR%s}" >/dev/null 2>&1 &
@@ -112,13 +115,18 @@ for round in $(seq 1 "$ROUNDS"); do
                 done
             fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency -H "$HOST" -s "$RUN/keys-$size.lua" "$url")
-            c1=$(cpu_ticks)
+            c1=$(cpu_ticks); s1=$(split_ticks)
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
             reqs=$(awk '/requests in/ {print $1}' <<<"$out")
             p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' <<<"$out")
             errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
             cpu_us=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b-a)/hz*1e6/n}')
             echo "$path $size $conns $rps $p99 $cpu_us $errs" | tee -a "$RUN/results" >&2
+            # SPLIT=1: where that CPU went, µs per request: a's user and system time, b's.
+            if [ -n "${SPLIT:-}" ]; then
+                echo "$s0 $s1" | awk -v n="$reqs" -v hz="$(getconf CLK_TCK)" -v p="$path $size" \
+                    '{f = 1e6 / hz / n; printf "  %s: a usr %.2f sys %.2f, b usr %.2f sys %.2f\n", p, ($5-$1)*f, ($6-$2)*f, ($7-$3)*f, ($8-$4)*f}' >&2
+            fi
         done
     done
 done

@@ -313,29 +313,58 @@ thread_local! {
 }
 
 /// Reads a small body of exactly `len` bytes (`Data`* then `End`), the whole of it within
-/// `BODY_IDLE` (one timer for the body, not one per frame).
+/// `BODY_IDLE` (one timer for the body, not one per frame; none when the body came with its
+/// head, as a small one usually does: the frames already queued are taken first).
 async fn read_whole(c: &mut PeerConn, len: u64) -> Result<Vec<Bytes>, PeerError> {
     let addr = c.addr;
+    let mut body = Body {
+        chunks: Vec::new(),
+        total: 0,
+        len,
+    };
+    while let Some(f) = c.try_recv_now() {
+        if body.take(addr, f)? {
+            return Ok(body.chunks);
+        }
+    }
     let read = async {
-        let mut chunks = Vec::new();
-        let mut total: u64 = 0;
         loop {
-            match c.recv_untimed().await? {
-                Frame::Data(b) => {
-                    total += b.len() as u64;
-                    if total > len {
-                        return Err(PeerError::Unexpected(addr, "body longer than announced"));
-                    }
-                    chunks.push(b);
-                }
-                Frame::End { complete: true } if total == len => return Ok(chunks),
-                other => return Err(PeerError::Unexpected(addr, other.name())),
+            if body.take(addr, c.recv_untimed().await?)? {
+                return Ok(());
             }
         }
     };
-    tokio::time::timeout(BODY_IDLE, read)
-        .await
-        .unwrap_or(Err(PeerError::Timeout(addr, BODY_IDLE)))
+    match tokio::time::timeout(BODY_IDLE, read).await {
+        Ok(Ok(())) => Ok(body.chunks),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(PeerError::Timeout(addr, BODY_IDLE)),
+    }
+}
+
+/// A small body read so far.
+struct Body {
+    chunks: Vec<Bytes>,
+    total: u64,
+    len: u64,
+}
+
+impl Body {
+    /// Takes the next frame of the body: true once it is whole (`End` after `len` bytes).
+    fn take(&mut self, addr: std::net::SocketAddr, f: Frame) -> Result<bool, PeerError> {
+        match f {
+            Frame::Data(b) => {
+                self.total += b.len() as u64;
+                if self.total > self.len {
+                    return Err(PeerError::Unexpected(addr, "body longer than announced"));
+                }
+                self.chunks.push(b);
+                Ok(false)
+            }
+            Frame::End { complete: true } if self.total == self.len => Ok(true),
+            Frame::Error { code, message } => Err(PeerError::Remote(addr, code, message)),
+            other => Err(PeerError::Unexpected(addr, other.name())),
+        }
+    }
 }
 
 /// Relays the rest of a long body (`len` bytes) from the owner's stream to the client; an
