@@ -223,7 +223,8 @@ pub(in crate::http) async fn ask_owner(
         body,
         body_len: len,
     });
-    if method == LookupMethod::Get {
+    // (The clocks are read only when hot copies are on.)
+    if method == LookupMethod::Get && !hot_ttl.is_zero() {
         ctx.hot
             .put(key, &shared, hot_ttl, (Instant::now(), SystemTime::now()));
     }
