@@ -137,11 +137,11 @@ mod tests {
             // SAFETY: a non-zero layout; each block is freed once, with its layout.
             unsafe {
                 let p = a.alloc(layout);
-                assert!(!p.is_null() && p as usize % align == 0, "{size}/{align}");
+                assert!(!p.is_null() && (p as usize).is_multiple_of(align), "{size}/{align}");
                 p.write_bytes(0xab, size);
                 let q = a.realloc(p, layout, size * 3);
                 assert!(
-                    !q.is_null() && q as usize % align == 0,
+                    !q.is_null() && (q as usize).is_multiple_of(align),
                     "realloc {size}/{align}"
                 );
                 assert_eq!(*q.add(size - 1), 0xab);
@@ -150,7 +150,7 @@ mod tests {
                     Layout::from_size_align(size * 3, align).expect("a layout"),
                 );
                 let z = a.alloc_zeroed(layout);
-                assert!(z as usize % align == 0 && (0..size).all(|i| *z.add(i) == 0));
+                assert!((z as usize).is_multiple_of(align) && (0..size).all(|i| *z.add(i) == 0));
                 a.dealloc(z, layout);
             }
         }
