@@ -137,7 +137,10 @@ mod tests {
             // SAFETY: a non-zero layout; each block is freed once, with its layout.
             unsafe {
                 let p = a.alloc(layout);
-                assert!(!p.is_null() && (p as usize).is_multiple_of(align), "{size}/{align}");
+                assert!(
+                    !p.is_null() && (p as usize).is_multiple_of(align),
+                    "{size}/{align}"
+                );
                 p.write_bytes(0xab, size);
                 let q = a.realloc(p, layout, size * 3);
                 assert!(

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::{Either, Empty};
 use parking_lot::Mutex;
@@ -47,8 +47,6 @@ pub type OutBody<'a> = Either<Empty<Bytes>, Upload<'a>>;
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
-    /// `addr` as a URI authority (built once: no formatting per request).
-    pub authority: Authority,
     /// Opaque id used in persistence cookies.
     pub id: String,
     /// Weight in effect: the runtime override's, else the file's (a reload may change it;
@@ -75,9 +73,6 @@ impl Server {
     pub(super) fn new(addr: SocketAddr, weight: u32) -> Server {
         Server {
             addr,
-            // An ip:port always parses as an authority; the fallback is never used.
-            authority: Authority::try_from(addr.to_string().as_str())
-                .unwrap_or_else(|_| Authority::from_static("invalid")),
             id: persist::server_id(&addr),
             weight: AtomicU32::new(weight),
             file_weight: AtomicU32::new(weight),

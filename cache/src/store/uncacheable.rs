@@ -53,11 +53,13 @@ impl Marks {
     }
 
     /// Keys remembered (marked or expired but not yet evicted).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.until.len()
     }
 
     /// No key remembered.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.until.is_empty()
     }

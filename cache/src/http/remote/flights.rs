@@ -105,6 +105,7 @@ impl Flights {
     }
 
     /// Keys with a flight out now.
+    #[cfg(test)]
     pub fn keys_out(&self) -> usize {
         self.map.lock().len()
     }

@@ -135,16 +135,19 @@ impl Hot {
     }
 
     /// Copies held (some may have expired and not been looked at since).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.copies.len()
     }
 
     /// No copy held.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.copies.is_empty()
     }
 
     /// Bytes the copies take (as weighed).
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.copies.weight()
     }

@@ -11,6 +11,8 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+mod shared_config;
+
 use crate::cluster::confdist::{self, ConfigDist};
 use crate::cluster::{Cluster, Membership};
 use crate::config::{self, NodeConfig};
@@ -210,7 +212,7 @@ pub async fn run(path: &Path, cfg: NodeConfig) -> Result<(), NodeError> {
             Arc::clone(&ctx),
             stop_rx.clone(),
         ));
-        tokio::spawn(confdist::run(Arc::clone(&ctx), stop_rx.clone()));
+        tokio::spawn(shared_config::run(Arc::clone(&ctx), stop_rx.clone()));
     }
     tracing::info!(node = %ctx.node_id, "node started");
 
