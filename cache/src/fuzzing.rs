@@ -584,7 +584,9 @@ pub fn check_peer_frame(data: &[u8]) {
     let (mut tx, mut rx) = (PeerCodec::new(limits), PeerCodec::new(limits));
     let auth = mode & 4 != 0;
     if mode & 1 == 1 {
-        let mut src = BytesMut::from(input.rest());
+        let rest = input.rest();
+        raw_lookup_matches(limits, rest);
+        let mut src = BytesMut::from(rest);
         for _ in 0..64 {
             let before = src.clone();
             match rx.decode_on(&mut src) {
@@ -632,6 +634,38 @@ pub fn check_peer_frame(data: &[u8]) {
     }
     assert!(src.is_empty(), "{} bytes left", src.len());
     assert_eq!(got, sent);
+}
+
+/// `raw` as a client's request head: a `Lookup` encoded straight from it (`Fields::Raw`, the
+/// lean remote hit's) is the same bytes as one encoded from the fields read out of it, or
+/// both are refused (leaving nothing behind).
+fn raw_lookup_matches(limits: Limits, raw: &[u8]) {
+    use crate::cluster::frame::{Fields, Lookup, LookupMethod};
+    let codec = PeerCodec::new(limits);
+    let fields = crate::policy::headers::request_fields(raw)
+        .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
+        .collect();
+    let owned = Lookup {
+        key: "http://k/".into(),
+        method: LookupMethod::Get,
+        uri: "/".into(),
+        headers: fields,
+        hops: 1,
+        flags: Lookup::WIRE,
+    };
+    let mut from_fields = BytesMut::new();
+    let a = codec.encode_untagged(1, &Frame::Lookup(owned.clone()), &mut from_fields);
+    let mut from_raw = BytesMut::new();
+    let out = crate::cluster::frame::LookupOut {
+        headers: Fields::Raw(raw),
+        ..owned.out()
+    };
+    let b = codec.encode_lookup(1, &out, &mut from_raw);
+    match (a, b) {
+        (Ok(()), Ok(())) => assert_eq!(from_raw, from_fields, "raw lookup"),
+        (Err(_), Err(_)) => assert!(from_raw.is_empty() && from_fields.is_empty()),
+        (a, b) => panic!("from the fields {a:?}, from the raw head {b:?}"),
+    }
 }
 
 /// A received `Hit` or `Push` head turned into an object (with a body of its announced
