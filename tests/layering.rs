@@ -13,8 +13,8 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "origin",
-        &["config"],
-        "config imports origin, never the reverse",
+        &["config", "http", "admin", "node", "cluster"],
+        "config imports origin, never the reverse; the request path uses the origin client",
     ),
     (
         "store",

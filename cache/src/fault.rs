@@ -9,6 +9,17 @@
 
 use http::StatusCode;
 
+/// The error of a read after a chunk size over the limit (`http::chunk_limit` puts it in an
+/// `io::Error`; the origin client's upload finds it there and blames the client).
+#[derive(Debug, thiserror::Error)]
+#[error("a chunk size declares more than max_request_body")]
+pub struct ChunkTooLarge;
+
+/// Whether the read error hyper passes on as a client body's error is [`ChunkTooLarge`].
+pub fn is_chunk_too_large(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<ChunkTooLarge>())
+}
+
 /// The side a failure is blamed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {

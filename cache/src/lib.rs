@@ -27,6 +27,7 @@ mod fault;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod interim;
 pub mod node;
 mod origin;
 mod policy;

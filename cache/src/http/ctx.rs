@@ -270,5 +270,5 @@ pub struct ReqHead {
     pub client: Option<SocketAddr>,
     pub route: RouteChoice,
     /// Where the origin's interim (1xx) responses go: HTTP/1.1 clients only (`interim`).
-    pub interim: Option<super::interim::InterimSink>,
+    pub interim: Option<crate::interim::InterimSink>,
 }

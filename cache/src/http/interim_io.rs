@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::interim::InterimLine;
+use crate::interim::InterimLine;
 
 /// A client stream whose flushes first write the connection's waiting interim responses.
 pub struct InterimIo<T> {

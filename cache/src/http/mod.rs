@@ -14,7 +14,6 @@ mod h1;
 pub(crate) mod handler;
 pub(crate) mod handover;
 mod idle;
-pub(crate) mod interim;
 mod interim_io;
 mod io;
 mod lease;

@@ -15,7 +15,7 @@ use super::forward::{
     clean_response_headers, fault_response, forward_headers, has_any, invalidate_url,
     path_and_query, pick_input, respond_upstream, with_cookie,
 };
-use super::interim::InterimSink;
+use crate::interim::InterimSink;
 use crate::origin::pool::{OutRequest, Pool, Sent};
 use crate::origin::upload::{ClientBody, Upload};
 use crate::origin::PickInput;

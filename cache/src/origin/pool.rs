@@ -23,7 +23,7 @@ use http_body_util::{Either, Empty};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::http::interim::InterimSink;
+use crate::interim::InterimSink;
 use strait_lb::health::admin::Override;
 use strait_lb::health::{self, CheckOutcome, Health, ServerState};
 use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};

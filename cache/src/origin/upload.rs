@@ -156,7 +156,7 @@ pub fn classify(e: &hyper::Error) -> Fault {
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
-            if crate::http::chunk_limit::is_chunk_too_large(io) {
+            if crate::fault::is_chunk_too_large(io) {
                 return Fault::ClientBodyTooLarge;
             }
             return match io.kind() {

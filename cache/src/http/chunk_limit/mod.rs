@@ -30,13 +30,12 @@ mod scan;
 
 use scan::{Scanner, Verdict};
 
+#[cfg(test)]
+use crate::fault::is_chunk_too_large;
+pub use crate::fault::ChunkTooLarge;
+
 /// No request has tripped.
 const NONE: u64 = u64::MAX;
-
-/// The error of a read after a chunk size over the limit (an `io::Error`'s inner error).
-#[derive(Debug, thiserror::Error)]
-#[error("a chunk size declares more than max_request_body")]
-pub struct ChunkTooLarge;
 
 /// Which request of a connection (0-based, in order) declared too much, if any.
 #[derive(Debug)]
@@ -137,11 +136,6 @@ impl<T: AsyncWrite + Unpin, L: Unpin> AsyncWrite for Watched<T, L> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
-}
-
-/// The read error hyper passes on as a client body's error came from a [`Watched`] stream.
-pub fn is_chunk_too_large(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<ChunkTooLarge>())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use super::body::LeanBody;
 use super::head::{parse_response, Head, HeadError};
 use super::upload::{BodyFraming, LengthError};
-use crate::http::interim::InterimSink;
+use crate::interim::InterimSink;
 
 /// Interim (1xx) responses read (and handed to the request's sink) before the final one.
 pub const MAX_INTERIM: usize = 16;

@@ -184,7 +184,7 @@ async fn interim_responses_go_to_the_sink_and_head_has_no_body() {
     ])
     .await;
     let pool = idle(addr);
-    let line = crate::http::interim::InterimLine::new();
+    let line = crate::interim::InterimLine::new();
     let sink = line.begin();
     let (h, b) = pool
         .exchange(&get(&Method::GET), false, Some(&sink))

@@ -34,7 +34,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::conn::{read_head, Conn, ExchangeError};
 use super::head::Head;
-use crate::http::interim::InterimSink;
+use crate::interim::InterimSink;
 
 /// How a request body goes on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
