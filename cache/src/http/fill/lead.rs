@@ -62,6 +62,7 @@ pub(in crate::http) async fn lead(job: Lead<'_>, w: FillWriter<FillHead>) -> Res
         response,
         server,
         set_cookie,
+        ..
     } = match sent {
         Ok(r) => r,
         Err(fault) => {
@@ -181,6 +182,7 @@ pub(in crate::http) async fn ask_origin(
         body: Either::Left(Empty::new()),
         upload: None,
         interim: job.req.interim.clone(),
+        raw_response: false,
     };
     let request = SystemTime::now();
     let sent = job

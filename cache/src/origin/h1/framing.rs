@@ -14,7 +14,7 @@
 //!   HTTP/1.0 only with `keep-alive` and without `close`.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderName, StatusCode, Version};
+use http::{StatusCode, Version};
 
 use super::head::{Framing, HeadError};
 
@@ -31,16 +31,16 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// Note one field line.
-    pub fn field(&mut self, name: &HeaderName, value: &[u8]) {
-        if *name == TRANSFER_ENCODING {
+    /// Note one field line (`name` in any case).
+    pub fn field(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str().as_bytes()) {
             self.coding = true;
             for coding in value.split(|b| *b == b',').map(trim) {
                 if !coding.is_empty() {
                     self.last_chunked = Some(coding.eq_ignore_ascii_case(b"chunked"));
                 }
             }
-        } else if *name == CONTENT_LENGTH {
+        } else if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) {
             for member in value.split(|b| *b == b',') {
                 let n = match (self.length, number(trim(member))) {
                     (Some(Err(e)), _) => Err(e),
@@ -50,7 +50,7 @@ impl Framer {
                 };
                 self.length = Some(n);
             }
-        } else if *name == CONNECTION {
+        } else if name.eq_ignore_ascii_case(CONNECTION.as_str().as_bytes()) {
             for token in value.split(|b| *b == b',').map(trim) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
@@ -139,7 +139,7 @@ mod tests {
     ) -> Result<(Framing, bool), HeadError> {
         let mut f = Framer::default();
         for (n, v) in fields {
-            f.field(&HeaderName::from_bytes(n.as_bytes()).unwrap(), v.as_bytes());
+            f.field(n.as_bytes(), v.as_bytes());
         }
         f.finish(StatusCode::from_u16(status).unwrap(), version, head)
     }
