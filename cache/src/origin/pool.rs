@@ -145,7 +145,7 @@ pub struct OutRequest<'a> {
 }
 
 /// A server's response, and its head as received when the request asked for it.
-type Answer = (Response<OriginBody>, Option<RawHead>);
+type Answer = (Response<OriginBody>, Option<Box<RawHead>>);
 
 /// A response head from a server, and what the caller must add for persistence.
 pub struct Sent {
@@ -155,7 +155,7 @@ pub struct Sent {
     pub set_cookie: Option<HeaderValue>,
     /// The response head as received, when the request asked for it (`raw_response`): the
     /// response's field map is then empty.
-    pub raw_head: Option<RawHead>,
+    pub raw_head: Option<Box<RawHead>>,
 }
 
 impl Pool {

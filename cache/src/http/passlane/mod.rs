@@ -8,8 +8,10 @@
 //! ([`head::origin_head`]) through the route's pool (server choice, retry, health and
 //! counters as for any request); its answer's head comes back as received (`raw_response`:
 //! checked as every head is, not read into a field map). The answer is then judged as a
-//! fill's would be (`fill::store_decision`, on the few fields it reads:
-//! [`relay_head::Relay::decision_fields`]):
+//! fill's would be: `fill::store_decision` on the few fields it reads
+//! ([`relay_head::Relay::decision_fields`]), unless its directives alone refuse it already
+//! (`fill::refused_by_directives`: `no-store`, `private`, on a map of `Cache-Control` and the
+//! targeted fields only):
 //! * not storable: [`Lane::Raw`]: its head is written from the origin's bytes as the general
 //!   stages would write it (hop-by-hop fields gone, `Date` ensured, `Via` and `Cache-Status:
 //!   <node>; fwd=miss` added, targeted fields stripped, framed as `lite::write_response`
@@ -34,12 +36,12 @@ use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
 use super::ctx::{Ctx, RouteChoice, Runtime};
-use super::fill::{store_decision, Times};
+use super::fill::{refused_by_directives, store_decision, Times};
 use super::forward::fault_response;
 use super::h1::Framing;
 use super::interim::InterimSink;
 use crate::fault::Fault;
-use crate::origin::h1::head::{parse_response, MAX_FIELDS};
+use crate::origin::h1::head::parse_response;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{own_fwd_value, CacheStatus, Fwd, CACHE_STATUS};
@@ -193,7 +195,7 @@ fn answered(ctx: &Ctx) {
 
 /// The origin's answer `sent` to the request for `key` judged (see the module doc): stored by
 /// the general stages, or relayed from its raw head, written to `out` (`close`: the client
-/// closes after it). Not async: the head's field slices live on this stack only.
+/// closes after it).
 fn judge(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
@@ -215,29 +217,37 @@ fn judge(
         date_len = d.len().min(date.len());
         date[..date_len].copy_from_slice(&d[..date_len]);
     });
-    let mut storage = [std::mem::MaybeUninit::uninit(); MAX_FIELDS];
-    let raw = raw_head.map(|r| r.bytes).unwrap_or_default();
-    let Some(mut relay) = Relay::new(&raw, &date[..date_len], &mut storage) else {
-        // The origin client read this head already, and kept it as asked: not reached.
+    let Some(raw) = raw_head else {
+        // The origin client keeps the head raw when asked: not reached.
         answered(ctx);
         let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
         let resp = fault_response(ctx, Fault::OriginBroken, &mut cs);
         return Lane::Answer(resp, route.index);
     };
+    let at = (parts.status, parts.version);
+    let mut relay = Relay::new(&raw.bytes, &raw.lines, at, &date[..date_len]);
     // What the fill's `head_of` decides (the lane's requests carry no field of their own that
-    // bears on it: no Cache-Control, Pragma or Authorization), on the fields it reads.
-    let (meta, _) = store_decision(
-        rt,
-        route,
-        key,
-        (&HeaderMap::new(), &CacheControl::default()),
-        (parts.status, &relay.decision_fields(&raw, &rt.targets)),
-        &times,
-    );
-    if meta.is_some() {
+    // bears on it: no Cache-Control, Pragma or Authorization), on the fields it reads: on the
+    // answer's directives alone first (a `no-store` or `private` answer, the usual one here).
+    let directives = relay.directive_fields(&raw.bytes, &rt.targets);
+    let storable = !refused_by_directives(rt, route, (parts.status, &directives), &times) && {
+        let (meta, _) = store_decision(
+            rt,
+            route,
+            key,
+            (&HeaderMap::new(), &CacheControl::default()),
+            (
+                parts.status,
+                &relay.decision_fields(&raw.bytes, &rt.targets),
+            ),
+            &times,
+        );
+        meta.is_some()
+    };
+    if storable {
         // The fill reads the head as a map, cleaned as its `clean_response_headers` does
         // (`Via` only once the answer is the lane's; the rest is idempotent).
-        if let Ok(Some(head)) = parse_response(&raw, false) {
+        if let Ok(Some(head)) = parse_response(&raw.bytes, false) {
             parts.headers = head.headers;
         }
         strip_hop_by_hop(&mut parts.headers);

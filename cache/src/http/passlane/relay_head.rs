@@ -11,23 +11,21 @@
 //! swaps), an added name last, a replaced value (`Via` and `Cache-Status` combined with this
 //! node's member) in the name's place. [`Relay::decision_fields`] is the map the storage
 //! decision reads ([`STORE_READS`] and the route's targeted fields only), which decides as the
-//! whole map does.
-
-use std::mem::MaybeUninit;
+//! whole map does; [`Relay::directive_fields`], of those, `Cache-Control` and the targeted
+//! fields (what `fill::refused_by_directives` reads).
 
 use bytes::Bytes;
 use http::header::{
-    AGE, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE,
-    TRANSFER_ENCODING, VARY, VIA,
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, DATE, ETAG, EXPIRES, LAST_MODIFIED, SET_COOKIE, VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use crate::http::h1::{self, Framing};
-use crate::origin::h1::head::MAX_FIELDS;
+use crate::origin::h1::head::{Line, MAX_FIELDS};
 
 /// The response fields the storage decision reads (`fill::store_decision`: `policy::storable`,
 /// `Set-Cookie`, `Content-Length`), besides the route's targeted cache-control fields.
-pub const STORE_READS: [HeaderName; 9] = [
+pub static STORE_READS: [HeaderName; 9] = [
     CACHE_CONTROL,
     EXPIRES,
     DATE,
@@ -39,38 +37,73 @@ pub const STORE_READS: [HeaderName; 9] = [
     CONTENT_LENGTH,
 ];
 
-/// Names, besides the origin's, a relayed head may hold (kept as this small set: one byte each).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    /// The origin's lines of one name, by the index of its first line.
-    Origin(u8),
-    Date,
-    Via,
-    CacheStatus,
-    Cookie,
+/// What the relay knows a field name as, found once per line ([`kind_of`]).
+type Kind = u8;
+const OTHER: Kind = 0;
+const CONNECTION: Kind = 1;
+/// Hop-by-hop whatever `Connection` says (`policy::headers::is_hop_by_hop`), besides
+/// `Connection` and `Transfer-Encoding`: several names.
+const HOP: Kind = 2;
+const TRANSFER_ENCODING: Kind = 3;
+const VIA: Kind = 4;
+const CACHE_STATUS: Kind = 5;
+/// [`STORE_READS`]`[k - READ]`.
+const READ: Kind = 6;
+const K_DATE: Kind = READ + 2;
+const K_SET_COOKIE: Kind = READ + 7;
+const K_CONTENT_LENGTH: Kind = READ + 8;
+
+/// The kind of the field name `name` (any case; a token, or a token list's member).
+fn kind_of(name: &[u8]) -> Kind {
+    // Setting bit 5 lower-cases a letter and makes no other byte of a field value `-` or a
+    // lower-case letter: exact for the known names (all letters and `-`).
+    let is = |known: &[u8]| name.iter().zip(known).all(|(b, k)| b | 0x20 == *k);
+    let read = |k: usize| READ + k as u8;
+    match name.len() {
+        2 if is(b"te") => HOP,
+        3 if is(b"via") => VIA,
+        3 if is(b"age") => read(4),
+        4 if is(b"date") => read(2),
+        4 if is(b"etag") => read(5),
+        4 if is(b"vary") => read(6),
+        7 if is(b"trailer") || is(b"upgrade") => HOP,
+        7 if is(b"expires") => read(1),
+        10 if is(b"connection") => CONNECTION,
+        10 if is(b"keep-alive") => HOP,
+        10 if is(b"set-cookie") => read(7),
+        12 if is(b"cache-status") => CACHE_STATUS,
+        13 if is(b"cache-control") => read(0),
+        13 if is(b"last-modified") => read(3),
+        14 if is(b"content-length") => read(8),
+        16 if is(b"proxy-connection") => HOP,
+        17 if is(b"transfer-encoding") => TRANSFER_ENCODING,
+        18 if is(b"proxy-authenticate") => HOP,
+        19 if is(b"proxy-authorization") => HOP,
+        _ => OTHER,
+    }
 }
 
-const CACHE_STATUS: &[u8] = b"cache-status";
-/// Hop-by-hop whether or not `Connection` names them (`policy::headers::is_hop_by_hop`).
-const HOP_BY_HOP: [&[u8]; 9] = [
-    b"connection",
-    b"te",
-    b"trailer",
-    b"transfer-encoding",
-    b"upgrade",
-    b"proxy-authenticate",
-    b"proxy-authorization",
-    b"keep-alive",
-    b"proxy-connection",
-];
+/// A name in the relayed head: below [`ADDED`], the origin's lines of one name by the index of
+/// the first; from it, a name the lane adds.
+type Slot = u8;
+const ADDED: Slot = MAX_FIELDS as u8;
+const OWN_DATE: Slot = ADDED;
+const OWN_VIA: Slot = ADDED + 1;
+const OWN_STATUS: Slot = ADDED + 2;
+const OWN_COOKIE: Slot = ADDED + 3;
+const ROOM: usize = MAX_FIELDS + 4;
 
 /// An origin head's fields in the order the general stages' map holds them (see the module
 /// doc), with what the lane changes.
 pub struct Relay<'a> {
     pub status: StatusCode,
     pub version: Version,
-    fields: &'a [httparse::Header<'a>],
-    order: [Slot; MAX_FIELDS + 4],
+    raw: &'a [u8],
+    lines: &'a [Line],
+    /// Each line's kind, and the first line of its name.
+    kind: [Kind; MAX_FIELDS],
+    first: [u8; MAX_FIELDS],
+    order: [Slot; ROOM],
     len: usize,
     date: &'a [u8],
     /// `Via` and `Cache-Status` values that replace the origin's lines (combined with ours).
@@ -83,32 +116,24 @@ pub struct Relay<'a> {
 }
 
 impl<'a> Relay<'a> {
-    /// The head `raw` (as the origin client accepted it) with its hop-by-hop fields removed and
-    /// `date` (an IMF-fixdate) added when it has no `Date`; None when it does not parse.
+    /// The head `raw` (as the origin client accepted it: `parse_response_raw`, which found its
+    /// field `lines` and its `status` and `version`) with its hop-by-hop fields removed and
+    /// `date` (an IMF-fixdate) added when it has no `Date`.
     pub fn new(
         raw: &'a [u8],
+        lines: &'a [Line],
+        (status, version): (StatusCode, Version),
         date: &'a [u8],
-        storage: &'a mut [MaybeUninit<httparse::Header<'a>>; MAX_FIELDS],
-    ) -> Option<Relay<'a>> {
-        let mut resp = httparse::Response::new(&mut []);
-        let parsed = httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut resp, raw, storage)
-            .ok()?;
-        if !parsed.is_complete() {
-            return None;
-        }
-        let status = StatusCode::from_u16(resp.code?).ok()?;
-        let version = if resp.version == Some(0) {
-            Version::HTTP_10
-        } else {
-            Version::HTTP_11
-        };
-        let fields: &'a mut [httparse::Header<'a>] = std::mem::take(&mut resp.headers);
+    ) -> Relay<'a> {
+        let lines = &lines[..lines.len().min(MAX_FIELDS)];
         let mut relay = Relay {
             status,
             version,
-            fields,
-            order: [Slot::Date; MAX_FIELDS + 4],
+            raw,
+            lines,
+            kind: [OTHER; MAX_FIELDS],
+            first: [0; MAX_FIELDS],
+            order: [0; ROOM],
             len: 0,
             date,
             via: None,
@@ -117,44 +142,83 @@ impl<'a> Relay<'a> {
             own_status: &[],
             cookie: None,
         };
-        for (i, f) in relay.fields.iter().enumerate() {
-            if relay.find(f.name.as_bytes()).is_none() {
-                relay.push(Slot::Origin(i as u8));
+        let mut hop = false;
+        for i in 0..lines.len() {
+            let name = relay.name(i);
+            let kind = kind_of(name);
+            hop |= matches!(kind, CONNECTION | HOP | TRANSFER_ENCODING);
+            relay.kind[i] = kind;
+            let seen = match kind {
+                // Names of their own kind: the first line of the kind.
+                CONNECTION | TRANSFER_ENCODING | VIA | CACHE_STATUS | READ.. => {
+                    (0..i).find(|&j| relay.kind[j] == kind)
+                }
+                _ => (0..i)
+                    .find(|&j| relay.kind[j] == kind && relay.name(j).eq_ignore_ascii_case(name)),
+            };
+            match seen {
+                Some(j) => relay.first[i] = relay.first[j],
+                None => {
+                    relay.first[i] = i as u8;
+                    relay.push(i as u8);
+                }
             }
         }
-        relay.strip_hop_by_hop();
-        if relay.find(b"date").is_none() {
-            relay.push(Slot::Date);
+        if hop {
+            relay.strip_hop_by_hop();
         }
-        Some(relay)
+        if relay.find_kind(K_DATE).is_none() {
+            relay.push(OWN_DATE);
+        }
+        relay
+    }
+
+    /// Line `i`'s name.
+    fn name(&self, i: usize) -> &'a [u8] {
+        let [at, n, _, _] = self.lines[i];
+        self.raw
+            .get(at as usize..at as usize + n as usize)
+            .unwrap_or_default()
+    }
+
+    /// Line `i`'s value.
+    fn value(&self, i: usize) -> &'a [u8] {
+        let [_, _, at, n] = self.lines[i];
+        self.raw
+            .get(at as usize..at as usize + n as usize)
+            .unwrap_or_default()
     }
 
     /// `strip_hop_by_hop`: the names `Connection` lists, then the fixed set as the map lists it.
     fn strip_hop_by_hop(&mut self) {
-        let fields = self.fields;
-        if let Some(Slot::Origin(first)) = self.find(b"connection").map(|at| self.order[at]) {
-            let name = fields[first as usize].name.as_bytes();
-            for f in fields[first as usize..].iter() {
-                if !f.name.as_bytes().eq_ignore_ascii_case(name) {
+        if let Some(at) = self.find_kind(CONNECTION) {
+            let first = self.order[at];
+            for i in first as usize..self.lines.len() {
+                if self.first[i] != first {
                     continue;
                 }
-                for token in f.value.split(|&b| b == b',') {
-                    self.remove(token.trim_ascii());
+                for token in self.value(i).split(|&b| b == b',') {
+                    if let Some(at) = self.find_name(token.trim_ascii()) {
+                        self.remove_at(at);
+                    }
                 }
             }
         }
-        let mut fixed = [Slot::Date; MAX_FIELDS + 4];
+        let mut fixed = [0; ROOM];
         let mut n = 0;
         for &slot in &self.order[..self.len] {
-            let name = self.name(slot);
-            if HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            if matches!(
+                self.kind_of_slot(slot),
+                CONNECTION | HOP | TRANSFER_ENCODING
+            ) {
                 fixed[n] = slot;
                 n += 1;
             }
         }
         for &slot in &fixed[..n] {
-            let name = self.name(slot);
-            self.remove(name);
+            if let Some(at) = self.order[..self.len].iter().position(|&s| s == slot) {
+                self.remove_at(at);
+            }
         }
     }
 
@@ -163,78 +227,97 @@ impl<'a> Relay<'a> {
         self.len += 1;
     }
 
-    fn name(&self, slot: Slot) -> &'a [u8] {
+    fn kind_of_slot(&self, slot: Slot) -> Kind {
         match slot {
-            Slot::Origin(i) => self.fields[i as usize].name.as_bytes(),
-            Slot::Date => b"date",
-            Slot::Via => b"via",
-            Slot::CacheStatus => CACHE_STATUS,
-            Slot::Cookie => b"set-cookie",
+            OWN_DATE => K_DATE,
+            OWN_VIA => VIA,
+            OWN_STATUS => CACHE_STATUS,
+            OWN_COOKIE => K_SET_COOKIE,
+            i => self.kind[i as usize],
         }
     }
 
-    /// Where the name `name` (any case) is in the order.
-    fn find(&self, name: &[u8]) -> Option<usize> {
+    /// Where the name of kind `kind` (not [`OTHER`] nor [`HOP`]: one name each) is.
+    fn find_kind(&self, kind: Kind) -> Option<usize> {
         self.order[..self.len]
             .iter()
-            .position(|&s| self.name(s).eq_ignore_ascii_case(name))
+            .position(|&s| self.kind_of_slot(s) == kind)
+    }
+
+    /// Where the name `name` (any case) is.
+    fn find_name(&self, name: &[u8]) -> Option<usize> {
+        match kind_of(name) {
+            OTHER | HOP => self.order[..self.len]
+                .iter()
+                .position(|&s| s < ADDED && self.name(s as usize).eq_ignore_ascii_case(name)),
+            kind => self.find_kind(kind),
+        }
     }
 
     /// `HeaderMap::remove`: the last name takes the removed one's place.
-    fn remove(&mut self, name: &[u8]) {
-        if let Some(at) = self.find(name) {
-            self.len -= 1;
-            self.order[at] = self.order[self.len];
-        }
+    fn remove_at(&mut self, at: usize) {
+        self.len -= 1;
+        self.order[at] = self.order[self.len];
     }
 
     /// The values of the origin's lines of the name whose first line is `first`, in order.
-    fn origin_values(&self, first: u8) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let fields = self.fields;
-        let name = fields[first as usize].name.as_bytes();
-        fields[first as usize..]
-            .iter()
-            .filter(move |f| f.name.as_bytes().eq_ignore_ascii_case(name))
-            .map(|f| f.value)
+    fn origin_values(&self, first: Slot) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (first as usize..self.lines.len())
+            .filter(move |&i| self.first[i] == first)
+            .map(move |i| self.value(i))
     }
 
     /// Whether any of `names` is in the head.
     pub fn has_any(&self, names: &[HeaderName]) -> bool {
         names
             .iter()
-            .any(|n| self.find(n.as_str().as_bytes()).is_some())
+            .any(|n| self.find_name(n.as_str().as_bytes()).is_some())
     }
 
     /// The map the storage decision reads: the head's fields named in [`STORE_READS`] or
     /// `targets`, their values slices of `raw` (the bytes [`Relay::new`] read).
     pub fn decision_fields(&self, raw: &Bytes, targets: &[HeaderName]) -> HeaderMap {
-        let mut map = HeaderMap::new();
+        self.fields_map(raw, targets, true)
+    }
+
+    /// [`Relay::decision_fields`] of the response's directives only: `Cache-Control` and
+    /// `targets` (what `fill::refused_by_directives` reads).
+    pub fn directive_fields(&self, raw: &Bytes, targets: &[HeaderName]) -> HeaderMap {
+        self.fields_map(raw, targets, false)
+    }
+
+    fn fields_map(&self, raw: &Bytes, targets: &[HeaderName], all: bool) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(if all { self.len } else { 1 });
         for &slot in &self.order[..self.len] {
-            let name = self.name(slot);
-            let known = STORE_READS.iter().chain(targets);
-            let Some(key) = known
-                .into_iter()
-                .find(|k| name.eq_ignore_ascii_case(k.as_str().as_bytes()))
-            else {
+            let kind = self.kind_of_slot(slot);
+            let key = if kind == READ || (all && kind > READ) {
+                &STORE_READS[(kind - READ) as usize]
+            } else if kind == OTHER && !targets.is_empty() {
+                let name = self.name(slot as usize);
+                match targets
+                    .iter()
+                    .find(|t| name.eq_ignore_ascii_case(t.as_str().as_bytes()))
+                {
+                    Some(t) => t,
+                    None => continue,
+                }
+            } else {
                 continue;
             };
-            match slot {
-                Slot::Origin(first) => {
-                    for v in self.origin_values(first) {
-                        let value = if v.is_empty() {
-                            HeaderValue::from_bytes(v)
-                        } else {
-                            HeaderValue::from_maybe_shared(raw.slice_ref(v))
-                        };
-                        if let Ok(value) = value {
-                            map.append(key.clone(), value);
-                        }
-                    }
+            if slot == OWN_DATE {
+                if let Ok(value) = HeaderValue::from_bytes(self.date) {
+                    map.append(key.clone(), value);
                 }
-                _ => {
-                    if let Ok(value) = HeaderValue::from_bytes(self.date) {
-                        map.append(key.clone(), value);
-                    }
+                continue;
+            }
+            for v in self.origin_values(slot) {
+                let value = if v.is_empty() {
+                    HeaderValue::from_bytes(v)
+                } else {
+                    HeaderValue::from_maybe_shared(raw.slice_ref(v))
+                };
+                if let Ok(value) = value {
+                    map.append(key.clone(), value);
                 }
             }
         }
@@ -257,82 +340,98 @@ impl<'a> Relay<'a> {
     ) -> Framing {
         // `append_via`.
         self.node_id = node_id;
-        if let Some(at) = self.find(b"via") {
-            if let Slot::Origin(first) = self.order[at] {
+        match self.find_kind(VIA).map(|at| self.order[at]) {
+            Some(first) => {
                 let mut own = Vec::new();
                 self.own_via(&mut own);
                 self.via = Some(combined(self.origin_values(first), &own));
             }
-        } else {
-            self.push(Slot::Via);
+            None => self.push(OWN_VIA),
         }
         // The route's targeted fields.
         if self.has_any(strip) {
             for name in strip {
-                self.remove(name.as_str().as_bytes());
+                if let Some(at) = self.find_name(name.as_str().as_bytes()) {
+                    self.remove_at(at);
+                }
             }
         }
         // `append_fwd`.
         self.own_status = own_status;
-        match self.find(CACHE_STATUS).map(|at| self.order[at]) {
-            Some(Slot::Origin(first)) => {
+        match self.find_kind(CACHE_STATUS).map(|at| self.order[at]) {
+            Some(first) => {
                 self.cache_status = Some(combined(self.origin_values(first), own_status));
             }
-            Some(_) => {}
-            None => self.push(Slot::CacheStatus),
+            None => self.push(OWN_STATUS),
         }
         // `forward::with_cookie`.
         if let Some(c) = cookie {
             self.cookie = Some(c);
-            if self.find(b"set-cookie").is_none() {
-                self.push(Slot::Cookie);
+            if self.find_kind(K_SET_COOKIE).is_none() {
+                self.push(OWN_COOKIE);
             }
         }
         // `lite::write_response`.
-        let coded = self.find(TRANSFER_ENCODING.as_str().as_bytes()).is_some();
-        let length = match self.find(CONTENT_LENGTH.as_str().as_bytes()) {
-            Some(at) => match self.order[at] {
-                Slot::Origin(first) => self.origin_values(first).next(),
-                _ => None,
-            },
-            None => None,
-        };
+        let coded = self.find_kind(TRANSFER_ENCODING).is_some();
+        let length = self
+            .find_kind(K_CONTENT_LENGTH)
+            .and_then(|at| self.origin_values(self.order[at]).next());
         let framing = h1::framing_of(false, self.status, coded, length, exact);
         h1::status_line(out, self.status);
         let mut has_close = false;
         for &slot in &self.order[..self.len] {
-            let name = self.name(slot);
-            let connection = name.eq_ignore_ascii_case(CONNECTION.as_str().as_bytes());
-            if slot == Slot::Via {
-                out.extend_from_slice(b"via: ");
-                self.own_via(out);
-                out.extend_from_slice(b"\r\n");
-                continue;
+            let kind = self.kind_of_slot(slot);
+            match slot {
+                OWN_DATE => line(out, b"date", self.date),
+                OWN_VIA => {
+                    out.extend_from_slice(b"via: ");
+                    self.own_via(out);
+                    out.extend_from_slice(b"\r\n");
+                }
+                OWN_STATUS => line(out, b"cache-status", self.own_status),
+                OWN_COOKIE => line(out, b"set-cookie", self.cookie.unwrap_or_default()),
+                first => {
+                    let name = self.name(first as usize);
+                    let replaced = match kind {
+                        VIA => self.via.as_deref(),
+                        CACHE_STATUS => self.cache_status.as_deref(),
+                        _ => None,
+                    };
+                    if let Some(v) = replaced {
+                        line(out, name, v);
+                        continue;
+                    }
+                    for value in self.origin_values(first) {
+                        has_close |= kind == CONNECTION && value.eq_ignore_ascii_case(b"close");
+                        line(out, name, value);
+                    }
+                    if kind == K_SET_COOKIE {
+                        if let Some(c) = self.cookie {
+                            line(out, name, c);
+                        }
+                    }
+                }
             }
-            self.each_value(slot, |value| {
-                has_close |= connection && value.eq_ignore_ascii_case(b"close");
-                let at = out.len();
-                out.extend_from_slice(name);
-                out[at..].make_ascii_lowercase();
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value);
-                out.extend_from_slice(b"\r\n");
-            });
         }
-        let date = self.find(DATE.as_str().as_bytes()).is_none();
+        let date = self.find_kind(K_DATE).is_none();
         h1::end_head(out, framing, date, close && !has_close);
         framing
     }
 
     /// The `Cache-Status` value [`Relay::client_head`] wrote (for the access log).
     pub fn cache_status(&self) -> Vec<u8> {
-        let mut first = None;
-        if let Some(at) = self.find(CACHE_STATUS) {
-            self.each_value(self.order[at], |v| {
-                first.get_or_insert(v.to_vec());
-            });
+        match self.find_kind(CACHE_STATUS).map(|at| self.order[at]) {
+            Some(OWN_STATUS) => self.own_status.to_vec(),
+            Some(first) => match &self.cache_status {
+                Some(v) => v.clone(),
+                None => self
+                    .origin_values(first)
+                    .next()
+                    .unwrap_or_default()
+                    .to_vec(),
+            },
+            None => Vec::new(),
         }
-        first.unwrap_or_default()
     }
 
     /// This node's own `Via` entry (`append_via`): `<proto> <node_id> (strait)`.
@@ -347,31 +446,16 @@ impl<'a> Relay<'a> {
         out.extend_from_slice(self.node_id.as_bytes());
         out.extend_from_slice(b" (strait)");
     }
+}
 
-    /// Each value of one name, as the client head writes them (not this node's own `Via`).
-    fn each_value(&self, slot: Slot, mut f: impl FnMut(&[u8])) {
-        let name = self.name(slot);
-        let replaced = if name.eq_ignore_ascii_case(VIA.as_str().as_bytes()) {
-            self.via.as_deref()
-        } else if name.eq_ignore_ascii_case(CACHE_STATUS) {
-            self.cache_status.as_deref()
-        } else {
-            None
-        };
-        match (slot, replaced) {
-            (Slot::Origin(_), Some(v)) => f(v),
-            (Slot::Origin(first), None) => {
-                self.origin_values(first).for_each(&mut f);
-                if name.eq_ignore_ascii_case(b"set-cookie") {
-                    self.cookie.into_iter().for_each(f);
-                }
-            }
-            (Slot::Date, _) => f(self.date),
-            (Slot::Via, _) => {}
-            (Slot::CacheStatus, _) => f(self.own_status),
-            (Slot::Cookie, _) => self.cookie.into_iter().for_each(f),
-        }
-    }
+/// One field line, its name lower-cased (as a `HeaderName` writes it).
+fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let at = out.len();
+    out.extend_from_slice(name);
+    out[at..].make_ascii_lowercase();
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `policy::headers::append_list_member`: the non-empty values, trimmed, then `member`, joined
@@ -393,7 +477,7 @@ mod tests {
     use http::Method;
 
     use super::*;
-    use crate::origin::h1::head::parse_response;
+    use crate::origin::h1::head::{parse_response, parse_response_raw};
     use crate::policy::cache_control::CacheControl;
     use crate::policy::cache_status::{append_fwd, own_fwd_value, Fwd};
     use crate::policy::freshness::FreshnessParams;
@@ -429,8 +513,10 @@ mod tests {
     /// The lane's way.
     fn by_relay(raw: &str, now: SystemTime, add: &Add) -> Vec<u8> {
         let date = httpdate::fmt_http_date(now);
-        let mut storage = [MaybeUninit::uninit(); MAX_FIELDS];
-        let mut relay = Relay::new(raw.as_bytes(), date.as_bytes(), &mut storage).unwrap();
+        let head = parse_response_raw(raw.as_bytes(), false).unwrap().unwrap();
+        let kept = head.raw.unwrap();
+        let at = (head.status, head.version);
+        let mut relay = Relay::new(&kept.bytes, &kept.lines, at, date.as_bytes());
         let own = own_fwd_value(NODE, Fwd::Miss).unwrap();
         let mut out = b"junk".to_vec();
         out.clear();
@@ -475,6 +561,8 @@ mod tests {
         "HTTP/1.1 404 Whatever Reason\r\nX-Empty:\r\nVary: *\r\nContent-Length: 10\r\nX-Tab: a\tb\r\nX-Obs: café\r\n\r\n",
         "HTTP/1.1 500 Internal Server Error\r\nConnection: Content-Length, x-strip\r\nContent-Length: 3\r\nX-Strip: 1\r\nVia: 1.1 up\r\n\r\n",
         "HTTP/1.1 299 Odd\r\nconnection: Connection, keep-alive\r\nkeep-alive: 1\r\nX: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTE: a\r\nX-1: 1\r\nKeep-Alive: 1\r\nte: b\r\nX-2: 2\r\nkeep-alive: 2\r\nTrailer: t\r\nX-3: 3\r\nContent-Length: 1\r\nUpgrade: u\r\nX-4: 4\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nConnection: date, cache-status, via\r\nDate: Mon, 07 Dec 2020 05:00:00 GMT\r\nVia: 1.0 x\r\nCache-Status: up\r\nX: 1\r\nConnection: X, x-strip\r\nX-Strip: 2\r\nY: 3\r\n\r\n",
     ];
 
     #[test]
@@ -482,7 +570,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let strips: [&[HeaderName]; 4] = [
             &[],
-            &[HeaderName::from_static("x-strip"), VIA],
+            &[HeaderName::from_static("x-strip"), http::header::VIA],
             &[
                 HeaderName::from_static("cache-status"),
                 HeaderName::from_static("x-strip"),
@@ -520,6 +608,19 @@ mod tests {
 
     /// What `fill::store_decision` makes of a map (besides the route's settings).
     fn decide(status: StatusCode, h: &HeaderMap, targets: &[HeaderName]) -> String {
+        let d = store(status, h, targets);
+        format!(
+            "{d:?} {} {:?}",
+            h.contains_key(SET_COOKIE),
+            content_length(h)
+        )
+    }
+
+    fn store(
+        status: StatusCode,
+        h: &HeaderMap,
+        targets: &[HeaderName],
+    ) -> Result<crate::policy::meta::StoredMeta, crate::policy::storable::NoStoreReason> {
         let params = StoreParams {
             freshness: FreshnessParams {
                 heuristic_percent: 10,
@@ -529,7 +630,7 @@ mod tests {
             default_ttl: None,
         };
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let d = storability(
+        storability(
             &Method::GET,
             &HeaderMap::new(),
             &CacheControl::default(),
@@ -538,11 +639,6 @@ mod tests {
             t,
             t,
             &params,
-        );
-        format!(
-            "{d:?} {} {:?}",
-            h.contains_key(SET_COOKIE),
-            content_length(h)
         )
     }
 
@@ -559,25 +655,44 @@ mod tests {
             "HTTP/1.1 200 OK\r\nCache-Control: max-age=5\r\nContent-Length: 99999999999\r\n\r\n",
             "HTTP/1.1 203 OK\r\nCache-Control: max-age=5, must-understand, no-store\r\n\r\n",
             "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nCache-Control: private, max-age=9\r\nETag: \"e\"\r\n\r\n",
+            "HTTP/1.1 206 Partial Content\r\nCache-Control: max-age=9\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nConnection: cache-control\r\nETag: \"e\"\r\n\r\n",
         ];
         let targets = [HeaderName::from_static("cdn-cache-control")];
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let date = httpdate::fmt_http_date(now);
+        let mut early = 0;
         for raw in heads {
             let head = parse_response(raw.as_bytes(), false).unwrap().unwrap();
             let mut full = head.headers;
             strip_hop_by_hop(&mut full);
             ensure_date(&mut full, now);
             let bytes = Bytes::copy_from_slice(raw.as_bytes());
-            let mut storage = [MaybeUninit::uninit(); MAX_FIELDS];
-            let relay = Relay::new(&bytes, date.as_bytes(), &mut storage).unwrap();
-            let few = relay.decision_fields(&bytes, &targets);
+            let kept = parse_response_raw(&bytes, false)
+                .unwrap()
+                .unwrap()
+                .raw
+                .unwrap();
+            let at = (head.status, head.version);
+            let relay = Relay::new(&kept.bytes, &kept.lines, at, date.as_bytes());
+            let few = relay.decision_fields(&kept.bytes, &targets);
             assert_eq!(
                 decide(head.status, &few, &targets),
                 decide(head.status, &full, &targets),
                 "{raw}"
             );
             assert!(few.len() <= full.len());
+            // Refused on the directives alone: refused the same on the whole head.
+            let only = relay.directive_fields(&kept.bytes, &targets);
+            match store(head.status, &only, &targets) {
+                Err(r) if r.by_directives() => {
+                    early += 1;
+                    assert_eq!(store(head.status, &full, &targets), Err(r), "{raw}");
+                }
+                _ => {}
+            }
         }
+        assert_eq!(early, 3, "no-store, private, 206");
     }
 }

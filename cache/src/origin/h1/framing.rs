@@ -14,7 +14,7 @@
 //!   HTTP/1.0 only with `keep-alive` and without `close`.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{StatusCode, Version};
+use http::{HeaderName, StatusCode, Version};
 
 use super::head::{Framing, HeadError};
 
@@ -31,16 +31,17 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// Note one field line (`name` in any case).
-    pub fn field(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str().as_bytes()) {
+    /// Note one field line (`name` in any case, a token); true when it is a `Content-Length`.
+    pub fn field(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let is = |known: &HeaderName| name.len() == known.as_str().len() && is_name(name, known);
+        if is(&TRANSFER_ENCODING) {
             self.coding = true;
             for coding in value.split(|b| *b == b',').map(trim) {
                 if !coding.is_empty() {
                     self.last_chunked = Some(coding.eq_ignore_ascii_case(b"chunked"));
                 }
             }
-        } else if name.eq_ignore_ascii_case(CONTENT_LENGTH.as_str().as_bytes()) {
+        } else if is(&CONTENT_LENGTH) {
             for member in value.split(|b| *b == b',') {
                 let n = match (self.length, number(trim(member))) {
                     (Some(Err(e)), _) => Err(e),
@@ -50,12 +51,14 @@ impl Framer {
                 };
                 self.length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case(CONNECTION.as_str().as_bytes()) {
+            return true;
+        } else if is(&CONNECTION) {
             for token in value.split(|b| *b == b',').map(trim) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
+        false
     }
 
     /// The framing and whether the connection may carry another request after the body.
@@ -103,6 +106,13 @@ impl Framer {
             None => Ok((Framing::UntilClose, false)),
         }
     }
+}
+
+/// Whether the field name `name` (a token, any case) is `known` (lower case letters and `-`):
+/// for those, setting bit 5 of a token's byte lower-cases it and makes no other byte equal.
+pub fn is_name(name: &[u8], known: &HeaderName) -> bool {
+    let known = known.as_str().as_bytes();
+    name.len() == known.len() && name.iter().zip(known).all(|(b, k)| b | 0x20 == *k)
 }
 
 /// A `Content-Length` member: ASCII digits only, at most 19 of them.

@@ -42,7 +42,7 @@ pub struct Head {
     pub len: usize,
     /// The head as received, when it was read by [`parse_response_raw`] (`headers` is then
     /// empty).
-    pub raw: Option<RawHead>,
+    pub raw: Option<Box<RawHead>>,
 }
 
 /// Why a response head is refused.
@@ -107,7 +107,13 @@ pub struct RawHead {
     pub bytes: bytes::Bytes,
     /// The first `Content-Length` value, as `policy::headers::content_length` reads it.
     pub content_length: Option<u64>,
+    /// Where each field line's name and value are in `bytes`, in order.
+    pub lines: Vec<Line>,
 }
+
+/// A field line in a [`RawHead`]: its name's offset and length, its value's (as httparse
+/// reads it: without the blanks around it). A head is at most [`MAX_HEAD`] bytes: they fit.
+pub type Line = [u16; 4];
 
 /// A complete head's status line and field lines, checked for what every head must be.
 struct Scanned<'b> {
@@ -204,13 +210,25 @@ pub fn parse_response_raw(buf: &[u8], head_request: bool) -> Result<Option<Head>
     let mut framer = Framer::default();
     let mut content_length = None;
     let mut length_seen = false;
+    let mut lines = Vec::with_capacity(head.fields.len());
+    let at = |s: &[u8]| u16::try_from((s.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize));
     for f in head.fields.iter() {
         let name = f.name.as_bytes();
-        if !length_seen && name.eq_ignore_ascii_case(b"content-length") {
+        let line = (|| {
+            let n = u16::try_from(name.len()).ok()?;
+            let v = u16::try_from(f.value.len()).ok()?;
+            let value_at = if f.value.is_empty() {
+                0
+            } else {
+                at(f.value).ok()?
+            };
+            Some([at(name).ok()?, n, value_at, v])
+        })();
+        lines.push(line.ok_or(HeadError::TooLarge)?);
+        if framer.field(name, f.value) && !length_seen {
             length_seen = true;
             content_length = crate::policy::headers::length_value(f.value);
         }
-        framer.field(name, f.value);
     }
     let (framing, reusable) = framer.finish(head.status, head.version, head_request)?;
     Ok(Some(Head {
@@ -220,10 +238,11 @@ pub fn parse_response_raw(buf: &[u8], head_request: bool) -> Result<Option<Head>
         framing,
         reusable,
         len: head.len,
-        raw: Some(RawHead {
+        raw: Some(Box::new(RawHead {
             bytes: bytes::Bytes::copy_from_slice(&buf[..head.len]),
             content_length,
-        }),
+            lines,
+        })),
     }))
 }
 
@@ -435,6 +454,15 @@ mod tests {
                         kept.content_length,
                         crate::policy::headers::content_length(&map)
                     );
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+                    let mut resp = httparse::Response::new(&mut fields);
+                    assert!(resp.parse(raw).unwrap().is_complete());
+                    assert_eq!(kept.lines.len(), resp.headers.len());
+                    for ([na, nl, va, vl], f) in kept.lines.iter().zip(resp.headers.iter()) {
+                        let at = |a: &u16, l: &u16| &raw[*a as usize..][..*l as usize];
+                        assert_eq!(at(na, nl), f.name.as_bytes());
+                        assert_eq!(at(va, vl), f.value);
+                    }
                 }
             }
         }
