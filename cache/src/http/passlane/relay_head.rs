@@ -92,6 +92,8 @@ const OWN_VIA: Slot = ADDED + 1;
 const OWN_STATUS: Slot = ADDED + 2;
 const OWN_COOKIE: Slot = ADDED + 3;
 const ROOM: usize = MAX_FIELDS + 4;
+/// No further line of a name.
+const NO_LINE: u8 = u8::MAX;
 
 /// An origin head's fields in the order the general stages' map holds them (see the module
 /// doc), with what the lane changes.
@@ -100,9 +102,11 @@ pub struct Relay<'a> {
     pub version: Version,
     raw: &'a [u8],
     lines: &'a [Line],
-    /// Each line's kind, and the first line of its name.
+    /// Each line's kind, the first line of its name, and the next line of its name (or
+    /// [`NO_LINE`]).
     kind: [Kind; MAX_FIELDS],
     first: [u8; MAX_FIELDS],
+    next: [u8; MAX_FIELDS],
     order: [Slot; ROOM],
     len: usize,
     date: &'a [u8],
@@ -133,6 +137,7 @@ impl<'a> Relay<'a> {
             lines,
             kind: [OTHER; MAX_FIELDS],
             first: [0; MAX_FIELDS],
+            next: [NO_LINE; MAX_FIELDS],
             order: [0; ROOM],
             len: 0,
             date,
@@ -143,6 +148,8 @@ impl<'a> Relay<'a> {
             cookie: None,
         };
         let mut hop = false;
+        // The last line of each name so far, by its first.
+        let mut last = [0u8; MAX_FIELDS];
         for i in 0..lines.len() {
             let name = relay.name(i);
             let kind = kind_of(name);
@@ -157,9 +164,15 @@ impl<'a> Relay<'a> {
                     .find(|&j| relay.kind[j] == kind && relay.name(j).eq_ignore_ascii_case(name)),
             };
             match seen {
-                Some(j) => relay.first[i] = relay.first[j],
+                Some(j) => {
+                    let first = relay.first[j];
+                    relay.first[i] = first;
+                    relay.next[last[first as usize] as usize] = i as u8;
+                    last[first as usize] = i as u8;
+                }
                 None => {
                     relay.first[i] = i as u8;
+                    last[i] = i as u8;
                     relay.push(i as u8);
                 }
             }
@@ -192,16 +205,14 @@ impl<'a> Relay<'a> {
     /// `strip_hop_by_hop`: the names `Connection` lists, then the fixed set as the map lists it.
     fn strip_hop_by_hop(&mut self) {
         if let Some(at) = self.find_kind(CONNECTION) {
-            let first = self.order[at];
-            for i in first as usize..self.lines.len() {
-                if self.first[i] != first {
-                    continue;
-                }
-                for token in self.value(i).split(|&b| b == b',') {
+            let mut i = self.order[at];
+            while i != NO_LINE {
+                for token in self.value(i as usize).split(|&b| b == b',') {
                     if let Some(at) = self.find_name(token.trim_ascii()) {
                         self.remove_at(at);
                     }
                 }
+                i = self.next[i as usize];
             }
         }
         let mut fixed = [0; ROOM];
@@ -262,9 +273,10 @@ impl<'a> Relay<'a> {
 
     /// The values of the origin's lines of the name whose first line is `first`, in order.
     fn origin_values(&self, first: Slot) -> impl Iterator<Item = &'a [u8]> + '_ {
-        (first as usize..self.lines.len())
-            .filter(move |&i| self.first[i] == first)
-            .map(move |i| self.value(i))
+        std::iter::successors(Some(first), move |&i| {
+            Some(self.next[i as usize]).filter(|&n| n != NO_LINE)
+        })
+        .map(move |i| self.value(i as usize))
     }
 
     /// Whether any of `names` is in the head.
@@ -377,6 +389,7 @@ impl<'a> Relay<'a> {
             .find_kind(K_CONTENT_LENGTH)
             .and_then(|at| self.origin_values(self.order[at]).next());
         let framing = h1::framing_of(false, self.status, coded, length, exact);
+        out.reserve(self.raw.len() + 160);
         h1::status_line(out, self.status);
         let mut has_close = false;
         for &slot in &self.order[..self.len] {
