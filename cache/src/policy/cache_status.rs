@@ -162,8 +162,8 @@ pub fn append_cache_status(h: &mut HeaderMap, status: &CacheStatus) {
 /// Appends this node's plain `<node>; fwd=<fwd>` member: the same field as
 /// `append_cache_status(h, &CacheStatus::fwd(node, fwd))`. When `h` has no Cache-Status yet (the
 /// usual case) the value is made once per thread for the last node id seen, then shared.
-/// (The pass lane writes this member from bytes, `own_fwd_value`; its tests compare with this.)
-#[cfg(test)]
+/// (The pass lane writes this member from bytes, `own_fwd_value`; its checks compare with
+/// this: `fuzzing::check_pass_lane_relay`.)
 pub fn append_fwd(h: &mut HeaderMap, node: &str, fwd: Fwd) {
     if !h.contains_key(CACHE_STATUS) {
         if let Some(value) = own_fwd_value(node, fwd) {

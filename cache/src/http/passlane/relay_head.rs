@@ -579,6 +579,17 @@ mod tests {
     ];
 
     #[test]
+    fn the_fuzz_check_holds_for_every_mode_of_each_head() {
+        for raw in HEADS {
+            for mode in 0..64u8 {
+                let mut data = vec![mode];
+                data.extend_from_slice(raw.as_bytes());
+                crate::fuzzing::check_pass_lane_relay(&data);
+            }
+        }
+    }
+
+    #[test]
     fn the_head_is_the_bytes_the_map_would_write() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let strips: [&[HeaderName]; 4] = [
