@@ -12,7 +12,8 @@
 //! node's member) in the name's place. [`Relay::decision_fields`] is the map the storage
 //! decision reads ([`STORE_READS`] and the route's targeted fields only), which decides as the
 //! whole map does; [`Relay::directive_fields`], of those, `Cache-Control` and the targeted
-//! fields (what `fill::refused_by_directives` reads).
+//! fields (what `fill::refused_by_directives` reads). Both ways are compared on arbitrary
+//! heads by `fuzzing::check_pass_lane_relay` (the `pass_lane_relay` fuzz target).
 
 use bytes::Bytes;
 use http::header::{
