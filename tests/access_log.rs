@@ -169,8 +169,13 @@ fn every_field_of_each_kind_of_request(json: bool) {
     assert_eq!(missing.status, 404);
     let failed = get(node.addr, "/dead/x", &[]);
     assert_eq!(failed.status, 502);
+    // A no-store key asked twice: the second request takes the pass lane.
+    let lane_path = "/obj/p?size=30&cc=no-store";
+    let _ = get(node.addr, lane_path, &[]);
+    let lane = get(node.addr, lane_path, &[]);
+    assert_eq!(node.counter("pass_lane"), 1);
 
-    let all = read_log(&log, json, 5);
+    let all = read_log(&log, json, 7);
     let find = |status: &str, cache: &str| -> &Fields {
         all.iter()
             .find(|f| {
@@ -230,7 +235,21 @@ fn every_field_of_each_kind_of_request(json: bool) {
     );
     assert!(field(e, "cache").is_some(), "{e:?}");
 
-    assert_eq!(node.counter("access_log_lines"), 5);
+    let lane_lines: Vec<&Fields> = all
+        .iter()
+        .filter(|f| field(f, "path") == Some(lane_path))
+        .collect();
+    assert_eq!(lane_lines.len(), 2, "{all:?}");
+    for l in lane_lines {
+        assert_eq!(field(l, "status"), Some("200"));
+        assert_eq!(field(l, "bytes"), Some("30"));
+        assert_eq!(field(l, "cache"), Some(lane.cache_status()));
+        assert_eq!(field(l, "route"), Some("1"));
+        assert_eq!(field(l, "pool"), Some("origin"));
+        assert_eq!(field(l, "server"), Some(origin_s.as_str()));
+    }
+
+    assert_eq!(node.counter("access_log_lines"), 7);
     assert_eq!(node.counter("access_log_dropped"), 0);
 }
 

@@ -21,6 +21,8 @@ mod cut;
 mod framing;
 #[path = "hostile/origin.rs"]
 mod origin;
+#[path = "hostile/pass_lane.rs"]
+mod pass_lane;
 #[path = "hostile/script.rs"]
 mod script;
 #[path = "hostile/slow.rs"]

@@ -42,6 +42,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("wire_check", check_wire_check),
     ("node_config", check_node_config),
     ("pass_lane_head", check_pass_lane_head),
+    ("pass_lane_relay", check_pass_lane_relay),
 ];
 
 /// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
@@ -829,5 +830,147 @@ pub fn check_pass_lane_head(data: &[u8]) {
             ("x-forwarded-for", ip.as_bytes()),
             ("forwarded", forwarded.as_bytes()),
         ]
+    );
+}
+
+/// The pass lane's answer head written from an origin's raw head
+/// (`http::passlane::relay_head::Relay`) against the general stages' way (the head as a map,
+/// `strip_hop_by_hop`, `ensure_date`, `append_via`, the targeted fields removed, `append_fwd`,
+/// the persistence cookie, `h1::encode_head`): after a mode byte (bits 0–1: which names the
+/// route strips, 2: a cookie, 3: the client closes, 4–5: the body's exact length unknown, 0 or
+/// 7), an origin head. Every final head `parse_response_raw` takes is also taken by
+/// `parse_response` with the same status, framing and reuse, and the two ways write the same
+/// bytes; the storage decision reads the same of the few fields
+/// (`Relay::decision_fields`) as of the whole map, and a refusal on the directives alone
+/// (`NoStoreReason::by_directives`) is the whole map's refusal.
+pub fn check_pass_lane_relay(data: &[u8]) {
+    use crate::http::h1;
+    use crate::http::passlane::relay_head::Relay;
+    use crate::policy::cache_status::{append_fwd, own_fwd_value};
+    use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
+    let mut input = Input::new(data);
+    let mode = input.byte();
+    let buf = input.rest();
+    let raw = head::parse_response_raw(buf, false);
+    let map = head::parse_response(buf, false);
+    let outline = |r: &Result<Option<head::Head>, head::HeadError>| match r {
+        Ok(Some(h)) => Ok(Some((h.status, h.version, h.framing, h.reusable, h.len))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(*e),
+    };
+    assert_eq!(outline(&raw), outline(&map), "raw and map readings differ");
+    let (Ok(Some(h)), Ok(Some(m))) = (raw, map) else {
+        return;
+    };
+    if h.status.is_informational() {
+        return;
+    }
+    let kept = h.raw.expect("kept raw");
+    let strips: [&[HeaderName]; 4] = [
+        &[],
+        &[HeaderName::from_static("x-strip"), http::header::VIA],
+        &[
+            HeaderName::from_static("cache-status"),
+            HeaderName::from_static("x-strip"),
+        ],
+        &[
+            HeaderName::from_static("cdn-cache-control"),
+            http::header::CONTENT_LENGTH,
+        ],
+    ];
+    let strip = strips[usize::from(mode & 3)];
+    let cookie = (mode & 4 != 0).then_some("srv=ab; Path=/");
+    let close = mode & 8 != 0;
+    let exact = [None, Some(0), Some(7), None][usize::from((mode >> 4) & 3)];
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let date = httpdate::fmt_http_date(now);
+    let node = "n1";
+    // The general stages' way.
+    let mut full = m.headers;
+    strip_hop_by_hop(&mut full);
+    ensure_date(&mut full, now);
+    let decided = full.clone();
+    append_via(&mut full, m.version, node);
+    if strip.iter().any(|t| full.contains_key(t)) {
+        for t in strip {
+            full.remove(t);
+        }
+    }
+    append_fwd(&mut full, node, Fwd::Miss);
+    if let Some(c) = cookie {
+        full.append(http::header::SET_COOKIE, HeaderValue::from_static(c));
+    }
+    let framing = h1::framing(false, m.status, &full, exact);
+    let mut want = Vec::new();
+    h1::encode_head(
+        &mut want,
+        m.status,
+        &full,
+        framing,
+        close || h1::says_close(&full),
+    );
+    // The lane's.
+    let mut relay = Relay::new(
+        &kept.bytes,
+        &kept.lines,
+        (h.status, h.version),
+        date.as_bytes(),
+    );
+    let targets = [HeaderName::from_static("cdn-cache-control")];
+    let decide = |fields: &HeaderMap| {
+        let params = StoreParams {
+            freshness: FreshnessParams {
+                heuristic_percent: 10,
+                heuristic_max: Duration::from_secs(86400),
+            },
+            targets: &targets,
+            default_ttl: None,
+        };
+        storability(
+            &Method::GET,
+            &HeaderMap::new(),
+            &CacheControl::default(),
+            h.status,
+            fields,
+            now,
+            now,
+            &params,
+        )
+    };
+    let whole = decide(&decided);
+    let few = relay.decision_fields(&kept.bytes, &targets);
+    assert_eq!(decide(&few), whole, "the few fields decide otherwise");
+    assert_eq!(
+        few.contains_key(http::header::SET_COOKIE),
+        decided.contains_key(http::header::SET_COOKIE)
+    );
+    assert_eq!(
+        crate::policy::headers::content_length(&few),
+        crate::policy::headers::content_length(&decided)
+    );
+    if let Err(r) = decide(&relay.directive_fields(&kept.bytes, &targets)) {
+        if r.by_directives() {
+            assert_eq!(
+                whole,
+                Err(r),
+                "refused on the directives alone, not on the whole"
+            );
+        }
+    }
+    let own = own_fwd_value(node, Fwd::Miss).expect("own member");
+    let mut got = Vec::new();
+    let got_framing = relay.client_head(
+        node,
+        own.as_bytes(),
+        strip,
+        cookie.map(str::as_bytes),
+        (exact, close),
+        &mut got,
+    );
+    assert_eq!(got_framing, framing);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want),
+        "the lane's head differs"
     );
 }

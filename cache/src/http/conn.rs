@@ -166,7 +166,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 Some((obj, ttl))
             });
             let Some((obj, ttl)) = hit else {
-                let (resp, route, pending) = 'answer: {
+                let (resp, route, pending, framed) = 'answer: {
                     // A key a peer owns: asked from the owner, answered from its wire head.
                     let mut pre = None;
                     // The runtime `route` was found in: the pass lane's (held to no await).
@@ -219,23 +219,31 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                             path: req.path,
                             client: peer,
                             interim: Some(sink.clone()),
+                            close,
+                            out: &mut out,
                         };
                         let lane = passlane::serve(ctx, Guard::into_inner(rt), route, lane_req);
                         let (lane, interim_failed) = with_interims(&mut io, &sink, lane).await;
                         if let Some(e) = interim_failed {
                             return write_failed(ctx, peer, &e);
                         }
+                        let pending = || {
+                            if ctx.access.enabled() {
+                                lite::parts(&buf[..head_len]).map(|parts| {
+                                    let head = (&parts.method, &parts.uri, &parts.headers);
+                                    Pending::of_parts(head, Some(peer), now, read_at)
+                                })
+                            } else {
+                                None
+                            }
+                        };
                         match lane {
                             passlane::Lane::Answer(resp, route) => {
-                                let pending = if ctx.access.enabled() {
-                                    lite::parts(&buf[..head_len]).map(|parts| {
-                                        let head = (&parts.method, &parts.uri, &parts.headers);
-                                        Pending::of_parts(head, Some(peer), now, read_at)
-                                    })
-                                } else {
-                                    None
-                                };
-                                break 'answer (resp, Some(route), pending);
+                                break 'answer (resp, Some(route), pending(), None);
+                            }
+                            passlane::Lane::Raw(a) => {
+                                let framed = Some((a.framing, a.close));
+                                break 'answer (a.resp, Some(a.route), pending(), framed);
                             }
                             passlane::Lane::General(p) => prefetched = Some(p),
                             passlane::Lane::NotTaken => {}
@@ -267,15 +275,27 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     let Some((resp, route)) = answer else {
                         return handoff(conn, io, buf, watcher, idle_armed_at).await;
                     };
-                    (resp, route, pending)
+                    (resp, route, pending, None)
                 };
                 buf.advance(head_len);
                 let status = resp.status().as_u16();
-                let written = match pending {
-                    None => lite::write_response(&mut io, resp, head_only, close, &mut out).await,
-                    Some(p) => {
+                // `framed`: the head is in `out` already (the pass lane's), the body follows.
+                let written = match (pending, framed) {
+                    (None, None) => {
+                        lite::write_response(&mut io, resp, head_only, close, &mut out).await
+                    }
+                    (Some(p), None) => {
                         let resp = access::track(ctx, Some(p), resp, route, Instant::now());
                         lite::write_response(&mut io, resp, head_only, close, &mut out).await
+                    }
+                    (None, Some((framing, close))) => {
+                        let body = resp.into_body();
+                        lite::write_framed(&mut io, body, framing, close, &mut out).await
+                    }
+                    (Some(p), Some((framing, close))) => {
+                        let resp = access::track(ctx, Some(p), resp, route, Instant::now());
+                        let body = resp.into_body();
+                        lite::write_framed(&mut io, body, framing, close, &mut out).await
                     }
                 };
                 let done = Instant::now();

@@ -32,6 +32,26 @@ pub fn framing(
     headers: &HeaderMap,
     exact: Option<u64>,
 ) -> Framing {
+    let coded = headers.contains_key(http::header::TRANSFER_ENCODING);
+    let length = headers.get(http::header::CONTENT_LENGTH);
+    framing_of(
+        head_request,
+        status,
+        coded,
+        length.map(|v| v.as_bytes()),
+        exact,
+    )
+}
+
+/// [`framing`] from what it reads of the fields: whether there is a `Transfer-Encoding`, and
+/// the first `Content-Length` value (for a caller that holds the fields as bytes).
+pub fn framing_of(
+    head_request: bool,
+    status: StatusCode,
+    coded: bool,
+    length: Option<&[u8]>,
+    exact: Option<u64>,
+) -> Framing {
     if head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -39,12 +59,13 @@ pub fn framing(
     {
         return Framing::None;
     }
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+    if coded {
         return Framing::Chunked { add: false };
     }
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+    // As `HeaderValue::to_str` then `str::parse`.
+    let declared = length
+        .filter(|v| v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)))
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.parse::<u64>().ok());
     match (declared, exact) {
         (Some(n), _) => Framing::Length { n, add: false },
@@ -62,12 +83,7 @@ pub fn encode_head(
     framing: Framing,
     close: bool,
 ) {
-    let mut num = itoa::Buffer::new();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    status_line(out, status);
     let mut has_close = false;
     for (name, value) in headers {
         if name == http::header::CONNECTION {
@@ -78,21 +94,41 @@ pub fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    end_head(
+        out,
+        framing,
+        !headers.contains_key(http::header::DATE),
+        close && !has_close,
+    );
+}
+
+/// The status line [`encode_head`] writes: `HTTP/1.1`, the code and its canonical reason.
+pub fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What [`encode_head`] writes after the response's own fields: the framing field when it is
+/// added, `date` when `date`, `connection: close` when `close`, and the blank line.
+pub fn end_head(out: &mut Vec<u8>, framing: Framing, date: bool, close: bool) {
     match framing {
         Framing::Length { n, add: true } => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(num.format(n).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked { add: true } => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         _ => {}
     }
-    if !headers.contains_key(http::header::DATE) {
+    if date {
         out.extend_from_slice(b"date: ");
         with_date(|d| out.extend_from_slice(d));
         out.extend_from_slice(b"\r\n");
     }
-    if close && !has_close {
+    if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -122,7 +158,9 @@ thread_local! {
     static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
 
-fn with_date(f: impl FnOnce(&[u8])) {
+/// Calls `f` with the IMF-fixdate of the current second (formatted once per second per
+/// thread).
+pub fn with_date(f: impl FnOnce(&[u8])) {
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     DATE.with(|cell| {

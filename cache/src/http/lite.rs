@@ -71,12 +71,29 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let (parts, mut body) = resp.into_parts();
+    let (parts, body) = resp.into_parts();
     let close = close || h1::says_close(&parts.headers);
     let exact = body.size_hint().exact();
     let framing = h1::framing(head_request, parts.status, &parts.headers, exact);
     out.clear();
     h1::encode_head(out, parts.status, &parts.headers, framing, close);
+    write_framed(io, body, framing, close, out).await
+}
+
+/// The rest of [`write_response`] once the head is in `out` (a head written from other bytes:
+/// the pass lane's): the body framed as `framing` says, with the head in its first write;
+/// true when the connection may carry another request (`close`: it may not).
+pub async fn write_framed<W: AsyncWrite + Unpin, B>(
+    io: &mut W,
+    mut body: B,
+    framing: Framing,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> std::io::Result<bool>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     if framing == Framing::None {
         io.write_all(out).await?;
         return Ok(!close);

@@ -10,7 +10,7 @@ mod decide;
 pub(crate) mod fast;
 mod fill;
 mod forward;
-mod h1;
+pub(crate) mod h1;
 pub(crate) mod handler;
 pub(crate) mod handover;
 mod idle;

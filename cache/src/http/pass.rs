@@ -38,6 +38,7 @@ pub async fn forward_uncached(
         body: Either::Left(Empty::new()),
         upload: None,
         interim: req.interim.clone(),
+        raw_response: false,
     };
     let cs = CacheStatus::fwd(&ctx.node_id, fwd);
     send_and_stream(&ctx, &rt, Trip::of(&req), out, cs, None).await
@@ -62,6 +63,7 @@ pub async fn pass(
         body: Either::Right(upload),
         upload: Some(watch),
         interim: req.interim.clone(),
+        raw_response: false,
     };
     let fwd = if req.method == Method::GET || req.method == Method::HEAD {
         Fwd::Bypass
@@ -108,6 +110,7 @@ pub(super) async fn pass_encoded(
         body: Either::Right(upload),
         upload: Some(watch),
         interim: req.interim,
+        raw_response: false,
     };
     let cs = CacheStatus::fwd(&ctx.node_id, Fwd::Method);
     let trip = Trip {
@@ -172,6 +175,7 @@ async fn send_and_stream(
         response: resp,
         set_cookie,
         server,
+        ..
     } = match sent {
         Ok(r) => r,
         Err(fault) => return fault_response(ctx, fault, &mut cs),

@@ -30,6 +30,7 @@ use strait_lb::select::schedule::{Algorithm, Candidate, PickInput, Scheduler};
 
 use super::body::{Blame, OriginBody};
 use super::h1::conn::ExchangeError;
+use super::h1::head::RawHead;
 use super::h1::{encode_request, BodyFraming, Idle};
 use super::persist;
 use super::probe::probe_kind;
@@ -132,7 +133,14 @@ pub struct OutRequest<'a> {
     pub upload: Option<UploadWatch>,
     /// Where the server's interim (1xx) responses go, if anywhere.
     pub interim: Option<InterimSink>,
+    /// Keep the final response head as received ([`Sent::raw_head`]) and leave the response's
+    /// field map empty: for a bodyless, idempotent request whose answer the caller relays from
+    /// its bytes (the pass lane's).
+    pub raw_response: bool,
 }
+
+/// A server's response, and its head as received when the request asked for it.
+type Answer = (Response<OriginBody>, Option<Box<RawHead>>);
 
 /// A response head from a server, and what the caller must add for persistence.
 pub struct Sent {
@@ -140,6 +148,9 @@ pub struct Sent {
     pub server: Arc<Server>,
     /// `Set-Cookie` to add to this client's response (persistence), if any.
     pub set_cookie: Option<HeaderValue>,
+    /// The response head as received, when the request asked for it (`raw_response`): the
+    /// response's field map is then empty.
+    pub raw_head: Option<Box<RawHead>>,
 }
 
 impl Pool {
@@ -287,14 +298,15 @@ impl Pool {
                 req.method.clone(),
                 req.path_and_query.clone(),
                 req.headers.clone(),
-                req.interim.clone(),
+                (req.interim.clone(), req.raw_response),
             ))
         } else {
             None
         };
         let result = match self.send_to(first, req, counters, raw).await {
             Err(e @ (Fault::OriginUnreachable | Fault::OriginBroken)) => {
-                let Some((method, path_and_query, headers, interim)) = retry_copy else {
+                let Some((method, path_and_query, headers, (interim, raw_response))) = retry_copy
+                else {
                     return Err(e);
                 };
                 let Some((second, _)) = self.choose(input, &headers, Some(first)) else {
@@ -308,6 +320,7 @@ impl Pool {
                     body: Either::Left(Empty::new()),
                     upload: None,
                     interim,
+                    raw_response,
                 };
                 self.send_to(second, again, counters, raw)
                     .await
@@ -315,7 +328,7 @@ impl Pool {
             }
             other => other.map(|s| (s, false)),
         };
-        let ((response, server), retried) = result?;
+        let (((response, raw_head), server), retried) = result?;
         let set_cookie = match &self.persistence {
             Some(name) if cookie || retried => persist::set_cookie(name, &server.id),
             _ => None,
@@ -324,6 +337,7 @@ impl Pool {
             response,
             server,
             set_cookie,
+            raw_head,
         })
     }
 
@@ -333,7 +347,7 @@ impl Pool {
         req: OutRequest<'_>,
         counters: &Arc<Counters>,
         raw: Option<&[u8]>,
-    ) -> Result<(Response<OriginBody>, Arc<Server>), Fault> {
+    ) -> Result<(Answer, Arc<Server>), Fault> {
         let server = Arc::clone(&self.servers[idx]);
         let upload = req.upload.clone();
         bump(&server.requests);
@@ -367,9 +381,13 @@ impl Pool {
             }
         };
         let failed = match &outcome {
-            Ok(resp) => {
+            Ok((resp, raw)) => {
                 server.record_time(started.elapsed());
-                if let Some(n) = content_length(resp.headers()) {
+                let length = match raw {
+                    Some(raw) => raw.content_length,
+                    None => content_length(resp.headers()),
+                };
+                if let Some(n) = length {
                     server.bytes.fetch_add(n, Ordering::Relaxed);
                 }
                 resp.status().is_server_error()
@@ -395,7 +413,7 @@ impl Pool {
             head_failed: failed,
             settled: false,
         };
-        outcome.map(|r| (r.map(|body| body.blaming(blame)), server))
+        outcome.map(|(r, raw)| ((r.map(|body| body.blaming(blame)), raw), server))
     }
 
     /// One request to server `idx` up to its response head, on the node's own client: the
@@ -408,7 +426,7 @@ impl Pool {
         req: OutRequest<'_>,
         lean: bool,
         raw: Option<&[u8]>,
-    ) -> Result<Response<OriginBody>, (Fault, String)> {
+    ) -> Result<Answer, (Fault, String)> {
         if lean {
             let mut encoded = Vec::new();
             let head = match raw {
@@ -426,19 +444,22 @@ impl Pool {
             };
             let head_request = req.method == Method::HEAD;
             let interim = req.interim.as_ref();
-            return match self.lean[idx].exchange(head, head_request, interim).await {
+            let exchange =
+                self.lean[idx].exchange_as(head, head_request, req.raw_response, interim);
+            return match exchange.await {
                 Ok((h, body)) => {
                     let mut resp = Response::new(OriginBody::lean(body));
                     *resp.status_mut() = h.status;
                     *resp.version_mut() = h.version;
                     *resp.headers_mut() = h.headers;
-                    Ok(resp)
+                    Ok((resp, h.raw))
                 }
                 Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
                 Err(e) => Err((Fault::OriginBroken, e.to_string())),
             };
         }
-        self.exchange_with_body(idx, req, raw).await
+        let resp = self.exchange_with_body(idx, req, raw).await?;
+        Ok((resp, None))
     }
 
     /// A request with a client's body (or a bodyless one of a method that is not idempotent),

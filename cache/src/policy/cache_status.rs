@@ -162,9 +162,11 @@ pub fn append_cache_status(h: &mut HeaderMap, status: &CacheStatus) {
 /// Appends this node's plain `<node>; fwd=<fwd>` member: the same field as
 /// `append_cache_status(h, &CacheStatus::fwd(node, fwd))`. When `h` has no Cache-Status yet (the
 /// usual case) the value is made once per thread for the last node id seen, then shared.
+/// (The pass lane writes this member from bytes, `own_fwd_value`; its checks compare with
+/// this: `fuzzing::check_pass_lane_relay`.)
 pub fn append_fwd(h: &mut HeaderMap, node: &str, fwd: Fwd) {
     if !h.contains_key(CACHE_STATUS) {
-        if let Some(value) = own_fwd(node, fwd) {
+        if let Some(value) = own_fwd_value(node, fwd) {
             h.insert(CACHE_STATUS, value);
         }
         return;
@@ -174,7 +176,7 @@ pub fn append_fwd(h: &mut HeaderMap, node: &str, fwd: Fwd) {
 
 /// `<node>; fwd=<fwd>` as a field value, kept per thread for the last node id seen (a node's
 /// id is fixed while it runs; a process running several nodes, as the tests do, remakes it).
-fn own_fwd(node: &str, fwd: Fwd) -> Option<HeaderValue> {
+pub fn own_fwd_value(node: &str, fwd: Fwd) -> Option<HeaderValue> {
     use std::cell::RefCell;
     thread_local! {
         static OWN: RefCell<(String, Vec<(Fwd, HeaderValue)>)> =

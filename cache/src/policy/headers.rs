@@ -126,12 +126,16 @@ pub(crate) fn append_list_member(
 
 /// The `Content-Length` value, when present and a number.
 pub fn content_length(h: &HeaderMap) -> Option<u64> {
-    h.get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    length_value(h.get(http::header::CONTENT_LENGTH)?.as_bytes())
+}
+
+/// A `Content-Length` field value read as [`content_length`] reads its first one: visible
+/// ASCII (as `HeaderValue::to_str`), a number once trimmed; for callers that hold the bytes.
+pub fn length_value(v: &[u8]) -> Option<u64> {
+    if !v.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
 /// The field lines of a raw request head (request line, field lines, then an empty line), as

@@ -48,6 +48,21 @@ pub enum NoStoreReason {
 }
 
 impl NoStoreReason {
+    /// Found by the rules (1–6) that read nothing of the response but its status and its
+    /// directives (`Cache-Control` and the targeted fields): a map of only those fields gives
+    /// such a reason exactly when the whole head does.
+    pub fn by_directives(&self) -> bool {
+        matches!(
+            self,
+            NoStoreReason::Method
+                | NoStoreReason::Partial
+                | NoStoreReason::Status
+                | NoStoreReason::RequestNoStore
+                | NoStoreReason::ResponseNoStore
+                | NoStoreReason::Private
+        )
+    }
+
     /// Stable name for logs and metric labels.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -62,6 +62,7 @@ pub(in crate::http) async fn lead(job: Lead<'_>, w: FillWriter<FillHead>) -> Res
         response,
         server,
         set_cookie,
+        ..
     } = match sent {
         Ok(r) => r,
         Err(fault) => {
@@ -181,6 +182,7 @@ pub(in crate::http) async fn ask_origin(
         body: Either::Left(Empty::new()),
         upload: None,
         interim: job.req.interim.clone(),
+        raw_response: false,
     };
     let request = SystemTime::now();
     let sent = job
@@ -235,6 +237,34 @@ fn head_of(job: &Lead<'_>, rparts: Parts, times: &Times) -> (Arc<FillHead>, bool
 
 /// What may be stored of an origin's answer to a GET (see [`head_of`]): its metadata when it
 /// may, and else whether the answer (not the request) is what made it unstorable.
+/// Whether [`store_decision`] refuses to store this answer to a plain GET (no request field
+/// that bears on it) already on its status and `directives`, a map of only its
+/// `Cache-Control` and the route's targeted fields (`NoStoreReason::by_directives`): then the
+/// whole head is refused too; else only [`store_decision`] on the fields it reads can tell.
+pub(in crate::http) fn refused_by_directives(
+    rt: &Runtime,
+    route: &RouteChoice,
+    (status, directives): (StatusCode, &HeaderMap),
+    times: &Times,
+) -> bool {
+    let params = StoreParams {
+        freshness: rt.freshness,
+        targets: &rt.targets,
+        default_ttl: route.ttl,
+    };
+    storability(
+        &Method::GET,
+        &HeaderMap::new(),
+        &CacheControl::default(),
+        status,
+        directives,
+        times.request,
+        times.response,
+        &params,
+    )
+    .is_err_and(|reason| reason.by_directives())
+}
+
 pub(in crate::http) fn store_decision(
     rt: &Runtime,
     route: &RouteChoice,

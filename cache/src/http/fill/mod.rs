@@ -29,7 +29,7 @@ use crate::stats::bump;
 use crate::store::fill::Join;
 use crate::store::object::Object;
 use fallback::serve_stale;
-pub(super) use lead::{ask_origin, lead, store_decision, Times};
+pub(super) use lead::{ask_origin, lead, refused_by_directives, store_decision, Times};
 
 /// One fill's leader: the request, its key, and what to do with the answer.
 pub(super) struct Lead<'a> {

@@ -122,6 +122,7 @@ pub(in crate::http) async fn complete(job: &Lead<'_>, w: FillWriter<FillHead>) -
         response,
         server,
         set_cookie,
+        ..
     } = sent;
     let (mut parts, body) = response.into_parts();
     clean_response_headers(ctx, &mut parts.headers, parts.version);

@@ -70,6 +70,7 @@ pub(super) async fn fetch(
         response,
         server,
         set_cookie,
+        ..
     } = match sent {
         Ok(s) => s,
         Err(fault) => {
@@ -130,6 +131,7 @@ pub(in crate::http) async fn send(
         upload: None,
         // The client's own request reaches the origin here: its interims are relayed.
         interim: req.interim.clone(),
+        raw_response: false,
     };
     let request_time = SystemTime::now();
     let sent = req

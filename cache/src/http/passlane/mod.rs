@@ -6,38 +6,48 @@
 //! this node owns, marked, with nothing stored under it, on a caching route without
 //! persistence. The request goes upstream as the general stages would send it
 //! ([`head::origin_head`]) through the route's pool (server choice, retry, health and
-//! counters as for any request). The answer is then judged as a fill's would be
-//! (`policy::storable`, `Set-Cookie` on the route, `max_object_size`):
-//! * not storable: it is relayed as the general stages relay it (hop-by-hop fields gone,
-//!   `Date` ensured, `Via` and `Cache-Status: <node>; fwd=miss` added, targeted fields
-//!   stripped), the key's mark renewed, and counted as the general path counts it
-//!   (`requests`, `local_miss`, `hit_for_miss`, `uncacheable`) plus `pass_lane`;
-//! * storable: [`Lane::General`]: the general stages take the request with that answer
-//!   ([`PREFETCHED`], taken by the fill's `ask_origin`), so it is stored and the mark lifted
-//!   with no second trip to the origin;
+//! counters as for any request); its answer's head comes back as received (`raw_response`:
+//! checked as every head is, not read into a field map). The answer is then judged as a
+//! fill's would be: `fill::store_decision` on the few fields it reads
+//! ([`relay_head::Relay::decision_fields`]), unless its directives alone refuse it already
+//! (`fill::refused_by_directives`: `no-store`, `private`, on a map of `Cache-Control` and the
+//! targeted fields only):
+//! * not storable: [`Lane::Raw`]: its head is written from the origin's bytes as the general
+//!   stages would write it (hop-by-hop fields gone, `Date` ensured, `Via` and `Cache-Status:
+//!   <node>; fwd=miss` added, targeted fields stripped, framed as `lite::write_response`
+//!   frames it: [`relay_head`]), the body streamed after it; the key's mark renewed, and
+//!   counted as the general path counts it (`requests`, `local_miss`, `hit_for_miss`,
+//!   `uncacheable`) plus `pass_lane`;
+//! * storable: [`Lane::General`]: the general stages take the request with that answer, its
+//!   head read into a map then ([`PREFETCHED`], taken by the fill's `ask_origin`), so it is
+//!   stored and the mark lifted with no second trip to the origin;
 //! * the origin failed: the fault's answer, as a fill's (`forward::fault_response`).
 
 pub(crate) mod head;
+pub(crate) mod relay_head;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, HeaderValue, Method, Response};
 use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
-use super::ctx::{Ctx, Runtime};
-use super::fill::{store_decision, Times};
-use super::forward::{fault_response, has_any, with_cookie};
-use super::respond;
+use super::ctx::{Ctx, RouteChoice, Runtime};
+use super::fill::{refused_by_directives, store_decision, Times};
+use super::forward::fault_response;
+use super::h1::Framing;
+use crate::fault::Fault;
 use crate::interim::InterimSink;
+use crate::origin::h1::head::parse_response;
 use crate::origin::pool::{OutRequest, Sent};
 use crate::policy::cache_control::CacheControl;
-use crate::policy::cache_status::{append_fwd, CacheStatus, Fwd};
-use crate::policy::headers::{append_via, ensure_date, strip_hop_by_hop};
+use crate::policy::cache_status::{own_fwd_value, CacheStatus, Fwd, CACHE_STATUS};
+use crate::policy::headers::{ensure_date, strip_hop_by_hop};
 use crate::stats::bump;
+use relay_head::Relay;
 use strait_lb::select::schedule::PickInput;
 
 /// An origin answer the pass lane received for a key, and when.
@@ -67,10 +77,26 @@ pub(in crate::http) fn take_prefetched(key: &str) -> Option<(Sent, Times)> {
 pub(in crate::http) enum Lane {
     /// The answer, and the route that took the request.
     Answer(Response<ProxyBody>, usize),
+    /// An answer not stored, its head written from the origin's bytes to the request's
+    /// `out` ([`relay_head`]).
+    Raw(RawAnswer),
     /// A storable answer: the general stages take the request with it.
     General(Box<Prefetched>),
     /// The lane does not take this request (nothing was sent).
     NotTaken,
+}
+
+/// An answer whose head the lane wrote (to [`LaneReq::out`]): the body follows it as
+/// `framing` says (`lite::write_framed`).
+pub(in crate::http) struct RawAnswer {
+    /// The status and body; for the access log, when it is on, the `Cache-Status` and the
+    /// server (`access::note_server`).
+    pub resp: Response<ProxyBody>,
+    pub framing: Framing,
+    /// The connection ends after this answer.
+    pub close: bool,
+    /// The route that took the request.
+    pub route: usize,
 }
 
 /// The request the lane is asked to serve.
@@ -82,6 +108,10 @@ pub(in crate::http) struct LaneReq<'a> {
     pub path: &'a str,
     pub client: SocketAddr,
     pub interim: Option<InterimSink>,
+    /// The client asked to close the connection after this answer.
+    pub close: bool,
+    /// Where a [`Lane::Raw`] answer's head is written (cleared first).
+    pub out: &'a mut Vec<u8>,
 }
 
 /// Whether the lane may take a `plain` GET for `key` (see the module doc); checked by the
@@ -129,6 +159,7 @@ pub(in crate::http) async fn serve(
         body: Either::Left(Empty::new()),
         upload: None,
         interim: req.interim,
+        raw_response: true,
     };
     let input = PickInput {
         client: Some(req.client.ip()),
@@ -143,16 +174,7 @@ pub(in crate::http) async fn serve(
         request,
         response: SystemTime::now(),
     };
-    let answered = |ctx: &Ctx| {
-        bump(&ctx.counters.requests);
-        bump(&ctx.counters.local_miss);
-        bump(&ctx.counters.hit_for_miss);
-    };
-    let Sent {
-        response,
-        server,
-        set_cookie,
-    } = match sent {
+    let sent = match sent {
         Ok(s) => s,
         Err(fault) => {
             answered(ctx);
@@ -161,29 +183,83 @@ pub(in crate::http) async fn serve(
             return Lane::Answer(fault_response(ctx, fault, &mut cs), route.index);
         }
     };
+    judge(ctx, &rt, &route, (req.key, req.close, req.out), sent, times)
+}
+
+/// Counted for every answer the lane gives (as the general path counts a marked key's miss).
+fn answered(ctx: &Ctx) {
+    bump(&ctx.counters.requests);
+    bump(&ctx.counters.local_miss);
+    bump(&ctx.counters.hit_for_miss);
+}
+
+/// The origin's answer `sent` to the request for `key` judged (see the module doc): stored by
+/// the general stages, or relayed from its raw head, written to `out` (`close`: the client
+/// closes after it).
+fn judge(
+    ctx: &Arc<Ctx>,
+    rt: &Runtime,
+    route: &RouteChoice,
+    (key, close, out): (&str, bool, &mut Vec<u8>),
+    sent: Sent,
+    times: Times,
+) -> Lane {
+    let Sent {
+        response,
+        server,
+        set_cookie,
+        raw_head,
+    } = sent;
     let (mut parts, incoming) = response.into_parts();
-    // As the fill's `clean_response_headers`, but `Via` only once the answer is the lane's:
-    // a storable one goes to the fill, which cleans it (again: the rest is idempotent).
-    strip_hop_by_hop(&mut parts.headers);
-    ensure_date(&mut parts.headers, SystemTime::now());
+    let mut date = [0u8; 32];
+    let mut date_len = 0;
+    super::h1::with_date(|d| {
+        date_len = d.len().min(date.len());
+        date[..date_len].copy_from_slice(&d[..date_len]);
+    });
+    let Some(raw) = raw_head else {
+        // The origin client keeps the head raw when asked: not reached.
+        answered(ctx);
+        let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+        let resp = fault_response(ctx, Fault::OriginBroken, &mut cs);
+        return Lane::Answer(resp, route.index);
+    };
+    let at = (parts.status, parts.version);
+    let mut relay = Relay::new(&raw.bytes, &raw.lines, at, &date[..date_len]);
     // What the fill's `head_of` decides (the lane's requests carry no field of their own that
-    // bears on it: no Cache-Control, Pragma or Authorization).
-    let (meta, _) = store_decision(
-        &rt,
-        &route,
-        req.key,
-        (&HeaderMap::new(), &CacheControl::default()),
-        (parts.status, &parts.headers),
-        &times,
-    );
-    if meta.is_some() {
+    // bears on it: no Cache-Control, Pragma or Authorization), on the fields it reads: on the
+    // answer's directives alone first (a `no-store` or `private` answer, the usual one here).
+    let directives = relay.directive_fields(&raw.bytes, &rt.targets);
+    let storable = !refused_by_directives(rt, route, (parts.status, &directives), &times) && {
+        let (meta, _) = store_decision(
+            rt,
+            route,
+            key,
+            (&HeaderMap::new(), &CacheControl::default()),
+            (
+                parts.status,
+                &relay.decision_fields(&raw.bytes, &rt.targets),
+            ),
+            &times,
+        );
+        meta.is_some()
+    };
+    if storable {
+        // The fill reads the head as a map, cleaned as its `clean_response_headers` does
+        // (`Via` only once the answer is the lane's; the rest is idempotent).
+        if let Ok(Some(head)) = parse_response(&raw.bytes, false) {
+            parts.headers = head.headers;
+        }
+        strip_hop_by_hop(&mut parts.headers);
+        ensure_date(&mut parts.headers, SystemTime::now());
         let sent = Sent {
             response: Response::from_parts(parts, incoming),
             server,
             set_cookie,
+            raw_head: None,
         };
         return Lane::General(Box::new(Prefetched {
-            key: req.key.to_owned(),
+            key: key.to_owned(),
             sent,
             times,
         }));
@@ -192,13 +268,31 @@ pub(in crate::http) async fn serve(
     bump(&ctx.counters.uncacheable);
     bump(&ctx.counters.pass_lane);
     ctx.uncacheable
-        .mark(req.key, rt.hit_for_miss, std::time::Instant::now());
-    append_via(&mut parts.headers, parts.version, &ctx.node_id);
-    if has_any(&parts.headers, &rt.strip) {
-        ctx.strip_targeted(&mut parts.headers);
+        .mark(key, rt.hit_for_miss, std::time::Instant::now());
+    let own_status = own_fwd_value(&ctx.node_id, Fwd::Miss);
+    let exact = http_body::Body::size_hint(&incoming).exact();
+    out.clear();
+    let framing = relay.client_head(
+        &ctx.node_id,
+        own_status.as_ref().map_or(&[][..], |v| v.as_bytes()),
+        &rt.strip,
+        set_cookie.as_ref().map(|c| c.as_bytes()),
+        (exact, close),
+        out,
+    );
+    let mut resp = Response::new(ProxyBody::Upstream(incoming));
+    *resp.status_mut() = parts.status;
+    if ctx.access.enabled() {
+        // What the access log reads of the answer: its `Cache-Status` and server.
+        if let Ok(v) = HeaderValue::from_bytes(&relay.cache_status()) {
+            resp.headers_mut().insert(CACHE_STATUS, v);
+        }
+        crate::access::note_server(ctx, &mut resp, server.addr);
     }
-    append_fwd(&mut parts.headers, &ctx.node_id, Fwd::Miss);
-    let mut resp = respond::build(parts.status, parts.headers, ProxyBody::Upstream(incoming));
-    crate::access::note_server(ctx, &mut resp, server.addr);
-    Lane::Answer(with_cookie(resp, set_cookie), route.index)
+    Lane::Raw(RawAnswer {
+        resp,
+        framing,
+        close,
+        route: route.index,
+    })
 }

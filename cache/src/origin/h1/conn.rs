@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::LeanBody;
-use super::head::{parse_response, Head, HeadError};
+use super::head::{parse_response, parse_response_raw, Head, HeadError};
 use super::upload::{BodyFraming, LengthError};
 use crate::interim::InterimSink;
 
@@ -171,10 +171,26 @@ impl Idle {
     /// Send a bodyless request (`head`, encoded) and read the final response head: the head
     /// and the body that reads the rest from the connection.
     /// Interim (1xx) responses before it go to `interim` (RFC 9110 §15.2), if given.
+    #[cfg(test)]
     pub async fn exchange(
         self: &Arc<Self>,
         head: &[u8],
         head_request: bool,
+        interim: Option<&InterimSink>,
+    ) -> Result<(Head, LeanBody), ExchangeError> {
+        self.exchange_as(head, head_request, false, interim).await
+    }
+
+    /// Send a bodyless request (`head`, encoded) and read the final response head: the head
+    /// and the body that reads the rest from the connection. Interim (1xx) responses before
+    /// it go to `interim` (RFC 9110 §15.2), if given. `raw`: the final head read by
+    /// `parse_response_raw` (kept as received, no field map), for a caller that relays it
+    /// from its bytes.
+    pub async fn exchange_as(
+        self: &Arc<Self>,
+        head: &[u8],
+        head_request: bool,
+        raw: bool,
         interim: Option<&InterimSink>,
     ) -> Result<(Head, LeanBody), ExchangeError> {
         let mut kept = self.checkout(Instant::now());
@@ -184,7 +200,7 @@ impl Idle {
                 Some(c) => c,
                 None => self.connect().await?,
             };
-            match conn.request(head, head_request, interim).await {
+            match conn.request(head, head_request, raw, interim).await {
                 Ok(h) => {
                     let body = LeanBody::new(conn, Arc::clone(self), h.framing, h.reusable);
                     return Ok((h, body));
@@ -251,29 +267,44 @@ impl Conn {
         &mut self,
         head: &[u8],
         head_request: bool,
+        raw: bool,
         interim: Option<&InterimSink>,
     ) -> Result<Head, (ExchangeError, bool)> {
         if let Err(e) = self.io.write_all(head).await {
             return Err((ExchangeError::Io(e), false));
         }
-        read_head(&mut self.io, &mut self.buf, head_request, interim).await
+        read_head(&mut self.io, &mut self.buf, head_request, raw, interim).await
     }
 }
 
 /// Read the final response head from `io` into `buf` (what follows it stays in `buf`),
 /// handing interim ones to `interim`; the error says whether any byte of a response had
-/// arrived.
+/// arrived. `raw`: the final head as `parse_response_raw` reads it (interim ones are
+/// still read into a field map, for the sink).
 pub(super) async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
+    raw: bool,
     interim: Option<&InterimSink>,
 ) -> Result<Head, (ExchangeError, bool)> {
     let mut received = false;
     let mut interims = 0;
     loop {
         if !buf.is_empty() {
-            match parse_response(buf, head_request) {
+            let parsed = if raw {
+                parse_response_raw(buf, head_request)
+            } else {
+                parse_response(buf, head_request)
+            };
+            // An interim head read raw is read again into a map for the sink (rare).
+            let parsed = match parsed {
+                Ok(Some(h)) if h.raw.is_some() && h.status.is_informational() => {
+                    parse_response(buf, head_request)
+                }
+                p => p,
+            };
+            match parsed {
                 Ok(Some(h)) => {
                     buf.advance(h.len);
                     if !h.status.is_informational() {

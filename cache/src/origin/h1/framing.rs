@@ -31,16 +31,17 @@ pub struct Framer {
 }
 
 impl Framer {
-    /// Note one field line.
-    pub fn field(&mut self, name: &HeaderName, value: &[u8]) {
-        if *name == TRANSFER_ENCODING {
+    /// Note one field line (`name` in any case, a token); true when it is a `Content-Length`.
+    pub fn field(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let is = |known: &HeaderName| name.len() == known.as_str().len() && is_name(name, known);
+        if is(&TRANSFER_ENCODING) {
             self.coding = true;
             for coding in value.split(|b| *b == b',').map(trim) {
                 if !coding.is_empty() {
                     self.last_chunked = Some(coding.eq_ignore_ascii_case(b"chunked"));
                 }
             }
-        } else if *name == CONTENT_LENGTH {
+        } else if is(&CONTENT_LENGTH) {
             for member in value.split(|b| *b == b',') {
                 let n = match (self.length, number(trim(member))) {
                     (Some(Err(e)), _) => Err(e),
@@ -50,12 +51,14 @@ impl Framer {
                 };
                 self.length = Some(n);
             }
-        } else if *name == CONNECTION {
+            return true;
+        } else if is(&CONNECTION) {
             for token in value.split(|b| *b == b',').map(trim) {
                 self.close |= token.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
+        false
     }
 
     /// The framing and whether the connection may carry another request after the body.
@@ -105,6 +108,13 @@ impl Framer {
     }
 }
 
+/// Whether the field name `name` (a token, any case) is `known` (lower case letters and `-`):
+/// for those, setting bit 5 of a token's byte lower-cases it and makes no other byte equal.
+pub fn is_name(name: &[u8], known: &HeaderName) -> bool {
+    let known = known.as_str().as_bytes();
+    name.len() == known.len() && name.iter().zip(known).all(|(b, k)| b | 0x20 == *k)
+}
+
 /// A `Content-Length` member: ASCII digits only, at most 19 of them.
 fn number(m: &[u8]) -> Option<u64> {
     if m.is_empty() || m.len() > 19 || !m.iter().all(u8::is_ascii_digit) {
@@ -139,7 +149,7 @@ mod tests {
     ) -> Result<(Framing, bool), HeadError> {
         let mut f = Framer::default();
         for (n, v) in fields {
-            f.field(&HeaderName::from_bytes(n.as_bytes()).unwrap(), v.as_bytes());
+            f.field(n.as_bytes(), v.as_bytes());
         }
         f.finish(StatusCode::from_u16(status).unwrap(), version, head)
     }

@@ -40,6 +40,9 @@ pub struct Head {
     pub reusable: bool,
     /// Bytes of the head (the body starts after them).
     pub len: usize,
+    /// The head as received, when it was read by [`parse_response_raw`] (`headers` is then
+    /// empty).
+    pub raw: Option<Box<RawHead>>,
 }
 
 /// Why a response head is refused.
@@ -95,17 +98,41 @@ pub fn encode_request(out: &mut Vec<u8>, method: &Method, target: &str, fields: 
 /// (`Via`, `Cache-Status`, `Date`, `Age`), so adding them does not grow the map.
 const ADDED_FIELDS: usize = 4;
 
-/// Parse the response head at the start of `buf`: Ok(None) while it is incomplete. An interim
-/// (1xx) head comes back like any other; the caller skips it.
-pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadError> {
-    // Filled by httparse as it parses (nothing to initialise first).
-    let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FIELDS];
+/// A response head's bytes as received, for a caller that relays them itself (the pass lane)
+/// instead of reading a field map: [`parse_response_raw`] checked them as
+/// [`parse_response`] checks every head.
+#[derive(Debug, Clone)]
+pub struct RawHead {
+    /// The status line, the field lines and the blank line.
+    pub bytes: bytes::Bytes,
+    /// The first `Content-Length` value, as `policy::headers::content_length` reads it.
+    pub content_length: Option<u64>,
+    /// Where each field line's name and value are in `bytes`, in order.
+    pub lines: Vec<Line>,
+}
+
+/// A field line in a [`RawHead`]: its name's offset and length, its value's (as httparse
+/// reads it: without the blanks around it). A head is at most [`MAX_HEAD`] bytes: they fit.
+pub type Line = [u16; 4];
+
+/// A complete head's status line and field lines, checked for what every head must be.
+struct Scanned<'b> {
+    status: StatusCode,
+    version: Version,
+    len: usize,
+    fields: &'b [httparse::Header<'b>],
+}
+
+/// The head at the start of `buf` as httparse reads it (which also keeps every field name a
+/// token and every value bytes `HeaderValue` takes: `tests::the_raw_reading_refuses_what_the_map_refuses`),
+/// within [`MAX_HEAD`] and [`MAX_FIELDS`], not a 101: Ok(None) while it is incomplete.
+fn scan<'b>(
+    buf: &'b [u8],
+    fields: &'b mut [std::mem::MaybeUninit<httparse::Header<'b>>; MAX_FIELDS],
+) -> Result<Option<Scanned<'b>>, HeadError> {
     let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut fields,
-    );
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, fields);
     let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
@@ -126,11 +153,29 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, He
     } else {
         Version::HTTP_11
     };
-    let mut headers = HeaderMap::with_capacity(resp.headers.len() + ADDED_FIELDS);
+    let fields: &'b mut [httparse::Header<'b>] = std::mem::take(&mut resp.headers);
+    Ok(Some(Scanned {
+        status,
+        version,
+        len,
+        fields,
+    }))
+}
+
+/// Parse the response head at the start of `buf`: Ok(None) while it is incomplete. An interim
+/// (1xx) head comes back like any other; the caller skips it.
+pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadError> {
+    // Filled by httparse as it parses (nothing to initialise first).
+    let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FIELDS];
+    let Some(head) = scan(buf, &mut fields)? else {
+        return Ok(None);
+    };
+    let len = head.len;
+    let mut headers = HeaderMap::with_capacity(head.fields.len() + ADDED_FIELDS);
     let mut framer = Framer::default();
     // One copy of the head; the values are slices of it (no allocation per field).
     let shared = bytes::Bytes::copy_from_slice(&buf[..len]);
-    for f in resp.headers.iter() {
+    for f in head.fields.iter() {
         let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| HeadError::BadField)?;
         let at = (f.value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
         let value = match at.checked_add(f.value.len()) {
@@ -140,17 +185,64 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Head>, He
             _ => HeaderValue::from_bytes(f.value),
         }
         .map_err(|_| HeadError::BadField)?;
-        framer.field(&name, f.value);
+        framer.field(f.name.as_bytes(), f.value);
         headers.append(name, value);
     }
-    let (framing, reusable) = framer.finish(status, version, head_request)?;
+    let (framing, reusable) = framer.finish(head.status, head.version, head_request)?;
     Ok(Some(Head {
-        status,
-        version,
+        status: head.status,
+        version: head.version,
         headers,
         framing,
         reusable,
         len,
+        raw: None,
+    }))
+}
+
+/// [`parse_response`] without the field map: the same checks and framing, the head's bytes
+/// kept as received ([`Head::raw`]) and `headers` left empty.
+pub fn parse_response_raw(buf: &[u8], head_request: bool) -> Result<Option<Head>, HeadError> {
+    let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FIELDS];
+    let Some(head) = scan(buf, &mut fields)? else {
+        return Ok(None);
+    };
+    let mut framer = Framer::default();
+    let mut content_length = None;
+    let mut length_seen = false;
+    let mut lines = Vec::with_capacity(head.fields.len());
+    let at = |s: &[u8]| u16::try_from((s.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize));
+    for f in head.fields.iter() {
+        let name = f.name.as_bytes();
+        let line = (|| {
+            let n = u16::try_from(name.len()).ok()?;
+            let v = u16::try_from(f.value.len()).ok()?;
+            let value_at = if f.value.is_empty() {
+                0
+            } else {
+                at(f.value).ok()?
+            };
+            Some([at(name).ok()?, n, value_at, v])
+        })();
+        lines.push(line.ok_or(HeadError::TooLarge)?);
+        if framer.field(name, f.value) && !length_seen {
+            length_seen = true;
+            content_length = crate::policy::headers::length_value(f.value);
+        }
+    }
+    let (framing, reusable) = framer.finish(head.status, head.version, head_request)?;
+    Ok(Some(Head {
+        status: head.status,
+        version: head.version,
+        headers: HeaderMap::new(),
+        framing,
+        reusable,
+        len: head.len,
+        raw: Some(Box::new(RawHead {
+            bytes: bytes::Bytes::copy_from_slice(&buf[..head.len]),
+            content_length,
+            lines,
+        })),
     }))
 }
 
@@ -306,6 +398,74 @@ mod tests {
         assert!(
             head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n").reusable
         );
+    }
+
+    #[test]
+    fn the_raw_reading_refuses_what_the_map_refuses() {
+        let mut heads: Vec<Vec<u8>> = Vec::new();
+        for b in 0..=255u8 {
+            let mut name = b"HTTP/1.1 200 OK\r\nX".to_vec();
+            name.extend_from_slice(&[b, b'y', b':', b' ', b'v', b'\r', b'\n', b'\r', b'\n']);
+            heads.push(name);
+            let mut value = b"HTTP/1.1 200 OK\r\nX: a".to_vec();
+            value.extend_from_slice(&[b, b'b', b'\r', b'\n', b'\r', b'\n']);
+            heads.push(value);
+        }
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n: empty\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+            "HTTP/1.1 200 OK\nX: a\n\n",
+            "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.0 304 Not Modified\r\nConnection: keep-alive\r\n\r\n",
+        ] {
+            heads.push(raw.as_bytes().to_vec());
+        }
+        let many: String = (0..MAX_FIELDS + 1)
+            .map(|i| format!("X{i}: 1\r\n"))
+            .collect();
+        heads.push(format!("HTTP/1.1 200 OK\r\n{many}\r\n").into_bytes());
+        heads.push(format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD)).into_bytes());
+        for raw in &heads {
+            for head_request in [false, true] {
+                let map = parse_response(raw, head_request);
+                let bytes = parse_response_raw(raw, head_request);
+                let outline = |r: &Result<Option<Head>, HeadError>| match r {
+                    Ok(Some(h)) => Ok(Some((h.status, h.version, h.framing, h.reusable, h.len))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(*e),
+                };
+                assert_eq!(
+                    outline(&map),
+                    outline(&bytes),
+                    "{:?}",
+                    String::from_utf8_lossy(raw)
+                );
+                if let Ok(Some(h)) = bytes {
+                    let kept = h.raw.unwrap();
+                    assert_eq!(&kept.bytes[..], &raw[..h.len]);
+                    let map = map.unwrap().unwrap().headers;
+                    assert_eq!(
+                        kept.content_length,
+                        crate::policy::headers::content_length(&map)
+                    );
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+                    let mut resp = httparse::Response::new(&mut fields);
+                    assert!(resp.parse(raw).unwrap().is_complete());
+                    assert_eq!(kept.lines.len(), resp.headers.len());
+                    for ([na, nl, va, vl], f) in kept.lines.iter().zip(resp.headers.iter()) {
+                        let at = |a: &u16, l: &u16| &raw[*a as usize..][..*l as usize];
+                        assert_eq!(at(na, nl), f.name.as_bytes());
+                        assert_eq!(at(va, vl), f.value);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl Conn {
         let taken = AtomicBool::new(false);
         let (mut rd, mut wr) = self.io.split();
         let sending = send(&mut wr, head, body, framing, &taken);
-        let reading = read_head(&mut rd, &mut self.buf, head_request, interim);
+        let reading = read_head(&mut rd, &mut self.buf, head_request, false, interim);
         exchange(sending, reading, &taken).await
     }
 }
