@@ -176,6 +176,13 @@ impl Writer<'_> {
     }
 
     fn count(&mut self, field: &'static str, count: usize) -> Result<()> {
+        let count = self.checked_count(field, count)?;
+        self.buf.put_u16(count);
+        Ok(())
+    }
+
+    /// `count` entries of a list, checked against [`Limits::max_headers`].
+    fn checked_count(&self, field: &'static str, count: usize) -> Result<u16> {
         let limit = self.limits.max_headers.min(usize::from(u16::MAX));
         if count > limit {
             return Err(FrameError::TooMany {
@@ -185,8 +192,7 @@ impl Writer<'_> {
                 limit,
             });
         }
-        self.buf.put_u16(count as u16);
-        Ok(())
+        Ok(count as u16)
     }
 
     fn headers(&mut self, field: &'static str, headers: &[(Bytes, Bytes)]) -> Result<()> {
@@ -209,16 +215,8 @@ impl Writer<'_> {
             self.bytes(field, value, self.limits.max_field)?;
             count += 1;
         }
-        let limit = self.limits.max_headers.min(usize::from(u16::MAX));
-        if count > limit {
-            return Err(FrameError::TooMany {
-                frame: self.frame,
-                field,
-                count,
-                limit,
-            });
-        }
-        self.buf[at..at + 2].copy_from_slice(&(count as u16).to_be_bytes());
+        let count = self.checked_count(field, count)?;
+        self.buf[at..at + 2].copy_from_slice(&count.to_be_bytes());
         Ok(())
     }
 
