@@ -16,7 +16,6 @@
 //!   else runs. `tests/proxy/slow_readers.rs` measures the memory returned after load: 100
 //!   clients of 8 MiB objects gone, the node is back under its baseline + what is stored +
 //!   48 MiB (measured 82 MiB with 46 MiB baseline and 32 MiB stored).
-
 //!
 //! Allocations go to mimalloc's plain `mi_malloc` family when their alignment is one it gives
 //! every block anyway (at most 16 bytes, and no more than the size: the rule std's own system
@@ -32,7 +31,8 @@ use std::time::Duration;
 struct Mimalloc;
 
 /// The alignment every `mi_malloc` block of at least this size has (mimalloc's
-/// `MI_MAX_ALIGN_SIZE`).
+/// `MI_MAX_ALIGN_SIZE`: its size classes above one word are multiples of 16 bytes, and a
+/// page's first block is 16-aligned).
 const PLAIN_ALIGN: usize = 16;
 
 fn plain(align: usize, size: usize) -> bool {
