@@ -193,6 +193,16 @@ fn answered(ctx: &Ctx) {
     bump(&ctx.counters.hit_for_miss);
 }
 
+/// The answer to a head the lane cannot read (see where it is used: not reached).
+fn origin_broken(ctx: &Ctx, route: &RouteChoice) -> Lane {
+    answered(ctx);
+    let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
+    Lane::Answer(
+        fault_response(ctx, Fault::OriginBroken, &mut cs),
+        route.index,
+    )
+}
+
 /// The origin's answer `sent` to the request for `key` judged (see the module doc): stored by
 /// the general stages, or relayed from its raw head, written to `out` (`close`: the client
 /// closes after it).
@@ -219,10 +229,7 @@ fn judge(
     });
     let Some(raw) = raw_head else {
         // The origin client keeps the head raw when asked: not reached.
-        answered(ctx);
-        let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Miss);
-        let resp = fault_response(ctx, Fault::OriginBroken, &mut cs);
-        return Lane::Answer(resp, route.index);
+        return origin_broken(ctx, route);
     };
     let at = (parts.status, parts.version);
     let mut relay = Relay::new(&raw.bytes, &raw.lines, at, &date[..date_len]);
@@ -247,9 +254,12 @@ fn judge(
     if storable {
         // The fill reads the head as a map, cleaned as its `clean_response_headers` does
         // (`Via` only once the answer is the lane's; the rest is idempotent).
-        if let Ok(Some(head)) = parse_response(&raw.bytes, false) {
-            parts.headers = head.headers;
-        }
+        let Ok(Some(head)) = parse_response(&raw.bytes, false) else {
+            // The raw head passed the same checks: not reached. Never stored without its
+            // fields.
+            return origin_broken(ctx, route);
+        };
+        parts.headers = head.headers;
         strip_hop_by_hop(&mut parts.headers);
         ensure_date(&mut parts.headers, SystemTime::now());
         let sent = Sent {
