@@ -29,6 +29,8 @@ mod script;
 mod slow;
 #[path = "hostile/upload.rs"]
 mod upload;
+#[path = "hostile/upload_answer.rs"]
+mod upload_answer;
 #[path = "hostile/upload_lane.rs"]
 mod upload_lane;
 
@@ -114,9 +116,12 @@ pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> BufReader<TcpStrea
 /// Send `raw` on a new connection; the first final response, read strictly, and the reader.
 pub(crate) fn send(addr: SocketAddr, raw: &[u8]) -> (Strict, BufReader<TcpStream>) {
     let mut r = connect(addr, IO_TIMEOUT);
-    r.get_mut().write_all(raw).expect("write");
     let what = String::from_utf8_lossy(&raw[..raw.len().min(120)]).into_owned();
-    let resp = strict::read_final(&mut r, false).unwrap_or_else(|e| panic!("{what:?}: {e}"));
+    // A node may refuse a request before its body ended (a 413 on a chunk size) and close:
+    // the rest of the write then fails, and the answer is still there to read.
+    let wrote = r.get_mut().write_all(raw);
+    let resp = strict::read_final(&mut r, false)
+        .unwrap_or_else(|e| panic!("{what:?}: {e} (the write: {wrote:?})"));
     (resp, r)
 }
 

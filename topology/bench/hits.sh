@@ -18,6 +18,7 @@
 #   PERF_STAT=/tmp/s ./topology/bench/hits.sh  # + perf stat of each server's context switches and
 #                                   system calls per run (PERF_EVENTS overrides the event list)
 #   PERF_DIR=/tmp/p ./topology/bench/hits.sh   # + perf record of CPU 1 (the server) per run
+#   SPLIT=1 ./topology/bench/hits.sh           # + the server's user and system µs/request per run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
@@ -132,6 +133,7 @@ start() {  # start TARGET -> SERVER_PID
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+split_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 url() {
     if [ "$MISS" = 1 ]; then
         echo "http://127.0.0.1:${PORT[$1]}/obj/$2?size=${BYTES[$2]}&cc=no-store"
@@ -153,7 +155,7 @@ for round in $(seq 1 "$ROUNDS"); do
                     "$METHOD" "${BYTES[$size]}" >"$RUN/method.lua"
                 script=(-s "$RUN/method.lua")
             fi
-            c0=$(cpu_ticks "$SERVER_PID")
+            c0=$(cpu_ticks "$SERVER_PID"); s0=$(split_ticks "$SERVER_PID")
             # PERF_STAT=dir: the server's context switches and system calls during the run.
             if [ -n "${PERF_STAT:-}" ]; then
                 perf stat -e "${PERF_EVENTS:-context-switches,syscalls:sys_enter_*}" -p "$SERVER_PID" \
@@ -165,13 +167,18 @@ for round in $(seq 1 "$ROUNDS"); do
                     -- sleep "${DUR%s}" >/dev/null 2>&1 &
             fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency "${script[@]}" "$(url "$t" "$size")")
-            c1=$(cpu_ticks "$SERVER_PID")
+            c1=$(cpu_ticks "$SERVER_PID"); s1=$(split_ticks "$SERVER_PID")
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
             reqs=$(awk '/requests in/ {print $1}' <<<"$out")
             p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' <<<"$out")
             errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
             cpu_us=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", (b-a)/hz*1e6/n}')
             echo "$t $size $conns $rps $p99 $cpu_us $errs" | tee -a "$RUN/results" >&2
+            if [ -n "${SPLIT:-}" ]; then
+                awk -v a="$s0" -v b="$s1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" -v t="$t" 'BEGIN {
+                    split(a, x, " "); split(b, y, " ")
+                    printf "  %s user %.2f / system %.2f µs per request\n", t, (y[1]-x[1])/hz*1e6/n, (y[2]-x[2])/hz*1e6/n }' >&2
+            fi
         done
         stop "$SERVER_PID"
     done

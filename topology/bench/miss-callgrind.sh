@@ -8,6 +8,9 @@
 #     ./topology/bench/miss-callgrind.sh OUTDIR      # then callgrind_annotate OUTDIR/callgrind.*.1
 #   METHOD=POST TARGET=strait SIZE=1024 ./topology/bench/miss-callgrind.sh OUTDIR
 set -euo pipefail
+# glibc's vector memcpy at every size: callgrind counts a `rep movsb` copy once per byte, which
+# would make a large copy look many times dearer than it is (see cluster-callgrind.sh).
+export GLIBC_TUNABLES=${GLIBC_TUNABLES-glibc.cpu.x86_rep_movsb_threshold=1073741824}
 BIN=${BIN:-$PWD/target/release/strait}; SIZE=${SIZE:-1024}; DUR=${DUR:-10s}; C=${C:-20}; TARGET=${TARGET:-strait}; METHOD=${METHOD:-GET}
 OUT=${1:?outdir}; mkdir -p "$OUT"; rm -f "$OUT"/callgrind.*
 RUN=$(mktemp -d /tmp/cgrun.XXXX)

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use http::header::{HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, LOCATION};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Response};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
@@ -15,12 +15,14 @@ use super::forward::{
     clean_response_headers, fault_response, forward_headers, has_any, invalidate_url,
     path_and_query, pick_input, respond_upstream, with_cookie,
 };
+use crate::fault::Fault;
 use crate::interim::InterimSink;
+use crate::origin::h1::head::RawHead;
 use crate::origin::pool::{OutRequest, Pool, Sent};
 use crate::origin::upload::{ClientBody, Upload};
 use crate::origin::PickInput;
 use crate::policy::cache_status::{CacheStatus, Fwd};
-use crate::policy::invalidate::invalidation_keys;
+use crate::policy::invalidate::{invalidates, invalidation_keys};
 use crate::stats::{add, bump};
 
 /// Forward without storing (HEAD misses, `no-store` requests).
@@ -39,6 +41,7 @@ pub async fn forward_uncached(
         upload: None,
         interim: req.interim.clone(),
         raw_response: false,
+        body_in_head: false,
     };
     let cs = CacheStatus::fwd(&ctx.node_id, fwd);
     send_and_stream(&ctx, &rt, Trip::of(&req), out, cs, None).await
@@ -64,6 +67,7 @@ pub async fn pass(
         upload: Some(watch),
         interim: req.interim.clone(),
         raw_response: false,
+        body_in_head: false,
     };
     let fwd = if req.method == Method::GET || req.method == Method::HEAD {
         Fwd::Bypass
@@ -90,37 +94,81 @@ pub(super) struct Encoded<'a> {
     pub interim: Option<InterimSink>,
 }
 
-/// [`pass`] for an [`Encoded`] request: the same upload, trip, invalidation and answer.
+/// What [`pass_encoded`] brings back.
+pub(super) enum Passed {
+    /// An answer made here (a fault's).
+    Made(Response<ProxyBody>),
+    /// The origin's answer and its head as received, the target invalidated already: written
+    /// from those bytes (`passlane::relay`, `Cache-Status: <node>; fwd=method`).
+    Raw(Sent, Box<RawHead>),
+}
+
+/// [`pass`] for an [`Encoded`] request: the same upload, trip and invalidation; the answer's
+/// head is kept as received, for `passlane::relay` to write as [`pass`]'s answer is written.
+/// `body` None: the whole body is in `req.raw` already, after the head (the client had sent
+/// it with its head), and goes out with it in one write.
 pub(super) async fn pass_encoded(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
     req: Encoded<'_>,
-    body: ClientBody<'_>,
-) -> Response<ProxyBody> {
+    body: Option<ClientBody<'_>>,
+) -> Passed {
     bump(&ctx.counters.passed);
     let limits = rt.limits;
-    let (upload, watch) = Upload::new(body, limits.max_request_body, limits.body_timeout);
     // Only the framing: the head is `raw`.
     let mut headers = HeaderMap::with_capacity(1);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(req.len));
+    let (body, upload) = match body {
+        Some(body) => {
+            let (upload, watch) = Upload::new(body, limits.max_request_body, limits.body_timeout);
+            (Either::Right(upload), Some(watch))
+        }
+        None => (Either::Left(Empty::new()), None),
+    };
+    let body_in_head = upload.is_none();
     let out = OutRequest {
         method: req.method.clone(),
         path_and_query: PathAndQuery::from_static("/"),
         headers,
-        body: Either::Right(upload),
-        upload: Some(watch),
+        body,
+        upload,
         interim: req.interim,
-        raw_response: false,
+        raw_response: true,
+        body_in_head,
     };
-    let cs = CacheStatus::fwd(&ctx.node_id, Fwd::Method);
-    let trip = Trip {
-        method: &req.method,
-        pool: req.pool,
-        input: req.input,
-        raw: Some(req.raw),
-        head_request: false,
+    let sent = req
+        .pool
+        .send_with(out, &req.input, &ctx.counters, Some(req.raw))
+        .await;
+    let mut sent = match sent {
+        Ok(s) => s,
+        Err(fault) => {
+            let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Method);
+            return Passed::Made(fault_response(ctx, fault, &mut cs));
+        }
     };
-    send_and_stream(ctx, rt, trip, out, cs, Some(req.key)).await
+    let Some(raw) = sent.raw_head.take() else {
+        // The origin client keeps the head raw when asked: not reached.
+        let mut cs = CacheStatus::fwd(&ctx.node_id, Fwd::Method);
+        return Passed::Made(fault_response(ctx, Fault::OriginBroken, &mut cs));
+    };
+    let status = sent.response.status();
+    if invalidates(&req.method, status) {
+        let fields = raw.first_values(&[LOCATION, CONTENT_LOCATION]);
+        invalidate(ctx, &req.method, status, req.key, &fields).await;
+    }
+    Passed::Raw(sent, raw)
+}
+
+/// Invalidate the objects an answer of `status` with fields `resp` to an unsafe `method` on
+/// the URL of `key` makes stale (RFC 9111 §4.4), here and at their owners; counted.
+async fn invalidate(ctx: &Ctx, method: &Method, status: StatusCode, key: &str, resp: &HeaderMap) {
+    let mut n = 0;
+    for k in invalidation_keys(method, status, key, resp) {
+        n += invalidate_url(ctx, &k);
+        invalidate_at_owner(ctx, &k).await;
+    }
+    add(&ctx.counters.invalidated, n as u64);
 }
 
 /// In a cluster the URL's object is stored at its owner, not here: the owner removes it too
@@ -182,12 +230,7 @@ async fn send_and_stream(
     };
     let (mut rparts, incoming) = resp.into_parts();
     if let Some(key) = invalidate_key {
-        let mut n = 0;
-        for k in invalidation_keys(trip.method, rparts.status, key, &rparts.headers) {
-            n += invalidate_url(ctx, &k);
-            invalidate_at_owner(ctx, &k).await;
-        }
-        add(&ctx.counters.invalidated, n as u64);
+        invalidate(ctx, trip.method, rparts.status, key, &rparts.headers).await;
     }
     clean_response_headers(ctx, &mut rparts.headers, rparts.version);
     let has_targeted = has_any(&rparts.headers, &rt.strip);

@@ -18,7 +18,14 @@
 //!   plain), it is routed and keyed as the fast path routes and keys, and its head goes
 //!   upstream as written from the raw one (`passlane::head::origin_head_of`: the client's
 //!   fields without `Connection`, then `Via`, `X-Forwarded-For`, `Forwarded`, what
-//!   `forward::forward_headers` makes of them) through `pass::pass_encoded`.
+//!   `forward::forward_headers` makes of them) through `pass::pass_encoded`. A body of at most
+//!   [`WHOLE_MAX`] that came with the head goes upstream in the same write, as a bodyless
+//!   request does (`OutRequest::body_in_head`: never sent twice, never to a second server);
+//!   a larger or later one streams from the socket. The origin's answer head is kept as
+//!   received and written from its bytes (`passlane::relay`, `Cache-Status: <node>;
+//!   fwd=method`), the same bytes the general stages write (`tests/hostile/upload_answer.rs`);
+//!   its `Location` and `Content-Location` invalidate as the map's would
+//!   (`RawHead::first_values`).
 //! * A request the cache would look up instead is [`Next::General`] with nothing read,
 //!   written or counted: the caller hands the connection to hyper with every byte.
 //! * The answer is written as the loop writes the general stages' answers (`lite`), the
@@ -46,15 +53,21 @@ use super::ctx::{Ctx, RouteChoice, Runtime};
 use super::fast::FastReq;
 use super::handler::{begin_with_body, BodyBegin};
 use super::lite;
-use super::pass::{pass_encoded, Encoded};
+use super::pass::{pass_encoded, Encoded, Passed};
 use super::passlane::head::origin_head_of;
+use super::passlane::relay;
 use crate::access::{self, Pending};
 use crate::interim::InterimLine;
 use crate::origin::raw_body::RawBody;
 use crate::origin::upload::ClientBody;
 use crate::origin::PickInput;
+use crate::policy::cache_status::Fwd;
 use crate::policy::key::key_from_host_and_target;
 use crate::stats::bump;
+
+/// The largest body sent upstream in the same write as its head, when the client sent it with
+/// the head (one copy of it; a larger one streams from the read buffer).
+const WHOLE_MAX: u64 = 64 * 1024;
 
 /// What the loop does after the lane.
 pub(super) enum Next {
@@ -163,12 +176,21 @@ pub(super) async fn serve(
     let mut left = req.len;
     let sink;
     let pending;
-    let (resp, route) = if let Some(p) = req.prepared {
+    // The runtime a relayed answer is written in (the one the request was routed in).
+    let mut relayed_in = None;
+    let (answer, route) = if let Some(mut p) = req.prepared {
         sink = line.begin();
         pending = p.pending;
         bump(&ctx.counters.requests);
         bump(&ctx.counters.upload_lane);
         buf.advance(req.head_len);
+        // A small body the client sent with its head goes upstream with it, in one write.
+        let whole = left <= WHOLE_MAX && buf.len() as u64 >= left;
+        if whole {
+            p.head.extend_from_slice(&buf[..left as usize]);
+            buf.advance(left as usize);
+            left = 0;
+        }
         let trip = Encoded {
             method: p.method,
             raw: &p.head,
@@ -183,13 +205,14 @@ pub(super) async fn serve(
             interim: Some(sink.clone()),
         };
         let shared = Shared(Mutex::new(&mut *io));
-        let raw = RawBody::new(&shared.0, &mut *buf, &mut left);
-        let answer = Box::pin(pass_encoded(ctx, &p.rt, trip, ClientBody::Raw(raw)));
+        let body = (!whole).then(|| ClientBody::Raw(RawBody::new(&shared.0, &mut *buf, &mut left)));
+        let answer = Box::pin(pass_encoded(ctx, &p.rt, trip, body));
         let (answer, failed) = with_interims(&mut &shared, &sink, answer).await;
         if let Some(e) = failed {
             write_failed(ctx, req.peer, &e);
             return Next::Close;
         }
+        relayed_in = Some(p.rt);
         (answer, Some(p.route.index))
     } else {
         let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
@@ -208,7 +231,7 @@ pub(super) async fn serve(
             }
             BodyBegin::Answered(resp) => {
                 buf.advance(req.head_len);
-                (resp, None)
+                (Passed::Made(resp), None)
             }
             BodyBegin::Pass(p) => {
                 bump(&ctx.counters.upload_lane);
@@ -221,7 +244,8 @@ pub(super) async fn serve(
                     write_failed(ctx, req.peer, &e);
                     return Next::Close;
                 }
-                answer
+                let (resp, route) = answer;
+                (Passed::Made(resp), route)
             }
         }
     };
@@ -242,12 +266,27 @@ pub(super) async fn serve(
             close = true;
         }
     }
+    let (resp, framing) = match (answer, relayed_in) {
+        (Passed::Raw(sent, head), Some(rt)) => {
+            let (resp, framing) = relay(ctx, &rt, (sent, &head), (Fwd::Method, close), out);
+            (resp, Some(framing))
+        }
+        (Passed::Made(resp), _) => (resp, None),
+        (Passed::Raw(..), None) => unreachable!("only the prepared trip relays"),
+    };
     let status = resp.status().as_u16();
-    let written = match pending {
-        None => lite::write_response(io, resp, false, close, out).await,
-        Some(p) => {
+    let written = match (pending, framing) {
+        (None, None) => lite::write_response(io, resp, false, close, out).await,
+        (Some(p), None) => {
             let resp = access::track(ctx, Some(p), resp, route, Instant::now());
             lite::write_response(io, resp, false, close, out).await
+        }
+        (None, Some(framing)) => {
+            lite::write_framed(io, resp.into_body(), framing, close, out).await
+        }
+        (Some(p), Some(framing)) => {
+            let resp = access::track(ctx, Some(p), resp, route, Instant::now());
+            lite::write_framed(io, resp.into_body(), framing, close, out).await
         }
     };
     let done = Instant::now();

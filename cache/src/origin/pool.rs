@@ -134,9 +134,13 @@ pub struct OutRequest<'a> {
     /// Where the server's interim (1xx) responses go, if anywhere.
     pub interim: Option<InterimSink>,
     /// Keep the final response head as received ([`Sent::raw_head`]) and leave the response's
-    /// field map empty: for a bodyless, idempotent request whose answer the caller relays from
-    /// its bytes (the pass lane's).
+    /// field map empty: for a request whose answer the caller relays from its bytes (the pass
+    /// lane's, the upload lane's).
     pub raw_response: bool,
+    /// The encoded head (`raw`) ends with the whole body its `Content-Length` announces
+    /// (`body` is empty): the request goes out in one write, as a bodyless one does, and is
+    /// never sent again unless its method is idempotent.
+    pub body_in_head: bool,
 }
 
 /// A server's response, and its head as received when the request asked for it.
@@ -292,7 +296,9 @@ impl Pool {
             tracing::warn!(pool = %self.name, "no server available");
             return Err(Fault::NoServer);
         };
-        let retryable = matches!(req.body, Either::Left(_)) && is_idempotent(&req.method);
+        // A request with a body is never sent to a second server (its body was taken once).
+        let retryable =
+            matches!(req.body, Either::Left(_)) && is_idempotent(&req.method) && !req.body_in_head;
         let retry_copy = if retryable && self.servers.len() > 1 {
             Some((
                 req.method.clone(),
@@ -321,6 +327,7 @@ impl Pool {
                     upload: None,
                     interim,
                     raw_response,
+                    body_in_head: false,
                 };
                 self.send_to(second, again, counters, raw)
                     .await
@@ -355,7 +362,8 @@ impl Pool {
         bump(&server.active);
         let started = Instant::now();
         let deadline = origin_deadline(upload.clone(), self.first_byte_timeout);
-        let lean = matches!(req.body, Either::Left(_)) && is_idempotent(&req.method);
+        let lean = matches!(req.body, Either::Left(_))
+            && (is_idempotent(&req.method) || (req.body_in_head && raw.is_some()));
         let result = tokio::select! {
             r = self.exchange(idx, req, lean, raw) => Some(r),
             _ = deadline => None,
@@ -444,8 +452,9 @@ impl Pool {
             };
             let head_request = req.method == Method::HEAD;
             let interim = req.interim.as_ref();
+            let resend = is_idempotent(&req.method);
             let exchange =
-                self.lean[idx].exchange_as(head, head_request, req.raw_response, interim);
+                self.lean[idx].exchange_as(head, (head_request, req.raw_response), resend, interim);
             return match exchange.await {
                 Ok((h, body)) => {
                     let mut resp = Response::new(OriginBody::lean(body));
@@ -458,8 +467,10 @@ impl Pool {
                 Err(e) => Err((Fault::OriginBroken, e.to_string())),
             };
         }
-        let resp = self.exchange_with_body(idx, req, raw).await?;
-        Ok((resp, None))
+        // Boxed: the streaming exchange's future is several KiB, and every future that holds
+        // this one (up to the request's) would otherwise be that much larger for every
+        // request, the lean ones too, and moved and allocated whole.
+        Box::pin(self.exchange_with_body(idx, req, raw)).await
     }
 
     /// A request with a client's body (or a bodyless one of a method that is not idempotent),
@@ -471,13 +482,14 @@ impl Pool {
         idx: usize,
         req: OutRequest<'_>,
         raw: Option<&[u8]>,
-    ) -> Result<Response<OriginBody>, (Fault, String)> {
+    ) -> Result<Answer, (Fault, String)> {
         let OutRequest {
             method,
             path_and_query,
             mut headers,
             mut body,
             interim,
+            raw_response,
             ..
         } = req;
         let framing = match content_length(&headers) {
@@ -506,12 +518,11 @@ impl Pool {
         let resend = is_idempotent(&method) || framing.is_some_and(BodyFraming::expects_bytes);
         let head_request = method == Method::HEAD;
         match self.lean[idx]
-            .exchange_with_body(
+            .exchange_with_body_as(
                 head,
                 &mut body,
-                framing,
-                resend,
-                head_request,
+                (framing, resend),
+                (head_request, raw_response),
                 interim.as_ref(),
             )
             .await
@@ -521,7 +532,7 @@ impl Pool {
                 *resp.status_mut() = h.status;
                 *resp.version_mut() = h.version;
                 *resp.headers_mut() = h.headers;
-                Ok(resp)
+                Ok((resp, h.raw))
             }
             Err(e) if e.is_connect() => Err((Fault::OriginUnreachable, e.to_string())),
             Err(e @ ExchangeError::Length(_)) => Err((Fault::Node, e.to_string())),

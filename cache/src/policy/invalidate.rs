@@ -10,6 +10,12 @@ use http::{HeaderMap, Method, StatusCode};
 
 use super::key::same_origin_key;
 
+/// Whether an answer of `status` to `method` invalidates anything.
+pub fn invalidates(method: &Method, status: StatusCode) -> bool {
+    let safe = [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE];
+    !safe.contains(method) && (status.is_success() || status.is_redirection())
+}
+
 /// The keys to invalidate after `method` got `status` with headers `resp` for `target_key`.
 pub fn invalidation_keys(
     method: &Method,
@@ -17,8 +23,7 @@ pub fn invalidation_keys(
     target_key: &str,
     resp: &HeaderMap,
 ) -> Vec<String> {
-    let safe = [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE];
-    if safe.contains(method) || !(status.is_success() || status.is_redirection()) {
+    if !invalidates(method, status) {
         return Vec::new();
     }
     let mut keys = vec![target_key.to_owned()];

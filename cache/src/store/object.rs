@@ -51,7 +51,10 @@ const PARTIAL_SUFFIX: &str = "\0partial";
 /// Where the partial object of `key` is stored. It starts with `key`, so a ban of a prefix of
 /// `key` removes it too (purge removes it by name).
 pub fn partial_key(key: &str) -> String {
-    format!("{key}{PARTIAL_SUFFIX}")
+    let mut k = String::with_capacity(key.len() + PARTIAL_SUFFIX.len());
+    k.push_str(key);
+    k.push_str(PARTIAL_SUFFIX);
+    k
 }
 
 impl Object {

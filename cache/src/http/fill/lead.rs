@@ -183,6 +183,7 @@ pub(in crate::http) async fn ask_origin(
         upload: None,
         interim: job.req.interim.clone(),
         raw_response: false,
+        body_in_head: false,
     };
     let request = SystemTime::now();
     let sent = job

@@ -132,6 +132,7 @@ pub(in crate::http) async fn send(
         // The client's own request reaches the origin here: its interims are relayed.
         interim: req.interim.clone(),
         raw_response: false,
+        body_in_head: false,
     };
     let request_time = SystemTime::now();
     let sent = req

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue, Method, Response};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{Either, Empty};
 
 use super::body::ProxyBody;
@@ -41,8 +41,10 @@ use super::forward::fault_response;
 use super::h1::Framing;
 use crate::fault::Fault;
 use crate::interim::InterimSink;
-use crate::origin::h1::head::parse_response;
+use crate::origin::body::OriginBody;
+use crate::origin::h1::head::{parse_response, RawHead};
 use crate::origin::pool::{OutRequest, Sent};
+use crate::origin::Server;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{own_fwd_value, CacheStatus, Fwd, CACHE_STATUS};
 use crate::policy::headers::{ensure_date, strip_hop_by_hop};
@@ -160,6 +162,7 @@ pub(in crate::http) async fn serve(
         upload: None,
         interim: req.interim,
         raw_response: true,
+        body_in_head: false,
     };
     let input = PickInput {
         client: Some(req.client.ip()),
@@ -222,17 +225,13 @@ fn judge(
     } = sent;
     let (mut parts, incoming) = response.into_parts();
     let mut date = [0u8; 32];
-    let mut date_len = 0;
-    super::h1::with_date(|d| {
-        date_len = d.len().min(date.len());
-        date[..date_len].copy_from_slice(&d[..date_len]);
-    });
+    let date = today(&mut date);
     let Some(raw) = raw_head else {
         // The origin client keeps the head raw when asked: not reached.
         return origin_broken(ctx, route);
     };
     let at = (parts.status, parts.version);
-    let mut relay = Relay::new(&raw.bytes, &raw.lines, at, &date[..date_len]);
+    let relay = Relay::new(&raw.bytes, &raw.lines, at, date);
     // What the fill's `head_of` decides (the lane's requests carry no field of their own that
     // bears on it: no Cache-Control, Pragma or Authorization), on the fields it reads: on the
     // answer's directives alone first (a `no-store` or `private` answer, the usual one here).
@@ -279,19 +278,71 @@ fn judge(
     bump(&ctx.counters.pass_lane);
     ctx.uncacheable
         .mark(key, rt.hit_for_miss, std::time::Instant::now());
-    let own_status = own_fwd_value(&ctx.node_id, Fwd::Miss);
+    let own = own_fwd_value(&ctx.node_id, Fwd::Miss);
+    let own = own.as_ref().map_or(&[][..], |v| v.as_bytes());
+    let cookie = set_cookie.as_ref().map(|c| c.as_bytes());
+    let answer = (parts.status, incoming, &*server, cookie);
+    let (resp, framing) = write_relayed(ctx, rt, relay, (own, answer), close, out);
+    Lane::Raw(RawAnswer {
+        resp,
+        framing,
+        close,
+        route: route.index,
+    })
+}
+
+/// An origin answer that is not stored, `sent` with its head `raw` as received
+/// (`raw_response`), relayed: its head written to `out` as the general stages would write it
+/// with this node's `Cache-Status` member for `fwd` ([`relay_head`]; `close`: the connection
+/// ends after it), the body to follow as the returned framing says (`lite::write_framed`).
+pub(in crate::http) fn relay(
+    ctx: &Ctx,
+    rt: &Runtime,
+    (sent, raw): (Sent, &RawHead),
+    (fwd, close): (Fwd, bool),
+    out: &mut Vec<u8>,
+) -> (Response<ProxyBody>, Framing) {
+    let (parts, incoming) = sent.response.into_parts();
+    let mut date = [0u8; 32];
+    let date = today(&mut date);
+    let at = (parts.status, parts.version);
+    let relay = Relay::new(&raw.bytes, &raw.lines, at, date);
+    let own = own_fwd_value(&ctx.node_id, fwd);
+    let own = own.as_ref().map_or(&[][..], |v| v.as_bytes());
+    let cookie = sent.set_cookie.as_ref().map(|c| c.as_bytes());
+    let answer = (parts.status, incoming, &*sent.server, cookie);
+    write_relayed(ctx, rt, relay, (own, answer), close, out)
+}
+
+/// An origin answer relayed: its status, body, server and persistence `Set-Cookie`.
+type RelayedAnswer<'r> = (StatusCode, OriginBody, &'r Server, Option<&'r [u8]>);
+
+/// Today's IMF-fixdate (`h1::with_date`), copied into `buf`.
+fn today(buf: &mut [u8; 32]) -> &[u8] {
+    let mut n = 0;
+    super::h1::with_date(|d| {
+        n = d.len().min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+    });
+    &buf[..n]
+}
+
+/// [`relay`] with the head read already (`relay`) and this node's `Cache-Status` member
+/// (`own`) made.
+fn write_relayed<'r>(
+    ctx: &'r Ctx,
+    rt: &Runtime,
+    mut relay: Relay<'r>,
+    (own, answer): (&'r [u8], RelayedAnswer<'r>),
+    close: bool,
+    out: &mut Vec<u8>,
+) -> (Response<ProxyBody>, Framing) {
+    let (status, incoming, server, cookie) = answer;
     let exact = http_body::Body::size_hint(&incoming).exact();
     out.clear();
-    let framing = relay.client_head(
-        &ctx.node_id,
-        own_status.as_ref().map_or(&[][..], |v| v.as_bytes()),
-        &rt.strip,
-        set_cookie.as_ref().map(|c| c.as_bytes()),
-        (exact, close),
-        out,
-    );
+    let framing = relay.client_head(&ctx.node_id, own, &rt.strip, cookie, (exact, close), out);
     let mut resp = Response::new(ProxyBody::Upstream(incoming));
-    *resp.status_mut() = parts.status;
+    *resp.status_mut() = status;
     if ctx.access.enabled() {
         // What the access log reads of the answer: its `Cache-Status` and server.
         if let Ok(v) = HeaderValue::from_bytes(&relay.cache_status()) {
@@ -299,10 +350,5 @@ fn judge(
         }
         crate::access::note_server(ctx, &mut resp, server.addr);
     }
-    Lane::Raw(RawAnswer {
-        resp,
-        framing,
-        close,
-        route: route.index,
-    })
+    (resp, framing)
 }

@@ -6,7 +6,7 @@
 //! A kept connection the server has closed meanwhile is found out when the exchange on it
 //! fails before any byte of the response arrived; a bodyless request (always idempotent here)
 //! is then sent once more on a new connection, and the server is not blamed. A request with a
-//! body is sent again only on the terms of [`Idle::exchange_with_body`].
+//! body is sent again only on the terms of [`Idle::exchange_with_body_as`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -178,22 +178,30 @@ impl Idle {
         head_request: bool,
         interim: Option<&InterimSink>,
     ) -> Result<(Head, LeanBody), ExchangeError> {
-        self.exchange_as(head, head_request, false, interim).await
+        self.exchange_as(head, (head_request, false), true, interim)
+            .await
     }
 
-    /// Send a bodyless request (`head`, encoded) and read the final response head: the head
-    /// and the body that reads the rest from the connection. Interim (1xx) responses before
-    /// it go to `interim` (RFC 9110 §15.2), if given. `raw`: the final head read by
-    /// `parse_response_raw` (kept as received, no field map), for a caller that relays it
-    /// from its bytes.
+    /// Send a request written whole in `head` (bodyless, or its body after its head) and read
+    /// the final response head: the head and the body that reads the rest from the
+    /// connection. Interim (1xx) responses before it go to `interim` (RFC 9110 §15.2), if
+    /// given. `raw`: the final head read by `parse_response_raw` (kept as received, no field
+    /// map), for a caller that relays it from its bytes. `resend`: the request may go again
+    /// on a new connection when its kept one failed before any response byte (an idempotent
+    /// one); else a kept connection is checked first (`checkout_live`) and a failure is final.
     pub async fn exchange_as(
         self: &Arc<Self>,
         head: &[u8],
-        head_request: bool,
-        raw: bool,
+        (head_request, raw): (bool, bool),
+        resend: bool,
         interim: Option<&InterimSink>,
     ) -> Result<(Head, LeanBody), ExchangeError> {
-        let mut kept = self.checkout(Instant::now());
+        let now = Instant::now();
+        let mut kept = if resend {
+            self.checkout(now)
+        } else {
+            self.checkout_live(now)
+        };
         loop {
             let reused = kept.is_some();
             let mut conn = match kept.take() {
@@ -205,7 +213,7 @@ impl Idle {
                     let body = LeanBody::new(conn, Arc::clone(self), h.framing, h.reusable);
                     return Ok((h, body));
                 }
-                Err((e, false)) if reused => {
+                Err((e, false)) if reused && resend => {
                     tracing::debug!(server = %self.addr, error = %e, "kept connection was closed; sending again on a new one");
                 }
                 Err((e, _)) => return Err(e),
@@ -215,13 +223,8 @@ impl Idle {
 }
 
 impl Idle {
-    /// Send a request with a body (`head`, encoded with its framing field, then `body` as
-    /// `framing` says: `upload`) and read the final response head, as [`Idle::exchange`].
-    /// The connection is kept after the response body only when the whole request went out
-    /// before the final head. A request goes again on a new connection only when its kept
-    /// connection failed before any response byte and before anything of the body was
-    /// taken, and `resend` allows it (the head alone was not a complete request, or the method
-    /// is idempotent).
+    /// [`Idle::exchange_with_body_as`], the head read into a field map.
+    #[cfg(test)]
     pub async fn exchange_with_body<B>(
         self: &Arc<Self>,
         head: &[u8],
@@ -229,6 +232,35 @@ impl Idle {
         framing: Option<BodyFraming>,
         resend: bool,
         head_request: bool,
+        interim: Option<&InterimSink>,
+    ) -> Result<(Head, LeanBody), ExchangeError>
+    where
+        B: http_body::Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        self.exchange_with_body_as(
+            head,
+            body,
+            (framing, resend),
+            (head_request, false),
+            interim,
+        )
+        .await
+    }
+
+    /// Send a request with a body (`head`, encoded with its framing field, then `body` as
+    /// `framing` says: `upload`) and read the final response head, as [`Idle::exchange_as`]
+    /// (`raw`: read by `parse_response_raw`, kept as received). The connection is kept after
+    /// the response body only when the whole request went out before the final head. A
+    /// request goes again on a new connection only when its kept connection failed before any
+    /// response byte and before anything of the body was taken, and `resend` allows it (the
+    /// head alone was not a complete request, or the method is idempotent).
+    pub async fn exchange_with_body_as<B>(
+        self: &Arc<Self>,
+        head: &[u8],
+        body: &mut B,
+        (framing, resend): (Option<BodyFraming>, bool),
+        (head_request, raw): (bool, bool),
         interim: Option<&InterimSink>,
     ) -> Result<(Head, LeanBody), ExchangeError>
     where
@@ -243,7 +275,7 @@ impl Idle {
                 None => self.connect().await?,
             };
             match conn
-                .request_with_body(head, body, framing, head_request, interim)
+                .request_with_body(head, body, framing, (head_request, raw), interim)
                 .await
             {
                 Ok((h, complete)) => {

@@ -111,6 +111,34 @@ pub struct RawHead {
     pub lines: Vec<Line>,
 }
 
+impl RawHead {
+    /// The first value of each of `names` the head has, as the map [`parse_response`] makes
+    /// would give them (`HeaderMap::get`); what the head's `Connection` lists is not removed.
+    pub fn first_values(&self, names: &[HeaderName]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        let part = |at: u16, n: u16| self.bytes.get(at as usize..at as usize + n as usize);
+        for &[name_at, name_len, value_at, value_len] in &self.lines {
+            let Some(name) = part(name_at, name_len) else {
+                continue;
+            };
+            let Some(known) = names
+                .iter()
+                .find(|k| name.eq_ignore_ascii_case(k.as_str().as_bytes()))
+            else {
+                continue;
+            };
+            if map.contains_key(known) {
+                continue;
+            }
+            let value = part(value_at, value_len).unwrap_or_default();
+            if let Ok(v) = HeaderValue::from_bytes(value) {
+                map.insert(known.clone(), v);
+            }
+        }
+        map
+    }
+}
+
 /// A field line in a [`RawHead`]: its name's offset and length, its value's (as httparse
 /// reads it: without the blanks around it). A head is at most [`MAX_HEAD`] bytes: they fit.
 pub type Line = [u16; 4];
@@ -398,6 +426,33 @@ mod tests {
         assert!(
             head("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n").reusable
         );
+    }
+
+    #[test]
+    fn first_values_are_what_the_maps_get_gives() {
+        use http::header::{CONTENT_LOCATION, LOCATION};
+        let heads = [
+            "HTTP/1.1 201 Created\r\nLocation: /a\r\nlocation: /b\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nCONTENT-LOCATION: http://h/c\r\nConnection: location\r\nLOCATION:\r\nLocation: /d\r\n\r\n",
+            "HTTP/1.1 303 See Other\r\nX-Location: /x\r\nContent-Location: café\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\n\r\n",
+        ];
+        let names = [LOCATION, CONTENT_LOCATION];
+        for raw in heads {
+            let map = parse_response(raw.as_bytes(), false)
+                .unwrap()
+                .unwrap()
+                .headers;
+            let got = parse_response_raw(raw.as_bytes(), false).unwrap().unwrap();
+            let first = got.raw.unwrap().first_values(&names);
+            for name in &names {
+                assert_eq!(first.get(name), map.get(name), "{raw:?} {name}");
+            }
+            assert_eq!(
+                first.len(),
+                names.iter().filter(|n| map.contains_key(*n)).count()
+            );
+        }
     }
 
     #[test]

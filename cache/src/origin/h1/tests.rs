@@ -572,3 +572,90 @@ async fn a_kept_connection_the_server_closed_is_not_used_for_a_body() {
     body(rb).await.unwrap();
     assert_eq!(conns.load(Ordering::SeqCst), 2);
 }
+
+/// A request written whole (its body after its head) and not resendable: a POST.
+fn whole_post() -> Vec<u8> {
+    let mut head = post_head("content-length: 3");
+    head.extend_from_slice(b"abc");
+    head
+}
+
+#[tokio::test]
+async fn a_whole_request_that_may_not_go_again_skips_a_closed_kept_connection() {
+    let (addr, conns) = server(vec![OK2]).await;
+    let pool = idle(addr);
+    let (_, rb) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
+    body(rb).await.unwrap();
+    assert_eq!(pool.idle(), 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (h, rb) = pool
+        .exchange_as(&whole_post(), (false, false), false, None)
+        .await
+        .unwrap();
+    assert_eq!(h.status, 200);
+    body(rb).await.unwrap();
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_whole_request_that_may_not_go_again_is_sent_once_when_its_connection_dies() {
+    // Answers the first request of each connection, then reads the next one whole and closes
+    // without a word: the server may have acted on it.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                let mut answered = false;
+                loop {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    buf.drain(..i + 4);
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if answered {
+                        return;
+                    }
+                    answered = true;
+                    if s.write_all(OK2).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let pool = idle(addr);
+    let (_, rb) = pool
+        .exchange(&get(&Method::GET), false, None)
+        .await
+        .unwrap();
+    body(rb).await.unwrap();
+    assert_eq!(pool.idle(), 1);
+    let failed = pool
+        .exchange_as(&whole_post(), (false, false), false, None)
+        .await;
+    assert!(failed.is_err(), "the request's connection died unanswered");
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "sent once, never again");
+    // The pool goes on, on a new connection.
+    let (h, rb) = pool
+        .exchange_as(&get(&Method::GET), (false, false), true, None)
+        .await
+        .unwrap();
+    assert_eq!(h.status, 200);
+    body(rb).await.unwrap();
+}

@@ -214,7 +214,7 @@ impl Conn {
         head: &[u8],
         body: &mut B,
         framing: Option<BodyFraming>,
-        head_request: bool,
+        (head_request, raw): (bool, bool),
         interim: Option<&InterimSink>,
     ) -> Result<(Head, bool), (ExchangeError, Resend)>
     where
@@ -224,7 +224,7 @@ impl Conn {
         let taken = AtomicBool::new(false);
         let (mut rd, mut wr) = self.io.split();
         let sending = send(&mut wr, head, body, framing, &taken);
-        let reading = read_head(&mut rd, &mut self.buf, head_request, false, interim);
+        let reading = read_head(&mut rd, &mut self.buf, head_request, raw, interim);
         exchange(sending, reading, &taken).await
     }
 }
