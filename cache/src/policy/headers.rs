@@ -17,17 +17,23 @@ use http::{HeaderMap, HeaderName, HeaderValue, Version};
 
 use super::cache_control::DELTA_SECONDS_MAX;
 
-/// Fields that are hop-by-hop whether or not Connection lists them.
+/// Fields that are hop-by-hop whether or not Connection lists them (the raw relay,
+/// `http::passlane::relay_head`, is tested against this list).
+pub(crate) static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
+
+/// Whether `name` is one of [`HOP_BY_HOP`].
 pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == CONNECTION
-        || *name == TE
-        || *name == TRAILER
-        || *name == TRANSFER_ENCODING
-        || *name == UPGRADE
-        || *name == PROXY_AUTHENTICATE
-        || *name == PROXY_AUTHORIZATION
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    HOP_BY_HOP.iter().any(|h| h == name)
 }
 
 /// The field names listed in Connection (invalid tokens skipped).

@@ -491,6 +491,58 @@ mod tests {
     use http::Method;
 
     use super::*;
+
+    #[test]
+    fn the_relays_hop_by_hop_names_are_the_maps() {
+        use crate::policy::headers::{is_hop_by_hop, HOP_BY_HOP};
+        let hop = |name: &str| {
+            matches!(
+                kind_of(name.as_bytes()),
+                CONNECTION | HOP | TRANSFER_ENCODING
+            )
+        };
+        for name in &HOP_BY_HOP {
+            let lower = name.as_str();
+            assert!(hop(lower), "{lower}");
+            assert!(hop(&lower.to_ascii_uppercase()), "{lower}");
+        }
+        // Every name the relay knows, and some it does not: hop-by-hop for both or neither.
+        let known = [
+            "te",
+            "via",
+            "age",
+            "date",
+            "etag",
+            "vary",
+            "trailer",
+            "upgrade",
+            "expires",
+            "connection",
+            "keep-alive",
+            "set-cookie",
+            "cache-status",
+            "cache-control",
+            "last-modified",
+            "content-length",
+            "proxy-connection",
+            "transfer-encoding",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "content-type",
+            "x-te",
+            "tee",
+            "keep-alivf",
+            "location",
+            "content-location",
+        ];
+        for name in known {
+            let map = is_hop_by_hop(&HeaderName::from_static(name));
+            assert_eq!(hop(name), map, "{name}");
+        }
+        for (i, name) in STORE_READS.iter().enumerate() {
+            assert_eq!(kind_of(name.as_str().as_bytes()), READ + i as u8, "{name}");
+        }
+    }
     use crate::origin::h1::head::{parse_response, parse_response_raw};
     use crate::policy::cache_control::CacheControl;
     use crate::policy::cache_status::{append_fwd, own_fwd_value, Fwd};
