@@ -222,7 +222,14 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                             close,
                             out: &mut out,
                         };
-                        let lane = passlane::serve(ctx, Guard::into_inner(rt), route, lane_req);
+                        // Pinned where it is made: moved into `with_interims`, the future (some KiB)
+                        // would be copied whole.
+                        let lane = std::pin::pin!(passlane::serve(
+                            ctx,
+                            Guard::into_inner(rt),
+                            route,
+                            lane_req
+                        ));
                         let (lane, interim_failed) = with_interims(&mut io, &sink, lane).await;
                         if let Some(e) = interim_failed {
                             return write_failed(ctx, peer, &e);

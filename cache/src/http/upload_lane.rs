@@ -206,8 +206,11 @@ pub(super) async fn serve(
         };
         let shared = Shared(Mutex::new(&mut *io));
         let body = (!whole).then(|| ClientBody::Raw(RawBody::new(&shared.0, &mut *buf, &mut left)));
-        let answer = Box::pin(pass_encoded(ctx, &p.rt, trip, body));
-        let (answer, failed) = with_interims(&mut &shared, &sink, answer).await;
+        let (answer, failed) = {
+            // Pinned where it is made (moved, the future's KiB would be copied).
+            let answer = std::pin::pin!(pass_encoded(ctx, &p.rt, trip, body));
+            with_interims(&mut &shared, &sink, answer).await
+        };
         if let Some(e) = failed {
             write_failed(ctx, req.peer, &e);
             return Next::Close;
