@@ -106,6 +106,19 @@ pub(crate) fn node_with_nofile(origins: &[SocketAddr], extra: &str, nofile: u32)
     }
 }
 
+/// What a node wrote, as text, with a `Date` it added (not the 2020 one the tests' origins
+/// send) masked: it is the clock's.
+pub(crate) fn own_date_masked(got: &[u8]) -> String {
+    String::from_utf8_lossy(got)
+        .split("\r\n")
+        .map(|l| match l.strip_prefix("date: ") {
+            Some(_) if !l.contains("2020") => "date: (now)",
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
 /// A connection to `addr` with a read timeout.
 pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> BufReader<TcpStream> {
     let s = TcpStream::connect(addr).expect("connect");

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use crate::support::{Node, RecordingOrigin, IO_TIMEOUT};
-use crate::{config, connect};
+use crate::{config, connect, own_date_masked};
 
 /// One GET for `path` with `Connection: close`: everything the node wrote until it closed.
 fn exchange(node: SocketAddr, path: &str) -> String {
@@ -20,15 +20,7 @@ fn exchange(node: SocketAddr, path: &str) -> String {
     r.get_mut().write_all(req.as_bytes()).expect("write");
     let mut got = Vec::new();
     r.read_to_end(&mut got).expect("read to the close");
-    // The date the node adds when the origin sent none is the clock's.
-    let text = String::from_utf8_lossy(&got).into_owned();
-    text.split("\r\n")
-        .map(|l| match l.strip_prefix("date: ") {
-            Some(_) if !l.contains("2020") => "date: (now)",
-            _ => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\r\n")
+    own_date_masked(&got)
 }
 
 const MARK: &[u8] = b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: 4\r\n\r\nmark";

@@ -542,9 +542,9 @@ async fn an_early_answer_that_is_not_a_refusal_still_gets_the_rest_of_the_body()
     assert_eq!(pool.idle(), 0, "an early answer's connection is not kept");
 }
 
-#[tokio::test]
-async fn a_kept_connection_the_server_closed_is_not_used_for_a_body() {
-    // One answer per connection, then the server closes.
+/// A pool whose one kept connection the server has closed (it answers one request per
+/// connection), and the server's connection count.
+async fn pool_with_a_closed_kept_connection() -> (Arc<Idle>, Arc<AtomicUsize>) {
     let (addr, conns) = server(vec![OK2]).await;
     let pool = idle(addr);
     let (_, rb) = pool
@@ -554,6 +554,12 @@ async fn a_kept_connection_the_server_closed_is_not_used_for_a_body() {
     body(rb).await.unwrap();
     assert_eq!(pool.idle(), 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
+    (pool, conns)
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_is_not_used_for_a_body() {
+    let (pool, conns) = pool_with_a_closed_kept_connection().await;
     let head = post_head("content-length: 0");
     let mut b = http_body_util::Empty::<bytes::Bytes>::new();
     // Not resendable: it must not have gone on the dead connection.
@@ -582,15 +588,7 @@ fn whole_post() -> Vec<u8> {
 
 #[tokio::test]
 async fn a_whole_request_that_may_not_go_again_skips_a_closed_kept_connection() {
-    let (addr, conns) = server(vec![OK2]).await;
-    let pool = idle(addr);
-    let (_, rb) = pool
-        .exchange(&get(&Method::GET), false, None)
-        .await
-        .unwrap();
-    body(rb).await.unwrap();
-    assert_eq!(pool.idle(), 1);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (pool, conns) = pool_with_a_closed_kept_connection().await;
     let (h, rb) = pool
         .exchange_as(&whole_post(), (false, false), false, None)
         .await
