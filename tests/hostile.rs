@@ -19,6 +19,8 @@ mod conns;
 mod cut;
 #[path = "hostile/framing.rs"]
 mod framing;
+#[path = "hostile/linger.rs"]
+mod linger;
 #[path = "hostile/origin.rs"]
 mod origin;
 #[path = "hostile/pass_lane.rs"]

@@ -548,3 +548,22 @@ fn the_upstream_head_of_a_plain_upload_is_the_one_the_general_path_sends() {
     assert_eq!(resp.header("cache-control"), Some("no-store"));
     assert_eq!(node.counter("upload_lane"), 2);
 }
+
+#[test]
+fn an_early_refusal_of_a_long_upload_is_read_after_the_whole_body_went_out() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "[limits]\nmax_request_body = \"8MiB\"\n");
+    // Refused at its head; 2 MiB more than the sockets hold: the client's write ends only
+    // because the node drains the rest after its answer (lingering close).
+    let body = pattern(2 * 1024 * 1024);
+    let mut raw = post_head("POST", "/early/long", body.len(), "");
+    raw.extend_from_slice(&body);
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut()
+        .write_all(&raw)
+        .expect("the whole upload written: the node drained it");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!((resp.status, &resp.body[..]), (403, &b"early"[..]));
+    assert!(resp.closes(), "{resp:?}");
+    strict::expect_closed(&mut r).expect("closed");
+}

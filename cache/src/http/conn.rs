@@ -39,6 +39,7 @@ use super::handler::{handle, handle_bodyless};
 use super::idle::{Held, Idle};
 use super::interim_io::InterimIo;
 use super::io::{FlattenSmall, FLATTEN_MAX};
+use super::linger::Lingering;
 use super::lite::{self, write_two};
 use super::passlane;
 use super::remote;
@@ -72,7 +73,7 @@ pub struct ConnEnv {
 
 /// The client socket as both paths use it: writes that stall for `send_timeout` fail, and
 /// the bytes written are counted.
-pub(super) type ClientIo = FlattenSmall<SendTimeout<Counted<TcpStream>>>;
+pub(super) type ClientIo = FlattenSmall<SendTimeout<Counted<Lingering<TcpStream>>>>;
 
 /// Serve one accepted connection to its end. `limits.send_timeout` and
 /// `limits.header_read_timeout` are read once, here: a reload applies to new connections.
@@ -83,7 +84,7 @@ pub async fn serve(env: Arc<ConnEnv>, stream: TcpStream, peer: SocketAddr, watch
         let rt = env.ctx.rt.load();
         (rt.limits.send_timeout, rt.limits.header_read_timeout)
     };
-    let stream = Counted::new(stream, Arc::clone(&env.ctx));
+    let stream = Counted::new(Lingering::new(stream), Arc::clone(&env.ctx));
     let io = FlattenSmall::new(SendTimeout::new(stream, send_timeout));
     let conn = Conn {
         env: &env,

@@ -17,6 +17,7 @@ mod idle;
 mod interim_io;
 mod io;
 mod lease;
+mod linger;
 pub(crate) mod lite;
 mod lookup;
 pub mod owner;
