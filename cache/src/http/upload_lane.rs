@@ -58,6 +58,8 @@ use super::passlane::head::origin_head_of;
 use super::passlane::relay;
 use crate::access::{self, Pending};
 use crate::interim::InterimLine;
+use crate::origin::h1::head::RawHead;
+use crate::origin::pool::Sent;
 use crate::origin::raw_body::RawBody;
 use crate::origin::upload::ClientBody;
 use crate::origin::PickInput;
@@ -68,6 +70,14 @@ use crate::stats::bump;
 /// The largest body sent upstream in the same write as its head, when the client sent it with
 /// the head (one copy of it; a larger one streams from the read buffer).
 const WHOLE_MAX: u64 = 64 * 1024;
+
+/// The lane's answer: made (by the general stages' pieces, or a fault's), or the origin's
+/// with its head as received, to be relayed (`passlane::relay`) in the runtime the request
+/// was routed in.
+enum Answer {
+    Made(http::Response<super::body::ProxyBody>),
+    Raw(Sent, Box<RawHead>, Arc<Runtime>),
+}
 
 /// What the loop does after the lane.
 pub(super) enum Next {
@@ -176,8 +186,6 @@ pub(super) async fn serve(
     let mut left = req.len;
     let sink;
     let pending;
-    // The runtime a relayed answer is written in (the one the request was routed in).
-    let mut relayed_in = None;
     let (answer, route) = if let Some(mut p) = req.prepared {
         sink = line.begin();
         pending = p.pending;
@@ -215,7 +223,11 @@ pub(super) async fn serve(
             write_failed(ctx, req.peer, &e);
             return Next::Close;
         }
-        relayed_in = Some(p.rt);
+        let answer = match answer {
+            Passed::Made(resp) => Answer::Made(resp),
+            // Written in the runtime the request was routed in.
+            Passed::Raw(sent, head) => Answer::Raw(sent, head, p.rt),
+        };
         (answer, Some(p.route.index))
     } else {
         let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
@@ -234,7 +246,7 @@ pub(super) async fn serve(
             }
             BodyBegin::Answered(resp) => {
                 buf.advance(req.head_len);
-                (Passed::Made(resp), None)
+                (Answer::Made(resp), None)
             }
             BodyBegin::Pass(p) => {
                 bump(&ctx.counters.upload_lane);
@@ -248,7 +260,7 @@ pub(super) async fn serve(
                     return Next::Close;
                 }
                 let (resp, route) = answer;
-                (Passed::Made(resp), route)
+                (Answer::Made(resp), route)
             }
         }
     };
@@ -269,13 +281,12 @@ pub(super) async fn serve(
             close = true;
         }
     }
-    let (resp, framing) = match (answer, relayed_in) {
-        (Passed::Raw(sent, head), Some(rt)) => {
+    let (resp, framing) = match answer {
+        Answer::Raw(sent, head, rt) => {
             let (resp, framing) = relay(ctx, &rt, (sent, &head), (Fwd::Method, close), out);
             (resp, Some(framing))
         }
-        (Passed::Made(resp), _) => (resp, None),
-        (Passed::Raw(..), None) => unreachable!("only the prepared trip relays"),
+        Answer::Made(resp) => (resp, None),
     };
     let status = resp.status().as_u16();
     let written = match (pending, framing) {
