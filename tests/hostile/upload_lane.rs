@@ -563,7 +563,8 @@ fn an_early_refusal_of_a_long_upload_is_read_after_the_whole_body_went_out() {
         .write_all(&raw)
         .expect("the whole upload written: the node drained it");
     let resp = strict::read_final(&mut r, false).expect("answer");
+    // Whether the node read the whole body before it answered (then the connection may carry
+    // another request) or not (then it closes) depends on timing; either way the answer is
+    // read whole.
     assert_eq!((resp.status, &resp.body[..]), (403, &b"early"[..]));
-    assert!(resp.closes(), "{resp:?}");
-    strict::expect_closed(&mut r).expect("closed");
 }
