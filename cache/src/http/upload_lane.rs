@@ -20,8 +20,8 @@
 //!   fields without `Connection`, then `Via`, `X-Forwarded-For`, `Forwarded`, what
 //!   `forward::forward_headers` makes of them) through `pass::pass_encoded`. A body of at most
 //!   [`WHOLE_MAX`] that came with the head goes upstream in the same write, as a bodyless
-//!   request does (`OutRequest::body_in_head`: never sent twice, never to a second server);
-//!   a larger or later one streams from the socket. The origin's answer head is kept as
+//!   request does (`OutRequest::body_in_head`: never to a second server, sent again only
+//!   as a streamed body would be); a larger or later one streams from the socket. The origin's answer head is kept as
 //!   received and written from its bytes (`passlane::relay`, `Cache-Status: <node>;
 //!   fwd=method`), the same bytes the general stages write (`tests/hostile/upload_answer.rs`);
 //!   its `Location` and `Content-Location` invalidate as the map's would

@@ -4,9 +4,10 @@
 //! no channel between the request and its socket.
 //!
 //! A kept connection the server has closed meanwhile is found out when the exchange on it
-//! fails before any byte of the response arrived; a bodyless request (always idempotent here)
-//! is then sent once more on a new connection, and the server is not blamed. A request with a
-//! body is sent again only on the terms of [`Idle::exchange_with_body_as`].
+//! fails before any byte of the response arrived; a request written whole that may go again (an
+//! idempotent one: [`Idle::exchange_as`]'s `resend`) is then sent once more on a new
+//! connection, and the server is not blamed. A request with a streamed body is sent again
+//! only on the terms of [`Idle::exchange_with_body_as`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
