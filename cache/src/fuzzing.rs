@@ -866,6 +866,17 @@ pub fn check_pass_lane_relay(data: &[u8]) {
         return;
     }
     let kept = h.raw.expect("kept raw");
+    // What an upload's invalidation reads of the raw head (`RawHead::first_values`) is what it
+    // read of the map: each name's first value.
+    let names = [
+        http::header::LOCATION,
+        http::header::CONTENT_LOCATION,
+        HeaderName::from_static("x-strip"),
+    ];
+    let first = kept.first_values(&names);
+    for name in &names {
+        assert_eq!(first.get(name), m.headers.get(name), "first {name}");
+    }
     let strips: [&[HeaderName]; 4] = [
         &[],
         &[HeaderName::from_static("x-strip"), http::header::VIA],
