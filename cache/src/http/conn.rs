@@ -30,11 +30,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::body::ProxyBody;
 use super::chunk_limit::{Declared, Watched};
 use super::counted::Counted;
 use super::ctx::{key_host, Ctx, Runtime};
 use super::fast::{self, Parse};
 use super::fill::RUN_TO_END;
+use super::h1::Framing;
 use super::handler::{handle, handle_bodyless};
 use super::idle::{Held, Idle};
 use super::interim_io::InterimIo;
@@ -288,24 +290,15 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 buf.advance(head_len);
                 let status = resp.status().as_u16();
                 // `framed`: the head is in `out` already (the pass lane's), the body follows.
-                let written = match (pending, framed) {
-                    (None, None) => {
-                        lite::write_response(&mut io, resp, head_only, close, &mut out).await
-                    }
-                    (Some(p), None) => {
-                        let resp = access::track(ctx, Some(p), resp, route, Instant::now());
-                        lite::write_response(&mut io, resp, head_only, close, &mut out).await
-                    }
-                    (None, Some((framing, close))) => {
-                        let body = resp.into_body();
-                        lite::write_framed(&mut io, body, framing, close, &mut out).await
-                    }
-                    (Some(p), Some((framing, close))) => {
-                        let resp = access::track(ctx, Some(p), resp, route, Instant::now());
-                        let body = resp.into_body();
-                        lite::write_framed(&mut io, body, framing, close, &mut out).await
-                    }
-                };
+                let written = write_answer(
+                    ctx,
+                    &mut io,
+                    (resp, route, pending),
+                    framed,
+                    (head_only, close),
+                    &mut out,
+                )
+                .await;
                 let done = Instant::now();
                 ctx.counters.record_response(
                     status,
@@ -462,6 +455,36 @@ async fn write_lean(
         );
     }
     true
+}
+
+/// Write an answer given on the connection's own loop, through the access log when `pending`
+/// (the request's entry, `route` the route that took it): its head made from its fields
+/// (`lite::write_response`; `head_only` for a HEAD, `close` when the client asked), or, when
+/// `framed`, already in `out` (written from the origin's bytes: `passlane::relay`) with the
+/// body to follow as its framing says, `close` the one that head was written for. True when
+/// the connection may carry another request.
+pub(super) async fn write_answer(
+    ctx: &Arc<Ctx>,
+    io: &mut ClientIo,
+    (resp, route, pending): (http::Response<ProxyBody>, Option<usize>, Option<Pending>),
+    framed: Option<(Framing, bool)>,
+    (head_only, close): (bool, bool),
+    out: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    match (pending, framed) {
+        (None, None) => lite::write_response(io, resp, head_only, close, out).await,
+        (Some(p), None) => {
+            let resp = access::track(ctx, Some(p), resp, route, Instant::now());
+            lite::write_response(io, resp, head_only, close, out).await
+        }
+        (None, Some((framing, close))) => {
+            lite::write_framed(io, resp.into_body(), framing, close, out).await
+        }
+        (Some(p), Some((framing, close))) => {
+            let resp = access::track(ctx, Some(p), resp, route, Instant::now());
+            lite::write_framed(io, resp.into_body(), framing, close, out).await
+        }
+    }
 }
 
 /// Drive `answer` to its end, writing the interim responses its sink gets meanwhile and those

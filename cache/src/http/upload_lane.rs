@@ -21,11 +21,11 @@
 //!   `forward::forward_headers` makes of them) through `pass::pass_encoded`. A body of at most
 //!   [`WHOLE_MAX`] that came with the head goes upstream in the same write, as a bodyless
 //!   request does (`OutRequest::body_in_head`: never to a second server, sent again only
-//!   as a streamed body would be); a larger or later one streams from the socket. The origin's answer head is kept as
-//!   received and written from its bytes (`passlane::relay`, `Cache-Status: <node>;
-//!   fwd=method`), the same bytes the general stages write (`tests/hostile/upload_answer.rs`);
-//!   its `Location` and `Content-Location` invalidate as the map's would
-//!   (`RawHead::first_values`).
+//!   as a streamed body would be); a larger or later one streams from the socket. The
+//!   origin's answer head is kept as received and written from its bytes (`passlane::relay`,
+//!   `Cache-Status: <node>; fwd=method`), the same bytes the general stages write
+//!   (`tests/hostile/upload_answer.rs`); its `Location` and `Content-Location` invalidate as
+//!   the map's would (`RawHead::first_values`).
 //! * A request the cache would look up instead is [`Next::General`] with nothing read,
 //!   written or counted: the caller hands the connection to hyper with every byte.
 //! * The answer is written as the loop writes the general stages' answers (`lite`), the
@@ -48,7 +48,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use http::{HeaderMap, Method};
 
-use super::conn::{with_interims, write_failed, ClientIo};
+use super::conn::{with_interims, write_answer, write_failed, ClientIo};
 use super::ctx::{Ctx, RouteChoice, Runtime};
 use super::fast::FastReq;
 use super::handler::{begin_with_body, BodyBegin};
@@ -56,7 +56,7 @@ use super::lite;
 use super::pass::{pass_encoded, Encoded, Passed};
 use super::passlane::head::origin_head_of;
 use super::passlane::relay;
-use crate::access::{self, Pending};
+use crate::access::Pending;
 use crate::interim::InterimLine;
 use crate::origin::h1::head::RawHead;
 use crate::origin::pool::Sent;
@@ -289,20 +289,8 @@ pub(super) async fn serve(
         Answer::Made(resp) => (resp, None),
     };
     let status = resp.status().as_u16();
-    let written = match (pending, framing) {
-        (None, None) => lite::write_response(io, resp, false, close, out).await,
-        (Some(p), None) => {
-            let resp = access::track(ctx, Some(p), resp, route, Instant::now());
-            lite::write_response(io, resp, false, close, out).await
-        }
-        (None, Some(framing)) => {
-            lite::write_framed(io, resp.into_body(), framing, close, out).await
-        }
-        (Some(p), Some(framing)) => {
-            let resp = access::track(ctx, Some(p), resp, route, Instant::now());
-            lite::write_framed(io, resp.into_body(), framing, close, out).await
-        }
-    };
+    let framed = framing.map(|f| (f, close));
+    let written = write_answer(ctx, io, (resp, route, pending), framed, (false, close), out).await;
     let done = Instant::now();
     ctx.counters
         .record_response(status, route, done.saturating_duration_since(req.read_at));
