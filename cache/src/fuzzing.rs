@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("lite_parts", check_lite_parts),
     ("response_head", check_response_head),
     ("chunked", check_chunked),
+    ("chunked_whole", check_chunked_whole),
     ("cache_control", check_cache_control),
     ("range", check_range),
     ("vary", check_vary),
@@ -48,13 +49,14 @@ pub const TARGETS: &[(&str, Check)] = &[
 /// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
 /// origin form and the head alone parses the same; no shorter prefix of the head is a fast
 /// request; the general path's `lite::parts` reads the same head as a GET/HEAD of that target.
-/// An upload (`Parse::Upload`) likewise, and its length is the one the general path reads:
-/// `admit`'s framing check passes, no `Transfer-Encoding`, the same `Content-Length` (none
-/// for 0 only), and `lite::parts` reads a POST, PUT, PATCH or DELETE.
+/// An upload (`Parse::Upload`) likewise, and its framing is the one the general path reads:
+/// `admit`'s framing check passes; with a length, no `Transfer-Encoding` and the same
+/// `Content-Length` (none for 0 only); chunked, one `Transfer-Encoding: chunked` and no
+/// `Content-Length`; and `lite::parts` reads a POST, PUT, PATCH or DELETE.
 pub fn check_fast_parse(data: &[u8]) {
     let (req, upload) = match fast::parse(data) {
         Parse::Fast(req) => (req, None),
-        Parse::Upload(req, len) => (req, Some(len)),
+        Parse::Upload(req, framing) => (req, Some(framing)),
         _ => return,
     };
     assert!(req.head_len <= data.len() && req.head_len > 0);
@@ -87,12 +89,45 @@ pub fn check_fast_parse(data: &[u8]) {
     assert!(!req.head);
     let h = &parts.headers;
     assert!(crate::policy::headers::check_request_framing(h).is_ok());
-    assert!(!h.contains_key(http::header::TRANSFER_ENCODING));
     let declared = crate::policy::headers::content_length(h);
-    assert!(
-        declared == Some(len) || (declared.is_none() && len == 0),
-        "{declared:?} {len}"
-    );
+    match len {
+        fast::Framing::Length(len) => {
+            assert!(!h.contains_key(http::header::TRANSFER_ENCODING));
+            assert!(
+                declared == Some(len) || (declared.is_none() && len == 0),
+                "{declared:?} {len}"
+            );
+        }
+        fast::Framing::Chunked => {
+            let te: Vec<_> = h.get_all(http::header::TRANSFER_ENCODING).iter().collect();
+            assert!(te.len() == 1 && te[0].as_bytes().eq_ignore_ascii_case(b"chunked"));
+            assert_eq!(declared, None);
+        }
+    }
+}
+
+/// `http::chunked` on any bytes: what [`whole`](crate::http::chunked::whole) takes ends within
+/// them, its data is what `copy_data` appends (as long as it says), the same bytes cut
+/// anywhere short of its end are not whole, and more bytes after it change nothing.
+pub fn check_chunked_whole(data: &[u8]) {
+    use crate::http::chunked::{copy_data, whole};
+    let mut input = Input::new(data);
+    let max = u64::from(input.byte()) * 64;
+    let raw = input.rest();
+    let mut out = b"x".to_vec();
+    copy_data(raw, max, &mut out);
+    let Some(w) = whole(raw, max) else {
+        assert_eq!(out, b"x", "data appended from a body not taken");
+        return;
+    };
+    assert!(w.consumed <= raw.len() && w.len <= max);
+    assert_eq!(out.len() as u64 - 1, w.len);
+    assert_eq!(whole(&raw[..w.consumed], max), Some(w));
+    for cut in [w.consumed - 1, w.consumed / 2, 0] {
+        assert_eq!(whole(&raw[..cut], max), None, "cut at {cut}");
+    }
+    // Every data byte is in the body: a body of n bytes of data is n bytes at least.
+    assert!(w.consumed as u64 >= w.len + 5);
 }
 
 /// `lite::parts` on any bytes: the parts it returns are of a GET, HEAD, POST, PUT, PATCH or

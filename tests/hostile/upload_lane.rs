@@ -1,5 +1,5 @@
-//! The upload lane (`cache/src/http/upload_lane.rs`): a request with a `Content-Length` body
-//! served by the connection's own loop. It must take the request (`upload_lane` counts it),
+//! The upload lane (`cache/src/http/upload_lane.rs`): a request with a `Content-Length` body,
+//! or a plain chunked one that came whole, served by the connection's own loop. It must take the request (`upload_lane` counts it),
 //! send the origin exactly the client's bytes and nothing after them, leave a pipelined
 //! request to be read as a request, hold `max_request_body`, `body_timeout` and a client that
 //! goes away as the general path does, stop an upload the origin refused early, and answer
@@ -216,6 +216,83 @@ fn a_post_takes_the_lane_the_origin_gets_its_exact_bytes_and_a_pipelined_get_fol
     assert_eq!(got[2].line(), "GET /api/after HTTP/1.1");
     assert_eq!(node.counter("upload_lane"), 2, "both uploads took the lane");
     assert_eq!(node.counter("passed"), 2);
+}
+
+/// A chunked upload of `chunks` (their sizes) of [`pattern`] bytes, and the body it carries.
+fn chunked_upload(target: &str, chunks: &[usize]) -> (Vec<u8>, Vec<u8>) {
+    let mut raw = format!(
+        "PUT {target} HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\
+         User-Agent: lane-test\r\n\r\n"
+    )
+    .into_bytes();
+    let mut body = Vec::new();
+    for &n in chunks {
+        let data = pattern(n + body.len())[body.len()..].to_vec();
+        raw.extend_from_slice(format!("{n:X}\r\n").as_bytes());
+        raw.extend_from_slice(&data);
+        raw.extend_from_slice(b"\r\n");
+        body.extend_from_slice(&data);
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    (raw, body)
+}
+
+#[test]
+fn a_whole_chunked_upload_takes_the_lane_and_goes_up_with_its_length() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "");
+    // Three chunks, then a request in the same write.
+    let (mut raw, body) = chunked_upload("/chunked", &[700, 1, 300]);
+    raw.extend_from_slice(b"GET /after HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    // One that ends past the room of the node's first read of a connection (8 KiB), behind
+    // an upload with a length: the lane reads on rather than leave it to hyper.
+    let mut padding = post_head("POST", "/padding", 0, "");
+    let pad = 8 * 1024 - 200 - padding.len() - 20;
+    padding = post_head("POST", "/padding", pad, "");
+    padding.extend_from_slice(&pattern(pad));
+    let (straddling, straddling_body) = chunked_upload("/straddling", &[1000]);
+    padding.extend_from_slice(&straddling);
+    padding
+        .extend_from_slice(b"GET /end HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n");
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    let first = strict::read_final(&mut r, false).expect("first");
+    assert_eq!(
+        (first.status, &first.body[..]),
+        (200, &b"method PUT body 1001\n"[..])
+    );
+    assert_eq!(first.header("cache-status"), Some("a; fwd=method"));
+    assert!(!first.closes());
+    let after = strict::read_final(&mut r, false).expect("after");
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        node.counter("upload_lane"),
+        1,
+        "the chunked upload took the lane"
+    );
+
+    let (answers, end) = outcome(node.addr, &padding);
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!((&statuses[..], &end[..]), (&[200, 200, 200][..], "closed"));
+    assert_eq!(answers[1].1, b"method PUT body 1000\n");
+    assert_eq!(
+        node.counter("upload_lane"),
+        3,
+        "the upload cut by the first read took the lane too"
+    );
+
+    let got = origin.requests();
+    let of = |t: &str| got.iter().find(|g| g.line().contains(t)).expect(t).clone();
+    let up = of("/chunked");
+    assert_eq!(up.line(), "PUT /chunked HTTP/1.1");
+    assert_eq!(up.body, body, "the origin got the chunks' data exactly");
+    assert_eq!(up.field("content-length"), Some("1001"));
+    assert_eq!(up.field("transfer-encoding"), None);
+    assert_eq!(up.field("user-agent"), Some("lane-test"));
+    assert!(up.field("via").is_some_and(|v| v.contains("a (strait)")));
+    assert_eq!(of("/straddling").body, straddling_body);
+    assert_eq!(of("/padding").body.len(), pad);
+    assert!(got.iter().any(|g| g.line() == "GET /after HTTP/1.1"));
 }
 
 #[test]
@@ -439,6 +516,69 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
             false,
         ),
         (
+            "chunked",
+            with(
+                "Transfer-Encoding: chunked\r\n",
+                "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+            ),
+            true,
+        ),
+        (
+            "chunked, nothing",
+            with("Transfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+            true,
+        ),
+        (
+            "chunked, the limit",
+            with(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("400\r\n{}\r\n0\r\n\r\n", "x".repeat(1024)),
+            ),
+            true,
+        ),
+        (
+            "chunked, over the limit",
+            with(
+                "Transfer-Encoding: chunked\r\n",
+                &format!("401\r\n{}\r\n0\r\n\r\n", "x".repeat(1025)),
+            ),
+            false,
+        ),
+        (
+            "chunked, an extension",
+            with(
+                "Transfer-Encoding: chunked\r\n",
+                "5;a=b\r\nhello\r\n0\r\n\r\n",
+            ),
+            false,
+        ),
+        (
+            "chunked, a trailer",
+            with(
+                "Transfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+            ),
+            false,
+        ),
+        (
+            "chunked, data longer than its size",
+            with("Transfer-Encoding: chunked\r\n", "2\r\nhello\r\n0\r\n\r\n"),
+            false,
+        ),
+        (
+            "chunked, not hex",
+            with("Transfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n"),
+            false,
+        ),
+        (
+            "gzip, chunked",
+            with(
+                "Transfer-Encoding: gzip, chunked\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+            false,
+        ),
+        (
             "HTTP/1.0",
             {
                 let mut v =
@@ -450,12 +590,12 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
             false,
         ),
     ];
-    // The same bytes behind a chunked upload, which puts the connection in hyper's hands
-    // first: what hyper makes of them.
+    // The same bytes behind a chunked upload with a chunk extension (which the lane leaves
+    // to hyper), which puts the connection in hyper's hands first: what hyper makes of them.
     let behind_hyper = |raw: &[u8]| {
         let mut v =
             b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
-                      1\r\nx\r\n0\r\n\r\n"
+                      1;to=hyper\r\nx\r\n0\r\n\r\n"
                 .to_vec();
         v.extend_from_slice(raw);
         v
@@ -523,7 +663,7 @@ fn the_upstream_head_of_a_plain_upload_is_the_one_the_general_path_sends() {
     assert_eq!(node.counter("upload_lane"), 1);
     let mut behind =
         b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
-                       0\r\n\r\n"
+                       0;to=hyper\r\n\r\n"
             .to_vec();
     behind.extend_from_slice(&upload("/hyper"));
     let (hyper, _) = outcome(node.addr, &behind);

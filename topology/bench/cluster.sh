@@ -9,6 +9,7 @@
 #   KEYS=200 ./topology/bench/cluster.sh         # 200 keys per size, cycled (few coalesced)
 #   HOT_TTL=1s KEYS=200 ./topology/bench/cluster.sh   # with hot copies at a (cache.hot_ttl)
 #   PERF_DIR=/tmp/p KEYS=200 ./topology/bench/cluster.sh   # also perf record CPU 1, remote runs
+#   SYSCALLS=1 PERF_DIR=/tmp/p …                # also count each node's system calls
 #   SPLIT=1 KEYS=200 ./topology/bench/cluster.sh  # also each node's user and system µs/request
 #   (PERF_ARGS="--call-graph dwarf" adds call graphs)
 set -euo pipefail
@@ -110,7 +111,8 @@ for round in $(seq 1 "$ROUNDS"); do
             # PERF_DIR=dir: a flat profile of CPU 1 (both nodes) for each remote run.
             if [ -n "${PERF_DIR:-}" ] && [ $path = remote ]; then
                 perf record -q -C 1 -F 2999 ${PERF_ARGS:-} -o "$PERF_DIR/$size-$conns-r$round.data" -- sleep "${DUR%s}" >/dev/null 2>&1 &
-                for n in a b; do
+                # Counting every system call slows both nodes down: only with SYSCALLS=1.
+                [ -z "${SYSCALLS:-}" ] || for n in a b; do
                     perf stat -e 'syscalls:sys_enter_*' -p "${PID[$n]}" -o "$PERF_DIR/$size-$conns-r$round-$n.stat" -- sleep "${DUR%s}" >/dev/null 2>&1 &
                 done
             fi

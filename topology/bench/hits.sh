@@ -15,6 +15,7 @@
 #                                   request goes to the origin (strait sim origin, on CPU 0 too)
 #   MISS=1 METHOD=POST ./topology/bench/hits.sh  # a pass with bodies both ways: every request a
 #                                   POST with a body of the cell's size (the origin answers 35 bytes)
+#   MISS=1 METHOD=POST CHUNKED=1 ./topology/bench/hits.sh  # the same body sent chunked (one chunk)
 #   PERF_STAT=/tmp/s ./topology/bench/hits.sh  # + perf stat of each server's context switches and
 #                                   system calls per run (PERF_EVENTS overrides the event list)
 #   PERF_DIR=/tmp/p ./topology/bench/hits.sh   # + perf record of CPU 1 (the server) per run
@@ -150,7 +151,13 @@ for round in $(seq 1 "$ROUNDS"); do
             size=${cell%%:*}; conns=${cell##*:}
             for _ in 1 2 3 4; do curl -s -o /dev/null "$(url "$t" "$size")"; done
             script=()
-            if [ "$METHOD" != GET ]; then
+            if [ "$METHOD" != GET ] && [ -n "${CHUNKED:-}" ]; then
+                # The body in one chunk, the request written whole (wrk would add a
+                # Content-Length to a body of its own).
+                printf 'local n = %d\nlocal raw\nrequest = function()\n  raw = raw or string.format("%s %%s HTTP/1.1\\r\\nHost: %%s:%%s\\r\\nContent-Type: application/octet-stream\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n%%x\\r\\n%%s\\r\\n0\\r\\n\\r\\n", wrk.path, wrk.host, wrk.port, n, string.rep("x", n))\n  return raw\nend\n' \
+                    "${BYTES[$size]}" "$METHOD" >"$RUN/method.lua"
+                script=(-s "$RUN/method.lua")
+            elif [ "$METHOD" != GET ]; then
                 printf 'wrk.method = "%s"\nwrk.body = string.rep("x", %d)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' \
                     "$METHOD" "${BYTES[$size]}" >"$RUN/method.lua"
                 script=(-s "$RUN/method.lua")

@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use super::body::ProxyBody;
 use super::chunk_limit::{Declared, Watched};
+use super::chunked;
 use super::counted::Counted;
 use super::ctx::{key_host, Ctx, Runtime};
 use super::fast::{self, Parse};
@@ -111,7 +112,10 @@ struct Conn<'a> {
 async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
     let Conn { env, peer, .. } = conn;
     let ctx = &env.ctx;
-    let mut stop = env.stop.clone();
+    // The drain, waited for once per connection: a `changed()` made at each read registered
+    // and removed a waiter every time (some 300 instructions a request).
+    let mut drain = std::pin::pin!(drained(env.stop.clone()));
+    let mut draining = *env.stop.borrow();
     let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let idle = tokio::time::sleep(conn.head_timeout);
@@ -122,6 +126,8 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
     let mut read_at = idle_armed_at;
     // Made at the first request the general stages answer here.
     let mut line: Option<Arc<InterimLine>> = None;
+    // The last read filled all the room it had: the client may have sent more already.
+    let mut filled = false;
     loop {
         // Answer every complete request already buffered.
         'requests: loop {
@@ -129,12 +135,39 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 Parse::Partial => break,
                 Parse::Fallback => return handoff(conn, io, buf, watcher, idle_armed_at).await,
                 Parse::Fast(r) => r,
-                Parse::Upload(r, len) => {
+                Parse::Upload(r, framing) => {
+                    let here = (buf.len() - r.head_len) as u64;
+                    let (len, dechunked) = match framing {
+                        // A small body cut by this read's room, not by the client: read on,
+                        // so that it goes upstream with its head.
+                        fast::Framing::Length(len)
+                            if filled && here < len && len <= upload_lane::WHOLE_MAX =>
+                        {
+                            break
+                        }
+                        fast::Framing::Length(len) => (len, None),
+                        // Chunked: the lane's only when the whole body is here already, in
+                        // the plainest form, and the request skips the parts.
+                        fast::Framing::Chunked => {
+                            let body = &buf[r.head_len..];
+                            match chunked::scan(body, upload_lane::WHOLE_MAX) {
+                                chunked::Scan::Whole(w) => (w.len, Some(w.consumed)),
+                                // Cut by this read's room, not by the client: read on.
+                                chunked::Scan::Partial if filled => break,
+                                _ => return handoff(conn, io, buf, watcher, idle_armed_at).await,
+                            }
+                        }
+                    };
                     let raw = &buf[..r.head_len];
-                    let prepared = upload_lane::prepare(ctx, &r, len, raw, peer, read_at);
+                    let framed = (len, dechunked.is_some());
+                    let prepared = upload_lane::prepare(ctx, &r, framed, raw, peer, read_at);
+                    if dechunked.is_some() && prepared.is_none() {
+                        return handoff(conn, io, buf, watcher, idle_armed_at).await;
+                    }
                     let lane = upload_lane::UploadReq {
                         head_len: r.head_len,
                         len,
+                        dechunked,
                         close: r.close,
                         peer,
                         read_at,
@@ -364,20 +397,33 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
             // Too big for the fast path; hyper answers 431.
             return handoff(conn, io, buf, watcher, idle_armed_at).await;
         }
-        if *stop.borrow() && buf.is_empty() {
+        if draining && buf.is_empty() {
             return; // draining: an idle keep-alive connection closes
         }
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
+        let room = buf.capacity() - buf.len();
         tokio::select! {
             biased;
             r = io.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => return,
-                Ok(_) => read_at = Instant::now(),
+                Ok(n) => {
+                    read_at = Instant::now();
+                    filled = n == room;
+                }
             },
             _ = &mut idle => return head_timed_out(ctx, &mut io, &buf, peer).await,
-            _ = stop.changed(), if !*stop.borrow() => {}
+            _ = &mut drain, if !draining => draining = true,
+        }
+    }
+}
+
+/// Returns once the node drains (`stop` turns true); never when its sender is gone.
+async fn drained(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -5,9 +5,10 @@
 //! `Host`, no body, no `Expect`/`Upgrade`, and none of the fields that change what the cache
 //! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine), and —
 //! as [`Parse::Upload`], for the upload lane (`upload_lane`) — `POST`/`PUT`/`PATCH`/`DELETE`
-//! requests of the same form with at most one `Content-Length`, a plain number (digits only,
-//! no leading zero, at most 19), and no `Transfer-Encoding`, `Expect`, `Upgrade` or `TE` (the
-//! cache fields do not matter to them: they are passed). Any other request — or any doubt —
+//! requests of the same form with either at most one `Content-Length`, a plain number (digits
+//! only, no leading zero, at most 19), or one `Transfer-Encoding: chunked` and no
+//! `Content-Length`, and no `Expect`, `Upgrade` or `TE` (the cache fields do not matter to
+//! them: they are passed). Any other request — or any doubt —
 //! is [`Parse::Fallback`]: the connection is handed, with every byte read so far, to the
 //! general (hyper) path, which makes the same decision slowly. The answer written by
 //! [`write_hit`] is what the general path sends for a fresh hit; the stored head it starts
@@ -45,11 +46,20 @@ pub enum Parse<'a> {
     /// The head is not complete yet.
     Partial,
     Fast(FastReq<'a>),
-    /// A `POST`, `PUT`, `PATCH` or `DELETE` with a body of the given `Content-Length` (0 when
-    /// it has none): the upload lane's (`upload_lane`). `head_len` ends the head, not the body.
-    Upload(FastReq<'a>, u64),
+    /// A `POST`, `PUT`, `PATCH` or `DELETE` with a body framed so: the upload lane's
+    /// (`upload_lane`). `head_len` ends the head, not the body.
+    Upload(FastReq<'a>, Framing),
     /// Anything else: the general path takes the connection.
     Fallback,
+}
+
+/// How an upload's body is framed.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Framing {
+    /// Its `Content-Length` (0 when it has none).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
 }
 
 /// Decide on the request head at the start of `buf`.
@@ -84,6 +94,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut close = false;
     let mut plain = true;
     let mut length = None;
+    let mut chunked = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -109,6 +120,12 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
                 Some(n) => length = Some(n),
                 None => return Parse::Fallback,
             }
+        } else if upload && name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // One field, `chunked` alone: any other coding or list is hyper's to judge.
+            if chunked || !h.value.eq_ignore_ascii_case(b"chunked") {
+                return Parse::Fallback;
+            }
+            chunked = true;
         } else if is_framing(name) || (!upload && is_cache_decision(name)) {
             return Parse::Fallback;
         } else if plain && is_forwarding(name) {
@@ -128,8 +145,13 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         plain,
     };
     if upload {
-        // No `Content-Length` (and no `Transfer-Encoding`): no body (RFC 9112 §6.3).
-        return Parse::Upload(req, length.unwrap_or(0));
+        return match (chunked, length) {
+            // Both: a possible smuggling attempt, refused on the general path.
+            (true, Some(_)) => Parse::Fallback,
+            (true, None) => Parse::Upload(req, Framing::Chunked),
+            // No `Content-Length` (and no `Transfer-Encoding`): no body (RFC 9112 §6.3).
+            (false, length) => Parse::Upload(req, Framing::Length(length.unwrap_or(0))),
+        };
     }
     Parse::Fast(req)
 }
@@ -303,8 +325,23 @@ mod tests {
 
     fn upload(buf: &[u8]) -> (FastReq<'_>, u64) {
         match parse(buf) {
-            Parse::Upload(f, n) => (f, n),
-            other => panic!("not an upload: {other:?}"),
+            Parse::Upload(f, Framing::Length(n)) => (f, n),
+            other => panic!("not an upload with a length: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_request_with_one_chunked_coding_is_a_chunked_upload() {
+        for te in ["chunked", "Chunked", "CHUNKED"] {
+            let raw =
+                format!("PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
+            match parse(raw.as_bytes()) {
+                Parse::Upload(f, Framing::Chunked) => {
+                    assert_eq!(f.head_len, raw.len() - 5, "the head ends before the body");
+                    assert!(f.plain);
+                }
+                other => panic!("{te}: {other:?}"),
+            }
         }
     }
 
@@ -355,7 +392,13 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000000000000000\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nUpgrade: h2c\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: upgrade\r\n\r\n",

@@ -3,6 +3,7 @@
 mod admit;
 pub mod body;
 pub(crate) mod chunk_limit;
+pub(crate) mod chunked;
 mod conn;
 mod counted;
 pub mod ctx;

@@ -1,7 +1,11 @@
 //! The upload lane: a request with a `Content-Length` body (`POST`, `PUT`, `PATCH`, `DELETE`)
 //! that the connection's own loop read the head of (`fast::Parse::Upload`) is served on that
 //! loop, its body read from the socket as the origin takes it, instead of moving the
-//! connection to hyper for the rest of its life.
+//! connection to hyper for the rest of its life. So is a `plain` one with a chunked body the
+//! loop found whole after the head, in the plainest form (`chunked::scan`; the caller read on
+//! when its read's room had cut it): its data goes upstream in the head's write, with a
+//! `Content-Length` instead of the client's `Transfer-Encoding` (`origin_head_dechunked`);
+//! any other chunked upload is hyper's.
 //!
 //! Contract ([`serve`]):
 //! * The request goes through the general stages' own pieces, not copies of them: its parts
@@ -54,7 +58,7 @@ use super::fast::FastReq;
 use super::handler::{begin_with_body, BodyBegin};
 use super::lite;
 use super::pass::{pass_encoded, Encoded, Passed};
-use super::passlane::head::origin_head_of;
+use super::passlane::head::{origin_head_dechunked, origin_head_of};
 use super::passlane::relay;
 use crate::access::Pending;
 use crate::interim::InterimLine;
@@ -69,7 +73,7 @@ use crate::stats::bump;
 
 /// The largest body sent upstream in the same write as its head, when the client sent it with
 /// the head (one copy of it; a larger one streams from the read buffer).
-const WHOLE_MAX: u64 = 64 * 1024;
+pub(super) const WHOLE_MAX: u64 = 64 * 1024;
 
 /// The lane's answer: made (by the general stages' pieces, or a fault's), or the origin's
 /// with its head as received, to be relayed (`passlane::relay`) in the runtime the request
@@ -103,11 +107,12 @@ pub(super) struct Prepared {
 }
 
 /// The trip of a `plain` request with a body of `len` whose head is `raw`, when it may skip
-/// the parts (see the module doc); None leaves it to them.
+/// the parts (see the module doc); None leaves it to them. `dechunked`: the body came chunked
+/// and whole (`chunked::whole`), `len` bytes of data, and goes up with that length.
 pub(super) fn prepare(
     ctx: &Ctx,
     req: &FastReq<'_>,
-    len: u64,
+    (len, dechunked): (u64, bool),
     raw: &[u8],
     peer: SocketAddr,
     read_at: Instant,
@@ -132,7 +137,13 @@ pub(super) fn prepare(
         return None;
     }
     let mut head = Vec::with_capacity(raw.len() + 128);
-    if !origin_head_of(&mut head, raw, method.as_str(), &ctx.node_id, peer.ip()) {
+    let (node, client) = (&ctx.node_id, peer.ip());
+    let written = if dechunked {
+        origin_head_dechunked(&mut head, raw, method.as_str(), node, client, len)
+    } else {
+        origin_head_of(&mut head, raw, method.as_str(), node, client)
+    };
+    if !written {
         return None;
     }
     let start = method.as_str().len() + 1;
@@ -163,8 +174,11 @@ pub(super) fn prepare(
 /// The request the loop read the head of.
 pub(super) struct UploadReq {
     pub head_len: usize,
-    /// Its `Content-Length` (0 without one).
+    /// Its `Content-Length` (0 without one), or its chunked body's bytes of data.
     pub len: u64,
+    /// The bytes its chunked body takes after the head, when it came chunked and whole
+    /// (`chunked::whole`): only with `prepared`.
+    pub dechunked: Option<usize>,
     /// The client asked to close after it.
     pub close: bool,
     pub peer: SocketAddr,
@@ -193,10 +207,21 @@ pub(super) async fn serve(
         bump(&ctx.counters.upload_lane);
         buf.advance(req.head_len);
         // A small body the client sent with its head goes upstream with it, in one write.
-        let whole = left <= WHOLE_MAX && buf.len() as u64 >= left;
+        // A chunked one was found whole there (`chunked::whole`): its data goes up.
+        let whole = match req.dechunked {
+            Some(consumed) => {
+                super::chunked::copy_data(&buf[..consumed], WHOLE_MAX, &mut p.head);
+                buf.advance(consumed);
+                true
+            }
+            None if left <= WHOLE_MAX && buf.len() as u64 >= left => {
+                p.head.extend_from_slice(&buf[..left as usize]);
+                buf.advance(left as usize);
+                true
+            }
+            None => false,
+        };
         if whole {
-            p.head.extend_from_slice(&buf[..left as usize]);
-            buf.advance(left as usize);
             left = 0;
         }
         let trip = Encoded {
@@ -230,6 +255,10 @@ pub(super) async fn serve(
         };
         (answer, Some(p.route.index))
     } else {
+        // A chunked body is the lane's only when it skips the parts (the caller sees to it).
+        if req.dechunked.is_some() {
+            return Next::General;
+        }
         let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
             return Next::General;
         };

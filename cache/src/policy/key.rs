@@ -94,7 +94,10 @@ fn push_plain_authority(out: &mut String, raw: &str) -> bool {
     if number > u32::from(u16::MAX) {
         return false;
     }
-    out.extend(host.iter().map(|&c| char::from(c.to_ascii_lowercase())));
+    // Checked ASCII above: appended whole, then lowercased in place (not char by char).
+    let at = out.len();
+    out.push_str(&raw[..colon]);
+    out[at..].make_ascii_lowercase();
     if !port.is_empty() && number != 80 {
         // The port as a number (leading zeros dropped), as the parser's way writes it.
         let digits = port.iter().skip_while(|&&c| c == b'0').count().max(1);

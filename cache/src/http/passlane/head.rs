@@ -29,6 +29,31 @@ pub fn origin_head_of(
     node_id: &str,
     client: IpAddr,
 ) -> bool {
+    write_head(out, raw, method, node_id, client, None)
+}
+
+/// [`origin_head_of`] for a plain upload whose chunked body (`http::chunked`) goes up as
+/// `len` bytes of data: the client's `Transfer-Encoding` is left out (hop by hop, RFC 9112
+/// §6.1) and `content-length: <len>` written after the client's fields.
+pub fn origin_head_dechunked(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    method: &str,
+    node_id: &str,
+    client: IpAddr,
+    len: u64,
+) -> bool {
+    write_head(out, raw, method, node_id, client, Some(len))
+}
+
+fn write_head(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    method: &str,
+    node_id: &str,
+    client: IpAddr,
+    dechunked: Option<u64>,
+) -> bool {
     let mut fields = [std::mem::MaybeUninit::uninit(); MAX_FAST_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     if !matches!(
@@ -49,7 +74,9 @@ pub fn origin_head_of(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for f in req.headers.iter() {
         let name = f.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"connection") {
+        if name.eq_ignore_ascii_case(b"connection")
+            || (dechunked.is_some() && name.eq_ignore_ascii_case(b"transfer-encoding"))
+        {
             continue;
         }
         if crate::http::fast::is_forwarding(name) {
@@ -59,6 +86,11 @@ pub fn origin_head_of(
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(f.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(len) = dechunked {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"via: 1.1 ");
@@ -134,6 +166,26 @@ mod tests {
             "192.0.2.7".parse().unwrap()
         ));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_dechunked_upload_goes_up_with_its_length_instead_of_its_coding() {
+        let raw = "PUT /api HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n";
+        let mut out = b"kept".to_vec();
+        assert!(origin_head_dechunked(
+            &mut out,
+            raw.as_bytes(),
+            "PUT",
+            "n1",
+            "192.0.2.7".parse().unwrap(),
+            1234
+        ));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "keptPUT /api HTTP/1.1\r\nHost: h\r\nX-A: b\r\ncontent-length: 1234\r\n\
+             via: 1.1 n1 (strait)\r\nx-forwarded-for: 192.0.2.7\r\n\
+             forwarded: for=192.0.2.7;proto=http\r\n\r\n"
+        );
     }
 
     #[test]
