@@ -296,6 +296,72 @@ fn a_whole_chunked_upload_takes_the_lane_and_goes_up_with_its_length() {
 }
 
 #[test]
+fn an_upload_expecting_100_continue_gets_it_only_while_its_body_is_awaited() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");
+    let body = pattern(1000);
+    // The client waits for the 100 before its body.
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    let head = post_head("POST", "/waits", body.len(), "Expect: 100-continue\r\n");
+    r.get_mut().write_all(&head).expect("head");
+    let interim = strict::read(&mut r, false)
+        .expect("read")
+        .expect("an answer");
+    assert_eq!(interim.status, 100, "the 100 before the body");
+    r.get_mut().write_all(&body).expect("body");
+    let fin = strict::read_final(&mut r, false).expect("final");
+    assert_eq!(
+        (fin.status, &fin.body[..]),
+        (200, &b"method POST body 1000\n"[..])
+    );
+    assert_eq!(node.counter("upload_lane"), 1);
+    // A client that sent its body with its head gets no 100: the final answer comes first.
+    let mut raw = post_head("POST", "/sent", body.len(), "Expect: 100-continue\r\n");
+    raw.extend_from_slice(&body);
+    r.get_mut().write_all(&raw).expect("write");
+    let first = strict::read(&mut r, false)
+        .expect("read")
+        .expect("an answer");
+    assert_eq!(first.status, 200, "no 100 for a body already sent");
+    assert_eq!(node.counter("upload_lane"), 2);
+    // One refused at its head gets its final answer at once, no 100, and the origin nothing.
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    let head = post_head("POST", "/over", 1025, "Expect: 100-continue\r\n");
+    r.get_mut().write_all(&head).expect("head");
+    let first = strict::read(&mut r, false)
+        .expect("read")
+        .expect("an answer");
+    assert_eq!(first.status, 413);
+    // The same upload behind hyper (a chunk extension moves the connection there first).
+    let mut behind =
+        b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+          0;to=hyper\r\n\r\n"
+            .to_vec();
+    behind.extend_from_slice(&post_head(
+        "POST",
+        "/hyper",
+        body.len(),
+        "Expect: 100-continue\r\nConnection: close\r\n",
+    ));
+    behind.extend_from_slice(&body);
+    let (answers, _) = outcome(node.addr, &behind);
+    assert_eq!(answers.len(), 2);
+    assert_eq!(node.counter("upload_lane"), 2, "hyper's was not the lane's");
+    let got = origin.requests();
+    let of = |t: &str| got.iter().find(|g| g.line().contains(t)).expect(t).clone();
+    for t in ["/waits", "/sent", "/hyper"] {
+        assert_eq!(of(t).body, body, "{t}");
+    }
+    assert!(got.iter().all(|g| !g.line().contains("/over")));
+    // What goes upstream is what the general path sends (`Expect` included).
+    let (sent, hyper) = (fields(&of("/sent")), fields(&of("/hyper")));
+    assert_eq!(sent, hyper);
+    assert!(sent
+        .iter()
+        .any(|(n, v)| n == "expect" && v == "100-continue"));
+}
+
+#[test]
 fn a_length_over_max_request_body_is_413_before_the_origin_and_the_limit_itself_passes() {
     let origin = Recorder::start();
     let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");
@@ -505,6 +571,16 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
         (
             "expect",
             with("Content-Length: 5\r\nExpect: 100-continue\r\n", "hello"),
+            true,
+        ),
+        (
+            "expect, over the limit",
+            with("Content-Length: 1025\r\nExpect: 100-continue\r\n", "hello"),
+            false,
+        ),
+        (
+            "expect something else",
+            with("Content-Length: 5\r\nExpect: something\r\n", "hello"),
             false,
         ),
         (

@@ -16,6 +16,8 @@
 #   MISS=1 METHOD=POST ./topology/bench/hits.sh  # a pass with bodies both ways: every request a
 #                                   POST with a body of the cell's size (the origin answers 35 bytes)
 #   MISS=1 METHOD=POST CHUNKED=1 ./topology/bench/hits.sh  # the same body sent chunked (one chunk)
+#   MISS=1 METHOD=POST EXPECT=1 ./topology/bench/hits.sh   # with `Expect: 100-continue` (the body
+#                                   still sent with the head, as a client that does not wait)
 #   PERF_STAT=/tmp/s ./topology/bench/hits.sh  # + perf stat of each server's context switches and
 #                                   system calls per run (PERF_EVENTS overrides the event list)
 #   PERF_DIR=/tmp/p ./topology/bench/hits.sh   # + perf record of CPU 1 (the server) per run
@@ -160,6 +162,7 @@ for round in $(seq 1 "$ROUNDS"); do
             elif [ "$METHOD" != GET ]; then
                 printf 'wrk.method = "%s"\nwrk.body = string.rep("x", %d)\nwrk.headers["Content-Type"] = "application/octet-stream"\n' \
                     "$METHOD" "${BYTES[$size]}" >"$RUN/method.lua"
+                [ -z "${EXPECT:-}" ] || echo 'wrk.headers["Expect"] = "100-continue"' >>"$RUN/method.lua"
                 script=(-s "$RUN/method.lua")
             fi
             c0=$(cpu_ticks "$SERVER_PID"); s0=$(split_ticks "$SERVER_PID")

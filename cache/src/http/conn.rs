@@ -139,9 +139,13 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     let here = (buf.len() - r.head_len) as u64;
                     let (len, dechunked) = match framing {
                         // A small body cut by this read's room, not by the client: read on,
-                        // so that it goes upstream with its head.
+                        // so that it goes upstream with its head (not when the client may be
+                        // waiting for a 100 before it sends the rest).
                         fast::Framing::Length(len)
-                            if filled && here < len && len <= upload_lane::WHOLE_MAX =>
+                            if filled
+                                && here < len
+                                && len <= upload_lane::WHOLE_MAX
+                                && !r.expect_continue =>
                         {
                             break
                         }
@@ -169,6 +173,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                         len,
                         dechunked,
                         close: r.close,
+                        expect_continue: r.expect_continue,
                         peer,
                         read_at,
                         prepared,

@@ -7,8 +7,8 @@
 //! as [`Parse::Upload`], for the upload lane (`upload_lane`) — `POST`/`PUT`/`PATCH`/`DELETE`
 //! requests of the same form with either at most one `Content-Length`, a plain number (digits
 //! only, no leading zero, at most 19), or one `Transfer-Encoding: chunked` and no
-//! `Content-Length`, and no `Expect`, `Upgrade` or `TE` (the cache fields do not matter to
-//! them: they are passed). Any other request — or any doubt —
+//! `Content-Length`, at most one `Expect: 100-continue`, and no other `Expect`, no `Upgrade` or
+//! `TE` (the cache fields do not matter to them: they are passed). Any other request — or any doubt —
 //! is [`Parse::Fallback`]: the connection is handed, with every byte read so far, to the
 //! general (hyper) path, which makes the same decision slowly. The answer written by
 //! [`write_hit`] is what the general path sends for a fresh hit; the stored head it starts
@@ -38,6 +38,8 @@ pub struct FastReq<'a> {
     /// `Proxy-Authorization`, `Proxy-Authenticate`, `Trailer`: the fields can go upstream as
     /// they are, without `Connection`, with this node's own added (`passlane`, `upload_lane`).
     pub plain: bool,
+    /// An upload with `Expect: 100-continue` (its client may wait for a 100 before its body).
+    pub expect_continue: bool,
 }
 
 /// What the fast path makes of the bytes read so far.
@@ -95,6 +97,7 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
     let mut plain = true;
     let mut length = None;
     let mut chunked = false;
+    let mut expect_continue = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"host") {
@@ -126,6 +129,12 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
                 return Parse::Fallback;
             }
             chunked = true;
+        } else if upload && name.eq_ignore_ascii_case(b"expect") {
+            // One field, `100-continue` alone: any other expectation is hyper's (417).
+            if expect_continue || !h.value.eq_ignore_ascii_case(b"100-continue") {
+                return Parse::Fallback;
+            }
+            expect_continue = true;
         } else if is_framing(name) || (!upload && is_cache_decision(name)) {
             return Parse::Fallback;
         } else if plain && is_forwarding(name) {
@@ -143,11 +152,14 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         path,
         close,
         plain,
+        expect_continue,
     };
     if upload {
         return match (chunked, length) {
             // Both: a possible smuggling attempt, refused on the general path.
             (true, Some(_)) => Parse::Fallback,
+            // Its client waits for a 100 before a body the lane would need whole at once.
+            (true, None) if req.expect_continue => Parse::Fallback,
             (true, None) => Parse::Upload(req, Framing::Chunked),
             // No `Content-Length` (and no `Transfer-Encoding`): no body (RFC 9112 §6.3).
             (false, length) => Parse::Upload(req, Framing::Length(length.unwrap_or(0))),
@@ -331,6 +343,16 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_may_expect_100_continue() {
+        let raw =
+            b"PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n";
+        let (f, n) = upload(raw);
+        assert!(f.expect_continue && f.plain && n == 5);
+        let raw = b"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
+        assert!(!upload(raw).0.expect_continue);
+    }
+
+    #[test]
     fn a_body_request_with_one_chunked_coding_is_a_chunked_upload() {
         for te in ["chunked", "Chunked", "CHUNKED"] {
             let raw =
@@ -399,7 +421,10 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
             b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue, x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: something\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nUpgrade: h2c\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: upgrade\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTE: trailers\r\n\r\n",

@@ -5,7 +5,8 @@
 //! loop found whole after the head, in the plainest form (`chunked::scan`; the caller read on
 //! when its read's room had cut it): its data goes upstream in the head's write, with a
 //! `Content-Length` instead of the client's `Transfer-Encoding` (`origin_head_dechunked`);
-//! any other chunked upload is hyper's.
+//! any other chunked upload is hyper's. A client expecting `100-continue` gets it when its
+//! request goes upstream with none of its body here yet.
 //!
 //! Contract ([`serve`]):
 //! * The request goes through the general stages' own pieces, not copies of them: its parts
@@ -181,6 +182,8 @@ pub(super) struct UploadReq {
     pub dechunked: Option<usize>,
     /// The client asked to close after it.
     pub close: bool,
+    /// It carries `Expect: 100-continue`.
+    pub expect_continue: bool,
     pub peer: SocketAddr,
     /// When the read that completed the head returned (the request's start).
     pub read_at: Instant,
@@ -223,6 +226,9 @@ pub(super) async fn serve(
         };
         if whole {
             left = 0;
+        } else if let Err(e) = go_on(io, (req.expect_continue, req.len), buf).await {
+            write_failed(ctx, req.peer, &e);
+            return Next::Close;
         }
         let trip = Encoded {
             method: p.method,
@@ -280,6 +286,10 @@ pub(super) async fn serve(
             BodyBegin::Pass(p) => {
                 bump(&ctx.counters.upload_lane);
                 buf.advance(req.head_len);
+                if let Err(e) = go_on(io, (req.expect_continue, req.len), buf).await {
+                    write_failed(ctx, req.peer, &e);
+                    return Next::Close;
+                }
                 let shared = Shared(Mutex::new(&mut *io));
                 let raw = RawBody::new(&shared.0, &mut *buf, &mut left);
                 let answer = Box::pin(p.pass(Arc::clone(ctx), ClientBody::Raw(raw)));
@@ -334,6 +344,23 @@ pub(super) async fn serve(
             Next::Close
         }
     }
+}
+
+/// The interim answer a client that expects `100-continue` waits for before it sends its
+/// body, once the request goes upstream with a body still to read, and only when none of it
+/// came yet (RFC 9110 §10.1.1: a client that started its body needs none; nor does one
+/// answered at once, with a final status, without its body).
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+async fn go_on(
+    io: &mut ClientIo,
+    (expect_continue, len): (bool, u64),
+    body_here: &BytesMut,
+) -> std::io::Result<()> {
+    if expect_continue && len > 0 && body_here.is_empty() {
+        io.write_all(CONTINUE).await?;
+    }
+    Ok(())
 }
 
 /// The client's connection while the lane reads a body from it: the body reads through it
