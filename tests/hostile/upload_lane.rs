@@ -296,6 +296,36 @@ fn a_whole_chunked_upload_takes_the_lane_and_goes_up_with_its_length() {
 }
 
 #[test]
+fn a_small_body_read_on_past_max_request_header_stays_on_the_lane() {
+    let origin = Recorder::start();
+    // Heads of at most 8 KiB: bodies of 40 KiB, sent with their heads, are read on past it.
+    let node = node(&[origin.addr], "[cache]\nmax_request_header = \"8KiB\"\n");
+    let body = pattern(40 * 1024);
+    let mut raw = post_head("POST", "/length", body.len(), "");
+    raw.extend_from_slice(&body);
+    let (chunked, chunked_body) = chunked_upload("/chunked", &[20 * 1024, 20 * 1024]);
+    raw.extend_from_slice(&chunked);
+    raw.extend_from_slice(b"GET /end HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n");
+    let (answers, end) = outcome(node.addr, &raw);
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!((&statuses[..], &end[..]), (&[200, 200, 200][..], "closed"));
+    assert_eq!(node.counter("upload_lane"), 2, "both took the lane");
+    let got = origin.requests();
+    let of = |t: &str| got.iter().find(|g| g.line().contains(t)).expect(t).clone();
+    assert_eq!(of("/length").body, body);
+    assert_eq!(of("/chunked").body, chunked_body);
+    // A head over the limit is still 431.
+    let big = post_head(
+        "POST",
+        "/big",
+        0,
+        &format!("X-Pad: {}\r\n", "p".repeat(9000)),
+    );
+    let (answers, _) = outcome(node.addr, &big);
+    assert_eq!(answers.first().map(|a| a.0), Some(431));
+}
+
+#[test]
 fn an_upload_expecting_100_continue_gets_it_only_while_its_body_is_awaited() {
     let origin = Recorder::start();
     let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");

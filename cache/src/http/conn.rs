@@ -129,6 +129,9 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
     // The last read filled all the room it had: the client may have sent more already.
     let mut filled = false;
     loop {
+        // An upload's head is here, and the rest of its small body is being read: the buffer
+        // may pass `max_head` (by at most 128 KiB of body and framing).
+        let mut read_on = false;
         // Answer every complete request already buffered.
         'requests: loop {
             let req = match fast::parse(&buf) {
@@ -147,7 +150,8 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                                 && len <= upload_lane::WHOLE_MAX
                                 && !r.expect_continue =>
                         {
-                            break
+                            read_on = true;
+                            break;
                         }
                         fast::Framing::Length(len) => (len, None),
                         // Chunked: the lane's only when the whole body is here already, in
@@ -156,8 +160,15 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                             let body = &buf[r.head_len..];
                             match chunked::scan(body, upload_lane::WHOLE_MAX) {
                                 chunked::Scan::Whole(w) => (w.len, Some(w.consumed)),
-                                // Cut by this read's room, not by the client: read on.
-                                chunked::Scan::Partial if filled => break,
+                                // Cut by this read's room, not by the client: read on (its
+                                // framing at most as long as its data).
+                                chunked::Scan::Partial
+                                    if filled
+                                        && body.len() as u64 <= 2 * upload_lane::WHOLE_MAX =>
+                                {
+                                    read_on = true;
+                                    break;
+                                }
                                 _ => return handoff(conn, io, buf, watcher, idle_armed_at).await,
                             }
                         }
@@ -398,7 +409,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
             }
             rearm(&mut idle, &mut idle_armed_at, done, conn.head_timeout);
         }
-        if buf.len() >= env.max_head {
+        if buf.len() >= env.max_head && !read_on {
             // Too big for the fast path; hyper answers 431.
             return handoff(conn, io, buf, watcher, idle_armed_at).await;
         }
