@@ -6,13 +6,13 @@
 //! must do (`Cache-Control`, `Pragma`, conditionals, `Range`, `Authorization` is fine), and —
 //! as [`Parse::Upload`], for the upload lane (`upload_lane`) — `POST`/`PUT`/`PATCH`/`DELETE`
 //! requests of the same form with either at most one `Content-Length`, a plain number (digits
-//! only, no leading zero, at most 19), or one `Transfer-Encoding: chunked` and no
-//! `Content-Length`, at most one `Expect: 100-continue`, and no other `Expect`, no `Upgrade` or
-//! `TE` (the cache fields do not matter to them: they are passed). Any other request — or any doubt —
-//! is [`Parse::Fallback`]: the connection is handed, with every byte read so far, to the
-//! general (hyper) path, which makes the same decision slowly. The answer written by
-//! [`write_hit`] is what the general path sends for a fresh hit; the stored head it starts
-//! from is the object's wire form (`store::object::wire_head`).
+//! only, no leading zero, at most 19), or one `Transfer-Encoding: chunked` (then no
+//! `Content-Length` and no `Expect`), at most one `Expect: 100-continue` and no other, and no
+//! `Upgrade` or `TE` (the cache fields do not matter to them: they are passed). Any other
+//! request — or any doubt — is [`Parse::Fallback`]: the connection is handed, with every byte
+//! read so far, to the general (hyper) path, which makes the same decision slowly. The answer
+//! written by [`write_hit`] is what the general path sends for a fresh hit; the stored head it
+//! starts from is the object's wire form (`store::object::wire_head`).
 
 use std::time::SystemTime;
 
