@@ -5,8 +5,8 @@
 //! loop found whole after the head, in the plainest form (`chunked::scan`; the caller read on
 //! when its read's room had cut it): its data goes upstream in the head's write, with a
 //! `Content-Length` instead of the client's `Transfer-Encoding` (`origin_head_dechunked`);
-//! any other chunked upload is hyper's. A client expecting `100-continue` gets it when its
-//! request goes upstream with none of its body here yet.
+//! any other chunked upload is hyper's. A client expecting `100-continue` gets it once its
+//! request is admitted and routed with none of its body here yet, before the origin is reached.
 //!
 //! Contract ([`serve`]):
 //! * The request goes through the general stages' own pieces, not copies of them: its parts
@@ -347,8 +347,8 @@ pub(super) async fn serve(
 }
 
 /// The interim answer a client that expects `100-continue` waits for before it sends its
-/// body, once the request goes upstream with a body still to read, and only when none of it
-/// came yet (RFC 9110 §10.1.1: a client that started its body needs none; nor does one
+/// body, once the request is admitted and routed with a body still to read (before the origin
+/// is reached), and only when none of it came yet (RFC 9110 §10.1.1: a client that started its body needs none; nor does one
 /// answered at once, with a final status, without its body).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
