@@ -155,7 +155,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                         }
                         fast::Framing::Length(len) => (len, None),
                         // Chunked: the lane's only when the whole body is here already, in
-                        // the plainest form, and the request skips the parts.
+                        // the plainest form, and the request skips the parts (see below).
                         fast::Framing::Chunked => {
                             let body = &buf[r.head_len..];
                             match chunked::scan(body, upload_lane::WHOLE_MAX) {
@@ -175,10 +175,8 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     };
                     let raw = &buf[..r.head_len];
                     let framed = (len, dechunked.is_some());
+                    // A chunked one that does not skip the parts is hyper's (`Next::General`).
                     let prepared = upload_lane::prepare(ctx, &r, framed, raw, peer, read_at);
-                    if dechunked.is_some() && prepared.is_none() {
-                        return handoff(conn, io, buf, watcher, idle_armed_at).await;
-                    }
                     let lane = upload_lane::UploadReq {
                         head_len: r.head_len,
                         len,

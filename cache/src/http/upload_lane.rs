@@ -261,7 +261,7 @@ pub(super) async fn serve(
         };
         (answer, Some(p.route.index))
     } else {
-        // A chunked body is the lane's only when it skips the parts (the caller sees to it).
+        // A chunked body is the lane's only when it skips the parts: hyper's, nothing read.
         if req.dechunked.is_some() {
             return Next::General;
         }
