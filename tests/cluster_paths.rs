@@ -804,7 +804,7 @@ fn hot_copies_answer_at_the_asking_node_until_hot_ttl_and_purges_drop_them() {
 
 #[test]
 fn an_unsafe_request_through_any_node_invalidates_the_owners_object() {
-    let c = Cluster::start(8, "");
+    let c = Cluster::start(10, "");
     let (p, owner) = key_owned_elsewhere(&c, "post", "size=500&ttl=3600");
     let name = p.split('?').next().unwrap_or("").to_string();
     let o = usize::from(owner.as_bytes()[0] - b'a');
@@ -834,5 +834,68 @@ fn an_unsafe_request_through_any_node_invalidates_the_owners_object() {
     );
     // The origin saw the first GET, the POST, and the GET after it.
     assert_eq!(c.origin.count(&name), 3, "fetched again after the write");
+    assert_eq!(c.nodes[0].counter("peer_errors"), 0);
+}
+
+/// A client that sends `n` requests for `path` at once and reads nothing for a while: the
+/// node's writes of the answers fill the connection's send buffer and then wait on the client.
+/// The answers, read once it reads.
+fn stalled_pipeline(addr: SocketAddr, path: &str, n: usize) -> Vec<Resp> {
+    use std::io::{BufReader, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    s.write_all(req.repeat(n).as_bytes()).expect("write");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut r = BufReader::new(s);
+    (0..n)
+        .map(|i| read_response(&mut r, false).unwrap_or_else(|| panic!("answer {i} of {n}")))
+        .collect()
+}
+
+#[test]
+fn clients_that_stall_on_remote_hits_get_every_byte() {
+    let c = Cluster::start(11, "");
+    // Bodies the asking node reads whole from the owner (up to 64 KiB) and writes to its
+    // client from the peer connection's read buffer, copying what a stalled client holds:
+    // one under the peer reader's copy bound (32 KiB), one over it. Each stalled client asks
+    // for more than a loopback connection buffers (some 4 MiB), so the node's writes wait.
+    for size in [16_000, 60_000] {
+        let (p, owner) =
+            key_owned_elsewhere(&c, &format!("st{size}-"), &format!("size={size}&ttl=300"));
+        let name = p
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("/obj/")
+            .to_string();
+        let want = object_bytes(&name, size);
+        let addr = c.nodes[0].addr;
+        let n = 6 * 1024 * 1024 / size;
+        let stalled: Vec<_> = (0..3)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || stalled_pipeline(addr, &p, n))
+            })
+            .collect();
+        // Others keep asking meanwhile, on the same peer connections.
+        for _ in 0..20 {
+            let r = get(addr, &p, &[]);
+            assert_eq!(r.status, 200);
+            assert!(r.body == want, "a quick client's body differs");
+        }
+        for t in stalled {
+            for r in t.join().expect("stalled client") {
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert!(r.body == want, "a stalled client's body differs");
+                let cs = r.cache_status();
+                assert!(
+                    cs.starts_with(&format!("{owner}; hit"))
+                        && cs.ends_with("a; fwd=miss; detail=peer"),
+                    "{cs}"
+                );
+            }
+        }
+    }
     assert_eq!(c.nodes[0].counter("peer_errors"), 0);
 }

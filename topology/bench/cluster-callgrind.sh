@@ -6,6 +6,7 @@
 # Needs: valgrind, wrk, curl.
 #   NODE=a|b BIN=target/release/strait SIZE=1024 KEYS=200 DUR=10s C=20 HOT_TTL=0s \
 #     ./topology/bench/cluster-callgrind.sh OUTDIR    # then callgrind_annotate OUTDIR/callgrind.*.1
+#   NODE=b TO=b …: the same keys asked from b itself (local hits at the owner), the baseline
 set -euo pipefail
 # glibc copies more than 4 KiB with `rep movsb`, which callgrind counts once per byte moved (the
 # vector loop below that moves 32 bytes an instruction): a change that merely joined small
@@ -66,7 +67,7 @@ for i in $(seq 1 $((KEYS * 8 + 64))); do
 done
 { echo 'paths = {'; sed 's/.*/"&",/' "$RUN/keys"; echo '}'; echo 'i = 0'
   echo 'request = function() i = i % #paths + 1; return wrk.format(nil, paths[i]) end'; } >"$RUN/keys.lua"
-URL="http://${IP[a]}:28581/"
+URL="http://${IP[${TO:-a}]}:28581/"
 wrk -t1 -c"$C" -d2s -H "Host: bench.example" -s "$RUN/keys.lua" "$URL" >/dev/null
 callgrind_control -z $PID >/dev/null; callgrind_control -i on $PID >/dev/null
 out=$(wrk -t1 -c"$C" -d"$DUR" -H "Host: bench.example" -s "$RUN/keys.lua" "$URL")

@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use foldhash::fast::RandomState as FastState;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -81,7 +81,13 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Frames up to this long are copied out of the read buffer (longer ones share it): a frame
 /// held for long (a body written to a slow client) holds at most ~2x its size. Splitting off
 /// frames from 4 KiB up saved the copy but let a slow client hold 64 KiB for a 5 KiB body.
+/// A stream whose reader writes payloads out at once ([`PeerConn::share_payloads`]) takes
+/// them shared from [`SHARE_MIN`] up instead.
 const COPY_MAX: usize = 32 * 1024;
+/// Frames from this long up are split off the read buffer rather than copied in a run with
+/// their neighbours; a `Data` payload under [`COPY_MAX`] is then copied on its own, unless
+/// its stream takes payloads shared.
+const SHARE_MIN: usize = 4 * 1024;
 /// Room kept in the read buffer.
 const READ_ROOM: usize = 64 * 1024;
 /// A connection with no stream open for this long is closed rather than used (the peer may
@@ -150,6 +156,9 @@ struct StreamState {
     closed: AtomicBool,
     /// Bytes the reader must take before they are granted back at once.
     batch: usize,
+    /// `Data` payloads may stay in the connection's read buffer
+    /// ([`PeerConn::share_payloads`]).
+    shares: AtomicBool,
     inbox: Mutex<Inbox>,
     /// Sending side: the credit left and who waits for more.
     send: Mutex<SendWindow>,
@@ -181,11 +190,27 @@ impl StreamState {
             control: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             batch: (window / 4).max(1),
+            shares: AtomicBool::new(false),
             inbox: Mutex::new(Inbox::default()),
             send: Mutex::new(SendWindow {
                 credit: window,
                 waker: None,
             }),
+        }
+    }
+
+    /// [`PeerConn::share_payloads`].
+    fn share(&self, on: bool) {
+        self.shares.store(on, Ordering::Release);
+        if !on {
+            let mut inbox = self.inbox.lock();
+            for f in inbox.frames.iter_mut() {
+                if let Frame::Data(b) = f {
+                    if b.len() < COPY_MAX {
+                        *b = Bytes::copy_from_slice(b);
+                    }
+                }
+            }
         }
     }
 
@@ -360,8 +385,10 @@ impl Routes {
         state
     }
 
-    /// Takes one frame read for stream `id`.
-    fn route(&mut self, id: u32, f: Frame) -> Route {
+    /// Takes one frame read for stream `id`; `in_read_buffer`: its payload shares the
+    /// connection's read buffer (a `Data` payload under [`COPY_MAX`] is copied out, unless
+    /// its stream takes payloads shared).
+    fn route(&mut self, id: u32, f: Frame, in_read_buffer: bool) -> Route {
         if matches!(f, Frame::Reset) {
             return match self.streams.remove(&id) {
                 Some(state) => {
@@ -407,6 +434,16 @@ impl Routes {
             return Route::Overflow;
         }
         count.fetch_add(c, Ordering::AcqRel);
+        let f = match f {
+            Frame::Data(b)
+                if in_read_buffer
+                    && b.len() < COPY_MAX
+                    && !state.shares.load(Ordering::Acquire) =>
+            {
+                Frame::Data(Bytes::copy_from_slice(&b))
+            }
+            f => f,
+        };
         state.push(f);
         match new {
             Some(state) => Route::New(state),
@@ -616,9 +653,9 @@ impl Link {
         }
     }
 
-    /// Takes one frame read for stream `id`.
-    fn route(self: &Arc<Self>, id: u32, f: Frame) {
-        let routed = self.routes.lock().route(id, f);
+    /// Takes one frame read for stream `id` (`in_read_buffer`: see [`Routes::route`]).
+    fn route(self: &Arc<Self>, id: u32, f: Frame, in_read_buffer: bool) {
+        let routed = self.routes.lock().route(id, f, in_read_buffer);
         match routed {
             Route::Queued | Route::Credited | Route::Reset | Route::Dropped => {}
             Route::Overflow => {
@@ -719,12 +756,13 @@ async fn write_loop(
 }
 
 /// The bytes of the whole frames at the front of `buf` that are copied out together: as many
-/// as fit in [`COPY_MAX`] (0 when the first is not whole yet, or larger).
+/// as fit in [`COPY_MAX`], each under [`SHARE_MIN`] (0 when the first is not whole yet, or
+/// not that small).
 fn small_run(codec: &PeerCodec, buf: &[u8]) -> usize {
     let mut run = 0;
     while let Some(n) = codec.wire_len(&buf[run..]) {
         let end = run.saturating_add(n);
-        if end > buf.len() || end > COPY_MAX {
+        if n >= SHARE_MIN || end > buf.len() || end > COPY_MAX {
             break;
         }
         run = end;
@@ -742,15 +780,17 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
             // space is reused, and no frame a slow client holds keeps all of it): the whole
             // frames at its front, up to `COPY_MAX` bytes together, in one copy (one
             // allocation for a batch of answers, not one per frame; a frame held keeps at most
-            // `COPY_MAX` bytes, as a frame of that size would). A large frame is split off
-            // without a copy. The codec checks every frame either way.
+            // `COPY_MAX` bytes, as a frame of that size would). A frame from `SHARE_MIN` up is
+            // split off without a copy; `route` copies its payload when it is under
+            // `COPY_MAX` and its stream does not take payloads shared. The codec checks every
+            // frame either way.
             let run = small_run(&codec, &buf);
             if run > 0 {
                 let mut frames = BytesMut::from(&buf[..run]);
                 buf.advance(run);
                 while !frames.is_empty() {
                     match codec.decode_on(&mut frames) {
-                        Ok(Some((id, f))) => link.route(id, f),
+                        Ok(Some((id, f))) => link.route(id, f, false),
                         // `small_run` saw whole frames: the codec disagrees on a length.
                         Ok(None) => {
                             let n = frames.len();
@@ -765,13 +805,20 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
                 continue;
             }
             match codec.decode_on(&mut buf) {
-                Ok(Some((id, f))) => link.route(id, f),
+                Ok(Some((id, f))) => link.route(id, f, true),
                 Ok(None) => break,
                 Err(e) => return link.fail(Some(frame_err(link.addr, e))),
             }
         }
-        if buf.capacity() - buf.len() < READ_ROOM / 4 {
-            buf.reserve(READ_ROOM);
+        // Room for the next read, and for the whole of a frame begun: the space of frames
+        // gone is reused when none of them is held any more, else a fresh buffer takes the
+        // frame begun (the old one is freed with the last frame split off it).
+        let want = codec.still_needed(&buf);
+        let room = want.max(READ_ROOM / 4);
+        if buf.capacity() - buf.len() < room && !buf.try_reclaim(room.max(READ_ROOM)) {
+            let mut fresh = BytesMut::with_capacity(buf.len() + room.max(READ_ROOM));
+            fresh.extend_from_slice(&buf);
+            buf = fresh;
         }
         let read = if accepting {
             match tokio::time::timeout(SERVER_IDLE, r.read_buf(&mut buf)).await {
@@ -963,6 +1010,15 @@ impl PeerConn {
             }
             Some(f) => Ok(f),
         }
+    }
+
+    /// Whether `Data` payloads from [`SHARE_MIN`] up may stay in the connection's read buffer
+    /// instead of being copied out for this stream: only for a reader that writes each one out
+    /// at once and copies what a stall would hold (the lean remote hit), or a slow client
+    /// would hold a whole read buffer for a few KiB. Turned off, the payloads queued are
+    /// copied out.
+    pub fn share_payloads(&mut self, on: bool) {
+        self.state.share(on);
     }
 
     /// The next frame if one is queued now (no waiting); credit is granted as by `recv`.

@@ -47,6 +47,7 @@ use super::lite::{self, write_two};
 use super::passlane;
 use super::remote;
 use super::stall::{is_send_timeout, SendTimeout};
+use super::unshare::write_unsharing;
 use super::upload_lane;
 use crate::access::{self, Pending};
 use crate::interim::{InterimLine, InterimSink};
@@ -464,23 +465,18 @@ async fn write_lean(
 ) -> bool {
     bump(&ctx.counters.requests);
     let head_len = out.len();
-    let mut written = match &a.body[..] {
+    let mut body = a.body;
+    let mut written = match &body[..] {
         [] => io.write_all(out).await,
         [one] if one.len() <= FLATTEN_MAX => {
             out.extend_from_slice(one);
             io.write_all(out).await
         }
-        [one] => write_two(io, out, one).await,
-        chunks => {
-            let mut r = io.write_all(out).await;
-            for c in chunks {
-                if r.is_ok() {
-                    r = io.write_all(c).await;
-                }
-            }
-            r
-        }
+        // The body may still be in the peer connection's read buffer: copied if the client
+        // does not take it at once.
+        _ => write_unsharing(io, out, &mut body).await.map(drop),
     };
+    drop(body);
     if let (Ok(()), Some(c)) = (&written, a.rest) {
         written = remote::relay_rest(ctx, c, a.body_len, io).await;
     }

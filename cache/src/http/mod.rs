@@ -31,6 +31,7 @@ pub(crate) mod remote;
 mod respond;
 pub mod server;
 mod stall;
+mod unshare;
 mod upload_lane;
 
 pub use forward::{ban_prefix, purge_url};

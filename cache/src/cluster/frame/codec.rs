@@ -243,6 +243,21 @@ impl PeerCodec {
         Some(4 + 4 + len + self.tag_len())
     }
 
+    /// The bytes `src` still lacks for the frame begun at its start: 0 until its length and
+    /// type are buffered, or when they are invalid (`decode_on` refuses the frame then);
+    /// never more than the frame's kind allows.
+    pub fn still_needed(&self, src: &[u8]) -> usize {
+        let (Some(len), Some(kind)) = (self.wire_len(src), src.get(4)) else {
+            return 0;
+        };
+        match Kind::from_byte(*kind) {
+            Some(kind) if len - 8 - self.tag_len() <= self.limit_of(kind) => {
+                len.saturating_sub(src.len())
+            }
+            _ => 0,
+        }
+    }
+
     /// The next whole frame in `src` and its stream id (see [`Decoder::decode`]).
     pub fn decode_on(&mut self, src: &mut BytesMut) -> Result<Option<(u32, Frame)>, FrameError> {
         let Some(len) = src.get(..4) else {
@@ -270,7 +285,8 @@ impl PeerCodec {
         let body_end = 4 + 4 + len;
         let total = body_end + self.tag_len();
         if src.len() < total {
-            src.reserve(total - src.len());
+            // The caller keeps room for it ([`PeerCodec::wire_len`]): reserving here could
+            // reallocate a buffer whose front is still shared with frames split off it.
             return Ok(None);
         }
         let mut frame = src.split_to(total);

@@ -521,3 +521,22 @@ fn a_lookup_from_a_raw_head_is_the_same_bytes_as_one_from_its_fields() {
     );
     assert_eq!(&buf[..], b"kept");
 }
+
+#[test]
+fn what_a_frame_begun_still_needs_is_bounded_by_its_kind() {
+    let codec = PeerCodec::default();
+    let data = Frame::Data(Bytes::from(vec![3u8; 5000]));
+    let whole = encode_all(&mut PeerCodec::default(), std::slice::from_ref(&data));
+    assert_eq!(codec.still_needed(&whole), 0, "whole");
+    assert_eq!(codec.still_needed(&whole[..100]), whole.len() - 100);
+    assert_eq!(codec.still_needed(&whole[..4]), 0, "no type yet");
+    assert_eq!(codec.still_needed(&[]), 0);
+    // A length over the kind's limit, or an unknown type: nothing reserved (decode refuses it).
+    let limit = Limits::default().max_data_frame;
+    let mut over = raw(whole[4], &[]);
+    over[..4].copy_from_slice(&((limit + 2) as u32).to_be_bytes());
+    assert_eq!(codec.still_needed(&over), 0);
+    over[..4].copy_from_slice(&(limit as u32).to_be_bytes());
+    assert_eq!(codec.still_needed(&over), 8 + limit - over.len());
+    assert_eq!(codec.still_needed(&raw(0xee, b"x")[..6]), 0);
+}

@@ -10,31 +10,31 @@ fn frames_go_to_their_streams_queues() {
     let mut r = Routes::new(false, STREAM_WINDOW);
     let one = r.open(1);
     let two = r.open(2);
-    assert!(matches!(r.route(2, Frame::Count(2)), Route::Queued));
-    assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
-    assert!(matches!(r.route(2, Frame::Wait), Route::Queued));
+    assert!(matches!(r.route(2, Frame::Count(2), false), Route::Queued));
+    assert!(matches!(r.route(1, Frame::Count(1), false), Route::Queued));
+    assert!(matches!(r.route(2, Frame::Wait, false), Route::Queued));
     assert_eq!(one.try_next(), Some(Frame::Count(1)));
     assert_eq!(two.try_next(), Some(Frame::Count(2)));
     assert_eq!(two.try_next(), Some(Frame::Wait));
     assert_eq!(one.try_next(), None);
     // The dialling side never gets streams it did not open.
-    assert!(matches!(r.route(3, Frame::Count(3)), Route::Dropped));
+    assert!(matches!(r.route(3, Frame::Count(3), false), Route::Dropped));
 }
 
 #[test]
 fn the_accepting_side_opens_a_stream_for_each_new_id_only() {
     let mut r = Routes::new(true, STREAM_WINDOW);
-    let Route::New(one) = r.route(1, Frame::Count(1)) else {
+    let Route::New(one) = r.route(1, Frame::Count(1), false) else {
         panic!("stream 1 not opened");
     };
     assert_eq!(one.try_next(), Some(Frame::Count(1)));
-    assert!(matches!(r.route(1, Frame::Count(2)), Route::Queued));
-    assert!(matches!(r.route(5, Frame::Count(5)), Route::New(..)));
+    assert!(matches!(r.route(1, Frame::Count(2), false), Route::Queued));
+    assert!(matches!(r.route(5, Frame::Count(5), false), Route::New(..)));
     // Stream 1 ended here: its late frames, and any id not above the highest, are dropped.
     assert!(r.close(1));
-    assert!(matches!(r.route(1, Frame::Count(3)), Route::Dropped));
-    assert!(matches!(r.route(4, Frame::Count(4)), Route::Dropped));
-    assert!(matches!(r.route(6, Frame::Count(6)), Route::New(..)));
+    assert!(matches!(r.route(1, Frame::Count(3), false), Route::Dropped));
+    assert!(matches!(r.route(4, Frame::Count(4), false), Route::Dropped));
+    assert!(matches!(r.route(6, Frame::Count(6), false), Route::New(..)));
 }
 
 #[test]
@@ -42,15 +42,21 @@ fn the_accepting_side_refuses_streams_beyond_the_cap() {
     let mut r = Routes::new(true, STREAM_WINDOW);
     for id in 1..=MAX_STREAMS as u32 {
         assert!(
-            matches!(r.route(id, Frame::Count(1)), Route::New(..)),
+            matches!(r.route(id, Frame::Count(1), false), Route::New(..)),
             "{id}"
         );
     }
     let over = MAX_STREAMS as u32 + 1;
-    assert!(matches!(r.route(over, Frame::Count(1)), Route::Refused));
+    assert!(matches!(
+        r.route(over, Frame::Count(1), false),
+        Route::Refused
+    ));
     // Once one ends, a new one is taken again.
     assert!(r.close(1));
-    assert!(matches!(r.route(over + 1, Frame::Count(1)), Route::New(..)));
+    assert!(matches!(
+        r.route(over + 1, Frame::Count(1), false),
+        Route::New(..)
+    ));
 }
 
 #[test]
@@ -58,8 +64,8 @@ fn a_reset_closes_its_stream_and_only_it() {
     let mut r = Routes::new(false, STREAM_WINDOW);
     let s1 = r.open(1);
     let s2 = r.open(2);
-    assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
-    assert!(matches!(r.route(1, Frame::Reset), Route::Reset));
+    assert!(matches!(r.route(1, Frame::Count(1), false), Route::Queued));
+    assert!(matches!(r.route(1, Frame::Reset, false), Route::Reset));
     assert!(s1.closed.load(Ordering::Acquire));
     assert!(!s2.closed.load(Ordering::Acquire));
     // What was queued before the reset is still read, then the queue ends.
@@ -67,8 +73,8 @@ fn a_reset_closes_its_stream_and_only_it() {
     assert_eq!(s1.try_next(), None);
     assert!(s1.inbox.lock().ended);
     assert!(!s2.inbox.lock().ended);
-    assert!(matches!(r.route(1, Frame::Reset), Route::Dropped));
-    assert!(matches!(r.route(2, Frame::Count(2)), Route::Queued));
+    assert!(matches!(r.route(1, Frame::Reset, false), Route::Dropped));
+    assert!(matches!(r.route(2, Frame::Count(2), false), Route::Queued));
 }
 
 #[test]
@@ -78,14 +84,14 @@ fn data_beyond_the_credit_given_resets_the_stream_without_touching_the_others() 
     let state = r.open(1);
     let other = r.open(2);
     // Two chunks fit the credit; the third goes beyond it.
-    assert!(matches!(r.route(1, data(4000)), Route::Queued));
-    assert!(matches!(r.route(1, data(4000)), Route::Queued));
+    assert!(matches!(r.route(1, data(4000), false), Route::Queued));
+    assert!(matches!(r.route(1, data(4000), false), Route::Queued));
     assert_eq!(state.unacked.load(Ordering::Acquire), 8000);
-    assert!(matches!(r.route(1, data(4000)), Route::Overflow));
+    assert!(matches!(r.route(1, data(4000), false), Route::Overflow));
     assert!(state.closed.load(Ordering::Acquire));
-    assert!(matches!(r.route(1, data(10)), Route::Dropped));
+    assert!(matches!(r.route(1, data(10), false), Route::Dropped));
     // The other stream goes on.
-    assert!(matches!(r.route(2, data(9000)), Route::Queued));
+    assert!(matches!(r.route(2, data(9000), false), Route::Queued));
     assert!(other.try_next().is_some());
     // The reset stream's reader gets what was queued, then the end.
     assert!(state.try_next().is_some());
@@ -94,18 +100,70 @@ fn data_beyond_the_credit_given_resets_the_stream_without_touching_the_others() 
     assert!(state.inbox.lock().ended);
 }
 
+/// Where a `Data` payload's bytes live once queued: the read buffer's (`true`) or a copy.
+fn queued_in(state: &StreamState, buf: &Bytes) -> Vec<bool> {
+    let inbox = state.inbox.lock();
+    let r = buf.as_ptr_range();
+    inbox
+        .frames
+        .iter()
+        .map(|f| match f {
+            Frame::Data(b) => r.contains(&b.as_ptr()),
+            _ => false,
+        })
+        .collect()
+}
+
+#[test]
+fn payloads_in_the_read_buffer_are_copied_out_unless_the_stream_takes_them_shared() {
+    let buf = Bytes::from(vec![1u8; 3 * COPY_MAX]);
+    let mid = buf.slice(0..SHARE_MIN);
+    let large = buf.slice(SHARE_MIN..SHARE_MIN + COPY_MAX);
+    let mut r = Routes::new(false, STREAM_WINDOW);
+    let plain = r.open(1);
+    let sharing = r.open(2);
+    sharing.share(true);
+    for id in [1, 2] {
+        assert!(matches!(
+            r.route(id, Frame::Data(mid.clone()), true),
+            Route::Queued
+        ));
+        assert!(matches!(
+            r.route(id, Frame::Data(large.clone()), true),
+            Route::Queued
+        ));
+        // Copied out of a run of small frames already: not copied again.
+        assert!(matches!(
+            r.route(id, Frame::Data(mid.clone()), false),
+            Route::Queued
+        ));
+    }
+    // Under COPY_MAX a plain stream's payload is copied; a large one shares the buffer, as
+    // before; a sharing stream keeps both in it.
+    assert_eq!(queued_in(&plain, &buf), [false, true, true]);
+    assert_eq!(queued_in(&sharing, &buf), [true, true, true]);
+    // Turned off, what is queued under COPY_MAX is copied out.
+    sharing.share(false);
+    assert_eq!(queued_in(&sharing, &buf), [false, true, false]);
+    assert!(matches!(
+        r.route(2, Frame::Data(mid.clone()), true),
+        Route::Queued
+    ));
+    assert_eq!(queued_in(&sharing, &buf), [false, true, false, false]);
+}
+
 #[test]
 fn the_reader_grants_credit_back_in_batches_as_it_takes_data() {
     let window = 10_000;
     let mut r = Routes::new(false, window);
     let s = r.open(1);
     for _ in 0..10 {
-        assert!(matches!(r.route(1, data(1000)), Route::Queued));
+        assert!(matches!(r.route(1, data(1000), false), Route::Queued));
     }
     // The whole window is in flight.
     assert_eq!(s.unacked.load(Ordering::Acquire), window);
     // Frames other than Data take no credit.
-    assert!(matches!(r.route(1, Frame::Count(1)), Route::Queued));
+    assert!(matches!(r.route(1, Frame::Count(1), false), Route::Queued));
     assert_eq!(s.unacked.load(Ordering::Acquire), window);
     // A quarter of the window (2500) taken is granted back at once, not before.
     assert_eq!(s.try_next_granting(), Some((data(1000), 0)));
@@ -114,9 +172,9 @@ fn the_reader_grants_credit_back_in_batches_as_it_takes_data() {
     assert_eq!(s.unacked.load(Ordering::Acquire), 7000);
     // The peer may send what was granted again, and not a byte more.
     for _ in 0..3 {
-        assert!(matches!(r.route(1, data(1000)), Route::Queued));
+        assert!(matches!(r.route(1, data(1000), false), Route::Queued));
     }
-    assert!(matches!(r.route(1, data(1)), Route::Overflow));
+    assert!(matches!(r.route(1, data(1), false), Route::Overflow));
 }
 
 #[test]
@@ -128,16 +186,28 @@ fn a_sender_takes_credit_and_gets_it_back_from_the_other_side() {
     assert!(s.try_credit(6000));
     assert!(!s.try_credit(5000));
     assert_eq!(s.credit_left(), 4000);
-    assert!(matches!(r.route(1, Frame::Credit(1000)), Route::Credited));
+    assert!(matches!(
+        r.route(1, Frame::Credit(1000), false),
+        Route::Credited
+    ));
     assert_eq!(s.credit_left(), 5000);
     assert!(s.try_credit(5000));
     assert!(!s.try_credit(1));
     // A Credit never opens a stream, nor queues anything.
-    assert!(matches!(r.route(7, Frame::Credit(1)), Route::Dropped));
+    assert!(matches!(
+        r.route(7, Frame::Credit(1), false),
+        Route::Dropped
+    ));
     assert_eq!(s.try_next(), None);
     let mut acc = Routes::new(true, window);
-    assert!(matches!(acc.route(1, Frame::Credit(1)), Route::Dropped));
-    assert!(matches!(acc.route(1, Frame::Count(1)), Route::New(..)));
+    assert!(matches!(
+        acc.route(1, Frame::Credit(1), false),
+        Route::Dropped
+    ));
+    assert!(matches!(
+        acc.route(1, Frame::Count(1), false),
+        Route::New(..)
+    ));
 }
 
 #[tokio::test]
@@ -151,10 +221,16 @@ async fn a_sender_waiting_for_credit_wakes_on_credit_and_fails_on_a_reset() {
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!waiting.is_finished());
-    assert!(matches!(r.route(1, Frame::Credit(30)), Route::Credited));
+    assert!(matches!(
+        r.route(1, Frame::Credit(30), false),
+        Route::Credited
+    ));
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!waiting.is_finished());
-    assert!(matches!(r.route(1, Frame::Credit(30)), Route::Credited));
+    assert!(matches!(
+        r.route(1, Frame::Credit(30), false),
+        Route::Credited
+    ));
     assert_eq!(waiting.await.expect("task"), Ok(()));
     assert_eq!(s.credit_left(), 10);
     let waiting = {
@@ -162,7 +238,7 @@ async fn a_sender_waiting_for_credit_wakes_on_credit_and_fails_on_a_reset() {
         tokio::spawn(async move { std::future::poll_fn(|cx| s.poll_credit(cx, 50)).await })
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(matches!(r.route(1, Frame::Reset), Route::Reset));
+    assert!(matches!(r.route(1, Frame::Reset, false), Route::Reset));
     assert_eq!(waiting.await.expect("task"), Err(()));
 }
 
@@ -539,14 +615,22 @@ fn a_small_run_is_the_whole_frames_in_front_up_to_the_copy_bound() {
     assert_eq!(small_run(&codec, &wire[..3]), 0, "no length yet");
     // Frames that together pass COPY_MAX: the run stops before the one that would.
     let mut big = BytesMut::new();
-    let n = COPY_MAX / 3;
-    for _ in 0..4 {
+    let n = SHARE_MIN - 100;
+    let fit = COPY_MAX / (n + 9);
+    for _ in 0..fit + 1 {
         codec
             .encode_untagged(1, &data(n), &mut big)
             .expect("encodes");
     }
     let one = codec.wire_len(&big).expect("a length");
-    assert_eq!(small_run(&codec, &big), 2 * one);
+    assert_eq!(small_run(&codec, &big), fit * one);
+    // A frame from SHARE_MIN up ends the run (it is split off the buffer).
+    let mut mixed = BytesMut::new();
+    for f in [data(100), data(SHARE_MIN), data(100)] {
+        codec.encode_untagged(1, &f, &mut mixed).expect("encodes");
+    }
+    assert_eq!(small_run(&codec, &mixed), 4 + 4 + 1 + 100);
+    assert_eq!(small_run(&codec, &mixed[4 + 4 + 1 + 100..]), 0);
     // A first frame over the bound is not copied (it is split off the buffer).
     let mut huge = BytesMut::new();
     codec

@@ -144,7 +144,8 @@ pub(in crate::http) async fn ask_owner(
         }
         // Any other answer to a GET (a `Hit`, a `Miss` granting the lease, the owner's own
         // `Answer`) is the general path's to act on: it takes it instead of asking again.
-        Ok((c, frame)) if method == LookupMethod::Get => {
+        Ok((mut c, frame)) if method == LookupMethod::Get => {
+            c.share_payloads(false);
             let key = key.to_owned();
             let owner = owner.id;
             return Lean::General(Some(Box::new(Preasked {
@@ -187,6 +188,9 @@ pub(in crate::http) async fn ask_owner(
     if !small {
         // A long body is relayed to this client alone; followers take the general path.
         drop(leader);
+        let mut c = c;
+        // Relayed frame by frame as the client takes it: none stays in the read buffer.
+        c.share_payloads(false);
         let shared = Shared {
             wire: head.wire,
             checked,

@@ -361,6 +361,11 @@ async fn first_frame(
 
 /// Sends `f` and reads the first frame of the answer; the caller bounds the whole exchange.
 async fn exchange(c: &mut PeerConn, lookup: &LookupOut<'_>) -> Result<Frame, PeerError> {
+    // A `WIRE` lookup is the lean path's: it reads a small body whole and writes it out at
+    // once, copying what a client that stalls would hold (`conn::write_lean`), so the body
+    // need not be copied out of the connection's read buffer first. It turns this off when
+    // the stream goes elsewhere (a long body relayed, the general path).
+    c.share_payloads(lookup.flags & Lookup::WIRE != 0);
     c.send_lookup(lookup).await?;
     c.recv_untimed().await
 }
