@@ -479,7 +479,7 @@ pub struct Link {
     /// The other side's address.
     pub addr: SocketAddr,
     /// The other side's node id (from its `Hello`).
-    pub node: String,
+    pub node: Arc<str>,
     limits: PeerCodec,
     out: mpsc::UnboundedSender<Out>,
     room: Arc<Semaphore>,
@@ -560,7 +560,7 @@ impl Link {
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             addr,
-            node,
+            node: node.into(),
             limits: PeerCodec::new(*codec.limits()),
             out,
             room: Arc::new(Semaphore::new(WRITE_WINDOW)),
@@ -606,7 +606,7 @@ impl Link {
             state,
             pending: Batch::default(),
             addr: self.addr,
-            node: self.node.clone(),
+            node: Arc::clone(&self.node),
             done: false,
         }
     }
@@ -854,7 +854,7 @@ pub struct PeerConn {
     /// The other side's address.
     pub addr: SocketAddr,
     /// The other side's node id (from its `Hello`).
-    pub node: String,
+    pub node: Arc<str>,
     /// Ended cleanly: dropped without a `Reset`.
     done: bool,
 }

@@ -309,8 +309,8 @@ async fn pair(secret: Option<&[u8]>) -> (Arc<Link>, Arc<Link>, mpsc::UnboundedRe
         .await
         .expect("dial");
     let (b, incoming) = server.await.expect("server");
-    assert_eq!(a.node, "b");
-    assert_eq!(b.node, "a");
+    assert_eq!(&*a.node, "b");
+    assert_eq!(&*b.node, "a");
     (a, b, incoming)
 }
 
