@@ -19,12 +19,33 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(15);
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh scratch directory for one test.
+/// A fresh scratch directory for one test, under this test process's own root.
 pub fn scratch_dir(tag: &str) -> PathBuf {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    let d = std::env::temp_dir().join(format!("strait-test-{}-{}-{}", std::process::id(), tag, n));
+    let d = scratch_root().join(format!("{tag}-{n}"));
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
+}
+
+/// `strait-test-<pid>` in the temporary directory: every scratch directory of this process,
+/// removed when it exits (kept with `STRAIT_TEST_KEEP=1`, to look at a failure's files), so
+/// that test runs do not pile directories up there.
+fn scratch_root() -> &'static std::path::Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove_root() {
+        if let Some(root) = ROOT.get() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+    ROOT.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("strait-test-{}", std::process::id()));
+        std::fs::create_dir_all(&root).expect("scratch root");
+        if std::env::var_os("STRAIT_TEST_KEEP").is_none() {
+            // SAFETY: registers a plain function with no arguments, run once at exit.
+            unsafe { libc::atexit(remove_root) };
+        }
+        root
+    })
 }
 
 /// A child process killed on drop, with its output lines readable.
