@@ -42,7 +42,7 @@
 //! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
 //! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
 //! | 18 | `BanAll` | either | empty: remove every stored object (an operator's `ban --all`); answered with `Count` |
-//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `str` cache status; then `Data`* and `End` (only to a `Lookup` with [`Lookup::WIRE`]) |
+//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `str` cache status; then, for a GET, `Data` frames of exactly that many bytes, and no `End` (version 9; only to a `Lookup` with [`Lookup::WIRE`]) |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -109,8 +109,9 @@ pub(crate) use codec::HEAD_LEN;
 /// stream flow control: `Data` is sent only within the credit the receiver gave (`Credit`).
 /// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache). 7: `WireHit`
 /// and [`Lookup::WIRE`] (remote hits in the owner's HTTP/1.1 wire form). 8:
-/// [`Lookup::RANGE`] (the owner answers a range from its partial object).
-pub const VERSION: u8 = 8;
+/// [`Lookup::RANGE`] (the owner answers a range from its partial object). 9: a `WireHit`'s
+/// body ends at its announced length, without `End` (one frame less per remote hit).
+pub const VERSION: u8 = 9;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.

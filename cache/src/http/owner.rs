@@ -422,7 +422,7 @@ async fn send_object(
 }
 
 /// Streams a stored object to the requester with its head in the wire form it keeps
-/// (`WireHit`: no header list is built).
+/// (`WireHit`: no header list is built); the body ends at its length, without `End`.
 async fn send_wire(
     c: &mut PeerConn,
     obj: &Object,
@@ -440,7 +440,7 @@ async fn send_wire(
     if method == LookupMethod::Get {
         feed_body(c, &obj.body).await?;
     }
-    c.send(Frame::End { complete: true }).await
+    c.flush().await
 }
 
 /// This node's `Miss`, granting `lease` (or none).

@@ -70,7 +70,7 @@ fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> 
     bump(&ctx.counters.peer_lookups);
     bump(&ctx.counters.peer_hits);
     bump(&ctx.counters.peer_wire_hits);
-    // The head frame, the body (copied in when short, `Batch`) and the end, in one buffer.
+    // The head frame and the body (copied in when short, `Batch`), in one buffer.
     c.reserve_answer(wire.len() + 96 + ctx.node_id.len(), obj.body.len());
     let head = Frame::WireHit(Box::new(WireHit {
         wire,
@@ -85,7 +85,7 @@ fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> 
             return Err(PeerError::Unexpected(c.addr, "no credit on a new stream"));
         }
     }
-    c.try_feed(&Frame::End { complete: true })?;
+    // No `End`: the body ends at its announced length (protocol version 9).
     Ok(true)
 }
 

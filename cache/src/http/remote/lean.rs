@@ -317,9 +317,10 @@ thread_local! {
     }) };
 }
 
-/// Reads a small body of exactly `len` bytes (`Data`* then `End`), the whole of it within
-/// `BODY_IDLE` (one timer for the body, not one per frame; none when the body came with its
-/// head, as a small one usually does: the frames already queued are taken first).
+/// Reads a small body of exactly `len` bytes (`Data` frames; a `WireHit`'s body has no `End`),
+/// the whole of it within `BODY_IDLE` (one timer for the body, not one per frame; none when
+/// the body came with its head, as a small one usually does: the frames already queued are
+/// taken first).
 async fn read_whole(c: &mut PeerConn, len: u64) -> Result<Vec<Bytes>, PeerError> {
     let addr = c.addr;
     let mut body = Body {
@@ -327,6 +328,9 @@ async fn read_whole(c: &mut PeerConn, len: u64) -> Result<Vec<Bytes>, PeerError>
         total: 0,
         len,
     };
+    if len == 0 {
+        return Ok(body.chunks);
+    }
     while let Some(f) = c.try_recv_now() {
         if body.take(addr, f)? {
             return Ok(body.chunks);
@@ -354,7 +358,7 @@ struct Body {
 }
 
 impl Body {
-    /// Takes the next frame of the body: true once it is whole (`End` after `len` bytes).
+    /// Takes the next frame of the body: true once it is whole (`len` bytes).
     fn take(&mut self, addr: std::net::SocketAddr, f: Frame) -> Result<bool, PeerError> {
         match f {
             Frame::Data(b) => {
@@ -363,17 +367,17 @@ impl Body {
                     return Err(PeerError::Unexpected(addr, "body longer than announced"));
                 }
                 self.chunks.push(b);
-                Ok(false)
+                Ok(self.total == self.len)
             }
-            Frame::End { complete: true } if self.total == self.len => Ok(true),
             Frame::Error { code, message } => Err(PeerError::Remote(addr, code, message)),
             other => Err(PeerError::Unexpected(addr, other.name())),
         }
     }
 }
 
-/// Relays the rest of a long body (`len` bytes) from the owner's stream to the client; an
-/// error (the peer's or the client's) ends the client's connection: its body is cut short.
+/// Relays the rest of a long body (`len` bytes, ending at that length: a `WireHit`'s has no
+/// `End`) from the owner's stream to the client; an error (the peer's or the client's) ends
+/// the client's connection: its body is cut short.
 pub(in crate::http) async fn relay_rest<W: AsyncWrite + Unpin>(
     ctx: &Ctx,
     mut c: PeerConn,
@@ -381,10 +385,15 @@ pub(in crate::http) async fn relay_rest<W: AsyncWrite + Unpin>(
     io: &mut W,
 ) -> std::io::Result<()> {
     let mut total = 0;
-    loop {
+    while total < len {
         match next_chunk(&mut c, &mut total, len, BODY_IDLE).await {
             Ok(Some(b)) => io.write_all(&b).await?,
-            Ok(None) => break,
+            // An `End` before the length: the body is cut.
+            Ok(None) => {
+                let e = PeerError::Unexpected(c.addr, "End");
+                peer_failed(ctx, &e);
+                return Err(std::io::Error::other("the owner's body was cut short"));
+            }
             Err(e) => {
                 peer_failed(ctx, &e);
                 return Err(std::io::Error::other("the owner's body was cut short"));
