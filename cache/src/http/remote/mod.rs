@@ -44,6 +44,7 @@ use crate::stats::bump;
 use crate::store::fill::FillWriter;
 use crate::store::object::FillHead;
 
+mod deadline;
 pub(crate) mod flights;
 mod head;
 pub(crate) mod hot;
@@ -295,7 +296,7 @@ fn peer_failed(ctx: &Ctx, e: &PeerError) {
 }
 
 /// Sends `lookup` to the owner and reads the answer: its first frame within `peer_timeout`
-/// (dial and handshake included; a pooled connection that turns out closed is retried once
+/// (or up to `deadline`'s two ticks later; dial and handshake included; a pooled connection that turns out closed is retried once
 /// on a fresh one), or [`PeerError::Hung`] and the owner is suspected here; after a `Wait`,
 /// the answer within `wait`. A connection that timed out is dropped, never pooled.
 async fn ask(
@@ -311,7 +312,8 @@ async fn ask(
     // Pinned where it is made: moved into the timeout, the exchange's future (1 KiB or more)
     // would be copied whole at each step on the way.
     let exchange = std::pin::pin!(first_frame(cl, owner, lookup));
-    let first = tokio::time::timeout(limit, exchange)
+    // A coarse bound (`deadline`): a timer per exchange cost more than the rest of `ask`.
+    let first = deadline::within(limit, exchange)
         .await
         .unwrap_or(Err(PeerError::Hung(owner.addr, limit)))
         .map_err(|e| match e {

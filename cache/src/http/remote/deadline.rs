@@ -1,0 +1,311 @@
+//! A coarse time bound for the remote path's many short waits (a `Lookup`'s first answer
+//! within `peer_timeout`), cheaper than a timer each.
+//!
+//! A tokio timer per exchange costs a clock read, an insertion into the runtime's timer wheel
+//! at the first wait and a removal when the answer comes, some 700 instructions of a remote
+//! hit's 16k at the asking node, for a bound that almost never fires. Here each thread keeps
+//! one list of waits; a wait registers (its deadline, its waker) only once it has to wait,
+//! and one ticker task per thread, running only while the list is not empty, reads the clock
+//! every [`TICK`] and wakes the waits whose deadline has passed.
+//!
+//! Contract: [`within`] resolves to the future's output when it completes first, or to
+//! `Err(Elapsed)` no sooner than `limit` after its first wait and at most about two ticks
+//! later (the deadline counts from the ticker's last clock reading plus one tick). A wait
+//! that completes or is dropped leaves nothing behind; the ticker ends when no wait is left.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+/// How often the ticker reads the clock while waits are registered.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The bound passed first.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// One thread's waits.
+#[derive(Default)]
+struct Shard {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The ticker's last clock reading.
+    now: Option<Instant>,
+    ticking: bool,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+#[derive(Default)]
+struct Slot {
+    deadline: Option<Instant>,
+    waker: Option<Waker>,
+    fired: bool,
+}
+
+thread_local! {
+    static SHARD: Arc<Shard> = Arc::new(Shard::default());
+}
+
+/// `fut`, bounded by `limit` (see the module doc).
+pub fn within<F: Future>(limit: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        limit,
+        reg: None,
+    }
+}
+
+/// The future [`within`] returns (for an `Unpin` future: pin it first, as `ask` does).
+pub struct Within<F> {
+    fut: F,
+    limit: Duration,
+    reg: Option<Registered>,
+}
+
+impl<F> Drop for Within<F> {
+    fn drop(&mut self) {
+        if let Some(r) = self.reg.take() {
+            r.shard.release(r.slot);
+        }
+    }
+}
+
+struct Registered {
+    shard: Arc<Shard>,
+    slot: usize,
+    /// The waker registered, to skip the lock when the task's waker is the same.
+    waker: Waker,
+}
+
+impl<F: Future + Unpin> Future for Within<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(v) = Pin::new(&mut this.fut).poll(cx) {
+            if let Some(r) = this.reg.take() {
+                r.shard.release(r.slot);
+            }
+            return Poll::Ready(Ok(v));
+        }
+        match &mut this.reg {
+            None => {
+                let shard = SHARD.with(Arc::clone);
+                let slot = shard.register(this.limit, cx.waker());
+                this.reg = Some(Registered {
+                    shard,
+                    slot,
+                    waker: cx.waker().clone(),
+                });
+            }
+            Some(r) => {
+                let same = r.waker.will_wake(cx.waker());
+                if r.shard.check(r.slot, (!same).then(|| cx.waker())) {
+                    if let Some(r) = this.reg.take() {
+                        r.shard.release(r.slot);
+                    }
+                    return Poll::Ready(Err(Elapsed));
+                }
+                if !same {
+                    r.waker = cx.waker().clone();
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Shard {
+    /// A wait of `limit` from now; starts the ticker when it is not running.
+    fn register(self: &Arc<Self>, limit: Duration, waker: &Waker) -> usize {
+        let mut s = self.state.lock();
+        let now = match (s.ticking, s.now) {
+            (true, Some(now)) => now,
+            _ => Instant::now(),
+        };
+        let slot = Slot {
+            deadline: Some(now + limit + TICK),
+            waker: Some(waker.clone()),
+            fired: false,
+        };
+        let at = match s.free.pop() {
+            Some(at) => {
+                s.slots[at] = slot;
+                at
+            }
+            None => {
+                s.slots.push(slot);
+                s.slots.len() - 1
+            }
+        };
+        s.live += 1;
+        if !s.ticking {
+            s.ticking = true;
+            s.now = Some(now);
+            drop(s);
+            tokio::spawn(tick(Arc::clone(self)));
+        }
+        at
+    }
+
+    /// Whether the wait in `slot` has passed its deadline (the ticker woke it); stores a new
+    /// waker when given one.
+    fn check(&self, slot: usize, waker: Option<&Waker>) -> bool {
+        let mut s = self.state.lock();
+        let slot = &mut s.slots[slot];
+        if let Some(w) = waker {
+            slot.waker = Some(w.clone());
+        }
+        slot.fired
+    }
+
+    fn release(&self, slot: usize) {
+        let mut s = self.state.lock();
+        s.slots[slot] = Slot::default();
+        s.free.push(slot);
+        s.live -= 1;
+    }
+
+    /// Wakes the waits past their deadline at `now`; whether any is left.
+    fn expire(&self, now: Instant) -> bool {
+        let mut wake = Vec::new();
+        let mut s = self.state.lock();
+        s.now = Some(now);
+        for slot in &mut s.slots {
+            if !slot.fired && slot.deadline.is_some_and(|d| d <= now) {
+                slot.fired = true;
+                wake.extend(slot.waker.take());
+            }
+        }
+        let left = s.live > 0;
+        if !left {
+            s.ticking = false;
+            s.slots.clear();
+            s.free.clear();
+        }
+        drop(s);
+        for w in wake {
+            w.wake();
+        }
+        left
+    }
+}
+
+/// Clears `ticking` however the ticker ends (its runtime may drop it), so that the next
+/// wait starts another.
+struct Ticking(Arc<Shard>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        let mut s = self.0.state.lock();
+        if s.ticking && s.live > 0 {
+            // Dropped with waits left (the runtime is going away): they are woken and time
+            // out rather than wait for a tick that will not come.
+            for slot in &mut s.slots {
+                if slot.deadline.is_some() {
+                    slot.fired = true;
+                    if let Some(w) = slot.waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+        }
+        s.ticking = false;
+    }
+}
+
+async fn tick(shard: Arc<Shard>) {
+    let guard = Ticking(shard);
+    loop {
+        tokio::time::sleep(TICK).await;
+        if !guard.0.expire(Instant::now()) {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> (usize, bool, usize) {
+        SHARD.with(|s| {
+            let s = s.state.lock();
+            (s.live, s.ticking, s.slots.len())
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_that_ends_first_gives_its_output_and_leaves_nothing() {
+        let quick = within(
+            Duration::from_millis(100),
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                7
+            }),
+        );
+        assert_eq!(quick.await, Ok(7));
+        assert_eq!(state().0, 0);
+        // Ready at once: not even registered.
+        assert_eq!(
+            within(Duration::from_millis(1), Box::pin(async { 1 })).await,
+            Ok(1)
+        );
+        // The ticker stops once nothing waits.
+        tokio::time::sleep(TICK * 3).await;
+        assert_eq!(state(), (0, false, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_times_out_at_its_limit_within_two_ticks() {
+        for limit in [Duration::from_millis(50), Duration::from_millis(1000)] {
+            let start = Instant::now();
+            let r = within(limit, Box::pin(std::future::pending::<()>())).await;
+            let took = start.elapsed();
+            assert_eq!(r, Err(Elapsed));
+            assert!(
+                took >= limit && took <= limit + 2 * TICK,
+                "{limit:?}: {took:?}"
+            );
+            assert_eq!(state().0, 0);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_waits_each_keep_their_own_deadline_and_dropped_ones_leave() {
+        let short = tokio::spawn(within(
+            Duration::from_millis(40),
+            Box::pin(std::future::pending::<()>()),
+        ));
+        let long = tokio::spawn(within(
+            Duration::from_millis(400),
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                "done"
+            }),
+        ));
+        let dropped = tokio::spawn(within(
+            Duration::from_millis(40),
+            Box::pin(std::future::pending::<()>()),
+        ));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(state().0, 3);
+        dropped.abort();
+        let _ = dropped.await;
+        assert_eq!(state().0, 2);
+        assert_eq!(short.await.unwrap(), Err(Elapsed));
+        assert_eq!(long.await.unwrap(), Ok("done"));
+        tokio::time::sleep(TICK * 3).await;
+        assert_eq!(state(), (0, false, 0));
+    }
+}
