@@ -918,7 +918,7 @@ impl PeerConn {
             return Err(PeerError::Closed(self.addr));
         }
         let bytes = self.pending.bytes_mut();
-        if bytes.is_empty() {
+        if bytes.capacity() == 0 {
             bytes.reserve(512);
         }
         self.link
@@ -945,7 +945,9 @@ impl PeerConn {
             Frame::Data(b) => self.pending.encode_data(limits, self.id, b),
             f => {
                 let bytes = self.pending.bytes_mut();
-                if bytes.is_empty() {
+                // Room for a few frames at once, unless there is room already (an answer's
+                // whole size reserved first: growing it here copied it all over again).
+                if bytes.capacity() == 0 {
                     bytes.reserve(512);
                 }
                 limits.encode_untagged(self.id, f, bytes)
