@@ -609,10 +609,11 @@ fn limits_of(mode: u8) -> Limits {
 
 /// The peer frame codec. Mode byte: bit 0 decode the rest as received bytes, else build
 /// frames from it; bit 1 tight limits; bit 2 authenticated (both ends keyed alike).
-/// Decoding arbitrary bytes never panics, and every frame decoded encodes back to exactly
-/// the bytes it came from (on its stream); a frame built from the input that encodes
-/// decodes to itself, whole, from any split of its bytes; a received object head becomes an
-/// object or a fill head, or an error, without a panic.
+/// Decoding arbitrary bytes never panics (nor asks for room beyond the frame limits), and
+/// every frame decoded encodes back to exactly the bytes it came from (on its stream); a
+/// frame built from the input that encodes decodes to itself, whole, from any split of its
+/// bytes; a received object head becomes an object or a fill head, or an error, without a
+/// panic.
 pub fn check_peer_frame(data: &[u8]) {
     let mut input = Input::new(data);
     let mode = input.byte();
@@ -625,6 +626,12 @@ pub fn check_peer_frame(data: &[u8]) {
         let mut src = BytesMut::from(rest);
         for _ in 0..64 {
             let before = src.clone();
+            // What the reader reserves for a frame begun is bounded by the frame's limit.
+            let need = rx.still_needed(&src);
+            assert!(
+                need <= 8 + limits.max_data_frame.max(limits.max_frame),
+                "{need} bytes asked for"
+            );
             match rx.decode_on(&mut src) {
                 Ok(Some((stream, frame))) => {
                     let used = before.len() - src.len();
