@@ -62,7 +62,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::Framed;
 
-use super::frame::{Frame, FrameError, Limits, LookupOut, PeerCodec};
+use super::frame::{Frame, FrameError, Kind, Limits, LookupOut, PeerCodec};
 use batch::{Batch, Output};
 
 /// Protocol version sent in `Hello`.
@@ -84,9 +84,9 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// A stream whose reader writes payloads out at once ([`PeerConn::share_payloads`]) takes
 /// them shared from [`SHARE_MIN`] up instead.
 const COPY_MAX: usize = 32 * 1024;
-/// Frames from this long up are split off the read buffer rather than copied in a run with
-/// their neighbours; a `Data` payload under [`COPY_MAX`] is then copied on its own, unless
-/// its stream takes payloads shared.
+/// `Data` frames from this long up are split off the read buffer rather than copied in a run
+/// with their neighbours; a payload under [`COPY_MAX`] is then copied on its own, unless its
+/// stream takes payloads shared.
 const SHARE_MIN: usize = 4 * 1024;
 /// Room kept in the read buffer.
 const READ_ROOM: usize = 64 * 1024;
@@ -756,13 +756,15 @@ async fn write_loop(
 }
 
 /// The bytes of the whole frames at the front of `buf` that are copied out together: as many
-/// as fit in [`COPY_MAX`], each under [`SHARE_MIN`] (0 when the first is not whole yet, or
-/// not that small).
+/// as fit in [`COPY_MAX`], no `Data` frame from [`SHARE_MIN`] up among them (0 when the first
+/// is not whole yet, or not that small). Other frames (heads, lookups) are copied up to
+/// `COPY_MAX` as before: their fields would hold the read buffer while an exchange waits.
 fn small_run(codec: &PeerCodec, buf: &[u8]) -> usize {
     let mut run = 0;
     while let Some(n) = codec.wire_len(&buf[run..]) {
         let end = run.saturating_add(n);
-        if n >= SHARE_MIN || end > buf.len() || end > COPY_MAX {
+        let shared_data = n >= SHARE_MIN && buf.get(run + 4) == Some(&(Kind::Data as u8));
+        if shared_data || end > buf.len() || end > COPY_MAX {
             break;
         }
         run = end;

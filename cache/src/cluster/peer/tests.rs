@@ -631,6 +631,16 @@ fn a_small_run_is_the_whole_frames_in_front_up_to_the_copy_bound() {
     }
     assert_eq!(small_run(&codec, &mixed), 4 + 4 + 1 + 100);
     assert_eq!(small_run(&codec, &mixed[4 + 4 + 1 + 100..]), 0);
+    // Any other frame of that size is copied in the run, as before.
+    let mut heads = BytesMut::new();
+    let long = Frame::Error {
+        code: 1,
+        message: "x".repeat(SHARE_MIN),
+    };
+    for f in [data(100), long, data(100)] {
+        codec.encode_untagged(1, &f, &mut heads).expect("encodes");
+    }
+    assert_eq!(small_run(&codec, &heads), heads.len());
     // A first frame over the bound is not copied (it is split off the buffer).
     let mut huge = BytesMut::new();
     codec
