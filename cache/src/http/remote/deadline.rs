@@ -9,9 +9,11 @@
 //! every [`TICK`] and wakes the waits whose deadline has passed.
 //!
 //! Contract: [`within`] resolves to the future's output when it completes first, or to
-//! `Err(Elapsed)` no sooner than `limit` after its first wait and at most about two ticks
-//! later (the deadline counts from the ticker's last clock reading plus one tick). A wait
-//! that completes or is dropped leaves nothing behind; the ticker ends when no wait is left.
+//! `Err(Elapsed)` no sooner than `limit` after its first wait and about one tick later (the
+//! deadline counts from the ticker's first clock reading after the wait registered, never
+//! from an older one: a ticker held up by a busy thread makes waits late, never early). A
+//! wait that completes or is dropped leaves nothing behind; the ticker ends when no wait is
+//! left.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,8 +39,6 @@ struct Shard {
 
 #[derive(Default)]
 struct State {
-    /// The ticker's last clock reading.
-    now: Option<Instant>,
     ticking: bool,
     slots: Vec<Slot>,
     free: Vec<usize>,
@@ -47,6 +47,10 @@ struct State {
 
 #[derive(Default)]
 struct Slot {
+    /// A wait is registered here.
+    used: bool,
+    limit: Duration,
+    /// Set by the first tick after the wait registered.
     deadline: Option<Instant>,
     waker: Option<Waker>,
     fired: bool,
@@ -126,15 +130,14 @@ impl<F: Future + Unpin> Future for Within<F> {
 }
 
 impl Shard {
-    /// A wait of `limit` from now; starts the ticker when it is not running.
+    /// A wait of `limit` (counted from the next tick); starts the ticker when it is not
+    /// running. No clock is read here.
     fn register(self: &Arc<Self>, limit: Duration, waker: &Waker) -> usize {
         let mut s = self.state.lock();
-        let now = match (s.ticking, s.now) {
-            (true, Some(now)) => now,
-            _ => Instant::now(),
-        };
         let slot = Slot {
-            deadline: Some(now + limit + TICK),
+            used: true,
+            limit,
+            deadline: None,
             waker: Some(waker.clone()),
             fired: false,
         };
@@ -151,7 +154,6 @@ impl Shard {
         s.live += 1;
         if !s.ticking {
             s.ticking = true;
-            s.now = Some(now);
             drop(s);
             tokio::spawn(tick(Arc::clone(self)));
         }
@@ -176,15 +178,19 @@ impl Shard {
         s.live -= 1;
     }
 
-    /// Wakes the waits past their deadline at `now`; whether any is left.
+    /// Starts the clock of the waits registered since the last tick, and wakes those past
+    /// their deadline at `now`; whether any wait is left.
     fn expire(&self, now: Instant) -> bool {
         let mut wake = Vec::new();
         let mut s = self.state.lock();
-        s.now = Some(now);
-        for slot in &mut s.slots {
-            if !slot.fired && slot.deadline.is_some_and(|d| d <= now) {
-                slot.fired = true;
-                wake.extend(slot.waker.take());
+        for slot in s.slots.iter_mut().filter(|s| s.used && !s.fired) {
+            match slot.deadline {
+                None => slot.deadline = Some(now + slot.limit),
+                Some(d) if d <= now => {
+                    slot.fired = true;
+                    wake.extend(slot.waker.take());
+                }
+                Some(_) => {}
             }
         }
         let left = s.live > 0;
@@ -212,7 +218,7 @@ impl Drop for Ticking {
             // Dropped with waits left (the runtime is going away): they are woken and time
             // out rather than wait for a tick that will not come.
             for slot in &mut s.slots {
-                if slot.deadline.is_some() {
+                if slot.used {
                     slot.fired = true;
                     if let Some(w) = slot.waker.take() {
                         w.wake();
@@ -279,6 +285,33 @@ mod tests {
             );
             assert_eq!(state().0, 0);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_counts_its_limit_from_the_first_tick_after_it_registered() {
+        // The ticker is held up (this test never yields to it): whatever clock reading it had
+        // before, a wait registered now starts its limit at the tick that sees it, so a busy
+        // thread makes waits late, never early.
+        let shard = Arc::new(Shard::default());
+        let waker = futures_util::task::noop_waker();
+        let t0 = Instant::now();
+        let old = shard.register(Duration::from_millis(50), &waker);
+        assert!(shard.expire(t0), "the first tick starts its clock");
+        let late = t0 + Duration::from_millis(300);
+        let new = shard.register(Duration::from_millis(50), &waker);
+        assert!(shard.expire(late));
+        assert!(shard.check(old, None), "50 ms after its first tick: out");
+        assert!(
+            !shard.check(new, None),
+            "registered after that tick: its limit starts now"
+        );
+        assert!(shard.expire(late + Duration::from_millis(49)));
+        assert!(!shard.check(new, None));
+        shard.expire(late + Duration::from_millis(50));
+        assert!(shard.check(new, None));
+        shard.release(old);
+        shard.release(new);
+        assert!(!shard.expire(late + Duration::from_secs(1)), "none left");
     }
 
     #[tokio::test(start_paused = true)]
