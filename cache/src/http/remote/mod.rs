@@ -296,7 +296,7 @@ fn peer_failed(ctx: &Ctx, e: &PeerError) {
 }
 
 /// Sends `lookup` to the owner and reads the answer: its first frame within `peer_timeout`
-/// (or up to `deadline`'s two ticks later; dial and handshake included; a pooled connection
+/// (or about a tick later, `deadline`; dial and handshake included; a pooled connection
 /// that turns out closed is retried once on a fresh one), or [`PeerError::Hung`] and the
 /// owner is suspected here; after a `Wait`, the answer within `wait`. A connection that timed
 /// out is dropped, never pooled.
