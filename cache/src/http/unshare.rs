@@ -69,6 +69,12 @@ pub async fn write_unsharing<W: AsyncWrite + Unpin>(
         n -= from_head;
         while n > 0 {
             let take = n.min(body[at].len() - off);
+            if take == 0 && at + 1 == body.len() {
+                // More written than was offered: a broken writer, never a loop.
+                return Err(io::Error::other(
+                    "the writer reported more than it was given",
+                ));
+            }
             off += take;
             n -= take;
             if off == body[at].len() && at + 1 < body.len() {
@@ -157,6 +163,37 @@ mod tests {
             drop(a);
             assert_eq!(reader.await.unwrap(), want, "{sizes:?}");
         }
+    }
+
+    /// Says it wrote more than it was given.
+    struct Liar;
+
+    impl AsyncWrite for Liar {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            std::task::Poll::Ready(Ok(buf.len() + 5))
+        }
+        fn poll_flush(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_reports_more_than_it_was_given_is_an_error_not_a_loop() {
+        let mut body = vec![Bytes::from_static(b"body")];
+        assert!(write_unsharing(&mut Liar, b"", &mut body).await.is_err());
     }
 
     #[tokio::test]
