@@ -93,8 +93,9 @@ done
 cpu_ticks() { awk '{print $14+$15}' "/proc/${PID[a]}/stat" "/proc/${PID[b]}/stat" | paste -sd+ | bc; }
 # User and system ticks of a and b ("a_usr a_sys b_usr b_sys"), for SPLIT=1.
 split_ticks() { awk '{printf "%s %s ", $14, $15}' "/proc/${PID[a]}/stat" "/proc/${PID[b]}/stat"; }
-# Context switches of a and b (voluntary + involuntary, every thread), for SPLIT=1.
-switches() { for n in a b; do cat /proc/"${PID[$n]}"/task/*/status | awk '/ctxt_switches/ {s += $2} END {printf "%d ", s}'; done
+# Context switches of a and b (voluntary + involuntary, every thread), then their minor page
+# faults, for SPLIT=1.
+switch_faults() { for n in a b; do cat /proc/"${PID[$n]}"/task/*/status | awk '/ctxt_switches/ {s += $2} END {printf "%d ", s}'; done
     awk '{printf "%s ", $10}' "/proc/${PID[a]}/stat" "/proc/${PID[b]}/stat"; }
 : >"$RUN/results"
 for round in $(seq 1 "$ROUNDS"); do
@@ -110,7 +111,7 @@ for round in $(seq 1 "$ROUNDS"); do
                 remote:"a; hit"*"; detail=hot") [ "$HOT_TTL" != 0s ] || { echo "a hot copy with hot_ttl 0" >&2; exit 1; } ;;
                 *) echo "unexpected Cache-Status for $path: $cs" >&2; exit 1 ;;
             esac
-            c0=$(cpu_ticks); s0=$(split_ticks); w0=$(switches)
+            c0=$(cpu_ticks); s0=$(split_ticks); w0=$(switch_faults)
             # PERF_DIR=dir: a flat profile of CPU 1 (both nodes) for each remote run.
             if [ -n "${PERF_DIR:-}" ] && [ $path = remote ]; then
                 perf record -q -C 1 -F 2999 ${PERF_ARGS:-} -o "$PERF_DIR/$size-$conns-r$round.data" -- sleep "${DUR%s}" >/dev/null 2>&1 &
@@ -120,7 +121,7 @@ for round in $(seq 1 "$ROUNDS"); do
                 done
             fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency -H "$HOST" -s "$RUN/keys-$size.lua" "$url")
-            c1=$(cpu_ticks); s1=$(split_ticks); w1=$(switches)
+            c1=$(cpu_ticks); s1=$(split_ticks); w1=$(switch_faults)
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
             reqs=$(awk '/requests in/ {print $1}' <<<"$out")
             p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' <<<"$out")

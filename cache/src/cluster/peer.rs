@@ -199,18 +199,11 @@ impl StreamState {
         }
     }
 
-    /// [`PeerConn::share_payloads`].
+    /// [`PeerConn::share_payloads`]: turned off, what is queued is copied out (the queue is
+    /// looked at only when it was on).
     fn share(&self, on: bool) {
-        self.shares.store(on, Ordering::Release);
-        if !on {
-            let mut inbox = self.inbox.lock();
-            for f in inbox.frames.iter_mut() {
-                if let Frame::Data(b) = f {
-                    if b.len() < COPY_MAX {
-                        *b = Bytes::copy_from_slice(b);
-                    }
-                }
-            }
+        if self.shares.swap(on, Ordering::AcqRel) && !on {
+            self.inbox.lock().frames.iter_mut().for_each(copy_out);
         }
     }
 
@@ -434,16 +427,10 @@ impl Routes {
             return Route::Overflow;
         }
         count.fetch_add(c, Ordering::AcqRel);
-        let f = match f {
-            Frame::Data(b)
-                if in_read_buffer
-                    && b.len() < COPY_MAX
-                    && !state.shares.load(Ordering::Acquire) =>
-            {
-                Frame::Data(Bytes::copy_from_slice(&b))
-            }
-            f => f,
-        };
+        let mut f = f;
+        if in_read_buffer && !state.shares.load(Ordering::Acquire) {
+            copy_out(&mut f);
+        }
         state.push(f);
         match new {
             Some(state) => Route::New(state),
@@ -460,6 +447,16 @@ impl Routes {
     fn close_all(&mut self) {
         for (_, state) in self.streams.drain() {
             state.end();
+        }
+    }
+}
+
+/// A `Data` payload under [`COPY_MAX`] replaced by a copy of its own (a larger one keeps
+/// sharing the read buffer, as it always has).
+fn copy_out(f: &mut Frame) {
+    if let Frame::Data(b) = f {
+        if b.len() < COPY_MAX {
+            *b = Bytes::copy_from_slice(b);
         }
     }
 }

@@ -42,7 +42,13 @@ struct State {
     ticking: bool,
     slots: Vec<Slot>,
     free: Vec<usize>,
-    live: usize,
+}
+
+impl State {
+    /// Waits registered now.
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
 }
 
 #[derive(Default)]
@@ -151,7 +157,6 @@ impl Shard {
                 s.slots.len() - 1
             }
         };
-        s.live += 1;
         if !s.ticking {
             s.ticking = true;
             drop(s);
@@ -175,7 +180,6 @@ impl Shard {
         let mut s = self.state.lock();
         s.slots[slot] = Slot::default();
         s.free.push(slot);
-        s.live -= 1;
     }
 
     /// Starts the clock of the waits registered since the last tick, and wakes those past
@@ -193,7 +197,7 @@ impl Shard {
                 Some(_) => {}
             }
         }
-        let left = s.live > 0;
+        let left = s.live() > 0;
         if !left {
             s.ticking = false;
             s.slots.clear();
@@ -214,7 +218,7 @@ struct Ticking(Arc<Shard>);
 impl Drop for Ticking {
     fn drop(&mut self) {
         let mut s = self.0.state.lock();
-        if s.ticking && s.live > 0 {
+        if s.ticking && s.live() > 0 {
             // Dropped with waits left (the runtime is going away): they are woken and time
             // out rather than wait for a tick that will not come.
             for slot in &mut s.slots {
@@ -247,7 +251,7 @@ mod tests {
     fn state() -> (usize, bool, usize) {
         SHARD.with(|s| {
             let s = s.state.lock();
-            (s.live, s.ticking, s.slots.len())
+            (s.live(), s.ticking, s.slots.len())
         })
     }
 
