@@ -3,6 +3,8 @@
 //! Contract under test: exit 0 and `FILE: ok` on stdout for good files; exit 2 and one
 //! `FILE:LINE:COL: message` line on stderr per problem otherwise.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -19,12 +21,9 @@ servers = [{ addr = "127.0.0.1:18080" }, { addr = "127.0.0.1:18081", weight = 2 
 pool = "origin"
 "#;
 
-/// A fresh directory for one test.
+/// A fresh directory for one test (removed with the test process's scratch root at exit).
 fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("strait-check-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    support::scratch_dir(&format!("check-{test}"))
 }
 
 /// Write `files` (name, text) into a temp dir and run `strait check` on them in order.
@@ -39,9 +38,7 @@ fn check(test: &str, files: &[(&str, &str)]) -> (i32, String, String, Vec<String
             path
         })
         .collect();
-    let out = check_paths(&paths);
-    std::fs::remove_dir_all(&dir).unwrap();
-    out
+    check_paths(&paths)
 }
 
 fn check_paths(paths: &[PathBuf]) -> (i32, String, String, Vec<String>) {
@@ -175,7 +172,6 @@ fn an_unreadable_file_is_a_problem() {
     let dir = temp_dir("unreadable");
     let missing = dir.join("missing.toml");
     let (code, stdout, stderr, p) = check_paths(&[missing]);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!((code, stdout.as_str()), (2, ""));
     let prefix = format!("{}:1:1: cannot read: ", p[0]);
     assert!(stderr.starts_with(&prefix), "{stderr}");

@@ -46,8 +46,7 @@ fn admin_refuses_a_client_from_another_host() {
         ip(&["-n", ns, "link", "set", "lo", "up"]);
     }
 
-    let dir = std::env::temp_dir().join(format!("strait-netns-admin-{tag}"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = support::scratch_dir("netns-admin");
     let config = dir.join("node.toml");
     std::fs::write(
         &config,

@@ -24,8 +24,7 @@ fn sim_up_runs_the_hosts_commands_and_sim_down_removes_everything() {
         return;
     }
     let name = format!("t{}", std::process::id() % 10_000);
-    let dir = std::env::temp_dir().join(format!("strait-sim-test-{name}"));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = support::scratch_dir("sim");
     let topo = dir.join("topo.toml");
     std::fs::write(
         &topo,

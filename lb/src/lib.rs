@@ -65,6 +65,9 @@ pub mod packet;
 pub mod sched;
 pub mod select;
 pub mod sync;
+/// Scratch directories for tests (this crate's and `strait-cache`'s): not part of the API.
+#[doc(hidden)]
+pub mod test_dir;
 pub mod userspace;
 pub mod vrrp;
 #[cfg(not(strait_no_bpf))]

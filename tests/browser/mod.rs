@@ -41,13 +41,9 @@ pub fn chromium(test: &str) -> Option<Browser> {
         eprintln!("SKIP {test}: chromium not found on PATH (apt-get install chromium)");
         return None;
     };
-    static N: AtomicU64 = AtomicU64::new(0);
-    let profile = std::env::temp_dir().join(format!(
-        "strait-chromium-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&profile).unwrap();
+    // Under the test process's scratch root: anything Chromium's helper processes still write
+    // there after `Drop` removed the profile is removed when the test process exits.
+    let profile = crate::support::scratch_dir("chromium");
     Some(Browser { exe, profile })
 }
 

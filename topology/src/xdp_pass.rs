@@ -257,15 +257,24 @@ mod tests {
         assert_eq!(tx[EHDR_LEN + 4], 3);
     }
 
+    /// A directory removed with its contents on drop, also when the test fails.
+    struct RemovedOnDrop(std::path::PathBuf);
+
+    impl Drop for RemovedOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn write_object_replaces_the_file_atomically() {
         let dir = std::env::temp_dir().join(format!("strait-xdp-pass-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
+        let _cleanup = RemovedOnDrop(dir.clone());
         let path = dir.join("pass.o");
         std::fs::write(&path, b"old").expect("old");
         write_object(&path).expect("write");
         assert_eq!(std::fs::read(&path).expect("read"), object());
         assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 1);
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -10,6 +10,7 @@ use strait_lb::membership::section::{
 
 use super::*;
 use crate::config::parse;
+use strait_lb::test_dir::TestDir;
 
 /// A valid node (lines 1-8) followed by `cluster` from line 9; a `[cluster]` with neither
 /// `secret_file` nor `insecure` gets `insecure = true` last (its addresses are not loopback:
@@ -56,7 +57,8 @@ fn insecure_listeners_need_a_secret_or_insecure() {
     )
     .expect("loopback");
     with_exactly(&format!("{MINIMAL}insecure = true\n")).expect("insecure");
-    let key = temp_file("insecure.key", b"0123456789abcdef");
+    let dir = TestDir::new("cluster");
+    let key = temp_file(&dir, "insecure.key", b"0123456789abcdef");
     with_exactly(&format!("{MINIMAL}secret_file = {key:?}\n")).expect("a secret");
 }
 
@@ -67,9 +69,8 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("strait-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// `bytes` written to `name` in `dir` (a test's own directory, removed when it drops).
+fn temp_file(dir: &TestDir, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
@@ -209,7 +210,8 @@ fn unknown_keys_are_named_at_their_position() {
 
 #[test]
 fn the_secret_file_is_read_trimmed_and_must_be_long_enough() {
-    let good = temp_file("good.key", b"0123456789abcdef-key\n\n");
+    let dir = TestDir::new("cluster");
+    let good = temp_file(&dir, "good.key", b"0123456789abcdef-key\n\n");
     let c = with(&format!(
         "{MINIMAL}secret_file = {:?}\n",
         good.display().to_string()
@@ -223,7 +225,7 @@ fn the_secret_file_is_read_trimmed_and_must_be_long_enough() {
     );
     assert_eq!(format!("{:?}", c.secret), "Secret(20 bytes)");
 
-    let short = temp_file("short.key", b"0123456789abcde \n");
+    let short = temp_file(&dir, "short.key", b"0123456789abcde \n");
     let e = with(&format!(
         "{MINIMAL}secret_file = {:?}\n",
         short.display().to_string()

@@ -47,6 +47,7 @@ mod tests {
     use super::*;
     use std::net::SocketAddr;
     use strait_lb::config::units::Size;
+    use strait_lb::test_dir::TestDir;
 
     const EXAMPLE: &str = r#"[node]
 id = "a"
@@ -218,8 +219,7 @@ pool = "origin"
 
     #[test]
     fn load_errors_print_file_line_col() {
-        let dir = std::env::temp_dir().join(format!("strait-load-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TestDir::new("load");
         let missing = dir.join("missing.toml");
         let e = load(&missing).unwrap_err();
         assert!(matches!(e, ConfigError::Read { .. }));
@@ -239,6 +239,5 @@ pool = "origin"
                  has no `match` and takes every request"
             )
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

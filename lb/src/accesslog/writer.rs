@@ -260,6 +260,7 @@ impl<R: Record> Writer<R> {
 mod tests {
     use super::*;
     use crate::accesslog::{QueueLen, Value};
+    use crate::test_dir::TestDir;
     use std::time::Instant;
 
     struct Rec(u64);
@@ -272,11 +273,10 @@ mod tests {
         }
     }
 
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("strait-accesslog-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the returned guard drops (after the test's log and
+    /// reader, declared later, are dropped).
+    fn dir(tag: &str) -> TestDir {
+        TestDir::new(&format!("accesslog-{tag}"))
     }
 
     fn settings(path: &Path, queue: usize) -> LogSection {

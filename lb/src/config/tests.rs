@@ -7,6 +7,7 @@ use crate::datapath::XdpMode;
 use crate::packet::ratelimit::IcmpLimit;
 use crate::packet::service::Mode;
 use crate::sched::Scheduler;
+use crate::test_dir::TestDir;
 
 const EXAMPLE: &str = r#"[director]
 id = "dir-a"
@@ -296,8 +297,7 @@ fn cluster_backends_need_the_cluster_table() {
 
 #[test]
 fn cluster_rules_are_reported_at_their_values() {
-    let dir = std::env::temp_dir().join(format!("strait-dir-cluster-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("dir-cluster");
     let short = dir.join("short.key");
     std::fs::write(&short, "tooshort   \n").unwrap();
     let text = CLUSTER.replace(
@@ -361,7 +361,6 @@ fn cluster_rules_are_reported_at_their_values() {
     let secret = parse(&good).unwrap().cluster.unwrap().secret.unwrap();
     assert_eq!(&secret.0[..], b"0123456789abcdef0123");
     assert_eq!(format!("{secret:?}"), "ClusterKey(20 bytes)");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

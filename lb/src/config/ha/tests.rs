@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::parse;
 use crate::config::tests::errors;
+use crate::test_dir::TestDir;
 
 // Lines 1-7; `[ha]` is line 8.
 const BASE: &str = "[director]\nid = \"d\"\ninterface = \"eth0\"\n\
@@ -118,11 +119,9 @@ fn interval_bounds_empty_peers_and_unknown_keys() {
     assert!(e[0].contains("missing field `vrid`"), "{e:?}");
 }
 
-/// A directory of this test process's own.
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("strait-ha-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of this test's own, removed when the guard drops.
+fn temp_dir(name: &str) -> TestDir {
+    TestDir::new(&format!("ha-{name}"))
 }
 
 /// `[ha]` with `peers` (line 10) and `extra` from line 11 on.

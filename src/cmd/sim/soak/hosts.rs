@@ -220,10 +220,20 @@ mod tests {
         assert_eq!(what(&v("sh -c true")), "other");
     }
 
+    /// A directory removed with its contents on drop, also when the test fails.
+    struct RemovedOnDrop(std::path::PathBuf);
+
+    impl Drop for RemovedOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn panics_are_found_in_log_files() {
         let dir = std::env::temp_dir().join(format!("strait-soak-logs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let _cleanup = RemovedOnDrop(dir.clone());
         std::fs::write(
             dir.join("b1-0.log"),
             "ok\nthread 'main' panicked at src/x.rs:1:2:\n",
@@ -232,7 +242,6 @@ mod tests {
         std::fs::write(dir.join("b2-0.log"), "fine\n").unwrap();
         std::fs::write(dir.join("notes.txt"), "panicked at\n").unwrap();
         let (files, found) = panics(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(files, 2);
         assert_eq!(
             found,
