@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::{ArcSwap, Guard};
+
 use strait_lb::select::rendezvous::{self, Node};
 
 use super::frame::Limits;
@@ -22,8 +24,40 @@ use super::{Member, Membership};
 /// The peer that owns a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
-    pub id: String,
+    pub id: Arc<str>,
     pub addr: SocketAddr,
+}
+
+/// The live members as [`Cluster::owner`] ranks them, made once per membership list: each
+/// id hashed and shared once, not at every request.
+struct Ring {
+    /// The list this was made from (compared by pointer: gossip publishes a new list for
+    /// every change).
+    from: Arc<Vec<Member>>,
+    nodes: Vec<RingNode>,
+}
+
+struct RingNode {
+    id: Arc<str>,
+    id_hash: u64,
+    weight: u32,
+    addr: SocketAddr,
+}
+
+impl Ring {
+    fn of(from: Arc<Vec<Member>>) -> Ring {
+        let nodes = from
+            .iter()
+            .filter(|m| m.state.is_live())
+            .map(|m| RingNode {
+                id: m.id.as_str().into(),
+                id_hash: rendezvous::id_hash(&m.id),
+                weight: m.weight,
+                addr: m.peer_addr,
+            })
+            .collect();
+        Ring { from, nodes }
+    }
 }
 
 /// A node's cluster: membership, peer connections, the shared secret.
@@ -39,6 +73,8 @@ pub struct Cluster {
     /// Peers that did not answer within `peer_timeout` lately (`suspect`).
     pub suspects: Suspects,
     self_id: String,
+    /// The ranking [`Cluster::owner`] uses, remade when the membership list changes.
+    ring: ArcSwap<Ring>,
     /// When this node joined (its membership started).
     joined: Instant,
 }
@@ -64,6 +100,7 @@ impl Cluster {
             peer_timeout,
             suspects: Suspects::new(peer_timeout),
             self_id: self_id.to_owned(),
+            ring: ArcSwap::from_pointee(Ring::of(Arc::default())),
             joined: Instant::now(),
         }
     }
@@ -71,14 +108,31 @@ impl Cluster {
     /// The peer owning `key`, or None when this node owns it (see the module doc).
     pub fn owner(&self, key: &str) -> Option<Owner> {
         // As `ranked(key, 1)`, without building the ranking (every request asks this).
-        let all = self.members.members();
-        let live = || all.iter().filter(|m| m.state.is_live());
-        let nodes = live().map(|m| Node {
-            id: &m.id,
-            weight: m.weight,
+        let ring = self.ring();
+        let nodes = ring.nodes.iter().map(|n| {
+            let node = Node {
+                id: &n.id,
+                weight: n.weight,
+            };
+            (node, n.id_hash)
         });
-        let m = live().nth(rendezvous::owner_in(key, nodes)?)?;
-        (m.id != self.self_id).then(|| Owner::of(m))
+        let n = &ring.nodes[rendezvous::owner_in(key, nodes)?];
+        (*n.id != *self.self_id).then(|| Owner {
+            id: n.id.clone(),
+            addr: n.addr,
+        })
+    }
+
+    /// The ranking for the current membership list: the one made for it, or one made now.
+    fn ring(&self) -> Guard<Arc<Ring>> {
+        let all = self.members.members();
+        let ring = self.ring.load();
+        if Arc::ptr_eq(&ring.from, &all) {
+            return ring;
+        }
+        drop(ring);
+        self.ring.store(Arc::new(Ring::of(all)));
+        self.ring.load()
     }
 
     /// The member that owned `key` before this node joined, while this node owns it and
@@ -132,7 +186,7 @@ impl Cluster {
 impl Owner {
     fn of(m: &Member) -> Owner {
         Owner {
-            id: m.id.clone(),
+            id: m.id.as_str().into(),
             addr: m.peer_addr,
         }
     }

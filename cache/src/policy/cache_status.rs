@@ -204,12 +204,18 @@ pub const MAX_UPSTREAM_MEMBER: usize = 512;
 /// A peer's Cache-Status member(s) as received, made safe to emit: None when empty, longer
 /// than [`MAX_UPSTREAM_MEMBER`] or holding anything but visible ASCII and spaces (a field value
 /// this node could not send).
-pub fn upstream_member(s: &str) -> Option<String> {
-    let s = s.trim();
-    let ok = !s.is_empty()
-        && s.len() <= MAX_UPSTREAM_MEMBER
-        && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-    ok.then(|| s.to_owned())
+/// An owned value is kept as it is when it needs no trimming (no copy per remote hit).
+pub fn upstream_member(s: impl Into<String>) -> Option<String> {
+    let s: String = s.into();
+    let t = s.trim();
+    let ok = !t.is_empty()
+        && t.len() <= MAX_UPSTREAM_MEMBER
+        && t.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    match ok {
+        false => None,
+        true if t.len() == s.len() => Some(s),
+        true => Some(t.to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -365,10 +371,15 @@ mod tests {
         assert_eq!(upstream_member(""), None);
         assert_eq!(upstream_member("b; hit\r\nx: y"), None);
         assert_eq!(upstream_member("b; hit\u{e9}"), None);
-        assert_eq!(upstream_member(&"b".repeat(MAX_UPSTREAM_MEMBER + 1)), None);
+        assert_eq!(upstream_member("b".repeat(MAX_UPSTREAM_MEMBER + 1)), None);
         assert_eq!(
             upstream_member("b; fwd=miss").as_deref(),
             Some("b; fwd=miss")
         );
+        // An owned value is kept (not copied) unless it is trimmed.
+        let own = String::from("b; hit");
+        let at = own.as_ptr();
+        assert_eq!(upstream_member(own).map(|s| s.as_ptr()), Some(at));
+        assert_eq!(upstream_member(String::from("  b; hit ")).as_deref(), Some("b; hit"));
     }
 }

@@ -150,22 +150,31 @@ pub fn length_value(v: &[u8]) -> Option<u64> {
 /// first empty line. Bare LF line ends read as CRLF. The head is one a request parser
 /// accepted: nothing is checked here.
 pub fn request_fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    let fields = match raw.iter().position(|&b| b == b'\n') {
+    // memchr over the head, not a byte-at-a-time scan: this runs for every request a peer
+    // is asked (the lean remote hit encodes its `Lookup` from it).
+    let mut rest = match memchr::memchr(b'\n', raw) {
         Some(nl) => &raw[nl + 1..],
         None => &[][..],
     };
-    fields
-        .split(|&b| b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .take_while(|line| !line.is_empty())
-        .filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            let name = &line[..colon];
-            if name.eq_ignore_ascii_case(b"connection") {
-                return None;
-            }
-            Some((name, trim_ows(&line[colon + 1..])))
-        })
+    std::iter::from_fn(move || loop {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(nl) => (&rest[..nl], &rest[nl + 1..]),
+            None => (rest, &[][..]),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            rest = &[][..];
+            return None;
+        }
+        rest = next;
+        let Some(colon) = memchr::memchr(b':', line) else {
+            continue;
+        };
+        let name = &line[..colon];
+        if !name.eq_ignore_ascii_case(b"connection") {
+            return Some((name, trim_ows(&line[colon + 1..])));
+        }
+    })
 }
 
 /// `v` without leading and trailing spaces and tabs.
@@ -274,6 +283,65 @@ pub fn check_request_framing(h: &HeaderMap) -> Result<(), FramingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time reading `request_fields` replaced, kept as its reference.
+    fn fields_by_split(raw: &[u8]) -> Vec<(&[u8], &[u8])> {
+        let fields = match raw.iter().position(|&b| b == b'\n') {
+            Some(nl) => &raw[nl + 1..],
+            None => &[][..],
+        };
+        fields
+            .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                let name = &line[..colon];
+                (!name.eq_ignore_ascii_case(b"connection"))
+                    .then(|| (name, trim_ows(&line[colon + 1..])))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn request_fields_read_every_head_as_the_plain_split_does() {
+        // Heads built from pieces that matter to the reading: line ends (CRLF, LF, a lone
+        // CR), colons, spaces, `Connection` in both cases, empty lines, a missing request
+        // line end; every combination of up to four pieces.
+        let pieces: [&[u8]; 12] = [
+            b"GET / HTTP/1.1\r\n",
+            b"Host: a\r\n",
+            b"X:  b \t\r\n",
+            b"connection: close\r\n",
+            b"CONNECTION:x\n",
+            b"no colon\r\n",
+            b"\r\n",
+            b"\n",
+            b"K:v\r",
+            b":\n",
+            b"A: x:y\n",
+            b"\r",
+        ];
+        let mut n = 0;
+        for a in 0..pieces.len() {
+            for b in 0..pieces.len() {
+                for c in 0..pieces.len() {
+                    for d in 0..pieces.len() {
+                        let raw = [pieces[a], pieces[b], pieces[c], pieces[d]].concat();
+                        let got: Vec<_> = request_fields(&raw).collect();
+                        assert_eq!(
+                            got,
+                            fields_by_split(&raw),
+                            "{:?}",
+                            String::from_utf8_lossy(&raw)
+                        );
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 12 * 12 * 12 * 12);
+    }
 
     #[test]
     fn request_fields_are_the_lines_after_the_request_line_without_connection() {

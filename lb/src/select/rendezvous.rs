@@ -33,9 +33,20 @@ pub struct Node<'a> {
 
 /// The node's score for a key whose hash is `key`.
 fn score(node: &Node, key: u64) -> f64 {
-    let u = unit_open(mix(hash_bytes(node.id.as_bytes()) ^ key));
+    score_hashed(node.weight, id_hash(node.id), key)
+}
+
+/// The hash of a node's id that its score starts from: a caller that ranks the same nodes
+/// for many keys computes it once per node ([`owner_in`]).
+pub fn id_hash(id: &str) -> u64 {
+    hash_bytes(id.as_bytes())
+}
+
+/// [`score`] from the node's [`id_hash`].
+fn score_hashed(weight: u32, id: u64, key: u64) -> f64 {
+    let u = unit_open(mix(id ^ key));
     // u is strictly inside (0, 1), so ln(u) is finite and negative and the score positive.
-    -f64::from(node.weight) / u.ln()
+    -f64::from(weight) / u.ln()
 }
 
 /// Ranking order: higher score first, then the smaller id.
@@ -91,16 +102,17 @@ fn owner_where(key: &str, nodes: &[Node], keep: impl Fn(&Node) -> bool) -> Optio
     best.map(|(_, i)| i)
 }
 
-/// The owner of `key` among `nodes` given one by one (no slice to build): its position in
-/// the iteration, as [`owner`] would index the same nodes in a slice.
-pub fn owner_in<'a>(key: &str, nodes: impl IntoIterator<Item = Node<'a>>) -> Option<usize> {
+/// The owner of `key` among `nodes` given one by one, each with its [`id_hash`] (no slice to
+/// build, no id hashed again): its position in the iteration, as [`owner`] would index the
+/// same nodes in a slice.
+pub fn owner_in<'a>(key: &str, nodes: impl IntoIterator<Item = (Node<'a>, u64)>) -> Option<usize> {
     let k = hash_bytes(key.as_bytes());
     let mut best: Option<(f64, &str, usize)> = None;
-    for (i, n) in nodes.into_iter().enumerate() {
+    for (i, (n, id)) in nodes.into_iter().enumerate() {
         if n.weight == 0 {
             continue;
         }
-        let s = score(&n, k);
+        let s = score_hashed(n.weight, id, k);
         if best.is_none_or(|(bs, bid, _)| rank_order((s, n.id), (bs, bid)) == Ordering::Less) {
             best = Some((s, n.id, i));
         }
@@ -118,12 +130,15 @@ mod tests {
         for k in 0..2000 {
             let key = format!("http://example.com/{k}");
             assert_eq!(
-                owner_in(&key, ns.iter().copied()),
+                owner_in(&key, ns.iter().map(|&n| (n, id_hash(n.id)))),
                 owner(&key, &ns),
                 "{key}"
             );
         }
-        assert_eq!(owner_in("k", nodes(&[("a", 0)])), None);
+        assert_eq!(
+            owner_in("k", [(Node { id: "a", weight: 0 }, id_hash("a"))]),
+            None
+        );
     }
 
     fn nodes<'a>(spec: &[(&'a str, u32)]) -> Vec<Node<'a>> {

@@ -135,7 +135,7 @@ pub(in crate::http) async fn ask_owner(
         let asked = std::pin::pin!(ask(ctx, &owner, lookup, wait));
         asked.await
     };
-    let (c, head) = match asked {
+    let (c, mut head) = match asked {
         Ok((c, Frame::WireHit(h))) => (c, h),
         // Not now (a slow step first, or a HEAD): the general path asks again, without the bit.
         Ok((c, Frame::Miss(m))) if m.lease.is_none() => {
@@ -184,7 +184,7 @@ pub(in crate::http) async fn ask_owner(
     };
     let small = method == LookupMethod::Head || small_body_len(head.body_len).is_some();
     bump(&ctx.counters.remote_hit);
-    let upstream = upstream_member(&head.cache_status);
+    let upstream = upstream_member(std::mem::take(&mut head.cache_status));
     if !small {
         // A long body is relayed to this client alone; followers take the general path.
         drop(leader);

@@ -64,7 +64,7 @@ use relay::{next_chunk, owner_answer, read_body, remote_hit, small_body, BODY_ID
 /// to the general path with the request, so that it does not ask again.
 pub(in crate::http) struct Preasked {
     key: String,
-    owner: String,
+    owner: Arc<str>,
     conn: PeerConn,
     frame: Frame,
 }
