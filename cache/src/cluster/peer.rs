@@ -64,6 +64,7 @@ use tokio_util::codec::Framed;
 
 use super::frame::{Frame, FrameError, Kind, Limits, LookupOut, PeerCodec};
 use batch::{Batch, Output};
+pub use reply::{Answering, Quick, Reply};
 
 /// Protocol version sent in `Hello`.
 pub use super::frame::VERSION;
@@ -365,6 +366,10 @@ enum Route {
     Dropped,
     /// A new stream over [`MAX_STREAMS`] open at once: reset without being opened.
     Refused,
+    /// The first frame of a new stream, a `Lookup`, on a connection with a quick path
+    /// (`reply`): not opened yet, for the reader to answer at once or open
+    /// ([`Routes::open_with`]). Its id counts as seen.
+    First(Frame),
 }
 
 /// Streams of one connection by id, and where frames go (pure: no I/O).
@@ -378,6 +383,8 @@ struct Routes {
     /// Whether the other side opens streams (this is the accepting side).
     accepting: bool,
     window: usize,
+    /// A stream's first `Lookup` is offered to the quick path before the stream opens.
+    quick: bool,
 }
 
 impl Routes {
@@ -387,6 +394,7 @@ impl Routes {
             max_seen: 0,
             accepting,
             window,
+            quick: false,
         }
     }
 
@@ -419,19 +427,38 @@ impl Routes {
                 None => Route::Dropped,
             };
         }
-        let mut new = None;
         if !self.streams.contains_key(&id) {
             if !self.accepting || id <= self.max_seen {
                 return Route::Dropped;
             }
             self.max_seen = id;
-            if self.streams.len() >= MAX_STREAMS {
-                // A dialling side keeps under it (`Pool::get`): one that does not is refused
-                // the stream, so a peer cannot make this node hold unbounded exchanges.
-                return Route::Refused;
+            if self.quick && matches!(f, Frame::Lookup(_)) {
+                return Route::First(f);
             }
-            new = Some(self.open(id));
+            return self.open_with(id, f, in_read_buffer);
         }
+        self.queue(id, f, in_read_buffer, None)
+    }
+
+    /// Opens stream `id` (accepting side, its id already seen) with its first frame `f`.
+    fn open_with(&mut self, id: u32, f: Frame, in_read_buffer: bool) -> Route {
+        if self.streams.len() >= MAX_STREAMS {
+            // A dialling side keeps under it (`Pool::get`): one that does not is refused
+            // the stream, so a peer cannot make this node hold unbounded exchanges.
+            return Route::Refused;
+        }
+        let state = self.open(id);
+        self.queue(id, f, in_read_buffer, Some(state))
+    }
+
+    /// Queues `f` for open stream `id` (`new`: it was opened for this frame).
+    fn queue(
+        &mut self,
+        id: u32,
+        f: Frame,
+        in_read_buffer: bool,
+        new: Option<Arc<StreamState>>,
+    ) -> Route {
         let Some(state) = self.streams.get(&id) else {
             return Route::Dropped;
         };
@@ -507,6 +534,8 @@ pub struct Link {
     close_when_idle: AtomicBool,
     idle_since: Mutex<Instant>,
     incoming: Mutex<Option<mpsc::UnboundedSender<PeerConn>>>,
+    /// The accepting side's quick path for a stream's first `Lookup` (`reply`).
+    quick: Option<Quick>,
     reader: Mutex<Option<tokio::task::AbortHandle>>,
     failure: Mutex<Option<PeerError>>,
 }
@@ -540,7 +569,7 @@ impl Link {
         let (io, node) = tokio::time::timeout_at(deadline, shake)
             .await
             .map_err(|_| PeerError::Hung(addr, timeout))??;
-        Ok(Link::start(io, addr, node, false).0)
+        Ok(Link::start(io, addr, node, false, None).0)
     }
 
     /// Answers a dialling peer's handshake on an accepted stream; the streams the peer opens
@@ -551,6 +580,7 @@ impl Link {
         self_id: &str,
         secret: Option<&[u8]>,
         limits: Limits,
+        quick: Option<Quick>,
     ) -> Result<(Arc<Link>, mpsc::UnboundedReceiver<PeerConn>), PeerError> {
         let _ = stream.set_nodelay(true);
         let mut io = Framed::new(stream, PeerCodec::new(limits));
@@ -559,7 +589,7 @@ impl Link {
         if let Some(s) = secret {
             io.codec_mut().enable_auth(s, &theirs, &nonce, false);
         }
-        let (link, rx) = Link::start(io, addr, node, true);
+        let (link, rx) = Link::start(io, addr, node, true, quick);
         Ok((link, rx))
     }
 
@@ -568,6 +598,7 @@ impl Link {
         addr: SocketAddr,
         node: String,
         accepting: bool,
+        quick: Option<Quick>,
     ) -> (Arc<Link>, mpsc::UnboundedReceiver<PeerConn>) {
         let parts = io.into_parts();
         let codec = parts.codec;
@@ -580,13 +611,17 @@ impl Link {
             limits: PeerCodec::new(*codec.limits()),
             out,
             room: Arc::new(Semaphore::new(WRITE_WINDOW)),
-            routes: Mutex::new(Routes::new(accepting, STREAM_WINDOW)),
+            routes: Mutex::new(Routes {
+                quick: quick.is_some(),
+                ..Routes::new(accepting, STREAM_WINDOW)
+            }),
             next_id: AtomicU32::new(1),
             open: AtomicUsize::new(0),
             dead: AtomicBool::new(false),
             close_when_idle: AtomicBool::new(false),
             idle_since: Mutex::new(Instant::now()),
             incoming: Mutex::new(accepting.then_some(in_tx)),
+            quick,
             reader: Mutex::new(None),
             failure: Mutex::new(None),
         });
@@ -672,8 +707,15 @@ impl Link {
     /// Takes one frame read for stream `id` (`in_read_buffer`: see [`Routes::route`]).
     fn route(self: &Arc<Self>, id: u32, f: Frame, in_read_buffer: bool) {
         let routed = self.routes.lock().route(id, f, in_read_buffer);
+        let routed = match routed {
+            Route::First(f) => match self.answer_now(id, f) {
+                None => return,
+                Some(f) => self.routes.lock().open_with(id, f, in_read_buffer),
+            },
+            routed => routed,
+        };
         match routed {
-            Route::Queued | Route::Credited | Route::Reset | Route::Dropped => {}
+            Route::Queued | Route::Credited | Route::Reset | Route::Dropped | Route::First(_) => {}
             Route::Overflow => {
                 STREAM_RESETS.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
@@ -1260,5 +1302,6 @@ impl Drop for Pool {
 }
 
 mod batch;
+mod reply;
 #[cfg(test)]
 mod tests;

@@ -60,7 +60,7 @@ use super::lease::Leased;
 use super::owner_inline::Now;
 use super::owner_partial::{answer_range, completes_from_parts, lead_here};
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, WireHit, WireMeta};
-use crate::cluster::peer::{Link, PeerConn, PeerError};
+use crate::cluster::peer::{Link, PeerConn, PeerError, Quick};
 use crate::cluster::wire;
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::{CacheStatus, Fwd};
@@ -116,12 +116,18 @@ async fn connection(
     let Some(cluster) = ctx.cluster.as_ref() else {
         return Ok(());
     };
+    // Lean lookups for small fresh objects are answered on the reader task (`owner_inline`).
+    let quick: Quick = {
+        let ctx = Arc::clone(ctx);
+        Arc::new(move |first, reply| super::owner_inline::quick(&ctx, first, reply))
+    };
     let (link, mut streams) = Link::accept(
         stream,
         addr,
         &ctx.node_id,
         cluster.secret.as_deref(),
         cluster.limits,
+        Some(quick),
     )
     .await?;
     // Each stream the requester opens is one exchange, handled in its own task; its frames

@@ -1,6 +1,8 @@
 //! The owner's answer to a lean requester's `Lookup` (`Lookup::WIRE`) for a small fresh
-//! object it keeps in wire form, written on the connection's own task when the stream opens:
-//! no task per exchange, no timer, no header map. Anything else — another frame, a request
+//! object it keeps in wire form, written on the connection's reader task before any stream
+//! opens ([`quick`], the quick path of `peer::reply`), or on the connection's own task when
+//! the stream opens (when the writer's room was taken at that moment): no task per exchange,
+//! no timer, no header map. Anything else — another frame, a request
 //! that carries `Cache-Control` or `Pragma`, an object not held, not fresh, without a wire
 //! form or with a body over [`INLINE_BODY`] — goes to the exchange task as before
 //! (`owner::exchange`), with the frame already taken.
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::cluster::frame::{Frame, Lookup, LookupMethod, WireHit, WireMeta};
-use crate::cluster::peer::{PeerConn, PeerError};
+use crate::cluster::peer::{Answering, PeerConn, PeerError, Reply};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::reuse::{reuse, Reuse};
@@ -49,9 +51,18 @@ pub fn answer(ctx: &Arc<Ctx>, mut c: PeerConn) -> Now {
     }
 }
 
-/// Encodes the `WireHit` answer to `l` into the stream when the store has what it needs;
-/// false (nothing encoded) otherwise.
-fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> {
+/// The quick path's answer (`peer::reply`): a `Lookup` answered on the connection's reader
+/// task, with no stream opened, when [`wire_hit`] can; false (nothing counted) otherwise.
+pub fn quick(ctx: &Ctx, first: &Frame, reply: &mut Reply<'_>) -> bool {
+    match first {
+        Frame::Lookup(l) => matches!(wire_hit(ctx, reply, l), Ok(true)),
+        _ => false,
+    }
+}
+
+/// Encodes the `WireHit` answer to `l` into `to` when the store has what it needs and `to`
+/// takes it now; false (nothing encoded or counted) otherwise.
+fn wire_hit(ctx: &Ctx, to: &mut impl Answering, l: &Lookup) -> Result<bool, PeerError> {
     if !l.wants_wire() || l.is_probe() || touches_cache_control(l) {
         return Ok(false);
     }
@@ -67,25 +78,30 @@ fn wire_hit(ctx: &Ctx, c: &mut PeerConn, l: &Lookup) -> Result<bool, PeerError> 
     {
         return Ok(false);
     }
-    bump(&ctx.counters.peer_lookups);
-    bump(&ctx.counters.peer_hits);
-    bump(&ctx.counters.peer_wire_hits);
     // The head frame and the body (copied in when short, `Batch`), in one buffer.
-    c.reserve_answer(wire.len() + 96 + ctx.node_id.len(), obj.body.len());
+    if !to.room_for(wire.len() + 96 + ctx.node_id.len(), obj.body.len()) {
+        return Ok(false);
+    }
     let head = Frame::WireHit(Box::new(WireHit {
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
         cache_status: CacheStatus::hit(&ctx.node_id, obj.meta.ttl(now)).to_member(),
     }));
-    c.try_feed(&head)?;
+    to.feed_now(&head)?;
     if l.method == LookupMethod::Get && !obj.body.is_empty() {
         // A fresh stream has the whole window of credit: a small body always fits.
-        if !c.try_feed(&Frame::Data(obj.body.clone()))? {
-            return Err(PeerError::Unexpected(c.addr, "no credit on a new stream"));
+        if !to.feed_now(&Frame::Data(obj.body.clone()))? {
+            return Err(PeerError::Unexpected(
+                to.peer_addr(),
+                "no credit on a new stream",
+            ));
         }
     }
     // No `End`: the body ends at its announced length (protocol version 9).
+    bump(&ctx.counters.peer_lookups);
+    bump(&ctx.counters.peer_hits);
+    bump(&ctx.counters.peer_wire_hits);
     Ok(true)
 }
 

@@ -294,6 +294,14 @@ fn frames_sealed_in_one_batch_decode_in_order_with_their_streams() {
 
 /// A dialled and an accepted link on loopback.
 async fn pair(secret: Option<&[u8]>) -> (Arc<Link>, Arc<Link>, mpsc::UnboundedReceiver<PeerConn>) {
+    pair_with(secret, None).await
+}
+
+/// [`pair`], the accepting side with the quick path `quick`.
+async fn pair_with(
+    secret: Option<&[u8]>,
+    quick: Option<Quick>,
+) -> (Arc<Link>, Arc<Link>, mpsc::UnboundedReceiver<PeerConn>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -301,9 +309,16 @@ async fn pair(secret: Option<&[u8]>) -> (Arc<Link>, Arc<Link>, mpsc::UnboundedRe
     let secret_owned = secret.map(<[u8]>::to_vec);
     let server = tokio::spawn(async move {
         let (s, peer) = listener.accept().await.expect("accept");
-        Link::accept(s, peer, "b", secret_owned.as_deref(), Limits::default())
-            .await
-            .expect("handshake")
+        Link::accept(
+            s,
+            peer,
+            "b",
+            secret_owned.as_deref(),
+            Limits::default(),
+            quick,
+        )
+        .await
+        .expect("handshake")
     });
     let a = Link::dial(addr, "a", secret, Limits::default(), Duration::from_secs(2))
         .await
@@ -678,4 +693,71 @@ fn a_connections_read_room_grows_when_reads_fill_it_and_shrinks_when_they_do_not
     // Filled is judged against what the read was offered (a buffer with frames begun in it
     // offers less than its room).
     assert_eq!(next_room(64 * K, 20 * K, 20 * K), 128 * K);
+}
+
+fn lookup(key: &str) -> Frame {
+    Frame::Lookup(crate::cluster::frame::Lookup {
+        key: key.into(),
+        method: crate::cluster::frame::LookupMethod::Get,
+        uri: "/".into(),
+        headers: Vec::new(),
+        hops: 1,
+        flags: 0,
+    })
+}
+
+#[tokio::test]
+async fn the_quick_path_answers_a_first_lookup_without_opening_a_stream() {
+    // Answers a `Lookup` of "quick" with a `Count` and 6 KiB of `Data` (kept, not copied);
+    // declines anything else.
+    let quick: Quick = Arc::new(|f, reply| {
+        let Frame::Lookup(l) = f else { return false };
+        if l.key != "quick" || !reply.room_for(64, 6000) {
+            return false;
+        }
+        reply.feed_now(&Frame::Count(7)).expect("count");
+        assert!(reply.feed_now(&data(6000)).expect("data"));
+        true
+    });
+    let (a, b, mut incoming) = pair_with(Some(b"secret"), Some(quick)).await;
+    for round in 0..3 {
+        let mut c = a.open_stream().expect("stream");
+        c.send(lookup("quick")).await.expect("send");
+        assert_eq!(
+            c.recv(Duration::from_secs(5)).await.expect("answer"),
+            Frame::Count(7)
+        );
+        assert_eq!(
+            c.recv(Duration::from_secs(5)).await.expect("data"),
+            data(6000)
+        );
+        // Frames of the answered stream after its answer (a grant, a reset) are dropped.
+        if round == 1 {
+            a.send_control(c.id, &Frame::Credit(100));
+        }
+        drop(c);
+    }
+    // Declined: the stream opens with its lookup and goes to the server loop.
+    let mut c = a.open_stream().expect("stream");
+    c.send(lookup("other")).await.expect("send");
+    let mut at_b = tokio::time::timeout(Duration::from_secs(5), incoming.recv())
+        .await
+        .expect("in time")
+        .expect("a stream at b");
+    assert_eq!(
+        at_b.next_request().await.expect("read"),
+        Some(lookup("other"))
+    );
+    assert_eq!(b.open_streams(), 1, "only the declined stream opened");
+    at_b.send(Frame::Count(1)).await.expect("answer");
+    at_b.end();
+    assert_eq!(
+        c.recv(Duration::from_secs(5)).await.expect("answer"),
+        Frame::Count(1)
+    );
+    c.end();
+    // No other stream reached the server loop, and the connection is whole.
+    assert!(incoming.try_recv().is_err());
+    assert!(!a.is_closed() && !b.is_closed());
+    assert!(b.routes.lock().streams.is_empty(), "nothing left open at b");
 }
