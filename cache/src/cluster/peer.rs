@@ -10,7 +10,9 @@
 //!   stream. The dialling side opens streams (ids 1, 2, … on that connection); the
 //!   accepting side gets a new stream with the first frame of an id above every id it saw,
 //!   and hands it to its server loop ([`Link::accept`]); frames of a stream it closed are
-//!   dropped.
+//!   dropped. With a quick path ([`Quick`], `reply`) a first `Lookup` is offered to it on
+//!   the reader task before the stream opens: answered there, the stream never opens (its id
+//!   counts as seen); declined, it opens as without one.
 //! * Per connection one writer task takes every frame queued by any stream (encoded and
 //!   checked against the limits by the sending task: `feed` encodes, `send`/`flush` queue
 //!   what was fed as one item) and writes all of them, tagged in write order, with one
