@@ -761,3 +761,32 @@ async fn the_quick_path_answers_a_first_lookup_without_opening_a_stream() {
     assert!(!a.is_closed() && !b.is_closed());
     assert!(b.routes.lock().streams.is_empty(), "nothing left open at b");
 }
+
+#[test]
+fn with_a_quick_path_a_first_lookup_waits_for_the_reader_and_its_id_counts_as_seen() {
+    let mut r = Routes {
+        quick: true,
+        ..Routes::new(true, STREAM_WINDOW)
+    };
+    // A first `Lookup` is handed back, nothing opened; its id is seen: later frames of it
+    // (and of lower ids) are dropped, as a closed stream's.
+    assert!(matches!(r.route(3, lookup("k"), false), Route::First(_)));
+    assert!(r.streams.is_empty());
+    assert!(matches!(r.route(3, Frame::Count(1), false), Route::Dropped));
+    assert!(matches!(r.route(2, lookup("k"), false), Route::Dropped));
+    assert!(matches!(
+        r.route(3, Frame::Credit(10), false),
+        Route::Dropped
+    ));
+    // Declined by the reader: opened with it, as without a quick path.
+    assert!(matches!(r.route(4, lookup("k"), false), Route::First(_)));
+    let Route::New(state) = r.open_with(4, lookup("k"), false) else {
+        panic!("opened")
+    };
+    assert_eq!(state.try_next(), Some(lookup("k")));
+    // Any other first frame opens its stream at once.
+    assert!(matches!(r.route(5, Frame::Count(1), false), Route::New(_)));
+    // Without a quick path a first `Lookup` opens too.
+    let mut plain = Routes::new(true, STREAM_WINDOW);
+    assert!(matches!(plain.route(1, lookup("k"), false), Route::New(_)));
+}
