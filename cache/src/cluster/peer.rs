@@ -66,7 +66,7 @@ use tokio_util::codec::Framed;
 
 use super::frame::{Frame, FrameError, Kind, Limits, LookupOut, PeerCodec};
 use batch::{Batch, Output};
-pub use reply::{Answering, Quick, Reply};
+pub use reply::{Quick, Reply};
 
 /// Protocol version sent in `Hello`.
 pub use super::frame::VERSION;
@@ -1095,48 +1095,6 @@ impl PeerConn {
             self.link.send_control(self.id, &Frame::Credit(n));
         }
         Some(f)
-    }
-
-    /// Room for an answer whose head frame is about `head` bytes and whose body is `body`
-    /// bytes in one `Data` frame, so that it is encoded without growing the buffer on the way
-    /// (a body that `Batch` keeps rather than copies takes no room).
-    pub fn reserve_answer(&mut self, head: usize, body: usize) {
-        let copied = if body < batch::KEEP_MIN { body } else { 0 };
-        // Frame heads and the `End` frame.
-        self.pending.bytes_mut().reserve(head + copied + 64);
-    }
-
-    /// Adds one frame to those the next flush queues, without waiting: false (nothing added)
-    /// when a `Data` frame finds no credit for it now.
-    pub fn try_feed(&mut self, f: &Frame) -> Result<bool, PeerError> {
-        if let Frame::Data(b) = f {
-            if !b.is_empty() && !self.state.try_credit(b.len()) {
-                return Ok(false);
-            }
-        }
-        self.encode(f)?;
-        Ok(true)
-    }
-
-    /// Queues the frames fed so far for the connection's writer without waiting: false
-    /// (nothing queued, the frames kept) when the writer's room is taken now.
-    pub fn try_flush(&mut self) -> Result<bool, PeerError> {
-        if self.closed() {
-            return Err(PeerError::Closed(self.addr));
-        }
-        if self.pending.is_empty() {
-            return Ok(true);
-        }
-        let want = self.pending.len().clamp(1, WRITE_WINDOW) as u32;
-        let Ok(permit) = Arc::clone(&self.link.room).try_acquire_many_owned(want) else {
-            return Ok(false);
-        };
-        let buf = std::mem::take(&mut self.pending);
-        self.link
-            .out
-            .send(Out::Frames(buf, Some(permit)))
-            .map_err(|_| PeerError::Closed(self.addr))?;
-        Ok(true)
     }
 
     /// The stream's first frame (accepting side), within the server's idle bound; None when

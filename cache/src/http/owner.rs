@@ -57,7 +57,6 @@ use super::ctx::Ctx;
 use super::handler::answer_for_peer;
 use super::handover::take_over;
 use super::lease::Leased;
-use super::owner_inline::Now;
 use super::owner_partial::{answer_range, completes_from_parts, lead_here};
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, WireHit, WireMeta};
 use crate::cluster::peer::{Link, PeerConn, PeerError, Quick};
@@ -131,27 +130,13 @@ async fn connection(
     )
     .await?;
     // Each stream the requester opens is one exchange, handled in its own task; its frames
-    // go out through the connection's writer, batched with the other streams'.
-    // A lean requester's hit on a small object is answered here at once (`owner_inline`).
-    while let Some(c) = streams.recv().await {
-        let (mut c, first) = match super::owner_inline::answer(ctx, c) {
-            Now::Done(c) => {
-                c.end();
-                continue;
-            }
-            Now::Flush(mut c) => {
-                tokio::spawn(async move {
-                    if c.flush().await.is_ok() {
-                        c.end();
-                    }
-                });
-                continue;
-            }
-            Now::Task(c, first) => (c, first.map(|f| *f)),
-        };
+    // go out through the connection's writer, batched with the other streams'. (A lean
+    // lookup the quick path answered never opens a stream; one it declined, for want of
+    // the writer's room, is answered here as any other.)
+    while let Some(mut c) = streams.recv().await {
         let ctx = Arc::clone(ctx);
         tokio::spawn(async move {
-            match exchange(&ctx, &mut c, first).await {
+            match exchange(&ctx, &mut c).await {
                 Ok(()) => c.end(),
                 Err(e) => {
                     bump(&ctx.counters.peer_errors);
@@ -166,18 +151,14 @@ async fn connection(
     }
 }
 
-/// One exchange: the stream's first frame (`first`, when already taken) and what follows it.
-async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn, first: Option<Frame>) -> Result<(), PeerError> {
+/// One exchange: the stream's first frame and what follows it.
+async fn exchange(ctx: &Arc<Ctx>, c: &mut PeerConn) -> Result<(), PeerError> {
     let Some(cluster) = ctx.cluster.as_ref() else {
         return Ok(());
     };
     let addr = c.addr;
-    let f = match first {
-        Some(f) => f,
-        None => match c.next_request().await? {
-            Some(f) => f,
-            None => return Ok(()),
-        },
+    let Some(f) = c.next_request().await? else {
+        return Ok(());
     };
     match f {
         Frame::Lookup(l) => lookup(ctx, c, l).await?,

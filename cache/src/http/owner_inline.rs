@@ -1,17 +1,15 @@
 //! The owner's answer to a lean requester's `Lookup` (`Lookup::WIRE`) for a small fresh
 //! object it keeps in wire form, written on the connection's reader task before any stream
-//! opens ([`quick`], the quick path of `peer::reply`), or on the connection's own task when
-//! the stream opens (when the writer's room was taken at that moment): no task per exchange,
-//! no timer, no header map. Anything else — another frame, a request
-//! that carries `Cache-Control` or `Pragma`, an object not held, not fresh, without a wire
-//! form or with a body over [`INLINE_BODY`] — goes to the exchange task as before
-//! (`owner::exchange`), with the frame already taken.
+//! opens ([`quick`], the quick path of `peer::reply`): no stream, no task, no timer, no
+//! header map. Anything else — another frame, a request that carries `Cache-Control` or
+//! `Pragma`, an object not held, not fresh, without a wire form or with a body over
+//! [`INLINE_BODY`], or no room in the writer now — opens its stream and goes to the exchange
+//! task (`owner::exchange`), which answers a `WIRE` lookup the same way, only slower.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::cluster::frame::{Frame, Lookup, LookupMethod, WireHit, WireMeta};
-use crate::cluster::peer::{Answering, PeerConn, PeerError, Reply};
+use crate::cluster::peer::{PeerError, Reply};
 use crate::policy::cache_control::CacheControl;
 use crate::policy::cache_status::CacheStatus;
 use crate::policy::reuse::{reuse, Reuse};
@@ -21,35 +19,6 @@ use super::ctx::Ctx;
 
 /// Bodies up to this long are answered inline (one `Data` frame).
 pub const INLINE_BODY: usize = 64 * 1024;
-
-/// What became of a stream's first frame.
-pub enum Now {
-    /// Answered and queued for the writer: the exchange is over.
-    Done(PeerConn),
-    /// Answered, but the writer's room is taken: the frames wait in the stream to be flushed.
-    Flush(PeerConn),
-    /// Not for this path: the exchange task takes it (with its first frame, when one came).
-    Task(PeerConn, Option<Box<Frame>>),
-}
-
-/// Looks at the first frame of a new stream and answers it here when it can (module doc).
-pub fn answer(ctx: &Arc<Ctx>, mut c: PeerConn) -> Now {
-    let Some(first) = c.try_recv_now() else {
-        return Now::Task(c, None);
-    };
-    let Frame::Lookup(l) = first else {
-        return Now::Task(c, Some(Box::new(first)));
-    };
-    match wire_hit(ctx, &mut c, &l) {
-        Ok(true) => match c.try_flush() {
-            Ok(true) | Err(_) => Now::Done(c),
-            Ok(false) => Now::Flush(c),
-        },
-        Ok(false) => Now::Task(c, Some(Box::new(Frame::Lookup(l)))),
-        // The stream or connection is gone: nothing more to say on it.
-        Err(_) => Now::Done(c),
-    }
-}
 
 /// The quick path's answer (`peer::reply`): a `Lookup` answered on the connection's reader
 /// task, with no stream opened, when [`wire_hit`] can; false (nothing counted) otherwise.
@@ -62,7 +31,7 @@ pub fn quick(ctx: &Ctx, first: &Frame, reply: &mut Reply<'_>) -> bool {
 
 /// Encodes the `WireHit` answer to `l` into `to` when the store has what it needs and `to`
 /// takes it now; false (nothing encoded or counted) otherwise.
-fn wire_hit(ctx: &Ctx, to: &mut impl Answering, l: &Lookup) -> Result<bool, PeerError> {
+fn wire_hit(ctx: &Ctx, to: &mut Reply<'_>, l: &Lookup) -> Result<bool, PeerError> {
     if !l.wants_wire() || l.is_probe() || touches_cache_control(l) {
         return Ok(false);
     }

@@ -11,7 +11,7 @@
 //! * It declines (returns false) whatever it cannot answer at once, and must then not have
 //!   counted or changed anything: the stream opens with its first frame and goes to the
 //!   server loop as without a quick path. A reply that cannot take the writer's room for
-//!   its answer now ([`Answering::room_for`] false) declines too, so a quick answer never
+//!   its answer now ([`Reply::room_for`] false) declines too, so a quick answer never
 //!   makes the reader wait and never passes the writer's window.
 //! * A quick answer's `Data` is bounded by the stream window, as a fresh stream's credit is.
 
@@ -21,40 +21,11 @@ use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::batch::{Batch, KEEP_MIN};
-use super::{frame_err, Link, Out, PeerConn, PeerError, STREAM_WINDOW, WRITE_WINDOW};
+use super::{frame_err, Link, Out, PeerError, STREAM_WINDOW, WRITE_WINDOW};
 use crate::cluster::frame::Frame;
 
 /// The quick path's handler: true when it answered the frame through the reply.
 pub type Quick = Arc<dyn Fn(&Frame, &mut Reply<'_>) -> bool + Send + Sync>;
-
-/// Where an answer to a stream's first frame is encoded: the stream itself ([`PeerConn`]) or a
-/// quick [`Reply`].
-pub trait Answering {
-    /// Makes room for an answer whose head frame is about `head` bytes and whose body is
-    /// `body` bytes in one `Data` frame; false when the answer cannot be taken now.
-    fn room_for(&mut self, head: usize, body: usize) -> bool;
-    /// Adds one frame to the answer; false (nothing added) when a `Data` frame finds no
-    /// credit for it now.
-    fn feed_now(&mut self, f: &Frame) -> Result<bool, PeerError>;
-    /// The other side's address.
-    fn peer_addr(&self) -> SocketAddr;
-}
-
-impl Answering for PeerConn {
-    fn room_for(&mut self, head: usize, body: usize) -> bool {
-        // The writer's room is taken when the stream flushes (`try_flush`).
-        self.reserve_answer(head, body);
-        true
-    }
-
-    fn feed_now(&mut self, f: &Frame) -> Result<bool, PeerError> {
-        self.try_feed(f)
-    }
-
-    fn peer_addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
 
 /// One quick answer being encoded for stream `id` of a connection.
 pub struct Reply<'a> {
@@ -84,10 +55,10 @@ impl<'a> Reply<'a> {
             let _ = self.link.out.send(Out::Frames(self.pending, self.permit));
         }
     }
-}
 
-impl Answering for Reply<'_> {
-    fn room_for(&mut self, head: usize, body: usize) -> bool {
+    /// Takes the writer's room for an answer whose head frame is about `head` bytes and whose
+    /// body is `body` bytes in one `Data` frame; false when it is taken now (then decline).
+    pub fn room_for(&mut self, head: usize, body: usize) -> bool {
         // What the writer's window counts (frame heads and `End` included), and what is
         // copied into the buffer rather than kept (`Batch::encode_data`).
         let want = (head + body + 64).clamp(1, WRITE_WINDOW);
@@ -100,7 +71,9 @@ impl Answering for Reply<'_> {
         true
     }
 
-    fn feed_now(&mut self, f: &Frame) -> Result<bool, PeerError> {
+    /// Adds one frame to the answer; false (nothing added) for `Data` beyond a fresh
+    /// stream's window.
+    pub fn feed_now(&mut self, f: &Frame) -> Result<bool, PeerError> {
         let limits = &self.link.limits;
         match f {
             Frame::Data(b) => {
@@ -116,7 +89,8 @@ impl Answering for Reply<'_> {
         .map_err(|e| frame_err(self.link.addr, e))
     }
 
-    fn peer_addr(&self) -> SocketAddr {
+    /// The other side's address.
+    pub fn peer_addr(&self) -> SocketAddr {
         self.link.addr
     }
 }
