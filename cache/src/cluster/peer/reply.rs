@@ -32,7 +32,7 @@ pub struct Reply<'a> {
     link: &'a Link,
     id: u32,
     pending: Batch,
-    /// The writer's room for the answer, taken by [`Answering::room_for`].
+    /// The writer's room for the answer, taken by [`Reply::room_for`].
     permit: Option<OwnedSemaphorePermit>,
     /// `Data` payload bytes fed so far.
     data: usize,
