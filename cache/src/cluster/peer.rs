@@ -1009,8 +1009,7 @@ impl PeerConn {
             Frame::Data(b) => self.pending.encode_data(limits, self.id, b),
             f => {
                 let bytes = self.pending.bytes_mut();
-                // Room for a few frames at once, unless there is room already (an answer's
-                // whole size reserved first: growing it here copied it all over again).
+                // Room for a few frames at once, unless the buffer has room already.
                 if bytes.capacity() == 0 {
                     bytes.reserve(512);
                 }
