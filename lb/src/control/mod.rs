@@ -215,6 +215,11 @@ impl Inner {
         if let Err(e) = result {
             tracing::error!(error = %e, why, "applying the services failed; the datapath keeps the previous ones");
         }
+        drop(datapath);
+        if let Some(sync) = lock(&self.sync).as_ref() {
+            // Records a peer sent for a backend we did not have, or had down, may resolve now.
+            sync.backends_changed();
+        }
         value
     }
 }

@@ -14,7 +14,9 @@
 //! * Alive (may keep established flows) = not down by its health checks, a resolved MAC and
 //!   not in `maint`; a backend drained on purpose (weight 0, removed from the config, `drain`)
 //!   stays alive, so its flows stay; a dead one's flows are rescheduled by the datapath on
-//!   their next packet.
+//!   their next packet. A cluster node that joined is down but alive until its checks decide
+//!   (`Health::joining`): it takes no new flows before `rise` checks pass, but the flows a
+//!   peer director's sync says are on it are installed, not set aside.
 //! * A backend's runtime override (`crate::health::admin`, set by `backend_ctl`) survives a
 //!   reload that keeps its weight and is cleared by one that changes it.
 //! * [`State::build`] is a pure function of the state: every service with its table laid
@@ -69,7 +71,7 @@ impl BackendState {
     /// Whether its established flows may stay on it (see the module doc).
     pub(super) fn is_alive(&self) -> bool {
         self.mac.is_some()
-            && self.health.state() != ServerState::Down
+            && (self.health.state() != ServerState::Down || self.health.joining())
             && self.admin.keeps_existing()
     }
 

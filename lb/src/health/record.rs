@@ -81,6 +81,12 @@ impl Health {
         self.checks.state()
     }
 
+    /// Started down ([`Health::new_down`]) and has neither risen nor failed `fall` checks in
+    /// a row since: no new traffic, but nothing proves it does not serve what it already has.
+    pub fn joining(&self) -> bool {
+        self.checks.joining()
+    }
+
     /// Time of the last state change (or of creation).
     pub fn since(&self) -> SystemTime {
         self.checks.since()

@@ -4,6 +4,12 @@
 //! `Up`, goes `Down` after `fall` consecutive failed checks and comes back `Up` after `rise`
 //! consecutive successful ones. A success resets the failure run and a failure resets the
 //! success run, so only unbroken runs count. `rise` or `fall` of 0 behave as 1.
+//!
+//! A server may instead start `Down` and **joining** (a cache node that joined the cluster
+//! a director follows): it takes no new traffic until `rise` checks pass, but it has not
+//! failed any either, so what is already on it may stay ([`RiseFall::joining`]). It stops
+//! joining when it rises, or when `fall` consecutive checks fail: that is reported as a
+//! change to `Down` (now decided by its checks), though its state was `Down` already.
 
 use std::time::{Duration, SystemTime};
 
@@ -48,6 +54,8 @@ pub(super) struct RiseFall {
     /// Consecutive successful active checks (reset by a failure).
     check_successes: u32,
     last_check: Option<CheckOutcome>,
+    /// Started down and neither risen nor failed `fall` checks in a row since.
+    joining: bool,
 }
 
 impl RiseFall {
@@ -59,6 +67,7 @@ impl RiseFall {
             check_failures: 0,
             check_successes: 0,
             last_check: None,
+            joining: false,
         }
     }
 
@@ -67,12 +76,14 @@ impl RiseFall {
     pub(super) fn new_down(now: SystemTime) -> RiseFall {
         RiseFall {
             state: ServerState::Down,
+            joining: true,
             ..RiseFall::new(now)
         }
     }
 
     /// Active check result: Down after `fall` consecutive failures, Up after `rise`
-    /// consecutive successes; returns the new state when it changed.
+    /// consecutive successes; returns the new state when it changed (a joining server that
+    /// fails `fall` in a row: `Down`, see the module doc).
     pub(super) fn on_check(
         &mut self,
         o: CheckOutcome,
@@ -90,14 +101,21 @@ impl RiseFall {
         } else {
             self.check_successes = 0;
             self.check_failures = self.check_failures.saturating_add(1);
-            (self.state == ServerState::Up && self.check_failures >= fall.max(1))
+            ((self.state == ServerState::Up || self.joining) && self.check_failures >= fall.max(1))
                 .then_some(ServerState::Down)
         };
         if let Some(state) = next {
             self.state = state;
             self.since = now;
+            self.joining = false;
         }
         next
+    }
+
+    /// Started down and has neither risen nor failed `fall` checks in a row since (see the
+    /// module doc).
+    pub(super) fn joining(&self) -> bool {
+        self.joining
     }
 
     /// State decided by the active checks.
@@ -235,5 +253,35 @@ pub(super) mod tests {
         h.on_check(outcome(true), 2, 3, at(1));
         h.on_check(outcome(false), 2, 3, at(2));
         assert_eq!(h.last_check(), Some(&outcome(false)));
+    }
+
+    #[test]
+    fn a_joining_server_stays_joining_until_it_rises_or_fails_fall_in_a_row() {
+        let mut h = Health::new_down(at(0));
+        assert!(h.joining() && h.state() == ServerState::Down);
+        assert!(!Health::new(at(0)).joining());
+        // One failure of two: still joining; a success resets the run.
+        assert_eq!(h.on_check(outcome(false), 2, 2, at(1)), None);
+        assert_eq!(h.on_check(outcome(true), 2, 2, at(2)), None);
+        assert!(h.joining());
+        // Risen: no longer joining.
+        assert_eq!(
+            h.on_check(outcome(true), 2, 2, at(3)),
+            Some(ServerState::Up)
+        );
+        assert!(!h.joining());
+
+        // Failing `fall` in a row: down by its checks, reported as a change.
+        let mut h = Health::new_down(at(0));
+        assert_eq!(h.on_check(outcome(false), 2, 2, at(1)), None);
+        assert_eq!(
+            h.on_check(outcome(false), 2, 2, at(2)),
+            Some(ServerState::Down)
+        );
+        assert!(!h.joining() && h.state() == ServerState::Down);
+        assert_eq!(h.since(), at(2));
+        // Then it is an ordinary down server: more failures change nothing.
+        assert_eq!(h.on_check(outcome(false), 2, 2, at(3)), None);
+        assert!(!h.joining());
     }
 }

@@ -22,7 +22,8 @@
 //!   backend indices and installed in one call per datagram; a record the host cannot
 //!   resolve (unknown service or backend, dead backend) waits aside (at most
 //!   [`MAX_ASIDE`], the oldest dropped first) and is retried every second for
-//!   [`ASIDE_FOR`], then dropped (`aside_expired`).
+//!   [`ASIDE_FOR`], then dropped (`aside_expired`); also at once when the host says its
+//!   backends changed ([`SyncRunner::backends_changed`]).
 //! * Catch-up: at start the runner asks every peer for a bulk dump (again every
 //!   [`CATCHUP_RETRY`]) until one peer's dump ends or `sync_catchup_timeout` passes;
 //!   [`SyncRunner::caught_up`] resolves then, and the director starts its VRRP router only
@@ -110,6 +111,8 @@ struct Link {
     config: SyncConfig,
     /// Tag bytes per datagram (the same for every peer).
     tag_len: usize,
+    /// Poked when the host's backends change: the records aside are retried at once.
+    backends_changed: tokio::sync::Notify,
 }
 
 impl Link {
@@ -217,6 +220,7 @@ impl SyncRunner {
                 status: Arc::new(Mutex::new(status)),
                 config,
                 tag_len,
+                backends_changed: tokio::sync::Notify::new(),
             },
         })
     }
@@ -269,6 +273,12 @@ impl SyncRunner {
     pub async fn caught_up(&self) {
         let mut rx = self.caught_up.clone();
         let _ = rx.wait_for(|done| *done).await;
+    }
+
+    /// The host's backends changed (one joined, came up, got its MAC): the records waiting
+    /// aside are retried now rather than at the next second's retry. Cheap; calls coalesce.
+    pub fn backends_changed(&self) {
+        self.link.backends_changed.notify_one();
     }
 
     /// The state and counters now.

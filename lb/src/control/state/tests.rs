@@ -202,6 +202,18 @@ fn a_node_that_joins_the_cluster_takes_flows_only_after_rise_checks() {
         weights(&s),
         [("10.0.0.11:80".into(), 100), ("10.0.0.13:80".into(), 100)]
     );
+    // While it joins it is alive (a peer's synced flows on it are kept), with no weight;
+    // failing `fall` (2) checks in a row makes it dead.
+    let mut j = State::new(&cluster(A), now, zero_mac);
+    j.reconcile_joining(&cluster(&format!("{A}, {C}")), now, zero_mac);
+    assert_eq!(built(&j), [(100, true), (0, true)]);
+    assert_eq!(j.on_check(id, 1, outcome(false), now), None);
+    assert_eq!(built(&j), [(100, true), (0, true)]);
+    assert_eq!(
+        j.on_check(id, 1, outcome(false), now),
+        Some(ServerState::Down)
+    );
+    assert_eq!(built(&j), [(100, true), (0, false)]);
     // A backend a reload adds to a listed service starts up, as at start (HAProxy's way).
     let mut listed = State::new(&config(A), now, zero_mac);
     listed.reconcile_joining(&config(&format!("{A}, {C}")), now, zero_mac);

@@ -98,6 +98,7 @@ pub(super) async fn run(
                 }
             }
             _ = retry.tick() => retry_aside(&link, &host, &mut aside),
+            _ = link.backends_changed.notified() => retry_aside(&link, &host, &mut aside),
             _ = stop.changed() => break,
         }
     }

@@ -30,6 +30,8 @@ struct Host {
     live: Mutex<Vec<Record>>,
     installed: Mutex<Vec<SyncedFlow>>,
     master: Mutex<bool>,
+    /// Calls of `resolve` so far.
+    resolves: std::sync::atomic::AtomicUsize,
 }
 
 impl Host {
@@ -53,6 +55,8 @@ impl SyncHost for Host {
     }
 
     fn resolve(&self, r: &Record) -> Result<SyncedFlow, Aside> {
+        self.resolves
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match self.backends.lock().get(&(r.service, r.backend)) {
             None => Err(Aside::UnknownBackend),
             Some((_, false)) => Err(Aside::DeadBackend),
@@ -310,6 +314,38 @@ async fn unknown_and_dead_backends_wait_aside_until_they_can_be_installed() {
     let r2_in = got.iter().find(|f| f.tuple == r2.tuple).unwrap();
     assert_eq!(r2_in.backend, 4);
     assert!(r2_in.idle > r2.age, "the wait adds to the age");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn records_aside_are_retried_as_soon_as_the_hosts_backends_change() {
+    use std::sync::atomic::Ordering;
+    let port = free_port();
+    let host = Arc::new(Host::default());
+    let r = record(7);
+    host.knows(&r, 3, false);
+    let b = runner(B, vec![C], config(port, Duration::ZERO), &host, None).await;
+    let c = UdpSocket::bind(SocketAddrV4::new(C, port)).await.unwrap();
+    let d = datagram(C, B, SECRET, Sequencer::new(1).next_stamp(), &[r]);
+    c.send_to(&d, SocketAddrV4::new(B, port)).await.unwrap();
+    until("aside", || b.status().aside_pending == 1).await;
+    // Just after a periodic retry (the record resolved once more, still dead) ...
+    let seen = host.resolves.load(Ordering::SeqCst);
+    until("a periodic retry", || {
+        host.resolves.load(Ordering::SeqCst) > seen
+    })
+    .await;
+    // ... the backend comes up and the host says so: installed long before the next one.
+    host.knows(&r, 3, true);
+    let poked = std::time::Instant::now();
+    b.backends_changed();
+    until("installed", || host.installed().len() == 1).await;
+    assert!(
+        poked.elapsed() < Duration::from_millis(500),
+        "installed {:?} after the poke: it waited for the periodic retry",
+        poked.elapsed()
+    );
+    assert_eq!(b.status().aside_pending, 0);
     b.stop().await;
 }
 
