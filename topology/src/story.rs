@@ -136,9 +136,11 @@ pub struct Answered {
 pub struct Short {
     /// When it started.
     pub at: Duration,
+    /// When its answer or its failure came.
+    pub ended: Duration,
     pub kind: Kind,
-    /// `None`: no 200 with a `Via` node within its bounds.
-    pub answer: Option<Answered>,
+    /// `Err`: why it got no 200 with a `Via` node within its bounds.
+    pub answer: Result<Answered, String>,
 }
 
 /// One long connection streaming for the whole run.
@@ -148,6 +150,8 @@ pub struct Long {
     pub node: Option<String>,
     /// When it broke (its last byte, or when it failed); `None`: still streaming at the end.
     pub lost_at: Option<Duration>,
+    /// Why it broke (`None` while it streams).
+    pub why: Option<String>,
 }
 
 /// The short requests of a window.
@@ -161,6 +165,8 @@ pub struct ShortTally {
     pub static_paths: BTreeMap<CachePath, usize>,
     pub static_answered: usize,
     pub dynamic_answered: usize,
+    /// The failed ones: when each started, and why it failed.
+    pub failures: Vec<(Duration, String)>,
 }
 
 impl ShortTally {
@@ -194,13 +200,37 @@ impl ShortTally {
     }
 }
 
-/// Counts the short requests started in `[from, to)`.
-pub fn tally(shorts: &[Short], from: Duration, to: Duration) -> ShortTally {
+impl Short {
+    /// When the request counts: when it started, but a request that failed while one of
+    /// `faults` (instants a fault began: a kill) happened counts at that fault, the first
+    /// one: it was in flight when the fault hit, and the fault's step owns it.
+    pub fn counted_at(&self, faults: &[Duration]) -> Duration {
+        if self.answer.is_ok() {
+            return self.at;
+        }
+        faults
+            .iter()
+            .copied()
+            .filter(|f| *f > self.at && *f <= self.ended)
+            .min()
+            .unwrap_or(self.at)
+    }
+}
+
+/// Counts the short requests that count in `[from, to)` (`Short::counted_at` with `faults`).
+pub fn tally(shorts: &[Short], faults: &[Duration], from: Duration, to: Duration) -> ShortTally {
     let mut t = ShortTally::default();
-    for s in shorts.iter().filter(|s| s.at >= from && s.at < to) {
-        let Some(a) = &s.answer else {
-            t.failed += 1;
-            continue;
+    for s in shorts.iter().filter(|s| {
+        let at = s.counted_at(faults);
+        at >= from && at < to
+    }) {
+        let a = match &s.answer {
+            Ok(a) => a,
+            Err(why) => {
+                t.failed += 1;
+                t.failures.push((s.at, why.clone()));
+                continue;
+            }
         };
         t.answered += 1;
         *t.per_node.entry(a.node.clone()).or_default() += 1;
@@ -235,6 +265,21 @@ pub fn longs_lost(longs: &[Long], from: Duration, to: Duration) -> BTreeMap<Stri
     )
 }
 
+/// The long connections lost in `[from, to)`: node (`?`: none answered), when, why.
+pub fn longs_lost_how(longs: &[Long], from: Duration, to: Duration) -> Vec<(&str, Duration, &str)> {
+    longs
+        .iter()
+        .filter_map(|l| {
+            let at = l.lost_at.filter(|at| *at >= from && *at < to)?;
+            Some((
+                l.node.as_deref().unwrap_or("?"),
+                at,
+                l.why.as_deref().unwrap_or("?"),
+            ))
+        })
+        .collect()
+}
+
 /// Long connections per node that answered them (`?`: none did).
 pub fn longs_per_node(longs: &[Long]) -> BTreeMap<String, usize> {
     per_node(longs.iter())
@@ -264,9 +309,39 @@ pub fn fetches(counts: &BTreeMap<String, u64>, prefix: &str) -> (usize, u64, u64
     )
 }
 
+/// The objects under `prefix` fetched again between two counts: path (less the prefix) and
+/// how many more times.
+pub fn refetched(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    prefix: &str,
+) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .filter_map(|(p, n)| {
+            let name = p.strip_prefix(prefix)?;
+            let more = n.saturating_sub(before.get(p).copied().unwrap_or(0));
+            (more > 0).then(|| (name.to_owned(), more))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refetched_names_the_objects_fetched_again_and_how_often() {
+        let counts = |cells: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            cells.iter().map(|(p, n)| ((*p).to_owned(), *n)).collect()
+        };
+        let before = counts(&[("/obj/a", 1), ("/obj/b", 1), ("/dyn/x", 4)]);
+        let after = counts(&[("/obj/a", 1), ("/obj/b", 3), ("/obj/c", 1), ("/dyn/x", 9)]);
+        assert_eq!(
+            refetched(&before, &after, "/obj/"),
+            vec![("b".to_owned(), 2), ("c".to_owned(), 1)]
+        );
+    }
 
     fn d(ms: u64) -> Duration {
         Duration::from_millis(ms)
@@ -293,11 +368,14 @@ mod tests {
     fn short(at: u64, kind: Kind, answer: Option<(&str, CachePath)>) -> Short {
         Short {
             at: d(at),
+            ended: d(at + 5),
             kind,
-            answer: answer.map(|(node, path)| Answered {
-                node: node.into(),
-                path,
-            }),
+            answer: answer
+                .map(|(node, path)| Answered {
+                    node: node.into(),
+                    path,
+                })
+                .ok_or_else(|| "no connection within 300 ms".to_owned()),
         }
     }
 
@@ -310,12 +388,19 @@ mod tests {
             short(30, Kind::Static, None),
             short(40, Kind::Static, Some(("b1", CachePath::LocalHit))),
         ];
-        let t = tally(&shorts, d(10), d(40));
+        let t = tally(&shorts, &[], d(10), d(40));
         assert_eq!((t.answered, t.failed), (2, 1));
         assert_eq!((t.static_answered, t.dynamic_answered), (1, 1));
         assert_eq!(t.nodes_line(), "b2 2");
         assert_eq!(t.paths_line(), "remote hit 1");
-        assert_eq!(tally(&shorts, d(0), d(50)).static_hits(), 2);
+        assert_eq!(tally(&shorts, &[], d(0), d(50)).static_hits(), 2);
+        // A fault at 32 ms, while the request of 30 ms was in flight: that one counts at the
+        // fault; a fault after it ended, or an answered request, changes nothing.
+        assert_eq!(tally(&shorts, &[d(32)], d(10), d(32)).failed, 0);
+        assert_eq!(tally(&shorts, &[d(32)], d(32), d(40)).failed, 1);
+        assert_eq!(tally(&shorts, &[d(36)], d(10), d(36)).failed, 1);
+        assert_eq!(shorts[4].counted_at(&[d(42)]), d(40));
+        assert_eq!(shorts[3].counted_at(&[d(20), d(34), d(32)]), d(32));
     }
 
     #[test]
@@ -324,14 +409,17 @@ mod tests {
             Long {
                 node: Some("b3".into()),
                 lost_at: Some(d(500)),
+                why: Some("closed".into()),
             },
             Long {
                 node: Some("b1".into()),
                 lost_at: Some(d(700)),
+                why: None,
             },
             Long {
                 node: Some("b3".into()),
                 lost_at: None,
+                why: None,
             },
         ];
         assert_eq!(

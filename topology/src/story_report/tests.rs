@@ -39,16 +39,19 @@ fn story(failed: &[u64]) -> Story {
                 Kind::Dynamic
             };
             let nodes = if at >= 2000 { 4 } else { 3 };
-            let answer = (!failed.contains(&at)).then(|| Answered {
-                node: format!("b{}", i % nodes + 1),
-                path: match kind {
-                    Kind::Static if i < 10 => CachePath::RemoteMiss,
-                    Kind::Static => CachePath::RemoteHit,
-                    Kind::Dynamic => CachePath::Bypass,
-                },
-            });
+            let answer = (!failed.contains(&at))
+                .then(|| Answered {
+                    node: format!("b{}", i % nodes + 1),
+                    path: match kind {
+                        Kind::Static if i < 10 => CachePath::RemoteMiss,
+                        Kind::Static => CachePath::RemoteHit,
+                        Kind::Dynamic => CachePath::Bypass,
+                    },
+                })
+                .ok_or_else(|| "no connection within 300 ms".to_owned());
             Short {
                 at: d(at),
+                ended: d(at + 5),
                 kind,
                 answer,
             }
@@ -83,16 +86,19 @@ fn story(failed: &[u64]) -> Story {
             before: (5, 5, 1),
             after: (5, 8, 2),
             dynamic: 50,
+            refetched: vec![("a".into(), 1), ("b".into(), 2)],
         },
         shorts,
         longs: vec![
             Long {
                 node: Some("b3".into()),
                 lost_at: Some(d(6010)),
+                why: Some("read: Connection reset by peer (os error 104)".into()),
             },
             Long {
                 node: Some("b1".into()),
                 lost_at: None,
+                why: None,
             },
         ],
         end: d(10_000),
@@ -126,17 +132,35 @@ fn failures_after_settling_too_many_fetches_or_lost_synced_flows_fail_their_step
     // 5.0 s: after the failover settled (4.0 + 0.4 + 0.5).
     let st = steps(&story(&[5000]));
     assert!(!st[3].held && st.iter().filter(|s| !s.held).count() == 1);
-    assert!(render(&st).ends_with("result: not held: failover\n"));
+    let text = render(&st);
+    assert!(text.ends_with("result: not held: failover\n"));
+    assert!(
+        text.contains("failed after it settled: 5.00 s no connection within 300 ms\n"),
+        "{text}"
+    );
+
+    // A request started before the node kill (6.0 s) that failed after it: the node loss's,
+    // before it settled, not the failover's.
+    let mut s = story(&[5900]);
+    s.shorts[59].ended = d(6050);
+    let st = steps(&s);
+    assert!(st.iter().all(|s| s.held), "{st:#?}");
+    assert!(render(&st).contains("1 short requests failed before it settled, 0 of"));
+    s.shorts[59].ended = d(5950);
+    assert!(!steps(&s)[3].held, "failed before the kill: the failover's");
 
     let mut s = story(&[]);
     s.origins.before.2 = 2;
     s.origins.after = (5, 12, 3);
     let st = steps(&s);
     assert!(!st[1].held && !st[4].held, "{st:#?}");
+    assert!(render(&st).contains("fetched again: a ×1, b ×2\n"));
 
     let mut s = story(&[]);
     s.longs[1].lost_at = Some(d(4100));
+    s.longs[1].why = Some("closed".into());
     assert!(steps(&s)[3].held, "without sync a lost flow is reported");
+    assert!(render(&steps(&s)).contains("how they were lost: b1 at 4.10 s (closed)\n"));
     s.failover.sync_on = true;
     assert!(!steps(&s)[3].held, "with sync every flow must survive");
 

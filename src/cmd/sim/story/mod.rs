@@ -34,7 +34,7 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
 use strait_topology::failover::{analyse, Frame, Probe, Recorded as Wire, Takeover};
 use strait_topology::spec::Topology;
-use strait_topology::story::{fetches, Short};
+use strait_topology::story::{fetches, refetched, Short};
 use strait_topology::story_report::{self, MasterChange, Origins, Story};
 
 use super::guard;
@@ -127,7 +127,7 @@ fn wire(
             .filter(|p| within(p.at))
             .map(|p| Probe {
                 at: p.at,
-                ok: p.answer.is_some(),
+                ok: p.answer.is_ok(),
             })
             .collect(),
         frames: frames
@@ -305,6 +305,7 @@ fn scenario(s: &Setup) -> anyhow::Result<bool> {
             before: fetches(&before, OBJECT_PREFIX),
             after: fetches(&after, OBJECT_PREFIX),
             dynamic,
+            refetched: refetched(&before, &after, OBJECT_PREFIX),
         },
         shorts,
         longs,

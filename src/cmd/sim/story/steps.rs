@@ -214,8 +214,9 @@ pub(super) fn flows(s: &Setup, d: &Director, ip: &str) -> u64 {
 /// backup said it is master).
 pub(super) fn kill_master(s: &Setup, t0: Instant) -> anyhow::Result<(Duration, Duration)> {
     guard::check()?;
-    signal_host(&s.ns(&s.directors[0].host), libc::SIGKILL)?;
+    // The fault begins with the signal: a request started after this instant is the step's.
     let (at, since) = (t0.elapsed(), Instant::now());
+    signal_host(&s.ns(&s.directors[0].host), libc::SIGKILL)?;
     let b = &s.directors[1];
     let waited = director_wait(s, b, since, TAKEOVER_WAIT, |v| {
         ha_state(v) == Some("master")
@@ -243,8 +244,8 @@ pub(super) fn kill_one_node(
         .and_then(|v| v["stored_objects"].as_u64())
         .unwrap_or(0);
     guard::check()?;
-    kill_node(pid)?;
     let (at, since) = (t0.elapsed(), Instant::now());
+    kill_node(pid)?;
     let ip = victim.ip.to_string();
     let d = &s.directors[1];
     let waited = director_wait(s, d, since, LOSS_WAIT, move |v| {

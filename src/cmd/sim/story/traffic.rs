@@ -75,22 +75,31 @@ pub(super) async fn traffic(
         } else {
             (Kind::Dynamic, format!("/dyn/api-{}", (i / 2) % 8))
         };
-        shorts.push((t0.elapsed(), kind, tokio::spawn(short(vip, target))));
+        let task = tokio::spawn(async move {
+            let answer = short(vip, target).await;
+            (answer, t0.elapsed())
+        });
+        shorts.push((t0.elapsed(), kind, task));
         i += 1;
     }
     let mut out = Vec::with_capacity(shorts.len());
     for (at, kind, task) in shorts {
+        let (answer, ended) = task
+            .await
+            .unwrap_or_else(|e| (Err(format!("its task failed: {e}")), t0.elapsed()));
         out.push(Short {
             at,
+            ended,
             kind,
-            answer: task.await.ok().flatten(),
+            answer,
         });
     }
     let mut recorded = Vec::with_capacity(longs.len());
     for task in longs {
-        recorded.push(task.await.unwrap_or(Long {
+        recorded.push(task.await.unwrap_or_else(|e| Long {
             node: None,
             lost_at: Some(Duration::ZERO),
+            why: Some(format!("its task failed: {e}")),
         }));
     }
     Ok(Recorded {
@@ -131,33 +140,46 @@ fn head(bytes: &[u8]) -> Option<Head> {
     Some(h)
 }
 
-/// Connects to `vip` within `bound` and sends a GET of `target`.
-async fn send(vip: SocketAddrV4, target: &str, bound: Duration) -> Option<TcpStream> {
+/// Connects to `vip` within `bound` and sends a GET of `target`; or why it could not.
+async fn send(vip: SocketAddrV4, target: &str, bound: Duration) -> Result<TcpStream, String> {
     let mut c = tokio::time::timeout(bound, TcpStream::connect(vip))
         .await
-        .ok()?
-        .ok()?;
+        .map_err(|_| format!("no connection within {} ms", bound.as_millis()))?
+        .map_err(|e| format!("connect: {e}"))?;
     let req = format!("GET {target} HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n");
-    c.write_all(req.as_bytes()).await.ok()?;
-    Some(c)
+    c.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    Ok(c)
 }
 
-/// One short GET on a new connection: its answer, if a 200 with a `Via` node in time.
-async fn short(vip: SocketAddrV4, target: String) -> Option<Answered> {
+/// One short GET on a new connection: its answer (a 200 with a `Via` node in time), or why
+/// there was none.
+async fn short(vip: SocketAddrV4, target: String) -> Result<Answered, String> {
     let exchange = async {
         let mut c = send(vip, &target, SHORT_CONNECT).await?;
         let mut buf = Vec::new();
-        c.read_to_end(&mut buf).await.ok()?;
-        let h = head(&buf)?;
-        Some(Answered {
-            node: h.node.filter(|_| h.ok)?,
+        if let Err(e) = c.read_to_end(&mut buf).await {
+            return Err(format!("read after {} bytes: {e}", buf.len()));
+        }
+        let h = head(&buf).ok_or_else(|| format!("no response head in {} bytes", buf.len()))?;
+        if !h.ok {
+            return Err(format!("answered {}", status_line(&buf)));
+        }
+        Ok(Answered {
+            node: h.node.ok_or("a 200 without a Via node")?,
             path: cache_path(&h.cache_status),
         })
     };
     tokio::time::timeout(SHORT_BOUND, exchange)
         .await
-        .ok()
-        .flatten()
+        .unwrap_or_else(|_| Err(format!("no answer within {} s", SHORT_BOUND.as_secs())))
+}
+
+/// The status line at the start of `bytes` (at most 40 characters).
+fn status_line(bytes: &[u8]) -> String {
+    let line = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
+    String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned()
 }
 
 /// One long GET, read until `stop` (survived) or until it breaks.
@@ -165,22 +187,27 @@ async fn stream(vip: SocketAddrV4, target: String, t0: Instant, stop: Arc<Atomic
     let mut long = Long {
         node: None,
         lost_at: None,
+        why: None,
     };
-    let Some(mut c) = send(vip, &target, Duration::from_secs(2)).await else {
-        long.lost_at = Some(t0.elapsed());
-        return long;
+    let mut c = match send(vip, &target, Duration::from_secs(2)).await {
+        Ok(c) => c,
+        Err(why) => {
+            long.lost_at = Some(t0.elapsed());
+            long.why = Some(why);
+            return long;
+        }
     };
     let mut buf = vec![0u8; 65536];
     let mut first = Vec::new();
     let mut last = t0.elapsed();
-    loop {
+    let why = loop {
         if stop.load(Ordering::Relaxed) {
             return long;
         }
         match tokio::time::timeout(LOOK, c.read(&mut buf)).await {
             Err(_) if t0.elapsed() - last < STALL => continue,
             // Stalled: lost when its last byte came.
-            Err(_) => break,
+            Err(_) => break format!("nothing for {} s", STALL.as_secs()),
             Ok(Ok(n)) if n > 0 => {
                 last = t0.elapsed();
                 if long.node.is_none() && first.len() < MAX_HEAD {
@@ -188,19 +215,24 @@ async fn stream(vip: SocketAddrV4, target: String, t0: Instant, stop: Arc<Atomic
                     match head(&first) {
                         Some(h) if h.ok && h.node.is_some() => long.node = h.node,
                         // Not a 200 with a node: lost at once.
-                        Some(_) => break,
+                        Some(_) => break format!("answered {}", status_line(&first)),
                         None => {}
                     }
                 }
             }
             // Closed before its end (it outlasts the run) or reset: lost now.
-            Ok(_) => {
+            Ok(Ok(_)) => {
                 last = t0.elapsed();
-                break;
+                break "closed".to_owned();
+            }
+            Ok(Err(e)) => {
+                last = t0.elapsed();
+                break format!("read: {e}");
             }
         }
-    }
+    };
     long.lost_at = Some(last);
+    long.why = Some(why);
     long
 }
 
