@@ -211,22 +211,27 @@ impl Shard {
     }
 }
 
-/// Clears `ticking` however the ticker ends (its runtime may drop it), so that the next
-/// wait starts another.
-struct Ticking(Arc<Shard>);
+/// Ends a ticker that did not end by itself (its runtime dropped it while waits were left):
+/// they are woken and time out rather than wait for a tick that will not come, and the next
+/// wait starts another ticker. A ticker that ended by itself (nothing left to wait for) does
+/// nothing here: `expire` cleared `ticking` under the lock, and a wait registered since, on
+/// another thread of a multi-threaded runtime, belongs to the ticker it started.
+struct Ticking {
+    shard: Arc<Shard>,
+    ended: bool,
+}
 
 impl Drop for Ticking {
     fn drop(&mut self) {
-        let mut s = self.0.state.lock();
-        if s.ticking && s.live() > 0 {
-            // Dropped with waits left (the runtime is going away): they are woken and time
-            // out rather than wait for a tick that will not come.
-            for slot in &mut s.slots {
-                if slot.used {
-                    slot.fired = true;
-                    if let Some(w) = slot.waker.take() {
-                        w.wake();
-                    }
+        if self.ended {
+            return;
+        }
+        let mut s = self.shard.state.lock();
+        for slot in &mut s.slots {
+            if slot.used {
+                slot.fired = true;
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
                 }
             }
         }
@@ -235,10 +240,14 @@ impl Drop for Ticking {
 }
 
 async fn tick(shard: Arc<Shard>) {
-    let guard = Ticking(shard);
+    let mut guard = Ticking {
+        shard,
+        ended: false,
+    };
     loop {
         tokio::time::sleep(TICK).await;
-        if !guard.0.expire(Instant::now()) {
+        if !guard.shard.expire(Instant::now()) {
+            guard.ended = true;
             break;
         }
     }
@@ -344,5 +353,37 @@ mod tests {
         assert_eq!(long.await.unwrap(), Ok("done"));
         tokio::time::sleep(TICK * 3).await;
         assert_eq!(state(), (0, false, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticker_that_ended_leaves_a_wait_registered_after_it_alone() {
+        // A multi-threaded runtime runs a ticker on any thread: the thread that owns the shard
+        // may register a wait (and start a new ticker) between the old ticker's last `expire`
+        // (nothing left) and the end of its task. That wait is the new ticker's, not fired.
+        let shard = Arc::new(Shard::default());
+        let waker = futures_util::task::noop_waker();
+        let first = shard.register(Duration::from_millis(50), &waker);
+        shard.release(first);
+        assert!(
+            !shard.expire(Instant::now()),
+            "nothing left: this ticker ends"
+        );
+        let new = shard.register(Duration::from_secs(1), &waker);
+        drop(Ticking {
+            shard: Arc::clone(&shard),
+            ended: true,
+        });
+        assert!(
+            !shard.check(new, None),
+            "the wait registered after it is not fired"
+        );
+        assert!(shard.state.lock().ticking, "its own ticker runs");
+        // A ticker its runtime dropped with waits left fires them.
+        drop(Ticking {
+            shard: Arc::clone(&shard),
+            ended: false,
+        });
+        assert!(shard.check(new, None));
+        shard.release(new);
     }
 }
