@@ -69,6 +69,31 @@ impl Cluster {
         c
     }
 
+    /// Node `i`'s peer counters, for a failure's message.
+    fn peer_counters(&self, i: usize) -> String {
+        let n = &self.nodes[i];
+        [
+            "peer_errors",
+            "peer_timeouts",
+            "peer_suspect_skips",
+            "local_miss",
+            "remote_hit",
+        ]
+        .map(|k| format!("{k} {}", n.counter(k)))
+        .join(", ")
+    }
+
+    /// Every node's log lines so far, for a failure's message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for l in n.proc.lines.try_iter() {
+                out.push_str(&format!("node {i}: {l}\n"));
+            }
+        }
+        out
+    }
+
     fn cluster_json(&self, i: usize) -> serde_json::Value {
         let r = admin_request(self.nodes[i].admin, "GET", "/cluster.json", &[]);
         serde_json::from_slice(&r.body).unwrap_or_default()
@@ -213,7 +238,14 @@ fn concurrent_misses_at_every_node_make_one_origin_fetch() {
         .keys()
         .filter(|s| !s.contains("collapsed"))
         .collect();
-    assert_eq!(fetched.len(), 1, "{statuses:?}");
+    assert_eq!(
+        fetched.len(),
+        1,
+        "{statuses:?}\nat a: {}\nat c: {}\n{}",
+        c.peer_counters(0),
+        c.peer_counters(2),
+        c.logs()
+    );
     assert_eq!(statuses[fetched[0]], 1, "{statuses:?}");
     let owner = first_member(fetched[0]);
     for s in statuses.keys() {
@@ -895,10 +927,21 @@ fn clients_that_stall_on_remote_hits_get_every_byte() {
                     cs.starts_with(&format!("{owner}; hit"))
                         && cs.contains(", a; fwd=miss;")
                         && cs.ends_with("detail=peer"),
-                    "{cs}"
+                    "{cs} (size {size}; at a: {})\n{}",
+                    c.peer_counters(0),
+                    c.logs()
                 );
             }
         }
     }
-    assert_eq!(c.nodes[0].counter("peer_errors"), 0);
+    // No owner was taken for hung (a wait's bound fired early once: `deadline`).
+    assert_eq!(
+        (
+            c.nodes[0].counter("peer_errors"),
+            c.nodes[0].counter("peer_timeouts")
+        ),
+        (0, 0),
+        "{}",
+        c.peer_counters(0)
+    );
 }

@@ -7,12 +7,14 @@
 //!   the order frames are written and read on the connection; a peer that does not know the
 //!   secret fails at its first tagged frame.
 //! * A connection carries many exchanges at once, one per stream: a [`PeerConn`] is one
-//!   stream. The dialling side opens streams (ids 1, 2, … on that connection); the
-//!   accepting side gets a new stream with the first frame of an id above every id it saw,
-//!   and hands it to its server loop ([`Link::accept`]); frames of a stream it closed are
-//!   dropped. With a quick path ([`Quick`], `reply`) a first `Lookup` is offered to it on
-//!   the reader task before the stream opens: answered there, the stream never opens (its id
-//!   counts as seen); declined, it opens as without one.
+//!   stream. The dialling side opens streams (ids 1, 2, … on that connection, their first
+//!   frames not necessarily written in that order); the accepting side gets a new stream
+//!   with a frame that starts an exchange (`Lookup`, `Purge`, `Ban`, `BanAll`, `ConfigGet`)
+//!   for an id not open, and hands it to its server loop ([`Link::accept`]); any other frame
+//!   of an id not open (a stream it closed) is dropped. With a quick path ([`Quick`],
+//!   `reply`) a first `Lookup` is offered to it on the reader task before the stream opens:
+//!   answered there, the stream never opens (later frames of its id are dropped as a closed
+//!   stream's); declined, it opens as without one.
 //! * Per connection one writer task takes every frame queued by any stream (encoded and
 //!   checked against the limits by the sending task: `feed` encodes, `send`/`flush` queue
 //!   what was fed as one item) and writes all of them, tagged in write order, with one
@@ -370,8 +372,20 @@ enum Route {
     Refused,
     /// The first frame of a new stream, a `Lookup`, on a connection with a quick path
     /// (`reply`): not opened yet, for the reader to answer at once or open
-    /// ([`Routes::open_with`]). Its id counts as seen.
+    /// ([`Routes::open_with`]).
     First(Frame),
+}
+
+/// Whether `f` starts an exchange: the only frames that open a stream (accepting side).
+fn opens_exchange(f: &Frame) -> bool {
+    matches!(
+        f,
+        Frame::Lookup(_)
+            | Frame::Purge { .. }
+            | Frame::Ban { .. }
+            | Frame::BanAll
+            | Frame::ConfigGet { .. }
+    )
 }
 
 /// Streams of one connection by id, and where frames go (pure: no I/O).
@@ -380,8 +394,6 @@ struct Routes {
     /// peer's, looked up several times per exchange (SipHash costs ~110 instructions a
     /// lookup here, foldhash a tenth of that).
     streams: HashMap<u32, Arc<StreamState>, FastState>,
-    /// Highest stream id seen from the dialling side (accepting side only).
-    max_seen: u32,
     /// Whether the other side opens streams (this is the accepting side).
     accepting: bool,
     window: usize,
@@ -393,7 +405,6 @@ impl Routes {
     fn new(accepting: bool, window: usize) -> Routes {
         Routes {
             streams: HashMap::default(),
-            max_seen: 0,
             accepting,
             window,
             quick: false,
@@ -430,10 +441,14 @@ impl Routes {
             };
         }
         if !self.streams.contains_key(&id) {
-            if !self.accepting || id <= self.max_seen {
+            // Only a frame that starts an exchange opens a stream; anything else for an id
+            // not open (a `Credit`, `Data` or `Reset` after the exchange ended here) is
+            // dropped. Ids are not required to arrive in order: the dialling side numbers
+            // its streams when it opens them, but their first frames reach the writer in
+            // the order their tasks run.
+            if !self.accepting || !opens_exchange(&f) {
                 return Route::Dropped;
             }
-            self.max_seen = id;
             if self.quick && matches!(f, Frame::Lookup(_)) {
                 return Route::First(f);
             }

@@ -72,7 +72,7 @@ pub async fn take_over(
         Ok(Err(e)) => {
             bump(&ctx.counters.peer_errors);
             if matches!(e, PeerError::Hung(..) | PeerError::ConnectTimeout(_)) {
-                note_hung(ctx, previous);
+                note_hung(ctx, previous, "no answer to the probe");
             }
             tracing::info!(error = %e, "handover probe failed; going on as a miss");
             return None;

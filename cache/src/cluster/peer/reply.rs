@@ -6,8 +6,8 @@
 //!   The handler must not wait. It answers by feeding frames to the [`Reply`] it is given
 //!   and returning true; the frames then go to the connection's writer as a stream's would
 //!   (tagged in write order, batched with the others), and no stream is opened at all: no
-//!   stream state, no hand-over to the server loop, no task. The stream's id counts as seen,
-//!   so later frames of it (a `Credit`, a `Reset`) are dropped, as after an exchange's end.
+//!   stream state, no hand-over to the server loop, no task. Later frames of its id (a
+//!   `Credit`, a `Reset`) are dropped, as after an exchange's end.
 //! * It declines (returns false) whatever it cannot answer at once, and must then not have
 //!   counted or changed anything: the stream opens with its first frame and goes to the
 //!   server loop as without a quick path. A reply that cannot take the writer's room for

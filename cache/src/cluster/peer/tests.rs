@@ -24,17 +24,30 @@ fn frames_go_to_their_streams_queues() {
 #[test]
 fn the_accepting_side_opens_a_stream_for_each_new_id_only() {
     let mut r = Routes::new(true, STREAM_WINDOW);
-    let Route::New(one) = r.route(1, Frame::Count(1), false) else {
+    let Route::New(one) = r.route(1, Frame::BanAll, false) else {
         panic!("stream 1 not opened");
     };
-    assert_eq!(one.try_next(), Some(Frame::Count(1)));
+    assert_eq!(one.try_next(), Some(Frame::BanAll));
     assert!(matches!(r.route(1, Frame::Count(2), false), Route::Queued));
-    assert!(matches!(r.route(5, Frame::Count(5), false), Route::New(..)));
-    // Stream 1 ended here: its late frames, and any id not above the highest, are dropped.
+    assert!(matches!(r.route(5, lookup("k"), false), Route::New(..)));
+    // Ids need not come in order (the dialling side's tasks queue their first frames in the
+    // order they run): a lower id not open yet opens too.
+    assert!(matches!(r.route(4, Frame::BanAll, false), Route::New(..)));
+    // Only a frame that starts an exchange opens a stream.
+    assert!(matches!(r.route(7, Frame::Count(7), false), Route::Dropped));
+    assert!(matches!(
+        r.route(7, Frame::Data(bytes::Bytes::from_static(b"x")), false),
+        Route::Dropped
+    ));
+    assert!(matches!(r.route(7, Frame::Reset, false), Route::Dropped));
+    // Stream 1 ended here: its late frames are dropped.
     assert!(r.close(1));
     assert!(matches!(r.route(1, Frame::Count(3), false), Route::Dropped));
-    assert!(matches!(r.route(4, Frame::Count(4), false), Route::Dropped));
-    assert!(matches!(r.route(6, Frame::Count(6), false), Route::New(..)));
+    assert!(matches!(
+        r.route(1, Frame::Credit(3), false),
+        Route::Dropped
+    ));
+    assert!(matches!(r.route(6, Frame::BanAll, false), Route::New(..)));
 }
 
 #[test]
@@ -42,19 +55,19 @@ fn the_accepting_side_refuses_streams_beyond_the_cap() {
     let mut r = Routes::new(true, STREAM_WINDOW);
     for id in 1..=MAX_STREAMS as u32 {
         assert!(
-            matches!(r.route(id, Frame::Count(1), false), Route::New(..)),
+            matches!(r.route(id, Frame::BanAll, false), Route::New(..)),
             "{id}"
         );
     }
     let over = MAX_STREAMS as u32 + 1;
     assert!(matches!(
-        r.route(over, Frame::Count(1), false),
+        r.route(over, Frame::BanAll, false),
         Route::Refused
     ));
     // Once one ends, a new one is taken again.
     assert!(r.close(1));
     assert!(matches!(
-        r.route(over + 1, Frame::Count(1), false),
+        r.route(over + 1, Frame::BanAll, false),
         Route::New(..)
     ));
 }
@@ -204,10 +217,7 @@ fn a_sender_takes_credit_and_gets_it_back_from_the_other_side() {
         acc.route(1, Frame::Credit(1), false),
         Route::Dropped
     ));
-    assert!(matches!(
-        acc.route(1, Frame::Count(1), false),
-        Route::New(..)
-    ));
+    assert!(matches!(acc.route(1, Frame::BanAll, false), Route::New(..)));
 }
 
 #[tokio::test]
@@ -329,12 +339,20 @@ async fn pair_with(
     (a, b, incoming)
 }
 
-/// Answers each stream's `Count(n)` with `Count(n + 1)` after n ms.
+/// A first frame that starts an exchange, carrying `n` (a `Purge` of `/n`).
+fn ask(n: u64) -> Frame {
+    Frame::Purge {
+        url: format!("/{n}"),
+    }
+}
+
+/// Answers each stream's `ask(n)` with `Count(n + 1)` after n ms.
 fn echo(mut incoming: mpsc::UnboundedReceiver<PeerConn>) {
     tokio::spawn(async move {
         while let Some(mut c) = incoming.recv().await {
             tokio::spawn(async move {
-                if let Ok(Some(Frame::Count(n))) = c.next_request().await {
+                if let Ok(Some(Frame::Purge { url })) = c.next_request().await {
+                    let n: u64 = url[1..].parse().unwrap_or(0);
                     tokio::time::sleep(Duration::from_millis(n)).await;
                     if c.send(Frame::Count(n + 1)).await.is_ok() {
                         c.end();
@@ -353,7 +371,7 @@ async fn many_exchanges_share_one_connection_and_answer_out_of_order() {
     for n in (0..64u64).rev() {
         let mut c = a.open_stream().expect("stream");
         asks.push(tokio::spawn(async move {
-            c.send(Frame::Count(n)).await.expect("send");
+            c.send(ask(n)).await.expect("send");
             let f = c.recv(Duration::from_secs(5)).await.expect("answer");
             c.end();
             (n, f)
@@ -368,14 +386,34 @@ async fn many_exchanges_share_one_connection_and_answer_out_of_order() {
 }
 
 #[tokio::test]
+async fn streams_whose_first_frames_come_out_of_order_are_all_answered() {
+    // Opened 1, 2, 3, their first frames written 3, 1, 2 (as tasks on several threads may):
+    // the owner serves each; none is taken for a closed stream's late frame.
+    let (a, _b, incoming) = pair(Some(b"secret")).await;
+    echo(incoming);
+    let mut c1 = a.open_stream().expect("stream");
+    let mut c2 = a.open_stream().expect("stream");
+    let mut c3 = a.open_stream().expect("stream");
+    c3.send(ask(3)).await.expect("send");
+    c1.send(ask(1)).await.expect("send");
+    c2.send(ask(2)).await.expect("send");
+    for (n, c) in [(1, &mut c1), (2, &mut c2), (3, &mut c3)] {
+        assert_eq!(
+            c.recv(Duration::from_secs(5)).await.expect("answer"),
+            Frame::Count(n + 1)
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_timeout_or_a_dropped_stream_leaves_the_connection_open() {
     let (a, b, mut incoming) = pair(None).await;
     let mut c = a.open_stream().expect("stream");
-    c.send(Frame::Count(1)).await.expect("send");
+    c.send(ask(1)).await.expect("send");
     let mut server_side = incoming.recv().await.expect("stream at b");
     assert_eq!(
         server_side.next_request().await.expect("first"),
-        Some(Frame::Count(1))
+        Some(ask(1))
     );
     // No answer: the requester's wait runs out, and the stream is still usable.
     let e = c
@@ -400,7 +438,7 @@ async fn a_timeout_or_a_dropped_stream_leaves_the_connection_open() {
     // Both connections still carry new streams.
     echo(incoming);
     let mut c = a.open_stream().expect("stream");
-    c.send(Frame::Count(5)).await.expect("send");
+    c.send(ask(5)).await.expect("send");
     assert_eq!(
         c.recv(Duration::from_secs(2)).await.expect("answer"),
         Frame::Count(6)
@@ -414,7 +452,7 @@ async fn a_broken_connection_fails_every_stream_on_it() {
     let mut streams = Vec::new();
     for n in 0..3 {
         let mut c = a.open_stream().expect("stream");
-        c.send(Frame::Count(n)).await.expect("send");
+        c.send(ask(n)).await.expect("send");
         streams.push(c);
     }
     for _ in 0..3 {
@@ -443,18 +481,12 @@ async fn two_streams(
 ) -> (PeerConn, PeerConn, PeerConn, PeerConn) {
     let mut slow = a.open_stream().expect("stream");
     let mut fast = a.open_stream().expect("stream");
-    slow.send(Frame::Count(0)).await.expect("send");
-    fast.send(Frame::Count(0)).await.expect("send");
+    slow.send(ask(0)).await.expect("send");
+    fast.send(ask(0)).await.expect("send");
     let mut b_slow = incoming.recv().await.expect("slow at b");
     let mut b_fast = incoming.recv().await.expect("fast at b");
-    assert_eq!(
-        b_slow.next_request().await.expect("first"),
-        Some(Frame::Count(0))
-    );
-    assert_eq!(
-        b_fast.next_request().await.expect("first"),
-        Some(Frame::Count(0))
-    );
+    assert_eq!(b_slow.next_request().await.expect("first"), Some(ask(0)));
+    assert_eq!(b_fast.next_request().await.expect("first"), Some(ask(0)));
     (slow, fast, b_slow, b_fast)
 }
 
@@ -763,17 +795,18 @@ async fn the_quick_path_answers_a_first_lookup_without_opening_a_stream() {
 }
 
 #[test]
-fn with_a_quick_path_a_first_lookup_waits_for_the_reader_and_its_id_counts_as_seen() {
+fn with_a_quick_path_a_first_lookup_waits_for_the_reader_and_later_frames_of_its_id_are_dropped() {
     let mut r = Routes {
         quick: true,
         ..Routes::new(true, STREAM_WINDOW)
     };
-    // A first `Lookup` is handed back, nothing opened; its id is seen: later frames of it
-    // (and of lower ids) are dropped, as a closed stream's.
+    // A first `Lookup` is handed back, nothing opened: later frames of its id are dropped,
+    // as a closed stream's. A lookup of a lower id is a new exchange (ids may come out of
+    // order): handed back too.
     assert!(matches!(r.route(3, lookup("k"), false), Route::First(_)));
     assert!(r.streams.is_empty());
     assert!(matches!(r.route(3, Frame::Count(1), false), Route::Dropped));
-    assert!(matches!(r.route(2, lookup("k"), false), Route::Dropped));
+    assert!(matches!(r.route(2, lookup("k"), false), Route::First(_)));
     assert!(matches!(
         r.route(3, Frame::Credit(10), false),
         Route::Dropped
@@ -784,8 +817,10 @@ fn with_a_quick_path_a_first_lookup_waits_for_the_reader_and_its_id_counts_as_se
         panic!("opened")
     };
     assert_eq!(state.try_next(), Some(lookup("k")));
-    // Any other first frame opens its stream at once.
-    assert!(matches!(r.route(5, Frame::Count(1), false), Route::New(_)));
+    // Any other frame that starts an exchange opens its stream at once; one that does not
+    // opens nothing.
+    assert!(matches!(r.route(5, Frame::BanAll, false), Route::New(_)));
+    assert!(matches!(r.route(6, Frame::Count(1), false), Route::Dropped));
     // Without a quick path a first `Lookup` opens too.
     let mut plain = Routes::new(true, STREAM_WINDOW);
     assert!(matches!(plain.route(1, lookup("k"), false), Route::New(_)));

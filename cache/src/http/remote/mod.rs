@@ -242,7 +242,7 @@ fn hung(e: &PeerError) -> bool {
 
 /// `peer` did not answer within `peer_timeout`: counted, and suspected here for a while
 /// (`cluster::suspect`); the first mark is logged as a warning.
-pub(in crate::http) fn note_hung(ctx: &Ctx, peer: &Owner) {
+pub(in crate::http) fn note_hung(ctx: &Ctx, peer: &Owner, reached: &str) {
     let Some(cl) = &ctx.cluster else { return };
     bump(&ctx.counters.peer_timeouts);
     let (new, mark) = cl.suspects.timed_out(&peer.id);
@@ -251,6 +251,7 @@ pub(in crate::http) fn note_hung(ctx: &Ctx, peer: &Owner) {
             peer = %peer.id,
             addr = %peer.addr,
             peer_timeout = ?cl.peer_timeout,
+            reached,
             skip_for = ?mark,
             "peer did not answer within peer_timeout; suspect here: its keys go to their next node"
         );
@@ -310,9 +311,10 @@ async fn ask(
         return Err(PeerError::Unexpected(owner.addr, "no cluster"));
     };
     let limit = cl.peer_timeout;
+    let reached = Progress::default();
     // Pinned where it is made: moved into the timeout, the exchange's future (1 KiB or more)
     // would be copied whole at each step on the way.
-    let exchange = std::pin::pin!(first_frame(cl, owner, lookup));
+    let exchange = std::pin::pin!(first_frame(cl, owner, lookup, &reached));
     // A coarse bound (`deadline`): a timer per exchange cost more than the rest of `ask`.
     let first = deadline::within(limit, exchange)
         .await
@@ -326,7 +328,7 @@ async fn ask(
         Ok(got) => got,
         Err(e) => {
             if hung(&e) {
-                note_hung(ctx, owner);
+                note_hung(ctx, owner, reached.get().as_str());
             }
             return Err(e);
         }
@@ -341,34 +343,81 @@ async fn ask(
     }
 }
 
+/// How far an exchange got when `peer_timeout` ran out (the hung warning names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Reached {
+    /// Getting a connection: a pooled one, or dialling and the handshake.
+    Connection,
+    /// Writing the lookup: waiting for room in the connection's write window.
+    Write,
+    /// The lookup went out; waiting for the owner's first frame.
+    Answer,
+}
+
+/// The step an exchange reached (a `Send` cell: the exchange's future crosses threads).
+#[derive(Default)]
+struct Progress(std::sync::atomic::AtomicU8);
+
+impl Progress {
+    fn set(&self, r: Reached) {
+        self.0.store(r as u8, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Reached {
+        match self.0.load(Ordering::Relaxed) {
+            0 => Reached::Connection,
+            1 => Reached::Write,
+            _ => Reached::Answer,
+        }
+    }
+}
+
+impl Reached {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reached::Connection => "no connection to it",
+            Reached::Write => "no room to write the lookup",
+            Reached::Answer => "no answer to the lookup",
+        }
+    }
+}
+
 async fn first_frame(
     cl: &crate::cluster::Cluster,
     owner: &Owner,
     lookup: LookupOut<'_>,
+    reached: &Progress,
 ) -> Result<(PeerConn, Frame), PeerError> {
     // Bounded by the caller (`ask`: peer_timeout for the whole of it).
     let (mut c, pooled) = cl.peers.get(owner.addr).await?;
     // Encoded from the borrowed fields for each try: nothing is copied for a retry that
     // seldom comes.
-    let first = exchange(&mut c, &lookup).await;
+    let first = exchange(&mut c, &lookup, reached).await;
     match first {
         Ok(f) => Ok((c, f)),
         Err(PeerError::Closed(_) | PeerError::Io(..)) if pooled => {
+            reached.set(Reached::Connection);
             let mut c = cl.peers.dial(owner.addr).await?;
-            let f = exchange(&mut c, &lookup).await?;
+            let f = exchange(&mut c, &lookup, reached).await?;
             Ok((c, f))
         }
         Err(e) => Err(e),
     }
 }
 
-/// Sends `f` and reads the first frame of the answer; the caller bounds the whole exchange.
-async fn exchange(c: &mut PeerConn, lookup: &LookupOut<'_>) -> Result<Frame, PeerError> {
+async fn exchange(
+    c: &mut PeerConn,
+    lookup: &LookupOut<'_>,
+    reached: &Progress,
+) -> Result<Frame, PeerError> {
     // A `WIRE` lookup is the lean path's: it reads a small body whole and writes it out at
     // once, copying what a client that stalls would hold (`conn::write_lean`), so the body
     // need not be copied out of the connection's read buffer first. It turns this off when
     // the stream goes elsewhere (a long body relayed, the general path).
     c.share_payloads(lookup.flags & Lookup::WIRE != 0);
+    reached.set(Reached::Write);
     c.send_lookup(lookup).await?;
+    reached.set(Reached::Answer);
     c.recv_untimed().await
 }
