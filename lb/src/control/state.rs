@@ -25,7 +25,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::SystemTime;
 
-use crate::config::{BackendConfig, DirectorConfig, Proto, ServiceConfig};
+use crate::config::{BackendConfig, CheckKind, DirectorConfig, Proto, ServiceConfig};
 use crate::health::admin::Override;
 use crate::health::{CheckOutcome, Health, ServerState};
 use crate::maglev::{self, MaglevError};
@@ -168,7 +168,8 @@ impl State {
 
     /// [`State::reconcile`] after the director started: a backend new to a
     /// `backends = "cluster"` service (a node that joined) starts Down and takes flows only
-    /// once it passed `rise` checks; the config's own backends start Up, as at start.
+    /// once it passed `rise` checks (Up at once under `kind = "none"`: nothing checks it);
+    /// the config's own backends start Up, as at start.
     pub(super) fn reconcile_joining(
         &mut self,
         cfg: &DirectorConfig,
@@ -206,7 +207,8 @@ impl State {
             for b in &mut service.backends {
                 b.in_config = false;
             }
-            let down = joining && sc.cluster;
+            // With no check there is no `rise` to wait for: a joining node is up at once.
+            let down = joining && sc.cluster && sc.health.kind != CheckKind::None;
             for bc in &sc.backends {
                 upsert(&mut service.backends, bc, now, initial_mac(sc.mode), down);
             }

@@ -406,6 +406,8 @@ async fn first_frame(
     }
 }
 
+/// Sends `lookup` and reads the first frame of the answer, noting in `reached` how far it
+/// got; the caller bounds the whole exchange.
 async fn exchange(
     c: &mut PeerConn,
     lookup: &LookupOut<'_>,

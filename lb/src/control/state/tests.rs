@@ -214,6 +214,18 @@ fn a_node_that_joins_the_cluster_takes_flows_only_after_rise_checks() {
         Some(ServerState::Down)
     );
     assert_eq!(built(&j), [(100, true), (0, false)]);
+    // Without checks (`kind = "none"`) nothing would ever raise it: up at once.
+    let unchecked = |backends: &str| {
+        let mut c = cluster(backends);
+        c.services[0].health.kind = crate::config::CheckKind::None;
+        c
+    };
+    let mut n = State::new(&unchecked(A), now, zero_mac);
+    n.reconcile_joining(&unchecked(&format!("{A}, {C}")), now, zero_mac);
+    assert_eq!(
+        weights(&n),
+        [("10.0.0.11:80".into(), 100), ("10.0.0.13:80".into(), 100)]
+    );
     // A backend a reload adds to a listed service starts up, as at start (HAProxy's way).
     let mut listed = State::new(&config(A), now, zero_mac);
     listed.reconcile_joining(&config(&format!("{A}, {C}")), now, zero_mac);

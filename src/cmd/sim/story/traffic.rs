@@ -253,4 +253,14 @@ mod tests {
         assert!(head(b"HTTP/1.1 200 OK\r\nVia: 1.1 b1").is_none());
         assert!(!head(b"HTTP/1.1 503 x\r\n\r\n").expect("head").ok);
     }
+
+    #[test]
+    fn a_failure_names_the_status_line_at_most_40_characters() {
+        assert_eq!(
+            status_line(b"HTTP/1.1 503 Service Unavailable\r\nServer: x\r\n\r\n"),
+            "HTTP/1.1 503 Service Unavailable"
+        );
+        assert_eq!(status_line(&[b'x'; 100]).len(), 40);
+        assert_eq!(status_line(b""), "");
+    }
 }
