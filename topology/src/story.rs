@@ -200,10 +200,15 @@ impl ShortTally {
     }
 }
 
+/// How long before a fault a failed request may have started to be the fault's: a short
+/// request takes milliseconds; one that hung longer before the fault failed on its own.
+pub const IN_FLIGHT: Duration = Duration::from_millis(250);
+
 impl Short {
     /// When the request counts: when it started, but a request that failed while one of
-    /// `faults` (instants a fault began: a kill) happened counts at that fault, the first
-    /// one: it was in flight when the fault hit, and the fault's step owns it.
+    /// `faults` (instants a fault began: a kill) happened, having started at most
+    /// [`IN_FLIGHT`] before it, counts at that fault (the first such): it was in flight when
+    /// the fault hit, and the fault's step owns it.
     pub fn counted_at(&self, faults: &[Duration]) -> Duration {
         if self.answer.is_ok() {
             return self.at;
@@ -211,7 +216,7 @@ impl Short {
         faults
             .iter()
             .copied()
-            .filter(|f| *f > self.at && *f <= self.ended)
+            .filter(|f| *f > self.at && *f <= self.ended && *f - self.at <= IN_FLIGHT)
             .min()
             .unwrap_or(self.at)
     }
@@ -401,6 +406,11 @@ mod tests {
         assert_eq!(tally(&shorts, &[d(36)], d(10), d(36)).failed, 1);
         assert_eq!(shorts[4].counted_at(&[d(42)]), d(40));
         assert_eq!(shorts[3].counted_at(&[d(20), d(34), d(32)]), d(32));
+        // One that hung for longer than a request takes before the fault is its own window's.
+        let mut hung = short(30, Kind::Static, None);
+        hung.ended = d(2030);
+        assert_eq!(hung.counted_at(&[d(30) + IN_FLIGHT]), d(30) + IN_FLIGHT);
+        assert_eq!(hung.counted_at(&[d(31) + IN_FLIGHT]), d(30));
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //! * **return**: the restarted director became master again, and the same bars as failover.
 //!
 //! A short request counts in the window it started in, except one that failed while a kill
-//! happened (the master's, the node's): that one counts at the kill, in that step's time before
-//! it settled. Each step names its failed requests (when, why) and how its long connections
+//! happened (the master's, the node's) having started at most `story::IN_FLIGHT` (250 ms)
+//! before it: that one counts at the kill, in that step's time before it settled. Each step names its failed requests (when, why) and how its long connections
 //! were lost.
 //!
 //! The **up** step holds when it was reached (its waits are bounded and fail the run). Long
