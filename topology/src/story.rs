@@ -158,7 +158,6 @@ pub struct Long {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShortTally {
     pub answered: usize,
-    pub failed: usize,
     /// Answers per node id.
     pub per_node: BTreeMap<String, usize>,
     /// Static answers per path.
@@ -170,6 +169,11 @@ pub struct ShortTally {
 }
 
 impl ShortTally {
+    /// Requests that failed.
+    pub fn failed(&self) -> usize {
+        self.failures.len()
+    }
+
     /// Static answers served from a cache.
     pub fn static_hits(&self) -> usize {
         self.static_paths
@@ -232,7 +236,6 @@ pub fn tally(shorts: &[Short], faults: &[Duration], from: Duration, to: Duration
         let a = match &s.answer {
             Ok(a) => a,
             Err(why) => {
-                t.failed += 1;
                 t.failures.push((s.at, why.clone()));
                 continue;
             }
@@ -261,26 +264,32 @@ fn per_node<'a>(longs: impl Iterator<Item = &'a Long>) -> BTreeMap<String, usize
     counts
 }
 
+/// The long connections lost in `[from, to)`, with when.
+fn lost_in(
+    longs: &[Long],
+    from: Duration,
+    to: Duration,
+) -> impl Iterator<Item = (&Long, Duration)> {
+    longs.iter().filter_map(move |l| {
+        let at = l.lost_at.filter(|at| *at >= from && *at < to)?;
+        Some((l, at))
+    })
+}
+
 /// Long connections lost in `[from, to)`, per node that answered them (`?`: none did).
 pub fn longs_lost(longs: &[Long], from: Duration, to: Duration) -> BTreeMap<String, usize> {
-    per_node(
-        longs
-            .iter()
-            .filter(|l| l.lost_at.is_some_and(|at| at >= from && at < to)),
-    )
+    per_node(lost_in(longs, from, to).map(|(l, _)| l))
 }
 
 /// The long connections lost in `[from, to)`: node (`?`: none answered), when, why.
 pub fn longs_lost_how(longs: &[Long], from: Duration, to: Duration) -> Vec<(&str, Duration, &str)> {
-    longs
-        .iter()
-        .filter_map(|l| {
-            let at = l.lost_at.filter(|at| *at >= from && *at < to)?;
-            Some((
+    lost_in(longs, from, to)
+        .map(|(l, at)| {
+            (
                 l.node.as_deref().unwrap_or("?"),
                 at,
                 l.why.as_deref().unwrap_or("?"),
-            ))
+            )
         })
         .collect()
 }
@@ -394,16 +403,16 @@ mod tests {
             short(40, Kind::Static, Some(("b1", CachePath::LocalHit))),
         ];
         let t = tally(&shorts, &[], d(10), d(40));
-        assert_eq!((t.answered, t.failed), (2, 1));
+        assert_eq!((t.answered, t.failed()), (2, 1));
         assert_eq!((t.static_answered, t.dynamic_answered), (1, 1));
         assert_eq!(t.nodes_line(), "b2 2");
         assert_eq!(t.paths_line(), "remote hit 1");
         assert_eq!(tally(&shorts, &[], d(0), d(50)).static_hits(), 2);
         // A fault at 32 ms, while the request of 30 ms was in flight: that one counts at the
         // fault; a fault after it ended, or an answered request, changes nothing.
-        assert_eq!(tally(&shorts, &[d(32)], d(10), d(32)).failed, 0);
-        assert_eq!(tally(&shorts, &[d(32)], d(32), d(40)).failed, 1);
-        assert_eq!(tally(&shorts, &[d(36)], d(10), d(36)).failed, 1);
+        assert_eq!(tally(&shorts, &[d(32)], d(10), d(32)).failed(), 0);
+        assert_eq!(tally(&shorts, &[d(32)], d(32), d(40)).failed(), 1);
+        assert_eq!(tally(&shorts, &[d(36)], d(10), d(36)).failed(), 1);
         assert_eq!(shorts[4].counted_at(&[d(42)]), d(40));
         assert_eq!(shorts[3].counted_at(&[d(20), d(34), d(32)]), d(32));
         // One that hung for longer than a request takes before the fault is its own window's.

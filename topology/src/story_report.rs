@@ -231,10 +231,10 @@ fn traffic(s: &Story) -> Step {
     let mut lines = vec![
         format!(
             "{} short requests: {} answered ({}), {} failed",
-            all.answered + all.failed,
+            all.answered + all.failed(),
             all.answered,
             all.nodes_line(),
-            all.failed
+            all.failed()
         ),
         format!(
             "static: {} answered, {} from a cache ({})",
@@ -286,12 +286,12 @@ fn join(s: &Story) -> Step {
         since_up.answered,
         j.flows,
         s.up.master,
-        during.failed
+        during.failed()
     )];
     lines.extend(failures_line("failed meanwhile", &during));
     Step {
         name: "join",
-        held: during.failed == 0 && by_it > 0,
+        held: during.failed() == 0 && by_it > 0,
         lines,
     }
 }
@@ -317,9 +317,9 @@ fn takeover_step(
             "on the wire: {wire}; longest gap between answered requests {}; {} failed before \
                  it settled, {} of {} after",
             ms(t.wire.client_gap),
-            before.failed,
-            after.failed,
-            after.answered + after.failed
+            before.failed(),
+            after.failed(),
+            after.answered + after.failed()
         ),
         format!(
             "long connections lost: {lost} of {} ({}); {}{}",
@@ -337,7 +337,7 @@ fn takeover_step(
     lines.extend(losses_line(&s.longs, t.at, next));
     Step {
         name,
-        held: after.failed == 0 && longs_ok,
+        held: after.failed() == 0 && longs_ok,
         lines,
     }
 }
@@ -378,9 +378,9 @@ fn loss(s: &Story) -> Step {
         ),
         format!(
             "{} short requests failed before it settled, {} of {} after",
-            before.failed,
-            after.failed,
-            after.answered + after.failed
+            before.failed(),
+            after.failed(),
+            after.answered + after.failed()
         ),
         format!(
             "it held {} objects: {refetched} fetched again from the origin by their new \
@@ -403,7 +403,7 @@ fn loss(s: &Story) -> Step {
     lines.extend(failures_line("failed after it settled", &after));
     Step {
         name: "node loss",
-        held: after.failed == 0 && fetch_ok,
+        held: after.failed() == 0 && fetch_ok,
         lines,
     }
 }
