@@ -14,7 +14,8 @@ use http::{HeaderMap, Method, StatusCode};
 use strait_lb::fuzzing::{config_text, diagnostics_in, Check, Input};
 
 use crate::cluster::frame::{
-    Answer, Frame, Limits, Lookup, LookupMethod, Miss, ObjectHead, PeerCodec, Push, WireMeta,
+    Answer, Frame, Limits, Lookup, LookupMethod, Miss, ObjectHead, PeerCodec, Push, WireHit,
+    WireMeta,
 };
 use crate::http::fast::{self, Parse};
 use crate::http::lite;
@@ -532,7 +533,7 @@ fn frame_of(input: &mut Input<'_>) -> Frame {
         body_len: input.u64(),
         cache_status: text(input),
     };
-    match input.byte() % 17 {
+    match input.byte() % 18 {
         0 => Frame::Hello {
             version: input.byte(),
             node: text(input),
@@ -589,6 +590,21 @@ fn frame_of(input: &mut Input<'_>) -> Frame {
         },
         14 => Frame::Wait,
         15 => Frame::Reset,
+        16 => {
+            let head = object_head(input);
+            // The body inline (its length announced) or following, as the flag byte says.
+            // (An empty body inline is no body inline: the same bytes, decoded as None.)
+            let body = (input.byte() & 1 == 1)
+                .then(|| Bytes::copy_from_slice(input.short_bytes()))
+                .filter(|b| !b.is_empty());
+            Frame::WireHit(Box::new(WireHit {
+                wire: Bytes::copy_from_slice(input.short_bytes()),
+                meta: head.meta,
+                body_len: body.as_ref().map_or(head.body_len, |b| b.len() as u64),
+                cache_status: head.cache_status,
+                body,
+            }))
+        }
         _ => Frame::Credit(input.u32()),
     }
 }

@@ -42,7 +42,7 @@
 //! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
 //! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
 //! | 18 | `BanAll` | either | empty: remove every stored object (an operator's `ban --all`); answered with `Count` |
-//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `str` cache status; then, for a GET, `Data` frames of exactly that many bytes, and no `End` (version 9; only to a `Lookup` with [`Lookup::WIRE`]) |
+//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `str` cache status, then the body inline or nothing; without it, for a GET, `Data` frames of exactly that many bytes follow, and no `End` (version 9; only to a `Lookup` with [`Lookup::WIRE`]) |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -65,7 +65,11 @@
 //! its partial object, or fetching the missing bytes from its origin and keeping them),
 //! never `Hit` or `Miss`. Other bits are rejected.
 //! `WireHit`: the meta is encoded as in an object head; the requester checks the wire head
-//! (`http::remote::wirecheck`) before it writes any of it to a client.
+//! (`http::remote::wirecheck`) before it writes any of it to a client. What follows the
+//! cache status to the frame's end is the body inline (version 10: exactly the announced
+//! length, and nothing follows the frame; any other length is an error) or nothing (the
+//! body, if any, follows as `Data`). The owner inlines the body of a GET's small object, so
+//! a remote hit is one frame each way.
 //! `Miss.lease`: `Some(id)` the requester fetches from the origin and `Push`es the object
 //! under that lease; `None` it fetches and does not push.
 //! `Answer`: the owner answered the request itself, as it would answer a client of its own
@@ -110,8 +114,9 @@ pub(crate) use codec::HEAD_LEN;
 /// 6: `BanAll` (an operator's `ban --all`; a `Ban` never empties the cache). 7: `WireHit`
 /// and [`Lookup::WIRE`] (remote hits in the owner's HTTP/1.1 wire form). 8:
 /// [`Lookup::RANGE`] (the owner answers a range from its partial object). 9: a `WireHit`'s
-/// body ends at its announced length, without `End` (one frame less per remote hit).
-pub const VERSION: u8 = 9;
+/// body ends at its announced length, without `End` (one frame less per remote hit). 10: a
+/// `WireHit` may carry its body inline (one frame per small remote hit).
+pub const VERSION: u8 = 10;
 /// Default bound of a `Data` frame's length (type byte + chunk).
 pub const DEFAULT_MAX_DATA_FRAME: usize = 1024 * 1024;
 /// Default bound of any other frame's length.
@@ -482,11 +487,14 @@ pub struct WireHit {
     pub wire: Bytes,
     /// The times and directives freshness is computed from.
     pub meta: WireMeta,
-    /// Length of the body that follows as `Data` frames (never unknown: stored objects are
-    /// whole).
+    /// Length of the body (never unknown: stored objects are whole).
     pub body_len: u64,
     /// The sender's `Cache-Status` member, e.g. `b; hit; ttl=30`.
     pub cache_status: String,
+    /// The body itself, `body_len` bytes, when it travels in this frame; None: for a GET it
+    /// follows as `Data` frames (nothing follows for a HEAD). An empty body inline is the
+    /// same bytes as none, and decodes as None.
+    pub body: Option<Bytes>,
 }
 
 /// A stored object's head as it travels between nodes (`Hit`, `Push`).

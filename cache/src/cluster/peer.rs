@@ -66,7 +66,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::Framed;
 
-use super::frame::{Frame, FrameError, Kind, Limits, LookupOut, PeerCodec};
+use super::frame::{Frame, FrameError, Kind, Limits, LookupOut, ObjectHead, PeerCodec};
 use batch::{Batch, Output};
 pub use reply::{Quick, Reply};
 
@@ -155,9 +155,35 @@ pub enum PeerError {
     Remote(SocketAddr, u16, String),
 }
 
-/// What a frame other than `Data` counts against its stream's bound of control frames
-/// (`Data` counts its payload against the stream's credit).
+/// What a frame other than `Data` counts against its stream's bound of control frames, at
+/// least (`Data` counts its payload against the stream's credit): see [`control_cost`].
 const CONTROL_COST: usize = 256;
+
+/// What a frame other than `Data` counts against its stream's bound of control frames:
+/// [`CONTROL_COST`] plus the bytes of its variable fields, so a peer that sends frame after
+/// frame on a stream whose reader does not take them (large heads, inline bodies) is reset
+/// once they hold about the window, not 256 bytes a frame whatever their size.
+fn control_cost(f: &Frame) -> usize {
+    fn fields(h: &[(Bytes, Bytes)]) -> usize {
+        h.iter().map(|(n, v)| n.len() + v.len()).sum()
+    }
+    fn head(h: &ObjectHead) -> usize {
+        fields(&h.headers) + h.vary.iter().map(String::len).sum::<usize>() + h.variant_id.len()
+    }
+    CONTROL_COST
+        + match f {
+            Frame::Lookup(l) => l.key.len() + l.uri.len() + fields(&l.headers),
+            Frame::Hit(h) => head(h),
+            Frame::WireHit(h) => h.wire.len() + h.body.as_ref().map_or(0, Bytes::len),
+            Frame::Push(p) => p.key.len() + head(&p.head),
+            Frame::Answer(a) => fields(&a.headers),
+            Frame::Config { text, .. } => text.len(),
+            Frame::Error { message, .. } => message.len(),
+            Frame::Purge { url } => url.len(),
+            Frame::Ban { prefix } => prefix.len(),
+            _ => 0,
+        }
+}
 
 /// One stream end's state, shared by the router and the stream's handle: its incoming queue
 /// and flow control both ways (a plain queue: a channel per stream cost an allocation of a
@@ -281,7 +307,7 @@ impl StreamState {
     /// Accounts for frame `f` taken out of the queue; the bytes to grant back now.
     fn took(&self, inbox: &mut Inbox, f: &Frame) -> usize {
         let Frame::Data(b) = f else {
-            self.control.fetch_sub(CONTROL_COST, Ordering::AcqRel);
+            self.control.fetch_sub(control_cost(f), Ordering::AcqRel);
             return 0;
         };
         inbox.taken += b.len();
@@ -481,7 +507,7 @@ impl Routes {
         };
         let (count, c) = match &f {
             Frame::Data(b) => (&state.unacked, b.len()),
-            _ => (&state.control, CONTROL_COST),
+            f => (&state.control, control_cost(f)),
         };
         if count.load(Ordering::Acquire) + c > self.window {
             if let Some(state) = self.streams.remove(&id) {
@@ -514,13 +540,19 @@ impl Routes {
     }
 }
 
-/// A `Data` payload under [`COPY_MAX`] replaced by a copy of its own (a larger one keeps
-/// sharing the read buffer, as it always has).
+/// A `Data` payload, or a `WireHit`'s wire head and inline body, under [`COPY_MAX`] together
+/// replaced by a copy of its own (a larger one keeps sharing the read buffer, as it always
+/// has).
 fn copy_out(f: &mut Frame) {
-    if let Frame::Data(b) = f {
-        if b.len() < COPY_MAX {
-            *b = Bytes::copy_from_slice(b);
+    match f {
+        Frame::Data(b) if b.len() < COPY_MAX => *b = Bytes::copy_from_slice(b),
+        Frame::WireHit(h) if h.wire.len() + h.body.as_ref().map_or(0, Bytes::len) < COPY_MAX => {
+            h.wire = Bytes::copy_from_slice(&h.wire);
+            if let Some(b) = &mut h.body {
+                *b = Bytes::copy_from_slice(b);
+            }
         }
+        _ => {}
     }
 }
 
@@ -838,7 +870,9 @@ fn small_run(codec: &PeerCodec, buf: &[u8]) -> usize {
     let mut run = 0;
     while let Some(n) = codec.wire_len(&buf[run..]) {
         let end = run.saturating_add(n);
-        let shared_data = n >= SHARE_MIN && buf.get(run + 4) == Some(&(Kind::Data as u8));
+        // A `WireHit` that long carries its body inline: split off as a `Data` frame is.
+        let shared_data = n >= SHARE_MIN
+            && matches!(buf.get(run + 4), Some(&t) if t == Kind::Data as u8 || t == Kind::WireHit as u8);
         if shared_data || end > buf.len() || end > COPY_MAX {
             break;
         }
@@ -970,6 +1004,7 @@ impl PeerConn {
         self.encode(f)?;
         let n = match f {
             Frame::Data(b) => b.len(),
+            Frame::WireHit(h) => h.body.as_ref().map_or(0, Bytes::len),
             _ => return Ok(()),
         };
         if n == 0 || self.state.try_credit(n) {
@@ -1020,18 +1055,14 @@ impl PeerConn {
             return Err(PeerError::Closed(self.addr));
         }
         let limits = &self.link.limits;
-        match f {
-            Frame::Data(b) => self.pending.encode_data(limits, self.id, b),
-            f => {
-                let bytes = self.pending.bytes_mut();
-                // Room for a few frames at once, unless the buffer has room already.
-                if bytes.capacity() == 0 {
-                    bytes.reserve(512);
-                }
-                limits.encode_untagged(self.id, f, bytes)
-            }
+        let bytes = self.pending.bytes_mut();
+        // Room for a few frames at once, unless the buffer has room already.
+        if bytes.capacity() == 0 && !matches!(f, Frame::Data(_)) {
+            bytes.reserve(512);
         }
-        .map_err(|e| frame_err(self.addr, e))
+        self.pending
+            .encode(limits, self.id, f)
+            .map_err(|e| frame_err(self.addr, e))
     }
 
     /// Queues the frames fed so far for the connection's writer.

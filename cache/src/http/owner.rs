@@ -57,6 +57,7 @@ use super::ctx::Ctx;
 use super::handler::answer_for_peer;
 use super::handover::take_over;
 use super::lease::Leased;
+use super::owner_inline::INLINE_BODY;
 use super::owner_partial::{answer_range, completes_from_parts, lead_here};
 use crate::cluster::frame::{Answer, Frame, Lookup, LookupMethod, Miss, WireHit, WireMeta};
 use crate::cluster::peer::{Link, PeerConn, PeerError, Quick};
@@ -409,7 +410,8 @@ async fn send_object(
 }
 
 /// Streams a stored object to the requester with its head in the wire form it keeps
-/// (`WireHit`: no header list is built); the body ends at its length, without `End`.
+/// (`WireHit`: no header list is built); a body up to [`INLINE_BODY`] in the frame, a longer
+/// one as `Data` ending at its length, without `End`.
 async fn send_wire(
     c: &mut PeerConn,
     obj: &Object,
@@ -417,14 +419,18 @@ async fn send_wire(
     cs: String,
     method: LookupMethod,
 ) -> Result<(), PeerError> {
+    // A small body goes in the frame itself (one frame), a larger one as `Data` after it.
+    let get = method == LookupMethod::Get;
+    let inline = get && !obj.body.is_empty() && obj.body.len() <= INLINE_BODY;
     c.feed(Frame::WireHit(Box::new(WireHit {
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
         cache_status: cs,
+        body: inline.then(|| obj.body.clone()),
     })))
     .await?;
-    if method == LookupMethod::Get {
+    if get && !inline {
         feed_body(c, &obj.body).await?;
     }
     c.flush().await

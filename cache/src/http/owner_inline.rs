@@ -17,7 +17,7 @@ use crate::stats::bump;
 
 use super::ctx::Ctx;
 
-/// Bodies up to this long are answered inline (one `Data` frame).
+/// Bodies up to this long are answered inline (in the `WireHit` frame itself).
 pub const INLINE_BODY: usize = 64 * 1024;
 
 /// The quick path's answer (`peer::reply`): a `Lookup` answered on the connection's reader
@@ -51,23 +51,21 @@ fn wire_hit(ctx: &Ctx, to: &mut Reply<'_>, l: &Lookup) -> Result<bool, PeerError
     if !to.room_for(wire.len() + 96 + ctx.node_id.len(), obj.body.len()) {
         return Ok(false);
     }
-    let head = Frame::WireHit(Box::new(WireHit {
+    // The body inline (protocol version 10): one frame, nothing after it.
+    let hit = Frame::WireHit(Box::new(WireHit {
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
         cache_status: CacheStatus::hit(&ctx.node_id, obj.meta.ttl(now)).to_member(),
+        body: (l.method == LookupMethod::Get && !obj.body.is_empty()).then(|| obj.body.clone()),
     }));
-    to.feed_now(&head)?;
-    if l.method == LookupMethod::Get && !obj.body.is_empty() {
-        // A fresh stream has the whole window of credit: a small body always fits.
-        if !to.feed_now(&Frame::Data(obj.body.clone()))? {
-            return Err(PeerError::Unexpected(
-                to.peer_addr(),
-                "no credit on a new stream",
-            ));
-        }
+    // A fresh stream has the whole window of credit: a small body always fits.
+    if !to.feed_now(&hit)? {
+        return Err(PeerError::Unexpected(
+            to.peer_addr(),
+            "no credit on a new stream",
+        ));
     }
-    // No `End`: the body ends at its announced length (protocol version 9).
     bump(&ctx.counters.peer_lookups);
     bump(&ctx.counters.peer_hits);
     bump(&ctx.counters.peer_wire_hits);

@@ -9,11 +9,11 @@
 //! nothing when it errs. After any error the connection must be closed: the two ends'
 //! sequence numbers no longer agree.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::wire::{decode_payload, encode_lookup, encode_payload};
-use super::{Frame, FrameError, Kind, Limits, LookupOut};
+use super::wire::{decode_payload, encode_lookup, encode_payload, encode_wire_hit_head};
+use super::{Frame, FrameError, Kind, Limits, LookupOut, WireHit};
 use crate::cluster::auth::{FrameAuth, NONCE_LEN, TAG_LEN};
 
 /// Length (4 bytes), type (1 byte) and stream id (4 bytes).
@@ -127,8 +127,24 @@ impl PeerCodec {
             }
             dst.reserve(HEAD_LEN + chunk.len() + self.tag_len());
         }
-        self.encode_with(stream, kind, dst, |dst, limits| {
+        self.encode_with(stream, kind, 0, dst, |dst, limits| {
             encode_payload(frame, dst, limits)
+        })
+    }
+
+    /// [`PeerCodec::encode_untagged`] of a `WireHit` with an inline body, but for the body:
+    /// the frame's length counts it, and the caller sends it right after (kept out of the
+    /// buffer, `peer::batch`). Checked against the frame limit with the body (nothing
+    /// appended when it errs).
+    pub fn encode_wire_hit_head(
+        &self,
+        stream: u32,
+        h: &WireHit,
+        dst: &mut BytesMut,
+    ) -> Result<(), FrameError> {
+        let body = h.body.as_ref().map_or(0, Bytes::len);
+        self.encode_with(stream, Kind::WireHit, body, dst, |dst, limits| {
+            encode_wire_hit_head(h, dst, limits)
         })
     }
 
@@ -140,17 +156,19 @@ impl PeerCodec {
         lookup: &LookupOut<'_>,
         dst: &mut BytesMut,
     ) -> Result<(), FrameError> {
-        self.encode_with(stream, Kind::Lookup, dst, |dst, limits| {
+        self.encode_with(stream, Kind::Lookup, 0, dst, |dst, limits| {
             encode_lookup(lookup, dst, limits)
         })
     }
 
-    /// The frame head, then the payload `payload` appends, then the length patched in and
-    /// checked (nothing appended when anything errs).
+    /// The frame head, then the payload `payload` appends, then the length (with `tail` more
+    /// payload bytes the caller adds) patched in and checked (nothing appended when anything
+    /// errs).
     fn encode_with(
         &self,
         stream: u32,
         kind: Kind,
+        tail: usize,
         dst: &mut BytesMut,
         payload: impl FnOnce(&mut BytesMut, &Limits) -> Result<(), FrameError>,
     ) -> Result<(), FrameError> {
@@ -165,7 +183,7 @@ impl PeerCodec {
         }
         // The length counts the type byte and the payload (not the stream id), so the limits
         // mean what they meant before streams.
-        let len = dst.len() - start - HEAD_LEN + 1;
+        let len = (dst.len() - start - HEAD_LEN + 1).saturating_add(tail);
         let wire_len = match u32::try_from(len) {
             Ok(l) if len <= limit => l,
             _ => {

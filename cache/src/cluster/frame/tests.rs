@@ -39,6 +39,17 @@ fn head() -> ObjectHead {
 }
 
 /// One frame of every type (two of those with an option or a boolean).
+/// A `WireHit` of a 5-byte body, inline or not.
+fn wire_hit(body: Option<Bytes>) -> Frame {
+    Frame::WireHit(Box::new(WireHit {
+        wire: b("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
+        meta: head().meta,
+        body_len: 5,
+        cache_status: "b; hit; ttl=30".into(),
+        body,
+    }))
+}
+
 fn samples() -> Vec<Frame> {
     vec![
         Frame::Hello {
@@ -74,12 +85,8 @@ fn samples() -> Vec<Frame> {
             flags: Lookup::RANGE,
         }),
         Frame::Hit(Box::new(head())),
-        Frame::WireHit(Box::new(WireHit {
-            wire: b("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
-            meta: head().meta,
-            body_len: 5,
-            cache_status: "b; hit; ttl=30".into(),
-        })),
+        wire_hit(None),
+        wire_hit(Some(b("hello"))),
         Frame::Miss(Miss {
             lease: Some(77),
             cache_status: "b; fwd=miss".into(),
@@ -448,6 +455,37 @@ fn malformed_payloads_are_named() {
         err(&raw(2, &flags)),
         "Lookup.flags: 16 is not a set of known flags (bits 0 to 3)"
     );
+}
+
+#[test]
+fn an_inline_body_of_another_length_than_announced_is_refused_both_ways() {
+    let mut buf = BytesMut::new();
+    PeerCodec::default()
+        .encode(wire_hit(Some(b("hello"))), &mut buf)
+        .expect("encodes");
+    let whole = buf[9..].to_vec();
+    // One byte short, one byte over: the announced 5 is not what follows the cache status.
+    assert_eq!(
+        err(&raw(19, &whole[..whole.len() - 1])),
+        "object head announced 5 body bytes, got 4"
+    );
+    let mut over = whole.clone();
+    over.push(b'!');
+    assert_eq!(
+        err(&raw(19, &over)),
+        "object head announced 5 body bytes, got 6"
+    );
+    // Without the body at all it is a head whose body follows as `Data`.
+    let head_only = &whole[..whole.len() - 5];
+    assert_eq!(
+        decode_one(&raw(19, head_only)).unwrap(),
+        Some(wire_hit(None))
+    );
+    // A sender never writes what the receiver would refuse.
+    let e = PeerCodec::default()
+        .encode(wire_hit(Some(b("hell"))), &mut BytesMut::new())
+        .unwrap_err();
+    assert_eq!(e.to_string(), "object head announced 5 body bytes, got 4");
 }
 
 #[test]

@@ -232,6 +232,47 @@ impl Writer<'_> {
     }
 }
 
+/// Appends a `WireHit`'s payload but for its inline body to `buf` (the body, when there is
+/// one, checked against the announced length: the caller appends it).
+pub(super) fn encode_wire_hit_head(h: &WireHit, buf: &mut BytesMut, limits: &Limits) -> Result<()> {
+    let mut w = Writer {
+        buf,
+        frame: Kind::WireHit.as_str(),
+        limits,
+    };
+    write_wire_hit_head(&mut w, h)
+}
+
+fn write_wire_hit_head(w: &mut Writer<'_>, h: &WireHit) -> Result<()> {
+    w.bytes("wire", &h.wire, w.limits.max_field)?;
+    write_meta(w, &h.meta);
+    if h.body_len == UNKNOWN_BODY_LEN {
+        return Err(FrameError::BadValue {
+            frame: w.frame,
+            field: "body_len",
+            value: h.body_len,
+            expected: "a known body length",
+        });
+    }
+    w.buf.put_u64(h.body_len);
+    w.field("cache_status", &h.cache_status)?;
+    if let Some(body) = &h.body {
+        check_inline_body(h.body_len, body.len())?;
+    }
+    Ok(())
+}
+
+/// A `WireHit`'s inline body must be exactly the length its head announces.
+pub(super) fn check_inline_body(announced: u64, got: usize) -> Result<()> {
+    if announced == got as u64 {
+        return Ok(());
+    }
+    Err(FrameError::BodyLength {
+        announced,
+        got: got as u64,
+    })
+}
+
 /// Appends a `Lookup` frame's payload to `buf` (see [`encode_payload`]).
 pub(super) fn encode_lookup(l: &LookupOut<'_>, buf: &mut BytesMut, limits: &Limits) -> Result<()> {
     let mut w = Writer {
@@ -287,18 +328,10 @@ pub(super) fn encode_payload(frame: &Frame, buf: &mut BytesMut, limits: &Limits)
         Frame::Lookup(l) => write_lookup(&mut w, &l.out())?,
         Frame::Hit(head) => write_head(&mut w, head)?,
         Frame::WireHit(h) => {
-            w.bytes("wire", &h.wire, w.limits.max_field)?;
-            write_meta(&mut w, &h.meta);
-            if h.body_len == UNKNOWN_BODY_LEN {
-                return Err(FrameError::BadValue {
-                    frame: w.frame,
-                    field: "body_len",
-                    value: h.body_len,
-                    expected: "a known body length",
-                });
+            write_wire_hit_head(&mut w, h)?;
+            if let Some(body) = &h.body {
+                w.buf.put_slice(body);
             }
-            w.buf.put_u64(h.body_len);
-            w.field("cache_status", &h.cache_status)?;
         }
         Frame::Miss(m) => {
             w.opt_u64(m.lease);
@@ -447,11 +480,20 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             if body_len == UNKNOWN_BODY_LEN {
                 return Err(r.bad("body_len", body_len, "a known body length"));
             }
+            let cache_status = r.field("cache_status")?;
+            // The rest of the frame: the body inline, or nothing.
+            let body = if r.buf.is_empty() {
+                None
+            } else {
+                check_inline_body(body_len, r.buf.len())?;
+                Some(r.buf.split_to(r.buf.len()))
+            };
             Frame::WireHit(Box::new(WireHit {
                 wire,
                 meta,
                 body_len,
-                cache_status: r.field("cache_status")?,
+                cache_status,
+                body,
             }))
         }
         Kind::Miss => Frame::Miss(Miss {

@@ -2,8 +2,9 @@
 //! large payloads.
 //!
 //! A stream encodes its frames into a [`Batch`]: whole untagged frames in one buffer, except
-//! the payload of a `Data` frame of [`KEEP_MIN`] bytes or more, which is kept as the `Bytes`
-//! it came as (a stored object's body, shared) and only its frame head is encoded. The writer
+//! the payload of a `Data` frame of [`KEEP_MIN`] bytes or more, or a `WireHit`'s inline body
+//! that long, which is kept as the `Bytes` it came as (a stored object's body, shared) and
+//! only the rest of its frame is encoded. The writer
 //! seals batches (tags in write order, `PeerCodec::seal`) into an [`Output`]: its own small
 //! bytes and the kept payloads between them, written with vectored writes. A 16 KiB body thus
 //! goes from the store to the socket without being copied in user space (it was copied twice:
@@ -14,7 +15,7 @@ use std::io::IoSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 
-use crate::cluster::frame::{FrameError, PeerCodec, HEAD_LEN};
+use crate::cluster::frame::{Frame, FrameError, PeerCodec, WireHit};
 
 /// `Data` payloads at least this long are kept, not copied.
 pub const KEEP_MIN: usize = 4 * 1024;
@@ -22,12 +23,31 @@ pub const KEEP_MIN: usize = 4 * 1024;
 /// IoSlices given to one vectored write, at most.
 const MAX_SLICES: usize = 64;
 
-/// Whole untagged frames, in order; a kept payload goes right after the frame head that ends
-/// at its offset in `bytes`.
+/// Whole untagged frames, in order; a kept payload ends its frame, whose other bytes are in
+/// `bytes`.
 #[derive(Debug, Default)]
 pub struct Batch {
     bytes: BytesMut,
-    kept: Vec<(usize, Bytes)>,
+    kept: Vec<Kept>,
+}
+
+/// A payload kept out of a batch's bytes: its frame begins at `start` in them, and the
+/// payload goes at `at` (the end of the frame's other bytes).
+#[derive(Debug)]
+struct Kept {
+    start: usize,
+    at: usize,
+    payload: Bytes,
+}
+
+impl Kept {
+    fn shifted(self, by: isize) -> Kept {
+        Kept {
+            start: self.start.wrapping_add_signed(by),
+            at: self.at.wrapping_add_signed(by),
+            payload: self.payload,
+        }
+    }
 }
 
 /// A position in a [`Batch`] (for `truncate` and `split_off`).
@@ -37,8 +57,8 @@ pub struct Mark {
     kept: usize,
 }
 
-/// One piece of a batch: whole frames with their payloads, or the head of a frame whose
-/// payload was kept.
+/// One piece of a batch: whole frames with their payloads, or one frame whose payload was
+/// kept (`head`: the frame's bytes before it).
 pub enum Piece<'a> {
     Whole(&'a [u8]),
     Kept { head: &'a [u8], payload: &'a Bytes },
@@ -61,7 +81,7 @@ impl Batch {
 
     /// Bytes on the wire, untagged.
     pub fn len(&self) -> usize {
-        self.bytes.len() + self.kept.iter().map(|(_, p)| p.len()).sum::<usize>()
+        self.bytes.len() + self.kept.iter().map(|k| k.payload.len()).sum::<usize>()
     }
 
     /// The buffer frames are encoded into.
@@ -78,16 +98,50 @@ impl Batch {
         payload: &Bytes,
     ) -> Result<(), FrameError> {
         if payload.len() < KEEP_MIN {
-            self.bytes.reserve(HEAD_LEN + payload.len());
-            return codec.encode_untagged(
-                stream,
-                &crate::cluster::frame::Frame::Data(payload.clone()),
-                &mut self.bytes,
-            );
+            self.bytes
+                .reserve(crate::cluster::frame::HEAD_LEN + payload.len());
+            return codec.encode_untagged(stream, &Frame::Data(payload.clone()), &mut self.bytes);
         }
+        let start = self.bytes.len();
         codec.encode_data_head(stream, payload.len(), &mut self.bytes)?;
-        self.kept.push((self.bytes.len(), payload.clone()));
+        self.keep(start, payload);
         Ok(())
+    }
+
+    /// Encodes any frame of stream `stream`: a `Data` as [`Batch::encode_data`] does, a
+    /// `WireHit`'s inline body of [`KEEP_MIN`] bytes or more kept, anything else copied
+    /// (nothing when it errs).
+    pub fn encode(&mut self, codec: &PeerCodec, stream: u32, f: &Frame) -> Result<(), FrameError> {
+        match f {
+            Frame::Data(payload) => self.encode_data(codec, stream, payload),
+            Frame::WireHit(h) if h.body.as_ref().is_some_and(|b| b.len() >= KEEP_MIN) => {
+                self.encode_wire_hit(codec, stream, h)
+            }
+            f => codec.encode_untagged(stream, f, &mut self.bytes),
+        }
+    }
+
+    /// A `WireHit` whose inline body is kept: the frame but for it, its length counting it.
+    fn encode_wire_hit(
+        &mut self,
+        codec: &PeerCodec,
+        stream: u32,
+        h: &WireHit,
+    ) -> Result<(), FrameError> {
+        let start = self.bytes.len();
+        codec.encode_wire_hit_head(stream, h, &mut self.bytes)?;
+        if let Some(body) = &h.body {
+            self.keep(start, body);
+        }
+        Ok(())
+    }
+
+    fn keep(&mut self, start: usize, payload: &Bytes) {
+        self.kept.push(Kept {
+            start,
+            at: self.bytes.len(),
+            payload: payload.clone(),
+        });
     }
 
     pub fn mark(&self) -> Mark {
@@ -110,7 +164,7 @@ impl Batch {
             .kept
             .split_off(m.kept)
             .into_iter()
-            .map(|(at, p)| (at - m.bytes, p))
+            .map(|k| k.shifted(-(m.bytes as isize)))
             .collect();
         Batch { bytes, kept }
     }
@@ -120,7 +174,7 @@ impl Batch {
         let base = self.bytes.len();
         self.bytes.unsplit(tail.bytes);
         self.kept
-            .extend(tail.kept.into_iter().map(|(at, p)| (at + base, p)));
+            .extend(tail.kept.into_iter().map(|k| k.shifted(base as isize)));
     }
 
     /// The pieces in order.
@@ -129,17 +183,19 @@ impl Batch {
         let mut kept = self.kept.iter();
         let mut next_kept = kept.next();
         std::iter::from_fn(move || {
-            if let Some((at, payload)) = next_kept {
-                let head_at = at - HEAD_LEN;
-                if from < head_at {
-                    let whole = &self.bytes[from..head_at];
-                    from = head_at;
+            if let Some(k) = next_kept {
+                if from < k.start {
+                    let whole = &self.bytes[from..k.start];
+                    from = k.start;
                     return Some(Piece::Whole(whole));
                 }
-                let head = &self.bytes[head_at..*at];
-                from = *at;
+                let head = &self.bytes[k.start..k.at];
+                from = k.at;
                 next_kept = kept.next();
-                return Some(Piece::Kept { head, payload });
+                return Some(Piece::Kept {
+                    head,
+                    payload: &k.payload,
+                });
             }
             if from < self.bytes.len() {
                 let whole = &self.bytes[from..];
@@ -253,10 +309,30 @@ fn take<'a>(part: &'a [u8], skip: &mut usize, out: &mut [IoSlice<'a>], n: &mut u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::frame::{Frame, Limits};
+    use crate::cluster::frame::{Frame, Limits, WireMeta};
 
     fn data(n: usize, b: u8) -> Bytes {
         Bytes::from(vec![b; n])
+    }
+
+    /// A `WireHit` with an inline body of `n` bytes.
+    fn wire_hit(n: usize) -> Frame {
+        Frame::WireHit(Box::new(WireHit {
+            wire: Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"),
+            meta: WireMeta {
+                request_time_ms: 1,
+                response_time_ms: 2,
+                corrected_initial_age_ms: 0,
+                freshness_lifetime_ms: 60_000,
+                no_cache: false,
+                must_revalidate: false,
+                stale_while_revalidate_ms: None,
+                stale_if_error_ms: None,
+            },
+            body_len: n as u64,
+            cache_status: "b; hit".into(),
+            body: Some(data(n, 5)),
+        }))
     }
 
     /// What `PeerCodec::encode_on` writes for `frames`, one after the other.
@@ -271,10 +347,7 @@ mod tests {
     fn batch_of(codec: &PeerCodec, frames: &[(u32, Frame)]) -> Batch {
         let mut b = Batch::default();
         for (s, f) in frames {
-            match f {
-                Frame::Data(p) => b.encode_data(codec, *s, p).unwrap(),
-                f => codec.encode_untagged(*s, f, b.bytes_mut()).unwrap(),
-            }
+            b.encode(codec, *s, f).unwrap();
         }
         b
     }
@@ -293,6 +366,9 @@ mod tests {
             (5, Frame::Data(data(20_000, 9))),
             (5, Frame::Data(data(KEEP_MIN + 1, 1))),
             (7, Frame::Credit(12)),
+            (9, wire_hit(16_384)),
+            (11, wire_hit(KEEP_MIN - 1)),
+            (9, Frame::Credit(1)),
         ]
     }
 
@@ -311,7 +387,11 @@ mod tests {
             let frames = frames();
             let want = reference(&mut reference_codec, &frames);
             let batch = batch_of(&codec, &frames);
-            assert_eq!(batch.kept.len(), 3, "payloads of KEEP_MIN or more are kept");
+            assert_eq!(
+                batch.kept.len(),
+                4,
+                "payloads and inline bodies of KEEP_MIN or more are kept"
+            );
             let mut out = Output::with_capacity(16);
             out.seal(&mut writer, &batch);
             assert_eq!(out.len(), want.len());
@@ -336,12 +416,8 @@ mod tests {
         let frames = frames();
         let mut b = batch_of(&codec, &frames[..2]);
         let m = b.mark();
-        let more = batch_of(&codec, &frames[2..]);
-        for piece in more.pieces() {
-            match piece {
-                Piece::Whole(w) => b.bytes_mut().extend_from_slice(w),
-                Piece::Kept { payload, .. } => b.encode_data(&codec, 5, payload).unwrap(),
-            }
+        for (s, f) in &frames[2..] {
+            b.encode(&codec, *s, f).unwrap();
         }
         let whole_len = b.len();
         let tail = b.split_off(m);

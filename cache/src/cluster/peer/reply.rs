@@ -13,7 +13,8 @@
 //!   server loop as without a quick path. A reply that cannot take the writer's room for
 //!   its answer now ([`Reply::room_for`] false) declines too, so a quick answer never
 //!   makes the reader wait and never passes the writer's window.
-//! * A quick answer's `Data` is bounded by the stream window, as a fresh stream's credit is.
+//! * A quick answer's body (`Data`, a `WireHit`'s inline body) is bounded by the stream
+//!   window, as a fresh stream's credit is.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,7 +58,8 @@ impl<'a> Reply<'a> {
     }
 
     /// Takes the writer's room for an answer whose head frame is about `head` bytes and whose
-    /// body is `body` bytes in one `Data` frame; false when it is taken now (then decline).
+    /// body is `body` bytes (inline or in one `Data` frame); false when it is taken now (then
+    /// decline).
     pub fn room_for(&mut self, head: usize, body: usize) -> bool {
         // What the writer's window counts (frame heads and `End` included), and what is
         // copied into the buffer rather than kept (`Batch::encode_data`).
@@ -71,22 +73,23 @@ impl<'a> Reply<'a> {
         true
     }
 
-    /// Adds one frame to the answer; false (nothing added) for `Data` beyond a fresh
-    /// stream's window.
+    /// Adds one frame to the answer; false (nothing added) for a body (`Data`, an inline
+    /// one) beyond a fresh stream's window.
     pub fn feed_now(&mut self, f: &Frame) -> Result<bool, PeerError> {
         let limits = &self.link.limits;
-        match f {
-            Frame::Data(b) => {
-                if self.data + b.len() > STREAM_WINDOW {
-                    return Ok(false);
-                }
-                self.data += b.len();
-                self.pending.encode_data(limits, self.id, b)
-            }
-            f => limits.encode_untagged(self.id, f, self.pending.bytes_mut()),
+        let data = match f {
+            Frame::Data(b) => b.len(),
+            Frame::WireHit(h) => h.body.as_ref().map_or(0, bytes::Bytes::len),
+            _ => 0,
+        };
+        if self.data + data > STREAM_WINDOW {
+            return Ok(false);
         }
-        .map(|()| true)
-        .map_err(|e| frame_err(self.link.addr, e))
+        self.data += data;
+        self.pending
+            .encode(limits, self.id, f)
+            .map(|()| true)
+            .map_err(|e| frame_err(self.link.addr, e))
     }
 
     /// The other side's address.

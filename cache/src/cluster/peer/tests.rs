@@ -5,6 +5,26 @@ fn data(n: usize) -> Frame {
     Frame::Data(Bytes::from(vec![7u8; n]))
 }
 
+/// A `WireHit` whose wire head and inline body are slices of `buf` (`n` bytes of body).
+fn wire_hit_in(buf: &Bytes, n: usize) -> Frame {
+    Frame::WireHit(Box::new(crate::cluster::frame::WireHit {
+        wire: buf.slice(0..20),
+        meta: crate::cluster::frame::WireMeta {
+            request_time_ms: 1,
+            response_time_ms: 2,
+            corrected_initial_age_ms: 0,
+            freshness_lifetime_ms: 1_000,
+            no_cache: false,
+            must_revalidate: false,
+            stale_while_revalidate_ms: None,
+            stale_if_error_ms: None,
+        },
+        body_len: n as u64,
+        cache_status: "b; hit".into(),
+        body: Some(buf.slice(20..20 + n)),
+    }))
+}
+
 #[test]
 fn frames_go_to_their_streams_queues() {
     let mut r = Routes::new(false, STREAM_WINDOW);
@@ -163,6 +183,80 @@ fn payloads_in_the_read_buffer_are_copied_out_unless_the_stream_takes_them_share
         Route::Queued
     ));
     assert_eq!(queued_in(&sharing, &buf), [false, true, false, false]);
+}
+
+#[test]
+fn frames_other_than_data_count_their_size_against_the_window() {
+    let window = 100_000;
+    let buf = Bytes::from(vec![3u8; 40_000]);
+    let mut r = Routes::new(false, window);
+    let s = r.open(1);
+    // Inline bodies of 30,000 bytes: three fit the window, the fourth resets the stream
+    // (at 256 bytes a frame, hundreds would have been held).
+    for _ in 0..3 {
+        assert!(matches!(
+            r.route(1, wire_hit_in(&buf, 30_000), false),
+            Route::Queued
+        ));
+    }
+    assert!(matches!(
+        r.route(1, wire_hit_in(&buf, 30_000), false),
+        Route::Overflow
+    ));
+    assert!(s.closed.load(Ordering::Acquire));
+    // What a frame counted is given back when its reader takes it.
+    let t = r.open(2);
+    for _ in 0..3 {
+        assert!(matches!(
+            r.route(2, wire_hit_in(&buf, 30_000), false),
+            Route::Queued
+        ));
+        assert!(t.try_next().is_some());
+    }
+    assert_eq!(t.control.load(Ordering::Acquire), 0);
+    // Small control frames still count CONTROL_COST each.
+    for _ in 0..window / CONTROL_COST {
+        assert!(matches!(r.route(2, Frame::Wait, false), Route::Queued));
+    }
+    assert!(matches!(r.route(2, Frame::Wait, false), Route::Overflow));
+}
+
+#[test]
+fn an_inline_body_in_the_read_buffer_is_copied_out_unless_the_stream_shares() {
+    let buf = Bytes::from(vec![4u8; 2 * COPY_MAX]);
+    let mut r = Routes::new(false, STREAM_WINDOW);
+    let plain = r.open(1);
+    let sharing = r.open(2);
+    sharing.share(true);
+    for id in [1, 2] {
+        for n in [SHARE_MIN, COPY_MAX] {
+            assert!(matches!(
+                r.route(id, wire_hit_in(&buf, n), true),
+                Route::Queued
+            ));
+        }
+    }
+    let within = |state: &StreamState| -> Vec<(bool, bool)> {
+        let range = buf.as_ptr_range();
+        let inbox = state.inbox.lock();
+        inbox
+            .frames
+            .iter()
+            .map(|f| match f {
+                Frame::WireHit(h) => (
+                    range.contains(&h.wire.as_ptr()),
+                    range.contains(&h.body.as_ref().expect("a body").as_ptr()),
+                ),
+                _ => panic!("not a WireHit"),
+            })
+            .collect()
+    };
+    // Under COPY_MAX (head and body together) a plain stream's are copied; a larger one
+    // shares the buffer; a sharing stream keeps both in it.
+    assert_eq!(within(&plain), [(false, false), (true, true)]);
+    assert_eq!(within(&sharing), [(true, true), (true, true)]);
+    sharing.share(false);
+    assert_eq!(within(&sharing), [(false, false), (true, true)]);
 }
 
 #[test]
@@ -688,6 +782,21 @@ fn a_small_run_is_the_whole_frames_in_front_up_to_the_copy_bound() {
         codec.encode_untagged(1, &f, &mut heads).expect("encodes");
     }
     assert_eq!(small_run(&codec, &heads), heads.len());
+    // A `WireHit` from SHARE_MIN up (an inline body) is split off as a `Data` frame is; a
+    // shorter one is copied in the run.
+    let body = Bytes::from(vec![1u8; SHARE_MIN + 40]);
+    let mut hits = BytesMut::new();
+    for f in [
+        data(100),
+        wire_hit_in(&body, 100),
+        wire_hit_in(&body, SHARE_MIN),
+    ] {
+        codec.encode_untagged(1, &f, &mut hits).expect("encodes");
+    }
+    let two = codec.wire_len(&hits).expect("a length");
+    let two = two + codec.wire_len(&hits[two..]).expect("a length");
+    assert_eq!(small_run(&codec, &hits), two);
+    assert_eq!(small_run(&codec, &hits[two..]), 0);
     // A first frame over the bound is not copied (it is split off the buffer).
     let mut huge = BytesMut::new();
     codec

@@ -182,7 +182,10 @@ pub(in crate::http) async fn ask_owner(
             return Lean::General(None);
         }
     };
-    let small = method == LookupMethod::Head || small_body_len(head.body_len).is_some();
+    // An inline body is whole in hand (the codec checked its length), whatever its size.
+    let small = method == LookupMethod::Head
+        || head.body.is_some()
+        || small_body_len(head.body_len).is_some();
     bump(&ctx.counters.remote_hit);
     let upstream = upstream_member(std::mem::take(&mut head.cache_status));
     if !small {
@@ -209,15 +212,22 @@ pub(in crate::http) async fn ask_owner(
     } else {
         head.body_len
     };
-    let body = match read_whole(&mut c, len).await {
-        Ok(chunks) => {
+    let body = match head.body.take() {
+        // In the frame (protocol version 10): nothing follows it.
+        Some(b) if len > 0 => {
             cl.peers.put(c);
-            chunks
+            vec![b]
         }
-        Err(e) => {
-            peer_failed(ctx, &e);
-            return Lean::General(None);
-        }
+        _ => match read_whole(&mut c, len).await {
+            Ok(chunks) => {
+                cl.peers.put(c);
+                chunks
+            }
+            Err(e) => {
+                peer_failed(ctx, &e);
+                return Lean::General(None);
+            }
+        },
     };
     let shared = Arc::new(Shared {
         wire: head.wire,
