@@ -11,9 +11,11 @@
 //!   and the general path asks again — so that requests at this node for a key being filled
 //!   wait together in this node's fill table, one exchange for all of them.
 //! * `WireHit` → the head is checked (`wirecheck`) and written with this node's `Via`, `Age`
-//!   and `Cache-Status`; a body of at most `relay::INLINE_MAX` bytes is read whole first (a peer
-//!   that fails mid-way costs the general path's exchange, never a cut body), a longer one is
-//!   relayed as it arrives ([`relay_rest`]).
+//!   and `Cache-Status`; a body that came in the frame itself (the owner's small objects,
+//!   protocol version 10) is whole at once; one of at most `relay::INLINE_MAX` bytes that
+//!   follows as `Data` is read whole first (a peer that fails mid-way costs the general
+//!   path's exchange, never a cut body), a longer one is relayed as it arrives
+//!   ([`relay_rest`]).
 //! * Any other answer to a GET (`Hit` for an object with Vary or a targeted field, `Miss`
 //!   granting the lease, the owner's own `Answer`) → the general path takes the request
 //!   with the answer already received ([`Preasked`]; `remote::lead` uses it instead of asking):
