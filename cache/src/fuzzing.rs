@@ -601,7 +601,7 @@ fn frame_of(input: &mut Input<'_>) -> Frame {
                 wire: Bytes::copy_from_slice(input.short_bytes()),
                 meta: head.meta,
                 body_len: body.as_ref().map_or(head.body_len, |b| b.len() as u64),
-                cache_status: head.cache_status,
+                cache_status: head.cache_status.into(),
                 body,
             }))
         }
@@ -785,7 +785,7 @@ pub fn check_wire_check(data: &[u8]) {
         &checked,
         7,
         "1.1 a (strait)",
-        &["b; hit", ", ", "a; fwd=miss"],
+        &[b"b; hit", b", ", b"a; fwd=miss"],
         true,
     );
     assert_eq!(&out[cs], b"b; hit, a; fwd=miss");

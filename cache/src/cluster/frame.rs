@@ -42,7 +42,7 @@
 //! | 16 | `Reset` | either | empty: the sender closed the stream mid-exchange (dropped it, or the other side sent `Data` beyond the credit it was given); the receiver closes its end |
 //! | 17 | `Credit` | either | `u32` bytes: the sender's reader took that many more `Data` payload bytes of the stream; the receiver may send as many more (flow control, `cluster::peer`) |
 //! | 18 | `BanAll` | either | empty: remove every stored object (an operator's `ban --all`); answered with `Count` |
-//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `str` cache status, then the body inline or nothing; without it, for a GET, `Data` frames of exactly that many bytes follow, and no `End` (version 9; only to a `Lookup` with [`Lookup::WIRE`]) |
+//! | 19 | `WireHit` | owner → requester | `bytes` wire head, meta, `u64` body length, `bytes` cache status, then the body inline or nothing; without it, for a GET, `Data` frames of exactly that many bytes follow, and no `End` (version 9; only to a `Lookup` with [`Lookup::WIRE`]) |
 //!
 //! An object head is: `u16` status (100..=999), `headers`, meta (`u64` request time,
 //! `u64` response time — both ms since the UNIX epoch —, `u64` corrected initial age,
@@ -489,8 +489,9 @@ pub struct WireHit {
     pub meta: WireMeta,
     /// Length of the body (never unknown: stored objects are whole).
     pub body_len: u64,
-    /// The sender's `Cache-Status` member, e.g. `b; hit; ttl=30`.
-    pub cache_status: String,
+    /// The sender's `Cache-Status` member, e.g. `b; hit; ttl=30`, as bytes: not checked here
+    /// (the requester emits it only when it is visible ASCII, `upstream_member_bytes`).
+    pub cache_status: Bytes,
     /// The body itself, `body_len` bytes, when it travels in this frame; None: for a GET it
     /// follows as `Data` frames (nothing follows for a HEAD). An empty body inline is the
     /// same bytes as none, and decodes as None.

@@ -426,7 +426,7 @@ async fn send_wire(
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
-        cache_status: cs,
+        cache_status: cs.into(),
         body: inline.then(|| obj.body.clone()),
     })))
     .await?;

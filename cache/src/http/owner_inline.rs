@@ -56,7 +56,7 @@ fn wire_hit(ctx: &Ctx, to: &mut Reply<'_>, l: &Lookup) -> Result<bool, PeerError
         wire,
         meta: WireMeta::from(&obj.meta),
         body_len: obj.body.len() as u64,
-        cache_status: CacheStatus::hit(&ctx.node_id, obj.meta.ttl(now)).to_member(),
+        cache_status: CacheStatus::hit(&ctx.node_id, obj.meta.ttl(now)).to_member_bytes(),
         body: (l.method == LookupMethod::Get && !obj.body.is_empty()).then(|| obj.body.clone()),
     }));
     // A fresh stream has the whole window of credit: a small body always fits.

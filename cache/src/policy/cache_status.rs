@@ -6,6 +6,7 @@
 //! dropped). [`append_cache_status`] adds our member after the existing ones (the cache
 //! nearest the origin first, §2) and combines everything into one field line.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::headers::append_list_member;
@@ -93,7 +94,27 @@ impl CacheStatus {
     pub fn to_member(&self) -> String {
         // Written in place: the owner makes one per remote hit it answers.
         let mut out = String::with_capacity(self.node.len() + 32);
-        push_sf_token_or_string(&mut out, &self.node);
+        self.write_member(&mut out);
+        out
+    }
+
+    /// [`CacheStatus::to_member`] as `Bytes` of exactly its length (written in a buffer of
+    /// the thread's, then copied once: one allocation, as for the `String`; turning a
+    /// `String` with room to spare into `Bytes` costs a second one).
+    pub fn to_member_bytes(&self) -> Bytes {
+        thread_local! {
+            static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            self.write_member(&mut buf);
+            Bytes::copy_from_slice(buf.as_bytes())
+        })
+    }
+
+    fn write_member(&self, out: &mut String) {
+        push_sf_token_or_string(out, &self.node);
         if self.hit {
             out.push_str("; hit");
         }
@@ -117,9 +138,8 @@ impl CacheStatus {
         }
         if let Some(detail) = &self.detail {
             out.push_str("; detail=");
-            push_sf_token_or_string(&mut out, detail);
+            push_sf_token_or_string(out, detail);
         }
-        out
     }
 }
 
@@ -216,6 +236,16 @@ pub fn upstream_member(s: impl Into<String>) -> Option<String> {
         true if t.len() == s.len() => Some(s),
         true => Some(t.to_owned()),
     }
+}
+
+/// [`upstream_member`] of a member received as bytes (a `WireHit`'s): the same checks, its
+/// trimmed slice when they pass, with nothing copied or allocated.
+pub fn upstream_member_bytes(b: &Bytes) -> Option<Bytes> {
+    let t = b.trim_ascii();
+    let ok = !t.is_empty()
+        && t.len() <= MAX_UPSTREAM_MEMBER
+        && t.iter().all(|&c| c == b' ' || c.is_ascii_graphic());
+    ok.then(|| b.slice_ref(t))
 }
 
 #[cfg(test)]
@@ -384,5 +414,33 @@ mod tests {
             upstream_member(String::from("  b; hit ")).as_deref(),
             Some("b; hit")
         );
+    }
+
+    #[test]
+    fn members_received_as_bytes_pass_the_same_checks_without_a_copy() {
+        let bytes = |s: &[u8]| upstream_member_bytes(&Bytes::copy_from_slice(s));
+        assert_eq!(bytes(b""), None);
+        assert_eq!(bytes(b"  "), None);
+        assert_eq!(bytes(b"b; hit\r\nx: y"), None);
+        assert_eq!(bytes("b; hit\u{e9}".as_bytes()), None);
+        assert_eq!(bytes(b"b; hit\xff"), None);
+        assert_eq!(bytes(&b"b".repeat(MAX_UPSTREAM_MEMBER + 1)), None);
+        assert_eq!(
+            bytes(&b"b".repeat(MAX_UPSTREAM_MEMBER)).map(|b| b.len()),
+            Some(MAX_UPSTREAM_MEMBER)
+        );
+        let got = Bytes::from_static(b"  b; hit; ttl=3 ");
+        let member = upstream_member_bytes(&got).expect("a member");
+        assert_eq!(&member[..], b"b; hit; ttl=3");
+        // A slice of what was received, not a copy.
+        assert_eq!(member.as_ptr(), got[2..].as_ptr());
+        // The same verdicts as for a string.
+        for s in ["b; hit", " b; fwd=miss ", "b;\thit", "x\u{7f}", "b, c; hit"] {
+            assert_eq!(
+                bytes(s.as_bytes()).map(|b| b.to_vec()),
+                upstream_member(s).map(String::into_bytes),
+                "{s:?}"
+            );
+        }
     }
 }

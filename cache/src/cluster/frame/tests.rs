@@ -45,7 +45,7 @@ fn wire_hit(body: Option<Bytes>) -> Frame {
         wire: b("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"),
         meta: head().meta,
         body_len: 5,
-        cache_status: "b; hit; ttl=30".into(),
+        cache_status: b("b; hit; ttl=30"),
         body,
     }))
 }

@@ -255,7 +255,7 @@ fn write_wire_hit_head(w: &mut Writer<'_>, h: &WireHit) -> Result<()> {
         });
     }
     w.buf.put_u64(h.body_len);
-    w.field("cache_status", &h.cache_status)?;
+    w.bytes("cache_status", &h.cache_status, w.limits.max_field)?;
     if let Some(body) = &h.body {
         check_inline_body(h.body_len, body.len())?;
     }
@@ -480,7 +480,7 @@ pub(super) fn decode_payload(kind: Kind, payload: Bytes, limits: &Limits) -> Res
             if body_len == UNKNOWN_BODY_LEN {
                 return Err(r.bad("body_len", body_len, "a known body length"));
             }
-            let cache_status = r.field("cache_status")?;
+            let cache_status = r.bytes("cache_status", limits.max_field)?;
             // The rest of the frame: the body inline, or nothing.
             let body = if r.buf.is_empty() {
                 None

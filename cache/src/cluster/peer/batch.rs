@@ -330,7 +330,7 @@ mod tests {
                 stale_if_error_ms: None,
             },
             body_len: n as u64,
-            cache_status: "b; hit".into(),
+            cache_status: Bytes::from_static(b"b; hit"),
             body: Some(data(n, 5)),
         }))
     }

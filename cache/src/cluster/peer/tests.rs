@@ -20,7 +20,7 @@ fn wire_hit_in(buf: &Bytes, n: usize) -> Frame {
             stale_if_error_ms: None,
         },
         body_len: n as u64,
-        cache_status: "b; hit".into(),
+        cache_status: Bytes::from_static(b"b; hit"),
         body: Some(buf.slice(20..20 + n)),
     }))
 }

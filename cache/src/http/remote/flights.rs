@@ -25,7 +25,7 @@ pub struct Shared {
     pub checked: Checked,
     pub meta: StoredMeta,
     /// The owner's `Cache-Status` member, made safe to emit.
-    pub upstream: Option<String>,
+    pub upstream: Option<Bytes>,
     pub body: Vec<Bytes>,
     pub body_len: u64,
 }
@@ -169,7 +169,7 @@ mod tests {
                 stale_while_revalidate: None,
                 stale_if_error: None,
             },
-            upstream: Some("b; hit".into()),
+            upstream: Some(Bytes::from_static(b"b; hit")),
             body: vec![Bytes::from_static(b"hi")],
             body_len: 2,
         })

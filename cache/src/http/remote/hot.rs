@@ -58,7 +58,7 @@ fn own_bytes(s: &Shared) -> Shared {
         wire: Bytes::copy_from_slice(&s.wire),
         checked: s.checked,
         meta: s.meta.clone(),
-        upstream: s.upstream.clone(),
+        upstream: s.upstream.as_deref().map(Bytes::copy_from_slice),
         body,
         body_len: s.body_len,
     }

@@ -46,7 +46,7 @@ use crate::cluster::suspect::Admit;
 use crate::cluster::Owner;
 use crate::http::ctx::Ctx;
 use crate::http::fast::FastReq;
-use crate::policy::cache_status::{upstream_member, CacheStatus, Fwd};
+use crate::policy::cache_status::{upstream_member_bytes, CacheStatus, Fwd};
 use crate::policy::meta::StoredMeta;
 use crate::stats::bump;
 
@@ -189,7 +189,7 @@ pub(in crate::http) async fn ask_owner(
         || head.body.is_some()
         || small_body_len(head.body_len).is_some();
     bump(&ctx.counters.remote_hit);
-    let upstream = upstream_member(std::mem::take(&mut head.cache_status));
+    let upstream = upstream_member_bytes(&head.cache_status);
     if !small {
         // A long body is relayed to this client alone; followers take the general path.
         drop(leader);
@@ -281,10 +281,10 @@ fn answer(
         if own.node != ctx.node_id {
             *own = Own::of(&ctx.node_id);
         }
-        let value: &[&str] = match (own_status, &s.upstream) {
-            (Some(mine), _) => &[mine],
-            (None, Some(up)) => &[up, ", ", &own.member],
-            (None, None) => &[&own.member],
+        let value: &[&[u8]] = match (own_status, &s.upstream) {
+            (Some(mine), _) => &[mine.as_bytes()],
+            (None, Some(up)) => &[up, b", ", own.member.as_bytes()],
+            (None, None) => &[own.member.as_bytes()],
         };
         wirecheck::write_answer(out, &s.wire, &s.checked, age, &own.via, value, close)
     });

@@ -182,7 +182,7 @@ pub fn write_answer(
     checked: &Checked,
     age_secs: u64,
     via: &str,
-    cache_status: &[&str],
+    cache_status: &[&[u8]],
     close: bool,
 ) -> std::ops::Range<usize> {
     // The wire head ends with the blank line: the added fields go before it.
@@ -206,7 +206,7 @@ pub fn write_answer(
     out.extend_from_slice(b"\r\ncache-status: ");
     let start = out.len();
     for piece in cache_status {
-        out.extend_from_slice(piece.as_bytes());
+        out.extend_from_slice(piece);
     }
     let cs = start..out.len();
     if close {
@@ -264,7 +264,7 @@ mod tests {
             &c,
             7,
             "1.1 a (strait)",
-            &["b; hit; ttl=3", ", ", "a; fwd=miss; detail=peer"],
+            &[b"b; hit; ttl=3", b", ", b"a; fwd=miss; detail=peer"],
             true,
         );
         let text = String::from_utf8(out.clone()).unwrap();
@@ -289,7 +289,7 @@ mod tests {
         let wire = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
         let c = check(wire, 0).expect("valid");
         let mut out = Vec::new();
-        write_answer(&mut out, wire, &c, 0, "1.1 a (strait)", &["b; hit"], false);
+        write_answer(&mut out, wire, &c, 0, "1.1 a (strait)", &[b"b; hit"], false);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nvia: 1.1 a (strait)\r\nage: 0\r\ncache-status: b; hit\r\n\r\n"
