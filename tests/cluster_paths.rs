@@ -504,6 +504,37 @@ fn the_peer_port_refuses_garbage_and_strangers() {
         assert!(r.cache_status().contains("; hit"), "{}", r.cache_status());
         assert_eq!(c.origin.count(&format!("/obj/k{k}")), 1);
     }
+    // Bodies the owner keeps out of its write buffer (inline in the `WireHit`, 4 KiB and up)
+    // are tagged as the rest of their frame: each byte-exact as a remote hit, at each node.
+    for size in [4096, 16_000, 65_536] {
+        for k in 0..KEYS {
+            let p = format!("/obj/big{k}?size={size}&ttl=300");
+            let want = object_bytes(&format!("big{k}"), size);
+            for n in [0, 1, 2] {
+                let r = get(c.nodes[n].addr, &p, &[]);
+                assert_eq!(r.status, 200, "{p} at {n}: {}", r.text());
+                assert!(r.body == want, "{p} at {n}: body differs");
+            }
+            // Once more where it is not owned: a remote hit.
+            let owner = first_member(get(c.nodes[0].addr, &p, &[]).cache_status());
+            let asker = if owner == "a" { 1 } else { 0 };
+            let r = get(c.nodes[asker].addr, &p, &[]);
+            assert!(
+                r.cache_status().starts_with(&format!("{owner}; hit")),
+                "{p}: {}",
+                r.cache_status()
+            );
+            assert!(r.body == want, "{p}: remote hit body differs");
+        }
+    }
+    for n in 0..3 {
+        assert_eq!(
+            c.nodes[n].counter("peer_errors"),
+            0,
+            "{}",
+            c.peer_counters(n)
+        );
+    }
     let b_peer: SocketAddr = format!("{}:{}", ip(6, 1), ports(6, 1).0)
         .parse()
         .expect("addr");
