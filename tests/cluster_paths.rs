@@ -675,13 +675,15 @@ fn key_owned_elsewhere(c: &Cluster, prefix: &str, query: &str) -> (String, Strin
 fn the_owner_answers_for_its_stale_objects() {
     let mut c = Cluster::start(8, "");
     // stale-while-revalidate: the owner serves its stale copy at once and refreshes it.
+    // max-age=3: the refreshed copy stays fresh long enough to be seen fresh on a loaded
+    // machine (at max-age=1 it could go stale again, and be refreshed again, first).
     let (p, owner) = key_owned_elsewhere(
         &c,
         "swr",
-        "size=2000&cc=max-age%3D1%2C+stale-while-revalidate%3D60",
+        "size=2000&cc=max-age%3D3%2C+stale-while-revalidate%3D60",
     );
     let name = p.split('?').next().unwrap_or("").to_string();
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(4100));
     let r = get(c.nodes[0].addr, &p, &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 2000);
