@@ -309,7 +309,7 @@ fn take<'a>(part: &'a [u8], skip: &mut usize, out: &mut [IoSlice<'a>], n: &mut u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::frame::{Frame, Limits, WireMeta};
+    use crate::cluster::frame::{Frame, Limits};
 
     fn data(n: usize, b: u8) -> Bytes {
         Bytes::from(vec![b; n])
@@ -317,22 +317,7 @@ mod tests {
 
     /// A `WireHit` with an inline body of `n` bytes.
     fn wire_hit(n: usize) -> Frame {
-        Frame::WireHit(Box::new(WireHit {
-            wire: Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"),
-            meta: WireMeta {
-                request_time_ms: 1,
-                response_time_ms: 2,
-                corrected_initial_age_ms: 0,
-                freshness_lifetime_ms: 60_000,
-                no_cache: false,
-                must_revalidate: false,
-                stale_while_revalidate_ms: None,
-                stale_if_error_ms: None,
-            },
-            body_len: n as u64,
-            cache_status: Bytes::from_static(b"b; hit"),
-            body: Some(data(n, 5)),
-        }))
+        crate::cluster::peer::tests::wire_hit_in(&data(n + 20, 5), n)
     }
 
     /// What `PeerCodec::encode_on` writes for `frames`, one after the other.

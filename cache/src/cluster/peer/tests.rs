@@ -6,7 +6,7 @@ fn data(n: usize) -> Frame {
 }
 
 /// A `WireHit` whose wire head and inline body are slices of `buf` (`n` bytes of body).
-fn wire_hit_in(buf: &Bytes, n: usize) -> Frame {
+pub(super) fn wire_hit_in(buf: &Bytes, n: usize) -> Frame {
     Frame::WireHit(Box::new(crate::cluster::frame::WireHit {
         wire: buf.slice(0..20),
         meta: crate::cluster::frame::WireMeta {
