@@ -125,13 +125,12 @@ impl Cluster {
 
     /// The ranking for the current membership list: the one made for it, or one made now.
     fn ring(&self) -> Guard<Arc<Ring>> {
-        let all = self.members.members();
         let ring = self.ring.load();
-        if Arc::ptr_eq(&ring.from, &all) {
+        if self.members.is_current(&ring.from) {
             return ring;
         }
         drop(ring);
-        self.ring.store(Arc::new(Ring::of(all)));
+        self.ring.store(Arc::new(Ring::of(self.members.members())));
         self.ring.load()
     }
 

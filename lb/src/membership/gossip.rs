@@ -193,6 +193,14 @@ impl Membership {
         self.inner.shared.members.load_full()
     }
 
+    /// Whether `list` is the member list now (what [`Membership::members`] would return),
+    /// compared by pointer without taking a reference to it: for a caller that keeps what it
+    /// made of a list and checks it on every request (no shared count touched by every
+    /// worker thread).
+    pub fn is_current(&self, list: &Arc<Vec<Member>>) -> bool {
+        Arc::ptr_eq(&self.inner.shared.members.load(), list)
+    }
+
     /// The members that count for ownership: alive and suspect (see `super::members`).
     pub fn live(&self) -> Vec<Member> {
         members::live(&self.members())

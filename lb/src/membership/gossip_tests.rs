@@ -94,6 +94,23 @@ async fn member(id: &str, gossip: &str, seeds: &[&str]) -> Membership {
 }
 
 #[tokio::test]
+async fn the_member_list_is_current_until_the_next_change() {
+    let a = member("na", "127.0.1.63:47563", &[]).await;
+    let before = a.members();
+    assert!(a.is_current(&before));
+    assert!(
+        !a.is_current(&Arc::new(before.as_ref().clone())),
+        "by pointer, not value"
+    );
+    let b = member("nb", "127.0.1.64:47564", &["127.0.1.63:47563"]).await;
+    until("a sees b", || a.members().iter().any(|m| m.id == "nb")).await;
+    assert!(!a.is_current(&before));
+    assert!(a.is_current(&a.members()));
+    a.leave().await;
+    b.leave().await;
+}
+
+#[tokio::test]
 async fn a_members_note_reaches_the_others_and_a_newer_one_replaces_it() {
     let a = member("na", "127.0.1.61:47561", &[]).await;
     let b = member("nb", "127.0.1.62:47562", &["127.0.1.61:47561"]).await;
