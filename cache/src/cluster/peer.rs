@@ -174,7 +174,7 @@ fn control_cost(f: &Frame) -> usize {
         + match f {
             Frame::Lookup(l) => l.key.len() + l.uri.len() + fields(&l.headers),
             Frame::Hit(h) => head(h),
-            Frame::WireHit(h) => h.wire.len() + h.body.as_ref().map_or(0, Bytes::len),
+            Frame::WireHit(h) => h.wire.len() + body_len(f),
             Frame::Push(p) => p.key.len() + head(&p.head),
             Frame::Answer(a) => fields(&a.headers),
             Frame::Config { text, .. } => text.len(),
@@ -183,6 +183,16 @@ fn control_cost(f: &Frame) -> usize {
             Frame::Ban { prefix } => prefix.len(),
             _ => 0,
         }
+}
+
+/// The body bytes a frame sends, which take the stream's credit: a `Data` payload or a
+/// `WireHit`'s inline body (0 for anything else).
+fn body_len(f: &Frame) -> usize {
+    match f {
+        Frame::Data(b) => b.len(),
+        Frame::WireHit(h) => h.body.as_ref().map_or(0, Bytes::len),
+        _ => 0,
+    }
 }
 
 /// One stream end's state, shared by the router and the stream's handle: its incoming queue
@@ -544,9 +554,10 @@ impl Routes {
 /// replaced by a copy of its own (a larger one keeps sharing the read buffer, as it always
 /// has).
 fn copy_out(f: &mut Frame) {
+    let body = body_len(f);
     match f {
         Frame::Data(b) if b.len() < COPY_MAX => *b = Bytes::copy_from_slice(b),
-        Frame::WireHit(h) if h.wire.len() + h.body.as_ref().map_or(0, Bytes::len) < COPY_MAX => {
+        Frame::WireHit(h) if h.wire.len() + body < COPY_MAX => {
             h.wire = Bytes::copy_from_slice(&h.wire);
             if let Some(b) = &mut h.body {
                 *b = Bytes::copy_from_slice(b);
@@ -1002,11 +1013,7 @@ impl PeerConn {
     async fn feed_ref(&mut self, f: &Frame) -> Result<(), PeerError> {
         let at = self.pending.mark();
         self.encode(f)?;
-        let n = match f {
-            Frame::Data(b) => b.len(),
-            Frame::WireHit(h) => h.body.as_ref().map_or(0, Bytes::len),
-            _ => return Ok(()),
-        };
+        let n = body_len(f);
         if n == 0 || self.state.try_credit(n) {
             return Ok(());
         }

@@ -228,10 +228,7 @@ pub const MAX_UPSTREAM_MEMBER: usize = 512;
 pub fn upstream_member(s: impl Into<String>) -> Option<String> {
     let s: String = s.into();
     let t = s.trim();
-    let ok = !t.is_empty()
-        && t.len() <= MAX_UPSTREAM_MEMBER
-        && t.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
-    match ok {
+    match emittable(t.as_bytes()) {
         false => None,
         true if t.len() == s.len() => Some(s),
         true => Some(t.to_owned()),
@@ -242,10 +239,15 @@ pub fn upstream_member(s: impl Into<String>) -> Option<String> {
 /// trimmed slice when they pass, with nothing copied or allocated.
 pub fn upstream_member_bytes(b: &Bytes) -> Option<Bytes> {
     let t = b.trim_ascii();
-    let ok = !t.is_empty()
+    emittable(t).then(|| b.slice_ref(t))
+}
+
+/// Whether a trimmed upstream member may be emitted: not empty, at most
+/// [`MAX_UPSTREAM_MEMBER`] bytes, visible ASCII and spaces only.
+fn emittable(t: &[u8]) -> bool {
+    !t.is_empty()
         && t.len() <= MAX_UPSTREAM_MEMBER
-        && t.iter().all(|&c| c == b' ' || c.is_ascii_graphic());
-    ok.then(|| b.slice_ref(t))
+        && t.iter().all(|&c| c == b' ' || c.is_ascii_graphic())
 }
 
 #[cfg(test)]

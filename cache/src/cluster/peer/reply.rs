@@ -77,11 +77,7 @@ impl<'a> Reply<'a> {
     /// one) beyond a fresh stream's window.
     pub fn feed_now(&mut self, f: &Frame) -> Result<bool, PeerError> {
         let limits = &self.link.limits;
-        let data = match f {
-            Frame::Data(b) => b.len(),
-            Frame::WireHit(h) => h.body.as_ref().map_or(0, bytes::Bytes::len),
-            _ => 0,
-        };
+        let data = super::body_len(f);
         if self.data + data > STREAM_WINDOW {
             return Ok(false);
         }
