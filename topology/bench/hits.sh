@@ -11,6 +11,9 @@
 #   TARGETS="strait strait-log haproxy haproxy-log" ./topology/bench/hits.sh  # + the access log on:
 #                                   strait's [log] access file (text) beside HAProxy's
 #                                   `option httplog` to a file (the cost of logging)
+#   TARGETS="strait strait-b haproxy" STRAIT_BIN_B=/tmp/other ./topology/bench/hits.sh  # two strait
+#                                   binaries (or one with STRAIT_ENV_B="VAR=1 ...") alternated in
+#                                   the same rounds, each beside HAProxy
 #   MISS=1 ./topology/bench/hits.sh  # miss path instead: `Cache-Control: no-store` objects, every
 #                                   request goes to the origin (strait sim origin, on CPU 0 too)
 #   MISS=1 METHOD=POST ./topology/bench/hits.sh  # a pass with bodies both ways: every request a
@@ -22,6 +25,8 @@
 #                                   system calls per run (PERF_EVENTS overrides the event list)
 #   PERF_DIR=/tmp/p ./topology/bench/hits.sh   # + perf record of CPU 1 (the server) per run
 #   SPLIT=1 ./topology/bench/hits.sh           # + the server's user and system µs/request per run
+#   CPUS=1 ./topology/bench/hits.sh            # + each CPU's busy µs/request per run (CPU 0: wrk
+#                                   and the origin; CPU 1: the server) and its idle share
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
@@ -31,7 +36,7 @@ TARGETS=${TARGETS:-"strait haproxy"}
 CELLS=${CELLS:-"1k:50 1k:200 16k:50 256k:50"}
 RUN=$(mktemp -d /tmp/strait-bench.XXXXXX)
 ORIGIN_PORT=28080
-declare -A PORT=([strait]=28107 [haproxy]=28105 [strait-routes]=28108 [strait-log]=28109 [haproxy-log]=28106)
+declare -A PORT=([strait]=28107 [haproxy]=28105 [strait-routes]=28108 [strait-log]=28109 [haproxy-log]=28106 [strait-b]=28110)
 MISS=${MISS:-0}
 METHOD=${METHOD:-GET}
 declare -A BYTES=([1k]=1024 [16k]=16384 [256k]=262144)
@@ -54,6 +59,7 @@ max_idle_per_server = ${MAX_IDLE:-1024}
 pool = "origin"
 TOML
 sed -e "s/127.0.0.1:${PORT[strait]}/127.0.0.1:${PORT[strait-log]}/" -e "s/28197/28199/" "$RUN/node.toml" >"$RUN/node-log.toml"
+sed -e "s/127.0.0.1:${PORT[strait]}/127.0.0.1:${PORT[strait-b]}/" -e "s/28197/28196/" "$RUN/node.toml" >"$RUN/node-b.toml"
 cat >>"$RUN/node-log.toml" <<TOML
 [log]
 access = "$RUN/strait-access.log"
@@ -119,6 +125,7 @@ sed -e "s/^global$/global\n    log stdout format raw local0/" \
     -e "s/127.0.0.1:${PORT[haproxy]}/127.0.0.1:${PORT[haproxy-log]}/" "$RUN/haproxy.cfg" >"$RUN/haproxy-log.cfg"
 
 taskset -c 0 "$BIN" sim origin --listen 127.0.0.1:$ORIGIN_PORT >/dev/null & pids+=($!)
+ORIGIN_PID=$!
 sleep 0.3
 
 start() {  # start TARGET -> SERVER_PID
@@ -126,6 +133,7 @@ start() {  # start TARGET -> SERVER_PID
         strait) taskset -c 1 "$BIN" node --config "$RUN/node.toml" 2>"$RUN/strait.log" & ;;
         strait-routes) taskset -c 1 "$BIN" node --config "$RUN/node-routes.toml" 2>"$RUN/strait-routes.log" & ;;
         haproxy) taskset -c 1 haproxy -db -f "$RUN/haproxy.cfg" >"$RUN/haproxy.log" 2>&1 & ;;
+        strait-b) env ${STRAIT_ENV_B:-} taskset -c 1 "${STRAIT_BIN_B:-$BIN}" node --config "$RUN/node-b.toml" 2>"$RUN/strait-b.log" & ;;
         strait-log) taskset -c 1 "$BIN" node --config "$RUN/node-log.toml" 2>"$RUN/strait-log.log" & ;;
         haproxy-log) taskset -c 1 haproxy -db -f "$RUN/haproxy-log.cfg" >"$RUN/haproxy-access.log" 2>&1 & ;;
     esac
@@ -136,6 +144,8 @@ start() {  # start TARGET -> SERVER_PID
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# "busy idle" ticks of CPU $1 (idle counts iowait too).
+cpu_busy() { awk -v c="cpu$1" '$1 == c {print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }
 split_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 url() {
     if [ "$MISS" = 1 ]; then
@@ -166,10 +176,17 @@ for round in $(seq 1 "$ROUNDS"); do
                 script=(-s "$RUN/method.lua")
             fi
             c0=$(cpu_ticks "$SERVER_PID"); s0=$(split_ticks "$SERVER_PID")
+            [ -z "${NSTAT:-}" ] || nstat -n >/dev/null
+            b0="$(cpu_busy 0) $(cpu_busy 1) $(cpu_ticks "$ORIGIN_PID")"
             # PERF_STAT=dir: the server's context switches and system calls during the run.
             if [ -n "${PERF_STAT:-}" ]; then
                 perf stat -e "${PERF_EVENTS:-context-switches,syscalls:sys_enter_*}" -p "$SERVER_PID" \
                     -o "$PERF_STAT/$t-$size-$conns-r$round.stat" -- sleep "${DUR%s}" >/dev/null 2>&1 &
+            fi
+            # PERF_CPU0=dir: the same counts for CPU 0 (wrk and the origin: how often they wake).
+            if [ -n "${PERF_CPU0:-}" ]; then
+                perf stat -e "${PERF_EVENTS:-context-switches,syscalls:sys_enter_*}" -C 0 \
+                    -o "$PERF_CPU0/$t-$size-$conns-r$round.stat" -- sleep "${DUR%s}" >/dev/null 2>&1 &
             fi
             # PERF_DIR=dir: a profile of CPU 1 (the server) for each run (PERF_ARGS adds options).
             if [ -n "${PERF_DIR:-}" ]; then
@@ -178,6 +195,7 @@ for round in $(seq 1 "$ROUNDS"); do
             fi
             out=$(taskset -c 0 wrk -t1 -c"$conns" -d"$DUR" --latency "${script[@]}" "$(url "$t" "$size")")
             c1=$(cpu_ticks "$SERVER_PID"); s1=$(split_ticks "$SERVER_PID")
+            b1="$(cpu_busy 0) $(cpu_busy 1) $(cpu_ticks "$ORIGIN_PID")"
             rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
             reqs=$(awk '/requests in/ {print $1}' <<<"$out")
             p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; print v}' <<<"$out")
@@ -188,6 +206,17 @@ for round in $(seq 1 "$ROUNDS"); do
                 awk -v a="$s0" -v b="$s1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" -v t="$t" 'BEGIN {
                     split(a, x, " "); split(b, y, " ")
                     printf "  %s user %.2f / system %.2f µs per request\n", t, (y[1]-x[1])/hz*1e6/n, (y[2]-x[2])/hz*1e6/n }' >&2
+            fi
+            if [ -n "${NSTAT:-}" ]; then  # the machine's TCP counters per request (all sockets)
+                nstat 2>/dev/null | awk -v n="$reqs" -v t="$t" '$1 ~ /^Tcp(Ext)?(OutSegs|InSegs|DelayedACKs|TCPPureAcks|TCPHPAcks|TCPHPHits|TCPAutoCorking|TCPOrigDataSent|TCPWinProbe|TCPFromZeroWindowAdv|TCPToZeroWindowAdv|TCPWantZeroWindowAdv|TCPBacklogCoalesce|TCPDelivered)$/ {
+                    printf "  %s %s %.3f/request\n", t, $1, $2/n }' >&2
+            fi
+            if [ -n "${CPUS:-}" ]; then
+                awk -v a="$b0" -v b="$b1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" -v t="$t" 'BEGIN {
+                    split(a, x, " "); split(b, y, " ")
+                    printf "  %s CPU 0 (wrk, origin) %.2f µs/request (origin %.2f), idle %.0f%%; CPU 1 (server) %.2f µs/request, idle %.0f%%\n", t,
+                        (y[1]-x[1])/hz*1e6/n, (y[5]-x[5])/hz*1e6/n, 100*(y[2]-x[2])/((y[1]-x[1])+(y[2]-x[2])),
+                        (y[3]-x[3])/hz*1e6/n, 100*(y[4]-x[4])/((y[3]-x[3])+(y[4]-x[4])) }' >&2
             fi
         done
         stop "$SERVER_PID"
