@@ -234,7 +234,11 @@ enum End {
 /// Decodes `raw` fed in pieces of the sizes `pieces` gives (cycled; 0 counts as 1): the body
 /// and how it ended.
 fn decode_chunked(raw: &[u8], pieces: &[u8]) -> (Vec<u8>, End) {
-    let mut d = Decoder::default();
+    decode_chunked_with(Decoder::default(), raw, pieces)
+}
+
+/// [`decode_chunked`] with the given decoder.
+fn decode_chunked_with(mut d: Decoder, raw: &[u8], pieces: &[u8]) -> (Vec<u8>, End) {
     let mut buf = BytesMut::new();
     let mut body = Vec::new();
     let mut fed = 0;
@@ -262,12 +266,15 @@ fn decode_chunked(raw: &[u8], pieces: &[u8]) -> (Vec<u8>, End) {
     }
 }
 
-/// The chunked decoder: after a byte counting piece sizes and those sizes, the body bytes.
-/// Decoded at once and in those pieces, the result is the same (body, end, bytes consumed);
-/// the body is never longer than the input; `Done` comes only after the last chunk's CRLF
-/// and the trailer section's empty line, so the input cut one byte short is never `Done`.
+/// The chunked decoder: after a byte for a limit, a byte counting piece sizes and those
+/// sizes, the body bytes. Decoded at once and in those pieces, the result is the same (body,
+/// end, bytes consumed); the body is never longer than the input; `Done` comes only after the
+/// last chunk's CRLF and the trailer section's empty line, so the input cut one byte short is
+/// never `Done`. With a limit, the body never passes it, a body within it decodes as without
+/// one, and what `http::chunked::declares_over` sees over it never ends `Done`.
 pub fn check_chunked(data: &[u8]) {
     let mut input = Input::new(data);
+    let limit = u64::from(input.byte()) * 4;
     let n = usize::from(input.byte() % 16);
     let pieces = input.bytes(n);
     let raw = input.rest();
@@ -276,6 +283,17 @@ pub fn check_chunked(data: &[u8]) {
     assert_eq!(whole, split, "split at {pieces:?}");
     let ones = decode_chunked(raw, &[1]);
     assert_eq!(whole, ones, "byte by byte");
+    let limited = decode_chunked_with(Decoder::with_limit(limit), raw, pieces);
+    assert!(limited.0.len() as u64 <= limit, "past the limit");
+    if matches!(whole.1, End::Done(_)) && whole.0.len() as u64 <= limit {
+        assert_eq!(limited, whole, "a body within the limit");
+    }
+    if crate::http::chunked::declares_over(raw, limit) {
+        assert!(
+            !matches!(limited.1, End::Done(_)),
+            "declared over, yet Done"
+        );
+    }
     let (body, end) = whole;
     assert!(body.len() <= raw.len());
     if let End::Done(used) = end {

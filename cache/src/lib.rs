@@ -14,6 +14,7 @@
 //! * `origin`: pools of origin servers (routes, connections, the client's upload);
 //! * `cluster`: key ownership and the peer protocol;
 //! * `access`: the access log (one line per client request, written off the request path);
+//! * `deadline`: a coarse time bound for many short waits, cheaper than a timer each;
 //! * `fault`: who is to blame for a failure; `stats`: the counters; `admin`: the node's admin
 //!   endpoints.
 
@@ -23,6 +24,7 @@ mod access;
 mod admin;
 pub mod cluster;
 pub mod config;
+mod deadline;
 mod fault;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,5 +1,5 @@
 //! The upload lane (`cache/src/http/upload_lane.rs`): a request with a `Content-Length` body,
-//! or a plain chunked one that came whole, served by the connection's own loop. It must take the request (`upload_lane` counts it),
+//! or a plain chunked one (whole, or streamed as it arrives), served by the connection's own loop. It must take the request (`upload_lane` counts it),
 //! send the origin exactly the client's bytes and nothing after them, leave a pipelined
 //! request to be read as a request, hold `max_request_body`, `body_timeout` and a client that
 //! goes away as the general path does, stop an upload the origin refused early, and answer
@@ -296,6 +296,110 @@ fn a_whole_chunked_upload_takes_the_lane_and_goes_up_with_its_length() {
 }
 
 #[test]
+fn a_chunked_upload_that_does_not_come_whole_streams_on_the_lane() {
+    let origin = Recorder::start();
+    let node = node(
+        &[origin.addr],
+        "[limits]\nmax_request_body = \"1MiB\"\nbody_timeout = \"1s\"\n",
+    );
+    // 300 KiB in chunks of several sizes, with extensions, and a trailer section; written in
+    // pieces with pauses (so the node cannot have it whole), a GET pipelined behind it.
+    let body = pattern(300 * 1024);
+    let mut raw =
+        b"POST /streamed HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\
+                    User-Agent: lane-test\r\n\r\n"
+            .to_vec();
+    let mut at = 0;
+    for (i, n) in [1usize, 4096, 70_000, 17, 100_000]
+        .iter()
+        .cycle()
+        .enumerate()
+    {
+        if at == body.len() {
+            break;
+        }
+        let n = (*n).min(body.len() - at);
+        let ext = if i % 2 == 0 { ";name=value" } else { "" };
+        raw.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
+        raw.extend_from_slice(&body[at..at + n]);
+        raw.extend_from_slice(b"\r\n");
+        at += n;
+    }
+    raw.extend_from_slice(b"0\r\nX-Checksum: 1\r\n\r\n");
+    raw.extend_from_slice(
+        b"GET /after HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n",
+    );
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    for piece in raw.chunks(50_000) {
+        r.get_mut().write_all(piece).expect("write");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let first = strict::read_final(&mut r, false).expect("first");
+    assert_eq!(
+        (first.status, &first.body[..]),
+        (200, format!("method POST body {}\n", body.len()).as_bytes())
+    );
+    assert_eq!(first.header("cache-status"), Some("a; fwd=method"));
+    assert!(
+        !first.closes(),
+        "the whole body was read: the connection goes on"
+    );
+    let after = strict::read_final(&mut r, false).expect("after");
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        node.counter("upload_lane"),
+        1,
+        "the streamed upload took the lane"
+    );
+    let got = origin.requests();
+    let up = got
+        .iter()
+        .find(|g| g.line().contains("/streamed"))
+        .expect("sent up");
+    assert_eq!(up.field("transfer-encoding"), Some("chunked"));
+    assert_eq!(up.field("content-length"), None);
+    assert_eq!(up.field("x-checksum"), None, "trailers are dropped");
+    assert!(up.body == body, "the origin got the chunks' data exactly");
+
+    // A size line past the limit in the middle of the stream: 413 at that line (before its
+    // data), the connection ends, and the origin never gets a whole body.
+    let mut raw =
+        b"POST /over HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
+                    10\r\n0123456789abcdef\r\n"
+            .to_vec();
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&raw).expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    raw = b"100000\r\nonly this".to_vec();
+    r.get_mut().write_all(&raw).expect("write");
+    let resp = strict::read_final(&mut r, false).expect("answer");
+    assert_eq!(resp.status, 413, "{resp:?}");
+    assert!(resp.closes());
+    // A malformed size line: 400; a client that stalls mid-chunk: 408 at `body_timeout`.
+    for (raw, status) in [
+        (&b"5\r\nhello\r\nzz\r\n"[..], 400),
+        (&b"100\r\nnot all of it"[..], 408),
+    ] {
+        let mut r = connect(node.addr, IO_TIMEOUT);
+        let head = b"PUT /bad HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n";
+        r.get_mut().write_all(head).expect("write");
+        std::thread::sleep(Duration::from_millis(50));
+        r.get_mut().write_all(raw).expect("write");
+        let resp = strict::read_final(&mut r, false).expect("answer");
+        assert_eq!(resp.status, status, "{resp:?}");
+        assert!(resp.closes());
+    }
+    assert_eq!(node.counter("upload_lane"), 4);
+    let got = origin.requests();
+    assert!(
+        got.iter()
+            .filter(|g| g.line().contains("/over") || g.line().contains("/bad"))
+            .all(|g| g.body.is_empty()),
+        "no cut body reached the origin as whole: {got:#?}"
+    );
+}
+
+#[test]
 fn a_small_body_read_on_past_max_request_header_stays_on_the_lane() {
     let origin = Recorder::start();
     // Heads of at most 8 KiB: bodies of 40 KiB, sent with their heads, are read on past it.
@@ -362,11 +466,9 @@ fn an_upload_expecting_100_continue_gets_it_only_while_its_body_is_awaited() {
         .expect("read")
         .expect("an answer");
     assert_eq!(first.status, 413);
-    // The same upload behind hyper (a chunk extension moves the connection there first).
-    let mut behind =
-        b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
-          0;to=hyper\r\n\r\n"
-            .to_vec();
+    // The same upload behind hyper (a chunked upload that is not plain moves the connection
+    // there first).
+    let mut behind = TO_HYPER.to_vec();
     behind.extend_from_slice(&post_head(
         "POST",
         "/hyper",
@@ -544,6 +646,11 @@ fn outcome(node: SocketAddr, raw: &[u8]) -> (Vec<(u16, Vec<u8>)>, String) {
     }
 }
 
+/// A chunked upload the lane leaves to hyper (not `plain`: it carries `Authorization`), which
+/// puts its connection in hyper's hands for good.
+const TO_HYPER: &[u8] = b"POST /first HTTP/1.1\r\nHost: test.example\r\nAuthorization: x\r\n\
+    Transfer-Encoding: chunked\r\n\r\n1;to=hyper\r\nx\r\n0\r\n\r\n";
+
 #[test]
 fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
     let origin = Recorder::start();
@@ -656,7 +763,7 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
                 "Transfer-Encoding: chunked\r\n",
                 "5;a=b\r\nhello\r\n0\r\n\r\n",
             ),
-            false,
+            true,
         ),
         (
             "chunked, a trailer",
@@ -664,17 +771,17 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
                 "Transfer-Encoding: chunked\r\n",
                 "5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
             ),
-            false,
+            true,
         ),
         (
             "chunked, data longer than its size",
             with("Transfer-Encoding: chunked\r\n", "2\r\nhello\r\n0\r\n\r\n"),
-            false,
+            true,
         ),
         (
             "chunked, not hex",
             with("Transfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n"),
-            false,
+            true,
         ),
         (
             "gzip, chunked",
@@ -696,13 +803,10 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
             false,
         ),
     ];
-    // The same bytes behind a chunked upload with a chunk extension (which the lane leaves
-    // to hyper), which puts the connection in hyper's hands first: what hyper makes of them.
+    // The same bytes behind a chunked upload that is not `plain` (which the lane leaves to
+    // hyper), which puts the connection in hyper's hands first: what hyper makes of them.
     let behind_hyper = |raw: &[u8]| {
-        let mut v =
-            b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
-                      1;to=hyper\r\nx\r\n0\r\n\r\n"
-                .to_vec();
+        let mut v = TO_HYPER.to_vec();
         v.extend_from_slice(raw);
         v
     };
@@ -767,10 +871,7 @@ fn the_upstream_head_of_a_plain_upload_is_the_one_the_general_path_sends() {
     let (lane, _) = outcome(node.addr, &upload("/lane"));
     assert_eq!(lane[0], (200, b"method PATCH body 7\n".to_vec()));
     assert_eq!(node.counter("upload_lane"), 1);
-    let mut behind =
-        b"POST /first HTTP/1.1\r\nHost: test.example\r\nTransfer-Encoding: chunked\r\n\r\n\
-                       0;to=hyper\r\n\r\n"
-            .to_vec();
+    let mut behind = TO_HYPER.to_vec();
     behind.extend_from_slice(&upload("/hyper"));
     let (hyper, _) = outcome(node.addr, &behind);
     assert_eq!(hyper[1], (200, b"method PATCH body 7\n".to_vec()));

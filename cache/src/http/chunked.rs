@@ -54,6 +54,56 @@ pub fn copy_data(buf: &[u8], max: u64, out: &mut Vec<u8>) {
     }
 }
 
+/// Whether the chunk-size lines at the front of `buf` (those that came so far, followed chunk
+/// by chunk) declare more than `limit` bytes of data in all, or one of them has more hex
+/// digits than a size may: such a body is refused with a 413 before anything goes upstream
+/// (as `chunk_limit` does for hyper's). Anything else this does not follow (a line not ended
+/// yet, a size that is not hex) is false: the decoder judges it as it streams.
+pub fn declares_over(mut buf: &[u8], limit: u64) -> bool {
+    let mut total: u64 = 0;
+    loop {
+        let Some(lf) = buf.iter().position(|b| *b == b'\n') else {
+            return false;
+        };
+        let digits = buf[..lf]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if digits > MAX_DIGITS {
+            return true;
+        }
+        let size = buf[..digits]
+            .iter()
+            .try_fold(0u64, |n, d| Some(n * 16 + u64::from(hex(*d)?)));
+        let Some(size) = size.filter(|_| digits > 0) else {
+            return false;
+        };
+        total = total.saturating_add(size);
+        if total > limit {
+            return true;
+        }
+        if size == 0 {
+            return false;
+        }
+        // The chunk's data and its CRLF, when they came too.
+        let next = usize::try_from(size)
+            .ok()
+            .and_then(|n| n.checked_add(lf + 3))
+            .and_then(|at| buf.get(at..));
+        let Some(rest) = next else {
+            return false;
+        };
+        buf = rest;
+    }
+}
+
+/// The value of a hex digit.
+fn hex(d: u8) -> Option<u8> {
+    char::from(d)
+        .to_digit(16)
+        .and_then(|v| u8::try_from(v).ok())
+}
+
 /// Most hex digits of a chunk size (a `u64`).
 const MAX_DIGITS: usize = 16;
 
@@ -123,6 +173,28 @@ fn crlf(buf: &[u8], at: &mut usize) -> Result<(), NotWhole> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_sizes_over_the_limit_are_seen_before_the_data() {
+        // The first size line alone, with or without an extension.
+        assert!(declares_over(b"401\r\n", 1024));
+        assert!(declares_over(b"401;a=b\r\nxx", 1024));
+        assert!(!declares_over(b"400\r\n", 1024));
+        // Counted chunk by chunk, following the data that came.
+        let two = [&b"200\r\n"[..], &[b'x'; 0x200], b"\r\n201\r\n"].concat();
+        assert!(declares_over(&two, 1024));
+        assert!(
+            !declares_over(&two[..two.len() - 7], 1024),
+            "the second line not here yet"
+        );
+        // A huge size, and more digits than a size may have.
+        assert!(declares_over(b"FFFFFFFFFF\r\n", 1 << 20));
+        assert!(declares_over(b"00000000000000001\r\n", 1 << 20));
+        // What it does not follow is the decoder's to judge.
+        assert!(!declares_over(b"zz\r\n", 1));
+        assert!(!declares_over(b"4000", 1), "a line not ended yet");
+        assert!(!declares_over(b"0\r\n\r\n", 0));
+    }
 
     fn data(buf: &[u8], max: u64) -> Option<(Vec<u8>, usize)> {
         let w = whole(buf, max)?;

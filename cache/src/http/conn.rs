@@ -141,6 +141,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                 Parse::Fast(r) => r,
                 Parse::Upload(r, framing) => {
                     let here = (buf.len() - r.head_len) as u64;
+                    let mut streamed = false;
                     let (len, dechunked) = match framing {
                         // A small body cut by this read's room, not by the client: read on,
                         // so that it goes upstream with its head (not when the client may be
@@ -170,7 +171,21 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                                     read_on = true;
                                     break;
                                 }
-                                _ => return handoff(conn, io, buf, watcher, idle_armed_at).await,
+                                // Sizes already over `max_request_body`: hyper's, which
+                                // answers 413 before the origin (`chunk_limit`).
+                                _ if chunked::declares_over(
+                                    body,
+                                    ctx.rt.load().limits.max_request_body,
+                                ) =>
+                                {
+                                    return handoff(conn, io, buf, watcher, idle_armed_at).await
+                                }
+                                // Larger, in another form (extensions, trailers), or still
+                                // arriving: streamed, decoded as it comes (`RawBody::chunked`).
+                                _ => {
+                                    streamed = true;
+                                    (0, None)
+                                }
                             }
                         }
                     };
@@ -182,6 +197,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                         head_len: r.head_len,
                         len,
                         dechunked,
+                        chunked: streamed,
                         close: r.close,
                         expect_continue: r.expect_continue,
                         peer,
@@ -259,10 +275,13 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     // A key whose last answer could not be stored: the pass lane, from the raw
                     // request, unless its answer is storable (then the general stages take it).
                     let mut prefetched = None;
-                    let lane_rt = snapshot
-                        .take()
-                        .filter(|_| req.plain && !head_only && passlane::applies(ctx, &key));
-                    if let Some(rt) = lane_rt {
+                    let lane_rt = snapshot.take().and_then(|rt| {
+                        let until = (req.plain && !head_only)
+                            .then(|| passlane::applies(ctx, &key))
+                            .flatten()?;
+                        Some((rt, until))
+                    });
+                    if let Some((rt, marked_until)) = lane_rt {
                         let sink = line.get_or_insert_with(InterimLine::new).begin();
                         let lane_req = passlane::LaneReq {
                             raw: &buf[..head_len],
@@ -272,6 +291,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                             interim: Some(sink.clone()),
                             close,
                             out: &mut out,
+                            marked_until,
                         };
                         // Pinned where it is made: moved into `with_interims`, the future (some KiB)
                         // would be copied whole.

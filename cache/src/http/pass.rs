@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, LOCATION};
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_LOCATION, LOCATION, TRANSFER_ENCODING};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{Either, Empty};
@@ -83,10 +83,12 @@ pub async fn pass(
 pub(super) struct Encoded<'a> {
     /// Not GET or HEAD (`Cache-Status: fwd=method`).
     pub method: Method,
-    /// The origin request's head, its `Content-Length` (if any) the client's.
+    /// The origin request's head, its `Content-Length` (if any) the client's, or the client's
+    /// `Transfer-Encoding: chunked` for a body streamed chunked.
     pub raw: &'a [u8],
-    /// The body's length (0 without a `Content-Length`).
-    pub len: u64,
+    /// The body's length (0 without a `Content-Length`); None for a body of unknown length,
+    /// sent chunked (the head says so).
+    pub len: Option<u64>,
     pub pool: &'a Pool,
     pub input: PickInput<'a>,
     /// The URL's primary key (invalidated after a non-error answer).
@@ -117,7 +119,10 @@ pub(super) async fn pass_encoded(
     let limits = rt.limits;
     // Only the framing: the head is `raw`.
     let mut headers = HeaderMap::with_capacity(1);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(req.len));
+    match req.len {
+        Some(len) => headers.insert(CONTENT_LENGTH, HeaderValue::from(len)),
+        None => headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked")),
+    };
     let (body, upload) = match body {
         Some(body) => {
             let (upload, watch) = Upload::new(body, limits.max_request_body, limits.body_timeout);

@@ -5,7 +5,11 @@
 //! loop found whole after the head, in the plainest form (`chunked::scan`; the caller read on
 //! when its read's room had cut it): its data goes upstream in the head's write, with a
 //! `Content-Length` instead of the client's `Transfer-Encoding` (`origin_head_dechunked`);
-//! any other chunked upload is hyper's. A client expecting `100-continue` gets it once its
+//! any other `plain` chunked upload streams on the lane, decoded as it arrives
+//! (`RawBody::chunked`) and sent upstream chunked (its head as the client's, with its
+//! `Transfer-Encoding`), unless the sizes that came with the head already declare more than
+//! `max_request_body` (hyper's 413 before the origin, `chunk_limit`); a chunked upload that
+//! does not skip the parts is hyper's. A client expecting `100-continue` gets it once its
 //! request is admitted and routed with none of its body here yet, before the origin is reached.
 //!
 //! Contract ([`serve`]):
@@ -180,6 +184,9 @@ pub(super) struct UploadReq {
     /// The bytes its chunked body takes after the head, when it came chunked and whole
     /// (`chunked::whole`): only with `prepared`.
     pub dechunked: Option<usize>,
+    /// Its body is chunked and did not come whole: streamed as it arrives, decoded and sent
+    /// upstream chunked (`len` is 0): only with `prepared`.
+    pub chunked: bool,
     /// The client asked to close after it.
     pub close: bool,
     /// It carries `Expect: 100-continue`.
@@ -217,7 +224,7 @@ pub(super) async fn serve(
                 buf.advance(consumed);
                 true
             }
-            None if left <= WHOLE_MAX && buf.len() as u64 >= left => {
+            None if !req.chunked && left <= WHOLE_MAX && buf.len() as u64 >= left => {
                 p.head.extend_from_slice(&buf[..left as usize]);
                 buf.advance(left as usize);
                 true
@@ -233,7 +240,7 @@ pub(super) async fn serve(
         let trip = Encoded {
             method: p.method,
             raw: &p.head,
-            len: req.len,
+            len: (!req.chunked).then_some(req.len),
             pool: &p.route.pool,
             input: PickInput {
                 client: Some(req.peer.ip()),
@@ -244,7 +251,18 @@ pub(super) async fn serve(
             interim: Some(sink.clone()),
         };
         let shared = Shared(Mutex::new(&mut *io));
-        let body = (!whole).then(|| ClientBody::Raw(RawBody::new(&shared.0, &mut *buf, &mut left)));
+        let body = (!whole).then(|| {
+            ClientBody::Raw(if req.chunked {
+                RawBody::chunked(
+                    &shared.0,
+                    &mut *buf,
+                    &mut left,
+                    p.rt.limits.max_request_body,
+                )
+            } else {
+                RawBody::new(&shared.0, &mut *buf, &mut left)
+            })
+        });
         let (answer, failed) = {
             // Pinned where it is made (moved, the future's KiB would be copied).
             let answer = std::pin::pin!(pass_encoded(ctx, &p.rt, trip, body));
@@ -262,7 +280,7 @@ pub(super) async fn serve(
         (answer, Some(p.route.index))
     } else {
         // A chunked body is the lane's only when it skips the parts: hyper's, nothing read.
-        if req.dechunked.is_some() {
+        if req.dechunked.is_some() || req.chunked {
             return Next::General;
         }
         let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {

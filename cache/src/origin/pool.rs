@@ -278,8 +278,9 @@ impl Pool {
 
     /// [`Pool::send`], with the request's head already encoded (`raw`, on the node's own
     /// client): for a bodyless, idempotent `req` (the pass lane's), or one whose body is framed
-    /// by the `Content-Length` in `raw` (the upload lane's). `req.headers` then only serve the
-    /// server choice and, for a body, hold that `Content-Length` (its framing).
+    /// by the `Content-Length` in `raw`, or streamed chunked as `raw` says (the upload lane's).
+    /// `req.headers` then only serve the server choice and, for a body, hold that
+    /// `Content-Length` or `Transfer-Encoding: chunked` (its framing).
     pub async fn send_with(
         &self,
         req: OutRequest<'_>,
@@ -291,6 +292,7 @@ impl Pool {
             raw.is_none()
                 || (matches!(req.body, Either::Left(_)) && is_idempotent(&req.method))
                 || content_length(&req.headers).is_some()
+                || req.headers.contains_key(TRANSFER_ENCODING)
         );
         let Some((first, cookie)) = self.choose(input, &req.headers, None) else {
             tracing::warn!(pool = %self.name, "no server available");
@@ -361,12 +363,22 @@ impl Pool {
         bump(&counters.origin_fetches);
         bump(&server.active);
         let started = Instant::now();
-        let deadline = origin_deadline(upload.clone(), self.first_byte_timeout);
         let lean = matches!(req.body, Either::Left(_))
             && (is_idempotent(&req.method) || (req.body_in_head && raw.is_some()));
-        let result = tokio::select! {
-            r = self.exchange(idx, req, lean, raw) => Some(r),
-            _ = deadline => None,
+        let exchange = std::pin::pin!(self.exchange(idx, req, lean, raw));
+        let result = match &upload {
+            // Nothing of the client's to wait on: the coarse bound (`deadline`), up to a tick
+            // late, instead of a timer in the runtime's wheel for every request.
+            None => crate::deadline::within(self.first_byte_timeout, exchange)
+                .await
+                .ok(),
+            Some(_) => {
+                let deadline = origin_deadline(upload.clone(), self.first_byte_timeout);
+                tokio::select! {
+                    r = exchange => Some(r),
+                    _ = deadline => None,
+                }
+            }
         };
         server.active.fetch_sub(1, Ordering::Relaxed);
         // The client's fault first: its broken body also fails the origin request.
@@ -476,7 +488,8 @@ impl Pool {
     /// A request with a client's body (or a bodyless one of a method that is not idempotent),
     /// on the node's own client: the client's `Content-Length` when it had one, else chunked
     /// (no framing field at all when the body is empty from the start, as hyper's client did).
-    /// `raw`: the head, already encoded with the `Content-Length` in `req.headers`.
+    /// `raw`: the head, already encoded with the `Content-Length` in `req.headers`, or with
+    /// `Transfer-Encoding: chunked` when `req.headers` has that field.
     async fn exchange_with_body(
         &self,
         idx: usize,
@@ -492,12 +505,15 @@ impl Pool {
             raw_response,
             ..
         } = req;
+        // An encoded head that says chunked (the upload lane's streamed chunked body) is sent
+        // chunked even when its body turns out empty: the head cannot be taken back.
+        let raw_chunked = raw.is_some() && headers.contains_key(TRANSFER_ENCODING);
         let framing = match content_length(&headers) {
             Some(n) => Some(BodyFraming::Length(n)),
             None if headers.contains_key(CONTENT_LENGTH) => {
                 return Err((Fault::Node, "unreadable Content-Length".to_string()))
             }
-            None if http_body::Body::is_end_stream(&body) => None,
+            None if !raw_chunked && http_body::Body::is_end_stream(&body) => None,
             None => {
                 headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
                 Some(BodyFraming::Chunked)
@@ -505,7 +521,7 @@ impl Pool {
         };
         let mut encoded = Vec::new();
         let head = match raw {
-            Some(raw) if matches!(framing, Some(BodyFraming::Length(_))) => raw,
+            Some(raw) if matches!(framing, Some(BodyFraming::Length(_))) || raw_chunked => raw,
             Some(_) => return Err((Fault::Node, "encoded head without its length".to_string())),
             None => {
                 encoded.reserve(512);

@@ -1,17 +1,24 @@
 //! A client's request body read straight from its connection by the connection's own loop
-//! (`http::conn`'s upload lane), for a request framed by `Content-Length`: the bytes already
-//! read past the head first, then reads of the socket, each handed on as one frame.
+//! (`http::conn`'s upload lane), for a request framed by `Content-Length` or by the chunked
+//! coding: the bytes already read past the head first, then reads of the socket, each handed
+//! on as one frame (a chunked body's data decoded as it arrives by `h1::chunked::Decoder`,
+//! extensions skipped, trailers read and dropped, both bounded).
 //!
 //! Contract ([`RawBody`]):
-//! * It yields exactly `Content-Length` bytes, never one more: bytes read past the body's end
+//! * It yields exactly the body's bytes, never one more: bytes read past the body's end
 //!   (the next request of a pipelining client) stay in the connection's buffer, at its front,
-//!   for the loop to parse as a request.
+//!   for the loop to parse as a request. A chunked body ends after its trailer section.
 //! * What it has not yet yielded is in `left` (the loop's own count): 0 once the whole body
-//!   went through, so the loop knows whether the connection can carry another request.
+//!   went through, so the loop knows whether the connection can carry another request; for a
+//!   chunked body not ended yet, [`UNKNOWN`] (the loop cannot skip what it cannot count).
+//! * A chunked body that breaks its framing (a bad size, no CRLF after a chunk, an endless
+//!   line, trailers too large) is [`Fault::ClientBadBody`]; one whose size lines declare more
+//!   than its limit is [`Fault::ClientBodyTooLarge`] at that line, before its data.
 //! * The connection is a [`RawSource`]: the loop may write to it between the body's reads.
 //! * Memory stays bounded: a frame is at most what one read returned into the buffer's spare
-//!   capacity (the buffer grows by [`READ_CHUNK`] when empty), and the next read happens only
-//!   when the origin side asks for the next frame.
+//!   capacity (the buffer grows by [`READ_CHUNK`] when empty, by up to [`READ_MAX`] while
+//!   reads fill their room), and the next read happens only when the origin side asks for the
+//!   next frame.
 //! * The client closing (or failing) before the end is [`Fault::ClientAborted`]. Limits and
 //!   timers are `upload::Upload`'s, which wraps it as it wraps hyper's body.
 
@@ -21,10 +28,19 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 
+use super::h1::chunked::{ChunkError, Decoder, Step};
 use crate::fault::Fault;
 
-/// Spare capacity a read of the body is given when the buffer has less.
+/// Spare capacity a read of the body is given when the buffer has less, at first.
 pub const READ_CHUNK: usize = 16 * 1024;
+
+/// The most a read of the body is given: a read that filled its room doubles the next one's
+/// up to this (a long upload moves in fewer, larger reads; memory per uploading client stays
+/// bounded).
+pub const READ_MAX: usize = 64 * 1024;
+
+/// `left` of a chunked body that has not ended yet.
+pub const UNKNOWN: u64 = u64::MAX;
 
 /// The client's connection as the body reads it: shared, so that the connection's loop can
 /// write the origin's interim responses to it while the body is being read (each side holds
@@ -48,18 +64,47 @@ impl<T: AsyncRead + Unpin + Send> RawSource for parking_lot::Mutex<T> {
     }
 }
 
-/// A `Content-Length` body read from the client's connection (see the module doc).
+/// A client's body read from its connection (see the module doc).
 pub struct RawBody<'a> {
     io: &'a dyn RawSource,
     /// The connection's read buffer: starts with the body's bytes already read.
     buf: &'a mut BytesMut,
     left: &'a mut u64,
+    /// A chunked body's decoder; None for a `Content-Length` one.
+    chunked: Option<Decoder>,
+    /// The room the next read is given.
+    room: usize,
 }
 
 impl<'a> RawBody<'a> {
     /// The body of `*left` bytes at the front of `buf`, then of `io`.
     pub fn new(io: &'a dyn RawSource, buf: &'a mut BytesMut, left: &'a mut u64) -> RawBody<'a> {
-        RawBody { io, buf, left }
+        RawBody {
+            io,
+            buf,
+            left,
+            chunked: None,
+            room: READ_CHUNK,
+        }
+    }
+
+    /// The chunked body at the front of `buf`, then of `io`; `*left` is [`UNKNOWN`] until it
+    /// ends, then 0. A size line that declares more than `limit` in all is
+    /// [`Fault::ClientBodyTooLarge`] at once, before its data.
+    pub fn chunked(
+        io: &'a dyn RawSource,
+        buf: &'a mut BytesMut,
+        left: &'a mut u64,
+        limit: u64,
+    ) -> RawBody<'a> {
+        *left = UNKNOWN;
+        RawBody {
+            io,
+            buf,
+            left,
+            chunked: Some(Decoder::with_limit(limit)),
+            room: READ_CHUNK,
+        }
     }
 
     /// Nothing more to yield.
@@ -67,9 +112,9 @@ impl<'a> RawBody<'a> {
         *self.left == 0
     }
 
-    /// Bytes still to come.
-    pub fn remaining(&self) -> u64 {
-        *self.left
+    /// Bytes still to come, when known.
+    pub fn remaining(&self) -> Option<u64> {
+        self.chunked.is_none().then_some(*self.left)
     }
 
     /// The next piece of the body; `None` at its end.
@@ -77,23 +122,72 @@ impl<'a> RawBody<'a> {
         if *self.left == 0 {
             return Poll::Ready(None);
         }
-        if self.buf.is_empty() {
-            if self.buf.capacity() < READ_CHUNK {
-                self.buf.reserve(READ_CHUNK);
-            }
-            match self.io.poll_read_buf(cx, self.buf) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    tracing::debug!(error = %e, "client request body read failed");
-                    return Poll::Ready(Some(Err(Fault::ClientAborted)));
+        if let Some(dec) = &mut self.chunked {
+            loop {
+                match dec.step(self.buf) {
+                    Ok(Step::Data(d)) => return Poll::Ready(Some(Ok(d))),
+                    Ok(Step::Done) => {
+                        *self.left = 0;
+                        return Poll::Ready(None);
+                    }
+                    Ok(Step::More) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "client's chunked request body refused");
+                        let fault = match e {
+                            ChunkError::OverLimit => Fault::ClientBodyTooLarge,
+                            _ => Fault::ClientBadBody,
+                        };
+                        return Poll::Ready(Some(Err(fault)));
+                    }
                 }
-                Poll::Ready(Ok(0)) => return Poll::Ready(Some(Err(Fault::ClientAborted))),
-                Poll::Ready(Ok(_)) => {}
+                // A line not ended yet stays in the buffer (the decoder bounds it): read
+                // after it.
+                match read(self.io, cx, self.buf, &mut self.room) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(f)) => return Poll::Ready(Some(Err(f))),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+        if self.buf.is_empty() {
+            match read(self.io, cx, self.buf, &mut self.room) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(f)) => return Poll::Ready(Some(Err(f))),
+                Poll::Pending => return Poll::Pending,
             }
         }
         let take = usize::try_from(*self.left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
         *self.left -= take as u64;
         Poll::Ready(Some(Ok(self.buf.split_to(take).freeze())))
+    }
+}
+
+/// One read of the client into `buf`'s spare room (given `room` first when it has less than
+/// a quarter of it; a read that fills it doubles the next one's, up to [`READ_MAX`]): the
+/// client closing or failing first is its abort.
+fn read(
+    io: &dyn RawSource,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    room: &mut usize,
+) -> Poll<Result<(), Fault>> {
+    if buf.capacity() - buf.len() < *room / 4 {
+        buf.reserve(*room);
+    }
+    let spare = buf.capacity() - buf.len();
+    match io.poll_read_buf(cx, buf) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Err(e)) => {
+            tracing::debug!(error = %e, "client request body read failed");
+            Poll::Ready(Err(Fault::ClientAborted))
+        }
+        Poll::Ready(Ok(0)) => Poll::Ready(Err(Fault::ClientAborted)),
+        Poll::Ready(Ok(n)) => {
+            if n == spare {
+                *room = (*room * 2).min(READ_MAX);
+            }
+            Poll::Ready(Ok(()))
+        }
     }
 }
 
@@ -148,6 +242,58 @@ mod tests {
             (&b"hello"[..], Some(Fault::ClientAborted))
         );
         assert_eq!(left, 5);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_is_decoded_across_reads_and_ends_after_its_trailers() {
+        // Read in pieces of 3 bytes: lines and data cut anywhere.
+        struct Trickle(Mutex<Vec<u8>>);
+        impl RawSource for Trickle {
+            fn poll_read_buf(
+                &self,
+                _cx: &mut Context<'_>,
+                buf: &mut BytesMut,
+            ) -> Poll<std::io::Result<usize>> {
+                let mut rest = self.0.lock();
+                let n = rest.len().min(3);
+                buf.extend_from_slice(&rest[..n]);
+                rest.drain(..n);
+                Poll::Ready(Ok(n))
+            }
+        }
+        let io = Trickle(Mutex::new(
+            b"llo\r\n6;x=y\r\n world\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.1\r\n".to_vec(),
+        ));
+        let mut buf = BytesMut::from(&b"5\r\nhe"[..]);
+        let mut left = 0;
+        let mut body = RawBody::chunked(&io, &mut buf, &mut left, 1 << 20);
+        assert!(!body.is_end_stream() && body.remaining().is_none());
+        let (got, fault) = all(&mut body).await;
+        assert_eq!((&got[..], fault), (&b"hello world"[..], None));
+        assert!(body.is_end_stream());
+        assert_eq!(left, 0);
+        // The pipelined request is left for the loop (what was read of it, and the rest).
+        let mut next = buf.to_vec();
+        next.extend_from_slice(&io.0.lock());
+        assert_eq!(&next[..], b"GET / HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_body_that_breaks_its_framing_or_its_limit_is_the_clients_fault() {
+        let cases: [(&[u8], u64, Fault); 4] = [
+            (b"5\r\nhelloX\r\n", 100, Fault::ClientBadBody),
+            (b"zz\r\n", 100, Fault::ClientBadBody),
+            (b"5\r\nhello\r\n60\r\n", 100, Fault::ClientBodyTooLarge),
+            (b"5\r\nhel", 100, Fault::ClientAborted),
+        ];
+        for (raw, limit, want) in cases {
+            let io = Mutex::new(&b""[..]);
+            let mut buf = BytesMut::from(raw);
+            let mut left = 0;
+            let (_, fault) = all(&mut RawBody::chunked(&io, &mut buf, &mut left, limit)).await;
+            assert_eq!(fault, Some(want), "{:?}", String::from_utf8_lossy(raw));
+            assert_eq!(left, UNKNOWN, "not ended: the loop cannot go on");
+        }
     }
 
     #[tokio::test]

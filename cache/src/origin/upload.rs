@@ -89,7 +89,9 @@ impl ClientBody<'_> {
     fn size_hint(&self) -> SizeHint {
         match self {
             ClientBody::Hyper(inner) => inner.size_hint(),
-            ClientBody::Raw(raw) => SizeHint::with_exact(raw.remaining()),
+            ClientBody::Raw(raw) => raw
+                .remaining()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
         }
     }
 }

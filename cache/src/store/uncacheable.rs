@@ -10,7 +10,8 @@
 //! the mark).
 //!
 //! Contract: [`Marks::mark`] sets a key's mark until now + the configured time (0 disables
-//! marking); [`Marks::is_marked`] is true until then; [`Marks::clear`] lifts it. At most
+//! marking); [`Marks::renew`] sets it so only once less than half of that time is left of it;
+//! [`Marks::is_marked`] is true until then; [`Marks::clear`] lifts it. At most
 //! [`MAX_MARKS`] keys are remembered (the least recently used go first): memory is bounded
 //! whatever the clients ask for.
 
@@ -42,9 +43,25 @@ impl Marks {
         }
     }
 
+    /// Marks `key` again after another answer that could not be stored, its mark ending at
+    /// `until` (as [`Marks::marked_until`] read it): only when less than half of `ttl` is
+    /// left of it, so that a key asked for many times a second is not written back (a new
+    /// `String` and an insertion) on every request. The mark then holds at least `ttl / 2`
+    /// after the last such answer, and its full `ttl` after the one that renewed it.
+    pub fn renew(&self, key: &str, ttl: Duration, now: Instant, until: Instant) {
+        if until.saturating_duration_since(now) < ttl / 2 {
+            self.mark(key, ttl, now);
+        }
+    }
+
     /// Whether `key` is marked at `now`.
     pub fn is_marked(&self, key: &str, now: Instant) -> bool {
-        self.until.get(key).is_some_and(|until| now < until)
+        self.marked_until(key, now).is_some()
+    }
+
+    /// When `key`'s mark ends, if it is marked at `now`.
+    pub fn marked_until(&self, key: &str, now: Instant) -> Option<Instant> {
+        self.until.get(key).filter(|until| now < *until)
     }
 
     /// Lifts `key`'s mark, if any.
@@ -68,6 +85,28 @@ impl Marks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mark_is_renewed_only_once_less_than_half_its_time_is_left() {
+        let m = Marks::default();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(100);
+        m.mark("k", ttl, t0);
+        let until = m.marked_until("k", t0).unwrap();
+        assert_eq!(until, t0 + ttl);
+        // 40 s in: 60 s left, more than half: kept as it is.
+        m.renew("k", ttl, t0 + Duration::from_secs(40), until);
+        assert_eq!(m.marked_until("k", t0), Some(t0 + ttl));
+        // 60 s in: 40 s left: renewed for the full time from then.
+        let t1 = t0 + Duration::from_secs(60);
+        m.renew("k", ttl, t1, until);
+        assert_eq!(m.marked_until("k", t1), Some(t1 + ttl));
+        assert!(m.is_marked("k", t0 + Duration::from_secs(159)));
+        assert_eq!(m.marked_until("k", t1 + ttl), None, "over at its end");
+        // A zero time marks nothing, renewed or not.
+        m.renew("z", Duration::ZERO, t0, t0);
+        assert!(!m.is_marked("z", t0));
+    }
 
     #[test]
     fn a_mark_holds_for_its_time_and_is_lifted_by_clear() {

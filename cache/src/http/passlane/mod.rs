@@ -15,7 +15,7 @@
 //! * not storable: [`Lane::Raw`]: its head is written from the origin's bytes as the general
 //!   stages would write it (hop-by-hop fields gone, `Date` ensured, `Via` and `Cache-Status:
 //!   <node>; fwd=miss` added, targeted fields stripped, framed as `lite::write_response`
-//!   frames it: [`relay_head`]), the body streamed after it; the key's mark renewed, and
+//!   frames it: [`relay_head`]), the body streamed after it; the key's mark renewed when due, and
 //!   counted as the general path counts it (`requests`, `local_miss`, `hit_for_miss`,
 //!   `uncacheable`) plus `pass_lane`;
 //! * storable: [`Lane::General`]: the general stages take the request with that answer, its
@@ -114,18 +114,22 @@ pub(in crate::http) struct LaneReq<'a> {
     pub close: bool,
     /// Where a [`Lane::Raw`] answer's head is written (cleared first).
     pub out: &'a mut Vec<u8>,
+    /// When the key's mark ends (as [`applies`] read it): renewed only when due.
+    pub marked_until: Instant,
 }
 
-/// Whether the lane may take a `plain` GET for `key` (see the module doc); checked by the
-/// connection's loop before [`serve`].
-pub(in crate::http) fn applies(ctx: &Ctx, key: &str) -> bool {
-    ctx.uncacheable.is_marked(key, Instant::now())
-        && ctx.store.get(key, |_| true).is_none()
+/// Whether the lane may take a `plain` GET for `key` (see the module doc): when its mark
+/// ends if so (for [`LaneReq::marked_until`]); checked by the connection's loop before
+/// [`serve`].
+pub(in crate::http) fn applies(ctx: &Ctx, key: &str) -> Option<Instant> {
+    let until = ctx.uncacheable.marked_until(key, Instant::now())?;
+    let taken = ctx.store.get(key, |_| true).is_none()
         // After a join the general stages ask the key's previous owner first.
         && ctx
             .cluster
             .as_ref()
-            .is_none_or(|c| c.previous_owner(key).is_none())
+            .is_none_or(|c| c.previous_owner(key).is_none());
+    taken.then_some(until)
 }
 
 /// Serve a request for a marked key (see the module doc): `route` is the index of the route
@@ -186,7 +190,8 @@ pub(in crate::http) async fn serve(
             return Lane::Answer(fault_response(ctx, fault, &mut cs), route.index);
         }
     };
-    judge(ctx, &rt, &route, (req.key, req.close, req.out), sent, times)
+    let mark = (req.key, req.marked_until);
+    judge(ctx, &rt, &route, (mark, req.close, req.out), sent, times)
 }
 
 /// Counted for every answer the lane gives (as the general path counts a marked key's miss).
@@ -213,7 +218,7 @@ fn judge(
     ctx: &Arc<Ctx>,
     rt: &Runtime,
     route: &RouteChoice,
-    (key, close, out): (&str, bool, &mut Vec<u8>),
+    ((key, marked_until), close, out): ((&str, Instant), bool, &mut Vec<u8>),
     sent: Sent,
     times: Times,
 ) -> Lane {
@@ -277,7 +282,7 @@ fn judge(
     bump(&ctx.counters.uncacheable);
     bump(&ctx.counters.pass_lane);
     ctx.uncacheable
-        .mark(key, rt.hit_for_miss, std::time::Instant::now());
+        .renew(key, rt.hit_for_miss, Instant::now(), marked_until);
     let own = own_fwd_value(&ctx.node_id, Fwd::Miss);
     let own = own.as_ref().map_or(&[][..], |v| v.as_bytes());
     let cookie = set_cookie.as_ref().map(|c| c.as_bytes());

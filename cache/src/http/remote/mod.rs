@@ -44,7 +44,6 @@ use crate::stats::bump;
 use crate::store::fill::FillWriter;
 use crate::store::object::FillHead;
 
-mod deadline;
 pub(crate) mod flights;
 mod head;
 pub(crate) mod hot;
@@ -316,7 +315,7 @@ async fn ask(
     // would be copied whole at each step on the way.
     let exchange = std::pin::pin!(first_frame(cl, owner, lookup, &reached));
     // A coarse bound (`deadline`): a timer per exchange cost more than the rest of `ask`.
-    let first = deadline::within(limit, exchange)
+    let first = crate::deadline::within(limit, exchange)
         .await
         .unwrap_or(Err(PeerError::Hung(owner.addr, limit)))
         .map_err(|e| match e {

@@ -30,6 +30,8 @@ pub enum ChunkError {
     LineTooLong,
     MissingCrlf,
     TrailersTooLarge,
+    /// The chunk sizes declared so far add up to more than the decoder's limit.
+    OverLimit,
 }
 
 impl std::fmt::Display for ChunkError {
@@ -39,6 +41,7 @@ impl std::fmt::Display for ChunkError {
             ChunkError::LineTooLong => "chunk-size line too long",
             ChunkError::MissingCrlf => "chunk not followed by CRLF",
             ChunkError::TrailersTooLarge => "trailer section too large",
+            ChunkError::OverLimit => "chunk sizes declare more than the body may take",
         })
     }
 }
@@ -60,15 +63,28 @@ enum State {
 #[derive(Debug)]
 pub struct Decoder {
     state: State,
+    /// The chunk sizes declared so far, and how much they may add up to.
+    declared: u64,
+    limit: u64,
 }
 
 impl Default for Decoder {
     fn default() -> Self {
-        Decoder { state: State::Size }
+        Decoder::with_limit(u64::MAX)
     }
 }
 
 impl Decoder {
+    /// A decoder that refuses ([`ChunkError::OverLimit`]) a size line that takes the sizes
+    /// declared so far past `limit`, before any of that chunk's data.
+    pub fn with_limit(limit: u64) -> Decoder {
+        Decoder {
+            state: State::Size,
+            declared: 0,
+            limit,
+        }
+    }
+
     /// Decode what `buf` holds, consuming it; `Data` slices share `buf`'s memory.
     pub fn step(&mut self, buf: &mut BytesMut) -> Result<Step, ChunkError> {
         loop {
@@ -79,6 +95,10 @@ impl Decoder {
                         return Ok(More);
                     };
                     let size = parse_size(&line)?;
+                    self.declared = self.declared.saturating_add(size);
+                    if self.declared > self.limit {
+                        return Err(ChunkError::OverLimit);
+                    }
                     self.state = if size == 0 {
                         State::Trailers(0)
                     } else {
@@ -176,6 +196,26 @@ fn parse_size(line: &[u8]) -> Result<u64, ChunkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limit_refuses_the_size_line_that_passes_it_before_its_data() {
+        let mut d = Decoder::with_limit(10);
+        let mut buf = BytesMut::from(&b"6\r\nabcdef\r\n4\r\nghij\r\n1\r\n"[..]);
+        let mut got = Vec::new();
+        let err = loop {
+            match d.step(&mut buf) {
+                Ok(Step::Data(b)) => got.extend_from_slice(&b),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((err, &got[..]), (ChunkError::OverLimit, &b"abcdefghij"[..]));
+        // Exactly the limit passes.
+        let mut d = Decoder::with_limit(10);
+        let mut buf = BytesMut::from(&b"a\r\n0123456789\r\n0\r\n\r\n"[..]);
+        assert!(matches!(d.step(&mut buf), Ok(Step::Data(b)) if b.len() == 10));
+        assert_eq!(d.step(&mut buf), Ok(Step::Done));
+    }
 
     /// Decode `raw` fed `piece` bytes at a time: the body, or the error.
     fn decode(raw: &[u8], piece: usize) -> Result<(Vec<u8>, bool), ChunkError> {
