@@ -13,7 +13,11 @@
 //!   chunked body not ended yet, [`UNKNOWN`] (the loop cannot skip what it cannot count).
 //! * A chunked body that breaks its framing (a bad size, no CRLF after a chunk, an endless
 //!   line, trailers too large) is [`Fault::ClientBadBody`]; one whose size lines declare more
-//!   than its limit is [`Fault::ClientBodyTooLarge`] at that line, before its data.
+//!   than its limit is [`Fault::ClientBodyTooLarge`] at that line, before its data. A fault
+//!   is final: every later poll says it again.
+//! * A client that cuts its chunked body into many small chunks costs no more upstream
+//!   writes than one that does not: small chunks already read go on together, in one frame of
+//!   up to [`GATHER_MAX`] (copied).
 //! * The connection is a [`RawSource`]: the loop may write to it between the body's reads.
 //! * Memory stays bounded: a frame is at most what one read returned into the buffer's spare
 //!   capacity (the buffer grows by [`READ_CHUNK`] when empty, by up to [`READ_MAX`] while
@@ -38,6 +42,10 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// up to this (a long upload moves in fewer, larger reads; memory per uploading client stays
 /// bounded).
 pub const READ_MAX: usize = 64 * 1024;
+
+/// A chunked body's data smaller than this, with more of the body already read, goes on
+/// with the chunks after it in one frame of up to this much (copied).
+pub const GATHER_MAX: usize = 16 * 1024;
 
 /// `left` of a chunked body that has not ended yet.
 pub const UNKNOWN: u64 = u64::MAX;
@@ -74,6 +82,8 @@ pub struct RawBody<'a> {
     chunked: Option<Decoder>,
     /// The room the next read is given.
     room: usize,
+    /// The fault the body failed with: every poll after says it again.
+    failed: Option<Fault>,
 }
 
 impl<'a> RawBody<'a> {
@@ -85,6 +95,7 @@ impl<'a> RawBody<'a> {
             left,
             chunked: None,
             room: READ_CHUNK,
+            failed: None,
         }
     }
 
@@ -104,6 +115,7 @@ impl<'a> RawBody<'a> {
             left,
             chunked: Some(Decoder::with_limit(limit)),
             room: READ_CHUNK,
+            failed: None,
         }
     }
 
@@ -122,9 +134,32 @@ impl<'a> RawBody<'a> {
         if *self.left == 0 {
             return Poll::Ready(None);
         }
+        if let Some(f) = self.failed {
+            return Poll::Ready(Some(Err(f)));
+        }
         if let Some(dec) = &mut self.chunked {
             loop {
                 match dec.step(self.buf) {
+                    // Small chunks already here go on together: one frame, one write upstream,
+                    // not one per chunk a client cut its body into.
+                    Ok(Step::Data(d)) if d.len() < GATHER_MAX && !self.buf.is_empty() => {
+                        let mut more = BytesMut::with_capacity(GATHER_MAX);
+                        more.extend_from_slice(&d);
+                        while more.len() < GATHER_MAX && !self.buf.is_empty() {
+                            match dec.step(self.buf) {
+                                Ok(Step::Data(d)) => more.extend_from_slice(&d),
+                                // The end, or what to read next, is met again at the next poll.
+                                Ok(Step::Done | Step::More) => break,
+                                // A refused body stays refused (the decoder may have taken
+                                // the line it refused): after the data before it.
+                                Err(e) => {
+                                    self.failed = Some(refused(e));
+                                    break;
+                                }
+                            }
+                        }
+                        return Poll::Ready(Some(Ok(more.freeze())));
+                    }
                     Ok(Step::Data(d)) => return Poll::Ready(Some(Ok(d))),
                     Ok(Step::Done) => {
                         *self.left = 0;
@@ -132,19 +167,19 @@ impl<'a> RawBody<'a> {
                     }
                     Ok(Step::More) => {}
                     Err(e) => {
-                        tracing::debug!(error = %e, "client's chunked request body refused");
-                        let fault = match e {
-                            ChunkError::OverLimit => Fault::ClientBodyTooLarge,
-                            _ => Fault::ClientBadBody,
-                        };
-                        return Poll::Ready(Some(Err(fault)));
+                        let f = refused(e);
+                        self.failed = Some(f);
+                        return Poll::Ready(Some(Err(f)));
                     }
                 }
                 // A line not ended yet stays in the buffer (the decoder bounds it): read
                 // after it.
                 match read(self.io, cx, self.buf, &mut self.room) {
                     Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(f)) => return Poll::Ready(Some(Err(f))),
+                    Poll::Ready(Err(f)) => {
+                        self.failed = Some(f);
+                        return Poll::Ready(Some(Err(f)));
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -159,6 +194,15 @@ impl<'a> RawBody<'a> {
         let take = usize::try_from(*self.left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
         *self.left -= take as u64;
         Poll::Ready(Some(Ok(self.buf.split_to(take).freeze())))
+    }
+}
+
+/// The client's fault for a chunked body the decoder refused.
+fn refused(e: ChunkError) -> Fault {
+    tracing::debug!(error = %e, "client's chunked request body refused");
+    match e {
+        ChunkError::OverLimit => Fault::ClientBodyTooLarge,
+        _ => Fault::ClientBadBody,
     }
 }
 
@@ -294,6 +338,46 @@ mod tests {
             assert_eq!(fault, Some(want), "{:?}", String::from_utf8_lossy(raw));
             assert_eq!(left, UNKNOWN, "not ended: the loop cannot go on");
         }
+    }
+
+    #[tokio::test]
+    async fn small_chunks_already_read_go_on_in_one_frame_and_a_fault_stays() {
+        // 3,000 one-byte chunks in the buffer: one frame per GATHER_MAX of data at most.
+        let mut raw = Vec::new();
+        for i in 0..3000u32 {
+            raw.extend_from_slice(format!("1\r\n{}\r\n", i % 10).as_bytes());
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        let io = Mutex::new(&b""[..]);
+        let mut buf = BytesMut::from(&raw[..]);
+        let mut left = 0;
+        let mut body = RawBody::chunked(&io, &mut buf, &mut left, 1 << 20);
+        let mut frames = Vec::new();
+        while let Some(f) = poll_fn(|cx| body.poll_data(cx)).await {
+            frames.push(f.expect("data"));
+        }
+        assert_eq!(
+            frames.len(),
+            1,
+            "{:?}",
+            frames.iter().map(|f| f.len()).collect::<Vec<_>>()
+        );
+        let want: Vec<u8> = (0..3000u32).map(|i| b'0' + (i % 10) as u8).collect();
+        assert_eq!(frames.concat(), want);
+        assert_eq!(left, 0);
+        // A bad line after small chunks: their data, then the fault, for good (the line
+        // after the bad one is never read as a size).
+        let io = Mutex::new(&b""[..]);
+        let mut buf = BytesMut::from(&b"1\r\na\r\n1\r\nb\r\nzz\r\n1\r\nc\r\n0\r\n\r\n"[..]);
+        let mut left = 0;
+        let mut body = RawBody::chunked(&io, &mut buf, &mut left, 1 << 20);
+        let first = poll_fn(|cx| body.poll_data(cx)).await;
+        assert_eq!(first, Some(Ok(Bytes::from_static(b"ab"))));
+        for _ in 0..3 {
+            let again = poll_fn(|cx| body.poll_data(cx)).await;
+            assert_eq!(again, Some(Err(Fault::ClientBadBody)));
+        }
+        assert_eq!(left, UNKNOWN);
     }
 
     #[tokio::test]

@@ -6,7 +6,9 @@
 //! * With the client's `Content-Length`, the frames must add up to it: more, or fewer at the
 //!   body's end, fails the exchange (hyper's server already holds the client to it; this is
 //!   the node's own check, not the origin's fault). Without one, the body is sent chunked,
-//!   each non-empty frame one chunk, `0\r\n\r\n` at its end. Trailers are not sent (the
+//!   each non-empty frame one chunk, `0\r\n\r\n` at its end. Small frames already there are
+//!   sent together (one chunk, one write, up to [`GATHER_MAX`]), however the client cut its
+//!   body. Trailers are not sent (the
 //!   `Trailer` field is hop-by-hop and never forwarded, so none were announced).
 //! * The head goes out with the first frame in one write when that frame is already there,
 //!   else alone before the node waits for the client.
@@ -27,7 +29,7 @@ use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -155,9 +157,12 @@ where
     let mut enc = Encoder::new(framing);
     // Not yet written: the head waits for the first frame if that one is already here.
     let mut head = Some(head);
+    // A frame taken while gathering small ones, not sent yet (the body's end, or its failure).
+    let mut next = None;
     loop {
-        let frame = match head {
-            Some(h) => {
+        let frame = match (next.take(), head) {
+            (Some(f), _) => f,
+            (None, Some(h)) => {
                 let ready =
                     poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *body).poll_frame(cx)));
                 match ready.await {
@@ -169,7 +174,7 @@ where
                     }
                 }
             }
-            None => body.frame().await,
+            (None, None) => body.frame().await,
         };
         let before = head.take().unwrap_or(b"");
         match frame {
@@ -194,12 +199,71 @@ where
                     }
                     continue;
                 }
+                // Chunked: a frame per chunk the client sent. (A length's frames are reads.)
+                let data = if framing == BodyFraming::Chunked && data.len() < GATHER_MAX {
+                    gather(body, data, &mut next).await
+                } else {
+                    data
+                };
                 let wrap = enc.data(data.len()).map_err(SendError::Length)?;
                 let mut out = before.chain(wrap.prefix()).chain(data).chain(wrap.suffix);
                 wr.write_all_buf(&mut out).await.map_err(SendError::Io)?;
             }
         }
     }
+}
+
+/// Data smaller than this goes on with the frames already there after it, in one chunk and
+/// one write of up to this much (copied): a client that cuts its body into tiny chunks costs
+/// no more writes upstream than one that does not (before, 65,536 one-byte chunks took as
+/// many writes: some 0.4 s of the node's CPU per request).
+pub const GATHER_MAX: usize = 16 * 1024;
+
+/// `first`, with the data of the frames that are already there after it, up to
+/// [`GATHER_MAX`]; a frame that is not data (the body's end, its failure) is left in `next`.
+async fn gather<B>(
+    body: &mut B,
+    first: Bytes,
+    next: &mut Option<Option<Result<http_body::Frame<Bytes>, B::Error>>>,
+) -> Bytes
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut more: Option<BytesMut> = None;
+    let mut yielded = false;
+    loop {
+        let ready = poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *body).poll_frame(cx))).await;
+        match ready {
+            // A body fed by another task (hyper's connection, which reads on only once the
+            // last frame was taken) gets one turn to bring the next.
+            Poll::Pending if !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+            }
+            Poll::Pending => break,
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(d) if !d.is_empty() => {
+                    let m = more.get_or_insert_with(|| {
+                        let mut m = BytesMut::with_capacity(GATHER_MAX);
+                        m.extend_from_slice(&first);
+                        m
+                    });
+                    m.extend_from_slice(&d);
+                    yielded = false;
+                    if m.len() >= GATHER_MAX {
+                        break;
+                    }
+                }
+                // An empty frame or trailers: skipped, as `send` skips them.
+                _ => {}
+            },
+            Poll::Ready(end) => {
+                *next = Some(end);
+                break;
+            }
+        }
+    }
+    more.map_or(first, BytesMut::freeze)
 }
 
 /// Whether a failed exchange may go again on a new connection: nothing of the response
@@ -402,14 +466,60 @@ mod tests {
 
     #[tokio::test]
     async fn the_head_goes_with_the_frames_and_the_end() {
+        // Frames already there go as one chunk (an empty one skipped).
         let mut b = frames(&[b"hello", b"", b" world"]);
         let (out, r) = send_to_vec(b"H\r\n\r\n", &mut b, Some(BodyFraming::Chunked)).await;
         r.unwrap();
-        assert_eq!(out, b"H\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        assert_eq!(out, b"H\r\n\r\nb\r\nhello world\r\n0\r\n\r\n");
+        // Up to GATHER_MAX a chunk: 40,000 one-byte frames, the same bytes in 3 chunks.
+        let many: Vec<&'static [u8]> = (0..40_000).map(|i| &b"0123456789"[i % 10..][..1]).collect();
+        let mut b = frames(&many);
+        let (out, r) = send_to_vec(b"H|", &mut b, Some(BodyFraming::Chunked)).await;
+        r.unwrap();
+        let body: Vec<u8> = many.concat();
+        let mut want = b"H|4000\r\n".to_vec();
+        want.extend_from_slice(&body[..GATHER_MAX]);
+        want.extend_from_slice(b"\r\n4000\r\n");
+        want.extend_from_slice(&body[GATHER_MAX..2 * GATHER_MAX]);
+        want.extend_from_slice(format!("\r\n{:x}\r\n", 40_000 - 2 * GATHER_MAX).as_bytes());
+        want.extend_from_slice(&body[2 * GATHER_MAX..]);
+        want.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert!(out == want, "{:?}", String::from_utf8_lossy(&out[..40]));
         let mut b = frames(&[b"hello", b" world"]);
         let (out, r) = send_to_vec(b"H\r\n\r\n", &mut b, Some(BodyFraming::Length(11))).await;
         r.unwrap();
         assert_eq!(out, b"H\r\n\r\nhello world");
+    }
+
+    #[tokio::test]
+    async fn frames_another_task_feeds_one_at_a_time_are_gathered_too() {
+        // As hyper feeds a body: a task that makes the next frame only once the last was
+        // taken (a channel of one).
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        tokio::spawn(async move {
+            for i in 0..1000u32 {
+                let b = Bytes::from(vec![b'a' + (i % 26) as u8]);
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let b = rx.recv().await?;
+            Some((Ok::<_, Infallible>(http_body::Frame::data(b)), rx))
+        });
+        let mut b = http_body_util::StreamBody::new(Box::pin(stream));
+        let (out, r) = send_to_vec(b"H|", &mut b, Some(BodyFraming::Chunked)).await;
+        r.unwrap();
+        let body: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut want = b"H|3e8\r\n".to_vec();
+        want.extend_from_slice(&body);
+        want.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert!(
+            out == want,
+            "{:?}",
+            String::from_utf8_lossy(&out[..out.len().min(60)])
+        );
     }
 
     #[tokio::test]
