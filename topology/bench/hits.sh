@@ -27,6 +27,10 @@
 #   SPLIT=1 ./topology/bench/hits.sh           # + the server's user and system µs/request per run
 #   CPUS=1 ./topology/bench/hits.sh            # + each CPU's busy µs/request per run (CPU 0: wrk
 #                                   and the origin; CPU 1: the server) and its idle share
+#   NSTAT=1 ./topology/bench/hits.sh           # + the machine's TCP counters per request (nstat:
+#                                   segments, pure and delayed ACKs; every socket counts)
+#   PERF_CPU0=/tmp/c ./topology/bench/hits.sh  # + perf stat of CPU 0 (wrk and the origin: how
+#                                   often they wake), the events as for PERF_STAT
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${STRAIT_BIN:-$PWD/target/release/strait}
