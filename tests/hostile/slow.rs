@@ -44,14 +44,13 @@ fn a_slowloris_head_is_cut_at_header_read_timeout_on_both_paths() {
     );
     assert_eq!(status, Some(408), "fast path");
     assert!(took < Duration::from_secs(4), "fast path took {took:?}");
-    // hyper: a chunked POST that is not `plain` (it carries `Authorization`) moves the
-    // connection there (a plain upload stays on the connection's own loop: the upload lane);
-    // then its next head trickles.
+    // hyper: a request whose `Connection` names a field moves the connection there (an
+    // upload stays on the connection's own loop: the upload lane); then its next head trickles.
     let mut r = connect(node.addr, Duration::from_millis(200));
     r.get_mut()
         .write_all(
-            b"POST /obj/first HTTP/1.1\r\nHost: test.example\r\nAuthorization: x\r\n\
-              Transfer-Encoding: chunked\r\n\r\n0;to=hyper\r\n\r\n",
+            b"POST /obj/first HTTP/1.1\r\nHost: test.example\r\nConnection: x-to-hyper\r\n\
+              Content-Length: 1\r\n\r\nx",
         )
         .expect("write");
     r.get_ref()

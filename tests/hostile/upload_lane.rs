@@ -407,16 +407,29 @@ fn a_chunked_upload_that_does_not_come_whole_streams_on_the_lane() {
 #[test]
 fn a_body_cut_into_tiny_chunks_goes_up_in_few() {
     // 20,000 one-byte chunks: one upstream chunk (and write) each would cost the node a
-    // system call per 6 bytes the client sends. On the lane and on hyper's path (a request
-    // that is not plain), the origin gets the same bytes in far fewer chunks.
+    // system call per 6 bytes the client sends. On the lane (plain or not) and on hyper's
+    // path (a connection hyper already has), the origin gets the same bytes in far fewer
+    // chunks.
     let origin = Recorder::start();
     let node = node(&[origin.addr], "");
     let data = pattern(20_000);
-    for (target, extra) in [("/tiny-lane", ""), ("/tiny-hyper", "Authorization: x\r\n")] {
-        let mut raw = format!(
-            "POST {target} HTTP/1.1\r\nHost: test.example\r\n{extra}Transfer-Encoding: chunked\r\n\r\n"
-        )
-        .into_bytes();
+    let cases = [
+        ("/tiny-lane", "", false),
+        ("/tiny-parts", "Authorization: x\r\n", false),
+        ("/tiny-hyper", "", true),
+    ];
+    for (target, extra, behind_hyper) in cases {
+        let mut raw = if behind_hyper {
+            TO_HYPER.to_vec()
+        } else {
+            Vec::new()
+        };
+        raw.extend_from_slice(
+            format!(
+                "POST {target} HTTP/1.1\r\nHost: test.example\r\n{extra}Transfer-Encoding: chunked\r\n\r\n"
+            )
+            .as_bytes(),
+        );
         for b in &data {
             raw.extend_from_slice(b"1\r\n");
             raw.push(*b);
@@ -425,16 +438,24 @@ fn a_body_cut_into_tiny_chunks_goes_up_in_few() {
         raw.extend_from_slice(b"0\r\n\r\n");
         let mut r = connect(node.addr, IO_TIMEOUT);
         r.get_mut().write_all(&raw).expect("write");
+        if behind_hyper {
+            let first = strict::read_final(&mut r, false).expect("first");
+            assert_eq!(first.body, b"method POST body 1\n");
+        }
         let resp = strict::read_final(&mut r, false).expect("answer");
         assert_eq!(resp.body, b"method POST body 20000\n", "{target}");
     }
     assert_eq!(
         node.counter("upload_lane"),
-        1,
-        "the plain one took the lane"
+        2,
+        "the ones on the connection's loop took the lane"
     );
     let got = origin.requests();
-    for (target, most) in [("/tiny-lane", 20), ("/tiny-hyper", 1_000)] {
+    for (target, most) in [
+        ("/tiny-lane", 20),
+        ("/tiny-parts", 20),
+        ("/tiny-hyper", 1_000),
+    ] {
         let up = got
             .iter()
             .find(|g| g.line().contains(target))
@@ -691,10 +712,10 @@ fn outcome(node: SocketAddr, raw: &[u8]) -> (Vec<(u16, Vec<u8>)>, String) {
     }
 }
 
-/// A chunked upload the lane leaves to hyper (not `plain`: it carries `Authorization`), which
+/// A request the connection's loop leaves to hyper (its `Connection` names a field), which
 /// puts its connection in hyper's hands for good.
-const TO_HYPER: &[u8] = b"POST /first HTTP/1.1\r\nHost: test.example\r\nAuthorization: x\r\n\
-    Transfer-Encoding: chunked\r\n\r\n1;to=hyper\r\nx\r\n0\r\n\r\n";
+const TO_HYPER: &[u8] = b"POST /first HTTP/1.1\r\nHost: test.example\r\nConnection: x-to-hyper\r\n\
+    Content-Length: 1\r\n\r\nx";
 
 #[test]
 fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
@@ -827,6 +848,38 @@ fn requests_the_lane_takes_or_refuses_are_answered_as_hyper_answers_them() {
             "chunked, not hex",
             with("Transfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n"),
             true,
+        ),
+        (
+            "chunked, not plain, an extension and a trailer",
+            with(
+                "Authorization: x\r\nTransfer-Encoding: chunked\r\n",
+                "5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+            ),
+            true,
+        ),
+        (
+            "chunked, not plain, whole",
+            with(
+                "Authorization: x\r\nTransfer-Encoding: chunked\r\n",
+                "3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n",
+            ),
+            true,
+        ),
+        (
+            "chunked, not plain, not hex",
+            with(
+                "Authorization: x\r\nTransfer-Encoding: chunked\r\n",
+                "zz\r\nhello\r\n0\r\n\r\n",
+            ),
+            true,
+        ),
+        (
+            "chunked, not plain, over the limit",
+            with(
+                "Authorization: x\r\nTransfer-Encoding: chunked\r\n",
+                &format!("401\r\n{}\r\n0\r\n\r\n", "x".repeat(1025)),
+            ),
+            false,
         ),
         (
             "gzip, chunked",

@@ -156,12 +156,15 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                             break;
                         }
                         fast::Framing::Length(len) => (len, None),
-                        // Chunked: the lane's only when the whole body is here already, in
-                        // the plainest form, and the request skips the parts (see below).
+                        // Chunked: whole already, in the plainest form (sent up with a
+                        // length when the request skips the parts), or streamed.
                         fast::Framing::Chunked => {
                             let body = &buf[r.head_len..];
+                            let limit = ctx.rt.load().limits.max_request_body;
                             match chunked::scan(body, upload_lane::WHOLE_MAX) {
-                                chunked::Scan::Whole(w) => (w.len, Some(w.consumed)),
+                                chunked::Scan::Whole(w) if w.len <= limit => {
+                                    (w.len, Some(w.consumed))
+                                }
                                 // Cut by this read's room, not by the client: read on (its
                                 // framing at most as long as its data).
                                 chunked::Scan::Partial
@@ -173,11 +176,7 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                                 }
                                 // Sizes already over `max_request_body`: hyper's, which
                                 // answers 413 before the origin (`chunk_limit`).
-                                _ if chunked::declares_over(
-                                    body,
-                                    ctx.rt.load().limits.max_request_body,
-                                ) =>
-                                {
+                                _ if chunked::declares_over(body, limit) => {
                                     return handoff(conn, io, buf, watcher, idle_armed_at).await
                                 }
                                 // Larger, in another form (extensions, trailers), or still
@@ -191,7 +190,6 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                     };
                     let raw = &buf[..r.head_len];
                     let framed = (len, dechunked.is_some());
-                    // A chunked one that does not skip the parts is hyper's (`Next::General`).
                     let prepared = upload_lane::prepare(ctx, &r, framed, raw, peer, read_at);
                     let lane = upload_lane::UploadReq {
                         head_len: r.head_len,

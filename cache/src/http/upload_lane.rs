@@ -5,11 +5,11 @@
 //! loop found whole after the head, in the plainest form (`chunked::scan`; the caller read on
 //! when its read's room had cut it): its data goes upstream in the head's write, with a
 //! `Content-Length` instead of the client's `Transfer-Encoding` (`origin_head_dechunked`);
-//! any other `plain` chunked upload streams on the lane, decoded as it arrives
-//! (`RawBody::chunked`) and sent upstream chunked (its head as the client's, with its
-//! `Transfer-Encoding`), unless the sizes that came with the head already declare more than
-//! `max_request_body` (hyper's 413 before the origin, `chunk_limit`); a chunked upload that
-//! does not skip the parts is hyper's. A client expecting `100-continue` gets it once its
+//! any other chunked upload streams on the lane, decoded as it arrives (`RawBody::chunked`)
+//! and sent upstream chunked (a `plain` one's head as the client's, with its
+//! `Transfer-Encoding`; another one's from its parts, as the general stages send it), unless
+//! the sizes that came with the head already declare more than `max_request_body` (hyper's
+//! 413 before the origin, `chunk_limit`). A client expecting `100-continue` gets it once its
 //! request is admitted and routed with none of its body here yet, before the origin is reached.
 //!
 //! Contract ([`serve`]):
@@ -182,10 +182,11 @@ pub(super) struct UploadReq {
     /// Its `Content-Length` (0 without one), or its chunked body's bytes of data.
     pub len: u64,
     /// The bytes its chunked body takes after the head, when it came chunked and whole
-    /// (`chunked::whole`): only with `prepared`.
+    /// (`chunked::whole`): with `prepared`, its data goes up with a length; without, it is
+    /// decoded as a streamed one is.
     pub dechunked: Option<usize>,
     /// Its body is chunked and did not come whole: streamed as it arrives, decoded and sent
-    /// upstream chunked (`len` is 0): only with `prepared`.
+    /// upstream chunked (`len` is 0).
     pub chunked: bool,
     /// The client asked to close after it.
     pub close: bool,
@@ -279,9 +280,12 @@ pub(super) async fn serve(
         };
         (answer, Some(p.route.index))
     } else {
-        // A chunked body is the lane's only when it skips the parts: hyper's, nothing read.
-        if req.dechunked.is_some() || req.chunked {
-            return Next::General;
+        // A chunked body that does not skip the parts, whole or not, streams as it is decoded
+        // (its sizes are within the limit: the caller left the others to hyper); what is left
+        // of it after an early answer cannot be counted, so the connection then ends.
+        let chunked = req.chunked || req.dechunked.is_some();
+        if chunked {
+            left = crate::origin::raw_body::UNKNOWN;
         }
         let Some(mut parts) = lite::parts(&buf[..req.head_len]) else {
             return Next::General;
@@ -309,7 +313,12 @@ pub(super) async fn serve(
                     return Next::Close;
                 }
                 let shared = Shared(Mutex::new(&mut *io));
-                let raw = RawBody::new(&shared.0, &mut *buf, &mut left);
+                let raw = if chunked {
+                    let limit = ctx.rt.load().limits.max_request_body;
+                    RawBody::chunked(&shared.0, &mut *buf, &mut left, limit)
+                } else {
+                    RawBody::new(&shared.0, &mut *buf, &mut left)
+                };
                 let answer = Box::pin(p.pass(Arc::clone(ctx), ClientBody::Raw(raw)));
                 let (answer, failed) = with_interims(&mut &shared, &sink, answer).await;
                 if let Some(e) = failed {
