@@ -142,12 +142,20 @@ impl<'a> RawBody<'a> {
                 match dec.step(self.buf) {
                     // Small chunks already here go on together: one frame, one write upstream,
                     // not one per chunk a client cut its body into.
-                    Ok(Step::Data(d)) if d.len() < GATHER_MAX && !self.buf.is_empty() => {
-                        let mut more = BytesMut::with_capacity(GATHER_MAX);
-                        more.extend_from_slice(&d);
-                        while more.len() < GATHER_MAX && !self.buf.is_empty() {
+                    Ok(Step::Data(first)) if first.len() < GATHER_MAX && !self.buf.is_empty() => {
+                        // Copied only when a next chunk's data is here too.
+                        let mut more: Option<BytesMut> = None;
+                        while more.as_ref().map_or(first.len(), BytesMut::len) < GATHER_MAX
+                            && !self.buf.is_empty()
+                        {
                             match dec.step(self.buf) {
-                                Ok(Step::Data(d)) => more.extend_from_slice(&d),
+                                Ok(Step::Data(d)) => more
+                                    .get_or_insert_with(|| {
+                                        let mut m = BytesMut::with_capacity(GATHER_MAX);
+                                        m.extend_from_slice(&first);
+                                        m
+                                    })
+                                    .extend_from_slice(&d),
                                 // The end, or what to read next, is met again at the next poll.
                                 Ok(Step::Done | Step::More) => break,
                                 // A refused body stays refused (the decoder may have taken
@@ -158,7 +166,7 @@ impl<'a> RawBody<'a> {
                                 }
                             }
                         }
-                        return Poll::Ready(Some(Ok(more.freeze())));
+                        return Poll::Ready(Some(Ok(more.map_or(first, BytesMut::freeze))));
                     }
                     Ok(Step::Data(d)) => return Poll::Ready(Some(Ok(d))),
                     Ok(Step::Done) => {
