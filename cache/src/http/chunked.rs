@@ -72,12 +72,10 @@ pub fn declares_over(mut buf: &[u8], limit: u64) -> bool {
         if digits > MAX_DIGITS {
             return true;
         }
-        let size = buf[..digits]
-            .iter()
-            .try_fold(0u64, |n, d| Some(n * 16 + u64::from(hex(*d)?)));
-        let Some(size) = size.filter(|_| digits > 0) else {
+        if digits == 0 {
             return false;
-        };
+        }
+        let size = size_of(&buf[..digits]);
         total = total.saturating_add(size);
         if total > limit {
             return true;
@@ -97,11 +95,11 @@ pub fn declares_over(mut buf: &[u8], limit: u64) -> bool {
     }
 }
 
-/// The value of a hex digit.
-fn hex(d: u8) -> Option<u8> {
-    char::from(d)
-        .to_digit(16)
-        .and_then(|v| u8::try_from(v).ok())
+/// The value of a chunk size's hex digits (at most [`MAX_DIGITS`]: no overflow).
+fn size_of(digits: &[u8]) -> u64 {
+    digits.iter().fold(0u64, |n, &d| {
+        (n << 4) | u64::from(char::from(d).to_digit(16).unwrap_or(0))
+    })
 }
 
 /// Most hex digits of a chunk size (a `u64`).
@@ -133,10 +131,7 @@ fn walk(buf: &[u8], max: u64, mut data: impl FnMut(&[u8])) -> Result<Whole, NotW
         if digits == 0 || digits > MAX_DIGITS {
             return Err(Refused);
         }
-        let size = rest[..digits].iter().fold(0u64, |n, &d| {
-            // At most 16 digits: no overflow.
-            (n << 4) | u64::from(char::from(d).to_digit(16).unwrap_or(0))
-        });
+        let size = size_of(&rest[..digits]);
         at += digits;
         crlf(buf, &mut at)?;
         if size == 0 {

@@ -27,12 +27,14 @@
 //!   timers are `upload::Upload`'s, which wraps it as it wraps hyper's body.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 
 use super::h1::chunked::{ChunkError, Decoder, Step};
+// The sender's bound: a frame gathered here is not gathered again there.
+use super::h1::upload::GATHER_MAX;
 use crate::fault::Fault;
 
 /// Spare capacity a read of the body is given when the buffer has less, at first.
@@ -42,10 +44,6 @@ pub const READ_CHUNK: usize = 16 * 1024;
 /// up to this (a long upload moves in fewer, larger reads; memory per uploading client stays
 /// bounded).
 pub const READ_MAX: usize = 64 * 1024;
-
-/// A chunked body's data smaller than this, with more of the body already read, goes on
-/// with the chunks after it in one frame of up to this much (copied).
-pub const GATHER_MAX: usize = 16 * 1024;
 
 /// `left` of a chunked body that has not ended yet.
 pub const UNKNOWN: u64 = u64::MAX;
@@ -182,21 +180,15 @@ impl<'a> RawBody<'a> {
                 }
                 // A line not ended yet stays in the buffer (the decoder bounds it): read
                 // after it.
-                match read(self.io, cx, self.buf, &mut self.room) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(f)) => {
-                        self.failed = Some(f);
-                        return Poll::Ready(Some(Err(f)));
-                    }
-                    Poll::Pending => return Poll::Pending,
+                if let Err(f) = ready!(read(self.io, cx, self.buf, &mut self.room)) {
+                    self.failed = Some(f);
+                    return Poll::Ready(Some(Err(f)));
                 }
             }
         }
         if self.buf.is_empty() {
-            match read(self.io, cx, self.buf, &mut self.room) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(f)) => return Poll::Ready(Some(Err(f))),
-                Poll::Pending => return Poll::Pending,
+            if let Err(f) = ready!(read(self.io, cx, self.buf, &mut self.room)) {
+                return Poll::Ready(Some(Err(f)));
             }
         }
         let take = usize::try_from(*self.left).map_or(self.buf.len(), |l| l.min(self.buf.len()));
