@@ -560,6 +560,78 @@ fn an_upload_expecting_100_continue_gets_it_only_while_its_body_is_awaited() {
 }
 
 #[test]
+fn a_chunked_upload_expecting_100_continue_gets_it_on_the_lane() {
+    let origin = Recorder::start();
+    let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");
+    // Plain, and with a field that makes it take the general stages' branch: the client waits
+    // for the 100 before its chunks, the lane answers, and the connection goes on.
+    for (i, extra) in ["", "Authorization: Bearer t\r\n"].into_iter().enumerate() {
+        let target = format!("/waits-chunked/{i}");
+        let (raw, body) = chunked_upload(&target, &[300, 1, 500]);
+        let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2;
+        let mut head = raw[..head_len].to_vec();
+        head.extend_from_slice(format!("Expect: 100-continue\r\n{extra}\r\n").as_bytes());
+        let mut r = connect(node.addr, IO_TIMEOUT);
+        r.get_mut().write_all(&head).expect("head");
+        let interim = strict::read(&mut r, false)
+            .expect("read")
+            .expect("an answer");
+        assert_eq!(interim.status, 100, "{target}: the 100 before the chunks");
+        r.get_mut().write_all(&raw[head_len + 2..]).expect("body");
+        let fin = strict::read_final(&mut r, false).expect("final");
+        assert_eq!(
+            (fin.status, &fin.body[..]),
+            (200, format!("method PUT body {}\n", body.len()).as_bytes()),
+            "{target}"
+        );
+        assert!(!fin.closes(), "{target}: the whole body was read");
+        assert_eq!(
+            node.counter("upload_lane"),
+            i as u64 + 1,
+            "{target} took the lane"
+        );
+        let got = origin.requests();
+        let up = got
+            .iter()
+            .find(|g| g.line().contains(&target))
+            .expect("sent up");
+        assert_eq!(up.body, body, "{target}");
+    }
+    // Chunks sent with the head: no 100, the final answer first.
+    let (raw, body) = chunked_upload("/sent-chunked", &[10, 20]);
+    let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2;
+    let mut with = raw[..head_len].to_vec();
+    with.extend_from_slice(b"Expect: 100-continue\r\n");
+    with.extend_from_slice(&raw[head_len..]);
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&with).expect("write");
+    let first = strict::read(&mut r, false)
+        .expect("read")
+        .expect("an answer");
+    assert_eq!(
+        (first.status, &first.body[..]),
+        (200, format!("method PUT body {}\n", body.len()).as_bytes()),
+        "no 100 for chunks already sent"
+    );
+    // Chunks over `max_request_body` after the 100: 413 at the size line, the origin's
+    // upload cut.
+    let (raw, _) = chunked_upload("/over-chunked", &[1000, 1000]);
+    let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2;
+    let mut head = raw[..head_len].to_vec();
+    head.extend_from_slice(b"Expect: 100-continue\r\n\r\n");
+    let mut r = connect(node.addr, IO_TIMEOUT);
+    r.get_mut().write_all(&head).expect("head");
+    let interim = strict::read(&mut r, false)
+        .expect("read")
+        .expect("an answer");
+    assert_eq!(interim.status, 100);
+    let _ = r.get_mut().write_all(&raw[head_len + 2..]);
+    let fin = strict::read_final(&mut r, false).expect("final");
+    assert_eq!(fin.status, 413);
+    assert_eq!(node.counter("upload_lane"), 4);
+}
+
+#[test]
 fn a_length_over_max_request_body_is_413_before_the_origin_and_the_limit_itself_passes() {
     let origin = Recorder::start();
     let node = node(&[origin.addr], "[limits]\nmax_request_body = \"1KiB\"\n");

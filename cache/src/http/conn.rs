@@ -166,9 +166,11 @@ async fn fast_loop(conn: Conn<'_>, mut io: ClientIo, watcher: Watcher) {
                                     (w.len, Some(w.consumed))
                                 }
                                 // Cut by this read's room, not by the client: read on (its
-                                // framing at most as long as its data).
+                                // framing at most as long as its data; not when the client
+                                // may be waiting for a 100 before it sends the rest).
                                 chunked::Scan::Partial
                                     if filled
+                                        && !r.expect_continue
                                         && body.len() as u64 <= 2 * upload_lane::WHOLE_MAX =>
                                 {
                                     read_on = true;

@@ -7,7 +7,7 @@
 //! as [`Parse::Upload`], for the upload lane (`upload_lane`) — `POST`/`PUT`/`PATCH`/`DELETE`
 //! requests of the same form with either at most one `Content-Length`, a plain number (digits
 //! only, no leading zero, at most 19), or one `Transfer-Encoding: chunked` (then no
-//! `Content-Length` and no `Expect`), at most one `Expect: 100-continue` and no other, and no
+//! `Content-Length`), at most one `Expect: 100-continue` and no other, and no
 //! `Upgrade` or `TE` (the cache fields do not matter to them: they are passed). Any other
 //! request — or any doubt — is [`Parse::Fallback`]: the connection is handed, with every byte
 //! read so far, to the general (hyper) path, which makes the same decision slowly. The answer
@@ -158,8 +158,6 @@ pub fn parse(buf: &[u8]) -> Parse<'_> {
         return match (chunked, length) {
             // Both: a possible smuggling attempt, refused on the general path.
             (true, Some(_)) => Parse::Fallback,
-            // Its client waits for a 100 before a body the lane would need whole at once.
-            (true, None) if req.expect_continue => Parse::Fallback,
             (true, None) => Parse::Upload(req, Framing::Chunked),
             // No `Content-Length` (and no `Transfer-Encoding`): no body (RFC 9112 §6.3).
             (false, length) => Parse::Upload(req, Framing::Length(length.unwrap_or(0))),
@@ -350,6 +348,12 @@ mod tests {
         assert!(f.expect_continue && f.plain && n == 5);
         let raw = b"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
         assert!(!upload(raw).0.expect_continue);
+        // A chunked one too: the lane sends the 100 before it reads the body as it comes.
+        let raw = b"PUT /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+        match parse(raw) {
+            Parse::Upload(f, Framing::Chunked) => assert!(f.expect_continue && f.plain),
+            other => panic!("not a chunked upload: {other:?}"),
+        }
     }
 
     #[test]
@@ -419,7 +423,6 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
             b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue, x\r\n\r\n",

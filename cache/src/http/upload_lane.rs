@@ -209,6 +209,8 @@ pub(super) async fn serve(
     req: UploadReq,
 ) -> Next {
     let mut left = req.len;
+    // It waits for a 100 before a body to read: a length, or chunks.
+    let expects = req.expect_continue && (req.len > 0 || req.chunked || req.dechunked.is_some());
     let sink;
     let pending;
     let (answer, route) = if let Some(mut p) = req.prepared {
@@ -234,7 +236,7 @@ pub(super) async fn serve(
         };
         if whole {
             left = 0;
-        } else if let Err(e) = go_on(io, (req.expect_continue, req.len), buf).await {
+        } else if let Err(e) = go_on(io, expects, buf).await {
             write_failed(ctx, req.peer, &e);
             return Next::Close;
         }
@@ -308,7 +310,7 @@ pub(super) async fn serve(
             BodyBegin::Pass(p) => {
                 bump(&ctx.counters.upload_lane);
                 buf.advance(req.head_len);
-                if let Err(e) = go_on(io, (req.expect_continue, req.len), buf).await {
+                if let Err(e) = go_on(io, expects, buf).await {
                     write_failed(ctx, req.peer, &e);
                     return Next::Close;
                 }
@@ -374,17 +376,14 @@ pub(super) async fn serve(
 }
 
 /// The interim answer a client that expects `100-continue` waits for before it sends its
-/// body, once the request is admitted and routed with a body still to read (before the origin
-/// is reached), and only when none of it came yet (RFC 9110 §10.1.1: a client that started its body needs none; nor does one
-/// answered at once, with a final status, without its body).
+/// body (a length, or chunks), once the request is admitted and routed with a body still to
+/// read (before the origin is reached), and only when none of it came yet (RFC 9110 §10.1.1:
+/// a client that started its body needs none; nor does one answered at once, with a final
+/// status, without its body).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-async fn go_on(
-    io: &mut ClientIo,
-    (expect_continue, len): (bool, u64),
-    body_here: &BytesMut,
-) -> std::io::Result<()> {
-    if expect_continue && len > 0 && body_here.is_empty() {
+async fn go_on(io: &mut ClientIo, expects: bool, body_here: &BytesMut) -> std::io::Result<()> {
+    if expects && body_here.is_empty() {
         io.write_all(CONTINUE).await?;
     }
     Ok(())
