@@ -49,7 +49,8 @@ pub const TARGETS: &[(&str, Check)] = &[
 
 /// The hit fast path's parser: a fast request's head lies in the buffer, its target is in
 /// origin form and the head alone parses the same; no shorter prefix of the head is a fast
-/// request; the general path's `lite::parts` reads the same head as a GET/HEAD of that target.
+/// request; its path is in normal form; the general path's `lite::parts` reads the same head as
+/// a GET/HEAD of that target.
 /// An upload (`Parse::Upload`) likewise, and its framing is the one the general path reads:
 /// `admit`'s framing check passes; with a length, no `Transfer-Encoding` and the same
 /// `Content-Length` (none for 0 only); chunked, one `Transfer-Encoding: chunked` and no
@@ -64,6 +65,9 @@ pub fn check_fast_parse(data: &[u8]) {
     assert!(req.target.starts_with('/'));
     assert!(req.target.starts_with(req.path) && !req.path.contains('?'));
     assert!(req.target.len() == req.path.len() || req.target[req.path.len()..].starts_with('?'));
+    // A path the general path would normalise never takes the fast path.
+    let normal = crate::policy::target::normalize_path(req.path);
+    assert_eq!(normal.as_deref(), Some(req.path), "a path that is not normal");
     let head = &data[..req.head_len];
     let again = match upload {
         None => Parse::Fast(fast::FastReq { ..req }),
