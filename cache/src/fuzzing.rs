@@ -67,7 +67,11 @@ pub fn check_fast_parse(data: &[u8]) {
     assert!(req.target.len() == req.path.len() || req.target[req.path.len()..].starts_with('?'));
     // A path the general path would normalise never takes the fast path.
     let normal = crate::policy::target::normalize_path(req.path);
-    assert_eq!(normal.as_deref(), Some(req.path), "a path that is not normal");
+    assert_eq!(
+        normal.as_deref(),
+        Some(req.path),
+        "a path that is not normal"
+    );
     let head = &data[..req.head_len];
     let again = match upload {
         None => Parse::Fast(fast::FastReq { ..req }),
