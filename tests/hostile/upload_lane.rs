@@ -559,6 +559,12 @@ fn an_upload_expecting_100_continue_gets_it_only_while_its_body_is_awaited() {
         .any(|(n, v)| n == "expect" && v == "100-continue"));
 }
 
+/// Where a request's fields end in `raw` (before the blank line that ends its head): more
+/// fields can go there.
+fn fields_end(raw: &[u8]) -> usize {
+    raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2
+}
+
 #[test]
 fn a_chunked_upload_expecting_100_continue_gets_it_on_the_lane() {
     let origin = Recorder::start();
@@ -568,7 +574,7 @@ fn a_chunked_upload_expecting_100_continue_gets_it_on_the_lane() {
     for (i, extra) in ["", "Authorization: Bearer t\r\n"].into_iter().enumerate() {
         let target = format!("/waits-chunked/{i}");
         let (raw, body) = chunked_upload(&target, &[300, 1, 500]);
-        let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2;
+        let head_len = fields_end(&raw);
         let mut head = raw[..head_len].to_vec();
         head.extend_from_slice(format!("Expect: 100-continue\r\n{extra}\r\n").as_bytes());
         let mut r = connect(node.addr, IO_TIMEOUT);
@@ -599,7 +605,7 @@ fn a_chunked_upload_expecting_100_continue_gets_it_on_the_lane() {
     }
     // Chunks sent with the head: no 100, the final answer first.
     let (raw, body) = chunked_upload("/sent-chunked", &[10, 20]);
-    let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2;
+    let head_len = fields_end(&raw);
     let mut with = raw[..head_len].to_vec();
     with.extend_from_slice(b"Expect: 100-continue\r\n");
     with.extend_from_slice(&raw[head_len..]);
@@ -616,7 +622,7 @@ fn a_chunked_upload_expecting_100_continue_gets_it_on_the_lane() {
     // Chunks over `max_request_body` after the 100: 413 at the size line, the origin's
     // upload cut.
     let (raw, _) = chunked_upload("/over-chunked", &[1000, 1000]);
-    let head_len = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 2;
+    let head_len = fields_end(&raw);
     let mut head = raw[..head_len].to_vec();
     head.extend_from_slice(b"Expect: 100-continue\r\n\r\n");
     let mut r = connect(node.addr, IO_TIMEOUT);
